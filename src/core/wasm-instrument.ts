@@ -1,0 +1,528 @@
+// Injects an interrupt check into a core Wasm module, like wasmtime's epoch interruption.
+//
+// Why: Bun's Worker.terminate() cannot stop a worker spinning in a pure-Wasm loop (DESIGN "Measured traps").
+// A loop that calls a host import now and then can be stopped. So every loop header and every function entry
+// decrements a new mutable global; when it reaches zero the code calls the import `propeller.interrupt`, which
+// checks the stop flag and the deadline and throws to unwind the guest. Pure function: bytes in, bytes out.
+
+export const INTERRUPT_MODULE = "propeller";
+export const INTERRUPT_NAME = "interrupt";
+/** Loop iterations between two host checks: a tight loop reaches it in well under a millisecond. */
+export const CHECK_EVERY = 100_000;
+
+export class WasmFormatError extends Error {}
+
+class Reader {
+  pos = 0;
+  constructor(readonly buf: Uint8Array, readonly end = buf.length) {}
+  byte(): number {
+    if (this.pos >= this.end) throw new WasmFormatError("unexpected end of module");
+    return this.buf[this.pos++]!;
+  }
+  u32(): number {
+    let result = 0;
+    let shift = 0;
+    for (;;) {
+      const b = this.byte();
+      result += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) return result;
+      shift += 7;
+      if (shift > 63) throw new WasmFormatError("LEB128 too long");
+    }
+  }
+  /** Skips a signed or unsigned LEB128 of any width. */
+  skipLeb(): void {
+    for (let i = 0; i < 10; i++) if ((this.byte() & 0x80) === 0) return;
+    throw new WasmFormatError("LEB128 too long");
+  }
+  bytes(n: number): Uint8Array {
+    if (this.pos + n > this.end) throw new WasmFormatError("unexpected end of module");
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+  name(): void {
+    this.bytes(this.u32());
+  }
+}
+
+class Writer {
+  private chunks: number[] = [];
+  byte(b: number): void {
+    this.chunks.push(b);
+  }
+  u32(v: number): void {
+    do {
+      let b = v % 128;
+      v = Math.floor(v / 128);
+      if (v !== 0) b |= 0x80;
+      this.chunks.push(b);
+    } while (v !== 0);
+  }
+  i32(v: number): void {
+    for (;;) {
+      const b = v & 0x7f;
+      v >>= 7;
+      if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
+        this.chunks.push(b);
+        return;
+      }
+      this.chunks.push(b | 0x80);
+    }
+  }
+  raw(bytes: Uint8Array): void {
+    for (const b of bytes) this.chunks.push(b);
+  }
+  get length(): number {
+    return this.chunks.length;
+  }
+  finish(): Uint8Array {
+    return Uint8Array.from(this.chunks);
+  }
+}
+
+// Value types that are longer than one byte: (ref null ht) and (ref ht) carry a heap type.
+function skipValType(r: Reader): void {
+  const b = r.byte();
+  if (b === 0x63 || b === 0x64) r.skipLeb();
+}
+
+function skipBlockType(r: Reader): void {
+  const b = r.buf[r.pos];
+  if (b === 0x63 || b === 0x64) skipValType(r);
+  else r.skipLeb();
+}
+
+function skipLimits(r: Reader): void {
+  const flags = r.byte();
+  r.skipLeb();
+  if (flags & 0x01) r.skipLeb();
+}
+
+/** Copies one memarg (alignment with optional memory index, then offset). */
+function copyMemarg(r: Reader): void {
+  const align = r.u32();
+  if (align & 0x40) r.u32();
+  r.skipLeb();
+}
+
+interface Rewrite {
+  remapFunc: (idx: number) => number;
+  /** Bytes to insert after each loop header; empty for constant expressions. */
+  check: Uint8Array;
+}
+
+// SIMD sub-opcodes and what follows them.
+function skipSimd(r: Reader, op: number): void {
+  if (op <= 11 || op === 92 || op === 93) copyMemarg(r);
+  else if (op === 12 || op === 13) r.bytes(16);
+  else if (op >= 21 && op <= 34) r.byte();
+  else if (op >= 84 && op <= 91) {
+    copyMemarg(r);
+    r.byte();
+  }
+}
+
+/**
+ * Copies an instruction sequence up to and including the `end` that closes it, remapping function indices and
+ * inserting the interrupt check after every `loop`.
+ */
+function rewriteExpr(r: Reader, w: Writer, rw: Rewrite, endPos: number): void {
+  let depth = 0;
+  while (r.pos < endPos) {
+    const start = r.pos;
+    const op = r.byte();
+    switch (op) {
+      case 0x02: // block
+      case 0x04: // if
+      case 0x06: // try
+        skipBlockType(r);
+        depth++;
+        break;
+      case 0x03: // loop
+        skipBlockType(r);
+        depth++;
+        w.raw(r.buf.subarray(start, r.pos));
+        w.raw(rw.check);
+        continue;
+      case 0x1f: {
+        // try_table
+        skipBlockType(r);
+        const n = r.u32();
+        for (let i = 0; i < n; i++) {
+          const kind = r.byte();
+          if (kind === 0x00 || kind === 0x01) r.u32();
+          r.u32();
+        }
+        depth++;
+        break;
+      }
+      case 0x0b: // end
+        if (depth === 0) {
+          w.byte(op);
+          return;
+        }
+        depth--;
+        break;
+      case 0x10: // call
+      case 0x12: // return_call
+      case 0xd2: {
+        // ref.func
+        const idx = r.u32();
+        w.byte(op);
+        w.u32(rw.remapFunc(idx));
+        continue;
+      }
+      case 0x0c:
+      case 0x0d:
+      case 0x07:
+      case 0x08:
+      case 0x09:
+      case 0x18:
+      case 0x14:
+      case 0x15:
+      case 0xd5:
+      case 0xd6:
+      case 0x20:
+      case 0x21:
+      case 0x22:
+      case 0x23:
+      case 0x24:
+      case 0x25:
+      case 0x26:
+      case 0x3f:
+      case 0x40:
+        r.u32();
+        break;
+      case 0x0e: {
+        const n = r.u32();
+        for (let i = 0; i <= n; i++) r.u32();
+        break;
+      }
+      case 0x11:
+      case 0x13:
+        r.u32();
+        r.u32();
+        break;
+      case 0x1c: {
+        const n = r.u32();
+        for (let i = 0; i < n; i++) skipValType(r);
+        break;
+      }
+      case 0x41:
+      case 0x42:
+      case 0xd0:
+        r.skipLeb();
+        break;
+      case 0x43:
+        r.bytes(4);
+        break;
+      case 0x44:
+        r.bytes(8);
+        break;
+      case 0xfc: {
+        const sub = r.u32();
+        if (sub === 8 || sub === 10 || sub === 12 || sub === 14) {
+          r.u32();
+          r.u32();
+        } else if (sub === 9 || sub === 11 || sub === 13 || (sub >= 15 && sub <= 17)) r.u32();
+        else if (sub > 17) throw new WasmFormatError(`unsupported instruction 0xfc ${sub}`);
+        break;
+      }
+      case 0xfd:
+        skipSimd(r, r.u32());
+        break;
+      case 0xfe: {
+        const sub = r.u32();
+        if (sub === 0x03) r.byte();
+        else copyMemarg(r);
+        break;
+      }
+      default:
+        if (op >= 0x28 && op <= 0x3e) copyMemarg(r);
+        else if (
+          op === 0x00 ||
+          op === 0x01 ||
+          op === 0x05 ||
+          op === 0x0a ||
+          op === 0x0f ||
+          op === 0x19 ||
+          op === 0x1a ||
+          op === 0x1b ||
+          op === 0xd1 ||
+          op === 0xd3 ||
+          op === 0xd4 ||
+          (op >= 0x45 && op <= 0xc4)
+        ) {
+          // no immediates
+        } else {
+          throw new WasmFormatError(`unsupported instruction 0x${op.toString(16)} at byte ${start}`);
+        }
+    }
+    w.raw(r.buf.subarray(start, r.pos));
+  }
+  throw new WasmFormatError("expression has no end");
+}
+
+const SECTION_ORDER: Record<number, number> = { 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13 };
+
+interface Section {
+  id: number;
+  body: Uint8Array;
+}
+
+function readSections(bytes: Uint8Array): Section[] {
+  if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
+    throw new WasmFormatError("not a WebAssembly module (missing \\0asm magic)");
+  }
+  if (bytes[4] !== 1 || bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) {
+    throw new WasmFormatError("not a core module (version is not 1): components are not supported by this runtime");
+  }
+  const r = new Reader(bytes);
+  r.pos = 8;
+  const out: Section[] = [];
+  while (r.pos < bytes.length) {
+    const id = r.byte();
+    const size = r.u32();
+    out.push({ id, body: r.bytes(size) });
+  }
+  return out;
+}
+
+/** Counts a section's entries and returns a reader positioned after the count. */
+function vecReader(body: Uint8Array): [Reader, number] {
+  const r = new Reader(body);
+  return [r, r.u32()];
+}
+
+function prependCount(count: number, rest: Uint8Array): Uint8Array {
+  const w = new Writer();
+  w.u32(count);
+  w.raw(rest);
+  return w.finish();
+}
+
+function rewriteConstExprs(r: Reader, w: Writer, rw: Rewrite, n: number): void {
+  for (let i = 0; i < n; i++) rewriteExpr(r, w, rw, r.end);
+}
+
+function rewriteElements(body: Uint8Array, rw: Rewrite): Uint8Array {
+  const [r, count] = vecReader(body);
+  const w = new Writer();
+  w.u32(count);
+  const noCheck = { ...rw, check: new Uint8Array() };
+  for (let i = 0; i < count; i++) {
+    const flags = r.u32();
+    w.u32(flags);
+    const copyFrom = (start: number) => w.raw(r.buf.subarray(start, r.pos));
+    if (flags === 2 || flags === 6) {
+      const s = r.pos;
+      r.u32();
+      copyFrom(s);
+    }
+    if ((flags & 0x01) === 0) rewriteExpr(r, w, noCheck, r.end); // active: offset expression
+    if (flags >= 1 && flags <= 3) w.byte(r.byte()); // elemkind
+    else if (flags >= 5) {
+      const s = r.pos;
+      skipValType(r); // reftype
+      copyFrom(s);
+    }
+    const n = r.u32();
+    w.u32(n);
+    if (flags & 0x04) rewriteConstExprs(r, w, noCheck, n);
+    else for (let j = 0; j < n; j++) w.u32(rw.remapFunc(r.u32()));
+  }
+  return w.finish();
+}
+
+export interface Instrumented {
+  bytes: Uint8Array;
+  /** Index of the interrupt import among functions; informational. */
+  interruptFunc: number;
+}
+
+/** Returns the module with the interrupt check injected. Throws WasmFormatError for malformed or unsupported input. */
+export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY): Instrumented {
+  const sections = readSections(input);
+  const byId = (id: number) => sections.find((s) => s.id === id);
+
+  // Type index of the new () -> () signature: appended, so no existing index moves.
+  const typeSec = byId(1);
+  const [typeR, typeCount] = typeSec ? vecReader(typeSec.body) : [new Reader(new Uint8Array()), 0];
+  const newType = typeCount;
+  const typeW = new Writer();
+  typeW.u32(typeCount + 1);
+  if (typeSec) typeW.raw(typeSec.body.subarray(typeR.pos));
+  typeW.raw(Uint8Array.of(0x60, 0x00, 0x00));
+
+  // Imports: count functions and globals, then append the interrupt import.
+  let funcImports = 0;
+  let globalImports = 0;
+  const importSec = byId(2);
+  const importW = new Writer();
+  {
+    const [r, count] = importSec ? vecReader(importSec.body) : [new Reader(new Uint8Array()), 0];
+    for (let i = 0; i < count; i++) {
+      r.name();
+      r.name();
+      const kind = r.byte();
+      if (kind === 0x00) {
+        r.u32();
+        funcImports++;
+      } else if (kind === 0x01) {
+        skipValType(r);
+        skipLimits(r);
+      } else if (kind === 0x02) skipLimits(r);
+      else if (kind === 0x03) {
+        skipValType(r);
+        r.byte();
+        globalImports++;
+      } else if (kind === 0x04) {
+        r.byte();
+        r.u32();
+      } else throw new WasmFormatError(`unknown import kind ${kind}`);
+    }
+    importW.u32(count + 1);
+    if (importSec) importW.raw(importSec.body.subarray(new Reader(importSec.body).pos + lebLength(count)));
+    for (const s of [INTERRUPT_MODULE, INTERRUPT_NAME]) {
+      const enc = new TextEncoder().encode(s);
+      importW.u32(enc.length);
+      importW.raw(enc);
+    }
+    importW.byte(0x00);
+    importW.u32(newType);
+  }
+  const interruptFunc = funcImports;
+  const remapFunc = (idx: number) => (idx >= funcImports ? idx + 1 : idx);
+
+  // The counter global: appended after all globals, so no existing index moves.
+  const globalSec = byId(6);
+  const [globalR, globalCount] = globalSec ? vecReader(globalSec.body) : [new Reader(new Uint8Array()), 0];
+  const counter = globalImports + globalCount;
+  const check = new Writer();
+  check.byte(0x23); // global.get
+  check.u32(counter);
+  check.byte(0x45); // i32.eqz
+  check.byte(0x04); // if
+  check.byte(0x40);
+  check.byte(0x10); // call
+  check.u32(interruptFunc);
+  check.byte(0x41); // i32.const
+  check.i32(checkEvery);
+  check.byte(0x24); // global.set
+  check.u32(counter);
+  check.byte(0x0b); // end
+  check.byte(0x23);
+  check.u32(counter);
+  check.byte(0x41);
+  check.i32(1);
+  check.byte(0x6b); // i32.sub
+  check.byte(0x24);
+  check.u32(counter);
+  const rw: Rewrite = { remapFunc, check: check.finish() };
+  const constRw: Rewrite = { remapFunc, check: new Uint8Array() };
+
+  const globalW = new Writer();
+  globalW.u32(globalCount + 1);
+  for (let i = 0; i < globalCount; i++) {
+    const s = globalR.pos;
+    skipValType(globalR);
+    globalR.byte();
+    globalW.raw(globalR.buf.subarray(s, globalR.pos));
+    rewriteExpr(globalR, globalW, constRw, globalR.end);
+  }
+  globalW.raw(Uint8Array.of(0x7f, 0x01, 0x41));
+  globalW.i32(checkEvery);
+  globalW.byte(0x0b);
+
+  const replaced = new Map<number, Uint8Array>([
+    [1, typeW.finish()],
+    [2, importW.finish()],
+    [6, globalW.finish()],
+  ]);
+
+  for (const s of sections) {
+    if (s.id === 7) {
+      const [r, count] = vecReader(s.body);
+      const w = new Writer();
+      w.u32(count);
+      for (let i = 0; i < count; i++) {
+        const nameStart = r.pos;
+        r.name();
+        w.raw(r.buf.subarray(nameStart, r.pos));
+        const kind = r.byte();
+        const idx = r.u32();
+        w.byte(kind);
+        w.u32(kind === 0x00 ? remapFunc(idx) : idx);
+      }
+      replaced.set(7, w.finish());
+    } else if (s.id === 8) {
+      const w = new Writer();
+      w.u32(remapFunc(new Reader(s.body).u32()));
+      replaced.set(8, w.finish());
+    } else if (s.id === 9) {
+      replaced.set(9, rewriteElements(s.body, constRw));
+    } else if (s.id === 10) {
+      const [r, count] = vecReader(s.body);
+      const w = new Writer();
+      w.u32(count);
+      for (let i = 0; i < count; i++) {
+        const size = r.u32();
+        const end = r.pos + size;
+        const body = new Writer();
+        const localsStart = r.pos;
+        const groups = r.u32();
+        for (let g = 0; g < groups; g++) {
+          r.u32();
+          skipValType(r);
+        }
+        body.raw(r.buf.subarray(localsStart, r.pos));
+        body.raw(rw.check); // function entry: bounds unbounded recursion too
+        rewriteExpr(r, body, rw, end);
+        if (r.pos !== end) throw new WasmFormatError(`function ${i} has bytes after its end`);
+        const bytes = body.finish();
+        w.u32(bytes.length);
+        w.raw(bytes);
+      }
+      replaced.set(10, w.finish());
+    }
+  }
+
+  // Re-emit in canonical order, adding the type/import/global sections where the module had none.
+  const out = new Writer();
+  out.raw(input.subarray(0, 8));
+  const emit = (id: number, body: Uint8Array) => {
+    out.byte(id);
+    out.u32(body.length);
+    out.raw(body);
+  };
+  const pending = [1, 2, 6].filter((id) => !byId(id));
+  const flushBefore = (rank: number) => {
+    while (pending.length && SECTION_ORDER[pending[0]!]! < rank) emit(pending[0]!, replaced.get(pending.shift()!)!);
+  };
+  for (const s of sections) {
+    if (s.id === 0) {
+      if (!isNameSection(s.body)) emit(0, s.body); // the name section would describe the old indices
+      continue;
+    }
+    flushBefore(SECTION_ORDER[s.id] ?? 99);
+    emit(s.id, replaced.get(s.id) ?? s.body);
+  }
+  flushBefore(100);
+  return { bytes: out.finish(), interruptFunc };
+}
+
+function lebLength(v: number): number {
+  let n = 1;
+  while (v >= 128) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+function isNameSection(body: Uint8Array): boolean {
+  const r = new Reader(body);
+  const len = r.u32();
+  return new TextDecoder().decode(r.bytes(len)) === "name";
+}
