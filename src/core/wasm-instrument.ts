@@ -1,3 +1,6 @@
+import { lebLength, Reader, readSections, skipLimits, skipValType, vecReader, WasmFormatError, Writer } from "./wasm-binary.ts";
+export { WasmFormatError };
+
 // Injects an interrupt check into a core Wasm module, like wasmtime's epoch interruption.
 //
 // Why: Bun's Worker.terminate() cannot stop a worker spinning in a pure-Wasm loop (DESIGN "Measured traps").
@@ -10,93 +13,11 @@ export const INTERRUPT_NAME = "interrupt";
 /** Loop iterations between two host checks: a tight loop reaches it in well under a millisecond. */
 export const CHECK_EVERY = 100_000;
 
-export class WasmFormatError extends Error {}
-
-class Reader {
-  pos = 0;
-  constructor(readonly buf: Uint8Array, readonly end = buf.length) {}
-  byte(): number {
-    if (this.pos >= this.end) throw new WasmFormatError("unexpected end of module");
-    return this.buf[this.pos++]!;
-  }
-  u32(): number {
-    let result = 0;
-    let shift = 0;
-    for (;;) {
-      const b = this.byte();
-      result += (b & 0x7f) * 2 ** shift;
-      if ((b & 0x80) === 0) return result;
-      shift += 7;
-      if (shift > 63) throw new WasmFormatError("LEB128 too long");
-    }
-  }
-  /** Skips a signed or unsigned LEB128 of any width. */
-  skipLeb(): void {
-    for (let i = 0; i < 10; i++) if ((this.byte() & 0x80) === 0) return;
-    throw new WasmFormatError("LEB128 too long");
-  }
-  bytes(n: number): Uint8Array {
-    if (this.pos + n > this.end) throw new WasmFormatError("unexpected end of module");
-    const out = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return out;
-  }
-  name(): void {
-    this.bytes(this.u32());
-  }
-}
-
-class Writer {
-  private chunks: number[] = [];
-  byte(b: number): void {
-    this.chunks.push(b);
-  }
-  u32(v: number): void {
-    do {
-      let b = v % 128;
-      v = Math.floor(v / 128);
-      if (v !== 0) b |= 0x80;
-      this.chunks.push(b);
-    } while (v !== 0);
-  }
-  i32(v: number): void {
-    for (;;) {
-      const b = v & 0x7f;
-      v >>= 7;
-      if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
-        this.chunks.push(b);
-        return;
-      }
-      this.chunks.push(b | 0x80);
-    }
-  }
-  raw(bytes: Uint8Array): void {
-    for (const b of bytes) this.chunks.push(b);
-  }
-  get length(): number {
-    return this.chunks.length;
-  }
-  finish(): Uint8Array {
-    return Uint8Array.from(this.chunks);
-  }
-}
-
-// Value types that are longer than one byte: (ref null ht) and (ref ht) carry a heap type.
-function skipValType(r: Reader): void {
-  const b = r.byte();
-  if (b === 0x63 || b === 0x64) r.skipLeb();
-}
 
 function skipBlockType(r: Reader): void {
   const b = r.buf[r.pos];
   if (b === 0x63 || b === 0x64) skipValType(r);
   else r.skipLeb();
-}
-
-function skipLimits(r: Reader): void {
-  const flags = r.byte();
-  r.skipLeb();
-  if (flags & 0x01) r.skipLeb();
 }
 
 /** Copies one memarg (alignment with optional memory index, then offset). */
@@ -265,42 +186,6 @@ function rewriteExpr(r: Reader, w: Writer, rw: Rewrite, endPos: number): void {
 }
 
 const SECTION_ORDER: Record<number, number> = { 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13 };
-
-interface Section {
-  id: number;
-  body: Uint8Array;
-}
-
-function readSections(bytes: Uint8Array): Section[] {
-  if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
-    throw new WasmFormatError("not a WebAssembly module (missing \\0asm magic)");
-  }
-  if (bytes[4] !== 1 || bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) {
-    throw new WasmFormatError("not a core module (version is not 1): components are not supported by this runtime");
-  }
-  const r = new Reader(bytes);
-  r.pos = 8;
-  const out: Section[] = [];
-  while (r.pos < bytes.length) {
-    const id = r.byte();
-    const size = r.u32();
-    out.push({ id, body: r.bytes(size) });
-  }
-  return out;
-}
-
-/** Counts a section's entries and returns a reader positioned after the count. */
-function vecReader(body: Uint8Array): [Reader, number] {
-  const r = new Reader(body);
-  return [r, r.u32()];
-}
-
-function prependCount(count: number, rest: Uint8Array): Uint8Array {
-  const w = new Writer();
-  w.u32(count);
-  w.raw(rest);
-  return w.finish();
-}
 
 function rewriteConstExprs(r: Reader, w: Writer, rw: Rewrite, n: number): void {
   for (let i = 0; i < n; i++) rewriteExpr(r, w, rw, r.end);
@@ -510,15 +395,6 @@ export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY): Instrum
   }
   flushBefore(100);
   return { bytes: out.finish(), interruptFunc };
-}
-
-function lebLength(v: number): number {
-  let n = 1;
-  while (v >= 128) {
-    v = Math.floor(v / 128);
-    n++;
-  }
-  return n;
 }
 
 function isNameSection(body: Uint8Array): boolean {

@@ -1,0 +1,82 @@
+import { z } from "zod";
+import { Env, Inputs, MonitoringProfile } from "./task.ts";
+import { PropletMetadata } from "./proplet.ts";
+
+// MQTT payloads of DESIGN §3 with upstream's keys. Strict in what we send, liberal in what we accept.
+
+const nullToUndef = <T extends z.ZodType>(s: T) => s.nullable().optional().transform((v) => v ?? undefined);
+const flag = z.boolean().nullable().optional().transform((v) => v ?? false);
+
+/** manager → proplet, `control/manager/start`. */
+export const StartMsg = z.object({
+  id: z.string().min(1),
+  name: z.string().min(1),
+  state: z.number().int().optional(),
+  image_url: nullToUndef(z.string()),
+  file: nullToUndef(z.string()),
+  inputs: nullToUndef(Inputs),
+  cli_args: nullToUndef(z.array(z.string())),
+  env: nullToUndef(Env),
+  daemon: flag,
+  latent: flag,
+  encrypted: flag,
+  broadcast: flag,
+  proplet_id: nullToUndef(z.string()),
+  kbs_resource_path: nullToUndef(z.string()),
+  hal_storage_path: nullToUndef(z.string()),
+  monitoring_profile: nullToUndef(MonitoringProfile),
+  parent_results: nullToUndef(z.record(z.string(), z.unknown())),
+});
+export type StartMsg = z.input<typeof StartMsg>;
+export type StartCmd = z.output<typeof StartMsg>;
+
+/** manager → proplet, `control/manager/stop`. */
+export const StopMsg = z.object({
+  id: z.string().min(1),
+  broadcast: flag,
+  proplet_id: nullToUndef(z.string()),
+});
+export type StopMsg = z.input<typeof StopMsg>;
+
+/** proplet → manager, `control/proplet/create`. */
+export const CreateMsg = z.object({
+  proplet_id: z.string().min(1),
+  namespace: nullToUndef(z.string()),
+  metadata: nullToUndef(PropletMetadata),
+});
+export type CreateMsg = z.input<typeof CreateMsg>;
+
+/** proplet → manager, `control/proplet/alive`; also the Last Will with status "offline". */
+export const AliveMsg = z.object({
+  proplet_id: z.string().min(1),
+  status: nullToUndef(z.string()),
+  namespace: nullToUndef(z.string()),
+});
+export type AliveMsg = z.input<typeof AliveMsg>;
+
+/** proplet → manager, `control/proplet/results`. `results` may be any JSON (FL envelopes are objects). */
+export const ResultMsg = z.object({
+  task_id: z.string().min(1),
+  proplet_id: nullToUndef(z.string()),
+  results: z.unknown(),
+  error: z.string().nullable().optional(),
+});
+export type ResultMsg = z.input<typeof ResultMsg>;
+
+/** Parses a JSON payload against a schema; returns an error text instead of throwing. */
+export function decode<T extends z.ZodType>(schema: T, payload: Buffer | Uint8Array | string):
+  | { ok: true; value: z.output<T> }
+  | { ok: false; error: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(typeof payload === "string" ? payload : new TextDecoder().decode(payload));
+  } catch {
+    return { ok: false, error: "payload is not JSON" };
+  }
+  const r = schema.safeParse(json);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    return { ok: false, error: `${i.path.join(".") || "payload"}: ${i.message}` };
+  }
+  return { ok: true, value: r.data };
+}

@@ -1,0 +1,78 @@
+import { z } from "zod";
+
+// Discovery metadata, upstream keys. `total_memory_bytes` is accepted as number or numeric string (upstream's
+// Go helper dropped numbers: we don't).
+export const PropletMetadata = z.looseObject({
+  description: z.string().optional(),
+  tags: z.array(z.string()).optional(),
+  location: z.string().optional(),
+  ip: z.string().optional(),
+  environment: z.string().optional(),
+  os: z.string().optional(),
+  hostname: z.string().optional(),
+  cpu_arch: z.string().optional(),
+  total_memory_bytes: z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)]).optional(),
+  proplet_version: z.string().optional(),
+  wasm_runtime: z.string().optional(),
+});
+export type PropletMetadata = z.infer<typeof PropletMetadata>;
+
+/** Heartbeat history kept per proplet (upstream keeps 10). */
+export const ALIVE_HISTORY = 10;
+
+export interface Proplet {
+  id: string;
+  name: string;
+  task_count: number;
+  metadata: PropletMetadata;
+  /** RFC3339 heartbeats, newest last. */
+  alive_history: string[];
+  /** Set by the Last Will or a graceful offline message; cleared by the next heartbeat. */
+  offline?: boolean;
+}
+
+export interface PropletView {
+  id: string;
+  name: string;
+  task_count: number;
+  alive: boolean;
+  last_alive_at?: string;
+  metadata: PropletMetadata;
+}
+
+export function lastAlive(p: Proplet): string | undefined {
+  return p.alive_history[p.alive_history.length - 1];
+}
+
+/** Alive = a heartbeat within the threshold and no offline message since (DESIGN §4.8). */
+export function isAlive(p: Proplet, nowMs: number, thresholdMs: number): boolean {
+  const last = lastAlive(p);
+  return !p.offline && last !== undefined && nowMs - Date.parse(last) <= thresholdMs;
+}
+
+export function propletView(p: Proplet, nowMs: number, thresholdMs: number): PropletView {
+  const last = lastAlive(p);
+  return {
+    id: p.id,
+    name: p.name,
+    task_count: p.task_count,
+    alive: isAlive(p, nowMs, thresholdMs),
+    ...(last ? { last_alive_at: last } : {}),
+    metadata: p.metadata,
+  };
+}
+
+export function recordHeartbeat(p: Proplet, at: string): Proplet {
+  const history = [...p.alive_history, at].slice(-ALIVE_HISTORY);
+  return { ...p, alive_history: history, offline: false };
+}
+
+const ADJECTIVES = ["amber", "brisk", "calm", "deft", "eager", "fleet", "gentle", "hardy", "keen", "lucid", "nimble", "quiet", "rapid", "steady", "sunny", "swift"];
+const NOUNS = ["otter", "falcon", "heron", "lynx", "marten", "osprey", "panda", "raven", "sparrow", "tern", "wren", "badger", "beaver", "crane", "gecko", "ibis"];
+
+/** A readable name derived from the id, so the same proplet keeps its name across restarts. */
+export function propletName(id: string): string {
+  let h = 0;
+  for (const c of id) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  return `${ADJECTIVES[h % ADJECTIVES.length]}-${NOUNS[(h >>> 8) % NOUNS.length]}`;
+}

@@ -1,0 +1,166 @@
+import { z } from "zod";
+import { stateName, TaskState } from "./states.ts";
+import { ZERO_TIME } from "./time.ts";
+
+const WASM_MAGIC = "AGFzbQ"; // base64 of "\0asm" (first 4 bytes), plus the start of the version byte
+
+// Inputs: strings, or numbers converted to their literal text (upstream normalises `10` to "10").
+export const Inputs = z.array(
+  z.union([z.string(), z.number().transform((n) => String(n))], { error: "expected string or number" }),
+);
+
+export const Env = z.record(z.string(), z.string({ error: "env values must be strings" }));
+
+export const MonitoringProfile = z.looseObject({
+  enabled: z.boolean().optional(),
+  interval: z.number().nonnegative().optional(),
+  collect_cpu: z.boolean().optional(),
+  collect_memory: z.boolean().optional(),
+  collect_disk_io: z.boolean().optional(),
+  collect_threads: z.boolean().optional(),
+  collect_file_descriptors: z.boolean().optional(),
+  export_to_mqtt: z.boolean().optional(),
+  retain_history: z.boolean().optional(),
+  history_size: z.number().int().nonnegative().optional(),
+});
+
+const Base64Wasm = z
+  .string()
+  .regex(/^[A-Za-z0-9+/]*={0,2}$/, "must be standard base64")
+  .refine((s) => s === "" || s.startsWith(WASM_MAGIC), "is not a WebAssembly module (no \\0asm magic)");
+
+// Fields a client may set. Unknown keys are ignored, as upstream; server-owned fields (state, times, results) too.
+const ClientFields = {
+  name: z.string({ error: "is required" }).trim().min(1, "is required"),
+  kind: z.enum(["standard", "federated"]).optional(),
+  image_url: z.string().optional(),
+  file: Base64Wasm.optional(),
+  cli_args: z.array(z.string()).nullable().optional(),
+  inputs: Inputs.optional(),
+  env: Env.optional(),
+  daemon: z.boolean().optional(),
+  latent: z.boolean().optional(),
+  encrypted: z.boolean().optional(),
+  kbs_resource_path: z.string().optional(),
+  proplet_id: z.string().optional(),
+  depends_on: z.array(z.string()).optional(),
+  run_if: z.enum(["", "success", "failure"]).optional(),
+  workflow_id: z.string().optional(),
+  job_id: z.string().optional(),
+  monitoring_profile: MonitoringProfile.optional(),
+  mode: z.enum(["", "infer", "train"]).optional(),
+  schedule: z.string().optional(),
+  timezone: z.string().optional(),
+  is_recurring: z.boolean().optional(),
+  broadcast: z.boolean().optional(),
+  priority: z.number().int().min(0).max(100).optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  hal_storage_path: z.string().nullable().optional(),
+};
+
+export const TaskCreate = z
+  .object(ClientFields)
+  .refine((t) => !(t.broadcast && t.proplet_id), {
+    message: "broadcast and proplet_id are mutually exclusive",
+    path: ["proplet_id"],
+  })
+  .refine((t) => !t.metadata || JSON.stringify(t.metadata).length <= 1 << 20, {
+    message: "exceeds 1MB",
+    path: ["metadata"],
+  });
+export type TaskCreate = z.infer<typeof TaskCreate>;
+
+// PUT is a patch: every field optional, `name` may not be emptied.
+export const TaskUpdate = z.object({ ...ClientFields, name: ClientFields.name.optional() }).partial();
+export type TaskUpdate = z.infer<typeof TaskUpdate>;
+
+/** The stored task. Times are RFC3339 strings; `file` is standard base64 as on the wire. */
+export interface Task {
+  id: string;
+  name: string;
+  kind: string;
+  state: TaskState;
+  image_url?: string;
+  file?: string;
+  cli_args: string[] | null;
+  inputs?: string[];
+  env?: Record<string, string>;
+  daemon: boolean;
+  latent?: boolean;
+  encrypted: boolean;
+  kbs_resource_path?: string;
+  proplet_id?: string;
+  /** Set when the client chose `proplet_id`; otherwise the field records where the task last ran. */
+  pinned?: boolean;
+  depends_on?: string[];
+  run_if?: string;
+  workflow_id?: string;
+  job_id?: string;
+  results?: unknown;
+  error?: string;
+  monitoring_profile?: z.infer<typeof MonitoringProfile>;
+  start_time: string;
+  finish_time: string;
+  created_at: string;
+  updated_at: string;
+  mode?: string;
+  schedule?: string;
+  next_run: string;
+  is_recurring?: boolean;
+  timezone?: string;
+  broadcast?: boolean;
+  priority: number;
+  metadata?: Record<string, unknown>;
+  hal_storage_path?: string | null;
+}
+
+export function newTask(id: string, input: TaskCreate, now: string): Task {
+  const { proplet_id, ...rest } = input;
+  return {
+    ...rest,
+    id,
+    kind: input.kind ?? "standard",
+    state: TaskState.Pending,
+    cli_args: input.cli_args ?? null,
+    daemon: input.daemon ?? false,
+    encrypted: input.encrypted ?? false,
+    ...(proplet_id ? { proplet_id, pinned: true } : {}),
+    priority: input.priority ?? 50,
+    start_time: ZERO_TIME,
+    finish_time: ZERO_TIME,
+    created_at: now,
+    updated_at: now,
+    next_run: ZERO_TIME,
+  };
+}
+
+/** Applies a PUT body. Omitted fields (schedule included, DESIGN §4.5) are left alone. */
+export function applyUpdate(task: Task, patch: TaskUpdate, now: string): Task {
+  const next: Task = { ...task, updated_at: now };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === undefined) continue;
+    if (k === "proplet_id") {
+      next.proplet_id = v as string;
+      next.pinned = v !== "";
+      continue;
+    }
+    (next as unknown as Record<string, unknown>)[k] = v;
+  }
+  return next;
+}
+
+/** Upstream's redaction: first 10 and last 10 base64 characters around `<REDACTED>`. */
+export function redactFile(file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  return file.length <= 20 ? file : `${file.slice(0, 10)}<REDACTED>${file.slice(-10)}`;
+}
+
+export type TaskView = Omit<Task, "pinned"> & { status: string };
+
+export function taskView(t: Task): TaskView {
+  const { pinned: _pinned, file, ...rest } = t;
+  const view: TaskView = { ...rest, status: stateName(t.state) };
+  const redacted = redactFile(file);
+  if (redacted) view.file = redacted;
+  return view;
+}

@@ -1,0 +1,14 @@
+import { z } from "zod";
+
+/** Upstream's "zero time": sent for timestamps that were never set. */
+export const ZERO_TIME = "0001-01-01T00:00:00Z";
+
+export const nowIso = () => new Date().toISOString();
+
+// Accept RFC3339 strings or Rust's SystemTime form, as DESIGN §3 says; always produce an RFC3339 string.
+export const Timestamp = z.union([
+  z.string().refine((s) => !Number.isNaN(Date.parse(s)), "expected an RFC3339 timestamp"),
+  z
+    .object({ secs_since_epoch: z.number().int().nonnegative(), nanos_since_epoch: z.number().int().nonnegative() })
+    .transform((t) => new Date(t.secs_since_epoch * 1000 + Math.floor(t.nanos_since_epoch / 1e6)).toISOString()),
+]);

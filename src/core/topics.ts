@@ -1,0 +1,23 @@
+// Topic names of DESIGN §3, compatible with upstream (SuperMQ style `m/{domain}/c/{channel}/...`).
+export interface Channel {
+  domainId: string;
+  channelId: string;
+}
+
+export const base = (c: Channel) => `m/${c.domainId}/c/${c.channelId}`;
+
+export const topics = (c: Channel) => {
+  const b = base(c);
+  return {
+    create: `${b}/control/proplet/create`,
+    alive: `${b}/control/proplet/alive`,
+    results: `${b}/control/proplet/results`,
+    metrics: `${b}/control/proplet/metrics`,
+    taskMetrics: `${b}/control/proplet/task_metrics`,
+    start: `${b}/control/manager/start`,
+    stop: `${b}/control/manager/stop`,
+    registryRequest: `${b}/registry/proplet`,
+    registryChunks: `${b}/registry/server`,
+    propletAll: `${b}/control/proplet/+`,
+  };
+};

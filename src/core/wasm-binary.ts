@@ -1,0 +1,123 @@
+// Reading and writing the WebAssembly binary format: just what the instrumenter and the export inspector need.
+
+export class WasmFormatError extends Error {}
+
+export class Reader {
+  pos = 0;
+  constructor(readonly buf: Uint8Array, readonly end = buf.length) {}
+  byte(): number {
+    if (this.pos >= this.end) throw new WasmFormatError("unexpected end of module");
+    return this.buf[this.pos++]!;
+  }
+  u32(): number {
+    let result = 0;
+    let shift = 0;
+    for (;;) {
+      const b = this.byte();
+      result += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) return result;
+      shift += 7;
+      if (shift > 63) throw new WasmFormatError("LEB128 too long");
+    }
+  }
+  /** Skips a signed or unsigned LEB128 of any width. */
+  skipLeb(): void {
+    for (let i = 0; i < 10; i++) if ((this.byte() & 0x80) === 0) return;
+    throw new WasmFormatError("LEB128 too long");
+  }
+  bytes(n: number): Uint8Array {
+    if (this.pos + n > this.end) throw new WasmFormatError("unexpected end of module");
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+  name(): void {
+    this.bytes(this.u32());
+  }
+}
+
+export class Writer {
+  private chunks: number[] = [];
+  byte(b: number): void {
+    this.chunks.push(b);
+  }
+  u32(v: number): void {
+    do {
+      let b = v % 128;
+      v = Math.floor(v / 128);
+      if (v !== 0) b |= 0x80;
+      this.chunks.push(b);
+    } while (v !== 0);
+  }
+  i32(v: number): void {
+    for (;;) {
+      const b = v & 0x7f;
+      v >>= 7;
+      if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
+        this.chunks.push(b);
+        return;
+      }
+      this.chunks.push(b | 0x80);
+    }
+  }
+  raw(bytes: Uint8Array): void {
+    for (const b of bytes) this.chunks.push(b);
+  }
+  get length(): number {
+    return this.chunks.length;
+  }
+  finish(): Uint8Array {
+    return Uint8Array.from(this.chunks);
+  }
+}
+
+// Value types that are longer than one byte: (ref null ht) and (ref ht) carry a heap type.
+export function skipValType(r: Reader): void {
+  const b = r.byte();
+  if (b === 0x63 || b === 0x64) r.skipLeb();
+}
+
+export function skipLimits(r: Reader): void {
+  const flags = r.byte();
+  r.skipLeb();
+  if (flags & 0x01) r.skipLeb();
+}
+
+export interface Section {
+  id: number;
+  body: Uint8Array;
+}
+
+export function readSections(bytes: Uint8Array): Section[] {
+  if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
+    throw new WasmFormatError("not a WebAssembly module (missing \\0asm magic)");
+  }
+  if (bytes[4] !== 1 || bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) {
+    throw new WasmFormatError("not a core module (version is not 1): components are not supported by this runtime");
+  }
+  const r = new Reader(bytes);
+  r.pos = 8;
+  const out: Section[] = [];
+  while (r.pos < bytes.length) {
+    const id = r.byte();
+    const size = r.u32();
+    out.push({ id, body: r.bytes(size) });
+  }
+  return out;
+}
+
+/** Counts a section's entries and returns a reader positioned after the count. */
+export function vecReader(body: Uint8Array): [Reader, number] {
+  const r = new Reader(body);
+  return [r, r.u32()];
+}
+
+export function lebLength(v: number): number {
+  let n = 1;
+  while (v >= 128) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+

@@ -1,0 +1,126 @@
+import type { Signature, ValType } from "./wasm-info.ts";
+
+// Pure rules of the in-process runtime (DESIGN §6): which export runs, how inputs become arguments, how the
+// result becomes text, and which `cli_args` runtime options are understood (wasmtime's spelling).
+
+export const FALLBACK_EXPORTS = ["main", "run", "_start"];
+
+export type Entry = { kind: "call"; export: string; sig: Signature } | { kind: "command" };
+
+/**
+ * The export `name` if the module has it, else a WASI command's `_start`, else `main` or `run`.
+ * Returns an error text listing what was tried and what exists.
+ */
+export function chooseEntry(functions: Map<string, Signature>, name: string, invoke?: string): Entry | string {
+  const wanted = invoke ?? name;
+  const sig = functions.get(wanted);
+  if (sig && wanted !== "_start") return { kind: "call", export: wanted, sig };
+  if (invoke === undefined) {
+    if (functions.has("_start")) return { kind: "command" };
+    for (const f of FALLBACK_EXPORTS) {
+      const s = functions.get(f);
+      if (s) return { kind: "call", export: f, sig: s };
+    }
+  } else if (wanted === "_start" && functions.has("_start")) return { kind: "command" };
+  const tried = invoke !== undefined ? [invoke] : [name, ...FALLBACK_EXPORTS];
+  return `no export to run: tried ${tried.join(", ")}; the module exports ${[...functions.keys()].join(", ") || "no functions"}`;
+}
+
+const INT = /^[+-]?(\d+|0x[0-9a-fA-F]+)$/;
+
+/** Converts each input string to the parameter's type; errors name the input and the type. */
+export function parseArgs(sig: Signature, exportName: string, inputs: readonly string[]): (number | bigint)[] | string {
+  if (inputs.length !== sig.params.length) {
+    return `${exportName} takes ${sig.params.length} argument(s) (${sig.params.join(", ") || "none"}), got ${inputs.length} input(s)`;
+  }
+  const out: (number | bigint)[] = [];
+  for (let i = 0; i < inputs.length; i++) {
+    const v = parseOne(sig.params[i]!, inputs[i]!.trim());
+    if (v === undefined) return `input ${i} (${JSON.stringify(inputs[i])}) is not a valid ${sig.params[i]}`;
+    out.push(v);
+  }
+  return out;
+}
+
+function parseOne(t: ValType, s: string): number | bigint | undefined {
+  switch (t) {
+    case "i32": {
+      if (!INT.test(s)) return undefined;
+      const n = Number(BigInt(s.replace(/^\+/, "")));
+      return n >= -(2 ** 31) && n < 2 ** 32 ? n | 0 : undefined;
+    }
+    case "i64": {
+      if (!INT.test(s)) return undefined;
+      const n = BigInt(s.replace(/^\+/, ""));
+      return n >= -(2n ** 63n) && n < 2n ** 64n ? BigInt.asIntN(64, n) : undefined;
+    }
+    case "f32":
+    case "f64": {
+      if (!/^[+-]?(inf|infinity|nan|\d+(\.\d*)?([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)$/i.test(s)) return undefined;
+      const lower = s.toLowerCase().replace(/^\+/, "");
+      if (lower.endsWith("nan")) return NaN;
+      if (lower.endsWith("inf") || lower.endsWith("infinity")) return lower.startsWith("-") ? -Infinity : Infinity;
+      return t === "f32" ? Math.fround(Number(s)) : Number(s);
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** First return value as text, like upstream (Rust float formatting: `1` for 1.0, shortest f32 digits). */
+export function formatResult(sig: Signature, value: unknown): string {
+  const first = Array.isArray(value) ? value[0] : value;
+  const t = sig.results[0];
+  if (t === undefined || first === undefined) return "";
+  if (t === "f32" && typeof first === "number") return formatF32(first);
+  if (typeof first === "number" && Number.isNaN(first)) return "NaN";
+  if (first === Infinity) return "inf";
+  if (first === -Infinity) return "-inf";
+  return String(first);
+}
+
+function formatF32(v: number): string {
+  if (!Number.isFinite(v)) return Number.isNaN(v) ? "NaN" : v > 0 ? "inf" : "-inf";
+  for (let p = 1; p <= 9; p++) {
+    const s = Number(v.toPrecision(p));
+    if (Math.fround(s) === v) return String(s);
+  }
+  return String(v);
+}
+
+export interface RuntimeOptions {
+  /** host path → guest path */
+  dirs: { host: string; guest: string }[];
+  env: Record<string, string>;
+  invoke?: string;
+}
+
+/** Parses `cli_args` as wasmtime runtime options. Unknown options are an error, not ignored. */
+export function parseRuntimeOptions(cliArgs: readonly string[] | undefined): RuntimeOptions | string {
+  const opts: RuntimeOptions = { dirs: [], env: {} };
+  const args = [...(cliArgs ?? [])];
+  while (args.length) {
+    const a = args.shift()!;
+    const [flag, inline] = a.startsWith("--") && a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
+    const value = () => inline ?? args.shift();
+    if (flag === "--dir") {
+      const v = value();
+      if (!v) return "--dir needs HOST[::GUEST]";
+      const [host, guest] = v.includes("::") ? v.split("::", 2) as [string, string] : [v, v];
+      if (!host || !guest) return `--dir ${v}: expected HOST::GUEST`;
+      opts.dirs.push({ host, guest });
+    } else if (flag === "--env") {
+      const v = value();
+      const eq = v?.indexOf("=") ?? -1;
+      if (!v || eq <= 0) return `--env needs KEY=VALUE, got ${JSON.stringify(v ?? "")}`;
+      opts.env[v.slice(0, eq)] = v.slice(eq + 1);
+    } else if (flag === "--invoke") {
+      const v = value();
+      if (!v) return "--invoke needs an export name";
+      opts.invoke = v;
+    } else {
+      return `unsupported runtime option ${JSON.stringify(a)} in cli_args (supported: --dir=HOST::GUEST, --env K=V, --invoke NAME)`;
+    }
+  }
+  return opts;
+}

@@ -1,0 +1,77 @@
+import { Reader, readSections, skipLimits, skipValType, vecReader, WasmFormatError } from "./wasm-binary.ts";
+
+// Export signatures of a core module, read from the binary: the JS API does not expose parameter types,
+// and inputs must be parsed per parameter type (i32/i64/f32/f64).
+
+export type ValType = "i32" | "i64" | "f32" | "f64" | "v128" | "funcref" | "externref" | "ref";
+export interface Signature {
+  params: ValType[];
+  results: ValType[];
+}
+
+const VAL: Record<number, ValType> = { 0x7f: "i32", 0x7e: "i64", 0x7d: "f32", 0x7c: "f64", 0x7b: "v128", 0x70: "funcref", 0x6f: "externref" };
+
+function readValType(r: Reader): ValType {
+  const b = r.buf[r.pos]!;
+  const known = VAL[b];
+  if (known) {
+    r.pos++;
+    return known;
+  }
+  skipValType(r);
+  return "ref";
+}
+
+export interface ModuleInfo {
+  /** Function exports with their signatures. */
+  functions: Map<string, Signature>;
+  imports: { module: string; name: string }[];
+}
+
+const text = new TextDecoder();
+
+export function inspect(bytes: Uint8Array): ModuleInfo {
+  const sections = readSections(bytes);
+  const types: Signature[] = [];
+  const funcTypes: number[] = []; // type index of every function, imports first
+  const imports: { module: string; name: string }[] = [];
+  const functions = new Map<string, Signature>();
+  for (const s of sections) {
+    const [r, count] = s.id >= 1 && s.id <= 3 || s.id === 7 ? vecReader(s.body) : [null, 0];
+    if (!r) continue;
+    for (let i = 0; i < count; i++) {
+      if (s.id === 1) {
+        const form = r.byte();
+        if (form !== 0x60) throw new WasmFormatError("GC/rec types are not supported");
+        const params = Array.from({ length: r.u32() }, () => readValType(r));
+        const results = Array.from({ length: r.u32() }, () => readValType(r));
+        types.push({ params, results });
+      } else if (s.id === 2) {
+        const module = text.decode(r.bytes(r.u32()));
+        const name = text.decode(r.bytes(r.u32()));
+        imports.push({ module, name });
+        const kind = r.byte();
+        if (kind === 0x00) funcTypes.push(r.u32());
+        else if (kind === 0x01) {
+          skipValType(r);
+          skipLimits(r);
+        } else if (kind === 0x02) skipLimits(r);
+        else if (kind === 0x03) {
+          skipValType(r);
+          r.byte();
+        } else {
+          r.byte();
+          r.u32();
+        }
+      } else if (s.id === 3) funcTypes.push(r.u32());
+      else {
+        const name = text.decode(r.bytes(r.u32()));
+        const kind = r.byte();
+        const idx = r.u32();
+        const sig = kind === 0x00 ? types[funcTypes[idx] ?? -1] : undefined;
+        if (sig) functions.set(name, sig);
+      }
+    }
+  }
+  return { functions, imports };
+}

@@ -1,0 +1,169 @@
+import { ConsoleStdout, Directory, File, type Inode, OpenFile, PreopenDirectory, WASI, WASIProcExit } from "@bjorn3/browser_wasi_shim";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { chooseEntry, formatResult, parseArgs, type RuntimeOptions } from "../../core/wasm-call.ts";
+import { INTERRUPT_MODULE, INTERRUPT_NAME } from "../../core/wasm-instrument.ts";
+import type { Signature } from "../../core/wasm-info.ts";
+
+// Runs one task's module (already instrumented and compiled) to completion. Used inside a pool worker and by
+// `propeller wasm run`. WASI comes from @bjorn3/browser_wasi_shim: Bun's node:wasi exits the whole host on
+// proc_exit and ignores stdout capture (DESIGN "Measured traps").
+
+export interface ExecRequest {
+  module: WebAssembly.Module;
+  functions: Map<string, Signature>;
+  name: string;
+  inputs: string[];
+  env: Record<string, string>;
+  options: RuntimeOptions;
+  /** Int32 slot: set to 1 by the owner to stop the task. */
+  stopFlag: Int32Array;
+  /** Run time limit in ms, or 0 for none. */
+  timeoutMs: number;
+  /** Cap on captured stdout and stderr, each. */
+  outputLimit: number;
+}
+
+export interface ExecResult {
+  ok: boolean;
+  result: string;
+  error?: string;
+  exitCode?: number;
+}
+
+export class Interrupted extends Error {}
+
+const MAX_PREOPEN_BYTES = 256 << 20;
+
+class Capture {
+  private chunks: Uint8Array[] = [];
+  private size = 0;
+  truncated = false;
+  constructor(private limit: number) {}
+  write = (b: Uint8Array) => {
+    if (this.size >= this.limit) {
+      this.truncated = true;
+      return;
+    }
+    const part = b.subarray(0, this.limit - this.size);
+    this.chunks.push(part.slice());
+    this.size += part.length;
+    if (part.length < b.length) this.truncated = true;
+  };
+  text(): string {
+    return new TextDecoder().decode(Buffer.concat(this.chunks)) + (this.truncated ? "\n[output truncated]" : "");
+  }
+}
+
+// A preopened host directory is loaded into the guest's in-memory tree and written back at exit: the guest
+// cannot reach any host path outside it, `..` included.
+function loadDir(host: string, budget: { left: number }): Map<string, Inode> {
+  const out = new Map<string, Inode>();
+  for (const name of readdirSync(host)) {
+    const p = join(host, name);
+    const st = statSync(p);
+    if (st.isDirectory()) out.set(name, new Directory(loadDir(p, budget)));
+    else if (st.isFile()) {
+      budget.left -= st.size;
+      if (budget.left < 0) throw new Error(`preopened directory ${host} holds more than ${MAX_PREOPEN_BYTES >> 20} MiB`);
+      out.set(name, new File(readFileSync(p)));
+    }
+  }
+  return out;
+}
+
+function saveDir(host: string, dir: Directory, original: Map<string, Inode>): void {
+  mkdirSync(host, { recursive: true });
+  for (const [name, inode] of dir.contents) {
+    const p = join(host, name);
+    const before = original.get(name);
+    if (inode instanceof Directory) saveDir(p, inode, before instanceof Directory ? before.contents : new Map());
+    else if (inode instanceof File && !(before instanceof File && before.data === inode.data && before.size === inode.size)) {
+      writeFileSync(p, inode.data);
+    }
+  }
+}
+
+function snapshot(m: Map<string, Inode>): Map<string, Inode> {
+  // Shallow record of the original File objects and their data buffers, to spot what the guest changed.
+  const out = new Map<string, Inode>();
+  for (const [k, v] of m) {
+    if (v instanceof Directory) out.set(k, new Directory(snapshot(v.contents)));
+    else if (v instanceof File) {
+      const f = new File(new Uint8Array());
+      f.data = v.data;
+      out.set(k, f);
+    }
+  }
+  return out;
+}
+
+export function execute(req: ExecRequest): ExecResult {
+  const entry = chooseEntry(req.functions, req.name, req.options.invoke);
+  if (typeof entry === "string") return { ok: false, result: "", error: entry };
+
+  const deadline = req.timeoutMs > 0 ? Date.now() + req.timeoutMs : 0;
+  const checkStop = () => {
+    if (Atomics.load(req.stopFlag, 0) !== 0) throw new Interrupted("task stopped");
+    if (deadline && Date.now() > deadline) throw new Interrupted(`task timed out after ${req.timeoutMs / 1000}s`);
+  };
+  const stdout = new Capture(req.outputLimit);
+  const stderr = new Capture(req.outputLimit);
+  const budget = { left: MAX_PREOPEN_BYTES };
+  const preopens = req.options.dirs.map((d) => {
+    const contents = loadDir(d.host, budget);
+    return { ...d, dir: new PreopenDirectory(d.guest, contents), original: snapshot(contents) };
+  });
+  const env = { ...req.env, ...req.options.env };
+  const argv = entry.kind === "command" ? [req.name, ...req.inputs] : [req.name];
+  const wasi = new WASI(
+    argv,
+    Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    [new OpenFile(new File([])), new ConsoleStdout(stdout.write), new ConsoleStdout(stderr.write), ...preopens.map((p) => p.dir)],
+    { debug: false },
+  );
+  // WASI calls are host calls: checking there too stops a guest that loops on fd_write.
+  const wasiImport: Record<string, (...a: unknown[]) => unknown> = {};
+  for (const [k, fn] of Object.entries(wasi.wasiImport)) {
+    wasiImport[k] = (...a: unknown[]) => {
+      checkStop();
+      return fn(...a);
+    };
+  }
+  const imports: Record<string, Record<string, (...a: never[]) => unknown>> = {
+    [INTERRUPT_MODULE]: { [INTERRUPT_NAME]: checkStop },
+    wasi_snapshot_preview1: wasiImport,
+    wasi_unstable: wasiImport,
+  };
+
+  let result = "";
+  let exitCode = 0;
+  try {
+    const instance = new WebAssembly.Instance(req.module, imports);
+    const exports = instance.exports as Record<string, unknown>;
+    if (entry.kind === "command") {
+      exitCode = wasi.start(instance as never);
+      result = stdout.text();
+    } else {
+      const args = parseArgs(entry.sig, entry.export, req.inputs);
+      if (typeof args === "string") return { ok: false, result: "", error: args };
+      wasi.initialize(instance as never); // also gives WASI imports the instance memory
+      const fn = exports[entry.export] as (...a: unknown[]) => unknown;
+      result = formatResult(entry.sig, fn(...args));
+    }
+  } catch (e) {
+    if (e instanceof Interrupted) return { ok: false, result: stdout.text(), error: e.message };
+    if (e instanceof WASIProcExit) exitCode = e.code;
+    else {
+      const msg = e instanceof WebAssembly.RuntimeError ? `wasm trap: ${e.message}` : e instanceof Error ? e.message : String(e);
+      return { ok: false, result: stdout.text(), error: msg };
+    }
+    result = stdout.text();
+  }
+  for (const p of preopens) saveDir(p.host, p.dir.dir, p.original);
+  if (exitCode !== 0) {
+    const err = stderr.text().trim();
+    return { ok: false, result, exitCode, error: `exit code ${exitCode}${err ? `: ${err}` : ""}` };
+  }
+  return { ok: true, result, exitCode };
+}

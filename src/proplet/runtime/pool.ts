@@ -1,0 +1,129 @@
+import type { RuntimeOptions } from "../../core/wasm-call.ts";
+import type { ExecResult } from "./execute.ts";
+import type { Compiled } from "./modules.ts";
+import type { WorkerReply, WorkerRequest } from "./protocol.ts";
+
+// A warm pool of worker threads, one task per worker at a time. A stop sets the worker's shared flag, which the
+// injected interrupt check reads; if the worker still has not answered after the grace period (stuck outside
+// Wasm), it is terminated and replaced.
+
+export interface RunSpec {
+  compiled: Compiled;
+  name: string;
+  inputs: string[];
+  env: Record<string, string>;
+  options: RuntimeOptions;
+  timeoutMs?: number;
+}
+
+export interface Running {
+  done: Promise<ExecResult>;
+  stop(reason?: string): void;
+}
+
+const STOP_GRACE_MS = 1000;
+const OUTPUT_LIMIT = 8 << 20;
+
+interface Slot {
+  worker: Worker;
+  flag: Int32Array;
+  sab: SharedArrayBuffer;
+  pending?: (r: WorkerReply) => void;
+}
+
+const workerUrl = new URL("./worker.ts", import.meta.url).href;
+
+export class WorkerPool {
+  private idle: Slot[] = [];
+  private busy = new Set<Slot>();
+  private seq = 0;
+  private closed = false;
+
+  constructor(private warm: number) {
+    for (let i = 0; i < warm; i++) this.idle.push(this.spawn());
+  }
+
+  get active(): number {
+    return this.busy.size;
+  }
+
+  private spawn(): Slot {
+    const sab = new SharedArrayBuffer(4);
+    const slot: Slot = { worker: new Worker(workerUrl), flag: new Int32Array(sab), sab };
+    slot.worker.onmessage = (e: MessageEvent<WorkerReply>) => slot.pending?.(e.data);
+    slot.worker.onerror = (e) => slot.pending?.({ seq: -1, ok: false, result: "", error: `worker crashed: ${e.message}` });
+    // Idle workers must not keep a proplet process alive on shutdown.
+    slot.worker.unref();
+    return slot;
+  }
+
+  private release(slot: Slot, healthy: boolean): void {
+    this.busy.delete(slot);
+    slot.pending = undefined;
+    if (!healthy || this.closed) {
+      slot.worker.terminate();
+      if (!this.closed && this.idle.length < this.warm) this.idle.push(this.spawn());
+      return;
+    }
+    if (this.idle.length < this.warm) this.idle.push(slot);
+    else slot.worker.terminate();
+  }
+
+  run(spec: RunSpec): Running {
+    if (this.closed) throw new Error("runtime is shut down");
+    const slot = this.idle.pop() ?? this.spawn();
+    this.busy.add(slot);
+    slot.worker.ref();
+    Atomics.store(slot.flag, 0, 0);
+    const seq = ++this.seq;
+    let settle!: (r: ExecResult) => void;
+    const done = new Promise<ExecResult>((resolve) => (settle = resolve));
+    let finished = false;
+    let killTimer: Timer | undefined;
+    let timeoutTimer: Timer | undefined;
+    const finish = (r: ExecResult, healthy: boolean) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(killTimer);
+      clearTimeout(timeoutTimer);
+      slot.worker.unref();
+      this.release(slot, healthy);
+      settle(r);
+    };
+    slot.pending = (r) => {
+      if (r.seq === seq) finish(r, true);
+      else if (r.seq === -1) finish(r, false);
+    };
+    const stop = (reason = "task stopped") => {
+      if (finished) return;
+      Atomics.store(slot.flag, 0, 1);
+      killTimer ??= setTimeout(() => finish({ ok: false, result: "", error: `${reason} (worker terminated)` }, false), STOP_GRACE_MS);
+    };
+    const timeoutMs = spec.timeoutMs ?? 0;
+    if (timeoutMs > 0) {
+      // The guest sees the deadline through the interrupt check; this timer is the backstop.
+      timeoutTimer = setTimeout(() => stop(`task timed out after ${timeoutMs / 1000}s`), timeoutMs + STOP_GRACE_MS);
+    }
+    const req: WorkerRequest = {
+      seq,
+      module: spec.compiled.module,
+      functions: spec.compiled.functions,
+      name: spec.name,
+      inputs: spec.inputs,
+      env: spec.env,
+      options: spec.options,
+      stopFlag: slot.sab,
+      timeoutMs,
+      outputLimit: OUTPUT_LIMIT,
+    };
+    slot.worker.postMessage(req);
+    return { done, stop };
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const s of this.idle) s.worker.terminate();
+    this.idle = [];
+    for (const s of this.busy) s.worker.terminate();
+  }
+}
