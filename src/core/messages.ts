@@ -4,7 +4,8 @@ import { PropletMetadata } from "./proplet.ts";
 
 // MQTT payloads of DESIGN §3 with upstream's keys. Strict in what we send, liberal in what we accept.
 
-const nullToUndef = <T extends z.ZodType>(s: T) => s.nullable().optional().transform((v) => v ?? undefined);
+// Upstream sends null for absent values; treat null as absent so the output keeps optional keys.
+const nullToUndef = <T extends z.ZodType>(s: T) => z.preprocess((v) => (v === null ? undefined : v), s.optional());
 const flag = z.boolean().nullable().optional().transform((v) => v ?? false);
 
 /** manager → proplet, `control/manager/start`. */
@@ -27,8 +28,7 @@ export const StartMsg = z.object({
   monitoring_profile: nullToUndef(MonitoringProfile),
   parent_results: nullToUndef(z.record(z.string(), z.unknown())),
 });
-export type StartMsg = z.input<typeof StartMsg>;
-export type StartCmd = z.output<typeof StartMsg>;
+export type StartMsg = z.output<typeof StartMsg>;
 
 /** manager → proplet, `control/manager/stop`. */
 export const StopMsg = z.object({
@@ -36,7 +36,7 @@ export const StopMsg = z.object({
   broadcast: flag,
   proplet_id: nullToUndef(z.string()),
 });
-export type StopMsg = z.input<typeof StopMsg>;
+export type StopMsg = z.output<typeof StopMsg>;
 
 /** proplet → manager, `control/proplet/create`. */
 export const CreateMsg = z.object({
@@ -44,7 +44,7 @@ export const CreateMsg = z.object({
   namespace: nullToUndef(z.string()),
   metadata: nullToUndef(PropletMetadata),
 });
-export type CreateMsg = z.input<typeof CreateMsg>;
+export type CreateMsg = z.output<typeof CreateMsg>;
 
 /** proplet → manager, `control/proplet/alive`; also the Last Will with status "offline". */
 export const AliveMsg = z.object({
@@ -52,7 +52,7 @@ export const AliveMsg = z.object({
   status: nullToUndef(z.string()),
   namespace: nullToUndef(z.string()),
 });
-export type AliveMsg = z.input<typeof AliveMsg>;
+export type AliveMsg = z.output<typeof AliveMsg>;
 
 /** proplet → manager, `control/proplet/results`. `results` may be any JSON (FL envelopes are objects). */
 export const ResultMsg = z.object({
@@ -61,7 +61,7 @@ export const ResultMsg = z.object({
   results: z.unknown(),
   error: z.string().nullable().optional(),
 });
-export type ResultMsg = z.input<typeof ResultMsg>;
+export type ResultMsg = z.output<typeof ResultMsg>;
 
 /** Parses a JSON payload against a schema; returns an error text instead of throwing. */
 export function decode<T extends z.ZodType>(schema: T, payload: Buffer | Uint8Array | string):

@@ -21,3 +21,7 @@ export const topics = (c: Channel) => {
     propletAll: `${b}/control/proplet/+`,
   };
 };
+
+/** Defaults shared by `serve` and `proplet`, so a proplet joins a default serve with nothing set. */
+export const DEFAULT_DOMAIN_ID = "default";
+export const DEFAULT_CHANNEL_ID = "default";

@@ -1,0 +1,57 @@
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import { log } from "../log.ts";
+
+// One way to open an MQTT client for the manager and the proplet. Addresses follow upstream's rules
+// (`tcp://`, `mqtt://`, `ws://`, `mqtts://`, `ssl://`, `tls://`, bare `host:port`), without its
+// `localhost:1883` parsing bug.
+
+export function normalizeMqttUrl(address: string): string {
+  const a = address.trim();
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(a)) {
+    return a.replace(/^tcp:\/\//i, "mqtt://").replace(/^(ssl|tls):\/\//i, "mqtts://");
+  }
+  return a.includes(":") && !a.startsWith("[") ? `mqtt://${a}` : `mqtt://${a}:1883`;
+}
+
+export interface ConnectOptions {
+  clientId: string;
+  username?: string;
+  password?: string;
+  will?: { topic: string; payload: string };
+  keepalive?: number;
+}
+
+/** Connects, resolving once the first CONNACK arrives; mqtt.js reconnects on its own afterwards. */
+export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs = 10_000): Promise<MqttClient> {
+  const opts: IClientOptions = {
+    clientId: o.clientId,
+    username: o.username,
+    password: o.password,
+    clean: true,
+    keepalive: o.keepalive ?? 30,
+    reconnectPeriod: 1000,
+    connectTimeout: timeoutMs,
+    protocolVersion: 4,
+    ...(o.will ? { will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: 1, retain: false } } : {}),
+  };
+  const client = mqtt.connect(normalizeMqttUrl(address), opts);
+  // Without a listener an 'error' event would throw; connection errors are retried by mqtt.js anyway.
+  client.on("error", (e) => log.debug(`mqtt ${o.clientId}: ${e.message}`));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.end(true);
+      reject(new Error(`could not connect to MQTT broker at ${address} within ${timeoutMs / 1000}s`));
+    }, timeoutMs);
+    client.once("connect", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  return client;
+}
+
+export function publishJson(client: MqttClient, topic: string, payload: unknown, qos: 0 | 1 = 1): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.publish(topic, JSON.stringify(payload), { qos, retain: false }, (err) => (err ? reject(err) : resolve()));
+  });
+}

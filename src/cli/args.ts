@@ -1,0 +1,35 @@
+import { log, setLogLevel } from "../log.ts";
+
+// Helpers shared by every subcommand: env twins of flags, number parsing, and error reporting.
+
+export const env = (name: string): string | undefined => {
+  const v = process.env[name];
+  return v === undefined || v === "" ? undefined : v;
+};
+
+export function int(name: string, v: string | undefined, min = 0, max = 65535): number {
+  const n = Number(v);
+  if (v === undefined || !/^\d+$/.test(v.trim()) || n < min || n > max) {
+    throw new UsageError(`--${name} must be an integer between ${min} and ${max}, got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+export class UsageError extends Error {}
+
+export const logLevelArg = {
+  "log-level": { type: "string", description: "silent|error|warn|info|debug (env PROPELLER_LOG_LEVEL)", default: env("PROPELLER_LOG_LEVEL") ?? "info" },
+} as const;
+
+/** Runs a command body; any error becomes `error: <message>` on stderr and exit code 1. */
+export async function action(fn: () => Promise<unknown> | unknown, logLevel?: string): Promise<void> {
+  try {
+    setLogLevel(logLevel);
+    await fn();
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`error: ${msg}\n`);
+    if (!(e instanceof UsageError) && log.level >= 4 && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,39 @@
+import { defineCommand } from "citty";
+import type { PropletView } from "../core/proplet.ts";
+import { action, int } from "./args.ts";
+import { api, urlArg } from "./client.ts";
+import { printJson, printRecord, printTable } from "./output.ts";
+
+const idArg = { id: { type: "positional", description: "proplet id", required: true } } as const;
+
+export const propletsCommand = defineCommand({
+  meta: { name: "proplets", description: "Inspect the proplets known to the manager" },
+  subCommands: {
+    list: defineCommand({
+      meta: { description: "List proplets" },
+      args: { offset: { type: "string", default: "0" }, limit: { type: "string", default: "100" }, ...urlArg },
+      run: ({ args }) =>
+        action(async () => {
+          const p = await api<{ total: number; proplets: PropletView[] }>(args.url, "GET", `/proplets?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`);
+          if (args.json) return printJson(p);
+          printTable(p.proplets as unknown as Record<string, unknown>[], [["ID", "id"], ["NAME", "name"], ["ALIVE", "alive"], ["TASKS", "task_count"], ["LAST HEARTBEAT", "last_alive_at"]]);
+          process.stdout.write(`${p.proplets.length} of ${p.total} proplet(s)\n`);
+        }),
+    }),
+    get: defineCommand({
+      meta: { description: "Show one proplet" },
+      args: { ...idArg, ...urlArg },
+      run: ({ args }) =>
+        action(async () => {
+          const p = await api<PropletView>(args.url, "GET", `/proplets/${args.id}`);
+          if (args.json) printJson(p);
+          else printRecord({ ...p, metadata: undefined, ...p.metadata });
+        }),
+    }),
+    delete: defineCommand({
+      meta: { description: "Forget a proplet (refused while it runs tasks)" },
+      args: { ...idArg, ...urlArg },
+      run: ({ args }) => action(async () => { await api(args.url, "DELETE", `/proplets/${args.id}`); process.stdout.write("ok\n"); }),
+    }),
+  },
+});

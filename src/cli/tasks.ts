@@ -1,0 +1,179 @@
+import { defineCommand } from "citty";
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { isTerminal, TaskState } from "../core/states.ts";
+import type { TaskView } from "../core/task.ts";
+import { action, int, UsageError } from "./args.ts";
+import { api, urlArg } from "./client.ts";
+import { printJson, printRecord, printTable } from "./output.ts";
+
+type Page = { offset: number; limit: number; total: number; tasks: TaskView[] };
+
+const list = (v: string | undefined) => (v ? v.split(",").map((s) => s.trim()).filter((s) => s !== "") : undefined);
+
+function envPairs(v: string | undefined): Record<string, string> | undefined {
+  const pairs = list(v);
+  if (!pairs) return undefined;
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const eq = p.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--env expects KEY=VALUE pairs, got ${JSON.stringify(p)}`);
+    out[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  return out;
+}
+
+function readWasm(path: string): string {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new UsageError(`cannot read ${path}: ${e instanceof Error ? e.message : e}`);
+  }
+  return bytes.toString("base64");
+}
+
+const taskFields = {
+  file: { type: "string", description: "local .wasm file to send inline" },
+  "image-url": { type: "string", description: "http(s) URL or OCI reference of the module" },
+  inputs: { type: "string", description: "comma-separated inputs, e.g. 10,20" },
+  "cli-args": { type: "string", description: "comma-separated runtime options, e.g. --dir=/data::/data,--env=K=V" },
+  env: { type: "string", description: "comma-separated KEY=VALUE environment for the task" },
+  daemon: { type: "boolean", description: "long-running task, Running until stopped or it exits" },
+  "proplet-id": { type: "string", description: "pin the task to this proplet" },
+  priority: { type: "string", description: "0-100, default 50" },
+} as const;
+
+type FieldArgs = { [K in keyof typeof taskFields]?: string | boolean };
+
+function body(a: FieldArgs): Record<string, unknown> {
+  const b: Record<string, unknown> = {};
+  if (a.file) b.file = readWasm(String(a.file));
+  if (a["image-url"]) b.image_url = a["image-url"];
+  if (a.inputs !== undefined) b.inputs = list(String(a.inputs)) ?? [];
+  if (a["cli-args"]) b.cli_args = list(String(a["cli-args"]));
+  if (a.env) b.env = envPairs(String(a.env));
+  if (a.daemon !== undefined) b.daemon = a.daemon;
+  if (a["proplet-id"]) b.proplet_id = a["proplet-id"];
+  if (a.priority !== undefined) b.priority = int("priority", String(a.priority), 0, 100);
+  return b;
+}
+
+function show(t: TaskView, json: boolean): void {
+  if (json) printJson(t);
+  else printRecord({ id: t.id, name: t.name, status: `${t.status} (${t.state})`, proplet_id: t.proplet_id, inputs: t.inputs, results: t.results, error: t.error, start_time: t.start_time, finish_time: t.finish_time, created_at: t.created_at });
+}
+
+async function waitFor(url: string, id: string, timeoutS: number): Promise<TaskView> {
+  const deadline = Date.now() + timeoutS * 1000;
+  for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
+    const t = await api<TaskView>(url, "GET", `/tasks/${id}`);
+    if (isTerminal(t.state)) return t;
+    if (Date.now() > deadline) throw new Error(`task ${id} still ${t.status} after ${timeoutS}s`);
+    await Bun.sleep(delay);
+  }
+}
+
+/** Prints a finished task's outcome: the result on stdout, or the error on stderr with exit code 1. */
+function report(t: TaskView, json: boolean): void {
+  if (json) printJson(t);
+  else if (t.state === TaskState.Completed) process.stdout.write(`${typeof t.results === "string" ? t.results.replace(/\n$/, "") : JSON.stringify(t.results)}\n`);
+  if (t.state !== TaskState.Completed) {
+    process.stderr.write(`task ${t.id} ${t.status}${t.error ? `: ${t.error}` : ""}\n`);
+    process.exitCode = 1;
+  }
+}
+
+const idArg = { id: { type: "positional", description: "task id", required: true } } as const;
+
+export const tasksCommand = defineCommand({
+  meta: { name: "tasks", description: "Create, run and inspect tasks" },
+  subCommands: {
+    create: defineCommand({
+      meta: { description: "Create a task (and with --start run it, with --wait print its result)" },
+      args: {
+        name: { type: "positional", description: "task name; for a core module, the export to call", required: true },
+        ...taskFields,
+        start: { type: "boolean", description: "start it right away" },
+        wait: { type: "boolean", description: "with --start: wait for the task to finish and print its result" },
+        "wait-timeout": { type: "string", description: "seconds to wait, default 300", default: "300" },
+        ...urlArg,
+      },
+      run: ({ args }) =>
+        action(async () => {
+          const t = await api<TaskView>(args.url, "POST", "/tasks", { name: args.name, ...body(args) });
+          if (!args.start) return show(t, args.json);
+          await api(args.url, "POST", `/tasks/${t.id}/start`);
+          if (!args.wait) return args.json ? printJson(await api(args.url, "GET", `/tasks/${t.id}`)) : process.stdout.write(`${t.id}\n`);
+          report(await waitFor(args.url, t.id, int("wait-timeout", args["wait-timeout"], 1, 86400)), args.json);
+        }),
+    }),
+    list: defineCommand({
+      meta: { description: "List tasks, newest first" },
+      args: { offset: { type: "string", default: "0" }, limit: { type: "string", default: "100" }, ...urlArg },
+      run: ({ args }) =>
+        action(async () => {
+          const p = await api<Page>(args.url, "GET", `/tasks?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`);
+          if (args.json) return printJson(p);
+          printTable(p.tasks as unknown as Record<string, unknown>[], [["ID", "id"], ["NAME", "name"], ["STATUS", "status"], ["PROPLET", "proplet_id"], ["RESULTS", "results"], ["ERROR", "error"]]);
+          process.stdout.write(`${p.tasks.length} of ${p.total} task(s)\n`);
+        }),
+    }),
+    get: defineCommand({
+      meta: { description: "Show one task" },
+      args: { ...idArg, ...urlArg },
+      run: ({ args }) => action(async () => show(await api<TaskView>(args.url, "GET", `/tasks/${args.id}`), args.json)),
+    }),
+    update: defineCommand({
+      meta: { description: "Change fields of a task (only the flags given)" },
+      args: { ...idArg, name: { type: "string", description: "new name" }, ...taskFields, ...urlArg },
+      run: ({ args }) =>
+        action(async () => {
+          const b = body(args);
+          if (args.name) b.name = args.name;
+          if (Object.keys(b).length === 0) throw new UsageError("nothing to update: give at least one flag");
+          show(await api<TaskView>(args.url, "PUT", `/tasks/${args.id}`, b), args.json);
+        }),
+    }),
+    delete: defineCommand({
+      meta: { description: "Delete a task (a running one is stopped first)" },
+      args: { ...idArg, ...urlArg },
+      run: ({ args }) => action(async () => { await api(args.url, "DELETE", `/tasks/${args.id}`); process.stdout.write("ok\n"); }),
+    }),
+    start: defineCommand({
+      meta: { description: "Start a task on a proplet" },
+      args: { ...idArg, wait: { type: "boolean", description: "wait for it to finish and print its result" }, "wait-timeout": { type: "string", default: "300" }, ...urlArg },
+      run: ({ args }) =>
+        action(async () => {
+          await api(args.url, "POST", `/tasks/${args.id}/start`);
+          if (args.wait) report(await waitFor(args.url, args.id, int("wait-timeout", args["wait-timeout"], 1, 86400)), args.json);
+          else process.stdout.write("ok\n");
+        }),
+    }),
+    stop: defineCommand({
+      meta: { description: "Stop a running task" },
+      args: { ...idArg, ...urlArg },
+      run: ({ args }) => action(async () => { await api(args.url, "POST", `/tasks/${args.id}/stop`); process.stdout.write("ok\n"); }),
+    }),
+    results: defineCommand({
+      meta: { description: "Print a task's results" },
+      args: { ...idArg, ...urlArg },
+      run: ({ args }) =>
+        action(async () => {
+          const r = await api<{ results: unknown }>(args.url, "GET", `/tasks/${args.id}/results`);
+          if (args.json) printJson(r);
+          else process.stdout.write(`${typeof r.results === "string" ? r.results.replace(/\n$/, "") : JSON.stringify(r.results)}\n`);
+        }),
+    }),
+    upload: defineCommand({
+      meta: { description: "Attach a .wasm file to a task" },
+      args: { ...idArg, file: { type: "positional", description: "path to a .wasm file", required: true }, ...urlArg },
+      run: ({ args }) =>
+        action(async () => {
+          const form = new FormData();
+          form.set("file", new Blob([Buffer.from(readWasm(args.file), "base64")]), basename(args.file));
+          show(await api<TaskView>(args.url, "PUT", `/tasks/${args.id}/upload`, form), args.json);
+        }),
+    }),
+  },
+});

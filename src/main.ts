@@ -1,0 +1,23 @@
+#!/usr/bin/env bun
+import { defineCommand, runMain } from "citty";
+import { healthCommand } from "./cli/health.ts";
+import { propletsCommand } from "./cli/proplets.ts";
+import { tasksCommand } from "./cli/tasks.ts";
+import { wasmCommand } from "./cli/wasm.ts";
+import { serveCommand } from "./manager/command.ts";
+import { propletCommand } from "./proplet/command.ts";
+import { VERSION } from "./version.ts";
+
+const main = defineCommand({
+  meta: { name: "propeller", version: VERSION, description: "WebAssembly workload orchestrator for the cloud–edge continuum" },
+  subCommands: {
+    serve: serveCommand,
+    proplet: propletCommand,
+    tasks: tasksCommand,
+    proplets: propletsCommand,
+    health: healthCommand,
+    wasm: wasmCommand,
+  },
+});
+
+await runMain(main);

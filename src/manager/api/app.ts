@@ -1,0 +1,122 @@
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { z } from "zod";
+import { AppError, badRequest, describeZodError } from "../../core/errors.ts";
+import { PageQuery } from "../../core/page.ts";
+import { TaskCreate, TaskUpdate } from "../../core/task.ts";
+import { log } from "../../log.ts";
+import type { ManagerService } from "../service.ts";
+
+// REST API with upstream's paths and JSON keys (DESIGN §5). Handlers validate with the core schemas and call the
+// service; errors are `{"error": "..."}` with 400/404/409/413, and 5xx only for our own faults.
+
+export const MAX_BODY_BYTES = 100 * 1024 * 1024;
+
+export interface AppInfo {
+  version: string;
+  instanceId: string;
+}
+
+async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
+  const type = c.req.header("content-type") ?? "";
+  if (!type.includes("application/json")) throw badRequest("Content-Type must be application/json");
+  const text = await c.req.text();
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw badRequest(`body is not valid JSON: ${e instanceof Error ? e.message : e}`);
+  }
+  const r = schema.safeParse(data);
+  if (!r.success) throw badRequest(describeZodError(r.error));
+  return r.data;
+}
+
+function page(c: Context): z.output<typeof PageQuery> {
+  const r = PageQuery.safeParse({ offset: c.req.query("offset"), limit: c.req.query("limit") });
+  if (!r.success) throw badRequest(r.error.issues.map((i) => i.message).join("; "));
+  return r.data;
+}
+
+export function createApp(svc: ManagerService, info: AppInfo): Hono {
+  const app = new Hono();
+
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) => c.json({ error: `request body exceeds ${MAX_BODY_BYTES >> 20} MiB` }, 413),
+    }),
+  );
+
+  app.onError((err, c) => {
+    if (err instanceof AppError) return c.json({ error: err.message }, err.status);
+    log.error(`${c.req.method} ${c.req.path}: ${err instanceof Error ? err.stack : err}`);
+    return c.json({ error: err instanceof Error ? err.message : String(err) }, 500);
+  });
+  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
+
+  app.get("/health", (c) =>
+    c.json({
+      status: "pass",
+      version: info.version,
+      commit: "none",
+      description: "manager service",
+      build_time: "unknown",
+      instance_id: info.instanceId,
+    }),
+  );
+
+  // ---- tasks ----
+  app.post("/tasks", async (c) => {
+    const task = svc.createTask(await jsonBody(c, TaskCreate));
+    c.header("Location", `/tasks/${task.id}`);
+    return c.json(task, 201);
+  });
+  app.get("/tasks", (c) => {
+    const p = page(c);
+    const r = svc.listTasks(p.offset, p.limit);
+    return c.json({ offset: r.offset, limit: r.limit, total: r.total, tasks: r.items });
+  });
+  app.get("/tasks/:id", (c) => c.json(svc.getTask(c.req.param("id"))));
+  app.put("/tasks/:id", async (c) => c.json(svc.updateTask(c.req.param("id"), await jsonBody(c, TaskUpdate))));
+  app.delete("/tasks/:id", async (c) => {
+    await svc.deleteTask(c.req.param("id"));
+    return c.body(null, 204);
+  });
+  app.post("/tasks/:id/start", async (c) => c.json(await svc.startTask(c.req.param("id"))));
+  app.post("/tasks/:id/stop", async (c) => c.json(await svc.stopTask(c.req.param("id"))));
+  app.get("/tasks/:id/results", (c) => c.json(svc.getResults(c.req.param("id"))));
+  app.put("/tasks/:id/upload", async (c) => {
+    const id = c.req.param("id");
+    svc.getTask(id); // 404 before reading a large body
+    let form: FormData;
+    try {
+      form = await c.req.formData();
+    } catch {
+      throw badRequest("expected a multipart/form-data body with a `file` field");
+    }
+    const file = form.get("file");
+    if (!(file instanceof File)) throw badRequest("file: is required (multipart field `file` with a .wasm file)");
+    if (!file.name.endsWith(".wasm")) throw badRequest(`file: invalid file extension in ${JSON.stringify(file.name)}, expected .wasm`);
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
+      throw badRequest("file: invalid WASM file: missing magic bytes");
+    }
+    return c.json(svc.updateTask(id, { file: Buffer.from(bytes).toString("base64") }));
+  });
+
+  // ---- proplets ----
+  app.get("/proplets", (c) => {
+    const p = page(c);
+    const r = svc.listProplets(p.offset, p.limit);
+    return c.json({ offset: r.offset, limit: r.limit, total: r.total, proplets: r.items });
+  });
+  app.get("/proplets/:id", (c) => c.json(svc.getProplet(c.req.param("id"))));
+  app.delete("/proplets/:id", (c) => {
+    svc.deleteProplet(c.req.param("id"));
+    return c.body(null, 204);
+  });
+
+  return app;
+}

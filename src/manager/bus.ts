@@ -1,0 +1,59 @@
+import type { MqttClient } from "mqtt";
+import { publishJson } from "../broker/client.ts";
+import { AliveMsg, CreateMsg, decode, ResultMsg, type StartMsg, type StopMsg } from "../core/messages.ts";
+import { type Channel, topics } from "../core/topics.ts";
+import { log as root } from "../log.ts";
+
+const log = root.withTag("manager");
+import type { ManagerBus, ManagerService } from "./service.ts";
+
+// The manager's side of the MQTT protocol: publishes start/stop, feeds proplet messages to the service.
+// A malformed payload is logged and dropped; the process keeps running.
+
+export class MqttManagerBus implements ManagerBus {
+  private t: ReturnType<typeof topics>;
+
+  constructor(
+    private client: MqttClient,
+    channel: Channel,
+  ) {
+    this.t = topics(channel);
+  }
+
+  start(msg: StartMsg): Promise<void> {
+    return publishJson(this.client, this.t.start, msg);
+  }
+
+  stop(msg: StopMsg): Promise<void> {
+    return publishJson(this.client, this.t.stop, msg);
+  }
+
+  async listen(service: ManagerService): Promise<void> {
+    const t = this.t;
+    const handlers: Record<string, (payload: Buffer) => void> = {
+      [t.create]: (p) => handle(t.create, CreateMsg, p, (m) => service.handleCreate(m)),
+      [t.alive]: (p) => handle(t.alive, AliveMsg, p, (m) => service.handleAlive(m)),
+      [t.results]: (p) => handle(t.results, ResultMsg, p, (m) => service.handleResult(m)),
+    };
+    this.client.on("message", (topic, payload) => handlers[topic]?.(payload));
+    await this.client.subscribeAsync(t.propletAll, { qos: 1 });
+  }
+}
+
+function handle<S extends Parameters<typeof decode>[0]>(
+  topic: string,
+  schema: S,
+  payload: Buffer,
+  fn: (m: ReturnType<typeof decode<S>> extends { ok: true; value: infer V } ? V : never) => void,
+): void {
+  const r = decode(schema, payload);
+  if (!r.ok) {
+    log.warn(`dropped malformed message on ${topic}: ${r.error}`);
+    return;
+  }
+  try {
+    fn(r.value as never);
+  } catch (e) {
+    log.error(`handling ${topic} failed: ${e instanceof Error ? e.stack : e}`);
+  }
+}

@@ -1,0 +1,48 @@
+import { defineCommand } from "citty";
+import { join } from "node:path";
+import { homedir } from "node:os";
+import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
+import { parseSeconds } from "../proplet/config.ts";
+import { action, env, int, logLevelArg } from "../cli/args.ts";
+import { log } from "../log.ts";
+import { serve } from "./serve.ts";
+
+export const serveCommand = defineCommand({
+  meta: { name: "serve", description: "Run the control plane: MQTT broker, manager REST API, storage, console and a local proplet" },
+  args: {
+    host: { type: "string", description: "address to listen on (env PROPELLER_HOST); no auth yet, so loopback by default", default: env("PROPELLER_HOST") ?? "127.0.0.1" },
+    "http-port": { type: "string", description: "REST API, console and MQTT-over-WebSocket port (env PROPELLER_HTTP_PORT)", default: env("PROPELLER_HTTP_PORT") ?? "7070" },
+    "mqtt-port": { type: "string", description: "embedded MQTT broker TCP port (env PROPELLER_MQTT_PORT)", default: env("PROPELLER_MQTT_PORT") ?? "1883" },
+    "data-dir": { type: "string", description: "where the SQLite database lives (env PROPELLER_DATA_DIR)", default: env("PROPELLER_DATA_DIR") ?? join(homedir(), ".propeller") },
+    "mqtt-url": { type: "string", description: "use this external broker instead of the embedded one, e.g. mqtt://host:1883 (env PROPELLER_MQTT_URL)", default: env("PROPELLER_MQTT_URL") },
+    "local-proplet": { type: "boolean", description: "run a proplet inside serve (env PROPELLER_LOCAL_PROPLET=false to disable)", negativeDescription: "do not run a local proplet", default: env("PROPELLER_LOCAL_PROPLET") !== "false" },
+    "domain-id": { type: "string", description: "MQTT domain id in topics m/{domain}/c/{channel}/… (env PROPELLER_DOMAIN_ID)", default: env("PROPELLER_DOMAIN_ID") ?? DEFAULT_DOMAIN_ID },
+    "channel-id": { type: "string", description: "MQTT channel id (env PROPELLER_CHANNEL_ID)", default: env("PROPELLER_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID },
+    "liveliness-interval": { type: "string", description: "seconds between the local proplet's heartbeats (env PROPELLER_LIVELINESS_INTERVAL)", default: env("PROPELLER_LIVELINESS_INTERVAL") ?? "10" },
+    "liveliness-threshold": { type: "string", description: "seconds without heartbeat before a proplet counts as dead; default 3 intervals (env PROPELLER_LIVELINESS_THRESHOLD)", default: env("PROPELLER_LIVELINESS_THRESHOLD") },
+    ...logLevelArg,
+  },
+  run: ({ args }) =>
+    action(async () => {
+      const interval = parseSeconds("--liveliness-interval", args["liveliness-interval"], 10);
+      const s = await serve({
+        host: args.host,
+        httpPort: int("http-port", args["http-port"]),
+        mqttPort: int("mqtt-port", args["mqtt-port"]),
+        dataDir: args["data-dir"],
+        mqttUrl: args["mqtt-url"] || undefined,
+        localProplet: args["local-proplet"],
+        domainId: args["domain-id"],
+        channelId: args["channel-id"],
+        livelinessInterval: interval,
+        livelinessThreshold: parseSeconds("--liveliness-threshold", args["liveliness-threshold"], interval * 3),
+      });
+      const shutdown = async (sig: string) => {
+        log.info(`${sig}: shutting down`);
+        await s.close();
+        process.exit(0);
+      };
+      process.once("SIGINT", () => void shutdown("SIGINT"));
+      process.once("SIGTERM", () => void shutdown("SIGTERM"));
+    }, args["log-level"]),
+});

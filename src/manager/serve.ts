@@ -1,0 +1,124 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { join } from "node:path";
+import { connectMqtt } from "../broker/client.ts";
+import { type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.ts";
+import { log } from "../log.ts";
+import { PropletAgent } from "../proplet/agent.ts";
+import { openSqlite } from "../storage/sqlite/index.ts";
+import consoleHtml from "../../web/index.html" with { type: "text" };
+import { createApp, MAX_BODY_BYTES } from "./api/app.ts";
+import { MqttManagerBus } from "./bus.ts";
+import { ManagerService } from "./service.ts";
+import { VERSION } from "../version.ts";
+
+// Composition root of `propeller serve`: storage, broker, manager, HTTP, and the local proplet, which talks to
+// the manager over MQTT like any other proplet.
+
+export interface ServeOptions {
+  host: string;
+  httpPort: number;
+  mqttPort: number;
+  dataDir: string;
+  mqttUrl?: string;
+  localProplet: boolean;
+  domainId: string;
+  channelId: string;
+  /** Seconds between the local proplet's heartbeats. */
+  livelinessInterval: number;
+  /** Seconds without a heartbeat after which a proplet is not alive. */
+  livelinessThreshold: number;
+}
+
+export interface RunningServe {
+  httpPort: number;
+  mqttPort?: number;
+  localPropletId?: string;
+  close(): Promise<void>;
+}
+
+/** The local proplet keeps its id across restarts, so its history and pinned tasks stay valid. */
+function localPropletId(dataDir: string): string {
+  const f = join(dataDir, "local-proplet-id");
+  if (existsSync(f)) return readFileSync(f, "utf8").trim();
+  const id = crypto.randomUUID();
+  writeFileSync(f, id);
+  return id;
+}
+
+export async function serve(o: ServeOptions): Promise<RunningServe> {
+  mkdirSync(o.dataDir, { recursive: true });
+  const dbPath = join(o.dataDir, "propeller.db");
+  const store = openSqlite(dbPath);
+  const broker: EmbeddedBroker | undefined = o.mqttUrl ? undefined : await startBroker(o.host, o.mqttPort);
+  const loopback = o.host === "0.0.0.0" || o.host === "::" ? "127.0.0.1" : o.host;
+  const mqttAddress = o.mqttUrl ?? `mqtt://${loopback.includes(":") ? `[${loopback}]` : loopback}:${broker!.port}`;
+
+  const instanceId = crypto.randomUUID();
+  const client = await connectMqtt(mqttAddress, { clientId: `manager-${instanceId}`, username: `manager-${instanceId}` });
+  const bus = new MqttManagerBus(client, o);
+  const svc = new ManagerService(store, bus, { livelinessThresholdMs: o.livelinessThreshold * 1000 });
+  await bus.listen(svc);
+
+  const app = createApp(svc, { version: VERSION, instanceId });
+  const server = Bun.serve<WsData>({
+    hostname: o.host,
+    port: o.httpPort,
+    maxRequestBodySize: MAX_BODY_BYTES + (1 << 20),
+    fetch(req, srv) {
+      const url = new URL(req.url);
+      if (url.pathname === "/mqtt" && broker) {
+        // Browsers and mqtt.js ask for the "mqtt" subprotocol and refuse a reply without it.
+        const proto = req.headers.get("sec-websocket-protocol")?.split(",")[0]?.trim();
+        if (srv.upgrade(req, { data: {}, headers: proto ? { "Sec-WebSocket-Protocol": proto } : {} })) return undefined;
+        return new Response("expected a WebSocket upgrade", { status: 400 });
+      }
+      if (req.method === "GET" && (url.pathname === "/" || url.pathname === "/index.html")) {
+        return new Response(consoleHtml as unknown as string, { headers: { "content-type": "text/html; charset=utf-8" } });
+      }
+      return app.fetch(req);
+    },
+    websocket: broker?.websocket ?? { message() {} },
+  });
+
+  let agent: PropletAgent | undefined;
+  if (o.localProplet) {
+    agent = new PropletAgent({
+      mqttAddress,
+      entityId: localPropletId(o.dataDir),
+      apiKey: "",
+      domainId: o.domainId,
+      channelId: o.channelId,
+      namespace: "default",
+      livelinessInterval: o.livelinessInterval,
+      warmWorkers: cpus().length,
+      description: "local proplet of propeller serve",
+    });
+    await agent.start();
+  }
+
+  log.info(`propeller serve: REST on http://${o.host}:${server.port}, storage ${dbPath}`);
+  if (broker) log.info(`embedded MQTT broker on mqtt://${o.host}:${broker.port} and ws://${o.host}:${server.port}/mqtt`);
+  else log.info(`using external MQTT broker ${o.mqttUrl}`);
+  if (o.host === "127.0.0.1" || o.host === "localhost" || o.host === "::1") {
+    log.info("listening on loopback only: there is no authentication yet; use --host to expose it deliberately");
+  } else {
+    log.warn(`listening on ${o.host} WITHOUT authentication: anyone who can reach this host can run code on your proplets`);
+  }
+
+  let closed = false;
+  return {
+    httpPort: server.port!,
+    mqttPort: broker?.port,
+    localPropletId: agent?.id,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await agent?.close();
+      server.stop(true);
+      await client.endAsync();
+      await broker?.close();
+      store.close();
+    },
+  };
+}

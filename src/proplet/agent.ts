@@ -1,0 +1,146 @@
+import type { MqttClient } from "mqtt";
+import { connectMqtt, publishJson } from "../broker/client.ts";
+import { decode, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
+import { topics } from "../core/topics.ts";
+import { parseRuntimeOptions } from "../core/wasm-call.ts";
+import { log as root } from "../log.ts";
+
+const log = root.withTag("proplet");
+import type { PropletConfig } from "./config.ts";
+import { fetchModule } from "./fetch.ts";
+import { discoveryMetadata } from "./metadata.ts";
+import { ModuleCache } from "./runtime/modules.ts";
+import { type Running, WorkerPool } from "./runtime/pool.ts";
+
+// The proplet: announces itself, heartbeats, runs the tasks addressed to it and reports their results.
+// Heartbeats run on this thread while every task runs on a pool worker, so a busy task never delays them.
+
+export const RUNTIME_NAME = "propeller-inprocess";
+
+export class PropletAgent {
+  private client?: MqttClient;
+  private t: ReturnType<typeof topics>;
+  private running = new Map<string, Running | "preparing">();
+  private stopRequested = new Set<string>();
+  private heartbeat?: Timer;
+  private pool: WorkerPool;
+  private modules = new ModuleCache();
+
+  constructor(private cfg: PropletConfig) {
+    this.t = topics(cfg);
+    this.pool = new WorkerPool(cfg.warmWorkers);
+  }
+
+  get id(): string {
+    return this.cfg.entityId;
+  }
+
+  async start(): Promise<void> {
+    const offline = { proplet_id: this.id, status: "offline", namespace: this.cfg.namespace };
+    this.client = await connectMqtt(this.cfg.mqttAddress, {
+      clientId: this.id,
+      username: this.id,
+      password: this.cfg.apiKey,
+      will: { topic: this.t.alive, payload: JSON.stringify(offline) },
+    });
+    this.client.on("message", (topic, payload) => {
+      if (topic === this.t.start) void this.onStart(payload);
+      else if (topic === this.t.stop) this.onStop(payload);
+    });
+    // Re-announce on every (re)connect: a restarted manager learns about us without waiting for a heartbeat.
+    this.client.on("connect", () => void this.announce());
+    await this.announce();
+    this.heartbeat = setInterval(() => this.beat(), this.cfg.livelinessInterval * 1000);
+    log.info(`proplet ${this.id} connected to ${this.cfg.mqttAddress} (channel ${this.cfg.domainId}/${this.cfg.channelId})`);
+  }
+
+  private async announce(): Promise<void> {
+    const c = this.client!;
+    await c.subscribeAsync([this.t.start, this.t.stop], { qos: 1 });
+    await publishJson(c, this.t.create, {
+      proplet_id: this.id,
+      namespace: this.cfg.namespace,
+      metadata: discoveryMetadata(this.cfg, RUNTIME_NAME),
+    });
+    this.beat();
+  }
+
+  private beat(): void {
+    if (!this.client?.connected) return;
+    this.client.publish(this.t.alive, JSON.stringify({ proplet_id: this.id, status: "alive", namespace: this.cfg.namespace }), { qos: 0 });
+  }
+
+  private async publishResult(r: ResultMsg): Promise<void> {
+    try {
+      await publishJson(this.client!, this.t.results, r);
+    } catch (e) {
+      log.error(`task ${r.task_id}: could not publish result: ${e instanceof Error ? e.message : e}`);
+    }
+  }
+
+  private async onStart(payload: Buffer): Promise<void> {
+    const d = decode(StartMsg, payload);
+    if (!d.ok) {
+      log.warn(`dropped malformed start message: ${d.error}`);
+      return;
+    }
+    const msg = d.value;
+    if (!msg.broadcast && msg.proplet_id && msg.proplet_id !== this.id) return; // addressed to another proplet
+    if (this.running.has(msg.id)) {
+      log.warn(`task ${msg.id}: already running here, duplicate start ignored`);
+      return;
+    }
+    this.running.set(msg.id, "preparing");
+    const fail = (error: string) => {
+      this.running.delete(msg.id);
+      log.warn(`task ${msg.id} failed: ${error}`);
+      return this.publishResult({ task_id: msg.id, proplet_id: this.id, results: "", error });
+    };
+    try {
+      const options = parseRuntimeOptions(msg.cli_args);
+      if (typeof options === "string") return await fail(options);
+      const bytes = await fetchModule(msg);
+      if (this.stopRequested.delete(msg.id)) return await fail("task stopped");
+      const compiled = this.modules.load(bytes);
+      const env = { PROPLET_ID: this.id, ...msg.env };
+      log.info(`task ${msg.id} running (${msg.name})`);
+      const run = this.pool.run({ compiled, name: msg.name, inputs: msg.inputs ?? [], env, options });
+      this.running.set(msg.id, run);
+      const r = await run.done;
+      this.running.delete(msg.id);
+      log.info(`task ${msg.id} ${r.ok ? "completed" : `failed: ${r.error}`}`);
+      await this.publishResult({ task_id: msg.id, proplet_id: this.id, results: r.result, error: r.ok ? null : (r.error ?? "failed") });
+    } catch (e) {
+      await fail(e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  private onStop(payload: Buffer): void {
+    const d = decode(StopMsg, payload);
+    if (!d.ok) {
+      log.warn(`dropped malformed stop message: ${d.error}`);
+      return;
+    }
+    const { id, proplet_id } = d.value;
+    if (proplet_id && proplet_id !== this.id) return;
+    const run = this.running.get(id);
+    if (!run) {
+      if (proplet_id) log.warn(`task ${id}: stop for a task not running here`);
+      return;
+    }
+    if (run === "preparing") this.stopRequested.add(id);
+    else run.stop();
+    log.info(`task ${id} stopping`);
+  }
+
+  /** Graceful: say we are offline (the Last Will only fires on an unclean end), then disconnect. */
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    for (const r of this.running.values()) if (r !== "preparing") r.stop("proplet shutting down");
+    if (this.client?.connected) {
+      await publishJson(this.client, this.t.alive, { proplet_id: this.id, status: "offline", namespace: this.cfg.namespace }).catch(() => {});
+    }
+    await this.client?.endAsync();
+    this.pool.close();
+  }
+}

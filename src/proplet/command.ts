@@ -1,0 +1,47 @@
+import { defineCommand } from "citty";
+import { cpus } from "node:os";
+import { action, env, logLevelArg } from "../cli/args.ts";
+import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
+import { log } from "../log.ts";
+import { PropletAgent } from "./agent.ts";
+import { parseSeconds } from "./config.ts";
+
+export const propletCommand = defineCommand({
+  meta: { name: "proplet", description: "Run a worker that executes Wasm tasks sent by a manager over MQTT" },
+  args: {
+    "mqtt-address": { type: "string", description: "broker address (env PROPLET_MQTT_ADDRESS)", default: env("PROPLET_MQTT_ADDRESS") ?? "mqtt://localhost:1883" },
+    "entity-id": { type: "string", description: "this proplet's id, also its MQTT client id (env PROPLET_ENTITY_ID); random if unset", default: env("PROPLET_ENTITY_ID") },
+    "api-key": { type: "string", description: "MQTT password (env PROPLET_API_KEY)", default: env("PROPLET_API_KEY") ?? "" },
+    "domain-id": { type: "string", description: "domain id (env PROPLET_DOMAIN_ID, alias PROPLET_TENANT_ID)", default: env("PROPLET_DOMAIN_ID") ?? env("PROPLET_TENANT_ID") ?? DEFAULT_DOMAIN_ID },
+    "channel-id": { type: "string", description: "channel id (env PROPLET_CHANNEL_ID)", default: env("PROPLET_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID },
+    "liveliness-interval": { type: "string", description: "seconds between heartbeats (env PROPLET_LIVELINESS_INTERVAL)", default: env("PROPLET_LIVELINESS_INTERVAL") ?? "10" },
+    description: { type: "string", description: "discovery description (env PROPLET_DESCRIPTION)", default: env("PROPLET_DESCRIPTION") },
+    tags: { type: "string", description: "comma-separated discovery tags (env PROPLET_TAGS)", default: env("PROPLET_TAGS") },
+    location: { type: "string", description: "discovery location (env PROPLET_LOCATION)", default: env("PROPLET_LOCATION") },
+    ...logLevelArg,
+  },
+  run: ({ args }) =>
+    action(async () => {
+      const agent = new PropletAgent({
+        mqttAddress: args["mqtt-address"],
+        entityId: args["entity-id"] || crypto.randomUUID(),
+        apiKey: args["api-key"],
+        domainId: args["domain-id"],
+        channelId: args["channel-id"],
+        namespace: env("PROPLET_MANAGER_K8S_NAMESPACE") ?? "default",
+        livelinessInterval: parseSeconds("PROPLET_LIVELINESS_INTERVAL", args["liveliness-interval"], 10),
+        warmWorkers: cpus().length,
+        description: args.description,
+        tags: args.tags?.split(",").map((t) => t.trim()).filter(Boolean),
+        location: args.location,
+      });
+      await agent.start();
+      const shutdown = async (sig: string) => {
+        log.info(`${sig}: proplet ${agent.id} going offline`);
+        await agent.close();
+        process.exit(0);
+      };
+      process.once("SIGINT", () => void shutdown("SIGINT"));
+      process.once("SIGTERM", () => void shutdown("SIGTERM"));
+    }, args["log-level"]),
+});

@@ -1,0 +1,25 @@
+import { badRequest } from "../core/errors.ts";
+
+export interface PropletConfig {
+  mqttAddress: string;
+  entityId: string;
+  apiKey: string;
+  domainId: string;
+  channelId: string;
+  namespace: string;
+  /** Seconds between heartbeats. */
+  livelinessInterval: number;
+  /** Idle workers kept warm. */
+  warmWorkers: number;
+  description?: string;
+  tags?: string[];
+  location?: string;
+}
+
+/** Seconds as "10", "0.5" or "10s"; upstream silently kept the default on garbage, we refuse it. */
+export function parseSeconds(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined || v === "") return dflt;
+  const m = /^(\d+(?:\.\d+)?)s?$/.exec(v.trim());
+  if (!m || Number(m[1]) <= 0) throw badRequest(`${name} must be a positive number of seconds, got ${JSON.stringify(v)}`);
+  return Number(m[1]);
+}

@@ -1,0 +1,135 @@
+import { Database, type Statement } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { Proplet } from "../../core/proplet.ts";
+import type { Task } from "../../core/task.ts";
+import type { ListResult, PropletRepository, Storage, TaskRepository } from "../repository.ts";
+
+// SQLite in WAL mode with synchronous=NORMAL: a committed write survives a kill -9 of the process (WAL is
+// fsynced at checkpoints; the OS keeps what was written), and autocommit writes run ~60k/s instead of ~1.3k/s.
+// A task is one JSON document plus the columns we filter and sort on; the module bytes live in their own column
+// so listing never reads them.
+
+const MIGRATIONS = [
+  `CREATE TABLE tasks (
+     id TEXT PRIMARY KEY,
+     state INTEGER NOT NULL,
+     created_at TEXT NOT NULL,
+     doc TEXT NOT NULL,
+     file TEXT
+   )`,
+  `CREATE INDEX tasks_created ON tasks(created_at DESC, id DESC)`,
+  `CREATE INDEX tasks_state ON tasks(state)`,
+  `CREATE TABLE proplets (id TEXT PRIMARY KEY, doc TEXT NOT NULL)`,
+];
+
+type TaskRow = { doc: string; file: string | null };
+
+class SqliteTasks implements TaskRepository {
+  private insertQ: Statement;
+  private getQ: Statement<TaskRow, [string]>;
+  private updateQ: Statement;
+  private deleteQ: Statement;
+  private countQ: Statement<{ n: number }, []>;
+  private listQ: Statement<TaskRow, [number, number]>;
+
+  constructor(private db: Database) {
+    this.insertQ = db.query("INSERT INTO tasks (id, state, created_at, doc, file) VALUES (?, ?, ?, ?, ?)");
+    this.getQ = db.query("SELECT doc, file FROM tasks WHERE id = ?");
+    this.updateQ = db.query("UPDATE tasks SET state = ?, doc = ?, file = ? WHERE id = ?");
+    this.deleteQ = db.query("DELETE FROM tasks WHERE id = ?");
+    this.countQ = db.query("SELECT count(*) AS n FROM tasks");
+    this.listQ = db.query("SELECT doc, NULL AS file FROM tasks ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
+  }
+
+  private static split(t: Task): [string, string | null] {
+    const { file, ...rest } = t;
+    return [JSON.stringify(rest), file ?? null];
+  }
+
+  private static join(row: TaskRow): Task {
+    const t = JSON.parse(row.doc) as Task;
+    if (row.file) t.file = row.file;
+    return t;
+  }
+
+  create(task: Task): void {
+    const [doc, file] = SqliteTasks.split(task);
+    this.insertQ.run(task.id, task.state, task.created_at, doc, file);
+  }
+  get(id: string): Task | undefined {
+    const row = this.getQ.get(id);
+    return row ? SqliteTasks.join(row) : undefined;
+  }
+  update(task: Task): void {
+    const [doc, file] = SqliteTasks.split(task);
+    this.updateQ.run(task.state, doc, file, task.id);
+  }
+  delete(id: string): boolean {
+    return this.deleteQ.run(id).changes > 0;
+  }
+  list(offset: number, limit: number): ListResult<Task> {
+    return { total: this.countQ.get()!.n, items: this.listQ.all(limit, offset).map(SqliteTasks.join) };
+  }
+  listByState(states: number[]): Task[] {
+    const marks = states.map(() => "?").join(",");
+    return this.db
+      .query<TaskRow, number[]>(`SELECT doc, file FROM tasks WHERE state IN (${marks})`)
+      .all(...states)
+      .map(SqliteTasks.join);
+  }
+}
+
+class SqliteProplets implements PropletRepository {
+  private upsertQ: Statement;
+  private getQ: Statement<{ doc: string }, [string]>;
+  private deleteQ: Statement;
+  private allQ: Statement<{ doc: string }, []>;
+
+  constructor(db: Database) {
+    this.upsertQ = db.query("INSERT INTO proplets (id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc");
+    this.getQ = db.query("SELECT doc FROM proplets WHERE id = ?");
+    this.deleteQ = db.query("DELETE FROM proplets WHERE id = ?");
+    this.allQ = db.query("SELECT doc FROM proplets ORDER BY id");
+  }
+  upsert(p: Proplet): void {
+    this.upsertQ.run(p.id, JSON.stringify(p));
+  }
+  get(id: string): Proplet | undefined {
+    const row = this.getQ.get(id);
+    return row ? (JSON.parse(row.doc) as Proplet) : undefined;
+  }
+  delete(id: string): boolean {
+    return this.deleteQ.run(id).changes > 0;
+  }
+  all(): Proplet[] {
+    return this.allQ.all().map((r) => JSON.parse(r.doc) as Proplet);
+  }
+}
+
+function migrate(db: Database): void {
+  db.run("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)");
+  const done = db.query<{ v: number | null }, []>("SELECT max(version) AS v FROM schema_migrations").get()?.v ?? 0;
+  db.transaction(() => {
+    for (let i = done; i < MIGRATIONS.length; i++) {
+      db.run(MIGRATIONS[i]!);
+      db.run("INSERT INTO schema_migrations (version) VALUES (?)", [i + 1]);
+    }
+  })();
+}
+
+export function openSqlite(path: string): Storage {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path, { create: true, strict: true });
+  db.run("PRAGMA journal_mode = WAL");
+  db.run("PRAGMA synchronous = NORMAL");
+  db.run("PRAGMA busy_timeout = 5000");
+  db.run("PRAGMA foreign_keys = ON");
+  migrate(db);
+  return {
+    tasks: new SqliteTasks(db),
+    proplets: new SqliteProplets(db),
+    transaction: <T>(fn: () => T) => db.transaction(fn)(),
+    close: () => db.close(),
+  };
+}
