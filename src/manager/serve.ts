@@ -60,6 +60,25 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const svc = new ManagerService(store, bus, { livelinessThresholdMs: o.livelinessThreshold * 1000 });
   await bus.listen(svc);
 
+  let agent: PropletAgent | undefined;
+  if (o.localProplet) {
+    agent = new PropletAgent({
+      mqttAddress,
+      entityId: localPropletId(o.dataDir),
+      apiKey: "",
+      domainId: o.domainId,
+      channelId: o.channelId,
+      namespace: "default",
+      livelinessInterval: o.livelinessInterval,
+      warmWorkers: cpus().length,
+      description: "local proplet of propeller serve",
+    });
+    await agent.start();
+    // Serve HTTP only once the manager knows its local proplet, so a first `tasks start` finds it.
+    const deadline = Date.now() + 5000;
+    while (!svc.hasProplet(agent.id) && Date.now() < deadline) await Bun.sleep(5);
+  }
+
   const app = createApp(svc, { version: VERSION, instanceId });
   const server = Bun.serve<WsData>({
     hostname: o.host,
@@ -80,22 +99,6 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     },
     websocket: broker?.websocket ?? { message() {} },
   });
-
-  let agent: PropletAgent | undefined;
-  if (o.localProplet) {
-    agent = new PropletAgent({
-      mqttAddress,
-      entityId: localPropletId(o.dataDir),
-      apiKey: "",
-      domainId: o.domainId,
-      channelId: o.channelId,
-      namespace: "default",
-      livelinessInterval: o.livelinessInterval,
-      warmWorkers: cpus().length,
-      description: "local proplet of propeller serve",
-    });
-    await agent.start();
-  }
 
   log.info(`propeller serve: REST on http://${o.host}:${server.port}, storage ${dbPath}`);
   if (broker) log.info(`embedded MQTT broker on mqtt://${o.host}:${broker.port} and ws://${o.host}:${server.port}/mqtt`);

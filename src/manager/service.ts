@@ -234,6 +234,10 @@ export class ManagerService {
     };
   }
 
+  hasProplet(id: string): boolean {
+    return this.proplets.has(id);
+  }
+
   getProplet(id: string): PropletView {
     const p = this.proplets.get(id);
     if (!p) throw notFound(`proplet ${id} not found`);

@@ -1,0 +1,261 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import mqtt from "mqtt";
+import { b64, cpuSeconds, fixture, http, MAIN, runTask, type Serve, spawnPropeller, startServe, tempDir, until } from "./helpers.ts";
+
+// A user's view: a real `propeller serve` process (embedded broker, SQLite file, local proplet), real proplet
+// processes, the CLI, and plain HTTP.
+
+let s: Serve;
+beforeAll(async () => {
+  s = await startServe({ extra: ["--liveliness-interval", "1"] });
+});
+afterAll(async () => {
+  await s?.kill("SIGKILL");
+});
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const p = Bun.spawn([process.execPath, MAIN, ...args], { env: { ...process.env, PROPELLER_URL: s.url }, stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { code, stdout, stderr };
+}
+
+describe("serve with its local proplet", () => {
+  test("the local proplet registers and is alive", async () => {
+    const page = (await http(`${s.url}/proplets`)).body;
+    expect(page.total).toBe(1);
+    expect(page.proplets[0]).toMatchObject({ alive: true, task_count: 0, metadata: { wasm_runtime: "propeller-inprocess", os: "linux" } });
+  });
+
+  test("CLI: tasks create add --inputs 10,20 --start --wait prints 30", async () => {
+    const r = await cli(["tasks", "create", "add", "--file", "test/fixtures/build/add.wasm", "--inputs", "10,20", "--start", "--wait"]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("30\n");
+    expect(r.code).toBe(0);
+  });
+
+  test("REST: a WASI command greets with its env and argv", async () => {
+    const t = await runTask(s.url, { name: "hello", file: b64("hello"), inputs: ["Ada"], env: { GREETING: "Hello" } });
+    expect(t).toMatchObject({ state: 3, status: "Completed", results: "Hello Ada from hello\n" });
+    expect(t.file).toContain("<REDACTED>");
+    expect((await http(`${s.url}/tasks/${t.id}/results`)).body).toEqual({ results: "Hello Ada from hello\n" });
+  });
+
+  test("a failing command ends Failed with its exit code and stderr; the CLI exits non-zero", async () => {
+    const t = await runTask(s.url, { name: "fail", file: b64("fail") });
+    expect(t).toMatchObject({ state: 4, status: "Failed", error: "exit code 3: something went wrong" });
+    const r = await cli(["tasks", "create", "fail", "--file", "test/fixtures/build/fail.wasm", "--start", "--wait"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("Failed: exit code 3: something went wrong");
+  });
+
+  test("stop ends an infinite loop within a second, frees the CPU and reports it failed", async () => {
+    const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin") });
+    await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
+    await until("the spin task to run", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
+    await Bun.sleep(300);
+    const t0 = Date.now();
+    expect((await http(`${s.url}/tasks/${c.body.id}/stop`, "POST")).body).toEqual({ stopped: true });
+    const t = await until("the stopped task to fail", async () => {
+      const v = (await http(`${s.url}/tasks/${c.body.id}`)).body;
+      return v.state === 4 ? v : undefined;
+    });
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(t.error).toBe("task stopped");
+    const cpu0 = cpuSeconds(s.proc.pid);
+    await Bun.sleep(1000);
+    expect(cpuSeconds(s.proc.pid) - cpu0).toBeLessThan(0.3); // a spinning worker would burn ~1 s
+    expect((await http(`${s.url}/proplets`)).body.proplets[0].task_count).toBe(0);
+  });
+
+  test("heartbeats continue while a task keeps a worker busy", async () => {
+    const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin") });
+    await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
+    const first = (await http(`${s.url}/proplets`)).body.proplets[0].last_alive_at;
+    const later = await until("a new heartbeat", async () => {
+      const p = (await http(`${s.url}/proplets`)).body.proplets[0];
+      return p.last_alive_at !== first ? p : undefined;
+    }, 3000);
+    expect(later.alive).toBe(true);
+    await http(`${s.url}/tasks/${c.body.id}/stop`, "POST");
+  });
+
+  test("a second proplet process joins and runs a task pinned to it", async () => {
+    const p = spawnPropeller(["proplet"], {
+      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+      PROPLET_ENTITY_ID: "edge-proplet-2",
+      PROPLET_LIVELINESS_INTERVAL: "1",
+    });
+    try {
+      const view = await until("the second proplet to be alive", async () => {
+        const r = await http(`${s.url}/proplets/edge-proplet-2`);
+        return r.status === 200 && r.body.alive ? r.body : undefined;
+      });
+      expect(view.metadata.proplet_version).toBeTruthy();
+      const t = await runTask(s.url, { name: "add", file: b64("add"), inputs: [2, 3], proplet_id: "edge-proplet-2" });
+      expect(t).toMatchObject({ state: 3, results: "5", proplet_id: "edge-proplet-2" });
+      expect(p.output()).toContain(`task ${t.id} running`);
+      // Graceful stop says offline at once.
+      await p.kill("SIGTERM");
+      const gone = await until("the proplet to be shown not alive", async () => {
+        const r = (await http(`${s.url}/proplets/edge-proplet-2`)).body;
+        return r.alive === false ? r : undefined;
+      }, 3000);
+      expect(gone.alive).toBe(false);
+      const pinned = await http(`${s.url}/tasks`, "POST", { name: "add", file: b64("add"), inputs: [1, 1], proplet_id: "edge-proplet-2" });
+      const refused = await http(`${s.url}/tasks/${pinned.body.id}/start`, "POST");
+      expect(refused.status).toBe(409);
+      expect(refused.body.error).toContain("is not alive");
+    } finally {
+      await p.kill("SIGKILL");
+    }
+  });
+
+  test("round robin spreads unpinned tasks over alive proplets", async () => {
+    const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "rr-proplet", PROPLET_LIVELINESS_INTERVAL: "1" });
+    try {
+      await until("rr-proplet alive", async () => (await http(`${s.url}/proplets/rr-proplet`)).body?.alive === true);
+      const ran = new Set<string>();
+      for (let i = 0; i < 4; i++) ran.add((await runTask(s.url, { name: "add", file: b64("add"), inputs: [i, 1] })).proplet_id);
+      expect(ran.size).toBe(2);
+    } finally {
+      await p.kill("SIGKILL");
+    }
+  });
+
+  test("a Last Will marks a proplet killed with -9 not alive", async () => {
+    const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "doomed", PROPLET_LIVELINESS_INTERVAL: "1" });
+    await until("doomed alive", async () => (await http(`${s.url}/proplets/doomed`)).body?.alive === true);
+    await p.kill("SIGKILL");
+    // aedes sends the Will when it notices the socket closed.
+    await until("doomed not alive", async () => (await http(`${s.url}/proplets/doomed`)).body?.alive === false, 2000);
+  });
+});
+
+describe("bad input", () => {
+  test("bad JSON, missing fields and wrong types get 400 naming the field", async () => {
+    const bad = await http(`${s.url}/tasks`, "POST", "{not json");
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toContain("not valid JSON");
+    const missing = await http(`${s.url}/tasks`, "POST", { inputs: [true] });
+    expect(missing.status).toBe(400);
+    expect(missing.body.error).toContain("name");
+    expect(missing.body.error).toContain("inputs.0");
+    const prio = await http(`${s.url}/tasks`, "POST", { name: "x", priority: 500 });
+    expect(prio.status).toBe(400);
+    expect(prio.body.error).toContain("priority");
+    const type = await fetch(`${s.url}/tasks`, { method: "POST", body: '{"name":"x"}', headers: { "content-type": "text/plain" } });
+    expect(type.status).toBe(400);
+    const page = await http(`${s.url}/tasks?limit=abc`);
+    expect(page.status).toBe(400);
+    expect(page.body.error).toContain("limit");
+  });
+
+  test("unknown ids get 404", async () => {
+    for (const path of ["/tasks/nope", "/tasks/nope/results", "/proplets/nope"]) {
+      const r = await http(`${s.url}${path}`);
+      expect(r.status).toBe(404);
+      expect(r.body.error).toContain("nope");
+    }
+    expect((await http(`${s.url}/tasks/nope/start`, "POST")).status).toBe(404);
+    expect((await http(`${s.url}/tasks/nope`, "DELETE")).status).toBe(404);
+  });
+
+  test("a task whose module is not valid Wasm fails with a reason", async () => {
+    const junk = Buffer.concat([Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]), Buffer.from("garbage!")]).toString("base64");
+    const t = await runTask(s.url, { name: "junk", file: junk });
+    expect(t.state).toBe(4);
+    expect(t.error).toBeTruthy();
+  });
+
+  test("malformed MQTT payloads are dropped and the process keeps running", async () => {
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "vandal" });
+    for (const topic of ["create", "alive", "results"]) {
+      await c.publishAsync(`m/default/c/default/control/proplet/${topic}`, "this is not json");
+      await c.publishAsync(`m/default/c/default/control/proplet/${topic}`, JSON.stringify({ proplet_id: 42, task_id: [] }));
+    }
+    await c.publishAsync("m/default/c/default/control/manager/start", JSON.stringify({ id: 1 }));
+    await c.endAsync();
+    const t = await runTask(s.url, { name: "add", file: b64("add"), inputs: [20, 22] });
+    expect(t.results).toBe("42");
+    expect(s.output()).toContain("dropped malformed message");
+  });
+});
+
+describe("other REST operations", () => {
+  test("update, upload, list, delete", async () => {
+    const c = await http(`${s.url}/tasks`, "POST", { name: "add", inputs: [1, 2] });
+    expect(c.status).toBe(201);
+    const noModule = await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
+    expect(noModule.status).toBe(400);
+    const form = new FormData();
+    form.set("file", new Blob([fixture("add")]), "add.wasm");
+    const up = await fetch(`${s.url}/tasks/${c.body.id}/upload`, { method: "PUT", body: form });
+    expect(up.status).toBe(200);
+    const wrong = new FormData();
+    wrong.set("file", new Blob([fixture("add")]), "add.txt");
+    expect((await fetch(`${s.url}/tasks/${c.body.id}/upload`, { method: "PUT", body: wrong })).status).toBe(400);
+    const u = await http(`${s.url}/tasks/${c.body.id}`, "PUT", { inputs: [40, 2] });
+    expect(u.body.inputs).toEqual(["40", "2"]);
+    expect(u.body.name).toBe("add");
+    await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
+    const done = await until("task done", async () => ((await http(`${s.url}/tasks/${c.body.id}`)).body.state === 3 ? true : undefined));
+    expect(done).toBe(true);
+    const list = (await http(`${s.url}/tasks?limit=2`)).body;
+    expect(list).toMatchObject({ offset: 0, limit: 2 });
+    expect(list.tasks.length).toBe(2);
+    expect(list.total).toBeGreaterThan(2);
+    expect(list.tasks[0].id).toBe(c.body.id); // newest first
+    expect((await http(`${s.url}/tasks/${c.body.id}`, "DELETE")).status).toBe(204);
+    expect((await http(`${s.url}/tasks/${c.body.id}`)).status).toBe(404);
+  });
+
+  test("MQTT over WebSocket at /mqtt reaches the embedded broker", async () => {
+    const ws = await mqtt.connectAsync(`ws://127.0.0.1:${s.httpPort}/mqtt`, { clientId: "ws-client" });
+    const tcp = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "tcp-client" });
+    await ws.subscribeAsync("test/ws");
+    const got = new Promise<string>((resolve) => ws.on("message", (_t, p) => resolve(p.toString())));
+    await tcp.publishAsync("test/ws", "over websocket");
+    expect(await got).toBe("over websocket");
+    await ws.endAsync();
+    await tcp.endAsync();
+  });
+
+  test("the console page is served at /", async () => {
+    const r = await fetch(`${s.url}/`);
+    expect(r.status).toBe(200);
+    expect(await r.text()).toContain("<title>Propeller</title>");
+  });
+});
+
+describe("storage", () => {
+  test("tasks survive kill -9 and restart on the same data dir", async () => {
+    const dataDir = tempDir();
+    const a = await startServe({ dataDir });
+    const t = await runTask(a.url, { name: "add", file: b64("add"), inputs: [5, 6] });
+    await a.kill("SIGKILL");
+    const b = await startServe({ dataDir });
+    try {
+      const again = (await http(`${b.url}/tasks/${t.id}`)).body;
+      expect(again).toMatchObject({ id: t.id, state: 3, results: "11" });
+      // The local proplet keeps its id across restarts.
+      const p = (await http(`${b.url}/proplets`)).body.proplets;
+      expect(p.map((x: { id: string }) => x.id)).toContain(t.proplet_id);
+    } finally {
+      await b.kill("SIGKILL");
+    }
+  });
+
+  test("--no-local-proplet runs no proplet", async () => {
+    const n = await startServe({ extra: ["--no-local-proplet"] });
+    try {
+      await Bun.sleep(300);
+      expect((await http(`${n.url}/proplets`)).body.total).toBe(0);
+      const c = await http(`${n.url}/tasks`, "POST", { name: "add", file: b64("add") });
+      const r = await http(`${n.url}/tasks/${c.body.id}/start`, "POST");
+      expect(r.status).toBe(409);
+      expect(r.body.error).toContain("no alive proplet");
+    } finally {
+      await n.kill("SIGKILL");
+    }
+  });
+});
