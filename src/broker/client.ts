@@ -34,7 +34,19 @@ export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs 
     protocolVersion: 4,
     ...(o.will ? { will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: 1, retain: false } } : {}),
   };
-  const client = mqtt.connect(normalizeMqttUrl(address), opts);
+  // mqtt.js would parse a URL string with the deprecated url.parse(); hand it the parts instead.
+  const u = new URL(normalizeMqttUrl(address));
+  const protocol = u.protocol.slice(0, -1) as IClientOptions["protocol"];
+  const secure = protocol === "mqtts" || protocol === "wss";
+  const client = mqtt.connect({
+    ...opts,
+    protocol,
+    hostname: u.hostname.replace(/^\[|\]$/g, ""),
+    port: Number(u.port || (protocol === "ws" ? 80 : protocol === "wss" ? 443 : secure ? 8883 : 1883)),
+    ...(protocol === "ws" || protocol === "wss" ? { path: u.pathname } : {}),
+    username: opts.username ?? (u.username ? decodeURIComponent(u.username) : undefined),
+    password: opts.password ?? (u.password ? decodeURIComponent(u.password) : undefined),
+  });
   // Without a listener an 'error' event would throw; connection errors are retried by mqtt.js anyway.
   client.on("error", (e) => log.debug(`mqtt ${o.clientId}: ${e.message}`));
   await new Promise<void>((resolve, reject) => {

@@ -31,7 +31,11 @@ interface Slot {
   pending?: (r: WorkerReply) => void;
 }
 
-const workerUrl = new URL("./worker.ts", import.meta.url).href;
+// In the compiled executable every bundled module reports the entry's URL (/$bunfs/root/propeller), and the
+// worker entrypoint sits at its source path relative to src/: resolve it from there.
+const workerUrl = import.meta.url.includes("/$bunfs/")
+  ? new URL("./proplet/runtime/worker.ts", import.meta.url).href
+  : new URL("./worker.ts", import.meta.url).href;
 
 export class WorkerPool {
   private idle: Slot[] = [];
@@ -51,7 +55,11 @@ export class WorkerPool {
     const sab = new SharedArrayBuffer(4);
     const slot: Slot = { worker: new Worker(workerUrl), flag: new Int32Array(sab), sab };
     slot.worker.onmessage = (e: MessageEvent<WorkerReply>) => slot.pending?.(e.data);
-    slot.worker.onerror = (e) => slot.pending?.({ seq: -1, ok: false, result: "", error: `worker crashed: ${e.message}` });
+    // A worker that dies while busy fails its task; one that dies idle is dropped so no task is sent to it.
+    slot.worker.onerror = (e) => {
+      if (slot.pending) slot.pending({ seq: -1, ok: false, result: "", error: `worker crashed: ${e.message}` });
+      else this.idle = this.idle.filter((x) => x !== slot);
+    };
     // Idle workers must not keep a proplet process alive on shutdown.
     slot.worker.unref();
     return slot;

@@ -1,0 +1,59 @@
+import { beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { FIXTURES, ROOT, runTask, b64, startServe, tempDir, spawnPropeller, until, http } from "./helpers.ts";
+
+// `npm run build` gives one executable that runs every subcommand with no node_modules beside it.
+let bin: string;
+let dir: string;
+
+beforeAll(async () => {
+  const build = Bun.spawnSync([process.execPath, join(ROOT, "scripts", "build.ts")], { stdout: "pipe", stderr: "pipe" });
+  if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
+  dir = tempDir("propeller-bin-");
+  bin = join(dir, "propeller");
+  copyFileSync(join(ROOT, "dist", "propeller"), bin);
+  expect(existsSync(join(dir, "node_modules"))).toBe(false);
+}, 120_000);
+
+describe("the compiled executable", () => {
+  test("--help lists the subcommands", () => {
+    const r = Bun.spawnSync([bin, "--help"], { cwd: dir });
+    const out = r.stdout.toString() + r.stderr.toString();
+    for (const c of ["serve", "proplet", "tasks", "proplets", "health", "wasm"]) expect(out).toContain(c);
+  });
+
+  test("wasm run: a core export and a WASI command", () => {
+    const add = Bun.spawnSync([bin, "wasm", "run", join(FIXTURES, "add.wasm"), "--invoke", "add", "10", "20"], { cwd: dir });
+    expect(add.stdout.toString()).toBe("30\n");
+    const hello = Bun.spawnSync([bin, "wasm", "run", join(FIXTURES, "hello.wasm"), "World"], { cwd: dir });
+    expect(hello.stdout.toString()).toBe("Hello World from hello\n");
+    const fail = Bun.spawnSync([bin, "wasm", "run", join(FIXTURES, "fail.wasm")], { cwd: dir });
+    expect(fail.exitCode).toBe(3);
+    expect(fail.stderr.toString()).toContain("something went wrong");
+  });
+
+  test("serve, a separate proplet and the CLI, all from the one binary", async () => {
+    const s = await startServe({ cmd: [bin], cwd: dir });
+    const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "bin-proplet" }, [bin], dir);
+    try {
+      await until("bin-proplet alive", async () => (await http(`${s.url}/proplets/bin-proplet`)).body?.alive === true);
+      const t = await runTask(s.url, { name: "add", file: b64("add"), inputs: [1, 2], proplet_id: "bin-proplet" });
+      expect(t.results).toBe("3");
+      const cli = Bun.spawnSync([bin, "tasks", "create", "hello", "--file", join(FIXTURES, "hello.wasm"), "--inputs", "Bin", "--start", "--wait"], {
+        cwd: dir,
+        env: { ...process.env, PROPELLER_URL: s.url },
+      });
+      expect(cli.stdout.toString()).toBe("Hello Bin from hello\n");
+      // Stop works in the binary's workers too.
+      const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin") });
+      await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
+      await until("spin running", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
+      await http(`${s.url}/tasks/${c.body.id}/stop`, "POST");
+      await until("spin stopped", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 4, 2000);
+    } finally {
+      await p.kill("SIGKILL");
+      await s.kill("SIGKILL");
+    }
+  });
+});
