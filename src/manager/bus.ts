@@ -2,9 +2,9 @@ import type { MqttClient } from "mqtt";
 import { publishJson } from "../broker/client.ts";
 import { AliveMsg, CreateMsg, decode, ResultMsg, type StartMsg, type StopMsg } from "../core/messages.ts";
 import { type Channel, topics } from "../core/topics.ts";
-import { log as root } from "../log.ts";
+import { tag } from "../log.ts";
 
-const log = root.withTag("manager");
+const log = tag("manager");
 import type { ManagerBus, ManagerService } from "./service.ts";
 
 // The manager's side of the MQTT protocol: publishes start/stop, feeds proplet messages to the service.

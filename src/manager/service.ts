@@ -5,9 +5,9 @@ import { roundRobin } from "../core/scheduler.ts";
 import { TaskState } from "../core/states.ts";
 import { applyUpdate, newTask, type Task, type TaskCreate, type TaskUpdate, taskView, type TaskView } from "../core/task.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
-import { log as root } from "../log.ts";
+import { tag } from "../log.ts";
 
-const log = root.withTag("manager");
+const log = tag("manager");
 import type { Storage } from "../storage/repository.ts";
 
 // The manager's use cases. Handlers call these; these call storage and the bus. Nothing here knows HTTP or MQTT.

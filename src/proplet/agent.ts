@@ -3,9 +3,9 @@ import { connectMqtt, publishJson } from "../broker/client.ts";
 import { decode, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
 import { topics } from "../core/topics.ts";
 import { parseRuntimeOptions } from "../core/wasm-call.ts";
-import { log as root } from "../log.ts";
+import { tag } from "../log.ts";
 
-const log = root.withTag("proplet");
+const log = tag("proplet");
 import type { PropletConfig } from "./config.ts";
 import { fetchModule } from "./fetch.ts";
 import { discoveryMetadata } from "./metadata.ts";

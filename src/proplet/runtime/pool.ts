@@ -42,8 +42,13 @@ export class WorkerPool {
   private busy = new Set<Slot>();
   private seq = 0;
   private closed = false;
+  /** Runs waiting for a worker: more tasks than `max` queue here instead of spawning without bound. */
+  private queue: (() => void)[] = [];
 
-  constructor(private warm: number) {
+  constructor(
+    private warm: number,
+    private max = Math.max(4, warm * 2),
+  ) {
     for (let i = 0; i < warm; i++) this.idle.push(this.spawn());
   }
 
@@ -68,6 +73,7 @@ export class WorkerPool {
   private release(slot: Slot, healthy: boolean): void {
     this.busy.delete(slot);
     slot.pending = undefined;
+    queueMicrotask(() => this.queue.shift()?.());
     if (!healthy || this.closed) {
       slot.worker.terminate();
       if (!this.closed && this.idle.length < this.warm) this.idle.push(this.spawn());
@@ -79,6 +85,30 @@ export class WorkerPool {
 
   run(spec: RunSpec): Running {
     if (this.closed) throw new Error("runtime is shut down");
+    if (this.busy.size < this.max) return this.dispatch(spec);
+    // Queued: stop before dispatch just drops it from the queue.
+    let inner: Running | undefined;
+    let cancelled: string | undefined;
+    let resolveOuter!: (r: ExecResult) => void;
+    const done = new Promise<ExecResult>((r) => (resolveOuter = r));
+    const go = () => {
+      if (cancelled !== undefined) return resolveOuter({ ok: false, result: "", error: cancelled });
+      inner = this.dispatch(spec);
+      void inner.done.then(resolveOuter);
+    };
+    this.queue.push(go);
+    return {
+      done,
+      stop: (reason = "task stopped") => {
+        if (inner) return inner.stop(reason);
+        cancelled = reason;
+        this.queue = this.queue.filter((q) => q !== go);
+        resolveOuter({ ok: false, result: "", error: reason });
+      },
+    };
+  }
+
+  private dispatch(spec: RunSpec): Running {
     const slot = this.idle.pop() ?? this.spawn();
     this.busy.add(slot);
     slot.worker.ref();

@@ -1,0 +1,144 @@
+// Dispatch benchmark: a real `propeller serve` (embedded broker, SQLite, local proplet) in its own process.
+//  1. warm-up;
+//  2. latency: sequential start → result stored, for a tiny `add` task (the task is created before the clock
+//     starts; the clock stops when GET /tasks/{id} shows it Completed, after its MQTT result was seen);
+//  3. throughput: N tasks created, started and completed by C concurrent clients; the clock stops when the
+//     SQLite file itself holds N Completed tasks.
+// Prints progress to stderr and, as its last stdout line, one JSON object with the figures.
+//
+//   bun scripts/bench/dispatch.ts [--samples 1000] [--tasks 10000] [--concurrency 64] [--bin dist/propeller]
+import { Database } from "bun:sqlite";
+import mqtt from "mqtt";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+
+const { values: opt } = parseArgs({
+  options: {
+    samples: { type: "string", default: "1000" },
+    tasks: { type: "string", default: "10000" },
+    concurrency: { type: "string", default: "64" },
+    bin: { type: "string" },
+    profile: { type: "string", description: "directory for a CPU profile (markdown) of the serve process" },
+  },
+});
+const SAMPLES = Number(opt.samples);
+const TASKS = Number(opt.tasks);
+const CONCURRENCY = Number(opt.concurrency);
+const root = join(import.meta.dir, "..", "..");
+const file = readFileSync(join(root, "test/fixtures/build/add.wasm")).toString("base64");
+const say = (s: string) => process.stderr.write(`${s}\n`);
+
+async function freePort(): Promise<number> {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const p = s.port;
+  s.stop(true);
+  return p;
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), "propeller-bench-"));
+const httpPort = await freePort();
+const mqttPort = await freePort();
+const prof = opt.profile ? ["--cpu-prof-md", `--cpu-prof-dir=${opt.profile}`] : [];
+const cmd = opt.bin ? [opt.bin] : [process.execPath, ...prof, join(root, "src/main.ts")];
+const serve = Bun.spawn([...cmd, "serve", "--http-port", `${httpPort}`, "--mqtt-port", `${mqttPort}`, "--data-dir", dataDir, "--log-level", "warn"], {
+  stdout: "inherit",
+  stderr: "inherit",
+});
+const url = `http://127.0.0.1:${httpPort}`;
+for (let i = 0; ; i++) {
+  try {
+    if ((await fetch(`${url}/health`)).ok) break;
+  } catch {}
+  if (i > 300) throw new Error("serve did not start");
+  await Bun.sleep(50);
+}
+
+async function post(path: string, body?: unknown): Promise<any> {
+  const res = await fetch(`${url}${path}`, {
+    method: "POST",
+    ...(body ? { body: JSON.stringify(body), headers: { "content-type": "application/json" } } : {}),
+  });
+  const data = await res.json();
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(data)}`);
+  return data;
+}
+
+// Results seen on MQTT, to know when to look in the API without hammering it.
+const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: "bench" });
+const waiting = new Map<string, () => void>();
+sub.on("message", (_t, payload) => {
+  const id = JSON.parse(payload.toString()).task_id as string;
+  waiting.get(id)?.();
+});
+await sub.subscribeAsync("m/default/c/default/control/proplet/results", { qos: 0 });
+
+async function startAndWaitStored(id: string): Promise<void> {
+  const seen = new Promise<void>((resolve) => waiting.set(id, resolve));
+  await post(`/tasks/${id}/start`);
+  await seen;
+  waiting.delete(id);
+  for (;;) {
+    const t = (await (await fetch(`${url}/tasks/${id}`)).json()) as { state: number; error?: string };
+    if (t.state === 3) return;
+    if (t.state === 4) throw new Error(`task ${id} failed: ${t.error}`);
+  }
+}
+
+const task = (i: number) => ({ name: "add", file, inputs: [i, 1] });
+
+say("warm-up…");
+for (let i = 0; i < 200; i++) await startAndWaitStored((await post("/tasks", task(i))).id);
+
+say(`latency: ${SAMPLES} sequential samples…`);
+const lat: number[] = [];
+for (let i = 0; i < SAMPLES; i++) {
+  const { id } = await post("/tasks", task(i));
+  const t0 = performance.now();
+  await startAndWaitStored(id);
+  lat.push(performance.now() - t0);
+}
+lat.sort((a, b) => a - b);
+const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!;
+
+say(`throughput: ${TASKS} tasks, ${CONCURRENCY} concurrent clients…`);
+const db = new Database(join(dataDir, "propeller.db"), { readonly: true });
+const completedQ = db.query<{ n: number }, []>("SELECT count(*) AS n FROM tasks WHERE state = 3");
+const before = completedQ.get()!.n;
+let next = 0;
+const t0 = performance.now();
+await Promise.all(
+  Array.from({ length: CONCURRENCY }, async () => {
+    while (next < TASKS) {
+      const i = next++;
+      const { id } = await post("/tasks", task(i));
+      const seen = new Promise<void>((resolve) => waiting.set(id, resolve));
+      await post(`/tasks/${id}/start`);
+      await seen;
+      waiting.delete(id);
+    }
+  }),
+);
+while (completedQ.get()!.n - before < TASKS) await Bun.sleep(1);
+const elapsed = (performance.now() - t0) / 1000;
+db.close();
+
+await sub.endAsync();
+serve.kill("SIGTERM");
+await serve.exited;
+rmSync(dataDir, { recursive: true, force: true });
+
+const out = {
+  samples: lat.length,
+  p50_ms: +pct(50).toFixed(3),
+  p90_ms: +pct(90).toFixed(3),
+  p99_ms: +pct(99).toFixed(3),
+  max_ms: +lat[lat.length - 1]!.toFixed(3),
+  tasks: TASKS,
+  concurrency: CONCURRENCY,
+  seconds: +elapsed.toFixed(3),
+  tasks_per_s: Math.round(TASKS / elapsed),
+  runtime: opt.bin ? "compiled" : "bun",
+};
+console.log(JSON.stringify(out));
