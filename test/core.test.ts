@@ -58,7 +58,7 @@ describe("messages", () => {
 });
 
 describe("proplets and scheduling", () => {
-  const p = (id: string): Proplet => ({ id, name: id, task_count: 0, metadata: {}, alive_history: [] });
+  const p = (id: string): Proplet => ({ id, name: id, metadata: {}, alive_history: [] });
   test("round robin rotates by id and wraps", () => {
     const c = [p("b"), p("a"), p("c")];
     expect(roundRobin(c, undefined)?.id).toBe("a");

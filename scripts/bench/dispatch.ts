@@ -42,7 +42,7 @@ const httpPort = await freePort();
 const mqttPort = await freePort();
 const prof = opt.profile ? ["--cpu-prof-md", `--cpu-prof-dir=${opt.profile}`] : [];
 const cmd = opt.bin ? [opt.bin] : [process.execPath, ...prof, join(root, "src/main.ts")];
-const serve = Bun.spawn([...cmd, "serve", "--http-port", `${httpPort}`, "--mqtt-port", `${mqttPort}`, "--data-dir", dataDir, "--log-level", "warn"], {
+const serve = Bun.spawn([...cmd, "serve", "--http-port", `${httpPort}`, "--mqtt-port", `${mqttPort}`, "--data-dir", dataDir, "--log-level", process.env.BENCH_LOG_LEVEL ?? "warn"], {
   stdout: "inherit",
   stderr: "inherit",
 });
@@ -68,7 +68,9 @@ async function post(path: string, body?: unknown): Promise<any> {
 // Results seen on MQTT, to know when to look in the API without hammering it.
 const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: "bench" });
 const waiting = new Map<string, () => void>();
+let resultsSeen = 0;
 sub.on("message", (_t, payload) => {
+  resultsSeen++;
   const id = JSON.parse(payload.toString()).task_id as string;
   waiting.get(id)?.();
 });
@@ -104,10 +106,12 @@ const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * l
 
 say(`throughput: ${TASKS} tasks, ${CONCURRENCY} concurrent clients…`);
 const db = new Database(join(dataDir, "propeller.db"), { readonly: true });
-const completedQ = db.query<{ n: number }, []>("SELECT count(*) AS n FROM tasks WHERE state = 3");
-const before = completedQ.get()!.n;
+// .all() runs each statement to completion, so no read snapshot stays open between polls.
+const count = (state: number) => db.query<{ n: number }, [number]>("SELECT count(*) AS n FROM tasks WHERE state = ?").all(state)[0]!.n;
+const before = count(3);
 let next = 0;
 const t0 = performance.now();
+const progress = setInterval(() => say(`  created ${next}, results seen ${resultsSeen}`), 2000);
 await Promise.all(
   Array.from({ length: CONCURRENCY }, async () => {
     while (next < TASKS) {
@@ -120,7 +124,11 @@ await Promise.all(
     }
   }),
 );
-while (completedQ.get()!.n - before < TASKS) await Bun.sleep(1);
+clearInterval(progress);
+for (const deadline = Date.now() + 60_000; count(3) - before < TASKS; await Bun.sleep(1)) {
+  if (count(4) > 0) throw new Error(`${count(4)} task(s) failed during the throughput run`);
+  if (Date.now() > deadline) throw new Error(`only ${count(3) - before} of ${TASKS} tasks completed in storage`);
+}
 const elapsed = (performance.now() - t0) / 1000;
 db.close();
 

@@ -1,4 +1,6 @@
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { Aedes } from "aedes";
+import mqtt, { type IClientOptions, MqttClient } from "mqtt";
+import { Duplex } from "node:stream";
 import { log } from "../log.ts";
 
 // One way to open an MQTT client for the manager and the proplet. Addresses follow upstream's rules
@@ -19,6 +21,46 @@ export interface ConnectOptions {
   password?: string;
   will?: { topic: string; payload: string };
   keepalive?: number;
+  /**
+   * The embedded broker, for clients in the same process (the manager, the local proplet): they speak MQTT
+   * over an in-memory stream instead of a loopback socket, the same protocol without the syscalls.
+   */
+  broker?: Aedes;
+}
+
+/**
+ * Two connected in-memory streams: what one writes, the other reads. Writes of one turn are delivered together
+ * on setImmediate, as a socket would deliver them; aedes does not see data pushed synchronously in many small
+ * writes (its 'readable' handler never fired in that case).
+ */
+function duplexPair(): [Duplex, Duplex] {
+  const make = (peer: () => Duplex) => {
+    let pending: Buffer[] = [];
+    return new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        if (pending.length === 0) {
+          setImmediate(() => {
+            const data = Buffer.concat(pending);
+            pending = [];
+            peer().push(data);
+          });
+        }
+        pending.push(chunk);
+        cb();
+      },
+      final(cb) {
+        setImmediate(() => peer().push(null));
+        cb();
+      },
+    });
+  };
+  const a: Duplex = make(() => b);
+  const b: Duplex = make(() => a);
+  // A destroyed end (aedes destroys rather than ends) must close the other one too, or its reader waits forever.
+  a.once("close", () => b.destroy());
+  b.once("close", () => a.destroy());
+  return [a, b];
 }
 
 /** Connects, resolving once the first CONNACK arrives; mqtt.js reconnects on its own afterwards. */
@@ -34,19 +76,7 @@ export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs 
     protocolVersion: 4,
     ...(o.will ? { will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: 1, retain: false } } : {}),
   };
-  // mqtt.js would parse a URL string with the deprecated url.parse(); hand it the parts instead.
-  const u = new URL(normalizeMqttUrl(address));
-  const protocol = u.protocol.slice(0, -1) as IClientOptions["protocol"];
-  const secure = protocol === "mqtts" || protocol === "wss";
-  const client = mqtt.connect({
-    ...opts,
-    protocol,
-    hostname: u.hostname.replace(/^\[|\]$/g, ""),
-    port: Number(u.port || (protocol === "ws" ? 80 : protocol === "wss" ? 443 : secure ? 8883 : 1883)),
-    ...(protocol === "ws" || protocol === "wss" ? { path: u.pathname } : {}),
-    username: opts.username ?? (u.username ? decodeURIComponent(u.username) : undefined),
-    password: opts.password ?? (u.password ? decodeURIComponent(u.password) : undefined),
-  });
+  const client = o.broker ? inProcess(o.broker, opts) : overNetwork(address, opts);
   // Without a listener an 'error' event would throw; connection errors are retried by mqtt.js anyway.
   client.on("error", (e) => log.debug(`mqtt ${o.clientId}: ${e.message}`));
   await new Promise<void>((resolve, reject) => {
@@ -60,6 +90,30 @@ export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs 
     });
   });
   return client;
+}
+
+function inProcess(broker: Aedes, opts: IClientOptions): MqttClient {
+  return new MqttClient(() => {
+    const [ours, theirs] = duplexPair();
+    broker.handle(theirs);
+    return ours;
+  }, opts);
+}
+
+function overNetwork(address: string, opts: IClientOptions): MqttClient {
+  // mqtt.js would parse a URL string with the deprecated url.parse(); hand it the parts instead.
+  const u = new URL(normalizeMqttUrl(address));
+  const protocol = u.protocol.slice(0, -1) as IClientOptions["protocol"];
+  const secure = protocol === "mqtts" || protocol === "wss";
+  return mqtt.connect({
+    ...opts,
+    protocol,
+    hostname: u.hostname.replace(/^\[|\]$/g, ""),
+    port: Number(u.port || (protocol === "ws" ? 80 : protocol === "wss" ? 443 : secure ? 8883 : 1883)),
+    ...(protocol === "ws" || protocol === "wss" ? { path: u.pathname } : {}),
+    username: opts.username ?? (u.username ? decodeURIComponent(u.username) : undefined),
+    password: opts.password ?? (u.password ? decodeURIComponent(u.password) : undefined),
+  });
 }
 
 export function publishJson(client: MqttClient, topic: string, payload: unknown, qos: 0 | 1 = 1): Promise<void> {

@@ -20,10 +20,10 @@ export type PropletMetadata = z.infer<typeof PropletMetadata>;
 /** Heartbeat history kept per proplet (upstream keeps 10). */
 export const ALIVE_HISTORY = 10;
 
+/** The stored proplet. Its task count is not stored: it is derived from the tasks running on it. */
 export interface Proplet {
   id: string;
   name: string;
-  task_count: number;
   metadata: PropletMetadata;
   /** RFC3339 heartbeats, newest last. */
   alive_history: string[];
@@ -50,12 +50,12 @@ export function isAlive(p: Proplet, nowMs: number, thresholdMs: number): boolean
   return !p.offline && last !== undefined && nowMs - Date.parse(last) <= thresholdMs;
 }
 
-export function propletView(p: Proplet, nowMs: number, thresholdMs: number): PropletView {
+export function propletView(p: Proplet, taskCount: number, nowMs: number, thresholdMs: number): PropletView {
   const last = lastAlive(p);
   return {
     id: p.id,
     name: p.name,
-    task_count: p.task_count,
+    task_count: taskCount,
     alive: isAlive(p, nowMs, thresholdMs),
     ...(last ? { last_alive_at: last } : {}),
     metadata: p.metadata,

@@ -39,7 +39,8 @@ export const serveCommand = defineCommand({
       });
       const shutdown = async (sig: string) => {
         log.info(`${sig}: shutting down`);
-        await s.close();
+        // Bounded: a stuck connection must not keep the process from exiting.
+        await Promise.race([s.close(), Bun.sleep(5000)]);
         process.exit(0);
       };
       process.once("SIGINT", () => void shutdown("SIGINT"));

@@ -55,7 +55,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const mqttAddress = o.mqttUrl ?? `mqtt://${loopback.includes(":") ? `[${loopback}]` : loopback}:${broker!.port}`;
 
   const instanceId = crypto.randomUUID();
-  const client = await connectMqtt(mqttAddress, { clientId: `manager-${instanceId}`, username: `manager-${instanceId}` });
+  const client = await connectMqtt(mqttAddress, { clientId: `manager-${instanceId}`, username: `manager-${instanceId}`, broker: broker?.aedes });
   const bus = new MqttManagerBus(client, o);
   const svc = new ManagerService(store, bus, { livelinessThresholdMs: o.livelinessThreshold * 1000 });
   await bus.listen(svc);
@@ -72,6 +72,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       livelinessInterval: o.livelinessInterval,
       warmWorkers: cpus().length,
       description: "local proplet of propeller serve",
+      broker: broker?.aedes,
     });
     await agent.start();
     // Serve HTTP only once the manager knows its local proplet, so a first `tasks start` finds it.

@@ -33,6 +33,8 @@ export interface PageOut<T> {
 export class ManagerService {
   // Proplets are few and read on every start: a write-through cache in front of the repository.
   private proplets = new Map<string, Proplet>();
+  /** Running task ids per proplet: `task_count` is derived from it (DESIGN §4.3), never stored. */
+  private runningOn = new Map<string, Set<string>>();
   private lastPick: string | undefined;
 
   constructor(
@@ -41,14 +43,27 @@ export class ManagerService {
     private opts: ServiceOptions,
   ) {
     for (const p of store.proplets.all()) this.proplets.set(p.id, p);
+    for (const t of store.tasks.listByState([TaskState.Running])) if (t.proplet_id) this.track(t.proplet_id, t.id, true);
+  }
+
+  private track(propletId: string, taskId: string, running: boolean): void {
+    let set = this.runningOn.get(propletId);
+    if (!set) this.runningOn.set(propletId, (set = new Set()));
+    if (running) set.add(taskId);
+    else set.delete(taskId);
+  }
+
+  private taskCount(propletId: string): number {
+    return this.runningOn.get(propletId)?.size ?? 0;
   }
 
   // ---- tasks ----
 
-  createTask(input: TaskCreate): TaskView {
+  async createTask(input: TaskCreate): Promise<TaskView> {
     const task = newTask(crypto.randomUUID(), input, nowIso());
     this.store.tasks.create(task);
-    log.info(`task ${task.id} created (${task.name})`);
+    await this.store.durable();
+    log.debug(`task ${task.id} created (${task.name})`);
     return taskView(task);
   }
 
@@ -71,7 +86,7 @@ export class ManagerService {
     return { offset, limit, total: r.total, items: r.items.map(taskView) };
   }
 
-  updateTask(id: string, patch: TaskUpdate): TaskView {
+  async updateTask(id: string, patch: TaskUpdate): Promise<TaskView> {
     const task = this.mustGet(id);
     if (task.state === TaskState.Running && (patch.file !== undefined || patch.image_url !== undefined)) {
       throw conflict(`task ${id} is running: stop it before changing its module`);
@@ -79,6 +94,7 @@ export class ManagerService {
     const next = applyUpdate(task, patch, nowIso());
     if (next.broadcast && next.pinned) throw badRequest("proplet_id: broadcast and proplet_id are mutually exclusive");
     this.store.tasks.update(next);
+    await this.store.durable();
     return taskView(next);
   }
 
@@ -86,6 +102,7 @@ export class ManagerService {
     const task = this.mustGet(id);
     if (task.state === TaskState.Running) await this.stopTask(id);
     this.store.tasks.delete(id);
+    await this.store.durable();
     log.info(`task ${id} deleted`);
   }
 
@@ -120,18 +137,19 @@ export class ManagerService {
       results: undefined,
       error: undefined,
     };
-    this.store.transaction(() => {
-      this.store.tasks.update(running);
-      this.adjustCount(proplet.id, +1);
-    });
+    this.store.tasks.update(running);
+    this.track(proplet.id, id, true);
     try {
+      // Running is committed before the proplet hears of the task: a crash in between cannot lose a run.
+      await this.store.durable();
       await this.bus.start(startMessage(running));
     } catch (e) {
       const msg = `failed to publish start message: ${e instanceof Error ? e.message : e}`;
       this.finish(running, { error: msg, results: undefined });
+      await this.store.durable();
       throw new Error(msg);
     }
-    log.info(`task ${id} started on proplet ${proplet.id}`);
+    log.debug(`task ${id} started on proplet ${proplet.id}`);
     return { started: true };
   }
 
@@ -142,6 +160,7 @@ export class ManagerService {
     if (!p || !isAlive(p, Date.now(), this.opts.livelinessThresholdMs)) {
       // Nobody would answer the stop: settle it here so the task is not left Running.
       this.finish(task, { error: "task stopped (its proplet is not alive)", results: undefined });
+      await this.store.durable();
     } else {
       await this.bus.stop({ id, broadcast: false, proplet_id: p.id });
     }
@@ -161,10 +180,8 @@ export class ManagerService {
       finish_time: now,
       updated_at: now,
     };
-    this.store.transaction(() => {
-      this.store.tasks.update(done);
-      if (task.proplet_id) this.adjustCount(task.proplet_id, -1);
-    });
+    this.store.tasks.update(done);
+    if (task.proplet_id) this.track(task.proplet_id, task.id, false);
     return done;
   }
 
@@ -184,16 +201,10 @@ export class ManagerService {
     }
     const done = this.finish(task, { results: msg.results, error: msg.error });
     if (done.state === TaskState.Failed) log.info(`task ${task.id} failed: ${done.error}`);
-    else log.info(`task ${task.id} completed`);
+    else log.debug(`task ${task.id} completed`);
   }
 
   // ---- proplets ----
-
-  private adjustCount(id: string, delta: number): void {
-    const p = this.proplets.get(id);
-    if (!p) return;
-    this.saveProplet({ ...p, task_count: Math.max(0, p.task_count + delta) });
-  }
 
   private saveProplet(p: Proplet): void {
     this.proplets.set(p.id, p);
@@ -201,7 +212,7 @@ export class ManagerService {
   }
 
   private ensureProplet(id: string): Proplet {
-    return this.proplets.get(id) ?? { id, name: propletName(id), task_count: 0, metadata: {}, alive_history: [] };
+    return this.proplets.get(id) ?? { id, name: propletName(id), metadata: {}, alive_history: [] };
   }
 
   handleCreate(msg: CreateMsg): void {
@@ -230,7 +241,7 @@ export class ManagerService {
       offset,
       limit,
       total: all.length,
-      items: all.slice(offset, offset + limit).map((p) => propletView(p, now, this.opts.livelinessThresholdMs)),
+      items: all.slice(offset, offset + limit).map((p) => propletView(p, this.taskCount(p.id), now, this.opts.livelinessThresholdMs)),
     };
   }
 
@@ -241,15 +252,17 @@ export class ManagerService {
   getProplet(id: string): PropletView {
     const p = this.proplets.get(id);
     if (!p) throw notFound(`proplet ${id} not found`);
-    return propletView(p, Date.now(), this.opts.livelinessThresholdMs);
+    return propletView(p, this.taskCount(id), Date.now(), this.opts.livelinessThresholdMs);
   }
 
-  deleteProplet(id: string): void {
-    const p = this.proplets.get(id);
-    if (!p) throw notFound(`proplet ${id} not found`);
-    if (p.task_count > 0) throw conflict(`proplet ${id} has ${p.task_count} active tasks`);
+  async deleteProplet(id: string): Promise<void> {
+    if (!this.proplets.has(id)) throw notFound(`proplet ${id} not found`);
+    const n = this.taskCount(id);
+    if (n > 0) throw conflict(`proplet ${id} has ${n} active tasks`);
     this.proplets.delete(id);
+    this.runningOn.delete(id);
     this.store.proplets.delete(id);
+    await this.store.durable();
   }
 }
 

@@ -42,6 +42,7 @@ export class PropletAgent {
       username: this.id,
       password: this.cfg.apiKey,
       will: { topic: this.t.alive, payload: JSON.stringify(offline) },
+      broker: this.cfg.broker,
     });
     this.client.on("message", (topic, payload) => {
       if (topic === this.t.start) void this.onStart(payload);

@@ -38,7 +38,7 @@ export const propletCommand = defineCommand({
       await agent.start();
       const shutdown = async (sig: string) => {
         log.info(`${sig}: proplet ${agent.id} going offline`);
-        await agent.close();
+        await Promise.race([agent.close(), Bun.sleep(5000)]);
         process.exit(0);
       };
       process.once("SIGINT", () => void shutdown("SIGINT"));

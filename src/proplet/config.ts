@@ -1,3 +1,4 @@
+import type { Aedes } from "aedes";
 import { badRequest } from "../core/errors.ts";
 
 export interface PropletConfig {
@@ -14,6 +15,8 @@ export interface PropletConfig {
   description?: string;
   tags?: string[];
   location?: string;
+  /** Set only for serve's local proplet: talk to the embedded broker in memory. */
+  broker?: Aedes;
 }
 
 /** Seconds as "10", "0.5" or "10s"; upstream silently kept the default on garbage, we refuse it. */

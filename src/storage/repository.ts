@@ -29,7 +29,13 @@ export interface PropletRepository {
 export interface Storage {
   tasks: TaskRepository;
   proplets: PropletRepository;
-  /** Runs `fn` in one transaction: one fsync for several writes. */
+  /** Runs `fn` atomically: all of its writes or none. */
   transaction<T>(fn: () => T): T;
+  /**
+   * Resolves once every write made so far is committed. Writes are grouped into one commit per turn of the
+   * event loop (group commit); callers acknowledge a change to a client only after this resolves, so nothing
+   * acknowledged is lost on kill -9.
+   */
+  durable(): Promise<void>;
   close(): void;
 }

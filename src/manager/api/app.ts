@@ -69,7 +69,7 @@ export function createApp(svc: ManagerService, info: AppInfo): Hono {
 
   // ---- tasks ----
   app.post("/tasks", async (c) => {
-    const task = svc.createTask(await jsonBody(c, TaskCreate));
+    const task = await svc.createTask(await jsonBody(c, TaskCreate));
     c.header("Location", `/tasks/${task.id}`);
     return c.json(task, 201);
   });
@@ -79,7 +79,7 @@ export function createApp(svc: ManagerService, info: AppInfo): Hono {
     return c.json({ offset: r.offset, limit: r.limit, total: r.total, tasks: r.items });
   });
   app.get("/tasks/:id", (c) => c.json(svc.getTask(c.req.param("id"))));
-  app.put("/tasks/:id", async (c) => c.json(svc.updateTask(c.req.param("id"), await jsonBody(c, TaskUpdate))));
+  app.put("/tasks/:id", async (c) => c.json(await svc.updateTask(c.req.param("id"), await jsonBody(c, TaskUpdate))));
   app.delete("/tasks/:id", async (c) => {
     await svc.deleteTask(c.req.param("id"));
     return c.body(null, 204);
@@ -103,7 +103,7 @@ export function createApp(svc: ManagerService, info: AppInfo): Hono {
     if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
       throw badRequest("file: invalid WASM file: missing magic bytes");
     }
-    return c.json(svc.updateTask(id, { file: Buffer.from(bytes).toString("base64") }));
+    return c.json(await svc.updateTask(id, { file: Buffer.from(bytes).toString("base64") }));
   });
 
   // ---- proplets ----
@@ -113,8 +113,8 @@ export function createApp(svc: ManagerService, info: AppInfo): Hono {
     return c.json({ offset: r.offset, limit: r.limit, total: r.total, proplets: r.items });
   });
   app.get("/proplets/:id", (c) => c.json(svc.getProplet(c.req.param("id"))));
-  app.delete("/proplets/:id", (c) => {
-    svc.deleteProplet(c.req.param("id"));
+  app.delete("/proplets/:id", async (c) => {
+    await svc.deleteProplet(c.req.param("id"));
     return c.body(null, 204);
   });
 

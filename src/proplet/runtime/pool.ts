@@ -1,7 +1,7 @@
 import type { RuntimeOptions } from "../../core/wasm-call.ts";
 import type { ExecResult } from "./execute.ts";
 import type { Compiled } from "./modules.ts";
-import type { WorkerReply, WorkerRequest } from "./protocol.ts";
+import { MAX_MODULES, type WorkerReply, type WorkerRequest } from "./protocol.ts";
 
 // A warm pool of worker threads, one task per worker at a time. A stop sets the worker's shared flag, which the
 // injected interrupt check reads; if the worker still has not answered after the grace period (stuck outside
@@ -26,6 +26,8 @@ const OUTPUT_LIMIT = 8 << 20;
 
 interface Slot {
   worker: Worker;
+  /** Modules this worker already holds (mirrors the worker's own bounded map). */
+  known: Set<string>;
   flag: Int32Array;
   sab: SharedArrayBuffer;
   pending?: (r: WorkerReply) => void;
@@ -58,7 +60,7 @@ export class WorkerPool {
 
   private spawn(): Slot {
     const sab = new SharedArrayBuffer(4);
-    const slot: Slot = { worker: new Worker(workerUrl), flag: new Int32Array(sab), sab };
+    const slot: Slot = { worker: new Worker(workerUrl), known: new Set(), flag: new Int32Array(sab), sab };
     slot.worker.onmessage = (e: MessageEvent<WorkerReply>) => slot.pending?.(e.data);
     // A worker that dies while busy fails its task; one that dies idle is dropped so no task is sent to it.
     slot.worker.onerror = (e) => {
@@ -142,10 +144,17 @@ export class WorkerPool {
       // The guest sees the deadline through the interrupt check; this timer is the backstop.
       timeoutTimer = setTimeout(() => stop(`task timed out after ${timeoutMs / 1000}s`), timeoutMs + STOP_GRACE_MS);
     }
+    const { sha256, module, functions } = spec.compiled;
+    const send = !slot.known.has(sha256);
+    if (send) {
+      slot.known.add(sha256);
+      // Same bound and order as the worker's map, so "known" never claims a module the worker dropped.
+      if (slot.known.size > MAX_MODULES) slot.known.delete(slot.known.values().next().value!);
+    }
     const req: WorkerRequest = {
       seq,
-      module: spec.compiled.module,
-      functions: spec.compiled.functions,
+      sha256,
+      ...(send ? { compiled: { module, functions } } : {}),
       name: spec.name,
       inputs: spec.inputs,
       env: spec.env,
