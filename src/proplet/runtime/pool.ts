@@ -81,8 +81,8 @@ export class WorkerPool {
       if (!this.closed && this.idle.length < this.warm) this.idle.push(this.spawn());
       return;
     }
-    if (this.idle.length < this.warm) this.idle.push(slot);
-    else slot.worker.terminate();
+    // Healthy workers stay (at most `max` exist): respawning would cost a thread start and re-sending modules.
+    this.idle.push(slot);
   }
 
   run(spec: RunSpec): Running {
