@@ -1,0 +1,45 @@
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { b64, freePort, http, runTask, type Serve, spawnPropeller, startServe, until } from "./helpers.ts";
+
+// `serve --mqtt-url` against a real mosquitto: no embedded broker; the manager, the local proplet and a
+// separate proplet all meet on mosquitto.
+let port: number;
+let mosquitto: ReturnType<typeof Bun.spawn>;
+let s: Serve;
+
+beforeAll(async () => {
+  const bin = Bun.which("mosquitto") ?? (Bun.which("mosquitto", { PATH: "/usr/sbin:/usr/bin" }) as string | null);
+  if (!bin) throw new Error("mosquitto is not installed: apt-get install mosquitto (.ci/run does)");
+  port = await freePort();
+  mosquitto = Bun.spawn([bin, "-p", String(port)], { stdout: "ignore", stderr: "ignore" });
+  await until("mosquitto to listen", async () => {
+    const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+    sock.end();
+    return true;
+  });
+  s = await startServe({ extra: ["--mqtt-url", `mqtt://127.0.0.1:${port}`] });
+});
+
+afterAll(async () => {
+  await s?.kill("SIGKILL");
+  mosquitto?.kill("SIGKILL");
+});
+
+test("serve uses the external broker and runs tasks through it", async () => {
+  expect(s.output()).toContain(`using external MQTT broker mqtt://127.0.0.1:${port}`);
+  const t = await runTask(s.url, { name: "add", file: b64("add"), inputs: [10, 20] });
+  expect(t).toMatchObject({ state: 3, results: "30" });
+  // No embedded broker: the mqtt port serve would have used is not listening.
+  expect(s.output()).not.toContain("embedded MQTT broker");
+});
+
+test("a separate proplet on mosquitto runs a task pinned to it", async () => {
+  const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `tcp://127.0.0.1:${port}`, PROPLET_ENTITY_ID: "mosquitto-proplet" });
+  try {
+    await until("the proplet to be alive", async () => (await http(`${s.url}/proplets/mosquitto-proplet`)).body?.alive === true);
+    const t = await runTask(s.url, { name: "hello", file: b64("hello"), inputs: ["Mosquitto"], proplet_id: "mosquitto-proplet" });
+    expect(t).toMatchObject({ state: 3, results: "Hello Mosquitto from hello\n" });
+  } finally {
+    await p.kill("SIGKILL");
+  }
+});
