@@ -135,7 +135,7 @@ describe("upstream compatibility", () => {
   test("create ignores a client id and state, returns Location and upstream defaults", async () => {
     const res = await fetch(`${s.url}/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "t", id: "x", state: 3 }) });
     expect(res.status).toBe(201);
-    const t = await res.json();
+    const t = (await res.json()) as { id: string };
     expect(t.id).not.toBe("x");
     expect(res.headers.get("location")).toBe(`/tasks/${t.id}`);
     expect(t).toMatchObject({ state: 0, status: "Pending", kind: "standard", priority: 50, cli_args: null, daemon: false, encrypted: false, start_time: "0001-01-01T00:00:00Z", finish_time: "0001-01-01T00:00:00Z", next_run: "0001-01-01T00:00:00Z" });

@@ -83,6 +83,27 @@ export function skipLimits(r: Reader): void {
   if (flags & 0x01) r.skipLeb();
 }
 
+export const IMPORT_FUNC = 0x00;
+export const IMPORT_GLOBAL = 0x03;
+
+/** Reads an import's kind and descriptor (after its two names); `typeIdx` is set for functions. */
+export function readImportDesc(r: Reader): { kind: number; typeIdx?: number } {
+  const kind = r.byte();
+  if (kind === IMPORT_FUNC) return { kind, typeIdx: r.u32() };
+  if (kind === 0x01) {
+    skipValType(r);
+    skipLimits(r);
+  } else if (kind === 0x02) skipLimits(r);
+  else if (kind === IMPORT_GLOBAL) {
+    skipValType(r);
+    r.byte();
+  } else if (kind === 0x04) {
+    r.byte();
+    r.u32();
+  } else throw new WasmFormatError(`unknown import kind ${kind}`);
+  return { kind };
+}
+
 export interface Section {
   id: number;
   body: Uint8Array;

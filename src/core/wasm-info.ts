@@ -1,4 +1,4 @@
-import { Reader, readSections, skipLimits, skipValType, vecReader, WasmFormatError } from "./wasm-binary.ts";
+import { Reader, readImportDesc, readSections, skipValType, vecReader, WasmFormatError } from "./wasm-binary.ts";
 
 // Export signatures of a core module, read from the binary: the JS API does not expose parameter types,
 // and inputs must be parsed per parameter type (i32/i64/f32/f64).
@@ -50,19 +50,8 @@ export function inspect(bytes: Uint8Array): ModuleInfo {
         const module = text.decode(r.bytes(r.u32()));
         const name = text.decode(r.bytes(r.u32()));
         imports.push({ module, name });
-        const kind = r.byte();
-        if (kind === 0x00) funcTypes.push(r.u32());
-        else if (kind === 0x01) {
-          skipValType(r);
-          skipLimits(r);
-        } else if (kind === 0x02) skipLimits(r);
-        else if (kind === 0x03) {
-          skipValType(r);
-          r.byte();
-        } else {
-          r.byte();
-          r.u32();
-        }
+        const desc = readImportDesc(r);
+        if (desc.typeIdx !== undefined) funcTypes.push(desc.typeIdx);
       } else if (s.id === 3) funcTypes.push(r.u32());
       else {
         const name = text.decode(r.bytes(r.u32()));

@@ -1,4 +1,4 @@
-import { lebLength, Reader, readSections, skipLimits, skipValType, vecReader, WasmFormatError, Writer } from "./wasm-binary.ts";
+import { IMPORT_FUNC, IMPORT_GLOBAL, lebLength, Reader, readImportDesc, readSections, skipValType, vecReader, WasmFormatError, Writer } from "./wasm-binary.ts";
 export { WasmFormatError };
 
 // Injects an interrupt check into a core Wasm module, like wasmtime's epoch interruption.
@@ -250,22 +250,9 @@ export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY): Instrum
     for (let i = 0; i < count; i++) {
       r.name();
       r.name();
-      const kind = r.byte();
-      if (kind === 0x00) {
-        r.u32();
-        funcImports++;
-      } else if (kind === 0x01) {
-        skipValType(r);
-        skipLimits(r);
-      } else if (kind === 0x02) skipLimits(r);
-      else if (kind === 0x03) {
-        skipValType(r);
-        r.byte();
-        globalImports++;
-      } else if (kind === 0x04) {
-        r.byte();
-        r.u32();
-      } else throw new WasmFormatError(`unknown import kind ${kind}`);
+      const { kind } = readImportDesc(r);
+      if (kind === IMPORT_FUNC) funcImports++;
+      else if (kind === IMPORT_GLOBAL) globalImports++;
     }
     importW.u32(count + 1);
     if (importSec) importW.raw(importSec.body.subarray(new Reader(importSec.body).pos + lebLength(count)));
