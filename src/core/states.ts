@@ -19,7 +19,3 @@ export function stateName(s: number): string {
 export function isTerminal(s: number): boolean {
   return s === TaskState.Completed || s === TaskState.Failed || s === TaskState.Skipped || s === TaskState.Interrupted;
 }
-
-export function isActive(s: number): boolean {
-  return s === TaskState.Running || s === TaskState.Scheduled;
-}

@@ -29,8 +29,6 @@ export interface PropletRepository {
 export interface Storage {
   tasks: TaskRepository;
   proplets: PropletRepository;
-  /** Runs `fn` atomically: all of its writes or none. */
-  transaction<T>(fn: () => T): T;
   /**
    * Resolves once every write made so far is committed. Writes are grouped into one commit per turn of the
    * event loop (group commit); callers acknowledge a change to a client only after this resolves, so nothing

@@ -177,11 +177,6 @@ export function openSqlite(path: string): Storage {
   return {
     tasks: new SqliteTasks(db, batch),
     proplets: new SqliteProplets(db, batch),
-    // Inside the open batch this is a SAVEPOINT: atomic, and committed with the batch.
-    transaction: <T>(fn: () => T) => {
-      batch.begin();
-      return db.transaction(fn)();
-    },
     durable: () => batch.durable(),
     close: () => {
       batch.commit();
