@@ -101,10 +101,13 @@ describe("serve with its local proplet", () => {
         return r.alive === false ? r : undefined;
       }, 3000);
       expect(gone.alive).toBe(false);
+      // A task pinned to a proplet that is away waits in the queue instead of failing.
       const pinned = await http(`${s.url}/tasks`, "POST", { name: "add", file: b64("add"), inputs: [1, 1], proplet_id: "edge-proplet-2" });
-      const refused = await http(`${s.url}/tasks/${pinned.body.id}/start`, "POST");
-      expect(refused.status).toBe(409);
-      expect(refused.body.error).toContain("is not alive");
+      const queued = await http(`${s.url}/tasks/${pinned.body.id}/start`, "POST");
+      expect(queued.body).toMatchObject({ started: true, status: "Scheduled" });
+      await Bun.sleep(300);
+      expect((await http(`${s.url}/tasks/${pinned.body.id}`)).body.state).toBe(1);
+      await http(`${s.url}/tasks/${pinned.body.id}/stop`, "POST");
     } finally {
       await p.kill("SIGKILL");
     }
@@ -261,10 +264,20 @@ describe("storage", () => {
     try {
       await Bun.sleep(300);
       expect((await http(`${n.url}/proplets`)).body.total).toBe(0);
-      const c = await http(`${n.url}/tasks`, "POST", { name: "add", file: b64("add") });
+      // With no proplet the task waits Scheduled; the first proplet to join runs it.
+      const c = await http(`${n.url}/tasks`, "POST", { name: "add", file: b64("add"), inputs: [2, 2] });
       const r = await http(`${n.url}/tasks/${c.body.id}/start`, "POST");
-      expect(r.status).toBe(409);
-      expect(r.body.error).toContain("no alive proplet");
+      expect(r.body).toMatchObject({ started: true, status: "Scheduled" });
+      const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}` });
+      try {
+        const done = await until("the queued task to run", async () => {
+          const t = (await http(`${n.url}/tasks/${c.body.id}`)).body;
+          return t.state === 3 ? t : undefined;
+        });
+        expect(done.results).toBe("4");
+      } finally {
+        await p.kill("SIGKILL");
+      }
     } finally {
       await n.kill("SIGKILL");
     }

@@ -27,6 +27,8 @@ export const StartMsg = z.object({
   hal_storage_path: nullToUndef(z.string()),
   monitoring_profile: nullToUndef(MonitoringProfile),
   parent_results: nullToUndef(z.record(z.string(), z.unknown())),
+  /** Ours: the proplet ends the run after this many seconds. Upstream proplets ignore it. */
+  timeout_s: nullToUndef(z.number().positive()),
 });
 export type StartMsg = z.output<typeof StartMsg>;
 
@@ -51,6 +53,8 @@ export const AliveMsg = z.object({
   proplet_id: z.string().min(1),
   status: nullToUndef(z.string()),
   namespace: nullToUndef(z.string()),
+  /** Ours: ids of the tasks the proplet is running, so the manager can settle tasks a proplet lost. */
+  tasks: nullToUndef(z.array(z.string())),
 });
 export type AliveMsg = z.output<typeof AliveMsg>;
 

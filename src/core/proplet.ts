@@ -14,6 +14,8 @@ export const PropletMetadata = z.looseObject({
   total_memory_bytes: z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)]).optional(),
   proplet_version: z.string().optional(),
   wasm_runtime: z.string().optional(),
+  /** Ours: how many tasks the proplet runs at once. Absent (upstream proplets): no limit. */
+  max_tasks: z.number().int().positive().optional(),
 });
 export type PropletMetadata = z.infer<typeof PropletMetadata>;
 

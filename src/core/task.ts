@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { checkSchedule, validTimezone } from "./cron.ts";
 import { stateName, TaskState } from "./states.ts";
 import { ZERO_TIME } from "./time.ts";
 
@@ -56,6 +57,24 @@ const ClientFields = {
   priority: z.number().int().min(0).max(100).optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
   hal_storage_path: z.string().nullable().optional(),
+  // Orchestration (ours, not upstream's): limits, retries and cron policies.
+  timeout_s: z.number().positive().max(7 * 86400).optional(),
+  max_retries: z.number().int().min(0).max(100).optional(),
+  retry_backoff_s: z.number().positive().max(3600).optional(),
+  overlap_policy: z.enum(["skip", "allow"]).optional(),
+  misfire_policy: z.enum(["skip", "run_once"]).optional(),
+};
+
+// A schedule must parse in its time zone; both are checked together so the error names the right field.
+const scheduleCheck = (t: { schedule?: string; timezone?: string }, ctx: z.RefinementCtx) => {
+  if (t.timezone !== undefined && t.timezone !== "" && !validTimezone(t.timezone)) {
+    ctx.addIssue({ code: "custom", path: ["timezone"], message: `unknown time zone ${JSON.stringify(t.timezone)}` });
+    return;
+  }
+  if (t.schedule) {
+    const err = checkSchedule(t.schedule, t.timezone || "UTC");
+    if (err) ctx.addIssue({ code: "custom", path: ["schedule"], message: `invalid cron expression: ${err}` });
+  }
 };
 
 export const TaskCreate = z
@@ -67,11 +86,16 @@ export const TaskCreate = z
   .refine((t) => !t.metadata || JSON.stringify(t.metadata).length <= 1 << 20, {
     message: "exceeds 1MB",
     path: ["metadata"],
-  });
+  })
+  .superRefine(scheduleCheck);
 export type TaskCreate = z.infer<typeof TaskCreate>;
 
+/** A task inside a job or workflow may carry its own id, so `depends_on` can refer to it. */
+export const GroupTask = z.object({ ...ClientFields, id: z.string().min(1).max(200).optional() }).superRefine(scheduleCheck);
+export type GroupTask = z.infer<typeof GroupTask>;
+
 // PUT is a patch: every field optional, `name` may not be emptied.
-export const TaskUpdate = z.object({ ...ClientFields, name: ClientFields.name.optional() }).partial();
+export const TaskUpdate = z.object({ ...ClientFields, name: ClientFields.name.optional() }).partial().superRefine(scheduleCheck);
 export type TaskUpdate = z.infer<typeof TaskUpdate>;
 
 /** The stored task. Times are RFC3339 strings; `file` is standard base64 as on the wire. */
@@ -79,7 +103,7 @@ export interface Task {
   id: string;
   name: string;
   kind: string;
-  state: TaskState;
+  state: number;
   image_url?: string;
   file?: string;
   cli_args: string[] | null;
@@ -112,6 +136,20 @@ export interface Task {
   priority: number;
   metadata?: Record<string, unknown>;
   hal_storage_path?: string | null;
+  timeout_s?: number;
+  max_retries?: number;
+  retry_backoff_s?: number;
+  overlap_policy?: "skip" | "allow";
+  misfire_policy?: "skip" | "run_once";
+  // Internal bookkeeping, not part of the API view.
+  /** Id of the current (or last) run. */
+  run_id?: string;
+  /** Attempt number of the current run within its retry series, from 1. */
+  attempt?: number;
+  /** When the task entered the queue (ms since the epoch), while Scheduled. */
+  queued_at?: number;
+  /** When a retry is due (ms since the epoch), while Scheduled after a failure. */
+  retry_at?: number;
 }
 
 export function newTask(id: string, input: TaskCreate, now: string): Task {
@@ -155,10 +193,10 @@ export function redactFile(file: string | undefined): string | undefined {
   return file.length <= 20 ? file : `${file.slice(0, 10)}<REDACTED>${file.slice(-10)}`;
 }
 
-export type TaskView = Omit<Task, "pinned"> & { status: string };
+export type TaskView = Omit<Task, "pinned" | "run_id" | "queued_at" | "retry_at"> & { status: string };
 
 export function taskView(t: Task): TaskView {
-  const { pinned: _pinned, file, ...rest } = t;
+  const { pinned: _pinned, file, run_id: _r, queued_at: _q, retry_at: _ra, ...rest } = t;
   const view: TaskView = { ...rest, status: stateName(t.state) };
   const redacted = redactFile(file);
   if (redacted) view.file = redacted;

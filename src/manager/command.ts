@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { homedir } from "node:os";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { parseSeconds } from "../proplet/config.ts";
-import { action, env, int, logLevelArg } from "../cli/args.ts";
+import { action, env, int, logLevelArg, UsageError } from "../cli/args.ts";
+import { SCHEDULERS, type SchedulerName } from "../core/scheduler.ts";
 import { log } from "../log.ts";
 import { serve } from "./serve.ts";
 
@@ -20,11 +21,14 @@ export const serveCommand = defineCommand({
     "channel-id": { type: "string", description: "MQTT channel id (env PROPELLER_CHANNEL_ID)", default: env("PROPELLER_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID },
     "liveliness-interval": { type: "string", description: "seconds between the local proplet's heartbeats (env PROPELLER_LIVELINESS_INTERVAL)", default: env("PROPELLER_LIVELINESS_INTERVAL") ?? "10" },
     "liveliness-threshold": { type: "string", description: "seconds without heartbeat before a proplet counts as dead; default 3 intervals (env PROPELLER_LIVELINESS_THRESHOLD)", default: env("PROPELLER_LIVELINESS_THRESHOLD") },
+    scheduler: { type: "string", description: `proplet choice: ${SCHEDULERS.join(", ")} (env PROPELLER_SCHEDULER)`, default: env("PROPELLER_SCHEDULER") ?? "round-robin" },
     ...logLevelArg,
   },
   run: ({ args }) =>
     action(async () => {
       const interval = parseSeconds("--liveliness-interval", args["liveliness-interval"], 10);
+      const scheduler = args.scheduler as SchedulerName;
+      if (!SCHEDULERS.includes(scheduler)) throw new UsageError(`--scheduler must be one of ${SCHEDULERS.join(", ")}, got ${JSON.stringify(args.scheduler)}`);
       const s = await serve({
         host: args.host,
         httpPort: int("http-port", args["http-port"]),
@@ -36,6 +40,7 @@ export const serveCommand = defineCommand({
         channelId: args["channel-id"],
         livelinessInterval: interval,
         livelinessThreshold: parseSeconds("--liveliness-threshold", args["liveliness-threshold"], interval * 3),
+        scheduler,
       });
       const shutdown = async (sig: string) => {
         log.info(`${sig}: shutting down`);

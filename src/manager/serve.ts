@@ -10,6 +10,8 @@ import consoleHtml from "../../web/index.html" with { type: "text" };
 import { createApp, MAX_BODY_BYTES } from "./api/app.ts";
 import { MqttManagerBus } from "./bus.ts";
 import { ManagerService } from "./service.ts";
+import { Coordinator } from "./coordinator.ts";
+import type { SchedulerName } from "../core/scheduler.ts";
 import { VERSION } from "../version.ts";
 
 // Composition root of `propeller serve`: storage, broker, manager, HTTP, and the local proplet, which talks to
@@ -28,6 +30,7 @@ export interface ServeOptions {
   livelinessInterval: number;
   /** Seconds without a heartbeat after which a proplet is not alive. */
   livelinessThreshold: number;
+  scheduler: SchedulerName;
 }
 
 export interface RunningServe {
@@ -57,8 +60,13 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const instanceId = crypto.randomUUID();
   const client = await connectMqtt(mqttAddress, { clientId: `manager-${instanceId}`, username: `manager-${instanceId}`, broker: broker?.aedes });
   const bus = new MqttManagerBus(client, o);
-  const svc = new ManagerService(store, bus, { livelinessThresholdMs: o.livelinessThreshold * 1000 });
+  const svc = new ManagerService(store, bus, { livelinessThresholdMs: o.livelinessThreshold * 1000, scheduler: o.scheduler });
+  const groups = new Coordinator(store, svc);
   await bus.listen(svc);
+  svc.recover();
+  groups.resume();
+  // Settles tasks on proplets whose heartbeats stopped; a fraction of the threshold keeps detection prompt.
+  const liveness = setInterval(() => svc.checkLiveness(), Math.max(250, Math.min(o.livelinessThreshold * 1000, 5000) / 4));
 
   let agent: PropletAgent | undefined;
   if (o.localProplet) {
@@ -70,7 +78,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       channelId: o.channelId,
       namespace: "default",
       livelinessInterval: o.livelinessInterval,
-      warmWorkers: cpus().length,
+      maxTasks: cpus().length,
       description: "local proplet of propeller serve",
       broker: broker?.aedes,
     });
@@ -80,7 +88,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     while (!svc.hasProplet(agent.id) && Date.now() < deadline) await Bun.sleep(5);
   }
 
-  const app = createApp(svc, { version: VERSION, instanceId });
+  const app = createApp(svc, groups, { version: VERSION, instanceId });
   const server = Bun.serve<WsData>({
     hostname: o.host,
     port: o.httpPort,
@@ -118,6 +126,8 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     close: async () => {
       if (closed) return;
       closed = true;
+      clearInterval(liveness);
+      await svc.shutdown();
       await agent?.close();
       server.stop(true);
       await client.endAsync();

@@ -1,16 +1,23 @@
 import { badRequest, conflict, notFound } from "../core/errors.ts";
 import type { AliveMsg, CreateMsg, ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
 import { isAlive, type Proplet, propletName, propletView, type PropletView, recordHeartbeat } from "../core/proplet.ts";
-import { roundRobin } from "../core/scheduler.ts";
-import { TaskState } from "../core/states.ts";
+import { nextRun } from "../core/cron.ts";
+import type { Run } from "../core/run.ts";
+import { place, type Placeable, queueOrder, retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
+import { isTerminal, stateName, TaskState } from "../core/states.ts";
 import { applyUpdate, newTask, type Task, type TaskCreate, type TaskUpdate, taskView, type TaskView } from "../core/task.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
 import { tag } from "../log.ts";
+import type { Storage } from "../storage/repository.ts";
+import { CronRunner } from "./cron.ts";
 
 const log = tag("manager");
-import type { Storage } from "../storage/repository.ts";
 
 // The manager's use cases. Handlers call these; these call storage and the bus. Nothing here knows HTTP or MQTT.
+//
+// A start puts the task in the queue (Scheduled); the queue drains by priority onto alive proplets with a free
+// slot. Every dispatch is a run. A failed run is retried with exponential backoff while retries remain. Tasks on
+// a proplet that is lost, or that stops listing them in its heartbeat, are settled; nothing stays Running forever.
 
 /** What the service needs from the message bus: publishing to proplets. */
 export interface ManagerBus {
@@ -21,6 +28,7 @@ export interface ManagerBus {
 export interface ServiceOptions {
   /** A proplet whose last heartbeat is older than this is not alive. */
   livelinessThresholdMs: number;
+  scheduler: SchedulerName;
 }
 
 export interface PageOut<T> {
@@ -30,20 +38,48 @@ export interface PageOut<T> {
   items: T[];
 }
 
+/** A heartbeat that omits a task started this long ago means the proplet no longer runs it. */
+const HEARTBEAT_GRACE_MS = 3000;
+/** Extra time the manager gives a proplet to report a timed-out run before settling it itself. */
+const TIMEOUT_GRACE_MS = 5000;
+
 export class ManagerService {
   // Proplets are few and read on every start: a write-through cache in front of the repository.
   private proplets = new Map<string, Proplet>();
   /** Running task ids per proplet: `task_count` is derived from it (DESIGN §4.3), never stored. */
   private runningOn = new Map<string, Set<string>>();
+  private queue = new Map<string, { id: string; priority: number; queuedAt: number }>();
+  private timers = new Map<string, Timer>();
+  /** Cron firings that found the task busy under overlap_policy "allow": run once it ends. */
+  private pendingFire = new Set<string>();
+  /** Tasks whose stop was sent: their "task stopped" result ends the retry series. */
+  private stopping = new Set<string>();
   private lastPick: string | undefined;
+  private shuttingDown = false;
+  readonly cron: CronRunner;
+  /** Called when a task reaches a final state (jobs and workflows progress on it). */
+  onFinal: (t: Task) => void = () => {};
 
   constructor(
     private store: Storage,
     private bus: ManagerBus,
     private opts: ServiceOptions,
   ) {
+    this.cron = new CronRunner((id, at) => void this.fireSchedule(id, at));
     for (const p of store.proplets.all()) this.proplets.set(p.id, p);
-    for (const t of store.tasks.listByState([TaskState.Running])) if (t.proplet_id) this.track(t.proplet_id, t.id, true);
+  }
+
+  /** Rebuilds in-memory state from storage after a start or a crash. */
+  recover(): void {
+    const now = Date.now();
+    for (const t of this.store.tasks.listByState([TaskState.Running])) if (t.proplet_id) this.track(t.proplet_id, t.id, true);
+    for (const t of this.store.tasks.listByState([TaskState.Scheduled])) {
+      if (t.retry_at && t.retry_at > now) this.retryLater(t, t.retry_at - now);
+      else this.queue.set(t.id, { id: t.id, priority: t.priority, queuedAt: t.queued_at ?? now });
+    }
+    for (const t of this.store.tasks.listByState([TaskState.Interrupted])) this.endRun(t, { error: "interrupted by shutdown", results: t.results });
+    for (const t of this.store.tasks.listScheduled()) this.armSchedule(t, true);
+    this.drain();
   }
 
   private track(propletId: string, taskId: string, running: boolean): void {
@@ -57,17 +93,37 @@ export class ManagerService {
     return this.runningOn.get(propletId)?.size ?? 0;
   }
 
-  // ---- tasks ----
-
-  async createTask(input: TaskCreate): Promise<TaskView> {
-    const task = newTask(crypto.randomUUID(), input, nowIso());
-    this.store.tasks.create(task);
-    await this.store.durable();
-    log.debug(`task ${task.id} created (${task.name})`);
-    return taskView(task);
+  private save(t: Task): void {
+    this.store.tasks.update(t);
   }
 
-  private mustGet(id: string): Task {
+  // ---- tasks ----
+
+  async createTask(input: TaskCreate, extra: Partial<Task> = {}): Promise<TaskView> {
+    const task = { ...newTask(crypto.randomUUID(), input, nowIso()), ...extra };
+    this.store.tasks.create(task);
+    this.armSchedule(task, false);
+    await this.store.durable();
+    log.debug(`task ${task.id} created (${task.name})`);
+    return taskView(this.mustGet(task.id));
+  }
+
+  /** Inserts tasks of a job or workflow as they are (ids and depends_on already resolved). */
+  insertTasks(tasks: Task[]): void {
+    for (const t of tasks) {
+      if (this.store.tasks.get(t.id)) throw conflict(`task id ${t.id} already exists`);
+    }
+    for (const t of tasks) {
+      this.store.tasks.create(t);
+      this.armSchedule(t, false);
+    }
+  }
+
+  durable(): Promise<void> {
+    return this.store.durable();
+  }
+
+  mustGet(id: string): Task {
     const t = this.store.tasks.get(id);
     if (!t) throw notFound(`task ${id} not found`);
     return t;
@@ -86,6 +142,12 @@ export class ManagerService {
     return { offset, limit, total: r.total, items: r.items.map(taskView) };
   }
 
+  listRuns(id: string, offset: number, limit: number): PageOut<Run> {
+    this.mustGet(id);
+    const r = this.store.runs.listByTask(id, offset, limit);
+    return { offset, limit, total: r.total, items: r.items };
+  }
+
   async updateTask(id: string, patch: TaskUpdate): Promise<TaskView> {
     const task = this.mustGet(id);
     if (task.state === TaskState.Running && (patch.file !== undefined || patch.image_url !== undefined)) {
@@ -93,96 +155,232 @@ export class ManagerService {
     }
     const next = applyUpdate(task, patch, nowIso());
     if (next.broadcast && next.pinned) throw badRequest("proplet_id: broadcast and proplet_id are mutually exclusive");
-    this.store.tasks.update(next);
+    const scheduleChanged = patch.schedule !== undefined || patch.timezone !== undefined;
+    if (scheduleChanged) {
+      next.next_run = ZERO_TIME;
+      if (!next.schedule) this.cron.remove(id);
+    }
+    this.save(next);
+    if (scheduleChanged) this.armSchedule(next, false);
+    if (this.queue.has(id)) this.queue.set(id, { ...this.queue.get(id)!, priority: next.priority });
     await this.store.durable();
-    return taskView(next);
+    return taskView(this.mustGet(id));
   }
 
   async deleteTask(id: string): Promise<void> {
     const task = this.mustGet(id);
     if (task.state === TaskState.Running) await this.stopTask(id);
+    this.queue.delete(id);
+    this.cron.remove(id);
+    this.clearTimer(id);
     this.store.tasks.delete(id);
     await this.store.durable();
     log.info(`task ${id} deleted`);
   }
 
-  private pickProplet(task: Task): Proplet {
-    const now = Date.now();
-    if (task.pinned && task.proplet_id) {
-      const p = this.proplets.get(task.proplet_id);
-      if (!p) throw notFound(`proplet ${task.proplet_id} (pinned by the task) not found`);
-      if (!isAlive(p, now, this.opts.livelinessThresholdMs)) throw conflict(`proplet ${p.id} (pinned by the task) is not alive`);
-      return p;
-    }
-    const alive = [...this.proplets.values()].filter((p) => isAlive(p, now, this.opts.livelinessThresholdMs));
-    const chosen = roundRobin(alive, this.lastPick);
-    if (!chosen) throw conflict("no alive proplet to run the task: start one with `propeller proplet`");
-    this.lastPick = chosen.id;
-    return chosen;
+  /** Missing parents, or parents not yet final, mean the task must wait for its job or workflow. */
+  private unmetDependencies(t: Task): string[] {
+    return (t.depends_on ?? []).filter((d) => {
+      const p = this.store.tasks.get(d);
+      return !p || !isTerminal(p.state);
+    });
   }
 
-  async startTask(id: string): Promise<{ started: true }> {
+  /** Queues the task; it runs as soon as a proplet has a free slot. */
+  async startTask(id: string): Promise<{ started: true; state: number; status: string }> {
+    if (this.shuttingDown) throw conflict("the manager is shutting down");
     const task = this.mustGet(id);
-    if (task.state === TaskState.Running) throw conflict(`task ${id} is already running`);
+    if (task.state === TaskState.Running || task.state === TaskState.Scheduled) throw conflict(`task ${id} is already ${stateName(task.state)}`);
     if (!task.file && !task.image_url) throw badRequest(`task ${id} has no module: set file, image_url or upload a .wasm`);
-    const proplet = this.pickProplet(task);
+    if (task.pinned && task.proplet_id && !this.proplets.has(task.proplet_id)) throw notFound(`proplet ${task.proplet_id} (pinned by the task) not found`);
+    const unmet = this.unmetDependencies(task);
+    if (unmet.length) throw conflict(`task ${id} has unmet dependencies: waiting for ${unmet.join(", ")}`);
+    this.enqueue({ ...task, attempt: 1, error: undefined, results: undefined });
+    const state = this.mustGet(id).state;
+    await this.store.durable();
+    return { started: true, state, status: stateName(state) };
+  }
+
+  private enqueue(task: Task): void {
+    const queuedAt = Date.now();
+    const t: Task = { ...task, state: TaskState.Scheduled, queued_at: queuedAt, retry_at: undefined, updated_at: nowIso() };
+    this.save(t);
+    this.queue.set(t.id, { id: t.id, priority: t.priority, queuedAt });
+    this.drain();
+  }
+
+  private candidates(now: number): (Placeable & { proplet: Proplet })[] {
+    const out: (Placeable & { proplet: Proplet })[] = [];
+    for (const p of this.proplets.values()) {
+      if (!isAlive(p, now, this.opts.livelinessThresholdMs)) continue;
+      out.push({ id: p.id, proplet: p, running: this.taskCount(p.id), capacity: p.metadata.max_tasks ?? Infinity });
+    }
+    return out;
+  }
+
+  /** Places queued tasks, highest priority first, while proplets have free slots. */
+  private drain(): void {
+    if (this.queue.size === 0 || this.shuttingDown) return;
+    const now = Date.now();
+    const cands = this.candidates(now);
+    if (cands.length === 0) return;
+    for (const q of [...this.queue.values()].sort(queueOrder)) {
+      const task = this.store.tasks.get(q.id);
+      if (!task || task.state !== TaskState.Scheduled) {
+        this.queue.delete(q.id);
+        continue;
+      }
+      const pool = task.pinned && task.proplet_id ? cands.filter((c) => c.id === task.proplet_id) : cands;
+      const chosen = place(this.opts.scheduler, pool, this.lastPick);
+      if (!chosen) {
+        // Strict priority: nothing of lower priority passes a waiting task.
+        if (this.opts.scheduler === "priority") return;
+        continue;
+      }
+      if (!(task.pinned && task.proplet_id)) this.lastPick = chosen.id;
+      chosen.running++;
+      this.queue.delete(q.id);
+      this.dispatch(task, chosen.proplet);
+      if (!cands.some((c) => c.running < c.capacity)) return;
+    }
+  }
+
+  private dispatch(task: Task, proplet: Proplet): void {
     const now = nowIso();
+    const run: Run = {
+      run_id: crypto.randomUUID(),
+      task_id: task.id,
+      attempt: task.attempt ?? 1,
+      state: TaskState.Running,
+      status: "Running",
+      proplet_id: proplet.id,
+      started_at: now,
+    };
     const running: Task = {
       ...task,
       state: TaskState.Running,
       proplet_id: proplet.id,
+      run_id: run.run_id,
       start_time: now,
       finish_time: ZERO_TIME,
       updated_at: now,
+      queued_at: undefined,
       results: undefined,
-      error: undefined,
     };
-    this.store.tasks.update(running);
-    this.track(proplet.id, id, true);
-    try {
-      // Running is committed before the proplet hears of the task: a crash in between cannot lose a run.
-      await this.store.durable();
-      await this.bus.start(startMessage(running));
-    } catch (e) {
-      const msg = `failed to publish start message: ${e instanceof Error ? e.message : e}`;
-      this.finish(running, { error: msg, results: undefined });
-      await this.store.durable();
-      throw new Error(msg);
+    this.store.runs.create(run);
+    this.save(running);
+    this.track(proplet.id, task.id, true);
+    if (task.timeout_s) {
+      this.setTimer(task.id, task.timeout_s * 1000 + TIMEOUT_GRACE_MS, () => {
+        const t = this.store.tasks.get(task.id);
+        if (t?.state !== TaskState.Running || t.run_id !== run.run_id) return;
+        void this.bus.stop({ id: t.id, broadcast: false, proplet_id: t.proplet_id }).catch(() => {});
+        this.endRun(t, { error: `task timed out after ${task.timeout_s}s (no result from proplet ${t.proplet_id})`, results: undefined });
+      });
     }
-    log.debug(`task ${id} started on proplet ${proplet.id}`);
-    return { started: true };
+    const msg = this.startMessage(running);
+    // Running is committed before the proplet hears of the task: a crash in between cannot lose a run.
+    void this.store
+      .durable()
+      .then(() => this.bus.start(msg))
+      .then(() => log.debug(`task ${task.id} run ${run.run_id} started on proplet ${proplet.id}`))
+      .catch((e) => {
+        const t = this.store.tasks.get(task.id);
+        if (t?.run_id === run.run_id && t.state === TaskState.Running) {
+          this.endRun(t, { error: `failed to publish start message: ${e instanceof Error ? e.message : e}`, results: undefined });
+        }
+      });
   }
 
   async stopTask(id: string): Promise<{ stopped: true }> {
     const task = this.mustGet(id);
+    if (task.state === TaskState.Scheduled) {
+      // Not on a proplet yet: leave the queue (and any pending retry) and end as stopped.
+      this.queue.delete(id);
+      this.clearTimer(id);
+      this.endRun(task, { error: "task stopped before it started", results: undefined, final: true });
+      await this.store.durable();
+      return { stopped: true };
+    }
     if (task.state !== TaskState.Running) throw conflict(`task ${id} is not running`);
     const p = task.proplet_id ? this.proplets.get(task.proplet_id) : undefined;
     if (!p || !isAlive(p, Date.now(), this.opts.livelinessThresholdMs)) {
       // Nobody would answer the stop: settle it here so the task is not left Running.
-      this.finish(task, { error: "task stopped (its proplet is not alive)", results: undefined });
-      await this.store.durable();
+      this.endRun(task, { error: "task stopped (its proplet is not alive)", results: undefined, final: true });
     } else {
+      this.stopping.add(id); // its "task stopped" result ends the retry series
       await this.bus.stop({ id, broadcast: false, proplet_id: p.id });
     }
+    await this.store.durable();
     log.info(`task ${id} stop requested`);
     return { stopped: true };
   }
 
-  /** Ends a run: Completed or Failed, `task_count` down (DESIGN §4.3). */
-  private finish(task: Task, r: { results: unknown; error?: string | null }): Task {
+  /** Marks a not-yet-run task Skipped (its job failed, or its workflow branch is not taken). */
+  skipTask(id: string, reason: string): void {
+    const t = this.store.tasks.get(id);
+    if (!t || (t.state !== TaskState.Pending && t.state !== TaskState.Scheduled)) return;
+    this.queue.delete(id);
+    this.clearTimer(id);
+    this.save({ ...t, state: TaskState.Skipped, error: reason, updated_at: nowIso(), queued_at: undefined, retry_at: undefined });
+    log.info(`task ${id} skipped: ${reason}`);
+  }
+
+  /**
+   * Ends the current run. A failure with retries left schedules the next attempt after the backoff; anything
+   * else is final and tells the job or workflow.
+   */
+  private endRun(task: Task, r: { results: unknown; error?: string | null; final?: boolean; state?: number }): void {
+    this.clearTimer(task.id);
     const now = nowIso();
     const failed = typeof r.error === "string" && r.error !== "";
-    const done: Task = {
-      ...task,
-      state: failed ? TaskState.Failed : TaskState.Completed,
-      results: r.results,
-      error: failed ? r.error! : undefined,
-      finish_time: now,
-      updated_at: now,
-    };
-    this.store.tasks.update(done);
-    if (task.proplet_id) this.track(task.proplet_id, task.id, false);
-    return done;
+    const state = r.state ?? (failed ? TaskState.Failed : TaskState.Completed);
+    if (task.run_id) {
+      const run = this.store.runs.get(task.run_id);
+      if (run && !run.finished_at) {
+        this.store.runs.update({ ...run, state, status: stateName(state), finished_at: now, results: r.results, ...(failed ? { error: r.error! } : {}) });
+      }
+    }
+    if (task.proplet_id && task.state === TaskState.Running) this.track(task.proplet_id, task.id, false);
+    const attempt = task.attempt ?? 1;
+    if (failed && !r.final && state === TaskState.Failed && attempt <= (task.max_retries ?? 0)) {
+      const delay = retryDelayMs(task.retry_backoff_s ?? 1, attempt);
+      const retryAt = Date.now() + delay;
+      this.save({ ...task, state: TaskState.Scheduled, attempt: attempt + 1, results: r.results, error: r.error!, finish_time: now, updated_at: now, retry_at: retryAt });
+      log.info(`task ${task.id} attempt ${attempt} failed (${r.error}); retry ${attempt + 1} in ${delay / 1000}s`);
+      this.retryLater(this.mustGet(task.id), delay);
+    } else {
+      const done: Task = { ...task, state, results: r.results, error: failed ? r.error! : undefined, finish_time: now, updated_at: now, retry_at: undefined };
+      this.save(done);
+      if (state === TaskState.Failed) log.info(`task ${task.id} failed: ${done.error}`);
+      else log.debug(`task ${task.id} ${stateName(state)}`);
+      if (isTerminal(state)) {
+        this.onFinal(done);
+        if (this.pendingFire.delete(task.id) && done.schedule) void this.startScheduled(task.id);
+      }
+    }
+    this.drain();
+  }
+
+  private retryLater(task: Task, delayMs: number): void {
+    this.setTimer(task.id, delayMs, () => {
+      const t = this.store.tasks.get(task.id);
+      if (t?.state === TaskState.Scheduled && t.retry_at) this.enqueue(t);
+    });
+  }
+
+  private setTimer(id: string, ms: number, fn: () => void): void {
+    this.clearTimer(id);
+    const timer = setTimeout(() => {
+      this.timers.delete(id);
+      fn();
+    }, ms);
+    this.timers.set(id, timer);
+  }
+
+  private clearTimer(id: string): void {
+    clearTimeout(this.timers.get(id));
+    this.timers.delete(id);
   }
 
   handleResult(msg: ResultMsg): void {
@@ -192,16 +390,103 @@ export class ManagerService {
       return;
     }
     if (task.state !== TaskState.Running) {
-      log.warn(`task ${task.id}: result ignored, the task is not running (state ${task.state})`);
+      log.debug(`task ${task.id}: result ignored, the task is not running (state ${task.state})`);
       return;
     }
     if (msg.proplet_id && task.proplet_id && msg.proplet_id !== task.proplet_id) {
       log.warn(`task ${task.id}: result from proplet ${msg.proplet_id} ignored, it runs on ${task.proplet_id}`);
       return;
     }
-    const done = this.finish(task, { results: msg.results, error: msg.error });
-    if (done.state === TaskState.Failed) log.info(`task ${task.id} failed: ${done.error}`);
-    else log.debug(`task ${task.id} completed`);
+    this.endRun(task, { results: msg.results, error: msg.error, final: this.stopping.delete(task.id) });
+  }
+
+  /** Settles the tasks a proplet no longer runs: "proplet lost", retried where retries remain. */
+  private settleLost(propletId: string, reason: string, keep?: Set<string>): void {
+    const ids = [...(this.runningOn.get(propletId) ?? [])];
+    const now = Date.now();
+    for (const id of ids) {
+      if (keep?.has(id)) continue;
+      const t = this.store.tasks.get(id);
+      if (!t || t.state !== TaskState.Running) {
+        this.track(propletId, id, false);
+        continue;
+      }
+      if (keep && now - Date.parse(t.start_time) < HEARTBEAT_GRACE_MS) continue; // start may still be in flight
+      log.warn(`task ${id}: ${reason}`);
+      this.endRun(t, { error: reason, results: undefined });
+    }
+  }
+
+  /** Periodic check: tasks on proplets whose heartbeats stopped. */
+  checkLiveness(): void {
+    const now = Date.now();
+    for (const [pid, set] of this.runningOn) {
+      if (set.size === 0) continue;
+      const p = this.proplets.get(pid);
+      if (!p || !isAlive(p, now, this.opts.livelinessThresholdMs)) this.settleLost(pid, `proplet lost: ${pid} stopped sending heartbeats`);
+    }
+  }
+
+  /** Graceful shutdown: running tasks are stopped and marked Interrupted, as upstream. */
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    this.cron.stop();
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    for (const t of this.store.tasks.listByState([TaskState.Running])) {
+      if (t.proplet_id) await this.bus.stop({ id: t.id, broadcast: false, proplet_id: t.proplet_id }).catch(() => {});
+      this.endRun(t, { error: "interrupted by shutdown", results: undefined, final: true, state: TaskState.Interrupted });
+    }
+    await this.store.durable();
+  }
+
+  // ---- cron ----
+
+  /** Computes and stores next_run, and arms the timer. At start-up, a missed firing follows misfire_policy. */
+  private armSchedule(task: Task, atStartup: boolean): void {
+    if (!task.schedule) return;
+    const now = Date.now();
+    const stored = task.next_run && task.next_run !== ZERO_TIME ? Date.parse(task.next_run) : NaN;
+    if (atStartup && Number.isFinite(stored) && stored > now) {
+      this.cron.set(task.id, stored);
+      return;
+    }
+    if (atStartup && Number.isFinite(stored) && stored <= now && task.misfire_policy === "run_once") {
+      log.info(`task ${task.id}: schedule missed while the manager was down; running it once now`);
+      this.cron.set(task.id, now);
+      return;
+    }
+    const next = nextRun(task.schedule, task.timezone, new Date(now));
+    const iso = next ? next.toISOString() : ZERO_TIME;
+    if (iso !== task.next_run) this.save({ ...this.mustGet(task.id), next_run: iso });
+    if (next) this.cron.set(task.id, next.getTime());
+  }
+
+  private async fireSchedule(id: string, at: number): Promise<void> {
+    const task = this.store.tasks.get(id);
+    if (!task?.schedule) return;
+    // Advance next_run (or end a one-shot schedule) before starting, so a crash cannot fire it twice.
+    const next = task.is_recurring ? nextRun(task.schedule, task.timezone, new Date(Math.max(at, Date.now()))) : undefined;
+    const updated: Task = task.is_recurring ? { ...task, next_run: next?.toISOString() ?? ZERO_TIME } : { ...task, schedule: undefined, next_run: ZERO_TIME };
+    this.save(updated);
+    if (next) this.cron.set(id, next.getTime());
+    const busy = task.state === TaskState.Running || task.state === TaskState.Scheduled;
+    if (busy) {
+      if (task.overlap_policy === "allow") this.pendingFire.add(id);
+      log.info(`task ${id}: cron firing while the previous run is active: ${task.overlap_policy === "allow" ? "runs when it ends" : "skipped"}`);
+      await this.store.durable();
+      return;
+    }
+    await this.startScheduled(id);
+  }
+
+  private async startScheduled(id: string): Promise<void> {
+    try {
+      await this.startTask(id);
+      log.debug(`task ${id} fired by its schedule`);
+    } catch (e) {
+      log.warn(`task ${id}: scheduled start failed: ${e instanceof Error ? e.message : e}`);
+    }
   }
 
   // ---- proplets ----
@@ -220,6 +505,7 @@ export class ManagerService {
     const p = this.ensureProplet(msg.proplet_id);
     this.saveProplet(recordHeartbeat({ ...p, metadata: msg.metadata ?? p.metadata }, nowIso()));
     log.info(`proplet ${msg.proplet_id} ${known ? "reconnected" : "registered"} (${p.name})`);
+    this.drain();
   }
 
   handleAlive(msg: AliveMsg): void {
@@ -228,15 +514,21 @@ export class ManagerService {
       if (!this.proplets.has(p.id)) return;
       this.saveProplet({ ...p, offline: true });
       log.info(`proplet ${p.id} went offline`);
+      this.settleLost(p.id, `proplet lost: ${p.id} went offline`);
       return;
     }
+    const wasDown = !isAlive(p, Date.now(), this.opts.livelinessThresholdMs);
     if (p.offline) log.info(`proplet ${p.id} is back`);
     this.saveProplet(recordHeartbeat(p, nowIso()));
+    // A proplet that lists its tasks tells us which runs it lost (a crash and restart, say).
+    if (msg.tasks) this.settleLost(p.id, `interrupted: proplet ${p.id} is no longer running the task`, new Set(msg.tasks));
+    if (wasDown) this.drain();
   }
 
-  listProplets(offset: number, limit: number): PageOut<PropletView> {
+  listProplets(offset: number, limit: number, status?: "active" | "inactive"): PageOut<PropletView> {
     const now = Date.now();
-    const all = [...this.proplets.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+    let all = [...this.proplets.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+    if (status) all = all.filter((p) => isAlive(p, now, this.opts.livelinessThresholdMs) === (status === "active"));
     return {
       offset,
       limit,
@@ -264,26 +556,33 @@ export class ManagerService {
     this.store.proplets.delete(id);
     await this.store.durable();
   }
-}
 
-/** The start message of DESIGN §3: unicast (`broadcast:false`, `proplet_id` set), inputs as strings. */
-export function startMessage(t: Task): StartMsg {
-  return {
-    id: t.id,
-    name: t.name,
-    state: t.state,
-    cli_args: t.cli_args ?? undefined,
-    broadcast: false,
-    daemon: t.daemon,
-    latent: t.latent ?? false,
-    encrypted: t.encrypted,
-    proplet_id: t.proplet_id,
-    ...(t.image_url ? { image_url: t.image_url } : {}),
-    ...(t.file ? { file: t.file } : {}),
-    ...(t.inputs?.length ? { inputs: t.inputs } : {}),
-    ...(t.env && Object.keys(t.env).length ? { env: t.env } : {}),
-    ...(t.kbs_resource_path ? { kbs_resource_path: t.kbs_resource_path } : {}),
-    ...(t.monitoring_profile ? { monitoring_profile: t.monitoring_profile } : {}),
-    ...(t.hal_storage_path ? { hal_storage_path: t.hal_storage_path } : {}),
-  };
+  /** The start message of DESIGN §3: unicast (`broadcast:false`, `proplet_id` set), inputs as strings. */
+  private startMessage(t: Task): StartMsg {
+    const parents: Record<string, unknown> = {};
+    for (const d of t.depends_on ?? []) {
+      const p = this.store.tasks.get(d);
+      if (p?.state === TaskState.Completed && p.results !== undefined && p.results !== null) parents[d] = p.results;
+    }
+    return {
+      id: t.id,
+      name: t.name,
+      state: t.state,
+      cli_args: t.cli_args ?? undefined,
+      broadcast: false,
+      daemon: t.daemon,
+      latent: t.latent ?? false,
+      encrypted: t.encrypted,
+      proplet_id: t.proplet_id,
+      ...(t.image_url ? { image_url: t.image_url } : {}),
+      ...(t.file ? { file: t.file } : {}),
+      ...(t.inputs?.length ? { inputs: t.inputs } : {}),
+      ...(t.env && Object.keys(t.env).length ? { env: t.env } : {}),
+      ...(t.kbs_resource_path ? { kbs_resource_path: t.kbs_resource_path } : {}),
+      ...(t.monitoring_profile ? { monitoring_profile: t.monitoring_profile } : {}),
+      ...(t.hal_storage_path ? { hal_storage_path: t.hal_storage_path } : {}),
+      ...(Object.keys(parents).length ? { parent_results: parents } : {}),
+      ...(t.timeout_s ? { timeout_s: t.timeout_s } : {}),
+    };
+  }
 }

@@ -1,4 +1,5 @@
 import type { MqttClient } from "mqtt";
+import { cpus } from "node:os";
 import { connectMqtt, publishJson } from "../broker/client.ts";
 import { decode, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
 import { topics } from "../core/topics.ts";
@@ -28,7 +29,8 @@ export class PropletAgent {
 
   constructor(private cfg: PropletConfig) {
     this.t = topics(cfg);
-    this.pool = new WorkerPool(cfg.warmWorkers);
+    // Warm as many workers as tasks may run at once (up to the cores); more spawn on demand up to max_tasks.
+    this.pool = new WorkerPool(Math.min(cfg.maxTasks, cpus().length), cfg.maxTasks);
   }
 
   get id(): string {
@@ -61,14 +63,16 @@ export class PropletAgent {
     await publishJson(c, this.t.create, {
       proplet_id: this.id,
       namespace: this.cfg.namespace,
-      metadata: discoveryMetadata(this.cfg, RUNTIME_NAME),
+      metadata: { ...discoveryMetadata(this.cfg, RUNTIME_NAME), max_tasks: this.cfg.maxTasks },
     });
     this.beat();
   }
 
   private beat(): void {
     if (!this.client?.connected) return;
-    this.client.publish(this.t.alive, JSON.stringify({ proplet_id: this.id, status: "alive", namespace: this.cfg.namespace }), { qos: 0 });
+    // The running task ids let the manager settle runs this proplet lost (after a restart, say).
+    const alive = { proplet_id: this.id, status: "alive", namespace: this.cfg.namespace, tasks: [...this.running.keys()] };
+    this.client.publish(this.t.alive, JSON.stringify(alive), { qos: 0 });
   }
 
   private async publishResult(r: ResultMsg): Promise<void> {
@@ -105,7 +109,7 @@ export class PropletAgent {
       const compiled = this.modules.load(bytes);
       const env = { PROPLET_ID: this.id, ...msg.env };
       log.info(`task ${msg.id} running (${msg.name})`);
-      const run = this.pool.run({ compiled, name: msg.name, inputs: msg.inputs ?? [], env, options });
+      const run = this.pool.run({ compiled, name: msg.name, inputs: msg.inputs ?? [], env, options, timeoutMs: (msg.timeout_s ?? 0) * 1000 });
       this.running.set(msg.id, run);
       const r = await run.done;
       this.running.delete(msg.id);

@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import { cpus } from "node:os";
-import { action, env, logLevelArg } from "../cli/args.ts";
+import { action, env, int, logLevelArg } from "../cli/args.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
 import { PropletAgent } from "./agent.ts";
@@ -15,6 +15,7 @@ export const propletCommand = defineCommand({
     "domain-id": { type: "string", description: "domain id (env PROPLET_DOMAIN_ID, alias PROPLET_TENANT_ID)", default: env("PROPLET_DOMAIN_ID") ?? env("PROPLET_TENANT_ID") ?? DEFAULT_DOMAIN_ID },
     "channel-id": { type: "string", description: "channel id (env PROPLET_CHANNEL_ID)", default: env("PROPLET_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID },
     "liveliness-interval": { type: "string", description: "seconds between heartbeats (env PROPLET_LIVELINESS_INTERVAL)", default: env("PROPLET_LIVELINESS_INTERVAL") ?? "10" },
+    "max-tasks": { type: "string", description: "tasks run at once, announced to the manager (env PROPLET_MAX_TASKS); default the CPU count", default: env("PROPLET_MAX_TASKS") ?? String(cpus().length) },
     description: { type: "string", description: "discovery description (env PROPLET_DESCRIPTION)", default: env("PROPLET_DESCRIPTION") },
     tags: { type: "string", description: "comma-separated discovery tags (env PROPLET_TAGS)", default: env("PROPLET_TAGS") },
     location: { type: "string", description: "discovery location (env PROPLET_LOCATION)", default: env("PROPLET_LOCATION") },
@@ -30,7 +31,7 @@ export const propletCommand = defineCommand({
         channelId: args["channel-id"],
         namespace: env("PROPLET_MANAGER_K8S_NAMESPACE") ?? "default",
         livelinessInterval: parseSeconds("PROPLET_LIVELINESS_INTERVAL", args["liveliness-interval"], 10),
-        warmWorkers: cpus().length,
+        maxTasks: int("max-tasks", args["max-tasks"], 1, 10_000),
         description: args.description,
         tags: args.tags?.split(",").map((t) => t.trim()).filter(Boolean),
         location: args.location,

@@ -10,8 +10,8 @@ export interface PropletConfig {
   namespace: string;
   /** Seconds between heartbeats. */
   livelinessInterval: number;
-  /** Idle workers kept warm. */
-  warmWorkers: number;
+  /** Tasks run at once; announced as `max_tasks` so the manager queues the rest. */
+  maxTasks: number;
   description?: string;
   tags?: string[];
   location?: string;

@@ -1,4 +1,5 @@
 import type { Proplet } from "../core/proplet.ts";
+import type { Job, Run } from "../core/run.ts";
 import type { Task } from "../core/task.ts";
 
 // Storage interfaces the manager's service depends on. Every backend persists every field (DESIGN §4.4).
@@ -17,6 +18,26 @@ export interface TaskRepository {
   list(offset: number, limit: number): ListResult<Task>;
   /** Tasks in the given states, for recovery and shutdown. */
   listByState(states: number[]): Task[];
+  /** Tasks of a job or workflow, in the order they were created. */
+  listByGroup(kind: "job" | "workflow", id: string): Task[];
+  /** Ids of all jobs or workflows that have tasks. */
+  groupIds(kind: "job" | "workflow"): string[];
+  /** Tasks that have a schedule. */
+  listScheduled(): Task[];
+}
+
+export interface RunRepository {
+  create(run: Run): void;
+  update(run: Run): void;
+  get(runId: string): Run | undefined;
+  /** Newest first. */
+  listByTask(taskId: string, offset: number, limit: number): ListResult<Run>;
+}
+
+export interface JobRepository {
+  create(job: Job): void;
+  get(id: string): Job | undefined;
+  all(): Job[];
 }
 
 export interface PropletRepository {
@@ -29,6 +50,8 @@ export interface PropletRepository {
 export interface Storage {
   tasks: TaskRepository;
   proplets: PropletRepository;
+  runs: RunRepository;
+  jobs: JobRepository;
   /**
    * Resolves once every write made so far is committed. Writes are grouped into one commit per turn of the
    * event loop (group commit); callers acknowledge a change to a client only after this resolves, so nothing

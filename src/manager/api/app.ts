@@ -1,10 +1,12 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import type { z } from "zod";
+import { z } from "zod";
 import { AppError, badRequest, describeZodError } from "../../core/errors.ts";
 import { PageQuery } from "../../core/page.ts";
+import { JobCreate, JobStatus, WorkflowCreate } from "../../core/run.ts";
 import { TaskCreate, TaskUpdate } from "../../core/task.ts";
 import { log } from "../../log.ts";
+import type { Coordinator } from "../coordinator.ts";
 import type { ManagerService } from "../service.ts";
 
 // REST API with upstream's paths and JSON keys (DESIGN §5). Handlers validate with the core schemas and call the
@@ -38,7 +40,13 @@ function page(c: Context): z.output<typeof PageQuery> {
   return r.data;
 }
 
-export function createApp(svc: ManagerService, info: AppInfo): Hono {
+function query<S extends z.ZodType>(c: Context, name: string, schema: S): z.output<S> {
+  const r = schema.safeParse(c.req.query(name) || undefined);
+  if (!r.success) throw badRequest(`${name}: ${r.error.issues[0]!.message}`);
+  return r.data;
+}
+
+export function createApp(svc: ManagerService, groups: Coordinator, info: AppInfo): Hono {
   const app = new Hono();
 
   app.use(
@@ -87,6 +95,11 @@ export function createApp(svc: ManagerService, info: AppInfo): Hono {
   app.post("/tasks/:id/start", async (c) => c.json(await svc.startTask(c.req.param("id"))));
   app.post("/tasks/:id/stop", async (c) => c.json(await svc.stopTask(c.req.param("id"))));
   app.get("/tasks/:id/results", (c) => c.json(svc.getResults(c.req.param("id"))));
+  app.get("/tasks/:id/runs", (c) => {
+    const p = page(c);
+    const r = svc.listRuns(c.req.param("id"), p.offset, p.limit);
+    return c.json({ offset: r.offset, limit: r.limit, total: r.total, runs: r.items });
+  });
   app.put("/tasks/:id/upload", async (c) => {
     const id = c.req.param("id");
     svc.getTask(id); // 404 before reading a large body
@@ -109,7 +122,7 @@ export function createApp(svc: ManagerService, info: AppInfo): Hono {
   // ---- proplets ----
   app.get("/proplets", (c) => {
     const p = page(c);
-    const r = svc.listProplets(p.offset, p.limit);
+    const r = svc.listProplets(p.offset, p.limit, query(c, "status", z.enum(["active", "inactive"]).optional()));
     return c.json({ offset: r.offset, limit: r.limit, total: r.total, proplets: r.items });
   });
   app.get("/proplets/:id", (c) => c.json(svc.getProplet(c.req.param("id"))));
@@ -117,6 +130,26 @@ export function createApp(svc: ManagerService, info: AppInfo): Hono {
     await svc.deleteProplet(c.req.param("id"));
     return c.body(null, 204);
   });
+
+  // ---- jobs ----
+  app.post("/jobs", async (c) => {
+    const job = await groups.createJob(await jsonBody(c, JobCreate));
+    c.header("Location", `/jobs/${job.job_id}`);
+    return c.json(job, 201);
+  });
+  app.get("/jobs", (c) => {
+    const p = page(c);
+    const r = groups.listJobs(p.offset, p.limit, query(c, "status", JobStatus));
+    return c.json({ offset: r.offset, limit: r.limit, total: r.total, jobs: r.items });
+  });
+  app.get("/jobs/:id", (c) => c.json(groups.getJob(c.req.param("id"))));
+  app.post("/jobs/:id/start", async (c) => c.json(await groups.startJob(c.req.param("id"))));
+  app.post("/jobs/:id/stop", async (c) => c.json(await groups.stopJob(c.req.param("id"))));
+
+  // ---- workflows ----
+  app.post("/workflows", async (c) => c.json(await groups.createWorkflow(await jsonBody(c, WorkflowCreate)), 201));
+  app.get("/workflows/:id", (c) => c.json(groups.getWorkflow(c.req.param("id"))));
+  app.post("/workflows/:id/start", async (c) => c.json(await groups.startWorkflow(c.req.param("id"))));
 
   return app;
 }

@@ -3,7 +3,8 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Proplet } from "../../core/proplet.ts";
 import type { Task } from "../../core/task.ts";
-import type { ListResult, PropletRepository, Storage, TaskRepository } from "../repository.ts";
+import type { Job, Run } from "../../core/run.ts";
+import type { JobRepository, ListResult, PropletRepository, RunRepository, Storage, TaskRepository } from "../repository.ts";
 
 // SQLite in WAL mode with synchronous=NORMAL: a committed write survives a kill -9 of the process (the OS keeps
 // what was written; WAL is fsynced at checkpoints). Writes are grouped: the first write of an event-loop turn
@@ -22,6 +23,17 @@ const MIGRATIONS = [
   `CREATE INDEX tasks_created ON tasks(created_at DESC, id DESC)`,
   `CREATE INDEX tasks_state ON tasks(state)`,
   `CREATE TABLE proplets (id TEXT PRIMARY KEY, doc TEXT NOT NULL)`,
+  `ALTER TABLE tasks ADD COLUMN job_id TEXT`,
+  `ALTER TABLE tasks ADD COLUMN workflow_id TEXT`,
+  `ALTER TABLE tasks ADD COLUMN scheduled INTEGER NOT NULL DEFAULT 0`,
+  `UPDATE tasks SET job_id = json_extract(doc, '$.job_id'), workflow_id = json_extract(doc, '$.workflow_id'),
+     scheduled = coalesce(json_extract(doc, '$.schedule'), '') != ''`,
+  `CREATE INDEX tasks_job ON tasks(job_id) WHERE job_id IS NOT NULL`,
+  `CREATE INDEX tasks_workflow ON tasks(workflow_id) WHERE workflow_id IS NOT NULL`,
+  `CREATE INDEX tasks_scheduled ON tasks(scheduled) WHERE scheduled = 1`,
+  `CREATE TABLE runs (run_id TEXT PRIMARY KEY, task_id TEXT NOT NULL, started_at TEXT NOT NULL, doc TEXT NOT NULL)`,
+  `CREATE INDEX runs_task ON runs(task_id, started_at DESC)`,
+  `CREATE TABLE jobs (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, doc TEXT NOT NULL)`,
 ];
 
 type TaskRow = { doc: string; file: string | null };
@@ -73,9 +85,11 @@ class SqliteTasks implements TaskRepository {
     private db: Database,
     private batch: Batch,
   ) {
-    this.insertQ = db.query("INSERT INTO tasks (id, state, created_at, doc, file) VALUES (?, ?, ?, ?, ?)");
+    this.insertQ = db.query(
+      "INSERT INTO tasks (id, state, created_at, doc, file, job_id, workflow_id, scheduled) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    );
     this.getQ = db.query("SELECT doc, file FROM tasks WHERE id = ?");
-    this.updateQ = db.query("UPDATE tasks SET state = ?, doc = ?, file = ? WHERE id = ?");
+    this.updateQ = db.query("UPDATE tasks SET state = ?, doc = ?, file = ?, scheduled = ? WHERE id = ?");
     this.deleteQ = db.query("DELETE FROM tasks WHERE id = ?");
     this.countQ = db.query("SELECT count(*) AS n FROM tasks");
     this.listQ = db.query("SELECT doc, NULL AS file FROM tasks ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
@@ -95,7 +109,7 @@ class SqliteTasks implements TaskRepository {
   create(task: Task): void {
     this.batch.begin();
     const [doc, file] = SqliteTasks.split(task);
-    this.insertQ.run(task.id, task.state, task.created_at, doc, file);
+    this.insertQ.run(task.id, task.state, task.created_at, doc, file, task.job_id ?? null, task.workflow_id ?? null, task.schedule ? 1 : 0);
   }
   get(id: string): Task | undefined {
     const row = this.getQ.get(id);
@@ -104,7 +118,7 @@ class SqliteTasks implements TaskRepository {
   update(task: Task): void {
     this.batch.begin();
     const [doc, file] = SqliteTasks.split(task);
-    this.updateQ.run(task.state, doc, file, task.id);
+    this.updateQ.run(task.state, doc, file, task.schedule ? 1 : 0, task.id);
   }
   delete(id: string): boolean {
     this.batch.begin();
@@ -119,6 +133,62 @@ class SqliteTasks implements TaskRepository {
       .query<TaskRow, number[]>(`SELECT doc, file FROM tasks WHERE state IN (${marks})`)
       .all(...states)
       .map(SqliteTasks.join);
+  }
+  listByGroup(kind: "job" | "workflow", id: string): Task[] {
+    const col = kind === "job" ? "job_id" : "workflow_id";
+    return this.db.query<TaskRow, [string]>(`SELECT doc, file FROM tasks WHERE ${col} = ? ORDER BY rowid`).all(id).map(SqliteTasks.join);
+  }
+  groupIds(kind: "job" | "workflow"): string[] {
+    const col = kind === "job" ? "job_id" : "workflow_id";
+    return this.db.query<{ id: string }, []>(`SELECT DISTINCT ${col} AS id FROM tasks WHERE ${col} IS NOT NULL`).all().map((r) => r.id);
+  }
+  listScheduled(): Task[] {
+    return this.db.query<TaskRow, []>("SELECT doc, NULL AS file FROM tasks WHERE scheduled = 1").all().map(SqliteTasks.join);
+  }
+}
+
+class SqliteRuns implements RunRepository {
+  constructor(
+    private db: Database,
+    private batch: Batch,
+  ) {}
+  create(run: Run): void {
+    this.batch.begin();
+    this.db.query("INSERT INTO runs (run_id, task_id, started_at, doc) VALUES (?, ?, ?, ?)").run(run.run_id, run.task_id, run.started_at, JSON.stringify(run));
+  }
+  update(run: Run): void {
+    this.batch.begin();
+    this.db.query("UPDATE runs SET doc = ? WHERE run_id = ?").run(JSON.stringify(run), run.run_id);
+  }
+  get(runId: string): Run | undefined {
+    const row = this.db.query<{ doc: string }, [string]>("SELECT doc FROM runs WHERE run_id = ?").get(runId);
+    return row ? (JSON.parse(row.doc) as Run) : undefined;
+  }
+  listByTask(taskId: string, offset: number, limit: number): ListResult<Run> {
+    const total = this.db.query<{ n: number }, [string]>("SELECT count(*) AS n FROM runs WHERE task_id = ?").get(taskId)!.n;
+    const items = this.db
+      .query<{ doc: string }, [string, number, number]>("SELECT doc FROM runs WHERE task_id = ? ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?")
+      .all(taskId, limit, offset)
+      .map((r) => JSON.parse(r.doc) as Run);
+    return { total, items };
+  }
+}
+
+class SqliteJobs implements JobRepository {
+  constructor(
+    private db: Database,
+    private batch: Batch,
+  ) {}
+  create(job: Job): void {
+    this.batch.begin();
+    this.db.query("INSERT INTO jobs (id, created_at, doc) VALUES (?, ?, ?)").run(job.id, job.created_at, JSON.stringify(job));
+  }
+  get(id: string): Job | undefined {
+    const row = this.db.query<{ doc: string }, [string]>("SELECT doc FROM jobs WHERE id = ?").get(id);
+    return row ? (JSON.parse(row.doc) as Job) : undefined;
+  }
+  all(): Job[] {
+    return this.db.query<{ doc: string }, []>("SELECT doc FROM jobs ORDER BY created_at DESC, id").all().map((r) => JSON.parse(r.doc) as Job);
   }
 }
 
@@ -177,6 +247,8 @@ export function openSqlite(path: string): Storage {
   return {
     tasks: new SqliteTasks(db, batch),
     proplets: new SqliteProplets(db, batch),
+    runs: new SqliteRuns(db, batch),
+    jobs: new SqliteJobs(db, batch),
     durable: () => batch.durable(),
     close: () => {
       batch.commit();

@@ -1,0 +1,107 @@
+import { isTerminal, TaskState } from "./states.ts";
+
+// Dependency graphs of jobs and workflows: validation and the decisions of the coordinator, as pure functions.
+
+export interface Node {
+  id: string;
+  depends_on?: string[];
+}
+
+/** Returns an error naming the tasks involved, or undefined when the graph is a DAG over known tasks. */
+export function validateDag(nodes: readonly Node[]): string | undefined {
+  const ids = new Set(nodes.map((n) => n.id));
+  for (const n of nodes) {
+    for (const d of n.depends_on ?? []) {
+      if (d === n.id) return `task ${n.id} depends on itself`;
+      if (!ids.has(d)) return `task ${n.id} depends on ${d}, which is not in the set`;
+    }
+  }
+  // Iterative DFS with colours; on a back edge, report the cycle's path.
+  const deps = new Map(nodes.map((n) => [n.id, n.depends_on ?? []]));
+  const colour = new Map<string, 1 | 2>();
+  for (const start of ids) {
+    if (colour.has(start)) continue;
+    const stack: { id: string; next: number }[] = [{ id: start, next: 0 }];
+    colour.set(start, 1);
+    while (stack.length) {
+      const top = stack[stack.length - 1]!;
+      const ds = deps.get(top.id)!;
+      if (top.next >= ds.length) {
+        colour.set(top.id, 2);
+        stack.pop();
+        continue;
+      }
+      const d = ds[top.next++]!;
+      const c = colour.get(d);
+      if (c === 1) {
+        const path = stack.slice(stack.findIndex((s) => s.id === d)).map((s) => s.id);
+        return `circular dependency: ${[...path, d].join(" -> ")}`;
+      }
+      if (c === undefined) {
+        colour.set(d, 1);
+        stack.push({ id: d, next: 0 });
+      }
+    }
+  }
+  return undefined;
+}
+
+export type RunIf = "success" | "failure";
+
+/**
+ * Whether a task whose parents are all terminal should run, as upstream: `success` needs every parent
+ * Completed; `failure` needs at least one parent Failed.
+ */
+export function shouldRun(runIf: string | undefined, parentStates: readonly number[]): boolean {
+  if (parentStates.length === 0) return true;
+  if (runIf === "failure") return parentStates.some((s) => s === TaskState.Failed);
+  return parentStates.every((s) => s === TaskState.Completed);
+}
+
+export interface Decision {
+  start: string[];
+  skip: string[];
+}
+
+export interface GraphTask extends Node {
+  state: number;
+  run_if?: string;
+}
+
+/**
+ * Which Pending tasks to start and which to skip, given the states now. Skips cascade at once: a task whose
+ * parent is skipped in this pass is decided in the same pass.
+ */
+export function decide(tasks: readonly GraphTask[]): Decision {
+  const state = new Map(tasks.map((t) => [t.id, t.state]));
+  const start: string[] = [];
+  const skip: string[] = [];
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const t of tasks) {
+      if (state.get(t.id) !== TaskState.Pending) continue;
+      const deps = t.depends_on ?? [];
+      if (deps.length === 0) continue; // roots are started explicitly
+      const parents = deps.map((d) => state.get(d) ?? TaskState.Skipped);
+      if (!parents.every(isTerminal)) continue;
+      if (shouldRun(t.run_if, parents)) {
+        start.push(t.id);
+        state.set(t.id, TaskState.Scheduled);
+      } else {
+        skip.push(t.id);
+        state.set(t.id, TaskState.Skipped);
+        changed = true;
+      }
+    }
+  }
+  return { start, skip };
+}
+
+/** Job and workflow state from their tasks, as upstream's ComputeJobState. */
+export function groupState(states: readonly number[]): number {
+  if (states.length === 0) return TaskState.Pending;
+  if (states.some((s) => s === TaskState.Failed || s === TaskState.Interrupted)) return TaskState.Failed;
+  if (states.some((s) => s === TaskState.Running || s === TaskState.Scheduled)) return TaskState.Running;
+  if (states.every((s) => s === TaskState.Completed || s === TaskState.Skipped)) return TaskState.Completed;
+  return TaskState.Pending;
+}

@@ -1,0 +1,196 @@
+import { validateDag, decide, type GraphTask, groupState } from "../core/dag.ts";
+import { badRequest, notFound } from "../core/errors.ts";
+import type { Job, JobCreate, WorkflowCreate } from "../core/run.ts";
+import { isTerminal, stateName, TaskState } from "../core/states.ts";
+import { type GroupTask, newTask, type Task, taskView, type TaskView } from "../core/task.ts";
+import { nowIso, ZERO_TIME } from "../core/time.ts";
+import { tag } from "../log.ts";
+import type { Storage } from "../storage/repository.ts";
+import type { ManagerService, PageOut } from "./service.ts";
+
+const log = tag("manager");
+
+// Jobs and workflows: groups of tasks whose order is a DAG. When a task of a group reaches a final state, the
+// tasks whose parents are all final start (or are skipped, per `run_if`; skips cascade at once). A job fails
+// fast: its first failure stops its running tasks and skips the rest.
+
+export interface GroupView {
+  state: number;
+  status: string;
+  tasks: TaskView[];
+  start_time: string;
+  finish_time: string;
+  created_at: string;
+}
+
+export type JobView = GroupView & { job_id: string; name: string; execution_mode: string };
+export type WorkflowView = GroupView & { workflow_id: string };
+
+function summary(tasks: Task[]): GroupView {
+  const state = groupState(tasks.map((t) => t.state));
+  const times = (k: "start_time" | "finish_time" | "created_at") => tasks.map((t) => t[k]).filter((v) => v && v !== ZERO_TIME).sort();
+  return {
+    state,
+    status: stateName(state),
+    tasks: tasks.map(taskView),
+    start_time: times("start_time")[0] ?? ZERO_TIME,
+    finish_time: tasks.every((t) => isTerminal(t.state)) ? (times("finish_time").at(-1) ?? ZERO_TIME) : ZERO_TIME,
+    created_at: times("created_at")[0] ?? ZERO_TIME,
+  };
+}
+
+export class Coordinator {
+  constructor(
+    private store: Storage,
+    private svc: ManagerService,
+  ) {
+    svc.onFinal = (t) => this.onFinal(t);
+  }
+
+  /** Gives every task an id (the client's, else a new one) and checks the graph. */
+  private buildTasks(input: GroupTask[], group: { job_id?: string; workflow_id?: string }): Task[] {
+    const now = nowIso();
+    const ids = input.map((t) => t.id ?? crypto.randomUUID());
+    const dup = ids.find((id, i) => ids.indexOf(id) !== i);
+    if (dup) throw badRequest(`tasks: id ${dup} is used twice`);
+    const err = validateDag(input.map((t, i) => ({ id: ids[i]!, depends_on: t.depends_on })));
+    if (err) throw badRequest(`tasks: ${err}`);
+    return input.map((t, i) => {
+      const { id: _id, ...rest } = t;
+      return { ...newTask(ids[i]!, rest, now), ...group };
+    });
+  }
+
+  // ---- jobs ----
+
+  async createJob(input: JobCreate): Promise<JobView> {
+    const job: Job = { id: crypto.randomUUID(), name: input.name, execution_mode: input.execution_mode, created_at: nowIso() };
+    const tasks = this.buildTasks(input.tasks, { job_id: job.id });
+    this.svc.insertTasks(tasks);
+    this.store.jobs.create(job);
+    await this.svc.durable();
+    log.info(`job ${job.id} created (${job.name}, ${job.execution_mode}, ${tasks.length} tasks)`);
+    return this.getJob(job.id);
+  }
+
+  private mustJob(id: string): Job {
+    const j = this.store.jobs.get(id);
+    if (!j) throw notFound(`job ${id} not found`);
+    return j;
+  }
+
+  getJob(id: string): JobView {
+    const job = this.mustJob(id);
+    return { job_id: job.id, name: job.name, execution_mode: job.execution_mode, ...summary(this.store.tasks.listByGroup("job", id)) };
+  }
+
+  listJobs(offset: number, limit: number, status?: string): PageOut<JobView> {
+    const want = status ? { pending: 0, running: 2, completed: 3, failed: 4 }[status] : undefined;
+    const all = this.store.jobs.all().map((j) => this.getJob(j.id)).filter((v) => want === undefined || v.state === want);
+    return { offset, limit, total: all.length, items: all.slice(offset, offset + limit) };
+  }
+
+  /** The order of a group's tasks: a sequential job chains them in creation order, the others use depends_on. */
+  private graph(tasks: Task[], job?: Job): GraphTask[] {
+    return tasks.map((t, i) => {
+      const deps = job?.execution_mode === "sequential" ? (i > 0 ? [tasks[i - 1]!.id] : []) : (t.depends_on ?? []);
+      return { id: t.id, state: t.state, run_if: job ? undefined : t.run_if, depends_on: deps };
+    });
+  }
+
+  private async startRoots(tasks: Task[], graph: GraphTask[]): Promise<void> {
+    for (const [i, g] of graph.entries()) {
+      const t = tasks[i]!;
+      if (g.depends_on!.length === 0 && (t.state === TaskState.Pending || isTerminal(t.state))) await this.svc.startTask(t.id);
+    }
+  }
+
+  async startJob(id: string): Promise<{ message: string; job_id: string }> {
+    const job = this.mustJob(id);
+    const tasks = this.store.tasks.listByGroup("job", id);
+    if (tasks.some((t) => t.state === TaskState.Running || t.state === TaskState.Scheduled)) throw badRequest(`job ${id} is already running`);
+    await this.startRoots(tasks, this.graph(tasks, job));
+    return { message: "job started", job_id: id };
+  }
+
+  async stopJob(id: string): Promise<{ message: string; job_id: string }> {
+    this.mustJob(id);
+    await this.stopGroup(this.store.tasks.listByGroup("job", id), `job ${id} was stopped`);
+    await this.svc.durable();
+    return { message: "job stopped", job_id: id };
+  }
+
+  private async stopGroup(tasks: Task[], reason: string): Promise<void> {
+    for (const t of tasks) {
+      if (t.state === TaskState.Running) await this.svc.stopTask(t.id).catch(() => {});
+      else this.svc.skipTask(t.id, reason);
+    }
+  }
+
+  // ---- workflows ----
+
+  async createWorkflow(input: WorkflowCreate): Promise<WorkflowView> {
+    const workflowId = input.tasks.find((t) => t.workflow_id)?.workflow_id ?? crypto.randomUUID();
+    for (const t of input.tasks) {
+      if (t.run_if !== undefined && t.run_if !== "" && t.run_if !== "success" && t.run_if !== "failure") throw badRequest(`tasks: invalid run_if ${t.run_if}`);
+    }
+    const tasks = this.buildTasks(input.tasks, { workflow_id: workflowId });
+    this.svc.insertTasks(tasks);
+    await this.svc.durable();
+    log.info(`workflow ${workflowId} created (${tasks.length} tasks)`);
+    return this.getWorkflow(workflowId);
+  }
+
+  getWorkflow(id: string): WorkflowView {
+    const tasks = this.store.tasks.listByGroup("workflow", id);
+    if (tasks.length === 0) throw notFound(`workflow ${id} not found`);
+    return { workflow_id: id, ...summary(tasks) };
+  }
+
+  async startWorkflow(id: string): Promise<{ started: true; workflow_id: string }> {
+    const tasks = this.store.tasks.listByGroup("workflow", id);
+    if (tasks.length === 0) throw notFound(`workflow ${id} not found`);
+    if (tasks.some((t) => t.state === TaskState.Running || t.state === TaskState.Scheduled)) throw badRequest(`workflow ${id} is already running`);
+    await this.startRoots(tasks, this.graph(tasks));
+    return { started: true, workflow_id: id };
+  }
+
+  // ---- progress ----
+
+  private onFinal(t: Task): void {
+    if (t.job_id) {
+      const job = this.store.jobs.get(t.job_id);
+      const tasks = this.store.tasks.listByGroup("job", t.job_id);
+      if (t.state === TaskState.Failed || t.state === TaskState.Interrupted) {
+        log.info(`job ${t.job_id}: task ${t.id} failed; stopping the job`);
+        void this.stopGroup(tasks, `job ${t.job_id} failed at task ${t.id}`);
+        return;
+      }
+      this.progress(this.graph(tasks, job));
+    }
+    if (t.workflow_id) {
+      const tasks = this.store.tasks.listByGroup("workflow", t.workflow_id);
+      this.progress(this.graph(tasks));
+    }
+  }
+
+  private progress(graph: GraphTask[]): void {
+    const d = decide(graph);
+    for (const id of d.skip) this.svc.skipTask(id, "its run_if condition is not met");
+    for (const id of d.start) {
+      this.svc.startTask(id).catch((e) => log.warn(`task ${id}: could not start: ${e instanceof Error ? e.message : e}`));
+    }
+  }
+
+  /** After a restart: continue started groups whose next steps were lost with the crash. */
+  resume(): void {
+    for (const job of this.store.jobs.all()) {
+      const tasks = this.store.tasks.listByGroup("job", job.id);
+      if (tasks.some((t) => t.state !== TaskState.Pending)) this.progress(this.graph(tasks, job));
+    }
+    for (const id of this.store.tasks.groupIds("workflow")) {
+      const tasks = this.store.tasks.listByGroup("workflow", id);
+      if (tasks.some((t) => t.state !== TaskState.Pending)) this.progress(this.graph(tasks));
+    }
+  }
+}
