@@ -1,5 +1,6 @@
 import { defineCommand } from "citty";
 import { join } from "node:path";
+import { cpus } from "node:os";
 import { homedir } from "node:os";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { parseSeconds } from "../proplet/config.ts";
@@ -21,6 +22,7 @@ export const serveCommand = defineCommand({
     "channel-id": { type: "string", description: "MQTT channel id (env PROPELLER_CHANNEL_ID)", default: env("PROPELLER_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID },
     "liveliness-interval": { type: "string", description: "seconds between the local proplet's heartbeats (env PROPELLER_LIVELINESS_INTERVAL)", default: env("PROPELLER_LIVELINESS_INTERVAL") ?? "10" },
     "liveliness-threshold": { type: "string", description: "seconds without heartbeat before a proplet counts as dead; default 3 intervals (env PROPELLER_LIVELINESS_THRESHOLD)", default: env("PROPELLER_LIVELINESS_THRESHOLD") },
+    "local-max-tasks": { type: "string", description: "tasks the local proplet runs at once (env PROPELLER_LOCAL_MAX_TASKS); default the CPU count", default: env("PROPELLER_LOCAL_MAX_TASKS") ?? String(cpus().length) },
     scheduler: { type: "string", description: `proplet choice: ${SCHEDULERS.join(", ")} (env PROPELLER_SCHEDULER)`, default: env("PROPELLER_SCHEDULER") ?? "round-robin" },
     ...logLevelArg,
   },
@@ -41,6 +43,7 @@ export const serveCommand = defineCommand({
         livelinessInterval: interval,
         livelinessThreshold: parseSeconds("--liveliness-threshold", args["liveliness-threshold"], interval * 3),
         scheduler,
+        localMaxTasks: int("local-max-tasks", args["local-max-tasks"], 1, 10_000),
       });
       const shutdown = async (sig: string) => {
         log.info(`${sig}: shutting down`);

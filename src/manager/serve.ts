@@ -31,6 +31,8 @@ export interface ServeOptions {
   /** Seconds without a heartbeat after which a proplet is not alive. */
   livelinessThreshold: number;
   scheduler: SchedulerName;
+  /** Tasks the local proplet runs at once. */
+  localMaxTasks: number;
 }
 
 export interface RunningServe {
@@ -78,7 +80,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       channelId: o.channelId,
       namespace: "default",
       livelinessInterval: o.livelinessInterval,
-      maxTasks: cpus().length,
+      maxTasks: o.localMaxTasks,
       description: "local proplet of propeller serve",
       broker: broker?.aedes,
     });

@@ -48,7 +48,8 @@ export class ManagerService {
   private proplets = new Map<string, Proplet>();
   /** Running task ids per proplet: `task_count` is derived from it (DESIGN §4.3), never stored. */
   private runningOn = new Map<string, Set<string>>();
-  private queue = new Map<string, { id: string; priority: number; queuedAt: number }>();
+  /** Queued tasks, kept whole so placing them needs no storage read. */
+  private queue = new Map<string, { id: string; priority: number; queuedAt: number; task: Task }>();
   private timers = new Map<string, Timer>();
   /** Cron firings that found the task busy under overlap_policy "allow": run once it ends. */
   private pendingFire = new Set<string>();
@@ -75,7 +76,7 @@ export class ManagerService {
     for (const t of this.store.tasks.listByState([TaskState.Running])) if (t.proplet_id) this.track(t.proplet_id, t.id, true);
     for (const t of this.store.tasks.listByState([TaskState.Scheduled])) {
       if (t.retry_at && t.retry_at > now) this.retryLater(t, t.retry_at - now);
-      else this.queue.set(t.id, { id: t.id, priority: t.priority, queuedAt: t.queued_at ?? now });
+      else this.queue.set(t.id, { id: t.id, priority: t.priority, queuedAt: t.queued_at ?? now, task: t });
     }
     for (const t of this.store.tasks.listByState([TaskState.Interrupted])) this.endRun(t, { error: "interrupted by shutdown", results: t.results });
     for (const t of this.store.tasks.listScheduled()) this.armSchedule(t, true);
@@ -162,7 +163,7 @@ export class ManagerService {
     }
     this.save(next);
     if (scheduleChanged) this.armSchedule(next, false);
-    if (this.queue.has(id)) this.queue.set(id, { ...this.queue.get(id)!, priority: next.priority });
+    if (this.queue.has(id)) this.queue.set(id, { ...this.queue.get(id)!, priority: next.priority, task: this.mustGet(id) });
     await this.store.durable();
     return taskView(this.mustGet(id));
   }
@@ -195,18 +196,20 @@ export class ManagerService {
     if (task.pinned && task.proplet_id && !this.proplets.has(task.proplet_id)) throw notFound(`proplet ${task.proplet_id} (pinned by the task) not found`);
     const unmet = this.unmetDependencies(task);
     if (unmet.length) throw conflict(`task ${id} has unmet dependencies: waiting for ${unmet.join(", ")}`);
-    this.enqueue({ ...task, attempt: 1, error: undefined, results: undefined });
-    const state = this.mustGet(id).state;
+    const state = this.enqueue({ ...task, attempt: 1, error: undefined, results: undefined });
     await this.store.durable();
     return { started: true, state, status: stateName(state) };
   }
 
-  private enqueue(task: Task): void {
+  /** Queues the task and tries to place it at once; only a task left waiting is stored as Scheduled. */
+  private enqueue(task: Task): number {
     const queuedAt = Date.now();
     const t: Task = { ...task, state: TaskState.Scheduled, queued_at: queuedAt, retry_at: undefined, updated_at: nowIso() };
-    this.save(t);
-    this.queue.set(t.id, { id: t.id, priority: t.priority, queuedAt });
+    this.queue.set(t.id, { id: t.id, priority: t.priority, queuedAt, task: t });
     this.drain();
+    if (!this.queue.has(t.id)) return TaskState.Running;
+    this.save(t);
+    return TaskState.Scheduled;
   }
 
   private candidates(now: number): (Placeable & { proplet: Proplet })[] {
@@ -225,11 +228,7 @@ export class ManagerService {
     const cands = this.candidates(now);
     if (cands.length === 0) return;
     for (const q of [...this.queue.values()].sort(queueOrder)) {
-      const task = this.store.tasks.get(q.id);
-      if (!task || task.state !== TaskState.Scheduled) {
-        this.queue.delete(q.id);
-        continue;
-      }
+      const task = q.task;
       const pool = task.pinned && task.proplet_id ? cands.filter((c) => c.id === task.proplet_id) : cands;
       const chosen = place(this.opts.scheduler, pool, this.lastPick);
       if (!chosen) {
@@ -336,10 +335,7 @@ export class ManagerService {
     const failed = typeof r.error === "string" && r.error !== "";
     const state = r.state ?? (failed ? TaskState.Failed : TaskState.Completed);
     if (task.run_id) {
-      const run = this.store.runs.get(task.run_id);
-      if (run && !run.finished_at) {
-        this.store.runs.update({ ...run, state, status: stateName(state), finished_at: now, results: r.results, ...(failed ? { error: r.error! } : {}) });
-      }
+      this.store.runs.finish(task.id, task.run_id, { state, status: stateName(state), finished_at: now, results: r.results ?? null, ...(failed ? { error: r.error! } : {}) });
     }
     if (task.proplet_id && task.state === TaskState.Running) this.track(task.proplet_id, task.id, false);
     const attempt = task.attempt ?? 1;

@@ -26,10 +26,13 @@ export interface TaskRepository {
   listScheduled(): Task[];
 }
 
+/** How a run ended: merged into the stored run. */
+export type RunEnd = Pick<Run, "state" | "status" | "finished_at" | "results" | "error">;
+
 export interface RunRepository {
   create(run: Run): void;
-  update(run: Run): void;
-  get(runId: string): Run | undefined;
+  /** Records the end of a run, unless it already ended. */
+  finish(taskId: string, runId: string, end: RunEnd): void;
   /** Newest first. */
   listByTask(taskId: string, offset: number, limit: number): ListResult<Run>;
 }
