@@ -1,5 +1,6 @@
 #!/usr/bin/env bun
 import { defineCommand, runMain } from "citty";
+import { jobsCommand, workflowsCommand } from "./cli/groups.ts";
 import { healthCommand } from "./cli/health.ts";
 import { propletsCommand } from "./cli/proplets.ts";
 import { tasksCommand } from "./cli/tasks.ts";
@@ -15,6 +16,8 @@ const main = defineCommand({
     proplet: propletCommand,
     tasks: tasksCommand,
     proplets: propletsCommand,
+    jobs: jobsCommand,
+    workflows: workflowsCommand,
     health: healthCommand,
     wasm: wasmCommand,
   },

@@ -23,6 +23,12 @@ function envPairs(v: string | undefined): Record<string, string> | undefined {
   return out;
 }
 
+function seconds(name: string, v: string): number {
+  const n = Number(v);
+  if (!(n > 0)) throw new UsageError(`--${name} must be a positive number of seconds, got ${JSON.stringify(v)}`);
+  return n;
+}
+
 function readWasm(path: string): string {
   let bytes: Buffer;
   try {
@@ -41,7 +47,15 @@ const taskFields = {
   env: { type: "string", description: "comma-separated KEY=VALUE environment for the task" },
   daemon: { type: "boolean", description: "long-running task, Running until stopped or it exits" },
   "proplet-id": { type: "string", description: "pin the task to this proplet" },
-  priority: { type: "string", description: "0-100, default 50" },
+  priority: { type: "string", description: "0-100, default 50; higher runs first when proplets are busy" },
+  schedule: { type: "string", description: "cron: 5 fields, or 6 with leading seconds, e.g. '*/2 * * * * *'" },
+  timezone: { type: "string", description: "IANA time zone of the schedule, default UTC" },
+  recurring: { type: "boolean", description: "with --schedule: fire every time (default), --no-recurring fires once", default: true },
+  overlap: { type: "string", description: "skip | allow: a firing while the last run is active (default skip)" },
+  misfire: { type: "string", description: "skip | run_once: firings missed while the manager was down (default skip)" },
+  timeout: { type: "string", description: "seconds a run may take before it fails" },
+  retries: { type: "string", description: "re-runs after a failure" },
+  backoff: { type: "string", description: "seconds before the first retry, doubling after (default 1)" },
 } as const;
 
 type FieldArgs = { [K in keyof typeof taskFields]?: string | boolean };
@@ -56,6 +70,16 @@ function body(a: FieldArgs): Record<string, unknown> {
   if (a.daemon !== undefined) b.daemon = a.daemon;
   if (a["proplet-id"]) b.proplet_id = a["proplet-id"];
   if (a.priority !== undefined) b.priority = int("priority", String(a.priority), 0, 100);
+  if (a.schedule) {
+    b.schedule = a.schedule;
+    b.is_recurring = a.recurring !== false;
+  }
+  if (a.timezone) b.timezone = a.timezone;
+  if (a.overlap) b.overlap_policy = a.overlap;
+  if (a.misfire) b.misfire_policy = a.misfire;
+  if (a.timeout !== undefined) b.timeout_s = seconds("timeout", String(a.timeout));
+  if (a.retries !== undefined) b.max_retries = int("retries", String(a.retries), 0, 100);
+  if (a.backoff !== undefined) b.retry_backoff_s = seconds("backoff", String(a.backoff));
   return b;
 }
 
@@ -163,6 +187,18 @@ export const tasksCommand = defineCommand({
           const r = await api<{ results: unknown }>(args.url, "GET", `/tasks/${args.id}/results`);
           if (args.json) printJson(r);
           else process.stdout.write(`${typeof r.results === "string" ? r.results.replace(/\n$/, "") : JSON.stringify(r.results)}\n`);
+        }),
+    }),
+    runs: defineCommand({
+      meta: { description: "List a task's runs, newest first" },
+      args: { ...idArg, offset: { type: "string", default: "0" }, limit: { type: "string", default: "100" }, ...urlArg },
+      run: ({ args }) =>
+        action(async () => {
+          const p = await api<{ total: number; runs: Record<string, unknown>[] }>(args.url, "GET", `/tasks/${args.id}/runs?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`);
+          if (args.json) return printJson(p);
+          printTable(p.runs, [["RUN", "run_id"], ["ATTEMPT", "attempt"], ["STATUS", "status"], ["PROPLET", "proplet_id"], ["STARTED", "started_at"], ["FINISHED", "finished_at"], ["RESULTS", "results"], ["ERROR", "error"]]);
+          process.stdout.write(`${p.runs.length} of ${p.total} run(s)
+`);
         }),
     }),
     upload: defineCommand({

@@ -1,0 +1,124 @@
+import { defineCommand } from "citty";
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import type { TaskView } from "../core/task.ts";
+import { action, int, UsageError } from "./args.ts";
+import { api, urlArg } from "./client.ts";
+import { printJson, printRecord, printTable } from "./output.ts";
+
+// Jobs and workflows from a JSON or YAML file. A task in the file may name a local `.wasm` as `file_path`
+// (relative to the file); it is sent inline as base64 `file`.
+
+interface GroupOut {
+  state: number;
+  status: string;
+  tasks: TaskView[];
+  job_id?: string;
+  workflow_id?: string;
+  name?: string;
+  execution_mode?: string;
+}
+
+export function readSpec(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new UsageError(`cannot read ${path}: ${e instanceof Error ? e.message : e}`);
+  }
+  let spec: unknown;
+  try {
+    spec = /\.ya?ml$/i.test(path) ? Bun.YAML.parse(text) : JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`${path} is not valid ${/\.ya?ml$/i.test(path) ? "YAML" : "JSON"}: ${e instanceof Error ? e.message : e}`);
+  }
+  if (!spec || typeof spec !== "object" || !Array.isArray((spec as { tasks?: unknown }).tasks)) throw new UsageError(`${path} must hold an object with a "tasks" list`);
+  const s = spec as { tasks: Record<string, unknown>[] };
+  for (const t of s.tasks) {
+    if (typeof t.file_path === "string") {
+      t.file = readFileSync(resolve(dirname(path), t.file_path)).toString("base64");
+      delete t.file_path;
+    }
+  }
+  return s;
+}
+
+function show(g: GroupOut, json: boolean): void {
+  if (json) return printJson(g);
+  printRecord({ ...(g.job_id ? { job_id: g.job_id, name: g.name, execution_mode: g.execution_mode } : { workflow_id: g.workflow_id }), status: `${g.status} (${g.state})` });
+  printTable(g.tasks as unknown as Record<string, unknown>[], [["ID", "id"], ["NAME", "name"], ["STATUS", "status"], ["DEPENDS ON", "depends_on"], ["RESULTS", "results"], ["ERROR", "error"]]);
+}
+
+const idArg = (what: string) => ({ id: { type: "positional", description: `${what} id`, required: true } }) as const;
+
+export const jobsCommand = defineCommand({
+  meta: { name: "jobs", description: "Groups of tasks run in parallel, in sequence, or by depends_on" },
+  subCommands: {
+    create: defineCommand({
+      meta: { description: "Create a job from a JSON or YAML file: {name, execution_mode, tasks: [...]}" },
+      args: { file: { type: "positional", description: "job spec (.json, .yaml)", required: true }, name: { type: "string", description: "job name (overrides the file)" }, "execution-mode": { type: "string", description: "parallel | sequential | configurable (overrides the file)" }, start: { type: "boolean", description: "start it right away" }, ...urlArg },
+      run: ({ args }) =>
+        action(async () => {
+          const spec = readSpec(args.file);
+          if (args.name) spec.name = args.name;
+          if (args["execution-mode"]) spec.execution_mode = args["execution-mode"];
+          const job = await api<GroupOut>(args.url, "POST", "/jobs", spec);
+          if (args.start) await api(args.url, "POST", `/jobs/${job.job_id}/start`);
+          show(args.start ? await api<GroupOut>(args.url, "GET", `/jobs/${job.job_id}`) : job, args.json);
+        }),
+    }),
+    list: defineCommand({
+      meta: { description: "List jobs" },
+      args: { status: { type: "string", description: "pending | running | completed | failed" }, offset: { type: "string", default: "0" }, limit: { type: "string", default: "100" }, ...urlArg },
+      run: ({ args }) =>
+        action(async () => {
+          const q = `offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}${args.status ? `&status=${encodeURIComponent(args.status)}` : ""}`;
+          const p = await api<{ total: number; jobs: GroupOut[] }>(args.url, "GET", `/jobs?${q}`);
+          if (args.json) return printJson(p);
+          printTable(p.jobs.map((j) => ({ ...j, count: j.tasks.length })) as unknown as Record<string, unknown>[], [["ID", "job_id"], ["NAME", "name"], ["MODE", "execution_mode"], ["STATUS", "status"], ["TASKS", "count"]]);
+          process.stdout.write(`${p.jobs.length} of ${p.total} job(s)\n`);
+        }),
+    }),
+    get: defineCommand({
+      meta: { description: "Show a job and its tasks" },
+      args: { ...idArg("job"), ...urlArg },
+      run: ({ args }) => action(async () => show(await api<GroupOut>(args.url, "GET", `/jobs/${args.id}`), args.json)),
+    }),
+    start: defineCommand({
+      meta: { description: "Start a job" },
+      args: { ...idArg("job"), ...urlArg },
+      run: ({ args }) => action(async () => { await api(args.url, "POST", `/jobs/${args.id}/start`); process.stdout.write("ok\n"); }),
+    }),
+    stop: defineCommand({
+      meta: { description: "Stop a job's running tasks and skip the rest" },
+      args: { ...idArg("job"), ...urlArg },
+      run: ({ args }) => action(async () => { await api(args.url, "POST", `/jobs/${args.id}/stop`); process.stdout.write("ok\n"); }),
+    }),
+  },
+});
+
+export const workflowsCommand = defineCommand({
+  meta: { name: "workflows", description: "DAGs of tasks with depends_on and run_if" },
+  subCommands: {
+    create: defineCommand({
+      meta: { description: "Create a workflow from a JSON or YAML file: {tasks: [{id, name, depends_on, run_if, ...}]}" },
+      args: { file: { type: "positional", description: "workflow spec (.json, .yaml)", required: true }, start: { type: "boolean", description: "start it right away" }, ...urlArg },
+      run: ({ args }) =>
+        action(async () => {
+          const wf = await api<GroupOut>(args.url, "POST", "/workflows", readSpec(args.file));
+          if (args.start) await api(args.url, "POST", `/workflows/${wf.workflow_id}/start`);
+          show(args.start ? await api<GroupOut>(args.url, "GET", `/workflows/${wf.workflow_id}`) : wf, args.json);
+        }),
+    }),
+    get: defineCommand({
+      meta: { description: "Show a workflow and its tasks" },
+      args: { ...idArg("workflow"), ...urlArg },
+      run: ({ args }) => action(async () => show(await api<GroupOut>(args.url, "GET", `/workflows/${args.id}`), args.json)),
+    }),
+    start: defineCommand({
+      meta: { description: "Start a workflow's root tasks" },
+      args: { ...idArg("workflow"), ...urlArg },
+      run: ({ args }) => action(async () => { await api(args.url, "POST", `/workflows/${args.id}/start`); process.stdout.write("ok\n"); }),
+    }),
+  },
+});

@@ -1,0 +1,331 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import mqtt from "mqtt";
+import { b64, http, MAIN, runTask, type Serve, spawnPropeller, startServe, tempDir, until } from "./helpers.ts";
+
+// Jobs, workflows, cron, queueing, daemons, timeouts, retries and recovery, with real processes.
+
+let s: Serve;
+beforeAll(async () => {
+  s = await startServe({ extra: ["--liveliness-interval", "1"] });
+});
+afterAll(async () => {
+  await s?.kill("SIGKILL");
+});
+
+const get = async (id: string) => (await http(`${s.url}/tasks/${id}`)).body;
+const final = (url: string, id: string, timeoutMs = 10_000) =>
+  until(`task ${id} to end`, async () => {
+    const t = (await http(`${url}/tasks/${id}`)).body;
+    return t.state >= 3 ? t : undefined;
+  }, timeoutMs);
+const runs = async (id: string) => (await http(`${s.url}/tasks/${id}/runs`)).body;
+const count = (n: number, extra: Record<string, unknown> = {}) => ({ name: "count", file: b64("count"), inputs: [n], ...extra });
+const add = (a: number, b: number, extra: Record<string, unknown> = {}) => ({ name: "add", file: b64("add"), inputs: [a, b], ...extra });
+
+describe("jobs", () => {
+  test("sequential: the second task starts only after the first finished", async () => {
+    const c = await http(`${s.url}/jobs`, "POST", { name: "seq", execution_mode: "sequential", tasks: [count(600_000_000), add(1, 2)] });
+    expect(c.status).toBe(201);
+    const [first, second] = c.body.tasks;
+    expect((await http(`${s.url}/jobs/${c.body.job_id}/start`, "POST")).status).toBe(200);
+    await until("first running", async () => (await get(first.id)).state === 2);
+    expect((await get(second.id)).state).toBe(0); // still Pending while the first runs
+    const job = await until("job done", async () => {
+      const j = (await http(`${s.url}/jobs/${c.body.job_id}`)).body;
+      return j.state === 3 ? j : undefined;
+    });
+    expect(job.status).toBe("Completed");
+    const [t1, t2] = job.tasks;
+    expect(Date.parse(t2.start_time)).toBeGreaterThanOrEqual(Date.parse(t1.finish_time));
+    expect(t2.results).toBe("3");
+  });
+
+  test("fail-fast: a failing task stops running siblings and skips the rest", async () => {
+    const p = `ff${Date.now()}`;
+    const c = await http(`${s.url}/jobs`, "POST", {
+      name: "ff",
+      execution_mode: "configurable",
+      tasks: [
+        { id: `${p}-spin`, name: "spin", file: b64("spin") },
+        { id: `${p}-fail`, name: "fail", file: b64("fail") },
+        { id: `${p}-after`, name: "add", file: b64("add"), inputs: [1, 1], depends_on: [`${p}-fail`] },
+      ],
+    });
+    expect(c.status).toBe(201);
+    await http(`${s.url}/jobs/${c.body.job_id}/start`, "POST");
+    const job = await until("job failed", async () => {
+      const j = (await http(`${s.url}/jobs/${c.body.job_id}`)).body;
+      return j.state === 4 && j.tasks.every((t: { state: number }) => t.state >= 3) ? j : undefined;
+    });
+    const [spin, fail, after] = job.tasks;
+    expect(fail.status).toBe("Failed");
+    expect(spin.status).toBe("Failed");
+    expect(spin.error).toContain("stopped");
+    expect(after.status).toBe("Skipped");
+    const failedJobs = (await http(`${s.url}/jobs?status=failed`)).body;
+    expect(failedJobs.jobs.map((j: { job_id: string }) => j.job_id)).toContain(c.body.job_id);
+    expect((await http(`${s.url}/jobs?status=bogus`)).status).toBe(400);
+  });
+
+  test("unknown job is 404; bad job body is 400", async () => {
+    expect((await http(`${s.url}/jobs/nope`)).status).toBe(404);
+    const bad = await http(`${s.url}/jobs`, "POST", { name: "x", execution_mode: "sometimes", tasks: [] });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toContain("execution_mode");
+  });
+});
+
+describe("workflows", () => {
+  test("a cycle, a self-dependency and an unknown dependency are rejected with 400 naming the tasks", async () => {
+    const cyc = await http(`${s.url}/workflows`, "POST", { tasks: [{ id: "cy-a", name: "a", depends_on: ["cy-b"] }, { id: "cy-b", name: "b", depends_on: ["cy-a"] }] });
+    expect(cyc.status).toBe(400);
+    expect(cyc.body.error).toMatch(/circular dependency: cy-(a|b) -> cy-(a|b) -> cy-(a|b)/);
+    const self = await http(`${s.url}/workflows`, "POST", { tasks: [{ id: "self-a", name: "a", depends_on: ["self-a"] }] });
+    expect(self.body.error).toContain("self-a depends on itself");
+    const unknown = await http(`${s.url}/workflows`, "POST", { tasks: [{ id: "un-a", name: "a", depends_on: ["ghost"] }] });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error).toContain("un-a depends on ghost");
+  });
+
+  test("diamond: the failure branch runs, the skipped branch takes its whole subtree at once, children get parent_results", async () => {
+    const p = `wf${Date.now()}`;
+    const c = await http(`${s.url}/workflows`, "POST", {
+      tasks: [
+        { id: `${p}-a`, name: "fail", file: b64("fail") },
+        { id: `${p}-ok`, name: "add", file: b64("add"), inputs: [1, 1], depends_on: [`${p}-a`] },
+        { id: `${p}-ok2`, name: "add", file: b64("add"), inputs: [2, 2], depends_on: [`${p}-ok`] },
+        { id: `${p}-ok3`, name: "add", file: b64("add"), inputs: [3, 3], depends_on: [`${p}-ok2`] },
+        { id: `${p}-rescue`, name: "count", file: b64("count"), inputs: [600_000_000], depends_on: [`${p}-a`], run_if: "failure" },
+        { id: `${p}-report`, name: "add", file: b64("add"), inputs: [5, 5], depends_on: [`${p}-rescue`] },
+      ],
+    });
+    expect(c.status).toBe(201);
+    expect(c.body.workflow_id).toBeTruthy();
+    // Watch the start messages on the broker, as a proplet sees them.
+    const watcher = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: `watch-${p}` });
+    const starts = new Map<string, Record<string, unknown>>();
+    watcher.on("message", (_t, payload) => {
+      const m = JSON.parse(payload.toString());
+      starts.set(m.id, m);
+    });
+    await watcher.subscribeAsync("m/default/c/default/control/manager/start");
+    await http(`${s.url}/workflows/${c.body.workflow_id}/start`, "POST");
+    // While the rescue branch runs, the whole success subtree is already Skipped.
+    await until("rescue running", async () => (await get(`${p}-rescue`)).state === 2);
+    for (const id of [`${p}-ok`, `${p}-ok2`, `${p}-ok3`]) expect((await get(id)).status).toBe("Skipped");
+    const wf = await until("workflow done", async () => {
+      const w = (await http(`${s.url}/workflows/${c.body.workflow_id}`)).body;
+      return w.tasks.every((t: { state: number }) => t.state >= 3) ? w : undefined;
+    });
+    const byId = Object.fromEntries(wf.tasks.map((t: { id: string }) => [t.id, t]));
+    expect(byId[`${p}-a`].status).toBe("Failed");
+    expect(byId[`${p}-rescue`].status).toBe("Completed");
+    expect(byId[`${p}-report`].status).toBe("Completed");
+    expect(wf.status).toBe("Failed");
+    expect(starts.get(`${p}-report`)?.parent_results).toEqual({ [`${p}-rescue`]: "600000000" });
+    expect(starts.has(`${p}-ok`)).toBe(false);
+    await watcher.endAsync();
+  });
+
+  test("a child cannot be started by hand before its parents end", async () => {
+    const p = `dep${Date.now()}`;
+    await http(`${s.url}/workflows`, "POST", { tasks: [{ id: `${p}-a`, name: "add", file: b64("add"), inputs: [1, 1] }, { id: `${p}-b`, name: "add", file: b64("add"), inputs: [1, 1], depends_on: [`${p}-a`] }] });
+    const r = await http(`${s.url}/tasks/${p}-b/start`, "POST");
+    expect(r.status).toBe(409);
+    expect(r.body.error).toContain("unmet dependencies");
+  });
+});
+
+describe("cron", () => {
+  test("a seconds-level schedule fires every 2 s, each firing a separate run", async () => {
+    const c = await http(`${s.url}/tasks`, "POST", add(2, 3, { schedule: "*/2 * * * * *", is_recurring: true }));
+    expect(c.status).toBe(201);
+    expect(Date.parse(c.body.next_run)).toBeGreaterThan(Date.now() - 100);
+    const r = await until("three runs", async () => {
+      const v = await runs(c.body.id);
+      return v.total >= 3 ? v : undefined;
+    }, 9000, 200);
+    const ids = new Set(r.runs.map((x: { run_id: string }) => x.run_id));
+    expect(ids.size).toBe(r.runs.length);
+    const starts = r.runs.map((x: { started_at: string }) => Date.parse(x.started_at)).sort();
+    for (let i = 1; i < starts.length; i++) expect(starts[i] - starts[i - 1]).toBeGreaterThan(1500);
+    await http(`${s.url}/tasks/${c.body.id}`, "DELETE");
+  });
+
+  test("invalid schedules and time zones are 400", async () => {
+    const bad = await http(`${s.url}/tasks`, "POST", add(1, 1, { schedule: "61 * * * *" }));
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toContain("schedule");
+    const tz = await http(`${s.url}/tasks`, "POST", add(1, 1, { schedule: "* * * * *", timezone: "Mars/Olympus" }));
+    expect(tz.status).toBe(400);
+    expect(tz.body.error).toContain("timezone");
+  });
+});
+
+describe("timeouts, retries, daemons", () => {
+  test("a task with two retries leaves three runs", async () => {
+    const c = await http(`${s.url}/tasks`, "POST", { name: "fail", file: b64("fail"), max_retries: 2, retry_backoff_s: 0.2 });
+    await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
+    const t = await until("retries exhausted", async () => {
+      const v = await get(c.body.id);
+      return v.state === 4 ? v : undefined;
+    });
+    expect(t.attempt).toBe(3);
+    const r = await runs(c.body.id);
+    expect(r.total).toBe(3);
+    expect(r.runs.map((x: { attempt: number }) => x.attempt)).toEqual([3, 2, 1]);
+    for (const x of r.runs) expect(x.error).toBe("exit code 3: something went wrong");
+  });
+
+  test("a spin loop is killed by its 1 s timeout", async () => {
+    const t0 = Date.now();
+    const t = await runTask(s.url, { name: "spin", file: b64("spin"), timeout_s: 1 });
+    expect(t.state).toBe(4);
+    expect(t.error).toContain("timed out after 1s");
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
+  test("a daemon stays Running until stopped", async () => {
+    const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin"), daemon: true });
+    await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
+    await Bun.sleep(1500);
+    expect((await get(c.body.id)).status).toBe("Running");
+    await http(`${s.url}/tasks/${c.body.id}/stop`, "POST");
+    const t = await final(s.url, c.body.id, 3000);
+    expect(t.status).toBe("Failed");
+    expect(t.error).toBe("task stopped");
+  });
+});
+
+describe("queueing and recovery", () => {
+  test("a busy single-slot proplet runs the high-priority queued task before the low one", async () => {
+    const n = await startServe({ extra: ["--no-local-proplet", "--liveliness-interval", "1"] });
+    const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`, PROPLET_ENTITY_ID: "one-slot", PROPLET_MAX_TASKS: "1", PROPLET_LIVELINESS_INTERVAL: "1" });
+    try {
+      await until("one-slot alive", async () => (await http(`${n.url}/proplets/one-slot`)).body?.alive === true);
+      const mk = async (body: Record<string, unknown>) => (await http(`${n.url}/tasks`, "POST", body)).body.id as string;
+      const blocker = await mk(count(800_000_000));
+      const low = await mk(add(1, 1, { priority: 10 }));
+      const high = await mk(add(2, 2, { priority: 90 }));
+      expect((await http(`${n.url}/tasks/${blocker}/start`, "POST")).body.status).toBe("Running");
+      expect((await http(`${n.url}/tasks/${low}/start`, "POST")).body.status).toBe("Scheduled");
+      expect((await http(`${n.url}/tasks/${high}/start`, "POST")).body.status).toBe("Scheduled");
+      const [h, l] = [await final(n.url, high), await final(n.url, low)];
+      expect(Date.parse(h.start_time)).toBeLessThan(Date.parse(l.start_time));
+      expect((await http(`${n.url}/proplets/one-slot`)).body.task_count).toBe(0);
+    } finally {
+      await p.kill("SIGKILL");
+      await n.kill("SIGKILL");
+    }
+  });
+
+  test("serve killed with -9 while a task runs: after a restart no task stays Running", async () => {
+    const dataDir = tempDir();
+    const a = await startServe({ dataDir, extra: ["--liveliness-interval", "1"] });
+    const c = await http(`${a.url}/tasks`, "POST", { name: "spin", file: b64("spin") });
+    await http(`${a.url}/tasks/${c.body.id}/start`, "POST");
+    await until("running", async () => (await http(`${a.url}/tasks/${c.body.id}`)).body.state === 2);
+    await a.kill("SIGKILL");
+    const b = await startServe({ dataDir, extra: ["--liveliness-interval", "1"] });
+    try {
+      const t = await final(b.url, c.body.id, 6000);
+      expect(t.status).toBe("Failed");
+      expect(t.error).toMatch(/interrupted|proplet lost/);
+      expect((await http(`${b.url}/tasks/${c.body.id}/runs`)).body.runs[0].finished_at).toBeTruthy();
+    } finally {
+      await b.kill("SIGKILL");
+    }
+  });
+
+  test("a graceful shutdown marks running tasks Interrupted; a restart fails or retries them", async () => {
+    const dataDir = tempDir();
+    const a = await startServe({ dataDir });
+    const once = await http(`${a.url}/tasks`, "POST", { name: "spin", file: b64("spin") });
+    const retried = await http(`${a.url}/tasks`, "POST", { name: "spin", file: b64("spin"), max_retries: 1, retry_backoff_s: 0.1 });
+    for (const id of [once.body.id, retried.body.id]) {
+      await http(`${a.url}/tasks/${id}/start`, "POST");
+      await until("running", async () => (await http(`${a.url}/tasks/${id}`)).body.state === 2);
+    }
+    await a.kill("SIGTERM");
+    expect(a.proc.exitCode).toBe(0);
+    const b = await startServe({ dataDir });
+    try {
+      const t = (await http(`${b.url}/tasks/${once.body.id}`)).body;
+      expect(t.status).toBe("Failed");
+      expect(t.error).toBe("interrupted by shutdown");
+      const r = (await http(`${b.url}/tasks/${once.body.id}/runs`)).body.runs;
+      expect(r[0].status).toBe("Interrupted");
+      const again = await until("the retried task to run again", async () => {
+        const v = (await http(`${b.url}/tasks/${retried.body.id}`)).body;
+        return v.state === 2 ? v : undefined;
+      });
+      expect(again.attempt).toBe(2);
+      await http(`${b.url}/tasks/${retried.body.id}/stop`, "POST");
+    } finally {
+      await b.kill("SIGKILL");
+    }
+  });
+
+  test("a task on a proplet killed with -9 is re-queued to another proplet while retries remain", async () => {
+    const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "victim", PROPLET_LIVELINESS_INTERVAL: "1" });
+    try {
+      await until("victim alive", async () => (await http(`${s.url}/proplets/victim`)).body?.alive === true);
+      // Spread until a retried task lands on the victim.
+      const c = await http(`${s.url}/tasks`, "POST", count(3_000_000_000, { max_retries: 1, retry_backoff_s: 0.1 }));
+      let onVictim = false;
+      for (let i = 0; i < 4 && !onVictim; i++) {
+        await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
+        const t = await until("running", async () => {
+          const v = await get(c.body.id);
+          return v.state === 2 ? v : undefined;
+        });
+        onVictim = t.proplet_id === "victim";
+        if (!onVictim) {
+          await http(`${s.url}/tasks/${c.body.id}/stop`, "POST");
+          await final(s.url, c.body.id);
+        }
+      }
+      expect(onVictim).toBe(true);
+      await p.kill("SIGKILL");
+      const moved = await until("re-run elsewhere", async () => {
+        const v = await get(c.body.id);
+        return v.state === 2 && v.proplet_id !== "victim" ? v : undefined;
+      }, 5000);
+      expect(moved.attempt).toBe(2);
+      const r = (await runs(c.body.id)).runs;
+      expect(r[1].error).toContain("proplet lost");
+      await http(`${s.url}/tasks/${c.body.id}/stop`, "POST");
+    } finally {
+      await p.kill("SIGKILL");
+    }
+  });
+});
+
+describe("CLI", () => {
+  test("jobs and workflows from YAML, tasks runs", async () => {
+    const dir = tempDir();
+    const wasm = join(dir, "add.wasm");
+    writeFileSync(wasm, Buffer.from(b64("add"), "base64"));
+    const spec = join(dir, "job.yaml");
+    writeFileSync(spec, `name: cli-job\nexecution_mode: sequential\ntasks:\n  - name: add\n    file_path: add.wasm\n    inputs: [1, 2]\n  - name: add\n    file_path: add.wasm\n    inputs: [3, 4]\n`);
+    const cli = (args: string[]) => Bun.spawnSync([process.execPath, MAIN, ...args], { env: { ...process.env, PROPELLER_URL: s.url } });
+    const created = cli(["jobs", "create", spec, "--start", "--json"]);
+    expect(created.stderr.toString()).toBe("");
+    const job = JSON.parse(created.stdout.toString());
+    const done = await until("cli job done", async () => ((await http(`${s.url}/jobs/${job.job_id}`)).body.state === 3 ? true : undefined));
+    expect(done).toBe(true);
+    const list = cli(["jobs", "list", "--status", "completed"]);
+    expect(list.stdout.toString()).toContain(job.job_id);
+    const wf = join(dir, "wf.json");
+    writeFileSync(wf, JSON.stringify({ tasks: [{ id: `cli-${Date.now()}`, name: "add", file_path: "add.wasm", inputs: [5, 5] }] }));
+    const w = cli(["workflows", "create", wf, "--start", "--json"]);
+    expect(JSON.parse(w.stdout.toString()).workflow_id).toBeTruthy();
+    const t = cli(["tasks", "create", "fail", "--file", join(import.meta.dir, "fixtures/build/fail.wasm"), "--retries", "1", "--backoff", "0.1", "--start", "--wait"]);
+    expect(t.exitCode).toBe(1);
+    const id = (await http(`${s.url}/tasks?limit=1`)).body.tasks[0].id;
+    const r = cli(["tasks", "runs", id]);
+    expect(r.stdout.toString()).toContain("2 of 2 run(s)");
+  });
+});
