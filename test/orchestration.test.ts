@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Database } from "bun:sqlite";
 import mqtt from "mqtt";
 import { b64, http, MAIN, runTask, type Serve, spawnPropeller, startServe, tempDir, until } from "./helpers.ts";
 
@@ -151,6 +152,43 @@ describe("cron", () => {
     expect(ids.size).toBe(r.runs.length);
     const starts = r.runs.map((x: { started_at: string }) => Date.parse(x.started_at)).sort();
     for (let i = 1; i < starts.length; i++) expect(starts[i] - starts[i - 1]).toBeGreaterThan(1500);
+    await http(`${s.url}/tasks/${c.body.id}`, "DELETE");
+  });
+
+  test("misfires after downtime: run_once fires once at start-up, skip waits for the next due time", async () => {
+    const dataDir = tempDir();
+    const a = await startServe({ dataDir });
+    // Yearly schedules: their next firing is months away unless we pretend the manager was down over it.
+    const once = (await http(`${a.url}/tasks`, "POST", add(1, 1, { schedule: "0 0 1 1 *", is_recurring: true, misfire_policy: "run_once" }))).body;
+    const skip = (await http(`${a.url}/tasks`, "POST", add(2, 2, { schedule: "0 0 1 1 *", is_recurring: true }))).body;
+    await a.kill("SIGKILL");
+    const db = new Database(join(dataDir, "propeller.db"));
+    const past = new Date(Date.now() - 3_600_000).toISOString();
+    for (const id of [once.id, skip.id]) db.query("UPDATE tasks SET doc = json_set(doc, '$.next_run', ?) WHERE id = ?").run(past, id);
+    db.close();
+    const b = await startServe({ dataDir });
+    try {
+      const ran = await final(b.url, once.id, 5000);
+      expect(ran.results).toBe("2");
+      expect(Date.parse(ran.next_run)).toBeGreaterThan(Date.now());
+      await Bun.sleep(300);
+      const skipped = (await http(`${b.url}/tasks/${skip.id}`)).body;
+      expect(skipped.state).toBe(0);
+      expect(Date.parse(skipped.next_run)).toBeGreaterThan(Date.now());
+      expect((await http(`${b.url}/tasks/${skip.id}/runs`)).body.total).toBe(0);
+    } finally {
+      await b.kill("SIGKILL");
+    }
+  });
+
+  test("overlap_policy skip drops firings while the previous run is active", async () => {
+    const c = await http(`${s.url}/tasks`, "POST", count(2_500_000_000, { schedule: "* * * * * *", is_recurring: true }));
+    await Bun.sleep(3500);
+    await http(`${s.url}/tasks/${c.body.id}`, "PUT", { schedule: "" });
+    const r = await runs(c.body.id);
+    // Firing every second for 3.5 s, but each run takes longer than a second.
+    expect(r.total).toBeGreaterThanOrEqual(1);
+    expect(r.total).toBeLessThanOrEqual(2);
     await http(`${s.url}/tasks/${c.body.id}`, "DELETE");
   });
 

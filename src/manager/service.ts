@@ -56,6 +56,11 @@ export class ManagerService {
   /** Tasks whose stop was sent: their "task stopped" result ends the retry series. */
   private stopping = new Set<string>();
   private lastPick: string | undefined;
+  /**
+   * Proplets heard from since this manager started. Only they get work: one known from storage may look alive
+   * by its last heartbeat yet not be subscribed (yet), and a start sent to it would be lost.
+   */
+  private heard = new Set<string>();
   private shuttingDown = false;
   readonly cron: CronRunner;
   /** Called when a task reaches a final state (jobs and workflows progress on it). */
@@ -144,9 +149,12 @@ export class ManagerService {
   }
 
   listRuns(id: string, offset: number, limit: number): PageOut<Run> {
-    this.mustGet(id);
-    const r = this.store.runs.listByTask(id, offset, limit);
-    return { offset, limit, total: r.total, items: r.items };
+    const task = this.mustGet(id);
+    // A running task's current run is not stored yet: it leads the list.
+    const live = task.state === TaskState.Running && task.run_id ? [currentRun(task)] : [];
+    const r = this.store.runs.listByTask(id, Math.max(0, offset - live.length), limit);
+    const items = [...live.slice(offset), ...r.items].slice(0, limit);
+    return { offset, limit, total: r.total + live.length, items };
   }
 
   async updateTask(id: string, patch: TaskUpdate): Promise<TaskView> {
@@ -215,7 +223,7 @@ export class ManagerService {
   private candidates(now: number): (Placeable & { proplet: Proplet })[] {
     const out: (Placeable & { proplet: Proplet })[] = [];
     for (const p of this.proplets.values()) {
-      if (!isAlive(p, now, this.opts.livelinessThresholdMs)) continue;
+      if (!this.heard.has(p.id) || !isAlive(p, now, this.opts.livelinessThresholdMs)) continue;
       out.push({ id: p.id, proplet: p, running: this.taskCount(p.id), capacity: p.metadata.max_tasks ?? Infinity });
     }
     return out;
@@ -246,15 +254,9 @@ export class ManagerService {
 
   private dispatch(task: Task, proplet: Proplet): void {
     const now = nowIso();
-    const run: Run = {
-      run_id: crypto.randomUUID(),
-      task_id: task.id,
-      attempt: task.attempt ?? 1,
-      state: TaskState.Running,
-      status: "Running",
-      proplet_id: proplet.id,
-      started_at: now,
-    };
+    // The current run lives in the task (run_id, attempt, proplet_id, start_time) and is stored as a run record
+    // when it ends: one write per run instead of two.
+    const run = { run_id: crypto.randomUUID() };
     const running: Task = {
       ...task,
       state: TaskState.Running,
@@ -266,7 +268,6 @@ export class ManagerService {
       queued_at: undefined,
       results: undefined,
     };
-    this.store.runs.create(run);
     this.save(running);
     this.track(proplet.id, task.id, true);
     if (task.timeout_s) {
@@ -334,9 +335,7 @@ export class ManagerService {
     const now = nowIso();
     const failed = typeof r.error === "string" && r.error !== "";
     const state = r.state ?? (failed ? TaskState.Failed : TaskState.Completed);
-    if (task.run_id) {
-      this.store.runs.finish(task.id, task.run_id, { state, status: stateName(state), finished_at: now, results: r.results ?? null, ...(failed ? { error: r.error! } : {}) });
-    }
+    if (task.run_id && task.state === TaskState.Running) this.store.runs.create({ ...currentRun(task), state, status: stateName(state), finished_at: now, results: r.results, ...(failed ? { error: r.error! } : {}) });
     if (task.proplet_id && task.state === TaskState.Running) this.track(task.proplet_id, task.id, false);
     const attempt = task.attempt ?? 1;
     if (failed && !r.final && state === TaskState.Failed && attempt <= (task.max_retries ?? 0)) {
@@ -500,6 +499,7 @@ export class ManagerService {
     const known = this.proplets.has(msg.proplet_id);
     const p = this.ensureProplet(msg.proplet_id);
     this.saveProplet(recordHeartbeat({ ...p, metadata: msg.metadata ?? p.metadata }, nowIso()));
+    this.heard.add(p.id);
     log.info(`proplet ${msg.proplet_id} ${known ? "reconnected" : "registered"} (${p.name})`);
     this.drain();
   }
@@ -513,7 +513,8 @@ export class ManagerService {
       this.settleLost(p.id, `proplet lost: ${p.id} went offline`);
       return;
     }
-    const wasDown = !isAlive(p, Date.now(), this.opts.livelinessThresholdMs);
+    const wasDown = !this.heard.has(p.id) || !isAlive(p, Date.now(), this.opts.livelinessThresholdMs);
+    this.heard.add(p.id);
     if (p.offline) log.info(`proplet ${p.id} is back`);
     this.saveProplet(recordHeartbeat(p, nowIso()));
     // A proplet that lists its tasks tells us which runs it lost (a crash and restart, say).
@@ -581,4 +582,9 @@ export class ManagerService {
       ...(t.timeout_s ? { timeout_s: t.timeout_s } : {}),
     };
   }
+}
+
+/** The run a Running task is in, from the task's own fields. */
+function currentRun(t: Task): Run {
+  return { run_id: t.run_id!, task_id: t.id, attempt: t.attempt ?? 1, state: TaskState.Running, status: "Running", proplet_id: t.proplet_id, started_at: t.start_time };
 }

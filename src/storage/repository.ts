@@ -26,13 +26,9 @@ export interface TaskRepository {
   listScheduled(): Task[];
 }
 
-/** How a run ended: merged into the stored run. */
-export type RunEnd = Pick<Run, "state" | "status" | "finished_at" | "results" | "error">;
-
+/** Runs are stored once, when they end; a task's current run is derived from the task. */
 export interface RunRepository {
   create(run: Run): void;
-  /** Records the end of a run, unless it already ended. */
-  finish(taskId: string, runId: string, end: RunEnd): void;
   /** Newest first. */
   listByTask(taskId: string, offset: number, limit: number): ListResult<Run>;
 }

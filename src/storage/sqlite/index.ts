@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 import type { Proplet } from "../../core/proplet.ts";
 import type { Task } from "../../core/task.ts";
 import type { Job, Run } from "../../core/run.ts";
-import type { JobRepository, ListResult, PropletRepository, RunEnd, RunRepository, Storage, TaskRepository } from "../repository.ts";
+import type { JobRepository, ListResult, PropletRepository, RunRepository, Storage, TaskRepository } from "../repository.ts";
 
 // SQLite in WAL mode with synchronous=NORMAL: a committed write survives a kill -9 of the process (the OS keeps
 // what was written; WAL is fsynced at checkpoints). Writes are grouped: the first write of an event-loop turn
@@ -158,16 +158,6 @@ class SqliteRuns implements RunRepository {
   create(run: Run): void {
     this.batch.begin();
     this.db.query("INSERT INTO runs (task_id, run_id, started_at, doc) VALUES (?, ?, ?, ?)").run(run.task_id, run.run_id, run.started_at, JSON.stringify(run));
-  }
-  finish(taskId: string, runId: string, end: RunEnd): void {
-    this.batch.begin();
-    // A run already finished (a late duplicate result, say) is left alone.
-    this.db
-      .query(
-        `UPDATE runs SET doc = json_set(doc, '$.state', ?, '$.status', ?, '$.finished_at', ?, '$.results', json(?), '$.error', ?)
-         WHERE task_id = ? AND run_id = ? AND json_extract(doc, '$.finished_at') IS NULL`,
-      )
-      .run(end.state, end.status, end.finished_at ?? null, JSON.stringify(end.results ?? null), end.error ?? null, taskId, runId);
   }
   listByTask(taskId: string, offset: number, limit: number): ListResult<Run> {
     const total = this.db.query<{ n: number }, [string]>("SELECT count(*) AS n FROM runs WHERE task_id = ?").get(taskId)!.n;
