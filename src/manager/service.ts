@@ -111,7 +111,7 @@ export class ManagerService {
     this.armSchedule(task, false);
     await this.store.durable();
     log.debug(`task ${task.id} created (${task.name})`);
-    return taskView(this.mustGet(task.id));
+    return taskView(task.schedule ? this.mustGet(task.id) : task); // arming a schedule stores next_run
   }
 
   /** Inserts tasks of a job or workflow as they are (ids and depends_on already resolved). */
@@ -169,7 +169,7 @@ export class ManagerService {
       next.next_run = ZERO_TIME;
       if (!next.schedule) this.cron.remove(id);
     }
-    this.save(next);
+    this.store.tasks.update(next, patch.file !== undefined);
     if (scheduleChanged) this.armSchedule(next, false);
     if (this.queue.has(id)) this.queue.set(id, { ...this.queue.get(id)!, priority: next.priority, task: this.mustGet(id) });
     await this.store.durable();
@@ -234,7 +234,7 @@ export class ManagerService {
     if (this.queue.size === 0 || this.shuttingDown) return;
     const now = Date.now();
     const cands = this.candidates(now);
-    if (cands.length === 0) return;
+    if (!cands.some((c) => c.running < c.capacity)) return;
     for (const q of [...this.queue.values()].sort(queueOrder)) {
       const task = q.task;
       const pool = task.pinned && task.proplet_id ? cands.filter((c) => c.id === task.proplet_id) : cands;

@@ -12,7 +12,8 @@ export interface ListResult<T> {
 export interface TaskRepository {
   create(task: Task): void;
   get(id: string): Task | undefined;
-  update(task: Task): void;
+  /** Writes the task; its module only with `withFile` (it is large and rarely changes). */
+  update(task: Task, withFile?: boolean): void;
   delete(id: string): boolean;
   /** Newest first. */
   list(offset: number, limit: number): ListResult<Task>;

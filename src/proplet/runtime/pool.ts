@@ -1,7 +1,7 @@
 import type { RuntimeOptions } from "../../core/wasm-call.ts";
 import type { ExecResult } from "./execute.ts";
 import type { Compiled } from "./modules.ts";
-import { MAX_MODULES, type WorkerReply, type WorkerRequest } from "./protocol.ts";
+import { MAX_MODULES, type WorkerInit, type WorkerReply, type WorkerRequest } from "./protocol.ts";
 
 // A warm pool of worker threads, one task per worker at a time. A stop sets the worker's shared flag, which the
 // injected interrupt check reads; if the worker still has not answered after the grace period (stuck outside
@@ -29,7 +29,6 @@ interface Slot {
   /** Modules this worker already holds (mirrors the worker's own bounded map). */
   known: Set<string>;
   flag: Int32Array;
-  sab: SharedArrayBuffer;
   pending?: (r: WorkerReply) => void;
 }
 
@@ -60,7 +59,8 @@ export class WorkerPool {
 
   private spawn(): Slot {
     const sab = new SharedArrayBuffer(4);
-    const slot: Slot = { worker: new Worker(workerUrl), known: new Set(), flag: new Int32Array(sab), sab };
+    const slot: Slot = { worker: new Worker(workerUrl), known: new Set(), flag: new Int32Array(sab) };
+    slot.worker.postMessage({ stopFlag: sab } satisfies WorkerInit);
     slot.worker.onmessage = (e: MessageEvent<WorkerReply>) => slot.pending?.(e.data);
     // A worker that dies while busy fails its task; one that dies idle is dropped so no task is sent to it.
     slot.worker.onerror = (e) => {
@@ -159,7 +159,6 @@ export class WorkerPool {
       inputs: spec.inputs,
       env: spec.env,
       options: spec.options,
-      stopFlag: slot.sab,
       timeoutMs,
       outputLimit: OUTPUT_LIMIT,
     };

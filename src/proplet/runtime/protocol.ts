@@ -5,7 +5,12 @@ import type { ExecResult } from "./execute.ts";
 /** Modules a worker keeps; the pool mirrors the same bound to know what a worker holds. */
 export const MAX_MODULES = 64;
 
-/** Message from the pool to a worker. `stopFlag` is a SharedArrayBuffer so a stop reaches a busy worker. */
+/** First message to a new worker: its stop flag, a SharedArrayBuffer so a stop reaches it while it is busy. */
+export interface WorkerInit {
+  stopFlag: SharedArrayBuffer;
+}
+
+/** A task for a worker. */
 export interface WorkerRequest {
   seq: number;
   sha256: string;
@@ -15,7 +20,6 @@ export interface WorkerRequest {
   inputs: string[];
   env: Record<string, string>;
   options: RuntimeOptions;
-  stopFlag: SharedArrayBuffer;
   timeoutMs: number;
   outputLimit: number;
 }

@@ -1,6 +1,6 @@
 // Pool worker: runs one task at a time on its own thread, so a busy task never delays the proplet's heartbeats.
 import { execute, type ExecResult } from "./execute.ts";
-import { MAX_MODULES, type WorkerRequest } from "./protocol.ts";
+import { MAX_MODULES, type WorkerInit, type WorkerRequest } from "./protocol.ts";
 
 declare const self: Worker;
 
@@ -8,7 +8,13 @@ type Compiled = NonNullable<WorkerRequest["compiled"]>;
 const modules = new Map<string, Compiled>();
 
 
-self.onmessage = (e: MessageEvent<WorkerRequest>) => {
+let stopFlag: Int32Array | undefined;
+
+self.onmessage = (e: MessageEvent<WorkerRequest | WorkerInit>) => {
+  if ("stopFlag" in e.data) {
+    stopFlag = new Int32Array(e.data.stopFlag);
+    return;
+  }
   const req = e.data;
   let res: ExecResult;
   try {
@@ -18,7 +24,8 @@ self.onmessage = (e: MessageEvent<WorkerRequest>) => {
     }
     const compiled = modules.get(req.sha256);
     if (!compiled) throw new Error(`module ${req.sha256} was not sent to this worker`);
-    res = execute({ ...req, ...compiled, stopFlag: new Int32Array(req.stopFlag) });
+    if (!stopFlag) throw new Error("worker was not initialised with a stop flag");
+    res = execute({ ...req, ...compiled, stopFlag });
   } catch (err) {
     res = { ok: false, result: "", error: err instanceof Error ? err.message : String(err) };
   }

@@ -80,6 +80,7 @@ class SqliteTasks implements TaskRepository {
   private insertQ: Statement;
   private getQ: Statement<TaskRow, [string]>;
   private updateQ: Statement;
+  private updateFileQ: Statement;
   private deleteQ: Statement;
   private countQ: Statement<{ n: number }, []>;
   private listQ: Statement<TaskRow, [number, number]>;
@@ -92,7 +93,8 @@ class SqliteTasks implements TaskRepository {
       "INSERT INTO tasks (id, state, created_at, doc, file, job_id, workflow_id, scheduled) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
     this.getQ = db.query("SELECT doc, file FROM tasks WHERE id = ?");
-    this.updateQ = db.query("UPDATE tasks SET state = ?, doc = ?, file = ?, scheduled = ? WHERE id = ?");
+    this.updateQ = db.query("UPDATE tasks SET state = ?, doc = ?, scheduled = ? WHERE id = ?");
+    this.updateFileQ = db.query("UPDATE tasks SET file = ? WHERE id = ?");
     this.deleteQ = db.query("DELETE FROM tasks WHERE id = ?");
     this.countQ = db.query("SELECT count(*) AS n FROM tasks");
     this.listQ = db.query("SELECT doc, NULL AS file FROM tasks ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
@@ -118,10 +120,12 @@ class SqliteTasks implements TaskRepository {
     const row = this.getQ.get(id);
     return row ? SqliteTasks.join(row) : undefined;
   }
-  update(task: Task): void {
+  update(task: Task, withFile = false): void {
     this.batch.begin();
     const [doc, file] = SqliteTasks.split(task);
-    this.updateQ.run(task.state, doc, file, task.schedule ? 1 : 0, task.id);
+    this.updateQ.run(task.state, doc, task.schedule ? 1 : 0, task.id);
+    // The module can be megabytes: rewrite it only when it changed, not on every state change.
+    if (withFile) this.updateFileQ.run(file, task.id);
   }
   delete(id: string): boolean {
     this.batch.begin();
