@@ -2,6 +2,8 @@
 import { defineCommand, runMain } from "citty";
 import { jobsCommand, workflowsCommand } from "./cli/groups.ts";
 import { healthCommand } from "./cli/health.ts";
+import { pullCommand, pushCommand } from "./cli/oci.ts";
+import { proxyCommand } from "./proxy/command.ts";
 import { propletsCommand } from "./cli/proplets.ts";
 import { tasksCommand } from "./cli/tasks.ts";
 import { wasmCommand } from "./cli/wasm.ts";
@@ -18,6 +20,9 @@ const main = defineCommand({
     proplets: propletsCommand,
     jobs: jobsCommand,
     workflows: workflowsCommand,
+    proxy: proxyCommand,
+    push: pushCommand,
+    pull: pullCommand,
     health: healthCommand,
     wasm: wasmCommand,
   },

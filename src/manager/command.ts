@@ -18,6 +18,7 @@ export const serveCommand = defineCommand({
     "data-dir": { type: "string", description: "where the SQLite database lives (env PROPELLER_DATA_DIR)", default: env("PROPELLER_DATA_DIR") ?? join(homedir(), ".propeller") },
     "mqtt-url": { type: "string", description: "use this external broker instead of the embedded one, e.g. mqtt://host:1883 (env PROPELLER_MQTT_URL)", default: env("PROPELLER_MQTT_URL") },
     "local-proplet": { type: "boolean", description: "run a proplet inside serve (env PROPELLER_LOCAL_PROPLET=false to disable)", negativeDescription: "do not run a local proplet", default: env("PROPELLER_LOCAL_PROPLET") !== "false" },
+    proxy: { type: "boolean", description: "run the OCI proxy (env PROPELLER_PROXY=false to disable)", negativeDescription: "do not run the OCI proxy", default: env("PROPELLER_PROXY") !== "false" },
     "domain-id": { type: "string", description: "MQTT domain id in topics m/{domain}/c/{channel}/… (env PROPELLER_DOMAIN_ID)", default: env("PROPELLER_DOMAIN_ID") ?? DEFAULT_DOMAIN_ID },
     "channel-id": { type: "string", description: "MQTT channel id (env PROPELLER_CHANNEL_ID)", default: env("PROPELLER_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID },
     "liveliness-interval": { type: "string", description: "seconds between the local proplet's heartbeats (env PROPELLER_LIVELINESS_INTERVAL)", default: env("PROPELLER_LIVELINESS_INTERVAL") ?? "10" },
@@ -44,6 +45,7 @@ export const serveCommand = defineCommand({
         livelinessThreshold: parseSeconds("--liveliness-threshold", args["liveliness-threshold"], interval * 3),
         scheduler,
         localMaxTasks: int("local-max-tasks", args["local-max-tasks"], 1, 10_000),
+        proxy: args.proxy,
       });
       const shutdown = async (sig: string) => {
         log.info(`${sig}: shutting down`);

@@ -5,6 +5,7 @@ import { connectMqtt } from "../broker/client.ts";
 import { type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.ts";
 import { log } from "../log.ts";
 import { PropletAgent } from "../proplet/agent.ts";
+import { parseSeconds } from "../proplet/config.ts";
 import { openSqlite } from "../storage/sqlite/index.ts";
 import consoleHtml from "../../web/index.html" with { type: "text" };
 import { createApp, MAX_BODY_BYTES } from "./api/app.ts";
@@ -13,6 +14,8 @@ import { ManagerService } from "./service.ts";
 import { Coordinator } from "./coordinator.ts";
 import type { SchedulerName } from "../core/scheduler.ts";
 import { VERSION } from "../version.ts";
+import { chunkSizeFromEnv, registryFromEnv } from "../proxy/command.ts";
+import { ProxyService } from "../proxy/service.ts";
 
 // Composition root of `propeller serve`: storage, broker, manager, HTTP, and the local proplet, which talks to
 // the manager over MQTT like any other proplet.
@@ -33,6 +36,8 @@ export interface ServeOptions {
   scheduler: SchedulerName;
   /** Tasks the local proplet runs at once. */
   localMaxTasks: number;
+  /** Run the OCI proxy inside serve. */
+  proxy: boolean;
 }
 
 export interface RunningServe {
@@ -65,6 +70,9 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const svc = new ManagerService(store, bus, { livelinessThresholdMs: o.livelinessThreshold * 1000, scheduler: o.scheduler });
   const groups = new Coordinator(store, svc);
   await bus.listen(svc);
+  // The OCI proxy, with its own MQTT client like any other participant.
+  const proxyClient = o.proxy ? await connectMqtt(mqttAddress, { clientId: `proxy-${instanceId}`, broker: broker?.aedes }) : undefined;
+  if (proxyClient) await new ProxyService(proxyClient, o, registryFromEnv(o.dataDir), chunkSizeFromEnv()).listen();
   svc.recover();
   groups.resume();
   // Settles tasks on proplets whose heartbeats stopped; a fraction of the threshold keeps detection prompt.
@@ -81,6 +89,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       namespace: "default",
       livelinessInterval: o.livelinessInterval,
       maxTasks: o.localMaxTasks,
+      fetchTimeoutMs: parseSeconds("PROPLET_FETCH_TIMEOUT", process.env.PROPLET_FETCH_TIMEOUT || undefined, 60) * 1000,
       description: "local proplet of propeller serve",
       broker: broker?.aedes,
     });
@@ -133,6 +142,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       await agent?.close();
       server.stop(true);
       await client.endAsync();
+      await proxyClient?.endAsync();
       await broker?.close();
       store.close();
     },

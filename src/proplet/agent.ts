@@ -2,6 +2,8 @@ import type { MqttClient } from "mqtt";
 import { cpus } from "node:os";
 import { connectMqtt, publishJson } from "../broker/client.ts";
 import { decode, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
+import { RegistryServerMsg } from "../core/oci.ts";
+import { ChunkAssembler } from "./chunks.ts";
 import { topics } from "../core/topics.ts";
 import { parseRuntimeOptions } from "../core/wasm-call.ts";
 import { tag } from "../log.ts";
@@ -26,11 +28,18 @@ export class PropletAgent {
   private heartbeat?: Timer;
   private pool: WorkerPool;
   private modules = new ModuleCache();
+  private chunks: ChunkAssembler;
 
   constructor(private cfg: PropletConfig) {
     this.t = topics(cfg);
     // Warm as many workers as tasks may run at once (up to the cores); more spawn on demand up to max_tasks.
     this.pool = new WorkerPool(Math.min(cfg.maxTasks, cpus().length), cfg.maxTasks);
+    this.chunks = new ChunkAssembler(
+      (app, chunks) => {
+        if (this.client) void publishJson(this.client, this.t.registryRequest, { app_name: app, ...(chunks ? { chunks } : {}) }).catch(() => {});
+      },
+      (m) => log.warn(m),
+    );
   }
 
   get id(): string {
@@ -49,6 +58,7 @@ export class PropletAgent {
     this.client.on("message", (topic, payload) => {
       if (topic === this.t.start) void this.onStart(payload);
       else if (topic === this.t.stop) this.onStop(payload);
+      else if (topic === this.t.registryChunks) this.onChunk(payload);
     });
     // Re-announce on every (re)connect: a restarted manager learns about us without waiting for a heartbeat.
     this.client.on("connect", () => void this.announce());
@@ -59,7 +69,7 @@ export class PropletAgent {
 
   private async announce(): Promise<void> {
     const c = this.client!;
-    await c.subscribeAsync([this.t.start, this.t.stop], { qos: 1 });
+    await c.subscribeAsync([this.t.start, this.t.stop, this.t.registryChunks], { qos: 1 });
     await publishJson(c, this.t.create, {
       proplet_id: this.id,
       namespace: this.cfg.namespace,
@@ -104,7 +114,7 @@ export class PropletAgent {
     try {
       const options = parseRuntimeOptions(msg.cli_args);
       if (typeof options === "string") return await fail(options);
-      const bytes = await fetchModule(msg);
+      const bytes = await fetchModule(msg, (ref) => this.chunks.wait(ref, this.cfg.fetchTimeoutMs ?? 60_000));
       if (this.stopRequested.delete(msg.id)) return await fail("task stopped");
       const compiled = this.modules.load(bytes);
       const env = { PROPLET_ID: this.id, ...msg.env };
@@ -118,6 +128,16 @@ export class PropletAgent {
     } catch (e) {
       await fail(e instanceof Error ? e.message : String(e));
     }
+  }
+
+  private onChunk(payload: Buffer): void {
+    const d = decode(RegistryServerMsg, payload);
+    if (!d.ok) {
+      log.warn(`dropped malformed chunk: ${d.error}`);
+      return;
+    }
+    if ("error" in d.value) this.chunks.onError(d.value);
+    else this.chunks.onChunk(d.value);
   }
 
   private onStop(payload: Buffer): void {
@@ -146,6 +166,7 @@ export class PropletAgent {
       await publishJson(this.client, this.t.alive, { proplet_id: this.id, status: "offline", namespace: this.cfg.namespace }).catch(() => {});
     }
     await this.client?.endAsync();
+    this.chunks.close();
     this.pool.close();
   }
 }

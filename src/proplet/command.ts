@@ -32,6 +32,7 @@ export const propletCommand = defineCommand({
         namespace: env("PROPLET_MANAGER_K8S_NAMESPACE") ?? "default",
         livelinessInterval: parseSeconds("PROPLET_LIVELINESS_INTERVAL", args["liveliness-interval"], 10),
         maxTasks: int("max-tasks", args["max-tasks"], 1, 10_000),
+        fetchTimeoutMs: parseSeconds("PROPLET_FETCH_TIMEOUT", env("PROPLET_FETCH_TIMEOUT"), 60) * 1000,
         description: args.description,
         tags: args.tags?.split(",").map((t) => t.trim()).filter(Boolean),
         location: args.location,

@@ -12,6 +12,8 @@ export interface PropletConfig {
   livelinessInterval: number;
   /** Tasks run at once; announced as `max_tasks` so the manager queues the rest. */
   maxTasks: number;
+  /** How long a task waits for its module's chunks from the proxy, in ms. */
+  fetchTimeoutMs?: number;
   description?: string;
   tags?: string[];
   location?: string;

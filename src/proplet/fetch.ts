@@ -1,12 +1,12 @@
 import type { StartMsg } from "../core/messages.ts";
 
-// Where a task's module comes from: inline base64 `file`, or an http(s) `image_url`. OCI references travel as
-// MQTT chunks through the proxy, which is not part of this build yet; such a task fails with a clear error.
+// Where a task's module comes from: inline base64 `file`, an http(s) `image_url`, or an OCI reference, which
+// travels as MQTT chunks from the proxy (`oci`).
 
 export const MAX_MODULE_BYTES = 100 * 1024 * 1024;
 const HTTP_TIMEOUT_MS = 30_000;
 
-export async function fetchModule(msg: StartMsg): Promise<Uint8Array> {
+export async function fetchModule(msg: StartMsg, oci: (ref: string) => Promise<Uint8Array>): Promise<Uint8Array> {
   if (msg.file) {
     const bytes = Buffer.from(msg.file, "base64");
     if (bytes.length === 0) throw new Error("file is empty or not base64");
@@ -14,10 +14,7 @@ export async function fetchModule(msg: StartMsg): Promise<Uint8Array> {
   }
   const url = msg.image_url;
   if (!url) throw new Error("either file or image_url must be provided");
-  if (!/^https?:\/\//i.test(url)) {
-    throw new Error(`image_url ${url}: OCI references need the OCI proxy, which this build does not include yet; use file or an http(s) URL`);
-  }
-  return fetchHttp(url);
+  return /^https?:\/\//i.test(url) ? fetchHttp(url) : oci(url);
 }
 
 async function fetchHttp(url: string): Promise<Uint8Array> {

@@ -1,0 +1,56 @@
+import { defineCommand } from "citty";
+import { readFileSync, writeFileSync } from "node:fs";
+import { registryFromEnv } from "../proxy/command.ts";
+import { action, UsageError } from "./args.ts";
+
+const creds = {
+  username: { type: "string", description: "registry user (env PROPELLER_REGISTRY_USERNAME)" },
+  password: { type: "string", description: "registry password (env PROPELLER_REGISTRY_PASSWORD); a token: PROPELLER_REGISTRY_TOKEN" },
+} as const;
+
+/** A progress bar on stderr, for people watching a terminal. */
+function progress(label: string): (done: number, total: number) => void {
+  if (!process.stderr.isTTY) return () => {};
+  return (done, total) => {
+    const w = 30;
+    const f = Math.round((done / total) * w);
+    process.stderr.write(`\r${label} [${"#".repeat(f)}${" ".repeat(w - f)}] ${(done / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB${done === total ? "\n" : ""}`);
+  };
+}
+
+export const pushCommand = defineCommand({
+  meta: { name: "push", description: "Upload a .wasm module to an OCI registry as an artifact (oras / wasm-to-oci layout)" },
+  args: {
+    file: { type: "positional", description: "the .wasm file", required: true },
+    ref: { type: "positional", description: "host[:port]/repository:tag", required: true },
+    ...creds,
+  },
+  run: ({ args }) =>
+    action(async () => {
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(readFileSync(args.file));
+      } catch (e) {
+        throw new UsageError(`cannot read ${args.file}: ${e instanceof Error ? e.message : e}`);
+      }
+      if (bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) throw new UsageError(`${args.file} is not a WebAssembly module`);
+      const r = await registryFromEnv(undefined, args).push(args.ref, bytes, progress(`pushing ${args.ref}`));
+      process.stdout.write(`${args.ref} ${r.digest} (manifest ${r.manifestDigest})\n`);
+    }),
+});
+
+export const pullCommand = defineCommand({
+  meta: { name: "pull", description: "Download a Wasm module from an OCI registry" },
+  args: {
+    ref: { type: "positional", description: "host[:port]/repository[:tag|@sha256:…]", required: true },
+    output: { type: "string", alias: "o", description: "file to write", required: true },
+    ...creds,
+  },
+  run: ({ args }) =>
+    action(async () => {
+      const r = await registryFromEnv(undefined, args).pull(args.ref);
+      writeFileSync(args.output, r.bytes);
+      process.stdout.write(`${args.output} ${r.digest} (${r.bytes.length} bytes)\n`);
+    }),
+});
+

@@ -1,0 +1,121 @@
+import { z } from "zod";
+
+// OCI distribution rules as pure functions: references, manifests, layer choice, auth challenges, chunking.
+
+export interface Reference {
+  registry: string;
+  repository: string;
+  tag?: string;
+  digest?: string;
+}
+
+/** `host[:port]/repo[:tag]` or `host[:port]/repo@sha256:…`; a name without a registry host is rejected. */
+export function parseReference(ref: string): Reference | string {
+  const r = ref.trim().replace(/^oci:\/\//, "");
+  const slash = r.indexOf("/");
+  if (slash <= 0) return `${JSON.stringify(ref)} is not an OCI reference: expected host[:port]/repository[:tag|@digest]`;
+  const registry = r.slice(0, slash);
+  if (!registry.includes(".") && !registry.includes(":") && registry !== "localhost") {
+    return `${JSON.stringify(ref)}: the first part must be a registry host (e.g. registry.example.com/repo:tag)`;
+  }
+  let rest = r.slice(slash + 1);
+  let digest: string | undefined;
+  const at = rest.indexOf("@");
+  if (at >= 0) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!/^sha256:[a-f0-9]{64}$/.test(digest)) return `${JSON.stringify(ref)}: digest must be sha256:<64 hex>`;
+  }
+  let tag: string | undefined;
+  const colon = rest.lastIndexOf(":");
+  if (colon > 0) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+  }
+  if (!/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/.test(rest)) return `${JSON.stringify(ref)}: invalid repository name ${JSON.stringify(rest)}`;
+  if (tag !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/.test(tag)) return `${JSON.stringify(ref)}: invalid tag ${JSON.stringify(tag)}`;
+  return { registry, repository: rest, ...(tag ? { tag } : {}), ...(digest ? { digest } : {}), ...(!tag && !digest ? { tag: "latest" } : {}) };
+}
+
+export const MEDIA = {
+  ociManifest: "application/vnd.oci.image.manifest.v1+json",
+  ociIndex: "application/vnd.oci.image.index.v1+json",
+  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
+  dockerList: "application/vnd.docker.distribution.manifest.list.v2+json",
+  wasmConfig: "application/vnd.wasm.config.v0+json",
+  wasmLayer: "application/wasm",
+} as const;
+
+export const WASM_LAYER_TYPES = [MEDIA.wasmLayer, "application/vnd.wasm.content.layer.v1+wasm", "application/vnd.module.wasm.content.layer.v1+wasm"];
+
+const Descriptor = z.looseObject({
+  mediaType: z.string().optional(),
+  digest: z.string().regex(/^sha256:[a-f0-9]{64}$/, "digest must be sha256"),
+  size: z.number().int().nonnegative(),
+  platform: z.looseObject({ os: z.string().optional(), architecture: z.string().optional() }).optional(),
+});
+export type Descriptor = z.infer<typeof Descriptor>;
+
+export const Manifest = z.looseObject({
+  mediaType: z.string().optional(),
+  config: Descriptor.optional(),
+  layers: z.array(Descriptor).optional(),
+  manifests: z.array(Descriptor).optional(),
+});
+export type Manifest = z.infer<typeof Manifest>;
+
+/** From an index: the `wasi/wasm` platform entry, else the first. */
+export function pickFromIndex(m: Manifest): Descriptor | undefined {
+  const list = m.manifests ?? [];
+  return list.find((d) => d.platform?.os === "wasi" || d.platform?.architecture === "wasm") ?? list[0];
+}
+
+/** The Wasm layer by media type, else the only layer. */
+export function pickWasmLayer(m: Manifest): Descriptor | string {
+  const layers = m.layers ?? [];
+  const wasm = layers.find((l) => l.mediaType && WASM_LAYER_TYPES.includes(l.mediaType));
+  if (wasm) return wasm;
+  if (layers.length === 1) return layers[0]!;
+  return `manifest has ${layers.length} layers and none of a Wasm media type (${WASM_LAYER_TYPES.join(", ")})`;
+}
+
+/** `Bearer realm="…",service="…",scope="…"` → its parameters. */
+export function parseChallenge(header: string): { scheme: string; params: Record<string, string> } {
+  const sp = header.indexOf(" ");
+  const scheme = (sp < 0 ? header : header.slice(0, sp)).toLowerCase();
+  const params: Record<string, string> = {};
+  for (const m of header.slice(sp + 1).matchAll(/(\w+)="([^"]*)"/g)) params[m[1]!] = m[2]!;
+  return { scheme, params };
+}
+
+/** Plain HTTP for localhost and for registries the operator listed; TLS otherwise. */
+export function registryScheme(registry: string, insecure: readonly string[]): "http" | "https" {
+  const host = registry.replace(/:\d+$/, "");
+  if (host === "localhost" || host === "127.0.0.1" || host === "[::1]" || insecure.includes(registry) || insecure.includes(host)) return "http";
+  return "https";
+}
+
+export const DEFAULT_CHUNK_SIZE = 512_000;
+
+/** Chunk message on `registry/server`, upstream keys plus an optional whole-module digest. */
+export const ChunkMsg = z.object({
+  app_name: z.string().min(1),
+  chunk_idx: z.number().int().nonnegative(),
+  total_chunks: z.number().int().positive().max(100_000),
+  data: z.string(),
+  digest: z.string().optional(),
+});
+export type ChunkMsg = z.infer<typeof ChunkMsg>;
+
+/** Ours: the proxy could not fetch the module; proplets fail the waiting task with this reason at once. */
+export const ChunkError = z.object({ app_name: z.string().min(1), error: z.string() });
+export type ChunkError = z.infer<typeof ChunkError>;
+
+export const RegistryServerMsg = z.union([ChunkMsg, ChunkError]);
+
+/** Request on `registry/proplet`; `chunks` (ours) asks for only those indices again. */
+export const ChunkRequest = z.object({
+  app_name: z.string().min(1),
+  chunks: z.array(z.number().int().nonnegative()).optional(),
+});
+export type ChunkRequest = z.infer<typeof ChunkRequest>;

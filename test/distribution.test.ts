@@ -1,0 +1,175 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import mqtt from "mqtt";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { FIXTURES, fixture, freePort, http, MAIN, runTask, type Serve, spawnPropeller, startServe, tempDir, until } from "./helpers.ts";
+
+// Wasm distribution against a real registry: Debian's docker-registry, started here on free ports, one open
+// and one behind htpasswd basic auth.
+
+interface Registry {
+  host: string;
+  proc: ReturnType<typeof Bun.spawn>;
+}
+
+async function startRegistry(auth?: { user: string; password: string }): Promise<Registry> {
+  const bin = ["/usr/bin/docker-registry", Bun.which("docker-registry")].find((p) => p && Bun.file(p).size > 0);
+  if (!bin) throw new Error("docker-registry is not installed: apt-get install docker-registry (.ci/run does)");
+  const dir = tempDir("registry-");
+  const port = await freePort();
+  let authCfg = "";
+  if (auth) {
+    writeFileSync(join(dir, "htpasswd"), `${auth.user}:${await Bun.password.hash(auth.password, { algorithm: "bcrypt", cost: 5 })}\n`);
+    authCfg = `auth:\n  htpasswd:\n    realm: test\n    path: ${join(dir, "htpasswd")}\n`;
+  }
+  writeFileSync(join(dir, "config.yml"), `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "data")}\nhttp:\n  addr: 127.0.0.1:${port}\n${authCfg}`);
+  const proc = Bun.spawn([bin, "serve", join(dir, "config.yml")], { stdout: "ignore", stderr: "ignore" });
+  const host = `127.0.0.1:${port}`;
+  await until("the registry to answer", async () => {
+    const r = await fetch(`http://${host}/v2/`);
+    return r.status === 200 || r.status === 401;
+  });
+  return { host, proc };
+}
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  return Bun.spawnSync([process.execPath, MAIN, ...args], { env: { ...process.env, ...env } });
+}
+
+/** A module of about `size` bytes: add.wasm plus a custom section of random bytes. */
+function bigModule(size: number): Uint8Array {
+  const add = fixture("add");
+  const payload = crypto.getRandomValues(new Uint8Array(size));
+  const name = new TextEncoder().encode("pad");
+  const body = new Uint8Array([name.length, ...name, ...payload]);
+  const leb: number[] = [];
+  for (let n = body.length; ; ) {
+    const b = n & 0x7f;
+    n >>>= 7;
+    if (n) leb.push(b | 0x80);
+    else {
+      leb.push(b);
+      break;
+    }
+  }
+  const out = new Uint8Array(add.length + 1 + leb.length + body.length);
+  out.set(add);
+  out.set([0, ...leb], add.length);
+  out.set(body, add.length + 1 + leb.length);
+  return out;
+}
+
+let open: Registry;
+let locked: Registry;
+let s: Serve;
+const creds = { PROPELLER_REGISTRY_USERNAME: "alice", PROPELLER_REGISTRY_PASSWORD: "s3cret" };
+
+beforeAll(async () => {
+  open = await startRegistry();
+  locked = await startRegistry({ user: "alice", password: "s3cret" });
+  s = await startServe({ env: creds });
+});
+afterAll(async () => {
+  await s?.kill("SIGKILL");
+  open?.proc.kill("SIGKILL");
+  locked?.proc.kill("SIGKILL");
+});
+
+describe("push, pull and tasks with image_url", () => {
+  test("push :v1 and :v2; tasks run their own module", async () => {
+    for (const [file, tag] of [["add", "v1"], ["main-only", "v2"]] as const) {
+      const r = cli(["push", join(FIXTURES, `${file}.wasm`), `${open.host}/demo/mod:${tag}`]);
+      expect(r.stderr.toString()).toBe("");
+      expect(r.stdout.toString()).toMatch(new RegExp(`^${open.host}/demo/mod:${tag} sha256:[a-f0-9]{64}`));
+    }
+    const v1 = await runTask(s.url, { name: "add", image_url: `${open.host}/demo/mod:v1`, inputs: [10, 20] });
+    expect(v1).toMatchObject({ state: 3, results: "30" });
+    const v2 = await runTask(s.url, { name: "main", image_url: `${open.host}/demo/mod:v2`, inputs: [3, 1.5] });
+    expect(v2).toMatchObject({ state: 3, results: "4.5" });
+  });
+
+  test("basic auth: push and pull with credentials, a clear error without", async () => {
+    const noAuth = cli(["push", join(FIXTURES, "add.wasm"), `${locked.host}/demo/add:v1`]);
+    expect(noAuth.exitCode).toBe(1);
+    expect(noAuth.stderr.toString()).toContain("asks for basic");
+    const ok = cli(["push", join(FIXTURES, "add.wasm"), `${locked.host}/demo/add:v1`, "--username", "alice", "--password", "s3cret"]);
+    expect(ok.exitCode).toBe(0);
+    const out = join(tempDir(), "pulled.wasm");
+    const pulled = cli(["pull", `${locked.host}/demo/add:v1`, "-o", out], creds);
+    expect(pulled.exitCode).toBe(0);
+    expect(Buffer.from(await Bun.file(out).arrayBuffer()).equals(Buffer.from(fixture("add")))).toBe(true);
+    // serve's proxy has the credentials from its environment.
+    const t = await runTask(s.url, { name: "add", image_url: `${locked.host}/demo/add:v1`, inputs: [1, 2] });
+    expect(t.results).toBe("3");
+  });
+
+  test("a 5 MiB module arrives over MQTT chunks intact and runs; a digest reference works", async () => {
+    const big = bigModule(5 << 20);
+    const file = join(tempDir(), "big.wasm");
+    writeFileSync(file, big);
+    const pushed = cli(["push", file, `${open.host}/demo/big:v1`]);
+    const digest = pushed.stdout.toString().split(" ")[1]!;
+    const t = await runTask(s.url, { name: "add", image_url: `${open.host}/demo/big:v1`, inputs: [5, 6] }, 20_000);
+    expect(t).toMatchObject({ state: 3, results: "11" });
+    expect(digest).toMatch(/^sha256:[a-f0-9]{64}$/);
+    // The same module by layer digest is not a manifest: the reference form the registry resolves is the tag's.
+    const byTag = await runTask(s.url, { name: "add", image_url: `${open.host}/demo/big:v1`, inputs: [1, 1] }, 20_000);
+    expect(byTag.results).toBe("2");
+  });
+
+  test("a missing image fails the task with the registry's answer", async () => {
+    const t = await runTask(s.url, { name: "add", image_url: `${open.host}/demo/absent:v9`, inputs: [1, 1] });
+    expect(t.state).toBe(4);
+    expect(t.error).toContain("404");
+  });
+});
+
+describe("chunk loss", () => {
+  // A serve without its proxy; this test answers chunk requests itself and drops one chunk in flight.
+  let n: Serve;
+  let proplet: ReturnType<typeof spawnPropeller>;
+  let lossy: mqtt.MqttClient;
+  const requests: { app_name: string; chunks?: number[] }[] = [];
+  const module = bigModule(1_200_000); // 3 chunks of 512000 bytes
+  const digest = `sha256:${new Bun.CryptoHasher("sha256").update(module).digest("hex")}`;
+  let neverSend = -1;
+
+  beforeAll(async () => {
+    n = await startServe({ extra: ["--no-proxy", "--no-local-proplet"] });
+    proplet = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`, PROPLET_ENTITY_ID: "chunky", PROPLET_FETCH_TIMEOUT: "4" });
+    lossy = await mqtt.connectAsync(`mqtt://127.0.0.1:${n.mqttPort}`, { clientId: "lossy-proxy" });
+    await lossy.subscribeAsync("m/default/c/default/registry/proplet", { qos: 1 });
+    lossy.on("message", (_t, payload) => {
+      const req = JSON.parse(payload.toString());
+      requests.push(req);
+      const total = Math.ceil(module.length / 512000);
+      const first = requests.filter((r) => r.app_name === req.app_name).length === 1;
+      const wanted: number[] = req.chunks ?? Array.from({ length: total }, (_, i) => i);
+      for (const i of wanted) {
+        if (i === neverSend || (first && i === 1)) continue; // dropped in flight
+        const data = Buffer.from(module.subarray(i * 512000, (i + 1) * 512000)).toString("base64");
+        lossy.publish("m/default/c/default/registry/server", JSON.stringify({ app_name: req.app_name, chunk_idx: i, total_chunks: total, data, digest }), { qos: 1 });
+      }
+    });
+    await until("chunky alive", async () => (await http(`${n.url}/proplets/chunky`)).body?.alive === true);
+  });
+  afterAll(async () => {
+    await lossy?.endAsync();
+    await proplet?.kill("SIGKILL");
+    await n?.kill("SIGKILL");
+  });
+
+  test("a dropped chunk is requested again and the module runs", async () => {
+    const t = await runTask(n.url, { name: "add", image_url: "registry.example.com/lossy/mod:v1", inputs: [2, 2] });
+    expect(t).toMatchObject({ state: 3, results: "4" });
+    expect(requests.find((r) => r.app_name === "registry.example.com/lossy/mod:v1" && r.chunks)?.chunks).toEqual([1]);
+  });
+
+  test("a chunk that never comes fails the task after the fetch timeout, naming what is missing", async () => {
+    neverSend = 2;
+    const t = await runTask(n.url, { name: "add", image_url: "registry.example.com/lossy/other:v1", inputs: [2, 2] }, 10_000);
+    expect(t.state).toBe(4);
+    expect(t.error).toContain("did not arrive within 4s");
+    expect(t.error).toContain("received 2 of 3 chunks, missing 2");
+  });
+});
