@@ -51,6 +51,15 @@ describe("the compiled executable", () => {
       await until("spin running", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
       await http(`${s.url}/tasks/${c.body.id}/stop`, "POST");
       await until("spin stopped", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 4, 2000);
+      // The host runtime re-runs the binary itself as `propeller wasm run`.
+      const h = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "bin-host", PROPLET_RUNTIME: "host" }, [bin], dir);
+      try {
+        await until("bin-host alive", async () => (await http(`${s.url}/proplets/bin-host`)).body?.alive === true);
+        const ht = await runTask(s.url, { name: "hello", file: b64("hello"), inputs: ["Host"], proplet_id: "bin-host" });
+        expect(ht.results).toBe("Hello Host from hello\n");
+      } finally {
+        await h.kill("SIGKILL");
+      }
     } finally {
       await p.kill("SIGKILL");
       await s.kill("SIGKILL");

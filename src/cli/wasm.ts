@@ -11,26 +11,32 @@ export const wasmCommand = defineCommand({
   meta: { name: "wasm", description: "Run Wasm modules locally" },
   subCommands: {
     run: defineCommand({
-      meta: { description: "Run FILE: a WASI command with ARGS as argv, or a core export (--invoke) with ARGS as inputs" },
+      meta: { description: "Run FILE: a WASI command with ARGS as argv, or a core export (--invoke) with ARGS as inputs; put ARGS after -- when one starts with -" },
       args: {
         file: { type: "positional", description: "path to a .wasm file", required: true },
         invoke: { type: "string", description: "export to call instead of _start" },
-        dir: { type: "string", description: "preopen HOST[::GUEST] (comma-separated for several)" },
-        env: { type: "string", description: "comma-separated KEY=VALUE for the guest" },
+        argv0: { type: "string", description: "the command's argv[0] (default: the file name)" },
+        dir: { type: "string", description: "preopen HOST[::GUEST]; repeat for several" },
+        env: { type: "string", description: "KEY=VALUE for the guest; repeat for several" },
       },
-      run: ({ args }) =>
+      run: ({ args, rawArgs }) =>
         action(async () => {
+          // --env and --dir may repeat (citty keeps only the last), so they are read from the raw arguments.
           const cli: string[] = [];
           if (args.invoke) cli.push(`--invoke=${args.invoke}`);
-          for (const d of args.dir?.split(",") ?? []) if (d) cli.push(`--dir=${d}`);
-          for (const e of args.env?.split(",") ?? []) if (e) cli.push(`--env=${e}`);
+          const end = rawArgs.indexOf("--");
+          const flags = end < 0 ? rawArgs : rawArgs.slice(0, end);
+          for (let i = 0; i < flags.length; i++) {
+            const m = /^--(env|dir)(?:=(.*))?$/.exec(flags[i]!);
+            if (m) cli.push(`--${m[1]}=${m[2] ?? flags[++i] ?? ""}`);
+          }
           const options = parseRuntimeOptions(cli);
           if (typeof options === "string") throw new UsageError(options);
           const compiled = new ModuleCache().load(new Uint8Array(readFileSync(args.file)));
           const r = execute({
             module: compiled.module,
             functions: compiled.functions,
-            name: args.invoke ?? basename(args.file, ".wasm"),
+            name: args.invoke ?? args.argv0 ?? basename(args.file, ".wasm"),
             inputs: args._.slice(1),
             env: {},
             options,
@@ -39,8 +45,10 @@ export const wasmCommand = defineCommand({
             outputLimit: 64 << 20,
           });
           if (r.result) process.stdout.write(r.result.endsWith("\n") || !args.invoke ? r.result : `${r.result}\n`);
+          // A command's stderr passes through as it is; the exit code is the guest's.
+          if (r.stderr) process.stderr.write(r.stderr);
           if (!r.ok) {
-            process.stderr.write(`error: ${r.error}\n`);
+            if (!r.exitCode) process.stderr.write(`error: ${r.error}\n`);
             process.exitCode = r.exitCode || 1;
           }
         }),

@@ -4,6 +4,9 @@ import { connectMqtt, publishJson } from "../broker/client.ts";
 import { decode, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
 import { RegistryServerMsg } from "../core/oci.ts";
 import { ChunkAssembler } from "./chunks.ts";
+import { HostRuntime } from "./runtime/host.ts";
+import { chooseEntry } from "../core/wasm-call.ts";
+import { inspect } from "../core/wasm-info.ts";
 import { topics } from "../core/topics.ts";
 import { parseRuntimeOptions } from "../core/wasm-call.ts";
 import { tag } from "../log.ts";
@@ -29,11 +32,14 @@ export class PropletAgent {
   private pool: WorkerPool;
   private modules = new ModuleCache();
   private chunks: ChunkAssembler;
+  private host?: HostRuntime;
 
   constructor(private cfg: PropletConfig) {
     this.t = topics(cfg);
     // Warm as many workers as tasks may run at once (up to the cores); more spawn on demand up to max_tasks.
-    this.pool = new WorkerPool(Math.min(cfg.maxTasks, cpus().length), cfg.maxTasks);
+    // The host runtime needs no worker threads; the pool is then empty and never used.
+    this.host = cfg.runtime === "host" ? new HostRuntime(cfg.externalRuntime) : undefined;
+    this.pool = new WorkerPool(this.host ? 0 : Math.min(cfg.maxTasks, cpus().length), cfg.maxTasks);
     this.chunks = new ChunkAssembler(
       (app, chunks) => {
         if (this.client) void publishJson(this.client, this.t.registryRequest, { app_name: app, ...(chunks ? { chunks } : {}) }).catch(() => {});
@@ -73,7 +79,7 @@ export class PropletAgent {
     await publishJson(c, this.t.create, {
       proplet_id: this.id,
       namespace: this.cfg.namespace,
-      metadata: { ...discoveryMetadata(this.cfg, RUNTIME_NAME), max_tasks: this.cfg.maxTasks },
+      metadata: { ...discoveryMetadata(this.cfg, this.host?.name ?? RUNTIME_NAME), max_tasks: this.cfg.maxTasks },
     });
     this.beat();
   }
@@ -116,10 +122,10 @@ export class PropletAgent {
       if (typeof options === "string") return await fail(options);
       const bytes = await fetchModule(msg, (ref) => this.chunks.wait(ref, this.cfg.fetchTimeoutMs ?? 60_000));
       if (this.stopRequested.delete(msg.id)) return await fail("task stopped");
-      const compiled = this.modules.load(bytes);
       const env = { PROPLET_ID: this.id, ...msg.env };
+      const timeoutMs = (msg.timeout_s ?? 0) * 1000;
       log.info(`task ${msg.id} running (${msg.name})`);
-      const run = this.pool.run({ compiled, name: msg.name, inputs: msg.inputs ?? [], env, options, timeoutMs: (msg.timeout_s ?? 0) * 1000 });
+      const run = this.host ? this.runOnHost(msg.id, bytes, msg, env, timeoutMs) : this.pool.run({ compiled: this.modules.load(bytes), name: msg.name, inputs: msg.inputs ?? [], env, options, timeoutMs });
       this.running.set(msg.id, run);
       const r = await run.done;
       this.running.delete(msg.id);
@@ -128,6 +134,14 @@ export class PropletAgent {
     } catch (e) {
       await fail(e instanceof Error ? e.message : String(e));
     }
+  }
+
+  private runOnHost(id: string, bytes: Uint8Array, msg: StartMsg, env: Record<string, string>, timeoutMs: number): Running {
+    const info = inspect(bytes);
+    const entry = chooseEntry(info.functions, msg.name);
+    const invoke = typeof entry !== "string" && entry.kind === "call" ? entry.export : undefined;
+    const sha256 = new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
+    return this.host!.run(id, { bytes, sha256, invoke, argv0: msg.name, inputs: msg.inputs ?? [], env, cliArgs: msg.cli_args ?? [], timeoutMs });
   }
 
   private onChunk(payload: Buffer): void {

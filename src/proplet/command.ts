@@ -1,10 +1,15 @@
 import { defineCommand } from "citty";
 import { cpus } from "node:os";
-import { action, env, int, logLevelArg } from "../cli/args.ts";
+import { action, env, int, logLevelArg, UsageError } from "../cli/args.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
 import { PropletAgent } from "./agent.ts";
 import { parseSeconds } from "./config.ts";
+
+function runtime(v: string): "inprocess" | "host" {
+  if (v !== "inprocess" && v !== "host") throw new UsageError(`--runtime must be inprocess or host, got ${JSON.stringify(v)}`);
+  return v;
+}
 
 export const propletCommand = defineCommand({
   meta: { name: "proplet", description: "Run a worker that executes Wasm tasks sent by a manager over MQTT" },
@@ -15,6 +20,7 @@ export const propletCommand = defineCommand({
     "domain-id": { type: "string", description: "domain id (env PROPLET_DOMAIN_ID, alias PROPLET_TENANT_ID)", default: env("PROPLET_DOMAIN_ID") ?? env("PROPLET_TENANT_ID") ?? DEFAULT_DOMAIN_ID },
     "channel-id": { type: "string", description: "channel id (env PROPLET_CHANNEL_ID)", default: env("PROPLET_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID },
     "liveliness-interval": { type: "string", description: "seconds between heartbeats (env PROPLET_LIVELINESS_INTERVAL)", default: env("PROPLET_LIVELINESS_INTERVAL") ?? "10" },
+    runtime: { type: "string", description: "inprocess (worker threads) or host (a child process per task) (env PROPLET_RUNTIME)", default: env("PROPLET_RUNTIME") ?? "inprocess" },
     "max-tasks": { type: "string", description: "tasks run at once, announced to the manager (env PROPLET_MAX_TASKS); default the CPU count", default: env("PROPLET_MAX_TASKS") ?? String(cpus().length) },
     description: { type: "string", description: "discovery description (env PROPLET_DESCRIPTION)", default: env("PROPLET_DESCRIPTION") },
     tags: { type: "string", description: "comma-separated discovery tags (env PROPLET_TAGS)", default: env("PROPLET_TAGS") },
@@ -33,6 +39,8 @@ export const propletCommand = defineCommand({
         livelinessInterval: parseSeconds("PROPLET_LIVELINESS_INTERVAL", args["liveliness-interval"], 10),
         maxTasks: int("max-tasks", args["max-tasks"], 1, 10_000),
         fetchTimeoutMs: parseSeconds("PROPLET_FETCH_TIMEOUT", env("PROPLET_FETCH_TIMEOUT"), 60) * 1000,
+        runtime: runtime(args.runtime),
+        externalRuntime: env("PROPLET_EXTERNAL_WASM_RUNTIME"),
         description: args.description,
         tags: args.tags?.split(",").map((t) => t.trim()).filter(Boolean),
         location: args.location,

@@ -14,6 +14,10 @@ export interface PropletConfig {
   maxTasks: number;
   /** How long a task waits for its module's chunks from the proxy, in ms. */
   fetchTimeoutMs?: number;
+  /** `host` runs each task as a child process; default in-process worker threads. */
+  runtime?: "inprocess" | "host";
+  /** With the host runtime: an external CLI (e.g. wasmtime) instead of this executable's `wasm run`. */
+  externalRuntime?: string;
   description?: string;
   tags?: string[];
   location?: string;

@@ -29,6 +29,8 @@ export interface ExecResult {
   result: string;
   error?: string;
   exitCode?: number;
+  /** The guest's own stderr, for `wasm run` to pass through. */
+  stderr?: string;
 }
 
 export class Interrupted extends Error {}
@@ -161,9 +163,10 @@ export function execute(req: ExecRequest): ExecResult {
     result = stdout.text();
   }
   for (const p of preopens) saveDir(p.host, p.dir.dir, p.original);
+  const errText = stderr.text();
   if (exitCode !== 0) {
-    const err = stderr.text().trim();
-    return { ok: false, result, exitCode, error: `exit code ${exitCode}${err ? `: ${err}` : ""}` };
+    const err = errText.trim();
+    return { ok: false, result, exitCode, stderr: errText, error: `exit code ${exitCode}${err ? `: ${err}` : ""}` };
   }
-  return { ok: true, result, exitCode };
+  return { ok: true, result, exitCode, stderr: errText };
 }

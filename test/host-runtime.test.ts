@@ -1,0 +1,51 @@
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { b64, cpuSeconds, http, runTask, type Serve, spawnPropeller, startServe, until } from "./helpers.ts";
+
+// PROPLET_RUNTIME=host: each task is a child process of this same program's `propeller wasm run`.
+let s: Serve;
+let p: ReturnType<typeof spawnPropeller>;
+
+beforeAll(async () => {
+  s = await startServe({ extra: ["--no-local-proplet"] });
+  p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "host-proplet", PROPLET_RUNTIME: "host" });
+  await until("host proplet alive", async () => (await http(`${s.url}/proplets/host-proplet`)).body?.alive === true);
+});
+afterAll(async () => {
+  await p?.kill("SIGKILL");
+  await s?.kill("SIGKILL");
+});
+
+test("the proplet says it runs tasks as processes", async () => {
+  expect((await http(`${s.url}/proplets/host-proplet`)).body.metadata.wasm_runtime).toBe("propeller-host");
+});
+
+test("a core export and a WASI command print their stdout as the result", async () => {
+  expect(await runTask(s.url, { name: "add", file: b64("add"), inputs: [10, 20] })).toMatchObject({ state: 3, results: "30\n" });
+  expect(await runTask(s.url, { name: "hello", file: b64("hello"), inputs: ["-n", "Ada"], env: { GREETING: "Hey" } })).toMatchObject({ state: 3, results: "Hey -n Ada from hello\n" });
+});
+
+test("a failing command reports its exit code and stderr", async () => {
+  const t = await runTask(s.url, { name: "fail", file: b64("fail") });
+  expect(t.state).toBe(4);
+  expect(t.error).toBe("exit code 3: something went wrong");
+  expect(t.results).toBe("partial output\n");
+});
+
+test("stop kills a spinning child and frees its CPU", async () => {
+  const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin") });
+  await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
+  await until("running", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
+  await Bun.sleep(300);
+  await http(`${s.url}/tasks/${c.body.id}/stop`, "POST");
+  const t = await until("stopped", async () => {
+    const v = (await http(`${s.url}/tasks/${c.body.id}`)).body;
+    return v.state === 4 ? v : undefined;
+  }, 2000);
+  expect(t.error).toBe("task stopped");
+  const cpu0 = cpuSeconds(p.proc.pid);
+  await Bun.sleep(800);
+  expect(cpuSeconds(p.proc.pid) - cpu0).toBeLessThan(0.3);
+  // No child left: the proplet's process group has no spinning `wasm run`.
+  const ps = Bun.spawnSync(["pgrep", "-f", "wasm run .*propeller-modules"]).stdout.toString().trim();
+  expect(ps).toBe("");
+});
