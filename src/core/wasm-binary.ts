@@ -36,17 +36,26 @@ export class Reader {
   }
 }
 
+/** A growable byte buffer: single bytes and LEBs go into a typed array, large copies are bulk `set`s. */
 export class Writer {
-  private chunks: number[] = [];
+  private buf = new Uint8Array(256);
+  private len = 0;
+  private room(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+  }
   byte(b: number): void {
-    this.chunks.push(b);
+    this.room(1);
+    this.buf[this.len++] = b;
   }
   u32(v: number): void {
     do {
       let b = v % 128;
       v = Math.floor(v / 128);
       if (v !== 0) b |= 0x80;
-      this.chunks.push(b);
+      this.byte(b);
     } while (v !== 0);
   }
   i32(v: number): void {
@@ -54,20 +63,22 @@ export class Writer {
       const b = v & 0x7f;
       v >>= 7;
       if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
-        this.chunks.push(b);
+        this.byte(b);
         return;
       }
-      this.chunks.push(b | 0x80);
+      this.byte(b | 0x80);
     }
   }
   raw(bytes: Uint8Array): void {
-    for (const b of bytes) this.chunks.push(b);
+    this.room(bytes.length);
+    this.buf.set(bytes, this.len);
+    this.len += bytes.length;
   }
   get length(): number {
-    return this.chunks.length;
+    return this.len;
   }
   finish(): Uint8Array {
-    return Uint8Array.from(this.chunks);
+    return this.buf.slice(0, this.len);
   }
 }
 

@@ -15,6 +15,11 @@ const log = tag("proxy");
 export class ProxyService {
   private t: ReturnType<typeof topics>;
   private inflight = new Map<string, Promise<{ bytes: Uint8Array; digest: string }>>();
+  /**
+   * Chunks still to publish per module. Every proplet on the channel receives every chunk, so a request that
+   * arrives while a module is being sent only adds the chunks already gone by.
+   */
+  private senders = new Map<string, { queue: number[]; queued: Set<number> }>();
 
   constructor(
     private client: MqttClient,
@@ -60,16 +65,34 @@ export class ProxyService {
     }
     const total = Math.max(1, Math.ceil(mod.bytes.length / this.chunkSize));
     const wanted = req.chunks?.filter((i) => i < total) ?? Array.from({ length: total }, (_, i) => i);
-    log.debug(`sending ${app}: ${wanted.length} of ${total} chunk(s), ${mod.bytes.length} bytes`);
-    for (const i of wanted) {
-      const part = mod.bytes.subarray(i * this.chunkSize, (i + 1) * this.chunkSize);
-      const msg: ChunkMsg = { app_name: app, chunk_idx: i, total_chunks: total, data: Buffer.from(part).toString("base64"), digest: mod.digest };
-      try {
-        await publishJson(this.client, this.t.registryChunks, msg);
-      } catch (e) {
-        // A lost chunk is re-requested by the proplet; keep sending the others.
-        log.warn(`chunk ${i} of ${app} not sent: ${e instanceof Error ? e.message : e}`);
+    const active = this.senders.get(app);
+    if (active) {
+      for (const i of wanted) {
+        if (!active.queued.has(i)) {
+          active.queue.push(i);
+          active.queued.add(i);
+        }
       }
+      return;
+    }
+    const sender = { queue: [...wanted], queued: new Set(wanted) };
+    this.senders.set(app, sender);
+    log.debug(`sending ${app}: ${wanted.length} of ${total} chunk(s), ${mod.bytes.length} bytes`);
+    try {
+      while (sender.queue.length) {
+        const i = sender.queue.shift()!;
+        sender.queued.delete(i);
+        const part = mod.bytes.subarray(i * this.chunkSize, (i + 1) * this.chunkSize);
+        const msg: ChunkMsg = { app_name: app, chunk_idx: i, total_chunks: total, data: Buffer.from(part).toString("base64"), digest: mod.digest };
+        try {
+          await publishJson(this.client, this.t.registryChunks, msg);
+        } catch (e) {
+          // A lost chunk is re-requested by the proplet; keep sending the others.
+          log.warn(`chunk ${i} of ${app} not sent: ${e instanceof Error ? e.message : e}`);
+        }
+      }
+    } finally {
+      this.senders.delete(app);
     }
   }
 }
