@@ -116,8 +116,17 @@ describe("push, pull and tasks with image_url", () => {
     expect(byDigest).toMatchObject({ state: 3, results: "2" });
   });
 
+  test("modules are cached: with the registry gone, a known module still runs", async () => {
+    open.proc.kill("SIGKILL");
+    await open.proc.exited;
+    const t = await runTask(s.url, { name: "add", image_url: `${open.host}/demo/mod:v1`, inputs: [7, 8] });
+    expect(t).toMatchObject({ state: 3, results: "15" });
+    const cached = Bun.spawnSync(["ls", join(s.dataDir, "blobs")]).stdout.toString();
+    expect(cached).toMatch(/sha256-[a-f0-9]{64}/);
+  });
+
   test("a missing image fails the task with the registry's answer", async () => {
-    const t = await runTask(s.url, { name: "add", image_url: `${open.host}/demo/absent:v9`, inputs: [1, 1] });
+    const t = await runTask(s.url, { name: "add", image_url: `${locked.host}/demo/absent:v9`, inputs: [1, 1] });
     expect(t.state).toBe(4);
     expect(t.error).toContain("404");
   });
