@@ -2,6 +2,7 @@
 import { defineCommand, runMain } from "citty";
 import { jobsCommand, workflowsCommand } from "./cli/groups.ts";
 import { healthCommand } from "./cli/health.ts";
+import { watchCommand } from "./cli/watch.ts";
 import { pullCommand, pushCommand } from "./cli/oci.ts";
 import { proxyCommand } from "./proxy/command.ts";
 import { propletsCommand } from "./cli/proplets.ts";
@@ -23,6 +24,7 @@ const main = defineCommand({
     proxy: proxyCommand,
     push: pushCommand,
     pull: pullCommand,
+    watch: watchCommand,
     health: healthCommand,
     wasm: wasmCommand,
   },

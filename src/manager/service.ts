@@ -10,6 +10,7 @@ import { nowIso, ZERO_TIME } from "../core/time.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
 import { CronRunner } from "./cron.ts";
+import { EventHub } from "./events.ts";
 
 const log = tag("manager");
 
@@ -63,6 +64,9 @@ export class ManagerService {
   private heard = new Set<string>();
   private shuttingDown = false;
   readonly cron: CronRunner;
+  readonly events = new EventHub();
+  /** Totals since start, for /metrics. */
+  readonly counters = { starts: 0, completions: 0, failures: 0 };
   /** Called when a task reaches a final state (jobs and workflows progress on it). */
   onFinal: (t: Task) => void = () => {};
 
@@ -99,8 +103,14 @@ export class ManagerService {
     return this.runningOn.get(propletId)?.size ?? 0;
   }
 
-  private save(t: Task): void {
+  private save(t: Task, prevState?: number): void {
     this.store.tasks.update(t);
+    if (prevState !== undefined && prevState !== t.state) this.taskEvent(t);
+  }
+
+  private taskEvent(t: Task): void {
+    if (this.events.listeners === 0) return;
+    this.events.emit({ type: "task", task_id: t.id, name: t.name, state: t.state, status: stateName(t.state), ...(t.proplet_id ? { proplet_id: t.proplet_id } : {}), ...(t.error ? { error: t.error } : {}), at: nowIso() });
   }
 
   // ---- tasks ----
@@ -110,6 +120,7 @@ export class ManagerService {
     this.store.tasks.create(task);
     this.armSchedule(task, false);
     await this.store.durable();
+    this.taskEvent(task);
     log.debug(`task ${task.id} created (${task.name})`);
     return taskView(task.schedule ? this.mustGet(task.id) : task); // arming a schedule stores next_run
   }
@@ -216,7 +227,7 @@ export class ManagerService {
     this.queue.set(t.id, { id: t.id, priority: t.priority, queuedAt, task: t });
     this.drain();
     if (!this.queue.has(t.id)) return TaskState.Running;
-    this.save(t);
+    this.save(t, task.state);
     return TaskState.Scheduled;
   }
 
@@ -268,8 +279,10 @@ export class ManagerService {
       queued_at: undefined,
       results: undefined,
     };
-    this.save(running);
+    this.save(running, task.state);
     this.track(proplet.id, task.id, true);
+    this.counters.starts++;
+    if (this.events.listeners) this.events.emit({ type: "run", phase: "started", task_id: task.id, run_id: run.run_id, attempt: task.attempt ?? 1, proplet_id: proplet.id, at: now });
     if (task.timeout_s) {
       this.setTimer(task.id, task.timeout_s * 1000 + TIMEOUT_GRACE_MS, () => {
         const t = this.store.tasks.get(task.id);
@@ -322,7 +335,7 @@ export class ManagerService {
     if (!t || (t.state !== TaskState.Pending && t.state !== TaskState.Scheduled)) return;
     this.queue.delete(id);
     this.clearTimer(id);
-    this.save({ ...t, state: TaskState.Skipped, error: reason, updated_at: nowIso(), queued_at: undefined, retry_at: undefined });
+    this.save({ ...t, state: TaskState.Skipped, error: reason, updated_at: nowIso(), queued_at: undefined, retry_at: undefined }, t.state);
     log.info(`task ${id} skipped: ${reason}`);
   }
 
@@ -335,18 +348,25 @@ export class ManagerService {
     const now = nowIso();
     const failed = typeof r.error === "string" && r.error !== "";
     const state = r.state ?? (failed ? TaskState.Failed : TaskState.Completed);
-    if (task.run_id && task.state === TaskState.Running) this.store.runs.create({ ...currentRun(task), state, status: stateName(state), finished_at: now, results: r.results, ...(failed ? { error: r.error! } : {}) });
+    if (task.run_id && task.state === TaskState.Running) {
+      this.store.runs.create({ ...currentRun(task), state, status: stateName(state), finished_at: now, results: r.results, ...(failed ? { error: r.error! } : {}) });
+      if (failed) this.counters.failures++;
+      else this.counters.completions++;
+      if (this.events.listeners) {
+        this.events.emit({ type: "run", phase: "ended", task_id: task.id, run_id: task.run_id, attempt: task.attempt ?? 1, proplet_id: task.proplet_id, state, status: stateName(state), ...(failed ? { error: r.error! } : {}), at: now });
+      }
+    }
     if (task.proplet_id && task.state === TaskState.Running) this.track(task.proplet_id, task.id, false);
     const attempt = task.attempt ?? 1;
     if (failed && !r.final && state === TaskState.Failed && attempt <= (task.max_retries ?? 0)) {
       const delay = retryDelayMs(task.retry_backoff_s ?? 1, attempt);
       const retryAt = Date.now() + delay;
-      this.save({ ...task, state: TaskState.Scheduled, attempt: attempt + 1, results: r.results, error: r.error!, finish_time: now, updated_at: now, retry_at: retryAt });
+      this.save({ ...task, state: TaskState.Scheduled, attempt: attempt + 1, results: r.results, error: r.error!, finish_time: now, updated_at: now, retry_at: retryAt }, task.state);
       log.info(`task ${task.id} attempt ${attempt} failed (${r.error}); retry ${attempt + 1} in ${delay / 1000}s`);
       this.retryLater(this.mustGet(task.id), delay);
     } else {
       const done: Task = { ...task, state, results: r.results, error: failed ? r.error! : undefined, finish_time: now, updated_at: now, retry_at: undefined };
-      this.save(done);
+      this.save(done, task.state);
       if (state === TaskState.Failed) log.info(`task ${task.id} failed: ${done.error}`);
       else log.debug(`task ${task.id} ${stateName(state)}`);
       if (isTerminal(state)) {
@@ -412,9 +432,10 @@ export class ManagerService {
     }
   }
 
-  /** Periodic check: tasks on proplets whose heartbeats stopped. */
+  /** Periodic check: proplets whose heartbeats stopped, and the tasks they had. */
   checkLiveness(): void {
     const now = Date.now();
+    for (const p of this.proplets.values()) if (this.told.get(p.id) && !isAlive(p, now, this.opts.livelinessThresholdMs)) this.propletEvent(p.id, false);
     for (const [pid, set] of this.runningOn) {
       if (set.size === 0) continue;
       const p = this.proplets.get(pid);
@@ -489,6 +510,16 @@ export class ManagerService {
   private saveProplet(p: Proplet): void {
     this.proplets.set(p.id, p);
     this.store.proplets.upsert(p);
+    this.propletEvent(p.id, isAlive(p, Date.now(), this.opts.livelinessThresholdMs));
+  }
+
+  /** Last alive/not-alive state told to event listeners, to report changes only. */
+  private told = new Map<string, boolean>();
+
+  private propletEvent(id: string, alive: boolean): void {
+    if (this.told.get(id) === alive) return;
+    this.told.set(id, alive);
+    this.events.emit({ type: "proplet", proplet_id: id, alive, at: nowIso() });
   }
 
   private ensureProplet(id: string): Proplet {

@@ -1,5 +1,7 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { streamSSE } from "hono/streaming";
+import { EVENT_TYPES, type EventType, type ManagerEvent } from "../events.ts";
 import { z } from "zod";
 import { AppError, badRequest, describeZodError } from "../../core/errors.ts";
 import { PageQuery } from "../../core/page.ts";
@@ -129,6 +131,49 @@ export function createApp(svc: ManagerService, groups: Coordinator, info: AppInf
   app.delete("/proplets/:id", async (c) => {
     await svc.deleteProplet(c.req.param("id"));
     return c.body(null, 204);
+  });
+
+  // ---- live events (Server-Sent Events) ----
+  app.get("/events", (c) => {
+    const typesText = c.req.query("types");
+    const types = typesText ? typesText.split(",").map((t) => t.trim()).filter(Boolean) : EVENT_TYPES;
+    const unknown = types.filter((t) => !EVENT_TYPES.includes(t as EventType));
+    if (unknown.length) throw badRequest(`types: unknown event type ${unknown.join(", ")} (use ${EVENT_TYPES.join(", ")})`);
+    const taskId = c.req.query("task_id");
+    const propletId = c.req.query("proplet_id");
+    const wanted = (e: ManagerEvent) =>
+      types.includes(e.type) &&
+      (!taskId || ("task_id" in e && e.task_id === taskId)) &&
+      (!propletId || ("proplet_id" in e && e.proplet_id === propletId));
+    return streamSSE(c, async (stream) => {
+      const queue: ManagerEvent[] = [];
+      let wake: (() => void) | undefined;
+      let open = true;
+      const unsubscribe = svc.events.subscribe((e) => {
+        if (!wanted(e)) return;
+        queue.push(e);
+        wake?.();
+      });
+      stream.onAbort(() => {
+        open = false;
+        unsubscribe();
+        wake?.();
+      });
+      await stream.write(": connected\n\n");
+      while (open) {
+        while (queue.length) {
+          const e = queue.shift()!;
+          await stream.writeSSE({ event: e.type, data: JSON.stringify(e) });
+        }
+        // Wait for the next event; a comment every 5 s keeps idle connections (and Bun's idle timeout) alive.
+        const idle = await new Promise<boolean>((resolve) => {
+          wake = () => resolve(false);
+          setTimeout(() => resolve(true), 5000);
+        });
+        wake = undefined;
+        if (idle && open) await stream.write(": keep-alive\n\n");
+      }
+    });
   });
 
   // ---- jobs ----
