@@ -12,6 +12,8 @@ import type { ManagerBus, ManagerService } from "./service.ts";
 
 export class MqttManagerBus implements ManagerBus {
   private t: ReturnType<typeof topics>;
+  /** Messages received and published, for /metrics. */
+  readonly counts = { received: 0, sent: 0 };
 
   constructor(
     private client: MqttClient,
@@ -21,10 +23,12 @@ export class MqttManagerBus implements ManagerBus {
   }
 
   start(msg: StartMsg): Promise<void> {
+    this.counts.sent++;
     return publishJson(this.client, this.t.start, msg);
   }
 
   stop(msg: StopMsg): Promise<void> {
+    this.counts.sent++;
     return publishJson(this.client, this.t.stop, msg);
   }
 
@@ -35,7 +39,10 @@ export class MqttManagerBus implements ManagerBus {
       [t.alive]: (p) => handle(t.alive, AliveMsg, p, (m) => service.handleAlive(m)),
       [t.results]: (p) => handle(t.results, ResultMsg, p, (m) => service.handleResult(m)),
     };
-    this.client.on("message", (topic, payload) => handlers[topic]?.(payload));
+    this.client.on("message", (topic, payload) => {
+      this.counts.received++;
+      handlers[topic]?.(payload);
+    });
     await this.client.subscribeAsync(t.propletAll, { qos: 1 });
   }
 }

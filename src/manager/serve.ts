@@ -12,6 +12,7 @@ import { createApp, MAX_BODY_BYTES } from "./api/app.ts";
 import { MqttManagerBus } from "./bus.ts";
 import { ManagerService } from "./service.ts";
 import { Coordinator } from "./coordinator.ts";
+import { ManagerMetrics } from "./metrics.ts";
 import type { SchedulerName } from "../core/scheduler.ts";
 import { VERSION } from "../version.ts";
 import { chunkSizeFromEnv, registryFromEnv } from "../proxy/command.ts";
@@ -99,7 +100,14 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     while (!svc.hasProplet(agent.id) && Date.now() < deadline) await Bun.sleep(5);
   }
 
-  const app = createApp(svc, groups, { version: VERSION, instanceId });
+  const metrics = new ManagerMetrics({
+    tasksByState: () => svc.tasksByState(),
+    queueDepth: () => svc.queueDepth(),
+    propletsAlive: () => svc.propletsAlive(),
+    counters: svc.counters,
+    mqtt: bus.counts,
+  });
+  const app = createApp(svc, groups, { version: VERSION, instanceId }, metrics);
   const server = Bun.serve<WsData>({
     hostname: o.host,
     port: o.httpPort,

@@ -565,6 +565,22 @@ export class ManagerService {
     };
   }
 
+  /** Figures for /metrics. */
+  tasksByState(): Record<number, number> {
+    return this.store.tasks.countByState();
+  }
+
+  queueDepth(): number {
+    return this.queue.size;
+  }
+
+  propletsAlive(): number {
+    const now = Date.now();
+    let n = 0;
+    for (const p of this.proplets.values()) if (isAlive(p, now, this.opts.livelinessThresholdMs)) n++;
+    return n;
+  }
+
   hasProplet(id: string): boolean {
     return this.proplets.has(id);
   }

@@ -23,6 +23,8 @@ export interface TaskRepository {
   listByGroup(kind: "job" | "workflow", id: string): Task[];
   /** Ids of all jobs or workflows that have tasks. */
   groupIds(kind: "job" | "workflow"): string[];
+  /** How many tasks are in each state. */
+  countByState(): Record<number, number>;
   /** Tasks that have a schedule. */
   listScheduled(): Task[];
 }

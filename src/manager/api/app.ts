@@ -9,6 +9,7 @@ import { JobCreate, JobStatus, WorkflowCreate } from "../../core/run.ts";
 import { TaskCreate, TaskUpdate } from "../../core/task.ts";
 import { log } from "../../log.ts";
 import type { Coordinator } from "../coordinator.ts";
+import type { ManagerMetrics } from "../metrics.ts";
 import type { ManagerService } from "../service.ts";
 
 // REST API with upstream's paths and JSON keys (DESIGN §5). Handlers validate with the core schemas and call the
@@ -48,8 +49,12 @@ function query<S extends z.ZodType>(c: Context, name: string, schema: S): z.outp
   return r.data;
 }
 
-export function createApp(svc: ManagerService, groups: Coordinator, info: AppInfo): Hono {
+export function createApp(svc: ManagerService, groups: Coordinator, info: AppInfo, metrics?: ManagerMetrics): Hono {
   const app = new Hono();
+  if (metrics) {
+    app.use("*", metrics.middleware());
+    app.get("/metrics", async (c) => c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }));
+  }
 
   app.use(
     "*",

@@ -149,6 +149,11 @@ class SqliteTasks implements TaskRepository {
     const col = kind === "job" ? "job_id" : "workflow_id";
     return this.db.query<{ id: string }, []>(`SELECT DISTINCT ${col} AS id FROM tasks WHERE ${col} IS NOT NULL`).all().map((r) => r.id);
   }
+  countByState(): Record<number, number> {
+    const out: Record<number, number> = {};
+    for (const r of this.db.query<{ state: number; n: number }, []>("SELECT state, count(*) AS n FROM tasks GROUP BY state").all()) out[r.state] = r.n;
+    return out;
+  }
   listScheduled(): Task[] {
     return this.db.query<TaskRow, []>("SELECT doc, NULL AS file FROM tasks WHERE scheduled = 1").all().map(SqliteTasks.join);
   }

@@ -1,0 +1,66 @@
+import client from "prom-client";
+import type { MiddlewareHandler } from "hono";
+import { STATE_NAMES } from "../core/states.ts";
+
+// Prometheus metrics of the manager (`GET /metrics`): tasks by state, starts/completions/failures, queue depth,
+// proplets alive, MQTT messages in and out, HTTP request latency.
+
+export interface MetricsSource {
+  tasksByState(): Record<number, number>;
+  queueDepth(): number;
+  propletsAlive(): number;
+  counters: { starts: number; completions: number; failures: number };
+  mqtt: { received: number; sent: number };
+}
+
+export class ManagerMetrics {
+  readonly registry = new client.Registry();
+  private http: client.Histogram<"method" | "route" | "status">;
+
+  constructor(src: MetricsSource) {
+    const r = [this.registry];
+    new client.Gauge({
+      name: "propeller_tasks",
+      help: "Tasks by state",
+      labelNames: ["state"],
+      registers: r,
+      collect() {
+        const counts = src.tasksByState();
+        STATE_NAMES.forEach((name, i) => this.set({ state: name }, counts[i] ?? 0));
+      },
+    });
+    const counter = (name: string, help: string, read: () => number) =>
+      new client.Counter({
+        name,
+        help,
+        registers: r,
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    counter("propeller_task_starts_total", "Runs started on proplets", () => src.counters.starts);
+    counter("propeller_task_completions_total", "Runs that completed", () => src.counters.completions);
+    counter("propeller_task_failures_total", "Runs that failed", () => src.counters.failures);
+    counter("propeller_mqtt_messages_received_total", "MQTT messages the manager received", () => src.mqtt.received);
+    counter("propeller_mqtt_messages_sent_total", "MQTT messages the manager published", () => src.mqtt.sent);
+    new client.Gauge({ name: "propeller_queue_depth", help: "Tasks waiting for a proplet slot", registers: r, collect() { this.set(src.queueDepth()); } });
+    new client.Gauge({ name: "propeller_proplets_alive", help: "Proplets with a recent heartbeat", registers: r, collect() { this.set(src.propletsAlive()); } });
+    this.http = new client.Histogram({
+      name: "propeller_http_request_duration_seconds",
+      help: "REST API request latency",
+      labelNames: ["method", "route", "status"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: r,
+    });
+  }
+
+  /** Hono middleware timing every request; the route pattern keeps label cardinality bounded. */
+  middleware(): MiddlewareHandler {
+    return async (c, next) => {
+      const t0 = performance.now();
+      await next();
+      this.http.observe({ method: c.req.method, route: c.req.routePath || "unknown", status: String(c.res.status) }, (performance.now() - t0) / 1000);
+    };
+  }
+}
