@@ -12,6 +12,19 @@ export function tag(name: string): ConsolaInstance {
   return l;
 }
 
+/** `json`: one JSON object a line (time, level, tag, message), for log collectors; `pretty` (default) for people. */
+export function setLogFormat(format: string | undefined): void {
+  if (!format || format === "pretty") return;
+  if (format !== "json") throw new Error(`unknown log format ${format} (use json or pretty)`);
+  const reporter = {
+    log(o: { date: Date; type: string; tag: string; args: unknown[] }) {
+      const message = o.args.map((a) => (a instanceof Error ? a.stack : typeof a === "string" ? a : JSON.stringify(a))).join(" ");
+      process.stderr.write(`${JSON.stringify({ time: o.date.toISOString(), level: o.type, ...(o.tag ? { tag: o.tag } : {}), message })}\n`);
+    },
+  };
+  for (const l of [log, ...tagged]) l.setReporters([reporter]);
+}
+
 export function setLogLevel(level: string | undefined): void {
   if (!level) return;
   const l = LogLevels[level as LogType];

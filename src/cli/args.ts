@@ -1,4 +1,4 @@
-import { log, setLogLevel } from "../log.ts";
+import { log, setLogFormat, setLogLevel } from "../log.ts";
 
 // Helpers shared by every subcommand: env twins of flags, number parsing, and error reporting.
 
@@ -19,12 +19,14 @@ export class UsageError extends Error {}
 
 export const logLevelArg = {
   "log-level": { type: "string", description: "silent|error|warn|info|debug (env PROPELLER_LOG_LEVEL)", default: env("PROPELLER_LOG_LEVEL") ?? "info" },
+  "log-format": { type: "string", description: "pretty|json (env PROPELLER_LOG_FORMAT)", default: env("PROPELLER_LOG_FORMAT") ?? "pretty" },
 } as const;
 
 /** Runs a command body; any error becomes `error: <message>` on stderr and exit code 1. */
-export async function action(fn: () => Promise<unknown> | unknown, logLevel?: string): Promise<void> {
+export async function action(fn: () => Promise<unknown> | unknown, logLevel?: string, logFormat?: string): Promise<void> {
   try {
     setLogLevel(logLevel);
+    setLogFormat(logFormat);
     await fn();
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);

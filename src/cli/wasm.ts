@@ -40,7 +40,7 @@ export const wasmCommand = defineCommand({
             inputs: args._.slice(1),
             env: {},
             options,
-            stopFlag: new Int32Array(new SharedArrayBuffer(4)),
+            stopFlag: new Int32Array(new SharedArrayBuffer(8)),
             timeoutMs: 0,
             outputLimit: 64 << 20,
           });

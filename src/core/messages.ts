@@ -84,3 +84,23 @@ export function decode<T extends z.ZodType>(schema: T, payload: Buffer | Uint8Ar
   }
   return { ok: true, value: r.data };
 }
+
+/** proplet → manager, `control/proplet/metrics`; upstream's shape, kept loose (Rust sends heap fields as 0). */
+export const PropletMetricsMsg = z.looseObject({
+  proplet_id: z.string().min(1),
+  namespace: nullToUndef(z.string()),
+  timestamp: nullToUndef(z.union([z.string(), z.object({ secs_since_epoch: z.number(), nanos_since_epoch: z.number() })])),
+  cpu_metrics: z.looseObject({ user_seconds: z.number().optional(), system_seconds: z.number().optional(), percent: z.number().optional() }).optional(),
+  memory_metrics: z.looseObject({ rss_bytes: z.number().optional() }).optional(),
+});
+export type PropletMetricsMsg = z.output<typeof PropletMetricsMsg>;
+
+/** proplet → manager, `control/proplet/task_metrics`. */
+export const TaskMetricsMsg = z.looseObject({
+  task_id: z.string().min(1),
+  proplet_id: z.string().min(1),
+  metrics: z.looseObject({}),
+  aggregated: z.looseObject({}).nullable().optional(),
+  timestamp: nullToUndef(z.union([z.string(), z.object({ secs_since_epoch: z.number(), nanos_since_epoch: z.number() })])),
+});
+export type TaskMetricsMsg = z.output<typeof TaskMetricsMsg>;

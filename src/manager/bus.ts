@@ -1,6 +1,6 @@
 import type { MqttClient } from "mqtt";
 import { publishJson } from "../broker/client.ts";
-import { AliveMsg, CreateMsg, decode, ResultMsg, type StartMsg, type StopMsg } from "../core/messages.ts";
+import { AliveMsg, CreateMsg, decode, PropletMetricsMsg, ResultMsg, type StartMsg, type StopMsg, TaskMetricsMsg } from "../core/messages.ts";
 import { type Channel, topics } from "../core/topics.ts";
 import { tag } from "../log.ts";
 
@@ -38,6 +38,8 @@ export class MqttManagerBus implements ManagerBus {
       [t.create]: (p) => handle(t.create, CreateMsg, p, (m) => service.handleCreate(m)),
       [t.alive]: (p) => handle(t.alive, AliveMsg, p, (m) => service.handleAlive(m)),
       [t.results]: (p) => handle(t.results, ResultMsg, p, (m) => service.handleResult(m)),
+      [t.metrics]: (p) => handle(t.metrics, PropletMetricsMsg, p, (m) => service.handlePropletMetrics(m)),
+      [t.taskMetrics]: (p) => handle(t.taskMetrics, TaskMetricsMsg, p, (m) => service.handleTaskMetrics(m)),
     };
     this.client.on("message", (topic, payload) => {
       this.counts.received++;

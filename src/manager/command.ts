@@ -23,6 +23,7 @@ export const serveCommand = defineCommand({
     "channel-id": { type: "string", description: "MQTT channel id (env PROPELLER_CHANNEL_ID)", default: env("PROPELLER_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID },
     "liveliness-interval": { type: "string", description: "seconds between the local proplet's heartbeats (env PROPELLER_LIVELINESS_INTERVAL)", default: env("PROPELLER_LIVELINESS_INTERVAL") ?? "10" },
     "liveliness-threshold": { type: "string", description: "seconds without heartbeat before a proplet counts as dead; default 3 intervals (env PROPELLER_LIVELINESS_THRESHOLD)", default: env("PROPELLER_LIVELINESS_THRESHOLD") },
+    "stale-proplet-removal": { type: "string", description: "forget proplets silent this many seconds, 0 never (env PROPELLER_STALE_PROPLET_REMOVAL)", default: env("PROPELLER_STALE_PROPLET_REMOVAL") ?? "86400" },
     "local-max-tasks": { type: "string", description: "tasks the local proplet runs at once (env PROPELLER_LOCAL_MAX_TASKS); default the CPU count", default: env("PROPELLER_LOCAL_MAX_TASKS") ?? String(cpus().length) },
     scheduler: { type: "string", description: `proplet choice: ${SCHEDULERS.join(", ")} (env PROPELLER_SCHEDULER)`, default: env("PROPELLER_SCHEDULER") ?? "round-robin" },
     ...logLevelArg,
@@ -46,6 +47,7 @@ export const serveCommand = defineCommand({
         scheduler,
         localMaxTasks: int("local-max-tasks", args["local-max-tasks"], 1, 10_000),
         proxy: args.proxy,
+        staleRemovalS: int("stale-proplet-removal", args["stale-proplet-removal"], 0, 10 * 365 * 86400),
       });
       const shutdown = async (sig: string) => {
         log.info(`${sig}: shutting down`);
@@ -55,5 +57,5 @@ export const serveCommand = defineCommand({
       };
       process.once("SIGINT", () => void shutdown("SIGINT"));
       process.once("SIGTERM", () => void shutdown("SIGTERM"));
-    }, args["log-level"]),
+    }, args["log-level"], args["log-format"]),
 });

@@ -39,6 +39,8 @@ export interface ServeOptions {
   localMaxTasks: number;
   /** Run the OCI proxy inside serve. */
   proxy: boolean;
+  /** Seconds after which a silent proplet is forgotten; 0 never. */
+  staleRemovalS?: number;
 }
 
 export interface RunningServe {
@@ -68,7 +70,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const instanceId = crypto.randomUUID();
   const client = await connectMqtt(mqttAddress, { clientId: `manager-${instanceId}`, username: `manager-${instanceId}`, broker: broker?.aedes });
   const bus = new MqttManagerBus(client, o);
-  const svc = new ManagerService(store, bus, { livelinessThresholdMs: o.livelinessThreshold * 1000, scheduler: o.scheduler });
+  const svc = new ManagerService(store, bus, { livelinessThresholdMs: o.livelinessThreshold * 1000, scheduler: o.scheduler, staleRemovalMs: (o.staleRemovalS ?? 0) * 1000 });
   const groups = new Coordinator(store, svc);
   await bus.listen(svc);
   // The OCI proxy, with its own MQTT client like any other participant.
@@ -91,6 +93,8 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       livelinessInterval: o.livelinessInterval,
       maxTasks: o.localMaxTasks,
       fetchTimeoutMs: parseSeconds("PROPLET_FETCH_TIMEOUT", process.env.PROPLET_FETCH_TIMEOUT || undefined, 60) * 1000,
+      metricsInterval: process.env.PROPLET_METRICS_INTERVAL === "0" ? 0 : parseSeconds("PROPLET_METRICS_INTERVAL", process.env.PROPLET_METRICS_INTERVAL || undefined, 10),
+      cgroupRoot: process.env.PROPLET_CGROUP_ROOT || undefined,
       description: "local proplet of propeller serve",
       broker: broker?.aedes,
     });

@@ -1,5 +1,5 @@
 import { badRequest, conflict, notFound } from "../core/errors.ts";
-import type { AliveMsg, CreateMsg, ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
+import type { AliveMsg, CreateMsg, PropletMetricsMsg, ResultMsg, StartMsg, StopMsg, TaskMetricsMsg } from "../core/messages.ts";
 import { isAlive, type Proplet, propletName, propletView, type PropletView, recordHeartbeat } from "../core/proplet.ts";
 import { nextRun } from "../core/cron.ts";
 import type { Run } from "../core/run.ts";
@@ -29,6 +29,8 @@ export interface ManagerBus {
 export interface ServiceOptions {
   /** A proplet whose last heartbeat is older than this is not alive. */
   livelinessThresholdMs: number;
+  /** A proplet silent for this long (and running nothing) is forgotten; 0 keeps them all. */
+  staleRemovalMs?: number;
   scheduler: SchedulerName;
 }
 
@@ -435,7 +437,16 @@ export class ManagerService {
   /** Periodic check: proplets whose heartbeats stopped, and the tasks they had. */
   checkLiveness(): void {
     const now = Date.now();
-    for (const p of this.proplets.values()) if (this.told.get(p.id) && !isAlive(p, now, this.opts.livelinessThresholdMs)) this.propletEvent(p.id, false);
+    for (const p of this.proplets.values()) {
+      if (this.told.get(p.id) && !isAlive(p, now, this.opts.livelinessThresholdMs)) this.propletEvent(p.id, false);
+      const last = p.alive_history.at(-1);
+      const stale = this.opts.staleRemovalMs && (!last || now - Date.parse(last) > this.opts.staleRemovalMs);
+      if (stale && this.taskCount(p.id) === 0) {
+        log.info(`proplet ${p.id} forgotten: no heartbeat for ${this.opts.staleRemovalMs! / 1000}s`);
+        this.proplets.delete(p.id);
+        this.store.proplets.delete(p.id);
+      }
+    }
     for (const [pid, set] of this.runningOn) {
       if (set.size === 0) continue;
       const p = this.proplets.get(pid);
@@ -563,6 +574,39 @@ export class ManagerService {
       total: all.length,
       items: all.slice(offset, offset + limit).map((p) => propletView(p, this.taskCount(p.id), now, this.opts.livelinessThresholdMs)),
     };
+  }
+
+  // ---- metrics samples ----
+
+  handlePropletMetrics(msg: PropletMetricsMsg): void {
+    if (!this.proplets.has(msg.proplet_id)) return;
+    const at = typeof msg.timestamp === "string" && !Number.isNaN(Date.parse(msg.timestamp)) ? new Date(msg.timestamp).toISOString() : nowIso();
+    this.store.metrics.addProplet(msg.proplet_id, at, { ...msg, timestamp: at });
+    if (this.events.listeners) this.events.emit({ type: "metrics", kind: "proplet", proplet_id: msg.proplet_id, sample: msg, at });
+  }
+
+  handleTaskMetrics(msg: TaskMetricsMsg): void {
+    const at = typeof msg.timestamp === "string" && !Number.isNaN(Date.parse(msg.timestamp)) ? new Date(msg.timestamp).toISOString() : nowIso();
+    this.store.metrics.addTask(msg.task_id, at, { ...msg, timestamp: at });
+    if (this.events.listeners) this.events.emit({ type: "metrics", kind: "task", proplet_id: msg.proplet_id, task_id: msg.task_id, sample: msg, at });
+  }
+
+  propletMetrics(id: string, offset: number, limit: number): PageOut<unknown> {
+    if (!this.proplets.has(id)) throw notFound(`proplet ${id} not found`);
+    const r = this.store.metrics.listProplet(id, offset, limit);
+    return { offset, limit, total: r.total, items: r.items };
+  }
+
+  taskMetrics(id: string, offset: number, limit: number): PageOut<unknown> {
+    this.mustGet(id);
+    const r = this.store.metrics.listTask(id, offset, limit);
+    return { offset, limit, total: r.total, items: r.items };
+  }
+
+  aliveHistory(id: string, offset: number, limit: number): PageOut<string> {
+    const p = this.proplets.get(id);
+    if (!p) throw notFound(`proplet ${id} not found`);
+    return { offset, limit, total: p.alive_history.length, items: p.alive_history.slice(offset, offset + limit) };
   }
 
   /** Figures for /metrics. */

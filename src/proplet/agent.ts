@@ -5,6 +5,7 @@ import { decode, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
 import { RegistryServerMsg } from "../core/oci.ts";
 import { ChunkAssembler } from "./chunks.ts";
 import { HostRuntime } from "./runtime/host.ts";
+import { aggregate, profileFor, PropletSampler, ProcSampler, type TaskSample } from "./monitor.ts";
 import { chooseEntry } from "../core/wasm-call.ts";
 import { inspect } from "../core/wasm-info.ts";
 import { topics } from "../core/topics.ts";
@@ -29,6 +30,7 @@ export class PropletAgent {
   private running = new Map<string, Running | "preparing">();
   private stopRequested = new Set<string>();
   private heartbeat?: Timer;
+  private metricsTimer?: Timer;
   private pool: WorkerPool;
   private modules = new ModuleCache();
   private chunks: ChunkAssembler;
@@ -70,6 +72,15 @@ export class PropletAgent {
     this.client.on("connect", () => void this.announce());
     await this.announce();
     this.heartbeat = setInterval(() => this.beat(), this.cfg.livelinessInterval * 1000);
+    const every = this.cfg.metricsInterval ?? 10;
+    if (every > 0) {
+      const sampler = new PropletSampler(this.id, this.cfg.namespace, this.cfg.cgroupRoot ?? "/sys/fs/cgroup");
+      const send = () => {
+        if (this.client?.connected) this.client.publish(this.t.metrics, JSON.stringify(sampler.sample()), { qos: 0 });
+      };
+      send();
+      this.metricsTimer = setInterval(send, every * 1000);
+    }
     log.info(`proplet ${this.id} connected to ${this.cfg.mqttAddress} (channel ${this.cfg.domainId}/${this.cfg.channelId})`);
   }
 
@@ -127,13 +138,34 @@ export class PropletAgent {
       log.info(`task ${msg.id} running (${msg.name})`);
       const run = this.host ? this.runOnHost(msg.id, bytes, msg, env, timeoutMs) : this.pool.run({ compiled: this.modules.load(bytes), name: msg.name, inputs: msg.inputs ?? [], env, options, timeoutMs });
       this.running.set(msg.id, run);
+      const monitor = this.monitorTask(msg, run);
       const r = await run.done;
+      clearInterval(monitor);
       this.running.delete(msg.id);
       log.info(`task ${msg.id} ${r.ok ? "completed" : `failed: ${r.error}`}`);
       await this.publishResult({ task_id: msg.id, proplet_id: this.id, results: r.result, error: r.ok ? null : (r.error ?? "failed") });
     } catch (e) {
       await fail(e instanceof Error ? e.message : String(e));
     }
+  }
+
+  /** Task metrics per monitoring profile: /proc for host-runtime tasks, linear memory for in-process ones. */
+  private monitorTask(msg: StartMsg, run: Running): Timer | undefined {
+    const profile = profileFor(msg.monitoring_profile, msg.daemon);
+    if (!profile.enabled) return undefined;
+    const proc = run.pid ? new ProcSampler(run.pid) : undefined;
+    const started = performance.now();
+    const history: TaskSample[] = [];
+    return setInterval(() => {
+      const s: TaskSample | undefined = proc
+        ? proc.sample()
+        : { cpu_percent: 0, memory_bytes: run.memoryBytes?.() ?? 0, memory_percent: 0, disk_read_bytes: 0, disk_write_bytes: 0, uptime_seconds: +((performance.now() - started) / 1000).toFixed(3), thread_count: 1, file_descriptor_count: 0 };
+      if (!s || !this.client?.connected) return;
+      history.push(s);
+      if (history.length > profile.historySize) history.shift();
+      const payload = { task_id: msg.id, proplet_id: this.id, metrics: s, aggregated: aggregate(history), timestamp: new Date().toISOString() };
+      this.client.publish(this.t.taskMetrics, JSON.stringify(payload), { qos: 0 });
+    }, profile.intervalS * 1000);
   }
 
   private runOnHost(id: string, bytes: Uint8Array, msg: StartMsg, env: Record<string, string>, timeoutMs: number): Running {
@@ -175,6 +207,7 @@ export class PropletAgent {
   /** Graceful: say we are offline (the Last Will only fires on an unclean end), then disconnect. */
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
+    clearInterval(this.metricsTimer);
     for (const r of this.running.values()) if (r !== "preparing") r.stop("proplet shutting down");
     if (this.client?.connected) {
       await publishJson(this.client, this.t.alive, { proplet_id: this.id, status: "offline", namespace: this.cfg.namespace }).catch(() => {});

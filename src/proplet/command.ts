@@ -40,6 +40,8 @@ export const propletCommand = defineCommand({
         maxTasks: int("max-tasks", args["max-tasks"], 1, 10_000),
         fetchTimeoutMs: parseSeconds("PROPLET_FETCH_TIMEOUT", env("PROPLET_FETCH_TIMEOUT"), 60) * 1000,
         runtime: runtime(args.runtime),
+        metricsInterval: env("PROPLET_METRICS_INTERVAL") === "0" ? 0 : parseSeconds("PROPLET_METRICS_INTERVAL", env("PROPLET_METRICS_INTERVAL"), 10),
+        cgroupRoot: env("PROPLET_CGROUP_ROOT"),
         externalRuntime: env("PROPLET_EXTERNAL_WASM_RUNTIME"),
         description: args.description,
         tags: args.tags?.split(",").map((t) => t.trim()).filter(Boolean),
@@ -53,5 +55,5 @@ export const propletCommand = defineCommand({
       };
       process.once("SIGINT", () => void shutdown("SIGINT"));
       process.once("SIGTERM", () => void shutdown("SIGTERM"));
-    }, args["log-level"]),
+    }, args["log-level"], args["log-format"]),
 });

@@ -14,6 +14,10 @@ export interface PropletConfig {
   maxTasks: number;
   /** How long a task waits for its module's chunks from the proxy, in ms. */
   fetchTimeoutMs?: number;
+  /** Seconds between proplet metrics messages; 0 disables them. */
+  metricsInterval?: number;
+  /** Where cgroup files are read (tests point it at a prepared tree). */
+  cgroupRoot?: string;
   /** `host` runs each task as a child process; default in-process worker threads. */
   runtime?: "inprocess" | "host";
   /** With the host runtime: an external CLI (e.g. wasmtime) instead of this executable's `wasm run`. */

@@ -43,5 +43,5 @@ export const proxyCommand = defineCommand({
       log.info(`OCI proxy on ${args["mqtt-url"]} (registries over plain HTTP: localhost and PROPELLER_INSECURE_REGISTRIES)`);
       process.once("SIGTERM", () => void client.endAsync().then(() => process.exit(0)));
       process.once("SIGINT", () => void client.endAsync().then(() => process.exit(0)));
-    }, args["log-level"]),
+    }, args["log-level"], args["log-format"]),
 });

@@ -49,11 +49,21 @@ export interface PropletRepository {
   all(): Proplet[];
 }
 
+/** Metrics samples, newest kept up to a bound per proplet or task. */
+export interface MetricsRepository {
+  addProplet(propletId: string, at: string, sample: unknown): void;
+  addTask(taskId: string, at: string, sample: unknown): void;
+  /** Newest first. */
+  listProplet(propletId: string, offset: number, limit: number): ListResult<unknown>;
+  listTask(taskId: string, offset: number, limit: number): ListResult<unknown>;
+}
+
 export interface Storage {
   tasks: TaskRepository;
   proplets: PropletRepository;
   runs: RunRepository;
   jobs: JobRepository;
+  metrics: MetricsRepository;
   /**
    * Resolves once every write made so far is committed. Writes are grouped into one commit per turn of the
    * event loop (group commit); callers acknowledge a change to a client only after this resolves, so nothing

@@ -102,6 +102,11 @@ export function createApp(svc: ManagerService, groups: Coordinator, info: AppInf
   app.post("/tasks/:id/start", async (c) => c.json(await svc.startTask(c.req.param("id"))));
   app.post("/tasks/:id/stop", async (c) => c.json(await svc.stopTask(c.req.param("id"))));
   app.get("/tasks/:id/results", (c) => c.json(svc.getResults(c.req.param("id"))));
+  app.get("/tasks/:id/metrics", (c) => {
+    const p = page(c);
+    const r = svc.taskMetrics(c.req.param("id"), p.offset, p.limit);
+    return c.json({ offset: r.offset, limit: r.limit, total: r.total, metrics: r.items });
+  });
   app.get("/tasks/:id/runs", (c) => {
     const p = page(c);
     const r = svc.listRuns(c.req.param("id"), p.offset, p.limit);
@@ -133,6 +138,16 @@ export function createApp(svc: ManagerService, groups: Coordinator, info: AppInf
     return c.json({ offset: r.offset, limit: r.limit, total: r.total, proplets: r.items });
   });
   app.get("/proplets/:id", (c) => c.json(svc.getProplet(c.req.param("id"))));
+  app.get("/proplets/:id/metrics", (c) => {
+    const p = page(c);
+    const r = svc.propletMetrics(c.req.param("id"), p.offset, p.limit);
+    return c.json({ offset: r.offset, limit: r.limit, total: r.total, metrics: r.items });
+  });
+  app.get("/proplets/:id/alive-history", (c) => {
+    const p = page(c);
+    const r = svc.aliveHistory(c.req.param("id"), p.offset, p.limit);
+    return c.json({ offset: r.offset, limit: r.limit, total: r.total, history: r.items });
+  });
   app.delete("/proplets/:id", async (c) => {
     await svc.deleteProplet(c.req.param("id"));
     return c.body(null, 204);

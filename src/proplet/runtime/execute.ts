@@ -16,7 +16,7 @@ export interface ExecRequest {
   inputs: string[];
   env: Record<string, string>;
   options: RuntimeOptions;
-  /** Int32 slot: set to 1 by the owner to stop the task. */
+  /** Int32 slots shared with the owner: [0] set to 1 to stop the task; [1] written here: linear memory pages. */
   stopFlag: Int32Array;
   /** Run time limit in ms, or 0 for none. */
   timeoutMs: number;
@@ -105,7 +105,9 @@ export function execute(req: ExecRequest): ExecResult {
   if (typeof entry === "string") return { ok: false, result: "", error: entry };
 
   const deadline = req.timeoutMs > 0 ? Date.now() + req.timeoutMs : 0;
+  let memory: WebAssembly.Memory | undefined;
   const checkStop = () => {
+    if (memory) Atomics.store(req.stopFlag, 1, memory.buffer.byteLength >>> 16); // for task metrics
     if (Atomics.load(req.stopFlag, 0) !== 0) throw new Interrupted("task stopped");
     if (deadline && Date.now() > deadline) throw new Interrupted(`task timed out after ${req.timeoutMs / 1000}s`);
   };
@@ -143,6 +145,7 @@ export function execute(req: ExecRequest): ExecResult {
   try {
     const instance = new WebAssembly.Instance(req.module, imports);
     const exports = instance.exports as Record<string, unknown>;
+    if (exports.memory instanceof WebAssembly.Memory) memory = exports.memory;
     if (entry.kind === "command") {
       exitCode = wasi.start(instance as never);
       result = stdout.text();

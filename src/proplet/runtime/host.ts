@@ -91,6 +91,6 @@ export class HostRuntime {
       if (code !== 0) return { ok: false, result, exitCode: code, error: `exit code ${code}${err.text.trim() ? `: ${err.text.trim()}` : ""}` };
       return { ok: true, result, exitCode: 0 };
     })();
-    return { done, stop };
+    return { done, stop, pid: proc.pid };
   }
 }

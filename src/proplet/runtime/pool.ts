@@ -19,6 +19,10 @@ export interface RunSpec {
 export interface Running {
   done: Promise<ExecResult>;
   stop(reason?: string): void;
+  /** PID of the task's own process (host runtime). */
+  pid?: number;
+  /** Linear memory in bytes, as last seen by the interrupt check (in-process runtime). */
+  memoryBytes?: () => number;
 }
 
 const STOP_GRACE_MS = 1000;
@@ -58,7 +62,7 @@ export class WorkerPool {
   }
 
   private spawn(): Slot {
-    const sab = new SharedArrayBuffer(4);
+    const sab = new SharedArrayBuffer(8);
     const slot: Slot = { worker: new Worker(workerUrl), known: new Set(), flag: new Int32Array(sab) };
     slot.worker.postMessage({ stopFlag: sab } satisfies WorkerInit);
     slot.worker.onmessage = (e: MessageEvent<WorkerReply>) => slot.pending?.(e.data);
@@ -115,6 +119,7 @@ export class WorkerPool {
     this.busy.add(slot);
     slot.worker.ref();
     Atomics.store(slot.flag, 0, 0);
+    Atomics.store(slot.flag, 1, 0);
     const seq = ++this.seq;
     let settle!: (r: ExecResult) => void;
     const done = new Promise<ExecResult>((resolve) => (settle = resolve));
@@ -163,7 +168,7 @@ export class WorkerPool {
       outputLimit: OUTPUT_LIMIT,
     };
     slot.worker.postMessage(req);
-    return { done, stop };
+    return { done, stop, memoryBytes: () => Atomics.load(slot.flag, 1) * 65536 };
   }
 
   close(): void {

@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 import type { Proplet } from "../../core/proplet.ts";
 import type { Task } from "../../core/task.ts";
 import type { Job, Run } from "../../core/run.ts";
-import type { JobRepository, ListResult, PropletRepository, RunRepository, Storage, TaskRepository } from "../repository.ts";
+import type { JobRepository, ListResult, MetricsRepository, PropletRepository, RunRepository, Storage, TaskRepository } from "../repository.ts";
 
 // SQLite in WAL mode with synchronous=NORMAL: a committed write survives a kill -9 of the process (the OS keeps
 // what was written; WAL is fsynced at checkpoints). Writes are grouped: the first write of an event-loop turn
@@ -37,7 +37,12 @@ const MIGRATIONS = [
   // The state index changed on every task update and served only start-up scans.
   `DROP INDEX tasks_state`,
   `CREATE TABLE jobs (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, doc TEXT NOT NULL)`,
+  `CREATE TABLE metrics (kind TEXT NOT NULL, owner TEXT NOT NULL, at TEXT NOT NULL, doc TEXT NOT NULL)`,
+  `CREATE INDEX metrics_owner ON metrics(kind, owner, at DESC)`,
 ];
+
+/** Samples kept per proplet and per task. */
+export const METRICS_RETENTION = 1000;
 
 type TaskRow = { doc: string; file: string | null };
 
@@ -178,6 +183,40 @@ class SqliteRuns implements RunRepository {
   }
 }
 
+class SqliteMetrics implements MetricsRepository {
+  constructor(
+    private db: Database,
+    private batch: Batch,
+  ) {}
+  private add(kind: string, owner: string, at: string, sample: unknown): void {
+    this.batch.begin();
+    this.db.query("INSERT INTO metrics (kind, owner, at, doc) VALUES (?, ?, ?, ?)").run(kind, owner, at, JSON.stringify(sample));
+    this.db
+      .query("DELETE FROM metrics WHERE rowid IN (SELECT rowid FROM metrics WHERE kind = ? AND owner = ? ORDER BY at DESC LIMIT -1 OFFSET ?)")
+      .run(kind, owner, METRICS_RETENTION);
+  }
+  private list(kind: string, owner: string, offset: number, limit: number): ListResult<unknown> {
+    const total = this.db.query<{ n: number }, [string, string]>("SELECT count(*) AS n FROM metrics WHERE kind = ? AND owner = ?").get(kind, owner)!.n;
+    const items = this.db
+      .query<{ doc: string }, [string, string, number, number]>("SELECT doc FROM metrics WHERE kind = ? AND owner = ? ORDER BY at DESC LIMIT ? OFFSET ?")
+      .all(kind, owner, limit, offset)
+      .map((r) => JSON.parse(r.doc) as unknown);
+    return { total, items };
+  }
+  addProplet(id: string, at: string, sample: unknown): void {
+    this.add("proplet", id, at, sample);
+  }
+  addTask(id: string, at: string, sample: unknown): void {
+    this.add("task", id, at, sample);
+  }
+  listProplet(id: string, offset: number, limit: number): ListResult<unknown> {
+    return this.list("proplet", id, offset, limit);
+  }
+  listTask(id: string, offset: number, limit: number): ListResult<unknown> {
+    return this.list("task", id, offset, limit);
+  }
+}
+
 class SqliteJobs implements JobRepository {
   constructor(
     private db: Database,
@@ -253,6 +292,7 @@ export function openSqlite(path: string): Storage {
     proplets: new SqliteProplets(db, batch),
     runs: new SqliteRuns(db, batch),
     jobs: new SqliteJobs(db, batch),
+    metrics: new SqliteMetrics(db, batch),
     durable: () => batch.durable(),
     close: () => {
       batch.commit();
