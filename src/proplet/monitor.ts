@@ -71,6 +71,7 @@ export class ProcSampler {
     try {
       const stat = readFileSync(`/proc/${this.pid}/stat`, "utf8");
       const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (f[0] === "Z" || f[0] === "X") return undefined; // ended: nothing left to measure
       const ticks = Number(f[11]) + Number(f[12]);
       const now = performance.now();
       const cpu = ((ticks - this.lastTicks) / CLK_TCK / ((now - this.lastAt) / 1000)) * 100;
