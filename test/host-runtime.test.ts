@@ -45,7 +45,18 @@ test("stop kills a spinning child and frees its CPU", async () => {
   const cpu0 = cpuSeconds(p.proc.pid);
   await Bun.sleep(800);
   expect(cpuSeconds(p.proc.pid) - cpu0).toBeLessThan(0.3);
-  // No child left: the proplet's process group has no spinning `wasm run`.
-  const ps = Bun.spawnSync(["pgrep", "-f", "wasm run .*propeller-modules"]).stdout.toString().trim();
-  expect(ps).toBe("");
+});
+
+test("a task's process ends when its proplet is killed with -9", async () => {
+  const q = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "host-orphan", PROPLET_RUNTIME: "host" });
+  await until("host-orphan alive", async () => (await http(`${s.url}/proplets/host-orphan`)).body?.alive === true);
+  const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin"), proplet_id: "host-orphan" });
+  await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
+  await until("running", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
+  await Bun.sleep(300);
+  const children = () => Bun.spawnSync(["pgrep", "-P", String(q.proc.pid)]).stdout.toString().trim().split("\n").filter(Boolean).map(Number);
+  const kids = children();
+  expect(kids.length).toBeGreaterThan(0);
+  await q.kill("SIGKILL");
+  await until("the orphaned child to exit", () => kids.every((pid) => !Bun.spawnSync(["kill", "-0", String(pid)]).success), 3000);
 });

@@ -16,6 +16,7 @@ export const wasmCommand = defineCommand({
         file: { type: "positional", description: "path to a .wasm file", required: true },
         invoke: { type: "string", description: "export to call instead of _start" },
         argv0: { type: "string", description: "the command's argv[0] (default: the file name)" },
+        "exit-with-parent": { type: "boolean", description: "end the run if the parent process dies (used by the host runtime)" },
         dir: { type: "string", description: "preopen HOST[::GUEST]; repeat for several" },
         env: { type: "string", description: "KEY=VALUE for the guest; repeat for several" },
       },
@@ -43,6 +44,7 @@ export const wasmCommand = defineCommand({
             stopFlag: new Int32Array(new SharedArrayBuffer(8)),
             timeoutMs: 0,
             outputLimit: 64 << 20,
+            ...(args["exit-with-parent"] ? { parentPid: process.ppid } : {}),
           });
           if (r.result) process.stdout.write(r.result.endsWith("\n") || !args.invoke ? r.result : `${r.result}\n`);
           // A command's stderr passes through as it is; the exit code is the guest's.

@@ -16,6 +16,8 @@ export const PropletMetadata = z.looseObject({
   wasm_runtime: z.string().optional(),
   /** Ours: how many tasks the proplet runs at once. Absent (upstream proplets): no limit. */
   max_tasks: z.number().int().positive().optional(),
+  /** Ours: seconds between its heartbeats, so a slow-beating proplet is not declared dead by a tighter threshold. */
+  liveliness_interval_s: z.number().positive().optional(),
 });
 export type PropletMetadata = z.infer<typeof PropletMetadata>;
 
@@ -46,10 +48,14 @@ export function lastAlive(p: Proplet): string | undefined {
   return p.alive_history[p.alive_history.length - 1];
 }
 
-/** Alive = a heartbeat within the threshold and no offline message since (DESIGN §4.8). */
+/**
+ * Alive = a heartbeat within the threshold and no offline message since (DESIGN §4.8). The threshold is at
+ * least three of the proplet's own heartbeat intervals when it announced them.
+ */
 export function isAlive(p: Proplet, nowMs: number, thresholdMs: number): boolean {
   const last = lastAlive(p);
-  return !p.offline && last !== undefined && nowMs - Date.parse(last) <= thresholdMs;
+  const own = (p.metadata.liveliness_interval_s ?? 0) * 3000;
+  return !p.offline && last !== undefined && nowMs - Date.parse(last) <= Math.max(thresholdMs, own);
 }
 
 export function propletView(p: Proplet, taskCount: number, nowMs: number, thresholdMs: number): PropletView {

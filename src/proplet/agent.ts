@@ -90,7 +90,7 @@ export class PropletAgent {
     await publishJson(c, this.t.create, {
       proplet_id: this.id,
       namespace: this.cfg.namespace,
-      metadata: { ...discoveryMetadata(this.cfg, this.host?.name ?? RUNTIME_NAME), max_tasks: this.cfg.maxTasks },
+      metadata: { ...discoveryMetadata(this.cfg, this.host?.name ?? RUNTIME_NAME), max_tasks: this.cfg.maxTasks, liveliness_interval_s: this.cfg.livelinessInterval },
     });
     this.beat();
   }

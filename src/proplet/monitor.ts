@@ -78,6 +78,7 @@ export class ProcSampler {
       this.lastTicks = ticks;
       this.lastAt = now;
       const rss = Number(f[21]) * PAGE;
+      if (rss === 0) return undefined; // exiting: its memory is already gone
       const io = readFileSync(`/proc/${this.pid}/io`, "utf8");
       const ioField = (k: string) => Number(new RegExp(`^${k}: (\\d+)$`, "m").exec(io)?.[1] ?? 0);
       const total = Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) * 1024;

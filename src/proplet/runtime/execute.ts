@@ -22,6 +22,11 @@ export interface ExecRequest {
   timeoutMs: number;
   /** Cap on captured stdout and stderr, each. */
   outputLimit: number;
+  /**
+   * For a task run as a child process: the parent's pid. If the parent dies (a proplet killed with -9), the
+   * child would spin on as an orphan; the interrupt check notices the new parent and ends the run.
+   */
+  parentPid?: number;
 }
 
 export interface ExecResult {
@@ -109,6 +114,7 @@ export function execute(req: ExecRequest): ExecResult {
   const checkStop = () => {
     if (memory) Atomics.store(req.stopFlag, 1, memory.buffer.byteLength >>> 16); // for task metrics
     if (Atomics.load(req.stopFlag, 0) !== 0) throw new Interrupted("task stopped");
+    if (req.parentPid !== undefined && process.ppid !== req.parentPid) throw new Interrupted("the proplet that started this task is gone");
     if (deadline && Date.now() > deadline) throw new Interrupted(`task timed out after ${req.timeoutMs / 1000}s`);
   };
   const stdout = new Capture(req.outputLimit);

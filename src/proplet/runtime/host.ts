@@ -70,7 +70,7 @@ export class HostRuntime {
     const invoke = spec.invoke ? ["--invoke", spec.invoke] : [];
     const env = Object.entries(spec.env).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
     if (this.external) return [this.external, "run", ...invoke, ...spec.cliArgs, ...env, file, ...spec.inputs];
-    return [...selfCommand(), file, ...invoke, "--argv0", spec.argv0, ...spec.cliArgs, ...env, "--", ...spec.inputs];
+    return [...selfCommand(), file, ...invoke, "--argv0", spec.argv0, "--exit-with-parent", ...spec.cliArgs, ...env, "--", ...spec.inputs];
   }
 
   run(taskId: string, spec: HostSpec): Running {
