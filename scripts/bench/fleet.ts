@@ -1,0 +1,78 @@
+// Fleet benchmark: the CPU a `propeller serve` (embedded broker, SQLite, no local proplet) spends while 1,000
+// simulated proplets announce themselves and heartbeat every second. The simulated proplets are spread over a few
+// MQTT connections of this process; the serve's own CPU time is read from /proc.
+// Prints one JSON object as the last stdout line, with `manager_cpu_percent` (percent of one core).
+//
+//   bun scripts/bench/fleet.ts [--proplets 1000] [--connections 20] [--seconds 30]
+import mqtt from "mqtt";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+
+const { values: opt } = parseArgs({ options: { proplets: { type: "string", default: "1000" }, connections: { type: "string", default: "20" }, seconds: { type: "string", default: "30" } } });
+const N = Number(opt.proplets);
+const C = Number(opt.connections);
+const SECONDS = Number(opt.seconds);
+const root = join(import.meta.dir, "..", "..");
+const say = (s: string) => process.stderr.write(`${s}\n`);
+
+async function freePort(): Promise<number> {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const p = s.port;
+  s.stop(true);
+  return p;
+}
+const cpuSeconds = (pid: number) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
+
+const dir = mkdtempSync(join(tmpdir(), "propeller-fleet-"));
+const httpPort = await freePort();
+const mqttPort = await freePort();
+const serve = Bun.spawn([process.execPath, join(root, "src/main.ts"), "serve", "--http-port", `${httpPort}`, "--mqtt-port", `${mqttPort}`, "--data-dir", dir, "--no-local-proplet", "--log-level", "warn"], { stdout: "inherit", stderr: "inherit" });
+const url = `http://127.0.0.1:${httpPort}`;
+for (let i = 0; ; i++) {
+  try {
+    if ((await fetch(`${url}/health`)).ok) break;
+  } catch {}
+  if (i > 300) throw new Error("serve did not start");
+  await Bun.sleep(50);
+}
+
+const base = "m/default/c/default/control/proplet";
+const clients = await Promise.all(Array.from({ length: C }, (_, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: `fleet-${i}` })));
+const ids = Array.from({ length: N }, (_, i) => `sim-${String(i).padStart(5, "0")}`);
+const clientOf = (i: number) => clients[i % C]!;
+for (const [i, id] of ids.entries()) {
+  clientOf(i).publish(`${base}/create`, JSON.stringify({ proplet_id: id, namespace: "default", metadata: { os: "linux", cpu_arch: "x86_64", proplet_version: "sim", max_tasks: 1, liveliness_interval_s: 1 } }), { qos: 1 });
+}
+// Each proplet beats once a second, the fleet spread evenly over the second.
+let beats = 0;
+const timers = ids.map((id, i) =>
+  setTimeout(() => {
+    const beat = () => {
+      clientOf(i).publish(`${base}/alive`, JSON.stringify({ proplet_id: id, status: "alive", namespace: "default", tasks: [] }), { qos: 0 });
+      beats++;
+    };
+    beat();
+    timers[i] = setInterval(beat, 1000);
+  }, (i * 1000) / N),
+);
+say(`${N} proplets on ${C} connections; warming up 5 s…`);
+await Bun.sleep(5000);
+const alive = ((await (await fetch(`${url}/proplets?status=active&limit=1`)).json()) as { total: number }).total;
+const cpu0 = cpuSeconds(serve.pid);
+const beats0 = beats;
+const t0 = performance.now();
+await Bun.sleep(SECONDS * 1000);
+const cpu = cpuSeconds(serve.pid) - cpu0;
+const elapsed = (performance.now() - t0) / 1000;
+const rate = (beats - beats0) / elapsed;
+for (const t of timers) clearInterval(t);
+await Promise.all(clients.map((c) => c.endAsync()));
+serve.kill("SIGKILL");
+rmSync(dir, { recursive: true, force: true });
+console.log(JSON.stringify({ proplets: N, alive_at_start: alive, seconds: +elapsed.toFixed(1), heartbeats_per_s: Math.round(rate), manager_cpu_percent: +((cpu / elapsed) * 100).toFixed(1) }));
