@@ -132,6 +132,31 @@ describe("push, pull and tasks with image_url", () => {
   });
 });
 
+describe("http(s) image_url", () => {
+  test("a module served over HTTP runs; a 404 and a wrong content type fail with the reason", async () => {
+    const srv = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch(req) {
+        const path = new URL(req.url).pathname;
+        if (path === "/add.wasm") return new Response(fixture("add"), { headers: { "content-type": "application/wasm" } });
+        if (path === "/page.html") return new Response("<html></html>", { headers: { "content-type": "text/html" } });
+        return new Response("no", { status: 404 });
+      },
+    });
+    try {
+      const base = `http://127.0.0.1:${srv.port}`;
+      expect(await runTask(s.url, { name: "add", image_url: `${base}/add.wasm`, inputs: [20, 22] })).toMatchObject({ state: 3, results: "42" });
+      const missing = await runTask(s.url, { name: "add", image_url: `${base}/gone.wasm`, inputs: [1, 1] });
+      expect(missing.error).toBe(`HTTP 404 fetching wasm from ${base}/gone.wasm`);
+      const html = await runTask(s.url, { name: "add", image_url: `${base}/page.html`, inputs: [1, 1] });
+      expect(html.error).toContain("unexpected content type text/html");
+    } finally {
+      srv.stop(true);
+    }
+  });
+});
+
 describe("chunk loss", () => {
   // A serve without its proxy; this test answers chunk requests itself and drops one chunk in flight.
   let n: Serve;

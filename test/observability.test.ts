@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { readCgroup } from "../src/proplet/cgroup.ts";
-import { b64, http, runTask, type Serve, spawnPropeller, startServe, tempDir, until } from "./helpers.ts";
+import { b64, freePort, http, runTask, type Serve, spawnPropeller, startServe, tempDir, until } from "./helpers.ts";
 
 // Liveliness, metrics, Prometheus and live events, with real processes.
 
@@ -95,6 +95,22 @@ describe("proplet metrics and liveliness", () => {
 });
 
 describe("events and Prometheus", () => {
+  test("a proplet serves its own Prometheus metrics when PROPLET_METRICS_PORT is set", async () => {
+    const port = await freePort();
+    const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "prom-proplet", PROPLET_METRICS_PORT: String(port) });
+    try {
+      await until("prom-proplet alive", async () => (await http(`${s.url}/proplets/prom-proplet`)).body?.alive === true);
+      await runTask(s.url, { name: "add", file: b64("add"), inputs: [1, 1], proplet_id: "prom-proplet" });
+      const families = parsePrometheusTextFormat(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()) as unknown as { name: string; metrics: { value: string }[] }[];
+      const v = (n: string) => Number(families.find((f) => f.name === n)?.metrics[0]?.value);
+      expect(v("proplet_tasks_started_total")).toBe(1);
+      expect(v("proplet_tasks_completed_total")).toBe(1);
+      expect(v("proplet_resident_memory_bytes")).toBeGreaterThan(0);
+    } finally {
+      await p.kill("SIGKILL");
+    }
+  });
+
   test("GET /events shows a task's Pending → Running → Completed in order", async () => {
     const ac = new AbortController();
     const res = await fetch(`${s.url}/events?types=task`, { signal: ac.signal });

@@ -6,6 +6,7 @@ import { RegistryServerMsg } from "../core/oci.ts";
 import { ChunkAssembler } from "./chunks.ts";
 import { HostRuntime } from "./runtime/host.ts";
 import { aggregate, profileFor, PropletSampler, ProcSampler, type TaskSample } from "./monitor.ts";
+import { PropletPrometheus } from "./prometheus.ts";
 import { chooseEntry } from "../core/wasm-call.ts";
 import { inspect } from "../core/wasm-info.ts";
 import { topics } from "../core/topics.ts";
@@ -31,6 +32,7 @@ export class PropletAgent {
   private stopRequested = new Set<string>();
   private heartbeat?: Timer;
   private metricsTimer?: Timer;
+  private prom?: PropletPrometheus;
   private pool: WorkerPool;
   private modules = new ModuleCache();
   private chunks: ChunkAssembler;
@@ -80,6 +82,11 @@ export class PropletAgent {
       };
       send();
       this.metricsTimer = setInterval(send, every * 1000);
+    }
+    if (this.cfg.metricsPort) {
+      this.prom = new PropletPrometheus(() => this.running.size);
+      const port = this.prom.listen(this.cfg.metricsPort);
+      log.info(`Prometheus metrics on http://127.0.0.1:${port}/metrics`);
     }
     log.info(`proplet ${this.id} connected to ${this.cfg.mqttAddress} (channel ${this.cfg.domainId}/${this.cfg.channelId})`);
   }
@@ -138,9 +145,11 @@ export class PropletAgent {
       log.info(`task ${msg.id} running (${msg.name})`);
       const run = this.host ? this.runOnHost(msg.id, bytes, msg, env, timeoutMs) : this.pool.run({ compiled: this.modules.load(bytes), name: msg.name, inputs: msg.inputs ?? [], env, options, timeoutMs });
       this.running.set(msg.id, run);
+      this.prom?.started.inc();
       const monitor = this.monitorTask(msg, run);
       const r = await run.done;
       clearInterval(monitor);
+      (r.ok ? this.prom?.completed : this.prom?.failed)?.inc();
       this.running.delete(msg.id);
       log.info(`task ${msg.id} ${r.ok ? "completed" : `failed: ${r.error}`}`);
       await this.publishResult({ task_id: msg.id, proplet_id: this.id, results: r.result, error: r.ok ? null : (r.error ?? "failed") });
@@ -208,6 +217,7 @@ export class PropletAgent {
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
     clearInterval(this.metricsTimer);
+    this.prom?.close();
     for (const r of this.running.values()) if (r !== "preparing") r.stop("proplet shutting down");
     if (this.client?.connected) {
       await publishJson(this.client, this.t.alive, { proplet_id: this.id, status: "offline", namespace: this.cfg.namespace }).catch(() => {});

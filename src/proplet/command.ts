@@ -42,6 +42,7 @@ export const propletCommand = defineCommand({
         runtime: runtime(args.runtime),
         metricsInterval: env("PROPLET_METRICS_INTERVAL") === "0" ? 0 : parseSeconds("PROPLET_METRICS_INTERVAL", env("PROPLET_METRICS_INTERVAL"), 10),
         cgroupRoot: env("PROPLET_CGROUP_ROOT"),
+        metricsPort: env("PROPLET_METRICS_PORT") ? int("PROPLET_METRICS_PORT", env("PROPLET_METRICS_PORT"), 0, 65535) : undefined,
         externalRuntime: env("PROPLET_EXTERNAL_WASM_RUNTIME"),
         description: args.description,
         tags: args.tags?.split(",").map((t) => t.trim()).filter(Boolean),

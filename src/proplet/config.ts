@@ -16,6 +16,8 @@ export interface PropletConfig {
   fetchTimeoutMs?: number;
   /** Seconds between proplet metrics messages; 0 disables them. */
   metricsInterval?: number;
+  /** Port of the proplet's own Prometheus endpoint; unset or 0: none. */
+  metricsPort?: number;
   /** Where cgroup files are read (tests point it at a prepared tree). */
   cgroupRoot?: string;
   /** `host` runs each task as a child process; default in-process worker threads. */
