@@ -13,6 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { freePort, waitForHealth } from "./lib.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -30,12 +31,6 @@ const root = join(import.meta.dir, "..", "..");
 const file = readFileSync(join(root, "test/fixtures/build/add.wasm")).toString("base64");
 const say = (s: string) => process.stderr.write(`${s}\n`);
 
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
-}
 
 const dataDir = mkdtempSync(join(tmpdir(), "propeller-bench-"));
 const httpPort = await freePort();
@@ -47,13 +42,7 @@ const serve = Bun.spawn([...cmd, "serve", "--http-port", `${httpPort}`, "--mqtt-
   stderr: "inherit",
 });
 const url = `http://127.0.0.1:${httpPort}`;
-for (let i = 0; ; i++) {
-  try {
-    if ((await fetch(`${url}/health`)).ok) break;
-  } catch {}
-  if (i > 300) throw new Error("serve did not start");
-  await Bun.sleep(50);
-}
+await waitForHealth(url);
 
 async function post(path: string, body?: unknown): Promise<any> {
   const res = await fetch(`${url}${path}`, {

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { freePort } from "./lib.ts";
 import { RegistryClient } from "../../src/proxy/registry.ts";
 
 const { values: opt } = parseArgs({ options: { mib: { type: "string", default: "10" }, proplets: { type: "string", default: "4" }, rounds: { type: "string", default: "3" } } });
@@ -18,12 +19,6 @@ const root = join(import.meta.dir, "..", "..");
 const main = join(root, "src/main.ts");
 const say = (s: string) => process.stderr.write(`${s}\n`);
 
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
-}
 async function until(fn: () => Promise<boolean>, ms = 20_000): Promise<void> {
   for (const end = Date.now() + ms; Date.now() < end; await Bun.sleep(20)) if (await fn().catch(() => false)) return;
   throw new Error("timed out");

@@ -5,10 +5,11 @@
 //
 //   bun scripts/bench/fleet.ts [--proplets 1000] [--connections 20] [--seconds 30]
 import mqtt from "mqtt";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { cpuSeconds, freePort, waitForHealth } from "./lib.ts";
 
 const { values: opt } = parseArgs({ options: { proplets: { type: "string", default: "1000" }, connections: { type: "string", default: "20" }, seconds: { type: "string", default: "30" } } });
 const N = Number(opt.proplets);
@@ -17,30 +18,13 @@ const SECONDS = Number(opt.seconds);
 const root = join(import.meta.dir, "..", "..");
 const say = (s: string) => process.stderr.write(`${s}\n`);
 
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
-}
-const cpuSeconds = (pid: number) => {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
 
 const dir = mkdtempSync(join(tmpdir(), "propeller-fleet-"));
 const httpPort = await freePort();
 const mqttPort = await freePort();
 const serve = Bun.spawn([process.execPath, join(root, "src/main.ts"), "serve", "--http-port", `${httpPort}`, "--mqtt-port", `${mqttPort}`, "--data-dir", dir, "--no-local-proplet", "--log-level", "warn"], { stdout: "inherit", stderr: "inherit" });
 const url = `http://127.0.0.1:${httpPort}`;
-for (let i = 0; ; i++) {
-  try {
-    if ((await fetch(`${url}/health`)).ok) break;
-  } catch {}
-  if (i > 300) throw new Error("serve did not start");
-  await Bun.sleep(50);
-}
+await waitForHealth(url);
 
 const base = "m/default/c/default/control/proplet";
 const clients = await Promise.all(Array.from({ length: C }, (_, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: `fleet-${i}` })));

@@ -10,7 +10,7 @@ import { TaskCreate, TaskUpdate } from "../../core/task.ts";
 import { log } from "../../log.ts";
 import type { Coordinator } from "../coordinator.ts";
 import type { ManagerMetrics } from "../metrics.ts";
-import type { ManagerService } from "../service.ts";
+import type { ManagerService, PageOut } from "../service.ts";
 
 // REST API with upstream's paths and JSON keys (DESIGN §5). Handlers validate with the core schemas and call the
 // service; errors are `{"error": "..."}` with 400/404/409/413, and 5xx only for our own faults.
@@ -41,6 +41,13 @@ function page(c: Context): z.output<typeof PageQuery> {
   const r = PageQuery.safeParse({ offset: c.req.query("offset"), limit: c.req.query("limit") });
   if (!r.success) throw badRequest(r.error.issues.map((i) => i.message).join("; "));
   return r.data;
+}
+
+/** A paged listing: `?offset&limit` in, `{offset, limit, total, <key>: [...]}` out. */
+function paged<T>(c: Context, key: string, list: (offset: number, limit: number) => PageOut<T>): Response {
+  const p = page(c);
+  const r = list(p.offset, p.limit);
+  return c.json({ offset: r.offset, limit: r.limit, total: r.total, [key]: r.items });
 }
 
 function query<S extends z.ZodType>(c: Context, name: string, schema: S): z.output<S> {
@@ -88,11 +95,7 @@ export function createApp(svc: ManagerService, groups: Coordinator, info: AppInf
     c.header("Location", `/tasks/${task.id}`);
     return c.json(task, 201);
   });
-  app.get("/tasks", (c) => {
-    const p = page(c);
-    const r = svc.listTasks(p.offset, p.limit);
-    return c.json({ offset: r.offset, limit: r.limit, total: r.total, tasks: r.items });
-  });
+  app.get("/tasks", (c) => paged(c, "tasks", (o, l) => svc.listTasks(o, l)));
   app.get("/tasks/:id", (c) => c.json(svc.getTask(c.req.param("id"))));
   app.put("/tasks/:id", async (c) => c.json(await svc.updateTask(c.req.param("id"), await jsonBody(c, TaskUpdate))));
   app.delete("/tasks/:id", async (c) => {
@@ -102,16 +105,8 @@ export function createApp(svc: ManagerService, groups: Coordinator, info: AppInf
   app.post("/tasks/:id/start", async (c) => c.json(await svc.startTask(c.req.param("id"))));
   app.post("/tasks/:id/stop", async (c) => c.json(await svc.stopTask(c.req.param("id"))));
   app.get("/tasks/:id/results", (c) => c.json(svc.getResults(c.req.param("id"))));
-  app.get("/tasks/:id/metrics", (c) => {
-    const p = page(c);
-    const r = svc.taskMetrics(c.req.param("id"), p.offset, p.limit);
-    return c.json({ offset: r.offset, limit: r.limit, total: r.total, metrics: r.items });
-  });
-  app.get("/tasks/:id/runs", (c) => {
-    const p = page(c);
-    const r = svc.listRuns(c.req.param("id"), p.offset, p.limit);
-    return c.json({ offset: r.offset, limit: r.limit, total: r.total, runs: r.items });
-  });
+  app.get("/tasks/:id/metrics", (c) => paged(c, "metrics", (o, l) => svc.taskMetrics(c.req.param("id"), o, l)));
+  app.get("/tasks/:id/runs", (c) => paged(c, "runs", (o, l) => svc.listRuns(c.req.param("id"), o, l)));
   app.put("/tasks/:id/upload", async (c) => {
     const id = c.req.param("id");
     svc.getTask(id); // 404 before reading a large body
@@ -132,22 +127,10 @@ export function createApp(svc: ManagerService, groups: Coordinator, info: AppInf
   });
 
   // ---- proplets ----
-  app.get("/proplets", (c) => {
-    const p = page(c);
-    const r = svc.listProplets(p.offset, p.limit, query(c, "status", z.enum(["active", "inactive"]).optional()));
-    return c.json({ offset: r.offset, limit: r.limit, total: r.total, proplets: r.items });
-  });
+  app.get("/proplets", (c) => paged(c, "proplets", (o, l) => svc.listProplets(o, l, query(c, "status", z.enum(["active", "inactive"]).optional()))));
   app.get("/proplets/:id", (c) => c.json(svc.getProplet(c.req.param("id"))));
-  app.get("/proplets/:id/metrics", (c) => {
-    const p = page(c);
-    const r = svc.propletMetrics(c.req.param("id"), p.offset, p.limit);
-    return c.json({ offset: r.offset, limit: r.limit, total: r.total, metrics: r.items });
-  });
-  app.get("/proplets/:id/alive-history", (c) => {
-    const p = page(c);
-    const r = svc.aliveHistory(c.req.param("id"), p.offset, p.limit);
-    return c.json({ offset: r.offset, limit: r.limit, total: r.total, history: r.items });
-  });
+  app.get("/proplets/:id/metrics", (c) => paged(c, "metrics", (o, l) => svc.propletMetrics(c.req.param("id"), o, l)));
+  app.get("/proplets/:id/alive-history", (c) => paged(c, "history", (o, l) => svc.aliveHistory(c.req.param("id"), o, l)));
   app.delete("/proplets/:id", async (c) => {
     await svc.deleteProplet(c.req.param("id"));
     return c.body(null, 204);
@@ -202,11 +185,7 @@ export function createApp(svc: ManagerService, groups: Coordinator, info: AppInf
     c.header("Location", `/jobs/${job.job_id}`);
     return c.json(job, 201);
   });
-  app.get("/jobs", (c) => {
-    const p = page(c);
-    const r = groups.listJobs(p.offset, p.limit, query(c, "status", JobStatus));
-    return c.json({ offset: r.offset, limit: r.limit, total: r.total, jobs: r.items });
-  });
+  app.get("/jobs", (c) => paged(c, "jobs", (o, l) => groups.listJobs(o, l, query(c, "status", JobStatus))));
   app.get("/jobs/:id", (c) => c.json(groups.getJob(c.req.param("id"))));
   app.post("/jobs/:id/start", async (c) => c.json(await groups.startJob(c.req.param("id"))));
   app.post("/jobs/:id/stop", async (c) => c.json(await groups.stopJob(c.req.param("id"))));
