@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import mqtt from "mqtt";
-import { writeFileSync } from "node:fs";
+import { createSign, X509Certificate } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FIXTURES, fixture, freePort, http, MAIN, runTask, type Serve, spawnPropeller, startServe, tempDir, until } from "./helpers.ts";
 
@@ -12,7 +13,7 @@ interface Registry {
   proc: ReturnType<typeof Bun.spawn>;
 }
 
-async function startRegistry(auth?: { user: string; password: string }): Promise<Registry> {
+async function startRegistry(auth?: { user: string; password: string }, token?: { realm: string; certFile: string }): Promise<Registry> {
   const bin = ["/usr/bin/docker-registry", Bun.which("docker-registry")].find((p) => p && Bun.file(p).size > 0);
   if (!bin) throw new Error("docker-registry is not installed: apt-get install docker-registry (.ci/run does)");
   const dir = tempDir("registry-");
@@ -22,6 +23,7 @@ async function startRegistry(auth?: { user: string; password: string }): Promise
     writeFileSync(join(dir, "htpasswd"), `${auth.user}:${await Bun.password.hash(auth.password, { algorithm: "bcrypt", cost: 5 })}\n`);
     authCfg = `auth:\n  htpasswd:\n    realm: test\n    path: ${join(dir, "htpasswd")}\n`;
   }
+  if (token) authCfg = `auth:\n  token:\n    realm: ${token.realm}\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: ${token.certFile}\n`;
   writeFileSync(join(dir, "config.yml"), `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "data")}\nhttp:\n  addr: 127.0.0.1:${port}\n${authCfg}`);
   const proc = Bun.spawn([bin, "serve", join(dir, "config.yml")], { stdout: "ignore", stderr: "ignore" });
   const host = `127.0.0.1:${port}`;
@@ -30,6 +32,13 @@ async function startRegistry(auth?: { user: string; password: string }): Promise
     return r.status === 200 || r.status === 401;
   });
   return { host, proc };
+}
+
+/** For tests that serve HTTP from this process: a synchronous spawn would block the answer. */
+async function cliAsync(args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const p = Bun.spawn([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { exitCode, stdout, stderr };
 }
 
 function cli(args: string[], env: Record<string, string> = {}) {
@@ -129,6 +138,47 @@ describe("push, pull and tasks with image_url", () => {
     const t = await runTask(s.url, { name: "add", image_url: `${locked.host}/demo/absent:v9`, inputs: [1, 1] });
     expect(t.state).toBe(4);
     expect(t.error).toContain("404");
+  });
+});
+
+describe("bearer token auth", () => {
+  test("push and pull through the registry's token challenge (a real token service signing JWTs)", async () => {
+    const dir = tempDir("token-");
+    const openssl = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1", "-subj", "/CN=token"]);
+    if (!openssl.success) throw new Error(`openssl could not make a certificate: ${openssl.stderr}`);
+    const key = readFileSync(join(dir, "key.pem"), "utf8");
+    const der = new X509Certificate(readFileSync(join(dir, "cert.pem"))).raw.toString("base64");
+    const b64u = (v: string | Buffer) => Buffer.from(v).toString("base64url");
+    const scopes: string[] = [];
+    const tokens = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch(req) {
+        const u = new URL(req.url);
+        if (req.headers.get("authorization") !== `Basic ${btoa("bob:tok3n")}`) return new Response("who are you", { status: 401 });
+        const scope = u.searchParams.get("scope") ?? "";
+        scopes.push(scope);
+        const [, name, actions] = scope.split(":");
+        const now = Math.floor(Date.now() / 1000);
+        const head = b64u(JSON.stringify({ alg: "RS256", typ: "JWT", x5c: [der] }));
+        const body = b64u(JSON.stringify({ iss: "test-issuer", sub: "bob", aud: u.searchParams.get("service"), exp: now + 300, nbf: now - 10, iat: now, jti: crypto.randomUUID(), access: name ? [{ type: "repository", name, actions: actions!.split(",") }] : [] }));
+        return Response.json({ token: `${head}.${body}.${b64u(createSign("RSA-SHA256").update(`${head}.${body}`).sign(key))}` });
+      },
+    });
+    const reg = await startRegistry(undefined, { realm: `http://127.0.0.1:${tokens.port}/token`, certFile: join(dir, "cert.pem") });
+    try {
+      const pushed = await cliAsync(["push", join(FIXTURES, "add.wasm"), `${reg.host}/demo/tok:v1`, "--username", "bob", "--password", "tok3n"]);
+      expect(pushed.stderr).toBe("");
+      expect(scopes.some((sc) => sc.includes("push"))).toBe(true);
+      const out = join(dir, "pulled.wasm");
+      expect((await cliAsync(["pull", `${reg.host}/demo/tok:v1`, "-o", out, "--username", "bob", "--password", "tok3n"])).exitCode).toBe(0);
+      expect(readFileSync(out).equals(Buffer.from(fixture("add")))).toBe(true);
+      const refused = await cliAsync(["pull", `${reg.host}/demo/tok:v1`, "-o", out, "--username", "bob", "--password", "wrong"]);
+      expect(refused.stderr).toContain("token service");
+    } finally {
+      reg.proc.kill("SIGKILL");
+      tokens.stop(true);
+    }
   });
 });
 
