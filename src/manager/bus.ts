@@ -15,21 +15,27 @@ export class MqttManagerBus implements ManagerBus {
   /** Messages received and published, for /metrics. */
   readonly counts = { received: 0, sent: 0 };
 
+  /**
+   * @param qos 0 when the manager sits in the same process as the broker: its link cannot drop, and with clean
+   * sessions QoS 1 adds only acknowledgements (the network hop to a proplet is covered by the proplet's own
+   * subscription and publish QoS). 1 over a network.
+   */
   constructor(
     private client: MqttClient,
     channel: Channel,
+    private qos: 0 | 1 = 1,
   ) {
     this.t = topics(channel);
   }
 
   start(msg: StartMsg): Promise<void> {
     this.counts.sent++;
-    return publishJson(this.client, this.t.start, msg);
+    return publishJson(this.client, this.t.start, msg, this.qos);
   }
 
   stop(msg: StopMsg): Promise<void> {
     this.counts.sent++;
-    return publishJson(this.client, this.t.stop, msg);
+    return publishJson(this.client, this.t.stop, msg, this.qos);
   }
 
   async listen(service: ManagerService): Promise<void> {
@@ -45,7 +51,7 @@ export class MqttManagerBus implements ManagerBus {
       this.counts.received++;
       handlers[topic]?.(payload);
     });
-    await this.client.subscribeAsync(t.propletAll, { qos: 1 });
+    await this.client.subscribeAsync(t.propletAll, { qos: this.qos });
   }
 }
 

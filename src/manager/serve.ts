@@ -69,7 +69,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
 
   const instanceId = crypto.randomUUID();
   const client = await connectMqtt(mqttAddress, { clientId: `manager-${instanceId}`, username: `manager-${instanceId}`, broker: broker?.aedes });
-  const bus = new MqttManagerBus(client, o);
+  const bus = new MqttManagerBus(client, o, broker ? 0 : 1);
   const svc = new ManagerService(store, bus, { livelinessThresholdMs: o.livelinessThreshold * 1000, scheduler: o.scheduler, staleRemovalMs: (o.staleRemovalS ?? 0) * 1000 });
   const groups = new Coordinator(store, svc);
   await bus.listen(svc);

@@ -38,8 +38,12 @@ export class PropletAgent {
   private chunks: ChunkAssembler;
   private host?: HostRuntime;
 
+  /** QoS 0 in the broker's own process (the link cannot drop; sessions are clean); 1 over a network. */
+  private qos: 0 | 1;
+
   constructor(private cfg: PropletConfig) {
     this.t = topics(cfg);
+    this.qos = cfg.broker ? 0 : 1;
     // Warm as many workers as tasks may run at once (up to the cores); more spawn on demand up to max_tasks.
     // The host runtime needs no worker threads; the pool is then empty and never used.
     this.host = cfg.runtime === "host" ? new HostRuntime(cfg.externalRuntime) : undefined;
@@ -93,7 +97,7 @@ export class PropletAgent {
 
   private async announce(): Promise<void> {
     const c = this.client!;
-    await c.subscribeAsync([this.t.start, this.t.stop, this.t.registryChunks], { qos: 1 });
+    await c.subscribeAsync([this.t.start, this.t.stop, this.t.registryChunks], { qos: this.qos });
     await publishJson(c, this.t.create, {
       proplet_id: this.id,
       namespace: this.cfg.namespace,
@@ -111,7 +115,7 @@ export class PropletAgent {
 
   private async publishResult(r: ResultMsg): Promise<void> {
     try {
-      await publishJson(this.client!, this.t.results, r);
+      await publishJson(this.client!, this.t.results, r, this.qos);
     } catch (e) {
       log.error(`task ${r.task_id}: could not publish result: ${e instanceof Error ? e.message : e}`);
     }
