@@ -1,7 +1,3 @@
-import { z } from "zod";
-
-import { GroupTask } from "./task.ts";
-
 /** One start of a task. Cron firings, retries and restarts each make a new run; none overwrites another. */
 export interface Run {
   run_id: string;
@@ -15,28 +11,3 @@ export interface Run {
   results?: unknown;
   error?: string;
 }
-
-export const ExecutionMode = z.enum(["parallel", "sequential", "configurable"]);
-
-export const JobCreate = z.object({
-  name: z.string().trim().min(1, "is required"),
-  execution_mode: ExecutionMode.default("parallel"),
-  tasks: z.array(GroupTask).min(1, "a job needs at least one task"),
-});
-export type JobCreate = z.infer<typeof JobCreate>;
-
-export const WorkflowCreate = z.object({
-  name: z.string().optional(),
-  tasks: z.array(GroupTask).min(1, "a workflow needs at least one task"),
-});
-export type WorkflowCreate = z.infer<typeof WorkflowCreate>;
-
-export interface Job {
-  id: string;
-  name: string;
-  execution_mode: z.infer<typeof ExecutionMode>;
-  created_at: string;
-}
-
-export const JobStatus = z.enum(["pending", "running", "completed", "failed"]).optional();
-

@@ -1,6 +1,6 @@
 import { validateDag, decide, type GraphTask, groupState } from "../core/dag.ts";
 import { badRequest, notFound } from "../core/errors.ts";
-import type { Job, JobCreate, WorkflowCreate } from "../core/run.ts";
+import type { Job, JobCreate, WorkflowCreate } from "../core/job.ts";
 import { isTerminal, stateName, TaskState } from "../core/states.ts";
 import { type GroupTask, newTask, type Task, taskView, type TaskView } from "../core/task.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";

@@ -1,5 +1,6 @@
 import type { Proplet } from "../core/proplet.ts";
-import type { Job, Run } from "../core/run.ts";
+import type { Job } from "../core/job.ts";
+import type { Run } from "../core/run.ts";
 import type { Task } from "../core/task.ts";
 
 // Storage interfaces the manager's service depends on. Every backend persists every field (DESIGN §4.4).

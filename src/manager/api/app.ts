@@ -5,7 +5,7 @@ import { EVENT_TYPES, type EventType, type ManagerEvent } from "../events.ts";
 import { z } from "zod";
 import { AppError, badRequest, describeZodError } from "../../core/errors.ts";
 import { PageQuery } from "../../core/page.ts";
-import { JobCreate, JobStatus, WorkflowCreate } from "../../core/run.ts";
+import { JobCreate, JobStatus, WorkflowCreate } from "../../core/job.ts";
 import { TaskCreate, TaskUpdate } from "../../core/task.ts";
 import { log } from "../../log.ts";
 import type { Coordinator } from "../coordinator.ts";

@@ -3,7 +3,8 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Proplet } from "../../core/proplet.ts";
 import type { Task } from "../../core/task.ts";
-import type { Job, Run } from "../../core/run.ts";
+import type { Job } from "../../core/job.ts";
+import type { Run } from "../../core/run.ts";
 import type { JobRepository, ListResult, MetricsRepository, PropletRepository, RunRepository, Storage, TaskRepository } from "../repository.ts";
 
 // SQLite in WAL mode with synchronous=NORMAL: a committed write survives a kill -9 of the process (the OS keeps

@@ -1,0 +1,29 @@
+import { z } from "zod";
+import { GroupTask } from "./task.ts";
+
+// Jobs and workflows: groups of tasks created together.
+
+export const ExecutionMode = z.enum(["parallel", "sequential", "configurable"]);
+
+export const JobCreate = z.object({
+  name: z.string().trim().min(1, "is required"),
+  execution_mode: ExecutionMode.default("parallel"),
+  tasks: z.array(GroupTask).min(1, "a job needs at least one task"),
+});
+export type JobCreate = z.infer<typeof JobCreate>;
+
+export const WorkflowCreate = z.object({
+  name: z.string().optional(),
+  tasks: z.array(GroupTask).min(1, "a workflow needs at least one task"),
+});
+export type WorkflowCreate = z.infer<typeof WorkflowCreate>;
+
+export interface Job {
+  id: string;
+  name: string;
+  execution_mode: z.infer<typeof ExecutionMode>;
+  created_at: string;
+}
+
+export const JobStatus = z.enum(["pending", "running", "completed", "failed"]).optional();
+
