@@ -164,6 +164,14 @@ describe("bad input", () => {
     expect(page.body.error).toContain("limit");
   });
 
+  test("a body over 100 MiB gets 413 and the server keeps running", async () => {
+    const big = new Uint8Array(100 * 1024 * 1024 + 10).fill(0x20);
+    const r = await fetch(`${s.url}/tasks`, { method: "POST", body: big, headers: { "content-type": "application/json" } });
+    expect(r.status).toBe(413);
+    expect(((await r.json()) as { error: string }).error).toContain("100 MiB");
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
+  });
+
   test("unknown ids get 404", async () => {
     for (const path of ["/tasks/nope", "/tasks/nope/results", "/proplets/nope"]) {
       const r = await http(`${s.url}${path}`);

@@ -75,6 +75,19 @@ describe("proplet metrics and liveliness", () => {
     }
   });
 
+  test("a proplet silent for longer than --stale-proplet-removal is forgotten", async () => {
+    const n = await startServe({ extra: ["--no-local-proplet", "--liveliness-interval", "1", "--stale-proplet-removal", "2"] });
+    const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`, PROPLET_ENTITY_ID: "fleeting", PROPLET_LIVELINESS_INTERVAL: "1" });
+    try {
+      await until("fleeting alive", async () => (await http(`${n.url}/proplets/fleeting`)).body?.alive === true);
+      await p.kill("SIGKILL");
+      await until("fleeting forgotten", async () => (await http(`${n.url}/proplets/fleeting`)).status === 404, 6000);
+    } finally {
+      await p.kill("SIGKILL");
+      await n.kill("SIGKILL");
+    }
+  });
+
   test("a 3 s host-runtime task with a 1 s monitoring interval leaves at least 2 task-metric samples", async () => {
     const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "host-metered", PROPLET_RUNTIME: "host" });
     try {
