@@ -1,15 +1,16 @@
 import { badRequest, conflict, notFound } from "../core/errors.ts";
 import type { AliveMsg, CreateMsg, PropletMetricsMsg, ResultMsg, StartMsg, StopMsg, TaskMetricsMsg } from "../core/messages.ts";
-import { isAlive, type Proplet, propletName, propletView, type PropletView, recordHeartbeat } from "../core/proplet.ts";
+import type { Proplet, PropletView } from "../core/proplet.ts";
 import { nextRun } from "../core/cron.ts";
 import type { Run } from "../core/run.ts";
-import { place, type Placeable, queueOrder, retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
+import { place, queueOrder, retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
 import { isTerminal, stateName, TaskState } from "../core/states.ts";
 import { applyUpdate, newTask, type Task, type TaskCreate, type TaskUpdate, taskView, type TaskView } from "../core/task.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
 import { CronRunner } from "./cron.ts";
+import { PropletRegistry } from "./proplets.ts";
 import { EventHub } from "./events.ts";
 
 const log = tag("manager");
@@ -47,10 +48,6 @@ const HEARTBEAT_GRACE_MS = 3000;
 const TIMEOUT_GRACE_MS = 5000;
 
 export class ManagerService {
-  // Proplets are few and read on every start: a write-through cache in front of the repository.
-  private proplets = new Map<string, Proplet>();
-  /** Running task ids per proplet: `task_count` is derived from it (DESIGN §4.3), never stored. */
-  private runningOn = new Map<string, Set<string>>();
   /** Queued tasks, kept whole so placing them needs no storage read. */
   private queue = new Map<string, { id: string; priority: number; queuedAt: number; task: Task }>();
   private timers = new Map<string, Timer>();
@@ -59,12 +56,8 @@ export class ManagerService {
   /** Tasks whose stop was sent: their "task stopped" result ends the retry series. */
   private stopping = new Set<string>();
   private lastPick: string | undefined;
-  /**
-   * Proplets heard from since this manager started. Only they get work: one known from storage may look alive
-   * by its last heartbeat yet not be subscribed (yet), and a start sent to it would be lost.
-   */
-  private heard = new Set<string>();
   private shuttingDown = false;
+  readonly proplets: PropletRegistry;
   readonly cron: CronRunner;
   readonly events = new EventHub();
   /** Totals since start, for /metrics. */
@@ -78,13 +71,13 @@ export class ManagerService {
     private opts: ServiceOptions,
   ) {
     this.cron = new CronRunner((id, at) => void this.fireSchedule(id, at));
-    for (const p of store.proplets.all()) this.proplets.set(p.id, p);
+    this.proplets = new PropletRegistry(store, this.events, opts);
   }
 
   /** Rebuilds in-memory state from storage after a start or a crash. */
   recover(): void {
     const now = Date.now();
-    for (const t of this.store.tasks.listByState([TaskState.Running])) if (t.proplet_id) this.track(t.proplet_id, t.id, true);
+    for (const t of this.store.tasks.listByState([TaskState.Running])) if (t.proplet_id) this.proplets.track(t.proplet_id, t.id, true);
     for (const t of this.store.tasks.listByState([TaskState.Scheduled])) {
       if (t.retry_at && t.retry_at > now) this.retryLater(t, t.retry_at - now);
       else this.queue.set(t.id, { id: t.id, priority: t.priority, queuedAt: t.queued_at ?? now, task: t });
@@ -92,17 +85,6 @@ export class ManagerService {
     for (const t of this.store.tasks.listByState([TaskState.Interrupted])) this.endRun(t, { error: "interrupted by shutdown", results: t.results });
     for (const t of this.store.tasks.listScheduled()) this.armSchedule(t, true);
     this.drain();
-  }
-
-  private track(propletId: string, taskId: string, running: boolean): void {
-    let set = this.runningOn.get(propletId);
-    if (!set) this.runningOn.set(propletId, (set = new Set()));
-    if (running) set.add(taskId);
-    else set.delete(taskId);
-  }
-
-  private taskCount(propletId: string): number {
-    return this.runningOn.get(propletId)?.size ?? 0;
   }
 
   private save(t: Task, prevState?: number): void {
@@ -233,20 +215,11 @@ export class ManagerService {
     return TaskState.Scheduled;
   }
 
-  private candidates(now: number): (Placeable & { proplet: Proplet })[] {
-    const out: (Placeable & { proplet: Proplet })[] = [];
-    for (const p of this.proplets.values()) {
-      if (!this.heard.has(p.id) || !isAlive(p, now, this.opts.livelinessThresholdMs)) continue;
-      out.push({ id: p.id, proplet: p, running: this.taskCount(p.id), capacity: p.metadata.max_tasks ?? Infinity });
-    }
-    return out;
-  }
-
   /** Places queued tasks, highest priority first, while proplets have free slots. */
   private drain(): void {
     if (this.queue.size === 0 || this.shuttingDown) return;
     const now = Date.now();
-    const cands = this.candidates(now);
+    const cands = this.proplets.candidates(now);
     if (!cands.some((c) => c.running < c.capacity)) return;
     for (const q of [...this.queue.values()].sort(queueOrder)) {
       const task = q.task;
@@ -282,7 +255,7 @@ export class ManagerService {
       results: undefined,
     };
     this.save(running, task.state);
-    this.track(proplet.id, task.id, true);
+    this.proplets.track(proplet.id, task.id, true);
     this.counters.starts++;
     if (this.events.listeners) this.events.emit({ type: "run", phase: "started", task_id: task.id, run_id: run.run_id, attempt: task.attempt ?? 1, proplet_id: proplet.id, at: now });
     if (task.timeout_s) {
@@ -319,7 +292,7 @@ export class ManagerService {
     }
     if (task.state !== TaskState.Running) throw conflict(`task ${id} is not running`);
     const p = task.proplet_id ? this.proplets.get(task.proplet_id) : undefined;
-    if (!p || !isAlive(p, Date.now(), this.opts.livelinessThresholdMs)) {
+    if (!p || !this.proplets.alive(p)) {
       // Nobody would answer the stop: settle it here so the task is not left Running.
       this.endRun(task, { error: "task stopped (its proplet is not alive)", results: undefined, final: true });
     } else {
@@ -358,7 +331,7 @@ export class ManagerService {
         this.events.emit({ type: "run", phase: "ended", task_id: task.id, run_id: task.run_id, attempt: task.attempt ?? 1, proplet_id: task.proplet_id, state, status: stateName(state), ...(failed ? { error: r.error! } : {}), at: now });
       }
     }
-    if (task.proplet_id && task.state === TaskState.Running) this.track(task.proplet_id, task.id, false);
+    if (task.proplet_id && task.state === TaskState.Running) this.proplets.track(task.proplet_id, task.id, false);
     const attempt = task.attempt ?? 1;
     if (failed && !r.final && state === TaskState.Failed && attempt <= (task.max_retries ?? 0)) {
       const delay = retryDelayMs(task.retry_backoff_s ?? 1, attempt);
@@ -419,13 +392,12 @@ export class ManagerService {
 
   /** Settles the tasks a proplet no longer runs: "proplet lost", retried where retries remain. */
   private settleLost(propletId: string, reason: string, keep?: Set<string>): void {
-    const ids = [...(this.runningOn.get(propletId) ?? [])];
     const now = Date.now();
-    for (const id of ids) {
+    for (const id of this.proplets.runningTasks(propletId)) {
       if (keep?.has(id)) continue;
       const t = this.store.tasks.get(id);
       if (!t || t.state !== TaskState.Running) {
-        this.track(propletId, id, false);
+        this.proplets.track(propletId, id, false);
         continue;
       }
       if (keep && now - Date.parse(t.start_time) < HEARTBEAT_GRACE_MS) continue; // start may still be in flight
@@ -436,22 +408,9 @@ export class ManagerService {
 
   /** Periodic check: proplets whose heartbeats stopped, and the tasks they had. */
   checkLiveness(): void {
-    const now = Date.now();
-    for (const p of this.proplets.values()) {
-      if (this.told.get(p.id) && !isAlive(p, now, this.opts.livelinessThresholdMs)) this.propletEvent(p.id, false);
-      const last = p.alive_history.at(-1);
-      const stale = this.opts.staleRemovalMs && (!last || now - Date.parse(last) > this.opts.staleRemovalMs);
-      if (stale && this.taskCount(p.id) === 0) {
-        log.info(`proplet ${p.id} forgotten: no heartbeat for ${this.opts.staleRemovalMs! / 1000}s`);
-        this.proplets.delete(p.id);
-        this.store.proplets.delete(p.id);
-      }
-    }
-    for (const [pid, set] of this.runningOn) {
-      if (set.size === 0) continue;
-      const p = this.proplets.get(pid);
-      if (!p || !isAlive(p, now, this.opts.livelinessThresholdMs)) this.settleLost(pid, `proplet lost: ${pid} stopped sending heartbeats`);
-    }
+    const { lost, forgotten } = this.proplets.sweep(Date.now());
+    for (const id of forgotten) log.info(`proplet ${id} forgotten: no heartbeat for ${this.opts.staleRemovalMs! / 1000}s`);
+    for (const id of lost) this.settleLost(id, `proplet lost: ${id} stopped sending heartbeats`);
   }
 
   /** Graceful shutdown: running tasks are stopped and marked Interrupted, as upstream. */
@@ -518,62 +477,28 @@ export class ManagerService {
 
   // ---- proplets ----
 
-  private saveProplet(p: Proplet): void {
-    this.proplets.set(p.id, p);
-    this.store.proplets.upsert(p);
-    this.propletEvent(p.id, isAlive(p, Date.now(), this.opts.livelinessThresholdMs));
-  }
-
-  /** Last alive/not-alive state told to event listeners, to report changes only. */
-  private told = new Map<string, boolean>();
-
-  private propletEvent(id: string, alive: boolean): void {
-    if (this.told.get(id) === alive) return;
-    this.told.set(id, alive);
-    this.events.emit({ type: "proplet", proplet_id: id, alive, at: nowIso() });
-  }
-
-  private ensureProplet(id: string): Proplet {
-    return this.proplets.get(id) ?? { id, name: propletName(id), metadata: {}, alive_history: [] };
-  }
-
   handleCreate(msg: CreateMsg): void {
-    const known = this.proplets.has(msg.proplet_id);
-    const p = this.ensureProplet(msg.proplet_id);
-    this.saveProplet(recordHeartbeat({ ...p, metadata: msg.metadata ?? p.metadata }, nowIso()));
-    this.heard.add(p.id);
-    log.info(`proplet ${msg.proplet_id} ${known ? "reconnected" : "registered"} (${p.name})`);
+    const r = this.proplets.onCreate(msg);
+    log.info(`proplet ${msg.proplet_id} ${r.known ? "reconnected" : "registered"} (${r.name})`);
     this.drain();
   }
 
   handleAlive(msg: AliveMsg): void {
-    const p = this.ensureProplet(msg.proplet_id);
-    if (msg.status === "offline") {
-      if (!this.proplets.has(p.id)) return;
-      this.saveProplet({ ...p, offline: true });
-      log.info(`proplet ${p.id} went offline`);
-      this.settleLost(p.id, `proplet lost: ${p.id} went offline`);
+    const r = this.proplets.onAlive(msg);
+    if (!r) return;
+    if (r.offline) {
+      log.info(`proplet ${msg.proplet_id} went offline`);
+      this.settleLost(msg.proplet_id, `proplet lost: ${msg.proplet_id} went offline`);
       return;
     }
-    const wasDown = !this.heard.has(p.id) || !isAlive(p, Date.now(), this.opts.livelinessThresholdMs);
-    this.heard.add(p.id);
-    if (p.offline) log.info(`proplet ${p.id} is back`);
-    this.saveProplet(recordHeartbeat(p, nowIso()));
+    if (r.back) log.info(`proplet ${msg.proplet_id} is back`);
     // A proplet that lists its tasks tells us which runs it lost (a crash and restart, say).
-    if (msg.tasks) this.settleLost(p.id, `interrupted: proplet ${p.id} is no longer running the task`, new Set(msg.tasks));
-    if (wasDown) this.drain();
+    if (msg.tasks) this.settleLost(msg.proplet_id, `interrupted: proplet ${msg.proplet_id} is no longer running the task`, new Set(msg.tasks));
+    if (r.wasDown) this.drain();
   }
 
   listProplets(offset: number, limit: number, status?: "active" | "inactive"): PageOut<PropletView> {
-    const now = Date.now();
-    let all = [...this.proplets.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
-    if (status) all = all.filter((p) => isAlive(p, now, this.opts.livelinessThresholdMs) === (status === "active"));
-    return {
-      offset,
-      limit,
-      total: all.length,
-      items: all.slice(offset, offset + limit).map((p) => propletView(p, this.taskCount(p.id), now, this.opts.livelinessThresholdMs)),
-    };
+    return { offset, limit, ...this.proplets.list(offset, limit, status) };
   }
 
   // ---- metrics samples ----
@@ -604,9 +529,7 @@ export class ManagerService {
   }
 
   aliveHistory(id: string, offset: number, limit: number): PageOut<string> {
-    const p = this.proplets.get(id);
-    if (!p) throw notFound(`proplet ${id} not found`);
-    return { offset, limit, total: p.alive_history.length, items: p.alive_history.slice(offset, offset + limit) };
+    return { offset, limit, ...this.proplets.aliveHistory(id, offset, limit) };
   }
 
   /** Figures for /metrics. */
@@ -619,10 +542,7 @@ export class ManagerService {
   }
 
   propletsAlive(): number {
-    const now = Date.now();
-    let n = 0;
-    for (const p of this.proplets.values()) if (isAlive(p, now, this.opts.livelinessThresholdMs)) n++;
-    return n;
+    return this.proplets.aliveCount();
   }
 
   hasProplet(id: string): boolean {
@@ -630,18 +550,11 @@ export class ManagerService {
   }
 
   getProplet(id: string): PropletView {
-    const p = this.proplets.get(id);
-    if (!p) throw notFound(`proplet ${id} not found`);
-    return propletView(p, this.taskCount(id), Date.now(), this.opts.livelinessThresholdMs);
+    return this.proplets.view(id);
   }
 
   async deleteProplet(id: string): Promise<void> {
-    if (!this.proplets.has(id)) throw notFound(`proplet ${id} not found`);
-    const n = this.taskCount(id);
-    if (n > 0) throw conflict(`proplet ${id} has ${n} active tasks`);
     this.proplets.delete(id);
-    this.runningOn.delete(id);
-    this.store.proplets.delete(id);
     await this.store.durable();
   }
 

@@ -1,0 +1,178 @@
+import { conflict, notFound } from "../core/errors.ts";
+import type { AliveMsg, CreateMsg } from "../core/messages.ts";
+import { isAlive, type Proplet, propletName, propletView, type PropletView, recordHeartbeat } from "../core/proplet.ts";
+import type { Placeable } from "../core/scheduler.ts";
+import { nowIso } from "../core/time.ts";
+import type { Storage } from "../storage/repository.ts";
+import type { EventHub } from "./events.ts";
+
+// The proplets the manager knows: registration and heartbeats, liveliness, which tasks run where (task_count is
+// derived from it, never stored), and up/down events. A write-through cache in front of the repository: proplets
+// are few and read on every dispatch.
+
+export interface RegistryOptions {
+  livelinessThresholdMs: number;
+  /** A proplet silent for this long (and running nothing) is forgotten; 0 keeps them all. */
+  staleRemovalMs?: number;
+}
+
+export type Candidate = Placeable & { proplet: Proplet };
+
+export class PropletRegistry {
+  private proplets = new Map<string, Proplet>();
+  private runningOn = new Map<string, Set<string>>();
+  /**
+   * Proplets heard from since this manager started. Only they get work: one known from storage may look alive
+   * by its last heartbeat yet not be subscribed (yet), and a start sent to it would be lost.
+   */
+  private heard = new Set<string>();
+  /** Last alive/not-alive state told to event listeners, to report changes only. */
+  private told = new Map<string, boolean>();
+
+  constructor(
+    private store: Storage,
+    private events: EventHub,
+    private opts: RegistryOptions,
+  ) {
+    for (const p of store.proplets.all()) this.proplets.set(p.id, p);
+  }
+
+  has(id: string): boolean {
+    return this.proplets.has(id);
+  }
+
+  get(id: string): Proplet | undefined {
+    return this.proplets.get(id);
+  }
+
+  alive(p: Proplet, now = Date.now()): boolean {
+    return isAlive(p, now, this.opts.livelinessThresholdMs);
+  }
+
+  track(propletId: string, taskId: string, running: boolean): void {
+    let set = this.runningOn.get(propletId);
+    if (!set) this.runningOn.set(propletId, (set = new Set()));
+    if (running) set.add(taskId);
+    else set.delete(taskId);
+  }
+
+  taskCount(propletId: string): number {
+    return this.runningOn.get(propletId)?.size ?? 0;
+  }
+
+  runningTasks(propletId: string): string[] {
+    return [...(this.runningOn.get(propletId) ?? [])];
+  }
+
+  /** Proplets that may take work now, with their load. */
+  candidates(now: number): Candidate[] {
+    const out: Candidate[] = [];
+    for (const p of this.proplets.values()) {
+      if (!this.heard.has(p.id) || !this.alive(p, now)) continue;
+      out.push({ id: p.id, proplet: p, running: this.taskCount(p.id), capacity: p.metadata.max_tasks ?? Infinity });
+    }
+    return out;
+  }
+
+  private save(p: Proplet): void {
+    this.proplets.set(p.id, p);
+    this.store.proplets.upsert(p);
+    this.tell(p.id, this.alive(p));
+  }
+
+  private tell(id: string, alive: boolean): void {
+    if (this.told.get(id) === alive) return;
+    this.told.set(id, alive);
+    this.events.emit({ type: "proplet", proplet_id: id, alive, at: nowIso() });
+  }
+
+  private ensure(id: string): Proplet {
+    return this.proplets.get(id) ?? { id, name: propletName(id), metadata: {}, alive_history: [] };
+  }
+
+  /** Discovery: registers or refreshes the proplet, which counts as a heartbeat. */
+  onCreate(msg: CreateMsg): { known: boolean; name: string } {
+    const known = this.proplets.has(msg.proplet_id);
+    const p = this.ensure(msg.proplet_id);
+    this.save(recordHeartbeat({ ...p, metadata: msg.metadata ?? p.metadata }, nowIso()));
+    this.heard.add(p.id);
+    return { known, name: p.name };
+  }
+
+  /** A heartbeat, or the offline message (Last Will or graceful shutdown). */
+  onAlive(msg: AliveMsg): { offline: boolean; back: boolean; wasDown: boolean } | undefined {
+    const p = this.ensure(msg.proplet_id);
+    if (msg.status === "offline") {
+      if (!this.proplets.has(p.id)) return undefined;
+      this.save({ ...p, offline: true });
+      return { offline: true, back: false, wasDown: false };
+    }
+    const wasDown = !this.heard.has(p.id) || !this.alive(p);
+    const back = p.offline === true;
+    this.save(recordHeartbeat(p, nowIso()));
+    this.heard.add(p.id);
+    return { offline: false, back, wasDown };
+  }
+
+  /**
+   * Periodic sweep: tells listeners about proplets whose heartbeats stopped, forgets stale ones, and returns the
+   * proplets that went silent while tasks run on them.
+   */
+  sweep(now: number): { lost: string[]; forgotten: string[] } {
+    const lost: string[] = [];
+    const forgotten: string[] = [];
+    for (const p of [...this.proplets.values()]) {
+      const alive = this.alive(p, now);
+      if (!alive && this.told.get(p.id)) this.tell(p.id, false);
+      if (!alive && this.taskCount(p.id) > 0) lost.push(p.id);
+      const last = p.alive_history.at(-1);
+      const stale = this.opts.staleRemovalMs && (!last || now - Date.parse(last) > this.opts.staleRemovalMs);
+      if (stale && this.taskCount(p.id) === 0) {
+        this.forget(p.id);
+        forgotten.push(p.id);
+      }
+    }
+    return { lost, forgotten };
+  }
+
+  private forget(id: string): void {
+    this.proplets.delete(id);
+    this.runningOn.delete(id);
+    this.heard.delete(id);
+    this.told.delete(id);
+    this.store.proplets.delete(id);
+  }
+
+  delete(id: string): void {
+    if (!this.proplets.has(id)) throw notFound(`proplet ${id} not found`);
+    const n = this.taskCount(id);
+    if (n > 0) throw conflict(`proplet ${id} has ${n} active tasks`);
+    this.forget(id);
+  }
+
+  aliveCount(): number {
+    const now = Date.now();
+    let n = 0;
+    for (const p of this.proplets.values()) if (this.alive(p, now)) n++;
+    return n;
+  }
+
+  list(offset: number, limit: number, status?: "active" | "inactive"): { total: number; items: PropletView[] } {
+    const now = Date.now();
+    let all = [...this.proplets.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+    if (status) all = all.filter((p) => this.alive(p, now) === (status === "active"));
+    return { total: all.length, items: all.slice(offset, offset + limit).map((p) => propletView(p, this.taskCount(p.id), now, this.opts.livelinessThresholdMs)) };
+  }
+
+  view(id: string): PropletView {
+    const p = this.proplets.get(id);
+    if (!p) throw notFound(`proplet ${id} not found`);
+    return propletView(p, this.taskCount(id), Date.now(), this.opts.livelinessThresholdMs);
+  }
+
+  aliveHistory(id: string, offset: number, limit: number): { total: number; items: string[] } {
+    const p = this.proplets.get(id);
+    if (!p) throw notFound(`proplet ${id} not found`);
+    return { total: p.alive_history.length, items: p.alive_history.slice(offset, offset + limit) };
+  }
+}
