@@ -1,4 +1,5 @@
-import { env } from "./args.ts";
+import { defineCommand } from "citty";
+import { action, env } from "./args.ts";
 
 // HTTP client of the manager's REST API, shared by every client subcommand.
 
@@ -38,4 +39,17 @@ export async function api<T = unknown>(base: string, method: string, path: strin
     throw new ApiError(`${method} ${path}: ${res.status} ${msg}`);
   }
   return data as T;
+}
+
+/** A subcommand that sends one request about one resource and prints `ok`. */
+export function okCommand(description: string, what: string, method: string, path: (id: string) => string) {
+  return defineCommand({
+    meta: { description },
+    args: { id: { type: "positional", description: `${what} id`, required: true }, ...urlArg },
+    run: ({ args }) =>
+      action(async () => {
+        await api(args.url, method, path(args.id));
+        process.stdout.write("ok\n");
+      }),
+  });
 }

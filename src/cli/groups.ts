@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { TaskView } from "../core/task.ts";
 import { action, int, UsageError } from "./args.ts";
-import { api, urlArg } from "./client.ts";
+import { api, okCommand, urlArg } from "./client.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
 // Jobs and workflows from a JSON or YAML file. A task in the file may name a local `.wasm` as `file_path`
@@ -84,16 +84,8 @@ export const jobsCommand = defineCommand({
       args: { ...idArg("job"), ...urlArg },
       run: ({ args }) => action(async () => show(await api<GroupOut>(args.url, "GET", `/jobs/${args.id}`), args.json)),
     }),
-    start: defineCommand({
-      meta: { description: "Start a job" },
-      args: { ...idArg("job"), ...urlArg },
-      run: ({ args }) => action(async () => { await api(args.url, "POST", `/jobs/${args.id}/start`); process.stdout.write("ok\n"); }),
-    }),
-    stop: defineCommand({
-      meta: { description: "Stop a job's running tasks and skip the rest" },
-      args: { ...idArg("job"), ...urlArg },
-      run: ({ args }) => action(async () => { await api(args.url, "POST", `/jobs/${args.id}/stop`); process.stdout.write("ok\n"); }),
-    }),
+    start: okCommand("Start a job", "job", "POST", (id) => `/jobs/${id}/start`),
+    stop: okCommand("Stop a job's running tasks and skip the rest", "job", "POST", (id) => `/jobs/${id}/stop`),
   },
 });
 
@@ -115,10 +107,6 @@ export const workflowsCommand = defineCommand({
       args: { ...idArg("workflow"), ...urlArg },
       run: ({ args }) => action(async () => show(await api<GroupOut>(args.url, "GET", `/workflows/${args.id}`), args.json)),
     }),
-    start: defineCommand({
-      meta: { description: "Start a workflow's root tasks" },
-      args: { ...idArg("workflow"), ...urlArg },
-      run: ({ args }) => action(async () => { await api(args.url, "POST", `/workflows/${args.id}/start`); process.stdout.write("ok\n"); }),
-    }),
+    start: okCommand("Start a workflow's root tasks", "workflow", "POST", (id) => `/workflows/${id}/start`),
   },
 });

@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import type { PropletView } from "../core/proplet.ts";
 import { action, int } from "./args.ts";
-import { api, urlArg } from "./client.ts";
+import { api, okCommand, urlArg } from "./client.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
 const idArg = { id: { type: "positional", description: "proplet id", required: true } } as const;
@@ -30,10 +30,6 @@ export const propletsCommand = defineCommand({
           else printRecord({ ...p, metadata: undefined, ...p.metadata });
         }),
     }),
-    delete: defineCommand({
-      meta: { description: "Forget a proplet (refused while it runs tasks)" },
-      args: { ...idArg, ...urlArg },
-      run: ({ args }) => action(async () => { await api(args.url, "DELETE", `/proplets/${args.id}`); process.stdout.write("ok\n"); }),
-    }),
+    delete: okCommand("Forget a proplet (refused while it runs tasks)", "proplet", "DELETE", (id) => `/proplets/${id}`),
   },
 });

@@ -4,7 +4,7 @@ import { basename } from "node:path";
 import { isTerminal, TaskState } from "../core/states.ts";
 import type { TaskView } from "../core/task.ts";
 import { action, int, UsageError } from "./args.ts";
-import { api, urlArg } from "./client.ts";
+import { api, okCommand, urlArg } from "./client.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
 type Page = { offset: number; limit: number; total: number; tasks: TaskView[] };
@@ -159,11 +159,7 @@ export const tasksCommand = defineCommand({
           show(await api<TaskView>(args.url, "PUT", `/tasks/${args.id}`, b), args.json);
         }),
     }),
-    delete: defineCommand({
-      meta: { description: "Delete a task (a running one is stopped first)" },
-      args: { ...idArg, ...urlArg },
-      run: ({ args }) => action(async () => { await api(args.url, "DELETE", `/tasks/${args.id}`); process.stdout.write("ok\n"); }),
-    }),
+    delete: okCommand("Delete a task (a running one is stopped first)", "task", "DELETE", (id) => `/tasks/${id}`),
     start: defineCommand({
       meta: { description: "Start a task on a proplet" },
       args: { ...idArg, wait: { type: "boolean", description: "wait for it to finish and print its result" }, "wait-timeout": { type: "string", default: "300" }, ...urlArg },
@@ -174,11 +170,7 @@ export const tasksCommand = defineCommand({
           else process.stdout.write("ok\n");
         }),
     }),
-    stop: defineCommand({
-      meta: { description: "Stop a running task" },
-      args: { ...idArg, ...urlArg },
-      run: ({ args }) => action(async () => { await api(args.url, "POST", `/tasks/${args.id}/stop`); process.stdout.write("ok\n"); }),
-    }),
+    stop: okCommand("Stop a running or queued task", "task", "POST", (id) => `/tasks/${id}/stop`),
     results: defineCommand({
       meta: { description: "Print a task's results" },
       args: { ...idArg, ...urlArg },
