@@ -43,3 +43,21 @@ test("a separate proplet on mosquitto runs a task pinned to it", async () => {
     await p.kill("SIGKILL");
   }
 });
+
+test("a proplet started before its broker waits for it and then joins", async () => {
+  const late = await freePort();
+  const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${late}`, PROPLET_ENTITY_ID: "early-bird", PROPLET_LIVELINESS_INTERVAL: "1" });
+  const bin = Bun.which("mosquitto") ?? "/usr/sbin/mosquitto";
+  let m: ReturnType<typeof Bun.spawn> | undefined;
+  let n: Serve | undefined;
+  try {
+    await until("the proplet to say it waits", () => p.output().includes("waiting for the MQTT broker"), 6000);
+    m = Bun.spawn([bin, "-p", String(late)], { stdout: "ignore", stderr: "ignore" });
+    n = await startServe({ extra: ["--mqtt-url", `mqtt://127.0.0.1:${late}`, "--no-local-proplet"] });
+    await until("early-bird alive", async () => (await http(`${n!.url}/proplets/early-bird`)).body?.alive === true, 8000);
+  } finally {
+    await p.kill("SIGKILL");
+    await n?.kill("SIGKILL");
+    m?.kill("SIGKILL");
+  }
+});

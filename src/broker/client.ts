@@ -63,7 +63,10 @@ function duplexPair(): [Duplex, Duplex] {
   return [a, b];
 }
 
-/** Connects, resolving once the first CONNACK arrives; mqtt.js reconnects on its own afterwards. */
+/**
+ * Connects, resolving once the first CONNACK arrives; mqtt.js reconnects on its own afterwards. A timeout of 0
+ * waits for the broker for as long as it takes (a device may boot before its broker).
+ */
 export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs = 10_000): Promise<MqttClient> {
   const opts: IClientOptions = {
     clientId: o.clientId,
@@ -72,7 +75,7 @@ export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs 
     clean: true,
     keepalive: o.keepalive ?? 30,
     reconnectPeriod: 1000,
-    connectTimeout: timeoutMs,
+    connectTimeout: timeoutMs > 0 ? timeoutMs : 10_000,
     protocolVersion: 4,
     ...(o.will ? { will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: 1, retain: false } } : {}),
   };
@@ -80,10 +83,13 @@ export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs 
   // Without a listener an 'error' event would throw; connection errors are retried by mqtt.js anyway.
   client.on("error", (e) => log.debug(`mqtt ${o.clientId}: ${e.message}`));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      client.end(true);
-      reject(new Error(`could not connect to MQTT broker at ${address} within ${timeoutMs / 1000}s`));
-    }, timeoutMs);
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            client.end(true);
+            reject(new Error(`could not connect to MQTT broker at ${address} within ${timeoutMs / 1000}s`));
+          }, timeoutMs)
+        : undefined;
     client.once("connect", () => {
       clearTimeout(timer);
       resolve();

@@ -22,7 +22,10 @@ export const logLevelArg = {
   "log-format": { type: "string", description: "pretty|json (env PROPELLER_LOG_FORMAT)", default: env("PROPELLER_LOG_FORMAT") ?? "pretty" },
 } as const;
 
-/** Runs a command body; any error becomes `error: <message>` on stderr and exit code 1. */
+/**
+ * Runs a command body; any error becomes `error: <message>` on stderr and exit code 1. With a log level (the
+ * long-running commands), a failure to start exits at once: half-started servers would keep the process alive.
+ */
 export async function action(fn: () => Promise<unknown> | unknown, logLevel?: string, logFormat?: string): Promise<void> {
   try {
     setLogLevel(logLevel);
@@ -33,5 +36,6 @@ export async function action(fn: () => Promise<unknown> | unknown, logLevel?: st
     process.stderr.write(`error: ${msg}\n`);
     if (!(e instanceof UsageError) && log.level >= 4 && e instanceof Error) process.stderr.write(`${e.stack}\n`);
     process.exitCode = 1;
+    if (logLevel !== undefined) process.exit(1);
   }
 }

@@ -62,13 +62,21 @@ export class PropletAgent {
 
   async start(): Promise<void> {
     const offline = { proplet_id: this.id, status: "offline", namespace: this.cfg.namespace };
-    this.client = await connectMqtt(this.cfg.mqttAddress, {
-      clientId: this.id,
-      username: this.id,
-      password: this.cfg.apiKey,
-      will: { topic: this.t.alive, payload: JSON.stringify(offline) },
-      broker: this.cfg.broker,
-    });
+    // A standalone proplet waits for its broker as long as it takes, saying so; serve's local one cannot miss.
+    const waiting = this.cfg.broker ? undefined : setTimeout(() => log.warn(`waiting for the MQTT broker at ${this.cfg.mqttAddress}…`), 3000);
+    this.client = await connectMqtt(
+      this.cfg.mqttAddress,
+      {
+        clientId: this.id,
+        username: this.id,
+        password: this.cfg.apiKey,
+        will: { topic: this.t.alive, payload: JSON.stringify(offline) },
+        broker: this.cfg.broker,
+      },
+      this.cfg.broker ? 10_000 : 0,
+    );
+    clearTimeout(waiting);
+    this.client.on("offline", () => log.warn(`lost the MQTT broker at ${this.cfg.mqttAddress}; reconnecting`));
     this.client.on("message", (topic, payload) => {
       if (topic === this.t.start) void this.onStart(payload);
       else if (topic === this.t.stop) this.onStop(payload);
