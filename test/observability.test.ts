@@ -107,6 +107,15 @@ describe("proplet metrics and liveliness", () => {
   });
 });
 
+test("an in-process task reports its worker thread's CPU time", async () => {
+  // The local proplet of `s`: a spin loop ended by its 3 s timeout, sampled every second.
+  const t = await runTask(s.url, { name: "spin", file: b64("spin"), timeout_s: 3, monitoring_profile: { enabled: true, interval: 1 } }, 15_000);
+  expect(t.error).toContain("timed out");
+  const m = (await http(`${s.url}/tasks/${t.id}/metrics`)).body;
+  expect(m.total).toBeGreaterThanOrEqual(2);
+  expect(Math.max(...m.metrics.map((x: { metrics: { cpu_percent: number } }) => x.metrics.cpu_percent))).toBeGreaterThan(50);
+});
+
 describe("events and Prometheus", () => {
   test("a proplet serves its own Prometheus metrics when PROPLET_METRICS_PORT is set", async () => {
     const port = await freePort();

@@ -41,7 +41,7 @@ export const wasmCommand = defineCommand({
             inputs: args._.slice(1),
             env: {},
             options,
-            stopFlag: new Int32Array(new SharedArrayBuffer(8)),
+            stopFlag: new Int32Array(new SharedArrayBuffer(12)),
             timeoutMs: 0,
             outputLimit: 64 << 20,
             ...(args["exit-with-parent"] ? { parentPid: process.ppid } : {}),

@@ -177,10 +177,17 @@ export class PropletAgent {
     const proc = run.pid ? new ProcSampler(run.pid) : undefined;
     const started = performance.now();
     const history: TaskSample[] = [];
+    let last = { at: started, cpu: 0 };
+    // In-process: the worker thread's CPU time and the module's linear memory; nothing else is the task's own.
+    const inProcess = (): TaskSample => {
+      const now = performance.now();
+      const cpu = run.threadCpuSeconds?.() ?? 0;
+      const percent = now > last.at ? ((cpu - last.cpu) / ((now - last.at) / 1000)) * 100 : 0;
+      last = { at: now, cpu };
+      return { cpu_percent: +Math.max(0, percent).toFixed(2), memory_bytes: run.memoryBytes?.() ?? 0, memory_percent: 0, disk_read_bytes: 0, disk_write_bytes: 0, uptime_seconds: +((now - started) / 1000).toFixed(3), thread_count: 1, file_descriptor_count: 0 };
+    };
     return setInterval(() => {
-      const s: TaskSample | undefined = proc
-        ? proc.sample()
-        : { cpu_percent: 0, memory_bytes: run.memoryBytes?.() ?? 0, memory_percent: 0, disk_read_bytes: 0, disk_write_bytes: 0, uptime_seconds: +((performance.now() - started) / 1000).toFixed(3), thread_count: 1, file_descriptor_count: 0 };
+      const s: TaskSample | undefined = proc ? proc.sample() : inProcess();
       if (!s || !this.client?.connected) return;
       history.push(s);
       if (history.length > profile.historySize) history.shift();

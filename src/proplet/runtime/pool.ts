@@ -23,6 +23,8 @@ export interface Running {
   pid?: number;
   /** Linear memory in bytes, as last seen by the interrupt check (in-process runtime). */
   memoryBytes?: () => number;
+  /** CPU seconds of the task's worker thread, as last read by the interrupt check (in-process runtime). */
+  threadCpuSeconds?: () => number;
 }
 
 const STOP_GRACE_MS = 1000;
@@ -62,7 +64,7 @@ export class WorkerPool {
   }
 
   private spawn(): Slot {
-    const sab = new SharedArrayBuffer(8);
+    const sab = new SharedArrayBuffer(12);
     const slot: Slot = { worker: new Worker(workerUrl), known: new Set(), flag: new Int32Array(sab) };
     slot.worker.postMessage({ stopFlag: sab } satisfies WorkerInit);
     slot.worker.onmessage = (e: MessageEvent<WorkerReply>) => slot.pending?.(e.data);
@@ -120,6 +122,7 @@ export class WorkerPool {
     slot.worker.ref();
     Atomics.store(slot.flag, 0, 0);
     Atomics.store(slot.flag, 1, 0);
+    Atomics.store(slot.flag, 2, 0);
     const seq = ++this.seq;
     let settle!: (r: ExecResult) => void;
     const done = new Promise<ExecResult>((resolve) => (settle = resolve));
@@ -168,7 +171,15 @@ export class WorkerPool {
       outputLimit: OUTPUT_LIMIT,
     };
     slot.worker.postMessage(req);
-    return { done, stop, memoryBytes: () => Atomics.load(slot.flag, 1) * 65536 };
+    // Ticks are counted from the thread's start: the first reading of a run is its baseline.
+    let base: number | undefined;
+    const threadCpuSeconds = () => {
+      const t = Atomics.load(slot.flag, 2);
+      if (t === 0) return 0;
+      base ??= t;
+      return (t - base) / 100;
+    };
+    return { done, stop, memoryBytes: () => Atomics.load(slot.flag, 1) * 65536, threadCpuSeconds };
   }
 
   close(): void {
