@@ -1,5 +1,4 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
 import { join } from "node:path";
 import { connectMqtt } from "../broker/client.ts";
 import { type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.ts";
