@@ -3,7 +3,7 @@ import type { AliveMsg, CreateMsg, PropletMetricsMsg, ResultMsg, StartMsg, StopM
 import type { Proplet, PropletView } from "../core/proplet.ts";
 import { nextRun } from "../core/cron.ts";
 import type { Run } from "../core/run.ts";
-import { place, queueOrder, retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
+import { place, retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
 import { isTerminal, stateName, TaskState } from "../core/states.ts";
 import { applyUpdate, newTask, type Task, type TaskCreate, type TaskUpdate, taskView, type TaskView } from "../core/task.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
@@ -11,6 +11,7 @@ import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
 import { CronRunner } from "./cron.ts";
 import { PropletRegistry } from "./proplets.ts";
+import { TaskQueue } from "./queue.ts";
 import { EventHub } from "./events.ts";
 
 const log = tag("manager");
@@ -49,7 +50,7 @@ const TIMEOUT_GRACE_MS = 5000;
 
 export class ManagerService {
   /** Queued tasks, kept whole so placing them needs no storage read. */
-  private queue = new Map<string, { id: string; priority: number; queuedAt: number; task: Task }>();
+  private queue = new TaskQueue();
   private timers = new Map<string, Timer>();
   /** Cron firings that found the task busy under overlap_policy "allow": run once it ends. */
   private pendingFire = new Set<string>();
@@ -80,7 +81,7 @@ export class ManagerService {
     for (const t of this.store.tasks.listByState([TaskState.Running])) if (t.proplet_id) this.proplets.track(t.proplet_id, t.id, true);
     for (const t of this.store.tasks.listByState([TaskState.Scheduled])) {
       if (t.retry_at && t.retry_at > now) this.retryLater(t, t.retry_at - now);
-      else this.queue.set(t.id, { id: t.id, priority: t.priority, queuedAt: t.queued_at ?? now, task: t });
+      else this.queue.set({ id: t.id, priority: t.priority, queuedAt: t.queued_at ?? now, task: t });
     }
     for (const t of this.store.tasks.listByState([TaskState.Interrupted])) this.endRun(t, { error: "interrupted by shutdown", results: t.results });
     for (const t of this.store.tasks.listScheduled()) this.armSchedule(t, true);
@@ -166,7 +167,8 @@ export class ManagerService {
     }
     this.store.tasks.update(next, patch.file !== undefined);
     if (scheduleChanged) this.armSchedule(next, false);
-    if (this.queue.has(id)) this.queue.set(id, { ...this.queue.get(id)!, priority: next.priority, task: this.mustGet(id) });
+    const queued = this.queue.get(id);
+    if (queued) this.queue.set({ ...queued, priority: next.priority, task: this.mustGet(id) });
     await this.store.durable();
     return taskView(this.mustGet(id));
   }
@@ -208,7 +210,7 @@ export class ManagerService {
   private enqueue(task: Task): number {
     const queuedAt = Date.now();
     const t: Task = { ...task, state: TaskState.Scheduled, queued_at: queuedAt, retry_at: undefined, updated_at: nowIso() };
-    this.queue.set(t.id, { id: t.id, priority: t.priority, queuedAt, task: t });
+    this.queue.set({ id: t.id, priority: t.priority, queuedAt, task: t });
     this.drain();
     if (!this.queue.has(t.id)) return TaskState.Running;
     this.save(t, task.state);
@@ -221,7 +223,7 @@ export class ManagerService {
     const now = Date.now();
     const cands = this.proplets.candidates(now);
     if (!cands.some((c) => c.running < c.capacity)) return;
-    for (const q of [...this.queue.values()].sort(queueOrder)) {
+    for (const q of this.queue.inOrder()) {
       const task = q.task;
       const pool = task.pinned && task.proplet_id ? cands.filter((c) => c.id === task.proplet_id) : cands;
       const chosen = place(this.opts.scheduler, pool, this.lastPick);
