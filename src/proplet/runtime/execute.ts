@@ -66,46 +66,34 @@ class Capture {
 }
 
 // A preopened host directory is loaded into the guest's in-memory tree and written back at exit: the guest
-// cannot reach any host path outside it, `..` included.
-function loadDir(host: string, budget: { left: number }): Map<string, Inode> {
+// cannot reach any host path outside it, `..` included. Files are written back when their content hash changed
+// (the guest may write in place), or when they are new.
+const digest = (b: Uint8Array) => Bun.hash(b);
+
+function loadDir(host: string, budget: { left: number }, hashes: Map<string, bigint | number>): Map<string, Inode> {
   const out = new Map<string, Inode>();
   for (const name of readdirSync(host)) {
     const p = join(host, name);
     const st = statSync(p);
-    if (st.isDirectory()) out.set(name, new Directory(loadDir(p, budget)));
+    if (st.isDirectory()) out.set(name, new Directory(loadDir(p, budget, hashes)));
     else if (st.isFile()) {
       budget.left -= st.size;
       if (budget.left < 0) throw new Error(`preopened directory ${host} holds more than ${MAX_PREOPEN_BYTES >> 20} MiB`);
-      out.set(name, new File(readFileSync(p)));
+      const data = readFileSync(p);
+      hashes.set(p, digest(data));
+      out.set(name, new File(data));
     }
   }
   return out;
 }
 
-function saveDir(host: string, dir: Directory, original: Map<string, Inode>): void {
+function saveDir(host: string, dir: Directory, hashes: Map<string, bigint | number>): void {
   mkdirSync(host, { recursive: true });
   for (const [name, inode] of dir.contents) {
     const p = join(host, name);
-    const before = original.get(name);
-    if (inode instanceof Directory) saveDir(p, inode, before instanceof Directory ? before.contents : new Map());
-    else if (inode instanceof File && !(before instanceof File && before.data === inode.data && before.size === inode.size)) {
-      writeFileSync(p, inode.data);
-    }
+    if (inode instanceof Directory) saveDir(p, inode, hashes);
+    else if (inode instanceof File && hashes.get(p) !== digest(inode.data)) writeFileSync(p, inode.data);
   }
-}
-
-function snapshot(m: Map<string, Inode>): Map<string, Inode> {
-  // Shallow record of the original File objects and their data buffers, to spot what the guest changed.
-  const out = new Map<string, Inode>();
-  for (const [k, v] of m) {
-    if (v instanceof Directory) out.set(k, new Directory(snapshot(v.contents)));
-    else if (v instanceof File) {
-      const f = new File(new Uint8Array());
-      f.data = v.data;
-      out.set(k, f);
-    }
-  }
-  return out;
 }
 
 /** user + system clock ticks of the calling thread (Linux), 0 where /proc/thread-self is not there. */
@@ -144,8 +132,8 @@ export function execute(req: ExecRequest): ExecResult {
   const stderr = new Capture(req.outputLimit);
   const budget = { left: MAX_PREOPEN_BYTES };
   const preopens = req.options.dirs.map((d) => {
-    const contents = loadDir(d.host, budget);
-    return { ...d, dir: new PreopenDirectory(d.guest, contents), original: snapshot(contents) };
+    const hashes = new Map<string, bigint | number>();
+    return { ...d, dir: new PreopenDirectory(d.guest, loadDir(d.host, budget, hashes)), hashes };
   });
   const env = { ...req.env, ...req.options.env };
   const argv = entry.kind === "command" ? [req.name, ...req.inputs] : [req.name];
@@ -194,7 +182,7 @@ export function execute(req: ExecRequest): ExecResult {
     }
     result = stdout.text();
   }
-  for (const p of preopens) saveDir(p.host, p.dir.dir, p.original);
+  for (const p of preopens) saveDir(p.host, p.dir.dir, p.hashes);
   const errText = stderr.text();
   if (exitCode !== 0) {
     const err = errText.trim();
