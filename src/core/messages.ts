@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { Env, Inputs, MonitoringProfile } from "./task.ts";
 import { PropletMetadata } from "./proplet.ts";
+import { Timestamp } from "./time.ts";
 
 // MQTT payloads of DESIGN §3 with upstream's keys. Strict in what we send, liberal in what we accept.
 
@@ -89,7 +90,7 @@ export function decode<T extends z.ZodType>(schema: T, payload: Buffer | Uint8Ar
 export const PropletMetricsMsg = z.looseObject({
   proplet_id: z.string().min(1),
   namespace: nullToUndef(z.string()),
-  timestamp: nullToUndef(z.union([z.string(), z.object({ secs_since_epoch: z.number(), nanos_since_epoch: z.number() })])),
+  timestamp: nullToUndef(Timestamp),
   cpu_metrics: z.looseObject({ user_seconds: z.number().optional(), system_seconds: z.number().optional(), percent: z.number().optional() }).optional(),
   memory_metrics: z.looseObject({ rss_bytes: z.number().optional() }).optional(),
 });
@@ -101,6 +102,6 @@ export const TaskMetricsMsg = z.looseObject({
   proplet_id: z.string().min(1),
   metrics: z.looseObject({}),
   aggregated: z.looseObject({}).nullable().optional(),
-  timestamp: nullToUndef(z.union([z.string(), z.object({ secs_since_epoch: z.number(), nanos_since_epoch: z.number() })])),
+  timestamp: nullToUndef(Timestamp),
 });
 export type TaskMetricsMsg = z.output<typeof TaskMetricsMsg>;

@@ -131,9 +131,6 @@ export class Coordinator {
 
   async createWorkflow(input: WorkflowCreate): Promise<WorkflowView> {
     const workflowId = input.tasks.find((t) => t.workflow_id)?.workflow_id ?? crypto.randomUUID();
-    for (const t of input.tasks) {
-      if (t.run_if !== undefined && t.run_if !== "" && t.run_if !== "success" && t.run_if !== "failure") throw badRequest(`tasks: invalid run_if ${t.run_if}`);
-    }
     const tasks = this.buildTasks(input.tasks, { workflow_id: workflowId });
     this.svc.insertTasks(tasks);
     await this.svc.durable();

@@ -78,12 +78,14 @@ export class ManagerService {
   /** Rebuilds in-memory state from storage after a start or a crash. */
   recover(): void {
     const now = Date.now();
-    for (const t of this.store.tasks.listByState([TaskState.Running])) if (t.proplet_id) this.proplets.track(t.proplet_id, t.id, true);
-    for (const t of this.store.tasks.listByState([TaskState.Scheduled])) {
-      if (t.retry_at && t.retry_at > now) this.retryLater(t, t.retry_at - now);
+    // One scan of the unfinished tasks (there is no index on state: it would cost every task update).
+    for (const t of this.store.tasks.listByState([TaskState.Running, TaskState.Scheduled, TaskState.Interrupted])) {
+      if (t.state === TaskState.Running) {
+        if (t.proplet_id) this.proplets.track(t.proplet_id, t.id, true);
+      } else if (t.state === TaskState.Interrupted) this.endRun(t, { error: "interrupted by shutdown", results: t.results });
+      else if (t.retry_at && t.retry_at > now) this.retryLater(t.id, t.retry_at - now);
       else this.queue.set({ id: t.id, priority: t.priority, queuedAt: t.queued_at ?? now, task: t });
     }
-    for (const t of this.store.tasks.listByState([TaskState.Interrupted])) this.endRun(t, { error: "interrupted by shutdown", results: t.results });
     for (const t of this.store.tasks.listScheduled()) this.armSchedule(t, true);
     this.drain();
   }
@@ -100,14 +102,14 @@ export class ManagerService {
 
   // ---- tasks ----
 
-  async createTask(input: TaskCreate, extra: Partial<Task> = {}): Promise<TaskView> {
-    const task = { ...newTask(crypto.randomUUID(), input, nowIso()), ...extra };
-    this.store.tasks.create(task);
-    this.armSchedule(task, false);
+  async createTask(input: TaskCreate): Promise<TaskView> {
+    const created = newTask(crypto.randomUUID(), input, nowIso());
+    this.store.tasks.create(created);
+    const task = this.armSchedule(created, false);
     await this.store.durable();
     this.taskEvent(task);
     log.debug(`task ${task.id} created (${task.name})`);
-    return taskView(task.schedule ? this.mustGet(task.id) : task); // arming a schedule stores next_run
+    return taskView(task);
   }
 
   /** Inserts tasks of a job or workflow as they are (ids and depends_on already resolved). */
@@ -166,11 +168,11 @@ export class ManagerService {
       if (!next.schedule) this.cron.remove(id);
     }
     this.store.tasks.update(next, patch.file !== undefined);
-    if (scheduleChanged) this.armSchedule(next, false);
+    const stored = scheduleChanged ? this.armSchedule(next, false) : next;
     const queued = this.queue.get(id);
-    if (queued) this.queue.set({ ...queued, priority: next.priority, task: this.mustGet(id) });
+    if (queued) this.queue.set({ ...queued, priority: stored.priority, task: stored });
     await this.store.durable();
-    return taskView(this.mustGet(id));
+    return taskView(stored);
   }
 
   async deleteTask(id: string): Promise<void> {
@@ -244,12 +246,12 @@ export class ManagerService {
     const now = nowIso();
     // The current run lives in the task (run_id, attempt, proplet_id, start_time) and is stored as a run record
     // when it ends: one write per run instead of two.
-    const run = { run_id: crypto.randomUUID() };
+    const runId = crypto.randomUUID();
     const running: Task = {
       ...task,
       state: TaskState.Running,
       proplet_id: proplet.id,
-      run_id: run.run_id,
+      run_id: runId,
       start_time: now,
       finish_time: ZERO_TIME,
       updated_at: now,
@@ -259,11 +261,11 @@ export class ManagerService {
     this.save(running, task.state);
     this.proplets.track(proplet.id, task.id, true);
     this.counters.starts++;
-    if (this.events.listeners) this.events.emit({ type: "run", phase: "started", task_id: task.id, run_id: run.run_id, attempt: task.attempt ?? 1, proplet_id: proplet.id, at: now });
+    if (this.events.listeners) this.events.emit({ type: "run", phase: "started", task_id: task.id, run_id: runId, attempt: task.attempt ?? 1, proplet_id: proplet.id, at: now });
     if (task.timeout_s) {
       this.setTimer(task.id, task.timeout_s * 1000 + TIMEOUT_GRACE_MS, () => {
         const t = this.store.tasks.get(task.id);
-        if (t?.state !== TaskState.Running || t.run_id !== run.run_id) return;
+        if (t?.state !== TaskState.Running || t.run_id !== runId) return;
         void this.bus.stop({ id: t.id, broadcast: false, proplet_id: t.proplet_id }).catch(() => {});
         this.endRun(t, { error: `task timed out after ${task.timeout_s}s (no result from proplet ${t.proplet_id})`, results: undefined });
       });
@@ -273,10 +275,10 @@ export class ManagerService {
     void this.store
       .durable()
       .then(() => this.bus.start(msg))
-      .then(() => log.debug(`task ${task.id} run ${run.run_id} started on proplet ${proplet.id}`))
+      .then(() => log.debug(`task ${task.id} run ${runId} started on proplet ${proplet.id}`))
       .catch((e) => {
         const t = this.store.tasks.get(task.id);
-        if (t?.run_id === run.run_id && t.state === TaskState.Running) {
+        if (t?.run_id === runId && t.state === TaskState.Running) {
           this.endRun(t, { error: `failed to publish start message: ${e instanceof Error ? e.message : e}`, results: undefined });
         }
       });
@@ -340,7 +342,7 @@ export class ManagerService {
       const retryAt = Date.now() + delay;
       this.save({ ...task, state: TaskState.Scheduled, attempt: attempt + 1, results: r.results, error: r.error!, finish_time: now, updated_at: now, retry_at: retryAt }, task.state);
       log.info(`task ${task.id} attempt ${attempt} failed (${r.error}); retry ${attempt + 1} in ${delay / 1000}s`);
-      this.retryLater(this.mustGet(task.id), delay);
+      this.retryLater(task.id, delay);
     } else {
       const done: Task = { ...task, state, results: r.results, error: failed ? r.error! : undefined, finish_time: now, updated_at: now, retry_at: undefined };
       this.save(done, task.state);
@@ -354,9 +356,9 @@ export class ManagerService {
     this.drain();
   }
 
-  private retryLater(task: Task, delayMs: number): void {
-    this.setTimer(task.id, delayMs, () => {
-      const t = this.store.tasks.get(task.id);
+  private retryLater(id: string, delayMs: number): void {
+    this.setTimer(id, delayMs, () => {
+      const t = this.store.tasks.get(id);
       if (t?.state === TaskState.Scheduled && t.retry_at) this.enqueue(t);
     });
   }
@@ -430,24 +432,29 @@ export class ManagerService {
 
   // ---- cron ----
 
-  /** Computes and stores next_run, and arms the timer. At start-up, a missed firing follows misfire_policy. */
-  private armSchedule(task: Task, atStartup: boolean): void {
-    if (!task.schedule) return;
+  /**
+   * Computes and stores next_run, and arms the timer; returns the task as stored. At start-up, a missed firing
+   * follows misfire_policy.
+   */
+  private armSchedule(task: Task, atStartup: boolean): Task {
+    if (!task.schedule) return task;
     const now = Date.now();
     const stored = task.next_run && task.next_run !== ZERO_TIME ? Date.parse(task.next_run) : NaN;
     if (atStartup && Number.isFinite(stored) && stored > now) {
       this.cron.set(task.id, stored);
-      return;
+      return task;
     }
     if (atStartup && Number.isFinite(stored) && stored <= now && task.misfire_policy === "run_once") {
       log.info(`task ${task.id}: schedule missed while the manager was down; running it once now`);
       this.cron.set(task.id, now);
-      return;
+      return task;
     }
     const next = nextRun(task.schedule, task.timezone, new Date(now));
     const iso = next ? next.toISOString() : ZERO_TIME;
-    if (iso !== task.next_run) this.save({ ...this.mustGet(task.id), next_run: iso });
+    const armed = iso === task.next_run ? task : { ...task, next_run: iso };
+    if (armed !== task) this.save(armed); // the module column is left alone, so a task read without it is fine
     if (next) this.cron.set(task.id, next.getTime());
+    return armed;
   }
 
   private async fireSchedule(id: string, at: number): Promise<void> {
@@ -507,13 +514,13 @@ export class ManagerService {
 
   handlePropletMetrics(msg: PropletMetricsMsg): void {
     if (!this.proplets.has(msg.proplet_id)) return;
-    const at = typeof msg.timestamp === "string" && !Number.isNaN(Date.parse(msg.timestamp)) ? new Date(msg.timestamp).toISOString() : nowIso();
+    const at = sampleTime(msg.timestamp);
     this.store.metrics.addProplet(msg.proplet_id, at, { ...msg, timestamp: at });
     if (this.events.listeners) this.events.emit({ type: "metrics", kind: "proplet", proplet_id: msg.proplet_id, sample: msg, at });
   }
 
   handleTaskMetrics(msg: TaskMetricsMsg): void {
-    const at = typeof msg.timestamp === "string" && !Number.isNaN(Date.parse(msg.timestamp)) ? new Date(msg.timestamp).toISOString() : nowIso();
+    const at = sampleTime(msg.timestamp);
     this.store.metrics.addTask(msg.task_id, at, { ...msg, timestamp: at });
     if (this.events.listeners) this.events.emit({ type: "metrics", kind: "task", proplet_id: msg.proplet_id, task_id: msg.task_id, sample: msg, at });
   }
@@ -588,6 +595,11 @@ export class ManagerService {
       ...(t.timeout_s ? { timeout_s: t.timeout_s } : {}),
     };
   }
+}
+
+/** A sample's time in one form, so samples sort by it; its receive time when the proplet sent none. */
+function sampleTime(ts: string | undefined): string {
+  return ts ? new Date(ts).toISOString() : nowIso();
 }
 
 /** The run a Running task is in, from the task's own fields. */
