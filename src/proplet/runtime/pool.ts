@@ -59,10 +59,6 @@ export class WorkerPool {
     for (let i = 0; i < warm; i++) this.idle.push(this.spawn());
   }
 
-  get active(): number {
-    return this.busy.size;
-  }
-
   private spawn(): Slot {
     const sab = new SharedArrayBuffer(12);
     const slot: Slot = { worker: new Worker(workerUrl), known: new Set(), flag: new Int32Array(sab) };
@@ -113,6 +109,8 @@ export class WorkerPool {
         this.queue = this.queue.filter((q) => q !== go);
         resolveOuter({ ok: false, result: "", error: reason });
       },
+      memoryBytes: () => inner?.memoryBytes?.() ?? 0,
+      threadCpuSeconds: () => inner?.threadCpuSeconds?.() ?? 0,
     };
   }
 
