@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { FIXTURES, ROOT, runTask, b64, startServe, tempDir, spawnPropeller, until, http } from "./helpers.ts";
+import { FIXTURES, ROOT, runTask, b64, startServe, tempDir, spawnPropeller, until, http, untilAlive } from "./helpers.ts";
 
 // `npm run build` gives one executable that runs every subcommand with no node_modules beside it.
 let bin: string;
@@ -37,7 +37,7 @@ describe("the compiled executable", () => {
     const s = await startServe({ cmd: [bin], cwd: dir });
     const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "bin-proplet" }, [bin], dir);
     try {
-      await until("bin-proplet alive", async () => (await http(`${s.url}/proplets/bin-proplet`)).body?.alive === true);
+      await untilAlive(s.url, "bin-proplet");
       const t = await runTask(s.url, { name: "add", file: b64("add"), inputs: [1, 2], proplet_id: "bin-proplet" });
       expect(t.results).toBe("3");
       const cli = Bun.spawnSync([bin, "tasks", "create", "hello", "--file", join(FIXTURES, "hello.wasm"), "--inputs", "Bin", "--start", "--wait"], {
@@ -54,7 +54,7 @@ describe("the compiled executable", () => {
       // The host runtime re-runs the binary itself as `propeller wasm run`.
       const h = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "bin-host", PROPLET_RUNTIME: "host" }, [bin], dir);
       try {
-        await until("bin-host alive", async () => (await http(`${s.url}/proplets/bin-host`)).body?.alive === true);
+        await untilAlive(s.url, "bin-host");
         const ht = await runTask(s.url, { name: "hello", file: b64("hello"), inputs: ["Host"], proplet_id: "bin-host" });
         expect(ht.results).toBe("Hello Host from hello\n");
       } finally {

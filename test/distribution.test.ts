@@ -3,7 +3,7 @@ import mqtt from "mqtt";
 import { createSign, X509Certificate } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { FIXTURES, fixture, freePort, http, MAIN, runTask, type Serve, spawnPropeller, startServe, tempDir, until } from "./helpers.ts";
+import { FIXTURES, fixture, freePort, MAIN, runTask, type Serve, spawnPropeller, startServe, tempDir, until, untilAlive } from "./helpers.ts";
 
 // Wasm distribution against a real registry: Debian's docker-registry, started here on free ports, one open
 // and one behind htpasswd basic auth.
@@ -234,7 +234,7 @@ describe("chunk loss", () => {
         lossy.publish("m/default/c/default/registry/server", JSON.stringify({ app_name: req.app_name, chunk_idx: i, total_chunks: total, data, digest }), { qos: 1 });
       }
     });
-    await until("chunky alive", async () => (await http(`${n.url}/proplets/chunky`)).body?.alive === true);
+    await untilAlive(n.url, "chunky");
   });
   afterAll(async () => {
     await lossy?.endAsync();

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import mqtt from "mqtt";
-import { b64, cpuSeconds, fixture, http, MAIN, runTask, type Serve, spawnPropeller, startServe, tempDir, until } from "./helpers.ts";
+import { b64, cpuSeconds, fixture, http, MAIN, runTask, type Serve, spawnPropeller, startServe, tempDir, until, untilAlive } from "./helpers.ts";
 
 // A user's view: a real `propeller serve` process (embedded broker, SQLite file, local proplet), real proplet
 // processes, the CLI, and plain HTTP.
@@ -116,7 +116,7 @@ describe("serve with its local proplet", () => {
   test("round robin spreads unpinned tasks over alive proplets", async () => {
     const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "rr-proplet", PROPLET_LIVELINESS_INTERVAL: "1" });
     try {
-      await until("rr-proplet alive", async () => (await http(`${s.url}/proplets/rr-proplet`)).body?.alive === true);
+      await untilAlive(s.url, "rr-proplet");
       const ran = new Set<string>();
       for (let i = 0; i < 4; i++) ran.add((await runTask(s.url, { name: "add", file: b64("add"), inputs: [i, 1] })).proplet_id);
       expect(ran.size).toBe(2);
@@ -127,7 +127,7 @@ describe("serve with its local proplet", () => {
 
   test("a Last Will marks a proplet killed with -9 not alive", async () => {
     const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "doomed", PROPLET_LIVELINESS_INTERVAL: "1" });
-    await until("doomed alive", async () => (await http(`${s.url}/proplets/doomed`)).body?.alive === true);
+    await untilAlive(s.url, "doomed");
     await p.kill("SIGKILL");
     // aedes sends the Will when it notices the socket closed.
     await until("doomed not alive", async () => (await http(`${s.url}/proplets/doomed`)).body?.alive === false, 2000);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { b64, freePort, http, runTask, type Serve, spawnPropeller, startServe, until } from "./helpers.ts";
+import { b64, freePort, runTask, type Serve, spawnPropeller, startServe, until, untilAlive } from "./helpers.ts";
 
 // `serve --mqtt-url` against a real mosquitto: no embedded broker; the manager, the local proplet and a
 // separate proplet all meet on mosquitto.
@@ -36,7 +36,7 @@ test("serve uses the external broker and runs tasks through it", async () => {
 test("a separate proplet on mosquitto runs a task pinned to it", async () => {
   const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `tcp://127.0.0.1:${port}`, PROPLET_ENTITY_ID: "mosquitto-proplet" });
   try {
-    await until("the proplet to be alive", async () => (await http(`${s.url}/proplets/mosquitto-proplet`)).body?.alive === true);
+    await untilAlive(s.url, "mosquitto-proplet");
     const t = await runTask(s.url, { name: "hello", file: b64("hello"), inputs: ["Mosquitto"], proplet_id: "mosquitto-proplet" });
     expect(t).toMatchObject({ state: 3, results: "Hello Mosquitto from hello\n" });
   } finally {
@@ -54,7 +54,7 @@ test("a proplet started before its broker waits for it and then joins", async ()
     await until("the proplet to say it waits", () => p.output().includes("waiting for the MQTT broker"), 6000);
     m = Bun.spawn([bin, "-p", String(late)], { stdout: "ignore", stderr: "ignore" });
     n = await startServe({ extra: ["--mqtt-url", `mqtt://127.0.0.1:${late}`, "--no-local-proplet"] });
-    await until("early-bird alive", async () => (await http(`${n!.url}/proplets/early-bird`)).body?.alive === true, 8000);
+    await untilAlive(n!.url, "early-bird", 8000);
   } finally {
     await p.kill("SIGKILL");
     await n?.kill("SIGKILL");

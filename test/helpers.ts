@@ -133,3 +133,8 @@ export function cpuSeconds(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
+
+/** Waits until the manager at `url` shows proplet `id` alive. */
+export async function untilAlive(url: string, id: string, timeoutMs = 10_000): Promise<void> {
+  await until(`proplet ${id} to be alive`, async () => (await http(`${url}/proplets/${id}`)).body?.alive === true, timeoutMs);
+}

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { b64, cpuSeconds, http, runTask, type Serve, spawnPropeller, startServe, until } from "./helpers.ts";
+import { b64, cpuSeconds, http, runTask, type Serve, spawnPropeller, startServe, until, untilAlive } from "./helpers.ts";
 
 // PROPLET_RUNTIME=host: each task is a child process of this same program's `propeller wasm run`.
 let s: Serve;
@@ -8,7 +8,7 @@ let p: ReturnType<typeof spawnPropeller>;
 beforeAll(async () => {
   s = await startServe({ extra: ["--no-local-proplet"] });
   p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "host-proplet", PROPLET_RUNTIME: "host" });
-  await until("host proplet alive", async () => (await http(`${s.url}/proplets/host-proplet`)).body?.alive === true);
+  await untilAlive(s.url, "host-proplet");
 });
 afterAll(async () => {
   await p?.kill("SIGKILL");
@@ -49,7 +49,7 @@ test("stop kills a spinning child and frees its CPU", async () => {
 
 test("a task's process ends when its proplet is killed with -9", async () => {
   const q = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "host-orphan", PROPLET_RUNTIME: "host" });
-  await until("host-orphan alive", async () => (await http(`${s.url}/proplets/host-orphan`)).body?.alive === true);
+  await untilAlive(s.url, "host-orphan");
   const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin"), proplet_id: "host-orphan" });
   await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
   await until("running", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { readCgroup } from "../src/proplet/cgroup.ts";
-import { b64, freePort, http, runTask, type Serve, spawnPropeller, startServe, tempDir, until } from "./helpers.ts";
+import { b64, freePort, http, runTask, type Serve, spawnPropeller, startServe, tempDir, until, untilAlive } from "./helpers.ts";
 
 // Liveliness, metrics, Prometheus and live events, with real processes.
 
@@ -79,7 +79,7 @@ describe("proplet metrics and liveliness", () => {
     const n = await startServe({ extra: ["--no-local-proplet", "--liveliness-interval", "1", "--stale-proplet-removal", "2"] });
     const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`, PROPLET_ENTITY_ID: "fleeting", PROPLET_LIVELINESS_INTERVAL: "1" });
     try {
-      await until("fleeting alive", async () => (await http(`${n.url}/proplets/fleeting`)).body?.alive === true);
+      await untilAlive(n.url, "fleeting");
       await p.kill("SIGKILL");
       await until("fleeting forgotten", async () => (await http(`${n.url}/proplets/fleeting`)).status === 404, 6000);
     } finally {
@@ -91,7 +91,7 @@ describe("proplet metrics and liveliness", () => {
   test("a 3 s host-runtime task with a 1 s monitoring interval leaves at least 2 task-metric samples", async () => {
     const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "host-metered", PROPLET_RUNTIME: "host" });
     try {
-      await until("host-metered alive", async () => (await http(`${s.url}/proplets/host-metered`)).body?.alive === true);
+      await untilAlive(s.url, "host-metered");
       // A spin loop ended by a 3 s timeout: a task that runs 3 s whatever the machine's speed.
       const t = await runTask(s.url, { name: "spin", file: b64("spin"), timeout_s: 3, proplet_id: "host-metered", monitoring_profile: { enabled: true, interval: 1 } }, 15_000);
       expect(t.error).toContain("timed out after 3s");
@@ -121,7 +121,7 @@ describe("events and Prometheus", () => {
     const port = await freePort();
     const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "prom-proplet", PROPLET_METRICS_PORT: String(port) });
     try {
-      await until("prom-proplet alive", async () => (await http(`${s.url}/proplets/prom-proplet`)).body?.alive === true);
+      await untilAlive(s.url, "prom-proplet");
       await runTask(s.url, { name: "add", file: b64("add"), inputs: [1, 1], proplet_id: "prom-proplet" });
       const families = parsePrometheusTextFormat(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()) as unknown as { name: string; metrics: { value: string }[] }[];
       const v = (n: string) => Number(families.find((f) => f.name === n)?.metrics[0]?.value);

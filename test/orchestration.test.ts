@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import mqtt from "mqtt";
-import { b64, http, MAIN, runTask, type Serve, spawnPropeller, startServe, tempDir, until } from "./helpers.ts";
+import { b64, http, MAIN, runTask, type Serve, spawnPropeller, startServe, tempDir, until, untilAlive } from "./helpers.ts";
 
 // Jobs, workflows, cron, queueing, daemons, timeouts, retries and recovery, with real processes.
 
@@ -242,7 +242,7 @@ describe("queueing and recovery", () => {
     const n = await startServe({ extra: ["--no-local-proplet", "--liveliness-interval", "1"] });
     const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`, PROPLET_ENTITY_ID: "one-slot", PROPLET_MAX_TASKS: "1", PROPLET_LIVELINESS_INTERVAL: "1" });
     try {
-      await until("one-slot alive", async () => (await http(`${n.url}/proplets/one-slot`)).body?.alive === true);
+      await untilAlive(n.url, "one-slot");
       const mk = async (body: Record<string, unknown>) => (await http(`${n.url}/tasks`, "POST", body)).body.id as string;
       const blocker = await mk(count(800_000_000));
       const low = await mk(add(1, 1, { priority: 10 }));
@@ -309,7 +309,7 @@ describe("queueing and recovery", () => {
   test("a task on a proplet killed with -9 is re-queued to another proplet while retries remain", async () => {
     const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "victim", PROPLET_LIVELINESS_INTERVAL: "1" });
     try {
-      await until("victim alive", async () => (await http(`${s.url}/proplets/victim`)).body?.alive === true);
+      await untilAlive(s.url, "victim");
       // Spread until a retried task lands on the victim.
       const c = await http(`${s.url}/tasks`, "POST", count(3_000_000_000, { max_retries: 1, retry_backoff_s: 0.1 }));
       let onVictim = false;
