@@ -427,6 +427,7 @@ export class ManagerService {
       if (t.proplet_id) await this.bus.stop({ id: t.id, broadcast: false, proplet_id: t.proplet_id }).catch(() => {});
       this.endRun(t, { error: "interrupted by shutdown", results: undefined, final: true, state: TaskState.Interrupted });
     }
+    this.proplets.flush();
     await this.store.durable();
   }
 
