@@ -80,13 +80,16 @@ export class Coordinator {
   }
 
   getJob(id: string): JobView {
-    const job = this.mustJob(id);
-    return { job_id: job.id, name: job.name, execution_mode: job.execution_mode, ...summary(this.store.tasks.listByGroup("job", id)) };
+    return this.jobView(this.mustJob(id));
+  }
+
+  private jobView(job: Job): JobView {
+    return { job_id: job.id, name: job.name, execution_mode: job.execution_mode, ...summary(this.store.tasks.listByGroup("job", job.id)) };
   }
 
   listJobs(offset: number, limit: number, status?: string): PageOut<JobView> {
     const want = status ? { pending: 0, running: 2, completed: 3, failed: 4 }[status] : undefined;
-    const all = this.store.jobs.all().map((j) => this.getJob(j.id)).filter((v) => want === undefined || v.state === want);
+    const all = this.store.jobs.all().map((j) => this.jobView(j)).filter((v) => want === undefined || v.state === want);
     return { offset, limit, total: all.length, items: all.slice(offset, offset + limit) };
   }
 
