@@ -18,8 +18,12 @@ export function setLogFormat(format: string | undefined): void {
   if (format !== "json") throw new Error(`unknown log format ${format} (use json or pretty)`);
   const reporter = {
     log(o: { date: Date; type: string; tag: string; args: unknown[] }) {
-      const message = o.args.map((a) => (a instanceof Error ? a.stack : typeof a === "string" ? a : JSON.stringify(a))).join(" ");
-      process.stderr.write(`${JSON.stringify({ time: o.date.toISOString(), level: o.type, ...(o.tag ? { tag: o.tag } : {}), message })}\n`);
+      const message = o.args
+        .map((a) => (a instanceof Error ? a.stack : typeof a === "string" ? a : JSON.stringify(a)))
+        .join(" ");
+      process.stderr.write(
+        `${JSON.stringify({ time: o.date.toISOString(), level: o.type, ...(o.tag ? { tag: o.tag } : {}), message })}\n`,
+      );
     },
   };
   for (const l of [log, ...tagged]) l.setReporters([reporter]);

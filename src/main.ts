@@ -2,18 +2,22 @@
 import { defineCommand, runMain } from "citty";
 import { jobsCommand, workflowsCommand } from "./cli/groups.ts";
 import { healthCommand } from "./cli/health.ts";
-import { watchCommand } from "./cli/watch.ts";
 import { pullCommand, pushCommand } from "./cli/oci.ts";
-import { proxyCommand } from "./proxy/command.ts";
 import { propletsCommand } from "./cli/proplets.ts";
 import { tasksCommand } from "./cli/tasks.ts";
 import { wasmCommand } from "./cli/wasm.ts";
+import { watchCommand } from "./cli/watch.ts";
 import { serveCommand } from "./manager/command.ts";
 import { propletCommand } from "./proplet/command.ts";
+import { proxyCommand } from "./proxy/command.ts";
 import { VERSION } from "./version.ts";
 
 const main = defineCommand({
-  meta: { name: "propeller", version: VERSION, description: "WebAssembly workload orchestrator for the cloud–edge continuum" },
+  meta: {
+    name: "propeller",
+    version: VERSION,
+    description: "WebAssembly workload orchestrator for the cloud–edge continuum",
+  },
   subCommands: {
     serve: serveCommand,
     proplet: propletCommand,

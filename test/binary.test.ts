@@ -1,14 +1,28 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { FIXTURES, ROOT, runTask, b64, startServe, tempDir, spawnPropeller, until, http, untilAlive } from "./helpers.ts";
+import {
+  b64,
+  FIXTURES,
+  http,
+  ROOT,
+  runTask,
+  spawnPropeller,
+  startServe,
+  tempDir,
+  until,
+  untilAlive,
+} from "./helpers.ts";
 
 // `npm run build` gives one executable that runs every subcommand with no node_modules beside it.
 let bin: string;
 let dir: string;
 
 beforeAll(async () => {
-  const build = Bun.spawnSync([process.execPath, join(ROOT, "scripts", "build.ts")], { stdout: "pipe", stderr: "pipe" });
+  const build = Bun.spawnSync([process.execPath, join(ROOT, "scripts", "build.ts")], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
   dir = tempDir("propeller-bin-");
   bin = join(dir, "propeller");
@@ -24,7 +38,9 @@ describe("the compiled executable", () => {
   });
 
   test("wasm run: a core export and a WASI command", () => {
-    const add = Bun.spawnSync([bin, "wasm", "run", join(FIXTURES, "add.wasm"), "--invoke", "add", "10", "20"], { cwd: dir });
+    const add = Bun.spawnSync([bin, "wasm", "run", join(FIXTURES, "add.wasm"), "--invoke", "add", "10", "20"], {
+      cwd: dir,
+    });
     expect(add.stdout.toString()).toBe("30\n");
     const hello = Bun.spawnSync([bin, "wasm", "run", join(FIXTURES, "hello.wasm"), "World"], { cwd: dir });
     expect(hello.stdout.toString()).toBe("Hello World from hello\n");
@@ -35,15 +51,34 @@ describe("the compiled executable", () => {
 
   test("serve, a separate proplet and the CLI, all from the one binary", async () => {
     const s = await startServe({ cmd: [bin], cwd: dir });
-    const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "bin-proplet" }, [bin], dir);
+    const p = spawnPropeller(
+      ["proplet"],
+      { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "bin-proplet" },
+      [bin],
+      dir,
+    );
     try {
       await untilAlive(s.url, "bin-proplet");
       const t = await runTask(s.url, { name: "add", file: b64("add"), inputs: [1, 2], proplet_id: "bin-proplet" });
       expect(t.results).toBe("3");
-      const cli = Bun.spawnSync([bin, "tasks", "create", "hello", "--file", join(FIXTURES, "hello.wasm"), "--inputs", "Bin", "--start", "--wait"], {
-        cwd: dir,
-        env: { ...process.env, PROPELLER_URL: s.url },
-      });
+      const cli = Bun.spawnSync(
+        [
+          bin,
+          "tasks",
+          "create",
+          "hello",
+          "--file",
+          join(FIXTURES, "hello.wasm"),
+          "--inputs",
+          "Bin",
+          "--start",
+          "--wait",
+        ],
+        {
+          cwd: dir,
+          env: { ...process.env, PROPELLER_URL: s.url },
+        },
+      );
       expect(cli.stdout.toString()).toBe("Hello Bin from hello\n");
       // Stop works in the binary's workers too.
       const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin") });
@@ -52,10 +87,24 @@ describe("the compiled executable", () => {
       await http(`${s.url}/tasks/${c.body.id}/stop`, "POST");
       await until("spin stopped", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 4, 2000);
       // The host runtime re-runs the binary itself as `propeller wasm run`.
-      const h = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "bin-host", PROPLET_RUNTIME: "host" }, [bin], dir);
+      const h = spawnPropeller(
+        ["proplet"],
+        {
+          PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+          PROPLET_ENTITY_ID: "bin-host",
+          PROPLET_RUNTIME: "host",
+        },
+        [bin],
+        dir,
+      );
       try {
         await untilAlive(s.url, "bin-host");
-        const ht = await runTask(s.url, { name: "hello", file: b64("hello"), inputs: ["Host"], proplet_id: "bin-host" });
+        const ht = await runTask(s.url, {
+          name: "hello",
+          file: b64("hello"),
+          inputs: ["Host"],
+          proplet_id: "bin-host",
+        });
         expect(ht.results).toBe("Hello Host from hello\n");
       } finally {
         await h.kill("SIGKILL");

@@ -16,7 +16,10 @@ const chunk = (i: number, total = 4, extra: Record<string, unknown> = {}) => ({
 test("chunks out of order, duplicates and a wrong total; two waiters share one assembly", async () => {
   const requests: unknown[] = [];
   const warnings: string[] = [];
-  const a = new ChunkAssembler((app, chunks) => requests.push({ app, chunks }), (m) => warnings.push(m));
+  const a = new ChunkAssembler(
+    (app, chunks) => requests.push({ app, chunks }),
+    (m) => warnings.push(m),
+  );
   const w1 = a.wait("r.example/m:v1", 5000);
   const w2 = a.wait("r.example/m:v1", 5000);
   expect(requests).toEqual([{ app: "r.example/m:v1", chunks: undefined }]); // one request for both
@@ -34,7 +37,10 @@ test("chunks out of order, duplicates and a wrong total; two waiters share one a
 });
 
 test("a digest mismatch fails the waiters", async () => {
-  const a = new ChunkAssembler(() => {}, () => {});
+  const a = new ChunkAssembler(
+    () => {},
+    () => {},
+  );
   const w = a.wait("r.example/m:v1", 5000);
   for (let i = 0; i < 4; i++) a.onChunk(chunk(i, 4, { digest: `sha256:${"0".repeat(64)}` }));
   await expect(w).rejects.toThrow("do not match digest");
@@ -42,7 +48,10 @@ test("a digest mismatch fails the waiters", async () => {
 });
 
 test("a proxy error fails the waiters at once", async () => {
-  const a = new ChunkAssembler(() => {}, () => {});
+  const a = new ChunkAssembler(
+    () => {},
+    () => {},
+  );
   const w = a.wait("r.example/m:v1", 5000);
   a.onError({ app_name: "r.example/m:v1", error: "fetching r.example/m:v1: HTTP 404" });
   await expect(w).rejects.toThrow("HTTP 404");
@@ -52,12 +61,22 @@ test("a proxy error fails the waiters at once", async () => {
 test("references, layers, challenges", () => {
   expect(parseReference("localhost:5000/a/b:v2")).toEqual({ registry: "localhost:5000", repository: "a/b", tag: "v2" });
   expect(parseReference("ghcr.io/x/y")).toEqual({ registry: "ghcr.io", repository: "x/y", tag: "latest" });
-  expect(parseReference(`r.io/x@sha256:${"a".repeat(64)}`)).toEqual({ registry: "r.io", repository: "x", digest: `sha256:${"a".repeat(64)}` });
+  expect(parseReference(`r.io/x@sha256:${"a".repeat(64)}`)).toEqual({
+    registry: "r.io",
+    repository: "x",
+    digest: `sha256:${"a".repeat(64)}`,
+  });
   expect(parseReference("just-a-name")).toContain("not an OCI reference");
   const d = (mediaType: string, extra = {}) => ({ mediaType, digest: `sha256:${"b".repeat(64)}`, size: 1, ...extra });
-  expect(pickWasmLayer({ layers: [d("text/plain"), d("application/vnd.wasm.content.layer.v1+wasm")] })).toMatchObject({ mediaType: "application/vnd.wasm.content.layer.v1+wasm" });
+  expect(pickWasmLayer({ layers: [d("text/plain"), d("application/vnd.wasm.content.layer.v1+wasm")] })).toMatchObject({
+    mediaType: "application/vnd.wasm.content.layer.v1+wasm",
+  });
   expect(pickWasmLayer({ layers: [d("x"), d("y")] })).toContain("none of a Wasm media type");
-  expect(pickFromIndex({ manifests: [d("m", { platform: { os: "linux" } }), d("m", { platform: { os: "wasi", architecture: "wasm" } })] })?.platform?.os).toBe("wasi");
+  expect(
+    pickFromIndex({
+      manifests: [d("m", { platform: { os: "linux" } }), d("m", { platform: { os: "wasi", architecture: "wasm" } })],
+    })?.platform?.os,
+  ).toBe("wasi");
   expect(parseChallenge('Bearer realm="https://auth.io/token",service="reg",scope="repository:a:pull"')).toEqual({
     scheme: "bearer",
     params: { realm: "https://auth.io/token", service: "reg", scope: "repository:a:pull" },

@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { AliveMsg, decode, ResultMsg, StartMsg } from "../src/core/messages.ts";
-import { isAlive, recordHeartbeat, type Proplet } from "../src/core/proplet.ts";
+import { isAlive, type Proplet, recordHeartbeat } from "../src/core/proplet.ts";
 import { roundRobin } from "../src/core/scheduler.ts";
-import { redactFile, TaskCreate, taskView, newTask } from "../src/core/task.ts";
+import { newTask, redactFile, TaskCreate, taskView } from "../src/core/task.ts";
 import { Timestamp } from "../src/core/time.ts";
 import { chooseEntry, formatResult, parseArgs, parseRuntimeOptions } from "../src/core/wasm-call.ts";
 import { inspect } from "../src/core/wasm-info.ts";
@@ -24,13 +24,24 @@ describe("task schema", () => {
   test("priority range, broadcast with proplet_id, non-wasm file are rejected", () => {
     expect(TaskCreate.safeParse({ name: "t", priority: 101 }).success).toBe(false);
     expect(TaskCreate.safeParse({ name: "t", broadcast: true, proplet_id: "p" }).success).toBe(false);
-    expect(TaskCreate.safeParse({ name: "t", file: Buffer.from("hello world").toString("base64") }).success).toBe(false);
-    expect(TaskCreate.safeParse({ name: "t", file: Buffer.from(fixture("add")).toString("base64") }).success).toBe(true);
+    expect(TaskCreate.safeParse({ name: "t", file: Buffer.from("hello world").toString("base64") }).success).toBe(
+      false,
+    );
+    expect(TaskCreate.safeParse({ name: "t", file: Buffer.from(fixture("add")).toString("base64") }).success).toBe(
+      true,
+    );
   });
   test("new tasks get upstream defaults and the view redacts the file", () => {
     const file = Buffer.from(fixture("add")).toString("base64");
     const t = newTask("id1", TaskCreate.parse({ name: "add", file }), "2026-01-01T00:00:00.000Z");
-    expect(t).toMatchObject({ state: 0, kind: "standard", priority: 50, cli_args: null, daemon: false, start_time: "0001-01-01T00:00:00Z" });
+    expect(t).toMatchObject({
+      state: 0,
+      kind: "standard",
+      priority: 50,
+      cli_args: null,
+      daemon: false,
+      start_time: "0001-01-01T00:00:00Z",
+    });
     const v = taskView(t);
     expect(v.file).toBe(`${file.slice(0, 10)}<REDACTED>${file.slice(-10)}`);
     expect(v.status).toBe("Pending");
@@ -40,7 +51,10 @@ describe("task schema", () => {
 
 describe("messages", () => {
   test("start accepts upstream nulls and numeric inputs", () => {
-    const r = decode(StartMsg, JSON.stringify({ id: "t", name: "add", cli_args: null, file: null, inputs: [10, "20"], daemon: null }));
+    const r = decode(
+      StartMsg,
+      JSON.stringify({ id: "t", name: "add", cli_args: null, file: null, inputs: [10, "20"], daemon: null }),
+    );
     expect(r.ok).toBe(true);
     if (r.ok) expect(r.value).toMatchObject({ inputs: ["10", "20"], daemon: false, broadcast: false });
   });
@@ -87,13 +101,21 @@ describe("wasm calls", () => {
   });
   test("entry: the named export, else _start for commands, else main/run", () => {
     expect(chooseEntry(add, "add")).toMatchObject({ kind: "call", export: "add" });
-    expect(chooseEntry(inspect(fixture("main-only")).functions, "anything")).toMatchObject({ kind: "call", export: "main" });
+    expect(chooseEntry(inspect(fixture("main-only")).functions, "anything")).toMatchObject({
+      kind: "call",
+      export: "main",
+    });
     expect(chooseEntry(inspect(fixture("hello")).functions, "hello")).toEqual({ kind: "command" });
     expect(chooseEntry(add, "nope", "mul")).toContain("the module exports add");
   });
   test("inputs are parsed per parameter type", () => {
     const sig = { params: ["i32", "i64", "f32", "f64"] as const, results: [] };
-    expect(parseArgs({ ...sig, params: [...sig.params] }, "f", ["-5", "9007199254740993", "0.1", "1e3"])).toEqual([-5, 9007199254740993n, Math.fround(0.1), 1000]);
+    expect(parseArgs({ ...sig, params: [...sig.params] }, "f", ["-5", "9007199254740993", "0.1", "1e3"])).toEqual([
+      -5,
+      9007199254740993n,
+      Math.fround(0.1),
+      1000,
+    ]);
     expect(parseArgs({ params: ["i32"], results: [] }, "f", ["abc"])).toBe('input 0 ("abc") is not a valid i32');
     expect(parseArgs({ params: ["i32"], results: [] }, "f", ["4294967296"])).toContain("not a valid i32");
     expect(parseArgs({ params: ["i32", "i32"], results: [] }, "add", ["1"])).toContain("takes 2 argument(s)");
@@ -106,7 +128,11 @@ describe("wasm calls", () => {
     expect(formatResult({ params: [], results: [] }, undefined)).toBe("");
   });
   test("runtime options in wasmtime's spelling; unknown ones are errors", () => {
-    expect(parseRuntimeOptions(["--dir=/a::/b", "--env", "K=V", "--invoke=f"])).toEqual({ dirs: [{ host: "/a", guest: "/b" }], env: { K: "V" }, invoke: "f" });
+    expect(parseRuntimeOptions(["--dir=/a::/b", "--env", "K=V", "--invoke=f"])).toEqual({
+      dirs: [{ host: "/a", guest: "/b" }],
+      env: { K: "V" },
+      invoke: "f",
+    });
     expect(parseRuntimeOptions(["--dir", "/x"])).toEqual({ dirs: [{ host: "/x", guest: "/x" }], env: {} });
     expect(parseRuntimeOptions(["-S", "nn"])).toContain('unsupported runtime option "-S"');
   });
@@ -116,17 +142,25 @@ describe("interrupt instrumentation", () => {
   test("instrumented modules compute what the originals compute", () => {
     let checks = 0;
     const imports = { propeller: { interrupt: () => void checks++ } };
-    const fib = new WebAssembly.Instance(new WebAssembly.Module(instrument(fixture("fib")).bytes), imports).exports as any;
+    const fib = new WebAssembly.Instance(new WebAssembly.Module(instrument(fixture("fib")).bytes), imports)
+      .exports as any;
     expect(fib.fib(20)).toBe(6765);
-    const add = new WebAssembly.Instance(new WebAssembly.Module(instrument(fixture("add")).bytes), imports).exports as any;
+    const add = new WebAssembly.Instance(new WebAssembly.Module(instrument(fixture("add")).bytes), imports)
+      .exports as any;
     expect(add.add(10, 20)).toBe(30);
     // The C module's many loops, calls and tables survive the rewrite and still validate.
     expect(() => new WebAssembly.Module(instrument(fixture("hello")).bytes)).not.toThrow();
   });
   test("a pure-Wasm infinite loop reaches the host check", () => {
     let checks = 0;
-    const m = new WebAssembly.Module(instrument(fixture("spin")).bytes, );
-    const spin = new WebAssembly.Instance(m, { propeller: { interrupt: () => { if (++checks > 50) throw new Error("stop"); } } }).exports as any;
+    const m = new WebAssembly.Module(instrument(fixture("spin")).bytes);
+    const spin = new WebAssembly.Instance(m, {
+      propeller: {
+        interrupt: () => {
+          if (++checks > 50) throw new Error("stop");
+        },
+      },
+    }).exports as any;
     expect(() => spin.spin()).toThrow("stop");
     expect(checks).toBe(51);
   });

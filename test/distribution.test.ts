@@ -1,9 +1,21 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import mqtt from "mqtt";
 import { createSign, X509Certificate } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { FIXTURES, fixture, freePort, MAIN, runTask, type Serve, spawnPropeller, startServe, tempDir, until, untilAlive } from "./helpers.ts";
+import mqtt from "mqtt";
+import {
+  FIXTURES,
+  fixture,
+  freePort,
+  MAIN,
+  runTask,
+  type Serve,
+  spawnPropeller,
+  startServe,
+  tempDir,
+  until,
+  untilAlive,
+} from "./helpers.ts";
 
 // Wasm distribution against a real registry: Debian's docker-registry, started here on free ports, one open
 // and one behind htpasswd basic auth.
@@ -13,18 +25,28 @@ interface Registry {
   proc: ReturnType<typeof Bun.spawn>;
 }
 
-async function startRegistry(auth?: { user: string; password: string }, token?: { realm: string; certFile: string }): Promise<Registry> {
+async function startRegistry(
+  auth?: { user: string; password: string },
+  token?: { realm: string; certFile: string },
+): Promise<Registry> {
   const bin = ["/usr/bin/docker-registry", Bun.which("docker-registry")].find((p) => p && Bun.file(p).size > 0);
   if (!bin) throw new Error("docker-registry is not installed: apt-get install docker-registry (.ci/run does)");
   const dir = tempDir("registry-");
   const port = await freePort();
   let authCfg = "";
   if (auth) {
-    writeFileSync(join(dir, "htpasswd"), `${auth.user}:${await Bun.password.hash(auth.password, { algorithm: "bcrypt", cost: 5 })}\n`);
+    writeFileSync(
+      join(dir, "htpasswd"),
+      `${auth.user}:${await Bun.password.hash(auth.password, { algorithm: "bcrypt", cost: 5 })}\n`,
+    );
     authCfg = `auth:\n  htpasswd:\n    realm: test\n    path: ${join(dir, "htpasswd")}\n`;
   }
-  if (token) authCfg = `auth:\n  token:\n    realm: ${token.realm}\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: ${token.certFile}\n`;
-  writeFileSync(join(dir, "config.yml"), `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "data")}\nhttp:\n  addr: 127.0.0.1:${port}\n${authCfg}`);
+  if (token)
+    authCfg = `auth:\n  token:\n    realm: ${token.realm}\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: ${token.certFile}\n`;
+  writeFileSync(
+    join(dir, "config.yml"),
+    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "data")}\nhttp:\n  addr: 127.0.0.1:${port}\n${authCfg}`,
+  );
   const proc = Bun.spawn([bin, "serve", join(dir, "config.yml")], { stdout: "ignore", stderr: "ignore" });
   const host = `127.0.0.1:${port}`;
   await until("the registry to answer", async () => {
@@ -37,7 +59,11 @@ async function startRegistry(auth?: { user: string; password: string }, token?: 
 /** For tests that serve HTTP from this process: a synchronous spawn would block the answer. */
 async function cliAsync(args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const p = Bun.spawn([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, exitCode] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  const [stdout, stderr, exitCode] = await Promise.all([
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+    p.exited,
+  ]);
   return { exitCode, stdout, stderr };
 }
 
@@ -86,7 +112,10 @@ afterAll(async () => {
 
 describe("push, pull and tasks with image_url", () => {
   test("push :v1 and :v2; tasks run their own module", async () => {
-    for (const [file, tag] of [["add", "v1"], ["main-only", "v2"]] as const) {
+    for (const [file, tag] of [
+      ["add", "v1"],
+      ["main-only", "v2"],
+    ] as const) {
       const r = cli(["push", join(FIXTURES, `${file}.wasm`), `${open.host}/demo/mod:${tag}`]);
       expect(r.stderr.toString()).toBe("");
       expect(r.stdout.toString()).toMatch(new RegExp(`^${open.host}/demo/mod:${tag} sha256:[a-f0-9]{64}`));
@@ -101,7 +130,15 @@ describe("push, pull and tasks with image_url", () => {
     const noAuth = cli(["push", join(FIXTURES, "add.wasm"), `${locked.host}/demo/add:v1`]);
     expect(noAuth.exitCode).toBe(1);
     expect(noAuth.stderr.toString()).toContain("asks for basic");
-    const ok = cli(["push", join(FIXTURES, "add.wasm"), `${locked.host}/demo/add:v1`, "--username", "alice", "--password", "s3cret"]);
+    const ok = cli([
+      "push",
+      join(FIXTURES, "add.wasm"),
+      `${locked.host}/demo/add:v1`,
+      "--username",
+      "alice",
+      "--password",
+      "s3cret",
+    ]);
     expect(ok.exitCode).toBe(0);
     const out = join(tempDir(), "pulled.wasm");
     const pulled = cli(["pull", `${locked.host}/demo/add:v1`, "-o", out], creds);
@@ -121,7 +158,11 @@ describe("push, pull and tasks with image_url", () => {
     const t = await runTask(s.url, { name: "add", image_url: `${open.host}/demo/big:v1`, inputs: [5, 6] }, 20_000);
     expect(t).toMatchObject({ state: 3, results: "11" });
     expect(manifestDigest).toBeTruthy();
-    const byDigest = await runTask(s.url, { name: "add", image_url: `${open.host}/demo/big@${manifestDigest}`, inputs: [1, 1] }, 20_000);
+    const byDigest = await runTask(
+      s.url,
+      { name: "add", image_url: `${open.host}/demo/big@${manifestDigest}`, inputs: [1, 1] },
+      20_000,
+    );
     expect(byDigest).toMatchObject({ state: 3, results: "2" });
   });
 
@@ -144,7 +185,22 @@ describe("push, pull and tasks with image_url", () => {
 describe("bearer token auth", () => {
   test("push and pull through the registry's token challenge (a real token service signing JWTs)", async () => {
     const dir = tempDir("token-");
-    const openssl = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1", "-subj", "/CN=token"]);
+    const openssl = Bun.spawnSync([
+      "openssl",
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      join(dir, "key.pem"),
+      "-out",
+      join(dir, "cert.pem"),
+      "-days",
+      "1",
+      "-subj",
+      "/CN=token",
+    ]);
     if (!openssl.success) throw new Error(`openssl could not make a certificate: ${openssl.stderr}`);
     const key = readFileSync(join(dir, "key.pem"), "utf8");
     const der = new X509Certificate(readFileSync(join(dir, "cert.pem"))).raw.toString("base64");
@@ -155,25 +211,62 @@ describe("bearer token auth", () => {
       hostname: "127.0.0.1",
       fetch(req) {
         const u = new URL(req.url);
-        if (req.headers.get("authorization") !== `Basic ${btoa("bob:tok3n")}`) return new Response("who are you", { status: 401 });
+        if (req.headers.get("authorization") !== `Basic ${btoa("bob:tok3n")}`)
+          return new Response("who are you", { status: 401 });
         const scope = u.searchParams.get("scope") ?? "";
         scopes.push(scope);
         const [, name, actions] = scope.split(":");
         const now = Math.floor(Date.now() / 1000);
         const head = b64u(JSON.stringify({ alg: "RS256", typ: "JWT", x5c: [der] }));
-        const body = b64u(JSON.stringify({ iss: "test-issuer", sub: "bob", aud: u.searchParams.get("service"), exp: now + 300, nbf: now - 10, iat: now, jti: crypto.randomUUID(), access: name ? [{ type: "repository", name, actions: actions!.split(",") }] : [] }));
-        return Response.json({ token: `${head}.${body}.${b64u(createSign("RSA-SHA256").update(`${head}.${body}`).sign(key))}` });
+        const body = b64u(
+          JSON.stringify({
+            iss: "test-issuer",
+            sub: "bob",
+            aud: u.searchParams.get("service"),
+            exp: now + 300,
+            nbf: now - 10,
+            iat: now,
+            jti: crypto.randomUUID(),
+            access: name ? [{ type: "repository", name, actions: actions!.split(",") }] : [],
+          }),
+        );
+        return Response.json({
+          token: `${head}.${body}.${b64u(createSign("RSA-SHA256").update(`${head}.${body}`).sign(key))}`,
+        });
       },
     });
-    const reg = await startRegistry(undefined, { realm: `http://127.0.0.1:${tokens.port}/token`, certFile: join(dir, "cert.pem") });
+    const reg = await startRegistry(undefined, {
+      realm: `http://127.0.0.1:${tokens.port}/token`,
+      certFile: join(dir, "cert.pem"),
+    });
     try {
-      const pushed = await cliAsync(["push", join(FIXTURES, "add.wasm"), `${reg.host}/demo/tok:v1`, "--username", "bob", "--password", "tok3n"]);
+      const pushed = await cliAsync([
+        "push",
+        join(FIXTURES, "add.wasm"),
+        `${reg.host}/demo/tok:v1`,
+        "--username",
+        "bob",
+        "--password",
+        "tok3n",
+      ]);
       expect(pushed.stderr).toBe("");
       expect(scopes.some((sc) => sc.includes("push"))).toBe(true);
       const out = join(dir, "pulled.wasm");
-      expect((await cliAsync(["pull", `${reg.host}/demo/tok:v1`, "-o", out, "--username", "bob", "--password", "tok3n"])).exitCode).toBe(0);
+      expect(
+        (await cliAsync(["pull", `${reg.host}/demo/tok:v1`, "-o", out, "--username", "bob", "--password", "tok3n"]))
+          .exitCode,
+      ).toBe(0);
       expect(readFileSync(out).equals(Buffer.from(fixture("add")))).toBe(true);
-      const refused = await cliAsync(["pull", `${reg.host}/demo/tok:v1`, "-o", out, "--username", "bob", "--password", "wrong"]);
+      const refused = await cliAsync([
+        "pull",
+        `${reg.host}/demo/tok:v1`,
+        "-o",
+        out,
+        "--username",
+        "bob",
+        "--password",
+        "wrong",
+      ]);
       expect(refused.stderr).toContain("token service");
     } finally {
       reg.proc.kill("SIGKILL");
@@ -189,14 +282,18 @@ describe("http(s) image_url", () => {
       hostname: "127.0.0.1",
       fetch(req) {
         const path = new URL(req.url).pathname;
-        if (path === "/add.wasm") return new Response(fixture("add"), { headers: { "content-type": "application/wasm" } });
+        if (path === "/add.wasm")
+          return new Response(fixture("add"), { headers: { "content-type": "application/wasm" } });
         if (path === "/page.html") return new Response("<html></html>", { headers: { "content-type": "text/html" } });
         return new Response("no", { status: 404 });
       },
     });
     try {
       const base = `http://127.0.0.1:${srv.port}`;
-      expect(await runTask(s.url, { name: "add", image_url: `${base}/add.wasm`, inputs: [20, 22] })).toMatchObject({ state: 3, results: "42" });
+      expect(await runTask(s.url, { name: "add", image_url: `${base}/add.wasm`, inputs: [20, 22] })).toMatchObject({
+        state: 3,
+        results: "42",
+      });
       const missing = await runTask(s.url, { name: "add", image_url: `${base}/gone.wasm`, inputs: [1, 1] });
       expect(missing.error).toBe(`HTTP 404 fetching wasm from ${base}/gone.wasm`);
       const html = await runTask(s.url, { name: "add", image_url: `${base}/page.html`, inputs: [1, 1] });
@@ -219,7 +316,11 @@ describe("chunk loss", () => {
 
   beforeAll(async () => {
     n = await startServe({ extra: ["--no-proxy", "--no-local-proplet"] });
-    proplet = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`, PROPLET_ENTITY_ID: "chunky", PROPLET_FETCH_TIMEOUT: "4" });
+    proplet = spawnPropeller(["proplet"], {
+      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`,
+      PROPLET_ENTITY_ID: "chunky",
+      PROPLET_FETCH_TIMEOUT: "4",
+    });
     lossy = await mqtt.connectAsync(`mqtt://127.0.0.1:${n.mqttPort}`, { clientId: "lossy-proxy" });
     await lossy.subscribeAsync("m/default/c/default/registry/proplet", { qos: 1 });
     lossy.on("message", (_t, payload) => {
@@ -231,7 +332,11 @@ describe("chunk loss", () => {
       for (const i of wanted) {
         if (i === neverSend || (first && i === 1)) continue; // dropped in flight
         const data = Buffer.from(module.subarray(i * 512000, (i + 1) * 512000)).toString("base64");
-        lossy.publish("m/default/c/default/registry/server", JSON.stringify({ app_name: req.app_name, chunk_idx: i, total_chunks: total, data, digest }), { qos: 1 });
+        lossy.publish(
+          "m/default/c/default/registry/server",
+          JSON.stringify({ app_name: req.app_name, chunk_idx: i, total_chunks: total, data, digest }),
+          { qos: 1 },
+        );
       }
     });
     await untilAlive(n.url, "chunky");
@@ -250,7 +355,11 @@ describe("chunk loss", () => {
 
   test("a chunk that never comes fails the task after the fetch timeout, naming what is missing", async () => {
     neverSend = 2;
-    const t = await runTask(n.url, { name: "add", image_url: "registry.example.com/lossy/other:v1", inputs: [2, 2] }, 10_000);
+    const t = await runTask(
+      n.url,
+      { name: "add", image_url: "registry.example.com/lossy/other:v1", inputs: [2, 2] },
+      10_000,
+    );
     expect(t.state).toBe(4);
     expect(t.error).toContain("did not arrive within 4s");
     expect(t.error).toContain("received 2 of 3 chunks, missing 2");

@@ -1,6 +1,19 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import mqtt from "mqtt";
-import { b64, cpuSeconds, fixture, http, MAIN, runTask, type Serve, spawnPropeller, startServe, tempDir, until, untilAlive } from "./helpers.ts";
+import {
+  b64,
+  cpuSeconds,
+  fixture,
+  http,
+  MAIN,
+  runTask,
+  type Serve,
+  spawnPropeller,
+  startServe,
+  tempDir,
+  until,
+  untilAlive,
+} from "./helpers.ts";
 
 // A user's view: a real `propeller serve` process (embedded broker, SQLite file, local proplet), real proplet
 // processes, the CLI, and plain HTTP.
@@ -14,8 +27,16 @@ afterAll(async () => {
 });
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const p = Bun.spawn([process.execPath, MAIN, ...args], { env: { ...process.env, PROPELLER_URL: s.url }, stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  const p = Bun.spawn([process.execPath, MAIN, ...args], {
+    env: { ...process.env, PROPELLER_URL: s.url },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+    p.exited,
+  ]);
   return { code, stdout, stderr };
 }
 
@@ -23,11 +44,25 @@ describe("serve with its local proplet", () => {
   test("the local proplet registers and is alive", async () => {
     const page = (await http(`${s.url}/proplets`)).body;
     expect(page.total).toBe(1);
-    expect(page.proplets[0]).toMatchObject({ alive: true, task_count: 0, metadata: { wasm_runtime: "propeller-inprocess", os: "linux" } });
+    expect(page.proplets[0]).toMatchObject({
+      alive: true,
+      task_count: 0,
+      metadata: { wasm_runtime: "propeller-inprocess", os: "linux" },
+    });
   });
 
   test("CLI: tasks create add --inputs 10,20 --start --wait prints 30", async () => {
-    const r = await cli(["tasks", "create", "add", "--file", "test/fixtures/build/add.wasm", "--inputs", "10,20", "--start", "--wait"]);
+    const r = await cli([
+      "tasks",
+      "create",
+      "add",
+      "--file",
+      "test/fixtures/build/add.wasm",
+      "--inputs",
+      "10,20",
+      "--start",
+      "--wait",
+    ]);
     expect(r.stderr).toBe("");
     expect(r.stdout).toBe("30\n");
     expect(r.code).toBe(0);
@@ -71,10 +106,14 @@ describe("serve with its local proplet", () => {
     const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin") });
     await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
     const first = (await http(`${s.url}/proplets`)).body.proplets[0].last_alive_at;
-    const later = await until("a new heartbeat", async () => {
-      const p = (await http(`${s.url}/proplets`)).body.proplets[0];
-      return p.last_alive_at !== first ? p : undefined;
-    }, 3000);
+    const later = await until(
+      "a new heartbeat",
+      async () => {
+        const p = (await http(`${s.url}/proplets`)).body.proplets[0];
+        return p.last_alive_at !== first ? p : undefined;
+      },
+      3000,
+    );
     expect(later.alive).toBe(true);
     await http(`${s.url}/tasks/${c.body.id}/stop`, "POST");
   });
@@ -96,13 +135,22 @@ describe("serve with its local proplet", () => {
       expect(p.output()).toContain(`task ${t.id} running`);
       // Graceful stop says offline at once.
       await p.kill("SIGTERM");
-      const gone = await until("the proplet to be shown not alive", async () => {
-        const r = (await http(`${s.url}/proplets/edge-proplet-2`)).body;
-        return r.alive === false ? r : undefined;
-      }, 3000);
+      const gone = await until(
+        "the proplet to be shown not alive",
+        async () => {
+          const r = (await http(`${s.url}/proplets/edge-proplet-2`)).body;
+          return r.alive === false ? r : undefined;
+        },
+        3000,
+      );
       expect(gone.alive).toBe(false);
       // A task pinned to a proplet that is away waits in the queue instead of failing.
-      const pinned = await http(`${s.url}/tasks`, "POST", { name: "add", file: b64("add"), inputs: [1, 1], proplet_id: "edge-proplet-2" });
+      const pinned = await http(`${s.url}/tasks`, "POST", {
+        name: "add",
+        file: b64("add"),
+        inputs: [1, 1],
+        proplet_id: "edge-proplet-2",
+      });
       const queued = await http(`${s.url}/tasks/${pinned.body.id}/start`, "POST");
       expect(queued.body).toMatchObject({ started: true, status: "Scheduled" });
       await Bun.sleep(300);
@@ -114,11 +162,16 @@ describe("serve with its local proplet", () => {
   });
 
   test("round robin spreads unpinned tasks over alive proplets", async () => {
-    const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "rr-proplet", PROPLET_LIVELINESS_INTERVAL: "1" });
+    const p = spawnPropeller(["proplet"], {
+      PROPLET_MQTT_ADDRESS: `127.0.0.1:${s.mqttPort}`,
+      PROPLET_ENTITY_ID: "rr-proplet",
+      PROPLET_LIVELINESS_INTERVAL: "1",
+    });
     try {
       await untilAlive(s.url, "rr-proplet");
       const ran = new Set<string>();
-      for (let i = 0; i < 4; i++) ran.add((await runTask(s.url, { name: "add", file: b64("add"), inputs: [i, 1] })).proplet_id);
+      for (let i = 0; i < 4; i++)
+        ran.add((await runTask(s.url, { name: "add", file: b64("add"), inputs: [i, 1] })).proplet_id);
       expect(ran.size).toBe(2);
     } finally {
       await p.kill("SIGKILL");
@@ -126,7 +179,11 @@ describe("serve with its local proplet", () => {
   });
 
   test("a Last Will marks a proplet killed with -9 not alive", async () => {
-    const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "doomed", PROPLET_LIVELINESS_INTERVAL: "1" });
+    const p = spawnPropeller(["proplet"], {
+      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+      PROPLET_ENTITY_ID: "doomed",
+      PROPLET_LIVELINESS_INTERVAL: "1",
+    });
     await untilAlive(s.url, "doomed");
     await p.kill("SIGKILL");
     // aedes sends the Will when it notices the socket closed.
@@ -136,12 +193,27 @@ describe("serve with its local proplet", () => {
 
 describe("upstream compatibility", () => {
   test("create ignores a client id and state, returns Location and upstream defaults", async () => {
-    const res = await fetch(`${s.url}/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "t", id: "x", state: 3 }) });
+    const res = await fetch(`${s.url}/tasks`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "t", id: "x", state: 3 }),
+    });
     expect(res.status).toBe(201);
     const t = (await res.json()) as { id: string };
     expect(t.id).not.toBe("x");
     expect(res.headers.get("location")).toBe(`/tasks/${t.id}`);
-    expect(t).toMatchObject({ state: 0, status: "Pending", kind: "standard", priority: 50, cli_args: null, daemon: false, encrypted: false, start_time: "0001-01-01T00:00:00Z", finish_time: "0001-01-01T00:00:00Z", next_run: "0001-01-01T00:00:00Z" });
+    expect(t).toMatchObject({
+      state: 0,
+      status: "Pending",
+      kind: "standard",
+      priority: 50,
+      cli_args: null,
+      daemon: false,
+      encrypted: false,
+      start_time: "0001-01-01T00:00:00Z",
+      finish_time: "0001-01-01T00:00:00Z",
+      next_run: "0001-01-01T00:00:00Z",
+    });
   });
 });
 
@@ -157,7 +229,11 @@ describe("bad input", () => {
     const prio = await http(`${s.url}/tasks`, "POST", { name: "x", priority: 500 });
     expect(prio.status).toBe(400);
     expect(prio.body.error).toContain("priority");
-    const type = await fetch(`${s.url}/tasks`, { method: "POST", body: '{"name":"x"}', headers: { "content-type": "text/plain" } });
+    const type = await fetch(`${s.url}/tasks`, {
+      method: "POST",
+      body: '{"name":"x"}',
+      headers: { "content-type": "text/plain" },
+    });
     expect(type.status).toBe(400);
     const page = await http(`${s.url}/tasks?limit=abc`);
     expect(page.status).toBe(400);
@@ -166,7 +242,11 @@ describe("bad input", () => {
 
   test("a body over 100 MiB gets 413 and the server keeps running", async () => {
     const big = new Uint8Array(100 * 1024 * 1024 + 10).fill(0x20);
-    const r = await fetch(`${s.url}/tasks`, { method: "POST", body: big, headers: { "content-type": "application/json" } });
+    const r = await fetch(`${s.url}/tasks`, {
+      method: "POST",
+      body: big,
+      headers: { "content-type": "application/json" },
+    });
     expect(r.status).toBe(413);
     expect(((await r.json()) as { error: string }).error).toContain("100 MiB");
     expect((await fetch(`${s.url}/health`)).status).toBe(200);
@@ -183,7 +263,9 @@ describe("bad input", () => {
   });
 
   test("a task whose module is not valid Wasm fails with a reason", async () => {
-    const junk = Buffer.concat([Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]), Buffer.from("garbage!")]).toString("base64");
+    const junk = Buffer.concat([Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]), Buffer.from("garbage!")]).toString(
+      "base64",
+    );
     const t = await runTask(s.url, { name: "junk", file: junk });
     expect(t.state).toBe(4);
     expect(t.error).toBeTruthy();
@@ -193,7 +275,10 @@ describe("bad input", () => {
     const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "vandal" });
     for (const topic of ["create", "alive", "results"]) {
       await c.publishAsync(`m/default/c/default/control/proplet/${topic}`, "this is not json");
-      await c.publishAsync(`m/default/c/default/control/proplet/${topic}`, JSON.stringify({ proplet_id: 42, task_id: [] }));
+      await c.publishAsync(
+        `m/default/c/default/control/proplet/${topic}`,
+        JSON.stringify({ proplet_id: 42, task_id: [] }),
+      );
     }
     await c.publishAsync("m/default/c/default/control/manager/start", JSON.stringify({ id: 1 }));
     await c.endAsync();
@@ -220,7 +305,9 @@ describe("other REST operations", () => {
     expect(u.body.inputs).toEqual(["40", "2"]);
     expect(u.body.name).toBe("add");
     await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
-    const done = await until("task done", async () => ((await http(`${s.url}/tasks/${c.body.id}`)).body.state === 3 ? true : undefined));
+    const done = await until("task done", async () =>
+      (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 3 ? true : undefined,
+    );
     expect(done).toBe(true);
     const list = (await http(`${s.url}/tasks?limit=2`)).body;
     expect(list).toMatchObject({ offset: 0, limit: 2 });

@@ -34,10 +34,18 @@ test("serve uses the external broker and runs tasks through it", async () => {
 });
 
 test("a separate proplet on mosquitto runs a task pinned to it", async () => {
-  const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `tcp://127.0.0.1:${port}`, PROPLET_ENTITY_ID: "mosquitto-proplet" });
+  const p = spawnPropeller(["proplet"], {
+    PROPLET_MQTT_ADDRESS: `tcp://127.0.0.1:${port}`,
+    PROPLET_ENTITY_ID: "mosquitto-proplet",
+  });
   try {
     await untilAlive(s.url, "mosquitto-proplet");
-    const t = await runTask(s.url, { name: "hello", file: b64("hello"), inputs: ["Mosquitto"], proplet_id: "mosquitto-proplet" });
+    const t = await runTask(s.url, {
+      name: "hello",
+      file: b64("hello"),
+      inputs: ["Mosquitto"],
+      proplet_id: "mosquitto-proplet",
+    });
     expect(t).toMatchObject({ state: 3, results: "Hello Mosquitto from hello\n" });
   } finally {
     await p.kill("SIGKILL");
@@ -46,7 +54,11 @@ test("a separate proplet on mosquitto runs a task pinned to it", async () => {
 
 test("a proplet started before its broker waits for it and then joins", async () => {
   const late = await freePort();
-  const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${late}`, PROPLET_ENTITY_ID: "early-bird", PROPLET_LIVELINESS_INTERVAL: "1" });
+  const p = spawnPropeller(["proplet"], {
+    PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${late}`,
+    PROPLET_ENTITY_ID: "early-bird",
+    PROPLET_LIVELINESS_INTERVAL: "1",
+  });
   const bin = Bun.which("mosquitto") ?? "/usr/sbin/mosquitto";
   let m: ReturnType<typeof Bun.spawn> | undefined;
   let n: Serve | undefined;

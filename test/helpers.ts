@@ -1,8 +1,8 @@
-import type { Subprocess } from "bun";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Subprocess } from "bun";
 
 // Test set-up: real `propeller` processes on free loopback ports, real SQLite files in temp dirs.
 
@@ -39,7 +39,12 @@ export interface Proc {
 }
 
 /** Spawns `propeller ARGS…` (from source, or `cmd` for the compiled binary), collecting its output. */
-export function spawnPropeller(args: string[], env: Record<string, string> = {}, cmd = [process.execPath, MAIN], cwd = ROOT): Proc {
+export function spawnPropeller(
+  args: string[],
+  env: Record<string, string> = {},
+  cmd = [process.execPath, MAIN],
+  cwd = ROOT,
+): Proc {
   const proc = Bun.spawn([...cmd, ...args], {
     cwd,
     env: { ...process.env, ...env },
@@ -64,7 +69,12 @@ export function spawnPropeller(args: string[], env: Record<string, string> = {},
 }
 
 /** Polls `fn` until it returns a truthy value or the time is up. */
-export async function until<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 10_000, everyMs = 25): Promise<NonNullable<T>> {
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T> | T,
+  timeoutMs = 10_000,
+  everyMs = 25,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -74,7 +84,8 @@ export async function until<T>(what: string, fn: () => Promise<T> | T, timeoutMs
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`);
     await Bun.sleep(everyMs);
   }
 }
@@ -86,12 +97,23 @@ export interface Serve extends Proc {
   dataDir: string;
 }
 
-export async function startServe(opts: { dataDir?: string; extra?: string[]; env?: Record<string, string>; cmd?: string[]; cwd?: string } = {}): Promise<Serve> {
+export async function startServe(
+  opts: { dataDir?: string; extra?: string[]; env?: Record<string, string>; cmd?: string[]; cwd?: string } = {},
+): Promise<Serve> {
   const httpPort = await freePort();
   const mqttPort = await freePort();
   const dataDir = opts.dataDir ?? tempDir();
   const p = spawnPropeller(
-    ["serve", "--http-port", String(httpPort), "--mqtt-port", String(mqttPort), "--data-dir", dataDir, ...(opts.extra ?? [])],
+    [
+      "serve",
+      "--http-port",
+      String(httpPort),
+      "--mqtt-port",
+      String(mqttPort),
+      "--data-dir",
+      dataDir,
+      ...(opts.extra ?? []),
+    ],
     opts.env,
     opts.cmd,
     opts.cwd,
@@ -109,7 +131,12 @@ export async function startServe(opts: { dataDir?: string; extra?: string[]; env
 export async function http<T = any>(url: string, method = "GET", body?: unknown): Promise<{ status: number; body: T }> {
   const res = await fetch(url, {
     method,
-    ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body), headers: { "content-type": "application/json" } } : {}),
+    ...(body !== undefined
+      ? {
+          body: typeof body === "string" ? body : JSON.stringify(body),
+          headers: { "content-type": "application/json" },
+        }
+      : {}),
   });
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
@@ -121,10 +148,14 @@ export async function runTask(url: string, task: Record<string, unknown>, timeou
   if (created.status !== 201) throw new Error(`create failed: ${JSON.stringify(created.body)}`);
   const started = await http(`${url}/tasks/${created.body.id}/start`, "POST");
   if (started.status !== 200) throw new Error(`start failed: ${JSON.stringify(started.body)}`);
-  return until(`task ${created.body.id} to finish`, async () => {
-    const t = (await http(`${url}/tasks/${created.body.id}`)).body;
-    return t.state >= 3 ? t : undefined;
-  }, timeoutMs);
+  return until(
+    `task ${created.body.id} to finish`,
+    async () => {
+      const t = (await http(`${url}/tasks/${created.body.id}`)).body;
+      return t.state >= 3 ? t : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */
@@ -136,5 +167,9 @@ export function cpuSeconds(pid: number): number {
 
 /** Waits until the manager at `url` shows proplet `id` alive. */
 export async function untilAlive(url: string, id: string, timeoutMs = 10_000): Promise<void> {
-  await until(`proplet ${id} to be alive`, async () => (await http(`${url}/proplets/${id}`)).body?.alive === true, timeoutMs);
+  await until(
+    `proplet ${id} to be alive`,
+    async () => (await http(`${url}/proplets/${id}`)).body?.alive === true,
+    timeoutMs,
+  );
 }

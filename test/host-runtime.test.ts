@@ -1,5 +1,15 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { b64, cpuSeconds, http, runTask, type Serve, spawnPropeller, startServe, until, untilAlive } from "./helpers.ts";
+import {
+  b64,
+  cpuSeconds,
+  http,
+  runTask,
+  type Serve,
+  spawnPropeller,
+  startServe,
+  until,
+  untilAlive,
+} from "./helpers.ts";
 
 // PROPLET_RUNTIME=host: each task is a child process of this same program's `propeller wasm run`.
 let s: Serve;
@@ -7,7 +17,11 @@ let p: ReturnType<typeof spawnPropeller>;
 
 beforeAll(async () => {
   s = await startServe({ extra: ["--no-local-proplet"] });
-  p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "host-proplet", PROPLET_RUNTIME: "host" });
+  p = spawnPropeller(["proplet"], {
+    PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+    PROPLET_ENTITY_ID: "host-proplet",
+    PROPLET_RUNTIME: "host",
+  });
   await untilAlive(s.url, "host-proplet");
 });
 afterAll(async () => {
@@ -20,8 +34,13 @@ test("the proplet says it runs tasks as processes", async () => {
 });
 
 test("a core export and a WASI command print their stdout as the result", async () => {
-  expect(await runTask(s.url, { name: "add", file: b64("add"), inputs: [10, 20] })).toMatchObject({ state: 3, results: "30\n" });
-  expect(await runTask(s.url, { name: "hello", file: b64("hello"), inputs: ["-n", "Ada"], env: { GREETING: "Hey" } })).toMatchObject({ state: 3, results: "Hey -n Ada from hello\n" });
+  expect(await runTask(s.url, { name: "add", file: b64("add"), inputs: [10, 20] })).toMatchObject({
+    state: 3,
+    results: "30\n",
+  });
+  expect(
+    await runTask(s.url, { name: "hello", file: b64("hello"), inputs: ["-n", "Ada"], env: { GREETING: "Hey" } }),
+  ).toMatchObject({ state: 3, results: "Hey -n Ada from hello\n" });
 });
 
 test("a failing command reports its exit code and stderr", async () => {
@@ -37,10 +56,14 @@ test("stop kills a spinning child and frees its CPU", async () => {
   await until("running", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
   await Bun.sleep(300);
   await http(`${s.url}/tasks/${c.body.id}/stop`, "POST");
-  const t = await until("stopped", async () => {
-    const v = (await http(`${s.url}/tasks/${c.body.id}`)).body;
-    return v.state === 4 ? v : undefined;
-  }, 2000);
+  const t = await until(
+    "stopped",
+    async () => {
+      const v = (await http(`${s.url}/tasks/${c.body.id}`)).body;
+      return v.state === 4 ? v : undefined;
+    },
+    2000,
+  );
   expect(t.error).toBe("task stopped");
   const cpu0 = cpuSeconds(p.proc.pid);
   await Bun.sleep(800);
@@ -48,15 +71,29 @@ test("stop kills a spinning child and frees its CPU", async () => {
 });
 
 test("a task's process ends when its proplet is killed with -9", async () => {
-  const q = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "host-orphan", PROPLET_RUNTIME: "host" });
+  const q = spawnPropeller(["proplet"], {
+    PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+    PROPLET_ENTITY_ID: "host-orphan",
+    PROPLET_RUNTIME: "host",
+  });
   await untilAlive(s.url, "host-orphan");
   const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin"), proplet_id: "host-orphan" });
   await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
   await until("running", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
   await Bun.sleep(300);
-  const children = () => Bun.spawnSync(["pgrep", "-P", String(q.proc.pid)]).stdout.toString().trim().split("\n").filter(Boolean).map(Number);
+  const children = () =>
+    Bun.spawnSync(["pgrep", "-P", String(q.proc.pid)])
+      .stdout.toString()
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map(Number);
   const kids = children();
   expect(kids.length).toBeGreaterThan(0);
   await q.kill("SIGKILL");
-  await until("the orphaned child to exit", () => kids.every((pid) => !Bun.spawnSync(["kill", "-0", String(pid)]).success), 3000);
+  await until(
+    "the orphaned child to exit",
+    () => kids.every((pid) => !Bun.spawnSync(["kill", "-0", String(pid)]).success),
+    3000,
+  );
 });

@@ -3,7 +3,18 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { readCgroup } from "../src/proplet/cgroup.ts";
-import { b64, freePort, http, runTask, type Serve, spawnPropeller, startServe, tempDir, until, untilAlive } from "./helpers.ts";
+import {
+  b64,
+  freePort,
+  http,
+  runTask,
+  type Serve,
+  spawnPropeller,
+  startServe,
+  tempDir,
+  until,
+  untilAlive,
+} from "./helpers.ts";
 
 // Liveliness, metrics, Prometheus and live events, with real processes.
 
@@ -36,8 +47,18 @@ function cgroupV1(): string {
 
 describe("cgroups", () => {
   test("v2 and v1 trees are read", () => {
-    expect(readCgroup(cgroupV2())).toEqual({ version: 2, memory_usage_bytes: 123456789, memory_limit_bytes: 536870912, cpu_usage_seconds: 2.5 });
-    expect(readCgroup(cgroupV1())).toEqual({ version: 1, memory_usage_bytes: 987654321, memory_limit_bytes: undefined, cpu_usage_seconds: 7 });
+    expect(readCgroup(cgroupV2())).toEqual({
+      version: 2,
+      memory_usage_bytes: 123456789,
+      memory_limit_bytes: 536870912,
+      cpu_usage_seconds: 2.5,
+    });
+    expect(readCgroup(cgroupV1())).toEqual({
+      version: 1,
+      memory_usage_bytes: 987654321,
+      memory_limit_bytes: undefined,
+      cpu_usage_seconds: 7,
+    });
     expect(readCgroup(tempDir("cg0-"))).toBeUndefined();
   });
 });
@@ -52,10 +73,14 @@ describe("proplet metrics and liveliness", () => {
       PROPLET_CGROUP_ROOT: cgroupV2(),
     });
     try {
-      const page = await until("two samples", async () => {
-        const r = (await http(`${s.url}/proplets/metered/metrics`)).body;
-        return r?.total >= 2 ? r : undefined;
-      }, 6000);
+      const page = await until(
+        "two samples",
+        async () => {
+          const r = (await http(`${s.url}/proplets/metered/metrics`)).body;
+          return r?.total >= 2 ? r : undefined;
+        },
+        6000,
+      );
       const m = page.metrics[0];
       expect(m.memory_metrics.rss_bytes).toBeGreaterThan(0);
       expect(m.memory_metrics.container_usage_bytes).toBe(123456789);
@@ -68,7 +93,14 @@ describe("proplet metrics and liveliness", () => {
       const active = (await http(`${s.url}/proplets?status=active`)).body.proplets.map((x: { id: string }) => x.id);
       expect(active).toContain("metered");
       await p.kill("SIGKILL");
-      await until("metered inactive", async () => (await http(`${s.url}/proplets?status=inactive`)).body.proplets.some((x: { id: string }) => x.id === "metered"), 2000);
+      await until(
+        "metered inactive",
+        async () =>
+          (await http(`${s.url}/proplets?status=inactive`)).body.proplets.some(
+            (x: { id: string }) => x.id === "metered",
+          ),
+        2000,
+      );
       expect((await http(`${s.url}/proplets?status=sleepy`)).status).toBe(400);
     } finally {
       await p.kill("SIGKILL");
@@ -76,8 +108,14 @@ describe("proplet metrics and liveliness", () => {
   });
 
   test("a proplet silent for longer than --stale-proplet-removal is forgotten", async () => {
-    const n = await startServe({ extra: ["--no-local-proplet", "--liveliness-interval", "1", "--stale-proplet-removal", "2"] });
-    const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`, PROPLET_ENTITY_ID: "fleeting", PROPLET_LIVELINESS_INTERVAL: "1" });
+    const n = await startServe({
+      extra: ["--no-local-proplet", "--liveliness-interval", "1", "--stale-proplet-removal", "2"],
+    });
+    const p = spawnPropeller(["proplet"], {
+      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`,
+      PROPLET_ENTITY_ID: "fleeting",
+      PROPLET_LIVELINESS_INTERVAL: "1",
+    });
     try {
       await untilAlive(n.url, "fleeting");
       await p.kill("SIGKILL");
@@ -89,11 +127,25 @@ describe("proplet metrics and liveliness", () => {
   });
 
   test("a 3 s host-runtime task with a 1 s monitoring interval leaves at least 2 task-metric samples", async () => {
-    const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "host-metered", PROPLET_RUNTIME: "host" });
+    const p = spawnPropeller(["proplet"], {
+      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+      PROPLET_ENTITY_ID: "host-metered",
+      PROPLET_RUNTIME: "host",
+    });
     try {
       await untilAlive(s.url, "host-metered");
       // A spin loop ended by a 3 s timeout: a task that runs 3 s whatever the machine's speed.
-      const t = await runTask(s.url, { name: "spin", file: b64("spin"), timeout_s: 3, proplet_id: "host-metered", monitoring_profile: { enabled: true, interval: 1 } }, 15_000);
+      const t = await runTask(
+        s.url,
+        {
+          name: "spin",
+          file: b64("spin"),
+          timeout_s: 3,
+          proplet_id: "host-metered",
+          monitoring_profile: { enabled: true, interval: 1 },
+        },
+        15_000,
+      );
       expect(t.error).toContain("timed out after 3s");
       const m = (await http(`${s.url}/tasks/${t.id}/metrics`)).body;
       expect(m.total).toBeGreaterThanOrEqual(2);
@@ -109,21 +161,33 @@ describe("proplet metrics and liveliness", () => {
 
 test("an in-process task reports its worker thread's CPU time", async () => {
   // The local proplet of `s`: a spin loop ended by its 3 s timeout, sampled every second.
-  const t = await runTask(s.url, { name: "spin", file: b64("spin"), timeout_s: 3, monitoring_profile: { enabled: true, interval: 1 } }, 15_000);
+  const t = await runTask(
+    s.url,
+    { name: "spin", file: b64("spin"), timeout_s: 3, monitoring_profile: { enabled: true, interval: 1 } },
+    15_000,
+  );
   expect(t.error).toContain("timed out");
   const m = (await http(`${s.url}/tasks/${t.id}/metrics`)).body;
   expect(m.total).toBeGreaterThanOrEqual(2);
-  expect(Math.max(...m.metrics.map((x: { metrics: { cpu_percent: number } }) => x.metrics.cpu_percent))).toBeGreaterThan(50);
+  expect(
+    Math.max(...m.metrics.map((x: { metrics: { cpu_percent: number } }) => x.metrics.cpu_percent)),
+  ).toBeGreaterThan(50);
 });
 
 describe("events and Prometheus", () => {
   test("a proplet serves its own Prometheus metrics when PROPLET_METRICS_PORT is set", async () => {
     const port = await freePort();
-    const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "prom-proplet", PROPLET_METRICS_PORT: String(port) });
+    const p = spawnPropeller(["proplet"], {
+      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+      PROPLET_ENTITY_ID: "prom-proplet",
+      PROPLET_METRICS_PORT: String(port),
+    });
     try {
       await untilAlive(s.url, "prom-proplet");
       await runTask(s.url, { name: "add", file: b64("add"), inputs: [1, 1], proplet_id: "prom-proplet" });
-      const families = parsePrometheusTextFormat(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()) as unknown as { name: string; metrics: { value: string }[] }[];
+      const families = parsePrometheusTextFormat(
+        await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(),
+      ) as unknown as { name: string; metrics: { value: string }[] }[];
       const v = (n: string) => Number(families.find((f) => f.name === n)?.metrics[0]?.value);
       expect(v("proplet_tasks_started_total")).toBe(1);
       expect(v("proplet_tasks_completed_total")).toBe(1);
@@ -144,7 +208,10 @@ describe("events and Prometheus", () => {
         for await (const chunk of res.body!.pipeThrough(new TextDecoderStream())) {
           buf += chunk;
           for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
-            const data = buf.slice(0, i).split("\n").find((l) => l.startsWith("data:"));
+            const data = buf
+              .slice(0, i)
+              .split("\n")
+              .find((l) => l.startsWith("data:"));
             buf = buf.slice(i + 2);
             if (data) seen.push(JSON.parse(data.slice(5)));
           }
@@ -165,10 +232,16 @@ describe("events and Prometheus", () => {
   test("/metrics parses as Prometheus text and counts what happened", async () => {
     await runTask(s.url, { name: "fail", file: b64("fail") });
     const text = await (await fetch(`${s.url}/metrics`)).text();
-    const families = parsePrometheusTextFormat(text) as unknown as { name: string; type: string; metrics: { value?: string; labels?: Record<string, string>; buckets?: Record<string, string> }[] }[];
+    const families = parsePrometheusTextFormat(text) as unknown as {
+      name: string;
+      type: string;
+      metrics: { value?: string; labels?: Record<string, string>; buckets?: Record<string, string> }[];
+    }[];
     const fam = (n: string) => families.find((f) => f.name === n)!;
     expect(fam("propeller_tasks").type).toBe("GAUGE");
-    expect(Number(fam("propeller_tasks").metrics.find((m) => m.labels?.state === "Failed")!.value)).toBeGreaterThanOrEqual(1);
+    expect(
+      Number(fam("propeller_tasks").metrics.find((m) => m.labels?.state === "Failed")!.value),
+    ).toBeGreaterThanOrEqual(1);
     expect(Number(fam("propeller_task_failures_total").metrics[0]!.value)).toBeGreaterThanOrEqual(1);
     expect(Number(fam("propeller_task_starts_total").metrics[0]!.value)).toBeGreaterThanOrEqual(2);
     expect(Number(fam("propeller_proplets_alive").metrics[0]!.value)).toBeGreaterThanOrEqual(1);

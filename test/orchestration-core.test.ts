@@ -13,7 +13,13 @@ describe("DAG", () => {
     expect(validateDag([{ id: "a" }, { id: "b", depends_on: ["a"] }])).toBeUndefined();
     expect(validateDag([{ id: "a", depends_on: ["a"] }])).toBe("task a depends on itself");
     expect(validateDag([{ id: "a", depends_on: ["x"] }])).toBe("task a depends on x, which is not in the set");
-    expect(validateDag([{ id: "a", depends_on: ["c"] }, { id: "b", depends_on: ["a"] }, { id: "c", depends_on: ["b"] }])).toMatch(/circular dependency: (a|b|c) -> (a|b|c) -> (a|b|c) -> (a|b|c)/);
+    expect(
+      validateDag([
+        { id: "a", depends_on: ["c"] },
+        { id: "b", depends_on: ["a"] },
+        { id: "c", depends_on: ["b"] },
+      ]),
+    ).toMatch(/circular dependency: (a|b|c) -> (a|b|c) -> (a|b|c) -> (a|b|c)/);
   });
 
   test("run_if: success needs all parents Completed, failure needs one Failed", () => {
@@ -67,7 +73,12 @@ describe("scheduling", () => {
   });
   test("the task queue stays in order through inserts, updates and removals", () => {
     const q = new TaskQueue();
-    const e = (id: string, priority: number, queuedAt: number) => ({ id, priority, queuedAt, task: { id } as unknown as Task });
+    const e = (id: string, priority: number, queuedAt: number) => ({
+      id,
+      priority,
+      queuedAt,
+      task: { id } as unknown as Task,
+    });
     for (let i = 0; i < 200; i++) q.set(e(`t${i}`, (i * 37) % 101, i));
     q.set(e("t5", 100, 5)); // priority raised
     q.delete("t7");

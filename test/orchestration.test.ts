@@ -1,9 +1,20 @@
+import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Database } from "bun:sqlite";
 import mqtt from "mqtt";
-import { b64, http, MAIN, runTask, type Serve, spawnPropeller, startServe, tempDir, until, untilAlive } from "./helpers.ts";
+import {
+  b64,
+  http,
+  MAIN,
+  runTask,
+  type Serve,
+  spawnPropeller,
+  startServe,
+  tempDir,
+  until,
+  untilAlive,
+} from "./helpers.ts";
 
 // Jobs, workflows, cron, queueing, daemons, timeouts, retries and recovery, with real processes.
 
@@ -17,17 +28,35 @@ afterAll(async () => {
 
 const get = async (id: string) => (await http(`${s.url}/tasks/${id}`)).body;
 const final = (url: string, id: string, timeoutMs = 10_000) =>
-  until(`task ${id} to end`, async () => {
-    const t = (await http(`${url}/tasks/${id}`)).body;
-    return t.state >= 3 ? t : undefined;
-  }, timeoutMs);
+  until(
+    `task ${id} to end`,
+    async () => {
+      const t = (await http(`${url}/tasks/${id}`)).body;
+      return t.state >= 3 ? t : undefined;
+    },
+    timeoutMs,
+  );
 const runs = async (id: string) => (await http(`${s.url}/tasks/${id}/runs`)).body;
-const count = (n: number, extra: Record<string, unknown> = {}) => ({ name: "count", file: b64("count"), inputs: [n], ...extra });
-const add = (a: number, b: number, extra: Record<string, unknown> = {}) => ({ name: "add", file: b64("add"), inputs: [a, b], ...extra });
+const count = (n: number, extra: Record<string, unknown> = {}) => ({
+  name: "count",
+  file: b64("count"),
+  inputs: [n],
+  ...extra,
+});
+const add = (a: number, b: number, extra: Record<string, unknown> = {}) => ({
+  name: "add",
+  file: b64("add"),
+  inputs: [a, b],
+  ...extra,
+});
 
 describe("jobs", () => {
   test("sequential: the second task starts only after the first finished", async () => {
-    const c = await http(`${s.url}/jobs`, "POST", { name: "seq", execution_mode: "sequential", tasks: [count(600_000_000), add(1, 2)] });
+    const c = await http(`${s.url}/jobs`, "POST", {
+      name: "seq",
+      execution_mode: "sequential",
+      tasks: [count(600_000_000), add(1, 2)],
+    });
     expect(c.status).toBe(201);
     const [first, second] = c.body.tasks;
     expect((await http(`${s.url}/jobs/${c.body.job_id}/start`, "POST")).status).toBe(200);
@@ -80,12 +109,21 @@ describe("jobs", () => {
 
 describe("workflows", () => {
   test("a cycle, a self-dependency and an unknown dependency are rejected with 400 naming the tasks", async () => {
-    const cyc = await http(`${s.url}/workflows`, "POST", { tasks: [{ id: "cy-a", name: "a", depends_on: ["cy-b"] }, { id: "cy-b", name: "b", depends_on: ["cy-a"] }] });
+    const cyc = await http(`${s.url}/workflows`, "POST", {
+      tasks: [
+        { id: "cy-a", name: "a", depends_on: ["cy-b"] },
+        { id: "cy-b", name: "b", depends_on: ["cy-a"] },
+      ],
+    });
     expect(cyc.status).toBe(400);
     expect(cyc.body.error).toMatch(/circular dependency: cy-(a|b) -> cy-(a|b) -> cy-(a|b)/);
-    const self = await http(`${s.url}/workflows`, "POST", { tasks: [{ id: "self-a", name: "a", depends_on: ["self-a"] }] });
+    const self = await http(`${s.url}/workflows`, "POST", {
+      tasks: [{ id: "self-a", name: "a", depends_on: ["self-a"] }],
+    });
     expect(self.body.error).toContain("self-a depends on itself");
-    const unknown = await http(`${s.url}/workflows`, "POST", { tasks: [{ id: "un-a", name: "a", depends_on: ["ghost"] }] });
+    const unknown = await http(`${s.url}/workflows`, "POST", {
+      tasks: [{ id: "un-a", name: "a", depends_on: ["ghost"] }],
+    });
     expect(unknown.status).toBe(400);
     expect(unknown.body.error).toContain("un-a depends on ghost");
   });
@@ -98,7 +136,14 @@ describe("workflows", () => {
         { id: `${p}-ok`, name: "add", file: b64("add"), inputs: [1, 1], depends_on: [`${p}-a`] },
         { id: `${p}-ok2`, name: "add", file: b64("add"), inputs: [2, 2], depends_on: [`${p}-ok`] },
         { id: `${p}-ok3`, name: "add", file: b64("add"), inputs: [3, 3], depends_on: [`${p}-ok2`] },
-        { id: `${p}-rescue`, name: "count", file: b64("count"), inputs: [600_000_000], depends_on: [`${p}-a`], run_if: "failure" },
+        {
+          id: `${p}-rescue`,
+          name: "count",
+          file: b64("count"),
+          inputs: [600_000_000],
+          depends_on: [`${p}-a`],
+          run_if: "failure",
+        },
         { id: `${p}-report`, name: "add", file: b64("add"), inputs: [5, 5], depends_on: [`${p}-rescue`] },
       ],
     });
@@ -132,7 +177,12 @@ describe("workflows", () => {
 
   test("a child cannot be started by hand before its parents end", async () => {
     const p = `dep${Date.now()}`;
-    await http(`${s.url}/workflows`, "POST", { tasks: [{ id: `${p}-a`, name: "add", file: b64("add"), inputs: [1, 1] }, { id: `${p}-b`, name: "add", file: b64("add"), inputs: [1, 1], depends_on: [`${p}-a`] }] });
+    await http(`${s.url}/workflows`, "POST", {
+      tasks: [
+        { id: `${p}-a`, name: "add", file: b64("add"), inputs: [1, 1] },
+        { id: `${p}-b`, name: "add", file: b64("add"), inputs: [1, 1], depends_on: [`${p}-a`] },
+      ],
+    });
     const r = await http(`${s.url}/tasks/${p}-b/start`, "POST");
     expect(r.status).toBe(409);
     expect(r.body.error).toContain("unmet dependencies");
@@ -144,10 +194,15 @@ describe("cron", () => {
     const c = await http(`${s.url}/tasks`, "POST", add(2, 3, { schedule: "*/2 * * * * *", is_recurring: true }));
     expect(c.status).toBe(201);
     expect(Date.parse(c.body.next_run)).toBeGreaterThan(Date.now() - 100);
-    const r = await until("three runs", async () => {
-      const v = await runs(c.body.id);
-      return v.total >= 3 ? v : undefined;
-    }, 9000, 200);
+    const r = await until(
+      "three runs",
+      async () => {
+        const v = await runs(c.body.id);
+        return v.total >= 3 ? v : undefined;
+      },
+      9000,
+      200,
+    );
     const ids = new Set(r.runs.map((x: { run_id: string }) => x.run_id));
     expect(ids.size).toBe(r.runs.length);
     const starts = r.runs.map((x: { started_at: string }) => Date.parse(x.started_at)).sort();
@@ -159,12 +214,19 @@ describe("cron", () => {
     const dataDir = tempDir();
     const a = await startServe({ dataDir });
     // Yearly schedules: their next firing is months away unless we pretend the manager was down over it.
-    const once = (await http(`${a.url}/tasks`, "POST", add(1, 1, { schedule: "0 0 1 1 *", is_recurring: true, misfire_policy: "run_once" }))).body;
+    const once = (
+      await http(
+        `${a.url}/tasks`,
+        "POST",
+        add(1, 1, { schedule: "0 0 1 1 *", is_recurring: true, misfire_policy: "run_once" }),
+      )
+    ).body;
     const skip = (await http(`${a.url}/tasks`, "POST", add(2, 2, { schedule: "0 0 1 1 *", is_recurring: true }))).body;
     await a.kill("SIGKILL");
     const db = new Database(join(dataDir, "propeller.db"));
     const past = new Date(Date.now() - 3_600_000).toISOString();
-    for (const id of [once.id, skip.id]) db.query("UPDATE tasks SET doc = json_set(doc, '$.next_run', ?) WHERE id = ?").run(past, id);
+    for (const id of [once.id, skip.id])
+      db.query("UPDATE tasks SET doc = json_set(doc, '$.next_run', ?) WHERE id = ?").run(past, id);
     db.close();
     const b = await startServe({ dataDir });
     try {
@@ -182,7 +244,11 @@ describe("cron", () => {
   });
 
   test("overlap_policy skip drops firings while the previous run is active", async () => {
-    const c = await http(`${s.url}/tasks`, "POST", count(8_000_000_000, { schedule: "* * * * * *", is_recurring: true }));
+    const c = await http(
+      `${s.url}/tasks`,
+      "POST",
+      count(8_000_000_000, { schedule: "* * * * * *", is_recurring: true }),
+    );
     await Bun.sleep(3500);
     await http(`${s.url}/tasks/${c.body.id}`, "PUT", { schedule: "" });
     const r = await runs(c.body.id);
@@ -204,7 +270,12 @@ describe("cron", () => {
 
 describe("timeouts, retries, daemons", () => {
   test("a task with two retries leaves three runs", async () => {
-    const c = await http(`${s.url}/tasks`, "POST", { name: "fail", file: b64("fail"), max_retries: 2, retry_backoff_s: 0.2 });
+    const c = await http(`${s.url}/tasks`, "POST", {
+      name: "fail",
+      file: b64("fail"),
+      max_retries: 2,
+      retry_backoff_s: 0.2,
+    });
     await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
     const t = await until("retries exhausted", async () => {
       const v = await get(c.body.id);
@@ -240,10 +311,16 @@ describe("timeouts, retries, daemons", () => {
 describe("queueing and recovery", () => {
   test("a busy single-slot proplet runs the high-priority queued task before the low one", async () => {
     const n = await startServe({ extra: ["--no-local-proplet", "--liveliness-interval", "1"] });
-    const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`, PROPLET_ENTITY_ID: "one-slot", PROPLET_MAX_TASKS: "1", PROPLET_LIVELINESS_INTERVAL: "1" });
+    const p = spawnPropeller(["proplet"], {
+      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`,
+      PROPLET_ENTITY_ID: "one-slot",
+      PROPLET_MAX_TASKS: "1",
+      PROPLET_LIVELINESS_INTERVAL: "1",
+    });
     try {
       await untilAlive(n.url, "one-slot");
-      const mk = async (body: Record<string, unknown>) => (await http(`${n.url}/tasks`, "POST", body)).body.id as string;
+      const mk = async (body: Record<string, unknown>) =>
+        (await http(`${n.url}/tasks`, "POST", body)).body.id as string;
       const blocker = await mk(count(800_000_000));
       const low = await mk(add(1, 1, { priority: 10 }));
       const high = await mk(add(2, 2, { priority: 90 }));
@@ -281,7 +358,12 @@ describe("queueing and recovery", () => {
     const dataDir = tempDir();
     const a = await startServe({ dataDir });
     const once = await http(`${a.url}/tasks`, "POST", { name: "spin", file: b64("spin") });
-    const retried = await http(`${a.url}/tasks`, "POST", { name: "spin", file: b64("spin"), max_retries: 1, retry_backoff_s: 0.1 });
+    const retried = await http(`${a.url}/tasks`, "POST", {
+      name: "spin",
+      file: b64("spin"),
+      max_retries: 1,
+      retry_backoff_s: 0.1,
+    });
     for (const id of [once.body.id, retried.body.id]) {
       await http(`${a.url}/tasks/${id}/start`, "POST");
       await until("running", async () => (await http(`${a.url}/tasks/${id}`)).body.state === 2);
@@ -307,7 +389,11 @@ describe("queueing and recovery", () => {
   });
 
   test("a task on a proplet killed with -9 is re-queued to another proplet while retries remain", async () => {
-    const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "victim", PROPLET_LIVELINESS_INTERVAL: "1" });
+    const p = spawnPropeller(["proplet"], {
+      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+      PROPLET_ENTITY_ID: "victim",
+      PROPLET_LIVELINESS_INTERVAL: "1",
+    });
     try {
       await untilAlive(s.url, "victim");
       // Spread until a retried task lands on the victim.
@@ -327,10 +413,14 @@ describe("queueing and recovery", () => {
       }
       expect(onVictim).toBe(true);
       await p.kill("SIGKILL");
-      const moved = await until("re-run elsewhere", async () => {
-        const v = await get(c.body.id);
-        return v.state === 2 && v.proplet_id !== "victim" ? v : undefined;
-      }, 5000);
+      const moved = await until(
+        "re-run elsewhere",
+        async () => {
+          const v = await get(c.body.id);
+          return v.state === 2 && v.proplet_id !== "victim" ? v : undefined;
+        },
+        5000,
+      );
       expect(moved.attempt).toBe(2);
       const r = (await runs(c.body.id)).runs;
       expect(r[1].error).toContain("proplet lost");
@@ -347,20 +437,41 @@ describe("CLI", () => {
     const wasm = join(dir, "add.wasm");
     writeFileSync(wasm, Buffer.from(b64("add"), "base64"));
     const spec = join(dir, "job.yaml");
-    writeFileSync(spec, `name: cli-job\nexecution_mode: sequential\ntasks:\n  - name: add\n    file_path: add.wasm\n    inputs: [1, 2]\n  - name: add\n    file_path: add.wasm\n    inputs: [3, 4]\n`);
-    const cli = (args: string[]) => Bun.spawnSync([process.execPath, MAIN, ...args], { env: { ...process.env, PROPELLER_URL: s.url } });
+    writeFileSync(
+      spec,
+      `name: cli-job\nexecution_mode: sequential\ntasks:\n  - name: add\n    file_path: add.wasm\n    inputs: [1, 2]\n  - name: add\n    file_path: add.wasm\n    inputs: [3, 4]\n`,
+    );
+    const cli = (args: string[]) =>
+      Bun.spawnSync([process.execPath, MAIN, ...args], { env: { ...process.env, PROPELLER_URL: s.url } });
     const created = cli(["jobs", "create", spec, "--start", "--json"]);
     expect(created.stderr.toString()).toBe("");
     const job = JSON.parse(created.stdout.toString());
-    const done = await until("cli job done", async () => ((await http(`${s.url}/jobs/${job.job_id}`)).body.state === 3 ? true : undefined));
+    const done = await until("cli job done", async () =>
+      (await http(`${s.url}/jobs/${job.job_id}`)).body.state === 3 ? true : undefined,
+    );
     expect(done).toBe(true);
     const list = cli(["jobs", "list", "--status", "completed"]);
     expect(list.stdout.toString()).toContain(job.job_id);
     const wf = join(dir, "wf.json");
-    writeFileSync(wf, JSON.stringify({ tasks: [{ id: `cli-${Date.now()}`, name: "add", file_path: "add.wasm", inputs: [5, 5] }] }));
+    writeFileSync(
+      wf,
+      JSON.stringify({ tasks: [{ id: `cli-${Date.now()}`, name: "add", file_path: "add.wasm", inputs: [5, 5] }] }),
+    );
     const w = cli(["workflows", "create", wf, "--start", "--json"]);
     expect(JSON.parse(w.stdout.toString()).workflow_id).toBeTruthy();
-    const t = cli(["tasks", "create", "fail", "--file", join(import.meta.dir, "fixtures/build/fail.wasm"), "--retries", "1", "--backoff", "0.1", "--start", "--wait"]);
+    const t = cli([
+      "tasks",
+      "create",
+      "fail",
+      "--file",
+      join(import.meta.dir, "fixtures/build/fail.wasm"),
+      "--retries",
+      "1",
+      "--backoff",
+      "0.1",
+      "--start",
+      "--wait",
+    ]);
     expect(t.exitCode).toBe(1);
     const id = (await http(`${s.url}/tasks?limit=1`)).body.tasks[0].id;
     const r = cli(["tasks", "runs", id]);

@@ -10,14 +10,22 @@ const pool = new WorkerPool(2);
 const cache = new ModuleCache();
 afterAll(() => pool.close());
 
-const run = (name: string, module: string, inputs: string[] = [], extra: Partial<Parameters<WorkerPool["run"]>[0]> = {}) =>
+const run = (
+  name: string,
+  module: string,
+  inputs: string[] = [],
+  extra: Partial<Parameters<WorkerPool["run"]>[0]> = {},
+) =>
   pool.run({ compiled: cache.load(fixture(module)), name, inputs, env: {}, options: { dirs: [], env: {} }, ...extra });
 
 describe("in-process runtime", () => {
   test("core export with typed inputs", async () => {
     expect(await run("add", "add", ["10", "20"]).done).toMatchObject({ ok: true, result: "30" });
     expect(await run("whatever", "main-only", ["3", "1.5"]).done).toMatchObject({ ok: true, result: "4.5" });
-    expect(await run("add", "add", ["10"]).done).toMatchObject({ ok: false, error: expect.stringContaining("takes 2 argument(s)") });
+    expect(await run("add", "add", ["10"]).done).toMatchObject({
+      ok: false,
+      error: expect.stringContaining("takes 2 argument(s)"),
+    });
   });
 
   test("WASI command: argv, env and stdout", async () => {
@@ -40,8 +48,8 @@ describe("in-process runtime", () => {
     const ok = await run("cat", "cat", ["/data/in.txt"], { options }).done;
     expect(ok).toMatchObject({ ok: true, result: "from the host\n" });
     expect(readFileSync(join(dir, "sub", "out.txt"), "utf8")).toBe("written by guest\n");
-    const escape = await run("cat", "cat", ["/data/../../etc/hostname"], { options }).done;
-    expect(escape.ok).toBe(false);
+    const escaped = await run("cat", "cat", ["/data/../../etc/hostname"], { options }).done;
+    expect(escaped.ok).toBe(false);
   });
 
   test("stop ends a pure-Wasm infinite loop within a second and the worker is reusable", async () => {

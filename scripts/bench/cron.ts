@@ -15,7 +15,9 @@ import { setLogLevel } from "../../src/log.ts";
 import { ManagerService } from "../../src/manager/service.ts";
 import { openSqlite } from "../../src/storage/sqlite/index.ts";
 
-const { values: opt } = parseArgs({ options: { schedules: { type: "string", default: "10000" }, seconds: { type: "string", default: "65" } } });
+const { values: opt } = parseArgs({
+  options: { schedules: { type: "string", default: "10000" }, seconds: { type: "string", default: "65" } },
+});
 const N = Number(opt.schedules);
 const SECONDS = Number(opt.seconds);
 setLogLevel("warn");
@@ -34,12 +36,15 @@ internal.fireSchedule = (id, at) => {
   return fire(id, at);
 };
 // The runner was built with a closure over the original method: point it at the measuring one.
-(svc.cron as unknown as { fire: (id: string, at: number) => void }).fire = (id, at) => void internal.fireSchedule(id, at);
+(svc.cron as unknown as { fire: (id: string, at: number) => void }).fire = (id, at) =>
+  void internal.fireSchedule(id, at);
 
 process.stderr.write(`creating ${N} schedules…\n`);
 const t0 = performance.now();
 for (let i = 0; i < N; i++) {
-  await svc.createTask(TaskCreate.parse({ name: "add", file, inputs: [1, 2], schedule: `${i % 60} * * * * *`, is_recurring: true }));
+  await svc.createTask(
+    TaskCreate.parse({ name: "add", file, inputs: [1, 2], schedule: `${i % 60} * * * * *`, is_recurring: true }),
+  );
 }
 process.stderr.write(`created in ${((performance.now() - t0) / 1000).toFixed(1)} s; running for ${SECONDS} s…\n`);
 const cpu0 = process.cpuUsage();

@@ -8,11 +8,11 @@
 //
 //   bun scripts/bench/dispatch.ts [--samples 1000] [--tasks 10000] [--concurrency 64] [--bin dist/propeller]
 import { Database } from "bun:sqlite";
-import mqtt from "mqtt";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import mqtt from "mqtt";
 import { freePort, waitForHealth } from "./lib.ts";
 
 const { values: opt } = parseArgs({
@@ -31,16 +31,29 @@ const root = join(import.meta.dir, "..", "..");
 const file = readFileSync(join(root, "test/fixtures/build/add.wasm")).toString("base64");
 const say = (s: string) => process.stderr.write(`${s}\n`);
 
-
 const dataDir = mkdtempSync(join(tmpdir(), "propeller-bench-"));
 const httpPort = await freePort();
 const mqttPort = await freePort();
 const prof = opt.profile ? ["--cpu-prof-md", `--cpu-prof-dir=${opt.profile}`] : [];
 const cmd = opt.bin ? [opt.bin] : [process.execPath, ...prof, join(root, "src/main.ts")];
-const serve = Bun.spawn([...cmd, "serve", "--http-port", `${httpPort}`, "--mqtt-port", `${mqttPort}`, "--data-dir", dataDir, "--log-level", process.env.BENCH_LOG_LEVEL ?? "warn"], {
-  stdout: "inherit",
-  stderr: "inherit",
-});
+const serve = Bun.spawn(
+  [
+    ...cmd,
+    "serve",
+    "--http-port",
+    `${httpPort}`,
+    "--mqtt-port",
+    `${mqttPort}`,
+    "--data-dir",
+    dataDir,
+    "--log-level",
+    process.env.BENCH_LOG_LEVEL ?? "warn",
+  ],
+  {
+    stdout: "inherit",
+    stderr: "inherit",
+  },
+);
 const url = `http://127.0.0.1:${httpPort}`;
 await waitForHealth(url);
 
@@ -96,7 +109,8 @@ const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * l
 say(`throughput: ${TASKS} tasks, ${CONCURRENCY} concurrent clients…`);
 const db = new Database(join(dataDir, "propeller.db"), { readonly: true });
 // .all() runs each statement to completion, so no read snapshot stays open between polls.
-const count = (state: number) => db.query<{ n: number }, [number]>("SELECT count(*) AS n FROM tasks WHERE state = ?").all(state)[0]!.n;
+const count = (state: number) =>
+  db.query<{ n: number }, [number]>("SELECT count(*) AS n FROM tasks WHERE state = ?").all(state)[0]!.n;
 const before = count(3);
 let next = 0;
 const t0 = performance.now();

@@ -8,10 +8,16 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { freePort } from "./lib.ts";
 import { RegistryClient } from "../../src/proxy/registry.ts";
+import { freePort } from "./lib.ts";
 
-const { values: opt } = parseArgs({ options: { mib: { type: "string", default: "10" }, proplets: { type: "string", default: "4" }, rounds: { type: "string", default: "3" } } });
+const { values: opt } = parseArgs({
+  options: {
+    mib: { type: "string", default: "10" },
+    proplets: { type: "string", default: "4" },
+    rounds: { type: "string", default: "3" },
+  },
+});
 const MIB = Number(opt.mib);
 const N = Number(opt.proplets);
 const ROUNDS = Number(opt.rounds);
@@ -26,7 +32,10 @@ async function until(fn: () => Promise<boolean>, ms = 20_000): Promise<void> {
 
 const dir = mkdtempSync(join(tmpdir(), "propeller-dist-"));
 const regPort = await freePort();
-writeFileSync(join(dir, "reg.yml"), `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "reg")}\nhttp:\n  addr: 127.0.0.1:${regPort}\n`);
+writeFileSync(
+  join(dir, "reg.yml"),
+  `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "reg")}\nhttp:\n  addr: 127.0.0.1:${regPort}\n`,
+);
 const registry = Bun.spawn(["docker-registry", "serve", join(dir, "reg.yml")], { stdout: "ignore", stderr: "inherit" });
 await until(async () => (await fetch(`http://127.0.0.1:${regPort}/v2/`)).ok);
 
@@ -48,7 +57,23 @@ function makeModule(): Uint8Array {
 
 const httpPort = await freePort();
 const mqttPort = await freePort();
-const serve = Bun.spawn([process.execPath, main, "serve", "--http-port", `${httpPort}`, "--mqtt-port", `${mqttPort}`, "--data-dir", join(dir, "data"), "--no-local-proplet", "--log-level", "warn"], { stdout: "inherit", stderr: "inherit" });
+const serve = Bun.spawn(
+  [
+    process.execPath,
+    main,
+    "serve",
+    "--http-port",
+    `${httpPort}`,
+    "--mqtt-port",
+    `${mqttPort}`,
+    "--data-dir",
+    join(dir, "data"),
+    "--no-local-proplet",
+    "--log-level",
+    "warn",
+  ],
+  { stdout: "inherit", stderr: "inherit" },
+);
 const url = `http://127.0.0.1:${httpPort}`;
 await until(async () => (await fetch(`${url}/health`)).ok);
 const proplets = Array.from({ length: N }, (_, i) =>
@@ -58,10 +83,17 @@ const proplets = Array.from({ length: N }, (_, i) =>
     stderr: "inherit",
   }),
 );
-await until(async () => ((await (await fetch(`${url}/proplets?status=active`)).json()) as { total: number }).total === N);
+await until(
+  async () => ((await (await fetch(`${url}/proplets?status=active`)).json()) as { total: number }).total === N,
+);
 
 const post = async (path: string, b?: unknown) =>
-  (await (await fetch(`${url}${path}`, { method: "POST", ...(b ? { body: JSON.stringify(b), headers: { "content-type": "application/json" } } : {}) })).json()) as { id: string };
+  (await (
+    await fetch(`${url}${path}`, {
+      method: "POST",
+      ...(b ? { body: JSON.stringify(b), headers: { "content-type": "application/json" } } : {}),
+    })
+  ).json()) as { id: string };
 
 const figures: number[] = [];
 for (let r = 0; r < ROUNDS; r++) {
@@ -69,11 +101,17 @@ for (let r = 0; r < ROUNDS; r++) {
   const ref = `127.0.0.1:${regPort}/bench/big:r${r}`;
   const module = makeModule();
   await new RegistryClient().push(ref, module);
-  const ids = await Promise.all(Array.from({ length: N }, (_, i) => post("/tasks", { name: "add", image_url: ref, inputs: [i, 1], proplet_id: `dist-${i}` })));
+  const ids = await Promise.all(
+    Array.from({ length: N }, (_, i) =>
+      post("/tasks", { name: "add", image_url: ref, inputs: [i, 1], proplet_id: `dist-${i}` }),
+    ),
+  );
   const t0 = performance.now();
   await Promise.all(ids.map((t) => post(`/tasks/${t.id}/start`)));
   await until(async () => {
-    const states = await Promise.all(ids.map(async (t) => ((await (await fetch(`${url}/tasks/${t.id}`)).json()) as { state: number; error?: string })));
+    const states = await Promise.all(
+      ids.map(async (t) => (await (await fetch(`${url}/tasks/${t.id}`)).json()) as { state: number; error?: string }),
+    );
     const failed = states.find((s) => s.state === 4);
     if (failed) throw new Error(`a task failed: ${failed.error}`);
     return states.every((s) => s.state === 3);
@@ -81,7 +119,9 @@ for (let r = 0; r < ROUNDS; r++) {
   const seconds = (performance.now() - t0) / 1000;
   const mbps = (N * module.length) / 1e6 / seconds;
   figures.push(mbps);
-  say(`round ${r + 1}: ${N} × ${(module.length / 1e6).toFixed(1)} MB in ${seconds.toFixed(2)} s = ${mbps.toFixed(1)} MB/s`);
+  say(
+    `round ${r + 1}: ${N} × ${(module.length / 1e6).toFixed(1)} MB in ${seconds.toFixed(2)} s = ${mbps.toFixed(1)} MB/s`,
+  );
 }
 
 for (const p of proplets) p.kill("SIGKILL");
@@ -89,4 +129,12 @@ serve.kill("SIGKILL");
 registry.kill("SIGKILL");
 rmSync(dir, { recursive: true, force: true });
 figures.sort((a, b) => a - b);
-console.log(JSON.stringify({ module_mb: +((MIB * 1048576) / 1e6).toFixed(2), proplets: N, rounds: ROUNDS, mb_per_s: +figures[Math.floor(figures.length / 2)]!.toFixed(1), mb_per_s_rounds: figures.map((f) => +f.toFixed(1)) }));
+console.log(
+  JSON.stringify({
+    module_mb: +((MIB * 1048576) / 1e6).toFixed(2),
+    proplets: N,
+    rounds: ROUNDS,
+    mb_per_s: +figures[Math.floor(figures.length / 2)]!.toFixed(1),
+    mb_per_s_rounds: figures.map((f) => +f.toFixed(1)),
+  }),
+);

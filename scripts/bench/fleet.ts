@@ -4,46 +4,85 @@
 // Prints one JSON object as the last stdout line, with `manager_cpu_percent` (percent of one core).
 //
 //   bun scripts/bench/fleet.ts [--proplets 1000] [--connections 20] [--seconds 30]
-import mqtt from "mqtt";
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import mqtt from "mqtt";
 import { cpuSeconds, freePort, waitForHealth } from "./lib.ts";
 
-const { values: opt } = parseArgs({ options: { proplets: { type: "string", default: "1000" }, connections: { type: "string", default: "20" }, seconds: { type: "string", default: "30" } } });
+const { values: opt } = parseArgs({
+  options: {
+    proplets: { type: "string", default: "1000" },
+    connections: { type: "string", default: "20" },
+    seconds: { type: "string", default: "30" },
+  },
+});
 const N = Number(opt.proplets);
 const C = Number(opt.connections);
 const SECONDS = Number(opt.seconds);
 const root = join(import.meta.dir, "..", "..");
 const say = (s: string) => process.stderr.write(`${s}\n`);
 
-
 const dir = mkdtempSync(join(tmpdir(), "propeller-fleet-"));
 const httpPort = await freePort();
 const mqttPort = await freePort();
-const serve = Bun.spawn([process.execPath, join(root, "src/main.ts"), "serve", "--http-port", `${httpPort}`, "--mqtt-port", `${mqttPort}`, "--data-dir", dir, "--no-local-proplet", "--log-level", "warn"], { stdout: "inherit", stderr: "inherit" });
+const serve = Bun.spawn(
+  [
+    process.execPath,
+    join(root, "src/main.ts"),
+    "serve",
+    "--http-port",
+    `${httpPort}`,
+    "--mqtt-port",
+    `${mqttPort}`,
+    "--data-dir",
+    dir,
+    "--no-local-proplet",
+    "--log-level",
+    "warn",
+  ],
+  { stdout: "inherit", stderr: "inherit" },
+);
 const url = `http://127.0.0.1:${httpPort}`;
 await waitForHealth(url);
 
 const base = "m/default/c/default/control/proplet";
-const clients = await Promise.all(Array.from({ length: C }, (_, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: `fleet-${i}` })));
+const clients = await Promise.all(
+  Array.from({ length: C }, (_, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: `fleet-${i}` })),
+);
 const ids = Array.from({ length: N }, (_, i) => `sim-${String(i).padStart(5, "0")}`);
 const clientOf = (i: number) => clients[i % C]!;
 for (const [i, id] of ids.entries()) {
-  clientOf(i).publish(`${base}/create`, JSON.stringify({ proplet_id: id, namespace: "default", metadata: { os: "linux", cpu_arch: "x86_64", proplet_version: "sim", max_tasks: 1, liveliness_interval_s: 1 } }), { qos: 1 });
+  clientOf(i).publish(
+    `${base}/create`,
+    JSON.stringify({
+      proplet_id: id,
+      namespace: "default",
+      metadata: { os: "linux", cpu_arch: "x86_64", proplet_version: "sim", max_tasks: 1, liveliness_interval_s: 1 },
+    }),
+    { qos: 1 },
+  );
 }
 // Each proplet beats once a second, the fleet spread evenly over the second.
 let beats = 0;
 const timers = ids.map((id, i) =>
-  setTimeout(() => {
-    const beat = () => {
-      clientOf(i).publish(`${base}/alive`, JSON.stringify({ proplet_id: id, status: "alive", namespace: "default", tasks: [] }), { qos: 0 });
-      beats++;
-    };
-    beat();
-    timers[i] = setInterval(beat, 1000);
-  }, (i * 1000) / N),
+  setTimeout(
+    () => {
+      const beat = () => {
+        clientOf(i).publish(
+          `${base}/alive`,
+          JSON.stringify({ proplet_id: id, status: "alive", namespace: "default", tasks: [] }),
+          { qos: 0 },
+        );
+        beats++;
+      };
+      beat();
+      timers[i] = setInterval(beat, 1000);
+    },
+    (i * 1000) / N,
+  ),
 );
 say(`${N} proplets on ${C} connections; warming up 5 s…`);
 await Bun.sleep(5000);
@@ -59,4 +98,12 @@ for (const t of timers) clearInterval(t);
 await Promise.all(clients.map((c) => c.endAsync()));
 serve.kill("SIGKILL");
 rmSync(dir, { recursive: true, force: true });
-console.log(JSON.stringify({ proplets: N, alive_at_start: alive, seconds: +elapsed.toFixed(1), heartbeats_per_s: Math.round(rate), manager_cpu_percent: +((cpu / elapsed) * 100).toFixed(1) }));
+console.log(
+  JSON.stringify({
+    proplets: N,
+    alive_at_start: alive,
+    seconds: +elapsed.toFixed(1),
+    heartbeats_per_s: Math.round(rate),
+    manager_cpu_percent: +((cpu / elapsed) * 100).toFixed(1),
+  }),
+);

@@ -1,6 +1,6 @@
-import { Aedes } from "aedes";
 import { createServer, type Server } from "node:net";
 import { Duplex } from "node:stream";
+import { Aedes } from "aedes";
 import type { ServerWebSocket, WebSocketHandler } from "bun";
 import { log } from "../log.ts";
 

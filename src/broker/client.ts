@@ -1,6 +1,6 @@
+import { Duplex } from "node:stream";
 import type { Aedes } from "aedes";
 import mqtt, { type IClientOptions, MqttClient } from "mqtt";
-import { Duplex } from "node:stream";
 import { log } from "../log.ts";
 
 // One way to open an MQTT client for the manager and the proplet. Addresses follow upstream's rules

@@ -18,15 +18,27 @@ export function int(name: string, v: string | undefined, min = 0, max = 65535): 
 export class UsageError extends Error {}
 
 export const logLevelArg = {
-  "log-level": { type: "string", description: "silent|error|warn|info|debug (env PROPELLER_LOG_LEVEL)", default: env("PROPELLER_LOG_LEVEL") ?? "info" },
-  "log-format": { type: "string", description: "pretty|json (env PROPELLER_LOG_FORMAT)", default: env("PROPELLER_LOG_FORMAT") ?? "pretty" },
+  "log-level": {
+    type: "string",
+    description: "silent|error|warn|info|debug (env PROPELLER_LOG_LEVEL)",
+    default: env("PROPELLER_LOG_LEVEL") ?? "info",
+  },
+  "log-format": {
+    type: "string",
+    description: "pretty|json (env PROPELLER_LOG_FORMAT)",
+    default: env("PROPELLER_LOG_FORMAT") ?? "pretty",
+  },
 } as const;
 
 /**
  * Runs a command body; any error becomes `error: <message>` on stderr and exit code 1. With a log level (the
  * long-running commands), a failure to start exits at once: half-started servers would keep the process alive.
  */
-export async function action(fn: () => Promise<unknown> | unknown, logLevel?: string, logFormat?: string): Promise<void> {
+export async function action(
+  fn: () => Promise<unknown> | unknown,
+  logLevel?: string,
+  logFormat?: string,
+): Promise<void> {
   try {
     setLogLevel(logLevel);
     setLogFormat(logFormat);

@@ -23,10 +23,12 @@ export async function api<T = unknown>(base: string, method: string, path: strin
   try {
     res = await fetch(new URL(path, base), init);
   } catch (e) {
-    throw new ApiError(`cannot reach the manager at ${base}: ${e instanceof Error ? e.message : e} (is \`propeller serve\` running? set --url or PROPELLER_URL)`);
+    throw new ApiError(
+      `cannot reach the manager at ${base}: ${e instanceof Error ? e.message : e} (is \`propeller serve\` running? set --url or PROPELLER_URL)`,
+    );
   }
   const text = await res.text();
-  let data: unknown = undefined;
+  let data: unknown;
   if (text) {
     try {
       data = JSON.parse(text);
@@ -35,7 +37,10 @@ export async function api<T = unknown>(base: string, method: string, path: strin
     }
   }
   if (!res.ok) {
-    const msg = data && typeof data === "object" && "error" in data ? String((data as { error: unknown }).error) : text || res.statusText;
+    const msg =
+      data && typeof data === "object" && "error" in data
+        ? String((data as { error: unknown }).error)
+        : text || res.statusText;
     throw new ApiError(`${method} ${path}: ${res.status} ${msg}`);
   }
   return data as T;

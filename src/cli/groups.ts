@@ -1,6 +1,6 @@
-import { defineCommand } from "citty";
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { defineCommand } from "citty";
 import type { TaskView } from "../core/task.ts";
 import { action, int, UsageError } from "./args.ts";
 import { api, okCommand, urlArg } from "./client.ts";
@@ -30,9 +30,12 @@ export function readSpec(path: string): Record<string, unknown> {
   try {
     spec = /\.ya?ml$/i.test(path) ? Bun.YAML.parse(text) : JSON.parse(text);
   } catch (e) {
-    throw new UsageError(`${path} is not valid ${/\.ya?ml$/i.test(path) ? "YAML" : "JSON"}: ${e instanceof Error ? e.message : e}`);
+    throw new UsageError(
+      `${path} is not valid ${/\.ya?ml$/i.test(path) ? "YAML" : "JSON"}: ${e instanceof Error ? e.message : e}`,
+    );
   }
-  if (!spec || typeof spec !== "object" || !Array.isArray((spec as { tasks?: unknown }).tasks)) throw new UsageError(`${path} must hold an object with a "tasks" list`);
+  if (!spec || typeof spec !== "object" || !Array.isArray((spec as { tasks?: unknown }).tasks))
+    throw new UsageError(`${path} must hold an object with a "tasks" list`);
   const s = spec as { tasks: Record<string, unknown>[] };
   for (const t of s.tasks) {
     if (typeof t.file_path === "string") {
@@ -44,9 +47,24 @@ export function readSpec(path: string): Record<string, unknown> {
 }
 
 function show(g: GroupOut, json: boolean): void {
-  if (json) return printJson(g);
-  printRecord({ ...(g.job_id ? { job_id: g.job_id, name: g.name, execution_mode: g.execution_mode } : { workflow_id: g.workflow_id }), status: `${g.status} (${g.state})` });
-  printTable(g.tasks as unknown as Record<string, unknown>[], [["ID", "id"], ["NAME", "name"], ["STATUS", "status"], ["DEPENDS ON", "depends_on"], ["RESULTS", "results"], ["ERROR", "error"]]);
+  if (json) {
+    printJson(g);
+    return;
+  }
+  printRecord({
+    ...(g.job_id
+      ? { job_id: g.job_id, name: g.name, execution_mode: g.execution_mode }
+      : { workflow_id: g.workflow_id }),
+    status: `${g.status} (${g.state})`,
+  });
+  printTable(g.tasks as unknown as Record<string, unknown>[], [
+    ["ID", "id"],
+    ["NAME", "name"],
+    ["STATUS", "status"],
+    ["DEPENDS ON", "depends_on"],
+    ["RESULTS", "results"],
+    ["ERROR", "error"],
+  ]);
 }
 
 const idArg = (what: string) => ({ id: { type: "positional", description: `${what} id`, required: true } }) as const;
@@ -56,7 +74,13 @@ export const jobsCommand = defineCommand({
   subCommands: {
     create: defineCommand({
       meta: { description: "Create a job from a JSON or YAML file: {name, execution_mode, tasks: [...]}" },
-      args: { file: { type: "positional", description: "job spec (.json, .yaml)", required: true }, name: { type: "string", description: "job name (overrides the file)" }, "execution-mode": { type: "string", description: "parallel | sequential | configurable (overrides the file)" }, start: { type: "boolean", description: "start it right away" }, ...urlArg },
+      args: {
+        file: { type: "positional", description: "job spec (.json, .yaml)", required: true },
+        name: { type: "string", description: "job name (overrides the file)" },
+        "execution-mode": { type: "string", description: "parallel | sequential | configurable (overrides the file)" },
+        start: { type: "boolean", description: "start it right away" },
+        ...urlArg,
+      },
       run: ({ args }) =>
         action(async () => {
           const spec = readSpec(args.file);
@@ -69,13 +93,24 @@ export const jobsCommand = defineCommand({
     }),
     list: defineCommand({
       meta: { description: "List jobs" },
-      args: { status: { type: "string", description: "pending | running | completed | failed" }, offset: { type: "string", default: "0" }, limit: { type: "string", default: "100" }, ...urlArg },
+      args: {
+        status: { type: "string", description: "pending | running | completed | failed" },
+        offset: { type: "string", default: "0" },
+        limit: { type: "string", default: "100" },
+        ...urlArg,
+      },
       run: ({ args }) =>
         action(async () => {
           const q = `offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}${args.status ? `&status=${encodeURIComponent(args.status)}` : ""}`;
           const p = await api<{ total: number; jobs: GroupOut[] }>(args.url, "GET", `/jobs?${q}`);
           if (args.json) return printJson(p);
-          printTable(p.jobs.map((j) => ({ ...j, count: j.tasks.length })) as unknown as Record<string, unknown>[], [["ID", "job_id"], ["NAME", "name"], ["MODE", "execution_mode"], ["STATUS", "status"], ["TASKS", "count"]]);
+          printTable(p.jobs.map((j) => ({ ...j, count: j.tasks.length })) as unknown as Record<string, unknown>[], [
+            ["ID", "job_id"],
+            ["NAME", "name"],
+            ["MODE", "execution_mode"],
+            ["STATUS", "status"],
+            ["TASKS", "count"],
+          ]);
           process.stdout.write(`${p.jobs.length} of ${p.total} job(s)\n`);
         }),
     }),
@@ -93,8 +128,14 @@ export const workflowsCommand = defineCommand({
   meta: { name: "workflows", description: "DAGs of tasks with depends_on and run_if" },
   subCommands: {
     create: defineCommand({
-      meta: { description: "Create a workflow from a JSON or YAML file: {tasks: [{id, name, depends_on, run_if, ...}]}" },
-      args: { file: { type: "positional", description: "workflow spec (.json, .yaml)", required: true }, start: { type: "boolean", description: "start it right away" }, ...urlArg },
+      meta: {
+        description: "Create a workflow from a JSON or YAML file: {tasks: [{id, name, depends_on, run_if, ...}]}",
+      },
+      args: {
+        file: { type: "positional", description: "workflow spec (.json, .yaml)", required: true },
+        start: { type: "boolean", description: "start it right away" },
+        ...urlArg,
+      },
       run: ({ args }) =>
         action(async () => {
           const wf = await api<GroupOut>(args.url, "POST", "/workflows", readSpec(args.file));
@@ -105,7 +146,8 @@ export const workflowsCommand = defineCommand({
     get: defineCommand({
       meta: { description: "Show a workflow and its tasks" },
       args: { ...idArg("workflow"), ...urlArg },
-      run: ({ args }) => action(async () => show(await api<GroupOut>(args.url, "GET", `/workflows/${args.id}`), args.json)),
+      run: ({ args }) =>
+        action(async () => show(await api<GroupOut>(args.url, "GET", `/workflows/${args.id}`), args.json)),
     }),
     start: okCommand("Start a workflow's root tasks", "workflow", "POST", (id) => `/workflows/${id}/start`),
   },

@@ -1,11 +1,14 @@
-import { defineCommand } from "citty";
 import { readFileSync, writeFileSync } from "node:fs";
+import { defineCommand } from "citty";
 import { registryFromEnv } from "../proxy/command.ts";
 import { action, UsageError } from "./args.ts";
 
 const creds = {
   username: { type: "string", description: "registry user (env PROPELLER_REGISTRY_USERNAME)" },
-  password: { type: "string", description: "registry password (env PROPELLER_REGISTRY_PASSWORD); a token: PROPELLER_REGISTRY_TOKEN" },
+  password: {
+    type: "string",
+    description: "registry password (env PROPELLER_REGISTRY_PASSWORD); a token: PROPELLER_REGISTRY_TOKEN",
+  },
 } as const;
 
 /** A progress bar on stderr, for people watching a terminal. */
@@ -14,12 +17,17 @@ function progress(label: string): (done: number, total: number) => void {
   return (done, total) => {
     const w = 30;
     const f = Math.round((done / total) * w);
-    process.stderr.write(`\r${label} [${"#".repeat(f)}${" ".repeat(w - f)}] ${(done / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB${done === total ? "\n" : ""}`);
+    process.stderr.write(
+      `\r${label} [${"#".repeat(f)}${" ".repeat(w - f)}] ${(done / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB${done === total ? "\n" : ""}`,
+    );
   };
 }
 
 export const pushCommand = defineCommand({
-  meta: { name: "push", description: "Upload a .wasm module to an OCI registry as an artifact (oras / wasm-to-oci layout)" },
+  meta: {
+    name: "push",
+    description: "Upload a .wasm module to an OCI registry as an artifact (oras / wasm-to-oci layout)",
+  },
   args: {
     file: { type: "positional", description: "the .wasm file", required: true },
     ref: { type: "positional", description: "host[:port]/repository:tag", required: true },
@@ -33,7 +41,8 @@ export const pushCommand = defineCommand({
       } catch (e) {
         throw new UsageError(`cannot read ${args.file}: ${e instanceof Error ? e.message : e}`);
       }
-      if (bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) throw new UsageError(`${args.file} is not a WebAssembly module`);
+      if (bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d)
+        throw new UsageError(`${args.file} is not a WebAssembly module`);
       const r = await registryFromEnv(undefined, args).push(args.ref, bytes, progress(`pushing ${args.ref}`));
       process.stdout.write(`${args.ref} ${r.digest} (manifest ${r.manifestDigest})\n`);
     }),
@@ -53,4 +62,3 @@ export const pullCommand = defineCommand({
       process.stdout.write(`${args.output} ${r.digest} (${r.bytes.length} bytes)\n`);
     }),
 });
-

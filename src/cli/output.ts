@@ -4,12 +4,17 @@ export function printJson(v: unknown): void {
   process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 }
 
-const show = (v: unknown): string => (v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v));
+const show = (v: unknown): string =>
+  v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v);
 
 export function printTable(rows: Record<string, unknown>[], columns: [header: string, key: string][]): void {
   const cells = rows.map((r) => columns.map(([, k]) => show(r[k]).replace(/\s+/g, " ").slice(0, 60)));
   const widths = columns.map(([h], i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   process.stdout.write(`${line(columns.map(([h]) => h))}\n`);
   for (const c of cells) process.stdout.write(`${line(c)}\n`);
 }

@@ -14,9 +14,19 @@ export const propletsCommand = defineCommand({
       args: { offset: { type: "string", default: "0" }, limit: { type: "string", default: "100" }, ...urlArg },
       run: ({ args }) =>
         action(async () => {
-          const p = await api<{ total: number; proplets: PropletView[] }>(args.url, "GET", `/proplets?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`);
+          const p = await api<{ total: number; proplets: PropletView[] }>(
+            args.url,
+            "GET",
+            `/proplets?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`,
+          );
           if (args.json) return printJson(p);
-          printTable(p.proplets as unknown as Record<string, unknown>[], [["ID", "id"], ["NAME", "name"], ["ALIVE", "alive"], ["TASKS", "task_count"], ["LAST HEARTBEAT", "last_alive_at"]]);
+          printTable(p.proplets as unknown as Record<string, unknown>[], [
+            ["ID", "id"],
+            ["NAME", "name"],
+            ["ALIVE", "alive"],
+            ["TASKS", "task_count"],
+            ["LAST HEARTBEAT", "last_alive_at"],
+          ]);
           process.stdout.write(`${p.proplets.length} of ${p.total} proplet(s)\n`);
         }),
     }),

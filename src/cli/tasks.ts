@@ -1,6 +1,6 @@
-import { defineCommand } from "citty";
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
+import { defineCommand } from "citty";
 import { isTerminal, TaskState } from "../core/states.ts";
 import type { TaskView } from "../core/task.ts";
 import { action, int, UsageError } from "./args.ts";
@@ -9,7 +9,13 @@ import { printJson, printRecord, printTable } from "./output.ts";
 
 type Page = { offset: number; limit: number; total: number; tasks: TaskView[] };
 
-const list = (v: string | undefined) => (v ? v.split(",").map((s) => s.trim()).filter((s) => s !== "") : undefined);
+const list = (v: string | undefined) =>
+  v
+    ? v
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s !== "")
+    : undefined;
 
 function envPairs(v: string | undefined): Record<string, string> | undefined {
   const pairs = list(v);
@@ -50,7 +56,11 @@ const taskFields = {
   priority: { type: "string", description: "0-100, default 50; higher runs first when proplets are busy" },
   schedule: { type: "string", description: "cron: 5 fields, or 6 with leading seconds, e.g. '*/2 * * * * *'" },
   timezone: { type: "string", description: "IANA time zone of the schedule, default UTC" },
-  recurring: { type: "boolean", description: "with --schedule: fire every time (default), --no-recurring fires once", default: true },
+  recurring: {
+    type: "boolean",
+    description: "with --schedule: fire every time (default), --no-recurring fires once",
+    default: true,
+  },
   overlap: { type: "string", description: "skip | allow: a firing while the last run is active (default skip)" },
   misfire: { type: "string", description: "skip | run_once: firings missed while the manager was down (default skip)" },
   timeout: { type: "string", description: "seconds a run may take before it fails" },
@@ -85,7 +95,19 @@ function body(a: FieldArgs): Record<string, unknown> {
 
 function show(t: TaskView, json: boolean): void {
   if (json) printJson(t);
-  else printRecord({ id: t.id, name: t.name, status: `${t.status} (${t.state})`, proplet_id: t.proplet_id, inputs: t.inputs, results: t.results, error: t.error, start_time: t.start_time, finish_time: t.finish_time, created_at: t.created_at });
+  else
+    printRecord({
+      id: t.id,
+      name: t.name,
+      status: `${t.status} (${t.state})`,
+      proplet_id: t.proplet_id,
+      inputs: t.inputs,
+      results: t.results,
+      error: t.error,
+      start_time: t.start_time,
+      finish_time: t.finish_time,
+      created_at: t.created_at,
+    });
 }
 
 async function waitFor(url: string, id: string, timeoutS: number): Promise<TaskView> {
@@ -101,7 +123,10 @@ async function waitFor(url: string, id: string, timeoutS: number): Promise<TaskV
 /** Prints a finished task's outcome: the result on stdout, or the error on stderr with exit code 1. */
 function report(t: TaskView, json: boolean): void {
   if (json) printJson(t);
-  else if (t.state === TaskState.Completed) process.stdout.write(`${typeof t.results === "string" ? t.results.replace(/\n$/, "") : JSON.stringify(t.results)}\n`);
+  else if (t.state === TaskState.Completed)
+    process.stdout.write(
+      `${typeof t.results === "string" ? t.results.replace(/\n$/, "") : JSON.stringify(t.results)}\n`,
+    );
   if (t.state !== TaskState.Completed) {
     process.stderr.write(`task ${t.id} ${t.status}${t.error ? `: ${t.error}` : ""}\n`);
     process.exitCode = 1;
@@ -128,7 +153,10 @@ export const tasksCommand = defineCommand({
           const t = await api<TaskView>(args.url, "POST", "/tasks", { name: args.name, ...body(args) });
           if (!args.start) return show(t, args.json);
           await api(args.url, "POST", `/tasks/${t.id}/start`);
-          if (!args.wait) return args.json ? printJson(await api(args.url, "GET", `/tasks/${t.id}`)) : process.stdout.write(`${t.id}\n`);
+          if (!args.wait)
+            return args.json
+              ? printJson(await api(args.url, "GET", `/tasks/${t.id}`))
+              : process.stdout.write(`${t.id}\n`);
           report(await waitFor(args.url, t.id, int("wait-timeout", args["wait-timeout"], 1, 86400)), args.json);
         }),
     }),
@@ -137,9 +165,20 @@ export const tasksCommand = defineCommand({
       args: { offset: { type: "string", default: "0" }, limit: { type: "string", default: "100" }, ...urlArg },
       run: ({ args }) =>
         action(async () => {
-          const p = await api<Page>(args.url, "GET", `/tasks?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`);
+          const p = await api<Page>(
+            args.url,
+            "GET",
+            `/tasks?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`,
+          );
           if (args.json) return printJson(p);
-          printTable(p.tasks as unknown as Record<string, unknown>[], [["ID", "id"], ["NAME", "name"], ["STATUS", "status"], ["PROPLET", "proplet_id"], ["RESULTS", "results"], ["ERROR", "error"]]);
+          printTable(p.tasks as unknown as Record<string, unknown>[], [
+            ["ID", "id"],
+            ["NAME", "name"],
+            ["STATUS", "status"],
+            ["PROPLET", "proplet_id"],
+            ["RESULTS", "results"],
+            ["ERROR", "error"],
+          ]);
           process.stdout.write(`${p.tasks.length} of ${p.total} task(s)\n`);
         }),
     }),
@@ -162,11 +201,17 @@ export const tasksCommand = defineCommand({
     delete: okCommand("Delete a task (a running one is stopped first)", "task", "DELETE", (id) => `/tasks/${id}`),
     start: defineCommand({
       meta: { description: "Start a task on a proplet" },
-      args: { ...idArg, wait: { type: "boolean", description: "wait for it to finish and print its result" }, "wait-timeout": { type: "string", default: "300" }, ...urlArg },
+      args: {
+        ...idArg,
+        wait: { type: "boolean", description: "wait for it to finish and print its result" },
+        "wait-timeout": { type: "string", default: "300" },
+        ...urlArg,
+      },
       run: ({ args }) =>
         action(async () => {
           await api(args.url, "POST", `/tasks/${args.id}/start`);
-          if (args.wait) report(await waitFor(args.url, args.id, int("wait-timeout", args["wait-timeout"], 1, 86400)), args.json);
+          if (args.wait)
+            report(await waitFor(args.url, args.id, int("wait-timeout", args["wait-timeout"], 1, 86400)), args.json);
           else process.stdout.write("ok\n");
         }),
     }),
@@ -178,17 +223,38 @@ export const tasksCommand = defineCommand({
         action(async () => {
           const r = await api<{ results: unknown }>(args.url, "GET", `/tasks/${args.id}/results`);
           if (args.json) printJson(r);
-          else process.stdout.write(`${typeof r.results === "string" ? r.results.replace(/\n$/, "") : JSON.stringify(r.results)}\n`);
+          else
+            process.stdout.write(
+              `${typeof r.results === "string" ? r.results.replace(/\n$/, "") : JSON.stringify(r.results)}\n`,
+            );
         }),
     }),
     runs: defineCommand({
       meta: { description: "List a task's runs, newest first" },
-      args: { ...idArg, offset: { type: "string", default: "0" }, limit: { type: "string", default: "100" }, ...urlArg },
+      args: {
+        ...idArg,
+        offset: { type: "string", default: "0" },
+        limit: { type: "string", default: "100" },
+        ...urlArg,
+      },
       run: ({ args }) =>
         action(async () => {
-          const p = await api<{ total: number; runs: Record<string, unknown>[] }>(args.url, "GET", `/tasks/${args.id}/runs?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`);
+          const p = await api<{ total: number; runs: Record<string, unknown>[] }>(
+            args.url,
+            "GET",
+            `/tasks/${args.id}/runs?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`,
+          );
           if (args.json) return printJson(p);
-          printTable(p.runs, [["RUN", "run_id"], ["ATTEMPT", "attempt"], ["STATUS", "status"], ["PROPLET", "proplet_id"], ["STARTED", "started_at"], ["FINISHED", "finished_at"], ["RESULTS", "results"], ["ERROR", "error"]]);
+          printTable(p.runs, [
+            ["RUN", "run_id"],
+            ["ATTEMPT", "attempt"],
+            ["STATUS", "status"],
+            ["PROPLET", "proplet_id"],
+            ["STARTED", "started_at"],
+            ["FINISHED", "finished_at"],
+            ["RESULTS", "results"],
+            ["ERROR", "error"],
+          ]);
           process.stdout.write(`${p.runs.length} of ${p.total} run(s)
 `);
         }),

@@ -1,6 +1,6 @@
-import { defineCommand } from "citty";
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
+import { defineCommand } from "citty";
 import { parseRuntimeOptions } from "../core/wasm-call.ts";
 import { execute } from "../proplet/runtime/execute.ts";
 import { ModuleCache } from "../proplet/runtime/modules.ts";
@@ -11,12 +11,18 @@ export const wasmCommand = defineCommand({
   meta: { name: "wasm", description: "Run Wasm modules locally" },
   subCommands: {
     run: defineCommand({
-      meta: { description: "Run FILE: a WASI command with ARGS as argv, or a core export (--invoke) with ARGS as inputs; put ARGS after -- when one starts with -" },
+      meta: {
+        description:
+          "Run FILE: a WASI command with ARGS as argv, or a core export (--invoke) with ARGS as inputs; put ARGS after -- when one starts with -",
+      },
       args: {
         file: { type: "positional", description: "path to a .wasm file", required: true },
         invoke: { type: "string", description: "export to call instead of _start" },
         argv0: { type: "string", description: "the command's argv[0] (default: the file name)" },
-        "exit-with-parent": { type: "boolean", description: "end the run if the parent process dies (used by the host runtime)" },
+        "exit-with-parent": {
+          type: "boolean",
+          description: "end the run if the parent process dies (used by the host runtime)",
+        },
         dir: { type: "string", description: "preopen HOST[::GUEST]; repeat for several" },
         env: { type: "string", description: "KEY=VALUE for the guest; repeat for several" },
       },

@@ -23,7 +23,11 @@ function line(e: Event): string {
 export const watchCommand = defineCommand({
   meta: { name: "watch", description: "Print task, run, proplet and metrics events live" },
   args: {
-    types: { type: "string", description: "comma-separated: task,run,proplet,metrics (default all but metrics)", default: "task,run,proplet" },
+    types: {
+      type: "string",
+      description: "comma-separated: task,run,proplet,metrics (default all but metrics)",
+      default: "task,run,proplet",
+    },
     task: { type: "string", description: "only this task's events" },
     proplet: { type: "string", description: "only this proplet's events" },
     ...urlArg,
@@ -46,7 +50,11 @@ export const watchCommand = defineCommand({
         for (let end = buf.indexOf("\n\n"); end >= 0; end = buf.indexOf("\n\n")) {
           const block = buf.slice(0, end);
           buf = buf.slice(end + 2);
-          const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
+          const data = block
+            .split("\n")
+            .filter((l) => l.startsWith("data:"))
+            .map((l) => l.slice(5).trim())
+            .join("\n");
           if (!data) continue;
           const e = JSON.parse(data) as Event;
           process.stdout.write(`${args.json ? JSON.stringify(e) : line(e)}\n`);

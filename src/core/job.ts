@@ -26,4 +26,3 @@ export interface Job {
 }
 
 export const JobStatus = z.enum(["pending", "running", "completed", "failed"]).optional();
-

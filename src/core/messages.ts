@@ -1,13 +1,17 @@
 import { z } from "zod";
-import { Env, Inputs, MonitoringProfile } from "./task.ts";
 import { PropletMetadata } from "./proplet.ts";
+import { Env, Inputs, MonitoringProfile } from "./task.ts";
 import { Timestamp } from "./time.ts";
 
 // MQTT payloads of DESIGN §3 with upstream's keys. Strict in what we send, liberal in what we accept.
 
 // Upstream sends null for absent values; treat null as absent so the output keeps optional keys.
 const nullToUndef = <T extends z.ZodType>(s: T) => z.preprocess((v) => (v === null ? undefined : v), s.optional());
-const flag = z.boolean().nullable().optional().transform((v) => v ?? false);
+const flag = z
+  .boolean()
+  .nullable()
+  .optional()
+  .transform((v) => v ?? false);
 
 /** manager → proplet, `control/manager/start`. */
 export const StartMsg = z.object({
@@ -69,9 +73,10 @@ export const ResultMsg = z.object({
 export type ResultMsg = z.output<typeof ResultMsg>;
 
 /** Parses a JSON payload against a schema; returns an error text instead of throwing. */
-export function decode<T extends z.ZodType>(schema: T, payload: Buffer | Uint8Array | string):
-  | { ok: true; value: z.output<T> }
-  | { ok: false; error: string } {
+export function decode<T extends z.ZodType>(
+  schema: T,
+  payload: Buffer | Uint8Array | string,
+): { ok: true; value: z.output<T> } | { ok: false; error: string } {
   let json: unknown;
   try {
     json = JSON.parse(typeof payload === "string" ? payload : new TextDecoder().decode(payload));
@@ -91,7 +96,13 @@ export const PropletMetricsMsg = z.looseObject({
   proplet_id: z.string().min(1),
   namespace: nullToUndef(z.string()),
   timestamp: nullToUndef(Timestamp),
-  cpu_metrics: z.looseObject({ user_seconds: z.number().optional(), system_seconds: z.number().optional(), percent: z.number().optional() }).optional(),
+  cpu_metrics: z
+    .looseObject({
+      user_seconds: z.number().optional(),
+      system_seconds: z.number().optional(),
+      percent: z.number().optional(),
+    })
+    .optional(),
   memory_metrics: z.looseObject({ rss_bytes: z.number().optional() }).optional(),
 });
 export type PropletMetricsMsg = z.output<typeof PropletMetricsMsg>;

@@ -13,7 +13,8 @@ export interface Reference {
 export function parseReference(ref: string): Reference | string {
   const r = ref.trim().replace(/^oci:\/\//, "");
   const slash = r.indexOf("/");
-  if (slash <= 0) return `${JSON.stringify(ref)} is not an OCI reference: expected host[:port]/repository[:tag|@digest]`;
+  if (slash <= 0)
+    return `${JSON.stringify(ref)} is not an OCI reference: expected host[:port]/repository[:tag|@digest]`;
   const registry = r.slice(0, slash);
   if (!registry.includes(".") && !registry.includes(":") && registry !== "localhost") {
     return `${JSON.stringify(ref)}: the first part must be a registry host (e.g. registry.example.com/repo:tag)`;
@@ -32,9 +33,17 @@ export function parseReference(ref: string): Reference | string {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
   }
-  if (!/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/.test(rest)) return `${JSON.stringify(ref)}: invalid repository name ${JSON.stringify(rest)}`;
-  if (tag !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/.test(tag)) return `${JSON.stringify(ref)}: invalid tag ${JSON.stringify(tag)}`;
-  return { registry, repository: rest, ...(tag ? { tag } : {}), ...(digest ? { digest } : {}), ...(!tag && !digest ? { tag: "latest" } : {}) };
+  if (!/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/.test(rest))
+    return `${JSON.stringify(ref)}: invalid repository name ${JSON.stringify(rest)}`;
+  if (tag !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/.test(tag))
+    return `${JSON.stringify(ref)}: invalid tag ${JSON.stringify(tag)}`;
+  return {
+    registry,
+    repository: rest,
+    ...(tag ? { tag } : {}),
+    ...(digest ? { digest } : {}),
+    ...(!tag && !digest ? { tag: "latest" } : {}),
+  };
 }
 
 export const MEDIA = {
@@ -46,7 +55,11 @@ export const MEDIA = {
   wasmLayer: "application/wasm",
 } as const;
 
-export const WASM_LAYER_TYPES = [MEDIA.wasmLayer, "application/vnd.wasm.content.layer.v1+wasm", "application/vnd.module.wasm.content.layer.v1+wasm"];
+export const WASM_LAYER_TYPES = [
+  MEDIA.wasmLayer,
+  "application/vnd.wasm.content.layer.v1+wasm",
+  "application/vnd.module.wasm.content.layer.v1+wasm",
+];
 
 const Descriptor = z.looseObject({
   mediaType: z.string().optional(),
@@ -91,7 +104,14 @@ export function parseChallenge(header: string): { scheme: string; params: Record
 /** Plain HTTP for localhost and for registries the operator listed; TLS otherwise. */
 export function registryScheme(registry: string, insecure: readonly string[]): "http" | "https" {
   const host = registry.replace(/:\d+$/, "");
-  if (host === "localhost" || host === "127.0.0.1" || host === "[::1]" || insecure.includes(registry) || insecure.includes(host)) return "http";
+  if (
+    host === "localhost" ||
+    host === "127.0.0.1" ||
+    host === "[::1]" ||
+    insecure.includes(registry) ||
+    insecure.includes(host)
+  )
+    return "http";
   return "https";
 }
 

@@ -75,8 +75,42 @@ export function recordHeartbeat(p: Proplet, at: string): Proplet {
   return { ...p, alive_history: history, offline: false };
 }
 
-const ADJECTIVES = ["amber", "brisk", "calm", "deft", "eager", "fleet", "gentle", "hardy", "keen", "lucid", "nimble", "quiet", "rapid", "steady", "sunny", "swift"];
-const NOUNS = ["otter", "falcon", "heron", "lynx", "marten", "osprey", "panda", "raven", "sparrow", "tern", "wren", "badger", "beaver", "crane", "gecko", "ibis"];
+const ADJECTIVES = [
+  "amber",
+  "brisk",
+  "calm",
+  "deft",
+  "eager",
+  "fleet",
+  "gentle",
+  "hardy",
+  "keen",
+  "lucid",
+  "nimble",
+  "quiet",
+  "rapid",
+  "steady",
+  "sunny",
+  "swift",
+];
+const NOUNS = [
+  "otter",
+  "falcon",
+  "heron",
+  "lynx",
+  "marten",
+  "osprey",
+  "panda",
+  "raven",
+  "sparrow",
+  "tern",
+  "wren",
+  "badger",
+  "beaver",
+  "crane",
+  "gecko",
+  "ibis",
+];
 
 /** A readable name derived from the id, so the same proplet keeps its name across restarts. */
 export function propletName(id: string): string {

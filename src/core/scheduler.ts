@@ -33,13 +33,22 @@ export function leastLoaded<T extends Placeable>(candidates: readonly T[]): T | 
     if (free(c) <= 0) continue;
     const load = Number.isFinite(c.capacity) ? c.running / c.capacity : 0;
     const bestLoad = best ? (Number.isFinite(best.capacity) ? best.running / best.capacity : 0) : Infinity;
-    if (!best || load < bestLoad || (load === bestLoad && (c.running < best.running || (c.running === best.running && c.id < best.id)))) best = c;
+    if (
+      !best ||
+      load < bestLoad ||
+      (load === bestLoad && (c.running < best.running || (c.running === best.running && c.id < best.id)))
+    )
+      best = c;
   }
   return best;
 }
 
 /** Picks a proplet with a free slot under the named policy. */
-export function place<T extends Placeable>(policy: SchedulerName, candidates: readonly T[], lastId: string | undefined): T | undefined {
+export function place<T extends Placeable>(
+  policy: SchedulerName,
+  candidates: readonly T[],
+  lastId: string | undefined,
+): T | undefined {
   const open = candidates.filter((c) => free(c) > 0);
   return policy === "round-robin" ? roundRobin(open, lastId) : leastLoaded(open);
 }

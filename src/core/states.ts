@@ -10,7 +10,15 @@ export const TaskState = {
 } as const;
 export type TaskState = (typeof TaskState)[keyof typeof TaskState];
 
-export const STATE_NAMES = ["Pending", "Scheduled", "Running", "Completed", "Failed", "Skipped", "Interrupted"] as const;
+export const STATE_NAMES = [
+  "Pending",
+  "Scheduled",
+  "Running",
+  "Completed",
+  "Failed",
+  "Skipped",
+  "Interrupted",
+] as const;
 
 export function stateName(s: number): string {
   return STATE_NAMES[s] ?? "Unknown";

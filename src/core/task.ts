@@ -58,7 +58,11 @@ const ClientFields = {
   metadata: z.record(z.string(), z.unknown()).optional(),
   hal_storage_path: z.string().nullable().optional(),
   // Orchestration (ours, not upstream's): limits, retries and cron policies.
-  timeout_s: z.number().positive().max(7 * 86400).optional(),
+  timeout_s: z
+    .number()
+    .positive()
+    .max(7 * 86400)
+    .optional(),
   max_retries: z.number().int().min(0).max(100).optional(),
   retry_backoff_s: z.number().positive().max(3600).optional(),
   overlap_policy: z.enum(["skip", "allow"]).optional(),
@@ -91,11 +95,16 @@ export const TaskCreate = z
 export type TaskCreate = z.infer<typeof TaskCreate>;
 
 /** A task inside a job or workflow may carry its own id, so `depends_on` can refer to it. */
-export const GroupTask = z.object({ ...ClientFields, id: z.string().min(1).max(200).optional() }).superRefine(scheduleCheck);
+export const GroupTask = z
+  .object({ ...ClientFields, id: z.string().min(1).max(200).optional() })
+  .superRefine(scheduleCheck);
 export type GroupTask = z.infer<typeof GroupTask>;
 
 // PUT is a patch: every field optional, `name` may not be emptied.
-export const TaskUpdate = z.object({ ...ClientFields, name: ClientFields.name.optional() }).partial().superRefine(scheduleCheck);
+export const TaskUpdate = z
+  .object({ ...ClientFields, name: ClientFields.name.optional() })
+  .partial()
+  .superRefine(scheduleCheck);
 export type TaskUpdate = z.infer<typeof TaskUpdate>;
 
 /** The stored task. Times are RFC3339 strings; `file` is standard base64 as on the wire. */

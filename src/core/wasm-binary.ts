@@ -4,7 +4,10 @@ export class WasmFormatError extends Error {}
 
 export class Reader {
   pos = 0;
-  constructor(readonly buf: Uint8Array, readonly end = buf.length) {}
+  constructor(
+    readonly buf: Uint8Array,
+    readonly end = buf.length,
+  ) {}
   byte(): number {
     if (this.pos >= this.end) throw new WasmFormatError("unexpected end of module");
     return this.buf[this.pos++]!;
@@ -152,4 +155,3 @@ export function lebLength(v: number): number {
   }
   return n;
 }
-

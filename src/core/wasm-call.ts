@@ -101,12 +101,15 @@ export function parseRuntimeOptions(cliArgs: readonly string[] | undefined): Run
   const args = [...(cliArgs ?? [])];
   while (args.length) {
     const a = args.shift()!;
-    const [flag, inline] = a.startsWith("--") && a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
+    const [flag, inline] =
+      a.startsWith("--") && a.includes("=")
+        ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]
+        : [a, undefined];
     const value = () => inline ?? args.shift();
     if (flag === "--dir") {
       const v = value();
       if (!v) return "--dir needs HOST[::GUEST]";
-      const [host, guest] = v.includes("::") ? v.split("::", 2) as [string, string] : [v, v];
+      const [host, guest] = v.includes("::") ? (v.split("::", 2) as [string, string]) : [v, v];
       if (!host || !guest) return `--dir ${v}: expected HOST::GUEST`;
       opts.dirs.push({ host, guest });
     } else if (flag === "--env") {

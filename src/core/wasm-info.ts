@@ -1,4 +1,4 @@
-import { Reader, readImportDesc, readSections, skipValType, vecReader, WasmFormatError } from "./wasm-binary.ts";
+import { type Reader, readImportDesc, readSections, skipValType, vecReader, WasmFormatError } from "./wasm-binary.ts";
 
 // Export signatures of a core module, read from the binary: the JS API does not expose parameter types,
 // and inputs must be parsed per parameter type (i32/i64/f32/f64).
@@ -9,7 +9,15 @@ export interface Signature {
   results: ValType[];
 }
 
-const VAL: Record<number, ValType> = { 0x7f: "i32", 0x7e: "i64", 0x7d: "f32", 0x7c: "f64", 0x7b: "v128", 0x70: "funcref", 0x6f: "externref" };
+const VAL: Record<number, ValType> = {
+  127: "i32",
+  126: "i64",
+  125: "f32",
+  124: "f64",
+  123: "v128",
+  112: "funcref",
+  111: "externref",
+};
 
 function readValType(r: Reader): ValType {
   const b = r.buf[r.pos]!;
@@ -37,7 +45,7 @@ export function inspect(bytes: Uint8Array): ModuleInfo {
   const imports: { module: string; name: string }[] = [];
   const functions = new Map<string, Signature>();
   for (const s of sections) {
-    const [r, count] = s.id >= 1 && s.id <= 3 || s.id === 7 ? vecReader(s.body) : [null, 0];
+    const [r, count] = (s.id >= 1 && s.id <= 3) || s.id === 7 ? vecReader(s.body) : [null, 0];
     if (!r) continue;
     for (let i = 0; i < count; i++) {
       if (s.id === 1) {

@@ -1,4 +1,16 @@
-import { IMPORT_FUNC, IMPORT_GLOBAL, lebLength, Reader, readImportDesc, readSections, skipValType, vecReader, WasmFormatError, Writer } from "./wasm-binary.ts";
+import {
+  IMPORT_FUNC,
+  IMPORT_GLOBAL,
+  lebLength,
+  Reader,
+  readImportDesc,
+  readSections,
+  skipValType,
+  vecReader,
+  WasmFormatError,
+  Writer,
+} from "./wasm-binary.ts";
+
 export { WasmFormatError };
 
 // Injects an interrupt check into a core Wasm module, like wasmtime's epoch interruption.
@@ -12,7 +24,6 @@ export const INTERRUPT_MODULE = "propeller";
 export const INTERRUPT_NAME = "interrupt";
 /** Loop iterations between two host checks: a tight loop reaches it in well under a millisecond. */
 export const CHECK_EVERY = 100_000;
-
 
 function skipBlockType(r: Reader): void {
   const b = r.buf[r.pos];
@@ -185,7 +196,21 @@ function rewriteExpr(r: Reader, w: Writer, rw: Rewrite, endPos: number): void {
   throw new WasmFormatError("expression has no end");
 }
 
-const SECTION_ORDER: Record<number, number> = { 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13 };
+const SECTION_ORDER: Record<number, number> = {
+  1: 1,
+  2: 2,
+  3: 3,
+  4: 4,
+  5: 5,
+  13: 6,
+  6: 7,
+  7: 8,
+  8: 9,
+  9: 10,
+  12: 11,
+  10: 12,
+  11: 13,
+};
 
 function rewriteConstExprs(r: Reader, w: Writer, rw: Rewrite, n: number): void {
   for (let i = 0; i < n; i++) rewriteExpr(r, w, rw, r.end);
@@ -206,7 +231,8 @@ function rewriteElements(body: Uint8Array, rw: Rewrite): Uint8Array {
       copyFrom(s);
     }
     if ((flags & 0x01) === 0) rewriteExpr(r, w, noCheck, r.end); // active: offset expression
-    if (flags >= 1 && flags <= 3) w.byte(r.byte()); // elemkind
+    if (flags >= 1 && flags <= 3)
+      w.byte(r.byte()); // elemkind
     else if (flags >= 5) {
       const s = r.pos;
       skipValType(r); // reftype

@@ -1,10 +1,20 @@
 import type { MqttClient } from "mqtt";
 import { publishJson } from "../broker/client.ts";
-import { AliveMsg, CreateMsg, decode, PropletMetricsMsg, ResultMsg, type StartMsg, type StopMsg, TaskMetricsMsg } from "../core/messages.ts";
+import {
+  AliveMsg,
+  CreateMsg,
+  decode,
+  PropletMetricsMsg,
+  ResultMsg,
+  type StartMsg,
+  type StopMsg,
+  TaskMetricsMsg,
+} from "../core/messages.ts";
 import { type Channel, topics } from "../core/topics.ts";
 import { tag } from "../log.ts";
 
 const log = tag("manager");
+
 import type { ManagerBus, ManagerService } from "./service.ts";
 
 // The manager's side of the MQTT protocol: publishes start/stop, feeds proplet messages to the service.

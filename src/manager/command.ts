@@ -1,61 +1,130 @@
-import { defineCommand } from "citty";
+import { cpus, homedir } from "node:os";
 import { join } from "node:path";
-import { cpus } from "node:os";
-import { homedir } from "node:os";
-import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
-import { parseSeconds } from "../proplet/config.ts";
+import { defineCommand } from "citty";
 import { action, env, int, logLevelArg, UsageError } from "../cli/args.ts";
 import { SCHEDULERS, type SchedulerName } from "../core/scheduler.ts";
+import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
+import { parseSeconds } from "../proplet/config.ts";
 import { serve } from "./serve.ts";
 
 export const serveCommand = defineCommand({
-  meta: { name: "serve", description: "Run the control plane: MQTT broker, manager REST API, storage, console and a local proplet" },
+  meta: {
+    name: "serve",
+    description: "Run the control plane: MQTT broker, manager REST API, storage, console and a local proplet",
+  },
   args: {
-    host: { type: "string", description: "address to listen on (env PROPELLER_HOST); no auth yet, so loopback by default", default: env("PROPELLER_HOST") ?? "127.0.0.1" },
-    "http-port": { type: "string", description: "REST API, console and MQTT-over-WebSocket port (env PROPELLER_HTTP_PORT)", default: env("PROPELLER_HTTP_PORT") ?? "7070" },
-    "mqtt-port": { type: "string", description: "embedded MQTT broker TCP port (env PROPELLER_MQTT_PORT)", default: env("PROPELLER_MQTT_PORT") ?? "1883" },
-    "data-dir": { type: "string", description: "where the SQLite database lives (env PROPELLER_DATA_DIR)", default: env("PROPELLER_DATA_DIR") ?? join(homedir(), ".propeller") },
-    "mqtt-url": { type: "string", description: "use this external broker instead of the embedded one, e.g. mqtt://host:1883 (env PROPELLER_MQTT_URL)", default: env("PROPELLER_MQTT_URL") },
-    "local-proplet": { type: "boolean", description: "run a proplet inside serve (env PROPELLER_LOCAL_PROPLET=false to disable)", negativeDescription: "do not run a local proplet", default: env("PROPELLER_LOCAL_PROPLET") !== "false" },
-    proxy: { type: "boolean", description: "run the OCI proxy (env PROPELLER_PROXY=false to disable)", negativeDescription: "do not run the OCI proxy", default: env("PROPELLER_PROXY") !== "false" },
-    "domain-id": { type: "string", description: "MQTT domain id in topics m/{domain}/c/{channel}/… (env PROPELLER_DOMAIN_ID)", default: env("PROPELLER_DOMAIN_ID") ?? DEFAULT_DOMAIN_ID },
-    "channel-id": { type: "string", description: "MQTT channel id (env PROPELLER_CHANNEL_ID)", default: env("PROPELLER_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID },
-    "liveliness-interval": { type: "string", description: "seconds between the local proplet's heartbeats (env PROPELLER_LIVELINESS_INTERVAL)", default: env("PROPELLER_LIVELINESS_INTERVAL") ?? "10" },
-    "liveliness-threshold": { type: "string", description: "seconds without heartbeat before a proplet counts as dead; default 3 intervals (env PROPELLER_LIVELINESS_THRESHOLD)", default: env("PROPELLER_LIVELINESS_THRESHOLD") },
-    "stale-proplet-removal": { type: "string", description: "forget proplets silent this many seconds, 0 never (env PROPELLER_STALE_PROPLET_REMOVAL)", default: env("PROPELLER_STALE_PROPLET_REMOVAL") ?? "86400" },
-    "local-max-tasks": { type: "string", description: "tasks the local proplet runs at once (env PROPELLER_LOCAL_MAX_TASKS); default the CPU count", default: env("PROPELLER_LOCAL_MAX_TASKS") ?? String(cpus().length) },
-    scheduler: { type: "string", description: `proplet choice: ${SCHEDULERS.join(", ")} (env PROPELLER_SCHEDULER)`, default: env("PROPELLER_SCHEDULER") ?? "round-robin" },
+    host: {
+      type: "string",
+      description: "address to listen on (env PROPELLER_HOST); no auth yet, so loopback by default",
+      default: env("PROPELLER_HOST") ?? "127.0.0.1",
+    },
+    "http-port": {
+      type: "string",
+      description: "REST API, console and MQTT-over-WebSocket port (env PROPELLER_HTTP_PORT)",
+      default: env("PROPELLER_HTTP_PORT") ?? "7070",
+    },
+    "mqtt-port": {
+      type: "string",
+      description: "embedded MQTT broker TCP port (env PROPELLER_MQTT_PORT)",
+      default: env("PROPELLER_MQTT_PORT") ?? "1883",
+    },
+    "data-dir": {
+      type: "string",
+      description: "where the SQLite database lives (env PROPELLER_DATA_DIR)",
+      default: env("PROPELLER_DATA_DIR") ?? join(homedir(), ".propeller"),
+    },
+    "mqtt-url": {
+      type: "string",
+      description:
+        "use this external broker instead of the embedded one, e.g. mqtt://host:1883 (env PROPELLER_MQTT_URL)",
+      default: env("PROPELLER_MQTT_URL"),
+    },
+    "local-proplet": {
+      type: "boolean",
+      description: "run a proplet inside serve (env PROPELLER_LOCAL_PROPLET=false to disable)",
+      negativeDescription: "do not run a local proplet",
+      default: env("PROPELLER_LOCAL_PROPLET") !== "false",
+    },
+    proxy: {
+      type: "boolean",
+      description: "run the OCI proxy (env PROPELLER_PROXY=false to disable)",
+      negativeDescription: "do not run the OCI proxy",
+      default: env("PROPELLER_PROXY") !== "false",
+    },
+    "domain-id": {
+      type: "string",
+      description: "MQTT domain id in topics m/{domain}/c/{channel}/… (env PROPELLER_DOMAIN_ID)",
+      default: env("PROPELLER_DOMAIN_ID") ?? DEFAULT_DOMAIN_ID,
+    },
+    "channel-id": {
+      type: "string",
+      description: "MQTT channel id (env PROPELLER_CHANNEL_ID)",
+      default: env("PROPELLER_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID,
+    },
+    "liveliness-interval": {
+      type: "string",
+      description: "seconds between the local proplet's heartbeats (env PROPELLER_LIVELINESS_INTERVAL)",
+      default: env("PROPELLER_LIVELINESS_INTERVAL") ?? "10",
+    },
+    "liveliness-threshold": {
+      type: "string",
+      description:
+        "seconds without heartbeat before a proplet counts as dead; default 3 intervals (env PROPELLER_LIVELINESS_THRESHOLD)",
+      default: env("PROPELLER_LIVELINESS_THRESHOLD"),
+    },
+    "stale-proplet-removal": {
+      type: "string",
+      description: "forget proplets silent this many seconds, 0 never (env PROPELLER_STALE_PROPLET_REMOVAL)",
+      default: env("PROPELLER_STALE_PROPLET_REMOVAL") ?? "86400",
+    },
+    "local-max-tasks": {
+      type: "string",
+      description: "tasks the local proplet runs at once (env PROPELLER_LOCAL_MAX_TASKS); default the CPU count",
+      default: env("PROPELLER_LOCAL_MAX_TASKS") ?? String(cpus().length),
+    },
+    scheduler: {
+      type: "string",
+      description: `proplet choice: ${SCHEDULERS.join(", ")} (env PROPELLER_SCHEDULER)`,
+      default: env("PROPELLER_SCHEDULER") ?? "round-robin",
+    },
     ...logLevelArg,
   },
   run: ({ args }) =>
-    action(async () => {
-      const interval = parseSeconds("--liveliness-interval", args["liveliness-interval"], 10);
-      const scheduler = args.scheduler as SchedulerName;
-      if (!SCHEDULERS.includes(scheduler)) throw new UsageError(`--scheduler must be one of ${SCHEDULERS.join(", ")}, got ${JSON.stringify(args.scheduler)}`);
-      const s = await serve({
-        host: args.host,
-        httpPort: int("http-port", args["http-port"]),
-        mqttPort: int("mqtt-port", args["mqtt-port"]),
-        dataDir: args["data-dir"],
-        mqttUrl: args["mqtt-url"] || undefined,
-        localProplet: args["local-proplet"],
-        domainId: args["domain-id"],
-        channelId: args["channel-id"],
-        livelinessInterval: interval,
-        livelinessThreshold: parseSeconds("--liveliness-threshold", args["liveliness-threshold"], interval * 3),
-        scheduler,
-        localMaxTasks: int("local-max-tasks", args["local-max-tasks"], 1, 10_000),
-        proxy: args.proxy,
-        staleRemovalS: int("stale-proplet-removal", args["stale-proplet-removal"], 0, 10 * 365 * 86400),
-      });
-      const shutdown = async (sig: string) => {
-        log.info(`${sig}: shutting down`);
-        // Bounded: a stuck connection must not keep the process from exiting.
-        await Promise.race([s.close(), Bun.sleep(5000)]);
-        process.exit(0);
-      };
-      process.once("SIGINT", () => void shutdown("SIGINT"));
-      process.once("SIGTERM", () => void shutdown("SIGTERM"));
-    }, args["log-level"], args["log-format"]),
+    action(
+      async () => {
+        const interval = parseSeconds("--liveliness-interval", args["liveliness-interval"], 10);
+        const scheduler = args.scheduler as SchedulerName;
+        if (!SCHEDULERS.includes(scheduler))
+          throw new UsageError(
+            `--scheduler must be one of ${SCHEDULERS.join(", ")}, got ${JSON.stringify(args.scheduler)}`,
+          );
+        const s = await serve({
+          host: args.host,
+          httpPort: int("http-port", args["http-port"]),
+          mqttPort: int("mqtt-port", args["mqtt-port"]),
+          dataDir: args["data-dir"],
+          mqttUrl: args["mqtt-url"] || undefined,
+          localProplet: args["local-proplet"],
+          domainId: args["domain-id"],
+          channelId: args["channel-id"],
+          livelinessInterval: interval,
+          livelinessThreshold: parseSeconds("--liveliness-threshold", args["liveliness-threshold"], interval * 3),
+          scheduler,
+          localMaxTasks: int("local-max-tasks", args["local-max-tasks"], 1, 10_000),
+          proxy: args.proxy,
+          staleRemovalS: int("stale-proplet-removal", args["stale-proplet-removal"], 0, 10 * 365 * 86400),
+        });
+        const shutdown = async (sig: string) => {
+          log.info(`${sig}: shutting down`);
+          // Bounded: a stuck connection must not keep the process from exiting.
+          await Promise.race([s.close(), Bun.sleep(5000)]);
+          process.exit(0);
+        };
+        process.once("SIGINT", () => void shutdown("SIGINT"));
+        process.once("SIGTERM", () => void shutdown("SIGTERM"));
+      },
+      args["log-level"],
+      args["log-format"],
+    ),
 });

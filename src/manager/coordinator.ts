@@ -1,8 +1,8 @@
-import { validateDag, decide, type GraphTask, groupState } from "../core/dag.ts";
+import { decide, type GraphTask, groupState, validateDag } from "../core/dag.ts";
 import { badRequest, notFound } from "../core/errors.ts";
 import type { Job, JobCreate, WorkflowCreate } from "../core/job.ts";
 import { isTerminal, stateName, TaskState } from "../core/states.ts";
-import { type GroupTask, newTask, type Task, taskView, type TaskView } from "../core/task.ts";
+import { type GroupTask, newTask, type Task, type TaskView, taskView } from "../core/task.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
@@ -28,7 +28,11 @@ export type WorkflowView = GroupView & { workflow_id: string };
 
 function summary(tasks: Task[]): GroupView {
   const state = groupState(tasks.map((t) => t.state));
-  const times = (k: "start_time" | "finish_time" | "created_at") => tasks.map((t) => t[k]).filter((v) => v && v !== ZERO_TIME).sort();
+  const times = (k: "start_time" | "finish_time" | "created_at") =>
+    tasks
+      .map((t) => t[k])
+      .filter((v) => v && v !== ZERO_TIME)
+      .sort();
   return {
     state,
     status: stateName(state),
@@ -64,7 +68,12 @@ export class Coordinator {
   // ---- jobs ----
 
   async createJob(input: JobCreate): Promise<JobView> {
-    const job: Job = { id: crypto.randomUUID(), name: input.name, execution_mode: input.execution_mode, created_at: nowIso() };
+    const job: Job = {
+      id: crypto.randomUUID(),
+      name: input.name,
+      execution_mode: input.execution_mode,
+      created_at: nowIso(),
+    };
     const tasks = this.buildTasks(input.tasks, { job_id: job.id });
     this.svc.insertTasks(tasks);
     this.store.jobs.create(job);
@@ -84,12 +93,20 @@ export class Coordinator {
   }
 
   private jobView(job: Job): JobView {
-    return { job_id: job.id, name: job.name, execution_mode: job.execution_mode, ...summary(this.store.tasks.listByGroup("job", job.id)) };
+    return {
+      job_id: job.id,
+      name: job.name,
+      execution_mode: job.execution_mode,
+      ...summary(this.store.tasks.listByGroup("job", job.id)),
+    };
   }
 
   listJobs(offset: number, limit: number, status?: string): PageOut<JobView> {
     const want = status ? { pending: 0, running: 2, completed: 3, failed: 4 }[status] : undefined;
-    const all = this.store.jobs.all().map((j) => this.jobView(j)).filter((v) => want === undefined || v.state === want);
+    const all = this.store.jobs
+      .all()
+      .map((j) => this.jobView(j))
+      .filter((v) => want === undefined || v.state === want);
     return { offset, limit, total: all.length, items: all.slice(offset, offset + limit) };
   }
 
@@ -104,14 +121,16 @@ export class Coordinator {
   private async startRoots(tasks: Task[], graph: GraphTask[]): Promise<void> {
     for (const [i, g] of graph.entries()) {
       const t = tasks[i]!;
-      if (g.depends_on!.length === 0 && (t.state === TaskState.Pending || isTerminal(t.state))) await this.svc.startTask(t.id);
+      if (g.depends_on!.length === 0 && (t.state === TaskState.Pending || isTerminal(t.state)))
+        await this.svc.startTask(t.id);
     }
   }
 
   async startJob(id: string): Promise<{ message: string; job_id: string }> {
     const job = this.mustJob(id);
     const tasks = this.store.tasks.listByGroup("job", id);
-    if (tasks.some((t) => t.state === TaskState.Running || t.state === TaskState.Scheduled)) throw badRequest(`job ${id} is already running`);
+    if (tasks.some((t) => t.state === TaskState.Running || t.state === TaskState.Scheduled))
+      throw badRequest(`job ${id} is already running`);
     await this.startRoots(tasks, this.graph(tasks, job));
     return { message: "job started", job_id: id };
   }
@@ -150,7 +169,8 @@ export class Coordinator {
   async startWorkflow(id: string): Promise<{ started: true; workflow_id: string }> {
     const tasks = this.store.tasks.listByGroup("workflow", id);
     if (tasks.length === 0) throw notFound(`workflow ${id} not found`);
-    if (tasks.some((t) => t.state === TaskState.Running || t.state === TaskState.Scheduled)) throw badRequest(`workflow ${id} is already running`);
+    if (tasks.some((t) => t.state === TaskState.Running || t.state === TaskState.Scheduled))
+      throw badRequest(`workflow ${id} is already running`);
     await this.startRoots(tasks, this.graph(tasks));
     return { started: true, workflow_id: id };
   }
@@ -178,7 +198,9 @@ export class Coordinator {
     const d = decide(graph);
     for (const id of d.skip) this.svc.skipTask(id, "its run_if condition is not met");
     for (const id of d.start) {
-      this.svc.startTask(id).catch((e) => log.warn(`task ${id}: could not start: ${e instanceof Error ? e.message : e}`));
+      this.svc
+        .startTask(id)
+        .catch((e) => log.warn(`task ${id}: could not start: ${e instanceof Error ? e.message : e}`));
     }
   }
 

@@ -2,8 +2,28 @@
 // metrics samples. In memory only: a subscriber sees what happens while it listens.
 
 export type ManagerEvent =
-  | { type: "task"; task_id: string; name: string; state: number; status: string; proplet_id?: string; error?: string; at: string }
-  | { type: "run"; phase: "started" | "ended"; task_id: string; run_id: string; attempt: number; proplet_id?: string; state?: number; status?: string; error?: string; at: string }
+  | {
+      type: "task";
+      task_id: string;
+      name: string;
+      state: number;
+      status: string;
+      proplet_id?: string;
+      error?: string;
+      at: string;
+    }
+  | {
+      type: "run";
+      phase: "started" | "ended";
+      task_id: string;
+      run_id: string;
+      attempt: number;
+      proplet_id?: string;
+      state?: number;
+      status?: string;
+      error?: string;
+      at: string;
+    }
   | { type: "proplet"; proplet_id: string; alive: boolean; at: string }
   | { type: "metrics"; kind: "proplet" | "task"; proplet_id: string; task_id?: string; sample: unknown; at: string };
 

@@ -1,5 +1,5 @@
-import client from "prom-client";
 import type { MiddlewareHandler } from "hono";
+import client from "prom-client";
 import { STATE_NAMES } from "../core/states.ts";
 
 // Prometheus metrics of the manager (`GET /metrics`): tasks by state, starts/completions/failures, queue depth,
@@ -26,7 +26,7 @@ export class ManagerMetrics {
       registers: r,
       collect() {
         const counts = src.tasksByState();
-        STATE_NAMES.forEach((name, i) => this.set({ state: name }, counts[i] ?? 0));
+        for (const [i, name] of STATE_NAMES.entries()) this.set({ state: name }, counts[i] ?? 0);
       },
     });
     const counter = (name: string, help: string, read: () => number) =>
@@ -44,8 +44,22 @@ export class ManagerMetrics {
     counter("propeller_task_failures_total", "Runs that failed", () => src.counters.failures);
     counter("propeller_mqtt_messages_received_total", "MQTT messages the manager received", () => src.mqtt.received);
     counter("propeller_mqtt_messages_sent_total", "MQTT messages the manager published", () => src.mqtt.sent);
-    new client.Gauge({ name: "propeller_queue_depth", help: "Tasks waiting for a proplet slot", registers: r, collect() { this.set(src.queueDepth()); } });
-    new client.Gauge({ name: "propeller_proplets_alive", help: "Proplets with a recent heartbeat", registers: r, collect() { this.set(src.propletsAlive()); } });
+    new client.Gauge({
+      name: "propeller_queue_depth",
+      help: "Tasks waiting for a proplet slot",
+      registers: r,
+      collect() {
+        this.set(src.queueDepth());
+      },
+    });
+    new client.Gauge({
+      name: "propeller_proplets_alive",
+      help: "Proplets with a recent heartbeat",
+      registers: r,
+      collect() {
+        this.set(src.propletsAlive());
+      },
+    });
     this.http = new client.Histogram({
       name: "propeller_http_request_duration_seconds",
       help: "REST API request latency",
@@ -60,7 +74,10 @@ export class ManagerMetrics {
     return async (c, next) => {
       const t0 = performance.now();
       await next();
-      this.http.observe({ method: c.req.method, route: c.req.routePath || "unknown", status: String(c.res.status) }, (performance.now() - t0) / 1000);
+      this.http.observe(
+        { method: c.req.method, route: c.req.routePath || "unknown", status: String(c.res.status) },
+        (performance.now() - t0) / 1000,
+      );
     };
   }
 }

@@ -1,6 +1,6 @@
 import { conflict, notFound } from "../core/errors.ts";
 import type { AliveMsg, CreateMsg } from "../core/messages.ts";
-import { isAlive, type Proplet, propletName, propletView, type PropletView, recordHeartbeat } from "../core/proplet.ts";
+import { isAlive, type Proplet, type PropletView, propletName, propletView, recordHeartbeat } from "../core/proplet.ts";
 import type { Placeable } from "../core/scheduler.ts";
 import { nowIso } from "../core/time.ts";
 import type { Storage } from "../storage/repository.ts";
@@ -57,7 +57,10 @@ export class PropletRegistry {
 
   track(propletId: string, taskId: string, running: boolean): void {
     let set = this.runningOn.get(propletId);
-    if (!set) this.runningOn.set(propletId, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.runningOn.set(propletId, set);
+    }
     if (running) set.add(taskId);
     else set.delete(taskId);
   }
@@ -182,7 +185,12 @@ export class PropletRegistry {
     const now = Date.now();
     let all = [...this.proplets.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
     if (status) all = all.filter((p) => this.alive(p, now) === (status === "active"));
-    return { total: all.length, items: all.slice(offset, offset + limit).map((p) => propletView(p, this.taskCount(p.id), now, this.opts.livelinessThresholdMs)) };
+    return {
+      total: all.length,
+      items: all
+        .slice(offset, offset + limit)
+        .map((p) => propletView(p, this.taskCount(p.id), now, this.opts.livelinessThresholdMs)),
+    };
   }
 
   view(id: string): PropletView {

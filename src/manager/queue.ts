@@ -1,4 +1,4 @@
-import { queueOrder, type Queued } from "../core/scheduler.ts";
+import { type Queued, queueOrder } from "../core/scheduler.ts";
 import type { Task } from "../core/task.ts";
 
 // Tasks waiting for a proplet slot, kept sorted by the queue order (priority, then age): draining walks it in
@@ -46,7 +46,11 @@ export class TaskQueue {
     this.byId.delete(id);
     const i = this.index(e);
     if (this.sorted[i]?.id === id) this.sorted.splice(i, 1);
-    else this.sorted.splice(this.sorted.findIndex((x) => x.id === id), 1); // not reached with a total order
+    else
+      this.sorted.splice(
+        this.sorted.findIndex((x) => x.id === id),
+        1,
+      ); // not reached with a total order
     return true;
   }
 

@@ -1,21 +1,21 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { connectMqtt } from "../broker/client.ts";
+import consoleHtml from "../../web/index.html" with { type: "text" };
 import { type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.ts";
+import { connectMqtt } from "../broker/client.ts";
+import type { SchedulerName } from "../core/scheduler.ts";
 import { log } from "../log.ts";
 import { PropletAgent } from "../proplet/agent.ts";
 import { parseSeconds } from "../proplet/config.ts";
-import { openSqlite } from "../storage/sqlite/index.ts";
-import consoleHtml from "../../web/index.html" with { type: "text" };
-import { createApp, MAX_BODY_BYTES } from "./api/app.ts";
-import { MqttManagerBus } from "./bus.ts";
-import { ManagerService } from "./service.ts";
-import { Coordinator } from "./coordinator.ts";
-import { ManagerMetrics } from "./metrics.ts";
-import type { SchedulerName } from "../core/scheduler.ts";
-import { VERSION } from "../version.ts";
 import { chunkSizeFromEnv, registryFromEnv } from "../proxy/command.ts";
 import { ProxyService } from "../proxy/service.ts";
+import { openSqlite } from "../storage/sqlite/index.ts";
+import { VERSION } from "../version.ts";
+import { createApp, MAX_BODY_BYTES } from "./api/app.ts";
+import { MqttManagerBus } from "./bus.ts";
+import { Coordinator } from "./coordinator.ts";
+import { ManagerMetrics } from "./metrics.ts";
+import { ManagerService } from "./service.ts";
 
 // Composition root of `propeller serve`: storage, broker, manager, HTTP, and the local proplet, which talks to
 // the manager over MQTT like any other proplet.
@@ -67,18 +67,31 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const mqttAddress = o.mqttUrl ?? `mqtt://${loopback.includes(":") ? `[${loopback}]` : loopback}:${broker!.port}`;
 
   const instanceId = crypto.randomUUID();
-  const client = await connectMqtt(mqttAddress, { clientId: `manager-${instanceId}`, username: `manager-${instanceId}`, broker: broker?.aedes });
+  const client = await connectMqtt(mqttAddress, {
+    clientId: `manager-${instanceId}`,
+    username: `manager-${instanceId}`,
+    broker: broker?.aedes,
+  });
   const bus = new MqttManagerBus(client, o, broker ? 0 : 1);
-  const svc = new ManagerService(store, bus, { livelinessThresholdMs: o.livelinessThreshold * 1000, scheduler: o.scheduler, staleRemovalMs: (o.staleRemovalS ?? 0) * 1000 });
+  const svc = new ManagerService(store, bus, {
+    livelinessThresholdMs: o.livelinessThreshold * 1000,
+    scheduler: o.scheduler,
+    staleRemovalMs: (o.staleRemovalS ?? 0) * 1000,
+  });
   const groups = new Coordinator(store, svc);
   await bus.listen(svc);
   // The OCI proxy, with its own MQTT client like any other participant.
-  const proxyClient = o.proxy ? await connectMqtt(mqttAddress, { clientId: `proxy-${instanceId}`, broker: broker?.aedes }) : undefined;
+  const proxyClient = o.proxy
+    ? await connectMqtt(mqttAddress, { clientId: `proxy-${instanceId}`, broker: broker?.aedes })
+    : undefined;
   if (proxyClient) await new ProxyService(proxyClient, o, registryFromEnv(o.dataDir), chunkSizeFromEnv()).listen();
   svc.recover();
   groups.resume();
   // Settles tasks on proplets whose heartbeats stopped; a fraction of the threshold keeps detection prompt.
-  const liveness = setInterval(() => svc.checkLiveness(), Math.max(250, Math.min(o.livelinessThreshold * 1000, 5000) / 4));
+  const liveness = setInterval(
+    () => svc.checkLiveness(),
+    Math.max(250, Math.min(o.livelinessThreshold * 1000, 5000) / 4),
+  );
 
   let agent: PropletAgent | undefined;
   if (o.localProplet) {
@@ -92,7 +105,10 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       livelinessInterval: o.livelinessInterval,
       maxTasks: o.localMaxTasks,
       fetchTimeoutMs: parseSeconds("PROPLET_FETCH_TIMEOUT", process.env.PROPLET_FETCH_TIMEOUT || undefined, 60) * 1000,
-      metricsInterval: process.env.PROPLET_METRICS_INTERVAL === "0" ? 0 : parseSeconds("PROPLET_METRICS_INTERVAL", process.env.PROPLET_METRICS_INTERVAL || undefined, 10),
+      metricsInterval:
+        process.env.PROPLET_METRICS_INTERVAL === "0"
+          ? 0
+          : parseSeconds("PROPLET_METRICS_INTERVAL", process.env.PROPLET_METRICS_INTERVAL || undefined, 10),
       cgroupRoot: process.env.PROPLET_CGROUP_ROOT || undefined,
       description: "local proplet of propeller serve",
       broker: broker?.aedes,
@@ -124,7 +140,9 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
         return new Response("expected a WebSocket upgrade", { status: 400 });
       }
       if (req.method === "GET" && (url.pathname === "/" || url.pathname === "/index.html")) {
-        return new Response(consoleHtml as unknown as string, { headers: { "content-type": "text/html; charset=utf-8" } });
+        return new Response(consoleHtml as unknown as string, {
+          headers: { "content-type": "text/html; charset=utf-8" },
+        });
       }
       return app.fetch(req);
     },
@@ -132,12 +150,15 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   });
 
   log.info(`propeller serve: REST on http://${o.host}:${server.port}, storage ${dbPath}`);
-  if (broker) log.info(`embedded MQTT broker on mqtt://${o.host}:${broker.port} and ws://${o.host}:${server.port}/mqtt`);
+  if (broker)
+    log.info(`embedded MQTT broker on mqtt://${o.host}:${broker.port} and ws://${o.host}:${server.port}/mqtt`);
   else log.info(`using external MQTT broker ${o.mqttUrl}`);
   if (o.host === "127.0.0.1" || o.host === "localhost" || o.host === "::1") {
     log.info("listening on loopback only: there is no authentication yet; use --host to expose it deliberately");
   } else {
-    log.warn(`listening on ${o.host} WITHOUT authentication: anyone who can reach this host can run code on your proplets`);
+    log.warn(
+      `listening on ${o.host} WITHOUT authentication: anyone who can reach this host can run code on your proplets`,
+    );
   }
 
   let closed = false;

@@ -1,18 +1,34 @@
-import { badRequest, conflict, notFound } from "../core/errors.ts";
-import type { AliveMsg, CreateMsg, PropletMetricsMsg, ResultMsg, StartMsg, StopMsg, TaskMetricsMsg } from "../core/messages.ts";
-import type { Proplet, PropletView } from "../core/proplet.ts";
 import { nextRun } from "../core/cron.ts";
+import { badRequest, conflict, notFound } from "../core/errors.ts";
+import type {
+  AliveMsg,
+  CreateMsg,
+  PropletMetricsMsg,
+  ResultMsg,
+  StartMsg,
+  StopMsg,
+  TaskMetricsMsg,
+} from "../core/messages.ts";
+import type { Proplet, PropletView } from "../core/proplet.ts";
 import type { Run } from "../core/run.ts";
 import { place, retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
 import { isTerminal, stateName, TaskState } from "../core/states.ts";
-import { applyUpdate, newTask, type Task, type TaskCreate, type TaskUpdate, taskView, type TaskView } from "../core/task.ts";
+import {
+  applyUpdate,
+  newTask,
+  type Task,
+  type TaskCreate,
+  type TaskUpdate,
+  type TaskView,
+  taskView,
+} from "../core/task.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
 import { CronRunner } from "./cron.ts";
+import { EventHub } from "./events.ts";
 import { PropletRegistry } from "./proplets.ts";
 import { TaskQueue } from "./queue.ts";
-import { EventHub } from "./events.ts";
 
 const log = tag("manager");
 
@@ -82,7 +98,8 @@ export class ManagerService {
     for (const t of this.store.tasks.listByState([TaskState.Running, TaskState.Scheduled, TaskState.Interrupted])) {
       if (t.state === TaskState.Running) {
         if (t.proplet_id) this.proplets.track(t.proplet_id, t.id, true);
-      } else if (t.state === TaskState.Interrupted) this.endRun(t, { error: "interrupted by shutdown", results: t.results });
+      } else if (t.state === TaskState.Interrupted)
+        this.endRun(t, { error: "interrupted by shutdown", results: t.results });
       else if (t.retry_at && t.retry_at > now) this.retryLater(t.id, t.retry_at - now);
       else this.queue.set({ id: t.id, priority: t.priority, queuedAt: t.queued_at ?? now, task: t });
     }
@@ -97,7 +114,16 @@ export class ManagerService {
 
   private taskEvent(t: Task): void {
     if (this.events.listeners === 0) return;
-    this.events.emit({ type: "task", task_id: t.id, name: t.name, state: t.state, status: stateName(t.state), ...(t.proplet_id ? { proplet_id: t.proplet_id } : {}), ...(t.error ? { error: t.error } : {}), at: nowIso() });
+    this.events.emit({
+      type: "task",
+      task_id: t.id,
+      name: t.name,
+      state: t.state,
+      status: stateName(t.state),
+      ...(t.proplet_id ? { proplet_id: t.proplet_id } : {}),
+      ...(t.error ? { error: t.error } : {}),
+      at: nowIso(),
+    });
   }
 
   // ---- tasks ----
@@ -198,9 +224,12 @@ export class ManagerService {
   async startTask(id: string): Promise<{ started: true; state: number; status: string }> {
     if (this.shuttingDown) throw conflict("the manager is shutting down");
     const task = this.mustGet(id);
-    if (task.state === TaskState.Running || task.state === TaskState.Scheduled) throw conflict(`task ${id} is already ${stateName(task.state)}`);
-    if (!task.file && !task.image_url) throw badRequest(`task ${id} has no module: set file, image_url or upload a .wasm`);
-    if (task.pinned && task.proplet_id && !this.proplets.has(task.proplet_id)) throw notFound(`proplet ${task.proplet_id} (pinned by the task) not found`);
+    if (task.state === TaskState.Running || task.state === TaskState.Scheduled)
+      throw conflict(`task ${id} is already ${stateName(task.state)}`);
+    if (!task.file && !task.image_url)
+      throw badRequest(`task ${id} has no module: set file, image_url or upload a .wasm`);
+    if (task.pinned && task.proplet_id && !this.proplets.has(task.proplet_id))
+      throw notFound(`proplet ${task.proplet_id} (pinned by the task) not found`);
     const unmet = this.unmetDependencies(task);
     if (unmet.length) throw conflict(`task ${id} has unmet dependencies: waiting for ${unmet.join(", ")}`);
     const state = this.enqueue({ ...task, attempt: 1, error: undefined, results: undefined });
@@ -211,7 +240,13 @@ export class ManagerService {
   /** Queues the task and tries to place it at once; only a task left waiting is stored as Scheduled. */
   private enqueue(task: Task): number {
     const queuedAt = Date.now();
-    const t: Task = { ...task, state: TaskState.Scheduled, queued_at: queuedAt, retry_at: undefined, updated_at: nowIso() };
+    const t: Task = {
+      ...task,
+      state: TaskState.Scheduled,
+      queued_at: queuedAt,
+      retry_at: undefined,
+      updated_at: nowIso(),
+    };
     this.queue.set({ id: t.id, priority: t.priority, queuedAt, task: t });
     this.drain();
     if (!this.queue.has(t.id)) return TaskState.Running;
@@ -261,13 +296,25 @@ export class ManagerService {
     this.save(running, task.state);
     this.proplets.track(proplet.id, task.id, true);
     this.counters.starts++;
-    if (this.events.listeners) this.events.emit({ type: "run", phase: "started", task_id: task.id, run_id: runId, attempt: task.attempt ?? 1, proplet_id: proplet.id, at: now });
+    if (this.events.listeners)
+      this.events.emit({
+        type: "run",
+        phase: "started",
+        task_id: task.id,
+        run_id: runId,
+        attempt: task.attempt ?? 1,
+        proplet_id: proplet.id,
+        at: now,
+      });
     if (task.timeout_s) {
       this.setTimer(task.id, task.timeout_s * 1000 + TIMEOUT_GRACE_MS, () => {
         const t = this.store.tasks.get(task.id);
         if (t?.state !== TaskState.Running || t.run_id !== runId) return;
         void this.bus.stop({ id: t.id, broadcast: false, proplet_id: t.proplet_id }).catch(() => {});
-        this.endRun(t, { error: `task timed out after ${task.timeout_s}s (no result from proplet ${t.proplet_id})`, results: undefined });
+        this.endRun(t, {
+          error: `task timed out after ${task.timeout_s}s (no result from proplet ${t.proplet_id})`,
+          results: undefined,
+        });
       });
     }
     const msg = this.startMessage(running);
@@ -279,7 +326,10 @@ export class ManagerService {
       .catch((e) => {
         const t = this.store.tasks.get(task.id);
         if (t?.run_id === runId && t.state === TaskState.Running) {
-          this.endRun(t, { error: `failed to publish start message: ${e instanceof Error ? e.message : e}`, results: undefined });
+          this.endRun(t, {
+            error: `failed to publish start message: ${e instanceof Error ? e.message : e}`,
+            results: undefined,
+          });
         }
       });
   }
@@ -314,7 +364,17 @@ export class ManagerService {
     if (!t || (t.state !== TaskState.Pending && t.state !== TaskState.Scheduled)) return;
     this.queue.delete(id);
     this.clearTimer(id);
-    this.save({ ...t, state: TaskState.Skipped, error: reason, updated_at: nowIso(), queued_at: undefined, retry_at: undefined }, t.state);
+    this.save(
+      {
+        ...t,
+        state: TaskState.Skipped,
+        error: reason,
+        updated_at: nowIso(),
+        queued_at: undefined,
+        retry_at: undefined,
+      },
+      t.state,
+    );
     log.info(`task ${id} skipped: ${reason}`);
   }
 
@@ -328,11 +388,29 @@ export class ManagerService {
     const failed = typeof r.error === "string" && r.error !== "";
     const state = r.state ?? (failed ? TaskState.Failed : TaskState.Completed);
     if (task.run_id && task.state === TaskState.Running) {
-      this.store.runs.create({ ...currentRun(task), state, status: stateName(state), finished_at: now, results: r.results, ...(failed ? { error: r.error! } : {}) });
+      this.store.runs.create({
+        ...currentRun(task),
+        state,
+        status: stateName(state),
+        finished_at: now,
+        results: r.results,
+        ...(failed ? { error: r.error! } : {}),
+      });
       if (failed) this.counters.failures++;
       else this.counters.completions++;
       if (this.events.listeners) {
-        this.events.emit({ type: "run", phase: "ended", task_id: task.id, run_id: task.run_id, attempt: task.attempt ?? 1, proplet_id: task.proplet_id, state, status: stateName(state), ...(failed ? { error: r.error! } : {}), at: now });
+        this.events.emit({
+          type: "run",
+          phase: "ended",
+          task_id: task.id,
+          run_id: task.run_id,
+          attempt: task.attempt ?? 1,
+          proplet_id: task.proplet_id,
+          state,
+          status: stateName(state),
+          ...(failed ? { error: r.error! } : {}),
+          at: now,
+        });
       }
     }
     if (task.proplet_id && task.state === TaskState.Running) this.proplets.track(task.proplet_id, task.id, false);
@@ -340,11 +418,31 @@ export class ManagerService {
     if (failed && !r.final && state === TaskState.Failed && attempt <= (task.max_retries ?? 0)) {
       const delay = retryDelayMs(task.retry_backoff_s ?? 1, attempt);
       const retryAt = Date.now() + delay;
-      this.save({ ...task, state: TaskState.Scheduled, attempt: attempt + 1, results: r.results, error: r.error!, finish_time: now, updated_at: now, retry_at: retryAt }, task.state);
+      this.save(
+        {
+          ...task,
+          state: TaskState.Scheduled,
+          attempt: attempt + 1,
+          results: r.results,
+          error: r.error!,
+          finish_time: now,
+          updated_at: now,
+          retry_at: retryAt,
+        },
+        task.state,
+      );
       log.info(`task ${task.id} attempt ${attempt} failed (${r.error}); retry ${attempt + 1} in ${delay / 1000}s`);
       this.retryLater(task.id, delay);
     } else {
-      const done: Task = { ...task, state, results: r.results, error: failed ? r.error! : undefined, finish_time: now, updated_at: now, retry_at: undefined };
+      const done: Task = {
+        ...task,
+        state,
+        results: r.results,
+        error: failed ? r.error! : undefined,
+        finish_time: now,
+        updated_at: now,
+        retry_at: undefined,
+      };
       this.save(done, task.state);
       if (state === TaskState.Failed) log.info(`task ${task.id} failed: ${done.error}`);
       else log.debug(`task ${task.id} ${stateName(state)}`);
@@ -413,7 +511,8 @@ export class ManagerService {
   /** Periodic check: proplets whose heartbeats stopped, and the tasks they had. */
   checkLiveness(): void {
     const { lost, forgotten } = this.proplets.sweep(Date.now());
-    for (const id of forgotten) log.info(`proplet ${id} forgotten: no heartbeat for ${this.opts.staleRemovalMs! / 1000}s`);
+    for (const id of forgotten)
+      log.info(`proplet ${id} forgotten: no heartbeat for ${this.opts.staleRemovalMs! / 1000}s`);
     for (const id of lost) this.settleLost(id, `proplet lost: ${id} stopped sending heartbeats`);
   }
 
@@ -425,7 +524,12 @@ export class ManagerService {
     this.timers.clear();
     for (const t of this.store.tasks.listByState([TaskState.Running])) {
       if (t.proplet_id) await this.bus.stop({ id: t.id, broadcast: false, proplet_id: t.proplet_id }).catch(() => {});
-      this.endRun(t, { error: "interrupted by shutdown", results: undefined, final: true, state: TaskState.Interrupted });
+      this.endRun(t, {
+        error: "interrupted by shutdown",
+        results: undefined,
+        final: true,
+        state: TaskState.Interrupted,
+      });
     }
     this.proplets.flush();
     await this.store.durable();
@@ -462,14 +566,20 @@ export class ManagerService {
     const task = this.store.tasks.get(id);
     if (!task?.schedule) return;
     // Advance next_run (or end a one-shot schedule) before starting, so a crash cannot fire it twice.
-    const next = task.is_recurring ? nextRun(task.schedule, task.timezone, new Date(Math.max(at, Date.now()))) : undefined;
-    const updated: Task = task.is_recurring ? { ...task, next_run: next?.toISOString() ?? ZERO_TIME } : { ...task, schedule: undefined, next_run: ZERO_TIME };
+    const next = task.is_recurring
+      ? nextRun(task.schedule, task.timezone, new Date(Math.max(at, Date.now())))
+      : undefined;
+    const updated: Task = task.is_recurring
+      ? { ...task, next_run: next?.toISOString() ?? ZERO_TIME }
+      : { ...task, schedule: undefined, next_run: ZERO_TIME };
     this.save(updated);
     if (next) this.cron.set(id, next.getTime());
     const busy = task.state === TaskState.Running || task.state === TaskState.Scheduled;
     if (busy) {
       if (task.overlap_policy === "allow") this.pendingFire.add(id);
-      log.info(`task ${id}: cron firing while the previous run is active: ${task.overlap_policy === "allow" ? "runs when it ends" : "skipped"}`);
+      log.info(
+        `task ${id}: cron firing while the previous run is active: ${task.overlap_policy === "allow" ? "runs when it ends" : "skipped"}`,
+      );
       await this.store.durable();
       return;
     }
@@ -503,7 +613,12 @@ export class ManagerService {
     }
     if (r.back) log.info(`proplet ${msg.proplet_id} is back`);
     // A proplet that lists its tasks tells us which runs it lost (a crash and restart, say).
-    if (msg.tasks) this.settleLost(msg.proplet_id, `interrupted: proplet ${msg.proplet_id} is no longer running the task`, new Set(msg.tasks));
+    if (msg.tasks)
+      this.settleLost(
+        msg.proplet_id,
+        `interrupted: proplet ${msg.proplet_id} is no longer running the task`,
+        new Set(msg.tasks),
+      );
     if (r.wasDown) this.drain();
   }
 
@@ -517,13 +632,22 @@ export class ManagerService {
     if (!this.proplets.has(msg.proplet_id)) return;
     const at = sampleTime(msg.timestamp);
     this.store.metrics.addProplet(msg.proplet_id, at, { ...msg, timestamp: at });
-    if (this.events.listeners) this.events.emit({ type: "metrics", kind: "proplet", proplet_id: msg.proplet_id, sample: msg, at });
+    if (this.events.listeners)
+      this.events.emit({ type: "metrics", kind: "proplet", proplet_id: msg.proplet_id, sample: msg, at });
   }
 
   handleTaskMetrics(msg: TaskMetricsMsg): void {
     const at = sampleTime(msg.timestamp);
     this.store.metrics.addTask(msg.task_id, at, { ...msg, timestamp: at });
-    if (this.events.listeners) this.events.emit({ type: "metrics", kind: "task", proplet_id: msg.proplet_id, task_id: msg.task_id, sample: msg, at });
+    if (this.events.listeners)
+      this.events.emit({
+        type: "metrics",
+        kind: "task",
+        proplet_id: msg.proplet_id,
+        task_id: msg.task_id,
+        sample: msg,
+        at,
+      });
   }
 
   propletMetrics(id: string, offset: number, limit: number): PageOut<unknown> {
@@ -605,5 +729,13 @@ function sampleTime(ts: string | undefined): string {
 
 /** The run a Running task is in, from the task's own fields. */
 function currentRun(t: Task): Run {
-  return { run_id: t.run_id!, task_id: t.id, attempt: t.attempt ?? 1, state: TaskState.Running, status: "Running", proplet_id: t.proplet_id, started_at: t.start_time };
+  return {
+    run_id: t.run_id!,
+    task_id: t.id,
+    attempt: t.attempt ?? 1,
+    state: TaskState.Running,
+    status: "Running",
+    proplet_id: t.proplet_id,
+    started_at: t.start_time,
+  };
 }

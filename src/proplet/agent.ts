@@ -1,19 +1,19 @@
-import type { MqttClient } from "mqtt";
 import { cpus } from "node:os";
+import type { MqttClient } from "mqtt";
 import { connectMqtt, publishJson } from "../broker/client.ts";
 import { decode, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
 import { RegistryServerMsg } from "../core/oci.ts";
-import { ChunkAssembler } from "./chunks.ts";
-import { HostRuntime } from "./runtime/host.ts";
-import { aggregate, profileFor, PropletSampler, ProcSampler, type TaskSample } from "./monitor.ts";
-import { PropletPrometheus } from "./prometheus.ts";
-import { chooseEntry } from "../core/wasm-call.ts";
-import { inspect } from "../core/wasm-info.ts";
 import { topics } from "../core/topics.ts";
-import { parseRuntimeOptions } from "../core/wasm-call.ts";
+import { chooseEntry, parseRuntimeOptions } from "../core/wasm-call.ts";
+import { inspect } from "../core/wasm-info.ts";
 import { tag } from "../log.ts";
+import { ChunkAssembler } from "./chunks.ts";
+import { aggregate, ProcSampler, PropletSampler, profileFor, type TaskSample } from "./monitor.ts";
+import { PropletPrometheus } from "./prometheus.ts";
+import { HostRuntime } from "./runtime/host.ts";
 
 const log = tag("proplet");
+
 import type { PropletConfig } from "./config.ts";
 import { fetchModule } from "./fetch.ts";
 import { discoveryMetadata } from "./metadata.ts";
@@ -50,7 +50,10 @@ export class PropletAgent {
     this.pool = new WorkerPool(this.host ? 0 : Math.min(cfg.maxTasks, cpus().length), cfg.maxTasks);
     this.chunks = new ChunkAssembler(
       (app, chunks) => {
-        if (this.client) void publishJson(this.client, this.t.registryRequest, { app_name: app, ...(chunks ? { chunks } : {}) }).catch(() => {});
+        if (this.client)
+          void publishJson(this.client, this.t.registryRequest, { app_name: app, ...(chunks ? { chunks } : {}) }).catch(
+            () => {},
+          );
       },
       (m) => log.warn(m),
     );
@@ -63,7 +66,9 @@ export class PropletAgent {
   async start(): Promise<void> {
     const offline = { proplet_id: this.id, status: "offline", namespace: this.cfg.namespace };
     // A standalone proplet waits for its broker as long as it takes, saying so; serve's local one cannot miss.
-    const waiting = this.cfg.broker ? undefined : setTimeout(() => log.warn(`waiting for the MQTT broker at ${this.cfg.mqttAddress}…`), 3000);
+    const waiting = this.cfg.broker
+      ? undefined
+      : setTimeout(() => log.warn(`waiting for the MQTT broker at ${this.cfg.mqttAddress}…`), 3000);
     this.client = await connectMqtt(
       this.cfg.mqttAddress,
       {
@@ -100,7 +105,9 @@ export class PropletAgent {
       const port = this.prom.listen(this.cfg.metricsPort);
       log.info(`Prometheus metrics on http://127.0.0.1:${port}/metrics`);
     }
-    log.info(`proplet ${this.id} connected to ${this.cfg.mqttAddress} (channel ${this.cfg.domainId}/${this.cfg.channelId})`);
+    log.info(
+      `proplet ${this.id} connected to ${this.cfg.mqttAddress} (channel ${this.cfg.domainId}/${this.cfg.channelId})`,
+    );
   }
 
   private async announce(): Promise<void> {
@@ -109,7 +116,11 @@ export class PropletAgent {
     await publishJson(c, this.t.create, {
       proplet_id: this.id,
       namespace: this.cfg.namespace,
-      metadata: { ...discoveryMetadata(this.cfg, this.host?.name ?? RUNTIME_NAME), max_tasks: this.cfg.maxTasks, liveliness_interval_s: this.cfg.livelinessInterval },
+      metadata: {
+        ...discoveryMetadata(this.cfg, this.host?.name ?? RUNTIME_NAME),
+        max_tasks: this.cfg.maxTasks,
+        liveliness_interval_s: this.cfg.livelinessInterval,
+      },
     });
     this.beat();
   }
@@ -117,7 +128,12 @@ export class PropletAgent {
   private beat(): void {
     if (!this.client?.connected) return;
     // The running task ids let the manager settle runs this proplet lost (after a restart, say).
-    const alive = { proplet_id: this.id, status: "alive", namespace: this.cfg.namespace, tasks: [...this.running.keys()] };
+    const alive = {
+      proplet_id: this.id,
+      status: "alive",
+      namespace: this.cfg.namespace,
+      tasks: [...this.running.keys()],
+    };
     this.client.publish(this.t.alive, JSON.stringify(alive), { qos: 0 });
   }
 
@@ -155,7 +171,16 @@ export class PropletAgent {
       const env = { PROPLET_ID: this.id, ...msg.env };
       const timeoutMs = (msg.timeout_s ?? 0) * 1000;
       log.info(`task ${msg.id} running (${msg.name})`);
-      const run = this.host ? this.runOnHost(msg.id, bytes, msg, env, timeoutMs) : this.pool.run({ compiled: this.modules.load(bytes), name: msg.name, inputs: msg.inputs ?? [], env, options, timeoutMs });
+      const run = this.host
+        ? this.runOnHost(msg.id, bytes, msg, env, timeoutMs)
+        : this.pool.run({
+            compiled: this.modules.load(bytes),
+            name: msg.name,
+            inputs: msg.inputs ?? [],
+            env,
+            options,
+            timeoutMs,
+          });
       this.running.set(msg.id, run);
       this.prom?.started.inc();
       const monitor = this.monitorTask(msg, run);
@@ -164,7 +189,12 @@ export class PropletAgent {
       (r.ok ? this.prom?.completed : this.prom?.failed)?.inc();
       this.running.delete(msg.id);
       log.info(`task ${msg.id} ${r.ok ? "completed" : `failed: ${r.error}`}`);
-      await this.publishResult({ task_id: msg.id, proplet_id: this.id, results: r.result, error: r.ok ? null : (r.error ?? "failed") });
+      await this.publishResult({
+        task_id: msg.id,
+        proplet_id: this.id,
+        results: r.result,
+        error: r.ok ? null : (r.error ?? "failed"),
+      });
     } catch (e) {
       await fail(e instanceof Error ? e.message : String(e));
     }
@@ -184,24 +214,54 @@ export class PropletAgent {
       const cpu = run.threadCpuSeconds?.() ?? 0;
       const percent = now > last.at ? ((cpu - last.cpu) / ((now - last.at) / 1000)) * 100 : 0;
       last = { at: now, cpu };
-      return { cpu_percent: +Math.max(0, percent).toFixed(2), memory_bytes: run.memoryBytes?.() ?? 0, memory_percent: 0, disk_read_bytes: 0, disk_write_bytes: 0, uptime_seconds: +((now - started) / 1000).toFixed(3), thread_count: 1, file_descriptor_count: 0 };
+      return {
+        cpu_percent: +Math.max(0, percent).toFixed(2),
+        memory_bytes: run.memoryBytes?.() ?? 0,
+        memory_percent: 0,
+        disk_read_bytes: 0,
+        disk_write_bytes: 0,
+        uptime_seconds: +((now - started) / 1000).toFixed(3),
+        thread_count: 1,
+        file_descriptor_count: 0,
+      };
     };
     return setInterval(() => {
       const s: TaskSample | undefined = proc ? proc.sample() : inProcess();
       if (!s || !this.client?.connected) return;
       history.push(s);
       if (history.length > profile.historySize) history.shift();
-      const payload = { task_id: msg.id, proplet_id: this.id, metrics: s, aggregated: aggregate(history), timestamp: new Date().toISOString() };
+      const payload = {
+        task_id: msg.id,
+        proplet_id: this.id,
+        metrics: s,
+        aggregated: aggregate(history),
+        timestamp: new Date().toISOString(),
+      };
       this.client.publish(this.t.taskMetrics, JSON.stringify(payload), { qos: 0 });
     }, profile.intervalS * 1000);
   }
 
-  private runOnHost(id: string, bytes: Uint8Array, msg: StartMsg, env: Record<string, string>, timeoutMs: number): Running {
+  private runOnHost(
+    id: string,
+    bytes: Uint8Array,
+    msg: StartMsg,
+    env: Record<string, string>,
+    timeoutMs: number,
+  ): Running {
     const info = inspect(bytes);
     const entry = chooseEntry(info.functions, msg.name);
     const invoke = typeof entry !== "string" && entry.kind === "call" ? entry.export : undefined;
     const sha256 = new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
-    return this.host!.run(id, { bytes, sha256, invoke, argv0: msg.name, inputs: msg.inputs ?? [], env, cliArgs: msg.cli_args ?? [], timeoutMs });
+    return this.host!.run(id, {
+      bytes,
+      sha256,
+      invoke,
+      argv0: msg.name,
+      inputs: msg.inputs ?? [],
+      env,
+      cliArgs: msg.cli_args ?? [],
+      timeoutMs,
+    });
   }
 
   private onChunk(payload: Buffer): void {
@@ -239,7 +299,11 @@ export class PropletAgent {
     this.prom?.close();
     for (const r of this.running.values()) if (r !== "preparing") r.stop("proplet shutting down");
     if (this.client?.connected) {
-      await publishJson(this.client, this.t.alive, { proplet_id: this.id, status: "offline", namespace: this.cfg.namespace }).catch(() => {});
+      await publishJson(this.client, this.t.alive, {
+        proplet_id: this.id,
+        status: "offline",
+        namespace: this.cfg.namespace,
+      }).catch(() => {});
     }
     await this.client?.endAsync();
     this.chunks.close();

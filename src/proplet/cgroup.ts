@@ -27,7 +27,9 @@ const limit = (v: number | undefined) => (v === undefined || v >= 2 ** 60 ? unde
 /** This process's own cgroup v2 directory under the default root, else the root itself. */
 function ownV2Dir(root: string): string {
   if (root !== "/sys/fs/cgroup") return root;
-  const line = read("/proc/self/cgroup")?.split("\n").find((l) => l.startsWith("0::"));
+  const line = read("/proc/self/cgroup")
+    ?.split("\n")
+    .find((l) => l.startsWith("0::"));
   const dir = line ? join(root, line.slice(3)) : root;
   return existsSync(join(dir, "memory.current")) ? dir : root;
 }

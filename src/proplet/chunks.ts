@@ -37,7 +37,14 @@ export class ChunkAssembler {
     let a = this.assemblies.get(app);
     const first = !a || a.waiters.length === 0;
     if (!a) {
-      a = { parts: new Map(), createdAt: Date.now(), lastChunkAt: Date.now(), rerequested: false, waiters: [], timers: [] };
+      a = {
+        parts: new Map(),
+        createdAt: Date.now(),
+        lastChunkAt: Date.now(),
+        rerequested: false,
+        waiters: [],
+        timers: [],
+      };
       this.assemblies.set(app, a);
     }
     const asm = a;
@@ -46,16 +53,24 @@ export class ChunkAssembler {
       const timeout = setTimeout(() => {
         const missing = this.missing(asm);
         const got = asm.parts.size;
-        this.fail(app, asm, new Error(
-          `module ${app} did not arrive within ${timeoutMs / 1000}s: ` +
-            (asm.total === undefined ? "no chunk received (is the OCI proxy running?)" : `received ${got} of ${asm.total} chunks, missing ${missing.slice(0, 20).join(", ")}${missing.length > 20 ? ", …" : ""}`),
-        ));
+        this.fail(
+          app,
+          asm,
+          new Error(
+            `module ${app} did not arrive within ${timeoutMs / 1000}s: ` +
+              (asm.total === undefined
+                ? "no chunk received (is the OCI proxy running?)"
+                : `received ${got} of ${asm.total} chunks, missing ${missing.slice(0, 20).join(", ")}${missing.length > 20 ? ", …" : ""}`),
+          ),
+        );
       }, timeoutMs);
       const check = setInterval(() => {
         if (asm.rerequested || Date.now() - asm.lastChunkAt < REREQUEST_AFTER_MS) return;
         asm.rerequested = true;
         const missing = this.missing(asm);
-        this.log(`module ${app}: asking again for ${asm.total === undefined ? "all chunks" : `chunks ${missing.join(", ")}`}`);
+        this.log(
+          `module ${app}: asking again for ${asm.total === undefined ? "all chunks" : `chunks ${missing.join(", ")}`}`,
+        );
         this.request(app, asm.total === undefined ? undefined : missing);
       }, 250);
       asm.timers.push(timeout, check);
@@ -106,7 +121,10 @@ export class ChunkAssembler {
     if (a.digest) {
       const got = `sha256:${new Bun.CryptoHasher("sha256").update(bytes).digest("hex")}`;
       if (got !== a.digest) {
-        for (const w of a.waiters) w.reject(new Error(`module ${msg.app_name}: assembled ${bytes.length} bytes do not match digest ${a.digest}`));
+        for (const w of a.waiters)
+          w.reject(
+            new Error(`module ${msg.app_name}: assembled ${bytes.length} bytes do not match digest ${a.digest}`),
+          );
         return;
       }
     }
@@ -116,7 +134,8 @@ export class ChunkAssembler {
   private sweep(): void {
     const now = Date.now();
     for (const [app, a] of this.assemblies) {
-      if (now - a.createdAt > ASSEMBLY_TTL_MS) this.fail(app, a, new Error(`module ${app}: incomplete assembly expired after 5 minutes`));
+      if (now - a.createdAt > ASSEMBLY_TTL_MS)
+        this.fail(app, a, new Error(`module ${app}: incomplete assembly expired after 5 minutes`));
     }
   }
 

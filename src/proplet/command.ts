@@ -1,5 +1,5 @@
-import { defineCommand } from "citty";
 import { cpus } from "node:os";
+import { defineCommand } from "citty";
 import { action, env, int, logLevelArg, UsageError } from "../cli/args.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
@@ -7,54 +7,111 @@ import { PropletAgent } from "./agent.ts";
 import { parseSeconds } from "./config.ts";
 
 function runtime(v: string): "inprocess" | "host" {
-  if (v !== "inprocess" && v !== "host") throw new UsageError(`--runtime must be inprocess or host, got ${JSON.stringify(v)}`);
+  if (v !== "inprocess" && v !== "host")
+    throw new UsageError(`--runtime must be inprocess or host, got ${JSON.stringify(v)}`);
   return v;
 }
 
 export const propletCommand = defineCommand({
   meta: { name: "proplet", description: "Run a worker that executes Wasm tasks sent by a manager over MQTT" },
   args: {
-    "mqtt-address": { type: "string", description: "broker address (env PROPLET_MQTT_ADDRESS)", default: env("PROPLET_MQTT_ADDRESS") ?? "mqtt://localhost:1883" },
-    "entity-id": { type: "string", description: "this proplet's id, also its MQTT client id (env PROPLET_ENTITY_ID); random if unset", default: env("PROPLET_ENTITY_ID") },
-    "api-key": { type: "string", description: "MQTT password (env PROPLET_API_KEY)", default: env("PROPLET_API_KEY") ?? "" },
-    "domain-id": { type: "string", description: "domain id (env PROPLET_DOMAIN_ID, alias PROPLET_TENANT_ID)", default: env("PROPLET_DOMAIN_ID") ?? env("PROPLET_TENANT_ID") ?? DEFAULT_DOMAIN_ID },
-    "channel-id": { type: "string", description: "channel id (env PROPLET_CHANNEL_ID)", default: env("PROPLET_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID },
-    "liveliness-interval": { type: "string", description: "seconds between heartbeats (env PROPLET_LIVELINESS_INTERVAL)", default: env("PROPLET_LIVELINESS_INTERVAL") ?? "10" },
-    runtime: { type: "string", description: "inprocess (worker threads) or host (a child process per task) (env PROPLET_RUNTIME)", default: env("PROPLET_RUNTIME") ?? "inprocess" },
-    "max-tasks": { type: "string", description: "tasks run at once, announced to the manager (env PROPLET_MAX_TASKS); default the CPU count", default: env("PROPLET_MAX_TASKS") ?? String(cpus().length) },
-    description: { type: "string", description: "discovery description (env PROPLET_DESCRIPTION)", default: env("PROPLET_DESCRIPTION") },
-    tags: { type: "string", description: "comma-separated discovery tags (env PROPLET_TAGS)", default: env("PROPLET_TAGS") },
-    location: { type: "string", description: "discovery location (env PROPLET_LOCATION)", default: env("PROPLET_LOCATION") },
+    "mqtt-address": {
+      type: "string",
+      description: "broker address (env PROPLET_MQTT_ADDRESS)",
+      default: env("PROPLET_MQTT_ADDRESS") ?? "mqtt://localhost:1883",
+    },
+    "entity-id": {
+      type: "string",
+      description: "this proplet's id, also its MQTT client id (env PROPLET_ENTITY_ID); random if unset",
+      default: env("PROPLET_ENTITY_ID"),
+    },
+    "api-key": {
+      type: "string",
+      description: "MQTT password (env PROPLET_API_KEY)",
+      default: env("PROPLET_API_KEY") ?? "",
+    },
+    "domain-id": {
+      type: "string",
+      description: "domain id (env PROPLET_DOMAIN_ID, alias PROPLET_TENANT_ID)",
+      default: env("PROPLET_DOMAIN_ID") ?? env("PROPLET_TENANT_ID") ?? DEFAULT_DOMAIN_ID,
+    },
+    "channel-id": {
+      type: "string",
+      description: "channel id (env PROPLET_CHANNEL_ID)",
+      default: env("PROPLET_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID,
+    },
+    "liveliness-interval": {
+      type: "string",
+      description: "seconds between heartbeats (env PROPLET_LIVELINESS_INTERVAL)",
+      default: env("PROPLET_LIVELINESS_INTERVAL") ?? "10",
+    },
+    runtime: {
+      type: "string",
+      description: "inprocess (worker threads) or host (a child process per task) (env PROPLET_RUNTIME)",
+      default: env("PROPLET_RUNTIME") ?? "inprocess",
+    },
+    "max-tasks": {
+      type: "string",
+      description: "tasks run at once, announced to the manager (env PROPLET_MAX_TASKS); default the CPU count",
+      default: env("PROPLET_MAX_TASKS") ?? String(cpus().length),
+    },
+    description: {
+      type: "string",
+      description: "discovery description (env PROPLET_DESCRIPTION)",
+      default: env("PROPLET_DESCRIPTION"),
+    },
+    tags: {
+      type: "string",
+      description: "comma-separated discovery tags (env PROPLET_TAGS)",
+      default: env("PROPLET_TAGS"),
+    },
+    location: {
+      type: "string",
+      description: "discovery location (env PROPLET_LOCATION)",
+      default: env("PROPLET_LOCATION"),
+    },
     ...logLevelArg,
   },
   run: ({ args }) =>
-    action(async () => {
-      const agent = new PropletAgent({
-        mqttAddress: args["mqtt-address"],
-        entityId: args["entity-id"] || crypto.randomUUID(),
-        apiKey: args["api-key"],
-        domainId: args["domain-id"],
-        channelId: args["channel-id"],
-        namespace: env("PROPLET_MANAGER_K8S_NAMESPACE") ?? "default",
-        livelinessInterval: parseSeconds("PROPLET_LIVELINESS_INTERVAL", args["liveliness-interval"], 10),
-        maxTasks: int("max-tasks", args["max-tasks"], 1, 10_000),
-        fetchTimeoutMs: parseSeconds("PROPLET_FETCH_TIMEOUT", env("PROPLET_FETCH_TIMEOUT"), 60) * 1000,
-        runtime: runtime(args.runtime),
-        metricsInterval: env("PROPLET_METRICS_INTERVAL") === "0" ? 0 : parseSeconds("PROPLET_METRICS_INTERVAL", env("PROPLET_METRICS_INTERVAL"), 10),
-        cgroupRoot: env("PROPLET_CGROUP_ROOT"),
-        metricsPort: env("PROPLET_METRICS_PORT") ? int("PROPLET_METRICS_PORT", env("PROPLET_METRICS_PORT"), 0, 65535) : undefined,
-        externalRuntime: env("PROPLET_EXTERNAL_WASM_RUNTIME"),
-        description: args.description,
-        tags: args.tags?.split(",").map((t) => t.trim()).filter(Boolean),
-        location: args.location,
-      });
-      await agent.start();
-      const shutdown = async (sig: string) => {
-        log.info(`${sig}: proplet ${agent.id} going offline`);
-        await Promise.race([agent.close(), Bun.sleep(5000)]);
-        process.exit(0);
-      };
-      process.once("SIGINT", () => void shutdown("SIGINT"));
-      process.once("SIGTERM", () => void shutdown("SIGTERM"));
-    }, args["log-level"], args["log-format"]),
+    action(
+      async () => {
+        const agent = new PropletAgent({
+          mqttAddress: args["mqtt-address"],
+          entityId: args["entity-id"] || crypto.randomUUID(),
+          apiKey: args["api-key"],
+          domainId: args["domain-id"],
+          channelId: args["channel-id"],
+          namespace: env("PROPLET_MANAGER_K8S_NAMESPACE") ?? "default",
+          livelinessInterval: parseSeconds("PROPLET_LIVELINESS_INTERVAL", args["liveliness-interval"], 10),
+          maxTasks: int("max-tasks", args["max-tasks"], 1, 10_000),
+          fetchTimeoutMs: parseSeconds("PROPLET_FETCH_TIMEOUT", env("PROPLET_FETCH_TIMEOUT"), 60) * 1000,
+          runtime: runtime(args.runtime),
+          metricsInterval:
+            env("PROPLET_METRICS_INTERVAL") === "0"
+              ? 0
+              : parseSeconds("PROPLET_METRICS_INTERVAL", env("PROPLET_METRICS_INTERVAL"), 10),
+          cgroupRoot: env("PROPLET_CGROUP_ROOT"),
+          metricsPort: env("PROPLET_METRICS_PORT")
+            ? int("PROPLET_METRICS_PORT", env("PROPLET_METRICS_PORT"), 0, 65535)
+            : undefined,
+          externalRuntime: env("PROPLET_EXTERNAL_WASM_RUNTIME"),
+          description: args.description,
+          tags: args.tags
+            ?.split(",")
+            .map((t) => t.trim())
+            .filter(Boolean),
+          location: args.location,
+        });
+        await agent.start();
+        const shutdown = async (sig: string) => {
+          log.info(`${sig}: proplet ${agent.id} going offline`);
+          await Promise.race([agent.close(), Bun.sleep(5000)]);
+          process.exit(0);
+        };
+        process.once("SIGINT", () => void shutdown("SIGINT"));
+        process.once("SIGTERM", () => void shutdown("SIGTERM"));
+      },
+      args["log-level"],
+      args["log-format"],
+    ),
 });

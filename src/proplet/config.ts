@@ -35,6 +35,7 @@ export interface PropletConfig {
 export function parseSeconds(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined || v === "") return dflt;
   const m = /^(\d+(?:\.\d+)?)s?$/.exec(v.trim());
-  if (!m || Number(m[1]) <= 0) throw badRequest(`${name} must be a positive number of seconds, got ${JSON.stringify(v)}`);
+  if (!m || Number(m[1]) <= 0)
+    throw badRequest(`${name} must be a positive number of seconds, got ${JSON.stringify(v)}`);
   return Number(m[1]);
 }

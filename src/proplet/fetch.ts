@@ -21,14 +21,17 @@ async function fetchHttp(url: string): Promise<Uint8Array> {
   const res = await fetch(url, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) });
   if (!res.ok) throw new Error(`HTTP ${res.status} fetching wasm from ${url}`);
   const type = res.headers.get("content-type") ?? "";
-  if (type && !/application\/(wasm|octet-stream)/.test(type)) throw new Error(`unexpected content type ${type} fetching wasm from ${url}`);
+  if (type && !/application\/(wasm|octet-stream)/.test(type))
+    throw new Error(`unexpected content type ${type} fetching wasm from ${url}`);
   const declared = Number(res.headers.get("content-length") ?? 0);
-  if (declared > MAX_MODULE_BYTES) throw new Error(`module at ${url} exceeds the size limit of ${MAX_MODULE_BYTES >> 20} MiB`);
+  if (declared > MAX_MODULE_BYTES)
+    throw new Error(`module at ${url} exceeds the size limit of ${MAX_MODULE_BYTES >> 20} MiB`);
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of res.body!) {
     size += chunk.length;
-    if (size > MAX_MODULE_BYTES) throw new Error(`module at ${url} exceeds the size limit of ${MAX_MODULE_BYTES >> 20} MiB`);
+    if (size > MAX_MODULE_BYTES)
+      throw new Error(`module at ${url} exceeds the size limit of ${MAX_MODULE_BYTES >> 20} MiB`);
     chunks.push(chunk);
   }
   return new Uint8Array(Buffer.concat(chunks));

@@ -116,10 +116,17 @@ export function aggregate(history: TaskSample[]): Record<string, number> | null 
 }
 
 /** Named monitoring profiles as upstream: interval in seconds, history kept. */
-export function profileFor(p: { interval?: number; history_size?: number; enabled?: boolean } | undefined, daemon: boolean): { enabled: boolean; intervalS: number; historySize: number } {
+export function profileFor(
+  p: { interval?: number; history_size?: number; enabled?: boolean } | undefined,
+  daemon: boolean,
+): { enabled: boolean; intervalS: number; historySize: number } {
   const base = daemon ? { intervalS: 120, historySize: 500 } : { intervalS: 10, historySize: 100 };
   if (!p) return { enabled: true, ...base };
   // A Go duration arrives in nanoseconds (DESIGN §3): 10^6 and above is read as ns.
   const interval = p.interval === undefined ? base.intervalS : p.interval >= 1e6 ? p.interval / 1e9 : p.interval;
-  return { enabled: p.enabled !== false, intervalS: interval > 0 ? interval : base.intervalS, historySize: p.history_size || base.historySize };
+  return {
+    enabled: p.enabled !== false,
+    intervalS: interval > 0 ? interval : base.intervalS,
+    historySize: p.history_size || base.historySize,
+  };
 }

@@ -5,15 +5,41 @@ import client from "prom-client";
 
 export class PropletPrometheus {
   readonly registry = new client.Registry();
-  readonly started = new client.Counter({ name: "proplet_tasks_started_total", help: "Tasks this proplet started", registers: [this.registry] });
-  readonly completed = new client.Counter({ name: "proplet_tasks_completed_total", help: "Tasks that completed", registers: [this.registry] });
-  readonly failed = new client.Counter({ name: "proplet_tasks_failed_total", help: "Tasks that failed", registers: [this.registry] });
+  readonly started = new client.Counter({
+    name: "proplet_tasks_started_total",
+    help: "Tasks this proplet started",
+    registers: [this.registry],
+  });
+  readonly completed = new client.Counter({
+    name: "proplet_tasks_completed_total",
+    help: "Tasks that completed",
+    registers: [this.registry],
+  });
+  readonly failed = new client.Counter({
+    name: "proplet_tasks_failed_total",
+    help: "Tasks that failed",
+    registers: [this.registry],
+  });
   private server?: ReturnType<typeof Bun.serve>;
 
   constructor(running: () => number) {
     const r = [this.registry];
-    new client.Gauge({ name: "proplet_tasks_running", help: "Tasks running now", registers: r, collect() { this.set(running()); } });
-    new client.Gauge({ name: "proplet_resident_memory_bytes", help: "Resident set size", registers: r, collect() { this.set(process.memoryUsage().rss); } });
+    new client.Gauge({
+      name: "proplet_tasks_running",
+      help: "Tasks running now",
+      registers: r,
+      collect() {
+        this.set(running());
+      },
+    });
+    new client.Gauge({
+      name: "proplet_resident_memory_bytes",
+      help: "Resident set size",
+      registers: r,
+      collect() {
+        this.set(process.memoryUsage().rss);
+      },
+    });
     new client.Gauge({
       name: "proplet_cpu_seconds",
       help: "CPU time used by the proplet process (user + system)",

@@ -1,6 +1,6 @@
-import { defineCommand } from "citty";
-import { join } from "node:path";
 import { homedir } from "node:os";
+import { join } from "node:path";
+import { defineCommand } from "citty";
 import { connectMqtt } from "../broker/client.ts";
 import { action, env, int, logLevelArg } from "../cli/args.ts";
 import { DEFAULT_CHUNK_SIZE } from "../core/oci.ts";
@@ -10,9 +10,15 @@ import { RegistryClient } from "./registry.ts";
 import { ProxyService } from "./service.ts";
 
 /** Registry settings shared by serve's embedded proxy, `propeller proxy`, push and pull. */
-export function registryFromEnv(cacheDir?: string, creds: { username?: string; password?: string } = {}): RegistryClient {
+export function registryFromEnv(
+  cacheDir?: string,
+  creds: { username?: string; password?: string } = {},
+): RegistryClient {
   return new RegistryClient({
-    insecure: (env("PROPELLER_INSECURE_REGISTRIES") ?? "").split(",").map((s) => s.trim()).filter(Boolean),
+    insecure: (env("PROPELLER_INSECURE_REGISTRIES") ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
     credentials: {
       username: creds.username ?? env("PROPELLER_REGISTRY_USERNAME"),
       password: creds.password ?? env("PROPELLER_REGISTRY_PASSWORD"),
@@ -27,21 +33,51 @@ export function chunkSizeFromEnv(): number {
 }
 
 export const proxyCommand = defineCommand({
-  meta: { name: "proxy", description: "Run the OCI proxy alone: serves Wasm modules from registries to proplets over MQTT chunks" },
+  meta: {
+    name: "proxy",
+    description: "Run the OCI proxy alone: serves Wasm modules from registries to proplets over MQTT chunks",
+  },
   args: {
-    "mqtt-url": { type: "string", description: "broker (env PROPELLER_MQTT_URL)", default: env("PROPELLER_MQTT_URL") ?? "mqtt://localhost:1883" },
-    "data-dir": { type: "string", description: "blob cache lives here (env PROPELLER_DATA_DIR)", default: env("PROPELLER_DATA_DIR") ?? join(homedir(), ".propeller") },
-    "domain-id": { type: "string", description: "env PROPELLER_DOMAIN_ID", default: env("PROPELLER_DOMAIN_ID") ?? DEFAULT_DOMAIN_ID },
-    "channel-id": { type: "string", description: "env PROPELLER_CHANNEL_ID", default: env("PROPELLER_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID },
+    "mqtt-url": {
+      type: "string",
+      description: "broker (env PROPELLER_MQTT_URL)",
+      default: env("PROPELLER_MQTT_URL") ?? "mqtt://localhost:1883",
+    },
+    "data-dir": {
+      type: "string",
+      description: "blob cache lives here (env PROPELLER_DATA_DIR)",
+      default: env("PROPELLER_DATA_DIR") ?? join(homedir(), ".propeller"),
+    },
+    "domain-id": {
+      type: "string",
+      description: "env PROPELLER_DOMAIN_ID",
+      default: env("PROPELLER_DOMAIN_ID") ?? DEFAULT_DOMAIN_ID,
+    },
+    "channel-id": {
+      type: "string",
+      description: "env PROPELLER_CHANNEL_ID",
+      default: env("PROPELLER_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID,
+    },
     ...logLevelArg,
   },
   run: ({ args }) =>
-    action(async () => {
-      const client = await connectMqtt(args["mqtt-url"], { clientId: `proxy-${crypto.randomUUID()}` });
-      const svc = new ProxyService(client, { domainId: args["domain-id"], channelId: args["channel-id"] }, registryFromEnv(args["data-dir"]), chunkSizeFromEnv());
-      await svc.listen();
-      log.info(`OCI proxy on ${args["mqtt-url"]} (registries over plain HTTP: localhost and PROPELLER_INSECURE_REGISTRIES)`);
-      process.once("SIGTERM", () => void client.endAsync().then(() => process.exit(0)));
-      process.once("SIGINT", () => void client.endAsync().then(() => process.exit(0)));
-    }, args["log-level"], args["log-format"]),
+    action(
+      async () => {
+        const client = await connectMqtt(args["mqtt-url"], { clientId: `proxy-${crypto.randomUUID()}` });
+        const svc = new ProxyService(
+          client,
+          { domainId: args["domain-id"], channelId: args["channel-id"] },
+          registryFromEnv(args["data-dir"]),
+          chunkSizeFromEnv(),
+        );
+        await svc.listen();
+        log.info(
+          `OCI proxy on ${args["mqtt-url"]} (registries over plain HTTP: localhost and PROPELLER_INSECURE_REGISTRIES)`,
+        );
+        process.once("SIGTERM", () => void client.endAsync().then(() => process.exit(0)));
+        process.once("SIGINT", () => void client.endAsync().then(() => process.exit(0)));
+      },
+      args["log-level"],
+      args["log-format"],
+    ),
 });

@@ -1,6 +1,16 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Descriptor, Manifest, MEDIA, parseChallenge, parseReference, pickFromIndex, pickWasmLayer, type Reference, registryScheme } from "../core/oci.ts";
+import {
+  type Descriptor,
+  Manifest,
+  MEDIA,
+  parseChallenge,
+  parseReference,
+  pickFromIndex,
+  pickWasmLayer,
+  type Reference,
+  registryScheme,
+} from "../core/oci.ts";
 
 // A small OCI distribution client: pull a Wasm module by reference (tag or digest, index → wasi/wasm entry,
 // layer by media type, digest verified), push one as an OCI artifact. Auth: anonymous, basic, and the bearer
@@ -54,11 +64,17 @@ export class RegistryClient {
   private async request(ref: Reference, url: string, init: RequestInit = {}, write = false): Promise<Response> {
     const key = this.authKey(ref, write);
     const headers = new Headers(init.headers);
-    const known = this.tokens.get(key) ?? (this.o.credentials?.token ? `Bearer ${this.o.credentials.token}` : undefined);
+    const known =
+      this.tokens.get(key) ?? (this.o.credentials?.token ? `Bearer ${this.o.credentials.token}` : undefined);
     if (known) headers.set("authorization", known);
     const send = () => {
       this.requests++;
-      return fetch(url, { ...init, headers, redirect: "follow", signal: AbortSignal.timeout(this.o.timeoutMs ?? 60_000) });
+      return fetch(url, {
+        ...init,
+        headers,
+        redirect: "follow",
+        signal: AbortSignal.timeout(this.o.timeoutMs ?? 60_000),
+      });
     };
     let res: Response;
     try {
@@ -71,8 +87,12 @@ export class RegistryClient {
     await res.arrayBuffer();
     let auth: string | undefined;
     if (challenge.scheme === "basic") auth = this.basic();
-    else if (challenge.scheme === "bearer" && challenge.params.realm) auth = await this.bearer(ref, challenge.params, write);
-    if (!auth) throw new RegistryError(`registry ${ref.registry} asks for ${challenge.scheme || "authentication"}: give --username/--password or PROPELLER_REGISTRY_TOKEN`);
+    else if (challenge.scheme === "bearer" && challenge.params.realm)
+      auth = await this.bearer(ref, challenge.params, write);
+    if (!auth)
+      throw new RegistryError(
+        `registry ${ref.registry} asks for ${challenge.scheme || "authentication"}: give --username/--password or PROPELLER_REGISTRY_TOKEN`,
+      );
     this.tokens.set(key, auth);
     headers.set("authorization", auth);
     res = await send();
@@ -86,7 +106,10 @@ export class RegistryClient {
     u.searchParams.set("scope", p.scope ?? `repository:${ref.repository}:${write ? "pull,push" : "pull"}`);
     const basic = this.basic();
     this.requests++;
-    const res = await fetch(u, { headers: basic ? { authorization: basic } : {}, signal: AbortSignal.timeout(this.o.timeoutMs ?? 60_000) });
+    const res = await fetch(u, {
+      headers: basic ? { authorization: basic } : {},
+      signal: AbortSignal.timeout(this.o.timeoutMs ?? 60_000),
+    });
     if (!res.ok) throw new RegistryError(`token service ${u.origin} answered ${res.status}`);
     const body = (await res.json()) as { token?: string; access_token?: string };
     const token = body.token ?? body.access_token;
@@ -95,13 +118,22 @@ export class RegistryClient {
   }
 
   private async manifest(ref: Reference, reference: string): Promise<{ digest: string; manifest: Manifest }> {
-    const res = await this.request(ref, `${this.base(ref)}/manifests/${reference}`, { headers: { accept: MANIFEST_ACCEPT } });
-    if (!res.ok) throw new RegistryError(`manifest ${ref.repository}:${reference}: HTTP ${res.status}${res.status === 404 ? " (not found)" : ""}`);
+    const res = await this.request(ref, `${this.base(ref)}/manifests/${reference}`, {
+      headers: { accept: MANIFEST_ACCEPT },
+    });
+    if (!res.ok)
+      throw new RegistryError(
+        `manifest ${ref.repository}:${reference}: HTTP ${res.status}${res.status === 404 ? " (not found)" : ""}`,
+      );
     const bytes = new Uint8Array(await res.arrayBuffer());
     const parsed = Manifest.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
-    if (!parsed.success) throw new RegistryError(`manifest ${ref.repository}:${reference} is not an image manifest: ${parsed.error.issues[0]!.message}`);
+    if (!parsed.success)
+      throw new RegistryError(
+        `manifest ${ref.repository}:${reference} is not an image manifest: ${parsed.error.issues[0]!.message}`,
+      );
     const digest = res.headers.get("docker-content-digest") ?? sha256(bytes);
-    if (reference.startsWith("sha256:") && sha256(bytes) !== reference) throw new RegistryError(`manifest digest mismatch for ${reference}`);
+    if (reference.startsWith("sha256:") && sha256(bytes) !== reference)
+      throw new RegistryError(`manifest digest mismatch for ${reference}`);
     return { digest, manifest: parsed.data };
   }
 
@@ -149,7 +181,11 @@ export class RegistryClient {
     return { bytes: await this.blob(ref, layer), digest: layer.digest };
   }
 
-  private async pushBlob(ref: Reference, bytes: Uint8Array, progress?: (done: number, total: number) => void): Promise<Descriptor> {
+  private async pushBlob(
+    ref: Reference,
+    bytes: Uint8Array,
+    progress?: (done: number, total: number) => void,
+  ): Promise<Descriptor> {
     const digest = sha256(bytes);
     const head = await this.request(ref, `${this.base(ref)}/blobs/${digest}`, { method: "HEAD" }, true);
     if (head.ok) {
@@ -163,18 +199,37 @@ export class RegistryClient {
     const CHUNK = 4 << 20;
     for (let off = 0; off < bytes.length; off += CHUNK) {
       const part = bytes.subarray(off, Math.min(off + CHUNK, bytes.length));
-      const res = await this.request(ref, location, { method: "PATCH", body: part, headers: { "content-type": "application/octet-stream", "content-range": `${off}-${off + part.length - 1}` } }, true);
+      const res = await this.request(
+        ref,
+        location,
+        {
+          method: "PATCH",
+          body: part,
+          headers: { "content-type": "application/octet-stream", "content-range": `${off}-${off + part.length - 1}` },
+        },
+        true,
+      );
       if (res.status !== 202) throw new RegistryError(`uploading to ${ref.repository}: HTTP ${res.status}`);
       location = new URL(res.headers.get("location") ?? location, `${this.base(ref)}/`).href;
       progress?.(off + part.length, bytes.length);
     }
-    const done = await this.request(ref, `${location}${location.includes("?") ? "&" : "?"}digest=${encodeURIComponent(digest)}`, { method: "PUT" }, true);
-    if (done.status !== 201) throw new RegistryError(`finishing the upload to ${ref.repository}: HTTP ${done.status} ${await done.text()}`);
+    const done = await this.request(
+      ref,
+      `${location}${location.includes("?") ? "&" : "?"}digest=${encodeURIComponent(digest)}`,
+      { method: "PUT" },
+      true,
+    );
+    if (done.status !== 201)
+      throw new RegistryError(`finishing the upload to ${ref.repository}: HTTP ${done.status} ${await done.text()}`);
     return { digest, size: bytes.length };
   }
 
   /** Pushes a module as an OCI artifact (the layout oras and the wasm-to-oci tools read). */
-  async push(refText: string, module: Uint8Array, progress?: (done: number, total: number) => void): Promise<{ digest: string; manifestDigest: string }> {
+  async push(
+    refText: string,
+    module: Uint8Array,
+    progress?: (done: number, total: number) => void,
+  ): Promise<{ digest: string; manifestDigest: string }> {
     const ref = parseReference(refText);
     if (typeof ref === "string") throw new RegistryError(ref);
     if (ref.digest) throw new RegistryError(`push needs a tag, not a digest: ${refText}`);
@@ -187,9 +242,18 @@ export class RegistryClient {
       config: { mediaType: MEDIA.wasmConfig, ...config },
       layers: [{ mediaType: MEDIA.wasmLayer, ...layer }],
     });
-    const res = await this.request(ref, `${this.base(ref)}/manifests/${ref.tag}`, { method: "PUT", body: manifest, headers: { "content-type": MEDIA.ociManifest } }, true);
-    if (res.status !== 201) throw new RegistryError(`pushing the manifest of ${refText}: HTTP ${res.status} ${await res.text()}`);
+    const res = await this.request(
+      ref,
+      `${this.base(ref)}/manifests/${ref.tag}`,
+      { method: "PUT", body: manifest, headers: { "content-type": MEDIA.ociManifest } },
+      true,
+    );
+    if (res.status !== 201)
+      throw new RegistryError(`pushing the manifest of ${refText}: HTTP ${res.status} ${await res.text()}`);
     this.tags.delete(`${ref.registry}/${ref.repository}@${ref.tag}`);
-    return { digest: layer.digest, manifestDigest: res.headers.get("docker-content-digest") ?? sha256(new TextEncoder().encode(manifest)) };
+    return {
+      digest: layer.digest,
+      manifestDigest: res.headers.get("docker-content-digest") ?? sha256(new TextEncoder().encode(manifest)),
+    };
   }
 }

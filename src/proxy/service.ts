@@ -1,7 +1,7 @@
 import type { MqttClient } from "mqtt";
 import { publishJson } from "../broker/client.ts";
 import { decode } from "../core/messages.ts";
-import { ChunkRequest, type ChunkError, type ChunkMsg } from "../core/oci.ts";
+import { type ChunkError, type ChunkMsg, ChunkRequest } from "../core/oci.ts";
 import { type Channel, topics } from "../core/topics.ts";
 import { tag } from "../log.ts";
 import type { RegistryClient } from "./registry.ts";
@@ -60,7 +60,9 @@ export class ProxyService {
     } catch (e) {
       const error = `fetching ${app}: ${e instanceof Error ? e.message : e}`;
       log.warn(error);
-      await publishJson(this.client, this.t.registryChunks, { app_name: app, error } satisfies ChunkError).catch(() => {});
+      await publishJson(this.client, this.t.registryChunks, { app_name: app, error } satisfies ChunkError).catch(
+        () => {},
+      );
       return;
     }
     const total = Math.max(1, Math.ceil(mod.bytes.length / this.chunkSize));
@@ -83,7 +85,13 @@ export class ProxyService {
         const i = sender.queue.shift()!;
         sender.queued.delete(i);
         const part = mod.bytes.subarray(i * this.chunkSize, (i + 1) * this.chunkSize);
-        const msg: ChunkMsg = { app_name: app, chunk_idx: i, total_chunks: total, data: Buffer.from(part).toString("base64"), digest: mod.digest };
+        const msg: ChunkMsg = {
+          app_name: app,
+          chunk_idx: i,
+          total_chunks: total,
+          data: Buffer.from(part).toString("base64"),
+          digest: mod.digest,
+        };
         try {
           await publishJson(this.client, this.t.registryChunks, msg);
         } catch (e) {

@@ -1,5 +1,5 @@
-import type { Proplet } from "../core/proplet.ts";
 import type { Job } from "../core/job.ts";
+import type { Proplet } from "../core/proplet.ts";
 import type { Run } from "../core/run.ts";
 import type { Task } from "../core/task.ts";
 

@@ -1,14 +1,14 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
-import { EVENT_TYPES, type EventType, type ManagerEvent } from "../events.ts";
 import { z } from "zod";
 import { AppError, badRequest, describeZodError } from "../../core/errors.ts";
-import { PageQuery } from "../../core/page.ts";
 import { JobCreate, JobStatus, WorkflowCreate } from "../../core/job.ts";
+import { PageQuery } from "../../core/page.ts";
 import { TaskCreate, TaskUpdate } from "../../core/task.ts";
 import { log } from "../../log.ts";
 import type { Coordinator } from "../coordinator.ts";
+import { EVENT_TYPES, type EventType, type ManagerEvent } from "../events.ts";
 import type { ManagerMetrics } from "../metrics.ts";
 import type { ManagerService, PageOut } from "../service.ts";
 
@@ -60,7 +60,9 @@ export function createApp(svc: ManagerService, groups: Coordinator, info: AppInf
   const app = new Hono();
   if (metrics) {
     app.use("*", metrics.middleware());
-    app.get("/metrics", async (c) => c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }));
+    app.get("/metrics", async (c) =>
+      c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }),
+    );
   }
 
   app.use(
@@ -118,7 +120,8 @@ export function createApp(svc: ManagerService, groups: Coordinator, info: AppInf
     }
     const file = form.get("file");
     if (!(file instanceof File)) throw badRequest("file: is required (multipart field `file` with a .wasm file)");
-    if (!file.name.endsWith(".wasm")) throw badRequest(`file: invalid file extension in ${JSON.stringify(file.name)}, expected .wasm`);
+    if (!file.name.endsWith(".wasm"))
+      throw badRequest(`file: invalid file extension in ${JSON.stringify(file.name)}, expected .wasm`);
     const bytes = new Uint8Array(await file.arrayBuffer());
     if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
       throw badRequest("file: invalid WASM file: missing magic bytes");
@@ -127,10 +130,16 @@ export function createApp(svc: ManagerService, groups: Coordinator, info: AppInf
   });
 
   // ---- proplets ----
-  app.get("/proplets", (c) => paged(c, "proplets", (o, l) => svc.listProplets(o, l, query(c, "status", z.enum(["active", "inactive"]).optional()))));
+  app.get("/proplets", (c) =>
+    paged(c, "proplets", (o, l) =>
+      svc.listProplets(o, l, query(c, "status", z.enum(["active", "inactive"]).optional())),
+    ),
+  );
   app.get("/proplets/:id", (c) => c.json(svc.getProplet(c.req.param("id"))));
   app.get("/proplets/:id/metrics", (c) => paged(c, "metrics", (o, l) => svc.propletMetrics(c.req.param("id"), o, l)));
-  app.get("/proplets/:id/alive-history", (c) => paged(c, "history", (o, l) => svc.aliveHistory(c.req.param("id"), o, l)));
+  app.get("/proplets/:id/alive-history", (c) =>
+    paged(c, "history", (o, l) => svc.aliveHistory(c.req.param("id"), o, l)),
+  );
   app.delete("/proplets/:id", async (c) => {
     await svc.deleteProplet(c.req.param("id"));
     return c.body(null, 204);
@@ -139,9 +148,15 @@ export function createApp(svc: ManagerService, groups: Coordinator, info: AppInf
   // ---- live events (Server-Sent Events) ----
   app.get("/events", (c) => {
     const typesText = c.req.query("types");
-    const types = typesText ? typesText.split(",").map((t) => t.trim()).filter(Boolean) : EVENT_TYPES;
+    const types = typesText
+      ? typesText
+          .split(",")
+          .map((t) => t.trim())
+          .filter(Boolean)
+      : EVENT_TYPES;
     const unknown = types.filter((t) => !EVENT_TYPES.includes(t as EventType));
-    if (unknown.length) throw badRequest(`types: unknown event type ${unknown.join(", ")} (use ${EVENT_TYPES.join(", ")})`);
+    if (unknown.length)
+      throw badRequest(`types: unknown event type ${unknown.join(", ")} (use ${EVENT_TYPES.join(", ")})`);
     const taskId = c.req.query("task_id");
     const propletId = c.req.query("proplet_id");
     const wanted = (e: ManagerEvent) =>

@@ -1,9 +1,18 @@
-import { ConsoleStdout, Directory, File, type Inode, OpenFile, PreopenDirectory, WASI, WASIProcExit } from "@bjorn3/browser_wasi_shim";
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import {
+  ConsoleStdout,
+  Directory,
+  File,
+  type Inode,
+  OpenFile,
+  PreopenDirectory,
+  WASI,
+  WASIProcExit,
+} from "@bjorn3/browser_wasi_shim";
 import { chooseEntry, formatResult, parseArgs, type RuntimeOptions } from "../../core/wasm-call.ts";
-import { INTERRUPT_MODULE, INTERRUPT_NAME } from "../../core/wasm-instrument.ts";
 import type { Signature } from "../../core/wasm-info.ts";
+import { INTERRUPT_MODULE, INTERRUPT_NAME } from "../../core/wasm-instrument.ts";
 
 // Runs one task's module (already instrumented and compiled) to completion. Used inside a pool worker and by
 // `propeller wasm run`. WASI comes from @bjorn3/browser_wasi_shim: Bun's node:wasi exits the whole host on
@@ -78,7 +87,8 @@ function loadDir(host: string, budget: { left: number }, hashes: Map<string, big
     if (st.isDirectory()) out.set(name, new Directory(loadDir(p, budget, hashes)));
     else if (st.isFile()) {
       budget.left -= st.size;
-      if (budget.left < 0) throw new Error(`preopened directory ${host} holds more than ${MAX_PREOPEN_BYTES >> 20} MiB`);
+      if (budget.left < 0)
+        throw new Error(`preopened directory ${host} holds more than ${MAX_PREOPEN_BYTES >> 20} MiB`);
       const data = readFileSync(p);
       hashes.set(p, digest(data));
       out.set(name, new File(data));
@@ -125,7 +135,8 @@ export function execute(req: ExecRequest): ExecResult {
       }
     }
     if (Atomics.load(req.stopFlag, 0) !== 0) throw new Interrupted("task stopped");
-    if (req.parentPid !== undefined && process.ppid !== req.parentPid) throw new Interrupted("the proplet that started this task is gone");
+    if (req.parentPid !== undefined && process.ppid !== req.parentPid)
+      throw new Interrupted("the proplet that started this task is gone");
     if (deadline && Date.now() > deadline) throw new Interrupted(`task timed out after ${req.timeoutMs / 1000}s`);
   };
   const stdout = new Capture(req.outputLimit);
@@ -140,7 +151,12 @@ export function execute(req: ExecRequest): ExecResult {
   const wasi = new WASI(
     argv,
     Object.entries(env).map(([k, v]) => `${k}=${v}`),
-    [new OpenFile(new File([])), new ConsoleStdout(stdout.write), new ConsoleStdout(stderr.write), ...preopens.map((p) => p.dir)],
+    [
+      new OpenFile(new File([])),
+      new ConsoleStdout(stdout.write),
+      new ConsoleStdout(stderr.write),
+      ...preopens.map((p) => p.dir),
+    ],
     { debug: false },
   );
   // WASI calls are host calls: checking there too stops a guest that loops on fd_write.
@@ -177,7 +193,8 @@ export function execute(req: ExecRequest): ExecResult {
     if (e instanceof Interrupted) return { ok: false, result: stdout.text(), error: e.message };
     if (e instanceof WASIProcExit) exitCode = e.code;
     else {
-      const msg = e instanceof WebAssembly.RuntimeError ? `wasm trap: ${e.message}` : e instanceof Error ? e.message : String(e);
+      const msg =
+        e instanceof WebAssembly.RuntimeError ? `wasm trap: ${e.message}` : e instanceof Error ? e.message : String(e);
       return { ok: false, result: stdout.text(), error: msg };
     }
     result = stdout.text();

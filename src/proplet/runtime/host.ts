@@ -70,14 +70,32 @@ export class HostRuntime {
     const invoke = spec.invoke ? ["--invoke", spec.invoke] : [];
     const env = Object.entries(spec.env).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
     if (this.external) return [this.external, "run", ...invoke, ...spec.cliArgs, ...env, file, ...spec.inputs];
-    return [...selfCommand(), file, ...invoke, "--argv0", spec.argv0, "--exit-with-parent", ...spec.cliArgs, ...env, "--", ...spec.inputs];
+    return [
+      ...selfCommand(),
+      file,
+      ...invoke,
+      "--argv0",
+      spec.argv0,
+      "--exit-with-parent",
+      ...spec.cliArgs,
+      ...env,
+      "--",
+      ...spec.inputs,
+    ];
   }
 
   run(taskId: string, spec: HostSpec): Running {
-    const proc = Bun.spawn(this.argv(spec, this.file(spec)), { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, ...spec.env } });
+    const proc = Bun.spawn(this.argv(spec, this.file(spec)), {
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, ...spec.env },
+    });
     this.pids.set(taskId, proc.pid);
     let stopped: string | undefined;
-    const timer = spec.timeoutMs ? setTimeout(() => stop(`task timed out after ${spec.timeoutMs! / 1000}s`), spec.timeoutMs) : undefined;
+    const timer = spec.timeoutMs
+      ? setTimeout(() => stop(`task timed out after ${spec.timeoutMs! / 1000}s`), spec.timeoutMs)
+      : undefined;
     const stop = (reason = "task stopped") => {
       stopped ??= reason;
       proc.kill("SIGKILL");
@@ -88,7 +106,13 @@ export class HostRuntime {
       this.pids.delete(taskId);
       const result = out.text + (out.truncated ? "\n[output truncated]" : "");
       if (stopped) return { ok: false, result, error: stopped };
-      if (code !== 0) return { ok: false, result, exitCode: code, error: `exit code ${code}${err.text.trim() ? `: ${err.text.trim()}` : ""}` };
+      if (code !== 0)
+        return {
+          ok: false,
+          result,
+          exitCode: code,
+          error: `exit code ${code}${err.text.trim() ? `: ${err.text.trim()}` : ""}`,
+        };
       return { ok: true, result, exitCode: 0 };
     })();
     return { done, stop, pid: proc.pid };

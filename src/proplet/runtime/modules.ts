@@ -1,5 +1,5 @@
-import { instrument } from "../../core/wasm-instrument.ts";
 import { inspect, type Signature } from "../../core/wasm-info.ts";
+import { instrument } from "../../core/wasm-instrument.ts";
 
 // Compiled modules cached by sha256 of the original bytes: a module is instrumented and compiled once and the
 // WebAssembly.Module is handed to workers by postMessage.

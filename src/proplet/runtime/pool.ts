@@ -143,7 +143,10 @@ export class WorkerPool {
     const stop = (reason = "task stopped") => {
       if (finished) return;
       Atomics.store(slot.flag, 0, 1);
-      killTimer ??= setTimeout(() => finish({ ok: false, result: "", error: `${reason} (worker terminated)` }, false), STOP_GRACE_MS);
+      killTimer ??= setTimeout(
+        () => finish({ ok: false, result: "", error: `${reason} (worker terminated)` }, false),
+        STOP_GRACE_MS,
+      );
     };
     const timeoutMs = spec.timeoutMs ?? 0;
     if (timeoutMs > 0) {

@@ -1,12 +1,11 @@
 // Pool worker: runs one task at a time on its own thread, so a busy task never delays the proplet's heartbeats.
-import { execute, type ExecResult } from "./execute.ts";
+import { type ExecResult, execute } from "./execute.ts";
 import { MAX_MODULES, type WorkerInit, type WorkerRequest } from "./protocol.ts";
 
 declare const self: Worker;
 
 type Compiled = NonNullable<WorkerRequest["compiled"]>;
 const modules = new Map<string, Compiled>();
-
 
 let stopFlag: Int32Array | undefined;
 

@@ -1,11 +1,19 @@
 import { Database, type Statement } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import type { Proplet } from "../../core/proplet.ts";
-import type { Task } from "../../core/task.ts";
 import type { Job } from "../../core/job.ts";
+import type { Proplet } from "../../core/proplet.ts";
 import type { Run } from "../../core/run.ts";
-import type { JobRepository, ListResult, MetricsRepository, PropletRepository, RunRepository, Storage, TaskRepository } from "../repository.ts";
+import type { Task } from "../../core/task.ts";
+import type {
+  JobRepository,
+  ListResult,
+  MetricsRepository,
+  PropletRepository,
+  RunRepository,
+  Storage,
+  TaskRepository,
+} from "../repository.ts";
 
 // SQLite in WAL mode with synchronous=NORMAL: a committed write survives a kill -9 of the process (the OS keeps
 // what was written; WAL is fsynced at checkpoints). Writes are grouped: the first write of an event-loop turn
@@ -120,7 +128,16 @@ class SqliteTasks implements TaskRepository {
   create(task: Task): void {
     this.batch.begin();
     const [doc, file] = SqliteTasks.split(task);
-    this.insertQ.run(task.id, task.state, task.created_at, doc, file, task.job_id ?? null, task.workflow_id ?? null, task.schedule ? 1 : 0);
+    this.insertQ.run(
+      task.id,
+      task.state,
+      task.created_at,
+      doc,
+      file,
+      task.job_id ?? null,
+      task.workflow_id ?? null,
+      task.schedule ? 1 : 0,
+    );
   }
   get(id: string): Task | undefined {
     const row = this.getQ.get(id);
@@ -149,19 +166,31 @@ class SqliteTasks implements TaskRepository {
   }
   listByGroup(kind: "job" | "workflow", id: string): Task[] {
     const col = kind === "job" ? "job_id" : "workflow_id";
-    return this.db.query<TaskRow, [string]>(`SELECT doc, file FROM tasks WHERE ${col} = ? ORDER BY rowid`).all(id).map(SqliteTasks.join);
+    return this.db
+      .query<TaskRow, [string]>(`SELECT doc, file FROM tasks WHERE ${col} = ? ORDER BY rowid`)
+      .all(id)
+      .map(SqliteTasks.join);
   }
   groupIds(kind: "job" | "workflow"): string[] {
     const col = kind === "job" ? "job_id" : "workflow_id";
-    return this.db.query<{ id: string }, []>(`SELECT DISTINCT ${col} AS id FROM tasks WHERE ${col} IS NOT NULL`).all().map((r) => r.id);
+    return this.db
+      .query<{ id: string }, []>(`SELECT DISTINCT ${col} AS id FROM tasks WHERE ${col} IS NOT NULL`)
+      .all()
+      .map((r) => r.id);
   }
   countByState(): Record<number, number> {
     const out: Record<number, number> = {};
-    for (const r of this.db.query<{ state: number; n: number }, []>("SELECT state, count(*) AS n FROM tasks GROUP BY state").all()) out[r.state] = r.n;
+    for (const r of this.db
+      .query<{ state: number; n: number }, []>("SELECT state, count(*) AS n FROM tasks GROUP BY state")
+      .all())
+      out[r.state] = r.n;
     return out;
   }
   listScheduled(): Task[] {
-    return this.db.query<TaskRow, []>("SELECT doc, NULL AS file FROM tasks WHERE scheduled = 1").all().map(SqliteTasks.join);
+    return this.db
+      .query<TaskRow, []>("SELECT doc, NULL AS file FROM tasks WHERE scheduled = 1")
+      .all()
+      .map(SqliteTasks.join);
   }
 }
 
@@ -172,12 +201,18 @@ class SqliteRuns implements RunRepository {
   ) {}
   create(run: Run): void {
     this.batch.begin();
-    this.db.query("INSERT INTO runs (task_id, run_id, started_at, doc) VALUES (?, ?, ?, ?)").run(run.task_id, run.run_id, run.started_at, JSON.stringify(run));
+    this.db
+      .query("INSERT INTO runs (task_id, run_id, started_at, doc) VALUES (?, ?, ?, ?)")
+      .run(run.task_id, run.run_id, run.started_at, JSON.stringify(run));
   }
   listByTask(taskId: string, offset: number, limit: number): ListResult<Run> {
-    const total = this.db.query<{ n: number }, [string]>("SELECT count(*) AS n FROM runs WHERE task_id = ?").get(taskId)!.n;
+    const total = this.db
+      .query<{ n: number }, [string]>("SELECT count(*) AS n FROM runs WHERE task_id = ?")
+      .get(taskId)!.n;
     const items = this.db
-      .query<{ doc: string }, [string, number, number]>("SELECT doc FROM runs WHERE task_id = ? ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?")
+      .query<{ doc: string }, [string, number, number]>(
+        "SELECT doc FROM runs WHERE task_id = ? ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?",
+      )
       .all(taskId, limit, offset)
       .map((r) => JSON.parse(r.doc) as Run);
     return { total, items };
@@ -191,15 +226,23 @@ class SqliteMetrics implements MetricsRepository {
   ) {}
   private add(kind: string, owner: string, at: string, sample: unknown): void {
     this.batch.begin();
-    this.db.query("INSERT INTO metrics (kind, owner, at, doc) VALUES (?, ?, ?, ?)").run(kind, owner, at, JSON.stringify(sample));
     this.db
-      .query("DELETE FROM metrics WHERE rowid IN (SELECT rowid FROM metrics WHERE kind = ? AND owner = ? ORDER BY at DESC LIMIT -1 OFFSET ?)")
+      .query("INSERT INTO metrics (kind, owner, at, doc) VALUES (?, ?, ?, ?)")
+      .run(kind, owner, at, JSON.stringify(sample));
+    this.db
+      .query(
+        "DELETE FROM metrics WHERE rowid IN (SELECT rowid FROM metrics WHERE kind = ? AND owner = ? ORDER BY at DESC LIMIT -1 OFFSET ?)",
+      )
       .run(kind, owner, METRICS_RETENTION);
   }
   private list(kind: string, owner: string, offset: number, limit: number): ListResult<unknown> {
-    const total = this.db.query<{ n: number }, [string, string]>("SELECT count(*) AS n FROM metrics WHERE kind = ? AND owner = ?").get(kind, owner)!.n;
+    const total = this.db
+      .query<{ n: number }, [string, string]>("SELECT count(*) AS n FROM metrics WHERE kind = ? AND owner = ?")
+      .get(kind, owner)!.n;
     const items = this.db
-      .query<{ doc: string }, [string, string, number, number]>("SELECT doc FROM metrics WHERE kind = ? AND owner = ? ORDER BY at DESC LIMIT ? OFFSET ?")
+      .query<{ doc: string }, [string, string, number, number]>(
+        "SELECT doc FROM metrics WHERE kind = ? AND owner = ? ORDER BY at DESC LIMIT ? OFFSET ?",
+      )
       .all(kind, owner, limit, offset)
       .map((r) => JSON.parse(r.doc) as unknown);
     return { total, items };
@@ -225,14 +268,19 @@ class SqliteJobs implements JobRepository {
   ) {}
   create(job: Job): void {
     this.batch.begin();
-    this.db.query("INSERT INTO jobs (id, created_at, doc) VALUES (?, ?, ?)").run(job.id, job.created_at, JSON.stringify(job));
+    this.db
+      .query("INSERT INTO jobs (id, created_at, doc) VALUES (?, ?, ?)")
+      .run(job.id, job.created_at, JSON.stringify(job));
   }
   get(id: string): Job | undefined {
     const row = this.db.query<{ doc: string }, [string]>("SELECT doc FROM jobs WHERE id = ?").get(id);
     return row ? (JSON.parse(row.doc) as Job) : undefined;
   }
   all(): Job[] {
-    return this.db.query<{ doc: string }, []>("SELECT doc FROM jobs ORDER BY created_at DESC, id").all().map((r) => JSON.parse(r.doc) as Job);
+    return this.db
+      .query<{ doc: string }, []>("SELECT doc FROM jobs ORDER BY created_at DESC, id")
+      .all()
+      .map((r) => JSON.parse(r.doc) as Job);
   }
 }
 
@@ -246,7 +294,9 @@ class SqliteProplets implements PropletRepository {
     db: Database,
     private batch: Batch,
   ) {
-    this.upsertQ = db.query("INSERT INTO proplets (id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc");
+    this.upsertQ = db.query(
+      "INSERT INTO proplets (id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+    );
     this.getQ = db.query("SELECT doc FROM proplets WHERE id = ?");
     this.deleteQ = db.query("DELETE FROM proplets WHERE id = ?");
     this.allQ = db.query("SELECT doc FROM proplets ORDER BY id");
