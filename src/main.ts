@@ -3,13 +3,13 @@ import { defineCommand, runMain } from "citty";
 import { jobsCommand, workflowsCommand } from "./cli/groups.ts";
 import { healthCommand } from "./cli/health.ts";
 import { pullCommand, pushCommand } from "./cli/oci.ts";
+import { propletCommand } from "./cli/proplet.ts";
 import { propletsCommand } from "./cli/proplets.ts";
+import { proxyCommand } from "./cli/proxy.ts";
+import { serveCommand } from "./cli/serve.ts";
 import { tasksCommand } from "./cli/tasks.ts";
 import { wasmCommand } from "./cli/wasm.ts";
 import { watchCommand } from "./cli/watch.ts";
-import { serveCommand } from "./manager/command.ts";
-import { propletCommand } from "./proplet/command.ts";
-import { proxyCommand } from "./proxy/command.ts";
 import { VERSION } from "./version.ts";
 
 const main = defineCommand({

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { TaskCreate } from "../../src/core/task.ts";
 import { setLogLevel } from "../../src/log.ts";
-import { ManagerService } from "../../src/manager/service.ts";
+import { Manager } from "../../src/manager/manager.ts";
 import { openSqlite } from "../../src/storage/sqlite/index.ts";
 
 const { values: opt } = parseArgs({
@@ -25,24 +25,18 @@ setLogLevel("warn");
 const dir = mkdtempSync(join(tmpdir(), "propeller-cron-"));
 const store = openSqlite(join(dir, "propeller.db"));
 const bus = { start: async () => {}, stop: async () => {} }; // nothing is dispatched: no proplet is alive
-const svc = new ManagerService(store, bus, { livelinessThresholdMs: 30_000, scheduler: "round-robin" });
-const file = readFileSync(join(import.meta.dir, "../../test/fixtures/build/add.wasm")).toString("base64");
-
 const drift: number[] = [];
-const internal = svc as unknown as { fireSchedule(id: string, at: number): Promise<void> };
-const fire = internal.fireSchedule.bind(svc);
-internal.fireSchedule = (id, at) => {
-  drift.push(Date.now() - at);
-  return fire(id, at);
-};
-// The runner was built with a closure over the original method: point it at the measuring one.
-(svc.cron as unknown as { fire: (id: string, at: number) => void }).fire = (id, at) =>
-  void internal.fireSchedule(id, at);
+const manager = new Manager(store, bus, {
+  livelinessThresholdMs: 30_000,
+  scheduler: "round-robin",
+  observeFiring: (_id, dueAt) => drift.push(Date.now() - dueAt),
+});
+const file = readFileSync(join(import.meta.dir, "../../test/fixtures/build/add.wasm")).toString("base64");
 
 process.stderr.write(`creating ${N} schedules…\n`);
 const t0 = performance.now();
 for (let i = 0; i < N; i++) {
-  await svc.createTask(
+  await manager.tasks.create(
     TaskCreate.parse({ name: "add", file, inputs: [1, 2], schedule: `${i % 60} * * * * *`, is_recurring: true }),
   );
 }
@@ -50,7 +44,7 @@ process.stderr.write(`created in ${((performance.now() - t0) / 1000).toFixed(1)}
 const cpu0 = process.cpuUsage();
 await Bun.sleep(SECONDS * 1000);
 const cpu = process.cpuUsage(cpu0);
-svc.cron.stop();
+manager.schedules.stop();
 store.close();
 rmSync(dir, { recursive: true, force: true });
 

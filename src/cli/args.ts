@@ -15,6 +15,15 @@ export function int(name: string, v: string | undefined, min = 0, max = 65535): 
   return n;
 }
 
+/** Seconds as "10", "0.5" or "10s"; upstream silently kept the default on garbage, we refuse it. */
+export function seconds(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined || v === "") return dflt;
+  const m = /^(\d+(?:\.\d+)?)s?$/.exec(v.trim());
+  if (!m || Number(m[1]) <= 0)
+    throw new UsageError(`${name} must be a positive number of seconds, got ${JSON.stringify(v)}`);
+  return Number(m[1]);
+}
+
 export class UsageError extends Error {}
 
 export const logLevelArg = {

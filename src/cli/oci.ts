@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { defineCommand } from "citty";
-import { registryFromEnv } from "../proxy/command.ts";
+import { hasWasmMagic } from "../core/wasm-binary.ts";
 import { action, UsageError } from "./args.ts";
+import { registryFromEnv } from "./proxy.ts";
 
 const creds = {
   username: { type: "string", description: "registry user (env PROPELLER_REGISTRY_USERNAME)" },
@@ -41,8 +42,7 @@ export const pushCommand = defineCommand({
       } catch (e) {
         throw new UsageError(`cannot read ${args.file}: ${e instanceof Error ? e.message : e}`);
       }
-      if (bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d)
-        throw new UsageError(`${args.file} is not a WebAssembly module`);
+      if (!hasWasmMagic(bytes)) throw new UsageError(`${args.file} is not a WebAssembly module`);
       const r = await registryFromEnv(undefined, args).push(args.ref, bytes, progress(`pushing ${args.ref}`));
       process.stdout.write(`${args.ref} ${r.digest} (manifest ${r.manifestDigest})\n`);
     }),

@@ -1,12 +1,11 @@
 import { defineCommand } from "citty";
+import { ManagerEvent } from "../core/events.ts";
 import { action } from "./args.ts";
 import { ApiError, urlArg } from "./client.ts";
 
 // `propeller watch`: the manager's live event stream (GET /events), one line per event, or JSON lines.
 
-type Event = Record<string, unknown> & { type: string; at: string };
-
-function line(e: Event): string {
+function line(e: ManagerEvent): string {
   const time = new Date(e.at).toISOString().slice(11, 23);
   switch (e.type) {
     case "task":
@@ -15,8 +14,8 @@ function line(e: Event): string {
       return `${time} run     ${e.task_id} attempt ${e.attempt} ${e.phase}${e.status ? ` ${e.status}` : ""}${e.proplet_id ? ` on ${e.proplet_id}` : ""}${e.error ? `: ${e.error}` : ""}`;
     case "proplet":
       return `${time} proplet ${e.proplet_id} ${e.alive ? "up" : "down"}`;
-    default:
-      return `${time} ${e.type.padEnd(7)} ${JSON.stringify(e)}`;
+    case "metrics":
+      return `${time} metrics ${JSON.stringify(e)}`;
   }
 }
 
@@ -56,8 +55,9 @@ export const watchCommand = defineCommand({
             .map((l) => l.slice(5).trim())
             .join("\n");
           if (!data) continue;
-          const e = JSON.parse(data) as Event;
-          process.stdout.write(`${args.json ? JSON.stringify(e) : line(e)}\n`);
+          // A newer manager's event this CLI does not know is printed as it came.
+          const e = ManagerEvent.safeParse(JSON.parse(data));
+          process.stdout.write(`${args.json || !e.success ? data : line(e.data)}\n`);
         }
       }
     }),

@@ -1,18 +1,24 @@
 import type { ZodError } from "zod";
 
-/** Client mistakes carry an HTTP status so the API layer can map them without string matching. */
+/**
+ * What went wrong, as a kind the caller can act on. The core knows no transport: the REST layer maps a kind to a
+ * status code (docs/ARCHITECTURE.md, "Errors"), the CLI to its message and exit code.
+ */
+export type ErrorKind = "invalid" | "not_found" | "conflict" | "too_large" | "unavailable";
+
 export class AppError extends Error {
   constructor(
-    readonly status: 400 | 404 | 409 | 413 | 503,
+    readonly kind: ErrorKind,
     message: string,
   ) {
     super(message);
   }
 }
 
-export const badRequest = (msg: string) => new AppError(400, msg);
-export const notFound = (msg: string) => new AppError(404, msg);
-export const conflict = (msg: string) => new AppError(409, msg);
+export const invalid = (msg: string) => new AppError("invalid", msg);
+export const notFound = (msg: string) => new AppError("not_found", msg);
+export const conflict = (msg: string) => new AppError("conflict", msg);
+export const unavailable = (msg: string) => new AppError("unavailable", msg);
 
 /** One line naming the field of the first problem: `inputs.2: expected string or number`. */
 export function describeZodError(err: ZodError): string {

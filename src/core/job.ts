@@ -18,11 +18,13 @@ export const WorkflowCreate = z.object({
 });
 export type WorkflowCreate = z.infer<typeof WorkflowCreate>;
 
-export interface Job {
-  id: string;
-  name: string;
-  execution_mode: z.infer<typeof ExecutionMode>;
-  created_at: string;
-}
+/** The stored job; its tasks carry its id. A workflow is not stored apart: it is its tasks' `workflow_id`. */
+export const Job = z.object({
+  id: z.string(),
+  name: z.string(),
+  execution_mode: ExecutionMode,
+  created_at: z.string(),
+});
+export type Job = z.infer<typeof Job>;
 
 export const JobStatus = z.enum(["pending", "running", "completed", "failed"]).optional();

@@ -1,9 +1,10 @@
 import { z } from "zod";
 import { PropletMetadata } from "./proplet.ts";
-import { Env, Inputs, MonitoringProfile } from "./task.ts";
+import { Env, Inputs, MonitoringProfile, type Task } from "./task.ts";
 import { Timestamp } from "./time.ts";
 
-// MQTT payloads of DESIGN §3 with upstream's keys. Strict in what we send, liberal in what we accept.
+// MQTT payloads (docs/ARCHITECTURE.md, "Wire protocol") with upstream's keys. Strict in what we send, liberal in what
+// we accept.
 
 // Upstream sends null for absent values; treat null as absent so the output keeps optional keys.
 const nullToUndef = <T extends z.ZodType>(s: T) => z.preprocess((v) => (v === null ? undefined : v), s.optional());
@@ -116,3 +117,30 @@ export const TaskMetricsMsg = z.looseObject({
   timestamp: nullToUndef(Timestamp),
 });
 export type TaskMetricsMsg = z.output<typeof TaskMetricsMsg>;
+
+/**
+ * The start message for a task's run: unicast (`broadcast:false`, `proplet_id` set), inputs as strings, and only
+ * the keys that have a value. `parents` are the results of the completed tasks it depends on.
+ */
+export function startMessage(t: Task, parents: Record<string, unknown>): StartMsg {
+  return {
+    id: t.id,
+    name: t.name,
+    state: t.state,
+    cli_args: t.cli_args ?? undefined,
+    broadcast: false,
+    daemon: t.daemon,
+    latent: t.latent ?? false,
+    encrypted: t.encrypted,
+    proplet_id: t.proplet_id,
+    ...(t.image_url ? { image_url: t.image_url } : {}),
+    ...(t.file ? { file: t.file } : {}),
+    ...(t.inputs?.length ? { inputs: t.inputs } : {}),
+    ...(t.env && Object.keys(t.env).length ? { env: t.env } : {}),
+    ...(t.kbs_resource_path ? { kbs_resource_path: t.kbs_resource_path } : {}),
+    ...(t.monitoring_profile ? { monitoring_profile: t.monitoring_profile } : {}),
+    ...(t.hal_storage_path ? { hal_storage_path: t.hal_storage_path } : {}),
+    ...(Object.keys(parents).length ? { parent_results: parents } : {}),
+    ...(t.timeout_s ? { timeout_s: t.timeout_s } : {}),
+  };
+}

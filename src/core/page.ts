@@ -19,3 +19,11 @@ export const PageQuery = z.object({
   limit: uint("limit", 100).pipe(z.number().int().min(1, "limit must be 1..1000").max(1000, "limit must be 1..1000")),
 });
 export type PageQuery = z.output<typeof PageQuery>;
+
+/** One page of a listing. */
+export interface Page<T> {
+  offset: number;
+  limit: number;
+  total: number;
+  items: T[];
+}

@@ -25,16 +25,18 @@ export type PropletMetadata = z.infer<typeof PropletMetadata>;
 export const ALIVE_HISTORY = 10;
 
 /** The stored proplet. Its task count is not stored: it is derived from the tasks running on it. */
-export interface Proplet {
-  id: string;
-  name: string;
-  metadata: PropletMetadata;
+export const Proplet = z.object({
+  id: z.string(),
+  name: z.string(),
+  metadata: PropletMetadata,
   /** RFC3339 heartbeats, newest last. */
-  alive_history: string[];
+  alive_history: z.array(z.string()),
   /** Set by the Last Will or a graceful offline message; cleared by the next heartbeat. */
-  offline?: boolean;
-}
+  offline: z.boolean().optional(),
+});
+export type Proplet = z.infer<typeof Proplet>;
 
+/** What the API shows of a proplet. */
 export interface PropletView {
   id: string;
   name: string;
@@ -49,7 +51,7 @@ export function lastAlive(p: Proplet): string | undefined {
 }
 
 /**
- * Alive = a heartbeat within the threshold and no offline message since (DESIGN §4.8). The threshold is at
+ * Alive = a heartbeat within the threshold and no offline message since (upstream ignored the Last Will). The threshold is at
  * least three of the proplet's own heartbeat intervals when it announced them.
  */
 export function isAlive(p: Proplet, nowMs: number, thresholdMs: number): boolean {

@@ -1,13 +1,31 @@
+import { z } from "zod";
+import { TaskState } from "./states.ts";
+import type { Task } from "./task.ts";
+
 /** One start of a task. Cron firings, retries and restarts each make a new run; none overwrites another. */
-export interface Run {
-  run_id: string;
-  task_id: string;
-  attempt: number;
-  state: number;
-  status: string;
-  proplet_id?: string;
-  started_at: string;
-  finished_at?: string;
-  results?: unknown;
-  error?: string;
+export const Run = z.object({
+  run_id: z.string(),
+  task_id: z.string(),
+  attempt: z.number().int(),
+  state: z.number().int(),
+  status: z.string(),
+  proplet_id: z.string().optional(),
+  started_at: z.string(),
+  finished_at: z.string().optional(),
+  results: z.unknown().optional(),
+  error: z.string().optional(),
+});
+export type Run = z.infer<typeof Run>;
+
+/** The run a Running task is in, from the task's own fields (the current run is stored only when it ends). */
+export function currentRun(t: Task): Run {
+  return {
+    run_id: t.run_id!,
+    task_id: t.id,
+    attempt: t.attempt ?? 1,
+    state: TaskState.Running,
+    status: "Running",
+    proplet_id: t.proplet_id,
+    started_at: t.start_time,
+  };
 }

@@ -107,59 +107,63 @@ export const TaskUpdate = z
   .superRefine(scheduleCheck);
 export type TaskUpdate = z.infer<typeof TaskUpdate>;
 
-/** The stored task. Times are RFC3339 strings; `file` is standard base64 as on the wire. */
-export interface Task {
-  id: string;
-  name: string;
-  kind: string;
-  state: number;
-  image_url?: string;
-  file?: string;
-  cli_args: string[] | null;
-  inputs?: string[];
-  env?: Record<string, string>;
-  daemon: boolean;
-  latent?: boolean;
-  encrypted: boolean;
-  kbs_resource_path?: string;
-  proplet_id?: string;
+/**
+ * The stored task: what every repository writes and reads back (parsed with this schema). Times are RFC3339
+ * strings; `file` is standard base64 as on the wire.
+ */
+export const Task = z.object({
+  id: z.string(),
+  name: z.string(),
+  kind: z.string(),
+  state: z.number().int(),
+  image_url: z.string().optional(),
+  file: z.string().optional(),
+  cli_args: z.array(z.string()).nullable(),
+  inputs: z.array(z.string()).optional(),
+  env: Env.optional(),
+  daemon: z.boolean(),
+  latent: z.boolean().optional(),
+  encrypted: z.boolean(),
+  kbs_resource_path: z.string().optional(),
+  proplet_id: z.string().optional(),
   /** Set when the client chose `proplet_id`; otherwise the field records where the task last ran. */
-  pinned?: boolean;
-  depends_on?: string[];
-  run_if?: string;
-  workflow_id?: string;
-  job_id?: string;
-  results?: unknown;
-  error?: string;
-  monitoring_profile?: z.infer<typeof MonitoringProfile>;
-  start_time: string;
-  finish_time: string;
-  created_at: string;
-  updated_at: string;
-  mode?: string;
-  schedule?: string;
-  next_run: string;
-  is_recurring?: boolean;
-  timezone?: string;
-  broadcast?: boolean;
-  priority: number;
-  metadata?: Record<string, unknown>;
-  hal_storage_path?: string | null;
-  timeout_s?: number;
-  max_retries?: number;
-  retry_backoff_s?: number;
-  overlap_policy?: "skip" | "allow";
-  misfire_policy?: "skip" | "run_once";
+  pinned: z.boolean().optional(),
+  depends_on: z.array(z.string()).optional(),
+  run_if: z.string().optional(),
+  workflow_id: z.string().optional(),
+  job_id: z.string().optional(),
+  results: z.unknown().optional(),
+  error: z.string().optional(),
+  monitoring_profile: MonitoringProfile.optional(),
+  start_time: z.string(),
+  finish_time: z.string(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  mode: z.string().optional(),
+  schedule: z.string().optional(),
+  next_run: z.string(),
+  is_recurring: z.boolean().optional(),
+  timezone: z.string().optional(),
+  broadcast: z.boolean().optional(),
+  priority: z.number().int(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  hal_storage_path: z.string().nullable().optional(),
+  timeout_s: z.number().optional(),
+  max_retries: z.number().int().optional(),
+  retry_backoff_s: z.number().optional(),
+  overlap_policy: z.enum(["skip", "allow"]).optional(),
+  misfire_policy: z.enum(["skip", "run_once"]).optional(),
   // Internal bookkeeping, not part of the API view.
   /** Id of the current (or last) run. */
-  run_id?: string;
+  run_id: z.string().optional(),
   /** Attempt number of the current run within its retry series, from 1. */
-  attempt?: number;
+  attempt: z.number().int().optional(),
   /** When the task entered the queue (ms since the epoch), while Scheduled. */
-  queued_at?: number;
+  queued_at: z.number().optional(),
   /** When a retry is due (ms since the epoch), while Scheduled after a failure. */
-  retry_at?: number;
-}
+  retry_at: z.number().optional(),
+});
+export type Task = z.infer<typeof Task>;
 
 export function newTask(id: string, input: TaskCreate, now: string): Task {
   const { proplet_id, ...rest } = input;
@@ -181,7 +185,7 @@ export function newTask(id: string, input: TaskCreate, now: string): Task {
   };
 }
 
-/** Applies a PUT body. Omitted fields (schedule included, DESIGN §4.5) are left alone. */
+/** Applies a PUT body. Omitted fields (schedule included) are left alone (docs/ARCHITECTURE.md, "Where we differ from upstream"). */
 export function applyUpdate(task: Task, patch: TaskUpdate, now: string): Task {
   const next: Task = { ...task, updated_at: now };
   for (const [k, v] of Object.entries(patch)) {

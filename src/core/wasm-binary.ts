@@ -123,8 +123,13 @@ export interface Section {
   body: Uint8Array;
 }
 
+/** True when the bytes start with the `\0asm` magic and a version: a module or a component, not anything else. */
+export function hasWasmMagic(bytes: Uint8Array): boolean {
+  return bytes.length >= 8 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d;
+}
+
 export function readSections(bytes: Uint8Array): Section[] {
-  if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
+  if (!hasWasmMagic(bytes)) {
     throw new WasmFormatError("not a WebAssembly module (missing \\0asm magic)");
   }
   if (bytes[4] !== 1 || bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) {

@@ -12,13 +12,21 @@ import {
 } from "../core/messages.ts";
 import { type Channel, topics } from "../core/topics.ts";
 import { tag } from "../log.ts";
+import type { ManagerBus } from "./dispatcher.ts";
 
 const log = tag("manager");
 
-import type { ManagerBus, ManagerService } from "./service.ts";
+// The manager's side of the MQTT protocol: publishes start/stop, and hands each proplet message, parsed with its
+// core schema, to the room that handles it. A malformed payload is logged and dropped; the process keeps running.
 
-// The manager's side of the MQTT protocol: publishes start/stop, feeds proplet messages to the service.
-// A malformed payload is logged and dropped; the process keeps running.
+/** Where each proplet message goes. */
+export interface Inbound {
+  create(m: CreateMsg): void;
+  alive(m: AliveMsg): void;
+  result(m: ResultMsg): void;
+  propletMetrics(m: PropletMetricsMsg): void;
+  taskMetrics(m: TaskMetricsMsg): void;
+}
 
 export class MqttManagerBus implements ManagerBus {
   private t: ReturnType<typeof topics>;
@@ -48,14 +56,14 @@ export class MqttManagerBus implements ManagerBus {
     return publishJson(this.client, this.t.stop, msg, this.qos);
   }
 
-  async listen(service: ManagerService): Promise<void> {
+  async listen(to: Inbound): Promise<void> {
     const t = this.t;
     const handlers: Record<string, (payload: Buffer) => void> = {
-      [t.create]: (p) => handle(t.create, CreateMsg, p, (m) => service.handleCreate(m)),
-      [t.alive]: (p) => handle(t.alive, AliveMsg, p, (m) => service.handleAlive(m)),
-      [t.results]: (p) => handle(t.results, ResultMsg, p, (m) => service.handleResult(m)),
-      [t.metrics]: (p) => handle(t.metrics, PropletMetricsMsg, p, (m) => service.handlePropletMetrics(m)),
-      [t.taskMetrics]: (p) => handle(t.taskMetrics, TaskMetricsMsg, p, (m) => service.handleTaskMetrics(m)),
+      [t.create]: (p) => handle(t.create, CreateMsg, p, (m) => to.create(m)),
+      [t.alive]: (p) => handle(t.alive, AliveMsg, p, (m) => to.alive(m)),
+      [t.results]: (p) => handle(t.results, ResultMsg, p, (m) => to.result(m)),
+      [t.metrics]: (p) => handle(t.metrics, PropletMetricsMsg, p, (m) => to.propletMetrics(m)),
+      [t.taskMetrics]: (p) => handle(t.taskMetrics, TaskMetricsMsg, p, (m) => to.taskMetrics(m)),
     };
     this.client.on("message", (topic, payload) => {
       this.counts.received++;

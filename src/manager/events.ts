@@ -1,54 +1,71 @@
-// Live events for `GET /events` and the console: task state changes, run starts and ends, proplets up and down,
-// metrics samples. In memory only: a subscriber sees what happens while it listens.
+import type { ManagerEvent } from "../core/events.ts";
+import type { Run } from "../core/run.ts";
+import { stateName } from "../core/states.ts";
+import type { Task } from "../core/task.ts";
+import { nowIso } from "../core/time.ts";
 
-export type ManagerEvent =
-  | {
-      type: "task";
-      task_id: string;
-      name: string;
-      state: number;
-      status: string;
-      proplet_id?: string;
-      error?: string;
-      at: string;
-    }
-  | {
-      type: "run";
-      phase: "started" | "ended";
-      task_id: string;
-      run_id: string;
-      attempt: number;
-      proplet_id?: string;
-      state?: number;
-      status?: string;
-      error?: string;
-      at: string;
-    }
-  | { type: "proplet"; proplet_id: string; alive: boolean; at: string }
-  | { type: "metrics"; kind: "proplet" | "task"; proplet_id: string; task_id?: string; sample: unknown; at: string };
+// The one seam between the manager's rooms. The dispatcher announces what happened to runs and tasks; groups,
+// schedules, telemetry and the live stream subscribe. Delivery is deferred to a microtask, so a subscriber never
+// runs while the publisher's use case is still on the stack (no re-entry), and everything it writes still lands
+// in the same group commit (storage commits on setImmediate, after microtasks).
 
-export type EventType = ManagerEvent["type"];
-export const EVENT_TYPES: EventType[] = ["task", "run", "proplet", "metrics"];
-
-export class EventHub {
-  private subs = new Set<(e: ManagerEvent) => void>();
+export class Channel<T> {
+  private subs = new Set<(e: T) => void>();
 
   get listeners(): number {
     return this.subs.size;
   }
 
-  subscribe(fn: (e: ManagerEvent) => void): () => void {
+  subscribe(fn: (e: T) => void): () => void {
     this.subs.add(fn);
     return () => this.subs.delete(fn);
   }
 
-  emit(e: ManagerEvent): void {
+  publish(e: T): void {
     for (const fn of this.subs) {
-      try {
-        fn(e);
-      } catch {
-        // A broken subscriber (a closed stream) must not break the manager.
-      }
+      queueMicrotask(() => {
+        try {
+          fn(e);
+        } catch {
+          // A broken subscriber (a closed stream) must not break the manager or the other subscribers.
+        }
+      });
     }
+  }
+}
+
+export interface RunStarted {
+  task: Task;
+  run_id: string;
+}
+
+export interface RunEnded {
+  task: Task;
+  run: Run;
+}
+
+export class ManagerEvents {
+  /** Live events for `GET /events`, `propeller watch` and the console. */
+  readonly live = new Channel<ManagerEvent>();
+  /** A run was sent to a proplet. */
+  readonly runStarted = new Channel<RunStarted>();
+  /** A run ended, whatever its outcome; a retry may follow. */
+  readonly runEnded = new Channel<RunEnded>();
+  /** A task reached a final state (Completed, Failed, Skipped, Interrupted): no retry follows. */
+  readonly taskFinal = new Channel<Task>();
+
+  /** Tells live listeners about a task's state; nothing is built when nobody listens. */
+  taskChanged(t: Task): void {
+    if (this.live.listeners === 0) return;
+    this.live.publish({
+      type: "task",
+      task_id: t.id,
+      name: t.name,
+      state: t.state,
+      status: stateName(t.state),
+      ...(t.proplet_id ? { proplet_id: t.proplet_id } : {}),
+      ...(t.error ? { error: t.error } : {}),
+      at: nowIso(),
+    });
   }
 }

@@ -4,7 +4,7 @@ import { isAlive, type Proplet, type PropletView, propletName, propletView, reco
 import type { Placeable } from "../core/scheduler.ts";
 import { nowIso } from "../core/time.ts";
 import type { Storage } from "../storage/repository.ts";
-import type { EventHub } from "./events.ts";
+import type { ManagerEvents } from "./events.ts";
 
 // The proplets the manager knows: registration and heartbeats, liveliness, which tasks run where (task_count is
 // derived from it, never stored), and up/down events. A write-through cache in front of the repository: proplets
@@ -37,10 +37,14 @@ export class PropletRegistry {
 
   constructor(
     private store: Storage,
-    private events: EventHub,
+    private events: ManagerEvents,
     private opts: RegistryOptions,
   ) {
     for (const p of store.proplets.all()) this.proplets.set(p.id, p);
+  }
+
+  get staleRemovalMs(): number {
+    return this.opts.staleRemovalMs ?? 0;
   }
 
   has(id: string): boolean {
@@ -96,7 +100,7 @@ export class PropletRegistry {
   private tell(id: string, alive: boolean): void {
     if (this.told.get(id) === alive) return;
     this.told.set(id, alive);
-    this.events.emit({ type: "proplet", proplet_id: id, alive, at: nowIso() });
+    this.events.live.publish({ type: "proplet", proplet_id: id, alive, at: nowIso() });
   }
 
   private ensure(id: string): Proplet {
@@ -167,11 +171,13 @@ export class PropletRegistry {
     this.store.proplets.delete(id);
   }
 
-  delete(id: string): void {
+  /** `DELETE /proplets/{id}`: only a proplet that runs nothing; committed before it returns. */
+  async remove(id: string): Promise<void> {
     if (!this.proplets.has(id)) throw notFound(`proplet ${id} not found`);
     const n = this.taskCount(id);
     if (n > 0) throw conflict(`proplet ${id} has ${n} active tasks`);
     this.forget(id);
+    await this.store.durable();
   }
 
   aliveCount(): number {

@@ -1,3 +1,4 @@
+import { ociDigest } from "../core/digest.ts";
 import type { ChunkError, ChunkMsg } from "../core/oci.ts";
 
 // Assembles modules that arrive in chunks on `registry/server`: out of order, duplicates ignored, a different
@@ -119,7 +120,7 @@ export class ChunkAssembler {
     for (const t of a.timers) clearTimeout(t);
     this.assemblies.delete(msg.app_name);
     if (a.digest) {
-      const got = `sha256:${new Bun.CryptoHasher("sha256").update(bytes).digest("hex")}`;
+      const got = ociDigest(bytes);
       if (got !== a.digest) {
         for (const w of a.waiters)
           w.reject(

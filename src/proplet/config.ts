@@ -1,6 +1,6 @@
-import type { Aedes } from "aedes";
-import { badRequest } from "../core/errors.ts";
+import type { ConnectOptions } from "../broker/client.ts";
 
+/** A proplet's settings, read from flags and the environment by `propeller proplet` (src/cli/proplet.ts). */
 export interface PropletConfig {
   mqttAddress: string;
   entityId: string;
@@ -28,14 +28,5 @@ export interface PropletConfig {
   tags?: string[];
   location?: string;
   /** Set only for serve's local proplet: talk to the embedded broker in memory. */
-  broker?: Aedes;
-}
-
-/** Seconds as "10", "0.5" or "10s"; upstream silently kept the default on garbage, we refuse it. */
-export function parseSeconds(name: string, v: string | undefined, dflt: number): number {
-  if (v === undefined || v === "") return dflt;
-  const m = /^(\d+(?:\.\d+)?)s?$/.exec(v.trim());
-  if (!m || Number(m[1]) <= 0)
-    throw badRequest(`${name} must be a positive number of seconds, got ${JSON.stringify(v)}`);
-  return Number(m[1]);
+  broker?: ConnectOptions["broker"];
 }

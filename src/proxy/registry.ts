@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { ociDigest } from "../core/digest.ts";
 import {
   type Descriptor,
   Manifest,
@@ -36,7 +37,6 @@ export interface RegistryOptions {
 
 export class RegistryError extends Error {}
 
-const sha256 = (b: Uint8Array) => `sha256:${new Bun.CryptoHasher("sha256").update(b).digest("hex")}`;
 const MANIFEST_ACCEPT = [MEDIA.ociManifest, MEDIA.dockerManifest, MEDIA.ociIndex, MEDIA.dockerList].join(", ");
 
 export class RegistryClient {
@@ -131,8 +131,8 @@ export class RegistryClient {
       throw new RegistryError(
         `manifest ${ref.repository}:${reference} is not an image manifest: ${parsed.error.issues[0]!.message}`,
       );
-    const digest = res.headers.get("docker-content-digest") ?? sha256(bytes);
-    if (reference.startsWith("sha256:") && sha256(bytes) !== reference)
+    const digest = res.headers.get("docker-content-digest") ?? ociDigest(bytes);
+    if (reference.startsWith("sha256:") && ociDigest(bytes) !== reference)
       throw new RegistryError(`manifest digest mismatch for ${reference}`);
     return { digest, manifest: parsed.data };
   }
@@ -164,7 +164,7 @@ export class RegistryClient {
     const res = await this.request(ref, `${this.base(ref)}/blobs/${d.digest}`);
     if (!res.ok) throw new RegistryError(`blob ${d.digest}: HTTP ${res.status}`);
     const bytes = new Uint8Array(await res.arrayBuffer());
-    if (sha256(bytes) !== d.digest) throw new RegistryError(`blob ${d.digest}: content does not match its digest`);
+    if (ociDigest(bytes) !== d.digest) throw new RegistryError(`blob ${d.digest}: content does not match its digest`);
     if (cached) {
       mkdirSync(join(this.o.cacheDir!, "blobs"), { recursive: true });
       writeFileSync(`${cached}.tmp`, bytes);
@@ -186,7 +186,7 @@ export class RegistryClient {
     bytes: Uint8Array,
     progress?: (done: number, total: number) => void,
   ): Promise<Descriptor> {
-    const digest = sha256(bytes);
+    const digest = ociDigest(bytes);
     const head = await this.request(ref, `${this.base(ref)}/blobs/${digest}`, { method: "HEAD" }, true);
     if (head.ok) {
       progress?.(bytes.length, bytes.length);
@@ -253,7 +253,7 @@ export class RegistryClient {
     this.tags.delete(`${ref.registry}/${ref.repository}@${ref.tag}`);
     return {
       digest: layer.digest,
-      manifestDigest: res.headers.get("docker-content-digest") ?? sha256(new TextEncoder().encode(manifest)),
+      manifestDigest: res.headers.get("docker-content-digest") ?? ociDigest(new TextEncoder().encode(manifest)),
     };
   }
 }

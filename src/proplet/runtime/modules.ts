@@ -1,3 +1,4 @@
+import { sha256Hex } from "../../core/digest.ts";
 import { inspect, type Signature } from "../../core/wasm-info.ts";
 import { instrument } from "../../core/wasm-instrument.ts";
 
@@ -19,7 +20,7 @@ export class ModuleCache {
   }
 
   load(bytes: Uint8Array): Compiled {
-    const sha256 = new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
+    const sha256 = sha256Hex(bytes);
     const hit = this.entries.get(sha256);
     if (hit) {
       // Re-insert to keep the map in least-recently-used order.

@@ -1,15 +1,25 @@
 import { cpus } from "node:os";
 import { defineCommand } from "citty";
-import { action, env, int, logLevelArg, UsageError } from "../cli/args.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
-import { PropletAgent } from "./agent.ts";
-import { parseSeconds } from "./config.ts";
+import { PropletAgent } from "../proplet/agent.ts";
+import type { PropletConfig } from "../proplet/config.ts";
+import { action, env, int, logLevelArg, seconds, UsageError } from "./args.ts";
 
 function runtime(v: string): "inprocess" | "host" {
   if (v !== "inprocess" && v !== "host")
     throw new UsageError(`--runtime must be inprocess or host, got ${JSON.stringify(v)}`);
   return v;
+}
+
+/** Proplet settings only the environment sets; serve's local proplet reads the same ones. */
+export function propletEnv(): Pick<PropletConfig, "fetchTimeoutMs" | "metricsInterval" | "cgroupRoot"> {
+  const metrics = env("PROPLET_METRICS_INTERVAL");
+  return {
+    fetchTimeoutMs: seconds("PROPLET_FETCH_TIMEOUT", env("PROPLET_FETCH_TIMEOUT"), 60) * 1000,
+    metricsInterval: metrics === "0" ? 0 : seconds("PROPLET_METRICS_INTERVAL", metrics, 10),
+    cgroupRoot: env("PROPLET_CGROUP_ROOT"),
+  };
 }
 
 export const propletCommand = defineCommand({
@@ -82,15 +92,10 @@ export const propletCommand = defineCommand({
           domainId: args["domain-id"],
           channelId: args["channel-id"],
           namespace: env("PROPLET_MANAGER_K8S_NAMESPACE") ?? "default",
-          livelinessInterval: parseSeconds("PROPLET_LIVELINESS_INTERVAL", args["liveliness-interval"], 10),
+          livelinessInterval: seconds("PROPLET_LIVELINESS_INTERVAL", args["liveliness-interval"], 10),
           maxTasks: int("max-tasks", args["max-tasks"], 1, 10_000),
-          fetchTimeoutMs: parseSeconds("PROPLET_FETCH_TIMEOUT", env("PROPLET_FETCH_TIMEOUT"), 60) * 1000,
+          ...propletEnv(),
           runtime: runtime(args.runtime),
-          metricsInterval:
-            env("PROPLET_METRICS_INTERVAL") === "0"
-              ? 0
-              : parseSeconds("PROPLET_METRICS_INTERVAL", env("PROPLET_METRICS_INTERVAL"), 10),
-          cgroupRoot: env("PROPLET_CGROUP_ROOT"),
           metricsPort: env("PROPLET_METRICS_PORT")
             ? int("PROPLET_METRICS_PORT", env("PROPLET_METRICS_PORT"), 0, 65535)
             : undefined,

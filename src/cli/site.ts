@@ -5,20 +5,20 @@ import { type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.
 import { connectMqtt } from "../broker/client.ts";
 import type { SchedulerName } from "../core/scheduler.ts";
 import { log } from "../log.ts";
+import { createApp, MAX_BODY_BYTES } from "../manager/api/app.ts";
+import { ManagerMetrics } from "../manager/api/prometheus.ts";
+import { MqttManagerBus } from "../manager/bus.ts";
+import { Manager } from "../manager/manager.ts";
 import { PropletAgent } from "../proplet/agent.ts";
-import { parseSeconds } from "../proplet/config.ts";
-import { chunkSizeFromEnv, registryFromEnv } from "../proxy/command.ts";
+import type { PropletConfig } from "../proplet/config.ts";
+import type { RegistryClient } from "../proxy/registry.ts";
 import { ProxyService } from "../proxy/service.ts";
 import { openSqlite } from "../storage/sqlite/index.ts";
 import { VERSION } from "../version.ts";
-import { createApp, MAX_BODY_BYTES } from "./api/app.ts";
-import { MqttManagerBus } from "./bus.ts";
-import { Coordinator } from "./coordinator.ts";
-import { ManagerMetrics } from "./metrics.ts";
-import { ManagerService } from "./service.ts";
 
-// Composition root of `propeller serve`: storage, broker, manager, HTTP, and the local proplet, which talks to
-// the manager over MQTT like any other proplet.
+// Composition root of `propeller serve`: storage, broker, manager, HTTP, the OCI proxy and the local proplet,
+// which talks to the manager over MQTT like any other proplet. Everything here comes from options that
+// src/cli/serve.ts read from flags and the environment.
 
 export interface ServeOptions {
   host: string;
@@ -36,8 +36,10 @@ export interface ServeOptions {
   scheduler: SchedulerName;
   /** Tasks the local proplet runs at once. */
   localMaxTasks: number;
-  /** Run the OCI proxy inside serve. */
-  proxy: boolean;
+  /** The OCI proxy inside serve, with its registry client and chunk size; none: no proxy. */
+  proxy?: { registry: RegistryClient; chunkSize: number };
+  /** Local proplet settings only the environment sets (fetch timeout, metrics, cgroup root). */
+  localPropletEnv: Pick<PropletConfig, "fetchTimeoutMs" | "metricsInterval" | "cgroupRoot">;
   /** Seconds after which a silent proplet is forgotten; 0 never. */
   staleRemovalS?: number;
 }
@@ -73,23 +75,21 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     broker: broker?.aedes,
   });
   const bus = new MqttManagerBus(client, o, broker ? 0 : 1);
-  const svc = new ManagerService(store, bus, {
+  const manager = new Manager(store, bus, {
     livelinessThresholdMs: o.livelinessThreshold * 1000,
     scheduler: o.scheduler,
     staleRemovalMs: (o.staleRemovalS ?? 0) * 1000,
   });
-  const groups = new Coordinator(store, svc);
-  await bus.listen(svc);
+  await bus.listen(manager.inbound);
   // The OCI proxy, with its own MQTT client like any other participant.
   const proxyClient = o.proxy
     ? await connectMqtt(mqttAddress, { clientId: `proxy-${instanceId}`, broker: broker?.aedes })
     : undefined;
-  if (proxyClient) await new ProxyService(proxyClient, o, registryFromEnv(o.dataDir), chunkSizeFromEnv()).listen();
-  svc.recover();
-  groups.resume();
+  if (proxyClient && o.proxy) await new ProxyService(proxyClient, o, o.proxy.registry, o.proxy.chunkSize).listen();
+  manager.recover();
   // Settles tasks on proplets whose heartbeats stopped; a fraction of the threshold keeps detection prompt.
   const liveness = setInterval(
-    () => svc.checkLiveness(),
+    () => manager.dispatcher.checkLiveness(),
     Math.max(250, Math.min(o.livelinessThreshold * 1000, 5000) / 4),
   );
 
@@ -104,29 +104,24 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       namespace: "default",
       livelinessInterval: o.livelinessInterval,
       maxTasks: o.localMaxTasks,
-      fetchTimeoutMs: parseSeconds("PROPLET_FETCH_TIMEOUT", process.env.PROPLET_FETCH_TIMEOUT || undefined, 60) * 1000,
-      metricsInterval:
-        process.env.PROPLET_METRICS_INTERVAL === "0"
-          ? 0
-          : parseSeconds("PROPLET_METRICS_INTERVAL", process.env.PROPLET_METRICS_INTERVAL || undefined, 10),
-      cgroupRoot: process.env.PROPLET_CGROUP_ROOT || undefined,
+      ...o.localPropletEnv,
       description: "local proplet of propeller serve",
       broker: broker?.aedes,
     });
     await agent.start();
     // Serve HTTP only once the manager knows its local proplet, so a first `tasks start` finds it.
     const deadline = Date.now() + 5000;
-    while (!svc.hasProplet(agent.id) && Date.now() < deadline) await Bun.sleep(5);
+    while (!manager.proplets.has(agent.id) && Date.now() < deadline) await Bun.sleep(5);
   }
 
   const metrics = new ManagerMetrics({
-    tasksByState: () => svc.tasksByState(),
-    queueDepth: () => svc.queueDepth(),
-    propletsAlive: () => svc.propletsAlive(),
-    counters: svc.counters,
+    tasksByState: () => manager.telemetry.tasksByState(),
+    queueDepth: () => manager.dispatcher.queueDepth,
+    propletsAlive: () => manager.proplets.aliveCount(),
+    counters: manager.telemetry.counters,
     mqtt: bus.counts,
   });
-  const app = createApp(svc, groups, { version: VERSION, instanceId }, metrics);
+  const app = createApp(manager, { version: VERSION, instanceId }, metrics);
   const server = Bun.serve<WsData>({
     hostname: o.host,
     port: o.httpPort,
@@ -170,7 +165,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       if (closed) return;
       closed = true;
       clearInterval(liveness);
-      await svc.shutdown();
+      await manager.shutdown();
       await agent?.close();
       server.stop(true);
       await client.endAsync();

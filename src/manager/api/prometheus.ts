@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import client from "prom-client";
-import { STATE_NAMES } from "../core/states.ts";
+import { STATE_NAMES } from "../../core/states.ts";
 
 // Prometheus metrics of the manager (`GET /metrics`): tasks by state, starts/completions/failures, queue depth,
 // proplets alive, MQTT messages in and out, HTTP request latency.

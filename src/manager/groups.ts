@@ -1,12 +1,15 @@
 import { decide, type GraphTask, groupState, validateDag } from "../core/dag.ts";
-import { badRequest, notFound } from "../core/errors.ts";
+import { invalid, notFound } from "../core/errors.ts";
 import type { Job, JobCreate, WorkflowCreate } from "../core/job.ts";
+import type { Page } from "../core/page.ts";
 import { isTerminal, stateName, TaskState } from "../core/states.ts";
 import { type GroupTask, newTask, type Task, type TaskView, taskView } from "../core/task.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
-import type { ManagerService, PageOut } from "./service.ts";
+import type { Dispatcher } from "./dispatcher.ts";
+import type { ManagerEvents } from "./events.ts";
+import type { Tasks } from "./tasks.ts";
 
 const log = tag("manager");
 
@@ -43,12 +46,14 @@ function summary(tasks: Task[]): GroupView {
   };
 }
 
-export class Coordinator {
+export class Groups {
   constructor(
     private store: Storage,
-    private svc: ManagerService,
+    private tasks: Tasks,
+    private dispatcher: Dispatcher,
+    events: ManagerEvents,
   ) {
-    svc.onFinal = (t) => this.onFinal(t);
+    events.taskFinal.subscribe((t) => this.onFinal(t));
   }
 
   /** Gives every task an id (the client's, else a new one) and checks the graph. */
@@ -56,9 +61,9 @@ export class Coordinator {
     const now = nowIso();
     const ids = input.map((t) => t.id ?? crypto.randomUUID());
     const dup = ids.find((id, i) => ids.indexOf(id) !== i);
-    if (dup) throw badRequest(`tasks: id ${dup} is used twice`);
+    if (dup) throw invalid(`tasks: id ${dup} is used twice`);
     const err = validateDag(input.map((t, i) => ({ id: ids[i]!, depends_on: t.depends_on })));
-    if (err) throw badRequest(`tasks: ${err}`);
+    if (err) throw invalid(`tasks: ${err}`);
     return input.map((t, i) => {
       const { id: _id, ...rest } = t;
       return { ...newTask(ids[i]!, rest, now), ...group };
@@ -75,9 +80,9 @@ export class Coordinator {
       created_at: nowIso(),
     };
     const tasks = this.buildTasks(input.tasks, { job_id: job.id });
-    this.svc.insertTasks(tasks);
+    this.tasks.insert(tasks);
     this.store.jobs.create(job);
-    await this.svc.durable();
+    await this.store.durable();
     log.info(`job ${job.id} created (${job.name}, ${job.execution_mode}, ${tasks.length} tasks)`);
     return this.getJob(job.id);
   }
@@ -101,7 +106,7 @@ export class Coordinator {
     };
   }
 
-  listJobs(offset: number, limit: number, status?: string): PageOut<JobView> {
+  listJobs(offset: number, limit: number, status?: string): Page<JobView> {
     const want = status ? { pending: 0, running: 2, completed: 3, failed: 4 }[status] : undefined;
     const all = this.store.jobs
       .all()
@@ -122,7 +127,7 @@ export class Coordinator {
     for (const [i, g] of graph.entries()) {
       const t = tasks[i]!;
       if (g.depends_on!.length === 0 && (t.state === TaskState.Pending || isTerminal(t.state)))
-        await this.svc.startTask(t.id);
+        await this.dispatcher.start(t.id);
     }
   }
 
@@ -130,7 +135,7 @@ export class Coordinator {
     const job = this.mustJob(id);
     const tasks = this.store.tasks.listByGroup("job", id);
     if (tasks.some((t) => t.state === TaskState.Running || t.state === TaskState.Scheduled))
-      throw badRequest(`job ${id} is already running`);
+      throw invalid(`job ${id} is already running`);
     await this.startRoots(tasks, this.graph(tasks, job));
     return { message: "job started", job_id: id };
   }
@@ -138,14 +143,14 @@ export class Coordinator {
   async stopJob(id: string): Promise<{ message: string; job_id: string }> {
     this.mustJob(id);
     await this.stopGroup(this.store.tasks.listByGroup("job", id), `job ${id} was stopped`);
-    await this.svc.durable();
+    await this.store.durable();
     return { message: "job stopped", job_id: id };
   }
 
   private async stopGroup(tasks: Task[], reason: string): Promise<void> {
     for (const t of tasks) {
-      if (t.state === TaskState.Running) await this.svc.stopTask(t.id).catch(() => {});
-      else this.svc.skipTask(t.id, reason);
+      if (t.state === TaskState.Running) await this.dispatcher.stop(t.id).catch(() => {});
+      else this.dispatcher.skip(t.id, reason);
     }
   }
 
@@ -154,8 +159,8 @@ export class Coordinator {
   async createWorkflow(input: WorkflowCreate): Promise<WorkflowView> {
     const workflowId = input.tasks.find((t) => t.workflow_id)?.workflow_id ?? crypto.randomUUID();
     const tasks = this.buildTasks(input.tasks, { workflow_id: workflowId });
-    this.svc.insertTasks(tasks);
-    await this.svc.durable();
+    this.tasks.insert(tasks);
+    await this.store.durable();
     log.info(`workflow ${workflowId} created (${tasks.length} tasks)`);
     return this.getWorkflow(workflowId);
   }
@@ -170,7 +175,7 @@ export class Coordinator {
     const tasks = this.store.tasks.listByGroup("workflow", id);
     if (tasks.length === 0) throw notFound(`workflow ${id} not found`);
     if (tasks.some((t) => t.state === TaskState.Running || t.state === TaskState.Scheduled))
-      throw badRequest(`workflow ${id} is already running`);
+      throw invalid(`workflow ${id} is already running`);
     await this.startRoots(tasks, this.graph(tasks));
     return { started: true, workflow_id: id };
   }
@@ -196,10 +201,10 @@ export class Coordinator {
 
   private progress(graph: GraphTask[]): void {
     const d = decide(graph);
-    for (const id of d.skip) this.svc.skipTask(id, "its run_if condition is not met");
+    for (const id of d.skip) this.dispatcher.skip(id, "its run_if condition is not met");
     for (const id of d.start) {
-      this.svc
-        .startTask(id)
+      this.dispatcher
+        .start(id)
         .catch((e) => log.warn(`task ${id}: could not start: ${e instanceof Error ? e.message : e}`));
     }
   }

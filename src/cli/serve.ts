@@ -1,12 +1,13 @@
 import { cpus, homedir } from "node:os";
 import { join } from "node:path";
 import { defineCommand } from "citty";
-import { action, env, int, logLevelArg, UsageError } from "../cli/args.ts";
 import { SCHEDULERS, type SchedulerName } from "../core/scheduler.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
-import { parseSeconds } from "../proplet/config.ts";
-import { serve } from "./serve.ts";
+import { action, env, int, logLevelArg, seconds, UsageError } from "./args.ts";
+import { propletEnv } from "./proplet.ts";
+import { chunkSizeFromEnv, registryFromEnv } from "./proxy.ts";
+import { serve } from "./site.ts";
 
 export const serveCommand = defineCommand({
   meta: {
@@ -93,7 +94,7 @@ export const serveCommand = defineCommand({
   run: ({ args }) =>
     action(
       async () => {
-        const interval = parseSeconds("--liveliness-interval", args["liveliness-interval"], 10);
+        const interval = seconds("--liveliness-interval", args["liveliness-interval"], 10);
         const scheduler = args.scheduler as SchedulerName;
         if (!SCHEDULERS.includes(scheduler))
           throw new UsageError(
@@ -109,10 +110,13 @@ export const serveCommand = defineCommand({
           domainId: args["domain-id"],
           channelId: args["channel-id"],
           livelinessInterval: interval,
-          livelinessThreshold: parseSeconds("--liveliness-threshold", args["liveliness-threshold"], interval * 3),
+          livelinessThreshold: seconds("--liveliness-threshold", args["liveliness-threshold"], interval * 3),
           scheduler,
           localMaxTasks: int("local-max-tasks", args["local-max-tasks"], 1, 10_000),
-          proxy: args.proxy,
+          proxy: args.proxy
+            ? { registry: registryFromEnv(args["data-dir"]), chunkSize: chunkSizeFromEnv() }
+            : undefined,
+          localPropletEnv: propletEnv(),
           staleRemovalS: int("stale-proplet-removal", args["stale-proplet-removal"], 0, 10 * 365 * 86400),
         });
         const shutdown = async (sig: string) => {

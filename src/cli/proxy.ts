@@ -2,12 +2,12 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { defineCommand } from "citty";
 import { connectMqtt } from "../broker/client.ts";
-import { action, env, int, logLevelArg } from "../cli/args.ts";
 import { DEFAULT_CHUNK_SIZE } from "../core/oci.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
-import { RegistryClient } from "./registry.ts";
-import { ProxyService } from "./service.ts";
+import { RegistryClient } from "../proxy/registry.ts";
+import { ProxyService } from "../proxy/service.ts";
+import { action, env, int, logLevelArg } from "./args.ts";
 
 /** Registry settings shared by serve's embedded proxy, `propeller proxy`, push and pull. */
 export function registryFromEnv(

@@ -1,0 +1,49 @@
+import { z } from "zod";
+
+// Live events for `GET /events`, `propeller watch` and the console: task state changes, run starts and ends,
+// proplets up and down, metrics samples. The manager emits them; the CLI parses them with the same schema.
+
+const TaskEvent = z.object({
+  type: z.literal("task"),
+  task_id: z.string(),
+  name: z.string(),
+  state: z.number().int(),
+  status: z.string(),
+  proplet_id: z.string().optional(),
+  error: z.string().optional(),
+  at: z.string(),
+});
+
+const RunEvent = z.object({
+  type: z.literal("run"),
+  phase: z.enum(["started", "ended"]),
+  task_id: z.string(),
+  run_id: z.string(),
+  attempt: z.number().int(),
+  proplet_id: z.string().optional(),
+  state: z.number().int().optional(),
+  status: z.string().optional(),
+  error: z.string().optional(),
+  at: z.string(),
+});
+
+const PropletEvent = z.object({
+  type: z.literal("proplet"),
+  proplet_id: z.string(),
+  alive: z.boolean(),
+  at: z.string(),
+});
+
+const MetricsEvent = z.object({
+  type: z.literal("metrics"),
+  kind: z.enum(["proplet", "task"]),
+  proplet_id: z.string(),
+  task_id: z.string().optional(),
+  sample: z.unknown(),
+  at: z.string(),
+});
+
+export const ManagerEvent = z.discriminatedUnion("type", [TaskEvent, RunEvent, PropletEvent, MetricsEvent]);
+export type ManagerEvent = z.infer<typeof ManagerEvent>;
+export type EventType = ManagerEvent["type"];
+export const EVENT_TYPES: EventType[] = ["task", "run", "proplet", "metrics"];

@@ -1,0 +1,57 @@
+import type { Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import { invalid } from "../../core/errors.ts";
+import { EVENT_TYPES, type EventType, type ManagerEvent } from "../../core/events.ts";
+import type { Channel } from "../events.ts";
+
+/** `GET /events`: live events as Server-Sent Events, filtered by `types`, `task_id` and `proplet_id`. */
+export function eventRoutes(app: Hono, live: Channel<ManagerEvent>): void {
+  app.get("/events", (c) => {
+    const typesText = c.req.query("types");
+    const types = typesText
+      ? typesText
+          .split(",")
+          .map((t) => t.trim())
+          .filter(Boolean)
+      : EVENT_TYPES;
+    const unknown = types.filter((t) => !EVENT_TYPES.includes(t as EventType));
+    if (unknown.length) {
+      throw invalid(`types: unknown event type ${unknown.join(", ")} (use ${EVENT_TYPES.join(", ")})`);
+    }
+    const taskId = c.req.query("task_id");
+    const propletId = c.req.query("proplet_id");
+    const wanted = (e: ManagerEvent) =>
+      types.includes(e.type) &&
+      (!taskId || ("task_id" in e && e.task_id === taskId)) &&
+      (!propletId || ("proplet_id" in e && e.proplet_id === propletId));
+    return streamSSE(c, async (stream) => {
+      const queue: ManagerEvent[] = [];
+      let wake: (() => void) | undefined;
+      let open = true;
+      const unsubscribe = live.subscribe((e) => {
+        if (!wanted(e)) return;
+        queue.push(e);
+        wake?.();
+      });
+      stream.onAbort(() => {
+        open = false;
+        unsubscribe();
+        wake?.();
+      });
+      await stream.write(": connected\n\n");
+      while (open) {
+        while (queue.length) {
+          const e = queue.shift()!;
+          await stream.writeSSE({ event: e.type, data: JSON.stringify(e) });
+        }
+        // Wait for the next event; a comment every 5 s keeps idle connections (and Bun's idle timeout) alive.
+        const idle = await new Promise<boolean>((resolve) => {
+          wake = () => resolve(false);
+          setTimeout(() => resolve(true), 5000);
+        });
+        wake = undefined;
+        if (idle && open) await stream.write(": keep-alive\n\n");
+      }
+    });
+  });
+}

@@ -1,0 +1,46 @@
+import type { Hono } from "hono";
+import { invalid } from "../../core/errors.ts";
+import { TaskCreate, TaskUpdate } from "../../core/task.ts";
+import { hasWasmMagic } from "../../core/wasm-binary.ts";
+import type { Tasks } from "../tasks.ts";
+import type { Telemetry } from "../telemetry.ts";
+import { jsonBody, paged } from "./http.ts";
+
+/** `/tasks…`, with upstream's paths and keys. */
+export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry): void {
+  app.post("/tasks", async (c) => {
+    const task = await tasks.create(await jsonBody(c, TaskCreate));
+    c.header("Location", `/tasks/${task.id}`);
+    return c.json(task, 201);
+  });
+  app.get("/tasks", (c) => paged(c, "tasks", (o, l) => tasks.list(o, l)));
+  app.get("/tasks/:id", (c) => c.json(tasks.get(c.req.param("id"))));
+  app.put("/tasks/:id", async (c) => c.json(await tasks.update(c.req.param("id"), await jsonBody(c, TaskUpdate))));
+  app.delete("/tasks/:id", async (c) => {
+    await tasks.delete(c.req.param("id"));
+    return c.body(null, 204);
+  });
+  app.post("/tasks/:id/start", async (c) => c.json(await tasks.start(c.req.param("id"))));
+  app.post("/tasks/:id/stop", async (c) => c.json(await tasks.stop(c.req.param("id"))));
+  app.get("/tasks/:id/results", (c) => c.json(tasks.results(c.req.param("id"))));
+  app.get("/tasks/:id/metrics", (c) => paged(c, "metrics", (o, l) => telemetry.taskMetrics(c.req.param("id"), o, l)));
+  app.get("/tasks/:id/runs", (c) => paged(c, "runs", (o, l) => tasks.runs(c.req.param("id"), o, l)));
+  app.put("/tasks/:id/upload", async (c) => {
+    const id = c.req.param("id");
+    tasks.get(id); // 404 before reading a large body
+    let form: FormData;
+    try {
+      form = await c.req.formData();
+    } catch {
+      throw invalid("expected a multipart/form-data body with a `file` field");
+    }
+    const file = form.get("file");
+    if (!(file instanceof File)) throw invalid("file: is required (multipart field `file` with a .wasm file)");
+    if (!file.name.endsWith(".wasm")) {
+      throw invalid(`file: invalid file extension in ${JSON.stringify(file.name)}, expected .wasm`);
+    }
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    if (!hasWasmMagic(bytes)) throw invalid("file: invalid WASM file: missing magic bytes");
+    return c.json(await tasks.update(id, { file: Buffer.from(bytes).toString("base64") }));
+  });
+}

@@ -1,0 +1,426 @@
+import { conflict, invalid, notFound } from "../core/errors.ts";
+import {
+  type AliveMsg,
+  type CreateMsg,
+  type ResultMsg,
+  type StartMsg,
+  type StopMsg,
+  startMessage,
+} from "../core/messages.ts";
+import type { Proplet } from "../core/proplet.ts";
+import { currentRun } from "../core/run.ts";
+import { place, retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
+import { isTerminal, stateName, TaskState } from "../core/states.ts";
+import type { Task } from "../core/task.ts";
+import { nowIso, ZERO_TIME } from "../core/time.ts";
+import { tag } from "../log.ts";
+import type { Storage } from "../storage/repository.ts";
+import type { ManagerEvents } from "./events.ts";
+import type { PropletRegistry } from "./proplets.ts";
+import { TaskQueue } from "./queue.ts";
+import { Timers } from "./timers.ts";
+
+const log = tag("manager");
+
+// The dispatcher owns a task's way from "start" to its final state: the queue, placement on proplets, runs,
+// timeouts, retries with backoff, results, and settling runs on proplets that went silent. It announces every run
+// start and end, and every final state, on the event seam (events.ts); it calls no other room.
+//
+// A start puts the task in the queue (Scheduled); the queue drains by priority onto alive proplets with a free
+// slot. Every dispatch is a run. A failed run is retried with exponential backoff while retries remain. Tasks on
+// a proplet that is lost, or that stops listing them in its heartbeat, are settled; nothing stays Running forever.
+
+/** The port to the proplets: what the dispatcher publishes. MQTT in `serve`, a recorder in unit tests. */
+export interface ManagerBus {
+  start(msg: StartMsg): Promise<void>;
+  stop(msg: StopMsg): Promise<void>;
+}
+
+/** A heartbeat that omits a task started this long ago means the proplet no longer runs it. */
+const HEARTBEAT_GRACE_MS = 3000;
+/** Extra time the manager gives a proplet to report a timed-out run before settling it itself. */
+const TIMEOUT_GRACE_MS = 5000;
+
+interface RunEnd {
+  results: unknown;
+  error?: string | null;
+  /** No retry, whatever the retries left (a stop, a shutdown). */
+  final?: boolean;
+  state?: number;
+}
+
+export class Dispatcher {
+  /** Queued tasks, kept whole so placing them needs no storage read. */
+  private queue = new TaskQueue();
+  private timers = new Timers();
+  /** Tasks whose stop was sent: their "task stopped" result ends the retry series. */
+  private stopping = new Set<string>();
+  private lastPick: string | undefined;
+  private shuttingDown = false;
+
+  constructor(
+    private store: Storage,
+    private bus: ManagerBus,
+    private proplets: PropletRegistry,
+    private events: ManagerEvents,
+    private scheduler: SchedulerName,
+  ) {}
+
+  get queueDepth(): number {
+    return this.queue.size;
+  }
+
+  /** Rebuilds the queue, retry timers and running sets from storage after a start or a crash. */
+  recover(now = Date.now()): void {
+    // One scan of the unfinished tasks (there is no index on state: it would cost every task update).
+    for (const t of this.store.tasks.listByState([TaskState.Running, TaskState.Scheduled, TaskState.Interrupted])) {
+      if (t.state === TaskState.Running) {
+        if (t.proplet_id) this.proplets.track(t.proplet_id, t.id, true);
+      } else if (t.state === TaskState.Interrupted)
+        this.endRun(t, { error: "interrupted by shutdown", results: t.results });
+      else if (t.retry_at && t.retry_at > now) this.retryLater(t.id, t.retry_at - now);
+      else this.queue.set({ id: t.id, priority: t.priority, queuedAt: t.queued_at ?? now, task: t });
+    }
+    this.drain();
+  }
+
+  private save(t: Task, prevState?: number): void {
+    this.store.tasks.update(t);
+    if (prevState !== undefined && prevState !== t.state) this.events.taskChanged(t);
+  }
+
+  private mustGet(id: string): Task {
+    const t = this.store.tasks.get(id);
+    if (!t) throw notFound(`task ${id} not found`);
+    return t;
+  }
+
+  /** Queues the task; it runs as soon as a proplet has a free slot. */
+  async start(id: string): Promise<{ started: true; state: number; status: string }> {
+    if (this.shuttingDown) throw conflict("the manager is shutting down");
+    const task = this.mustGet(id);
+    if (task.state === TaskState.Running || task.state === TaskState.Scheduled)
+      throw conflict(`task ${id} is already ${stateName(task.state)}`);
+    if (!task.file && !task.image_url) throw invalid(`task ${id} has no module: set file, image_url or upload a .wasm`);
+    if (task.pinned && task.proplet_id && !this.proplets.has(task.proplet_id))
+      throw notFound(`proplet ${task.proplet_id} (pinned by the task) not found`);
+    const unmet = this.unmetDependencies(task);
+    if (unmet.length) throw conflict(`task ${id} has unmet dependencies: waiting for ${unmet.join(", ")}`);
+    const state = this.enqueue({ ...task, attempt: 1, error: undefined, results: undefined });
+    await this.store.durable();
+    return { started: true, state, status: stateName(state) };
+  }
+
+  /** Missing parents, or parents not yet final, mean the task must wait for its job or workflow. */
+  private unmetDependencies(t: Task): string[] {
+    return (t.depends_on ?? []).filter((d) => {
+      const p = this.store.tasks.get(d);
+      return !p || !isTerminal(p.state);
+    });
+  }
+
+  /** Queues the task and tries to place it at once; only a task left waiting is stored as Scheduled. */
+  private enqueue(task: Task): number {
+    const queuedAt = Date.now();
+    const t: Task = {
+      ...task,
+      state: TaskState.Scheduled,
+      queued_at: queuedAt,
+      retry_at: undefined,
+      updated_at: nowIso(),
+    };
+    this.queue.set({ id: t.id, priority: t.priority, queuedAt, task: t });
+    this.drain();
+    if (!this.queue.has(t.id)) return TaskState.Running;
+    this.save(t, task.state);
+    return TaskState.Scheduled;
+  }
+
+  /** A queued task was edited: its place in the queue follows its new priority. */
+  requeue(task: Task): void {
+    const queued = this.queue.get(task.id);
+    if (queued) this.queue.set({ ...queued, priority: task.priority, task });
+  }
+
+  /** The task is being deleted: it leaves the queue and its timers. */
+  forget(id: string): void {
+    this.queue.delete(id);
+    this.timers.clear(id);
+  }
+
+  /** Places queued tasks, highest priority first, while proplets have free slots. */
+  private drain(): void {
+    if (this.queue.size === 0 || this.shuttingDown) return;
+    const cands = this.proplets.candidates(Date.now());
+    if (!cands.some((c) => c.running < c.capacity)) return;
+    for (const q of this.queue.inOrder()) {
+      const task = q.task;
+      const pool = task.pinned && task.proplet_id ? cands.filter((c) => c.id === task.proplet_id) : cands;
+      const chosen = place(this.scheduler, pool, this.lastPick);
+      if (!chosen) {
+        // Strict priority: nothing of lower priority passes a waiting task.
+        if (this.scheduler === "priority") return;
+        continue;
+      }
+      if (!(task.pinned && task.proplet_id)) this.lastPick = chosen.id;
+      chosen.running++;
+      this.queue.delete(q.id);
+      this.dispatch(task, chosen.proplet);
+      if (!cands.some((c) => c.running < c.capacity)) return;
+    }
+  }
+
+  private dispatch(task: Task, proplet: Proplet): void {
+    const now = nowIso();
+    // The current run lives in the task (run_id, attempt, proplet_id, start_time) and is stored as a run record
+    // when it ends: one write per run instead of two.
+    const runId = crypto.randomUUID();
+    const running: Task = {
+      ...task,
+      state: TaskState.Running,
+      proplet_id: proplet.id,
+      run_id: runId,
+      start_time: now,
+      finish_time: ZERO_TIME,
+      updated_at: now,
+      queued_at: undefined,
+      results: undefined,
+    };
+    this.save(running, task.state);
+    this.proplets.track(proplet.id, task.id, true);
+    this.events.runStarted.publish({ task: running, run_id: runId });
+    if (this.events.live.listeners) {
+      const attempt = task.attempt ?? 1;
+      this.events.live.publish({
+        type: "run",
+        phase: "started",
+        task_id: task.id,
+        run_id: runId,
+        attempt,
+        proplet_id: proplet.id,
+        at: now,
+      });
+    }
+    if (task.timeout_s) this.watchTimeout(task.id, runId, task.timeout_s);
+    const msg = startMessage(running, this.parentResults(running));
+    // Running is committed before the proplet hears of the task: a crash in between cannot lose a run.
+    void this.store
+      .durable()
+      .then(() => this.bus.start(msg))
+      .then(() => log.debug(`task ${task.id} run ${runId} started on proplet ${proplet.id}`))
+      .catch((e) => {
+        const t = this.store.tasks.get(task.id);
+        if (t?.run_id === runId && t.state === TaskState.Running) {
+          this.endRun(t, {
+            error: `failed to publish start message: ${e instanceof Error ? e.message : e}`,
+            results: undefined,
+          });
+        }
+      });
+  }
+
+  /** The proplet enforces `timeout_s`; this settles the run if it never reports. */
+  private watchTimeout(id: string, runId: string, timeoutS: number): void {
+    this.timers.set(id, timeoutS * 1000 + TIMEOUT_GRACE_MS, () => {
+      const t = this.store.tasks.get(id);
+      if (t?.state !== TaskState.Running || t.run_id !== runId) return;
+      void this.bus.stop({ id: t.id, broadcast: false, proplet_id: t.proplet_id }).catch(() => {});
+      const error = `task timed out after ${timeoutS}s (no result from proplet ${t.proplet_id})`;
+      this.endRun(t, { error, results: undefined });
+    });
+  }
+
+  private parentResults(t: Task): Record<string, unknown> {
+    const parents: Record<string, unknown> = {};
+    for (const d of t.depends_on ?? []) {
+      const p = this.store.tasks.get(d);
+      if (p?.state === TaskState.Completed && p.results !== undefined && p.results !== null) parents[d] = p.results;
+    }
+    return parents;
+  }
+
+  async stop(id: string): Promise<{ stopped: true }> {
+    const task = this.mustGet(id);
+    if (task.state === TaskState.Scheduled) {
+      // Not on a proplet yet: leave the queue (and any pending retry) and end as stopped.
+      this.forget(id);
+      this.endRun(task, { error: "task stopped before it started", results: undefined, final: true });
+      await this.store.durable();
+      return { stopped: true };
+    }
+    if (task.state !== TaskState.Running) throw conflict(`task ${id} is not running`);
+    const p = task.proplet_id ? this.proplets.get(task.proplet_id) : undefined;
+    if (!p || !this.proplets.alive(p)) {
+      // Nobody would answer the stop: settle it here so the task is not left Running.
+      this.endRun(task, { error: "task stopped (its proplet is not alive)", results: undefined, final: true });
+    } else {
+      this.stopping.add(id); // its "task stopped" result ends the retry series
+      await this.bus.stop({ id, broadcast: false, proplet_id: p.id });
+    }
+    await this.store.durable();
+    log.info(`task ${id} stop requested`);
+    return { stopped: true };
+  }
+
+  /** Marks a not-yet-run task Skipped (its job failed, or its workflow branch is not taken). */
+  skip(id: string, reason: string): void {
+    const t = this.store.tasks.get(id);
+    if (!t || (t.state !== TaskState.Pending && t.state !== TaskState.Scheduled)) return;
+    this.forget(id);
+    const skipped = { ...t, state: TaskState.Skipped, error: reason, updated_at: nowIso() };
+    this.save({ ...skipped, queued_at: undefined, retry_at: undefined }, t.state);
+    log.info(`task ${id} skipped: ${reason}`);
+  }
+
+  /**
+   * Ends the current run. A failure with retries left schedules the next attempt after the backoff; anything
+   * else is final and is announced as such.
+   */
+  private endRun(task: Task, r: RunEnd): void {
+    this.timers.clear(task.id);
+    const now = nowIso();
+    const failed = typeof r.error === "string" && r.error !== "";
+    const error = failed ? (r.error as string) : undefined;
+    const state = r.state ?? (failed ? TaskState.Failed : TaskState.Completed);
+    const wasRunning = task.state === TaskState.Running;
+    if (task.run_id && wasRunning) this.recordRun(task, state, now, r.results, error);
+    if (task.proplet_id && wasRunning) this.proplets.track(task.proplet_id, task.id, false);
+    const attempt = task.attempt ?? 1;
+    if (failed && !r.final && state === TaskState.Failed && attempt <= (task.max_retries ?? 0)) {
+      const delay = retryDelayMs(task.retry_backoff_s ?? 1, attempt);
+      const retryAt = Date.now() + delay;
+      const retry = { ...task, state: TaskState.Scheduled, attempt: attempt + 1, results: r.results, error };
+      this.save({ ...retry, finish_time: now, updated_at: now, retry_at: retryAt }, task.state);
+      log.info(`task ${task.id} attempt ${attempt} failed (${r.error}); retry ${attempt + 1} in ${delay / 1000}s`);
+      this.retryLater(task.id, delay);
+    } else {
+      const done: Task = {
+        ...task,
+        state,
+        results: r.results,
+        error,
+        finish_time: now,
+        updated_at: now,
+        retry_at: undefined,
+      };
+      this.save(done, task.state);
+      if (state === TaskState.Failed) log.info(`task ${task.id} failed: ${done.error}`);
+      else log.debug(`task ${task.id} ${stateName(state)}`);
+      if (isTerminal(state)) this.events.taskFinal.publish(done);
+    }
+    this.drain();
+  }
+
+  /** Stores the run that ended and announces it. */
+  private recordRun(task: Task, state: number, at: string, results: unknown, error: string | undefined): void {
+    const run = {
+      ...currentRun(task),
+      state,
+      status: stateName(state),
+      finished_at: at,
+      results,
+      ...(error ? { error } : {}),
+    };
+    this.store.runs.create(run);
+    this.events.runEnded.publish({ task, run });
+    if (this.events.live.listeners) {
+      this.events.live.publish({
+        type: "run",
+        phase: "ended",
+        task_id: task.id,
+        run_id: run.run_id,
+        attempt: run.attempt,
+        proplet_id: run.proplet_id,
+        state,
+        status: run.status,
+        ...(error ? { error } : {}),
+        at,
+      });
+    }
+  }
+
+  private retryLater(id: string, delayMs: number): void {
+    this.timers.set(id, delayMs, () => {
+      const t = this.store.tasks.get(id);
+      if (t?.state === TaskState.Scheduled && t.retry_at) this.enqueue(t);
+    });
+  }
+
+  /** A proplet's result for the run it is running. */
+  onResult(msg: ResultMsg): void {
+    const task = this.store.tasks.get(msg.task_id);
+    if (!task) {
+      log.warn(`result for unknown task ${msg.task_id} dropped`);
+      return;
+    }
+    if (task.state !== TaskState.Running) {
+      log.debug(`task ${task.id}: result ignored, the task is not running (state ${task.state})`);
+      return;
+    }
+    if (msg.proplet_id && task.proplet_id && msg.proplet_id !== task.proplet_id) {
+      log.warn(`task ${task.id}: result from proplet ${msg.proplet_id} ignored, it runs on ${task.proplet_id}`);
+      return;
+    }
+    this.endRun(task, { results: msg.results, error: msg.error, final: this.stopping.delete(task.id) });
+  }
+
+  /** Discovery: a new or returning proplet may take queued work. */
+  onCreate(msg: CreateMsg): void {
+    const r = this.proplets.onCreate(msg);
+    log.info(`proplet ${msg.proplet_id} ${r.known ? "reconnected" : "registered"} (${r.name})`);
+    this.drain();
+  }
+
+  /** A heartbeat settles the runs the proplet no longer lists; the offline message settles all of them. */
+  onAlive(msg: AliveMsg): void {
+    const r = this.proplets.onAlive(msg);
+    if (!r) return;
+    if (r.offline) {
+      log.info(`proplet ${msg.proplet_id} went offline`);
+      this.settleLost(msg.proplet_id, `proplet lost: ${msg.proplet_id} went offline`);
+      return;
+    }
+    if (r.back) log.info(`proplet ${msg.proplet_id} is back`);
+    // A proplet that lists its tasks tells us which runs it lost (a crash and restart, say).
+    if (msg.tasks) {
+      const reason = `interrupted: proplet ${msg.proplet_id} is no longer running the task`;
+      this.settleLost(msg.proplet_id, reason, new Set(msg.tasks));
+    }
+    if (r.wasDown) this.drain();
+  }
+
+  /** Settles the tasks a proplet no longer runs: "proplet lost", retried where retries remain. */
+  private settleLost(propletId: string, reason: string, keep?: Set<string>): void {
+    const now = Date.now();
+    for (const id of this.proplets.runningTasks(propletId)) {
+      if (keep?.has(id)) continue;
+      const t = this.store.tasks.get(id);
+      if (!t || t.state !== TaskState.Running) {
+        this.proplets.track(propletId, id, false);
+        continue;
+      }
+      if (keep && now - Date.parse(t.start_time) < HEARTBEAT_GRACE_MS) continue; // start may still be in flight
+      log.warn(`task ${id}: ${reason}`);
+      this.endRun(t, { error: reason, results: undefined });
+    }
+  }
+
+  /** Periodic check: proplets whose heartbeats stopped, and the tasks they had. */
+  checkLiveness(): void {
+    const { lost, forgotten } = this.proplets.sweep(Date.now());
+    const silent = this.proplets.staleRemovalMs / 1000;
+    for (const id of forgotten) log.info(`proplet ${id} forgotten: no heartbeat for ${silent}s`);
+    for (const id of lost) this.settleLost(id, `proplet lost: ${id} stopped sending heartbeats`);
+  }
+
+  /** Graceful shutdown: running tasks are stopped and marked Interrupted, as upstream. */
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    this.timers.clearAll();
+    for (const t of this.store.tasks.listByState([TaskState.Running])) {
+      if (t.proplet_id) await this.bus.stop({ id: t.id, broadcast: false, proplet_id: t.proplet_id }).catch(() => {});
+      const interrupted = { error: "interrupted by shutdown", results: undefined, final: true };
+      this.endRun(t, { ...interrupted, state: TaskState.Interrupted });
+    }
+  }
+}

@@ -1,0 +1,72 @@
+import type { SchedulerName } from "../core/scheduler.ts";
+import type { Storage } from "../storage/repository.ts";
+import type { Inbound } from "./bus.ts";
+import { Dispatcher, type ManagerBus } from "./dispatcher.ts";
+import { ManagerEvents } from "./events.ts";
+import { Groups } from "./groups.ts";
+import { PropletRegistry } from "./proplets.ts";
+import { Schedules } from "./schedules.ts";
+import { Tasks } from "./tasks.ts";
+import { Telemetry } from "./telemetry.ts";
+
+// The manager's rooms, wired together once (docs/ARCHITECTURE.md, "The manager's rooms"). This file only builds
+// them and runs their start-up and shutdown in order; every use case lives in its room.
+
+export interface ManagerOptions {
+  /** A proplet whose last heartbeat is older than this is not alive. */
+  livelinessThresholdMs: number;
+  /** A proplet silent for this long (and running nothing) is forgotten; 0 keeps them all. */
+  staleRemovalMs?: number;
+  scheduler: SchedulerName;
+  /** Sees every cron firing as it starts, with the time it was due (for the cron benchmark). */
+  observeFiring?: (id: string, dueAt: number) => void;
+}
+
+export class Manager {
+  readonly events = new ManagerEvents();
+  readonly proplets: PropletRegistry;
+  readonly dispatcher: Dispatcher;
+  readonly schedules: Schedules;
+  readonly tasks: Tasks;
+  readonly groups: Groups;
+  readonly telemetry: Telemetry;
+  /** Proplet messages, by kind, to the room that handles each. */
+  readonly inbound: Inbound;
+
+  constructor(
+    private store: Storage,
+    bus: ManagerBus,
+    opts: ManagerOptions,
+  ) {
+    this.proplets = new PropletRegistry(store, this.events, opts);
+    this.dispatcher = new Dispatcher(store, bus, this.proplets, this.events, opts.scheduler);
+    this.schedules = new Schedules(store, this.dispatcher, this.events, opts.observeFiring);
+    this.tasks = new Tasks(store, this.dispatcher, this.schedules, this.events);
+    this.groups = new Groups(store, this.tasks, this.dispatcher, this.events);
+    this.telemetry = new Telemetry(store, this.proplets, this.events);
+    const d = this.dispatcher;
+    const t = this.telemetry;
+    this.inbound = {
+      create: (m) => d.onCreate(m),
+      alive: (m) => d.onAlive(m),
+      result: (m) => d.onResult(m),
+      propletMetrics: (m) => t.onPropletMetrics(m),
+      taskMetrics: (m) => t.onTaskMetrics(m),
+    };
+  }
+
+  /** Rebuilds in-memory state from storage after a start or a crash, and continues started groups. */
+  recover(): void {
+    this.dispatcher.recover();
+    this.schedules.recover();
+    this.groups.resume();
+  }
+
+  /** Graceful shutdown: no more firings; running tasks are stopped and marked Interrupted; all committed. */
+  async shutdown(): Promise<void> {
+    this.schedules.stop();
+    await this.dispatcher.shutdown();
+    this.proplets.flush();
+    await this.store.durable();
+  }
+}

@@ -1,0 +1,119 @@
+import { conflict, invalid, notFound } from "../core/errors.ts";
+import type { Page } from "../core/page.ts";
+import { currentRun, type Run } from "../core/run.ts";
+import { TaskState } from "../core/states.ts";
+import {
+  applyUpdate,
+  newTask,
+  type Task,
+  type TaskCreate,
+  type TaskUpdate,
+  type TaskView,
+  taskView,
+} from "../core/task.ts";
+import { nowIso, ZERO_TIME } from "../core/time.ts";
+import { tag } from "../log.ts";
+import type { Storage } from "../storage/repository.ts";
+import type { Dispatcher } from "./dispatcher.ts";
+import type { ManagerEvents } from "./events.ts";
+import type { Schedules } from "./schedules.ts";
+
+const log = tag("manager");
+
+// Task CRUD: create, read, list, update and delete, and the task's runs. Starting and stopping are the
+// dispatcher's; a task with a schedule is armed by the schedules room.
+
+export class Tasks {
+  constructor(
+    private store: Storage,
+    private dispatcher: Dispatcher,
+    private schedules: Schedules,
+    private events: ManagerEvents,
+  ) {}
+
+  async create(input: TaskCreate): Promise<TaskView> {
+    const created = newTask(crypto.randomUUID(), input, nowIso());
+    this.store.tasks.create(created);
+    const task = this.schedules.arm(created);
+    await this.store.durable();
+    this.events.taskChanged(task);
+    log.debug(`task ${task.id} created (${task.name})`);
+    return taskView(task);
+  }
+
+  /** Inserts the tasks of a job or workflow as they are (ids and depends_on already resolved); not committed. */
+  insert(tasks: Task[]): void {
+    for (const t of tasks) {
+      if (this.store.tasks.get(t.id)) throw conflict(`task id ${t.id} already exists`);
+    }
+    for (const t of tasks) {
+      this.store.tasks.create(t);
+      this.schedules.arm(t);
+    }
+  }
+
+  private mustGet(id: string): Task {
+    const t = this.store.tasks.get(id);
+    if (!t) throw notFound(`task ${id} not found`);
+    return t;
+  }
+
+  get(id: string): TaskView {
+    return taskView(this.mustGet(id));
+  }
+
+  results(id: string): { results: unknown } {
+    return { results: this.mustGet(id).results ?? null };
+  }
+
+  list(offset: number, limit: number): Page<TaskView> {
+    const r = this.store.tasks.list(offset, limit);
+    return { offset, limit, total: r.total, items: r.items.map(taskView) };
+  }
+
+  runs(id: string, offset: number, limit: number): Page<Run> {
+    const task = this.mustGet(id);
+    // A running task's current run is not stored yet: it leads the list.
+    const live = task.state === TaskState.Running && task.run_id ? [currentRun(task)] : [];
+    const r = this.store.runs.listByTask(id, Math.max(0, offset - live.length), limit);
+    const items = [...live.slice(offset), ...r.items].slice(0, limit);
+    return { offset, limit, total: r.total + live.length, items };
+  }
+
+  async update(id: string, patch: TaskUpdate): Promise<TaskView> {
+    const task = this.mustGet(id);
+    if (task.state === TaskState.Running && (patch.file !== undefined || patch.image_url !== undefined)) {
+      throw conflict(`task ${id} is running: stop it before changing its module`);
+    }
+    const next = applyUpdate(task, patch, nowIso());
+    if (next.broadcast && next.pinned) throw invalid("proplet_id: broadcast and proplet_id are mutually exclusive");
+    const scheduleChanged = patch.schedule !== undefined || patch.timezone !== undefined;
+    if (scheduleChanged) {
+      next.next_run = ZERO_TIME;
+      if (!next.schedule) this.schedules.remove(id);
+    }
+    this.store.tasks.update(next, patch.file !== undefined);
+    const stored = scheduleChanged ? this.schedules.arm(next) : next;
+    this.dispatcher.requeue(stored);
+    await this.store.durable();
+    return taskView(stored);
+  }
+
+  async delete(id: string): Promise<void> {
+    const task = this.mustGet(id);
+    if (task.state === TaskState.Running) await this.dispatcher.stop(id);
+    this.dispatcher.forget(id);
+    this.schedules.remove(id);
+    this.store.tasks.delete(id);
+    await this.store.durable();
+    log.info(`task ${id} deleted`);
+  }
+
+  start(id: string): Promise<{ started: true; state: number; status: string }> {
+    return this.dispatcher.start(id);
+  }
+
+  stop(id: string): Promise<{ stopped: true }> {
+    return this.dispatcher.stop(id);
+  }
+}
