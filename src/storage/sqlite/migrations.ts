@@ -1,0 +1,44 @@
+import type { Database } from "bun:sqlite";
+
+// Versioned schema changes, applied in order on open and recorded in schema_migrations. A migration is never
+// edited once released: a change is a new entry at the end.
+
+export const MIGRATIONS = [
+  `CREATE TABLE tasks (
+     id TEXT PRIMARY KEY,
+     state INTEGER NOT NULL,
+     created_at TEXT NOT NULL,
+     doc TEXT NOT NULL,
+     file TEXT
+   )`,
+  `CREATE INDEX tasks_created ON tasks(created_at DESC, id DESC)`,
+  `CREATE INDEX tasks_state ON tasks(state)`,
+  `CREATE TABLE proplets (id TEXT PRIMARY KEY, doc TEXT NOT NULL)`,
+  `ALTER TABLE tasks ADD COLUMN job_id TEXT`,
+  `ALTER TABLE tasks ADD COLUMN workflow_id TEXT`,
+  `ALTER TABLE tasks ADD COLUMN scheduled INTEGER NOT NULL DEFAULT 0`,
+  `UPDATE tasks SET job_id = json_extract(doc, '$.job_id'), workflow_id = json_extract(doc, '$.workflow_id'),
+     scheduled = coalesce(json_extract(doc, '$.schedule'), '') != ''`,
+  `CREATE INDEX tasks_job ON tasks(job_id) WHERE job_id IS NOT NULL`,
+  `CREATE INDEX tasks_workflow ON tasks(workflow_id) WHERE workflow_id IS NOT NULL`,
+  `CREATE INDEX tasks_scheduled ON tasks(scheduled) WHERE scheduled = 1`,
+  // Runs are found through their task: no index on the random run id, which would cost a B-tree insert each.
+  `CREATE TABLE runs (task_id TEXT NOT NULL, run_id TEXT NOT NULL, started_at TEXT NOT NULL, doc TEXT NOT NULL)`,
+  `CREATE INDEX runs_task ON runs(task_id, started_at DESC)`,
+  // The state index changed on every task update and served only start-up scans.
+  `DROP INDEX tasks_state`,
+  `CREATE TABLE jobs (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, doc TEXT NOT NULL)`,
+  `CREATE TABLE metrics (kind TEXT NOT NULL, owner TEXT NOT NULL, at TEXT NOT NULL, doc TEXT NOT NULL)`,
+  `CREATE INDEX metrics_owner ON metrics(kind, owner, at DESC)`,
+];
+
+export function migrate(db: Database): void {
+  db.run("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)");
+  const done = db.query<{ v: number | null }, []>("SELECT max(version) AS v FROM schema_migrations").get()?.v ?? 0;
+  db.transaction(() => {
+    for (let i = done; i < MIGRATIONS.length; i++) {
+      db.run(MIGRATIONS[i]!);
+      db.run("INSERT INTO schema_migrations (version) VALUES (?)", [i + 1]);
+    }
+  })();
+}

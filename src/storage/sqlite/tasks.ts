@@ -1,0 +1,114 @@
+import type { Database, Statement } from "bun:sqlite";
+import { Task } from "../../core/task.ts";
+import type { ListResult, TaskRepository } from "../repository.ts";
+import type { Batch } from "./batch.ts";
+import { readDoc } from "./doc.ts";
+
+// A task is one JSON document plus the columns we filter and sort on; the module bytes live in their own column
+// so listing never reads them.
+
+type TaskRow = { doc: string; file: string | null };
+
+export class SqliteTasks implements TaskRepository {
+  private insertQ: Statement;
+  private getQ: Statement<TaskRow, [string]>;
+  private updateQ: Statement;
+  private updateFileQ: Statement;
+  private deleteQ: Statement;
+  private countQ: Statement<{ n: number }, []>;
+  private listQ: Statement<TaskRow, [number, number]>;
+
+  constructor(
+    private db: Database,
+    private batch: Batch,
+  ) {
+    this.insertQ = db.query(
+      "INSERT INTO tasks (id, state, created_at, doc, file, job_id, workflow_id, scheduled) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    this.getQ = db.query("SELECT doc, file FROM tasks WHERE id = ?");
+    this.updateQ = db.query("UPDATE tasks SET state = ?, doc = ?, scheduled = ? WHERE id = ?");
+    this.updateFileQ = db.query("UPDATE tasks SET file = ? WHERE id = ?");
+    this.deleteQ = db.query("DELETE FROM tasks WHERE id = ?");
+    this.countQ = db.query("SELECT count(*) AS n FROM tasks");
+    this.listQ = db.query("SELECT doc, NULL AS file FROM tasks ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
+  }
+
+  private static split(t: Task): [string, string | null] {
+    const { file, ...rest } = t;
+    return [JSON.stringify(rest), file ?? null];
+  }
+
+  private static join(row: TaskRow): Task {
+    const t = readDoc(Task, row.doc, "task");
+    if (row.file) t.file = row.file;
+    return t;
+  }
+
+  create(task: Task): void {
+    this.batch.begin();
+    const [doc, file] = SqliteTasks.split(task);
+    this.insertQ.run(
+      task.id,
+      task.state,
+      task.created_at,
+      doc,
+      file,
+      task.job_id ?? null,
+      task.workflow_id ?? null,
+      task.schedule ? 1 : 0,
+    );
+  }
+  get(id: string): Task | undefined {
+    const row = this.getQ.get(id);
+    return row ? SqliteTasks.join(row) : undefined;
+  }
+  update(task: Task, withFile = false): void {
+    this.batch.begin();
+    const [doc, file] = SqliteTasks.split(task);
+    this.updateQ.run(task.state, doc, task.schedule ? 1 : 0, task.id);
+    // The module can be megabytes: rewrite it only when it changed, not on every state change.
+    if (withFile) this.updateFileQ.run(file, task.id);
+  }
+  delete(id: string): boolean {
+    this.batch.begin();
+    return this.deleteQ.run(id).changes > 0;
+  }
+  list(offset: number, limit: number): ListResult<Task> {
+    return { total: this.countQ.get()!.n, items: this.listQ.all(limit, offset).map(SqliteTasks.join) };
+  }
+  listByState(states: number[]): Task[] {
+    const marks = states.map(() => "?").join(",");
+    return this.db
+      .query<TaskRow, number[]>(`SELECT doc, file FROM tasks WHERE state IN (${marks})`)
+      .all(...states)
+      .map(SqliteTasks.join);
+  }
+  listByGroup(kind: "job" | "workflow", id: string): Task[] {
+    const col = kind === "job" ? "job_id" : "workflow_id";
+    return this.db
+      .query<TaskRow, [string]>(`SELECT doc, file FROM tasks WHERE ${col} = ? ORDER BY rowid`)
+      .all(id)
+      .map(SqliteTasks.join);
+  }
+  groupIds(kind: "job" | "workflow"): string[] {
+    const col = kind === "job" ? "job_id" : "workflow_id";
+    return this.db
+      .query<{ id: string }, []>(`SELECT DISTINCT ${col} AS id FROM tasks WHERE ${col} IS NOT NULL`)
+      .all()
+      .map((r) => r.id);
+  }
+  countByState(): Record<number, number> {
+    const out: Record<number, number> = {};
+    for (const r of this.db
+      .query<{ state: number; n: number }, []>("SELECT state, count(*) AS n FROM tasks GROUP BY state")
+      .all())
+      out[r.state] = r.n;
+    return out;
+  }
+  listScheduled(): Task[] {
+    return this.db
+      .query<TaskRow, []>("SELECT doc, NULL AS file FROM tasks WHERE scheduled = 1")
+      .all()
+      .map(SqliteTasks.join);
+  }
+}
