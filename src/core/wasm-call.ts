@@ -95,6 +95,12 @@ export interface RuntimeOptions {
   invoke?: string;
 }
 
+/** The options back as flags in wasmtime's spelling, for a runtime in another process (`--invoke` apart). */
+export function formatRuntimeOptions(o: RuntimeOptions): string[] {
+  const dirs = o.dirs.map((d) => `--dir=${d.host}::${d.guest}`);
+  return [...dirs, ...Object.entries(o.env).map(([k, v]) => `--env=${k}=${v}`)];
+}
+
 /** Parses `cli_args` as wasmtime runtime options. Unknown options are an error, not ignored. */
 export function parseRuntimeOptions(cliArgs: readonly string[] | undefined): RuntimeOptions | string {
   const opts: RuntimeOptions = { dirs: [], env: {} };

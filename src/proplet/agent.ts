@@ -4,21 +4,19 @@ import { connectMqtt, publishJson } from "../broker/client.ts";
 import { decode, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
 import { RegistryServerMsg } from "../core/oci.ts";
 import { topics } from "../core/topics.ts";
-import { chooseEntry, parseRuntimeOptions } from "../core/wasm-call.ts";
-import { inspect } from "../core/wasm-info.ts";
+import { parseRuntimeOptions } from "../core/wasm-call.ts";
 import { tag } from "../log.ts";
 import { ChunkAssembler } from "./chunks.ts";
-import { aggregate, ProcSampler, PropletSampler, profileFor, type TaskSample } from "./monitor.ts";
-import { PropletPrometheus } from "./prometheus.ts";
-import { HostRuntime } from "./runtime/host.ts";
-
-const log = tag("proplet");
-
 import type { PropletConfig } from "./config.ts";
 import { fetchModule } from "./fetch.ts";
 import { discoveryMetadata } from "./metadata.ts";
+import { aggregate, ProcSampler, PropletSampler, profileFor, type TaskSample } from "./monitor.ts";
+import { PropletPrometheus } from "./prometheus.ts";
+import { HostRuntime } from "./runtime/host.ts";
 import { ModuleCache } from "./runtime/modules.ts";
 import { type Running, WorkerPool } from "./runtime/pool.ts";
+
+const log = tag("proplet");
 
 // The proplet: announces itself, heartbeats, runs the tasks addressed to it and reports their results.
 // Heartbeats run on this thread while every task runs on a pool worker, so a busy task never delays them.
@@ -171,16 +169,10 @@ export class PropletAgent {
       const env = { PROPLET_ID: this.id, ...msg.env };
       const timeoutMs = (msg.timeout_s ?? 0) * 1000;
       log.info(`task ${msg.id} running (${msg.name})`);
+      const req = { name: msg.name, inputs: msg.inputs ?? [], env, options, timeoutMs };
       const run = this.host
-        ? this.runOnHost(msg.id, bytes, msg, env, timeoutMs)
-        : this.pool.run({
-            compiled: this.modules.load(bytes),
-            name: msg.name,
-            inputs: msg.inputs ?? [],
-            env,
-            options,
-            timeoutMs,
-          });
+        ? this.host.run(msg.id, { ...req, bytes })
+        : this.pool.run({ ...req, compiled: this.modules.load(bytes) });
       this.running.set(msg.id, run);
       this.prom?.started.inc();
       const monitor = this.monitorTask(msg, run);
@@ -239,29 +231,6 @@ export class PropletAgent {
       };
       this.client.publish(this.t.taskMetrics, JSON.stringify(payload), { qos: 0 });
     }, profile.intervalS * 1000);
-  }
-
-  private runOnHost(
-    id: string,
-    bytes: Uint8Array,
-    msg: StartMsg,
-    env: Record<string, string>,
-    timeoutMs: number,
-  ): Running {
-    const info = inspect(bytes);
-    const entry = chooseEntry(info.functions, msg.name);
-    const invoke = typeof entry !== "string" && entry.kind === "call" ? entry.export : undefined;
-    const sha256 = new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
-    return this.host!.run(id, {
-      bytes,
-      sha256,
-      invoke,
-      argv0: msg.name,
-      inputs: msg.inputs ?? [],
-      env,
-      cliArgs: msg.cli_args ?? [],
-      timeoutMs,
-    });
   }
 
   private onChunk(payload: Buffer): void {

@@ -10,28 +10,23 @@ import {
   WASI,
   WASIProcExit,
 } from "@bjorn3/browser_wasi_shim";
-import { chooseEntry, formatResult, parseArgs, type RuntimeOptions } from "../../core/wasm-call.ts";
+import { chooseEntry, formatResult, parseArgs } from "../../core/wasm-call.ts";
 import type { Signature } from "../../core/wasm-info.ts";
 import { INTERRUPT_MODULE, INTERRUPT_NAME } from "../../core/wasm-instrument.ts";
+import type { RunRequest } from "./protocol.ts";
 
 // Runs one task's module (already instrumented and compiled) to completion. Used inside a pool worker and by
 // `propeller wasm run`. WASI comes from @bjorn3/browser_wasi_shim: Bun's node:wasi exits the whole host on
 // proc_exit and ignores stdout capture (DESIGN "Measured traps").
 
-export interface ExecRequest {
+export interface ExecRequest extends RunRequest {
   module: WebAssembly.Module;
   functions: Map<string, Signature>;
-  name: string;
-  inputs: string[];
-  env: Record<string, string>;
-  options: RuntimeOptions;
   /**
    * Int32 slots shared with the owner: [0] set to 1 to stop the task; written here for task metrics: [1] linear
    * memory pages, [2] this thread's CPU time in clock ticks (when the stop flag has room for it).
    */
   stopFlag: Int32Array;
-  /** Run time limit in ms, or 0 for none. */
-  timeoutMs: number;
   /** Cap on captured stdout and stderr, each. */
   outputLimit: number;
   /**
@@ -121,7 +116,8 @@ export function execute(req: ExecRequest): ExecResult {
   const entry = chooseEntry(req.functions, req.name, req.options.invoke);
   if (typeof entry === "string") return { ok: false, result: "", error: entry };
 
-  const deadline = req.timeoutMs > 0 ? Date.now() + req.timeoutMs : 0;
+  const timeoutMs = req.timeoutMs ?? 0;
+  const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : 0;
   let memory: WebAssembly.Memory | undefined;
   let cpuReadAt = 0;
   const checkStop = () => {
@@ -137,7 +133,7 @@ export function execute(req: ExecRequest): ExecResult {
     if (Atomics.load(req.stopFlag, 0) !== 0) throw new Interrupted("task stopped");
     if (req.parentPid !== undefined && process.ppid !== req.parentPid)
       throw new Interrupted("the proplet that started this task is gone");
-    if (deadline && Date.now() > deadline) throw new Interrupted(`task timed out after ${req.timeoutMs / 1000}s`);
+    if (deadline && Date.now() > deadline) throw new Interrupted(`task timed out after ${timeoutMs / 1000}s`);
   };
   const stdout = new Capture(req.outputLimit);
   const stderr = new Capture(req.outputLimit);

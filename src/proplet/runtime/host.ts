@@ -1,29 +1,31 @@
 import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { sha256Hex } from "../../core/digest.ts";
+import { chooseEntry, formatRuntimeOptions } from "../../core/wasm-call.ts";
+import { inspect } from "../../core/wasm-info.ts";
 import type { ExecResult } from "./execute.ts";
 import type { Running } from "./pool.ts";
+import { OUTPUT_LIMIT, type RunRequest } from "./protocol.ts";
 
 // Host runtime: each task is a child process — by default this same executable's `propeller wasm run`, so
 // process isolation needs nothing else installed; or an external CLI such as wasmtime, with upstream's argument
 // order. Result = stdout; a non-zero exit fails with the code and stderr; stop = SIGKILL. Both pipes are read
 // while the child runs, so a large output cannot deadlock it.
 
-export interface HostSpec {
+export interface HostSpec extends RunRequest {
+  /** The module as it came: the child compiles it itself. */
   bytes: Uint8Array;
+}
+
+/** The child's command line for one run: the export it calls, a command's argv[0], and the runtime options. */
+interface HostArgs {
   sha256: string;
   /** Export to call (`--invoke`), for a core module whose export the task names. */
   invoke?: string;
-  /** A command's argv[0]: the task name, as in the in-process runtime. */
-  argv0: string;
-  inputs: string[];
-  env: Record<string, string>;
-  /** Runtime options from cli_args, passed through. */
+  /** Runtime options in wasmtime's spelling (`--dir=HOST::GUEST`, `--env=K=V`). */
   cliArgs: string[];
-  timeoutMs?: number;
 }
-
-const OUTPUT_LIMIT = 8 << 20;
 
 /** The command that runs `propeller wasm run` with this very program. */
 export function selfCommand(): string[] {
@@ -56,9 +58,9 @@ export class HostRuntime {
     return this.external ?? "propeller-host";
   }
 
-  private file(spec: HostSpec): string {
+  private file(spec: HostSpec, sha256: string): string {
     // Modules are written once per content: the name is the digest.
-    const path = join(this.dir, `${spec.sha256}.wasm`);
+    const path = join(this.dir, `${sha256}.wasm`);
     if (!existsSync(path)) {
       writeFileSync(`${path}.tmp`, spec.bytes);
       renameSync(`${path}.tmp`, path);
@@ -66,26 +68,24 @@ export class HostRuntime {
     return path;
   }
 
-  private argv(spec: HostSpec, file: string): string[] {
-    const invoke = spec.invoke ? ["--invoke", spec.invoke] : [];
+  /** What the child is told: the entry chosen as the in-process runtime would, and the options as flags. */
+  private args(spec: HostSpec): HostArgs {
+    const entry = chooseEntry(inspect(spec.bytes).functions, spec.name, spec.options.invoke);
+    const invoke = typeof entry !== "string" && entry.kind === "call" ? entry.export : undefined;
+    return { sha256: sha256Hex(spec.bytes), invoke, cliArgs: formatRuntimeOptions(spec.options) };
+  }
+
+  private argv(spec: HostSpec, a: HostArgs, file: string): string[] {
+    const invoke = a.invoke ? ["--invoke", a.invoke] : [];
     const env = Object.entries(spec.env).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
-    if (this.external) return [this.external, "run", ...invoke, ...spec.cliArgs, ...env, file, ...spec.inputs];
-    return [
-      ...selfCommand(),
-      file,
-      ...invoke,
-      "--argv0",
-      spec.argv0,
-      "--exit-with-parent",
-      ...spec.cliArgs,
-      ...env,
-      "--",
-      ...spec.inputs,
-    ];
+    if (this.external) return [this.external, "run", ...invoke, ...a.cliArgs, ...env, file, ...spec.inputs];
+    const self = [...selfCommand(), file, ...invoke, "--argv0", spec.name, "--exit-with-parent"];
+    return [...self, ...a.cliArgs, ...env, "--", ...spec.inputs];
   }
 
   run(taskId: string, spec: HostSpec): Running {
-    const proc = Bun.spawn(this.argv(spec, this.file(spec)), {
+    const a = this.args(spec);
+    const proc = Bun.spawn(this.argv(spec, a, this.file(spec, a.sha256)), {
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",

@@ -1,19 +1,20 @@
-import type { RuntimeOptions } from "../../core/wasm-call.ts";
 import type { ExecResult } from "./execute.ts";
 import type { Compiled } from "./modules.ts";
-import { MAX_MODULES, type WorkerInit, type WorkerReply, type WorkerRequest } from "./protocol.ts";
+import {
+  MAX_MODULES,
+  OUTPUT_LIMIT,
+  type RunRequest,
+  type WorkerInit,
+  type WorkerReply,
+  type WorkerRequest,
+} from "./protocol.ts";
 
 // A warm pool of worker threads, one task per worker at a time. A stop sets the worker's shared flag, which the
 // injected interrupt check reads; if the worker still has not answered after the grace period (stuck outside
 // Wasm), it is terminated and replaced.
 
-export interface RunSpec {
+export interface RunSpec extends RunRequest {
   compiled: Compiled;
-  name: string;
-  inputs: string[];
-  env: Record<string, string>;
-  options: RuntimeOptions;
-  timeoutMs?: number;
 }
 
 export interface Running {
@@ -28,7 +29,6 @@ export interface Running {
 }
 
 const STOP_GRACE_MS = 1000;
-const OUTPUT_LIMIT = 8 << 20;
 
 interface Slot {
   worker: Worker;

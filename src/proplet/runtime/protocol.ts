@@ -2,6 +2,23 @@ import type { RuntimeOptions } from "../../core/wasm-call.ts";
 import type { Signature } from "../../core/wasm-info.ts";
 import type { ExecResult } from "./execute.ts";
 
+/**
+ * One run, as every runtime takes it: the pool, its worker, `propeller wasm run` and the host runtime each add
+ * only what their transport needs (a compiled module, a sequence number, the bytes to write to a file).
+ */
+export interface RunRequest {
+  /** The export to call (else `_start`, `main`, `run`); a command's argv[0]. */
+  name: string;
+  inputs: string[];
+  env: Record<string, string>;
+  options: RuntimeOptions;
+  /** Run time limit in ms; 0 or absent: none. */
+  timeoutMs?: number;
+}
+
+/** Cap on a run's captured stdout and stderr, each. */
+export const OUTPUT_LIMIT = 8 << 20;
+
 /** Modules a worker keeps; the pool mirrors the same bound to know what a worker holds. */
 export const MAX_MODULES = 64;
 
@@ -11,16 +28,11 @@ export interface WorkerInit {
 }
 
 /** A task for a worker. */
-export interface WorkerRequest {
+export interface WorkerRequest extends RunRequest {
   seq: number;
   sha256: string;
   /** Sent only the first time this worker sees the module: cloning it on every run costs the main thread. */
   compiled?: { module: WebAssembly.Module; functions: Map<string, Signature> };
-  name: string;
-  inputs: string[];
-  env: Record<string, string>;
-  options: RuntimeOptions;
-  timeoutMs: number;
   outputLimit: number;
 }
 
