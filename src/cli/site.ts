@@ -89,7 +89,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   manager.recover();
   // Settles tasks on proplets whose heartbeats stopped; a fraction of the threshold keeps detection prompt.
   const liveness = setInterval(
-    () => manager.dispatcher.checkLiveness(),
+    () => manager.liveness.check(),
     Math.max(250, Math.min(o.livelinessThreshold * 1000, 5000) / 4),
   );
 

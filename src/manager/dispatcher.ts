@@ -1,23 +1,16 @@
 import { conflict, invalid, notFound } from "../core/errors.ts";
-import {
-  type AliveMsg,
-  type CreateMsg,
-  type ResultMsg,
-  type StartMsg,
-  type StopMsg,
-  startMessage,
-} from "../core/messages.ts";
+import { type ResultMsg, type StartMsg, type StopMsg, startMessage } from "../core/messages.ts";
 import type { Proplet } from "../core/proplet.ts";
 import { currentRun } from "../core/run.ts";
-import { place, retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
+import { retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
 import { isTerminal, stateName, TaskState } from "../core/states.ts";
 import type { Task } from "../core/task.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
 import type { ManagerEvents } from "./events.ts";
+import { Placement } from "./placement.ts";
 import type { PropletRegistry } from "./proplets.ts";
-import { TaskQueue } from "./queue.ts";
 import { Timers } from "./timers.ts";
 
 const log = tag("manager");
@@ -50,12 +43,10 @@ interface RunEnd {
 }
 
 export class Dispatcher {
-  /** Queued tasks, kept whole so placing them needs no storage read. */
-  private queue = new TaskQueue();
+  private placement: Placement;
   private timers = new Timers();
   /** Tasks whose stop was sent: their "task stopped" result ends the retry series. */
   private stopping = new Set<string>();
-  private lastPick: string | undefined;
   private shuttingDown = false;
 
   constructor(
@@ -63,11 +54,13 @@ export class Dispatcher {
     private bus: ManagerBus,
     private proplets: PropletRegistry,
     private events: ManagerEvents,
-    private scheduler: SchedulerName,
-  ) {}
+    scheduler: SchedulerName,
+  ) {
+    this.placement = new Placement(scheduler);
+  }
 
   get queueDepth(): number {
-    return this.queue.size;
+    return this.placement.size;
   }
 
   /** Rebuilds the queue, retry timers and running sets from storage after a start or a crash. */
@@ -79,7 +72,7 @@ export class Dispatcher {
       } else if (t.state === TaskState.Interrupted)
         this.endRun(t, { error: "interrupted by shutdown", results: t.results });
       else if (t.retry_at && t.retry_at > now) this.retryLater(t.id, t.retry_at - now);
-      else this.queue.set({ id: t.id, priority: t.priority, queuedAt: t.queued_at ?? now, task: t });
+      else this.placement.add(t, t.queued_at ?? now);
     }
     this.drain();
   }
@@ -129,45 +122,28 @@ export class Dispatcher {
       retry_at: undefined,
       updated_at: nowIso(),
     };
-    this.queue.set({ id: t.id, priority: t.priority, queuedAt, task: t });
+    this.placement.add(t, queuedAt);
     this.drain();
-    if (!this.queue.has(t.id)) return TaskState.Running;
+    if (!this.placement.has(t.id)) return TaskState.Running;
     this.save(t, task.state);
     return TaskState.Scheduled;
   }
 
   /** A queued task was edited: its place in the queue follows its new priority. */
   requeue(task: Task): void {
-    const queued = this.queue.get(task.id);
-    if (queued) this.queue.set({ ...queued, priority: task.priority, task });
+    this.placement.update(task);
   }
 
   /** The task is being deleted: it leaves the queue and its timers. */
   forget(id: string): void {
-    this.queue.delete(id);
+    this.placement.delete(id);
     this.timers.clear(id);
   }
 
-  /** Places queued tasks, highest priority first, while proplets have free slots. */
-  private drain(): void {
-    if (this.queue.size === 0 || this.shuttingDown) return;
-    const cands = this.proplets.candidates(Date.now());
-    if (!cands.some((c) => c.running < c.capacity)) return;
-    for (const q of this.queue.inOrder()) {
-      const task = q.task;
-      const pool = task.pinned && task.proplet_id ? cands.filter((c) => c.id === task.proplet_id) : cands;
-      const chosen = place(this.scheduler, pool, this.lastPick);
-      if (!chosen) {
-        // Strict priority: nothing of lower priority passes a waiting task.
-        if (this.scheduler === "priority") return;
-        continue;
-      }
-      if (!(task.pinned && task.proplet_id)) this.lastPick = chosen.id;
-      chosen.running++;
-      this.queue.delete(q.id);
-      this.dispatch(task, chosen.proplet);
-      if (!cands.some((c) => c.running < c.capacity)) return;
-    }
+  /** Places queued tasks on proplets with free slots (none while shutting down). */
+  drain(): void {
+    if (this.placement.size === 0 || this.shuttingDown) return;
+    this.placement.drain(this.proplets.candidates(Date.now()), (task, proplet) => this.dispatch(task, proplet));
   }
 
   private dispatch(task: Task, proplet: Proplet): void {
@@ -188,19 +164,7 @@ export class Dispatcher {
     };
     this.save(running, task.state);
     this.proplets.track(proplet.id, task.id, true);
-    this.events.runStarted.publish({ task: running, run_id: runId });
-    if (this.events.live.listeners) {
-      const attempt = task.attempt ?? 1;
-      this.events.live.publish({
-        type: "run",
-        phase: "started",
-        task_id: task.id,
-        run_id: runId,
-        attempt,
-        proplet_id: proplet.id,
-        at: now,
-      });
-    }
+    this.events.runStart(running, runId, now);
     if (task.timeout_s) this.watchTimeout(task.id, runId, task.timeout_s);
     const msg = startMessage(running, this.parentResults(running));
     // Running is committed before the proplet hears of the task: a crash in between cannot lose a run.
@@ -322,21 +286,7 @@ export class Dispatcher {
       ...(error ? { error } : {}),
     };
     this.store.runs.create(run);
-    this.events.runEnded.publish({ task, run });
-    if (this.events.live.listeners) {
-      this.events.live.publish({
-        type: "run",
-        phase: "ended",
-        task_id: task.id,
-        run_id: run.run_id,
-        attempt: run.attempt,
-        proplet_id: run.proplet_id,
-        state,
-        status: run.status,
-        ...(error ? { error } : {}),
-        at,
-      });
-    }
+    this.events.runEnd(task, run);
   }
 
   private retryLater(id: string, delayMs: number): void {
@@ -364,33 +314,11 @@ export class Dispatcher {
     this.endRun(task, { results: msg.results, error: msg.error, final: this.stopping.delete(task.id) });
   }
 
-  /** Discovery: a new or returning proplet may take queued work. */
-  onCreate(msg: CreateMsg): void {
-    const r = this.proplets.onCreate(msg);
-    log.info(`proplet ${msg.proplet_id} ${r.known ? "reconnected" : "registered"} (${r.name})`);
-    this.drain();
-  }
-
-  /** A heartbeat settles the runs the proplet no longer lists; the offline message settles all of them. */
-  onAlive(msg: AliveMsg): void {
-    const r = this.proplets.onAlive(msg);
-    if (!r) return;
-    if (r.offline) {
-      log.info(`proplet ${msg.proplet_id} went offline`);
-      this.settleLost(msg.proplet_id, `proplet lost: ${msg.proplet_id} went offline`);
-      return;
-    }
-    if (r.back) log.info(`proplet ${msg.proplet_id} is back`);
-    // A proplet that lists its tasks tells us which runs it lost (a crash and restart, say).
-    if (msg.tasks) {
-      const reason = `interrupted: proplet ${msg.proplet_id} is no longer running the task`;
-      this.settleLost(msg.proplet_id, reason, new Set(msg.tasks));
-    }
-    if (r.wasDown) this.drain();
-  }
-
-  /** Settles the tasks a proplet no longer runs: "proplet lost", retried where retries remain. */
-  private settleLost(propletId: string, reason: string, keep?: Set<string>): void {
+  /**
+   * Settles the runs a proplet no longer has ("proplet lost"), retried where retries remain; with `keep` (the
+   * tasks a heartbeat lists), only the others, and only once their start had time to arrive.
+   */
+  settleLost(propletId: string, reason: string, keep?: Set<string>): void {
     const now = Date.now();
     for (const id of this.proplets.runningTasks(propletId)) {
       if (keep?.has(id)) continue;
@@ -403,14 +331,6 @@ export class Dispatcher {
       log.warn(`task ${id}: ${reason}`);
       this.endRun(t, { error: reason, results: undefined });
     }
-  }
-
-  /** Periodic check: proplets whose heartbeats stopped, and the tasks they had. */
-  checkLiveness(): void {
-    const { lost, forgotten } = this.proplets.sweep(Date.now());
-    const silent = this.proplets.staleRemovalMs / 1000;
-    for (const id of forgotten) log.info(`proplet ${id} forgotten: no heartbeat for ${silent}s`);
-    for (const id of lost) this.settleLost(id, `proplet lost: ${id} stopped sending heartbeats`);
   }
 
   /** Graceful shutdown: running tasks are stopped and marked Interrupted, as upstream. */

@@ -54,6 +54,37 @@ export class ManagerEvents {
   /** A task reached a final state (Completed, Failed, Skipped, Interrupted): no retry follows. */
   readonly taskFinal = new Channel<Task>();
 
+  /** A run was sent to a proplet. */
+  runStart(task: Task, runId: string, at: string): void {
+    this.runStarted.publish({ task, run_id: runId });
+    if (this.live.listeners === 0) return;
+    const { id, attempt, proplet_id } = task;
+    this.live.publish({
+      type: "run",
+      phase: "started",
+      task_id: id,
+      run_id: runId,
+      attempt: attempt ?? 1,
+      proplet_id,
+      at,
+    });
+  }
+
+  /** A run ended (it is stored by then). */
+  runEnd(task: Task, run: Run): void {
+    this.runEnded.publish({ task, run });
+    if (this.live.listeners === 0) return;
+    const { run_id, attempt, proplet_id, state, status, error } = run;
+    this.live.publish({
+      type: "run",
+      phase: "ended",
+      task_id: task.id,
+      ...{ run_id, attempt, proplet_id, state, status },
+      ...(error ? { error } : {}),
+      at: run.finished_at ?? nowIso(),
+    });
+  }
+
   /** Tells live listeners about a task's state; nothing is built when nobody listens. */
   taskChanged(t: Task): void {
     if (this.live.listeners === 0) return;

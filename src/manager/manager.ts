@@ -4,6 +4,7 @@ import type { Inbound } from "./bus.ts";
 import { Dispatcher, type ManagerBus } from "./dispatcher.ts";
 import { ManagerEvents } from "./events.ts";
 import { Groups } from "./groups.ts";
+import { Liveness } from "./liveness.ts";
 import { PropletRegistry } from "./proplets.ts";
 import { Schedules } from "./schedules.ts";
 import { Tasks } from "./tasks.ts";
@@ -26,6 +27,7 @@ export class Manager {
   readonly events = new ManagerEvents();
   readonly proplets: PropletRegistry;
   readonly dispatcher: Dispatcher;
+  readonly liveness: Liveness;
   readonly schedules: Schedules;
   readonly tasks: Tasks;
   readonly groups: Groups;
@@ -40,6 +42,7 @@ export class Manager {
   ) {
     this.proplets = new PropletRegistry(store, this.events, opts);
     this.dispatcher = new Dispatcher(store, bus, this.proplets, this.events, opts.scheduler);
+    this.liveness = new Liveness(this.proplets, this.dispatcher);
     this.schedules = new Schedules(store, this.dispatcher, this.events, opts.observeFiring);
     this.tasks = new Tasks(store, this.dispatcher, this.schedules, this.events);
     this.groups = new Groups(store, this.tasks, this.dispatcher, this.events);
@@ -47,8 +50,8 @@ export class Manager {
     const d = this.dispatcher;
     const t = this.telemetry;
     this.inbound = {
-      create: (m) => d.onCreate(m),
-      alive: (m) => d.onAlive(m),
+      create: (m) => this.liveness.onCreate(m),
+      alive: (m) => this.liveness.onAlive(m),
       result: (m) => d.onResult(m),
       propletMetrics: (m) => t.onPropletMetrics(m),
       taskMetrics: (m) => t.onTaskMetrics(m),
