@@ -15,7 +15,7 @@ import {
   tempDir,
   until,
   untilAlive,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 // Wasm distribution against a real registry: Debian's docker-registry, started here on free ports, one open
 // and one behind htpasswd basic auth.

@@ -9,7 +9,7 @@ import {
   startServe,
   until,
   untilAlive,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 // PROPLET_RUNTIME=host: each task is a child process of this same program's `propeller wasm run`.
 let s: Serve;

@@ -12,7 +12,7 @@ import {
   tempDir,
   until,
   untilAlive,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 // `npm run build` gives one executable that runs every subcommand with no node_modules beside it.
 let bin: string;

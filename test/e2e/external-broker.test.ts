@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { b64, freePort, runTask, type Serve, spawnPropeller, startServe, until, untilAlive } from "./helpers.ts";
+import { b64, freePort, runTask, type Serve, spawnPropeller, startServe, until, untilAlive } from "../helpers.ts";
 
 // `serve --mqtt-url` against a real mosquitto: no embedded broker; the manager, the local proplet and a
 // separate proplet all meet on mosquitto.

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
-import { readCgroup } from "../src/proplet/cgroup.ts";
+import { readCgroup } from "../../src/proplet/cgroup.ts";
 import {
   b64,
   freePort,
@@ -14,7 +14,7 @@ import {
   tempDir,
   until,
   untilAlive,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 // Liveliness, metrics, Prometheus and live events, with real processes.
 

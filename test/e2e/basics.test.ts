@@ -13,7 +13,7 @@ import {
   tempDir,
   until,
   untilAlive,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 // A user's view: a real `propeller serve` process (embedded broker, SQLite file, local proplet), real proplet
 // processes, the CLI, and plain HTTP.

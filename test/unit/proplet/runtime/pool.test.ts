@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ModuleCache } from "../src/proplet/runtime/modules.ts";
-import { WorkerPool } from "../src/proplet/runtime/pool.ts";
-import { fixture, tempDir } from "./helpers.ts";
+import { ModuleCache } from "../../../../src/proplet/runtime/modules.ts";
+import { WorkerPool } from "../../../../src/proplet/runtime/pool.ts";
+import { fixture, tempDir } from "../../../helpers.ts";
 
 // The in-process runtime on real worker threads.
 const pool = new WorkerPool(2);

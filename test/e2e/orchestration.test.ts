@@ -5,6 +5,7 @@ import { join } from "node:path";
 import mqtt from "mqtt";
 import {
   b64,
+  FIXTURES,
   http,
   MAIN,
   runTask,
@@ -14,7 +15,7 @@ import {
   tempDir,
   until,
   untilAlive,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 // Jobs, workflows, cron, queueing, daemons, timeouts, retries and recovery, with real processes.
 
@@ -464,7 +465,7 @@ describe("CLI", () => {
       "create",
       "fail",
       "--file",
-      join(import.meta.dir, "fixtures/build/fail.wasm"),
+      join(FIXTURES, "fail.wasm"),
       "--retries",
       "1",
       "--backoff",

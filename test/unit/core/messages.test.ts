@@ -1,0 +1,25 @@
+import { describe, expect, test } from "bun:test";
+import { AliveMsg, decode, ResultMsg, StartMsg } from "../../../src/core/messages.ts";
+import { Timestamp } from "../../../src/core/time.ts";
+
+describe("messages", () => {
+  test("start accepts upstream nulls and numeric inputs", () => {
+    const r = decode(
+      StartMsg,
+      JSON.stringify({ id: "t", name: "add", cli_args: null, file: null, inputs: [10, "20"], daemon: null }),
+    );
+    expect(r.ok).toBe(true);
+    if (r.ok) expect(r.value).toMatchObject({ inputs: ["10", "20"], daemon: false, broadcast: false });
+  });
+  test("malformed payloads are reported, not thrown", () => {
+    expect(decode(ResultMsg, "not json")).toEqual({ ok: false, error: "payload is not JSON" });
+    const r = decode(AliveMsg, JSON.stringify({ status: "alive" }));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error).toContain("proplet_id");
+  });
+  test("timestamps: RFC3339 or Rust SystemTime", () => {
+    expect(Timestamp.parse({ secs_since_epoch: 1700000000, nanos_since_epoch: 5e8 })).toBe("2023-11-14T22:13:20.500Z");
+    expect(Timestamp.parse("2024-01-01T00:00:00Z")).toBe("2024-01-01T00:00:00Z");
+    expect(Timestamp.safeParse("yesterday").success).toBe(false);
+  });
+});

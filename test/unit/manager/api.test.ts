@@ -1,0 +1,104 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import type { Hono } from "hono";
+import { createApp } from "../../../src/manager/api/app.ts";
+import { b64, fixture } from "../../helpers.ts";
+import { type Harness, harness } from "./harness.ts";
+
+// The REST app in-process (hono's app.request): status codes and error texts a client sees, on the real rooms.
+
+let h: Harness;
+let app: Hono;
+afterEach(() => h?.close());
+
+function setup(): void {
+  h = harness();
+  app = createApp(h.m, { version: "test", instanceId: "i-1" });
+}
+
+async function call(method: string, path: string, body?: unknown, type = "application/json") {
+  const init: RequestInit = { method };
+  if (body !== undefined) {
+    init.body = typeof body === "string" || body instanceof FormData ? body : JSON.stringify(body);
+    if (!(body instanceof FormData)) init.headers = { "content-type": type };
+  }
+  const res = await app.request(path, init);
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+describe("REST app", () => {
+  test("create, read, start, result, list: upstream keys and a redacted module", async () => {
+    setup();
+    h.proplet("p1");
+    const created = await call("POST", "/tasks", { name: "add", inputs: [1, 2], file: b64("add") });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ name: "add", state: 0, status: "Pending", inputs: ["1", "2"] });
+    expect(created.body.file).toContain("<REDACTED>");
+    const id = created.body.id;
+    expect((await call("POST", `/tasks/${id}/start`)).body).toEqual({ started: true, state: 2, status: "Running" });
+    h.result(id, "p1", "3");
+    expect((await call("GET", `/tasks/${id}/results`)).body).toEqual({ results: "3" });
+    const list = await call("GET", "/tasks?offset=0&limit=1");
+    expect(list.body).toMatchObject({ offset: 0, limit: 1, total: 1 });
+    expect(list.body.tasks[0].id).toBe(id);
+    expect((await call("GET", `/tasks/${id}/runs`)).body.runs[0]).toMatchObject({ attempt: 1, results: "3" });
+    expect((await call("GET", "/proplets")).body.proplets[0]).toMatchObject({ id: "p1", alive: true, task_count: 0 });
+    expect((await call("GET", "/health")).body).toMatchObject({ status: "pass", instance_id: "i-1" });
+  });
+
+  test("bad input: the field is named, with 400", async () => {
+    setup();
+    const cases: [unknown, string][] = [
+      [{}, "name: is required"],
+      [{ name: "x", inputs: [{}] }, "inputs.0: expected string or number"],
+      [{ name: "x", file: "bm90IHdhc20=" }, "file: is not a WebAssembly module"],
+      [{ name: "x", priority: 101 }, "priority:"],
+      [{ name: "x", schedule: "not cron" }, "schedule: invalid cron expression"],
+      [{ name: "x", timezone: "Mars/Base" }, 'timezone: unknown time zone "Mars/Base"'],
+    ];
+    for (const [body, error] of cases) {
+      const r = await call("POST", "/tasks", body);
+      expect(r.status).toBe(400);
+      expect(r.body.error).toContain(error);
+    }
+    expect((await call("POST", "/tasks", "{not json")).body.error).toContain("body is not valid JSON");
+    expect((await call("POST", "/tasks", { name: "x" }, "text/plain")).body.error).toBe(
+      "Content-Type must be application/json",
+    );
+    expect((await call("GET", "/tasks?limit=0")).status).toBe(400);
+    expect((await call("GET", "/proplets?status=dead")).status).toBe(400);
+    expect((await call("GET", "/events?types=task,bogus")).body.error).toContain("unknown event type bogus");
+  });
+
+  test("error kinds become statuses: 404 unknown, 409 conflict, 400 no module", async () => {
+    setup();
+    h.proplet("p1");
+    expect(await call("GET", "/tasks/nope")).toEqual({ status: 404, body: { error: "task nope not found" } });
+    expect((await call("GET", "/no/such/route")).status).toBe(404);
+    const bare = (await call("POST", "/tasks", { name: "bare" })).body.id;
+    expect((await call("POST", `/tasks/${bare}/start`)).status).toBe(400);
+    const id = (await call("POST", "/tasks", { name: "add", file: b64("add") })).body.id;
+    await call("POST", `/tasks/${id}/start`);
+    const again = await call("POST", `/tasks/${id}/start`);
+    expect(again).toEqual({ status: 409, body: { error: `task ${id} is already Running` } });
+    expect((await call("DELETE", "/proplets/p1")).status).toBe(409);
+    expect((await call("DELETE", "/proplets/ghost")).status).toBe(404);
+  });
+
+  test("upload takes a .wasm multipart file and refuses anything else", async () => {
+    setup();
+    const id = (await call("POST", "/tasks", { name: "add" })).body.id;
+    const form = (name: string, bytes: Uint8Array) => {
+      const f = new FormData();
+      f.set("file", new File([bytes], name));
+      return f;
+    };
+    const notWasm = await call("PUT", `/tasks/${id}/upload`, form("x.wasm", new TextEncoder().encode("hello, world")));
+    expect(notWasm).toEqual({ status: 400, body: { error: "file: invalid WASM file: missing magic bytes" } });
+    const wrongName = await call("PUT", `/tasks/${id}/upload`, form("x.txt", fixture("add")));
+    expect(wrongName.body.error).toContain("invalid file extension");
+    const ok = await call("PUT", `/tasks/${id}/upload`, form("add.wasm", fixture("add")));
+    expect(ok.status).toBe(200);
+    expect(ok.body.file).toContain("<REDACTED>");
+  });
+});

@@ -1,0 +1,152 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { AppError } from "../../../src/core/errors.ts";
+import { TaskState } from "../../../src/core/states.ts";
+import { Manager } from "../../../src/manager/manager.ts";
+import { until } from "../../helpers.ts";
+import { type Harness, harness } from "./harness.ts";
+
+// The dispatcher in-process: queue, placement, runs, retries, stops and lost proplets, against SQLite in memory
+// and a recording bus.
+
+let h: Harness;
+afterEach(() => h?.close());
+
+const state = (id: string) => h.m.tasks.get(id).state;
+
+async function kindOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return "none";
+  } catch (e) {
+    return e instanceof AppError ? e.kind : `not an AppError: ${e}`;
+  }
+}
+
+describe("dispatcher", () => {
+  test("a start goes to the alive proplet as a unicast start message; its result completes the task", async () => {
+    h = harness();
+    h.proplet("p1");
+    const id = await h.create({ name: "add", inputs: [10, 20] });
+    expect(await h.m.tasks.start(id)).toEqual({ started: true, state: TaskState.Running, status: "Running" });
+    await h.settle();
+    expect(h.bus.starts).toHaveLength(1);
+    expect(h.bus.starts[0]).toMatchObject({
+      id,
+      name: "add",
+      proplet_id: "p1",
+      broadcast: false,
+      inputs: ["10", "20"],
+    });
+    h.result(id, "p1", "30");
+    expect(h.m.tasks.get(id)).toMatchObject({ state: TaskState.Completed, results: "30", status: "Completed" });
+    const runs = h.m.tasks.runs(id, 0, 10);
+    expect(runs.total).toBe(1);
+    expect(runs.items[0]).toMatchObject({ attempt: 1, state: TaskState.Completed, proplet_id: "p1", results: "30" });
+    await h.settle();
+    expect(h.m.telemetry.counters).toEqual({ starts: 1, completions: 1, failures: 0 });
+  });
+
+  test("with no free slot a task waits Scheduled, and the queue drains by priority when a slot frees", async () => {
+    h = harness();
+    h.proplet("p1", 1);
+    const first = await h.create({ name: "first" });
+    const low = await h.create({ name: "low", priority: 10 });
+    const high = await h.create({ name: "high", priority: 90 });
+    await h.m.tasks.start(first);
+    expect((await h.m.tasks.start(low)).state).toBe(TaskState.Scheduled);
+    expect((await h.m.tasks.start(high)).state).toBe(TaskState.Scheduled);
+    expect(h.m.dispatcher.queueDepth).toBe(2);
+    h.result(first, "p1", "ok");
+    expect(state(high)).toBe(TaskState.Running);
+    expect(state(low)).toBe(TaskState.Scheduled);
+  });
+
+  test("a failed run is retried after its backoff, and the runs are kept apart", async () => {
+    h = harness();
+    h.proplet("p1");
+    const id = await h.create({ name: "flaky", max_retries: 1, retry_backoff_s: 0.05 });
+    await h.m.tasks.start(id);
+    h.result(id, "p1", "", "boom");
+    expect(h.m.tasks.get(id)).toMatchObject({ state: TaskState.Scheduled, attempt: 2, error: "boom" });
+    await until("the retry to be dispatched", () => state(id) === TaskState.Running, 2000);
+    h.result(id, "p1", "", "boom again");
+    expect(h.m.tasks.get(id)).toMatchObject({ state: TaskState.Failed, error: "boom again" });
+    expect(h.m.tasks.runs(id, 0, 10).items.map((r) => r.attempt)).toEqual([2, 1]);
+  });
+
+  test("refusals: unknown task, no module, already running, pinned to an unknown proplet, unmet dependencies", async () => {
+    h = harness();
+    h.proplet("p1");
+    expect(await kindOf(h.m.tasks.start("nope"))).toBe("not_found");
+    const noModule = await h.create({ name: "x", file: undefined });
+    expect(await kindOf(h.m.tasks.start(noModule))).toBe("invalid");
+    const running = await h.create({ name: "add" });
+    await h.m.tasks.start(running);
+    expect(await kindOf(h.m.tasks.start(running))).toBe("conflict");
+    const pinned = await h.create({ name: "add", proplet_id: "ghost" });
+    expect(await kindOf(h.m.tasks.start(pinned))).toBe("not_found");
+    const child = await h.create({ name: "add", depends_on: [running] });
+    expect(await kindOf(h.m.tasks.start(child))).toBe("conflict");
+  });
+
+  test("a result from another proplet than the one running the task is ignored", async () => {
+    h = harness();
+    h.proplet("p1");
+    const id = await h.create({ name: "add" });
+    await h.m.tasks.start(id);
+    h.result(id, "intruder", "999");
+    expect(state(id)).toBe(TaskState.Running);
+  });
+
+  test("stopping a waiting task ends it without a proplet; stopping a running one sends a stop", async () => {
+    h = harness();
+    h.proplet("p1", 1);
+    const running = await h.create({ name: "busy" });
+    const waiting = await h.create({ name: "waiting" });
+    await h.m.tasks.start(running);
+    await h.m.tasks.start(waiting);
+    await h.m.tasks.stop(waiting);
+    expect(h.m.tasks.get(waiting)).toMatchObject({ state: TaskState.Failed, error: "task stopped before it started" });
+    await h.m.tasks.stop(running);
+    expect(h.bus.stops).toEqual([{ id: running, broadcast: false, proplet_id: "p1" }]);
+    // The proplet answers the stop; a stop ends the retry series even with retries left.
+    h.result(running, "p1", "", "task stopped");
+    expect(state(running)).toBe(TaskState.Failed);
+  });
+
+  test("a proplet that goes offline loses its runs, which re-run elsewhere while retries remain", async () => {
+    h = harness();
+    h.proplet("p1");
+    const id = await h.create({ name: "add", max_retries: 1, retry_backoff_s: 0.01 });
+    await h.m.tasks.start(id);
+    h.proplet("p2");
+    h.m.inbound.alive({ proplet_id: "p1", status: "offline" });
+    expect(h.m.tasks.get(id)).toMatchObject({ state: TaskState.Scheduled, error: "proplet lost: p1 went offline" });
+    await until("the retry to run on p2", () => h.m.tasks.get(id).proplet_id === "p2", 2000);
+    expect(state(id)).toBe(TaskState.Running);
+  });
+
+  test("a start that cannot be published fails the task with the reason", async () => {
+    h = harness();
+    h.proplet("p1");
+    h.bus.failStarts = true;
+    const id = await h.create({ name: "add" });
+    await h.m.tasks.start(id);
+    await until("the task to fail", () => state(id) === TaskState.Failed, 2000);
+    expect(h.m.tasks.get(id).error).toBe("failed to publish start message: broker unreachable");
+  });
+
+  test("shutdown marks running tasks Interrupted, refuses new starts, and the next manager fails them", async () => {
+    h = harness();
+    h.proplet("p1");
+    const id = await h.create({ name: "add" });
+    await h.m.tasks.start(id);
+    await h.m.shutdown();
+    expect(state(id)).toBe(TaskState.Interrupted);
+    expect(h.bus.stops).toEqual([{ id, broadcast: false, proplet_id: "p1" }]);
+    expect(await kindOf(h.m.tasks.start(id))).toBe("conflict");
+    const next = new Manager(h.store, h.bus, { livelinessThresholdMs: 30_000, scheduler: "round-robin" });
+    next.recover();
+    expect(next.tasks.get(id)).toMatchObject({ state: TaskState.Failed, error: "interrupted by shutdown" });
+  });
+});

@@ -1,0 +1,85 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { JobCreate, WorkflowCreate } from "../../../src/core/job.ts";
+import { TaskState } from "../../../src/core/states.ts";
+import { b64 } from "../../helpers.ts";
+import { type Harness, harness } from "./harness.ts";
+
+// Jobs and workflows in-process: they progress on the dispatcher's "task final" events, never inside its calls.
+
+let h: Harness;
+afterEach(() => h?.close());
+
+const task = (id: string, extra: Record<string, unknown> = {}) => ({ id, name: "add", file: b64("add"), ...extra });
+const stateOf = (id: string) => h.m.tasks.get(id).state;
+
+describe("groups", () => {
+  test("a sequential job starts each task when the one before it completes", async () => {
+    h = harness();
+    h.proplet("p1");
+    const job = await h.m.groups.createJob(
+      JobCreate.parse({ name: "seq", execution_mode: "sequential", tasks: [task("a"), task("b"), task("c")] }),
+    );
+    await h.m.groups.startJob(job.job_id);
+    expect([stateOf("a"), stateOf("b"), stateOf("c")]).toEqual([TaskState.Running, 0, 0]);
+    h.result("a", "p1", "1");
+    // The next step is taken on the event seam, after the result's own call has returned.
+    expect(stateOf("b")).toBe(TaskState.Pending);
+    await h.settle();
+    expect(stateOf("b")).toBe(TaskState.Running);
+    h.result("b", "p1", "2");
+    await h.settle();
+    h.result("c", "p1", "3");
+    await h.settle();
+    expect(h.m.groups.getJob(job.job_id)).toMatchObject({ state: TaskState.Completed, status: "Completed" });
+  });
+
+  test("a job fails fast: the first failure stops its running tasks and skips the rest", async () => {
+    h = harness();
+    h.proplet("p1");
+    const tasks = [task("a"), task("b"), task("c", { depends_on: ["a"] })];
+    const job = await h.m.groups.createJob(JobCreate.parse({ name: "par", execution_mode: "parallel", tasks }));
+    await h.m.groups.startJob(job.job_id);
+    h.result("a", "p1", "", "boom");
+    await h.settle();
+    expect(h.bus.stops.map((s) => s.id)).toEqual(["b"]);
+    expect(h.m.tasks.get("c")).toMatchObject({ state: TaskState.Skipped, error: `job ${job.job_id} failed at task a` });
+  });
+
+  test("a workflow follows run_if: the failure branch runs, the success branch is skipped with its subtree", async () => {
+    h = harness();
+    h.proplet("p1");
+    const tasks = [
+      task("root"),
+      task("on-ok", { depends_on: ["root"], run_if: "success" }),
+      task("after-ok", { depends_on: ["on-ok"] }),
+      task("on-fail", { depends_on: ["root"], run_if: "failure" }),
+    ];
+    const wf = await h.m.groups.createWorkflow(WorkflowCreate.parse({ tasks }));
+    await h.m.groups.startWorkflow(wf.workflow_id);
+    h.result("root", "p1", "", "boom");
+    await h.settle();
+    expect(stateOf("on-fail")).toBe(TaskState.Running);
+    expect(stateOf("on-ok")).toBe(TaskState.Skipped);
+    expect(stateOf("after-ok")).toBe(TaskState.Skipped);
+    // Only completed parents pass results on: a failed one passes none.
+    expect(h.bus.starts.find((s) => s.id === "on-fail")?.parent_results).toBeUndefined();
+  });
+
+  test("a child gets its completed parents' results; a graph with a cycle or a duplicate id is refused", async () => {
+    h = harness();
+    h.proplet("p1");
+    const wf = await h.m.groups.createWorkflow(
+      WorkflowCreate.parse({ tasks: [task("p"), task("c", { depends_on: ["p"] })] }),
+    );
+    await h.m.groups.startWorkflow(wf.workflow_id);
+    h.result("p", "p1", "42");
+    await h.settle();
+    expect(h.bus.starts.find((s) => s.id === "c")?.parent_results).toEqual({ p: "42" });
+    const cycle = WorkflowCreate.parse({
+      tasks: [task("x", { depends_on: ["y"] }), task("y", { depends_on: ["x"] })],
+    });
+    await expect(h.m.groups.createWorkflow(cycle)).rejects.toThrow("tasks: circular dependency: x -> y -> x");
+    const dup = WorkflowCreate.parse({ tasks: [task("d"), task("d")] });
+    await expect(h.m.groups.createWorkflow(dup)).rejects.toThrow("tasks: id d is used twice");
+  });
+});
