@@ -101,7 +101,11 @@ export const jobsCommand = defineCommand({
       },
       run: ({ args }) =>
         action(async () => {
-          const q = `offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}${args.status ? `&status=${encodeURIComponent(args.status)}` : ""}`;
+          const q = new URLSearchParams({
+            offset: String(int("offset", args.offset, 0, 1e9)),
+            limit: String(int("limit", args.limit, 1, 1000)),
+            ...(args.status ? { status: args.status } : {}),
+          });
           const p = await api<{ total: number; jobs: GroupOut[] }>(args.url, "GET", `/jobs?${q}`);
           if (args.json) return printJson(p);
           printTable(p.jobs.map((j) => ({ ...j, count: j.tasks.length })) as unknown as Record<string, unknown>[], [

@@ -5,13 +5,16 @@ import { ApiError, urlArg } from "./client.ts";
 
 // `propeller watch`: the manager's live event stream (GET /events), one line per event, or JSON lines.
 
+const on = (proplet: string | undefined) => (proplet ? ` on ${proplet}` : "");
+const because = (error: string | undefined) => (error ? `: ${error}` : "");
+
 function line(e: ManagerEvent): string {
   const time = new Date(e.at).toISOString().slice(11, 23);
   switch (e.type) {
     case "task":
-      return `${time} task    ${e.task_id} ${e.name} → ${e.status}${e.proplet_id ? ` on ${e.proplet_id}` : ""}${e.error ? `: ${e.error}` : ""}`;
+      return `${time} task    ${e.task_id} ${e.name} → ${e.status}${on(e.proplet_id)}${because(e.error)}`;
     case "run":
-      return `${time} run     ${e.task_id} attempt ${e.attempt} ${e.phase}${e.status ? ` ${e.status}` : ""}${e.proplet_id ? ` on ${e.proplet_id}` : ""}${e.error ? `: ${e.error}` : ""}`;
+      return `${time} run     ${e.task_id} attempt ${e.attempt} ${e.phase}${e.status ? ` ${e.status}` : ""}${on(e.proplet_id)}${because(e.error)}`;
     case "proplet":
       return `${time} proplet ${e.proplet_id} ${e.alive ? "up" : "down"}`;
     case "metrics":

@@ -4,7 +4,7 @@ import type { ZodError } from "zod";
  * What went wrong, as a kind the caller can act on. The core knows no transport: the REST layer maps a kind to a
  * status code (docs/ARCHITECTURE.md, "Errors"), the CLI to its message and exit code.
  */
-export type ErrorKind = "invalid" | "not_found" | "conflict" | "too_large" | "unavailable";
+export type ErrorKind = "invalid" | "not_found" | "conflict" | "unavailable";
 
 export class AppError extends Error {
   constructor(

@@ -51,8 +51,8 @@ export function lastAlive(p: Proplet): string | undefined {
 }
 
 /**
- * Alive = a heartbeat within the threshold and no offline message since (upstream ignored the Last Will). The threshold is at
- * least three of the proplet's own heartbeat intervals when it announced them.
+ * Alive = a heartbeat within the threshold and no offline message since (upstream ignored the Last Will). The
+ * threshold is at least three of the proplet's own heartbeat intervals when it announced them.
  */
 export function isAlive(p: Proplet, nowMs: number, thresholdMs: number): boolean {
   const last = lastAlive(p);

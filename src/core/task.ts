@@ -185,7 +185,10 @@ export function newTask(id: string, input: TaskCreate, now: string): Task {
   };
 }
 
-/** Applies a PUT body. Omitted fields (schedule included) are left alone (docs/ARCHITECTURE.md, "Where we differ from upstream"). */
+/**
+ * Applies a PUT body. Omitted fields (schedule included) are left alone (docs/ARCHITECTURE.md, "Where we differ
+ * from upstream").
+ */
 export function applyUpdate(task: Task, patch: TaskUpdate, now: string): Task {
   const next: Task = { ...task, updated_at: now };
   for (const [k, v] of Object.entries(patch)) {

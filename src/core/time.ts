@@ -5,7 +5,8 @@ export const ZERO_TIME = "0001-01-01T00:00:00Z";
 
 export const nowIso = () => new Date().toISOString();
 
-// Accept RFC3339 strings or Rust's SystemTime form, as DESIGN §3 says; always produce an RFC3339 string.
+// Accept RFC3339 strings or Rust's SystemTime form, as the wire protocol allows (docs/ARCHITECTURE.md); always
+// produce an RFC3339 string.
 export const Timestamp = z.union([
   z.string().refine((s) => !Number.isNaN(Date.parse(s)), "expected an RFC3339 timestamp"),
   z

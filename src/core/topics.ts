@@ -1,4 +1,5 @@
-// Topic names of DESIGN §3, compatible with upstream (SuperMQ style `m/{domain}/c/{channel}/...`).
+// Topic names (docs/ARCHITECTURE.md, "Wire protocol"), compatible with upstream (SuperMQ style
+// `m/{domain}/c/{channel}/...`).
 export interface Channel {
   domainId: string;
   channelId: string;

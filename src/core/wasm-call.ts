@@ -1,7 +1,7 @@
 import type { Signature, ValType } from "./wasm-info.ts";
 
-// Pure rules of the in-process runtime (DESIGN §6): which export runs, how inputs become arguments, how the
-// result becomes text, and which `cli_args` runtime options are understood (wasmtime's spelling).
+// Pure rules of the in-process runtime (docs/ARCHITECTURE.md, "Runtimes"): which export runs, how inputs become
+// arguments, how the result becomes text, and which `cli_args` runtime options are understood (wasmtime's spelling).
 
 export const FALLBACK_EXPORTS = ["main", "run", "_start"];
 

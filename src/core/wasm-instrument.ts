@@ -16,7 +16,8 @@ export { WasmFormatError };
 
 // Injects an interrupt check into a core Wasm module, like wasmtime's epoch interruption.
 //
-// Why: Bun's Worker.terminate() cannot stop a worker spinning in a pure-Wasm loop (docs/ARCHITECTURE.md, "Measured traps").
+// Why: Bun's Worker.terminate() cannot stop a worker spinning in a pure-Wasm loop (docs/ARCHITECTURE.md, "Measured
+// traps").
 // A loop that calls a host import now and then can be stopped. So every loop header and every function entry
 // decrements a new mutable global; when it reaches zero the code calls the import `propeller.interrupt`, which
 // checks the stop flag and the deadline and throws to unwind the guest. Pure function: bytes in, bytes out.

@@ -122,7 +122,7 @@ export function profileFor(
 ): { enabled: boolean; intervalS: number; historySize: number } {
   const base = daemon ? { intervalS: 120, historySize: 500 } : { intervalS: 10, historySize: 100 };
   if (!p) return { enabled: true, ...base };
-  // A Go duration arrives in nanoseconds (DESIGN §3): 10^6 and above is read as ns.
+  // A Go duration arrives in nanoseconds (docs/ARCHITECTURE.md, "Wire protocol"): 10^6 and above is read as ns.
   const interval = p.interval === undefined ? base.intervalS : p.interval >= 1e6 ? p.interval / 1e9 : p.interval;
   return {
     enabled: p.enabled !== false,

@@ -3,7 +3,8 @@ import type { Proplet } from "../core/proplet.ts";
 import type { Run } from "../core/run.ts";
 import type { Task } from "../core/task.ts";
 
-// Storage interfaces the manager's service depends on. Every backend persists every field (DESIGN §4.4).
+// Storage interfaces the manager's rooms depend on. Every backend persists every field (docs/ARCHITECTURE.md,
+// "Where we differ from upstream").
 
 export interface ListResult<T> {
   total: number;

@@ -11,7 +11,6 @@ export const STATUS_OF: Record<ErrorKind, ContentfulStatusCode> = {
   invalid: 400,
   not_found: 404,
   conflict: 409,
-  too_large: 413,
   unavailable: 503,
 };
 

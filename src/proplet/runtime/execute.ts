@@ -17,7 +17,7 @@ import type { RunRequest } from "./protocol.ts";
 
 // Runs one task's module (already instrumented and compiled) to completion. Used inside a pool worker and by
 // `propeller wasm run`. WASI comes from @bjorn3/browser_wasi_shim: Bun's node:wasi exits the whole host on
-// proc_exit and ignores stdout capture (DESIGN "Measured traps").
+// proc_exit and ignores stdout capture (docs/ARCHITECTURE.md, "Measured traps").
 
 export interface ExecRequest extends RunRequest {
   module: WebAssembly.Module;
