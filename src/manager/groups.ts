@@ -15,7 +15,7 @@ const log = tag("manager");
 
 // Jobs and workflows: groups of tasks whose order is a DAG. When a task of a group reaches a final state, the
 // tasks whose parents are all final start (or are skipped, per `run_if`; skips cascade at once). A job fails
-// fast: its first failure stops its running tasks and skips the rest.
+// fast: its first failure stops its running tasks and skips the rest. Final states arrive on the event seam.
 
 export interface GroupView {
   state: number;

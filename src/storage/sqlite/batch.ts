@@ -4,7 +4,13 @@ import type { Database } from "bun:sqlite";
 export class Batch {
   private open = false;
   private waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  /** Told when a commit failed and was rolled back: what was cached from the lost writes is wrong. */
+  private rollbackListeners: (() => void)[] = [];
   constructor(private db: Database) {}
+
+  onRollback(fn: () => void): void {
+    this.rollbackListeners.push(fn);
+  }
 
   /** Called before every write. */
   begin(): void {
@@ -23,6 +29,7 @@ export class Batch {
       this.db.run("COMMIT");
     } catch (e) {
       if (this.db.inTransaction) this.db.run("ROLLBACK");
+      for (const fn of this.rollbackListeners) fn();
       for (const w of waiters) w.reject(e);
       return;
     }

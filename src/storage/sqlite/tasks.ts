@@ -3,6 +3,7 @@ import { Task } from "../../core/task.ts";
 import type { ListResult, TaskRepository } from "../repository.ts";
 import type { Batch } from "./batch.ts";
 import { readDoc } from "./doc.ts";
+import { TaskCache } from "./task-cache.ts";
 
 // A task is one JSON document plus the columns we filter and sort on; the module bytes live in their own column
 // so listing never reads them.
@@ -17,6 +18,8 @@ export class SqliteTasks implements TaskRepository {
   private deleteQ: Statement;
   private countQ: Statement<{ n: number }, []>;
   private listQ: Statement<TaskRow, [number, number]>;
+  /** Parsed tasks, so the hot single reads skip parsing; emptied if a commit fails. */
+  private cache = new TaskCache();
 
   constructor(
     private db: Database,
@@ -31,11 +34,7 @@ export class SqliteTasks implements TaskRepository {
     this.deleteQ = db.query("DELETE FROM tasks WHERE id = ?");
     this.countQ = db.query("SELECT count(*) AS n FROM tasks");
     this.listQ = db.query("SELECT doc, NULL AS file FROM tasks ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
-  }
-
-  private static split(t: Task): [string, string | null] {
-    const { file, ...rest } = t;
-    return [JSON.stringify(rest), file ?? null];
+    batch.onRollback(() => this.cache.clear());
   }
 
   private static join(row: TaskRow): Task {
@@ -46,7 +45,10 @@ export class SqliteTasks implements TaskRepository {
 
   create(task: Task): void {
     this.batch.begin();
-    const [doc, file] = SqliteTasks.split(task);
+    const { file: module, ...rest } = task;
+    const doc = JSON.stringify(rest);
+    const file = module ?? null;
+    this.cache.put(rest, module);
     this.insertQ.run(
       task.id,
       task.state,
@@ -59,18 +61,28 @@ export class SqliteTasks implements TaskRepository {
     );
   }
   get(id: string): Task | undefined {
+    const hit = this.cache.get(id);
+    if (hit) return hit;
     const row = this.getQ.get(id);
-    return row ? SqliteTasks.join(row) : undefined;
+    if (!row) return undefined;
+    const t = SqliteTasks.join(row);
+    const { file, ...doc } = t;
+    this.cache.put(doc, file);
+    return t;
   }
   update(task: Task, withFile = false): void {
     this.batch.begin();
-    const [doc, file] = SqliteTasks.split(task);
-    this.updateQ.run(task.state, doc, task.schedule ? 1 : 0, task.id);
+    const { file, ...rest } = task;
+    this.updateQ.run(task.state, JSON.stringify(rest), task.schedule ? 1 : 0, task.id);
     // The module can be megabytes: rewrite it only when it changed, not on every state change.
-    if (withFile) this.updateFileQ.run(file, task.id);
+    if (withFile) {
+      this.updateFileQ.run(file ?? null, task.id);
+      this.cache.put(rest, file);
+    } else this.cache.putDoc(rest);
   }
   delete(id: string): boolean {
     this.batch.begin();
+    this.cache.delete(id);
     return this.deleteQ.run(id).changes > 0;
   }
   list(offset: number, limit: number): ListResult<Task> {

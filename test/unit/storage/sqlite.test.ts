@@ -36,6 +36,16 @@ describe("sqlite storage", () => {
     store.tasks.update({ ...t, state: TaskState.Running, file: "ignored without withFile" });
     expect(store.tasks.get("t1")).toMatchObject({ state: TaskState.Running, file: t.file });
     expect(store.tasks.countByState()).toEqual({ [TaskState.Running]: 1 });
+    // A task read without its module (a schedule scan) and written back keeps its module.
+    const scanned = store.tasks.listScheduled()[0]!;
+    expect(scanned.file).toBeUndefined();
+    store.tasks.update({ ...scanned, priority: 10 });
+    expect(store.tasks.get("t1")).toMatchObject({ priority: 10, file: t.file });
+    const copy = store.tasks.get("t1")!;
+    copy.name = "changed by a caller";
+    expect(store.tasks.get("t1")!.name).toBe("add");
+    store.tasks.delete("t1");
+    expect(store.tasks.get("t1")).toBeUndefined();
   });
 
   test("a malformed row is refused with its table named, not passed on", () => {
