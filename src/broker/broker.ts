@@ -4,9 +4,9 @@ import { Aedes } from "aedes";
 import type { ServerWebSocket, WebSocketHandler } from "bun";
 import { log } from "../log.ts";
 
-// The embedded MQTT broker: aedes on node:net for TCP (Bun.listen does not buffer partial writes, see
-// peers-and-pitfalls §8.3), and MQTT-over-WebSocket through Bun.serve's own websocket handlers feeding a small
-// Duplex, because Bun's `ws` shim lacks what aedes-over-ws needs (§8.1).
+// The embedded MQTT broker: aedes on node:net for TCP (Bun.listen does not buffer partial writes), and
+// MQTT-over-WebSocket through Bun.serve's own websocket handlers feeding a small Duplex, because Bun's `ws` shim
+// lacks what aedes-over-ws needs (docs/ARCHITECTURE.md, "Measured traps").
 
 export interface WsData {
   stream?: Duplex;
