@@ -8,6 +8,7 @@ import { propletsCommand } from "./cli/proplets.ts";
 import { proxyCommand } from "./cli/proxy.ts";
 import { serveCommand } from "./cli/serve.ts";
 import { tasksCommand } from "./cli/tasks.ts";
+import { tokensCommand } from "./cli/tokens.ts";
 import { wasmCommand } from "./cli/wasm.ts";
 import { watchCommand } from "./cli/watch.ts";
 import { VERSION } from "./version.ts";
@@ -30,6 +31,7 @@ const main = defineCommand({
     pull: pullCommand,
     watch: watchCommand,
     health: healthCommand,
+    tokens: tokensCommand,
     wasm: wasmCommand,
   },
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -95,6 +95,21 @@ export interface Serve extends Proc {
   httpPort: number;
   mqttPort: number;
   dataDir: string;
+  /** The admin token serve wrote into its data dir (none with --no-auth). */
+  token?: string;
+}
+
+/** Admin tokens by manager origin: `http()` sends the one for the URL it calls, as the CLI finds serve's own. */
+const tokens = new Map<string, string>();
+
+/** The Authorization header for the serve behind this URL. */
+export function authHeader(url: string): Record<string, string> {
+  return { authorization: `Bearer ${tokenOf(url)}` };
+}
+
+/** The admin token of the serve behind this URL, for a CLI process's PROPELLER_TOKEN. */
+export function tokenOf(url: string): string {
+  return tokens.get(new URL(url).origin) ?? "";
 }
 
 export async function startServe(
@@ -125,18 +140,32 @@ export async function startServe(
     await p.kill("SIGKILL");
     throw new Error(`${e}\n--- serve output ---\n${p.output()}`);
   }
-  return { ...p, url, httpPort, mqttPort, dataDir };
+  const tokenFile = join(dataDir, "admin.token");
+  const token = existsSync(tokenFile) ? readFileSync(tokenFile, "utf8").trim() : undefined;
+  if (token) tokens.set(url, token);
+  return { ...p, url, httpPort, mqttPort, dataDir, token };
+}
+
+/** An MQTT identity made through the manager's REST API (`POST /entities`). */
+export async function identity(url: string, kind: "proplet" | "proxy" | "manager", id: string) {
+  const r = await http<{ id: string; api_key: string }>(`${url}/entities`, "POST", { kind, id });
+  if (r.status !== 201) throw new Error(`creating ${kind} ${id} failed: ${r.status} ${JSON.stringify(r.body)}`);
+  return { username: r.body.id, password: r.body.api_key };
+}
+
+/** The environment a proplet process needs to log in as `id`. */
+export async function propletEnv(url: string, id: string): Promise<Record<string, string>> {
+  const c = await identity(url, "proplet", id);
+  return { PROPLET_ENTITY_ID: c.username, PROPLET_API_KEY: c.password };
 }
 
 export async function http<T = any>(url: string, method = "GET", body?: unknown): Promise<{ status: number; body: T }> {
+  const token = tokens.get(new URL(url).origin);
+  const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   const res = await fetch(url, {
     method,
-    ...(body !== undefined
-      ? {
-          body: typeof body === "string" ? body : JSON.stringify(body),
-          headers: { "content-type": "application/json" },
-        }
-      : {}),
+    headers: body !== undefined ? { ...auth, "content-type": "application/json" } : auth,
+    ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {}),
   });
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { TaskCreate } from "../../src/core/task.ts";
 import { setLogLevel } from "../../src/log.ts";
+import { Identities } from "../../src/manager/identities.ts";
 import { Manager } from "../../src/manager/manager.ts";
 import { openSqlite } from "../../src/storage/sqlite/index.ts";
 
@@ -26,7 +27,7 @@ const dir = mkdtempSync(join(tmpdir(), "propeller-cron-"));
 const store = openSqlite(join(dir, "propeller.db"));
 const bus = { start: async () => {}, stop: async () => {} }; // nothing is dispatched: no proplet is alive
 const drift: number[] = [];
-const manager = new Manager(store, bus, {
+const manager = new Manager(store, bus, new Identities(store), {
   livelinessThresholdMs: 30_000,
   scheduler: "round-robin",
   observeFiring: (_id, dueAt) => drift.push(Date.now() - dueAt),

@@ -1,7 +1,10 @@
 import { createServer, type Server } from "node:net";
 import { Duplex } from "node:stream";
-import { Aedes } from "aedes";
+import { Aedes, type Client } from "aedes";
 import type { ServerWebSocket, WebSocketHandler } from "bun";
+import { aclFor, checkSelf, type Peer, selfTopics } from "../core/acl.ts";
+import type { EntityKind } from "../core/identity.ts";
+import { type Channel, topics } from "../core/topics.ts";
 import { log } from "../log.ts";
 
 // The embedded MQTT broker: aedes on node:net for TCP (Bun.listen does not buffer partial writes), and
@@ -16,11 +19,21 @@ export interface EmbeddedBroker {
   aedes: Aedes;
   port: number;
   websocket: WebSocketHandler<WsData>;
+  /** Closes the connections of this identity (after a revocation). */
+  disconnect(id: string): void;
   close(): Promise<void>;
 }
 
-export async function startBroker(host: string, port: number): Promise<EmbeddedBroker> {
+/** Authentication for the broker: unset, anyone may connect and publish anything (`serve --no-auth`). */
+export interface BrokerAuth {
+  /** The kind of the entity these credentials name, if they are valid. */
+  authenticate(id: string, key: string): EntityKind | undefined;
+  channel: Channel;
+}
+
+export async function startBroker(host: string, port: number, auth?: BrokerAuth): Promise<EmbeddedBroker> {
   const aedes = await Aedes.createBroker({ id: "propeller" });
+  const guarded = auth ? guard(aedes, auth) : undefined;
   aedes.on("clientError", (client, err) => log.debug(`mqtt client ${client?.id ?? "?"}: ${err.message}`));
   aedes.on("connectionError", (_client, err) => log.debug(`mqtt connection error: ${err.message}`));
   const tcp: Server = createServer(aedes.handle);
@@ -61,9 +74,70 @@ export async function startBroker(host: string, port: number): Promise<EmbeddedB
     aedes,
     port: boundPort,
     websocket,
+    disconnect: (id) => guarded?.disconnect(id),
     close: async () => {
       await new Promise<void>((resolve) => tcp.close(() => resolve()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    },
+  };
+}
+
+/**
+ * Installs authentication and the ACL (core/acl.ts) on the broker: CONNECT needs username = entity id and
+ * password = its API key; a peer publishes and subscribes only where its kind may, never a retained message, and
+ * a proplet speaks only about itself. A refused publish closes the connection (MQTT 3.1.1 has no negative ack).
+ */
+function guard(aedes: Aedes, auth: BrokerAuth): { disconnect(id: string): void } {
+  const peers = new WeakMap<Client, Peer>();
+  const connected = new Map<string, Set<Client>>();
+  aedes.on("clientDisconnect", (client) => {
+    const peer = peers.get(client);
+    if (peer) connected.get(peer.id)?.delete(client);
+  });
+  const acl = aclFor(auth.channel);
+  const self = selfTopics(auth.channel);
+  const results = topics(auth.channel).results;
+  const refuse = (why: string) => Object.assign(new Error(why), { returnCode: 5 });
+  aedes.authenticate = (client, username, password, done) => {
+    const id = username ?? "";
+    const kind = id && password ? auth.authenticate(id, password.toString("utf8")) : undefined;
+    if (!kind) {
+      log.warn(`mqtt: refused ${id ? `entity ${id}` : "an anonymous client"} (client id ${client.id}): not authorized`);
+      return done(refuse("not authorized"), false);
+    }
+    peers.set(client, { id, kind });
+    const same = connected.get(id) ?? new Set<Client>();
+    connected.set(id, same.add(client));
+    done(null, true);
+  };
+  aedes.authorizePublish = (client, packet, done) => {
+    const peer = client ? peers.get(client) : undefined;
+    if (!peer) return done(new Error("not authenticated"));
+    const deny = (why: string) => {
+      log.warn(`mqtt: ${peer.kind} ${peer.id} may not publish on ${packet.topic}: ${why}`);
+      done(new Error(why));
+    };
+    if (packet.retain) return deny("retained messages are refused");
+    if (!acl[peer.kind].publish.has(packet.topic)) return deny("topic not allowed");
+    if (peer.kind === "proplet" && self.has(packet.topic)) {
+      const checked = checkSelf(peer, packet.topic, packet.payload as Buffer, results);
+      if (typeof checked === "string") return deny(checked);
+      packet.payload = checked;
+    }
+    done(null);
+  };
+  aedes.authorizeSubscribe = (client, sub, done) => {
+    const peer = client ? peers.get(client) : undefined;
+    if (!peer || !acl[peer.kind].subscribe.has(sub.topic)) {
+      log.warn(`mqtt: ${peer ? `${peer.kind} ${peer.id}` : "an unknown client"} may not subscribe to ${sub.topic}`);
+      return done(null, null); // a failure code (0x80) in the SUBACK
+    }
+    done(null, sub);
+  };
+  return {
+    disconnect: (id) => {
+      for (const c of connected.get(id) ?? []) c.close();
+      connected.delete(id);
     },
   };
 }

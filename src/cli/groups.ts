@@ -86,9 +86,9 @@ export const jobsCommand = defineCommand({
           const spec = readSpec(args.file);
           if (args.name) spec.name = args.name;
           if (args["execution-mode"]) spec.execution_mode = args["execution-mode"];
-          const job = await api<GroupOut>(args.url, "POST", "/jobs", spec);
-          if (args.start) await api(args.url, "POST", `/jobs/${job.job_id}/start`);
-          show(args.start ? await api<GroupOut>(args.url, "GET", `/jobs/${job.job_id}`) : job, args.json);
+          const job = await api<GroupOut>(args, "POST", "/jobs", spec);
+          if (args.start) await api(args, "POST", `/jobs/${job.job_id}/start`);
+          show(args.start ? await api<GroupOut>(args, "GET", `/jobs/${job.job_id}`) : job, args.json);
         }),
     }),
     list: defineCommand({
@@ -106,7 +106,7 @@ export const jobsCommand = defineCommand({
             limit: String(int("limit", args.limit, 1, 1000)),
             ...(args.status ? { status: args.status } : {}),
           });
-          const p = await api<{ total: number; jobs: GroupOut[] }>(args.url, "GET", `/jobs?${q}`);
+          const p = await api<{ total: number; jobs: GroupOut[] }>(args, "GET", `/jobs?${q}`);
           if (args.json) return printJson(p);
           printTable(p.jobs.map((j) => ({ ...j, count: j.tasks.length })) as unknown as Record<string, unknown>[], [
             ["ID", "job_id"],
@@ -121,7 +121,7 @@ export const jobsCommand = defineCommand({
     get: defineCommand({
       meta: { description: "Show a job and its tasks" },
       args: { ...idArg("job"), ...urlArg },
-      run: ({ args }) => action(async () => show(await api<GroupOut>(args.url, "GET", `/jobs/${args.id}`), args.json)),
+      run: ({ args }) => action(async () => show(await api<GroupOut>(args, "GET", `/jobs/${args.id}`), args.json)),
     }),
     start: okCommand("Start a job", "job", "POST", (id) => `/jobs/${id}/start`),
     stop: okCommand("Stop a job's running tasks and skip the rest", "job", "POST", (id) => `/jobs/${id}/stop`),
@@ -142,16 +142,15 @@ export const workflowsCommand = defineCommand({
       },
       run: ({ args }) =>
         action(async () => {
-          const wf = await api<GroupOut>(args.url, "POST", "/workflows", readSpec(args.file));
-          if (args.start) await api(args.url, "POST", `/workflows/${wf.workflow_id}/start`);
-          show(args.start ? await api<GroupOut>(args.url, "GET", `/workflows/${wf.workflow_id}`) : wf, args.json);
+          const wf = await api<GroupOut>(args, "POST", "/workflows", readSpec(args.file));
+          if (args.start) await api(args, "POST", `/workflows/${wf.workflow_id}/start`);
+          show(args.start ? await api<GroupOut>(args, "GET", `/workflows/${wf.workflow_id}`) : wf, args.json);
         }),
     }),
     get: defineCommand({
       meta: { description: "Show a workflow and its tasks" },
       args: { ...idArg("workflow"), ...urlArg },
-      run: ({ args }) =>
-        action(async () => show(await api<GroupOut>(args.url, "GET", `/workflows/${args.id}`), args.json)),
+      run: ({ args }) => action(async () => show(await api<GroupOut>(args, "GET", `/workflows/${args.id}`), args.json)),
     }),
     start: okCommand("Start a workflow's root tasks", "workflow", "POST", (id) => `/workflows/${id}/start`),
   },

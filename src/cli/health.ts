@@ -8,7 +8,7 @@ export const healthCommand = defineCommand({
   args: { ...urlArg },
   run: ({ args }) =>
     action(async () => {
-      const h = await api<Record<string, unknown>>(args.url, "GET", "/health");
+      const h = await api<Record<string, unknown>>(args, "GET", "/health");
       if (args.json) printJson(h);
       else printRecord(h);
     }),

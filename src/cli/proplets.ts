@@ -15,7 +15,7 @@ export const propletsCommand = defineCommand({
       run: ({ args }) =>
         action(async () => {
           const p = await api<{ total: number; proplets: PropletView[] }>(
-            args.url,
+            args,
             "GET",
             `/proplets?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`,
           );
@@ -35,11 +35,36 @@ export const propletsCommand = defineCommand({
       args: { ...idArg, ...urlArg },
       run: ({ args }) =>
         action(async () => {
-          const p = await api<PropletView>(args.url, "GET", `/proplets/${args.id}`);
+          const p = await api<PropletView>(args, "GET", `/proplets/${args.id}`);
           if (args.json) printJson(p);
           else printRecord({ ...p, metadata: undefined, ...p.metadata });
         }),
     }),
     delete: okCommand("Forget a proplet (refused while it runs tasks)", "proplet", "DELETE", (id) => `/proplets/${id}`),
+    add: defineCommand({
+      meta: { description: "Create a proplet identity; prints its API key once, as the environment a proplet needs" },
+      args: {
+        id: { type: "string", description: "the proplet's id (default: a new UUID)" },
+        name: { type: "string", description: "a name to recognise it by" },
+        ...urlArg,
+      },
+      run: ({ args }) =>
+        action(async () => {
+          const body = {
+            kind: "proplet",
+            ...(args.id ? { id: args.id } : {}),
+            ...(args.name ? { name: args.name } : {}),
+          };
+          const e = await api<{ id: string; api_key: string }>(args, "POST", "/entities", body);
+          if (args.json) return printJson(e);
+          process.stdout.write(`PROPLET_ENTITY_ID=${e.id}\nPROPLET_API_KEY=${e.api_key}\n`);
+        }),
+    }),
+    revoke: okCommand(
+      "Revoke a proplet's identity: its key stops working and its MQTT connection is closed at once",
+      "proplet",
+      "DELETE",
+      (id) => `/entities/${id}`,
+    ),
   },
 });

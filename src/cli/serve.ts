@@ -9,6 +9,31 @@ import { propletEnv } from "./proplet.ts";
 import { chunkSizeFromEnv, registryFromEnv } from "./proxy.ts";
 import { serve } from "./site.ts";
 
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
+
+/** `--no-auth` is for throwaway runs: never with an address others can reach. */
+function authFor(auth: boolean, host: string): boolean {
+  if (!auth && !LOOPBACK.has(host)) {
+    throw new UsageError(`--no-auth is refused with --host ${host}: without authentication, listen on loopback only`);
+  }
+  return auth;
+}
+
+/** The manager's identity on an external broker, as upstream names it. */
+function managerCredentials(): { id: string; key: string } | undefined {
+  const id = env("MANAGER_ENTITY_ID");
+  const key = env("MANAGER_API_KEY");
+  if (!id && !key) return undefined;
+  if (!id || !key) throw new UsageError("MANAGER_ENTITY_ID and MANAGER_API_KEY must be set together");
+  return { id, key };
+}
+
+const list = (v: string | undefined) =>
+  (v ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+
 export const serveCommand = defineCommand({
   meta: {
     name: "serve",
@@ -17,7 +42,7 @@ export const serveCommand = defineCommand({
   args: {
     host: {
       type: "string",
-      description: "address to listen on (env PROPELLER_HOST); no auth yet, so loopback by default",
+      description: "address to listen on (env PROPELLER_HOST); loopback by default, 0.0.0.0 for every interface",
       default: env("PROPELLER_HOST") ?? "127.0.0.1",
     },
     "http-port": {
@@ -40,6 +65,18 @@ export const serveCommand = defineCommand({
       description:
         "use this external broker instead of the embedded one, e.g. mqtt://host:1883 (env PROPELLER_MQTT_URL)",
       default: env("PROPELLER_MQTT_URL"),
+    },
+    auth: {
+      type: "boolean",
+      description: "require a bearer token on REST and credentials on MQTT (env PROPELLER_AUTH=false to disable)",
+      negativeDescription: "no authentication at all: for throwaway runs on loopback only",
+      default: env("PROPELLER_AUTH") !== "false",
+    },
+    "allowed-origins": {
+      type: "string",
+      description:
+        "comma-separated browser origins, besides serve's own, that may open /mqtt (env PROPELLER_ALLOWED_ORIGINS)",
+      default: env("PROPELLER_ALLOWED_ORIGINS"),
     },
     "local-proplet": {
       type: "boolean",
@@ -107,6 +144,9 @@ export const serveCommand = defineCommand({
           dataDir: args["data-dir"],
           mqttUrl: args["mqtt-url"] || undefined,
           localProplet: args["local-proplet"],
+          auth: authFor(args.auth, args.host),
+          allowedOrigins: list(args["allowed-origins"]),
+          managerCredentials: managerCredentials(),
           domainId: args["domain-id"],
           channelId: args["channel-id"],
           livelinessInterval: interval,

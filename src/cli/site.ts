@@ -1,13 +1,15 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import consoleHtml from "../../web/index.html" with { type: "text" };
 import { type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.ts";
 import { connectMqtt } from "../broker/client.ts";
+import type { EntityKind } from "../core/identity.ts";
 import type { SchedulerName } from "../core/scheduler.ts";
 import { log } from "../log.ts";
 import { createApp, MAX_BODY_BYTES } from "../manager/api/app.ts";
 import { ManagerMetrics } from "../manager/api/prometheus.ts";
 import { MqttManagerBus } from "../manager/bus.ts";
+import { Identities } from "../manager/identities.ts";
 import { Manager } from "../manager/manager.ts";
 import { PropletAgent } from "../proplet/agent.ts";
 import type { PropletConfig } from "../proplet/config.ts";
@@ -42,6 +44,12 @@ export interface ServeOptions {
   localPropletEnv: Pick<PropletConfig, "fetchTimeoutMs" | "metricsInterval" | "cgroupRoot">;
   /** Seconds after which a silent proplet is forgotten; 0 never. */
   staleRemovalS?: number;
+  /** Browser origins besides serve's own that may open the MQTT WebSocket. */
+  allowedOrigins?: string[];
+  /** Tokens on REST and credentials on MQTT; false only for `serve --no-auth` on loopback. */
+  auth: boolean;
+  /** The manager's identity on an external broker (MANAGER_ENTITY_ID, MANAGER_API_KEY). */
+  managerCredentials?: { id: string; key: string };
 }
 
 export interface RunningServe {
@@ -49,6 +57,32 @@ export interface RunningServe {
   mqttPort?: number;
   localPropletId?: string;
   close(): Promise<void>;
+}
+
+/** The same scheme, host and port as the URL the request came to. */
+function sameOrigin(origin: string, url: URL): boolean {
+  try {
+    return new URL(origin).origin === url.origin;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * With no admin token left (a first start), makes one and writes it to `<data-dir>/admin.token` (0600), where
+ * the CLI finds it. Returns the token text when it is known here, for the console link.
+ */
+async function ensureAdminToken(identities: Identities, dataDir: string): Promise<string | undefined> {
+  const file = join(dataDir, "admin.token");
+  if (identities.hasAdmin()) {
+    const text = existsSync(file) ? readFileSync(file, "utf8").trim() : "";
+    return text && identities.verifyToken(text) ? text : undefined;
+  }
+  const t = await identities.createToken({ name: "admin", role: "admin" });
+  writeFileSync(`${file}.tmp`, `${t.token}\n`, { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+  log.info(`created an admin token in ${file} (mode 0600): the CLI on this machine uses it`);
+  return t.token;
 }
 
 /** The local proplet keeps its id across restarts, so its history and pinned tasks stay valid. */
@@ -64,18 +98,32 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   mkdirSync(o.dataDir, { recursive: true });
   const dbPath = join(o.dataDir, "propeller.db");
   const store = openSqlite(dbPath);
-  const broker: EmbeddedBroker | undefined = o.mqttUrl ? undefined : await startBroker(o.host, o.mqttPort);
+  const identities = new Identities(store);
+  const adminToken = o.auth ? await ensureAdminToken(identities, o.dataDir) : undefined;
+  const brokerAuth = o.auth
+    ? { authenticate: (id: string, key: string) => identities.verifyEntity(id, key), channel: o }
+    : undefined;
+  const broker: EmbeddedBroker | undefined = o.mqttUrl ? undefined : await startBroker(o.host, o.mqttPort, brokerAuth);
+  identities.revoked.subscribe((id) => broker?.disconnect(id));
   const loopback = o.host === "0.0.0.0" || o.host === "::" ? "127.0.0.1" : o.host;
   const mqttAddress = o.mqttUrl ?? `mqtt://${loopback.includes(":") ? `[${loopback}]` : loopback}:${broker!.port}`;
 
   const instanceId = crypto.randomUUID();
+  // serve's own clients get internal identities on the embedded broker; on an external one the manager logs in
+  // with the identity it was given.
+  const internal = (id: string, kind: EntityKind) =>
+    broker ? { username: id, password: identities.internalIdentity(id, kind) } : {};
+  const managerLogin = o.managerCredentials
+    ? { username: o.managerCredentials.id, password: o.managerCredentials.key }
+    : internal(`manager-${instanceId}`, "manager");
   const client = await connectMqtt(mqttAddress, {
     clientId: `manager-${instanceId}`,
     username: `manager-${instanceId}`,
+    ...managerLogin,
     broker: broker?.aedes,
   });
   const bus = new MqttManagerBus(client, o, broker ? 0 : 1);
-  const manager = new Manager(store, bus, {
+  const manager = new Manager(store, bus, identities, {
     livelinessThresholdMs: o.livelinessThreshold * 1000,
     scheduler: o.scheduler,
     staleRemovalMs: (o.staleRemovalS ?? 0) * 1000,
@@ -83,7 +131,11 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   await bus.listen(manager.inbound);
   // The OCI proxy, with its own MQTT client like any other participant.
   const proxyClient = o.proxy
-    ? await connectMqtt(mqttAddress, { clientId: `proxy-${instanceId}`, broker: broker?.aedes })
+    ? await connectMqtt(mqttAddress, {
+        clientId: `proxy-${instanceId}`,
+        ...internal(`proxy-${instanceId}`, "proxy"),
+        broker: broker?.aedes,
+      })
     : undefined;
   if (proxyClient && o.proxy) await new ProxyService(proxyClient, o, o.proxy.registry, o.proxy.chunkSize).listen();
   manager.recover();
@@ -95,10 +147,11 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
 
   let agent: PropletAgent | undefined;
   if (o.localProplet) {
+    const localId = localPropletId(o.dataDir);
     agent = new PropletAgent({
       mqttAddress,
-      entityId: localPropletId(o.dataDir),
-      apiKey: "",
+      entityId: localId,
+      apiKey: internal(localId, "proplet").password ?? "",
       domainId: o.domainId,
       channelId: o.channelId,
       namespace: "default",
@@ -121,7 +174,8 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     counters: manager.telemetry.counters,
     mqtt: bus.counts,
   });
-  const app = createApp(manager, { version: VERSION, instanceId }, metrics);
+  const hint = `the admin token is in ${join(o.dataDir, "admin.token")}; \`propeller tokens create\` makes more`;
+  const app = createApp(manager, { version: VERSION, instanceId }, metrics, o.auth ? { hint } : undefined);
   const server = Bun.serve<WsData>({
     hostname: o.host,
     port: o.httpPort,
@@ -129,6 +183,13 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     fetch(req, srv) {
       const url = new URL(req.url);
       if (url.pathname === "/mqtt" && broker) {
+        // A web page may open a WebSocket to any address, cookies or not: only the console's own origin (or one
+        // configured) may speak MQTT from a browser. Clients outside a browser send no Origin.
+        const origin = req.headers.get("origin");
+        if (origin && !sameOrigin(origin, url) && !(o.allowedOrigins ?? []).includes(origin)) {
+          log.warn(`refused a WebSocket upgrade from origin ${origin}`);
+          return new Response(`origin ${origin} may not open an MQTT WebSocket`, { status: 403 });
+        }
         // Browsers and mqtt.js ask for the "mqtt" subprotocol and refuse a reply without it.
         const proto = req.headers.get("sec-websocket-protocol")?.split(",")[0]?.trim();
         if (srv.upgrade(req, { data: {}, headers: proto ? { "Sec-WebSocket-Protocol": proto } : {} })) return undefined;
@@ -148,12 +209,11 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   if (broker)
     log.info(`embedded MQTT broker on mqtt://${o.host}:${broker.port} and ws://${o.host}:${server.port}/mqtt`);
   else log.info(`using external MQTT broker ${o.mqttUrl}`);
-  if (o.host === "127.0.0.1" || o.host === "localhost" || o.host === "::1") {
-    log.info("listening on loopback only: there is no authentication yet; use --host to expose it deliberately");
+  if (!o.auth) {
+    log.warn("authentication is OFF (--no-auth): any local process can run code on your proplets");
   } else {
-    log.warn(
-      `listening on ${o.host} WITHOUT authentication: anyone who can reach this host can run code on your proplets`,
-    );
+    log.info(`REST needs a bearer token: ${hint}`);
+    if (adminToken) log.info(`console: http://${loopback}:${server.port}/?token=${adminToken}`);
   }
 
   let closed = false;

@@ -4,7 +4,7 @@ import { defineCommand } from "citty";
 import { isTerminal, TaskState } from "../core/states.ts";
 import type { TaskView } from "../core/task.ts";
 import { action, int, UsageError } from "./args.ts";
-import { api, okCommand, urlArg } from "./client.ts";
+import { api, type Conn, okCommand, urlArg } from "./client.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
 type Page = { offset: number; limit: number; total: number; tasks: TaskView[] };
@@ -110,10 +110,10 @@ function show(t: TaskView, json: boolean): void {
     });
 }
 
-async function waitFor(url: string, id: string, timeoutS: number): Promise<TaskView> {
+async function waitFor(conn: Conn, id: string, timeoutS: number): Promise<TaskView> {
   const deadline = Date.now() + timeoutS * 1000;
   for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
-    const t = await api<TaskView>(url, "GET", `/tasks/${id}`);
+    const t = await api<TaskView>(conn, "GET", `/tasks/${id}`);
     if (isTerminal(t.state)) return t;
     if (Date.now() > deadline) throw new Error(`task ${id} still ${t.status} after ${timeoutS}s`);
     await Bun.sleep(delay);
@@ -150,14 +150,12 @@ export const tasksCommand = defineCommand({
       },
       run: ({ args }) =>
         action(async () => {
-          const t = await api<TaskView>(args.url, "POST", "/tasks", { name: args.name, ...body(args) });
+          const t = await api<TaskView>(args, "POST", "/tasks", { name: args.name, ...body(args) });
           if (!args.start) return show(t, args.json);
-          await api(args.url, "POST", `/tasks/${t.id}/start`);
+          await api(args, "POST", `/tasks/${t.id}/start`);
           if (!args.wait)
-            return args.json
-              ? printJson(await api(args.url, "GET", `/tasks/${t.id}`))
-              : process.stdout.write(`${t.id}\n`);
-          report(await waitFor(args.url, t.id, int("wait-timeout", args["wait-timeout"], 1, 86400)), args.json);
+            return args.json ? printJson(await api(args, "GET", `/tasks/${t.id}`)) : process.stdout.write(`${t.id}\n`);
+          report(await waitFor(args, t.id, int("wait-timeout", args["wait-timeout"], 1, 86400)), args.json);
         }),
     }),
     list: defineCommand({
@@ -166,7 +164,7 @@ export const tasksCommand = defineCommand({
       run: ({ args }) =>
         action(async () => {
           const p = await api<Page>(
-            args.url,
+            args,
             "GET",
             `/tasks?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`,
           );
@@ -185,7 +183,7 @@ export const tasksCommand = defineCommand({
     get: defineCommand({
       meta: { description: "Show one task" },
       args: { ...idArg, ...urlArg },
-      run: ({ args }) => action(async () => show(await api<TaskView>(args.url, "GET", `/tasks/${args.id}`), args.json)),
+      run: ({ args }) => action(async () => show(await api<TaskView>(args, "GET", `/tasks/${args.id}`), args.json)),
     }),
     update: defineCommand({
       meta: { description: "Change fields of a task (only the flags given)" },
@@ -195,7 +193,7 @@ export const tasksCommand = defineCommand({
           const b = body(args);
           if (args.name) b.name = args.name;
           if (Object.keys(b).length === 0) throw new UsageError("nothing to update: give at least one flag");
-          show(await api<TaskView>(args.url, "PUT", `/tasks/${args.id}`, b), args.json);
+          show(await api<TaskView>(args, "PUT", `/tasks/${args.id}`, b), args.json);
         }),
     }),
     delete: okCommand("Delete a task (a running one is stopped first)", "task", "DELETE", (id) => `/tasks/${id}`),
@@ -209,9 +207,9 @@ export const tasksCommand = defineCommand({
       },
       run: ({ args }) =>
         action(async () => {
-          await api(args.url, "POST", `/tasks/${args.id}/start`);
+          await api(args, "POST", `/tasks/${args.id}/start`);
           if (args.wait)
-            report(await waitFor(args.url, args.id, int("wait-timeout", args["wait-timeout"], 1, 86400)), args.json);
+            report(await waitFor(args, args.id, int("wait-timeout", args["wait-timeout"], 1, 86400)), args.json);
           else process.stdout.write("ok\n");
         }),
     }),
@@ -221,7 +219,7 @@ export const tasksCommand = defineCommand({
       args: { ...idArg, ...urlArg },
       run: ({ args }) =>
         action(async () => {
-          const r = await api<{ results: unknown }>(args.url, "GET", `/tasks/${args.id}/results`);
+          const r = await api<{ results: unknown }>(args, "GET", `/tasks/${args.id}/results`);
           if (args.json) printJson(r);
           else
             process.stdout.write(
@@ -240,7 +238,7 @@ export const tasksCommand = defineCommand({
       run: ({ args }) =>
         action(async () => {
           const p = await api<{ total: number; runs: Record<string, unknown>[] }>(
-            args.url,
+            args,
             "GET",
             `/tasks/${args.id}/runs?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`,
           );
@@ -266,7 +264,7 @@ export const tasksCommand = defineCommand({
         action(async () => {
           const form = new FormData();
           form.set("file", new Blob([Buffer.from(readWasm(args.file), "base64")]), basename(args.file));
-          show(await api<TaskView>(args.url, "PUT", `/tasks/${args.id}/upload`, form), args.json);
+          show(await api<TaskView>(args, "PUT", `/tasks/${args.id}/upload`, form), args.json);
         }),
     }),
   },

@@ -4,6 +4,7 @@ import type { Inbound } from "./bus.ts";
 import { Dispatcher, type ManagerBus } from "./dispatcher.ts";
 import { ManagerEvents } from "./events.ts";
 import { Groups } from "./groups.ts";
+import type { Identities } from "./identities.ts";
 import { Liveness } from "./liveness.ts";
 import { PropletRegistry } from "./proplets.ts";
 import { Schedules } from "./schedules.ts";
@@ -32,14 +33,17 @@ export class Manager {
   readonly tasks: Tasks;
   readonly groups: Groups;
   readonly telemetry: Telemetry;
+  readonly identities: Identities;
   /** Proplet messages, by kind, to the room that handles each. */
   readonly inbound: Inbound;
 
   constructor(
     private store: Storage,
     bus: ManagerBus,
+    identities: Identities,
     opts: ManagerOptions,
   ) {
+    this.identities = identities;
     this.proplets = new PropletRegistry(store, this.events, opts);
     this.dispatcher = new Dispatcher(store, bus, this.proplets, this.events, opts.scheduler);
     this.liveness = new Liveness(this.proplets, this.dispatcher);

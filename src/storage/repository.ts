@@ -1,3 +1,4 @@
+import type { Entity, Token } from "../core/identity.ts";
 import type { Job } from "../core/job.ts";
 import type { Proplet } from "../core/proplet.ts";
 import type { Run } from "../core/run.ts";
@@ -60,12 +61,33 @@ export interface MetricsRepository {
   listTask(taskId: string, offset: number, limit: number): ListResult<unknown>;
 }
 
+/** REST tokens; their secrets only as hashes. */
+export interface TokenRepository {
+  create(t: Token): void;
+  /** Writes a changed token (a revocation). */
+  update(t: Token): void;
+  get(id: string): Token | undefined;
+  /** Oldest first. */
+  all(): Token[];
+}
+
+/** MQTT identities (manager, proxy, proplets); their API keys only as hashes. */
+export interface EntityRepository {
+  create(e: Entity): void;
+  update(e: Entity): void;
+  get(id: string): Entity | undefined;
+  /** Oldest first. */
+  all(): Entity[];
+}
+
 export interface Storage {
   tasks: TaskRepository;
   proplets: PropletRepository;
   runs: RunRepository;
   jobs: JobRepository;
   metrics: MetricsRepository;
+  tokens: TokenRepository;
+  entities: EntityRepository;
   /**
    * Resolves once every write made so far is committed. Writes are grouped into one commit per turn of the
    * event loop (group commit); callers acknowledge a change to a client only after this resolves, so nothing

@@ -1,16 +1,20 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import mqtt from "mqtt";
 import {
+  authHeader,
   b64,
   cpuSeconds,
   fixture,
   http,
+  identity,
   MAIN,
+  propletEnv,
   runTask,
   type Serve,
   spawnPropeller,
   startServe,
   tempDir,
+  tokenOf,
   until,
   untilAlive,
 } from "../helpers.ts";
@@ -28,7 +32,7 @@ afterAll(async () => {
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const p = Bun.spawn([process.execPath, MAIN, ...args], {
-    env: { ...process.env, PROPELLER_URL: s.url },
+    env: { ...process.env, PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) },
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -121,7 +125,7 @@ describe("serve with its local proplet", () => {
   test("a second proplet process joins and runs a task pinned to it", async () => {
     const p = spawnPropeller(["proplet"], {
       PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-      PROPLET_ENTITY_ID: "edge-proplet-2",
+      ...(await propletEnv(s.url, "edge-proplet-2")),
       PROPLET_LIVELINESS_INTERVAL: "1",
     });
     try {
@@ -164,7 +168,7 @@ describe("serve with its local proplet", () => {
   test("round robin spreads unpinned tasks over alive proplets", async () => {
     const p = spawnPropeller(["proplet"], {
       PROPLET_MQTT_ADDRESS: `127.0.0.1:${s.mqttPort}`,
-      PROPLET_ENTITY_ID: "rr-proplet",
+      ...(await propletEnv(s.url, "rr-proplet")),
       PROPLET_LIVELINESS_INTERVAL: "1",
     });
     try {
@@ -181,7 +185,7 @@ describe("serve with its local proplet", () => {
   test("a Last Will marks a proplet killed with -9 not alive", async () => {
     const p = spawnPropeller(["proplet"], {
       PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-      PROPLET_ENTITY_ID: "doomed",
+      ...(await propletEnv(s.url, "doomed")),
       PROPLET_LIVELINESS_INTERVAL: "1",
     });
     await untilAlive(s.url, "doomed");
@@ -195,7 +199,7 @@ describe("upstream compatibility", () => {
   test("create ignores a client id and state, returns Location and upstream defaults", async () => {
     const res = await fetch(`${s.url}/tasks`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { ...authHeader(s.url), "content-type": "application/json" },
       body: JSON.stringify({ name: "t", id: "x", state: 3 }),
     });
     expect(res.status).toBe(201);
@@ -232,7 +236,7 @@ describe("bad input", () => {
     const type = await fetch(`${s.url}/tasks`, {
       method: "POST",
       body: '{"name":"x"}',
-      headers: { "content-type": "text/plain" },
+      headers: { ...authHeader(s.url), "content-type": "text/plain" },
     });
     expect(type.status).toBe(400);
     const page = await http(`${s.url}/tasks?limit=abc`);
@@ -245,7 +249,7 @@ describe("bad input", () => {
     const r = await fetch(`${s.url}/tasks`, {
       method: "POST",
       body: big,
-      headers: { "content-type": "application/json" },
+      headers: { ...authHeader(s.url), "content-type": "application/json" },
     });
     expect(r.status).toBe(413);
     expect(((await r.json()) as { error: string }).error).toContain("100 MiB");
@@ -272,16 +276,23 @@ describe("bad input", () => {
   });
 
   test("malformed MQTT payloads are dropped and the process keeps running", async () => {
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "vandal" });
+    // A proplet with valid credentials that sends payloads of the wrong shape about itself: the broker lets them
+    // through (they name the sender), the manager's schemas drop them.
+    const login = await identity(s.url, "proplet", "vandal");
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "vandal", ...login });
     for (const topic of ["create", "alive", "results"]) {
-      await c.publishAsync(`m/default/c/default/control/proplet/${topic}`, "this is not json");
       await c.publishAsync(
         `m/default/c/default/control/proplet/${topic}`,
-        JSON.stringify({ proplet_id: 42, task_id: [] }),
+        JSON.stringify({ proplet_id: "vandal", metadata: "none", status: 7, task_id: [] }),
       );
     }
-    await c.publishAsync("m/default/c/default/control/manager/start", JSON.stringify({ id: 1 }));
     await c.endAsync();
+    // Not JSON at all: the broker refuses it and closes the connection.
+    const d = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "vandal", ...login });
+    const closed = new Promise<void>((resolve) => d.once("close", () => resolve()));
+    d.publish("m/default/c/default/control/proplet/alive", "this is not json");
+    await closed;
+    d.end(true);
     const t = await runTask(s.url, { name: "add", file: b64("add"), inputs: [20, 22] });
     expect(t.results).toBe("42");
     expect(s.output()).toContain("dropped malformed message");
@@ -296,11 +307,18 @@ describe("other REST operations", () => {
     expect(noModule.status).toBe(400);
     const form = new FormData();
     form.set("file", new Blob([fixture("add")]), "add.wasm");
-    const up = await fetch(`${s.url}/tasks/${c.body.id}/upload`, { method: "PUT", body: form });
+    const up = await fetch(`${s.url}/tasks/${c.body.id}/upload`, {
+      method: "PUT",
+      body: form,
+      headers: authHeader(s.url),
+    });
     expect(up.status).toBe(200);
     const wrong = new FormData();
     wrong.set("file", new Blob([fixture("add")]), "add.txt");
-    expect((await fetch(`${s.url}/tasks/${c.body.id}/upload`, { method: "PUT", body: wrong })).status).toBe(400);
+    expect(
+      (await fetch(`${s.url}/tasks/${c.body.id}/upload`, { method: "PUT", body: wrong, headers: authHeader(s.url) }))
+        .status,
+    ).toBe(400);
     const u = await http(`${s.url}/tasks/${c.body.id}`, "PUT", { inputs: [40, 2] });
     expect(u.body.inputs).toEqual(["40", "2"]);
     expect(u.body.name).toBe("add");
@@ -319,14 +337,14 @@ describe("other REST operations", () => {
   });
 
   test("MQTT over WebSocket at /mqtt reaches the embedded broker", async () => {
-    const ws = await mqtt.connectAsync(`ws://127.0.0.1:${s.httpPort}/mqtt`, { clientId: "ws-client" });
-    const tcp = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "tcp-client" });
-    await ws.subscribeAsync("test/ws");
-    const got = new Promise<string>((resolve) => ws.on("message", (_t, p) => resolve(p.toString())));
-    await tcp.publishAsync("test/ws", "over websocket");
-    expect(await got).toBe("over websocket");
+    const login = await identity(s.url, "proplet", "ws-proplet");
+    const ws = await mqtt.connectAsync(`ws://127.0.0.1:${s.httpPort}/mqtt`, { clientId: "ws-proplet", ...login });
+    await ws.publishAsync(
+      "m/default/c/default/control/proplet/create",
+      JSON.stringify({ proplet_id: "ws-proplet", metadata: {} }),
+    );
+    await untilAlive(s.url, "ws-proplet");
     await ws.endAsync();
-    await tcp.endAsync();
   });
 
   test("the console page is served at /", async () => {
@@ -363,7 +381,10 @@ describe("storage", () => {
       const c = await http(`${n.url}/tasks`, "POST", { name: "add", file: b64("add"), inputs: [2, 2] });
       const r = await http(`${n.url}/tasks/${c.body.id}/start`, "POST");
       expect(r.body).toMatchObject({ started: true, status: "Scheduled" });
-      const p = spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}` });
+      const p = spawnPropeller(["proplet"], {
+        PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`,
+        ...(await propletEnv(n.url, "first-joiner")),
+      });
       try {
         const done = await until("the queued task to run", async () => {
           const t = (await http(`${n.url}/tasks/${c.body.id}`)).body;

@@ -5,11 +5,13 @@ import {
   b64,
   FIXTURES,
   http,
+  propletEnv,
   ROOT,
   runTask,
   spawnPropeller,
   startServe,
   tempDir,
+  tokenOf,
   until,
   untilAlive,
 } from "../helpers.ts";
@@ -53,7 +55,7 @@ describe("the compiled executable", () => {
     const s = await startServe({ cmd: [bin], cwd: dir });
     const p = spawnPropeller(
       ["proplet"],
-      { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, PROPLET_ENTITY_ID: "bin-proplet" },
+      { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, ...(await propletEnv(s.url, "bin-proplet")) },
       [bin],
       dir,
     );
@@ -76,7 +78,7 @@ describe("the compiled executable", () => {
         ],
         {
           cwd: dir,
-          env: { ...process.env, PROPELLER_URL: s.url },
+          env: { ...process.env, PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) },
         },
       );
       expect(cli.stdout.toString()).toBe("Hello Bin from hello\n");
@@ -91,7 +93,7 @@ describe("the compiled executable", () => {
         ["proplet"],
         {
           PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-          PROPLET_ENTITY_ID: "bin-host",
+          ...(await propletEnv(s.url, "bin-host")),
           PROPLET_RUNTIME: "host",
         },
         [bin],

@@ -7,7 +7,9 @@ import {
   FIXTURES,
   fixture,
   freePort,
+  identity,
   MAIN,
+  propletEnv,
   runTask,
   type Serve,
   spawnPropeller,
@@ -318,10 +320,11 @@ describe("chunk loss", () => {
     n = await startServe({ extra: ["--no-proxy", "--no-local-proplet"] });
     proplet = spawnPropeller(["proplet"], {
       PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`,
-      PROPLET_ENTITY_ID: "chunky",
+      ...(await propletEnv(n.url, "chunky")),
       PROPLET_FETCH_TIMEOUT: "4",
     });
-    lossy = await mqtt.connectAsync(`mqtt://127.0.0.1:${n.mqttPort}`, { clientId: "lossy-proxy" });
+    const login = await identity(n.url, "proxy", "lossy-proxy");
+    lossy = await mqtt.connectAsync(`mqtt://127.0.0.1:${n.mqttPort}`, { clientId: "lossy-proxy", ...login });
     await lossy.subscribeAsync("m/default/c/default/registry/proplet", { qos: 1 });
     lossy.on("message", (_t, payload) => {
       const req = JSON.parse(payload.toString());

@@ -3,6 +3,7 @@ import {
   b64,
   cpuSeconds,
   http,
+  propletEnv,
   runTask,
   type Serve,
   spawnPropeller,
@@ -19,7 +20,7 @@ beforeAll(async () => {
   s = await startServe({ extra: ["--no-local-proplet"] });
   p = spawnPropeller(["proplet"], {
     PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-    PROPLET_ENTITY_ID: "host-proplet",
+    ...(await propletEnv(s.url, "host-proplet")),
     PROPLET_RUNTIME: "host",
   });
   await untilAlive(s.url, "host-proplet");
@@ -73,7 +74,7 @@ test("stop kills a spinning child and frees its CPU", async () => {
 test("a task's process ends when its proplet is killed with -9", async () => {
   const q = spawnPropeller(["proplet"], {
     PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-    PROPLET_ENTITY_ID: "host-orphan",
+    ...(await propletEnv(s.url, "host-orphan")),
     PROPLET_RUNTIME: "host",
   });
   await untilAlive(s.url, "host-orphan");

@@ -4,9 +4,11 @@ import { join } from "node:path";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { readCgroup } from "../../src/proplet/cgroup.ts";
 import {
+  authHeader,
   b64,
   freePort,
   http,
+  propletEnv,
   runTask,
   type Serve,
   spawnPropeller,
@@ -67,7 +69,7 @@ describe("proplet metrics and liveliness", () => {
   test("a proplet's metrics carry its RSS and the container's memory from its cgroup", async () => {
     const p = spawnPropeller(["proplet"], {
       PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-      PROPLET_ENTITY_ID: "metered",
+      ...(await propletEnv(s.url, "metered")),
       PROPLET_LIVELINESS_INTERVAL: "1",
       PROPLET_METRICS_INTERVAL: "1",
       PROPLET_CGROUP_ROOT: cgroupV2(),
@@ -113,7 +115,7 @@ describe("proplet metrics and liveliness", () => {
     });
     const p = spawnPropeller(["proplet"], {
       PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`,
-      PROPLET_ENTITY_ID: "fleeting",
+      ...(await propletEnv(n.url, "fleeting")),
       PROPLET_LIVELINESS_INTERVAL: "1",
     });
     try {
@@ -129,7 +131,7 @@ describe("proplet metrics and liveliness", () => {
   test("a 3 s host-runtime task with a 1 s monitoring interval leaves at least 2 task-metric samples", async () => {
     const p = spawnPropeller(["proplet"], {
       PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-      PROPLET_ENTITY_ID: "host-metered",
+      ...(await propletEnv(s.url, "host-metered")),
       PROPLET_RUNTIME: "host",
     });
     try {
@@ -179,7 +181,7 @@ describe("events and Prometheus", () => {
     const port = await freePort();
     const p = spawnPropeller(["proplet"], {
       PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-      PROPLET_ENTITY_ID: "prom-proplet",
+      ...(await propletEnv(s.url, "prom-proplet")),
       PROPLET_METRICS_PORT: String(port),
     });
     try {
@@ -199,7 +201,7 @@ describe("events and Prometheus", () => {
 
   test("GET /events shows a task's Pending → Running → Completed in order", async () => {
     const ac = new AbortController();
-    const res = await fetch(`${s.url}/events?types=task`, { signal: ac.signal });
+    const res = await fetch(`${s.url}/events?types=task`, { signal: ac.signal, headers: authHeader(s.url) });
     expect(res.headers.get("content-type")).toContain("text/event-stream");
     const seen: { task_id: string; status: string }[] = [];
     const reader = (async () => {
@@ -231,7 +233,7 @@ describe("events and Prometheus", () => {
 
   test("/metrics parses as Prometheus text and counts what happened", async () => {
     await runTask(s.url, { name: "fail", file: b64("fail") });
-    const text = await (await fetch(`${s.url}/metrics`)).text();
+    const text = await (await fetch(`${s.url}/metrics`, { headers: authHeader(s.url) })).text();
     const families = parsePrometheusTextFormat(text) as unknown as {
       name: string;
       type: string;

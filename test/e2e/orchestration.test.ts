@@ -7,12 +7,15 @@ import {
   b64,
   FIXTURES,
   http,
+  identity,
   MAIN,
+  propletEnv,
   runTask,
   type Serve,
   spawnPropeller,
   startServe,
   tempDir,
+  tokenOf,
   until,
   untilAlive,
 } from "../helpers.ts";
@@ -151,7 +154,8 @@ describe("workflows", () => {
     expect(c.status).toBe(201);
     expect(c.body.workflow_id).toBeTruthy();
     // Watch the start messages on the broker, as a proplet sees them.
-    const watcher = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: `watch-${p}` });
+    const login = await identity(s.url, "proplet", `watch-${p}`);
+    const watcher = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: `watch-${p}`, ...login });
     const starts = new Map<string, Record<string, unknown>>();
     watcher.on("message", (_t, payload) => {
       const m = JSON.parse(payload.toString());
@@ -314,7 +318,7 @@ describe("queueing and recovery", () => {
     const n = await startServe({ extra: ["--no-local-proplet", "--liveliness-interval", "1"] });
     const p = spawnPropeller(["proplet"], {
       PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`,
-      PROPLET_ENTITY_ID: "one-slot",
+      ...(await propletEnv(n.url, "one-slot")),
       PROPLET_MAX_TASKS: "1",
       PROPLET_LIVELINESS_INTERVAL: "1",
     });
@@ -392,7 +396,7 @@ describe("queueing and recovery", () => {
   test("a task on a proplet killed with -9 is re-queued to another proplet while retries remain", async () => {
     const p = spawnPropeller(["proplet"], {
       PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-      PROPLET_ENTITY_ID: "victim",
+      ...(await propletEnv(s.url, "victim")),
       PROPLET_LIVELINESS_INTERVAL: "1",
     });
     try {
@@ -443,7 +447,9 @@ describe("CLI", () => {
       `name: cli-job\nexecution_mode: sequential\ntasks:\n  - name: add\n    file_path: add.wasm\n    inputs: [1, 2]\n  - name: add\n    file_path: add.wasm\n    inputs: [3, 4]\n`,
     );
     const cli = (args: string[]) =>
-      Bun.spawnSync([process.execPath, MAIN, ...args], { env: { ...process.env, PROPELLER_URL: s.url } });
+      Bun.spawnSync([process.execPath, MAIN, ...args], {
+        env: { ...process.env, PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) },
+      });
     const created = cli(["jobs", "create", spec, "--start", "--json"]);
     expect(created.stderr.toString()).toBe("");
     const job = JSON.parse(created.stdout.toString());

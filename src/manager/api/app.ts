@@ -3,6 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { AppError } from "../../core/errors.ts";
 import { log } from "../../log.ts";
 import type { Manager } from "../manager.ts";
+import { type AuthOptions, identityRoutes, requireToken } from "./auth.ts";
 import { eventRoutes } from "./events.ts";
 import { groupRoutes } from "./groups.ts";
 import { STATUS_OF } from "./http.ts";
@@ -21,10 +22,12 @@ export interface AppInfo {
   instanceId: string;
 }
 
-export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics): Hono {
+/** `auth` unset: no authentication (`serve --no-auth`, loopback only). */
+export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, auth?: AuthOptions): Hono {
   const app = new Hono();
+  if (metrics) app.use("*", metrics.middleware());
+  if (auth) app.use("*", requireToken(m.identities, auth));
   if (metrics) {
-    app.use("*", metrics.middleware());
     app.get("/metrics", async (c) =>
       c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }),
     );
@@ -60,5 +63,6 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics): 
   propletRoutes(app, m.proplets, m.telemetry);
   eventRoutes(app, m.events.live);
   groupRoutes(app, m.groups);
+  identityRoutes(app, m.identities);
   return app;
 }

@@ -15,8 +15,10 @@ export const STATUS_OF: Record<ErrorKind, ContentfulStatusCode> = {
 };
 
 export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
-  const type = c.req.header("content-type") ?? "";
-  if (!type.includes("application/json")) throw invalid("Content-Type must be application/json");
+  // The media type exactly: `text/plain; charset=application/json` passes a substring check, and a browser page
+  // may send that without a CORS preflight.
+  const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type !== "application/json") throw invalid("Content-Type must be application/json");
   const text = await c.req.text();
   let data: unknown;
   try {

@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Storage } from "../repository.ts";
 import { Batch } from "./batch.ts";
+import { SqliteEntities, SqliteTokens } from "./identities.ts";
 import { SqliteJobs } from "./jobs.ts";
 import { SqliteMetrics } from "./metrics.ts";
 import { migrate } from "./migrations.ts";
@@ -32,6 +33,8 @@ export function openSqlite(path: string): Storage {
     runs: new SqliteRuns(db, batch),
     jobs: new SqliteJobs(db, batch),
     metrics: new SqliteMetrics(db, batch),
+    tokens: new SqliteTokens(db, batch),
+    entities: new SqliteEntities(db, batch),
     durable: () => batch.durable(),
     close: () => {
       batch.commit();

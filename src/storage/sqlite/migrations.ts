@@ -30,6 +30,8 @@ export const MIGRATIONS = [
   `CREATE TABLE jobs (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, doc TEXT NOT NULL)`,
   `CREATE TABLE metrics (kind TEXT NOT NULL, owner TEXT NOT NULL, at TEXT NOT NULL, doc TEXT NOT NULL)`,
   `CREATE INDEX metrics_owner ON metrics(kind, owner, at DESC)`,
+  `CREATE TABLE tokens (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, doc TEXT NOT NULL)`,
+  `CREATE TABLE entities (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, doc TEXT NOT NULL)`,
 ];
 
 export function migrate(db: Database): void {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { AppError } from "../../../src/core/errors.ts";
 import { TaskState } from "../../../src/core/states.ts";
+import { Identities } from "../../../src/manager/identities.ts";
 import { Manager } from "../../../src/manager/manager.ts";
 import { until } from "../../helpers.ts";
 import { type Harness, harness } from "./harness.ts";
@@ -145,7 +146,8 @@ describe("dispatcher", () => {
     expect(state(id)).toBe(TaskState.Interrupted);
     expect(h.bus.stops).toEqual([{ id, broadcast: false, proplet_id: "p1" }]);
     expect(await kindOf(h.m.tasks.start(id))).toBe("conflict");
-    const next = new Manager(h.store, h.bus, { livelinessThresholdMs: 30_000, scheduler: "round-robin" });
+    const opts = { livelinessThresholdMs: 30_000, scheduler: "round-robin" as const };
+    const next = new Manager(h.store, h.bus, new Identities(h.store), opts);
     next.recover();
     expect(next.tasks.get(id)).toMatchObject({ state: TaskState.Failed, error: "interrupted by shutdown" });
   });

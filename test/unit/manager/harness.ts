@@ -2,6 +2,7 @@ import type { StartMsg, StopMsg } from "../../../src/core/messages.ts";
 import { TaskCreate } from "../../../src/core/task.ts";
 import { setLogLevel } from "../../../src/log.ts";
 import type { ManagerBus } from "../../../src/manager/dispatcher.ts";
+import { Identities } from "../../../src/manager/identities.ts";
 import { Manager, type ManagerOptions } from "../../../src/manager/manager.ts";
 import type { Storage } from "../../../src/storage/repository.ts";
 import { openSqlite } from "../../../src/storage/sqlite/index.ts";
@@ -46,7 +47,11 @@ setLogLevel("error");
 export function harness(opts: Partial<ManagerOptions> = {}): Harness {
   const store = openSqlite(":memory:");
   const bus = new RecordingBus();
-  const m = new Manager(store, bus, { livelinessThresholdMs: 30_000, scheduler: "round-robin", ...opts });
+  const m = new Manager(store, bus, new Identities(store), {
+    livelinessThresholdMs: 30_000,
+    scheduler: "round-robin",
+    ...opts,
+  });
   m.recover();
   return {
     store,

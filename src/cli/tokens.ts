@@ -1,0 +1,54 @@
+import { defineCommand } from "citty";
+import { action } from "./args.ts";
+import { api, okCommand, urlArg } from "./client.ts";
+import { printJson, printTable } from "./output.ts";
+
+// `propeller tokens`: REST tokens. A token's text is shown once, when it is made; the manager keeps its hash.
+
+interface TokenOut {
+  id: string;
+  name: string;
+  role: string;
+  created_at: string;
+  revoked_at?: string;
+  token?: string;
+}
+
+export const tokensCommand = defineCommand({
+  meta: { name: "tokens", description: "REST tokens: admin (everything) or viewer (read only)" },
+  subCommands: {
+    create: defineCommand({
+      meta: { description: "Create a token; its text is printed once" },
+      args: {
+        role: { type: "string", description: "admin or viewer", default: "viewer" },
+        name: { type: "string", description: "a name to recognise it by" },
+        ...urlArg,
+      },
+      run: ({ args }) =>
+        action(async () => {
+          const body = { role: args.role, ...(args.name ? { name: args.name } : {}) };
+          const t = await api<TokenOut>(args, "POST", "/tokens", body);
+          if (args.json) return printJson(t);
+          process.stdout.write(`${t.token}\n`);
+          process.stderr.write(`token ${t.id} (${t.name}, ${t.role}): shown once, keep it now\n`);
+        }),
+    }),
+    list: defineCommand({
+      meta: { description: "List tokens (never their text)" },
+      args: { ...urlArg },
+      run: ({ args }) =>
+        action(async () => {
+          const r = await api<{ tokens: TokenOut[] }>(args, "GET", "/tokens");
+          if (args.json) return printJson(r);
+          printTable(r.tokens as unknown as Record<string, unknown>[], [
+            ["ID", "id"],
+            ["NAME", "name"],
+            ["ROLE", "role"],
+            ["CREATED", "created_at"],
+            ["REVOKED", "revoked_at"],
+          ]);
+        }),
+    }),
+    revoke: okCommand("Revoke a token: it stops working at once", "token", "DELETE", (id) => `/tokens/${id}`),
+  },
+});

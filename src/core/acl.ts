@@ -1,0 +1,56 @@
+import type { EntityKind } from "./identity.ts";
+import { type Channel, topics } from "./topics.ts";
+
+// Who may publish and subscribe to what on a site's broker, and what a proplet may say. Every participant stays
+// under its channel's `m/{domain}/c/{channel}/…`; only the manager sends start and stop, only the proxy sends
+// module chunks, and a proplet speaks only about itself. Pure: the broker's hooks call these.
+
+export interface Peer {
+  id: string;
+  kind: EntityKind;
+}
+
+type Rules = { publish: Set<string>; subscribe: Set<string> };
+
+export function aclFor(channel: Channel): Record<EntityKind, Rules> {
+  const t = topics(channel);
+  return {
+    manager: {
+      publish: new Set([t.start, t.stop]),
+      subscribe: new Set([t.propletAll, t.create, t.alive, t.results, t.metrics, t.taskMetrics]),
+    },
+    proxy: { publish: new Set([t.registryChunks]), subscribe: new Set([t.registryRequest]) },
+    proplet: {
+      publish: new Set([t.create, t.alive, t.results, t.metrics, t.taskMetrics, t.registryRequest]),
+      subscribe: new Set([t.start, t.stop, t.registryChunks]),
+    },
+  };
+}
+
+/** Topics whose payload names the proplet it is about. */
+export function selfTopics(channel: Channel): Set<string> {
+  const t = topics(channel);
+  return new Set([t.create, t.alive, t.results, t.metrics, t.taskMetrics]);
+}
+
+/**
+ * Checks a proplet's payload on a topic about itself: `proplet_id` must be its own. A result without one (as
+ * upstream's embedded proplet sends) gets the sender's id, so the manager can tell whose run it is. Returns the
+ * payload to deliver, or a reason to refuse.
+ */
+export function checkSelf(peer: Peer, topic: string, payload: Buffer, resultsTopic: string): Buffer | string {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(payload.toString("utf8"));
+  } catch {
+    return "payload is not JSON";
+  }
+  if (typeof msg !== "object" || msg === null || Array.isArray(msg)) return "payload is not a JSON object";
+  const claimed = (msg as { proplet_id?: unknown }).proplet_id;
+  if (claimed === undefined || claimed === null) {
+    if (topic !== resultsTopic) return "proplet_id is missing";
+    return Buffer.from(JSON.stringify({ ...msg, proplet_id: peer.id }));
+  }
+  if (claimed !== peer.id) return `proplet ${peer.id} may not speak for proplet ${String(claimed)}`;
+  return payload;
+}

@@ -1,0 +1,49 @@
+import type { Hono, MiddlewareHandler } from "hono";
+import { EntityCreate, EntityKind, TokenCreate } from "../../core/identity.ts";
+import type { Identities } from "../identities.ts";
+import { jsonBody, query } from "./http.ts";
+
+// Bearer tokens on every route but `GET /health`: 401 without a valid one (saying how to get one), 403 when a
+// viewer asks for a change, and tokens and identities are for admins only.
+
+export interface AuthOptions {
+  /** Told in a 401, so a user knows where the admin token is. */
+  hint: string;
+}
+
+const READS = new Set(["GET", "HEAD", "OPTIONS"]);
+const ADMIN_ONLY = /^\/(tokens|entities)(\/|$)/;
+
+export function requireToken(ids: Identities, opts: AuthOptions): MiddlewareHandler {
+  return async (c, next) => {
+    if (c.req.method === "GET" && c.req.path === "/health") return next();
+    const header = c.req.header("authorization") ?? "";
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!m) return c.json({ error: `authentication required: send Authorization: Bearer <token>; ${opts.hint}` }, 401);
+    const token = ids.verifyToken(m[1]!);
+    if (!token) return c.json({ error: `invalid or revoked token; ${opts.hint}` }, 401);
+    if (token.role !== "admin" && (!READS.has(c.req.method) || ADMIN_ONLY.test(c.req.path))) {
+      return c.json(
+        { error: `token "${token.name}" is a viewer token: it may read tasks and proplets, not change them` },
+        403,
+      );
+    }
+    return next();
+  };
+}
+
+/** `/tokens…` and `/entities…`: REST tokens and MQTT identities. */
+export function identityRoutes(app: Hono, ids: Identities): void {
+  app.post("/tokens", async (c) => c.json(await ids.createToken(await jsonBody(c, TokenCreate)), 201));
+  app.get("/tokens", (c) => c.json({ tokens: ids.listTokens() }));
+  app.delete("/tokens/:id", async (c) => {
+    await ids.revokeToken(c.req.param("id"));
+    return c.body(null, 204);
+  });
+  app.post("/entities", async (c) => c.json(await ids.createEntity(await jsonBody(c, EntityCreate)), 201));
+  app.get("/entities", (c) => c.json({ entities: ids.listEntities(query(c, "kind", EntityKind.optional())) }));
+  app.delete("/entities/:id", async (c) => {
+    await ids.revokeEntity(c.req.param("id"));
+    return c.body(null, 204);
+  });
+}

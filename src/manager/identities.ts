@@ -1,0 +1,137 @@
+import { timingSafeEqual } from "node:crypto";
+import { conflict, notFound } from "../core/errors.ts";
+import {
+  type Entity,
+  type EntityCreate,
+  type EntityKind,
+  entityView,
+  hashSecret,
+  newSecret,
+  newTokenText,
+  type Token,
+  type TokenCreate,
+  tokenView,
+} from "../core/identity.ts";
+import { nowIso } from "../core/time.ts";
+import { tag } from "../log.ts";
+import type { Storage } from "../storage/repository.ts";
+import { Channel } from "./events.ts";
+
+const log = tag("manager");
+
+const same = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+
+// Identities: REST tokens (admin, viewer) and MQTT entities (manager, proxy, proplet). Both are kept in memory,
+// indexed by the hash of their secret, so every request and every MQTT CONNECT is checked without a storage read;
+// a revocation is stored and takes effect at once. serve's own clients (its manager, proxy and local proplet) get
+// internal identities: new keys at every start, held in memory only.
+
+export type TokenView = ReturnType<typeof tokenView>;
+export type EntityView = ReturnType<typeof entityView>;
+
+export class Identities {
+  private tokensByHash = new Map<string, Token>();
+  private entities = new Map<string, Entity>();
+  private internal = new Map<string, { kind: EntityKind; keyHash: string }>();
+  /** Entity ids revoked: the broker disconnects them. */
+  readonly revoked = new Channel<string>();
+
+  constructor(private store: Storage) {
+    for (const t of store.tokens.all()) if (!t.revoked_at) this.tokensByHash.set(t.hash, t);
+    for (const e of store.entities.all()) this.entities.set(e.id, e);
+  }
+
+  hasAdmin(): boolean {
+    for (const t of this.tokensByHash.values()) if (t.role === "admin") return true;
+    return false;
+  }
+
+  /** Creates a token; its text is returned this once and stored only as a hash. */
+  async createToken(input: TokenCreate): Promise<TokenView & { token: string }> {
+    const text = newTokenText();
+    const t: Token = {
+      id: crypto.randomUUID(),
+      name: input.name ?? `${input.role}-${new Date().toISOString().slice(0, 10)}`,
+      role: input.role,
+      hash: hashSecret(text),
+      created_at: nowIso(),
+    };
+    this.store.tokens.create(t);
+    await this.store.durable();
+    this.tokensByHash.set(t.hash, t);
+    log.info(`token ${t.id} (${t.name}, ${t.role}) created`);
+    return { ...tokenView(t), token: text };
+  }
+
+  listTokens(): TokenView[] {
+    return this.store.tokens.all().map(tokenView);
+  }
+
+  async revokeToken(id: string): Promise<void> {
+    const t = this.store.tokens.get(id);
+    if (!t) throw notFound(`token ${id} not found`);
+    this.tokensByHash.delete(t.hash);
+    if (t.revoked_at) return;
+    this.store.tokens.update({ ...t, revoked_at: nowIso() });
+    await this.store.durable();
+    log.info(`token ${id} (${t.name}) revoked`);
+  }
+
+  /** The token a request presents, if it is known and not revoked. */
+  verifyToken(text: string): Token | undefined {
+    return this.tokensByHash.get(hashSecret(text));
+  }
+
+  /** Creates an MQTT identity; its API key is returned this once and stored only as a hash. */
+  async createEntity(input: EntityCreate): Promise<EntityView & { api_key: string }> {
+    const id = input.id ?? crypto.randomUUID();
+    if (this.entities.has(id) || this.internal.has(id)) throw conflict(`entity ${id} already exists`);
+    const key = newSecret();
+    const e: Entity = {
+      id,
+      kind: input.kind,
+      name: input.name ?? `${input.kind}-${id.slice(0, 8)}`,
+      key_hash: hashSecret(key),
+      created_at: nowIso(),
+    };
+    this.store.entities.create(e);
+    await this.store.durable();
+    this.entities.set(id, e);
+    log.info(`${e.kind} identity ${id} (${e.name}) created`);
+    return { ...entityView(e), api_key: key };
+  }
+
+  listEntities(kind?: EntityKind): EntityView[] {
+    return [...this.entities.values()].filter((e) => !kind || e.kind === kind).map(entityView);
+  }
+
+  /** Revokes an identity: its key stops working and its MQTT connection is closed at once. */
+  async revokeEntity(id: string): Promise<void> {
+    const e = this.entities.get(id);
+    if (!e) throw notFound(`entity ${id} not found`);
+    if (!e.revoked_at) {
+      const revoked = { ...e, revoked_at: nowIso() };
+      this.store.entities.update(revoked);
+      await this.store.durable();
+      this.entities.set(id, revoked);
+      log.info(`${e.kind} identity ${id} revoked`);
+    }
+    this.revoked.publish(id);
+  }
+
+  /** An identity of serve's own, valid until serve stops; returns its API key. */
+  internalIdentity(id: string, kind: EntityKind): string {
+    const key = newSecret();
+    this.internal.set(id, { kind, keyHash: hashSecret(key) });
+    return key;
+  }
+
+  /** MQTT CONNECT: the kind of the entity whose id and key these are, if they are valid. */
+  verifyEntity(id: string, key: string): EntityKind | undefined {
+    const hash = hashSecret(key);
+    const own = this.internal.get(id);
+    if (own) return same(own.keyHash, hash) ? own.kind : undefined;
+    const e = this.entities.get(id);
+    return e && !e.revoked_at && same(e.key_hash, hash) ? e.kind : undefined;
+  }
+}
