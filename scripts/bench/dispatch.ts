@@ -6,14 +6,16 @@
 //     SQLite file itself holds N Completed tasks.
 // Prints progress to stderr and, as its last stdout line, one JSON object with the figures.
 //
-//   bun scripts/bench/dispatch.ts [--samples 1000] [--tasks 10000] [--concurrency 64] [--bin dist/propeller]
+//   bun scripts/bench/dispatch.ts [--samples 1000] [--tasks 10000] [--concurrency 64] [--bin dist/propeller] [--no-auth]
+// Authentication is on, as in a default serve (a bearer token on every request, credentials on MQTT); --no-auth
+// runs the same without, for comparison.
 import { Database } from "bun:sqlite";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import mqtt from "mqtt";
-import { freePort, waitForHealth } from "./lib.ts";
+import { adminToken, authHeaders, freePort, mqttLogin, waitForHealth } from "./lib.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -22,6 +24,7 @@ const { values: opt } = parseArgs({
     concurrency: { type: "string", default: "64" },
     bin: { type: "string" },
     profile: { type: "string", description: "directory for a CPU profile (markdown) of the serve process" },
+    "no-auth": { type: "boolean", default: false },
   },
 });
 const SAMPLES = Number(opt.samples);
@@ -48,6 +51,7 @@ const serve = Bun.spawn(
     dataDir,
     "--log-level",
     process.env.BENCH_LOG_LEVEL ?? "warn",
+    ...(opt["no-auth"] ? ["--no-auth"] : []),
   ],
   {
     stdout: "inherit",
@@ -56,11 +60,13 @@ const serve = Bun.spawn(
 );
 const url = `http://127.0.0.1:${httpPort}`;
 await waitForHealth(url);
+const token = adminToken(dataDir);
 
 async function post(path: string, body?: unknown): Promise<any> {
   const res = await fetch(`${url}${path}`, {
     method: "POST",
-    ...(body ? { body: JSON.stringify(body), headers: { "content-type": "application/json" } } : {}),
+    headers: body ? { ...authHeaders(token), "content-type": "application/json" } : authHeaders(token),
+    ...(body ? { body: JSON.stringify(body) } : {}),
   });
   const data = await res.json();
   if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(data)}`);
@@ -68,7 +74,8 @@ async function post(path: string, body?: unknown): Promise<any> {
 }
 
 // Results seen on MQTT, to know when to look in the API without hammering it.
-const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: "bench" });
+const login = await mqttLogin(url, token, "manager", "bench-observer");
+const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: "bench", ...login });
 const waiting = new Map<string, () => void>();
 let resultsSeen = 0;
 sub.on("message", (_t, payload) => {
@@ -84,7 +91,8 @@ async function startAndWaitStored(id: string): Promise<void> {
   await seen;
   waiting.delete(id);
   for (;;) {
-    const t = (await (await fetch(`${url}/tasks/${id}`)).json()) as { state: number; error?: string };
+    const res = await fetch(`${url}/tasks/${id}`, { headers: authHeaders(token) });
+    const t = (await res.json()) as { state: number; error?: string };
     if (t.state === 3) return;
     if (t.state === 4) throw new Error(`task ${id} failed: ${t.error}`);
   }
@@ -151,5 +159,6 @@ const out = {
   seconds: +elapsed.toFixed(3),
   tasks_per_s: Math.round(TASKS / elapsed),
   runtime: opt.bin ? "compiled" : "bun",
+  auth: !opt["no-auth"],
 };
 console.log(JSON.stringify(out));

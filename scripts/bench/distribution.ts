@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { RegistryClient } from "../../src/proxy/registry.ts";
-import { freePort } from "./lib.ts";
+import { adminToken, authHeaders, freePort, mqttLogin } from "./lib.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -76,22 +76,31 @@ const serve = Bun.spawn(
 );
 const url = `http://127.0.0.1:${httpPort}`;
 await until(async () => (await fetch(`${url}/health`)).ok);
-const proplets = Array.from({ length: N }, (_, i) =>
-  Bun.spawn([process.execPath, main, "proplet", "--log-level", "warn"], {
-    env: { ...process.env, PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${mqttPort}`, PROPLET_ENTITY_ID: `dist-${i}` },
-    stdout: "inherit",
-    stderr: "inherit",
-  }),
-);
+const token = adminToken(join(dir, "data"));
+const headers = authHeaders(token);
+const proplets: ReturnType<typeof Bun.spawn>[] = [];
+for (let i = 0; i < N; i++) {
+  const login = await mqttLogin(url, token, "proplet", `dist-${i}`);
+  const env = { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${mqttPort}`, PROPLET_ENTITY_ID: `dist-${i}` };
+  proplets.push(
+    Bun.spawn([process.execPath, main, "proplet", "--log-level", "warn"], {
+      env: { ...process.env, ...env, PROPLET_API_KEY: login.password ?? "" },
+      stdout: "inherit",
+      stderr: "inherit",
+    }),
+  );
+}
 await until(
-  async () => ((await (await fetch(`${url}/proplets?status=active`)).json()) as { total: number }).total === N,
+  async () =>
+    ((await (await fetch(`${url}/proplets?status=active`, { headers })).json()) as { total: number }).total === N,
 );
 
 const post = async (path: string, b?: unknown) =>
   (await (
     await fetch(`${url}${path}`, {
       method: "POST",
-      ...(b ? { body: JSON.stringify(b), headers: { "content-type": "application/json" } } : {}),
+      headers: b ? { ...headers, "content-type": "application/json" } : headers,
+      ...(b ? { body: JSON.stringify(b) } : {}),
     })
   ).json()) as { id: string };
 
@@ -110,7 +119,10 @@ for (let r = 0; r < ROUNDS; r++) {
   await Promise.all(ids.map((t) => post(`/tasks/${t.id}/start`)));
   await until(async () => {
     const states = await Promise.all(
-      ids.map(async (t) => (await (await fetch(`${url}/tasks/${t.id}`)).json()) as { state: number; error?: string }),
+      ids.map(
+        async (t) =>
+          (await (await fetch(`${url}/tasks/${t.id}`, { headers })).json()) as { state: number; error?: string },
+      ),
     );
     const failed = states.find((s) => s.state === 4);
     if (failed) throw new Error(`a task failed: ${failed.error}`);

@@ -1,26 +1,29 @@
 // Fleet benchmark: the CPU a `propeller serve` (embedded broker, SQLite, no local proplet) spends while 1,000
-// simulated proplets announce themselves and heartbeat every second. The simulated proplets are spread over a few
-// MQTT connections of this process; the serve's own CPU time is read from /proc.
+// simulated proplets announce themselves and heartbeat every second. With authentication on (the default), each
+// simulated proplet is an identity of its own on a connection of its own, as the broker lets a proplet speak only
+// about itself; with --no-auth they share --connections connections. The serve's CPU time is read from /proc.
 // Prints one JSON object as the last stdout line, with `manager_cpu_percent` (percent of one core).
 //
-//   bun scripts/bench/fleet.ts [--proplets 1000] [--connections 20] [--seconds 30]
+//   bun scripts/bench/fleet.ts [--proplets 1000] [--seconds 30] [--no-auth [--connections 20]]
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import mqtt from "mqtt";
-import { cpuSeconds, freePort, waitForHealth } from "./lib.ts";
+import { adminToken, authHeaders, cpuSeconds, freePort, mqttLogin, waitForHealth } from "./lib.ts";
 
 const { values: opt } = parseArgs({
   options: {
     proplets: { type: "string", default: "1000" },
     connections: { type: "string", default: "20" },
     seconds: { type: "string", default: "30" },
+    "no-auth": { type: "boolean", default: false },
   },
 });
 const N = Number(opt.proplets);
-const C = Number(opt.connections);
+const AUTH = !opt["no-auth"];
+const C = AUTH ? N : Number(opt.connections);
 const SECONDS = Number(opt.seconds);
 const root = join(import.meta.dir, "..", "..");
 const say = (s: string) => process.stderr.write(`${s}\n`);
@@ -42,6 +45,7 @@ const serve = Bun.spawn(
     "--no-local-proplet",
     "--log-level",
     "warn",
+    ...(AUTH ? [] : ["--no-auth"]),
   ],
   { stdout: "inherit", stderr: "inherit" },
 );
@@ -49,10 +53,14 @@ const url = `http://127.0.0.1:${httpPort}`;
 await waitForHealth(url);
 
 const base = "m/default/c/default/control/proplet";
-const clients = await Promise.all(
-  Array.from({ length: C }, (_, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: `fleet-${i}` })),
-);
+const token = adminToken(dir);
 const ids = Array.from({ length: N }, (_, i) => `sim-${String(i).padStart(5, "0")}`);
+const clients: mqtt.MqttClient[] = [];
+for (let i = 0; i < C; i++) {
+  const id = AUTH ? ids[i]! : `fleet-${i}`;
+  const login = await mqttLogin(url, token, "proplet", id);
+  clients.push(await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: id, ...login }));
+}
 const clientOf = (i: number) => clients[i % C]!;
 for (const [i, id] of ids.entries()) {
   clientOf(i).publish(
@@ -86,7 +94,8 @@ const timers = ids.map((id, i) =>
 );
 say(`${N} proplets on ${C} connections; warming up 5 s…`);
 await Bun.sleep(5000);
-const alive = ((await (await fetch(`${url}/proplets?status=active&limit=1`)).json()) as { total: number }).total;
+const res = await fetch(`${url}/proplets?status=active&limit=1`, { headers: authHeaders(token) });
+const alive = ((await res.json()) as { total: number }).total;
 const cpu0 = cpuSeconds(serve.pid);
 const beats0 = beats;
 const t0 = performance.now();
@@ -105,5 +114,6 @@ console.log(
     seconds: +elapsed.toFixed(1),
     heartbeats_per_s: Math.round(rate),
     manager_cpu_percent: +((cpu / elapsed) * 100).toFixed(1),
+    auth: AUTH,
   }),
 );

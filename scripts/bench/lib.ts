@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 
 // Helpers shared by the benchmarks.
 
@@ -18,6 +19,30 @@ export async function waitForHealth(url: string): Promise<void> {
     if (i > 300) throw new Error(`${url} did not start`);
     await Bun.sleep(50);
   }
+}
+
+/** The admin token a serve wrote into its data dir ("" with --no-auth). */
+export function adminToken(dataDir: string): string {
+  const file = join(dataDir, "admin.token");
+  return existsSync(file) ? readFileSync(file, "utf8").trim() : "";
+}
+
+/** REST headers with the token, when there is one. */
+export function authHeaders(token: string): Record<string, string> {
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+/** MQTT credentials for a new identity of `kind` (none without a token: the broker takes anyone). */
+export async function mqttLogin(url: string, token: string, kind: string, id: string) {
+  if (!token) return {};
+  const res = await fetch(`${url}/entities`, {
+    method: "POST",
+    headers: { ...authHeaders(token), "content-type": "application/json" },
+    body: JSON.stringify({ kind, id }),
+  });
+  const e = (await res.json()) as { id: string; api_key: string; error?: string };
+  if (!res.ok) throw new Error(`creating ${kind} ${id}: ${res.status} ${e.error}`);
+  return { username: e.id, password: e.api_key };
 }
 
 /** CPU seconds (user + system) a process has used, from /proc. */

@@ -1,0 +1,165 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import mqtt from "mqtt";
+import { b64, http, identity, MAIN, type Serve, startServe, until } from "../helpers.ts";
+
+// Secure by default, seen from outside: a real serve process, real MQTT clients over TCP and WebSocket, the CLI.
+
+let s: Serve;
+beforeAll(async () => {
+  s = await startServe({ extra: ["--no-local-proplet", "--liveliness-interval", "1"] });
+});
+afterAll(async () => {
+  await s?.kill("SIGKILL");
+});
+
+const T = "m/default/c/default/control";
+
+function cli(args: string[], env: Record<string, string>) {
+  const clean = { ...process.env };
+  delete clean.PROPELLER_TOKEN;
+  const p = Bun.spawnSync([process.execPath, MAIN, ...args], { env: { ...clean, PROPELLER_URL: s.url, ...env } });
+  return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+}
+
+async function refused(url: string, opts: mqtt.IClientOptions): Promise<string> {
+  try {
+    const c = await mqtt.connectAsync(url, { ...opts, reconnectPeriod: 0, connectTimeout: 3000 });
+    await c.endAsync();
+    return "connected";
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+}
+
+/** A proplet played by a raw MQTT client: it announces itself and records the start messages it gets. */
+async function fakeProplet(id: string) {
+  const login = await identity(s.url, "proplet", id);
+  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: id, ...login, reconnectPeriod: 0 });
+  const starts: { id: string }[] = [];
+  c.on("message", (topic, payload) => {
+    if (topic.endsWith("/manager/start")) starts.push(JSON.parse(payload.toString()));
+  });
+  await c.subscribeAsync(`${T}/manager/start`);
+  await c.publishAsync(`${T}/proplet/create`, JSON.stringify({ proplet_id: id, metadata: { max_tasks: 1 } }));
+  return { c, starts, login };
+}
+
+describe("REST and the CLI", () => {
+  test("serve writes an admin token (0600) that the CLI on this machine finds; without it, a 401 says where", () => {
+    const file = join(s.dataDir, "admin.token");
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const found = cli(["tasks", "list"], { PROPELLER_DATA_DIR: s.dataDir });
+    expect(found.code).toBe(0);
+    const missing = cli(["tasks", "list"], { PROPELLER_DATA_DIR: join(s.dataDir, "elsewhere") });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("401");
+    expect(missing.stderr).toContain(file);
+  });
+
+  test("a viewer token from `tokens create` reads but may not create; revoked, it stops working", () => {
+    const made = cli(["tokens", "create", "--role", "viewer", "--name", "watcher", "--json"], {
+      PROPELLER_DATA_DIR: s.dataDir,
+    });
+    expect(made.code).toBe(0);
+    const t = JSON.parse(made.stdout) as { id: string; token: string };
+    expect(cli(["tasks", "list"], { PROPELLER_TOKEN: t.token }).code).toBe(0);
+    const create = cli(["tasks", "create", "x", "--file", "test/fixtures/build/add.wasm"], {
+      PROPELLER_TOKEN: t.token,
+    });
+    expect(create.code).toBe(1);
+    expect(create.stderr).toContain("403");
+    expect(cli(["tokens", "revoke", t.id], { PROPELLER_DATA_DIR: s.dataDir }).code).toBe(0);
+    expect(cli(["tasks", "list"], { PROPELLER_TOKEN: t.token }).stderr).toContain("401");
+  });
+
+  test("a text/plain body is refused even when it claims JSON; a foreign Origin cannot open /mqtt", async () => {
+    const res = await fetch(`${s.url}/tasks`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${s.token}`, "content-type": "text/plain; charset=application/json" },
+      body: JSON.stringify({ name: "sneaky", file: b64("add"), schedule: "* * * * * *" }),
+    });
+    expect(res.status).toBe(400);
+    const upgrade = (origin: string) =>
+      fetch(`${s.url}/mqtt`, {
+        headers: {
+          connection: "Upgrade",
+          upgrade: "websocket",
+          origin,
+          "sec-websocket-version": "13",
+          "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        },
+      });
+    expect((await upgrade("http://evil.example")).status).toBe(403);
+    expect((await upgrade(s.url)).status).toBe(101);
+  });
+
+  test("--no-auth is refused with an address others can reach", () => {
+    const p = Bun.spawnSync([process.execPath, MAIN, "serve", "--no-auth", "--host", "0.0.0.0", "--http-port", "0"]);
+    expect(p.exitCode).toBe(1);
+    expect(p.stderr.toString()).toContain("--no-auth is refused with --host 0.0.0.0");
+  });
+});
+
+describe("MQTT", () => {
+  test("anonymous clients and wrong keys are refused over TCP and WebSocket", async () => {
+    const tcp = `mqtt://127.0.0.1:${s.mqttPort}`;
+    const ws = `ws://127.0.0.1:${s.httpPort}/mqtt`;
+    expect(await refused(tcp, { clientId: "anon" })).toContain("Not authorized");
+    expect(await refused(ws, { clientId: "anon-ws" })).toContain("Not authorized");
+    const login = await identity(s.url, "proplet", "keyed");
+    expect(await refused(tcp, { clientId: "keyed", username: "keyed", password: "wrong" })).toContain("Not authorized");
+    expect(await refused(tcp, { clientId: "keyed", ...login })).toBe("connected");
+    expect(await refused(ws, { clientId: "keyed", ...login })).toBe("connected");
+  });
+
+  test("a proplet cannot finish another's task, speak for it, or send start messages", async () => {
+    const b = await fakeProplet("honest-b");
+    const a = await fakeProplet("mallory-a");
+    try {
+      const c = await http(`${s.url}/tasks`, "POST", { name: "add", file: b64("add"), proplet_id: "honest-b" });
+      await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
+      await until("b to get its start", () => b.starts.some((m) => m.id === c.body.id), 3000);
+      // A result without proplet_id (as upstream's embedded proplet sends) is stamped with its sender: dropped.
+      await a.c.publishAsync(`${T}/proplet/results`, JSON.stringify({ task_id: c.body.id, results: "evil" }));
+      await Bun.sleep(300);
+      expect((await http(`${s.url}/tasks/${c.body.id}`)).body.state).toBe(2);
+      // Claiming to be b, or sending a start, closes a's connection; b sees no forged start.
+      const closed = new Promise<void>((resolve) => a.c.once("close", () => resolve()));
+      a.c.publish(`${T}/manager/start`, JSON.stringify({ id: "forged", name: "x", proplet_id: "honest-b" }));
+      await closed;
+      const again = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "mallory-a", ...a.login });
+      const closedAgain = new Promise<void>((resolve) => again.once("close", () => resolve()));
+      again.publish(
+        `${T}/proplet/results`,
+        JSON.stringify({ task_id: c.body.id, proplet_id: "honest-b", results: "x" }),
+      );
+      await closedAgain;
+      again.end(true);
+      expect(b.starts.some((m) => m.id === "forged")).toBe(false);
+      expect((await http(`${s.url}/tasks/${c.body.id}`)).body.state).toBe(2);
+      // The real proplet's result completes it.
+      await b.c.publishAsync(`${T}/proplet/results`, JSON.stringify({ task_id: c.body.id, results: "30" }));
+      const done = await until("the task to complete", async () => {
+        const t = (await http(`${s.url}/tasks/${c.body.id}`)).body;
+        return t.state === 3 ? t : undefined;
+      });
+      expect(done.results).toBe("30");
+    } finally {
+      a.c.end(true);
+      b.c.end(true);
+    }
+  });
+
+  test("`proplets revoke` closes the proplet's connection at once and its key stops working", async () => {
+    const p = await fakeProplet("revoked-one");
+    const closed = new Promise<void>((resolve) => p.c.once("close", () => resolve()));
+    const r = cli(["proplets", "revoke", "revoked-one"], { PROPELLER_DATA_DIR: s.dataDir });
+    expect(r.code).toBe(0);
+    await closed;
+    p.c.end(true);
+    const url = `mqtt://127.0.0.1:${s.mqttPort}`;
+    expect(await refused(url, { clientId: "revoked-one", ...p.login })).toContain("Not authorized");
+  });
+});

@@ -1,0 +1,100 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import type { Hono } from "hono";
+import { createApp } from "../../../src/manager/api/app.ts";
+import { type Harness, harness } from "./harness.ts";
+
+// REST authentication in-process: every route in the app's own route table, with no token, a bad one, a viewer's
+// and a revoked one.
+
+let h: Harness;
+let app: Hono;
+afterEach(() => h?.close());
+
+const HINT = "the admin token is in /data/admin.token";
+
+async function setup() {
+  h = harness();
+  app = createApp(h.m, { version: "test", instanceId: "i" }, undefined, { hint: HINT });
+  const admin = (await h.m.identities.createToken({ role: "admin", name: "root" })).token;
+  const viewer = (await h.m.identities.createToken({ role: "viewer", name: "eyes" })).token;
+  return { admin, viewer };
+}
+
+const call = (method: string, path: string, token?: string) =>
+  app.request(path, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), "content-type": "application/json" },
+    ...(method === "GET" || method === "HEAD" ? {} : { body: "{}" }),
+  });
+
+/** Every route the app serves, with its parameters filled in. */
+const routes = () =>
+  app.routes.filter((r) => r.method !== "ALL").map((r) => ({ method: r.method, path: r.path.replace(/:(\w+)/g, "x") }));
+
+describe("REST authentication", () => {
+  test("every route but GET /health answers 401 without a token, and says how to get one", async () => {
+    await setup();
+    const all = routes();
+    expect(all.length).toBeGreaterThan(25);
+    for (const r of all) {
+      const res = await call(r.method, r.path);
+      if (r.method === "GET" && r.path === "/health") {
+        expect(res.status).toBe(200);
+        continue;
+      }
+      expect({ route: `${r.method} ${r.path}`, status: res.status }).toEqual({
+        route: `${r.method} ${r.path}`,
+        status: 401,
+      });
+      expect(((await res.json()) as { error: string }).error).toContain(HINT);
+    }
+    expect((await call("GET", "/tasks", "ppt_not-a-real-token")).status).toBe(401);
+    expect((await call("GET", "/tasks", "")).status).toBe(401);
+  });
+
+  test("a viewer reads but changes nothing (403 on every write) and sees no tokens", async () => {
+    const { viewer } = await setup();
+    for (const r of routes()) {
+      const res = await call(r.method, r.path, viewer);
+      const write = r.method !== "GET" || r.path.startsWith("/tokens") || r.path.startsWith("/entities");
+      if (write)
+        expect({ route: `${r.method} ${r.path}`, status: res.status }).toEqual({
+          route: `${r.method} ${r.path}`,
+          status: 403,
+        });
+      else expect([200, 400, 404]).toContain(res.status);
+    }
+  });
+
+  test("an admin makes and revokes tokens; a revoked token stops working at once; secrets are never listed", async () => {
+    const { admin } = await setup();
+    const made = await app.request("/tokens", {
+      method: "POST",
+      headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+      body: JSON.stringify({ role: "viewer", name: "ci" }),
+    });
+    expect(made.status).toBe(201);
+    const t = (await made.json()) as { id: string; token: string; role: string };
+    expect(t.role).toBe("viewer");
+    expect(t.token).toMatch(/^ppt_[\w-]{43}$/);
+    expect((await call("GET", "/tasks", t.token)).status).toBe(200);
+    const listed = await (await call("GET", "/tokens", admin)).text();
+    expect(listed).not.toContain(t.token);
+    expect(listed).not.toContain("hash");
+    expect((await call("DELETE", `/tokens/${t.id}`, admin)).status).toBe(204);
+    expect((await call("GET", "/tasks", t.token)).status).toBe(401);
+    expect((await call("DELETE", "/tokens/nope", admin)).status).toBe(404);
+  });
+
+  test("MQTT identities: the key is shown once, checked by hash, and dead once revoked", async () => {
+    await setup();
+    const e = await h.m.identities.createEntity({ kind: "proplet", id: "edge-7" });
+    expect(h.m.identities.verifyEntity("edge-7", e.api_key)).toBe("proplet");
+    expect(h.m.identities.verifyEntity("edge-7", `${e.api_key}x`)).toBeUndefined();
+    expect(h.m.identities.verifyEntity("edge-8", e.api_key)).toBeUndefined();
+    expect(JSON.stringify(h.m.identities.listEntities())).not.toContain(e.api_key);
+    await expect(h.m.identities.createEntity({ kind: "proxy", id: "edge-7" })).rejects.toThrow("already exists");
+    await h.m.identities.revokeEntity("edge-7");
+    expect(h.m.identities.verifyEntity("edge-7", e.api_key)).toBeUndefined();
+  });
+});
