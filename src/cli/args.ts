@@ -16,11 +16,12 @@ export function int(name: string, v: string | undefined, min = 0, max = 65535): 
 }
 
 /** Seconds as "10", "0.5" or "10s"; upstream silently kept the default on garbage, we refuse it. */
-export function seconds(name: string, v: string | undefined, dflt: number): number {
+export function seconds(name: string, v: string | undefined, dflt: number, max = Infinity): number {
   if (v === undefined || v === "") return dflt;
   const m = /^(\d+(?:\.\d+)?)s?$/.exec(v.trim());
   if (!m || Number(m[1]) <= 0)
     throw new UsageError(`${name} must be a positive number of seconds, got ${JSON.stringify(v)}`);
+  if (Number(m[1]) > max) throw new UsageError(`${name} must be at most ${max} seconds, got ${JSON.stringify(v)}`);
   return Number(m[1]);
 }
 

@@ -1,5 +1,6 @@
 import { cpus } from "node:os";
 import { defineCommand } from "citty";
+import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
 import { PropletAgent } from "../proplet/agent.ts";
@@ -92,7 +93,12 @@ export const propletCommand = defineCommand({
           domainId: args["domain-id"],
           channelId: args["channel-id"],
           namespace: env("PROPLET_MANAGER_K8S_NAMESPACE") ?? "default",
-          livelinessInterval: seconds("PROPLET_LIVELINESS_INTERVAL", args["liveliness-interval"], 10),
+          livelinessInterval: seconds(
+            "PROPLET_LIVELINESS_INTERVAL",
+            args["liveliness-interval"],
+            10,
+            MAX_LIVELINESS_INTERVAL_S,
+          ),
           maxTasks: int("max-tasks", args["max-tasks"], 1, 10_000),
           ...propletEnv(),
           runtime: runtime(args.runtime),

@@ -1,6 +1,7 @@
 import { cpus, homedir } from "node:os";
 import { join } from "node:path";
 import { defineCommand } from "citty";
+import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { SCHEDULERS, type SchedulerName } from "../core/scheduler.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
@@ -131,7 +132,7 @@ export const serveCommand = defineCommand({
   run: ({ args }) =>
     action(
       async () => {
-        const interval = seconds("--liveliness-interval", args["liveliness-interval"], 10);
+        const interval = seconds("--liveliness-interval", args["liveliness-interval"], 10, MAX_LIVELINESS_INTERVAL_S);
         const scheduler = args.scheduler as SchedulerName;
         if (!SCHEDULERS.includes(scheduler))
           throw new UsageError(

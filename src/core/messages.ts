@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { jsonSize } from "./json.ts";
 import { PropletMetadata } from "./proplet.ts";
 import { Env, Inputs, MonitoringProfile, type Task } from "./task.ts";
 import { Timestamp } from "./time.ts";
@@ -92,30 +93,39 @@ export function decode<T extends z.ZodType>(
   return { ok: true, value: r.data };
 }
 
+/** Largest metrics sample stored, as JSON: samples are kept (1,000 per proplet or task), so each is bounded. */
+export const MAX_SAMPLE_CHARS = 16384;
+const boundedSample = <S extends z.ZodType>(s: S) =>
+  s.refine((v) => jsonSize(v) <= MAX_SAMPLE_CHARS, `sample is larger than ${MAX_SAMPLE_CHARS} characters`);
+
 /** proplet → manager, `control/proplet/metrics`; upstream's shape, kept loose (Rust sends heap fields as 0). */
-export const PropletMetricsMsg = z.looseObject({
-  proplet_id: z.string().min(1),
-  namespace: nullToUndef(z.string()),
-  timestamp: nullToUndef(Timestamp),
-  cpu_metrics: z
-    .looseObject({
-      user_seconds: z.number().optional(),
-      system_seconds: z.number().optional(),
-      percent: z.number().optional(),
-    })
-    .optional(),
-  memory_metrics: z.looseObject({ rss_bytes: z.number().optional() }).optional(),
-});
+export const PropletMetricsMsg = boundedSample(
+  z.looseObject({
+    proplet_id: z.string().min(1),
+    namespace: nullToUndef(z.string()),
+    timestamp: nullToUndef(Timestamp),
+    cpu_metrics: z
+      .looseObject({
+        user_seconds: z.number().optional(),
+        system_seconds: z.number().optional(),
+        percent: z.number().optional(),
+      })
+      .optional(),
+    memory_metrics: z.looseObject({ rss_bytes: z.number().optional() }).optional(),
+  }),
+);
 export type PropletMetricsMsg = z.output<typeof PropletMetricsMsg>;
 
 /** proplet → manager, `control/proplet/task_metrics`. */
-export const TaskMetricsMsg = z.looseObject({
-  task_id: z.string().min(1),
-  proplet_id: z.string().min(1),
-  metrics: z.looseObject({}),
-  aggregated: z.looseObject({}).nullable().optional(),
-  timestamp: nullToUndef(Timestamp),
-});
+export const TaskMetricsMsg = boundedSample(
+  z.looseObject({
+    task_id: z.string().min(1),
+    proplet_id: z.string().min(1),
+    metrics: z.looseObject({}),
+    aggregated: z.looseObject({}).nullable().optional(),
+    timestamp: nullToUndef(Timestamp),
+  }),
+);
 export type TaskMetricsMsg = z.output<typeof TaskMetricsMsg>;
 
 /**

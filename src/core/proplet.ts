@@ -1,24 +1,35 @@
 import { z } from "zod";
+import { jsonSize } from "./json.ts";
+
+/** Largest proplet metadata stored, as JSON: what a proplet announces is kept, so it is bounded. */
+export const MAX_METADATA_CHARS = 8192;
+/** Bounds on what a proplet may announce: a huge interval would keep a dead proplet "alive" and holding tasks. */
+export const MAX_TASKS_ANNOUNCED = 10_000;
+export const MAX_LIVELINESS_INTERVAL_S = 3600;
+
+const short = z.string().max(256);
 
 // Discovery metadata, upstream keys. `total_memory_bytes` is accepted as number or numeric string (upstream's
 // Go helper dropped numbers: we don't).
-export const PropletMetadata = z.looseObject({
-  description: z.string().optional(),
-  tags: z.array(z.string()).optional(),
-  location: z.string().optional(),
-  ip: z.string().optional(),
-  environment: z.string().optional(),
-  os: z.string().optional(),
-  hostname: z.string().optional(),
-  cpu_arch: z.string().optional(),
-  total_memory_bytes: z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)]).optional(),
-  proplet_version: z.string().optional(),
-  wasm_runtime: z.string().optional(),
-  /** Ours: how many tasks the proplet runs at once. Absent (upstream proplets): no limit. */
-  max_tasks: z.number().int().positive().optional(),
-  /** Ours: seconds between its heartbeats, so a slow-beating proplet is not declared dead by a tighter threshold. */
-  liveliness_interval_s: z.number().positive().optional(),
-});
+export const PropletMetadata = z
+  .looseObject({
+    description: z.string().max(1024).optional(),
+    tags: z.array(short).max(64).optional(),
+    location: short.optional(),
+    ip: short.optional(),
+    environment: short.optional(),
+    os: short.optional(),
+    hostname: short.optional(),
+    cpu_arch: short.optional(),
+    total_memory_bytes: z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)]).optional(),
+    proplet_version: short.optional(),
+    wasm_runtime: short.optional(),
+    /** Ours: how many tasks the proplet runs at once. Absent (upstream proplets): no limit. */
+    max_tasks: z.number().int().positive().max(MAX_TASKS_ANNOUNCED).optional(),
+    /** Ours: seconds between its heartbeats, so a slow-beating proplet is not declared dead by a tighter threshold. */
+    liveliness_interval_s: z.number().positive().max(MAX_LIVELINESS_INTERVAL_S).optional(),
+  })
+  .refine((m) => jsonSize(m) <= MAX_METADATA_CHARS, `metadata is larger than ${MAX_METADATA_CHARS} characters`);
 export type PropletMetadata = z.infer<typeof PropletMetadata>;
 
 /** Heartbeat history kept per proplet (upstream keeps 10). */

@@ -140,6 +140,21 @@ export class Dispatcher {
     this.timers.clear(id);
   }
 
+  /**
+   * The task is being deleted while it runs: the proplet is told to stop, and its slot is free at once (no
+   * result will ever be accepted for a deleted task), so the queue moves on.
+   */
+  async release(task: Task): Promise<void> {
+    this.forget(task.id);
+    if (task.state !== TaskState.Running || !task.proplet_id) return;
+    const p = this.proplets.get(task.proplet_id);
+    if (p && this.proplets.alive(p)) {
+      await this.bus.stop({ id: task.id, broadcast: false, proplet_id: p.id }).catch(() => {});
+    }
+    this.proplets.track(task.proplet_id, task.id, false);
+    queueMicrotask(() => this.drain());
+  }
+
   /** Places queued tasks on proplets with free slots (none while shutting down). */
   drain(): void {
     if (this.placement.size === 0 || this.shuttingDown) return;
@@ -318,19 +333,24 @@ export class Dispatcher {
    * Settles the runs a proplet no longer has ("proplet lost"), retried where retries remain; with `keep` (the
    * tasks a heartbeat lists), only the others, and only once their start had time to arrive.
    */
-  settleLost(propletId: string, reason: string, keep?: Set<string>): void {
+  settleLost(propletId: string, reason: string, keep?: Set<string>, connected = true): void {
     const now = Date.now();
+    let freed = false;
     for (const id of this.proplets.runningTasks(propletId)) {
       if (keep?.has(id)) continue;
       const t = this.store.tasks.get(id);
       if (!t || t.state !== TaskState.Running) {
         this.proplets.track(propletId, id, false);
+        freed = true;
         continue;
       }
       if (keep && now - Date.parse(t.start_time) < HEARTBEAT_GRACE_MS) continue; // start may still be in flight
       log.warn(`task ${id}: ${reason}`);
+      // A proplet still connected may still run it: tell it to stop, so no Wasm spins on as an orphan.
+      if (connected) void this.bus.stop({ id, broadcast: false, proplet_id: propletId }).catch(() => {});
       this.endRun(t, { error: reason, results: undefined });
     }
+    if (freed) this.drain();
   }
 
   /** Graceful shutdown: running tasks are stopped and marked Interrupted, as upstream. */

@@ -28,7 +28,7 @@ export class Liveness {
     if (!r) return;
     if (r.offline) {
       log.info(`proplet ${msg.proplet_id} went offline`);
-      this.dispatcher.settleLost(msg.proplet_id, `proplet lost: ${msg.proplet_id} went offline`);
+      this.dispatcher.settleLost(msg.proplet_id, `proplet lost: ${msg.proplet_id} went offline`, undefined, false);
       return;
     }
     if (r.back) log.info(`proplet ${msg.proplet_id} is back`);

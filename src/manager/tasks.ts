@@ -101,8 +101,7 @@ export class Tasks {
 
   async delete(id: string): Promise<void> {
     const task = this.mustGet(id);
-    if (task.state === TaskState.Running) await this.dispatcher.stop(id);
-    this.dispatcher.forget(id);
+    await this.dispatcher.release(task);
     this.schedules.remove(id);
     this.store.tasks.delete(id);
     await this.store.durable();

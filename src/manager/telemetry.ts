@@ -2,9 +2,12 @@ import { notFound } from "../core/errors.ts";
 import type { PropletMetricsMsg, TaskMetricsMsg } from "../core/messages.ts";
 import type { Page } from "../core/page.ts";
 import { nowIso } from "../core/time.ts";
+import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
 import type { ManagerEvents } from "./events.ts";
 import type { PropletRegistry } from "./proplets.ts";
+
+const log = tag("manager");
 
 // Telemetry: the metrics samples proplets send (stored with a bound, paged back), and the run counters and
 // figures behind `GET /metrics`. Counters follow the run events on the seam; nothing here changes a task.
@@ -40,7 +43,13 @@ export class Telemetry {
     }
   }
 
+  /** Samples only for a task that runs on the proplet sending them: anything else would be stored for nothing. */
   onTaskMetrics(msg: TaskMetricsMsg): void {
+    const task = this.store.tasks.get(msg.task_id);
+    if (!task || task.proplet_id !== msg.proplet_id) {
+      log.debug(`task metrics for ${msg.task_id} from ${msg.proplet_id} dropped: not its task`);
+      return;
+    }
     const at = sampleTime(msg.timestamp);
     this.store.metrics.addTask(msg.task_id, at, { ...msg, timestamp: at });
     if (this.events.live.listeners) {

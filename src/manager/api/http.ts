@@ -2,10 +2,14 @@ import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import { describeZodError, type ErrorKind, invalid } from "../../core/errors.ts";
+import { nestedDeeperThan } from "../../core/json.ts";
 import { type Page, PageQuery } from "../../core/page.ts";
 
 // What every route shares: bodies and queries validated with the core schemas, paged listings, and the one place
 // where an error kind becomes an HTTP status.
+
+/** No request body needs more; deeper JSON only costs stack when it is stored or sent on. */
+const MAX_DEPTH = 32;
 
 export const STATUS_OF: Record<ErrorKind, ContentfulStatusCode> = {
   invalid: 400,
@@ -26,6 +30,7 @@ export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Prom
   } catch (e) {
     throw invalid(`body is not valid JSON: ${e instanceof Error ? e.message : e}`);
   }
+  if (nestedDeeperThan(data, MAX_DEPTH)) throw invalid(`body nests deeper than ${MAX_DEPTH} levels`);
   const r = schema.safeParse(data);
   if (!r.success) throw invalid(describeZodError(r.error));
   return r.data;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { AliveMsg, decode, ResultMsg, StartMsg } from "../../../src/core/messages.ts";
+import { AliveMsg, CreateMsg, decode, ResultMsg, StartMsg, TaskMetricsMsg } from "../../../src/core/messages.ts";
 import { Timestamp } from "../../../src/core/time.ts";
 
 describe("messages", () => {
@@ -21,5 +21,21 @@ describe("messages", () => {
     expect(Timestamp.parse({ secs_since_epoch: 1700000000, nanos_since_epoch: 5e8 })).toBe("2023-11-14T22:13:20.500Z");
     expect(Timestamp.parse("2024-01-01T00:00:00Z")).toBe("2024-01-01T00:00:00Z");
     expect(Timestamp.safeParse("yesterday").success).toBe(false);
+  });
+});
+
+describe("bounds on what a proplet says", () => {
+  test("announced capacity, heartbeat interval, descriptions and samples are bounded", () => {
+    const create = (metadata: Record<string, unknown>) =>
+      decode(CreateMsg, JSON.stringify({ proplet_id: "p", metadata }));
+    expect(create({ max_tasks: 4, liveliness_interval_s: 5 }).ok).toBe(true);
+    expect(create({ max_tasks: 1e9 })).toMatchObject({ ok: false, error: expect.stringContaining("max_tasks") });
+    expect(create({ liveliness_interval_s: 1e9 })).toMatchObject({ ok: false });
+    expect(create({ description: "x".repeat(2000) })).toMatchObject({ ok: false });
+    expect(create({ extra: "x".repeat(9000) })).toMatchObject({ ok: false, error: expect.stringContaining("larger") });
+    const sample = (size: number) =>
+      decode(TaskMetricsMsg, JSON.stringify({ task_id: "t", proplet_id: "p", metrics: { blob: "x".repeat(size) } }));
+    expect(sample(100).ok).toBe(true);
+    expect(sample(20_000)).toMatchObject({ ok: false, error: expect.stringContaining("larger") });
   });
 });

@@ -68,6 +68,11 @@ describe("REST app", () => {
     expect((await call("GET", "/tasks?limit=0")).status).toBe(400);
     expect((await call("GET", "/proplets?status=dead")).status).toBe(400);
     expect((await call("GET", "/events?types=task,bogus")).body.error).toContain("unknown event type bogus");
+    const deep = `{"name":"x","metadata":${'{"a":'.repeat(5000)}1${"}".repeat(5000)}}`;
+    expect(await call("POST", "/tasks", deep)).toEqual({
+      status: 400,
+      body: { error: "body nests deeper than 32 levels" },
+    });
   });
 
   test("error kinds become statuses: 404 unknown, 409 conflict, 400 no module", async () => {

@@ -127,6 +127,47 @@ describe("dispatcher", () => {
     expect(state(id)).toBe(TaskState.Running);
   });
 
+  test("deleting a running task frees its slot at once: the waiting task runs without waiting for anything", async () => {
+    h = harness();
+    h.proplet("p1", 1);
+    const running = await h.create({ name: "busy" });
+    const waiting = await h.create({ name: "next" });
+    await h.m.tasks.start(running);
+    await h.m.tasks.start(waiting);
+    await h.m.tasks.delete(running);
+    expect(h.bus.stops).toEqual([{ id: running, broadcast: false, proplet_id: "p1" }]);
+    expect(state(waiting)).toBe(TaskState.Running);
+    // A late result for the deleted task changes nothing.
+    h.result(running, "p1", "late");
+    expect(h.m.proplets.view("p1").task_count).toBe(1);
+  });
+
+  test("a run its proplet no longer lists is settled, and the proplet is told to stop it", async () => {
+    h = harness();
+    h.proplet("p1");
+    const id = await h.create({ name: "add" });
+    await h.m.tasks.start(id);
+    // The heartbeat grace: a run younger than 3 s may still be on its way to the proplet.
+    const t = h.store.tasks.get(id)!;
+    h.store.tasks.update({ ...t, start_time: new Date(Date.now() - 10_000).toISOString() });
+    h.m.inbound.alive({ proplet_id: "p1", status: "alive", tasks: [] });
+    expect(h.m.tasks.get(id)).toMatchObject({ state: TaskState.Failed, error: expect.stringContaining("interrupted") });
+    expect(h.bus.stops).toEqual([{ id, broadcast: false, proplet_id: "p1" }]);
+  });
+
+  test("task metrics are kept only from the proplet running the task", async () => {
+    h = harness();
+    h.proplet("p1");
+    h.proplet("p2");
+    const id = await h.create({ name: "add", proplet_id: "p1" });
+    await h.m.tasks.start(id);
+    h.m.inbound.taskMetrics({ task_id: id, proplet_id: "p2", metrics: { cpu_percent: 1 } });
+    h.m.inbound.taskMetrics({ task_id: "no-such-task", proplet_id: "p1", metrics: { cpu_percent: 1 } });
+    expect(h.m.telemetry.taskMetrics(id, 0, 10).total).toBe(0);
+    h.m.inbound.taskMetrics({ task_id: id, proplet_id: "p1", metrics: { cpu_percent: 2 } });
+    expect(h.m.telemetry.taskMetrics(id, 0, 10).total).toBe(1);
+  });
+
   test("a start that cannot be published fails the task with the reason", async () => {
     h = harness();
     h.proplet("p1");
