@@ -13,10 +13,18 @@ function runtime(v: string): "inprocess" | "host" {
   return v;
 }
 
+export type LocalEnv = Pick<
+  PropletConfig,
+  "fetchTimeoutMs" | "metricsInterval" | "cgroupRoot" | "allowedDirs" | "maxTaskMemoryMb"
+>;
+
 /** Proplet settings only the environment sets; serve's local proplet reads the same ones. */
-export function propletEnv(): Pick<PropletConfig, "fetchTimeoutMs" | "metricsInterval" | "cgroupRoot"> {
+export function propletEnv(): LocalEnv {
   const metrics = env("PROPLET_METRICS_INTERVAL");
+  const memory = env("PROPLET_MAX_TASK_MEMORY_MB");
   return {
+    ...(memory ? { maxTaskMemoryMb: int("PROPLET_MAX_TASK_MEMORY_MB", memory, 1, 4096) } : {}),
+    allowedDirs: (env("PROPLET_DIRS") ?? "").split(":").filter(Boolean),
     fetchTimeoutMs: seconds("PROPLET_FETCH_TIMEOUT", env("PROPLET_FETCH_TIMEOUT"), 60) * 1000,
     metricsInterval: metrics === "0" ? 0 : seconds("PROPLET_METRICS_INTERVAL", metrics, 10),
     cgroupRoot: env("PROPLET_CGROUP_ROOT"),

@@ -12,11 +12,11 @@ import { MqttManagerBus } from "../manager/bus.ts";
 import { Identities } from "../manager/identities.ts";
 import { Manager } from "../manager/manager.ts";
 import { PropletAgent } from "../proplet/agent.ts";
-import type { PropletConfig } from "../proplet/config.ts";
 import type { RegistryClient } from "../proxy/registry.ts";
 import { ProxyService } from "../proxy/service.ts";
 import { openSqlite } from "../storage/sqlite/index.ts";
 import { VERSION } from "../version.ts";
+import type { LocalEnv } from "./proplet.ts";
 
 // Composition root of `propeller serve`: storage, broker, manager, HTTP, the OCI proxy and the local proplet,
 // which talks to the manager over MQTT like any other proplet. Everything here comes from options that
@@ -41,7 +41,7 @@ export interface ServeOptions {
   /** The OCI proxy inside serve, with its registry client and chunk size; none: no proxy. */
   proxy?: { registry: RegistryClient; chunkSize: number };
   /** Local proplet settings only the environment sets (fetch timeout, metrics, cgroup root). */
-  localPropletEnv: Pick<PropletConfig, "fetchTimeoutMs" | "metricsInterval" | "cgroupRoot">;
+  localPropletEnv: LocalEnv;
   /** Seconds after which a silent proplet is forgotten; 0 never. */
   staleRemovalS?: number;
   /** Browser origins besides serve's own that may open the MQTT WebSocket. */

@@ -4,7 +4,7 @@ import { defineCommand } from "citty";
 import { parseRuntimeOptions } from "../core/wasm-call.ts";
 import { execute } from "../proplet/runtime/execute.ts";
 import { ModuleCache } from "../proplet/runtime/modules.ts";
-import { action, UsageError } from "./args.ts";
+import { action, int, UsageError } from "./args.ts";
 
 // `propeller wasm run`: runs one module here, as a proplet would, with stdout and stderr passed through.
 export const wasmCommand = defineCommand({
@@ -25,6 +25,7 @@ export const wasmCommand = defineCommand({
         },
         dir: { type: "string", description: "preopen HOST[::GUEST]; repeat for several" },
         env: { type: "string", description: "KEY=VALUE for the guest; repeat for several" },
+        "max-memory-mb": { type: "string", description: "the most linear memory the module may grow to, in MiB" },
       },
       run: ({ args, rawArgs }) =>
         action(async () => {
@@ -39,7 +40,8 @@ export const wasmCommand = defineCommand({
           }
           const options = parseRuntimeOptions(cli);
           if (typeof options === "string") throw new UsageError(options);
-          const compiled = new ModuleCache().load(new Uint8Array(readFileSync(args.file)));
+          const cap = args["max-memory-mb"] ? int("max-memory-mb", args["max-memory-mb"], 1, 4096) : undefined;
+          const compiled = new ModuleCache().load(new Uint8Array(readFileSync(args.file)), cap);
           const r = execute({
             module: compiled.module,
             functions: compiled.functions,

@@ -36,6 +36,8 @@ export const StartMsg = z.object({
   parent_results: nullToUndef(z.record(z.string(), z.unknown())),
   /** Ours: the proplet ends the run after this many seconds. Upstream proplets ignore it. */
   timeout_s: nullToUndef(z.number().positive()),
+  /** Ours: the task's memory cap in MiB; the proplet's own cap still bounds it. */
+  max_memory_mb: nullToUndef(z.number().int().positive()),
 });
 export type StartMsg = z.output<typeof StartMsg>;
 
@@ -152,5 +154,6 @@ export function startMessage(t: Task, parents: Record<string, unknown>): StartMs
     ...(t.hal_storage_path ? { hal_storage_path: t.hal_storage_path } : {}),
     ...(Object.keys(parents).length ? { parent_results: parents } : {}),
     ...(t.timeout_s ? { timeout_s: t.timeout_s } : {}),
+    ...(t.max_memory_mb ? { max_memory_mb: t.max_memory_mb } : {}),
   };
 }

@@ -67,6 +67,8 @@ const ClientFields = {
   retry_backoff_s: z.number().positive().max(3600).optional(),
   overlap_policy: z.enum(["skip", "allow"]).optional(),
   misfire_policy: z.enum(["skip", "run_once"]).optional(),
+  /** Ours: the most linear memory the task may grow to, in MiB (the proplet's cap is the default and ceiling). */
+  max_memory_mb: z.number().int().positive().max(4096).optional(),
 };
 
 // A schedule must parse in its time zone; both are checked together so the error names the right field.
@@ -153,6 +155,7 @@ export const Task = z.object({
   retry_backoff_s: z.number().optional(),
   overlap_policy: z.enum(["skip", "allow"]).optional(),
   misfire_policy: z.enum(["skip", "run_once"]).optional(),
+  max_memory_mb: z.number().int().optional(),
   // Internal bookkeeping, not part of the API view.
   /** Id of the current (or last) run. */
   run_id: z.string().optional(),

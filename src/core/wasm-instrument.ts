@@ -83,8 +83,40 @@ export interface Instrumented {
   interruptFunc: number;
 }
 
-/** Returns the module with the interrupt check injected. Throws WasmFormatError for malformed or unsupported input. */
-export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY): Instrumented {
+/** Bytes in a Wasm page. */
+export const PAGE = 65536;
+
+/**
+ * Gives every memory the module defines a maximum of at most `maxPages`, so a `memory.grow` past it fails inside
+ * the guest (returns -1), as a Wasm runtime's memory limit does. A module whose initial memory is over the cap
+ * cannot run at all.
+ */
+function capMemories(body: Uint8Array, maxPages: number): Uint8Array {
+  const [r, count] = vecReader(body);
+  const w = new Writer();
+  w.u32(count);
+  for (let i = 0; i < count; i++) {
+    const flags = r.byte();
+    if (flags > 1) throw new WasmFormatError("shared and 64-bit memories are not supported by this runtime");
+    const min = r.u32();
+    const max = flags === 1 ? r.u32() : Infinity;
+    if (min > maxPages) {
+      throw new WasmFormatError(
+        `the module needs ${(min * PAGE) >> 20} MiB of memory at start: over the cap of ${(maxPages * PAGE) >> 20} MiB`,
+      );
+    }
+    w.byte(1);
+    w.u32(min);
+    w.u32(Math.min(max, maxPages));
+  }
+  return w.finish();
+}
+
+/**
+ * Returns the module with the interrupt check injected, and its memories capped at `maxPages` when given.
+ * Throws WasmFormatError for malformed or unsupported input.
+ */
+export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY, maxPages?: number): Instrumented {
   const sections = readSections(input);
   const byId = (id: number) => sections.find((s) => s.id === id);
 
@@ -189,6 +221,8 @@ export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY): Instrum
       const w = new Writer();
       w.u32(remapFunc(new Reader(s.body).u32()));
       replaced.set(8, w.finish());
+    } else if (s.id === 5 && maxPages !== undefined) {
+      replaced.set(5, capMemories(s.body, maxPages));
     } else if (s.id === 9) {
       replaced.set(9, rewriteElements(s.body, constRw));
     } else if (s.id === 10) {

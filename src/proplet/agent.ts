@@ -8,6 +8,7 @@ import { parseRuntimeOptions } from "../core/wasm-call.ts";
 import { tag } from "../log.ts";
 import { ChunkAssembler } from "./chunks.ts";
 import type { PropletConfig } from "./config.ts";
+import { refusedDir } from "./dirs.ts";
 import { fetchModule } from "./fetch.ts";
 import { discoveryMetadata } from "./metadata.ts";
 import { aggregate, ProcSampler, PropletSampler, profileFor, type TaskSample } from "./monitor.ts";
@@ -22,6 +23,9 @@ const log = tag("proplet");
 // Heartbeats run on this thread while every task runs on a pool worker, so a busy task never delays them.
 
 export const RUNTIME_NAME = "propeller-inprocess";
+
+/** A task's linear memory cap when neither the proplet (PROPLET_MAX_TASK_MEMORY_MB) nor the task sets one. */
+export const DEFAULT_TASK_MEMORY_MB = 1024;
 
 export class PropletAgent {
   private client?: MqttClient;
@@ -164,15 +168,19 @@ export class PropletAgent {
     try {
       const options = parseRuntimeOptions(msg.cli_args);
       if (typeof options === "string") return await fail(options);
+      const refused = refusedDir(options.dirs, this.cfg.allowedDirs ?? [], this.id);
+      if (refused) return await fail(refused);
       const bytes = await fetchModule(msg, (ref) => this.chunks.wait(ref, this.cfg.fetchTimeoutMs ?? 60_000));
       if (this.stopRequested.delete(msg.id)) return await fail("task stopped");
       const env = { PROPLET_ID: this.id, ...msg.env };
       const timeoutMs = (msg.timeout_s ?? 0) * 1000;
       log.info(`task ${msg.id} running (${msg.name})`);
-      const req = { name: msg.name, inputs: msg.inputs ?? [], env, options, timeoutMs };
+      const cap = this.cfg.maxTaskMemoryMb ?? DEFAULT_TASK_MEMORY_MB;
+      const maxMemoryMb = Math.min(msg.max_memory_mb ?? cap, cap);
+      const req = { name: msg.name, inputs: msg.inputs ?? [], env, options, timeoutMs, maxMemoryMb };
       const run = this.host
         ? this.host.run(msg.id, { ...req, bytes })
-        : this.pool.run({ ...req, compiled: this.modules.load(bytes) });
+        : this.pool.run({ ...req, compiled: this.modules.load(bytes, maxMemoryMb) });
       this.running.set(msg.id, run);
       this.prom?.started.inc();
       const monitor = this.monitorTask(msg, run);

@@ -18,6 +18,10 @@ export interface PropletConfig {
   metricsInterval?: number;
   /** Port of the proplet's own Prometheus endpoint; unset or 0: none. */
   metricsPort?: number;
+  /** The most linear memory one task may hold, in MiB: the default and the ceiling of a task's max_memory_mb. */
+  maxTaskMemoryMb?: number;
+  /** Host directories tasks may preopen (and what is below them); none by default. */
+  allowedDirs?: string[];
   /** Where cgroup files are read (tests point it at a prepared tree). */
   cgroupRoot?: string;
   /** `host` runs each task as a child process; default in-process worker threads. */

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { statSync } from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import mqtt from "mqtt";
-import { b64, http, identity, MAIN, type Serve, startServe, until } from "../helpers.ts";
+import { b64, http, identity, MAIN, runTask, type Serve, startServe, tempDir, until } from "../helpers.ts";
 
 // Secure by default, seen from outside: a real serve process, real MQTT clients over TCP and WebSocket, the CLI.
 
@@ -161,5 +161,52 @@ describe("MQTT", () => {
     p.c.end(true);
     const url = `mqtt://127.0.0.1:${s.mqttPort}`;
     expect(await refused(url, { clientId: "revoked-one", ...p.login })).toContain("Not authorized");
+  });
+});
+
+describe("what a task may take from its proplet", () => {
+  let n: Serve;
+  let allowed: string;
+  beforeAll(async () => {
+    allowed = tempDir();
+    writeFileSync(join(allowed, "in.txt"), "allowed\n");
+    n = await startServe({
+      extra: ["--liveliness-interval", "1"],
+      env: { PROPLET_DIRS: allowed, PROPLET_MAX_TASK_MEMORY_MB: "64" },
+    });
+  });
+  afterAll(async () => {
+    await n?.kill("SIGKILL");
+  });
+
+  test("a host directory outside PROPLET_DIRS fails the task naming the allow-list; one inside works", async () => {
+    const outside = tempDir();
+    const denied = await runTask(n.url, {
+      name: "cat",
+      file: b64("cat"),
+      inputs: ["/data/in.txt"],
+      cli_args: [`--dir=${outside}::/data`],
+    });
+    expect(denied.state).toBe(4);
+    expect(denied.error).toContain(`host directory ${outside} is not under PROPLET_DIRS (${allowed})`);
+    const ok = await runTask(n.url, {
+      name: "cat",
+      file: b64("cat"),
+      inputs: ["/data/in.txt"],
+      cli_args: [`--dir=${allowed}::/data`],
+    });
+    expect(ok).toMatchObject({ state: 3, results: "allowed\n" });
+  });
+
+  test("a 4 GiB memory.grow loop stops at the cap and the proplet keeps heartbeating", async () => {
+    const t = await runTask(n.url, { name: "grow", file: b64("grow") });
+    expect(t).toMatchObject({ state: 3, results: "1009" }); // 64 MiB, grown 1 MiB at a time from 1 page
+    // A task may ask for less than the proplet's cap, never more.
+    const less = await runTask(n.url, { name: "grow", file: b64("grow"), max_memory_mb: 16 });
+    expect(less.results).toBe("241");
+    const more = await runTask(n.url, { name: "grow", file: b64("grow"), max_memory_mb: 1024 });
+    expect(more.results).toBe("1009");
+    const proplets = (await http(`${n.url}/proplets`)).body.proplets;
+    expect(proplets.every((p: { alive: boolean }) => p.alive)).toBe(true);
   });
 });

@@ -1,18 +1,9 @@
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import {
-  ConsoleStdout,
-  Directory,
-  File,
-  type Inode,
-  OpenFile,
-  PreopenDirectory,
-  WASI,
-  WASIProcExit,
-} from "@bjorn3/browser_wasi_shim";
+import { readFileSync } from "node:fs";
+import { ConsoleStdout, File, OpenFile, PreopenDirectory, WASI, WASIProcExit } from "@bjorn3/browser_wasi_shim";
 import { chooseEntry, formatResult, parseArgs } from "../../core/wasm-call.ts";
 import type { Signature } from "../../core/wasm-info.ts";
 import { INTERRUPT_MODULE, INTERRUPT_NAME } from "../../core/wasm-instrument.ts";
+import { loadPreopen, MAX_PREOPEN_BYTES, savePreopen } from "./preopen.ts";
 import type { RunRequest } from "./protocol.ts";
 
 // Runs one task's module (already instrumented and compiled) to completion. Used inside a pool worker and by
@@ -47,8 +38,6 @@ export interface ExecResult {
 
 export class Interrupted extends Error {}
 
-const MAX_PREOPEN_BYTES = 256 << 20;
-
 class Capture {
   private chunks: Uint8Array[] = [];
   private size = 0;
@@ -66,38 +55,6 @@ class Capture {
   };
   text(): string {
     return new TextDecoder().decode(Buffer.concat(this.chunks)) + (this.truncated ? "\n[output truncated]" : "");
-  }
-}
-
-// A preopened host directory is loaded into the guest's in-memory tree and written back at exit: the guest
-// cannot reach any host path outside it, `..` included. Files are written back when their content hash changed
-// (the guest may write in place), or when they are new.
-const digest = (b: Uint8Array) => Bun.hash(b);
-
-function loadDir(host: string, budget: { left: number }, hashes: Map<string, bigint | number>): Map<string, Inode> {
-  const out = new Map<string, Inode>();
-  for (const name of readdirSync(host)) {
-    const p = join(host, name);
-    const st = statSync(p);
-    if (st.isDirectory()) out.set(name, new Directory(loadDir(p, budget, hashes)));
-    else if (st.isFile()) {
-      budget.left -= st.size;
-      if (budget.left < 0)
-        throw new Error(`preopened directory ${host} holds more than ${MAX_PREOPEN_BYTES >> 20} MiB`);
-      const data = readFileSync(p);
-      hashes.set(p, digest(data));
-      out.set(name, new File(data));
-    }
-  }
-  return out;
-}
-
-function saveDir(host: string, dir: Directory, hashes: Map<string, bigint | number>): void {
-  mkdirSync(host, { recursive: true });
-  for (const [name, inode] of dir.contents) {
-    const p = join(host, name);
-    if (inode instanceof Directory) saveDir(p, inode, hashes);
-    else if (inode instanceof File && hashes.get(p) !== digest(inode.data)) writeFileSync(p, inode.data);
   }
 }
 
@@ -139,8 +96,8 @@ export function execute(req: ExecRequest): ExecResult {
   const stderr = new Capture(req.outputLimit);
   const budget = { left: MAX_PREOPEN_BYTES };
   const preopens = req.options.dirs.map((d) => {
-    const hashes = new Map<string, bigint | number>();
-    return { ...d, dir: new PreopenDirectory(d.guest, loadDir(d.host, budget, hashes)), hashes };
+    const loaded = loadPreopen(d.host, budget);
+    return { loaded, dir: new PreopenDirectory(d.guest, loaded.tree) };
   });
   const env = { ...req.env, ...req.options.env };
   const argv = entry.kind === "command" ? [req.name, ...req.inputs] : [req.name];
@@ -195,7 +152,7 @@ export function execute(req: ExecRequest): ExecResult {
     }
     result = stdout.text();
   }
-  for (const p of preopens) saveDir(p.host, p.dir.dir, p.hashes);
+  for (const p of preopens) savePreopen(p.loaded, p.dir.dir);
   const errText = stderr.text();
   if (exitCode !== 0) {
     const err = errText.trim();

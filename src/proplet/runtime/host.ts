@@ -78,8 +78,13 @@ export class HostRuntime {
   private argv(spec: HostSpec, a: HostArgs, file: string): string[] {
     const invoke = a.invoke ? ["--invoke", a.invoke] : [];
     const env = Object.entries(spec.env).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
-    if (this.external) return [this.external, "run", ...invoke, ...a.cliArgs, ...env, file, ...spec.inputs];
-    const self = [...selfCommand(), file, ...invoke, "--argv0", spec.name, "--exit-with-parent"];
+    const mb = spec.maxMemoryMb;
+    if (this.external) {
+      const cap = mb ? ["-W", `max-memory-size=${mb * 1024 * 1024}`] : []; // wasmtime's spelling
+      return [this.external, "run", ...invoke, ...cap, ...a.cliArgs, ...env, file, ...spec.inputs];
+    }
+    const cap = mb ? ["--max-memory-mb", String(mb)] : [];
+    const self = [...selfCommand(), file, ...invoke, "--argv0", spec.name, "--exit-with-parent", ...cap];
     return [...self, ...a.cliArgs, ...env, "--", ...spec.inputs];
   }
 

@@ -153,16 +153,16 @@ export class WorkerPool {
       // The guest sees the deadline through the interrupt check; this timer is the backstop.
       timeoutTimer = setTimeout(() => stop(`task timed out after ${timeoutMs / 1000}s`), timeoutMs + STOP_GRACE_MS);
     }
-    const { sha256, module, functions } = spec.compiled;
-    const send = !slot.known.has(sha256);
+    const { key, module, functions } = spec.compiled;
+    const send = !slot.known.has(key);
     if (send) {
-      slot.known.add(sha256);
+      slot.known.add(key);
       // Same bound and order as the worker's map, so "known" never claims a module the worker dropped.
       if (slot.known.size > MAX_MODULES) slot.known.delete(slot.known.values().next().value!);
     }
     const req: WorkerRequest = {
       seq,
-      sha256,
+      key,
       ...(send ? { compiled: { module, functions } } : {}),
       name: spec.name,
       inputs: spec.inputs,

@@ -14,6 +14,8 @@ export interface RunRequest {
   options: RuntimeOptions;
   /** Run time limit in ms; 0 or absent: none. */
   timeoutMs?: number;
+  /** Linear memory cap in MiB (compiled into the in-process module; a flag to a host runtime). */
+  maxMemoryMb?: number;
 }
 
 /** Cap on a run's captured stdout and stderr, each. */
@@ -30,7 +32,7 @@ export interface WorkerInit {
 /** A task for a worker. */
 export interface WorkerRequest extends RunRequest {
   seq: number;
-  sha256: string;
+  key: string;
   /** Sent only the first time this worker sees the module: cloning it on every run costs the main thread. */
   compiled?: { module: WebAssembly.Module; functions: Map<string, Signature> };
   outputLimit: number;

@@ -18,11 +18,11 @@ self.onmessage = (e: MessageEvent<WorkerRequest | WorkerInit>) => {
   let res: ExecResult;
   try {
     if (req.compiled) {
-      modules.set(req.sha256, req.compiled);
+      modules.set(req.key, req.compiled);
       if (modules.size > MAX_MODULES) modules.delete(modules.keys().next().value!);
     }
-    const compiled = modules.get(req.sha256);
-    if (!compiled) throw new Error(`module ${req.sha256} was not sent to this worker`);
+    const compiled = modules.get(req.key);
+    if (!compiled) throw new Error(`module ${req.key} was not sent to this worker`);
     if (!stopFlag) throw new Error("worker was not initialised with a stop flag");
     res = execute({ ...req, ...compiled, stopFlag });
   } catch (err) {

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ModuleCache } from "../../../../src/proplet/runtime/modules.ts";
 import { WorkerPool } from "../../../../src/proplet/runtime/pool.ts";
@@ -50,6 +50,40 @@ describe("in-process runtime", () => {
     expect(readFileSync(join(dir, "sub", "out.txt"), "utf8")).toBe("written by guest\n");
     const escaped = await run("cat", "cat", ["/data/../../etc/hostname"], { options }).done;
     expect(escaped.ok).toBe(false);
+  });
+
+  test("links in a preopened directory never lead out of it, for reads or writes; a dangling one is a missing file", async () => {
+    const dir = tempDir();
+    const data = join(dir, "data");
+    mkdirSync(data);
+    writeFileSync(join(dir, "secret.txt"), "outside the tree\n");
+    writeFileSync(join(dir, "victim.txt"), "untouched\n");
+    writeFileSync(join(data, "real.txt"), "inside\n");
+    symlinkSync(join(dir, "secret.txt"), join(data, "leak.txt"));
+    symlinkSync(join(dir, "victim.txt"), join(data, "out.txt")); // cat writes out.txt beside what it reads
+    symlinkSync(join(data, "real.txt"), join(data, "alias.txt"));
+    symlinkSync(join(dir, "nowhere"), join(data, "dangling.txt"));
+    symlinkSync("..", join(data, "up"));
+    const options = { dirs: [{ host: data, guest: "/data" }], env: {} };
+    const leak = await run("cat", "cat", ["/data/leak.txt"], { options }).done;
+    expect(leak.ok).toBe(false);
+    expect(leak.result).not.toContain("outside the tree");
+    expect((await run("cat", "cat", ["/data/up/secret.txt"], { options }).done).ok).toBe(false);
+    const alias = await run("cat", "cat", ["/data/alias.txt"], { options }).done;
+    expect(alias).toMatchObject({ ok: true, result: "inside\n" });
+    // The guest wrote out.txt, a link to a file outside: nothing is written through it.
+    expect(readFileSync(join(dir, "victim.txt"), "utf8")).toBe("untouched\n");
+    expect(readlinkSync(join(data, "out.txt"))).toBe(join(dir, "victim.txt"));
+  });
+
+  test("memory.grow stops at the task's cap, inside the guest", async () => {
+    const compiled = cache.load(fixture("grow"), 64);
+    const r = await pool.run({ compiled, name: "grow", inputs: [], env: {}, options: { dirs: [], env: {} } }).done;
+    // It starts with 1 page and grows 16 at a time: the last grow that fits leaves it at 1009 of the 1024 pages
+    // (64 KiB each) that make 64 MiB.
+    expect(r).toMatchObject({ ok: true, result: "1009" });
+    const big = new Uint8Array(fixture("grow"));
+    expect(() => cache.load(big, 0.01)).toThrow("over the cap");
   });
 
   test("stop ends a pure-Wasm infinite loop within a second and the worker is reusable", async () => {
