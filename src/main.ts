@@ -5,6 +5,7 @@ import { healthCommand } from "./cli/health.ts";
 import { pullCommand, pushCommand } from "./cli/oci.ts";
 import { propletCommand } from "./cli/proplet.ts";
 import { propletsCommand } from "./cli/proplets.ts";
+import { provisionCommand } from "./cli/provision.ts";
 import { proxyCommand } from "./cli/proxy.ts";
 import { serveCommand } from "./cli/serve.ts";
 import { tasksCommand } from "./cli/tasks.ts";
@@ -32,6 +33,7 @@ const main = defineCommand({
     watch: watchCommand,
     health: healthCommand,
     tokens: tokensCommand,
+    provision: provisionCommand,
     wasm: wasmCommand,
   },
 });

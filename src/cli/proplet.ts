@@ -6,6 +6,7 @@ import { log } from "../log.ts";
 import { PropletAgent } from "../proplet/agent.ts";
 import type { PropletConfig } from "../proplet/config.ts";
 import { action, env, int, logLevelArg, seconds, UsageError } from "./args.ts";
+import { configSection } from "./provision.ts";
 
 function runtime(v: string): "inprocess" | "host" {
   if (v !== "inprocess" && v !== "host")
@@ -41,23 +42,24 @@ export const propletCommand = defineCommand({
     },
     "entity-id": {
       type: "string",
-      description: "this proplet's id, also its MQTT client id (env PROPLET_ENTITY_ID); random if unset",
+      description:
+        "this proplet's id, also its MQTT username (env PROPLET_ENTITY_ID); else from PROPLET_CONFIG_FILE, else random",
       default: env("PROPLET_ENTITY_ID"),
     },
     "api-key": {
       type: "string",
-      description: "MQTT password (env PROPLET_API_KEY)",
-      default: env("PROPLET_API_KEY") ?? "",
+      description: "MQTT password (env PROPLET_API_KEY); else from PROPLET_CONFIG_FILE",
+      default: env("PROPLET_API_KEY"),
     },
     "domain-id": {
       type: "string",
-      description: "domain id (env PROPLET_DOMAIN_ID, alias PROPLET_TENANT_ID)",
-      default: env("PROPLET_DOMAIN_ID") ?? env("PROPLET_TENANT_ID") ?? DEFAULT_DOMAIN_ID,
+      description: 'domain id (env PROPLET_DOMAIN_ID, alias PROPLET_TENANT_ID); default "default"',
+      default: env("PROPLET_DOMAIN_ID") ?? env("PROPLET_TENANT_ID"),
     },
     "channel-id": {
       type: "string",
-      description: "channel id (env PROPLET_CHANNEL_ID)",
-      default: env("PROPLET_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID,
+      description: 'channel id (env PROPLET_CHANNEL_ID); default "default"',
+      default: env("PROPLET_CHANNEL_ID"),
     },
     "liveliness-interval": {
       type: "string",
@@ -94,12 +96,25 @@ export const propletCommand = defineCommand({
   run: ({ args }) =>
     action(
       async () => {
+        // As upstream's proplet: an incomplete environment is filled in from a config.toml section.
+        const given = {
+          entity_id: args["entity-id"],
+          api_key: args["api-key"],
+          tenant_id: args["domain-id"],
+          channel_id: args["channel-id"],
+        };
+        const file = env("PROPLET_CONFIG_FILE") ?? "config.toml";
+        const section = env("PROPLET_CONFIG_SECTION") ?? "proplet";
+        const fromFile = Object.values(given).some((v) => !v) ? configSection(file, section) : {};
+        const id = given.entity_id || fromFile.entity_id;
+        if (!given.entity_id && fromFile.entity_id)
+          log.info(`identity ${fromFile.entity_id} from [${section}] of ${file}`);
         const agent = new PropletAgent({
           mqttAddress: args["mqtt-address"],
-          entityId: args["entity-id"] || crypto.randomUUID(),
-          apiKey: args["api-key"],
-          domainId: args["domain-id"],
-          channelId: args["channel-id"],
+          entityId: id || crypto.randomUUID(),
+          apiKey: given.api_key || fromFile.api_key || "",
+          domainId: given.tenant_id || fromFile.tenant_id || DEFAULT_DOMAIN_ID,
+          channelId: given.channel_id || fromFile.channel_id || DEFAULT_CHANNEL_ID,
           namespace: env("PROPLET_MANAGER_K8S_NAMESPACE") ?? "default",
           livelinessInterval: seconds(
             "PROPLET_LIVELINESS_INTERVAL",

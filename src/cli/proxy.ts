@@ -8,6 +8,7 @@ import { log } from "../log.ts";
 import { RegistryClient } from "../proxy/registry.ts";
 import { ProxyService } from "../proxy/service.ts";
 import { action, env, int, logLevelArg } from "./args.ts";
+import { configSection } from "./provision.ts";
 
 /** Registry settings shared by serve's embedded proxy, `propeller proxy`, push and pull. */
 export function registryFromEnv(
@@ -63,7 +64,15 @@ export const proxyCommand = defineCommand({
   run: ({ args }) =>
     action(
       async () => {
-        const client = await connectMqtt(args["mqtt-url"], { clientId: `proxy-${crypto.randomUUID()}` });
+        // Its identity: PROXY_ENTITY_ID and PROXY_API_KEY, else the [proxy] section of config.toml, as upstream.
+        const file = configSection(env("PROXY_CONFIG_FILE") ?? "config.toml", "proxy");
+        const id = env("PROXY_ENTITY_ID") ?? file.entity_id;
+        const key = env("PROXY_API_KEY") ?? file.api_key;
+        const login = id && key ? { username: id, password: key } : {};
+        const client = await connectMqtt(args["mqtt-url"], {
+          clientId: id ?? `proxy-${crypto.randomUUID()}`,
+          ...login,
+        });
         const svc = new ProxyService(
           client,
           { domainId: args["domain-id"], channelId: args["channel-id"] },

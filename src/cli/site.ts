@@ -175,7 +175,8 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     mqtt: bus.counts,
   });
   const hint = `the admin token is in ${join(o.dataDir, "admin.token")}; \`propeller tokens create\` makes more`;
-  const app = createApp(manager, { version: VERSION, instanceId }, metrics, o.auth ? { hint } : undefined);
+  const info = { version: VERSION, instanceId, channel: o };
+  const app = createApp(manager, info, metrics, o.auth ? { hint } : undefined);
   const server = Bun.serve<WsData>({
     hostname: o.host,
     port: o.httpPort,

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { AppError } from "../../core/errors.ts";
+import { type Channel, DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../../core/topics.ts";
 import { log } from "../../log.ts";
 import type { Manager } from "../manager.ts";
 import { type AuthOptions, identityRoutes, requireToken } from "./auth.ts";
@@ -20,6 +21,8 @@ export const MAX_BODY_BYTES = 100 * 1024 * 1024;
 export interface AppInfo {
   version: string;
   instanceId: string;
+  /** The site's MQTT domain and channel, told to those who provision identities (default: "default"). */
+  channel?: Channel;
 }
 
 /** `auth` unset: no authentication (`serve --no-auth`, loopback only). */
@@ -63,6 +66,6 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
   propletRoutes(app, m.proplets, m.telemetry);
   eventRoutes(app, m.events.live);
   groupRoutes(app, m.groups);
-  identityRoutes(app, m.identities);
+  identityRoutes(app, m.identities, info.channel ?? { domainId: DEFAULT_DOMAIN_ID, channelId: DEFAULT_CHANNEL_ID });
   return app;
 }

@@ -1,5 +1,6 @@
 import type { Hono, MiddlewareHandler } from "hono";
 import { EntityCreate, EntityKind, TokenCreate } from "../../core/identity.ts";
+import type { Channel } from "../../core/topics.ts";
 import type { Identities } from "../identities.ts";
 import { jsonBody, query } from "./http.ts";
 
@@ -33,14 +34,18 @@ export function requireToken(ids: Identities, opts: AuthOptions): MiddlewareHand
 }
 
 /** `/tokens…` and `/entities…`: REST tokens and MQTT identities. */
-export function identityRoutes(app: Hono, ids: Identities): void {
+export function identityRoutes(app: Hono, ids: Identities, channel: Channel): void {
   app.post("/tokens", async (c) => c.json(await ids.createToken(await jsonBody(c, TokenCreate)), 201));
   app.get("/tokens", (c) => c.json({ tokens: ids.listTokens() }));
   app.delete("/tokens/:id", async (c) => {
     await ids.revokeToken(c.req.param("id"));
     return c.body(null, 204);
   });
-  app.post("/entities", async (c) => c.json(await ids.createEntity(await jsonBody(c, EntityCreate)), 201));
+  // The site's domain and channel come with a new identity: upstream's config.toml holds them beside the key.
+  const site = { domain_id: channel.domainId, channel_id: channel.channelId };
+  app.post("/entities", async (c) =>
+    c.json({ ...(await ids.createEntity(await jsonBody(c, EntityCreate))), ...site }, 201),
+  );
   app.get("/entities", (c) => c.json({ entities: ids.listEntities(query(c, "kind", EntityKind.optional())) }));
   app.delete("/entities/:id", async (c) => {
     await ids.revokeEntity(c.req.param("id"));
