@@ -1,5 +1,6 @@
 #!/usr/bin/env bun
 import { defineCommand, runMain } from "citty";
+import { certsCommand } from "./cli/certs.ts";
 import { jobsCommand, workflowsCommand } from "./cli/groups.ts";
 import { healthCommand } from "./cli/health.ts";
 import { pullCommand, pushCommand } from "./cli/oci.ts";
@@ -34,6 +35,7 @@ const main = defineCommand({
     health: healthCommand,
     tokens: tokensCommand,
     provision: provisionCommand,
+    certs: certsCommand,
     wasm: wasmCommand,
   },
 });

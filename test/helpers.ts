@@ -112,8 +112,19 @@ export function tokenOf(url: string): string {
   return tokens.get(new URL(url).origin) ?? "";
 }
 
+/** CA certificates by manager origin, for an https serve: `http()` trusts the one for the URL it calls. */
+const cas = new Map<string, string>();
+
 export async function startServe(
-  opts: { dataDir?: string; extra?: string[]; env?: Record<string, string>; cmd?: string[]; cwd?: string } = {},
+  opts: {
+    dataDir?: string;
+    extra?: string[];
+    env?: Record<string, string>;
+    cmd?: string[];
+    cwd?: string;
+    /** The CA of serve's --tls-cert: the URL becomes https://localhost. */
+    tlsCa?: string;
+  } = {},
 ): Promise<Serve> {
   const httpPort = await freePort();
   const mqttPort = await freePort();
@@ -133,9 +144,11 @@ export async function startServe(
     opts.cmd,
     opts.cwd,
   );
-  const url = `http://127.0.0.1:${httpPort}`;
+  const url = opts.tlsCa ? `https://localhost:${httpPort}` : `http://127.0.0.1:${httpPort}`;
+  if (opts.tlsCa) cas.set(url, opts.tlsCa);
+  const tls = opts.tlsCa ? { tls: { ca: opts.tlsCa } } : {};
   try {
-    await until("serve to answer /health", async () => (await fetch(`${url}/health`)).ok, 15_000);
+    await until("serve to answer /health", async () => (await fetch(`${url}/health`, tls)).ok, 15_000);
   } catch (e) {
     await p.kill("SIGKILL");
     throw new Error(`${e}\n--- serve output ---\n${p.output()}`);
@@ -162,7 +175,9 @@ export async function propletEnv(url: string, id: string): Promise<Record<string
 export async function http<T = any>(url: string, method = "GET", body?: unknown): Promise<{ status: number; body: T }> {
   const token = tokens.get(new URL(url).origin);
   const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  const ca = cas.get(new URL(url).origin);
   const res = await fetch(url, {
+    ...(ca ? { tls: { ca } } : {}),
     method,
     headers: body !== undefined ? { ...auth, "content-type": "application/json" } : auth,
     ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {}),

@@ -1,5 +1,6 @@
 import { createServer, type Server } from "node:net";
 import { Duplex } from "node:stream";
+import { createServer as createTlsServer } from "node:tls";
 import { Aedes, type Client } from "aedes";
 import type { ServerWebSocket, WebSocketHandler } from "bun";
 import { aclFor, checkSelf, type Peer, selfTopics } from "../core/acl.ts";
@@ -31,12 +32,34 @@ export interface BrokerAuth {
   channel: Channel;
 }
 
-export async function startBroker(host: string, port: number, auth?: BrokerAuth): Promise<EmbeddedBroker> {
+/** MQTT over TLS instead of plain TCP: PEM certificate chain and key; with `clientCa`, clients must show one. */
+export interface BrokerTls {
+  cert: string;
+  key: string;
+  clientCa?: string;
+}
+
+export async function startBroker(
+  host: string,
+  port: number,
+  auth?: BrokerAuth,
+  tls?: BrokerTls,
+): Promise<EmbeddedBroker> {
   const aedes = await Aedes.createBroker({ id: "propeller" });
   const guarded = auth ? guard(aedes, auth) : undefined;
   aedes.on("clientError", (client, err) => log.debug(`mqtt client ${client?.id ?? "?"}: ${err.message}`));
   aedes.on("connectionError", (_client, err) => log.debug(`mqtt connection error: ${err.message}`));
-  const tcp: Server = createServer(aedes.handle);
+  const tcp: Server = tls
+    ? createTlsServer(
+        {
+          cert: tls.cert,
+          key: tls.key,
+          ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+        },
+        aedes.handle,
+      )
+    : createServer(aedes.handle);
+  if (tls) tcp.on("tlsClientError", (e) => log.debug(`mqtt TLS handshake refused: ${e.message}`));
   await new Promise<void>((resolve, reject) => {
     tcp.once("error", reject);
     tcp.listen(port, host, () => resolve());

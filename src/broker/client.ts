@@ -26,6 +26,8 @@ export interface ConnectOptions {
    * over an in-memory stream instead of a loopback socket, the same protocol without the syscalls.
    */
   broker?: Aedes;
+  /** TLS for mqtts:// and wss://: the CA to trust, a client certificate, or (for tests only) no verification. */
+  tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean };
 }
 
 /**
@@ -78,10 +80,24 @@ export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs 
     connectTimeout: timeoutMs > 0 ? timeoutMs : 10_000,
     protocolVersion: 4,
     ...(o.will ? { will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: 1, retain: false } } : {}),
+    ...(o.tls ?? {}),
   };
   const client = o.broker ? inProcess(o.broker, opts) : overNetwork(address, opts);
-  // Without a listener an 'error' event would throw; connection errors are retried by mqtt.js anyway.
-  client.on("error", (e) => log.debug(`mqtt ${o.clientId}: ${e.message}`));
+  // Without a listener an 'error' event would throw; connection errors are retried by mqtt.js anyway. Each kind
+  // of error is said once at warn level, with what to do about it, and then only at debug level.
+  const said = new Set<string>();
+  client.on("error", (e) => {
+    const hint = /CERTIFICATE_REQUIRED|certificate required/i.test(e.message)
+      ? " (the broker asks for a client certificate: PROPLET_MQTT_TLS_CLIENT_CERT and _KEY, from `propeller certs client NAME`)"
+      : /certificate|self.signed|SSL|TLS/i.test(e.message)
+        ? " (TLS: give the site CA, e.g. PROPLET_MQTT_TLS_CA_CERT, from `propeller certs create`)"
+        : /not authori[sz]ed|bad user/i.test(e.message)
+          ? " (the broker refused these credentials: check the entity id and API key)"
+          : "";
+    if (said.has(e.message)) return log.debug(`mqtt ${o.clientId}: ${e.message}`);
+    said.add(e.message);
+    log.warn(`mqtt ${o.clientId} at ${address}: ${e.message}${hint}`);
+  });
   await new Promise<void>((resolve, reject) => {
     const timer =
       timeoutMs > 0

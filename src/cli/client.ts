@@ -15,6 +15,11 @@ export const urlArg = {
     description: "bearer token (env PROPELLER_TOKEN); for a serve on this machine, its data dir's admin.token",
     default: env("PROPELLER_TOKEN"),
   },
+  "ca-cert": {
+    type: "string",
+    description: "PEM CA to trust for an https:// manager (env PROPELLER_CA_CERT), e.g. from `propeller certs create`",
+    default: env("PROPELLER_CA_CERT"),
+  },
   json: { type: "boolean", description: "print JSON instead of a table", default: false },
 } as const;
 
@@ -22,6 +27,18 @@ export const urlArg = {
 export interface Conn {
   url: string;
   token?: string;
+  "ca-cert"?: string;
+}
+
+/** fetch options for the connection: the site CA, when one is given. */
+export function tlsInit(conn: Conn): { tls?: { ca: string } } {
+  const file = conn["ca-cert"];
+  if (!file) return {};
+  try {
+    return { tls: { ca: readFileSync(file, "utf8") } };
+  } catch (e) {
+    throw new ApiError(`--ca-cert ${file}: ${e instanceof Error ? e.message : e}`);
+  }
 }
 
 export class ApiError extends Error {}
@@ -50,9 +67,18 @@ export function authHeaders(conn: Conn): Record<string, string> {
   return token ? { authorization: `Bearer ${token}` } : {};
 }
 
+/** Why a request did not reach the manager, with what to do about it. */
+export function reason(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (/certificate|self.signed|SSL|TLS/i.test(msg)) {
+    return `${msg} (trust the site CA with --ca-cert or PROPELLER_CA_CERT, e.g. certs/ca.pem from \`propeller certs create\`)`;
+  }
+  return `${msg} (is \`propeller serve\` running? set --url or PROPELLER_URL)`;
+}
+
 export async function api<T = unknown>(conn: Conn, method: string, path: string, body?: unknown): Promise<T> {
   const base = conn.url;
-  const init: RequestInit = { method, headers: authHeaders(conn) };
+  const init: RequestInit = { method, headers: authHeaders(conn), ...tlsInit(conn) };
   if (body instanceof FormData) init.body = body;
   else if (body !== undefined) {
     init.body = JSON.stringify(body);
@@ -62,9 +88,7 @@ export async function api<T = unknown>(conn: Conn, method: string, path: string,
   try {
     res = await fetch(new URL(path, base), init);
   } catch (e) {
-    throw new ApiError(
-      `cannot reach the manager at ${base}: ${e instanceof Error ? e.message : e} (is \`propeller serve\` running? set --url or PROPELLER_URL)`,
-    );
+    throw new ApiError(`cannot reach the manager at ${base}: ${reason(e)}`);
   }
   const text = await res.text();
   let data: unknown;

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { defineCommand } from "citty";
 import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
@@ -12,6 +13,28 @@ function runtime(v: string): "inprocess" | "host" {
   if (v !== "inprocess" && v !== "host")
     throw new UsageError(`--runtime must be inprocess or host, got ${JSON.stringify(v)}`);
   return v;
+}
+
+/** Upstream's TLS variables: files for the CA and a client certificate, and a switch for tests. */
+function tlsEnv(): PropletConfig["tls"] {
+  const file = (name: string) => {
+    const path = env(name);
+    if (!path) return undefined;
+    try {
+      return readFileSync(path, "utf8");
+    } catch (e) {
+      throw new UsageError(`${name} ${path}: ${e instanceof Error ? e.message : e}`);
+    }
+  };
+  const ca = file("PROPLET_MQTT_TLS_CA_CERT");
+  const cert = file("PROPLET_MQTT_TLS_CLIENT_CERT");
+  const key = file("PROPLET_MQTT_TLS_CLIENT_KEY");
+  if (!!cert !== !!key)
+    throw new UsageError("PROPLET_MQTT_TLS_CLIENT_CERT and PROPLET_MQTT_TLS_CLIENT_KEY go together");
+  const insecure = env("PROPLET_MQTT_TLS_INSECURE_SKIP_VERIFY") === "true";
+  if (!ca && !cert && !insecure) return undefined;
+  if (insecure) log.warn("PROPLET_MQTT_TLS_INSECURE_SKIP_VERIFY=true: the broker's certificate is not checked");
+  return { ...(ca ? { ca } : {}), ...(cert && key ? { cert, key } : {}), rejectUnauthorized: !insecure };
 }
 
 export type LocalEnv = Pick<
@@ -124,6 +147,7 @@ export const propletCommand = defineCommand({
           ),
           maxTasks: int("max-tasks", args["max-tasks"], 1, 10_000),
           ...propletEnv(),
+          tls: tlsEnv(),
           runtime: runtime(args.runtime),
           metricsPort: env("PROPLET_METRICS_PORT")
             ? int("PROPLET_METRICS_PORT", env("PROPLET_METRICS_PORT"), 0, 65535)

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { cpus, homedir } from "node:os";
 import { join } from "node:path";
 import { defineCommand } from "citty";
@@ -18,6 +19,28 @@ function authFor(auth: boolean, host: string): boolean {
     throw new UsageError(`--no-auth is refused with --host ${host}: without authentication, listen on loopback only`);
   }
   return auth;
+}
+
+/** TLS settings from files, or none; a certificate without its key (or the reverse) is refused. */
+function tlsFrom(cert?: string, key?: string, clientCa?: string, port?: string) {
+  if (!cert && !key) {
+    if (clientCa) throw new UsageError("--tls-client-ca needs --tls-cert and --tls-key");
+    return undefined;
+  }
+  if (!cert || !key) throw new UsageError("--tls-cert and --tls-key go together");
+  const read = (flag: string, file: string) => {
+    try {
+      return readFileSync(file, "utf8");
+    } catch (e) {
+      throw new UsageError(`${flag} ${file}: ${e instanceof Error ? e.message : e}`);
+    }
+  };
+  return {
+    cert: read("--tls-cert", cert),
+    key: read("--tls-key", key),
+    ...(clientCa ? { clientCa: read("--tls-client-ca", clientCa) } : {}),
+    mqttTlsPort: int("mqtt-tls-port", port),
+  };
 }
 
 /** The manager's identity on an external broker, as upstream names it. */
@@ -55,6 +78,27 @@ export const serveCommand = defineCommand({
       type: "string",
       description: "embedded MQTT broker TCP port (env PROPELLER_MQTT_PORT)",
       default: env("PROPELLER_MQTT_PORT") ?? "1883",
+    },
+    "tls-cert": {
+      type: "string",
+      description:
+        "PEM certificate chain: HTTPS and WSS, and MQTT over TLS instead of plain MQTT (env PROPELLER_TLS_CERT)",
+      default: env("PROPELLER_TLS_CERT"),
+    },
+    "tls-key": {
+      type: "string",
+      description: "PEM private key of --tls-cert (env PROPELLER_TLS_KEY)",
+      default: env("PROPELLER_TLS_KEY"),
+    },
+    "tls-client-ca": {
+      type: "string",
+      description: "PEM CA whose client certificates MQTT-over-TLS clients must show (env PROPELLER_TLS_CLIENT_CA)",
+      default: env("PROPELLER_TLS_CLIENT_CA"),
+    },
+    "mqtt-tls-port": {
+      type: "string",
+      description: "MQTT over TLS port, with --tls-cert (env PROPELLER_MQTT_TLS_PORT)",
+      default: env("PROPELLER_MQTT_TLS_PORT") ?? "8883",
     },
     "data-dir": {
       type: "string",
@@ -146,6 +190,7 @@ export const serveCommand = defineCommand({
           mqttUrl: args["mqtt-url"] || undefined,
           localProplet: args["local-proplet"],
           auth: authFor(args.auth, args.host),
+          tls: tlsFrom(args["tls-cert"], args["tls-key"], args["tls-client-ca"], args["mqtt-tls-port"]),
           allowedOrigins: list(args["allowed-origins"]),
           managerCredentials: managerCredentials(),
           domainId: args["domain-id"],

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import consoleHtml from "../../web/index.html" with { type: "text" };
-import { type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.ts";
+import { type BrokerTls, type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.ts";
 import { connectMqtt } from "../broker/client.ts";
 import type { EntityKind } from "../core/identity.ts";
 import type { SchedulerName } from "../core/scheduler.ts";
@@ -44,6 +44,8 @@ export interface ServeOptions {
   localPropletEnv: LocalEnv;
   /** Seconds after which a silent proplet is forgotten; 0 never. */
   staleRemovalS?: number;
+  /** HTTPS and WSS on the HTTP port, and MQTT over TLS on `mqttTlsPort` instead of plain MQTT. */
+  tls?: BrokerTls & { mqttTlsPort: number };
   /** Browser origins besides serve's own that may open the MQTT WebSocket. */
   allowedOrigins?: string[];
   /** Tokens on REST and credentials on MQTT; false only for `serve --no-auth` on loopback. */
@@ -103,10 +105,15 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const brokerAuth = o.auth
     ? { authenticate: (id: string, key: string) => identities.verifyEntity(id, key), channel: o }
     : undefined;
-  const broker: EmbeddedBroker | undefined = o.mqttUrl ? undefined : await startBroker(o.host, o.mqttPort, brokerAuth);
+  const broker: EmbeddedBroker | undefined = o.mqttUrl
+    ? undefined
+    : await startBroker(o.host, o.tls ? o.tls.mqttTlsPort : o.mqttPort, brokerAuth, o.tls);
   identities.revoked.subscribe((id) => broker?.disconnect(id));
   const loopback = o.host === "0.0.0.0" || o.host === "::" ? "127.0.0.1" : o.host;
-  const mqttAddress = o.mqttUrl ?? `mqtt://${loopback.includes(":") ? `[${loopback}]` : loopback}:${broker!.port}`;
+  const mqttScheme = o.tls ? "mqtts" : "mqtt";
+  const mqttAddress =
+    o.mqttUrl ?? `${mqttScheme}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${broker!.port}`;
+  const [http, ws] = o.tls ? ["https", "wss"] : ["http", "ws"];
 
   const instanceId = crypto.randomUUID();
   // serve's own clients get internal identities on the embedded broker; on an external one the manager logs in
@@ -181,6 +188,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     hostname: o.host,
     port: o.httpPort,
     maxRequestBodySize: MAX_BODY_BYTES + (1 << 20),
+    ...(o.tls ? { tls: { cert: o.tls.cert, key: o.tls.key } } : {}),
     fetch(req, srv) {
       const url = new URL(req.url);
       if (url.pathname === "/mqtt" && broker) {
@@ -206,15 +214,17 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     websocket: broker?.websocket ?? { message() {} },
   });
 
-  log.info(`propeller serve: REST on http://${o.host}:${server.port}, storage ${dbPath}`);
+  log.info(`propeller serve: REST on ${http}://${o.host}:${server.port}, storage ${dbPath}`);
   if (broker)
-    log.info(`embedded MQTT broker on mqtt://${o.host}:${broker.port} and ws://${o.host}:${server.port}/mqtt`);
+    log.info(
+      `embedded MQTT broker on ${mqttScheme}://${o.host}:${broker.port} and ${ws}://${o.host}:${server.port}/mqtt`,
+    );
   else log.info(`using external MQTT broker ${o.mqttUrl}`);
   if (!o.auth) {
     log.warn("authentication is OFF (--no-auth): any local process can run code on your proplets");
   } else {
     log.info(`REST needs a bearer token: ${hint}`);
-    if (adminToken) log.info(`console: http://${loopback}:${server.port}/?token=${adminToken}`);
+    if (adminToken) log.info(`console: ${http}://${loopback}:${server.port}/?token=${adminToken}`);
   }
 
   let closed = false;

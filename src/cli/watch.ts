@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import { ManagerEvent } from "../core/events.ts";
 import { action } from "./args.ts";
-import { ApiError, authHeaders, urlArg } from "./client.ts";
+import { ApiError, authHeaders, reason, tlsInit, urlArg } from "./client.ts";
 
 // `propeller watch`: the manager's live event stream (GET /events), one line per event, or JSON lines.
 
@@ -41,9 +41,9 @@ export const watchCommand = defineCommand({
       if (args.proplet) q.set("proplet_id", args.proplet);
       let res: Response;
       try {
-        res = await fetch(new URL(`/events?${q}`, args.url), { headers: authHeaders(args) });
+        res = await fetch(new URL(`/events?${q}`, args.url), { headers: authHeaders(args), ...tlsInit(args) });
       } catch (e) {
-        throw new ApiError(`cannot reach the manager at ${args.url}: ${e instanceof Error ? e.message : e}`);
+        throw new ApiError(`cannot reach the manager at ${args.url}: ${reason(e)}`);
       }
       if (!res.ok || !res.body) throw new ApiError(`GET /events: ${res.status} ${await res.text()}`);
       let buf = "";

@@ -79,6 +79,7 @@ export class PropletAgent {
         password: this.cfg.apiKey,
         will: { topic: this.t.alive, payload: JSON.stringify(offline) },
         broker: this.cfg.broker,
+        tls: this.cfg.tls,
       },
       this.cfg.broker ? 10_000 : 0,
     );

@@ -31,6 +31,8 @@ export interface PropletConfig {
   description?: string;
   tags?: string[];
   location?: string;
+  /** TLS to the broker (mqtts://): the CA to trust and an optional client certificate. */
+  tls?: ConnectOptions["tls"];
   /** Set only for serve's local proplet: talk to the embedded broker in memory. */
   broker?: ConnectOptions["broker"];
 }
