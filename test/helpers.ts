@@ -102,6 +102,17 @@ export interface Serve extends Proc {
 /** Admin tokens by manager origin: `http()` sends the one for the URL it calls, as the CLI finds serve's own. */
 const tokens = new Map<string, string>();
 
+/**
+ * Runs the CLI to completion with these variables on top of the environment (a variable set to "" is removed, as
+ * a user without it would run it).
+ */
+export function cli(args: string[], env: Record<string, string> = {}) {
+  const merged: Record<string, string | undefined> = { ...process.env, ...env };
+  for (const [k, v] of Object.entries(env)) if (v === "") delete merged[k];
+  const p = Bun.spawnSync([process.execPath, MAIN, ...args], { env: merged });
+  return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+}
+
 /** The Authorization header for the serve behind this URL. */
 export function authHeader(url: string): Record<string, string> {
   return { authorization: `Bearer ${tokenOf(url)}` };

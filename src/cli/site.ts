@@ -97,7 +97,8 @@ function localPropletId(dataDir: string): string {
 }
 
 export async function serve(o: ServeOptions): Promise<RunningServe> {
-  mkdirSync(o.dataDir, { recursive: true });
+  // The data dir holds the database and the admin token: its owner only, when serve creates it.
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const dbPath = join(o.dataDir, "propeller.db");
   const store = openSqlite(dbPath);
   const identities = new Identities(store);

@@ -5,8 +5,8 @@ import mqtt from "mqtt";
 import {
   b64,
   freePort,
-  MAIN,
   type Proc,
+  cli as runCli,
   runTask,
   type Serve,
   spawnPropeller,
@@ -30,11 +30,7 @@ afterAll(async () => {
   await s?.kill("SIGKILL");
 });
 
-function cli(args: string[]) {
-  const env = { ...process.env, PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) };
-  const p = Bun.spawnSync([process.execPath, MAIN, ...args], { env });
-  return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
-}
+const cli = (args: string[]) => runCli(args, { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) });
 
 type Config = Record<string, { tenant_id: string; entity_id: string; api_key: string; channel_id: string }>;
 const read = (file: string) => Bun.TOML.parse(readFileSync(file, "utf8")) as Config;

@@ -2,7 +2,18 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import mqtt from "mqtt";
-import { b64, http, identity, MAIN, runTask, type Serve, startServe, tempDir, until } from "../helpers.ts";
+import {
+  b64,
+  http,
+  identity,
+  MAIN,
+  cli as runCli,
+  runTask,
+  type Serve,
+  startServe,
+  tempDir,
+  until,
+} from "../helpers.ts";
 
 // Secure by default, seen from outside: a real serve process, real MQTT clients over TCP and WebSocket, the CLI.
 
@@ -16,12 +27,9 @@ afterAll(async () => {
 
 const T = "m/default/c/default/control";
 
-function cli(args: string[], env: Record<string, string>) {
-  const clean = { ...process.env };
-  delete clean.PROPELLER_TOKEN;
-  const p = Bun.spawnSync([process.execPath, MAIN, ...args], { env: { ...clean, PROPELLER_URL: s.url, ...env } });
-  return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
-}
+/** The CLI as a user on this machine runs it: no token unless one is given. */
+const cli = (args: string[], env: Record<string, string>) =>
+  runCli(args, { PROPELLER_TOKEN: "", PROPELLER_URL: s.url, ...env });
 
 async function refused(url: string, opts: mqtt.IClientOptions): Promise<string> {
   try {

@@ -3,8 +3,8 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import {
   b64,
+  cli,
   freePort,
-  MAIN,
   propletEnv,
   runTask,
   type Serve,
@@ -23,16 +23,11 @@ let s: Serve;
 let certs: string;
 let mqttTls: number;
 
-function run(args: string[], env: Record<string, string> = {}) {
-  const p = Bun.spawnSync([process.execPath, MAIN, ...args], { env: { ...process.env, ...env } });
-  return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
-}
-
 beforeAll(async () => {
   certs = join(tempDir(), "certs");
-  const made = run(["certs", "create", "--host", "localhost", "--host", "127.0.0.1", "--dir", certs]);
+  const made = cli(["certs", "create", "--host", "localhost", "--host", "127.0.0.1", "--dir", certs]);
   if (made.code !== 0) throw new Error(`certs create failed: ${made.stderr}`);
-  const client = run(["certs", "client", "edge-tls", "--dir", certs]);
+  const client = cli(["certs", "client", "edge-tls", "--dir", certs]);
   if (client.code !== 0) throw new Error(`certs client failed: ${client.stderr}`);
   mqttTls = await freePort();
   s = await startServe({
@@ -63,9 +58,9 @@ test("certs create makes a CA and a server certificate that openssl verifies, ke
 
 test("the CLI talks HTTPS with --ca-cert, and says what to do without it", () => {
   const env = { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) };
-  const ok = run(["tasks", "list", "--ca-cert", join(certs, "ca.pem")], env);
+  const ok = cli(["tasks", "list", "--ca-cert", join(certs, "ca.pem")], env);
   expect(ok.code).toBe(0);
-  const bad = run(["tasks", "list"], env);
+  const bad = cli(["tasks", "list"], env);
   expect(bad.code).toBe(1);
   expect(bad.stderr).toContain("--ca-cert");
 });
