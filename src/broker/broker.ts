@@ -110,6 +110,9 @@ export async function startBroker(
  * password = its API key; a peer publishes and subscribes only where its kind may, never a retained message, and
  * a proplet speaks only about itself. A refused publish closes the connection (MQTT 3.1.1 has no negative ack).
  */
+/** No message of the protocol is larger: module chunks are at most 8 MiB of bytes, base64 in JSON. */
+const MAX_PAYLOAD_BYTES = 16 << 20;
+
 function guard(aedes: Aedes, auth: BrokerAuth): { disconnect(id: string): void } {
   const peers = new WeakMap<Client, Peer>();
   const connected = new Map<string, Set<Client>>();
@@ -141,6 +144,8 @@ function guard(aedes: Aedes, auth: BrokerAuth): { disconnect(id: string): void }
       done(new Error(why));
     };
     if (packet.retain) return deny("retained messages are refused");
+    if ((packet.payload as Buffer).length > MAX_PAYLOAD_BYTES)
+      return deny(`payload over ${MAX_PAYLOAD_BYTES >> 20} MiB`);
     if (!acl[peer.kind].publish.has(packet.topic)) return deny("topic not allowed");
     if (peer.kind === "proplet" && self.has(packet.topic)) {
       const checked = checkSelf(peer, packet.topic, packet.payload as Buffer, results);
