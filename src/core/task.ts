@@ -206,6 +206,23 @@ export function applyUpdate(task: Task, patch: TaskUpdate, now: string): Task {
   return next;
 }
 
+/**
+ * The task as it starts a run on a proplet. The current run lives in the task (run_id, attempt, proplet_id,
+ * start_time) and is stored as a run record when it ends: one write per run instead of two.
+ */
+export function runningOn(task: Task, propletId: string, runId: string, now: string): Task {
+  const { queued_at: _q, results: _r, ...rest } = task;
+  return {
+    ...rest,
+    state: TaskState.Running,
+    proplet_id: propletId,
+    run_id: runId,
+    start_time: now,
+    finish_time: ZERO_TIME,
+    updated_at: now,
+  };
+}
+
 /** Upstream's redaction: first 10 and last 10 base64 characters around `<REDACTED>`. */
 export function redactFile(file: string | undefined): string | undefined {
   if (!file) return undefined;

@@ -4,8 +4,8 @@ import type { Proplet } from "../core/proplet.ts";
 import { currentRun } from "../core/run.ts";
 import { retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
 import { isTerminal, stateName, TaskState } from "../core/states.ts";
-import type { Task } from "../core/task.ts";
-import { nowIso, ZERO_TIME } from "../core/time.ts";
+import { runningOn, type Task } from "../core/task.ts";
+import { nowIso } from "../core/time.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
 import type { ManagerEvents } from "./events.ts";
@@ -148,9 +148,7 @@ export class Dispatcher {
     this.forget(task.id);
     if (task.state !== TaskState.Running || !task.proplet_id) return;
     const p = this.proplets.get(task.proplet_id);
-    if (p && this.proplets.alive(p)) {
-      await this.bus.stop({ id: task.id, broadcast: false, proplet_id: p.id }).catch(() => {});
-    }
+    if (p && this.proplets.alive(p)) await this.sendStop(task.id, p.id);
     this.proplets.track(task.proplet_id, task.id, false);
     queueMicrotask(() => this.drain());
   }
@@ -163,20 +161,8 @@ export class Dispatcher {
 
   private dispatch(task: Task, proplet: Proplet): void {
     const now = nowIso();
-    // The current run lives in the task (run_id, attempt, proplet_id, start_time) and is stored as a run record
-    // when it ends: one write per run instead of two.
     const runId = crypto.randomUUID();
-    const running: Task = {
-      ...task,
-      state: TaskState.Running,
-      proplet_id: proplet.id,
-      run_id: runId,
-      start_time: now,
-      finish_time: ZERO_TIME,
-      updated_at: now,
-      queued_at: undefined,
-      results: undefined,
-    };
+    const running = runningOn(task, proplet.id, runId, now);
     this.save(running, task.state);
     this.proplets.track(proplet.id, task.id, true);
     this.events.runStart(running, runId, now);
@@ -189,13 +175,14 @@ export class Dispatcher {
       .then(() => log.debug(`task ${task.id} run ${runId} started on proplet ${proplet.id}`))
       .catch((e) => {
         const t = this.store.tasks.get(task.id);
-        if (t?.run_id === runId && t.state === TaskState.Running) {
-          this.endRun(t, {
-            error: `failed to publish start message: ${e instanceof Error ? e.message : e}`,
-            results: undefined,
-          });
-        }
+        const error = `failed to publish start message: ${e instanceof Error ? e.message : e}`;
+        if (t?.run_id === runId && t.state === TaskState.Running) this.endRun(t, { error, results: undefined });
       });
+  }
+
+  /** A stop that may go unheard (the proplet gone, the broker down): nothing waits on it failing. */
+  private sendStop(id: string, propletId: string | undefined): Promise<void> {
+    return this.bus.stop({ id, broadcast: false, proplet_id: propletId }).catch(() => {});
   }
 
   /** The proplet enforces `timeout_s`; this settles the run if it never reports. */
@@ -203,7 +190,7 @@ export class Dispatcher {
     this.timers.set(id, timeoutS * 1000 + TIMEOUT_GRACE_MS, () => {
       const t = this.store.tasks.get(id);
       if (t?.state !== TaskState.Running || t.run_id !== runId) return;
-      void this.bus.stop({ id: t.id, broadcast: false, proplet_id: t.proplet_id }).catch(() => {});
+      void this.sendStop(t.id, t.proplet_id);
       const error = `task timed out after ${timeoutS}s (no result from proplet ${t.proplet_id})`;
       this.endRun(t, { error, results: undefined });
     });
@@ -347,7 +334,7 @@ export class Dispatcher {
       if (keep && now - Date.parse(t.start_time) < HEARTBEAT_GRACE_MS) continue; // start may still be in flight
       log.warn(`task ${id}: ${reason}`);
       // A proplet still connected may still run it: tell it to stop, so no Wasm spins on as an orphan.
-      if (connected) void this.bus.stop({ id, broadcast: false, proplet_id: propletId }).catch(() => {});
+      if (connected) void this.sendStop(id, propletId);
       this.endRun(t, { error: reason, results: undefined });
     }
     if (freed) this.drain();
@@ -358,7 +345,7 @@ export class Dispatcher {
     this.shuttingDown = true;
     this.timers.clearAll();
     for (const t of this.store.tasks.listByState([TaskState.Running])) {
-      if (t.proplet_id) await this.bus.stop({ id: t.id, broadcast: false, proplet_id: t.proplet_id }).catch(() => {});
+      if (t.proplet_id) await this.sendStop(t.id, t.proplet_id);
       const interrupted = { error: "interrupted by shutdown", results: undefined, final: true };
       this.endRun(t, { ...interrupted, state: TaskState.Interrupted });
     }
