@@ -1,5 +1,6 @@
 #!/usr/bin/env bun
 import { defineCommand, runMain } from "citty";
+import { backupCommand, restoreCommand } from "./cli/backup.ts";
 import { certsCommand } from "./cli/certs.ts";
 import { jobsCommand, workflowsCommand } from "./cli/groups.ts";
 import { healthCommand } from "./cli/health.ts";
@@ -36,6 +37,8 @@ const main = defineCommand({
     tokens: tokensCommand,
     provision: provisionCommand,
     certs: certsCommand,
+    backup: backupCommand,
+    restore: restoreCommand,
     wasm: wasmCommand,
   },
 });

@@ -1,3 +1,5 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { log, setLogFormat, setLogLevel } from "../log.ts";
 
 // Helpers shared by every subcommand: env twins of flags, number parsing, and error reporting.
@@ -26,6 +28,11 @@ export function seconds(name: string, v: string | undefined, dflt: number, max =
 }
 
 export class UsageError extends Error {}
+
+/** Where serve keeps its data: /var/lib/propeller for root (a system service), else ~/.propeller. */
+export function defaultDataDir(): string {
+  return process.getuid?.() === 0 ? "/var/lib/propeller" : join(homedir(), ".propeller");
+}
 
 export const logLevelArg = {
   "log-level": {

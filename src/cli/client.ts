@@ -1,8 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import { defineCommand } from "citty";
-import { action, env } from "./args.ts";
+import { action, defaultDataDir, env } from "./args.ts";
 
 // HTTP client of the manager's REST API, shared by every client subcommand.
 
@@ -58,7 +57,7 @@ export function tokenFor(conn: Conn): string | undefined {
     return undefined;
   }
   if (!LOCAL_HOSTS.has(host)) return undefined;
-  const file = join(env("PROPELLER_DATA_DIR") ?? join(homedir(), ".propeller"), "admin.token");
+  const file = join(env("PROPELLER_DATA_DIR") ?? defaultDataDir(), "admin.token");
   return existsSync(file) ? readFileSync(file, "utf8").trim() || undefined : undefined;
 }
 

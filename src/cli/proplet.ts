@@ -1,18 +1,29 @@
-import { readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
+import { join } from "node:path";
 import { defineCommand } from "citty";
 import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
 import { PropletAgent } from "../proplet/agent.ts";
 import type { PropletConfig } from "../proplet/config.ts";
-import { action, env, int, logLevelArg, seconds, UsageError } from "./args.ts";
+import { lockDir } from "../storage/lock.ts";
+import { action, defaultDataDir, env, int, logLevelArg, seconds, UsageError } from "./args.ts";
 import { configSection } from "./provision.ts";
 
 function runtime(v: string): "inprocess" | "host" {
   if (v !== "inprocess" && v !== "host")
     throw new UsageError(`--runtime must be inprocess or host, got ${JSON.stringify(v)}`);
   return v;
+}
+
+/** The id kept in the state dir, made on the first start. */
+function storedId(dir: string): string {
+  const file = join(dir, "proplet-id");
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  const id = crypto.randomUUID();
+  writeFileSync(file, `${id}\n`, { mode: 0o600 });
+  return id;
 }
 
 /** Upstream's TLS variables: files for the CA and a client certificate, and a switch for tests. */
@@ -66,7 +77,7 @@ export const propletCommand = defineCommand({
     "entity-id": {
       type: "string",
       description:
-        "this proplet's id, also its MQTT username (env PROPLET_ENTITY_ID); else from PROPLET_CONFIG_FILE, else random",
+        "this proplet's id, also its MQTT username (env PROPLET_ENTITY_ID); else from PROPLET_CONFIG_FILE, else kept in PROPLET_DATA_DIR",
       default: env("PROPLET_ENTITY_ID"),
     },
     "api-key": {
@@ -129,12 +140,21 @@ export const propletCommand = defineCommand({
         const file = env("PROPLET_CONFIG_FILE") ?? "config.toml";
         const section = env("PROPLET_CONFIG_SECTION") ?? "proplet";
         const fromFile = Object.values(given).some((v) => !v) ? configSection(file, section) : {};
-        const id = given.entity_id || fromFile.entity_id;
+        let id = given.entity_id || fromFile.entity_id;
         if (!given.entity_id && fromFile.entity_id)
           log.info(`identity ${fromFile.entity_id} from [${section}] of ${file}`);
+        // With no id given, the proplet keeps the one it made in its state dir, which it alone may hold: a
+        // restart under a supervisor is the same proplet, not a new twin.
+        let state: { release(): void } | undefined;
+        if (!id) {
+          const dir = env("PROPLET_DATA_DIR") ?? join(defaultDataDir(), "proplet");
+          mkdirSync(dir, { recursive: true, mode: 0o700 });
+          state = lockDir(dir, "proplet");
+          id = storedId(dir);
+        }
         const agent = new PropletAgent({
           mqttAddress: args["mqtt-address"],
-          entityId: id || crypto.randomUUID(),
+          entityId: id,
           apiKey: given.api_key || fromFile.api_key || "",
           domainId: given.tenant_id || fromFile.tenant_id || DEFAULT_DOMAIN_ID,
           channelId: given.channel_id || fromFile.channel_id || DEFAULT_CHANNEL_ID,
@@ -164,6 +184,7 @@ export const propletCommand = defineCommand({
         const shutdown = async (sig: string) => {
           log.info(`${sig}: proplet ${agent.id} going offline`);
           await Promise.race([agent.close(), Bun.sleep(5000)]);
+          state?.release();
           process.exit(0);
         };
         process.once("SIGINT", () => void shutdown("SIGINT"));

@@ -1,5 +1,3 @@
-import { homedir } from "node:os";
-import { join } from "node:path";
 import { defineCommand } from "citty";
 import { connectMqtt } from "../broker/client.ts";
 import { DEFAULT_CHUNK_SIZE } from "../core/oci.ts";
@@ -7,7 +5,7 @@ import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
 import { RegistryClient } from "../proxy/registry.ts";
 import { ProxyService } from "../proxy/service.ts";
-import { action, env, int, logLevelArg } from "./args.ts";
+import { action, defaultDataDir, env, int, logLevelArg } from "./args.ts";
 import { configSection } from "./provision.ts";
 
 /** Registry settings shared by serve's embedded proxy, `propeller proxy`, push and pull. */
@@ -47,7 +45,7 @@ export const proxyCommand = defineCommand({
     "data-dir": {
       type: "string",
       description: "blob cache lives here (env PROPELLER_DATA_DIR)",
-      default: env("PROPELLER_DATA_DIR") ?? join(homedir(), ".propeller"),
+      default: env("PROPELLER_DATA_DIR") ?? defaultDataDir(),
     },
     "domain-id": {
       type: "string",

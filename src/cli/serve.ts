@@ -1,12 +1,11 @@
 import { readFileSync } from "node:fs";
-import { cpus, homedir } from "node:os";
-import { join } from "node:path";
+import { cpus } from "node:os";
 import { defineCommand } from "citty";
 import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { SCHEDULERS, type SchedulerName } from "../core/scheduler.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
-import { action, env, int, logLevelArg, seconds, UsageError } from "./args.ts";
+import { action, defaultDataDir, env, int, logLevelArg, seconds, UsageError } from "./args.ts";
 import { propletEnv } from "./proplet.ts";
 import { chunkSizeFromEnv, registryFromEnv } from "./proxy.ts";
 import { serve } from "./site.ts";
@@ -103,7 +102,7 @@ export const serveCommand = defineCommand({
     "data-dir": {
       type: "string",
       description: "where the SQLite database lives (env PROPELLER_DATA_DIR)",
-      default: env("PROPELLER_DATA_DIR") ?? join(homedir(), ".propeller"),
+      default: env("PROPELLER_DATA_DIR") ?? defaultDataDir(),
     },
     "mqtt-url": {
       type: "string",

@@ -14,6 +14,7 @@ import { Manager } from "../manager/manager.ts";
 import { PropletAgent } from "../proplet/agent.ts";
 import type { RegistryClient } from "../proxy/registry.ts";
 import { ProxyService } from "../proxy/service.ts";
+import { lockDir } from "../storage/lock.ts";
 import { openSqlite } from "../storage/sqlite/index.ts";
 import { VERSION } from "../version.ts";
 import type { LocalEnv } from "./proplet.ts";
@@ -99,6 +100,7 @@ function localPropletId(dataDir: string): string {
 export async function serve(o: ServeOptions): Promise<RunningServe> {
   // The data dir holds the database and the admin token: its owner only, when serve creates it.
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  const lock = lockDir(o.dataDir, "serve");
   const dbPath = join(o.dataDir, "propeller.db");
   const store = openSqlite(dbPath);
   const identities = new Identities(store);
@@ -244,6 +246,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       await proxyClient?.endAsync();
       await broker?.close();
       store.close();
+      lock.release();
     },
   };
 }

@@ -69,6 +69,12 @@ export class Manager {
     this.groups.resume();
   }
 
+  /** A consistent copy of the database, taken while the manager runs (`POST /backup`). */
+  async backup(path: string): Promise<void> {
+    await this.store.durable();
+    this.store.backup(path);
+  }
+
   /** Graceful shutdown: no more firings; running tasks are stopped and marked Interrupted; all committed. */
   async shutdown(): Promise<void> {
     this.schedules.stop();

@@ -94,5 +94,7 @@ export interface Storage {
    * acknowledged is lost on kill -9.
    */
   durable(): Promise<void>;
+  /** Writes a consistent copy of everything committed so far to `path` (a new file), while writes go on. */
+  backup(path: string): void;
   close(): void;
 }

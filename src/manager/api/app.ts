@@ -4,6 +4,7 @@ import { AppError } from "../../core/errors.ts";
 import { type Channel, DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../../core/topics.ts";
 import { log } from "../../log.ts";
 import type { Manager } from "../manager.ts";
+import { adminRoutes } from "./admin.ts";
 import { type AuthOptions, identityRoutes, requireToken } from "./auth.ts";
 import { eventRoutes } from "./events.ts";
 import { groupRoutes } from "./groups.ts";
@@ -66,6 +67,7 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
   propletRoutes(app, m.proplets, m.telemetry);
   eventRoutes(app, m.events.live);
   groupRoutes(app, m.groups);
+  adminRoutes(app, m);
   identityRoutes(app, m.identities, info.channel ?? { domainId: DEFAULT_DOMAIN_ID, channelId: DEFAULT_CHANNEL_ID });
   return app;
 }

@@ -36,6 +36,11 @@ export function openSqlite(path: string): Storage {
     tokens: new SqliteTokens(db, batch),
     entities: new SqliteEntities(db, batch),
     durable: () => batch.durable(),
+    backup: (target) => {
+      // VACUUM INTO reads one snapshot and cannot run inside the open group-commit transaction: commit it first.
+      batch.commit();
+      db.run("VACUUM INTO ?", [target]);
+    },
     close: () => {
       batch.commit();
       db.close();

@@ -1,0 +1,77 @@
+import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { join } from "node:path";
+
+// One owner per data dir: a `lock` file holding the owner's PID and its start time. A second serve (or proplet)
+// on the same dir exits at once naming the holder; a lock left by a killed process is recognised (its PID is
+// gone, or now belongs to a process that started later) and taken over.
+
+export class DirInUse extends Error {
+  constructor(
+    readonly dir: string,
+    readonly pid: number,
+    what: string,
+  ) {
+    super(`${dir} is in use by ${what} (PID ${pid}): stop it first, or use another data dir`);
+  }
+}
+
+/** A process's start time in clock ticks since boot (Linux), so a reused PID is not taken for the old owner. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number, started: string | undefined): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"; // exists, but another user's
+  }
+  const now = startTime(pid);
+  return started === undefined || now === undefined || now === started;
+}
+
+/** The holder of the dir's lock, if a live process holds it. */
+export function lockHolder(dir: string): { pid: number; what: string } | undefined {
+  const file = join(dir, "lock");
+  if (!existsSync(file)) return undefined;
+  const [pid, started, what] = readFileSync(file, "utf8").trim().split(" ");
+  const n = Number(pid);
+  return Number.isInteger(n) && n > 0 && n !== process.pid && alive(n, started)
+    ? { pid: n, what: what ?? "a process" }
+    : undefined;
+}
+
+/** Takes the dir's lock for this process (`what`: "serve", "proplet"); throws DirInUse when another holds it. */
+export function lockDir(dir: string, what: string): { release(): void } {
+  const file = join(dir, "lock");
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = openSync(file, "wx", 0o600);
+      writeSync(fd, `${process.pid} ${startTime(process.pid) ?? "-"} ${what}\n`);
+      closeSync(fd);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) throw e;
+      const holder = lockHolder(dir);
+      if (holder) throw new DirInUse(dir, holder.pid, holder.what);
+      unlinkSync(file); // stale: its process is gone
+    }
+  }
+  let held = true;
+  return {
+    release: () => {
+      if (!held) return;
+      held = false;
+      try {
+        if (readFileSync(file, "utf8").startsWith(`${process.pid} `)) unlinkSync(file);
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
