@@ -2,6 +2,7 @@
 import { defineCommand, runMain } from "citty";
 import { backupCommand, restoreCommand } from "./cli/backup.ts";
 import { certsCommand } from "./cli/certs.ts";
+import { configCommand } from "./cli/config.ts";
 import { jobsCommand, workflowsCommand } from "./cli/groups.ts";
 import { healthCommand } from "./cli/health.ts";
 import { pullCommand, pushCommand } from "./cli/oci.ts";
@@ -37,6 +38,7 @@ const main = defineCommand({
     tokens: tokensCommand,
     provision: provisionCommand,
     certs: certsCommand,
+    config: configCommand,
     backup: backupCommand,
     restore: restoreCommand,
     wasm: wasmCommand,

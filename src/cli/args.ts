@@ -12,7 +12,8 @@ export const env = (name: string): string | undefined => {
 export function int(name: string, v: string | undefined, min = 0, max = 65535): number {
   const n = Number(v);
   if (v === undefined || !/^\d+$/.test(v.trim()) || n < min || n > max) {
-    throw new UsageError(`--${name} must be an integer between ${min} and ${max}, got ${JSON.stringify(v)}`);
+    const label = /^[a-z0-9-]+$/.test(name) ? `--${name}` : name;
+    throw new UsageError(`${label} must be an integer between ${min} and ${max}, got ${JSON.stringify(v)}`);
   }
   return n;
 }
@@ -32,6 +33,22 @@ export class UsageError extends Error {}
 /** Where serve keeps its data: /var/lib/propeller for root (a system service), else ~/.propeller. */
 export function defaultDataDir(): string {
   return process.getuid?.() === 0 ? "/var/lib/propeller" : join(homedir(), ".propeller");
+}
+
+/** Log settings of the long-running commands, layered like their other settings (flag, env, file, default). */
+export function logArgs(L: { text(flag: string, envs: string[], dflt: string): string }) {
+  return {
+    "log-level": {
+      type: "string",
+      description: "silent|error|warn|info|debug (env PROPELLER_LOG_LEVEL)",
+      default: L.text("log-level", ["PROPELLER_LOG_LEVEL"], "info"),
+    },
+    "log-format": {
+      type: "string",
+      description: "pretty|json (env PROPELLER_LOG_FORMAT)",
+      default: L.text("log-format", ["PROPELLER_LOG_FORMAT"], "pretty"),
+    },
+  } as const;
 }
 
 export const logLevelArg = {

@@ -8,7 +8,8 @@ import { log } from "../log.ts";
 import { PropletAgent } from "../proplet/agent.ts";
 import type { PropletConfig } from "../proplet/config.ts";
 import { lockDir } from "../storage/lock.ts";
-import { action, defaultDataDir, env, int, logLevelArg, seconds, UsageError } from "./args.ts";
+import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "./args.ts";
+import { Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { configSection } from "./provision.ts";
 
 function runtime(v: string): "inprocess" | "host" {
@@ -66,70 +67,87 @@ export function propletEnv(): LocalEnv {
   };
 }
 
+/** Where each setting came from; made when citty reads the arguments. */
+let L: Layers;
+
+/** The proplet's settings and their sources, as `propeller proplet` would see them (for `config show`). */
+export function propletSettings(): Layers {
+  (propletCommand.args as () => unknown)();
+  return L;
+}
+
 export const propletCommand = defineCommand({
   meta: { name: "proplet", description: "Run a worker that executes Wasm tasks sent by a manager over MQTT" },
-  args: {
-    "mqtt-address": {
-      type: "string",
-      description: "broker address (env PROPLET_MQTT_ADDRESS)",
-      default: env("PROPLET_MQTT_ADDRESS") ?? "mqtt://localhost:1883",
-    },
-    "entity-id": {
-      type: "string",
-      description:
-        "this proplet's id, also its MQTT username (env PROPLET_ENTITY_ID); else from PROPLET_CONFIG_FILE, else kept in PROPLET_DATA_DIR",
-      default: env("PROPLET_ENTITY_ID"),
-    },
-    "api-key": {
-      type: "string",
-      description: "MQTT password (env PROPLET_API_KEY); else from PROPLET_CONFIG_FILE",
-      default: env("PROPLET_API_KEY"),
-    },
-    "domain-id": {
-      type: "string",
-      description: 'domain id (env PROPLET_DOMAIN_ID, alias PROPLET_TENANT_ID); default "default"',
-      default: env("PROPLET_DOMAIN_ID") ?? env("PROPLET_TENANT_ID"),
-    },
-    "channel-id": {
-      type: "string",
-      description: 'channel id (env PROPLET_CHANNEL_ID); default "default"',
-      default: env("PROPLET_CHANNEL_ID"),
-    },
-    "liveliness-interval": {
-      type: "string",
-      description: "seconds between heartbeats (env PROPLET_LIVELINESS_INTERVAL)",
-      default: env("PROPLET_LIVELINESS_INTERVAL") ?? "10",
-    },
-    runtime: {
-      type: "string",
-      description: "inprocess (worker threads) or host (a child process per task) (env PROPLET_RUNTIME)",
-      default: env("PROPLET_RUNTIME") ?? "inprocess",
-    },
-    "max-tasks": {
-      type: "string",
-      description: "tasks run at once, announced to the manager (env PROPLET_MAX_TASKS); default the CPU count",
-      default: env("PROPLET_MAX_TASKS") ?? String(cpus().length),
-    },
-    description: {
-      type: "string",
-      description: "discovery description (env PROPLET_DESCRIPTION)",
-      default: env("PROPLET_DESCRIPTION"),
-    },
-    tags: {
-      type: "string",
-      description: "comma-separated discovery tags (env PROPLET_TAGS)",
-      default: env("PROPLET_TAGS"),
-    },
-    location: {
-      type: "string",
-      description: "discovery location (env PROPLET_LOCATION)",
-      default: env("PROPLET_LOCATION"),
-    },
-    ...logLevelArg,
+  args: () => {
+    L = new Layers("proplet", process.argv.slice(2), { tenant_id: "domain_id" });
+    return {
+      config: {
+        type: "string",
+        description: `settings file, section [proplet] (default ${SYSTEM_CONFIG} when present; env PROPELLER_CONFIG)`,
+      },
+      "mqtt-address": {
+        type: "string",
+        description: "broker address (env PROPLET_MQTT_ADDRESS)",
+        default: L.text("mqtt-address", ["PROPLET_MQTT_ADDRESS"], "mqtt://localhost:1883"),
+      },
+      "entity-id": {
+        type: "string",
+        description:
+          "this proplet's id, also its MQTT username (env PROPLET_ENTITY_ID); else from PROPLET_CONFIG_FILE, else kept in PROPLET_DATA_DIR",
+        default: L.text("entity-id", ["PROPLET_ENTITY_ID"]),
+      },
+      "api-key": {
+        type: "string",
+        description: "MQTT password (env PROPLET_API_KEY); else from PROPLET_CONFIG_FILE",
+        default: L.text("api-key", ["PROPLET_API_KEY"], undefined, true),
+      },
+      "domain-id": {
+        type: "string",
+        description: 'domain id (env PROPLET_DOMAIN_ID, alias PROPLET_TENANT_ID); default "default"',
+        default: L.text("domain-id", ["PROPLET_DOMAIN_ID", "PROPLET_TENANT_ID"]),
+      },
+      "channel-id": {
+        type: "string",
+        description: 'channel id (env PROPLET_CHANNEL_ID); default "default"',
+        default: L.text("channel-id", ["PROPLET_CHANNEL_ID"]),
+      },
+      "liveliness-interval": {
+        type: "string",
+        description: "seconds between heartbeats (env PROPLET_LIVELINESS_INTERVAL)",
+        default: L.text("liveliness-interval", ["PROPLET_LIVELINESS_INTERVAL"], "10"),
+      },
+      runtime: {
+        type: "string",
+        description: "inprocess (worker threads) or host (a child process per task) (env PROPLET_RUNTIME)",
+        default: L.text("runtime", ["PROPLET_RUNTIME"], "inprocess"),
+      },
+      "max-tasks": {
+        type: "string",
+        description: "tasks run at once, announced to the manager (env PROPLET_MAX_TASKS); default the CPU count",
+        default: L.text("max-tasks", ["PROPLET_MAX_TASKS"], String(cpus().length)),
+      },
+      description: {
+        type: "string",
+        description: "discovery description (env PROPLET_DESCRIPTION)",
+        default: L.text("description", ["PROPLET_DESCRIPTION"]),
+      },
+      tags: {
+        type: "string",
+        description: "comma-separated discovery tags (env PROPLET_TAGS)",
+        default: L.text("tags", ["PROPLET_TAGS"]),
+      },
+      location: {
+        type: "string",
+        description: "discovery location (env PROPLET_LOCATION)",
+        default: L.text("location", ["PROPLET_LOCATION"]),
+      },
+      ...logArgs(L),
+    };
   },
   run: ({ args }) =>
     action(
       async () => {
+        L.check();
         // As upstream's proplet: an incomplete environment is filled in from a config.toml section.
         const given = {
           entity_id: args["entity-id"],
@@ -160,12 +178,12 @@ export const propletCommand = defineCommand({
           channelId: given.channel_id || fromFile.channel_id || DEFAULT_CHANNEL_ID,
           namespace: env("PROPLET_MANAGER_K8S_NAMESPACE") ?? "default",
           livelinessInterval: seconds(
-            "PROPLET_LIVELINESS_INTERVAL",
+            L.label("liveliness-interval"),
             args["liveliness-interval"],
             10,
             MAX_LIVELINESS_INTERVAL_S,
           ),
-          maxTasks: int("max-tasks", args["max-tasks"], 1, 10_000),
+          maxTasks: int(L.label("max-tasks"), args["max-tasks"], 1, 10_000),
           ...propletEnv(),
           tls: tlsEnv(),
           runtime: runtime(args.runtime),

@@ -5,7 +5,8 @@ import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { SCHEDULERS, type SchedulerName } from "../core/scheduler.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
-import { action, defaultDataDir, env, int, logLevelArg, seconds, UsageError } from "./args.ts";
+import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "./args.ts";
+import { Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { propletEnv } from "./proplet.ts";
 import { chunkSizeFromEnv, registryFromEnv } from "./proxy.ts";
 import { serve } from "./site.ts";
@@ -57,134 +58,156 @@ const list = (v: string | undefined) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
+/** Where each setting came from; made when citty reads the arguments. */
+let L: Layers;
+
+/** serve's settings and their sources, as `propeller serve` would see them (for `config show`). */
+export function serveSettings(): Layers {
+  (serveCommand.args as () => unknown)();
+  return L;
+}
+
 export const serveCommand = defineCommand({
   meta: {
     name: "serve",
     description: "Run the control plane: MQTT broker, manager REST API, storage, console and a local proplet",
   },
-  args: {
-    host: {
-      type: "string",
-      description: "address to listen on (env PROPELLER_HOST); loopback by default, 0.0.0.0 for every interface",
-      default: env("PROPELLER_HOST") ?? "127.0.0.1",
-    },
-    "http-port": {
-      type: "string",
-      description: "REST API, console and MQTT-over-WebSocket port (env PROPELLER_HTTP_PORT)",
-      default: env("PROPELLER_HTTP_PORT") ?? "7070",
-    },
-    "mqtt-port": {
-      type: "string",
-      description: "embedded MQTT broker TCP port (env PROPELLER_MQTT_PORT)",
-      default: env("PROPELLER_MQTT_PORT") ?? "1883",
-    },
-    "tls-cert": {
-      type: "string",
-      description:
-        "PEM certificate chain: HTTPS and WSS, and MQTT over TLS instead of plain MQTT (env PROPELLER_TLS_CERT)",
-      default: env("PROPELLER_TLS_CERT"),
-    },
-    "tls-key": {
-      type: "string",
-      description: "PEM private key of --tls-cert (env PROPELLER_TLS_KEY)",
-      default: env("PROPELLER_TLS_KEY"),
-    },
-    "tls-client-ca": {
-      type: "string",
-      description: "PEM CA whose client certificates MQTT-over-TLS clients must show (env PROPELLER_TLS_CLIENT_CA)",
-      default: env("PROPELLER_TLS_CLIENT_CA"),
-    },
-    "mqtt-tls-port": {
-      type: "string",
-      description: "MQTT over TLS port, with --tls-cert (env PROPELLER_MQTT_TLS_PORT)",
-      default: env("PROPELLER_MQTT_TLS_PORT") ?? "8883",
-    },
-    "data-dir": {
-      type: "string",
-      description: "where the SQLite database lives (env PROPELLER_DATA_DIR)",
-      default: env("PROPELLER_DATA_DIR") ?? defaultDataDir(),
-    },
-    "mqtt-url": {
-      type: "string",
-      description:
-        "use this external broker instead of the embedded one, e.g. mqtt://host:1883 (env PROPELLER_MQTT_URL)",
-      default: env("PROPELLER_MQTT_URL"),
-    },
-    auth: {
-      type: "boolean",
-      description: "require a bearer token on REST and credentials on MQTT (env PROPELLER_AUTH=false to disable)",
-      negativeDescription: "no authentication at all: for throwaway runs on loopback only",
-      default: env("PROPELLER_AUTH") !== "false",
-    },
-    "allowed-origins": {
-      type: "string",
-      description:
-        "comma-separated browser origins, besides serve's own, that may open /mqtt (env PROPELLER_ALLOWED_ORIGINS)",
-      default: env("PROPELLER_ALLOWED_ORIGINS"),
-    },
-    "local-proplet": {
-      type: "boolean",
-      description: "run a proplet inside serve (env PROPELLER_LOCAL_PROPLET=false to disable)",
-      negativeDescription: "do not run a local proplet",
-      default: env("PROPELLER_LOCAL_PROPLET") !== "false",
-    },
-    proxy: {
-      type: "boolean",
-      description: "run the OCI proxy (env PROPELLER_PROXY=false to disable)",
-      negativeDescription: "do not run the OCI proxy",
-      default: env("PROPELLER_PROXY") !== "false",
-    },
-    "domain-id": {
-      type: "string",
-      description: "MQTT domain id in topics m/{domain}/c/{channel}/… (env PROPELLER_DOMAIN_ID)",
-      default: env("PROPELLER_DOMAIN_ID") ?? DEFAULT_DOMAIN_ID,
-    },
-    "channel-id": {
-      type: "string",
-      description: "MQTT channel id (env PROPELLER_CHANNEL_ID)",
-      default: env("PROPELLER_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID,
-    },
-    "liveliness-interval": {
-      type: "string",
-      description: "seconds between the local proplet's heartbeats (env PROPELLER_LIVELINESS_INTERVAL)",
-      default: env("PROPELLER_LIVELINESS_INTERVAL") ?? "10",
-    },
-    "liveliness-threshold": {
-      type: "string",
-      description:
-        "seconds without heartbeat before a proplet counts as dead; default 3 intervals (env PROPELLER_LIVELINESS_THRESHOLD)",
-      default: env("PROPELLER_LIVELINESS_THRESHOLD"),
-    },
-    "stale-proplet-removal": {
-      type: "string",
-      description: "forget proplets silent this many seconds, 0 never (env PROPELLER_STALE_PROPLET_REMOVAL)",
-      default: env("PROPELLER_STALE_PROPLET_REMOVAL") ?? "86400",
-    },
-    "local-max-tasks": {
-      type: "string",
-      description: "tasks the local proplet runs at once (env PROPELLER_LOCAL_MAX_TASKS); default the CPU count",
-      default: env("PROPELLER_LOCAL_MAX_TASKS") ?? String(cpus().length),
-    },
-    scheduler: {
-      type: "string",
-      description: `proplet choice: ${SCHEDULERS.join(", ")} (env PROPELLER_SCHEDULER)`,
-      default: env("PROPELLER_SCHEDULER") ?? "round-robin",
-    },
-    ...logLevelArg,
+  args: () => {
+    L = new Layers("serve", process.argv.slice(2));
+    return {
+      config: {
+        type: "string",
+        description: `settings file, section [serve] (default ${SYSTEM_CONFIG} when present; env PROPELLER_CONFIG)`,
+      },
+      host: {
+        type: "string",
+        description: "address to listen on (env PROPELLER_HOST); loopback by default, 0.0.0.0 for every interface",
+        default: L.text("host", ["PROPELLER_HOST"], "127.0.0.1"),
+      },
+      "http-port": {
+        type: "string",
+        description: "REST API, console and MQTT-over-WebSocket port (env PROPELLER_HTTP_PORT)",
+        default: L.text("http-port", ["PROPELLER_HTTP_PORT"], "7070"),
+      },
+      "mqtt-port": {
+        type: "string",
+        description: "embedded MQTT broker TCP port (env PROPELLER_MQTT_PORT)",
+        default: L.text("mqtt-port", ["PROPELLER_MQTT_PORT"], "1883"),
+      },
+      "tls-cert": {
+        type: "string",
+        description:
+          "PEM certificate chain: HTTPS and WSS, and MQTT over TLS instead of plain MQTT (env PROPELLER_TLS_CERT)",
+        default: L.text("tls-cert", ["PROPELLER_TLS_CERT"]),
+      },
+      "tls-key": {
+        type: "string",
+        description: "PEM private key of --tls-cert (env PROPELLER_TLS_KEY)",
+        default: L.text("tls-key", ["PROPELLER_TLS_KEY"]),
+      },
+      "tls-client-ca": {
+        type: "string",
+        description: "PEM CA whose client certificates MQTT-over-TLS clients must show (env PROPELLER_TLS_CLIENT_CA)",
+        default: L.text("tls-client-ca", ["PROPELLER_TLS_CLIENT_CA"]),
+      },
+      "mqtt-tls-port": {
+        type: "string",
+        description: "MQTT over TLS port, with --tls-cert (env PROPELLER_MQTT_TLS_PORT)",
+        default: L.text("mqtt-tls-port", ["PROPELLER_MQTT_TLS_PORT"], "8883"),
+      },
+      "data-dir": {
+        type: "string",
+        description: "where the SQLite database lives (env PROPELLER_DATA_DIR)",
+        default: L.text("data-dir", ["PROPELLER_DATA_DIR"], defaultDataDir()),
+      },
+      "mqtt-url": {
+        type: "string",
+        description:
+          "use this external broker instead of the embedded one, e.g. mqtt://host:1883 (env PROPELLER_MQTT_URL)",
+        default: L.text("mqtt-url", ["PROPELLER_MQTT_URL"]),
+      },
+      auth: {
+        type: "boolean",
+        description: "require a bearer token on REST and credentials on MQTT (env PROPELLER_AUTH=false to disable)",
+        negativeDescription: "no authentication at all: for throwaway runs on loopback only",
+        default: L.bool("auth", "PROPELLER_AUTH", true),
+      },
+      "allowed-origins": {
+        type: "string",
+        description:
+          "comma-separated browser origins, besides serve's own, that may open /mqtt (env PROPELLER_ALLOWED_ORIGINS)",
+        default: L.text("allowed-origins", ["PROPELLER_ALLOWED_ORIGINS"]),
+      },
+      "local-proplet": {
+        type: "boolean",
+        description: "run a proplet inside serve (env PROPELLER_LOCAL_PROPLET=false to disable)",
+        negativeDescription: "do not run a local proplet",
+        default: L.bool("local-proplet", "PROPELLER_LOCAL_PROPLET", true),
+      },
+      proxy: {
+        type: "boolean",
+        description: "run the OCI proxy (env PROPELLER_PROXY=false to disable)",
+        negativeDescription: "do not run the OCI proxy",
+        default: L.bool("proxy", "PROPELLER_PROXY", true),
+      },
+      "domain-id": {
+        type: "string",
+        description: "MQTT domain id in topics m/{domain}/c/{channel}/… (env PROPELLER_DOMAIN_ID)",
+        default: L.text("domain-id", ["PROPELLER_DOMAIN_ID"], DEFAULT_DOMAIN_ID),
+      },
+      "channel-id": {
+        type: "string",
+        description: "MQTT channel id (env PROPELLER_CHANNEL_ID)",
+        default: L.text("channel-id", ["PROPELLER_CHANNEL_ID"], DEFAULT_CHANNEL_ID),
+      },
+      "liveliness-interval": {
+        type: "string",
+        description: "seconds between the local proplet's heartbeats (env PROPELLER_LIVELINESS_INTERVAL)",
+        default: L.text("liveliness-interval", ["PROPELLER_LIVELINESS_INTERVAL"], "10"),
+      },
+      "liveliness-threshold": {
+        type: "string",
+        description:
+          "seconds without heartbeat before a proplet counts as dead; default 3 intervals (env PROPELLER_LIVELINESS_THRESHOLD)",
+        default: L.text("liveliness-threshold", ["PROPELLER_LIVELINESS_THRESHOLD"]),
+      },
+      "stale-proplet-removal": {
+        type: "string",
+        description: "forget proplets silent this many seconds, 0 never (env PROPELLER_STALE_PROPLET_REMOVAL)",
+        default: L.text("stale-proplet-removal", ["PROPELLER_STALE_PROPLET_REMOVAL"], "86400"),
+      },
+      "local-max-tasks": {
+        type: "string",
+        description: "tasks the local proplet runs at once (env PROPELLER_LOCAL_MAX_TASKS); default the CPU count",
+        default: L.text("local-max-tasks", ["PROPELLER_LOCAL_MAX_TASKS"], String(cpus().length)),
+      },
+      scheduler: {
+        type: "string",
+        description: `proplet choice: ${SCHEDULERS.join(", ")} (env PROPELLER_SCHEDULER)`,
+        default: L.text("scheduler", ["PROPELLER_SCHEDULER"], "round-robin"),
+      },
+      ...logArgs(L),
+    };
   },
   run: ({ args }) =>
     action(
       async () => {
-        const interval = seconds("--liveliness-interval", args["liveliness-interval"], 10, MAX_LIVELINESS_INTERVAL_S);
+        L.check();
+        const interval = seconds(
+          L.label("liveliness-interval"),
+          args["liveliness-interval"],
+          10,
+          MAX_LIVELINESS_INTERVAL_S,
+        );
         const scheduler = args.scheduler as SchedulerName;
         if (!SCHEDULERS.includes(scheduler))
           throw new UsageError(
-            `--scheduler must be one of ${SCHEDULERS.join(", ")}, got ${JSON.stringify(args.scheduler)}`,
+            `${L.label("scheduler")} must be one of ${SCHEDULERS.join(", ")}, got ${JSON.stringify(args.scheduler)}`,
           );
         const s = await serve({
           host: args.host,
-          httpPort: int("http-port", args["http-port"]),
-          mqttPort: int("mqtt-port", args["mqtt-port"]),
+          httpPort: int(L.label("http-port"), args["http-port"]),
+          mqttPort: int(L.label("mqtt-port"), args["mqtt-port"]),
           dataDir: args["data-dir"],
           mqttUrl: args["mqtt-url"] || undefined,
           localProplet: args["local-proplet"],
@@ -195,14 +218,14 @@ export const serveCommand = defineCommand({
           domainId: args["domain-id"],
           channelId: args["channel-id"],
           livelinessInterval: interval,
-          livelinessThreshold: seconds("--liveliness-threshold", args["liveliness-threshold"], interval * 3),
+          livelinessThreshold: seconds(L.label("liveliness-threshold"), args["liveliness-threshold"], interval * 3),
           scheduler,
-          localMaxTasks: int("local-max-tasks", args["local-max-tasks"], 1, 10_000),
+          localMaxTasks: int(L.label("local-max-tasks"), args["local-max-tasks"], 1, 10_000),
           proxy: args.proxy
             ? { registry: registryFromEnv(args["data-dir"]), chunkSize: chunkSizeFromEnv() }
             : undefined,
           localPropletEnv: propletEnv(),
-          staleRemovalS: int("stale-proplet-removal", args["stale-proplet-removal"], 0, 10 * 365 * 86400),
+          staleRemovalS: int(L.label("stale-proplet-removal"), args["stale-proplet-removal"], 0, 10 * 365 * 86400),
         });
         const shutdown = async (sig: string) => {
           log.info(`${sig}: shutting down`);

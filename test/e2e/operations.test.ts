@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import { expect, test } from "bun:test";
-import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   b64,
@@ -145,4 +145,21 @@ test("with authentication on, a proplet identity made for it is used instead of 
   } finally {
     await s.kill("SIGKILL");
   }
+});
+
+test("serve reads a config file: a bad value exits naming its key; config show tells where each value came from", () => {
+  const dir = tempDir();
+  const bad = join(dir, "bad.toml");
+  writeFileSync(bad, '[serve]\nstale_proplet_removal = "soon"\n');
+  const r = cli(["serve", "--config", bad, "--data-dir", join(dir, "d"), "--http-port", "0", "--mqtt-port", "0"]);
+  expect(r.code).toBe(1);
+  expect(r.stderr).toContain(`stale_proplet_removal in ${bad} must be an integer`);
+  const good = join(dir, "good.toml");
+  writeFileSync(good, '[serve]\nscheduler = "priority"\nhttp_port = 9999\n');
+  const shown = cli(["config", "show", "--config", good, "--json"], { PROPELLER_HTTP_PORT: "8888" });
+  const rows = JSON.parse(shown.stdout).settings as { key: string; value: string; source: string }[];
+  const get = (k: string) => rows.find((x) => x.key === k);
+  expect(get("scheduler")).toEqual({ key: "scheduler", value: "priority", source: `${good} (scheduler)` });
+  expect(get("http_port")).toEqual({ key: "http_port", value: "8888", source: "env PROPELLER_HTTP_PORT" });
+  expect(get("mqtt_port")?.source).toBe("default");
 });
