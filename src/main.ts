@@ -5,6 +5,7 @@ import { certsCommand } from "./cli/certs.ts";
 import { configCommand } from "./cli/config.ts";
 import { jobsCommand, workflowsCommand } from "./cli/groups.ts";
 import { healthCommand } from "./cli/health.ts";
+import { installCommand, uninstallCommand } from "./cli/install.ts";
 import { pullCommand, pushCommand } from "./cli/oci.ts";
 import { propletCommand } from "./cli/proplet.ts";
 import { propletsCommand } from "./cli/proplets.ts";
@@ -39,6 +40,8 @@ const main = defineCommand({
     provision: provisionCommand,
     certs: certsCommand,
     config: configCommand,
+    install: installCommand,
+    uninstall: uninstallCommand,
     backup: backupCommand,
     restore: restoreCommand,
     wasm: wasmCommand,

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import {
   b64,
@@ -115,5 +115,46 @@ describe("the compiled executable", () => {
       await p.kill("SIGKILL");
       await s.kill("SIGKILL");
     }
+  });
+});
+
+describe("install as a system service", () => {
+  test("install --root writes the binary, data dir, config and a unit that systemd-analyze verifies; uninstall keeps data", () => {
+    const root = tempDir("propeller-root-");
+    const dry = Bun.spawnSync([bin, "install", "--root", root, "--dry-run"]);
+    expect(dry.stdout.toString()).toContain(`would write ${join(root, "etc/systemd/system/propeller.service")}`);
+    expect(existsSync(join(root, "etc"))).toBe(false);
+    for (const extra of [[], ["--proplet"]]) {
+      const r = Bun.spawnSync([bin, "install", "--root", root, ...extra]);
+      expect(r.exitCode).toBe(0);
+    }
+    expect(statSync(join(root, "usr/local/bin/propeller")).mode & 0o777).toBe(0o755);
+    expect(statSync(join(root, "var/lib/propeller")).mode & 0o777).toBe(0o700);
+    expect(readFileSync(join(root, "etc/propeller/config.toml"), "utf8")).toContain('data_dir = "/var/lib/propeller"');
+    const unit = readFileSync(join(root, "etc/systemd/system/propeller.service"), "utf8");
+    for (const line of ["Restart=on-failure", "NoNewPrivileges=true", "ProtectSystem=strict", "PrivateTmp=true"]) {
+      expect(unit).toContain(line);
+    }
+    expect(unit).toContain("ExecStart=/usr/local/bin/propeller serve --config /etc/propeller/config.toml");
+    // systemd-analyze needs the system's own units (sysinit.target…) in the root it checks.
+    const analyze = Bun.which("systemd-analyze");
+    if (!analyze) throw new Error("systemd-analyze is missing: apt-get install systemd (.ci/run does)");
+    cpSync("/usr/lib/systemd/system", join(root, "usr/lib/systemd/system"), {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
+    for (const u of ["propeller.service", "propeller-proplet.service"]) {
+      const v = Bun.spawnSync([analyze, "verify", `--root=${root}`, join(root, "etc/systemd/system", u)]);
+      const complaints = v.stderr
+        .toString()
+        .split("\n")
+        .filter((l) => l.includes("propeller"));
+      expect({ unit: u, exit: v.exitCode, complaints }).toEqual({ unit: u, exit: 0, complaints: [] });
+    }
+    expect(Bun.spawnSync([bin, "uninstall", "--root", root]).exitCode).toBe(0);
+    expect(existsSync(join(root, "etc/systemd/system/propeller.service"))).toBe(false);
+    expect(existsSync(join(root, "var/lib/propeller"))).toBe(true);
+    expect(Bun.spawnSync([bin, "uninstall", "--root", root, "--proplet", "--purge"]).exitCode).toBe(0);
+    expect(existsSync(join(root, "var/lib/propeller"))).toBe(false);
   });
 });

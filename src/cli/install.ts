@@ -1,0 +1,234 @@
+import { chmodSync, copyFileSync, existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { defineCommand } from "citty";
+import { log } from "../log.ts";
+import { action, UsageError } from "./args.ts";
+import { SYSTEM_CONFIG } from "./layers.ts";
+
+// `propeller install` / `uninstall`: a system service from the compiled binary — a `propeller` system user, its
+// data dir (0700), /etc/propeller/config.toml (only if absent) and a hardened systemd unit running `serve`
+// (or, with --proplet, a worker). `--root DIR` writes into another root (an image being built, a test);
+// `--dry-run` prints what would be done and changes nothing.
+
+const BIN = "/usr/local/bin/propeller";
+const DATA = "/var/lib/propeller";
+const USER = "propeller";
+
+const unitName = (proplet: boolean) => (proplet ? "propeller-proplet.service" : "propeller.service");
+
+/** The unit. The hardening leaves the service its data dir to write and nothing else of the system. */
+export function unit(proplet: boolean): string {
+  const what = proplet ? "proplet (runs Wasm tasks for a manager)" : "serve (broker, manager, storage, console)";
+  const env = proplet ? `PROPLET_DATA_DIR=${DATA}/proplet` : `PROPELLER_DATA_DIR=${DATA}`;
+  return `[Unit]
+Description=Propeller ${what}
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+User=${USER}
+Group=${USER}
+ExecStart=${BIN} ${proplet ? "proplet" : "serve"} --config ${SYSTEM_CONFIG}
+Environment=${env}
+# journald keeps the time and level; colour codes would only be noise there.
+Environment=NO_COLOR=1
+Restart=on-failure
+RestartSec=2
+UMask=0077
+LimitNOFILE=65536
+NoNewPrivileges=true
+ProtectSystem=strict
+ProtectHome=true
+ReadWritePaths=${DATA}
+PrivateTmp=true
+PrivateDevices=true
+ProtectKernelTunables=true
+ProtectKernelModules=true
+ProtectKernelLogs=true
+ProtectControlGroups=true
+ProtectClock=true
+ProtectHostname=true
+RestrictSUIDSGID=true
+RestrictRealtime=true
+RestrictNamespaces=true
+LockPersonality=true
+SystemCallArchitectures=native
+CapabilityBoundingSet=
+AmbientCapabilities=
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+/** The settings file a new install starts from: every key commented out but the data dir. */
+export const CONFIG_TEMPLATE = `# Propeller settings: flags > environment > this file > defaults. \`propeller config show\` prints them all.
+# Keys are the flag names with "_" (see \`propeller serve --help\`, \`propeller proplet --help\`).
+
+[serve]
+data_dir = "${DATA}"
+# host = "0.0.0.0"
+# http_port = 7070
+# mqtt_port = 1883
+# tls_cert = "/etc/propeller/certs/server.pem"
+# tls_key = "/etc/propeller/certs/server.key"
+
+[proplet]
+# mqtt_address = "mqtt://gateway:1883"
+# entity_id = "…"        # or PROPLET_ENTITY_ID; without one the proplet keeps its own id in ${DATA}/proplet
+# api_key = "…"
+`;
+
+interface Step {
+  say: string;
+  run(): void;
+}
+
+function isCompiled(): boolean {
+  return Bun.main.startsWith("/$bunfs/");
+}
+
+function userExists(name: string): boolean {
+  return Bun.spawnSync(["id", "-u", name], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
+}
+
+function sh(cmd: string[]): void {
+  const p = Bun.spawnSync(cmd, { stdout: "inherit", stderr: "inherit" });
+  if (p.exitCode !== 0) throw new Error(`${cmd.join(" ")} failed (exit ${p.exitCode})`);
+}
+
+const rootArgs = {
+  proplet: { type: "boolean", description: "the worker's unit (propeller-proplet.service) instead of serve's" },
+  root: { type: "string", description: "install into this root instead of / (no user is created there)" },
+  "dry-run": { type: "boolean", description: "print what would be done, change nothing" },
+} as const;
+
+function perform(steps: Step[], dryRun: boolean | undefined): void {
+  for (const s of steps) {
+    process.stdout.write(`${dryRun ? "would " : ""}${s.say}\n`);
+    if (!dryRun) s.run();
+  }
+}
+
+function checkRoot(root: string, dryRun: boolean | undefined): void {
+  if (!dryRun && root === "/" && process.getuid?.() !== 0)
+    throw new UsageError("install as root (sudo), or use --root DIR or --dry-run");
+}
+
+export const installCommand = defineCommand({
+  meta: { name: "install", description: "Install as a systemd service: user, data dir, config file and unit" },
+  args: rootArgs,
+  run: ({ args }) =>
+    action(() => {
+      const root = args.root ?? "/";
+      checkRoot(root, args["dry-run"]);
+      const at = (p: string) => join(root, p);
+      const real = root === "/";
+      if (!isCompiled() && !args["dry-run"]) {
+        throw new UsageError("install from the compiled binary: npm run build, then dist/propeller install");
+      }
+      const steps: Step[] = [];
+      if (real && !userExists(USER)) {
+        steps.push({
+          say: `create the system user ${USER}`,
+          run: () =>
+            sh(["useradd", "--system", "--user-group", "--home-dir", DATA, "--shell", "/usr/sbin/nologin", USER]),
+        });
+      }
+      const self = isCompiled() ? realpathSync(process.execPath) : "(this executable)";
+      if (self !== realpathSyncSafe(at(BIN))) {
+        steps.push({
+          say: `copy ${self} to ${at(BIN)}`,
+          run: () => {
+            mkdirSync(dirname(at(BIN)), { recursive: true });
+            copyFileSync(self, `${at(BIN)}.new`);
+            chmodSync(`${at(BIN)}.new`, 0o755);
+            rmSync(at(BIN), { force: true });
+            copyFileSync(`${at(BIN)}.new`, at(BIN));
+            chmodSync(at(BIN), 0o755);
+            rmSync(`${at(BIN)}.new`, { force: true });
+          },
+        });
+      }
+      steps.push({
+        say: `create ${at(DATA)} (0700${real ? `, owned by ${USER}` : ""})`,
+        run: () => {
+          mkdirSync(at(DATA), { recursive: true, mode: 0o700 });
+          chmodSync(at(DATA), 0o700);
+          if (real) sh(["chown", `${USER}:${USER}`, DATA]);
+        },
+      });
+      if (!existsSync(at(SYSTEM_CONFIG))) {
+        steps.push({
+          say: `write ${at(SYSTEM_CONFIG)}`,
+          run: () => {
+            mkdirSync(dirname(at(SYSTEM_CONFIG)), { recursive: true });
+            writeFileSync(at(SYSTEM_CONFIG), CONFIG_TEMPLATE, { mode: 0o644 });
+          },
+        });
+      }
+      const unitFile = at(`/etc/systemd/system/${unitName(!!args.proplet)}`);
+      steps.push({
+        say: `write ${unitFile}:\n${unit(!!args.proplet).replace(/^/gm, "    ")}`,
+        run: () => {
+          mkdirSync(dirname(unitFile), { recursive: true });
+          writeFileSync(unitFile, unit(!!args.proplet), { mode: 0o644 });
+        },
+      });
+      if (real && Bun.which("systemctl")) {
+        steps.push({ say: "systemctl daemon-reload", run: () => sh(["systemctl", "daemon-reload"]) });
+      }
+      perform(steps, args["dry-run"]);
+      if (!args["dry-run"]) log.info(`installed: systemctl enable --now ${unitName(!!args.proplet)}`);
+    }),
+});
+
+function realpathSyncSafe(p: string): string | undefined {
+  try {
+    return realpathSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+export const uninstallCommand = defineCommand({
+  meta: { name: "uninstall", description: "Remove the systemd unit; --purge also removes data, settings and the user" },
+  args: {
+    ...rootArgs,
+    purge: { type: "boolean", description: "also delete the data dir, /etc/propeller and the user" },
+  },
+  run: ({ args }) =>
+    action(() => {
+      const root = args.root ?? "/";
+      checkRoot(root, args["dry-run"]);
+      const at = (p: string) => join(root, p);
+      const real = root === "/";
+      const name = unitName(!!args.proplet);
+      const steps: Step[] = [];
+      if (real && Bun.which("systemctl")) {
+        steps.push({
+          say: `systemctl disable --now ${name}`,
+          run: () => Bun.spawnSync(["systemctl", "disable", "--now", name], { stdout: "inherit", stderr: "inherit" }),
+        });
+      }
+      steps.push({
+        say: `remove ${at(`/etc/systemd/system/${name}`)}`,
+        run: () => rmSync(at(`/etc/systemd/system/${name}`), { force: true }),
+      });
+      if (args.purge) {
+        steps.push({
+          say: `remove ${at(DATA)} and everything in it`,
+          run: () => rmSync(at(DATA), { recursive: true, force: true }),
+        });
+        steps.push({
+          say: `remove ${at("/etc/propeller")}`,
+          run: () => rmSync(at("/etc/propeller"), { recursive: true, force: true }),
+        });
+        if (real && userExists(USER)) steps.push({ say: `remove the user ${USER}`, run: () => sh(["userdel", USER]) });
+      } else {
+        steps.push({ say: `keep ${at(DATA)} and ${at("/etc/propeller")} (--purge removes them)`, run: () => {} });
+      }
+      perform(steps, args["dry-run"]);
+    }),
+});
