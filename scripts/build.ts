@@ -1,20 +1,55 @@
 // `npm run build`: one executable, dist/propeller, that runs every subcommand with no node_modules beside it.
+// `npm run build -- --target linux-x64,linux-arm64` cross-compiles release binaries instead
+// (dist/propeller-linux-x64, dist/propeller-linux-arm64; Bun fetches the other runtime from the npm registry) and
+// writes dist/SHA256SUMS. Version, commit and build time are stamped in (`--version`, `/health`).
 // The pool's worker is a second entrypoint: Bun bundles it into the executable (see Bun's "Worker" docs).
-import { rmSync } from "node:fs";
-import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { parseArgs } from "node:util";
+
+const TARGETS = ["linux-x64", "linux-arm64"] as const;
+type Target = (typeof TARGETS)[number];
+
+const { values: opt } = parseArgs({ options: { target: { type: "string" } } });
+const targets = (opt.target ?? "").split(",").filter(Boolean) as Target[];
+const bad = targets.filter((t) => !TARGETS.includes(t));
+if (bad.length) {
+  console.error(`unknown --target ${bad.join(", ")} (use ${TARGETS.join(", ")})`);
+  process.exit(2);
+}
 
 const root = join(import.meta.dir, "..");
-const out = join(root, "dist", "propeller");
-rmSync(out, { force: true });
-const t0 = performance.now();
-const result = await Bun.build({
-  entrypoints: [join(root, "src/main.ts"), join(root, "src/proplet/runtime/worker.ts")],
-  compile: { outfile: out },
-  minify: true,
-});
-if (!result.success) {
-  for (const m of result.logs) console.error(m);
-  process.exit(1);
+const git = Bun.spawnSync(["git", "rev-parse", "--short=12", "HEAD"], { cwd: root, stderr: "ignore" });
+const commit = git.exitCode === 0 ? git.stdout.toString().trim() : "unknown";
+const buildTime = new Date().toISOString();
+mkdirSync(join(root, "dist"), { recursive: true });
+
+async function build(outfile: string, target?: Target): Promise<void> {
+  rmSync(outfile, { force: true });
+  const t0 = performance.now();
+  const result = await Bun.build({
+    entrypoints: [join(root, "src/main.ts"), join(root, "src/proplet/runtime/worker.ts")],
+    compile: target ? { outfile, target: `bun-${target}` } : { outfile },
+    minify: true,
+    define: { PROPELLER_COMMIT: JSON.stringify(commit), PROPELLER_BUILD_TIME: JSON.stringify(buildTime) },
+  });
+  if (!result.success) {
+    for (const m of result.logs) console.error(m);
+    process.exit(1);
+  }
+  const mb = (Bun.file(outfile).size / 1e6).toFixed(1);
+  console.log(`built ${outfile} (${mb} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
-const size = Bun.file(out).size;
-console.log(`built ${out} (${(size / 1e6).toFixed(1)} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+if (targets.length === 0) await build(join(root, "dist", "propeller"));
+else {
+  const sums: string[] = [];
+  for (const t of targets) {
+    const out = join(root, "dist", `propeller-${t}`);
+    await build(out, t);
+    sums.push(`${createHash("sha256").update(readFileSync(out)).digest("hex")}  ${basename(out)}`);
+  }
+  writeFileSync(join(root, "dist", "SHA256SUMS"), `${sums.join("\n")}\n`);
+  console.log(`wrote ${join(root, "dist", "SHA256SUMS")}`);
+}

@@ -16,12 +16,12 @@ import { tasksCommand } from "./cli/tasks.ts";
 import { tokensCommand } from "./cli/tokens.ts";
 import { wasmCommand } from "./cli/wasm.ts";
 import { watchCommand } from "./cli/watch.ts";
-import { VERSION } from "./version.ts";
+import { BUILD_TIME, COMMIT, VERSION } from "./version.ts";
 
 const main = defineCommand({
   meta: {
     name: "propeller",
-    version: VERSION,
+    version: `${VERSION} (commit ${COMMIT}, built ${BUILD_TIME})`,
     description: "WebAssembly workload orchestrator for the cloud–edge continuum",
   },
   subCommands: {

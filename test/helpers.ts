@@ -135,6 +135,8 @@ export async function startServe(
     cwd?: string;
     /** The CA of serve's --tls-cert: the URL becomes https://localhost. */
     tlsCa?: string;
+    /** How long serve may take to answer /health (an emulated binary is slow to start). */
+    healthTimeoutMs?: number;
   } = {},
 ): Promise<Serve> {
   const httpPort = await freePort();
@@ -159,7 +161,11 @@ export async function startServe(
   if (opts.tlsCa) cas.set(url, opts.tlsCa);
   const tls = opts.tlsCa ? { tls: { ca: opts.tlsCa } } : {};
   try {
-    await until("serve to answer /health", async () => (await fetch(`${url}/health`, tls)).ok, 15_000);
+    await until(
+      "serve to answer /health",
+      async () => (await fetch(`${url}/health`, tls)).ok,
+      opts.healthTimeoutMs ?? 15_000,
+    );
   } catch (e) {
     await p.kill("SIGKILL");
     throw new Error(`${e}\n--- serve output ---\n${p.output()}`);

@@ -16,7 +16,7 @@ import type { RegistryClient } from "../proxy/registry.ts";
 import { ProxyService } from "../proxy/service.ts";
 import { lockDir } from "../storage/lock.ts";
 import { openSqlite } from "../storage/sqlite/index.ts";
-import { VERSION } from "../version.ts";
+import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
 import type { LocalEnv } from "./proplet.ts";
 
 // Composition root of `propeller serve`: storage, broker, manager, HTTP, the OCI proxy and the local proplet,
@@ -185,7 +185,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     mqtt: bus.counts,
   });
   const hint = `the admin token is in ${join(o.dataDir, "admin.token")}; \`propeller tokens create\` makes more`;
-  const info = { version: VERSION, instanceId, channel: o };
+  const info = { version: VERSION, commit: COMMIT, buildTime: BUILD_TIME, instanceId, channel: o };
   const app = createApp(manager, info, metrics, o.auth ? { hint } : undefined);
   const server = Bun.serve<WsData>({
     hostname: o.host,

@@ -22,6 +22,8 @@ export const MAX_BODY_BYTES = 100 * 1024 * 1024;
 export interface AppInfo {
   version: string;
   instanceId: string;
+  commit?: string;
+  buildTime?: string;
   /** The site's MQTT domain and channel, told to those who provision identities (default: "default"). */
   channel?: Channel;
 }
@@ -56,9 +58,9 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
     c.json({
       status: "pass",
       version: info.version,
-      commit: "none",
+      commit: info.commit ?? "source",
       description: "manager service",
-      build_time: "unknown",
+      build_time: info.buildTime ?? "unbuilt",
       instance_id: info.instanceId,
     }),
   );
