@@ -32,6 +32,8 @@ async function build(outfile: string, target?: Target): Promise<void> {
     entrypoints: [join(root, "src/main.ts"), join(root, "src/proplet/runtime/worker.ts")],
     compile: target ? { outfile, target: `bun-${target}` } : { outfile },
     minify: true,
+    bytecode: true,
+    format: "esm",
     define: { PROPELLER_COMMIT: JSON.stringify(commit), PROPELLER_BUILD_TIME: JSON.stringify(buildTime) },
   });
   if (!result.success) {

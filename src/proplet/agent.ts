@@ -12,7 +12,7 @@ import { refusedDir } from "./dirs.ts";
 import { fetchModule } from "./fetch.ts";
 import { discoveryMetadata } from "./metadata.ts";
 import { aggregate, ProcSampler, PropletSampler, profileFor, type TaskSample } from "./monitor.ts";
-import { PropletPrometheus } from "./prometheus.ts";
+import type { PropletPrometheus } from "./prometheus.ts";
 import { HostRuntime } from "./runtime/host.ts";
 import { ModuleCache } from "./runtime/modules.ts";
 import { type Running, WorkerPool } from "./runtime/pool.ts";
@@ -104,6 +104,8 @@ export class PropletAgent {
       this.metricsTimer = setInterval(send, every * 1000);
     }
     if (this.cfg.metricsPort) {
+      // Loaded only when asked for: prom-client is a good part of an idle proplet's memory.
+      const { PropletPrometheus } = await import("./prometheus.ts");
       this.prom = new PropletPrometheus(() => this.running.size);
       const port = this.prom.listen(this.cfg.metricsPort);
       log.info(`Prometheus metrics on http://127.0.0.1:${port}/metrics`);

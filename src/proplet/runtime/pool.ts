@@ -52,11 +52,18 @@ export class WorkerPool {
   /** Runs waiting for a worker: more tasks than `max` queue here instead of spawning without bound. */
   private queue: (() => void)[] = [];
 
+  /** Workers are started with the first task, not with the proplet: an idle proplet holds no thread's memory. */
+  private started = false;
+
   constructor(
     private warm: number,
     private max = Math.max(4, warm * 2),
-  ) {
-    for (let i = 0; i < warm; i++) this.idle.push(this.spawn());
+  ) {}
+
+  private warmUp(): void {
+    if (this.started) return;
+    this.started = true;
+    for (let i = 0; i < this.warm; i++) this.idle.push(this.spawn());
   }
 
   private spawn(): Slot {
@@ -88,6 +95,7 @@ export class WorkerPool {
   }
 
   run(spec: RunSpec): Running {
+    this.warmUp();
     if (this.closed) throw new Error("runtime is shut down");
     if (this.busy.size < this.max) return this.dispatch(spec);
     // Queued: stop before dispatch just drops it from the queue.

@@ -1,0 +1,117 @@
+// Footprint of the compiled binary: its size, exec → healthy /health (median of 10 cold starts, each on a new
+// data dir), and resident memory after 30 s idle for `serve` (with its local proplet) and for a standalone
+// `proplet`. With --arm64 (and qemu-user-static installed) the same for the arm64 binary under emulation, reported
+// with no goal. Builds the binaries first unless --no-build. The last stdout line is one JSON object.
+//
+//   bun scripts/bench/footprint.ts [--idle 30] [--starts 10] [--arm64] [--no-build]
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { adminToken, freePort, mqttLogin } from "./lib.ts";
+
+const { values: opt } = parseArgs({
+  options: {
+    idle: { type: "string", default: "30" },
+    starts: { type: "string", default: "10" },
+    arm64: { type: "boolean", default: false },
+    "no-build": { type: "boolean", default: false },
+  },
+});
+const root = join(import.meta.dir, "..", "..");
+const say = (s: string) => process.stderr.write(`${s}\n`);
+const IDLE = Number(opt.idle);
+
+if (!opt["no-build"]) {
+  const targets = opt.arm64 ? ["--target", "linux-x64,linux-arm64"] : [];
+  const b = Bun.spawnSync([process.execPath, join(root, "scripts/build.ts"), ...targets], { stderr: "inherit" });
+  if (b.exitCode !== 0) throw new Error("build failed");
+}
+
+const rssMib = (pid: number) => {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? +(Number(m[1]) / 1024).toFixed(1) : NaN;
+};
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function startServe(cmd: string[], dataDir: string, timeoutMs: number) {
+  const httpPort = await freePort();
+  const mqttPort = await freePort();
+  const t0 = performance.now();
+  const proc = Bun.spawn(
+    [
+      ...cmd,
+      "serve",
+      "--http-port",
+      `${httpPort}`,
+      "--mqtt-port",
+      `${mqttPort}`,
+      "--data-dir",
+      dataDir,
+      "--log-level",
+      "warn",
+    ],
+    { stdout: "ignore", stderr: "inherit" },
+  );
+  const url = `http://127.0.0.1:${httpPort}`;
+  for (;;) {
+    try {
+      if ((await fetch(`${url}/health`)).ok) break;
+    } catch {}
+    if (performance.now() - t0 > timeoutMs) throw new Error(`serve did not answer in ${timeoutMs} ms`);
+    await Bun.sleep(2);
+  }
+  return { proc, url, mqttPort, ms: performance.now() - t0 };
+}
+
+async function measure(label: string, cmd: string[], starts: number, timeoutMs: number) {
+  say(`${label}: ${starts} cold starts…`);
+  const times: number[] = [];
+  for (let i = 0; i < starts; i++) {
+    const dir = mkdtempSync(join(tmpdir(), "propeller-footprint-"));
+    const s = await startServe(cmd, dir, timeoutMs);
+    times.push(s.ms);
+    s.proc.kill("SIGKILL");
+    await s.proc.exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+  say(`${label}: serve and a standalone proplet idle for ${IDLE} s…`);
+  const dir = mkdtempSync(join(tmpdir(), "propeller-footprint-"));
+  const s = await startServe(cmd, dir, timeoutMs);
+  const login = await mqttLogin(s.url, adminToken(dir), "proplet", "footprint-proplet");
+  const proplet = Bun.spawn([...cmd, "proplet", "--log-level", "warn"], {
+    env: {
+      ...process.env,
+      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+      PROPLET_ENTITY_ID: "footprint-proplet",
+      PROPLET_API_KEY: login.password ?? "",
+    },
+    stdout: "ignore",
+    stderr: "inherit",
+  });
+  await Bun.sleep(IDLE * 1000);
+  const out = {
+    cold_start_ms: +median(times).toFixed(1),
+    serve_rss_mib: rssMib(s.proc.pid),
+    proplet_rss_mib: rssMib(proplet.pid),
+  };
+  for (const p of [proplet, s.proc]) {
+    p.kill("SIGKILL");
+    await p.exited;
+  }
+  rmSync(dir, { recursive: true, force: true });
+  return out;
+}
+
+const bin = join(root, "dist", "propeller");
+const x64 = await measure("x64", [bin], Number(opt.starts), 15_000);
+const result: Record<string, unknown> = { binary_mib: +(statSync(bin).size / 1048576).toFixed(1), ...x64 };
+if (opt.arm64) {
+  const qemu = Bun.which("qemu-aarch64-static") ?? "/usr/bin/qemu-aarch64-static";
+  const arm = join(root, "dist", "propeller-linux-arm64");
+  result.arm64 = {
+    binary_mib: +(statSync(arm).size / 1048576).toFixed(1),
+    ...(await measure("arm64 (qemu)", [qemu, arm], 3, 60_000)),
+  };
+}
+console.log(JSON.stringify(result));
