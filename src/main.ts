@@ -32,6 +32,7 @@ const main = defineCommand({
     backup: () => import("./cli/backup.ts").then((m) => m.backupCommand),
     restore: () => import("./cli/backup.ts").then((m) => m.restoreCommand),
     wasm: () => import("./cli/wasm.ts").then((m) => m.wasmCommand),
+    examples: () => import("./cli/examples.ts").then((m) => m.examplesCommand),
   },
 });
 

@@ -6,11 +6,12 @@
 // Prints its figures as one JSON object on the last stdout line.
 //
 //   bun scripts/bench/cron.ts [--schedules 10000] [--seconds 65]
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { TaskCreate } from "../../src/core/task.ts";
+import { MODULES } from "../../src/examples/modules.ts";
 import { setLogLevel } from "../../src/log.ts";
 import { Identities } from "../../src/manager/identities.ts";
 import { Manager } from "../../src/manager/manager.ts";
@@ -32,7 +33,7 @@ const manager = new Manager(store, bus, new Identities(store), {
   scheduler: "round-robin",
   observeFiring: (_id, dueAt) => drift.push(Date.now() - dueAt),
 });
-const file = readFileSync(join(import.meta.dir, "../../test/fixtures/build/add.wasm")).toString("base64");
+const file = MODULES.add.wasm; // the example module propeller carries: no build needed
 
 process.stderr.write(`creating ${N} schedules…\n`);
 const t0 = performance.now();

@@ -10,11 +10,12 @@
 // Authentication is on, as in a default serve (a bearer token on every request, credentials on MQTT); --no-auth
 // runs the same without, for comparison.
 import { Database } from "bun:sqlite";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import mqtt from "mqtt";
+import { MODULES } from "../../src/examples/modules.ts";
 import { adminToken, authHeaders, freePort, mqttLogin, waitForHealth } from "./lib.ts";
 
 const { values: opt } = parseArgs({
@@ -31,7 +32,7 @@ const SAMPLES = Number(opt.samples);
 const TASKS = Number(opt.tasks);
 const CONCURRENCY = Number(opt.concurrency);
 const root = join(import.meta.dir, "..", "..");
-const file = readFileSync(join(root, "test/fixtures/build/add.wasm")).toString("base64");
+const file = MODULES.add.wasm; // the example module propeller carries: no build needed
 const say = (s: string) => process.stderr.write(`${s}\n`);
 
 const dataDir = mkdtempSync(join(tmpdir(), "propeller-bench-"));

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { MODULES } from "../../src/examples/modules.ts";
 import { RegistryClient } from "../../src/proxy/registry.ts";
 import { adminToken, authHeaders, freePort, mqttLogin } from "./lib.ts";
 
@@ -40,7 +41,7 @@ const registry = Bun.spawn(["docker-registry", "serve", join(dir, "reg.yml")], {
 await until(async () => (await fetch(`http://127.0.0.1:${regPort}/v2/`)).ok);
 
 // add.wasm plus a custom section of random bytes, so the module is MIB MiB and still runs `add`.
-const add = new Uint8Array(await Bun.file(join(root, "test/fixtures/build/add.wasm")).arrayBuffer());
+const add = new Uint8Array(Buffer.from(MODULES.add.wasm, "base64"));
 function makeModule(): Uint8Array {
   const pad = new Uint8Array(MIB * 1048576 - add.length - 16);
   for (let o = 0; o < pad.length; o += 65536) crypto.getRandomValues(pad.subarray(o, o + 65536));

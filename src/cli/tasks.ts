@@ -5,6 +5,7 @@ import { isTerminal, TaskState } from "../core/states.ts";
 import type { TaskView } from "../core/task.ts";
 import { action, int, UsageError } from "./args.ts";
 import { api, type Conn, okCommand, urlArg } from "./client.ts";
+import { example } from "./examples.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
 type Page = { offset: number; limit: number; total: number; tasks: TaskView[] };
@@ -47,6 +48,7 @@ function readWasm(path: string): string {
 
 const taskFields = {
   file: { type: "string", description: "local .wasm file to send inline" },
+  example: { type: "string", description: "a module propeller carries, sent inline: add, hello, spin (examples list)" },
   "image-url": { type: "string", description: "http(s) URL or OCI reference of the module" },
   inputs: { type: "string", description: "comma-separated inputs, e.g. 10,20" },
   "cli-args": { type: "string", description: "comma-separated runtime options, e.g. --dir=/data::/data,--env=K=V" },
@@ -72,7 +74,9 @@ type FieldArgs = { [K in keyof typeof taskFields]?: string | boolean };
 
 function body(a: FieldArgs): Record<string, unknown> {
   const b: Record<string, unknown> = {};
+  if (a.file && a.example) throw new UsageError("--file and --example are two ways to give the module: choose one");
   if (a.file) b.file = readWasm(String(a.file));
+  if (a.example) b.file = Buffer.from(example(String(a.example))).toString("base64");
   if (a["image-url"]) b.image_url = a["image-url"];
   if (a.inputs !== undefined) b.inputs = list(String(a.inputs)) ?? [];
   if (a["cli-args"]) b.cli_args = list(String(a["cli-args"]));
