@@ -31,8 +31,9 @@ export function setLogFormat(format: string | undefined): void {
 
 export function setLogLevel(level: string | undefined): void {
   if (!level) return;
+  const allowed = ["silent", "error", "warn", "info", "debug", "trace"];
+  if (!allowed.includes(level)) throw new Error(`unknown log level ${level} (use ${allowed.join(", ")})`);
   const l = LogLevels[level as LogType];
-  if (l === undefined) throw new Error(`unknown log level ${level} (use silent, error, warn, info, debug or trace)`);
   log.level = l;
   for (const t of tagged) t.level = l;
 }

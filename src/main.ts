@@ -1,14 +1,27 @@
 #!/usr/bin/env bun
-import { defineCommand, runMain } from "citty";
+import type { CommandDef } from "citty";
 import { BUILD_TIME, COMMIT, VERSION } from "./version.ts";
+
+// Colour only for a person at a terminal, and never with NO_COLOR (whatever its value): citty decides when it
+// is loaded, so this comes first.
+if (!process.stdout.isTTY || process.env.NO_COLOR) process.env.NO_COLOR = "1";
+// `propeller tasks list | head -3`: a reader that went away is no error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+  });
+}
+const { runCli } = await import("./cli/run.ts");
 
 // One line per subcommand. Each is loaded only when it runs: `serve` does not parse the CLI's client commands,
 // nor a proplet the manager, which keeps start-up time and memory down.
 
-const main = defineCommand({
+const version = `${VERSION} (commit ${COMMIT}, built ${BUILD_TIME})`;
+
+const main: CommandDef = {
   meta: {
     name: "propeller",
-    version: `${VERSION} (commit ${COMMIT}, built ${BUILD_TIME})`,
+    version,
     description: "WebAssembly workload orchestrator for the cloud–edge continuum",
   },
   subCommands: {
@@ -34,6 +47,6 @@ const main = defineCommand({
     wasm: () => import("./cli/wasm.ts").then((m) => m.wasmCommand),
     examples: () => import("./cli/examples.ts").then((m) => m.examplesCommand),
   },
-});
+};
 
-await runMain(main);
+await runCli(main, version, process.argv.slice(2));

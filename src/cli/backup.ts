@@ -5,7 +5,7 @@ import { defineCommand } from "citty";
 import { lockDir, lockHolder } from "../storage/lock.ts";
 import { openSqlite } from "../storage/sqlite/index.ts";
 import { action, UsageError } from "./args.ts";
-import { ApiError, authHeaders, reason, tlsInit, urlArg } from "./client.ts";
+import { ApiError, authHeaders, managerUrl, reason, tlsInit, urlArg } from "./client.ts";
 
 // `propeller backup` and `restore`. A running serve copies its live database itself (`POST /backup`, VACUUM INTO:
 // one consistent snapshot of everything committed); a stopped one's data dir is copied directly. Copying the
@@ -59,7 +59,7 @@ export const backupCommand = defineCommand({
       } else {
         let res: Response;
         try {
-          res = await fetch(new URL("/backup", args.url), {
+          res = await fetch(new URL("/backup", managerUrl(args.url)), {
             method: "POST",
             headers: authHeaders(args),
             ...tlsInit(args),

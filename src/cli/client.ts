@@ -22,6 +22,11 @@ export const urlArg = {
   json: { type: "boolean", description: "print JSON instead of a table", default: false },
 } as const;
 
+/** A manager URL as typed: `127.0.0.1:7070` (no scheme) means http. */
+export function managerUrl(url: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `http://${url}`;
+}
+
 /** Where a client command talks to. */
 export interface Conn {
   url: string;
@@ -52,7 +57,7 @@ export function tokenFor(conn: Conn): string | undefined {
   if (conn.token) return conn.token;
   let host: string;
   try {
-    host = new URL(conn.url).hostname;
+    host = new URL(managerUrl(conn.url)).hostname;
   } catch {
     return undefined;
   }
@@ -76,7 +81,7 @@ export function reason(e: unknown): string {
 }
 
 export async function api<T = unknown>(conn: Conn, method: string, path: string, body?: unknown): Promise<T> {
-  const base = conn.url;
+  const base = managerUrl(conn.url);
   const init: RequestInit = { method, headers: authHeaders(conn), ...tlsInit(conn) };
   if (body instanceof FormData) init.body = body;
   else if (body !== undefined) {
@@ -91,18 +96,18 @@ export async function api<T = unknown>(conn: Conn, method: string, path: string,
   }
   const text = await res.text();
   let data: unknown;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = text;
-    }
+  try {
+    data = text ? JSON.parse(text) : undefined;
+  } catch {
+    // Not our JSON: a proxy's or another server's page. Say what it was, not the page itself.
+    const type = res.headers.get("content-type")?.split(";")[0] ?? "no content type";
+    throw new ApiError(
+      `${method} ${path}: ${res.status} ${res.statusText}: ${base} answered with ${type} (${text.length} bytes), not a Propeller manager's JSON`,
+    );
   }
   if (!res.ok) {
     const msg =
-      data && typeof data === "object" && "error" in data
-        ? String((data as { error: unknown }).error)
-        : text || res.statusText;
+      data && typeof data === "object" && "error" in data ? String((data as { error: unknown }).error) : res.statusText;
     throw new ApiError(`${method} ${path}: ${res.status} ${msg}`);
   }
   return data as T;
@@ -115,8 +120,9 @@ export function okCommand(description: string, what: string, method: string, pat
     args: { id: { type: "positional", description: `${what} id`, required: true }, ...urlArg },
     run: ({ args }) =>
       action(async () => {
-        await api(args, method, path(args.id));
-        process.stdout.write("ok\n");
+        const r = await api(args, method, path(args.id));
+        // --json is always JSON: the answer when there is one, else {"ok": true}.
+        process.stdout.write(args.json ? `${JSON.stringify(r ?? { ok: true })}\n` : "ok\n");
       }),
   });
 }

@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import { ManagerEvent } from "../core/events.ts";
 import { action } from "./args.ts";
-import { ApiError, authHeaders, reason, tlsInit, urlArg } from "./client.ts";
+import { ApiError, authHeaders, managerUrl, reason, tlsInit, urlArg } from "./client.ts";
 
 // `propeller watch`: the manager's live event stream (GET /events), one line per event, or JSON lines.
 
@@ -41,7 +41,10 @@ export const watchCommand = defineCommand({
       if (args.proplet) q.set("proplet_id", args.proplet);
       let res: Response;
       try {
-        res = await fetch(new URL(`/events?${q}`, args.url), { headers: authHeaders(args), ...tlsInit(args) });
+        res = await fetch(new URL(`/events?${q}`, managerUrl(args.url)), {
+          headers: authHeaders(args),
+          ...tlsInit(args),
+        });
       } catch (e) {
         throw new ApiError(`cannot reach the manager at ${args.url}: ${reason(e)}`);
       }

@@ -1,0 +1,226 @@
+import type { ArgsDef, CommandDef } from "citty";
+import { UsageError } from "./args.ts";
+
+// The command line around citty: strict about flags (an unknown one is an error naming it, with the nearest
+// known one), full usage lines ("propeller tasks get <ID>"), `help`, `version`, shell completion, and errors
+// that come first with a short usage after them, instead of the whole help page.
+
+type Cmd = CommandDef<ArgsDef>;
+type Lazy<T> = T | (() => T | Promise<T>) | Promise<T>;
+
+const resolve = async <T>(v: Lazy<T> | undefined): Promise<T | undefined> =>
+  typeof v === "function" ? await (v as () => T | Promise<T>)() : await v;
+
+interface Level {
+  name: string;
+  cmd: Cmd;
+}
+
+/** A usage error found part way down the commands: the levels walked so far make its usage line. */
+class WalkError extends UsageError {
+  constructor(
+    message: string,
+    readonly chain: Level[],
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Follows the subcommand names in `rawArgs`; returns the chain and the arguments left for the last one. With
+ * `group`, it may stop at a command that only groups others (for help and completion).
+ */
+async function walk(main: Cmd, rawArgs: string[], group = false): Promise<{ chain: Level[]; rest: string[] }> {
+  const chain: Level[] = [{ name: "propeller", cmd: main }];
+  let rest = rawArgs;
+  for (;;) {
+    const cmd = chain.at(-1)!.cmd;
+    const subs = await resolve(cmd.subCommands as Lazy<Record<string, Lazy<Cmd>>>);
+    if (!subs) return { chain, rest };
+    // The first word that is neither a flag nor a flag's value names the subcommand.
+    const { takesValue } = flagsOf((await resolve(cmd.args as Lazy<ArgsDef>)) ?? {});
+    let i = -1;
+    for (let k = 0; k < rest.length; k++) {
+      const a = rest[k]!;
+      if (!a.startsWith("-")) {
+        i = k;
+        break;
+      }
+      if (takesValue.has(a)) k++;
+    }
+    const word = i < 0 ? undefined : rest[i]!;
+    if (word === undefined || !(word in subs)) {
+      // A command that runs by itself takes what follows as its own arguments.
+      if (cmd.run || (group && word === undefined)) return { chain, rest };
+      const where = chain.map((l) => l.name).join(" ");
+      const names = Object.keys(subs).join(", ");
+      if (word === undefined) throw new WalkError(`${where}: which command? (${names})`, chain);
+      const near = nearest(word, Object.keys(subs));
+      const hint = near ? ` (did you mean ${near}?)` : "";
+      throw new WalkError(`${where}: unknown command ${JSON.stringify(word)}${hint}; commands: ${names}`, chain);
+    }
+    const sub = (await resolve(subs[word]))!;
+    chain.push({ name: word, cmd: sub });
+    rest = rest.slice(i + 1);
+  }
+}
+
+/** The closest of `options` to `word` (edit distance at most 2), if any. */
+function nearest(word: string, options: string[]): string | undefined {
+  const dist = (a: string, b: string) => {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)] as number[]);
+    for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+    for (let i = 1; i <= a.length; i++) {
+      for (let j = 1; j <= b.length; j++) {
+        d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      }
+    }
+    return d[a.length]![b.length]!;
+  };
+  let best: [string, number] | undefined;
+  for (const o of options) {
+    const n = dist(word, o);
+    if (n <= 2 && (!best || n < best[1])) best = [o, n];
+  }
+  return best?.[0];
+}
+
+/** The flags a command takes, as typed on the command line. */
+function flagsOf(args: ArgsDef): { all: string[]; takesValue: Set<string> } {
+  const all: string[] = [];
+  const takesValue = new Set<string>();
+  for (const [name, def] of Object.entries(args)) {
+    if (def.type === "positional") continue;
+    all.push(`--${name}`);
+    if (def.type === "boolean") all.push(`--no-${name}`);
+    else takesValue.add(`--${name}`);
+    for (const a of [(def as { alias?: string | string[] }).alias ?? []].flat()) {
+      all.push(a.length === 1 ? `-${a}` : `--${a}`);
+      if (def.type !== "boolean") takesValue.add(a.length === 1 ? `-${a}` : `--${a}`);
+    }
+  }
+  return { all: [...all, "--help", "-h"], takesValue };
+}
+
+/** Refuses any flag the command does not know, naming it and the nearest it does. */
+function checkFlags(where: string, args: ArgsDef, rest: string[]): void {
+  const { all, takesValue } = flagsOf(args);
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === "--") return;
+    if (!a.startsWith("-") || /^-\d/.test(a)) continue;
+    const flag = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
+    if (!all.includes(flag)) {
+      const near = nearest(flag, all);
+      throw new UsageError(`${where}: unknown flag ${flag}${near ? ` (did you mean ${near}?)` : ""}`);
+    }
+    if (takesValue.has(flag) && !a.includes("=")) i++;
+  }
+}
+
+/** `propeller tasks get <ID> [options]`: what a user types, for the line after an error. */
+async function usageLine(chain: Level[]): Promise<string> {
+  const leaf = chain.at(-1)!.cmd;
+  if (leaf.subCommands && !leaf.run) return [...chain.map((l) => l.name), "<command>", "[options]"].join(" ");
+  const args = (await resolve(leaf.args as Lazy<ArgsDef>)) ?? {};
+  const pos = Object.entries(args)
+    .filter(([, d]) => d.type === "positional")
+    .map(([n, d]) =>
+      d.required === false || d.default !== undefined ? `[${n.toUpperCase()}]` : `<${n.toUpperCase()}>`,
+    );
+  return [...chain.map((l) => l.name), ...pos, "[options]"].join(" ");
+}
+
+async function showHelp(chain: Level[]): Promise<void> {
+  const { showUsage } = await import("citty");
+  const leaf = chain.at(-1)!;
+  const meta = { ...((await resolve(leaf.cmd.meta as Lazy<Record<string, unknown>>)) ?? {}), name: leaf.name };
+  const parent =
+    chain.length > 1
+      ? {
+          meta: {
+            name: chain
+              .slice(0, -1)
+              .map((l) => l.name)
+              .join(" "),
+          },
+        }
+      : undefined;
+  await showUsage({ ...leaf.cmd, meta } as Cmd, parent as Cmd | undefined);
+}
+
+/** Candidates for the word being completed, after the words before it. */
+async function complete(main: Cmd, words: string[]): Promise<string[]> {
+  const current = words.at(-1) ?? "";
+  let chain: Level[];
+  try {
+    const before = words.slice(0, -1).filter((w) => !w.startsWith("-"));
+    chain = (await walk(main, before, true)).chain;
+  } catch {
+    return [];
+  }
+  const cmd = chain.at(-1)!.cmd;
+  const subs = await resolve(cmd.subCommands as Lazy<Record<string, unknown>>);
+  const options = current.startsWith("-")
+    ? flagsOf((await resolve(cmd.args as Lazy<ArgsDef>)) ?? {}).all
+    : subs
+      ? Object.keys(subs)
+      : [];
+  return options.filter((o) => o.startsWith(current));
+}
+
+const SCRIPTS: Record<string, string> = {
+  bash: `_propeller() { COMPREPLY=($(propeller __complete "\${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null)); }\ncomplete -o default -F _propeller propeller\n`,
+  zsh: `#compdef propeller\n_propeller() { compadd -- $(propeller __complete "\${words[@]:1:CURRENT-1}" 2>/dev/null) }\ncompdef _propeller propeller\n`,
+  fish: `complete -c propeller -f -a '(propeller __complete (commandline -opc)[2..-1] (commandline -ct) 2>/dev/null)'\n`,
+};
+
+/** Runs the command line; every usage problem ends as `error: …` and a usage line, exit code 1. */
+export async function runCli(main: Cmd, version: string, rawArgs: string[]): Promise<void> {
+  const { runCommand } = await import("citty");
+  let chain: Level[] = [{ name: "propeller", cmd: main }];
+  try {
+    const [first, ...after] = rawArgs;
+    if (first === "version" || (rawArgs.length === 1 && (first === "--version" || first === "-v"))) {
+      process.stdout.write(`${version}\n`);
+      return;
+    }
+    if (first === "__complete") {
+      process.stdout.write((await complete(main, after)).map((c) => `${c}\n`).join(""));
+      return;
+    }
+    if (first === "completion") {
+      const script = SCRIPTS[after[0] ?? ""];
+      if (!script)
+        throw new UsageError(
+          `completion: give a shell: ${Object.keys(SCRIPTS).join(", ")} (e.g. source <(propeller completion bash))`,
+        );
+      process.stdout.write(script);
+      return;
+    }
+    if (first === "help" || rawArgs.length === 0) {
+      const named = after.filter((a) => !a.startsWith("-"));
+      await showHelp((await walk(main, named, true)).chain);
+      return;
+    }
+    const walked = await walk(main, rawArgs);
+    chain = walked.chain;
+    if (walked.rest.includes("--help") || walked.rest.includes("-h")) {
+      await showHelp(chain);
+      return;
+    }
+    const where = chain.map((l) => l.name).join(" ");
+    checkFlags(where, (await resolve(chain.at(-1)!.cmd.args as Lazy<ArgsDef>)) ?? {}, walked.rest);
+    await runCommand(main, { rawArgs });
+  } catch (e) {
+    if (e instanceof WalkError) chain = e.chain;
+    const msg = e instanceof Error ? e.message : String(e);
+    process.stderr.write(
+      `error: ${msg}\nusage: ${await usageLine(chain)}   (propeller help ${chain
+        .slice(1)
+        .map((l) => l.name)
+        .join(" ")})\n`,
+    );
+    process.exitCode = 1;
+  }
+}

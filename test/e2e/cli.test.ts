@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { cli, MAIN, type Serve, startServe, tokenOf } from "../helpers.ts";
+
+// The command line as a person meets it: strict about what it does not know, short about what went wrong.
+
+let s: Serve;
+beforeAll(async () => {
+  s = await startServe();
+});
+afterAll(async () => {
+  await s?.kill("SIGKILL");
+});
+
+const ESC = "\u001b[";
+
+describe("strict and helpful", () => {
+  test("unknown flags and commands are refused naming them and the nearest known one, error first", () => {
+    const bogus = cli(["serve", "--bogus-flag"]);
+    expect(bogus.code).toBe(1);
+    expect(bogus.stderr.split("\n").slice(0, 2)).toEqual([
+      "error: propeller serve: unknown flag --bogus-flag",
+      "usage: propeller serve [options]   (propeller help serve)",
+    ]);
+    const typo = cli(["tasks", "create", "x", "--input", "1,2"]);
+    expect(typo.stderr).toStartWith("error: propeller tasks create: unknown flag --input (did you mean --inputs?)");
+    expect(cli(["tasks", "lst"]).stderr).toStartWith(
+      'error: propeller tasks: unknown command "lst" (did you mean list?)',
+    );
+    const missing = cli(["tasks", "get"]);
+    expect(missing.stderr.split("\n").slice(0, 2)).toEqual([
+      "error: Missing required positional argument: ID",
+      "usage: propeller tasks get <ID> [options]   (propeller help tasks get)",
+    ]);
+    const level = cli(["serve", "--log-level", "verbose", "--http-port", "0", "--mqtt-port", "0"]);
+    expect(level.code).toBe(1);
+    expect(level.stderr).toContain("unknown log level verbose (use silent, error, warn, info, debug, trace)");
+  });
+
+  test("help, version and completion; no colour when piped or with NO_COLOR", () => {
+    const help = cli(["help", "tasks", "get"]);
+    expect(help.stdout + help.stderr).toContain("USAGE propeller tasks get [OPTIONS] <ID>");
+    expect(help.stdout + help.stderr).not.toContain(ESC);
+    expect(cli(["--help"], { NO_COLOR: "true" }).stdout).not.toContain(ESC);
+    expect(cli(["version"]).stdout).toMatch(/^\d+\.\d+\.\d+ \(commit /);
+    for (const shell of ["bash", "zsh", "fish"]) expect(cli(["completion", shell]).stdout).toContain("__complete");
+    expect(cli(["__complete", "tasks", "cr"]).stdout).toBe("create\n");
+    expect(cli(["__complete", "tasks", "create", "--inp"]).stdout).toBe("--inputs\n");
+  });
+
+  test("a URL without a scheme is http; a broken pipe ends quietly; --json is always JSON", async () => {
+    const env = { PROPELLER_TOKEN: tokenOf(s.url) };
+    const bare = s.url.replace("http://", "");
+    expect(cli(["tasks", "create", "t", "--example", "add", "--url", bare], env).code).toBe(0);
+    const piped = Bun.spawnSync(["bash", "-c", `"${process.execPath}" "${MAIN}" tasks list --url ${bare} | head -1`], {
+      env: { ...process.env, ...env },
+    });
+    expect(piped.stderr.toString()).toBe("");
+    const created = JSON.parse(cli(["tasks", "create", "d", "--example", "add", "--url", bare, "--json"], env).stdout);
+    const deleted = cli(["tasks", "delete", created.id, "--url", bare, "--json"], env);
+    expect(JSON.parse(deleted.stdout)).toEqual({ ok: true });
+  });
+
+  test("a server that is not a Propeller manager is summarised, not printed", async () => {
+    const other = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: () =>
+        new Response(`<html>${"x".repeat(5000)}</html>`, { status: 404, headers: { "content-type": "text/html" } }),
+    });
+    try {
+      // Spawned without blocking: this process serves the page.
+      const p = Bun.spawn([process.execPath, MAIN, "tasks", "list", "--url", `http://127.0.0.1:${other.port}`], {
+        stderr: "pipe",
+      });
+      const r = { code: await p.exited, stderr: await new Response(p.stderr).text() };
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("answered with text/html (5013 bytes), not a Propeller manager's JSON");
+      expect(r.stderr.length).toBeLessThan(400);
+    } finally {
+      other.stop(true);
+    }
+  });
+});
