@@ -3,8 +3,9 @@ import { basename } from "node:path";
 import { defineCommand } from "citty";
 import { isTerminal, TaskState } from "../core/states.ts";
 import type { TaskView } from "../core/task.ts";
+import { ZERO_TIME } from "../core/time.ts";
 import { action, int, UsageError } from "./args.ts";
-import { api, type Conn, okCommand, urlArg } from "./client.ts";
+import { ApiError, api, type Conn, okCommand, urlArg } from "./client.ts";
 import { example } from "./examples.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
@@ -97,21 +98,37 @@ function body(a: FieldArgs): Record<string, unknown> {
   return b;
 }
 
+/** Every field of a task, times with how long ago (or until) they are, and "never" for one never set. */
 function show(t: TaskView, json: boolean): void {
-  if (json) printJson(t);
-  else
-    printRecord({
-      id: t.id,
-      name: t.name,
-      status: `${t.status} (${t.state})`,
-      proplet_id: t.proplet_id,
-      inputs: t.inputs,
-      results: t.results,
-      error: t.error,
-      start_time: t.start_time,
-      finish_time: t.finish_time,
-      created_at: t.created_at,
-    });
+  if (json) {
+    printJson(t);
+    return;
+  }
+  const { status, state, start_time, finish_time, created_at, updated_at, next_run, ...rest } = t;
+  const times = { created_at, updated_at, start_time, finish_time, ...(t.schedule ? { next_run } : {}) };
+  printRecord({
+    id: t.id,
+    name: t.name,
+    status: `${status} (${state})`,
+    ...Object.fromEntries(Object.entries(rest).filter(([k, v]) => k !== "id" && k !== "name" && v !== undefined)),
+    ...Object.fromEntries(Object.entries(times).map(([k, v]) => [k, when(v)])),
+  });
+}
+
+/** `2026-11-28T10:00:00.000Z (3 min ago)`, or "never" for upstream's zero time. */
+export function when(iso: string | undefined, now = Date.now()): string {
+  if (!iso || iso === ZERO_TIME) return "never";
+  const ms = Date.parse(iso) - now;
+  const abs = Math.abs(ms);
+  const span =
+    abs < 60_000
+      ? `${Math.round(abs / 1000)} s`
+      : abs < 3_600_000
+        ? `${Math.round(abs / 60_000)} min`
+        : abs < 86_400_000
+          ? `${Math.round(abs / 3_600_000)} h`
+          : `${Math.round(abs / 86_400_000)} d`;
+  return `${iso} (${ms <= 0 ? `${span} ago` : `in ${span}`})`;
 }
 
 async function waitFor(conn: Conn, id: string, timeoutS: number): Promise<TaskView> {
@@ -154,9 +171,16 @@ export const tasksCommand = defineCommand({
       },
       run: ({ args }) =>
         action(async () => {
+          if (args.wait && !args.start) throw new UsageError("--wait waits for a run: give --start too");
           const t = await api<TaskView>(args, "POST", "/tasks", { name: args.name, ...body(args) });
           if (!args.start) return show(t, args.json);
-          await api(args, "POST", `/tasks/${t.id}/start`);
+          try {
+            await api(args, "POST", `/tasks/${t.id}/start`);
+          } catch (e) {
+            // A start that cannot happen creates nothing: no Pending task is left behind.
+            await api(args, "DELETE", `/tasks/${t.id}`).catch(() => {});
+            throw new ApiError(`${e instanceof Error ? e.message : e} (the task was not kept)`);
+          }
           if (!args.wait)
             return args.json ? printJson(await api(args, "GET", `/tasks/${t.id}`)) : process.stdout.write(`${t.id}\n`);
           report(await waitFor(args, t.id, int("wait-timeout", args["wait-timeout"], 1, 86400)), args.json);

@@ -52,6 +52,18 @@ export class Tasks {
     }
   }
 
+  /**
+   * The full id of a task given by its id or a unique prefix of it (at least 4 characters), as a person types it;
+   * an unknown one is not found, an ambiguous one a conflict naming the candidates.
+   */
+  resolveId(idOrPrefix: string): string {
+    if (this.store.tasks.get(idOrPrefix)) return idOrPrefix;
+    const ids = idOrPrefix.length >= 4 ? this.store.tasks.idsStartingWith(idOrPrefix, 3) : [];
+    if (ids.length === 1) return ids[0]!;
+    if (ids.length > 1) throw conflict(`task id ${idOrPrefix} is ambiguous (${ids.join(", ")}…): give more of it`);
+    throw notFound(`task ${idOrPrefix} not found`);
+  }
+
   private mustGet(id: string): Task {
     const t = this.store.tasks.get(id);
     if (!t) throw notFound(`task ${id} not found`);

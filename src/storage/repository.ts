@@ -30,6 +30,8 @@ export interface TaskRepository {
   countByState(): Record<number, number>;
   /** Tasks that have a schedule. */
   listScheduled(): Task[];
+  /** Up to `limit` ids that start with `prefix`, in order. */
+  idsStartingWith(prefix: string, limit: number): string[];
 }
 
 /** Runs are stored once, when they end; a task's current run is derived from the task. */

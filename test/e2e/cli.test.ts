@@ -13,6 +13,25 @@ afterAll(async () => {
 
 const ESC = "\u001b[";
 
+describe("tasks a person can follow", () => {
+  test("create --start that cannot start leaves nothing behind; --wait needs --start; get shows every field", () => {
+    const env = { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) };
+    const before = JSON.parse(cli(["tasks", "list", "--json"], env).stdout).total;
+    const failed = cli(["tasks", "create", "x", "--example", "add", "--proplet-id", "nowhere", "--start"], env);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain("proplet nowhere (pinned by the task) not found (the task was not kept)");
+    expect(JSON.parse(cli(["tasks", "list", "--json"], env).stdout).total).toBe(before);
+    expect(cli(["tasks", "create", "x", "--example", "add", "--wait"], env).stderr).toContain("give --start too");
+    const id = JSON.parse(
+      cli(["tasks", "create", "y", "--example", "add", "--priority", "70", "--json"], env).stdout,
+    ).id;
+    const shown = cli(["tasks", "get", id.slice(0, 8)], env).stdout;
+    expect(shown).toMatch(/priority\s+70/);
+    expect(shown).toMatch(/start_time\s+never/);
+    expect(shown).toMatch(/created_at\s+\S+ \(\d+ s ago\)/);
+  });
+});
+
 describe("strict and helpful", () => {
   test("unknown flags and commands are refused naming them and the nearest known one, error first", () => {
     const bogus = cli(["serve", "--bogus-flag"]);

@@ -14,20 +14,23 @@ export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry): void 
     return c.json(task, 201);
   });
   app.get("/tasks", (c) => paged(c, "tasks", (o, l) => tasks.list(o, l)));
-  app.get("/tasks/:id", (c) => c.json(tasks.get(c.req.param("id"))));
-  app.put("/tasks/:id", async (c) => c.json(await tasks.update(c.req.param("id"), await jsonBody(c, TaskUpdate))));
+  app.get("/tasks/:id", (c) => c.json(tasks.get(tasks.resolveId(c.req.param("id")))));
+  app.put("/tasks/:id", async (c) =>
+    c.json(await tasks.update(tasks.resolveId(c.req.param("id")), await jsonBody(c, TaskUpdate))),
+  );
   app.delete("/tasks/:id", async (c) => {
-    await tasks.delete(c.req.param("id"));
+    await tasks.delete(tasks.resolveId(c.req.param("id")));
     return c.body(null, 204);
   });
-  app.post("/tasks/:id/start", async (c) => c.json(await tasks.start(c.req.param("id"))));
-  app.post("/tasks/:id/stop", async (c) => c.json(await tasks.stop(c.req.param("id"))));
-  app.get("/tasks/:id/results", (c) => c.json(tasks.results(c.req.param("id"))));
-  app.get("/tasks/:id/metrics", (c) => paged(c, "metrics", (o, l) => telemetry.taskMetrics(c.req.param("id"), o, l)));
-  app.get("/tasks/:id/runs", (c) => paged(c, "runs", (o, l) => tasks.runs(c.req.param("id"), o, l)));
+  app.post("/tasks/:id/start", async (c) => c.json(await tasks.start(tasks.resolveId(c.req.param("id")))));
+  app.post("/tasks/:id/stop", async (c) => c.json(await tasks.stop(tasks.resolveId(c.req.param("id")))));
+  app.get("/tasks/:id/results", (c) => c.json(tasks.results(tasks.resolveId(c.req.param("id")))));
+  app.get("/tasks/:id/metrics", (c) =>
+    paged(c, "metrics", (o, l) => telemetry.taskMetrics(tasks.resolveId(c.req.param("id")), o, l)),
+  );
+  app.get("/tasks/:id/runs", (c) => paged(c, "runs", (o, l) => tasks.runs(tasks.resolveId(c.req.param("id")), o, l)));
   app.put("/tasks/:id/upload", async (c) => {
-    const id = c.req.param("id");
-    tasks.get(id); // 404 before reading a large body
+    const id = tasks.resolveId(c.req.param("id")); // 404 before reading a large body
     let form: FormData;
     try {
       form = await c.req.formData();

@@ -123,4 +123,13 @@ export class SqliteTasks implements TaskRepository {
       .all()
       .map(SqliteTasks.join);
   }
+  idsStartingWith(prefix: string, limit: number): string[] {
+    // A range on the primary key: [prefix, prefix + U+FFFF) holds exactly the ids that start with it.
+    return this.db
+      .query<{ id: string }, [string, string, number]>(
+        "SELECT id FROM tasks WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+      )
+      .all(prefix, `${prefix}\uffff`, limit)
+      .map((r) => r.id);
+  }
 }

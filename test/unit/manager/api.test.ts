@@ -90,6 +90,25 @@ describe("REST app", () => {
     expect((await call("DELETE", "/proplets/ghost")).status).toBe(404);
   });
 
+  test("a task can be named by a unique prefix of its id; an ambiguous or too short one is refused", async () => {
+    setup();
+    const id = (await call("POST", "/tasks", { name: "add", file: b64("add") })).body.id as string;
+    expect((await call("GET", `/tasks/${id.slice(0, 8)}`)).body.id).toBe(id);
+    expect((await call("GET", `/tasks/${id.slice(0, 3)}`)).status).toBe(404);
+    const wf = {
+      tasks: [
+        { id: "dup-task-1", name: "a" },
+        { id: "dup-task-2", name: "b" },
+      ],
+    };
+    expect((await call("POST", "/workflows", wf)).status).toBe(201);
+    const ambiguous = await call("GET", "/tasks/dup-task");
+    expect(ambiguous.status).toBe(409);
+    expect(ambiguous.body.error).toContain("dup-task-1, dup-task-2");
+    expect((await call("DELETE", `/tasks/${id.slice(0, 6)}`)).status).toBe(204);
+    expect((await call("GET", `/tasks/${id}`)).status).toBe(404);
+  });
+
   test("upload takes a .wasm multipart file and refuses anything else", async () => {
     setup();
     const id = (await call("POST", "/tasks", { name: "add" })).body.id;
