@@ -1,14 +1,19 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { defineCommand } from "citty";
-import { action, defaultDataDir, env } from "./args.ts";
+import { action, defaultDataDir, env, int } from "./args.ts";
 
 // HTTP client of the manager's REST API, shared by every client subcommand.
 
 export const DEFAULT_URL = "http://localhost:7070";
 
 export const urlArg = {
-  url: { type: "string", description: `manager URL (env PROPELLER_URL)`, default: env("PROPELLER_URL") ?? DEFAULT_URL },
+  url: {
+    type: "string",
+    alias: ["m", "manager-url"] as string[],
+    description: "manager URL (env PROPELLER_URL); -m/--manager-url as upstream's CLI",
+    default: env("PROPELLER_URL") ?? DEFAULT_URL,
+  },
   token: {
     type: "string",
     description: "bearer token (env PROPELLER_TOKEN); for a serve on this machine, its data dir's admin.token",
@@ -123,6 +128,25 @@ export function okCommand(description: string, what: string, method: string, pat
         const r = await api(args, method, path(args.id));
         // --json is always JSON: the answer when there is one, else {"ok": true}.
         process.stdout.write(args.json ? `${JSON.stringify(r ?? { ok: true })}\n` : "ok\n");
+      }),
+  });
+}
+
+/** A subcommand that prints one paged listing about one resource as JSON (samples, histories). */
+export function pagedCommand(description: string, what: string, key: string, path: (id: string) => string) {
+  return defineCommand({
+    meta: { description },
+    args: {
+      id: { type: "positional", description: `${what} id`, required: true },
+      offset: { type: "string", alias: ["o"] as string[], default: "0" },
+      limit: { type: "string", alias: ["l"] as string[], default: "100" },
+      ...urlArg,
+    },
+    run: ({ args }) =>
+      action(async () => {
+        const q = `offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`;
+        const page = await api<Record<string, unknown>>(args, "GET", `${path(args.id)}?${q}`);
+        process.stdout.write(`${JSON.stringify(args.json ? page : page[key], null, 2)}\n`);
       }),
   });
 }

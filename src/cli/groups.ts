@@ -19,6 +19,35 @@ interface GroupOut {
   execution_mode?: string;
 }
 
+/** The tasks of a job or workflow from upstream's flags: `--tasks '<json array>'` or `--tasks-file FILE`. */
+function tasksFromFlags(a: { tasks?: string; "tasks-file"?: string }): Record<string, unknown>[] | undefined {
+  if (a.tasks && a["tasks-file"]) throw new UsageError("use either --tasks or --tasks-file, not both");
+  const text = a["tasks-file"] ? readFileSync(a["tasks-file"], "utf8") : a.tasks;
+  if (text === undefined) return undefined;
+  let tasks: unknown;
+  try {
+    tasks = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`--tasks: not a JSON array: ${e instanceof Error ? e.message : e}`);
+  }
+  if (!Array.isArray(tasks) || tasks.length === 0) throw new UsageError("at least one task is required");
+  return tasks as Record<string, unknown>[];
+}
+
+/** A spec from the file argument or from upstream's flags, one or the other. */
+function specFrom(a: { file?: string; tasks?: string; "tasks-file"?: string }): Record<string, unknown> {
+  const tasks = tasksFromFlags(a);
+  if (tasks && a.file) throw new UsageError("give a spec file or --tasks/--tasks-file, not both");
+  if (tasks) return { tasks };
+  if (!a.file) throw new UsageError("give a spec file (JSON or YAML), or --tasks / --tasks-file as upstream's CLI");
+  return readSpec(a.file);
+}
+
+const upstreamTasks = {
+  tasks: { type: "string", description: "the tasks as a JSON array (upstream's flag), instead of a spec file" },
+  "tasks-file": { type: "string", description: "a file holding the JSON array of tasks (upstream's flag)" },
+} as const;
+
 export function readSpec(path: string): Record<string, unknown> {
   let text: string;
   try {
@@ -75,7 +104,8 @@ export const jobsCommand = defineCommand({
     create: defineCommand({
       meta: { description: "Create a job from a JSON or YAML file: {name, execution_mode, tasks: [...]}" },
       args: {
-        file: { type: "positional", description: "job spec (.json, .yaml)", required: true },
+        file: { type: "positional", description: "job spec (.json, .yaml)", required: false },
+        ...upstreamTasks,
         name: { type: "string", description: "job name (overrides the file)" },
         "execution-mode": { type: "string", description: "parallel | sequential | configurable (overrides the file)" },
         start: { type: "boolean", description: "start it right away" },
@@ -83,8 +113,9 @@ export const jobsCommand = defineCommand({
       },
       run: ({ args }) =>
         action(async () => {
-          const spec = readSpec(args.file);
+          const spec = specFrom(args);
           if (args.name) spec.name = args.name;
+          if (!spec.name) throw new UsageError("name is required: --name, or name in the spec file");
           if (args["execution-mode"]) spec.execution_mode = args["execution-mode"];
           const job = await api<GroupOut>(args, "POST", "/jobs", spec);
           if (args.start) await api(args, "POST", `/jobs/${job.job_id}/start`);
@@ -136,13 +167,14 @@ export const workflowsCommand = defineCommand({
         description: "Create a workflow from a JSON or YAML file: {tasks: [{id, name, depends_on, run_if, ...}]}",
       },
       args: {
-        file: { type: "positional", description: "workflow spec (.json, .yaml)", required: true },
+        file: { type: "positional", description: "workflow spec (.json, .yaml)", required: false },
+        ...upstreamTasks,
         start: { type: "boolean", description: "start it right away" },
         ...urlArg,
       },
       run: ({ args }) =>
         action(async () => {
-          const wf = await api<GroupOut>(args, "POST", "/workflows", readSpec(args.file));
+          const wf = await api<GroupOut>(args, "POST", "/workflows", specFrom(args));
           if (args.start) await api(args, "POST", `/workflows/${wf.workflow_id}/start`);
           show(args.start ? await api<GroupOut>(args, "GET", `/workflows/${wf.workflow_id}`) : wf, args.json);
         }),

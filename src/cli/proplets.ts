@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import type { PropletView } from "../core/proplet.ts";
 import { action, int } from "./args.ts";
-import { api, okCommand, urlArg } from "./client.ts";
+import { api, okCommand, pagedCommand, urlArg } from "./client.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
 const idArg = { id: { type: "positional", description: "proplet id", required: true } } as const;
@@ -11,13 +11,18 @@ export const propletsCommand = defineCommand({
   subCommands: {
     list: defineCommand({
       meta: { description: "List proplets" },
-      args: { offset: { type: "string", default: "0" }, limit: { type: "string", default: "100" }, ...urlArg },
+      args: {
+        status: { type: "string", description: "active | inactive" },
+        offset: { type: "string", alias: ["o"] as string[], default: "0" },
+        limit: { type: "string", alias: ["l"] as string[], default: "100" },
+        ...urlArg,
+      },
       run: ({ args }) =>
         action(async () => {
           const p = await api<{ total: number; proplets: PropletView[] }>(
             args,
             "GET",
-            `/proplets?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`,
+            `/proplets?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}${args.status ? `&status=${encodeURIComponent(args.status)}` : ""}`,
           );
           if (args.json) return printJson(p);
           printTable(p.proplets as unknown as Record<string, unknown>[], [
@@ -41,6 +46,18 @@ export const propletsCommand = defineCommand({
         }),
     }),
     delete: okCommand("Forget a proplet (refused while it runs tasks)", "proplet", "DELETE", (id) => `/proplets/${id}`),
+    metrics: pagedCommand(
+      "A proplet's metrics samples, newest first",
+      "proplet",
+      "metrics",
+      (id) => `/proplets/${id}/metrics`,
+    ),
+    "alive-history": pagedCommand(
+      "A proplet's last heartbeats",
+      "proplet",
+      "history",
+      (id) => `/proplets/${id}/alive-history`,
+    ),
     add: defineCommand({
       meta: { description: "Create a proplet identity; prints its API key once, as the environment a proplet needs" },
       args: {

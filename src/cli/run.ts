@@ -30,13 +30,20 @@ class WalkError extends UsageError {
  * Follows the subcommand names in `rawArgs`; returns the chain and the arguments left for the last one. With
  * `group`, it may stop at a command that only groups others (for help and completion).
  */
-async function walk(main: Cmd, rawArgs: string[], group = false): Promise<{ chain: Level[]; rest: string[] }> {
+async function walk(
+  main: Cmd,
+  rawArgs: string[],
+  group = false,
+): Promise<{ chain: Level[]; rest: string[]; args: string[] }> {
   const chain: Level[] = [{ name: "propeller", cmd: main }];
   let rest = rawArgs;
+  // The arguments with upstream's command names put as ours, for citty.
+  const args = [...rawArgs];
+  let at = 0;
   for (;;) {
     const cmd = chain.at(-1)!.cmd;
     const subs = await resolve(cmd.subCommands as Lazy<Record<string, Lazy<Cmd>>>);
-    if (!subs) return { chain, rest };
+    if (!subs) return { chain, rest, args };
     // The first word that is neither a flag nor a flag's value names the subcommand.
     const { takesValue } = flagsOf((await resolve(cmd.args as Lazy<ArgsDef>)) ?? {});
     let i = -1;
@@ -48,10 +55,12 @@ async function walk(main: Cmd, rawArgs: string[], group = false): Promise<{ chai
       }
       if (takesValue.has(a)) k++;
     }
-    const word = i < 0 ? undefined : rest[i]!;
+    const typed = i < 0 ? undefined : rest[i]!;
+    const word = typed !== undefined && !(typed in subs) && UPSTREAM[typed]! in subs ? UPSTREAM[typed]! : typed;
+    if (word !== typed) args[at + i] = word!;
     if (word === undefined || !(word in subs)) {
       // A command that runs by itself takes what follows as its own arguments.
-      if (cmd.run || (group && word === undefined)) return { chain, rest };
+      if (cmd.run || (group && word === undefined)) return { chain, rest, args };
       const where = chain.map((l) => l.name).join(" ");
       const names = Object.keys(subs).join(", ");
       if (word === undefined) throw new WalkError(`${where}: which command? (${names})`, chain);
@@ -62,8 +71,12 @@ async function walk(main: Cmd, rawArgs: string[], group = false): Promise<{ chai
     const sub = (await resolve(subs[word]))!;
     chain.push({ name: word, cmd: sub });
     rest = rest.slice(i + 1);
+    at += i + 1;
   }
 }
+
+/** Upstream's command names where ours differ (`tasks view` is our `tasks get`). */
+const UPSTREAM: Record<string, string> = { view: "get" };
 
 /** The closest of `options` to `word` (edit distance at most 2), if any. */
 function nearest(word: string, options: string[]): string | undefined {
@@ -175,8 +188,30 @@ const SCRIPTS: Record<string, string> = {
   fish: `complete -c propeller -f -a '(propeller __complete (commandline -opc)[2..-1] (commandline -ct) 2>/dev/null)'\n`,
 };
 
+/**
+ * Upstream's CLI takes the manager URL before the command (`propeller-cli -m URL tasks list`): such a flag is
+ * moved after the command words, where the commands that talk to a manager take it.
+ */
+function globalFlagsLast(rawArgs: string[]): string[] {
+  const moved: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i]!;
+    if (a === "--") {
+      rest.push(...rawArgs.slice(i));
+      break;
+    }
+    if (/^(-m|--manager-url|--url)$/.test(a) && i + 1 < rawArgs.length) moved.push(a, rawArgs[++i]!);
+    else if (/^(--manager-url|--url)=/.test(a)) moved.push(a);
+    else rest.push(a);
+  }
+  const end = rest.indexOf("--");
+  return end < 0 ? [...rest, ...moved] : [...rest.slice(0, end), ...moved, ...rest.slice(end)];
+}
+
 /** Runs the command line; every usage problem ends as `error: …` and a usage line, exit code 1. */
-export async function runCli(main: Cmd, version: string, rawArgs: string[]): Promise<void> {
+export async function runCli(main: Cmd, version: string, typedArgs: string[]): Promise<void> {
+  const rawArgs = globalFlagsLast(typedArgs);
   const { runCommand } = await import("citty");
   let chain: Level[] = [{ name: "propeller", cmd: main }];
   try {
@@ -211,7 +246,7 @@ export async function runCli(main: Cmd, version: string, rawArgs: string[]): Pro
     }
     const where = chain.map((l) => l.name).join(" ");
     checkFlags(where, (await resolve(chain.at(-1)!.cmd.args as Lazy<ArgsDef>)) ?? {}, walked.rest);
-    await runCommand(main, { rawArgs });
+    await runCommand(main, { rawArgs: walked.args });
   } catch (e) {
     if (e instanceof WalkError) chain = e.chain;
     const msg = e instanceof Error ? e.message : String(e);

@@ -5,7 +5,7 @@ import { isTerminal, TaskState } from "../core/states.ts";
 import type { TaskView } from "../core/task.ts";
 import { ZERO_TIME } from "../core/time.ts";
 import { action, int, UsageError } from "./args.ts";
-import { ApiError, api, type Conn, okCommand, urlArg } from "./client.ts";
+import { ApiError, api, type Conn, okCommand, pagedCommand, urlArg } from "./client.ts";
 import { example } from "./examples.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
@@ -64,6 +64,17 @@ const taskFields = {
     description: "with --schedule: fire every time (default), --no-recurring fires once",
     default: true,
   },
+  "is-recurring": {
+    type: "boolean",
+    description: "upstream's spelling of --recurring; note upstream fires once unless it is given, we recur by default",
+  },
+  latent: { type: "boolean", description: "deploy once, then invoke many times (upstream's latent tasks)" },
+  encrypted: { type: "boolean", description: "the module is encrypted: the proplet needs a TEE and its KBS" },
+  "kbs-resource-path": { type: "string", description: "where the key broker holds the module's key" },
+  broadcast: { type: "boolean", description: "send to every proplet instead of one" },
+  mode: { type: "string", description: "infer | train (federated tasks)" },
+  kind: { type: "string", description: "standard | federated" },
+  metadata: { type: "string", description: "a JSON object of your own, kept with the task" },
   overlap: { type: "string", description: "skip | allow: a firing while the last run is active (default skip)" },
   misfire: { type: "string", description: "skip | run_once: firings missed while the manager was down (default skip)" },
   timeout: { type: "string", description: "seconds a run may take before it fails" },
@@ -87,7 +98,18 @@ function body(a: FieldArgs): Record<string, unknown> {
   if (a.priority !== undefined) b.priority = int("priority", String(a.priority), 0, 100);
   if (a.schedule) {
     b.schedule = a.schedule;
-    b.is_recurring = a.recurring !== false;
+    b.is_recurring = a["is-recurring"] ?? a.recurring !== false;
+  }
+  for (const k of ["latent", "encrypted", "broadcast"] as const) if (a[k] !== undefined) b[k] = a[k];
+  if (a["kbs-resource-path"]) b.kbs_resource_path = a["kbs-resource-path"];
+  if (a.mode) b.mode = a.mode;
+  if (a.kind) b.kind = a.kind;
+  if (a.metadata) {
+    try {
+      b.metadata = JSON.parse(String(a.metadata));
+    } catch (e) {
+      throw new UsageError(`--metadata: not JSON: ${e instanceof Error ? e.message : e}`);
+    }
   }
   if (a.timezone) b.timezone = a.timezone;
   if (a.overlap) b.overlap_policy = a.overlap;
@@ -188,7 +210,11 @@ export const tasksCommand = defineCommand({
     }),
     list: defineCommand({
       meta: { description: "List tasks, newest first" },
-      args: { offset: { type: "string", default: "0" }, limit: { type: "string", default: "100" }, ...urlArg },
+      args: {
+        offset: { type: "string", alias: ["o"] as string[], default: "0" },
+        limit: { type: "string", alias: ["l"] as string[], default: "100" },
+        ...urlArg,
+      },
       run: ({ args }) =>
         action(async () => {
           const p = await api<Page>(
@@ -225,6 +251,7 @@ export const tasksCommand = defineCommand({
         }),
     }),
     delete: okCommand("Delete a task (a running one is stopped first)", "task", "DELETE", (id) => `/tasks/${id}`),
+    metrics: pagedCommand("A task's metrics samples, newest first", "task", "metrics", (id) => `/tasks/${id}/metrics`),
     start: defineCommand({
       meta: { description: "Start a task on a proplet" },
       args: {

@@ -100,3 +100,57 @@ describe("strict and helpful", () => {
     }
   });
 });
+
+describe("upstream's CLI surface", () => {
+  test("upstream's command names and flags work: -m, view, -o/-l, --status, --tasks, --tasks-file, metrics, alive-history", () => {
+    const env = { PROPELLER_TOKEN: tokenOf(s.url), PROPELLER_URL: "" };
+    const up = (args: string[]) => cli(["-m", s.url, ...args], env);
+    const created = JSON.parse(
+      up([
+        "tasks",
+        "create",
+        "add",
+        "--example",
+        "add",
+        "--inputs",
+        "1,2",
+        "--kind",
+        "standard",
+        "--metadata",
+        '{"team":"edge"}',
+        "--json",
+      ]).stdout,
+    );
+    expect(created.metadata).toEqual({ team: "edge" });
+    expect(up(["tasks", "view", created.id]).stdout).toContain(created.id);
+    expect(JSON.parse(up(["tasks", "list", "-o", "0", "-l", "1", "--json"]).stdout).limit).toBe(1);
+    expect(JSON.parse(up(["tasks", "metrics", created.id]).stdout)).toEqual([]);
+    const proplets = JSON.parse(up(["proplets", "list", "--status", "active", "--json"]).stdout);
+    const local = proplets.proplets[0].id as string;
+    expect(up(["proplets", "view", local]).stdout).toContain(local);
+    expect(JSON.parse(up(["proplets", "alive-history", local]).stdout).length).toBeGreaterThan(0);
+    const tasks = JSON.stringify([
+      {
+        name: "add",
+        file: created.file?.includes("<REDACTED>") ? undefined : created.file,
+        image_url: "",
+        inputs: ["1", "2"],
+      },
+    ]);
+    const job = up([
+      "jobs",
+      "create",
+      "--name",
+      "upstream-job",
+      "--execution-mode",
+      "sequential",
+      "--tasks",
+      tasks,
+      "--json",
+    ]);
+    expect(JSON.parse(job.stdout)).toMatchObject({ name: "upstream-job", execution_mode: "sequential" });
+    const both = up(["jobs", "create", "--name", "x", "--tasks", "[]", "--tasks-file", "f.json"]);
+    expect(both.stderr).toContain("use either --tasks or --tasks-file, not both");
+    expect(up(["jobs", "create", "--name", "x", "--tasks", "[]"]).stderr).toContain("at least one task is required");
+  });
+});
