@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { jsonSize } from "./json.ts";
 import { PropletMetadata } from "./proplet.ts";
+import { TaskState } from "./states.ts";
 import { Env, Inputs, MonitoringProfile, type Task } from "./task.ts";
 import { Timestamp } from "./time.ts";
 
@@ -129,6 +130,16 @@ export const TaskMetricsMsg = boundedSample(
   }),
 );
 export type TaskMetricsMsg = z.output<typeof TaskMetricsMsg>;
+
+/** The results of the completed tasks `t` depends on, by id, for its start message. */
+export function parentResults(t: Task, get: (id: string) => Task | undefined): Record<string, unknown> {
+  const parents: Record<string, unknown> = {};
+  for (const d of t.depends_on ?? []) {
+    const p = get(d);
+    if (p?.state === TaskState.Completed && p.results !== undefined && p.results !== null) parents[d] = p.results;
+  }
+  return parents;
+}
 
 /**
  * The start message for a task's run: unicast (`broadcast:false`, `proplet_id` set), inputs as strings, and only

@@ -27,3 +27,10 @@ export function stateName(s: number): string {
 export function isTerminal(s: number): boolean {
   return s === TaskState.Completed || s === TaskState.Failed || s === TaskState.Skipped || s === TaskState.Interrupted;
 }
+
+/**
+ * A stop a user asked for ends the task Interrupted (6) with this reason, not Failed: upstream clients know the
+ * state, and a person can tell a stop from a failure. A shutdown's Interrupted says so instead.
+ */
+export const STOPPED_BY_USER = "stopped by user";
+export const INTERRUPTED_BY_SHUTDOWN = "interrupted by shutdown";

@@ -223,6 +223,11 @@ export function runningOn(task: Task, propletId: string, runId: string, now: str
   };
 }
 
+/** The task in its final state after a run (or a stop): no retry pending. */
+export function finished(task: Task, state: number, results: unknown, error: string | undefined, now: string): Task {
+  return { ...task, state, results, error, finish_time: now, updated_at: now, retry_at: undefined };
+}
+
 /** Upstream's redaction: first 10 and last 10 base64 characters around `<REDACTED>`. */
 export function redactFile(file: string | undefined): string | undefined {
   if (!file) return undefined;

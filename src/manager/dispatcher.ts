@@ -1,10 +1,10 @@
 import { conflict, invalid, notFound } from "../core/errors.ts";
-import { type ResultMsg, type StartMsg, type StopMsg, startMessage } from "../core/messages.ts";
+import { parentResults, type ResultMsg, type StartMsg, type StopMsg, startMessage } from "../core/messages.ts";
 import type { Proplet } from "../core/proplet.ts";
 import { currentRun } from "../core/run.ts";
 import { retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
-import { isTerminal, stateName, TaskState } from "../core/states.ts";
-import { runningOn, type Task } from "../core/task.ts";
+import { INTERRUPTED_BY_SHUTDOWN, isTerminal, STOPPED_BY_USER, stateName, TaskState } from "../core/states.ts";
+import { finished, runningOn, type Task } from "../core/task.ts";
 import { nowIso } from "../core/time.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
@@ -45,8 +45,8 @@ interface RunEnd {
 export class Dispatcher {
   private placement: Placement;
   private timers = new Timers();
-  /** Tasks whose stop was sent: their "task stopped" result ends the retry series. */
-  private stopping = new Set<string>();
+  /** Tasks whose stop was sent, and whether a user asked: their "task stopped" result ends the retry series. */
+  private stopping = new Map<string, boolean>();
   private shuttingDown = false;
 
   constructor(
@@ -69,9 +69,10 @@ export class Dispatcher {
     for (const t of this.store.tasks.listByState([TaskState.Running, TaskState.Scheduled, TaskState.Interrupted])) {
       if (t.state === TaskState.Running) {
         if (t.proplet_id) this.proplets.track(t.proplet_id, t.id, true);
-      } else if (t.state === TaskState.Interrupted)
-        this.endRun(t, { error: "interrupted by shutdown", results: t.results });
-      else if (t.retry_at && t.retry_at > now) this.retryLater(t.id, t.retry_at - now);
+      } else if (t.state === TaskState.Interrupted) {
+        // Only a shutdown's: a task a user stopped stays as it is.
+        if (t.error === INTERRUPTED_BY_SHUTDOWN) this.endRun(t, { error: INTERRUPTED_BY_SHUTDOWN, results: t.results });
+      } else if (t.retry_at && t.retry_at > now) this.retryLater(t.id, t.retry_at - now);
       else this.placement.add(t, t.queued_at ?? now);
     }
     this.drain();
@@ -167,7 +168,10 @@ export class Dispatcher {
     this.proplets.track(proplet.id, task.id, true);
     this.events.runStart(running, runId, now);
     if (task.timeout_s) this.watchTimeout(task.id, runId, task.timeout_s);
-    const msg = startMessage(running, this.parentResults(running));
+    const msg = startMessage(
+      running,
+      parentResults(running, (d) => this.store.tasks.get(d)),
+    );
     // Running is committed before the proplet hears of the task: a crash in between cannot lose a run.
     void this.store
       .durable()
@@ -196,32 +200,29 @@ export class Dispatcher {
     });
   }
 
-  private parentResults(t: Task): Record<string, unknown> {
-    const parents: Record<string, unknown> = {};
-    for (const d of t.depends_on ?? []) {
-      const p = this.store.tasks.get(d);
-      if (p?.state === TaskState.Completed && p.results !== undefined && p.results !== null) parents[d] = p.results;
-    }
-    return parents;
-  }
-
-  async stop(id: string): Promise<{ stopped: true }> {
+  /**
+   * Stops a task. One a user stops ends Interrupted ("stopped by user"); one stopped because its job failed
+   * (`byUser` false) ends Failed, as the job's own failure does.
+   */
+  async stop(id: string, byUser = true): Promise<{ stopped: true }> {
     const task = this.mustGet(id);
+    const ended = (why: string): RunEnd =>
+      byUser
+        ? { error: `${STOPPED_BY_USER}${why}`, results: undefined, final: true, state: TaskState.Interrupted }
+        : { error: `task stopped${why}`, results: undefined, final: true };
     if (task.state === TaskState.Scheduled) {
       // Not on a proplet yet: leave the queue (and any pending retry) and end as stopped.
       this.forget(id);
-      this.endRun(task, { error: "task stopped before it started", results: undefined, final: true });
-      await this.store.durable();
-      return { stopped: true };
-    }
-    if (task.state !== TaskState.Running) throw conflict(`task ${id} is not running`);
-    const p = task.proplet_id ? this.proplets.get(task.proplet_id) : undefined;
-    if (!p || !this.proplets.alive(p)) {
-      // Nobody would answer the stop: settle it here so the task is not left Running.
-      this.endRun(task, { error: "task stopped (its proplet is not alive)", results: undefined, final: true });
+      this.endRun(task, ended(" before it started"));
     } else {
-      this.stopping.add(id); // its "task stopped" result ends the retry series
-      await this.bus.stop({ id, broadcast: false, proplet_id: p.id });
+      if (task.state !== TaskState.Running) throw conflict(`task ${id} is not running`);
+      const p = task.proplet_id ? this.proplets.get(task.proplet_id) : undefined;
+      // Nobody would answer a stop sent to a proplet that is gone: settle it here, not left Running.
+      if (!p || !this.proplets.alive(p)) this.endRun(task, ended(" (its proplet is not alive)"));
+      else {
+        this.stopping.set(id, byUser); // its "task stopped" result ends the retry series
+        await this.bus.stop({ id, broadcast: false, proplet_id: p.id });
+      }
     }
     await this.store.durable();
     log.info(`task ${id} stop requested`);
@@ -260,15 +261,7 @@ export class Dispatcher {
       log.info(`task ${task.id} attempt ${attempt} failed (${r.error}); retry ${attempt + 1} in ${delay / 1000}s`);
       this.retryLater(task.id, delay);
     } else {
-      const done: Task = {
-        ...task,
-        state,
-        results: r.results,
-        error,
-        finish_time: now,
-        updated_at: now,
-        retry_at: undefined,
-      };
+      const done = finished(task, state, r.results, error, now);
       this.save(done, task.state);
       if (state === TaskState.Failed) log.info(`task ${task.id} failed: ${done.error}`);
       else log.debug(`task ${task.id} ${stateName(state)}`);
@@ -313,7 +306,13 @@ export class Dispatcher {
       log.warn(`task ${task.id}: result from proplet ${msg.proplet_id} ignored, it runs on ${task.proplet_id}`);
       return;
     }
-    this.endRun(task, { results: msg.results, error: msg.error, final: this.stopping.delete(task.id) });
+    // The answer to a user's stop ends the task Interrupted; a run that finished first keeps its result.
+    const asked = this.stopping.get(task.id);
+    this.stopping.delete(task.id);
+    const failed = typeof msg.error === "string" && msg.error !== "";
+    if (asked && failed) {
+      this.endRun(task, { results: msg.results, error: STOPPED_BY_USER, final: true, state: TaskState.Interrupted });
+    } else this.endRun(task, { results: msg.results, error: msg.error, final: asked !== undefined });
   }
 
   /**
@@ -346,7 +345,7 @@ export class Dispatcher {
     this.timers.clearAll();
     for (const t of this.store.tasks.listByState([TaskState.Running])) {
       if (t.proplet_id) await this.sendStop(t.id, t.proplet_id);
-      const interrupted = { error: "interrupted by shutdown", results: undefined, final: true };
+      const interrupted = { error: INTERRUPTED_BY_SHUTDOWN, results: undefined, final: true };
       this.endRun(t, { ...interrupted, state: TaskState.Interrupted });
     }
   }

@@ -149,7 +149,7 @@ export class Groups {
 
   private async stopGroup(tasks: Task[], reason: string): Promise<void> {
     for (const t of tasks) {
-      if (t.state === TaskState.Running) await this.dispatcher.stop(t.id).catch(() => {});
+      if (t.state === TaskState.Running) await this.dispatcher.stop(t.id, false).catch(() => {});
       else this.dispatcher.skip(t.id, reason);
     }
   }

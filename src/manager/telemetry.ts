@@ -1,6 +1,7 @@
 import { notFound } from "../core/errors.ts";
 import type { PropletMetricsMsg, TaskMetricsMsg } from "../core/messages.ts";
 import type { Page } from "../core/page.ts";
+import { TaskState } from "../core/states.ts";
 import { nowIso } from "../core/time.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
@@ -16,11 +17,13 @@ export interface RunCounters {
   starts: number;
   completions: number;
   failures: number;
+  /** Runs stopped by a user or a shutdown: neither completed nor failed. */
+  interruptions: number;
 }
 
 export class Telemetry {
   /** Totals since start. */
-  readonly counters: RunCounters = { starts: 0, completions: 0, failures: 0 };
+  readonly counters: RunCounters = { starts: 0, completions: 0, failures: 0, interruptions: 0 };
 
   constructor(
     private store: Storage,
@@ -29,7 +32,8 @@ export class Telemetry {
   ) {
     events.runStarted.subscribe(() => this.counters.starts++);
     events.runEnded.subscribe(({ run }) => {
-      if (run.error) this.counters.failures++;
+      if (run.state === TaskState.Failed) this.counters.failures++;
+      else if (run.state === TaskState.Interrupted) this.counters.interruptions++;
       else this.counters.completions++;
     });
   }

@@ -87,7 +87,7 @@ describe("the compiled executable", () => {
       await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
       await until("spin running", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
       await http(`${s.url}/tasks/${c.body.id}/stop`, "POST");
-      await until("spin stopped", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 4, 2000);
+      await until("spin stopped", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 6, 2000);
       // The host runtime re-runs the binary itself as `propeller wasm run`.
       const h = spawnPropeller(
         ["proplet"],

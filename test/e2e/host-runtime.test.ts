@@ -61,11 +61,11 @@ test("stop kills a spinning child and frees its CPU", async () => {
     "stopped",
     async () => {
       const v = (await http(`${s.url}/tasks/${c.body.id}`)).body;
-      return v.state === 4 ? v : undefined;
+      return v.state === 6 ? v : undefined;
     },
     2000,
   );
-  expect(t.error).toBe("task stopped");
+  expect(t.error).toBe("stopped by user");
   const cpu0 = cpuSeconds(p.proc.pid);
   await Bun.sleep(800);
   expect(cpuSeconds(p.proc.pid) - cpu0).toBeLessThan(0.3);

@@ -308,8 +308,8 @@ describe("timeouts, retries, daemons", () => {
     expect((await get(c.body.id)).status).toBe("Running");
     await http(`${s.url}/tasks/${c.body.id}/stop`, "POST");
     const t = await final(s.url, c.body.id, 3000);
-    expect(t.status).toBe("Failed");
-    expect(t.error).toBe("task stopped");
+    expect(t.status).toBe("Interrupted");
+    expect(t.error).toBe("stopped by user");
   });
 });
 

@@ -9,7 +9,7 @@ export interface MetricsSource {
   tasksByState(): Record<number, number>;
   queueDepth(): number;
   propletsAlive(): number;
-  counters: { starts: number; completions: number; failures: number };
+  counters: { starts: number; completions: number; failures: number; interruptions: number };
   mqtt: { received: number; sent: number };
 }
 
@@ -42,6 +42,11 @@ export class ManagerMetrics {
     counter("propeller_task_starts_total", "Runs started on proplets", () => src.counters.starts);
     counter("propeller_task_completions_total", "Runs that completed", () => src.counters.completions);
     counter("propeller_task_failures_total", "Runs that failed", () => src.counters.failures);
+    counter(
+      "propeller_task_interruptions_total",
+      "Runs stopped by a user or a shutdown",
+      () => src.counters.interruptions,
+    );
     counter("propeller_mqtt_messages_received_total", "MQTT messages the manager received", () => src.mqtt.received);
     counter("propeller_mqtt_messages_sent_total", "MQTT messages the manager published", () => src.mqtt.sent);
     new client.Gauge({

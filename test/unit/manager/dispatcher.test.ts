@@ -44,7 +44,7 @@ describe("dispatcher", () => {
     expect(runs.total).toBe(1);
     expect(runs.items[0]).toMatchObject({ attempt: 1, state: TaskState.Completed, proplet_id: "p1", results: "30" });
     await h.settle();
-    expect(h.m.telemetry.counters).toEqual({ starts: 1, completions: 1, failures: 0 });
+    expect(h.m.telemetry.counters).toEqual({ starts: 1, completions: 1, failures: 0, interruptions: 0 });
   });
 
   test("with no free slot a task waits Scheduled, and the queue drains by priority when a slot frees", async () => {
@@ -99,7 +99,7 @@ describe("dispatcher", () => {
     expect(state(id)).toBe(TaskState.Running);
   });
 
-  test("stopping a waiting task ends it without a proplet; stopping a running one sends a stop", async () => {
+  test("a stop asked by a user ends Interrupted, told apart from a failure, without a proplet or with one", async () => {
     h = harness();
     h.proplet("p1", 1);
     const running = await h.create({ name: "busy" });
@@ -107,12 +107,18 @@ describe("dispatcher", () => {
     await h.m.tasks.start(running);
     await h.m.tasks.start(waiting);
     await h.m.tasks.stop(waiting);
-    expect(h.m.tasks.get(waiting)).toMatchObject({ state: TaskState.Failed, error: "task stopped before it started" });
+    expect(h.m.tasks.get(waiting)).toMatchObject({
+      state: TaskState.Interrupted,
+      error: "stopped by user before it started",
+    });
     await h.m.tasks.stop(running);
     expect(h.bus.stops).toEqual([{ id: running, broadcast: false, proplet_id: "p1" }]);
     // The proplet answers the stop; a stop ends the retry series even with retries left.
     h.result(running, "p1", "", "task stopped");
-    expect(state(running)).toBe(TaskState.Failed);
+    expect(h.m.tasks.get(running)).toMatchObject({ state: TaskState.Interrupted, error: "stopped by user" });
+    await h.settle();
+    // Only the run that reached a proplet counts; a stopped run is no failure.
+    expect(h.m.telemetry.counters).toMatchObject({ failures: 0, interruptions: 1 });
   });
 
   test("a proplet that goes offline loses its runs, which re-run elsewhere while retries remain", async () => {
