@@ -251,6 +251,13 @@ export const tasksCommand = defineCommand({
         }),
     }),
     delete: okCommand("Delete a task (a running one is stopped first)", "task", "DELETE", (id) => `/tasks/${id}`),
+    pause: okCommand(
+      "Pause a task's schedule: it does not fire until resumed",
+      "task",
+      "POST",
+      (id) => `/tasks/${id}/pause`,
+    ),
+    resume: okCommand("Resume a paused schedule from its next time", "task", "POST", (id) => `/tasks/${id}/resume`),
     metrics: pagedCommand("A task's metrics samples, newest first", "task", "metrics", (id) => `/tasks/${id}/metrics`),
     start: defineCommand({
       meta: { description: "Start a task on a proplet" },

@@ -156,6 +156,8 @@ export const Task = z.object({
   overlap_policy: z.enum(["skip", "allow"]).optional(),
   misfire_policy: z.enum(["skip", "run_once"]).optional(),
   max_memory_mb: z.number().int().optional(),
+  /** A schedule that is paused does not fire until resumed; the task and its schedule stay. */
+  paused: z.boolean().optional(),
   // Internal bookkeeping, not part of the API view.
   /** Id of the current (or last) run. */
   run_id: z.string().optional(),

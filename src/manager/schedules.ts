@@ -1,7 +1,8 @@
 import { nextRun } from "../core/cron.ts";
+import { invalid } from "../core/errors.ts";
 import { TaskState } from "../core/states.ts";
 import type { Task } from "../core/task.ts";
-import { ZERO_TIME } from "../core/time.ts";
+import { nowIso, ZERO_TIME } from "../core/time.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
 import { CronRunner } from "./cron.ts";
@@ -49,12 +50,27 @@ export class Schedules {
     this.cron.remove(id);
   }
 
+  /** Pauses or resumes a task's schedule; a resumed one fires next at its next time from now. */
+  setPaused(task: Task, paused: boolean): Task {
+    if (!task.schedule) throw invalid(`task ${task.id} has no schedule to ${paused ? "pause" : "resume"}`);
+    const next: Task = { ...task, paused, next_run: ZERO_TIME, updated_at: nowIso() };
+    if (paused) {
+      this.cron.remove(task.id);
+      this.store.tasks.update(next);
+      log.info(`task ${task.id}: schedule paused`);
+      return next;
+    }
+    log.info(`task ${task.id}: schedule resumed`);
+    this.store.tasks.update(next);
+    return this.armTask(next, false);
+  }
+
   stop(): void {
     this.cron.stop();
   }
 
   private armTask(task: Task, atStartup: boolean): Task {
-    if (!task.schedule) return task;
+    if (!task.schedule || task.paused) return task;
     const now = Date.now();
     const stored = task.next_run && task.next_run !== ZERO_TIME ? Date.parse(task.next_run) : NaN;
     if (atStartup && Number.isFinite(stored) && stored > now) {
@@ -77,7 +93,7 @@ export class Schedules {
 
   private async fire(id: string, at: number): Promise<void> {
     const task = this.store.tasks.get(id);
-    if (!task?.schedule) return;
+    if (!task?.schedule || task.paused) return;
     // Advance next_run (or end a one-shot schedule) before starting, so a crash cannot fire it twice.
     const next = task.is_recurring
       ? nextRun(task.schedule, task.timezone, new Date(Math.max(at, Date.now())))

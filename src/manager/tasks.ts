@@ -120,6 +120,13 @@ export class Tasks {
     log.info(`task ${id} deleted`);
   }
 
+  /** Pauses (or resumes) a task's schedule: `tasks pause`, `POST /tasks/{id}/pause`. */
+  async pause(id: string, paused: boolean): Promise<TaskView> {
+    const task = this.schedules.setPaused(this.mustGet(id), paused);
+    await this.store.durable();
+    return taskView(task);
+  }
+
   start(id: string): Promise<{ started: true; state: number; status: string }> {
     return this.dispatcher.start(id);
   }

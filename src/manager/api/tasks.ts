@@ -23,6 +23,8 @@ export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry): void 
     return c.body(null, 204);
   });
   app.post("/tasks/:id/start", async (c) => c.json(await tasks.start(tasks.resolveId(c.req.param("id")))));
+  app.post("/tasks/:id/pause", async (c) => c.json(await tasks.pause(tasks.resolveId(c.req.param("id")), true)));
+  app.post("/tasks/:id/resume", async (c) => c.json(await tasks.pause(tasks.resolveId(c.req.param("id")), false)));
   app.post("/tasks/:id/stop", async (c) => c.json(await tasks.stop(tasks.resolveId(c.req.param("id")))));
   app.get("/tasks/:id/results", (c) => c.json(tasks.results(tasks.resolveId(c.req.param("id")))));
   app.get("/tasks/:id/metrics", (c) =>

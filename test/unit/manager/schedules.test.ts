@@ -40,4 +40,19 @@ describe("schedules", () => {
     await Bun.sleep(1100);
     expect(h.bus.starts.map((s) => s.id)).toEqual([once]);
   });
+
+  test("a paused schedule does not fire; resumed, it fires again; a task without a schedule cannot be paused", async () => {
+    h = harness();
+    h.proplet("p1");
+    const id = await h.create({ name: "tick", schedule: "* * * * * *", is_recurring: true });
+    expect((await h.m.tasks.pause(id, true)).paused).toBe(true);
+    await Bun.sleep(1300);
+    expect(h.bus.starts).toHaveLength(0);
+    const resumed = await h.m.tasks.pause(id, false);
+    expect(resumed.paused).toBe(false);
+    expect(resumed.next_run).not.toBe(ZERO_TIME);
+    await until("the resumed schedule to fire", () => h.bus.starts.length === 1, 3000);
+    const plain = await h.create({ name: "plain" });
+    await expect(h.m.tasks.pause(plain, true)).rejects.toThrow("has no schedule to pause");
+  });
 });
