@@ -94,6 +94,37 @@ function show(g: GroupOut, json: boolean): void {
     ["RESULTS", "results"],
     ["ERROR", "error"],
   ]);
+  if (g.workflow_id) process.stdout.write(`\n${drawDag(g.tasks)}`);
+}
+
+/**
+ * The DAG as text, one task a line, indented by its depth (the longest way from a root), with its state and the
+ * tasks it waits for:
+ *
+ *   fetch [Completed]
+ *     train [Running] ← fetch
+ *       report [Pending] ← train
+ */
+export function drawDag(tasks: TaskView[]): string {
+  const byId = new Map(tasks.map((t) => [t.id, t]));
+  const depth = new Map<string, number>();
+  const depthOf = (id: string, seen = new Set<string>()): number => {
+    const known = depth.get(id);
+    if (known !== undefined) return known;
+    if (seen.has(id)) return 0;
+    seen.add(id);
+    const parents = (byId.get(id)?.depends_on ?? []).filter((p) => byId.has(p));
+    const d = parents.length ? 1 + Math.max(...parents.map((p) => depthOf(p, seen))) : 0;
+    depth.set(id, d);
+    return d;
+  };
+  const ordered = [...tasks].sort((a, b) => depthOf(a.id) - depthOf(b.id));
+  return ordered
+    .map((t) => {
+      const deps = t.depends_on?.length ? ` ← ${t.depends_on.join(", ")}` : "";
+      return `${"  ".repeat(depthOf(t.id))}${t.id} [${t.status}]${t.run_if ? ` (if ${t.run_if})` : ""}${deps}\n`;
+    })
+    .join("");
 }
 
 const idArg = (what: string) => ({ id: { type: "positional", description: `${what} id`, required: true } }) as const;
@@ -179,8 +210,34 @@ export const workflowsCommand = defineCommand({
           show(args.start ? await api<GroupOut>(args, "GET", `/workflows/${wf.workflow_id}`) : wf, args.json);
         }),
     }),
+    list: defineCommand({
+      meta: { description: "List workflows, newest first" },
+      args: {
+        status: { type: "string", description: "pending | running | completed | failed" },
+        offset: { type: "string", default: "0" },
+        limit: { type: "string", default: "100" },
+        ...urlArg,
+      },
+      run: ({ args }) =>
+        action(async () => {
+          const q = new URLSearchParams({
+            offset: String(int("offset", args.offset, 0, 1e9)),
+            limit: String(int("limit", args.limit, 1, 1000)),
+            ...(args.status ? { status: args.status } : {}),
+          });
+          const p = await api<{ total: number; workflows: GroupOut[] }>(args, "GET", `/workflows?${q}`);
+          if (args.json) return printJson(p);
+          const rows = p.workflows.map((w) => ({ ...w, count: w.tasks.length }));
+          printTable(rows as unknown as Record<string, unknown>[], [
+            ["ID", "workflow_id"],
+            ["STATUS", "status"],
+            ["TASKS", "count"],
+          ]);
+          process.stdout.write(`${p.workflows.length} of ${p.total} workflow(s)\n`);
+        }),
+    }),
     get: defineCommand({
-      meta: { description: "Show a workflow and its tasks" },
+      meta: { description: "Show a workflow, its tasks and its DAG with each task's state" },
       args: { ...idArg("workflow"), ...urlArg },
       run: ({ args }) => action(async () => show(await api<GroupOut>(args, "GET", `/workflows/${args.id}`), args.json)),
     }),

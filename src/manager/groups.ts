@@ -165,6 +165,17 @@ export class Groups {
     return this.getWorkflow(workflowId);
   }
 
+  /** Every workflow, newest first (`GET /workflows`); `status` as for jobs. */
+  listWorkflows(offset: number, limit: number, status?: string): Page<WorkflowView> {
+    const want = status ? { pending: 0, running: 2, completed: 3, failed: 4 }[status] : undefined;
+    const all = this.store.tasks
+      .groupIds("workflow")
+      .map((id) => ({ workflow_id: id, ...summary(this.store.tasks.listByGroup("workflow", id)) }))
+      .filter((v) => want === undefined || v.state === want)
+      .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0));
+    return { offset, limit, total: all.length, items: all.slice(offset, offset + limit) };
+  }
+
   getWorkflow(id: string): WorkflowView {
     const tasks = this.store.tasks.listByGroup("workflow", id);
     if (tasks.length === 0) throw notFound(`workflow ${id} not found`);

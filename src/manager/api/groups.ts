@@ -19,6 +19,10 @@ export function groupRoutes(app: Hono, groups: Groups): void {
   app.post("/jobs/:id/stop", async (c) => c.json(await groups.stopJob(c.req.param("id"))));
 
   app.post("/workflows", async (c) => c.json(await groups.createWorkflow(await jsonBody(c, WorkflowCreate)), 201));
+  app.get("/workflows", (c) => {
+    const status = query(c, "status", JobStatus);
+    return paged(c, "workflows", (o, l) => groups.listWorkflows(o, l, status));
+  });
   app.get("/workflows/:id", (c) => c.json(groups.getWorkflow(c.req.param("id"))));
   app.post("/workflows/:id/start", async (c) => c.json(await groups.startWorkflow(c.req.param("id"))));
 }

@@ -101,7 +101,10 @@ describe("REST app", () => {
         { id: "dup-task-2", name: "b" },
       ],
     };
-    expect((await call("POST", "/workflows", wf)).status).toBe(201);
+    const created = await call("POST", "/workflows", wf);
+    expect(created.status).toBe(201);
+    const listed = await call("GET", "/workflows?limit=10");
+    expect(listed.body).toMatchObject({ total: 1, workflows: [{ workflow_id: created.body.workflow_id }] });
     const ambiguous = await call("GET", "/tasks/dup-task");
     expect(ambiguous.status).toBe(409);
     expect(ambiguous.body.error).toContain("dup-task-1, dup-task-2");

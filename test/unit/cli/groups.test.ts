@@ -1,0 +1,25 @@
+import { expect, test } from "bun:test";
+import { drawDag } from "../../../src/cli/groups.ts";
+import type { TaskView } from "../../../src/core/task.ts";
+
+// `workflows get` draws the DAG: each task indented by its depth, with its state and what it waits for.
+
+test("the DAG is drawn by depth with states, run_if and parents", () => {
+  const t = (id: string, status: string, depends_on?: string[], run_if?: string) =>
+    ({ id, status, depends_on, run_if }) as unknown as TaskView;
+  const text = drawDag([
+    t("report", "Pending", ["train", "check"]),
+    t("train", "Running", ["fetch"]),
+    t("fetch", "Completed"),
+    t("check", "Skipped", ["fetch"], "failure"),
+  ]);
+  expect(text).toBe(
+    [
+      "fetch [Completed]",
+      "  train [Running] ← fetch",
+      "  check [Skipped] (if failure) ← fetch",
+      "    report [Pending] ← train, check",
+      "",
+    ].join("\n"),
+  );
+});
