@@ -127,6 +127,35 @@ export function drawDag(tasks: TaskView[]): string {
     .join("");
 }
 
+/** `jobs list` and `workflows list`: a page of groups, filtered by status, as a table or JSON. */
+function groupList(key: "jobs" | "workflows", description: string, columns: [string, string][]) {
+  return defineCommand({
+    meta: { description },
+    args: {
+      status: { type: "string", description: "pending | running | completed | failed" },
+      offset: { type: "string", alias: ["o"] as string[], default: "0" },
+      limit: { type: "string", alias: ["l"] as string[], default: "100" },
+      ...urlArg,
+    },
+    run: ({ args }) =>
+      action(async () => {
+        const q = new URLSearchParams({
+          offset: String(int("offset", args.offset, 0, 1e9)),
+          limit: String(int("limit", args.limit, 1, 1000)),
+          ...(args.status ? { status: args.status } : {}),
+        });
+        const p = await api<{ total: number } & Record<string, GroupOut[]>>(args, "GET", `/${key}?${q}`);
+        if (args.json) return printJson(p);
+        const items = p[key] ?? [];
+        printTable(
+          items.map((g) => ({ ...g, count: g.tasks.length })) as unknown as Record<string, unknown>[],
+          columns,
+        );
+        process.stdout.write(`${items.length} of ${p.total} ${key.slice(0, -1)}(s)\n`);
+      }),
+  });
+}
+
 const idArg = (what: string) => ({ id: { type: "positional", description: `${what} id`, required: true } }) as const;
 
 export const jobsCommand = defineCommand({
@@ -153,33 +182,13 @@ export const jobsCommand = defineCommand({
           show(args.start ? await api<GroupOut>(args, "GET", `/jobs/${job.job_id}`) : job, args.json);
         }),
     }),
-    list: defineCommand({
-      meta: { description: "List jobs" },
-      args: {
-        status: { type: "string", description: "pending | running | completed | failed" },
-        offset: { type: "string", default: "0" },
-        limit: { type: "string", default: "100" },
-        ...urlArg,
-      },
-      run: ({ args }) =>
-        action(async () => {
-          const q = new URLSearchParams({
-            offset: String(int("offset", args.offset, 0, 1e9)),
-            limit: String(int("limit", args.limit, 1, 1000)),
-            ...(args.status ? { status: args.status } : {}),
-          });
-          const p = await api<{ total: number; jobs: GroupOut[] }>(args, "GET", `/jobs?${q}`);
-          if (args.json) return printJson(p);
-          printTable(p.jobs.map((j) => ({ ...j, count: j.tasks.length })) as unknown as Record<string, unknown>[], [
-            ["ID", "job_id"],
-            ["NAME", "name"],
-            ["MODE", "execution_mode"],
-            ["STATUS", "status"],
-            ["TASKS", "count"],
-          ]);
-          process.stdout.write(`${p.jobs.length} of ${p.total} job(s)\n`);
-        }),
-    }),
+    list: groupList("jobs", "List jobs", [
+      ["ID", "job_id"],
+      ["NAME", "name"],
+      ["MODE", "execution_mode"],
+      ["STATUS", "status"],
+      ["TASKS", "count"],
+    ]),
     get: defineCommand({
       meta: { description: "Show a job and its tasks" },
       args: { ...idArg("job"), ...urlArg },
@@ -210,32 +219,11 @@ export const workflowsCommand = defineCommand({
           show(args.start ? await api<GroupOut>(args, "GET", `/workflows/${wf.workflow_id}`) : wf, args.json);
         }),
     }),
-    list: defineCommand({
-      meta: { description: "List workflows, newest first" },
-      args: {
-        status: { type: "string", description: "pending | running | completed | failed" },
-        offset: { type: "string", default: "0" },
-        limit: { type: "string", default: "100" },
-        ...urlArg,
-      },
-      run: ({ args }) =>
-        action(async () => {
-          const q = new URLSearchParams({
-            offset: String(int("offset", args.offset, 0, 1e9)),
-            limit: String(int("limit", args.limit, 1, 1000)),
-            ...(args.status ? { status: args.status } : {}),
-          });
-          const p = await api<{ total: number; workflows: GroupOut[] }>(args, "GET", `/workflows?${q}`);
-          if (args.json) return printJson(p);
-          const rows = p.workflows.map((w) => ({ ...w, count: w.tasks.length }));
-          printTable(rows as unknown as Record<string, unknown>[], [
-            ["ID", "workflow_id"],
-            ["STATUS", "status"],
-            ["TASKS", "count"],
-          ]);
-          process.stdout.write(`${p.workflows.length} of ${p.total} workflow(s)\n`);
-        }),
-    }),
+    list: groupList("workflows", "List workflows, newest first", [
+      ["ID", "workflow_id"],
+      ["STATUS", "status"],
+      ["TASKS", "count"],
+    ]),
     get: defineCommand({
       meta: { description: "Show a workflow, its tasks and its DAG with each task's state" },
       args: { ...idArg("workflow"), ...urlArg },
