@@ -144,6 +144,32 @@ async function usageLine(chain: Level[]): Promise<string> {
   return [...chain.map((l) => l.name), ...pos, "[options]"].join(" ");
 }
 
+/** Examples shown under the main commands' help, by command path. */
+const EXAMPLES: Record<string, string[]> = {
+  serve: [
+    "propeller serve                                   # loopback, auth on, data in ~/.propeller",
+    "propeller serve --host 0.0.0.0 --tls-cert certs/server.pem --tls-key certs/server.key",
+    "propeller serve --config /etc/propeller/config.toml",
+  ],
+  proplet: [
+    "PROPLET_MQTT_ADDRESS=mqtt://gateway:1883 PROPLET_ENTITY_ID=… PROPLET_API_KEY=… propeller proplet",
+    "PROPLET_CONFIG_FILE=config.toml PROPLET_CONFIG_SECTION=proplet2 propeller proplet   # from `provision`",
+  ],
+  "tasks create": [
+    "propeller tasks create add --example add --inputs 10,20 --start --wait",
+    "propeller tasks create job --file app.wasm --env K=V --timeout 30 --retries 2 --start",
+    "propeller tasks create tick --file app.wasm --schedule '*/10 * * * * *' --overlap skip",
+  ],
+  "jobs create": [
+    "propeller jobs create job.yaml --start",
+    'propeller jobs create --name j --tasks \'[{"name":"a"}]\'',
+  ],
+  "workflows create": [
+    "propeller workflows create wf.yaml --start",
+    "propeller workflows get ID   # the DAG with states",
+  ],
+};
+
 async function showHelp(chain: Level[]): Promise<void> {
   const { showUsage } = await import("citty");
   const leaf = chain.at(-1)!;
@@ -160,6 +186,14 @@ async function showHelp(chain: Level[]): Promise<void> {
         }
       : undefined;
   await showUsage({ ...leaf.cmd, meta } as Cmd, parent as Cmd | undefined);
+  const examples =
+    EXAMPLES[
+      chain
+        .slice(1)
+        .map((l) => l.name)
+        .join(" ")
+    ];
+  if (examples) process.stdout.write(`EXAMPLES\n\n${examples.map((e) => `  ${e}`).join("\n")}\n\n`);
 }
 
 /** Candidates for the word being completed, after the words before it. */

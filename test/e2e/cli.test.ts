@@ -59,6 +59,9 @@ describe("strict and helpful", () => {
     const help = cli(["help", "tasks", "get"]);
     expect(help.stdout + help.stderr).toContain("USAGE propeller tasks get [OPTIONS] <ID>");
     expect(help.stdout + help.stderr).not.toContain(ESC);
+    expect(cli(["tasks", "create", "--help"]).stdout).toContain(
+      "EXAMPLES\n\n  propeller tasks create add --example add",
+    );
     expect(cli(["--help"], { NO_COLOR: "true" }).stdout).not.toContain(ESC);
     expect(cli(["version"]).stdout).toMatch(/^\d+\.\d+\.\d+ \(commit /);
     for (const shell of ["bash", "zsh", "fish"]) expect(cli(["completion", shell]).stdout).toContain("__complete");
