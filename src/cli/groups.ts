@@ -118,11 +118,13 @@ export function drawDag(tasks: TaskView[]): string {
     depth.set(id, d);
     return d;
   };
+  // A workflow's tasks are stored as `<workflow id>.<local id>`; the drawing names them as the file did.
+  const name = (id: string) => byId.get(id)?.local_id ?? id;
   const ordered = [...tasks].sort((a, b) => depthOf(a.id) - depthOf(b.id));
   return ordered
     .map((t) => {
-      const deps = t.depends_on?.length ? ` ← ${t.depends_on.join(", ")}` : "";
-      return `${"  ".repeat(depthOf(t.id))}${t.id} [${t.status}]${t.run_if ? ` (if ${t.run_if})` : ""}${deps}\n`;
+      const deps = t.depends_on?.length ? ` ← ${t.depends_on.map(name).join(", ")}` : "";
+      return `${"  ".repeat(depthOf(t.id))}${name(t.id)} [${t.status}]${t.run_if ? ` (if ${t.run_if})` : ""}${deps}\n`;
     })
     .join("");
 }

@@ -131,12 +131,14 @@ export const TaskMetricsMsg = boundedSample(
 );
 export type TaskMetricsMsg = z.output<typeof TaskMetricsMsg>;
 
-/** The results of the completed tasks `t` depends on, by id, for its start message. */
+/** The results of the completed tasks `t` depends on, for its start message, by the ids its workflow file used. */
 export function parentResults(t: Task, get: (id: string) => Task | undefined): Record<string, unknown> {
   const parents: Record<string, unknown> = {};
   for (const d of t.depends_on ?? []) {
     const p = get(d);
-    if (p?.state === TaskState.Completed && p.results !== undefined && p.results !== null) parents[d] = p.results;
+    if (p?.state === TaskState.Completed && p.results !== undefined && p.results !== null) {
+      parents[p.local_id ?? d] = p.results;
+    }
   }
   return parents;
 }

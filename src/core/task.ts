@@ -156,6 +156,8 @@ export const Task = z.object({
   overlap_policy: z.enum(["skip", "allow"]).optional(),
   misfire_policy: z.enum(["skip", "run_once"]).optional(),
   max_memory_mb: z.number().int().optional(),
+  /** The task's id in its workflow's file (its stored id is `<workflow id>.<local id>`). */
+  local_id: z.string().optional(),
   /** A schedule that is paused does not fire until resumed; the task and its schedule stay. */
   paused: z.boolean().optional(),
   // Internal bookkeeping, not part of the API view.

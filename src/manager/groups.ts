@@ -57,16 +57,21 @@ export class Groups {
   }
 
   /** Gives every task an id (the client's, else a new one) and checks the graph. */
-  private buildTasks(input: GroupTask[], group: { job_id?: string; workflow_id?: string }): Task[] {
+  private buildTasks(input: GroupTask[], group: { job_id?: string; workflow_id?: string }, scope?: string): Task[] {
     const now = nowIso();
     const ids = input.map((t) => t.id ?? crypto.randomUUID());
     const dup = ids.find((id, i) => ids.indexOf(id) !== i);
     if (dup) throw invalid(`tasks: id ${dup} is used twice`);
     const err = validateDag(input.map((t, i) => ({ id: ids[i]!, depends_on: t.depends_on })));
     if (err) throw invalid(`tasks: ${err}`);
+    // In a workflow, the ids of its file are its own: stored as `<workflow id>.<id>`, so one file makes many
+    // workflows; the task keeps the file's id as `local_id`.
+    const stored = (id: string) => (scope && input.some((t) => t.id === id) ? `${scope}.${id}` : id);
     return input.map((t, i) => {
-      const { id: _id, ...rest } = t;
-      return { ...newTask(ids[i]!, rest, now), ...group };
+      const { id: local, ...rest } = t;
+      const deps = rest.depends_on?.map(stored);
+      const task = { ...newTask(stored(ids[i]!), { ...rest, ...(deps ? { depends_on: deps } : {}) }, now), ...group };
+      return scope && local ? { ...task, local_id: local } : task;
     });
   }
 
@@ -158,7 +163,7 @@ export class Groups {
 
   async createWorkflow(input: WorkflowCreate): Promise<WorkflowView> {
     const workflowId = input.tasks.find((t) => t.workflow_id)?.workflow_id ?? crypto.randomUUID();
-    const tasks = this.buildTasks(input.tasks, { workflow_id: workflowId });
+    const tasks = this.buildTasks(input.tasks, { workflow_id: workflowId }, workflowId);
     this.tasks.insert(tasks);
     await this.store.durable();
     log.info(`workflow ${workflowId} created (${tasks.length} tasks)`);

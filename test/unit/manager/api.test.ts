@@ -95,19 +95,19 @@ describe("REST app", () => {
     const id = (await call("POST", "/tasks", { name: "add", file: b64("add") })).body.id as string;
     expect((await call("GET", `/tasks/${id.slice(0, 8)}`)).body.id).toBe(id);
     expect((await call("GET", `/tasks/${id.slice(0, 3)}`)).status).toBe(404);
-    const wf = {
+    const created = await call("POST", "/workflows", {
       tasks: [
         { id: "dup-task-1", name: "a" },
         { id: "dup-task-2", name: "b" },
       ],
-    };
-    const created = await call("POST", "/workflows", wf);
+    });
     expect(created.status).toBe(201);
     const listed = await call("GET", "/workflows?limit=10");
     expect(listed.body).toMatchObject({ total: 1, workflows: [{ workflow_id: created.body.workflow_id }] });
-    const ambiguous = await call("GET", "/tasks/dup-task");
+    const ambiguous = await call("GET", `/tasks/${created.body.workflow_id}.dup-task`);
     expect(ambiguous.status).toBe(409);
-    expect(ambiguous.body.error).toContain("dup-task-1, dup-task-2");
+    const wf = created.body.workflow_id;
+    expect(ambiguous.body.error).toContain(`${wf}.dup-task-1, ${wf}.dup-task-2`);
     expect((await call("DELETE", `/tasks/${id.slice(0, 6)}`)).status).toBe(204);
     expect((await call("GET", `/tasks/${id}`)).status).toBe(404);
   });

@@ -55,14 +55,15 @@ describe("groups", () => {
       task("on-fail", { depends_on: ["root"], run_if: "failure" }),
     ];
     const wf = await h.m.groups.createWorkflow(WorkflowCreate.parse({ tasks }));
+    const id = (local: string) => `${wf.workflow_id}.${local}`; // a workflow's ids are its own
     await h.m.groups.startWorkflow(wf.workflow_id);
-    h.result("root", "p1", "", "boom");
+    h.result(id("root"), "p1", "", "boom");
     await h.settle();
-    expect(stateOf("on-fail")).toBe(TaskState.Running);
-    expect(stateOf("on-ok")).toBe(TaskState.Skipped);
-    expect(stateOf("after-ok")).toBe(TaskState.Skipped);
+    expect(stateOf(id("on-fail"))).toBe(TaskState.Running);
+    expect(stateOf(id("on-ok"))).toBe(TaskState.Skipped);
+    expect(stateOf(id("after-ok"))).toBe(TaskState.Skipped);
     // Only completed parents pass results on: a failed one passes none.
-    expect(h.bus.starts.find((s) => s.id === "on-fail")?.parent_results).toBeUndefined();
+    expect(h.bus.starts.find((s) => s.id === id("on-fail"))?.parent_results).toBeUndefined();
   });
 
   test("a child gets its completed parents' results; a graph with a cycle or a duplicate id is refused", async () => {
@@ -72,9 +73,17 @@ describe("groups", () => {
       WorkflowCreate.parse({ tasks: [task("p"), task("c", { depends_on: ["p"] })] }),
     );
     await h.m.groups.startWorkflow(wf.workflow_id);
-    h.result("p", "p1", "42");
+    h.result(`${wf.workflow_id}.p`, "p1", "42");
     await h.settle();
-    expect(h.bus.starts.find((s) => s.id === "c")?.parent_results).toEqual({ p: "42" });
+    // Parents' results are keyed by the ids of the workflow's file, as its tasks know them.
+    expect(h.bus.starts.find((s) => s.id === `${wf.workflow_id}.c`)?.parent_results).toEqual({ p: "42" });
+    // The same file makes a second workflow: its ids are its own.
+    const again = await h.m.groups.createWorkflow(
+      WorkflowCreate.parse({ tasks: [task("p"), task("c", { depends_on: ["p"] })] }),
+    );
+    expect(again.workflow_id).not.toBe(wf.workflow_id);
+    expect(again.tasks.map((t) => t.local_id)).toEqual(["p", "c"]);
+    expect(again.tasks[1]!.depends_on).toEqual([`${again.workflow_id}.p`]);
     const cycle = WorkflowCreate.parse({
       tasks: [task("x", { depends_on: ["y"] }), task("y", { depends_on: ["x"] })],
     });
