@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { defineCommand } from "citty";
+import { parseMetadataArg } from "../core/metadata.ts";
 import { isTerminal, TaskState } from "../core/states.ts";
 import type { TaskView } from "../core/task.ts";
 import { ZERO_TIME } from "../core/time.ts";
@@ -8,6 +9,13 @@ import { action, int, UsageError } from "./args.ts";
 import { ApiError, api, type Conn, okCommand, pagedCommand, urlArg } from "./client.ts";
 import { example } from "./examples.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
+
+/** `--metadata` as a JSON object or upstream's KEY=VALUE pairs; a usage error says what was wrong. */
+function metadataArg(s: string): Record<string, unknown> {
+  const r = parseMetadataArg(s);
+  if (typeof r === "string") throw new UsageError(`--metadata: ${r}`);
+  return r;
+}
 
 type Page = { offset: number; limit: number; total: number; tasks: TaskView[] };
 
@@ -74,7 +82,10 @@ const taskFields = {
   broadcast: { type: "boolean", description: "send to every proplet instead of one" },
   mode: { type: "string", description: "infer | train (federated tasks)" },
   kind: { type: "string", description: "standard | federated" },
-  metadata: { type: "string", description: "a JSON object of your own, kept with the task" },
+  metadata: {
+    type: "string",
+    description: "your own data, kept with the task: KEY=VALUE[,KEY2=VALUE2] or a JSON object",
+  },
   overlap: { type: "string", description: "skip | allow: a firing while the last run is active (default skip)" },
   misfire: { type: "string", description: "skip | run_once: firings missed while the manager was down (default skip)" },
   timeout: { type: "string", description: "seconds a run may take before it fails" },
@@ -104,13 +115,7 @@ function body(a: FieldArgs): Record<string, unknown> {
   if (a["kbs-resource-path"]) b.kbs_resource_path = a["kbs-resource-path"];
   if (a.mode) b.mode = a.mode;
   if (a.kind) b.kind = a.kind;
-  if (a.metadata) {
-    try {
-      b.metadata = JSON.parse(String(a.metadata));
-    } catch (e) {
-      throw new UsageError(`--metadata: not JSON: ${e instanceof Error ? e.message : e}`);
-    }
-  }
+  if (a.metadata) b.metadata = metadataArg(String(a.metadata));
   if (a.timezone) b.timezone = a.timezone;
   if (a.overlap) b.overlap_policy = a.overlap;
   if (a.misfire) b.misfire_policy = a.misfire;
@@ -213,14 +218,18 @@ export const tasksCommand = defineCommand({
       args: {
         offset: { type: "string", alias: ["o"] as string[], default: "0" },
         limit: { type: "string", alias: ["l"] as string[], default: "100" },
+        metadata: { type: "string", description: "only tasks whose metadata holds KEY=VALUE[,KEY2=VALUE2]" },
         ...urlArg,
       },
       run: ({ args }) =>
         action(async () => {
+          const filter = args.metadata
+            ? `&metadata=${encodeURIComponent(JSON.stringify(metadataArg(String(args.metadata))))}`
+            : "";
           const p = await api<Page>(
             args,
             "GET",
-            `/tasks?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`,
+            `/tasks?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}${filter}`,
           );
           if (args.json) return printJson(p);
           printTable(p.tasks as unknown as Record<string, unknown>[], [

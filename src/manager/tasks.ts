@@ -78,8 +78,8 @@ export class Tasks {
     return { results: this.mustGet(id).results ?? null };
   }
 
-  list(offset: number, limit: number): Page<TaskView> {
-    const r = this.store.tasks.list(offset, limit);
+  list(offset: number, limit: number, metadata?: Record<string, string>): Page<TaskView> {
+    const r = this.store.tasks.list(offset, limit, metadata);
     return { offset, limit, total: r.total, items: r.items.map(taskView) };
   }
 

@@ -18,8 +18,8 @@ export interface TaskRepository {
   /** Writes the task; its module only with `withFile` (it is large and rarely changes). */
   update(task: Task, withFile?: boolean): void;
   delete(id: string): boolean;
-  /** Newest first. */
-  list(offset: number, limit: number): ListResult<Task>;
+  /** Newest first; with `metadata`, only tasks whose metadata holds every pair (values compared as text). */
+  list(offset: number, limit: number, metadata?: Record<string, string>): ListResult<Task>;
   /** Tasks in the given states, for recovery and shutdown. */
   listByState(states: number[]): Task[];
   /** Tasks of a job or workflow, in the order they were created. */

@@ -484,5 +484,17 @@ describe("CLI", () => {
     const id = (await http(`${s.url}/tasks?limit=1`)).body.tasks[0].id;
     const r = cli(["tasks", "runs", id]);
     expect(r.stdout.toString()).toContain("2 of 2 run(s)");
+    // Upstream's KEY=VALUE metadata, kept with the task and used to filter the list.
+    const tag = `m${Date.now()}`;
+    const m = cli(["tasks", "create", "add", "--example", "add", "--metadata", `batch=${tag},zone=eu`, "--json"]);
+    const tagged = JSON.parse(m.stdout.toString());
+    expect(tagged.metadata).toEqual({ batch: tag, zone: "eu" });
+    const found = JSON.parse(cli(["tasks", "list", "--metadata", `batch=${tag}`, "--json"]).stdout.toString());
+    expect(found).toMatchObject({ total: 1, tasks: [{ id: tagged.id }] });
+    const none = cli(["tasks", "list", "--metadata", `batch=${tag},zone=us`]);
+    expect(none.stdout.toString()).toContain("0 of 0 task(s)");
+    const wrong = cli(["tasks", "list", "--metadata", "batch"]);
+    expect(wrong.exitCode).toBe(1);
+    expect(wrong.stderr.toString()).toContain('--metadata: expected KEY=VALUE, got "batch"');
   });
 });

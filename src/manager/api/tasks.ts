@@ -1,10 +1,11 @@
 import type { Hono } from "hono";
 import { invalid } from "../../core/errors.ts";
+import { MetadataFilter } from "../../core/metadata.ts";
 import { TaskCreate, TaskUpdate } from "../../core/task.ts";
 import { hasWasmMagic } from "../../core/wasm-binary.ts";
 import type { Tasks } from "../tasks.ts";
 import type { Telemetry } from "../telemetry.ts";
-import { jsonBody, paged } from "./http.ts";
+import { jsonBody, paged, query } from "./http.ts";
 
 /** `/tasks…`, with upstream's paths and keys. */
 export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry): void {
@@ -13,7 +14,12 @@ export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry): void 
     c.header("Location", `/tasks/${task.id}`);
     return c.json(task, 201);
   });
-  app.get("/tasks", (c) => paged(c, "tasks", (o, l) => tasks.list(o, l)));
+  app.get("/tasks", (c) => {
+    // Upstream refuses a repeated filter rather than picking one.
+    if ((c.req.queries("metadata")?.length ?? 0) > 1) throw invalid("metadata: give one JSON object, not several");
+    const metadata = query(c, "metadata", MetadataFilter.optional());
+    return paged(c, "tasks", (o, l) => tasks.list(o, l, metadata));
+  });
   app.get("/tasks/:id", (c) => c.json(tasks.get(tasks.resolveId(c.req.param("id")))));
   app.put("/tasks/:id", async (c) =>
     c.json(await tasks.update(tasks.resolveId(c.req.param("id")), await jsonBody(c, TaskUpdate))),

@@ -85,8 +85,32 @@ export class SqliteTasks implements TaskRepository {
     this.cache.delete(id);
     return this.deleteQ.run(id).changes > 0;
   }
-  list(offset: number, limit: number): ListResult<Task> {
-    return { total: this.countQ.get()!.n, items: this.listQ.all(limit, offset).map(SqliteTasks.join) };
+  list(offset: number, limit: number, metadata?: Record<string, string>): ListResult<Task> {
+    if (!metadata || !Object.keys(metadata).length) {
+      return { total: this.countQ.get()!.n, items: this.listQ.all(limit, offset).map(SqliteTasks.join) };
+    }
+    // Keys are checked by MetadataFilter (plain characters only), and still passed as a bound path.
+    // json_extract gives 1/0 for true/false: json_type tells them apart so `true` matches "true".
+    const text = `CASE json_type(doc, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+      WHEN 'object' THEN json_extract(doc, ?) WHEN 'array' THEN json_extract(doc, ?)
+      ELSE CAST(json_extract(doc, ?) AS TEXT) END = ?`;
+    const where = Object.keys(metadata)
+      .map(() => text)
+      .join(" AND ");
+    const params = Object.entries(metadata).flatMap(([k, v]) => {
+      const path = `$.metadata."${k}"`;
+      return [path, path, path, path, v];
+    });
+    const total = this.db
+      .query<{ n: number }, string[]>(`SELECT count(*) AS n FROM tasks WHERE ${where}`)
+      .get(...params)!.n;
+    const items = this.db
+      .query<TaskRow, (string | number)[]>(
+        `SELECT doc, NULL AS file FROM tasks WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`,
+      )
+      .all(...params, limit, offset)
+      .map(SqliteTasks.join);
+    return { total, items };
   }
   listByState(states: number[]): Task[] {
     const marks = states.map(() => "?").join(",");

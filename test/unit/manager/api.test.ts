@@ -112,6 +112,33 @@ describe("REST app", () => {
     expect((await call("GET", `/tasks/${id}`)).status).toBe(404);
   });
 
+  test("tasks can be listed by metadata: every pair must match, values compared as text; bad filters are 400", async () => {
+    setup();
+    const mk = async (name: string, metadata?: Record<string, unknown>) =>
+      (await call("POST", "/tasks", { name, ...(metadata ? { metadata } : {}) })).body.id as string;
+    const prod = await mk("a", { env: "prod", n: 1, ok: true, tags: ["x"] });
+    await mk("b", { env: "dev", n: 2 });
+    await mk("c");
+    const names = async (filter: unknown) => {
+      const r = await call("GET", `/tasks?metadata=${encodeURIComponent(JSON.stringify(filter))}`);
+      expect(r.status).toBe(200);
+      return { total: r.body.total, names: r.body.tasks.map((t: { name: string }) => t.name) };
+    };
+    expect(await names({ env: "prod" })).toEqual({ total: 1, names: ["a"] });
+    expect(await names({ n: "1", ok: "true" })).toEqual({ total: 1, names: ["a"] });
+    expect(await names({ n: 2 })).toEqual({ total: 1, names: ["b"] });
+    expect(await names({ env: "prod", n: 2 })).toEqual({ total: 0, names: [] });
+    expect(await names({ missing: "x" })).toEqual({ total: 0, names: [] });
+    expect(await names({ tags: '["x"]' })).toEqual({ total: 1, names: ["a"] });
+    expect((await call("GET", "/tasks")).body.total).toBe(3);
+    expect((await call("GET", `/tasks/${prod}`)).body.metadata).toEqual({ env: "prod", n: 1, ok: true, tags: ["x"] });
+    const bad = async (q: string) => (await call("GET", `/tasks?${q}`)).body.error as string;
+    expect(await bad("metadata=%7Bnope")).toBe("metadata: not a JSON object");
+    expect(await bad(`metadata=${encodeURIComponent(JSON.stringify({ "a')": "1" }))}`)).toContain("keys may only hold");
+    expect(await bad(`metadata=${encodeURIComponent("[1]")}`)).toContain("metadata:");
+    expect(await bad("metadata=%7B%7D&metadata=%7B%7D")).toBe("metadata: give one JSON object, not several");
+  });
+
   test("upload takes a .wasm multipart file and refuses anything else", async () => {
     setup();
     const id = (await call("POST", "/tasks", { name: "add" })).body.id;
