@@ -111,9 +111,13 @@ function perform(steps: Step[], dryRun: boolean | undefined): void {
   }
 }
 
-function checkRoot(root: string, dryRun: boolean | undefined): void {
-  if (!dryRun && root === "/" && process.getuid?.() !== 0)
+/** Where install and uninstall write: `at(path)` inside `--root`, and whether that is the real system. */
+function target(args: { root?: string; "dry-run"?: boolean }): { at: (p: string) => string; real: boolean } {
+  const root = args.root ?? "/";
+  const real = root === "/";
+  if (!args["dry-run"] && real && process.getuid?.() !== 0)
     throw new UsageError("install as root (sudo), or use --root DIR or --dry-run");
+  return { at: (p) => join(root, p), real };
 }
 
 export const installCommand = defineCommand({
@@ -121,10 +125,7 @@ export const installCommand = defineCommand({
   args: rootArgs,
   run: ({ args }) =>
     action(() => {
-      const root = args.root ?? "/";
-      checkRoot(root, args["dry-run"]);
-      const at = (p: string) => join(root, p);
-      const real = root === "/";
+      const { at, real } = target(args);
       if (!isCompiled() && !args["dry-run"]) {
         throw new UsageError("install from the compiled binary: npm run build, then dist/propeller install");
       }
@@ -200,10 +201,7 @@ export const uninstallCommand = defineCommand({
   },
   run: ({ args }) =>
     action(() => {
-      const root = args.root ?? "/";
-      checkRoot(root, args["dry-run"]);
-      const at = (p: string) => join(root, p);
-      const real = root === "/";
+      const { at, real } = target(args);
       const name = unitName(!!args.proplet);
       const steps: Step[] = [];
       if (real && Bun.which("systemctl")) {

@@ -66,12 +66,13 @@ export class Groups {
     if (err) throw invalid(`tasks: ${err}`);
     // In a workflow, the ids of its file are its own: stored as `<workflow id>.<id>`, so one file makes many
     // workflows; the task keeps the file's id as `local_id`.
-    const stored = (id: string) => (scope && input.some((t) => t.id === id) ? `${scope}.${id}` : id);
+    const local = new Set(input.map((t) => t.id));
+    const stored = (id: string) => (scope && local.has(id) ? `${scope}.${id}` : id);
     return input.map((t, i) => {
-      const { id: local, ...rest } = t;
+      const { id: localId, ...rest } = t;
       const deps = rest.depends_on?.map(stored);
       const task = { ...newTask(stored(ids[i]!), { ...rest, ...(deps ? { depends_on: deps } : {}) }, now), ...group };
-      return scope && local ? { ...task, local_id: local } : task;
+      return scope && localId ? { ...task, local_id: localId } : task;
     });
   }
 

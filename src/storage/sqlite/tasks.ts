@@ -90,16 +90,16 @@ export class SqliteTasks implements TaskRepository {
       return { total: this.countQ.get()!.n, items: this.listQ.all(limit, offset).map(SqliteTasks.join) };
     }
     // Keys are checked by MetadataFilter (plain characters only), and still passed as a bound path.
-    // json_extract gives 1/0 for true/false: json_type tells them apart so `true` matches "true".
+    // json_extract gives 1/0 for true/false (and JSON text for objects and arrays): json_type tells the booleans
+    // apart so `true` matches "true".
     const text = `CASE json_type(doc, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
-      WHEN 'object' THEN json_extract(doc, ?) WHEN 'array' THEN json_extract(doc, ?)
       ELSE CAST(json_extract(doc, ?) AS TEXT) END = ?`;
     const where = Object.keys(metadata)
       .map(() => text)
       .join(" AND ");
     const params = Object.entries(metadata).flatMap(([k, v]) => {
       const path = `$.metadata."${k}"`;
-      return [path, path, path, path, v];
+      return [path, path, v];
     });
     const total = this.db
       .query<{ n: number }, string[]>(`SELECT count(*) AS n FROM tasks WHERE ${where}`)
