@@ -189,6 +189,18 @@ export async function propletEnv(url: string, id: string): Promise<Record<string
   return { PROPLET_ENTITY_ID: c.username, PROPLET_API_KEY: c.password };
 }
 
+/** A `propeller proplet` joined to `s` over plain MQTT with its own identity `id`; `env` adds settings. */
+export async function spawnProplet(
+  s: { url: string; mqttPort: number },
+  id: string,
+  env: Record<string, string> = {},
+  cmd?: string[],
+  cwd?: string,
+): Promise<Proc> {
+  const join = { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, ...(await propletEnv(s.url, id)) };
+  return spawnPropeller(["proplet"], { ...join, ...env }, cmd, cwd);
+}
+
 export async function http<T = any>(url: string, method = "GET", body?: unknown): Promise<{ status: number; body: T }> {
   const token = tokens.get(new URL(url).origin);
   const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};

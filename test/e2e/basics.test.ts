@@ -12,6 +12,7 @@ import {
   runTask,
   type Serve,
   spawnPropeller,
+  spawnProplet,
   startServe,
   tempDir,
   tokenOf,
@@ -123,9 +124,7 @@ describe("serve with its local proplet", () => {
   });
 
   test("a second proplet process joins and runs a task pinned to it", async () => {
-    const p = spawnPropeller(["proplet"], {
-      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-      ...(await propletEnv(s.url, "edge-proplet-2")),
+    const p = await spawnProplet(s, "edge-proplet-2", {
       PROPLET_LIVELINESS_INTERVAL: "1",
     });
     try {
@@ -183,9 +182,7 @@ describe("serve with its local proplet", () => {
   });
 
   test("a Last Will marks a proplet killed with -9 not alive", async () => {
-    const p = spawnPropeller(["proplet"], {
-      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-      ...(await propletEnv(s.url, "doomed")),
+    const p = await spawnProplet(s, "doomed", {
       PROPLET_LIVELINESS_INTERVAL: "1",
     });
     await untilAlive(s.url, "doomed");
@@ -381,10 +378,7 @@ describe("storage", () => {
       const c = await http(`${n.url}/tasks`, "POST", { name: "add", file: b64("add"), inputs: [2, 2] });
       const r = await http(`${n.url}/tasks/${c.body.id}/start`, "POST");
       expect(r.body).toMatchObject({ started: true, status: "Scheduled" });
-      const p = spawnPropeller(["proplet"], {
-        PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`,
-        ...(await propletEnv(n.url, "first-joiner")),
-      });
+      const p = await spawnProplet(n, "first-joiner");
       try {
         const done = await until("the queued task to run", async () => {
           const t = (await http(`${n.url}/tasks/${c.body.id}`)).body;

@@ -5,10 +5,9 @@ import {
   b64,
   FIXTURES,
   http,
-  propletEnv,
   ROOT,
   runTask,
-  spawnPropeller,
+  spawnProplet,
   startServe,
   tempDir,
   tokenOf,
@@ -53,12 +52,7 @@ describe("the compiled executable", () => {
 
   test("serve, a separate proplet and the CLI, all from the one binary", async () => {
     const s = await startServe({ cmd: [bin], cwd: dir });
-    const p = spawnPropeller(
-      ["proplet"],
-      { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, ...(await propletEnv(s.url, "bin-proplet")) },
-      [bin],
-      dir,
-    );
+    const p = await spawnProplet(s, "bin-proplet", {}, [bin], dir);
     try {
       await untilAlive(s.url, "bin-proplet");
       const t = await runTask(s.url, { name: "add", file: b64("add"), inputs: [1, 2], proplet_id: "bin-proplet" });
@@ -89,16 +83,7 @@ describe("the compiled executable", () => {
       await http(`${s.url}/tasks/${c.body.id}/stop`, "POST");
       await until("spin stopped", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 6, 2000);
       // The host runtime re-runs the binary itself as `propeller wasm run`.
-      const h = spawnPropeller(
-        ["proplet"],
-        {
-          PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-          ...(await propletEnv(s.url, "bin-host")),
-          PROPLET_RUNTIME: "host",
-        },
-        [bin],
-        dir,
-      );
+      const h = await spawnProplet(s, "bin-host", { PROPLET_RUNTIME: "host" }, [bin], dir);
       try {
         await untilAlive(s.url, "bin-host");
         const ht = await runTask(s.url, {

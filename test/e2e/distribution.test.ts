@@ -9,10 +9,10 @@ import {
   freePort,
   identity,
   MAIN,
-  propletEnv,
   runTask,
   type Serve,
-  spawnPropeller,
+  type spawnPropeller,
+  spawnProplet,
   startServe,
   tempDir,
   until,
@@ -318,9 +318,7 @@ describe("chunk loss", () => {
 
   beforeAll(async () => {
     n = await startServe({ extra: ["--no-proxy", "--no-local-proplet"] });
-    proplet = spawnPropeller(["proplet"], {
-      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`,
-      ...(await propletEnv(n.url, "chunky")),
+    proplet = await spawnProplet(n, "chunky", {
       PROPLET_FETCH_TIMEOUT: "4",
     });
     const login = await identity(n.url, "proxy", "lossy-proxy");

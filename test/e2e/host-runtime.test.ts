@@ -3,10 +3,10 @@ import {
   b64,
   cpuSeconds,
   http,
-  propletEnv,
   runTask,
   type Serve,
-  spawnPropeller,
+  type spawnPropeller,
+  spawnProplet,
   startServe,
   until,
   untilAlive,
@@ -18,9 +18,7 @@ let p: ReturnType<typeof spawnPropeller>;
 
 beforeAll(async () => {
   s = await startServe({ extra: ["--no-local-proplet"] });
-  p = spawnPropeller(["proplet"], {
-    PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-    ...(await propletEnv(s.url, "host-proplet")),
+  p = await spawnProplet(s, "host-proplet", {
     PROPLET_RUNTIME: "host",
   });
   await untilAlive(s.url, "host-proplet");
@@ -72,9 +70,7 @@ test("stop kills a spinning child and frees its CPU", async () => {
 });
 
 test("a task's process ends when its proplet is killed with -9", async () => {
-  const q = spawnPropeller(["proplet"], {
-    PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-    ...(await propletEnv(s.url, "host-orphan")),
+  const q = await spawnProplet(s, "host-orphan", {
     PROPLET_RUNTIME: "host",
   });
   await untilAlive(s.url, "host-orphan");

@@ -8,10 +8,9 @@ import {
   b64,
   freePort,
   http,
-  propletEnv,
   runTask,
   type Serve,
-  spawnPropeller,
+  spawnProplet,
   startServe,
   tempDir,
   until,
@@ -67,9 +66,7 @@ describe("cgroups", () => {
 
 describe("proplet metrics and liveliness", () => {
   test("a proplet's metrics carry its RSS and the container's memory from its cgroup", async () => {
-    const p = spawnPropeller(["proplet"], {
-      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-      ...(await propletEnv(s.url, "metered")),
+    const p = await spawnProplet(s, "metered", {
       PROPLET_LIVELINESS_INTERVAL: "1",
       PROPLET_METRICS_INTERVAL: "1",
       PROPLET_CGROUP_ROOT: cgroupV2(),
@@ -113,9 +110,7 @@ describe("proplet metrics and liveliness", () => {
     const n = await startServe({
       extra: ["--no-local-proplet", "--liveliness-interval", "1", "--stale-proplet-removal", "2"],
     });
-    const p = spawnPropeller(["proplet"], {
-      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`,
-      ...(await propletEnv(n.url, "fleeting")),
+    const p = await spawnProplet(n, "fleeting", {
       PROPLET_LIVELINESS_INTERVAL: "1",
     });
     try {
@@ -129,9 +124,7 @@ describe("proplet metrics and liveliness", () => {
   });
 
   test("a 3 s host-runtime task with a 1 s monitoring interval leaves at least 2 task-metric samples", async () => {
-    const p = spawnPropeller(["proplet"], {
-      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-      ...(await propletEnv(s.url, "host-metered")),
+    const p = await spawnProplet(s, "host-metered", {
       PROPLET_RUNTIME: "host",
     });
     try {
@@ -179,9 +172,7 @@ test("an in-process task reports its worker thread's CPU time", async () => {
 describe("events and Prometheus", () => {
   test("a proplet serves its own Prometheus metrics when PROPLET_METRICS_PORT is set", async () => {
     const port = await freePort();
-    const p = spawnPropeller(["proplet"], {
-      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-      ...(await propletEnv(s.url, "prom-proplet")),
+    const p = await spawnProplet(s, "prom-proplet", {
       PROPLET_METRICS_PORT: String(port),
     });
     try {

@@ -6,8 +6,8 @@ import {
   b64,
   cli,
   http,
-  propletEnv,
   spawnPropeller,
+  spawnProplet,
   startServe,
   tempDir,
   tokenOf,
@@ -131,11 +131,7 @@ test("with authentication on, a proplet identity made for it is used instead of 
   const s = await startServe({ extra: ["--no-local-proplet"] });
   try {
     const state = tempDir();
-    const p = spawnPropeller(["proplet"], {
-      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-      PROPLET_DATA_DIR: state,
-      ...(await propletEnv(s.url, "named-edge")),
-    });
+    const p = await spawnProplet(s, "named-edge", { PROPLET_DATA_DIR: state });
     try {
       await untilAlive(s.url, "named-edge");
       expect(existsSync(join(state, "proplet-id"))).toBe(false);

@@ -9,10 +9,9 @@ import {
   http,
   identity,
   MAIN,
-  propletEnv,
   runTask,
   type Serve,
-  spawnPropeller,
+  spawnProplet,
   startServe,
   tempDir,
   tokenOf,
@@ -317,9 +316,7 @@ describe("timeouts, retries, daemons", () => {
 describe("queueing and recovery", () => {
   test("a busy single-slot proplet runs the high-priority queued task before the low one", async () => {
     const n = await startServe({ extra: ["--no-local-proplet", "--liveliness-interval", "1"] });
-    const p = spawnPropeller(["proplet"], {
-      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${n.mqttPort}`,
-      ...(await propletEnv(n.url, "one-slot")),
+    const p = await spawnProplet(n, "one-slot", {
       PROPLET_MAX_TASKS: "1",
       PROPLET_LIVELINESS_INTERVAL: "1",
     });
@@ -395,9 +392,7 @@ describe("queueing and recovery", () => {
   });
 
   test("a task on a proplet killed with -9 is re-queued to another proplet while retries remain", async () => {
-    const p = spawnPropeller(["proplet"], {
-      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-      ...(await propletEnv(s.url, "victim")),
+    const p = await spawnProplet(s, "victim", {
       PROPLET_LIVELINESS_INTERVAL: "1",
     });
     try {
