@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import mqtt from "mqtt";
 import { MODULES } from "../../src/examples/modules.ts";
-import { adminToken, authHeaders, freePort, mqttLogin, waitForHealth } from "./lib.ts";
+import { adminToken, authHeaders, freePort, mqttLogin, serveArgs, waitForHealth } from "./lib.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -40,25 +40,10 @@ const httpPort = await freePort();
 const mqttPort = await freePort();
 const prof = opt.profile ? ["--cpu-prof-md", `--cpu-prof-dir=${opt.profile}`] : [];
 const cmd = opt.bin ? [opt.bin] : [process.execPath, ...prof, join(root, "src/main.ts")];
-const serve = Bun.spawn(
-  [
-    ...cmd,
-    "serve",
-    "--http-port",
-    `${httpPort}`,
-    "--mqtt-port",
-    `${mqttPort}`,
-    "--data-dir",
-    dataDir,
-    "--log-level",
-    process.env.BENCH_LOG_LEVEL ?? "warn",
-    ...(opt["no-auth"] ? ["--no-auth"] : []),
-  ],
-  {
-    stdout: "inherit",
-    stderr: "inherit",
-  },
-);
+const serve = Bun.spawn([...cmd, ...serveArgs(httpPort, mqttPort, dataDir, opt["no-auth"] ? ["--no-auth"] : [])], {
+  stdout: "inherit",
+  stderr: "inherit",
+});
 const url = `http://127.0.0.1:${httpPort}`;
 await waitForHealth(url);
 const token = adminToken(dataDir);

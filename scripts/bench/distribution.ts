@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { MODULES } from "../../src/examples/modules.ts";
 import { RegistryClient } from "../../src/proxy/registry.ts";
-import { adminToken, authHeaders, freePort, mqttLogin } from "./lib.ts";
+import { adminToken, authHeaders, freePort, mqttLogin, serveArgs } from "./lib.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -59,20 +59,7 @@ function makeModule(): Uint8Array {
 const httpPort = await freePort();
 const mqttPort = await freePort();
 const serve = Bun.spawn(
-  [
-    process.execPath,
-    main,
-    "serve",
-    "--http-port",
-    `${httpPort}`,
-    "--mqtt-port",
-    `${mqttPort}`,
-    "--data-dir",
-    join(dir, "data"),
-    "--no-local-proplet",
-    "--log-level",
-    "warn",
-  ],
+  [process.execPath, main, ...serveArgs(httpPort, mqttPort, join(dir, "data"), ["--no-local-proplet"])],
   { stdout: "inherit", stderr: "inherit" },
 );
 const url = `http://127.0.0.1:${httpPort}`;

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import mqtt from "mqtt";
-import { adminToken, authHeaders, cpuSeconds, freePort, mqttLogin, waitForHealth } from "./lib.ts";
+import { adminToken, authHeaders, cpuSeconds, freePort, mqttLogin, serveArgs, waitForHealth } from "./lib.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -35,17 +35,7 @@ const serve = Bun.spawn(
   [
     process.execPath,
     join(root, "src/main.ts"),
-    "serve",
-    "--http-port",
-    `${httpPort}`,
-    "--mqtt-port",
-    `${mqttPort}`,
-    "--data-dir",
-    dir,
-    "--no-local-proplet",
-    "--log-level",
-    "warn",
-    ...(AUTH ? [] : ["--no-auth"]),
+    ...serveArgs(httpPort, mqttPort, dir, ["--no-local-proplet", ...(AUTH ? [] : ["--no-auth"])]),
   ],
   { stdout: "inherit", stderr: "inherit" },
 );

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { adminToken, freePort, mqttLogin } from "./lib.ts";
+import { adminToken, freePort, mqttLogin, serveArgs } from "./lib.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -38,21 +38,7 @@ async function startServe(cmd: string[], dataDir: string, timeoutMs: number) {
   const httpPort = await freePort();
   const mqttPort = await freePort();
   const t0 = performance.now();
-  const proc = Bun.spawn(
-    [
-      ...cmd,
-      "serve",
-      "--http-port",
-      `${httpPort}`,
-      "--mqtt-port",
-      `${mqttPort}`,
-      "--data-dir",
-      dataDir,
-      "--log-level",
-      "warn",
-    ],
-    { stdout: "ignore", stderr: "inherit" },
-  );
+  const proc = Bun.spawn([...cmd, ...serveArgs(httpPort, mqttPort, dataDir)], { stdout: "ignore", stderr: "inherit" });
   const url = `http://127.0.0.1:${httpPort}`;
   for (;;) {
     try {

@@ -10,6 +10,23 @@ export async function freePort(): Promise<number> {
   return p;
 }
 
+/** `serve`'s arguments on the given ports with its data in `dataDir` (log level BENCH_LOG_LEVEL, else warn). */
+export function serveArgs(httpPort: number, mqttPort: number, dataDir: string, extra: string[] = []): string[] {
+  const level = process.env.BENCH_LOG_LEVEL ?? "warn";
+  return [
+    "serve",
+    "--http-port",
+    `${httpPort}`,
+    "--mqtt-port",
+    `${mqttPort}`,
+    "--data-dir",
+    dataDir,
+    "--log-level",
+    level,
+    ...extra,
+  ];
+}
+
 /** Waits until `url/health` answers, or throws after ~15 s. */
 export async function waitForHealth(url: string): Promise<void> {
   for (let i = 0; ; i++) {
