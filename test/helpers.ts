@@ -246,3 +246,21 @@ export async function untilAlive(url: string, id: string, timeoutMs = 10_000): P
     timeoutMs,
   );
 }
+
+/**
+ * Starts the ticker fixture (N lines, one every MS ms) as a daemon and follows it with `propeller tasks logs
+ * --follow`: returns the state the task was in when the first line reached the CLI, and the CLI's exit and output.
+ */
+export async function followTicker(url: string, n: number, ms: number, extra: Record<string, unknown> = {}) {
+  const task = { name: "ticker", file: b64("ticker"), inputs: [n, ms], daemon: true, ...extra };
+  const created = await http(`${url}/tasks`, "POST", task);
+  await http(`${url}/tasks/${created.body.id}/start`, "POST");
+  const follower = spawnPropeller(["tasks", "logs", created.body.id.slice(0, 8), "--follow"], {
+    PROPELLER_URL: url,
+    PROPELLER_TOKEN: tokenOf(url),
+  });
+  await until("the first line to reach the CLI", () => follower.output().includes("tick 1\n"), 10_000);
+  const stateAtFirstLine = (await http(`${url}/tasks/${created.body.id}`)).body.state;
+  const code = await follower.proc.exited;
+  return { id: created.body.id as string, stateAtFirstLine, code, output: follower.output() };
+}

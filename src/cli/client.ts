@@ -118,6 +118,40 @@ export async function api<T = unknown>(conn: Conn, method: string, path: string,
   return data as T;
 }
 
+/** A Server-Sent Events stream from the manager, one `{event, data}` per message, until the server ends it. */
+export async function* sse(conn: Conn, path: string): AsyncGenerator<{ event: string; data: string }> {
+  const base = managerUrl(conn.url);
+  let res: Response;
+  try {
+    res = await fetch(new URL(path, base), { headers: authHeaders(conn), ...tlsInit(conn) });
+  } catch (e) {
+    throw new ApiError(`cannot reach the manager at ${base}: ${reason(e)}`);
+  }
+  if (!res.ok || !res.body) {
+    const text = await res.text();
+    let msg = res.statusText;
+    try {
+      msg = String(JSON.parse(text).error ?? msg);
+    } catch {}
+    throw new ApiError(`GET ${path}: ${res.status} ${msg}`);
+  }
+  let buf = "";
+  for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
+    buf += chunk;
+    for (let end = buf.indexOf("\n\n"); end >= 0; end = buf.indexOf("\n\n")) {
+      const lines = buf.slice(0, end).split("\n");
+      buf = buf.slice(end + 2);
+      const field = (name: string) =>
+        lines
+          .filter((l) => l.startsWith(`${name}:`))
+          .map((l) => l.slice(name.length + 1).replace(/^ /, ""))
+          .join("\n");
+      const data = field("data");
+      if (data) yield { event: field("event") || "message", data };
+    }
+  }
+}
+
 /** A subcommand that sends one request about one resource and prints `ok`. */
 export function okCommand(description: string, what: string, method: string, path: (id: string) => string) {
   return defineCommand({

@@ -160,6 +160,7 @@ const EXAMPLES: Record<string, string[]> = {
     "propeller tasks create job --file app.wasm --env K=V --timeout 30 --retries 2 --start",
     "propeller tasks create tick --file app.wasm --schedule '*/10 * * * * *' --overlap skip",
   ],
+  "tasks logs": ["propeller tasks logs 3f2a --follow   # a daemon's lines as it prints them, until it ends"],
   "jobs create": [
     "propeller jobs create job.yaml --start",
     'propeller jobs create --name j --tasks \'[{"name":"a"}]\'',

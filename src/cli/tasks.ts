@@ -6,7 +6,7 @@ import { isTerminal, TaskState } from "../core/states.ts";
 import type { TaskView } from "../core/task.ts";
 import { ZERO_TIME } from "../core/time.ts";
 import { action, int, UsageError } from "./args.ts";
-import { ApiError, api, type Conn, okCommand, pagedCommand, urlArg } from "./client.ts";
+import { ApiError, api, type Conn, okCommand, pagedCommand, sse, urlArg } from "./client.ts";
 import { example } from "./examples.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
@@ -181,6 +181,49 @@ function report(t: TaskView, json: boolean): void {
   }
 }
 
+interface Chunk {
+  stream: "stdout" | "stderr";
+  data: string;
+}
+interface Ending {
+  state: number;
+  status: string;
+  error?: string;
+}
+
+/**
+ * `tasks logs`: the kept output, or with follow the stream until the task ends. A task that streamed nothing and
+ * has ended shows its result, which is where a short task's output is. Exits 1 when the task did not complete.
+ */
+async function logs(conn: Conn & { json: boolean }, id: string, follow: boolean): Promise<void> {
+  const print = (c: Chunk) => (c.stream === "stderr" ? process.stderr : process.stdout).write(c.data);
+  let printed = false;
+  let end: Ending | undefined;
+  if (follow) {
+    for await (const e of sse(conn, `/tasks/${encodeURIComponent(id)}/logs?follow=true`)) {
+      if (conn.json) process.stdout.write(`${JSON.stringify({ event: e.event, ...JSON.parse(e.data) })}\n`);
+      if (e.event === "output") {
+        if (!conn.json) print(JSON.parse(e.data) as Chunk);
+        printed = true;
+      } else if (e.event === "end") end = JSON.parse(e.data) as Ending;
+    }
+  } else {
+    const r = await api<Ending & { chunks: Chunk[] }>(conn, "GET", `/tasks/${encodeURIComponent(id)}/logs`);
+    if (conn.json) return printJson(r);
+    for (const c of r.chunks) print(c);
+    printed = r.chunks.length > 0;
+    if (isTerminal(r.state)) end = r;
+  }
+  if (!end || conn.json) return;
+  if (!printed) {
+    const { results } = await api<{ results: unknown }>(conn, "GET", `/tasks/${encodeURIComponent(id)}/results`);
+    if (typeof results === "string" && results) process.stdout.write(results.endsWith("\n") ? results : `${results}\n`);
+  }
+  if (end.state !== TaskState.Completed) {
+    throw new ApiError(`task ${id} ended ${end.status}${end.error ? `: ${end.error}` : ""}`);
+  }
+}
+
 const idArg = { id: { type: "positional", description: "task id", required: true } } as const;
 
 export const tasksCommand = defineCommand({
@@ -285,6 +328,20 @@ export const tasksCommand = defineCommand({
         }),
     }),
     stop: okCommand("Stop a running or queued task", "task", "POST", (id) => `/tasks/${id}/stop`),
+    logs: defineCommand({
+      meta: {
+        description:
+          "Print a running task's output (stdout, and stderr on stderr), as its proplet streams it; with --follow, " +
+          "until the task ends. The manager keeps the last 1 MiB of each task's current run, in memory; a task " +
+          "that ends within 250 ms streams nothing, and its output is its result",
+      },
+      args: {
+        ...idArg,
+        follow: { type: "boolean", alias: ["f"] as string[], description: "keep printing until the task ends" },
+        ...urlArg,
+      },
+      run: ({ args }) => action(() => logs(args, args.id, Boolean(args.follow))),
+    }),
     results: defineCommand({
       meta: { description: "Print a task's results" },
       args: { ...idArg, ...urlArg },

@@ -17,11 +17,11 @@ export function aclFor(channel: Channel): Record<EntityKind, Rules> {
   return {
     manager: {
       publish: new Set([t.start, t.stop]),
-      subscribe: new Set([t.propletAll, t.create, t.alive, t.results, t.metrics, t.taskMetrics]),
+      subscribe: new Set([t.propletAll, t.create, t.alive, t.results, t.metrics, t.taskMetrics, t.output]),
     },
     proxy: { publish: new Set([t.registryChunks]), subscribe: new Set([t.registryRequest]) },
     proplet: {
-      publish: new Set([t.create, t.alive, t.results, t.metrics, t.taskMetrics, t.registryRequest]),
+      publish: new Set([t.create, t.alive, t.results, t.metrics, t.taskMetrics, t.output, t.registryRequest]),
       subscribe: new Set([t.start, t.stop, t.registryChunks]),
     },
   };
@@ -30,7 +30,7 @@ export function aclFor(channel: Channel): Record<EntityKind, Rules> {
 /** Topics whose payload names the proplet it is about. */
 export function selfTopics(channel: Channel): Set<string> {
   const t = topics(channel);
-  return new Set([t.create, t.alive, t.results, t.metrics, t.taskMetrics]);
+  return new Set([t.create, t.alive, t.results, t.metrics, t.taskMetrics, t.output]);
 }
 
 /**

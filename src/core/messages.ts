@@ -131,6 +131,22 @@ export const TaskMetricsMsg = boundedSample(
 );
 export type TaskMetricsMsg = z.output<typeof TaskMetricsMsg>;
 
+/** Most text one output message carries; the proplet splits larger flushes. */
+export const MAX_OUTPUT_CHUNK = 64 << 10;
+
+/**
+ * proplet → manager, `control/proplet/output` (ours; upstream has no output stream): a piece of a running task's
+ * stdout or stderr, numbered per run so the reader can tell a gap from a repeat.
+ */
+export const OutputMsg = z.object({
+  task_id: z.string().min(1),
+  proplet_id: z.string().min(1),
+  seq: z.number().int().nonnegative(),
+  stream: z.enum(["stdout", "stderr"]),
+  data: z.string().max(MAX_OUTPUT_CHUNK),
+});
+export type OutputMsg = z.output<typeof OutputMsg>;
+
 /** The results of the completed tasks `t` depends on, for its start message, by the ids its workflow file used. */
 export function parentResults(t: Task, get: (id: string) => Task | undefined): Record<string, unknown> {
   const parents: Record<string, unknown> = {};

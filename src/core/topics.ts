@@ -15,6 +15,7 @@ export const topics = (c: Channel) => {
     results: `${b}/control/proplet/results`,
     metrics: `${b}/control/proplet/metrics`,
     taskMetrics: `${b}/control/proplet/task_metrics`,
+    output: `${b}/control/proplet/output`,
     start: `${b}/control/manager/start`,
     stop: `${b}/control/manager/stop`,
     registryRequest: `${b}/registry/proplet`,

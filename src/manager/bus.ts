@@ -4,6 +4,7 @@ import {
   AliveMsg,
   CreateMsg,
   decode,
+  OutputMsg,
   PropletMetricsMsg,
   ResultMsg,
   type StartMsg,
@@ -26,6 +27,7 @@ export interface Inbound {
   result(m: ResultMsg): void;
   propletMetrics(m: PropletMetricsMsg): void;
   taskMetrics(m: TaskMetricsMsg): void;
+  output(m: OutputMsg): void;
 }
 
 export class MqttManagerBus implements ManagerBus {
@@ -64,6 +66,7 @@ export class MqttManagerBus implements ManagerBus {
       [t.results]: (p) => handle(t.results, ResultMsg, p, (m) => to.result(m)),
       [t.metrics]: (p) => handle(t.metrics, PropletMetricsMsg, p, (m) => to.propletMetrics(m)),
       [t.taskMetrics]: (p) => handle(t.taskMetrics, TaskMetricsMsg, p, (m) => to.taskMetrics(m)),
+      [t.output]: (p) => handle(t.output, OutputMsg, p, (m) => to.output(m)),
     };
     this.client.on("message", (topic, payload) => {
       this.counts.received++;

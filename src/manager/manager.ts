@@ -6,6 +6,7 @@ import { ManagerEvents } from "./events.ts";
 import { Groups } from "./groups.ts";
 import type { Identities } from "./identities.ts";
 import { Liveness } from "./liveness.ts";
+import { TaskOutput } from "./output.ts";
 import { PropletRegistry } from "./proplets.ts";
 import { Schedules } from "./schedules.ts";
 import { Tasks } from "./tasks.ts";
@@ -33,6 +34,7 @@ export class Manager {
   readonly tasks: Tasks;
   readonly groups: Groups;
   readonly telemetry: Telemetry;
+  readonly output: TaskOutput;
   readonly identities: Identities;
   /** Proplet messages, by kind, to the room that handles each. */
   readonly inbound: Inbound;
@@ -51,6 +53,7 @@ export class Manager {
     this.tasks = new Tasks(store, this.dispatcher, this.schedules, this.events);
     this.groups = new Groups(store, this.tasks, this.dispatcher, this.events);
     this.telemetry = new Telemetry(store, this.proplets, this.events);
+    this.output = new TaskOutput(store, this.events);
     const d = this.dispatcher;
     const t = this.telemetry;
     this.inbound = {
@@ -59,6 +62,7 @@ export class Manager {
       result: (m) => d.onResult(m),
       propletMetrics: (m) => t.onPropletMetrics(m),
       taskMetrics: (m) => t.onTaskMetrics(m),
+      output: (m) => this.output.onOutput(m),
     };
   }
 

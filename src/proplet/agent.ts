@@ -1,7 +1,7 @@
 import { cpus } from "node:os";
 import type { MqttClient } from "mqtt";
 import { connectMqtt, publishJson } from "../broker/client.ts";
-import { decode, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
+import { decode, type OutputMsg, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
 import { RegistryServerMsg } from "../core/oci.ts";
 import { topics } from "../core/topics.ts";
 import { parseRuntimeOptions } from "../core/wasm-call.ts";
@@ -15,6 +15,7 @@ import { aggregate, ProcSampler, PropletSampler, profileFor, type TaskSample } f
 import type { PropletPrometheus } from "./prometheus.ts";
 import { HostRuntime } from "./runtime/host.ts";
 import { ModuleCache } from "./runtime/modules.ts";
+import type { OutputSink } from "./runtime/output.ts";
 import { type Running, WorkerPool } from "./runtime/pool.ts";
 
 const log = tag("proplet");
@@ -180,7 +181,10 @@ export class PropletAgent {
       log.info(`task ${msg.id} running (${msg.name})`);
       const cap = this.cfg.maxTaskMemoryMb ?? DEFAULT_TASK_MEMORY_MB;
       const maxMemoryMb = Math.min(msg.max_memory_mb ?? cap, cap);
-      const req = { name: msg.name, inputs: msg.inputs ?? [], env, options, timeoutMs, maxMemoryMb };
+      const req = {
+        ...{ name: msg.name, inputs: msg.inputs ?? [], env, options, timeoutMs, maxMemoryMb },
+        onOutput: this.outputSender(msg.id),
+      };
       const run = this.host
         ? this.host.run(msg.id, { ...req, bytes })
         : this.pool.run({ ...req, compiled: this.modules.load(bytes, maxMemoryMb) });
@@ -201,6 +205,16 @@ export class PropletAgent {
     } catch (e) {
       await fail(e instanceof Error ? e.message : String(e));
     }
+  }
+
+  /** Publishes a running task's output in order, numbered from 0 for each run. */
+  private outputSender(taskId: string): OutputSink {
+    let seq = 0;
+    return (stream, data) => {
+      if (!this.client?.connected) return;
+      const msg: OutputMsg = { task_id: taskId, proplet_id: this.id, seq: seq++, stream, data };
+      this.client.publish(this.t.output, JSON.stringify(msg), { qos: this.qos });
+    };
   }
 
   /** Task metrics per monitoring profile: /proc for host-runtime tasks, linear memory for in-process ones. */

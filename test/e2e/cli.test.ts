@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cli, MAIN, type Serve, startServe, tokenOf } from "../helpers.ts";
+import { b64, cli, followTicker, http, MAIN, runTask, type Serve, startServe, tokenOf } from "../helpers.ts";
 
 // The command line as a person meets it: strict about what it does not know, short about what went wrong.
 
@@ -29,6 +29,36 @@ describe("tasks a person can follow", () => {
     expect(shown).toMatch(/priority\s+70/);
     expect(shown).toMatch(/start_time\s+never/);
     expect(shown).toMatch(/created_at\s+\S+ \(\d+ s ago\)/);
+  });
+});
+
+describe("tasks logs", () => {
+  test("--follow shows a daemon's lines while it runs, then ends with the task", async () => {
+    const r = await followTicker(s.url, 6, 300);
+    expect(r.stateAtFirstLine).toBe(2); // Running: the line came before the end
+    expect(r.code).toBe(0);
+    expect(r.output).toBe(`${[1, 2, 3, 4, 5, 6].map((i) => `tick ${i}\n`).join("")}ticker done\n`);
+    // Afterwards the kept output is there without --follow, whole lines in order.
+    const kept = (await http(`${s.url}/tasks/${r.id}/logs`)).body;
+    expect(kept.status).toBe("Completed");
+    expect(kept.chunks.map((c: { data: string }) => c.data).join("")).toContain("tick 6\n");
+  });
+
+  test("a short task's output is its result; a failed task exits 1 saying why; bad ids and flags are refused", async () => {
+    const env = { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) };
+    const hello = await runTask(s.url, { name: "hello", file: b64("hello"), inputs: ["Ada"] });
+    expect(cli(["tasks", "logs", hello.id, "--follow"], env)).toMatchObject({
+      code: 0,
+      stdout: "Hello Ada from hello\n",
+    });
+    const failed = await runTask(s.url, { name: "add", file: b64("add"), inputs: [1] });
+    const logs = cli(["tasks", "logs", failed.id], env);
+    expect(logs.code).toBe(1);
+    expect(logs.stderr).toContain(`task ${failed.id} ended Failed: `);
+    expect(cli(["tasks", "logs", "nosuchtask"], env).stderr).toContain("404");
+    const bad = await http(`${s.url}/tasks/${hello.id}/logs?follow=maybe`);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toStartWith("follow: ");
   });
 });
 

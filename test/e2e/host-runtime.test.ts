@@ -2,6 +2,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import {
   b64,
   cpuSeconds,
+  followTicker,
   http,
   runTask,
   type Serve,
@@ -40,6 +41,13 @@ test("a core export and a WASI command print their stdout as the result", async 
   expect(
     await runTask(s.url, { name: "hello", file: b64("hello"), inputs: ["-n", "Ada"], env: { GREETING: "Hey" } }),
   ).toMatchObject({ state: 3, results: "Hey -n Ada from hello\n" });
+});
+
+test("a child's output is followed while it runs", async () => {
+  const r = await followTicker(s.url, 4, 300);
+  expect(r.stateAtFirstLine).toBe(2);
+  expect(r.code).toBe(0);
+  expect(r.output).toBe("tick 1\ntick 2\ntick 3\ntick 4\nticker done\n");
 });
 
 test("a failing command reports its exit code and stderr", async () => {

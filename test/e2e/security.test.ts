@@ -122,7 +122,7 @@ describe("MQTT", () => {
     expect(await refused(ws, { clientId: "keyed", ...login })).toBe("connected");
   });
 
-  test("a proplet cannot finish another's task, speak for it, or send start messages", async () => {
+  test("a proplet cannot finish another's task, stream its output, speak for it, or send start messages", async () => {
     const b = await fakeProplet("honest-b");
     const a = await fakeProplet("mallory-a");
     try {
@@ -131,8 +131,16 @@ describe("MQTT", () => {
       await until("b to get its start", () => b.starts.some((m) => m.id === c.body.id), 3000);
       // A result without proplet_id (as upstream's embedded proplet sends) is stamped with its sender: dropped.
       await a.c.publishAsync(`${T}/proplet/results`, JSON.stringify({ task_id: c.body.id, results: "evil" }));
+      // Output from a proplet not running the task is dropped; the runner's own is kept.
+      const out = (p: string, data: string) =>
+        JSON.stringify({ task_id: c.body.id, proplet_id: p, seq: 0, stream: "stdout", data });
+      await a.c.publishAsync(`${T}/proplet/output`, out("mallory-a", "forged line\n"));
+      await b.c.publishAsync(`${T}/proplet/output`, out("honest-b", "real line\n"));
       await Bun.sleep(300);
       expect((await http(`${s.url}/tasks/${c.body.id}`)).body.state).toBe(2);
+      expect((await http(`${s.url}/tasks/${c.body.id}/logs`)).body.chunks).toEqual([
+        { seq: 0, stream: "stdout", data: "real line\n" },
+      ]);
       // Claiming to be b, or sending a start, closes a's connection; b sees no forged start.
       const closed = new Promise<void>((resolve) => a.c.once("close", () => resolve()));
       a.c.publish(`${T}/manager/start`, JSON.stringify({ id: "forged", name: "x", proplet_id: "honest-b" }));

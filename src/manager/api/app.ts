@@ -9,6 +9,7 @@ import { type AuthOptions, identityRoutes, requireToken } from "./auth.ts";
 import { eventRoutes } from "./events.ts";
 import { groupRoutes } from "./groups.ts";
 import { STATUS_OF } from "./http.ts";
+import { logRoutes } from "./logs.ts";
 import type { ManagerMetrics } from "./prometheus.ts";
 import { propletRoutes } from "./proplets.ts";
 import { taskRoutes } from "./tasks.ts";
@@ -66,6 +67,7 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
   );
 
   taskRoutes(app, m.tasks, m.telemetry);
+  logRoutes(app, m.tasks, m.output);
   propletRoutes(app, m.proplets, m.telemetry);
   eventRoutes(app, m.events.live);
   groupRoutes(app, m.groups);

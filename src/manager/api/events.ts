@@ -1,8 +1,8 @@
 import type { Hono } from "hono";
-import { streamSSE } from "hono/streaming";
 import { invalid } from "../../core/errors.ts";
 import { EVENT_TYPES, type EventType, type ManagerEvent } from "../../core/events.ts";
 import type { Channel } from "../events.ts";
+import { sseFeed } from "./sse.ts";
 
 /** `GET /events`: live events as Server-Sent Events, filtered by `types`, `task_id` and `proplet_id`. */
 export function eventRoutes(app: Hono, live: Channel<ManagerEvent>): void {
@@ -24,34 +24,14 @@ export function eventRoutes(app: Hono, live: Channel<ManagerEvent>): void {
       types.includes(e.type) &&
       (!taskId || ("task_id" in e && e.task_id === taskId)) &&
       (!propletId || ("proplet_id" in e && e.proplet_id === propletId));
-    return streamSSE(c, async (stream) => {
-      const queue: ManagerEvent[] = [];
-      let wake: (() => void) | undefined;
-      let open = true;
-      const unsubscribe = live.subscribe((e) => {
-        if (!wanted(e)) return;
-        queue.push(e);
-        wake?.();
-      });
-      stream.onAbort(() => {
-        open = false;
-        unsubscribe();
-        wake?.();
-      });
-      await stream.write(": connected\n\n");
-      while (open) {
-        while (queue.length) {
-          const e = queue.shift()!;
-          await stream.writeSSE({ event: e.type, data: JSON.stringify(e) });
-        }
-        // Wait for the next event; a comment every 5 s keeps idle connections (and Bun's idle timeout) alive.
-        const idle = await new Promise<boolean>((resolve) => {
-          wake = () => resolve(false);
-          setTimeout(() => resolve(true), 5000);
-        });
-        wake = undefined;
-        if (idle && open) await stream.write(": keep-alive\n\n");
-      }
-    });
+    return sseFeed<ManagerEvent>(
+      c,
+      [],
+      (push) => live.subscribe((e) => wanted(e) && push(e)),
+      async (stream, e) => {
+        await stream.writeSSE({ event: e.type, data: JSON.stringify(e) });
+        return true;
+      },
+    );
   });
 }

@@ -3,6 +3,7 @@ import { ConsoleStdout, File, OpenFile, PreopenDirectory, WASI, WASIProcExit } f
 import { chooseEntry, formatResult, parseArgs } from "../../core/wasm-call.ts";
 import type { Signature } from "../../core/wasm-info.ts";
 import { INTERRUPT_MODULE, INTERRUPT_NAME } from "../../core/wasm-instrument.ts";
+import type { OutputTap } from "./output.ts";
 import { loadPreopen, MAX_PREOPEN_BYTES, savePreopen } from "./preopen.ts";
 import type { RunRequest } from "./protocol.ts";
 
@@ -25,6 +26,8 @@ export interface ExecRequest extends RunRequest {
    * child would spin on as an orphan; the interrupt check notices the new parent and ends the run.
    */
   parentPid?: number;
+  /** Passes output on while the run goes; the caller ends it. */
+  tap?: OutputTap;
 }
 
 export interface ExecResult {
@@ -42,8 +45,12 @@ class Capture {
   private chunks: Uint8Array[] = [];
   private size = 0;
   truncated = false;
-  constructor(private limit: number) {}
+  constructor(
+    private limit: number,
+    private tap?: (b: Uint8Array) => void,
+  ) {}
   write = (b: Uint8Array) => {
+    this.tap?.(b);
     if (this.size >= this.limit) {
       this.truncated = true;
       return;
@@ -87,13 +94,15 @@ export function execute(req: ExecRequest): ExecResult {
         Atomics.store(req.stopFlag, 2, threadCpuTicks());
       }
     }
+    req.tap?.tick();
     if (Atomics.load(req.stopFlag, 0) !== 0) throw new Interrupted("task stopped");
     if (req.parentPid !== undefined && process.ppid !== req.parentPid)
       throw new Interrupted("the proplet that started this task is gone");
     if (deadline && Date.now() > deadline) throw new Interrupted(`task timed out after ${timeoutMs / 1000}s`);
   };
-  const stdout = new Capture(req.outputLimit);
-  const stderr = new Capture(req.outputLimit);
+  const tap = req.tap;
+  const stdout = new Capture(req.outputLimit, tap && ((b) => tap.write("stdout", b)));
+  const stderr = new Capture(req.outputLimit, tap && ((b) => tap.write("stderr", b)));
   const budget = { left: MAX_PREOPEN_BYTES };
   const preopens = req.options.dirs.map((d) => {
     const loaded = loadPreopen(d.host, budget);

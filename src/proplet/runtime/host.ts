@@ -5,6 +5,7 @@ import { sha256Hex } from "../../core/digest.ts";
 import { chooseEntry, formatRuntimeOptions } from "../../core/wasm-call.ts";
 import { inspect } from "../../core/wasm-info.ts";
 import type { ExecResult } from "./execute.ts";
+import { FLUSH_MS, type OutputSink, OutputTap, type Stream } from "./output.ts";
 import type { Running } from "./pool.ts";
 import { OUTPUT_LIMIT, type RunRequest } from "./protocol.ts";
 
@@ -16,6 +17,8 @@ import { OUTPUT_LIMIT, type RunRequest } from "./protocol.ts";
 export interface HostSpec extends RunRequest {
   /** The module as it came: the child compiles it itself. */
   bytes: Uint8Array;
+  /** Receives the output while the task runs. */
+  onOutput?: OutputSink;
 }
 
 /** The child's command line for one run: the export it calls, a command's argv[0], and the runtime options. */
@@ -33,11 +36,15 @@ export function selfCommand(): string[] {
   return compiled ? [process.execPath, "wasm", "run"] : [process.execPath, Bun.main, "wasm", "run"];
 }
 
-async function collect(stream: ReadableStream<Uint8Array>): Promise<{ text: string; truncated: boolean }> {
+async function collect(
+  stream: ReadableStream<Uint8Array>,
+  tap?: (c: Uint8Array) => void,
+): Promise<{ text: string; truncated: boolean }> {
   const chunks: Uint8Array[] = [];
   let size = 0;
   let truncated = false;
   for await (const c of stream) {
+    tap?.(c);
     if (size < OUTPUT_LIMIT) chunks.push(c.subarray(0, OUTPUT_LIMIT - size));
     else truncated = true;
     size += c.length;
@@ -105,8 +112,18 @@ export class HostRuntime {
       stopped ??= reason;
       proc.kill("SIGKILL");
     };
+    const tap = spec.onOutput ? new OutputTap(spec.onOutput, OUTPUT_LIMIT) : undefined;
+    const to = (s: Stream) => tap && ((c: Uint8Array) => tap.write(s, c));
+    // Output held back by the tap's pacing goes out on this tick even while the child is silent.
+    const ticker = tap ? setInterval(() => tap.tick(), FLUSH_MS) : undefined;
     const done = (async (): Promise<ExecResult> => {
-      const [out, err, code] = await Promise.all([collect(proc.stdout), collect(proc.stderr), proc.exited]);
+      const [out, err, code] = await Promise.all([
+        collect(proc.stdout, to("stdout")),
+        collect(proc.stderr, to("stderr")),
+        proc.exited,
+      ]);
+      clearInterval(ticker);
+      tap?.end();
       clearTimeout(timer);
       this.pids.delete(taskId);
       const result = out.text + (out.truncated ? "\n[output truncated]" : "");

@@ -1,10 +1,12 @@
 import type { ExecResult } from "./execute.ts";
 import type { Compiled } from "./modules.ts";
+import type { OutputSink } from "./output.ts";
 import {
   MAX_MODULES,
   OUTPUT_LIMIT,
   type RunRequest,
   type WorkerInit,
+  type WorkerOutput,
   type WorkerReply,
   type WorkerRequest,
 } from "./protocol.ts";
@@ -15,6 +17,8 @@ import {
 
 export interface RunSpec extends RunRequest {
   compiled: Compiled;
+  /** Receives the output while the task runs. */
+  onOutput?: OutputSink;
 }
 
 export interface Running {
@@ -36,6 +40,7 @@ interface Slot {
   known: Set<string>;
   flag: Int32Array;
   pending?: (r: WorkerReply) => void;
+  output?: (o: WorkerOutput) => void;
 }
 
 // In the compiled executable every bundled module reports the entry's URL (/$bunfs/root/propeller), and the
@@ -70,7 +75,10 @@ export class WorkerPool {
     const sab = new SharedArrayBuffer(12);
     const slot: Slot = { worker: new Worker(workerUrl), known: new Set(), flag: new Int32Array(sab) };
     slot.worker.postMessage({ stopFlag: sab } satisfies WorkerInit);
-    slot.worker.onmessage = (e: MessageEvent<WorkerReply>) => slot.pending?.(e.data);
+    slot.worker.onmessage = (e: MessageEvent<WorkerReply | WorkerOutput>) => {
+      if ("output" in e.data) slot.output?.(e.data);
+      else slot.pending?.(e.data);
+    };
     // A worker that dies while busy fails its task; one that dies idle is dropped so no task is sent to it.
     slot.worker.onerror = (e) => {
       if (slot.pending) slot.pending({ seq: -1, ok: false, result: "", error: `worker crashed: ${e.message}` });
@@ -84,6 +92,7 @@ export class WorkerPool {
   private release(slot: Slot, healthy: boolean): void {
     this.busy.delete(slot);
     slot.pending = undefined;
+    slot.output = undefined;
     queueMicrotask(() => this.queue.shift()?.());
     if (!healthy || this.closed) {
       slot.worker.terminate();
@@ -144,6 +153,8 @@ export class WorkerPool {
       this.release(slot, healthy);
       settle(r);
     };
+    const onOutput = spec.onOutput;
+    if (onOutput) slot.output = (o) => o.seq === seq && onOutput(o.output.stream, o.output.data);
     slot.pending = (r) => {
       if (r.seq === seq) finish(r, true);
       else if (r.seq === -1) finish(r, false);
@@ -178,6 +189,7 @@ export class WorkerPool {
       options: spec.options,
       timeoutMs,
       outputLimit: OUTPUT_LIMIT,
+      ...(onOutput ? { stream: true } : {}),
     };
     slot.worker.postMessage(req);
     // Ticks are counted from the thread's start: the first reading of a run is its baseline.

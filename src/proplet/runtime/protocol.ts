@@ -1,6 +1,7 @@
 import type { RuntimeOptions } from "../../core/wasm-call.ts";
 import type { Signature } from "../../core/wasm-info.ts";
 import type { ExecResult } from "./execute.ts";
+import type { Stream } from "./output.ts";
 
 /**
  * One run, as every runtime takes it: the pool, its worker, `propeller wasm run` and the host runtime each add
@@ -36,6 +37,14 @@ export interface WorkerRequest extends RunRequest {
   /** Sent only the first time this worker sees the module: cloning it on every run costs the main thread. */
   compiled?: { module: WebAssembly.Module; functions: Map<string, Signature> };
   outputLimit: number;
+  /** Post the output as it is written (`tasks logs --follow`). */
+  stream?: boolean;
 }
 
 export type WorkerReply = ExecResult & { seq: number };
+
+/** A piece of a running task's output, from the worker, before its reply. */
+export interface WorkerOutput {
+  seq: number;
+  output: { stream: Stream; data: string };
+}

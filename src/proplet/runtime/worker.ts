@@ -1,6 +1,7 @@
 // Pool worker: runs one task at a time on its own thread, so a busy task never delays the proplet's heartbeats.
 import { type ExecResult, execute } from "./execute.ts";
-import { MAX_MODULES, type WorkerInit, type WorkerRequest } from "./protocol.ts";
+import { OutputTap } from "./output.ts";
+import { MAX_MODULES, type WorkerInit, type WorkerOutput, type WorkerRequest } from "./protocol.ts";
 
 declare const self: Worker;
 
@@ -16,6 +17,12 @@ self.onmessage = (e: MessageEvent<WorkerRequest | WorkerInit>) => {
   }
   const req = e.data;
   let res: ExecResult;
+  const tap = req.stream
+    ? new OutputTap(
+        (stream, data) => self.postMessage({ seq: req.seq, output: { stream, data } } satisfies WorkerOutput),
+        req.outputLimit,
+      )
+    : undefined;
   try {
     if (req.compiled) {
       modules.set(req.key, req.compiled);
@@ -24,9 +31,10 @@ self.onmessage = (e: MessageEvent<WorkerRequest | WorkerInit>) => {
     const compiled = modules.get(req.key);
     if (!compiled) throw new Error(`module ${req.key} was not sent to this worker`);
     if (!stopFlag) throw new Error("worker was not initialised with a stop flag");
-    res = execute({ ...req, ...compiled, stopFlag });
+    res = execute({ ...req, ...compiled, stopFlag, tap });
   } catch (err) {
     res = { ok: false, result: "", error: err instanceof Error ? err.message : String(err) };
   }
+  tap?.end(); // before the reply, so the reader has every line when the task ends
   self.postMessage({ seq: req.seq, ...res });
 };

@@ -1,0 +1,44 @@
+import type { Hono } from "hono";
+import { z } from "zod";
+import { isTerminal, stateName } from "../../core/states.ts";
+import type { Task } from "../../core/task.ts";
+import type { OutputChunk, TaskOutput } from "../output.ts";
+import type { Tasks } from "../tasks.ts";
+import { query } from "./http.ts";
+import { sseFeed } from "./sse.ts";
+
+const Follow = z.enum(["true", "false", "1", "0"]).optional();
+
+const ending = (t: Task) => ({
+  state: t.state,
+  status: stateName(t.state),
+  ...(t.error ? { error: t.error } : {}),
+});
+
+/**
+ * `GET /tasks/{id}/logs`: what is kept of a running task's output. With `follow=true`, Server-Sent Events: the
+ * kept pieces, then each new one as `output`, and `end` with the state when the task reaches a final one.
+ */
+export function logRoutes(app: Hono, tasks: Tasks, output: TaskOutput): void {
+  app.get("/tasks/:id/logs", (c) => {
+    const follow = query(c, "follow", Follow);
+    const task = tasks.get(tasks.resolveId(c.req.param("id")));
+    const kept = output.read(task);
+    if (follow !== "true" && follow !== "1") return c.json({ task_id: task.id, ...ending(task), ...kept });
+    const first: (OutputChunk | null)[] = [...kept.chunks];
+    if (isTerminal(task.state)) first.push(null);
+    return sseFeed(
+      c,
+      first,
+      (push) => (isTerminal(task.state) ? () => {} : output.follow(task, push)),
+      async (stream, chunk) => {
+        if (chunk) {
+          await stream.writeSSE({ event: "output", data: JSON.stringify(chunk) });
+          return true;
+        }
+        await stream.writeSSE({ event: "end", data: JSON.stringify(ending(tasks.get(task.id))) });
+        return false;
+      },
+    );
+  });
+}
