@@ -55,3 +55,18 @@ export function parseMetadataArg(s: string): Record<string, unknown> | string {
   }
   return out;
 }
+
+/** A metadata value as the filter compares it: text, as stored JSON reads back (`true`, `3`, `"x"` → `x`). */
+export function metadataText(v: unknown): string | undefined {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v === "string") return v;
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  return JSON.stringify(v);
+}
+
+/** Whether a task's metadata holds every pair of the filter. */
+export function matchesMetadata(meta: Record<string, unknown> | undefined, filter: MetadataFilter): boolean {
+  if (!meta) return false;
+  for (const [k, v] of Object.entries(filter)) if (metadataText(meta[k]) !== v) return false;
+  return true;
+}

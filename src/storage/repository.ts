@@ -82,7 +82,12 @@ export interface EntityRepository {
   all(): Entity[];
 }
 
+export const STORAGE_KINDS = ["sqlite", "kv", "memory", "postgres"] as const;
+export type StorageKind = (typeof STORAGE_KINDS)[number];
+
 export interface Storage {
+  /** Which backend this is, for `GET /health`. */
+  kind: StorageKind;
   tasks: TaskRepository;
   proplets: PropletRepository;
   runs: RunRepository;
@@ -96,7 +101,10 @@ export interface Storage {
    * acknowledged is lost on kill -9.
    */
   durable(): Promise<void>;
-  /** Writes a consistent copy of everything committed so far to `path` (a new file), while writes go on. */
+  /**
+   * Writes a consistent copy of everything committed so far to `path` (a new SQLite file), while writes go on.
+   * Throws a conflict where the backend has its own tools (PostgreSQL) or nothing to copy (memory).
+   */
   backup(path: string): void;
   close(): void;
 }

@@ -40,8 +40,8 @@ export class OutputTap {
     const part = bytes.subarray(0, room);
     this.seen[stream] += part.length;
     if (!this.pending[stream]) this.heldSince[stream] = Date.now();
-    const decoder = (this.decoders[stream] ??= new TextDecoder());
-    this.pending[stream] += decoder.decode(part, { stream: true });
+    this.decoders[stream] ??= new TextDecoder();
+    this.pending[stream] += this.decoders[stream].decode(part, { stream: true });
     if (part.length < bytes.length || this.seen[stream] >= this.limit) this.pending[stream] += "\n[output truncated]";
     this.tick();
   }

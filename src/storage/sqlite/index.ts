@@ -28,6 +28,7 @@ export function openSqlite(path: string): Storage {
   migrate(db);
   const batch = new Batch(db);
   return {
+    kind: "sqlite",
     tasks: new SqliteTasks(db, batch),
     proplets: new SqliteProplets(db, batch),
     runs: new SqliteRuns(db, batch),

@@ -1,9 +1,7 @@
 import type { Database } from "bun:sqlite";
 import type { ListResult, MetricsRepository } from "../repository.ts";
+import { METRICS_RETENTION } from "../retention.ts";
 import type { Batch } from "./batch.ts";
-
-/** Samples kept per proplet and per task. */
-export const METRICS_RETENTION = 1000;
 
 export class SqliteMetrics implements MetricsRepository {
   constructor(

@@ -1,0 +1,26 @@
+import type { Entity, Token } from "../core/identity.ts";
+import type { Job } from "../core/job.ts";
+import type { Proplet } from "../core/proplet.ts";
+import type { Run } from "../core/run.ts";
+import type { Task } from "../core/task.ts";
+
+// What the in-memory repositories changed, in order, for a backend that keeps its durable copy elsewhere
+// (PostgreSQL): the memory store answers every read; the journal writes each change through and says when it is
+// committed.
+
+export type Change =
+  | { kind: "task"; task: Task; withFile: boolean }
+  | { kind: "task-delete"; id: string }
+  | { kind: "run"; run: Run }
+  | { kind: "job"; job: Job }
+  | { kind: "proplet"; proplet: Proplet }
+  | { kind: "proplet-delete"; id: string }
+  | { kind: "metric"; owner_kind: "proplet" | "task"; owner: string; at: string; sample: unknown }
+  | { kind: "token"; token: Token }
+  | { kind: "entity"; entity: Entity };
+
+export interface Journal {
+  record(c: Change): void;
+  /** Resolves once every change recorded so far is committed; rejects if a commit failed. */
+  durable(): Promise<void>;
+}

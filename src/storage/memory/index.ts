@@ -1,0 +1,31 @@
+import { conflict } from "../../core/errors.ts";
+import type { Journal } from "../journal.ts";
+import type { Storage, StorageKind } from "../repository.ts";
+import { MemoryEntities, MemoryJobs, MemoryMetrics, MemoryProplets, MemoryRuns, MemoryTokens } from "./others.ts";
+import { MemoryTasks } from "./tasks.ts";
+
+/**
+ * Everything in this process's memory. Alone (`serve --storage memory`) it keeps nothing across a restart; with
+ * a journal it is the read side of a backend whose durable copy is elsewhere (PostgreSQL).
+ */
+export function openMemory(journal?: Journal, kind: StorageKind = "memory"): Storage {
+  return {
+    kind,
+    tasks: new MemoryTasks(journal),
+    proplets: new MemoryProplets(journal),
+    runs: new MemoryRuns(journal),
+    jobs: new MemoryJobs(journal),
+    metrics: new MemoryMetrics(journal),
+    tokens: new MemoryTokens(journal),
+    entities: new MemoryEntities(journal),
+    durable: () => journal?.durable() ?? Promise.resolve(),
+    backup: () => {
+      throw conflict(
+        kind === "memory"
+          ? "the memory backend keeps nothing on disk: there is nothing to back up"
+          : `back up ${kind} with its own tools (pg_dump)`,
+      );
+    },
+    close: () => {},
+  };
+}

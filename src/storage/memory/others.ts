@@ -1,0 +1,151 @@
+import type { Entity, Token } from "../../core/identity.ts";
+import type { Job } from "../../core/job.ts";
+import type { Proplet } from "../../core/proplet.ts";
+import type { Run } from "../../core/run.ts";
+import type { Journal } from "../journal.ts";
+import type {
+  EntityRepository,
+  JobRepository,
+  ListResult,
+  MetricsRepository,
+  PropletRepository,
+  RunRepository,
+  TokenRepository,
+} from "../repository.ts";
+import { METRICS_RETENTION } from "../retention.ts";
+
+// Runs, jobs, proplets, metrics, tokens and entities in maps, with the orders the SQL backends give.
+
+const page = <T>(all: T[], offset: number, limit: number): ListResult<T> => ({
+  total: all.length,
+  items: all.slice(offset, offset + limit),
+});
+
+export class MemoryRuns implements RunRepository {
+  /** Per task, in the order they were stored. */
+  private byTask = new Map<string, Run[]>();
+  constructor(private journal?: Journal) {}
+  create(run: Run): void {
+    const list = this.byTask.get(run.task_id) ?? [];
+    list.push({ ...run });
+    this.byTask.set(run.task_id, list);
+    this.journal?.record({ kind: "run", run });
+  }
+  listByTask(taskId: string, offset: number, limit: number): ListResult<Run> {
+    // Newest start first; of two with the same start, the one stored last.
+    const runs = [...(this.byTask.get(taskId) ?? [])].reverse();
+    runs.sort((a, b) => (a.started_at < b.started_at ? 1 : a.started_at > b.started_at ? -1 : 0));
+    return page(runs, offset, limit);
+  }
+}
+
+export class MemoryJobs implements JobRepository {
+  private byId = new Map<string, Job>();
+  constructor(private journal?: Journal) {}
+  create(job: Job): void {
+    this.byId.set(job.id, { ...job });
+    this.journal?.record({ kind: "job", job });
+  }
+  get(id: string): Job | undefined {
+    const j = this.byId.get(id);
+    return j && { ...j };
+  }
+  all(): Job[] {
+    return [...this.byId.values()]
+      .sort((a, b) => (a.created_at > b.created_at ? -1 : a.created_at < b.created_at ? 1 : a.id < b.id ? -1 : 1))
+      .map((j) => ({ ...j }));
+  }
+}
+
+export class MemoryProplets implements PropletRepository {
+  private byId = new Map<string, Proplet>();
+  constructor(private journal?: Journal) {}
+  upsert(p: Proplet): void {
+    this.byId.set(p.id, structuredClone(p));
+    this.journal?.record({ kind: "proplet", proplet: p });
+  }
+  get(id: string): Proplet | undefined {
+    const p = this.byId.get(id);
+    return p && structuredClone(p);
+  }
+  delete(id: string): boolean {
+    if (!this.byId.delete(id)) return false;
+    this.journal?.record({ kind: "proplet-delete", id });
+    return true;
+  }
+  all(): Proplet[] {
+    return [...this.byId.keys()].sort().map((id) => structuredClone(this.byId.get(id)!));
+  }
+}
+
+export class MemoryMetrics implements MetricsRepository {
+  /** Per owner, newest first, at most METRICS_RETENTION. */
+  private samples = new Map<string, { at: string; sample: unknown }[]>();
+  constructor(private journal?: Journal) {}
+  private add(kind: "proplet" | "task", owner: string, at: string, sample: unknown): void {
+    const key = `${kind}\u0000${owner}`;
+    const list = this.samples.get(key) ?? [];
+    let i = 0;
+    while (i < list.length && list[i]!.at > at) i++;
+    list.splice(i, 0, { at, sample });
+    if (list.length > METRICS_RETENTION) list.length = METRICS_RETENTION;
+    this.samples.set(key, list);
+    this.journal?.record({ kind: "metric", owner_kind: kind, owner, at, sample });
+  }
+  private list(kind: string, owner: string, offset: number, limit: number): ListResult<unknown> {
+    return page(
+      (this.samples.get(`${kind}\u0000${owner}`) ?? []).map((s) => s.sample),
+      offset,
+      limit,
+    );
+  }
+  addProplet(id: string, at: string, sample: unknown): void {
+    this.add("proplet", id, at, sample);
+  }
+  addTask(id: string, at: string, sample: unknown): void {
+    this.add("task", id, at, sample);
+  }
+  listProplet(id: string, offset: number, limit: number): ListResult<unknown> {
+    return this.list("proplet", id, offset, limit);
+  }
+  listTask(id: string, offset: number, limit: number): ListResult<unknown> {
+    return this.list("task", id, offset, limit);
+  }
+}
+
+/** Tokens and entities: oldest first. */
+class Docs<T extends { id: string; created_at: string }> {
+  private byId = new Map<string, T>();
+  constructor(private written: (v: T) => void) {}
+  create(v: T): void {
+    if (this.byId.has(v.id)) throw new Error(`${v.id} already exists`);
+    this.byId.set(v.id, structuredClone(v));
+    this.written(v);
+  }
+  update(v: T): void {
+    if (!this.byId.has(v.id)) return;
+    this.byId.set(v.id, structuredClone(v));
+    this.written(v);
+  }
+  get(id: string): T | undefined {
+    const v = this.byId.get(id);
+    return v && structuredClone(v);
+  }
+  all(): T[] {
+    return [...this.byId.values()]
+      .sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1))
+      .map((v) => structuredClone(v));
+  }
+}
+
+export class MemoryTokens extends Docs<Token> implements TokenRepository {
+  constructor(journal?: Journal) {
+    super((token) => journal?.record({ kind: "token", token }));
+  }
+}
+
+export class MemoryEntities extends Docs<Entity> implements EntityRepository {
+  constructor(journal?: Journal) {
+    super((entity) => journal?.record({ kind: "entity", entity }));
+  }
+}

@@ -1,0 +1,232 @@
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { TaskState } from "../../../src/core/states.ts";
+import { newTask, type Task, TaskCreate } from "../../../src/core/task.ts";
+import type { Storage } from "../../../src/storage/repository.ts";
+import { METRICS_RETENTION } from "../../../src/storage/retention.ts";
+import { b64 } from "../../helpers.ts";
+import { type Backend, memoryBackend, postgresBackend, sqliteBackend } from "./backends.ts";
+
+// One contract, every backend: the same tests, unchanged, against each. What the manager relies on is here.
+
+const BACKENDS: Backend[] = [sqliteBackend(), memoryBackend(), postgresBackend()];
+
+const at = (i: number) => new Date(1_700_000_000_000 + i * 1000).toISOString();
+const task = (id: string, created: string, extra: Record<string, unknown> = {}): Task =>
+  newTask(id, TaskCreate.parse({ name: "add", file: b64("add"), ...extra }), created);
+
+for (const backend of BACKENDS) {
+  describe(`storage contract: ${backend.name}`, () => {
+    const open: Storage[] = [];
+    const fresh = async () => {
+      const s = await backend.fresh();
+      open.push(s);
+      return s;
+    };
+    afterEach(() => {
+      for (const s of open.splice(0)) s.close();
+    });
+    afterAll(() => backend.done?.());
+
+    test("a task keeps every field; listings leave the module out; a write without it keeps it", async () => {
+      const s = await fresh();
+      const t = task("t1", at(1), {
+        inputs: [1, 2],
+        env: { A: "b" },
+        schedule: "*/5 * * * *",
+        timezone: "Europe/Paris",
+        priority: 70,
+        max_retries: 2,
+        metadata: { team: "edge", n: 3 },
+        daemon: true,
+      });
+      s.tasks.create(t);
+      expect(s.tasks.get("t1")).toEqual(t);
+      expect(s.tasks.list(0, 10).items[0]!.file).toBeUndefined();
+      expect(s.tasks.listScheduled().map((x) => [x.id, x.file])).toEqual([["t1", undefined]]);
+      s.tasks.update({ ...t, state: TaskState.Running, file: "ignored without withFile" });
+      expect(s.tasks.get("t1")).toMatchObject({ state: TaskState.Running, file: t.file });
+      expect(s.tasks.countByState()).toEqual({ [TaskState.Running]: 1 });
+      const scanned = s.tasks.listScheduled()[0]!;
+      s.tasks.update({ ...scanned, priority: 10, schedule: undefined });
+      expect(s.tasks.get("t1")).toMatchObject({ priority: 10, file: t.file });
+      expect(s.tasks.listScheduled()).toEqual([]);
+      s.tasks.update({ ...t, file: b64("hello") }, true);
+      expect(s.tasks.get("t1")!.file).toBe(b64("hello"));
+      const copy = s.tasks.get("t1")!;
+      copy.name = "changed by a caller";
+      expect(s.tasks.get("t1")!.name).toBe("add");
+      expect(s.tasks.delete("t1")).toBe(true);
+      expect(s.tasks.delete("t1")).toBe(false);
+      expect(s.tasks.get("t1")).toBeUndefined();
+      expect(s.tasks.countByState()).toEqual({});
+    });
+
+    test("listings are newest first, ties by id, with offset, limit and total", async () => {
+      const s = await fresh();
+      // Out of order on purpose, and two with the same time.
+      for (const i of [3, 1, 4, 0, 2]) s.tasks.create(task(`t${i}`, at(i)));
+      s.tasks.create(task("t4b", at(4)));
+      const ids = (o: number, l: number) => s.tasks.list(o, l).items.map((t) => t.id);
+      expect(ids(0, 10)).toEqual(["t4b", "t4", "t3", "t2", "t1", "t0"]);
+      expect(ids(2, 2)).toEqual(["t3", "t2"]);
+      expect(ids(6, 5)).toEqual([]);
+      expect(s.tasks.list(4, 1).total).toBe(6);
+      s.tasks.delete("t3");
+      expect(ids(0, 10)).toEqual(["t4b", "t4", "t2", "t1", "t0"]);
+    });
+
+    test("filters: metadata as text, state, group in creation order, schedule, id prefix", async () => {
+      const s = await fresh();
+      s.tasks.create(task("a1", at(1), { metadata: { env: "prod", n: 3, on: true } }));
+      s.tasks.create(task("a2", at(2), { metadata: { env: "prod", n: "3" } }));
+      s.tasks.create(task("b1", at(3), { metadata: { env: "dev" } }));
+      s.tasks.create(task("b2", at(4)));
+      const meta = (f: Record<string, string>, o = 0, l = 10) => {
+        const r = s.tasks.list(o, l, f);
+        return [r.total, r.items.map((t) => t.id)];
+      };
+      expect(meta({ env: "prod" })).toEqual([2, ["a2", "a1"]]);
+      expect(meta({ env: "prod", n: "3" })).toEqual([2, ["a2", "a1"]]);
+      expect(meta({ on: "true" })).toEqual([1, ["a1"]]);
+      expect(meta({ env: "prod" }, 1, 1)).toEqual([2, ["a1"]]);
+      expect(meta({ env: "nowhere" })).toEqual([0, []]);
+
+      const w = (id: string, i: number) => task(id, at(i), { name: "x" });
+      for (const [id, i, wf] of [
+        ["w2", 10, "wfA"],
+        ["w1", 11, "wfA"],
+        ["w3", 12, "wfB"],
+      ] as const) {
+        s.tasks.create({ ...w(id, i), workflow_id: wf });
+      }
+      s.tasks.create({ ...task("j1", at(13)), job_id: "jobA" });
+      expect(s.tasks.listByGroup("workflow", "wfA").map((t) => t.id)).toEqual(["w2", "w1"]);
+      expect(s.tasks.listByGroup("workflow", "wfA")[0]!.file).toBe(b64("add"));
+      s.tasks.update({ ...s.tasks.get("w2")!, state: TaskState.Completed });
+      expect(s.tasks.listByGroup("workflow", "wfA").map((t) => t.id)).toEqual(["w2", "w1"]);
+      expect(s.tasks.groupIds("workflow").sort()).toEqual(["wfA", "wfB"]);
+      expect(s.tasks.groupIds("job")).toEqual(["jobA"]);
+      expect(s.tasks.listByGroup("job", "nojob")).toEqual([]);
+
+      s.tasks.update({ ...s.tasks.get("b1")!, state: TaskState.Running });
+      expect(
+        s.tasks
+          .listByState([TaskState.Running, TaskState.Completed])
+          .map((t) => t.id)
+          .sort(),
+      ).toEqual(["b1", "w2"]);
+      expect(s.tasks.listByState([TaskState.Running])[0]!.file).toBe(b64("add"));
+      expect(s.tasks.countByState()).toEqual({ 0: 6, 2: 1, 3: 1 });
+      s.tasks.create(task("c1", at(20), { schedule: "0 * * * *" }));
+      expect(s.tasks.listScheduled().map((t) => t.id)).toEqual(["c1"]);
+      expect(s.tasks.idsStartingWith("a", 5)).toEqual(["a1", "a2"]);
+      expect(s.tasks.idsStartingWith("w", 2)).toEqual(["w1", "w2"]);
+      expect(s.tasks.idsStartingWith("zz", 5)).toEqual([]);
+    });
+
+    test("runs: newest first, paged, per task", async () => {
+      const s = await fresh();
+      for (let i = 0; i < 5; i++) {
+        s.runs.create({
+          run_id: `r${i}`,
+          task_id: "t1",
+          attempt: i + 1,
+          state: TaskState.Failed,
+          status: "Failed",
+          proplet_id: "p1",
+          started_at: at(i),
+          finished_at: at(i + 1),
+          results: i === 4 ? { ok: 1 } : undefined,
+          error: "boom",
+        });
+      }
+      s.runs.create({ run_id: "other", task_id: "t2", attempt: 1, state: 3, status: "Completed", started_at: at(0) });
+      const p = s.runs.listByTask("t1", 1, 2);
+      expect(p.total).toBe(5);
+      expect(p.items.map((r) => r.run_id)).toEqual(["r3", "r2"]);
+      expect(s.runs.listByTask("t1", 0, 1).items[0]).toMatchObject({ run_id: "r4", results: { ok: 1 }, error: "boom" });
+      expect(s.runs.listByTask("none", 0, 10)).toEqual({ total: 0, items: [] });
+    });
+
+    test("jobs, proplets, tokens and entities keep every field, in their orders", async () => {
+      const s = await fresh();
+      s.jobs.create({ id: "j1", name: "one", execution_mode: "parallel", created_at: at(1) });
+      s.jobs.create({ id: "j2", name: "two", execution_mode: "sequential", created_at: at(2) });
+      expect(s.jobs.get("j2")).toEqual({ id: "j2", name: "two", execution_mode: "sequential", created_at: at(2) });
+      expect(s.jobs.all().map((j) => j.id)).toEqual(["j2", "j1"]);
+      expect(s.jobs.get("nope")).toBeUndefined();
+
+      const p = { id: "p2", name: "edge", metadata: { os: "linux" }, alive_history: [at(1), at(2)], offline: true };
+      s.proplets.upsert(p);
+      s.proplets.upsert({ id: "p1", name: "a", metadata: {}, alive_history: [] });
+      expect(s.proplets.get("p2")).toEqual(p);
+      s.proplets.upsert({ ...p, alive_history: [at(3)], offline: undefined });
+      expect(s.proplets.get("p2")).toEqual({
+        id: "p2",
+        name: "edge",
+        metadata: { os: "linux" },
+        alive_history: [at(3)],
+      });
+      expect(s.proplets.all().map((x) => x.id)).toEqual(["p1", "p2"]);
+      expect(s.proplets.delete("p1")).toBe(true);
+      expect(s.proplets.delete("p1")).toBe(false);
+
+      s.tokens.create({ id: "k2", name: "b", role: "viewer", hash: "h2", created_at: at(2) });
+      s.tokens.create({ id: "k1", name: "a", role: "admin", hash: "h1", created_at: at(1) });
+      s.tokens.update({ id: "k2", name: "b", role: "viewer", hash: "h2", created_at: at(2), revoked_at: at(3) });
+      expect(s.tokens.all().map((t) => [t.id, t.revoked_at])).toEqual([
+        ["k1", undefined],
+        ["k2", at(3)],
+      ]);
+      s.entities.create({ id: "e1", kind: "proplet", name: "e", key_hash: "x", created_at: at(1) });
+      expect(s.entities.get("e1")).toEqual({ id: "e1", kind: "proplet", name: "e", key_hash: "x", created_at: at(1) });
+      expect(s.entities.all()).toHaveLength(1);
+    });
+
+    test("metrics samples are kept up to the bound, newest first, per owner", async () => {
+      const s = await fresh();
+      for (let i = 0; i < METRICS_RETENTION + 5; i++) s.metrics.addProplet("p", at(i), { i });
+      s.metrics.addTask("t", at(1), { cpu: 1 });
+      const page = s.metrics.listProplet("p", 0, 2);
+      expect(page.total).toBe(METRICS_RETENTION);
+      expect(page.items).toEqual([{ i: METRICS_RETENTION + 4 }, { i: METRICS_RETENTION + 3 }]);
+      expect(s.metrics.listTask("t", 0, 10)).toEqual({ total: 1, items: [{ cpu: 1 }] });
+      expect(s.metrics.listTask("p", 0, 10).total).toBe(0);
+    });
+
+    test("concurrent writers: every acknowledged write is there, counts add up", async () => {
+      const s = await fresh();
+      const writer = async (w: number) => {
+        for (let i = 0; i < 40; i++) {
+          const id = `w${w}-${i}`;
+          s.tasks.create(task(id, at(i), { metadata: { writer: w } }));
+          if (i % 2) s.tasks.update({ ...s.tasks.get(id)!, state: TaskState.Completed });
+          if (i % 5 === 0) await s.durable();
+          else await Bun.sleep(0);
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, (_, w) => writer(w)));
+      await s.durable();
+      expect(s.tasks.list(0, 1).total).toBe(320);
+      expect(s.tasks.countByState()).toEqual({ 0: 160, 3: 160 });
+      expect(s.tasks.list(0, 100, { writer: "3" }).total).toBe(40);
+    });
+
+    if (backend.reopen) {
+      test("what durable() acknowledged is there after a restart, every field", async () => {
+        const s = await fresh();
+        const t = task("t1", at(1), { schedule: "*/5 * * * *", metadata: { k: "v" }, priority: 90 });
+        s.tasks.create(t);
+        s.jobs.create({ id: "j1", name: "job", execution_mode: "parallel", created_at: at(1) });
+        s.runs.create({ run_id: "r1", task_id: "t1", attempt: 1, state: 3, status: "Completed", started_at: at(1) });
+        await s.durable();
+        const again = await backend.reopen!();
+        open.push(again);
+        expect(again.tasks.get("t1")).toEqual(t);
+        expect(again.tasks.listScheduled().map((x) => x.id)).toEqual(["t1"]);
+        expect(again.jobs.get("j1")?.execution_mode).toBe("parallel");
+        expect(again.runs.listByTask("t1", 0, 10).total).toBe(1);
+      });
+    }
+  });
+}
