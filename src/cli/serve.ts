@@ -5,6 +5,8 @@ import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { SCHEDULERS, type SchedulerName } from "../core/scheduler.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
+import { STORAGE_HELP } from "../storage/open.ts";
+import type { StorageKind } from "../storage/repository.ts";
 import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "./args.ts";
 import { Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { propletEnv } from "./proplet.ts";
@@ -117,8 +119,20 @@ export const serveCommand = defineCommand({
       },
       "data-dir": {
         type: "string",
-        description: "where the SQLite database lives (env PROPELLER_DATA_DIR)",
+        description: "where the SQLite database, the admin token and the module cache live (env PROPELLER_DATA_DIR)",
         default: L.text("data-dir", ["PROPELLER_DATA_DIR"], defaultDataDir()),
+      },
+      storage: {
+        type: "string",
+        description: `where state is kept (env PROPELLER_STORAGE): ${Object.entries(STORAGE_HELP)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join("; ")}`,
+        default: L.text("storage", ["PROPELLER_STORAGE"], "sqlite"),
+      },
+      "postgres-url": {
+        type: "string",
+        description: "postgres://USER:PASSWORD@HOST:5432/DB for --storage postgres (env PROPELLER_DB_URL)",
+        default: L.text("postgres-url", ["PROPELLER_DB_URL"]),
       },
       "mqtt-url": {
         type: "string",
@@ -204,7 +218,16 @@ export const serveCommand = defineCommand({
           throw new UsageError(
             `${L.label("scheduler")} must be one of ${SCHEDULERS.join(", ")}, got ${JSON.stringify(args.scheduler)}`,
           );
+        const storage = args.storage as StorageKind;
+        if (!(storage in STORAGE_HELP))
+          throw new UsageError(
+            `${L.label("storage")} must be one of ${Object.keys(STORAGE_HELP).join(", ")}, got ${JSON.stringify(args.storage)}`,
+          );
+        if (storage === "postgres" && !args["postgres-url"])
+          throw new UsageError(`${L.label("storage")} postgres needs --postgres-url (env PROPELLER_DB_URL)`);
         const s = await serve({
+          storage,
+          postgresUrl: args["postgres-url"] || undefined,
           host: args.host,
           httpPort: int(L.label("http-port"), args["http-port"]),
           mqttPort: int(L.label("mqtt-port"), args["mqtt-port"]),

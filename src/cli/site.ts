@@ -15,7 +15,9 @@ import { PropletAgent } from "../proplet/agent.ts";
 import type { RegistryClient } from "../proxy/registry.ts";
 import { ProxyService } from "../proxy/service.ts";
 import { lockDir } from "../storage/lock.ts";
-import { openSqlite } from "../storage/sqlite/index.ts";
+import { openStorage } from "../storage/open.ts";
+import { redact } from "../storage/postgres/index.ts";
+import type { StorageKind } from "../storage/repository.ts";
 import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
 import type { LocalEnv } from "./proplet.ts";
 
@@ -24,6 +26,8 @@ import type { LocalEnv } from "./proplet.ts";
 // src/cli/serve.ts read from flags and the environment.
 
 export interface ServeOptions {
+  storage: StorageKind;
+  postgresUrl?: string;
   host: string;
   httpPort: number;
   mqttPort: number;
@@ -101,8 +105,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   // The data dir holds the database and the admin token: its owner only, when serve creates it.
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const lock = lockDir(o.dataDir, "serve");
-  const dbPath = join(o.dataDir, "propeller.db");
-  const store = openSqlite(dbPath);
+  const store = await openStorage(o.storage, o);
   const identities = new Identities(store);
   const adminToken = o.auth ? await ensureAdminToken(identities, o.dataDir) : undefined;
   const brokerAuth = o.auth
@@ -185,7 +188,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     mqtt: bus.counts,
   });
   const hint = `the admin token is in ${join(o.dataDir, "admin.token")}; \`propeller tokens create\` makes more`;
-  const info = { version: VERSION, commit: COMMIT, buildTime: BUILD_TIME, instanceId, channel: o };
+  const info = { version: VERSION, commit: COMMIT, buildTime: BUILD_TIME, instanceId, channel: o, storage: store.kind };
   const app = createApp(manager, info, metrics, o.auth ? { hint } : undefined);
   const server = Bun.serve<WsData>({
     hostname: o.host,
@@ -217,7 +220,13 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     websocket: broker?.websocket ?? { message() {} },
   });
 
-  log.info(`propeller serve: REST on ${http}://${o.host}:${server.port}, storage ${dbPath}`);
+  const where =
+    o.storage === "sqlite"
+      ? join(o.dataDir, "propeller.db")
+      : o.storage === "postgres"
+        ? `postgres ${redact(o.postgresUrl ?? "")}`
+        : "memory (nothing is kept across a restart)";
+  log.info(`propeller serve: REST on ${http}://${o.host}:${server.port}, storage ${where}`);
   if (broker)
     log.info(
       `embedded MQTT broker on ${mqttScheme}://${o.host}:${broker.port} and ${ws}://${o.host}:${server.port}/mqtt`,

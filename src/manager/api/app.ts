@@ -25,6 +25,8 @@ export interface AppInfo {
   instanceId: string;
   commit?: string;
   buildTime?: string;
+  /** The storage backend in use, for `GET /health`. */
+  storage?: string;
   /** The site's MQTT domain and channel, told to those who provision identities (default: "default"). */
   channel?: Channel;
 }
@@ -63,6 +65,7 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
       description: "manager service",
       build_time: info.buildTime ?? "unbuilt",
       instance_id: info.instanceId,
+      ...(info.storage ? { storage: info.storage } : {}),
     }),
   );
 

@@ -1,0 +1,33 @@
+import { join } from "node:path";
+import { openMemory } from "./memory/index.ts";
+import { openPostgres } from "./postgres/index.ts";
+import type { Storage, StorageKind } from "./repository.ts";
+import { openSqlite } from "./sqlite/index.ts";
+
+export interface StorageOptions {
+  /** sqlite keeps `propeller.db` here. */
+  dataDir: string;
+  /** For postgres. */
+  postgresUrl?: string;
+}
+
+/** The backends `serve --storage` offers, with what each one is for. */
+export const STORAGE_HELP: Partial<Record<StorageKind, string>> = {
+  sqlite: "a file in --data-dir (default)",
+  memory: "keeps nothing across a restart: for tests and throwaway runs",
+  postgres: "a PostgreSQL database (--postgres-url), which two managers of one site can share",
+};
+
+export async function openStorage(kind: StorageKind, o: StorageOptions): Promise<Storage> {
+  switch (kind) {
+    case "sqlite":
+      return openSqlite(join(o.dataDir, "propeller.db"));
+    case "memory":
+      return openMemory();
+    case "postgres":
+      if (!o.postgresUrl) throw new Error("--storage postgres needs --postgres-url (env PROPELLER_DB_URL)");
+      return openPostgres(o.postgresUrl);
+    default:
+      throw new Error(`storage ${kind} is not available in this build`);
+  }
+}
