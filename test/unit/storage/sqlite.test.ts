@@ -1,10 +1,12 @@
 import { Database } from "bun:sqlite";
 import { afterEach, describe, expect, test } from "bun:test";
+import { copyFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { newTask, TaskCreate } from "../../../src/core/task.ts";
 import type { Storage } from "../../../src/storage/repository.ts";
 import { openSqlite } from "../../../src/storage/sqlite/index.ts";
-import { b64, tempDir } from "../../helpers.ts";
+import { MIGRATIONS } from "../../../src/storage/sqlite/migrations.ts";
+import { b64, ROOT, tempDir } from "../../helpers.ts";
 
 // What only SQLite has to show: rows are parsed on the way out (a malformed one is an error naming it). The
 // behaviour every backend shares is in contract.test.ts.
@@ -16,6 +18,24 @@ const task = (id: string, extra: Record<string, unknown> = {}) =>
   newTask(id, TaskCreate.parse({ name: "add", file: b64("add"), ...extra }), new Date().toISOString());
 
 describe("sqlite storage", () => {
+  test("a database made by an earlier release (schema 19) upgrades in place and keeps every field", () => {
+    const path = join(tempDir(), "old.db");
+    copyFileSync(join(ROOT, "test", "fixtures", "stores", "sqlite-v19.db"), path);
+    const before = JSON.parse(readFileSync(join(ROOT, "test", "fixtures", "stores", "sqlite-v19.task.json"), "utf8"));
+    store = openSqlite(path);
+    expect(store.tasks.get(before.id)).toEqual(before);
+    expect(store.tasks.listScheduled().map((t) => t.id)).toEqual([before.id]);
+    expect(store.runs.listByTask(before.id, 0, 10).items[0]).toMatchObject({ run_id: "r1", results: "3" });
+    expect(store.jobs.get("j1")?.name).toBe("job");
+    store.close();
+    const db = new Database(path);
+    expect(db.query<{ v: number }, []>("SELECT max(version) AS v FROM schema_migrations").get()!.v).toBe(
+      MIGRATIONS.length,
+    );
+    db.close();
+    store = undefined;
+  });
+
   test("a malformed row is refused with its table named, not passed on", () => {
     const dir = tempDir();
     const path = join(dir, "p.db");
