@@ -26,6 +26,12 @@ export interface ConnectOptions {
    * over an in-memory stream instead of a loopback socket, the same protocol without the syscalls.
    */
   broker?: Aedes;
+  /**
+   * Keep the session on the broker while disconnected (MQTT clean=false): its subscriptions stay and QoS 1
+   * messages queue for it. The managers of one site share one such session, so what arrives during a hand-over
+   * reaches the one that takes over.
+   */
+  persistentSession?: boolean;
   /** TLS for mqtts:// and wss://: the CA to trust, a client certificate, or (for tests only) no verification. */
   tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean };
 }
@@ -74,7 +80,7 @@ export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs 
     clientId: o.clientId,
     username: o.username,
     password: o.password,
-    clean: true,
+    clean: !o.persistentSession,
     keepalive: o.keepalive ?? 30,
     reconnectPeriod: 1000,
     connectTimeout: timeoutMs > 0 ? timeoutMs : 10_000,

@@ -134,6 +134,12 @@ export const serveCommand = defineCommand({
         description: "postgres://USER:PASSWORD@HOST:5432/DB for --storage postgres (env PROPELLER_DB_URL)",
         default: L.text("postgres-url", ["PROPELLER_DB_URL"]),
       },
+      "advertise-url": {
+        type: "string",
+        description:
+          "with --storage postgres and a second manager: where the others reach this one's REST API (env PROPELLER_ADVERTISE_URL)",
+        default: L.text("advertise-url", ["PROPELLER_ADVERTISE_URL"]),
+      },
       "mqtt-url": {
         type: "string",
         description:
@@ -228,6 +234,7 @@ export const serveCommand = defineCommand({
         const s = await serve({
           storage,
           postgresUrl: args["postgres-url"] || undefined,
+          advertiseUrl: args["advertise-url"] || undefined,
           host: args.host,
           httpPort: int(L.label("http-port"), args["http-port"]),
           mqttPort: int(L.label("mqtt-port"), args["mqtt-port"]),

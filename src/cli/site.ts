@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { SQL } from "bun";
 import consoleHtml from "../../web/index.html" with { type: "text" };
 import { type BrokerTls, type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.ts";
 import { connectMqtt } from "../broker/client.ts";
@@ -17,9 +18,12 @@ import { ProxyService } from "../proxy/service.ts";
 import { lockDir } from "../storage/lock.ts";
 import { openStorage } from "../storage/open.ts";
 import { redact } from "../storage/postgres/index.ts";
+import { Lease } from "../storage/postgres/lease.ts";
+import { migrate } from "../storage/postgres/migrations.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
 import type { LocalEnv } from "./proplet.ts";
+import { keepLease, leaseConnection, standBy } from "./standby.ts";
 
 // Composition root of `propeller serve`: storage, broker, manager, HTTP, the OCI proxy and the local proplet,
 // which talks to the manager over MQTT like any other proplet. Everything here comes from options that
@@ -28,6 +32,8 @@ import type { LocalEnv } from "./proplet.ts";
 export interface ServeOptions {
   storage: StorageKind;
   postgresUrl?: string;
+  /** Where this manager's REST API is reached by the site's other managers (default: its own address). */
+  advertiseUrl?: string;
   host: string;
   httpPort: number;
   mqttPort: number;
@@ -101,11 +107,36 @@ function localPropletId(dataDir: string): string {
   return id;
 }
 
+/** A manager fenced out must stop at once: another is active, and a supervisor restarts this one as a stand-by. */
+function leaseLost(why: string): never {
+  log.error(`lost the site's lease: ${why}; stopping so that only one manager acts`);
+  process.exit(1);
+}
+
 export async function serve(o: ServeOptions): Promise<RunningServe> {
   // The data dir holds the database and the admin token: its owner only, when serve creates it.
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const lock = lockDir(o.dataDir, "serve");
-  const store = await openStorage(o.storage, o);
+  const instanceId = crypto.randomUUID();
+  const [http, ws] = o.tls ? ["https", "wss"] : ["http", "ws"];
+  const loopback = o.host === "0.0.0.0" || o.host === "::" ? "127.0.0.1" : o.host;
+  // Managers sharing one PostgreSQL database: one holds the lease and is active; the others wait as stand-bys.
+  let lease: Lease | undefined;
+  let leaseSql: SQL | undefined;
+  let stopLease = () => {};
+  if (o.storage === "postgres" && o.postgresUrl) {
+    leaseSql = leaseConnection(o.postgresUrl);
+    await migrate(leaseSql);
+    const advertised =
+      o.advertiseUrl ?? `${http}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${o.httpPort}`;
+    lease = new Lease(leaseSql, instanceId, advertised);
+    if (!(await lease.acquire())) await standBy({ ...o, instanceId }, lease);
+    stopLease = keepLease(lease, leaseLost);
+  }
+  const store = await openStorage(o.storage, {
+    ...o,
+    ...(lease ? { fence: (tx: SQL) => lease.check(tx).catch((e) => leaseLost(String(e))) } : {}),
+  });
   const identities = new Identities(store);
   const adminToken = o.auth ? await ensureAdminToken(identities, o.dataDir) : undefined;
   const brokerAuth = o.auth
@@ -115,13 +146,10 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     ? undefined
     : await startBroker(o.host, o.tls ? o.tls.mqttTlsPort : o.mqttPort, brokerAuth, o.tls);
   identities.revoked.subscribe((id) => broker?.disconnect(id));
-  const loopback = o.host === "0.0.0.0" || o.host === "::" ? "127.0.0.1" : o.host;
   const mqttScheme = o.tls ? "mqtts" : "mqtt";
   const mqttAddress =
     o.mqttUrl ?? `${mqttScheme}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${broker!.port}`;
-  const [http, ws] = o.tls ? ["https", "wss"] : ["http", "ws"];
 
-  const instanceId = crypto.randomUUID();
   // serve's own clients get internal identities on the embedded broker; on an external one the manager logs in
   // with the identity it was given.
   const internal = (id: string, kind: EntityKind) =>
@@ -129,12 +157,24 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const managerLogin = o.managerCredentials
     ? { username: o.managerCredentials.id, password: o.managerCredentials.key }
     : internal(`manager-${instanceId}`, "manager");
+  // The managers of a site share one persistent session: results sent during a hand-over wait on the broker.
+  const shared = lease ? `propeller-manager-${o.domainId}-${o.channelId}` : undefined;
   const client = await connectMqtt(mqttAddress, {
-    clientId: `manager-${instanceId}`,
+    clientId: shared ?? `manager-${instanceId}`,
     username: `manager-${instanceId}`,
     ...managerLogin,
     broker: broker?.aedes,
+    persistentSession: Boolean(shared),
   });
+  if (shared) {
+    // Acknowledge a proplet's message only once what it changed is committed: a manager killed between the two
+    // leaves the message on the broker for the one that takes over, instead of losing a result.
+    client.handleMessage = (_packet, done) =>
+      void store.durable().then(
+        () => done(),
+        () => done(),
+      );
+  }
   const bus = new MqttManagerBus(client, o, broker ? 0 : 1);
   const manager = new Manager(store, bus, identities, {
     livelinessThresholdMs: o.livelinessThreshold * 1000,
@@ -151,7 +191,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       })
     : undefined;
   if (proxyClient && o.proxy) await new ProxyService(proxyClient, o, o.proxy.registry, o.proxy.chunkSize).listen();
-  manager.recover();
+  manager.recover(lease !== undefined);
   // Settles tasks on proplets whose heartbeats stopped; a fraction of the threshold keeps detection prompt.
   const liveness = setInterval(
     () => manager.liveness.check(),
@@ -188,7 +228,10 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     mqtt: bus.counts,
   });
   const hint = `the admin token is in ${join(o.dataDir, "admin.token")}; \`propeller tokens create\` makes more`;
-  const info = { version: VERSION, commit: COMMIT, buildTime: BUILD_TIME, instanceId, channel: o, storage: store.kind };
+  const info = {
+    ...{ version: VERSION, commit: COMMIT, buildTime: BUILD_TIME, instanceId, channel: o, storage: store.kind },
+    ...(lease ? { role: "active" } : {}),
+  };
   const app = createApp(manager, info, metrics, o.auth ? { hint } : undefined);
   const server = Bun.serve<WsData>({
     hostname: o.host,
@@ -255,6 +298,9 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       await proxyClient?.endAsync();
       await broker?.close();
       store.close();
+      stopLease();
+      await lease?.release().catch(() => {});
+      await leaseSql?.close();
       lock.release();
     },
   };

@@ -40,12 +40,25 @@ export class MqttManagerBus implements ManagerBus {
    * sessions QoS 1 adds only acknowledgements (the network hop to a proplet is covered by the proplet's own
    * subscription and publish QoS). 1 over a network.
    */
+  /** Where each topic's messages go, once `listen` is called. */
+  private handlers?: Record<string, (payload: Buffer) => void>;
+  /**
+   * Messages that came before `listen`: a persistent session (managers sharing a site) gets what queued on the
+   * broker right after connecting, and those are results that must not be dropped. Bounded.
+   */
+  private early: [string, Buffer][] = [];
+
   constructor(
     private client: MqttClient,
     channel: Channel,
     private qos: 0 | 1 = 1,
   ) {
     this.t = topics(channel);
+    client.on("message", (topic, payload) => {
+      this.counts.received++;
+      if (this.handlers) this.handlers[topic]?.(payload);
+      else if (this.early.length < 100_000) this.early.push([topic, payload]);
+    });
   }
 
   start(msg: StartMsg): Promise<void> {
@@ -60,7 +73,7 @@ export class MqttManagerBus implements ManagerBus {
 
   async listen(to: Inbound): Promise<void> {
     const t = this.t;
-    const handlers: Record<string, (payload: Buffer) => void> = {
+    this.handlers = {
       [t.create]: (p) => handle(t.create, CreateMsg, p, (m) => to.create(m)),
       [t.alive]: (p) => handle(t.alive, AliveMsg, p, (m) => to.alive(m)),
       [t.results]: (p) => handle(t.results, ResultMsg, p, (m) => to.result(m)),
@@ -68,10 +81,7 @@ export class MqttManagerBus implements ManagerBus {
       [t.taskMetrics]: (p) => handle(t.taskMetrics, TaskMetricsMsg, p, (m) => to.taskMetrics(m)),
       [t.output]: (p) => handle(t.output, OutputMsg, p, (m) => to.output(m)),
     };
-    this.client.on("message", (topic, payload) => {
-      this.counts.received++;
-      handlers[topic]?.(payload);
-    });
+    for (const [topic, payload] of this.early.splice(0)) this.handlers[topic]?.(payload);
     await this.client.subscribeAsync(t.propletAll, { qos: this.qos });
   }
 }

@@ -48,6 +48,8 @@ export class Dispatcher {
   /** Tasks whose stop was sent, and whether a user asked: their "task stopped" result ends the retry series. */
   private stopping = new Map<string, boolean>();
   private shuttingDown = false;
+  /** Runs found Running at a takeover, until their proplet lists them or answers (see `recover`). */
+  private unconfirmed = new Set<string>();
 
   constructor(
     private store: Storage,
@@ -63,12 +65,18 @@ export class Dispatcher {
     return this.placement.size;
   }
 
-  /** Rebuilds the queue, retry timers and running sets from storage after a start or a crash. */
-  recover(now = Date.now()): void {
+  /**
+   * Rebuilds the queue, retry timers and running sets from storage after a start or a crash. With `takeover`
+   * (this manager took over from one that died), a run its proplet neither lists nor answers was started in the
+   * store but its start message never left the dead manager: it is started again, not failed. (Results cannot be
+   * lost in a hand-over: the site's shared MQTT session keeps them until they are committed.)
+   */
+  recover(now = Date.now(), takeover = false): void {
     // One scan of the unfinished tasks (there is no index on state: it would cost every task update).
     for (const t of this.store.tasks.listByState([TaskState.Running, TaskState.Scheduled, TaskState.Interrupted])) {
       if (t.state === TaskState.Running) {
         if (t.proplet_id) this.proplets.track(t.proplet_id, t.id, true);
+        if (takeover) this.unconfirmed.add(t.id);
       } else if (t.state === TaskState.Interrupted) {
         // Only a shutdown's: a task a user stopped stays as it is.
         if (t.error === INTERRUPTED_BY_SHUTDOWN) this.endRun(t, { error: INTERRUPTED_BY_SHUTDOWN, results: t.results });
@@ -293,6 +301,7 @@ export class Dispatcher {
 
   /** A proplet's result for the run it is running. */
   onResult(msg: ResultMsg): void {
+    this.unconfirmed.delete(msg.task_id);
     const task = this.store.tasks.get(msg.task_id);
     if (!task) {
       log.warn(`result for unknown task ${msg.task_id} dropped`);
@@ -323,7 +332,10 @@ export class Dispatcher {
     const now = Date.now();
     let freed = false;
     for (const id of this.proplets.runningTasks(propletId)) {
-      if (keep?.has(id)) continue;
+      if (keep?.has(id)) {
+        this.unconfirmed.delete(id);
+        continue;
+      }
       const t = this.store.tasks.get(id);
       if (!t || t.state !== TaskState.Running) {
         this.proplets.track(propletId, id, false);
@@ -331,6 +343,14 @@ export class Dispatcher {
         continue;
       }
       if (keep && now - Date.parse(t.start_time) < HEARTBEAT_GRACE_MS) continue; // start may still be in flight
+      if (keep && this.unconfirmed.delete(id)) {
+        log.warn(
+          `task ${id}: its start was lost in the hand-over (proplet ${propletId} never ran it); starting it again`,
+        );
+        this.proplets.track(propletId, id, false);
+        this.enqueue(t);
+        continue;
+      }
       log.warn(`task ${id}: ${reason}`);
       // A proplet still connected may still run it: tell it to stop, so no Wasm spins on as an orphan.
       if (connected) void this.sendStop(id, propletId);

@@ -66,9 +66,12 @@ export class Manager {
     };
   }
 
-  /** Rebuilds in-memory state from storage after a start or a crash, and continues started groups. */
-  recover(): void {
-    this.dispatcher.recover();
+  /**
+   * Rebuilds in-memory state from storage after a start or a crash, and continues started groups; `takeover`:
+   * this manager took over a site from another one (managers sharing PostgreSQL).
+   */
+  recover(takeover = false): void {
+    this.dispatcher.recover(Date.now(), takeover);
     this.schedules.recover();
     this.groups.resume();
   }

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { openMemory } from "./memory/index.ts";
 import { openPostgres } from "./postgres/index.ts";
+import type { Fence } from "./postgres/journal.ts";
 import type { Storage, StorageKind } from "./repository.ts";
 import { openSqlite } from "./sqlite/index.ts";
 
@@ -9,6 +10,8 @@ export interface StorageOptions {
   dataDir: string;
   /** For postgres. */
   postgresUrl?: string;
+  /** For postgres shared by several managers: checks the lease in every write transaction. */
+  fence?: Fence;
 }
 
 /** The backends `serve --storage` offers, with what each one is for. */
@@ -26,7 +29,7 @@ export async function openStorage(kind: StorageKind, o: StorageOptions): Promise
       return openMemory();
     case "postgres":
       if (!o.postgresUrl) throw new Error("--storage postgres needs --postgres-url (env PROPELLER_DB_URL)");
-      return openPostgres(o.postgresUrl);
+      return openPostgres(o.postgresUrl, o.fence);
     default:
       throw new Error(`storage ${kind} is not available in this build`);
   }

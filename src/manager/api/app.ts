@@ -27,6 +27,8 @@ export interface AppInfo {
   buildTime?: string;
   /** The storage backend in use, for `GET /health`. */
   storage?: string;
+  /** With managers sharing PostgreSQL: "active" (a stand-by answers /health itself). */
+  role?: string;
   /** The site's MQTT domain and channel, told to those who provision identities (default: "default"). */
   channel?: Channel;
 }
@@ -66,6 +68,7 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
       build_time: info.buildTime ?? "unbuilt",
       instance_id: info.instanceId,
       ...(info.storage ? { storage: info.storage } : {}),
+      ...(info.role ? { role: info.role } : {}),
     }),
   );
 
