@@ -297,7 +297,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       await client.endAsync();
       await proxyClient?.endAsync();
       await broker?.close();
-      store.close();
+      await store.close();
       stopLease();
       await lease?.release().catch(() => {});
       await leaseSql?.close();

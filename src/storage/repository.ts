@@ -106,5 +106,6 @@ export interface Storage {
    * Throws a conflict where the backend has its own tools (PostgreSQL) or nothing to copy (memory).
    */
   backup(path: string): void;
-  close(): void;
+  /** Commits what is left and lets go; a backend with a server connection resolves once it is closed. */
+  close(): void | Promise<void>;
 }

@@ -38,8 +38,12 @@ export async function openPostgres(url: string, fence?: Fence): Promise<Postgres
   return {
     ...store,
     sql,
-    close: () => {
-      void journal.flush().finally(() => sql.close());
+    close: async () => {
+      try {
+        await journal.close();
+      } finally {
+        await sql.close();
+      }
     },
   };
 }

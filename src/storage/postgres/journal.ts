@@ -58,6 +58,9 @@ export class PgJournal implements Journal {
   private flushing: Promise<void> | undefined;
   /** Ignores changes while the store is loaded from the database. */
   paused = false;
+  /** Set by `close`: a failed write is not retried any more. */
+  private closing = false;
+  private retryTimer: Timer | undefined;
   /** Samples added per owner since it was last trimmed. */
   private sinceTrim = new Map<string, number>();
 
@@ -96,11 +99,16 @@ export class PgJournal implements Journal {
       },
       (e) => {
         const msg = e instanceof Error ? e.message : String(e);
-        log.error(`PostgreSQL write of ${batch.length} change(s) failed: ${msg}; retrying`);
         for (const w of waiters) w.reject(unavailable(`storage: PostgreSQL write failed: ${msg}`));
-        // Upserts and deletes are idempotent: the batch goes again, before anything newer.
+        if (this.closing) {
+          log.error(`PostgreSQL write of ${batch.length} change(s) at shutdown failed: ${msg}; they are lost`);
+          return;
+        }
+        log.error(`PostgreSQL write of ${batch.length} change(s) failed: ${msg}; retrying in 1 s`);
+        // Upserts and deletes are idempotent: the batch goes again, before anything newer, after a pause.
         this.queue.unshift(...batch);
-        setTimeout(() => void this.flush(), 1000);
+        this.scheduled = true;
+        this.retryTimer = setTimeout(() => void this.flush(), 1000);
       },
     );
     try {
@@ -108,7 +116,15 @@ export class PgJournal implements Journal {
     } finally {
       this.flushing = undefined;
     }
-    if (this.queue.length && !this.scheduled) void this.flush();
+    // Changes recorded and waiters added while this batch was being written go next.
+    if ((this.queue.length || this.waiters.length) && !this.scheduled) void this.flush();
+  }
+
+  /** Writes what is left, once, and stops retrying. */
+  async close(): Promise<void> {
+    this.closing = true;
+    clearTimeout(this.retryTimer);
+    await this.flush();
   }
 
   private async write(batch: Change[]): Promise<void> {

@@ -22,8 +22,8 @@ for (const backend of BACKENDS) {
       open.push(s);
       return s;
     };
-    afterEach(() => {
-      for (const s of open.splice(0)) s.close();
+    afterEach(async () => {
+      for (const s of open.splice(0)) await s.close();
     });
     afterAll(() => backend.done?.());
 
