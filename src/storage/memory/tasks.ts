@@ -1,4 +1,4 @@
-import { matchesMetadata } from "../../core/metadata.ts";
+import { metadataText } from "../../core/metadata.ts";
 import type { Task } from "../../core/task.ts";
 import type { Journal } from "../journal.ts";
 import type { ListResult, TaskRepository } from "../repository.ts";
@@ -17,6 +17,8 @@ export class MemoryTasks implements TaskRepository {
   private groups = { job: new Map<string, Set<string>>(), workflow: new Map<string, Set<string>>() };
   private scheduled = new Set<string>();
   private counts = new Map<number, number>();
+  /** Metadata key → value as text → task ids: a filtered listing reads only the tasks that match. */
+  private meta = new Map<string, Map<string, Set<string>>>();
 
   constructor(private journal?: Journal) {}
 
@@ -35,6 +37,18 @@ export class MemoryTasks implements TaskRepository {
     const n = (this.counts.get(state) ?? 0) + by;
     if (n) this.counts.set(state, n);
     else this.counts.delete(state);
+  }
+
+  private index(t: Task, add: boolean): void {
+    for (const [k, v] of Object.entries(t.metadata ?? {})) {
+      const text = metadataText(v);
+      if (text === undefined) continue;
+      const byValue = this.meta.get(k) ?? new Map<string, Set<string>>();
+      this.meta.set(k, byValue);
+      const ids = byValue.get(text) ?? new Set<string>();
+      if (add) byValue.set(text, ids.add(t.id));
+      else if (ids.delete(t.id) && ids.size === 0) byValue.delete(text);
+    }
   }
 
   private group(t: Task, add: boolean): void {
@@ -56,6 +70,7 @@ export class MemoryTasks implements TaskRepository {
     if (!last || before(last, k)) this.order.push(k);
     else this.order.splice(this.position(k), 0, k);
     this.group(t, true);
+    this.index(t, true);
     if (t.schedule) this.scheduled.add(t.id);
     this.count(t.state, 1);
     this.journal?.record({ kind: "task", task: t, withFile: true });
@@ -76,6 +91,10 @@ export class MemoryTasks implements TaskRepository {
       this.group(old, false);
       this.group(t, true);
     }
+    if (old.metadata !== t.metadata && JSON.stringify(old.metadata) !== JSON.stringify(t.metadata)) {
+      this.index(old, false);
+      this.index(t, true);
+    }
     if (t.schedule) this.scheduled.add(t.id);
     else this.scheduled.delete(t.id);
     this.count(old.state, -1);
@@ -90,6 +109,7 @@ export class MemoryTasks implements TaskRepository {
     const at = this.position(t);
     if (this.order[at]?.id === id) this.order.splice(at, 1);
     this.group(t, false);
+    this.index(t, false);
     this.scheduled.delete(id);
     this.count(t.state, -1);
     this.journal?.record({ kind: "task-delete", id });
@@ -105,15 +125,16 @@ export class MemoryTasks implements TaskRepository {
       }
       return { total: n, items };
     }
-    let total = 0;
-    const items: Task[] = [];
-    for (let i = n - 1; i >= 0; i--) {
-      const t = this.byId.get(this.order[i]!.id)!;
-      if (!matchesMetadata(t.metadata, metadata)) continue;
-      if (total >= offset && items.length < limit) items.push(withoutFile(t));
-      total++;
-    }
-    return { total, items };
+    // The smallest set of ids first; the others only narrow it.
+    const sets = Object.entries(metadata)
+      .map(([k, v]) => this.meta.get(k)?.get(v) ?? new Set<string>())
+      .sort((a, b) => a.size - b.size);
+    const [first, ...rest] = sets as [Set<string>, ...Set<string>[]];
+    const keys: Key[] = [];
+    for (const id of first) if (rest.every((s) => s.has(id))) keys.push(this.byId.get(id)!);
+    keys.sort((a, b) => (before(a, b) ? 1 : -1)); // newest first
+    const items = keys.slice(offset, offset + limit).map((k) => withoutFile(this.byId.get(k.id)!));
+    return { total: keys.length, items };
   }
 
   listByState(states: number[]): Task[] {

@@ -32,6 +32,15 @@ export const MIGRATIONS = [
   `CREATE INDEX metrics_owner ON metrics(kind, owner, at DESC)`,
   `CREATE TABLE tokens (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, doc TEXT NOT NULL)`,
   `CREATE TABLE entities (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, doc TEXT NOT NULL)`,
+  // Metadata pairs as text, ordered as listings are: a filtered listing reads the matching rows only, instead of
+  // parsing every task's document (92 ms for 100,000 tasks before, measured with scripts/bench/storage.ts).
+  `CREATE TABLE task_meta (key TEXT NOT NULL, value TEXT NOT NULL, created_at TEXT NOT NULL, task_id TEXT NOT NULL,
+     PRIMARY KEY (key, value, created_at, task_id)) WITHOUT ROWID`,
+  `CREATE INDEX task_meta_task ON task_meta(task_id)`,
+  `INSERT INTO task_meta (key, value, created_at, task_id)
+     SELECT j.key, CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'object' THEN j.value
+       WHEN 'array' THEN j.value ELSE CAST(j.value AS TEXT) END, t.created_at, t.id
+     FROM tasks t, json_each(t.doc, '$.metadata') j WHERE j.type != 'null'`,
 ];
 
 export function migrate(db: Database): void {

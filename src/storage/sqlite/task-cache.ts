@@ -26,6 +26,12 @@ export class TaskCache {
     return e.file ? { ...e.doc, file: e.file } : { ...e.doc };
   }
 
+  /** The metadata last written for a task (undefined: none), or null when the cache does not know the task. */
+  metadataOf(id: string): Task["metadata"] | null {
+    const e = this.entries.get(id);
+    return e ? e.doc.metadata : null;
+  }
+
   /** The whole stored task: its document and its module (none: `file` undefined). */
   put(doc: Doc, file: string | undefined): void {
     this.entries.delete(doc.id);

@@ -1,4 +1,5 @@
 import type { Database, Statement } from "bun:sqlite";
+import { metadataText } from "../../core/metadata.ts";
 import { Task } from "../../core/task.ts";
 import type { ListResult, TaskRepository } from "../repository.ts";
 import type { Batch } from "./batch.ts";
@@ -18,6 +19,8 @@ export class SqliteTasks implements TaskRepository {
   private deleteQ: Statement;
   private countQ: Statement<{ n: number }, []>;
   private listQ: Statement<TaskRow, [number, number]>;
+  private insertMetaQ: Statement;
+  private deleteMetaQ: Statement;
   /** Parsed tasks, so the hot single reads skip parsing; emptied if a commit fails. */
   private cache = new TaskCache();
 
@@ -34,6 +37,10 @@ export class SqliteTasks implements TaskRepository {
     this.deleteQ = db.query("DELETE FROM tasks WHERE id = ?");
     this.countQ = db.query("SELECT count(*) AS n FROM tasks");
     this.listQ = db.query("SELECT doc, NULL AS file FROM tasks ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
+    this.insertMetaQ = db.query(
+      "INSERT OR IGNORE INTO task_meta (key, value, created_at, task_id) VALUES (?, ?, ?, ?)",
+    );
+    this.deleteMetaQ = db.query("DELETE FROM task_meta WHERE task_id = ?");
     batch.onRollback(() => this.cache.clear());
   }
 
@@ -59,6 +66,7 @@ export class SqliteTasks implements TaskRepository {
       task.workflow_id ?? null,
       task.schedule ? 1 : 0,
     );
+    this.writeMeta(task, undefined);
   }
   get(id: string): Task | undefined {
     const hit = this.cache.get(id);
@@ -72,6 +80,8 @@ export class SqliteTasks implements TaskRepository {
   }
   update(task: Task, withFile = false): void {
     this.batch.begin();
+    // The metadata written before, when the cache knows it (null: unknown, rewrite the pairs).
+    this.writeMeta(task, this.cache.metadataOf(task.id));
     const { file, ...rest } = task;
     this.updateQ.run(task.state, JSON.stringify(rest), task.schedule ? 1 : 0, task.id);
     // The module can be megabytes: rewrite it only when it changed, not on every state change.
@@ -83,35 +93,43 @@ export class SqliteTasks implements TaskRepository {
   delete(id: string): boolean {
     this.batch.begin();
     this.cache.delete(id);
+    this.deleteMetaQ.run(id);
     return this.deleteQ.run(id).changes > 0;
   }
   list(offset: number, limit: number, metadata?: Record<string, string>): ListResult<Task> {
     if (!metadata || !Object.keys(metadata).length) {
       return { total: this.countQ.get()!.n, items: this.listQ.all(limit, offset).map(SqliteTasks.join) };
     }
-    // Keys are checked by MetadataFilter (plain characters only), and still passed as a bound path.
-    // json_extract gives 1/0 for true/false (and JSON text for objects and arrays): json_type tells the booleans
-    // apart so `true` matches "true".
-    const text = `CASE json_type(doc, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
-      ELSE CAST(json_extract(doc, ?) AS TEXT) END = ?`;
-    const where = Object.keys(metadata)
-      .map(() => text)
-      .join(" AND ");
-    const params = Object.entries(metadata).flatMap(([k, v]) => {
-      const path = `$.metadata."${k}"`;
-      return [path, path, v];
-    });
+    // The first pair walks task_meta in listing order; every other pair must be there for the same task.
+    const [first, ...rest] = Object.entries(metadata) as [[string, string], ...[string, string][]];
+    const also = rest
+      .map(() => " AND EXISTS (SELECT 1 FROM task_meta x WHERE x.task_id = m.task_id AND x.key = ? AND x.value = ?)")
+      .join("");
+    const params = [...first, ...rest.flat()];
+    const where = `m.key = ? AND m.value = ?${also}`;
     const total = this.db
-      .query<{ n: number }, string[]>(`SELECT count(*) AS n FROM tasks WHERE ${where}`)
+      .query<{ n: number }, string[]>(`SELECT count(*) AS n FROM task_meta m WHERE ${where}`)
       .get(...params)!.n;
     const items = this.db
       .query<TaskRow, (string | number)[]>(
-        `SELECT doc, NULL AS file FROM tasks WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`,
+        `SELECT t.doc, NULL AS file FROM task_meta m JOIN tasks t ON t.id = m.task_id WHERE ${where}
+         ORDER BY m.created_at DESC, m.task_id DESC LIMIT ? OFFSET ?`,
       )
       .all(...params, limit, offset)
       .map(SqliteTasks.join);
     return { total, items };
   }
+
+  /** The task's metadata pairs in task_meta; `before` is what was written last, when it is known. */
+  private writeMeta(t: Task, before: Task["metadata"] | null): void {
+    if (before !== null && JSON.stringify(before ?? {}) === JSON.stringify(t.metadata ?? {})) return;
+    if (before !== undefined) this.deleteMetaQ.run(t.id);
+    for (const [k, v] of Object.entries(t.metadata ?? {})) {
+      const text = metadataText(v);
+      if (text !== undefined) this.insertMetaQ.run(k, text, t.created_at, t.id);
+    }
+  }
+
   listByState(states: number[]): Task[] {
     const marks = states.map(() => "?").join(",");
     return this.db

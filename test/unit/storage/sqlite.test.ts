@@ -18,7 +18,7 @@ const task = (id: string, extra: Record<string, unknown> = {}) =>
   newTask(id, TaskCreate.parse({ name: "add", file: b64("add"), ...extra }), new Date().toISOString());
 
 describe("sqlite storage", () => {
-  test("a database made by an earlier release (schema 19) upgrades in place and keeps every field", () => {
+  test("a database made by an earlier release (schema 19) upgrades in place, keeps every field and indexes its metadata", () => {
     const path = join(tempDir(), "old.db");
     copyFileSync(join(ROOT, "test", "fixtures", "stores", "sqlite-v19.db"), path);
     const before = JSON.parse(readFileSync(join(ROOT, "test", "fixtures", "stores", "sqlite-v19.task.json"), "utf8"));
@@ -27,6 +27,8 @@ describe("sqlite storage", () => {
     expect(store.tasks.listScheduled().map((t) => t.id)).toEqual([before.id]);
     expect(store.runs.listByTask(before.id, 0, 10).items[0]).toMatchObject({ run_id: "r1", results: "3" });
     expect(store.jobs.get("j1")?.name).toBe("job");
+    // Migration 20 indexed the metadata the old file already held.
+    expect(store.tasks.list(0, 10, { team: "edge" }).items.map((t) => t.id)).toEqual([before.id]);
     store.close();
     const db = new Database(path);
     expect(db.query<{ v: number }, []>("SELECT max(version) AS v FROM schema_migrations").get()!.v).toBe(
