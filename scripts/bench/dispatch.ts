@@ -7,6 +7,7 @@
 // Prints progress to stderr and, as its last stdout line, one JSON object with the figures.
 //
 //   bun scripts/bench/dispatch.ts [--samples 1000] [--tasks 10000] [--concurrency 64] [--bin dist/propeller] [--no-auth]
+//     [--storage sqlite|postgres]
 // Authentication is on, as in a default serve (a bearer token on every request, credentials on MQTT); --no-auth
 // runs the same without, for comparison.
 import { Database } from "bun:sqlite";
@@ -26,6 +27,7 @@ const { values: opt } = parseArgs({
     bin: { type: "string" },
     profile: { type: "string", description: "directory for a CPU profile (markdown) of the serve process" },
     "no-auth": { type: "boolean", default: false },
+    storage: { type: "string", default: "sqlite", description: "sqlite or postgres (a throwaway cluster)" },
   },
 });
 const SAMPLES = Number(opt.samples);
@@ -40,7 +42,12 @@ const httpPort = await freePort();
 const mqttPort = await freePort();
 const prof = opt.profile ? ["--cpu-prof-md", `--cpu-prof-dir=${opt.profile}`] : [];
 const cmd = opt.bin ? [opt.bin] : [process.execPath, ...prof, join(root, "src/main.ts")];
-const serve = Bun.spawn([...cmd, ...serveArgs(httpPort, mqttPort, dataDir, opt["no-auth"] ? ["--no-auth"] : [])], {
+// PostgreSQL: a throwaway cluster, as the tests start one; the store is counted there instead of in the file.
+const pg = opt.storage === "postgres" ? await (await import("../../test/postgres.ts")).startPostgres() : undefined;
+const pgUrl = pg ? await pg.database("dispatch") : undefined;
+const storageArgs = pgUrl ? ["--storage", "postgres", "--postgres-url", pgUrl] : [];
+const serveExtra = [...(opt["no-auth"] ? ["--no-auth"] : []), ...storageArgs];
+const serve = Bun.spawn([...cmd, ...serveArgs(httpPort, mqttPort, dataDir, serveExtra)], {
   stdout: "inherit",
   stderr: "inherit",
 });
@@ -101,11 +108,14 @@ lat.sort((a, b) => a - b);
 const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!;
 
 say(`throughput: ${TASKS} tasks, ${CONCURRENCY} concurrent clients…`);
-const db = new Database(join(dataDir, "propeller.db"), { readonly: true });
+const db = pgUrl ? undefined : new Database(join(dataDir, "propeller.db"), { readonly: true });
+const pgSql = pgUrl ? new (await import("bun")).SQL(pgUrl) : undefined;
 // .all() runs each statement to completion, so no read snapshot stays open between polls.
-const count = (state: number) =>
-  db.query<{ n: number }, [number]>("SELECT count(*) AS n FROM tasks WHERE state = ?").all(state)[0]!.n;
-const before = count(3);
+const count = async (state: number): Promise<number> =>
+  pgSql
+    ? Number((await pgSql`SELECT count(*) AS n FROM tasks WHERE state = ${state}`)[0].n)
+    : db!.query<{ n: number }, [number]>("SELECT count(*) AS n FROM tasks WHERE state = ?").all(state)[0]!.n;
+const before = await count(3);
 let next = 0;
 const t0 = performance.now();
 const progress = setInterval(() => say(`  created ${next}, results seen ${resultsSeen}`), 2000);
@@ -122,17 +132,20 @@ await Promise.all(
   }),
 );
 clearInterval(progress);
-for (const deadline = Date.now() + 60_000; count(3) - before < TASKS; await Bun.sleep(1)) {
-  if (count(4) > 0) throw new Error(`${count(4)} task(s) failed during the throughput run`);
-  if (Date.now() > deadline) throw new Error(`only ${count(3) - before} of ${TASKS} tasks completed in storage`);
+for (const deadline = Date.now() + 60_000; (await count(3)) - before < TASKS; await Bun.sleep(1)) {
+  if ((await count(4)) > 0) throw new Error(`${await count(4)} task(s) failed during the throughput run`);
+  if (Date.now() > deadline)
+    throw new Error(`only ${(await count(3)) - before} of ${TASKS} tasks completed in storage`);
 }
 const elapsed = (performance.now() - t0) / 1000;
-db.close();
+db?.close();
+await pgSql?.close();
 
 await sub.endAsync();
 serve.kill("SIGTERM");
 await serve.exited;
 rmSync(dataDir, { recursive: true, force: true });
+await pg?.stop();
 
 const out = {
   samples: lat.length,
@@ -145,6 +158,7 @@ const out = {
   seconds: +elapsed.toFixed(3),
   tasks_per_s: Math.round(TASKS / elapsed),
   runtime: opt.bin ? "compiled" : "bun",
+  storage: opt.storage,
   auth: !opt["no-auth"],
 };
 console.log(JSON.stringify(out));
