@@ -98,9 +98,12 @@ async function ensureAdminToken(identities: Identities, dataDir: string): Promis
   return t.token;
 }
 
-/** The local proplet keeps its id across restarts, so its history and pinned tasks stay valid. */
-function localPropletId(dataDir: string): string {
-  const f = join(dataDir, "local-proplet-id");
+/**
+ * An id kept in the data dir across restarts: the local proplet's (its history and pinned tasks stay valid) and
+ * the manager's lease holder's.
+ */
+function stableId(dataDir: string, name: string): string {
+  const f = join(dataDir, name);
   if (existsSync(f)) return readFileSync(f, "utf8").trim();
   const id = crypto.randomUUID();
   writeFileSync(f, id);
@@ -126,10 +129,16 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   let stopLease = () => {};
   if (o.storage === "postgres" && o.postgresUrl) {
     leaseSql = leaseConnection(o.postgresUrl);
-    await migrate(leaseSql);
+    try {
+      await migrate(leaseSql);
+    } catch (e) {
+      await leaseSql.close().catch(() => {});
+      throw new Error(`PostgreSQL at ${redact(o.postgresUrl)}: ${e instanceof Error ? e.message : e}`);
+    }
     const advertised =
       o.advertiseUrl ?? `${http}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${o.httpPort}`;
-    lease = new Lease(leaseSql, instanceId, advertised);
+    // The holder is this data dir's manager, not this process: restarted, it takes its own lease back at once.
+    lease = new Lease(leaseSql, stableId(o.dataDir, "manager-id"), advertised);
     if (!(await lease.acquire())) await standBy({ ...o, instanceId }, lease);
     stopLease = keepLease(lease, leaseLost);
   }
@@ -200,7 +209,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
 
   let agent: PropletAgent | undefined;
   if (o.localProplet) {
-    const localId = localPropletId(o.dataDir);
+    const localId = stableId(o.dataDir, "local-proplet-id");
     agent = new PropletAgent({
       mqttAddress,
       entityId: localId,

@@ -34,14 +34,14 @@ describe("tasks a person can follow", () => {
 
 describe("tasks logs", () => {
   test("--follow shows a daemon's lines while it runs, then ends with the task", async () => {
-    const r = await followTicker(s.url, 6, 300);
+    const r = await followTicker(s.url, 8, 300);
     expect(r.stateAtFirstLine).toBe(2); // Running: the line came before the end
     expect(r.code).toBe(0);
-    expect(r.output).toBe(`${[1, 2, 3, 4, 5, 6].map((i) => `tick ${i}\n`).join("")}ticker done\n`);
+    expect(r.output).toBe(`${[1, 2, 3, 4, 5, 6, 7, 8].map((i) => `tick ${i}\n`).join("")}ticker done\n`);
     // Afterwards the kept output is there without --follow, whole lines in order.
     const kept = (await http(`${s.url}/tasks/${r.id}/logs`)).body;
     expect(kept.status).toBe("Completed");
-    expect(kept.chunks.map((c: { data: string }) => c.data).join("")).toContain("tick 6\n");
+    expect(kept.chunks.map((c: { data: string }) => c.data).join("")).toContain("tick 8\n");
   });
 
   test("a short task's output is its result; a failed task exits 1 saying why; bad ids and flags are refused", async () => {
