@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, writeSync } from "node:fs";
 import { basename } from "node:path";
 import { defineCommand } from "citty";
 import { parseRuntimeOptions } from "../core/wasm-call.ts";
@@ -7,6 +7,17 @@ import { ModuleCache } from "../proplet/runtime/modules.ts";
 import { action, int, UsageError } from "./args.ts";
 
 // `propeller wasm run`: runs one module here, as a proplet would, with stdout and stderr passed through.
+/** Writes all of `bytes` to `fd`, waiting out a full pipe (EAGAIN) rather than losing the guest's output. */
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let off = 0; off < bytes.length; ) {
+    try {
+      off += writeSync(fd, bytes, off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+    }
+  }
+}
+
 export const wasmCommand = defineCommand({
   meta: { name: "wasm", description: "Run Wasm modules locally" },
   subCommands: {
@@ -53,10 +64,13 @@ export const wasmCommand = defineCommand({
             timeoutMs: 0,
             outputLimit: 64 << 20,
             ...(args["exit-with-parent"] ? { parentPid: process.ppid } : {}),
+            // The guest's output goes out as it writes it (a proplet's host runtime streams it to `tasks logs`).
+            echo: (stream, bytes) => writeAll(stream === "stdout" ? 1 : 2, bytes),
           });
-          if (r.result) process.stdout.write(r.result.endsWith("\n") || !args.invoke ? r.result : `${r.result}\n`);
-          // A command's stderr passes through as it is; the exit code is the guest's.
-          if (r.stderr) process.stderr.write(r.stderr);
+          // A command's stdout and stderr went out already; an export's return value is printed now.
+          if (r.result && !r.command) {
+            process.stdout.write(r.result.endsWith("\n") || !args.invoke ? r.result : `${r.result}\n`);
+          }
           if (!r.ok) {
             if (!r.exitCode) process.stderr.write(`error: ${r.error}\n`);
             process.exitCode = r.exitCode || 1;

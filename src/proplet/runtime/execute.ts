@@ -28,6 +28,8 @@ export interface ExecRequest extends RunRequest {
   parentPid?: number;
   /** Passes output on while the run goes; the caller ends it. */
   tap?: OutputTap;
+  /** Writes the guest's output as it comes (`propeller wasm run`, so a host-runtime child streams it). */
+  echo?: (stream: "stdout" | "stderr", bytes: Uint8Array) => void;
 }
 
 export interface ExecResult {
@@ -37,6 +39,8 @@ export interface ExecResult {
   exitCode?: number;
   /** The guest's own stderr, for `wasm run` to pass through. */
   stderr?: string;
+  /** The module ran as a WASI command: `result` is its stdout (else the export's return value). */
+  command?: boolean;
 }
 
 export class Interrupted extends Error {}
@@ -100,9 +104,16 @@ export function execute(req: ExecRequest): ExecResult {
       throw new Interrupted("the proplet that started this task is gone");
     if (deadline && Date.now() > deadline) throw new Interrupted(`task timed out after ${timeoutMs / 1000}s`);
   };
-  const tap = req.tap;
-  const stdout = new Capture(req.outputLimit, tap && ((b) => tap.write("stdout", b)));
-  const stderr = new Capture(req.outputLimit, tap && ((b) => tap.write("stderr", b)));
+  const { tap, echo } = req;
+  const pass = (s: "stdout" | "stderr") =>
+    tap || echo
+      ? (b: Uint8Array) => {
+          echo?.(s, b);
+          tap?.write(s, b);
+        }
+      : undefined;
+  const stdout = new Capture(req.outputLimit, pass("stdout"));
+  const stderr = new Capture(req.outputLimit, pass("stderr"));
   const budget = { left: MAX_PREOPEN_BYTES };
   const preopens = req.options.dirs.map((d) => {
     const loaded = loadPreopen(d.host, budget);
@@ -163,9 +174,11 @@ export function execute(req: ExecRequest): ExecResult {
   }
   for (const p of preopens) savePreopen(p.loaded, p.dir.dir);
   const errText = stderr.text();
+  const command = entry.kind === "command";
   if (exitCode !== 0) {
     const err = errText.trim();
-    return { ok: false, result, exitCode, stderr: errText, error: `exit code ${exitCode}${err ? `: ${err}` : ""}` };
+    const error = `exit code ${exitCode}${err ? `: ${err}` : ""}`;
+    return { ok: false, result, exitCode, stderr: errText, error, command };
   }
-  return { ok: true, result, exitCode, stderr: errText };
+  return { ok: true, result, exitCode, stderr: errText, command };
 }
