@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { example } from "../../src/cli/examples.ts";
 import { newTask, TaskCreate } from "../../src/core/task.ts";
+import { openKv } from "../../src/storage/kv/index.ts";
 import { openMemory } from "../../src/storage/memory/index.ts";
 import { openPostgres } from "../../src/storage/postgres/index.ts";
 import type { Storage } from "../../src/storage/repository.ts";
@@ -15,7 +16,7 @@ import { startPostgres } from "../../test/postgres.ts";
 const { values } = parseArgs({
   options: {
     tasks: { type: "string", default: "100000" },
-    backends: { type: "string", default: "sqlite,memory,postgres" },
+    backends: { type: "string", default: "sqlite,kv,memory,postgres" },
     "postgres-url": { type: "string" },
   },
 });
@@ -68,6 +69,7 @@ async function measure(backend: string, store: Storage): Promise<void> {
 
 for (const backend of values.backends.split(",")) {
   if (backend === "sqlite") await measure(backend, openSqlite(join(tmp, "bench.db")));
+  else if (backend === "kv") await measure(backend, openKv(join(tmp, "kv")));
   else if (backend === "memory") await measure(backend, openMemory());
   else if (backend === "postgres") {
     const pg = values["postgres-url"] ? undefined : await startPostgres();
@@ -77,5 +79,5 @@ for (const backend of values.backends.split(",")) {
     } finally {
       await pg?.stop();
     }
-  } else throw new Error(`unknown backend ${backend} (sqlite, memory, postgres)`);
+  } else throw new Error(`unknown backend ${backend} (sqlite, kv, memory, postgres)`);
 }

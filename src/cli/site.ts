@@ -273,8 +273,8 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   });
 
   const where =
-    o.storage === "sqlite"
-      ? join(o.dataDir, "propeller.db")
+    o.storage === "sqlite" || o.storage === "kv"
+      ? join(o.dataDir, o.storage === "sqlite" ? "propeller.db" : "kv")
       : o.storage === "postgres"
         ? `postgres ${redact(o.postgresUrl ?? "")}`
         : "memory (nothing is kept across a restart)";

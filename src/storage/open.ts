@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { openKv } from "./kv/index.ts";
 import { openMemory } from "./memory/index.ts";
 import { openPostgres } from "./postgres/index.ts";
 import type { Fence } from "./postgres/journal.ts";
@@ -17,6 +18,7 @@ export interface StorageOptions {
 /** The backends `serve --storage` offers, with what each one is for. */
 export const STORAGE_HELP: Partial<Record<StorageKind, string>> = {
   sqlite: "a file in --data-dir (default)",
+  kv: "an embedded key-value store (LMDB) in --data-dir, for high-write edge nodes",
   memory: "keeps nothing across a restart: for tests and throwaway runs",
   postgres: "a PostgreSQL database (--postgres-url), which two managers of one site can share",
 };
@@ -25,6 +27,8 @@ export async function openStorage(kind: StorageKind, o: StorageOptions): Promise
   switch (kind) {
     case "sqlite":
       return openSqlite(join(o.dataDir, "propeller.db"));
+    case "kv":
+      return openKv(join(o.dataDir, "kv"));
     case "memory":
       return openMemory();
     case "postgres":

@@ -46,7 +46,7 @@ async function expectIntact(s: Serve, created: Record<string, unknown>[]): Promi
 }
 
 describe("storage backends behind serve", () => {
-  for (const backend of ["sqlite", "postgres"] as const) {
+  for (const backend of ["sqlite", "kv", "postgres"] as const) {
     test(`${backend}: every acknowledged task is intact after kill -9 and a restart`, async () => {
       const dataDir = tempDir();
       const extra = ["--storage", backend, "--liveliness-interval", "1"];
@@ -80,7 +80,7 @@ describe("storage backends behind serve", () => {
     const { cli } = await import("../helpers.ts");
     const bad = cli(["serve", "--storage", "mongo"]);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain('--storage must be one of sqlite, memory, postgres, got "mongo"');
+    expect(bad.stderr).toContain('--storage must be one of sqlite, kv, memory, postgres, got "mongo"');
     expect(cli(["serve", "--storage", "postgres"]).stderr).toContain("needs --postgres-url");
     expect(cli(["serve", "--help"]).stdout).toContain("keeps nothing across a restart");
     const unreachable = cli(["serve", "--storage", "postgres", "--postgres-url", "postgres://u:secret@127.0.0.1:1/x"]);

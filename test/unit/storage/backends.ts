@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { openKv } from "../../../src/storage/kv/index.ts";
 import { openMemory } from "../../../src/storage/memory/index.ts";
 import { openPostgres } from "../../../src/storage/postgres/index.ts";
 import type { Storage } from "../../../src/storage/repository.ts";
@@ -28,6 +29,18 @@ export function sqliteBackend(): Backend {
       return openSqlite(path);
     },
     reopen: async () => openSqlite(path),
+  };
+}
+
+export function kvBackend(): Backend {
+  let dir = "";
+  return {
+    name: "kv",
+    fresh: async () => {
+      dir = join(tempDir(), "kv");
+      return openKv(dir);
+    },
+    reopen: async () => openKv(dir),
   };
 }
 

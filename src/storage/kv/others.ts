@@ -1,0 +1,148 @@
+import type { Key, RootDatabase } from "lmdb";
+import type { Entity, Token } from "../../core/identity.ts";
+import type { Job } from "../../core/job.ts";
+import type { Proplet } from "../../core/proplet.ts";
+import type { Run } from "../../core/run.ts";
+import type {
+  EntityRepository,
+  JobRepository,
+  ListResult,
+  MetricsRepository,
+  PropletRepository,
+  RunRepository,
+  TokenRepository,
+} from "../repository.ts";
+import { METRICS_RETENTION } from "../retention.ts";
+import { END } from "./tasks.ts";
+
+// Runs, jobs, proplets, metrics, tokens and entities in LMDB, keyed so their listings are range reads.
+
+/** A counter kept under `key`, for sequence numbers. */
+function next(db: RootDatabase, key: Key): number {
+  const n = ((db.get(key) as number | undefined) ?? 0) + 1;
+  db.put(key, n);
+  return n;
+}
+
+const values = <T>(db: RootDatabase, start: Key[], o: { reverse?: boolean; offset?: number; limit?: number } = {}) =>
+  Array.from(
+    db.getRange(o.reverse ? { start: [...start, END], end: start, ...o } : { start, end: [...start, END], ...o }),
+  ).map((e) => e.value as T);
+
+export class KvRuns implements RunRepository {
+  constructor(private db: RootDatabase) {}
+  create(run: Run): void {
+    this.db.transactionSync(() => this.db.put(["r", run.task_id, run.started_at, next(this.db, ["n", "run"])], run));
+  }
+  listByTask(taskId: string, offset: number, limit: number): ListResult<Run> {
+    const total = this.db.getKeysCount({ start: ["r", taskId], end: ["r", taskId, END] });
+    return { total, items: values<Run>(this.db, ["r", taskId], { reverse: true, offset, limit }) };
+  }
+}
+
+export class KvJobs implements JobRepository {
+  constructor(private db: RootDatabase) {}
+  create(job: Job): void {
+    this.db.transactionSync(() => this.db.put(["j", job.id], job));
+  }
+  get(id: string): Job | undefined {
+    return this.db.get(["j", id]) as Job | undefined;
+  }
+  all(): Job[] {
+    return values<Job>(this.db, ["j"]).sort((a, b) =>
+      a.created_at > b.created_at ? -1 : a.created_at < b.created_at ? 1 : a.id < b.id ? -1 : 1,
+    );
+  }
+}
+
+export class KvProplets implements PropletRepository {
+  constructor(private db: RootDatabase) {}
+  upsert(p: Proplet): void {
+    this.db.transactionSync(() => this.db.put(["p", p.id], p));
+  }
+  get(id: string): Proplet | undefined {
+    return this.db.get(["p", id]) as Proplet | undefined;
+  }
+  delete(id: string): boolean {
+    return this.db.transactionSync(() => {
+      if (this.db.get(["p", id]) === undefined) return false;
+      this.db.remove(["p", id]);
+      return true;
+    });
+  }
+  all(): Proplet[] {
+    return values<Proplet>(this.db, ["p"]);
+  }
+}
+
+export class KvMetrics implements MetricsRepository {
+  constructor(private db: RootDatabase) {}
+  private add(kind: string, owner: string, at: string, sample: unknown): void {
+    this.db.transactionSync(() => {
+      this.db.put(["m", kind, owner, at, next(this.db, ["n", "metric"])], sample);
+      const n = this.db.getKeysCount({ start: ["m", kind, owner], end: ["m", kind, owner, END] });
+      if (n <= METRICS_RETENTION) return;
+      const oldest = this.db.getKeys({
+        start: ["m", kind, owner],
+        end: ["m", kind, owner, END],
+        limit: n - METRICS_RETENTION,
+      });
+      for (const k of Array.from(oldest)) this.db.remove(k);
+    });
+  }
+  private list(kind: string, owner: string, offset: number, limit: number): ListResult<unknown> {
+    const total = this.db.getKeysCount({ start: ["m", kind, owner], end: ["m", kind, owner, END] });
+    return { total, items: values<unknown>(this.db, ["m", kind, owner], { reverse: true, offset, limit }) };
+  }
+  addProplet(id: string, at: string, sample: unknown): void {
+    this.add("proplet", id, at, sample);
+  }
+  addTask(id: string, at: string, sample: unknown): void {
+    this.add("task", id, at, sample);
+  }
+  listProplet(id: string, offset: number, limit: number): ListResult<unknown> {
+    return this.list("proplet", id, offset, limit);
+  }
+  listTask(id: string, offset: number, limit: number): ListResult<unknown> {
+    return this.list("task", id, offset, limit);
+  }
+}
+
+/** Tokens and entities: oldest first. */
+class Docs<T extends { id: string; created_at: string }> {
+  constructor(
+    private db: RootDatabase,
+    private prefix: string,
+  ) {}
+  create(v: T): void {
+    this.db.transactionSync(() => {
+      if (this.db.get([this.prefix, v.id]) !== undefined) throw new Error(`${v.id} already exists`);
+      this.db.put([this.prefix, v.id], v);
+    });
+  }
+  update(v: T): void {
+    this.db.transactionSync(() => {
+      if (this.db.get([this.prefix, v.id]) !== undefined) this.db.put([this.prefix, v.id], v);
+    });
+  }
+  get(id: string): T | undefined {
+    return this.db.get([this.prefix, id]) as T | undefined;
+  }
+  all(): T[] {
+    return values<T>(this.db, [this.prefix]).sort((a, b) =>
+      a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1,
+    );
+  }
+}
+
+export class KvTokens extends Docs<Token> implements TokenRepository {
+  constructor(db: RootDatabase) {
+    super(db, "k");
+  }
+}
+
+export class KvEntities extends Docs<Entity> implements EntityRepository {
+  constructor(db: RootDatabase) {
+    super(db, "e");
+  }
+}
