@@ -4,9 +4,10 @@
 // writes dist/SHA256SUMS. Version, commit and build time are stamped in (`--version`, `/health`).
 // The pool's worker is a second entrypoint: Bun bundles it into the executable (see Bun's "Worker" docs).
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
+import type { BunPlugin } from "bun";
 
 const TARGETS = ["linux-x64", "linux-arm64"] as const;
 type Target = (typeof TARGETS)[number];
@@ -25,6 +26,44 @@ const commit = git.exitCode === 0 ? git.stdout.toString().trim() : "unknown";
 const buildTime = new Date().toISOString();
 mkdirSync(join(root, "dist"), { recursive: true });
 
+/**
+ * LMDB's native addon for the target (the kv storage backend). lmdb finds it at run time by searching
+ * node_modules, which a single executable does not have: the build rewrites that search into a require of the
+ * addon's file, which Bun then embeds. npm installs the addon of this machine only; another target's comes from
+ * the npm registry (`npm pack`), cached in dist/.addons.
+ */
+async function lmdbAddon(target: Target | undefined): Promise<string> {
+  const arch = target ? target.split("-")[1]! : process.arch;
+  const pkg = `@lmdb/lmdb-linux-${arch}`;
+  const local = join(root, "node_modules", pkg, "node.napi.glibc.node");
+  if (existsSync(local)) return local;
+  const version = JSON.parse(readFileSync(join(root, "node_modules", "lmdb", "package.json"), "utf8")).version;
+  const dir = join(root, "dist", ".addons", `lmdb-linux-${arch}-${version}`);
+  const file = join(dir, "package", "node.napi.glibc.node");
+  if (existsSync(file)) return file;
+  mkdirSync(dir, { recursive: true });
+  const pack = Bun.spawnSync(["npm", "pack", `${pkg}@${version}`, "--silent"], { cwd: dir, stderr: "inherit" });
+  const tgz = pack.stdout.toString().trim().split("\n").at(-1);
+  if (pack.exitCode !== 0 || !tgz) throw new Error(`npm pack ${pkg}@${version} failed`);
+  const tar = Bun.spawnSync(["tar", "-xzf", tgz], { cwd: dir, stderr: "inherit" });
+  if (tar.exitCode !== 0 || !existsSync(file)) throw new Error(`${pkg}@${version} has no ${basename(file)}`);
+  return file;
+}
+
+function lmdbPlugin(addon: string): BunPlugin {
+  return {
+    name: "lmdb-addon",
+    setup(b) {
+      b.onLoad({ filter: /[\\/]lmdb[\\/]native\.js$/ }, async (args) => {
+        const text = await Bun.file(args.path).text();
+        const patched = text.replace("loadNAPI(dirName)", `require(${JSON.stringify(addon)})`);
+        if (patched === text) throw new Error(`${args.path} changed: loadNAPI(dirName) not found`);
+        return { contents: patched, loader: "js" };
+      });
+    },
+  };
+}
+
 async function build(outfile: string, target?: Target): Promise<void> {
   rmSync(outfile, { force: true });
   const t0 = performance.now();
@@ -35,6 +74,7 @@ async function build(outfile: string, target?: Target): Promise<void> {
     bytecode: true,
     format: "esm",
     define: { PROPELLER_COMMIT: JSON.stringify(commit), PROPELLER_BUILD_TIME: JSON.stringify(buildTime) },
+    plugins: [lmdbPlugin(await lmdbAddon(target))],
   });
   if (!result.success) {
     for (const m of result.logs) console.error(m);

@@ -50,6 +50,22 @@ describe("the compiled executable", () => {
     expect(fail.stderr.toString()).toContain("something went wrong");
   });
 
+  test("--storage kv: LMDB's native addon is inside the binary; tasks survive kill -9", async () => {
+    const dataDir = tempDir();
+    const extra = ["--storage", "kv"];
+    const s = await startServe({ cmd: [bin], cwd: dir, dataDir, extra });
+    const t = await runTask(s.url, { name: "add", file: b64("add"), inputs: [2, 3] });
+    expect(t.results).toBe("5");
+    expect((await http(`${s.url}/health`)).body.storage).toBe("kv");
+    await s.kill("SIGKILL");
+    const again = await startServe({ cmd: [bin], cwd: dir, dataDir, extra });
+    try {
+      expect((await http(`${again.url}/tasks/${t.id}`)).body).toMatchObject({ state: 3, results: "5" });
+    } finally {
+      await again.kill("SIGKILL");
+    }
+  });
+
   test("serve, a separate proplet and the CLI, all from the one binary", async () => {
     const s = await startServe({ cmd: [bin], cwd: dir });
     const p = await spawnProplet(s, "bin-proplet", {}, [bin], dir);
