@@ -1,5 +1,4 @@
 import { join } from "node:path";
-import { openKv } from "./kv/index.ts";
 import { openMemory } from "./memory/index.ts";
 import { openPostgres } from "./postgres/index.ts";
 import type { Fence } from "./postgres/journal.ts";
@@ -27,8 +26,11 @@ export async function openStorage(kind: StorageKind, o: StorageOptions): Promise
   switch (kind) {
     case "sqlite":
       return openSqlite(join(o.dataDir, "propeller.db"));
-    case "kv":
+    case "kv": {
+      // Loaded only when chosen: LMDB's native addon needs libstdc++, which a minimal device may not have.
+      const { openKv } = await import("./kv/index.ts");
       return openKv(join(o.dataDir, "kv"));
+    }
     case "memory":
       return openMemory();
     case "postgres":
