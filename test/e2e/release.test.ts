@@ -31,18 +31,21 @@ test("both binaries and SHA256SUMS; version, commit and build time stamped in", 
   expect(v).toMatch(new RegExp(`^\\d+\\.\\d+\\.\\d+ \\(commit ${commit}, built \\d{4}-\\d\\d-\\d\\dT`));
 });
 
-test("the arm64 binary under qemu: --version, then serve answering /health and running a task", async () => {
+test("the arm64 binary under qemu: --version, then serve on kv (arm64's LMDB addon) running a task", async () => {
   const qemu = Bun.which("qemu-aarch64-static") ?? "/usr/bin/qemu-aarch64-static";
   const arm = [qemu, join(dist, "propeller-linux-arm64")];
   const v = Bun.spawnSync([...arm, "--version"]);
   if (v.exitCode !== 0) {
-    throw new Error(`qemu could not run the arm64 binary (apt-get install qemu-user-static libc6:arm64): ${v.stderr}`);
+    throw new Error(
+      `qemu could not run the arm64 binary (apt-get install qemu-user-static libc6:arm64 libstdc++6:arm64): ${v.stderr}`,
+    );
   }
   expect(v.stdout.toString()).toContain(`commit ${commit}`);
-  const s = await startServe({ cmd: arm, extra: ["--liveliness-interval", "1"], healthTimeoutMs: 60_000 });
+  const extra = ["--liveliness-interval", "1", "--storage", "kv"];
+  const s = await startServe({ cmd: arm, extra, healthTimeoutMs: 60_000 });
   try {
     const h = (await http(`${s.url}/health`)).body;
-    expect(h).toMatchObject({ status: "pass", commit });
+    expect(h).toMatchObject({ status: "pass", commit, storage: "kv" });
     const t = await runTask(s.url, { name: "add", file: b64("add"), inputs: [40, 2] }, 60_000);
     expect(t).toMatchObject({ state: 3, results: "42" });
   } finally {

@@ -12,8 +12,8 @@ import { KvTasks } from "./tasks.ts";
 
 export function openKv(dir: string): Storage {
   mkdirSync(dir, { recursive: true });
-  // Keys are arrays (ordered element by element), values msgpack; 1 TiB of address space, not of disk.
-  const db = open({ path: dir, noSync: true, mapSize: 2 ** 40, encoding: "msgpack" });
+  // Keys are arrays (ordered element by element), values msgpack; lmdb grows the map as the data grows.
+  const db = open({ path: dir, noSync: true, encoding: "msgpack" });
   return {
     kind: "kv",
     tasks: new KvTasks(db),
