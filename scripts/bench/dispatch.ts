@@ -7,7 +7,7 @@
 // Prints progress to stderr and, as its last stdout line, one JSON object with the figures.
 //
 //   bun scripts/bench/dispatch.ts [--samples 1000] [--tasks 10000] [--concurrency 64] [--bin dist/propeller] [--no-auth]
-//     [--storage sqlite|postgres]
+//     [--storage sqlite|kv|postgres]
 // Authentication is on, as in a default serve (a bearer token on every request, credentials on MQTT); --no-auth
 // runs the same without, for comparison.
 import { Database } from "bun:sqlite";
@@ -27,7 +27,7 @@ const { values: opt } = parseArgs({
     bin: { type: "string" },
     profile: { type: "string", description: "directory for a CPU profile (markdown) of the serve process" },
     "no-auth": { type: "boolean", default: false },
-    storage: { type: "string", default: "sqlite", description: "sqlite or postgres (a throwaway cluster)" },
+    storage: { type: "string", default: "sqlite", description: "sqlite, kv or postgres (a throwaway cluster)" },
   },
 });
 const SAMPLES = Number(opt.samples);
@@ -45,7 +45,7 @@ const cmd = opt.bin ? [opt.bin] : [process.execPath, ...prof, join(root, "src/ma
 // PostgreSQL: a throwaway cluster, as the tests start one; the store is counted there instead of in the file.
 const pg = opt.storage === "postgres" ? await (await import("../../test/postgres.ts")).startPostgres() : undefined;
 const pgUrl = pg ? await pg.database("dispatch") : undefined;
-const storageArgs = pgUrl ? ["--storage", "postgres", "--postgres-url", pgUrl] : [];
+const storageArgs = pgUrl ? ["--storage", "postgres", "--postgres-url", pgUrl] : ["--storage", opt.storage!];
 const serveExtra = [...(opt["no-auth"] ? ["--no-auth"] : []), ...storageArgs];
 const serve = Bun.spawn([...cmd, ...serveArgs(httpPort, mqttPort, dataDir, serveExtra)], {
   stdout: "inherit",
@@ -108,13 +108,17 @@ lat.sort((a, b) => a - b);
 const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!;
 
 say(`throughput: ${TASKS} tasks, ${CONCURRENCY} concurrent clients…`);
-const db = pgUrl ? undefined : new Database(join(dataDir, "propeller.db"), { readonly: true });
+const db = opt.storage === "sqlite" ? new Database(join(dataDir, "propeller.db"), { readonly: true }) : undefined;
 const pgSql = pgUrl ? new (await import("bun")).SQL(pgUrl) : undefined;
+// LMDB takes readers in other processes: the bench reads serve's counters directly.
+const kv =
+  opt.storage === "kv" ? (await import("../../src/storage/kv/index.ts")).openKv(join(dataDir, "kv")) : undefined;
 // .all() runs each statement to completion, so no read snapshot stays open between polls.
-const count = async (state: number): Promise<number> =>
-  pgSql
-    ? Number((await pgSql`SELECT count(*) AS n FROM tasks WHERE state = ${state}`)[0].n)
-    : db!.query<{ n: number }, [number]>("SELECT count(*) AS n FROM tasks WHERE state = ?").all(state)[0]!.n;
+const count = async (state: number): Promise<number> => {
+  if (pgSql) return Number((await pgSql`SELECT count(*) AS n FROM tasks WHERE state = ${state}`)[0].n);
+  if (kv) return kv.tasks.countByState()[state] ?? 0;
+  return db!.query<{ n: number }, [number]>("SELECT count(*) AS n FROM tasks WHERE state = ?").all(state)[0]!.n;
+};
 const before = await count(3);
 let next = 0;
 const t0 = performance.now();
@@ -140,6 +144,7 @@ for (const deadline = Date.now() + 60_000; (await count(3)) - before < TASKS; aw
 const elapsed = (performance.now() - t0) / 1000;
 db?.close();
 await pgSql?.close();
+await kv?.close();
 
 await sub.endAsync();
 serve.kill("SIGTERM");
