@@ -3,6 +3,7 @@ import type { Entity, Token } from "../../core/identity.ts";
 import type { Job } from "../../core/job.ts";
 import type { Proplet } from "../../core/proplet.ts";
 import type { Run } from "../../core/run.ts";
+import { byCreated, OwnerMetrics } from "../order.ts";
 import type {
   EntityRepository,
   JobRepository,
@@ -49,9 +50,7 @@ export class KvJobs implements JobRepository {
     return this.db.get(["j", id]) as Job | undefined;
   }
   all(): Job[] {
-    return values<Job>(this.db, ["j"]).sort((a, b) =>
-      a.created_at > b.created_at ? -1 : a.created_at < b.created_at ? 1 : a.id < b.id ? -1 : 1,
-    );
+    return values<Job>(this.db, ["j"]).sort(byCreated(true));
   }
 }
 
@@ -75,9 +74,11 @@ export class KvProplets implements PropletRepository {
   }
 }
 
-export class KvMetrics implements MetricsRepository {
-  constructor(private db: RootDatabase) {}
-  private add(kind: string, owner: string, at: string, sample: unknown): void {
+export class KvMetrics extends OwnerMetrics implements MetricsRepository {
+  constructor(private db: RootDatabase) {
+    super();
+  }
+  protected add(kind: "proplet" | "task", owner: string, at: string, sample: unknown): void {
     this.db.transactionSync(() => {
       this.db.put(["m", kind, owner, at, next(this.db, ["n", "metric"])], sample);
       const n = this.db.getKeysCount({ start: ["m", kind, owner], end: ["m", kind, owner, END] });
@@ -90,21 +91,9 @@ export class KvMetrics implements MetricsRepository {
       for (const k of Array.from(oldest)) this.db.remove(k);
     });
   }
-  private list(kind: string, owner: string, offset: number, limit: number): ListResult<unknown> {
+  protected list(kind: "proplet" | "task", owner: string, offset: number, limit: number): ListResult<unknown> {
     const total = this.db.getKeysCount({ start: ["m", kind, owner], end: ["m", kind, owner, END] });
     return { total, items: values<unknown>(this.db, ["m", kind, owner], { reverse: true, offset, limit }) };
-  }
-  addProplet(id: string, at: string, sample: unknown): void {
-    this.add("proplet", id, at, sample);
-  }
-  addTask(id: string, at: string, sample: unknown): void {
-    this.add("task", id, at, sample);
-  }
-  listProplet(id: string, offset: number, limit: number): ListResult<unknown> {
-    return this.list("proplet", id, offset, limit);
-  }
-  listTask(id: string, offset: number, limit: number): ListResult<unknown> {
-    return this.list("task", id, offset, limit);
   }
 }
 
@@ -129,9 +118,7 @@ class Docs<T extends { id: string; created_at: string }> {
     return this.db.get([this.prefix, id]) as T | undefined;
   }
   all(): T[] {
-    return values<T>(this.db, [this.prefix]).sort((a, b) =>
-      a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1,
-    );
+    return values<T>(this.db, [this.prefix]).sort(byCreated());
   }
 }
 

@@ -3,6 +3,7 @@ import type { Job } from "../../core/job.ts";
 import type { Proplet } from "../../core/proplet.ts";
 import type { Run } from "../../core/run.ts";
 import type { Journal } from "../journal.ts";
+import { byCreated, OwnerMetrics } from "../order.ts";
 import type {
   EntityRepository,
   JobRepository,
@@ -51,9 +52,7 @@ export class MemoryJobs implements JobRepository {
     return j && { ...j };
   }
   all(): Job[] {
-    return [...this.byId.values()]
-      .sort((a, b) => (a.created_at > b.created_at ? -1 : a.created_at < b.created_at ? 1 : a.id < b.id ? -1 : 1))
-      .map((j) => ({ ...j }));
+    return [...this.byId.values()].sort(byCreated(true)).map((j) => ({ ...j }));
   }
 }
 
@@ -78,11 +77,13 @@ export class MemoryProplets implements PropletRepository {
   }
 }
 
-export class MemoryMetrics implements MetricsRepository {
+export class MemoryMetrics extends OwnerMetrics implements MetricsRepository {
   /** Per owner, newest first, at most METRICS_RETENTION. */
   private samples = new Map<string, { at: string; sample: unknown }[]>();
-  constructor(private journal?: Journal) {}
-  private add(kind: "proplet" | "task", owner: string, at: string, sample: unknown): void {
+  constructor(private journal?: Journal) {
+    super();
+  }
+  protected add(kind: "proplet" | "task", owner: string, at: string, sample: unknown): void {
     const key = `${kind}\u0000${owner}`;
     const list = this.samples.get(key) ?? [];
     let i = 0;
@@ -92,24 +93,12 @@ export class MemoryMetrics implements MetricsRepository {
     this.samples.set(key, list);
     this.journal?.record({ kind: "metric", owner_kind: kind, owner, at, sample });
   }
-  private list(kind: string, owner: string, offset: number, limit: number): ListResult<unknown> {
+  protected list(kind: "proplet" | "task", owner: string, offset: number, limit: number): ListResult<unknown> {
     return page(
       (this.samples.get(`${kind}\u0000${owner}`) ?? []).map((s) => s.sample),
       offset,
       limit,
     );
-  }
-  addProplet(id: string, at: string, sample: unknown): void {
-    this.add("proplet", id, at, sample);
-  }
-  addTask(id: string, at: string, sample: unknown): void {
-    this.add("task", id, at, sample);
-  }
-  listProplet(id: string, offset: number, limit: number): ListResult<unknown> {
-    return this.list("proplet", id, offset, limit);
-  }
-  listTask(id: string, offset: number, limit: number): ListResult<unknown> {
-    return this.list("task", id, offset, limit);
   }
 }
 
@@ -132,9 +121,7 @@ class Docs<T extends { id: string; created_at: string }> {
     return v && structuredClone(v);
   }
   all(): T[] {
-    return [...this.byId.values()]
-      .sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1))
-      .map((v) => structuredClone(v));
+    return [...this.byId.values()].sort(byCreated()).map((v) => structuredClone(v));
   }
 }
 
