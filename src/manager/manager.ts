@@ -76,6 +76,11 @@ export class Manager {
     this.groups.resume();
   }
 
+  /** Resolves once every change made so far is committed (what a reader is shown must survive a crash). */
+  committed(): Promise<void> {
+    return this.store.durable();
+  }
+
   /** A consistent copy of the database, taken while the manager runs (`POST /backup`). */
   async backup(path: string): Promise<void> {
     await this.store.durable();
