@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { SQL } from "bun";
 import consoleHtml from "../../web/index.html" with { type: "text" };
 import { type BrokerTls, type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.ts";
 import { connectMqtt } from "../broker/client.ts";
@@ -17,13 +16,10 @@ import type { RegistryClient } from "../proxy/registry.ts";
 import { ProxyService } from "../proxy/service.ts";
 import { lockDir } from "../storage/lock.ts";
 import { openStorage } from "../storage/open.ts";
-import { redact } from "../storage/postgres/index.ts";
-import { Lease } from "../storage/postgres/lease.ts";
-import { migrate } from "../storage/postgres/migrations.ts";
+import { redact } from "../storage/postgres/url.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
 import type { LocalEnv } from "./proplet.ts";
-import { keepLease, leaseConnection, standBy } from "./standby.ts";
 
 // Composition root of `propeller serve`: storage, broker, manager, HTTP, the OCI proxy and the local proplet,
 // which talks to the manager over MQTT like any other proplet. Everything here comes from options that
@@ -110,12 +106,6 @@ function stableId(dataDir: string, name: string): string {
   return id;
 }
 
-/** A manager fenced out must stop at once: another is active, and a supervisor restarts this one as a stand-by. */
-function leaseLost(why: string): never {
-  log.error(`lost the site's lease: ${why}; stopping so that only one manager acts`);
-  process.exit(1);
-}
-
 export async function serve(o: ServeOptions): Promise<RunningServe> {
   // The data dir holds the database and the admin token: its owner only, when serve creates it.
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
@@ -124,28 +114,20 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const [http, ws] = o.tls ? ["https", "wss"] : ["http", "ws"];
   const loopback = o.host === "0.0.0.0" || o.host === "::" ? "127.0.0.1" : o.host;
   // Managers sharing one PostgreSQL database: one holds the lease and is active; the others wait as stand-bys.
-  let lease: Lease | undefined;
-  let leaseSql: SQL | undefined;
-  let stopLease = () => {};
-  if (o.storage === "postgres" && o.postgresUrl) {
-    leaseSql = leaseConnection(o.postgresUrl);
-    try {
-      await migrate(leaseSql);
-    } catch (e) {
-      await leaseSql.close().catch(() => {});
-      throw new Error(`PostgreSQL at ${redact(o.postgresUrl)}: ${e instanceof Error ? e.message : e}`);
-    }
-    const advertised =
-      o.advertiseUrl ?? `${http}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${o.httpPort}`;
-    // The holder is this data dir's manager, not this process: restarted, it takes its own lease back at once.
-    lease = new Lease(leaseSql, stableId(o.dataDir, "manager-id"), advertised);
-    if (!(await lease.acquire())) await standBy({ ...o, instanceId }, lease);
-    stopLease = keepLease(lease, leaseLost);
-  }
-  const store = await openStorage(o.storage, {
-    ...o,
-    ...(lease ? { fence: (tx: SQL) => lease.check(tx).catch((e) => leaseLost(String(e))) } : {}),
-  });
+  // Loaded only for postgres, as the backends themselves are.
+  const site =
+    o.storage === "postgres" && o.postgresUrl
+      ? await (await import("./standby.ts")).joinSite({
+          ...o,
+          postgresUrl: o.postgresUrl,
+          instanceId,
+          // The holder is this data dir's manager, not this process: restarted, it takes its own lease back at once.
+          holder: stableId(o.dataDir, "manager-id"),
+          advertised:
+            o.advertiseUrl ?? `${http}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${o.httpPort}`,
+        })
+      : undefined;
+  const store = await openStorage(o.storage, { ...o, ...(site ? { fence: site.fence } : {}) });
   const identities = new Identities(store);
   const adminToken = o.auth ? await ensureAdminToken(identities, o.dataDir) : undefined;
   const brokerAuth = o.auth
@@ -167,7 +149,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     ? { username: o.managerCredentials.id, password: o.managerCredentials.key }
     : internal(`manager-${instanceId}`, "manager");
   // The managers of a site share one persistent session: results sent during a hand-over wait on the broker.
-  const shared = lease ? `propeller-manager-${o.domainId}-${o.channelId}` : undefined;
+  const shared = site ? `propeller-manager-${o.domainId}-${o.channelId}` : undefined;
   const client = await connectMqtt(mqttAddress, {
     clientId: shared ?? `manager-${instanceId}`,
     username: `manager-${instanceId}`,
@@ -200,7 +182,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       })
     : undefined;
   if (proxyClient && o.proxy) await new ProxyService(proxyClient, o, o.proxy.registry, o.proxy.chunkSize).listen();
-  manager.recover(lease !== undefined);
+  manager.recover(site !== undefined);
   // Settles tasks on proplets whose heartbeats stopped; a fraction of the threshold keeps detection prompt.
   const liveness = setInterval(
     () => manager.liveness.check(),
@@ -239,7 +221,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const hint = `the admin token is in ${join(o.dataDir, "admin.token")}; \`propeller tokens create\` makes more`;
   const info = {
     ...{ version: VERSION, commit: COMMIT, buildTime: BUILD_TIME, instanceId, channel: o, storage: store.kind },
-    ...(lease ? { role: "active" } : {}),
+    ...(site ? { role: "active" } : {}),
   };
   const app = createApp(manager, info, metrics, o.auth ? { hint } : undefined);
   const server = Bun.serve<WsData>({
@@ -307,9 +289,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       await proxyClient?.endAsync();
       await broker?.close();
       await store.close();
-      stopLease();
-      await lease?.release().catch(() => {});
-      await leaseSql?.close();
+      await site?.close();
       lock.release();
     },
   };

@@ -1,6 +1,9 @@
 import { SQL } from "bun";
 import { log } from "../log.ts";
-import { type Lease, LeaseLost, RENEW_MS, TTL_MS } from "../storage/postgres/lease.ts";
+import type { Fence } from "../storage/postgres/journal.ts";
+import { Lease, LeaseLost, RENEW_MS, TTL_MS } from "../storage/postgres/lease.ts";
+import { migrate } from "../storage/postgres/migrations.ts";
+import { redact } from "../storage/postgres/url.ts";
 import { VERSION } from "../version.ts";
 
 // The stand-by side of two managers sharing one PostgreSQL database (docs/ARCHITECTURE.md, "Two managers"):
@@ -71,7 +74,7 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
  * Keeps the lease while active. A manager that cannot renew it for a whole TTL, or finds it taken, stops at once
  * (exit 1): another may be active already, and a supervisor restarts this one as a stand-by.
  */
-export function keepLease(lease: Lease, onLost: (why: string) => void): () => void {
+function keepLease(lease: Lease, onLost: (why: string) => void): () => void {
   let renewedAt = Date.now();
   const timer = setInterval(() => {
     lease.renew().then(
@@ -87,7 +90,49 @@ export function keepLease(lease: Lease, onLost: (why: string) => void): () => vo
   return () => clearInterval(timer);
 }
 
-/** A small pool of its own for the lease, so renewals never queue behind a large write. */
-export function leaseConnection(url: string): SQL {
-  return new SQL(url, { max: 1 });
+/** A manager fenced out must stop at once: another is active, and a supervisor restarts this one as a stand-by. */
+function leaseLost(why: string): never {
+  log.error(`lost the site's lease: ${why}; stopping so that only one manager acts`);
+  process.exit(1);
+}
+
+export interface SiteOptions extends StandbyOptions {
+  postgresUrl: string;
+  /** Who holds the lease: the data dir's manager. */
+  holder: string;
+  /** Where the other managers reach this one's REST API. */
+  advertised: string;
+}
+
+export interface Site {
+  /** Checks the lease in every write transaction; a manager fenced out exits. */
+  fence: Fence;
+  /** Gives the lease up (a graceful stop) and closes its connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * Joins the site's managers: applies the migrations, then holds the lease at once or serves as a stand-by until it
+ * can, and keeps it from then on. Returns once this manager is the active one.
+ */
+export async function joinSite(o: SiteOptions): Promise<Site> {
+  // A small pool of its own, so renewals never queue behind a large write.
+  const sql = new SQL(o.postgresUrl, { max: 1 });
+  try {
+    await migrate(sql);
+  } catch (e) {
+    await sql.close().catch(() => {});
+    throw new Error(`PostgreSQL at ${redact(o.postgresUrl)}: ${e instanceof Error ? e.message : e}`);
+  }
+  const lease = new Lease(sql, o.holder, o.advertised);
+  if (!(await lease.acquire())) await standBy(o, lease);
+  const stop = keepLease(lease, leaseLost);
+  return {
+    fence: (tx) => lease.check(tx).catch((e) => leaseLost(String(e))),
+    close: async () => {
+      stop();
+      await lease.release().catch(() => {});
+      await sql.close();
+    },
+  };
 }

@@ -1,6 +1,4 @@
 import { join } from "node:path";
-import { openMemory } from "./memory/index.ts";
-import { openPostgres } from "./postgres/index.ts";
 import type { Fence } from "./postgres/journal.ts";
 import type { Storage, StorageKind } from "./repository.ts";
 import { openSqlite } from "./sqlite/index.ts";
@@ -31,11 +29,12 @@ export async function openStorage(kind: StorageKind, o: StorageOptions): Promise
       const { openKv } = await import("./kv/index.ts");
       return openKv(join(o.dataDir, "kv"));
     }
+    // The other backends are loaded only when chosen: serve starts sooner and smaller on the default one.
     case "memory":
-      return openMemory();
+      return (await import("./memory/index.ts")).openMemory();
     case "postgres":
       if (!o.postgresUrl) throw new Error("--storage postgres needs --postgres-url (env PROPELLER_DB_URL)");
-      return openPostgres(o.postgresUrl, o.fence);
+      return (await import("./postgres/index.ts")).openPostgres(o.postgresUrl, o.fence);
     default:
       throw new Error(`storage ${kind} is not available in this build`);
   }

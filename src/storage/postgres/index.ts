@@ -9,6 +9,7 @@ import type { Storage } from "../repository.ts";
 import { readDoc } from "../sqlite/doc.ts";
 import { type Fence, PgJournal } from "./journal.ts";
 import { migrate } from "./migrations.ts";
+import { redact } from "./url.ts";
 
 // PostgreSQL (`serve --storage postgres`): the durable copy, and what two managers of one site share. The
 // manager's reads are synchronous and hot (every start and result reads its task), so the working set is held in
@@ -63,15 +64,4 @@ async function load(sql: SQL, s: Storage): Promise<void> {
   }
   for (const r of await sql`SELECT doc FROM tokens`) s.tokens.create(readDoc(Token, r.doc, "token"));
   for (const r of await sql`SELECT doc FROM entities`) s.entities.create(readDoc(Entity, r.doc, "entity"));
-}
-
-/** A database URL with its password hidden, for messages. */
-export function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparsable URL)";
-  }
 }
