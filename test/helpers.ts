@@ -161,11 +161,16 @@ export async function startServe(
   if (opts.tlsCa) cas.set(url, opts.tlsCa);
   const tls = opts.tlsCa ? { tls: { ca: opts.tlsCa } } : {};
   try {
-    await until(
+    const seen = await until(
       "serve to answer /health",
-      async () => (await fetch(`${url}/health`, tls)).ok,
+      async () => {
+        // A serve that exited (a bad flag, a crash) will never answer: say so now, not after the timeout.
+        if (p.proc.exitCode !== null || p.proc.signalCode !== null) return "exited";
+        return (await fetch(`${url}/health`, tls)).ok && "healthy";
+      },
       opts.healthTimeoutMs ?? 15_000,
     );
+    if (seen === "exited") throw new Error(`serve exited (${p.proc.exitCode ?? p.proc.signalCode})`);
   } catch (e) {
     await p.kill("SIGKILL");
     throw new Error(`${e}\n--- serve output ---\n${p.output()}`);
