@@ -198,4 +198,33 @@ describe("dispatcher", () => {
     next.recover();
     expect(next.tasks.get(id)).toMatchObject({ state: TaskState.Failed, error: "interrupted by shutdown" });
   });
+
+  test("a takeover starts again a run its proplet never got; a plain restart fails it as lost", async () => {
+    for (const takeover of [true, false]) {
+      h = harness();
+      h.proplet("p1");
+      const id = await h.create({ name: "add" });
+      await h.m.tasks.start(id);
+      // The manager died right after storing the run (its start never reached p1), long enough ago to be settled.
+      const t = h.store.tasks.get(id)!;
+      h.store.tasks.update({ ...t, start_time: new Date(Date.now() - 10_000).toISOString() });
+      await h.settle();
+      const opts = { livelinessThresholdMs: 30_000, scheduler: "round-robin" as const };
+      const next = new Manager(h.store, h.bus, new Identities(h.store), opts);
+      next.recover(takeover);
+      next.inbound.create({ proplet_id: "p1", metadata: {} });
+      next.inbound.alive({ proplet_id: "p1", status: "alive", tasks: [] });
+      await h.settle();
+      if (takeover) {
+        expect(next.tasks.get(id)).toMatchObject({ state: TaskState.Running, proplet_id: "p1" });
+        expect(h.bus.starts.filter((m) => m.id === id)).toHaveLength(2);
+        // No failed run is recorded for the start that never left: the one run listed is the current one.
+        expect(next.tasks.runs(id, 0, 10).items.map((r) => r.state)).toEqual([TaskState.Running]);
+      } else {
+        expect(next.tasks.get(id)).toMatchObject({ state: TaskState.Failed });
+        expect(next.tasks.get(id).error).toContain("no longer running the task");
+      }
+      await next.shutdown();
+    }
+  });
 });
