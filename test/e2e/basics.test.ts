@@ -340,8 +340,17 @@ describe("other REST operations", () => {
       "m/default/c/default/control/proplet/create",
       JSON.stringify({ proplet_id: "ws-proplet", metadata: {} }),
     );
-    await untilAlive(s.url, "ws-proplet");
-    await ws.endAsync();
+    // Heartbeats as a real proplet sends them (a QoS 0 announcement alone was once not seen in a full CI run).
+    const beat = setInterval(() => {
+      const alive = JSON.stringify({ proplet_id: "ws-proplet", status: "alive" });
+      ws.publish("m/default/c/default/control/proplet/alive", alive);
+    }, 250);
+    try {
+      await untilAlive(s.url, "ws-proplet");
+    } finally {
+      clearInterval(beat);
+      await ws.endAsync();
+    }
   });
 
   test("the console page is served at /", async () => {
