@@ -15,7 +15,15 @@ export type Change =
   | { kind: "job"; job: Job }
   | { kind: "proplet"; proplet: Proplet }
   | { kind: "proplet-delete"; id: string }
-  | { kind: "metric"; owner_kind: "proplet" | "task"; owner: string; at: string; sample: unknown }
+  | {
+      kind: "metric";
+      owner_kind: "proplet" | "task";
+      owner: string;
+      at: string;
+      sample: unknown;
+      /** When the owner's samples are at the retention bound: the oldest one kept; older ones are gone. */
+      keep_from?: string;
+    }
   | { kind: "token"; token: Token }
   | { kind: "entity"; entity: Entity };
 

@@ -91,7 +91,8 @@ export class MemoryMetrics extends OwnerMetrics implements MetricsRepository {
     list.splice(i, 0, { at, sample });
     if (list.length > METRICS_RETENTION) list.length = METRICS_RETENTION;
     this.samples.set(key, list);
-    this.journal?.record({ kind: "metric", owner_kind: kind, owner, at, sample });
+    const full = list.length === METRICS_RETENTION ? { keep_from: list.at(-1)!.at } : {};
+    this.journal?.record({ kind: "metric", owner_kind: kind, owner, at, sample, ...full });
   }
   protected list(kind: "proplet" | "task", owner: string, offset: number, limit: number): ListResult<unknown> {
     return page(

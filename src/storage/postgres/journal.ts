@@ -3,7 +3,6 @@ import { unavailable } from "../../core/errors.ts";
 import type { Task } from "../../core/task.ts";
 import { tag } from "../../log.ts";
 import type { Change, Journal } from "../journal.ts";
-import { METRICS_RETENTION } from "../retention.ts";
 
 const log = tag("storage");
 
@@ -61,8 +60,6 @@ export class PgJournal implements Journal {
   /** Set by `close`: a failed write is not retried any more. */
   private closing = false;
   private retryTimer: Timer | undefined;
-  /** Samples added per owner since it was last trimmed. */
-  private sinceTrim = new Map<string, number>();
 
   constructor(
     private sql: SQL,
@@ -133,6 +130,8 @@ export class PgJournal implements Journal {
     const docs = { jobs: new Folded<Doc>(), tokens: new Folded<Doc>(), entities: new Folded<Doc>() };
     const runs: { task_id: string; run_id: string; started_at: string; doc: string }[] = [];
     const metrics: { kind: string; owner: string; at: string; doc: string }[] = [];
+    /** Per owner at the retention bound, the oldest sample the memory store kept: older rows are deleted. */
+    const keepFrom = new Map<string, { kind: string; owner: string; at: string }>();
     for (const c of batch) {
       switch (c.kind) {
         case "task": {
@@ -169,6 +168,8 @@ export class PgJournal implements Journal {
           break;
         case "metric":
           metrics.push({ kind: c.owner_kind, owner: c.owner, at: c.at, doc: JSON.stringify(c.sample) });
+          if (c.keep_from)
+            keepFrom.set(`${c.owner_kind}\u0000${c.owner}`, { kind: c.owner_kind, owner: c.owner, at: c.keep_from });
           break;
       }
     }
@@ -199,22 +200,12 @@ export class PgJournal implements Journal {
         }
       }
       for (const part of chunks(metrics)) await tx`INSERT INTO metrics ${sql(part)}`;
-      await this.trim(tx, metrics);
+      // Keeps METRICS_RETENTION samples per owner, as the other backends: the memory store says where its kept
+      // samples begin, so the surplus is one index range, not a count.
+      for (const k of keepFrom.values()) {
+        await tx`DELETE FROM metrics WHERE kind = ${k.kind} AND owner = ${k.owner} AND at < ${k.at}`;
+      }
     });
-  }
-
-  /** Keeps METRICS_RETENTION samples per owner, as the other backends; checked every 100 samples of an owner. */
-  private async trim(tx: SQL, added: { kind: string; owner: string }[]): Promise<void> {
-    for (const m of added) {
-      const key = `${m.kind}\u0000${m.owner}`;
-      const n = (this.sinceTrim.get(key) ?? 0) + 1;
-      this.sinceTrim.set(key, n);
-      if (n < 100) continue;
-      this.sinceTrim.set(key, 0);
-      await tx`DELETE FROM metrics WHERE kind = ${m.kind} AND owner = ${m.owner} AND seq IN (
-        SELECT seq FROM metrics WHERE kind = ${m.kind} AND owner = ${m.owner}
-        ORDER BY at DESC OFFSET ${METRICS_RETENTION})`;
-    }
   }
 }
 
