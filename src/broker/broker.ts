@@ -105,13 +105,14 @@ export async function startBroker(
   };
 }
 
+/** No message of the protocol is larger: module chunks are at most 8 MiB of bytes, base64 in JSON. */
+const MAX_PAYLOAD_BYTES = 16 << 20;
+
 /**
  * Installs authentication and the ACL (core/acl.ts) on the broker: CONNECT needs username = entity id and
  * password = its API key; a peer publishes and subscribes only where its kind may, never a retained message, and
  * a proplet speaks only about itself. A refused publish closes the connection (MQTT 3.1.1 has no negative ack).
  */
-/** No message of the protocol is larger: module chunks are at most 8 MiB of bytes, base64 in JSON. */
-const MAX_PAYLOAD_BYTES = 16 << 20;
 
 function guard(aedes: Aedes, auth: BrokerAuth): { disconnect(id: string): void } {
   const peers = new WeakMap<Client, Peer>();
