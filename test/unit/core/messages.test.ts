@@ -1,5 +1,14 @@
 import { describe, expect, test } from "bun:test";
-import { AliveMsg, CreateMsg, decode, ResultMsg, StartMsg, TaskMetricsMsg } from "../../../src/core/messages.ts";
+import {
+  AliveMsg,
+  CreateMsg,
+  decode,
+  MAX_OUTPUT_CHUNK,
+  OutputMsg,
+  ResultMsg,
+  StartMsg,
+  TaskMetricsMsg,
+} from "../../../src/core/messages.ts";
 import { Timestamp } from "../../../src/core/time.ts";
 
 describe("messages", () => {
@@ -25,6 +34,16 @@ describe("messages", () => {
 });
 
 describe("bounds on what a proplet says", () => {
+  test("the wire schema refuses oversized pieces, negative or fractional numbers and unknown streams", () => {
+    const ok = { task_id: "t", proplet_id: "p", seq: 0, stream: "stdout", data: "x" };
+    expect(OutputMsg.safeParse(ok).success).toBe(true);
+    expect(OutputMsg.safeParse({ ...ok, data: "x".repeat(MAX_OUTPUT_CHUNK + 1) }).success).toBe(false);
+    expect(OutputMsg.safeParse({ ...ok, seq: -1 }).success).toBe(false);
+    expect(OutputMsg.safeParse({ ...ok, seq: 1.5 }).success).toBe(false);
+    expect(OutputMsg.safeParse({ ...ok, stream: "stdin" }).success).toBe(false);
+    expect(OutputMsg.safeParse({ ...ok, task_id: "" }).success).toBe(false);
+  });
+
   test("announced capacity, heartbeat interval, descriptions and samples are bounded", () => {
     const create = (metadata: Record<string, unknown>) =>
       decode(CreateMsg, JSON.stringify({ proplet_id: "p", metadata }));
