@@ -15,8 +15,7 @@ import { PropletAgent } from "../proplet/agent.ts";
 import type { RegistryClient } from "../proxy/registry.ts";
 import { ProxyService } from "../proxy/service.ts";
 import { lockDir } from "../storage/lock.ts";
-import { openStorage } from "../storage/open.ts";
-import { redact } from "../storage/postgres/url.ts";
+import { openStorage, storageLocation } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
 import type { LocalEnv } from "./proplet.ts";
@@ -254,13 +253,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     websocket: broker?.websocket ?? { message() {} },
   });
 
-  const where =
-    o.storage === "sqlite" || o.storage === "kv"
-      ? join(o.dataDir, o.storage === "sqlite" ? "propeller.db" : "kv")
-      : o.storage === "postgres"
-        ? `postgres ${redact(o.postgresUrl ?? "")}`
-        : "memory (nothing is kept across a restart)";
-  log.info(`propeller serve: REST on ${http}://${o.host}:${server.port}, storage ${where}`);
+  log.info(`propeller serve: REST on ${http}://${o.host}:${server.port}, storage ${storageLocation(o.storage, o)}`);
   if (broker)
     log.info(
       `embedded MQTT broker on ${mqttScheme}://${o.host}:${broker.port} and ${ws}://${o.host}:${server.port}/mqtt`,

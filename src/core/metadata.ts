@@ -63,10 +63,3 @@ export function metadataText(v: unknown): string | undefined {
   if (typeof v === "number" || typeof v === "boolean") return String(v);
   return JSON.stringify(v);
 }
-
-/** Whether a task's metadata holds every pair of the filter. */
-export function matchesMetadata(meta: Record<string, unknown> | undefined, filter: MetadataFilter): boolean {
-  if (!meta) return false;
-  for (const [k, v] of Object.entries(filter)) if (metadataText(meta[k]) !== v) return false;
-  return true;
-}

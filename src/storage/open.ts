@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import type { Fence } from "./postgres/journal.ts";
+import { redact } from "./postgres/url.ts";
 import type { Storage, StorageKind } from "./repository.ts";
 import { openSqlite } from "./sqlite/index.ts";
 
@@ -13,21 +14,35 @@ export interface StorageOptions {
 }
 
 /** The backends `serve --storage` offers, with what each one is for. */
-export const STORAGE_HELP: Partial<Record<StorageKind, string>> = {
+export const STORAGE_HELP: Record<StorageKind, string> = {
   sqlite: "a file in --data-dir (default)",
   kv: "an embedded key-value store (LMDB) in --data-dir, for high-write edge nodes",
   memory: "keeps nothing across a restart: for tests and throwaway runs",
   postgres: "a PostgreSQL database (--postgres-url), which two managers of one site can share",
 };
 
+/** Where a backend keeps its data, for the files and for the log (a database URL without its password). */
+export function storageLocation(kind: StorageKind, o: StorageOptions): string {
+  switch (kind) {
+    case "sqlite":
+      return join(o.dataDir, "propeller.db");
+    case "kv":
+      return join(o.dataDir, "kv");
+    case "memory":
+      return "memory (nothing is kept across a restart)";
+    case "postgres":
+      return `postgres ${redact(o.postgresUrl ?? "")}`;
+  }
+}
+
 export async function openStorage(kind: StorageKind, o: StorageOptions): Promise<Storage> {
   switch (kind) {
     case "sqlite":
-      return openSqlite(join(o.dataDir, "propeller.db"));
+      return openSqlite(storageLocation(kind, o));
     case "kv": {
       // Loaded only when chosen: LMDB's native addon needs libstdc++, which a minimal device may not have.
       const { openKv } = await import("./kv/index.ts");
-      return openKv(join(o.dataDir, "kv"));
+      return openKv(storageLocation(kind, o));
     }
     // The other backends are loaded only when chosen: serve starts sooner and smaller on the default one.
     case "memory":
@@ -35,7 +50,5 @@ export async function openStorage(kind: StorageKind, o: StorageOptions): Promise
     case "postgres":
       if (!o.postgresUrl) throw new Error("--storage postgres needs --postgres-url (env PROPELLER_DB_URL)");
       return (await import("./postgres/index.ts")).openPostgres(o.postgresUrl, o.fence);
-    default:
-      throw new Error(`storage ${kind} is not available in this build`);
   }
 }
