@@ -14,6 +14,7 @@ function writeAll(fd: number, bytes: Uint8Array): void {
       off += writeSync(fd, bytes, off);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+      Bun.sleepSync(1); // the reader is behind: wait for it instead of spinning a core
     }
   }
 }
