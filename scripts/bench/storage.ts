@@ -2,7 +2,7 @@
 // inserts per second (durable, a commit every 1,000), then the p99 of the last page of the newest-first listing
 // (offset N-100, limit 100) and of a metadata-filtered listing (team=edge, 100) — at the repository level the REST
 // handlers call, and through REST (`GET /tasks…` on a real serve opened on the filled store, with auth, so JSON and
-// HTTP are counted). The memory backend cannot be handed to another process: it has no REST figures (null).
+// HTTP are counted), and through REST the middle page (offset N/2), the deepest walk from either end. The memory backend cannot be handed to another process: it has no REST figures (null).
 // One JSON line per backend.
 //   bun scripts/bench/storage.ts [--tasks N] [--backends sqlite,kv,memory,postgres] [--postgres-url URL]
 import { mkdtempSync } from "node:fs";
@@ -87,6 +87,7 @@ async function overRest(kind: StorageKind, dataDir: string, postgresUrl?: string
     return {
       rest_list_p99_ms: await timed(() => get(`/tasks?offset=${N - 100}&limit=100`)),
       rest_filtered_list_p99_ms: await timed(() => get(`/tasks?metadata=${FILTER}&limit=100`)),
+      rest_middle_list_p99_ms: await timed(() => get(`/tasks?offset=${N / 2}&limit=100`)),
     };
   } finally {
     serve.kill("SIGTERM");
@@ -101,7 +102,7 @@ async function measure(kind: StorageKind, store: Storage, dataDir?: string, post
   await store.close();
   const rest = dataDir
     ? await overRest(kind, dataDir, postgresUrl)
-    : { rest_list_p99_ms: null, rest_filtered_list_p99_ms: null };
+    : { rest_list_p99_ms: null, rest_filtered_list_p99_ms: null, rest_middle_list_p99_ms: null };
   console.log(
     JSON.stringify({
       backend: kind,

@@ -30,3 +30,18 @@ export abstract class OwnerMetrics {
     return this.list("task", id, offset, limit);
   }
 }
+
+/**
+ * The same page read from whichever end of an index is nearer. An OFFSET makes SQL step over every skipped row, so
+ * the last page of 100,000 tasks newest-first costs a walk over 99,900 index entries; read from the oldest end it is
+ * the first 100. `reverse` says to walk the other way and reverse the rows read.
+ */
+export function nearerEnd(
+  total: number,
+  offset: number,
+  limit: number,
+): { reverse: boolean; offset: number; limit: number } {
+  const end = Math.min(total, offset + limit);
+  if (offset >= total || offset <= total - end) return { reverse: false, offset, limit };
+  return { reverse: true, offset: total - end, limit: end - offset };
+}

@@ -1,6 +1,7 @@
 import type { Database, Statement } from "bun:sqlite";
 import { metadataText } from "../../core/metadata.ts";
 import { Task } from "../../core/task.ts";
+import { nearerEnd } from "../order.ts";
 import type { ListResult, TaskRepository } from "../repository.ts";
 import type { Batch } from "./batch.ts";
 import { readDoc } from "./doc.ts";
@@ -19,6 +20,7 @@ export class SqliteTasks implements TaskRepository {
   private deleteQ: Statement;
   private countQ: Statement<{ n: number }, []>;
   private listQ: Statement<TaskRow, [number, number]>;
+  private listOldestQ: Statement<TaskRow, [number, number]>;
   private insertMetaQ: Statement;
   private deleteMetaQ: Statement;
   /** Parsed tasks, so the hot single reads skip parsing; emptied if a commit fails. */
@@ -37,6 +39,7 @@ export class SqliteTasks implements TaskRepository {
     this.deleteQ = db.query("DELETE FROM tasks WHERE id = ?");
     this.countQ = db.query("SELECT count(*) AS n FROM tasks");
     this.listQ = db.query("SELECT doc, NULL AS file FROM tasks ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
+    this.listOldestQ = db.query("SELECT doc, NULL AS file FROM tasks ORDER BY created_at, id LIMIT ? OFFSET ?");
     this.insertMetaQ = db.query(
       "INSERT OR IGNORE INTO task_meta (key, value, created_at, task_id) VALUES (?, ?, ?, ?)",
     );
@@ -98,7 +101,10 @@ export class SqliteTasks implements TaskRepository {
   }
   list(offset: number, limit: number, metadata?: Record<string, string>): ListResult<Task> {
     if (!metadata || !Object.keys(metadata).length) {
-      return { total: this.countQ.get()!.n, items: this.listQ.all(limit, offset).map(SqliteTasks.join) };
+      const total = this.countQ.get()!.n;
+      const page = nearerEnd(total, offset, limit);
+      const rows = (page.reverse ? this.listOldestQ : this.listQ).all(page.limit, page.offset);
+      return { total, items: (page.reverse ? rows.reverse() : rows).map(SqliteTasks.join) };
     }
     // The first pair walks task_meta in listing order; every other pair must be there for the same task.
     const [first, ...rest] = Object.entries(metadata) as [[string, string], ...[string, string][]];
@@ -110,14 +116,15 @@ export class SqliteTasks implements TaskRepository {
     const total = this.db
       .query<{ n: number }, string[]>(`SELECT count(*) AS n FROM task_meta m WHERE ${where}`)
       .get(...params)!.n;
-    const items = this.db
+    const page = nearerEnd(total, offset, limit);
+    const order = page.reverse ? "m.created_at, m.task_id" : "m.created_at DESC, m.task_id DESC";
+    const rows = this.db
       .query<TaskRow, (string | number)[]>(
         `SELECT t.doc, NULL AS file FROM task_meta m JOIN tasks t ON t.id = m.task_id WHERE ${where}
-         ORDER BY m.created_at DESC, m.task_id DESC LIMIT ? OFFSET ?`,
+         ORDER BY ${order} LIMIT ? OFFSET ?`,
       )
-      .all(...params, limit, offset)
-      .map(SqliteTasks.join);
-    return { total, items };
+      .all(...params, page.limit, page.offset);
+    return { total, items: (page.reverse ? rows.reverse() : rows).map(SqliteTasks.join) };
   }
 
   /** The task's metadata pairs in task_meta; `before` is what was written last, when it is known. */

@@ -75,6 +75,28 @@ for (const backend of BACKENDS) {
       expect(ids(0, 10)).toEqual(["t4b", "t4", "t2", "t1", "t0"]);
     });
 
+    test("every page, near either end or across the middle, is its slice of the whole listing", async () => {
+      const s = await fresh();
+      for (let i = 0; i < 23; i++) s.tasks.create(task(`p${i}`, at(i % 7), { metadata: { odd: String(i % 2) } }));
+      const all = s.tasks.list(0, 100).items.map((t) => t.id);
+      const odd = s.tasks.list(0, 100, { odd: "1" }).items.map((t) => t.id);
+      expect(all).toHaveLength(23);
+      expect(odd).toHaveLength(11);
+      for (const [o, l] of [
+        [0, 5],
+        [9, 5],
+        [10, 4],
+        [18, 5],
+        [20, 10],
+        [22, 1],
+        [3, 19],
+        [23, 2],
+      ] as const) {
+        expect(s.tasks.list(o, l).items.map((t) => t.id)).toEqual(all.slice(o, o + l));
+        expect(s.tasks.list(o, l, { odd: "1" }).items.map((t) => t.id)).toEqual(odd.slice(o, o + l));
+      }
+    });
+
     test("filters: metadata as text, state, group in creation order, schedule, id prefix", async () => {
       const s = await fresh();
       s.tasks.create(task("a1", at(1), { metadata: { env: "prod", n: 3, on: true } }));
