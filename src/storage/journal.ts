@@ -3,6 +3,7 @@ import type { Job } from "../core/job.ts";
 import type { Proplet } from "../core/proplet.ts";
 import type { Run } from "../core/run.ts";
 import type { Task } from "../core/task.ts";
+import type { FlKind } from "./repository.ts";
 
 // What the in-memory repositories changed, in order, for a backend that keeps its durable copy elsewhere
 // (PostgreSQL): the memory store answers every read; the journal writes each change through and says when it is
@@ -25,7 +26,9 @@ export type Change =
       keep_from?: string;
     }
   | { kind: "token"; token: Token }
-  | { kind: "entity"; entity: Entity };
+  | { kind: "entity"; entity: Entity }
+  | { kind: "fl"; fl_kind: FlKind; id: string; doc: string }
+  | { kind: "fl-delete"; fl_kind: FlKind; id: string };
 
 export interface Journal {
   record(c: Change): void;

@@ -82,6 +82,21 @@ export interface EntityRepository {
   all(): Entity[];
 }
 
+/** Federated learning's documents, by kind: experiments, model versions, datasets, and a round's pending updates. */
+export type FlKind = "experiment" | "model" | "dataset" | "update";
+
+/**
+ * Federated learning's state as JSON text per kind and id (the room parses it with its core schema). Models and
+ * datasets can be megabytes: kept as written, never parsed by the backend.
+ */
+export interface FlRepository {
+  put(kind: FlKind, id: string, doc: string): void;
+  get(kind: FlKind, id: string): string | undefined;
+  /** Every id of a kind, in code-point order. */
+  ids(kind: FlKind): string[];
+  delete(kind: FlKind, id: string): boolean;
+}
+
 export const STORAGE_KINDS = ["sqlite", "kv", "memory", "postgres"] as const;
 export type StorageKind = (typeof STORAGE_KINDS)[number];
 
@@ -95,6 +110,7 @@ export interface Storage {
   metrics: MetricsRepository;
   tokens: TokenRepository;
   entities: EntityRepository;
+  fl: FlRepository;
   /**
    * Resolves once every write made so far is committed. Writes are grouped into one commit per turn of the
    * event loop (group commit); callers acknowledge a change to a client only after this resolves, so nothing

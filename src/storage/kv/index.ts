@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { open } from "lmdb";
 import { conflict } from "../../core/errors.ts";
 import type { Storage } from "../repository.ts";
-import { KvEntities, KvJobs, KvMetrics, KvProplets, KvRuns, KvTokens } from "./others.ts";
+import { KvEntities, KvFl, KvJobs, KvMetrics, KvProplets, KvRuns, KvTokens } from "./others.ts";
 import { KvTasks } from "./tasks.ts";
 
 // An embedded key-value store for high-write edge nodes (`serve --storage kv`): LMDB through the `lmdb` package,
@@ -23,6 +23,7 @@ export function openKv(dir: string): Storage {
     metrics: new KvMetrics(db),
     tokens: new KvTokens(db),
     entities: new KvEntities(db),
+    fl: new KvFl(db),
     // Commits are synchronous; lmdb still tracks the last one, and closing before it settled hangs (measured).
     durable: () => db.committed.then(() => {}),
     backup: () => {

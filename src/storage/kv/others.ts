@@ -6,6 +6,8 @@ import type { Run } from "../../core/run.ts";
 import { byCreated, OwnerMetrics } from "../order.ts";
 import type {
   EntityRepository,
+  FlKind,
+  FlRepository,
   JobRepository,
   ListResult,
   MetricsRepository,
@@ -33,7 +35,9 @@ const values = <T>(db: RootDatabase, start: Key[], o: { reverse?: boolean; offse
 export class KvRuns implements RunRepository {
   constructor(private db: RootDatabase) {}
   create(run: Run): void {
-    this.db.transactionSync(() => this.db.put(["r", run.task_id, run.started_at, next(this.db, ["n", "run"])], run));
+    this.db.transactionSync(() => {
+      this.db.put(["r", run.task_id, run.started_at, next(this.db, ["n", "run"])], run);
+    });
   }
   listByTask(taskId: string, offset: number, limit: number): ListResult<Run> {
     const total = this.db.getKeysCount({ start: ["r", taskId], end: ["r", taskId, END] });
@@ -44,7 +48,9 @@ export class KvRuns implements RunRepository {
 export class KvJobs implements JobRepository {
   constructor(private db: RootDatabase) {}
   create(job: Job): void {
-    this.db.transactionSync(() => this.db.put(["j", job.id], job));
+    this.db.transactionSync(() => {
+      this.db.put(["j", job.id], job);
+    });
   }
   get(id: string): Job | undefined {
     return this.db.get(["j", id]) as Job | undefined;
@@ -57,7 +63,9 @@ export class KvJobs implements JobRepository {
 export class KvProplets implements PropletRepository {
   constructor(private db: RootDatabase) {}
   upsert(p: Proplet): void {
-    this.db.transactionSync(() => this.db.put(["p", p.id], p));
+    this.db.transactionSync(() => {
+      this.db.put(["p", p.id], p);
+    });
   }
   get(id: string): Proplet | undefined {
     return this.db.get(["p", id]) as Proplet | undefined;
@@ -131,5 +139,33 @@ export class KvTokens extends Docs<Token> implements TokenRepository {
 export class KvEntities extends Docs<Entity> implements EntityRepository {
   constructor(db: RootDatabase) {
     super(db, "e");
+  }
+}
+
+/**
+ * Federated learning's documents under ["fl", kind, id], as text. (A transactionSync callback must not return
+ * put's promise: the transaction then never settles and closing the store hangs — measured.)
+ */
+export class KvFl implements FlRepository {
+  constructor(private db: RootDatabase) {}
+  put(kind: FlKind, id: string, doc: string): void {
+    this.db.transactionSync(() => {
+      this.db.put(["fl", kind, id], doc);
+    });
+  }
+  get(kind: FlKind, id: string): string | undefined {
+    return this.db.get(["fl", kind, id]) as string | undefined;
+  }
+  ids(kind: FlKind): string[] {
+    return Array.from(this.db.getKeys({ start: ["fl", kind], end: ["fl", kind, END] })).map(
+      (k) => (k as Key[])[2] as string,
+    );
+  }
+  delete(kind: FlKind, id: string): boolean {
+    return this.db.transactionSync(() => {
+      if (this.db.get(["fl", kind, id]) === undefined) return false;
+      this.db.remove(["fl", kind, id]);
+      return true;
+    });
   }
 }

@@ -1,7 +1,15 @@
 import { conflict } from "../../core/errors.ts";
 import type { Journal } from "../journal.ts";
 import type { Storage, StorageKind } from "../repository.ts";
-import { MemoryEntities, MemoryJobs, MemoryMetrics, MemoryProplets, MemoryRuns, MemoryTokens } from "./others.ts";
+import {
+  MemoryEntities,
+  MemoryFl,
+  MemoryJobs,
+  MemoryMetrics,
+  MemoryProplets,
+  MemoryRuns,
+  MemoryTokens,
+} from "./others.ts";
 import { MemoryTasks } from "./tasks.ts";
 
 /**
@@ -18,6 +26,7 @@ export function openMemory(journal?: Journal, kind: StorageKind = "memory"): Sto
     metrics: new MemoryMetrics(journal),
     tokens: new MemoryTokens(journal),
     entities: new MemoryEntities(journal),
+    fl: new MemoryFl(journal),
     durable: () => journal?.durable() ?? Promise.resolve(),
     backup: () => {
       throw conflict(

@@ -6,6 +6,8 @@ import type { Journal } from "../journal.ts";
 import { byCreated, OwnerMetrics } from "../order.ts";
 import type {
   EntityRepository,
+  FlKind,
+  FlRepository,
   JobRepository,
   ListResult,
   MetricsRepository,
@@ -135,5 +137,30 @@ export class MemoryTokens extends Docs<Token> implements TokenRepository {
 export class MemoryEntities extends Docs<Entity> implements EntityRepository {
   constructor(journal?: Journal) {
     super((entity) => journal?.record({ kind: "entity", entity }));
+  }
+}
+
+export class MemoryFl implements FlRepository {
+  private docs = new Map<FlKind, Map<string, string>>();
+  constructor(private journal?: Journal) {}
+  private of(kind: FlKind): Map<string, string> {
+    let m = this.docs.get(kind);
+    if (!m) this.docs.set(kind, (m = new Map()));
+    return m;
+  }
+  put(kind: FlKind, id: string, doc: string): void {
+    this.of(kind).set(id, doc);
+    this.journal?.record({ kind: "fl", fl_kind: kind, id, doc });
+  }
+  get(kind: FlKind, id: string): string | undefined {
+    return this.of(kind).get(id);
+  }
+  ids(kind: FlKind): string[] {
+    return [...this.of(kind).keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+  delete(kind: FlKind, id: string): boolean {
+    const had = this.of(kind).delete(id);
+    if (had) this.journal?.record({ kind: "fl-delete", fl_kind: kind, id });
+    return had;
   }
 }

@@ -64,4 +64,5 @@ async function load(sql: SQL, s: Storage): Promise<void> {
   }
   for (const r of await sql`SELECT doc FROM tokens`) s.tokens.create(readDoc(Token, r.doc, "token"));
   for (const r of await sql`SELECT doc FROM entities`) s.entities.create(readDoc(Entity, r.doc, "entity"));
+  for (const r of await sql`SELECT kind, id, doc FROM fl_docs`) s.fl.put(r.kind, r.id, r.doc);
 }

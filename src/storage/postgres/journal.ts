@@ -129,6 +129,7 @@ export class PgJournal implements Journal {
     const proplets = new Folded<{ id: string; doc: string }>();
     const docs = { jobs: new Folded<Doc>(), tokens: new Folded<Doc>(), entities: new Folded<Doc>() };
     const runs: { task_id: string; run_id: string; started_at: string; doc: string }[] = [];
+    const fl = new Folded<{ kind: string; id: string; doc: string }>();
     const metrics: { kind: string; owner: string; at: string; doc: string }[] = [];
     /** Per owner at the retention bound, the oldest sample the memory store kept: older rows are deleted. */
     const keepFrom = new Map<string, { kind: string; owner: string; at: string }>();
@@ -166,6 +167,12 @@ export class PgJournal implements Journal {
         case "entity":
           docs.entities.set(c.entity.id, docRow(c.entity));
           break;
+        case "fl":
+          fl.set(`${c.fl_kind}\u0000${c.id}`, { kind: c.fl_kind, id: c.id, doc: c.doc });
+          break;
+        case "fl-delete":
+          fl.set(`${c.fl_kind}\u0000${c.id}`, null);
+          break;
         case "metric":
           metrics.push({ kind: c.owner_kind, owner: c.owner, at: c.at, doc: JSON.stringify(c.sample) });
           if (c.keep_from)
@@ -200,6 +207,14 @@ export class PgJournal implements Journal {
         }
       }
       for (const part of chunks(metrics)) await tx`INSERT INTO metrics ${sql(part)}`;
+      // One at a time: a model or dataset can be megabytes.
+      for (const d of fl.puts()) {
+        await tx`INSERT INTO fl_docs ${sql(d)} ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc`;
+      }
+      for (const key of fl.deletes()) {
+        const [kind, id] = key.split("\u0000");
+        await tx`DELETE FROM fl_docs WHERE kind = ${kind} AND id = ${id}`;
+      }
       // Keeps METRICS_RETENTION samples per owner, as the other backends: the memory store says where its kept
       // samples begin, so the surplus is one index range, not a count.
       for (const k of keepFrom.values()) {

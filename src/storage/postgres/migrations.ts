@@ -29,6 +29,8 @@ export const MIGRATIONS = [
   // One row per site: who may write (the active manager), fenced by an epoch that grows with every hand-over.
   `CREATE TABLE lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, epoch BIGINT NOT NULL,
      expires_at TIMESTAMPTZ NOT NULL, url TEXT)`,
+  // Federated learning's documents (experiments, models, datasets, pending updates).
+  `CREATE TABLE fl_docs (kind TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (kind, id))`,
 ];
 
 const LOCK_KEY = 0x70726f70; // "prop"

@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Storage } from "../repository.ts";
 import { Batch } from "./batch.ts";
+import { SqliteFl } from "./fl.ts";
 import { SqliteEntities, SqliteTokens } from "./identities.ts";
 import { SqliteJobs } from "./jobs.ts";
 import { SqliteMetrics } from "./metrics.ts";
@@ -36,6 +37,7 @@ export function openSqlite(path: string): Storage {
     metrics: new SqliteMetrics(db, batch),
     tokens: new SqliteTokens(db, batch),
     entities: new SqliteEntities(db, batch),
+    fl: new SqliteFl(db, batch),
     durable: () => batch.durable(),
     backup: (target) => {
       // VACUUM INTO reads one snapshot and cannot run inside the open group-commit transaction: commit it first.

@@ -41,6 +41,8 @@ export const MIGRATIONS = [
      SELECT j.key, CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'object' THEN j.value
        WHEN 'array' THEN j.value ELSE CAST(j.value AS TEXT) END, t.created_at, t.id
      FROM tasks t, json_each(t.doc, '$.metadata') j WHERE j.type != 'null'`,
+  // Federated learning's documents (experiments, models, datasets, pending updates).
+  `CREATE TABLE fl_docs (kind TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (kind, id))`,
 ];
 
 export function migrate(db: Database): void {

@@ -216,6 +216,24 @@ for (const backend of BACKENDS) {
       expect(s.metrics.listTask("p", 0, 10).total).toBe(0);
     });
 
+    test("federated learning's documents: by kind and id, replaced, listed in id order, deleted", async () => {
+      const s = await fresh();
+      const big = JSON.stringify({ w: Array.from({ length: 200_000 }, (_, i) => i / 7), b: 1 });
+      s.fl.put("model", "2", big);
+      s.fl.put("model", "10", "{}");
+      s.fl.put("dataset", "p1", '{"data":[]}');
+      s.fl.put("model", "10", '{"w":[1]}');
+      expect(s.fl.get("model", "2")).toBe(big);
+      expect(s.fl.get("model", "10")).toBe('{"w":[1]}');
+      expect(s.fl.get("dataset", "2")).toBeUndefined();
+      expect(s.fl.ids("model")).toEqual(["10", "2"]);
+      expect(s.fl.ids("experiment")).toEqual([]);
+      expect(s.fl.delete("model", "10")).toBe(true);
+      expect(s.fl.delete("model", "10")).toBe(false);
+      expect(s.fl.ids("model")).toEqual(["2"]);
+      await s.durable();
+    });
+
     test("concurrent writers: every acknowledged write is there, counts add up", async () => {
       const s = await fresh();
       const writer = async (w: number) => {
@@ -241,6 +259,9 @@ for (const backend of BACKENDS) {
         s.tasks.create(t);
         s.jobs.create({ id: "j1", name: "job", execution_mode: "parallel", created_at: at(1) });
         s.runs.create({ run_id: "r1", task_id: "t1", attempt: 1, state: 3, status: "Completed", started_at: at(1) });
+        s.fl.put("experiment", "e1", '{"k":1}');
+        s.fl.put("update", "gone", "{}");
+        s.fl.delete("update", "gone");
         await s.durable();
         // A restart: the first store is gone before the second opens (LMDB allows one per process and path).
         await s.close();
@@ -251,6 +272,8 @@ for (const backend of BACKENDS) {
         expect(again.tasks.listScheduled().map((x) => x.id)).toEqual(["t1"]);
         expect(again.jobs.get("j1")?.execution_mode).toBe("parallel");
         expect(again.runs.listByTask("t1", 0, 10).total).toBe(1);
+        expect(again.fl.get("experiment", "e1")).toBe('{"k":1}');
+        expect(again.fl.ids("update")).toEqual([]);
       });
     }
   });
