@@ -3,7 +3,7 @@ import { Duplex } from "node:stream";
 import { createServer as createTlsServer } from "node:tls";
 import { Aedes, type Client } from "aedes";
 import type { ServerWebSocket, WebSocketHandler } from "bun";
-import { aclFor, checkSelf, type Peer, selfTopics } from "../core/acl.ts";
+import { aclFor, checkSelf, mayPublishFlUpdate, type Peer, selfTopics } from "../core/acl.ts";
 import type { EntityKind } from "../core/identity.ts";
 import { type Channel, topics } from "../core/topics.ts";
 import { log } from "../log.ts";
@@ -147,7 +147,9 @@ function guard(aedes: Aedes, auth: BrokerAuth): { disconnect(id: string): void }
     if (packet.retain) return deny("retained messages are refused");
     if ((packet.payload as Buffer).length > MAX_PAYLOAD_BYTES)
       return deny(`payload over ${MAX_PAYLOAD_BYTES >> 20} MiB`);
-    if (!acl[peer.kind].publish.has(packet.topic)) return deny("topic not allowed");
+    const fl = mayPublishFlUpdate(peer, packet.topic);
+    if (fl === false) return deny("an FL update topic names the proplet that sends it");
+    if (!fl && !acl[peer.kind].publish.has(packet.topic)) return deny("topic not allowed");
     if (peer.kind === "proplet" && self.has(packet.topic)) {
       const checked = checkSelf(peer, packet.topic, packet.payload as Buffer, results);
       if (typeof checked === "string") return deny(checked);

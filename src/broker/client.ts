@@ -145,7 +145,11 @@ function overNetwork(address: string, opts: IClientOptions): MqttClient {
 }
 
 export function publishJson(client: MqttClient, topic: string, payload: unknown, qos: 0 | 1 = 1): Promise<void> {
+  return publishRaw(client, topic, JSON.stringify(payload), qos);
+}
+
+export function publishRaw(client: MqttClient, topic: string, payload: string, qos: 0 | 1 = 1): Promise<void> {
   return new Promise((resolve, reject) => {
-    client.publish(topic, JSON.stringify(payload), { qos, retain: false }, (err) => (err ? reject(err) : resolve()));
+    client.publish(topic, payload, { qos, retain: false }, (err) => (err ? reject(err) : resolve()));
   });
 }

@@ -2,6 +2,7 @@ import { defineCommand } from "citty";
 import { ManagerEvent } from "../core/events.ts";
 import { action } from "./args.ts";
 import { sse, urlArg } from "./client.ts";
+import { roundLine } from "./fl-line.ts";
 
 // `propeller watch`: the manager's live event stream (GET /events), one line per event, or JSON lines.
 
@@ -19,16 +20,18 @@ function line(e: ManagerEvent): string {
       return `${time} proplet ${e.proplet_id} ${e.alive ? "up" : "down"}`;
     case "metrics":
       return `${time} metrics ${JSON.stringify(e)}`;
+    case "fl":
+      return `${time} fl      ${roundLine(e)}`;
   }
 }
 
 export const watchCommand = defineCommand({
-  meta: { name: "watch", description: "Print task, run, proplet and metrics events live" },
+  meta: { name: "watch", description: "Print task, run, proplet, metrics and federated-learning events live" },
   args: {
     types: {
       type: "string",
-      description: "comma-separated: task,run,proplet,metrics (default all but metrics)",
-      default: "task,run,proplet",
+      description: "comma-separated: task,run,proplet,metrics,fl (default all but metrics)",
+      default: "task,run,proplet,fl",
     },
     task: { type: "string", description: "only this task's events" },
     proplet: { type: "string", description: "only this proplet's events" },

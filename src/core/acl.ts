@@ -1,5 +1,5 @@
 import type { EntityKind } from "./identity.ts";
-import { type Channel, topics } from "./topics.ts";
+import { type Channel, FL_UPDATES, parseFlUpdateTopic, topics } from "./topics.ts";
 
 // Who may publish and subscribe to what on a site's broker, and what a proplet may say. Every participant stays
 // under its channel's `m/{domain}/c/{channel}/…`; only the manager sends start and stop, only the proxy sends
@@ -17,7 +17,7 @@ export function aclFor(channel: Channel): Record<EntityKind, Rules> {
   return {
     manager: {
       publish: new Set([t.start, t.stop]),
-      subscribe: new Set([t.propletAll, t.create, t.alive, t.results, t.metrics, t.taskMetrics, t.output]),
+      subscribe: new Set([t.propletAll, t.create, t.alive, t.results, t.metrics, t.taskMetrics, t.output, FL_UPDATES]),
     },
     proxy: { publish: new Set([t.registryChunks]), subscribe: new Set([t.registryRequest]) },
     proplet: {
@@ -53,4 +53,11 @@ export function checkSelf(peer: Peer, topic: string, payload: Buffer, resultsTop
   }
   if (claimed !== peer.id) return `proplet ${peer.id} may not speak for proplet ${String(claimed)}`;
   return payload;
+}
+
+/** Upstream's FL update fallback sits outside the channel: a proplet may publish there only as itself. */
+export function mayPublishFlUpdate(peer: Peer, topic: string): boolean | undefined {
+  const at = parseFlUpdateTopic(topic);
+  if (!at) return undefined;
+  return peer.kind === "proplet" && at.proplet === peer.id;
 }

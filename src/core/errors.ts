@@ -4,7 +4,7 @@ import type { ZodError } from "zod";
  * What went wrong, as a kind the caller can act on. The core knows no transport: the REST layer maps a kind to a
  * status code (docs/ARCHITECTURE.md, "Errors"), the CLI to its message and exit code.
  */
-export type ErrorKind = "invalid" | "not_found" | "conflict" | "unavailable";
+export type ErrorKind = "invalid" | "forbidden" | "not_found" | "conflict" | "unavailable";
 
 export class AppError extends Error {
   constructor(
@@ -16,6 +16,7 @@ export class AppError extends Error {
 }
 
 export const invalid = (msg: string) => new AppError("invalid", msg);
+export const forbidden = (msg: string) => new AppError("forbidden", msg);
 export const notFound = (msg: string) => new AppError("not_found", msg);
 export const conflict = (msg: string) => new AppError("conflict", msg);
 export const unavailable = (msg: string) => new AppError("unavailable", msg);

@@ -43,7 +43,24 @@ const MetricsEvent = z.object({
   at: z.string(),
 });
 
-export const ManagerEvent = z.discriminatedUnion("type", [TaskEvent, RunEvent, PropletEvent, MetricsEvent]);
+/** A federated-learning round started, took an update, or ended. */
+const FlEvent = z.object({
+  type: z.literal("fl"),
+  experiment_id: z.string(),
+  round_id: z.string(),
+  /** 1-based within the experiment, of `rounds`. */
+  index: z.number().int(),
+  rounds: z.number().int(),
+  state: z.string(),
+  num_updates: z.number().int(),
+  k_of_n: z.number().int(),
+  model_version: z.number().int().optional(),
+  metrics: z.record(z.string(), z.number()).optional(),
+  error: z.string().optional(),
+  at: z.string(),
+});
+
+export const ManagerEvent = z.discriminatedUnion("type", [TaskEvent, RunEvent, PropletEvent, MetricsEvent, FlEvent]);
 export type ManagerEvent = z.infer<typeof ManagerEvent>;
 export type EventType = ManagerEvent["type"];
-export const EVENT_TYPES: EventType[] = ["task", "run", "proplet", "metrics"];
+export const EVENT_TYPES: EventType[] = ["task", "run", "proplet", "metrics", "fl"];

@@ -27,3 +27,13 @@ export const topics = (c: Channel) => {
 /** Defaults shared by `serve` and `proplet`, so a proplet joins a default serve with nothing set. */
 export const DEFAULT_DOMAIN_ID = "default";
 export const DEFAULT_CHANNEL_ID = "default";
+
+/** Upstream's FL update fallback, outside the channel's prefix: `fl/rounds/{round}/updates/{proplet}`. */
+export const FL_UPDATES = "fl/rounds/+/updates/+";
+export const flUpdateTopic = (round: string, proplet: string) => `fl/rounds/${round}/updates/${proplet}`;
+
+/** The round and proplet a topic names, when it is an FL update topic. */
+export function parseFlUpdateTopic(topic: string): { round: string; proplet: string } | undefined {
+  const m = /^fl\/rounds\/([^/+#]+)\/updates\/([^/+#]+)$/.exec(topic);
+  return m ? { round: m[1]!, proplet: m[2]! } : undefined;
+}

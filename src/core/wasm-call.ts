@@ -89,8 +89,8 @@ function formatF32(v: number): string {
 }
 
 export interface RuntimeOptions {
-  /** host path → guest path */
-  dirs: { host: string; guest: string }[];
+  /** host path → guest path; `readonly`: the guest's writes are not kept (the proplet's own inputs, FL's model). */
+  dirs: { host: string; guest: string; readonly?: boolean }[];
   env: Record<string, string>;
   invoke?: string;
 }

@@ -11,7 +11,8 @@ import {
   type StopMsg,
   TaskMetricsMsg,
 } from "../core/messages.ts";
-import { type Channel, topics } from "../core/topics.ts";
+import { FlUpdate } from "../core/fl-experiment.ts";
+import { type Channel, FL_UPDATES, parseFlUpdateTopic, topics } from "../core/topics.ts";
 import { tag } from "../log.ts";
 import type { ManagerBus } from "./dispatcher.ts";
 
@@ -28,6 +29,8 @@ export interface Inbound {
   propletMetrics(m: PropletMetricsMsg): void;
   taskMetrics(m: TaskMetricsMsg): void;
   output(m: OutputMsg): void;
+  /** An FL update on upstream's fallback topic; `sender` is the proplet the topic names. */
+  flUpdate(m: FlUpdate, sender: string): Promise<unknown>;
 }
 
 export class MqttManagerBus implements ManagerBus {
@@ -56,7 +59,7 @@ export class MqttManagerBus implements ManagerBus {
     this.t = topics(channel);
     client.on("message", (topic, payload) => {
       this.counts.received++;
-      if (this.handlers) this.handlers[topic]?.(payload);
+      if (this.handlers) (this.handlers[topic] ?? this.flHandler(topic))?.(payload);
       else if (this.early.length < 100_000) this.early.push([topic, payload]);
     });
   }
@@ -81,8 +84,26 @@ export class MqttManagerBus implements ManagerBus {
       [t.taskMetrics]: (p) => handle(t.taskMetrics, TaskMetricsMsg, p, (m) => to.taskMetrics(m)),
       [t.output]: (p) => handle(t.output, OutputMsg, p, (m) => to.output(m)),
     };
-    for (const [topic, payload] of this.early.splice(0)) this.handlers[topic]?.(payload);
-    await this.client.subscribeAsync(t.propletAll, { qos: this.qos });
+    this.inbound = to;
+    for (const [topic, payload] of this.early.splice(0)) (this.handlers[topic] ?? this.flHandler(topic))?.(payload);
+    await this.client.subscribeAsync([t.propletAll, FL_UPDATES], { qos: this.qos });
+  }
+
+  private inbound?: Inbound;
+
+  /** An update on `fl/rounds/{round}/updates/{proplet}`: it must be about that round and that proplet. */
+  private flHandler(topic: string): ((payload: Buffer) => void) | undefined {
+    const at = parseFlUpdateTopic(topic);
+    if (!at || !this.inbound) return undefined;
+    const to = this.inbound;
+    return (p) => {
+      const r = decode(FlUpdate, p);
+      const why = !r.ok ? r.error : r.value.round_id !== at.round ? `it is for round ${r.value.round_id}` : undefined;
+      if (why || !r.ok) return log.warn(`dropped FL update on ${topic}: ${why}`);
+      to.flUpdate(r.value, at.proplet).catch((e) =>
+        log.warn(`refused FL update on ${topic}: ${e instanceof Error ? e.message : e}`),
+      );
+    };
   }
 }
 

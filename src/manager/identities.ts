@@ -126,6 +126,16 @@ export class Identities {
     return key;
   }
 
+  /** The entity an API key belongs to (a proplet calling the FL routes with its key as a Bearer token). */
+  entityByKey(key: string): { id: string; kind: EntityKind } | undefined {
+    const hash = hashSecret(key);
+    for (const [id, own] of this.internal) if (same(own.keyHash, hash)) return { id, kind: own.kind };
+    for (const e of this.entities.values()) {
+      if (!e.revoked_at && same(e.key_hash, hash)) return { id: e.id, kind: e.kind };
+    }
+    return undefined;
+  }
+
   /** MQTT CONNECT: the kind of the entity whose id and key these are, if they are valid. */
   verifyEntity(id: string, key: string): EntityKind | undefined {
     const hash = hashSecret(key);

@@ -3,6 +3,7 @@ import type { Storage } from "../storage/repository.ts";
 import type { Inbound } from "./bus.ts";
 import { Dispatcher, type ManagerBus } from "./dispatcher.ts";
 import { ManagerEvents } from "./events.ts";
+import { Federation } from "./fl.ts";
 import { Groups } from "./groups.ts";
 import type { Identities } from "./identities.ts";
 import { Liveness } from "./liveness.ts";
@@ -23,6 +24,8 @@ export interface ManagerOptions {
   scheduler: SchedulerName;
   /** Sees every cron firing as it starts, with the time it was due (for the cron benchmark). */
   observeFiring?: (id: string, dueAt: number) => void;
+  /** This manager's `/fl` URL as a proplet on this host reaches it, told to round tasks. */
+  flUrl?: () => string | undefined;
 }
 
 export class Manager {
@@ -35,6 +38,7 @@ export class Manager {
   readonly groups: Groups;
   readonly telemetry: Telemetry;
   readonly output: TaskOutput;
+  readonly fl: Federation;
   readonly identities: Identities;
   /** Proplet messages, by kind, to the room that handles each. */
   readonly inbound: Inbound;
@@ -54,6 +58,7 @@ export class Manager {
     this.groups = new Groups(store, this.tasks, this.dispatcher, this.events);
     this.telemetry = new Telemetry(store, this.proplets, this.events);
     this.output = new TaskOutput(store, this.events);
+    this.fl = new Federation(store, this.tasks, this.proplets, this.events, { url: opts.flUrl });
     const d = this.dispatcher;
     const t = this.telemetry;
     this.inbound = {
@@ -63,6 +68,7 @@ export class Manager {
       propletMetrics: (m) => t.onPropletMetrics(m),
       taskMetrics: (m) => t.onTaskMetrics(m),
       output: (m) => this.output.onOutput(m),
+      flUpdate: (m, sender) => this.fl.update(m, "mqtt", sender),
     };
   }
 
@@ -74,6 +80,7 @@ export class Manager {
     this.dispatcher.recover(Date.now(), takeover);
     this.schedules.recover();
     this.groups.resume();
+    this.fl.recover();
   }
 
   /** Resolves once every change made so far is committed (what a reader is shown must survive a crash). */

@@ -55,6 +55,14 @@ export class PropletRegistry {
     return this.proplets.get(id);
   }
 
+  /** A proplet by id, or by name when exactly one has it. */
+  byIdOrName(key: string): Proplet | undefined {
+    const p = this.proplets.get(key);
+    if (p) return p;
+    const named = [...this.proplets.values()].filter((x) => x.name === key);
+    return named.length === 1 ? named[0] : undefined;
+  }
+
   alive(p: Proplet, now = Date.now()): boolean {
     return isAlive(p, now, this.opts.livelinessThresholdMs);
   }

@@ -1,6 +1,6 @@
 import { cpus } from "node:os";
 import type { MqttClient } from "mqtt";
-import { connectMqtt, publishJson } from "../broker/client.ts";
+import { connectMqtt, publishJson, publishRaw } from "../broker/client.ts";
 import { decode, type OutputMsg, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
 import { RegistryServerMsg } from "../core/oci.ts";
 import { topics } from "../core/topics.ts";
@@ -10,6 +10,7 @@ import { ChunkAssembler } from "./chunks.ts";
 import type { PropletConfig } from "./config.ts";
 import { refusedDir } from "./dirs.ts";
 import { fetchModule } from "./fetch.ts";
+import { deliverUpdate, type FlContext, type FlRun, isFlTask, prepareFl } from "./fl.ts";
 import { discoveryMetadata } from "./metadata.ts";
 import { aggregate, ProcSampler, PropletSampler, profileFor, type TaskSample } from "./monitor.ts";
 import type { PropletPrometheus } from "./prometheus.ts";
@@ -164,6 +165,7 @@ export class PropletAgent {
       return;
     }
     this.running.set(msg.id, "preparing");
+    let fl: FlRun | undefined;
     const fail = (error: string) => {
       this.running.delete(msg.id);
       log.warn(`task ${msg.id} failed: ${error}`);
@@ -176,7 +178,14 @@ export class PropletAgent {
       if (refused) return await fail(refused);
       const bytes = await fetchModule(msg, (ref) => this.chunks.wait(ref, this.cfg.fetchTimeoutMs ?? 60_000));
       if (this.stopRequested.delete(msg.id)) return await fail("task stopped");
-      const env = { PROPLET_ID: this.id, ...msg.env };
+      const env: Record<string, string> = { PROPLET_ID: this.id, ...msg.env };
+      if (isFlTask(env)) {
+        const prep = await prepareFl(env, this.flContext());
+        if (typeof prep === "string") return await fail(prep);
+        fl = prep;
+        Object.assign(env, prep.env);
+        options.dirs.push(prep.dir);
+      }
       const timeoutMs = (msg.timeout_s ?? 0) * 1000;
       log.info(`task ${msg.id} running (${msg.name})`);
       const cap = this.cfg.maxTaskMemoryMb ?? DEFAULT_TASK_MEMORY_MB;
@@ -193,6 +202,16 @@ export class PropletAgent {
       const monitor = this.monitorTask(msg, run);
       const r = await run.done;
       clearInterval(monitor);
+      if (fl?.round && r.ok) {
+        // An FL round's task succeeds when its update was delivered; its result is upstream's FL envelope.
+        const { delivery, envelope } = await deliverUpdate(r.result, fl, this.flContext(), (topic, body) =>
+          publishRaw(this.client!, topic, body, 1),
+        );
+        if (delivery.ok) log.info(`task ${msg.id}: FL update for round ${fl.round} delivered (${delivery.via})`);
+        r.ok = delivery.ok;
+        r.result = { task_id: msg.id, ...envelope } as never;
+        if (!delivery.ok) r.error = delivery.error;
+      }
       (r.ok ? this.prom?.completed : this.prom?.failed)?.inc();
       this.running.delete(msg.id);
       log.info(`task ${msg.id} ${r.ok ? "completed" : `failed: ${r.error}`}`);
@@ -204,7 +223,13 @@ export class PropletAgent {
       });
     } catch (e) {
       await fail(e instanceof Error ? e.message : String(e));
+    } finally {
+      fl?.cleanup();
     }
+  }
+
+  private flContext(): FlContext {
+    return { propletId: this.id, apiKey: this.cfg.apiKey, processEnv: process.env };
   }
 
   /** Publishes a running task's output in order, numbered from 0 for each run. */

@@ -7,6 +7,7 @@ import type { Manager } from "../manager.ts";
 import { adminRoutes } from "./admin.ts";
 import { type AuthOptions, identityRoutes, requireToken } from "./auth.ts";
 import { eventRoutes } from "./events.ts";
+import { flRoutes } from "./fl.ts";
 import { groupRoutes } from "./groups.ts";
 import { STATUS_OF } from "./http.ts";
 import { logRoutes } from "./logs.ts";
@@ -84,6 +85,7 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
   propletRoutes(app, m.proplets, m.telemetry);
   eventRoutes(app, m.events.live);
   groupRoutes(app, m.groups);
+  flRoutes(app, m.fl);
   adminRoutes(app, m);
   identityRoutes(app, m.identities, info.channel ?? { domainId: DEFAULT_DOMAIN_ID, channelId: DEFAULT_CHANNEL_ID });
   return app;

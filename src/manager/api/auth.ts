@@ -1,4 +1,4 @@
-import type { Hono, MiddlewareHandler } from "hono";
+import type { Context, Hono, MiddlewareHandler } from "hono";
 import { EntityCreate, EntityKind, TokenCreate } from "../../core/identity.ts";
 import type { Channel } from "../../core/topics.ts";
 import type { Identities } from "../identities.ts";
@@ -13,6 +13,14 @@ export interface AuthOptions {
 }
 
 const READS = new Set(["GET", "HEAD", "OPTIONS"]);
+/** What a proplet's own API key may call: the FL services a round's task uses. Its dataset is checked by the route. */
+const PROPLET_ROUTES: [string, RegExp][] = [
+  ["GET", /^\/fl\/(task|models(\/[^/]+)?|datasets\/[^/]+|rounds\/[^/]+\/complete)$/],
+  ["POST", /^\/fl\/(update|update_cbor)$/],
+];
+/** The proplet a request authenticated as, when it used a proplet's API key. */
+const propletOfRequest = new WeakMap<Request, string>();
+export const propletOf = (c: Context): string | undefined => propletOfRequest.get(c.req.raw);
 const ADMIN_ONLY = /^\/(tokens|entities)(\/|$)/;
 
 export function requireToken(ids: Identities, opts: AuthOptions): MiddlewareHandler {
@@ -22,7 +30,16 @@ export function requireToken(ids: Identities, opts: AuthOptions): MiddlewareHand
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     if (!m) return c.json({ error: `authentication required: send Authorization: Bearer <token>; ${opts.hint}` }, 401);
     const token = ids.verifyToken(m[1]!);
-    if (!token) return c.json({ error: `invalid or revoked token; ${opts.hint}` }, 401);
+    if (!token) {
+      const entity = ids.entityByKey(m[1]!);
+      if (!entity) return c.json({ error: `invalid or revoked token; ${opts.hint}` }, 401);
+      const may = PROPLET_ROUTES.some(([method, path]) => c.req.method === method && path.test(c.req.path));
+      if (entity.kind !== "proplet" || !may) {
+        return c.json({ error: `a ${entity.kind}'s API key may call only a round task's /fl routes` }, 403);
+      }
+      propletOfRequest.set(c.req.raw, entity.id);
+      return next();
+    }
     if (token.role !== "admin" && (!READS.has(c.req.method) || ADMIN_ONLY.test(c.req.path))) {
       return c.json(
         { error: `token "${token.name}" is a viewer token: it may read tasks and proplets, not change them` },

@@ -13,6 +13,7 @@ const MAX_DEPTH = 32;
 
 export const STATUS_OF: Record<ErrorKind, ContentfulStatusCode> = {
   invalid: 400,
+  forbidden: 403,
   not_found: 404,
   conflict: 409,
   unavailable: 503,
@@ -30,6 +31,11 @@ export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Prom
   } catch (e) {
     throw invalid(`body is not valid JSON: ${e instanceof Error ? e.message : e}`);
   }
+  return checked(data, schema);
+}
+
+/** A decoded body (JSON, CBOR) against its schema: bounded nesting, then the schema; 400 naming the field. */
+export function checked<S extends z.ZodType>(data: unknown, schema: S): z.output<S> {
   if (nestedDeeperThan(data, MAX_DEPTH)) throw invalid(`body nests deeper than ${MAX_DEPTH} levels`);
   const r = schema.safeParse(data);
   if (!r.success) throw invalid(describeZodError(r.error));

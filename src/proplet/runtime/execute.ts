@@ -117,7 +117,7 @@ export function execute(req: ExecRequest): ExecResult {
   const budget = { left: MAX_PREOPEN_BYTES };
   const preopens = req.options.dirs.map((d) => {
     const loaded = loadPreopen(d.host, budget);
-    return { loaded, dir: new PreopenDirectory(d.guest, loaded.tree) };
+    return { loaded, readonly: d.readonly, dir: new PreopenDirectory(d.guest, loaded.tree) };
   });
   const env = { ...req.env, ...req.options.env };
   const argv = entry.kind === "command" ? [req.name, ...req.inputs] : [req.name];
@@ -172,7 +172,7 @@ export function execute(req: ExecRequest): ExecResult {
     }
     result = stdout.text();
   }
-  for (const p of preopens) savePreopen(p.loaded, p.dir.dir);
+  for (const p of preopens) if (!p.readonly) savePreopen(p.loaded, p.dir.dir);
   const errText = stderr.text();
   const command = entry.kind === "command";
   if (exitCode !== 0) {

@@ -1,0 +1,179 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MAX_ENV_DOC_BYTES, modelVersionOf } from "../core/fl-experiment.ts";
+
+// A federated-learning round's task on the proplet (docs/ARCHITECTURE.md, "Federated learning"). A task is one
+// because of its env (`ROUND_ID`, `MODEL_URI`), as upstream. Before the run: the model and this proplet's
+// dataset are fetched and given to the module as files in a read-only `/fl` directory (`MODEL_PATH`,
+// `DATASET_PATH`; a large model does not fit an env var) and, when small, as `MODEL_DATA` / `DATASET_DATA`.
+// After it: the module's stdout is the update, posted to the coordinator (or sent on upstream's MQTT fallback),
+// and the result is upstream's FL envelope. A missing URL fails the task with a reason, never silently.
+
+const FETCH_TIMEOUT_MS = 30_000;
+export const FL_GUEST_DIR = "/fl";
+
+export interface FlContext {
+  propletId: string;
+  /** Sent as a Bearer token: the manager's FL routes take a proplet's own API key. */
+  apiKey: string;
+  /** The proplet's process env (where upstream reads the URLs when the task does not carry them). */
+  processEnv: Record<string, string | undefined>;
+}
+
+export interface FlRun {
+  env: Record<string, string>;
+  dir: { host: string; guest: string; readonly: true };
+  round?: string;
+  coordinator?: string;
+  cleanup(): void;
+}
+
+/** Task env first, then the proplet's own env, then the manager's hint (`PROPELLER_FL_URL`). */
+function url(name: string[], env: Record<string, string>, ctx: FlContext): string | undefined {
+  for (const n of name) if (env[n]) return env[n];
+  for (const n of name) if (ctx.processEnv[n]) return ctx.processEnv[n];
+  return env.PROPELLER_FL_URL || undefined;
+}
+
+const COORDINATOR = ["MANAGER_COORDINATOR_URL", "COORDINATOR_URL"];
+
+export const isFlTask = (env: Record<string, string>) => Boolean(env.ROUND_ID || env.MODEL_URI);
+
+async function getJson(u: string, ctx: FlContext): Promise<{ status: number; text: string }> {
+  const res = await fetch(u, {
+    headers: { authorization: `Bearer ${ctx.apiKey}` },
+    signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+/** Fetches what the round's module reads; a reason instead when it cannot run. */
+export async function prepareFl(env: Record<string, string>, ctx: FlContext): Promise<FlRun | string> {
+  const out: Record<string, string> = { PROPLET_ID: env.PROPLET_ID || ctx.propletId };
+  const coordinator = env.ROUND_ID ? url(COORDINATOR, env, ctx) : undefined;
+  if (env.ROUND_ID && !coordinator) {
+    return "ROUND_ID is set but MANAGER_COORDINATOR_URL is not (in the task's env or the proplet's): the update would have nowhere to go";
+  }
+  const host = mkdtempSync(join(tmpdir(), "propeller-fl-"));
+  const cleanup = () => rmSync(host, { recursive: true, force: true });
+  try {
+    if (env.MODEL_URI) {
+      const registry = url(["MODEL_REGISTRY_URL"], env, ctx);
+      if (!registry) return fail(cleanup, "MODEL_URI is set but MODEL_REGISTRY_URL is not (in the task's env or the proplet's)");
+      const version = modelVersionOf(env.MODEL_URI);
+      const r = await getJson(`${registry}/models/${version}`, ctx);
+      if (r.status !== 200) return fail(cleanup, `model v${version} from ${registry}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+      place(out, host, "MODEL", "model.json", r.text);
+    }
+    const store = url(["DATA_STORE_URL"], env, ctx);
+    if (store) {
+      const r = await getJson(`${store}/datasets/${encodeURIComponent(out.PROPLET_ID!)}`, ctx);
+      // Upstream's client falls back to synthetic data without one: not an error.
+      if (r.status === 200) place(out, host, "DATASET", "dataset.json", r.text);
+      else if (r.status !== 404) return fail(cleanup, `dataset from ${store}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+    }
+    if (!env.ML_BACKEND) out.ML_BACKEND = backendFor(env.HYPERPARAMS);
+    return {
+      env: out,
+      dir: { host, guest: FL_GUEST_DIR, readonly: true },
+      ...(env.ROUND_ID ? { round: env.ROUND_ID } : {}),
+      ...(coordinator ? { coordinator } : {}),
+      cleanup,
+    };
+  } catch (e) {
+    return fail(cleanup, `fetching the round's inputs: ${e instanceof Error ? e.message : e}`);
+  }
+}
+
+function fail(cleanup: () => void, why: string): string {
+  cleanup();
+  return why;
+}
+
+/** The document as a file in the round's directory, and in an env var when it is small. */
+function place(env: Record<string, string>, host: string, prefix: string, file: string, text: string): void {
+  // Compact, as upstream passes it on.
+  let compact = text;
+  try {
+    compact = JSON.stringify(JSON.parse(text));
+  } catch {}
+  writeFileSync(join(host, file), compact);
+  env[`${prefix}_PATH`] = `${FL_GUEST_DIR}/${file}`;
+  if (Buffer.byteLength(compact) <= MAX_ENV_DOC_BYTES) env[`${prefix}_DATA`] = compact;
+}
+
+/** Upstream's rule: `tinyml` for `batch_size` ≤ 8, else `standard`. */
+export function backendFor(hyperparams: string | undefined): "tinyml" | "standard" {
+  try {
+    const b = (JSON.parse(hyperparams ?? "{}") as { batch_size?: unknown }).batch_size;
+    return typeof b === "number" && b <= 8 ? "tinyml" : "standard";
+  } catch {
+    return "standard";
+  }
+}
+
+export type Delivery = { ok: true; via: "http" | "mqtt" } | { ok: false; error: string };
+
+/**
+ * Sends the module's stdout as the round's update: POST to the coordinator; on a network error or a 5xx, on the
+ * MQTT fallback. A refusal (4xx: late, malformed, not a participant) is the task's error.
+ */
+export async function deliverUpdate(
+  stdout: string,
+  run: FlRun,
+  ctx: FlContext,
+  mqtt: (topic: string, body: string) => Promise<void>,
+): Promise<{ delivery: Delivery; envelope: Record<string, unknown> }> {
+  let update: Record<string, unknown>;
+  try {
+    update = JSON.parse(stdout);
+    if (typeof update !== "object" || update === null || Array.isArray(update)) throw new Error("not an object");
+  } catch (e) {
+    return {
+      delivery: { ok: false, error: `the module's output is not a JSON update (${e instanceof Error ? e.message : e})` },
+      envelope: {},
+    };
+  }
+  update.round_id ??= run.round;
+  update.proplet_id ??= ctx.propletId;
+  const body = JSON.stringify(update);
+  const envelope = {
+    round_id: run.round,
+    proplet_id: ctx.propletId,
+    num_samples: typeof update.num_samples === "number" ? update.num_samples : Number(ctx.processEnv.FL_NUM_SAMPLES ?? 1),
+    update_b64: Buffer.from(stdout).toString("base64"),
+    format: ctx.processEnv.FL_FORMAT ?? "f32-delta",
+    metrics: update.metrics ?? {},
+  };
+  let why: string;
+  try {
+    const res = await fetch(`${run.coordinator}/update`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${ctx.apiKey}` },
+      body,
+      signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+    });
+    const text = await res.text();
+    if (res.ok) return { delivery: { ok: true, via: "http" }, envelope };
+    if (res.status < 500) {
+      let reason = text;
+      try {
+        reason = (JSON.parse(text) as { error?: string }).error ?? text;
+      } catch {}
+      return { delivery: { ok: false, error: `the coordinator refused the update: ${reason}` }, envelope };
+    }
+    why = `HTTP ${res.status}`;
+  } catch (e) {
+    why = e instanceof Error ? e.message : String(e);
+  }
+  try {
+    await mqtt(`fl/rounds/${run.round}/updates/${ctx.propletId}`, body);
+    return { delivery: { ok: true, via: "mqtt" }, envelope };
+  } catch (e) {
+    return {
+      delivery: { ok: false, error: `update not delivered: ${why}; MQTT fallback: ${e instanceof Error ? e.message : e}` },
+      envelope,
+    };
+  }
+}
