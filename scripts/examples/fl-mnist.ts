@@ -10,7 +10,17 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { accuracy, datasetBody, split } from "../../examples/fl-mnist/mnist.ts";
-import { FIXTURES, http, type Proc, ROOT, type Serve, spawnProplet, startServe, until, untilAlive } from "../../test/helpers.ts";
+import {
+  FIXTURES,
+  http,
+  type Proc,
+  ROOT,
+  type Serve,
+  spawnProplet,
+  startServe,
+  until,
+  untilAlive,
+} from "../../test/helpers.ts";
 
 export interface MnistOptions {
   rounds: number;
@@ -102,7 +112,8 @@ export async function runMnist(o: MnistOptions): Promise<MnistResult> {
             `round ${r.index}/${o.rounds}: ${r.updates.length} updates → model v${r.new_model_version}, train loss ${r.metrics?.loss?.toFixed(4)}, test accuracy ${acc.toFixed(4)}`,
           );
         }
-        return e.state !== "running" && accuracies.length >= e.round_list.filter((r: any) => r.state === "completed").length
+        return e.state !== "running" &&
+          accuracies.length >= e.round_list.filter((r: any) => r.state === "completed").length
           ? e
           : undefined;
       },

@@ -1,5 +1,6 @@
 import type { MqttClient } from "mqtt";
 import { publishJson } from "../broker/client.ts";
+import { FlUpdate } from "../core/fl-experiment.ts";
 import {
   AliveMsg,
   CreateMsg,
@@ -11,7 +12,6 @@ import {
   type StopMsg,
   TaskMetricsMsg,
 } from "../core/messages.ts";
-import { FlUpdate } from "../core/fl-experiment.ts";
 import { type Channel, FL_UPDATES, parseFlUpdateTopic, topics } from "../core/topics.ts";
 import { tag } from "../log.ts";
 import type { ManagerBus } from "./dispatcher.ts";

@@ -1,9 +1,10 @@
 import { conflict, forbidden, invalid, notFound } from "../core/errors.ts";
+import { aggregate, checkShape, decodeUpdate, type Tensors, toJson, type WeightedUpdate } from "../core/fl.ts";
 import {
   DEFAULT_MODEL,
   type Experiment,
-  Experiment as ExperimentDoc,
   type ExperimentCreate,
+  Experiment as ExperimentDoc,
   experimentView,
   type FlUpdate,
   modelUri,
@@ -14,7 +15,6 @@ import {
   roundOutcome,
   tensorPart,
 } from "../core/fl-experiment.ts";
-import { aggregate, checkShape, decodeUpdate, type Tensors, toJson, type WeightedUpdate } from "../core/fl.ts";
 import { isTerminal } from "../core/states.ts";
 import { type Task, TaskCreate } from "../core/task.ts";
 import { nowIso } from "../core/time.ts";
@@ -373,9 +373,10 @@ export class Federation {
   /** Closes the round if it is done (K-of-N, its deadline, or every task ended). */
   private async settle(e: Experiment, r: Round): Promise<void> {
     if (r.state !== "running" || this.closing.has(r.round_id)) return;
-    const left = Object.values(r.tasks).filter((id) => {
+    // Updates still to come: from participants that sent none and whose task has not ended.
+    const left = Object.entries(r.tasks).filter(([proplet, id]) => {
       const t = this.store.tasks.get(id);
-      return t && !isTerminal(t.state);
+      return t && !isTerminal(t.state) && !r.updates.some((u) => u.proplet_id === proplet);
     }).length;
     const outcome = roundOutcome(r, e.min_participants, Date.now(), left);
     if (!outcome.done) return;

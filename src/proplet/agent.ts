@@ -185,6 +185,7 @@ export class PropletAgent {
         fl = prep;
         Object.assign(env, prep.env);
         options.dirs.push(prep.dir);
+        if (this.stopRequested.delete(msg.id)) return await fail("task stopped");
       }
       const timeoutMs = (msg.timeout_s ?? 0) * 1000;
       log.info(`task ${msg.id} running (${msg.name})`);

@@ -60,10 +60,12 @@ export async function prepareFl(env: Record<string, string>, ctx: FlContext): Pr
   try {
     if (env.MODEL_URI) {
       const registry = url(["MODEL_REGISTRY_URL"], env, ctx);
-      if (!registry) return fail(cleanup, "MODEL_URI is set but MODEL_REGISTRY_URL is not (in the task's env or the proplet's)");
+      if (!registry)
+        return fail(cleanup, "MODEL_URI is set but MODEL_REGISTRY_URL is not (in the task's env or the proplet's)");
       const version = modelVersionOf(env.MODEL_URI);
       const r = await getJson(`${registry}/models/${version}`, ctx);
-      if (r.status !== 200) return fail(cleanup, `model v${version} from ${registry}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+      if (r.status !== 200)
+        return fail(cleanup, `model v${version} from ${registry}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
       place(out, host, "MODEL", "model.json", r.text);
     }
     const store = url(["DATA_STORE_URL"], env, ctx);
@@ -71,7 +73,8 @@ export async function prepareFl(env: Record<string, string>, ctx: FlContext): Pr
       const r = await getJson(`${store}/datasets/${encodeURIComponent(out.PROPLET_ID!)}`, ctx);
       // Upstream's client falls back to synthetic data without one: not an error.
       if (r.status === 200) place(out, host, "DATASET", "dataset.json", r.text);
-      else if (r.status !== 404) return fail(cleanup, `dataset from ${store}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+      else if (r.status !== 404)
+        return fail(cleanup, `dataset from ${store}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
     }
     if (!env.ML_BACKEND) out.ML_BACKEND = backendFor(env.HYPERPARAMS);
     return {
@@ -131,7 +134,10 @@ export async function deliverUpdate(
     if (typeof update !== "object" || update === null || Array.isArray(update)) throw new Error("not an object");
   } catch (e) {
     return {
-      delivery: { ok: false, error: `the module's output is not a JSON update (${e instanceof Error ? e.message : e})` },
+      delivery: {
+        ok: false,
+        error: `the module's output is not a JSON update (${e instanceof Error ? e.message : e})`,
+      },
       envelope: {},
     };
   }
@@ -141,7 +147,8 @@ export async function deliverUpdate(
   const envelope = {
     round_id: run.round,
     proplet_id: ctx.propletId,
-    num_samples: typeof update.num_samples === "number" ? update.num_samples : Number(ctx.processEnv.FL_NUM_SAMPLES ?? 1),
+    num_samples:
+      typeof update.num_samples === "number" ? update.num_samples : Number(ctx.processEnv.FL_NUM_SAMPLES ?? 1),
     update_b64: Buffer.from(stdout).toString("base64"),
     format: ctx.processEnv.FL_FORMAT ?? "f32-delta",
     metrics: update.metrics ?? {},
@@ -172,7 +179,10 @@ export async function deliverUpdate(
     return { delivery: { ok: true, via: "mqtt" }, envelope };
   } catch (e) {
     return {
-      delivery: { ok: false, error: `update not delivered: ${why}; MQTT fallback: ${e instanceof Error ? e.message : e}` },
+      delivery: {
+        ok: false,
+        error: `update not delivered: ${why}; MQTT fallback: ${e instanceof Error ? e.message : e}`,
+      },
       envelope,
     };
   }

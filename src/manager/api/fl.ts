@@ -33,7 +33,9 @@ export function flRoutes(app: Hono, fl: Federation): void {
     if (caller !== undefined && caller !== id) throw forbidden(`proplet ${caller} may read only its own dataset`);
     return c.json(fl.dataset(id));
   });
-  app.post("/fl/datasets/:id", async (c) => c.json(await fl.putDataset(c.req.param("id"), await jsonBody(c, DatasetPost)), 201));
+  app.post("/fl/datasets/:id", async (c) =>
+    c.json(await fl.putDataset(c.req.param("id"), await jsonBody(c, DatasetPost)), 201),
+  );
 
   app.post("/fl/experiments", async (c) => c.json(await fl.configure(await jsonBody(c, ExperimentCreate))));
   app.get("/fl/experiments", (c) => c.json({ experiments: fl.list() }));

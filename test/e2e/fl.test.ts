@@ -1,0 +1,264 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import mqtt from "mqtt";
+import { runMnist } from "../../scripts/examples/fl-mnist.ts";
+import { cbor } from "../cbor.ts";
+import {
+  b64,
+  http,
+  identity,
+  type Proc,
+  type Serve,
+  spawnPropeller,
+  startServe,
+  tokenOf,
+  until,
+  untilAlive,
+} from "../helpers.ts";
+
+// Federated learning end to end: real serve (authentication on), real proplets, real rounds. The MNIST example's
+// rounds, the numbers FedAvg must give, who may send an update and when, the MQTT fallback, a proplet killed in
+// the middle of a round, and a restart.
+
+describe("the MNIST example", () => {
+  test("three proplets train softmax regression on real digits: held-out accuracy rises round by round", async () => {
+    const r = await runMnist({
+      rounds: 3,
+      iid: true,
+      perClient: 400,
+      epochs: 2,
+      lr: 0.1,
+      batchSize: 16,
+      log: () => {},
+    });
+    expect(r.rounds).toBe(3);
+    expect(r.accuracy_per_round[2]!).toBeGreaterThan(r.accuracy_per_round[0]!);
+    expect(r.final_accuracy).toBeGreaterThan(0.8);
+  }, 60_000);
+});
+
+describe("rounds, updates and refusals", () => {
+  let s: Serve;
+  const procs: Proc[] = [];
+  const keys: Record<string, string> = {};
+  const as = (who: string) => ({ authorization: `Bearer ${keys[who]}` });
+  const post = async (path: string, who: string, body: unknown) => {
+    const res = await fetch(`${s.url}${path}`, {
+      method: "POST",
+      headers: { ...as(who), "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+  const update = (round: string, proplet: string, w: number, n: number) => ({
+    round_id: round,
+    proplet_id: proplet,
+    num_samples: n,
+    metrics: { loss: w },
+    update: { w: [w, w, w], b: w },
+  });
+
+  beforeAll(async () => {
+    s = await startServe({ extra: ["--no-local-proplet", "--liveliness-threshold", "3"] });
+    for (const id of ["alpha", "beta", "gamma"]) {
+      const c = await identity(s.url, "proplet", id);
+      keys[id] = c.password;
+      procs.push(
+        spawnPropeller(["proplet"], {
+          PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+          PROPLET_ENTITY_ID: id,
+          PROPLET_API_KEY: c.password,
+          PROPLET_LIVELINESS_INTERVAL: "1",
+        }),
+      );
+    }
+    for (const id of ["alpha", "beta", "gamma"]) await untilAlive(s.url, id, 15_000);
+  });
+  afterAll(async () => {
+    for (const p of procs) await p.kill();
+    await s?.kill();
+  });
+
+  /** An experiment whose tasks spin until the round closes: updates come from the test, as each proplet. */
+  const configure = async (id: string, participants: string[], extra: Record<string, unknown> = {}) => {
+    const r = await http(`${s.url}/fl/experiments`, "POST", {
+      experiment_id: id,
+      participants,
+      task_file: b64("spin"),
+      timeout_s: 30,
+      ...extra,
+    });
+    expect(r.status).toBe(200);
+    return r.body as { round_id: string; model_version: number };
+  };
+
+  test("FedAvg of (w=[1,1,1], b=1, n=10) and (w=[3,3,3], b=3, n=30) is model v1 w=[2.5,2.5,2.5], b=2.5; refusals on the way", async () => {
+    const { round_id: round, model_version } = await configure("numbers", ["alpha", "beta"], { round_id: "num-1" });
+    expect(model_version).toBe(0);
+    // Each participant's task is launched on it, with upstream's env.
+    const exp = (await http(`${s.url}/fl/experiments/numbers`)).body;
+    const taskIds = Object.values(exp.round_list[0].tasks) as string[];
+    expect(taskIds).toHaveLength(2);
+    const t = (await http(`${s.url}/tasks/${taskIds[0]}`)).body;
+    expect(t.name).toMatch(/^fl-round-num-1-(alpha|beta)$/);
+    expect(t.env).toMatchObject({ ROUND_ID: "num-1", MODEL_URI: "fl/models/global_model_v0", HYPERPARAMS: "{}" });
+
+    expect((await post("/fl/update", "alpha", update(round, "alpha", 1, 10))).status).toBe(200);
+    // Refused: a second update, another proplet's name, a non-participant, a wrong shape, an unknown round.
+    const again = await post("/fl/update", "alpha", update(round, "alpha", 1, 10));
+    expect(again).toEqual({ status: 409, body: { error: "proplet alpha already sent its update for round num-1" } });
+    const spoof = await post("/fl/update", "alpha", update(round, "beta", 9, 10));
+    expect(spoof).toEqual({ status: 403, body: { error: "proplet alpha may not send an update for proplet beta" } });
+    const outsider = await post("/fl/update", "gamma", update(round, "gamma", 9, 10));
+    expect(outsider).toEqual({ status: 403, body: { error: "proplet gamma is not a participant of round num-1" } });
+    const shape = await post("/fl/update", "beta", { ...update(round, "beta", 3, 30), update: { w: [3, 3], b: 3 } });
+    expect(shape).toEqual({ status: 400, body: { error: "update: tensor w has 2 elements, the model has 3" } });
+    const nan = await post("/fl/update", "beta", { ...update(round, "beta", 3, 30), update: { w: [3, "x", 3], b: 3 } });
+    expect(nan.status).toBe(400);
+    expect((await post("/fl/update", "beta", update("no-such", "beta", 3, 30))).status).toBe(404);
+    // A proplet's key opens only a round task's routes.
+    const tasks = await fetch(`${s.url}/tasks`, { headers: as("beta") });
+    expect(tasks.status).toBe(403);
+    const other = await fetch(`${s.url}/fl/datasets/alpha`, { headers: as("beta") });
+    expect(other.status).toBe(403);
+
+    // The second update as CBOR completes the round (K-of-N = both participants).
+    const res = await fetch(`${s.url}/fl/update_cbor`, {
+      method: "POST",
+      headers: { ...as("beta"), "content-type": "application/cbor" },
+      body: cbor(update(round, "beta", 3, 30)),
+    });
+    expect(res.status).toBe(200);
+    const status = await until("the round to complete", async () => {
+      const r = (await http(`${s.url}/fl/rounds/${round}/complete`)).body.status;
+      return r.completed && r;
+    });
+    expect(status).toMatchObject({ round_id: "num-1", completed: true, num_updates: 2, k_of_n: 2, model_version: 1 });
+    expect((await http(`${s.url}/fl/models/1`)).body).toEqual({ w: [2.5, 2.5, 2.5], b: 2.5 });
+    const done = (await http(`${s.url}/fl/experiments/numbers`)).body;
+    expect(done.state).toBe("completed");
+    expect(done.round_list[0].metrics).toEqual({ loss: 2.5 });
+    // Late: the round is closed; its spinning tasks were stopped.
+    const late = await post("/fl/update", "alpha", update(round, "alpha", 5, 10));
+    expect(late).toEqual({
+      status: 409,
+      body: { error: "round num-1 is closed (completed): late update from alpha refused" },
+    });
+    for (const id of taskIds) {
+      await until(`task ${id} to end`, async () => (await http(`${s.url}/tasks/${id}`)).body.state >= 3);
+    }
+    const bad = await fetch(`${s.url}/fl/update_cbor`, {
+      method: "POST",
+      headers: { ...as("beta"), "content-type": "application/cbor" },
+      body: Uint8Array.from([0x82, 1]),
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as any).error).toContain("not valid CBOR");
+  }, 30_000);
+
+  test("an update on the MQTT fallback counts for the proplet the topic names, and only that proplet may publish there", async () => {
+    const { round_id: round } = await configure("fallback", ["alpha", "beta"], {
+      round_id: "fb-1",
+      model_ref: "fl/models/global_model_v1",
+    });
+    const connect = (id: string) =>
+      mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, {
+        clientId: `${id}-test`,
+        username: id,
+        password: keys[id]!,
+        reconnectPeriod: 0,
+      });
+    // gamma publishing as beta is refused by the broker (the connection is closed) and counts for nothing.
+    const gamma = await connect("gamma");
+    const closed = new Promise<void>((r) => gamma.on("close", () => r()));
+    gamma.publish(`fl/rounds/${round}/updates/beta`, JSON.stringify(update(round, "beta", 100, 10)), { qos: 1 });
+    await closed;
+    gamma.end(true);
+    const beta = await connect("beta");
+    await beta.publishAsync(`fl/rounds/${round}/updates/beta`, JSON.stringify(update(round, "beta", 4, 10)), {
+      qos: 1,
+    });
+    await beta.endAsync();
+    await until(
+      "beta's update to count",
+      async () => (await http(`${s.url}/fl/rounds/${round}/complete`)).body.status.num_updates === 1,
+    );
+    expect((await post("/fl/update", "alpha", update(round, "alpha", 2, 10))).status).toBe(200);
+    const status = await until("the round to complete", async () => {
+      const r = (await http(`${s.url}/fl/rounds/${round}/complete`)).body.status;
+      return r.completed && r;
+    });
+    expect(status.model_version).toBe(2);
+    expect((await http(`${s.url}/fl/models/2`)).body).toEqual({ w: [3, 3, 3], b: 3 });
+    const via = (await http(`${s.url}/fl/experiments/fallback`)).body.round_list[0].updates.map((u: any) => u.via);
+    expect(via.sort()).toEqual(["http", "mqtt"]);
+  }, 30_000);
+
+  test("a proplet killed in the middle of a round: the round finishes with the others", async () => {
+    // min_participants 2 of 3: gamma's task dies with it, the round completes from alpha's and beta's updates.
+    const { round_id: round } = await configure("killed", ["alpha", "beta", "gamma"], {
+      round_id: "kill-1",
+      model_ref: "fl/models/global_model_v2",
+      min_participants: 2,
+      timeout_s: 20,
+    });
+    await procs[2]!.kill("SIGKILL");
+    expect((await post("/fl/update", "alpha", update(round, "alpha", 1, 1))).status).toBe(200);
+    expect((await post("/fl/update", "beta", update(round, "beta", 2, 1))).status).toBe(200);
+    const status = await until(
+      "the round to complete without gamma",
+      async () => {
+        const r = (await http(`${s.url}/fl/rounds/${round}/complete`)).body.status;
+        return r.completed && r;
+      },
+      25_000,
+      100,
+    );
+    expect(status).toMatchObject({ state: "completed", num_updates: 2, k_of_n: 3, model_version: 3 });
+    expect((await http(`${s.url}/fl/models/3`)).body).toEqual({ w: [1.5, 1.5, 1.5], b: 1.5 });
+    const e = (await http(`${s.url}/fl/experiments/killed`)).body;
+    const gammaTask = (await http(`${s.url}/tasks/${e.round_list[0].tasks.gamma}`)).body;
+    expect(gammaTask.state).toBe(4); // Failed: its proplet was lost
+  }, 40_000);
+
+  test("a round that cannot gather min_participants fails and says why; experiments and models survive kill -9", async () => {
+    // gamma is gone: with min_participants 3 the round fails at once.
+    const r = await http(`${s.url}/fl/experiments`, "POST", {
+      experiment_id: "short",
+      participants: ["alpha", "beta", "gamma"],
+      task_file: b64("spin"),
+      min_participants: 3,
+      model_ref: "fl/models/global_model_v3",
+    });
+    expect(r.status).toBe(200);
+    const e = (await http(`${s.url}/fl/experiments/short`)).body;
+    expect(e.state).toBe("failed");
+    const gammaName = (await http(`${s.url}/proplets/gamma`)).body.name;
+    expect(e.error).toBe(`round short-r1: only 2 of 3 participants are alive (not: ${gammaName}); min_participants is 3`);
+    // Bad input named: an unknown proplet, a model not in the registry, k_of_n over the participants.
+    const bad = async (body: object) =>
+      (
+        await http(`${s.url}/fl/experiments`, "POST", {
+          experiment_id: "x",
+          participants: ["alpha"],
+          task_file: b64("spin"),
+          ...body,
+        })
+      ).body.error;
+    expect(await bad({ participants: ["nobody"] })).toContain("participants: no proplet nobody");
+    expect(await bad({ model_ref: "fl/models/global_model_v99" })).toBe(
+      "model_ref: model version 99 is not in the registry",
+    );
+    expect(await bad({ k_of_n: 2 })).toBe("k_of_n: 2 is more than the 1 participant(s)");
+    expect(await bad({ task_file: undefined })).toContain("task_wasm_image");
+
+    await s.kill("SIGKILL");
+    s = await startServe({ dataDir: s.dataDir, extra: ["--no-local-proplet"] });
+    expect((await http(`${s.url}/fl/models`)).body).toEqual({ versions: [0, 1, 2, 3] });
+    expect((await http(`${s.url}/fl/models/1`)).body).toEqual({ w: [2.5, 2.5, 2.5], b: 2.5 });
+    const ids = (await http(`${s.url}/fl/experiments`)).body.experiments.map(
+      (x: any) => `${x.experiment_id}:${x.state}`,
+    );
+    expect(ids.sort()).toEqual(["fallback:completed", "killed:completed", "numbers:completed", "short:failed"]);
+    expect(tokenOf(s.url)).not.toBe("");
+  }, 40_000);
+});
