@@ -35,6 +35,7 @@ const main: CommandDef = {
     push: () => import("./cli/oci.ts").then((m) => m.pushCommand),
     pull: () => import("./cli/oci.ts").then((m) => m.pullCommand),
     watch: () => import("./cli/watch.ts").then((m) => m.watchCommand),
+    fl: () => import("./cli/fl.ts").then((m) => m.flCommand),
     health: () => import("./cli/health.ts").then((m) => m.healthCommand),
     tokens: () => import("./cli/tokens.ts").then((m) => m.tokensCommand),
     provision: () => import("./cli/provision.ts").then((m) => m.provisionCommand),

@@ -89,7 +89,10 @@ export async function api<T = unknown>(conn: Conn, method: string, path: string,
   const base = managerUrl(conn.url);
   const init: RequestInit = { method, headers: authHeaders(conn), ...tlsInit(conn) };
   if (body instanceof FormData) init.body = body;
-  else if (body !== undefined) {
+  else if (body instanceof Uint8Array) {
+    init.body = body;
+    init.headers = { ...authHeaders(conn), "content-type": "application/cbor" };
+  } else if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers = { ...authHeaders(conn), "content-type": "application/json" };
   }

@@ -13,11 +13,17 @@ export function decodeCbor(bytes: Uint8Array): unknown {
   const need = (n: number) => {
     if (pos + n > bytes.length) throw new CborError(`truncated at byte ${pos}`);
   };
+  /** The offset of the next n bytes, which must be there. */
+  const take = (n: number): number => {
+    need(n);
+    pos += n;
+    return pos - n;
+  };
   const length = (info: number): number => {
     if (info < 24) return info;
-    if (info === 24) return (need(1), view.getUint8(pos++));
-    if (info === 25) return (need(2), (pos += 2), view.getUint16(pos - 2));
-    if (info === 26) return (need(4), (pos += 4), view.getUint32(pos - 4));
+    if (info === 24) return view.getUint8(take(1));
+    if (info === 25) return view.getUint16(take(2));
+    if (info === 26) return view.getUint32(take(4));
     if (info === 27) {
       need(8);
       const v = view.getBigUint64(pos);
@@ -81,19 +87,21 @@ export function decodeCbor(bytes: Uint8Array): unknown {
     if (major === 4 || major === 5) {
       const arr: unknown[] = [];
       const obj: Record<string, unknown> = {};
-      while ((need(1), bytes[pos]) !== BREAK) {
+      while (bytes[take(1)] !== BREAK) {
+        pos--;
         if (major === 4) arr.push(item(depth + 1));
         else {
           const k = item(depth + 1);
           obj[typeof k === "string" ? k : String(k)] = item(depth + 1);
         }
       }
-      pos++;
       return major === 4 ? arr : obj;
     }
     const parts: unknown[] = [];
-    while ((need(1), bytes[pos]) !== BREAK) parts.push(item(depth + 1));
-    pos++;
+    while (bytes[take(1)] !== BREAK) {
+      pos--;
+      parts.push(item(depth + 1));
+    }
     if (major === 3) return parts.join("");
     return Buffer.concat(parts.map((p) => Buffer.from(p as string, "base64"))).toString("base64");
   };
@@ -112,9 +120,9 @@ export function decodeCbor(bytes: Uint8Array): unknown {
         return half(view.getUint16(pos - 2));
       }
       case 26:
-        return (need(4), (pos += 4), view.getFloat32(pos - 4));
+        return view.getFloat32(take(4));
       case 27:
-        return (need(8), (pos += 8), view.getFloat64(pos - 8));
+        return view.getFloat64(take(8));
       default:
         throw new CborError(`unsupported simple value ${info} at byte ${pos - 1}`);
     }

@@ -1,9 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import mqtt from "mqtt";
 import { runMnist } from "../../scripts/examples/fl-mnist.ts";
 import { cbor } from "../cbor.ts";
 import {
   b64,
+  cli,
+  FIXTURES,
   http,
   identity,
   type Proc,
@@ -220,6 +223,65 @@ describe("rounds, updates and refusals", () => {
     expect(gammaTask.state).toBe(4); // Failed: its proplet was lost
   }, 40_000);
 
+  test("the CLI: configure --wait prints a line per round; update, round-status, status and models as upstream's and ours", async () => {
+    const env = { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) };
+    const waiting = spawnPropeller(
+      [
+        ...["fl", "configure", "--experiment-id", "cli", "--round-id", "cli", "--participants", "alpha,beta"],
+        ...["--task-file", join(FIXTURES, "spin.wasm"), "--rounds", "2", "--model-ref", "fl/models/global_model_v3"],
+        ...["--hyperparams", '{"lr":0.1}', "--wait"],
+      ],
+      env,
+    );
+    for (const [i, round] of ["cli-1", "cli-2"].entries()) {
+      await until(
+        `round ${round} to start`,
+        async () => (await http(`${s.url}/fl/rounds/${round}/complete`)).status === 200,
+      );
+      const sent = cli(
+        [
+          "fl",
+          "update",
+          "--round-id",
+          round,
+          "--proplet-id",
+          "alpha",
+          "--num-samples",
+          "10",
+          "--update",
+          `{"w":[${i},${i},${i}],"b":${i}}`,
+        ],
+        env,
+      );
+      expect(sent).toMatchObject({ code: 0, stdout: "ok\n" });
+      expect((await post("/fl/update", "beta", update(round, "beta", i, 10))).status).toBe(200);
+    }
+    expect(await waiting.proc.exited).toBe(0);
+    expect(waiting.output()).toMatch(/cli round 1\/2 \(cli-1\) completed 2\/2 updates → model v4 loss=0/);
+    expect(waiting.output()).toMatch(/cli round 2\/2 \(cli-2\) completed 2\/2 updates → model v5 loss=1/);
+    const st = JSON.parse(cli(["fl", "round-status", "cli-2"], env).stdout);
+    expect(st).toMatchObject({ round_id: "cli-2", completed: true, num_updates: 2, model_version: 5 });
+    expect(cli(["fl", "status", "cli"], env).stdout).toContain("cli: completed, fedavg");
+    expect(cli(["fl", "models"], env).stdout).toBe("v0 v1 v2 v3 v4 v5\n");
+    expect(JSON.parse(cli(["fl", "models", "5"], env).stdout)).toEqual({ w: [1, 1, 1], b: 1 });
+    const task = JSON.parse(cli(["fl", "task", "--round-id", "cli-2", "--proplet-id", "alpha"], env).stdout);
+    expect(task).toEqual({
+      round_id: "cli-2",
+      model_ref: "fl/models/global_model_v4",
+      config: { proplet_id: "alpha" },
+      hyperparams: { lr: 0.1 },
+    });
+    const missing = cli(["fl", "configure"], env);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain("experiment id is required");
+    const late = cli(
+      ["fl", "update", "--round-id", "cli-1", "--proplet-id", "alpha", "--update", '{"w":[1,1,1],"b":1}'],
+      env,
+    );
+    expect(late.code).not.toBe(0);
+    expect(late.stderr).toContain("round cli-1 is closed (completed)");
+  }, 40_000);
+
   test("a round that cannot gather min_participants fails and says why; experiments and models survive kill -9", async () => {
     // gamma is gone: with min_participants 3 the round fails at once.
     const r = await http(`${s.url}/fl/experiments`, "POST", {
@@ -233,7 +295,9 @@ describe("rounds, updates and refusals", () => {
     const e = (await http(`${s.url}/fl/experiments/short`)).body;
     expect(e.state).toBe("failed");
     const gammaName = (await http(`${s.url}/proplets/gamma`)).body.name;
-    expect(e.error).toBe(`round short-r1: only 2 of 3 participants are alive (not: ${gammaName}); min_participants is 3`);
+    expect(e.error).toBe(
+      `round short-r1: only 2 of 3 participants are alive (not: ${gammaName}); min_participants is 3`,
+    );
     // Bad input named: an unknown proplet, a model not in the registry, k_of_n over the participants.
     const bad = async (body: object) =>
       (
@@ -253,12 +317,18 @@ describe("rounds, updates and refusals", () => {
 
     await s.kill("SIGKILL");
     s = await startServe({ dataDir: s.dataDir, extra: ["--no-local-proplet"] });
-    expect((await http(`${s.url}/fl/models`)).body).toEqual({ versions: [0, 1, 2, 3] });
+    expect((await http(`${s.url}/fl/models`)).body).toEqual({ versions: [0, 1, 2, 3, 4, 5] });
     expect((await http(`${s.url}/fl/models/1`)).body).toEqual({ w: [2.5, 2.5, 2.5], b: 2.5 });
     const ids = (await http(`${s.url}/fl/experiments`)).body.experiments.map(
       (x: any) => `${x.experiment_id}:${x.state}`,
     );
-    expect(ids.sort()).toEqual(["fallback:completed", "killed:completed", "numbers:completed", "short:failed"]);
+    expect(ids.sort()).toEqual([
+      "cli:completed",
+      "fallback:completed",
+      "killed:completed",
+      "numbers:completed",
+      "short:failed",
+    ]);
     expect(tokenOf(s.url)).not.toBe("");
   }, 40_000);
 });

@@ -144,8 +144,8 @@ export class MemoryFl implements FlRepository {
   private docs = new Map<FlKind, Map<string, string>>();
   constructor(private journal?: Journal) {}
   private of(kind: FlKind): Map<string, string> {
-    let m = this.docs.get(kind);
-    if (!m) this.docs.set(kind, (m = new Map()));
+    const m = this.docs.get(kind) ?? new Map<string, string>();
+    this.docs.set(kind, m);
     return m;
   }
   put(kind: FlKind, id: string, doc: string): void {
