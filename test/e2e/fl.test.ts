@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import mqtt from "mqtt";
 import { runMnist } from "../../scripts/examples/fl-mnist.ts";
@@ -10,6 +11,7 @@ import {
   http,
   identity,
   type Proc,
+  ROOT,
   type Serve,
   spawnPropeller,
   startServe,
@@ -282,6 +284,59 @@ describe("rounds, updates and refusals", () => {
     expect(late.stderr).toContain("round cli-1 is closed (completed)");
   }, 40_000);
 
+  test("upstream's Go FL client runs unchanged as the round's module; its result is upstream's FL envelope", async () => {
+    const client = readFileSync(join(ROOT, "test", "fixtures", "upstream", "fl-client.wasm")).toString("base64");
+    const samples = (k: number) =>
+      Array.from({ length: 32 }, (_, i) => ({ x: [((i * k) % 10) / 10, (i % 3) / 3, 0.5], y: i % 2 }));
+    for (const [i, id] of ["alpha", "beta"].entries()) {
+      expect((await http(`${s.url}/fl/datasets/${id}`, "POST", { data: samples(i + 1) })).status).toBe(201);
+    }
+    const r = await http(`${s.url}/fl/experiments`, "POST", {
+      experiment_id: "upstream",
+      round_id: "up-1",
+      participants: ["alpha", "beta"],
+      model_ref: "fl/models/global_model_v5",
+      hyperparams: { epochs: 1, lr: 0.01, batch_size: 16 },
+      k_of_n: 2,
+      timeout_s: 30,
+      task_file: client,
+    });
+    expect(r.status).toBe(200);
+    const status = await until(
+      "the Go clients' round to complete",
+      async () => {
+        const st = (await http(`${s.url}/fl/rounds/up-1/complete`)).body.status;
+        return st.completed && st;
+      },
+      25_000,
+      100,
+    );
+    expect(status).toMatchObject({ state: "completed", num_updates: 2, model_version: 6 });
+    // Trained from v5 (w=[1,1,1], b=1): moved, and the client's pass-through keys are not tensors.
+    const model = (await http(`${s.url}/fl/models/6`)).body;
+    expect(Object.keys(model).sort()).toEqual(["b", "w"]);
+    expect(model.w).toHaveLength(3);
+    expect(model.w).not.toEqual([1, 1, 1]);
+    const e = (await http(`${s.url}/fl/experiments/upstream`)).body;
+    expect(e.round_list[0].updates.map((u: any) => u.num_samples)).toEqual([32, 32]);
+    const task = (await http(`${s.url}/tasks/${e.round_list[0].tasks.alpha}`)).body;
+    expect(task.state).toBe(3);
+    const envelope = task.results;
+    expect(envelope).toMatchObject({
+      task_id: task.id,
+      round_id: "up-1",
+      proplet_id: "alpha",
+      num_samples: 32,
+      format: "f32-delta",
+    });
+    const stdout = JSON.parse(Buffer.from(envelope.update_b64, "base64").toString());
+    expect(stdout).toMatchObject({
+      round_id: "up-1",
+      proplet_id: "alpha",
+      base_model_uri: "fl/models/global_model_v5",
+    });
+  }, 40_000);
+
   test("a round that cannot gather min_participants fails and says why; experiments and models survive kill -9", async () => {
     // gamma is gone: with min_participants 3 the round fails at once.
     const r = await http(`${s.url}/fl/experiments`, "POST", {
@@ -317,7 +372,7 @@ describe("rounds, updates and refusals", () => {
 
     await s.kill("SIGKILL");
     s = await startServe({ dataDir: s.dataDir, extra: ["--no-local-proplet"] });
-    expect((await http(`${s.url}/fl/models`)).body).toEqual({ versions: [0, 1, 2, 3, 4, 5] });
+    expect((await http(`${s.url}/fl/models`)).body).toEqual({ versions: [0, 1, 2, 3, 4, 5, 6] });
     expect((await http(`${s.url}/fl/models/1`)).body).toEqual({ w: [2.5, 2.5, 2.5], b: 2.5 });
     const ids = (await http(`${s.url}/fl/experiments`)).body.experiments.map(
       (x: any) => `${x.experiment_id}:${x.state}`,
@@ -328,6 +383,7 @@ describe("rounds, updates and refusals", () => {
       "killed:completed",
       "numbers:completed",
       "short:failed",
+      "upstream:completed",
     ]);
     expect(tokenOf(s.url)).not.toBe("");
   }, 40_000);
