@@ -12,6 +12,7 @@ import {
   identity,
   type Proc,
   ROOT,
+  runTask,
   type Serve,
   spawnPropeller,
   startServe,
@@ -336,6 +337,32 @@ describe("rounds, updates and refusals", () => {
       base_model_uri: "fl/models/global_model_v5",
     });
   }, 40_000);
+
+  test("an FL task whose proplet knows no coordinator or registry fails with the reason, before it runs", async () => {
+    const noCoordinator = await runTask(s.url, {
+      name: "fl-manual",
+      file: b64("spin"),
+      proplet_id: "alpha",
+      env: { ROUND_ID: "r" },
+    });
+    expect(noCoordinator.state).toBe(4);
+    expect(noCoordinator.error).toContain("ROUND_ID is set but MANAGER_COORDINATOR_URL is not");
+    const noRegistry = await runTask(s.url, {
+      name: "fl-manual",
+      file: b64("spin"),
+      proplet_id: "alpha",
+      env: { MODEL_URI: "fl/models/global_model_v1" },
+    });
+    expect(noRegistry.error).toContain("MODEL_URI is set but MODEL_REGISTRY_URL is not");
+    const unknownModel = await runTask(s.url, {
+      name: "fl-manual",
+      file: b64("spin"),
+      proplet_id: "alpha",
+      env: { MODEL_URI: "fl/models/global_model_v99", MODEL_REGISTRY_URL: `${s.url}/fl` },
+    });
+    expect(unknownModel.error).toContain("model v99 from");
+    expect(unknownModel.error).toContain("HTTP 404");
+  }, 30_000);
 
   test("a round that cannot gather min_participants fails and says why; experiments and models survive kill -9", async () => {
     // gamma is gone: with min_participants 3 the round fails at once.
