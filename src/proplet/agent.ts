@@ -325,7 +325,8 @@ export class PropletAgent {
         namespace: this.cfg.namespace,
       }).catch(() => {});
     }
-    await this.client?.endAsync();
+    // Without a broker there is nothing to flush: a graceful end would wait on reconnecting.
+    await this.client?.endAsync(!this.client.connected);
     this.chunks.close();
     this.pool.close();
   }

@@ -364,7 +364,7 @@ describe("rounds, updates and refusals", () => {
     expect(unknownModel.error).toContain("HTTP 404");
   }, 30_000);
 
-  test("a round that cannot gather min_participants fails and says why; experiments and models survive kill -9", async () => {
+  test("a round that cannot gather min_participants fails and says why; rounds, experiments and models survive kill -9", async () => {
     // gamma is gone: with min_participants 3 the round fails at once.
     const r = await http(`${s.url}/fl/experiments`, "POST", {
       experiment_id: "short",
@@ -397,15 +397,36 @@ describe("rounds, updates and refusals", () => {
     expect(await bad({ k_of_n: 2 })).toBe("k_of_n: 2 is more than the 1 participant(s)");
     expect(await bad({ task_file: undefined })).toContain("task_wasm_image");
 
+    // kill -9 in the middle of a round: the update acknowledged before counts after the restart.
+    const { round_id: round } = await configure("crash", ["alpha", "beta"], {
+      round_id: "crash-1",
+      model_ref: "fl/models/global_model_v1",
+    });
+    expect((await post("/fl/update", "alpha", update(round, "alpha", 1, 10))).status).toBe(200);
     await s.kill("SIGKILL");
     s = await startServe({ dataDir: s.dataDir, extra: ["--no-local-proplet"] });
-    expect((await http(`${s.url}/fl/models`)).body).toEqual({ versions: [0, 1, 2, 3, 4, 5, 6] });
+    expect((await http(`${s.url}/fl/rounds/${round}/complete`)).body.status).toMatchObject({
+      completed: false,
+      num_updates: 1,
+    });
+    expect((await post("/fl/update", "beta", update(round, "beta", 3, 30))).status).toBe(200);
+    const after = await until("the round to complete after the restart", async () => {
+      const r = (await http(`${s.url}/fl/rounds/${round}/complete`)).body.status;
+      return r.completed && r;
+    });
+    expect(after).toMatchObject({ num_updates: 2, model_version: 7 });
+    expect((await http(`${s.url}/fl/models/7`)).body).toEqual({ w: [2.5, 2.5, 2.5], b: 2.5 });
+
+    await s.kill("SIGKILL");
+    s = await startServe({ dataDir: s.dataDir, extra: ["--no-local-proplet"] });
+    expect((await http(`${s.url}/fl/models`)).body).toEqual({ versions: [0, 1, 2, 3, 4, 5, 6, 7] });
     expect((await http(`${s.url}/fl/models/1`)).body).toEqual({ w: [2.5, 2.5, 2.5], b: 2.5 });
     const ids = (await http(`${s.url}/fl/experiments`)).body.experiments.map(
       (x: any) => `${x.experiment_id}:${x.state}`,
     );
     expect(ids.sort()).toEqual([
       "cli:completed",
+      "crash:completed",
       "fallback:completed",
       "killed:completed",
       "numbers:completed",
@@ -413,5 +434,11 @@ describe("rounds, updates and refusals", () => {
       "upstream:completed",
     ]);
     expect(tokenOf(s.url)).not.toBe("");
+    // The proplets lost their broker (the restarted serve listens elsewhere): SIGTERM still ends them at once.
+    const t0 = Date.now();
+    await procs[0]!.kill();
+    expect(procs[0]!.output()).toContain("lost the MQTT broker");
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(procs[0]!.proc.exitCode).toBe(0);
   }, 40_000);
 });
