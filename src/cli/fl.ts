@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
 import { ManagerEvent } from "../core/events.ts";
+import { type Experiment, type Round, roundEvent } from "../core/fl-experiment.ts";
 import { action, int, UsageError } from "./args.ts";
 import { api, sse, urlArg } from "./client.ts";
 import { roundLine } from "./fl-line.ts";
@@ -29,43 +30,9 @@ function readFile(path: string): Buffer {
   }
 }
 
-interface RoundOut {
-  round_id: string;
-  index: number;
-  state: string;
-  model_version: number;
-  new_model_version?: number;
-  k_of_n: number;
-  updates: { proplet_id: string }[];
-  metrics?: Record<string, number>;
-  error?: string;
-  started_at: string;
-  ended_at?: string;
-}
-interface ExperimentOut {
-  experiment_id: string;
-  state: string;
-  rounds: number;
-  strategy: string;
-  participants: string[];
-  error?: string;
-  round_list: RoundOut[];
-}
+type ExperimentOut = Omit<Experiment, "task_file">;
 
-const roundRow = (e: ExperimentOut, r: RoundOut) => ({
-  type: "fl" as const,
-  experiment_id: e.experiment_id,
-  round_id: r.round_id,
-  index: r.index,
-  rounds: e.rounds,
-  state: r.state,
-  num_updates: r.updates.length,
-  k_of_n: r.k_of_n,
-  model_version: r.new_model_version,
-  metrics: r.metrics,
-  error: r.error,
-  at: r.ended_at ?? r.started_at,
-});
+const roundRow = (e: ExperimentOut, r: Round) => roundEvent(e, r, r.ended_at ?? r.started_at);
 
 const configure = defineCommand({
   meta: {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { ManagerEvent } from "./events.ts";
 import { STRATEGIES, UpdateBody } from "./fl.ts";
 import { Env } from "./task.ts";
 
@@ -8,6 +9,8 @@ import { Env } from "./task.ts";
 
 /** Ids that end up in MQTT topics and task names: no `/`, `+` or `#`, bounded. */
 const Id = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, "1 to 128 letters, digits or _.:-");
+
+type FlEvent = Extract<ManagerEvent, { type: "fl" }>;
 
 export const DEFAULT_MODEL_REF = "fl/models/global_model_v0";
 /** Upstream's registry makes this version 0 when there is none. */
@@ -192,4 +195,22 @@ export function roundOutcome(
 export function experimentView(e: Experiment): Omit<Experiment, "task_file"> & { task_file?: string } {
   const { task_file, ...rest } = e;
   return task_file ? { ...rest, task_file: `(${Math.round((task_file.length * 3) / 4)} bytes)` } : rest;
+}
+
+/** A round as a live event (`GET /events`, `fl watch`, `fl configure --wait`). */
+export function roundEvent(e: Pick<Experiment, "experiment_id" | "rounds">, r: Round, at: string): FlEvent {
+  return {
+    type: "fl",
+    experiment_id: e.experiment_id,
+    round_id: r.round_id,
+    index: r.index,
+    rounds: e.rounds,
+    state: r.state,
+    num_updates: r.updates.length,
+    k_of_n: r.k_of_n,
+    ...(r.new_model_version !== undefined ? { model_version: r.new_model_version } : {}),
+    ...(r.metrics ? { metrics: r.metrics } : {}),
+    ...(r.error ? { error: r.error } : {}),
+    at,
+  };
 }

@@ -1,5 +1,5 @@
 import type { ManagerEvent } from "../core/events.ts";
-import type { Experiment, Round } from "../core/fl-experiment.ts";
+import { type Experiment, type Round, roundEvent } from "../core/fl-experiment.ts";
 import type { Run } from "../core/run.ts";
 import { stateName } from "../core/states.ts";
 import type { Task } from "../core/task.ts";
@@ -89,20 +89,7 @@ export class ManagerEvents {
   /** A federated-learning round started, took an update or ended. */
   flRound(e: Experiment, r: Round): void {
     if (this.live.listeners === 0) return;
-    this.live.publish({
-      type: "fl",
-      experiment_id: e.experiment_id,
-      round_id: r.round_id,
-      index: r.index,
-      rounds: e.rounds,
-      state: r.state,
-      num_updates: r.updates.length,
-      k_of_n: r.k_of_n,
-      ...(r.new_model_version !== undefined ? { model_version: r.new_model_version } : {}),
-      ...(r.metrics ? { metrics: r.metrics } : {}),
-      ...(r.error ? { error: r.error } : {}),
-      at: nowIso(),
-    });
+    this.live.publish(roundEvent(e, r, nowIso()));
   }
 
   /** Tells live listeners about a task's state; nothing is built when nobody listens. */
