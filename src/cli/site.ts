@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import consoleHtml from "../../web/index.html" with { type: "text" };
+import consoleIndex from "../../web/index.html";
 import { type BrokerTls, type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.ts";
 import { connectMqtt } from "../broker/client.ts";
 import type { EntityKind } from "../core/identity.ts";
@@ -224,12 +224,17 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const info = {
     ...{ version: VERSION, commit: COMMIT, buildTime: BUILD_TIME, instanceId, channel: o, storage: store.kind },
     ...(site ? { role: "active" } : {}),
+    tls: Boolean(o.tls),
   };
   const app = createApp(manager, info, metrics, o.auth ? { hint } : undefined);
   const server = Bun.serve<WsData>({
     hostname: o.host,
     port: o.httpPort,
     maxRequestBodySize: MAX_BODY_BYTES + (1 << 20),
+    // The console (web/), bundled by Bun from its HTML and embedded in the compiled executable.
+    routes: { "/": consoleIndex },
+    // Bundled and minified once, not a dev server with hot reload.
+    development: false,
     ...(o.tls ? { tls: { cert: o.tls.cert, key: o.tls.key } } : {}),
     fetch(req, srv) {
       const url = new URL(req.url);
@@ -245,11 +250,6 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
         const proto = req.headers.get("sec-websocket-protocol")?.split(",")[0]?.trim();
         if (srv.upgrade(req, { data: {}, headers: proto ? { "Sec-WebSocket-Protocol": proto } : {} })) return undefined;
         return new Response("expected a WebSocket upgrade", { status: 400 });
-      }
-      if (req.method === "GET" && (url.pathname === "/" || url.pathname === "/index.html")) {
-        return new Response(consoleHtml as unknown as string, {
-          headers: { "content-type": "text/html; charset=utf-8" },
-        });
       }
       return app.fetch(req);
     },

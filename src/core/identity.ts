@@ -44,6 +44,9 @@ const NAME = z
 export const TokenCreate = z.object({ name: NAME.optional(), role: Role.default("viewer") });
 export type TokenCreate = z.infer<typeof TokenCreate>;
 
+/** `POST /session`: the console signs in with a token, which then travels in an HttpOnly cookie. */
+export const SessionCreate = z.object({ token: z.string().min(1).max(512) });
+
 export const EntityCreate = z.object({
   kind: EntityKind,
   name: NAME.optional(),

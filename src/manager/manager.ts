@@ -1,4 +1,5 @@
 import type { SchedulerName } from "../core/scheduler.ts";
+import { stateName } from "../core/states.ts";
 import type { Storage } from "../storage/repository.ts";
 import type { Inbound } from "./bus.ts";
 import { Dispatcher, type ManagerBus } from "./dispatcher.ts";
@@ -81,6 +82,19 @@ export class Manager {
     this.schedules.recover();
     this.groups.resume();
     this.fl.recover();
+  }
+
+  /** The fleet at a glance (`GET /stats`, the console's overview): proplets, tasks by state, the queue. */
+  stats() {
+    const byState = this.store.tasks.countByState();
+    const tasks: Record<string, number> = {};
+    for (const [state, n] of Object.entries(byState)) tasks[stateName(Number(state))] = n;
+    return {
+      proplets: { alive: this.proplets.aliveCount(), total: this.store.proplets.all().length },
+      tasks,
+      queue_depth: this.dispatcher.queueDepth,
+      experiments: this.fl.list().filter((e) => e.state === "running").length,
+    };
   }
 
   /** Resolves once every change made so far is committed (what a reader is shown must survive a crash). */

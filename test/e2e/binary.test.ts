@@ -73,6 +73,15 @@ describe("the compiled executable", () => {
       await untilAlive(s.url, "bin-proplet");
       const t = await runTask(s.url, { name: "add", file: b64("add"), inputs: [1, 2], proplet_id: "bin-proplet" });
       expect(t.results).toBe("3");
+      // The console is inside the binary: its page and the script and style it names, with nothing beside it.
+      const html = await (await fetch(`${s.url}/`)).text();
+      const assets = [...html.matchAll(/(?:src|href)="(\/[^"]+\.(?:js|css))"/g)].map((m) => m[1]!);
+      expect(assets.length).toBe(2);
+      for (const a of assets) {
+        const res = await fetch(`${s.url}${a}`);
+        expect(`${a} ${res.status}`).toBe(`${a} 200`);
+        expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(1000);
+      }
       const cli = Bun.spawnSync(
         [
           bin,

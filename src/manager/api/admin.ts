@@ -4,8 +4,12 @@ import { join } from "node:path";
 import type { Hono } from "hono";
 import type { Manager } from "../manager.ts";
 
-/** `POST /backup`: a consistent copy of the live database, as the response body (admin only, like every write). */
+/**
+ * `GET /stats`: the fleet at a glance. `POST /backup`: a consistent copy of the live database, as the response
+ * body (admin only, like every write).
+ */
 export function adminRoutes(app: Hono, m: Manager): void {
+  app.get("/stats", (c) => c.json(m.stats()));
   app.post("/backup", async (c) => {
     const file = join(tmpdir(), `propeller-backup-${crypto.randomUUID()}.db`);
     try {

@@ -13,6 +13,7 @@ import { STATUS_OF } from "./http.ts";
 import { logRoutes } from "./logs.ts";
 import type { ManagerMetrics } from "./prometheus.ts";
 import { propletRoutes } from "./proplets.ts";
+import { sessionRoutes } from "./session.ts";
 import { taskRoutes } from "./tasks.ts";
 
 // The REST API with upstream's paths and JSON keys (docs/ARCHITECTURE.md, "REST"). Handlers validate with the core
@@ -32,6 +33,8 @@ export interface AppInfo {
   role?: string;
   /** The site's MQTT domain and channel, told to those who provision identities (default: "default"). */
   channel?: Channel;
+  /** Served over TLS: the console's cookie is then Secure. */
+  tls?: boolean;
 }
 
 /** `auth` unset: no authentication (`serve --no-auth`, loopback only). */
@@ -86,6 +89,7 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
   eventRoutes(app, m.events.live);
   groupRoutes(app, m.groups);
   flRoutes(app, m.fl);
+  sessionRoutes(app, m.identities, { auth: Boolean(auth), secure: Boolean(info.tls) });
   adminRoutes(app, m);
   identityRoutes(app, m.identities, info.channel ?? { domainId: DEFAULT_DOMAIN_ID, channelId: DEFAULT_CHANNEL_ID });
   return app;

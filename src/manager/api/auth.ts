@@ -1,5 +1,6 @@
 import type { Context, Hono, MiddlewareHandler } from "hono";
-import { EntityCreate, EntityKind, TokenCreate } from "../../core/identity.ts";
+import { getCookie } from "hono/cookie";
+import { EntityCreate, EntityKind, type Token, TokenCreate } from "../../core/identity.ts";
 import type { Channel } from "../../core/topics.ts";
 import type { Identities } from "../identities.ts";
 import { jsonBody, query } from "./http.ts";
@@ -23,15 +24,36 @@ const propletOfRequest = new WeakMap<Request, string>();
 export const propletOf = (c: Context): string | undefined => propletOfRequest.get(c.req.raw);
 const ADMIN_ONLY = /^\/(tokens|entities)(\/|$)/;
 
+/** The token a request authenticated with. */
+const tokenOfRequest = new WeakMap<Request, Token>();
+export const tokenOf = (c: Context): Token | undefined => tokenOfRequest.get(c.req.raw);
+
+/** The console's session cookie (HttpOnly, SameSite=Strict) holds a token, as the Bearer header does. */
+export const SESSION_COOKIE = "propeller_session";
+/**
+ * A change sent with the cookie must carry this header: a page of another site cannot add it without a CORS
+ * preflight, which is never granted (on top of SameSite=Strict).
+ */
+export const CONSOLE_HEADER = "x-propeller-console";
+
 export function requireToken(ids: Identities, opts: AuthOptions): MiddlewareHandler {
   return async (c, next) => {
     if (c.req.method === "GET" && c.req.path === "/health") return next();
+    // Signing in and out of the console is how a session starts and ends.
+    if (c.req.path === "/session" && c.req.method !== "GET") return next();
     const header = c.req.header("authorization") ?? "";
-    const m = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!m) return c.json({ error: `authentication required: send Authorization: Bearer <token>; ${opts.hint}` }, 401);
-    const token = ids.verifyToken(m[1]!);
+    const bearer = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+    const cookie = bearer ? undefined : getCookie(c, SESSION_COOKIE);
+    const text = bearer ?? cookie;
+    if (!text)
+      return c.json({ error: `authentication required: send Authorization: Bearer <token>; ${opts.hint}` }, 401);
+    if (cookie && !READS.has(c.req.method) && c.req.header(CONSOLE_HEADER) !== "1") {
+      return c.json({ error: `a change sent with the console's cookie must carry ${CONSOLE_HEADER}: 1` }, 403);
+    }
+    const token = ids.verifyToken(text);
+    if (token) tokenOfRequest.set(c.req.raw, token);
     if (!token) {
-      const entity = ids.entityByKey(m[1]!);
+      const entity = cookie ? undefined : ids.entityByKey(text);
       if (!entity) return c.json({ error: `invalid or revoked token; ${opts.hint}` }, 401);
       const may = PROPLET_ROUTES.some(([method, path]) => c.req.method === method && path.test(c.req.path));
       if (entity.kind !== "proplet" || !may) {

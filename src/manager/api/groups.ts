@@ -6,7 +6,7 @@ import { jsonBody, paged, query } from "./http.ts";
 /** `/jobs…` and `/workflows…`. */
 export function groupRoutes(app: Hono, groups: Groups): void {
   app.post("/jobs", async (c) => {
-    const job = await groups.createJob(await jsonBody(c, JobCreate));
+    const job = await groups.createJob(await jsonBody(c, JobCreate, { yaml: true }));
     c.header("Location", `/jobs/${job.job_id}`);
     return c.json(job, 201);
   });
@@ -18,7 +18,9 @@ export function groupRoutes(app: Hono, groups: Groups): void {
   app.post("/jobs/:id/start", async (c) => c.json(await groups.startJob(c.req.param("id"))));
   app.post("/jobs/:id/stop", async (c) => c.json(await groups.stopJob(c.req.param("id"))));
 
-  app.post("/workflows", async (c) => c.json(await groups.createWorkflow(await jsonBody(c, WorkflowCreate)), 201));
+  app.post("/workflows", async (c) =>
+    c.json(await groups.createWorkflow(await jsonBody(c, WorkflowCreate, { yaml: true })), 201),
+  );
   app.get("/workflows", (c) => {
     const status = query(c, "status", JobStatus);
     return paged(c, "workflows", (o, l) => groups.listWorkflows(o, l, status));

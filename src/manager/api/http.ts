@@ -19,17 +19,39 @@ export const STATUS_OF: Record<ErrorKind, ContentfulStatusCode> = {
   unavailable: 503,
 };
 
-export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
+const YAML_TYPES = new Set(["application/yaml", "application/x-yaml", "text/yaml"]);
+const MAX_YAML_BYTES = 1 << 20;
+
+/**
+ * A job or workflow is small and written by hand: YAML over 1 MiB, or with aliases (`*name`, which can fan a few
+ * lines out into billions of nodes to walk), is refused before it is parsed.
+ */
+function refuseYamlBombs(text: string): void {
+  if (text.length > MAX_YAML_BYTES) throw invalid(`a YAML body is at most ${MAX_YAML_BYTES >> 20} MiB`);
+  if (/(^|[\s[{,:-])\*[A-Za-z0-9_]/m.test(text))
+    throw invalid("YAML aliases (*name) are not accepted: write the value out");
+}
+
+/** A JSON body (or, with `yaml`, a YAML one: jobs and workflows as a person writes them) against its schema. */
+export async function jsonBody<S extends z.ZodType>(
+  c: Context,
+  schema: S,
+  opts: { yaml?: boolean } = {},
+): Promise<z.output<S>> {
   // The media type exactly: `text/plain; charset=application/json` passes a substring check, and a browser page
   // may send that without a CORS preflight.
   const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-  if (type !== "application/json") throw invalid("Content-Type must be application/json");
+  const yaml = opts.yaml && YAML_TYPES.has(type);
+  if (type !== "application/json" && !yaml) {
+    throw invalid(`Content-Type must be application/json${opts.yaml ? " or application/yaml" : ""}`);
+  }
   const text = await c.req.text();
+  if (yaml) refuseYamlBombs(text);
   let data: unknown;
   try {
-    data = JSON.parse(text);
+    data = yaml ? Bun.YAML.parse(text) : JSON.parse(text);
   } catch (e) {
-    throw invalid(`body is not valid JSON: ${e instanceof Error ? e.message : e}`);
+    throw invalid(`body is not valid ${yaml ? "YAML" : "JSON"}: ${e instanceof Error ? e.message : e}`);
   }
   return checked(data, schema);
 }

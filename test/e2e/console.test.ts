@@ -1,0 +1,177 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { b64, FIXTURES, http, ROOT, type Serve, startServe, tempDir, until } from "../helpers.ts";
+
+// The web console in a real browser (Debian's chromium through playwright-core) against a real serve with its
+// local proplet: signing in by the link, creating and running a task, stopping one, a workflow's graph changing
+// colour live, a viewer's disabled controls, phone width, and no errors in the browser's console.
+
+const ARTIFACTS = join(ROOT, "test", "artifacts");
+let s: Serve;
+let browser: Browser;
+const errors: string[] = [];
+
+/** A signed-in page; what goes wrong in it is kept in `errors` unless `watch` is off (a refusal made on purpose). */
+async function open(token: string, width = 1280, watch = true): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width, height: 900 } });
+  const page = await context.newPage();
+  if (watch) {
+    page.on("console", (m) => {
+      if (m.type() === "error") errors.push(`${page.url()}: ${m.text()}`);
+    });
+    page.on("pageerror", (e) => errors.push(`${page.url()}: ${e.message}`));
+  }
+  await page.goto(`${s.url}/?token=${token}`);
+  await page.getByRole("navigation", { name: "Pages" }).waitFor();
+  return page;
+}
+
+beforeAll(async () => {
+  s = await startServe();
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ["--no-sandbox"] });
+  mkdirSync(ARTIFACTS, { recursive: true });
+});
+afterAll(async () => {
+  await browser?.close();
+  await s?.kill();
+});
+
+describe("the console", () => {
+  test("the link signs in and leaves the address bar; the session is an HttpOnly, SameSite=Strict cookie", async () => {
+    const page = await open(s.token!);
+    expect(page.url()).not.toContain("token");
+    await page.getByText("(admin)").waitFor();
+    const [cookie] = await page.context().cookies();
+    expect(cookie).toMatchObject({ name: "propeller_session", httpOnly: true, sameSite: "Strict" });
+    // The overview counts the local proplet, alive.
+    await page.getByTestId("proplets-alive").getByText("1 / 1").waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, "overview.png"), fullPage: true });
+    // A change with the cookie but without the console's header (another site's form) is refused.
+    const quiet = await open(s.token!, 1280, false);
+    const forged = await quiet.evaluate(async () => (await fetch("/tasks", { method: "POST", body: "{}" })).status);
+    expect(forged).toBe(403);
+    await quiet.context().close();
+    // A bad pasted token is refused in plain words.
+    const other = await browser.newPage(); // not watched: the refusal is the point
+    await other.goto(s.url);
+    await other.getByLabel("Token").fill("not-a-token");
+    await other.getByRole("button", { name: "Sign in" }).click();
+    await other.getByRole("alert").getByText("invalid or revoked token").waitFor();
+    await other.close();
+    await page.context().close();
+  });
+
+  test("upload add.wasm with inputs 10,20, start it, and see 30 without reloading", async () => {
+    const page = await open(s.token!);
+    await page.getByRole("link", { name: "Tasks" }).click();
+    const form = page.getByRole("form", { name: "Create a task" });
+    await form.getByLabel("Name").fill("add");
+    await form.getByLabel("Module (.wasm)").setInputFiles(join(FIXTURES, "add.wasm"));
+    await form.getByLabel("Inputs (comma-separated)").fill("10,20");
+    await form.getByRole("button", { name: "Create task" }).click();
+    await page.getByTestId("task-result").getByText("30", { exact: true }).waitFor({ timeout: 15_000 });
+    await page.getByTestId("task-state").getByText("Completed").waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, "task.png"), fullPage: true });
+    // A mistake is said next to the form: no module given.
+    await page.getByRole("link", { name: "Tasks" }).click();
+    await form.getByLabel("Name").fill("nothing");
+    await form.getByRole("button", { name: "Create task" }).click();
+    await form.locator("..").getByRole("alert").getByText("give a .wasm file or an image reference").waitFor();
+    await page.context().close();
+  });
+
+  test("stop a spinning task from its page", async () => {
+    const created = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin") });
+    await http(`${s.url}/tasks/${created.body.id}/start`, "POST");
+    const page = await open(s.token!);
+    await page.goto(`${s.url}/#/tasks/${created.body.id}`);
+    await page.getByTestId("task-state").getByText("Running").waitFor({ timeout: 10_000 });
+    await page.getByRole("button", { name: "Stop" }).click();
+    await page.getByTestId("task-state").getByText("Interrupted").waitFor({ timeout: 10_000 });
+    await page.context().close();
+  });
+
+  test("a three-task workflow from a file: its nodes change colour as it runs", async () => {
+    const dir = tempDir();
+    const spec = join(dir, "chain.json");
+    const tick = { file: b64("ticker"), inputs: [3, 300] };
+    writeFileSync(
+      spec,
+      JSON.stringify({
+        name: "chain",
+        tasks: [
+          { id: "first", name: "ticker", ...tick },
+          { id: "second", name: "ticker", ...tick, depends_on: ["first"] },
+          { id: "third", name: "ticker", ...tick, depends_on: ["second"] },
+        ],
+      }),
+    );
+    const page = await open(s.token!);
+    await page.getByRole("link", { name: "Workflows" }).click();
+    await page.getByLabel("Workflow file (JSON or YAML)").setInputFiles(spec);
+    await page.getByRole("button", { name: "Create and start" }).click();
+    const third = page.locator('g[data-task="third"]');
+    await third.waitFor({ timeout: 10_000 });
+    const seen = new Set<string>();
+    await until(
+      "the third node to turn Completed",
+      async () => {
+        const state = await third.getAttribute("data-state");
+        if (state) seen.add(state);
+        return state === "Completed";
+      },
+      20_000,
+      100,
+    );
+    // Seen waiting, then done, on one page that was never reloaded.
+    expect([...seen].some((x) => x !== "Completed")).toBe(true);
+    expect(await page.locator('g[data-state="Completed"]').count()).toBe(3);
+    await page.screenshot({ path: join(ARTIFACTS, "workflow.png"), fullPage: true });
+    await page.context().close();
+  });
+
+  test("a viewer sees everything and changes nothing; the controls say why", async () => {
+    const viewer = await http(`${s.url}/tokens`, "POST", { name: "watcher", role: "viewer" });
+    const page = await open(viewer.body.token);
+    await page.getByText("watcher (viewer)").waitFor();
+    await page.getByRole("link", { name: "Tasks" }).click();
+    const create = page.getByRole("button", { name: "Create task" });
+    expect(await create.isDisabled()).toBe(true);
+    expect(await create.getAttribute("title")).toContain("a viewer token may look, not change");
+    await page.getByRole("link", { name: "Access" }).click();
+    await page.getByText("Tokens and identities are for admins").waitFor();
+    await page.context().close();
+  });
+
+  test("every page at phone width (390 px) has no sideways scroll; no errors in the browser's console", async () => {
+    const tasks = (await http(`${s.url}/tasks?limit=1`)).body.tasks;
+    const proplets = (await http(`${s.url}/proplets`)).body.proplets;
+    const pages = [
+      ["overview", "#/"],
+      ["proplets", "#/proplets"],
+      ["proplet", `#/proplets/${proplets[0].id}`],
+      ["tasks", "#/tasks"],
+      ["task-detail", `#/tasks/${tasks[0].id}`],
+      ["workflows", "#/workflows"],
+      ["jobs", "#/jobs"],
+      ["fl", "#/fl"],
+      ["access", "#/access"],
+    ];
+    const page = await open(s.token!, 390);
+    for (const [name, hash] of pages) {
+      await page.goto(`${s.url}/${hash}`);
+      await page.locator("main h1").waitFor();
+      await page.waitForTimeout(300);
+      // A string: this file is not typed for the DOM.
+      const { scroll, inner } = (await page.evaluate(
+        "({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth })",
+      )) as { scroll: number; inner: number };
+      expect(`${name}: ${scroll}`).toBe(`${name}: ${inner}`);
+      await page.screenshot({ path: join(ARTIFACTS, `phone-${name}.png`), fullPage: true });
+    }
+    await page.context().close();
+    expect(errors.join("\n")).toBe("");
+  }, 30_000);
+});

@@ -1,0 +1,172 @@
+import { render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { ApiError, api } from "./api.ts";
+import { connect, onStatus } from "./live.ts";
+import { AccessPage } from "./pages/access.tsx";
+import { ExperimentPage, FlPage } from "./pages/fl.tsx";
+import { JobsPage, WorkflowPage, WorkflowsPage } from "./pages/groups.tsx";
+import { OverviewPage } from "./pages/overview.tsx";
+import { PropletPage, PropletsPage } from "./pages/proplets.tsx";
+import { TaskPage, TasksPage } from "./pages/tasks.tsx";
+import { type Session, SessionContext } from "./ui.tsx";
+
+// The console's shell: signing in (the link serve prints, `/?token=…`, or a pasted token; either becomes an
+// HttpOnly cookie and the token leaves the address bar at once), the pages by hash route, and the live banner.
+
+const PAGES: [string, string][] = [
+  ["#/", "Overview"],
+  ["#/proplets", "Proplets"],
+  ["#/tasks", "Tasks"],
+  ["#/workflows", "Workflows"],
+  ["#/jobs", "Jobs"],
+  ["#/fl", "Federated learning"],
+  ["#/access", "Access"],
+];
+
+function useHash(): string {
+  const [hash, setHash] = useState(location.hash || "#/");
+  useEffect(() => {
+    const on = () => setHash(location.hash || "#/");
+    addEventListener("hashchange", on);
+    return () => removeEventListener("hashchange", on);
+  }, []);
+  return hash;
+}
+
+function Page(p: { hash: string }) {
+  const [path, id] = p.hash.slice(1).split("/").filter(Boolean).map(decodeURIComponent) as [string?, string?];
+  switch (path) {
+    case undefined:
+      return <OverviewPage />;
+    case "proplets":
+      return id ? <PropletPage id={id} /> : <PropletsPage />;
+    case "tasks":
+      return id ? <TaskPage id={id} /> : <TasksPage />;
+    case "workflows":
+      return id ? <WorkflowPage id={id} /> : <WorkflowsPage />;
+    case "jobs":
+      return <JobsPage />;
+    case "fl":
+      return id ? <ExperimentPage id={id} /> : <FlPage />;
+    case "access":
+      return <AccessPage />;
+    default:
+      return <p class="error">No page {p.hash}.</p>;
+  }
+}
+
+function SignIn(p: { onDone: (s: Session) => void; error?: string }) {
+  const [token, setToken] = useState("");
+  const [error, setError] = useState(p.error);
+  return (
+    <main>
+      <h1>Sign in to Propeller</h1>
+      <p class="muted">
+        Open the link <code>propeller serve</code> prints at start, or paste a token (the admin token is in the data
+        dir's <code>admin.token</code>; <code>propeller tokens create</code> makes more).
+      </p>
+      <form
+        class="grid"
+        onSubmit={async (e) => {
+          e.preventDefault();
+          try {
+            p.onDone(await api<Session>("POST", "/session", { token: token.trim() }));
+          } catch (err) {
+            setError(err instanceof Error ? err.message : String(err));
+          }
+        }}
+      >
+        <label>
+          Token
+          <input type="password" autocomplete="off" value={token} onInput={(e) => setToken(e.currentTarget.value)} />
+        </label>
+        <button type="submit" class="primary">
+          Sign in
+        </button>
+      </form>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </main>
+  );
+}
+
+function App() {
+  const hash = useHash();
+  const [session, setSession] = useState<Session | null | undefined>();
+  const [signInError, setSignInError] = useState<string>();
+  const [up, setUp] = useState(true);
+
+  useEffect(() => {
+    (async () => {
+      const params = new URLSearchParams(location.search);
+      const token = params.get("token");
+      if (token) {
+        // Out of the address bar (and the history) before anything else.
+        history.replaceState(null, "", location.pathname + location.hash);
+        try {
+          setSession(await api<Session>("POST", "/session", { token }));
+          return;
+        } catch (e) {
+          setSignInError(`the link's token was refused: ${e instanceof Error ? e.message : e}`);
+        }
+      }
+      try {
+        setSession(await api<Session>("GET", "/session"));
+      } catch (e) {
+        if (!(e instanceof ApiError && e.status === 401)) setSignInError(e instanceof Error ? e.message : String(e));
+        setSession(null);
+      }
+    })();
+  }, []);
+
+  useEffect(() => {
+    if (!session) return;
+    connect();
+    return onStatus(setUp);
+  }, [session]);
+
+  if (session === undefined) return <p class="muted">Loading…</p>;
+  if (session === null) return <SignIn onDone={setSession} error={signInError} />;
+  const current = `#/${hash.slice(2).split("/")[0] ?? ""}`;
+  return (
+    <SessionContext.Provider value={session}>
+      <header>
+        <strong>Propeller</strong>
+        <nav aria-label="Pages">
+          {PAGES.map(([href, label]) => (
+            <a key={href} href={href} aria-current={current === href ? "page" : undefined}>
+              {label}
+            </a>
+          ))}
+        </nav>
+        <span class="who">
+          {session.auth ? `${session.name} (${session.role})` : "no authentication"}
+          {session.auth && (
+            <button
+              type="button"
+              onClick={async () => {
+                await api("DELETE", "/session");
+                setSession(null);
+              }}
+            >
+              Sign out
+            </button>
+          )}
+        </span>
+      </header>
+      {!up && (
+        <div class="banner" role="status">
+          Live updates lost: reconnecting to the manager…
+        </div>
+      )}
+      <main>
+        <Page hash={hash} />
+      </main>
+    </SessionContext.Provider>
+  );
+}
+
+render(<App />, document.getElementById("app")!);

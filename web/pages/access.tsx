@@ -1,0 +1,157 @@
+import { useState } from "preact/hooks";
+import { ago, api } from "../api.ts";
+import { Act, Loading, useApi, useSession } from "../ui.tsx";
+
+// Tokens (REST and this console) and provisioned MQTT identities, for admins: create and revoke. A new secret is
+// shown once.
+
+interface Token {
+  id: string;
+  name: string;
+  role: string;
+  created_at: string;
+  revoked_at?: string;
+}
+interface Entity {
+  id: string;
+  name: string;
+  kind: string;
+  created_at: string;
+  revoked_at?: string;
+}
+
+export function AccessPage() {
+  const s = useSession();
+  if (s.role !== "admin")
+    return <p class="muted">Tokens and identities are for admins: sign in with an admin token.</p>;
+  return <Admin />;
+}
+
+function Admin() {
+  const tokens = useApi<{ tokens: Token[] }>("/tokens");
+  const entities = useApi<{ entities: Entity[] }>("/entities");
+  const [secret, setSecret] = useState<string>();
+  const [name, setName] = useState("");
+  const [role, setRole] = useState("viewer");
+  const [kind, setKind] = useState("proplet");
+  return (
+    <>
+      <h1>Access</h1>
+      {secret && (
+        <p role="status">
+          Shown once, copy it now: <code>{secret}</code>
+        </p>
+      )}
+      <h2>Tokens</h2>
+      <div class="actions">
+        <label>
+          Name
+          <input value={name} onInput={(e) => setName(e.currentTarget.value)} />
+        </label>
+        <label>
+          Role
+          <select value={role} onChange={(e) => setRole(e.currentTarget.value)}>
+            <option value="viewer">viewer</option>
+            <option value="admin">admin</option>
+          </select>
+        </label>
+        <Act
+          label="Create token"
+          primary
+          run={async () => {
+            const t = await api<{ token: string }>("POST", "/tokens", { ...(name ? { name } : {}), role });
+            setSecret(t.token);
+            tokens.reload();
+          }}
+        />
+      </div>
+      <Loading ready={!!tokens.data} error={tokens.error}>
+        <div class="scroll">
+          <table>
+            <thead>
+              <tr>
+                <th>Name</th>
+                <th>Role</th>
+                <th class="wide">Created</th>
+                <th />
+              </tr>
+            </thead>
+            <tbody>
+              {tokens.data?.tokens.map((t) => (
+                <tr key={t.id}>
+                  <td>{t.name}</td>
+                  <td>{t.role}</td>
+                  <td class="wide">{ago(t.created_at)}</td>
+                  <td>
+                    {t.revoked_at ? (
+                      <span class="muted">revoked</span>
+                    ) : (
+                      <Act
+                        label={`Revoke token ${t.name}`}
+                        confirm={`Revoke ${t.name}?`}
+                        run={() => api("DELETE", `/tokens/${t.id}`).then(tokens.reload)}
+                      />
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </Loading>
+      <h2>Identities (MQTT)</h2>
+      <div class="actions">
+        <label>
+          Kind
+          <select value={kind} onChange={(e) => setKind(e.currentTarget.value)}>
+            <option value="proplet">proplet</option>
+            <option value="proxy">proxy</option>
+            <option value="manager">manager</option>
+          </select>
+        </label>
+        <Act
+          label="Create identity"
+          run={async () => {
+            const e = await api<{ id: string; api_key: string }>("POST", "/entities", { kind });
+            setSecret(`${e.id}: ${e.api_key}`);
+            entities.reload();
+          }}
+        />
+      </div>
+      <Loading ready={!!entities.data} error={entities.error}>
+        <div class="scroll">
+          <table>
+            <thead>
+              <tr>
+                <th>Name</th>
+                <th>Kind</th>
+                <th class="wide">Id</th>
+                <th />
+              </tr>
+            </thead>
+            <tbody>
+              {entities.data?.entities.map((e) => (
+                <tr key={e.id}>
+                  <td>{e.name}</td>
+                  <td>{e.kind}</td>
+                  <td class="wide">{e.id}</td>
+                  <td>
+                    {e.revoked_at ? (
+                      <span class="muted">revoked</span>
+                    ) : (
+                      <Act
+                        label={`Revoke identity ${e.name}`}
+                        confirm={`Revoke ${e.name}?`}
+                        run={() => api("DELETE", `/entities/${e.id}`).then(entities.reload)}
+                      />
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </Loading>
+    </>
+  );
+}

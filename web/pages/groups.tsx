@@ -1,0 +1,233 @@
+import { useState } from "preact/hooks";
+import { ago, api } from "../api.ts";
+import { Act, Loading, StateText, useApi, useSession, VIEWER_REASON } from "../ui.tsx";
+import type { TaskView } from "./tasks.tsx";
+
+// Jobs and workflows: lists, a workflow's DAG with each node in its state's colour (live), and creating either
+// from a JSON or YAML file (sent as it is: the manager parses both).
+
+interface GroupTask extends TaskView {
+  depends_on?: string[];
+  local_id?: string;
+}
+interface Group {
+  workflow_id?: string;
+  job_id?: string;
+  name?: string;
+  execution_mode?: string;
+  state: number;
+  status: string;
+  tasks: GroupTask[];
+  created_at: string;
+}
+
+function FromFile(p: { what: "workflows" | "jobs"; onCreated: (g: Group) => void }) {
+  const viewer = useSession().role !== "admin";
+  const [error, setError] = useState<string>();
+  return (
+    <form
+      class="grid"
+      aria-label={`Create ${p.what === "jobs" ? "a job" : "a workflow"} from a file`}
+      onSubmit={async (e) => {
+        e.preventDefault();
+        const file = new FormData(e.currentTarget).get("spec") as File | null;
+        if (!file || file.size === 0) return setError("choose a JSON or YAML file");
+        setError(undefined);
+        const yaml = /\.ya?ml$/i.test(file.name);
+        try {
+          const g = await api<Group>(
+            "POST",
+            `/${p.what}`,
+            await file.text(),
+            yaml ? "application/yaml" : "application/json",
+          );
+          if (p.what === "workflows") await api("POST", `/workflows/${g.workflow_id}/start`);
+          else await api("POST", `/jobs/${g.job_id}/start`);
+          p.onCreated(g);
+        } catch (err) {
+          setError(`${file.name}: ${err instanceof Error ? err.message : err}`);
+        }
+      }}
+    >
+      <label>
+        {p.what === "jobs" ? "Job" : "Workflow"} file (JSON or YAML)
+        <input name="spec" type="file" accept=".json,.yaml,.yml" />
+      </label>
+      <button type="submit" class="primary" disabled={viewer} title={viewer ? VIEWER_REASON : undefined}>
+        Create and start
+      </button>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </form>
+  );
+}
+
+export function WorkflowsPage() {
+  const r = useApi<{ workflows: Group[]; total: number }>("/workflows?limit=100", (e) => e.type === "task");
+  return (
+    <>
+      <h1>Workflows</h1>
+      <FromFile
+        what="workflows"
+        onCreated={(g) => (location.hash = `#/workflows/${encodeURIComponent(g.workflow_id!)}`)}
+      />
+      <Loading ready={!!r.data} error={r.error}>
+        <div class="scroll">
+          <table>
+            <thead>
+              <tr>
+                <th>Workflow</th>
+                <th>State</th>
+                <th>Tasks</th>
+                <th class="wide">Created</th>
+              </tr>
+            </thead>
+            <tbody>
+              {r.data?.workflows.map((w) => (
+                <tr key={w.workflow_id}>
+                  <td>
+                    <a href={`#/workflows/${encodeURIComponent(w.workflow_id!)}`}>{w.workflow_id}</a>
+                  </td>
+                  <td>
+                    <StateText state={w.state} status={w.status} />
+                  </td>
+                  <td>{w.tasks.length}</td>
+                  <td class="wide">{ago(w.created_at)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </Loading>
+    </>
+  );
+}
+
+const FILL = ["#9aa0a6", "#9aa0a6", "#4c8df6", "#2e9d50", "#d93025", "#e3a008", "#e3a008"];
+
+/** Columns by depth (longest path from a root), one row per task in its column. */
+function Dag(p: { tasks: GroupTask[] }) {
+  const byId = new Map(p.tasks.map((t) => [t.id, t]));
+  const depth = new Map<string, number>();
+  const depthOf = (t: GroupTask, seen = new Set<string>()): number => {
+    if (depth.has(t.id)) return depth.get(t.id)!;
+    if (seen.has(t.id)) return 0;
+    seen.add(t.id);
+    const parents = (t.depends_on ?? []).map((d) => byId.get(d)).filter((x): x is GroupTask => !!x);
+    const d = parents.length ? 1 + Math.max(...parents.map((x) => depthOf(x, seen))) : 0;
+    depth.set(t.id, d);
+    return d;
+  };
+  const columns: GroupTask[][] = [];
+  for (const t of p.tasks) {
+    const d = depthOf(t);
+    columns[d] = [...(columns[d] ?? []), t];
+  }
+  const W = 150;
+  const H = 44;
+  const pos = new Map<string, { x: number; y: number }>();
+  for (const [c, col] of columns.entries()) {
+    for (const [r, t] of (col ?? []).entries()) pos.set(t.id, { x: 10 + c * (W + 40), y: 10 + r * (H + 20) });
+  }
+  const width = 20 + columns.length * (W + 40);
+  const height = 20 + Math.max(1, ...columns.map((c) => c?.length ?? 0)) * (H + 20);
+  return (
+    <svg class="dag" viewBox={`0 0 ${width} ${height}`} width={width} role="img" aria-label="Workflow graph">
+      {p.tasks.flatMap((t) =>
+        (t.depends_on ?? []).map((d) => {
+          const a = pos.get(d);
+          const b = pos.get(t.id);
+          return a && b ? <line key={`${d}-${t.id}`} x1={a.x + W} y1={a.y + H / 2} x2={b.x} y2={b.y + H / 2} /> : null;
+        }),
+      )}
+      {p.tasks.map((t) => {
+        const at = pos.get(t.id)!;
+        return (
+          <g key={t.id} data-task={t.local_id ?? t.name} data-state={t.status}>
+            <a href={`#/tasks/${t.id}`}>
+              <rect x={at.x} y={at.y} width={W} height={H} rx={6} fill={FILL[t.state] ?? "#9aa0a6"} opacity={0.35} />
+              <text x={at.x + 8} y={at.y + 18}>
+                {(t.local_id ?? t.name).slice(0, 20)}
+              </text>
+              <text x={at.x + 8} y={at.y + 35}>
+                {t.status}
+              </text>
+            </a>
+          </g>
+        );
+      })}
+    </svg>
+  );
+}
+
+export function WorkflowPage(p: { id: string }) {
+  const r = useApi<Group>(`/workflows/${encodeURIComponent(p.id)}`, (e) => e.type === "task");
+  return (
+    <>
+      <h1>Workflow {p.id}</h1>
+      <Loading ready={!!r.data} error={r.error}>
+        {r.data && (
+          <>
+            <p>
+              <StateText state={r.data.state} status={r.data.status} /> · {r.data.tasks.length} tasks
+            </p>
+            <div class="scroll">
+              <Dag tasks={r.data.tasks} />
+            </div>
+          </>
+        )}
+      </Loading>
+    </>
+  );
+}
+
+export function JobsPage() {
+  const r = useApi<{ jobs: Group[]; total: number }>("/jobs?limit=100", (e) => e.type === "task");
+  return (
+    <>
+      <h1>Jobs</h1>
+      <FromFile what="jobs" onCreated={r.reload} />
+      <Loading ready={!!r.data} error={r.error}>
+        <div class="scroll">
+          <table>
+            <thead>
+              <tr>
+                <th>Job</th>
+                <th>Mode</th>
+                <th>State</th>
+                <th>Tasks</th>
+                <th />
+              </tr>
+            </thead>
+            <tbody>
+              {r.data?.jobs.map((j) => (
+                <tr key={j.job_id}>
+                  <td>
+                    {j.name ?? j.job_id} <span class="muted">{j.job_id?.slice(0, 8)}</span>
+                  </td>
+                  <td>{j.execution_mode}</td>
+                  <td>
+                    <StateText state={j.state} status={j.status} />
+                  </td>
+                  <td>
+                    {j.tasks.map((t) => (
+                      <div key={t.id}>
+                        <a href={`#/tasks/${t.id}`}>{t.name}</a> <StateText state={t.state} status={t.status} />
+                      </div>
+                    ))}
+                  </td>
+                  <td>
+                    <Act label={`Stop job ${j.name ?? j.job_id}`} run={() => api("POST", `/jobs/${j.job_id}/stop`)} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </Loading>
+    </>
+  );
+}

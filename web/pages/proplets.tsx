@@ -1,0 +1,125 @@
+import { useEffect, useState } from "preact/hooks";
+import { ago } from "../api.ts";
+import { Chart, Loading, useApi } from "../ui.tsx";
+
+interface Proplet {
+  id: string;
+  name: string;
+  alive: boolean;
+  task_count: number;
+  last_alive_at?: string;
+  metadata: Record<string, unknown>;
+}
+
+/** Relative times stay true as time passes. */
+function useClock(ms = 5000) {
+  const [, set] = useState(0);
+  useEffect(() => {
+    const t = setInterval(() => set(Date.now()), ms);
+    return () => clearInterval(t);
+  }, []);
+}
+
+export function PropletsPage() {
+  useClock();
+  const r = useApi<{ proplets: Proplet[]; total: number }>(
+    "/proplets?limit=1000",
+    (e) => e.type === "proplet" || e.type === "run",
+  );
+  return (
+    <>
+      <h1>Proplets</h1>
+      <Loading ready={!!r.data} error={r.error}>
+        <div class="scroll">
+          <table>
+            <thead>
+              <tr>
+                <th>Name</th>
+                <th>State</th>
+                <th class="wide">Runtime</th>
+                <th>Load</th>
+                <th>Last heartbeat</th>
+              </tr>
+            </thead>
+            <tbody>
+              {r.data?.proplets.map((p) => (
+                <tr key={p.id}>
+                  <td>
+                    <a href={`#/proplets/${encodeURIComponent(p.id)}`}>{p.name}</a>
+                  </td>
+                  <td class={p.alive ? "alive" : "down"}>{p.alive ? "alive" : "down"}</td>
+                  <td class="wide">{String(p.metadata.wasm_runtime ?? "")}</td>
+                  <td>
+                    {p.task_count} / {String(p.metadata.max_tasks ?? "∞")}
+                  </td>
+                  <td title={p.last_alive_at}>{ago(p.last_alive_at)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+        <p class="muted">{r.data?.total ?? 0} proplet(s)</p>
+      </Loading>
+    </>
+  );
+}
+
+interface Sample {
+  timestamp?: string;
+  cpu_metrics?: { percent?: number };
+  memory_metrics?: { rss_bytes?: number };
+}
+
+export function PropletPage(p: { id: string }) {
+  useClock();
+  const path = `/proplets/${encodeURIComponent(p.id)}`;
+  const r = useApi<Proplet>(path, (e) => e.proplet_id === p.id);
+  const m = useApi<{ metrics: Sample[] }>(`${path}/metrics?limit=120`, (e) => e.proplet_id === p.id);
+  const h = useApi<{ history: string[] }>(`${path}/alive-history?limit=20`, (e) => e.proplet_id === p.id);
+  const samples = [...(m.data?.metrics ?? [])].reverse().filter((s) => s.timestamp);
+  const x = samples.map((s) => Date.parse(s.timestamp!) / 1000);
+  return (
+    <>
+      <h1>Proplet {r.data?.name ?? p.id}</h1>
+      <Loading ready={!!r.data} error={r.error}>
+        {r.data && (
+          <dl>
+            <dt>Id</dt>
+            <dd>{r.data.id}</dd>
+            <dt>State</dt>
+            <dd class={r.data.alive ? "alive" : "down"}>{r.data.alive ? "alive" : "down"}</dd>
+            <dt>Tasks running</dt>
+            <dd>{r.data.task_count}</dd>
+            <dt>Last heartbeat</dt>
+            <dd>{ago(r.data.last_alive_at)}</dd>
+            {Object.entries(r.data.metadata).map(([k, v]) => (
+              <>
+                <dt key={`k-${k}`}>{k}</dt>
+                <dd key={`v-${k}`}>{typeof v === "string" ? v : JSON.stringify(v)}</dd>
+              </>
+            ))}
+          </dl>
+        )}
+      </Loading>
+      <h2>CPU and memory</h2>
+      <Chart
+        title="CPU %"
+        x={x}
+        series={[{ label: "cpu %", values: samples.map((s) => s.cpu_metrics?.percent ?? null) }]}
+      />
+      <Chart
+        title="Memory (MiB)"
+        x={x}
+        series={[{ label: "rss MiB", values: samples.map((s) => (s.memory_metrics?.rss_bytes ?? 0) / 1048576) }]}
+      />
+      <h2>Alive history</h2>
+      <ul>
+        {(h.data?.history ?? []).map((t) => (
+          <li key={t}>
+            {t} <span class="muted">({ago(t)})</span>
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}

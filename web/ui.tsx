@@ -1,0 +1,138 @@
+import { type ComponentChildren, createContext } from "preact";
+import { useContext, useEffect, useRef, useState } from "preact/hooks";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import { api } from "./api.ts";
+import { type LiveEvent, onLive } from "./live.ts";
+
+// Pieces every page uses: data that reloads when a live event concerns it, buttons that say why they are
+// disabled and show their error beside them, and a chart.
+
+export interface Session {
+  name: string;
+  role: "admin" | "viewer";
+  auth: boolean;
+}
+export const SessionContext = createContext<Session>({ name: "", role: "viewer", auth: true });
+export const useSession = () => useContext(SessionContext);
+export const VIEWER_REASON = "a viewer token may look, not change: sign in with an admin token";
+
+/** GET `path`, again whenever a live event passes `when` (at most every 300 ms). */
+export function useApi<T>(path: string | undefined, when?: (e: LiveEvent) => boolean) {
+  const [data, setData] = useState<T | undefined>();
+  const [error, setError] = useState<string | undefined>();
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    if (!path) return;
+    let live = true;
+    api<T>("GET", path).then(
+      (d) => {
+        if (!live) return;
+        setData(d);
+        setError(undefined);
+      },
+      (e: Error) => live && setError(e.message),
+    );
+    return () => {
+      live = false;
+    };
+  }, [path, tick]);
+  useEffect(() => {
+    if (!when) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const off = onLive((e) => {
+      if (!when(e) || timer) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        setTick((t) => t + 1);
+      }, 300);
+    });
+    return () => {
+      off();
+      clearTimeout(timer);
+    };
+  }, [path]);
+  return { data, error, reload: () => setTick((t) => t + 1) };
+}
+
+/** A button for a change: disabled for viewers (saying why), busy while it runs, its error shown beside it. */
+export function Act(p: { label: string; run: () => Promise<unknown>; primary?: boolean; confirm?: string }) {
+  const s = useSession();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string>();
+  const viewer = s.role !== "admin";
+  return (
+    <span>
+      <button
+        type="button"
+        class={p.primary ? "primary" : ""}
+        disabled={busy || viewer}
+        title={viewer ? VIEWER_REASON : undefined}
+        aria-label={p.label}
+        onClick={async () => {
+          if (p.confirm && !window.confirm(p.confirm)) return;
+          setBusy(true);
+          setError(undefined);
+          try {
+            await p.run();
+          } catch (e) {
+            setError(e instanceof Error ? e.message : String(e));
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        {p.label}
+      </button>
+      {error && (
+        <span class="error" role="alert">
+          {" "}
+          {error}
+        </span>
+      )}
+    </span>
+  );
+}
+
+export function ViewerNote() {
+  return useSession().role === "admin" ? null : <p class="muted">Signed in as a viewer: {VIEWER_REASON}.</p>;
+}
+
+export function Loading(p: { error?: string; children?: ComponentChildren; ready: boolean }) {
+  if (p.error)
+    return (
+      <p class="error" role="alert">
+        {p.error}
+      </p>
+    );
+  if (!p.ready) return <p class="muted">Loading…</p>;
+  return <>{p.children}</>;
+}
+
+export function StateText(p: { state: number; status: string }) {
+  return <span class={`s${p.state}`}>{p.status}</span>;
+}
+
+/** A time series with uPlot: x in seconds since the epoch, one line per series. */
+export function Chart(p: { title: string; x: number[]; series: { label: string; values: (number | null)[] }[] }) {
+  const box = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const el = box.current;
+    if (!el || p.x.length === 0) return;
+    const width = Math.max(240, Math.min(el.clientWidth || 600, 900));
+    const colors = ["#0b57d0", "#b00020", "#176f2c", "#8a5a00"];
+    const plot = new uPlot(
+      {
+        title: p.title,
+        width,
+        height: 200,
+        series: [{}, ...p.series.map((s, i) => ({ label: s.label, stroke: colors[i % colors.length], width: 2 }))],
+      },
+      [p.x, ...p.series.map((s) => s.values)] as uPlot.AlignedData,
+      el,
+    );
+    return () => plot.destroy();
+  }, [JSON.stringify(p)]);
+  if (p.x.length === 0) return <p class="muted">{p.title}: no samples yet.</p>;
+  return <div class="chart" ref={box} role="img" aria-label={p.title} />;
+}
