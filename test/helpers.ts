@@ -137,10 +137,12 @@ export async function startServe(
     tlsCa?: string;
     /** How long serve may take to answer /health (an emulated binary is slow to start). */
     healthTimeoutMs?: number;
+    /** The ports of an earlier serve, to come back where its clients are (a restart). */
+    ports?: { http: number; mqtt: number };
   } = {},
 ): Promise<Serve> {
-  const httpPort = await freePort();
-  const mqttPort = await freePort();
+  const httpPort = opts.ports?.http ?? (await freePort());
+  const mqttPort = opts.ports?.mqtt ?? (await freePort());
   const dataDir = opts.dataDir ?? tempDir();
   const p = spawnPropeller(
     [

@@ -47,6 +47,7 @@ describe("the console", () => {
     expect(cookie).toMatchObject({ name: "propeller_session", httpOnly: true, sameSite: "Strict" });
     // The overview counts the local proplet, alive.
     await page.getByTestId("proplets-alive").getByText("1 / 1").waitFor();
+
     await page.screenshot({ path: join(ARTIFACTS, "overview.png"), fullPage: true });
     // A change with the cookie but without the console's header (another site's form) is refused.
     const quiet = await open(s.token!, 1280, false);
@@ -78,7 +79,17 @@ describe("the console", () => {
     await page.getByRole("link", { name: "Tasks" }).click();
     await form.getByLabel("Name").fill("nothing");
     await form.getByRole("button", { name: "Create task" }).click();
-    await form.locator("..").getByRole("alert").getByText("give a .wasm file or an image reference").waitFor();
+    await form
+      .locator("..")
+      .getByRole("alert")
+      .getByText("give a .wasm file, an image reference or an example")
+      .waitFor();
+    // An example the program carries, chosen from the list.
+    await form.getByLabel("Name").fill("hello");
+    await form.getByLabel("or an example").selectOption("hello");
+    await form.getByLabel("Inputs (comma-separated)").fill("Console");
+    await form.getByRole("button", { name: "Create task" }).click();
+    await page.getByTestId("task-result").getByText("Hello, Console!").waitFor({ timeout: 15_000 });
     await page.context().close();
   });
 
@@ -174,4 +185,19 @@ describe("the console", () => {
     await page.context().close();
     expect(errors.join("\n")).toBe("");
   }, 30_000);
+
+  test("a lost connection shows a banner; the page reconnects by itself when serve is back", async () => {
+    const page = await open(s.token!, 1280, false); // the browser logs the dropped stream as an error
+    await page.getByTestId("proplets-alive").waitFor();
+    await s.kill("SIGKILL");
+    await page.getByRole("status").getByText("Live updates lost").waitFor({ timeout: 15_000 });
+    s = await startServe({ dataDir: s.dataDir, ports: { http: s.httpPort, mqtt: s.mqttPort } });
+    await page.getByRole("status").getByText("Live updates lost").waitFor({ state: "detached", timeout: 20_000 });
+    // Still signed in (the cookie), and live again: a task created now shows up without a reload.
+    await page.getByRole("link", { name: "Tasks" }).click();
+    const created = await http(`${s.url}/tasks`, "POST", { name: "after-restart", file: b64("add"), inputs: [1, 1] });
+    await http(`${s.url}/tasks/${created.body.id}/start`, "POST");
+    await page.getByRole("link", { name: "after-restart" }).waitFor({ timeout: 10_000 });
+    await page.context().close();
+  }, 60_000);
 });

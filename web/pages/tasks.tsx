@@ -125,9 +125,16 @@ export function TasksPage() {
   );
 }
 
+interface Example {
+  name: string;
+  about: string;
+  file: string;
+}
+
 function CreateTask(p: { onCreated: () => void }) {
   const s = useSession();
   const viewer = s.role !== "admin";
+  const examples = useApi<{ examples: Example[] }>("/examples");
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
   return (
@@ -141,6 +148,7 @@ function CreateTask(p: { onCreated: () => void }) {
           const f = new FormData(e.currentTarget);
           const file = f.get("file") as File | null;
           const image = String(f.get("image_url") ?? "").trim();
+          const chosen = examples.data?.examples.find((x) => x.name === f.get("example"));
           const body: Record<string, unknown> = { name: String(f.get("name") ?? "").trim() };
           const inputs = String(f.get("inputs") ?? "").trim();
           if (inputs) body.inputs = inputs.split(",").map((x) => x.trim());
@@ -163,7 +171,8 @@ function CreateTask(p: { onCreated: () => void }) {
           try {
             if (file && file.size > 0) body.file = await base64(file);
             else if (image) body.image_url = image;
-            else throw new Error("give a .wasm file or an image reference");
+            else if (chosen) body.file = chosen.file;
+            else throw new Error("give a .wasm file, an image reference or an example");
             const t = await api<TaskView>("POST", "/tasks", body);
             if (f.get("start")) await api("POST", `/tasks/${t.id}/start`);
             (e.target as HTMLFormElement).reset();
@@ -187,6 +196,17 @@ function CreateTask(p: { onCreated: () => void }) {
         <label>
           or image reference
           <input name="image_url" placeholder="registry:5000/app:1" />
+        </label>
+        <label>
+          or an example
+          <select name="example">
+            <option value="">none</option>
+            {examples.data?.examples.map((x) => (
+              <option key={x.name} value={x.name} title={x.about}>
+                {x.name}
+              </option>
+            ))}
+          </select>
         </label>
         <label>
           Inputs (comma-separated)

@@ -42,6 +42,11 @@ describe("REST authentication", () => {
         expect(res.status).toBe(200);
         continue;
       }
+      // Signing in and out of the console: a token is what POST /session takes, in its body.
+      if (r.path === "/session" && r.method !== "GET") {
+        expect(res.status).toBe(r.method === "POST" ? 400 : 204);
+        continue;
+      }
       expect({ route: `${r.method} ${r.path}`, status: res.status }).toEqual({
         route: `${r.method} ${r.path}`,
         status: 401,
@@ -55,6 +60,7 @@ describe("REST authentication", () => {
   test("a viewer reads but changes nothing (403 on every write) and sees no tokens", async () => {
     const { viewer } = await setup();
     for (const r of routes()) {
+      if (r.path === "/session") continue; // signing in and out is anyone's
       const res = await call(r.method, r.path, viewer);
       const write = r.method !== "GET" || r.path.startsWith("/tokens") || r.path.startsWith("/entities");
       if (write)
@@ -96,5 +102,48 @@ describe("REST authentication", () => {
     await expect(h.m.identities.createEntity({ kind: "proxy", id: "edge-7" })).rejects.toThrow("already exists");
     await h.m.identities.revokeEntity("edge-7");
     expect(h.m.identities.verifyEntity("edge-7", e.api_key)).toBeUndefined();
+  });
+
+  test("the console's session: a cookie set by POST /session, HttpOnly and SameSite=Strict; a change with it needs the console's header", async () => {
+    const { admin, viewer } = await setup();
+    const signIn = (token: string) =>
+      app.request("/session", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token }),
+      });
+    const bad = await signIn("ppt_nope");
+    expect(bad.status).toBe(401);
+    expect(bad.headers.get("set-cookie")).toBeNull();
+    const ok = await signIn(admin);
+    expect(await ok.json()).toEqual({ name: "root", role: "admin", auth: true });
+    const cookie = ok.headers.get("set-cookie")!;
+    expect(cookie).toContain("HttpOnly");
+    expect(cookie).toContain("SameSite=Strict");
+    const jar = cookie.split(";")[0]!;
+    const withCookie = (method: string, path: string, extra: Record<string, string> = {}) =>
+      app.request(path, {
+        method,
+        headers: { cookie: jar, "content-type": "application/json", ...extra },
+        ...(method === "GET" ? {} : { body: JSON.stringify({ name: "t", file: "AGFzbQEAAAA=" }) }),
+      });
+    expect((await withCookie("GET", "/tasks")).status).toBe(200);
+    expect(await (await withCookie("GET", "/session")).json()).toEqual({ name: "root", role: "admin", auth: true });
+    const forged = await withCookie("POST", "/tasks");
+    expect(forged.status).toBe(403);
+    expect(((await forged.json()) as { error: string }).error).toContain("x-propeller-console");
+    expect((await withCookie("POST", "/tasks", { "x-propeller-console": "1" })).status).toBe(201);
+    // A viewer's cookie reads and does not write, header or not.
+    const v = (await signIn(viewer)).headers.get("set-cookie")!.split(";")[0]!;
+    const vPost = await app.request("/tasks", {
+      method: "POST",
+      headers: { cookie: v, "content-type": "application/json", "x-propeller-console": "1" },
+      body: "{}",
+    });
+    expect(vPost.status).toBe(403);
+    // Signing out clears the cookie.
+    const out = await app.request("/session", { method: "DELETE" });
+    expect(out.status).toBe(204);
+    expect(out.headers.get("set-cookie")).toContain("propeller_session=;");
   });
 });
