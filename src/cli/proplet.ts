@@ -133,7 +133,7 @@ export const propletCommand = defineCommand({
       },
       tags: {
         type: "string",
-        description: "comma-separated discovery tags (env PROPLET_TAGS)",
+        description: "comma-separated tags (env PROPLET_TAGS); key=value tags are labels tasks may require",
         default: L.text("tags", ["PROPLET_TAGS"]),
       },
       location: {
@@ -197,6 +197,7 @@ export const propletCommand = defineCommand({
             .map((t) => t.trim())
             .filter(Boolean),
           location: args.location,
+          teeRoot: env("PROPLET_TEE_ROOT"),
         });
         await agent.start();
         const shutdown = async (sig: string) => {

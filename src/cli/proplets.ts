@@ -45,6 +45,11 @@ export const propletsCommand = defineCommand({
           else printRecord({ ...p, metadata: undefined, ...p.metadata });
         }),
     }),
+    sdf: defineCommand({
+      meta: { description: "A proplet as an SDF document (GET /proplets/{id}/sdf)" },
+      args: { ...idArg, ...urlArg },
+      run: ({ args }) => action(async () => printJson(await api(args, "GET", `/proplets/${args.id}/sdf`))),
+    }),
     delete: okCommand("Forget a proplet (refused while it runs tasks)", "proplet", "DELETE", (id) => `/proplets/${id}`),
     metrics: pagedCommand(
       "A proplet's metrics samples, newest first",

@@ -86,12 +86,38 @@ const taskFields = {
     type: "string",
     description: "your own data, kept with the task: KEY=VALUE[,KEY2=VALUE2] or a JSON object",
   },
+  require: {
+    type: "string",
+    description:
+      "what a proplet needs to run it: KEY=VALUE labels (its PROPLET_TAGS) and runtime=, arch=, tee=, min_memory_mb=",
+  },
   overlap: { type: "string", description: "skip | allow: a firing while the last run is active (default skip)" },
   misfire: { type: "string", description: "skip | run_once: firings missed while the manager was down (default skip)" },
   timeout: { type: "string", description: "seconds a run may take before it fails" },
   retries: { type: "string", description: "re-runs after a failure" },
   backoff: { type: "string", description: "seconds before the first retry, doubling after (default 1)" },
 } as const;
+
+const REQUIREMENT_KEYS = new Set(["runtime", "arch", "tee", "min_memory_mb"]);
+
+/** `--require gpu=true,arch=aarch64`: the named keys are requirements of their own, any other is a label. */
+function requirementsArg(text: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const labels: Record<string, string> = {};
+  for (const pair of text
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const i = pair.indexOf("=");
+    if (i < 1) throw new UsageError(`--require: "${pair}" is not KEY=VALUE`);
+    const [k, v] = [pair.slice(0, i), pair.slice(i + 1)];
+    if (k === "min_memory_mb") out[k] = int("--require min_memory_mb", v, 1, 1 << 24);
+    else if (REQUIREMENT_KEYS.has(k)) out[k] = v;
+    else labels[k] = v;
+  }
+  if (Object.keys(labels).length) out.labels = labels;
+  return out;
+}
 
 type FieldArgs = { [K in keyof typeof taskFields]?: string | boolean };
 
@@ -116,6 +142,7 @@ function body(a: FieldArgs): Record<string, unknown> {
   if (a.mode) b.mode = a.mode;
   if (a.kind) b.kind = a.kind;
   if (a.metadata) b.metadata = metadataArg(String(a.metadata));
+  if (a.require) b.requirements = requirementsArg(String(a.require));
   if (a.timezone) b.timezone = a.timezone;
   if (a.overlap) b.overlap_policy = a.overlap;
   if (a.misfire) b.misfire_policy = a.misfire;

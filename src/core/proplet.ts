@@ -24,6 +24,8 @@ export const PropletMetadata = z
     total_memory_bytes: z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)]).optional(),
     proplet_version: short.optional(),
     wasm_runtime: short.optional(),
+    /** Ours: the TEE the proplet runs in (`tdx`, `sev`, `sev-snp`, `sgx`) or `none`. */
+    tee: short.optional(),
     /** Ours: how many tasks the proplet runs at once. Absent (upstream proplets): no limit. */
     max_tasks: z.number().int().positive().max(MAX_TASKS_ANNOUNCED).optional(),
     /** Ours: seconds between its heartbeats, so a slow-beating proplet is not declared dead by a tighter threshold. */

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { checkSchedule, validTimezone } from "./cron.ts";
+import { Requirements } from "./requirements.ts";
 import { stateName, TaskState } from "./states.ts";
 import { ZERO_TIME } from "./time.ts";
 
@@ -69,6 +70,8 @@ const ClientFields = {
   misfire_policy: z.enum(["skip", "run_once"]).optional(),
   /** Ours: the most linear memory the task may grow to, in MiB (the proplet's cap is the default and ceiling). */
   max_memory_mb: z.number().int().positive().max(4096).optional(),
+  /** Ours: what a proplet must have to run it (labels, runtime, arch, TEE, memory). */
+  requirements: Requirements.optional(),
 };
 
 // A schedule must parse in its time zone; both are checked together so the error names the right field.
@@ -156,6 +159,7 @@ export const Task = z.object({
   overlap_policy: z.enum(["skip", "allow"]).optional(),
   misfire_policy: z.enum(["skip", "run_once"]).optional(),
   max_memory_mb: z.number().int().optional(),
+  requirements: Requirements.optional(),
   /** The task's id in its workflow's file (its stored id is `<workflow id>.<local id>`). */
   local_id: z.string().optional(),
   /** A schedule that is paused does not fire until resumed; the task and its schedule stay. */

@@ -1,6 +1,7 @@
 import { conflict, invalid, notFound } from "../core/errors.ts";
 import { parentResults, type ResultMsg, type StartMsg, type StopMsg, startMessage } from "../core/messages.ts";
 import type { Proplet } from "../core/proplet.ts";
+import { describeRequirements, unmet } from "../core/requirements.ts";
 import { currentRun } from "../core/run.ts";
 import { retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
 import { INTERRUPTED_BY_SHUTDOWN, isTerminal, STOPPED_BY_USER, stateName, TaskState } from "../core/states.ts";
@@ -98,6 +99,24 @@ export class Dispatcher {
   }
 
   /** Queues the task; it runs as soon as a proplet has a free slot. */
+  /** Why a Scheduled task has not started, in words for `GET /tasks/{id}` (undefined when it is not waiting). */
+  whyWaiting(task: Task, now = Date.now()): string | undefined {
+    if (task.state !== TaskState.Scheduled) return undefined;
+    if (task.retry_at && task.retry_at > now) return `a retry is due at ${new Date(task.retry_at).toISOString()}`;
+    const alive = this.proplets.candidates(now);
+    const pinned = task.pinned ? task.proplet_id : undefined;
+    const mine = pinned ? alive.filter((c) => c.id === pinned) : alive;
+    if (pinned && mine.length === 0) return `its proplet ${pinned} is not alive`;
+    const req = task.requirements;
+    const able = req ? mine.filter((c) => !unmet(req, c.proplet.metadata)) : mine;
+    if (able.length === 0 && req) {
+      const why = mine.slice(0, 3).map((c) => `${c.proplet.name} lacks ${unmet(req, c.proplet.metadata)}`);
+      return `no alive proplet meets its requirements (${describeRequirements(req)})${why.length ? `: ${why.join("; ")}` : ": none is alive"}; it runs when one joins`;
+    }
+    if (able.length === 0) return "no proplet is alive; it runs when one joins";
+    return "every proplet that can run it is busy: it runs when a slot frees";
+  }
+
   async start(id: string): Promise<{ started: true; state: number; status: string }> {
     if (this.shuttingDown) throw conflict("the manager is shutting down");
     const task = this.mustGet(id);

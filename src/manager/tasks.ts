@@ -70,8 +70,11 @@ export class Tasks {
     return t;
   }
 
-  get(id: string): TaskView {
-    return taskView(this.mustGet(id));
+  /** A task; one waiting to start says why (`waiting_reason`). */
+  get(id: string): TaskView & { waiting_reason?: string } {
+    const t = this.mustGet(id);
+    const why = this.dispatcher.whyWaiting(t);
+    return why ? { ...taskView(t), waiting_reason: why } : taskView(t);
   }
 
   results(id: string): { results: unknown } {

@@ -29,8 +29,11 @@ export interface PropletConfig {
   /** With the host runtime: an external CLI (e.g. wasmtime) instead of this executable's `wasm run`. */
   externalRuntime?: string;
   description?: string;
+  /** `key=value` tags are labels a task's `requirements` can ask for; a bare tag is `tag=true`. */
   tags?: string[];
   location?: string;
+  /** Where TEE detection looks (`/` on a device; tests point PROPLET_TEE_ROOT at a prepared tree). */
+  teeRoot?: string;
   /** TLS to the broker (mqtts://): the CA to trust and an optional client certificate. */
   tls?: ConnectOptions["tls"];
   /** Set only for serve's local proplet: talk to the embedded broker in memory. */

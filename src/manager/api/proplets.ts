@@ -1,18 +1,20 @@
 import type { Hono } from "hono";
 import { z } from "zod";
+import { propletSdf } from "../../core/sdf.ts";
 import type { PropletRegistry } from "../proplets.ts";
 import type { Telemetry } from "../telemetry.ts";
 import { paged, query } from "./http.ts";
 
 const Status = z.enum(["active", "inactive"]).optional();
 
-/** `/proplets…`: the fleet, its metrics and heartbeat history. */
+/** `/proplets…`: the fleet, its metrics and heartbeat history, and each proplet as an SDF document. */
 export function propletRoutes(app: Hono, proplets: PropletRegistry, telemetry: Telemetry): void {
   app.get("/proplets", (c) => {
     const status = query(c, "status", Status);
     return paged(c, "proplets", (offset, limit) => ({ offset, limit, ...proplets.list(offset, limit, status) }));
   });
   app.get("/proplets/:id", (c) => c.json(proplets.view(c.req.param("id"))));
+  app.get("/proplets/:id/sdf", (c) => c.json(propletSdf(proplets.view(c.req.param("id")))));
   app.get("/proplets/:id/metrics", (c) =>
     paged(c, "metrics", (o, l) => telemetry.propletMetrics(c.req.param("id"), o, l)),
   );

@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  b64,
+  cli,
+  http,
+  type Proc,
+  type Serve,
+  spawnProplet,
+  startServe,
+  tempDir,
+  tokenOf,
+  until,
+  untilAlive,
+} from "../helpers.ts";
+
+// Placement constraints with real proplets: a task that needs a label waits, saying why, until a proplet with it
+// joins, and runs only there; a TEE found by detection is a requirement like any other; SDF documents.
+
+let s: Serve;
+const procs: Proc[] = [];
+beforeAll(async () => {
+  s = await startServe({ extra: ["--no-local-proplet"] });
+  procs.push(await spawnProplet(s, "plain"));
+  await untilAlive(s.url, "plain");
+});
+afterAll(async () => {
+  for (const p of procs) await p.kill();
+  await s?.kill();
+});
+
+const state = async (id: string) => (await http(`${s.url}/tasks/${id}`)).body;
+
+describe("requirements", () => {
+  test("a task requiring gpu=true waits with a reason until such a proplet joins, then runs only there", async () => {
+    const created = await http(`${s.url}/tasks`, "POST", {
+      name: "add",
+      file: b64("add"),
+      inputs: [2, 3],
+      requirements: { labels: { gpu: "true" } },
+    });
+    expect(created.status).toBe(201);
+    await http(`${s.url}/tasks/${created.body.id}/start`, "POST");
+    const waiting = await state(created.body.id);
+    expect(waiting.status).toBe("Scheduled");
+    expect(waiting.waiting_reason).toMatch(
+      /^no alive proplet meets its requirements \(gpu=true\): \S+ lacks label gpu=true/,
+    );
+    // Unknown requirement keys are refused with the field named.
+    const bad = await http(`${s.url}/tasks`, "POST", { name: "x", file: b64("add"), requirements: { gpu: "true" } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toContain("requirements");
+
+    procs.push(await spawnProplet(s, "gpu-box", { PROPLET_TAGS: "gpu=true,zone=a" }));
+    const done = await until("the task to run on gpu-box", async () => {
+      const t = await state(created.body.id);
+      return t.state === 3 && t;
+    });
+    expect(done.proplet_id).toBe("gpu-box");
+    expect(done.results).toBe("5");
+    expect(done.waiting_reason).toBeUndefined();
+    // A second one goes there too, never to "plain".
+    const again = await http(`${s.url}/tasks`, "POST", {
+      name: "add",
+      file: b64("add"),
+      inputs: [1, 1],
+      requirements: { labels: { zone: "a" } },
+    });
+    await http(`${s.url}/tasks/${again.body.id}/start`, "POST");
+    expect(
+      (
+        await until("the second task", async () =>
+          (await state(again.body.id)).state === 3 ? state(again.body.id) : undefined,
+        )
+      ).proplet_id,
+    ).toBe("gpu-box");
+  }, 30_000);
+
+  test("a detected TEE is in the proplet's metadata and can be required (CLI --require)", async () => {
+    const root = tempDir("propeller-tee-");
+    mkdirSync(join(root, "dev"), { recursive: true });
+    writeFileSync(join(root, "dev", "tdx_guest"), "");
+    procs.push(await spawnProplet(s, "tdx-box", { PROPLET_TEE_ROOT: root }));
+    await untilAlive(s.url, "tdx-box");
+    expect((await http(`${s.url}/proplets/tdx-box`)).body.metadata.tee).toBe("tdx");
+    expect((await http(`${s.url}/proplets/plain`)).body.metadata.tee).toBe("none");
+    const env = { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) };
+    const made = cli(
+      ["tasks", "create", "add", "--example", "add", "--inputs", "4,4", "--require", "tee=tdx", "--json"],
+      env,
+    );
+    expect(made.code).toBe(0);
+    const id = JSON.parse(made.stdout).id;
+    expect(JSON.parse(made.stdout).requirements).toEqual({ tee: "tdx" });
+    expect(cli(["tasks", "start", id], env).code).toBe(0);
+    const t = await until("the TEE task", async () => ((await state(id)).state === 3 ? state(id) : undefined));
+    expect(t.proplet_id).toBe("tdx-box");
+    const bad = cli(["tasks", "create", "x", "--example", "add", "--require", "gpu"], env);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--require: "gpu" is not KEY=VALUE');
+  }, 30_000);
+});
+
+describe("SDF", () => {
+  test("GET /proplets/{id}/sdf as upstream builds it; an unknown proplet is 404; the CLI prints it", async () => {
+    const d = await http(`${s.url}/proplets/plain/sdf`);
+    expect(d.status).toBe(200);
+    const name = (await http(`${s.url}/proplets/plain`)).body.name;
+    expect(d.body.info.title).toBe(`Propeller Proplet: ${name} (plain)`);
+    expect(d.body.sdfThing.Proplet.sdfAction.start_task.sdfInputData.sdfRef).toBe(
+      "#/sdfThing/Proplet/sdfData/TaskDispatch",
+    );
+    expect((await http(`${s.url}/proplets/nobody/sdf`)).status).toBe(404);
+    const out = cli(["proplets", "sdf", "plain"], { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) });
+    expect(JSON.parse(out.stdout).info.title).toBe(d.body.info.title);
+  });
+});
