@@ -160,6 +160,9 @@ export const Task = z.object({
   misfire_policy: z.enum(["skip", "run_once"]).optional(),
   max_memory_mb: z.number().int().optional(),
   requirements: Requirements.optional(),
+  /** A broadcast task's part on one proplet: `broadcast_of` is the task it is part of; `parts` that task's. */
+  broadcast_of: z.string().optional(),
+  parts: z.array(z.string()).optional(),
   /** The task's id in its workflow's file (its stored id is `<workflow id>.<local id>`). */
   local_id: z.string().optional(),
   /** A schedule that is paused does not fire until resumed; the task and its schedule stay. */

@@ -3,6 +3,7 @@ import { stateName } from "../core/states.ts";
 import type { Storage } from "../storage/repository.ts";
 import type { Inbound } from "./bus.ts";
 import { Dispatcher, type ManagerBus } from "./dispatcher.ts";
+import { Broadcasts } from "./broadcast.ts";
 import { ManagerEvents } from "./events.ts";
 import { Federation } from "./fl.ts";
 import { Groups } from "./groups.ts";
@@ -36,6 +37,7 @@ export class Manager {
   readonly liveness: Liveness;
   readonly schedules: Schedules;
   readonly tasks: Tasks;
+  readonly broadcasts: Broadcasts;
   readonly groups: Groups;
   readonly telemetry: Telemetry;
   readonly output: TaskOutput;
@@ -55,7 +57,8 @@ export class Manager {
     this.dispatcher = new Dispatcher(store, bus, this.proplets, this.events, opts.scheduler);
     this.liveness = new Liveness(this.proplets, this.dispatcher);
     this.schedules = new Schedules(store, this.dispatcher, this.events, opts.observeFiring);
-    this.tasks = new Tasks(store, this.dispatcher, this.schedules, this.events);
+    this.broadcasts = new Broadcasts(store, this.dispatcher, this.proplets, this.events);
+    this.tasks = new Tasks(store, this.dispatcher, this.schedules, this.events, this.broadcasts);
     this.groups = new Groups(store, this.tasks, this.dispatcher, this.events);
     this.telemetry = new Telemetry(store, this.proplets, this.events);
     this.output = new TaskOutput(store, this.events);
@@ -81,6 +84,7 @@ export class Manager {
     this.dispatcher.recover(Date.now(), takeover);
     this.schedules.recover();
     this.groups.resume();
+    this.broadcasts.recover();
     this.fl.recover();
   }
 

@@ -102,6 +102,74 @@ describe("requirements", () => {
   }, 30_000);
 });
 
+describe("broadcast", () => {
+  test("runs on every alive proplet that meets the requirements; one run and one result per proplet", async () => {
+    const alive = (await http(`${s.url}/proplets?status=active`)).body.proplets.length;
+    expect(alive).toBe(3);
+    const created = await http(`${s.url}/tasks`, "POST", {
+      name: "add",
+      file: b64("add"),
+      inputs: [20, 22],
+      broadcast: true,
+    });
+    const started = await http(`${s.url}/tasks/${created.body.id}/start`, "POST");
+    expect(started.body).toMatchObject({ started: true, status: "Running" });
+    const done = await until("the broadcast to end", async () => {
+      const t = await state(created.body.id);
+      return t.state >= 3 && t;
+    });
+    expect(done.status).toBe("Completed");
+    expect(Object.values(done.results)).toEqual(["42", "42", "42"]);
+    expect(done.parts).toHaveLength(3);
+    const runs = (await http(`${s.url}/tasks/${created.body.id}/runs`)).body.runs;
+    expect(runs.map((r: { proplet_id: string }) => r.proplet_id).sort()).toEqual(["gpu-box", "plain", "tdx-box"]);
+
+    // With requirements, only the proplets that meet them; a failure names where.
+    const gpu = await http(`${s.url}/tasks`, "POST", {
+      name: "main",
+      file: b64("fail"),
+      broadcast: true,
+      requirements: { labels: { gpu: "true" } },
+    });
+    await http(`${s.url}/tasks/${gpu.body.id}/start`, "POST");
+    const failed = await until("the failing broadcast to end", async () => {
+      const t = await state(gpu.body.id);
+      return t.state >= 3 && t;
+    });
+    expect(failed.status).toBe("Failed");
+    expect(failed.parts).toHaveLength(1);
+    const gpuName = (await http(`${s.url}/proplets/gpu-box`)).body.name;
+    expect(failed.error).toStartWith(`not completed on ${gpuName} (`);
+    // Nothing to broadcast to: refused, saying so.
+    const none = await http(`${s.url}/tasks`, "POST", {
+      name: "add",
+      file: b64("add"),
+      broadcast: true,
+      requirements: { labels: { fpga: "yes" } },
+    });
+    const refused = await http(`${s.url}/tasks/${none.body.id}/start`, "POST");
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toContain("no alive proplet meets the task's requirements");
+  }, 30_000);
+
+  test("stopping a broadcast stops every part; it ends Interrupted", async () => {
+    const created = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin"), broadcast: true });
+    await http(`${s.url}/tasks/${created.body.id}/start`, "POST");
+    const t = await state(created.body.id);
+    await until("every part to run", async () => {
+      const parts = await Promise.all(t.parts.map((id: string) => state(id)));
+      return parts.every((p) => p.state === 2);
+    });
+    expect((await http(`${s.url}/tasks/${created.body.id}/stop`, "POST")).status).toBe(200);
+    const done = await until("the broadcast to stop", async () => {
+      const x = await state(created.body.id);
+      return x.state >= 3 && x;
+    });
+    expect(done.status).toBe("Interrupted");
+    expect(done.error).toStartWith("stopped by user");
+  }, 30_000);
+});
+
 describe("SDF", () => {
   test("GET /proplets/{id}/sdf as upstream builds it; an unknown proplet is 404; the CLI prints it", async () => {
     const d = await http(`${s.url}/proplets/plain/sdf`);
