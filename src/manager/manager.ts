@@ -1,9 +1,9 @@
 import type { SchedulerName } from "../core/scheduler.ts";
 import { stateName } from "../core/states.ts";
 import type { Storage } from "../storage/repository.ts";
+import { Broadcasts } from "./broadcast.ts";
 import type { Inbound } from "./bus.ts";
 import { Dispatcher, type ManagerBus } from "./dispatcher.ts";
-import { Broadcasts } from "./broadcast.ts";
 import { ManagerEvents } from "./events.ts";
 import { Federation } from "./fl.ts";
 import { Groups } from "./groups.ts";
