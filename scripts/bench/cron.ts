@@ -26,7 +26,7 @@ setLogLevel("warn");
 
 const dir = mkdtempSync(join(tmpdir(), "propeller-cron-"));
 const store = openSqlite(join(dir, "propeller.db"));
-const bus = { start: async () => {}, stop: async () => {} }; // nothing is dispatched: no proplet is alive
+const bus = { start: async () => {}, stop: async () => {}, invoke: async () => {} }; // nothing is dispatched: no proplet is alive
 const drift: number[] = [];
 const manager = new Manager(store, bus, new Identities(store), {
   livelinessThresholdMs: 30_000,

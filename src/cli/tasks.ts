@@ -369,6 +369,24 @@ export const tasksCommand = defineCommand({
       },
       run: ({ args }) => action(() => logs(args, args.id, Boolean(args.follow))),
     }),
+    invoke: defineCommand({
+      meta: { description: "Call a deployed latent task (created with --latent, then started) and print its answer" },
+      args: {
+        ...idArg,
+        inputs: { type: "string", description: "comma-separated inputs of this call" },
+        env: { type: "string", description: "KEY=VALUE[,…] added to the task's env for this call" },
+        ...urlArg,
+      },
+      run: ({ args }) =>
+        action(async () => {
+          const body: Record<string, unknown> = {};
+          if (args.inputs !== undefined) body.inputs = list(String(args.inputs)) ?? [];
+          if (args.env) body.env = envPairs(String(args.env));
+          const r = await api<{ invoked: true; results: string }>(args, "POST", `/tasks/${args.id}/invoke`, body);
+          if (args.json) printJson(r);
+          else process.stdout.write(`${r.results.replace(/\n$/, "")}\n`);
+        }),
+    }),
     results: defineCommand({
       meta: { description: "Print a task's results" },
       args: { ...idArg, ...urlArg },

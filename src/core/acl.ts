@@ -16,13 +16,19 @@ export function aclFor(channel: Channel): Record<EntityKind, Rules> {
   const t = topics(channel);
   return {
     manager: {
-      publish: new Set([t.start, t.stop]),
-      subscribe: new Set([t.propletAll, t.create, t.alive, t.results, t.metrics, t.taskMetrics, t.output, FL_UPDATES]),
+      publish: new Set([t.start, t.stop, t.invoke]),
+      subscribe: new Set([
+        ...[t.propletAll, t.create, t.alive, t.results, t.metrics, t.taskMetrics, t.output, t.invokeResults],
+        FL_UPDATES,
+      ]),
     },
     proxy: { publish: new Set([t.registryChunks]), subscribe: new Set([t.registryRequest]) },
     proplet: {
-      publish: new Set([t.create, t.alive, t.results, t.metrics, t.taskMetrics, t.output, t.registryRequest]),
-      subscribe: new Set([t.start, t.stop, t.registryChunks]),
+      publish: new Set([
+        ...[t.create, t.alive, t.results, t.metrics, t.taskMetrics, t.output, t.invokeResults],
+        t.registryRequest,
+      ]),
+      subscribe: new Set([t.start, t.stop, t.invoke, t.registryChunks]),
     },
   };
 }
@@ -30,7 +36,7 @@ export function aclFor(channel: Channel): Record<EntityKind, Rules> {
 /** Topics whose payload names the proplet it is about. */
 export function selfTopics(channel: Channel): Set<string> {
   const t = topics(channel);
-  return new Set([t.create, t.alive, t.results, t.metrics, t.taskMetrics, t.output]);
+  return new Set([t.create, t.alive, t.results, t.metrics, t.taskMetrics, t.output, t.invokeResults]);
 }
 
 /**

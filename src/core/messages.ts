@@ -50,6 +50,29 @@ export const StopMsg = z.object({
 });
 export type StopMsg = z.output<typeof StopMsg>;
 
+/** manager → proplet, `control/manager/invoke`: call a deployed latent task once (upstream's shape). */
+export const InvokeMsg = z.object({
+  id: z.string().min(1),
+  broadcast: flag,
+  proplet_id: nullToUndef(z.string()),
+  invocation_id: z.string().min(1).max(128),
+  inputs: nullToUndef(Inputs),
+  env: nullToUndef(Env),
+});
+export type InvokeMsg = z.output<typeof InvokeMsg>;
+
+const MAX_INVOKE_RESULT_CHARS = 1 << 20;
+
+/** proplet → manager, `control/proplet/invoke_results`: one invocation's answer (upstream's shape). */
+export const InvokeResultMsg = z.object({
+  task_id: z.string().min(1),
+  invocation_id: z.string(),
+  proplet_id: nullToUndef(z.string()),
+  results: z.string().max(MAX_INVOKE_RESULT_CHARS, "results: at most 1 Mi characters"),
+  error: z.string().nullable().optional(),
+});
+export type InvokeResultMsg = z.output<typeof InvokeResultMsg>;
+
 /** proplet → manager, `control/proplet/create`. */
 export const CreateMsg = z.object({
   proplet_id: z.string().min(1),

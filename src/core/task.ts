@@ -105,6 +105,10 @@ export const GroupTask = z
   .superRefine(scheduleCheck);
 export type GroupTask = z.infer<typeof GroupTask>;
 
+/** `POST /tasks/{id}/invoke`: a latent task's call (upstream's body; empty is allowed). */
+export const InvokeRequest = z.strictObject({ inputs: Inputs.optional(), env: Env.optional() });
+export type InvokeRequest = z.infer<typeof InvokeRequest>;
+
 // PUT is a patch: every field optional, `name` may not be emptied.
 export const TaskUpdate = z
   .object({ ...ClientFields, name: ClientFields.name.optional() })

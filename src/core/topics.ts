@@ -18,6 +18,8 @@ export const topics = (c: Channel) => {
     output: `${b}/control/proplet/output`,
     start: `${b}/control/manager/start`,
     stop: `${b}/control/manager/stop`,
+    invoke: `${b}/control/manager/invoke`,
+    invokeResults: `${b}/control/proplet/invoke_results`,
     registryRequest: `${b}/registry/proplet`,
     registryChunks: `${b}/registry/server`,
     propletAll: `${b}/control/proplet/+`,

@@ -5,6 +5,8 @@ import {
   AliveMsg,
   CreateMsg,
   decode,
+  type InvokeMsg,
+  InvokeResultMsg,
   OutputMsg,
   PropletMetricsMsg,
   ResultMsg,
@@ -29,6 +31,7 @@ export interface Inbound {
   propletMetrics(m: PropletMetricsMsg): void;
   taskMetrics(m: TaskMetricsMsg): void;
   output(m: OutputMsg): void;
+  invokeResult(m: InvokeResultMsg): void;
   /** An FL update on upstream's fallback topic; `sender` is the proplet the topic names. */
   flUpdate(m: FlUpdate, sender: string): Promise<unknown>;
 }
@@ -74,6 +77,11 @@ export class MqttManagerBus implements ManagerBus {
     return publishJson(this.client, this.t.stop, msg, this.qos);
   }
 
+  invoke(msg: InvokeMsg): Promise<void> {
+    this.counts.sent++;
+    return publishJson(this.client, this.t.invoke, msg, this.qos);
+  }
+
   async listen(to: Inbound): Promise<void> {
     const t = this.t;
     this.handlers = {
@@ -83,6 +91,7 @@ export class MqttManagerBus implements ManagerBus {
       [t.metrics]: (p) => handle(t.metrics, PropletMetricsMsg, p, (m) => to.propletMetrics(m)),
       [t.taskMetrics]: (p) => handle(t.taskMetrics, TaskMetricsMsg, p, (m) => to.taskMetrics(m)),
       [t.output]: (p) => handle(t.output, OutputMsg, p, (m) => to.output(m)),
+      [t.invokeResults]: (p) => handle(t.invokeResults, InvokeResultMsg, p, (m) => to.invokeResult(m)),
     };
     this.inbound = to;
     for (const [topic, payload] of this.early.splice(0)) (this.handlers[topic] ?? this.flHandler(topic))?.(payload);

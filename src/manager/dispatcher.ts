@@ -1,5 +1,12 @@
 import { conflict, invalid, notFound } from "../core/errors.ts";
-import { parentResults, type ResultMsg, type StartMsg, type StopMsg, startMessage } from "../core/messages.ts";
+import {
+  type InvokeMsg,
+  parentResults,
+  type ResultMsg,
+  type StartMsg,
+  type StopMsg,
+  startMessage,
+} from "../core/messages.ts";
 import type { Proplet } from "../core/proplet.ts";
 import { describeRequirements, unmet } from "../core/requirements.ts";
 import { currentRun } from "../core/run.ts";
@@ -28,6 +35,7 @@ const log = tag("manager");
 export interface ManagerBus {
   start(msg: StartMsg): Promise<void>;
   stop(msg: StopMsg): Promise<void>;
+  invoke(msg: InvokeMsg): Promise<void>;
 }
 
 /** A heartbeat that omits a task started this long ago means the proplet no longer runs it. */
@@ -209,6 +217,16 @@ export class Dispatcher {
         const error = `failed to publish start message: ${e instanceof Error ? e.message : e}`;
         if (t?.run_id === runId && t.state === TaskState.Running) this.endRun(t, { error, results: undefined });
       });
+  }
+
+  /** A latent task's proplet lost its deployment (a restart): the current run's start goes to it again. */
+  redeploy(task: Task): Promise<void> {
+    return this.bus.start(
+      startMessage(
+        task,
+        parentResults(task, (d) => this.store.tasks.get(d)),
+      ),
+    );
   }
 
   /** A stop that may go unheard (the proplet gone, the broker down): nothing waits on it failing. */

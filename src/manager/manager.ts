@@ -8,6 +8,7 @@ import { ManagerEvents } from "./events.ts";
 import { Federation } from "./fl.ts";
 import { Groups } from "./groups.ts";
 import type { Identities } from "./identities.ts";
+import { Invocations } from "./invoke.ts";
 import { Liveness } from "./liveness.ts";
 import { TaskOutput } from "./output.ts";
 import { PropletRegistry } from "./proplets.ts";
@@ -38,6 +39,7 @@ export class Manager {
   readonly schedules: Schedules;
   readonly tasks: Tasks;
   readonly broadcasts: Broadcasts;
+  readonly invocations: Invocations;
   readonly groups: Groups;
   readonly telemetry: Telemetry;
   readonly output: TaskOutput;
@@ -58,6 +60,7 @@ export class Manager {
     this.liveness = new Liveness(this.proplets, this.dispatcher);
     this.schedules = new Schedules(store, this.dispatcher, this.events, opts.observeFiring);
     this.broadcasts = new Broadcasts(store, this.dispatcher, this.proplets, this.events);
+    this.invocations = new Invocations(store, this.dispatcher, bus);
     this.tasks = new Tasks(store, this.dispatcher, this.schedules, this.events, this.broadcasts);
     this.groups = new Groups(store, this.tasks, this.dispatcher, this.events);
     this.telemetry = new Telemetry(store, this.proplets, this.events);
@@ -73,6 +76,7 @@ export class Manager {
       taskMetrics: (m) => t.onTaskMetrics(m),
       output: (m) => this.output.onOutput(m),
       flUpdate: (m, sender) => this.fl.update(m, "mqtt", sender),
+      invokeResult: (m) => this.invocations.onResult(m),
     };
   }
 
@@ -115,6 +119,7 @@ export class Manager {
   /** Graceful shutdown: no more firings; running tasks are stopped and marked Interrupted; all committed. */
   async shutdown(): Promise<void> {
     this.schedules.stop();
+    this.invocations.close();
     await this.dispatcher.shutdown();
     this.proplets.flush();
     await this.store.durable();

@@ -132,12 +132,12 @@ export class Tasks {
     return taskView(task);
   }
 
-  start(id: string): Promise<{ started: true; state: number; status: string }> {
+  async start(id: string): Promise<{ started: true; state: number; status: string }> {
     const t = this.mustGet(id);
     return t.broadcast ? this.broadcasts.start(t) : this.dispatcher.start(id);
   }
 
-  stop(id: string): Promise<{ stopped: true }> {
+  async stop(id: string): Promise<{ stopped: true }> {
     const t = this.mustGet(id);
     return t.parts && t.state === TaskState.Running ? this.broadcasts.stop(t) : this.dispatcher.stop(id);
   }

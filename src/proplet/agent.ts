@@ -1,7 +1,7 @@
 import { cpus } from "node:os";
 import type { MqttClient } from "mqtt";
 import { connectMqtt, publishJson, publishRaw } from "../broker/client.ts";
-import { decode, type OutputMsg, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
+import { decode, InvokeMsg, type OutputMsg, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
 import { RegistryServerMsg } from "../core/oci.ts";
 import { topics } from "../core/topics.ts";
 import { parseRuntimeOptions } from "../core/wasm-call.ts";
@@ -14,10 +14,11 @@ import { deliverUpdate, type FlContext, type FlRun, isFlTask, prepareFl } from "
 import { discoveryMetadata } from "./metadata.ts";
 import { aggregate, ProcSampler, PropletSampler, profileFor, type TaskSample } from "./monitor.ts";
 import type { PropletPrometheus } from "./prometheus.ts";
+import type { ExecResult } from "./runtime/execute.ts";
 import { HostRuntime } from "./runtime/host.ts";
 import { ModuleCache } from "./runtime/modules.ts";
 import type { OutputSink } from "./runtime/output.ts";
-import { type Running, WorkerPool } from "./runtime/pool.ts";
+import { type Running, type RunSpec, WorkerPool } from "./runtime/pool.ts";
 
 const log = tag("proplet");
 
@@ -41,6 +42,8 @@ export class PropletAgent {
   private modules = new ModuleCache();
   private chunks: ChunkAssembler;
   private host?: HostRuntime;
+  /** Latent tasks deployed here, ready for invocations. */
+  private deployed = new Map<string, RunSpec>();
 
   /** QoS 0 in the broker's own process (the link cannot drop; sessions are clean); 1 over a network. */
   private qos: 0 | 1;
@@ -91,6 +94,7 @@ export class PropletAgent {
       if (topic === this.t.start) void this.onStart(payload);
       else if (topic === this.t.stop) this.onStop(payload);
       else if (topic === this.t.registryChunks) this.onChunk(payload);
+      else if (topic === this.t.invoke) void this.onInvoke(payload);
     });
     // Re-announce on every (re)connect: a restarted manager learns about us without waiting for a heartbeat.
     this.client.on("connect", () => void this.announce());
@@ -119,7 +123,7 @@ export class PropletAgent {
 
   private async announce(): Promise<void> {
     const c = this.client!;
-    await c.subscribeAsync([this.t.start, this.t.stop, this.t.registryChunks], { qos: this.qos });
+    await c.subscribeAsync([this.t.start, this.t.stop, this.t.invoke, this.t.registryChunks], { qos: this.qos });
     await publishJson(c, this.t.create, {
       proplet_id: this.id,
       namespace: this.cfg.namespace,
@@ -195,9 +199,12 @@ export class PropletAgent {
         ...{ name: msg.name, inputs: msg.inputs ?? [], env, options, timeoutMs, maxMemoryMb },
         onOutput: this.outputSender(msg.id),
       };
-      const run = this.host
-        ? this.host.run(msg.id, { ...req, bytes })
-        : this.pool.run({ ...req, compiled: this.modules.load(bytes, maxMemoryMb) });
+      if (msg.latent && this.host) return await fail("latent tasks are not supported by the host runtime");
+      const run = msg.latent
+        ? this.deploy(msg.id, { ...req, compiled: this.modules.load(bytes, maxMemoryMb) })
+        : this.host
+          ? this.host.run(msg.id, { ...req, bytes })
+          : this.pool.run({ ...req, compiled: this.modules.load(bytes, maxMemoryMb) });
       this.running.set(msg.id, run);
       this.prom?.started.inc();
       const monitor = this.monitorTask(msg, run);
@@ -231,6 +238,58 @@ export class PropletAgent {
 
   private flContext(): FlContext {
     return { propletId: this.id, apiKey: this.cfg.apiKey, processEnv: process.env };
+  }
+
+  /**
+   * A latent task: compiled now and kept until it is stopped; each invoke runs it on a pool worker. It is listed
+   * as running (heartbeats say so) and publishes nothing until it is stopped, as upstream's.
+   */
+  private deploy(id: string, spec: RunSpec): Running {
+    let end: (r: ExecResult) => void = () => {};
+    const done = new Promise<ExecResult>((resolve) => {
+      end = resolve;
+    });
+    this.deployed.set(id, spec);
+    log.info(`task ${id} deployed (latent): ready for invocations`);
+    return {
+      done,
+      stop: (reason = "task stopped") => {
+        this.deployed.delete(id);
+        end({ ok: false, result: "", error: reason });
+      },
+    };
+  }
+
+  private async onInvoke(payload: Buffer): Promise<void> {
+    const d = decode(InvokeMsg, payload);
+    if (!d.ok) {
+      log.warn(`dropped malformed invoke message: ${d.error}`);
+      return;
+    }
+    const msg = d.value;
+    if (!msg.broadcast && msg.proplet_id && msg.proplet_id !== this.id) return;
+    const reply = (results: string, error: string | null) =>
+      publishJson(
+        this.client!,
+        this.t.invokeResults,
+        {
+          task_id: msg.id,
+          invocation_id: msg.invocation_id,
+          proplet_id: this.id,
+          results,
+          error,
+        },
+        this.qos,
+      ).catch(() => {});
+    const spec = this.deployed.get(msg.id);
+    if (!spec) return reply("", `task ${msg.id} has not been precompiled; deploy it as a latent task first`);
+    const r = await this.pool.run({
+      ...spec,
+      inputs: msg.inputs ?? [],
+      env: { ...spec.env, ...(msg.env ?? {}) },
+      onOutput: undefined,
+    }).done;
+    await reply(r.result, r.ok ? null : (r.error ?? "failed"));
   }
 
   /** Publishes a running task's output in order, numbered from 0 for each run. */

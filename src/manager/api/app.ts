@@ -83,7 +83,7 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
     }),
   );
 
-  taskRoutes(app, m.tasks, m.telemetry);
+  taskRoutes(app, m.tasks, m.telemetry, m.invocations);
   logRoutes(app, m.tasks, m.output);
   propletRoutes(app, m.proplets, m.telemetry);
   eventRoutes(app, m.events.live);

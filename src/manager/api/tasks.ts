@@ -1,14 +1,15 @@
 import type { Hono } from "hono";
 import { invalid } from "../../core/errors.ts";
 import { MetadataFilter } from "../../core/metadata.ts";
-import { TaskCreate, TaskUpdate } from "../../core/task.ts";
+import { InvokeRequest, TaskCreate, TaskUpdate } from "../../core/task.ts";
 import { hasWasmMagic } from "../../core/wasm-binary.ts";
+import type { Invocations } from "../invoke.ts";
 import type { Tasks } from "../tasks.ts";
 import type { Telemetry } from "../telemetry.ts";
 import { jsonBody, paged, query } from "./http.ts";
 
 /** `/tasks…`, with upstream's paths and keys. */
-export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry): void {
+export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry, invocations: Invocations): void {
   app.post("/tasks", async (c) => {
     const task = await tasks.create(await jsonBody(c, TaskCreate));
     c.header("Location", `/tasks/${task.id}`);
@@ -32,6 +33,12 @@ export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry): void 
   app.post("/tasks/:id/pause", async (c) => c.json(await tasks.pause(tasks.resolveId(c.req.param("id")), true)));
   app.post("/tasks/:id/resume", async (c) => c.json(await tasks.pause(tasks.resolveId(c.req.param("id")), false)));
   app.post("/tasks/:id/stop", async (c) => c.json(await tasks.stop(tasks.resolveId(c.req.param("id")))));
+  // Upstream allows an empty body without a content type.
+  app.post("/tasks/:id/invoke", async (c) => {
+    const id = tasks.resolveId(c.req.param("id"));
+    const empty = (c.req.header("content-length") ?? "0") === "0" && !c.req.header("content-type");
+    return c.json(await invocations.invoke(id, empty ? {} : await jsonBody(c, InvokeRequest)));
+  });
   app.get("/tasks/:id/results", (c) => c.json(tasks.results(tasks.resolveId(c.req.param("id")))));
   app.get("/tasks/:id/metrics", (c) =>
     paged(c, "metrics", (o, l) => telemetry.taskMetrics(tasks.resolveId(c.req.param("id")), o, l)),

@@ -1,4 +1,4 @@
-import type { StartMsg, StopMsg } from "../../../src/core/messages.ts";
+import type { InvokeMsg, StartMsg, StopMsg } from "../../../src/core/messages.ts";
 import { TaskCreate } from "../../../src/core/task.ts";
 import { setLogLevel } from "../../../src/log.ts";
 import type { ManagerBus } from "../../../src/manager/dispatcher.ts";
@@ -24,6 +24,11 @@ export class RecordingBus implements ManagerBus {
 
   async stop(msg: StopMsg): Promise<void> {
     this.stops.push(msg);
+  }
+
+  readonly invokes: InvokeMsg[] = [];
+  async invoke(msg: InvokeMsg): Promise<void> {
+    this.invokes.push(msg);
   }
 }
 
