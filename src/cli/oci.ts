@@ -32,10 +32,27 @@ export const pushCommand = defineCommand({
   args: {
     file: { type: "positional", description: "the .wasm file", required: true },
     ref: { type: "positional", description: "host[:port]/repository:tag", required: true },
+    "encrypt-recipient": {
+      type: "string",
+      description:
+        "encrypt the layer for these RSA public keys (ocicrypt's format): jwe:PUBKEY.pem, comma-separated for several",
+    },
     ...creds,
   },
   run: ({ args }) =>
     action(async () => {
+      const recipients = (args["encrypt-recipient"] ?? "")
+        .split(",")
+        .map((r) => r.trim())
+        .filter(Boolean)
+        .map((r) => {
+          if (!r.startsWith("jwe:")) throw new UsageError(`--encrypt-recipient ${r}: only jwe:PUBKEY.pem is supported`);
+          try {
+            return readFileSync(r.slice(4), "utf8");
+          } catch (e) {
+            throw new UsageError(`cannot read ${r.slice(4)}: ${e instanceof Error ? e.message : e}`);
+          }
+        });
       let bytes: Uint8Array;
       try {
         bytes = new Uint8Array(readFileSync(args.file));
@@ -43,8 +60,15 @@ export const pushCommand = defineCommand({
         throw new UsageError(`cannot read ${args.file}: ${e instanceof Error ? e.message : e}`);
       }
       if (!hasWasmMagic(bytes)) throw new UsageError(`${args.file} is not a WebAssembly module`);
-      const r = await registryFromEnv(undefined, args).push(args.ref, bytes, progress(`pushing ${args.ref}`));
-      process.stdout.write(`${args.ref} ${r.digest} (manifest ${r.manifestDigest})\n`);
+      const r = await registryFromEnv(undefined, args).push(
+        args.ref,
+        bytes,
+        progress(`pushing ${args.ref}`),
+        recipients,
+      );
+      process.stdout.write(
+        `${args.ref} ${r.digest} (manifest ${r.manifestDigest})${recipients.length ? `, encrypted for ${recipients.length} recipient(s)` : ""}\n`,
+      );
     }),
 });
 

@@ -198,6 +198,7 @@ export const propletCommand = defineCommand({
             .filter(Boolean),
           location: args.location,
           teeRoot: env("PROPLET_TEE_ROOT"),
+          decryptionKeys: env("PROPLET_DECRYPTION_KEYS"),
         });
         await agent.start();
         const shutdown = async (sig: string) => {

@@ -55,14 +55,17 @@ export const MEDIA = {
   wasmLayer: "application/wasm",
 } as const;
 
-export const WASM_LAYER_TYPES = [
+const PLAIN_WASM_LAYER_TYPES = [
   MEDIA.wasmLayer,
   "application/vnd.wasm.content.layer.v1+wasm",
   "application/vnd.module.wasm.content.layer.v1+wasm",
 ];
+/** Wasm layers, plain or encrypted in ocicrypt's format (its media types end in `+encrypted`). */
+export const WASM_LAYER_TYPES = [...PLAIN_WASM_LAYER_TYPES, ...PLAIN_WASM_LAYER_TYPES.map((t) => `${t}+encrypted`)];
 
 const Descriptor = z.looseObject({
   mediaType: z.string().optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
   digest: z.string().regex(/^sha256:[a-f0-9]{64}$/, "digest must be sha256"),
   size: z.number().int().nonnegative(),
   platform: z.looseObject({ os: z.string().optional(), architecture: z.string().optional() }).optional(),

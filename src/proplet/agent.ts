@@ -8,6 +8,7 @@ import { parseRuntimeOptions } from "../core/wasm-call.ts";
 import { tag } from "../log.ts";
 import { ChunkAssembler } from "./chunks.ts";
 import type { PropletConfig } from "./config.ts";
+import { openModule } from "./decrypt.ts";
 import { refusedDir } from "./dirs.ts";
 import { fetchModule } from "./fetch.ts";
 import { deliverUpdate, type FlContext, type FlRun, isFlTask, prepareFl } from "./fl.ts";
@@ -180,7 +181,9 @@ export class PropletAgent {
       if (typeof options === "string") return await fail(options);
       const refused = refusedDir(options.dirs, this.cfg.allowedDirs ?? [], this.id);
       if (refused) return await fail(refused);
-      const bytes = await fetchModule(msg, (ref) => this.chunks.wait(ref, this.cfg.fetchTimeoutMs ?? 60_000));
+      const fetched = await fetchModule(msg, (ref) => this.chunks.wait(ref, this.cfg.fetchTimeoutMs ?? 60_000));
+      const bytes = openModule(fetched, msg.encrypted, this.cfg.decryptionKeys);
+      if (typeof bytes === "string") return await fail(bytes);
       if (this.stopRequested.delete(msg.id)) return await fail("task stopped");
       const env: Record<string, string> = { PROPLET_ID: this.id, ...msg.env };
       if (isFlTask(env)) {

@@ -32,6 +32,8 @@ export interface PropletConfig {
   /** `key=value` tags are labels a task's `requirements` can ask for; a bare tag is `tag=true`. */
   tags?: string[];
   location?: string;
+  /** PEM private keys (a file or a directory) that open encrypted modules (PROPLET_DECRYPTION_KEYS). */
+  decryptionKeys?: string;
   /** Where TEE detection looks (`/` on a device; tests point PROPLET_TEE_ROOT at a prepared tree). */
   teeRoot?: string;
   /** TLS to the broker (mqtts://): the CA to trust and an optional client certificate. */

@@ -12,6 +12,7 @@ import {
   type Reference,
   registryScheme,
 } from "../core/oci.ts";
+import { ENCRYPTED_SUFFIX, encryptLayer, wrapEncrypted } from "../core/ocicrypt.ts";
 
 // A small OCI distribution client: pull a Wasm module by reference (tag or digest, index → wasi/wasm entry,
 // layer by media type, digest verified), push one as an OCI artifact. Auth: anonymous, basic, and the bearer
@@ -173,12 +174,19 @@ export class RegistryClient {
     return bytes;
   }
 
-  /** The Wasm module a reference names, and its digest. */
-  async pull(refText: string): Promise<{ bytes: Uint8Array; digest: string }> {
+  /**
+   * The Wasm module a reference names, and its digest. An encrypted layer comes as it is stored, in the envelope
+   * that carries its annotations to the proplet (src/core/ocicrypt.ts): only a proplet with a key can open it.
+   */
+  async pull(refText: string): Promise<{ bytes: Uint8Array; digest: string; encrypted: boolean }> {
     const { ref, manifest } = await this.resolve(refText);
     const layer = pickWasmLayer(manifest);
     if (typeof layer === "string") throw new RegistryError(`${refText}: ${layer}`);
-    return { bytes: await this.blob(ref, layer), digest: layer.digest };
+    const bytes = await this.blob(ref, layer);
+    if (!layer.mediaType?.endsWith(ENCRYPTED_SUFFIX)) return { bytes, digest: layer.digest, encrypted: false };
+    const meta = { mediaType: layer.mediaType, annotations: layer.annotations ?? {} };
+    const envelope = wrapEncrypted(bytes, meta);
+    return { bytes: envelope, digest: ociDigest(envelope), encrypted: true };
   }
 
   private async pushBlob(
@@ -224,12 +232,18 @@ export class RegistryClient {
     return { digest, size: bytes.length };
   }
 
-  /** Pushes a module as an OCI artifact (the layout oras and the wasm-to-oci tools read). */
+  /**
+   * Pushes a module as an OCI artifact (the layout oras and the wasm-to-oci tools read); with `recipients` (RSA
+   * public keys, PEM) its layer is encrypted in ocicrypt's format first.
+   */
   async push(
     refText: string,
-    module: Uint8Array,
+    plainModule: Uint8Array,
     progress?: (done: number, total: number) => void,
+    recipients: string[] = [],
   ): Promise<{ digest: string; manifestDigest: string }> {
+    const encrypted = recipients.length ? encryptLayer(plainModule, recipients) : undefined;
+    const module = encrypted?.data ?? plainModule;
     const ref = parseReference(refText);
     if (typeof ref === "string") throw new RegistryError(ref);
     if (ref.digest) throw new RegistryError(`push needs a tag, not a digest: ${refText}`);
@@ -240,7 +254,11 @@ export class RegistryClient {
       mediaType: MEDIA.ociManifest,
       artifactType: MEDIA.wasmConfig,
       config: { mediaType: MEDIA.wasmConfig, ...config },
-      layers: [{ mediaType: MEDIA.wasmLayer, ...layer }],
+      layers: [
+        encrypted
+          ? { mediaType: `${MEDIA.wasmLayer}${ENCRYPTED_SUFFIX}`, ...layer, annotations: encrypted.annotations }
+          : { mediaType: MEDIA.wasmLayer, ...layer },
+      ],
     });
     const res = await this.request(
       ref,

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createSign, X509Certificate } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { createSign, generateKeyPairSync, X509Certificate } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import mqtt from "mqtt";
 import {
   FIXTURES,
   fixture,
   freePort,
+  http,
   identity,
   MAIN,
   runTask,
@@ -182,6 +183,85 @@ describe("push, pull and tasks with image_url", () => {
     expect(t.state).toBe(4);
     expect(t.error).toContain("404");
   });
+});
+
+describe("encrypted modules", () => {
+  const keyPair = () =>
+    generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: "spki", format: "pem" },
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    });
+
+  test("pushed with --encrypt-recipient: the registry and proxy hold only ciphertext; a proplet with the key runs it, others fail saying why", async () => {
+    const dir = tempDir();
+    const mine = keyPair();
+    const other = keyPair();
+    writeFileSync(join(dir, "pub.pem"), mine.publicKey);
+    mkdirSync(join(dir, "keys"));
+    writeFileSync(join(dir, "keys", "mine.pem"), mine.privateKey);
+    writeFileSync(join(dir, "other.pem"), other.privateKey);
+    const ref = `${open.host}/secret/add:v1`;
+    const pushed = cli(["push", join(FIXTURES, "add.wasm"), ref, "--encrypt-recipient", `jwe:${join(dir, "pub.pem")}`]);
+    expect(pushed.stdout.toString()).toContain("encrypted for 1 recipient(s)");
+
+    // What the registry holds: ocicrypt's media type and annotations, and a blob that is not the module.
+    const manifest = (await (
+      await fetch(`http://${open.host}/v2/secret/add/manifests/v1`, {
+        headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+      })
+    ).json()) as { layers: { mediaType: string; digest: string; annotations: Record<string, string> }[] };
+    const layer = manifest.layers[0]!;
+    expect(layer.mediaType).toBe("application/wasm+encrypted");
+    expect(Object.keys(layer.annotations).sort()).toEqual([
+      "org.opencontainers.image.enc.keys.jwe",
+      "org.opencontainers.image.enc.pubopts",
+    ]);
+    const blob = new Uint8Array(
+      await (await fetch(`http://${open.host}/v2/secret/add/blobs/${layer.digest}`)).arrayBuffer(),
+    );
+    expect(Buffer.from(blob.subarray(0, 4)).equals(Buffer.from([0, 0x61, 0x73, 0x6d]))).toBe(false);
+    expect(Buffer.from(blob).includes(Buffer.from(fixture("add").subarray(8)))).toBe(false);
+
+    const holder = await spawnProplet(s, "key-holder", { PROPLET_DECRYPTION_KEYS: join(dir, "keys") });
+    const wrong = await spawnProplet(s, "wrong-key", { PROPLET_DECRYPTION_KEYS: join(dir, "other.pem") });
+    try {
+      await untilAlive(s.url, "key-holder");
+      await untilAlive(s.url, "wrong-key");
+      const ok = await runTask(s.url, {
+        name: "add",
+        image_url: ref,
+        inputs: [10, 20],
+        encrypted: true,
+        proplet_id: "key-holder",
+      });
+      expect(ok).toMatchObject({ state: 3, results: "30" });
+      const refused = await runTask(s.url, { name: "add", image_url: ref, inputs: [1, 2], proplet_id: "wrong-key" });
+      expect(refused.state).toBe(4);
+      expect(refused.error).toBe(
+        "encrypted module: no decryption key fits this module (none of the keys is a recipient of its JWE)",
+      );
+      const local = (await http(`${s.url}/proplets`)).body.proplets.find(
+        (p: { id: string; alive: boolean }) => p.id !== "key-holder" && p.id !== "wrong-key" && p.alive,
+      );
+      const keyless = await runTask(s.url, { name: "add", image_url: ref, inputs: [1, 2], proplet_id: local.id });
+      expect(keyless.error).toContain(
+        "encrypted module: the module is encrypted and this proplet has no decryption key",
+      );
+      // Marked encrypted but served in the clear: refused.
+      const plain = await runTask(s.url, {
+        name: "add",
+        image_url: `${open.host}/demo/mod:v1`,
+        inputs: [1, 2],
+        encrypted: true,
+        proplet_id: "key-holder",
+      });
+      expect(plain.error).toBe("the task is marked encrypted but its module arrived unencrypted: refusing to run it");
+    } finally {
+      await holder.kill();
+      await wrong.kill();
+    }
+  }, 30_000);
 });
 
 describe("bearer token auth", () => {
