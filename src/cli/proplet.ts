@@ -8,6 +8,7 @@ import { log } from "../log.ts";
 import { PropletAgent } from "../proplet/agent.ts";
 import type { PropletConfig } from "../proplet/config.ts";
 import { lockDir } from "../storage/lock.ts";
+import { configureTracing } from "../telemetry/tracing.ts";
 import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "./args.ts";
 import { Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { configSection } from "./provision.ts";
@@ -200,6 +201,12 @@ export const propletCommand = defineCommand({
           teeRoot: env("PROPLET_TEE_ROOT"),
           decryptionKeys: env("PROPLET_DECRYPTION_KEYS"),
         });
+        // Upstream's proplet reads PROPLET_OTEL_URL and PROPLET_TRACE_RATIO; the standard variable comes first.
+        configureTracing(
+          env("OTEL_EXPORTER_OTLP_ENDPOINT") ?? env("PROPLET_OTEL_URL"),
+          env("OTEL_SERVICE_NAME") ?? "propeller-proplet",
+          Number(env("PROPLET_TRACE_RATIO") ?? 1),
+        );
         await agent.start();
         const shutdown = async (sig: string) => {
           log.info(`${sig}: proplet ${agent.id} going offline`);

@@ -17,6 +17,7 @@ import { ProxyService } from "../proxy/service.ts";
 import { lockDir } from "../storage/lock.ts";
 import { openStorage, storageLocation } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
+import { configureTracing, tracing } from "../telemetry/tracing.ts";
 import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
 import type { LocalEnv } from "./proplet.ts";
 
@@ -106,6 +107,7 @@ function stableId(dataDir: string, name: string): string {
 }
 
 export async function serve(o: ServeOptions): Promise<RunningServe> {
+  configureTracing(Bun.env.OTEL_EXPORTER_OTLP_ENDPOINT, Bun.env.OTEL_SERVICE_NAME ?? "propeller-manager");
   // The data dir holds the database and the admin token: its owner only, when serve creates it.
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const lock = lockDir(o.dataDir, "serve");
@@ -280,6 +282,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       clearInterval(liveness);
       await manager.shutdown();
       await agent?.close();
+      await tracing().flush();
       server.stop(true);
       await client.endAsync();
       await proxyClient?.endAsync();

@@ -39,6 +39,8 @@ export const StartMsg = z.object({
   timeout_s: nullToUndef(z.number().positive()),
   /** Ours: the task's memory cap in MiB; the proplet's own cap still bounds it. */
   max_memory_mb: nullToUndef(z.number().int().positive()),
+  /** Ours: W3C trace context of the dispatch, so the proplet's run joins its trace. */
+  traceparent: nullToUndef(z.string().max(64)),
 });
 export type StartMsg = z.output<typeof StartMsg>;
 

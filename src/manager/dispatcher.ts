@@ -14,8 +14,10 @@ import { retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
 import { INTERRUPTED_BY_SHUTDOWN, isTerminal, STOPPED_BY_USER, stateName, TaskState } from "../core/states.ts";
 import { finished, runningOn, type Task } from "../core/task.ts";
 import { nowIso } from "../core/time.ts";
+import { formatTraceparent } from "../core/traceparent.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
+import { type Span, SpanKind, tracing } from "../telemetry/tracing.ts";
 import type { ManagerEvents } from "./events.ts";
 import { Placement } from "./placement.ts";
 import type { PropletRegistry } from "./proplets.ts";
@@ -59,6 +61,8 @@ export class Dispatcher {
   private shuttingDown = false;
   /** Runs found Running at a takeover, until their proplet lists them or answers (see `recover`). */
   private unconfirmed = new Set<string>();
+  /** With tracing on: each run's span, from dispatch to its end. */
+  private runSpans = new Map<string, Span>();
 
   constructor(
     private store: Storage,
@@ -207,6 +211,15 @@ export class Dispatcher {
       running,
       parentResults(running, (d) => this.store.tasks.get(d)),
     );
+    const span = tracing().start(`dispatch ${task.name}`, SpanKind.producer, undefined, {
+      "propeller.task_id": task.id,
+      "propeller.run_id": runId,
+      "propeller.proplet_id": proplet.id,
+    });
+    if (span) {
+      msg.traceparent = formatTraceparent(span.context);
+      this.runSpans.set(runId, span);
+    }
     // Running is committed before the proplet hears of the task: a crash in between cannot lose a run.
     void this.store
       .durable()
@@ -290,6 +303,10 @@ export class Dispatcher {
    */
   private endRun(task: Task, r: RunEnd): void {
     this.timers.clear(task.id);
+    if (task.run_id && this.runSpans.size) {
+      this.runSpans.get(task.run_id)?.end(typeof r.error === "string" && r.error ? r.error : undefined);
+      this.runSpans.delete(task.run_id);
+    }
     const now = nowIso();
     const failed = typeof r.error === "string" && r.error !== "";
     const error = failed ? (r.error as string) : undefined;

@@ -4,8 +4,10 @@ import { connectMqtt, publishJson, publishRaw } from "../broker/client.ts";
 import { decode, InvokeMsg, type OutputMsg, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
 import { RegistryServerMsg } from "../core/oci.ts";
 import { topics } from "../core/topics.ts";
+import { parseTraceparent } from "../core/traceparent.ts";
 import { parseRuntimeOptions } from "../core/wasm-call.ts";
 import { tag } from "../log.ts";
+import { SpanKind, tracing } from "../telemetry/tracing.ts";
 import { ChunkAssembler } from "./chunks.ts";
 import type { PropletConfig } from "./config.ts";
 import { openModule } from "./decrypt.ts";
@@ -170,8 +172,14 @@ export class PropletAgent {
       return;
     }
     this.running.set(msg.id, "preparing");
+    // The run joins the dispatch's trace when the manager traces and so does this proplet.
+    const span = tracing().start(`run ${msg.name}`, SpanKind.consumer, parseTraceparent(msg.traceparent), {
+      "propeller.task_id": msg.id,
+      "propeller.proplet_id": this.id,
+    });
     let fl: FlRun | undefined;
     const fail = (error: string) => {
+      span?.end(error);
       this.running.delete(msg.id);
       log.warn(`task ${msg.id} failed: ${error}`);
       return this.publishResult({ task_id: msg.id, proplet_id: this.id, results: "", error });
@@ -226,6 +234,7 @@ export class PropletAgent {
       (r.ok ? this.prom?.completed : this.prom?.failed)?.inc();
       this.running.delete(msg.id);
       log.info(`task ${msg.id} ${r.ok ? "completed" : `failed: ${r.error}`}`);
+      span?.end(r.ok ? undefined : (r.error ?? "failed"));
       await this.publishResult({
         task_id: msg.id,
         proplet_id: this.id,
@@ -389,6 +398,7 @@ export class PropletAgent {
     }
     // Without a broker there is nothing to flush: a graceful end would wait on reconnecting.
     await this.client?.endAsync(!this.client.connected);
+    await tracing().flush();
     this.chunks.close();
     this.pool.close();
   }

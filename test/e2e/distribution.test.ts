@@ -201,13 +201,14 @@ describe("encrypted modules", () => {
     mkdirSync(join(dir, "keys"));
     writeFileSync(join(dir, "keys", "mine.pem"), mine.privateKey);
     writeFileSync(join(dir, "other.pem"), other.privateKey);
-    const ref = `${open.host}/secret/add:v1`;
+    const reg = await startRegistry(); // its own: an earlier test stops the shared one
+    const ref = `${reg.host}/secret/add:v1`;
     const pushed = cli(["push", join(FIXTURES, "add.wasm"), ref, "--encrypt-recipient", `jwe:${join(dir, "pub.pem")}`]);
-    expect(pushed.stdout.toString()).toContain("encrypted for 1 recipient(s)");
+    expect(`${pushed.stdout}${pushed.stderr}`).toContain("encrypted for 1 recipient(s)");
 
     // What the registry holds: ocicrypt's media type and annotations, and a blob that is not the module.
     const manifest = (await (
-      await fetch(`http://${open.host}/v2/secret/add/manifests/v1`, {
+      await fetch(`http://${reg.host}/v2/secret/add/manifests/v1`, {
         headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
       })
     ).json()) as { layers: { mediaType: string; digest: string; annotations: Record<string, string> }[] };
@@ -218,7 +219,7 @@ describe("encrypted modules", () => {
       "org.opencontainers.image.enc.pubopts",
     ]);
     const blob = new Uint8Array(
-      await (await fetch(`http://${open.host}/v2/secret/add/blobs/${layer.digest}`)).arrayBuffer(),
+      await (await fetch(`http://${reg.host}/v2/secret/add/blobs/${layer.digest}`)).arrayBuffer(),
     );
     expect(Buffer.from(blob.subarray(0, 4)).equals(Buffer.from([0, 0x61, 0x73, 0x6d]))).toBe(false);
     expect(Buffer.from(blob).includes(Buffer.from(fixture("add").subarray(8)))).toBe(false);
@@ -249,9 +250,10 @@ describe("encrypted modules", () => {
         "encrypted module: the module is encrypted and this proplet has no decryption key",
       );
       // Marked encrypted but served in the clear: refused.
+      expect(cli(["push", join(FIXTURES, "add.wasm"), `${reg.host}/clear/add:v1`]).exitCode).toBe(0);
       const plain = await runTask(s.url, {
         name: "add",
-        image_url: `${open.host}/demo/mod:v1`,
+        image_url: `${reg.host}/clear/add:v1`,
         inputs: [1, 2],
         encrypted: true,
         proplet_id: "key-holder",
@@ -260,6 +262,7 @@ describe("encrypted modules", () => {
     } finally {
       await holder.kill();
       await wrong.kill();
+      reg.proc.kill("SIGKILL");
     }
   }, 30_000);
 });

@@ -3,6 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { AppError } from "../../core/errors.ts";
 import { type Channel, DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../../core/topics.ts";
 import { log } from "../../log.ts";
+import { SpanKind, tracing } from "../../telemetry/tracing.ts";
 import type { Manager } from "../manager.ts";
 import { adminRoutes } from "./admin.ts";
 import { type AuthOptions, identityRoutes, requireToken } from "./auth.ts";
@@ -41,6 +42,14 @@ export interface AppInfo {
 export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, auth?: AuthOptions): Hono {
   const app = new Hono();
   if (metrics) app.use("*", metrics.middleware());
+  // A span per request when tracing is on; what the request starts (a dispatch) is its child.
+  app.use("*", async (c, next) => {
+    const t = tracing();
+    if (!t.enabled) return next();
+    const span = t.start(`${c.req.method} ${c.req.path}`, SpanKind.server, undefined, { "http.method": c.req.method });
+    await t.within(span, next);
+    span?.set("http.status_code", c.res.status).end(c.res.status >= 500 ? `HTTP ${c.res.status}` : undefined);
+  });
   if (auth) app.use("*", requireToken(m.identities, auth));
   if (metrics) {
     app.get("/metrics", async (c) =>

@@ -1,0 +1,140 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { randomHex, type SpanContext } from "../core/traceparent.ts";
+import { tag } from "../log.ts";
+
+const log = tag("trace");
+
+// Tracing, the third middleware beside logs and metrics: spans for REST requests, dispatch and the run on the
+// proplet, exported as OTLP/HTTP JSON to `OTEL_EXPORTER_OTLP_ENDPOINT` (`…/v1/traces`). One tracer per process,
+// off (and free: one branch) when no endpoint is set. Spans are batched and sent every second or every 512.
+
+export const SpanKind = { internal: 1, server: 2, client: 3, producer: 4, consumer: 5 } as const;
+
+interface SpanData {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  kind: number;
+  startTimeUnixNano: string;
+  endTimeUnixNano?: string;
+  attributes: { key: string; value: { stringValue?: string; intValue?: string; boolValue?: boolean } }[];
+  status?: { code: number; message?: string };
+}
+
+const nowNanos = () => (BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n).toString();
+
+const attr = (key: string, v: string | number | boolean) => ({
+  key,
+  value:
+    typeof v === "string" ? { stringValue: v } : typeof v === "number" ? { intValue: String(v) } : { boolValue: v },
+});
+
+export class Span {
+  constructor(
+    private tracer: Tracer,
+    private data: SpanData,
+  ) {}
+  get context(): SpanContext {
+    return { traceId: this.data.traceId, spanId: this.data.spanId, sampled: true };
+  }
+  set(key: string, v: string | number | boolean): this {
+    this.data.attributes.push(attr(key, v));
+    return this;
+  }
+  /** Ends the span; an error marks it failed with the message. */
+  end(error?: string): void {
+    if (this.data.endTimeUnixNano) return;
+    this.data.endTimeUnixNano = nowNanos();
+    this.data.status = error ? { code: 2, message: error.slice(0, 512) } : { code: 1 };
+    this.tracer.record(this.data);
+  }
+}
+
+const current = new AsyncLocalStorage<SpanContext>();
+
+export class Tracer {
+  private queue: SpanData[] = [];
+  private timer?: Timer;
+  private sending?: Promise<void>;
+
+  constructor(
+    private endpoint: string | undefined,
+    private service: string,
+    private ratio = 1,
+  ) {}
+
+  get enabled(): boolean {
+    return this.endpoint !== undefined;
+  }
+
+  /** A new span under `parent` (or the request's span, or a new trace); undefined when tracing is off or not sampled. */
+  start(
+    name: string,
+    kind: number,
+    parent?: SpanContext,
+    attributes: Record<string, string | number> = {},
+  ): Span | undefined {
+    if (!this.endpoint) return undefined;
+    const p = parent ?? current.getStore();
+    if (p ? !p.sampled : Math.random() >= this.ratio) return undefined;
+    return new Span(this, {
+      traceId: p?.traceId ?? randomHex(16),
+      spanId: randomHex(8),
+      ...(p ? { parentSpanId: p.spanId } : {}),
+      name,
+      kind,
+      startTimeUnixNano: nowNanos(),
+      attributes: Object.entries(attributes).map(([k, v]) => attr(k, v)),
+    });
+  }
+
+  /** Runs `fn` with `span` as the parent of spans started inside it (across awaits). */
+  within<T>(span: Span | undefined, fn: () => T): T {
+    return span ? current.run(span.context, fn) : fn();
+  }
+
+  record(s: SpanData): void {
+    this.queue.push(s);
+    if (this.queue.length >= 512) void this.flush();
+    else this.timer ??= setTimeout(() => void this.flush(), 1000);
+  }
+
+  async flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.sending;
+    const spans = this.queue.splice(0);
+    if (!spans.length || !this.endpoint) return;
+    const body = {
+      resourceSpans: [
+        {
+          resource: { attributes: [attr("service.name", this.service)] },
+          scopeSpans: [{ scope: { name: "propeller" }, spans }],
+        },
+      ],
+    };
+    this.sending = fetch(`${this.endpoint.replace(/\/$/, "")}/v1/traces`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(5000),
+    }).then(
+      (r) => {
+        if (!r.ok) log.warn(`OTLP export of ${spans.length} span(s): HTTP ${r.status}`);
+      },
+      (e) => log.warn(`OTLP export of ${spans.length} span(s) failed: ${e instanceof Error ? e.message : e}`),
+    );
+    await this.sending;
+  }
+}
+
+/** The process's tracer: off until `configureTracing` sets an endpoint. */
+let tracer = new Tracer(undefined, "propeller");
+export const tracing = () => tracer;
+
+export function configureTracing(endpoint: string | undefined, service: string, ratio = 1): Tracer {
+  tracer = new Tracer(endpoint || undefined, service, Math.min(1, Math.max(0, ratio)));
+  if (tracer.enabled) log.info(`tracing to ${endpoint} as ${service} (sampling ${ratio})`);
+  return tracer;
+}
