@@ -107,7 +107,12 @@ function stableId(dataDir: string, name: string): string {
 }
 
 export async function serve(o: ServeOptions): Promise<RunningServe> {
-  configureTracing(Bun.env.OTEL_EXPORTER_OTLP_ENDPOINT, Bun.env.OTEL_SERVICE_NAME ?? "propeller-manager");
+  // OpenTelemetry's own variables: the endpoint, the service name, and the share of traces kept (default all).
+  configureTracing(
+    Bun.env.OTEL_EXPORTER_OTLP_ENDPOINT,
+    Bun.env.OTEL_SERVICE_NAME ?? "propeller-manager",
+    Number(Bun.env.OTEL_TRACES_SAMPLER_ARG ?? 1),
+  );
   // The data dir holds the database and the admin token: its owner only, when serve creates it.
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const lock = lockDir(o.dataDir, "serve");

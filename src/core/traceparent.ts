@@ -18,11 +18,3 @@ export function parseTraceparent(text: string | undefined): SpanContext | undefi
 export function formatTraceparent(c: SpanContext): string {
   return `00-${c.traceId}-${c.spanId}-${c.sampled ? "01" : "00"}`;
 }
-
-/** `bytes` random bytes as lowercase hex (16 for a trace id, 8 for a span id). */
-export function randomHex(bytes: number): string {
-  const b = crypto.getRandomValues(new Uint8Array(bytes));
-  let s = "";
-  for (const x of b) s += x.toString(16).padStart(2, "0");
-  return s;
-}

@@ -1,12 +1,11 @@
-import { AsyncLocalStorage } from "node:async_hooks";
-import { randomHex, type SpanContext } from "../core/traceparent.ts";
+import type { SpanContext } from "../core/traceparent.ts";
 import { tag } from "../log.ts";
 
 const log = tag("trace");
 
 // Tracing, the third middleware beside logs and metrics: spans for REST requests, dispatch and the run on the
 // proplet, exported as OTLP/HTTP JSON to `OTEL_EXPORTER_OTLP_ENDPOINT` (`…/v1/traces`). One tracer per process,
-// off (and free: one branch) when no endpoint is set. Spans are batched and sent every second or every 512.
+// off (and free: one branch) when no endpoint is set. Spans are batched and sent every second or every 4,096.
 
 export const SpanKind = { internal: 1, server: 2, client: 3, producer: 4, consumer: 5 } as const;
 
@@ -22,7 +21,22 @@ interface SpanData {
   status?: { code: number; message?: string };
 }
 
-const nowNanos = () => (BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n).toString();
+/** Nanoseconds since the epoch as a decimal string (beyond 2^53: built from its millisecond and sub-ms parts). */
+function nowNanos(): string {
+  const ms = performance.timeOrigin + performance.now();
+  const whole = Math.floor(ms);
+  return `${whole}${String(Math.floor((ms - whole) * 1e6)).padStart(6, "0")}`;
+}
+
+/** Span and trace ids need to be unique, not secret: a fast generator (W3C asks for randomness, not crypto). */
+function fastHex(chars: number): string {
+  let s = "";
+  while (s.length < chars)
+    s += Math.floor(Math.random() * 0x100000000)
+      .toString(16)
+      .padStart(8, "0");
+  return s.slice(0, chars);
+}
 
 const attr = (key: string, v: string | number | boolean) => ({
   key,
@@ -51,7 +65,12 @@ export class Span {
   }
 }
 
-const current = new AsyncLocalStorage<SpanContext>();
+/**
+ * The span whose work is running now, set only for the synchronous part of a call (`within`): a request's handler
+ * places a task at once, before its first await, so a dispatch made then is the request's child. (An
+ * AsyncLocalStorage would follow awaits too, and measurably slowed every request while tracing was on.)
+ */
+let current: SpanContext | undefined;
 
 export class Tracer {
   private queue: SpanData[] = [];
@@ -76,11 +95,11 @@ export class Tracer {
     attributes: Record<string, string | number> = {},
   ): Span | undefined {
     if (!this.endpoint) return undefined;
-    const p = parent ?? current.getStore();
+    const p = parent ?? current;
     if (p ? !p.sampled : Math.random() >= this.ratio) return undefined;
     return new Span(this, {
-      traceId: p?.traceId ?? randomHex(16),
-      spanId: randomHex(8),
+      traceId: p?.traceId ?? fastHex(32),
+      spanId: fastHex(16),
       ...(p ? { parentSpanId: p.spanId } : {}),
       name,
       kind,
@@ -89,14 +108,21 @@ export class Tracer {
     });
   }
 
-  /** Runs `fn` with `span` as the parent of spans started inside it (across awaits). */
+  /** Runs `fn` with `span` as the parent of spans `fn` starts before its first await. */
   within<T>(span: Span | undefined, fn: () => T): T {
-    return span ? current.run(span.context, fn) : fn();
+    if (!span) return fn();
+    const before = current;
+    current = span.context;
+    try {
+      return fn();
+    } finally {
+      current = before;
+    }
   }
 
   record(s: SpanData): void {
     this.queue.push(s);
-    if (this.queue.length >= 512) void this.flush();
+    if (this.queue.length >= 4096) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), 1000);
   }
 
