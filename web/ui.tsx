@@ -136,3 +136,46 @@ export function Chart(p: { title: string; x: number[]; series: { label: string; 
   if (p.x.length === 0) return <p class="muted">{p.title}: no samples yet.</p>;
   return <div class="chart" ref={box} role="img" aria-label={p.title} />;
 }
+
+export interface Column<T> {
+  head: string;
+  cell: (row: T) => ComponentChildren;
+  /** Hidden at phone width. */
+  wide?: boolean;
+}
+
+/** A table that scrolls inside itself, never the page, at phone width. */
+export function Table<T>(p: { rows: T[]; rowKey: (row: T) => string; columns: Column<T>[] }) {
+  return (
+    <div class="scroll">
+      <table>
+        <thead>
+          <tr>
+            {p.columns.map((c) => (
+              <th key={c.head} class={c.wide ? "wide" : undefined}>
+                {c.head}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {p.rows.map((r) => (
+            <tr key={p.rowKey(r)}>
+              {p.columns.map((c) => (
+                <td key={c.head} class={c.wide ? "wide" : undefined}>
+                  {c.cell(r)}
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/** A revoke button, or "revoked" once it is. */
+export function Revoke(p: { what: string; name: string; revoked?: string; run: () => Promise<unknown> }) {
+  if (p.revoked) return <span class="muted">revoked</span>;
+  return <Act label={`Revoke ${p.what} ${p.name}`} confirm={`Revoke ${p.name}?`} run={p.run} />;
+}

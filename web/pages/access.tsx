@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { ago, api } from "../api.ts";
-import { Act, Loading, useApi, useSession } from "../ui.tsx";
+import { Act, Loading, Revoke, Table, useApi, useSession } from "../ui.tsx";
 
 // Tokens (REST and this console) and provisioned MQTT identities, for admins: create and revoke. A new secret is
 // shown once.
@@ -66,38 +66,26 @@ function Admin() {
         />
       </div>
       <Loading ready={!!tokens.data} error={tokens.error}>
-        <div class="scroll">
-          <table>
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Role</th>
-                <th class="wide">Created</th>
-                <th />
-              </tr>
-            </thead>
-            <tbody>
-              {tokens.data?.tokens.map((t) => (
-                <tr key={t.id}>
-                  <td>{t.name}</td>
-                  <td>{t.role}</td>
-                  <td class="wide">{ago(t.created_at)}</td>
-                  <td>
-                    {t.revoked_at ? (
-                      <span class="muted">revoked</span>
-                    ) : (
-                      <Act
-                        label={`Revoke token ${t.name}`}
-                        confirm={`Revoke ${t.name}?`}
-                        run={() => api("DELETE", `/tokens/${t.id}`).then(tokens.reload)}
-                      />
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          rows={tokens.data?.tokens ?? []}
+          rowKey={(t) => t.id}
+          columns={[
+            { head: "Name", cell: (t) => t.name },
+            { head: "Role", cell: (t) => t.role },
+            { head: "Created", cell: (t) => ago(t.created_at), wide: true },
+            {
+              head: "",
+              cell: (t) => (
+                <Revoke
+                  what="token"
+                  name={t.name}
+                  revoked={t.revoked_at}
+                  run={() => api("DELETE", `/tokens/${t.id}`).then(tokens.reload)}
+                />
+              ),
+            },
+          ]}
+        />
       </Loading>
       <h2>Identities (MQTT)</h2>
       <div class="actions">
@@ -119,38 +107,26 @@ function Admin() {
         />
       </div>
       <Loading ready={!!entities.data} error={entities.error}>
-        <div class="scroll">
-          <table>
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Kind</th>
-                <th class="wide">Id</th>
-                <th />
-              </tr>
-            </thead>
-            <tbody>
-              {entities.data?.entities.map((e) => (
-                <tr key={e.id}>
-                  <td>{e.name}</td>
-                  <td>{e.kind}</td>
-                  <td class="wide">{e.id}</td>
-                  <td>
-                    {e.revoked_at ? (
-                      <span class="muted">revoked</span>
-                    ) : (
-                      <Act
-                        label={`Revoke identity ${e.name}`}
-                        confirm={`Revoke ${e.name}?`}
-                        run={() => api("DELETE", `/entities/${e.id}`).then(entities.reload)}
-                      />
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          rows={entities.data?.entities ?? []}
+          rowKey={(e) => e.id}
+          columns={[
+            { head: "Name", cell: (e) => e.name },
+            { head: "Kind", cell: (e) => e.kind },
+            { head: "Id", cell: (e) => e.id, wide: true },
+            {
+              head: "",
+              cell: (e) => (
+                <Revoke
+                  what="identity"
+                  name={e.name}
+                  revoked={e.revoked_at}
+                  run={() => api("DELETE", `/entities/${e.id}`).then(entities.reload)}
+                />
+              ),
+            },
+          ]}
+        />
       </Loading>
     </>
   );

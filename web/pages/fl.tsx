@@ -1,5 +1,15 @@
 import { ago, api } from "../api.ts";
-import { Act, Chart, Loading, useApi } from "../ui.tsx";
+import { Act, Chart, Loading, Table, useApi } from "../ui.tsx";
+
+/** A state in words, with its error under it. */
+function StateLine(p: { state: string; error?: string }) {
+  return (
+    <>
+      {p.state}
+      {p.error && <div class="error">{p.error}</div>}
+    </>
+  );
+}
 
 // Federated learning: experiments, and one experiment's rounds with their participants, updates and the
 // clients' loss and accuracy per round.
@@ -40,37 +50,23 @@ export function FlPage() {
         {r.data?.experiments.length === 0 ? (
           <p class="muted">No experiments yet.</p>
         ) : (
-          <div class="scroll">
-            <table>
-              <thead>
-                <tr>
-                  <th>Experiment</th>
-                  <th>State</th>
-                  <th>Rounds</th>
-                  <th class="wide">Strategy</th>
-                  <th class="wide">Started</th>
-                </tr>
-              </thead>
-              <tbody>
-                {r.data?.experiments.map((e) => (
-                  <tr key={e.experiment_id}>
-                    <td>
-                      <a href={`#/fl/${encodeURIComponent(e.experiment_id)}`}>{e.experiment_id}</a>
-                    </td>
-                    <td>
-                      {e.state}
-                      {e.error && <div class="error">{e.error}</div>}
-                    </td>
-                    <td>
-                      {e.round_list.filter((x) => x.state === "completed").length}/{e.rounds}
-                    </td>
-                    <td class="wide">{e.strategy}</td>
-                    <td class="wide">{ago(e.created_at)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table
+            rows={r.data?.experiments ?? []}
+            rowKey={(e) => e.experiment_id}
+            columns={[
+              {
+                head: "Experiment",
+                cell: (e) => <a href={`#/fl/${encodeURIComponent(e.experiment_id)}`}>{e.experiment_id}</a>,
+              },
+              { head: "State", cell: (e) => <StateLine state={e.state} error={e.error} /> },
+              {
+                head: "Rounds",
+                cell: (e) => `${e.round_list.filter((x) => x.state === "completed").length}/${e.rounds}`,
+              },
+              { head: "Strategy", cell: (e) => e.strategy, wide: true },
+              { head: "Started", cell: (e) => ago(e.created_at), wide: true },
+            ]}
+          />
         )}
       </Loading>
     </>
@@ -105,44 +101,35 @@ export function ExperimentPage(p: { id: string }) {
                 { label: "accuracy", values: done.map((x) => x.metrics?.accuracy ?? null) },
               ]}
             />
-            <div class="scroll">
-              <table>
-                <thead>
-                  <tr>
-                    <th>Round</th>
-                    <th>State</th>
-                    <th>Updates</th>
-                    <th>Model</th>
-                    <th class="wide">Metrics</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {e.round_list.map((x) => (
-                    <tr key={x.round_id}>
-                      <td>
-                        {x.index} <span class="muted">{x.round_id}</span>
-                      </td>
-                      <td>
-                        {x.state}
-                        {x.error && <div class="error">{x.error}</div>}
-                      </td>
-                      <td>
-                        {x.updates.length}/{x.k_of_n}
-                      </td>
-                      <td>
-                        v{x.model_version}
-                        {x.new_model_version !== undefined ? ` → v${x.new_model_version}` : ""}
-                      </td>
-                      <td class="wide">
-                        {Object.entries(x.metrics ?? {})
-                          .map(([k, v]) => `${k} ${v.toFixed(4)}`)
-                          .join(", ")}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <Table
+              rows={e.round_list}
+              rowKey={(x) => x.round_id}
+              columns={[
+                {
+                  head: "Round",
+                  cell: (x) => (
+                    <>
+                      {x.index} <span class="muted">{x.round_id}</span>
+                    </>
+                  ),
+                },
+                { head: "State", cell: (x) => <StateLine state={x.state} error={x.error} /> },
+                { head: "Updates", cell: (x) => `${x.updates.length}/${x.k_of_n}` },
+                {
+                  head: "Model",
+                  cell: (x) =>
+                    `v${x.model_version}${x.new_model_version !== undefined ? ` → v${x.new_model_version}` : ""}`,
+                },
+                {
+                  head: "Metrics",
+                  cell: (x) =>
+                    Object.entries(x.metrics ?? {})
+                      .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+                      .join(", "),
+                  wide: true,
+                },
+              ]}
+            />
           </>
         )}
       </Loading>

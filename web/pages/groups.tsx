@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { ago, api } from "../api.ts";
-import { Act, Loading, StateText, useApi, useSession, VIEWER_REASON } from "../ui.tsx";
+import { Act, Loading, StateText, Table, useApi, useSession, VIEWER_REASON } from "../ui.tsx";
 import type { TaskView } from "./tasks.tsx";
 
 // Jobs and workflows: lists, a workflow's DAG with each node in its state's colour (live), and creating either
@@ -75,32 +75,19 @@ export function WorkflowsPage() {
         onCreated={(g) => (location.hash = `#/workflows/${encodeURIComponent(g.workflow_id!)}`)}
       />
       <Loading ready={!!r.data} error={r.error}>
-        <div class="scroll">
-          <table>
-            <thead>
-              <tr>
-                <th>Workflow</th>
-                <th>State</th>
-                <th>Tasks</th>
-                <th class="wide">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {r.data?.workflows.map((w) => (
-                <tr key={w.workflow_id}>
-                  <td>
-                    <a href={`#/workflows/${encodeURIComponent(w.workflow_id!)}`}>{w.workflow_id}</a>
-                  </td>
-                  <td>
-                    <StateText state={w.state} status={w.status} />
-                  </td>
-                  <td>{w.tasks.length}</td>
-                  <td class="wide">{ago(w.created_at)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          rows={r.data?.workflows ?? []}
+          rowKey={(w) => w.workflow_id!}
+          columns={[
+            {
+              head: "Workflow",
+              cell: (w) => <a href={`#/workflows/${encodeURIComponent(w.workflow_id!)}`}>{w.workflow_id}</a>,
+            },
+            { head: "State", cell: (w) => <StateText state={w.state} status={w.status} /> },
+            { head: "Tasks", cell: (w) => w.tasks.length },
+            { head: "Created", cell: (w) => ago(w.created_at), wide: true },
+          ]}
+        />
       </Loading>
     </>
   );
@@ -191,42 +178,37 @@ export function JobsPage() {
       <h1>Jobs</h1>
       <FromFile what="jobs" onCreated={r.reload} />
       <Loading ready={!!r.data} error={r.error}>
-        <div class="scroll">
-          <table>
-            <thead>
-              <tr>
-                <th>Job</th>
-                <th>Mode</th>
-                <th>State</th>
-                <th>Tasks</th>
-                <th />
-              </tr>
-            </thead>
-            <tbody>
-              {r.data?.jobs.map((j) => (
-                <tr key={j.job_id}>
-                  <td>
-                    {j.name ?? j.job_id} <span class="muted">{j.job_id?.slice(0, 8)}</span>
-                  </td>
-                  <td>{j.execution_mode}</td>
-                  <td>
-                    <StateText state={j.state} status={j.status} />
-                  </td>
-                  <td>
-                    {j.tasks.map((t) => (
-                      <div key={t.id}>
-                        <a href={`#/tasks/${t.id}`}>{t.name}</a> <StateText state={t.state} status={t.status} />
-                      </div>
-                    ))}
-                  </td>
-                  <td>
-                    <Act label={`Stop job ${j.name ?? j.job_id}`} run={() => api("POST", `/jobs/${j.job_id}/stop`)} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          rows={r.data?.jobs ?? []}
+          rowKey={(j) => j.job_id!}
+          columns={[
+            {
+              head: "Job",
+              cell: (j) => (
+                <>
+                  {j.name ?? j.job_id} <span class="muted">{j.job_id?.slice(0, 8)}</span>
+                </>
+              ),
+            },
+            { head: "Mode", cell: (j) => j.execution_mode },
+            { head: "State", cell: (j) => <StateText state={j.state} status={j.status} /> },
+            {
+              head: "Tasks",
+              cell: (j) =>
+                j.tasks.map((t) => (
+                  <div key={t.id}>
+                    <a href={`#/tasks/${t.id}`}>{t.name}</a> <StateText state={t.state} status={t.status} />
+                  </div>
+                )),
+            },
+            {
+              head: "",
+              cell: (j) => (
+                <Act label={`Stop job ${j.name ?? j.job_id}`} run={() => api("POST", `/jobs/${j.job_id}/stop`)} />
+              ),
+            },
+          ]}
+        />
       </Loading>
     </>
   );

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { ago } from "../api.ts";
-import { Chart, Loading, useApi } from "../ui.tsx";
+import { Chart, Loading, Table, useApi } from "../ui.tsx";
 
 interface Proplet {
   id: string;
@@ -30,34 +30,20 @@ export function PropletsPage() {
     <>
       <h1>Proplets</h1>
       <Loading ready={!!r.data} error={r.error}>
-        <div class="scroll">
-          <table>
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>State</th>
-                <th class="wide">Runtime</th>
-                <th>Load</th>
-                <th>Last heartbeat</th>
-              </tr>
-            </thead>
-            <tbody>
-              {r.data?.proplets.map((p) => (
-                <tr key={p.id}>
-                  <td>
-                    <a href={`#/proplets/${encodeURIComponent(p.id)}`}>{p.name}</a>
-                  </td>
-                  <td class={p.alive ? "alive" : "down"}>{p.alive ? "alive" : "down"}</td>
-                  <td class="wide">{String(p.metadata.wasm_runtime ?? "")}</td>
-                  <td>
-                    {p.task_count} / {String(p.metadata.max_tasks ?? "∞")}
-                  </td>
-                  <td title={p.last_alive_at}>{ago(p.last_alive_at)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          rows={r.data?.proplets ?? []}
+          rowKey={(p) => p.id}
+          columns={[
+            { head: "Name", cell: (p) => <a href={`#/proplets/${encodeURIComponent(p.id)}`}>{p.name}</a> },
+            {
+              head: "State",
+              cell: (p) => <span class={p.alive ? "alive" : "down"}>{p.alive ? "alive" : "down"}</span>,
+            },
+            { head: "Runtime", cell: (p) => String(p.metadata.wasm_runtime ?? ""), wide: true },
+            { head: "Load", cell: (p) => `${p.task_count} / ${String(p.metadata.max_tasks ?? "∞")}` },
+            { head: "Last heartbeat", cell: (p) => <span title={p.last_alive_at}>{ago(p.last_alive_at)}</span> },
+          ]}
+        />
         <p class="muted">{r.data?.total ?? 0} proplet(s)</p>
       </Loading>
     </>

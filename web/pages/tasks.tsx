@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { ago, api, base64, STATES } from "../api.ts";
-import { Act, Chart, Loading, StateText, useApi, useSession, VIEWER_REASON, ViewerNote } from "../ui.tsx";
+import { Act, Chart, Loading, StateText, Table, useApi, useSession, VIEWER_REASON, ViewerNote } from "../ui.tsx";
 
 export interface TaskView {
   id: string;
@@ -76,33 +76,31 @@ export function TasksPage() {
       </form>
       {filterError && <p class="error">{filterError}</p>}
       <Loading ready={!!r.data} error={r.error}>
-        <div class="scroll">
-          <table>
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>State</th>
-                <th class="wide">Result</th>
-                <th class="wide">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((t) => (
-                <tr key={t.id}>
-                  <td>
-                    <a href={`#/tasks/${t.id}`}>{t.name}</a> <span class="muted">{t.id.slice(0, 8)}</span>
-                  </td>
-                  <td>
-                    <StateText state={t.state} status={t.status} />
-                    {t.error && <div class="error">{t.error}</div>}
-                  </td>
-                  <td class="wide">{show(t.results).slice(0, 80)}</td>
-                  <td class="wide">{ago(t.created_at)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          rows={rows}
+          rowKey={(t) => t.id}
+          columns={[
+            {
+              head: "Name",
+              cell: (t) => (
+                <>
+                  <a href={`#/tasks/${t.id}`}>{t.name}</a> <span class="muted">{t.id.slice(0, 8)}</span>
+                </>
+              ),
+            },
+            {
+              head: "State",
+              cell: (t) => (
+                <>
+                  <StateText state={t.state} status={t.status} />
+                  {t.error && <div class="error">{t.error}</div>}
+                </>
+              ),
+            },
+            { head: "Result", cell: (t) => show(t.results).slice(0, 80), wide: true },
+            { head: "Created", cell: (t) => ago(t.created_at), wide: true },
+          ]}
+        />
         <div class="actions">
           <button type="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>
             Newer
@@ -355,31 +353,24 @@ export function TaskPage(p: { id: string }) {
         )}
       </Loading>
       <h2>Runs</h2>
-      <div class="scroll">
-        <table>
-          <thead>
-            <tr>
-              <th>Attempt</th>
-              <th>State</th>
-              <th>Started</th>
-              <th class="wide">Proplet</th>
-            </tr>
-          </thead>
-          <tbody>
-            {(runs.data?.runs ?? []).map((x) => (
-              <tr key={x.run_id}>
-                <td>{x.attempt}</td>
-                <td>
-                  <StateText state={x.state} status={x.status} />
-                  {x.error && <div class="error">{x.error}</div>}
-                </td>
-                <td>{ago(x.started_at)}</td>
-                <td class="wide">{x.proplet_id?.slice(0, 8)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table
+        rows={runs.data?.runs ?? []}
+        rowKey={(x) => x.run_id}
+        columns={[
+          { head: "Attempt", cell: (x) => x.attempt },
+          {
+            head: "State",
+            cell: (x) => (
+              <>
+                <StateText state={x.state} status={x.status} />
+                {x.error && <div class="error">{x.error}</div>}
+              </>
+            ),
+          },
+          { head: "Started", cell: (x) => ago(x.started_at) },
+          { head: "Proplet", cell: (x) => x.proplet_id?.slice(0, 8), wide: true },
+        ]}
+      />
       <h2>Metrics</h2>
       <Chart
         title="CPU % and memory (MiB)"
