@@ -14,7 +14,7 @@ import { openModule } from "./decrypt.ts";
 import { refusedDir } from "./dirs.ts";
 import { fetchModule } from "./fetch.ts";
 import { deliverUpdate, type FlContext, type FlRun, isFlTask, prepareFl } from "./fl.ts";
-import { discoveryMetadata } from "./metadata.ts";
+import { discoveryMetadata, teeOf } from "./metadata.ts";
 import { aggregate, ProcSampler, PropletSampler, profileFor, type TaskSample } from "./monitor.ts";
 import type { PropletPrometheus } from "./prometheus.ts";
 import type { ExecResult } from "./runtime/execute.ts";
@@ -74,6 +74,7 @@ export class PropletAgent {
   }
 
   async start(): Promise<void> {
+    void teeOf(this.cfg); // while the broker connection is made
     const offline = { proplet_id: this.id, status: "offline", namespace: this.cfg.namespace };
     // A standalone proplet waits for its broker as long as it takes, saying so; serve's local one cannot miss.
     const waiting = this.cfg.broker
@@ -131,7 +132,7 @@ export class PropletAgent {
       proplet_id: this.id,
       namespace: this.cfg.namespace,
       metadata: {
-        ...discoveryMetadata(this.cfg, this.host?.name ?? RUNTIME_NAME),
+        ...(await discoveryMetadata(this.cfg, this.host?.name ?? RUNTIME_NAME)),
         max_tasks: this.cfg.maxTasks,
         liveliness_interval_s: this.cfg.livelinessInterval,
       },

@@ -12,14 +12,20 @@ export const PROPLET_VERSION = "0.1.0";
 const ARCH: Record<string, string> = { x64: "x86_64", arm64: "aarch64", arm: "arm", ia32: "x86" };
 
 /** What TEE detection found, once per process (the hardware does not change while it runs). */
-let tee: Tee | undefined;
+let tee: Promise<Tee> | undefined;
+
+/** Starts TEE detection (once); the agent calls it before connecting, so it overlaps the connect. */
+export function teeOf(cfg: PropletConfig): Promise<Tee> {
+  tee ??= detectTee(cfg.teeRoot ?? "/").then((t) => {
+    if (t.type !== "none") log.info(`TEE detected: ${t.type} (${t.evidence})`);
+    return t;
+  });
+  return tee;
+}
 
 /** Discovery metadata with upstream's keys, and ours: `tee` (a type or `none`). */
-export function discoveryMetadata(cfg: PropletConfig, runtime: string): PropletMetadata {
-  if (!tee) {
-    tee = detectTee(cfg.teeRoot ?? "/");
-    if (tee.type !== "none") log.info(`TEE detected: ${tee.type} (${tee.evidence})`);
-  }
+export async function discoveryMetadata(cfg: PropletConfig, runtime: string): Promise<PropletMetadata> {
+  const found = await teeOf(cfg);
   return {
     ...(cfg.description ? { description: cfg.description } : {}),
     ...(cfg.tags?.length ? { tags: cfg.tags } : {}),
@@ -31,6 +37,6 @@ export function discoveryMetadata(cfg: PropletConfig, runtime: string): PropletM
     total_memory_bytes: totalmem(),
     proplet_version: PROPLET_VERSION,
     wasm_runtime: runtime,
-    tee: tee.type,
+    tee: found.type,
   };
 }

@@ -15,7 +15,15 @@ export interface Tee {
   evidence: string;
 }
 
-export function detectTee(root = "/"): Tee {
+/**
+ * Detects the TEE; kernel messages are read first (`dmesg` is a process to start, so it runs while the proplet
+ * connects instead of on the start path).
+ */
+export async function detectTee(root = "/"): Promise<Tee> {
+  return teeFrom(root, await kernelMessages(root));
+}
+
+function teeFrom(root: string, kmsg: string): Tee {
   const at = (p: string) => join(root, p);
   const has = (p: string) => existsSync(at(p));
   const nonEmpty = (p: string) => {
@@ -26,7 +34,6 @@ export function detectTee(root = "/"): Tee {
     }
   };
   const flags = cpuFlags(at("proc/cpuinfo"));
-  const kmsg = kernelMessages(root);
 
   const tdx = ["dev/tdx_guest", "sys/firmware/tdx_guest"].find(has);
   if (tdx) return { type: "tdx", evidence: `/${tdx}` };
@@ -65,7 +72,7 @@ function cpuFlags(path: string): Set<string> {
   }
 }
 
-function kernelMessages(root: string): string {
+async function kernelMessages(root: string): Promise<string> {
   if (root !== "/") {
     try {
       return readFileSync(join(root, "dmesg"), "utf8");
@@ -74,8 +81,9 @@ function kernelMessages(root: string): string {
     }
   }
   try {
-    const r = Bun.spawnSync(["dmesg", "--kernel"], { stdout: "pipe", stderr: "ignore" });
-    return r.exitCode === 0 ? r.stdout.toString() : "";
+    const p = Bun.spawn(["dmesg", "--kernel"], { stdout: "pipe", stderr: "ignore" });
+    const [text, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+    return code === 0 ? text : "";
   } catch {
     return "";
   }
