@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { defineCommand } from "citty";
 import { hasWasmMagic } from "../core/wasm-binary.ts";
+import { openModule } from "../proplet/decrypt.ts";
 import { action, UsageError } from "./args.ts";
 import { registryFromEnv } from "./proxy.ts";
 
@@ -77,12 +78,25 @@ export const pullCommand = defineCommand({
   args: {
     ref: { type: "positional", description: "host[:port]/repository[:tag|@sha256:…]", required: true },
     output: { type: "string", alias: "o", description: "file to write", required: true },
+    "decryption-key": {
+      type: "string",
+      description: "PEM private key (a file or a directory of them) to open an encrypted module (ocicrypt's JWE)",
+    },
     ...creds,
   },
   run: ({ args }) =>
     action(async () => {
       const r = await registryFromEnv(undefined, args).pull(args.ref);
-      writeFileSync(args.output, r.bytes);
-      process.stdout.write(`${args.output} ${r.digest} (${r.bytes.length} bytes)\n`);
+      let bytes = r.bytes;
+      if (r.encrypted) {
+        if (!args["decryption-key"]) {
+          throw new UsageError(`${args.ref} is encrypted: give --decryption-key KEY.pem to write the module`);
+        }
+        const opened = openModule(bytes, true, args["decryption-key"]);
+        if (typeof opened === "string") throw new UsageError(`${args.ref}: ${opened}`);
+        bytes = opened;
+      }
+      writeFileSync(args.output, bytes);
+      process.stdout.write(`${args.output} ${r.digest} (${bytes.length} bytes${r.encrypted ? ", decrypted" : ""})\n`);
     }),
 });

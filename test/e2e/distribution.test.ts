@@ -224,6 +224,14 @@ describe("encrypted modules", () => {
     expect(Buffer.from(blob.subarray(0, 4)).equals(Buffer.from([0, 0x61, 0x73, 0x6d]))).toBe(false);
     expect(Buffer.from(blob).includes(Buffer.from(fixture("add").subarray(8)))).toBe(false);
 
+    // pull opens it with the key, and refuses to write ciphertext as a module without one.
+    const pulled = cli(["pull", ref, "-o", join(dir, "out.wasm"), "--decryption-key", join(dir, "keys")]);
+    expect(pulled.stdout.toString()).toContain("decrypted");
+    expect(Buffer.from(readFileSync(join(dir, "out.wasm"))).equals(Buffer.from(fixture("add")))).toBe(true);
+    const noKey = cli(["pull", ref, "-o", join(dir, "x.wasm")]);
+    expect(noKey.exitCode).not.toBe(0);
+    expect(noKey.stderr.toString()).toContain("is encrypted: give --decryption-key");
+
     const holder = await spawnProplet(s, "key-holder", { PROPLET_DECRYPTION_KEYS: join(dir, "keys") });
     const wrong = await spawnProplet(s, "wrong-key", { PROPLET_DECRYPTION_KEYS: join(dir, "other.pem") });
     try {
