@@ -10,6 +10,7 @@ import {
   http,
   identity,
   MAIN,
+  ROOT,
   runTask,
   type Serve,
   type spawnPropeller,
@@ -273,6 +274,44 @@ describe("encrypted modules", () => {
       reg.proc.kill("SIGKILL");
     }
   }, 30_000);
+});
+
+describe("federated learning through the image proxy", () => {
+  test("upstream's Go FL client, pushed to the registry, runs a round as task_wasm_image", async () => {
+    const reg = await startRegistry();
+    try {
+      const ref = `${reg.host}/fl/client:v1`;
+      const pushed = cli(["push", join(ROOT, "test", "fixtures", "upstream", "fl-client.wasm"), ref]);
+      expect(pushed.exitCode).toBe(0);
+      const local = (await http(`${s.url}/proplets`)).body.proplets.find((p: { alive: boolean }) => p.alive);
+      const data = Array.from({ length: 16 }, (_, i) => ({ x: [(i % 10) / 10, 0.5, 0.2], y: i % 2 }));
+      expect((await http(`${s.url}/fl/datasets/${local.id}`, "POST", { data })).status).toBe(201);
+      const r = await http(`${s.url}/fl/experiments`, "POST", {
+        experiment_id: "via-proxy",
+        round_id: "proxy-1",
+        participants: [local.id],
+        task_wasm_image: ref,
+        hyperparams: { epochs: 1, lr: 0.01, batch_size: 16 },
+        timeout_s: 60,
+      });
+      expect(r.status).toBe(200);
+      const status = await until(
+        "the round to complete",
+        async () => {
+          const st = (await http(`${s.url}/fl/rounds/proxy-1/complete`)).body.status;
+          return st.completed && st;
+        },
+        30_000,
+        200,
+      );
+      expect(status).toMatchObject({ state: "completed", num_updates: 1 });
+      const model = (await http(`${s.url}/fl/models/${status.model_version}`)).body;
+      expect(model.w).toHaveLength(3);
+      expect(model.w).not.toEqual([0, 0, 0]); // upstream's success check: the model moved
+    } finally {
+      reg.proc.kill("SIGKILL");
+    }
+  }, 45_000);
 });
 
 describe("bearer token auth", () => {
