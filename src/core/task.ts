@@ -74,6 +74,9 @@ const ClientFields = {
   requirements: Requirements.optional(),
 };
 
+/** The fields a client may set on a task (the API's create body). */
+export const CLIENT_FIELD_NAMES = Object.keys(ClientFields) as (keyof typeof ClientFields)[];
+
 // A schedule must parse in its time zone; both are checked together so the error names the right field.
 const scheduleCheck = (t: { schedule?: string; timezone?: string }, ctx: z.RefinementCtx) => {
   if (t.timezone !== undefined && t.timezone !== "" && !validTimezone(t.timezone)) {

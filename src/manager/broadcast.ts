@@ -1,11 +1,11 @@
 import { conflict } from "../core/errors.ts";
 import { unmet } from "../core/requirements.ts";
 import { isTerminal, STOPPED_BY_USER, stateName, TaskState } from "../core/states.ts";
-import { newTask, type Task, TaskCreate } from "../core/task.ts";
+import { CLIENT_FIELD_NAMES, newTask, type Task, TaskCreate } from "../core/task.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
-import type { Dispatcher } from "./dispatcher.ts";
+import type { Dispatcher, StartResult } from "./dispatcher.ts";
 import type { ManagerEvents } from "./events.ts";
 import type { PropletRegistry } from "./proplets.ts";
 
@@ -26,10 +26,11 @@ export class Broadcasts {
     events.taskFinal.subscribe((t) => {
       if (t.broadcast_of) this.settle(t.broadcast_of);
     });
+    dispatcher.fanOut = this;
   }
 
-  async start(task: Task): Promise<{ started: true; state: number; status: string }> {
-    if (task.state === TaskState.Running) throw conflict(`task ${task.id} is already Running`);
+  /** Called by the dispatcher once the task passed its checks (not running, has a module, dependencies met). */
+  async start(task: Task): Promise<StartResult> {
     const req = task.requirements;
     const targets = this.proplets.candidates(Date.now()).filter((c) => !req || !unmet(req, c.proplet.metadata));
     if (targets.length === 0) {
@@ -65,7 +66,6 @@ export class Broadcasts {
 
   /** Stops every part still running; the broadcast task ends when they have. */
   async stop(task: Task): Promise<{ stopped: true }> {
-    if (task.state !== TaskState.Running) throw conflict(`task ${task.id} is not running`);
     for (const id of task.parts ?? []) {
       const p = this.store.tasks.get(id);
       if (p && !isTerminal(p.state)) await this.dispatcher.stop(id).catch(() => {});
@@ -115,31 +115,28 @@ export class Broadcasts {
   }
 }
 
+/** What a part does not take from its broadcast task: where and when it runs, and what it belongs to. */
+const NOT_FOR_PARTS = new Set<string>([
+  "proplet_id",
+  "broadcast",
+  "latent",
+  "depends_on",
+  "run_if",
+  "workflow_id",
+  "job_id",
+  "schedule",
+  "timezone",
+  "is_recurring",
+  "overlap_policy",
+  "misfire_policy",
+  "metadata",
+]);
+
 /** The fields a part takes from its broadcast task: what a client may set, nothing of its state. */
 function strip(t: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const k of CLIENT_KEYS) if (t[k] !== undefined && t[k] !== null) out[k] = t[k];
+  for (const k of CLIENT_FIELD_NAMES) {
+    if (!NOT_FOR_PARTS.has(k) && t[k] !== undefined && t[k] !== null) out[k] = t[k];
+  }
   return out;
 }
-
-const CLIENT_KEYS = [
-  "name",
-  "kind",
-  "image_url",
-  "file",
-  "cli_args",
-  "inputs",
-  "env",
-  "daemon",
-  "encrypted",
-  "kbs_resource_path",
-  "monitoring_profile",
-  "mode",
-  "priority",
-  "hal_storage_path",
-  "timeout_s",
-  "max_retries",
-  "retry_backoff_s",
-  "max_memory_mb",
-  "requirements",
-] as const;

@@ -40,6 +40,8 @@ export interface ManagerBus {
   invoke(msg: InvokeMsg): Promise<void>;
 }
 
+export type StartResult = { started: true; state: number; status: string };
+
 /** A heartbeat that omits a task started this long ago means the proplet no longer runs it. */
 const HEARTBEAT_GRACE_MS = 3000;
 /** Extra time the manager gives a proplet to report a timed-out run before settling it itself. */
@@ -61,6 +63,11 @@ export class Dispatcher {
   private shuttingDown = false;
   /** Runs found Running at a takeover, until their proplet lists them or answers (see `recover`). */
   private unconfirmed = new Set<string>();
+  /**
+   * Broadcast tasks' fan-out (src/manager/broadcast.ts), set by that room: it calls back into start and stop
+   * for each part, so the dispatcher only hands the whole task over.
+   */
+  fanOut?: { start(task: Task): Promise<StartResult>; stop(task: Task): Promise<{ stopped: true }> };
   /** With tracing on: each run's span, from dispatch to its end. */
   private runSpans = new Map<string, Span>();
 
@@ -129,7 +136,7 @@ export class Dispatcher {
     return "every proplet that can run it is busy: it runs when a slot frees";
   }
 
-  async start(id: string): Promise<{ started: true; state: number; status: string }> {
+  async start(id: string): Promise<StartResult> {
     if (this.shuttingDown) throw conflict("the manager is shutting down");
     const task = this.mustGet(id);
     if (task.state === TaskState.Running || task.state === TaskState.Scheduled)
@@ -139,6 +146,8 @@ export class Dispatcher {
       throw notFound(`proplet ${task.proplet_id} (pinned by the task) not found`);
     const unmet = this.unmetDependencies(task);
     if (unmet.length) throw conflict(`task ${id} has unmet dependencies: waiting for ${unmet.join(", ")}`);
+    // A broadcast runs as parts, whoever starts it (a user, a cron firing, a workflow).
+    if (task.broadcast && this.fanOut) return this.fanOut.start(task);
     const state = this.enqueue({ ...task, attempt: 1, error: undefined, results: undefined });
     await this.store.durable();
     return { started: true, state, status: stateName(state) };
@@ -264,6 +273,7 @@ export class Dispatcher {
    */
   async stop(id: string, byUser = true): Promise<{ stopped: true }> {
     const task = this.mustGet(id);
+    if (task.parts && task.state === TaskState.Running && this.fanOut) return this.fanOut.stop(task);
     const ended = (why: string): RunEnd =>
       byUser
         ? { error: `${STOPPED_BY_USER}${why}`, results: undefined, final: true, state: TaskState.Interrupted }

@@ -61,7 +61,7 @@ export class Manager {
     this.schedules = new Schedules(store, this.dispatcher, this.events, opts.observeFiring);
     this.broadcasts = new Broadcasts(store, this.dispatcher, this.proplets, this.events);
     this.invocations = new Invocations(store, this.dispatcher, bus);
-    this.tasks = new Tasks(store, this.dispatcher, this.schedules, this.events, this.broadcasts);
+    this.tasks = new Tasks(store, this.dispatcher, this.schedules, this.events);
     this.groups = new Groups(store, this.tasks, this.dispatcher, this.events);
     this.telemetry = new Telemetry(store, this.proplets, this.events);
     this.output = new TaskOutput(store, this.events);

@@ -14,8 +14,7 @@ import {
 import { nowIso, ZERO_TIME } from "../core/time.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
-import type { Broadcasts } from "./broadcast.ts";
-import type { Dispatcher } from "./dispatcher.ts";
+import type { Dispatcher, StartResult } from "./dispatcher.ts";
 import type { ManagerEvents } from "./events.ts";
 import type { Schedules } from "./schedules.ts";
 
@@ -30,7 +29,6 @@ export class Tasks {
     private dispatcher: Dispatcher,
     private schedules: Schedules,
     private events: ManagerEvents,
-    private broadcasts: Broadcasts,
   ) {}
 
   async create(input: TaskCreate): Promise<TaskView> {
@@ -132,13 +130,11 @@ export class Tasks {
     return taskView(task);
   }
 
-  async start(id: string): Promise<{ started: true; state: number; status: string }> {
-    const t = this.mustGet(id);
-    return t.broadcast ? this.broadcasts.start(t) : this.dispatcher.start(id);
+  start(id: string): Promise<StartResult> {
+    return this.dispatcher.start(id);
   }
 
-  async stop(id: string): Promise<{ stopped: true }> {
-    const t = this.mustGet(id);
-    return t.parts && t.state === TaskState.Running ? this.broadcasts.stop(t) : this.dispatcher.stop(id);
+  stop(id: string): Promise<{ stopped: true }> {
+    return this.dispatcher.stop(id);
   }
 }
