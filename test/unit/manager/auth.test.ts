@@ -146,4 +146,17 @@ describe("REST authentication", () => {
     expect(out.status).toBe(204);
     expect(out.headers.get("set-cookie")).toContain("propeller_session=;");
   });
+
+  test("a proplet's API key opens only the FL routes a round's task calls, and not once it is revoked", async () => {
+    await setup();
+    const proplet = await h.m.identities.createEntity({ kind: "proplet" });
+    const proxy = await h.m.identities.createEntity({ kind: "proxy" });
+    expect((await call("GET", "/fl/models", proplet.api_key)).status).toBe(200);
+    expect((await call("GET", "/tasks", proplet.api_key)).status).toBe(403);
+    expect((await call("POST", "/fl/experiments", proplet.api_key)).status).toBe(403);
+    expect((await call("GET", "/fl/models", proxy.api_key)).status).toBe(403);
+    await h.m.identities.revokeEntity(proplet.id);
+    const gone = await call("GET", "/fl/models", proplet.api_key);
+    expect(gone.status).toBe(401);
+  });
 });
