@@ -48,6 +48,8 @@ export class Federation {
   private deadlines = new Map<string, Timer>();
   /** Rounds being closed: an update or a task's end arriving meanwhile does not close them twice. */
   private closing = new Set<string>();
+  /** Updates of open rounds as decoded when they came (after a restart, decoded again from storage). */
+  private received = new Map<string, Map<string, Tensors>>();
   /** A stored model's tensors by version, decoded once (a round checks every update's shape against it). */
   private modelCache = new Map<number, { json: Record<string, unknown>; tensors: Tensors }>();
 
@@ -130,6 +132,7 @@ export class Federation {
   recover(): void {
     for (const id of this.store.fl.ids("experiment")) {
       const e = readDoc(ExperimentDoc, this.store.fl.get("experiment", id)!, `experiment ${id}`);
+      if (!e.task_wasm_image && !e.task_file) e.task_file = this.store.fl.get("module", id);
       this.experiments.set(id, e);
       for (const r of e.round_list) this.roundOf.set(r.round_id, id);
       const open = e.round_list.find((r) => r.state === "running");
@@ -189,6 +192,7 @@ export class Federation {
     };
     delete e.error;
     delete e.ended_at;
+    if (e.task_file) this.store.fl.put("module", e.experiment_id, e.task_file);
     this.experiments.set(e.experiment_id, e);
     const first = await this.launch(e, 1, version);
     return { experiment_id: e.experiment_id, round_id: first.round_id, status: "configured", model_version: version };
@@ -340,6 +344,8 @@ export class Federation {
     const d = this.decode(u, r.model_version);
     if ("error" in d) throw invalid(`update: ${d.error}`);
     this.store.fl.put("update", updateKey(r.round_id, u.proplet_id), JSON.stringify(u));
+    const kept = this.received.get(r.round_id) ?? new Map<string, Tensors>();
+    this.received.set(r.round_id, kept.set(u.proplet_id, d.tensors));
     r.updates.push({
       proplet_id: u.proplet_id,
       num_samples: u.num_samples,
@@ -385,9 +391,8 @@ export class Federation {
     try {
       const updates: WeightedUpdate[] = [];
       for (const x of r.updates) {
-        const u = JSON.parse(this.store.fl.get("update", updateKey(r.round_id, x.proplet_id)) ?? "null") as FlUpdate;
-        const d = u && this.decode(u, r.model_version);
-        if (d && "tensors" in d) updates.push({ tensors: d.tensors, numSamples: x.num_samples });
+        const tensors = this.received.get(r.round_id)?.get(x.proplet_id) ?? this.storedUpdate(r, x.proplet_id);
+        if (tensors) updates.push({ tensors, numSamples: x.num_samples });
       }
       const started = performance.now();
       const next = aggregate(e.strategy, updates, e.trim);
@@ -408,6 +413,13 @@ export class Federation {
     }
   }
 
+  /** An update as stored, for a round a restart left open. */
+  private storedUpdate(r: Round, proplet: string): Tensors | undefined {
+    const text = this.store.fl.get("update", updateKey(r.round_id, proplet));
+    const d = text === undefined ? undefined : this.decode(JSON.parse(text) as FlUpdate, r.model_version);
+    return d && "tensors" in d ? d.tensors : undefined;
+  }
+
   /** Ends a round; a round that did not complete, or the last one, ends the experiment too. */
   private async finish(e: Experiment, r: Round, state: Round["state"], error?: string): Promise<void> {
     clearTimeout(this.deadlines.get(r.round_id));
@@ -416,6 +428,7 @@ export class Federation {
     r.ended_at = nowIso();
     if (error) r.error = error;
     for (const x of r.updates) this.store.fl.delete("update", updateKey(r.round_id, x.proplet_id));
+    this.received.delete(r.round_id);
     if (state !== "completed" || r.index >= e.rounds) {
       e.state = state;
       e.ended_at = r.ended_at;
@@ -431,7 +444,8 @@ export class Federation {
   }
 
   private async save(e: Experiment, r: Round): Promise<void> {
-    this.store.fl.put("experiment", e.experiment_id, JSON.stringify(e));
+    // The module is stored apart (once per configure): an experiment is rewritten on every update.
+    this.store.fl.put("experiment", e.experiment_id, JSON.stringify({ ...e, task_file: undefined }));
     await this.store.durable();
     this.events.flRound(e, r);
   }

@@ -82,8 +82,11 @@ export interface EntityRepository {
   all(): Entity[];
 }
 
-/** Federated learning's documents, by kind: experiments, model versions, datasets, and a round's pending updates. */
-export type FlKind = "experiment" | "model" | "dataset" | "update";
+/**
+ * Federated learning's documents, by kind: experiments, their client modules (kept apart: an experiment is
+ * rewritten on every update), model versions, datasets, and a round's pending updates.
+ */
+export type FlKind = "experiment" | "module" | "model" | "dataset" | "update";
 
 /**
  * Federated learning's state as JSON text per kind and id (the room parses it with its core schema). Models and

@@ -397,18 +397,27 @@ describe("rounds, updates and refusals", () => {
     expect(await bad({ k_of_n: 2 })).toBe("k_of_n: 2 is more than the 1 participant(s)");
     expect(await bad({ task_file: undefined })).toContain("task_wasm_image");
 
-    // kill -9 in the middle of a round: the update acknowledged before counts after the restart.
+    // kill -9 in the middle of a round: the update acknowledged before counts after the restart, and the next round
+    // starts with the experiment's module (stored apart from the experiment).
     const { round_id: round } = await configure("crash", ["alpha", "beta"], {
-      round_id: "crash-1",
+      round_id: "crash",
+      rounds: 2,
       model_ref: "fl/models/global_model_v1",
     });
+    expect(round).toBe("crash-1");
     expect((await post("/fl/update", "alpha", update(round, "alpha", 1, 10))).status).toBe(200);
     await s.kill("SIGKILL");
-    s = await startServe({ dataDir: s.dataDir, extra: ["--no-local-proplet"] });
+    // Where the proplets are still looking for it.
+    s = await startServe({
+      dataDir: s.dataDir,
+      extra: ["--no-local-proplet"],
+      ports: { http: s.httpPort, mqtt: s.mqttPort },
+    });
     expect((await http(`${s.url}/fl/rounds/${round}/complete`)).body.status).toMatchObject({
       completed: false,
       num_updates: 1,
     });
+    for (const id of ["alpha", "beta"]) await untilAlive(s.url, id, 15_000);
     expect((await post("/fl/update", "beta", update(round, "beta", 3, 30))).status).toBe(200);
     const after = await until("the round to complete after the restart", async () => {
       const r = (await http(`${s.url}/fl/rounds/${round}/complete`)).body.status;
@@ -416,10 +425,24 @@ describe("rounds, updates and refusals", () => {
     });
     expect(after).toMatchObject({ num_updates: 2, model_version: 7 });
     expect((await http(`${s.url}/fl/models/7`)).body).toEqual({ w: [2.5, 2.5, 2.5], b: 2.5 });
+    const second = await until("round 2 to start", async () => {
+      const e = (await http(`${s.url}/fl/experiments/crash`)).body;
+      return e.round_list[1];
+    });
+    expect(second.round_id).toBe("crash-2");
+    for (const id of Object.values(second.tasks) as string[]) {
+      expect((await http(`${s.url}/tasks/${id}`)).body.file).toBeTruthy(); // the module came back from storage
+    }
+    for (const who of ["alpha", "beta"])
+      expect((await post("/fl/update", who, update("crash-2", who, 4, 10))).status).toBe(200);
+    await until(
+      "round 2 to complete",
+      async () => (await http(`${s.url}/fl/rounds/crash-2/complete`)).body.status.completed,
+    );
 
     await s.kill("SIGKILL");
     s = await startServe({ dataDir: s.dataDir, extra: ["--no-local-proplet"] });
-    expect((await http(`${s.url}/fl/models`)).body).toEqual({ versions: [0, 1, 2, 3, 4, 5, 6, 7] });
+    expect((await http(`${s.url}/fl/models`)).body).toEqual({ versions: [0, 1, 2, 3, 4, 5, 6, 7, 8] });
     expect((await http(`${s.url}/fl/models/1`)).body).toEqual({ w: [2.5, 2.5, 2.5], b: 2.5 });
     const ids = (await http(`${s.url}/fl/experiments`)).body.experiments.map(
       (x: any) => `${x.experiment_id}:${x.state}`,
