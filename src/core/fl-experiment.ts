@@ -8,7 +8,7 @@ import { Env } from "./task.ts";
 // they are declared. Pure.
 
 /** Ids that end up in MQTT topics and task names: no `/`, `+` or `#`, bounded. */
-const Id = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, "1 to 128 letters, digits or _.:-");
+export const Id = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, "1 to 128 letters, digits or _.:-");
 
 type FlEvent = Extract<ManagerEvent, { type: "fl" }>;
 

@@ -126,6 +126,10 @@ describe("rounds, updates and refusals", () => {
     expect(tasks.status).toBe(403);
     const other = await fetch(`${s.url}/fl/datasets/alpha`, { headers: as("beta") });
     expect(other.status).toBe(403);
+    // A dataset's key is bounded: an id no proplet can have is refused before anything is stored.
+    const long = await http(`${s.url}/fl/datasets/${"x".repeat(3000)}`, "POST", { data: [] });
+    expect(long.status).toBe(400);
+    expect(long.body.error).toContain("proplet id: 1 to 128 letters");
 
     // The second update as CBOR completes the round (K-of-N = both participants).
     const res = await fetch(`${s.url}/fl/update_cbor`, {

@@ -2,7 +2,7 @@ import type { Hono } from "hono";
 import { z } from "zod";
 import { CborError, decodeCbor } from "../../core/cbor.ts";
 import { forbidden, invalid } from "../../core/errors.ts";
-import { DatasetPost, ExperimentCreate, FlUpdate, ModelPost } from "../../core/fl-experiment.ts";
+import { DatasetPost, ExperimentCreate, FlUpdate, Id, ModelPost } from "../../core/fl-experiment.ts";
 import type { Federation } from "../fl.ts";
 import { propletOf } from "./auth.ts";
 import { checked, jsonBody, query } from "./http.ts";
@@ -13,6 +13,13 @@ import { checked, jsonBody, query } from "./http.ts";
 
 const Version = z.coerce.number({ error: "Invalid version" }).int("Invalid version").min(0, "Invalid version");
 const CBOR_TYPES = new Set(["application/cbor", "application/cbor-seq"]);
+
+/** A dataset is keyed by its proplet's id: bounded, as every stored key is (LMDB refuses keys over ~2 KB). */
+function datasetId(text: string): string {
+  const r = Id.safeParse(text);
+  if (!r.success) throw invalid(`proplet id: ${r.error.issues[0]?.message}`);
+  return r.data;
+}
 
 export function flRoutes(app: Hono, fl: Federation): void {
   app.get("/fl/models", (c) => c.json({ versions: fl.modelVersions() }));
@@ -28,13 +35,13 @@ export function flRoutes(app: Hono, fl: Federation): void {
 
   app.get("/fl/datasets", (c) => c.json(fl.datasets()));
   app.get("/fl/datasets/:id", (c) => {
-    const id = c.req.param("id");
+    const id = datasetId(c.req.param("id"));
     const caller = propletOf(c);
     if (caller !== undefined && caller !== id) throw forbidden(`proplet ${caller} may read only its own dataset`);
     return c.json(fl.dataset(id));
   });
   app.post("/fl/datasets/:id", async (c) =>
-    c.json(await fl.putDataset(c.req.param("id"), await jsonBody(c, DatasetPost)), 201),
+    c.json(await fl.putDataset(datasetId(c.req.param("id")), await jsonBody(c, DatasetPost)), 201),
   );
 
   app.post("/fl/experiments", async (c) => c.json(await fl.configure(await jsonBody(c, ExperimentCreate))));
