@@ -23,6 +23,12 @@ export const ENC_KEYS_JWE = "org.opencontainers.image.enc.keys.jwe";
 export const ENC_PUBOPTS = "org.opencontainers.image.enc.pubopts";
 export const ENCRYPTED_SUFFIX = "+encrypted";
 const CIPHER = "AES_256_CTR_HMAC_SHA256";
+/**
+ * Every recipient may cost an RSA decryption per key: a layer naming thousands would stall the proplet, so more
+ * than these are refused before any is tried.
+ */
+export const MAX_JWES = 16;
+export const MAX_RECIPIENTS = 64;
 
 const b64url = (b: Uint8Array) => Buffer.from(b).toString("base64url");
 const fromB64url = (s: string) => Buffer.from(s, "base64url");
@@ -94,6 +100,8 @@ function jweDecrypt(jwe: Jwe, keysPem: string[]): Buffer | string {
   if (shared.enc && shared.enc !== "A256GCM")
     return `JWE content encryption ${shared.enc} is not supported (A256GCM is)`;
   const recipients = jwe.recipients ?? [{ header: jwe.header, encrypted_key: jwe.encrypted_key }];
+  if (recipients.length > MAX_RECIPIENTS)
+    return `the JWE names ${recipients.length} recipients (at most ${MAX_RECIPIENTS})`;
   for (const pem of keysPem) {
     let key: ReturnType<typeof createPrivateKey>;
     try {
@@ -141,7 +149,9 @@ export function decryptLayer(
   }
   if (pub.cipher !== CIPHER) return `layer cipher ${pub.cipher} is not supported (${CIPHER} is)`;
   let priv: Buffer | string = "no JWE in the annotation";
-  for (const one of jwes.split(",")) {
+  const all = jwes.split(",");
+  if (all.length > MAX_JWES) return `the layer carries ${all.length} JWEs (at most ${MAX_JWES})`;
+  for (const one of all) {
     let jwe: Jwe;
     try {
       jwe = JSON.parse(Buffer.from(one, "base64").toString());

@@ -5,6 +5,8 @@ import {
   ENC_KEYS_JWE,
   ENC_PUBOPTS,
   encryptLayer,
+  MAX_JWES,
+  MAX_RECIPIENTS,
   unwrapEncrypted,
   wrapEncrypted,
 } from "../../../src/core/ocicrypt.ts";
@@ -51,6 +53,22 @@ describe("ocicrypt layers", () => {
     const other = Buffer.from(JSON.stringify({ cipher: "AES_128_GCM" })).toString("base64");
     expect(decryptLayer(data, { ...annotations, [ENC_PUBOPTS]: other }, [alice.privateKey])).toContain("not supported");
     expect(() => encryptLayer(plain, [])).toThrow("no recipient");
+    // Bounded work for a hostile layer: too many recipients or JWEs are refused before any RSA is tried.
+    const jwe = JSON.parse(Buffer.from(annotations[ENC_KEYS_JWE]!, "base64").toString());
+    const crowd = { ...jwe, recipients: Array.from({ length: MAX_RECIPIENTS + 1 }, () => jwe.recipients[0]) };
+    const crowded = { ...annotations, [ENC_KEYS_JWE]: Buffer.from(JSON.stringify(crowd)).toString("base64") };
+    expect(decryptLayer(data, crowded, [alice.privateKey])).toBe(
+      `the JWE names ${MAX_RECIPIENTS + 1} recipients (at most ${MAX_RECIPIENTS})`,
+    );
+    const many = {
+      ...annotations,
+      [ENC_KEYS_JWE]: Array(MAX_JWES + 1)
+        .fill(annotations[ENC_KEYS_JWE])
+        .join(","),
+    };
+    expect(decryptLayer(data, many, [alice.privateKey])).toBe(
+      `the layer carries ${MAX_JWES + 1} JWEs (at most ${MAX_JWES})`,
+    );
   });
 
   test("the envelope the proxy sends carries the annotations; plain modules are not mistaken for one", () => {
