@@ -72,8 +72,13 @@ export class Span {
  */
 let current: SpanContext | undefined;
 
+/** Spans waiting for export at most: a collector that is down or slow costs dropped spans, not the heap. */
+export const MAX_QUEUED_SPANS = 65_536;
+
 export class Tracer {
   private queue: SpanData[] = [];
+  /** Spans dropped because the queue was full, told in the log at the next export. */
+  private dropped = 0;
   private timer?: Timer;
   private sending?: Promise<void>;
 
@@ -120,7 +125,15 @@ export class Tracer {
     }
   }
 
+  get queued(): number {
+    return this.queue.length;
+  }
+
   record(s: SpanData): void {
+    if (this.queue.length >= MAX_QUEUED_SPANS) {
+      this.dropped++;
+      return;
+    }
     this.queue.push(s);
     if (this.queue.length >= 4096) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), 1000);
@@ -131,6 +144,10 @@ export class Tracer {
     this.timer = undefined;
     await this.sending;
     const spans = this.queue.splice(0);
+    if (this.dropped) {
+      log.warn(`${this.dropped} span(s) dropped: the export queue was full (${MAX_QUEUED_SPANS})`);
+      this.dropped = 0;
+    }
     if (!spans.length || !this.endpoint) return;
     const body = {
       resourceSpans: [
