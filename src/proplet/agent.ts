@@ -73,6 +73,15 @@ export class PropletAgent {
     return this.cfg.entityId;
   }
 
+  /** The broker's host name (the gateway): FL requests there may carry this proplet's key. */
+  private get brokerHost(): string | undefined {
+    try {
+      return new URL(this.cfg.mqttAddress).hostname;
+    } catch {
+      return undefined;
+    }
+  }
+
   async start(): Promise<void> {
     void teeOf(this.cfg); // while the broker connection is made
     const offline = { proplet_id: this.id, status: "offline", namespace: this.cfg.namespace };
@@ -250,7 +259,7 @@ export class PropletAgent {
   }
 
   private flContext(): FlContext {
-    return { propletId: this.id, apiKey: this.cfg.apiKey, processEnv: process.env };
+    return { propletId: this.id, apiKey: this.cfg.apiKey, processEnv: process.env, trustedHost: this.brokerHost };
   }
 
   /**

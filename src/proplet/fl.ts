@@ -19,6 +19,8 @@ export interface FlContext {
   apiKey: string;
   /** The proplet's process env (where upstream reads the URLs when the task does not carry them). */
   processEnv: Record<string, string | undefined>;
+  /** The host of the proplet's broker: the gateway, where the manager's FL routes are. */
+  trustedHost?: string;
 }
 
 export interface FlRun {
@@ -26,6 +28,8 @@ export interface FlRun {
   dir: { host: string; guest: string; readonly: true };
   round?: string;
   coordinator?: string;
+  /** Whether the coordinator may be sent this proplet's API key (see `mayHaveKey`). */
+  coordinatorKey?: boolean;
   cleanup(): void;
 }
 
@@ -37,12 +41,30 @@ function url(name: string[], env: Record<string, string>, ctx: FlContext): strin
 }
 
 const COORDINATOR = ["MANAGER_COORDINATOR_URL", "COORDINATOR_URL"];
+const FL_URL_VARS = [...COORDINATOR, "MODEL_REGISTRY_URL", "DATA_STORE_URL"];
+
+/**
+ * The proplet's API key goes only where its own operator pointed it (a URL from its own env) or to its gateway
+ * (the broker's host): a task's env is written by whoever created the task, and must not be able to send a
+ * proplet's secret to a host of its choosing. Elsewhere the request goes without it.
+ */
+function mayHaveKey(base: string, ctx: FlContext): boolean {
+  if (FL_URL_VARS.some((n) => ctx.processEnv[n] === base)) return true;
+  try {
+    return ctx.trustedHost !== undefined && new URL(base).hostname === ctx.trustedHost;
+  } catch {
+    return false;
+  }
+}
 
 export const isFlTask = (env: Record<string, string>) => Boolean(env.ROUND_ID || env.MODEL_URI);
 
-async function getJson(u: string, ctx: FlContext): Promise<{ status: number; text: string }> {
-  const res = await fetch(u, {
-    headers: { authorization: `Bearer ${ctx.apiKey}` },
+const keyHeader = (ctx: FlContext, withKey: boolean): Record<string, string> =>
+  withKey ? { authorization: `Bearer ${ctx.apiKey}` } : {};
+
+async function getJson(base: string, path: string, ctx: FlContext): Promise<{ status: number; text: string }> {
+  const res = await fetch(`${base}${path}`, {
+    headers: keyHeader(ctx, mayHaveKey(base, ctx)),
     signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
   });
   return { status: res.status, text: await res.text() };
@@ -63,14 +85,14 @@ export async function prepareFl(env: Record<string, string>, ctx: FlContext): Pr
       if (!registry)
         return fail(cleanup, "MODEL_URI is set but MODEL_REGISTRY_URL is not (in the task's env or the proplet's)");
       const version = modelVersionOf(env.MODEL_URI);
-      const r = await getJson(`${registry}/models/${version}`, ctx);
+      const r = await getJson(registry, `/models/${version}`, ctx);
       if (r.status !== 200)
         return fail(cleanup, `model v${version} from ${registry}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
       place(out, host, "MODEL", "model.json", r.text);
     }
     const store = url(["DATA_STORE_URL"], env, ctx);
     if (store) {
-      const r = await getJson(`${store}/datasets/${encodeURIComponent(out.PROPLET_ID!)}`, ctx);
+      const r = await getJson(store, `/datasets/${encodeURIComponent(out.PROPLET_ID!)}`, ctx);
       // Upstream's client falls back to synthetic data without one: not an error.
       if (r.status === 200) place(out, host, "DATASET", "dataset.json", r.text);
       else if (r.status !== 404)
@@ -81,7 +103,7 @@ export async function prepareFl(env: Record<string, string>, ctx: FlContext): Pr
       env: out,
       dir: { host, guest: FL_GUEST_DIR, readonly: true },
       ...(env.ROUND_ID ? { round: env.ROUND_ID } : {}),
-      ...(coordinator ? { coordinator } : {}),
+      ...(coordinator ? { coordinator, coordinatorKey: mayHaveKey(coordinator, ctx) } : {}),
       cleanup,
     };
   } catch (e) {
@@ -157,7 +179,7 @@ export async function deliverUpdate(
   try {
     const res = await fetch(`${run.coordinator}/update`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${ctx.apiKey}` },
+      headers: { "content-type": "application/json", ...keyHeader(ctx, run.coordinatorKey === true) },
       body,
       signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
     });

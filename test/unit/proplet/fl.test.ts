@@ -20,7 +20,7 @@ const server = Bun.serve({
 });
 afterAll(() => server.stop(true));
 const url = `http://127.0.0.1:${server.port}/fl`;
-const ctx = { propletId: "p1", apiKey: "k", processEnv: {} };
+const ctx = { propletId: "p1", apiKey: "k", processEnv: {}, trustedHost: "127.0.0.1" };
 
 describe("an FL round on the proplet", () => {
   test("the model and dataset become files in /fl, and env vars when small; the key is sent", async () => {
@@ -55,6 +55,21 @@ describe("an FL round on the proplet", () => {
     expect(run.env.DATASET_PATH).toBeUndefined();
     expect(run.env.ML_BACKEND).toBe("standard");
     run.cleanup();
+  });
+
+  test("the key goes to the gateway or where the proplet's own env points, never where only a task says", async () => {
+    seen.length = 0;
+    const foreign = `http://localhost:${server.port}/fl`; // another host name than the broker's
+    const run = (await prepareFl(
+      { MODEL_URI: "fl/models/global_model_v3", MODEL_REGISTRY_URL: foreign },
+      ctx,
+    )) as FlRun;
+    run.cleanup();
+    expect(seen).toEqual(["/fl/models/3 null"]);
+    seen.length = 0;
+    const own = { ...ctx, processEnv: { MODEL_REGISTRY_URL: foreign } };
+    ((await prepareFl({ MODEL_URI: "fl/models/global_model_v3" }, own)) as FlRun).cleanup();
+    expect(seen).toEqual(["/fl/models/3 Bearer k"]);
   });
 
   test("refusals name what is missing", async () => {
