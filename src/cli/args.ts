@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { log, setLogFormat, setLogLevel } from "../log.ts";
@@ -29,6 +30,15 @@ export function seconds(name: string, v: string | undefined, dflt: number, max =
 }
 
 export class UsageError extends Error {}
+
+/** A file the user named: its bytes, or a usage error that says which file and why. */
+export function readUserFile(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new UsageError(`cannot read ${path}: ${e instanceof Error ? e.message : e}`);
+  }
+}
 
 /** Where serve keeps its data: /var/lib/propeller for root (a system service), else ~/.propeller. */
 export function defaultDataDir(): string {

@@ -1,8 +1,7 @@
-import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
 import { ManagerEvent } from "../core/events.ts";
 import { type Experiment, type Round, roundEvent } from "../core/fl-experiment.ts";
-import { action, int, UsageError } from "./args.ts";
+import { action, int, readUserFile, UsageError } from "./args.ts";
 import { api, sse, urlArg } from "./client.ts";
 import { roundLine } from "./fl-line.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
@@ -19,14 +18,6 @@ function jsonFlag(name: string, text: string | undefined): Record<string, unknow
     return v;
   } catch (e) {
     throw new UsageError(`--${name}: not a JSON object: ${e instanceof Error ? e.message : e}`);
-  }
-}
-
-function readFile(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new UsageError(`cannot read ${path}: ${e instanceof Error ? e.message : e}`);
   }
 }
 
@@ -73,7 +64,7 @@ const configure = defineCommand({
       if (args["k-of-n"]) body.k_of_n = int("k-of-n", args["k-of-n"], 1, 1e6);
       if (args["timeout-s"]) body.timeout_s = int("timeout-s", args["timeout-s"], 1, 86_400);
       if (args["task-wasm-image"]) body.task_wasm_image = args["task-wasm-image"];
-      if (args["task-file"]) body.task_file = readFile(args["task-file"]).toString("base64");
+      if (args["task-file"]) body.task_file = readUserFile(args["task-file"]).toString("base64");
       if (args.rounds) body.rounds = int("rounds", args.rounds, 1, 1000);
       if (args.strategy) body.strategy = args.strategy;
       if (args["min-participants"]) body.min_participants = int("min-participants", args["min-participants"], 1, 1e6);
@@ -172,7 +163,7 @@ const datasets = defineCommand({
     action(async () => {
       if (args.upload) {
         if (!args.id) throw new UsageError("--upload needs the proplet id the dataset is for");
-        const body = jsonFlag("upload", readFile(args.upload).toString("utf8"));
+        const body = jsonFlag("upload", readUserFile(args.upload).toString("utf8"));
         const r = await api(args, "POST", `/fl/datasets/${encodeURIComponent(args.id)}`, body);
         return args.json ? printJson(r) : printRecord(r as Record<string, unknown>);
       }
@@ -240,7 +231,7 @@ export const flCommand = defineCommand({
       args: { file: { type: "positional", description: "a CBOR file", required: true }, ...urlArg },
       run: ({ args }) =>
         action(async () => {
-          await api(args, "POST", "/fl/update_cbor", new Uint8Array(readFile(args.file)));
+          await api(args, "POST", "/fl/update_cbor", new Uint8Array(readUserFile(args.file)));
           process.stdout.write("ok\n");
         }),
     }),

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { defineCommand } from "citty";
 import type { TaskView } from "../core/task.ts";
-import { action, int, UsageError } from "./args.ts";
+import { action, int, readUserFile, UsageError } from "./args.ts";
 import { api, okCommand, urlArg } from "./client.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
@@ -49,12 +49,7 @@ const upstreamTasks = {
 } as const;
 
 export function readSpec(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new UsageError(`cannot read ${path}: ${e instanceof Error ? e.message : e}`);
-  }
+  const text = readUserFile(path).toString("utf8");
   let spec: unknown;
   try {
     spec = /\.ya?ml$/i.test(path) ? Bun.YAML.parse(text) : JSON.parse(text);

@@ -1,8 +1,8 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { defineCommand } from "citty";
 import { hasWasmMagic } from "../core/wasm-binary.ts";
 import { openModule } from "../proplet/decrypt.ts";
-import { action, UsageError } from "./args.ts";
+import { action, readUserFile, UsageError } from "./args.ts";
 import { registryFromEnv } from "./proxy.ts";
 
 const creds = {
@@ -48,18 +48,9 @@ export const pushCommand = defineCommand({
         .filter(Boolean)
         .map((r) => {
           if (!r.startsWith("jwe:")) throw new UsageError(`--encrypt-recipient ${r}: only jwe:PUBKEY.pem is supported`);
-          try {
-            return readFileSync(r.slice(4), "utf8");
-          } catch (e) {
-            throw new UsageError(`cannot read ${r.slice(4)}: ${e instanceof Error ? e.message : e}`);
-          }
+          return readUserFile(r.slice(4)).toString("utf8");
         });
-      let bytes: Uint8Array;
-      try {
-        bytes = new Uint8Array(readFileSync(args.file));
-      } catch (e) {
-        throw new UsageError(`cannot read ${args.file}: ${e instanceof Error ? e.message : e}`);
-      }
+      const bytes = new Uint8Array(readUserFile(args.file));
       if (!hasWasmMagic(bytes)) throw new UsageError(`${args.file} is not a WebAssembly module`);
       const r = await registryFromEnv(undefined, args).push(
         args.ref,

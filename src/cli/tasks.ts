@@ -1,11 +1,10 @@
-import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { defineCommand } from "citty";
 import { parseMetadataArg } from "../core/metadata.ts";
 import { isTerminal, TaskState } from "../core/states.ts";
 import type { TaskView } from "../core/task.ts";
 import { ZERO_TIME } from "../core/time.ts";
-import { action, int, UsageError } from "./args.ts";
+import { action, int, readUserFile, UsageError } from "./args.ts";
 import { ApiError, api, type Conn, okCommand, pagedCommand, sse, urlArg } from "./client.ts";
 import { example } from "./examples.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
@@ -46,13 +45,7 @@ function seconds(name: string, v: string): number {
 }
 
 function readWasm(path: string): string {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new UsageError(`cannot read ${path}: ${e instanceof Error ? e.message : e}`);
-  }
-  return bytes.toString("base64");
+  return readUserFile(path).toString("base64");
 }
 
 const taskFields = {
