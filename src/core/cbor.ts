@@ -71,7 +71,7 @@ export function decodeCbor(bytes: Uint8Array): unknown {
         const out: Record<string, unknown> = {};
         for (let i = 0; i < n; i++) {
           const k = item(depth + 1);
-          out[typeof k === "string" ? k : String(k)] = item(depth + 1);
+          put(out, k, item(depth + 1));
         }
         return out;
       }
@@ -92,7 +92,7 @@ export function decodeCbor(bytes: Uint8Array): unknown {
         if (major === 4) arr.push(item(depth + 1));
         else {
           const k = item(depth + 1);
-          obj[typeof k === "string" ? k : String(k)] = item(depth + 1);
+          put(obj, k, item(depth + 1));
         }
       }
       return major === 4 ? arr : obj;
@@ -130,6 +130,19 @@ export function decodeCbor(bytes: Uint8Array): unknown {
   const out = item(0);
   if (pos !== bytes.length) throw new CborError(`${bytes.length - pos} bytes after the item`);
   return out;
+}
+
+/**
+ * A map entry as an own property, whatever its key: `__proto__` assigned plainly would replace the object's
+ * prototype (JSON.parse, whose output an update otherwise is, keeps it as a key).
+ */
+function put(o: Record<string, unknown>, key: unknown, value: unknown): void {
+  Object.defineProperty(o, typeof key === "string" ? key : String(key), {
+    value,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
 }
 
 function half(h: number): number {

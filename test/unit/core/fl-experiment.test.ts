@@ -99,6 +99,16 @@ describe("CBOR", () => {
     expect(decodeCbor(Uint8Array.from([0x9f, 1, 2, 0xff]))).toEqual([1, 2]);
   });
 
+  test("a __proto__ key is a key, as JSON.parse keeps it, not the object's prototype", () => {
+    const decoded = decodeCbor(cbor(JSON.parse('{"__proto__": {"polluted": true}, "a": 1}'))) as Record<
+      string,
+      unknown
+    >;
+    expect(Object.getPrototypeOf(decoded)).toBe(Object.prototype);
+    expect(Object.keys(decoded)).toEqual(["__proto__", "a"]);
+    expect((decoded as { polluted?: boolean }).polluted).toBeUndefined();
+  });
+
   test("refuses what is truncated, trailing, too deep, or declares more than it holds", () => {
     expect(() => decodeCbor(Uint8Array.from([0x82, 1]))).toThrow("truncated");
     expect(() => decodeCbor(Uint8Array.from([1, 2]))).toThrow("after the item");
