@@ -199,6 +199,7 @@ export class PropletAgent {
       if (typeof options === "string") return await fail(options);
       const refused = refusedDir(options.dirs, this.cfg.allowedDirs ?? [], this.id);
       if (refused) return await fail(refused);
+      if (msg.latent && this.host) return await fail("latent tasks are not supported by the host runtime");
       const fetched = await fetchModule(msg, (ref) => this.chunks.wait(ref, this.cfg.fetchTimeoutMs ?? 60_000));
       const bytes = openModule(fetched, msg.encrypted, this.cfg.decryptionKeys);
       if (typeof bytes === "string") return await fail(bytes);
@@ -220,26 +221,29 @@ export class PropletAgent {
         ...{ name: msg.name, inputs: msg.inputs ?? [], env, options, timeoutMs, maxMemoryMb },
         onOutput: this.outputSender(msg.id),
       };
-      if (msg.latent && this.host) return await fail("latent tasks are not supported by the host runtime");
-      const run = msg.latent
-        ? this.deploy(msg.id, { ...req, compiled: this.modules.load(bytes, maxMemoryMb) })
-        : this.host
-          ? this.host.run(msg.id, { ...req, bytes })
-          : this.pool.run({ ...req, compiled: this.modules.load(bytes, maxMemoryMb) });
+      let run: Running;
+      if (this.host) run = this.host.run(msg.id, { ...req, bytes });
+      else {
+        const spec = { ...req, compiled: this.modules.load(bytes, maxMemoryMb) };
+        run = msg.latent ? this.deploy(msg.id, spec) : this.pool.run(spec);
+      }
       this.running.set(msg.id, run);
       this.prom?.started.inc();
       const monitor = this.monitorTask(msg, run);
-      const r = await run.done;
+      const ran = await run.done;
       clearInterval(monitor);
-      if (fl?.round && r.ok) {
+      let r: { ok: boolean; results: unknown; error?: string } = { ok: ran.ok, results: ran.result, error: ran.error };
+      if (fl?.round && ran.ok) {
         // An FL round's task succeeds when its update was delivered; its result is upstream's FL envelope.
-        const { delivery, envelope } = await deliverUpdate(r.result, fl, this.flContext(), (topic, body) =>
+        const { delivery, envelope } = await deliverUpdate(ran.result, fl, this.flContext(), (topic, body) =>
           publishRaw(this.client!, topic, body, 1),
         );
         if (delivery.ok) log.info(`task ${msg.id}: FL update for round ${fl.round} delivered (${delivery.via})`);
-        r.ok = delivery.ok;
-        r.result = { task_id: msg.id, ...envelope } as never;
-        if (!delivery.ok) r.error = delivery.error;
+        r = {
+          ok: delivery.ok,
+          results: { task_id: msg.id, ...envelope },
+          ...(delivery.ok ? {} : { error: delivery.error }),
+        };
       }
       (r.ok ? this.prom?.completed : this.prom?.failed)?.inc();
       this.running.delete(msg.id);
@@ -248,7 +252,7 @@ export class PropletAgent {
       await this.publishResult({
         task_id: msg.id,
         proplet_id: this.id,
-        results: r.result,
+        results: r.results,
         error: r.ok ? null : (r.error ?? "failed"),
       });
     } catch (e) {

@@ -51,6 +51,11 @@ test("a child's output is followed while it runs", async () => {
   expect(r.output).toBe(`${[1, 2, 3, 4, 5, 6, 7, 8].map((i) => `tick ${i}\n`).join("")}ticker done\n`);
 });
 
+test("a latent task is refused by the host runtime, saying so", async () => {
+  const t = await runTask(s.url, { name: "add", file: b64("add"), latent: true });
+  expect(t).toMatchObject({ state: 4, error: "latent tasks are not supported by the host runtime" });
+});
+
 test("a failing command reports its exit code and stderr", async () => {
   const t = await runTask(s.url, { name: "fail", file: b64("fail") });
   expect(t.state).toBe(4);
