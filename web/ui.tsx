@@ -17,6 +17,15 @@ export const SessionContext = createContext<Session>({ name: "", role: "viewer",
 export const useSession = () => useContext(SessionContext);
 export const VIEWER_REASON = "a viewer token may look, not change: sign in with an admin token";
 
+/** Re-renders every `ms`, so relative times ("5 s ago") stay true as time passes. */
+export function useClock(ms = 5000): void {
+  const [, set] = useState(0);
+  useEffect(() => {
+    const t = setInterval(() => set(Date.now()), ms);
+    return () => clearInterval(t);
+  }, []);
+}
+
 /** GET `path`, again whenever a live event passes `when` (at most every 300 ms). */
 export function useApi<T>(path: string | undefined, when?: (e: LiveEvent) => boolean) {
   const [data, setData] = useState<T | undefined>();

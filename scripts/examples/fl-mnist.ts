@@ -9,7 +9,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { accuracy, datasetBody, split } from "../../examples/fl-mnist/mnist.ts";
+import { accuracy, datasetBody, split, zeroModel } from "../../examples/fl-mnist/mnist.ts";
 import {
   FIXTURES,
   http,
@@ -139,10 +139,6 @@ export async function runMnist(o: MnistOptions): Promise<MnistResult> {
     for (const p of procs) await p.kill();
     await serve?.kill();
   }
-}
-
-function zeroModel() {
-  return { w: new Array(7840).fill(0), b: new Array(10).fill(0) };
 }
 
 if (import.meta.main) {

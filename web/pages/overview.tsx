@@ -1,7 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { ago } from "../api.ts";
 import { type LiveEvent, onLive } from "../live.ts";
-import { Loading, useApi } from "../ui.tsx";
+import { Loading, useApi, useClock } from "../ui.tsx";
 
 interface Stats {
   proplets: { alive: number; total: number };
@@ -28,12 +28,8 @@ function describe(e: LiveEvent): string {
 export function OverviewPage() {
   const stats = useApi<Stats>("/stats", () => true);
   const [events, setEvents] = useState<LiveEvent[]>([]);
-  const [, setNow] = useState(0);
+  useClock();
   useEffect(() => onLive((e) => setEvents((list) => [e, ...list].slice(0, 50))), []);
-  useEffect(() => {
-    const t = setInterval(() => setNow(Date.now()), 5000);
-    return () => clearInterval(t);
-  }, []);
   const s = stats.data;
   return (
     <>

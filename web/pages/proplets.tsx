@@ -1,6 +1,5 @@
-import { useEffect, useState } from "preact/hooks";
 import { ago } from "../api.ts";
-import { Chart, Loading, Table, useApi } from "../ui.tsx";
+import { Chart, Loading, Table, useApi, useClock } from "../ui.tsx";
 
 interface Proplet {
   id: string;
@@ -9,15 +8,6 @@ interface Proplet {
   task_count: number;
   last_alive_at?: string;
   metadata: Record<string, unknown>;
-}
-
-/** Relative times stay true as time passes. */
-function useClock(ms = 5000) {
-  const [, set] = useState(0);
-  useEffect(() => {
-    const t = setInterval(() => set(Date.now()), ms);
-    return () => clearInterval(t);
-  }, []);
 }
 
 export function PropletsPage() {
