@@ -220,11 +220,15 @@ export class Dispatcher {
       running,
       parentResults(running, (d) => this.store.tasks.get(d)),
     );
-    const span = tracing().start(`dispatch ${task.name}`, SpanKind.producer, undefined, {
-      "propeller.task_id": task.id,
-      "propeller.run_id": runId,
-      "propeller.proplet_id": proplet.id,
-    });
+    // Off (the default), nothing is built for a span on this hot path.
+    const t = tracing();
+    const span = t.enabled
+      ? t.start(`dispatch ${task.name}`, SpanKind.producer, undefined, {
+          "propeller.task_id": task.id,
+          "propeller.run_id": runId,
+          "propeller.proplet_id": proplet.id,
+        })
+      : undefined;
     if (span) {
       msg.traceparent = formatTraceparent(span.context);
       this.runSpans.set(runId, span);

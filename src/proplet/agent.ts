@@ -183,10 +183,13 @@ export class PropletAgent {
     }
     this.running.set(msg.id, "preparing");
     // The run joins the dispatch's trace when the manager traces and so does this proplet.
-    const span = tracing().start(`run ${msg.name}`, SpanKind.consumer, parseTraceparent(msg.traceparent), {
-      "propeller.task_id": msg.id,
-      "propeller.proplet_id": this.id,
-    });
+    const t = tracing();
+    const span = t.enabled
+      ? t.start(`run ${msg.name}`, SpanKind.consumer, parseTraceparent(msg.traceparent), {
+          "propeller.task_id": msg.id,
+          "propeller.proplet_id": this.id,
+        })
+      : undefined;
     let fl: FlRun | undefined;
     const fail = (error: string) => {
       span?.end(error);
