@@ -8,7 +8,7 @@ import { JobsPage, WorkflowPage, WorkflowsPage } from "./pages/groups.tsx";
 import { OverviewPage } from "./pages/overview.tsx";
 import { PropletPage, PropletsPage } from "./pages/proplets.tsx";
 import { TaskPage, TasksPage } from "./pages/tasks.tsx";
-import { type Session, SessionContext } from "./ui.tsx";
+import { Alert, type Session, SessionContext } from "./ui.tsx";
 
 // The console's shell: signing in (the link serve prints, `/?token=…`, or a pasted token; either becomes an
 // HttpOnly cookie and the token leaves the address bar at once), the pages by hash route, and the live banner.
@@ -84,11 +84,7 @@ function SignIn(p: { onDone: (s: Session) => void; error?: string }) {
           Sign in
         </button>
       </form>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert text={error} />
     </main>
   );
 }

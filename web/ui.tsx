@@ -103,17 +103,21 @@ export function Act(p: { label: string; run: () => Promise<unknown>; primary?: b
   );
 }
 
+/** An error in plain words, announced to screen readers; nothing when there is none. */
+export function Alert(p: { text?: string }) {
+  return p.text ? (
+    <p class="error" role="alert">
+      {p.text}
+    </p>
+  ) : null;
+}
+
 export function ViewerNote() {
   return useSession().role === "admin" ? null : <p class="muted">Signed in as a viewer: {VIEWER_REASON}.</p>;
 }
 
 export function Loading(p: { error?: string; children?: ComponentChildren; ready: boolean }) {
-  if (p.error)
-    return (
-      <p class="error" role="alert">
-        {p.error}
-      </p>
-    );
+  if (p.error) return <Alert text={p.error} />;
   if (!p.ready) return <p class="muted">Loading…</p>;
   return <>{p.children}</>;
 }

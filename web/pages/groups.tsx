@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { ago, api } from "../api.ts";
-import { Act, Loading, StateText, Table, useApi, useSession, VIEWER_REASON } from "../ui.tsx";
+import { Act, Alert, Loading, StateText, Table, useApi, useSession, VIEWER_REASON } from "../ui.tsx";
 import type { TaskView } from "./tasks.tsx";
 
 // Jobs and workflows: lists, a workflow's DAG with each node in its state's colour (live), and creating either
@@ -56,11 +56,7 @@ function FromFile(p: { what: "workflows" | "jobs"; onCreated: (g: Group) => void
       <button type="submit" class="primary" disabled={viewer} title={viewer ? VIEWER_REASON : undefined}>
         Create and start
       </button>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert text={error} />
     </form>
   );
 }

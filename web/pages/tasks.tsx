@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { ago, api, base64, STATES } from "../api.ts";
-import { Act, Chart, Loading, StateText, Table, useApi, useSession, VIEWER_REASON, ViewerNote } from "../ui.tsx";
+import { Act, Alert, Chart, Loading, StateText, Table, useApi, useSession, VIEWER_REASON, ViewerNote } from "../ui.tsx";
 
 export interface TaskView {
   id: string;
@@ -234,11 +234,7 @@ function CreateTask(p: { onCreated: () => void }) {
           Create task
         </button>
       </form>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert text={error} />
       <ViewerNote />
     </details>
   );
