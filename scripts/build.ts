@@ -5,7 +5,7 @@
 // The pool's worker is a second entrypoint: Bun bundles it into the executable (see Bun's "Worker" docs).
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import type { BunPlugin } from "bun";
 
@@ -64,6 +64,31 @@ function lmdbPlugin(addon: string): BunPlugin {
   };
 }
 
+/**
+ * jco (Wasm components) loads its own core modules at run time from files beside its JS
+ * (`new URL("./x.core.wasm", import.meta.url)`), which a single executable does not have: the build turns each
+ * into an import of the file, which Bun embeds and resolves to its path inside the executable.
+ */
+function jcoPlugin(): BunPlugin {
+  return {
+    name: "jco-core-wasm",
+    setup(b) {
+      b.onLoad({ filter: /jco-transpile[\\/]vendor[\\/][^\\/]+\.js$/ }, async (args) => {
+        const files: string[] = [];
+        const text = (await Bun.file(args.path).text()).replace(
+          /new URL\('\.\/([\w.-]+\.wasm)', import\.meta\.url\)/g,
+          (_, name: string) => `__jco_wasm_${files.push(name) - 1}`,
+        );
+        if (files.length === 0) throw new Error(`${args.path} changed: no core module URLs found`);
+        const imports = files.map(
+          (f, i) => `import __jco_wasm_${i} from ${JSON.stringify(join(dirname(args.path), f))} with { type: "file" };`,
+        );
+        return { contents: `${imports.join("\n")}\n${text}`, loader: "js" };
+      });
+    },
+  };
+}
+
 async function build(outfile: string, target?: Target): Promise<void> {
   rmSync(outfile, { force: true });
   const t0 = performance.now();
@@ -74,7 +99,7 @@ async function build(outfile: string, target?: Target): Promise<void> {
     bytecode: true,
     format: "esm",
     define: { PROPELLER_COMMIT: JSON.stringify(commit), PROPELLER_BUILD_TIME: JSON.stringify(buildTime) },
-    plugins: [lmdbPlugin(await lmdbAddon(target))],
+    plugins: [lmdbPlugin(await lmdbAddon(target)), jcoPlugin()],
   });
   if (!result.success) {
     for (const m of result.logs) console.error(m);

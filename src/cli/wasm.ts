@@ -53,10 +53,9 @@ export const wasmCommand = defineCommand({
           const options = parseRuntimeOptions(cli);
           if (typeof options === "string") throw new UsageError(options);
           const cap = args["max-memory-mb"] ? int("max-memory-mb", args["max-memory-mb"], 1, 4096) : undefined;
-          const compiled = new ModuleCache().load(new Uint8Array(readFileSync(args.file)), cap);
+          const runnable = await new ModuleCache().load(new Uint8Array(readFileSync(args.file)), cap);
           const r = execute({
-            module: compiled.module,
-            functions: compiled.functions,
+            runnable,
             name: args.invoke ?? args.argv0 ?? basename(args.file, ".wasm"),
             inputs: args._.slice(1),
             env: {},
@@ -70,7 +69,7 @@ export const wasmCommand = defineCommand({
           });
           // A command's stdout and stderr went out already; an export's return value is printed now.
           if (r.result && !r.command) {
-            process.stdout.write(r.result.endsWith("\n") || !args.invoke ? r.result : `${r.result}\n`);
+            process.stdout.write(r.result.endsWith("\n") ? r.result : `${r.result}\n`);
           }
           if (!r.ok) {
             if (!r.exitCode) process.stderr.write(`error: ${r.error}\n`);

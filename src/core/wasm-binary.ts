@@ -128,12 +128,17 @@ export function hasWasmMagic(bytes: Uint8Array): boolean {
   return bytes.length >= 8 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d;
 }
 
+/** A component (the component model's layer 1 binary), as opposed to a core module. */
+export function isComponent(bytes: Uint8Array): boolean {
+  return hasWasmMagic(bytes) && bytes[6] === 0x01 && bytes[7] === 0x00 && bytes[4] !== 0x01;
+}
+
 export function readSections(bytes: Uint8Array): Section[] {
   if (!hasWasmMagic(bytes)) {
     throw new WasmFormatError("not a WebAssembly module (missing \\0asm magic)");
   }
   if (bytes[4] !== 1 || bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) {
-    throw new WasmFormatError("not a core module (version is not 1): components are not supported by this runtime");
+    throw new WasmFormatError("not a core module (version is not 1)");
   }
   const r = new Reader(bytes);
   r.pos = 8;

@@ -56,15 +56,29 @@ function parseOne(t: ValType, s: string): number | bigint | undefined {
     }
     case "f32":
     case "f64": {
-      if (!/^[+-]?(inf|infinity|nan|\d+(\.\d*)?([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)$/i.test(s)) return undefined;
-      const lower = s.toLowerCase().replace(/^\+/, "");
-      if (lower.endsWith("nan")) return NaN;
-      if (lower.endsWith("inf") || lower.endsWith("infinity")) return lower.startsWith("-") ? -Infinity : Infinity;
-      return t === "f32" ? Math.fround(Number(s)) : Number(s);
+      const n = parseFloatText(s);
+      return n === undefined || t === "f64" ? n : Math.fround(n);
     }
     default:
       return undefined;
   }
+}
+
+/** A float's text as wasmtime's CLI takes it: decimal, exponent, `inf`, `infinity`, `nan` (any case, signed). */
+export function parseFloatText(s: string): number | undefined {
+  if (!/^[+-]?(inf|infinity|nan|\d+(\.\d*)?([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)$/i.test(s)) return undefined;
+  const lower = s.toLowerCase().replace(/^\+/, "");
+  if (lower.endsWith("nan")) return NaN;
+  if (lower.endsWith("inf") || lower.endsWith("infinity")) return lower.startsWith("-") ? -Infinity : Infinity;
+  return Number(s);
+}
+
+/** A float as upstream prints it (Rust formatting: `1` for 1.0, shortest f32 digits, `NaN`, `inf`). */
+export function formatFloat(t: "f32" | "f64", v: number): string {
+  if (t === "f32") return formatF32(v);
+  if (Number.isNaN(v)) return "NaN";
+  if (!Number.isFinite(v)) return v > 0 ? "inf" : "-inf";
+  return String(v);
 }
 
 /** First return value as text, like upstream (Rust float formatting: `1` for 1.0, shortest f32 digits). */
@@ -72,10 +86,7 @@ export function formatResult(sig: Signature, value: unknown): string {
   const first = Array.isArray(value) ? value[0] : value;
   const t = sig.results[0];
   if (t === undefined || first === undefined) return "";
-  if (t === "f32" && typeof first === "number") return formatF32(first);
-  if (typeof first === "number" && Number.isNaN(first)) return "NaN";
-  if (first === Infinity) return "inf";
-  if (first === -Infinity) return "-inf";
+  if ((t === "f32" || t === "f64") && typeof first === "number") return formatFloat(t, first);
   return String(first);
 }
 

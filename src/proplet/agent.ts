@@ -227,7 +227,7 @@ export class PropletAgent {
       let run: Running;
       if (this.host) run = this.host.run(msg.id, { ...req, bytes });
       else {
-        const spec = { ...req, compiled: this.modules.load(bytes, maxMemoryMb) };
+        const spec = { ...req, compiled: await this.modules.load(bytes, maxMemoryMb) };
         run = msg.latent ? this.deploy(msg.id, spec) : this.pool.run(spec);
       }
       this.running.set(msg.id, run);

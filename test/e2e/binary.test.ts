@@ -50,6 +50,14 @@ describe("the compiled executable", () => {
     expect(fail.stderr.toString()).toContain("something went wrong");
   });
 
+  test("wasm run: components, with jco and its core modules inside the binary", () => {
+    const calc = join(FIXTURES, "calc.component.wasm");
+    const add = Bun.spawnSync([bin, "wasm", "run", calc, "--invoke", "add", "10", "20"], { cwd: dir });
+    expect({ out: add.stdout.toString(), err: add.stderr.toString() }).toEqual({ out: "30\n", err: "" });
+    const args = Bun.spawnSync([bin, "wasm", "run", join(FIXTURES, "args.component.wasm"), "x"], { cwd: dir });
+    expect(args.stdout.toString()).toBe("args.component x\n");
+  });
+
   test("--storage kv: LMDB's native addon is inside the binary; tasks survive kill -9", async () => {
     const dataDir = tempDir();
     const extra = ["--storage", "kv"];

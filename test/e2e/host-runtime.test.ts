@@ -43,6 +43,21 @@ test("a core export and a WASI command print their stdout as the result", async 
   ).toMatchObject({ state: 3, results: "Hey -n Ada from hello\n" });
 });
 
+test("components run as children too: a custom export by the task's name, else the command", async () => {
+  const calc = b64("calc.component");
+  expect(await runTask(s.url, { name: "add", file: calc, inputs: [10, 20] })).toMatchObject({
+    state: 3,
+    results: "30\n",
+  });
+  const args = await runTask(s.url, {
+    name: "args",
+    file: b64("args.component"),
+    inputs: ["a"],
+    env: { GREETING: "x" },
+  });
+  expect(args).toMatchObject({ state: 3, results: "args a\nGREETING=x\n" });
+});
+
 test("a child's output is followed while it runs", async () => {
   // Long enough that a CLI started on a busy machine still meets the task running.
   const r = await followTicker(s.url, 8, 300);

@@ -1,19 +1,20 @@
-import { readFileSync } from "node:fs";
 import { ConsoleStdout, File, OpenFile, PreopenDirectory, WASI, WASIProcExit } from "@bjorn3/browser_wasi_shim";
 import { chooseEntry, formatResult, parseArgs } from "../../core/wasm-call.ts";
-import type { Signature } from "../../core/wasm-info.ts";
 import { INTERRUPT_MODULE, INTERRUPT_NAME } from "../../core/wasm-instrument.ts";
+import { executeComponent } from "./execute-component.ts";
+import { errorText, guard, Interrupted } from "./guard.ts";
+import type { CompiledCore, Runnable } from "./modules.ts";
 import type { OutputTap } from "./output.ts";
 import { loadPreopen, MAX_PREOPEN_BYTES, savePreopen } from "./preopen.ts";
 import type { RunRequest } from "./protocol.ts";
 
-// Runs one task's module (already instrumented and compiled) to completion. Used inside a pool worker and by
-// `propeller wasm run`. WASI comes from @bjorn3/browser_wasi_shim: Bun's node:wasi exits the whole host on
-// proc_exit and ignores stdout capture (docs/ARCHITECTURE.md, "Measured traps").
+// Runs one task's module or component (already instrumented and compiled) to completion. Used inside a pool worker
+// and by `propeller wasm run`. WASI comes from @bjorn3/browser_wasi_shim: Bun's node:wasi exits the whole host on
+// proc_exit and ignores stdout capture (docs/ARCHITECTURE.md, "Measured traps"); a component's WASI preview 2 from
+// wasi-p2.ts.
 
 export interface ExecRequest extends RunRequest {
-  module: WebAssembly.Module;
-  functions: Map<string, Signature>;
+  runnable: Runnable;
   /**
    * Int32 slots shared with the owner: [0] set to 1 to stop the task; written here for task metrics: [1] linear
    * memory pages, [2] this thread's CPU time in clock ticks (when the stop flag has room for it).
@@ -43,77 +44,26 @@ export interface ExecResult {
   command?: boolean;
 }
 
-export class Interrupted extends Error {}
-
-class Capture {
-  private chunks: Uint8Array[] = [];
-  private size = 0;
-  truncated = false;
-  constructor(
-    private limit: number,
-    private tap?: (b: Uint8Array) => void,
-  ) {}
-  write = (b: Uint8Array) => {
-    this.tap?.(b);
-    if (this.size >= this.limit) {
-      this.truncated = true;
-      return;
-    }
-    const part = b.subarray(0, this.limit - this.size);
-    this.chunks.push(part.slice());
-    this.size += part.length;
-    if (part.length < b.length) this.truncated = true;
-  };
-  text(): string {
-    return new TextDecoder().decode(Buffer.concat(this.chunks)) + (this.truncated ? "\n[output truncated]" : "");
-  }
-}
-
-/** user + system clock ticks of the calling thread (Linux), 0 where /proc/thread-self is not there. */
-function threadCpuTicks(): number {
-  try {
-    const stat = readFileSync("/proc/thread-self/stat", "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return 0;
-  }
-}
-
 export function execute(req: ExecRequest): ExecResult {
-  const entry = chooseEntry(req.functions, req.name, req.options.invoke);
+  return req.runnable.kind === "core" ? executeCore(req, req.runnable) : executeComponent(req, req.runnable);
+}
+
+/** The result of a run that ended with an exit code: non-zero fails with the guest's stderr. */
+export function ended(result: string, exitCode: number, errText: string, command: boolean): ExecResult {
+  if (exitCode !== 0) {
+    const err = errText.trim();
+    const error = `exit code ${exitCode}${err ? `: ${err}` : ""}`;
+    return { ok: false, result, exitCode, stderr: errText, error, command };
+  }
+  return { ok: true, result, exitCode, stderr: errText, command };
+}
+
+function executeCore(req: ExecRequest, core: CompiledCore): ExecResult {
+  const entry = chooseEntry(core.functions, req.name, req.options.invoke);
   if (typeof entry === "string") return { ok: false, result: "", error: entry };
 
-  const timeoutMs = req.timeoutMs ?? 0;
-  const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : 0;
-  let memory: WebAssembly.Memory | undefined;
-  let cpuReadAt = 0;
-  const checkStop = () => {
-    if (memory) Atomics.store(req.stopFlag, 1, memory.buffer.byteLength >>> 16); // for task metrics
-    if (req.stopFlag.length > 2) {
-      // The thread's own CPU time, read at most 5 times a second: the check runs every ~0.1 ms in a busy loop.
-      const now = performance.now();
-      if (now - cpuReadAt > 200) {
-        cpuReadAt = now;
-        Atomics.store(req.stopFlag, 2, threadCpuTicks());
-      }
-    }
-    req.tap?.tick();
-    if (Atomics.load(req.stopFlag, 0) !== 0) throw new Interrupted("task stopped");
-    if (req.parentPid !== undefined && process.ppid !== req.parentPid)
-      throw new Interrupted("the proplet that started this task is gone");
-    if (deadline && Date.now() > deadline) throw new Interrupted(`task timed out after ${timeoutMs / 1000}s`);
-  };
-  const { tap, echo } = req;
-  const pass = (s: "stdout" | "stderr") =>
-    tap || echo
-      ? (b: Uint8Array) => {
-          echo?.(s, b);
-          tap?.write(s, b);
-        }
-      : undefined;
-  const stdout = new Capture(req.outputLimit, pass("stdout"));
-  const stderr = new Capture(req.outputLimit, pass("stderr"));
+  const g = guard(req);
+  const { check: checkStop, stdout, stderr } = g;
   const budget = { left: MAX_PREOPEN_BYTES };
   const preopens = req.options.dirs.map((d) => {
     const loaded = loadPreopen(d.host, budget);
@@ -149,9 +99,9 @@ export function execute(req: ExecRequest): ExecResult {
   let result = "";
   let exitCode = 0;
   try {
-    const instance = new WebAssembly.Instance(req.module, imports);
+    const instance = new WebAssembly.Instance(core.module, imports);
     const exports = instance.exports as Record<string, unknown>;
-    if (exports.memory instanceof WebAssembly.Memory) memory = exports.memory;
+    if (exports.memory instanceof WebAssembly.Memory) g.watch(exports.memory);
     if (entry.kind === "command") {
       exitCode = wasi.start(instance as never);
       result = stdout.text();
@@ -165,20 +115,9 @@ export function execute(req: ExecRequest): ExecResult {
   } catch (e) {
     if (e instanceof Interrupted) return { ok: false, result: stdout.text(), error: e.message };
     if (e instanceof WASIProcExit) exitCode = e.code;
-    else {
-      const msg =
-        e instanceof WebAssembly.RuntimeError ? `wasm trap: ${e.message}` : e instanceof Error ? e.message : String(e);
-      return { ok: false, result: stdout.text(), error: msg };
-    }
+    else return { ok: false, result: stdout.text(), error: errorText(e) };
     result = stdout.text();
   }
   for (const p of preopens) if (!p.readonly) savePreopen(p.loaded, p.dir.dir);
-  const errText = stderr.text();
-  const command = entry.kind === "command";
-  if (exitCode !== 0) {
-    const err = errText.trim();
-    const error = `exit code ${exitCode}${err ? `: ${err}` : ""}`;
-    return { ok: false, result, exitCode, stderr: errText, error, command };
-  }
-  return { ok: true, result, exitCode, stderr: errText, command };
+  return ended(result, exitCode, stderr.text(), entry.kind === "command");
 }

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sha256Hex } from "../../core/digest.ts";
+import { isComponent } from "../../core/wasm-binary.ts";
 import { chooseEntry, formatRuntimeOptions } from "../../core/wasm-call.ts";
 import { inspect } from "../../core/wasm-info.ts";
 import type { ExecResult } from "./execute.ts";
@@ -77,9 +78,13 @@ export class HostRuntime {
 
   /** What the child is told: the entry chosen as the in-process runtime would, and the options as flags. */
   private args(spec: HostSpec): HostArgs {
+    const sha256 = sha256Hex(spec.bytes);
+    const cliArgs = formatRuntimeOptions(spec.options);
+    // A component's child picks its export from argv[0] by the same rule (wit.ts), so only `--invoke` is passed.
+    if (isComponent(spec.bytes)) return { sha256, invoke: spec.options.invoke, cliArgs };
     const entry = chooseEntry(inspect(spec.bytes).functions, spec.name, spec.options.invoke);
     const invoke = typeof entry !== "string" && entry.kind === "call" ? entry.export : undefined;
-    return { sha256: sha256Hex(spec.bytes), invoke, cliArgs: formatRuntimeOptions(spec.options) };
+    return { sha256, invoke, cliArgs };
   }
 
   private argv(spec: HostSpec, a: HostArgs, file: string): string[] {

@@ -1,19 +1,27 @@
 import { sha256Hex } from "../../core/digest.ts";
+import { isComponent } from "../../core/wasm-binary.ts";
 import { inspect, type Signature } from "../../core/wasm-info.ts";
 import { instrument, PAGE } from "../../core/wasm-instrument.ts";
+import { type CompiledComponent, compileComponent } from "./component.ts";
 
 // Compiled modules cached by the sha256 of the original bytes and the memory cap they were compiled with: a module
-// is instrumented and compiled once and the WebAssembly.Module is handed to workers by postMessage.
+// is instrumented and compiled once and the WebAssembly.Module is handed to workers by postMessage. A component is
+// transpiled once the same way (component.ts).
 
-export interface Compiled {
-  /** The cache key: sha256 of the bytes, and the memory cap in pages. */
-  key: string;
+export interface CompiledCore {
+  kind: "core";
   module: WebAssembly.Module;
   functions: Map<string, Signature>;
 }
 
+/** What a worker needs to run a module or a component. */
+export type Runnable = CompiledCore | CompiledComponent;
+
+/** A cache entry: the runnable and its key, the sha256 of the bytes and the memory cap in pages. */
+export type Compiled = Runnable & { key: string };
+
 export class ModuleCache {
-  private entries = new Map<string, Compiled>();
+  private entries = new Map<string, Promise<Compiled>>();
   constructor(private capacity = 64) {}
 
   get size(): number {
@@ -21,7 +29,7 @@ export class ModuleCache {
   }
 
   /** `maxMemoryMb`: the most linear memory the module may grow to (none: the Wasm limit of 4 GiB). */
-  load(bytes: Uint8Array, maxMemoryMb?: number): Compiled {
+  load(bytes: Uint8Array, maxMemoryMb?: number): Promise<Compiled> {
     const pages = maxMemoryMb === undefined ? undefined : Math.floor((maxMemoryMb * 1024 * 1024) / PAGE);
     const key = `${sha256Hex(bytes)}:${pages ?? "-"}`;
     const hit = this.entries.get(key);
@@ -31,11 +39,21 @@ export class ModuleCache {
       this.entries.set(key, hit);
       return hit;
     }
-    const info = inspect(bytes);
-    const module = new WebAssembly.Module(instrument(bytes, undefined, pages).bytes);
-    const compiled = { key, module, functions: info.functions };
+    const compiled = compile(bytes, pages).then((r) => ({ ...r, key }));
+    // A module that fails to compile is not kept: the next task gets the same error afresh, not a stale promise.
+    compiled.catch(() => this.entries.get(key) === compiled && this.entries.delete(key));
     this.entries.set(key, compiled);
     if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
     return compiled;
   }
+}
+
+async function compile(bytes: Uint8Array, pages: number | undefined): Promise<Runnable> {
+  if (isComponent(bytes)) return compileComponent(bytes, pages);
+  const info = inspect(bytes);
+  return {
+    kind: "core",
+    module: new WebAssembly.Module(instrument(bytes, undefined, pages).bytes),
+    functions: info.functions,
+  };
 }

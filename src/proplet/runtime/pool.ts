@@ -1,5 +1,5 @@
 import type { ExecResult } from "./execute.ts";
-import type { Compiled } from "./modules.ts";
+import type { Compiled, Runnable } from "./modules.ts";
 import type { OutputSink } from "./output.ts";
 import {
   MAX_MODULES,
@@ -172,7 +172,7 @@ export class WorkerPool {
       // The guest sees the deadline through the interrupt check; this timer is the backstop.
       timeoutTimer = setTimeout(() => stop(`task timed out after ${timeoutMs / 1000}s`), timeoutMs + STOP_GRACE_MS);
     }
-    const { key, module, functions } = spec.compiled;
+    const { key, ...runnable } = spec.compiled;
     const send = !slot.known.has(key);
     if (send) {
       slot.known.add(key);
@@ -182,7 +182,7 @@ export class WorkerPool {
     const req: WorkerRequest = {
       seq,
       key,
-      ...(send ? { compiled: { module, functions } } : {}),
+      ...(send ? { compiled: runnable as Runnable } : {}),
       name: spec.name,
       inputs: spec.inputs,
       env: spec.env,

@@ -1,6 +1,6 @@
 import type { RuntimeOptions } from "../../core/wasm-call.ts";
-import type { Signature } from "../../core/wasm-info.ts";
 import type { ExecResult } from "./execute.ts";
+import type { Runnable } from "./modules.ts";
 import type { Stream } from "./output.ts";
 
 /**
@@ -35,7 +35,7 @@ export interface WorkerRequest extends RunRequest {
   seq: number;
   key: string;
   /** Sent only the first time this worker sees the module: cloning it on every run costs the main thread. */
-  compiled?: { module: WebAssembly.Module; functions: Map<string, Signature> };
+  compiled?: Runnable;
   outputLimit: number;
   /** Post the output as it is written (`tasks logs --follow`). */
   stream?: boolean;

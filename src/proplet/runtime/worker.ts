@@ -1,12 +1,12 @@
 // Pool worker: runs one task at a time on its own thread, so a busy task never delays the proplet's heartbeats.
 import { type ExecResult, execute } from "./execute.ts";
+import type { Runnable } from "./modules.ts";
 import { OutputTap } from "./output.ts";
 import { MAX_MODULES, type WorkerInit, type WorkerOutput, type WorkerRequest } from "./protocol.ts";
 
 declare const self: Worker;
 
-type Compiled = NonNullable<WorkerRequest["compiled"]>;
-const modules = new Map<string, Compiled>();
+const modules = new Map<string, Runnable>();
 
 let stopFlag: Int32Array | undefined;
 
@@ -28,10 +28,10 @@ self.onmessage = (e: MessageEvent<WorkerRequest | WorkerInit>) => {
       modules.set(req.key, req.compiled);
       if (modules.size > MAX_MODULES) modules.delete(modules.keys().next().value!);
     }
-    const compiled = modules.get(req.key);
-    if (!compiled) throw new Error(`module ${req.key} was not sent to this worker`);
+    const runnable = modules.get(req.key);
+    if (!runnable) throw new Error(`module ${req.key} was not sent to this worker`);
     if (!stopFlag) throw new Error("worker was not initialised with a stop flag");
-    res = execute({ ...req, ...compiled, stopFlag, tap });
+    res = execute({ ...req, runnable, stopFlag, tap });
   } catch (err) {
     res = { ok: false, result: "", error: err instanceof Error ? err.message : String(err) };
   }

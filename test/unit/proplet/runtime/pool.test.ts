@@ -15,8 +15,24 @@ const run = (
   module: string,
   inputs: string[] = [],
   extra: Partial<Parameters<WorkerPool["run"]>[0]> = {},
-) =>
-  pool.run({ compiled: cache.load(fixture(module)), name, inputs, env: {}, options: { dirs: [], env: {} }, ...extra });
+) => started(cache.load(fixture(module)), name, inputs, extra);
+
+/** A run started once its module is compiled: `.done` and `.stop` as the pool's, for tests that await both. */
+function started(
+  compiled: ReturnType<ModuleCache["load"]>,
+  name: string,
+  inputs: string[],
+  extra: Partial<Parameters<WorkerPool["run"]>[0]>,
+) {
+  const running = compiled.then((c) =>
+    pool.run({ compiled: c, name, inputs, env: {}, options: { dirs: [], env: {} }, ...extra }),
+  );
+  return {
+    done: running.then((r) => r.done),
+    stop: (reason?: string) => void running.then((r) => r.stop(reason)),
+    running,
+  };
+}
 
 describe("in-process runtime", () => {
   test("core export with typed inputs", async () => {
@@ -77,13 +93,13 @@ describe("in-process runtime", () => {
   });
 
   test("memory.grow stops at the task's cap, inside the guest", async () => {
-    const compiled = cache.load(fixture("grow"), 64);
+    const compiled = await cache.load(fixture("grow"), 64);
     const r = await pool.run({ compiled, name: "grow", inputs: [], env: {}, options: { dirs: [], env: {} } }).done;
     // It starts with 1 page and grows 16 at a time: the last grow that fits leaves it at 1009 of the 1024 pages
     // (64 KiB each) that make 64 MiB.
     expect(r).toMatchObject({ ok: true, result: "1009" });
     const big = new Uint8Array(fixture("grow"));
-    expect(() => cache.load(big, 0.01)).toThrow("over the cap");
+    await expect(cache.load(big, 0.01)).rejects.toThrow("over the cap");
   });
 
   test("stop ends a pure-Wasm infinite loop within a second and the worker is reusable", async () => {
