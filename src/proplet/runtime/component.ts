@@ -1,12 +1,13 @@
 import { instrument } from "../../core/wasm-instrument.ts";
 import { parseWorld, type World } from "../../core/wit.ts";
+import type { TranspileReply, TranspileRequest } from "./transpile-worker.ts";
 
 // Wasm components (WASI preview 2) on the in-process runtime: Bytecode Alliance's jco transpiles a component into
 // its core modules and the JS glue that lifts and lowers values between them (instantiation mode "sync": the glue
 // takes the imports and a function that instantiates a core module). Each core module is instrumented with the
 // interrupt check like any task's module, so stop and timeout end a spinning component too; the glue runs in a
-// pool worker against our WASI preview-2 host (wasi-p2.ts). jco is loaded on the first component only: a proplet
-// that never sees one holds none of it.
+// pool worker against our WASI preview-2 host (wasi-p2.ts). jco runs on a thread of its own, started by the first
+// component and ended when none has come for a while: a proplet that does not run components holds none of it.
 
 /**
  * The interfaces the host in wasi-p2.ts provides, by the names jco's glue asks for (without a version). Listed here
@@ -45,22 +46,53 @@ export interface CompiledComponent {
   world: World;
 }
 
-type Jco = {
-  generate: typeof import("@bytecodealliance/jco-transpile/component").generate;
-  wit: (bytes: Uint8Array) => Promise<string>;
-};
-let jco: Promise<Jco> | undefined;
+// In the compiled executable every bundled module reports the entry's URL; the worker sits at its source path
+// relative to src/ (as the pool's, pool.ts).
+const workerUrl = import.meta.url.includes("/$bunfs/")
+  ? new URL("./proplet/runtime/transpile-worker.ts", import.meta.url).href
+  : new URL("./transpile-worker.ts", import.meta.url).href;
 
-function loadJco(): Promise<Jco> {
-  jco ??= (async () => {
-    const [bindgen, tools] = await Promise.all([
-      import("@bytecodealliance/jco-transpile/component"),
-      import("@bytecodealliance/jco-transpile/wasm-tools"),
-    ]);
-    await bindgen.$init;
-    return { generate: bindgen.generate, wit: tools.componentWit };
-  })();
-  return jco;
+/** jco's thread is ended after this long without a component: its memory is not kept for the next one. */
+const IDLE_MS = 30_000;
+
+let worker: Worker | undefined;
+let idle: Timer | undefined;
+let seq = 0;
+const waiting = new Map<number, (r: TranspileReply) => void>();
+
+function transpile(bytes: Uint8Array): Promise<TranspileReply> {
+  clearTimeout(idle);
+  if (!worker) {
+    const w = new Worker(workerUrl);
+    w.onmessage = (e: MessageEvent<TranspileReply>) => {
+      waiting.get(e.data.id)?.(e.data);
+      waiting.delete(e.data.id);
+      if (waiting.size === 0) w.unref();
+    };
+    w.onerror = (e) => {
+      for (const [id, settle] of waiting) settle({ id, ok: false, error: `jco's thread failed: ${e.message}` });
+      waiting.clear();
+      if (worker === w) worker = undefined;
+      w.terminate();
+    };
+    worker = w;
+  }
+  const w = worker;
+  const id = ++seq;
+  w.ref(); // a transpile in flight keeps the process up; an idle jco thread does not
+  return new Promise<TranspileReply>((resolve) => {
+    waiting.set(id, resolve);
+    w.postMessage({ id, bytes } satisfies TranspileRequest);
+  }).finally(() => {
+    if (waiting.size > 0) return;
+    idle = setTimeout(() => {
+      if (worker === w && waiting.size === 0) {
+        worker = undefined;
+        w.terminate();
+      }
+    }, IDLE_MS);
+    idle.unref();
+  });
 }
 
 // What jco's glue may declare at its top level: anything else (an import, another export) is refused, since the
@@ -78,22 +110,9 @@ export function glueBody(js: string): string {
 
 /** Transpiles and compiles a component; `pages` caps each core module's linear memory. */
 export async function compileComponent(bytes: Uint8Array, pages?: number): Promise<CompiledComponent> {
-  const { generate, wit } = await loadJco();
-  let world: World;
-  let out: ReturnType<typeof generate>;
-  try {
-    world = parseWorld(await wit(bytes));
-    out = generate(bytes, {
-      name: "component",
-      instantiation: { tag: "sync" },
-      noTypescript: true,
-      noNodejsCompat: true,
-      base64Cutoff: 0, // every core module as its own file: each is instrumented before it is compiled
-      map: [],
-    });
-  } catch (e) {
-    throw new Error(`invalid component: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  const out = await transpile(bytes);
+  if (!out.ok) throw new Error(`invalid component: ${out.error}`);
+  const world = parseWorld(out.wit);
   let glue = "";
   const modules = new Map<string, WebAssembly.Module>();
   for (const [name, data] of out.files) {
