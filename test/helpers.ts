@@ -45,9 +45,12 @@ export function spawnPropeller(
   cmd = [process.execPath, MAIN],
   cwd = ROOT,
 ): Proc {
+  // A proplet holds a state dir; each gets a fresh one unless the test gives it (to restart on the same one).
+  const state =
+    args[0] === "proplet" && !env.PROPLET_DATA_DIR ? { PROPLET_DATA_DIR: tempDir("propeller-proplet-") } : {};
   const proc = Bun.spawn([...cmd, ...args], {
     cwd,
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...state, ...env },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",

@@ -162,18 +162,22 @@ export const propletCommand = defineCommand({
         let id = given.entity_id || fromFile.entity_id;
         if (!given.entity_id && fromFile.entity_id)
           log.info(`identity ${fromFile.entity_id} from [${section}] of ${file}`);
-        // With no id given, the proplet keeps the one it made in its state dir, which it alone may hold: a
-        // restart under a supervisor is the same proplet, not a new twin.
-        let state: { release(): void } | undefined;
-        if (!id) {
-          const dir = env("PROPLET_DATA_DIR") ?? join(defaultDataDir(), "proplet");
-          mkdirSync(dir, { recursive: true, mode: 0o700 });
-          state = lockDir(dir, "proplet");
-          id = storedId(dir);
-        }
+        // The state dir, which this process alone may hold: with no id given, the proplet keeps the one it made
+        // there (a restart under a supervisor is the same proplet, not a new twin); results wait there while the
+        // link is down.
+        const dir =
+          env("PROPLET_DATA_DIR") ??
+          join(defaultDataDir(), id ? `proplet-${id.replace(/[^A-Za-z0-9._-]/g, "_")}` : "proplet");
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const state = lockDir(dir, "proplet");
+        id ||= storedId(dir);
         const agent = new PropletAgent({
           mqttAddress: args["mqtt-address"],
           entityId: id,
+          stateDir: dir,
+          keepalive: env("PROPLET_MQTT_KEEPALIVE")
+            ? int("PROPLET_MQTT_KEEPALIVE", env("PROPLET_MQTT_KEEPALIVE"), 1, 3600)
+            : undefined,
           apiKey: given.api_key || fromFile.api_key || "",
           domainId: given.tenant_id || fromFile.tenant_id || DEFAULT_DOMAIN_ID,
           channelId: given.channel_id || fromFile.channel_id || DEFAULT_CHANNEL_ID,
@@ -211,7 +215,7 @@ export const propletCommand = defineCommand({
         const shutdown = async (sig: string) => {
           log.info(`${sig}: proplet ${agent.id} going offline`);
           await Promise.race([agent.close(), Bun.sleep(5000)]);
-          state?.release();
+          state.release();
           process.exit(0);
         };
         process.once("SIGINT", () => void shutdown("SIGINT"));

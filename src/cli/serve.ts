@@ -11,7 +11,7 @@ import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "
 import { Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { propletEnv } from "./proplet.ts";
 import { chunkSizeFromEnv, registryFromEnv } from "./proxy.ts";
-import { serve } from "./site.ts";
+import { DEFAULT_PARTITION_GRACE_S, serve } from "./site.ts";
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
 
@@ -191,6 +191,12 @@ export const serveCommand = defineCommand({
           "seconds without heartbeat before a proplet counts as dead; default 3 intervals (env PROPELLER_LIVELINESS_THRESHOLD)",
         default: L.text("liveliness-threshold", ["PROPELLER_LIVELINESS_THRESHOLD"]),
       },
+      "partition-grace": {
+        type: "string",
+        description:
+          "seconds a proplet that stops being heard keeps its runs (unreachable) before they are settled as lost (env PROPELLER_PARTITION_GRACE)",
+        default: L.text("partition-grace", ["PROPELLER_PARTITION_GRACE"], String(DEFAULT_PARTITION_GRACE_S)),
+      },
       "stale-proplet-removal": {
         type: "string",
         description: "forget proplets silent this many seconds, 0 never (env PROPELLER_STALE_PROPLET_REMOVAL)",
@@ -256,6 +262,7 @@ export const serveCommand = defineCommand({
             : undefined,
           localPropletEnv: propletEnv(),
           staleRemovalS: int(L.label("stale-proplet-removal"), args["stale-proplet-removal"], 0, 10 * 365 * 86400),
+          partitionGraceS: int(L.label("partition-grace"), args["partition-grace"], 0, 7 * 86400),
         });
         const shutdown = async (sig: string) => {
           log.info(`${sig}: shutting down`);

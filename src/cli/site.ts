@@ -21,6 +21,9 @@ import { configureTracing, tracing } from "../telemetry/tracing.ts";
 import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
 import type { LocalEnv } from "./proplet.ts";
 
+/** How long a proplet that stops being heard keeps its runs, by default (issue: edge links drop for minutes). */
+export const DEFAULT_PARTITION_GRACE_S = 300;
+
 // Composition root of `propeller serve`: storage, broker, manager, HTTP, the OCI proxy and the local proplet,
 // which talks to the manager over MQTT like any other proplet. Everything here comes from options that
 // src/cli/serve.ts read from flags and the environment.
@@ -51,6 +54,8 @@ export interface ServeOptions {
   localPropletEnv: LocalEnv;
   /** Seconds after which a silent proplet is forgotten; 0 never. */
   staleRemovalS?: number;
+  /** Seconds an unreachable proplet's runs are kept before they are settled as lost. */
+  partitionGraceS?: number;
   /** HTTPS and WSS on the HTTP port, and MQTT over TLS on `mqttTlsPort` instead of plain MQTT. */
   tls?: BrokerTls & { mqttTlsPort: number };
   /** Browser origins besides serve's own that may open the MQTT WebSocket. */
@@ -177,6 +182,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     livelinessThresholdMs: o.livelinessThreshold * 1000,
     scheduler: o.scheduler,
     staleRemovalMs: (o.staleRemovalS ?? 0) * 1000,
+    partitionGraceMs: (o.partitionGraceS ?? DEFAULT_PARTITION_GRACE_S) * 1000,
     // The server is listening by the time a round launches.
     flUrl: () =>
       `${o.advertiseUrl ?? `${http}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${server.port}`}/fl`,

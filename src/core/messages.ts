@@ -16,6 +16,8 @@ const flag = z
   .optional()
   .transform((v) => v ?? false);
 
+const RunId = z.string().min(1).max(64);
+
 /** manager → proplet, `control/manager/start`. */
 export const StartMsg = z.object({
   id: z.string().min(1),
@@ -41,6 +43,12 @@ export const StartMsg = z.object({
   max_memory_mb: nullToUndef(z.number().int().positive()),
   /** Ours: W3C trace context of the dispatch, so the proplet's run joins its trace. */
   traceparent: nullToUndef(z.string().max(64)),
+  /**
+   * Ours: which start of the task this is. Our proplets echo it in results, task metrics and heartbeats, so a
+   * result is fenced to its own run; upstream proplets ignore it and their results go to the current run.
+   */
+  run_id: nullToUndef(RunId),
+  attempt: nullToUndef(z.number().int().positive()),
 });
 export type StartMsg = z.output<typeof StartMsg>;
 
@@ -90,6 +98,11 @@ export const AliveMsg = z.object({
   namespace: nullToUndef(z.string()),
   /** Ours: ids of the tasks the proplet is running, so the manager can settle tasks a proplet lost. */
   tasks: nullToUndef(z.array(z.string())),
+  /** Ours: the run ids of those tasks, in the same order (a start without a run id: ""). */
+  runs: nullToUndef(z.array(z.string().max(64))),
+  /** Ours: when the proplet last lost its broker and got it back, said once on the first heartbeat after. */
+  offline_from: nullToUndef(Timestamp),
+  offline_to: nullToUndef(Timestamp),
 });
 export type AliveMsg = z.output<typeof AliveMsg>;
 
@@ -97,6 +110,8 @@ export type AliveMsg = z.output<typeof AliveMsg>;
 export const ResultMsg = z.object({
   task_id: z.string().min(1),
   proplet_id: nullToUndef(z.string()),
+  /** Ours: the run this result ends (the start message's run_id); absent from upstream proplets. */
+  run_id: nullToUndef(RunId),
   results: z.unknown(),
   error: z.string().nullable().optional(),
 });
@@ -209,5 +224,6 @@ export function startMessage(t: Task, parents: Record<string, unknown>): StartMs
     ...(Object.keys(parents).length ? { parent_results: parents } : {}),
     ...(t.timeout_s ? { timeout_s: t.timeout_s } : {}),
     ...(t.max_memory_mb ? { max_memory_mb: t.max_memory_mb } : {}),
+    ...(t.run_id ? { run_id: t.run_id, attempt: t.attempt ?? 1 } : {}),
   };
 }

@@ -56,6 +56,8 @@ export interface PropletView {
   task_count: number;
   alive: boolean;
   last_alive_at?: string;
+  /** Its last heartbeat, when it is not alive but its runs are kept (the partition grace). */
+  unreachable_since?: string;
   metadata: PropletMetadata;
 }
 
@@ -75,12 +77,15 @@ export function isAlive(p: Proplet, nowMs: number, thresholdMs: number): boolean
 
 export function propletView(p: Proplet, taskCount: number, nowMs: number, thresholdMs: number): PropletView {
   const last = lastAlive(p);
+  const alive = isAlive(p, nowMs, thresholdMs);
   return {
     id: p.id,
     name: p.name,
     task_count: taskCount,
-    alive: isAlive(p, nowMs, thresholdMs),
+    alive,
     ...(last ? { last_alive_at: last } : {}),
+    // Not heard from while its runs are kept for the partition grace: cut off, perhaps still working.
+    ...(!alive && taskCount > 0 && last ? { unreachable_since: last } : {}),
     metadata: p.metadata,
   };
 }

@@ -14,6 +14,12 @@ export const Run = z.object({
   finished_at: z.string().optional(),
   results: z.unknown().optional(),
   error: z.string().optional(),
+  /** The manager ended it without a result from its proplet (lost, timed out, stopped while unreachable). */
+  settled: z.boolean().optional(),
+  /** When its proplet's own result came after all; `results`, `error` and `state` are then the proplet's. */
+  late_at: z.string().optional(),
+  /** Why the manager had settled it, kept when a late result replaces its outcome. */
+  settled_error: z.string().optional(),
 });
 export type Run = z.infer<typeof Run>;
 

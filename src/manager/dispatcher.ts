@@ -50,6 +50,8 @@ const TIMEOUT_GRACE_MS = 5000;
 interface RunEnd {
   results: unknown;
   error?: string | null;
+  /** The proplet's own result ended it (else the manager settled it: lost, timed out, …). */
+  fromProplet?: boolean;
   /** No retry, whatever the retries left (a stop, a shutdown). */
   final?: boolean;
   state?: number;
@@ -134,6 +136,12 @@ export class Dispatcher {
     }
     if (able.length === 0) return "no proplet is alive; it runs when one joins";
     return "every proplet that can run it is busy: it runs when a slot frees";
+  }
+
+  /** For a Running task on a proplet that is not heard from: its last heartbeat. */
+  unreachableSince(task: Task): string | undefined {
+    if (task.state !== TaskState.Running || !task.proplet_id) return undefined;
+    return this.proplets.unreachableSince(task.proplet_id);
   }
 
   async start(id: string): Promise<StartResult> {
@@ -326,7 +334,7 @@ export class Dispatcher {
     const error = failed ? (r.error as string) : undefined;
     const state = r.state ?? (failed ? TaskState.Failed : TaskState.Completed);
     const wasRunning = task.state === TaskState.Running;
-    if (task.run_id && wasRunning) this.recordRun(task, state, now, r.results, error);
+    if (task.run_id && wasRunning) this.recordRun(task, state, now, r.results, error, !r.fromProplet);
     if (task.proplet_id && wasRunning) this.proplets.track(task.proplet_id, task.id, false);
     const attempt = task.attempt ?? 1;
     if (failed && !r.final && state === TaskState.Failed && attempt <= (task.max_retries ?? 0)) {
@@ -347,7 +355,14 @@ export class Dispatcher {
   }
 
   /** Stores the run that ended and announces it. */
-  private recordRun(task: Task, state: number, at: string, results: unknown, error: string | undefined): void {
+  private recordRun(
+    task: Task,
+    state: number,
+    at: string,
+    results: unknown,
+    error: string | undefined,
+    settled: boolean,
+  ): void {
     const run = {
       ...currentRun(task),
       state,
@@ -355,6 +370,7 @@ export class Dispatcher {
       finished_at: at,
       results,
       ...(error ? { error } : {}),
+      ...(settled ? { settled: true } : {}),
     };
     this.store.runs.create(run);
     this.events.runEnd(task, run);
@@ -375,6 +391,12 @@ export class Dispatcher {
       log.warn(`result for unknown task ${msg.task_id} dropped`);
       return;
     }
+    // Fenced by run: a result names the start it ends. One for a run that is over (settled while its proplet was
+    // cut off, then run again, or a repeat of one already taken) never touches the task's current state.
+    if (msg.run_id && (msg.run_id !== task.run_id || task.state !== TaskState.Running)) {
+      this.lateResult(task, msg, msg.run_id);
+      return;
+    }
     if (task.state !== TaskState.Running) {
       log.debug(`task ${task.id}: result ignored, the task is not running (state ${task.state})`);
       return;
@@ -389,22 +411,56 @@ export class Dispatcher {
     const failed = typeof msg.error === "string" && msg.error !== "";
     if (asked && failed) {
       this.endRun(task, { results: msg.results, error: STOPPED_BY_USER, final: true, state: TaskState.Interrupted });
-    } else this.endRun(task, { results: msg.results, error: msg.error, final: asked !== undefined });
+    } else this.endRun(task, { results: msg.results, error: msg.error, final: asked !== undefined, fromProplet: true });
+  }
+
+  /**
+   * A result for a run that is no longer the task's current one. A run the manager settled (its proplet was
+   * unreachable past the grace, or timed out) takes the proplet's outcome as its own, once; the task keeps its
+   * state (one final result per start). Anything else is a repeat (QoS 1 may deliver twice) and is dropped.
+   */
+  private lateResult(task: Task, msg: ResultMsg, runId: string): void {
+    const run = this.store.runs.get(task.id, runId);
+    if (!run?.settled || run.late_at || (msg.proplet_id && run.proplet_id && msg.proplet_id !== run.proplet_id)) {
+      log.debug(`task ${task.id}: result for run ${runId} dropped (not a settled run waiting for one)`);
+      return;
+    }
+    const failed = typeof msg.error === "string" && msg.error !== "";
+    const state = failed ? TaskState.Failed : TaskState.Completed;
+    const { error: settledError, ...rest } = run;
+    this.store.runs.update({
+      ...rest,
+      state,
+      status: stateName(state),
+      results: msg.results,
+      ...(failed ? { error: msg.error as string } : {}),
+      late_at: nowIso(),
+      ...(settledError ? { settled_error: settledError } : {}),
+    });
+    log.info(`task ${task.id}: run ${runId} reported late (${stateName(state)}); kept on that run only`);
   }
 
   /**
    * Settles the runs a proplet no longer has ("proplet lost"), retried where retries remain; with `keep` (the
    * tasks a heartbeat lists), only the others, and only once their start had time to arrive.
    */
-  settleLost(propletId: string, reason: string, keep?: Set<string>, connected = true): void {
+  settleLost(
+    propletId: string,
+    reason: string,
+    keep?: Set<string>,
+    connected = true,
+    runs?: Map<string, string>,
+  ): void {
     const now = Date.now();
     let freed = false;
     for (const id of this.proplets.runningTasks(propletId)) {
-      if (keep?.has(id)) {
+      const t = this.store.tasks.get(id);
+      // A listed task counts only as the run it is in now: the proplet may still be busy with an older one.
+      const listedRun = runs?.get(id);
+      if (keep?.has(id) && (!listedRun || listedRun === t?.run_id)) {
         this.unconfirmed.delete(id);
         continue;
       }
-      const t = this.store.tasks.get(id);
       if (!t || t.state !== TaskState.Running) {
         this.proplets.track(propletId, id, false);
         freed = true;

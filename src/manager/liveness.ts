@@ -10,9 +10,13 @@ const log = tag("manager");
 // that no longer lists a task means the proplet lost that run (a crash and restart, say).
 
 export class Liveness {
+  /** Proplets said to be unreachable, so it is said once per outage. */
+  private saidUnreachable = new Set<string>();
+
   constructor(
     private proplets: PropletRegistry,
     private dispatcher: Dispatcher,
+    private partitionGraceMs = 0,
   ) {}
 
   /** Discovery: a new or returning proplet may take queued work. */
@@ -27,23 +31,52 @@ export class Liveness {
     const r = this.proplets.onAlive(msg);
     if (!r) return;
     if (r.offline) {
-      log.info(`proplet ${msg.proplet_id} went offline`);
-      this.dispatcher.settleLost(msg.proplet_id, `proplet lost: ${msg.proplet_id} went offline`, undefined, false);
+      const lost = `proplet lost: ${msg.proplet_id} went offline`;
+      // Ours says which tasks it still runs when it shuts down on purpose: the others are over at once. A Last
+      // Will (the broker lost the connection) or an upstream proplet says nothing: a cut link looks the same as a
+      // crash from here, so the runs wait out the partition grace (sweep).
+      if (msg.tasks || this.partitionGraceMs === 0) {
+        log.info(`proplet ${msg.proplet_id} went offline`);
+        this.dispatcher.settleLost(msg.proplet_id, lost, msg.tasks && new Set(msg.tasks), false);
+      } else this.unreachable(msg.proplet_id, "went offline");
       return;
     }
-    if (r.back) log.info(`proplet ${msg.proplet_id} is back`);
+    if (r.back || this.saidUnreachable.delete(msg.proplet_id)) log.info(`proplet ${msg.proplet_id} is back`);
+    if (msg.offline_from && msg.offline_to)
+      log.info(`proplet ${msg.proplet_id} was cut off from ${msg.offline_from} to ${msg.offline_to}`);
     if (msg.tasks) {
       const reason = `interrupted: proplet ${msg.proplet_id} is no longer running the task`;
-      this.dispatcher.settleLost(msg.proplet_id, reason, new Set(msg.tasks));
+      const runs = msg.runs?.length === msg.tasks.length ? msg.runs : undefined;
+      this.dispatcher.settleLost(msg.proplet_id, reason, new Set(msg.tasks), true, runs && zip(msg.tasks, runs));
     }
     if (r.wasDown) this.dispatcher.drain();
   }
 
   /** Periodic sweep: proplets whose heartbeats stopped, and the runs they had; stale proplets forgotten. */
   check(): void {
-    const { lost, forgotten } = this.proplets.sweep(Date.now());
+    const { lost, unreachable, forgotten } = this.proplets.sweep(Date.now());
     const silent = this.proplets.staleRemovalMs / 1000;
     for (const id of forgotten) log.info(`proplet ${id} forgotten: no heartbeat for ${silent}s`);
-    for (const id of lost) this.dispatcher.settleLost(id, `proplet lost: ${id} stopped sending heartbeats`);
+    for (const id of unreachable) this.unreachable(id, "stopped sending heartbeats");
+    for (const id of lost) {
+      this.saidUnreachable.delete(id);
+      const after = this.partitionGraceMs
+        ? ` (unreachable longer than the ${this.partitionGraceMs / 1000}s partition grace)`
+        : "";
+      this.dispatcher.settleLost(id, `proplet lost: ${id} stopped sending heartbeats${after}`);
+    }
   }
+
+  private unreachable(id: string, why: string): void {
+    if (this.saidUnreachable.has(id)) return;
+    this.saidUnreachable.add(id);
+    const n = this.proplets.taskCount(id);
+    log.warn(
+      `proplet ${id} is unreachable (${why}): its ${n} run(s) are kept for up to ${this.partitionGraceMs / 1000}s in case it is only cut off`,
+    );
+  }
+}
+
+function zip(tasks: string[], runs: string[]): Map<string, string> {
+  return new Map(tasks.map((t, i) => [t, runs[i]!]));
 }

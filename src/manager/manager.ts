@@ -24,6 +24,8 @@ export interface ManagerOptions {
   livelinessThresholdMs: number;
   /** A proplet silent for this long (and running nothing) is forgotten; 0 keeps them all. */
   staleRemovalMs?: number;
+  /** How long an unreachable proplet's runs are kept before they are settled as lost (0: at once). */
+  partitionGraceMs?: number;
   scheduler: SchedulerName;
   /** Sees every cron firing as it starts, with the time it was due (for the cron benchmark). */
   observeFiring?: (id: string, dueAt: number) => void;
@@ -57,7 +59,7 @@ export class Manager {
     this.identities = identities;
     this.proplets = new PropletRegistry(store, this.events, opts);
     this.dispatcher = new Dispatcher(store, bus, this.proplets, this.events, opts.scheduler);
-    this.liveness = new Liveness(this.proplets, this.dispatcher);
+    this.liveness = new Liveness(this.proplets, this.dispatcher, opts.partitionGraceMs ?? 0);
     this.schedules = new Schedules(store, this.dispatcher, this.events, opts.observeFiring);
     this.broadcasts = new Broadcasts(store, this.dispatcher, this.proplets, this.events);
     this.invocations = new Invocations(store, this.dispatcher, bus);

@@ -14,6 +14,11 @@ export interface RegistryOptions {
   livelinessThresholdMs: number;
   /** A proplet silent for this long (and running nothing) is forgotten; 0 keeps them all. */
   staleRemovalMs?: number;
+  /**
+   * How long a proplet that stopped being heard keeps its runs (unreachable) before they are settled as lost:
+   * an edge link drops, and a cut-off proplet goes on working and reports when it is back. 0: settled at once.
+   */
+  partitionGraceMs?: number;
 }
 
 export type Candidate = Placeable & { proplet: Proplet };
@@ -139,26 +144,41 @@ export class PropletRegistry {
     return { offline: false, back, wasDown };
   }
 
+  /** Its last heartbeat, when it is not alive yet still has runs: they wait out the partition grace. */
+  unreachableSince(id: string, now = Date.now()): string | undefined {
+    const p = this.proplets.get(id);
+    if (!p || this.alive(p, now) || this.taskCount(id) === 0) return undefined;
+    return p.alive_history.at(-1) ?? nowIso();
+  }
+
   /**
    * Periodic sweep: tells listeners about proplets whose heartbeats stopped, forgets stale ones, and returns the
-   * proplets that went silent while tasks run on them.
+   * proplets that went silent while tasks run on them: `unreachable` within the partition grace (their runs
+   * kept), `lost` after it.
    */
-  sweep(now: number): { lost: string[]; forgotten: string[] } {
+  sweep(now: number): { lost: string[]; unreachable: string[]; forgotten: string[] } {
     this.flush();
     const lost: string[] = [];
+    const unreachable: string[] = [];
     const forgotten: string[] = [];
+    const grace = this.opts.partitionGraceMs ?? 0;
     for (const p of [...this.proplets.values()]) {
       const alive = this.alive(p, now);
       if (!alive && this.told.get(p.id)) this.tell(p.id, false);
-      if (!alive && this.taskCount(p.id) > 0) lost.push(p.id);
       const last = p.alive_history.at(-1);
+      if (!alive && this.taskCount(p.id) > 0) {
+        // Silent past the liveness threshold and then the grace: its runs are given up.
+        const silentMs = last ? now - Date.parse(last) : Infinity;
+        if (silentMs > this.opts.livelinessThresholdMs + grace) lost.push(p.id);
+        else unreachable.push(p.id);
+      }
       const stale = this.opts.staleRemovalMs && (!last || now - Date.parse(last) > this.opts.staleRemovalMs);
       if (stale && this.taskCount(p.id) === 0) {
         this.forget(p.id);
         forgotten.push(p.id);
       }
     }
-    return { lost, forgotten };
+    return { lost, unreachable, forgotten };
   }
 
   /** Writes the heartbeats not stored yet. */

@@ -70,11 +70,16 @@ export class Tasks {
     return t;
   }
 
-  /** A task; one waiting to start says why (`waiting_reason`). */
-  get(id: string): TaskView & { waiting_reason?: string } {
+  /**
+   * A task; one waiting to start says why (`waiting_reason`); one running on a proplet that is cut off says since
+   * when (`proplet_unreachable_since`): it stays Running for the partition grace.
+   */
+  get(id: string): TaskView & { waiting_reason?: string; proplet_unreachable_since?: string } {
     const t = this.mustGet(id);
     const why = this.dispatcher.whyWaiting(t);
-    return why ? { ...taskView(t), waiting_reason: why } : taskView(t);
+    if (why) return { ...taskView(t), waiting_reason: why };
+    const since = this.dispatcher.unreachableSince(t);
+    return since ? { ...taskView(t), proplet_unreachable_since: since } : taskView(t);
   }
 
   results(id: string): { results: unknown } {

@@ -1,4 +1,6 @@
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
+import { join } from "node:path";
 import type { MqttClient } from "mqtt";
 import { connectMqtt, publishJson, publishRaw } from "../broker/client.ts";
 import { decode, InvokeMsg, type OutputMsg, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
@@ -16,6 +18,7 @@ import { fetchModule } from "./fetch.ts";
 import { deliverUpdate, type FlContext, type FlRun, isFlTask, prepareFl } from "./fl.ts";
 import { discoveryMetadata, teeOf } from "./metadata.ts";
 import { aggregate, ProcSampler, PropletSampler, profileFor, type TaskSample } from "./monitor.ts";
+import { Outbox, type OutboxEntry } from "./outbox.ts";
 import type { PropletPrometheus } from "./prometheus.ts";
 import type { ExecResult } from "./runtime/execute.ts";
 import { HostRuntime } from "./runtime/host.ts";
@@ -37,6 +40,8 @@ export class PropletAgent {
   private client?: MqttClient;
   private t: ReturnType<typeof topics>;
   private running = new Map<string, Running | "preparing">();
+  /** The run id of each running task, as its start message gave it ("" from a manager that sends none). */
+  private runIds = new Map<string, string>();
   private stopRequested = new Set<string>();
   private heartbeat?: Timer;
   private metricsTimer?: Timer;
@@ -50,10 +55,21 @@ export class PropletAgent {
 
   /** QoS 0 in the broker's own process (the link cannot drop; sessions are clean); 1 over a network. */
   private qos: 0 | 1;
+  /** Results and task metrics waiting for the link (standalone proplets; serve's local one has no link to lose). */
+  private outbox?: Outbox;
+  /** When the link went down, until the first heartbeat after it is back says so (kept in the state dir). */
+  private offlineSince?: string;
 
   constructor(private cfg: PropletConfig) {
     this.t = topics(cfg);
     this.qos = cfg.broker ? 0 : 1;
+    if (cfg.stateDir) {
+      this.outbox = new Outbox(join(cfg.stateDir, "outbox"), undefined, (m) => log.warn(m));
+      if (this.outbox.size) log.info(`${this.outbox.size} message(s) from before a restart wait for the manager`);
+      try {
+        this.offlineSince = JSON.parse(readFileSync(this.offlineFile!, "utf8")).from;
+      } catch {}
+    }
     // Warm as many workers as tasks may run at once (up to the cores); more spawn on demand up to max_tasks.
     // The host runtime needs no worker threads; the pool is then empty and never used.
     this.host = cfg.runtime === "host" ? new HostRuntime(cfg.externalRuntime) : undefined;
@@ -71,6 +87,26 @@ export class PropletAgent {
 
   get id(): string {
     return this.cfg.entityId;
+  }
+
+  private get offlineFile(): string | undefined {
+    return this.cfg.stateDir && join(this.cfg.stateDir, "offline.json");
+  }
+
+  /** The link is down: remembered (on disk too) until a heartbeat after it is back reports the period. */
+  private wentOffline(): void {
+    if (this.offlineSince) return;
+    this.offlineSince = new Date().toISOString();
+    if (this.offlineFile) writeFileSync(this.offlineFile, JSON.stringify({ from: this.offlineSince }));
+  }
+
+  /** Sends what waited for the link, oldest first; stops quietly if the link goes again. */
+  private flush(): Promise<void> {
+    const c = this.client;
+    if (!this.outbox || !c?.connected) return Promise.resolve();
+    return this.outbox
+      .drain((e: OutboxEntry) => publishRaw(c, e.topic, e.payload, 1))
+      .catch((e) => log.debug(`outbox: ${e instanceof Error ? e.message : e}; the rest waits for the link`));
   }
 
   /** The broker's host name (the gateway): FL requests there may carry this proplet's key. */
@@ -98,19 +134,27 @@ export class PropletAgent {
         will: { topic: this.t.alive, payload: JSON.stringify(offline) },
         broker: this.cfg.broker,
         tls: this.cfg.tls,
+        keepalive: this.cfg.keepalive,
+        // Over a network the broker keeps our session while the link is down: a stop sent meanwhile arrives after.
+        persistentSession: !this.cfg.broker,
       },
       this.cfg.broker ? 10_000 : 0,
     );
     clearTimeout(waiting);
-    this.client.on("offline", () => log.warn(`lost the MQTT broker at ${this.cfg.mqttAddress}; reconnecting`));
+    this.client.on("offline", () => {
+      this.wentOffline();
+      log.warn(`lost the MQTT broker at ${this.cfg.mqttAddress}; reconnecting (tasks go on, results are kept)`);
+    });
     this.client.on("message", (topic, payload) => {
       if (topic === this.t.start) void this.onStart(payload);
       else if (topic === this.t.stop) this.onStop(payload);
       else if (topic === this.t.registryChunks) this.onChunk(payload);
       else if (topic === this.t.invoke) void this.onInvoke(payload);
     });
-    // Re-announce on every (re)connect: a restarted manager learns about us without waiting for a heartbeat.
-    this.client.on("connect", () => void this.announce());
+    // On every (re)connect: first what waited for the link (results before the heartbeat that no longer lists their
+    // tasks), then announce, so a restarted manager learns about us without waiting for a heartbeat.
+    this.client.on("connect", () => void this.flush().then(() => this.announce()));
+    await this.flush();
     await this.announce();
     this.heartbeat = setInterval(() => this.beat(), this.cfg.livelinessInterval * 1000);
     const every = this.cfg.metricsInterval ?? 10;
@@ -149,6 +193,11 @@ export class PropletAgent {
     this.beat();
   }
 
+  private forgetRun(taskId: string): void {
+    this.running.delete(taskId);
+    this.runIds.delete(taskId);
+  }
+
   private beat(): void {
     if (!this.client?.connected) return;
     // The running task ids let the manager settle runs this proplet lost (after a restart, say).
@@ -157,11 +206,23 @@ export class PropletAgent {
       status: "alive",
       namespace: this.cfg.namespace,
       tasks: [...this.running.keys()],
+      runs: [...this.running.keys()].map((id) => this.runIds.get(id) ?? ""),
+      ...(this.offlineSince ? { offline_from: this.offlineSince, offline_to: new Date().toISOString() } : {}),
     };
     this.client.publish(this.t.alive, JSON.stringify(alive), { qos: 0 });
+    if (this.offlineSince) {
+      log.info(`back on the MQTT broker; the link was down since ${this.offlineSince}`);
+      this.offlineSince = undefined;
+      if (this.offlineFile && existsSync(this.offlineFile)) rmSync(this.offlineFile, { force: true });
+    }
   }
 
   private async publishResult(r: ResultMsg): Promise<void> {
+    if (this.outbox) {
+      // On disk before it is sent: neither a cut link nor a restart loses it.
+      this.outbox.put({ topic: this.t.results, payload: JSON.stringify(r), kind: "result" });
+      return this.flush();
+    }
     try {
       await publishJson(this.client!, this.t.results, r, this.qos);
     } catch (e) {
@@ -182,6 +243,8 @@ export class PropletAgent {
       return;
     }
     this.running.set(msg.id, "preparing");
+    this.runIds.set(msg.id, msg.run_id ?? "");
+    const runId = msg.run_id ? { run_id: msg.run_id } : {};
     // The run joins the dispatch's trace when the manager traces and so does this proplet.
     const t = tracing();
     const span = t.enabled
@@ -193,9 +256,9 @@ export class PropletAgent {
     let fl: FlRun | undefined;
     const fail = (error: string) => {
       span?.end(error);
-      this.running.delete(msg.id);
+      this.forgetRun(msg.id);
       log.warn(`task ${msg.id} failed: ${error}`);
-      return this.publishResult({ task_id: msg.id, proplet_id: this.id, results: "", error });
+      return this.publishResult({ task_id: msg.id, proplet_id: this.id, ...runId, results: "", error });
     };
     try {
       const options = parseRuntimeOptions(msg.cli_args);
@@ -249,12 +312,13 @@ export class PropletAgent {
         };
       }
       (r.ok ? this.prom?.completed : this.prom?.failed)?.inc();
-      this.running.delete(msg.id);
+      this.forgetRun(msg.id);
       log.info(`task ${msg.id} ${r.ok ? "completed" : `failed: ${r.error}`}`);
       span?.end(r.ok ? undefined : (r.error ?? "failed"));
       await this.publishResult({
         task_id: msg.id,
         proplet_id: this.id,
+        ...runId,
         results: r.results,
         error: r.ok ? null : (r.error ?? "failed"),
       });
@@ -358,17 +422,19 @@ export class PropletAgent {
     };
     return setInterval(() => {
       const s: TaskSample | undefined = proc ? proc.sample() : inProcess();
-      if (!s || !this.client?.connected) return;
+      if (!s || (!this.client?.connected && !this.outbox)) return;
       history.push(s);
       if (history.length > profile.historySize) history.shift();
       const payload = {
         task_id: msg.id,
         proplet_id: this.id,
+        ...(msg.run_id ? { run_id: msg.run_id } : {}),
         metrics: s,
         aggregated: aggregate(history),
         timestamp: new Date().toISOString(),
       };
-      this.client.publish(this.t.taskMetrics, JSON.stringify(payload), { qos: 0 });
+      if (this.client?.connected) this.client.publish(this.t.taskMetrics, JSON.stringify(payload), { qos: 0 });
+      else this.outbox?.put({ topic: this.t.taskMetrics, payload: JSON.stringify(payload), kind: "metrics" });
     }, profile.intervalS * 1000);
   }
 
@@ -407,10 +473,14 @@ export class PropletAgent {
     this.prom?.close();
     for (const r of this.running.values()) if (r !== "preparing") r.stop("proplet shutting down");
     if (this.client?.connected) {
+      // Sent on purpose, so it lists what still runs here (nothing: every run was just stopped): the manager
+      // settles those runs at once instead of waiting out the partition grace as for a Last Will.
+      await this.flush();
       await publishJson(this.client, this.t.alive, {
         proplet_id: this.id,
         status: "offline",
         namespace: this.cfg.namespace,
+        tasks: [],
       }).catch(() => {});
     }
     // Without a broker there is nothing to flush: a graceful end would wait on reconnecting.

@@ -38,6 +38,13 @@ export interface PropletConfig {
   teeRoot?: string;
   /** TLS to the broker (mqtts://): the CA to trust and an optional client certificate. */
   tls?: ConnectOptions["tls"];
+  /**
+   * The proplet's own state dir (a standalone proplet's; none for serve's local one): what it must deliver is
+   * queued there while its link is down (outbox.ts), with when it went down.
+   */
+  stateDir?: string;
+  /** Seconds between MQTT keep-alive pings: how soon a dead link is noticed (PROPLET_MQTT_KEEPALIVE). */
+  keepalive?: number;
   /** Set only for serve's local proplet: talk to the embedded broker in memory. */
   broker?: ConnectOptions["broker"];
 }

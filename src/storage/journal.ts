@@ -13,6 +13,7 @@ export type Change =
   | { kind: "task"; task: Task; withFile: boolean }
   | { kind: "task-delete"; id: string }
   | { kind: "run"; run: Run }
+  | { kind: "run-update"; run: Run }
   | { kind: "job"; job: Job }
   | { kind: "proplet"; proplet: Proplet }
   | { kind: "proplet-delete"; id: string }

@@ -37,6 +37,12 @@ export interface TaskRepository {
 /** Runs are stored once, when they end; a task's current run is derived from the task. */
 export interface RunRepository {
   create(run: Run): void;
+  /**
+   * Replaces the stored run with this task_id and run_id (a result that came late for a run already settled);
+   * false when there is none.
+   */
+  update(run: Run): boolean;
+  get(taskId: string, runId: string): Run | undefined;
   /** Newest first. */
   listByTask(taskId: string, offset: number, limit: number): ListResult<Run>;
 }

@@ -64,7 +64,8 @@ describe("rounds, updates and refusals", () => {
   });
 
   beforeAll(async () => {
-    s = await startServe({ extra: ["--no-local-proplet", "--liveliness-threshold", "3"] });
+    // A proplet killed mid-round is gone, not cut off: its run is given up at once.
+    s = await startServe({ extra: ["--no-local-proplet", "--liveliness-threshold", "3", "--partition-grace", "0"] });
     for (const id of ["alpha", "beta", "gamma"]) {
       const c = await identity(s.url, "proplet", id);
       keys[id] = c.password;

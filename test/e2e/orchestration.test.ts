@@ -23,7 +23,8 @@ import {
 
 let s: Serve;
 beforeAll(async () => {
-  s = await startServe({ extra: ["--liveliness-interval", "1"] });
+  // A proplet killed here is gone, not cut off: its runs are given up at once (partitions: partition.test.ts).
+  s = await startServe({ extra: ["--liveliness-interval", "1", "--partition-grace", "0"] });
 });
 afterAll(async () => {
   await s?.kill("SIGKILL");

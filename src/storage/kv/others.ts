@@ -39,6 +39,22 @@ export class KvRuns implements RunRepository {
       this.db.put(["r", run.task_id, run.started_at, next(this.db, ["n", "run"])], run);
     });
   }
+  private find(taskId: string, runId: string): { key: Key; value: Run } | undefined {
+    for (const e of this.db.getRange({ start: ["r", taskId], end: ["r", taskId, END] })) {
+      if ((e.value as Run).run_id === runId) return { key: e.key, value: e.value as Run };
+    }
+    return undefined;
+  }
+  get(taskId: string, runId: string): Run | undefined {
+    return this.find(taskId, runId)?.value;
+  }
+  update(run: Run): boolean {
+    return this.db.transactionSync(() => {
+      const found = this.find(run.task_id, run.run_id);
+      if (found) this.db.put(found.key, run);
+      return found !== undefined;
+    });
+  }
   listByTask(taskId: string, offset: number, limit: number): ListResult<Run> {
     const total = this.db.getKeysCount({ start: ["r", taskId], end: ["r", taskId, END] });
     return { total, items: values<Run>(this.db, ["r", taskId], { reverse: true, offset, limit }) };

@@ -34,6 +34,18 @@ export class MemoryRuns implements RunRepository {
     this.byTask.set(run.task_id, list);
     this.journal?.record({ kind: "run", run });
   }
+  get(taskId: string, runId: string): Run | undefined {
+    const r = this.byTask.get(taskId)?.find((x) => x.run_id === runId);
+    return r && { ...r };
+  }
+  update(run: Run): boolean {
+    const list = this.byTask.get(run.task_id) ?? [];
+    const i = list.findIndex((r) => r.run_id === run.run_id);
+    if (i < 0) return false;
+    list[i] = { ...run };
+    this.journal?.record({ kind: "run-update", run });
+    return true;
+  }
   listByTask(taskId: string, offset: number, limit: number): ListResult<Run> {
     // Newest start first; of two with the same start, the one stored last.
     const runs = [...(this.byTask.get(taskId) ?? [])].reverse();

@@ -129,6 +129,7 @@ export class PgJournal implements Journal {
     const proplets = new Folded<{ id: string; doc: string }>();
     const docs = { jobs: new Folded<Doc>(), tokens: new Folded<Doc>(), entities: new Folded<Doc>() };
     const runs: { task_id: string; run_id: string; started_at: string; doc: string }[] = [];
+    const runUpdates: { task_id: string; run_id: string; doc: string }[] = [];
     const fl = new Folded<{ kind: string; id: string; doc: string }>();
     const metrics: { kind: string; owner: string; at: string; doc: string }[] = [];
     /** Per owner at the retention bound, the oldest sample the memory store kept: older rows are deleted. */
@@ -157,6 +158,9 @@ export class PgJournal implements Journal {
             started_at: c.run.started_at,
             doc: JSON.stringify(c.run),
           });
+          break;
+        case "run-update":
+          runUpdates.push({ task_id: c.run.task_id, run_id: c.run.run_id, doc: JSON.stringify(c.run) });
           break;
         case "job":
           docs.jobs.set(c.job.id, docRow(c.job));
@@ -201,6 +205,10 @@ export class PgJournal implements Journal {
       const forgotten = proplets.deletes();
       if (forgotten.length) await tx`DELETE FROM proplets WHERE id IN ${sql(forgotten)}`;
       for (const part of chunks(runs)) await tx`INSERT INTO runs ${sql(part)}`;
+      // After the inserts: a run stored and updated in one batch ends with its update.
+      for (const u of runUpdates) {
+        await tx`UPDATE runs SET doc = ${u.doc} WHERE task_id = ${u.task_id} AND run_id = ${u.run_id}`;
+      }
       for (const [table, folded] of Object.entries(docs)) {
         for (const part of chunks(folded.puts())) {
           await tx`INSERT INTO ${sql(table)} ${sql(part)} ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`;

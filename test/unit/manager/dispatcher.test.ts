@@ -121,6 +121,52 @@ describe("dispatcher", () => {
     expect(h.m.telemetry.counters).toMatchObject({ failures: 0, interruptions: 1 });
   });
 
+  test("results are fenced by run: a repeat or a stale run's result never changes the task", async () => {
+    h = harness();
+    h.proplet("p1");
+    const id = await h.create({ name: "add", max_retries: 1, retry_backoff_s: 0.01 });
+    await h.m.tasks.start(id);
+    await h.settle();
+    const first = h.bus.starts[0]!;
+    // (Not toMatchObject with expect.any: Bun 1.4.5 writes the matcher into the object it checks.)
+    expect([first.attempt, typeof first.run_id]).toEqual([1, "string"]);
+    h.m.inbound.result({ task_id: id, proplet_id: "p1", run_id: first.run_id, results: "", error: "boom" });
+    await until("the retry to run", () => state(id) === TaskState.Running, 2000);
+    await h.settle();
+    const second = h.bus.starts[1]!;
+    expect(second).toMatchObject({ attempt: 2 });
+    expect(second.run_id).not.toBe(first.run_id);
+    // The first run's result again (QoS 1 may repeat it): dropped; the task runs on, its run unchanged.
+    h.m.inbound.result({ task_id: id, proplet_id: "p1", run_id: first.run_id, results: "late", error: null });
+    expect(state(id)).toBe(TaskState.Running);
+    h.m.inbound.result({ task_id: id, proplet_id: "p1", run_id: second.run_id, results: "30", error: null });
+    h.m.inbound.result({ task_id: id, proplet_id: "p1", run_id: second.run_id, results: "again", error: null });
+    expect(h.m.tasks.get(id)).toMatchObject({ state: TaskState.Completed, results: "30" });
+    const runs = h.m.tasks.runs(id, 0, 10).items;
+    expect(runs.map((r) => [r.attempt, r.results, r.late_at])).toEqual([
+      [2, "30", undefined],
+      [1, "", undefined],
+    ]);
+  });
+
+  test("an unreachable proplet keeps its runs for the partition grace, then they are settled", async () => {
+    h = harness({ livelinessThresholdMs: 100, partitionGraceMs: 400 });
+    h.proplet("p1");
+    const id = await h.create({ name: "add" });
+    await h.m.tasks.start(id);
+    h.m.inbound.alive({ proplet_id: "p1", status: "offline" }); // its Last Will: cut off or crashed, who knows
+    await Bun.sleep(200);
+    h.m.liveness.check();
+    expect(h.m.tasks.get(id)).toMatchObject({
+      state: TaskState.Running,
+      proplet_unreachable_since: expect.any(String),
+    });
+    await Bun.sleep(400);
+    h.m.liveness.check();
+    expect(h.m.tasks.get(id)).toMatchObject({ state: TaskState.Failed });
+    expect(h.m.tasks.get(id).error).toContain("proplet lost: p1 stopped sending heartbeats (unreachable longer than");
+  });
+
   test("a proplet that goes offline loses its runs, which re-run elsewhere while retries remain", async () => {
     h = harness();
     h.proplet("p1");

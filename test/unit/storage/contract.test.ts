@@ -170,6 +170,23 @@ for (const backend of BACKENDS) {
       expect(s.runs.listByTask("none", 0, 10)).toEqual({ total: 0, items: [] });
     });
 
+    test("runs: a settled run takes its late result in place, not as another run", async () => {
+      const s = await fresh();
+      const run = { run_id: "r1", task_id: "t1", attempt: 1, state: 4, status: "Failed", started_at: at(1) };
+      s.runs.create({ ...run, error: "proplet lost" });
+      s.runs.create({ ...run, run_id: "r2", attempt: 2, state: 3, status: "Completed", started_at: at(2) });
+      const late = { ...run, state: 3, status: "Completed", results: "42", error: "proplet lost (result came late)" };
+      expect(s.runs.update(late)).toBe(true);
+      expect(s.runs.update({ ...late, run_id: "none" })).toBe(false);
+      const all = s.runs.listByTask("t1", 0, 10);
+      expect(all.total).toBe(2);
+      expect(all.items.map((r) => [r.run_id, r.results])).toEqual([
+        ["r2", undefined],
+        ["r1", "42"],
+      ]);
+      await s.durable();
+    });
+
     test("jobs, proplets, tokens and entities keep every field, in their orders", async () => {
       const s = await fresh();
       s.jobs.create({ id: "j1", name: "one", execution_mode: "parallel", created_at: at(1) });
@@ -258,7 +275,8 @@ for (const backend of BACKENDS) {
         const t = task("t1", at(1), { schedule: "*/5 * * * *", metadata: { k: "v" }, priority: 90 });
         s.tasks.create(t);
         s.jobs.create({ id: "j1", name: "job", execution_mode: "parallel", created_at: at(1) });
-        s.runs.create({ run_id: "r1", task_id: "t1", attempt: 1, state: 3, status: "Completed", started_at: at(1) });
+        s.runs.create({ run_id: "r1", task_id: "t1", attempt: 1, state: 4, status: "Failed", started_at: at(1) });
+        s.runs.update({ run_id: "r1", task_id: "t1", attempt: 1, state: 3, status: "Completed", started_at: at(1) });
         s.fl.put("experiment", "e1", '{"k":1}');
         s.fl.put("update", "gone", "{}");
         s.fl.delete("update", "gone");
@@ -271,7 +289,7 @@ for (const backend of BACKENDS) {
         expect(again.tasks.get("t1")).toEqual(t);
         expect(again.tasks.listScheduled().map((x) => x.id)).toEqual(["t1"]);
         expect(again.jobs.get("j1")?.execution_mode).toBe("parallel");
-        expect(again.runs.listByTask("t1", 0, 10).total).toBe(1);
+        expect(again.runs.listByTask("t1", 0, 10).items.map((r) => r.status)).toEqual(["Completed"]);
         expect(again.fl.get("experiment", "e1")).toBe('{"k":1}');
         expect(again.fl.ids("update")).toEqual([]);
       });
