@@ -30,6 +30,8 @@ export const PropletMetadata = z
     max_tasks: z.number().int().positive().max(MAX_TASKS_ANNOUNCED).optional(),
     /** Ours: seconds between its heartbeats, so a slow-beating proplet is not declared dead by a tighter threshold. */
     liveliness_interval_s: z.number().positive().max(MAX_LIVELINESS_INTERVAL_S).optional(),
+    /** Ours: it echoes run ids, so it may run two runs of one task at once (upstream's proplets do not). */
+    run_ids: z.boolean().optional(),
   })
   .refine((m) => jsonSize(m) <= MAX_METADATA_CHARS, `metadata is larger than ${MAX_METADATA_CHARS} characters`);
 export type PropletMetadata = z.infer<typeof PropletMetadata>;

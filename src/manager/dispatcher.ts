@@ -9,8 +9,8 @@ import {
 } from "../core/messages.ts";
 import type { Proplet } from "../core/proplet.ts";
 import { describeRequirements, unmet } from "../core/requirements.ts";
-import { currentRun } from "../core/run.ts";
-import { retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
+import { currentRun, type Run } from "../core/run.ts";
+import { leastLoaded, retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
 import { INTERRUPTED_BY_SHUTDOWN, isTerminal, STOPPED_BY_USER, stateName, TaskState } from "../core/states.ts";
 import { finished, runningOn, type Task } from "../core/task.ts";
 import { nowIso } from "../core/time.ts";
@@ -72,6 +72,12 @@ export class Dispatcher {
   fanOut?: { start(task: Task): Promise<StartResult>; stop(task: Task): Promise<{ stopped: true }> };
   /** With tracing on: each run's span, from dispatch to its end. */
   private runSpans = new Map<string, Span>();
+  /**
+   * Runs of a task beside its current one, by run id: a cron firing under `overlap_policy: allow` that found the
+   * task running starts one at once. Its run record is stored Running when it starts and completed by its own
+   * result (fenced by run id); the task's state follows its current run only.
+   */
+  private extraRuns = new Map<string, { task: string; proplet: string; startedAt: number }>();
 
   constructor(
     private store: Storage,
@@ -203,6 +209,7 @@ export class Dispatcher {
    */
   async release(task: Task): Promise<void> {
     this.forget(task.id);
+    this.stopExtras(task.id);
     if (task.state !== TaskState.Running || !task.proplet_id) return;
     const p = this.proplets.get(task.proplet_id);
     if (p && this.proplets.alive(p)) await this.sendStop(task.id, p.id);
@@ -253,6 +260,83 @@ export class Dispatcher {
       });
   }
 
+  /**
+   * Starts one more run of a Running task at once, beside its current one, on a proplet with a free slot that
+   * meets its requirements (the current run's own proplet too, which runs both). False when none has a slot.
+   */
+  startExtra(id: string): boolean {
+    const task = this.store.tasks.get(id);
+    if (!task || task.state !== TaskState.Running || this.shuttingDown) return false;
+    const req = task.requirements;
+    const pinned = task.pinned ? task.proplet_id : undefined;
+    const able = this.proplets
+      .candidates(Date.now())
+      .filter((c) => (!pinned || c.id === pinned) && (!req || !unmet(req, c.proplet.metadata)))
+      // Only a proplet that tells runs apart: an upstream one would mix the two runs' results.
+      .filter((c) => c.proplet.metadata.run_ids === true);
+    const chosen = leastLoaded(able);
+    if (!chosen) return false;
+    const now = nowIso();
+    const runId = crypto.randomUUID();
+    const run: Run = {
+      run_id: runId,
+      task_id: id,
+      attempt: 1,
+      state: TaskState.Running,
+      status: "Running",
+      proplet_id: chosen.id,
+      started_at: now,
+    };
+    this.store.runs.create(run);
+    this.extraRuns.set(runId, { task: id, proplet: chosen.id, startedAt: Date.now() });
+    this.proplets.trackExtra(chosen.id, runId, true);
+    const msg = startMessage(
+      { ...task, proplet_id: chosen.id, run_id: runId, attempt: 1 },
+      parentResults(task, (d) => this.store.tasks.get(d)),
+    );
+    void this.store
+      .durable()
+      .then(() => this.bus.start(msg))
+      .catch((e) =>
+        this.endExtra(runId, undefined, `failed to publish start message: ${e instanceof Error ? e.message : e}`, true),
+      );
+    log.info(`task ${id}: run ${runId} started beside the current one, on proplet ${chosen.id}`);
+    return true;
+  }
+
+  /** Ends a run started by `startExtra`: its own result, or settled by the manager (`settled`). */
+  private endExtra(runId: string, results: unknown, error: string | null | undefined, settled = false): void {
+    const extra = this.extraRuns.get(runId);
+    if (!extra) return;
+    this.extraRuns.delete(runId);
+    this.proplets.trackExtra(extra.proplet, runId, false);
+    const stored = this.store.runs.get(extra.task, runId);
+    if (stored) {
+      const failed = typeof error === "string" && error !== "";
+      const state = failed ? TaskState.Failed : TaskState.Completed;
+      this.store.runs.update({
+        ...stored,
+        state,
+        status: stateName(state),
+        finished_at: nowIso(),
+        results,
+        ...(failed ? { error: error as string } : {}),
+        ...(settled ? { settled: true } : {}),
+      });
+    }
+    this.drain();
+  }
+
+  /** Stops the runs started beside a task's current one (the task is stopped or deleted). */
+  private stopExtras(taskId: string): void {
+    for (const [runId, e] of this.extraRuns) {
+      if (e.task !== taskId) continue;
+      const p = this.proplets.get(e.proplet);
+      if (p && this.proplets.alive(p)) void this.sendStop(taskId, e.proplet);
+      else this.endExtra(runId, undefined, `${STOPPED_BY_USER} (its proplet is not alive)`, true);
+    }
+  }
+
   /** A latent task's proplet lost its deployment (a restart): the current run's start goes to it again. */
   redeploy(task: Task): Promise<void> {
     return this.bus.start(
@@ -285,6 +369,7 @@ export class Dispatcher {
    */
   async stop(id: string, byUser = true): Promise<{ stopped: true }> {
     const task = this.mustGet(id);
+    this.stopExtras(id);
     if (task.parts && task.state === TaskState.Running && this.fanOut) return this.fanOut.stop(task);
     const ended = (why: string): RunEnd =>
       byUser
@@ -297,9 +382,12 @@ export class Dispatcher {
     } else {
       if (task.state !== TaskState.Running) throw conflict(`task ${id} is not running`);
       const p = task.proplet_id ? this.proplets.get(task.proplet_id) : undefined;
-      // Nobody would answer a stop sent to a proplet that is gone: settle it here, not left Running.
-      if (!p || !this.proplets.alive(p)) this.endRun(task, ended(" (its proplet is not alive)"));
-      else {
+      // Nobody answers a stop sent to a proplet that is gone: settle it here, not left Running. One that is only
+      // cut off hears the stop when it is back (its session keeps it).
+      if (!p || !this.proplets.alive(p)) {
+        if (p) void this.sendStop(id, p.id);
+        this.endRun(task, ended(" (its proplet is not alive)"));
+      } else {
         this.stopping.set(id, byUser); // its "task stopped" result ends the retry series
         await this.bus.stop({ id, broadcast: false, proplet_id: p.id });
       }
@@ -391,6 +479,10 @@ export class Dispatcher {
       log.warn(`result for unknown task ${msg.task_id} dropped`);
       return;
     }
+    if (msg.run_id && this.extraRuns.has(msg.run_id)) {
+      this.endExtra(msg.run_id, msg.results, msg.error);
+      return;
+    }
     // Fenced by run: a result names the start it ends. One for a run that is over (settled while its proplet was
     // cut off, then run again, or a repeat of one already taken) never touches the task's current state.
     if (msg.run_id && (msg.run_id !== task.run_id || task.state !== TaskState.Running)) {
@@ -421,6 +513,14 @@ export class Dispatcher {
    */
   private lateResult(task: Task, msg: ResultMsg, runId: string): void {
     const run = this.store.runs.get(task.id, runId);
+    if (run?.state === TaskState.Running && (!msg.proplet_id || msg.proplet_id === run.proplet_id)) {
+      // A run started beside the current one, whose end a manager restart forgot to wait for.
+      const failed = typeof msg.error === "string" && msg.error !== "";
+      const state = failed ? TaskState.Failed : TaskState.Completed;
+      const end = { state, status: stateName(state), finished_at: nowIso(), results: msg.results };
+      this.store.runs.update({ ...run, ...end, ...(failed ? { error: msg.error as string } : {}) });
+      return;
+    }
     if (!run?.settled || run.late_at || (msg.proplet_id && run.proplet_id && msg.proplet_id !== run.proplet_id)) {
       log.debug(`task ${task.id}: result for run ${runId} dropped (not a settled run waiting for one)`);
       return;
@@ -479,6 +579,13 @@ export class Dispatcher {
       // A proplet still connected may still run it: tell it to stop, so no Wasm spins on as an orphan.
       if (connected) void this.sendStop(id, propletId);
       this.endRun(t, { error: reason, results: undefined });
+    }
+    for (const [runId, e] of this.extraRuns) {
+      if (e.proplet !== propletId) continue;
+      if (keep && (runs ? [...runs.values()].includes(runId) : keep.has(e.task))) continue;
+      if (keep && now - e.startedAt < HEARTBEAT_GRACE_MS) continue;
+      if (connected) void this.sendStop(e.task, propletId);
+      this.endExtra(runId, undefined, reason, true);
     }
     if (freed) this.drain();
   }

@@ -82,8 +82,21 @@ export class PropletRegistry {
     else set.delete(taskId);
   }
 
+  /** Runs beside a task's current one (concurrent cron firings), by proplet: they take slots too. */
+  private extraOn = new Map<string, Set<string>>();
+
+  trackExtra(propletId: string, runId: string, running: boolean): void {
+    let set = this.extraOn.get(propletId);
+    if (!set) {
+      set = new Set();
+      this.extraOn.set(propletId, set);
+    }
+    if (running) set.add(runId);
+    else set.delete(runId);
+  }
+
   taskCount(propletId: string): number {
-    return this.runningOn.get(propletId)?.size ?? 0;
+    return (this.runningOn.get(propletId)?.size ?? 0) + (this.extraOn.get(propletId)?.size ?? 0);
   }
 
   runningTasks(propletId: string): string[] {
@@ -194,6 +207,7 @@ export class PropletRegistry {
     this.dirty.delete(id);
     this.proplets.delete(id);
     this.runningOn.delete(id);
+    this.extraOn.delete(id);
     this.heard.delete(id);
     this.told.delete(id);
     this.store.proplets.delete(id);

@@ -13,7 +13,8 @@ const log = tag("manager");
 
 // Cron: tasks with a `schedule` are started by their firings. `next_run` is stored before each firing, so a
 // restart never fires twice; `misfire_policy` decides about firings missed while the manager was down, and
-// `overlap_policy` about firings that find the previous run still active ("allow" runs it when that run ends).
+// `overlap_policy` about firings that find the previous run still active ("allow" runs it beside that run, or when
+// it ends if no proplet has a free slot).
 
 export class Schedules {
   private cron: CronRunner;
@@ -106,6 +107,12 @@ export class Schedules {
     const busy = task.state === TaskState.Running || task.state === TaskState.Scheduled;
     if (busy) {
       const allow = task.overlap_policy === "allow";
+      // Runs tell their results apart by run id, so an "allow" firing runs now beside the active run when a
+      // proplet has a slot for it; else it runs when that run ends.
+      if (allow && task.state === TaskState.Running && this.dispatcher.startExtra(id)) {
+        await this.store.durable();
+        return;
+      }
       if (allow) this.pendingFire.add(id);
       log.info(`task ${id}: cron firing while the previous run is active: ${allow ? "runs when it ends" : "skipped"}`);
       await this.store.durable();

@@ -39,9 +39,13 @@ export const DEFAULT_TASK_MEMORY_MB = 1024;
 export class PropletAgent {
   private client?: MqttClient;
   private t: ReturnType<typeof topics>;
+  /**
+   * What runs here, by run: the run id (or, from a manager that sends none, the task id). Two runs of one task
+   * may run at once (a cron task whose firings overlap under `overlap_policy: allow`).
+   */
   private running = new Map<string, Running | "preparing">();
-  /** The run id of each running task, as its start message gave it ("" from a manager that sends none). */
-  private runIds = new Map<string, string>();
+  /** Each running run's task and run id ("" from a manager that sends none). */
+  private runs = new Map<string, { task: string; run: string }>();
   private stopRequested = new Set<string>();
   private heartbeat?: Timer;
   private metricsTimer?: Timer;
@@ -188,14 +192,15 @@ export class PropletAgent {
         ...(await discoveryMetadata(this.cfg, this.host?.name ?? RUNTIME_NAME)),
         max_tasks: this.cfg.maxTasks,
         liveliness_interval_s: this.cfg.livelinessInterval,
+        run_ids: true,
       },
     });
     this.beat();
   }
 
-  private forgetRun(taskId: string): void {
-    this.running.delete(taskId);
-    this.runIds.delete(taskId);
+  private forgetRun(key: string): void {
+    this.running.delete(key);
+    this.runs.delete(key);
   }
 
   private beat(): void {
@@ -205,8 +210,8 @@ export class PropletAgent {
       proplet_id: this.id,
       status: "alive",
       namespace: this.cfg.namespace,
-      tasks: [...this.running.keys()],
-      runs: [...this.running.keys()].map((id) => this.runIds.get(id) ?? ""),
+      tasks: [...this.runs.values()].map((r) => r.task),
+      runs: [...this.runs.values()].map((r) => r.run),
       ...(this.offlineSince ? { offline_from: this.offlineSince, offline_to: new Date().toISOString() } : {}),
     };
     this.client.publish(this.t.alive, JSON.stringify(alive), { qos: 0 });
@@ -238,12 +243,13 @@ export class PropletAgent {
     }
     const msg = d.value;
     if (!msg.broadcast && msg.proplet_id && msg.proplet_id !== this.id) return; // addressed to another proplet
-    if (this.running.has(msg.id)) {
+    const key = msg.run_id ?? msg.id;
+    if (this.running.has(key)) {
       log.warn(`task ${msg.id}: already running here, duplicate start ignored`);
       return;
     }
-    this.running.set(msg.id, "preparing");
-    this.runIds.set(msg.id, msg.run_id ?? "");
+    this.running.set(key, "preparing");
+    this.runs.set(key, { task: msg.id, run: msg.run_id ?? "" });
     const runId = msg.run_id ? { run_id: msg.run_id } : {};
     // The run joins the dispatch's trace when the manager traces and so does this proplet.
     const t = tracing();
@@ -256,7 +262,7 @@ export class PropletAgent {
     let fl: FlRun | undefined;
     const fail = (error: string) => {
       span?.end(error);
-      this.forgetRun(msg.id);
+      this.forgetRun(key);
       log.warn(`task ${msg.id} failed: ${error}`);
       return this.publishResult({ task_id: msg.id, proplet_id: this.id, ...runId, results: "", error });
     };
@@ -269,7 +275,7 @@ export class PropletAgent {
       const fetched = await fetchModule(msg, (ref) => this.chunks.wait(ref, this.cfg.fetchTimeoutMs ?? 60_000));
       const bytes = openModule(fetched, msg.encrypted, this.cfg.decryptionKeys);
       if (typeof bytes === "string") return await fail(bytes);
-      if (this.stopRequested.delete(msg.id)) return await fail("task stopped");
+      if (this.stopRequested.delete(key)) return await fail("task stopped");
       const env: Record<string, string> = { PROPLET_ID: this.id, ...msg.env };
       if (isFlTask(env)) {
         const prep = await prepareFl(env, this.flContext());
@@ -277,7 +283,7 @@ export class PropletAgent {
         fl = prep;
         Object.assign(env, prep.env);
         options.dirs.push(prep.dir);
-        if (this.stopRequested.delete(msg.id)) return await fail("task stopped");
+        if (this.stopRequested.delete(key)) return await fail("task stopped");
       }
       const timeoutMs = (msg.timeout_s ?? 0) * 1000;
       log.info(`task ${msg.id} running (${msg.name})`);
@@ -288,12 +294,12 @@ export class PropletAgent {
         onOutput: this.outputSender(msg.id),
       };
       let run: Running;
-      if (this.host) run = this.host.run(msg.id, { ...req, bytes });
+      if (this.host) run = this.host.run(key, { ...req, bytes });
       else {
         const spec = { ...req, compiled: await this.modules.load(bytes, maxMemoryMb) };
         run = msg.latent ? this.deploy(msg.id, spec) : this.pool.run(spec);
       }
-      this.running.set(msg.id, run);
+      this.running.set(key, run);
       this.prom?.started.inc();
       const monitor = this.monitorTask(msg, run);
       const ran = await run.done;
@@ -312,7 +318,7 @@ export class PropletAgent {
         };
       }
       (r.ok ? this.prom?.completed : this.prom?.failed)?.inc();
-      this.forgetRun(msg.id);
+      this.forgetRun(key);
       log.info(`task ${msg.id} ${r.ok ? "completed" : `failed: ${r.error}`}`);
       span?.end(r.ok ? undefined : (r.error ?? "failed"));
       await this.publishResult({
@@ -456,13 +462,17 @@ export class PropletAgent {
     }
     const { id, proplet_id } = d.value;
     if (proplet_id && proplet_id !== this.id) return;
-    const run = this.running.get(id);
-    if (!run) {
+    // Every run of the task here: a stop names the task.
+    const keys = [...this.runs].filter(([, r]) => r.task === id).map(([k]) => k);
+    if (keys.length === 0) {
       if (proplet_id) log.warn(`task ${id}: stop for a task not running here`);
       return;
     }
-    if (run === "preparing") this.stopRequested.add(id);
-    else run.stop();
+    for (const k of keys) {
+      const run = this.running.get(k);
+      if (run === "preparing") this.stopRequested.add(k);
+      else run?.stop();
+    }
     log.info(`task ${id} stopping`);
   }
 

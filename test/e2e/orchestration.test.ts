@@ -264,6 +264,41 @@ describe("cron", () => {
     await http(`${s.url}/tasks/${c.body.id}`, "DELETE");
   });
 
+  test("overlap_policy allow runs firings at once, each run with its own result", async () => {
+    const c = await http(`${s.url}/tasks`, "POST", {
+      name: "args",
+      file: b64("args.component"),
+      inputs: ["sleep", "2500"],
+      schedule: "* * * * * *",
+      is_recurring: true,
+      overlap_policy: "allow",
+    });
+    await until("two runs started", async () => (await runs(c.body.id)).total >= 2, 5000);
+    await http(`${s.url}/tasks/${c.body.id}`, "PUT", { schedule: "" });
+    const all = await until(
+      "every run to end",
+      async () => {
+        const r = (await runs(c.body.id)).runs as {
+          run_id: string;
+          state: number;
+          started_at: string;
+          finished_at?: string;
+        }[];
+        return r.every((x) => x.state >= 3) && (await http(`${s.url}/tasks/${c.body.id}`)).body.state >= 3
+          ? r
+          : undefined;
+      },
+      15_000,
+    );
+    expect(all.length).toBeGreaterThanOrEqual(2);
+    for (const r of all) expect(r).toMatchObject({ state: 3, results: "args sleep 2500\n" });
+    // Together, not one after another: the second started before the first ended.
+    const [first, second] = [...all].sort((a, b) => a.started_at.localeCompare(b.started_at));
+    expect(Date.parse(second!.started_at)).toBeLessThan(Date.parse(first!.finished_at!));
+    expect(new Set(all.map((r) => r.run_id)).size).toBe(all.length);
+    await http(`${s.url}/tasks/${c.body.id}`, "DELETE");
+  });
+
   test("invalid schedules and time zones are 400", async () => {
     const bad = await http(`${s.url}/tasks`, "POST", add(1, 1, { schedule: "61 * * * *" }));
     expect(bad.status).toBe(400);
