@@ -7,11 +7,13 @@
 // Prints progress to stderr and, as its last stdout line, one JSON object with the figures.
 //
 //   bun scripts/bench/dispatch.ts [--samples 1000] [--tasks 10000] [--concurrency 64] [--bin dist/propeller] [--no-auth]
-//     [--storage sqlite|kv|postgres]
+//     [--storage sqlite|kv|postgres] [--idle-s 0]
+// Also reported: the data dir's size after the burst (`data_dir_mib`; every task carries the same module), and
+// serve's RSS before the burst, at its peak, and after --idle-s seconds of idling (`rss_*_mib`).
 // Authentication is on, as in a default serve (a bearer token on every request, credentials on MQTT); --no-auth
 // runs the same without, for comparison.
 import { Database } from "bun:sqlite";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -28,13 +30,33 @@ const { values: opt } = parseArgs({
     profile: { type: "string", description: "directory for a CPU profile (markdown) of the serve process" },
     "no-auth": { type: "boolean", default: false },
     storage: { type: "string", default: "sqlite", description: "sqlite, kv or postgres (a throwaway cluster)" },
+    "idle-s": { type: "string", default: "0", description: "seconds to idle after the burst before RSS is read" },
+    "module-kib": { type: "string", default: "0", description: "pad the module with a custom section this large" },
   },
 });
 const SAMPLES = Number(opt.samples);
 const TASKS = Number(opt.tasks);
 const CONCURRENCY = Number(opt.concurrency);
 const root = join(import.meta.dir, "..", "..");
-const file = MODULES.add.wasm; // the example module propeller carries: no build needed
+// The example module propeller carries (no build needed), optionally padded with a custom section (which every
+// runtime ignores) to the size of a real module, to see what storing it costs.
+const file = padded(MODULES.add.wasm, Number(opt["module-kib"]) * 1024);
+
+function padded(b64: string, bytes: number): string {
+  if (bytes <= 0) return b64;
+  const name = new TextEncoder().encode("pad");
+  const body = new Uint8Array(1 + name.length + bytes);
+  body[0] = name.length;
+  body.set(name, 1);
+  const leb: number[] = [];
+  for (let n = body.length; ; ) {
+    const b = n & 0x7f;
+    n >>>= 7;
+    leb.push(n ? b | 0x80 : b);
+    if (!n) break;
+  }
+  return Buffer.concat([Buffer.from(b64, "base64"), Buffer.from([0, ...leb]), body]).toString("base64");
+}
 const say = (s: string) => process.stderr.write(`${s}\n`);
 
 const dataDir = mkdtempSync(join(tmpdir(), "propeller-bench-"));
@@ -93,6 +115,21 @@ async function startAndWaitStored(id: string): Promise<void> {
 
 const task = (i: number) => ({ name: "add", file, inputs: [i, 1] });
 
+function rssMib(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+/** Bytes on disk under a directory (the database, its WAL and anything beside them). */
+function duMib(dir: string): number {
+  let total = 0;
+  for (const f of readdirSync(dir, { recursive: true }) as string[]) {
+    const st = statSync(join(dir, f));
+    if (st.isFile()) total += st.blocks * 512;
+  }
+  return total / 2 ** 20;
+}
+
 say("warm-up…");
 for (let i = 0; i < 200; i++) await startAndWaitStored((await post("/tasks", task(i))).id);
 
@@ -121,8 +158,11 @@ const count = async (state: number): Promise<number> => {
 };
 const before = await count(3);
 let next = 0;
+const rssBefore = rssMib(serve.pid);
+let rssPeak = rssBefore;
 const t0 = performance.now();
 const progress = setInterval(() => say(`  created ${next}, results seen ${resultsSeen}`), 2000);
+const rssWatch = setInterval(() => (rssPeak = Math.max(rssPeak, rssMib(serve.pid))), 250);
 await Promise.all(
   Array.from({ length: CONCURRENCY }, async () => {
     while (next < TASKS) {
@@ -142,14 +182,25 @@ for (const deadline = Date.now() + 60_000; (await count(3)) - before < TASKS; aw
     throw new Error(`only ${(await count(3)) - before} of ${TASKS} tasks completed in storage`);
 }
 const elapsed = (performance.now() - t0) / 1000;
+clearInterval(rssWatch);
+const dataDirMib = duMib(dataDir);
+// Our readers closed first: an open reader keeps SQLite from cutting its WAL back.
 db?.close();
 await pgSql?.close();
 await kv?.close();
+if (Number(opt["idle-s"]) > 0) {
+  say(`idling ${opt["idle-s"]} s…`);
+  await Bun.sleep(Number(opt["idle-s"]) * 1000);
+}
+const rssAfter = rssMib(serve.pid);
+const dataDirIdleMib = duMib(dataDir);
+for (const f of readdirSync(dataDir)) say(`  ${f}: ${(statSync(join(dataDir, f)).size / 2 ** 20).toFixed(1)} MiB`);
 
 await sub.endAsync();
 serve.kill("SIGTERM");
 await serve.exited;
-rmSync(dataDir, { recursive: true, force: true });
+if (process.env.BENCH_KEEP) say(`data dir kept: ${dataDir}`);
+else rmSync(dataDir, { recursive: true, force: true });
 await pg?.stop();
 
 const out = {
@@ -165,5 +216,12 @@ const out = {
   runtime: opt.bin ? "compiled" : "bun",
   storage: opt.storage,
   auth: !opt["no-auth"],
+  data_dir_mib: +dataDirMib.toFixed(1),
+  data_dir_idle_mib: +dataDirIdleMib.toFixed(1),
+  module_kib: Number(opt["module-kib"]),
+  rss_before_mib: +rssBefore.toFixed(1),
+  rss_peak_mib: +rssPeak.toFixed(1),
+  rss_after_mib: +rssAfter.toFixed(1),
+  idle_s: Number(opt["idle-s"]),
 };
 console.log(JSON.stringify(out));

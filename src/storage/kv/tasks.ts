@@ -1,6 +1,7 @@
 import type { Key, RootDatabase } from "lmdb";
 import { metadataText } from "../../core/metadata.ts";
 import type { Task } from "../../core/task.ts";
+import { MODULE_REF, moduleRef, SHARE_FROM_CHARS } from "../modules.ts";
 import type { ListResult, TaskRepository } from "../repository.ts";
 
 // Tasks in LMDB: the document and its module under their own keys, and one index key per query the manager makes
@@ -60,6 +61,32 @@ export class KvTasks implements TaskRepository {
     }
   }
 
+  /** What a task's ["f", id] key holds: a counted reference to its module (../modules.ts), or a short one itself. */
+  private store(file: string): string {
+    return file.length < SHARE_FROM_CHARS ? file : this.ref(file);
+  }
+
+  private ref(file: string): string {
+    const ref = moduleRef(file);
+    const m = this.db.get(["mod", ref]) as { data: string; refs: number } | undefined;
+    this.db.put(["mod", ref], { data: file, refs: (m?.refs ?? 0) + 1 });
+    return ref;
+  }
+
+  /** A task's ["f", id] value no longer refers to its module; the last one removes it. */
+  private unref(column: string | undefined): void {
+    if (!column?.startsWith(MODULE_REF)) return;
+    const m = this.db.get(["mod", column]) as { data: string; refs: number } | undefined;
+    if (!m) return;
+    if (m.refs <= 1) this.db.remove(["mod", column]);
+    else this.db.put(["mod", column], { ...m, refs: m.refs - 1 });
+  }
+
+  private resolve(column: string | undefined): string | undefined {
+    if (!column?.startsWith(MODULE_REF)) return column;
+    return (this.db.get(["mod", column]) as { data: string } | undefined)?.data;
+  }
+
   create(task: Task): void {
     this.db.transactionSync(() => {
       if (this.stored(task.id)) throw new Error(`task ${task.id} already exists`);
@@ -67,7 +94,7 @@ export class KvTasks implements TaskRepository {
       const seq = ((this.db.get(["n", "seq"]) as number | undefined) ?? 0) + 1;
       this.db.put(["n", "seq"], seq);
       this.add(["n", "tasks"], 1);
-      if (file) this.db.put(["f", task.id], file);
+      if (file) this.db.put(["f", task.id], this.store(file));
       this.write(doc, seq, undefined);
     });
   }
@@ -75,7 +102,7 @@ export class KvTasks implements TaskRepository {
   get(id: string): Task | undefined {
     const s = this.stored(id);
     if (!s) return undefined;
-    const file = this.db.get(["f", id]) as string | undefined;
+    const file = this.resolve(this.db.get(["f", id]) as string | undefined);
     return file ? { ...s.doc, file } : { ...s.doc };
   }
 
@@ -85,7 +112,8 @@ export class KvTasks implements TaskRepository {
       if (!before) return;
       const { file, ...doc } = task;
       if (withFile) {
-        if (file) this.db.put(["f", task.id], file);
+        this.unref(this.db.get(["f", task.id]) as string | undefined);
+        if (file) this.db.put(["f", task.id], this.store(file));
         else this.db.remove(["f", task.id]);
       }
       this.write(doc, before.seq, before);
@@ -98,6 +126,7 @@ export class KvTasks implements TaskRepository {
       if (!before) return false;
       for (const k of this.indexKeys(before.doc, before.seq)) this.db.remove(k);
       this.db.remove(["t", id]);
+      this.unref(this.db.get(["f", id]) as string | undefined);
       this.db.remove(["f", id]);
       this.add(["n", "tasks"], -1);
       this.add(["n", "state", before.doc.state], -1);

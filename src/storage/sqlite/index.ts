@@ -25,6 +25,8 @@ export function openSqlite(path: string): Storage {
   db.run("PRAGMA busy_timeout = 5000");
   // Checkpoints fsync; at the default (1000 pages) a busy manager paid one every few hundred commits.
   db.run("PRAGMA wal_autocheckpoint = 16000");
+  // …and after one, the WAL file shrinks back to this instead of keeping its largest size on disk.
+  db.run("PRAGMA journal_size_limit = 8388608");
   db.run("PRAGMA foreign_keys = ON");
   migrate(db);
   const batch = new Batch(db);

@@ -43,6 +43,8 @@ export const MIGRATIONS = [
      FROM tasks t, json_each(t.doc, '$.metadata') j WHERE j.type != 'null'`,
   // Federated learning's documents (experiments, models, datasets, pending updates).
   `CREATE TABLE fl_docs (kind TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (kind, id))`,
+  // Module bytes once per content, counted by the tasks that carry them (sqlite/modules.ts).
+  `CREATE TABLE modules (sha TEXT PRIMARY KEY, data TEXT NOT NULL, refs INTEGER NOT NULL)`,
 ];
 
 export function migrate(db: Database): void {

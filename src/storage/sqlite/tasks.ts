@@ -5,10 +5,11 @@ import { nearerEnd } from "../order.ts";
 import type { ListResult, TaskRepository } from "../repository.ts";
 import type { Batch } from "./batch.ts";
 import { readDoc } from "./doc.ts";
+import { SqliteModules } from "./modules.ts";
 import { TaskCache } from "./task-cache.ts";
 
-// A task is one JSON document plus the columns we filter and sort on; the module bytes live in their own column
-// so listing never reads them.
+// A task is one JSON document plus the columns we filter and sort on; its module is kept once per content
+// (modules.ts) and the task's own column refers to it, so listing never reads module bytes.
 
 type TaskRow = { doc: string; file: string | null };
 
@@ -25,6 +26,8 @@ export class SqliteTasks implements TaskRepository {
   private deleteMetaQ: Statement;
   /** Parsed tasks, so the hot single reads skip parsing; emptied if a commit fails. */
   private cache = new TaskCache();
+  private modules: SqliteModules;
+  private fileQ: Statement<{ file: string | null }, [string]>;
 
   constructor(
     private db: Database,
@@ -44,20 +47,26 @@ export class SqliteTasks implements TaskRepository {
       "INSERT OR IGNORE INTO task_meta (key, value, created_at, task_id) VALUES (?, ?, ?, ?)",
     );
     this.deleteMetaQ = db.query("DELETE FROM task_meta WHERE task_id = ?");
-    batch.onRollback(() => this.cache.clear());
+    this.fileQ = db.query("SELECT file FROM tasks WHERE id = ?");
+    this.modules = new SqliteModules(db);
+    batch.onRollback(() => {
+      this.cache.clear();
+      this.modules.clear();
+    });
   }
 
-  private static join(row: TaskRow): Task {
+  private join = (row: TaskRow): Task => {
     const t = readDoc(Task, row.doc, "task");
-    if (row.file) t.file = row.file;
+    const file = this.modules.resolve(row.file);
+    if (file) t.file = file;
     return t;
-  }
+  };
 
   create(task: Task): void {
     this.batch.begin();
     const { file: module, ...rest } = task;
     const doc = JSON.stringify(rest);
-    const file = module ?? null;
+    const file = module ? this.modules.store(module) : null;
     this.cache.put(rest, module);
     this.insertQ.run(
       task.id,
@@ -76,7 +85,7 @@ export class SqliteTasks implements TaskRepository {
     if (hit) return hit;
     const row = this.getQ.get(id);
     if (!row) return undefined;
-    const t = SqliteTasks.join(row);
+    const t = this.join(row);
     const { file, ...doc } = t;
     this.cache.put(doc, file);
     return t;
@@ -89,7 +98,8 @@ export class SqliteTasks implements TaskRepository {
     this.updateQ.run(task.state, JSON.stringify(rest), task.schedule ? 1 : 0, task.id);
     // The module can be megabytes: rewrite it only when it changed, not on every state change.
     if (withFile) {
-      this.updateFileQ.run(file ?? null, task.id);
+      this.modules.unref(this.fileQ.get(task.id)?.file);
+      this.updateFileQ.run(file ? this.modules.store(file) : null, task.id);
       this.cache.put(rest, file);
     } else this.cache.putDoc(rest);
   }
@@ -97,6 +107,7 @@ export class SqliteTasks implements TaskRepository {
     this.batch.begin();
     this.cache.delete(id);
     this.deleteMetaQ.run(id);
+    this.modules.unref(this.fileQ.get(id)?.file);
     return this.deleteQ.run(id).changes > 0;
   }
   list(offset: number, limit: number, metadata?: Record<string, string>): ListResult<Task> {
@@ -104,7 +115,7 @@ export class SqliteTasks implements TaskRepository {
       const total = this.countQ.get()!.n;
       const page = nearerEnd(total, offset, limit);
       const rows = (page.reverse ? this.listOldestQ : this.listQ).all(page.limit, page.offset);
-      return { total, items: (page.reverse ? rows.reverse() : rows).map(SqliteTasks.join) };
+      return { total, items: (page.reverse ? rows.reverse() : rows).map(this.join) };
     }
     // The first pair walks task_meta in listing order; every other pair must be there for the same task.
     const [first, ...rest] = Object.entries(metadata) as [[string, string], ...[string, string][]];
@@ -124,7 +135,7 @@ export class SqliteTasks implements TaskRepository {
          ORDER BY ${order} LIMIT ? OFFSET ?`,
       )
       .all(...params, page.limit, page.offset);
-    return { total, items: (page.reverse ? rows.reverse() : rows).map(SqliteTasks.join) };
+    return { total, items: (page.reverse ? rows.reverse() : rows).map(this.join) };
   }
 
   /** The task's metadata pairs in task_meta; `before` is what was written last, when it is known. */
@@ -142,14 +153,14 @@ export class SqliteTasks implements TaskRepository {
     return this.db
       .query<TaskRow, number[]>(`SELECT doc, file FROM tasks WHERE state IN (${marks})`)
       .all(...states)
-      .map(SqliteTasks.join);
+      .map(this.join);
   }
   listByGroup(kind: "job" | "workflow", id: string): Task[] {
     const col = kind === "job" ? "job_id" : "workflow_id";
     return this.db
       .query<TaskRow, [string]>(`SELECT doc, file FROM tasks WHERE ${col} = ? ORDER BY rowid`)
       .all(id)
-      .map(SqliteTasks.join);
+      .map(this.join);
   }
   groupIds(kind: "job" | "workflow"): string[] {
     const col = kind === "job" ? "job_id" : "workflow_id";
@@ -167,10 +178,7 @@ export class SqliteTasks implements TaskRepository {
     return out;
   }
   listScheduled(): Task[] {
-    return this.db
-      .query<TaskRow, []>("SELECT doc, NULL AS file FROM tasks WHERE scheduled = 1")
-      .all()
-      .map(SqliteTasks.join);
+    return this.db.query<TaskRow, []>("SELECT doc, NULL AS file FROM tasks WHERE scheduled = 1").all().map(this.join);
   }
   idsStartingWith(prefix: string, limit: number): string[] {
     // A range on the primary key: [prefix, prefix + U+FFFF) holds exactly the ids that start with it.

@@ -170,6 +170,19 @@ for (const backend of BACKENDS) {
       expect(s.runs.listByTask("none", 0, 10)).toEqual({ total: 0, items: [] });
     });
 
+    test("tasks sharing a module each read it back; changing or deleting one leaves the others' alone", async () => {
+      const s = await fresh();
+      const [a, b] = [b64("hello"), b64("ticker")]; // large enough to be shared, not copied
+      s.tasks.create(task("m1", at(1), { file: a }));
+      s.tasks.create(task("m2", at(2), { file: a }));
+      s.tasks.update({ ...s.tasks.get("m1")!, file: b }, true);
+      expect([s.tasks.get("m1")?.file, s.tasks.get("m2")?.file]).toEqual([b, a]);
+      s.tasks.delete("m2");
+      s.tasks.create(task("m3", at(3), { file: a }));
+      expect([s.tasks.get("m1")?.file, s.tasks.get("m3")?.file]).toEqual([b, a]);
+      await s.durable();
+    });
+
     test("runs: a settled run takes its late result in place, not as another run", async () => {
       const s = await fresh();
       const run = { run_id: "r1", task_id: "t1", attempt: 1, state: 4, status: "Failed", started_at: at(1) };

@@ -18,6 +18,32 @@ const task = (id: string, extra: Record<string, unknown> = {}) =>
   newTask(id, TaskCreate.parse({ name: "add", file: b64("add"), ...extra }), new Date().toISOString());
 
 describe("sqlite storage", () => {
+  test("a module many tasks carry is stored once, and goes with the last task that carries it", async () => {
+    const path = join(tempDir(), "m.db");
+    store = openSqlite(path);
+    // 28 KB modules; a module of a few bytes (`add`) stays inline, where it costs less than a reference.
+    for (let i = 0; i < 50; i++) store.tasks.create(task(`t${i}`, { file: b64("hello") }));
+    store.tasks.create(task("other", { file: b64("ticker") }));
+    store.tasks.create(task("tiny"));
+    await store.durable();
+    const db = new Database(path, { readonly: true });
+    const rows = () =>
+      db
+        .query<{ refs: number }, []>("SELECT refs FROM modules ORDER BY refs")
+        .all()
+        .map((r) => r.refs);
+    expect(rows()).toEqual([1, 50]);
+    expect(store.tasks.get("t7")?.file).toBe(b64("hello"));
+    expect(store.tasks.get("tiny")?.file).toBe(b64("add"));
+    // A task given another module moves its count; deleting every carrier removes the module.
+    store.tasks.update({ ...store.tasks.get("t0")!, file: b64("ticker") }, true);
+    for (let i = 1; i < 50; i++) store.tasks.delete(`t${i}`);
+    await store.durable();
+    expect(rows()).toEqual([2]);
+    expect(store.tasks.get("t0")?.file).toBe(b64("ticker"));
+    db.close();
+  });
+
   test("a database made by an earlier release (schema 19) upgrades in place, keeps every field and indexes its metadata", () => {
     const path = join(tempDir(), "old.db");
     copyFileSync(join(ROOT, "test", "fixtures", "stores", "sqlite-v19.db"), path);

@@ -1,0 +1,71 @@
+import type { Database, Statement } from "bun:sqlite";
+import { MODULE_REF, moduleRef, SHARE_FROM_CHARS } from "../modules.ts";
+
+// Module bytes kept once per content (sha256 of the base64 text), however many tasks carry them: 50,000 tasks of
+// one module would otherwise store 50,000 copies. A task's `file` column holds `@sha256:<hex>`; a count of the
+// tasks that refer to each module removes it with the last one. Rows written before this kept the module inline
+// and still read as they are.
+
+/** Module texts read lately, by ref: the many tasks of one module share one string and one read. */
+const CACHE_ENTRIES = 64;
+
+export class SqliteModules {
+  private addQ: Statement;
+  private dropQ: Statement;
+  private sweepQ: Statement;
+  private getQ: Statement<{ data: string }, [string]>;
+  private cache = new Map<string, string>();
+
+  constructor(db: Database) {
+    this.addQ = db.query(
+      "INSERT INTO modules (sha, data, refs) VALUES (?, ?, 1) ON CONFLICT (sha) DO UPDATE SET refs = refs + 1",
+    );
+    this.dropQ = db.query("UPDATE modules SET refs = refs - 1 WHERE sha = ?");
+    this.sweepQ = db.query("DELETE FROM modules WHERE sha = ? AND refs <= 0");
+    this.getQ = db.query("SELECT data FROM modules WHERE sha = ?");
+  }
+
+  /** What a task's `file` column holds for this module: a counted reference, or a short module itself. */
+  store(file: string): string {
+    return file.length < SHARE_FROM_CHARS ? file : this.ref(file);
+  }
+
+  /** One more task carries this module: returns its reference. */
+  private ref(file: string): string {
+    const ref = moduleRef(file);
+    this.addQ.run(ref.slice(MODULE_REF.length), file);
+    this.remember(ref, file);
+    return ref;
+  }
+
+  /** A task's `file` column value no longer refers to its module (an inline module needs nothing). */
+  unref(column: string | null | undefined): void {
+    if (!column?.startsWith(MODULE_REF)) return;
+    const sha = column.slice(MODULE_REF.length);
+    this.dropQ.run(sha);
+    if (this.sweepQ.run(sha).changes > 0) this.cache.delete(column);
+  }
+
+  /** The module a `file` column value stands for. */
+  resolve(column: string | null): string | undefined {
+    if (!column) return undefined;
+    if (!column.startsWith(MODULE_REF)) return column;
+    const hit = this.cache.get(column);
+    if (hit !== undefined) return hit;
+    const row = this.getQ.get(column.slice(MODULE_REF.length));
+    if (!row) return undefined;
+    this.remember(column, row.data);
+    return row.data;
+  }
+
+  private remember(ref: string, data: string): void {
+    this.cache.delete(ref);
+    this.cache.set(ref, data);
+    if (this.cache.size > CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+  }
+
+  /** After a rollback the cache may name a module the database does not hold. */
+  clear(): void {
+    this.cache.clear();
+  }
+}
