@@ -206,12 +206,15 @@ export class PropletAgent {
   private beat(): void {
     if (!this.client?.connected) return;
     // The running task ids let the manager settle runs this proplet lost (after a restart, say).
+    const listed = [...this.runs.values(), ...(this.outbox?.pendingResults() ?? [])];
     const alive = {
       proplet_id: this.id,
       status: "alive",
       namespace: this.cfg.namespace,
-      tasks: [...this.runs.values()].map((r) => r.task),
-      runs: [...this.runs.values()].map((r) => r.run),
+      // Also the runs whose results are not delivered yet (after an outage they go first, but a heartbeat may
+      // overtake them): listed, the manager keeps those runs instead of settling them as no longer running.
+      tasks: listed.map((r) => r.task),
+      runs: listed.map((r) => r.run),
       ...(this.offlineSince ? { offline_from: this.offlineSince, offline_to: new Date().toISOString() } : {}),
     };
     this.client.publish(this.t.alive, JSON.stringify(alive), { qos: 0 });
@@ -225,7 +228,8 @@ export class PropletAgent {
   private async publishResult(r: ResultMsg): Promise<void> {
     if (this.outbox) {
       // On disk before it is sent: neither a cut link nor a restart loses it.
-      this.outbox.put({ topic: this.t.results, payload: JSON.stringify(r), kind: "result" });
+      const entry = { topic: this.t.results, payload: JSON.stringify(r), kind: "result" as const };
+      this.outbox.put({ ...entry, task: r.task_id, run: r.run_id ?? "" });
       return this.flush();
     }
     try {

@@ -12,6 +12,9 @@ export interface OutboxEntry {
   payload: string;
   /** Task metrics are given up first when the queue is full; results last. */
   kind: "result" | "metrics";
+  /** A result's task and run: until it is delivered, heartbeats still list it (the manager keeps the run). */
+  task?: string;
+  run?: string;
 }
 
 export interface OutboxLimits {
@@ -68,6 +71,13 @@ export class Outbox {
 
   get size(): number {
     return this.queue.length;
+  }
+
+  /** The runs whose results wait here, as task and run id. */
+  pendingResults(): { task: string; run: string }[] {
+    return this.queue.flatMap((s) =>
+      s.entry.kind === "result" && s.entry.task ? [{ task: s.entry.task, run: s.entry.run ?? "" }] : [],
+    );
   }
 
   private file(s: Stored): string {
