@@ -20,6 +20,8 @@ export interface Rewrite {
   remapFunc: (idx: number) => number;
   /** Bytes to insert after each loop header; empty for constant expressions. */
   check: Uint8Array;
+  /** Told what the code holds: a function that calls nothing cannot recurse, one with no loop cannot spin. */
+  seen?: { call: boolean; loop: boolean };
 }
 
 // SIMD sub-opcodes and what follows them.
@@ -54,6 +56,7 @@ export function rewriteExpr(r: Reader, w: Writer, rw: Rewrite, endPos: number): 
         depth++;
         w.raw(r.buf.subarray(start, r.pos));
         w.raw(rw.check);
+        if (rw.seen) rw.seen.loop = true;
         continue;
       case 0x1f: {
         // try_table
@@ -78,19 +81,23 @@ export function rewriteExpr(r: Reader, w: Writer, rw: Rewrite, endPos: number): 
       case 0x12: // return_call
       case 0xd2: {
         // ref.func
+        if (op !== 0xd2 && rw.seen) rw.seen.call = true;
         const idx = r.u32();
         w.byte(op);
         w.u32(rw.remapFunc(idx));
         continue;
       }
+      case 0x14: // call_ref
+      case 0x15: // return_call_ref
+        if (rw.seen) rw.seen.call = true;
+        r.u32();
+        break;
       case 0x0c:
       case 0x0d:
       case 0x07:
       case 0x08:
       case 0x09:
       case 0x18:
-      case 0x14:
-      case 0x15:
       case 0xd5:
       case 0xd6:
       case 0x20:
@@ -109,8 +116,9 @@ export function rewriteExpr(r: Reader, w: Writer, rw: Rewrite, endPos: number): 
         for (let i = 0; i <= n; i++) r.u32();
         break;
       }
-      case 0x11:
-      case 0x13:
+      case 0x11: // call_indirect
+      case 0x13: // return_call_indirect
+        if (rw.seen) rw.seen.call = true;
         r.u32();
         r.u32();
         break;

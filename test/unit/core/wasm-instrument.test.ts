@@ -28,6 +28,39 @@ describe("interrupt instrumentation", () => {
     expect(() => spin.spin()).toThrow("stop");
     expect(checks).toBe(51);
   });
+  test("recursion without a loop reaches the host check; a straight-line leaf never calls it", async () => {
+    const wabt = await (await import("wabt")).default();
+    const wat = `(module
+      (func $fib (export "fib") (param i64) (result i64)
+        (if (result i64) (i64.lt_u (local.get 0) (i64.const 2)) (then (local.get 0))
+          (else (i64.add (call $fib (i64.sub (local.get 0) (i64.const 1)))
+                         (call $fib (i64.sub (local.get 0) (i64.const 2)))))))
+      (func (export "leaf") (param i32 i32) (result i32) (i32.mul (local.get 0) (local.get 1)))
+      ;; params, two groups of locals, then the counter the loop gets: indices must line up
+      (func (export "sum") (param $n i32) (param $k i64) (result i64) (local $i i32) (local $a f64) (local $s i64)
+        (loop $l
+          (local.set $s (i64.add (local.get $s) (local.get $k)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+        (local.get $s)))`;
+    const mod = wabt.parseWat("k.wat", wat);
+    const raw = new Uint8Array(mod.toBinary({}).buffer);
+    mod.destroy();
+    let checks = 0;
+    const e = new WebAssembly.Instance(new WebAssembly.Module(instrument(raw).bytes), {
+      propeller: {
+        interrupt: () => {
+          if (++checks > 3) throw new Error("stop");
+        },
+      },
+    }).exports as any;
+    expect(e.leaf(6, 7)).toBe(42);
+    expect(checks).toBe(0);
+    expect(e.sum(250_000, 3n)).toBe(750_000n);
+    checks = 0;
+    expect(() => e.fib(90n)).toThrow("stop"); // ~10^18 calls: only the entry check ends it
+  });
+
   test("malformed input is a clear error", () => {
     expect(() => instrument(new TextEncoder().encode("not wasm at all"))).toThrow(WasmFormatError);
     expect(() => instrument(fixture("add").slice(0, 20))).toThrow(/unexpected end/);
