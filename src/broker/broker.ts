@@ -7,6 +7,7 @@ import { aclFor, checkSelf, mayPublishFlUpdate, type Peer, selfTopics } from "..
 import type { EntityKind } from "../core/identity.ts";
 import { type Channel, topics } from "../core/topics.ts";
 import { log } from "../log.ts";
+import { coalesced } from "./coalesce.ts";
 
 // The embedded MQTT broker: aedes on node:net for TCP (Bun.listen does not buffer partial writes), and
 // MQTT-over-WebSocket through Bun.serve's own websocket handlers feeding a small Duplex, because Bun's `ws` shim
@@ -56,9 +57,9 @@ export async function startBroker(
           key: tls.key,
           ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
         },
-        aedes.handle,
+        (socket) => aedes.handle(coalesced(socket)),
       )
-    : createServer(aedes.handle);
+    : createServer((socket) => aedes.handle(coalesced(socket)));
   if (tls) tcp.on("tlsClientError", (e) => log.debug(`mqtt TLS handshake refused: ${e.message}`));
   await new Promise<void>((resolve, reject) => {
     tcp.once("error", reject);
