@@ -2,11 +2,12 @@
 // simulated proplets announce themselves and heartbeat every second. With authentication on (the default), each
 // simulated proplet is an identity of its own on a connection of its own, as the broker lets a proplet speak only
 // about itself; with --no-auth they share --connections connections. The serve's CPU time is read from /proc.
-// Prints one JSON object as the last stdout line, with `manager_cpu_percent` (percent of one core).
+// Prints one JSON object as the last stdout line, with `manager_cpu_percent` (percent of one core),
+// `manager_rss_mib` and `alive_at_end` (proplets the manager counts alive when the measurement ends).
 //
 //   bun scripts/bench/fleet.ts [--proplets 1000] [--seconds 30] [--no-auth [--connections 20]]
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -19,6 +20,7 @@ const { values: opt } = parseArgs({
     connections: { type: "string", default: "20" },
     seconds: { type: "string", default: "30" },
     "no-auth": { type: "boolean", default: false },
+    profile: { type: "string", description: "directory for a CPU profile (markdown) of the serve process" },
   },
 });
 const N = Number(opt.proplets);
@@ -34,6 +36,7 @@ const mqttPort = await freePort();
 const serve = Bun.spawn(
   [
     process.execPath,
+    ...(opt.profile ? ["--cpu-prof-md", `--cpu-prof-dir=${opt.profile}`] : []),
     join(root, "src/main.ts"),
     ...serveArgs(httpPort, mqttPort, dir, ["--no-local-proplet", ...(AUTH ? [] : ["--no-auth"])]),
   ],
@@ -93,9 +96,14 @@ await Bun.sleep(SECONDS * 1000);
 const cpu = cpuSeconds(serve.pid) - cpu0;
 const elapsed = (performance.now() - t0) / 1000;
 const rate = (beats - beats0) / elapsed;
+const rssMib = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${serve.pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+const end = await fetch(`${url}/proplets?status=active&limit=1`, { headers: authHeaders(token) });
+const aliveAtEnd = ((await end.json()) as { total: number }).total;
 for (const t of timers) clearInterval(t);
 await Promise.all(clients.map((c) => c.endAsync()));
-serve.kill("SIGKILL");
+// A clean exit writes the CPU profile.
+serve.kill(opt.profile ? "SIGTERM" : "SIGKILL");
+await serve.exited;
 rmSync(dir, { recursive: true, force: true });
 console.log(
   JSON.stringify({
@@ -104,6 +112,8 @@ console.log(
     seconds: +elapsed.toFixed(1),
     heartbeats_per_s: Math.round(rate),
     manager_cpu_percent: +((cpu / elapsed) * 100).toFixed(1),
+    manager_rss_mib: +rssMib.toFixed(1),
+    alive_at_end: aliveAtEnd,
     auth: AUTH,
   }),
 );

@@ -71,10 +71,12 @@ export function lastAlive(p: Proplet): string | undefined {
  * Alive = a heartbeat within the threshold and no offline message since (upstream ignored the Last Will). The
  * threshold is at least three of the proplet's own heartbeat intervals when it announced them.
  */
-export function isAlive(p: Proplet, nowMs: number, thresholdMs: number): boolean {
+/** `lastMs`: the last heartbeat as a number, when the caller has it parsed already (a hot path). */
+export function isAlive(p: Proplet, nowMs: number, thresholdMs: number, lastMs?: number): boolean {
   const last = lastAlive(p);
   const own = (p.metadata.liveliness_interval_s ?? 0) * 3000;
-  return !p.offline && last !== undefined && nowMs - Date.parse(last) <= Math.max(thresholdMs, own);
+  if (p.offline || last === undefined) return false;
+  return nowMs - (lastMs ?? Date.parse(last)) <= Math.max(thresholdMs, own);
 }
 
 export function propletView(p: Proplet, taskCount: number, nowMs: number, thresholdMs: number): PropletView {
