@@ -7,7 +7,7 @@
 // Prints progress to stderr and, as its last stdout line, one JSON object with the figures.
 //
 //   bun scripts/bench/dispatch.ts [--samples 1000] [--tasks 10000] [--concurrency 64] [--bin dist/propeller] [--no-auth]
-//     [--storage sqlite|kv|postgres] [--idle-s 0]
+//     [--storage sqlite|kv|postgres] [--idle-s 0] [--module-kib 0] [--tracing RATIO]
 // Also reported: the data dir's size after the burst (`data_dir_mib`; every task carries the same module), and
 // serve's RSS before the burst, at its peak, and after --idle-s seconds of idling (`rss_*_mib`).
 // Authentication is on, as in a default serve (a bearer token on every request, credentials on MQTT); --no-auth
@@ -32,6 +32,10 @@ const { values: opt } = parseArgs({
     storage: { type: "string", default: "sqlite", description: "sqlite, kv or postgres (a throwaway cluster)" },
     "idle-s": { type: "string", default: "0", description: "seconds to idle after the burst before RSS is read" },
     "module-kib": { type: "string", default: "0", description: "pad the module with a custom section this large" },
+    tracing: {
+      type: "string",
+      description: "trace with this sampling ratio (0..1) to an OTLP/HTTP receiver the bench starts",
+    },
   },
 });
 const SAMPLES = Number(opt.samples);
@@ -69,9 +73,27 @@ const pg = opt.storage === "postgres" ? await (await import("../../test/postgres
 const pgUrl = pg ? await pg.database("dispatch") : undefined;
 const storageArgs = pgUrl ? ["--storage", "postgres", "--postgres-url", pgUrl] : ["--storage", opt.storage!];
 const serveExtra = [...(opt["no-auth"] ? ["--no-auth"] : []), ...storageArgs];
+// With --tracing: a receiver that takes OTLP/HTTP JSON and counts the spans, as a collector would.
+let spansReceived = 0;
+const receiver = opt.tracing
+  ? Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      async fetch(req) {
+        // Counted without parsing: the receiver shares the machine's two cores with serve and must stay cheap.
+        const text = await req.text();
+        for (let i = text.indexOf('"spanId"'); i >= 0; i = text.indexOf('"spanId"', i + 8)) spansReceived++;
+        return new Response("{}", { headers: { "content-type": "application/json" } });
+      },
+    })
+  : undefined;
+const tracingEnv = receiver
+  ? { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`, OTEL_TRACES_SAMPLER_ARG: opt.tracing! }
+  : {};
 const serve = Bun.spawn([...cmd, ...serveArgs(httpPort, mqttPort, dataDir, serveExtra)], {
   stdout: "inherit",
   stderr: "inherit",
+  env: { ...process.env, ...tracingEnv },
 });
 const url = `http://127.0.0.1:${httpPort}`;
 await waitForHealth(url);
@@ -202,6 +224,7 @@ await serve.exited;
 if (process.env.BENCH_KEEP) say(`data dir kept: ${dataDir}`);
 else rmSync(dataDir, { recursive: true, force: true });
 await pg?.stop();
+receiver?.stop(true);
 
 const out = {
   samples: lat.length,
@@ -223,5 +246,6 @@ const out = {
   rss_peak_mib: +rssPeak.toFixed(1),
   rss_after_mib: +rssAfter.toFixed(1),
   idle_s: Number(opt["idle-s"]),
+  ...(receiver ? { tracing_ratio: Number(opt.tracing), spans_received: spansReceived } : {}),
 };
 console.log(JSON.stringify(out));
