@@ -87,26 +87,14 @@ export class PropletRegistry {
   }
 
   track(propletId: string, taskId: string, running: boolean): void {
-    let set = this.runningOn.get(propletId);
-    if (!set) {
-      set = new Set();
-      this.runningOn.set(propletId, set);
-    }
-    if (running) set.add(taskId);
-    else set.delete(taskId);
+    mark(this.runningOn, propletId, taskId, running);
   }
 
   /** Runs beside a task's current one (concurrent cron firings), by proplet: they take slots too. */
   private extraOn = new Map<string, Set<string>>();
 
   trackExtra(propletId: string, runId: string, running: boolean): void {
-    let set = this.extraOn.get(propletId);
-    if (!set) {
-      set = new Set();
-      this.extraOn.set(propletId, set);
-    }
-    if (running) set.add(runId);
-    else set.delete(runId);
+    mark(this.extraOn, propletId, runId, running);
   }
 
   taskCount(propletId: string): number {
@@ -270,4 +258,15 @@ export class PropletRegistry {
     if (!p) throw notFound(`proplet ${id} not found`);
     return { total: p.alive_history.length, items: p.alive_history.slice(offset, offset + limit) };
   }
+}
+
+/** Adds or removes `id` in the set kept for `propletId`. */
+function mark(sets: Map<string, Set<string>>, propletId: string, id: string, on: boolean): void {
+  let set = sets.get(propletId);
+  if (!set) {
+    set = new Set();
+    sets.set(propletId, set);
+  }
+  if (on) set.add(id);
+  else set.delete(id);
 }
