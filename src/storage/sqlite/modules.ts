@@ -34,8 +34,16 @@ export class SqliteModules {
   private ref(file: string): string {
     const ref = moduleRef(file);
     this.addQ.run(ref.slice(MODULE_REF.length), file);
-    this.remember(ref, file);
+    if (!this.cache.has(ref)) this.remember(ref, file);
     return ref;
+  }
+
+  /**
+   * The one string this store keeps for a module: tasks cached in memory hold it instead of each their own copy
+   * (4,096 cached tasks of a 27 KB module were 110 MB of equal strings).
+   */
+  shared(column: string | null, file: string | undefined): string | undefined {
+    return column?.startsWith(MODULE_REF) ? (this.cache.get(column) ?? file) : file;
   }
 
   /** A task's `file` column value no longer refers to its module (an inline module needs nothing). */

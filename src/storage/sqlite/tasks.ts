@@ -67,7 +67,7 @@ export class SqliteTasks implements TaskRepository {
     const { file: module, ...rest } = task;
     const doc = JSON.stringify(rest);
     const file = module ? this.modules.store(module) : null;
-    this.cache.put(rest, module);
+    this.cache.put(rest, this.modules.shared(file, module));
     this.insertQ.run(
       task.id,
       task.state,
@@ -99,8 +99,9 @@ export class SqliteTasks implements TaskRepository {
     // The module can be megabytes: rewrite it only when it changed, not on every state change.
     if (withFile) {
       this.modules.unref(this.fileQ.get(task.id)?.file);
-      this.updateFileQ.run(file ? this.modules.store(file) : null, task.id);
-      this.cache.put(rest, file);
+      const column = file ? this.modules.store(file) : null;
+      this.updateFileQ.run(column, task.id);
+      this.cache.put(rest, this.modules.shared(column, file));
     } else this.cache.putDoc(rest);
   }
   delete(id: string): boolean {
