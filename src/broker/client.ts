@@ -2,6 +2,7 @@ import { Duplex } from "node:stream";
 import type { Aedes } from "aedes";
 import mqtt, { type IClientOptions, MqttClient } from "mqtt";
 import { log } from "../log.ts";
+import type { BusClient } from "./direct.ts";
 
 // One way to open an MQTT client for the manager and the proplet. Addresses follow upstream's rules
 // (`tcp://`, `mqtt://`, `ws://`, `mqtts://`, `ssl://`, `tls://`, bare `host:port`), without its
@@ -144,11 +145,14 @@ function overNetwork(address: string, opts: IClientOptions): MqttClient {
   });
 }
 
-export function publishJson(client: MqttClient, topic: string, payload: unknown, qos: 0 | 1 = 1): Promise<void> {
+export function publishJson(client: Publisher, topic: string, payload: unknown, qos: 0 | 1 = 1): Promise<void> {
   return publishRaw(client, topic, JSON.stringify(payload), qos);
 }
 
-export function publishRaw(client: MqttClient, topic: string, payload: string, qos: 0 | 1 = 1): Promise<void> {
+/** What publishing needs of a client: an MQTT client, or the manager's direct one on its broker (direct.ts). */
+type Publisher = Pick<BusClient, "publish">;
+
+export function publishRaw(client: Publisher, topic: string, payload: string, qos: 0 | 1 = 1): Promise<void> {
   return new Promise((resolve, reject) => {
     client.publish(topic, payload, { qos, retain: false }, (err) => (err ? reject(err) : resolve()));
   });

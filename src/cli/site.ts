@@ -1,8 +1,10 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { MqttClient } from "mqtt";
 import consoleIndex from "../../web/index.html";
 import { type BrokerTls, type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.ts";
 import { connectMqtt } from "../broker/client.ts";
+import { type BusClient, DirectClient } from "../broker/direct.ts";
 import type { EntityKind } from "../core/identity.ts";
 import type { SchedulerName } from "../core/scheduler.ts";
 import { log } from "../log.ts";
@@ -161,14 +163,18 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     : internal(`manager-${instanceId}`, "manager");
   // The managers of a site share one persistent session: results sent during a hand-over wait on the broker.
   const shared = site ? `propeller-manager-${o.domainId}-${o.channelId}` : undefined;
-  const client = await connectMqtt(mqttAddress, {
-    clientId: shared ?? `manager-${instanceId}`,
-    username: `manager-${instanceId}`,
-    ...managerLogin,
-    broker: broker?.aedes,
-    persistentSession: Boolean(shared),
-  });
-  if (shared) {
+  // On its own embedded broker (and no site to share a session with), the manager skips MQTT: direct.ts.
+  const client: BusClient & { handleMessage?: unknown } =
+    broker && !shared
+      ? new DirectClient(broker.aedes)
+      : await connectMqtt(mqttAddress, {
+          clientId: shared ?? `manager-${instanceId}`,
+          username: `manager-${instanceId}`,
+          ...managerLogin,
+          broker: broker?.aedes,
+          persistentSession: Boolean(shared),
+        });
+  if (shared && client instanceof MqttClient) {
     // Acknowledge a proplet's message only once what it changed is committed: a manager killed between the two
     // leaves the message on the broker for the one that takes over, instead of losing a result.
     client.handleMessage = (_packet, done) =>

@@ -1,5 +1,5 @@
-import type { MqttClient } from "mqtt";
 import { publishJson } from "../broker/client.ts";
+import type { BusClient } from "../broker/direct.ts";
 import { FlUpdate } from "../core/fl-experiment.ts";
 import {
   AliveMsg,
@@ -55,7 +55,7 @@ export class MqttManagerBus implements ManagerBus {
   private early: [string, Buffer][] = [];
 
   constructor(
-    private client: MqttClient,
+    private client: BusClient,
     channel: Channel,
     private qos: 0 | 1 = 1,
   ) {
