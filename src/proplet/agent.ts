@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
-import type { MqttClient } from "mqtt";
 import { connectMqtt, publishJson, publishRaw } from "../broker/client.ts";
+import { type BusClient, DirectClient } from "../broker/direct.ts";
 import { decode, InvokeMsg, type OutputMsg, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
 import { RegistryServerMsg } from "../core/oci.ts";
 import { topics } from "../core/topics.ts";
@@ -37,7 +37,7 @@ export const RUNTIME_NAME = "propeller-inprocess";
 export const DEFAULT_TASK_MEMORY_MB = 1024;
 
 export class PropletAgent {
-  private client?: MqttClient;
+  private client?: BusClient;
   private t: ReturnType<typeof topics>;
   /**
    * What runs here, by run: the run id (or, from a manager that sends none, the task id). Two runs of one task
@@ -129,21 +129,24 @@ export class PropletAgent {
     const waiting = this.cfg.broker
       ? undefined
       : setTimeout(() => log.warn(`waiting for the MQTT broker at ${this.cfg.mqttAddress}…`), 3000);
-    this.client = await connectMqtt(
-      this.cfg.mqttAddress,
-      {
-        clientId: this.id,
-        username: this.id,
-        password: this.cfg.apiKey,
-        will: { topic: this.t.alive, payload: JSON.stringify(offline) },
-        broker: this.cfg.broker,
-        tls: this.cfg.tls,
-        keepalive: this.cfg.keepalive,
-        // Over a network the broker keeps our session while the link is down: a stop sent meanwhile arrives after.
-        persistentSession: !this.cfg.broker,
-      },
-      this.cfg.broker ? 10_000 : 0,
-    );
+    // serve's local proplet talks to the broker in its process directly (broker/direct.ts); one on a network
+    // connects over MQTT with its identity and its Last Will.
+    this.client = this.cfg.broker
+      ? new DirectClient(this.cfg.broker)
+      : await connectMqtt(
+          this.cfg.mqttAddress,
+          {
+            clientId: this.id,
+            username: this.id,
+            password: this.cfg.apiKey,
+            will: { topic: this.t.alive, payload: JSON.stringify(offline) },
+            tls: this.cfg.tls,
+            keepalive: this.cfg.keepalive,
+            // The broker keeps our session while the link is down: a stop sent meanwhile arrives after.
+            persistentSession: true,
+          },
+          0,
+        );
     clearTimeout(waiting);
     this.client.on("offline", () => {
       this.wentOffline();
