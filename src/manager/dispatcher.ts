@@ -549,15 +549,16 @@ export class Dispatcher {
     reason: string,
     keep?: Set<string>,
     connected = true,
-    runs?: Map<string, string>,
+    runs?: { runs: Set<string>; wholeTasks: Set<string> },
   ): void {
     const now = Date.now();
     let freed = false;
     for (const id of this.proplets.runningTasks(propletId)) {
       const t = this.store.tasks.get(id);
-      // A listed task counts only as the run it is in now: the proplet may still be busy with an older one.
-      const listedRun = runs?.get(id);
-      if (keep?.has(id) && (!listedRun || listedRun === t?.run_id)) {
+      // A listed task counts only as the run it is in now: the proplet may still be busy with an older one (or with
+      // a run beside it, which is listed under the same task).
+      const current = !runs || !t?.run_id || runs.runs.has(t.run_id) || runs.wholeTasks.has(id);
+      if (keep?.has(id) && current) {
         this.unconfirmed.delete(id);
         continue;
       }
@@ -582,7 +583,7 @@ export class Dispatcher {
     }
     for (const [runId, e] of this.extraRuns) {
       if (e.proplet !== propletId) continue;
-      if (keep && (runs ? [...runs.values()].includes(runId) : keep.has(e.task))) continue;
+      if (keep && (runs ? runs.runs.has(runId) || runs.wholeTasks.has(e.task) : keep.has(e.task))) continue;
       if (keep && now - e.startedAt < HEARTBEAT_GRACE_MS) continue;
       if (connected) void this.sendStop(e.task, propletId);
       this.endExtra(runId, undefined, reason, true);

@@ -47,7 +47,7 @@ export class Liveness {
     if (msg.tasks) {
       const reason = `interrupted: proplet ${msg.proplet_id} is no longer running the task`;
       const runs = msg.runs?.length === msg.tasks.length ? msg.runs : undefined;
-      this.dispatcher.settleLost(msg.proplet_id, reason, new Set(msg.tasks), true, runs && zip(msg.tasks, runs));
+      this.dispatcher.settleLost(msg.proplet_id, reason, new Set(msg.tasks), true, runs && listedRuns(msg.tasks, runs));
     }
     if (r.wasDown) this.dispatcher.drain();
   }
@@ -77,6 +77,10 @@ export class Liveness {
   }
 }
 
-function zip(tasks: string[], runs: string[]): Map<string, string> {
-  return new Map(tasks.map((t, i) => [t, runs[i]!]));
+/** The runs a heartbeat lists; a task listed without a run id (started by a manager that sends none) counts whole. */
+function listedRuns(tasks: string[], runs: string[]): { runs: Set<string>; wholeTasks: Set<string> } {
+  return {
+    runs: new Set(runs.filter(Boolean)),
+    wholeTasks: new Set(tasks.filter((_, i) => !runs[i])),
+  };
 }

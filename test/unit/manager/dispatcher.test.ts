@@ -149,6 +149,36 @@ describe("dispatcher", () => {
     ]);
   });
 
+  test("a run beside the current one (overlap allow) has its own result; heartbeats keep each run by its id", async () => {
+    h = harness();
+    h.m.inbound.create({ proplet_id: "p1", metadata: { max_tasks: 4, run_ids: true } });
+    const id = await h.create({ name: "add" });
+    await h.m.tasks.start(id);
+    expect(h.m.dispatcher.startExtra(id)).toBe(true);
+    await h.settle();
+    const [main, extra] = [h.bus.starts[0]!.run_id!, h.bus.starts[1]!.run_id!];
+    expect(main).not.toBe(extra);
+    // Both listed under the same task: both kept, even once the heartbeat grace for fresh starts is over.
+    const beat = (runs: string[]) =>
+      h.m.inbound.alive({ proplet_id: "p1", status: "alive", tasks: runs.map(() => id), runs });
+    await Bun.sleep(3100);
+    beat([main, extra]);
+    expect(h.m.tasks.get(id).state).toBe(TaskState.Running);
+    h.m.inbound.result({ task_id: id, proplet_id: "p1", run_id: extra, results: "extra", error: null });
+    expect(h.m.tasks.get(id).state).toBe(TaskState.Running); // the task follows its current run only
+    beat([main]);
+    expect(h.m.tasks.get(id).state).toBe(TaskState.Running);
+    h.m.inbound.result({ task_id: id, proplet_id: "p1", run_id: main, results: "main", error: null });
+    expect(h.m.tasks.get(id)).toMatchObject({ state: TaskState.Completed, results: "main" });
+    const runs = h.m.tasks.runs(id, 0, 10).items;
+    expect(runs.map((r) => [r.run_id, r.results]).sort()).toEqual(
+      [
+        [extra, "extra"],
+        [main, "main"],
+      ].sort(),
+    );
+  });
+
   test("an unreachable proplet keeps its runs for the partition grace, then they are settled", async () => {
     h = harness({ livelinessThresholdMs: 100, partitionGraceMs: 400 });
     h.proplet("p1");
