@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { jsonSize } from "./json.ts";
-import { PropletMetadata } from "./proplet.ts";
+import { MAX_TASKS_ANNOUNCED, PropletMetadata } from "./proplet.ts";
 import { TaskState } from "./states.ts";
 import { Env, Inputs, MonitoringProfile, type Task } from "./task.ts";
 import { Timestamp } from "./time.ts";
@@ -17,6 +17,9 @@ const flag = z
   .transform((v) => v ?? false);
 
 const RunId = z.string().min(1).max(64);
+
+/** Runs one heartbeat may list: as many as a proplet may run, and as many results as its outbox may hold. */
+const MAX_LISTED_RUNS = MAX_TASKS_ANNOUNCED + 10_000;
 
 /** manager → proplet, `control/manager/start`. */
 export const StartMsg = z.object({
@@ -96,10 +99,13 @@ export const AliveMsg = z.object({
   proplet_id: z.string().min(1),
   status: nullToUndef(z.string()),
   namespace: nullToUndef(z.string()),
-  /** Ours: ids of the tasks the proplet is running, so the manager can settle tasks a proplet lost. */
-  tasks: nullToUndef(z.array(z.string())),
+  /**
+   * Ours: ids of the tasks the proplet is running (and whose results it still has to deliver), so the manager can
+   * settle runs a proplet lost. Bounded: runs a proplet may have, and a queue of undelivered ones.
+   */
+  tasks: nullToUndef(z.array(z.string()).max(MAX_LISTED_RUNS)),
   /** Ours: the run ids of those tasks, in the same order (a start without a run id: ""). */
-  runs: nullToUndef(z.array(z.string().max(64))),
+  runs: nullToUndef(z.array(z.string().max(64)).max(MAX_LISTED_RUNS)),
   /** Ours: when the proplet last lost its broker and got it back, said once on the first heartbeat after. */
   offline_from: nullToUndef(Timestamp),
   offline_to: nullToUndef(Timestamp),
