@@ -28,14 +28,20 @@ function nowNanos(): string {
   return `${whole}${String(Math.floor((ms - whole) * 1e6)).padStart(6, "0")}`;
 }
 
-/** Span and trace ids need to be unique, not secret: a fast generator (W3C asks for randomness, not crypto). */
+/** Span and trace ids need to be unique, not secret (W3C asks for randomness, not crypto): hex of random bytes,
+ * drawn from a pool refilled 4 KiB at a time, through a table (measured: 5 µs a span before, mostly here). */
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+const pool = new Uint8Array(4096);
+let poolAt = pool.length;
 function fastHex(chars: number): string {
+  const bytes = chars >> 1;
+  if (poolAt + bytes > pool.length) {
+    crypto.getRandomValues(pool);
+    poolAt = 0;
+  }
   let s = "";
-  while (s.length < chars)
-    s += Math.floor(Math.random() * 0x100000000)
-      .toString(16)
-      .padStart(8, "0");
-  return s.slice(0, chars);
+  for (let i = 0; i < bytes; i++) s += HEX[pool[poolAt++]!];
+  return s;
 }
 
 const attr = (key: string, v: string | number | boolean) => ({
