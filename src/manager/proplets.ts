@@ -152,9 +152,12 @@ export class PropletRegistry {
       this.save({ ...p, offline: true });
       return { offline: true, back: false, wasDown: false };
     }
-    const wasDown = !this.heard.has(p.id) || !this.alive(p);
+    const now = Date.now();
+    const wasDown = !this.heard.has(p.id) || !this.alive(p, now);
     const back = p.offline === true;
-    this.save(recordHeartbeat(p, nowIso()), !back && this.proplets.has(p.id));
+    const at = new Date(now).toISOString();
+    this.lastMs.set(p.id, { iso: at, ms: now }); // known already: not parsed back from the text
+    this.save(recordHeartbeat(p, at), !back && this.proplets.has(p.id));
     this.heard.add(p.id);
     return { offline: false, back, wasDown };
   }
