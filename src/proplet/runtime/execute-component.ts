@@ -80,9 +80,10 @@ export function executeComponent(req: ExecRequest, c: CompiledComponent): ExecRe
   } catch (e) {
     if (e instanceof Interrupted) return { ok: false, result: g.stdout.text(), error: e.message };
     const code = exitCodeOf(e);
-    // `wasi:cli/run` returning its error case is exit code 1, as wasmtime reports it.
+    // `wasi:cli/run` returning its error case is exit code 1, as wasmtime reports it. jco throws that as its
+    // ComponentError, which carries the error case as an own `payload` (and no name of its own).
     if (code !== undefined) exitCode = code;
-    else if (entry.kind === "command" && e instanceof Error && e.name === "ComponentError") exitCode = 1;
+    else if (entry.kind === "command" && e instanceof Error && Object.hasOwn(e, "payload")) exitCode = 1;
     else return { ok: false, result: g.stdout.text(), error: errorText(e) };
     result = g.stdout.text();
   }

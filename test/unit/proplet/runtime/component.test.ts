@@ -59,6 +59,20 @@ describe("components", () => {
     expect(failed).toMatchObject({ ok: false, exitCode: 1, error: "exit code 1: refused !no" });
   });
 
+  test("a command whose wasi:cli/run returns its error case ends with exit code 1", async () => {
+    const tools = await import("@bytecodealliance/jco-transpile/wasm-tools");
+    // Written as a component directly: `run` returns result::err without calling exit (the adapter never does).
+    const component = await tools.parse(`(component
+      (core module $m (func (export "run") (result i32) i32.const 1))
+      (core instance $i (instantiate $m))
+      (func $run (result (result)) (canon lift (core func $i "run")))
+      (instance $inst (export "run" (func $run)))
+      (export "wasi:cli/run@0.2.0" (instance $inst)))`);
+    const compiled = await cache.load(component);
+    const r = await pool.run({ compiled, name: "run", inputs: [], env: {}, options: { dirs: [], env: {} } }).done;
+    expect(r).toMatchObject({ ok: false, exitCode: 1, error: "exit code 1" });
+  });
+
   test("a component's sleep blocks its worker for that long, and a stop still ends it", async () => {
     const t0 = performance.now();
     const r = await (await run("args.component", "args", ["sleep", "300"])).done;
