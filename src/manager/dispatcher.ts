@@ -479,8 +479,16 @@ export class Dispatcher {
       log.warn(`result for unknown task ${msg.task_id} dropped`);
       return;
     }
-    if (msg.run_id && this.extraRuns.has(msg.run_id)) {
-      this.endExtra(msg.run_id, msg.results, msg.error);
+    const extra = msg.run_id ? this.extraRuns.get(msg.run_id) : undefined;
+    if (extra) {
+      // Every proplet sees every start message, run ids included: only the run's own proplet may end it.
+      if (msg.proplet_id && msg.proplet_id !== extra.proplet) {
+        log.warn(
+          `task ${task.id}: result for run ${msg.run_id} from proplet ${msg.proplet_id} ignored, it runs on ${extra.proplet}`,
+        );
+        return;
+      }
+      this.endExtra(msg.run_id!, msg.results, msg.error);
       return;
     }
     // Fenced by run: a result names the start it ends. One for a run that is over (settled while its proplet was

@@ -164,6 +164,9 @@ describe("dispatcher", () => {
     await Bun.sleep(3100);
     beat([main, extra]);
     expect(h.m.tasks.get(id).state).toBe(TaskState.Running);
+    // Another proplet saw the start message (every proplet does): its result for this run is not taken.
+    h.m.inbound.create({ proplet_id: "p2", metadata: { run_ids: true } });
+    h.m.inbound.result({ task_id: id, proplet_id: "p2", run_id: extra, results: "forged", error: null });
     h.m.inbound.result({ task_id: id, proplet_id: "p1", run_id: extra, results: "extra", error: null });
     expect(h.m.tasks.get(id).state).toBe(TaskState.Running); // the task follows its current run only
     beat([main]);
@@ -195,6 +198,17 @@ describe("dispatcher", () => {
     h.m.liveness.check();
     expect(h.m.tasks.get(id)).toMatchObject({ state: TaskState.Failed });
     expect(h.m.tasks.get(id).error).toContain("proplet lost: p1 stopped sending heartbeats (unreachable longer than");
+    // Its result coming late is kept on that run, and only from p1: another proplet knows the run id too.
+    await h.settle();
+    const runId = h.bus.starts[0]!.run_id!;
+    h.m.inbound.create({ proplet_id: "p2", metadata: {} });
+    h.m.inbound.result({ task_id: id, proplet_id: "p2", run_id: runId, results: "forged", error: null });
+    h.m.inbound.result({ task_id: id, proplet_id: "p1", run_id: runId, results: "30", error: null });
+    h.m.inbound.result({ task_id: id, proplet_id: "p1", run_id: runId, results: "again", error: null });
+    expect(h.m.tasks.runs(id, 0, 10).items).toMatchObject([
+      { run_id: runId, state: TaskState.Completed, results: "30" },
+    ]);
+    expect(h.m.tasks.get(id).state).toBe(TaskState.Failed); // the task keeps its final state
   });
 
   test("a proplet that goes offline loses its runs, which re-run elsewhere while retries remain", async () => {
