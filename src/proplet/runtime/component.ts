@@ -60,7 +60,22 @@ let idle: Timer | undefined;
 let seq = 0;
 const waiting = new Map<number, (r: TranspileReply) => void>();
 
-function transpile(bytes: Uint8Array): Promise<TranspileReply> {
+/**
+ * The longest a transpile may take. A component comes from whoever may create tasks: one made to keep jco busy
+ * would otherwise hold its thread, and every component after it, for good. Past this the thread is ended (what
+ * waited fails too, saying why) and the next component starts a new one.
+ */
+export const TRANSPILE_TIMEOUT_MS = 30_000;
+
+/** Ends jco's thread, failing what waits on it with `error`. */
+function endThread(w: Worker, error: string): void {
+  for (const [id, settle] of waiting) settle({ id, ok: false, error });
+  waiting.clear();
+  if (worker === w) worker = undefined;
+  w.terminate();
+}
+
+function transpile(bytes: Uint8Array, timeoutMs: number): Promise<TranspileReply> {
   clearTimeout(idle);
   if (!worker) {
     const w = new Worker(workerUrl);
@@ -69,21 +84,22 @@ function transpile(bytes: Uint8Array): Promise<TranspileReply> {
       waiting.delete(e.data.id);
       if (waiting.size === 0) w.unref();
     };
-    w.onerror = (e) => {
-      for (const [id, settle] of waiting) settle({ id, ok: false, error: `jco's thread failed: ${e.message}` });
-      waiting.clear();
-      if (worker === w) worker = undefined;
-      w.terminate();
-    };
+    w.onerror = (e) => endThread(w, `jco's thread failed: ${e.message}`);
     worker = w;
   }
   const w = worker;
   const id = ++seq;
   w.ref(); // a transpile in flight keeps the process up; an idle jco thread does not
+  let timer: Timer | undefined;
   return new Promise<TranspileReply>((resolve) => {
     waiting.set(id, resolve);
+    timer = setTimeout(
+      () => endThread(w, `transpiling the component took longer than ${timeoutMs / 1000}s`),
+      timeoutMs,
+    );
     w.postMessage({ id, bytes } satisfies TranspileRequest);
   }).finally(() => {
+    clearTimeout(timer);
     if (waiting.size > 0) return;
     idle = setTimeout(() => {
       if (worker === w && waiting.size === 0) {
@@ -109,8 +125,12 @@ export function glueBody(js: string): string {
 }
 
 /** Transpiles and compiles a component; `pages` caps each core module's linear memory. */
-export async function compileComponent(bytes: Uint8Array, pages?: number): Promise<CompiledComponent> {
-  const out = await transpile(bytes);
+export async function compileComponent(
+  bytes: Uint8Array,
+  pages?: number,
+  timeoutMs = TRANSPILE_TIMEOUT_MS,
+): Promise<CompiledComponent> {
+  const out = await transpile(bytes, timeoutMs);
   if (!out.ok) throw new Error(`invalid component: ${out.error}`);
   const world = parseWorld(out.wit);
   let glue = "";

@@ -126,6 +126,16 @@ describe("components", () => {
     expect(readFileSync(join(dir, "in.txt"), "utf8")).toBe("data");
   });
 
+  test("a transpile that takes too long fails the task and frees jco's thread for the next component", async () => {
+    const { compileComponent } = await import("../../../../src/proplet/runtime/component.ts");
+    // Every call below transpiles afresh (no cache): 1 ms is less than any transpile takes.
+    await expect(compileComponent(fixture("args.component"), undefined, 1)).rejects.toThrow(
+      "invalid component: transpiling the component took longer than 0.001s",
+    );
+    const again = await compileComponent(fixture("args.component"));
+    expect(again.world.command).toBe(true);
+  });
+
   test("a component importing what this host does not provide is refused before it runs", async () => {
     const tools = await import("@bytecodealliance/jco-transpile/wasm-tools");
     const core = await tools.parse(
