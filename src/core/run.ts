@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { TaskState } from "./states.ts";
+import { stateName, TaskState } from "./states.ts";
 import type { Task } from "./task.ts";
 
 /** One start of a task. Cron firings, retries and restarts each make a new run; none overwrites another. */
@@ -34,4 +34,12 @@ export function currentRun(t: Task): Run {
     proplet_id: t.proplet_id,
     started_at: t.start_time,
   };
+}
+
+/** The run with its proplet's outcome: Completed, or Failed with the error (an empty one is no error). */
+export function withOutcome(run: Run, results: unknown, error: string | null | undefined): Run {
+  const { error: _before, ...rest } = run;
+  const failed = typeof error === "string" && error !== "";
+  const state = failed ? TaskState.Failed : TaskState.Completed;
+  return { ...rest, state, status: stateName(state), results, ...(failed ? { error } : {}) };
 }

@@ -9,7 +9,7 @@ import {
 } from "../core/messages.ts";
 import type { Proplet } from "../core/proplet.ts";
 import { describeRequirements, unmet } from "../core/requirements.ts";
-import { currentRun, type Run } from "../core/run.ts";
+import { currentRun, type Run, withOutcome } from "../core/run.ts";
 import { leastLoaded, retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
 import { INTERRUPTED_BY_SHUTDOWN, isTerminal, STOPPED_BY_USER, stateName, TaskState } from "../core/states.ts";
 import { finished, runningOn, type Task } from "../core/task.ts";
@@ -312,17 +312,8 @@ export class Dispatcher {
     this.proplets.trackExtra(extra.proplet, runId, false);
     const stored = this.store.runs.get(extra.task, runId);
     if (stored) {
-      const failed = typeof error === "string" && error !== "";
-      const state = failed ? TaskState.Failed : TaskState.Completed;
-      this.store.runs.update({
-        ...stored,
-        state,
-        status: stateName(state),
-        finished_at: nowIso(),
-        results,
-        ...(failed ? { error: error as string } : {}),
-        ...(settled ? { settled: true } : {}),
-      });
+      const ended = { ...withOutcome(stored, results, error), finished_at: nowIso() };
+      this.store.runs.update(settled ? { ...ended, settled: true } : ended);
     }
     this.drain();
   }
@@ -523,29 +514,16 @@ export class Dispatcher {
     const run = this.store.runs.get(task.id, runId);
     if (run?.state === TaskState.Running && (!msg.proplet_id || msg.proplet_id === run.proplet_id)) {
       // A run started beside the current one, whose end a manager restart forgot to wait for.
-      const failed = typeof msg.error === "string" && msg.error !== "";
-      const state = failed ? TaskState.Failed : TaskState.Completed;
-      const end = { state, status: stateName(state), finished_at: nowIso(), results: msg.results };
-      this.store.runs.update({ ...run, ...end, ...(failed ? { error: msg.error as string } : {}) });
+      this.store.runs.update({ ...withOutcome(run, msg.results, msg.error), finished_at: nowIso() });
       return;
     }
     if (!run?.settled || run.late_at || (msg.proplet_id && run.proplet_id && msg.proplet_id !== run.proplet_id)) {
       log.debug(`task ${task.id}: result for run ${runId} dropped (not a settled run waiting for one)`);
       return;
     }
-    const failed = typeof msg.error === "string" && msg.error !== "";
-    const state = failed ? TaskState.Failed : TaskState.Completed;
-    const { error: settledError, ...rest } = run;
-    this.store.runs.update({
-      ...rest,
-      state,
-      status: stateName(state),
-      results: msg.results,
-      ...(failed ? { error: msg.error as string } : {}),
-      late_at: nowIso(),
-      ...(settledError ? { settled_error: settledError } : {}),
-    });
-    log.info(`task ${task.id}: run ${runId} reported late (${stateName(state)}); kept on that run only`);
+    const late = { ...withOutcome(run, msg.results, msg.error), late_at: nowIso() };
+    this.store.runs.update(run.error ? { ...late, settled_error: run.error } : late);
+    log.info(`task ${task.id}: run ${runId} reported late (${late.status}); kept on that run only`);
   }
 
   /**
