@@ -13,13 +13,13 @@
 // Authentication is on, as in a default serve (a bearer token on every request, credentials on MQTT); --no-auth
 // runs the same without, for comparison.
 import { Database } from "bun:sqlite";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import mqtt from "mqtt";
 import { MODULES } from "../../src/examples/modules.ts";
-import { adminToken, authHeaders, freePort, mqttLogin, serveArgs, waitForHealth } from "./lib.ts";
+import { adminToken, authHeaders, freePort, mqttLogin, rssMib, serveArgs, waitForHealth } from "./lib.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -136,11 +136,6 @@ async function startAndWaitStored(id: string): Promise<void> {
 }
 
 const task = (i: number) => ({ name: "add", file, inputs: [i, 1] });
-
-function rssMib(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) / 1024 : 0;
-}
 
 /** Bytes on disk under a directory (the database, its WAL and anything beside them). */
 function duMib(dir: string): number {

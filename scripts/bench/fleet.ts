@@ -7,12 +7,12 @@
 //
 //   bun scripts/bench/fleet.ts [--proplets 1000] [--seconds 30] [--no-auth [--connections 20]]
 
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import mqtt from "mqtt";
-import { adminToken, authHeaders, cpuSeconds, freePort, mqttLogin, serveArgs, waitForHealth } from "./lib.ts";
+import { adminToken, authHeaders, cpuSeconds, freePort, mqttLogin, rssMib, serveArgs, waitForHealth } from "./lib.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -96,7 +96,7 @@ await Bun.sleep(SECONDS * 1000);
 const cpu = cpuSeconds(serve.pid) - cpu0;
 const elapsed = (performance.now() - t0) / 1000;
 const rate = (beats - beats0) / elapsed;
-const rssMib = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${serve.pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+const managerRss = rssMib(serve.pid);
 const end = await fetch(`${url}/proplets?status=active&limit=1`, { headers: authHeaders(token) });
 const aliveAtEnd = ((await end.json()) as { total: number }).total;
 for (const t of timers) clearInterval(t);
@@ -112,7 +112,7 @@ console.log(
     seconds: +elapsed.toFixed(1),
     heartbeats_per_s: Math.round(rate),
     manager_cpu_percent: +((cpu / elapsed) * 100).toFixed(1),
-    manager_rss_mib: +rssMib.toFixed(1),
+    manager_rss_mib: +managerRss.toFixed(1),
     alive_at_end: aliveAtEnd,
     auth: AUTH,
   }),

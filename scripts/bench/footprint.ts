@@ -4,11 +4,11 @@
 // with no goal. Builds the binaries first unless --no-build. The last stdout line is one JSON object.
 //
 //   bun scripts/bench/footprint.ts [--idle 30] [--starts 10] [--arm64] [--no-build]
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { adminToken, freePort, mqttLogin, serveArgs } from "./lib.ts";
+import { adminToken, freePort, median, mqttLogin, rssMib, serveArgs } from "./lib.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -28,11 +28,7 @@ if (!opt["no-build"]) {
   if (b.exitCode !== 0) throw new Error("build failed");
 }
 
-const rssMib = (pid: number) => {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? +(Number(m[1]) / 1024).toFixed(1) : NaN;
-};
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const rssMibRounded = (pid: number) => +rssMib(pid).toFixed(1);
 
 async function startServe(cmd: string[], dataDir: string, timeoutMs: number) {
   const httpPort = await freePort();
@@ -78,8 +74,8 @@ async function measure(label: string, cmd: string[], starts: number, timeoutMs: 
   await Bun.sleep(IDLE * 1000);
   const out = {
     cold_start_ms: +median(times).toFixed(1),
-    serve_rss_mib: rssMib(s.proc.pid),
-    proplet_rss_mib: rssMib(proplet.pid),
+    serve_rss_mib: rssMibRounded(s.proc.pid),
+    proplet_rss_mib: rssMibRounded(proplet.pid),
   };
   for (const p of [proplet, s.proc]) {
     p.kill("SIGKILL");

@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import wabt from "wabt";
 import { INTERRUPT_MODULE, INTERRUPT_NAME, instrument } from "../../src/core/wasm-instrument.ts";
+import { median } from "./lib.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "5" } } });
 const RUNS = Number(values.runs);
@@ -58,7 +59,6 @@ const KERNELS: Record<string, { wat: string; call: (e: Record<string, CallableFu
 };
 
 const w = await wabt();
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const out: Record<string, number> = {};
 for (const [name, k] of Object.entries(KERNELS)) {
   const mod = w.parseWat(`${name}.wat`, k.wat);
