@@ -3,7 +3,7 @@ import { chooseComponentEntry, formatWitResult, witArgs } from "../../core/wit.t
 import type { CompiledComponent } from "./component.ts";
 import { type ExecRequest, type ExecResult, ended } from "./execute.ts";
 import { errorText, guard, Interrupted } from "./guard.ts";
-import { loadPreopen, MAX_PREOPEN_BYTES, savePreopen } from "./preopen.ts";
+import { loadPreopens, savePreopen } from "./preopen.ts";
 import { fromFileData, toFileData, wasiP2Imports } from "./wasi-p2.ts";
 
 // Runs a component (component.ts) on this thread: jco's glue instantiates its instrumented core modules against
@@ -41,11 +41,7 @@ export function executeComponent(req: ExecRequest, c: CompiledComponent): ExecRe
   if (typeof args === "string") return { ok: false, result: "", error: args };
 
   const g = guard(req);
-  const budget = { left: MAX_PREOPEN_BYTES };
-  const preopens = req.options.dirs.map((d) => {
-    const loaded = loadPreopen(d.host, budget);
-    return { loaded, readonly: d.readonly, guest: d.guest, data: toFileData(loaded.tree) };
-  });
+  const preopens = loadPreopens(req.options.dirs).map((p) => ({ ...p, data: toFileData(p.loaded.tree) }));
   const imports = wasiP2Imports({
     argv: entry.kind === "command" ? [req.name, ...req.inputs] : [req.name],
     env: { ...req.env, ...req.options.env },

@@ -5,7 +5,7 @@ import { executeComponent } from "./execute-component.ts";
 import { errorText, guard, Interrupted } from "./guard.ts";
 import type { CompiledCore, Runnable } from "./modules.ts";
 import type { OutputTap } from "./output.ts";
-import { loadPreopen, MAX_PREOPEN_BYTES, savePreopen } from "./preopen.ts";
+import { loadPreopens, savePreopen } from "./preopen.ts";
 import type { RunRequest } from "./protocol.ts";
 
 // Runs one task's module or component (already instrumented and compiled) to completion. Used inside a pool worker
@@ -64,11 +64,10 @@ function executeCore(req: ExecRequest, core: CompiledCore): ExecResult {
 
   const g = guard(req);
   const { check: checkStop, stdout, stderr } = g;
-  const budget = { left: MAX_PREOPEN_BYTES };
-  const preopens = req.options.dirs.map((d) => {
-    const loaded = loadPreopen(d.host, budget);
-    return { loaded, readonly: d.readonly, dir: new PreopenDirectory(d.guest, loaded.tree) };
-  });
+  const preopens = loadPreopens(req.options.dirs).map((p) => ({
+    ...p,
+    dir: new PreopenDirectory(p.guest, p.loaded.tree),
+  }));
   const env = { ...req.env, ...req.options.env };
   const argv = entry.kind === "command" ? [req.name, ...req.inputs] : [req.name];
   const wasi = new WASI(

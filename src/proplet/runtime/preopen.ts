@@ -68,6 +68,12 @@ export function loadPreopen(host: string, budget: { left: number }): Preopen {
   return { root, tree: load(root), hashes };
 }
 
+/** Every preopened directory of a run, loaded within one budget: together they hold at most MAX_PREOPEN_BYTES. */
+export function loadPreopens<D extends { host: string }>(dirs: D[]): (D & { loaded: Preopen })[] {
+  const budget = { left: MAX_PREOPEN_BYTES };
+  return dirs.map((d) => ({ ...d, loaded: loadPreopen(d.host, budget) }));
+}
+
 /** Writes the guest's changes back, never through a link and never outside the tree. */
 export function savePreopen(p: Preopen, dir: Directory): void {
   const save = (host: string, d: Directory) => {
