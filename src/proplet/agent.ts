@@ -40,12 +40,11 @@ export class PropletAgent {
   private client?: BusClient;
   private t: ReturnType<typeof topics>;
   /**
-   * What runs here, by run: the run id (or, from a manager that sends none, the task id). Two runs of one task
-   * may run at once (a cron task whose firings overlap under `overlap_policy: allow`).
+   * What runs here, by run: the run id (or, from a manager that sends none, the task id), with its task, its run
+   * id ("" then) and the run itself once it started. Two runs of one task may run at once (a cron task whose
+   * firings overlap under `overlap_policy: allow`).
    */
-  private running = new Map<string, Running | "preparing">();
-  /** Each running run's task and run id ("" from a manager that sends none). */
-  private runs = new Map<string, { task: string; run: string }>();
+  private running = new Map<string, { task: string; run: string; running: Running | "preparing" }>();
   private stopRequested = new Set<string>();
   private heartbeat?: Timer;
   private metricsTimer?: Timer;
@@ -201,15 +200,10 @@ export class PropletAgent {
     this.beat();
   }
 
-  private forgetRun(key: string): void {
-    this.running.delete(key);
-    this.runs.delete(key);
-  }
-
   private beat(): void {
     if (!this.client?.connected) return;
     // The running task ids let the manager settle runs this proplet lost (after a restart, say).
-    const listed = [...this.runs.values(), ...(this.outbox?.pendingResults() ?? [])];
+    const listed = [...this.running.values(), ...(this.outbox?.pendingResults() ?? [])];
     const alive = {
       proplet_id: this.id,
       status: "alive",
@@ -255,8 +249,12 @@ export class PropletAgent {
       log.warn(`task ${msg.id}: already running here, duplicate start ignored`);
       return;
     }
-    this.running.set(key, "preparing");
-    this.runs.set(key, { task: msg.id, run: msg.run_id ?? "" });
+    const entry: { task: string; run: string; running: Running | "preparing" } = {
+      task: msg.id,
+      run: msg.run_id ?? "",
+      running: "preparing",
+    };
+    this.running.set(key, entry);
     const runId = msg.run_id ? { run_id: msg.run_id } : {};
     // The run joins the dispatch's trace when the manager traces and so does this proplet.
     const t = tracing();
@@ -269,7 +267,7 @@ export class PropletAgent {
     let fl: FlRun | undefined;
     const fail = (error: string) => {
       span?.end(error);
-      this.forgetRun(key);
+      this.running.delete(key);
       log.warn(`task ${msg.id} failed: ${error}`);
       return this.publishResult({ task_id: msg.id, proplet_id: this.id, ...runId, results: "", error });
     };
@@ -306,7 +304,7 @@ export class PropletAgent {
         const spec = { ...req, compiled: await this.modules.load(bytes, maxMemoryMb) };
         run = msg.latent ? this.deploy(msg.id, spec) : this.pool.run(spec);
       }
-      this.running.set(key, run);
+      entry.running = run;
       this.prom?.started.inc();
       const monitor = this.monitorTask(msg, run);
       const ran = await run.done;
@@ -325,7 +323,7 @@ export class PropletAgent {
         };
       }
       (r.ok ? this.prom?.completed : this.prom?.failed)?.inc();
-      this.forgetRun(key);
+      this.running.delete(key);
       log.info(`task ${msg.id} ${r.ok ? "completed" : `failed: ${r.error}`}`);
       span?.end(r.ok ? undefined : (r.error ?? "failed"));
       await this.publishResult({
@@ -470,15 +468,14 @@ export class PropletAgent {
     const { id, proplet_id } = d.value;
     if (proplet_id && proplet_id !== this.id) return;
     // Every run of the task here: a stop names the task.
-    const keys = [...this.runs].filter(([, r]) => r.task === id).map(([k]) => k);
-    if (keys.length === 0) {
+    const runs = [...this.running].filter(([, r]) => r.task === id);
+    if (runs.length === 0) {
       if (proplet_id) log.warn(`task ${id}: stop for a task not running here`);
       return;
     }
-    for (const k of keys) {
-      const run = this.running.get(k);
-      if (run === "preparing") this.stopRequested.add(k);
-      else run?.stop();
+    for (const [k, r] of runs) {
+      if (r.running === "preparing") this.stopRequested.add(k);
+      else r.running.stop();
     }
     log.info(`task ${id} stopping`);
   }
@@ -488,7 +485,7 @@ export class PropletAgent {
     clearInterval(this.heartbeat);
     clearInterval(this.metricsTimer);
     this.prom?.close();
-    for (const r of this.running.values()) if (r !== "preparing") r.stop("proplet shutting down");
+    for (const { running } of this.running.values()) if (running !== "preparing") running.stop("proplet shutting down");
     if (this.client?.connected) {
       // Sent on purpose, so it lists what still runs here (nothing: every run was just stopped): the manager
       // settles those runs at once instead of waiting out the partition grace as for a Last Will.
