@@ -26,17 +26,21 @@ const list = (v: string | undefined) =>
         .filter((s) => s !== "")
     : undefined;
 
-function envPairs(v: string | undefined): Record<string, string> | undefined {
+/** Comma-separated KEY=VALUE pairs; `bad` says what is wrong with one that is not. */
+function keyValues(v: string | undefined, bad: (pair: string) => string): Record<string, string> | undefined {
   const pairs = list(v);
   if (!pairs) return undefined;
   const out: Record<string, string> = {};
   for (const p of pairs) {
     const eq = p.indexOf("=");
-    if (eq <= 0) throw new UsageError(`--env expects KEY=VALUE pairs, got ${JSON.stringify(p)}`);
+    if (eq <= 0) throw new UsageError(bad(p));
     out[p.slice(0, eq)] = p.slice(eq + 1);
   }
   return out;
 }
+
+const envPairs = (v: string | undefined) =>
+  keyValues(v, (p) => `--env expects KEY=VALUE pairs, got ${JSON.stringify(p)}`);
 
 function seconds(name: string, v: string): number {
   const n = Number(v);
@@ -97,13 +101,7 @@ const REQUIREMENT_KEYS = new Set(["runtime", "arch", "tee", "min_memory_mb"]);
 function requirementsArg(text: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const labels: Record<string, string> = {};
-  for (const pair of text
-    .split(",")
-    .map((p) => p.trim())
-    .filter(Boolean)) {
-    const i = pair.indexOf("=");
-    if (i < 1) throw new UsageError(`--require: "${pair}" is not KEY=VALUE`);
-    const [k, v] = [pair.slice(0, i), pair.slice(i + 1)];
+  for (const [k, v] of Object.entries(keyValues(text, (p) => `--require: "${p}" is not KEY=VALUE`) ?? {})) {
     if (k === "min_memory_mb") out[k] = int("--require min_memory_mb", v, 1, 1 << 24);
     else if (REQUIREMENT_KEYS.has(k)) out[k] = v;
     else labels[k] = v;
