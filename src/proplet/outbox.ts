@@ -22,7 +22,7 @@ export interface OutboxLimits {
   maxBytes: number;
 }
 
-export const DEFAULT_OUTBOX_LIMITS: OutboxLimits = { maxEntries: 10_000, maxBytes: 64 << 20 };
+const DEFAULT_OUTBOX_LIMITS: OutboxLimits = { maxEntries: 10_000, maxBytes: 64 << 20 };
 
 interface Stored {
   seq: number;

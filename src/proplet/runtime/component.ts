@@ -65,7 +65,7 @@ const waiting = new Map<number, (r: TranspileReply) => void>();
  * would otherwise hold its thread, and every component after it, for good. Past this the thread is ended (what
  * waited fails too, saying why) and the next component starts a new one.
  */
-export const TRANSPILE_TIMEOUT_MS = 30_000;
+const TRANSPILE_TIMEOUT_MS = 30_000;
 
 /** Ends jco's thread, failing what waits on it with `error`. */
 function endThread(w: Worker, error: string): void {
@@ -117,7 +117,7 @@ const TOP_LEVEL = /^(export|import)\b.*$/gm;
 const EXPECTED = [/^export function instantiate\(/, /^export const _util = /];
 
 /** Glue as a function body: `export` removed from the two declarations jco writes, `instantiate` returned. */
-export function glueBody(js: string): string {
+function glueBody(js: string): string {
   for (const m of js.matchAll(TOP_LEVEL)) {
     if (!EXPECTED.some((re) => re.test(m[0]))) throw new Error(`unexpected declaration in jco's output: ${m[0]}`);
   }
