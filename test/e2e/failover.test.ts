@@ -85,22 +85,27 @@ test("kill -9 of the active manager: the stand-by takes over within 5 s; every f
   // A stream of tasks, each created and started; a request that meets the hand-over is retried, as a client would.
   const acknowledged: string[] = [];
   let streaming = true;
-  const retrying = async (url: string, method: string, body?: unknown) => {
+  // The address is asked again on each try: one chosen just before the kill must not be retried for good.
+  const retrying = async (url: () => Promise<string> | string, method: string, body?: unknown) => {
     for (let i = 0; i < 100; i++) {
-      const r = await http(url, method, body).catch(() => ({ status: 599, body: undefined }));
+      const r = await http(await url(), method, body).catch(() => ({ status: 599, body: undefined }));
       if (r.status !== 503 && r.status !== 599) return r;
       await Bun.sleep(100);
     }
-    throw new Error(`${method} ${url} kept failing`);
+    throw new Error(`${method} ${await url()} kept failing`);
   };
   const stream = (async () => {
     let i = 0;
     while (streaming) {
       const target = i++ % 2 ? a.url : b.url;
-      const live = (await fetch(`${a.url}/health`).catch(() => undefined))?.ok ? target : b.url;
-      const c = await retrying(`${live}/tasks`, "POST", { name: "add", file: b64("add"), inputs: [i, 1] });
+      const live = async () => ((await fetch(`${a.url}/health`).catch(() => undefined))?.ok ? target : b.url);
+      const c = await retrying(async () => `${await live()}/tasks`, "POST", {
+        name: "add",
+        file: b64("add"),
+        inputs: [i, 1],
+      });
       expect(c.status).toBe(201);
-      const s = await retrying(`${b.url}/tasks/${c.body.id}/start`, "POST");
+      const s = await retrying(() => `${b.url}/tasks/${c.body.id}/start`, "POST");
       // A start whose answer was lost in the hand-over and then retried finds the task started: a 409 saying so.
       if (s.status !== 200) {
         expect({ status: s.status, state: (await http(`${b.url}/tasks/${c.body.id}`)).body.state >= 2 }).toEqual({
