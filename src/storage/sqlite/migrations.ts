@@ -45,6 +45,11 @@ export const MIGRATIONS = [
   `CREATE TABLE fl_docs (kind TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (kind, id))`,
   // Module bytes once per content, counted by the tasks that carry them (sqlite/modules.ts).
   `CREATE TABLE modules (sha TEXT PRIMARY KEY, data TEXT NOT NULL, refs INTEGER NOT NULL)`,
+  // New tasks go to the index's high end, where SQLite fills pages to the brim; in a descending index they went to
+  // its low end, which splits pages in half (6.8 MiB instead of 3.4 for 50,000 tasks). Walked backwards, the
+  // ascending index gives the newest-first listing as fast.
+  `DROP INDEX tasks_created`,
+  `CREATE INDEX tasks_created_asc ON tasks(created_at, id)`,
 ];
 
 export function migrate(db: Database): void {

@@ -4,14 +4,15 @@ import { Task } from "../../core/task.ts";
 import { nearerEnd } from "../order.ts";
 import type { ListResult, TaskRepository } from "../repository.ts";
 import type { Batch } from "./batch.ts";
-import { readDoc } from "./doc.ts";
+import { packTask, type TaskColumns, unpackTask } from "./compact.ts";
+import { checkDoc } from "./doc.ts";
 import { SqliteModules } from "./modules.ts";
 import { TaskCache } from "./task-cache.ts";
 
 // A task is one JSON document plus the columns we filter and sort on; its module is kept once per content
 // (modules.ts) and the task's own column refers to it, so listing never reads module bytes.
 
-type TaskRow = { doc: string; file: string | null };
+type TaskRow = TaskColumns & { doc: string; file: string | null };
 
 export class SqliteTasks implements TaskRepository {
   private insertQ: Statement;
@@ -36,13 +37,17 @@ export class SqliteTasks implements TaskRepository {
     this.insertQ = db.query(
       "INSERT INTO tasks (id, state, created_at, doc, file, job_id, workflow_id, scheduled) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
-    this.getQ = db.query("SELECT doc, file FROM tasks WHERE id = ?");
+    this.getQ = db.query("SELECT id, state, created_at, doc, file FROM tasks WHERE id = ?");
     this.updateQ = db.query("UPDATE tasks SET state = ?, doc = ?, scheduled = ? WHERE id = ?");
     this.updateFileQ = db.query("UPDATE tasks SET file = ? WHERE id = ?");
     this.deleteQ = db.query("DELETE FROM tasks WHERE id = ?");
     this.countQ = db.query("SELECT count(*) AS n FROM tasks");
-    this.listQ = db.query("SELECT doc, NULL AS file FROM tasks ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
-    this.listOldestQ = db.query("SELECT doc, NULL AS file FROM tasks ORDER BY created_at, id LIMIT ? OFFSET ?");
+    this.listQ = db.query(
+      `SELECT id, state, created_at, doc, NULL AS file FROM tasks ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`,
+    );
+    this.listOldestQ = db.query(
+      "SELECT id, state, created_at, doc, NULL AS file FROM tasks ORDER BY created_at, id LIMIT ? OFFSET ?",
+    );
     this.insertMetaQ = db.query(
       "INSERT OR IGNORE INTO task_meta (key, value, created_at, task_id) VALUES (?, ?, ?, ?)",
     );
@@ -56,7 +61,7 @@ export class SqliteTasks implements TaskRepository {
   }
 
   private join = (row: TaskRow): Task => {
-    const t = readDoc(Task, row.doc, "task");
+    const t = checkDoc(Task, unpackTask(row.doc, row), `task ${row.id}`);
     const file = this.modules.resolve(row.file);
     if (file) t.file = file;
     return t;
@@ -65,7 +70,7 @@ export class SqliteTasks implements TaskRepository {
   create(task: Task): void {
     this.batch.begin();
     const { file: module, ...rest } = task;
-    const doc = JSON.stringify(rest);
+    const doc = packTask(rest);
     const file = module ? this.modules.store(module) : null;
     this.cache.put(rest, this.modules.shared(file, module));
     this.insertQ.run(
@@ -95,7 +100,7 @@ export class SqliteTasks implements TaskRepository {
     // The metadata written before, when the cache knows it (null: unknown, rewrite the pairs).
     this.writeMeta(task, this.cache.metadataOf(task.id));
     const { file, ...rest } = task;
-    this.updateQ.run(task.state, JSON.stringify(rest), task.schedule ? 1 : 0, task.id);
+    this.updateQ.run(task.state, packTask(rest), task.schedule ? 1 : 0, task.id);
     // The module can be megabytes: rewrite it only when it changed, not on every state change.
     if (withFile) {
       this.modules.unref(this.fileQ.get(task.id)?.file);
@@ -132,7 +137,7 @@ export class SqliteTasks implements TaskRepository {
     const order = page.reverse ? "m.created_at, m.task_id" : "m.created_at DESC, m.task_id DESC";
     const rows = this.db
       .query<TaskRow, (string | number)[]>(
-        `SELECT t.doc, NULL AS file FROM task_meta m JOIN tasks t ON t.id = m.task_id WHERE ${where}
+        `SELECT t.id, t.state, t.created_at, t.doc, NULL AS file FROM task_meta m JOIN tasks t ON t.id = m.task_id WHERE ${where}
          ORDER BY ${order} LIMIT ? OFFSET ?`,
       )
       .all(...params, page.limit, page.offset);
@@ -152,14 +157,14 @@ export class SqliteTasks implements TaskRepository {
   listByState(states: number[]): Task[] {
     const marks = states.map(() => "?").join(",");
     return this.db
-      .query<TaskRow, number[]>(`SELECT doc, file FROM tasks WHERE state IN (${marks})`)
+      .query<TaskRow, number[]>(`SELECT id, state, created_at, doc, file FROM tasks WHERE state IN (${marks})`)
       .all(...states)
       .map(this.join);
   }
   listByGroup(kind: "job" | "workflow", id: string): Task[] {
     const col = kind === "job" ? "job_id" : "workflow_id";
     return this.db
-      .query<TaskRow, [string]>(`SELECT doc, file FROM tasks WHERE ${col} = ? ORDER BY rowid`)
+      .query<TaskRow, [string]>(`SELECT id, state, created_at, doc, file FROM tasks WHERE ${col} = ? ORDER BY rowid`)
       .all(id)
       .map(this.join);
   }
@@ -179,7 +184,10 @@ export class SqliteTasks implements TaskRepository {
     return out;
   }
   listScheduled(): Task[] {
-    return this.db.query<TaskRow, []>("SELECT doc, NULL AS file FROM tasks WHERE scheduled = 1").all().map(this.join);
+    return this.db
+      .query<TaskRow, []>("SELECT id, state, created_at, doc, NULL AS file FROM tasks WHERE scheduled = 1")
+      .all()
+      .map(this.join);
   }
   idsStartingWith(prefix: string, limit: number): string[] {
     // A range on the primary key: [prefix, prefix + U+FFFF) holds exactly the ids that start with it.

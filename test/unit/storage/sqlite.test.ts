@@ -64,6 +64,40 @@ describe("sqlite storage", () => {
     store = undefined;
   });
 
+  test("a document written in full (before documents left out their columns and defaults) reads the same", () => {
+    const dir = tempDir();
+    const path = join(dir, "p.db");
+    store = openSqlite(path);
+    const t = { ...task("t1"), state: 3, results: "3", start_time: "2026-01-01T00:00:01.000Z" };
+    store.tasks.create(t);
+    const run = {
+      run_id: "r1",
+      task_id: "t1",
+      attempt: 1,
+      state: 3,
+      status: "Completed",
+      started_at: "2026-01-01T00:00:01.000Z",
+      results: "3",
+    };
+    store.runs.create(run);
+    store.close();
+    const db = new Database(path);
+    const packed = db.query<{ doc: string }, []>("SELECT doc FROM tasks").get()!.doc;
+    expect(Object.keys(JSON.parse(packed)).sort()).toEqual(["name", "results", "start_time", "updated_at"]);
+    expect(Object.keys(JSON.parse(db.query<{ doc: string }, []>("SELECT doc FROM runs").get()!.doc)).sort()).toEqual([
+      "attempt",
+      "results",
+      "state",
+    ]);
+    const { file: _module, ...doc } = t;
+    db.run("UPDATE tasks SET doc = ? WHERE id = 't1'", [JSON.stringify(doc)]);
+    db.run("UPDATE runs SET doc = ? WHERE run_id = 'r1'", [JSON.stringify(run)]);
+    db.close();
+    store = openSqlite(path);
+    expect(store.tasks.get("t1")).toEqual(t);
+    expect(store.runs.get("t1", "r1")).toEqual(run);
+  });
+
   test("a malformed row is refused with its table named, not passed on", () => {
     const dir = tempDir();
     const path = join(dir, "p.db");
@@ -71,9 +105,9 @@ describe("sqlite storage", () => {
     store.tasks.create(task("t1"));
     store.close();
     const db = new Database(path);
-    db.run(`UPDATE tasks SET doc = json_set(doc, '$.state', 'two') WHERE id = 't1'`);
+    db.run(`UPDATE tasks SET doc = json_set(doc, '$.priority', 'high') WHERE id = 't1'`);
     db.close();
     store = openSqlite(path);
-    expect(() => store!.tasks.get("t1")).toThrow("stored task is malformed: state:");
+    expect(() => store!.tasks.get("t1")).toThrow("stored task t1 is malformed: priority:");
   });
 });
