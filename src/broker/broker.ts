@@ -8,6 +8,7 @@ import type { EntityKind } from "../core/identity.ts";
 import { type Channel, topics } from "../core/topics.ts";
 import { log } from "../log.ts";
 import { coalesced } from "./coalesce.ts";
+import { rememberParsed } from "./parsed.ts";
 
 // The embedded MQTT broker: aedes on node:net for TCP (Bun.listen does not buffer partial writes), and
 // MQTT-over-WebSocket through Bun.serve's own websocket handlers feeding a small Duplex, because Bun's `ws` shim
@@ -154,7 +155,8 @@ function guard(aedes: Aedes, auth: BrokerAuth): { disconnect(id: string): void }
     if (peer.kind === "proplet" && self.has(packet.topic)) {
       const checked = checkSelf(peer, packet.topic, packet.payload as Buffer, results);
       if (typeof checked === "string") return deny(checked);
-      packet.payload = checked;
+      packet.payload = checked.payload;
+      rememberParsed(checked.payload, checked.msg);
     }
     done(null);
   };

@@ -42,9 +42,14 @@ export function selfTopics(channel: Channel): Set<string> {
 /**
  * Checks a proplet's payload on a topic about itself: `proplet_id` must be its own. A result without one (as
  * upstream's embedded proplet sends) gets the sender's id, so the manager can tell whose run it is. Returns the
- * payload to deliver, or a reason to refuse.
+ * payload to deliver with its parsed JSON, or a reason to refuse.
  */
-export function checkSelf(peer: Peer, topic: string, payload: Buffer, resultsTopic: string): Buffer | string {
+export function checkSelf(
+  peer: Peer,
+  topic: string,
+  payload: Buffer,
+  resultsTopic: string,
+): { payload: Buffer; msg: object } | string {
   let msg: unknown;
   try {
     msg = JSON.parse(payload.toString("utf8"));
@@ -55,10 +60,11 @@ export function checkSelf(peer: Peer, topic: string, payload: Buffer, resultsTop
   const claimed = (msg as { proplet_id?: unknown }).proplet_id;
   if (claimed === undefined || claimed === null) {
     if (topic !== resultsTopic) return "proplet_id is missing";
-    return Buffer.from(JSON.stringify({ ...msg, proplet_id: peer.id }));
+    const named = { ...msg, proplet_id: peer.id };
+    return { payload: Buffer.from(JSON.stringify(named)), msg: named };
   }
   if (claimed !== peer.id) return `proplet ${peer.id} may not speak for proplet ${String(claimed)}`;
-  return payload;
+  return { payload, msg };
 }
 
 /** Upstream's FL update fallback sits outside the channel: a proplet may publish there only as itself. */

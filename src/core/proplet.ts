@@ -95,7 +95,10 @@ export function propletView(p: Proplet, taskCount: number, nowMs: number, thresh
 }
 
 export function recordHeartbeat(p: Proplet, at: string): Proplet {
-  const history = [...p.alive_history, at].slice(-ALIVE_HISTORY);
+  // One new array, not two: this runs for every heartbeat of every proplet.
+  const h = p.alive_history;
+  const history = h.length < ALIVE_HISTORY ? h.slice() : h.slice(h.length - ALIVE_HISTORY + 1);
+  history.push(at);
   return { ...p, alive_history: history, offline: false };
 }
 

@@ -1,5 +1,6 @@
 import { publishJson } from "../broker/client.ts";
 import type { BusClient } from "../broker/direct.ts";
+import { parsedOf } from "../broker/parsed.ts";
 import { FlUpdate } from "../core/fl-experiment.ts";
 import {
   AliveMsg,
@@ -122,7 +123,7 @@ function handle<S extends Parameters<typeof decode>[0]>(
   payload: Buffer,
   fn: (m: ReturnType<typeof decode<S>> extends { ok: true; value: infer V } ? V : never) => void,
 ): void {
-  const r = decode(schema, payload);
+  const r = decode(schema, payload, parsedOf(payload));
   if (!r.ok) {
     log.warn(`dropped malformed message on ${topic}: ${r.error}`);
     return;

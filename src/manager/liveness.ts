@@ -44,7 +44,8 @@ export class Liveness {
     if (r.back || this.saidUnreachable.delete(msg.proplet_id)) log.info(`proplet ${msg.proplet_id} is back`);
     if (msg.offline_from && msg.offline_to)
       log.info(`proplet ${msg.proplet_id} was cut off from ${msg.offline_from} to ${msg.offline_to}`);
-    if (msg.tasks) {
+    // Runs to settle only where some are tracked (most heartbeats come from proplets that run nothing).
+    if (msg.tasks && this.proplets.taskCount(msg.proplet_id) > 0) {
       const reason = `interrupted: proplet ${msg.proplet_id} is no longer running the task`;
       const runs = msg.runs?.length === msg.tasks.length ? msg.runs : undefined;
       this.dispatcher.settleLost(msg.proplet_id, reason, new Set(msg.tasks), true, runs && listedRuns(msg.tasks, runs));
