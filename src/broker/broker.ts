@@ -7,7 +7,7 @@ import { aclFor, checkSelf, mayPublishFlUpdate, type Peer, selfTopics } from "..
 import type { EntityKind } from "../core/identity.ts";
 import { type Channel, topics } from "../core/topics.ts";
 import { log } from "../log.ts";
-import "./bl-reads.ts";
+import "./bl-fast.ts";
 import { coalesced } from "./coalesce.ts";
 import { rememberParsed } from "./parsed.ts";
 

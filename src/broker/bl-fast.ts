@@ -6,12 +6,17 @@ import BufferListStream from "bl";
 // the same way. Profiled at QoS 0 (scripts/bench/broker.ts --profile), those slices were the broker's hottest
 // function. These reads take the bytes where they lie; a read that spans two of the list's buffers, or falls outside
 // the list, is left to bl (which also throws bl's own RangeError).
+//
+// And every chunk appended was wrapped in a new Buffer made from `chunk.buffer`; on JavaScriptCore reading `.buffer`
+// of a typed array makes it an ArrayBuffer object of its own. A Buffer is appended as it is: the same bytes, and
+// already the type the list holds.
 
 interface List {
   _bufs: Buffer[];
   length: number;
 }
 type Read = (this: List, offset?: number) => number;
+type Attach = (this: List, buf: unknown, attacher: (this: List, b: Buffer) => void, prepend?: boolean) => unknown;
 type ToString = (this: List, encoding?: BufferEncoding, start?: number, end?: number) => string;
 
 /** The buffer holding the byte at `offset` and the byte's place in it, or undefined when out of the list. */
@@ -47,7 +52,14 @@ for (const proto of [BufferListStream.prototype, BufferListStream.BufferList.pro
   readUInt16BE: Read;
   readUInt32BE: Read;
   toString: ToString;
+  _attach: Attach;
 }[]) {
+  const attach = proto._attach;
+  proto._attach = function (buf, attacher, prepend) {
+    if (!Buffer.isBuffer(buf)) return attach.call(this, buf, attacher, prepend);
+    attacher.call(this, buf);
+    return this;
+  };
   proto.readUInt8 = fastRead(proto.readUInt8, 1, (b, o) => b[o]!);
   proto.readUInt16BE = fastRead(proto.readUInt16BE, 2, (b, o) => b.readUInt16BE(o));
   proto.readUInt32BE = fastRead(proto.readUInt32BE, 4, (b, o) => b.readUInt32BE(o));
