@@ -61,6 +61,34 @@ describe("interrupt instrumentation", () => {
     expect(() => e.fib(90n)).toThrow("stop"); // ~10^18 calls: only the entry check ends it
   });
 
+  test("a short loop in a function called a million times checks by its count, not once per call", async () => {
+    const wabt = await (await import("wabt")).default();
+    const wat = `(module
+      (func $sum8 (param $p i32) (result i32) (local $i i32) (local $s i32)
+        (loop $l
+          (local.set $s (i32.add (local.get $s) (i32.add (local.get $p) (local.get $i))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 8))))
+        (local.get $s))
+      (func (export "outer") (param $n i32) (result i32) (local $i i32) (local $x i32)
+        (loop $l
+          (local.set $x (i32.add (local.get $x) (call $sum8 (i32.const 1))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+        (local.get $x)))`;
+    const mod = wabt.parseWat("h.wat", wat);
+    const raw = new Uint8Array(mod.toBinary({}).buffer);
+    mod.destroy();
+    let checks = 0;
+    const e = new WebAssembly.Instance(new WebAssembly.Module(instrument(raw, 100_000).bytes), {
+      propeller: { interrupt: () => void checks++ },
+    }).exports as any;
+    expect(e.outer(1_000_000)).toBe(1_000_000 * 36);
+    // The outer loop's million iterations, a check after each 100,000: 9. (Counting from 0 at every call, the
+    // helper's loop called the host a million times.)
+    expect(checks).toBe(9);
+  });
+
   test("malformed input is a clear error", () => {
     expect(() => instrument(new TextEncoder().encode("not wasm at all"))).toThrow(WasmFormatError);
     expect(() => instrument(fixture("add").slice(0, 20))).toThrow(/unexpected end/);
