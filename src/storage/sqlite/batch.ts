@@ -40,6 +40,12 @@ export class Batch {
     this.rollbackListeners.push(fn);
   }
 
+  /** Writes that wait for the end of the transaction (a run ended, written with its task's next write). */
+  private beforeCommitListeners: (() => void)[] = [];
+  beforeCommit(fn: () => void): void {
+    this.beforeCommitListeners.push(fn);
+  }
+
   /** Called before every write. */
   begin(): void {
     if (this.open) return;
@@ -57,6 +63,7 @@ export class Batch {
     this.open = false;
     this.lastCommit = performance.now();
     try {
+      for (const fn of this.beforeCommitListeners) fn();
       this.db.run("COMMIT");
     } catch (e) {
       if (this.db.inTransaction) this.db.run("ROLLBACK");

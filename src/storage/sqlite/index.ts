@@ -30,11 +30,12 @@ export function openSqlite(path: string): Storage {
   db.run("PRAGMA foreign_keys = ON");
   migrate(db);
   const batch = new Batch(db);
+  const tasks = new SqliteTasks(db, batch);
   return {
     kind: "sqlite",
-    tasks: new SqliteTasks(db, batch),
+    tasks,
     proplets: new SqliteProplets(db, batch),
-    runs: new SqliteRuns(db, batch),
+    runs: new SqliteRuns(db, batch, tasks.lastRuns),
     jobs: new SqliteJobs(db, batch),
     metrics: new SqliteMetrics(db, batch),
     tokens: new SqliteTokens(db, batch),

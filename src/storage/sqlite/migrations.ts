@@ -50,6 +50,8 @@ export const MIGRATIONS = [
   // ascending index gives the newest-first listing as fast.
   `DROP INDEX tasks_created`,
   `CREATE INDEX tasks_created_asc ON tasks(created_at, id)`,
+  // A task's last ended run, kept in its row as what differs from the task (sqlite/last-run.ts).
+  `ALTER TABLE tasks ADD COLUMN last_run TEXT`,
 ];
 
 export function migrate(db: Database): void {

@@ -6,6 +6,7 @@ import type { ListResult, TaskRepository } from "../repository.ts";
 import type { Batch } from "./batch.ts";
 import { packTask, type TaskColumns, unpackTask } from "./compact.ts";
 import { checkDoc } from "./doc.ts";
+import { LastRuns } from "./last-run.ts";
 import { SqliteModules } from "./modules.ts";
 import { TaskCache } from "./task-cache.ts";
 
@@ -29,6 +30,8 @@ export class SqliteTasks implements TaskRepository {
   private cache = new TaskCache();
   private modules: SqliteModules;
   private fileQ: Statement<{ file: string | null }, [string]>;
+  /** Each task's last ended run, kept in its row (last-run.ts); the runs repository shares it. */
+  readonly lastRuns: LastRuns;
 
   constructor(
     private db: Database,
@@ -38,7 +41,7 @@ export class SqliteTasks implements TaskRepository {
       "INSERT INTO tasks (id, state, created_at, doc, file, job_id, workflow_id, scheduled) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
     this.getQ = db.query("SELECT id, state, created_at, doc, file FROM tasks WHERE id = ?");
-    this.updateQ = db.query("UPDATE tasks SET state = ?, doc = ?, scheduled = ? WHERE id = ?");
+    this.updateQ = db.query("UPDATE tasks SET state = ?, doc = ?, scheduled = ?, last_run = ? WHERE id = ?");
     this.updateFileQ = db.query("UPDATE tasks SET file = ? WHERE id = ?");
     this.deleteQ = db.query("DELETE FROM tasks WHERE id = ?");
     this.countQ = db.query("SELECT count(*) AS n FROM tasks");
@@ -54,6 +57,7 @@ export class SqliteTasks implements TaskRepository {
     this.deleteMetaQ = db.query("DELETE FROM task_meta WHERE task_id = ?");
     this.fileQ = db.query("SELECT file FROM tasks WHERE id = ?");
     this.modules = new SqliteModules(db);
+    this.lastRuns = new LastRuns(db, batch, (id) => this.get(id));
     batch.onRollback(() => {
       this.cache.clear();
       this.modules.clear();
@@ -84,6 +88,7 @@ export class SqliteTasks implements TaskRepository {
       task.schedule ? 1 : 0,
     );
     this.writeMeta(task, undefined);
+    this.lastRuns.created(task.id);
   }
   get(id: string): Task | undefined {
     const hit = this.cache.get(id);
@@ -100,7 +105,8 @@ export class SqliteTasks implements TaskRepository {
     // The metadata written before, when the cache knows it (null: unknown, rewrite the pairs).
     this.writeMeta(task, this.cache.metadataOf(task.id));
     const { file, ...rest } = task;
-    this.updateQ.run(task.state, packTask(rest), task.schedule ? 1 : 0, task.id);
+    const lastRun = this.lastRuns.columnFor(this.get(task.id), rest);
+    this.updateQ.run(task.state, packTask(rest), task.schedule ? 1 : 0, lastRun, task.id);
     // The module can be megabytes: rewrite it only when it changed, not on every state change.
     if (withFile) {
       this.modules.unref(this.fileQ.get(task.id)?.file);
@@ -112,6 +118,7 @@ export class SqliteTasks implements TaskRepository {
   delete(id: string): boolean {
     this.batch.begin();
     this.cache.delete(id);
+    this.lastRuns.forget(id);
     this.deleteMetaQ.run(id);
     this.modules.unref(this.fileQ.get(id)?.file);
     return this.deleteQ.run(id).changes > 0;

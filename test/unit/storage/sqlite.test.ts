@@ -98,6 +98,24 @@ describe("sqlite storage", () => {
     expect(store.runs.get("t1", "r1")).toEqual(run);
   });
 
+  test("a finished task's update time, its finish time, is stored once and reads back", () => {
+    const path = join(tempDir(), "u.db");
+    store = openSqlite(path);
+    const end = "2026-01-01T00:00:02.000Z";
+    const done = { ...task("t1"), state: 3, finish_time: end, updated_at: end };
+    const edited = { ...done, id: "t2", updated_at: "2026-01-01T00:00:03.000Z" };
+    store.tasks.create(done);
+    store.tasks.create(edited);
+    store.close();
+    const db = new Database(path, { readonly: true });
+    const docs = db.query<{ doc: string }, []>("SELECT doc FROM tasks ORDER BY id").all();
+    db.close();
+    expect(docs.map((d) => "updated_at" in JSON.parse(d.doc))).toEqual([false, true]);
+    store = openSqlite(path);
+    expect(store.tasks.get("t1")).toEqual(done);
+    expect(store.tasks.get("t2")).toEqual(edited);
+  });
+
   test("a malformed row is refused with its table named, not passed on", () => {
     const dir = tempDir();
     const path = join(dir, "p.db");
