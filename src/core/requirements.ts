@@ -37,6 +37,15 @@ export function propletLabels(meta: PropletMetadata): Record<string, string> {
 const ARCH_ALIASES: Record<string, string> = { x64: "x86_64", amd64: "x86_64", arm64: "aarch64" };
 const normArch = (a: string) => ARCH_ALIASES[a.toLowerCase()] ?? a.toLowerCase();
 
+/** Whether a proplet may run the task: its own proplet when the task is pinned, and one that meets its requirements. */
+export function canHost(
+  task: { pinned?: boolean; proplet_id?: string; requirements?: Requirements },
+  proplet: { id: string; metadata: PropletMetadata },
+): boolean {
+  if (task.pinned && task.proplet_id && proplet.id !== task.proplet_id) return false;
+  return !unmet(task.requirements, proplet.metadata);
+}
+
 /** Why a proplet cannot take a task with these requirements, or undefined when it can. */
 export function unmet(req: Requirements | undefined, meta: PropletMetadata): string | undefined {
   if (!req) return undefined;

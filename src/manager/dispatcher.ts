@@ -8,7 +8,7 @@ import {
   startMessage,
 } from "../core/messages.ts";
 import type { Proplet } from "../core/proplet.ts";
-import { describeRequirements, unmet } from "../core/requirements.ts";
+import { canHost, describeRequirements, unmet } from "../core/requirements.ts";
 import { currentRun, type Run, withOutcome } from "../core/run.ts";
 import { leastLoaded, retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
 import { INTERRUPTED_BY_SHUTDOWN, isTerminal, STOPPED_BY_USER, stateName, TaskState } from "../core/states.ts";
@@ -267,13 +267,10 @@ export class Dispatcher {
   startExtra(id: string): boolean {
     const task = this.store.tasks.get(id);
     if (!task || task.state !== TaskState.Running || this.shuttingDown) return false;
-    const req = task.requirements;
-    const pinned = task.pinned ? task.proplet_id : undefined;
     const able = this.proplets
       .candidates(Date.now())
-      .filter((c) => (!pinned || c.id === pinned) && (!req || !unmet(req, c.proplet.metadata)))
       // Only a proplet that tells runs apart: an upstream one would mix the two runs' results.
-      .filter((c) => c.proplet.metadata.run_ids === true);
+      .filter((c) => canHost(task, c.proplet) && c.proplet.metadata.run_ids === true);
     const chosen = leastLoaded(able);
     if (!chosen) return false;
     const now = nowIso();

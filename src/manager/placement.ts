@@ -1,5 +1,5 @@
 import type { Proplet } from "../core/proplet.ts";
-import { unmet } from "../core/requirements.ts";
+import { canHost } from "../core/requirements.ts";
 import { place, type SchedulerName } from "../core/scheduler.ts";
 import type { Task } from "../core/task.ts";
 import type { Candidate } from "./proplets.ts";
@@ -43,9 +43,8 @@ export class Placement {
     for (const q of this.queue.inOrder()) {
       const task = q.task;
       const pinned = task.pinned && task.proplet_id;
-      const req = task.requirements;
-      const able = (c: Candidate) => (!pinned || c.id === task.proplet_id) && (!req || !unmet(req, c.proplet.metadata));
-      const chosen = place(this.scheduler, pinned || req ? cands.filter(able) : cands, this.lastPick);
+      const able = pinned || task.requirements ? cands.filter((c) => canHost(task, c.proplet)) : cands;
+      const chosen = place(this.scheduler, able, this.lastPick);
       if (!chosen) {
         // Strict priority: nothing of lower priority passes a waiting task.
         if (this.scheduler === "priority") return;

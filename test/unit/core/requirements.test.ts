@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { describeRequirements, propletLabels, Requirements, unmet } from "../../../src/core/requirements.ts";
+import { canHost, describeRequirements, propletLabels, Requirements, unmet } from "../../../src/core/requirements.ts";
 import { propletSdf } from "../../../src/core/sdf.ts";
 
 // Placement constraints as data, and the SDF document's shape.
@@ -31,6 +31,20 @@ describe("requirements", () => {
     expect(unmet({ tee: "tdx" }, { ...meta, tee: "sgx" })).toBe("TEE tdx");
     expect(unmet({ min_memory_mb: 4096 }, meta)).toBe("at least 4096 MiB of memory");
     expect(describeRequirements({ labels: { gpu: "true" }, tee: "tdx" })).toBe("gpu=true, TEE tdx");
+  });
+
+  test("a pinned task runs only on its proplet; any task only where its requirements are met", () => {
+    const arm = { id: "p1", metadata: { cpu_arch: "arm64" } };
+    const x86 = { id: "p2", metadata: { cpu_arch: "x86_64" } };
+    expect([canHost({}, arm), canHost({}, x86)]).toEqual([true, true]);
+    expect([
+      canHost({ pinned: true, proplet_id: "p1" }, arm),
+      canHost({ pinned: true, proplet_id: "p1" }, x86),
+    ]).toEqual([true, false]);
+    // proplet_id without pinned only says where it ran last.
+    expect(canHost({ proplet_id: "p1" }, x86)).toBe(true);
+    const needsArm = { requirements: Requirements.parse({ arch: "aarch64" }) };
+    expect([canHost(needsArm, arm), canHost(needsArm, x86)]).toEqual([true, false]);
   });
 
   test("unknown keys and bad values are refused, not ignored", () => {
