@@ -239,10 +239,15 @@ export async function runTask(url: string, task: Record<string, unknown>, timeou
   if (created.status !== 201) throw new Error(`create failed: ${JSON.stringify(created.body)}`);
   const started = await http(`${url}/tasks/${created.body.id}/start`, "POST");
   if (started.status !== 200) throw new Error(`start failed: ${JSON.stringify(started.body)}`);
+  return untilEnded(url, created.body.id, `task ${created.body.id} to finish`, timeoutMs);
+}
+
+/** The task once it has ended (Completed or later). */
+export async function untilEnded(url: string, id: string, what: string, timeoutMs = 10_000): Promise<any> {
   return until(
-    `task ${created.body.id} to finish`,
+    what,
     async () => {
-      const t = (await http(`${url}/tasks/${created.body.id}`)).body;
+      const t = (await http(`${url}/tasks/${id}`)).body;
       return t.state >= 3 ? t : undefined;
     },
     timeoutMs,

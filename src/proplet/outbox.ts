@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { z } from "zod";
 
 // What a proplet has to tell the manager and must not lose while its link is down: results and task metrics, in
 // order, in a bounded queue. On disk in the proplet's state dir (one file per message, written before it is sent
@@ -7,15 +8,17 @@ import { join } from "node:path";
 // serve's local proplet, whose broker is in its own process. A message is sent again after a reconnect when its
 // acknowledgement was lost: the manager fences results by run id, so a repeat changes nothing.
 
-export interface OutboxEntry {
-  topic: string;
-  payload: string;
+/** A queued message, as on disk: what is read back is checked, as anything read from outside is. */
+const OutboxEntry = z.object({
+  topic: z.string().min(1).max(1024),
+  payload: z.string(),
   /** Task metrics are given up first when the queue is full; results last. */
-  kind: "result" | "metrics";
+  kind: z.enum(["result", "metrics"]),
   /** A result's task and run: until it is delivered, heartbeats still list it (the manager keeps the run). */
-  task?: string;
-  run?: string;
-}
+  task: z.string().optional(),
+  run: z.string().optional(),
+});
+export type OutboxEntry = z.infer<typeof OutboxEntry>;
 
 export interface OutboxLimits {
   maxEntries: number;
@@ -57,14 +60,18 @@ export class Outbox {
         if (f.endsWith(".tmp")) rmSync(join(dir, f), { force: true }); // a write cut short by a crash
         continue;
       }
+      let entry: OutboxEntry | undefined;
       try {
-        const entry = JSON.parse(readFileSync(join(dir, f), "utf8")) as OutboxEntry;
-        const bytes = statSync(join(dir, f)).size;
-        this.queue.push({ seq: Number(m[1]), entry: { ...entry, kind: m[2] as OutboxEntry["kind"] }, bytes });
-        this.bytes += bytes;
-      } catch {
+        entry = OutboxEntry.parse({ ...JSON.parse(readFileSync(join(dir, f), "utf8")), kind: m[2] });
+      } catch {}
+      if (!entry) {
+        warn(`outbox: ${f} is not a message this proplet wrote; removed`);
         rmSync(join(dir, f), { force: true });
+        continue;
       }
+      const bytes = statSync(join(dir, f)).size;
+      this.queue.push({ seq: Number(m[1]), entry, bytes });
+      this.bytes += bytes;
     }
     this.seq = this.queue.at(-1)?.seq ?? 0;
   }

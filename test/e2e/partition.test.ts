@@ -13,6 +13,7 @@ import {
   tempDir,
   until,
   untilAlive,
+  untilEnded,
 } from "../helpers.ts";
 import { Link } from "../link.ts";
 
@@ -81,10 +82,7 @@ describe("partitions", () => {
     await Bun.sleep(7000 - (Date.now() - Date.parse(cutOff.proplet_unreachable_since)));
     expect((await get(s, id)).state).toBe(2); // 2× the threshold, and still kept
     l.restore();
-    const done = await until("the result after the link is back", async () => {
-      const v = await get(s, id);
-      return v.state >= 3 ? v : undefined;
-    });
+    const done = await untilEnded(s.url, id, "the result after the link is back");
     expect(done).toMatchObject({ state: 3, proplet_id: "edge-1" });
     expect(done.results).toContain("tick 10\n");
     expect(await runsOf(s, id)).toHaveLength(1);
@@ -112,10 +110,7 @@ describe("partitions", () => {
     procs.push(again);
     await Bun.sleep(500);
     l.restore();
-    const done = await until("the queued result", async () => {
-      const v = await get(s, id);
-      return v.state >= 3 ? v : undefined;
-    });
+    const done = await untilEnded(s.url, id, "the queued result");
     expect(done).toMatchObject({ state: 3, proplet_id: "edge-2" });
     expect(done.results).toContain("tick 10\n");
     expect(await runsOf(s, id)).toHaveLength(1);
@@ -136,14 +131,7 @@ describe("partitions", () => {
       procs.push(b);
       await untilAlive(s2.url, "still-there");
       l.cut();
-      const done = await until(
-        "the retry to complete elsewhere",
-        async () => {
-          const v = await get(s2, id);
-          return v.state >= 3 ? v : undefined;
-        },
-        20_000,
-      );
+      const done = await untilEnded(s2.url, id, "the retry to complete elsewhere", 20_000);
       expect(done).toMatchObject({ state: 3, proplet_id: "still-there", attempt: 2 });
       l.restore();
       const late = await until(

@@ -23,7 +23,23 @@ describe("proplet outbox", () => {
     expect(new Outbox(dir).size).toBe(1);
   });
 
-  test("a failed send keeps it and everything after it for the next drain", async () => {
+  test("a file in the outbox that is not a message it wrote is removed with a warning, never sent", async () => {
+    const dir = tempDir();
+    new Outbox(dir).put(result(0));
+    writeFileSync(join(dir, "000000000002.result.json"), JSON.stringify({ topic: 7, payload: { x: 1 } }));
+    writeFileSync(join(dir, "000000000003.result.json"), "not json");
+    const warnings: string[] = [];
+    const box = new Outbox(dir, undefined, (m) => warnings.push(m));
+    expect(box.size).toBe(1);
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toContain("000000000002.result.json is not a message");
+    const sent: string[] = [];
+    await box.drain(async (e) => void sent.push(e.payload));
+    expect(sent).toEqual(['{"n":0}']);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  test("a failed send keeps that message for the next drain; the ones acknowledged leave", async () => {
     const box = new Outbox(tempDir());
     for (let i = 0; i < 40; i++) box.put(result(i));
     let calls = 0;
