@@ -44,6 +44,34 @@ describe("bounds on what a proplet says", () => {
     expect(OutputMsg.safeParse({ ...ok, task_id: "" }).success).toBe(false);
   });
 
+  test("run ids on the wire, and the runs and outage a heartbeat lists, are bounded and checked", () => {
+    const beat = (extra: Record<string, unknown>) =>
+      decode(AliveMsg, JSON.stringify({ proplet_id: "p", status: "alive", ...extra }));
+    const at = "2026-01-01T00:00:00Z";
+    expect(beat({ tasks: ["t"], runs: ["r"], offline_from: at, offline_to: at }).ok).toBe(true);
+    expect(beat({ tasks: ["t"], runs: ["r".repeat(65)] })).toMatchObject({
+      ok: false,
+      error: expect.stringContaining("runs"),
+    });
+    expect(beat({ runs: Array.from({ length: 20_001 }, () => "r") })).toMatchObject({ ok: false });
+    expect(beat({ tasks: Array.from({ length: 20_001 }, () => "t") })).toMatchObject({ ok: false });
+    expect(beat({ offline_from: "yesterday", offline_to: at })).toMatchObject({
+      ok: false,
+      error: expect.stringContaining("offline_from"),
+    });
+    const result = (run_id: unknown) =>
+      decode(ResultMsg, JSON.stringify({ task_id: "t", proplet_id: "p", run_id, results: "1" }));
+    expect(result("r1").ok).toBe(true);
+    expect(result(null).ok).toBe(true); // upstream: no run id
+    expect(result("")).toMatchObject({ ok: false, error: expect.stringContaining("run_id") });
+    expect(result("r".repeat(65))).toMatchObject({ ok: false, error: expect.stringContaining("run_id") });
+    const start = (extra: Record<string, unknown>) =>
+      decode(StartMsg, JSON.stringify({ id: "t", name: "n", ...extra }));
+    expect(start({ run_id: "r", attempt: 2 }).ok).toBe(true);
+    expect(start({ run_id: "r".repeat(65) })).toMatchObject({ ok: false, error: expect.stringContaining("run_id") });
+    expect(start({ attempt: 0 })).toMatchObject({ ok: false, error: expect.stringContaining("attempt") });
+  });
+
   test("announced capacity, heartbeat interval, descriptions and samples are bounded", () => {
     const create = (metadata: Record<string, unknown>) =>
       decode(CreateMsg, JSON.stringify({ proplet_id: "p", metadata }));
