@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { connectMqtt, publishJson, publishRaw } from "../broker/client.ts";
@@ -36,6 +36,13 @@ export const RUNTIME_NAME = "propeller-inprocess";
 /** A task's linear memory cap when neither the proplet (PROPLET_MAX_TASK_MEMORY_MB) nor the task sets one. */
 export const DEFAULT_TASK_MEMORY_MB = 1024;
 
+/** A run on this proplet: its task, its run id ("" from a manager that sends none), and the run once started. */
+interface RunHere {
+  task: string;
+  run: string;
+  running: Running | "preparing";
+}
+
 export class PropletAgent {
   private client?: BusClient;
   private t: ReturnType<typeof topics>;
@@ -44,7 +51,7 @@ export class PropletAgent {
    * id ("" then) and the run itself once it started. Two runs of one task may run at once (a cron task whose
    * firings overlap under `overlap_policy: allow`).
    */
-  private running = new Map<string, { task: string; run: string; running: Running | "preparing" }>();
+  private running = new Map<string, RunHere>();
   private stopRequested = new Set<string>();
   private heartbeat?: Timer;
   private metricsTimer?: Timer;
@@ -218,7 +225,7 @@ export class PropletAgent {
     if (this.offlineSince) {
       log.info(`back on the MQTT broker; the link was down since ${this.offlineSince}`);
       this.offlineSince = undefined;
-      if (this.offlineFile && existsSync(this.offlineFile)) rmSync(this.offlineFile, { force: true });
+      if (this.offlineFile) rmSync(this.offlineFile, { force: true });
     }
   }
 
@@ -249,11 +256,7 @@ export class PropletAgent {
       log.warn(`task ${msg.id}: already running here, duplicate start ignored`);
       return;
     }
-    const entry: { task: string; run: string; running: Running | "preparing" } = {
-      task: msg.id,
-      run: msg.run_id ?? "",
-      running: "preparing",
-    };
+    const entry: RunHere = { task: msg.id, run: msg.run_id ?? "", running: "preparing" };
     this.running.set(key, entry);
     const runId = msg.run_id ? { run_id: msg.run_id } : {};
     // The run joins the dispatch's trace when the manager traces and so does this proplet.
