@@ -3,6 +3,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { cpuTicks, statFields } from "../src/core/procstat.ts";
 
 // Test set-up: real `propeller` processes on free loopback ports, real SQLite files in temp dirs.
 
@@ -256,9 +257,7 @@ export async function untilEnded(url: string, id: string, what: string, timeoutM
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return cpuTicks(statFields(readFileSync(`/proc/${pid}/stat`, "utf8"))) / 100;
 }
 
 /** Waits until the manager at `url` shows proplet `id` alive. */

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { cpuTicks, statFields } from "../../src/core/procstat.ts";
 
 // Helpers shared by the benchmarks.
 
@@ -64,9 +65,7 @@ export async function mqttLogin(url: string, token: string, kind: string, id: st
 
 /** CPU seconds (user + system) a process has used, from /proc. */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
+  return cpuTicks(statFields(readFileSync(`/proc/${pid}/stat`, "utf8"))) / 100;
 }
 
 /** Resident memory of a process in MiB, from /proc (NaN when the process is gone). */

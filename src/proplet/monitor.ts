@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from "node:fs";
+import { cpuTicks, statFields } from "../core/procstat.ts";
 import { readCgroup } from "./cgroup.ts";
 
 // What a proplet reports about itself (control/proplet/metrics) and about its tasks (task_metrics), in
@@ -69,10 +70,9 @@ export class ProcSampler {
 
   sample(): TaskSample | undefined {
     try {
-      const stat = readFileSync(`/proc/${this.pid}/stat`, "utf8");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const f = statFields(readFileSync(`/proc/${this.pid}/stat`, "utf8"));
       if (f[0] === "Z" || f[0] === "X") return undefined; // ended: nothing left to measure
-      const ticks = Number(f[11]) + Number(f[12]);
+      const ticks = cpuTicks(f);
       const now = performance.now();
       const cpu = ((ticks - this.lastTicks) / CLK_TCK / ((now - this.lastAt) / 1000)) * 100;
       this.lastTicks = ticks;

@@ -1,5 +1,6 @@
 import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { statFields } from "../core/procstat.ts";
 
 // One owner per data dir: a `lock` file holding the owner's PID and its start time. A second serve (or proplet)
 // on the same dir exits at once naming the holder; a lock left by a killed process is recognised (its PID is
@@ -18,8 +19,7 @@ export class DirInUse extends Error {
 /** A process's start time in clock ticks since boot (Linux), so a reused PID is not taken for the old owner. */
 function startTime(pid: number): string | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    return statFields(readFileSync(`/proc/${pid}/stat`, "utf8"))[19];
   } catch {
     return undefined;
   }

@@ -132,6 +132,13 @@ export async function compileComponent(
 ): Promise<CompiledComponent> {
   const out = await transpile(bytes, timeoutMs);
   if (!out.ok) throw new Error(`invalid component: ${out.error}`);
+  // Refused before its core modules are instrumented and compiled, which is the costly part.
+  const missing = out.imports.filter((i) => !(PROVIDED as readonly string[]).includes(i));
+  if (missing.length) {
+    throw new Error(
+      `the component imports ${missing.join(", ")}, which this runtime does not provide (it provides wasi:cli, wasi:clocks, wasi:filesystem, wasi:io and wasi:random)`,
+    );
+  }
   const world = parseWorld(out.wit);
   let glue = "";
   const modules = new Map<string, WebAssembly.Module>();
@@ -141,11 +148,5 @@ export async function compileComponent(
       modules.set(name, new WebAssembly.Module(instrument(data, undefined, pages).bytes));
   }
   if (!glue) throw new Error("invalid component: jco produced no glue");
-  const missing = out.imports.filter((i) => !(PROVIDED as readonly string[]).includes(i));
-  if (missing.length) {
-    throw new Error(
-      `the component imports ${missing.join(", ")}, which this runtime does not provide (it provides wasi:cli, wasi:clocks, wasi:filesystem, wasi:io and wasi:random)`,
-    );
-  }
   return { kind: "component", glue, modules, world };
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { cpuTicks, statFields } from "../../core/procstat.ts";
 import type { ExecRequest } from "./execute.ts";
 
 // What every run on the in-process runtime shares, core module or component: the interrupt check the instrumented
@@ -33,9 +34,7 @@ export class Capture {
 /** user + system clock ticks of the calling thread (Linux), 0 where /proc/thread-self is not there. */
 function threadCpuTicks(): number {
   try {
-    const stat = readFileSync("/proc/thread-self/stat", "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(f[11]) + Number(f[12]);
+    return cpuTicks(statFields(readFileSync("/proc/thread-self/stat", "utf8")));
   } catch {
     return 0;
   }
