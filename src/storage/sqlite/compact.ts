@@ -117,6 +117,11 @@ function same(a: unknown, b: unknown): boolean {
   return typeof a === "object" && typeof b === "object" && a !== null && JSON.stringify(a) === JSON.stringify(b);
 }
 
+/** Whether the task fields a last run takes from its task differ between two versions of the task. */
+export function runFieldsDiffer(before: Omit<Task, "file">, after: Omit<Task, "file">): boolean {
+  return (Object.keys(RUN_AS_TASK) as Mapped[]).some((k) => !same(taskSide(before, k), taskSide(after, k)));
+}
+
 /** The run as the task's row keeps it: what differs from the task (task_id, and a status its state names, implied). */
 export function packLastRun(run: Run, task: Omit<Task, "file">): string {
   const out: Doc = {};

@@ -2,7 +2,7 @@ import type { Database, Statement } from "bun:sqlite";
 import { Run } from "../../core/run.ts";
 import type { Task } from "../../core/task.ts";
 import type { Batch } from "./batch.ts";
-import { packLastRun, packRun, unpackLastRun } from "./compact.ts";
+import { packLastRun, packRun, runFieldsDiffer, unpackLastRun } from "./compact.ts";
 import { checkDoc } from "./doc.ts";
 
 // A task's last ended run lives in the task's row (`last_run`, packed by compact.ts as what differs from the task).
@@ -59,7 +59,7 @@ export class LastRuns {
     if (ended) {
       if (column && before) this.toTable(this.unpack(column, before));
       column = packLastRun(ended, after);
-    } else if (column && before && this.changed(before, after)) {
+    } else if (column && before && runFieldsDiffer(before, after)) {
       column = packLastRun(this.unpack(column, before), after);
     }
     this.remember(after.id, column);
@@ -124,19 +124,6 @@ export class LastRuns {
       if (column) this.toTable(this.unpack(column, t));
       this.write(id, packLastRun(run, t));
     }
-  }
-
-  private changed(before: Doc, after: Doc): boolean {
-    return (
-      before.run_id !== after.run_id ||
-      before.start_time !== after.start_time ||
-      before.proplet_id !== after.proplet_id ||
-      before.attempt !== after.attempt ||
-      before.state !== after.state ||
-      before.finish_time !== after.finish_time ||
-      before.error !== after.error ||
-      JSON.stringify(before.results) !== JSON.stringify(after.results)
-    );
   }
 
   private unpack(column: string, t: Doc): Run {

@@ -14,7 +14,7 @@ describe("/proc stat", () => {
 
   test("this process's own line reads as running or sleeping, with a start time", () => {
     const f = statFields(readFileSync("/proc/self/stat", "utf8"));
-    expect(["R", "S"]).toContain(f[0]);
+    expect(["R", "S"]).toContain(f[0]!);
     expect(Number(f[19])).toBeGreaterThan(0);
   });
 });
