@@ -36,10 +36,15 @@ export function currentRun(t: Task): Run {
   };
 }
 
+/** A proplet's error, if it is one: upstream sends "" or null for none. */
+export function errorOf(error: string | null | undefined): string | undefined {
+  return typeof error === "string" && error !== "" ? error : undefined;
+}
+
 /** The run with its proplet's outcome: Completed, or Failed with the error (an empty one is no error). */
 export function withOutcome(run: Run, results: unknown, error: string | null | undefined): Run {
   const { error: _before, ...rest } = run;
-  const failed = typeof error === "string" && error !== "";
-  const state = failed ? TaskState.Failed : TaskState.Completed;
-  return { ...rest, state, status: stateName(state), results, ...(failed ? { error } : {}) };
+  const failure = errorOf(error);
+  const state = failure ? TaskState.Failed : TaskState.Completed;
+  return { ...rest, state, status: stateName(state), results, ...(failure ? { error: failure } : {}) };
 }

@@ -9,7 +9,7 @@ import {
 } from "../core/messages.ts";
 import type { Proplet } from "../core/proplet.ts";
 import { canHost, describeRequirements, unmet } from "../core/requirements.ts";
-import { currentRun, type Run, withOutcome } from "../core/run.ts";
+import { currentRun, errorOf, type Run, withOutcome } from "../core/run.ts";
 import { leastLoaded, retryDelayMs, type SchedulerName } from "../core/scheduler.ts";
 import { INTERRUPTED_BY_SHUTDOWN, isTerminal, STOPPED_BY_USER, stateName, TaskState } from "../core/states.ts";
 import { finished, runningOn, type Task } from "../core/task.ts";
@@ -255,7 +255,7 @@ export class Dispatcher {
       .then(() => log.debug(`task ${task.id} run ${runId} started on proplet ${proplet.id}`))
       .catch((e) => {
         const t = this.store.tasks.get(task.id);
-        const error = `failed to publish start message: ${e instanceof Error ? e.message : e}`;
+        const error = publishFailed(e);
         if (t?.run_id === runId && t.state === TaskState.Running) this.endRun(t, { error, results: undefined });
       });
   }
@@ -294,9 +294,7 @@ export class Dispatcher {
     void this.store
       .durable()
       .then(() => this.bus.start(msg))
-      .catch((e) =>
-        this.endExtra(runId, undefined, `failed to publish start message: ${e instanceof Error ? e.message : e}`, true),
-      );
+      .catch((e) => this.endExtra(runId, undefined, publishFailed(e), true));
     log.info(`task ${id}: run ${runId} started beside the current one, on proplet ${chosen.id}`);
     return true;
   }
@@ -402,12 +400,12 @@ export class Dispatcher {
   private endRun(task: Task, r: RunEnd): void {
     this.timers.clear(task.id);
     if (task.run_id && this.runSpans.size) {
-      this.runSpans.get(task.run_id)?.end(typeof r.error === "string" && r.error ? r.error : undefined);
+      this.runSpans.get(task.run_id)?.end(errorOf(r.error));
       this.runSpans.delete(task.run_id);
     }
     const now = nowIso();
-    const failed = typeof r.error === "string" && r.error !== "";
-    const error = failed ? (r.error as string) : undefined;
+    const error = errorOf(r.error);
+    const failed = error !== undefined;
     const state = r.state ?? (failed ? TaskState.Failed : TaskState.Completed);
     const wasRunning = task.state === TaskState.Running;
     if (task.run_id && wasRunning) this.recordRun(task, state, now, r.results, error, !r.fromProplet);
@@ -496,8 +494,7 @@ export class Dispatcher {
     // The answer to a user's stop ends the task Interrupted; a run that finished first keeps its result.
     const asked = this.stopping.get(task.id);
     this.stopping.delete(task.id);
-    const failed = typeof msg.error === "string" && msg.error !== "";
-    if (asked && failed) {
+    if (asked && errorOf(msg.error)) {
       this.endRun(task, { results: msg.results, error: STOPPED_BY_USER, final: true, state: TaskState.Interrupted });
     } else this.endRun(task, { results: msg.results, error: msg.error, final: asked !== undefined, fromProplet: true });
   }
@@ -584,4 +581,9 @@ export class Dispatcher {
       this.endRun(t, { ...interrupted, state: TaskState.Interrupted });
     }
   }
+}
+
+/** Why a run ended when its start message could not be published. */
+function publishFailed(e: unknown): string {
+  return `failed to publish start message: ${e instanceof Error ? e.message : e}`;
 }
