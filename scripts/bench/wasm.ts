@@ -7,6 +7,8 @@
 import { parseArgs } from "node:util";
 import wabt from "wabt";
 import { INTERRUPT_MODULE, INTERRUPT_NAME, instrument } from "../../src/core/wasm-instrument.ts";
+import type { ExecRequest } from "../../src/proplet/runtime/execute.ts";
+import { guard } from "../../src/proplet/runtime/guard.ts";
 import { median } from "./lib.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "5" } } });
@@ -83,10 +85,21 @@ for (const [name, k] of Object.entries(KERNELS)) {
   const raw = new Uint8Array(mod.toBinary({}).buffer);
   mod.destroy();
   let checks = 0;
+  // The proplet's own check (stop flag, deadline, memory and CPU for task metrics), not a stand-in that does nothing.
+  const g = guard({
+    stopFlag: new Int32Array(new SharedArrayBuffer(12)),
+    timeoutMs: 3_600_000,
+    outputLimit: 1024,
+  } as ExecRequest);
   const variants = {
     raw: new WebAssembly.Instance(new WebAssembly.Module(raw), {}),
     instrumented: new WebAssembly.Instance(new WebAssembly.Module(instrument(raw).bytes), {
-      [INTERRUPT_MODULE]: { [INTERRUPT_NAME]: () => void checks++ },
+      [INTERRUPT_MODULE]: {
+        [INTERRUPT_NAME]: () => {
+          checks++;
+          g.check();
+        },
+      },
     }),
   };
   const times: Record<string, number[]> = { raw: [], instrumented: [] };
