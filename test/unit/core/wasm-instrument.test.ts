@@ -2,6 +2,15 @@ import { describe, expect, test } from "bun:test";
 import { instrument, WasmFormatError } from "../../../src/core/wasm-instrument.ts";
 import { fixture } from "../../helpers.ts";
 
+/** A module's bytes from its text format. */
+async function assemble(wat: string): Promise<Uint8Array> {
+  const wabt = await (await import("wabt")).default();
+  const mod = wabt.parseWat("test.wat", wat);
+  const raw = new Uint8Array(mod.toBinary({}).buffer);
+  mod.destroy();
+  return raw;
+}
+
 describe("interrupt instrumentation", () => {
   test("instrumented modules compute what the originals compute", () => {
     let checks = 0;
@@ -29,7 +38,6 @@ describe("interrupt instrumentation", () => {
     expect(checks).toBe(51);
   });
   test("recursion without a loop reaches the host check; a straight-line leaf never calls it", async () => {
-    const wabt = await (await import("wabt")).default();
     const wat = `(module
       (func $fib (export "fib") (param i64) (result i64)
         (if (result i64) (i64.lt_u (local.get 0) (i64.const 2)) (then (local.get 0))
@@ -43,9 +51,7 @@ describe("interrupt instrumentation", () => {
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
           (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
         (local.get $s)))`;
-    const mod = wabt.parseWat("k.wat", wat);
-    const raw = new Uint8Array(mod.toBinary({}).buffer);
-    mod.destroy();
+    const raw = await assemble(wat);
     let checks = 0;
     const e = new WebAssembly.Instance(new WebAssembly.Module(instrument(raw).bytes), {
       propeller: {
@@ -62,7 +68,6 @@ describe("interrupt instrumentation", () => {
   });
 
   test("a short loop in a function called a million times checks by its count, not once per call", async () => {
-    const wabt = await (await import("wabt")).default();
     const wat = `(module
       (func $sum8 (param $p i32) (result i32) (local $i i32) (local $s i32)
         (loop $l
@@ -76,9 +81,7 @@ describe("interrupt instrumentation", () => {
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
           (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
         (local.get $x)))`;
-    const mod = wabt.parseWat("h.wat", wat);
-    const raw = new Uint8Array(mod.toBinary({}).buffer);
-    mod.destroy();
+    const raw = await assemble(wat);
     let checks = 0;
     const e = new WebAssembly.Instance(new WebAssembly.Module(instrument(raw, 100_000).bytes), {
       propeller: { interrupt: () => void checks++ },
