@@ -243,6 +243,16 @@ export async function runTask(url: string, task: Record<string, unknown>, timeou
   return untilEnded(url, created.body.id, `task ${created.body.id} to finish`, timeoutMs);
 }
 
+/** Creates and starts a task, and waits until it runs; the create response (its id in `body.id`). */
+export async function startRunning(url: string, task: Record<string, unknown>, what = "the task to run") {
+  const c = await http(`${url}/tasks`, "POST", task);
+  if (c.status !== 201) throw new Error(`create failed: ${JSON.stringify(c.body)}`);
+  const started = await http(`${url}/tasks/${c.body.id}/start`, "POST");
+  if (started.status !== 200) throw new Error(`start failed: ${JSON.stringify(started.body)}`);
+  await until(what, async () => (await http(`${url}/tasks/${c.body.id}`)).body.state === 2);
+  return c;
+}
+
 /** The task once it has ended (Completed or later). */
 export async function untilEnded(url: string, id: string, what: string, timeoutMs = 10_000): Promise<any> {
   return until(

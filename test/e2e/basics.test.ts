@@ -13,6 +13,7 @@ import {
   type Serve,
   spawnPropeller,
   spawnProplet,
+  startRunning,
   startServe,
   tempDir,
   tokenOf,
@@ -89,9 +90,7 @@ describe("serve with its local proplet", () => {
   });
 
   test("stop ends an infinite loop within a second, frees the CPU and reports it failed", async () => {
-    const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin") });
-    await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
-    await until("the spin task to run", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
+    const c = await startRunning(s.url, { name: "spin", file: b64("spin") }, "the spin task to run");
     await Bun.sleep(300);
     const t0 = Date.now();
     expect((await http(`${s.url}/tasks/${c.body.id}/stop`, "POST")).body).toEqual({ stopped: true });

@@ -8,6 +8,7 @@ import {
   ROOT,
   runTask,
   spawnProplet,
+  startRunning,
   startServe,
   tempDir,
   tokenOf,
@@ -110,9 +111,7 @@ describe("the compiled executable", () => {
       );
       expect(cli.stdout.toString()).toBe("Hello Bin from hello\n");
       // Stop works in the binary's workers too.
-      const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin") });
-      await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
-      await until("spin running", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
+      const c = await startRunning(s.url, { name: "spin", file: b64("spin") }, "spin running");
       await http(`${s.url}/tasks/${c.body.id}/stop`, "POST");
       await until("spin stopped", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 6, 2000);
       // The host runtime re-runs the binary itself as `propeller wasm run`.

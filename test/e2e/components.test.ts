@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { b64, http, runTask, type Serve, startServe, until } from "../helpers.ts";
+import { b64, http, runTask, type Serve, startRunning, startServe, until } from "../helpers.ts";
 
 // WASI preview-2 components through the whole path: REST → dispatcher → MQTT → serve's local proplet, which
 // transpiles them with jco on first sight and runs them on its worker pool.
@@ -38,9 +38,7 @@ describe("components", () => {
   });
 
   test("a spinning component is stopped", async () => {
-    const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("calc.component") });
-    await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
-    await until("running", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
+    const c = await startRunning(s.url, { name: "spin", file: b64("calc.component") }, "running");
     await Bun.sleep(300);
     const t0 = performance.now();
     await http(`${s.url}/tasks/${c.body.id}/stop`, "POST");

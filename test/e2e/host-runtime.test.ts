@@ -8,6 +8,7 @@ import {
   type Serve,
   type spawnPropeller,
   spawnProplet,
+  startRunning,
   startServe,
   until,
   untilAlive,
@@ -79,9 +80,7 @@ test("a failing command reports its exit code and stderr", async () => {
 });
 
 test("stop kills a spinning child and frees its CPU", async () => {
-  const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin") });
-  await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
-  await until("running", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
+  const c = await startRunning(s.url, { name: "spin", file: b64("spin") }, "running");
   await Bun.sleep(300);
   await http(`${s.url}/tasks/${c.body.id}/stop`, "POST");
   const t = await until(
@@ -103,9 +102,7 @@ test("a task's process ends when its proplet is killed with -9", async () => {
     PROPLET_RUNTIME: "host",
   });
   await untilAlive(s.url, "host-orphan");
-  const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin"), proplet_id: "host-orphan" });
-  await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
-  await until("running", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
+  await startRunning(s.url, { name: "spin", file: b64("spin"), proplet_id: "host-orphan" }, "running");
   await Bun.sleep(300);
   const children = () =>
     Bun.spawnSync(["pgrep", "-P", String(q.proc.pid)])
