@@ -51,11 +51,12 @@ export class LastRuns {
     return true;
   }
 
-  /** The last_run column for a write of the task from `before` to `after`. */
-  columnFor(before: Doc | undefined, after: Doc): string | null {
+  /** The last_run column for a write of the task as `after`; the task as stored is read only when it has a last run. */
+  columnFor(after: Doc): string | null {
     let column = this.read(after.id);
     const ended = this.pending.get(after.id);
     this.pending.delete(after.id);
+    const before = column ? this.task(after.id) : undefined;
     if (ended) {
       if (column && before) this.toTable(this.unpack(column, before));
       column = packLastRun(ended, after);

@@ -105,7 +105,7 @@ export class SqliteTasks implements TaskRepository {
     // The metadata written before, when the cache knows it (null: unknown, rewrite the pairs).
     this.writeMeta(task, this.cache.metadataOf(task.id));
     const { file, ...rest } = task;
-    const lastRun = this.lastRuns.columnFor(this.get(task.id), rest);
+    const lastRun = this.lastRuns.columnFor(rest);
     this.updateQ.run(task.state, packTask(rest), task.schedule ? 1 : 0, lastRun, task.id);
     // The module can be megabytes: rewrite it only when it changed, not on every state change.
     if (withFile) {
