@@ -96,18 +96,16 @@ export function wasiP2Imports(run: P2Run): Record<(typeof PROVIDED)[number], unk
     }
   };
   return {
-    ...{
-      "wasi:cli/environment": cli.environment,
-      "wasi:cli/exit": cli.exit,
-      "wasi:cli/stdin": cli.stdin,
-      "wasi:cli/stdout": cli.stdout,
-      "wasi:cli/stderr": cli.stderr,
-      "wasi:cli/terminal-input": cli.terminalInput,
-      "wasi:cli/terminal-output": cli.terminalOutput,
-      "wasi:cli/terminal-stdin": cli.terminalStdin,
-      "wasi:cli/terminal-stdout": cli.terminalStdout,
-      "wasi:cli/terminal-stderr": cli.terminalStderr,
-    },
+    "wasi:cli/environment": cli.environment,
+    "wasi:cli/exit": cli.exit,
+    "wasi:cli/stdin": cli.stdin,
+    "wasi:cli/stdout": cli.stdout,
+    "wasi:cli/stderr": cli.stderr,
+    "wasi:cli/terminal-input": cli.terminalInput,
+    "wasi:cli/terminal-output": cli.terminalOutput,
+    "wasi:cli/terminal-stdin": cli.terminalStdin,
+    "wasi:cli/terminal-stdout": cli.terminalStdout,
+    "wasi:cli/terminal-stderr": cli.terminalStderr,
     "wasi:clocks/monotonic-clock": clock,
     "wasi:clocks/wall-clock": wallClock,
     "wasi:filesystem/preopens": fs.preopens,
