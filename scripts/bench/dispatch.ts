@@ -19,7 +19,17 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import mqtt from "mqtt";
 import { MODULES } from "../../src/examples/modules.ts";
-import { adminToken, authHeaders, freePort, mqttLogin, rssMib, serveArgs, waitForHealth } from "./lib.ts";
+import {
+  adminToken,
+  authHeaders,
+  cpuSeconds,
+  freePort,
+  mainThreadCpuSeconds,
+  mqttLogin,
+  rssMib,
+  serveArgs,
+  waitForHealth,
+} from "./lib.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -177,6 +187,7 @@ const before = await count(3);
 let next = 0;
 const rssBefore = rssMib(serve.pid);
 let rssPeak = rssBefore;
+const cpu0 = { all: cpuSeconds(serve.pid), main: mainThreadCpuSeconds(serve.pid), bench: process.cpuUsage() };
 const t0 = performance.now();
 const progress = setInterval(() => say(`  created ${next}, results seen ${resultsSeen}`), 2000);
 const rssWatch = setInterval(() => (rssPeak = Math.max(rssPeak, rssMib(serve.pid))), 250);
@@ -199,6 +210,14 @@ for (const deadline = Date.now() + 60_000; (await count(3)) - before < TASKS; aw
     throw new Error(`only ${(await count(3)) - before} of ${TASKS} tasks completed in storage`);
 }
 const elapsed = (performance.now() - t0) / 1000;
+// Where the two cores went during the throughput run: serve's main thread (the limit), all of serve, this client.
+const benchCpu = process.cpuUsage(cpu0.bench);
+const cpuShare = (seconds: number) => +((100 * seconds) / elapsed).toFixed(1);
+const cpu = {
+  serve_main_thread_cpu_percent: cpuShare(mainThreadCpuSeconds(serve.pid) - cpu0.main),
+  serve_cpu_percent: cpuShare(cpuSeconds(serve.pid) - cpu0.all),
+  bench_cpu_percent: cpuShare((benchCpu.user + benchCpu.system) / 1e6),
+};
 clearInterval(rssWatch);
 const dataDirMib = duMib(dataDir);
 // Our readers closed first: an open reader keeps SQLite from cutting its WAL back.
@@ -231,6 +250,7 @@ const out = {
   concurrency: CONCURRENCY,
   seconds: +elapsed.toFixed(3),
   tasks_per_s: Math.round(TASKS / elapsed),
+  ...cpu,
   runtime: opt.bin ? "compiled" : "bun",
   storage: opt.storage,
   auth: !opt["no-auth"],

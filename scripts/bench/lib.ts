@@ -68,6 +68,11 @@ export function cpuSeconds(pid: number): number {
   return cpuTicks(statFields(readFileSync(`/proc/${pid}/stat`, "utf8"))) / 100;
 }
 
+/** CPU seconds of a process's main thread alone (its thread id is the process id). */
+export function mainThreadCpuSeconds(pid: number): number {
+  return cpuTicks(statFields(readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8"))) / 100;
+}
+
 /** Resident memory of a process in MiB, from /proc (NaN when the process is gone). */
 export function rssMib(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));

@@ -1,12 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
 import { join } from "node:path";
 import { defineCommand } from "citty";
 import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
 import { PropletAgent } from "../proplet/agent.ts";
-import type { PropletConfig } from "../proplet/config.ts";
+import { defaultMaxTasks, type PropletConfig } from "../proplet/config.ts";
 import { lockDir } from "../storage/lock.ts";
 import { configureTracing } from "../telemetry/tracing.ts";
 import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "./args.ts";
@@ -124,8 +123,8 @@ export const propletCommand = defineCommand({
       },
       "max-tasks": {
         type: "string",
-        description: "tasks run at once, announced to the manager (env PROPLET_MAX_TASKS); default the CPU count",
-        default: L.text("max-tasks", ["PROPLET_MAX_TASKS"], String(cpus().length)),
+        description: "tasks run at once, announced to the manager (env PROPLET_MAX_TASKS); default twice the CPU count",
+        default: L.text("max-tasks", ["PROPLET_MAX_TASKS"], String(defaultMaxTasks())),
       },
       description: {
         type: "string",

@@ -1,10 +1,10 @@
 import { readFileSync } from "node:fs";
-import { cpus } from "node:os";
 import { defineCommand } from "citty";
 import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { SCHEDULERS, type SchedulerName } from "../core/scheduler.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
+import { defaultMaxTasks } from "../proplet/config.ts";
 import { STORAGE_HELP } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "./args.ts";
@@ -204,8 +204,8 @@ export const serveCommand = defineCommand({
       },
       "local-max-tasks": {
         type: "string",
-        description: "tasks the local proplet runs at once (env PROPELLER_LOCAL_MAX_TASKS); default the CPU count",
-        default: L.text("local-max-tasks", ["PROPELLER_LOCAL_MAX_TASKS"], String(cpus().length)),
+        description: "tasks the local proplet runs at once (env PROPELLER_LOCAL_MAX_TASKS); default twice the CPU count",
+        default: L.text("local-max-tasks", ["PROPELLER_LOCAL_MAX_TASKS"], String(defaultMaxTasks())),
       },
       scheduler: {
         type: "string",

@@ -1,4 +1,16 @@
+import { cpus } from "node:os";
 import type { ConnectOptions } from "../broker/client.ts";
+
+/**
+ * Tasks a proplet runs at once unless told: twice the CPU count. Between one task's end and the next start a slot
+ * waits for the result to reach the manager and the start to come back; with one slot per core, short tasks left
+ * the cores idle that long (measured, serve with its local proplet on 2 cores: 2,530 tasks/s with 2 slots, 3,024 with
+ * 4). CPU-bound tasks then share the cores, each taking up to twice as long: a proplet whose tasks have tight
+ * timeouts sets max tasks to the CPU count.
+ */
+export function defaultMaxTasks(): number {
+  return 2 * cpus().length;
+}
 
 /** A proplet's settings, read from flags and the environment by `propeller proplet` (src/cli/proplet.ts). */
 export interface PropletConfig {
