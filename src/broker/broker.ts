@@ -8,6 +8,7 @@ import type { EntityKind } from "../core/identity.ts";
 import { type Channel, topics } from "../core/topics.ts";
 import { log } from "../log.ts";
 import "./bl-fast.ts";
+import "./packet-numbers.ts";
 import { coalesced } from "./coalesce.ts";
 import { rememberParsed } from "./parsed.ts";
 

@@ -3,6 +3,7 @@ import type { Aedes } from "aedes";
 import mqtt, { type IClientOptions, MqttClient } from "mqtt";
 import { log } from "../log.ts";
 import type { BusClient } from "./direct.ts";
+import "./packet-numbers.ts";
 
 // One way to open an MQTT client for the manager and the proplet. Addresses follow upstream's rules
 // (`tcp://`, `mqtt://`, `ws://`, `mqtts://`, `ssl://`, `tls://`, bare `host:port`), without its
