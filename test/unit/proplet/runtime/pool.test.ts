@@ -128,3 +128,25 @@ describe("in-process runtime", () => {
     expect(cache.size).toBe(before + 1);
   });
 });
+
+describe("workers spawned for a burst", () => {
+  test("end after idling, down to the warm count, and the pool still runs tasks", async () => {
+    const burst = new WorkerPool(1, 3, 300);
+    try {
+      const compiled = await cache.load(fixture("spin"));
+      const spec = { compiled, name: "spin", inputs: [], env: {}, options: { dirs: [], env: {} } };
+      const runs = [burst.run(spec), burst.run(spec), burst.run(spec)];
+      expect(burst.workers).toBe(3);
+      for (const r of runs) r.stop();
+      for (const r of runs) expect(await r.done).toMatchObject({ ok: false, error: "task stopped" });
+      expect(burst.workers).toBe(3); // idle, not yet retired
+      await Bun.sleep(800);
+      expect(burst.workers).toBe(1);
+      const add = await cache.load(fixture("add"));
+      const r = burst.run({ ...spec, compiled: add, name: "add", inputs: ["2", "3"] });
+      expect(await r.done).toMatchObject({ ok: true, result: "5" });
+    } finally {
+      burst.close();
+    }
+  });
+});
