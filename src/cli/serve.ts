@@ -204,7 +204,8 @@ export const serveCommand = defineCommand({
       },
       "local-max-tasks": {
         type: "string",
-        description: "tasks the local proplet runs at once (env PROPELLER_LOCAL_MAX_TASKS); default twice the CPU count",
+        description:
+          "tasks the local proplet runs at once (env PROPELLER_LOCAL_MAX_TASKS); default twice the CPU count",
         default: L.text("local-max-tasks", ["PROPELLER_LOCAL_MAX_TASKS"], String(defaultMaxTasks())),
       },
       scheduler: {
