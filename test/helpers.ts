@@ -29,16 +29,27 @@ export function tempDir(prefix = "propeller-test-"): string {
   return d;
 }
 
+/** Ports this process has handed out: the kernel may give a just-closed port again, as two of one serve's. */
+const handedOut = new Set<number>();
+
+/** A loopback port free now, never one this process handed out before (a serve's HTTP and MQTT ports once collided). */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      const port = typeof a === "object" && a ? a.port : 0;
-      s.close(() => resolve(port));
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = createServer();
+      s.once("error", reject);
+      s.listen(0, "127.0.0.1", () => {
+        const a = s.address();
+        const p = typeof a === "object" && a ? a.port : 0;
+        s.close(() => resolve(p));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error("no loopback port that was not handed out already, after 100 tries");
 }
 
 export interface Proc {

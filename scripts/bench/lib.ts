@@ -4,12 +4,8 @@ import { cpuTicks, statFields } from "../../src/core/procstat.ts";
 
 // Helpers shared by the benchmarks.
 
-export async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
-}
+/** The tests' own: a free loopback port, never one handed out before in this process. */
+export { freePort } from "../../test/helpers.ts";
 
 /** `serve`'s arguments on the given ports with its data in `dataDir` (log level BENCH_LOG_LEVEL, else warn). */
 export function serveArgs(httpPort: number, mqttPort: number, dataDir: string, extra: string[] = []): string[] {
