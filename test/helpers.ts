@@ -17,6 +17,15 @@ export function fixture(name: string): Uint8Array {
 
 export const b64 = (name: string) => Buffer.from(fixture(name)).toString("base64");
 
+/** A module's bytes from its text format (wabt). */
+export async function assemble(wat: string): Promise<Uint8Array> {
+  const wabt = await (await import("wabt")).default();
+  const mod = wabt.parseWat("test.wat", wat);
+  const raw = new Uint8Array(mod.toBinary({}).buffer);
+  mod.destroy();
+  return raw;
+}
+
 /** Temp dirs made by this test process, removed when it exits (a full suite made thousands, some of 37 MB). */
 const made: string[] = [];
 process.on("exit", () => {

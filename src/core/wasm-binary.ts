@@ -23,6 +23,20 @@ export class Reader {
       if (shift > 63) throw new WasmFormatError("LEB128 too long");
     }
   }
+  /** A signed LEB128 of at most 32 bits (an i32.const). */
+  s32(): number {
+    let result = 0;
+    let shift = 0;
+    let b: number;
+    do {
+      b = this.byte();
+      result |= (b & 0x7f) << shift;
+      shift += 7;
+    } while (b & 0x80 && shift < 35);
+    if (b & 0x80) throw new WasmFormatError("LEB128 too long");
+    // Sign-extend from the last byte's sign bit when fewer than 32 bits were read.
+    return shift < 32 && b & 0x40 ? result | (-1 << shift) : result;
+  }
   /** Skips a signed or unsigned LEB128 of any width. */
   skipLeb(): void {
     for (let i = 0; i < 10; i++) if ((this.byte() & 0x80) === 0) return;

@@ -1,7 +1,8 @@
-import { type Reader, skipValType, WasmFormatError, type Writer } from "./wasm-binary.ts";
+import { Reader, skipValType, WasmFormatError, type Writer } from "./wasm-binary.ts";
 
 // The instruction-stream half of the interrupt instrumentation (wasm-instrument.ts): copies code and constant
-// expressions opcode by opcode, renumbering function indices and inserting the check after every loop header.
+// expressions opcode by opcode, renumbering function indices and inserting the check after every loop header,
+// or letting the instrumenter rewrite a counted loop whole (wasm-counted.ts).
 
 function skipBlockType(r: Reader): void {
   const b = r.buf[r.pos];
@@ -16,12 +17,20 @@ function copyMemarg(r: Reader): void {
   r.skipLeb();
 }
 
+/**
+ * The label frames around the code being copied, innermost last: true for a loop the instrumenter inserted, which
+ * the original code's branch depths do not count.
+ */
+export type Frames = boolean[];
+
 export interface Rewrite {
   remapFunc: (idx: number) => number;
   /** Bytes to insert after each loop header; empty for constant expressions. */
   check: Uint8Array;
   /** Told what the code holds: a function that calls nothing cannot recurse, one with no loop cannot spin. */
   seen?: { call: boolean; loop: boolean };
+  /** At a `loop`: may copy the whole loop (reader past its `end`, before `endPos`) in a form of its own, returning true. */
+  loop?: (r: Reader, w: Writer, frames: Frames, endPos: number) => boolean;
 }
 
 // SIMD sub-opcodes and what follows them.
@@ -35,147 +44,208 @@ function skipSimd(r: Reader, op: number): void {
   }
 }
 
+/** Reads one instruction, its immediates included, and returns its opcode. */
+export function readInstr(r: Reader): number {
+  const start = r.pos;
+  const op = r.byte();
+  switch (op) {
+    case 0x02: // block
+    case 0x03: // loop
+    case 0x04: // if
+    case 0x06: // try
+      skipBlockType(r);
+      break;
+    case 0x1f: {
+      // try_table
+      skipBlockType(r);
+      const n = r.u32();
+      for (let i = 0; i < n; i++) {
+        const kind = r.byte();
+        if (kind === 0x00 || kind === 0x01) r.u32();
+        r.u32();
+      }
+      break;
+    }
+    case 0x0c:
+    case 0x0d:
+    case 0x07:
+    case 0x08:
+    case 0x09:
+    case 0x10:
+    case 0x12:
+    case 0x14:
+    case 0x15:
+    case 0x18:
+    case 0xd2:
+    case 0xd5:
+    case 0xd6:
+    case 0x20:
+    case 0x21:
+    case 0x22:
+    case 0x23:
+    case 0x24:
+    case 0x25:
+    case 0x26:
+    case 0x3f:
+    case 0x40:
+      r.u32();
+      break;
+    case 0x0e: {
+      const n = r.u32();
+      for (let i = 0; i <= n; i++) r.u32();
+      break;
+    }
+    case 0x11: // call_indirect
+    case 0x13: // return_call_indirect
+      r.u32();
+      r.u32();
+      break;
+    case 0x1c: {
+      const n = r.u32();
+      for (let i = 0; i < n; i++) skipValType(r);
+      break;
+    }
+    case 0x41:
+    case 0x42:
+    case 0xd0:
+      r.skipLeb();
+      break;
+    case 0x43:
+      r.bytes(4);
+      break;
+    case 0x44:
+      r.bytes(8);
+      break;
+    case 0xfc: {
+      const sub = r.u32();
+      if (sub === 8 || sub === 10 || sub === 12 || sub === 14) {
+        r.u32();
+        r.u32();
+      } else if (sub === 9 || sub === 11 || sub === 13 || (sub >= 15 && sub <= 17)) r.u32();
+      else if (sub > 17) throw new WasmFormatError(`unsupported instruction 0xfc ${sub}`);
+      break;
+    }
+    case 0xfd:
+      skipSimd(r, r.u32());
+      break;
+    case 0xfe: {
+      const sub = r.u32();
+      if (sub === 0x03) r.byte();
+      else copyMemarg(r);
+      break;
+    }
+    default:
+      if (op >= 0x28 && op <= 0x3e) copyMemarg(r);
+      else if (
+        op === 0x00 ||
+        op === 0x01 ||
+        op === 0x05 ||
+        op === 0x0a ||
+        op === 0x0b ||
+        op === 0x0f ||
+        op === 0x19 ||
+        op === 0x1a ||
+        op === 0x1b ||
+        op === 0xd1 ||
+        op === 0xd3 ||
+        op === 0xd4 ||
+        (op >= 0x45 && op <= 0xc4)
+      ) {
+        // no immediates
+      } else {
+        throw new WasmFormatError(`unsupported instruction 0x${op.toString(16)} at byte ${start}`);
+      }
+  }
+  return op;
+}
+
+/** A branch depth of the original code, counted again past the loops the instrumenter inserted. */
+function outputLabel(frames: Frames, label: number): number {
+  let out = 0;
+  for (let i = frames.length - 1; i >= 0; i--, out++) {
+    if (frames[i]) continue;
+    if (label === 0) return out;
+    label--;
+  }
+  return out + label; // the function's own block
+}
+
+/** The first immediate (a LEB128 index) of the instruction at `pos`. */
+export function firstImmediate(buf: Uint8Array, pos: number): number {
+  const r = new Reader(buf);
+  r.pos = pos + 1;
+  return r.u32();
+}
+
 /**
- * Copies an instruction sequence up to and including the `end` that closes it, remapping function indices and
- * inserting the interrupt check after every `loop`.
+ * Copies an instruction sequence up to and including the `end` that closes it (or, with `stopAt`, up to that
+ * position, reached outside any block of its own), remapping function indices and branch depths, and inserting
+ * the interrupt check after every `loop`.
  */
-export function rewriteExpr(r: Reader, w: Writer, rw: Rewrite, endPos: number): void {
-  let depth = 0;
+export function rewriteExpr(r: Reader, w: Writer, rw: Rewrite, endPos: number, frames: Frames = [], stopAt = -1): void {
+  const base = frames.length;
   while (r.pos < endPos) {
+    if (r.pos === stopAt && frames.length === base) return;
     const start = r.pos;
-    const op = r.byte();
+    const op = r.buf[start];
+    if (op === 0x03 && rw.loop?.(r, w, frames, endPos)) {
+      if (rw.seen) rw.seen.loop = true;
+      continue;
+    }
+    readInstr(r);
     switch (op) {
       case 0x02: // block
       case 0x04: // if
       case 0x06: // try
-        skipBlockType(r);
-        depth++;
+      case 0x1f: // try_table
+        frames.push(false);
         break;
       case 0x03: // loop
-        skipBlockType(r);
-        depth++;
+        frames.push(false);
         w.raw(r.buf.subarray(start, r.pos));
         w.raw(rw.check);
         if (rw.seen) rw.seen.loop = true;
         continue;
-      case 0x1f: {
-        // try_table
-        skipBlockType(r);
-        const n = r.u32();
-        for (let i = 0; i < n; i++) {
-          const kind = r.byte();
-          if (kind === 0x00 || kind === 0x01) r.u32();
-          r.u32();
-        }
-        depth++;
-        break;
-      }
       case 0x0b: // end
-        if (depth === 0) {
+        if (frames.length === base) {
           w.byte(op);
+          if (stopAt >= 0) throw new WasmFormatError("a counted loop's body ended early");
           return;
         }
-        depth--;
+        frames.pop();
         break;
       case 0x10: // call
       case 0x12: // return_call
-      case 0xd2: {
-        // ref.func
+      case 0xd2: // ref.func
         if (op !== 0xd2 && rw.seen) rw.seen.call = true;
-        const idx = r.u32();
-        w.byte(op);
-        w.u32(rw.remapFunc(idx));
+        w.byte(op!);
+        w.u32(rw.remapFunc(firstImmediate(r.buf, start)));
         continue;
-      }
+      case 0x11: // call_indirect
+      case 0x13: // return_call_indirect
       case 0x14: // call_ref
       case 0x15: // return_call_ref
         if (rw.seen) rw.seen.call = true;
-        r.u32();
         break;
-      case 0x0c:
-      case 0x0d:
-      case 0x07:
-      case 0x08:
-      case 0x09:
-      case 0x18:
-      case 0xd5:
-      case 0xd6:
-      case 0x20:
-      case 0x21:
-      case 0x22:
-      case 0x23:
-      case 0x24:
-      case 0x25:
-      case 0x26:
-      case 0x3f:
-      case 0x40:
-        r.u32();
-        break;
+      case 0x0c: // br
+      case 0x0d: // br_if
+      case 0xd5: // br_on_null
+      case 0xd6: // br_on_non_null
+        if (!frames.includes(true)) break;
+        w.byte(op);
+        w.u32(outputLabel(frames, firstImmediate(r.buf, start)));
+        continue;
       case 0x0e: {
-        const n = r.u32();
-        for (let i = 0; i <= n; i++) r.u32();
-        break;
+        // br_table
+        if (!frames.includes(true)) break;
+        const t = new Reader(r.buf);
+        t.pos = start + 1;
+        const n = t.u32();
+        w.byte(op);
+        w.u32(n);
+        for (let i = 0; i <= n; i++) w.u32(outputLabel(frames, t.u32()));
+        continue;
       }
-      case 0x11: // call_indirect
-      case 0x13: // return_call_indirect
-        if (rw.seen) rw.seen.call = true;
-        r.u32();
-        r.u32();
-        break;
-      case 0x1c: {
-        const n = r.u32();
-        for (let i = 0; i < n; i++) skipValType(r);
-        break;
-      }
-      case 0x41:
-      case 0x42:
-      case 0xd0:
-        r.skipLeb();
-        break;
-      case 0x43:
-        r.bytes(4);
-        break;
-      case 0x44:
-        r.bytes(8);
-        break;
-      case 0xfc: {
-        const sub = r.u32();
-        if (sub === 8 || sub === 10 || sub === 12 || sub === 14) {
-          r.u32();
-          r.u32();
-        } else if (sub === 9 || sub === 11 || sub === 13 || (sub >= 15 && sub <= 17)) r.u32();
-        else if (sub > 17) throw new WasmFormatError(`unsupported instruction 0xfc ${sub}`);
-        break;
-      }
-      case 0xfd:
-        skipSimd(r, r.u32());
-        break;
-      case 0xfe: {
-        const sub = r.u32();
-        if (sub === 0x03) r.byte();
-        else copyMemarg(r);
-        break;
-      }
-      default:
-        if (op >= 0x28 && op <= 0x3e) copyMemarg(r);
-        else if (
-          op === 0x00 ||
-          op === 0x01 ||
-          op === 0x05 ||
-          op === 0x0a ||
-          op === 0x0f ||
-          op === 0x19 ||
-          op === 0x1a ||
-          op === 0x1b ||
-          op === 0xd1 ||
-          op === 0xd3 ||
-          op === 0xd4 ||
-          (op >= 0x45 && op <= 0xc4)
-        ) {
-          // no immediates
-        } else {
-          throw new WasmFormatError(`unsupported instruction 0x${op.toString(16)} at byte ${start}`);
-        }
     }
     w.raw(r.buf.subarray(start, r.pos));
   }

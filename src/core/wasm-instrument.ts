@@ -10,6 +10,7 @@ import {
   WasmFormatError,
   Writer,
 } from "./wasm-binary.ts";
+import { type CountedContext, rewriteCountedLoop } from "./wasm-counted.ts";
 import { type Rewrite, rewriteExpr } from "./wasm-expr.ts";
 
 export { WasmFormatError };
@@ -23,7 +24,8 @@ export { WasmFormatError };
 // guest. Only two things run without end: a loop, and recursion. Every loop header counts a local of its own
 // function (a register, not memory) down and calls the import when it reaches zero, every CHECK_EVERY iterations;
 // every function that makes calls (a leaf cannot recurse) counts down a module-wide global at entry and calls the
-// import when it reaches zero. Straight-line leaf functions get nothing. Pure function: bytes in, bytes out.
+// import when it reaches zero. Straight-line leaf functions get nothing. A counted loop is run in strips instead,
+// with no added work in its iterations (wasm-counted.ts). Pure function: bytes in, bytes out.
 
 export const INTERRUPT_MODULE = "propeller";
 export const INTERRUPT_NAME = "interrupt";
@@ -304,13 +306,31 @@ export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY, maxPages
         // The counter is a new last local (i32): its index is every local before it.
         const seen = { call: false, loop: false };
         const code = new Writer();
-        rewriteExpr(r, code, { remapFunc, check: loopCheck(locals), seen }, end);
+        // Counted loops run in strips (wasm-counted.ts), each with two locals of its own after the counter.
+        let pairs = 0;
+        const rw: Rewrite = { remapFunc, check: loopCheck(locals), seen };
+        const counted: CountedContext = {
+          rw,
+          counter: locals,
+          locals: () => {
+            const s = locals + 1 + 2 * pairs++;
+            return [s, s + 1];
+          },
+          interruptFunc,
+          checkEvery,
+        };
+        rw.loop = (rr, ww, frames, endPos) => rewriteCountedLoop(rr, ww, frames, endPos, counted);
+        rewriteExpr(r, code, rw, end);
         if (r.pos !== end) throw new WasmFormatError(`function ${i} has bytes after its end`);
         const body = new Writer();
-        const counted = seen.loop || seen.call;
-        body.u32(groups + (counted ? 1 : 0));
+        const checked = seen.loop || seen.call;
+        body.u32(groups + (checked ? 1 : 0) + (pairs ? 1 : 0));
         body.raw(declared);
-        if (counted) body.raw(Uint8Array.of(0x01, 0x7f));
+        if (checked) body.raw(Uint8Array.of(0x01, 0x7f));
+        if (pairs) {
+          body.u32(2 * pairs);
+          body.byte(0x7f);
+        }
         if (seen.call) body.raw(entryCheck(locals)); // function entry: bounds unbounded recursion
         if (seen.loop) body.raw(loopStart(locals));
         body.raw(code.finish());

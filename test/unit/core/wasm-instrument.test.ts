@@ -1,15 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { instrument, WasmFormatError } from "../../../src/core/wasm-instrument.ts";
-import { fixture } from "../../helpers.ts";
-
-/** A module's bytes from its text format. */
-async function assemble(wat: string): Promise<Uint8Array> {
-  const wabt = await (await import("wabt")).default();
-  const mod = wabt.parseWat("test.wat", wat);
-  const raw = new Uint8Array(mod.toBinary({}).buffer);
-  mod.destroy();
-  return raw;
-}
+import { assemble, fixture } from "../../helpers.ts";
 
 describe("interrupt instrumentation", () => {
   test("instrumented modules compute what the originals compute", () => {
