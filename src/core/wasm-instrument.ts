@@ -12,6 +12,7 @@ import {
 } from "./wasm-binary.ts";
 import { type CountedContext, rewriteCountedLoop } from "./wasm-counted.ts";
 import { type Rewrite, rewriteExpr } from "./wasm-expr.ts";
+import { chooseTwins, mapCode, recursiveComponents } from "./wasm-recursion.ts";
 
 export { WasmFormatError };
 
@@ -25,7 +26,8 @@ export { WasmFormatError };
 // function (a register, not memory) down and calls the import when it reaches zero, every CHECK_EVERY iterations;
 // every function that makes calls (a leaf cannot recurse) counts down a module-wide global at entry and calls the
 // import when it reaches zero. Straight-line leaf functions get nothing. A counted loop is run in strips instead,
-// with no added work in its iterations (wasm-counted.ts). Pure function: bytes in, bytes out.
+// with no added work in its iterations (wasm-counted.ts), and a recursion checks at every second call through
+// unchecked twins of its functions (wasm-recursion.ts). Pure function: bytes in, bytes out.
 
 export const INTERRUPT_MODULE = "propeller";
 export const INTERRUPT_NAME = "interrupt";
@@ -169,6 +171,13 @@ export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY, maxPages
     for (let i = 0; i < count; i++) funcTypes.push(r.u32());
   }
 
+  // Recursive functions and their unchecked twins (wasm-recursion.ts), appended after every defined function.
+  const codeSec = byId(10);
+  const code = codeSec ? mapCode(codeSec.body, funcImports) : undefined;
+  const comp = recursiveComponents(code?.calls ?? []);
+  const twins = chooseTwins(comp, code?.sizes ?? []);
+  const twinBase = funcImports + 1 + funcTypes.length;
+
   // The counter global: appended after all globals, so no existing index moves.
   const globalSec = byId(6);
   const [globalR, globalCount] = globalSec ? vecReader(globalSec.body) : [new Reader(new Uint8Array()), 0];
@@ -246,6 +255,63 @@ export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY, maxPages
     return c.finish();
   };
 
+  /**
+   * One function's code with the checks in (`entry`: the entry check too, where it makes calls), read from the
+   * code section at `offset` (its size).
+   */
+  const rewriteBody = (
+    section: Uint8Array,
+    offset: number,
+    i: number,
+    remap: (idx: number) => number,
+    entry: boolean,
+  ): Uint8Array => {
+    const r = new Reader(section);
+    r.pos = offset;
+    const size = r.u32();
+    const end = r.pos + size;
+    const groups = r.u32();
+    const groupsStart = r.pos;
+    let locals = params[funcTypes[i] ?? -1] ?? 0;
+    for (let g = 0; g < groups; g++) {
+      locals += r.u32();
+      skipValType(r);
+    }
+    const declared = r.buf.subarray(groupsStart, r.pos);
+    // The counter is a new last local (i32): its index is every local before it.
+    const seen = { call: false, loop: false };
+    const code = new Writer();
+    // Counted loops run in strips (wasm-counted.ts), each with two locals of its own after the counter.
+    let pairs = 0;
+    const rw: Rewrite = { remapFunc: remap, check: loopCheck(locals), seen };
+    const counted: CountedContext = {
+      rw,
+      counter: locals,
+      locals: () => {
+        const s = locals + 1 + 2 * pairs++;
+        return [s, s + 1];
+      },
+      interruptFunc,
+      checkEvery,
+    };
+    rw.loop = (rr, ww, frames, endPos) => rewriteCountedLoop(rr, ww, frames, endPos, counted);
+    rewriteExpr(r, code, rw, end);
+    if (r.pos !== end) throw new WasmFormatError(`function ${i} has bytes after its end`);
+    const body = new Writer();
+    const checked = seen.loop || seen.call;
+    body.u32(groups + (checked ? 1 : 0) + (pairs ? 1 : 0));
+    body.raw(declared);
+    if (checked) body.raw(Uint8Array.of(0x01, 0x7f));
+    if (pairs) {
+      body.u32(2 * pairs);
+      body.byte(0x7f);
+    }
+    if (seen.call && entry) body.raw(entryCheck(locals)); // function entry: bounds unbounded recursion
+    if (seen.loop) body.raw(loopStart(locals));
+    body.raw(code.finish());
+    return body.finish();
+  };
+
   const globalW = new Writer();
   globalW.u32(globalCount + 1);
   for (let i = 0; i < globalCount; i++) {
@@ -289,56 +355,33 @@ export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY, maxPages
     } else if (s.id === 9) {
       replaced.set(9, rewriteElements(s.body, constRw));
     } else if (s.id === 10) {
-      const [r, count] = vecReader(s.body);
+      const [, count] = vecReader(s.body);
       const w = new Writer();
-      w.u32(count);
+      w.u32(count + twins.size);
+      // The checked functions: calls within a recursion go to the callee's twin where it has one.
       for (let i = 0; i < count; i++) {
-        const size = r.u32();
-        const end = r.pos + size;
-        const groups = r.u32();
-        const groupsStart = r.pos;
-        let locals = params[funcTypes[i] ?? -1] ?? 0;
-        for (let g = 0; g < groups; g++) {
-          locals += r.u32();
-          skipValType(r);
-        }
-        const declared = r.buf.subarray(groupsStart, r.pos);
-        // The counter is a new last local (i32): its index is every local before it.
-        const seen = { call: false, loop: false };
-        const code = new Writer();
-        // Counted loops run in strips (wasm-counted.ts), each with two locals of its own after the counter.
-        let pairs = 0;
-        const rw: Rewrite = { remapFunc, check: loopCheck(locals), seen };
-        const counted: CountedContext = {
-          rw,
-          counter: locals,
-          locals: () => {
-            const s = locals + 1 + 2 * pairs++;
-            return [s, s + 1];
-          },
-          interruptFunc,
-          checkEvery,
+        const remap = (idx: number) => {
+          const d = idx - funcImports;
+          const twin = d >= 0 && comp[d] !== -1 && comp[d] === comp[i] ? twins.get(d) : undefined;
+          return twin === undefined ? remapFunc(idx) : twinBase + twin;
         };
-        rw.loop = (rr, ww, frames, endPos) => rewriteCountedLoop(rr, ww, frames, endPos, counted);
-        rewriteExpr(r, code, rw, end);
-        if (r.pos !== end) throw new WasmFormatError(`function ${i} has bytes after its end`);
-        const body = new Writer();
-        const checked = seen.loop || seen.call;
-        body.u32(groups + (checked ? 1 : 0) + (pairs ? 1 : 0));
-        body.raw(declared);
-        if (checked) body.raw(Uint8Array.of(0x01, 0x7f));
-        if (pairs) {
-          body.u32(2 * pairs);
-          body.byte(0x7f);
-        }
-        if (seen.call) body.raw(entryCheck(locals)); // function entry: bounds unbounded recursion
-        if (seen.loop) body.raw(loopStart(locals));
-        body.raw(code.finish());
-        const bytes = body.finish();
+        const bytes = rewriteBody(s.body, code!.offsets[i]!, i, remap, true);
+        w.u32(bytes.length);
+        w.raw(bytes);
+      }
+      // The twins: the same code without the entry check, calling the checked functions.
+      for (const f of twins.keys()) {
+        const bytes = rewriteBody(s.body, code!.offsets[f]!, f, remapFunc, false);
         w.u32(bytes.length);
         w.raw(bytes);
       }
       replaced.set(10, w.finish());
+    } else if (s.id === 3 && twins.size) {
+      const w = new Writer();
+      w.u32(funcTypes.length + twins.size);
+      for (const t of funcTypes) w.u32(t);
+      for (const f of twins.keys()) w.u32(funcTypes[f]!);
+      replaced.set(3, w.finish());
     }
   }
 
