@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } fro
 import { join } from "node:path";
 import { ModuleCache } from "../../../../src/proplet/runtime/modules.ts";
 import { WorkerPool } from "../../../../src/proplet/runtime/pool.ts";
-import { fixture, tempDir } from "../../../helpers.ts";
+import { assemble, fixture, tempDir } from "../../../helpers.ts";
 
 // The in-process runtime on real worker threads.
 const pool = new WorkerPool(2);
@@ -111,6 +111,33 @@ describe("in-process runtime", () => {
     expect(performance.now() - t0).toBeLessThan(1000);
     expect(res).toMatchObject({ ok: false, error: "task stopped" });
     expect(await run("add", "add", ["1", "2"]).done).toMatchObject({ ok: true, result: "3" });
+  });
+
+  test("stop ends a counted loop and a recursion (checked in strips and every second call) within a second", async () => {
+    const wat = `(module
+      (func $fib (export "fib") (param i64) (result i64)
+        (if (result i64) (i64.lt_u (local.get 0) (i64.const 2)) (then (local.get 0))
+          (else (i64.add (call $fib (i64.sub (local.get 0) (i64.const 1)))
+                         (call $fib (i64.sub (local.get 0) (i64.const 2)))))))
+      (func (export "count") (result i32) (local $i i32) (local $r i32)
+        (loop $again
+          (local.set $i (i32.const 0))
+          (loop $l (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const -1))))
+          (local.set $r (i32.add (local.get $r) (i32.const 1)))
+          (br $again))
+        (local.get $r)))`;
+    const compiled = cache.load(await assemble(wat));
+    for (const [name, inputs] of [
+      ["fib", ["60"]],
+      ["count", []],
+    ] as const) {
+      const r = started(compiled, name, [...inputs], {});
+      await Bun.sleep(200);
+      const t0 = performance.now();
+      r.stop();
+      expect(await r.done).toMatchObject({ ok: false, error: "task stopped" });
+      expect(performance.now() - t0).toBeLessThan(1000);
+    }
   });
 
   test("a timeout ends a spin loop", async () => {
