@@ -25,6 +25,8 @@ export type Frames = boolean[];
 
 export interface Rewrite {
   remapFunc: (idx: number) => number;
+  /** For `call` and `return_call` only, when it differs (a recursion's twin, which `ref.func` must never name). */
+  remapCall?: (idx: number) => number;
   /** Bytes to insert after each loop header; empty for constant expressions. */
   check: Uint8Array;
   /** Told what the code holds: a function that calls nothing cannot recurse, one with no loop cannot spin. */
@@ -219,7 +221,7 @@ export function rewriteExpr(r: Reader, w: Writer, rw: Rewrite, endPos: number, f
       case 0xd2: // ref.func
         if (op !== 0xd2 && rw.seen) rw.seen.call = true;
         w.byte(op!);
-        w.u32(rw.remapFunc(firstImmediate(r.buf, start)));
+        w.u32((op === 0xd2 ? rw.remapFunc : (rw.remapCall ?? rw.remapFunc))(firstImmediate(r.buf, start)));
         continue;
       case 0x11: // call_indirect
       case 0x13: // return_call_indirect

@@ -263,7 +263,7 @@ export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY, maxPages
     section: Uint8Array,
     offset: number,
     i: number,
-    remap: (idx: number) => number,
+    remapCall: (idx: number) => number,
     entry: boolean,
   ): Uint8Array => {
     const r = new Reader(section);
@@ -283,7 +283,7 @@ export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY, maxPages
     const code = new Writer();
     // Counted loops run in strips (wasm-counted.ts), each with two locals of its own after the counter.
     let pairs = 0;
-    const rw: Rewrite = { remapFunc: remap, check: loopCheck(locals), seen };
+    const rw: Rewrite = { remapFunc, remapCall, check: loopCheck(locals), seen };
     const counted: CountedContext = {
       rw,
       counter: locals,

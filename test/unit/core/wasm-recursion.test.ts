@@ -45,6 +45,20 @@ const FIB = `(module
       (else (i64.add (call $f (i64.sub (local.get 0) (i64.const 1))) (call $f (i64.sub (local.get 0) (i64.const 2))))))))`;
 
 describe("recursion with twins", () => {
+  test("a recursive function that takes a reference to itself still names itself, not its twin", async () => {
+    // ref.func may only name declared functions: the twin is not one, so a reference to it would not validate.
+    const raw = await assemble(`(module (type $t (func (param i32) (result i32)))
+      (table 1 funcref) (elem declare func $down)
+      (func $down (export "down") (type $t)
+        (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 7))
+          (else (table.set (i32.const 0) (ref.func $down))
+                (call $down (i32.sub (local.get 0) (i32.const 1)))))))`);
+    const e = new WebAssembly.Instance(new WebAssembly.Module(instrument(raw).bytes), {
+      propeller: { interrupt: () => {} },
+    }).exports as Record<string, (n: number) => number>;
+    expect(e.down!(10)).toBe(7);
+  });
+
   test("the same results; about every second call checks; a recursion without end still reaches the host", async () => {
     const raw = await assemble(FIB);
     let checks = 0;
