@@ -102,9 +102,14 @@ describe("partitions", () => {
     await untilAlive(s.url, "edge-2");
     const id = await startOn(s, TICKER_3S, "edge-2");
     l.cut();
-    // The task ends during the outage: its result waits on disk.
+    // The task ends during the outage: its result waits on disk. Only a committed result counts: task metrics queue
+    // there too, and a result file is written as .tmp first (a kill before its rename rightly loses it).
     const outbox = join(state, "outbox");
-    await until("the result queued on disk", () => existsSync(outbox) && readdirSync(outbox).length > 0, 10_000);
+    await until(
+      "the result queued on disk",
+      () => existsSync(outbox) && readdirSync(outbox).some((f) => f.endsWith(".result.json")),
+      10_000,
+    );
     await p.kill("SIGKILL");
     const again = spawnPropeller(["proplet"], env); // the same proplet: its id, key and state dir
     procs.push(again);
