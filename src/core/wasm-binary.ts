@@ -4,10 +4,14 @@ export class WasmFormatError extends Error {}
 
 export class Reader {
   pos = 0;
+  /** Never past the buffer, whatever a (malformed) size said. */
+  readonly end: number;
   constructor(
     readonly buf: Uint8Array,
-    readonly end = buf.length,
-  ) {}
+    end = buf.length,
+  ) {
+    this.end = Math.min(end, buf.length);
+  }
   byte(): number {
     if (this.pos >= this.end) throw new WasmFormatError("unexpected end of module");
     return this.buf[this.pos++]!;

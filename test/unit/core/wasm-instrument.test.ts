@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
 import { instrument, WasmFormatError } from "../../../src/core/wasm-instrument.ts";
-import { assemble, fixture } from "../../helpers.ts";
+import { assemble, FIXTURES, fixture } from "../../helpers.ts";
 
 describe("interrupt instrumentation", () => {
   test("instrumented modules compute what the originals compute", () => {
@@ -87,4 +88,30 @@ describe("interrupt instrumentation", () => {
     expect(() => instrument(new TextEncoder().encode("not wasm at all"))).toThrow(WasmFormatError);
     expect(() => instrument(fixture("add").slice(0, 20))).toThrow(/unexpected end/);
   });
+});
+
+test("hostile bytes: a mutated module is refused as malformed, or instrumented into one that validates", () => {
+  const mods = readdirSync(FIXTURES)
+    .filter((f) => f.endsWith(".wasm") && !f.includes("component"))
+    .map((f) => fixture(f.replace(/\.wasm$/, "")));
+  let seed = 20261128;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  let valid = 0;
+  for (let n = 0; n < 2500; n++) {
+    const m = mods[Math.floor(rnd() * mods.length)]!.slice();
+    for (let k = 1 + Math.floor(rnd() * 3); k > 0; k--)
+      m[8 + Math.floor(rnd() * (m.length - 8))] = Math.floor(rnd() * 256);
+    let out: Uint8Array;
+    try {
+      out = instrument(m).bytes;
+    } catch (e) {
+      expect(e).toBeInstanceOf(WasmFormatError); // never a TypeError or a RangeError from reading past the end
+      continue;
+    }
+    if (WebAssembly.validate(m)) {
+      valid++;
+      expect(WebAssembly.validate(out)).toBe(true);
+    }
+  }
+  expect(valid).toBeGreaterThan(100);
 });
