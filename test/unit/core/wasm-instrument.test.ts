@@ -95,7 +95,10 @@ test("hostile bytes: a mutated module is refused as malformed, or instrumented i
     .filter((f) => f.endsWith(".wasm") && !f.includes("component"))
     .map((f) => fixture(f.replace(/\.wasm$/, "")));
   let seed = 20261128;
-  const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const rnd = () => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed / 2 ** 32;
+  };
   let valid = 0;
   for (let n = 0; n < 2500; n++) {
     const m = mods[Math.floor(rnd() * mods.length)]!.slice();
