@@ -1,4 +1,4 @@
-import { Reader, WasmFormatError, Writer } from "./wasm-binary.ts";
+import { Reader, type Writer } from "./wasm-binary.ts";
 import { type Frames, firstImmediate, type Rewrite, readInstr, rewriteExpr } from "./wasm-expr.ts";
 
 // Counted loops without a check in every iteration (part of the interrupt instrumentation, wasm-instrument.ts).
@@ -24,22 +24,26 @@ const LOCAL_SET = 0x21;
 const LOCAL_TEE = 0x22;
 const I32_ADD = 0x6a;
 const BR_IF = 0x0d;
-const CMP = { 71: "ne", 72: "lt_s", 73: "lt_u" } as const;
-type Cmp = (typeof CMP)[keyof typeof CMP];
+const I32_NE = 0x47;
+const I32_LT_S = 0x48;
+const I32_LT_U = 0x49;
 
 /** The loop limit: a local nothing in the loop writes, or a constant. */
 type Limit = { local: number } | { value: number };
 
 export interface CountedLoop {
+  /** After the loop header: the body, copied as it is, runs from here to `cond`. */
+  body: number;
+  /** The condition's instructions before the limit, copied as they are (`local.get i`, or the increment and tee). */
+  cond: number;
+  /** Where the limit is read, in the condition: the strip's bound is read there instead. */
+  limitAt: number;
   /** Just after the loop's `end`. */
   end: number;
-  /** The body to copy as it is: from after the loop header to the condition. */
-  body: [number, number];
-  /** The condition's instructions up to the limit, copied as they are (`local.get i`, or the increment and tee). */
-  condHead: [number, number];
   i: number;
   limit: Limit;
-  cmp: Cmp;
+  /** The comparison's opcode: i32.ne, i32.lt_s or i32.lt_u. */
+  cmp: number;
   step: number;
   /** The body holds a loop of its own (which counts the same counter down). */
   nested: boolean;
@@ -47,7 +51,6 @@ export interface CountedLoop {
 
 interface Instr {
   start: number;
-  end: number;
   op: number;
 }
 
@@ -79,7 +82,7 @@ export function matchCountedLoop(buf: Uint8Array, pos: number, limitPos: number)
       else depth--;
       continue;
     }
-    if (depth === 0) top.push({ start, end: r.pos, op });
+    if (depth === 0) top.push({ start, op });
     if (op === 0x02 || op === 0x03 || op === 0x04) {
       if (op === 0x03) nested = true;
       depth++;
@@ -100,10 +103,9 @@ export function matchCountedLoop(buf: Uint8Array, pos: number, limitPos: number)
   // The only branch back to the loop: the `br_if 0` that ends it.
   const last = top.at(-1);
   if (!last || last.op !== BR_IF || imm(buf, last) !== 0 || backBranches.length !== 1) return undefined;
-  const cmpIns = top.at(-2);
-  const cmp = cmpIns ? CMP[cmpIns.op as keyof typeof CMP] : undefined;
+  const cmp = top.at(-2)?.op;
   const limitIns = top.at(-3);
-  if (!cmp || !limitIns) return undefined;
+  if ((cmp !== I32_NE && cmp !== I32_LT_S && cmp !== I32_LT_U) || !limitIns) return undefined;
   const limitConst = constOf(buf, limitIns);
   const limit: Limit | undefined =
     limitIns.op === LOCAL_GET
@@ -117,8 +119,7 @@ export function matchCountedLoop(buf: Uint8Array, pos: number, limitPos: number)
   // Form B: `local.get i; i32.const c; i32.add; local.tee i` before the limit.
   let i: number;
   let step: number | undefined;
-  let condStart: number;
-  let bodyEnd: number;
+  let cond: number;
   const t = top.length;
   const tee = top[t - 4];
   if (tee?.op === LOCAL_TEE) {
@@ -126,14 +127,12 @@ export function matchCountedLoop(buf: Uint8Array, pos: number, limitPos: number)
     const [get, c, add] = [top[t - 7], top[t - 6], top[t - 5]];
     if (get?.op !== LOCAL_GET || imm(buf, get) !== i || add?.op !== I32_ADD) return undefined;
     step = constOf(buf, c);
-    condStart = get.start;
-    bodyEnd = get.start;
+    cond = get.start;
   } else {
     const get = top[t - 4];
     if (get?.op !== LOCAL_GET) return undefined;
     i = imm(buf, get);
-    condStart = get.start;
-    bodyEnd = get.start;
+    cond = get.start;
     // The increment: `local.get i; i32.const c; i32.add; local.set i`, run once in every iteration.
     for (let k = 0; k + 3 < t - 4; k++) {
       const [g, c, a, s] = [top[k]!, top[k + 1]!, top[k + 2]!, top[k + 3]!];
@@ -147,21 +146,12 @@ export function matchCountedLoop(buf: Uint8Array, pos: number, limitPos: number)
   if ("local" in limit && (limit.local === i || writes.has(limit.local))) return undefined;
   // A step over 1 must not carry i past the limit and around: only against a constant far enough from the top.
   if (step > 1) {
-    if (cmp === "ne" || !("value" in limit)) return undefined;
-    const top32 = cmp === "lt_u" ? 2 ** 32 : 2 ** 31;
-    const n = cmp === "lt_u" ? limit.value >>> 0 : limit.value;
+    if (cmp === I32_NE || !("value" in limit)) return undefined;
+    const top32 = cmp === I32_LT_U ? 2 ** 32 : 2 ** 31;
+    const n = cmp === I32_LT_U ? limit.value >>> 0 : limit.value;
     if (n > top32 - step) return undefined;
   }
-  return {
-    end,
-    body: [bodyStart, bodyEnd],
-    condHead: [condStart, limitIns.start],
-    i,
-    limit,
-    cmp,
-    step,
-    nested,
-  };
+  return { body: bodyStart, cond, limitAt: limitIns.start, end, i, limit, cmp, step, nested };
 }
 
 /** What the rewrite of one counted loop needs from the function around it. */
@@ -171,8 +161,8 @@ export interface CountedContext {
   counter: number;
   /** Two fresh i32 locals for this loop: the strip's start and its bound. */
   locals(): [number, number];
-  interruptFunc: number;
-  checkEvery: number;
+  /** A spent counter (0) calls the host and starts again full: the first half of every loop check. */
+  refill: Uint8Array;
 }
 
 /** Rewrites the counted loop at the reader (a `loop` opcode) into strips and returns true, or returns false. */
@@ -184,113 +174,85 @@ export function rewriteCountedLoop(r: Reader, w: Writer, frames: Frames, endPos:
   if (!m) return false;
   const [s, b] = ctx.locals();
   const k = ctx.counter;
-  let e = new Writer();
-  const get = (l: number) => {
-    e.byte(LOCAL_GET);
-    e.u32(l);
+  const op = (...bytes: number[]) => w.raw(Uint8Array.of(...bytes));
+  const local = (code: number, l: number) => {
+    w.byte(code);
+    w.u32(l);
   };
-  const set = (l: number) => {
-    e.byte(LOCAL_SET);
-    e.u32(l);
+  const int = (v: number) => {
+    w.byte(I32_CONST);
+    w.i32(v);
   };
-  const limit = () => {
-    if ("local" in m.limit) get(m.limit.local);
-    else {
-      e.byte(I32_CONST);
-      e.i32(m.limit.value);
-    }
-  };
-  const cmpOp = m.cmp === "ne" ? 0x47 : m.cmp === "lt_s" ? 0x48 : 0x49;
+  const limit = () => ("local" in m.limit ? local(LOCAL_GET, m.limit.local) : int(m.limit.value));
 
-  e.raw(Uint8Array.of(0x03, 0x40)); // loop: one strip per iteration
-  // A spent counter: call the host, and start again full.
-  get(k);
-  e.raw(Uint8Array.of(0x45, 0x04, 0x40, 0x10)); // i32.eqz; if; call
-  e.u32(ctx.interruptFunc);
-  e.byte(I32_CONST);
-  e.i32(ctx.checkEvery);
-  set(k);
-  e.byte(0x0b);
+  op(0x03, 0x40); // loop: one strip per iteration
+  w.raw(ctx.refill);
   // s = i; b = s + k, then the strip's bound.
-  get(m.i);
-  e.byte(LOCAL_TEE);
-  e.u32(s);
-  get(k);
-  e.byte(I32_ADD);
-  if (m.cmp === "ne") {
+  local(LOCAL_GET, m.i);
+  local(LOCAL_TEE, s);
+  local(LOCAL_GET, k);
+  op(I32_ADD);
+  if (m.cmp === I32_NE) {
     // b = (n - s - 1 <u k) ? n : s + k: the limit when it is 1 to k steps on; s + k otherwise (i meets it exactly).
-    set(b);
+    local(LOCAL_SET, b);
     limit();
-    get(b);
+    local(LOCAL_GET, b);
     limit();
-    get(s);
-    e.byte(0x6b); // i32.sub
-    e.byte(I32_CONST);
-    e.i32(1);
-    e.byte(0x6b);
-    get(k);
-    e.byte(0x49); // i32.lt_u
+    local(LOCAL_GET, s);
+    op(0x6b); // i32.sub
+    int(1);
+    op(0x6b);
+    local(LOCAL_GET, k);
+    op(I32_LT_U);
   } else {
     // b = min(s + k, n), in the comparison's own order.
-    e.byte(LOCAL_TEE);
-    e.u32(b);
+    local(LOCAL_TEE, b);
     limit();
-    get(b);
+    local(LOCAL_GET, b);
     limit();
-    e.byte(cmpOp);
+    op(m.cmp);
   }
-  e.byte(0x1b); // select
-  set(b);
+  op(0x1b); // select
+  local(LOCAL_SET, b);
   if (m.step > 1) {
     // From at or past the limit, a single iteration: the step could carry i around and back below it.
-    get(b);
-    e.byte(I32_CONST);
-    e.i32(m.cmp === "lt_s" ? -(2 ** 31) : 0);
-    get(s);
+    local(LOCAL_GET, b);
+    int(m.cmp === I32_LT_S ? -(2 ** 31) : 0);
+    local(LOCAL_GET, s);
     limit();
-    e.byte(cmpOp);
-    e.byte(0x1b);
-    set(b);
+    op(m.cmp, 0x1b);
+    local(LOCAL_SET, b);
   }
-  w.raw(e.finish());
 
   // The original loop, its condition against the strip's bound.
   frames.push(true);
-  w.raw(Uint8Array.of(0x03, 0x40));
+  op(0x03, 0x40);
   frames.push(false);
   const body = new Reader(r.buf, endPos);
-  body.pos = m.body[0];
-  rewriteExpr(body, w, ctx.rw, m.end, frames, m.body[1]);
-  if (body.pos !== m.body[1]) throw new WasmFormatError("counted loop body out of step");
-  w.raw(r.buf.subarray(m.condHead[0], m.condHead[1]));
-  w.raw(Uint8Array.of(LOCAL_GET));
-  w.u32(b);
-  w.raw(Uint8Array.of(cmpOp, BR_IF, 0x00, 0x0b));
+  body.pos = m.body;
+  rewriteExpr(body, w, ctx.rw, m.end, frames, m.cond);
+  w.raw(r.buf.subarray(m.cond, m.limitAt));
+  local(LOCAL_GET, b);
+  op(m.cmp, BR_IF, 0x00, 0x0b);
   frames.pop();
 
   // Charge the distance, then ask the original condition.
-  e = new Writer();
-  get(k);
-  get(m.i);
-  get(s);
-  e.raw(Uint8Array.of(0x6b, 0x6b)); // k - (i - s)
+  local(LOCAL_GET, k);
+  local(LOCAL_GET, m.i);
+  local(LOCAL_GET, s);
+  op(0x6b, 0x6b); // k - (i - s)
   if (m.step > 1 || m.nested) {
     // max(…, 0): a step over 1 may overshoot, and an inner loop may have spent the counter meanwhile.
-    e.byte(LOCAL_TEE);
-    e.u32(k);
-    e.byte(I32_CONST);
-    e.i32(0);
-    get(k);
-    e.byte(I32_CONST);
-    e.i32(0);
-    e.byte(0x4a); // i32.gt_s
-    e.byte(0x1b);
+    local(LOCAL_TEE, k);
+    int(0);
+    local(LOCAL_GET, k);
+    int(0);
+    op(0x4a, 0x1b); // i32.gt_s; select
   }
-  set(k);
-  get(m.i);
+  local(LOCAL_SET, k);
+  local(LOCAL_GET, m.i);
   limit();
-  e.raw(Uint8Array.of(cmpOp, BR_IF, 0x00, 0x0b));
-  w.raw(e.finish());
+  op(m.cmp, BR_IF, 0x00, 0x0b);
   frames.pop();
   r.pos = m.end;
   return true;

@@ -233,6 +233,19 @@ export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY, maxPages
    */
   const loopCheck = (l: number) => {
     const c = new Writer();
+    c.raw(refill(l));
+    c.byte(0x20); // local.get
+    c.u32(l);
+    c.byte(0x41); // i32.const
+    c.i32(1);
+    c.byte(0x6b); // i32.sub
+    c.byte(0x21); // local.set
+    c.u32(l);
+    return c.finish();
+  };
+  /** A spent counter (local `l` at 0) calls the host and starts again full; counted loops use it alone. */
+  const refill = (l: number) => {
+    const c = new Writer();
     c.byte(0x20); // local.get
     c.u32(l);
     c.byte(0x45); // i32.eqz
@@ -245,13 +258,6 @@ export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY, maxPages
     c.byte(0x21); // local.set
     c.u32(l);
     c.byte(0x0b); // end
-    c.byte(0x20);
-    c.u32(l);
-    c.byte(0x41);
-    c.i32(1);
-    c.byte(0x6b); // i32.sub
-    c.byte(0x21);
-    c.u32(l);
     return c.finish();
   };
 
@@ -291,8 +297,7 @@ export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY, maxPages
         const s = locals + 1 + 2 * pairs++;
         return [s, s + 1];
       },
-      interruptFunc,
-      checkEvery,
+      refill: refill(locals),
     };
     rw.loop = (rr, ww, frames, endPos) => rewriteCountedLoop(rr, ww, frames, endPos, counted);
     rewriteExpr(r, code, rw, end);
