@@ -1,4 +1,5 @@
 import { sha256Hex } from "../../core/digest.ts";
+import { touch } from "../../core/lru.ts";
 import { isComponent } from "../../core/wasm-binary.ts";
 import { inspect, type Signature } from "../../core/wasm-info.ts";
 import { instrument, PAGE } from "../../core/wasm-instrument.ts";
@@ -34,16 +35,13 @@ export class ModuleCache {
     const key = `${sha256Hex(bytes)}:${pages ?? "-"}`;
     const hit = this.entries.get(key);
     if (hit) {
-      // Re-insert to keep the map in least-recently-used order.
-      this.entries.delete(key);
-      this.entries.set(key, hit);
+      touch(this.entries, key, hit, this.capacity);
       return hit;
     }
     const compiled = compile(bytes, pages).then((r) => ({ ...r, key }));
     // A module that fails to compile is not kept: the next task gets the same error afresh, not a stale promise.
     compiled.catch(() => this.entries.get(key) === compiled && this.entries.delete(key));
-    this.entries.set(key, compiled);
-    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    touch(this.entries, key, compiled, this.capacity);
     return compiled;
   }
 }

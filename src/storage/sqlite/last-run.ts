@@ -1,4 +1,5 @@
 import type { Database, Statement } from "bun:sqlite";
+import { touch } from "../../core/lru.ts";
 import { Run } from "../../core/run.ts";
 import type { Task } from "../../core/task.ts";
 import type { Batch } from "./batch.ts";
@@ -149,9 +150,7 @@ export class LastRuns {
   }
 
   private remember(id: string, column: string | null): void {
-    this.known.delete(id);
-    this.known.set(id, column);
-    if (this.known.size > KNOWN_ENTRIES) this.known.delete(this.known.keys().next().value!);
+    touch(this.known, id, column, KNOWN_ENTRIES);
   }
 
   /** A task written for the first time has no last run. */

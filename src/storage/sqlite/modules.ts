@@ -1,4 +1,5 @@
 import type { Database, Statement } from "bun:sqlite";
+import { touch } from "../../core/lru.ts";
 import { MODULE_REF, moduleRef, SHARE_FROM_CHARS } from "../modules.ts";
 
 // Module bytes kept once per content (sha256 of the base64 text), however many tasks carry them: 50,000 tasks of
@@ -67,9 +68,7 @@ export class SqliteModules {
   }
 
   private remember(ref: string, data: string): void {
-    this.cache.delete(ref);
-    this.cache.set(ref, data);
-    if (this.cache.size > CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+    touch(this.cache, ref, data, CACHE_ENTRIES);
   }
 
   /** After a rollback the cache may name a module the database does not hold. */

@@ -1,3 +1,4 @@
+import { touch } from "../../core/lru.ts";
 import type { Task } from "../../core/task.ts";
 
 // Tasks as last written or read, already parsed, so the hot single-task read (every start and every result)
@@ -20,9 +21,7 @@ export class TaskCache {
   get(id: string): Task | undefined {
     const e = this.entries.get(id);
     if (!e) return undefined;
-    // Re-insert: the map's order is least recently used first.
-    this.entries.delete(id);
-    this.entries.set(id, e);
+    touch(this.entries, id, e, MAX_ENTRIES);
     return e.file ? { ...e.doc, file: e.file } : { ...e.doc };
   }
 
@@ -34,10 +33,8 @@ export class TaskCache {
 
   /** The whole stored task: its document and its module (none: `file` undefined). */
   put(doc: Doc, file: string | undefined): void {
-    this.entries.delete(doc.id);
-    if (file && file.length > MAX_FILE_CHARS) return;
-    this.entries.set(doc.id, { doc, file });
-    if (this.entries.size > MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
+    if (file && file.length > MAX_FILE_CHARS) this.entries.delete(doc.id);
+    else touch(this.entries, doc.id, { doc, file }, MAX_ENTRIES);
   }
 
   /** A write of the document alone: the module stays the one the entry knew (an unknown task is not added). */
