@@ -169,7 +169,7 @@ export interface CountedContext {
 export function rewriteCountedLoop(r: Reader, w: Writer, frames: Frames, endPos: number, ctx: CountedContext): boolean {
   // Each try scans the loop to its end: only loops within MAX_DEPTH blocks are tried, so a module of deeply
   // nested loops (hostile or not) costs at most that many scans of each byte, not one per enclosing loop.
-  if (frames.length > MAX_DEPTH) return false;
+  if (frames.depth > MAX_DEPTH) return false;
   const m = matchCountedLoop(r.buf, r.pos, endPos);
   if (!m) return false;
   const [s, b] = ctx.locals();
@@ -227,7 +227,7 @@ export function rewriteCountedLoop(r: Reader, w: Writer, frames: Frames, endPos:
   // The original loop, its condition against the strip's bound.
   frames.push(true);
   op(0x03, 0x40);
-  frames.push(false);
+  frames.push();
   const body = new Reader(r.buf, endPos);
   body.pos = m.body;
   rewriteExpr(body, w, ctx.rw, m.end, frames, m.cond);

@@ -18,10 +18,39 @@ function copyMemarg(r: Reader): void {
 }
 
 /**
- * The label frames around the code being copied, innermost last: true for a loop the instrumenter inserted, which
- * the original code's branch depths do not count.
+ * The label frames around the code being copied, and among them the loops the instrumenter inserted, which the
+ * original code's branch depths do not count. Inserted loops sit only near the top of a function (counted loops
+ * are tried within a few blocks, wasm-counted.ts), so renumbering a branch looks at those few, never at the whole
+ * depth: a branch deep in thousands of blocks costs what a shallow one does.
  */
-export type Frames = boolean[];
+export class Frames {
+  /** Frames open now. */
+  depth = 0;
+  /** The inserted loops' places, outermost first. */
+  private inserted: number[] = [];
+
+  push(inserted = false): void {
+    if (inserted) this.inserted.push(this.depth);
+    this.depth++;
+  }
+
+  pop(): void {
+    this.depth--;
+    if (this.inserted.at(-1) === this.depth) this.inserted.pop();
+  }
+
+  /** Whether any inserted loop is open: only then do branch depths change. */
+  get shifted(): boolean {
+    return this.inserted.length > 0;
+  }
+
+  /** A branch depth of the original code, counted again past the inserted loops it crosses. */
+  label(label: number): number {
+    let out = label;
+    for (let k = this.inserted.length - 1; k >= 0 && this.inserted[k]! >= this.depth - 1 - out; k--) out++;
+    return out;
+  }
+}
 
 export interface Rewrite {
   remapFunc: (idx: number) => number;
@@ -161,17 +190,6 @@ export function readInstr(r: Reader): number {
   return op;
 }
 
-/** A branch depth of the original code, counted again past the loops the instrumenter inserted. */
-function outputLabel(frames: Frames, label: number): number {
-  let out = 0;
-  for (let i = frames.length - 1; i >= 0; i--, out++) {
-    if (frames[i]) continue;
-    if (label === 0) return out;
-    label--;
-  }
-  return out + label; // the function's own block
-}
-
 /** The first immediate (a LEB128 index) of the instruction at `pos`. */
 export function firstImmediate(buf: Uint8Array, pos: number): number {
   const r = new Reader(buf);
@@ -184,10 +202,17 @@ export function firstImmediate(buf: Uint8Array, pos: number): number {
  * position, reached outside any block of its own), remapping function indices and branch depths, and inserting
  * the interrupt check after every `loop`.
  */
-export function rewriteExpr(r: Reader, w: Writer, rw: Rewrite, endPos: number, frames: Frames = [], stopAt = -1): void {
-  const base = frames.length;
+export function rewriteExpr(
+  r: Reader,
+  w: Writer,
+  rw: Rewrite,
+  endPos: number,
+  frames = new Frames(),
+  stopAt = -1,
+): void {
+  const base = frames.depth;
   while (r.pos < endPos) {
-    if (r.pos === stopAt && frames.length === base) return;
+    if (r.pos === stopAt && frames.depth === base) return;
     const start = r.pos;
     const op = r.buf[start];
     if (op === 0x03 && rw.loop?.(r, w, frames, endPos)) {
@@ -200,16 +225,16 @@ export function rewriteExpr(r: Reader, w: Writer, rw: Rewrite, endPos: number, f
       case 0x04: // if
       case 0x06: // try
       case 0x1f: // try_table
-        frames.push(false);
+        frames.push();
         break;
       case 0x03: // loop
-        frames.push(false);
+        frames.push();
         w.raw(r.buf.subarray(start, r.pos));
         w.raw(rw.check);
         if (rw.seen) rw.seen.loop = true;
         continue;
       case 0x0b: // end
-        if (frames.length === base) {
+        if (frames.depth === base) {
           w.byte(op);
           if (stopAt >= 0) throw new WasmFormatError("a counted loop's body ended early");
           return;
@@ -233,19 +258,19 @@ export function rewriteExpr(r: Reader, w: Writer, rw: Rewrite, endPos: number, f
       case 0x0d: // br_if
       case 0xd5: // br_on_null
       case 0xd6: // br_on_non_null
-        if (!frames.includes(true)) break;
+        if (!frames.shifted) break;
         w.byte(op);
-        w.u32(outputLabel(frames, firstImmediate(r.buf, start)));
+        w.u32(frames.label(firstImmediate(r.buf, start)));
         continue;
       case 0x0e: {
         // br_table
-        if (!frames.includes(true)) break;
+        if (!frames.shifted) break;
         const t = new Reader(r.buf);
         t.pos = start + 1;
         const n = t.u32();
         w.byte(op);
         w.u32(n);
-        for (let i = 0; i <= n; i++) w.u32(outputLabel(frames, t.u32()));
+        for (let i = 0; i <= n; i++) w.u32(frames.label(t.u32()));
         continue;
       }
     }

@@ -30,6 +30,26 @@ function runaway(count: () => number, every: number): () => void {
   };
 }
 
+/** A module of one function `f` (i32) -> i32, exported, with this code (locals and body). */
+function moduleOf(code: Uint8Array): Uint8Array {
+  const m = new Writer();
+  m.raw(Uint8Array.of(0, 0x61, 0x73, 0x6d, 1, 0, 0, 0));
+  const section = (id: number, content: Uint8Array) => {
+    m.byte(id);
+    m.u32(content.length);
+    m.raw(content);
+  };
+  section(1, Uint8Array.of(1, 0x60, 1, 0x7f, 1, 0x7f));
+  section(3, Uint8Array.of(1, 0));
+  section(7, Uint8Array.of(1, 1, 0x66, 0x00, 0));
+  const codeSec = new Writer();
+  codeSec.u32(1);
+  codeSec.u32(code.length);
+  codeSec.raw(code);
+  section(10, codeSec.finish());
+  return m.finish();
+}
+
 type Cmp = "lt_u" | "lt_s" | "ne";
 interface Form {
   cmp: Cmp;
@@ -215,22 +235,7 @@ test("10,000 nested loops are instrumented in linear time, and still compute wha
   for (let d = 0; d < depth; d++) code.raw(level);
   code.raw(Uint8Array.of(0x20, 1, 0x0b));
   const body = code.finish();
-  const m = new Writer();
-  m.raw(Uint8Array.of(0, 0x61, 0x73, 0x6d, 1, 0, 0, 0));
-  const section = (id: number, content: Uint8Array) => {
-    m.byte(id);
-    m.u32(content.length);
-    m.raw(content);
-  };
-  section(1, Uint8Array.of(1, 0x60, 1, 0x7f, 1, 0x7f));
-  section(3, Uint8Array.of(1, 0));
-  section(7, Uint8Array.of(1, 1, 0x66, 0x00, 0));
-  const codeSec = new Writer();
-  codeSec.u32(1);
-  codeSec.u32(body.length);
-  codeSec.raw(body);
-  section(10, codeSec.finish());
-  const raw = m.finish();
+  const raw = moduleOf(body);
 
   const t0 = performance.now();
   const bytes = instrument(raw).bytes;
@@ -239,4 +244,31 @@ test("10,000 nested loops are instrumented in linear time, and still compute wha
     .f as (n: number) => number;
   const original = new WebAssembly.Instance(new WebAssembly.Module(raw)).exports.f as (n: number) => number;
   expect(g(20_000)).toBe(original(20_000));
+});
+
+test("branches deep inside a counted loop are renumbered in time independent of the depth", () => {
+  // f(n): a counted loop around 20,000 nested blocks, the innermost holding 100,000 `br_if` to the outermost.
+  const depth = 20_000;
+  const code = new Writer();
+  code.u32(1);
+  code.u32(1);
+  code.byte(0x7f); // local i
+  code.raw(Uint8Array.of(0x03, 0x40)); // loop
+  for (let d = 0; d < depth; d++) code.raw(Uint8Array.of(0x02, 0x40));
+  for (let b = 0; b < 100_000; b++) {
+    code.raw(Uint8Array.of(0x41, 0x00, 0x0d)); // i32.const 0; br_if (to the outermost block)
+    code.u32(depth - 1);
+  }
+  for (let d = 0; d < depth; d++) code.byte(0x0b);
+  code.raw(Uint8Array.of(0x20, 1, 0x41, 1, 0x6a, 0x22, 1, 0x20, 0, 0x49, 0x0d, 0, 0x0b)); // i = i + 1; br_if (i < n)
+  code.raw(Uint8Array.of(0x20, 1, 0x0b));
+  const raw = moduleOf(code.finish());
+  expect(firstLoopCounted(raw)).toBe(true);
+  const t0 = performance.now();
+  const bytes = instrument(raw).bytes;
+  expect(performance.now() - t0).toBeLessThan(2000);
+  const g = new WebAssembly.Instance(new WebAssembly.Module(bytes), { propeller: { interrupt: () => {} } }).exports
+    .f as (n: number) => number;
+  const original = new WebAssembly.Instance(new WebAssembly.Module(raw)).exports.f as (n: number) => number;
+  expect(g(5)).toBe(original(5));
 });
