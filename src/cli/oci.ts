@@ -1,9 +1,10 @@
 import { writeFileSync } from "node:fs";
 import { defineCommand } from "citty";
+import { parseReference } from "../core/oci.ts";
 import { hasWasmMagic } from "../core/wasm-binary.ts";
 import { openModule } from "../proplet/decrypt.ts";
-import { action, readUserFile, UsageError } from "./args.ts";
-import { registryFromEnv } from "./proxy.ts";
+import { action, env, readUserFile, UsageError } from "./args.ts";
+import { registryFromEnv, registryList } from "./proxy.ts";
 
 const creds = {
   username: { type: "string", description: "registry user (env PROPELLER_REGISTRY_USERNAME)" },
@@ -11,7 +12,23 @@ const creds = {
     type: "string",
     description: "registry password (env PROPELLER_REGISTRY_PASSWORD); a token: PROPELLER_REGISTRY_TOKEN",
   },
+  "registry-auth-hosts": {
+    type: "string",
+    description:
+      "comma-separated hosts (host[:port]) the credentials go to, e.g. the registry's token service on another host; default the reference's registry alone (env PROPELLER_REGISTRY_AUTH_HOSTS)",
+  },
 } as const;
+
+/** The client for a push or pull of `ref`: the credentials go to its registry, or to the hosts named. */
+function clientFor(ref: string, args: { username?: string; password?: string; "registry-auth-hosts"?: string }) {
+  const named = registryList(
+    "--registry-auth-hosts",
+    args["registry-auth-hosts"] ?? env("PROPELLER_REGISTRY_AUTH_HOSTS"),
+  );
+  const parsed = parseReference(ref);
+  const own = typeof parsed === "string" ? [] : [parsed.registry.toLowerCase()];
+  return registryFromEnv(undefined, args, { authHosts: named.length ? named : own });
+}
 
 /** A progress bar on stderr, for people watching a terminal. */
 function progress(label: string): (done: number, total: number) => void {
@@ -52,12 +69,7 @@ export const pushCommand = defineCommand({
         });
       const bytes = new Uint8Array(readUserFile(args.file));
       if (!hasWasmMagic(bytes)) throw new UsageError(`${args.file} is not a WebAssembly module`);
-      const r = await registryFromEnv(undefined, args).push(
-        args.ref,
-        bytes,
-        progress(`pushing ${args.ref}`),
-        recipients,
-      );
+      const r = await clientFor(args.ref, args).push(args.ref, bytes, progress(`pushing ${args.ref}`), recipients);
       process.stdout.write(
         `${args.ref} ${r.digest} (manifest ${r.manifestDigest})${recipients.length ? `, encrypted for ${recipients.length} recipient(s)` : ""}\n`,
       );
@@ -77,7 +89,7 @@ export const pullCommand = defineCommand({
   },
   run: ({ args }) =>
     action(async () => {
-      const r = await registryFromEnv(undefined, args).pull(args.ref);
+      const r = await clientFor(args.ref, args).pull(args.ref);
       let bytes = r.bytes;
       if (r.encrypted) {
         if (!args["decryption-key"]) {

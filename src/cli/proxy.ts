@@ -1,17 +1,18 @@
 import { defineCommand } from "citty";
 import { connectMqtt } from "../broker/client.ts";
-import { DEFAULT_CHUNK_SIZE } from "../core/oci.ts";
+import { DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MODULE_MB, parseRegistryList } from "../core/oci.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
 import { RegistryClient } from "../proxy/registry.ts";
 import { ProxyService } from "../proxy/service.ts";
-import { action, defaultDataDir, env, int, logLevelArg } from "./args.ts";
+import { action, defaultDataDir, env, int, logLevelArg, UsageError } from "./args.ts";
 import { configSection } from "./provision.ts";
 
 /** Registry settings shared by serve's embedded proxy, `propeller proxy`, push and pull. */
 export function registryFromEnv(
-  cacheDir?: string,
-  creds: { username?: string; password?: string } = {},
+  cacheDir: string | undefined,
+  creds: { username?: string; password?: string },
+  o: { authHosts: string[]; maxModuleMb?: number },
 ): RegistryClient {
   return new RegistryClient({
     insecure: (env("PROPELLER_INSECURE_REGISTRIES") ?? "")
@@ -22,9 +23,79 @@ export function registryFromEnv(
       username: creds.username ?? env("PROPELLER_REGISTRY_USERNAME"),
       password: creds.password ?? env("PROPELLER_REGISTRY_PASSWORD"),
       token: env("PROPELLER_REGISTRY_TOKEN"),
+      hosts: o.authHosts,
     },
     cacheDir,
+    ...(o.maxModuleMb ? { maxModuleBytes: o.maxModuleMb << 20 } : {}),
   });
+}
+
+/** Whether registry credentials are configured at all (env or flags). */
+function hasCredentials(creds: { username?: string; password?: string } = {}): boolean {
+  return Boolean(
+    creds.username ??
+      env("PROPELLER_REGISTRY_USERNAME") ??
+      env("PROPELLER_REGISTRY_PASSWORD") ??
+      env("PROPELLER_REGISTRY_TOKEN"),
+  );
+}
+
+/** A registry list flag, validated. */
+export function registryList(label: string, text: string | undefined): string[] {
+  const l = parseRegistryList(text);
+  if (typeof l === "string") throw new UsageError(`${label}: ${l} (expected comma-separated host[:port])`);
+  return l;
+}
+
+export interface ProxySettings {
+  /** Registries any proplet may fetch from. */
+  allowed: string[];
+  /** The registries (and token services) the configured credentials go to. */
+  authHosts: string[];
+  maxModuleMb: number;
+}
+
+/**
+ * The proxy's settings from its flags (serve's and `propeller proxy`'s): credentials without the hosts they are
+ * for are refused, so they never go to a host a reference or a bearer challenge names.
+ */
+export function proxySettings(
+  label: (flag: string) => string,
+  v: { allow?: string; authHosts?: string; maxModuleMb?: string },
+): ProxySettings {
+  const authHosts = registryList(label("registry-auth-hosts"), v.authHosts);
+  if (hasCredentials() && authHosts.length === 0)
+    throw new UsageError(
+      `registry credentials are set (PROPELLER_REGISTRY_USERNAME/PASSWORD/TOKEN) but not the registries they are for: set ${label("registry-auth-hosts")} host[:port] (and the host of its token service, if another)`,
+    );
+  return {
+    allowed: registryList(label("registry-allow"), v.allow),
+    authHosts,
+    maxModuleMb: int(label("max-module-mb"), v.maxModuleMb ?? String(DEFAULT_MAX_MODULE_MB), 1, 4096),
+  };
+}
+
+/** The flags of the proxy, for serve and `propeller proxy`; `dflt` reads each one's env twin (and config file). */
+export function proxyArgs(dflt: (flag: string, envName: string, fallback?: string) => string | undefined) {
+  return {
+    "registry-allow": {
+      type: "string",
+      description:
+        "comma-separated registries (host[:port]) any proplet may fetch from through the proxy, besides what the manager dispatched (env PROPELLER_REGISTRY_ALLOW)",
+      default: dflt("registry-allow", "PROPELLER_REGISTRY_ALLOW"),
+    },
+    "registry-auth-hosts": {
+      type: "string",
+      description:
+        "comma-separated registries (host[:port]) the registry credentials (PROPELLER_REGISTRY_USERNAME/PASSWORD/TOKEN) are for, and the host of their token service if another; no other host gets them (env PROPELLER_REGISTRY_AUTH_HOSTS)",
+      default: dflt("registry-auth-hosts", "PROPELLER_REGISTRY_AUTH_HOSTS"),
+    },
+    "max-module-mb": {
+      type: "string",
+      description: `largest module the proxy fetches, in MiB (env PROPELLER_MAX_MODULE_MB, default ${DEFAULT_MAX_MODULE_MB})`,
+      default: dflt("max-module-mb", "PROPELLER_MAX_MODULE_MB", String(DEFAULT_MAX_MODULE_MB)),
+    },
+  } as const;
 }
 
 export function chunkSizeFromEnv(): number {
@@ -57,6 +128,7 @@ export const proxyCommand = defineCommand({
       description: "env PROPELLER_CHANNEL_ID",
       default: env("PROPELLER_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID,
     },
+    ...proxyArgs((_flag, name, fallback) => env(name) ?? fallback),
     ...logLevelArg,
   },
   run: ({ args }) =>
@@ -71,15 +143,22 @@ export const proxyCommand = defineCommand({
           clientId: id ?? `proxy-${crypto.randomUUID()}`,
           ...login,
         });
+        const p = proxySettings((flag) => `--${flag}`, {
+          allow: args["registry-allow"],
+          authHosts: args["registry-auth-hosts"],
+          maxModuleMb: args["max-module-mb"],
+        });
+        // No manager here to say what it dispatched: the allow-list and the registries of the credentials.
         const svc = new ProxyService(
           client,
           { domainId: args["domain-id"], channelId: args["channel-id"] },
-          registryFromEnv(args["data-dir"]),
+          registryFromEnv(args["data-dir"], {}, p),
           chunkSizeFromEnv(),
+          { allowed: [...new Set([...p.allowed, ...p.authHosts])], trustPropletId: false },
         );
         await svc.listen();
         log.info(
-          `OCI proxy on ${args["mqtt-url"]} (registries over plain HTTP: localhost and PROPELLER_INSECURE_REGISTRIES)`,
+          `OCI proxy on ${args["mqtt-url"]} for ${[...p.allowed, ...p.authHosts].join(", ") || "no registry (set --registry-allow)"} (registries over plain HTTP: localhost and PROPELLER_INSECURE_REGISTRIES)`,
         );
         process.once("SIGTERM", () => void client.endAsync().then(() => process.exit(0)));
         process.once("SIGINT", () => void client.endAsync().then(() => process.exit(0)));

@@ -10,7 +10,7 @@ import type { StorageKind } from "../storage/repository.ts";
 import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "./args.ts";
 import { Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { propletEnv } from "./proplet.ts";
-import { chunkSizeFromEnv, registryFromEnv } from "./proxy.ts";
+import { chunkSizeFromEnv, proxyArgs, proxySettings, registryFromEnv } from "./proxy.ts";
 import { DEFAULT_PARTITION_GRACE_S, serve } from "./site.ts";
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
@@ -59,6 +59,17 @@ const list = (v: string | undefined) =>
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
+
+/** serve's OCI proxy: its registry client (credentials scoped to their hosts) and the site's allow-list. */
+function proxyOptions(args: Record<string, unknown>) {
+  const text = (k: string) => (typeof args[k] === "string" ? (args[k] as string) : undefined);
+  const p = proxySettings((flag) => L.label(flag), {
+    allow: text("registry-allow"),
+    authHosts: text("registry-auth-hosts"),
+    maxModuleMb: text("max-module-mb"),
+  });
+  return { registry: registryFromEnv(text("data-dir"), {}, p), chunkSize: chunkSizeFromEnv(), allowed: p.allowed };
+}
 
 /** Where each setting came from; made when citty reads the arguments. */
 let L: Layers;
@@ -208,6 +219,9 @@ export const serveCommand = defineCommand({
           "tasks the local proplet runs at once (env PROPELLER_LOCAL_MAX_TASKS); default twice the CPU count",
         default: L.text("local-max-tasks", ["PROPELLER_LOCAL_MAX_TASKS"], String(defaultMaxTasks())),
       },
+      ...proxyArgs((flag, name, fallback) =>
+        fallback === undefined ? L.text(flag, [name]) : L.text(flag, [name], fallback),
+      ),
       scheduler: {
         type: "string",
         description: `proplet choice: ${SCHEDULERS.join(", ")} (env PROPELLER_SCHEDULER)`,
@@ -258,9 +272,7 @@ export const serveCommand = defineCommand({
           livelinessThreshold: seconds(L.label("liveliness-threshold"), args["liveliness-threshold"], interval * 3),
           scheduler,
           localMaxTasks: int(L.label("local-max-tasks"), args["local-max-tasks"], 1, 10_000),
-          proxy: args.proxy
-            ? { registry: registryFromEnv(args["data-dir"]), chunkSize: chunkSizeFromEnv() }
-            : undefined,
+          proxy: args.proxy ? proxyOptions(args) : undefined,
           localPropletEnv: propletEnv(),
           staleRemovalS: int(L.label("stale-proplet-removal"), args["stale-proplet-removal"], 0, 10 * 365 * 86400),
           partitionGraceS: int(L.label("partition-grace"), args["partition-grace"], 0, 7 * 86400),

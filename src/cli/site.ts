@@ -7,13 +7,16 @@ import { connectMqtt } from "../broker/client.ts";
 import { type BusClient, DirectClient } from "../broker/direct.ts";
 import type { EntityKind } from "../core/identity.ts";
 import type { SchedulerName } from "../core/scheduler.ts";
+import { TaskState } from "../core/states.ts";
 import { log } from "../log.ts";
 import { createApp, MAX_BODY_BYTES } from "../manager/api/app.ts";
 import { ManagerMetrics } from "../manager/api/prometheus.ts";
 import { MqttManagerBus } from "../manager/bus.ts";
+import type { ManagerBus } from "../manager/dispatcher.ts";
 import { Identities } from "../manager/identities.ts";
 import { Manager } from "../manager/manager.ts";
 import { PropletAgent } from "../proplet/agent.ts";
+import { Dispatched } from "../proxy/dispatched.ts";
 import type { RegistryClient } from "../proxy/registry.ts";
 import { ProxyService } from "../proxy/service.ts";
 import { lockDir } from "../storage/lock.ts";
@@ -50,8 +53,11 @@ export interface ServeOptions {
   scheduler: SchedulerName;
   /** Tasks the local proplet runs at once. */
   localMaxTasks: number;
-  /** The OCI proxy inside serve, with its registry client and chunk size; none: no proxy. */
-  proxy?: { registry: RegistryClient; chunkSize: number };
+  /**
+   * The OCI proxy inside serve, with its registry client, chunk size and the registries any proplet may fetch
+   * from (besides what the manager dispatched); none: no proxy.
+   */
+  proxy?: { registry: RegistryClient; chunkSize: number; allowed: string[] };
   /** Local proplet settings only the environment sets (fetch timeout, metrics, cgroup root). */
   localPropletEnv: LocalEnv;
   /** Seconds after which a silent proplet is forgotten; 0 never. */
@@ -184,7 +190,19 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       );
   }
   const bus = new MqttManagerBus(client, o, broker ? 0 : 1);
-  const manager = new Manager(store, bus, identities, {
+  // What the manager sends proplets to fetch is what the proxy may serve them: every start is noted on its way out.
+  const dispatched = o.proxy ? new Dispatched() : undefined;
+  const starts: ManagerBus = dispatched
+    ? {
+        start: (m) => {
+          dispatched.record(m.image_url, m.proplet_id);
+          return bus.start(m);
+        },
+        stop: (m) => bus.stop(m),
+        invoke: (m) => bus.invoke(m),
+      }
+    : bus;
+  const manager = new Manager(store, starts, identities, {
     livelinessThresholdMs: o.livelinessThreshold * 1000,
     scheduler: o.scheduler,
     staleRemovalMs: (o.staleRemovalS ?? 0) * 1000,
@@ -202,7 +220,16 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
         broker: broker?.aedes,
       })
     : undefined;
-  if (proxyClient && o.proxy) await new ProxyService(proxyClient, o, o.proxy.registry, o.proxy.chunkSize).listen();
+  if (proxyClient && o.proxy)
+    await new ProxyService(proxyClient, o, o.proxy.registry, o.proxy.chunkSize, {
+      allowed: o.proxy.allowed,
+      dispatched: (ref, proplet) => dispatched?.allows(ref, proplet) ?? false,
+      // The embedded broker writes the sender's id into a request; an external one vouches for nothing.
+      trustPropletId: broker !== undefined,
+    }).listen();
+  // Runs started before this process (a restart, a takeover) may still be fetching their module.
+  for (const t of dispatched ? store.tasks.listByState([TaskState.Running]) : [])
+    dispatched?.record(t.image_url, t.proplet_id);
   manager.recover(site !== undefined);
   // Settles tasks on proplets whose heartbeats stopped; a fraction of the threshold keeps detection prompt.
   const liveness = setInterval(

@@ -127,18 +127,69 @@ export const ChunkMsg = z.object({
   total_chunks: z.number().int().positive().max(100_000),
   data: z.string(),
   digest: z.string().optional(),
+  /** Ours: the only proplet that asked; the embedded broker then delivers the chunk to it alone. */
+  proplet_id: z.string().optional(),
 });
 export type ChunkMsg = z.infer<typeof ChunkMsg>;
 
-/** Ours: the proxy could not fetch the module; proplets fail the waiting task with this reason at once. */
-export const ChunkError = z.object({ app_name: z.string().min(1), error: z.string() });
+/**
+ * Ours: the proxy could not (or would not) serve the module; proplets fail the waiting task with this reason at
+ * once. `proplet_id` names the proplet that asked: the embedded broker delivers it to that one only, and a proplet
+ * ignores an error meant for another.
+ */
+export const ChunkError = z.object({
+  app_name: z.string().min(1),
+  error: z.string(),
+  proplet_id: z.string().optional(),
+});
 export type ChunkError = z.infer<typeof ChunkError>;
 
 export const RegistryServerMsg = z.union([ChunkMsg, ChunkError]);
 
-/** Request on `registry/proplet`; `chunks` (ours) asks for only those indices again. */
+/**
+ * Request on `registry/proplet`; `chunks` (ours) asks for only those indices again. `proplet_id` is the asker:
+ * the embedded broker stamps the sender's entity id there, whatever the proplet wrote; behind another broker it
+ * is only a claim.
+ */
 export const ChunkRequest = z.object({
-  app_name: z.string().min(1),
-  chunks: z.array(z.number().int().nonnegative()).optional(),
+  app_name: z.string().min(1).max(1024),
+  chunks: z.array(z.number().int().nonnegative()).max(100_000).optional(),
+  proplet_id: z.string().max(256).optional(),
 });
 export type ChunkRequest = z.infer<typeof ChunkRequest>;
+
+/** The largest manifest or index the proxy reads: real ones are a few KiB. */
+export const MAX_MANIFEST_BYTES = 4 << 20;
+/** Default bound on a module (a blob) the proxy fetches, in MiB. */
+export const DEFAULT_MAX_MODULE_MB = 64;
+
+/** One spelling per reference (`oci://`, whitespace and an implied `:latest` aside), to compare references. */
+export function canonicalReference(text: string): string | undefined {
+  const r = parseReference(text);
+  if (typeof r === "string") return undefined;
+  return `${r.registry.toLowerCase()}/${r.repository}${r.digest ? `@${r.digest}` : `:${r.tag}`}`;
+}
+
+/**
+ * A registry list as the operator writes it (`host[:port]`, comma-separated, as docker's `auths` keys): the
+ * entries lowercased, or an error naming the bad one. A host without a port means the registry on port 443 (or
+ * 80), not every port of that host.
+ */
+export function parseRegistryList(text: string | undefined): string[] | string {
+  const out: string[] = [];
+  for (const raw of (text ?? "").split(",")) {
+    const e = raw.trim().toLowerCase();
+    if (!e) continue;
+    const m =
+      /^(?:[a-z0-9]([a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::(\d{1,5}))?$/.exec(e);
+    if (!m || (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 65535)))
+      return `${JSON.stringify(raw.trim())} is not a registry host[:port]`;
+    out.push(e);
+  }
+  return out;
+}
+
+/** Whether `registry` (a reference's host[:port], or a URL's host) is one of `list` (parseRegistryList). */
+export function registryListed(list: readonly string[], registry: string): boolean {
+  return list.includes(registry.toLowerCase());
+}

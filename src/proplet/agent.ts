@@ -87,9 +87,11 @@ export class PropletAgent {
     this.chunks = new ChunkAssembler(
       (app, chunks) => {
         if (this.client)
-          void publishJson(this.client, this.t.registryRequest, { app_name: app, ...(chunks ? { chunks } : {}) }).catch(
-            () => {},
-          );
+          void publishJson(this.client, this.t.registryRequest, {
+            app_name: app,
+            ...(chunks ? { chunks } : {}),
+            proplet_id: this.id,
+          }).catch(() => {});
       },
       (m) => log.warn(m),
     );
@@ -458,8 +460,11 @@ export class PropletAgent {
       log.warn(`dropped malformed chunk: ${d.error}`);
       return;
     }
-    if ("error" in d.value) this.chunks.onError(d.value);
-    else this.chunks.onChunk(d.value);
+    // An error the proxy addressed to another proplet (it asked for something it may not have) is not ours: behind a
+    // broker that does not sort them out, it must not fail our own wait for that module.
+    if ("error" in d.value) {
+      if (!d.value.proplet_id || d.value.proplet_id === this.id) this.chunks.onError(d.value);
+    } else this.chunks.onChunk(d.value);
   }
 
   private onStop(payload: Buffer): void {

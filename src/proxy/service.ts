@@ -1,31 +1,69 @@
 import type { MqttClient } from "mqtt";
 import { publishJson } from "../broker/client.ts";
 import { decode } from "../core/messages.ts";
-import { type ChunkError, type ChunkMsg, ChunkRequest } from "../core/oci.ts";
+import {
+  type ChunkError,
+  type ChunkMsg,
+  ChunkRequest,
+  canonicalReference,
+  parseReference,
+  registryListed,
+} from "../core/oci.ts";
 import { type Channel, topics } from "../core/topics.ts";
 import { tag } from "../log.ts";
+import { RegistryError } from "./http.ts";
 import type { RegistryClient } from "./registry.ts";
 
 const log = tag("proxy");
 
 // The OCI proxy: answers `registry/proplet` requests by fetching the module from its registry and publishing it
-// in chunks on `registry/server` (upstream's format, plus the whole module's digest). Concurrent requests for
-// one module share one fetch; a request naming `chunks` gets only those again.
+// in chunks on `registry/server` (upstream's format, plus the whole module's digest). It serves only what the
+// manager dispatched and what the site's allow-list of registries names; anything else is refused before any
+// network request. Concurrent requests for one module share one fetch; a request naming `chunks` gets only those
+// again. Fetches run a few at a time, a bounded number wait, and the rest are told to try again.
+
+export interface ProxyPolicy {
+  /** Registries (host[:port], lowercase) any proplet may fetch from. */
+  allowed: string[];
+  /** Whether the manager dispatched `ref` (canonical) to `propletId` (to any proplet, when undefined). */
+  dispatched?: (ref: string, propletId: string | undefined) => boolean;
+  /**
+   * The broker writes the sender's entity id into a request's `proplet_id` (serve's embedded broker); otherwise
+   * that field is only a claim, and the asker counts as unknown.
+   */
+  trustPropletId: boolean;
+  /** Modules fetched and sent at once (each held in memory meanwhile, up to the module bound). */
+  maxConcurrent?: number;
+  /** Modules waiting for a turn; past this a request is answered "busy". */
+  maxWaiting?: number;
+}
+
+const NOT_ALLOWED =
+  "not allowed: this proxy serves only modules the manager dispatched to this proplet and registries on its allow-list";
+
+interface Job {
+  /** Who asked: their proplet ids (undefined: a request that named none). */
+  askers: Set<string | undefined>;
+  /** Before the module is known: every chunk wanted, or these. */
+  all: boolean;
+  wanted: Set<number>;
+  /** Once sending: the chunks still to publish. */
+  queue: number[];
+  total?: number;
+}
 
 export class ProxyService {
   private t: ReturnType<typeof topics>;
-  private inflight = new Map<string, Promise<{ bytes: Uint8Array; digest: string }>>();
-  /**
-   * Chunks still to publish per module. Every proplet on the channel receives every chunk, so a request that
-   * arrives while a module is being sent only adds the chunks already gone by.
-   */
-  private senders = new Map<string, { queue: number[]; queued: Set<number> }>();
+  private jobs = new Map<string, Job>();
+  private running = 0;
+  private turns: (() => void)[] = [];
 
   constructor(
     private client: MqttClient,
     channel: Channel,
     private registry: RegistryClient,
     private chunkSize: number,
+    private policy: ProxyPolicy,
   ) {
     this.t = topics(channel);
   }
@@ -38,69 +76,114 @@ export class ProxyService {
         log.warn(`dropped malformed registry request: ${d.error}`);
         return;
       }
-      void this.answer(d.value);
+      void this.answer(d.value).catch((e) => log.warn(`registry request: ${e instanceof Error ? e.message : e}`));
     });
     await this.client.subscribeAsync(this.t.registryRequest, { qos: 1 });
   }
 
-  private fetch(app: string) {
-    let p = this.inflight.get(app);
-    if (!p) {
-      p = this.registry.pull(app).finally(() => this.inflight.delete(app));
-      this.inflight.set(app, p);
-    }
-    return p;
+  /** Modules being fetched or sent, and waiting for a turn (for tests and figures). */
+  get active(): number {
+    return this.jobs.size;
+  }
+
+  private allows(app: string, asker: string | undefined): boolean {
+    const ref = canonicalReference(app);
+    if (!ref) return false;
+    const parsed = parseReference(app);
+    if (typeof parsed !== "string" && registryListed(this.policy.allowed, parsed.registry)) return true;
+    return this.policy.dispatched?.(ref, asker) ?? false;
+  }
+
+  /** An error for the proplet that asked; the embedded broker delivers it to that one only. */
+  private refuse(app: string, to: string | undefined, error: string): Promise<void> {
+    const msg: ChunkError = { app_name: app, error, ...(to ? { proplet_id: to } : {}) };
+    return publishJson(this.client, this.t.registryChunks, msg).catch(() => {});
   }
 
   private async answer(req: ChunkRequest): Promise<void> {
     const app = req.app_name;
+    // Errors go to whoever the request names; only a proplet_id the broker stamped earns that proplet's grants.
+    const replyTo = req.proplet_id;
+    const asker = this.policy.trustPropletId ? req.proplet_id : undefined;
+    if (!this.allows(app, asker)) {
+      log.warn(`refused ${JSON.stringify(app)} to proplet ${replyTo ?? "(unnamed)"}: neither dispatched nor allowed`);
+      return this.refuse(app, replyTo, NOT_ALLOWED);
+    }
+    const job = this.jobs.get(app);
+    if (job) {
+      job.askers.add(replyTo);
+      if (job.total === undefined) {
+        if (req.chunks) for (const i of req.chunks) job.wanted.add(i);
+        else job.all = true;
+      } else this.enqueue(job, req.chunks);
+      return;
+    }
+    const max = this.policy.maxConcurrent ?? 2;
+    if (this.jobs.size >= max + (this.policy.maxWaiting ?? 16))
+      return this.refuse(app, replyTo, "the proxy is busy: try again later");
+    const mine: Job = { askers: new Set([replyTo]), all: !req.chunks, wanted: new Set(req.chunks), queue: [] };
+    this.jobs.set(app, mine);
+    try {
+      await this.turn(max);
+      await this.serve(app, mine);
+    } finally {
+      this.jobs.delete(app);
+      // The turn passes straight to the next waiting module, so none starts in between.
+      const next = this.turns.shift();
+      if (next) next();
+      else this.running--;
+    }
+  }
+
+  private async turn(max: number): Promise<void> {
+    if (this.running >= max) await new Promise<void>((go) => this.turns.push(go));
+    else this.running++;
+  }
+
+  private enqueue(job: Job, chunks: number[] | undefined): void {
+    const total = job.total!;
+    const queued = new Set(job.queue);
+    for (const i of chunks ?? Array.from({ length: total }, (_, k) => k))
+      if (i < total && !queued.has(i)) {
+        job.queue.push(i);
+        queued.add(i);
+      }
+  }
+
+  private async serve(app: string, job: Job): Promise<void> {
     let mod: { bytes: Uint8Array; digest: string };
     try {
-      mod = await this.fetch(app);
+      mod = await this.registry.pull(app);
     } catch (e) {
-      const error = `fetching ${app}: ${e instanceof Error ? e.message : e}`;
-      log.warn(error);
-      await publishJson(this.client, this.t.registryChunks, { app_name: app, error } satisfies ChunkError).catch(
-        () => {},
-      );
+      // The log has the whole story; the proplets only what names no address of the gateway's network.
+      log.warn(`fetching ${app}: ${e instanceof Error ? e.message : e}`);
+      const error = e instanceof RegistryError ? e.safe : "the proxy could not fetch the module";
+      await Promise.all([...job.askers].map((to) => this.refuse(app, to, error)));
       return;
     }
     const total = Math.max(1, Math.ceil(mod.bytes.length / this.chunkSize));
-    const wanted = req.chunks?.filter((i) => i < total) ?? Array.from({ length: total }, (_, i) => i);
-    const active = this.senders.get(app);
-    if (active) {
-      for (const i of wanted) {
-        if (!active.queued.has(i)) {
-          active.queue.push(i);
-          active.queued.add(i);
-        }
+    job.total = total;
+    this.enqueue(job, job.all ? undefined : [...job.wanted]);
+    log.debug(`sending ${app}: ${job.queue.length} of ${total} chunk(s), ${mod.bytes.length} bytes`);
+    while (job.queue.length) {
+      const i = job.queue.shift()!;
+      const part = mod.bytes.subarray(i * this.chunkSize, (i + 1) * this.chunkSize);
+      // One proplet asked: the chunk names it, so the embedded broker sends it there alone.
+      const only = job.askers.size === 1 ? [...job.askers][0] : undefined;
+      const msg: ChunkMsg = {
+        app_name: app,
+        chunk_idx: i,
+        total_chunks: total,
+        data: Buffer.from(part).toString("base64"),
+        digest: mod.digest,
+        ...(only ? { proplet_id: only } : {}),
+      };
+      try {
+        await publishJson(this.client, this.t.registryChunks, msg);
+      } catch (e) {
+        // A lost chunk is re-requested by the proplet; keep sending the others.
+        log.warn(`chunk ${i} of ${app} not sent: ${e instanceof Error ? e.message : e}`);
       }
-      return;
-    }
-    const sender = { queue: [...wanted], queued: new Set(wanted) };
-    this.senders.set(app, sender);
-    log.debug(`sending ${app}: ${wanted.length} of ${total} chunk(s), ${mod.bytes.length} bytes`);
-    try {
-      while (sender.queue.length) {
-        const i = sender.queue.shift()!;
-        sender.queued.delete(i);
-        const part = mod.bytes.subarray(i * this.chunkSize, (i + 1) * this.chunkSize);
-        const msg: ChunkMsg = {
-          app_name: app,
-          chunk_idx: i,
-          total_chunks: total,
-          data: Buffer.from(part).toString("base64"),
-          digest: mod.digest,
-        };
-        try {
-          await publishJson(this.client, this.t.registryChunks, msg);
-        } catch (e) {
-          // A lost chunk is re-requested by the proplet; keep sending the others.
-          log.warn(`chunk ${i} of ${app} not sent: ${e instanceof Error ? e.message : e}`);
-        }
-      }
-    } finally {
-      this.senders.delete(app);
     }
   }
 }

@@ -61,8 +61,15 @@ async function startRegistry(
 }
 
 /** For tests that serve HTTP from this process: a synchronous spawn would block the answer. */
-async function cliAsync(args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  const p = Bun.spawn([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe" });
+async function cliAsync(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const p = Bun.spawn([process.execPath, MAIN, ...args], {
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, ...env },
+  });
   const [stdout, stderr, exitCode] = await Promise.all([
     new Response(p.stdout).text(),
     new Response(p.stderr).text(),
@@ -106,7 +113,8 @@ const creds = { PROPELLER_REGISTRY_USERNAME: "alice", PROPELLER_REGISTRY_PASSWOR
 beforeAll(async () => {
   open = await startRegistry();
   locked = await startRegistry({ user: "alice", password: "s3cret" });
-  s = await startServe({ env: creds });
+  // The credentials are for the locked registry alone (they go to no other host).
+  s = await startServe({ env: { ...creds, PROPELLER_REGISTRY_AUTH_HOSTS: locked.host } });
 });
 afterAll(async () => {
   await s?.kill("SIGKILL");
@@ -338,11 +346,13 @@ describe("bearer token auth", () => {
     const der = new X509Certificate(readFileSync(join(dir, "cert.pem"))).raw.toString("base64");
     const b64u = (v: string | Buffer) => Buffer.from(v).toString("base64url");
     const scopes: string[] = [];
+    const basics: string[] = [];
     const tokens = Bun.serve({
       port: 0,
       hostname: "127.0.0.1",
       fetch(req) {
         const u = new URL(req.url);
+        if (req.headers.get("authorization")) basics.push(req.headers.get("authorization")!);
         if (req.headers.get("authorization") !== `Basic ${btoa("bob:tok3n")}`)
           return new Response("who are you", { status: 401 });
         const scope = u.searchParams.get("scope") ?? "";
@@ -371,6 +381,7 @@ describe("bearer token auth", () => {
       realm: `http://127.0.0.1:${tokens.port}/token`,
       certFile: join(dir, "cert.pem"),
     });
+    const both = `${reg.host},127.0.0.1:${tokens.port}`;
     try {
       const pushed = await cliAsync([
         "push",
@@ -380,13 +391,18 @@ describe("bearer token auth", () => {
         "bob",
         "--password",
         "tok3n",
+        "--registry-auth-hosts",
+        both,
       ]);
       expect(pushed.stderr).toBe("");
       expect(scopes.some((sc) => sc.includes("push"))).toBe(true);
       const out = join(dir, "pulled.wasm");
       expect(
-        (await cliAsync(["pull", `${reg.host}/demo/tok:v1`, "-o", out, "--username", "bob", "--password", "tok3n"]))
-          .exitCode,
+        (
+          await cliAsync(["pull", `${reg.host}/demo/tok:v1`, "-o", out, "--username", "bob", "--password", "tok3n"], {
+            PROPELLER_REGISTRY_AUTH_HOSTS: both,
+          })
+        ).exitCode,
       ).toBe(0);
       expect(readFileSync(out).equals(Buffer.from(fixture("add")))).toBe(true);
       const refused = await cliAsync([
@@ -398,8 +414,24 @@ describe("bearer token auth", () => {
         "bob",
         "--password",
         "wrong",
+        "--registry-auth-hosts",
+        both,
       ]);
       expect(refused.stderr).toContain("token service");
+      // The token service is another host (port): without it named, the credentials do not go there.
+      const seen = basics.length;
+      const unnamed = await cliAsync([
+        "pull",
+        `${reg.host}/demo/tok:v1`,
+        "-o",
+        out,
+        "--username",
+        "bob",
+        "--password",
+        "tok3n",
+      ]);
+      expect(unnamed.stderr).toContain("token service");
+      expect(basics.length).toBe(seen);
     } finally {
       reg.proc.kill("SIGKILL");
       tokens.stop(true);

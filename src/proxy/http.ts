@@ -1,0 +1,96 @@
+// The registry client's HTTP layer: redirects followed by hand (credentials never follow to another origin),
+// bodies read with a running count against a bound (a Content-Length is a claim, not a limit), and errors that
+// carry two texts: the whole story for the operator's log and the CLI, and a short one a proplet may see (no
+// address, no port, no system error: a proplet must not learn what the gateway's network looks like).
+
+export class RegistryError extends Error {
+  /** What a proplet is told: no host, port or system error text. */
+  readonly safe: string;
+  constructor(detail: string, safe?: string) {
+    super(detail);
+    this.safe = safe ?? detail;
+  }
+}
+
+const MAX_REDIRECTS = 5;
+
+/**
+ * `fetch` following at most five redirects; `authorization` goes only to the origin of `url` (a blob store a
+ * registry redirects to gets none).
+ */
+export async function fetchFollowing(
+  url: string,
+  init: RequestInit & { headers: Headers },
+  timeoutMs: number,
+  count: () => void,
+): Promise<Response> {
+  const origin = new URL(url).origin;
+  const signal = AbortSignal.timeout(timeoutMs);
+  let at = url;
+  for (let hop = 0; ; hop++) {
+    const headers = new Headers(init.headers);
+    if (new URL(at).origin !== origin) headers.delete("authorization");
+    count();
+    const res = await fetch(at, { ...init, headers, redirect: "manual", signal });
+    const location = res.headers.get("location");
+    if (res.status < 300 || res.status >= 400 || res.status === 304 || !location) return res;
+    await res.body?.cancel().catch(() => {});
+    if (hop >= MAX_REDIRECTS)
+      throw new RegistryError(`more than ${MAX_REDIRECTS} redirects from ${url}`, "too many redirects");
+    const next = new URL(location, at);
+    if (next.protocol !== "http:" && next.protocol !== "https:")
+      throw new RegistryError(`redirect from ${at} to ${next.protocol} refused`, "redirect refused");
+    at = next.href;
+  }
+}
+
+/**
+ * The body, read with a running count: more than `limit` bytes aborts the read at once, whatever Content-Length
+ * said. With `exact`, a shorter body is an error too (a descriptor's size is what the content must be).
+ */
+export async function readBounded(res: Response, limit: number, what: string, exact = false): Promise<Uint8Array> {
+  const declared = Number(res.headers.get("content-length") ?? Number.NaN);
+  if (declared > limit) {
+    await res.body?.cancel().catch(() => {});
+    throw new RegistryError(
+      `${what}: ${declared} bytes announced, more than ${limit}`,
+      `${what} is larger than ${limit} bytes`,
+    );
+  }
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body?.getReader();
+  if (reader) {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > limit) {
+        await reader.cancel().catch(() => {});
+        throw new RegistryError(`${what}: more than ${limit} bytes`, `${what} is larger than ${limit} bytes`);
+      }
+      parts.push(value);
+    }
+  }
+  if (exact && size !== limit)
+    throw new RegistryError(
+      `${what}: ${size} bytes, its descriptor says ${limit}`,
+      `${what} is shorter than its descriptor says`,
+    );
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/** A thrown fetch error (refused, reset, timed out) as a RegistryError that names the host for the log only. */
+export function unreachable(host: string, e: unknown): RegistryError {
+  if (e instanceof RegistryError) return e;
+  const why = e instanceof Error ? e.message : String(e);
+  const timeout = e instanceof Error && (e.name === "TimeoutError" || e.name === "AbortError");
+  return new RegistryError(`cannot reach ${host}: ${why}`, timeout ? "registry timed out" : "registry unreachable");
+}
