@@ -3,7 +3,7 @@ import { defineCommand } from "citty";
 import { parseReference } from "../core/oci.ts";
 import { hasWasmMagic } from "../core/wasm-binary.ts";
 import { openModule } from "../proplet/decrypt.ts";
-import { action, env, readUserFile, UsageError } from "./args.ts";
+import { action, env, int, readUserFile, UsageError } from "./args.ts";
 import { registryFromEnv, registryList } from "./proxy.ts";
 
 const creds = {
@@ -27,7 +27,11 @@ function clientFor(ref: string, args: { username?: string; password?: string; "r
   );
   const parsed = parseReference(ref);
   const own = typeof parsed === "string" ? [] : [parsed.registry.toLowerCase()];
-  return registryFromEnv(undefined, args, { authHosts: named.length ? named : own });
+  const max = env("PROPELLER_MAX_MODULE_MB");
+  return registryFromEnv(undefined, args, {
+    authHosts: named.length ? named : own,
+    ...(max ? { maxModuleMb: int("PROPELLER_MAX_MODULE_MB", max, 1, 4096) } : {}),
+  });
 }
 
 /** A progress bar on stderr, for people watching a terminal. */

@@ -64,14 +64,22 @@ export function proxySettings(
   v: { allow?: string; authHosts?: string; maxModuleMb?: string },
 ): ProxySettings {
   const authHosts = registryList(label("registry-auth-hosts"), v.authHosts);
-  if (hasCredentials() && authHosts.length === 0)
+  if (hasCredentials() && authHosts.length === 0) {
+    const l = label("registry-auth-hosts");
     throw new UsageError(
-      `registry credentials are set (PROPELLER_REGISTRY_USERNAME/PASSWORD/TOKEN) but not the registries they are for: set ${label("registry-auth-hosts")} host[:port] (and the host of its token service, if another)`,
+      `registry credentials are set (PROPELLER_REGISTRY_USERNAME/PASSWORD/TOKEN) but not the registries they are for: set ${l}${l.startsWith("--") ? " (env PROPELLER_REGISTRY_AUTH_HOSTS)" : ""} to host[:port] (and the host of its token service, if another)`,
     );
+  }
   return {
     allowed: registryList(label("registry-allow"), v.allow),
     authHosts,
-    maxModuleMb: int(label("max-module-mb"), v.maxModuleMb ?? String(DEFAULT_MAX_MODULE_MB), 1, 4096),
+    // int() writes the dashes of a flag itself.
+    maxModuleMb: int(
+      label("max-module-mb").replace(/^--/, ""),
+      v.maxModuleMb ?? String(DEFAULT_MAX_MODULE_MB),
+      1,
+      4096,
+    ),
   };
 }
 
@@ -134,6 +142,12 @@ export const proxyCommand = defineCommand({
   run: ({ args }) =>
     action(
       async () => {
+        // Settings first: a mistake is reported at once, not after waiting for the broker.
+        const p = proxySettings((flag) => `--${flag}`, {
+          allow: args["registry-allow"],
+          authHosts: args["registry-auth-hosts"],
+          maxModuleMb: args["max-module-mb"],
+        });
         // Its identity: PROXY_ENTITY_ID and PROXY_API_KEY, else the [proxy] section of config.toml, as upstream.
         const file = configSection(env("PROXY_CONFIG_FILE") ?? "config.toml", "proxy");
         const id = env("PROXY_ENTITY_ID") ?? file.entity_id;
@@ -142,11 +156,6 @@ export const proxyCommand = defineCommand({
         const client = await connectMqtt(args["mqtt-url"], {
           clientId: id ?? `proxy-${crypto.randomUUID()}`,
           ...login,
-        });
-        const p = proxySettings((flag) => `--${flag}`, {
-          allow: args["registry-allow"],
-          authHosts: args["registry-auth-hosts"],
-          maxModuleMb: args["max-module-mb"],
         });
         // No manager here to say what it dispatched: the allow-list and the registries of the credentials.
         const svc = new ProxyService(
