@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ociDigest } from "../core/digest.ts";
 import { touch } from "../core/lru.ts";
@@ -8,33 +8,22 @@ import {
   MAX_MANIFEST_BYTES,
   Manifest,
   MEDIA,
-  parseChallenge,
   parseReference,
   pickFromIndex,
   pickWasmLayer,
   type Reference,
-  registryListed,
   registryScheme,
 } from "../core/oci.ts";
 import { ENCRYPTED_SUFFIX, encryptLayer, wrapEncrypted } from "../core/ocicrypt.ts";
-import { fetchFollowing, RegistryError, readBounded, unreachable } from "./http.ts";
+import { type Credentials, RegistryAuth } from "./auth.ts";
+import { RegistryError, readBounded, unreachable } from "./http.ts";
 
 // A small OCI distribution client: pull a Wasm module by reference (tag or digest, index → wasi/wasm entry,
 // layer by media type, digest verified), push one as an OCI artifact. Auth: anonymous, basic, and the bearer
-// token challenge. Blobs are cached by digest in the data dir; tag resolutions for a short while, so a second
-// proplet asking for the same module costs no registry traffic.
-
-export interface Credentials {
-  username?: string;
-  password?: string;
-  /** A bearer token used as is. */
-  token?: string;
-  /**
-   * The registries (host[:port], lowercase) these credentials are for, as docker's `auths` keys: they go to no
-   * other host, and to a token service (a bearer realm) only on one of these hosts.
-   */
-  hosts: string[];
-}
+// token challenge, the credentials sent only to the hosts they are for. Every body is read against a bound (a
+// manifest's 4 MiB, a blob's descriptor size and the module bound). Blobs are cached by digest in the data dir
+// (bounded); tag resolutions for a short while, so a second proplet asking for the same module costs no registry
+// traffic.
 
 export interface RegistryOptions {
   insecure?: string[];
@@ -46,16 +35,22 @@ export interface RegistryOptions {
   timeoutMs?: number;
   /** The largest module (blob) fetched; a descriptor that says more is refused before any byte is read. */
   maxModuleBytes?: number;
+  /** The blob cache's bound on disk. */
+  cacheMaxBytes?: number;
 }
 
+/** The blob cache keeps this much at most: an allowed registry's many modules cannot fill the data dir's disk. */
+export const DEFAULT_CACHE_BYTES = 2 * 1024 ** 3;
+
+export type { Credentials } from "./auth.ts";
 export { RegistryError } from "./http.ts";
 
 const MANIFEST_ACCEPT = [MEDIA.ociManifest, MEDIA.dockerManifest, MEDIA.ociIndex, MEDIA.dockerList].join(", ");
-/** Tag resolutions and bearer tokens kept: bounded, whatever the proplets ask for. */
+/** Tag resolutions kept: bounded, whatever the proplets ask for. */
 const MAX_CACHED = 1024;
 
 export class RegistryClient {
-  private tokens = new Map<string, string>();
+  private auth: RegistryAuth;
   private tags = new Map<string, { digest: string; manifest: Manifest; at: number }>();
   /** Registry requests made, for tests and figures. */
   requests = 0;
@@ -63,117 +58,21 @@ export class RegistryClient {
 
   constructor(private o: RegistryOptions = {}) {
     this.maxModuleBytes = o.maxModuleBytes ?? DEFAULT_MAX_MODULE_MB << 20;
+    this.auth = new RegistryAuth({
+      ...(o.credentials ? { credentials: o.credentials } : {}),
+      insecure: o.insecure ?? [],
+      timeoutMs: o.timeoutMs ?? 60_000,
+      count: () => this.requests++,
+    });
+  }
+
+  /** One request, answering an auth challenge once. */
+  private request(ref: Reference, url: string, init: RequestInit = {}, write = false): Promise<Response> {
+    return this.auth.request(ref, url, init, write);
   }
 
   private base(ref: Reference): string {
     return `${registryScheme(ref.registry, this.o.insecure ?? [])}://${ref.registry}/v2/${ref.repository}`;
-  }
-
-  private authKey(ref: Reference, write: boolean): string {
-    return `${ref.registry}/${ref.repository}/${write ? "push" : "pull"}`;
-  }
-
-  /** The credentials, if `host` is one they are for. */
-  private credsFor(host: string): Credentials | undefined {
-    const c = this.o.credentials;
-    return c && registryListed(c.hosts, host) ? c : undefined;
-  }
-
-  private basic(host: string): string | undefined {
-    const c = this.credsFor(host);
-    return c?.username !== undefined ? `Basic ${btoa(`${c.username}:${c.password ?? ""}`)}` : undefined;
-  }
-
-  private get timeoutMs(): number {
-    return this.o.timeoutMs ?? 60_000;
-  }
-
-  /** One request, answering an auth challenge once. */
-  private async request(ref: Reference, url: string, init: RequestInit = {}, write = false): Promise<Response> {
-    const key = this.authKey(ref, write);
-    const headers = new Headers(init.headers);
-    const token = this.credsFor(ref.registry)?.token;
-    const known = this.tokens.get(key) ?? (token ? `Bearer ${token}` : undefined);
-    if (known) headers.set("authorization", known);
-    const send = async () => {
-      try {
-        return await fetchFollowing(url, { ...init, headers }, this.timeoutMs, () => this.requests++);
-      } catch (e) {
-        throw unreachable(ref.registry, e);
-      }
-    };
-    let res = await send();
-    if (res.status !== 401) return res;
-    const challenge = parseChallenge(res.headers.get("www-authenticate") ?? "");
-    await res.body?.cancel().catch(() => {});
-    let auth: string | undefined;
-    if (challenge.scheme === "basic") auth = this.basic(ref.registry);
-    else if (challenge.scheme === "bearer" && challenge.params.realm)
-      auth = await this.bearer(ref, challenge.params, write);
-    if (!auth)
-      throw new RegistryError(
-        `registry ${ref.registry} asks for ${challenge.scheme || "authentication"}: give --username/--password or PROPELLER_REGISTRY_TOKEN, for this host (PROPELLER_REGISTRY_AUTH_HOSTS)`,
-        "the registry asks for credentials this proxy has none for",
-      );
-    touch(this.tokens, key, auth, MAX_CACHED);
-    headers.set("authorization", auth);
-    res = await send();
-    if (res.status === 401) {
-      await res.body?.cancel().catch(() => {});
-      throw new RegistryError(
-        `registry ${ref.registry} refused the credentials (401)`,
-        "the registry refused the credentials (401)",
-      );
-    }
-    return res;
-  }
-
-  /**
-   * A token from the challenge's realm. The credentials go there only if its host is one they are for, and not
-   * in the clear to a host that is neither loopback nor listed as insecure; else the token is asked for
-   * anonymously (public registries give pull tokens so).
-   */
-  private async bearer(ref: Reference, p: Record<string, string>, write: boolean): Promise<string> {
-    let u: URL;
-    try {
-      u = new URL(p.realm!);
-    } catch {
-      throw new RegistryError(
-        `registry ${ref.registry}: bearer realm ${JSON.stringify(p.realm)} is not a URL`,
-        "bad bearer realm",
-      );
-    }
-    if (u.protocol !== "https:" && u.protocol !== "http:")
-      throw new RegistryError(`registry ${ref.registry}: bearer realm ${u.protocol} refused`, "bad bearer realm");
-    if (p.service) u.searchParams.set("service", p.service);
-    u.searchParams.set("scope", p.scope ?? `repository:${ref.repository}:${write ? "pull,push" : "pull"}`);
-    const clear = u.protocol === "http:" && registryScheme(u.host, this.o.insecure ?? []) !== "http";
-    const basic = clear ? undefined : this.basic(u.host);
-    const headers = new Headers(basic ? { authorization: basic } : {});
-    let res: Response;
-    try {
-      res = await fetchFollowing(u.href, { headers }, this.timeoutMs, () => this.requests++);
-    } catch (e) {
-      throw unreachable(u.host, e);
-    }
-    if (!res.ok) {
-      await res.body?.cancel().catch(() => {});
-      throw new RegistryError(
-        `token service ${u.origin} answered ${res.status}`,
-        `the token service answered HTTP ${res.status}`,
-      );
-    }
-    let body: { token?: string; access_token?: string };
-    try {
-      body = JSON.parse(new TextDecoder().decode(await readBounded(res, 64 << 10, "token")));
-    } catch (e) {
-      if (e instanceof RegistryError) throw e;
-      throw new RegistryError(`token service ${u.origin} answered no JSON`, "the token service answered no JSON");
-    }
-    const token = body.token ?? body.access_token;
-    if (typeof token !== "string" || !token)
-      throw new RegistryError(`token service ${u.origin} returned no token`, "the token service returned no token");
-    return `Bearer ${token}`;
   }
 
   /** A body, its read bounded; a stall or reset while reading is the registry being unreachable. */
@@ -262,8 +161,28 @@ export class RegistryClient {
       mkdirSync(join(this.o.cacheDir!, "blobs"), { recursive: true });
       writeFileSync(`${cached}.tmp`, bytes);
       renameSync(`${cached}.tmp`, cached); // whole or absent, even after a crash
+      this.trimCache();
     }
     return bytes;
+  }
+
+  /** The blob cache past its bound loses its least recently written blobs (one scan per blob written). */
+  private trimCache(): void {
+    const dir = join(this.o.cacheDir!, "blobs");
+    const max = this.o.cacheMaxBytes ?? DEFAULT_CACHE_BYTES;
+    const files = readdirSync(dir)
+      .filter((f) => f.startsWith("sha256-") && !f.endsWith(".tmp"))
+      .map((f) => {
+        const st = statSync(join(dir, f), { throwIfNoEntry: false });
+        return { f, size: st?.size ?? 0, at: st?.mtimeMs ?? 0 };
+      })
+      .sort((a, b) => a.at - b.at);
+    let total = files.reduce((n, x) => n + x.size, 0);
+    for (const x of files) {
+      if (total <= max) break;
+      rmSync(join(dir, x.f), { force: true });
+      total -= x.size;
+    }
   }
 
   /**

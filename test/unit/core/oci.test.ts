@@ -1,5 +1,14 @@
 import { expect, test } from "bun:test";
-import { parseChallenge, parseReference, pickFromIndex, pickWasmLayer, registryScheme } from "../../../src/core/oci.ts";
+import {
+  canonicalReference,
+  parseChallenge,
+  parseReference,
+  parseRegistryList,
+  pickFromIndex,
+  pickWasmLayer,
+  registryListed,
+  registryScheme,
+} from "../../../src/core/oci.ts";
 
 test("references, layers, challenges", () => {
   expect(parseReference("localhost:5000/a/b:v2")).toEqual({ registry: "localhost:5000", repository: "a/b", tag: "v2" });
@@ -27,4 +36,19 @@ test("references, layers, challenges", () => {
   expect(registryScheme("127.0.0.1:5000", [])).toBe("http");
   expect(registryScheme("reg.lan:5000", ["reg.lan:5000"])).toBe("http");
   expect(registryScheme("ghcr.io", [])).toBe("https");
+});
+
+test("registry lists, canonical references", () => {
+  expect(parseRegistryList(" Reg.io:5000, ghcr.io ,,[::1]:80")).toEqual(["reg.io:5000", "ghcr.io", "[::1]:80"]);
+  expect(parseRegistryList(undefined)).toEqual([]);
+  expect(parseRegistryList("http://x/")).toBe('"http://x/" is not a registry host[:port]');
+  expect(parseRegistryList("x:99999")).toContain("is not a registry host[:port]");
+  expect(parseRegistryList("a b")).toContain("is not a registry host[:port]");
+  // An entry names one host and port, as docker's auths keys: not the host's other ports.
+  expect(registryListed(["reg.io"], "REG.io")).toBe(true);
+  expect(registryListed(["reg.io"], "reg.io:5000")).toBe(false);
+  expect(canonicalReference(" oci://Reg.io/a/b ")).toBe("reg.io/a/b:latest");
+  expect(canonicalReference("reg.io/a/b:latest")).toBe("reg.io/a/b:latest");
+  expect(canonicalReference(`reg.io/a@sha256:${"c".repeat(64)}`)).toBe(`reg.io/a@sha256:${"c".repeat(64)}`);
+  expect(canonicalReference("nohost")).toBeUndefined();
 });
