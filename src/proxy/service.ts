@@ -36,6 +36,8 @@ export interface ProxyPolicy {
   maxConcurrent?: number;
   /** Modules waiting for a turn; past this a request is answered "busy". */
   maxWaiting?: number;
+  /** Modules one proplet's requests may have fetched or waiting at once (those of unnamed askers count as one). */
+  perProplet?: number;
 }
 
 const NOT_ALLOWED =
@@ -55,6 +57,8 @@ interface Job {
 export class ProxyService {
   private t: ReturnType<typeof topics>;
   private jobs = new Map<string, Job>();
+  /** Modules fetched or waiting, by the proplet whose request started them. */
+  private owners = new Map<string, number>();
   private running = 0;
   private turns: (() => void)[] = [];
 
@@ -119,8 +123,12 @@ export class ProxyService {
       return;
     }
     const max = this.policy.maxConcurrent ?? 2;
-    if (this.jobs.size >= max + (this.policy.maxWaiting ?? 16))
+    // One proplet cannot fill the queue for the others: a few modules of its own at a time.
+    const owner = replyTo ?? "";
+    const own = this.owners.get(owner) ?? 0;
+    if (this.jobs.size >= max + (this.policy.maxWaiting ?? 64) || own >= (this.policy.perProplet ?? 4))
       return this.refuse(app, replyTo, "the proxy is busy: try again later");
+    this.owners.set(owner, own + 1);
     const mine: Job = { askers: new Set([replyTo]), all: !req.chunks, wanted: new Set(req.chunks), queue: [] };
     this.jobs.set(app, mine);
     try {
@@ -128,6 +136,9 @@ export class ProxyService {
       await this.serve(app, mine);
     } finally {
       this.jobs.delete(app);
+      const left = (this.owners.get(owner) ?? 1) - 1;
+      if (left > 0) this.owners.set(owner, left);
+      else this.owners.delete(owner);
       // The turn passes straight to the next waiting module, so none starts in between.
       const next = this.turns.shift();
       if (next) next();

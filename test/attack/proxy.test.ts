@@ -261,39 +261,53 @@ describe("sizes", () => {
     expect(produced.get("/v2/big/manifest/manifests/v1")!).toBeLessThan(64 * MiB);
   });
 
-  test("endless blobs, eight at once: serve reads each only to the bound, its memory stays bounded, it stays healthy", async () => {
+  test("endless blobs, twelve asked at once by two proplets: serve reads each only to the bound, four per proplet, its memory stays bounded, it stays healthy", async () => {
     const pid = s.proc.pid;
     const before = rssMiB(pid);
     let peak = before;
     const sampler = setInterval(() => {
       peak = Math.max(peak, rssMiB(pid));
     }, 25);
-    const apps = Array.from({ length: 8 }, (_, i) => `${hostile.host}/big/endless${i}:v1`);
+    // A second provisioned proplet joins in, hearing its own answers.
+    const login = await identity(s.url, "proplet", "attacker2");
+    const second = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "attacker2", ...login });
+    const heard: Record<string, unknown>[] = [];
+    await second.subscribeAsync(`${T}/registry/server`, { qos: 1 });
+    second.on("message", (_t, p) => heard.push(JSON.parse(p.toString())));
+    const apps = Array.from({ length: 12 }, (_, i) => `${hostile.host}/big/endless${i}:v1`);
     const from = answers.length;
-    for (const app of apps)
-      attacker.publish(`${T}/registry/proplet`, JSON.stringify({ app_name: app, proplet_id: "attacker" }), { qos: 1 });
+    apps.forEach((app, i) => {
+      const [who, id] = i < 8 ? [attacker, "attacker"] : [second, "attacker2"];
+      who.publish(`${T}/registry/proplet`, JSON.stringify({ app_name: app, proplet_id: id }), { qos: 1 });
+    });
+    const answered = () => [...answers.slice(from), ...heard].filter((a) => apps.includes(a.app_name as string));
     await until(
       "an answer for every endless blob",
-      () => apps.every((app) => answers.slice(from).some((a) => a.app_name === app)),
+      () => apps.every((app) => answered().some((a) => a.app_name === app)),
       30_000,
       50,
     );
     clearInterval(sampler);
-    const mine = answers.slice(from).filter((a) => apps.includes(a.app_name as string));
-    for (const a of mine) {
-      expect(a.error).toBe(`blob ${hex("c")} is larger than ${MAX_MODULE_MB * MiB} bytes`);
-      expect(a.chunk_idx).toBeUndefined();
-    }
+    await second.endAsync();
+    // Unique by module: before the broker sorts answers by recipient, each client hears both clients' answers.
+    const mine = [...new Map(answered().map((a) => [a.app_name, a])).values()];
+    // Four modules per proplet at a time: the others are answered "busy" at once, without a request.
+    const cut = mine.filter((a) => a.error === `blob ${hex("c")} is larger than ${MAX_MODULE_MB * MiB} bytes`);
+    const busy = mine.filter((a) => a.error === "the proxy is busy: try again later");
+    expect(cut.length + busy.length).toBe(12);
+    expect(cut.length).toBeGreaterThanOrEqual(8);
+    expect(busy.every((a) => a.proplet_id === "attacker")).toBe(true);
+    expect(mine.some((a) => a.chunk_idx !== undefined)).toBe(false);
     // Nobody reads on: what the registry produced stops growing, each about the bound (plus socket buffers).
     const streams = [...produced].filter(([p]) => p.includes("/blobs/"));
-    expect(streams.length).toBe(8);
+    expect(streams.length).toBe(cut.length);
     const total = streams.reduce((n, [, b]) => n + b, 0);
     await Bun.sleep(500);
     expect(streams.reduce((n, [p]) => n + produced.get(p)!, 0)).toBe(total);
     for (const [, b] of streams) expect(b).toBeLessThan((MAX_MODULE_MB + 16) * MiB);
     const after = rssMiB(pid);
     console.log(
-      `proxy attack: serve RSS ${before.toFixed(0)} MiB before, peak ${peak.toFixed(0)} MiB, ${after.toFixed(0)} MiB after 8 endless blobs (registry produced ${(total / MiB).toFixed(0)} MiB in all)`,
+      `proxy attack: serve RSS ${before.toFixed(0)} MiB before, peak ${peak.toFixed(0)} MiB, ${after.toFixed(0)} MiB after 12 requests for endless blobs from 2 proplets (${cut.length} read to the bound, ${busy.length} busy; registry produced ${(total / MiB).toFixed(0)} MiB in all)`,
     );
     expect(peak - before).toBeLessThan(150);
     await healthy();
