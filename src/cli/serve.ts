@@ -230,6 +230,12 @@ export const serveCommand = defineCommand({
           String(DEFAULT_STREAM_LIMITS.perToken),
         ),
       },
+      "login-link-ttl": {
+        type: "string",
+        description:
+          "seconds the console sign-in link printed at start works, once (env PROPELLER_LOGIN_LINK_TTL; default 600)",
+        default: L.text("login-link-ttl", ["PROPELLER_LOGIN_LINK_TTL"], "600"),
+      },
       scheduler: {
         type: "string",
         description: `proplet choice: ${SCHEDULERS.join(", ")} (env PROPELLER_SCHEDULER)`,
@@ -286,6 +292,7 @@ export const serveCommand = defineCommand({
           localPropletEnv: propletEnv(),
           staleRemovalS: int(L.label("stale-proplet-removal"), args["stale-proplet-removal"], 0, 10 * 365 * 86400),
           partitionGraceS: int(L.label("partition-grace"), args["partition-grace"], 0, 7 * 86400),
+          loginLinkTtlS: int(L.label("login-link-ttl"), args["login-link-ttl"], 1, 86400),
           apiLimits: {
             largeBodyBytes: int(L.label("max-body-mb"), args["max-body-mb"], 1, 4096) * 1024 * 1024,
             streams: {

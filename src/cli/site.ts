@@ -14,7 +14,7 @@ import { ManagerMetrics } from "../manager/api/prometheus.ts";
 import { MqttManagerBus } from "../manager/bus.ts";
 import { Identities } from "../manager/identities.ts";
 import { Manager } from "../manager/manager.ts";
-import { Sessions } from "../manager/sessions.ts";
+import { LOGIN_CODE_TTL_MS, Sessions } from "../manager/sessions.ts";
 import { PropletAgent } from "../proplet/agent.ts";
 import type { RegistryClient } from "../proxy/registry.ts";
 import { ProxyService } from "../proxy/service.ts";
@@ -70,6 +70,8 @@ export interface ServeOptions {
   managerCredentials?: { id: string; key: string };
   /** REST body limits and stream caps (`--max-body-mb`, `--max-streams`, `--max-streams-per-token`). */
   apiLimits?: ApiLimits;
+  /** Seconds the console's sign-in link works (once); default 600. */
+  loginLinkTtlS?: number;
 }
 
 export interface RunningServe {
@@ -296,10 +298,12 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   } else {
     log.info(`REST needs a bearer token: the admin token is in ${join(o.dataDir, "admin.token")}`);
     // A one-time code, not the token: the log is kept (the journal), the code is spent at its first use and dies
-    // after 10 minutes unused; in the fragment, it is never sent in a request line or a Referer.
+    // unused after --login-link-ttl (10 minutes); in the fragment, it is never sent in a request line or a Referer.
     if (adminToken) {
-      const code = sessions.mintCode(adminToken);
-      log.info(`console (sign-in link, once, for 10 minutes): ${http}://${loopback}:${server.port}/#login=${code}`);
+      const ttl = o.loginLinkTtlS ?? LOGIN_CODE_TTL_MS / 1000;
+      const code = sessions.mintCode(adminToken, ttl * 1000);
+      const url = `${http}://${loopback}:${server.port}/#login=${code}`;
+      log.info(`console (sign-in link, works once within ${ttl} s): ${url}`);
     }
   }
 

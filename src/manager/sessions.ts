@@ -10,7 +10,7 @@ import type { Identities } from "./identities.ts";
 
 export const SESSION_TTL_MS = 12 * 3600_000;
 export const MAX_SESSIONS = 1000;
-/** How long the link serve prints may be used, once. */
+/** How long the link serve prints may be used, once (`serve --login-link-ttl`). */
 export const LOGIN_CODE_TTL_MS = 10 * 60_000;
 const MAX_CODES = 16;
 
@@ -75,12 +75,12 @@ export class Sessions {
     this.end(hashSecret(id));
   }
 
-  /** A one-time sign-in code for a token, valid LOGIN_CODE_TTL_MS; kept only as its hash. */
-  mintCode(token: Token): string {
+  /** A one-time sign-in code for a token, valid `ttlMs`; kept only as its hash. */
+  mintCode(token: Token, ttlMs = LOGIN_CODE_TTL_MS): string {
     this.sweep(this.codes);
     while (this.codes.size >= MAX_CODES) this.codes.delete(this.codes.keys().next().value!);
     const code = newSecret();
-    this.codes.set(hashSecret(code), { tokenId: token.id, expiresAt: this.now() + LOGIN_CODE_TTL_MS });
+    this.codes.set(hashSecret(code), { tokenId: token.id, expiresAt: this.now() + ttlMs });
     return code;
   }
 

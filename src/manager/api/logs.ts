@@ -5,7 +5,7 @@ import type { Task } from "../../core/task.ts";
 import type { OutputChunk, TaskOutput } from "../output.ts";
 import type { Tasks } from "../tasks.ts";
 import { query } from "./http.ts";
-import { sseFeed } from "./sse.ts";
+import { frameOf, frames, sseFeed } from "./sse.ts";
 import type { Streams } from "./streams.ts";
 
 const Follow = z.enum(["true", "false", "1", "0"]).optional();
@@ -21,6 +21,8 @@ const ending = (t: Task) => ({
  * kept pieces, then each new one as `output`, and `end` with the state when the task reaches a final one.
  */
 export function logRoutes(app: Hono, tasks: Tasks, output: TaskOutput, streams: Streams): void {
+  // A piece of output is encoded once for all its followers; the end, with the task's state when it comes.
+  const piece = frames((chunk: OutputChunk) => ({ event: "output", data: JSON.stringify(chunk) }));
   app.get("/tasks/:id/logs", (c) => {
     const follow = query(c, "follow", Follow);
     const task = tasks.get(tasks.resolveId(c.req.param("id")));
@@ -34,9 +36,7 @@ export function logRoutes(app: Hono, tasks: Tasks, output: TaskOutput, streams: 
       first,
       (push) => (isTerminal(task.state) ? () => {} : output.follow(task, push)),
       (chunk) =>
-        chunk
-          ? { event: "output", data: JSON.stringify(chunk) }
-          : { event: "end", data: JSON.stringify(ending(tasks.get(task.id))), last: true },
+        chunk ? piece(chunk) : frameOf({ event: "end", data: JSON.stringify(ending(tasks.get(task.id))), last: true }),
     );
   });
 }

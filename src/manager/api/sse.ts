@@ -10,6 +10,12 @@ export interface SseMessage {
   last?: boolean;
 }
 
+/** An item encoded once for the wire. */
+export interface Frame {
+  bytes: Uint8Array;
+  last?: boolean;
+}
+
 const KEEP_ALIVE_MS = 5000;
 /** A stream told to end is cut off if its client has not read up to the end this long after. */
 const END_GRACE_MS = 2000;
@@ -17,6 +23,27 @@ const END_GRACE_MS = 2000;
 const encoder = new TextEncoder();
 const frame = (m: { event: string; data: string }) =>
   `event: ${m.event}\ndata: ${m.data.replace(/\n/g, "\ndata: ")}\n\n`;
+
+export const frameOf = (m: SseMessage): Frame => ({
+  bytes: encoder.encode(frame(m)),
+  ...(m.last ? { last: true } : {}),
+});
+
+/**
+ * A route's formatter, encoding each item once for all its subscribers: fifty streams share one copy of an event's
+ * bytes (their queues hold references), instead of fifty serializations of it.
+ */
+export function frames<T>(format: (item: T) => SseMessage): (item: T) => Frame {
+  const cache = new WeakMap<object, Frame>();
+  return (item) => {
+    const key = typeof item === "object" && item !== null ? item : undefined;
+    const hit = key && cache.get(key);
+    if (hit) return hit;
+    const f = frameOf(format(item));
+    if (key) cache.set(key, f);
+    return f;
+  };
+}
 
 /**
  * A Server-Sent Events response fed by a subscription. Items are encoded as they come and queued for this
@@ -32,7 +59,7 @@ export function sseFeed<T>(
   streams: Streams,
   first: T[],
   subscribe: (push: (item: T) => void) => () => void,
-  format: (item: T) => SseMessage,
+  format: (item: T) => Frame,
 ): Response {
   const queue: Uint8Array[] = [];
   let queued = 0;
@@ -63,18 +90,18 @@ export function sseFeed<T>(
       ctl?.error(new Error(why));
     } catch {}
   };
-  const push = (text: string) => {
+  const push = (text: string | Uint8Array) => {
     if (done || ending) return;
-    const bytes = encoder.encode(text);
+    const bytes = typeof text === "string" ? encoder.encode(text) : text;
     queue.push(bytes);
     queued += bytes.length;
     if (queued > limit) cut(`its client is not reading (${queued} bytes queued)`);
     else wake?.();
   };
   const add = (item: T) => {
-    const m = format(item);
-    push(frame(m));
-    if (m.last) ending = true;
+    const f = format(item);
+    push(f.bytes);
+    if (f.last) ending = true;
   };
   const held: Held = {
     owner: ownerOf(c),
@@ -114,10 +141,10 @@ export function sseFeed<T>(
         }
         if (errored || cancelled) return;
         if (queue.length) {
-          const chunk = queue.length === 1 ? queue[0]! : Buffer.concat(queue);
+          // Each frame as it is (shared with the other subscribers), not a copy of them joined.
+          for (const b of queue) controller.enqueue(b);
           queue.length = 0;
           queued = 0;
-          controller.enqueue(chunk);
           return;
         }
         finish();
