@@ -270,6 +270,18 @@ describe("event streams: every queue has a bound", () => {
   });
 });
 
+describe("expiry", () => {
+  test("a stream opened with a token that expires ends when it does", async () => {
+    const made = await http(`${s.url}/tokens`, "POST", { role: "viewer", name: "short-lived", ttl: "2s" });
+    const events = reader(`${s.url}/events`, { authorization: `Bearer ${made.body.token}` });
+    await events.ready;
+    expect(events.status()).toBe(200);
+    await until("the stream to end at the token's expiry", () => events.ended(), 5000, 20);
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(made.body.expires_at));
+    expect(events.seen.closed).toBe(1);
+  });
+});
+
 describe("secrets", () => {
   test("serve's start output names the token's file, never the token; the console link is a one-time code", () => {
     const out = s.output();
