@@ -232,8 +232,7 @@ export const serveCommand = defineCommand({
       },
       "login-link-ttl": {
         type: "string",
-        description:
-          "seconds the console sign-in link printed at start works, once (env PROPELLER_LOGIN_LINK_TTL)",
+        description: "seconds the console sign-in link printed at start works, once (env PROPELLER_LOGIN_LINK_TTL)",
         default: L.text("login-link-ttl", ["PROPELLER_LOGIN_LINK_TTL"], "600"),
       },
       scheduler: {
