@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import mqtt from "mqtt";
-import { b64, cli, fixture, http, identity, type Serve, startServe, until } from "../helpers.ts";
+import { b64, cli, fixture, http, identity, type Serve, spawnPropeller, startServe, until } from "../helpers.ts";
 
 // REST memory and secrets, attacked from outside a real serve: bodies sent without a token, event streams that
 // are never read, streams held past their token's revocation, and the secrets a start prints or a browser keeps.
@@ -257,9 +257,13 @@ describe("event streams: every queue has a bound", () => {
     const events = reader(`${s.url}/events`, bearer);
     const logs = reader(`${s.url}/tasks/${created.body.id}/logs?follow=true`, bearer);
     const consoleEvents = reader(`${s.url}/events`, { cookie });
+    const follower = spawnPropeller(["tasks", "logs", created.body.id, "--follow"], {
+      PROPELLER_URL: s.url,
+      PROPELLER_TOKEN: v.token,
+    });
     await Promise.all([events.ready, logs.ready, consoleEvents.ready]);
     expect([events.status(), logs.status(), consoleEvents.status()]).toEqual([200, 200, 200]);
-    await Bun.sleep(300);
+    await Bun.sleep(1500); // the CLI follower starts (a process) and connects
     expect(events.ended() || logs.ended() || consoleEvents.ended()).toBe(false);
     const t0 = Date.now();
     expect((await http(`${s.url}/tokens/${v.id}`, "DELETE")).status).toBe(204);
@@ -267,6 +271,9 @@ describe("event streams: every queue has a bound", () => {
     console.log(`revoked: /events, logs-follow and the console's /events ended in ${Date.now() - t0} ms`);
     expect(events.seen.closed).toBe(1);
     expect((await fetch(`${s.url}/tasks`, { headers: { cookie } })).status).toBe(401);
+    // The CLI following the task's logs says why it stopped.
+    expect(await follower.proc.exited).toBe(1);
+    expect(follower.output()).toContain("the log stream was closed: token revoked");
   });
 });
 
