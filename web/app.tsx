@@ -1,7 +1,7 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, api } from "./api.ts";
-import { connect, onStatus } from "./live.ts";
+import { connect, disconnect, onStatus } from "./live.ts";
 import { AccessPage } from "./pages/access.tsx";
 import { ExperimentPage, FlPage } from "./pages/fl.tsx";
 import { JobsPage, WorkflowPage, WorkflowsPage } from "./pages/groups.tsx";
@@ -10,8 +10,21 @@ import { PropletPage, PropletsPage } from "./pages/proplets.tsx";
 import { TaskPage, TasksPage } from "./pages/tasks.tsx";
 import { Alert, type Session, SessionContext } from "./ui.tsx";
 
-// The console's shell: signing in (the link serve prints, `/?token=…`, or a pasted token; either becomes an
-// HttpOnly cookie and the token leaves the address bar at once), the pages by hash route, and the live banner.
+// The console's shell: signing in (the link serve prints, `/#login=<one-time code>`, or a pasted token; either
+// opens a session whose id the manager sets as an HttpOnly cookie), the pages by hash route, and the live banner.
+
+/**
+ * The sign-in link's code, taken out of the address bar (and the history entry) before anything renders. It is in
+ * the fragment, so it was never sent to the server nor in a Referer; and it works once. A token in the query
+ * string (`/?token=`, an old link) is removed and never used: an address is kept in history and logs.
+ */
+function takeFromAddress(): { code?: string; oldLink: boolean } {
+  const code = /^#login=([\w-]+)$/.exec(location.hash)?.[1];
+  const oldLink = new URLSearchParams(location.search).has("token");
+  if (code || oldLink) history.replaceState(null, "", `${location.pathname}${code ? "#/" : location.hash}`);
+  return { ...(code ? { code } : {}), oldLink };
+}
+const fromAddress = takeFromAddress();
 
 const PAGES: [string, string][] = [
   ["#/", "Overview"],
@@ -62,8 +75,9 @@ function SignIn(p: { onDone: (s: Session) => void; error?: string }) {
     <main>
       <h1>Sign in to Propeller</h1>
       <p class="muted">
-        Open the link <code>propeller serve</code> prints at start, or paste a token (the admin token is in the data
-        dir's <code>admin.token</code>; <code>propeller tokens create</code> makes more).
+        Open the link <code>propeller serve</code> prints at start (it works once, within 10 minutes), or paste a token
+        (the admin token is in the data dir's <code>admin.token</code>; <code>propeller tokens create</code> makes
+        more).
       </p>
       <form
         class="grid"
@@ -97,17 +111,15 @@ function App() {
 
   useEffect(() => {
     (async () => {
-      const params = new URLSearchParams(location.search);
-      const token = params.get("token");
-      if (token) {
-        // Out of the address bar (and the history) before anything else.
-        history.replaceState(null, "", location.pathname + location.hash);
+      if (fromAddress.code) {
         try {
-          setSession(await api<Session>("POST", "/session", { token }));
+          setSession(await api<Session>("POST", "/session", { code: fromAddress.code }));
           return;
         } catch (e) {
-          setSignInError(`the link's token was refused: ${e instanceof Error ? e.message : e}`);
+          setSignInError(`the sign-in link was refused: ${e instanceof Error ? e.message : e}`);
         }
+      } else if (fromAddress.oldLink) {
+        setSignInError("a link with ?token= is not accepted (it stays in the history): sign in here");
       }
       try {
         setSession(await api<Session>("GET", "/session"));
@@ -121,7 +133,21 @@ function App() {
   useEffect(() => {
     if (!session) return;
     connect();
-    return onStatus(setUp);
+    return onStatus(async (live) => {
+      setUp(live);
+      if (live || !session.auth) return;
+      // A stream that stops may mean the session ended (signed out elsewhere, its token revoked, serve restarted:
+      // sessions live in serve's memory): then back to signing in, saying why.
+      try {
+        await api("GET", "/session");
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 401) {
+          disconnect();
+          setSignInError("your session has ended (signed out, expired, its token revoked, or serve restarted)");
+          setSession(null);
+        }
+      }
+    });
   }, [session]);
 
   if (session === undefined) return <p class="muted">Loading…</p>;
@@ -144,6 +170,7 @@ function App() {
             <button
               type="button"
               onClick={async () => {
+                disconnect();
                 await api("DELETE", "/session");
                 setSession(null);
               }}

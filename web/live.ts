@@ -37,6 +37,12 @@ export function connect(): void {
   }
 }
 
+/** Stops the live stream (signing out, or a session that ended). */
+export function disconnect(): void {
+  source?.close();
+  source = undefined;
+}
+
 export function onLive(fn: Listener): () => void {
   listeners.add(fn);
   return () => listeners.delete(fn);

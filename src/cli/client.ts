@@ -60,15 +60,25 @@ const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
  */
 export function tokenFor(conn: Conn): string | undefined {
   if (conn.token) return conn.token;
+  const file = localTokenFile(conn);
+  return file && existsSync(file) ? readFileSync(file, "utf8").trim() || undefined : undefined;
+}
+
+/** Where a serve on this machine keeps its admin token, for a manager URL on loopback. */
+function localTokenFile(conn: Conn): string | undefined {
   let host: string;
   try {
     host = new URL(managerUrl(conn.url)).hostname;
   } catch {
     return undefined;
   }
-  if (!LOCAL_HOSTS.has(host)) return undefined;
-  const file = join(env("PROPELLER_DATA_DIR") ?? defaultDataDir(), "admin.token");
-  return existsSync(file) ? readFileSync(file, "utf8").trim() || undefined : undefined;
+  return LOCAL_HOSTS.has(host) ? join(env("PROPELLER_DATA_DIR") ?? defaultDataDir(), "admin.token") : undefined;
+}
+
+/** A 401 names no path of the server's disk; for a manager on this machine, the CLI says where it looked. */
+function refusedHint(conn: Conn, status: number): string {
+  const file = status === 401 && !conn.token ? localTokenFile(conn) : undefined;
+  return file ? ` (a serve on this machine with this data dir keeps its admin token in ${file})` : "";
 }
 
 export function authHeaders(conn: Conn): Record<string, string> {
@@ -116,7 +126,7 @@ export async function api<T = unknown>(conn: Conn, method: string, path: string,
   if (!res.ok) {
     const msg =
       data && typeof data === "object" && "error" in data ? String((data as { error: unknown }).error) : res.statusText;
-    throw new ApiError(`${method} ${path}: ${res.status} ${msg}`);
+    throw new ApiError(`${method} ${path}: ${res.status} ${msg}${refusedHint(conn, res.status)}`);
   }
   return data as T;
 }
@@ -136,7 +146,7 @@ export async function* sse(conn: Conn, path: string): AsyncGenerator<{ event: st
     try {
       msg = String(JSON.parse(text).error ?? msg);
     } catch {}
-    throw new ApiError(`GET ${path}: ${res.status} ${msg}`);
+    throw new ApiError(`GET ${path}: ${res.status} ${msg}${refusedHint(conn, res.status)}`);
   }
   let buf = "";
   for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {

@@ -4,6 +4,7 @@ import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { SCHEDULERS, type SchedulerName } from "../core/scheduler.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
+import { DEFAULT_STREAM_LIMITS } from "../manager/api/streams.ts";
 import { defaultMaxTasks } from "../proplet/config.ts";
 import { STORAGE_HELP } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
@@ -222,6 +223,32 @@ export const serveCommand = defineCommand({
       ...proxyArgs((flag, name, fallback) =>
         fallback === undefined ? L.text(flag, [name]) : L.text(flag, [name], fallback),
       ),
+      "max-body-mb": {
+        type: "string",
+        description:
+          "MiB a request that carries a module, model, dataset or update may send (env PROPELLER_MAX_BODY_MB); other routes take 256 KiB, sign-in 4 KiB",
+        default: L.text("max-body-mb", ["PROPELLER_MAX_BODY_MB"], "100"),
+      },
+      "max-streams": {
+        type: "string",
+        description: "event and log streams open at once, in all (env PROPELLER_MAX_STREAMS); more get 503",
+        default: L.text("max-streams", ["PROPELLER_MAX_STREAMS"], String(DEFAULT_STREAM_LIMITS.total)),
+      },
+      "max-streams-per-token": {
+        type: "string",
+        description:
+          "event and log streams one token may hold open (env PROPELLER_MAX_STREAMS_PER_TOKEN); more get 429",
+        default: L.text(
+          "max-streams-per-token",
+          ["PROPELLER_MAX_STREAMS_PER_TOKEN"],
+          String(DEFAULT_STREAM_LIMITS.perToken),
+        ),
+      },
+      "login-link-ttl": {
+        type: "string",
+        description: "seconds the console sign-in link printed at start works, once (env PROPELLER_LOGIN_LINK_TTL)",
+        default: L.text("login-link-ttl", ["PROPELLER_LOGIN_LINK_TTL"], "600"),
+      },
       scheduler: {
         type: "string",
         description: `proplet choice: ${SCHEDULERS.join(", ")} (env PROPELLER_SCHEDULER)`,
@@ -276,6 +303,15 @@ export const serveCommand = defineCommand({
           localPropletEnv: propletEnv(),
           staleRemovalS: int(L.label("stale-proplet-removal"), args["stale-proplet-removal"], 0, 10 * 365 * 86400),
           partitionGraceS: int(L.label("partition-grace"), args["partition-grace"], 0, 7 * 86400),
+          loginLinkTtlS: int(L.label("login-link-ttl"), args["login-link-ttl"], 1, 86400),
+          apiLimits: {
+            largeBodyBytes: int(L.label("max-body-mb"), args["max-body-mb"], 1, 4096) * 1024 * 1024,
+            streams: {
+              ...DEFAULT_STREAM_LIMITS,
+              total: int(L.label("max-streams"), args["max-streams"], 1, 100_000),
+              perToken: int(L.label("max-streams-per-token"), args["max-streams-per-token"], 1, 100_000),
+            },
+          },
         });
         const shutdown = async (sig: string) => {
           log.info(`${sig}: shutting down`);

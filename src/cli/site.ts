@@ -5,16 +5,18 @@ import consoleIndex from "../../web/index.html";
 import { type BrokerTls, type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.ts";
 import { connectMqtt } from "../broker/client.ts";
 import { type BusClient, DirectClient } from "../broker/direct.ts";
-import type { EntityKind } from "../core/identity.ts";
+import type { EntityKind, Token } from "../core/identity.ts";
 import type { SchedulerName } from "../core/scheduler.ts";
 import { TaskState } from "../core/states.ts";
 import { log } from "../log.ts";
-import { createApp, MAX_BODY_BYTES } from "../manager/api/app.ts";
+import { createApp } from "../manager/api/app.ts";
+import { type ApiLimits, DEFAULT_API_LIMITS, maxRequestBytes } from "../manager/api/limits.ts";
 import { ManagerMetrics } from "../manager/api/prometheus.ts";
 import { MqttManagerBus } from "../manager/bus.ts";
 import type { ManagerBus } from "../manager/dispatcher.ts";
 import { Identities } from "../manager/identities.ts";
 import { Manager } from "../manager/manager.ts";
+import { LOGIN_CODE_TTL_MS, Sessions } from "../manager/sessions.ts";
 import { PropletAgent } from "../proplet/agent.ts";
 import { Dispatched } from "../proxy/dispatched.ts";
 import type { RegistryClient } from "../proxy/registry.ts";
@@ -72,6 +74,10 @@ export interface ServeOptions {
   auth: boolean;
   /** The manager's identity on an external broker (MANAGER_ENTITY_ID, MANAGER_API_KEY). */
   managerCredentials?: { id: string; key: string };
+  /** REST body limits and stream caps (`--max-body-mb`, `--max-streams`, `--max-streams-per-token`). */
+  apiLimits?: ApiLimits;
+  /** Seconds the console's sign-in link works (once); default 600. */
+  loginLinkTtlS?: number;
 }
 
 export interface RunningServe {
@@ -92,19 +98,20 @@ function sameOrigin(origin: string, url: URL): boolean {
 
 /**
  * With no admin token left (a first start), makes one and writes it to `<data-dir>/admin.token` (0600), where
- * the CLI finds it. Returns the token text when it is known here, for the console link.
+ * the CLI finds it. Returns the token of that file when it is valid, for the console's sign-in link (which holds a
+ * one-time code, never the token).
  */
-async function ensureAdminToken(identities: Identities, dataDir: string): Promise<string | undefined> {
+async function ensureAdminToken(identities: Identities, dataDir: string): Promise<Token | undefined> {
   const file = join(dataDir, "admin.token");
   if (identities.hasAdmin()) {
     const text = existsSync(file) ? readFileSync(file, "utf8").trim() : "";
-    return text && identities.verifyToken(text) ? text : undefined;
+    return text ? identities.verifyToken(text) : undefined;
   }
   const t = await identities.createToken({ name: "admin", role: "admin" });
   writeFileSync(`${file}.tmp`, `${t.token}\n`, { mode: 0o600 });
   renameSync(`${file}.tmp`, file);
   log.info(`created an admin token in ${file} (mode 0600): the CLI on this machine uses it`);
-  return t.token;
+  return identities.verifyToken(t.token);
 }
 
 /**
@@ -266,17 +273,21 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     counters: manager.telemetry.counters,
     mqtt: bus.counts,
   });
-  const hint = `the admin token is in ${join(o.dataDir, "admin.token")}; \`propeller tokens create\` makes more`;
+  // Told to whoever is refused: no path of this machine's disk (the CLI on this machine names the file itself).
+  const hint = "the admin token is in admin.token in serve's data dir; `propeller tokens create` makes more";
+  const limits = o.apiLimits ?? DEFAULT_API_LIMITS;
   const info = {
     ...{ version: VERSION, commit: COMMIT, buildTime: BUILD_TIME, instanceId, channel: o, storage: store.kind },
     ...(site ? { role: "active" } : {}),
     tls: Boolean(o.tls),
+    limits,
   };
-  const app = createApp(manager, info, metrics, o.auth ? { hint } : undefined);
+  const sessions = new Sessions(identities);
+  const app = createApp(manager, info, metrics, o.auth ? { hint, sessions } : undefined);
   const server = Bun.serve<WsData>({
     hostname: o.host,
     port: o.httpPort,
-    maxRequestBodySize: MAX_BODY_BYTES + (1 << 20),
+    maxRequestBodySize: maxRequestBytes(limits),
     // The console (web/), bundled by Bun from its HTML and embedded in the compiled executable.
     routes: { "/": consoleIndex },
     // Bundled and minified once, not a dev server with hot reload.
@@ -297,7 +308,8 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
         if (srv.upgrade(req, { data: {}, headers: proto ? { "Sec-WebSocket-Protocol": proto } : {} })) return undefined;
         return new Response("expected a WebSocket upgrade", { status: 400 });
       }
-      return app.fetch(req);
+      // The client's address, for the count of failed sign-ins (api/session.ts).
+      return app.fetch(req, { ip: srv.requestIP(req)?.address });
     },
     websocket: broker?.websocket ?? { message() {} },
   });
@@ -311,8 +323,15 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   if (!o.auth) {
     log.warn("authentication is OFF (--no-auth): any local process can run code on your proplets");
   } else {
-    log.info(`REST needs a bearer token: ${hint}`);
-    if (adminToken) log.info(`console: ${http}://${loopback}:${server.port}/?token=${adminToken}`);
+    log.info(`REST needs a bearer token: the admin token is in ${join(o.dataDir, "admin.token")}`);
+    // A one-time code, not the token: the log is kept (the journal), the code is spent at its first use and dies
+    // unused after --login-link-ttl (10 minutes); in the fragment, it is never sent in a request line or a Referer.
+    if (adminToken) {
+      const ttl = o.loginLinkTtlS ?? LOGIN_CODE_TTL_MS / 1000;
+      const code = sessions.mintCode(adminToken, ttl * 1000);
+      const url = `${http}://${loopback}:${server.port}/#login=${code}`;
+      log.info(`console (sign-in link, works once within ${ttl} s): ${url}`);
+    }
   }
 
   let closed = false;

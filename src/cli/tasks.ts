@@ -224,6 +224,8 @@ async function logs(conn: Conn & { json: boolean }, id: string, follow: boolean)
         if (!conn.json) print(JSON.parse(e.data) as Chunk);
         printed = true;
       } else if (e.event === "end") end = JSON.parse(e.data) as Ending;
+      // serve ended the stream early: its token was revoked or expired, or the session signed out.
+      else if (e.event === "closed") throw new ApiError(`the log stream was closed: ${JSON.parse(e.data).reason}`);
     }
   } else {
     const r = await api<Ending & { chunks: Chunk[] }>(conn, "GET", `/tasks/${encodeURIComponent(id)}/logs`);

@@ -1,5 +1,6 @@
 import { defineCommand } from "citty";
-import { action } from "./args.ts";
+import { ttlSeconds } from "../core/identity.ts";
+import { action, UsageError } from "./args.ts";
 import { api, okCommand, urlArg } from "./client.ts";
 import { printJson, printTable } from "./output.ts";
 
@@ -11,6 +12,7 @@ interface TokenOut {
   role: string;
   created_at: string;
   revoked_at?: string;
+  expires_at?: string;
   token?: string;
 }
 
@@ -22,15 +24,30 @@ export const tokensCommand = defineCommand({
       args: {
         role: { type: "string", description: "admin or viewer", default: "viewer" },
         name: { type: "string", description: "a name to recognise it by" },
+        ttl: {
+          type: "string",
+          description:
+            "lifetime, e.g. 90s, 30m, 12h, 7d (at most 3650d); refused with 401 after it. Default: until revoked",
+        },
         ...urlArg,
       },
       run: ({ args }) =>
         action(async () => {
-          const body = { role: args.role, ...(args.name ? { name: args.name } : {}) };
+          if (args.ttl !== undefined && ttlSeconds(args.ttl) === undefined) {
+            throw new UsageError(
+              `--ttl must be a duration such as 90s, 30m, 12h or 7d, got ${JSON.stringify(args.ttl)}`,
+            );
+          }
+          const body = {
+            role: args.role,
+            ...(args.name ? { name: args.name } : {}),
+            ...(args.ttl ? { ttl: args.ttl } : {}),
+          };
           const t = await api<TokenOut>(args, "POST", "/tokens", body);
           if (args.json) return printJson(t);
           process.stdout.write(`${t.token}\n`);
-          process.stderr.write(`token ${t.id} (${t.name}, ${t.role}): shown once, keep it now\n`);
+          const until = t.expires_at ? `, expires ${t.expires_at}` : "";
+          process.stderr.write(`token ${t.id} (${t.name}, ${t.role}${until}): shown once, keep it now\n`);
         }),
     }),
     list: defineCommand({
@@ -45,6 +62,7 @@ export const tokensCommand = defineCommand({
             ["NAME", "name"],
             ["ROLE", "role"],
             ["CREATED", "created_at"],
+            ["EXPIRES", "expires_at"],
             ["REVOKED", "revoked_at"],
           ]);
         }),

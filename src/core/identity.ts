@@ -20,6 +20,8 @@ export const Token = z.object({
   hash: z.string(),
   created_at: z.string(),
   revoked_at: z.string().optional(),
+  /** Past this instant the token is refused (401, "expired"); none: it lasts until revoked. */
+  expires_at: z.string().optional(),
 });
 export type Token = z.infer<typeof Token>;
 
@@ -41,11 +43,42 @@ const NAME = z
   .max(100)
   .regex(/^[\w.@:-]+$/, "letters, digits and . _ @ : - only");
 
-export const TokenCreate = z.object({ name: NAME.optional(), role: Role.default("viewer") });
+const TTL_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+/** Ten years: a lifetime past it is a typo, not a plan. */
+export const MAX_TTL_S = 3650 * 86400;
+
+/** A token's lifetime in seconds, from "90s", "30m", "12h", "7d" (or a number of seconds); undefined if not one. */
+export function ttlSeconds(v: string | number): number | undefined {
+  const m = typeof v === "number" ? [String(v), String(v), "s"] : /^\s*(\d+)\s*([smhd]?)\s*$/.exec(v);
+  if (!m || !/^\d+$/.test(m[1]!)) return undefined;
+  const s = Number(m[1]) * TTL_UNITS[m[2] || "s"]!;
+  return s >= 1 && s <= MAX_TTL_S ? s : undefined;
+}
+
+const Ttl = z.union([z.string().max(20), z.number()]).transform((v, ctx) => {
+  const s = ttlSeconds(v);
+  if (s === undefined) {
+    ctx.addIssue({ code: "custom", message: "a duration such as 90s, 30m, 12h or 7d (at most 3650d)" });
+    return z.NEVER;
+  }
+  return s;
+});
+
+/** `ttl`: the token expires that long after it is made; without it, it lasts until revoked. */
+export const TokenCreate = z.object({ name: NAME.optional(), role: Role.default("viewer"), ttl: Ttl.optional() });
 export type TokenCreate = z.infer<typeof TokenCreate>;
 
-/** `POST /session`: the console signs in with a token, which then travels in an HttpOnly cookie. */
-export const SessionCreate = z.object({ token: z.string().min(1).max(512) });
+/** Whether a token is past its `expires_at` at `now` (ms). */
+export const tokenExpired = (t: Token, now = Date.now()): boolean =>
+  t.expires_at !== undefined && Date.parse(t.expires_at) <= now;
+
+/**
+ * `POST /session`: the console signs in with a token (pasted) or with the one-time code of the link serve prints;
+ * the cookie it gets holds a session id, never the token. Both are a few dozen characters: the body is tiny.
+ */
+export const SessionCreate = z
+  .strictObject({ token: z.string().min(1).max(512).optional(), code: z.string().min(1).max(128).optional() })
+  .refine((b) => (b.token === undefined) !== (b.code === undefined), "give either token or code");
 
 export const EntityCreate = z.object({
   kind: EntityKind,

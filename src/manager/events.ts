@@ -23,15 +23,18 @@ export class Channel<T> {
   }
 
   publish(e: T): void {
-    for (const fn of this.subs) {
-      queueMicrotask(() => {
+    if (this.subs.size === 0) return;
+    // One microtask for all (a burst of events to many open streams made a closure per event and subscriber).
+    const subs = [...this.subs];
+    queueMicrotask(() => {
+      for (const fn of subs) {
         try {
           fn(e);
         } catch {
           // A broken subscriber (a closed stream) must not break the manager or the other subscribers.
         }
-      });
-    }
+      }
+    });
   }
 }
 

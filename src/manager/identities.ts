@@ -10,6 +10,7 @@ import {
   newTokenText,
   type Token,
   type TokenCreate,
+  tokenExpired,
   tokenView,
 } from "../core/identity.ts";
 import { nowIso } from "../core/time.ts";
@@ -29,8 +30,13 @@ const same = (a: string, b: string) => a.length === b.length && timingSafeEqual(
 export type TokenView = ReturnType<typeof tokenView>;
 export type EntityView = ReturnType<typeof entityView>;
 
+/** What a presented token is: valid, known but past its expiry, or unknown (or revoked). */
+export type TokenCheck = { ok: Token } | { expired: Token } | undefined;
+
 export class Identities {
   private tokensByHash = new Map<string, Token>();
+  /** The same live tokens by id: a console session holds a token's id, never its text. */
+  private tokensById = new Map<string, Token>();
   private entities = new Map<string, Entity>();
   private internal = new Map<string, { kind: EntityKind; keyHash: string }>();
   /**
@@ -40,17 +46,28 @@ export class Identities {
   private idByKeyHash = new Map<string, string>();
   /** Entity ids revoked: the broker disconnects them. */
   readonly revoked = new Channel<string>();
+  /** Token ids revoked: their console sessions end and their open streams close. */
+  readonly tokenRevoked = new Channel<string>();
 
-  constructor(private store: Storage) {
-    for (const t of store.tokens.all()) if (!t.revoked_at) this.tokensByHash.set(t.hash, t);
+  constructor(
+    private store: Storage,
+    private now = Date.now,
+  ) {
+    for (const t of store.tokens.all()) if (!t.revoked_at) this.keep(t);
     for (const e of store.entities.all()) {
       this.entities.set(e.id, e);
       if (!e.revoked_at) this.idByKeyHash.set(e.key_hash, e.id);
     }
   }
 
+  private keep(t: Token): void {
+    this.tokensByHash.set(t.hash, t);
+    this.tokensById.set(t.id, t);
+  }
+
+  /** Whether an admin token that has not expired exists. */
   hasAdmin(): boolean {
-    for (const t of this.tokensByHash.values()) if (t.role === "admin") return true;
+    for (const t of this.tokensByHash.values()) if (t.role === "admin" && !tokenExpired(t, this.now())) return true;
     return false;
   }
 
@@ -63,11 +80,12 @@ export class Identities {
       role: input.role,
       hash: hashSecret(text),
       created_at: nowIso(),
+      ...(input.ttl ? { expires_at: new Date(this.now() + input.ttl * 1000).toISOString() } : {}),
     };
     this.store.tokens.create(t);
     await this.store.durable();
-    this.tokensByHash.set(t.hash, t);
-    log.info(`token ${t.id} (${t.name}, ${t.role}) created`);
+    this.keep(t);
+    log.info(`token ${t.id} (${t.name}, ${t.role}) created${t.expires_at ? `, expires ${t.expires_at}` : ""}`);
     return { ...tokenView(t), token: text };
   }
 
@@ -79,15 +97,32 @@ export class Identities {
     const t = this.store.tokens.get(id);
     if (!t) throw notFound(`token ${id} not found`);
     this.tokensByHash.delete(t.hash);
+    this.tokensById.delete(t.id);
+    // Told even when it was revoked already: whatever still holds it (a session, a stream) lets go.
+    this.tokenRevoked.publish(id);
     if (t.revoked_at) return;
     this.store.tokens.update({ ...t, revoked_at: nowIso() });
     await this.store.durable();
     log.info(`token ${id} (${t.name}) revoked`);
   }
 
-  /** The token a request presents, if it is known and not revoked. */
+  /** The token a request presents, if it is known, not revoked and not expired. */
   verifyToken(text: string): Token | undefined {
-    return this.tokensByHash.get(hashSecret(text));
+    const c = this.checkToken(text);
+    return c && "ok" in c ? c.ok : undefined;
+  }
+
+  /** The token a request presents, told apart: valid, expired (said so in the 401), or unknown. */
+  checkToken(text: string): TokenCheck {
+    const t = this.tokensByHash.get(hashSecret(text));
+    if (!t) return undefined;
+    return tokenExpired(t, this.now()) ? { expired: t } : { ok: t };
+  }
+
+  /** A live token by its id (a session's), if it is not revoked and not expired. */
+  tokenById(id: string): Token | undefined {
+    const t = this.tokensById.get(id);
+    return t && !tokenExpired(t, this.now()) ? t : undefined;
   }
 
   /** Creates an MQTT identity; its API key is returned this once and stored only as a hash. */

@@ -5,16 +5,17 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { b64, FIXTURES, http, ROOT, type Serve, startServe, tempDir, until } from "../helpers.ts";
 
 // The web console in a real browser (Debian's chromium through playwright-core) against a real serve with its
-// local proplet: signing in by the link, creating and running a task, stopping one, a workflow's graph changing
-// colour live, a viewer's disabled controls, phone width, and no errors in the browser's console.
+// local proplet: signing in by the one-time link and with a pasted token, creating and running a task, stopping
+// one, a workflow's graph changing colour live, a viewer's disabled controls, phone width, and no errors in the
+// browser's console.
 
 const ARTIFACTS = join(ROOT, "test", "artifacts");
 let s: Serve;
 let browser: Browser;
 const errors: string[] = [];
 
-/** A signed-in page; what goes wrong in it is kept in `errors` unless `watch` is off (a refusal made on purpose). */
-async function open(token: string, width = 1280, watch = true): Promise<Page> {
+/** A page of its own browser context; what goes wrong in it is kept in `errors` unless `watch` is off. */
+async function blank(width = 1280, watch = true): Promise<Page> {
   const context = await browser.newContext({ viewport: { width, height: 900 } });
   const page = await context.newPage();
   if (watch) {
@@ -23,10 +24,28 @@ async function open(token: string, width = 1280, watch = true): Promise<Page> {
     });
     page.on("pageerror", (e) => errors.push(`${page.url()}: ${e.message}`));
   }
-  await page.goto(`${s.url}/?token=${token}`);
+  return page;
+}
+
+/** Signs a page in by pasting a token, as a user with a token does. */
+async function signIn(page: Page, token: string): Promise<void> {
+  await page.getByLabel("Token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("navigation", { name: "Pages" }).waitFor();
+}
+
+/** A signed-in page: its browser context signed in with the token (POST /session), as the sign-in form does. */
+async function open(token: string, width = 1280, watch = true): Promise<Page> {
+  const page = await blank(width, watch);
+  const res = await page.context().request.post(`${s.url}/session`, { data: { token } });
+  expect(res.status()).toBe(200);
+  await page.goto(s.url);
   await page.getByRole("navigation", { name: "Pages" }).waitFor();
   return page;
 }
+
+/** The one-time sign-in link serve printed at its (last) start. */
+const link = () => /(http:\/\/\S+\/#login=[\w-]+)/.exec(s.output())![1]!;
 
 beforeAll(async () => {
   s = await startServe();
@@ -39,12 +58,25 @@ afterAll(async () => {
 });
 
 describe("the console", () => {
-  test("the link signs in and leaves the address bar; the session is an HttpOnly, SameSite=Strict cookie", async () => {
-    const page = await open(s.token!);
-    expect(page.url()).not.toContain("token");
+  test("the link signs in once and leaves the address bar; the session is an HttpOnly, SameSite=Strict cookie holding no token", async () => {
+    const page = await blank();
+    await page.goto(link());
+    await page.getByRole("navigation", { name: "Pages" }).waitFor();
+    expect(page.url()).not.toContain("login");
     await page.getByText("(admin)").waitFor();
     const [cookie] = await page.context().cookies();
     expect(cookie).toMatchObject({ name: "propeller_session", httpOnly: true, sameSite: "Strict" });
+    expect(cookie!.value).not.toBe(s.token);
+    // The same link again, in another browser: spent.
+    const again = await blank(1280, false); // not watched: the refusal is the point
+    await again.goto(link());
+    await again.getByRole("alert").getByText("the sign-in link was refused").waitFor();
+    expect(again.url()).not.toContain("login");
+    // An old link with the token in the query string is not used, and leaves the address bar.
+    await again.goto(`${s.url}/?token=${s.token}`);
+    await again.getByRole("alert").getByText("?token= is not accepted").waitFor();
+    expect(again.url()).not.toContain("token");
+    await again.context().close();
     // The overview counts the local proplet, alive.
     await page.getByTestId("proplets-alive").getByText("1 / 1").waitFor();
 
@@ -186,14 +218,15 @@ describe("the console", () => {
     expect(errors.join("\n")).toBe("");
   }, 30_000);
 
-  test("a lost connection shows a banner; the page reconnects by itself when serve is back", async () => {
+  test("a lost connection shows a banner; sessions live in serve's memory, so after a restart the page asks to sign in again", async () => {
     const page = await open(s.token!, 1280, false); // the browser logs the dropped stream as an error
     await page.getByTestId("proplets-alive").waitFor();
     await s.kill("SIGKILL");
     await page.getByRole("status").getByText("Live updates lost").waitFor({ timeout: 15_000 });
     s = await startServe({ dataDir: s.dataDir, ports: { http: s.httpPort, mqtt: s.mqttPort } });
-    await page.getByRole("status").getByText("Live updates lost").waitFor({ state: "detached", timeout: 20_000 });
-    // Still signed in (the cookie), and live again: a task created now shows up without a reload.
+    await page.getByRole("alert").getByText("your session has ended").waitFor({ timeout: 20_000 });
+    await signIn(page, s.token!);
+    // Live again: a task created now shows up without a reload.
     await page.getByRole("link", { name: "Tasks" }).click();
     const created = await http(`${s.url}/tasks`, "POST", { name: "after-restart", file: b64("add"), inputs: [1, 1] });
     await http(`${s.url}/tasks/${created.body.id}/start`, "POST");

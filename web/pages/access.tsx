@@ -11,6 +11,7 @@ interface Token {
   role: string;
   created_at: string;
   revoked_at?: string;
+  expires_at?: string;
 }
 interface Entity {
   id: string;
@@ -33,6 +34,7 @@ function Admin() {
   const [secret, setSecret] = useState<string>();
   const [name, setName] = useState("");
   const [role, setRole] = useState("viewer");
+  const [ttl, setTtl] = useState("");
   const [kind, setKind] = useState("proplet");
   return (
     <>
@@ -55,11 +57,16 @@ function Admin() {
             <option value="admin">admin</option>
           </select>
         </label>
+        <label>
+          Expires after (e.g. 12h, 7d; empty: never)
+          <input value={ttl} onInput={(e) => setTtl(e.currentTarget.value)} />
+        </label>
         <Act
           label="Create token"
           primary
           run={async () => {
-            const t = await api<{ token: string }>("POST", "/tokens", { ...(name ? { name } : {}), role });
+            const body = { ...(name ? { name } : {}), role, ...(ttl.trim() ? { ttl: ttl.trim() } : {}) };
+            const t = await api<{ token: string }>("POST", "/tokens", body);
             setSecret(t.token);
             tokens.reload();
           }}
@@ -73,6 +80,7 @@ function Admin() {
             { head: "Name", cell: (t) => t.name },
             { head: "Role", cell: (t) => t.role },
             { head: "Created", cell: (t) => ago(t.created_at), wide: true },
+            { head: "Expires", cell: (t) => t.expires_at ?? "never", wide: true },
             {
               head: "",
               cell: (t) => (

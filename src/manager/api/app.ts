@@ -1,27 +1,27 @@
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { AppError } from "../../core/errors.ts";
 import { type Channel, DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../../core/topics.ts";
 import { log } from "../../log.ts";
 import { SpanKind, tracing } from "../../telemetry/tracing.ts";
 import type { Manager } from "../manager.ts";
+import { Sessions } from "../sessions.ts";
 import { adminRoutes } from "./admin.ts";
 import { type AuthOptions, identityRoutes, requireToken } from "./auth.ts";
 import { eventRoutes } from "./events.ts";
 import { flRoutes } from "./fl.ts";
 import { groupRoutes } from "./groups.ts";
 import { STATUS_OF } from "./http.ts";
+import { type ApiLimits, bodyLimits, DEFAULT_API_LIMITS } from "./limits.ts";
 import { logRoutes } from "./logs.ts";
 import type { ManagerMetrics } from "./prometheus.ts";
 import { propletRoutes } from "./proplets.ts";
 import { sessionRoutes } from "./session.ts";
+import { Streams } from "./streams.ts";
 import { taskRoutes } from "./tasks.ts";
 
 // The REST API with upstream's paths and JSON keys (docs/ARCHITECTURE.md, "REST"). Handlers validate with the core
 // schemas and call one room each; errors are `{"error": "..."}` with the status of their kind, and 5xx only for
 // our own faults.
-
-export const MAX_BODY_BYTES = 100 * 1024 * 1024;
 
 export interface AppInfo {
   version: string;
@@ -36,11 +36,22 @@ export interface AppInfo {
   channel?: Channel;
   /** Served over TLS: the console's cookie is then Secure. */
   tls?: boolean;
+  /** Body limits and stream caps (limits.ts); the defaults when not given. */
+  limits?: ApiLimits;
 }
 
 /** `auth` unset: no authentication (`serve --no-auth`, loopback only). */
 export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, auth?: AuthOptions): Hono {
   const app = new Hono();
+  const limits = info.limits ?? DEFAULT_API_LIMITS;
+  const sessions = auth?.sessions ?? new Sessions(m.identities);
+  const streams = new Streams(limits.streams, m.identities, sessions);
+  // No page of ours, and no answer of the API, tells the next site where it came from (a Referer would carry the
+  // address, and whatever an address held).
+  app.use("*", async (c, next) => {
+    await next();
+    c.res.headers.set("Referrer-Policy", "no-referrer");
+  });
   if (metrics) app.use("*", metrics.middleware());
   // A span per request when tracing is on; what the request starts (a dispatch) is its child.
   app.use("*", async (c, next) => {
@@ -50,20 +61,15 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
     await t.within(span, next);
     span?.set("http.status_code", c.res.status).end(c.res.status >= 500 ? `HTTP ${c.res.status}` : undefined);
   });
-  if (auth) app.use("*", requireToken(m.identities, auth));
+  // Authentication before any body is read: a request without a token costs no more than its headers.
+  if (auth) app.use("*", requireToken(m.identities, sessions, auth));
   if (metrics) {
     app.get("/metrics", async (c) =>
       c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }),
     );
   }
 
-  app.use(
-    "*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) => c.json({ error: `request body exceeds ${MAX_BODY_BYTES >> 20} MiB` }, 413),
-    }),
-  );
+  app.use("*", bodyLimits(limits));
 
   // A reader sees only committed state: a result just received is shown once a crash can no longer undo it
   // (a few ms on PostgreSQL, less on SQLite; nothing to wait for most of the time).
@@ -93,12 +99,12 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
   );
 
   taskRoutes(app, m.tasks, m.telemetry, m.invocations);
-  logRoutes(app, m.tasks, m.output);
+  logRoutes(app, m.tasks, m.output, streams);
   propletRoutes(app, m.proplets, m.telemetry);
-  eventRoutes(app, m.events.live);
+  eventRoutes(app, m.events.live, streams);
   groupRoutes(app, m.groups);
   flRoutes(app, m.fl);
-  sessionRoutes(app, m.identities, { auth: Boolean(auth), secure: Boolean(info.tls) });
+  sessionRoutes(app, m.identities, sessions, { auth: Boolean(auth), secure: Boolean(info.tls) });
   adminRoutes(app, m);
   identityRoutes(app, m.identities, info.channel ?? { domainId: DEFAULT_DOMAIN_ID, channelId: DEFAULT_CHANNEL_ID });
   return app;

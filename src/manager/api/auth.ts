@@ -3,14 +3,19 @@ import { getCookie } from "hono/cookie";
 import { EntityCreate, EntityKind, type Token, TokenCreate } from "../../core/identity.ts";
 import type { Channel } from "../../core/topics.ts";
 import type { Identities } from "../identities.ts";
+import type { Sessions } from "../sessions.ts";
 import { jsonBody, query } from "./http.ts";
 
-// Bearer tokens on every route but `GET /health`: 401 without a valid one (saying how to get one), 403 when a
-// viewer asks for a change, and tokens and identities are for admins only.
+// Bearer tokens (or the console's session cookie) on every route but `GET /health`: 401 without a valid one
+// (saying how to get one, and "expired" for a token past its expiry), 403 when a viewer asks for a change, and
+// tokens and identities are for admins only. A token is never taken from a query string: an address stays in
+// browser history and server logs, and goes out in a Referer.
 
 export interface AuthOptions {
-  /** Told in a 401, so a user knows where the admin token is. */
+  /** Told in a 401, so a user knows where the admin token is; it names no path of the server's disk. */
   hint: string;
+  /** The console's sessions; made for the app when not given (serve gives its own, to mint the sign-in link). */
+  sessions?: Sessions;
 }
 
 const READS = new Set(["GET", "HEAD", "OPTIONS"]);
@@ -28,7 +33,17 @@ const ADMIN_ONLY = /^\/(tokens|entities)(\/|$)/;
 const tokenOfRequest = new WeakMap<Request, Token>();
 export const tokenOf = (c: Context): Token | undefined => tokenOfRequest.get(c.req.raw);
 
-/** The console's session cookie (HttpOnly, SameSite=Strict) holds a token, as the Bearer header does. */
+/** Whom a request stands for, for the streams it may open: its token, and the console session it came with. */
+export interface Owner {
+  tokenId?: string;
+  sessionKey?: string;
+  /** When the token (or the session) stops being valid, ms since the epoch. */
+  expiresAt?: number;
+}
+const ownerOfRequest = new WeakMap<Request, Owner>();
+export const ownerOf = (c: Context): Owner => ownerOfRequest.get(c.req.raw) ?? {};
+
+/** The console's session cookie (HttpOnly, SameSite=Strict) holds a session id, never a token (sessions.ts). */
 export const SESSION_COOKIE = "propeller_session";
 /**
  * A change sent with the cookie must carry this header: a page of another site cannot add it without a CORS
@@ -36,7 +51,7 @@ export const SESSION_COOKIE = "propeller_session";
  */
 export const CONSOLE_HEADER = "x-propeller-console";
 
-export function requireToken(ids: Identities, opts: AuthOptions): MiddlewareHandler {
+export function requireToken(ids: Identities, sessions: Sessions, opts: AuthOptions): MiddlewareHandler {
   return async (c, next) => {
     if (c.req.method === "GET" && c.req.path === "/health") return next();
     // Signing in and out of the console is how a session starts and ends.
@@ -44,16 +59,31 @@ export function requireToken(ids: Identities, opts: AuthOptions): MiddlewareHand
     const header = c.req.header("authorization") ?? "";
     const bearer = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
     const cookie = bearer ? undefined : getCookie(c, SESSION_COOKIE);
-    const text = bearer ?? cookie;
-    if (!text)
+    if (!bearer && !cookie)
       return c.json({ error: `authentication required: send Authorization: Bearer <token>; ${opts.hint}` }, 401);
     if (cookie && !READS.has(c.req.method) && c.req.header(CONSOLE_HEADER) !== "1") {
       return c.json({ error: `a change sent with the console's cookie must carry ${CONSOLE_HEADER}: 1` }, 403);
     }
-    const token = ids.verifyToken(text);
+    let token: Token | undefined;
+    if (cookie) {
+      const s = sessions.resolve(cookie);
+      if (!s) return c.json({ error: "the console's session has ended (signed out, expired or revoked)" }, 401);
+      token = s.token;
+      ownerOfRequest.set(c.req.raw, { tokenId: token.id, sessionKey: s.key, expiresAt: s.expiresAt });
+    } else {
+      const check = ids.checkToken(bearer!);
+      if (check && "expired" in check) {
+        return c.json({ error: `token "${check.expired.name}" expired at ${check.expired.expires_at}` }, 401);
+      }
+      token = check?.ok;
+      if (token) {
+        const expiresAt = token.expires_at ? Date.parse(token.expires_at) : undefined;
+        ownerOfRequest.set(c.req.raw, { tokenId: token.id, ...(expiresAt ? { expiresAt } : {}) });
+      }
+    }
     if (token) tokenOfRequest.set(c.req.raw, token);
     if (!token) {
-      const entity = cookie ? undefined : ids.entityByKey(text);
+      const entity = ids.entityByKey(bearer!);
       if (!entity) return c.json({ error: `invalid or revoked token; ${opts.hint}` }, 401);
       const may = PROPLET_ROUTES.some(([method, path]) => c.req.method === method && path.test(c.req.path));
       if (entity.kind !== "proplet" || !may) {

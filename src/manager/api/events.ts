@@ -2,10 +2,12 @@ import type { Hono } from "hono";
 import { invalid } from "../../core/errors.ts";
 import { EVENT_TYPES, type EventType, type ManagerEvent } from "../../core/events.ts";
 import type { Channel } from "../events.ts";
-import { sseFeed } from "./sse.ts";
+import { frames, sseFeed } from "./sse.ts";
+import type { Streams } from "./streams.ts";
 
 /** `GET /events`: live events as Server-Sent Events, filtered by `types`, `task_id` and `proplet_id`. */
-export function eventRoutes(app: Hono, live: Channel<ManagerEvent>): void {
+export function eventRoutes(app: Hono, live: Channel<ManagerEvent>, streams: Streams): void {
+  const format = frames((e: ManagerEvent) => ({ event: e.type, data: JSON.stringify(e) }));
   app.get("/events", (c) => {
     const typesText = c.req.query("types");
     const types = typesText
@@ -24,14 +26,6 @@ export function eventRoutes(app: Hono, live: Channel<ManagerEvent>): void {
       types.includes(e.type) &&
       (!taskId || ("task_id" in e && e.task_id === taskId)) &&
       (!propletId || ("proplet_id" in e && e.proplet_id === propletId));
-    return sseFeed<ManagerEvent>(
-      c,
-      [],
-      (push) => live.subscribe((e) => wanted(e) && push(e)),
-      async (stream, e) => {
-        await stream.writeSSE({ event: e.type, data: JSON.stringify(e) });
-        return true;
-      },
-    );
+    return sseFeed<ManagerEvent>(c, streams, [], (push) => live.subscribe((e) => wanted(e) && push(e)), format);
   });
 }

@@ -5,7 +5,8 @@ import type { Task } from "../../core/task.ts";
 import type { OutputChunk, TaskOutput } from "../output.ts";
 import type { Tasks } from "../tasks.ts";
 import { query } from "./http.ts";
-import { sseFeed } from "./sse.ts";
+import { frameOf, frames, sseFeed } from "./sse.ts";
+import type { Streams } from "./streams.ts";
 
 const Follow = z.enum(["true", "false", "1", "0"]).optional();
 
@@ -19,7 +20,9 @@ const ending = (t: Task) => ({
  * `GET /tasks/{id}/logs`: what is kept of a running task's output. With `follow=true`, Server-Sent Events: the
  * kept pieces, then each new one as `output`, and `end` with the state when the task reaches a final one.
  */
-export function logRoutes(app: Hono, tasks: Tasks, output: TaskOutput): void {
+export function logRoutes(app: Hono, tasks: Tasks, output: TaskOutput, streams: Streams): void {
+  // A piece of output is encoded once for all its followers; the end, with the task's state when it comes.
+  const piece = frames((chunk: OutputChunk) => ({ event: "output", data: JSON.stringify(chunk) }));
   app.get("/tasks/:id/logs", (c) => {
     const follow = query(c, "follow", Follow);
     const task = tasks.get(tasks.resolveId(c.req.param("id")));
@@ -29,16 +32,11 @@ export function logRoutes(app: Hono, tasks: Tasks, output: TaskOutput): void {
     if (isTerminal(task.state)) first.push(null);
     return sseFeed(
       c,
+      streams,
       first,
       (push) => (isTerminal(task.state) ? () => {} : output.follow(task, push)),
-      async (stream, chunk) => {
-        if (chunk) {
-          await stream.writeSSE({ event: "output", data: JSON.stringify(chunk) });
-          return true;
-        }
-        await stream.writeSSE({ event: "end", data: JSON.stringify(ending(tasks.get(task.id))) });
-        return false;
-      },
+      (chunk) =>
+        chunk ? piece(chunk) : frameOf({ event: "end", data: JSON.stringify(ending(tasks.get(task.id))), last: true }),
     );
   });
 }

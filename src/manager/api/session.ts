@@ -1,21 +1,56 @@
-import type { Hono } from "hono";
-import { deleteCookie, setCookie } from "hono/cookie";
-import { SessionCreate } from "../../core/identity.ts";
+import type { Context, Hono } from "hono";
+import { deleteCookie, getCookie, setCookie } from "hono/cookie";
+import { Attempts } from "../../core/attempts.ts";
+import { SessionCreate, type Token } from "../../core/identity.ts";
 import type { Identities } from "../identities.ts";
+import { SESSION_TTL_MS, type Sessions } from "../sessions.ts";
 import { SESSION_COOKIE, tokenOf } from "./auth.ts";
 import { jsonBody } from "./http.ts";
 
-// The console's session: `POST /session` with a token (the link serve prints, or one pasted) sets it as an
-// HttpOnly, SameSite=Strict cookie, so page scripts never hold it; `GET /session` says who is signed in and with
-// which role (the console disables what a viewer may not do); `DELETE /session` signs out.
+// The console's session: `POST /session` with a token (pasted) or the one-time code of the link serve prints
+// opens a session whose random id is set as an HttpOnly, SameSite=Strict cookie (Secure under TLS), so page
+// scripts never hold a secret and the cookie is no token; `GET /session` says who is signed in and with which role
+// (the console disables what a viewer may not do); `DELETE /session` signs out. Signing in needs no token, so it
+// costs little before one is checked: the body is at most a few KiB (app.ts), nothing is kept for a failure, and
+// failures are counted per client address and in all (429 past either, until the minute turns).
 
-export function sessionRoutes(app: Hono, ids: Identities, o: { auth: boolean; secure: boolean }): void {
+const ATTEMPTS = { perKey: 10, total: 100, windowMs: 60_000, maxKeys: 1024 };
+
+/** The client's address, as site.ts hands it to the app (none in-process). */
+const addressOf = (c: Context): string => (c.env as { ip?: string } | undefined)?.ip ?? "unknown";
+
+export function sessionRoutes(app: Hono, ids: Identities, sessions: Sessions, o: { auth: boolean; secure: boolean }) {
+  const attempts = new Attempts(ATTEMPTS);
+  const signedIn = (c: Context, t: Token) => {
+    setCookie(c, SESSION_COOKIE, sessions.open(t), {
+      httpOnly: true,
+      sameSite: "Strict",
+      path: "/",
+      secure: o.secure,
+      maxAge: SESSION_TTL_MS / 1000,
+    });
+    return c.json({ name: t.name, role: t.role, auth: true });
+  };
   app.post("/session", async (c) => {
-    const { token } = await jsonBody(c, SessionCreate);
-    const t = o.auth ? ids.verifyToken(token) : undefined;
-    if (o.auth && !t) return c.json({ error: "invalid or revoked token" }, 401);
-    setCookie(c, SESSION_COOKIE, token, { httpOnly: true, sameSite: "Strict", path: "/", secure: o.secure });
-    return c.json(t ? { name: t.name, role: t.role, auth: true } : { name: "anyone", role: "admin", auth: false });
+    if (!o.auth) return c.json({ name: "anyone", role: "admin", auth: false });
+    const who = addressOf(c);
+    const wait = attempts.blocked(who, Date.now());
+    if (wait > 0) {
+      c.header("Retry-After", String(Math.ceil(wait / 1000)));
+      return c.json({ error: "too many failed sign-ins: try again in a minute" }, 429);
+    }
+    const body = await jsonBody(c, SessionCreate);
+    if (body.code !== undefined) {
+      const t = sessions.redeem(body.code);
+      if (t) return signedIn(c, t);
+      attempts.failed(who, Date.now());
+      return c.json({ error: "the sign-in link was used already or has expired: sign in with a token" }, 401);
+    }
+    const check = ids.checkToken(body.token!);
+    if (check && "ok" in check) return signedIn(c, check.ok);
+    attempts.failed(who, Date.now());
+    if (check) return c.json({ error: `token "${check.expired.name}" expired at ${check.expired.expires_at}` }, 401);
+    return c.json({ error: "invalid or revoked token" }, 401);
   });
   app.get("/session", (c) => {
     const t = tokenOf(c);
@@ -23,6 +58,8 @@ export function sessionRoutes(app: Hono, ids: Identities, o: { auth: boolean; se
     return c.json({ name: t?.name ?? "", role: t?.role ?? "viewer", auth: true });
   });
   app.delete("/session", (c) => {
+    const id = getCookie(c, SESSION_COOKIE);
+    if (id) sessions.close(id);
     deleteCookie(c, SESSION_COOKIE, { path: "/", secure: o.secure });
     return c.body(null, 204);
   });

@@ -1,42 +1,163 @@
 import type { Context } from "hono";
-import { type SSEStreamingApi, streamSSE } from "hono/streaming";
+import { log } from "../../log.ts";
+import { ownerOf } from "./auth.ts";
+import type { Held, Streams } from "./streams.ts";
+
+/** What one item becomes on the wire; `last` ends the stream after it. */
+export interface SseMessage {
+  event: string;
+  data: string;
+  last?: boolean;
+}
+
+/** An item encoded once for the wire. */
+export interface Frame {
+  bytes: Uint8Array;
+  last?: boolean;
+}
+
+const KEEP_ALIVE_MS = 5000;
+/** A stream told to end is cut off if its client has not read up to the end this long after. */
+const END_GRACE_MS = 2000;
+
+const encoder = new TextEncoder();
+const frame = (m: { event: string; data: string }) =>
+  `event: ${m.event}\ndata: ${m.data.replace(/\n/g, "\ndata: ")}\n\n`;
+
+export const frameOf = (m: SseMessage): Frame => ({
+  bytes: encoder.encode(frame(m)),
+  ...(m.last ? { last: true } : {}),
+});
 
 /**
- * A Server-Sent Events response fed by a subscription: items queue as they come and are written in order; a
- * comment every 5 s keeps an idle connection (and Bun's idle timeout) alive. `write` returns false to end the
- * stream. `subscribe` is called at once, in the caller's tick, so nothing falls between a read and the follow.
+ * A route's formatter, encoding each item once for all its subscribers: fifty streams share one copy of an event's
+ * bytes (their queues hold references), instead of fifty serializations of it.
+ */
+export function frames<T>(format: (item: T) => SseMessage): (item: T) => Frame {
+  const cache = new WeakMap<object, Frame>();
+  return (item) => {
+    const key = typeof item === "object" && item !== null ? item : undefined;
+    const hit = key && cache.get(key);
+    if (hit) return hit;
+    const f = frameOf(format(item));
+    if (key) cache.set(key, f);
+    return f;
+  };
+}
+
+/**
+ * A Server-Sent Events response fed by a subscription. Items are encoded as they come and queued for this
+ * subscriber; Bun pulls from the stream only as fast as the socket takes bytes (it applies TCP backpressure to a
+ * pull-based body), so a client that stops reading leaves its items here, and past `queueBytes` it is dropped: the
+ * connection is cut and its queue freed, instead of serve's memory growing with every event. A comment every 5 s
+ * keeps an idle connection (and Bun's idle timeout) alive. `subscribe` is called at once, in the caller's tick, so
+ * nothing falls between a read and the follow. The stream counts against `streams`' caps and ends, with a `closed`
+ * event saying why, when its token is revoked or its session ends.
  */
 export function sseFeed<T>(
   c: Context,
+  streams: Streams,
   first: T[],
   subscribe: (push: (item: T) => void) => () => void,
-  write: (stream: SSEStreamingApi, item: T) => Promise<boolean>,
+  format: (item: T) => Frame,
 ): Response {
-  const queue = [...first];
+  const queue: Uint8Array[] = [];
+  let queued = 0;
+  let ending = false;
+  let done = false;
+  let errored = false;
+  let cancelled = false;
   let wake: (() => void) | undefined;
-  const unsubscribe = subscribe((item) => {
-    queue.push(item);
+  let ctl: ReadableStreamDefaultController<Uint8Array> | undefined;
+  let unsubscribe = () => {};
+  let limit = streams.limits.queueBytes;
+
+  const finish = () => {
+    if (done) return;
+    done = true;
+    unsubscribe();
+    streams.release(held);
     wake?.();
-  });
-  return streamSSE(c, async (stream) => {
-    let open = true;
-    stream.onAbort(() => {
-      open = false;
-      wake?.();
-    });
+  };
+  const cut = (why: string) => {
+    if (done) return;
+    queue.length = 0;
+    queued = 0;
+    errored = true;
+    finish();
+    log.warn(`${c.req.path}: dropped a stream: ${why}`);
     try {
-      await stream.write(": connected\n\n");
-      while (open) {
-        while (queue.length) if (!(await write(stream, queue.shift()!))) return;
-        const idle = await new Promise<boolean>((resolve) => {
-          wake = () => resolve(false);
-          setTimeout(() => resolve(true), 5000);
-        });
-        wake = undefined;
-        if (idle && open) await stream.write(": keep-alive\n\n");
-      }
-    } finally {
-      unsubscribe();
-    }
+      ctl?.error(new Error(why));
+    } catch {}
+  };
+  const push = (text: string | Uint8Array) => {
+    if (done || ending) return;
+    const bytes = typeof text === "string" ? encoder.encode(text) : text;
+    queue.push(bytes);
+    queued += bytes.length;
+    if (queued > limit) cut(`its client is not reading (${queued} bytes queued)`);
+    else wake?.();
+  };
+  const add = (item: T) => {
+    const f = format(item);
+    push(f.bytes);
+    if (f.last) ending = true;
+  };
+  const held: Held = {
+    owner: ownerOf(c),
+    end: (reason) => {
+      if (done || ending) return;
+      push(frame({ event: "closed", data: JSON.stringify({ reason }) }));
+      ending = true;
+      wake?.();
+      setTimeout(() => cut(`told to end (${reason}), its client did not read to the end`), END_GRACE_MS).unref?.();
+    },
+  };
+  const refused = streams.admit(held);
+  if (refused) return c.json({ error: refused.error }, refused.status);
+
+  push(": connected\n\n");
+  for (const item of first) add(item);
+  // What was kept before the follow (a task's output so far) is the client's own backlog: the bound is on top.
+  limit += queued;
+  if (!ending) unsubscribe = subscribe(add);
+
+  const body = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        ctl = controller;
+      },
+      async pull(controller) {
+        while (!queue.length && !ending && !done) {
+          const idle = await new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => resolve(true), KEEP_ALIVE_MS);
+            wake = () => {
+              clearTimeout(timer);
+              resolve(false);
+            };
+          });
+          wake = undefined;
+          if (idle && !queue.length && !done) push(": keep-alive\n\n");
+        }
+        if (errored || cancelled) return;
+        if (queue.length) {
+          // Each frame as it is (shared with the other subscribers), not a copy of them joined.
+          for (const b of queue) controller.enqueue(b);
+          queue.length = 0;
+          queued = 0;
+          return;
+        }
+        finish();
+        controller.close();
+      },
+      cancel() {
+        cancelled = true;
+        finish();
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  return new Response(body, {
+    headers: { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" },
   });
 }

@@ -147,6 +147,48 @@ describe("REST authentication", () => {
     expect(out.headers.get("set-cookie")).toContain("propeller_session=;");
   });
 
+  test("the cookie holds a session id, not the token: refused as a Bearer token, dead once its token is revoked; failed sign-ins are limited", async () => {
+    const { admin } = await setup();
+    const made = (await h.m.identities.createToken({ role: "viewer", name: "v" }))!;
+    const signIn = (body: unknown) =>
+      app.request("/session", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const ok = await signIn({ token: made.token });
+    const sid = /propeller_session=([^;]+)/.exec(ok.headers.get("set-cookie")!)![1]!;
+    expect(sid).not.toBe(made.token);
+    expect((await call("GET", "/tasks", sid)).status).toBe(401);
+    const withCookie = () => app.request("/tasks", { headers: { cookie: `propeller_session=${sid}` } });
+    expect((await withCookie()).status).toBe(200);
+    expect((await call("DELETE", `/tokens/${made.id}`, admin)).status).toBe(204);
+    expect((await withCookie()).status).toBe(401);
+    // A body with neither (or both) is a 400 naming what to give; a token past 512 characters is refused unread.
+    expect((await signIn({})).status).toBe(400);
+    expect((await signIn({ token: "x", code: "y" })).status).toBe(400);
+    // Ten failures a minute from one address; the eleventh attempt is 429, good token or not.
+    for (let i = 0; i < 10; i++) expect((await signIn({ token: `ppt_wrong${i}` })).status).toBe(401);
+    const limited = await signIn({ token: admin });
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get("retry-after")).toBeTruthy();
+  });
+
+  test("POST /tokens takes a ttl; a bad one is a 400 naming it", async () => {
+    const { admin } = await setup();
+    const post = (body: unknown) =>
+      app.request("/tokens", {
+        method: "POST",
+        headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const made = (await (await post({ role: "viewer", ttl: "1h" })).json()) as { expires_at: string };
+    expect(Date.parse(made.expires_at) - Date.now()).toBeGreaterThan(3_590_000);
+    const bad = await post({ role: "viewer", ttl: "forever" });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toContain("ttl");
+  });
+
   test("a proplet's API key opens only the FL routes a round's task calls, and not once it is revoked", async () => {
     await setup();
     const proplet = await h.m.identities.createEntity({ kind: "proplet" });

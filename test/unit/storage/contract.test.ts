@@ -224,11 +224,11 @@ for (const backend of BACKENDS) {
       expect(s.proplets.delete("p1")).toBe(false);
 
       s.tokens.create({ id: "k2", name: "b", role: "viewer", hash: "h2", created_at: at(2) });
-      s.tokens.create({ id: "k1", name: "a", role: "admin", hash: "h1", created_at: at(1) });
+      s.tokens.create({ id: "k1", name: "a", role: "admin", hash: "h1", created_at: at(1), expires_at: at(9) });
       s.tokens.update({ id: "k2", name: "b", role: "viewer", hash: "h2", created_at: at(2), revoked_at: at(3) });
-      expect(s.tokens.all().map((t) => [t.id, t.revoked_at])).toEqual([
-        ["k1", undefined],
-        ["k2", at(3)],
+      expect(s.tokens.all().map((t) => [t.id, t.revoked_at, t.expires_at])).toEqual([
+        ["k1", undefined, at(9)],
+        ["k2", at(3), undefined],
       ]);
       s.entities.create({ id: "e1", kind: "proplet", name: "e", key_hash: "x", created_at: at(1) });
       expect(s.entities.get("e1")).toEqual({ id: "e1", kind: "proplet", name: "e", key_hash: "x", created_at: at(1) });
