@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
+import { parseOrigin } from "../core/origins.ts";
 import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { SCHEDULERS, type SchedulerName } from "../core/scheduler.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
@@ -59,6 +60,19 @@ const list = (v: string | undefined) =>
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
+
+/** --allowed-origins: each `scheme://host[:port]`, canonical; anything else is a usage error naming it. */
+function origins(label: string, v: string | undefined): string[] {
+  return list(v).map((text) => {
+    const o = parseOrigin(text);
+    if (!o) {
+      throw new UsageError(
+        `${label}: ${JSON.stringify(text)} is not an origin: give scheme://host[:port], e.g. http://localhost:3000`,
+      );
+    }
+    return o;
+  });
+}
 
 /** Where each setting came from; made when citty reads the arguments. */
 let L: Layers;
@@ -155,7 +169,7 @@ export const serveCommand = defineCommand({
       "allowed-origins": {
         type: "string",
         description:
-          "comma-separated browser origins, besides serve's own, that may open /mqtt (env PROPELLER_ALLOWED_ORIGINS)",
+          "comma-separated browser origins (scheme://host[:port]), besides serve's own, that may open /mqtt and send changes; with --no-auth, also names serve answers to (env PROPELLER_ALLOWED_ORIGINS)",
         default: L.text("allowed-origins", ["PROPELLER_ALLOWED_ORIGINS"]),
       },
       "local-proplet": {
@@ -250,7 +264,7 @@ export const serveCommand = defineCommand({
           localProplet: args["local-proplet"],
           auth: authFor(args.auth, args.host),
           tls: tlsFrom(args["tls-cert"], args["tls-key"], args["tls-client-ca"], args["mqtt-tls-port"]),
-          allowedOrigins: list(args["allowed-origins"]),
+          allowedOrigins: origins(L.label("allowed-origins"), args["allowed-origins"]),
           managerCredentials: managerCredentials(),
           domainId: args["domain-id"],
           channelId: args["channel-id"],

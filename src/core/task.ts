@@ -261,3 +261,18 @@ export function taskView(t: Task): TaskView {
   if (redacted) view.file = redacted;
   return view;
 }
+
+/** What a viewer token sees of an `env` value. */
+export const HIDDEN_VALUE = "***";
+
+/**
+ * A JSON response as a viewer sees it: every `env` object (a task's, a group's tasks', an experiment's) keeps its
+ * keys and shows each value as HIDDEN_VALUE, since env may carry credentials only admins should read.
+ */
+export function hideEnvValues(json: string): string {
+  const hide = (key: string, v: unknown) =>
+    key === "env" && v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.keys(v).map((k) => [k, HIDDEN_VALUE]))
+      : v;
+  return JSON.stringify(JSON.parse(json, hide));
+}

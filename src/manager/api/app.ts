@@ -1,12 +1,15 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { AppError } from "../../core/errors.ts";
+import type { OriginPolicy } from "../../core/origins.ts";
+import { hideEnvValues } from "../../core/task.ts";
 import { type Channel, DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../../core/topics.ts";
 import { log } from "../../log.ts";
 import { SpanKind, tracing } from "../../telemetry/tracing.ts";
 import type { Manager } from "../manager.ts";
 import { adminRoutes } from "./admin.ts";
-import { type AuthOptions, identityRoutes, requireToken } from "./auth.ts";
+import { type AuthOptions, identityRoutes, requireToken, tokenOf } from "./auth.ts";
+import { NO_ORIGINS, refuseCrossSite } from "./browser.ts";
 import { eventRoutes } from "./events.ts";
 import { flRoutes } from "./fl.ts";
 import { groupRoutes } from "./groups.ts";
@@ -38,8 +41,17 @@ export interface AppInfo {
   tls?: boolean;
 }
 
-/** `auth` unset: no authentication (`serve --no-auth`, loopback only). */
-export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, auth?: AuthOptions): Hono {
+/**
+ * `auth` unset: no authentication (`serve --no-auth`, loopback only). `origins`: serve's own and configured
+ * browser origins, for refusing changes another site's page may have sent (none known: every Origin is foreign).
+ */
+export function createApp(
+  m: Manager,
+  info: AppInfo,
+  metrics?: ManagerMetrics,
+  auth?: AuthOptions,
+  origins: () => OriginPolicy = () => NO_ORIGINS,
+): Hono {
   const app = new Hono();
   if (metrics) app.use("*", metrics.middleware());
   // A span per request when tracing is on; what the request starts (a dispatch) is its child.
@@ -50,7 +62,17 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
     await t.within(span, next);
     span?.set("http.status_code", c.res.status).end(c.res.status >= 500 ? `HTTP ${c.res.status}` : undefined);
   });
-  if (auth) app.use("*", requireToken(m.identities, auth));
+  app.use("*", refuseCrossSite(origins));
+  if (auth) {
+    app.use("*", requireToken(m.identities, auth));
+    // A viewer reads env keys, never values: rewritten here, so no route that carries env can forget it.
+    app.use("*", async (c, next) => {
+      await next();
+      if (tokenOf(c)?.role !== "viewer" || !c.res.headers.get("content-type")?.startsWith("application/json")) return;
+      const body = hideEnvValues(await c.res.text());
+      c.res = new Response(body, { status: c.res.status, headers: c.res.headers });
+    });
+  }
   if (metrics) {
     app.get("/metrics", async (c) =>
       c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }),
