@@ -62,9 +62,11 @@ export function createApp(
     await t.within(span, next);
     span?.set("http.status_code", c.res.status).end(c.res.status >= 500 ? `HTTP ${c.res.status}` : undefined);
   });
+  if (auth) app.use("*", requireToken(m.identities, auth));
+  // After authentication: a request with no credentials is told so first (401), a cookie without the console's
+  // header is auth's refusal (403).
   app.use("*", refuseCrossSite(origins));
   if (auth) {
-    app.use("*", requireToken(m.identities, auth));
     // A viewer reads env keys, never values: rewritten here, so no route that carries env can forget it.
     app.use("*", async (c, next) => {
       await next();
