@@ -153,7 +153,7 @@ describe("numbers and keys in queries and bodies", () => {
     expect(s.output()).not.toContain("datatype mismatch");
   });
 
-  test("__proto__, constructor and prototype keys are refused with 400 naming the field", async () => {
+  test("__proto__, constructor and prototype keys, and runaway sampling numbers, are refused with 400 naming the field", async () => {
     const filters = ['{"__proto__":"x"}', '{"constructor":"x"}', '{"a":"1","a":"2"}'];
     for (const f of filters) {
       const r = await http(`${s.url}/tasks?metadata=${encodeURIComponent(f)}`);
@@ -171,6 +171,17 @@ describe("numbers and keys in queries and bodies", () => {
     const before = (await http(`${s.url}/tasks`)).body.total;
     for (const [body, field] of bodies) {
       const r = await http(`${s.url}/tasks`, "POST", body);
+      expect(r.status).toBe(400);
+      expect(r.body.error).toStartWith(`${field}:`);
+    }
+    // Numbers a proplet would obey: metrics sampled every microsecond, or a timer overflowing to 1 ms.
+    const sampling: [unknown, string][] = [
+      [{ interval: 0.000001 }, "monitoring_profile.interval"],
+      [{ interval: 1e300 }, "monitoring_profile.interval"],
+      [{ interval: 1, history_size: 1e9 }, "monitoring_profile.history_size"],
+    ];
+    for (const [monitoring_profile, field] of sampling) {
+      const r = await http(`${s.url}/tasks`, "POST", { name: "x", file: add, monitoring_profile });
       expect(r.status).toBe(400);
       expect(r.body.error).toStartWith(`${field}:`);
     }
