@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { b64, cli, type Serve, startServe, tokenOf } from "../helpers.ts";
+import { b64, cli, freePort, type Serve, startServe, tokenOf, until } from "../helpers.ts";
+import { type Postgres, startPostgres } from "../postgres.ts";
 
 // A browser as the attacker's tool: a page of another site posting forms to a serve on loopback, a page whose name
 // DNS rebinding pointed at 127.0.0.1 (its requests carry its own Host and Origin), a WebSocket opened from it.
@@ -192,4 +193,47 @@ describe("state changes from another site's page", () => {
     expect((await upgrade(authed, `127.0.0.1:${authed.httpPort}`, authed.url)).status).toBe(101);
     await healthy(authed);
   });
+});
+
+describe("a stand-by forwarding under --no-auth", () => {
+  let pg: Postgres | undefined;
+  let mosquitto: ReturnType<typeof Bun.spawn> | undefined;
+  const managers: Serve[] = [];
+  afterAll(async () => {
+    for (const m of managers) await m.kill("SIGKILL");
+    mosquitto?.kill("SIGKILL");
+    await pg?.stop();
+  });
+
+  test("refuses another name itself, and the active manager answers what it forwards under its own name", async () => {
+    pg = await startPostgres();
+    const db = await pg.database("rebinding");
+    const bin = Bun.which("mosquitto", { PATH: `/usr/sbin:/usr/bin:${process.env.PATH}` });
+    if (!bin) throw new Error("mosquitto is not installed: apt-get install mosquitto");
+    const port = await freePort();
+    mosquitto = Bun.spawn([bin, "-p", String(port)], { stdout: "ignore", stderr: "ignore" });
+    await until("mosquitto to listen", async () => {
+      const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+      sock.end();
+      return true;
+    });
+    const extra = [
+      "--no-auth",
+      "--storage",
+      "postgres",
+      "--mqtt-url",
+      `mqtt://127.0.0.1:${port}`,
+      "--no-local-proplet",
+    ];
+    managers.push(await startServe({ extra, env: { PROPELLER_DB_URL: db } }));
+    const standby = await startServe({ extra, env: { PROPELLER_DB_URL: db } });
+    managers.push(standby);
+    expect((await send(standby, "/health")).body.role).toBe("standby");
+    // Through the stand-by, a rebinding page would reach the active manager under a name the active one knows.
+    const r = await send(standby, "/tasks", { headers: { host: "evil.example" } });
+    expect(r.status).toBe(421);
+    const forwarded = await send(standby, "/tasks", { headers: { host: `localhost:${standby.httpPort}` } });
+    expect(forwarded.status).toBe(200);
+    expect(forwarded.body.tasks).toEqual([]);
+  }, 60_000);
 });
