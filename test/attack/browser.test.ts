@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { b64, cli, freePort, type Serve, startServe, tokenOf, until } from "../helpers.ts";
+import { b64, cli, freePort, MAIN, type Serve, startServe, tokenOf, until } from "../helpers.ts";
 import { type Postgres, startPostgres } from "../postgres.ts";
 
 // A browser as the attacker's tool: a page of another site posting forms to a serve on loopback, a page whose name
@@ -192,6 +192,42 @@ describe("state changes from another site's page", () => {
     expect((await upgrade(authed, `evil.example:${authed.httpPort}`, `${EVIL}:${authed.httpPort}`)).status).toBe(403);
     expect((await upgrade(authed, `127.0.0.1:${authed.httpPort}`, authed.url)).status).toBe(101);
     await healthy(authed);
+  });
+});
+
+describe("configured origins", () => {
+  test("--allowed-origins takes origins only, and says which entry is not one", () => {
+    for (const bad of ["evil.example", "http://ok.example,http://x.example/app", "*"]) {
+      const p = Bun.spawnSync([
+        process.execPath,
+        MAIN,
+        "serve",
+        "--no-auth",
+        "--allowed-origins",
+        bad,
+        "--http-port",
+        "0",
+      ]);
+      expect(p.exitCode).toBe(1);
+      expect(p.stderr.toString()).toContain("is not an origin: give scheme://host[:port]");
+    }
+  });
+
+  test("an allowed origin may send changes and open /mqtt; under --no-auth its host is a name serve answers to", async () => {
+    const dash = "http://dash.example:3000";
+    const s = await startServe({ extra: ["--no-auth", "--no-local-proplet", "--allowed-origins", `${dash}/`] });
+    try {
+      const r = await send(s, "/tasks", {
+        method: "POST",
+        headers: { host: "dash.example:3000", origin: dash, "content-type": "application/json" },
+        body: JSON.stringify(task),
+      });
+      expect(r.status).toBe(201);
+      expect((await upgrade(s, "dash.example:3000", dash)).status).toBe(101);
+      expect((await upgrade(s, "dash.example:3000", "http://dash.example:3001")).status).toBe(403);
+    } finally {
+      await s.kill("SIGKILL");
+    }
   });
 });
 
