@@ -7,8 +7,20 @@ export const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"];
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "::1", "[::1]"]);
 const WILDCARD_HOSTS = new Set(["0.0.0.0", "::", "[::]", ""]);
 
-/** A browser may send these bodies from a form or a no-cors fetch of any page, without a CORS preflight. */
-const SIMPLE_TYPES = new Set(["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"]);
+/**
+ * The body types a POST may carry: what the API reads (JSON, YAML for jobs and workflows, CBOR for FL updates), none
+ * of which a page of another site may send without a CORS preflight. A form's (`application/x-www-form-urlencoded`,
+ * `multipart/form-data`, `text/plain`) and a hyperlink ping's (`text/ping`) are refused, as anything else.
+ */
+const POST_TYPES = new Set([
+  "",
+  "application/json",
+  "application/yaml",
+  "application/x-yaml",
+  "text/yaml",
+  "application/cbor",
+  "application/cbor-seq",
+]);
 /** Methods a page of another site can send without a preflight; every other change needs one, never granted. */
 const READS = new Set(["GET", "HEAD", "OPTIONS"]);
 
@@ -113,7 +125,7 @@ export interface ChangeRequest {
  * Why a state change may have come from another site's page (a form post, a no-cors fetch), or undefined when it
  * cannot have. Reads pass. A change passes when it carries the console's header (a page elsewhere cannot add it
  * without a preflight, which serve never grants); otherwise it is refused when a browser says it comes from an
- * origin serve does not know, and a POST is refused when its body is one a form can send. A client outside a
+ * origin serve does not know, and a POST is refused unless its body is of a type only a preflight lets a page send. A client outside a
  * browser (the CLI, curl, upstream's CLI) sends no Origin and a JSON body or none, and passes.
  */
 export function crossSiteChange(
@@ -131,8 +143,8 @@ export function crossSiteChange(
     return { kind: "forbidden", error: `a change from another site (Sec-Fetch-Site: ${site}) is refused` };
   }
   const type = (r.contentType ?? "").split(";")[0]!.trim().toLowerCase();
-  if (r.method.toUpperCase() === "POST" && SIMPLE_TYPES.has(type)) {
-    const error = `Content-Type must be application/json, or no body: ${type} is refused on a change, since a form of any site can send it`;
+  if (r.method.toUpperCase() === "POST" && !POST_TYPES.has(type)) {
+    const error = `Content-Type must be application/json, or no body: ${type} is refused on a change (a page of any site can send it)`;
     return { kind: "invalid", error };
   }
   return undefined;

@@ -130,6 +130,8 @@ describe("state changes from another site's page", () => {
       { origin: EVIL, "content-type": "text/plain" },
       { "sec-fetch-site": "cross-site" },
       { "content-type": "application/x-www-form-urlencoded" },
+      // <a ping>: a hyperlink's audit POST, body "PING".
+      { "content-type": "text/ping", "ping-to": "http://evil.example/" },
     ];
     for (const headers of attempts) {
       const r = await send(open, `/tasks/${id}/start`, { method: "POST", headers });

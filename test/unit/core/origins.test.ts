@@ -65,7 +65,14 @@ test("a change is refused from a foreign Origin, from another site, or as a form
   expect(crossSiteChange(loop, { method: "POST", origin: "http://evil.example" })?.kind).toBe("forbidden");
   expect(crossSiteChange(loop, { method: "DELETE", origin: "null" })?.kind).toBe("forbidden");
   expect(crossSiteChange(loop, { method: "POST", fetchSite: "cross-site" })?.kind).toBe("forbidden");
-  for (const t of ["text/plain", "TEXT/PLAIN; charset=application/json", "application/x-www-form-urlencoded"]) {
+  expect(ok({ method: "POST", contentType: "application/cbor" })).toBe(true);
+  expect(ok({ method: "POST", contentType: "Application/JSON; charset=utf-8" })).toBe(true);
+  for (const t of [
+    "text/plain",
+    "TEXT/PLAIN; charset=application/json",
+    "application/x-www-form-urlencoded",
+    "text/ping",
+  ]) {
     expect(crossSiteChange(loop, { method: "POST", contentType: t })?.kind).toBe("invalid");
   }
 });
