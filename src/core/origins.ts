@@ -125,8 +125,8 @@ export interface ChangeRequest {
  * Why a state change may have come from another site's page (a form post, a no-cors fetch), or undefined when it
  * cannot have. Reads pass. A change passes when it carries the console's header (a page elsewhere cannot add it
  * without a preflight, which serve never grants); otherwise it is refused when a browser says it comes from an
- * origin serve does not know, and a POST is refused unless its body is of a type only a preflight lets a page send. A client outside a
- * browser (the CLI, curl, upstream's CLI) sends no Origin and a JSON body or none, and passes.
+ * origin serve does not know, and a POST is refused unless its body is of a type only a preflight lets a page
+ * send. A client outside a browser (the CLI, curl, upstream's CLI) sends no Origin and a JSON body or none.
  */
 export function crossSiteChange(
   p: OriginPolicy,
@@ -135,7 +135,7 @@ export function crossSiteChange(
   if (READS.has(r.method.toUpperCase())) return undefined;
   if (r.console === "1") return undefined;
   if (r.origin && !originAllowed(p, r.origin)) {
-    const error = `a change from origin ${r.origin} is refused: it is not serve's own, nor in --allowed-origins`;
+    const error = `a change from origin ${r.origin.slice(0, 200)} is refused: it is not serve's own, nor in --allowed-origins`;
     return { kind: "forbidden", error };
   }
   const site = r.fetchSite?.toLowerCase();
@@ -144,7 +144,7 @@ export function crossSiteChange(
   }
   const type = (r.contentType ?? "").split(";")[0]!.trim().toLowerCase();
   if (r.method.toUpperCase() === "POST" && !POST_TYPES.has(type)) {
-    const error = `Content-Type must be application/json, or no body: ${type} is refused on a change (a page of any site can send it)`;
+    const error = `Content-Type must be application/json (YAML or CBOR where a route reads them), or none on a POST (a form of another site sends the others): got ${type.slice(0, 100)}`;
     return { kind: "invalid", error };
   }
   return undefined;
