@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
+import { parseOrigin } from "../core/origins.ts";
 import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { SCHEDULERS, type SchedulerName } from "../core/scheduler.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
@@ -70,6 +71,19 @@ function proxyOptions(args: Record<string, unknown>) {
     maxModuleMb: text("max-module-mb"),
   });
   return { registry: registryFromEnv(text("data-dir"), {}, p), chunkSize: chunkSizeFromEnv(), allowed: p.allowed };
+}
+
+/** --allowed-origins: each `scheme://host[:port]`, canonical; anything else is a usage error naming it. */
+function origins(label: string, v: string | undefined): string[] {
+  return list(v).map((text) => {
+    const o = parseOrigin(text);
+    if (!o) {
+      throw new UsageError(
+        `${label}: ${JSON.stringify(text)} is not an origin: give scheme://host[:port], e.g. http://localhost:3000`,
+      );
+    }
+    return o;
+  });
 }
 
 /** Where each setting came from; made when citty reads the arguments. */
@@ -167,7 +181,7 @@ export const serveCommand = defineCommand({
       "allowed-origins": {
         type: "string",
         description:
-          "comma-separated browser origins, besides serve's own, that may open /mqtt (env PROPELLER_ALLOWED_ORIGINS)",
+          "comma-separated browser origins (scheme://host[:port]), besides serve's own, that may open /mqtt and send changes; with --no-auth, also names serve answers to (env PROPELLER_ALLOWED_ORIGINS)",
         default: L.text("allowed-origins", ["PROPELLER_ALLOWED_ORIGINS"]),
       },
       "local-proplet": {
@@ -291,7 +305,7 @@ export const serveCommand = defineCommand({
           localProplet: args["local-proplet"],
           auth: authFor(args.auth, args.host),
           tls: tlsFrom(args["tls-cert"], args["tls-key"], args["tls-client-ca"], args["mqtt-tls-port"]),
-          allowedOrigins: list(args["allowed-origins"]),
+          allowedOrigins: origins(L.label("allowed-origins"), args["allowed-origins"]),
           managerCredentials: managerCredentials(),
           domainId: args["domain-id"],
           channelId: args["channel-id"],

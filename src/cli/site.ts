@@ -6,6 +6,7 @@ import { type BrokerTls, type EmbeddedBroker, startBroker, type WsData } from ".
 import { connectMqtt } from "../broker/client.ts";
 import { type BusClient, DirectClient } from "../broker/direct.ts";
 import type { EntityKind, Token } from "../core/identity.ts";
+import { hostAllowed, hostRefusal, type OriginPolicy, originAllowed, originPolicy } from "../core/origins.ts";
 import type { SchedulerName } from "../core/scheduler.ts";
 import { TaskState } from "../core/states.ts";
 import { log } from "../log.ts";
@@ -68,7 +69,10 @@ export interface ServeOptions {
   partitionGraceS?: number;
   /** HTTPS and WSS on the HTTP port, and MQTT over TLS on `mqttTlsPort` instead of plain MQTT. */
   tls?: BrokerTls & { mqttTlsPort: number };
-  /** Browser origins besides serve's own that may open the MQTT WebSocket. */
+  /**
+   * Browser origins besides serve's own that may open the MQTT WebSocket and send changes, each canonical
+   * (core/origins.ts parseOrigin); under --no-auth their hosts are names serve answers to.
+   */
   allowedOrigins?: string[];
   /** Tokens on REST and credentials on MQTT; false only for `serve --no-auth` on loopback. */
   auth: boolean;
@@ -85,15 +89,6 @@ export interface RunningServe {
   mqttPort?: number;
   localPropletId?: string;
   close(): Promise<void>;
-}
-
-/** The same scheme, host and port as the URL the request came to. */
-function sameOrigin(origin: string, url: URL): boolean {
-  try {
-    return new URL(origin).origin === url.origin;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -283,7 +278,17 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     limits,
   };
   const sessions = new Sessions(identities);
-  const app = createApp(manager, info, metrics, o.auth ? { hint, sessions } : undefined);
+  // serve's own origins need its port, known once it listens (the first request comes after that).
+  let policy: OriginPolicy | undefined;
+  const origins = () =>
+    (policy ??= originPolicy({
+      tls: Boolean(o.tls),
+      host: o.host,
+      port: server.port!,
+      allowedOrigins: o.allowedOrigins ?? [],
+      advertiseUrl: o.advertiseUrl,
+    }));
+  const app = createApp(manager, info, metrics, o.auth ? { hint, sessions } : undefined, origins);
   const server = Bun.serve<WsData>({
     hostname: o.host,
     port: o.httpPort,
@@ -294,12 +299,18 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     development: false,
     ...(o.tls ? { tls: { cert: o.tls.cert, key: o.tls.key } } : {}),
     fetch(req, srv) {
+      // Without authentication, a page whose name DNS rebinding pointed at loopback would be "same origin" with
+      // serve: only the names serve is configured under are answered.
+      if (!o.auth && !hostAllowed(origins(), req.headers.get("host"))) {
+        return Response.json({ error: hostRefusal(req.headers.get("host")) }, { status: 421 });
+      }
       const url = new URL(req.url);
       if (url.pathname === "/mqtt" && broker) {
-        // A web page may open a WebSocket to any address, cookies or not: only the console's own origin (or one
-        // configured) may speak MQTT from a browser. Clients outside a browser send no Origin.
+        // A web page may open a WebSocket to any address, cookies or not: only serve's own origins (from its
+        // configuration, never from the request's Host, which such a page sets too) or configured ones may speak
+        // MQTT from a browser. Clients outside a browser send no Origin.
         const origin = req.headers.get("origin");
-        if (origin && !sameOrigin(origin, url) && !(o.allowedOrigins ?? []).includes(origin)) {
+        if (origin && !originAllowed(origins(), origin)) {
           log.warn(`refused a WebSocket upgrade from origin ${origin}`);
           return new Response(`origin ${origin} may not open an MQTT WebSocket`, { status: 403 });
         }

@@ -1,4 +1,5 @@
 import { SQL } from "bun";
+import { hostAllowed, hostRefusal, type OriginPolicy, originPolicy } from "../core/origins.ts";
 import { log } from "../log.ts";
 import type { Fence } from "../storage/postgres/journal.ts";
 import { Lease, LeaseLost, RENEW_MS, TTL_MS } from "../storage/postgres/lease.ts";
@@ -16,6 +17,16 @@ export interface StandbyOptions {
   httpPort: number;
   tls?: { cert: string; key: string };
   instanceId: string;
+  /** Without authentication, requests are answered only for serve's own names (as site.ts does). */
+  auth: boolean;
+  allowedOrigins?: string[];
+  advertiseUrl?: string;
+}
+
+function withoutHost(headers: Headers): Headers {
+  const h = new Headers(headers);
+  h.delete("host");
+  return h;
 }
 
 /** Serves as a stand-by until the lease is ours; returns with the port free again. */
@@ -28,12 +39,26 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
     }
     return cached.url;
   };
+  let known: OriginPolicy | undefined;
+  const policy = () =>
+    (known ??= originPolicy({
+      tls: Boolean(o.tls),
+      host: o.host,
+      port: server.port!,
+      allowedOrigins: o.allowedOrigins ?? [],
+      advertiseUrl: o.advertiseUrl,
+    }));
   const server = Bun.serve({
     hostname: o.host,
     port: o.httpPort,
     ...(o.tls ? { tls: o.tls } : {}),
     idleTimeout: 0, // forwarded event streams stay open
     async fetch(req) {
+      // As the active manager does without authentication: else a page that DNS rebinding pointed here would
+      // reach the active one through this forwarder.
+      if (!o.auth && !hostAllowed(policy(), req.headers.get("host"))) {
+        return Response.json({ error: hostRefusal(req.headers.get("host")) }, { status: 421 });
+      }
       const url = new URL(req.url);
       const target = await active();
       if (url.pathname === "/health") {
@@ -53,7 +78,8 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
       try {
         return await fetch(new URL(url.pathname + url.search, target), {
           method: req.method,
-          headers: req.headers,
+          // The active manager's own name, not this forwarder's (which it would not answer to under --no-auth).
+          headers: withoutHost(req.headers),
           body: req.body,
           redirect: "manual",
         });

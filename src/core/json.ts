@@ -14,3 +14,34 @@ export function nestedDeeperThan(value: unknown, max: number): boolean {
 
 /** Size of the value as stored JSON, in characters. */
 export const jsonSize = (value: unknown): number => JSON.stringify(value)?.length ?? 0;
+
+/**
+ * Keys that name an object's prototype machinery: merged with `obj[key] = value` (zod's records, a spread into a
+ * class, a later deep merge) they change or drop what the user meant, so a body holding one is refused.
+ */
+export const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+/**
+ * What is wrong with the shape of JSON from outside, if anything: nesting deeper than `max` levels, or a key in
+ * FORBIDDEN_KEYS (named with its path, e.g. `metadata.__proto__`). One walk, without recursion.
+ */
+export function jsonShapeProblem(value: unknown, max: number): string | undefined {
+  const stack: [unknown, number, string][] = [[value, 0, ""]];
+  while (stack.length) {
+    const [v, depth, path] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    if (depth >= max) return `body nests deeper than ${max} levels`;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        if (typeof v[i] === "object") stack.push([v[i], depth + 1, `${path}${i}.`]);
+      }
+      continue;
+    }
+    for (const k of Object.keys(v)) {
+      if (FORBIDDEN_KEYS.has(k)) return `${path}${k}: the key ${JSON.stringify(k)} is not accepted`;
+      const child = (v as Record<string, unknown>)[k];
+      if (typeof child === "object") stack.push([child, depth + 1, `${path}${k}.`]);
+    }
+  }
+  return undefined;
+}

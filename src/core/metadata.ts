@@ -1,10 +1,24 @@
 import { z } from "zod";
+import { FORBIDDEN_KEYS } from "./json.ts";
 
 // A task's metadata is the user's own JSON object; lists can be filtered by it (upstream's `?metadata=`).
 
 /** Keys a filter may name: they go into a JSON path, so only plain characters (upstream answers 500 otherwise). */
 const KEY = /^[a-zA-Z0-9._-]{1,100}$/;
 const Scalar = z.union([z.string().max(1000), z.number(), z.boolean()]);
+
+/**
+ * A filter key that zod's record would drop (`__proto__`) or that names the prototype, or a key given twice
+ * (JSON.parse keeps the last): refused rather than filtering on something else than asked.
+ */
+function keyProblem(text: string, o: object): string | undefined {
+  const bad = Object.keys(o).find((k) => FORBIDDEN_KEYS.has(k));
+  if (bad) return `the key ${JSON.stringify(bad)} is not accepted`;
+  // A flat object: every string followed by ':' is a key.
+  if (Object.values(o).some((v) => typeof v === "object" && v !== null)) return undefined;
+  const named = text.match(/"(?:[^"\\]|\\.)*"\s*:/g)?.length ?? 0;
+  return named > Object.keys(o).length ? "a key is given twice" : undefined;
+}
 
 /**
  * `GET /tasks?metadata=<JSON object>`: every pair must match (AND); values are compared as text, so `1` and `"1"`
@@ -14,12 +28,19 @@ export const MetadataFilter = z
   .string()
   .max(4096, "at most 4096 characters")
   .transform((s, ctx) => {
+    let v: unknown;
     try {
-      return JSON.parse(s) as unknown;
+      v = JSON.parse(s) as unknown;
     } catch {
       ctx.addIssue({ code: "custom", message: "not a JSON object" });
       return z.NEVER;
     }
+    const why = v && typeof v === "object" && !Array.isArray(v) ? keyProblem(s, v) : undefined;
+    if (why) {
+      ctx.addIssue({ code: "custom", message: why });
+      return z.NEVER;
+    }
+    return v;
   })
   .pipe(
     z

@@ -1,22 +1,27 @@
 import { z } from "zod";
 
-const uint = (name: string, dflt: number) =>
+/** Digits only, and a safe integer within bounds: `1e20`, `-1` and 10^20 are refused naming the field. */
+const uint = (name: string, dflt: number, min: number, max: number) =>
   z
     .string()
     .optional()
     .transform((v, ctx) => {
       if (v === undefined || v === "") return dflt;
-      if (!/^\d+$/.test(v)) {
-        ctx.addIssue({ code: "custom", message: `${name} must be a non-negative integer` });
+      const n = /^\d{1,16}$/.test(v) ? Number(v) : Number.NaN;
+      if (!(n >= min && n <= max)) {
+        ctx.addIssue({ code: "custom", message: `${name} must be a whole number from ${min} to ${max}` });
         return z.NEVER;
       }
-      return Number(v);
+      return n;
     });
 
-/** `?offset&limit` as upstream: offset default 0, limit default 100 (1..100 for tasks). */
+/** The largest offset: a safe integer, which every backend stores exactly (SQLite refused 10^20 with a 500). */
+export const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
+
+/** `?offset&limit` as upstream: offset default 0, limit default 100 (1..1000). */
 export const PageQuery = z.object({
-  offset: uint("offset", 0),
-  limit: uint("limit", 100).pipe(z.number().int().min(1, "limit must be 1..1000").max(1000, "limit must be 1..1000")),
+  offset: uint("offset", 0, 0, MAX_OFFSET),
+  limit: uint("limit", 100, 1, 1000),
 });
 export type PageQuery = z.output<typeof PageQuery>;
 

@@ -26,6 +26,30 @@ export const MonitoringProfile = z.looseObject({
   history_size: z.number().int().nonnegative().optional(),
 });
 
+/** A profile's sampling interval in seconds, 0 for the default; a Go duration arrives in nanoseconds (10^6 and up). */
+export const monitorIntervalS = (interval: number): number => (interval >= 1e6 ? interval / 1e9 : interval);
+/**
+ * Bounds of a task's metrics sampling: a tiny interval (or one so large that a timer overflows to 1 ms) had the
+ * proplet sample and publish a thousand times a second, over an ever longer history.
+ */
+export const MONITOR_INTERVAL_S = { min: 1, max: 86_400 };
+export const MAX_MONITOR_HISTORY = 10_000;
+
+/** What a client may ask: the interval and history within bounds (a proplet clamps what other managers send). */
+const ClientMonitoringProfile = MonitoringProfile.superRefine((p, ctx) => {
+  const s = p.interval === undefined ? 0 : monitorIntervalS(p.interval);
+  if (s !== 0 && !(s >= MONITOR_INTERVAL_S.min && s <= MONITOR_INTERVAL_S.max)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["interval"],
+      message: `must be 0 (the default) or ${MONITOR_INTERVAL_S.min} to ${MONITOR_INTERVAL_S.max} seconds (10^6 and more: nanoseconds)`,
+    });
+  }
+  if (p.history_size !== undefined && p.history_size > MAX_MONITOR_HISTORY) {
+    ctx.addIssue({ code: "custom", path: ["history_size"], message: `must be at most ${MAX_MONITOR_HISTORY}` });
+  }
+});
+
 const Base64Wasm = z
   .string()
   .regex(/^[A-Za-z0-9+/]*={0,2}$/, "must be standard base64")
@@ -49,7 +73,7 @@ const ClientFields = {
   run_if: z.enum(["", "success", "failure"]).optional(),
   workflow_id: z.string().optional(),
   job_id: z.string().optional(),
-  monitoring_profile: MonitoringProfile.optional(),
+  monitoring_profile: ClientMonitoringProfile.optional(),
   mode: z.enum(["", "infer", "train"]).optional(),
   schedule: z.string().optional(),
   timezone: z.string().optional(),
@@ -260,4 +284,19 @@ export function taskView(t: Task): TaskView {
   const redacted = redactFile(file);
   if (redacted) view.file = redacted;
   return view;
+}
+
+/** What a viewer token sees of an `env` value. */
+export const HIDDEN_VALUE = "***";
+
+/**
+ * A JSON response as a viewer sees it: every `env` object (a task's, a group's tasks', an experiment's) keeps its
+ * keys and shows each value as HIDDEN_VALUE, since env may carry credentials only admins should read.
+ */
+export function hideEnvValues(json: string): string {
+  const hide = (key: string, v: unknown) =>
+    key === "env" && v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.keys(v).map((k) => [k, HIDDEN_VALUE]))
+      : v;
+  return JSON.stringify(JSON.parse(json, hide));
 }

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { cpuTicks, statFields } from "../core/procstat.ts";
+import { MAX_MONITOR_HISTORY, MONITOR_INTERVAL_S, monitorIntervalS } from "../core/task.ts";
 import { readCgroup } from "./cgroup.ts";
 
 // What a proplet reports about itself (control/proplet/metrics) and about its tasks (task_metrics), in
@@ -123,10 +124,12 @@ export function profileFor(
   const base = daemon ? { intervalS: 120, historySize: 500 } : { intervalS: 10, historySize: 100 };
   if (!p) return { enabled: true, ...base };
   // A Go duration arrives in nanoseconds (docs/ARCHITECTURE.md, "Wire protocol"): 10^6 and above is read as ns.
-  const interval = p.interval === undefined ? base.intervalS : p.interval >= 1e6 ? p.interval / 1e9 : p.interval;
+  const interval = p.interval === undefined ? base.intervalS : monitorIntervalS(p.interval);
+  // Clamped, whoever sent it: a manager other than ours may pass on what a client asked.
+  const { min, max } = MONITOR_INTERVAL_S;
   return {
     enabled: p.enabled !== false,
-    intervalS: interval > 0 ? interval : base.intervalS,
-    historySize: p.history_size || base.historySize,
+    intervalS: interval > 0 ? Math.min(max, Math.max(min, interval)) : base.intervalS,
+    historySize: Math.min(MAX_MONITOR_HISTORY, p.history_size || base.historySize),
   };
 }

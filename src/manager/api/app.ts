@@ -1,12 +1,15 @@
 import { Hono } from "hono";
 import { AppError } from "../../core/errors.ts";
+import type { OriginPolicy } from "../../core/origins.ts";
+import { hideEnvValues } from "../../core/task.ts";
 import { type Channel, DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../../core/topics.ts";
 import { log } from "../../log.ts";
 import { SpanKind, tracing } from "../../telemetry/tracing.ts";
 import type { Manager } from "../manager.ts";
 import { Sessions } from "../sessions.ts";
 import { adminRoutes } from "./admin.ts";
-import { type AuthOptions, identityRoutes, requireToken } from "./auth.ts";
+import { type AuthOptions, identityRoutes, requireToken, tokenOf } from "./auth.ts";
+import { NO_ORIGINS, refuseCrossSite } from "./browser.ts";
 import { eventRoutes } from "./events.ts";
 import { flRoutes } from "./fl.ts";
 import { groupRoutes } from "./groups.ts";
@@ -40,8 +43,17 @@ export interface AppInfo {
   limits?: ApiLimits;
 }
 
-/** `auth` unset: no authentication (`serve --no-auth`, loopback only). */
-export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, auth?: AuthOptions): Hono {
+/**
+ * `auth` unset: no authentication (`serve --no-auth`, loopback only). `origins`: serve's own and configured
+ * browser origins, for refusing changes another site's page may have sent (none known: every Origin is foreign).
+ */
+export function createApp(
+  m: Manager,
+  info: AppInfo,
+  metrics?: ManagerMetrics,
+  auth?: AuthOptions,
+  origins: () => OriginPolicy = () => NO_ORIGINS,
+): Hono {
   const app = new Hono();
   const limits = info.limits ?? DEFAULT_API_LIMITS;
   const sessions = auth?.sessions ?? new Sessions(m.identities);
@@ -63,6 +75,18 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
   });
   // Authentication before any body is read: a request without a token costs no more than its headers.
   if (auth) app.use("*", requireToken(m.identities, sessions, auth));
+  // After authentication: a request with no credentials is told so first (401), a cookie without the console's
+  // header is auth's refusal (403).
+  app.use("*", refuseCrossSite(origins));
+  if (auth) {
+    // A viewer reads env keys, never values: rewritten here, so no route that carries env can forget it.
+    app.use("*", async (c, next) => {
+      await next();
+      if (tokenOf(c)?.role !== "viewer" || !c.res.headers.get("content-type")?.startsWith("application/json")) return;
+      const body = hideEnvValues(await c.res.text());
+      c.res = new Response(body, { status: c.res.status, headers: c.res.headers });
+    });
+  }
   if (metrics) {
     app.get("/metrics", async (c) =>
       c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }),

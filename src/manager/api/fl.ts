@@ -11,7 +11,11 @@ import { checked, jsonBody, query } from "./http.ts";
 // `http://host:7070/fl`, serves as MODEL_REGISTRY_URL, DATA_STORE_URL and COORDINATOR_URL. A round's task may
 // call the routes it needs with its proplet's API key (see auth.ts); an update then counts only as that proplet's.
 
-const Version = z.coerce.number({ error: "Invalid version" }).int("Invalid version").min(0, "Invalid version");
+/** Digits only (`0x10`, `1e3` and ` 1` are not versions), a safe integer. */
+const Version = z
+  .string()
+  .regex(/^\d{1,15}$/, "Invalid version")
+  .transform((v) => Number(v));
 const CBOR_TYPES = new Set(["application/cbor", "application/cbor-seq"]);
 
 /** A dataset is keyed by its proplet's id: bounded, as every stored key is (LMDB refuses keys over ~2 KB). */

@@ -1,0 +1,25 @@
+import type { MiddlewareHandler } from "hono";
+import { crossSiteChange, type OriginPolicy } from "../../core/origins.ts";
+import { CONSOLE_HEADER } from "./auth.ts";
+
+// A page of another site may make a browser send simple requests here (a form post, a no-cors fetch) with
+// whatever cookies the browser holds; under `serve --no-auth` it needs none. State changes are refused when they
+// may have come that way (core/origins.ts); reads are left to the Host check (site.ts) and CORS, never granted.
+
+/** No origin known: every Origin is foreign (the in-process app of the unit tests). */
+export const NO_ORIGINS: OriginPolicy = { origins: new Set(), hosts: new Set() };
+
+export function refuseCrossSite(policy: () => OriginPolicy): MiddlewareHandler {
+  return async (c, next) => {
+    const why = crossSiteChange(policy(), {
+      method: c.req.method,
+      origin: c.req.header("origin"),
+      fetchSite: c.req.header("sec-fetch-site"),
+      contentType: c.req.header("content-type"),
+      console: c.req.header(CONSOLE_HEADER),
+    });
+    // A form's body type is a bad request as any other wrong media type is; a foreign origin is forbidden.
+    if (why) return c.json({ error: why.error }, why.kind === "invalid" ? 400 : 403);
+    return next();
+  };
+}
