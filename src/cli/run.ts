@@ -1,5 +1,5 @@
 import type { ArgsDef, CommandDef } from "citty";
-import { UsageError } from "./args.ts";
+import { nearest, UsageError } from "./args.ts";
 import { EXAMPLES } from "./help-examples.ts";
 
 // The command line around citty: strict about flags (an unknown one is an error naming it, with the nearest
@@ -78,26 +78,6 @@ async function walk(
 
 /** Upstream's command names where ours differ (`tasks view` is our `tasks get`). */
 const UPSTREAM: Record<string, string> = { view: "get" };
-
-/** The closest of `options` to `word` (edit distance at most 2), if any. */
-function nearest(word: string, options: string[]): string | undefined {
-  const dist = (a: string, b: string) => {
-    const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)] as number[]);
-    for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-    for (let i = 1; i <= a.length; i++) {
-      for (let j = 1; j <= b.length; j++) {
-        d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-      }
-    }
-    return d[a.length]![b.length]!;
-  };
-  let best: [string, number] | undefined;
-  for (const o of options) {
-    const n = dist(word, o);
-    if (n <= 2 && (!best || n < best[1])) best = [o, n];
-  }
-  return best?.[0];
-}
 
 /** The flags a command takes, as typed on the command line. */
 function flagsOf(args: ArgsDef): { all: string[]; takesValue: Set<string> } {

@@ -8,7 +8,7 @@ import { defaultMaxTasks } from "../proplet/config.ts";
 import { STORAGE_HELP } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "./args.ts";
-import { Layers, SYSTEM_CONFIG } from "./layers.ts";
+import { defaultsOf, Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { propletEnv } from "./proplet.ts";
 import { chunkSizeFromEnv, registryFromEnv } from "./proxy.ts";
 import { DEFAULT_PARTITION_GRACE_S, serve } from "./site.ts";
@@ -63,9 +63,17 @@ const list = (v: string | undefined) =>
 /** Where each setting came from; made when citty reads the arguments. */
 let L: Layers;
 
-/** serve's settings and their sources, as `propeller serve` would see them (for `config show`). */
-export function serveSettings(): Layers {
-  (serveCommand.args as () => unknown)();
+/** What `serve`'s run hands its checked options to: serve itself, or for `config show` nothing. */
+let start: typeof serve = serve;
+
+/**
+ * serve's settings and their sources for `config show`, checked by serve's own run (one path: what serve refuses,
+ * config show refuses, with the same message and exit code), which stops before anything starts.
+ */
+export async function serveSettings(): Promise<Layers> {
+  const args = defaultsOf((serveCommand.args as () => Record<string, { default?: unknown }>)());
+  start = async () => ({ httpPort: 0, close: async () => {} });
+  await (serveCommand.run as (ctx: { args: unknown }) => Promise<void>)({ args });
   return L;
 }
 
@@ -238,7 +246,7 @@ export const serveCommand = defineCommand({
           );
         if (storage === "postgres" && !args["postgres-url"])
           throw new UsageError(`${L.label("storage")} postgres needs --postgres-url (env PROPELLER_DB_URL)`);
-        const s = await serve({
+        const s = await start({
           storage,
           postgresUrl: args["postgres-url"] || undefined,
           advertiseUrl: args["advertise-url"] || undefined,

@@ -157,24 +157,25 @@ export function body(a: FieldArgs): Record<string, unknown> {
 const CORE_MODULE = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
 
 /**
- * Before a task is created: a plain core module sent inline must have the export the proplet would call
+ * Before a task is created: whether a plain core module sent inline has the export the proplet would call
  * (core/wasm-call.ts chooseEntry, the same rule), else the task would only fail on the proplet. Components,
  * encrypted and federated modules are left to the proplet.
  */
-export function checkEntry(name: string, b: Record<string, unknown>, invoke: string | undefined): void {
-  if (typeof b.file !== "string" || b.encrypted || b.kind === "federated") return;
+export function entryProblem(name: string, b: Record<string, unknown>, invoke: string | undefined): string | undefined {
+  if (typeof b.file !== "string" || b.encrypted || b.kind === "federated") return undefined;
   const bytes = Buffer.from(b.file, "base64");
-  if (!CORE_MODULE.every((x, i) => bytes[i] === x)) return;
+  if (!CORE_MODULE.every((x, i) => bytes[i] === x)) return undefined;
   let functions: Map<string, unknown>;
   try {
     functions = inspect(bytes).functions;
   } catch {
-    return; // a malformed module: the proplet says what is wrong with it
+    return undefined; // a malformed module: the proplet says what is wrong with it
   }
   const entry = chooseEntry(functions as Parameters<typeof chooseEntry>[0], name, invoke);
   if (typeof entry === "string") {
     const exported = [...functions.keys()];
     const hint = exported.length ? ` (e.g. --function ${exported[0]})` : "";
-    throw new UsageError(`${entry}: give the export to call with --function${hint}`);
+    return `${entry}: give the export to call with --function${hint}`;
   }
+  return undefined;
 }

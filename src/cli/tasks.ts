@@ -4,7 +4,7 @@ import type { TaskView } from "../core/task.ts";
 import { action, int, UsageError } from "./args.ts";
 import { ApiError, api, okCommand, pagedCommand, urlArg } from "./client.ts";
 import { printJson, printTable } from "./output.ts";
-import { body, checkEntry, envPairs, functionArg, list, metadataArg, readWasm, taskFields } from "./task-fields.ts";
+import { body, entryProblem, envPairs, functionArg, list, metadataArg, readWasm, taskFields } from "./task-fields.ts";
 import { logs, report, show, waitFor } from "./task-view.ts";
 
 // `propeller tasks …`: the command tree. The flags of a task are task-fields.ts, what is printed task-view.ts.
@@ -35,7 +35,10 @@ export const tasksCommand = defineCommand({
         action(async () => {
           if (args.wait && !args.start) throw new UsageError("--wait waits for a run: give --start too");
           const b = body(args);
-          checkEntry(args.name, b, args.function);
+          // About to run: a module without the export is refused now. Created only: said, as it may be updated.
+          const missing = entryProblem(args.name, b, args.function);
+          if (missing && args.start) throw new UsageError(missing);
+          if (missing) process.stderr.write(`warning: ${missing}\n`);
           const t = await api<TaskView>(args, "POST", "/tasks", { name: args.name, ...b });
           if (!args.start) return show(t, args.json);
           try {

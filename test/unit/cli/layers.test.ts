@@ -32,7 +32,7 @@ describe("settings layers", () => {
     expect(L.resolved.get("mqtt-address")?.source).toBe(`${f} (mqtt_address)`);
     expect(L.resolved.get("max-tasks")?.source).toBe("env PROPLET_MAX_TASKS");
     expect(L.resolved.get("runtime")?.source).toBe("default");
-    expect(L.label("mqtt-address")).toBe(`mqtt_address in ${f}`);
+    expect(L.label("mqtt-address")).toBe(`mqtt_address in [proplet] of ${f}`);
     expect(L.label("max-tasks")).toBe("PROPLET_MAX_TASKS");
     expect(() => L.check()).not.toThrow();
   });
@@ -43,7 +43,7 @@ describe("settings layers", () => {
     L.text("http-port", ["PROPELLER_HTTP_PORT"], "7070");
     L.bool("auth", "PROPELLER_AUTH", true);
     expect(() => L.check()).toThrow(`unknown key http_prot in [serve] of ${f}`);
-    expect(() => L.check()).toThrow(`auth in ${f}: expected true or false`);
+    expect(() => L.check()).toThrow(`auth in [serve] of ${f}: expected true or false`);
     const missing = new Layers("serve", ["--config", "/nonexistent.toml"]);
     expect(() => missing.check()).toThrow("--config /nonexistent.toml: no such file");
     const broken = new Layers("serve", ["--config", file("[serve\n")]);
