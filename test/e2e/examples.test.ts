@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { cli, ROOT, type Serve, startServe, tempDir, tokenOf } from "../helpers.ts";
 
@@ -38,4 +39,29 @@ test("examples list and write; the written modules run with wasm run", () => {
   expect(cli(["examples", "write", dir]).code).toBe(0);
   expect(cli(["wasm", "run", join(dir, "add.wasm"), "--invoke", "add", "2", "3"]).stdout).toBe("5\n");
   expect(cli(["wasm", "run", join(dir, "hello.wasm"), "--", "Bob"]).stdout).toBe("Hello, Bob!\n");
+});
+
+test("the README's quick start runs as written, each command printing what its comment says", () => {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const from = readme.indexOf("Run a task with the CLI");
+  const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(from))![1]!;
+  expect(block).toContain('P="npx bun src/main.ts"');
+  // The same commands, with this Bun and this checkout's main.ts for `npx bun src/main.ts` (paths without spaces),
+  // in a fresh directory.
+  const script = block.replace('P="npx bun src/main.ts"', `P="${process.execPath} ${join(ROOT, "src/main.ts")}"`);
+  const r = Bun.spawnSync(["bash", "-euo", "pipefail", "-c", script], {
+    cwd: tempDir(),
+    env: { ...process.env, PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) },
+  });
+  const out = r.stdout.toString();
+  expect({ code: r.exitCode, err: r.stderr.toString() }).toEqual({ code: 0, err: "" });
+  // Every `# → X` comment is a line of the output, in order.
+  const promised = [...block.matchAll(/# → (.+)$/gm)].map((m) => m[1]!.trim());
+  expect(promised.length).toBeGreaterThanOrEqual(3);
+  let at = 0;
+  for (const p of promised) {
+    const i = out.indexOf(`${p}\n`, at);
+    expect(i).toBeGreaterThanOrEqual(0);
+    at = i + p.length;
+  }
 });
