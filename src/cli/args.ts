@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { log, setLogFormat, setLogLevel } from "../log.ts";
+import type { Layers } from "./layers.ts";
 
 // Helpers shared by every subcommand: env twins of flags, number parsing, and error reporting.
 
@@ -67,17 +68,24 @@ export function defaultDataDir(): string {
 }
 
 /** Log settings of the long-running commands, layered like their other settings (flag, env, file, default). */
-export function logArgs(L: { text(flag: string, envs: string[], dflt: string): string }) {
+export function logArgs(L: Pick<Layers, "choice">) {
   return {
     "log-level": {
       type: "string",
       description: "silent|error|warn|info|debug (env PROPELLER_LOG_LEVEL)",
-      default: L.text("log-level", ["PROPELLER_LOG_LEVEL"], "info"),
+      default: L.choice("log-level", ["PROPELLER_LOG_LEVEL"], "info", [
+        "silent",
+        "error",
+        "warn",
+        "info",
+        "debug",
+        "trace",
+      ]),
     },
     "log-format": {
       type: "string",
       description: "pretty|json (env PROPELLER_LOG_FORMAT)",
-      default: L.text("log-format", ["PROPELLER_LOG_FORMAT"], "pretty"),
+      default: L.choice("log-format", ["PROPELLER_LOG_FORMAT"], "pretty", ["pretty", "json"]),
     },
   } as const;
 }

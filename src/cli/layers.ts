@@ -80,6 +80,17 @@ export class Layers {
     return this.noteText(flag, given, dflt, "default", secret);
   }
 
+  /**
+   * A setting with a few allowed values. One from the environment or the file that is not among them is a problem
+   * named by its source at check, and the default stands meanwhile (the log settings are applied before check).
+   */
+  choice(flag: string, envs: string[], dflt: string, allowed: string[]): string {
+    const v = this.text(flag, envs, dflt);
+    if (allowed.includes(v) || this.resolved.get(flag)?.source === "flag") return v;
+    this.problems.push(`${this.label(flag)} must be one of ${allowed.join(", ")}, got ${JSON.stringify(v)}`);
+    return dflt;
+  }
+
   /** A boolean setting: environment (`true`/`false`), else file, else default. */
   bool(flag: string, env: string, dflt: boolean): boolean {
     this.declare(flag);

@@ -38,10 +38,10 @@ function tlsFrom(cert?: string, key?: string, clientCa?: string, port?: string) 
     }
   };
   return {
-    cert: read("--tls-cert", cert),
-    key: read("--tls-key", key),
-    ...(clientCa ? { clientCa: read("--tls-client-ca", clientCa) } : {}),
-    mqttTlsPort: int("mqtt-tls-port", port),
+    cert: read(L.label("tls-cert"), cert),
+    key: read(L.label("tls-key"), key),
+    ...(clientCa ? { clientCa: read(L.label("tls-client-ca"), clientCa) } : {}),
+    mqttTlsPort: int(L.label("mqtt-tls-port"), port),
   };
 }
 
@@ -52,6 +52,14 @@ function managerCredentials(): { id: string; key: string } | undefined {
   if (!id && !key) return undefined;
   if (!id || !key) throw new UsageError("MANAGER_ENTITY_ID and MANAGER_API_KEY must be set together");
   return { id, key };
+}
+
+/** A URL setting: refused at start, named by where it came from, unless it parses with one of these schemes. */
+function urlSetting(flag: string, v: string | undefined, schemes: string[]): void {
+  if (!v) return;
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\/[^/]/i.exec(v)?.[1]?.toLowerCase();
+  if (!scheme || !schemes.includes(scheme))
+    throw new UsageError(`${L.label(flag)} must be a ${schemes.map((x) => `${x}://`).join(" or ")} URL`);
 }
 
 const list = (v: string | undefined) =>
@@ -246,6 +254,9 @@ export const serveCommand = defineCommand({
           );
         if (storage === "postgres" && !args["postgres-url"])
           throw new UsageError(`${L.label("storage")} postgres needs --postgres-url (env PROPELLER_DB_URL)`);
+        urlSetting("postgres-url", args["postgres-url"], ["postgres", "postgresql"]);
+        urlSetting("mqtt-url", args["mqtt-url"], ["mqtt", "mqtts", "tcp", "tls", "ssl", "ws", "wss"]);
+        urlSetting("advertise-url", args["advertise-url"], ["http", "https"]);
         const s = await start({
           storage,
           postgresUrl: args["postgres-url"] || undefined,

@@ -43,6 +43,16 @@ describe("serve and config show refuse a config file's mistakes, naming file, se
     ],
     ["a wrong type", '[serve]\nauth = "yes"\n', (f) => `auth in [serve] of ${f}: expected true or false`],
     ["a bad choice", '[serve]\nscheduler = "fastest"\n', (f) => `scheduler in [serve] of ${f} must be one of`],
+    [
+      "a log level that does not exist",
+      '[serve]\nlog_level = "verbose"\n',
+      (f) => `log_level in [serve] of ${f} must be one of silent, error, warn, info, debug, trace, got "verbose"`,
+    ],
+    [
+      "a broker address without a scheme",
+      '[serve]\nmqtt_url = "gateway:1883"\n',
+      (f) => `mqtt_url in [serve] of ${f} must be a mqtt:// or mqtts://`,
+    ],
   ];
   for (const [what, text, message] of cases) {
     test(what, () => {
