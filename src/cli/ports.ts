@@ -32,7 +32,9 @@ async function propellerOn(host: string, port: number): Promise<string | undefin
       });
       const h = (await r.json()) as Record<string, unknown>;
       const service = String(h.service ?? h.description ?? "");
-      if (typeof h.version === "string" && /propeller|manager/.test(service)) return h.version;
+      // The manager's /health, or a stand-by's (standby.ts: a role instead of a description).
+      if (typeof h.version === "string" && (/propeller|manager/.test(service) || h.role === "standby"))
+        return h.version;
     } catch {
       // not HTTP(S), not JSON, or not answering: try the next scheme
     }

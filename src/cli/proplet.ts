@@ -11,6 +11,7 @@ import { lockDir } from "../storage/lock.ts";
 import { configureTracing } from "../telemetry/tracing.ts";
 import { action, defaultDataDir, env, int, logArgs, nearest, seconds, UsageError } from "./args.ts";
 import { defaultsOf, Layers, SYSTEM_CONFIG, sectionProblems } from "./layers.ts";
+import { checkPortsFree } from "./ports.ts";
 import { configFile } from "./provision.ts";
 
 function runtime(v: string): "inprocess" | "host" {
@@ -279,6 +280,9 @@ export const propletCommand = defineCommand({
         const dir =
           env("PROPLET_DATA_DIR") ??
           join(defaultDataDir(), id ? `proplet-${id.replace(/[^A-Za-z0-9._-]/g, "_")}` : "proplet");
+        // Its metrics port, when it has one, is checked free before the state dir is made or locked.
+        if (config.metricsPort)
+          await checkPortsFree("127.0.0.1", [{ port: config.metricsPort, flag: "PROPLET_METRICS_PORT" }]);
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         const state = lockDir(dir, "proplet");
         id ||= storedId(dir);

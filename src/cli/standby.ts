@@ -33,6 +33,7 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
     port: o.httpPort,
     ...(o.tls ? { tls: o.tls } : {}),
     idleTimeout: 0, // forwarded event streams stay open
+    reusePort: false, // one port, one site: no second process may bind it alongside (site.ts)
     async fetch(req) {
       const url = new URL(req.url);
       const target = await active();
