@@ -50,3 +50,24 @@ describe("settings layers", () => {
     expect(() => broken.check()).toThrow("config.toml");
   });
 });
+
+describe("a config file's shape", () => {
+  test("keys outside a section and unknown sections are named; provision's sections are known", async () => {
+    const { sectionProblems } = await import("../../../src/cli/layers.ts");
+    expect(sectionProblems({ serve: {}, proplet: {}, proplet12: {}, manager: {}, proxy: {} }, "f.toml")).toEqual([]);
+    const p = sectionProblems({ http_port: 1, prolpet: {} }, "f.toml");
+    expect(p[0]).toBe("http_port in f.toml is outside any section: put it under [serve] or [proplet]");
+    expect(p[1]).toStartWith("unknown section [prolpet] in f.toml (did you mean [proplet]?)");
+  });
+
+  test("config show hides passwords inside URLs, and only there", async () => {
+    const { masked } = await import("../../../src/cli/config.ts");
+    expect(masked("postgres://prop:s3cr@t@db:5432/site")).toBe("postgres://prop:****@db:5432/site");
+    expect(masked("mqtt://u:p@gw:1883")).toBe("mqtt://u:****@gw:1883");
+    expect(masked("postgres://db/site?sslmode=require&password=x")).toBe(
+      "postgres://db/site?sslmode=require&password=****",
+    );
+    expect(masked("postgres://prop@db/site")).toBe("postgres://prop@db/site");
+    expect(masked("a:b@c")).toBe("a:b@c");
+  });
+});
