@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { cli, ROOT, type Serve, startServe, tempDir, tokenOf } from "../helpers.ts";
+import { inOrder, walkQuickStart } from "../readme.ts";
 
 // The modules propeller carries: a first run needs no compiler. The README's quick start uses them.
 
@@ -42,26 +42,11 @@ test("examples list and write; the written modules run with wasm run", () => {
 });
 
 test("the README's quick start runs as written, each command printing what its comment says", () => {
-  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-  const from = readme.indexOf("Run a task with the CLI");
-  const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(from))![1]!;
-  expect(block).toContain('P="npx bun src/main.ts"');
-  // The same commands, with this Bun and this checkout's main.ts for `npx bun src/main.ts` (paths without spaces),
-  // in a fresh directory.
-  const script = block.replace('P="npx bun src/main.ts"', `P="${process.execPath} ${join(ROOT, "src/main.ts")}"`);
-  const r = Bun.spawnSync(["bash", "-euo", "pipefail", "-c", script], {
-    cwd: tempDir(),
-    env: { ...process.env, PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) },
+  const r = walkQuickStart(`${process.execPath} ${join(ROOT, "src/main.ts")}`, {
+    PROPELLER_URL: s.url,
+    PROPELLER_TOKEN: tokenOf(s.url),
   });
-  const out = r.stdout.toString();
-  expect({ code: r.exitCode, err: r.stderr.toString() }).toEqual({ code: 0, err: "" });
-  // Every `# → X` comment is a line of the output, in order.
-  const promised = [...block.matchAll(/# → (.+)$/gm)].map((m) => m[1]!.trim());
-  expect(promised.length).toBeGreaterThanOrEqual(3);
-  let at = 0;
-  for (const p of promised) {
-    const i = out.indexOf(`${p}\n`, at);
-    expect(i).toBeGreaterThanOrEqual(0);
-    at = i + p.length;
-  }
+  expect({ code: r.code, err: r.stderr }).toEqual({ code: 0, err: "" });
+  expect(r.promised.length).toBeGreaterThanOrEqual(3);
+  expect({ out: r.stdout, ok: inOrder(r.stdout, r.promised) }).toEqual({ out: r.stdout, ok: true });
 });
