@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { log, setLogFormat, setLogLevel } from "../log.ts";
+import type { Layers } from "./layers.ts";
 
 // Helpers shared by every subcommand: env twins of flags, number parsing, and error reporting.
 
@@ -13,6 +14,7 @@ export const env = (name: string): string | undefined => {
 export function int(name: string, v: string | undefined, min = 0, max = 65535): number {
   const n = Number(v);
   if (v === undefined || !/^\d+$/.test(v.trim()) || n < min || n > max) {
+    // A flag's bare name gets its dashes; a label already made (`--http-port`, `http_port in …`, an env name) not.
     const label = /^[a-z0-9][a-z0-9-]*$/.test(name) ? `--${name}` : name;
     throw new UsageError(`${label} must be an integer between ${min} and ${max}, got ${JSON.stringify(v)}`);
   }
@@ -31,6 +33,26 @@ export function seconds(name: string, v: string | undefined, dflt: number, max =
 
 export class UsageError extends Error {}
 
+/** The closest of `options` to `word` (edit distance at most 2), if any. */
+export function nearest(word: string, options: string[]): string | undefined {
+  const dist = (a: string, b: string) => {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)] as number[]);
+    for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+    for (let i = 1; i <= a.length; i++) {
+      for (let j = 1; j <= b.length; j++) {
+        d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      }
+    }
+    return d[a.length]![b.length]!;
+  };
+  let best: [string, number] | undefined;
+  for (const o of options) {
+    const n = dist(word, o);
+    if (n <= 2 && (!best || n < best[1])) best = [o, n];
+  }
+  return best?.[0];
+}
+
 /** A file the user named: its bytes, or a usage error that says which file and why. */
 export function readUserFile(path: string): Buffer {
   try {
@@ -46,17 +68,24 @@ export function defaultDataDir(): string {
 }
 
 /** Log settings of the long-running commands, layered like their other settings (flag, env, file, default). */
-export function logArgs(L: { text(flag: string, envs: string[], dflt: string): string }) {
+export function logArgs(L: Pick<Layers, "choice">) {
   return {
     "log-level": {
       type: "string",
       description: "silent|error|warn|info|debug (env PROPELLER_LOG_LEVEL)",
-      default: L.text("log-level", ["PROPELLER_LOG_LEVEL"], "info"),
+      default: L.choice("log-level", ["PROPELLER_LOG_LEVEL"], "info", [
+        "silent",
+        "error",
+        "warn",
+        "info",
+        "debug",
+        "trace",
+      ]),
     },
     "log-format": {
       type: "string",
       description: "pretty|json (env PROPELLER_LOG_FORMAT)",
-      default: L.text("log-format", ["PROPELLER_LOG_FORMAT"], "pretty"),
+      default: L.choice("log-format", ["PROPELLER_LOG_FORMAT"], "pretty", ["pretty", "json"]),
     },
   } as const;
 }

@@ -5,7 +5,19 @@ import { propletSettings } from "./proplet.ts";
 import { serveSettings } from "./serve.ts";
 
 // `propeller config show`: the settings serve (or, with --proplet, a proplet) would start with, and where each
-// came from: the environment, the config file and its key, or the default. Secrets are not printed.
+// came from: the environment, the config file and its key, or the default. Settings are checked exactly as
+// serve (or the proplet) checks them at start. Secrets are not printed: API keys, and passwords inside URLs.
+
+/**
+ * A value with the secrets it may carry hidden: the password of a URL (`postgres://user:PASSWORD@host/db`,
+ * `mqtt://user:PASSWORD@host`), and a query's token, key or password parameters.
+ */
+export function masked(value: string): string {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value;
+  return value
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):[^/?#]*@/i, "$1:****@")
+    .replace(/([?&](?:password|token|api_key|apikey|key|secret)=)[^&#]*/gi, "$1****");
+}
 
 export const configCommand = defineCommand({
   meta: { name: "config", description: "Show the effective settings of serve or a proplet" },
@@ -18,12 +30,12 @@ export const configCommand = defineCommand({
         json: { type: "boolean", description: "print JSON" },
       },
       run: ({ args }) =>
-        action(() => {
-          const L = args.proplet ? propletSettings() : serveSettings();
-          L.check();
+        action(async () => {
+          const L = args.proplet ? propletSettings() : await serveSettings();
+          if (process.exitCode) return; // serve's own check refused a setting and said which
           const rows = [...L.resolved.entries()].map(([flag, r]) => ({
             key: flag.replaceAll("-", "_"),
-            value: r.value === undefined ? "" : r.secret ? "(set, not shown)" : String(r.value),
+            value: r.value === undefined ? "" : r.secret ? "(set, not shown)" : masked(String(r.value)),
             source: r.source,
           }));
           if (args.json) return printJson({ file: L.file ?? null, settings: rows });

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { UsageError } from "./args.ts";
+import { nearest, UsageError } from "./args.ts";
 
 // Where a long-running command's settings come from, in order: the flag, the environment, the config file
 // (`--config FILE`, else /etc/propeller/config.toml when present; section `[serve]` or `[proplet]`, keys are the
@@ -37,10 +37,9 @@ export class Layers {
     if (!this.file) return;
     try {
       const all = Bun.TOML.parse(readFileSync(this.file, "utf8")) as Record<string, unknown>;
+      this.problems.push(...sectionProblems(all, this.file));
       const s = all[name];
-      if (s !== undefined && (typeof s !== "object" || s === null || Array.isArray(s))) {
-        this.problems.push(`[${name}] in ${this.file} is not a table`);
-      } else this.section = (s as Record<string, unknown>) ?? {};
+      if (s !== undefined && isTable(s)) this.section = s;
     } catch (e) {
       this.problems.push(`${this.file}: ${e instanceof Error ? e.message : e}`);
     }
@@ -75,10 +74,21 @@ export class Layers {
     const f = this.fromFile(flag);
     if (f) {
       const ok = typeof f.value === "string" || typeof f.value === "number";
-      if (!ok) this.problems.push(`${f.key} in ${this.file}: expected a string or a number`);
+      if (!ok) this.problems.push(`${f.key} in [${this.name}] of ${this.file}: expected a string or a number`);
       else return this.noteText(flag, given, String(f.value), `${this.file} (${f.key})`, secret);
     }
     return this.noteText(flag, given, dflt, "default", secret);
+  }
+
+  /**
+   * A setting with a few allowed values. One from the environment or the file that is not among them is a problem
+   * named by its source at check, and the default stands meanwhile (the log settings are applied before check).
+   */
+  choice(flag: string, envs: string[], dflt: string, allowed: string[]): string {
+    const v = this.text(flag, envs, dflt);
+    if (allowed.includes(v) || this.resolved.get(flag)?.source === "flag") return v;
+    this.problems.push(`${this.label(flag)} must be one of ${allowed.join(", ")}, got ${JSON.stringify(v)}`);
+    return dflt;
   }
 
   /** A boolean setting: environment (`true`/`false`), else file, else default. */
@@ -92,7 +102,8 @@ export class Layers {
     }
     const f = this.fromFile(flag);
     if (f) {
-      if (typeof f.value !== "boolean") this.problems.push(`${f.key} in ${this.file}: expected true or false`);
+      if (typeof f.value !== "boolean")
+        this.problems.push(`${f.key} in [${this.name}] of ${this.file}: expected true or false`);
       else return this.note(flag, given, f.value, `${this.file} (${f.key})`) as boolean;
     }
     return this.note(flag, given, dflt, "default") as boolean;
@@ -113,13 +124,20 @@ export class Layers {
     const s = this.resolved.get(flag)?.source ?? "flag";
     if (s === "flag" || s === "default") return `--${flag}`;
     if (s.startsWith("env ")) return s.slice(4);
-    return `${s.slice(s.lastIndexOf("(") + 1, -1)} in ${this.file}`;
+    return `${s.slice(s.lastIndexOf("(") + 1, -1)} in [${this.name}] of ${this.file}`;
   }
 
-  /** Refuses the run when the file had a problem or a key no setting knows. */
+  /** The file keys the settings read so far know (their aliases included). */
+  knownKeys(): string[] {
+    return [...this.used];
+  }
+
+  /** Refuses the run when the file had a problem or a key no setting knows (with the nearest one it does). */
   check(): void {
     for (const k of Object.keys(this.section)) {
-      if (!this.used.has(k)) this.problems.push(`unknown key ${k} in [${this.name}] of ${this.file}`);
+      if (this.used.has(k)) continue;
+      const near = nearest(k, [...this.used]);
+      this.problems.push(`unknown key ${k} in [${this.name}] of ${this.file}${near ? ` (did you mean ${near}?)` : ""}`);
     }
     if (this.problems.length) throw new UsageError(this.problems.join("; "));
   }
@@ -145,4 +163,33 @@ function configPath(rawArgs: string[]): string | undefined {
 
 function flagGiven(flag: string): boolean {
   return process.argv.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`) || a === `--no-${flag}`);
+}
+
+const isTable = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * The sections a config file may have: serve's and a proplet's settings, and what `propeller provision` writes
+ * (`[manager]`, `[proplet]` or `[proplet1]`…, `[proxy]`). Anything else is a mistake, not something to ignore.
+ */
+const SECTION = /^(serve|proplet\d*|manager|proxy)$/;
+
+/** A key outside any section, an unknown section, or a section that is not a table, each named with the file. */
+export function sectionProblems(all: Record<string, unknown>, file: string): string[] {
+  const problems: string[] = [];
+  for (const [k, v] of Object.entries(all)) {
+    if (!isTable(v)) {
+      problems.push(`${k} in ${file} is outside any section: put it under [serve] or [proplet]`);
+    } else if (!SECTION.test(k)) {
+      const near = nearest(k, ["serve", "proplet", "manager", "proxy"]);
+      problems.push(
+        `unknown section [${k}] in ${file}${near ? ` (did you mean [${near}]?)` : ""}: sections are [serve], [proplet], and provision's [manager], [propletN], [proxy]`,
+      );
+    }
+  }
+  return problems;
+}
+
+/** A command's arguments as they are when no flag is given: each default, which the layers made (config show). */
+export function defaultsOf(defs: Record<string, { default?: unknown }>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(defs).map(([k, d]) => [k, d.default]));
 }

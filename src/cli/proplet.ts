@@ -2,15 +2,17 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { defineCommand } from "citty";
 import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
+import type { ConfigSection } from "../core/provision.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
 import { PropletAgent } from "../proplet/agent.ts";
 import { defaultMaxTasks, type PropletConfig } from "../proplet/config.ts";
 import { lockDir } from "../storage/lock.ts";
 import { configureTracing } from "../telemetry/tracing.ts";
-import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "./args.ts";
-import { Layers, SYSTEM_CONFIG } from "./layers.ts";
-import { configSection } from "./provision.ts";
+import { action, defaultDataDir, env, int, logArgs, nearest, seconds, UsageError } from "./args.ts";
+import { defaultsOf, Layers, SYSTEM_CONFIG, sectionProblems } from "./layers.ts";
+import { checkPortsFree } from "./ports.ts";
+import { configFile } from "./provision.ts";
 
 function runtime(v: string): "inprocess" | "host" {
   if (v !== "inprocess" && v !== "host")
@@ -70,10 +72,132 @@ export function propletEnv(): LocalEnv {
 /** Where each setting came from; made when citty reads the arguments. */
 let L: Layers;
 
-/** The proplet's settings and their sources, as `propeller proplet` would see them (for `config show`). */
+/** The proplet's settings and their sources, checked as `propeller proplet` checks them (for `config show`). */
 export function propletSettings(): Layers {
-  (propletCommand.args as () => unknown)();
+  const args = defaultsOf((propletCommand.args as () => Record<string, { default?: unknown }>)()) as PropletArgs;
+  const { fromFile, file, section } = settingsOf(args);
+  // What the config section fills in shows as coming from there, as the proplet will use it.
+  const filled = {
+    "entity-id": "entity_id",
+    "api-key": "api_key",
+    "domain-id": "tenant_id",
+    "channel-id": "channel_id",
+  };
+  for (const [flag, key] of Object.entries(filled)) {
+    const v = fromFile[key as keyof ConfigSection];
+    if (!args[flag as keyof PropletArgs] && v)
+      L.resolved.set(flag, { value: v, source: `${file} [${section}] (${key})`, secret: flag === "api-key" });
+  }
   return L;
+}
+
+type PropletArgs = Record<
+  "mqtt-address" | "entity-id" | "api-key" | "domain-id" | "channel-id" | "liveliness-interval" | "runtime",
+  string
+> &
+  Partial<Record<"max-tasks" | "description" | "tags" | "location", string>>;
+
+/** The keys a section named by PROPLET_CONFIG_SECTION may hold: provision's identity keys and [proplet]'s settings. */
+const IDENTITY_KEYS = ["tenant_id", "entity_id", "api_key", "channel_id"];
+
+/**
+ * As upstream's proplet: an incomplete environment is filled in from a config.toml section (PROPLET_CONFIG_FILE,
+ * default ./config.toml; PROPLET_CONFIG_SECTION, default proplet). A file or section named in the environment
+ * must exist, and the section may hold only keys a proplet reads: a wrong name is refused at start, not left to
+ * a proplet with an invented id looping on "Not authorized".
+ */
+function identityFrom(needed: boolean): { values: Partial<ConfigSection>; file: string; section: string } {
+  const namedFile = env("PROPLET_CONFIG_FILE");
+  const namedSection = env("PROPLET_CONFIG_SECTION");
+  const file = namedFile ?? "config.toml";
+  const section = namedSection ?? "proplet";
+  if (!needed && !namedFile && !namedSection) return { values: {}, file, section };
+  if (!existsSync(file)) {
+    if (namedFile) throw new UsageError(`PROPLET_CONFIG_FILE ${file}: no such file`);
+    if (namedSection)
+      throw new UsageError(
+        `PROPLET_CONFIG_SECTION ${section}: no ${file} to read it from (set PROPLET_CONFIG_FILE to the file provision wrote)`,
+      );
+    return { values: {}, file, section };
+  }
+  const all = configFile(file);
+  const problems = sectionProblems(all, file);
+  const s = all[section];
+  if (s === undefined) {
+    if (namedFile || namedSection) {
+      const there = Object.keys(all).filter((k) => typeof all[k] === "object");
+      const near = nearest(section, there);
+      problems.push(
+        `no section [${section}] in ${file} (PROPLET_CONFIG_SECTION${namedSection ? "" : " unset: default proplet"})${near ? `; did you mean [${near}]?` : ""}; sections: ${there.map((t) => `[${t}]`).join(", ") || "none"}`,
+      );
+    }
+  } else if (typeof s === "object" && s !== null) {
+    const known = [...IDENTITY_KEYS, ...L.knownKeys()];
+    for (const [k, v] of Object.entries(s)) {
+      if (!known.includes(k)) {
+        const near = nearest(k, known);
+        problems.push(`unknown key ${k} in [${section}] of ${file}${near ? ` (did you mean ${near}?)` : ""}`);
+      } else if (IDENTITY_KEYS.includes(k) && typeof v !== "string") {
+        problems.push(`${k} in [${section}] of ${file}: expected a string`);
+      }
+    }
+  }
+  if (problems.length) throw new UsageError(problems.join("; "));
+  return { values: (s ?? {}) as Partial<ConfigSection>, file, section };
+}
+
+/**
+ * Every setting of a proplet checked, as `propeller proplet` starts and as `config show --proplet` shows them (one
+ * path): the agent's options but its id and state dir, and the id from the config file when it gave one.
+ */
+function settingsOf(args: PropletArgs): {
+  config: Omit<PropletConfig, "entityId" | "stateDir">;
+  id: string | undefined;
+  fromFile: Partial<ConfigSection>;
+  file: string;
+  section: string;
+} {
+  L.check();
+  const given = {
+    entity_id: args["entity-id"],
+    api_key: args["api-key"],
+    tenant_id: args["domain-id"],
+    channel_id: args["channel-id"],
+  };
+  const { values: fromFile, file, section } = identityFrom(Object.values(given).some((v) => !v));
+  const config: Omit<PropletConfig, "entityId" | "stateDir"> = {
+    mqttAddress: args["mqtt-address"],
+    keepalive: env("PROPLET_MQTT_KEEPALIVE")
+      ? int("PROPLET_MQTT_KEEPALIVE", env("PROPLET_MQTT_KEEPALIVE"), 1, 3600)
+      : undefined,
+    apiKey: given.api_key || fromFile.api_key || "",
+    domainId: given.tenant_id || fromFile.tenant_id || DEFAULT_DOMAIN_ID,
+    channelId: given.channel_id || fromFile.channel_id || DEFAULT_CHANNEL_ID,
+    namespace: env("PROPLET_MANAGER_K8S_NAMESPACE") ?? "default",
+    livelinessInterval: seconds(
+      L.label("liveliness-interval"),
+      args["liveliness-interval"],
+      10,
+      MAX_LIVELINESS_INTERVAL_S,
+    ),
+    maxTasks: int(L.label("max-tasks"), args["max-tasks"], 1, 10_000),
+    ...propletEnv(),
+    tls: tlsEnv(),
+    runtime: runtime(args.runtime),
+    metricsPort: env("PROPLET_METRICS_PORT")
+      ? int("PROPLET_METRICS_PORT", env("PROPLET_METRICS_PORT"), 0, 65535)
+      : undefined,
+    externalRuntime: env("PROPLET_EXTERNAL_WASM_RUNTIME"),
+    description: args.description,
+    tags: args.tags
+      ?.split(",")
+      .map((t) => t.trim())
+      .filter(Boolean),
+    location: args.location,
+    teeRoot: env("PROPLET_TEE_ROOT"),
+    decryptionKeys: env("PROPLET_DECRYPTION_KEYS"),
+  };
+  return { config, id: given.entity_id || fromFile.entity_id, fromFile, file, section };
 }
 
 export const propletCommand = defineCommand({
@@ -147,63 +271,22 @@ export const propletCommand = defineCommand({
   run: ({ args }) =>
     action(
       async () => {
-        L.check();
-        // As upstream's proplet: an incomplete environment is filled in from a config.toml section.
-        const given = {
-          entity_id: args["entity-id"],
-          api_key: args["api-key"],
-          tenant_id: args["domain-id"],
-          channel_id: args["channel-id"],
-        };
-        const file = env("PROPLET_CONFIG_FILE") ?? "config.toml";
-        const section = env("PROPLET_CONFIG_SECTION") ?? "proplet";
-        const fromFile = Object.values(given).some((v) => !v) ? configSection(file, section) : {};
-        let id = given.entity_id || fromFile.entity_id;
-        if (!given.entity_id && fromFile.entity_id)
-          log.info(`identity ${fromFile.entity_id} from [${section}] of ${file}`);
+        const { config, id: given, file, section } = settingsOf(args as unknown as PropletArgs);
+        let id = given;
+        if (id && !args["entity-id"]) log.info(`identity ${id} from [${section}] of ${file}`);
         // The state dir, which this process alone may hold: with no id given, the proplet keeps the one it made
         // there (a restart under a supervisor is the same proplet, not a new twin); results wait there while the
         // link is down.
         const dir =
           env("PROPLET_DATA_DIR") ??
           join(defaultDataDir(), id ? `proplet-${id.replace(/[^A-Za-z0-9._-]/g, "_")}` : "proplet");
+        // Its metrics port, when it has one, is checked free before the state dir is made or locked.
+        if (config.metricsPort)
+          await checkPortsFree("127.0.0.1", [{ port: config.metricsPort, flag: "PROPLET_METRICS_PORT" }]);
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         const state = lockDir(dir, "proplet");
         id ||= storedId(dir);
-        const agent = new PropletAgent({
-          mqttAddress: args["mqtt-address"],
-          entityId: id,
-          stateDir: dir,
-          keepalive: env("PROPLET_MQTT_KEEPALIVE")
-            ? int("PROPLET_MQTT_KEEPALIVE", env("PROPLET_MQTT_KEEPALIVE"), 1, 3600)
-            : undefined,
-          apiKey: given.api_key || fromFile.api_key || "",
-          domainId: given.tenant_id || fromFile.tenant_id || DEFAULT_DOMAIN_ID,
-          channelId: given.channel_id || fromFile.channel_id || DEFAULT_CHANNEL_ID,
-          namespace: env("PROPLET_MANAGER_K8S_NAMESPACE") ?? "default",
-          livelinessInterval: seconds(
-            L.label("liveliness-interval"),
-            args["liveliness-interval"],
-            10,
-            MAX_LIVELINESS_INTERVAL_S,
-          ),
-          maxTasks: int(L.label("max-tasks"), args["max-tasks"], 1, 10_000),
-          ...propletEnv(),
-          tls: tlsEnv(),
-          runtime: runtime(args.runtime),
-          metricsPort: env("PROPLET_METRICS_PORT")
-            ? int("PROPLET_METRICS_PORT", env("PROPLET_METRICS_PORT"), 0, 65535)
-            : undefined,
-          externalRuntime: env("PROPLET_EXTERNAL_WASM_RUNTIME"),
-          description: args.description,
-          tags: args.tags
-            ?.split(",")
-            .map((t) => t.trim())
-            .filter(Boolean),
-          location: args.location,
-          teeRoot: env("PROPLET_TEE_ROOT"),
-          decryptionKeys: env("PROPLET_DECRYPTION_KEYS"),
-        });
+        const agent = new PropletAgent({ ...config, entityId: id, stateDir: dir });
         // Upstream's proplet reads PROPLET_OTEL_URL and PROPLET_TRACE_RATIO; the standard variable comes first.
         configureTracing(
           env("OTEL_EXPORTER_OTLP_ENDPOINT") ?? env("PROPLET_OTEL_URL"),

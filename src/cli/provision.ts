@@ -81,19 +81,22 @@ function writeMosquitto(dir: string, ids: (ConfigSection & { kind: EntityKind })
   if (!existsSync(join(dir, "mosquitto.conf"))) writeFileSync(join(dir, "mosquitto.conf"), conf, { mode: 0o600 });
 }
 
+/** A config.toml parsed; a file that does not parse is an error naming it. */
+export function configFile(file: string): Record<string, unknown> {
+  try {
+    return Bun.TOML.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  } catch (e) {
+    throw new UsageError(`${file} is not valid TOML: ${e instanceof Error ? e.message : e}`);
+  }
+}
+
 /**
  * One section of a config.toml, for a proplet or proxy whose environment is incomplete (as upstream's read it).
  * A missing file is no section; a file that does not parse is an error naming it.
  */
 export function configSection(file: string, name: string): Partial<ConfigSection> {
   if (!existsSync(file)) return {};
-  let parsed: Record<string, unknown>;
-  try {
-    parsed = Bun.TOML.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
-  } catch (e) {
-    throw new UsageError(`${file} is not valid TOML: ${e instanceof Error ? e.message : e}`);
-  }
-  const s = parsed[name];
+  const s = configFile(file)[name];
   return typeof s === "object" && s !== null ? (s as Partial<ConfigSection>) : {};
 }
 

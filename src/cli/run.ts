@@ -1,5 +1,6 @@
 import type { ArgsDef, CommandDef } from "citty";
-import { UsageError } from "./args.ts";
+import { nearest, UsageError } from "./args.ts";
+import { EXAMPLES } from "./help-examples.ts";
 
 // The command line around citty: strict about flags (an unknown one is an error naming it, with the nearest
 // known one), full usage lines ("propeller tasks get <ID>"), `help`, `version`, shell completion, and errors
@@ -78,26 +79,6 @@ async function walk(
 /** Upstream's command names where ours differ (`tasks view` is our `tasks get`). */
 const UPSTREAM: Record<string, string> = { view: "get" };
 
-/** The closest of `options` to `word` (edit distance at most 2), if any. */
-function nearest(word: string, options: string[]): string | undefined {
-  const dist = (a: string, b: string) => {
-    const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)] as number[]);
-    for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-    for (let i = 1; i <= a.length; i++) {
-      for (let j = 1; j <= b.length; j++) {
-        d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-      }
-    }
-    return d[a.length]![b.length]!;
-  };
-  let best: [string, number] | undefined;
-  for (const o of options) {
-    const n = dist(word, o);
-    if (n <= 2 && (!best || n < best[1])) best = [o, n];
-  }
-  return best?.[0];
-}
-
 /** The flags a command takes, as typed on the command line. */
 function flagsOf(args: ArgsDef): { all: string[]; takesValue: Set<string> } {
   const all: string[] = [];
@@ -143,33 +124,6 @@ async function usageLine(chain: Level[]): Promise<string> {
     );
   return [...chain.map((l) => l.name), ...pos, "[options]"].join(" ");
 }
-
-/** Examples shown under the main commands' help, by command path. */
-const EXAMPLES: Record<string, string[]> = {
-  serve: [
-    "propeller serve                                   # loopback, auth on, data in ~/.propeller",
-    "propeller serve --host 0.0.0.0 --tls-cert certs/server.pem --tls-key certs/server.key",
-    "propeller serve --config /etc/propeller/config.toml",
-  ],
-  proplet: [
-    "PROPLET_MQTT_ADDRESS=mqtt://gateway:1883 PROPLET_ENTITY_ID=… PROPLET_API_KEY=… propeller proplet",
-    "PROPLET_CONFIG_FILE=config.toml PROPLET_CONFIG_SECTION=proplet2 propeller proplet   # from `provision`",
-  ],
-  "tasks create": [
-    "propeller tasks create add --example add --inputs 10,20 --start --wait",
-    "propeller tasks create job --file app.wasm --env K=V --timeout 30 --retries 2 --start",
-    "propeller tasks create tick --file app.wasm --schedule '*/10 * * * * *' --overlap skip",
-  ],
-  "tasks logs": ["propeller tasks logs 3f2a --follow   # a daemon's lines as it prints them, until it ends"],
-  "jobs create": [
-    "propeller jobs create job.yaml --start",
-    'propeller jobs create --name j --tasks \'[{"name":"a"}]\'',
-  ],
-  "workflows create": [
-    "propeller workflows create wf.yaml --start",
-    "propeller workflows get ID   # the DAG with states",
-  ],
-};
 
 async function showHelp(chain: Level[]): Promise<void> {
   const { showUsage } = await import("citty");
@@ -273,12 +227,17 @@ export async function runCli(main: Cmd, version: string, typedArgs: string[]): P
       await showHelp((await walk(main, named, true)).chain);
       return;
     }
-    const walked = await walk(main, rawArgs);
-    chain = walked.chain;
-    if (walked.rest.includes("--help") || walked.rest.includes("-h")) {
+    // `--help`/`-h` anywhere before `--`, on the root, a group or a leaf: its help, exit 0. The walk stops at a
+    // group, so `propeller tasks --help` is the group's page rather than "which command?".
+    const ownArgs = rawArgs.includes("--") ? rawArgs.slice(0, rawArgs.indexOf("--")) : rawArgs;
+    if (ownArgs.includes("--help") || ownArgs.includes("-h")) {
+      const words = ownArgs.filter((a) => a !== "--help" && a !== "-h");
+      chain = (await walk(main, words, true)).chain;
       await showHelp(chain);
       return;
     }
+    const walked = await walk(main, rawArgs);
+    chain = walked.chain;
     const where = chain.map((l) => l.name).join(" ");
     checkFlags(where, (await resolve(chain.at(-1)!.cmd.args as Lazy<ArgsDef>)) ?? {}, walked.rest);
     await runCommand(main, { rawArgs: walked.args });

@@ -10,7 +10,7 @@ import { defaultMaxTasks } from "../proplet/config.ts";
 import { STORAGE_HELP } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "./args.ts";
-import { Layers, SYSTEM_CONFIG } from "./layers.ts";
+import { defaultsOf, Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { propletEnv } from "./proplet.ts";
 import { chunkSizeFromEnv, proxyArgs, proxySettings, registryFromEnv } from "./proxy.ts";
 import { DEFAULT_PARTITION_GRACE_S, serve } from "./site.ts";
@@ -40,10 +40,10 @@ function tlsFrom(cert?: string, key?: string, clientCa?: string, port?: string) 
     }
   };
   return {
-    cert: read("--tls-cert", cert),
-    key: read("--tls-key", key),
-    ...(clientCa ? { clientCa: read("--tls-client-ca", clientCa) } : {}),
-    mqttTlsPort: int("mqtt-tls-port", port),
+    cert: read(L.label("tls-cert"), cert),
+    key: read(L.label("tls-key"), key),
+    ...(clientCa ? { clientCa: read(L.label("tls-client-ca"), clientCa) } : {}),
+    mqttTlsPort: int(L.label("mqtt-tls-port"), port),
   };
 }
 
@@ -54,6 +54,14 @@ function managerCredentials(): { id: string; key: string } | undefined {
   if (!id && !key) return undefined;
   if (!id || !key) throw new UsageError("MANAGER_ENTITY_ID and MANAGER_API_KEY must be set together");
   return { id, key };
+}
+
+/** A URL setting: refused at start, named by where it came from, unless it parses with one of these schemes. */
+function urlSetting(flag: string, v: string | undefined, schemes: string[]): void {
+  if (!v) return;
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\/[^/]/i.exec(v)?.[1]?.toLowerCase();
+  if (!scheme || !schemes.includes(scheme))
+    throw new UsageError(`${L.label(flag)} must be a ${schemes.map((x) => `${x}://`).join(" or ")} URL`);
 }
 
 const list = (v: string | undefined) =>
@@ -89,9 +97,17 @@ function origins(label: string, v: string | undefined): string[] {
 /** Where each setting came from; made when citty reads the arguments. */
 let L: Layers;
 
-/** serve's settings and their sources, as `propeller serve` would see them (for `config show`). */
-export function serveSettings(): Layers {
-  (serveCommand.args as () => unknown)();
+/** What `serve`'s run hands its checked options to: serve itself, or for `config show` nothing. */
+let start: typeof serve = serve;
+
+/**
+ * serve's settings and their sources for `config show`, checked by serve's own run (one path: what serve refuses,
+ * config show refuses, with the same message and exit code), which stops before anything starts.
+ */
+export async function serveSettings(): Promise<Layers> {
+  const args = defaultsOf((serveCommand.args as () => Record<string, { default?: unknown }>)());
+  start = async () => ({ httpPort: 0, close: async () => {} });
+  await (serveCommand.run as (ctx: { args: unknown }) => Promise<void>)({ args });
   return L;
 }
 
@@ -293,7 +309,10 @@ export const serveCommand = defineCommand({
           );
         if (storage === "postgres" && !args["postgres-url"])
           throw new UsageError(`${L.label("storage")} postgres needs --postgres-url (env PROPELLER_DB_URL)`);
-        const s = await serve({
+        urlSetting("postgres-url", args["postgres-url"], ["postgres", "postgresql"]);
+        urlSetting("mqtt-url", args["mqtt-url"], ["mqtt", "mqtts", "tcp", "tls", "ssl", "ws", "wss"]);
+        urlSetting("advertise-url", args["advertise-url"], ["http", "https"]);
+        const s = await start({
           storage,
           postgresUrl: args["postgres-url"] || undefined,
           advertiseUrl: args["advertise-url"] || undefined,

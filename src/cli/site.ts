@@ -22,11 +22,12 @@ import { PropletAgent } from "../proplet/agent.ts";
 import { Dispatched } from "../proxy/dispatched.ts";
 import type { RegistryClient } from "../proxy/registry.ts";
 import { ProxyService } from "../proxy/service.ts";
-import { lockDir } from "../storage/lock.ts";
+import { DirInUse, lockDir, lockHolder } from "../storage/lock.ts";
 import { openStorage, storageLocation } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { configureTracing, tracing } from "../telemetry/tracing.ts";
 import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
+import { checkPortsFree } from "./ports.ts";
 import type { LocalEnv } from "./proplet.ts";
 
 /** How long a proplet that stops being heard keeps its runs, by default (issue: edge links drop for minutes). */
@@ -128,6 +129,15 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     Bun.env.OTEL_SERVICE_NAME ?? "propeller-manager",
     Number(Bun.env.OTEL_TRACES_SAMPLER_ARG ?? 1),
   );
+  // Nothing is written before the data dir is known free and every port can be listened on (ports.ts).
+  const holder = lockHolder(o.dataDir);
+  if (holder) throw new DirInUse(o.dataDir, holder.pid, holder.what);
+  await checkPortsFree(o.host, [
+    { port: o.httpPort, flag: "--http-port" },
+    ...(o.mqttUrl
+      ? []
+      : [o.tls ? { port: o.tls.mqttTlsPort, flag: "--mqtt-tls-port" } : { port: o.mqttPort, flag: "--mqtt-port" }]),
+  ]);
   // The data dir holds the database and the admin token: its owner only, when serve creates it.
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const lock = lockDir(o.dataDir, "serve");
@@ -297,6 +307,9 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     routes: { "/": consoleIndex },
     // Bundled and minified once, not a dev server with hot reload.
     development: false,
+    // Bun's production mode sets SO_REUSEPORT: a second serve on this port would bind too and the kernel would
+    // split clients between two sites. One port, one site.
+    reusePort: false,
     ...(o.tls ? { tls: { cert: o.tls.cert, key: o.tls.key } } : {}),
     fetch(req, srv) {
       // Without authentication, a page whose name DNS rebinding pointed at loopback would be "same origin" with

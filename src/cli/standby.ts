@@ -53,6 +53,7 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
     port: o.httpPort,
     ...(o.tls ? { tls: o.tls } : {}),
     idleTimeout: 0, // forwarded event streams stay open
+    reusePort: false, // one port, one site: no second process may bind it alongside (site.ts)
     async fetch(req) {
       // As the active manager does without authentication: else a page that DNS rebinding pointed here would
       // reach the active one through this forwarder.

@@ -1,248 +1,15 @@
 import { basename } from "node:path";
 import { defineCommand } from "citty";
-import { parseMetadataArg } from "../core/metadata.ts";
-import { isTerminal, TaskState } from "../core/states.ts";
 import type { TaskView } from "../core/task.ts";
-import { ZERO_TIME } from "../core/time.ts";
-import { action, int, readUserFile, UsageError } from "./args.ts";
-import { ApiError, api, type Conn, okCommand, pagedCommand, sse, urlArg } from "./client.ts";
-import { example } from "./examples.ts";
-import { printJson, printRecord, printTable } from "./output.ts";
+import { action, int, UsageError } from "./args.ts";
+import { ApiError, api, okCommand, pagedCommand, urlArg } from "./client.ts";
+import { printJson, printTable } from "./output.ts";
+import { body, entryProblem, envPairs, functionArg, list, metadataArg, readWasm, taskFields } from "./task-fields.ts";
+import { logs, report, show, waitFor } from "./task-view.ts";
 
-/** `--metadata` as a JSON object or upstream's KEY=VALUE pairs; a usage error says what was wrong. */
-function metadataArg(s: string): Record<string, unknown> {
-  const r = parseMetadataArg(s);
-  if (typeof r === "string") throw new UsageError(`--metadata: ${r}`);
-  return r;
-}
+// `propeller tasks …`: the command tree. The flags of a task are task-fields.ts, what is printed task-view.ts.
 
 type Page = { offset: number; limit: number; total: number; tasks: TaskView[] };
-
-const list = (v: string | undefined) =>
-  v
-    ? v
-        .split(",")
-        .map((s) => s.trim())
-        .filter((s) => s !== "")
-    : undefined;
-
-/** Comma-separated KEY=VALUE pairs; `bad` says what is wrong with one that is not. */
-function keyValues(v: string | undefined, bad: (pair: string) => string): Record<string, string> | undefined {
-  const pairs = list(v);
-  if (!pairs) return undefined;
-  const out: Record<string, string> = {};
-  for (const p of pairs) {
-    const eq = p.indexOf("=");
-    if (eq <= 0) throw new UsageError(bad(p));
-    out[p.slice(0, eq)] = p.slice(eq + 1);
-  }
-  return out;
-}
-
-const envPairs = (v: string | undefined) =>
-  keyValues(v, (p) => `--env expects KEY=VALUE pairs, got ${JSON.stringify(p)}`);
-
-function seconds(name: string, v: string): number {
-  const n = Number(v);
-  if (!(n > 0)) throw new UsageError(`--${name} must be a positive number of seconds, got ${JSON.stringify(v)}`);
-  return n;
-}
-
-function readWasm(path: string): string {
-  return readUserFile(path).toString("base64");
-}
-
-const taskFields = {
-  file: { type: "string", description: "local .wasm file to send inline" },
-  example: { type: "string", description: "a module propeller carries, sent inline: add, hello, spin (examples list)" },
-  "image-url": { type: "string", description: "http(s) URL or OCI reference of the module" },
-  inputs: { type: "string", description: "comma-separated inputs, e.g. 10,20" },
-  "cli-args": { type: "string", description: "comma-separated runtime options, e.g. --dir=/data::/data,--env=K=V" },
-  env: { type: "string", description: "comma-separated KEY=VALUE environment for the task" },
-  daemon: { type: "boolean", description: "long-running task, Running until stopped or it exits" },
-  "proplet-id": { type: "string", description: "pin the task to this proplet" },
-  priority: { type: "string", description: "0-100, default 50; higher runs first when proplets are busy" },
-  schedule: { type: "string", description: "cron: 5 fields, or 6 with leading seconds, e.g. '*/2 * * * * *'" },
-  timezone: { type: "string", description: "IANA time zone of the schedule, default UTC" },
-  recurring: {
-    type: "boolean",
-    description: "with --schedule: fire every time (default), --no-recurring fires once",
-    default: true,
-  },
-  "is-recurring": {
-    type: "boolean",
-    description: "upstream's spelling of --recurring; note upstream fires once unless it is given, we recur by default",
-  },
-  latent: { type: "boolean", description: "deploy once, then invoke many times (upstream's latent tasks)" },
-  encrypted: { type: "boolean", description: "the module is encrypted: the proplet needs a TEE and its KBS" },
-  "kbs-resource-path": { type: "string", description: "where the key broker holds the module's key" },
-  broadcast: { type: "boolean", description: "send to every proplet instead of one" },
-  mode: { type: "string", description: "infer | train (federated tasks)" },
-  kind: { type: "string", description: "standard | federated" },
-  metadata: {
-    type: "string",
-    description: "your own data, kept with the task: KEY=VALUE[,KEY2=VALUE2] or a JSON object",
-  },
-  require: {
-    type: "string",
-    description:
-      "what a proplet needs to run it: KEY=VALUE labels (its PROPLET_TAGS) and runtime=, arch=, tee=, min_memory_mb=",
-  },
-  overlap: { type: "string", description: "skip | allow: a firing while the last run is active (default skip)" },
-  misfire: { type: "string", description: "skip | run_once: firings missed while the manager was down (default skip)" },
-  timeout: { type: "string", description: "seconds a run may take before it fails" },
-  retries: { type: "string", description: "re-runs after a failure" },
-  backoff: { type: "string", description: "seconds before the first retry, doubling after (default 1)" },
-} as const;
-
-const REQUIREMENT_KEYS = new Set(["runtime", "arch", "tee", "min_memory_mb"]);
-
-/** `--require gpu=true,arch=aarch64`: the named keys are requirements of their own, any other is a label. */
-function requirementsArg(text: string): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  const labels: Record<string, string> = {};
-  for (const [k, v] of Object.entries(keyValues(text, (p) => `--require: "${p}" is not KEY=VALUE`) ?? {})) {
-    if (k === "min_memory_mb") out[k] = int("--require min_memory_mb", v, 1, 1 << 24);
-    else if (REQUIREMENT_KEYS.has(k)) out[k] = v;
-    else labels[k] = v;
-  }
-  if (Object.keys(labels).length) out.labels = labels;
-  return out;
-}
-
-type FieldArgs = { [K in keyof typeof taskFields]?: string | boolean };
-
-function body(a: FieldArgs): Record<string, unknown> {
-  const b: Record<string, unknown> = {};
-  if (a.file && a.example) throw new UsageError("--file and --example are two ways to give the module: choose one");
-  if (a.file) b.file = readWasm(String(a.file));
-  if (a.example) b.file = Buffer.from(example(String(a.example))).toString("base64");
-  if (a["image-url"]) b.image_url = a["image-url"];
-  if (a.inputs !== undefined) b.inputs = list(String(a.inputs)) ?? [];
-  if (a["cli-args"]) b.cli_args = list(String(a["cli-args"]));
-  if (a.env) b.env = envPairs(String(a.env));
-  if (a.daemon !== undefined) b.daemon = a.daemon;
-  if (a["proplet-id"]) b.proplet_id = a["proplet-id"];
-  if (a.priority !== undefined) b.priority = int("priority", String(a.priority), 0, 100);
-  if (a.schedule) {
-    b.schedule = a.schedule;
-    b.is_recurring = a["is-recurring"] ?? a.recurring !== false;
-  }
-  for (const k of ["latent", "encrypted", "broadcast"] as const) if (a[k] !== undefined) b[k] = a[k];
-  if (a["kbs-resource-path"]) b.kbs_resource_path = a["kbs-resource-path"];
-  if (a.mode) b.mode = a.mode;
-  if (a.kind) b.kind = a.kind;
-  if (a.metadata) b.metadata = metadataArg(String(a.metadata));
-  if (a.require) b.requirements = requirementsArg(String(a.require));
-  if (a.timezone) b.timezone = a.timezone;
-  if (a.overlap) b.overlap_policy = a.overlap;
-  if (a.misfire) b.misfire_policy = a.misfire;
-  if (a.timeout !== undefined) b.timeout_s = seconds("timeout", String(a.timeout));
-  if (a.retries !== undefined) b.max_retries = int("retries", String(a.retries), 0, 100);
-  if (a.backoff !== undefined) b.retry_backoff_s = seconds("backoff", String(a.backoff));
-  return b;
-}
-
-/** Every field of a task, times with how long ago (or until) they are, and "never" for one never set. */
-function show(t: TaskView, json: boolean): void {
-  if (json) {
-    printJson(t);
-    return;
-  }
-  const { status, state, start_time, finish_time, created_at, updated_at, next_run, ...rest } = t;
-  const times = { created_at, updated_at, start_time, finish_time, ...(t.schedule ? { next_run } : {}) };
-  printRecord({
-    id: t.id,
-    name: t.name,
-    status: `${status} (${state})`,
-    ...Object.fromEntries(Object.entries(rest).filter(([k, v]) => k !== "id" && k !== "name" && v !== undefined)),
-    ...Object.fromEntries(Object.entries(times).map(([k, v]) => [k, when(v)])),
-  });
-}
-
-/** `2026-11-28T10:00:00.000Z (3 min ago)`, or "never" for upstream's zero time. */
-export function when(iso: string | undefined, now = Date.now()): string {
-  if (!iso || iso === ZERO_TIME) return "never";
-  const ms = Date.parse(iso) - now;
-  const abs = Math.abs(ms);
-  const span =
-    abs < 60_000
-      ? `${Math.round(abs / 1000)} s`
-      : abs < 3_600_000
-        ? `${Math.round(abs / 60_000)} min`
-        : abs < 86_400_000
-          ? `${Math.round(abs / 3_600_000)} h`
-          : `${Math.round(abs / 86_400_000)} d`;
-  return `${iso} (${ms <= 0 ? `${span} ago` : `in ${span}`})`;
-}
-
-async function waitFor(conn: Conn, id: string, timeoutS: number): Promise<TaskView> {
-  const deadline = Date.now() + timeoutS * 1000;
-  for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
-    const t = await api<TaskView>(conn, "GET", `/tasks/${id}`);
-    if (isTerminal(t.state)) return t;
-    if (Date.now() > deadline) throw new Error(`task ${id} still ${t.status} after ${timeoutS}s`);
-    await Bun.sleep(delay);
-  }
-}
-
-/** Prints a finished task's outcome: the result on stdout, or the error on stderr with exit code 1. */
-function report(t: TaskView, json: boolean): void {
-  if (json) printJson(t);
-  else if (t.state === TaskState.Completed)
-    process.stdout.write(
-      `${typeof t.results === "string" ? t.results.replace(/\n$/, "") : JSON.stringify(t.results)}\n`,
-    );
-  if (t.state !== TaskState.Completed) {
-    process.stderr.write(`task ${t.id} ${t.status}${t.error ? `: ${t.error}` : ""}\n`);
-    process.exitCode = 1;
-  }
-}
-
-interface Chunk {
-  stream: "stdout" | "stderr";
-  data: string;
-}
-interface Ending {
-  state: number;
-  status: string;
-  error?: string;
-}
-
-/**
- * `tasks logs`: the kept output, or with follow the stream until the task ends. A task that streamed nothing and
- * has ended shows its result, which is where a short task's output is. Exits 1 when the task did not complete.
- */
-async function logs(conn: Conn & { json: boolean }, id: string, follow: boolean): Promise<void> {
-  const print = (c: Chunk) => (c.stream === "stderr" ? process.stderr : process.stdout).write(c.data);
-  let printed = false;
-  let end: Ending | undefined;
-  if (follow) {
-    for await (const e of sse(conn, `/tasks/${encodeURIComponent(id)}/logs?follow=true`)) {
-      if (conn.json) process.stdout.write(`${JSON.stringify({ event: e.event, ...JSON.parse(e.data) })}\n`);
-      if (e.event === "output") {
-        if (!conn.json) print(JSON.parse(e.data) as Chunk);
-        printed = true;
-      } else if (e.event === "end") end = JSON.parse(e.data) as Ending;
-      // serve ended the stream early: its token was revoked or expired, or the session signed out.
-      else if (e.event === "closed") throw new ApiError(`the log stream was closed: ${JSON.parse(e.data).reason}`);
-    }
-  } else {
-    const r = await api<Ending & { chunks: Chunk[] }>(conn, "GET", `/tasks/${encodeURIComponent(id)}/logs`);
-    if (conn.json) return printJson(r);
-    for (const c of r.chunks) print(c);
-    printed = r.chunks.length > 0;
-    if (isTerminal(r.state)) end = r;
-  }
-  if (!end || conn.json) return;
-  if (!printed) {
-    const { results } = await api<{ results: unknown }>(conn, "GET", `/tasks/${encodeURIComponent(id)}/results`);
-    if (typeof results === "string" && results) process.stdout.write(results.endsWith("\n") ? results : `${results}\n`);
-  }
-  if (end.state !== TaskState.Completed) {
-    throw new ApiError(`task ${id} ended ${end.status}${end.error ? `: ${end.error}` : ""}`);
-  }
-}
 
 const idArg = { id: { type: "positional", description: "task id", required: true } } as const;
 
@@ -252,8 +19,13 @@ export const tasksCommand = defineCommand({
     create: defineCommand({
       meta: { description: "Create a task (and with --start run it, with --wait print its result)" },
       args: {
-        name: { type: "positional", description: "task name; for a core module, the export to call", required: true },
+        name: {
+          type: "positional",
+          description: "task name; for a core module also the export called, unless --function names another",
+          required: true,
+        },
         ...taskFields,
+        ...functionArg,
         start: { type: "boolean", description: "start it right away" },
         wait: { type: "boolean", description: "with --start: wait for the task to finish and print its result" },
         "wait-timeout": { type: "string", description: "seconds to wait, default 300", default: "300" },
@@ -262,7 +34,12 @@ export const tasksCommand = defineCommand({
       run: ({ args }) =>
         action(async () => {
           if (args.wait && !args.start) throw new UsageError("--wait waits for a run: give --start too");
-          const t = await api<TaskView>(args, "POST", "/tasks", { name: args.name, ...body(args) });
+          const b = body(args);
+          // About to run: a module without the export is refused now. Created only: said, as it may be updated.
+          const missing = entryProblem(args.name, b, args.function);
+          if (missing && args.start) throw new UsageError(missing);
+          if (missing) process.stderr.write(`warning: ${missing}\n`);
+          const t = await api<TaskView>(args, "POST", "/tasks", { name: args.name, ...b });
           if (!args.start) return show(t, args.json);
           try {
             await api(args, "POST", `/tasks/${t.id}/start`);

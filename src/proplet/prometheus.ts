@@ -55,6 +55,8 @@ export class PropletPrometheus {
     this.server = Bun.serve({
       port,
       hostname,
+      // Never share the port with another process (Bun sets SO_REUSEPORT in production mode).
+      reusePort: false,
       fetch: async (req) =>
         new URL(req.url).pathname === "/metrics"
           ? new Response(await this.registry.metrics(), { headers: { "content-type": this.registry.contentType } })

@@ -15,6 +15,7 @@ import {
   until,
   untilAlive,
 } from "../helpers.ts";
+import { inOrder, walkQuickStart } from "../readme.ts";
 
 // `npm run build` gives one executable that runs every subcommand with no node_modules beside it.
 let bin: string;
@@ -72,6 +73,18 @@ describe("the compiled executable", () => {
       expect((await http(`${again.url}/tasks/${t.id}`)).body).toMatchObject({ state: 3, results: "5" });
     } finally {
       await again.kill("SIGKILL");
+    }
+  });
+
+  test("the README's quick start runs as written with the binary", async () => {
+    const s = await startServe({ cmd: [bin], cwd: dir });
+    try {
+      const r = walkQuickStart(bin, { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) });
+      expect({ code: r.code, err: r.stderr }).toEqual({ code: 0, err: "" });
+      expect(r.promised.length).toBeGreaterThanOrEqual(3);
+      expect({ out: r.stdout, ok: inOrder(r.stdout, r.promised) }).toEqual({ out: r.stdout, ok: true });
+    } finally {
+      await s.kill("SIGKILL");
     }
   });
 

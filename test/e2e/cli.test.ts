@@ -17,7 +17,7 @@ describe("tasks a person can follow", () => {
   test("create --start that cannot start leaves nothing behind; --wait needs --start; get shows every field", () => {
     const env = { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) };
     const before = JSON.parse(cli(["tasks", "list", "--json"], env).stdout).total;
-    const failed = cli(["tasks", "create", "x", "--example", "add", "--proplet-id", "nowhere", "--start"], env);
+    const failed = cli(["tasks", "create", "add", "--example", "add", "--proplet-id", "nowhere", "--start"], env);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toContain("proplet nowhere (pinned by the task) not found (the task was not kept)");
     expect(JSON.parse(cli(["tasks", "list", "--json"], env).stdout).total).toBe(before);

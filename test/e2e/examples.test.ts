@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { cli, ROOT, type Serve, startServe, tempDir, tokenOf } from "../helpers.ts";
+import { inOrder, walkQuickStart } from "../readme.ts";
 
 // The modules propeller carries: a first run needs no compiler. The README's quick start uses them.
 
@@ -38,4 +39,14 @@ test("examples list and write; the written modules run with wasm run", () => {
   expect(cli(["examples", "write", dir]).code).toBe(0);
   expect(cli(["wasm", "run", join(dir, "add.wasm"), "--invoke", "add", "2", "3"]).stdout).toBe("5\n");
   expect(cli(["wasm", "run", join(dir, "hello.wasm"), "--", "Bob"]).stdout).toBe("Hello, Bob!\n");
+});
+
+test("the README's quick start runs as written, each command printing what its comment says", () => {
+  const r = walkQuickStart(`${process.execPath} ${join(ROOT, "src/main.ts")}`, {
+    PROPELLER_URL: s.url,
+    PROPELLER_TOKEN: tokenOf(s.url),
+  });
+  expect({ code: r.code, err: r.stderr }).toEqual({ code: 0, err: "" });
+  expect(r.promised.length).toBeGreaterThanOrEqual(3);
+  expect({ out: r.stdout, ok: inOrder(r.stdout, r.promised) }).toEqual({ out: r.stdout, ok: true });
 });

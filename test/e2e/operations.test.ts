@@ -149,7 +149,7 @@ test("serve reads a config file: a bad value exits naming its key; config show t
   writeFileSync(bad, '[serve]\nstale_proplet_removal = "soon"\n');
   const r = cli(["serve", "--config", bad, "--data-dir", join(dir, "d"), "--http-port", "0", "--mqtt-port", "0"]);
   expect(r.code).toBe(1);
-  expect(r.stderr).toContain(`stale_proplet_removal in ${bad} must be an integer`);
+  expect(r.stderr).toContain(`stale_proplet_removal in [serve] of ${bad} must be an integer`);
   const good = join(dir, "good.toml");
   writeFileSync(good, '[serve]\nscheduler = "priority"\nhttp_port = 9999\n');
   const shown = cli(["config", "show", "--config", good, "--json"], { PROPELLER_HTTP_PORT: "8888" });

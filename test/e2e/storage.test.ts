@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import { b64, http, runTask, type Serve, startServe, tempDir } from "../helpers.ts";
 import { type Postgres, startPostgres } from "../postgres.ts";
 
@@ -83,7 +84,17 @@ describe("storage backends behind serve", () => {
     expect(bad.stderr).toContain('--storage must be one of sqlite, kv, memory, postgres, got "mongo"');
     expect(cli(["serve", "--storage", "postgres"]).stderr).toContain("needs --postgres-url");
     expect(cli(["serve", "--help"]).stdout).toContain("keeps nothing across a restart");
-    const unreachable = cli(["serve", "--storage", "postgres", "--postgres-url", "postgres://u:secret@127.0.0.1:1/x"]);
+    // Its own data dir and ports: not the default data dir (as root /var/lib/propeller) nor :7070/:1883, which a
+    // serve checks free before it writes anything.
+    const own = ["--data-dir", join(tempDir(), "d"), "--http-port", "0", "--mqtt-port", "0"];
+    const unreachable = cli([
+      "serve",
+      "--storage",
+      "postgres",
+      "--postgres-url",
+      "postgres://u:secret@127.0.0.1:1/x",
+      ...own,
+    ]);
     expect(unreachable.code).toBe(1);
     expect(unreachable.stderr).toContain("postgres://u:***@127.0.0.1:1/x");
     expect(unreachable.stderr).not.toContain("secret");

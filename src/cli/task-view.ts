@@ -1,0 +1,108 @@
+import { isTerminal, TaskState } from "../core/states.ts";
+import type { TaskView } from "../core/task.ts";
+import { ZERO_TIME } from "../core/time.ts";
+import { ApiError, api, type Conn, sse } from "./client.ts";
+import { printJson, printRecord } from "./output.ts";
+
+// What the task commands print: one task, a finished task's outcome, a task's output (`tasks logs`).
+
+/** Every field of a task, times with how long ago (or until) they are, and "never" for one never set. */
+export function show(t: TaskView, json: boolean): void {
+  if (json) {
+    printJson(t);
+    return;
+  }
+  const { status, state, start_time, finish_time, created_at, updated_at, next_run, ...rest } = t;
+  const times = { created_at, updated_at, start_time, finish_time, ...(t.schedule ? { next_run } : {}) };
+  printRecord({
+    id: t.id,
+    name: t.name,
+    status: `${status} (${state})`,
+    ...Object.fromEntries(Object.entries(rest).filter(([k, v]) => k !== "id" && k !== "name" && v !== undefined)),
+    ...Object.fromEntries(Object.entries(times).map(([k, v]) => [k, when(v)])),
+  });
+}
+
+/** `2026-11-28T10:00:00.000Z (3 min ago)`, or "never" for upstream's zero time. */
+export function when(iso: string | undefined, now = Date.now()): string {
+  if (!iso || iso === ZERO_TIME) return "never";
+  const ms = Date.parse(iso) - now;
+  const abs = Math.abs(ms);
+  const span =
+    abs < 60_000
+      ? `${Math.round(abs / 1000)} s`
+      : abs < 3_600_000
+        ? `${Math.round(abs / 60_000)} min`
+        : abs < 86_400_000
+          ? `${Math.round(abs / 3_600_000)} h`
+          : `${Math.round(abs / 86_400_000)} d`;
+  return `${iso} (${ms <= 0 ? `${span} ago` : `in ${span}`})`;
+}
+
+export async function waitFor(conn: Conn, id: string, timeoutS: number): Promise<TaskView> {
+  const deadline = Date.now() + timeoutS * 1000;
+  for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
+    const t = await api<TaskView>(conn, "GET", `/tasks/${id}`);
+    if (isTerminal(t.state)) return t;
+    if (Date.now() > deadline) throw new Error(`task ${id} still ${t.status} after ${timeoutS}s`);
+    await Bun.sleep(delay);
+  }
+}
+
+/** Prints a finished task's outcome: the result on stdout, or the error on stderr with exit code 1. */
+export function report(t: TaskView, json: boolean): void {
+  if (json) printJson(t);
+  else if (t.state === TaskState.Completed)
+    process.stdout.write(
+      `${typeof t.results === "string" ? t.results.replace(/\n$/, "") : JSON.stringify(t.results)}\n`,
+    );
+  if (t.state !== TaskState.Completed) {
+    process.stderr.write(`task ${t.id} ${t.status}${t.error ? `: ${t.error}` : ""}\n`);
+    process.exitCode = 1;
+  }
+}
+
+interface Chunk {
+  stream: "stdout" | "stderr";
+  data: string;
+}
+interface Ending {
+  state: number;
+  status: string;
+  error?: string;
+}
+
+/**
+ * `tasks logs`: the kept output, or with follow the stream until the task ends. A task that streamed nothing and
+ * has ended shows its result, which is where a short task's output is. Exits 1 when the task did not complete.
+ */
+export async function logs(conn: Conn & { json: boolean }, id: string, follow: boolean): Promise<void> {
+  const print = (c: Chunk) => (c.stream === "stderr" ? process.stderr : process.stdout).write(c.data);
+  let printed = false;
+  let end: Ending | undefined;
+  if (follow) {
+    for await (const e of sse(conn, `/tasks/${encodeURIComponent(id)}/logs?follow=true`)) {
+      if (conn.json) process.stdout.write(`${JSON.stringify({ event: e.event, ...JSON.parse(e.data) })}\n`);
+      if (e.event === "output") {
+        if (!conn.json) print(JSON.parse(e.data) as Chunk);
+        printed = true;
+      } else if (e.event === "end") end = JSON.parse(e.data) as Ending;
+      // serve ended the stream early: its token was revoked or expired, or the session signed out.
+      else if (e.event === "closed") throw new ApiError(`the log stream was closed: ${JSON.parse(e.data).reason}`);
+    }
+  } else {
+    const r = await api<Ending & { chunks: Chunk[] }>(conn, "GET", `/tasks/${encodeURIComponent(id)}/logs`);
+    if (conn.json) return printJson(r);
+    for (const c of r.chunks) print(c);
+    printed = r.chunks.length > 0;
+    if (isTerminal(r.state)) end = r;
+  }
+  if (!end || conn.json) return;
+  if (!printed) {
+    const { results } = await api<{ results: unknown }>(conn, "GET", `/tasks/${encodeURIComponent(id)}/results`);
+    if (typeof results === "string" && results) process.stdout.write(results.endsWith("\n") ? results : `${results}\n`);
+  }
+  if (end.state !== TaskState.Completed) {
+    throw new ApiError(`task ${id} ended ${end.status}${end.error ? `: ${end.error}` : ""}`);
+  }
+}
