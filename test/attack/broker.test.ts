@@ -64,7 +64,7 @@ async function rawSession(clientId: string, login: { username: string; password:
     parser.on("packet", (p) => {
       if (p.cmd === "connack") resolve((p as { returnCode: number }).returnCode);
     });
-    sock.on("data", (d) => parser.parse(d));
+    sock.on("data", (d: Buffer) => parser.parse(d));
   });
   sock.write(
     mqttPacket.generate({
@@ -160,7 +160,15 @@ describe("memory before authentication", () => {
     for (let id = 1; id <= 160 && open; id++) {
       const payload = JSON.stringify({ proplet_id: "qos2-flooder", status: "alive", pad });
       const ok = sock.write(
-        mqttPacket.generate({ cmd: "publish", topic: `${T}/control/proplet/alive`, payload, qos: 2, messageId: id }),
+        mqttPacket.generate({
+          cmd: "publish",
+          topic: `${T}/control/proplet/alive`,
+          payload,
+          qos: 2,
+          messageId: id,
+          dup: false,
+          retain: false,
+        }),
       );
       sent++;
       if (!ok) await Promise.race([new Promise((r) => sock.once("drain", r)), sock.gone, Bun.sleep(2000)]);
