@@ -38,7 +38,12 @@ const serve = Bun.spawn(
     process.execPath,
     ...(opt.profile ? ["--cpu-prof-md", `--cpu-prof-dir=${opt.profile}`] : []),
     join(root, "src/main.ts"),
-    ...serveArgs(httpPort, mqttPort, dir, ["--no-local-proplet", ...(AUTH ? [] : ["--no-auth"])]),
+    ...serveArgs(httpPort, mqttPort, dir, [
+      "--no-local-proplet",
+      ...(AUTH ? [] : ["--no-auth"]),
+      // Every simulated proplet connects from loopback, as fast as it can: above the default cap of 2,000.
+      ...["--mqtt-loopback-max-connections", String(Math.max(2000, C + 100))],
+    ]),
   ],
   { stdout: "inherit", stderr: "inherit" },
 );

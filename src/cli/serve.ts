@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
+import { DEFAULT_LIMITS, packetBytesFor } from "../broker/limits.ts";
 import { parseOrigin } from "../core/origins.ts";
 import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { SCHEDULERS, type SchedulerName } from "../core/scheduler.ts";
@@ -94,6 +95,20 @@ function origins(label: string, v: string | undefined): string[] {
   });
 }
 
+/** The embedded broker's bounds (src/broker/limits.ts) from their flags. */
+function brokerLimits(args: Record<string, unknown>) {
+  const n = (name: string, min: number, max: number) => int(L.label(name), args[name] as string, min, max);
+  const loopback = n("mqtt-loopback-max-connections", 1, 1_000_000);
+  return {
+    maxPacketBytes: packetBytesFor(n("mqtt-max-message-mb", 1, 256)),
+    perAddress: {
+      max: n("mqtt-max-connections-per-address", 1, 1_000_000),
+      perSecond: n("mqtt-connection-rate", 1, 1_000_000),
+    },
+    loopback: { max: loopback, perSecond: loopback },
+  };
+}
+
 /** Where each setting came from; made when citty reads the arguments. */
 let L: Layers;
 
@@ -137,6 +152,42 @@ export const serveCommand = defineCommand({
         type: "string",
         description: "embedded MQTT broker TCP port (env PROPELLER_MQTT_PORT)",
         default: L.text("mqtt-port", ["PROPELLER_MQTT_PORT"], "1883"),
+      },
+      "mqtt-max-message-mb": {
+        type: "string",
+        description:
+          "largest MQTT message an authenticated client may send to the embedded broker, in MiB; module chunks need 16 (env PROPELLER_MQTT_MAX_MESSAGE_MB)",
+        default: L.text("mqtt-max-message-mb", ["PROPELLER_MQTT_MAX_MESSAGE_MB"], "16"),
+      },
+      "mqtt-max-connections-per-address": {
+        type: "string",
+        description:
+          "MQTT connections (TCP and /mqtt) open at once from one address, loopback aside (env PROPELLER_MQTT_MAX_CONNECTIONS_PER_ADDRESS)",
+        default: L.text(
+          "mqtt-max-connections-per-address",
+          ["PROPELLER_MQTT_MAX_CONNECTIONS_PER_ADDRESS"],
+          String(DEFAULT_LIMITS.perAddress.max),
+        ),
+      },
+      "mqtt-connection-rate": {
+        type: "string",
+        description:
+          "new MQTT connections a second from one address, loopback aside, after a burst of the per-address cap (env PROPELLER_MQTT_CONNECTION_RATE)",
+        default: L.text(
+          "mqtt-connection-rate",
+          ["PROPELLER_MQTT_CONNECTION_RATE"],
+          String(DEFAULT_LIMITS.perAddress.perSecond),
+        ),
+      },
+      "mqtt-loopback-max-connections": {
+        type: "string",
+        description:
+          "MQTT connections open at once from loopback, and new ones a second (env PROPELLER_MQTT_LOOPBACK_MAX_CONNECTIONS)",
+        default: L.text(
+          "mqtt-loopback-max-connections",
+          ["PROPELLER_MQTT_LOOPBACK_MAX_CONNECTIONS"],
+          String(DEFAULT_LIMITS.loopback.max),
+        ),
       },
       "tls-cert": {
         type: "string",
@@ -325,6 +376,7 @@ export const serveCommand = defineCommand({
           auth: authFor(args.auth, args.host),
           tls: tlsFrom(args["tls-cert"], args["tls-key"], args["tls-client-ca"], args["mqtt-tls-port"]),
           allowedOrigins: origins(L.label("allowed-origins"), args["allowed-origins"]),
+          brokerLimits: brokerLimits(args),
           managerCredentials: managerCredentials(),
           domainId: args["domain-id"],
           channelId: args["channel-id"],

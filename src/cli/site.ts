@@ -2,9 +2,10 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { join } from "node:path";
 import { MqttClient } from "mqtt";
 import consoleIndex from "../../web/index.html";
-import { type BrokerTls, type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.ts";
+import { type BrokerLimits, type BrokerTls, type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.ts";
 import { connectMqtt } from "../broker/client.ts";
 import { type BusClient, DirectClient } from "../broker/direct.ts";
+import { sharedManagerClientId } from "../core/acl.ts";
 import type { EntityKind, Token } from "../core/identity.ts";
 import { hostAllowed, hostRefusal, type OriginPolicy, originAllowed, originPolicy } from "../core/origins.ts";
 import type { SchedulerName } from "../core/scheduler.ts";
@@ -70,6 +71,8 @@ export interface ServeOptions {
   partitionGraceS?: number;
   /** HTTPS and WSS on the HTTP port, and MQTT over TLS on `mqttTlsPort` instead of plain MQTT. */
   tls?: BrokerTls & { mqttTlsPort: number };
+  /** The embedded broker's packet, connection and QoS 2 bounds (default broker/limits.ts DEFAULT_LIMITS). */
+  brokerLimits?: BrokerLimits;
   /**
    * Browser origins besides serve's own that may open the MQTT WebSocket and send changes, each canonical
    * (core/origins.ts parseOrigin); under --no-auth their hosts are names serve answers to.
@@ -166,7 +169,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     : undefined;
   const broker: EmbeddedBroker | undefined = o.mqttUrl
     ? undefined
-    : await startBroker(o.host, o.tls ? o.tls.mqttTlsPort : o.mqttPort, brokerAuth, o.tls);
+    : await startBroker(o.host, o.tls ? o.tls.mqttTlsPort : o.mqttPort, brokerAuth, o.tls, o.brokerLimits);
   identities.revoked.subscribe((id) => broker?.disconnect(id));
   const mqttScheme = o.tls ? "mqtts" : "mqtt";
   const mqttAddress =
@@ -180,13 +183,14 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     ? { username: o.managerCredentials.id, password: o.managerCredentials.key }
     : internal(`manager-${instanceId}`, "manager");
   // The managers of a site share one persistent session: results sent during a hand-over wait on the broker.
-  const shared = site ? `propeller-manager-${o.domainId}-${o.channelId}` : undefined;
+  const shared = site ? sharedManagerClientId(o) : undefined;
   // On its own embedded broker (and no site to share a session with), the manager skips MQTT: direct.ts.
   const client: BusClient & { handleMessage?: unknown } =
     broker && !shared
       ? new DirectClient(broker.aedes)
       : await connectMqtt(mqttAddress, {
-          clientId: shared ?? `manager-${instanceId}`,
+          // A client id is its identity's (core/acl.ts clientIdRefusal), or the site's shared one.
+          clientId: shared ?? o.managerCredentials?.id ?? `manager-${instanceId}`,
           username: `manager-${instanceId}`,
           ...managerLogin,
           broker: broker?.aedes,

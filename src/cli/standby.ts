@@ -68,7 +68,6 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
           role: "standby",
           storage: "postgres",
           version: VERSION,
-          instance_id: o.instanceId,
           ...(target ? { active_url: target } : {}),
         });
       }

@@ -73,3 +73,54 @@ export function mayPublishFlUpdate(peer: Peer, topic: string): boolean | undefin
   if (!at) return undefined;
   return peer.kind === "proplet" && at.proplet === peer.id;
 }
+
+/** The client id the managers of a site share for their one persistent session (src/cli/site.ts). */
+export const sharedManagerClientId = (c: Channel) => `propeller-manager-${c.domainId}-${c.channelId}`;
+
+/**
+ * Why a client id does not belong to the identity that logs in with it, if it does not. A client id is the entity
+ * id, or starts with it and a dash (`<id>-…`): taking another's id would disconnect it (MQTT's takeover). A session
+ * kept across connections (clean=false) only under the entity id itself, so an identity has one such session, not
+ * one per made-up suffix each queueing messages on the broker. A site's managers share one session of their own.
+ */
+export function clientIdRefusal(peer: Peer, clientId: string, clean: boolean, channel: Channel): string | undefined {
+  if (clientId === peer.id) return undefined;
+  if (peer.kind === "manager" && clientId === sharedManagerClientId(channel)) return undefined;
+  if (!clientId.startsWith(`${peer.id}-`)) return `client id ${clientId} is not ${peer.id} or ${peer.id}-…`;
+  if (!clean) return `a persistent session (clean=false) is kept only under the client id ${peer.id}`;
+  return undefined;
+}
+
+/** Manager-to-proplet topics whose payload may name the one proplet it is for (`proplet_id`). */
+export function addressedTopics(channel: Channel): Set<string> {
+  const t = topics(channel);
+  return new Set([t.start, t.stop, t.invoke, t.registryChunks]);
+}
+
+/**
+ * The proplet a manager-to-proplet payload is for, or undefined when it is for every proplet (no `proplet_id`, or
+ * `broadcast` set, as the proplet agent reads them). Unreadable payloads are for nobody in particular either: the
+ * proplet drops them itself, as before.
+ */
+export function addresseeOf(msg: unknown): string | undefined {
+  if (typeof msg !== "object" || msg === null) return undefined;
+  const m = msg as { proplet_id?: unknown; broadcast?: unknown };
+  if (m.broadcast === true) return undefined;
+  return typeof m.proplet_id === "string" && m.proplet_id ? m.proplet_id : undefined;
+}
+
+/**
+ * A proplet's request to the OCI proxy, with `proplet_id` set to the sender's own id whatever it said, so the proxy
+ * knows who asks and answers only that proplet. Returns the payload and its JSON, or why it is refused.
+ */
+export function stampRequester(peer: Peer, payload: Buffer): { payload: Buffer; msg: object } | string {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(payload.toString("utf8"));
+  } catch {
+    return "payload is not JSON";
+  }
+  if (typeof msg !== "object" || msg === null || Array.isArray(msg)) return "payload is not a JSON object";
+  const stamped = { ...msg, proplet_id: peer.id };
+  return { payload: Buffer.from(JSON.stringify(stamped)), msg: stamped };
+}

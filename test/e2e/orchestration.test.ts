@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import mqtt from "mqtt";
 import {
@@ -134,12 +134,14 @@ describe("workflows", () => {
 
   test("diamond: the failure branch runs, the skipped branch takes its whole subtree at once, children get parent_results", async () => {
     const p = `wf${Date.now()}`;
+    // The watcher below is a proplet too: the rest runs on serve's own proplet.
+    const local = readFileSync(join(s.dataDir, "local-proplet-id"), "utf8").trim();
     const c = await http(`${s.url}/workflows`, "POST", {
       tasks: [
-        { id: `${p}-a`, name: "fail", file: b64("fail") },
-        { id: `${p}-ok`, name: "add", file: b64("add"), inputs: [1, 1], depends_on: [`${p}-a`] },
-        { id: `${p}-ok2`, name: "add", file: b64("add"), inputs: [2, 2], depends_on: [`${p}-ok`] },
-        { id: `${p}-ok3`, name: "add", file: b64("add"), inputs: [3, 3], depends_on: [`${p}-ok2`] },
+        { id: `${p}-a`, name: "fail", file: b64("fail"), proplet_id: local },
+        { id: `${p}-ok`, name: "add", file: b64("add"), inputs: [1, 1], depends_on: [`${p}-a`], proplet_id: local },
+        { id: `${p}-ok2`, name: "add", file: b64("add"), inputs: [2, 2], depends_on: [`${p}-ok`], proplet_id: local },
+        { id: `${p}-ok3`, name: "add", file: b64("add"), inputs: [3, 3], depends_on: [`${p}-ok2`], proplet_id: local },
         {
           id: `${p}-rescue`,
           name: "count",
@@ -147,21 +149,39 @@ describe("workflows", () => {
           inputs: [600_000_000],
           depends_on: [`${p}-a`],
           run_if: "failure",
+          proplet_id: local,
         },
-        { id: `${p}-report`, name: "add", file: b64("add"), inputs: [5, 5], depends_on: [`${p}-rescue`] },
+        {
+          id: `${p}-report`,
+          name: "add",
+          file: b64("add"),
+          inputs: [5, 5],
+          depends_on: [`${p}-rescue`],
+          proplet_id: `watch-${p}`,
+        },
       ],
     });
     expect(c.status).toBe(201);
     expect(c.body.workflow_id).toBeTruthy();
-    // Watch the start messages on the broker, as a proplet sees them.
-    const login = await identity(s.url, "proplet", `watch-${p}`);
-    const watcher = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: `watch-${p}`, ...login });
+    // Watch the start messages on the broker as a proplet sees them: the report is pinned to this one (a proplet
+    // receives only the starts meant for it), which answers it as `add` would.
+    const T = "m/default/c/default/control";
+    const me = `watch-${p}`;
+    const login = await identity(s.url, "proplet", me);
+    const watcher = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: me, ...login });
     const starts = new Map<string, Record<string, unknown>>();
     watcher.on("message", (_t, payload) => {
       const m = JSON.parse(payload.toString());
       starts.set(m.id, m);
+      const result = { task_id: m.id, proplet_id: me, run_id: m.run_id, results: "10" };
+      watcher.publish(`${T}/proplet/results`, JSON.stringify(result), { qos: 1 });
     });
-    await watcher.subscribeAsync("m/default/c/default/control/manager/start");
+    await watcher.subscribeAsync(`${T}/manager/start`);
+    await watcher.publishAsync(`${T}/proplet/create`, JSON.stringify({ proplet_id: me, metadata: { max_tasks: 1 } }));
+    const beat = setInterval(
+      () => watcher.publish(`${T}/proplet/alive`, JSON.stringify({ proplet_id: me, status: "alive" })),
+      500,
+    );
     const w = c.body.workflow_id as string;
     await http(`${s.url}/workflows/${c.body.workflow_id}/start`, "POST");
     // While the rescue branch runs, the whole success subtree is already Skipped.
@@ -178,6 +198,7 @@ describe("workflows", () => {
     expect(wf.status).toBe("Failed");
     expect(starts.get(`${w}.${p}-report`)?.parent_results).toEqual({ [`${p}-rescue`]: "600000000" });
     expect(starts.has(`${w}.${p}-ok`)).toBe(false);
+    clearInterval(beat);
     await watcher.endAsync();
   });
 

@@ -116,7 +116,10 @@ export function createApp(
       commit: info.commit ?? "source",
       description: "manager service",
       build_time: info.buildTime ?? "unbuilt",
-      instance_id: info.instanceId,
+      // Internal ids (the proxy's and manager's MQTT identities follow from it) only to an authenticated caller.
+      ...(!auth || m.identities.verifyToken(/^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "")
+        ? { instance_id: info.instanceId }
+        : {}),
       ...(info.storage ? { storage: info.storage } : {}),
       ...(info.role ? { role: info.role } : {}),
     }),

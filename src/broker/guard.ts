@@ -1,0 +1,128 @@
+import type { Aedes, AedesPublishPacket, Client } from "aedes";
+import {
+  aclFor,
+  addressedTopics,
+  addresseeOf,
+  checkSelf,
+  clientIdRefusal,
+  mayPublishFlUpdate,
+  type Peer,
+  selfTopics,
+  stampRequester,
+} from "../core/acl.ts";
+import type { EntityKind } from "../core/identity.ts";
+import { type Channel, topics } from "../core/topics.ts";
+import { log } from "../log.ts";
+import { parsedOf, rememberParsed } from "./parsed.ts";
+
+/** Authentication for the broker: unset, anyone may connect and publish anything (`serve --no-auth`). */
+export interface BrokerAuth {
+  /** The kind of the entity these credentials name, if they are valid. */
+  authenticate(id: string, key: string): EntityKind | undefined;
+  channel: Channel;
+}
+
+/**
+ * Installs authentication and the ACL (core/acl.ts) on the broker: CONNECT needs username = entity id and
+ * password = its API key, and a client id of that identity; a peer publishes and subscribes only where its kind
+ * may, never a retained message, and a proplet speaks only about itself. A refused publish closes the connection
+ * (MQTT 3.1.1 has no negative ack). A proplet receives a manager's message only when it is for it (forward below).
+ */
+export function guard(aedes: Aedes, auth: BrokerAuth, maxPayloadBytes: number) {
+  const peers = new WeakMap<Client, Peer>();
+  const connected = new Map<string, Set<Client>>();
+  aedes.on("clientDisconnect", (client) => {
+    const peer = peers.get(client);
+    if (peer) connected.get(peer.id)?.delete(client);
+  });
+  const acl = aclFor(auth.channel);
+  const self = selfTopics(auth.channel);
+  const addressed = addressedTopics(auth.channel);
+  const t = topics(auth.channel);
+  const refuse = (why: string, returnCode: number) => Object.assign(new Error(why), { returnCode });
+  aedes.authenticate = (client, username, password, done) => {
+    const id = username ?? "";
+    const kind = id && password ? auth.authenticate(id, password.toString("utf8")) : undefined;
+    if (!kind) {
+      log.warn(`mqtt: refused ${id ? `entity ${id}` : "an anonymous client"} (client id ${client.id}): not authorized`);
+      return done(refuse("not authorized", 5), false);
+    }
+    const peer = { id, kind };
+    const wrongId = clientIdRefusal(peer, client.id, client.clean, auth.channel);
+    if (wrongId) {
+      log.warn(`mqtt: refused ${kind} ${id}: ${wrongId}`);
+      return done(refuse(wrongId, 2), false); // 2: identifier rejected
+    }
+    peers.set(client, peer);
+    const same = connected.get(id) ?? new Set<Client>();
+    connected.set(id, same.add(client));
+    done(null, true);
+  };
+  aedes.authorizePublish = (client, packet, done) => {
+    const peer = client ? peers.get(client) : undefined;
+    if (!peer) return done(new Error("not authenticated"));
+    const deny = (why: string) => {
+      log.warn(`mqtt: ${peer.kind} ${peer.id} may not publish on ${packet.topic}: ${why}`);
+      done(new Error(why));
+    };
+    if (packet.retain) return deny("retained messages are refused");
+    if ((packet.payload as Buffer).length > maxPayloadBytes) return deny(`payload over ${maxPayloadBytes} bytes`);
+    const fl = mayPublishFlUpdate(peer, packet.topic);
+    if (fl === false) return deny("an FL update topic names the proplet that sends it");
+    if (!fl && !acl[peer.kind].publish.has(packet.topic)) return deny("topic not allowed");
+    if (peer.kind === "proplet" && (self.has(packet.topic) || packet.topic === t.registryRequest)) {
+      const checked =
+        packet.topic === t.registryRequest
+          ? stampRequester(peer, packet.payload as Buffer)
+          : checkSelf(peer, packet.topic, packet.payload as Buffer, t.results);
+      if (typeof checked === "string") return deny(checked);
+      packet.payload = checked.payload;
+      rememberParsed(checked.payload, checked.msg);
+    }
+    done(null);
+  };
+  aedes.authorizeSubscribe = (client, sub, done) => {
+    const peer = client ? peers.get(client) : undefined;
+    if (!peer || !acl[peer.kind].subscribe.has(sub.topic)) {
+      log.warn(`mqtt: ${peer ? `${peer.kind} ${peer.id}` : "an unknown client"} may not subscribe to ${sub.topic}`);
+      return done(null, null); // a failure code (0x80) in the SUBACK
+    }
+    done(null, sub);
+  };
+  // Per recipient: a proplet gets a manager-to-proplet message only when it names no proplet (a broadcast) or names
+  // this one. The same packet comes here once per subscriber: its JSON is parsed for the first and kept
+  // (parsed.ts). A module chunk is megabytes of base64 with no quote inside: the search for the key skips parsing
+  // those that name nobody.
+  aedes.authorizeForward = (client, packet) => {
+    if (!addressed.has(packet.topic)) return packet;
+    const peer = peers.get(client);
+    if (peer?.kind !== "proplet") return packet;
+    const to = addresseeOf(parsedPayload(packet));
+    return to === undefined || to === peer.id ? packet : null;
+  };
+  return {
+    peerOf: (client: Client) => peers.get(client),
+    disconnect: (id: string) => {
+      for (const c of connected.get(id) ?? []) c.close();
+      connected.delete(id);
+    },
+  };
+}
+
+const PROPLET_ID_KEY = Buffer.from('"proplet_id"');
+
+function parsedPayload(packet: AedesPublishPacket): unknown {
+  const payload = packet.payload as Buffer;
+  const known = parsedOf(payload);
+  if (known !== undefined) return known;
+  let msg: unknown = null;
+  if (payload.indexOf(PROPLET_ID_KEY) >= 0) {
+    try {
+      msg = JSON.parse(payload.toString("utf8"));
+    } catch {
+      msg = null;
+    }
+  }
+  rememberParsed(payload, msg);
+  return msg;
+}
