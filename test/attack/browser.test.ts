@@ -174,10 +174,23 @@ describe("state changes from another site's page", () => {
     expect(await stateOf(authed, id)).toBe(1);
     const stop = cli(["tasks", "stop", id], { PROPELLER_URL: authed.url, PROPELLER_TOKEN: tokenOf(authed.url) });
     expect(stop.code).toBe(0);
-    const made = cli(["tasks", "create", "via-cli", "--file", "test/fixtures/build/add.wasm", "--start", "--json"], {
-      PROPELLER_URL: authed.url,
-      PROPELLER_TOKEN: tokenOf(authed.url),
-    });
+    const made = cli(
+      [
+        "tasks",
+        "create",
+        "via-cli",
+        "--file",
+        "test/fixtures/build/add.wasm",
+        "--function",
+        "add",
+        "--start",
+        "--json",
+      ],
+      {
+        PROPELLER_URL: authed.url,
+        PROPELLER_TOKEN: tokenOf(authed.url),
+      },
+    );
     expect(made.stderr).toBe("");
     expect(made.code).toBe(0);
     // The cookie-less form post is refused before it could matter, with a token too.
