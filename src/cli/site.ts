@@ -184,14 +184,15 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       );
   }
   const bus = new MqttManagerBus(client, o, broker ? 0 : 1);
+  // The server is listening by the time a round launches.
+  const flUrl = () =>
+    `${o.advertiseUrl ?? `${http}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${server.port}`}/fl`;
   const manager = new Manager(store, bus, identities, {
     livelinessThresholdMs: o.livelinessThreshold * 1000,
     scheduler: o.scheduler,
     staleRemovalMs: (o.staleRemovalS ?? 0) * 1000,
     partitionGraceMs: (o.partitionGraceS ?? DEFAULT_PARTITION_GRACE_S) * 1000,
-    // The server is listening by the time a round launches.
-    flUrl: () =>
-      `${o.advertiseUrl ?? `${http}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${server.port}`}/fl`,
+    flUrl,
   });
   await bus.listen(manager.inbound);
   // The OCI proxy, with its own MQTT client like any other participant.
@@ -223,6 +224,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       livelinessInterval: o.livelinessInterval,
       maxTasks: o.localMaxTasks,
       ...o.localPropletEnv,
+      flUrl, // its FL requests go to this serve, with its key
       description: "local proplet of propeller serve",
       broker: broker?.aedes,
     });

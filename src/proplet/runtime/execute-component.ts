@@ -1,7 +1,8 @@
 import { INTERRUPT_MODULE, INTERRUPT_NAME } from "../../core/wasm-instrument.ts";
 import { chooseComponentEntry, formatWitResult, witArgs } from "../../core/wit.ts";
 import type { CompiledComponent } from "./component.ts";
-import { type ExecRequest, type ExecResult, ended } from "./execute.ts";
+import { DiskBudget } from "./disk-cap.ts";
+import { type ExecRequest, type ExecResult, ended, writtenBack } from "./execute.ts";
 import { errorText, guard, Interrupted } from "./guard.ts";
 import { loadPreopens, savePreopen } from "./preopen.ts";
 import { fromFileData, toFileData, wasiP2Imports } from "./wasi-p2.ts";
@@ -48,6 +49,7 @@ export function executeComponent(req: ExecRequest, c: CompiledComponent): ExecRe
     preopens: Object.fromEntries(preopens.map((p) => [p.guest, p.data])),
     guard: g,
     stopFlag: req.stopFlag,
+    budget: DiskBudget.ofMb(req.maxDiskMb),
   });
   const interrupt = { [INTERRUPT_NAME]: g.check };
   const instantiateCore = (m: WebAssembly.Module, imp: Record<string, Record<string, unknown>> = {}) => {
@@ -83,6 +85,6 @@ export function executeComponent(req: ExecRequest, c: CompiledComponent): ExecRe
     else return { ok: false, result: g.stdout.text(), error: errorText(e) };
     result = g.stdout.text();
   }
-  for (const p of preopens) if (!p.readonly) savePreopen(p.loaded, fromFileData(p.data));
-  return ended(result, exitCode, g.stderr.text(), entry.kind === "command");
+  const refused = preopens.flatMap((p) => (p.readonly ? [] : savePreopen(p.loaded, fromFileData(p.data))));
+  return writtenBack(ended(result, exitCode, g.stderr.text(), entry.kind === "command"), refused);
 }

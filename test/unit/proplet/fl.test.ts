@@ -20,7 +20,7 @@ const server = Bun.serve({
 });
 afterAll(() => server.stop(true));
 const url = `http://127.0.0.1:${server.port}/fl`;
-const ctx = { propletId: "p1", apiKey: "k", processEnv: {}, trustedHost: "127.0.0.1" };
+const ctx = { propletId: "p1", apiKey: "k", processEnv: {}, gatewayUrl: url };
 
 describe("an FL round on the proplet", () => {
   test("the model and dataset become files in /fl, and env vars when small; the key is sent", async () => {

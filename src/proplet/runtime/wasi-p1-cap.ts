@@ -1,0 +1,72 @@
+import { OpenFile, type WASI } from "@bjorn3/browser_wasi_shim";
+import { type DiskBudget, type DiskRefusal, ENTRY_BYTES } from "./disk-cap.ts";
+
+// The disk bound (disk-cap.ts) in front of @bjorn3/browser_wasi_shim's WASI preview 1: the shim grows a file to
+// whatever size a call names (`new Uint8Array(offset + len)`), so each call that can grow a file, or make one, is
+// checked here first and refused with an errno before the shim sees it.
+
+const ERRNO_FBIG = 22;
+const ERRNO_NOSPC = 51;
+const OFLAGS_CREAT = 1;
+
+type Fn = (...a: never[]) => unknown;
+
+const errno = (r: DiskRefusal) => (r === "file-too-large" ? ERRNO_FBIG : ERRNO_NOSPC);
+
+export function capWasi(wasi: WASI, budget: DiskBudget): Record<string, Fn> {
+  const view = () => {
+    const memory = (wasi as unknown as { inst?: { exports: { memory?: unknown } } }).inst?.exports.memory;
+    return memory instanceof WebAssembly.Memory ? new DataView(memory.buffer) : undefined;
+  };
+  /** The bytes an iovec list would write (as far as it lies in memory: the shim faults on the rest). */
+  const iovBytes = (ptr: number, count: number): number => {
+    const v = view();
+    if (!v) return 0;
+    let n = 0;
+    for (let i = 0; i < count && ptr + 8 * i + 8 <= v.byteLength; i++) n += v.getUint32(ptr + 8 * i + 4, true);
+    return n;
+  };
+  const pathAt = (ptr: number, len: number): string | undefined => {
+    const v = view();
+    if (!v || ptr + len > v.byteLength) return undefined;
+    return new TextDecoder().decode(new Uint8Array(v.buffer, ptr, len));
+  };
+  const file = (fd: number) => {
+    const f = wasi.fds[fd];
+    return f instanceof OpenFile ? f : undefined;
+  };
+  const check = (fd: number, end: () => bigint): number | undefined => {
+    const f = file(fd);
+    if (!f) return undefined;
+    const r = budget.grow(f.file.size, end());
+    return r && errno(r);
+  };
+  const { fd_write, fd_pwrite, fd_allocate, fd_filestat_set_size, path_open, path_create_directory, path_symlink } =
+    wasi.wasiImport as Record<string, (...a: unknown[]) => number>;
+  /** A new entry in directory `fd` at `path` (none when it exists). */
+  const creating = (fd: number, ptr: number, len: number): number | undefined => {
+    const dir = wasi.fds[fd] as { path_lookup?: (p: string, f: number) => { inode_obj: unknown } } | undefined;
+    const path = pathAt(ptr, len);
+    if (path === undefined || !dir?.path_lookup) return undefined; // the shim answers for a bad path or fd
+    if (dir.path_lookup(path, 0).inode_obj) return undefined;
+    const r = budget.charge(ENTRY_BYTES);
+    return r && errno(r);
+  };
+  return {
+    fd_write: (fd: number, iovs: number, n: number, out: number) =>
+      check(fd, () => file(fd)!.file_pos + BigInt(iovBytes(iovs, n))) ?? fd_write!(fd, iovs, n, out),
+    fd_pwrite: (fd: number, iovs: number, n: number, offset: bigint, out: number) =>
+      check(fd, () => BigInt(offset) + BigInt(iovBytes(iovs, n))) ?? fd_pwrite!(fd, iovs, n, offset, out),
+    fd_allocate: (fd: number, offset: bigint, len: bigint) =>
+      check(fd, () => BigInt(offset) + BigInt(len)) ?? fd_allocate!(fd, offset, len),
+    fd_filestat_set_size: (fd: number, size: bigint) =>
+      check(fd, () => BigInt(size)) ?? fd_filestat_set_size!(fd, size),
+    path_open: (fd: number, dirflags: number, ptr: number, len: number, oflags: number, ...rest: unknown[]) =>
+      ((oflags & OFLAGS_CREAT) !== 0 ? creating(fd, ptr, len) : undefined) ??
+      path_open!(fd, dirflags, ptr, len, oflags, ...rest),
+    path_create_directory: (fd: number, ptr: number, len: number) =>
+      creating(fd, ptr, len) ?? path_create_directory!(fd, ptr, len),
+    path_symlink: (oldPtr: number, oldLen: number, fd: number, ptr: number, len: number) =>
+      creating(fd, ptr, len) ?? path_symlink!(oldPtr, oldLen, fd, ptr, len),
+  } as Record<string, Fn>;
+}
