@@ -55,6 +55,11 @@ function openRoot(root: string): { fd: number; dev: bigint; ino: bigint } {
   try {
     fd = openSync(root, DIR);
   } catch (e) {
+    let link = false;
+    try {
+      link = lstatSync(root).isSymbolicLink();
+    } catch {}
+    if (link) throw new PreopenError(`preopened directory ${root} is a symbolic link: refused`);
     throw new PreopenError(`preopened directory ${root}: ${(e as Error).message}`);
   }
   const real = readlinkSync(`/proc/self/fd/${fd}`);

@@ -1,9 +1,11 @@
-import { OpenFile, type WASI } from "@bjorn3/browser_wasi_shim";
+import { type File, OpenFile, type WASI } from "@bjorn3/browser_wasi_shim";
 import { type DiskBudget, type DiskRefusal, ENTRY_BYTES } from "./disk-cap.ts";
 
 // The disk bound (disk-cap.ts) in front of @bjorn3/browser_wasi_shim's WASI preview 1: the shim grows a file to
 // whatever size a call names (`new Uint8Array(offset + len)`), so each call that can grow a file, or make one, is
-// checked here first and refused with an errno before the shim sees it.
+// checked here first and refused with an errno before the shim sees it. A write past a file's end is also given
+// room here, in a buffer that doubles (the shim copies the whole file into a new one on every such write: a
+// 64 MiB file written 64 KiB at a time copied 32 GB).
 
 const ERRNO_FBIG = 22;
 const ERRNO_NOSPC = 51;
@@ -12,6 +14,22 @@ const OFLAGS_CREAT = 1;
 type Fn = (...a: never[]) => unknown;
 
 const errno = (r: DiskRefusal) => (r === "file-too-large" ? ERRNO_FBIG : ERRNO_NOSPC);
+
+/** Spare room behind each file's data: `data` is a view of the first `size` bytes of it. */
+const spare = new WeakMap<File, Uint8Array>();
+
+/** Makes `file` at least `end` bytes (zeros after its old end), in a buffer that doubles up to `max`. */
+function room(file: File, end: number, max: number): void {
+  const size = file.data.byteLength;
+  if (end <= size) return;
+  let buf = spare.get(file);
+  if (!buf || buf.buffer !== file.data.buffer || file.data.byteOffset !== 0 || buf.byteLength < end) {
+    buf = new Uint8Array(Math.max(end, Math.min(max, size * 2)));
+    buf.set(file.data);
+    spare.set(file, buf);
+  } else buf.fill(0, size, end);
+  file.data = buf.subarray(0, end);
+}
 
 export function capWasi(wasi: WASI, budget: DiskBudget): Record<string, Fn> {
   const view = () => {
@@ -41,6 +59,18 @@ export function capWasi(wasi: WASI, budget: DiskBudget): Record<string, Fn> {
     const r = budget.grow(f.file.size, end());
     return r && errno(r);
   };
+  /** A write to `fd` ending at `end`, with the file grown first; the growth is undone if the shim refuses it. */
+  const writing = (fd: number, end: () => bigint, write: () => number): number => {
+    const refused = check(fd, end);
+    if (refused !== undefined) return refused;
+    const f = file(fd);
+    if (!f || f.file.readonly) return write();
+    const before = f.file.data;
+    room(f.file, Number(end()), budget.maxBytes);
+    const r = write();
+    if (r !== 0) f.file.data = before;
+    return r;
+  };
   const { fd_write, fd_pwrite, fd_allocate, fd_filestat_set_size, path_open, path_create_directory, path_symlink } =
     wasi.wasiImport as Record<string, (...a: unknown[]) => number>;
   /** A new entry in directory `fd` at `path` (none when it exists). */
@@ -54,9 +84,17 @@ export function capWasi(wasi: WASI, budget: DiskBudget): Record<string, Fn> {
   };
   return {
     fd_write: (fd: number, iovs: number, n: number, out: number) =>
-      check(fd, () => file(fd)!.file_pos + BigInt(iovBytes(iovs, n))) ?? fd_write!(fd, iovs, n, out),
+      writing(
+        fd,
+        () => file(fd)!.file_pos + BigInt(iovBytes(iovs, n)),
+        () => fd_write!(fd, iovs, n, out),
+      ),
     fd_pwrite: (fd: number, iovs: number, n: number, offset: bigint, out: number) =>
-      check(fd, () => BigInt(offset) + BigInt(iovBytes(iovs, n))) ?? fd_pwrite!(fd, iovs, n, offset, out),
+      writing(
+        fd,
+        () => BigInt(offset) + BigInt(iovBytes(iovs, n)),
+        () => fd_pwrite!(fd, iovs, n, offset, out),
+      ),
     fd_allocate: (fd: number, offset: bigint, len: bigint) =>
       check(fd, () => BigInt(offset) + BigInt(len)) ?? fd_allocate!(fd, offset, len),
     fd_filestat_set_size: (fd: number, size: bigint) =>

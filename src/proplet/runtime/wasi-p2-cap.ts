@@ -18,6 +18,13 @@ type Stream = { handler: Handler };
 
 const code = (r: DiskRefusal) => (r === "file-too-large" ? "file-too-large" : "insufficient-space");
 
+/** A stream's error as the shim's `filesystem-error-code` reads it back: a `payload` with the errno's name. */
+function streamError(r: DiskRefusal) {
+  const e = ioErrorCreate(code(r));
+  Object.assign(e, { payload: { code: r === "file-too-large" ? "EFBIG" : "ENOSPC" } });
+  return e;
+}
+
 function wrap(inner: Desc, budget: DiskBudget): Desc {
   const size = () => inner.stat().size;
   const refuse = (r: DiskRefusal | undefined) => {
@@ -32,7 +39,7 @@ function wrap(inner: Desc, budget: DiskBudget): Desc {
       ...original,
       write(buf: Uint8Array) {
         const r = budget.grow(size(), offset + BigInt(buf.byteLength));
-        if (r) throw { tag: "last-operation-failed", val: ioErrorCreate(code(r)) };
+        if (r) throw { tag: "last-operation-failed", val: streamError(r) };
         original.write.call(this, buf);
         offset += BigInt(buf.byteLength);
       },
