@@ -106,16 +106,16 @@ export interface RuntimeOptions {
   invoke?: string;
 }
 
-/** A guest environment variable's name: letters, digits and `_`, not starting with a digit (POSIX's portable set). */
-const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,255}$/;
+/** A guest environment variable's name: a letter or `_`, then letters, digits, `_`, `.`, `-` (at most 256). */
+const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_.-]{0,255}$/;
 
 /**
- * Why a task's env entry cannot be passed to a guest: a name outside POSIX's portable set (a `=` would split it
+ * Why a task's env entry cannot be passed to a guest: a name outside the set above (a `=` would split it
  * elsewhere, a leading `-` reads as an option), or a NUL, which no process environment can hold.
  */
 export function envEntryError(key: string, value: string): string | undefined {
   if (!ENV_KEY.test(key))
-    return `env name ${JSON.stringify(key.slice(0, 80))} is not allowed: letters, digits and _, not starting with a digit, at most 256`;
+    return `env name ${JSON.stringify(key.slice(0, 80))} is not allowed: a letter or _, then letters, digits, _, . or -, at most 256`;
   if (value.includes("\0")) return `env ${key}: the value holds a NUL character`;
   return undefined;
 }
