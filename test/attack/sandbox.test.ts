@@ -241,6 +241,41 @@ describe("a guest's files", () => {
     }
   });
 
+  test("a preopen named through a symlink is its real directory, and one leading out is refused", async () => {
+    const real = join(allowed, "real-root");
+    mkdirSync(real);
+    writeFileSync(join(real, "in.txt"), "real\n");
+    symlinkSync(real, join(allowed, "alias-root"));
+    symlinkSync(outside, join(allowed, "escape-root"));
+    writeFileSync(join(outside, "escape.txt"), "outside\n");
+    for (const id of ["sb-threads", "sb-host"]) {
+      const viaAlias = await sandbox(id, ["cat", "/d/in.txt"], {
+        cli_args: [`--dir=${join(allowed, "alias-root")}::/d`],
+      });
+      expect(viaAlias).toMatchObject({ state: 3, results: "real\n" });
+      const out = await sandbox(id, ["cat", "/d/escape.txt"], {
+        cli_args: [`--dir=${join(allowed, "escape-root")}::/d`],
+      });
+      expect(out.state).toBe(4);
+      expect(out.error).toContain("is not under PROPLET_DIRS");
+      expect(JSON.stringify(out)).not.toContain("outside\n");
+    }
+  });
+
+  test("a FIFO or a socket in a preopen is not opened: the run does not hang", async () => {
+    const dir = join(allowed, "fifo");
+    mkdirSync(dir);
+    expect(Bun.spawnSync(["mkfifo", join(dir, "pipe")]).exitCode).toBe(0);
+    writeFileSync(join(dir, "in.txt"), "beside a pipe\n");
+    for (const id of ["sb-threads", "sb-host"]) {
+      const t = await sandbox(id, ["cat", "/d/in.txt"], { cli_args: [`--dir=${dir}::/d`] });
+      expect(t).toMatchObject({ state: 3, results: "beside a pipe\n" });
+      expect((await sandbox(id, ["cat", "/d/pipe"], { cli_args: [`--dir=${dir}::/d`] })).results).toBe(
+        "cat: No such file or directory\n",
+      );
+    }
+  });
+
   test("a preopen or a directory in it swapped for a symlink while the task runs: nothing is written outside", async () => {
     for (const id of ["sb-threads", "sb-host"]) {
       for (const which of ["root", "sub"]) {
