@@ -62,8 +62,10 @@ export const wasmCommand = defineCommand({
           }
           const options = parseRuntimeOptions(cli);
           if (typeof options === "string") throw new UsageError(options);
-          // A preopen is opened by its real path (preopen.ts): a relative one is made so here.
-          for (const d of options.dirs) if (!isAbsolute(d.host)) d.host = realpathSync(d.host);
+          // A preopen is opened by its real path (preopen.ts): a user's is made so here. A proplet's child is given
+          // the real path the proplet checked against PROPLET_DIRS, and must not resolve it a second time.
+          for (const d of options.dirs)
+            if (!isAbsolute(d.host) || !args["exit-with-parent"]) d.host = realpathSync(d.host);
           const cap = args["max-memory-mb"] ? int("max-memory-mb", args["max-memory-mb"], 1, 4096) : undefined;
           const disk = args["max-disk-mb"] ? int("max-disk-mb", args["max-disk-mb"], 1, 1 << 20) : undefined;
           const runnable = await new ModuleCache().load(new Uint8Array(readFileSync(args.file)), cap);

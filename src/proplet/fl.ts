@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MAX_ENV_DOC_BYTES, modelVersionOf } from "../core/fl-experiment.ts";
@@ -87,7 +87,8 @@ export async function prepareFl(env: Record<string, string>, ctx: FlContext): Pr
   if (env.ROUND_ID && !coordinator) {
     return "ROUND_ID is set but MANAGER_COORDINATOR_URL is not (in the task's env or the proplet's): the update would have nowhere to go";
   }
-  const host = mkdtempSync(join(tmpdir(), "propeller-fl-"));
+  // Its real path: a preopen is opened by the path it is given and refused if that goes through a link.
+  const host = realpathSync(mkdtempSync(join(tmpdir(), "propeller-fl-")));
   const cleanup = () => rmSync(host, { recursive: true, force: true });
   try {
     if (env.MODEL_URI) {
