@@ -320,6 +320,27 @@ describe("a guest's files", () => {
   });
 });
 
+test("a file a guest links under many names is written back within the run's bound, not once per name", async () => {
+  for (const [id, file] of [
+    ["sb-threads", "sandbox"],
+    ["sb-host", "sandbox"],
+    ["sb-threads", "sandbox.component"],
+  ] as const) {
+    const dir = join(allowed, `many-links-${id}-${file}`);
+    mkdirSync(dir);
+    const cli_args = [`--dir=${dir}::/d`];
+    const run = (inputs: string[]) =>
+      runTask(s.url, { name: "sandbox", file: b64(file), inputs, cli_args, proplet_id: id }, 30_000);
+    expect((await run(["fill", "/d/big", "10"])).results).toBe("fill: ok, 10 MiB\n");
+    const t = await run(["links", "/d/big", "50"]); // 50 names: 500 MiB if each became a file
+    expect(t.results).toBe("links: ok, 50\n");
+    expect(t.state).toBe(4);
+    expect(t.error).toContain("over the run's disk bound");
+    const onDisk = readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+    expect(onDisk).toBeLessThanOrEqual((10 + 10 + DISK_MB) << 20); // loaded + rewritten + the bound
+  }
+}, 90_000);
+
 describe("the FL key", () => {
   test("a task whose env names another port of the gateway's host does not get the proplet's key", async () => {
     const seen: string[] = [];

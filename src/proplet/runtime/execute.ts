@@ -6,7 +6,7 @@ import { executeComponent } from "./execute-component.ts";
 import { errorText, guard, Interrupted } from "./guard.ts";
 import type { CompiledCore, Runnable } from "./modules.ts";
 import type { OutputTap } from "./output.ts";
-import { loadPreopens, notWrittenBack, savePreopen } from "./preopen.ts";
+import { loadPreopens, notWrittenBack, savePreopen, writeBackLimit } from "./preopen.ts";
 import type { RunRequest } from "./protocol.ts";
 import { capWasi } from "./wasi-p1-cap.ts";
 
@@ -92,7 +92,8 @@ function executeCore(req: ExecRequest, core: CompiledCore): ExecResult {
   // WASI calls are host calls: checking there too stops a guest that loops on fd_write. Calls that grow a file
   // are checked against the run's disk bound first.
   const wasiImport: Record<string, (...a: unknown[]) => unknown> = {};
-  const capped = { ...wasi.wasiImport, ...capWasi(wasi, DiskBudget.ofMb(req.maxDiskMb)) };
+  const disk = DiskBudget.ofMb(req.maxDiskMb);
+  const capped = { ...wasi.wasiImport, ...capWasi(wasi, disk) };
   for (const [k, fn] of Object.entries(capped) as [string, (...a: unknown[]) => unknown][]) {
     wasiImport[k] = (...a: unknown[]) => {
       checkStop();
@@ -127,6 +128,7 @@ function executeCore(req: ExecRequest, core: CompiledCore): ExecResult {
     else return { ok: false, result: stdout.text(), error: errorText(e) };
     result = stdout.text();
   }
-  const refused = preopens.flatMap((p) => (p.readonly ? [] : savePreopen(p.loaded, p.dir.dir)));
+  const limit = writeBackLimit(preopens, disk.maxBytes);
+  const refused = preopens.flatMap((p) => (p.readonly ? [] : savePreopen(p.loaded, p.dir.dir, limit)));
   return writtenBack(ended(result, exitCode, stderr.text(), entry.kind === "command"), refused);
 }

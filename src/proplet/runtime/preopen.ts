@@ -40,6 +40,8 @@ export interface Preopen {
   tree: Map<string, Inode>;
   /** Hash of every file as loaded, by path below the root. */
   hashes: Map<string, bigint | number>;
+  /** Bytes loaded. */
+  bytes: number;
 }
 
 /** True when `path` (resolved) is `root` or below it. */
@@ -97,6 +99,7 @@ function readAll(fd: number, size: number): Uint8Array {
 export function loadPreopen(host: string, budget: { left: number }): Preopen {
   const root = openRoot(host);
   const hashes = new Map<string, bigint | number>();
+  let bytes = 0;
   const load = (dirFd: number, rel: string, depth: number): Map<string, Inode> => {
     const out = new Map<string, Inode>();
     for (const name of readdirSync(`/proc/self/fd/${dirFd}`)) {
@@ -122,6 +125,7 @@ export function loadPreopen(host: string, budget: { left: number }): Preopen {
           if (budget.left < 0)
             throw new PreopenError(`preopened directory ${host} holds more than ${MAX_PREOPEN_BYTES >> 20} MiB`);
           const data = readAll(fd, Number(f.size));
+          bytes += data.length;
           hashes.set(path, digest(data));
           out.set(name, new File(data));
         } finally {
@@ -132,7 +136,8 @@ export function loadPreopen(host: string, budget: { left: number }): Preopen {
     return out;
   };
   try {
-    return { root: host, dev: root.dev, ino: root.ino, tree: load(root.fd, "", 0), hashes };
+    const tree = load(root.fd, "", 0);
+    return { root: host, dev: root.dev, ino: root.ino, tree, hashes, bytes };
   } finally {
     closeSync(root.fd);
   }
@@ -145,10 +150,18 @@ export function loadPreopens<D extends { host: string }>(dirs: D[]): (D & { load
 }
 
 /**
- * Writes the guest's changes back into the directory that was loaded, never through a link, never into a file
- * with another hard link. Returns what was refused (the rest is written).
+ * What a run's write-back may write in all: what it loaded (rewritten in place) and its disk bound. A name a guest
+ * linked to a file is a whole file on the host: without this, one 60 MiB file linked 1,000 times would be 60 GB.
  */
-export function savePreopen(p: Preopen, dir: Directory): string[] {
+export function writeBackLimit(preopens: { loaded: Preopen }[], maxBytes: number): { left: number } {
+  return { left: maxBytes + preopens.reduce((n, p) => n + p.loaded.bytes, 0) };
+}
+
+/**
+ * Writes the guest's changes back into the directory that was loaded, never through a link, never into a file
+ * with another hard link, and no more than `limit` bytes. Returns what was refused (the rest is written).
+ */
+export function savePreopen(p: Preopen, dir: Directory, limit: { left: number }): string[] {
   const refused: string[] = [];
   let root: ReturnType<typeof openRoot>;
   try {
@@ -186,6 +199,11 @@ export function savePreopen(p: Preopen, dir: Directory): string[] {
         } else if (inode instanceof File) {
           if (st && !st.isFile()) continue;
           if (p.hashes.get(path) === digest(inode.data)) continue;
+          if (inode.data.length > limit.left) {
+            refused.push(`${p.root}/${path}: over the run's disk bound`);
+            continue;
+          }
+          limit.left -= inode.data.length;
           const flags = st
             ? C.O_WRONLY | C.O_NOFOLLOW | C.O_NONBLOCK
             : C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
@@ -218,5 +236,7 @@ export function savePreopen(p: Preopen, dir: Directory): string[] {
 
 /** The run's error when write-back refused something. */
 export function notWrittenBack(refused: string[]): string | undefined {
-  return refused.length ? `not written back: ${refused.join("; ")}` : undefined;
+  if (!refused.length) return undefined;
+  const more = refused.length > 3 ? `; and ${refused.length - 3} more` : "";
+  return `not written back: ${refused.slice(0, 3).join("; ")}${more}`;
 }

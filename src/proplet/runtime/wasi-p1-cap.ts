@@ -71,8 +71,16 @@ export function capWasi(wasi: WASI, budget: DiskBudget): Record<string, Fn> {
     if (r !== 0) f.file.data = before;
     return r;
   };
-  const { fd_write, fd_pwrite, fd_allocate, fd_filestat_set_size, path_open, path_create_directory, path_symlink } =
-    wasi.wasiImport as Record<string, (...a: unknown[]) => number>;
+  const {
+    fd_write,
+    fd_pwrite,
+    fd_allocate,
+    fd_filestat_set_size,
+    path_open,
+    path_create_directory,
+    path_symlink,
+    path_link,
+  } = wasi.wasiImport as Record<string, (...a: unknown[]) => number>;
   /** A new entry in directory `fd` at `path` (none when it exists). */
   const creating = (fd: number, ptr: number, len: number): number | undefined => {
     const dir = wasi.fds[fd] as { path_lookup?: (p: string, f: number) => { inode_obj: unknown } } | undefined;
@@ -106,5 +114,7 @@ export function capWasi(wasi: WASI, budget: DiskBudget): Record<string, Fn> {
       creating(fd, ptr, len) ?? path_create_directory!(fd, ptr, len),
     path_symlink: (oldPtr: number, oldLen: number, fd: number, ptr: number, len: number) =>
       creating(fd, ptr, len) ?? path_symlink!(oldPtr, oldLen, fd, ptr, len),
+    path_link: (oldFd: number, flags: number, oldPtr: number, oldLen: number, fd: number, ptr: number, len: number) =>
+      creating(fd, ptr, len) ?? path_link!(oldFd, flags, oldPtr, oldLen, fd, ptr, len),
   } as Record<string, Fn>;
 }

@@ -72,6 +72,10 @@ function wrap(inner: Desc, budget: DiskBudget): Desc {
       creating(path);
       inner.createDirectoryAt(path);
     },
+    linkAt: (oldFlags, oldPath, target, path) => {
+      refuse(budget.charge(ENTRY_BYTES)); // a new name, in the directory `target` names
+      inner.linkAt(oldFlags, oldPath, target, path);
+    },
     symlinkAt: (old, path) => {
       creating(path);
       inner.symlinkAt(old, path);

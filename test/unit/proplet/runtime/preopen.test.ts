@@ -42,13 +42,13 @@ describe("preopened directories", () => {
     ]);
     renameSync(join(dir, "sub"), join(dir, "sub.away"));
     symlinkSync(target, join(dir, "sub"));
-    expect(savePreopen(p, tree)).toEqual([]);
+    expect(savePreopen(p, tree, { left: 1 << 20 })).toEqual([]);
     expect(readFileSync(join(dir, "new.txt"), "utf8")).toBe("n");
     expect(readdirSync(target)).toEqual([]);
 
     renameSync(dir, `${dir}.away`);
     symlinkSync(target, dir);
-    expect(savePreopen(p, tree)[0]).toContain("is a symbolic link");
+    expect(savePreopen(p, tree, { left: 1 << 20 })[0]).toContain("is a symbolic link");
     expect(readdirSync(target)).toEqual([]);
   });
 
@@ -58,13 +58,15 @@ describe("preopened directories", () => {
     writeFileSync(join(dir, "f.txt"), "old");
     const p = loadPreopen(dir, budget());
     linkSync(join(dir, "f.txt"), join(outside, "other-name"));
-    const refused = savePreopen(p, new Directory([["f.txt", text("new")]]));
+    const refused = savePreopen(p, new Directory([["f.txt", text("new")]]), { left: 1 << 20 });
     expect(refused[0]).toContain("f.txt has 2 hard links");
     expect(readFileSync(join(outside, "other-name"), "utf8")).toBe("old");
 
     renameSync(dir, `${dir}.old`);
     mkdirSync(dir);
-    expect(savePreopen(p, new Directory([["g.txt", text("g")]]))[0]).toContain("was replaced while the task ran");
+    expect(savePreopen(p, new Directory([["g.txt", text("g")]]), { left: 1 << 20 })[0]).toContain(
+      "was replaced while the task ran",
+    );
     expect(readdirSync(dir)).toEqual([]);
   });
 });
