@@ -72,6 +72,29 @@ describe("an FL round on the proplet", () => {
     expect(seen).toEqual(["/fl/models/3 Bearer k"]);
   });
 
+  test("the key goes to exact origins only: another port or scheme of a trusted host gets none", async () => {
+    const other = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch(req) {
+        seen.push(`other ${req.headers.get("authorization")}`);
+        return new Response(big);
+      },
+    });
+    try {
+      seen.length = 0;
+      const otherPort = `http://127.0.0.1:${other.port}/fl`;
+      // The gateway is trusted at its own port; the proplet's own env names a URL on a third one.
+      const own = { ...ctx, processEnv: { MODEL_REGISTRY_URL: `http://127.0.0.1:1/fl` } };
+      (
+        (await prepareFl({ MODEL_URI: "fl/models/global_model_v3", MODEL_REGISTRY_URL: otherPort }, own)) as FlRun
+      ).cleanup();
+      expect(seen).toEqual(["other null"]);
+    } finally {
+      other.stop(true);
+    }
+  });
+
   test("refusals name what is missing", async () => {
     expect(await prepareFl({ ROUND_ID: "r1" }, ctx)).toContain("MANAGER_COORDINATOR_URL is not");
     expect(await prepareFl({ MODEL_URI: "m/v1" }, ctx)).toContain("MODEL_REGISTRY_URL is not");
