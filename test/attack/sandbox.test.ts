@@ -288,13 +288,19 @@ describe("a guest's files", () => {
           {
             name: "sandbox",
             file: b64("sandbox"),
-            inputs: ["writewait", guestPath, "2500"],
+            inputs: ["writewait", guestPath, "3000"],
             cli_args: [`--dir=${dir}::/d`],
             proplet_id: id,
           },
           "the writer to run",
         );
-        await Bun.sleep(800); // loaded by now; the guest waits before its exit writes back
+        // The guest says it wrote (so its tree was loaded), then waits before its exit writes back.
+        await until(
+          "the guest to write",
+          async () => JSON.stringify((await http(`${s.url}/tasks/${c.body.id}/logs`)).body).includes("written"),
+          15_000,
+          50,
+        );
         const swapped = which === "root" ? dir : join(dir, "sub");
         renameSync(swapped, `${swapped}.away`);
         symlinkSync(target, swapped);
