@@ -236,7 +236,12 @@ export async function spawnProplet(
   cmd?: string[],
   cwd?: string,
 ): Promise<Proc> {
-  const join = { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, ...(await propletEnv(s.url, id)) };
+  // PROPLET_FL_URL: the gateway's FL routes, the one origin besides its own FL URLs that is sent its key.
+  const join = {
+    PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+    PROPLET_FL_URL: `${s.url}/fl`,
+    ...(await propletEnv(s.url, id)),
+  };
   return spawnPropeller(["proplet"], { ...join, ...env }, cmd, cwd);
 }
 

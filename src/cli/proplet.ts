@@ -60,13 +60,28 @@ export type LocalEnv = Pick<
 export function propletEnv(): LocalEnv {
   const metrics = env("PROPLET_METRICS_INTERVAL");
   const memory = env("PROPLET_MAX_TASK_MEMORY_MB");
+  const disk = env("PROPLET_MAX_TASK_DISK_MB");
   return {
     ...(memory ? { maxTaskMemoryMb: int("PROPLET_MAX_TASK_MEMORY_MB", memory, 1, 4096) } : {}),
+    ...(disk ? { maxTaskDiskMb: int("PROPLET_MAX_TASK_DISK_MB", disk, 1, 1 << 20) } : {}),
     allowedDirs: (env("PROPLET_DIRS") ?? "").split(":").filter(Boolean),
     fetchTimeoutMs: seconds("PROPLET_FETCH_TIMEOUT", env("PROPLET_FETCH_TIMEOUT"), 60) * 1000,
     metricsInterval: metrics === "0" ? 0 : seconds("PROPLET_METRICS_INTERVAL", metrics, 10),
     cgroupRoot: env("PROPLET_CGROUP_ROOT"),
   };
+}
+
+/** PROPLET_FL_URL: the gateway's FL URL (an http(s) URL), the one origin besides the proplet's own FL URLs that gets its key. */
+function flUrlEnv(): string | undefined {
+  const v = env("PROPLET_FL_URL");
+  if (v === undefined) return undefined;
+  let u: URL | undefined;
+  try {
+    u = new URL(v);
+  } catch {}
+  if (!u || (u.protocol !== "http:" && u.protocol !== "https:"))
+    throw new UsageError(`PROPLET_FL_URL must be an http(s) URL, got ${JSON.stringify(v)}`);
+  return v.replace(/\/+$/, "");
 }
 
 /** Where each setting came from; made when citty reads the arguments. */
@@ -188,6 +203,7 @@ function settingsOf(args: PropletArgs): {
       ? int("PROPLET_METRICS_PORT", env("PROPLET_METRICS_PORT"), 0, 65535)
       : undefined,
     externalRuntime: env("PROPLET_EXTERNAL_WASM_RUNTIME"),
+    flUrl: flUrlEnv(),
     description: args.description,
     tags: args.tags
       ?.split(",")
@@ -201,7 +217,11 @@ function settingsOf(args: PropletArgs): {
 }
 
 export const propletCommand = defineCommand({
-  meta: { name: "proplet", description: "Run a worker that executes Wasm tasks sent by a manager over MQTT" },
+  meta: {
+    name: "proplet",
+    description:
+      "Run a worker that executes Wasm tasks sent by a manager over MQTT (env PROPLET_MAX_TASK_DISK_MB: the largest a task's file may grow to, and the most its files may grow by, default 64; PROPLET_FL_URL: the gateway's FL URL, the one origin besides the proplet's own FL URLs that is sent its key)",
+  },
   args: () => {
     L = new Layers("proplet", process.argv.slice(2), { tenant_id: "domain_id" });
     return {

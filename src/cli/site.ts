@@ -206,6 +206,9 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       );
   }
   const bus = new MqttManagerBus(client, o, broker ? 0 : 1);
+  // The server is listening by the time a round launches.
+  const flUrl = () =>
+    `${o.advertiseUrl ?? `${http}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${server.port}`}/fl`;
   // What the manager sends proplets to fetch is what the proxy may serve them: every start is noted on its way out.
   const dispatched = o.proxy ? new Dispatched() : undefined;
   const starts: ManagerBus = dispatched
@@ -223,9 +226,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     scheduler: o.scheduler,
     staleRemovalMs: (o.staleRemovalS ?? 0) * 1000,
     partitionGraceMs: (o.partitionGraceS ?? DEFAULT_PARTITION_GRACE_S) * 1000,
-    // The server is listening by the time a round launches.
-    flUrl: () =>
-      `${o.advertiseUrl ?? `${http}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${server.port}`}/fl`,
+    flUrl,
   });
   await bus.listen(manager.inbound);
   // The OCI proxy, with its own MQTT client like any other participant.
@@ -266,6 +267,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       livelinessInterval: o.livelinessInterval,
       maxTasks: o.localMaxTasks,
       ...o.localPropletEnv,
+      flUrl, // its FL requests go to this serve, with its key
       description: "local proplet of propeller serve",
       broker: broker?.aedes,
     });

@@ -1,7 +1,8 @@
-import { readFileSync, writeSync } from "node:fs";
-import { basename } from "node:path";
+import { readFileSync, realpathSync, writeSync } from "node:fs";
+import { basename, isAbsolute } from "node:path";
 import { defineCommand } from "citty";
 import { parseRuntimeOptions } from "../core/wasm-call.ts";
+import { DEFAULT_TASK_DISK_MB } from "../proplet/runtime/disk-cap.ts";
 import { execute } from "../proplet/runtime/execute.ts";
 import { ModuleCache } from "../proplet/runtime/modules.ts";
 import { action, int, UsageError } from "./args.ts";
@@ -18,6 +19,9 @@ function writeAll(fd: number, bytes: Uint8Array): void {
     }
   }
 }
+
+/** Options of `wasm run` that take a value. */
+const VALUED = new Set(["--invoke", "--argv0", "--max-memory-mb", "--max-disk-mb"]);
 
 export const wasmCommand = defineCommand({
   meta: { name: "wasm", description: "Run Wasm modules locally" },
@@ -38,21 +42,32 @@ export const wasmCommand = defineCommand({
         dir: { type: "string", description: "preopen HOST[::GUEST]; repeat for several" },
         env: { type: "string", description: "KEY=VALUE for the guest; repeat for several" },
         "max-memory-mb": { type: "string", description: "the most linear memory the module may grow to, in MiB" },
+        "max-disk-mb": {
+          type: "string",
+          description: `the largest a file may grow to, and the most all files may grow by, in MiB (default ${DEFAULT_TASK_DISK_MB})`,
+        },
       },
       run: ({ args, rawArgs }) =>
         action(async () => {
-          // --env and --dir may repeat (citty keeps only the last), so they are read from the raw arguments.
+          // --env and --dir may repeat (citty keeps only the last), so they are read from the raw arguments: a
+          // value given apart (`--argv0 NAME`) is skipped, so no value is ever read as one of these options.
           const cli: string[] = [];
           if (args.invoke) cli.push(`--invoke=${args.invoke}`);
           const end = rawArgs.indexOf("--");
           const flags = end < 0 ? rawArgs : rawArgs.slice(0, end);
           for (let i = 0; i < flags.length; i++) {
-            const m = /^--(env|dir)(?:=(.*))?$/.exec(flags[i]!);
+            const m = /^--(env|dir)(?:=([\s\S]*))?$/.exec(flags[i]!);
             if (m) cli.push(`--${m[1]}=${m[2] ?? flags[++i] ?? ""}`);
+            else if (VALUED.has(flags[i]!)) i++;
           }
           const options = parseRuntimeOptions(cli);
           if (typeof options === "string") throw new UsageError(options);
+          // A preopen is opened by its real path (preopen.ts): a user's is made so here. A proplet's child is given
+          // the real path the proplet checked against PROPLET_DIRS, and must not resolve it a second time.
+          for (const d of options.dirs)
+            if (!isAbsolute(d.host) || !args["exit-with-parent"]) d.host = realpathSync(d.host);
           const cap = args["max-memory-mb"] ? int("max-memory-mb", args["max-memory-mb"], 1, 4096) : undefined;
+          const disk = args["max-disk-mb"] ? int("max-disk-mb", args["max-disk-mb"], 1, 1 << 20) : undefined;
           const runnable = await new ModuleCache().load(new Uint8Array(readFileSync(args.file)), cap);
           const r = execute({
             runnable,
@@ -60,6 +75,7 @@ export const wasmCommand = defineCommand({
             inputs: args._.slice(1),
             env: {},
             options,
+            maxDiskMb: disk,
             stopFlag: new Int32Array(new SharedArrayBuffer(12)),
             timeoutMs: 0,
             outputLimit: 64 << 20,

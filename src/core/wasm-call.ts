@@ -106,6 +106,29 @@ export interface RuntimeOptions {
   invoke?: string;
 }
 
+/** A guest environment variable's name: a letter or `_`, then letters, digits, `_`, `.`, `-` (at most 256). */
+const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_.-]{0,255}$/;
+
+/**
+ * Why a task's env entry cannot be passed to a guest: a name outside the set above (a `=` would split it
+ * elsewhere, a leading `-` reads as an option), or a NUL, which no process environment can hold.
+ */
+export function envEntryError(key: string, value: string): string | undefined {
+  if (!ENV_KEY.test(key))
+    return `env name ${JSON.stringify(key.slice(0, 80))} is not allowed: a letter or _, then letters, digits, _, . or -, at most 256`;
+  if (value.includes("\0")) return `env ${key}: the value holds a NUL character`;
+  return undefined;
+}
+
+/** The first entry of `env` that cannot be passed to a guest, as an error text. */
+export function envError(env: Record<string, string>): string | undefined {
+  for (const [k, v] of Object.entries(env)) {
+    const e = envEntryError(k, String(v));
+    if (e) return e;
+  }
+  return undefined;
+}
+
 /** The options back as flags in wasmtime's spelling, for a runtime in another process (`--invoke` apart). */
 export function formatRuntimeOptions(o: RuntimeOptions): string[] {
   const dirs = o.dirs.map((d) => `--dir=${d.host}::${d.guest}`);
@@ -133,6 +156,8 @@ export function parseRuntimeOptions(cliArgs: readonly string[] | undefined): Run
       const v = value();
       const eq = v?.indexOf("=") ?? -1;
       if (!v || eq <= 0) return `--env needs KEY=VALUE, got ${JSON.stringify(v ?? "")}`;
+      const bad = envEntryError(v.slice(0, eq), v.slice(eq + 1));
+      if (bad) return `--env: ${bad}`;
       opts.env[v.slice(0, eq)] = v.slice(eq + 1);
     } else if (flag === "--invoke") {
       const v = value();

@@ -7,7 +7,7 @@ import { decode, InvokeMsg, type OutputMsg, type ResultMsg, StartMsg, StopMsg } 
 import { RegistryServerMsg } from "../core/oci.ts";
 import { topics } from "../core/topics.ts";
 import { parseTraceparent } from "../core/traceparent.ts";
-import { parseRuntimeOptions } from "../core/wasm-call.ts";
+import { envError, parseRuntimeOptions } from "../core/wasm-call.ts";
 import { tag } from "../log.ts";
 import { SpanKind, tracing } from "../telemetry/tracing.ts";
 import { ChunkAssembler } from "./chunks.ts";
@@ -121,13 +121,19 @@ export class PropletAgent {
       .catch((e) => log.debug(`outbox: ${e instanceof Error ? e.message : e}; the rest waits for the link`));
   }
 
-  /** The broker's host name (the gateway): FL requests there may carry this proplet's key. */
-  private get brokerHost(): string | undefined {
+  /**
+   * The gateway's FL URL, whose exact origin may be sent this proplet's key: as configured (PROPLET_FL_URL, or
+   * serve's own for its local proplet), else the manager's own origin when the broker is its `/mqtt` WebSocket.
+   */
+  private get gatewayUrl(): string | undefined {
+    const set = typeof this.cfg.flUrl === "function" ? this.cfg.flUrl() : this.cfg.flUrl;
+    if (set) return set;
     try {
-      return new URL(this.cfg.mqttAddress).hostname;
-    } catch {
-      return undefined;
-    }
+      const u = new URL(this.cfg.mqttAddress);
+      if (u.protocol === "ws:" || u.protocol === "wss:")
+        return `${u.protocol === "wss:" ? "https" : "http"}://${u.host}/fl`;
+    } catch {}
+    return undefined;
   }
 
   async start(): Promise<void> {
@@ -281,6 +287,8 @@ export class PropletAgent {
       if (typeof options === "string") return await fail(options);
       const refused = refusedDir(options.dirs, this.cfg.allowedDirs ?? [], this.id);
       if (refused) return await fail(refused);
+      const badEnv = envError(msg.env ?? {});
+      if (badEnv) return await fail(badEnv);
       if (msg.latent && this.host) return await fail("latent tasks are not supported by the host runtime");
       const fetched = await fetchModule(msg, (ref) => this.chunks.wait(ref, this.cfg.fetchTimeoutMs ?? 60_000));
       const bytes = openModule(fetched, msg.encrypted, this.cfg.decryptionKeys);
@@ -301,6 +309,7 @@ export class PropletAgent {
       const maxMemoryMb = Math.min(msg.max_memory_mb ?? cap, cap);
       const req = {
         ...{ name: msg.name, inputs: msg.inputs ?? [], env, options, timeoutMs, maxMemoryMb },
+        maxDiskMb: this.cfg.maxTaskDiskMb,
         onOutput: this.outputSender(msg.id),
       };
       let run: Running;
@@ -346,7 +355,7 @@ export class PropletAgent {
   }
 
   private flContext(): FlContext {
-    return { propletId: this.id, apiKey: this.cfg.apiKey, processEnv: process.env, trustedHost: this.brokerHost };
+    return { propletId: this.id, apiKey: this.cfg.apiKey, processEnv: process.env, gatewayUrl: this.gatewayUrl };
   }
 
   /**

@@ -32,6 +32,10 @@ export interface PropletConfig {
   metricsPort?: number;
   /** The most linear memory one task may hold, in MiB: the default and the ceiling of a task's max_memory_mb. */
   maxTaskMemoryMb?: number;
+  /** Bound on a task's file sizes and file growth in MiB (PROPLET_MAX_TASK_DISK_MB; runtime/disk-cap.ts). */
+  maxTaskDiskMb?: number;
+  /** The gateway's FL URL (PROPLET_FL_URL; serve's own for its local proplet): its origin may be sent the key. */
+  flUrl?: string | (() => string | undefined);
   /** Host directories tasks may preopen (and what is below them); none by default. */
   allowedDirs?: string[];
   /** Where cgroup files are read (tests point it at a prepared tree). */

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MAX_ENV_DOC_BYTES, modelVersionOf } from "../core/fl-experiment.ts";
@@ -19,8 +19,11 @@ export interface FlContext {
   apiKey: string;
   /** The proplet's process env (where upstream reads the URLs when the task does not carry them). */
   processEnv: Record<string, string | undefined>;
-  /** The host of the proplet's broker: the gateway, where the manager's FL routes are. */
-  trustedHost?: string;
+  /**
+   * The gateway's FL URL as the proplet's operator configured it (PROPLET_FL_URL, serve's own URL for its local
+   * proplet, a `ws(s)://` broker's origin): the one place besides its own env's URLs that may get the key.
+   */
+  gatewayUrl?: string;
 }
 
 export interface FlRun {
@@ -43,18 +46,25 @@ function url(name: string[], env: Record<string, string>, ctx: FlContext): strin
 const COORDINATOR = ["MANAGER_COORDINATOR_URL", "COORDINATOR_URL"];
 const FL_URL_VARS = [...COORDINATOR, "MODEL_REGISTRY_URL", "DATA_STORE_URL"];
 
+const originOf = (u: string | undefined): string | undefined => {
+  try {
+    return u ? new URL(u).origin : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
 /**
- * The proplet's API key goes only where its own operator pointed it (a URL from its own env) or to its gateway
- * (the broker's host): a task's env is written by whoever created the task, and must not be able to send a
- * proplet's secret to a host of its choosing. Elsewhere the request goes without it.
+ * The proplet's API key goes only to the exact origins (scheme, host and port) its own operator configured: the
+ * URLs of its own env and its gateway's FL URL. A task's env is written by whoever created the task, and must not
+ * be able to send a proplet's secret elsewhere, another port of the gateway's host included. Elsewhere the
+ * request goes without it.
  */
 function mayHaveKey(base: string, ctx: FlContext): boolean {
-  if (FL_URL_VARS.some((n) => ctx.processEnv[n] === base)) return true;
-  try {
-    return ctx.trustedHost !== undefined && new URL(base).hostname === ctx.trustedHost;
-  } catch {
-    return false;
-  }
+  const origin = originOf(base);
+  if (!origin || origin === "null") return false;
+  const trusted = [ctx.gatewayUrl, ...FL_URL_VARS.map((n) => ctx.processEnv[n])].map(originOf);
+  return trusted.includes(origin);
 }
 
 export const isFlTask = (env: Record<string, string>) => Boolean(env.ROUND_ID || env.MODEL_URI);
@@ -77,7 +87,8 @@ export async function prepareFl(env: Record<string, string>, ctx: FlContext): Pr
   if (env.ROUND_ID && !coordinator) {
     return "ROUND_ID is set but MANAGER_COORDINATOR_URL is not (in the task's env or the proplet's): the update would have nowhere to go";
   }
-  const host = mkdtempSync(join(tmpdir(), "propeller-fl-"));
+  // Its real path: a preopen is opened by the path it is given and refused if that goes through a link.
+  const host = realpathSync(mkdtempSync(join(tmpdir(), "propeller-fl-")));
   const cleanup = () => rmSync(host, { recursive: true, force: true });
   try {
     if (env.MODEL_URI) {

@@ -72,6 +72,7 @@ describe("rounds, updates and refusals", () => {
       procs.push(
         spawnPropeller(["proplet"], {
           PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+          PROPLET_FL_URL: `${s.url}/fl`,
           PROPLET_ENTITY_ID: id,
           PROPLET_API_KEY: c.password,
           PROPLET_LIVELINESS_INTERVAL: "1",

@@ -1,9 +1,10 @@
 import { INTERRUPT_MODULE, INTERRUPT_NAME } from "../../core/wasm-instrument.ts";
 import { chooseComponentEntry, formatWitResult, witArgs } from "../../core/wit.ts";
 import type { CompiledComponent } from "./component.ts";
-import { type ExecRequest, type ExecResult, ended } from "./execute.ts";
+import { DiskBudget } from "./disk-cap.ts";
+import { type ExecRequest, type ExecResult, ended, writtenBack } from "./execute.ts";
 import { errorText, guard, Interrupted } from "./guard.ts";
-import { loadPreopens, savePreopen } from "./preopen.ts";
+import { loadPreopens, savePreopen, writeBackLimit } from "./preopen.ts";
 import { fromFileData, toFileData, wasiP2Imports } from "./wasi-p2.ts";
 
 // Runs a component (component.ts) on this thread: jco's glue instantiates its instrumented core modules against
@@ -41,6 +42,7 @@ export function executeComponent(req: ExecRequest, c: CompiledComponent): ExecRe
   if (typeof args === "string") return { ok: false, result: "", error: args };
 
   const g = guard(req);
+  const disk = DiskBudget.ofMb(req.maxDiskMb);
   const preopens = loadPreopens(req.options.dirs).map((p) => ({ ...p, data: toFileData(p.loaded.tree) }));
   const imports = wasiP2Imports({
     argv: entry.kind === "command" ? [req.name, ...req.inputs] : [req.name],
@@ -48,6 +50,7 @@ export function executeComponent(req: ExecRequest, c: CompiledComponent): ExecRe
     preopens: Object.fromEntries(preopens.map((p) => [p.guest, p.data])),
     guard: g,
     stopFlag: req.stopFlag,
+    budget: disk,
   });
   const interrupt = { [INTERRUPT_NAME]: g.check };
   const instantiateCore = (m: WebAssembly.Module, imp: Record<string, Record<string, unknown>> = {}) => {
@@ -83,6 +86,7 @@ export function executeComponent(req: ExecRequest, c: CompiledComponent): ExecRe
     else return { ok: false, result: g.stdout.text(), error: errorText(e) };
     result = g.stdout.text();
   }
-  for (const p of preopens) if (!p.readonly) savePreopen(p.loaded, fromFileData(p.data));
-  return ended(result, exitCode, g.stderr.text(), entry.kind === "command");
+  const limit = writeBackLimit(preopens, disk.maxBytes);
+  const refused = preopens.flatMap((p) => (p.readonly ? [] : savePreopen(p.loaded, fromFileData(p.data), limit)));
+  return writtenBack(ended(result, exitCode, g.stderr.text(), entry.kind === "command"), refused);
 }

@@ -1,12 +1,14 @@
 import { ConsoleStdout, File, OpenFile, PreopenDirectory, WASI, WASIProcExit } from "@bjorn3/browser_wasi_shim";
 import { chooseEntry, formatResult, parseArgs } from "../../core/wasm-call.ts";
 import { INTERRUPT_MODULE, INTERRUPT_NAME } from "../../core/wasm-instrument.ts";
+import { DiskBudget } from "./disk-cap.ts";
 import { executeComponent } from "./execute-component.ts";
 import { errorText, guard, Interrupted } from "./guard.ts";
 import type { CompiledCore, Runnable } from "./modules.ts";
 import type { OutputTap } from "./output.ts";
-import { loadPreopens, savePreopen } from "./preopen.ts";
+import { loadPreopens, notWrittenBack, savePreopen, writeBackLimit } from "./preopen.ts";
 import type { RunRequest } from "./protocol.ts";
+import { capWasi } from "./wasi-p1-cap.ts";
 
 // Runs one task's module or component (already instrumented and compiled) to completion. Used inside a pool worker
 // and by `propeller wasm run`. WASI comes from @bjorn3/browser_wasi_shim: Bun's node:wasi exits the whole host on
@@ -58,6 +60,12 @@ export function ended(result: string, exitCode: number, errText: string, command
   return { ok: true, result, exitCode, stderr: errText, command };
 }
 
+/** A run whose files were not all written back fails, saying which and why. */
+export function writtenBack(r: ExecResult, refused: string[]): ExecResult {
+  const why = notWrittenBack(refused);
+  return why ? { ...r, ok: false, error: r.ok ? why : `${r.error}; ${why}` } : r;
+}
+
 function executeCore(req: ExecRequest, core: CompiledCore): ExecResult {
   const entry = chooseEntry(core.functions, req.name, req.options.invoke);
   if (typeof entry === "string") return { ok: false, result: "", error: entry };
@@ -81,9 +89,12 @@ function executeCore(req: ExecRequest, core: CompiledCore): ExecResult {
     ],
     { debug: false },
   );
-  // WASI calls are host calls: checking there too stops a guest that loops on fd_write.
+  // WASI calls are host calls: checking there too stops a guest that loops on fd_write. Calls that grow a file
+  // are checked against the run's disk bound first.
   const wasiImport: Record<string, (...a: unknown[]) => unknown> = {};
-  for (const [k, fn] of Object.entries(wasi.wasiImport)) {
+  const disk = DiskBudget.ofMb(req.maxDiskMb);
+  const capped = { ...wasi.wasiImport, ...capWasi(wasi, disk) };
+  for (const [k, fn] of Object.entries(capped) as [string, (...a: unknown[]) => unknown][]) {
     wasiImport[k] = (...a: unknown[]) => {
       checkStop();
       return fn(...a);
@@ -117,6 +128,7 @@ function executeCore(req: ExecRequest, core: CompiledCore): ExecResult {
     else return { ok: false, result: stdout.text(), error: errorText(e) };
     result = stdout.text();
   }
-  for (const p of preopens) if (!p.readonly) savePreopen(p.loaded, p.dir.dir);
-  return ended(result, exitCode, stderr.text(), entry.kind === "command");
+  const limit = writeBackLimit(preopens, disk.maxBytes);
+  const refused = preopens.flatMap((p) => (p.readonly ? [] : savePreopen(p.loaded, p.dir.dir, limit)));
+  return writtenBack(ended(result, exitCode, stderr.text(), entry.kind === "command"), refused);
 }

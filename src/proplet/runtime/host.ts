@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sha256Hex } from "../../core/digest.ts";
@@ -14,6 +14,21 @@ import { OUTPUT_LIMIT, type RunRequest } from "./protocol.ts";
 // process isolation needs nothing else installed; or an external CLI such as wasmtime, with upstream's argument
 // order. Result = stdout; a non-zero exit fails with the code and stderr; stop = SIGKILL. Both pipes are read
 // while the child runs, so a large output cannot deadlock it.
+//
+// The child is started with a fixed environment of its own (CHILD_ENV), nothing of the proplet's (its API key is
+// in its env) and nothing of the task's: variables the dynamic loader or the runtime honours (LD_PRELOAD,
+// BUN_OPTIONS, NODE_OPTIONS, WASMTIME_*…) would otherwise run code of the task's choosing as the proplet's user.
+// The task's env reaches the guest only as the runtime's `--env=K=V` flags; every task field goes as one
+// `--flag=value` argument or after the module (`--`), so none can become another option of the child. Its
+// working directory is the proplet's private module directory, where no task writes (Bun reads a bunfig.toml
+// and a .env from the working directory).
+
+/** The whole environment of a child runtime. */
+export const CHILD_ENV: Readonly<Record<string, string>> = {
+  PATH: "/usr/local/bin:/usr/bin:/bin",
+  LANG: "C.UTF-8",
+  TZ: "UTC",
+};
 
 export interface HostSpec extends RunRequest {
   /** The module as it came: the child compiles it itself. */
@@ -54,12 +69,16 @@ async function collect(
 }
 
 export class HostRuntime {
-  private dir = join(tmpdir(), `propeller-modules-${process.getuid?.() ?? 0}`);
+  /** This proplet's own module directory (0700, made afresh): a name in a shared /tmp could be planted. */
+  private dir = mkdtempSync(join(tmpdir(), "propeller-modules-"));
   /** PIDs of running children by task id, for metrics. */
   readonly pids = new Map<string, number>();
+  /** The external CLI's path, found once on the proplet's PATH (the child's own PATH is fixed). */
+  private externalPath?: string;
 
   constructor(private external?: string) {
-    mkdirSync(this.dir, { recursive: true });
+    if (external) this.externalPath = Bun.which(external) ?? external;
+    process.once("exit", () => rmSync(this.dir, { recursive: true, force: true }));
   }
 
   get name(): string {
@@ -87,17 +106,23 @@ export class HostRuntime {
     return { sha256, invoke, cliArgs };
   }
 
+  /** Every value rides in its own `--flag=value` argument; the guest's arguments come after the module. */
   private argv(spec: HostSpec, a: HostArgs, file: string): string[] {
-    const invoke = a.invoke ? ["--invoke", a.invoke] : [];
-    const env = Object.entries(spec.env).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
+    const invoke = a.invoke ? [`--invoke=${a.invoke}`] : [];
+    const env = Object.entries(spec.env).map(([k, v]) => `--env=${k}=${v}`);
     const mb = spec.maxMemoryMb;
-    if (this.external) {
-      const cap = mb ? ["-W", `max-memory-size=${mb * 1024 * 1024}`] : []; // wasmtime's spelling
-      return [this.external, "run", ...invoke, ...cap, ...a.cliArgs, ...env, file, ...spec.inputs];
+    if (this.externalPath) {
+      const cap = mb ? [`-Wmax-memory-size=${mb * 1024 * 1024}`] : []; // wasmtime's spelling
+      // wasmtime takes every argument after the module as the guest's.
+      return [this.externalPath, "run", ...invoke, ...cap, ...env, ...a.cliArgs, file, ...spec.inputs];
     }
-    const cap = mb ? ["--max-memory-mb", String(mb)] : [];
-    const self = [...selfCommand(), file, ...invoke, "--argv0", spec.name, "--exit-with-parent", ...cap];
-    return [...self, ...a.cliArgs, ...env, "--", ...spec.inputs];
+    const cap = [
+      ...(mb ? [`--max-memory-mb=${mb}`] : []),
+      ...(spec.maxDiskMb ? [`--max-disk-mb=${spec.maxDiskMb}`] : []),
+    ];
+    const self = [...selfCommand(), file, ...invoke, `--argv0=${spec.name}`, "--exit-with-parent", ...cap];
+    // The task's env first: `cli_args`' --env comes after and wins, as in the in-process runtime.
+    return [...self, ...env, ...a.cliArgs, "--", ...spec.inputs];
   }
 
   run(taskId: string, spec: HostSpec): Running {
@@ -106,7 +131,8 @@ export class HostRuntime {
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
-      env: { ...process.env, ...spec.env },
+      env: { ...CHILD_ENV },
+      cwd: this.dir,
     });
     this.pids.set(taskId, proc.pid);
     let stopped: string | undefined;

@@ -226,6 +226,7 @@ export class WorkerPool {
       env: spec.env,
       options: spec.options,
       timeoutMs,
+      ...(spec.maxDiskMb ? { maxDiskMb: spec.maxDiskMb } : {}),
       outputLimit: OUTPUT_LIMIT,
       ...(onOutput ? { stream: true } : {}),
     };

@@ -17,6 +17,8 @@ export interface RunRequest {
   timeoutMs?: number;
   /** Linear memory cap in MiB (compiled into the in-process module; a flag to a host runtime). */
   maxMemoryMb?: number;
+  /** Bound on a run's file sizes and file growth in MiB (disk-cap.ts); absent: the default. */
+  maxDiskMb?: number;
 }
 
 /** Cap on a run's captured stdout and stderr, each. */

@@ -1,15 +1,13 @@
 import { Directory, File, type Inode } from "@bjorn3/browser_wasi_shim";
 import { createCli } from "@bytecodealliance/preview2-shim/cli";
 import { monotonicClock, wallClock } from "@bytecodealliance/preview2-shim/clocks";
-import {
-  createFilesystem,
-  type FileDataEntry,
-  InMemoryFilesystemAdapter,
-} from "@bytecodealliance/preview2-shim/filesystem";
+import { createFilesystem, type FileDataEntry } from "@bytecodealliance/preview2-shim/filesystem";
 import { error, poll, pollableCreate, streams } from "@bytecodealliance/preview2-shim/io";
 import { insecure, insecureSeed, random } from "@bytecodealliance/preview2-shim/random";
 import type { PROVIDED } from "./component.ts";
+import type { DiskBudget } from "./disk-cap.ts";
 import type { Guard } from "./guard.ts";
+import { cappedAdapter } from "./wasi-p2-cap.ts";
 
 // The WASI preview-2 host a component runs against: @bytecodealliance/preview2-shim's browser implementations,
 // which touch nothing of the host (an in-memory filesystem, output to handlers we give, no sockets, no HTTP). The
@@ -45,6 +43,8 @@ export interface P2Run {
   preopens: Record<string, FileDataEntry>;
   guard: Guard;
   stopFlag: Int32Array;
+  /** The run's bound on file growth (disk-cap.ts). */
+  budget: DiskBudget;
 }
 
 type Pollable = ReturnType<typeof pollableCreate>;
@@ -63,7 +63,7 @@ export function wasiP2Imports(run: P2Run): Record<(typeof PROVIDED)[number], unk
     stdout: sink(guard.stdout),
     stderr: sink(guard.stderr),
   });
-  const fs = createFilesystem({ adapter: new InMemoryFilesystemAdapter(), preopens: run.preopens });
+  const fs = createFilesystem({ adapter: cappedAdapter(run.budget), preopens: run.preopens });
 
   // Clock pollables we made know their deadline (monotonic ns); any other pollable is asked `ready()`.
   const deadlines = new WeakMap<Pollable, bigint>();

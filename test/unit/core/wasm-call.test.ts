@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { chooseEntry, formatResult, parseArgs, parseRuntimeOptions } from "../../../src/core/wasm-call.ts";
+import { chooseEntry, envError, formatResult, parseArgs, parseRuntimeOptions } from "../../../src/core/wasm-call.ts";
 import { inspect } from "../../../src/core/wasm-info.ts";
 import { fixture } from "../../helpers.ts";
 
@@ -45,5 +45,12 @@ describe("wasm calls", () => {
     });
     expect(parseRuntimeOptions(["--dir", "/x"])).toEqual({ dirs: [{ host: "/x", guest: "/x" }], env: {} });
     expect(parseRuntimeOptions(["-S", "nn"])).toContain('unsupported runtime option "-S"');
+  });
+  test("env names that could be read as something else are refused, values may hold anything but NUL", () => {
+    expect(envError({ PATH: "x", my_var: "a\nb", "app.level-2": "" })).toBeUndefined();
+    for (const key of ["A=B", "--dir", "-x", "1A", "", "A B", "x".repeat(257)])
+      expect(envError({ [key]: "v" })).toContain("is not allowed");
+    expect(envError({ K: "a\0b" })).toBe("env K: the value holds a NUL character");
+    expect(parseRuntimeOptions(["--env=--dir=/::/x"])).toContain("--env: env name");
   });
 });

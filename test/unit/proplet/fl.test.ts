@@ -20,7 +20,7 @@ const server = Bun.serve({
 });
 afterAll(() => server.stop(true));
 const url = `http://127.0.0.1:${server.port}/fl`;
-const ctx = { propletId: "p1", apiKey: "k", processEnv: {}, trustedHost: "127.0.0.1" };
+const ctx = { propletId: "p1", apiKey: "k", processEnv: {}, gatewayUrl: url };
 
 describe("an FL round on the proplet", () => {
   test("the model and dataset become files in /fl, and env vars when small; the key is sent", async () => {
@@ -70,6 +70,29 @@ describe("an FL round on the proplet", () => {
     const own = { ...ctx, processEnv: { MODEL_REGISTRY_URL: foreign } };
     ((await prepareFl({ MODEL_URI: "fl/models/global_model_v3" }, own)) as FlRun).cleanup();
     expect(seen).toEqual(["/fl/models/3 Bearer k"]);
+  });
+
+  test("the key goes to exact origins only: another port or scheme of a trusted host gets none", async () => {
+    const other = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch(req) {
+        seen.push(`other ${req.headers.get("authorization")}`);
+        return new Response(big);
+      },
+    });
+    try {
+      seen.length = 0;
+      const otherPort = `http://127.0.0.1:${other.port}/fl`;
+      // The gateway is trusted at its own port; the proplet's own env names a URL on a third one.
+      const own = { ...ctx, processEnv: { MODEL_REGISTRY_URL: `http://127.0.0.1:1/fl` } };
+      (
+        (await prepareFl({ MODEL_URI: "fl/models/global_model_v3", MODEL_REGISTRY_URL: otherPort }, own)) as FlRun
+      ).cleanup();
+      expect(seen).toEqual(["other null"]);
+    } finally {
+      other.stop(true);
+    }
   });
 
   test("refusals name what is missing", async () => {

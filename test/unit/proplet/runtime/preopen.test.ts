@@ -1,0 +1,72 @@
+import { describe, expect, test } from "bun:test";
+import { linkSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Directory, File } from "@bjorn3/browser_wasi_shim";
+import { loadPreopen, savePreopen } from "../../../../src/proplet/runtime/preopen.ts";
+import { tempDir } from "../../../helpers.ts";
+
+// A preopen's load and write-back on real directories, with the host's tree changed between the two, as a task
+// that runs for a while would see it (test/attack/sandbox.test.ts does the same against a running proplet).
+
+const budget = () => ({ left: 1 << 20 });
+const text = (s: string) => new File(new TextEncoder().encode(s));
+
+describe("preopened directories", () => {
+  test("load skips links, even those that stay inside; a hard-linked file refuses the load", () => {
+    const dir = tempDir();
+    const outside = tempDir();
+    writeFileSync(join(dir, "a.txt"), "a");
+    symlinkSync(join(dir, "a.txt"), join(dir, "alias.txt"));
+    symlinkSync(outside, join(dir, "out"));
+    const p = loadPreopen(dir, budget());
+    expect([...p.tree.keys()]).toEqual(["a.txt"]);
+    writeFileSync(join(outside, "secret"), "s");
+    linkSync(join(outside, "secret"), join(dir, "hard"));
+    expect(() => loadPreopen(dir, budget())).toThrow("has 2 hard links");
+  });
+
+  test("a root given through a link is refused: the path checked is the path opened", () => {
+    const dir = tempDir();
+    symlinkSync(dir, `${dir}-alias`);
+    expect(() => loadPreopen(`${dir}-alias`, budget())).toThrow("symbolic link");
+  });
+
+  test("write-back: a root swapped for a link writes nothing; a sub-directory swapped is skipped", () => {
+    const dir = tempDir();
+    const target = tempDir();
+    mkdirSync(join(dir, "sub"));
+    const p = loadPreopen(dir, budget());
+    const tree = new Directory([
+      ["new.txt", text("n")],
+      ["sub", new Directory([["x.txt", text("x")]])],
+    ]);
+    renameSync(join(dir, "sub"), join(dir, "sub.away"));
+    symlinkSync(target, join(dir, "sub"));
+    expect(savePreopen(p, tree, { left: 1 << 20 })).toEqual([]);
+    expect(readFileSync(join(dir, "new.txt"), "utf8")).toBe("n");
+    expect(readdirSync(target)).toEqual([]);
+
+    renameSync(dir, `${dir}.away`);
+    symlinkSync(target, dir);
+    expect(savePreopen(p, tree, { left: 1 << 20 })[0]).toContain("is a symbolic link");
+    expect(readdirSync(target)).toEqual([]);
+  });
+
+  test("write-back: a file hard-linked after the load is not written; a root replaced by another directory neither", () => {
+    const dir = tempDir();
+    const outside = tempDir();
+    writeFileSync(join(dir, "f.txt"), "old");
+    const p = loadPreopen(dir, budget());
+    linkSync(join(dir, "f.txt"), join(outside, "other-name"));
+    const refused = savePreopen(p, new Directory([["f.txt", text("new")]]), { left: 1 << 20 });
+    expect(refused[0]).toContain("f.txt has 2 hard links");
+    expect(readFileSync(join(outside, "other-name"), "utf8")).toBe("old");
+
+    renameSync(dir, `${dir}.old`);
+    mkdirSync(dir);
+    expect(savePreopen(p, new Directory([["g.txt", text("g")]]), { left: 1 << 20 })[0]).toContain(
+      "was replaced while the task ran",
+    );
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});
