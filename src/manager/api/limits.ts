@@ -26,7 +26,7 @@ const LARGE: [string, RegExp][] = [
   ["POST", /^\/tasks$/],
   ["PUT", /^\/tasks\/[^/]+(\/upload)?$/],
   ["POST", /^\/(jobs|workflows)$/],
-  ["POST", /^\/fl\/(models|update|update_cbor|datasets\/[^/]+)$/],
+  ["POST", /^\/fl\/(experiments|models|update|update_cbor|datasets\/[^/]+)$/], // an experiment may carry its task_file
 ];
 
 /** What Bun itself may accept in one request: the largest route limit, and room for multipart framing. */
