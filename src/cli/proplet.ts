@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { defineCommand } from "citty";
+import { MAX_MODULE_MB_LIMIT } from "../core/module-size.ts";
 import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
@@ -51,15 +52,17 @@ function tlsEnv(): PropletConfig["tls"] {
 
 export type LocalEnv = Pick<
   PropletConfig,
-  "fetchTimeoutMs" | "metricsInterval" | "cgroupRoot" | "allowedDirs" | "maxTaskMemoryMb"
+  "fetchTimeoutMs" | "metricsInterval" | "cgroupRoot" | "allowedDirs" | "maxTaskMemoryMb" | "maxModuleMb"
 >;
 
 /** Proplet settings only the environment sets; serve's local proplet reads the same ones. */
 export function propletEnv(): LocalEnv {
   const metrics = env("PROPLET_METRICS_INTERVAL");
   const memory = env("PROPLET_MAX_TASK_MEMORY_MB");
+  const moduleMb = env("PROPLET_MAX_MODULE_MB");
   return {
     ...(memory ? { maxTaskMemoryMb: int("PROPLET_MAX_TASK_MEMORY_MB", memory, 1, 4096) } : {}),
+    ...(moduleMb ? { maxModuleMb: int("PROPLET_MAX_MODULE_MB", moduleMb, 1, MAX_MODULE_MB_LIMIT) } : {}),
     allowedDirs: (env("PROPLET_DIRS") ?? "").split(":").filter(Boolean),
     fetchTimeoutMs: seconds("PROPLET_FETCH_TIMEOUT", env("PROPLET_FETCH_TIMEOUT"), 60) * 1000,
     metricsInterval: metrics === "0" ? 0 : seconds("PROPLET_METRICS_INTERVAL", metrics, 10),

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
+import { DEFAULT_MAX_MODULE_MB, MAX_MODULE_MB_LIMIT } from "../core/module-size.ts";
 import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { SCHEDULERS, type SchedulerName } from "../core/scheduler.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
@@ -208,6 +209,11 @@ export const serveCommand = defineCommand({
           "tasks the local proplet runs at once (env PROPELLER_LOCAL_MAX_TASKS); default twice the CPU count",
         default: L.text("local-max-tasks", ["PROPELLER_LOCAL_MAX_TASKS"], String(defaultMaxTasks())),
       },
+      "max-module-mb": {
+        type: "string",
+        description: `largest module a task may carry, in MiB: an inline file at create, any module at the local proplet (env PROPELLER_MAX_MODULE_MB)`,
+        default: L.text("max-module-mb", ["PROPELLER_MAX_MODULE_MB"], String(DEFAULT_MAX_MODULE_MB)),
+      },
       scheduler: {
         type: "string",
         description: `proplet choice: ${SCHEDULERS.join(", ")} (env PROPELLER_SCHEDULER)`,
@@ -258,6 +264,7 @@ export const serveCommand = defineCommand({
           livelinessThreshold: seconds(L.label("liveliness-threshold"), args["liveliness-threshold"], interval * 3),
           scheduler,
           localMaxTasks: int(L.label("local-max-tasks"), args["local-max-tasks"], 1, 10_000),
+          maxModuleMb: int(L.label("max-module-mb"), args["max-module-mb"], 1, MAX_MODULE_MB_LIMIT),
           proxy: args.proxy
             ? { registry: registryFromEnv(args["data-dir"]), chunkSize: chunkSizeFromEnv() }
             : undefined,

@@ -66,6 +66,8 @@ export interface ServeOptions {
   auth: boolean;
   /** The manager's identity on an external broker (MANAGER_ENTITY_ID, MANAGER_API_KEY). */
   managerCredentials?: { id: string; key: string };
+  /** The largest module accepted, in MiB: a task's inline `file` at the manager, any module at the local proplet. */
+  maxModuleMb?: number;
 }
 
 export interface RunningServe {
@@ -187,6 +189,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const manager = new Manager(store, bus, identities, {
     livelinessThresholdMs: o.livelinessThreshold * 1000,
     scheduler: o.scheduler,
+    maxModuleMb: o.maxModuleMb,
     staleRemovalMs: (o.staleRemovalS ?? 0) * 1000,
     partitionGraceMs: (o.partitionGraceS ?? DEFAULT_PARTITION_GRACE_S) * 1000,
     // The server is listening by the time a round launches.
@@ -223,6 +226,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       livelinessInterval: o.livelinessInterval,
       maxTasks: o.localMaxTasks,
       ...o.localPropletEnv,
+      ...(o.maxModuleMb ? { maxModuleMb: o.maxModuleMb } : {}),
       description: "local proplet of propeller serve",
       broker: broker?.aedes,
     });

@@ -2,6 +2,7 @@ import { readFileSync, writeSync } from "node:fs";
 import { basename } from "node:path";
 import { defineCommand } from "citty";
 import { parseRuntimeOptions } from "../core/wasm-call.ts";
+import { hereCompiler } from "../proplet/runtime/compiler.ts";
 import { execute } from "../proplet/runtime/execute.ts";
 import { ModuleCache } from "../proplet/runtime/modules.ts";
 import { action, int, UsageError } from "./args.ts";
@@ -53,7 +54,7 @@ export const wasmCommand = defineCommand({
           const options = parseRuntimeOptions(cli);
           if (typeof options === "string") throw new UsageError(options);
           const cap = args["max-memory-mb"] ? int("max-memory-mb", args["max-memory-mb"], 1, 4096) : undefined;
-          const runnable = await new ModuleCache().load(new Uint8Array(readFileSync(args.file)), cap);
+          const runnable = await new ModuleCache(1, hereCompiler).load(new Uint8Array(readFileSync(args.file)), cap);
           const r = execute({
             runnable,
             name: args.invoke ?? args.argv0 ?? basename(args.file, ".wasm"),

@@ -29,6 +29,8 @@ export interface ManagerOptions {
   scheduler: SchedulerName;
   /** Sees every cron firing as it starts, with the time it was due (for the cron benchmark). */
   observeFiring?: (id: string, dueAt: number) => void;
+  /** The largest inline module (a task's `file`) accepted, in MiB; default DEFAULT_MAX_MODULE_MB. */
+  maxModuleMb?: number;
   /** This manager's `/fl` URL as a proplet on this host reaches it, told to round tasks. */
   flUrl?: () => string | undefined;
 }
@@ -63,7 +65,7 @@ export class Manager {
     this.schedules = new Schedules(store, this.dispatcher, this.events, opts.observeFiring);
     this.broadcasts = new Broadcasts(store, this.dispatcher, this.proplets, this.events);
     this.invocations = new Invocations(store, this.dispatcher, bus);
-    this.tasks = new Tasks(store, this.dispatcher, this.schedules, this.events);
+    this.tasks = new Tasks(store, this.dispatcher, this.schedules, this.events, opts.maxModuleMb);
     this.groups = new Groups(store, this.tasks, this.dispatcher, this.events);
     this.telemetry = new Telemetry(store, this.proplets, this.events);
     this.output = new TaskOutput(store, this.events);

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { connectMqtt, publishJson, publishRaw } from "../broker/client.ts";
 import { type BusClient, DirectClient } from "../broker/direct.ts";
 import { decode, InvokeMsg, type OutputMsg, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
+import { DEFAULT_MAX_MODULE_MB, moduleTooLarge } from "../core/module-size.ts";
 import { RegistryServerMsg } from "../core/oci.ts";
 import { topics } from "../core/topics.ts";
 import { parseTraceparent } from "../core/traceparent.ts";
@@ -14,7 +15,7 @@ import { ChunkAssembler } from "./chunks.ts";
 import type { PropletConfig } from "./config.ts";
 import { openModule } from "./decrypt.ts";
 import { refusedDir } from "./dirs.ts";
-import { fetchModule } from "./fetch.ts";
+import { fetchModule, type ModuleCap } from "./fetch.ts";
 import { deliverUpdate, type FlContext, type FlRun, isFlTask, prepareFl } from "./fl.ts";
 import { discoveryMetadata, teeOf } from "./metadata.ts";
 import { aggregate, ProcSampler, PropletSampler, profileFor, type TaskSample } from "./monitor.ts";
@@ -92,7 +93,14 @@ export class PropletAgent {
           );
       },
       (m) => log.warn(m),
+      (bytes) => moduleTooLarge(bytes, this.moduleCap.mb, this.moduleCap.setting),
     );
+  }
+
+  /** The largest module taken; a local proplet's is serve's flag. */
+  private get moduleCap(): ModuleCap {
+    const setting = this.cfg.broker ? "serve --max-module-mb" : "PROPLET_MAX_MODULE_MB";
+    return { mb: this.cfg.maxModuleMb ?? DEFAULT_MAX_MODULE_MB, setting };
   }
 
   get id(): string {
@@ -280,9 +288,13 @@ export class PropletAgent {
       const refused = refusedDir(options.dirs, this.cfg.allowedDirs ?? [], this.id);
       if (refused) return await fail(refused);
       if (msg.latent && this.host) return await fail("latent tasks are not supported by the host runtime");
-      const fetched = await fetchModule(msg, (ref) => this.chunks.wait(ref, this.cfg.fetchTimeoutMs ?? 60_000));
+      const moduleCap = this.moduleCap;
+      const wait = (ref: string) => this.chunks.wait(ref, this.cfg.fetchTimeoutMs ?? 60_000);
+      const fetched = await fetchModule(msg, wait, moduleCap);
       const bytes = openModule(fetched, msg.encrypted, this.cfg.decryptionKeys);
       if (typeof bytes === "string") return await fail(bytes);
+      const big = moduleTooLarge(bytes.length, moduleCap.mb, moduleCap.setting);
+      if (big) return await fail(big);
       if (this.stopRequested.delete(key)) return await fail("task stopped");
       const env: Record<string, string> = { PROPLET_ID: this.id, ...msg.env };
       if (isFlTask(env)) {

@@ -32,6 +32,8 @@ export interface PropletConfig {
   metricsPort?: number;
   /** The most linear memory one task may hold, in MiB: the default and the ceiling of a task's max_memory_mb. */
   maxTaskMemoryMb?: number;
+  /** The largest module this proplet takes, in MiB (PROPLET_MAX_MODULE_MB; serve --max-module-mb). */
+  maxModuleMb?: number;
   /** Host directories tasks may preopen (and what is below them); none by default. */
   allowedDirs?: string[];
   /** Where cgroup files are read (tests point it at a prepared tree). */

@@ -1,0 +1,172 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connect, type Socket } from "node:net";
+import mqttPacket from "mqtt-packet";
+import { Writer } from "../../src/core/wasm-binary.ts";
+import { http, identity, type Serve, startServe, untilEnded } from "../helpers.ts";
+
+// Attacks on what modules cost, the data dir's files and self-reported claims (issue 25, items 6, 9 and 10),
+// against real serve and proplet processes.
+
+/**
+ * A valid module of `n` functions () -> i32 (`main` is the first), each a loop of `ops` adds: code that takes the
+ * instrumenter seconds (a big data section alone would be cheap to instrument).
+ */
+function bigModule(n: number, ops: number): Uint8Array {
+  const body = new Writer();
+  body.raw(Uint8Array.of(1, 2, 0x7f)); // two i32 locals
+  body.raw(Uint8Array.of(0x03, 0x40)); // loop
+  for (let i = 0; i < ops; i++) body.raw(Uint8Array.of(0x20, 0, 0x41, (i % 63) + 1, 0x6a, 0x21, 0)); // l0 += k
+  body.raw(Uint8Array.of(0x20, 1, 0x41, 1, 0x6a, 0x22, 1, 0x41, 3, 0x48, 0x0d, 0)); // while (++l1 < 3)
+  body.raw(Uint8Array.of(0x0b, 0x20, 0, 0x0b)); // end loop; l0; end
+  const fn = body.finish();
+  const m = new Writer();
+  m.raw(Uint8Array.of(0, 0x61, 0x73, 0x6d, 1, 0, 0, 0));
+  const section = (id: number, content: Uint8Array) => {
+    m.byte(id);
+    m.u32(content.length);
+    m.raw(content);
+  };
+  section(1, Uint8Array.of(1, 0x60, 0, 1, 0x7f));
+  const funcs = new Writer();
+  funcs.u32(n);
+  for (let i = 0; i < n; i++) funcs.u32(0);
+  section(3, funcs.finish());
+  section(7, Uint8Array.of(1, 4, 0x6d, 0x61, 0x69, 0x6e, 0, 0)); // export "main" = function 0
+  const code = new Writer();
+  code.u32(n);
+  for (let i = 0; i < n; i++) {
+    code.u32(fn.length);
+    code.raw(fn);
+  }
+  section(10, code.finish());
+  return m.finish();
+}
+
+/** What `main` of bigModule returns: three passes of the adds. */
+function bigModuleResult(ops: number): number {
+  let sum = 0;
+  for (let i = 0; i < ops; i++) sum += (i % 63) + 1;
+  return 3 * sum;
+}
+
+/** An MQTT connection of our own, logged in as `id`: PINGREQ → PINGRESP times the broker's answer. */
+async function mqttPinger(port: number, id: string, password: string) {
+  const sock: Socket = connect(port, "127.0.0.1");
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  const waiting: ((cmd: string) => void)[] = [];
+  parser.on("packet", (p) => waiting.shift()?.(p.cmd));
+  sock.on("data", (d: Buffer) => parser.parse(d));
+  const next = () => new Promise<string>((r) => waiting.push(r));
+  await new Promise((r) => sock.once("connect", r));
+  const connack = next();
+  sock.write(
+    mqttPacket.generate({
+      cmd: "connect",
+      protocolId: "MQTT",
+      protocolVersion: 4,
+      clean: true,
+      clientId: id,
+      keepalive: 60,
+      username: id,
+      password: Buffer.from(password),
+    }),
+  );
+  expect(await connack).toBe("connack");
+  return {
+    async ping(): Promise<number> {
+      const t = performance.now();
+      const resp = next();
+      sock.write(Uint8Array.of(0xc0, 0));
+      expect(await resp).toBe("pingresp");
+      return performance.now() - t;
+    },
+    close: () => sock.destroy(),
+  };
+}
+
+describe("modules: heavy work off the main thread, a size cap", () => {
+  let s: Serve;
+  const MAX_MB = 48;
+  beforeAll(async () => {
+    s = await startServe({ extra: ["--max-module-mb", String(MAX_MB)] });
+  });
+  afterAll(async () => {
+    await s?.kill();
+  });
+
+  test("a 21 MB module is instrumented and compiled while /health and MQTT pings answer within 500 ms", async () => {
+    const ops = 200;
+    const wasm = bigModule(16_000, ops);
+    expect(wasm.length).toBeGreaterThan(21e6);
+    // Made before the probes start: this process's own work must not count as serve's delay.
+    const body = JSON.stringify({ name: "main", file: Buffer.from(wasm).toString("base64") });
+    const probe = await identity(s.url, "proplet", "probe");
+    const pinger = await mqttPinger(s.mqttPort, probe.username, probe.password);
+    const worst = { health: 0, ping: 0, probes: 0 };
+    let probing = true;
+    const probes = (async () => {
+      while (probing) {
+        const t = performance.now();
+        expect((await fetch(`${s.url}/health`)).status).toBe(200);
+        worst.health = Math.max(worst.health, performance.now() - t);
+        worst.ping = Math.max(worst.ping, await pinger.ping());
+        worst.probes++;
+        await Bun.sleep(50);
+      }
+    })();
+    const t0 = performance.now();
+    const created = await http(`${s.url}/tasks`, "POST", body);
+    expect(created.status).toBe(201);
+    expect((await http(`${s.url}/tasks/${created.body.id}/start`, "POST")).status).toBe(200);
+    const done = await untilEnded(s.url, created.body.id, "the big module's task", 60_000);
+    const took = performance.now() - t0;
+    probing = false;
+    await probes;
+    pinger.close();
+    console.log(
+      `${(wasm.length / 1e6).toFixed(1)} MB module: ${(took / 1000).toFixed(1)} s to run; worst /health ${worst.health.toFixed(0)} ms, ` +
+        `worst MQTT ping ${worst.ping.toFixed(0)} ms over ${worst.probes} probes`,
+    );
+    expect(done.status).toBe("Completed");
+    expect(done.results).toBe(String(bigModuleResult(ops)));
+    // The attack is real only if the processing took long enough to be seen.
+    expect(took).toBeGreaterThan(1500);
+    expect(worst.probes).toBeGreaterThan(10);
+    expect(worst.health).toBeLessThan(500);
+    expect(worst.ping).toBeLessThan(500);
+  }, 90_000);
+
+  test("a module over the cap is refused: at create naming `file`, at the proplet as a failed task", async () => {
+    // Inline: valid base64 that starts as a module; refused by its size before anything is decoded.
+    const file = `AGFzbQEAAAA${"A".repeat(Math.ceil(((MAX_MB + 1) * 1024 * 1024 * 4) / 3))}`;
+    const refused = await http(`${s.url}/tasks`, "POST", { name: "main", file });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatch(
+      new RegExp(
+        `^file: the module is ${MAX_MB + 1}\\.0 MiB, over the limit of ${MAX_MB} MiB \\(serve --max-module-mb\\)`,
+      ),
+    );
+    // By URL: the manager cannot see its size; the proplet refuses it as it downloads, and the task fails saying so.
+    const big = new Uint8Array((MAX_MB + 2) * 1024 * 1024);
+    big.set([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
+    const site = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: () => new Response(big, { headers: { "content-type": "application/wasm" } }),
+    });
+    try {
+      const created = await http(`${s.url}/tasks`, "POST", {
+        name: "main",
+        image_url: `http://127.0.0.1:${site.port}/big.wasm`,
+      });
+      expect(created.status).toBe(201);
+      await http(`${s.url}/tasks/${created.body.id}/start`, "POST");
+      const t = await untilEnded(s.url, created.body.id, "the over-cap task to fail", 30_000);
+      expect(t.status).toBe("Failed");
+      expect(t.error).toContain(`over the limit of ${MAX_MB} MiB (serve --max-module-mb)`);
+    } finally {
+      site.stop(true);
+    }
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
+  }, 60_000);
+});
