@@ -209,6 +209,12 @@ export const serveCommand = defineCommand({
           "tasks the local proplet runs at once (env PROPELLER_LOCAL_MAX_TASKS); default twice the CPU count",
         default: L.text("local-max-tasks", ["PROPELLER_LOCAL_MAX_TASKS"], String(defaultMaxTasks())),
       },
+      "trust-proplet-labels": {
+        type: "boolean",
+        description:
+          "let labels and TEE types proplets report about themselves meet tasks' requirements; otherwise only labels set on their identities do (env PROPELLER_TRUST_PROPLET_LABELS)",
+        default: L.bool("trust-proplet-labels", "PROPELLER_TRUST_PROPLET_LABELS", false),
+      },
       "max-module-mb": {
         type: "string",
         description: `largest module a task may carry, in MiB: an inline file at create, any module at the local proplet (env PROPELLER_MAX_MODULE_MB)`,
@@ -264,6 +270,7 @@ export const serveCommand = defineCommand({
           livelinessThreshold: seconds(L.label("liveliness-threshold"), args["liveliness-threshold"], interval * 3),
           scheduler,
           localMaxTasks: int(L.label("local-max-tasks"), args["local-max-tasks"], 1, 10_000),
+          trustPropletLabels: args["trust-proplet-labels"],
           maxModuleMb: int(L.label("max-module-mb"), args["max-module-mb"], 1, MAX_MODULE_MB_LIMIT),
           proxy: args.proxy
             ? { registry: registryFromEnv(args["data-dir"]), chunkSize: chunkSizeFromEnv() }

@@ -68,6 +68,8 @@ export interface ServeOptions {
   managerCredentials?: { id: string; key: string };
   /** The largest module accepted, in MiB: a task's inline `file` at the manager, any module at the local proplet. */
   maxModuleMb?: number;
+  /** A proplet's own labels and TEE count towards requirements (always so with auth off: there are no identities). */
+  trustPropletLabels?: boolean;
 }
 
 export interface RunningServe {
@@ -143,7 +145,10 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
         })
       : undefined;
   const store = await openStorage(o.storage, { ...o, ...(site ? { fence: site.fence } : {}) });
-  const identities = new Identities(store);
+  // Without authentication anyone may connect as any proplet, so there are no identities to set labels on: what
+  // proplets say of themselves is all there is.
+  const trustPropletLabels = o.trustPropletLabels === true || !o.auth;
+  const identities = new Identities(store, { trustPropletLabels });
   const adminToken = o.auth ? await ensureAdminToken(identities, o.dataDir) : undefined;
   const brokerAuth = o.auth
     ? { authenticate: (id: string, key: string) => identities.verifyEntity(id, key), channel: o }
@@ -285,6 +290,8 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       `embedded MQTT broker on ${mqttScheme}://${o.host}:${broker.port} and ${ws}://${o.host}:${server.port}/mqtt`,
     );
   else log.info(`using external MQTT broker ${o.mqttUrl}`);
+  if (o.trustPropletLabels && o.auth)
+    log.warn("--trust-proplet-labels: a proplet's own labels and TEE claims attract tasks that require them");
   if (!o.auth) {
     log.warn("authentication is OFF (--no-auth): any local process can run code on your proplets");
   } else {

@@ -135,9 +135,9 @@ export class Dispatcher {
     const mine = pinned ? alive.filter((c) => c.id === pinned) : alive;
     if (pinned && mine.length === 0) return `its proplet ${pinned} is not alive`;
     const req = task.requirements;
-    const able = req ? mine.filter((c) => !unmet(req, c.proplet.metadata)) : mine;
+    const able = req ? mine.filter((c) => !unmet(req, c.proplet.metadata, c.vouched)) : mine;
     if (able.length === 0 && req) {
-      const why = mine.slice(0, 3).map((c) => `${c.proplet.name} lacks ${unmet(req, c.proplet.metadata)}`);
+      const why = mine.slice(0, 3).map((c) => `${c.proplet.name} lacks ${unmet(req, c.proplet.metadata, c.vouched)}`);
       return `no alive proplet meets its requirements (${describeRequirements(req)})${why.length ? `: ${why.join("; ")}` : ": none is alive"}; it runs when one joins`;
     }
     if (able.length === 0) return "no proplet is alive; it runs when one joins";
@@ -270,7 +270,7 @@ export class Dispatcher {
     const able = this.proplets
       .candidates(Date.now())
       // Only a proplet that tells runs apart: an upstream one would mix the two runs' results.
-      .filter((c) => canHost(task, c.proplet) && c.proplet.metadata.run_ids === true);
+      .filter((c) => canHost(task, c.proplet, c.vouched) && c.proplet.metadata.run_ids === true);
     const chosen = leastLoaded(able);
     if (!chosen) return false;
     const now = nowIso();

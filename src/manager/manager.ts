@@ -59,7 +59,7 @@ export class Manager {
     opts: ManagerOptions,
   ) {
     this.identities = identities;
-    this.proplets = new PropletRegistry(store, this.events, opts);
+    this.proplets = new PropletRegistry(store, this.events, opts, (id) => identities.vouched(id));
     this.dispatcher = new Dispatcher(store, bus, this.proplets, this.events, opts.scheduler);
     this.liveness = new Liveness(this.proplets, this.dispatcher, opts.partitionGraceMs ?? 0);
     this.schedules = new Schedules(store, this.dispatcher, this.events, opts.observeFiring);
@@ -71,6 +71,7 @@ export class Manager {
     this.output = new TaskOutput(store, this.events);
     this.fl = new Federation(store, this.tasks, this.proplets, this.events, { url: opts.flUrl });
     const d = this.dispatcher;
+    identities.labelled.subscribe(() => d.drain());
     const t = this.telemetry;
     this.inbound = {
       create: (m) => this.liveness.onCreate(m),

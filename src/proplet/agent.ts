@@ -317,6 +317,8 @@ export class PropletAgent {
       if (this.host) run = this.host.run(key, { ...req, bytes });
       else {
         const spec = { ...req, compiled: await this.modules.load(bytes, maxMemoryMb) };
+        // Compiling is done on its own thread, so a stop may have come meanwhile.
+        if (this.stopRequested.delete(key)) return await fail("task stopped");
         run = msg.latent ? this.deploy(msg.id, spec) : this.pool.run(spec);
       }
       entry.running = run;
