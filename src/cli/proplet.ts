@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { defineCommand } from "citty";
 import { MAX_MODULE_MB_LIMIT } from "../core/module-size.ts";
@@ -10,6 +10,7 @@ import { defaultMaxTasks, type PropletConfig } from "../proplet/config.ts";
 import { lockDir } from "../storage/lock.ts";
 import { configureTracing } from "../telemetry/tracing.ts";
 import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "./args.ts";
+import { ownDataDir, privateUmask } from "./data-dir.ts";
 import { Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { configSection } from "./provision.ts";
 
@@ -151,6 +152,7 @@ export const propletCommand = defineCommand({
     action(
       async () => {
         L.check();
+        privateUmask();
         // As upstream's proplet: an incomplete environment is filled in from a config.toml section.
         const given = {
           entity_id: args["entity-id"],
@@ -170,7 +172,7 @@ export const propletCommand = defineCommand({
         const dir =
           env("PROPLET_DATA_DIR") ??
           join(defaultDataDir(), id ? `proplet-${id.replace(/[^A-Za-z0-9._-]/g, "_")}` : "proplet");
-        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        ownDataDir(dir, "PROPLET_DATA_DIR");
         const state = lockDir(dir, "proplet");
         id ||= storedId(dir);
         const agent = new PropletAgent({

@@ -9,6 +9,7 @@ import { defaultMaxTasks } from "../proplet/config.ts";
 import { STORAGE_HELP } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "./args.ts";
+import { privateUmask } from "./data-dir.ts";
 import { Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { propletEnv } from "./proplet.ts";
 import { chunkSizeFromEnv, registryFromEnv } from "./proxy.ts";
@@ -232,6 +233,7 @@ export const serveCommand = defineCommand({
     action(
       async () => {
         L.check();
+        privateUmask();
         const interval = seconds(
           L.label("liveliness-interval"),
           args["liveliness-interval"],

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MqttClient } from "mqtt";
 import consoleIndex from "../../web/index.html";
@@ -21,6 +21,7 @@ import { openStorage, storageLocation } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { configureTracing, tracing } from "../telemetry/tracing.ts";
 import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
+import { ownDataDir, removeStaleBackups } from "./data-dir.ts";
 import type { LocalEnv } from "./proplet.ts";
 
 /** How long a proplet that stops being heard keeps its runs, by default (issue: edge links drop for minutes). */
@@ -124,9 +125,10 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     Bun.env.OTEL_SERVICE_NAME ?? "propeller-manager",
     Number(Bun.env.OTEL_TRACES_SAMPLER_ARG ?? 1),
   );
-  // The data dir holds the database and the admin token: its owner only, when serve creates it.
-  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  // The data dir holds the database and the admin token: its owner's only (made so, or refused).
+  ownDataDir(o.dataDir, "--data-dir");
   const lock = lockDir(o.dataDir, "serve");
+  removeStaleBackups(o.dataDir);
   const instanceId = crypto.randomUUID();
   const [http, ws] = o.tls ? ["https", "wss"] : ["http", "ws"];
   const loopback = o.host === "0.0.0.0" || o.host === "::" ? "127.0.0.1" : o.host;
@@ -250,6 +252,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   });
   const hint = `the admin token is in ${join(o.dataDir, "admin.token")}; \`propeller tokens create\` makes more`;
   const info = {
+    backupDir: o.dataDir,
     ...{ version: VERSION, commit: COMMIT, buildTime: BUILD_TIME, instanceId, channel: o, storage: store.kind },
     ...(site ? { role: "active" } : {}),
     tls: Boolean(o.tls),

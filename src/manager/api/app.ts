@@ -36,6 +36,8 @@ export interface AppInfo {
   channel?: Channel;
   /** Served over TLS: the console's cookie is then Secure. */
   tls?: boolean;
+  /** Where `POST /backup` makes its copy (the data dir); none: no backups. */
+  backupDir?: string;
 }
 
 /** `auth` unset: no authentication (`serve --no-auth`, loopback only). */
@@ -99,7 +101,7 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
   groupRoutes(app, m.groups);
   flRoutes(app, m.fl);
   sessionRoutes(app, m.identities, { auth: Boolean(auth), secure: Boolean(info.tls) });
-  adminRoutes(app, m);
+  adminRoutes(app, m, info.backupDir);
   identityRoutes(app, m.identities, info.channel ?? { domainId: DEFAULT_DOMAIN_ID, channelId: DEFAULT_CHANNEL_ID });
   return app;
 }
