@@ -83,7 +83,7 @@ export class PropletAgent {
     }
     // Warm as many workers as tasks may run at once (up to the cores); more spawn on demand up to max_tasks.
     // The host runtime needs no worker threads; the pool is then empty and never used.
-    this.host = cfg.runtime === "host" ? new HostRuntime(cfg.externalRuntime) : undefined;
+    this.host = cfg.runtime === "host" ? new HostRuntime(cfg.externalRuntime, cfg.stateDir) : undefined;
     this.pool = new WorkerPool(this.host ? 0 : Math.min(cfg.maxTasks, cpus().length), cfg.maxTasks);
     this.chunks = new ChunkAssembler(
       (app, chunks) => {

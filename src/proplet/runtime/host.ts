@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sha256Hex } from "../../core/digest.ts";
@@ -54,12 +54,20 @@ async function collect(
 }
 
 export class HostRuntime {
-  private dir = join(tmpdir(), `propeller-modules-${process.getuid?.() ?? 0}`);
+  private dir: string;
   /** PIDs of running children by task id, for metrics. */
   readonly pids = new Map<string, number>();
 
-  constructor(private external?: string) {
-    mkdirSync(this.dir, { recursive: true });
+  /**
+   * Module files go in `<stateDir>/modules`, or a private temp dir made for this process: a fixed name under /tmp
+   * could be made first by another user, who could then swap a module between its write and the child's read.
+   */
+  constructor(
+    private external?: string,
+    stateDir?: string,
+  ) {
+    this.dir = stateDir ? join(stateDir, "modules") : mkdtempSync(join(tmpdir(), "propeller-modules-"));
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 
   get name(): string {
