@@ -63,6 +63,11 @@ export class PropletAgent {
   private host?: HostRuntime;
   /** Latent tasks deployed here, ready for invocations. */
   private deployed = new Map<string, RunSpec>();
+  /**
+   * Latent tasks still being fetched and compiled (on the compile thread), by task id: an invocation that comes
+   * meanwhile (the manager shows the task Running as soon as it sent the start) waits for the deployment.
+   */
+  private deploying = new Map<string, Promise<void>>();
 
   /** QoS 0 in the broker's own process (the link cannot drop; sessions are clean); 1 over a network. */
   private qos: 0 | 1;
@@ -266,6 +271,14 @@ export class PropletAgent {
     }
     const entry: RunHere = { task: msg.id, run: msg.run_id ?? "", running: "preparing" };
     this.running.set(key, entry);
+    let deployed: (() => void) | undefined;
+    if (msg.latent) this.deploying.set(msg.id, new Promise<void>((resolve) => (deployed = resolve)));
+    const settleDeploy = () => {
+      if (!deployed) return;
+      this.deploying.delete(msg.id);
+      deployed();
+      deployed = undefined;
+    };
     const runId = msg.run_id ? { run_id: msg.run_id } : {};
     // The run joins the dispatch's trace when the manager traces and so does this proplet.
     const t = tracing();
@@ -320,6 +333,7 @@ export class PropletAgent {
         // Compiling is done on its own thread, so a stop may have come meanwhile.
         if (this.stopRequested.delete(key)) return await fail("task stopped");
         run = msg.latent ? this.deploy(msg.id, spec) : this.pool.run(spec);
+        settleDeploy();
       }
       entry.running = run;
       this.prom?.started.inc();
@@ -354,6 +368,7 @@ export class PropletAgent {
       await fail(e instanceof Error ? e.message : String(e));
     } finally {
       fl?.cleanup();
+      settleDeploy();
     }
   }
 
@@ -402,6 +417,7 @@ export class PropletAgent {
         },
         this.qos,
       ).catch(() => {});
+    await this.deploying.get(msg.id);
     const spec = this.deployed.get(msg.id);
     if (!spec) return reply("", `task ${msg.id} has not been precompiled; deploy it as a latent task first`);
     const r = await this.pool.run({
