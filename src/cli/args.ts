@@ -13,7 +13,7 @@ export const env = (name: string): string | undefined => {
 export function int(name: string, v: string | undefined, min = 0, max = 65535): number {
   const n = Number(v);
   if (v === undefined || !/^\d+$/.test(v.trim()) || n < min || n > max) {
-    const label = /^[a-z0-9-]+$/.test(name) ? `--${name}` : name;
+    const label = /^[a-z0-9][a-z0-9-]*$/.test(name) ? `--${name}` : name;
     throw new UsageError(`${label} must be an integer between ${min} and ${max}, got ${JSON.stringify(v)}`);
   }
   return n;
