@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, chownSync, mkdirSync, readdirSync, statSync, watch, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, statSync, watch, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,6 +64,9 @@ function bigModuleResult(ops: number): number {
   return 3 * sum;
 }
 
+/** A process's resident memory in MiB. */
+const rssMib = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+
 /** An MQTT connection of our own, logged in as `id`: PINGREQ → PINGRESP times the broker's answer. */
 async function mqttPinger(port: number, id: string, password: string) {
   const sock: Socket = connect(port, "127.0.0.1");
@@ -117,7 +120,8 @@ describe("modules: heavy work off the main thread, a size cap", () => {
     const body = JSON.stringify({ name: "main", file: Buffer.from(wasm).toString("base64") });
     const probe = await identity(s.url, "proplet", "probe");
     const pinger = await mqttPinger(s.mqttPort, probe.username, probe.password);
-    const worst = { health: 0, ping: 0, probes: 0 };
+    const worst = { health: 0, ping: 0, probes: 0, rss: 0 };
+    const rssBefore = rssMib(s.proc.pid);
     let probing = true;
     const probes = (async () => {
       while (probing) {
@@ -126,6 +130,7 @@ describe("modules: heavy work off the main thread, a size cap", () => {
         worst.health = Math.max(worst.health, performance.now() - t);
         worst.ping = Math.max(worst.ping, await pinger.ping());
         worst.probes++;
+        worst.rss = Math.max(worst.rss, rssMib(s.proc.pid));
         await Bun.sleep(50);
       }
     })();
@@ -140,15 +145,20 @@ describe("modules: heavy work off the main thread, a size cap", () => {
     pinger.close();
     console.log(
       `${(wasm.length / 1e6).toFixed(1)} MB module: ${(took / 1000).toFixed(1)} s to run; worst /health ${worst.health.toFixed(0)} ms, ` +
-        `worst MQTT ping ${worst.ping.toFixed(0)} ms over ${worst.probes} probes`,
+        `worst MQTT ping ${worst.ping.toFixed(0)} ms over ${worst.probes} probes; serve RSS ${rssBefore.toFixed(0)} MiB ` +
+        `before, ${worst.rss.toFixed(0)} MiB at most, ${rssMib(s.proc.pid).toFixed(0)} MiB after`,
     );
     expect(done.status).toBe("Completed");
     expect(done.results).toBe(String(bigModuleResult(ops)));
     // The attack is real only if the processing took long enough to be seen.
     expect(took).toBeGreaterThan(1500);
     expect(worst.probes).toBeGreaterThan(10);
-    expect(worst.health).toBeLessThan(500);
-    expect(worst.ping).toBeLessThan(500);
+    // 500 ms on an idle machine; on a loaded one what is left on the main thread (parsing, hashing and storing
+    // the module once) stretches too, but stays a small part of the run: compiled there, the stall was nearly all
+    // of it (4.9 s of 5.4 s).
+    const bound = Math.max(500, took / 4);
+    expect(worst.health).toBeLessThan(bound);
+    expect(worst.ping).toBeLessThan(bound);
   }, 90_000);
 
   test("a module over the cap is refused: at create naming `file`, at the proplet as a failed task", async () => {
