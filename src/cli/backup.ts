@@ -1,5 +1,15 @@
 import { Database } from "bun:sqlite";
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { defineCommand } from "citty";
 import { lockDir, lockHolder } from "../storage/lock.ts";
@@ -51,6 +61,8 @@ export const backupCommand = defineCommand({
         const lock = lockDir(dir, "backup");
         try {
           const store = openSqlite(join(dir, DB));
+          // The copy holds what the database does: its owner's only, as the live one.
+          closeSync(openSync(args.file, "wx", 0o600));
           store.backup(args.file);
           store.close();
         } finally {
@@ -97,6 +109,7 @@ export const restoreCommand = defineCommand({
             if (existsSync(db + ext)) renameSync(db + ext, `${db}.before-restore${ext}`);
         }
         copyFileSync(args.file, `${db}.tmp`);
+        chmodSync(`${db}.tmp`, 0o600); // a copy takes the backup file's mode, which may be open to others
         renameSync(`${db}.tmp`, db);
         rmSync(`${db}-wal`, { force: true });
         rmSync(`${db}-shm`, { force: true });

@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { defineCommand } from "citty";
+import { MAX_MODULE_MB_LIMIT } from "../core/module-size.ts";
 import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import type { ConfigSection } from "../core/provision.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
@@ -10,6 +11,7 @@ import { defaultMaxTasks, type PropletConfig } from "../proplet/config.ts";
 import { lockDir } from "../storage/lock.ts";
 import { configureTracing } from "../telemetry/tracing.ts";
 import { action, defaultDataDir, env, int, logArgs, nearest, seconds, UsageError } from "./args.ts";
+import { ownDataDir, privateUmask } from "./data-dir.ts";
 import { defaultsOf, Layers, SYSTEM_CONFIG, sectionProblems } from "./layers.ts";
 import { checkPortsFree } from "./ports.ts";
 import { configFile } from "./provision.ts";
@@ -53,7 +55,7 @@ function tlsEnv(): PropletConfig["tls"] {
 
 export type LocalEnv = Pick<
   PropletConfig,
-  "fetchTimeoutMs" | "metricsInterval" | "cgroupRoot" | "allowedDirs" | "maxTaskMemoryMb"
+  "fetchTimeoutMs" | "metricsInterval" | "cgroupRoot" | "allowedDirs" | "maxTaskMemoryMb" | "maxModuleMb"
 >;
 
 /** Proplet settings only the environment sets; serve's local proplet reads the same ones. */
@@ -61,9 +63,11 @@ export function propletEnv(): LocalEnv {
   const metrics = env("PROPLET_METRICS_INTERVAL");
   const memory = env("PROPLET_MAX_TASK_MEMORY_MB");
   const disk = env("PROPLET_MAX_TASK_DISK_MB");
+  const moduleMb = env("PROPLET_MAX_MODULE_MB");
   return {
     ...(memory ? { maxTaskMemoryMb: int("PROPLET_MAX_TASK_MEMORY_MB", memory, 1, 4096) } : {}),
     ...(disk ? { maxTaskDiskMb: int("PROPLET_MAX_TASK_DISK_MB", disk, 1, 1 << 20) } : {}),
+    ...(moduleMb ? { maxModuleMb: int("PROPLET_MAX_MODULE_MB", moduleMb, 1, MAX_MODULE_MB_LIMIT) } : {}),
     allowedDirs: (env("PROPLET_DIRS") ?? "").split(":").filter(Boolean),
     fetchTimeoutMs: seconds("PROPLET_FETCH_TIMEOUT", env("PROPLET_FETCH_TIMEOUT"), 60) * 1000,
     metricsInterval: metrics === "0" ? 0 : seconds("PROPLET_METRICS_INTERVAL", metrics, 10),
@@ -291,6 +295,7 @@ export const propletCommand = defineCommand({
   run: ({ args }) =>
     action(
       async () => {
+        privateUmask();
         const { config, id: given, file, section } = settingsOf(args as unknown as PropletArgs);
         let id = given;
         if (id && !args["entity-id"]) log.info(`identity ${id} from [${section}] of ${file}`);
@@ -303,7 +308,7 @@ export const propletCommand = defineCommand({
         // Its metrics port, when it has one, is checked free before the state dir is made or locked.
         if (config.metricsPort)
           await checkPortsFree("127.0.0.1", [{ port: config.metricsPort, flag: "PROPLET_METRICS_PORT" }]);
-        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        ownDataDir(dir, "PROPLET_DATA_DIR");
         const state = lockDir(dir, "proplet");
         id ||= storedId(dir);
         const agent = new PropletAgent({ ...config, entityId: id, stateDir: dir });

@@ -1,10 +1,27 @@
 import { defineCommand } from "citty";
 import type { PropletView } from "../core/proplet.ts";
-import { action, int } from "./args.ts";
+import { action, int, UsageError } from "./args.ts";
 import { api, okCommand, pagedCommand, urlArg } from "./client.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
 const idArg = { id: { type: "positional", description: "proplet id", required: true } } as const;
+
+/** `--label k=v[,k=v]`, repeated: citty keeps only the last, so they are read from the raw arguments. */
+function labelsArg(rawArgs: string[]): Record<string, string> | undefined {
+  const pairs: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const m = /^--label(?:=(.*))?$/.exec(rawArgs[i]!);
+    if (m) pairs.push(...(m[1] ?? rawArgs[++i] ?? "").split(","));
+  }
+  if (pairs.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const p of pairs.map((x) => x.trim()).filter(Boolean)) {
+    const eq = p.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--label: ${JSON.stringify(p)} is not KEY=VALUE`);
+    out[p.slice(0, eq).trim()] = p.slice(eq + 1).trim();
+  }
+  return out;
+}
 
 export const propletsCommand = defineCommand({
   meta: { name: "proplets", description: "Inspect the proplets known to the manager" },
@@ -68,18 +85,43 @@ export const propletsCommand = defineCommand({
       args: {
         id: { type: "string", description: "the proplet's id (default: a new UUID)" },
         name: { type: "string", description: "a name to recognise it by" },
+        label: {
+          type: "string",
+          description:
+            "KEY=VALUE[,KEY=VALUE…], may repeat: labels tasks' requirements may rely on (a proplet's own claims count only with serve --trust-proplet-labels)",
+        },
         ...urlArg,
       },
-      run: ({ args }) =>
+      run: ({ args, rawArgs }) =>
         action(async () => {
+          const labels = labelsArg(rawArgs);
           const body = {
             kind: "proplet",
             ...(args.id ? { id: args.id } : {}),
             ...(args.name ? { name: args.name } : {}),
+            ...(labels ? { labels } : {}),
           };
           const e = await api<{ id: string; api_key: string }>(args, "POST", "/entities", body);
           if (args.json) return printJson(e);
           process.stdout.write(`PROPLET_ENTITY_ID=${e.id}\nPROPLET_API_KEY=${e.api_key}\n`);
+        }),
+    }),
+    label: defineCommand({
+      meta: {
+        description: "Set a proplet identity's labels (replacing them): --label KEY=VALUE, may repeat; none clears",
+      },
+      args: {
+        ...idArg,
+        label: { type: "string", description: "KEY=VALUE[,KEY=VALUE…], may repeat" },
+        ...urlArg,
+      },
+      run: ({ args, rawArgs }) =>
+        action(async () => {
+          const e = await api(args, "PUT", `/entities/${encodeURIComponent(args.id)}/labels`, {
+            labels: labelsArg(rawArgs) ?? {},
+          });
+          if (args.json) return printJson(e);
+          printRecord(e as Record<string, unknown>);
         }),
     }),
     revoke: okCommand(

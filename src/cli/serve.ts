@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
 import { DEFAULT_LIMITS, packetBytesFor } from "../broker/limits.ts";
+import { MAX_MODULE_MB_LIMIT } from "../core/module-size.ts";
 import { parseOrigin } from "../core/origins.ts";
 import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { SCHEDULERS, type SchedulerName } from "../core/scheduler.ts";
@@ -11,6 +12,7 @@ import { defaultMaxTasks } from "../proplet/config.ts";
 import { STORAGE_HELP } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "./args.ts";
+import { privateUmask } from "./data-dir.ts";
 import { defaultsOf, Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { propletEnv } from "./proplet.ts";
 import { chunkSizeFromEnv, proxyArgs, proxySettings, registryFromEnv } from "./proxy.ts";
@@ -330,6 +332,12 @@ export const serveCommand = defineCommand({
         description: "seconds the console sign-in link printed at start works, once (env PROPELLER_LOGIN_LINK_TTL)",
         default: L.text("login-link-ttl", ["PROPELLER_LOGIN_LINK_TTL"], "600"),
       },
+      "trust-proplet-labels": {
+        type: "boolean",
+        description:
+          "let labels and TEE types proplets report about themselves meet tasks' requirements; otherwise only labels set on their identities do (env PROPELLER_TRUST_PROPLET_LABELS)",
+        default: L.bool("trust-proplet-labels", "PROPELLER_TRUST_PROPLET_LABELS", false),
+      },
       scheduler: {
         type: "string",
         description: `proplet choice: ${SCHEDULERS.join(", ")} (env PROPELLER_SCHEDULER)`,
@@ -342,6 +350,7 @@ export const serveCommand = defineCommand({
     action(
       async () => {
         L.check();
+        privateUmask();
         const interval = seconds(
           L.label("liveliness-interval"),
           args["liveliness-interval"],
@@ -384,6 +393,8 @@ export const serveCommand = defineCommand({
           livelinessThreshold: seconds(L.label("liveliness-threshold"), args["liveliness-threshold"], interval * 3),
           scheduler,
           localMaxTasks: int(L.label("local-max-tasks"), args["local-max-tasks"], 1, 10_000),
+          trustPropletLabels: args["trust-proplet-labels"],
+          maxModuleMb: int(L.label("max-module-mb"), args["max-module-mb"], 1, MAX_MODULE_MB_LIMIT),
           proxy: args.proxy ? proxyOptions(args) : undefined,
           localPropletEnv: propletEnv(),
           staleRemovalS: int(L.label("stale-proplet-removal"), args["stale-proplet-removal"], 0, 10 * 365 * 86400),

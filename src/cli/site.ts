@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MqttClient } from "mqtt";
 import consoleIndex from "../../web/index.html";
@@ -28,6 +28,7 @@ import { openStorage, storageLocation } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { configureTracing, tracing } from "../telemetry/tracing.ts";
 import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
+import { ownDataDir, removeStaleBackups } from "./data-dir.ts";
 import { checkPortsFree } from "./ports.ts";
 import type { LocalEnv } from "./proplet.ts";
 
@@ -86,6 +87,10 @@ export interface ServeOptions {
   apiLimits?: ApiLimits;
   /** Seconds the console's sign-in link works (once); default 600. */
   loginLinkTtlS?: number;
+  /** The largest module accepted, in MiB: a task's inline `file` at the manager, any module at the local proplet. */
+  maxModuleMb?: number;
+  /** A proplet's own labels and TEE count towards requirements (always so with auth off: there are no identities). */
+  trustPropletLabels?: boolean;
 }
 
 export interface RunningServe {
@@ -141,9 +146,10 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       ? []
       : [o.tls ? { port: o.tls.mqttTlsPort, flag: "--mqtt-tls-port" } : { port: o.mqttPort, flag: "--mqtt-port" }]),
   ]);
-  // The data dir holds the database and the admin token: its owner only, when serve creates it.
-  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  // The data dir holds the database and the admin token: its owner's only (made so, or refused).
+  ownDataDir(o.dataDir, "--data-dir");
   const lock = lockDir(o.dataDir, "serve");
+  removeStaleBackups(o.dataDir);
   const instanceId = crypto.randomUUID();
   const [http, ws] = o.tls ? ["https", "wss"] : ["http", "ws"];
   const loopback = o.host === "0.0.0.0" || o.host === "::" ? "127.0.0.1" : o.host;
@@ -162,7 +168,10 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
         })
       : undefined;
   const store = await openStorage(o.storage, { ...o, ...(site ? { fence: site.fence } : {}) });
-  const identities = new Identities(store);
+  // Without authentication anyone may connect as any proplet, so there are no identities to set labels on: what
+  // proplets say of themselves is all there is.
+  const trustPropletLabels = o.trustPropletLabels === true || !o.auth;
+  const identities = new Identities(store, { trustPropletLabels });
   const adminToken = o.auth ? await ensureAdminToken(identities, o.dataDir) : undefined;
   const brokerAuth = o.auth
     ? { authenticate: (id: string, key: string) => identities.verifyEntity(id, key), channel: o }
@@ -224,6 +233,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const manager = new Manager(store, starts, identities, {
     livelinessThresholdMs: o.livelinessThreshold * 1000,
     scheduler: o.scheduler,
+    maxModuleMb: o.maxModuleMb,
     staleRemovalMs: (o.staleRemovalS ?? 0) * 1000,
     partitionGraceMs: (o.partitionGraceS ?? DEFAULT_PARTITION_GRACE_S) * 1000,
     flUrl,
@@ -268,6 +278,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       maxTasks: o.localMaxTasks,
       ...o.localPropletEnv,
       flUrl, // its FL requests go to this serve, with its key
+      ...(o.maxModuleMb ? { maxModuleMb: o.maxModuleMb } : {}),
       description: "local proplet of propeller serve",
       broker: broker?.aedes,
     });
@@ -288,6 +299,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const hint = "the admin token is in admin.token in serve's data dir; `propeller tokens create` makes more";
   const limits = o.apiLimits ?? DEFAULT_API_LIMITS;
   const info = {
+    backupDir: o.dataDir,
     ...{ version: VERSION, commit: COMMIT, buildTime: BUILD_TIME, instanceId, channel: o, storage: store.kind },
     ...(site ? { role: "active" } : {}),
     tls: Boolean(o.tls),
@@ -350,6 +362,8 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       `embedded MQTT broker on ${mqttScheme}://${o.host}:${broker.port} and ${ws}://${o.host}:${server.port}/mqtt`,
     );
   else log.info(`using external MQTT broker ${o.mqttUrl}`);
+  if (o.trustPropletLabels && o.auth)
+    log.warn("--trust-proplet-labels: a proplet's own labels and TEE claims attract tasks that require them");
   if (!o.auth) {
     log.warn("authentication is OFF (--no-auth): any local process can run code on your proplets");
   } else {

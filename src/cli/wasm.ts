@@ -2,6 +2,7 @@ import { readFileSync, realpathSync, writeSync } from "node:fs";
 import { basename, isAbsolute } from "node:path";
 import { defineCommand } from "citty";
 import { parseRuntimeOptions } from "../core/wasm-call.ts";
+import { hereCompiler } from "../proplet/runtime/compiler.ts";
 import { DEFAULT_TASK_DISK_MB } from "../proplet/runtime/disk-cap.ts";
 import { execute } from "../proplet/runtime/execute.ts";
 import { ModuleCache } from "../proplet/runtime/modules.ts";
@@ -68,7 +69,7 @@ export const wasmCommand = defineCommand({
             if (!isAbsolute(d.host) || !args["exit-with-parent"]) d.host = realpathSync(d.host);
           const cap = args["max-memory-mb"] ? int("max-memory-mb", args["max-memory-mb"], 1, 4096) : undefined;
           const disk = args["max-disk-mb"] ? int("max-disk-mb", args["max-disk-mb"], 1, 1 << 20) : undefined;
-          const runnable = await new ModuleCache().load(new Uint8Array(readFileSync(args.file)), cap);
+          const runnable = await new ModuleCache(1, hereCompiler).load(new Uint8Array(readFileSync(args.file)), cap);
           const r = execute({
             runnable,
             name: args.invoke ?? args.argv0 ?? basename(args.file, ".wasm"),

@@ -25,6 +25,22 @@ export const Token = z.object({
 });
 export type Token = z.infer<typeof Token>;
 
+/**
+ * Labels the operator sets on a proplet's identity (`proplets add --label`): what a task's `requirements` may rely
+ * on, unlike the labels a proplet announces about itself (core/requirements.ts). Keys and values as requirements'.
+ */
+export const Labels = z
+  .record(
+    z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[\w./-]+$/, "label keys are letters, digits and . _ / - only"),
+    z.string().max(256),
+  )
+  .refine((l) => Object.keys(l).length <= 64, "at most 64 labels");
+export type Labels = z.infer<typeof Labels>;
+
 /** A stored MQTT identity: its API key only as a hash. */
 export const Entity = z.object({
   id: z.string(),
@@ -33,6 +49,8 @@ export const Entity = z.object({
   key_hash: z.string(),
   created_at: z.string(),
   revoked_at: z.string().optional(),
+  /** A proplet's labels set by the operator. */
+  labels: Labels.optional(),
 });
 export type Entity = z.infer<typeof Entity>;
 
@@ -80,16 +98,25 @@ export const SessionCreate = z
   .strictObject({ token: z.string().min(1).max(512).optional(), code: z.string().min(1).max(128).optional() })
   .refine((b) => (b.token === undefined) !== (b.code === undefined), "give either token or code");
 
-export const EntityCreate = z.object({
-  kind: EntityKind,
-  name: NAME.optional(),
-  /** Upstream clients may bring their own id (a UUID); else one is made. */
-  id: z
-    .string()
-    .regex(/^[\w.-]{1,100}$/, "letters, digits and . _ - only (at most 100)")
-    .optional(),
-});
+export const EntityCreate = z
+  .object({
+    kind: EntityKind,
+    name: NAME.optional(),
+    /** Upstream clients may bring their own id (a UUID); else one is made. */
+    id: z
+      .string()
+      .regex(/^[\w.-]{1,100}$/, "letters, digits and . _ - only (at most 100)")
+      .optional(),
+    labels: Labels.optional(),
+  })
+  .refine((e) => !e.labels || e.kind === "proplet", {
+    path: ["labels"],
+    message: "only a proplet's identity carries labels",
+  });
 export type EntityCreate = z.infer<typeof EntityCreate>;
+
+/** `PUT /entities/{id}/labels`: a proplet's labels, replaced whole. */
+export const LabelsUpdate = z.object({ labels: Labels });
 
 /** What the API shows of a token: never its hash. */
 export function tokenView(t: Token): Omit<Token, "hash"> {

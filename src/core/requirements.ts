@@ -1,9 +1,11 @@
 import { z } from "zod";
 import type { PropletMetadata } from "./proplet.ts";
 
-// Placement constraints (issue 15): what a task needs of a proplet, matched against what the proplet announced.
-// Labels come from its tags (`PROPLET_TAGS=gpu=true,zone=a`: `key=value`, a bare tag is `tag=true`) and its
-// location; runtime, arch and TEE from its discovery metadata; memory from its total memory. Pure.
+// Placement constraints (issue 15): what a task needs of a proplet. Labels and a TEE are claims (issue 25): the
+// labels the operator set on the proplet's identity are authoritative, while those a proplet announces about
+// itself (its tags, `PROPLET_TAGS=gpu=true,zone=a`: `key=value`, a bare tag is `tag=true`, and its location) and the
+// TEE it reports count only when its own word is trusted (`Vouched.self`). An operator label `tee` vouches for a
+// TEE. Runtime, arch and memory are facts of fit, not of trust, and are taken from its discovery metadata. Pure.
 
 const Short = z.string().min(1).max(128);
 
@@ -34,6 +36,24 @@ export function propletLabels(meta: PropletMetadata): Record<string, string> {
   return out;
 }
 
+/** What placement takes as true of a proplet besides its fit. */
+export interface Vouched {
+  /** Labels the operator set on its identity: authoritative. */
+  labels?: Record<string, string>;
+  /**
+   * Its own claims count (labels, location, TEE): `serve --trust-proplet-labels`, `--no-auth` (no identities to set
+   * labels on), and serve's own local proplet.
+   */
+  self: boolean;
+}
+
+/** A proplet whose own word is taken (and nothing set by the operator). */
+export const SELF_TRUSTED: Vouched = Object.freeze({ self: true });
+/** A proplet of which nothing is vouched for. */
+export const UNVOUCHED: Vouched = Object.freeze({ self: false });
+
+const NOT_TRUSTED = "self-reported, not trusted: set it on its identity, or serve --trust-proplet-labels";
+
 const ARCH_ALIASES: Record<string, string> = { x64: "x86_64", amd64: "x86_64", arm64: "aarch64" };
 const normArch = (a: string) => ARCH_ALIASES[a.toLowerCase()] ?? a.toLowerCase();
 
@@ -41,23 +61,40 @@ const normArch = (a: string) => ARCH_ALIASES[a.toLowerCase()] ?? a.toLowerCase()
 export function canHost(
   task: { pinned?: boolean; proplet_id?: string; requirements?: Requirements },
   proplet: { id: string; metadata: PropletMetadata },
+  vouched: Vouched,
 ): boolean {
   if (task.pinned && task.proplet_id && proplet.id !== task.proplet_id) return false;
-  return !unmet(task.requirements, proplet.metadata);
+  return !unmet(task.requirements, proplet.metadata, vouched);
 }
 
-/** Why a proplet cannot take a task with these requirements, or undefined when it can. */
-export function unmet(req: Requirements | undefined, meta: PropletMetadata): string | undefined {
+const teeMeets = (req: string, tee: string | undefined) =>
+  tee !== undefined && tee !== "none" && (req === "any" || tee === req);
+
+/**
+ * Why a proplet cannot take a task with these requirements, or undefined when it can; a claim that would meet it
+ * but is only the proplet's own word is said to be so.
+ */
+export function unmet(req: Requirements | undefined, meta: PropletMetadata, vouched: Vouched): string | undefined {
   if (!req) return undefined;
-  const labels = propletLabels(meta);
+  const claimed = propletLabels(meta);
+  const labels = vouched.self ? { ...claimed, ...vouched.labels } : (vouched.labels ?? {});
   for (const [k, v] of Object.entries(req.labels ?? {})) {
-    if (labels[k] !== v) return `label ${k}=${v}${k in labels ? ` (it has ${k}=${labels[k]})` : ""}`;
+    if (labels[k] === v) continue;
+    if (claimed[k] === v) {
+      if (vouched.self) return `label ${k}=${v} (it claims ${k}=${v}, its identity says ${k}=${labels[k]})`;
+      return `label ${k}=${v} (it claims ${k}=${v} itself: ${NOT_TRUSTED})`;
+    }
+    return `label ${k}=${v}${k in labels ? ` (it has ${k}=${labels[k]})` : ""}`;
   }
   if (req.runtime && meta.wasm_runtime !== req.runtime) return `runtime ${req.runtime}`;
   if (req.arch && normArch(String(meta.cpu_arch ?? "")) !== normArch(req.arch)) return `arch ${req.arch}`;
   if (req.tee) {
-    const tee = String((meta as { tee?: unknown }).tee ?? "none");
-    if (tee === "none" || (req.tee !== "any" && tee !== req.tee)) return `TEE ${req.tee}`;
+    const reported = (meta as { tee?: unknown }).tee === undefined ? undefined : String(meta.tee);
+    const tee = vouched.labels?.tee ?? (vouched.self ? reported : undefined);
+    if (!teeMeets(req.tee, tee)) {
+      if (teeMeets(req.tee, reported)) return `TEE ${req.tee} (it reports TEE ${reported} itself: ${NOT_TRUSTED})`;
+      return `TEE ${req.tee}`;
+    }
   }
   if (req.min_memory_mb) {
     const mb = Number(meta.total_memory_bytes ?? 0) / 1048576;

@@ -32,7 +32,9 @@ export class Broadcasts {
   /** Called by the dispatcher once the task passed its checks (not running, has a module, dependencies met). */
   async start(task: Task): Promise<StartResult> {
     const req = task.requirements;
-    const targets = this.proplets.candidates(Date.now()).filter((c) => !req || !unmet(req, c.proplet.metadata));
+    const targets = this.proplets
+      .candidates(Date.now())
+      .filter((c) => !req || !unmet(req, c.proplet.metadata, c.vouched));
     if (targets.length === 0) {
       throw conflict(`no alive proplet${req ? " meets the task's requirements" : ""} to broadcast task ${task.id} to`);
     }

@@ -135,9 +135,9 @@ export class Dispatcher {
     const mine = pinned ? alive.filter((c) => c.id === pinned) : alive;
     if (pinned && mine.length === 0) return `its proplet ${pinned} is not alive`;
     const req = task.requirements;
-    const able = req ? mine.filter((c) => !unmet(req, c.proplet.metadata)) : mine;
+    const able = req ? mine.filter((c) => !unmet(req, c.proplet.metadata, c.vouched)) : mine;
     if (able.length === 0 && req) {
-      const why = mine.slice(0, 3).map((c) => `${c.proplet.name} lacks ${unmet(req, c.proplet.metadata)}`);
+      const why = mine.slice(0, 3).map((c) => `${c.proplet.name} lacks ${unmet(req, c.proplet.metadata, c.vouched)}`);
       return `no alive proplet meets its requirements (${describeRequirements(req)})${why.length ? `: ${why.join("; ")}` : ": none is alive"}; it runs when one joins`;
     }
     if (able.length === 0) return "no proplet is alive; it runs when one joins";
@@ -270,7 +270,7 @@ export class Dispatcher {
     const able = this.proplets
       .candidates(Date.now())
       // Only a proplet that tells runs apart: an upstream one would mix the two runs' results.
-      .filter((c) => canHost(task, c.proplet) && c.proplet.metadata.run_ids === true);
+      .filter((c) => canHost(task, c.proplet, c.vouched) && c.proplet.metadata.run_ids === true);
     const chosen = leastLoaded(able);
     if (!chosen) return false;
     const now = nowIso();
@@ -511,7 +511,14 @@ export class Dispatcher {
       this.store.runs.update({ ...withOutcome(run, msg.results, msg.error), finished_at: nowIso() });
       return;
     }
-    if (!run?.settled || run.late_at || (msg.proplet_id && run.proplet_id && msg.proplet_id !== run.proplet_id)) {
+    // A run interrupted by this manager's shutdown keeps that outcome: the proplet's answer to that stop is no news.
+    const stopAnswer = run?.error === INTERRUPTED_BY_SHUTDOWN && errorOf(msg.error) !== undefined;
+    if (
+      !run?.settled ||
+      run.late_at ||
+      stopAnswer ||
+      (msg.proplet_id && run.proplet_id && msg.proplet_id !== run.proplet_id)
+    ) {
       log.debug(`task ${task.id}: result for run ${runId} dropped (not a settled run waiting for one)`);
       return;
     }
@@ -576,9 +583,11 @@ export class Dispatcher {
     this.shuttingDown = true;
     this.timers.clearAll();
     for (const t of this.store.tasks.listByState([TaskState.Running])) {
-      if (t.proplet_id) await this.sendStop(t.id, t.proplet_id);
+      // Ended before the stop is sent: the proplet's answer to the stop (which may come at once, from a proplet
+      // still preparing the run) is then a result for a finished run, not the run's end.
       const interrupted = { error: INTERRUPTED_BY_SHUTDOWN, results: undefined, final: true };
       this.endRun(t, { ...interrupted, state: TaskState.Interrupted });
+      if (t.proplet_id) await this.sendStop(t.id, t.proplet_id);
     }
   }
 }

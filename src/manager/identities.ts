@@ -1,11 +1,12 @@
 import { timingSafeEqual } from "node:crypto";
-import { conflict, notFound } from "../core/errors.ts";
+import { conflict, invalid, notFound } from "../core/errors.ts";
 import {
   type Entity,
   type EntityCreate,
   type EntityKind,
   entityView,
   hashSecret,
+  type Labels,
   newSecret,
   newTokenText,
   type Token,
@@ -13,6 +14,7 @@ import {
   tokenExpired,
   tokenView,
 } from "../core/identity.ts";
+import { SELF_TRUSTED, UNVOUCHED, type Vouched } from "../core/requirements.ts";
 import { nowIso } from "../core/time.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
@@ -48,16 +50,64 @@ export class Identities {
   readonly revoked = new Channel<string>();
   /** Token ids revoked: their console sessions end and their open streams close. */
   readonly tokenRevoked = new Channel<string>();
+  /** Proplet ids whose labels the operator changed: waiting tasks may fit now. */
+  readonly labelled = new Channel<string>();
+  /** What placement takes as true of each proplet identity (labels the operator set), kept ready per id. */
+  private vouchedById = new Map<string, Vouched>();
 
+  /**
+   * `trustPropletLabels`: a proplet's own labels and TEE count towards requirements (`serve --trust-proplet-labels`,
+   * and `--no-auth`, where there are no identities to set labels on). `now`: the clock tokens expire by.
+   */
   constructor(
     private store: Storage,
+    private opts: { trustPropletLabels?: boolean } = {},
     private now = Date.now,
   ) {
     for (const t of store.tokens.all()) if (!t.revoked_at) this.keep(t);
     for (const e of store.entities.all()) {
       this.entities.set(e.id, e);
       if (!e.revoked_at) this.idByKeyHash.set(e.key_hash, e.id);
+      this.vouch(e);
     }
+  }
+
+  private vouch(e: Entity): void {
+    const self = this.opts.trustPropletLabels === true;
+    if (e.revoked_at || !e.labels) this.vouchedById.delete(e.id);
+    else this.vouchedById.set(e.id, Object.freeze({ labels: e.labels, self }));
+  }
+
+  /**
+   * What placement may take as true of proplet `id`: the labels the operator set on its identity; its own claims
+   * only when they are trusted. serve's own local proplet is trusted: its settings are serve's.
+   */
+  vouched(id: string): Vouched {
+    const v = this.vouchedById.get(id);
+    if (v) return v;
+    if (this.internal.get(id)?.kind === "proplet") return SELF_TRUSTED;
+    return this.opts.trustPropletLabels ? SELF_TRUSTED : UNVOUCHED;
+  }
+
+  /** `PUT /entities/{id}/labels`: a proplet's labels, replaced whole; placement follows at once. */
+  async setLabels(id: string, labels: Labels): Promise<EntityView> {
+    const e = this.entities.get(id);
+    if (!e) throw notFound(`entity ${id} not found`);
+    if (e.kind !== "proplet") throw invalid("labels: only a proplet's identity carries labels");
+    const next: Entity = { ...e, labels };
+    this.store.entities.update(next);
+    await this.store.durable();
+    this.entities.set(id, next);
+    this.vouch(next);
+    this.labelled.publish(id);
+    log.info(
+      `proplet identity ${id}: labels ${
+        Object.entries(labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(", ") || "none"
+      }`,
+    );
+    return entityView(next);
   }
 
   private keep(t: Token): void {
@@ -136,10 +186,12 @@ export class Identities {
       name: input.name ?? `${input.kind}-${id.slice(0, 8)}`,
       key_hash: hashSecret(key),
       created_at: nowIso(),
+      ...(input.labels ? { labels: input.labels } : {}),
     };
     this.store.entities.create(e);
     await this.store.durable();
     this.entities.set(id, e);
+    this.vouch(e);
     this.idByKeyHash.set(e.key_hash, id);
     log.info(`${e.kind} identity ${id} (${e.name}) created`);
     return { ...entityView(e), api_key: key };
@@ -158,6 +210,7 @@ export class Identities {
       this.store.entities.update(revoked);
       await this.store.durable();
       this.entities.set(id, revoked);
+      this.vouch(revoked);
       this.idByKeyHash.delete(e.key_hash);
       log.info(`${e.kind} identity ${id} revoked`);
     }

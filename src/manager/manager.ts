@@ -29,6 +29,8 @@ export interface ManagerOptions {
   scheduler: SchedulerName;
   /** Sees every cron firing as it starts, with the time it was due (for the cron benchmark). */
   observeFiring?: (id: string, dueAt: number) => void;
+  /** The largest inline module (a task's `file`) accepted, in MiB; default DEFAULT_MAX_MODULE_MB. */
+  maxModuleMb?: number;
   /** This manager's `/fl` URL as a proplet on this host reaches it, told to round tasks. */
   flUrl?: () => string | undefined;
 }
@@ -57,18 +59,19 @@ export class Manager {
     opts: ManagerOptions,
   ) {
     this.identities = identities;
-    this.proplets = new PropletRegistry(store, this.events, opts);
+    this.proplets = new PropletRegistry(store, this.events, opts, (id) => identities.vouched(id));
     this.dispatcher = new Dispatcher(store, bus, this.proplets, this.events, opts.scheduler);
     this.liveness = new Liveness(this.proplets, this.dispatcher, opts.partitionGraceMs ?? 0);
     this.schedules = new Schedules(store, this.dispatcher, this.events, opts.observeFiring);
     this.broadcasts = new Broadcasts(store, this.dispatcher, this.proplets, this.events);
     this.invocations = new Invocations(store, this.dispatcher, bus);
-    this.tasks = new Tasks(store, this.dispatcher, this.schedules, this.events);
+    this.tasks = new Tasks(store, this.dispatcher, this.schedules, this.events, opts.maxModuleMb);
     this.groups = new Groups(store, this.tasks, this.dispatcher, this.events);
     this.telemetry = new Telemetry(store, this.proplets, this.events);
     this.output = new TaskOutput(store, this.events);
     this.fl = new Federation(store, this.tasks, this.proplets, this.events, { url: opts.flUrl });
     const d = this.dispatcher;
+    identities.labelled.subscribe(() => d.drain());
     const t = this.telemetry;
     this.inbound = {
       create: (m) => this.liveness.onCreate(m),

@@ -43,7 +43,7 @@ export class Placement {
     for (const q of this.queue.inOrder()) {
       const task = q.task;
       const pinned = task.pinned && task.proplet_id;
-      const able = pinned || task.requirements ? cands.filter((c) => canHost(task, c.proplet)) : cands;
+      const able = pinned || task.requirements ? cands.filter((c) => canHost(task, c.proplet, c.vouched)) : cands;
       const chosen = place(this.scheduler, able, this.lastPick);
       if (!chosen) {
         // Strict priority: nothing of lower priority passes a waiting task.

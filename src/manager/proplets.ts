@@ -1,6 +1,7 @@
 import { conflict, notFound } from "../core/errors.ts";
 import type { AliveMsg, CreateMsg } from "../core/messages.ts";
 import { isAlive, type Proplet, type PropletView, propletName, propletView, recordHeartbeat } from "../core/proplet.ts";
+import { UNVOUCHED, type Vouched } from "../core/requirements.ts";
 import type { Placeable } from "../core/scheduler.ts";
 import { nowIso } from "../core/time.ts";
 import type { Storage } from "../storage/repository.ts";
@@ -24,7 +25,8 @@ export interface RegistryOptions {
   partitionGraceMs?: number;
 }
 
-export type Candidate = Placeable & { proplet: Proplet };
+/** A proplet that may take work now, with its load and what placement may take as true of it. */
+export type Candidate = Placeable & { proplet: Proplet; vouched: Vouched };
 
 export class PropletRegistry {
   private proplets = new Map<string, Proplet>();
@@ -49,6 +51,8 @@ export class PropletRegistry {
     private store: Storage,
     private events: ManagerEvents,
     private opts: RegistryOptions,
+    /** What is vouched for of a proplet beyond its own word (identities.ts). */
+    private vouch: (id: string) => Vouched = () => UNVOUCHED,
   ) {
     for (const p of store.proplets.all()) this.proplets.set(p.id, p);
   }
@@ -110,7 +114,8 @@ export class PropletRegistry {
     const out: Candidate[] = [];
     for (const p of this.proplets.values()) {
       if (!this.heard.has(p.id) || !this.alive(p, now)) continue;
-      out.push({ id: p.id, proplet: p, running: this.taskCount(p.id), capacity: p.metadata.max_tasks ?? Infinity });
+      const capacity = p.metadata.max_tasks ?? Infinity;
+      out.push({ id: p.id, proplet: p, running: this.taskCount(p.id), capacity, vouched: this.vouch(p.id) });
     }
     return out;
   }

@@ -1,4 +1,5 @@
 import { conflict, invalid, notFound } from "../core/errors.ts";
+import { base64Bytes, DEFAULT_MAX_MODULE_MB, moduleTooLarge } from "../core/module-size.ts";
 import type { Page } from "../core/page.ts";
 import { currentRun, type Run } from "../core/run.ts";
 import { TaskState } from "../core/states.ts";
@@ -29,9 +30,18 @@ export class Tasks {
     private dispatcher: Dispatcher,
     private schedules: Schedules,
     private events: ManagerEvents,
+    /** The largest inline module (`file`) accepted, in MiB (`serve --max-module-mb`). */
+    private maxModuleMb = DEFAULT_MAX_MODULE_MB,
   ) {}
 
+  /** An inline module over the cap is refused here, naming `file`, rather than failing on the proplet later. */
+  private checkModule(file: string | undefined): void {
+    const big = file && moduleTooLarge(base64Bytes(file), this.maxModuleMb, "serve --max-module-mb");
+    if (big) throw invalid(`file: ${big}`);
+  }
+
   async create(input: TaskCreate): Promise<TaskView> {
+    this.checkModule(input.file);
     const created = newTask(crypto.randomUUID(), input, nowIso());
     this.store.tasks.create(created);
     const task = this.schedules.arm(created);
@@ -44,6 +54,7 @@ export class Tasks {
   /** Inserts the tasks of a job or workflow as they are (ids and depends_on already resolved); not committed. */
   insert(tasks: Task[]): void {
     for (const t of tasks) {
+      this.checkModule(t.file);
       if (this.store.tasks.get(t.id)) throw conflict(`task id ${t.id} already exists`);
     }
     for (const t of tasks) {
@@ -102,6 +113,7 @@ export class Tasks {
 
   async update(id: string, patch: TaskUpdate): Promise<TaskView> {
     const task = this.mustGet(id);
+    this.checkModule(patch.file);
     if (task.state === TaskState.Running && (patch.file !== undefined || patch.image_url !== undefined)) {
       throw conflict(`task ${id} is running: stop it before changing its module`);
     }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { connectMqtt, publishJson, publishRaw } from "../broker/client.ts";
 import { type BusClient, DirectClient } from "../broker/direct.ts";
 import { decode, InvokeMsg, type OutputMsg, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
+import { DEFAULT_MAX_MODULE_MB, moduleTooLarge } from "../core/module-size.ts";
 import { RegistryServerMsg } from "../core/oci.ts";
 import { topics } from "../core/topics.ts";
 import { parseTraceparent } from "../core/traceparent.ts";
@@ -14,7 +15,7 @@ import { ChunkAssembler } from "./chunks.ts";
 import type { PropletConfig } from "./config.ts";
 import { openModule } from "./decrypt.ts";
 import { refusedDir } from "./dirs.ts";
-import { fetchModule } from "./fetch.ts";
+import { fetchModule, type ModuleCap } from "./fetch.ts";
 import { deliverUpdate, type FlContext, type FlRun, isFlTask, prepareFl } from "./fl.ts";
 import { discoveryMetadata, teeOf } from "./metadata.ts";
 import { aggregate, ProcSampler, PropletSampler, profileFor, type TaskSample } from "./monitor.ts";
@@ -62,6 +63,11 @@ export class PropletAgent {
   private host?: HostRuntime;
   /** Latent tasks deployed here, ready for invocations. */
   private deployed = new Map<string, RunSpec>();
+  /**
+   * Latent tasks still being fetched and compiled (on the compile thread), by task id: an invocation that comes
+   * meanwhile (the manager shows the task Running as soon as it sent the start) waits for the deployment.
+   */
+  private deploying = new Map<string, Promise<void>>();
 
   /** QoS 0 in the broker's own process (the link cannot drop; sessions are clean); 1 over a network. */
   private qos: 0 | 1;
@@ -82,7 +88,7 @@ export class PropletAgent {
     }
     // Warm as many workers as tasks may run at once (up to the cores); more spawn on demand up to max_tasks.
     // The host runtime needs no worker threads; the pool is then empty and never used.
-    this.host = cfg.runtime === "host" ? new HostRuntime(cfg.externalRuntime) : undefined;
+    this.host = cfg.runtime === "host" ? new HostRuntime(cfg.externalRuntime, cfg.stateDir) : undefined;
     this.pool = new WorkerPool(this.host ? 0 : Math.min(cfg.maxTasks, cpus().length), cfg.maxTasks);
     this.chunks = new ChunkAssembler(
       (app, chunks) => {
@@ -94,7 +100,14 @@ export class PropletAgent {
           }).catch(() => {});
       },
       (m) => log.warn(m),
+      (bytes) => moduleTooLarge(bytes, this.moduleCap.mb, this.moduleCap.setting),
     );
+  }
+
+  /** The largest module taken; a local proplet's is serve's flag. */
+  private get moduleCap(): ModuleCap {
+    const setting = this.cfg.broker ? "serve --max-module-mb" : "PROPLET_MAX_MODULE_MB";
+    return { mb: this.cfg.maxModuleMb ?? DEFAULT_MAX_MODULE_MB, setting };
   }
 
   get id(): string {
@@ -266,6 +279,14 @@ export class PropletAgent {
     }
     const entry: RunHere = { task: msg.id, run: msg.run_id ?? "", running: "preparing" };
     this.running.set(key, entry);
+    let deployed: (() => void) | undefined;
+    if (msg.latent) this.deploying.set(msg.id, new Promise<void>((resolve) => (deployed = resolve)));
+    const settleDeploy = () => {
+      if (!deployed) return;
+      this.deploying.delete(msg.id);
+      deployed();
+      deployed = undefined;
+    };
     const runId = msg.run_id ? { run_id: msg.run_id } : {};
     // The run joins the dispatch's trace when the manager traces and so does this proplet.
     const t = tracing();
@@ -290,9 +311,13 @@ export class PropletAgent {
       const badEnv = envError(msg.env ?? {});
       if (badEnv) return await fail(badEnv);
       if (msg.latent && this.host) return await fail("latent tasks are not supported by the host runtime");
-      const fetched = await fetchModule(msg, (ref) => this.chunks.wait(ref, this.cfg.fetchTimeoutMs ?? 60_000));
+      const moduleCap = this.moduleCap;
+      const wait = (ref: string) => this.chunks.wait(ref, this.cfg.fetchTimeoutMs ?? 60_000);
+      const fetched = await fetchModule(msg, wait, moduleCap);
       const bytes = openModule(fetched, msg.encrypted, this.cfg.decryptionKeys);
       if (typeof bytes === "string") return await fail(bytes);
+      const big = moduleTooLarge(bytes.length, moduleCap.mb, moduleCap.setting);
+      if (big) return await fail(big);
       if (this.stopRequested.delete(key)) return await fail("task stopped");
       const env: Record<string, string> = { PROPLET_ID: this.id, ...msg.env };
       if (isFlTask(env)) {
@@ -316,7 +341,10 @@ export class PropletAgent {
       if (this.host) run = this.host.run(key, { ...req, bytes });
       else {
         const spec = { ...req, compiled: await this.modules.load(bytes, maxMemoryMb) };
+        // Compiling is done on its own thread, so a stop may have come meanwhile.
+        if (this.stopRequested.delete(key)) return await fail("task stopped");
         run = msg.latent ? this.deploy(msg.id, spec) : this.pool.run(spec);
+        settleDeploy();
       }
       entry.running = run;
       this.prom?.started.inc();
@@ -351,6 +379,7 @@ export class PropletAgent {
       await fail(e instanceof Error ? e.message : String(e));
     } finally {
       fl?.cleanup();
+      settleDeploy();
     }
   }
 
@@ -399,6 +428,7 @@ export class PropletAgent {
         },
         this.qos,
       ).catch(() => {});
+    await this.deploying.get(msg.id);
     const spec = this.deployed.get(msg.id);
     if (!spec) return reply("", `task ${msg.id} has not been precompiled; deploy it as a latent task first`);
     const r = await this.pool.run({

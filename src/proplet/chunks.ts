@@ -13,6 +13,8 @@ const REREQUEST_AFTER_MS = 2000;
 interface Assembly {
   total?: number;
   parts: Map<number, Uint8Array>;
+  /** Bytes of the parts kept. */
+  size: number;
   digest?: string;
   createdAt: number;
   lastChunkAt: number;
@@ -25,9 +27,11 @@ export class ChunkAssembler {
   private assemblies = new Map<string, Assembly>();
   private sweeper: Timer;
 
+  /** `tooLarge`: why a module of so many bytes is refused (the proplet's module cap), or undefined. */
   constructor(
     private request: (app: string, chunks?: number[]) => void,
     private log: (msg: string) => void,
+    private tooLarge: (bytes: number) => string | undefined = () => undefined,
   ) {
     this.sweeper = setInterval(() => this.sweep(), 60_000);
     this.sweeper.unref();
@@ -40,6 +44,7 @@ export class ChunkAssembler {
     if (!a) {
       a = {
         parts: new Map(),
+        size: 0,
         createdAt: Date.now(),
         lastChunkAt: Date.now(),
         rerequested: false,
@@ -114,7 +119,14 @@ export class ChunkAssembler {
     a.digest ??= msg.digest;
     a.lastChunkAt = Date.now();
     if (a.parts.has(msg.chunk_idx)) return; // duplicate: the first copy wins
-    a.parts.set(msg.chunk_idx, Buffer.from(msg.data, "base64"));
+    const part = Buffer.from(msg.data, "base64");
+    a.size += part.length;
+    const big = this.tooLarge(a.size);
+    if (big) {
+      this.fail(msg.app_name, a, new Error(`module ${msg.app_name}: ${big}`));
+      return;
+    }
+    a.parts.set(msg.chunk_idx, part);
     if (a.parts.size < a.total) return;
     const bytes = new Uint8Array(Buffer.concat(Array.from({ length: a.total }, (_, i) => a.parts.get(i)!)));
     for (const t of a.timers) clearTimeout(t);

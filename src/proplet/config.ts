@@ -36,6 +36,8 @@ export interface PropletConfig {
   maxTaskDiskMb?: number;
   /** The gateway's FL URL (PROPLET_FL_URL; serve's own for its local proplet): its origin may be sent the key. */
   flUrl?: string | (() => string | undefined);
+  /** The largest module this proplet takes, in MiB (PROPLET_MAX_MODULE_MB; serve --max-module-mb). */
+  maxModuleMb?: number;
   /** Host directories tasks may preopen (and what is below them); none by default. */
   allowedDirs?: string[];
   /** Where cgroup files are read (tests point it at a prepared tree). */

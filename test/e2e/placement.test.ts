@@ -7,6 +7,7 @@ import {
   http,
   type Proc,
   type Serve,
+  spawnPropeller,
   spawnProplet,
   startServe,
   tempDir,
@@ -16,7 +17,8 @@ import {
 } from "../helpers.ts";
 
 // Placement constraints with real proplets: a task that needs a label waits, saying why, until a proplet with it
-// joins, and runs only there; a TEE found by detection is a requirement like any other; SDF documents.
+// joins, and runs only there; a TEE found by detection counts once the operator vouches for it; SDF documents.
+// Labels are the operator's, set on the proplets' identities: what a proplet says of itself is not trusted here.
 
 let s: Serve;
 const procs: Proc[] = [];
@@ -31,6 +33,14 @@ afterAll(async () => {
 });
 
 const state = async (id: string) => (await http(`${s.url}/tasks/${id}`)).body;
+
+/** A proplet whose identity carries these labels, set by the operator (`proplets add --label`). */
+async function spawnLabelled(id: string, labels: Record<string, string>, env: Record<string, string> = {}) {
+  const made = await http(`${s.url}/entities`, "POST", { kind: "proplet", id, labels });
+  expect(made.status).toBe(201);
+  const login = { PROPLET_ENTITY_ID: id, PROPLET_API_KEY: made.body.api_key };
+  return spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, ...login, ...env });
+}
 
 describe("requirements", () => {
   test("a task requiring gpu=true waits with a reason until such a proplet joins, then runs only there", async () => {
@@ -52,7 +62,7 @@ describe("requirements", () => {
     expect(bad.status).toBe(400);
     expect(bad.body.error).toContain("requirements");
 
-    procs.push(await spawnProplet(s, "gpu-box", { PROPLET_TAGS: "gpu=true,zone=a" }));
+    procs.push(await spawnLabelled("gpu-box", { gpu: "true", zone: "a" }));
     const done = await until("the task to run on gpu-box", async () => {
       const t = await state(created.body.id);
       return t.state === 3 && t;
@@ -77,7 +87,7 @@ describe("requirements", () => {
     ).toBe("gpu-box");
   }, 30_000);
 
-  test("a detected TEE is in the proplet's metadata and can be required (CLI --require)", async () => {
+  test("a detected TEE is in the proplet's metadata and counts once the operator vouches for it (CLI)", async () => {
     const root = tempDir("propeller-tee-");
     mkdirSync(join(root, "dev"), { recursive: true });
     writeFileSync(join(root, "dev", "tdx_guest"), "");
@@ -94,6 +104,9 @@ describe("requirements", () => {
     const id = JSON.parse(made.stdout).id;
     expect(JSON.parse(made.stdout).requirements).toEqual({ tee: "tdx" });
     expect(cli(["tasks", "start", id], env).code).toBe(0);
+    // Detected is only claimed: the task waits, saying so, until the operator sets the label on the identity.
+    expect((await state(id)).waiting_reason).toContain("lacks TEE tdx (it reports TEE tdx itself: self-reported");
+    expect(cli(["proplets", "label", "tdx-box", "--label", "tee=tdx"], env).code).toBe(0);
     const t = await until("the TEE task", async () => ((await state(id)).state === 3 ? state(id) : undefined));
     expect(t.proplet_id).toBe("tdx-box");
     const bad = cli(["tasks", "create", "x", "--example", "add", "--require", "gpu"], env);

@@ -41,6 +41,8 @@ export interface AppInfo {
   tls?: boolean;
   /** Body limits and stream caps (limits.ts); the defaults when not given. */
   limits?: ApiLimits;
+  /** Where `POST /backup` makes its copy (the data dir); none: no backups. */
+  backupDir?: string;
 }
 
 /**
@@ -132,7 +134,7 @@ export function createApp(
   groupRoutes(app, m.groups);
   flRoutes(app, m.fl);
   sessionRoutes(app, m.identities, sessions, { auth: Boolean(auth), secure: Boolean(info.tls) });
-  adminRoutes(app, m);
+  adminRoutes(app, m, info.backupDir);
   identityRoutes(app, m.identities, info.channel ?? { domainId: DEFAULT_DOMAIN_ID, channelId: DEFAULT_CHANNEL_ID });
   return app;
 }

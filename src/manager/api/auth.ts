@@ -1,6 +1,6 @@
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
-import { EntityCreate, EntityKind, type Token, TokenCreate } from "../../core/identity.ts";
+import { EntityCreate, EntityKind, LabelsUpdate, type Token, TokenCreate } from "../../core/identity.ts";
 import type { Channel } from "../../core/topics.ts";
 import type { Identities } from "../identities.ts";
 import type { Sessions } from "../sessions.ts";
@@ -116,6 +116,10 @@ export function identityRoutes(app: Hono, ids: Identities, channel: Channel): vo
     c.json({ ...(await ids.createEntity(await jsonBody(c, EntityCreate))), ...site }, 201),
   );
   app.get("/entities", (c) => c.json({ entities: ids.listEntities(query(c, "kind", EntityKind.optional())) }));
+  // A proplet's labels, set by the operator: what tasks' requirements rely on (its own claims need not count).
+  app.put("/entities/:id/labels", async (c) =>
+    c.json(await ids.setLabels(c.req.param("id"), (await jsonBody(c, LabelsUpdate)).labels)),
+  );
   app.delete("/entities/:id", async (c) => {
     await ids.revokeEntity(c.req.param("id"));
     return c.body(null, 204);

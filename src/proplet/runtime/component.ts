@@ -1,5 +1,5 @@
-import { instrument } from "../../core/wasm-instrument.ts";
 import { parseWorld, type World } from "../../core/wit.ts";
+import type { Compiler } from "./compiler.ts";
 import type { TranspileReply, TranspileRequest } from "./transpile-worker.ts";
 
 // Wasm components (WASI preview 2) on the in-process runtime: Bytecode Alliance's jco transpiles a component into
@@ -124,10 +124,14 @@ function glueBody(js: string): string {
   return `${js.replace(/^export (function instantiate|const _util)/gm, "$1")}\nreturn instantiate;`;
 }
 
-/** Transpiles and compiles a component; `pages` caps each core module's linear memory. */
+/**
+ * Transpiles and compiles a component; `pages` caps each core module's linear memory. The core modules are
+ * instrumented and compiled by `compiler` (on its thread, as a core module's).
+ */
 export async function compileComponent(
   bytes: Uint8Array,
-  pages?: number,
+  pages: number | undefined,
+  compiler: Compiler,
   timeoutMs = TRANSPILE_TIMEOUT_MS,
 ): Promise<CompiledComponent> {
   const out = await transpile(bytes, timeoutMs);
@@ -140,13 +144,12 @@ export async function compileComponent(
     );
   }
   const world = parseWorld(out.wit);
-  let glue = "";
-  const modules = new Map<string, WebAssembly.Module>();
-  for (const [name, data] of out.files) {
-    if (name.endsWith(".js")) glue = glueBody(new TextDecoder().decode(data));
-    else if (name.endsWith(".wasm"))
-      modules.set(name, new WebAssembly.Module(instrument(data, undefined, pages).bytes));
-  }
-  if (!glue) throw new Error("invalid component: jco produced no glue");
+  const js = out.files.find(([name]) => name.endsWith(".js"));
+  if (!js) throw new Error("invalid component: jco produced no glue");
+  const glue = glueBody(new TextDecoder().decode(js[1]));
+  const modules = await compiler.modules(
+    out.files.filter(([name]) => name.endsWith(".wasm")),
+    pages,
+  );
   return { kind: "component", glue, modules, world };
 }

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sha256Hex } from "../../core/digest.ts";
@@ -69,16 +69,25 @@ async function collect(
 }
 
 export class HostRuntime {
-  /** This proplet's own module directory (0700, made afresh): a name in a shared /tmp could be planted. */
-  private dir = mkdtempSync(join(tmpdir(), "propeller-modules-"));
+  private dir: string;
   /** PIDs of running children by task id, for metrics. */
   readonly pids = new Map<string, number>();
   /** The external CLI's path, found once on the proplet's PATH (the child's own PATH is fixed). */
   private externalPath?: string;
 
-  constructor(private external?: string) {
+  /**
+   * Module files go in `<stateDir>/modules`, or a private temp dir made for this process (removed at exit): a fixed
+   * name under /tmp could be made first by another user, who could then swap a module between its write and the
+   * child's read.
+   */
+  constructor(
+    private external?: string,
+    stateDir?: string,
+  ) {
     if (external) this.externalPath = Bun.which(external) ?? external;
-    process.once("exit", () => rmSync(this.dir, { recursive: true, force: true }));
+    this.dir = stateDir ? join(stateDir, "modules") : mkdtempSync(join(tmpdir(), "propeller-modules-"));
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    if (!stateDir) process.once("exit", () => rmSync(this.dir, { recursive: true, force: true }));
   }
 
   get name(): string {

@@ -1,13 +1,14 @@
 import { sha256Hex } from "../../core/digest.ts";
 import { touch } from "../../core/lru.ts";
 import { isComponent } from "../../core/wasm-binary.ts";
-import { inspect, type Signature } from "../../core/wasm-info.ts";
-import { instrument, PAGE } from "../../core/wasm-instrument.ts";
+import type { Signature } from "../../core/wasm-info.ts";
+import { PAGE } from "../../core/wasm-instrument.ts";
+import { type Compiler, ThreadCompiler } from "./compiler.ts";
 import { type CompiledComponent, compileComponent } from "./component.ts";
 
 // Compiled modules cached by the sha256 of the original bytes and the memory cap they were compiled with: a module
-// is instrumented and compiled once and the WebAssembly.Module is handed to workers by postMessage. A component is
-// transpiled once the same way (component.ts).
+// is instrumented and compiled once, on the compile thread (compiler.ts), and the WebAssembly.Module is handed to
+// workers by postMessage. A component is transpiled once the same way (component.ts).
 
 export interface CompiledCore {
   kind: "core";
@@ -23,7 +24,10 @@ export type Compiled = Runnable & { key: string };
 
 export class ModuleCache {
   private entries = new Map<string, Promise<Compiled>>();
-  constructor(private capacity = 64) {}
+  constructor(
+    private capacity = 64,
+    private compiler: Compiler = new ThreadCompiler(),
+  ) {}
 
   get size(): number {
     return this.entries.size;
@@ -38,7 +42,7 @@ export class ModuleCache {
       touch(this.entries, key, hit, this.capacity);
       return hit;
     }
-    const compiled = compile(bytes, pages).then((r) => ({ ...r, key }));
+    const compiled = compile(bytes, pages, this.compiler).then((r) => ({ ...r, key }));
     // A module that fails to compile is not kept: the next task gets the same error afresh, not a stale promise.
     compiled.catch(() => this.entries.get(key) === compiled && this.entries.delete(key));
     touch(this.entries, key, compiled, this.capacity);
@@ -46,12 +50,7 @@ export class ModuleCache {
   }
 }
 
-async function compile(bytes: Uint8Array, pages: number | undefined): Promise<Runnable> {
-  if (isComponent(bytes)) return compileComponent(bytes, pages);
-  const info = inspect(bytes);
-  return {
-    kind: "core",
-    module: new WebAssembly.Module(instrument(bytes, undefined, pages).bytes),
-    functions: info.functions,
-  };
+async function compile(bytes: Uint8Array, pages: number | undefined, compiler: Compiler): Promise<Runnable> {
+  if (isComponent(bytes)) return compileComponent(bytes, pages, compiler);
+  return { kind: "core", ...(await compiler.core(bytes, pages)) };
 }

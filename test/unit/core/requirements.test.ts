@@ -1,5 +1,13 @@
 import { describe, expect, test } from "bun:test";
-import { canHost, describeRequirements, propletLabels, Requirements, unmet } from "../../../src/core/requirements.ts";
+import {
+  canHost,
+  describeRequirements,
+  propletLabels,
+  Requirements,
+  SELF_TRUSTED,
+  UNVOUCHED,
+  unmet as unmetBy,
+} from "../../../src/core/requirements.ts";
 import { propletSdf } from "../../../src/core/sdf.ts";
 
 // Placement constraints as data, and the SDF document's shape.
@@ -12,6 +20,9 @@ const meta = {
   total_memory_bytes: 2 * 1024 ** 3,
   tee: "none",
 };
+
+/** As a proplet whose own word is trusted. */
+const unmet = (req: Requirements, m: Parameters<typeof unmetBy>[1]) => unmetBy(req, m, SELF_TRUSTED);
 
 describe("requirements", () => {
   test("labels come from key=value tags (a bare tag is true) and the location", () => {
@@ -36,15 +47,35 @@ describe("requirements", () => {
   test("a pinned task runs only on its proplet; any task only where its requirements are met", () => {
     const arm = { id: "p1", metadata: { cpu_arch: "arm64" } };
     const x86 = { id: "p2", metadata: { cpu_arch: "x86_64" } };
-    expect([canHost({}, arm), canHost({}, x86)]).toEqual([true, true]);
+    const v = UNVOUCHED;
+    expect([canHost({}, arm, v), canHost({}, x86, v)]).toEqual([true, true]);
     expect([
-      canHost({ pinned: true, proplet_id: "p1" }, arm),
-      canHost({ pinned: true, proplet_id: "p1" }, x86),
+      canHost({ pinned: true, proplet_id: "p1" }, arm, v),
+      canHost({ pinned: true, proplet_id: "p1" }, x86, v),
     ]).toEqual([true, false]);
     // proplet_id without pinned only says where it ran last.
-    expect(canHost({ proplet_id: "p1" }, x86)).toBe(true);
+    expect(canHost({ proplet_id: "p1" }, x86, v)).toBe(true);
+    // Arch is a fact of fit, taken from the proplet's own metadata even when its claims are not trusted.
     const needsArm = { requirements: Requirements.parse({ arch: "aarch64" }) };
-    expect([canHost(needsArm, arm), canHost(needsArm, x86)]).toEqual([true, false]);
+    expect([canHost(needsArm, arm, v), canHost(needsArm, x86, v)]).toEqual([true, false]);
+  });
+
+  test("labels and a TEE a proplet claims itself count only when trusted; the operator's labels always", () => {
+    const claims = { ...meta, tee: "sev" };
+    expect(unmetBy({ labels: { gpu: "true" } }, claims, UNVOUCHED)).toBe(
+      "label gpu=true (it claims gpu=true itself: self-reported, not trusted: set it on its identity, or serve --trust-proplet-labels)",
+    );
+    expect(unmetBy({ tee: "sev" }, claims, UNVOUCHED)).toBe(
+      "TEE sev (it reports TEE sev itself: self-reported, not trusted: set it on its identity, or serve --trust-proplet-labels)",
+    );
+    expect(unmetBy({ labels: { fpga: "yes" } }, claims, UNVOUCHED)).toBe("label fpga=yes");
+    expect(unmetBy({ labels: { gpu: "true" }, tee: "sev" }, claims, SELF_TRUSTED)).toBeUndefined();
+    const operator = { labels: { gpu: "true", tee: "sev" }, self: false };
+    expect(unmetBy({ labels: { gpu: "true" }, tee: "any" }, { tee: "none" }, operator)).toBeUndefined();
+    // The operator's word wins over the proplet's.
+    expect(unmetBy({ labels: { zone: "a" } }, claims, { labels: { zone: "b" }, self: true })).toBe(
+      "label zone=a (it claims zone=a, its identity says zone=b)",
+    );
   });
 
   test("unknown keys and bad values are refused, not ignored", () => {

@@ -11,7 +11,7 @@ import { openSqlite } from "../../../src/storage/sqlite/index.ts";
 function setup() {
   let now = Date.parse("2026-01-01T00:00:00Z");
   const clock = () => now;
-  const ids = new Identities(openSqlite(":memory:"), clock);
+  const ids = new Identities(openSqlite(":memory:"), {}, clock);
   const sessions = new Sessions(ids, clock);
   return { ids, sessions, advance: (ms: number) => (now += ms) };
 }

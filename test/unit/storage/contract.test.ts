@@ -235,6 +235,22 @@ for (const backend of BACKENDS) {
       expect(s.entities.all()).toHaveLength(1);
     });
 
+    test("a proplet identity's labels (set by the operator) are kept, replaced, and survive a restart", async () => {
+      const s = await fresh();
+      const e = { id: "e1", kind: "proplet" as const, name: "e", key_hash: "x", created_at: at(1) };
+      s.entities.create({ ...e, labels: { gpu: "true", tee: "sev" } });
+      expect(s.entities.get("e1")?.labels).toEqual({ gpu: "true", tee: "sev" });
+      s.entities.update({ ...e, labels: { zone: "a" } });
+      expect(s.entities.all()).toEqual([{ ...e, labels: { zone: "a" } }]);
+      await s.durable();
+      if (!backend.reopen) return;
+      await s.close();
+      open.splice(open.indexOf(s), 1);
+      const again = await backend.reopen();
+      open.push(again);
+      expect(again.entities.get("e1")).toEqual({ ...e, labels: { zone: "a" } });
+    });
+
     test("metrics samples are kept up to the bound, newest first, per owner", async () => {
       const s = await fresh();
       for (let i = 0; i < METRICS_RETENTION + 5; i++) s.metrics.addProplet("p", at(i), { i });

@@ -128,11 +128,12 @@ describe("components", () => {
 
   test("a transpile that takes too long fails the task and frees jco's thread for the next component", async () => {
     const { compileComponent } = await import("../../../../src/proplet/runtime/component.ts");
+    const { hereCompiler } = await import("../../../../src/proplet/runtime/compiler.ts");
     // Every call below transpiles afresh (no cache): 1 ms is less than any transpile takes.
-    await expect(compileComponent(fixture("args.component"), undefined, 1)).rejects.toThrow(
+    await expect(compileComponent(fixture("args.component"), undefined, hereCompiler, 1)).rejects.toThrow(
       "invalid component: transpiling the component took longer than 0.001s",
     );
-    const again = await compileComponent(fixture("args.component"));
+    const again = await compileComponent(fixture("args.component"), undefined, hereCompiler);
     expect(again.world.command).toBe(true);
   });
 
