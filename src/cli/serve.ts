@@ -55,6 +55,18 @@ function managerCredentials(): { id: string; key: string } | undefined {
   return { id, key };
 }
 
+/**
+ * The embedded OCI proxy's identity on an external broker (upstream's names); without it the proxy logs in as the
+ * manager, whose broker ACL must then allow the registry topics.
+ */
+function proxyCredentials(): { id: string; key: string } | undefined {
+  const id = env("PROXY_ENTITY_ID");
+  const key = env("PROXY_API_KEY");
+  if (!id && !key) return undefined;
+  if (!id || !key) throw new UsageError("PROXY_ENTITY_ID and PROXY_API_KEY must be set together");
+  return { id, key };
+}
+
 const list = (v: string | undefined) =>
   (v ?? "")
     .split(",")
@@ -178,7 +190,8 @@ export const serveCommand = defineCommand({
       },
       proxy: {
         type: "boolean",
-        description: "run the OCI proxy (env PROPELLER_PROXY=false to disable)",
+        description:
+          "run the OCI proxy (env PROPELLER_PROXY=false to disable); on an external broker it logs in with PROXY_ENTITY_ID / PROXY_API_KEY, else as the manager",
         negativeDescription: "do not run the OCI proxy",
         default: L.bool("proxy", "PROPELLER_PROXY", true),
       },
@@ -293,6 +306,7 @@ export const serveCommand = defineCommand({
           tls: tlsFrom(args["tls-cert"], args["tls-key"], args["tls-client-ca"], args["mqtt-tls-port"]),
           allowedOrigins: list(args["allowed-origins"]),
           managerCredentials: managerCredentials(),
+          proxyCredentials: proxyCredentials(),
           domainId: args["domain-id"],
           channelId: args["channel-id"],
           livelinessInterval: interval,

@@ -74,6 +74,8 @@ export interface ServeOptions {
   auth: boolean;
   /** The manager's identity on an external broker (MANAGER_ENTITY_ID, MANAGER_API_KEY). */
   managerCredentials?: { id: string; key: string };
+  /** The embedded OCI proxy's identity (PROXY_ENTITY_ID, PROXY_API_KEY); else the manager's on an external broker. */
+  proxyCredentials?: { id: string; key: string };
   /** REST body limits and stream caps (`--max-body-mb`, `--max-streams`, `--max-streams-per-token`). */
   apiLimits?: ApiLimits;
   /** Seconds the console's sign-in link works (once); default 600. */
@@ -220,10 +222,14 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   });
   await bus.listen(manager.inbound);
   // The OCI proxy, with its own MQTT client like any other participant.
+  // Its own identity when given; on an external broker, else the manager's (a provisioned mosquitto refuses an
+  // anonymous client, and serve would exit). Its client id begins with its entity id, as brokers expect.
+  const proxyLogin = o.proxyCredentials ?? (broker ? undefined : o.managerCredentials);
   const proxyClient = o.proxy
     ? await connectMqtt(mqttAddress, {
-        clientId: `proxy-${instanceId}`,
-        ...internal(`proxy-${instanceId}`, "proxy"),
+        ...(proxyLogin
+          ? { clientId: `${proxyLogin.id}-proxy-${instanceId}`, username: proxyLogin.id, password: proxyLogin.key }
+          : { clientId: `proxy-${instanceId}`, ...internal(`proxy-${instanceId}`, "proxy") }),
         broker: broker?.aedes,
       })
     : undefined;
