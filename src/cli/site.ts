@@ -26,6 +26,7 @@ import { openStorage, storageLocation } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { configureTracing, tracing } from "../telemetry/tracing.ts";
 import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
+import { watchCertificates } from "./cert-watch.ts";
 import type { LocalEnv } from "./proplet.ts";
 
 /** How long a proplet that stops being heard keeps its runs, by default (issue: edge links drop for minutes). */
@@ -135,6 +136,8 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     Bun.env.OTEL_SERVICE_NAME ?? "propeller-manager",
     Number(Bun.env.OTEL_TRACES_SAMPLER_ARG ?? 1),
   );
+  // Certificates about to expire are told at start (and daily), whatever this manager's role.
+  const certWatch = o.tls ? watchCertificates(o.tls) : undefined;
   // The data dir holds the database and the admin token: its owner only, when serve creates it.
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const lock = lockDir(o.dataDir, "serve");
@@ -278,6 +281,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     propletsAlive: () => manager.proplets.aliveCount(),
     counters: manager.telemetry.counters,
     mqtt: bus.counts,
+    ...(certWatch ? { certificates: certWatch.certs } : {}),
   });
   // Told to whoever is refused: no path of this machine's disk (the CLI on this machine names the file itself).
   const hint = "the admin token is in admin.token in serve's data dir; `propeller tokens create` makes more";
@@ -349,6 +353,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       if (closed) return;
       closed = true;
       clearInterval(liveness);
+      certWatch?.stop();
       await manager.shutdown();
       await agent?.close();
       await tracing().flush();
