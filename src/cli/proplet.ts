@@ -9,6 +9,7 @@ import { defaultMaxTasks, type PropletConfig } from "../proplet/config.ts";
 import { lockDir } from "../storage/lock.ts";
 import { configureTracing } from "../telemetry/tracing.ts";
 import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "./args.ts";
+import { joinedCa, joinSite, readJoined } from "./join.ts";
 import { Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { configSection } from "./provision.ts";
 
@@ -47,6 +48,12 @@ function tlsEnv(): PropletConfig["tls"] {
   if (!ca && !cert && !insecure) return undefined;
   if (insecure) log.warn("PROPLET_MQTT_TLS_INSECURE_SKIP_VERIFY=true: the broker's certificate is not checked");
   return { ...(ca ? { ca } : {}), ...(cert && key ? { cert, key } : {}), rejectUnauthorized: !insecure };
+}
+
+/** The CA a join kept, unless PROPLET_MQTT_TLS_CA_CERT names another. */
+function withCa(tls: PropletConfig["tls"], ca: string | undefined): PropletConfig["tls"] {
+  if (!ca || tls?.ca) return tls;
+  return { ...(tls ?? {}), ca, rejectUnauthorized: tls?.rejectUnauthorized ?? true };
 }
 
 export type LocalEnv = Pick<
@@ -141,6 +148,17 @@ export const propletCommand = defineCommand({
         description: "discovery location (env PROPLET_LOCATION)",
         default: L.text("location", ["PROPLET_LOCATION"]),
       },
+      join: {
+        type: "string",
+        description:
+          "serve's URL: join the site with --token, once; the identity and CA are kept in PROPLET_DATA_DIR (env PROPLET_JOIN_URL)",
+        default: L.text("join", ["PROPLET_JOIN_URL"]),
+      },
+      token: {
+        type: "string",
+        description: "a join token from `propeller proplets join-token`, with --join (env PROPLET_JOIN_TOKEN)",
+        default: L.text("token", ["PROPLET_JOIN_TOKEN"], undefined, true),
+      },
       ...logArgs(L),
     };
   },
@@ -155,31 +173,45 @@ export const propletCommand = defineCommand({
           tenant_id: args["domain-id"],
           channel_id: args["channel-id"],
         };
+        // A joined proplet's identity lives in its data dir (given, or the default one for no id): --join fetches it
+        // once; later starts read it (join.ts).
+        const joinDir = env("PROPLET_DATA_DIR") ?? join(defaultDataDir(), "proplet");
+        if (args.token && !args.join) throw new UsageError("--token goes with --join URL");
+        if (args.join && !args.token) throw new UsageError("--join needs --token (`propeller proplets join-token`)");
+        if (args.join && given.entity_id)
+          throw new UsageError("--join makes this proplet's identity: give no entity id");
+        let joined = given.entity_id ? undefined : readJoined(joinDir);
+        if (args.join && joined) log.info(`already joined as ${joined.entity_id} (${joinDir}): --join is not needed`);
+        else if (args.join) joined = await joinSite(args.join, args.token!, joinDir);
         const file = env("PROPLET_CONFIG_FILE") ?? "config.toml";
         const section = env("PROPLET_CONFIG_SECTION") ?? "proplet";
-        const fromFile = Object.values(given).some((v) => !v) ? configSection(file, section) : {};
-        let id = given.entity_id || fromFile.entity_id;
+        const fromFile = !joined && Object.values(given).some((v) => !v) ? configSection(file, section) : {};
+        let id = given.entity_id || joined?.entity_id || fromFile.entity_id;
         if (!given.entity_id && fromFile.entity_id)
           log.info(`identity ${fromFile.entity_id} from [${section}] of ${file}`);
         // The state dir, which this process alone may hold: with no id given, the proplet keeps the one it made
         // there (a restart under a supervisor is the same proplet, not a new twin); results wait there while the
         // link is down.
-        const dir =
-          env("PROPLET_DATA_DIR") ??
-          join(defaultDataDir(), id ? `proplet-${id.replace(/[^A-Za-z0-9._-]/g, "_")}` : "proplet");
+        const dir = joined
+          ? joinDir
+          : (env("PROPLET_DATA_DIR") ??
+            join(defaultDataDir(), id ? `proplet-${id.replace(/[^A-Za-z0-9._-]/g, "_")}` : "proplet"));
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         const state = lockDir(dir, "proplet");
         id ||= storedId(dir);
+        const ca = joined ? joinedCa(dir) : undefined;
         const agent = new PropletAgent({
-          mqttAddress: args["mqtt-address"],
+          // A joined proplet connects where serve told it, unless an address is set.
+          mqttAddress:
+            joined && L.resolved.get("mqtt-address")?.source === "default" ? joined.mqtt_address : args["mqtt-address"],
           entityId: id,
           stateDir: dir,
           keepalive: env("PROPLET_MQTT_KEEPALIVE")
             ? int("PROPLET_MQTT_KEEPALIVE", env("PROPLET_MQTT_KEEPALIVE"), 1, 3600)
             : undefined,
-          apiKey: given.api_key || fromFile.api_key || "",
-          domainId: given.tenant_id || fromFile.tenant_id || DEFAULT_DOMAIN_ID,
-          channelId: given.channel_id || fromFile.channel_id || DEFAULT_CHANNEL_ID,
+          apiKey: given.api_key || joined?.api_key || fromFile.api_key || "",
+          domainId: given.tenant_id || joined?.domain_id || fromFile.tenant_id || DEFAULT_DOMAIN_ID,
+          channelId: given.channel_id || joined?.channel_id || fromFile.channel_id || DEFAULT_CHANNEL_ID,
           namespace: env("PROPLET_MANAGER_K8S_NAMESPACE") ?? "default",
           livelinessInterval: seconds(
             L.label("liveliness-interval"),
@@ -189,7 +221,7 @@ export const propletCommand = defineCommand({
           ),
           maxTasks: int(L.label("max-tasks"), args["max-tasks"], 1, 10_000),
           ...propletEnv(),
-          tls: tlsEnv(),
+          tls: withCa(tlsEnv(), ca),
           runtime: runtime(args.runtime),
           metricsPort: env("PROPLET_METRICS_PORT")
             ? int("PROPLET_METRICS_PORT", env("PROPLET_METRICS_PORT"), 0, 65535)

@@ -8,8 +8,10 @@ import { type BusClient, DirectClient } from "../broker/direct.ts";
 import type { EntityKind, Token } from "../core/identity.ts";
 import type { SchedulerName } from "../core/scheduler.ts";
 import { TaskState } from "../core/states.ts";
+import { chainCa, spkiHash } from "../core/x509-read.ts";
 import { log } from "../log.ts";
 import { createApp } from "../manager/api/app.ts";
+import type { JoinSite } from "../manager/api/join.ts";
 import { type ApiLimits, DEFAULT_API_LIMITS, maxRequestBytes } from "../manager/api/limits.ts";
 import { ManagerMetrics } from "../manager/api/prometheus.ts";
 import { MqttManagerBus } from "../manager/bus.ts";
@@ -127,6 +129,15 @@ function stableId(dataDir: string, name: string): string {
   const id = crypto.randomUUID();
   writeFileSync(f, id);
   return id;
+}
+
+/** What a joining proplet is told (api/join.ts): the CA of serve's chain and its hash, and where the broker is. */
+function joinSite(o: ServeOptions, mqttPort?: number): JoinSite {
+  const caPem = o.tls ? chainCa(o.tls.cert, o.tls.clientCa) : undefined;
+  return {
+    ...(caPem ? { caPem, caHash: spkiHash(caPem) } : {}),
+    mqtt: o.mqttUrl ? { url: o.mqttUrl } : { scheme: o.tls ? "mqtts" : "mqtt", port: mqttPort ?? o.mqttPort },
+  };
 }
 
 export async function serve(o: ServeOptions): Promise<RunningServe> {
@@ -291,6 +302,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     ...(site ? { role: "active" } : {}),
     tls: Boolean(o.tls),
     limits,
+    join: joinSite(o, broker?.port),
   };
   const sessions = new Sessions(identities);
   const app = createApp(manager, info, metrics, o.auth ? { hint, sessions } : undefined);

@@ -11,6 +11,7 @@ import { eventRoutes } from "./events.ts";
 import { flRoutes } from "./fl.ts";
 import { groupRoutes } from "./groups.ts";
 import { STATUS_OF } from "./http.ts";
+import { type JoinSite, joinRoutes } from "./join.ts";
 import { type ApiLimits, bodyLimits, DEFAULT_API_LIMITS } from "./limits.ts";
 import { logRoutes } from "./logs.ts";
 import type { ManagerMetrics } from "./prometheus.ts";
@@ -38,6 +39,8 @@ export interface AppInfo {
   tls?: boolean;
   /** Body limits and stream caps (limits.ts); the defaults when not given. */
   limits?: ApiLimits;
+  /** What a joining proplet is told: the CA it pins and where the broker is (join.ts). */
+  join?: JoinSite;
 }
 
 /** `auth` unset: no authentication (`serve --no-auth`, loopback only). */
@@ -106,6 +109,8 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
   flRoutes(app, m.fl);
   sessionRoutes(app, m.identities, sessions, { auth: Boolean(auth), secure: Boolean(info.tls) });
   adminRoutes(app, m);
-  identityRoutes(app, m.identities, info.channel ?? { domainId: DEFAULT_DOMAIN_ID, channelId: DEFAULT_CHANNEL_ID });
+  const channel = info.channel ?? { domainId: DEFAULT_DOMAIN_ID, channelId: DEFAULT_CHANNEL_ID };
+  identityRoutes(app, m.identities, channel);
+  joinRoutes(app, m.joins, info.join, channel);
   return app;
 }
