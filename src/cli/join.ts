@@ -82,6 +82,9 @@ export async function joinSite(url: string, tokenText: string, dir: string): Pro
     body: JSON.stringify({ token: tokenText.trim() }),
     ...(ca ? { tls: { ca } } : {}),
     signal: AbortSignal.timeout(TIMEOUT_MS),
+  }).catch((e: Error) => {
+    const hint = ca ? ` (the URL's host must be one of serve's certificate hosts: \`propeller certs list\`)` : "";
+    throw new Error(`join ${base}/join: ${e.message}${hint}`);
   });
   const text = await bounded(res, 64 * 1024);
   if (res.status !== 201) {

@@ -77,7 +77,7 @@ test("guessed tokens get one answer that names nothing; past 10 failures a minut
   for (let i = 0; i < 10; i++) {
     const r = await post({ token: i % 2 ? guess() : "ppj_short" });
     statuses.push(r.status);
-    answers.add((await r.json()).error);
+    answers.add(((await r.json()) as { error: string }).error);
   }
   expect(statuses).toEqual(Array(10).fill(401));
   expect(answers.size).toBe(1);
