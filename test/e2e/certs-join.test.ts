@@ -136,6 +136,37 @@ test("join: a token whose CA hash is not the site's is refused before the token 
   await ok.p.kill("SIGTERM");
 }, 30_000);
 
+test("join: a server that is not the site's, with its own CA, never receives the token", async () => {
+  // The attacker's server: a CA and certificate of its own for the same names, answering /join/ca with its CA.
+  const theirs = join(tempDir(), "theirs");
+  expect(cli(["certs", "create", "--host", "localhost", "--host", "127.0.0.1", "--dir", theirs]).code).toBe(0);
+  const seen: string[] = [];
+  const hostile = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    tls: {
+      cert: readFileSync(join(theirs, "server.pem"), "utf8"),
+      key: readFileSync(join(theirs, "server.key"), "utf8"),
+    },
+    async fetch(req) {
+      seen.push(`${req.method} ${new URL(req.url).pathname} ${await req.text()}`);
+      if (new URL(req.url).pathname === "/join/ca") return new Response(readFileSync(join(theirs, "ca.pem"), "utf8"));
+      return Response.json({ error: "nope" }, { status: 401 });
+    },
+  });
+  try {
+    const token = joinToken();
+    const { p, dir } = joiner(token, undefined, `https://localhost:${hostile.port}`);
+    expect(await p.proc.exited).toBe(1);
+    expect(p.output()).toContain("is not the one the join token pins");
+    expect(seen).toEqual(["GET /join/ca "]);
+    expect(seen.join()).not.toContain(token.slice(4, 40));
+    expect(existsSync(join(dir, "identity.json"))).toBe(false);
+  } finally {
+    hostile.stop(true);
+  }
+}, 30_000);
+
 test("join: expired and revoked tokens are refused; serve stays healthy", async () => {
   const expiring = joinToken("--ttl", "1s");
   const revoked = joinToken();
