@@ -63,6 +63,8 @@ export async function joinSite(url: string, tokenText: string, dir: string): Pro
     const res = await fetch(`${base}/join/ca`, {
       tls: { rejectUnauthorized: false },
       signal: AbortSignal.timeout(TIMEOUT_MS),
+    }).catch((e: Error) => {
+      throw new Error(`join: cannot reach ${base}/join/ca: ${e.message}`);
     });
     if (!res.ok) throw new Error(`${base}/join/ca answered ${res.status}: is this serve, with TLS?`);
     const pem = await bounded(res, 64 * 1024);
