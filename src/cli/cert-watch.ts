@@ -26,7 +26,13 @@ export function servedCertificates(tls: { cert: string; clientCa?: string }): Ce
 
 /** Warns now and daily; `certs()` is what /metrics reports. */
 export function watchCertificates(tls: { cert: string; clientCa?: string }) {
-  const certs = servedCertificates(tls);
+  let certs: CertExpiry[] = [];
+  try {
+    certs = servedCertificates(tls);
+  } catch (e) {
+    // TLS itself works with what Bun accepts: not knowing an expiry is no reason to stop.
+    log.warn(`cannot read the expiry of serve's certificates: ${e instanceof Error ? e.message : e}`);
+  }
   const warn = () => {
     for (const w of expiryWarnings(
       certs.map((c) => ({ label: c.cert, notAfter: c.notAfter })),

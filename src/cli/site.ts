@@ -133,7 +133,12 @@ function stableId(dataDir: string, name: string): string {
 
 /** What a joining proplet is told (api/join.ts): the CA of serve's chain and its hash, and where the broker is. */
 function joinSite(o: ServeOptions, mqttPort?: number): JoinSite {
-  const caPem = o.tls ? chainCa(o.tls.cert, o.tls.clientCa) : undefined;
+  let caPem: string | undefined;
+  try {
+    caPem = o.tls ? chainCa(o.tls.cert, o.tls.clientCa) : undefined;
+  } catch (e) {
+    log.warn(`no CA for join tokens to pin: ${e instanceof Error ? e.message : e}`);
+  }
   return {
     ...(caPem ? { caPem, caHash: spkiHash(caPem) } : {}),
     mqtt: o.mqttUrl ? { url: o.mqttUrl } : { scheme: o.tls ? "mqtts" : "mqtt", port: mqttPort ?? o.mqttPort },
