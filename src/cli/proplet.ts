@@ -12,6 +12,7 @@ import { lockDir } from "../storage/lock.ts";
 import { configureTracing } from "../telemetry/tracing.ts";
 import { action, defaultDataDir, env, int, logArgs, nearest, seconds, UsageError } from "./args.ts";
 import { ownDataDir, privateUmask } from "./data-dir.ts";
+import { type JoinedIdentity, joinedCa, joinSite, readJoined } from "./join.ts";
 import { defaultsOf, Layers, SYSTEM_CONFIG, sectionProblems } from "./layers.ts";
 import { checkPortsFree } from "./ports.ts";
 import { configFile } from "./provision.ts";
@@ -51,6 +52,12 @@ function tlsEnv(): PropletConfig["tls"] {
   if (!ca && !cert && !insecure) return undefined;
   if (insecure) log.warn("PROPLET_MQTT_TLS_INSECURE_SKIP_VERIFY=true: the broker's certificate is not checked");
   return { ...(ca ? { ca } : {}), ...(cert && key ? { cert, key } : {}), rejectUnauthorized: !insecure };
+}
+
+/** The CA a join kept, unless PROPLET_MQTT_TLS_CA_CERT names another. */
+function withCa(tls: PropletConfig["tls"], ca: string | undefined): PropletConfig["tls"] {
+  if (!ca || tls?.ca) return tls;
+  return { ...(tls ?? {}), ca, rejectUnauthorized: tls?.rejectUnauthorized ?? true };
 }
 
 export type LocalEnv = Pick<
@@ -169,7 +176,10 @@ function identityFrom(needed: boolean): { values: Partial<ConfigSection>; file: 
  * Every setting of a proplet checked, as `propeller proplet` starts and as `config show --proplet` shows them (one
  * path): the agent's options but its id and state dir, and the id from the config file when it gave one.
  */
-function settingsOf(args: PropletArgs): {
+function settingsOf(
+  args: PropletArgs,
+  joined?: JoinedIdentity,
+): {
   config: Omit<PropletConfig, "entityId" | "stateDir">;
   id: string | undefined;
   fromFile: Partial<ConfigSection>;
@@ -183,15 +193,17 @@ function settingsOf(args: PropletArgs): {
     tenant_id: args["domain-id"],
     channel_id: args["channel-id"],
   };
-  const { values: fromFile, file, section } = identityFrom(Object.values(given).some((v) => !v));
+  const { values: fromFile, file, section } = identityFrom(!joined && Object.values(given).some((v) => !v));
   const config: Omit<PropletConfig, "entityId" | "stateDir"> = {
-    mqttAddress: args["mqtt-address"],
+    // A joined proplet connects where serve told it, unless an address is set.
+    mqttAddress:
+      joined && L.resolved.get("mqtt-address")?.source === "default" ? joined.mqtt_address : args["mqtt-address"],
     keepalive: env("PROPLET_MQTT_KEEPALIVE")
       ? int("PROPLET_MQTT_KEEPALIVE", env("PROPLET_MQTT_KEEPALIVE"), 1, 3600)
       : undefined,
-    apiKey: given.api_key || fromFile.api_key || "",
-    domainId: given.tenant_id || fromFile.tenant_id || DEFAULT_DOMAIN_ID,
-    channelId: given.channel_id || fromFile.channel_id || DEFAULT_CHANNEL_ID,
+    apiKey: given.api_key || joined?.api_key || fromFile.api_key || "",
+    domainId: given.tenant_id || joined?.domain_id || fromFile.tenant_id || DEFAULT_DOMAIN_ID,
+    channelId: given.channel_id || joined?.channel_id || fromFile.channel_id || DEFAULT_CHANNEL_ID,
     namespace: env("PROPLET_MANAGER_K8S_NAMESPACE") ?? "default",
     livelinessInterval: seconds(
       L.label("liveliness-interval"),
@@ -289,6 +301,17 @@ export const propletCommand = defineCommand({
         description: "discovery location (env PROPLET_LOCATION)",
         default: L.text("location", ["PROPLET_LOCATION"]),
       },
+      join: {
+        type: "string",
+        description:
+          "serve's URL: join the site with --token, once; the identity and CA are kept in PROPLET_DATA_DIR (env PROPLET_JOIN_URL)",
+        default: L.text("join", ["PROPLET_JOIN_URL"]),
+      },
+      token: {
+        type: "string",
+        description: "a join token from `propeller proplets join-token`, with --join (env PROPLET_JOIN_TOKEN)",
+        default: L.text("token", ["PROPLET_JOIN_TOKEN"], undefined, true),
+      },
       ...logArgs(L),
     };
   },
@@ -296,22 +319,34 @@ export const propletCommand = defineCommand({
     action(
       async () => {
         privateUmask();
-        const { config, id: given, file, section } = settingsOf(args as unknown as PropletArgs);
+        if (args.token && !args.join) throw new UsageError("--token goes with --join URL");
+        if (args.join && !args.token) throw new UsageError("--join needs --token (`propeller proplets join-token`)");
+        if (args.join && args["entity-id"])
+          throw new UsageError("--join makes this proplet's identity: give no entity id");
+        // A joined proplet's identity lives in its data dir (given, or the default one for no id): --join fetches it
+        // once; later starts read it (join.ts).
+        const joinDir = env("PROPLET_DATA_DIR") ?? join(defaultDataDir(), "proplet");
+        let joined = args["entity-id"] ? undefined : readJoined(joinDir);
+        if (args.join && joined) log.info(`already joined as ${joined.entity_id} (${joinDir}): --join is not needed`);
+        else if (args.join) joined = await joinSite(args.join, args.token!, joinDir);
+        const { config, id: given, file, section } = settingsOf(args as unknown as PropletArgs, joined);
         let id = given;
-        if (id && !args["entity-id"]) log.info(`identity ${id} from [${section}] of ${file}`);
+        if (id && !args["entity-id"] && !joined) log.info(`identity ${id} from [${section}] of ${file}`);
         // The state dir, which this process alone may hold: with no id given, the proplet keeps the one it made
         // there (a restart under a supervisor is the same proplet, not a new twin); results wait there while the
         // link is down.
-        const dir =
-          env("PROPLET_DATA_DIR") ??
-          join(defaultDataDir(), id ? `proplet-${id.replace(/[^A-Za-z0-9._-]/g, "_")}` : "proplet");
+        const dir = joined
+          ? joinDir
+          : (env("PROPLET_DATA_DIR") ??
+            join(defaultDataDir(), id ? `proplet-${id.replace(/[^A-Za-z0-9._-]/g, "_")}` : "proplet"));
         // Its metrics port, when it has one, is checked free before the state dir is made or locked.
         if (config.metricsPort)
           await checkPortsFree("127.0.0.1", [{ port: config.metricsPort, flag: "PROPLET_METRICS_PORT" }]);
         ownDataDir(dir, "PROPLET_DATA_DIR");
         const state = lockDir(dir, "proplet");
         id ||= storedId(dir);
-        const agent = new PropletAgent({ ...config, entityId: id, stateDir: dir });
+        const ca = joined ? joinedCa(dir) : undefined;
+        const agent = new PropletAgent({ ...config, entityId: id, stateDir: dir, tls: withCa(config.tls, ca) });
         // Upstream's proplet reads PROPLET_OTEL_URL and PROPLET_TRACE_RATIO; the standard variable comes first.
         configureTracing(
           env("OTEL_EXPORTER_OTLP_ENDPOINT") ?? env("PROPLET_OTEL_URL"),

@@ -2,6 +2,7 @@ import { defineCommand } from "citty";
 import type { PropletView } from "../core/proplet.ts";
 import { action, int, UsageError } from "./args.ts";
 import { api, okCommand, pagedCommand, urlArg } from "./client.ts";
+import { joinTokenCommands } from "./join-tokens.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
 const idArg = { id: { type: "positional", description: "proplet id", required: true } } as const;
@@ -124,6 +125,7 @@ export const propletsCommand = defineCommand({
           printRecord(e as Record<string, unknown>);
         }),
     }),
+    ...joinTokenCommands,
     revoke: okCommand(
       "Revoke a proplet's identity: its key stops working and its MQTT connection is closed at once",
       "proplet",

@@ -67,6 +67,18 @@ function urlSetting(flag: string, v: string | undefined, schemes: string[]): voi
     throw new UsageError(`${L.label(flag)} must be a ${schemes.map((x) => `${x}://`).join(" or ")} URL`);
 }
 
+/**
+ * The embedded OCI proxy's identity on an external broker (upstream's names); without it the proxy logs in as the
+ * manager, whose broker ACL must then allow the registry topics.
+ */
+function proxyCredentials(): { id: string; key: string } | undefined {
+  const id = env("PROXY_ENTITY_ID");
+  const key = env("PROXY_API_KEY");
+  if (!id && !key) return undefined;
+  if (!id || !key) throw new UsageError("PROXY_ENTITY_ID and PROXY_API_KEY must be set together");
+  return { id, key };
+}
+
 const list = (v: string | undefined) =>
   (v ?? "")
     .split(",")
@@ -261,7 +273,8 @@ export const serveCommand = defineCommand({
       },
       proxy: {
         type: "boolean",
-        description: "run the OCI proxy (env PROPELLER_PROXY=false to disable)",
+        description:
+          "run the OCI proxy (env PROPELLER_PROXY=false to disable); on an external broker it logs in with PROXY_ENTITY_ID / PROXY_API_KEY, else as the manager",
         negativeDescription: "do not run the OCI proxy",
         default: L.bool("proxy", "PROPELLER_PROXY", true),
       },
@@ -387,6 +400,7 @@ export const serveCommand = defineCommand({
           allowedOrigins: origins(L.label("allowed-origins"), args["allowed-origins"]),
           brokerLimits: brokerLimits(args),
           managerCredentials: managerCredentials(),
+          proxyCredentials: proxyCredentials(),
           domainId: args["domain-id"],
           channelId: args["channel-id"],
           livelinessInterval: interval,

@@ -10,8 +10,10 @@ import type { EntityKind, Token } from "../core/identity.ts";
 import { hostAllowed, hostRefusal, type OriginPolicy, originAllowed, originPolicy } from "../core/origins.ts";
 import type { SchedulerName } from "../core/scheduler.ts";
 import { TaskState } from "../core/states.ts";
+import { chainCa, spkiHash } from "../core/x509-read.ts";
 import { log } from "../log.ts";
 import { createApp } from "../manager/api/app.ts";
+import type { JoinSite } from "../manager/api/join.ts";
 import { type ApiLimits, DEFAULT_API_LIMITS, maxRequestBytes } from "../manager/api/limits.ts";
 import { ManagerMetrics } from "../manager/api/prometheus.ts";
 import { MqttManagerBus } from "../manager/bus.ts";
@@ -28,6 +30,7 @@ import { openStorage, storageLocation } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { configureTracing, tracing } from "../telemetry/tracing.ts";
 import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
+import { watchCertificates } from "./cert-watch.ts";
 import { ownDataDir, removeStaleBackups } from "./data-dir.ts";
 import { checkPortsFree } from "./ports.ts";
 import type { LocalEnv } from "./proplet.ts";
@@ -83,6 +86,8 @@ export interface ServeOptions {
   auth: boolean;
   /** The manager's identity on an external broker (MANAGER_ENTITY_ID, MANAGER_API_KEY). */
   managerCredentials?: { id: string; key: string };
+  /** The embedded OCI proxy's identity (PROXY_ENTITY_ID, PROXY_API_KEY); else the manager's on an external broker. */
+  proxyCredentials?: { id: string; key: string };
   /** REST body limits and stream caps (`--max-body-mb`, `--max-streams`, `--max-streams-per-token`). */
   apiLimits?: ApiLimits;
   /** Seconds the console's sign-in link works (once); default 600. */
@@ -130,6 +135,20 @@ function stableId(dataDir: string, name: string): string {
   return id;
 }
 
+/** What a joining proplet is told (api/join.ts): the CA of serve's chain and its hash, and where the broker is. */
+function joinSite(o: ServeOptions, mqttPort?: number): JoinSite {
+  let caPem: string | undefined;
+  try {
+    caPem = o.tls ? chainCa(o.tls.cert, o.tls.clientCa) : undefined;
+  } catch (e) {
+    log.warn(`no CA for join tokens to pin: ${e instanceof Error ? e.message : e}`);
+  }
+  return {
+    ...(caPem ? { caPem, caHash: spkiHash(caPem) } : {}),
+    mqtt: o.mqttUrl ? { url: o.mqttUrl } : { scheme: o.tls ? "mqtts" : "mqtt", port: mqttPort ?? o.mqttPort },
+  };
+}
+
 export async function serve(o: ServeOptions): Promise<RunningServe> {
   // OpenTelemetry's own variables: the endpoint, the service name, and the share of traces kept (default all).
   configureTracing(
@@ -137,6 +156,8 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     Bun.env.OTEL_SERVICE_NAME ?? "propeller-manager",
     Number(Bun.env.OTEL_TRACES_SAMPLER_ARG ?? 1),
   );
+  // Certificates about to expire are told at start (and daily), whatever this manager's role.
+  const certWatch = o.tls ? watchCertificates(o.tls) : undefined;
   // Nothing is written before the data dir is known free and every port can be listened on (ports.ts).
   const holder = lockHolder(o.dataDir);
   if (holder) throw new DirInUse(o.dataDir, holder.pid, holder.what);
@@ -240,10 +261,14 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   });
   await bus.listen(manager.inbound);
   // The OCI proxy, with its own MQTT client like any other participant.
+  // Its own identity when given; on an external broker, else the manager's (a provisioned mosquitto refuses an
+  // anonymous client, and serve would exit). Its client id begins with its entity id, as brokers expect.
+  const proxyLogin = o.proxyCredentials ?? (broker ? undefined : o.managerCredentials);
   const proxyClient = o.proxy
     ? await connectMqtt(mqttAddress, {
-        clientId: `proxy-${instanceId}`,
-        ...internal(`proxy-${instanceId}`, "proxy"),
+        ...(proxyLogin
+          ? { clientId: `${proxyLogin.id}-proxy-${instanceId}`, username: proxyLogin.id, password: proxyLogin.key }
+          : { clientId: `proxy-${instanceId}`, ...internal(`proxy-${instanceId}`, "proxy") }),
         broker: broker?.aedes,
       })
     : undefined;
@@ -294,6 +319,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     propletsAlive: () => manager.proplets.aliveCount(),
     counters: manager.telemetry.counters,
     mqtt: bus.counts,
+    ...(certWatch ? { certificates: certWatch.certs } : {}),
   });
   // Told to whoever is refused: no path of this machine's disk (the CLI on this machine names the file itself).
   const hint = "the admin token is in admin.token in serve's data dir; `propeller tokens create` makes more";
@@ -304,6 +330,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     ...(site ? { role: "active" } : {}),
     tls: Boolean(o.tls),
     limits,
+    join: joinSite(o, broker?.port),
   };
   const sessions = new Sessions(identities);
   // serve's own origins need its port, known once it listens (the first request comes after that).
@@ -387,6 +414,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       if (closed) return;
       closed = true;
       clearInterval(liveness);
+      certWatch?.stop();
       await manager.shutdown();
       await agent?.close();
       await tracing().flush();

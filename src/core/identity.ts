@@ -12,16 +12,24 @@ export type Role = z.infer<typeof Role>;
 export const EntityKind = z.enum(["manager", "proxy", "proplet"]);
 export type EntityKind = z.infer<typeof EntityKind>;
 
+/** A stored token's role: a REST role, or `join` (a join token, core/join.ts: never valid on REST). */
+export const TokenRole = z.enum(["admin", "viewer", "join"]);
+
 /** A stored REST token: its secret only as a hash. */
 export const Token = z.object({
   id: z.string(),
   name: z.string(),
-  role: Role,
+  role: TokenRole,
   hash: z.string(),
   created_at: z.string(),
   revoked_at: z.string().optional(),
   /** Past this instant the token is refused (401, "expired"); none: it lasts until revoked. */
   expires_at: z.string().optional(),
+  /** A join token's: proplets it made so far, how many it may make, the name it gives, the entities it made. */
+  uses: z.number().int().optional(),
+  max_uses: z.number().int().optional(),
+  proplet_name: z.string().optional(),
+  joined: z.array(z.string()).optional(),
 });
 export type Token = z.infer<typeof Token>;
 

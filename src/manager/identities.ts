@@ -64,7 +64,8 @@ export class Identities {
     private opts: { trustPropletLabels?: boolean } = {},
     private now = Date.now,
   ) {
-    for (const t of store.tokens.all()) if (!t.revoked_at) this.keep(t);
+    // Join tokens are the join room's (join.ts): never a REST token.
+    for (const t of store.tokens.all()) if (!t.revoked_at && t.role !== "join") this.keep(t);
     for (const e of store.entities.all()) {
       this.entities.set(e.id, e);
       if (!e.revoked_at) this.idByKeyHash.set(e.key_hash, e.id);
@@ -140,7 +141,10 @@ export class Identities {
   }
 
   listTokens(): TokenView[] {
-    return this.store.tokens.all().map(tokenView);
+    return this.store.tokens
+      .all()
+      .filter((t) => t.role !== "join")
+      .map(tokenView);
   }
 
   async revokeToken(id: string): Promise<void> {

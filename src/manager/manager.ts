@@ -9,6 +9,7 @@ import { Federation } from "./fl.ts";
 import { Groups } from "./groups.ts";
 import type { Identities } from "./identities.ts";
 import { Invocations } from "./invoke.ts";
+import { JoinTokens } from "./join.ts";
 import { Liveness } from "./liveness.ts";
 import { TaskOutput } from "./output.ts";
 import { PropletRegistry } from "./proplets.ts";
@@ -49,6 +50,7 @@ export class Manager {
   readonly output: TaskOutput;
   readonly fl: Federation;
   readonly identities: Identities;
+  readonly joins: JoinTokens;
   /** Proplet messages, by kind, to the room that handles each. */
   readonly inbound: Inbound;
 
@@ -59,6 +61,7 @@ export class Manager {
     opts: ManagerOptions,
   ) {
     this.identities = identities;
+    this.joins = new JoinTokens(store, identities);
     this.proplets = new PropletRegistry(store, this.events, opts, (id) => identities.vouched(id));
     this.dispatcher = new Dispatcher(store, bus, this.proplets, this.events, opts.scheduler);
     this.liveness = new Liveness(this.proplets, this.dispatcher, opts.partitionGraceMs ?? 0);

@@ -14,6 +14,7 @@ import { eventRoutes } from "./events.ts";
 import { flRoutes } from "./fl.ts";
 import { groupRoutes } from "./groups.ts";
 import { STATUS_OF } from "./http.ts";
+import { type JoinSite, joinRoutes } from "./join.ts";
 import { type ApiLimits, bodyLimits, DEFAULT_API_LIMITS } from "./limits.ts";
 import { logRoutes } from "./logs.ts";
 import type { ManagerMetrics } from "./prometheus.ts";
@@ -43,6 +44,8 @@ export interface AppInfo {
   limits?: ApiLimits;
   /** Where `POST /backup` makes its copy (the data dir); none: no backups. */
   backupDir?: string;
+  /** What a joining proplet is told: the CA it pins and where the broker is (join.ts). */
+  join?: JoinSite;
 }
 
 /**
@@ -135,6 +138,8 @@ export function createApp(
   flRoutes(app, m.fl);
   sessionRoutes(app, m.identities, sessions, { auth: Boolean(auth), secure: Boolean(info.tls) });
   adminRoutes(app, m, info.backupDir);
-  identityRoutes(app, m.identities, info.channel ?? { domainId: DEFAULT_DOMAIN_ID, channelId: DEFAULT_CHANNEL_ID });
+  const channel = info.channel ?? { domainId: DEFAULT_DOMAIN_ID, channelId: DEFAULT_CHANNEL_ID };
+  identityRoutes(app, m.identities, channel);
+  joinRoutes(app, m.joins, info.join, channel);
   return app;
 }

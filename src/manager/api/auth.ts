@@ -27,7 +27,7 @@ const PROPLET_ROUTES: [string, RegExp][] = [
 /** The proplet a request authenticated as, when it used a proplet's API key. */
 const propletOfRequest = new WeakMap<Request, string>();
 export const propletOf = (c: Context): string | undefined => propletOfRequest.get(c.req.raw);
-const ADMIN_ONLY = /^\/(tokens|entities)(\/|$)/;
+const ADMIN_ONLY = /^\/(tokens|entities|join-tokens)(\/|$)/;
 
 /** The token a request authenticated with. */
 const tokenOfRequest = new WeakMap<Request, Token>();
@@ -54,6 +54,9 @@ export const CONSOLE_HEADER = "x-propeller-console";
 export function requireToken(ids: Identities, sessions: Sessions, opts: AuthOptions): MiddlewareHandler {
   return async (c, next) => {
     if (c.req.method === "GET" && c.req.path === "/health") return next();
+    // A joining proplet has no token yet: its join token is checked by the route (join.ts), bounded there.
+    if ((c.req.method === "GET" && c.req.path === "/join/ca") || (c.req.method === "POST" && c.req.path === "/join"))
+      return next();
     // Signing in and out of the console is how a session starts and ends.
     if (c.req.path === "/session" && c.req.method !== "GET") return next();
     const header = c.req.header("authorization") ?? "";

@@ -45,7 +45,8 @@ export function bodyLimits(l: ApiLimits): MiddlewareHandler {
   const small = limit(SMALL_BODY_BYTES);
   return (c, next) => {
     const { method, path } = c.req;
-    if (path === "/session") return session(c, next);
+    // The routes open before a token (sign-in, a proplet's join) read a few KiB at most.
+    if (path === "/session" || path === "/join") return session(c, next);
     return (LARGE.some(([m, p]) => m === method && p.test(path)) ? large : small)(c, next);
   };
 }

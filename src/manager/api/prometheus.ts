@@ -11,6 +11,8 @@ export interface MetricsSource {
   propletsAlive(): number;
   counters: { starts: number; completions: number; failures: number; interruptions: number };
   mqtt: { received: number; sent: number };
+  /** serve's TLS certificates and when each expires (none without TLS). */
+  certificates?: () => { cert: string; notAfter: Date }[];
 }
 
 export class ManagerMetrics {
@@ -65,6 +67,18 @@ export class ManagerMetrics {
         this.set(src.propletsAlive());
       },
     });
+    if (src.certificates) {
+      const certs = src.certificates;
+      new client.Gauge({
+        name: "propeller_certificate_expiry_seconds",
+        help: "Seconds until each of serve's TLS certificates expires (negative: expired)",
+        labelNames: ["cert"],
+        registers: r,
+        collect() {
+          for (const c of certs()) this.set({ cert: c.cert }, Math.round((c.notAfter.getTime() - Date.now()) / 1000));
+        },
+      });
+    }
     this.http = new client.Histogram({
       name: "propeller_http_request_duration_seconds",
       help: "REST API request latency",
