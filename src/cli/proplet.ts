@@ -229,7 +229,7 @@ function settingsOf(
     teeRoot: env("PROPLET_TEE_ROOT"),
     decryptionKeys: env("PROPLET_DECRYPTION_KEYS"),
   };
-  return { config, id: given.entity_id || fromFile.entity_id, fromFile, file, section };
+  return { config, id: given.entity_id || joined?.entity_id || fromFile.entity_id, fromFile, file, section };
 }
 
 export const propletCommand = defineCommand({
