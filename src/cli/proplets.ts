@@ -1,10 +1,12 @@
 import { defineCommand } from "citty";
 import type { PropletView } from "../core/proplet.ts";
 import { action, int } from "./args.ts";
-import { api, okCommand, pagedCommand, urlArg } from "./client.ts";
+import { api, okCommand, pagedCommand, resolveId, urlArg } from "./client.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
-const idArg = { id: { type: "positional", description: "proplet id", required: true } } as const;
+const idArg = {
+  id: { type: "positional", description: "proplet id (or a unique prefix of it)", required: true },
+} as const;
 
 export const propletsCommand = defineCommand({
   meta: { name: "proplets", description: "Inspect the proplets known to the manager" },
@@ -40,7 +42,7 @@ export const propletsCommand = defineCommand({
       args: { ...idArg, ...urlArg },
       run: ({ args }) =>
         action(async () => {
-          const p = await api<PropletView>(args, "GET", `/proplets/${args.id}`);
+          const p = await api<PropletView>(args, "GET", `/proplets/${await resolveId(args, "proplet", args.id)}`);
           if (args.json) printJson(p);
           else printRecord({ ...p, metadata: undefined, ...p.metadata });
         }),
@@ -48,7 +50,10 @@ export const propletsCommand = defineCommand({
     sdf: defineCommand({
       meta: { description: "A proplet as an SDF document (GET /proplets/{id}/sdf)" },
       args: { ...idArg, ...urlArg },
-      run: ({ args }) => action(async () => printJson(await api(args, "GET", `/proplets/${args.id}/sdf`))),
+      run: ({ args }) =>
+        action(async () =>
+          printJson(await api(args, "GET", `/proplets/${await resolveId(args, "proplet", args.id)}/sdf`)),
+        ),
     }),
     delete: okCommand("Forget a proplet (refused while it runs tasks)", "proplet", "DELETE", (id) => `/proplets/${id}`),
     metrics: pagedCommand(
@@ -84,7 +89,7 @@ export const propletsCommand = defineCommand({
     }),
     revoke: okCommand(
       "Revoke a proplet's identity: its key stops working and its MQTT connection is closed at once",
-      "proplet",
+      "entity",
       "DELETE",
       (id) => `/entities/${id}`,
     ),
