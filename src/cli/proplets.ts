@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import type { PropletView } from "../core/proplet.ts";
-import { action, int } from "./args.ts";
+import { action, int, UsageError } from "./args.ts";
 import { api, okCommand, pagedCommand, resolveId, urlArg } from "./client.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
@@ -32,6 +32,7 @@ export const propletsCommand = defineCommand({
             ["NAME", "name"],
             ["ALIVE", "alive"],
             ["TASKS", "task_count"],
+            ["CORDONED", "cordoned"],
             ["LAST HEARTBEAT", "last_alive_at"],
           ]);
           process.stdout.write(`${p.proplets.length} of ${p.total} proplet(s)\n`);
@@ -54,6 +55,53 @@ export const propletsCommand = defineCommand({
         action(async () =>
           printJson(await api(args, "GET", `/proplets/${await resolveId(args, "proplet", args.id)}/sdf`)),
         ),
+    }),
+    cordon: cordonCommand(
+      "Place no new work on a proplet (what runs there runs on); stored, so it survives restarts",
+      "cordon",
+    ),
+    uncordon: cordonCommand("Let a cordoned proplet take work again", "uncordon"),
+    drain: defineCommand({
+      meta: {
+        description:
+          "Cordon a proplet and wait for its running tasks to end; with --force, move those still running after --timeout",
+      },
+      args: {
+        ...idArg,
+        timeout: {
+          type: "string",
+          description: "seconds to wait for running tasks to end (default 300)",
+          default: "300",
+        },
+        force: {
+          type: "boolean",
+          description: "after --timeout, stop what still runs there and run it elsewhere (retries permitting)",
+        },
+        ...urlArg,
+      },
+      run: ({ args }) =>
+        action(async () => {
+          const id = await resolveId(args, "proplet", args.id);
+          const timeoutS = int("timeout", args.timeout, 0, 86400);
+          let v = await api<PropletView>(args, "POST", `/proplets/${id}/drain`);
+          const deadline = Date.now() + timeoutS * 1000;
+          if (v.task_count > 0) process.stderr.write(`waiting for ${v.task_count} task(s) on ${id} to end\n`);
+          while (v.task_count > 0 && Date.now() < deadline) {
+            await Bun.sleep(Math.min(500, Math.max(0, deadline - Date.now())));
+            v = await api<PropletView>(args, "GET", `/proplets/${id}`);
+          }
+          if (v.task_count > 0 && !args.force) {
+            throw new UsageError(
+              `proplet ${id} still runs ${v.task_count} task(s) after ${timeoutS} s; it stays cordoned (--force moves them elsewhere)`,
+            );
+          }
+          if (v.task_count > 0) {
+            process.stderr.write(`moving ${v.task_count} task(s) off ${id}\n`);
+            v = await api<PropletView>(args, "POST", `/proplets/${id}/drain?force=true`);
+          }
+          if (args.json) printJson(v);
+          else process.stdout.write(`proplet ${id} drained: cordoned, running nothing\n`);
+        }),
     }),
     delete: okCommand("Forget a proplet (refused while it runs tasks)", "proplet", "DELETE", (id) => `/proplets/${id}`),
     metrics: pagedCommand(
@@ -95,3 +143,17 @@ export const propletsCommand = defineCommand({
     ),
   },
 });
+
+function cordonCommand(description: string, verb: "cordon" | "uncordon") {
+  return defineCommand({
+    meta: { description },
+    args: { ...idArg, ...urlArg },
+    run: ({ args }) =>
+      action(async () => {
+        const id = await resolveId(args, "proplet", args.id);
+        const v = await api<PropletView>(args, "POST", `/proplets/${id}/${verb}`);
+        if (args.json) printJson(v);
+        else process.stdout.write(`proplet ${id} ${verb}ed\n`);
+      }),
+  });
+}
