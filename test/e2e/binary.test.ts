@@ -1,10 +1,21 @@
 import { beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import {
   b64,
   FIXTURES,
   http,
+  propletEnv,
   ROOT,
   runTask,
   spawnProplet,
@@ -146,6 +157,44 @@ describe("the compiled executable", () => {
       await s.kill("SIGKILL");
     }
   });
+});
+
+describe("SIGTERM to the compiled proplet", () => {
+  /** Live processes of process group `pgid`. */
+  const group = (pgid: number) =>
+    readdirSync("/proc").filter((d) => {
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        return /^\d+$/.test(d) && Number(f[2]) === pgid && f[0] !== "Z";
+      } catch {
+        return false;
+      }
+    });
+
+  test("ends it and its host-runtime child running a task: nothing of its group is left", async () => {
+    const s = await startServe({ extra: ["--no-local-proplet"] });
+    const env = {
+      ...process.env,
+      PROPLET_RUNTIME: "host",
+      PROPLET_DATA_DIR: tempDir("propeller-proplet-"),
+      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+      ...(await propletEnv(s.url, "bin-term")),
+    };
+    const p = Bun.spawn([bin, "proplet"], { cwd: dir, env, detached: true, stdout: "ignore", stderr: "ignore" });
+    try {
+      await untilAlive(s.url, "bin-term", 20_000);
+      await startRunning(s.url, { name: "spin", file: b64("spin"), proplet_id: "bin-term" }, "spin running");
+      await until("the host runtime's child", () => group(p.pid).length >= 2);
+      p.kill("SIGTERM");
+      await until("the proplet's group to end", () => group(p.pid).length === 0, 15_000);
+    } finally {
+      try {
+        process.kill(-p.pid, "SIGKILL");
+      } catch {}
+      await s.kill("SIGKILL");
+    }
+  }, 60_000);
 });
 
 describe("install as a system service", () => {
