@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { copyFileSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   b64,
@@ -18,6 +18,7 @@ import {
   untilAlive,
   untilEnded,
 } from "../helpers.ts";
+import { startPostgres } from "../postgres.ts";
 
 // The CLI as an operator meets it: a stand-by's 503 during a hand-over, id prefixes, `--json` errors, and no
 // process left behind when a launcher (npx, npm start) is sent SIGTERM.
@@ -332,4 +333,54 @@ describe("proplets cordon | uncordon | drain", () => {
       await s.kill("SIGKILL");
     }
   }, 120_000);
+});
+
+describe("a real stand-by during a hand-over", () => {
+  test("kill -9 of the active manager: the CLI pointed at the stand-by retries its 503s and gets its answer", async () => {
+    const pg = await startPostgres();
+    const bin = Bun.which("mosquitto", { PATH: `/usr/sbin:/usr/bin:${process.env.PATH}` });
+    if (!bin) throw new Error("mosquitto is not installed: apt-get install mosquitto (.ci/run does)");
+    const port = await freePort();
+    const mosquitto = Bun.spawn([bin, "-p", String(port)], { stdout: "ignore", stderr: "ignore" });
+    const procs: Serve[] = [];
+    try {
+      const dbUrl = await pg.database("handover");
+      await until("mosquitto to listen", async () => {
+        const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+        sock.end();
+        return true;
+      });
+      const manager = (dataDir: string) =>
+        startServe({
+          dataDir,
+          extra: ["--storage", "postgres", "--mqtt-url", `mqtt://127.0.0.1:${port}`, "--no-local-proplet"],
+          env: { PROPELLER_DB_URL: dbUrl },
+        });
+      const a = await manager(tempDir());
+      procs.push(a);
+      const bDir = tempDir();
+      copyFileSync(join(a.dataDir, "admin.token"), join(bDir, "admin.token"));
+      const b = await manager(bDir);
+      procs.push(b);
+      await until(
+        "b to be a stand-by",
+        async () => ((await (await fetch(`${b.url}/health`)).json()) as { role?: string }).role === "standby",
+      );
+      await a.kill("SIGKILL");
+      const r = await run([
+        "tasks",
+        "list",
+        "--url",
+        b.url,
+        "--token",
+        readFileSync(join(bDir, "admin.token"), "utf8").trim(),
+      ]);
+      expect({ code: r.code, out: r.stdout }).toEqual({ code: 0, out: expect.stringContaining("task(s)") });
+      expect(r.stderr).toMatch(/manager unavailable \(hand-over\?\), retrying in \d+(\.\d)? s/);
+    } finally {
+      for (const p of procs) await p.kill("SIGKILL");
+      mosquitto.kill("SIGKILL");
+      await pg.stop();
+    }
+  }, 90_000);
 });
