@@ -9,6 +9,8 @@ for (const stream of [process.stdout, process.stderr]) {
     if (e.code === "EPIPE") process.exit(0);
   });
 }
+// Under npm/npx, end with the launcher rather than outlive it (src/cli/launcher.ts).
+(await import("./cli/launcher.ts")).endWithLauncher();
 // The command tree (src/cli/commands.ts) and its runner load only now, after the colour choice.
 const { runCli } = await import("./cli/run.ts");
 const { main, version } = await import("./cli/commands.ts");

@@ -103,8 +103,15 @@ export const logLevelArg = {
   },
 } as const;
 
+/** `--json` on the command line (before `--`): errors too are JSON, `{"error": "…"}` on stderr. */
+export function jsonWanted(argv: string[] = process.argv.slice(2)): boolean {
+  const own = argv.includes("--") ? argv.slice(0, argv.indexOf("--")) : argv;
+  return own.some((a) => a === "--json" || a === "--json=true");
+}
+
 /**
- * Runs a command body; any error becomes `error: <message>` on stderr and exit code 1. With a log level (the
+ * Runs a command body; any error becomes `error: <message>` (with --json `{"error": …}`) on stderr and exit
+ * code 1. With a log level (the
  * long-running commands), a failure to start exits at once: half-started servers would keep the process alive.
  */
 export async function action(
@@ -118,7 +125,8 @@ export async function action(
     await fn();
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`error: ${msg}\n`);
+    if (jsonWanted()) process.stderr.write(`${JSON.stringify({ error: msg })}\n`);
+    else process.stderr.write(`error: ${msg}\n`);
     if (!(e instanceof UsageError) && log.level >= 4 && e instanceof Error) process.stderr.write(`${e.stack}\n`);
     process.exitCode = 1;
     if (logLevel !== undefined) process.exit(1);

@@ -95,6 +95,39 @@ export function reason(e: unknown): string {
   return `${msg} (is \`propeller serve\` running? set --url or PROPELLER_URL)`;
 }
 
+/**
+ * A `503` with `Retry-After` is a manager that did not act: a stand-by with no active manager to forward to
+ * (during a hand-over; it marks that with `propeller-not-acted`) or a manager shedding load. The CLI waits as
+ * told and tries again, for at most RETRY_BUDGET_MS in all, saying so on stderr. Idempotent methods are retried
+ * on any such 503; POST and PATCH only when the answer says nothing was done (a stand-by whose forward to the
+ * active manager broke off cannot know whether it acted, so that one is not retried).
+ */
+export const RETRY_BUDGET_MS = 30_000;
+const IDEMPOTENT = new Set(["GET", "HEAD", "PUT", "DELETE", "OPTIONS"]);
+
+/** How long a 503 asks to wait (seconds or an HTTP date), or undefined when it asks nothing or is not a 503. */
+function retryAfterMs(res: Response, method: string): number | undefined {
+  const h = res.headers.get("retry-after");
+  if (res.status !== 503 || h === null) return undefined;
+  if (!IDEMPOTENT.has(method) && res.headers.get("propeller-not-acted") !== "true") return undefined;
+  const secs = Number(h);
+  const ms = Number.isFinite(secs) ? secs * 1000 : Date.parse(h) - Date.now();
+  return Math.max(Number.isFinite(ms) ? ms : 1000, 200);
+}
+
+async function fetchRetrying(url: URL, init: RequestInit, method: string): Promise<Response> {
+  const deadline = Date.now() + RETRY_BUDGET_MS;
+  for (;;) {
+    const res = await fetch(url, init);
+    const wait = retryAfterMs(res, method);
+    if (wait === undefined || Date.now() + wait > deadline) return res;
+    await res.body?.cancel();
+    const s = Math.round(wait / 100) / 10;
+    process.stderr.write(`manager unavailable (hand-over?), retrying in ${s} s\n`);
+    await Bun.sleep(wait);
+  }
+}
+
 export async function api<T = unknown>(conn: Conn, method: string, path: string, body?: unknown): Promise<T> {
   const base = managerUrl(conn.url);
   const init: RequestInit = { method, headers: authHeaders(conn), ...tlsInit(conn) };
@@ -108,7 +141,7 @@ export async function api<T = unknown>(conn: Conn, method: string, path: string,
   }
   let res: Response;
   try {
-    res = await fetch(new URL(path, base), init);
+    res = await fetchRetrying(new URL(path, base), init, method);
   } catch (e) {
     throw new ApiError(`cannot reach the manager at ${base}: ${reason(e)}`);
   }
@@ -129,6 +162,50 @@ export async function api<T = unknown>(conn: Conn, method: string, path: string,
     throw new ApiError(`${method} ${path}: ${res.status} ${msg}${refusedHint(conn, res.status)}`);
   }
   return data as T;
+}
+
+/** Where the CLI lists each kind of resource to resolve an id prefix: list path, the array's key, the id field. */
+const LISTS = {
+  task: ["/tasks", "tasks", "id", true],
+  proplet: ["/proplets", "proplets", "id", true],
+  job: ["/jobs", "jobs", "job_id", true],
+  workflow: ["/workflows", "workflows", "workflow_id", true],
+  token: ["/tokens", "tokens", "id", false],
+  entity: ["/entities", "entities", "id", false],
+  experiment: ["/fl/experiments", "experiments", "experiment_id", false],
+  "join token": ["/join-tokens", "join_tokens", "id", false],
+} as const;
+export type IdKind = keyof typeof LISTS;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * An id as typed: a whole id is used as is; a prefix becomes the one id of that kind starting with it, as git
+ * does with commits. A prefix several ids share is an error naming them; one no id has is sent unchanged (the
+ * manager's 404 says so, and names it accepts in place of ids keep working).
+ */
+export async function resolveId(conn: Conn, kind: IdKind, given: string): Promise<string> {
+  // The manager resolves task prefixes itself (manager/tasks.ts resolveId), without listing every task here.
+  if (UUID.test(given) || kind === "task") return given;
+  const [path, key, field, isPaged] = LISTS[kind];
+  const ids: string[] = [];
+  for (let offset = 0; ; offset += 1000) {
+    const page = await api<Record<string, unknown>>(
+      conn,
+      "GET",
+      isPaged ? `${path}?offset=${offset}&limit=1000` : path,
+    );
+    const items = (page[key] ?? []) as Record<string, unknown>[];
+    ids.push(...items.map((i) => String(i[field])));
+    if (!isPaged || items.length < 1000 || offset > 1e6) break;
+  }
+  if (ids.includes(given)) return given;
+  const hits = ids.filter((id) => id.startsWith(given));
+  if (hits.length === 1) return hits[0]!;
+  if (hits.length > 1) {
+    throw new ApiError(`${kind} id ${given} is ambiguous: ${hits.length} ids start with it: ${hits.sort().join(", ")}`);
+  }
+  return given;
 }
 
 /** A Server-Sent Events stream from the manager, one `{event, data}` per message, until the server ends it. */
@@ -166,13 +243,16 @@ export async function* sse(conn: Conn, path: string): AsyncGenerator<{ event: st
 }
 
 /** A subcommand that sends one request about one resource and prints `ok`. */
-export function okCommand(description: string, what: string, method: string, path: (id: string) => string) {
+export function okCommand(description: string, what: IdKind, method: string, path: (id: string) => string) {
   return defineCommand({
     meta: { description },
-    args: { id: { type: "positional", description: `${what} id`, required: true }, ...urlArg },
+    args: {
+      id: { type: "positional", description: `${what} id (or a unique prefix of it)`, required: true },
+      ...urlArg,
+    },
     run: ({ args }) =>
       action(async () => {
-        const r = await api(args, method, path(args.id));
+        const r = await api(args, method, path(await resolveId(args, what, args.id)));
         // --json is always JSON: the answer when there is one, else {"ok": true}.
         process.stdout.write(args.json ? `${JSON.stringify(r ?? { ok: true })}\n` : "ok\n");
       }),
@@ -180,11 +260,11 @@ export function okCommand(description: string, what: string, method: string, pat
 }
 
 /** A subcommand that prints one paged listing about one resource as JSON (samples, histories). */
-export function pagedCommand(description: string, what: string, key: string, path: (id: string) => string) {
+export function pagedCommand(description: string, what: IdKind, key: string, path: (id: string) => string) {
   return defineCommand({
     meta: { description },
     args: {
-      id: { type: "positional", description: `${what} id`, required: true },
+      id: { type: "positional", description: `${what} id (or a unique prefix of it)`, required: true },
       offset: { type: "string", alias: ["o"] as string[], default: "0" },
       limit: { type: "string", alias: ["l"] as string[], default: "100" },
       ...urlArg,
@@ -192,7 +272,11 @@ export function pagedCommand(description: string, what: string, key: string, pat
     run: ({ args }) =>
       action(async () => {
         const q = `offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`;
-        const page = await api<Record<string, unknown>>(args, "GET", `${path(args.id)}?${q}`);
+        const page = await api<Record<string, unknown>>(
+          args,
+          "GET",
+          `${path(await resolveId(args, what, args.id))}?${q}`,
+        );
         process.stdout.write(`${JSON.stringify(args.json ? page : page[key], null, 2)}\n`);
       }),
   });

@@ -2,7 +2,7 @@ import { defineCommand } from "citty";
 import { ManagerEvent } from "../core/events.ts";
 import { type Experiment, type Round, roundEvent } from "../core/fl-experiment.ts";
 import { action, int, readUserFile, UsageError } from "./args.ts";
-import { api, sse, urlArg } from "./client.ts";
+import { api, resolveId, sse, urlArg } from "./client.ts";
 import { roundLine } from "./fl-line.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
@@ -130,7 +130,11 @@ const status = defineCommand({
         ]);
         return;
       }
-      const e = await api<ExperimentOut>(args, "GET", `/fl/experiments/${encodeURIComponent(args.id)}`);
+      const e = await api<ExperimentOut>(
+        args,
+        "GET",
+        `/fl/experiments/${encodeURIComponent(await resolveId(args, "experiment", args.id))}`,
+      );
       if (args.json) return printJson(e);
       process.stdout.write(
         `${e.experiment_id}: ${e.state}, ${e.strategy}, participants ${e.participants.join(", ")}\n`,

@@ -3,7 +3,7 @@ import { dirname, resolve } from "node:path";
 import { defineCommand } from "citty";
 import type { TaskView } from "../core/task.ts";
 import { action, int, readUserFile, UsageError } from "./args.ts";
-import { api, okCommand, urlArg } from "./client.ts";
+import { api, okCommand, resolveId, urlArg } from "./client.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
 // Jobs and workflows from a JSON or YAML file. A task in the file may name a local `.wasm` as `file_path`
@@ -153,7 +153,8 @@ function groupList(key: "jobs" | "workflows", description: string, columns: [str
   });
 }
 
-const idArg = (what: string) => ({ id: { type: "positional", description: `${what} id`, required: true } }) as const;
+const idArg = (what: string) =>
+  ({ id: { type: "positional", description: `${what} id (or a unique prefix of it)`, required: true } }) as const;
 
 export const jobsCommand = defineCommand({
   meta: { name: "jobs", description: "Groups of tasks run in parallel, in sequence, or by depends_on" },
@@ -189,7 +190,10 @@ export const jobsCommand = defineCommand({
     get: defineCommand({
       meta: { description: "Show a job and its tasks" },
       args: { ...idArg("job"), ...urlArg },
-      run: ({ args }) => action(async () => show(await api<GroupOut>(args, "GET", `/jobs/${args.id}`), args.json)),
+      run: ({ args }) =>
+        action(async () =>
+          show(await api<GroupOut>(args, "GET", `/jobs/${await resolveId(args, "job", args.id)}`), args.json),
+        ),
     }),
     start: okCommand("Start a job", "job", "POST", (id) => `/jobs/${id}/start`),
     stop: okCommand("Stop a job's running tasks and skip the rest", "job", "POST", (id) => `/jobs/${id}/stop`),
@@ -224,7 +228,10 @@ export const workflowsCommand = defineCommand({
     get: defineCommand({
       meta: { description: "Show a workflow, its tasks and its DAG with each task's state" },
       args: { ...idArg("workflow"), ...urlArg },
-      run: ({ args }) => action(async () => show(await api<GroupOut>(args, "GET", `/workflows/${args.id}`), args.json)),
+      run: ({ args }) =>
+        action(async () =>
+          show(await api<GroupOut>(args, "GET", `/workflows/${await resolveId(args, "workflow", args.id)}`), args.json),
+        ),
     }),
     start: okCommand("Start a workflow's root tasks", "workflow", "POST", (id) => `/workflows/${id}/start`),
   },

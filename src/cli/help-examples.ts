@@ -45,6 +45,9 @@ export const EXAMPLES: Record<string, string[]> = {
   "proplets alive-history": [`propeller proplets alive-history ${ID}`],
   "proplets add": ["propeller proplets add --name edge-1 > edge-1.env   # PROPLET_ENTITY_ID=… PROPLET_API_KEY=…"],
   "proplets revoke": [`propeller proplets revoke ${ID}`],
+  "proplets cordon": [`propeller proplets cordon ${ID.slice(0, 8)}   # a unique prefix of an id will do`],
+  "proplets uncordon": [`propeller proplets uncordon ${ID}`],
+  "proplets drain": [`propeller proplets drain ${ID} --timeout 600 --force`],
   "jobs create": [
     "propeller jobs create job.yaml --start",
     'propeller jobs create --name j --tasks \'[{"name":"a"}]\'',

@@ -1,13 +1,26 @@
-import { chmodSync, copyFileSync, existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { defineCommand } from "citty";
 import { log } from "../log.ts";
 import { action, UsageError } from "./args.ts";
+import {
+  type Entry,
+  MANIFEST,
+  type Manifest,
+  makeDirs,
+  readManifest,
+  record,
+  removeDirIfEmpty,
+  removeFile,
+  unitState,
+  writeManifest,
+} from "./install-manifest.ts";
 import { SYSTEM_CONFIG } from "./layers.ts";
 
 // `propeller install` / `uninstall`: a system service from the compiled binary — a `propeller` system user, its
-// data dir (0700), /etc/propeller/config.toml (only if absent) and a hardened systemd unit running `serve`
-// (or, with --proplet, a worker). `--root DIR` writes into another root (an image being built, a test);
+// data dir (0700), /etc/propeller/config.toml (only if absent; 0600: it may hold an api_key) and a hardened
+// systemd unit running `serve` (or, with --proplet, a worker). What it created is recorded in a manifest
+// (install-manifest.ts) so that `uninstall --purge` removes that and no other unit's state. `--root DIR` writes into another root (an image being built, a test);
 // `--dry-run` prints what would be done and changes nothing.
 
 const BIN = "/usr/local/bin/propeller";
@@ -129,12 +142,17 @@ export const installCommand = defineCommand({
       if (!isCompiled() && !args["dry-run"]) {
         throw new UsageError("install from the compiled binary: npm run build, then dist/propeller install");
       }
+      const name = unitName(!!args.proplet);
+      // What this and earlier installs created (see install-manifest.ts); written last, read by uninstall.
+      const m: Manifest = readManifest(at) ?? { units: [], created: [] };
       const steps: Step[] = [];
       if (real && !userExists(USER)) {
         steps.push({
           say: `create the system user ${USER}`,
-          run: () =>
-            sh(["useradd", "--system", "--user-group", "--home-dir", DATA, "--shell", "/usr/sbin/nologin", USER]),
+          run: () => {
+            sh(["useradd", "--system", "--user-group", "--home-dir", DATA, "--shell", "/usr/sbin/nologin", USER]);
+            record(m, { kind: "user", path: USER });
+          },
         });
       }
       const self = isCompiled() ? realpathSync(process.execPath) : "(this executable)";
@@ -142,7 +160,8 @@ export const installCommand = defineCommand({
         steps.push({
           say: `copy ${self} to ${at(BIN)}`,
           run: () => {
-            mkdirSync(dirname(at(BIN)), { recursive: true });
+            makeDirs(at, m, dirname(BIN));
+            if (!existsSync(at(BIN))) record(m, { kind: "file", path: BIN });
             copyFileSync(self, `${at(BIN)}.new`);
             chmodSync(`${at(BIN)}.new`, 0o755);
             rmSync(at(BIN), { force: true });
@@ -152,36 +171,51 @@ export const installCommand = defineCommand({
           },
         });
       }
+      // Only the data dir is 0700; parents it has to make (var, var/lib) are 0755, existing ones keep their mode.
       steps.push({
         say: `create ${at(DATA)} (0700${real ? `, owned by ${USER}` : ""})`,
         run: () => {
-          mkdirSync(at(DATA), { recursive: true, mode: 0o700 });
+          makeDirs(at, m, DATA, 0o700);
           chmodSync(at(DATA), 0o700);
           if (real) sh(["chown", `${USER}:${USER}`, DATA]);
         },
       });
       if (!existsSync(at(SYSTEM_CONFIG))) {
+        // The template asks for an api_key: readable by the service (and root) only.
         steps.push({
-          say: `write ${at(SYSTEM_CONFIG)}`,
+          say: `write ${at(SYSTEM_CONFIG)} (0600${real ? `, owned by ${USER}` : ""})`,
           run: () => {
-            mkdirSync(dirname(at(SYSTEM_CONFIG)), { recursive: true });
-            writeFileSync(at(SYSTEM_CONFIG), CONFIG_TEMPLATE, { mode: 0o644 });
+            makeDirs(at, m, dirname(SYSTEM_CONFIG));
+            writeFileSync(at(SYSTEM_CONFIG), CONFIG_TEMPLATE, { mode: 0o600 });
+            chmodSync(at(SYSTEM_CONFIG), 0o600);
+            record(m, { kind: "file", path: SYSTEM_CONFIG });
+            if (real) sh(["chown", `${USER}:${USER}`, SYSTEM_CONFIG]);
           },
         });
       }
-      const unitFile = at(`/etc/systemd/system/${unitName(!!args.proplet)}`);
+      const unitPath = `/etc/systemd/system/${name}`;
       steps.push({
-        say: `write ${unitFile}:\n${unit(!!args.proplet).replace(/^/gm, "    ")}`,
+        say: `write ${at(unitPath)}:\n${unit(!!args.proplet).replace(/^/gm, "    ")}`,
         run: () => {
-          mkdirSync(dirname(unitFile), { recursive: true });
-          writeFileSync(unitFile, unit(!!args.proplet), { mode: 0o644 });
+          makeDirs(at, m, dirname(unitPath));
+          writeFileSync(at(unitPath), unit(!!args.proplet), { mode: 0o644 });
+          record(m, { kind: "file", path: unitPath, unit: name });
+        },
+      });
+      steps.push({
+        say: `record what was created in ${at(MANIFEST)}`,
+        run: () => {
+          makeDirs(at, m, dirname(MANIFEST));
+          record(m, { kind: "file", path: MANIFEST });
+          if (!m.units.includes(name)) m.units.push(name);
+          writeManifest(at, m);
         },
       });
       if (real && Bun.which("systemctl")) {
         steps.push({ say: "systemctl daemon-reload", run: () => sh(["systemctl", "daemon-reload"]) });
       }
       perform(steps, args["dry-run"]);
-      if (!args["dry-run"]) log.info(`installed: systemctl enable --now ${unitName(!!args.proplet)}`);
+      if (!args["dry-run"]) log.info(`installed: systemctl enable --now ${name}`);
     }),
 });
 
@@ -193,16 +227,46 @@ function realpathSyncSafe(p: string): string | undefined {
   }
 }
 
+/** Without a manifest (an install by an older version): the unit files found, the data dir and /etc/propeller. */
+function legacyManifest(at: (p: string) => string): Manifest {
+  const m: Manifest = { units: [], created: [] };
+  for (const u of [unitName(false), unitName(true)]) {
+    if (existsSync(at(`/etc/systemd/system/${u}`))) {
+      m.units.push(u);
+      m.created.push({ kind: "file", path: `/etc/systemd/system/${u}`, unit: u });
+    }
+  }
+  m.created.unshift(
+    { kind: "dir", path: DATA },
+    { kind: "dir", path: "/etc/propeller" },
+    { kind: "file", path: SYSTEM_CONFIG },
+  );
+  return m;
+}
+
 export const uninstallCommand = defineCommand({
-  meta: { name: "uninstall", description: "Remove the systemd unit; --purge also removes data, settings and the user" },
+  meta: {
+    name: "uninstall",
+    description:
+      "Remove the systemd unit; --purge also removes its state and, with the last unit, what install created",
+  },
   args: {
     ...rootArgs,
-    purge: { type: "boolean", description: "also delete the data dir, /etc/propeller and the user" },
+    purge: {
+      type: "boolean",
+      description:
+        "also delete this unit's state; with the last unit, also the binary, settings, data dir and user install created",
+    },
   },
   run: ({ args }) =>
     action(() => {
       const { at, real } = target(args);
       const name = unitName(!!args.proplet);
+      const hadManifest = existsSync(at(MANIFEST));
+      const m = readManifest(at) ?? legacyManifest(at);
+      m.units = m.units.filter((u) => u !== name);
+      const mine = m.created.filter((e) => e.unit === name);
+      m.created = m.created.filter((e) => e.unit !== name);
       const steps: Step[] = [];
       if (real && Bun.which("systemctl")) {
         steps.push({
@@ -210,23 +274,53 @@ export const uninstallCommand = defineCommand({
           run: () => Bun.spawnSync(["systemctl", "disable", "--now", name], { stdout: "inherit", stderr: "inherit" }),
         });
       }
-      steps.push({
-        say: `remove ${at(`/etc/systemd/system/${name}`)}`,
-        run: () => rmSync(at(`/etc/systemd/system/${name}`), { force: true }),
-      });
-      if (args.purge) {
-        steps.push({
-          say: `remove ${at(DATA)} and everything in it`,
-          run: () => rmSync(at(DATA), { recursive: true, force: true }),
-        });
-        steps.push({
-          say: `remove ${at("/etc/propeller")}`,
-          run: () => rmSync(at("/etc/propeller"), { recursive: true, force: true }),
-        });
-        if (real && userExists(USER)) steps.push({ say: `remove the user ${USER}`, run: () => sh(["userdel", USER]) });
-      } else {
+      const unitPath = `/etc/systemd/system/${name}`;
+      steps.push({ say: `remove ${at(unitPath)}`, run: () => removeFile(at, unitPath) });
+      for (const e of mine.reverse()) if (e.path !== unitPath) steps.push(removal(at, e, args["dry-run"]));
+      const last = m.units.length === 0;
+      if (!args.purge) {
         steps.push({ say: `keep ${at(DATA)} and ${at("/etc/propeller")} (--purge removes them)`, run: () => {} });
+      } else {
+        for (const s of unitState(at, DATA, !!args.proplet)) {
+          steps.push({ say: `remove ${at(s)}`, run: () => rmSync(at(s), { recursive: true, force: true }) });
+        }
+        if (!last) {
+          steps.push({
+            say: `keep what ${m.units.join(", ")} still uses (binary, settings, ${at(DATA)} and its state)`,
+            run: () => {},
+          });
+        } else {
+          if (!m.created.some((e) => e.path === BIN)) {
+            steps.push({ say: `keep ${at(BIN)} (install did not put it there)`, run: () => {} });
+          }
+          for (const e of [...m.created].reverse()) steps.push(removal(at, e, args["dry-run"], real));
+          m.created = [];
+        }
+      }
+      // The manifest goes with the last purge (it is one of the shared entries); otherwise it is updated.
+      if (hadManifest && !(args.purge && last)) {
+        steps.push({ say: `update ${at(MANIFEST)}`, run: () => writeManifest(at, m) });
       }
       perform(steps, args["dry-run"]);
     }),
 });
+
+/** The step removing one created entry: a file, a directory if empty, the user. */
+function removal(at: (p: string) => string, e: Entry, dryRun?: boolean, real?: boolean): Step {
+  if (e.kind === "user") {
+    return {
+      say: `remove the user ${e.path}`,
+      run: () => {
+        if (real && userExists(e.path)) sh(["userdel", e.path]);
+      },
+    };
+  }
+  if (e.kind === "file") return { say: `remove ${at(e.path)}`, run: () => removeFile(at, e.path) };
+  return {
+    say: `remove ${at(e.path)}${dryRun ? " if empty" : ""}`,
+    run: () => {
+      const kept = removeDirIfEmpty(at, e.path);
+      if (kept) process.stdout.write(`  ${kept}\n`);
+    },
+  };
+}

@@ -1,11 +1,13 @@
 import { defineCommand } from "citty";
 import type { PropletView } from "../core/proplet.ts";
 import { action, int, UsageError } from "./args.ts";
-import { api, okCommand, pagedCommand, urlArg } from "./client.ts";
+import { api, okCommand, pagedCommand, resolveId, urlArg } from "./client.ts";
 import { joinTokenCommands } from "./join-tokens.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
-const idArg = { id: { type: "positional", description: "proplet id", required: true } } as const;
+const idArg = {
+  id: { type: "positional", description: "proplet id (or a unique prefix of it)", required: true },
+} as const;
 
 /** `--label k=v[,k=v]`, repeated: citty keeps only the last, so they are read from the raw arguments. */
 function labelsArg(rawArgs: string[]): Record<string, string> | undefined {
@@ -48,6 +50,7 @@ export const propletsCommand = defineCommand({
             ["NAME", "name"],
             ["ALIVE", "alive"],
             ["TASKS", "task_count"],
+            ["CORDONED", "cordoned"],
             ["LAST HEARTBEAT", "last_alive_at"],
           ]);
           process.stdout.write(`${p.proplets.length} of ${p.total} proplet(s)\n`);
@@ -58,7 +61,7 @@ export const propletsCommand = defineCommand({
       args: { ...idArg, ...urlArg },
       run: ({ args }) =>
         action(async () => {
-          const p = await api<PropletView>(args, "GET", `/proplets/${args.id}`);
+          const p = await api<PropletView>(args, "GET", `/proplets/${await resolveId(args, "proplet", args.id)}`);
           if (args.json) printJson(p);
           else printRecord({ ...p, metadata: undefined, ...p.metadata });
         }),
@@ -66,7 +69,57 @@ export const propletsCommand = defineCommand({
     sdf: defineCommand({
       meta: { description: "A proplet as an SDF document (GET /proplets/{id}/sdf)" },
       args: { ...idArg, ...urlArg },
-      run: ({ args }) => action(async () => printJson(await api(args, "GET", `/proplets/${args.id}/sdf`))),
+      run: ({ args }) =>
+        action(async () =>
+          printJson(await api(args, "GET", `/proplets/${await resolveId(args, "proplet", args.id)}/sdf`)),
+        ),
+    }),
+    cordon: cordonCommand(
+      "Place no new work on a proplet (what runs there runs on); stored, so it survives restarts",
+      "cordon",
+    ),
+    uncordon: cordonCommand("Let a cordoned proplet take work again", "uncordon"),
+    drain: defineCommand({
+      meta: {
+        description:
+          "Cordon a proplet and wait for its running tasks to end; with --force, move those still running after --timeout",
+      },
+      args: {
+        ...idArg,
+        timeout: {
+          type: "string",
+          description: "seconds to wait for running tasks to end (default 300)",
+          default: "300",
+        },
+        force: {
+          type: "boolean",
+          description: "after --timeout, stop what still runs there and run it elsewhere (retries permitting)",
+        },
+        ...urlArg,
+      },
+      run: ({ args }) =>
+        action(async () => {
+          const id = await resolveId(args, "proplet", args.id);
+          const timeoutS = int("timeout", args.timeout, 0, 86400);
+          let v = await api<PropletView>(args, "POST", `/proplets/${id}/drain`);
+          const deadline = Date.now() + timeoutS * 1000;
+          if (v.task_count > 0) process.stderr.write(`waiting for ${v.task_count} task(s) on ${id} to end\n`);
+          while (v.task_count > 0 && Date.now() < deadline) {
+            await Bun.sleep(Math.min(500, Math.max(0, deadline - Date.now())));
+            v = await api<PropletView>(args, "GET", `/proplets/${id}`);
+          }
+          if (v.task_count > 0 && !args.force) {
+            throw new UsageError(
+              `proplet ${id} still runs ${v.task_count} task(s) after ${timeoutS} s; it stays cordoned (--force moves them elsewhere)`,
+            );
+          }
+          if (v.task_count > 0) {
+            process.stderr.write(`moving ${v.task_count} task(s) off ${id}\n`);
+            v = await api<PropletView>(args, "POST", `/proplets/${id}/drain?force=true`);
+          }
+          if (args.json) printJson(v);
+          else process.stdout.write(`proplet ${id} drained: cordoned, running nothing\n`);
+        }),
     }),
     delete: okCommand("Forget a proplet (refused while it runs tasks)", "proplet", "DELETE", (id) => `/proplets/${id}`),
     metrics: pagedCommand(
@@ -128,9 +181,23 @@ export const propletsCommand = defineCommand({
     ...joinTokenCommands,
     revoke: okCommand(
       "Revoke a proplet's identity: its key stops working and its MQTT connection is closed at once",
-      "proplet",
+      "entity",
       "DELETE",
       (id) => `/entities/${id}`,
     ),
   },
 });
+
+function cordonCommand(description: string, verb: "cordon" | "uncordon") {
+  return defineCommand({
+    meta: { description },
+    args: { ...idArg, ...urlArg },
+    run: ({ args }) =>
+      action(async () => {
+        const id = await resolveId(args, "proplet", args.id);
+        const v = await api<PropletView>(args, "POST", `/proplets/${id}/${verb}`);
+        if (args.json) printJson(v);
+        else process.stdout.write(`proplet ${id} ${verb}ed\n`);
+      }),
+  });
+}

@@ -1,5 +1,5 @@
 import type { ArgsDef, CommandDef } from "citty";
-import { nearest, UsageError } from "./args.ts";
+import { jsonWanted, nearest, UsageError } from "./args.ts";
 import { EXAMPLES } from "./help-examples.ts";
 
 // The command line around citty: strict about flags (an unknown one is an error naming it, with the nearest
@@ -244,6 +244,11 @@ export async function runCli(main: Cmd, version: string, typedArgs: string[]): P
   } catch (e) {
     if (e instanceof WalkError) chain = e.chain;
     const msg = e instanceof Error ? e.message : String(e);
+    if (jsonWanted(typedArgs)) {
+      process.stderr.write(`${JSON.stringify({ error: msg, usage: await usageLine(chain) })}\n`);
+      process.exitCode = 1;
+      return;
+    }
     process.stderr.write(
       `error: ${msg}\nusage: ${await usageLine(chain)}   (propeller help ${chain
         .slice(1)

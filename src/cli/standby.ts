@@ -73,7 +73,11 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
       }
       if (!target) {
         const error = `no active manager right now: this stand-by takes over within ${TTL_MS / 1000 + 1} s; retry`;
-        return Response.json({ error }, { status: 503, headers: { "retry-after": "2" } });
+        // Nothing was forwarded: the CLI may retry even a POST (client.ts).
+        return Response.json(
+          { error },
+          { status: 503, headers: { "retry-after": "2", "propeller-not-acted": "true" } },
+        );
       }
       try {
         return await fetch(new URL(url.pathname + url.search, target), {

@@ -2,7 +2,7 @@ import { basename } from "node:path";
 import { defineCommand } from "citty";
 import type { TaskView } from "../core/task.ts";
 import { action, int, UsageError } from "./args.ts";
-import { ApiError, api, okCommand, pagedCommand, urlArg } from "./client.ts";
+import { ApiError, api, type Conn, okCommand, pagedCommand, resolveId, urlArg } from "./client.ts";
 import { printJson, printTable } from "./output.ts";
 import { body, entryProblem, envPairs, functionArg, list, metadataArg, readWasm, taskFields } from "./task-fields.ts";
 import { logs, report, show, waitFor } from "./task-view.ts";
@@ -11,7 +11,9 @@ import { logs, report, show, waitFor } from "./task-view.ts";
 
 type Page = { offset: number; limit: number; total: number; tasks: TaskView[] };
 
-const idArg = { id: { type: "positional", description: "task id", required: true } } as const;
+const idArg = {
+  id: { type: "positional", description: "task id (or a unique prefix of it)", required: true },
+} as const;
 
 export const tasksCommand = defineCommand({
   meta: { name: "tasks", description: "Create, run and inspect tasks" },
@@ -34,7 +36,7 @@ export const tasksCommand = defineCommand({
       run: ({ args }) =>
         action(async () => {
           if (args.wait && !args.start) throw new UsageError("--wait waits for a run: give --start too");
-          const b = body(args);
+          const b = await withProplet(args, body(args));
           // About to run: a module without the export is refused now. Created only: said, as it may be updated.
           const missing = entryProblem(args.name, b, args.function);
           if (missing && args.start) throw new UsageError(missing);
@@ -93,7 +95,7 @@ export const tasksCommand = defineCommand({
       args: { ...idArg, name: { type: "string", description: "new name" }, ...taskFields, ...urlArg },
       run: ({ args }) =>
         action(async () => {
-          const b = body(args);
+          const b = await withProplet(args, body(args));
           if (args.name) b.name = args.name;
           if (Object.keys(b).length === 0) throw new UsageError("nothing to update: give at least one flag");
           show(await api<TaskView>(args, "PUT", `/tasks/${args.id}`, b), args.json);
@@ -212,3 +214,9 @@ export const tasksCommand = defineCommand({
     }),
   },
 });
+
+/** `--proplet-id` takes a unique prefix, as every id the CLI takes. */
+async function withProplet(conn: Conn, b: Record<string, unknown>): Promise<Record<string, unknown>> {
+  if (typeof b.proplet_id === "string") b.proplet_id = await resolveId(conn, "proplet", b.proplet_id);
+  return b;
+}

@@ -48,6 +48,8 @@ export const Proplet = z.object({
   alive_history: z.array(z.string()),
   /** Set by the Last Will or a graceful offline message; cleared by the next heartbeat. */
   offline: z.boolean().optional(),
+  /** Cordoned by an operator: no new work is placed on it; what runs there runs on. Stored: survives restarts. */
+  cordoned: z.boolean().optional(),
 });
 export type Proplet = z.infer<typeof Proplet>;
 
@@ -60,6 +62,8 @@ export interface PropletView {
   last_alive_at?: string;
   /** Its last heartbeat, when it is not alive but its runs are kept (the partition grace). */
   unreachable_since?: string;
+  /** No new work is placed on it (`propeller proplets cordon`). */
+  cordoned: boolean;
   metadata: PropletMetadata;
 }
 
@@ -90,6 +94,7 @@ export function propletView(p: Proplet, taskCount: number, nowMs: number, thresh
     ...(last ? { last_alive_at: last } : {}),
     // Not heard from while its runs are kept for the partition grace: cut off, perhaps still working.
     ...(!alive && taskCount > 0 && last ? { unreachable_since: last } : {}),
+    cordoned: p.cordoned === true,
     metadata: p.metadata,
   };
 }

@@ -109,15 +109,32 @@ export class PropletRegistry {
     return [...(this.runningOn.get(propletId) ?? [])];
   }
 
-  /** Proplets that may take work now, with their load. */
+  /** Proplets that may take work now, with their load (a cordoned one takes none). */
   candidates(now: number): Candidate[] {
     const out: Candidate[] = [];
     for (const p of this.proplets.values()) {
-      if (!this.heard.has(p.id) || !this.alive(p, now)) continue;
+      if (p.cordoned || !this.heard.has(p.id) || !this.alive(p, now)) continue;
       const capacity = p.metadata.max_tasks ?? Infinity;
       out.push({ id: p.id, proplet: p, running: this.taskCount(p.id), capacity, vouched: this.vouch(p.id) });
     }
     return out;
+  }
+
+  /** Alive proplets an operator cordoned: they would take work otherwise (for `whyWaiting`). */
+  cordonedAlive(now: number): Proplet[] {
+    return [...this.proplets.values()].filter((p) => p.cordoned && this.alive(p, now));
+  }
+
+  /** `POST /proplets/{id}/cordon|uncordon`: stored at once, so a manager restart keeps it. */
+  async setCordoned(id: string, on: boolean): Promise<PropletView> {
+    const p = this.proplets.get(id);
+    if (!p) throw notFound(`proplet ${id} not found`);
+    if (Boolean(p.cordoned) !== on) {
+      const { cordoned: _, ...rest } = p;
+      this.save(on ? { ...rest, cordoned: true } : rest);
+      await this.store.durable();
+    }
+    return this.view(id);
   }
 
   private save(p: Proplet, deferWrite = false, alive = this.alive(p)): void {

@@ -1,10 +1,21 @@
 import { beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, cpSync, existsSync, readFileSync, statSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import {
   b64,
   FIXTURES,
   http,
+  propletEnv,
   ROOT,
   runTask,
   spawnProplet,
@@ -148,6 +159,44 @@ describe("the compiled executable", () => {
   });
 });
 
+describe("SIGTERM to the compiled proplet", () => {
+  /** Live processes of process group `pgid`. */
+  const group = (pgid: number) =>
+    readdirSync("/proc").filter((d) => {
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        return /^\d+$/.test(d) && Number(f[2]) === pgid && f[0] !== "Z";
+      } catch {
+        return false;
+      }
+    });
+
+  test("ends it and its host-runtime child running a task: nothing of its group is left", async () => {
+    const s = await startServe({ extra: ["--no-local-proplet"] });
+    const env = {
+      ...process.env,
+      PROPLET_RUNTIME: "host",
+      PROPLET_DATA_DIR: tempDir("propeller-proplet-"),
+      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+      ...(await propletEnv(s.url, "bin-term")),
+    };
+    const p = Bun.spawn([bin, "proplet"], { cwd: dir, env, detached: true, stdout: "ignore", stderr: "ignore" });
+    try {
+      await untilAlive(s.url, "bin-term", 20_000);
+      await startRunning(s.url, { name: "spin", file: b64("spin"), proplet_id: "bin-term" }, "spin running");
+      await until("the host runtime's child", () => group(p.pid).length >= 2);
+      p.kill("SIGTERM");
+      await until("the proplet's group to end", () => group(p.pid).length === 0, 15_000);
+    } finally {
+      try {
+        process.kill(-p.pid, "SIGKILL");
+      } catch {}
+      await s.kill("SIGKILL");
+    }
+  }, 60_000);
+});
+
 describe("install as a system service", () => {
   test("install --root writes the binary, data dir, config and a unit that systemd-analyze verifies; uninstall keeps data", () => {
     const root = tempDir("propeller-root-");
@@ -186,5 +235,56 @@ describe("install as a system service", () => {
     expect(existsSync(join(root, "var/lib/propeller"))).toBe(true);
     expect(Bun.spawnSync([bin, "uninstall", "--root", root, "--proplet", "--purge"]).exitCode).toBe(0);
     expect(existsSync(join(root, "var/lib/propeller"))).toBe(false);
+  });
+
+  test("install leaves standard parents 0755 and existing dirs alone, writes config 0600; purge is symmetric per unit", () => {
+    const root = tempDir("propeller-root-");
+    // An existing etc/ with its own mode: install must not change it.
+    mkdirSync(join(root, "etc"), { mode: 0o750 });
+    chmodSync(join(root, "etc"), 0o750);
+    for (const extra of [[], ["--proplet"]])
+      expect(Bun.spawnSync([bin, "install", "--root", root, ...extra]).exitCode).toBe(0);
+    const mode = (p: string) => statSync(join(root, p)).mode & 0o777;
+    expect({
+      etc: mode("etc"),
+      var: mode("var"),
+      varLib: mode("var/lib"),
+      usrLocalBin: mode("usr/local/bin"),
+      etcPropeller: mode("etc/propeller"),
+      data: mode("var/lib/propeller"),
+      config: mode("etc/propeller/config.toml"),
+    }).toEqual({
+      etc: 0o750,
+      var: 0o755,
+      varLib: 0o755,
+      usrLocalBin: 0o755,
+      etcPropeller: 0o755,
+      data: 0o700,
+      config: 0o600,
+    });
+    // State of both units, and a file the operator put in /etc/propeller.
+    writeFileSync(join(root, "var/lib/propeller/propeller.db"), "serve's");
+    mkdirSync(join(root, "var/lib/propeller/proplet"));
+    writeFileSync(join(root, "var/lib/propeller/proplet/identity"), "the proplet's");
+    mkdirSync(join(root, "etc/propeller/certs"));
+    writeFileSync(join(root, "etc/propeller/certs/ca.pem"), "operator's");
+    // serve's purge: its own state and unit go; the proplet unit's state, the binary and settings stay.
+    const serve = Bun.spawnSync([bin, "uninstall", "--root", root, "--purge"]);
+    expect(serve.exitCode).toBe(0);
+    expect(existsSync(join(root, "var/lib/propeller/propeller.db"))).toBe(false);
+    expect(readFileSync(join(root, "var/lib/propeller/proplet/identity"), "utf8")).toBe("the proplet's");
+    expect(existsSync(join(root, "etc/systemd/system/propeller.service"))).toBe(false);
+    expect(existsSync(join(root, "etc/systemd/system/propeller-proplet.service"))).toBe(true);
+    expect(existsSync(join(root, "usr/local/bin/propeller"))).toBe(true);
+    expect(existsSync(join(root, "etc/propeller/config.toml"))).toBe(true);
+    // The last unit's purge: everything install created goes, binary and var/ included; what it did not stays.
+    const proplet = Bun.spawnSync([bin, "uninstall", "--root", root, "--proplet", "--purge"]);
+    expect(proplet.exitCode).toBe(0);
+    for (const gone of ["usr", "var", "etc/systemd", "etc/propeller/config.toml", "etc/propeller/install.json"]) {
+      expect({ gone, exists: existsSync(join(root, gone)) }).toEqual({ gone, exists: false });
+    }
+    expect(readFileSync(join(root, "etc/propeller/certs/ca.pem"), "utf8")).toBe("operator's");
+    expect(mode("etc")).toBe(0o750);
+    expect(proplet.stdout.toString()).toContain(`keep ${join(root, "etc/propeller")} (holds certs)`);
   });
 });

@@ -10,6 +10,7 @@ import { Sessions } from "../sessions.ts";
 import { adminRoutes } from "./admin.ts";
 import { type AuthOptions, identityRoutes, requireToken, tokenOf } from "./auth.ts";
 import { NO_ORIGINS, refuseCrossSite } from "./browser.ts";
+import { cordonRoutes } from "./cordon.ts";
 import { eventRoutes } from "./events.ts";
 import { flRoutes } from "./fl.ts";
 import { groupRoutes } from "./groups.ts";
@@ -133,6 +134,7 @@ export function createApp(
   taskRoutes(app, m.tasks, m.telemetry, m.invocations);
   logRoutes(app, m.tasks, m.output, streams);
   propletRoutes(app, m.proplets, m.telemetry);
+  cordonRoutes(app, m.proplets, m.dispatcher);
   eventRoutes(app, m.events.live, streams);
   groupRoutes(app, m.groups);
   flRoutes(app, m.fl);

@@ -1,0 +1,31 @@
+import type { Hono } from "hono";
+import { z } from "zod";
+import type { Dispatcher } from "../dispatcher.ts";
+import type { PropletRegistry } from "../proplets.ts";
+import { query } from "./http.ts";
+
+const Force = z.enum(["true", "false", "1", "0"]).optional();
+
+/**
+ * `POST /proplets/{id}/cordon|uncordon|drain` (changes: admins only, auth.ts refuses viewers). Cordon: placement
+ * skips the proplet; what runs there runs on. Uncordon: it takes work again, and waiting tasks are placed now.
+ * Drain: cordon; with `force=true` its running tasks are also stopped there and settled as lost, so each runs
+ * again elsewhere while its retries last. Waiting for running work to end is the client's (`proplets drain`).
+ */
+export function cordonRoutes(app: Hono, proplets: PropletRegistry, dispatcher: Dispatcher): void {
+  app.post("/proplets/:id/cordon", async (c) => c.json(await proplets.setCordoned(c.req.param("id"), true)));
+  app.post("/proplets/:id/uncordon", async (c) => {
+    const view = await proplets.setCordoned(c.req.param("id"), false);
+    dispatcher.drain();
+    return c.json(view);
+  });
+  app.post("/proplets/:id/drain", async (c) => {
+    const id = c.req.param("id");
+    const force = query(c, "force", Force);
+    await proplets.setCordoned(id, true);
+    if (force === "true" || force === "1") {
+      dispatcher.settleLost(id, `moved off proplet ${id}: it is being drained (drain --force)`);
+    }
+    return c.json(proplets.view(id));
+  });
+}
