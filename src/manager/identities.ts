@@ -48,6 +48,13 @@ export class Identities {
   readonly revoked = new Channel<string>();
   /** Token ids revoked: their console sessions end and their open streams close. */
   readonly tokenRevoked = new Channel<string>();
+  /** Identities created: a proplet known already takes its identity's name (manager/proplets.ts). */
+  readonly created = new Channel<{ id: string; kind: EntityKind; name: string }>();
+  /**
+   * What else holds a name or id a new identity would take (the proplet registry, set by the manager): a message
+   * saying who, or undefined when both are free.
+   */
+  private claimedElsewhere: (name: string, id: string) => string | undefined = () => undefined;
 
   constructor(
     private store: Storage,
@@ -125,24 +132,66 @@ export class Identities {
     return t && !tokenExpired(t, this.now()) ? t : undefined;
   }
 
+  setClaimCheck(fn: (name: string, id: string) => string | undefined): void {
+    this.claimedElsewhere = fn;
+  }
+
+  /**
+   * Why `name` and `id` cannot be a new identity's: a name is unique per site (a proplet goes by it wherever an id
+   * is taken), and neither may be another identity's or proplet's id or name.
+   */
+  private claimed(name: string, id: string): string | undefined {
+    for (const e of this.entities.values()) {
+      if (e.revoked_at || e.id === id) continue;
+      if (e.name === name) return `name ${name} is taken by ${e.kind} ${e.id}`;
+      if (e.name === id) return `id ${id} is the name of ${e.kind} ${e.id}`;
+    }
+    if (name !== id && (this.entities.has(name) || this.internal.has(name)))
+      return `name ${name} is another identity's id`;
+    return this.claimedElsewhere(name, id);
+  }
+
+  /** A name for an identity created without one: its kind and id, shortened when that is free. */
+  private defaultName(kind: EntityKind, id: string): string {
+    const short = `${kind}-${id.slice(0, 8)}`;
+    return this.claimed(short, id) ? `${kind}-${id}` : short;
+  }
+
   /** Creates an MQTT identity; its API key is returned this once and stored only as a hash. */
   async createEntity(input: EntityCreate): Promise<EntityView & { api_key: string }> {
     const id = input.id ?? crypto.randomUUID();
     if (this.entities.has(id) || this.internal.has(id)) throw conflict(`entity ${id} already exists`);
+    const name = input.name ?? this.defaultName(input.kind, id);
+    const taken = this.claimed(name, id);
+    if (taken) throw conflict(`${taken}: names and ids are unique per site`);
     const key = newSecret();
     const e: Entity = {
       id,
       kind: input.kind,
-      name: input.name ?? `${input.kind}-${id.slice(0, 8)}`,
+      name,
       key_hash: hashSecret(key),
       created_at: nowIso(),
     };
     this.store.entities.create(e);
-    await this.store.durable();
+    // Kept before the commit is awaited: a second request meanwhile sees the id and the name taken.
     this.entities.set(id, e);
+    await this.store.durable();
     this.idByKeyHash.set(e.key_hash, id);
     log.info(`${e.kind} identity ${id} (${e.name}) created`);
+    this.created.publish({ id, kind: e.kind, name: e.name });
     return { ...entityView(e), api_key: key };
+  }
+
+  /** The name of a live proplet identity: the name its proplet goes by. */
+  propletName(id: string): string | undefined {
+    const e = this.entities.get(id);
+    return e && e.kind === "proplet" && !e.revoked_at ? e.name : undefined;
+  }
+
+  /** The id of the live identity with this name, if any. */
+  named(name: string): string | undefined {
+    for (const e of this.entities.values()) if (!e.revoked_at && e.name === name) return e.id;
+    return undefined;
   }
 
   listEntities(kind?: EntityKind): EntityView[] {

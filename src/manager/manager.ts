@@ -57,7 +57,9 @@ export class Manager {
     opts: ManagerOptions,
   ) {
     this.identities = identities;
-    this.proplets = new PropletRegistry(store, this.events, opts);
+    this.proplets = new PropletRegistry(store, this.events, opts, identities);
+    identities.setClaimCheck((name, id) => this.proplets.claimedBy(name, id));
+    identities.created.subscribe((e) => e.kind === "proplet" && this.proplets.rename(e.id, e.name));
     this.dispatcher = new Dispatcher(store, bus, this.proplets, this.events, opts.scheduler);
     this.liveness = new Liveness(this.proplets, this.dispatcher, opts.partitionGraceMs ?? 0);
     this.schedules = new Schedules(store, this.dispatcher, this.events, opts.observeFiring);

@@ -44,7 +44,8 @@ export class Tasks {
   /** Inserts the tasks of a job or workflow as they are (ids and depends_on already resolved); not committed. */
   insert(tasks: Task[]): void {
     for (const t of tasks) {
-      if (this.store.tasks.get(t.id)) throw conflict(`task id ${t.id} already exists`);
+      if (this.store.tasks.get(t.id))
+        throw conflict(`task id ${t.id} already exists: create a fresh copy (?fresh=true, --fresh) or change the id`);
     }
     for (const t of tasks) {
       this.store.tasks.create(t);
