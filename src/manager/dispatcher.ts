@@ -144,6 +144,11 @@ export class Dispatcher {
     return "every proplet that can run it is busy: it runs when a slot frees";
   }
 
+  /** The name of a known proplet (its identity's, for a provisioned one). */
+  propletName(id: string): string | undefined {
+    return this.proplets.get(id)?.name;
+  }
+
   /** For a Running task on a proplet that is not heard from: its last heartbeat. */
   unreachableSince(task: Task): string | undefined {
     if (task.state !== TaskState.Running || !task.proplet_id) return undefined;

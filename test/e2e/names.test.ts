@@ -63,10 +63,15 @@ describe("a proplet's name", () => {
     );
 
     // Pinned by name: three runs, each on edge-1 while the local proplet is free (placement alternates otherwise).
+    const ran: string[] = [];
     for (const n of [1, 2, 3]) {
       const t = await runTask(s.url, { name: "add", file: b64("add"), inputs: [n, 1], proplet_id: "edge-1" });
-      expect(t).toMatchObject({ status: "Completed", results: String(n + 1), proplet_id: id });
+      expect(t).toMatchObject({ status: "Completed", results: String(n + 1), proplet_id: id, proplet_name: "edge-1" });
+      ran.push(t.id);
     }
+    // Where tasks ran, as `tasks list` shows it: by the proplet's name.
+    const tasks = cli(["tasks", "list"], env).stdout.split("\n");
+    for (const t of ran) expect(tasks.find((l) => l.startsWith(t))).toContain("edge-1");
 
     // A second identity named edge-1 is refused, naming the holder; nothing was created.
     const dup = cli(["proplets", "add", "--name", "edge-1"], env);

@@ -48,7 +48,8 @@ describe("proplet names", () => {
     const t = (await call("POST", "/tasks", { name: "add", file: b64("add"), proplet_id: "edge-1" })).body.id;
     expect((await call("POST", `/tasks/${t}/start`)).status).toBe(200);
     expect(h.bus.starts.at(-1)).toMatchObject({ id: t, proplet_id: e.id });
-    expect((await call("GET", `/tasks/${t}`)).body.proplet_id).toBe(e.id);
+    expect((await call("GET", `/tasks/${t}`)).body).toMatchObject({ proplet_id: e.id, proplet_name: "edge-1" });
+    expect((await call("GET", "/tasks")).body.tasks[0]).toMatchObject({ proplet_id: e.id, proplet_name: "edge-1" });
     const ghost = (await call("POST", "/tasks", { name: "add", file: b64("add"), proplet_id: "edge-9" })).body.id;
     expect((await call("POST", `/tasks/${ghost}/start`)).body.error).toContain("proplet edge-9 (pinned by the task)");
   });
