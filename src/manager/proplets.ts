@@ -123,10 +123,10 @@ export class PropletRegistry {
 
   /** A proplet by id, or by name (names are unique). */
   byIdOrName(key: string): Proplet | undefined {
-    const p = this.proplets.get(key);
-    if (p) return p;
-    const id = this.idByName.get(key);
-    return id === undefined ? undefined : this.proplets.get(id);
+    const named = this.idByName.get(key);
+    // An identity's name is its proplet's, even against a proplet whose id it is (one that joined unauthenticated).
+    if (named !== undefined && named !== key && this.names?.propletName(named) === key) return this.proplets.get(named);
+    return this.proplets.get(key) ?? (named === undefined ? undefined : this.proplets.get(named));
   }
 
   /** The id of the proplet `key` names by id or name; `key` itself when no proplet has it (the caller's 404). */

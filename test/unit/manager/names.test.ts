@@ -97,6 +97,12 @@ describe("proplet names", () => {
     expect(stray).not.toBe(made);
     expect(stray).toStartWith(`${made}-`);
     expect((await call("GET", `/proplets/${made}`)).body.id).toBe(e.id);
+    // Nor by taking its name as its id (no broker checks ids without authentication): the name is the identity's.
+    h.proplet(made);
+    expect((await call("GET", `/proplets/${made}`)).body).toMatchObject({ id: e.id, name: made });
+    const t = await h.create({ name: "add", proplet_id: made });
+    await h.m.dispatcher.start(t);
+    expect(h.bus.starts.at(-1)).toMatchObject({ id: t, proplet_id: e.id });
     // A new manager on the same store: the same names.
     await h.m.shutdown();
     const again = new Manager(h.store, h.bus, new Identities(h.store), {
