@@ -162,7 +162,7 @@ export class Dispatcher {
       throw conflict(`task ${id} is already ${stateName(task.state)}`);
     if (!task.file && !task.image_url) throw invalid(`task ${id} has no module: set file, image_url or upload a .wasm`);
     if (task.pinned && task.proplet_id && !this.proplets.byIdOrName(task.proplet_id))
-      throw notFound(`proplet ${task.proplet_id} (pinned by the task) not found: no proplet has that id or name`);
+      throw notFound(`proplet ${task.proplet_id} (pinned by the task) not found`);
     const unmet = this.unmetDependencies(task);
     if (unmet.length) throw conflict(`task ${id} has unmet dependencies: waiting for ${unmet.join(", ")}`);
     // A broadcast runs as parts, whoever starts it (a user, a cron firing, a workflow).
