@@ -201,7 +201,8 @@ export class PropletRegistry {
   private tell(id: string, alive: boolean): void {
     if (this.told.get(id) === alive) return;
     this.told.set(id, alive);
-    this.events.live.publish({ type: "proplet", proplet_id: id, alive, at: nowIso() });
+    const name = this.proplets.get(id)?.name;
+    this.events.live.publish({ type: "proplet", proplet_id: id, ...(name ? { name } : {}), alive, at: nowIso() });
   }
 
   private ensure(id: string): Proplet {

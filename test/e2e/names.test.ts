@@ -49,8 +49,19 @@ describe("a proplet's name", () => {
     );
     const id = vars.PROPLET_ENTITY_ID!;
     expect(id).toBeTruthy();
+    // Followed by name from before it first registers.
+    const watch = spawnPropeller(["watch", "--types", "proplet", "--proplet", "edge-1", "--json"], env);
+    procs.push(watch);
+    await Bun.sleep(500); // subscribed (the stream opens before the proplet starts)
     procs.push(spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, ...vars }));
     await untilAlive(s.url, "edge-1", 15_000);
+    const up = await until("the watcher to see edge-1 up", () =>
+      watch
+        .output()
+        .split("\n")
+        .find((l) => l.includes('"alive":true')),
+    );
+    expect(JSON.parse(up)).toMatchObject({ type: "proplet", proplet_id: id, name: "edge-1", alive: true });
 
     // Everywhere it is shown: the REST listing, one proplet by its name, the CLI's table.
     const listed = (await http(`${s.url}/proplets`)).body.proplets as { id: string; name: string }[];

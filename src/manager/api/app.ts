@@ -125,7 +125,7 @@ export function createApp(
   taskRoutes(app, m.tasks, m.telemetry, m.invocations);
   logRoutes(app, m.tasks, m.output, streams);
   propletRoutes(app, m.proplets, m.telemetry);
-  eventRoutes(app, m.events.live, streams);
+  eventRoutes(app, m.events.live, streams, (p) => m.proplets.idOf(p));
   groupRoutes(app, m.groups);
   flRoutes(app, m.fl);
   sessionRoutes(app, m.identities, sessions, { auth: Boolean(auth), secure: Boolean(info.tls) });
