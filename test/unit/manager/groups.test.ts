@@ -33,6 +33,26 @@ describe("groups", () => {
     expect(h.m.groups.getJob(job.job_id)).toMatchObject({ state: TaskState.Completed, status: "Completed" });
   });
 
+  test("a job's task ids are the client's; taken ones are refused; a fresh copy runs under its own", async () => {
+    h = harness();
+    h.proplet("p1");
+    const spec = () => JobCreate.parse({ name: "seq", execution_mode: "sequential", tasks: [task("j1"), task("j2")] });
+    const first = await h.m.groups.createJob(spec());
+    expect(first.tasks.map((t) => t.id)).toEqual(["j1", "j2"]);
+    await expect(h.m.groups.createJob(spec())).rejects.toThrow("task id j1 already exists");
+    expect(h.m.groups.listJobs(0, 10).total).toBe(1);
+    const copy = await h.m.groups.createJob(spec(), true);
+    expect(copy.tasks.map((t) => [t.id, t.local_id])).toEqual([
+      [`${copy.job_id}.j1`, "j1"],
+      [`${copy.job_id}.j2`, "j2"],
+    ]);
+    await h.m.groups.startJob(copy.job_id);
+    h.result(`${copy.job_id}.j1`, "p1", "1");
+    await h.settle();
+    expect(stateOf(`${copy.job_id}.j2`)).toBe(TaskState.Running);
+    expect(stateOf("j2")).toBe(TaskState.Pending);
+  });
+
   test("a job fails fast: the first failure stops its running tasks and skips the rest", async () => {
     h = harness();
     h.proplet("p1");
