@@ -44,6 +44,8 @@ export class Identities {
    * FL routes): one lookup, as tokens are found, not a walk over a fleet's identities on every bad token.
    */
   private idByKeyHash = new Map<string, string>();
+  /** Live entity ids by name (names are unique): a proplet's name is looked up when it registers. */
+  private idByName = new Map<string, string>();
   /** Entity ids revoked: the broker disconnects them. */
   readonly revoked = new Channel<string>();
   /** Token ids revoked: their console sessions end and their open streams close. */
@@ -64,6 +66,7 @@ export class Identities {
     for (const e of store.entities.all()) {
       this.entities.set(e.id, e);
       if (!e.revoked_at) this.idByKeyHash.set(e.key_hash, e.id);
+      if (!e.revoked_at) this.idByName.set(e.name, e.id);
     }
   }
 
@@ -141,11 +144,12 @@ export class Identities {
    * is taken), and neither may be another identity's or proplet's id or name.
    */
   private claimed(name: string, id: string): string | undefined {
-    for (const e of this.entities.values()) {
-      if (e.revoked_at || e.id === id) continue;
-      if (e.name === name) return `name ${name} is taken by ${e.kind} ${e.id}`;
-      if (e.name === id) return `id ${id} is the name of ${e.kind} ${e.id}`;
-    }
+    const holder = this.idByName.get(name);
+    if (holder !== undefined && holder !== id)
+      return `name ${name} is taken by ${this.entities.get(holder)?.kind} ${holder}`;
+    const named = this.idByName.get(id);
+    if (named !== undefined && named !== id)
+      return `id ${id} is the name of ${this.entities.get(named)?.kind} ${named}`;
     if (name !== id && (this.entities.has(name) || this.internal.has(name)))
       return `name ${name} is another identity's id`;
     return this.claimedElsewhere(name, id);
@@ -175,6 +179,7 @@ export class Identities {
     this.store.entities.create(e);
     // Kept before the commit is awaited: a second request meanwhile sees the id and the name taken.
     this.entities.set(id, e);
+    this.idByName.set(name, id);
     await this.store.durable();
     this.idByKeyHash.set(e.key_hash, id);
     log.info(`${e.kind} identity ${id} (${e.name}) created`);
@@ -190,8 +195,7 @@ export class Identities {
 
   /** The id of the live identity with this name, if any. */
   named(name: string): string | undefined {
-    for (const e of this.entities.values()) if (!e.revoked_at && e.name === name) return e.id;
-    return undefined;
+    return this.idByName.get(name);
   }
 
   listEntities(kind?: EntityKind): EntityView[] {
@@ -208,6 +212,7 @@ export class Identities {
       await this.store.durable();
       this.entities.set(id, revoked);
       this.idByKeyHash.delete(e.key_hash);
+      if (this.idByName.get(e.name) === id) this.idByName.delete(e.name);
       log.info(`${e.kind} identity ${id} revoked`);
     }
     this.revoked.publish(id);

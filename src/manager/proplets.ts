@@ -96,7 +96,8 @@ export class PropletRegistry {
    */
   claimedBy(name: string, id: string): string | undefined {
     const holder = this.idByName.get(name);
-    if (holder !== undefined && holder !== id) return `name ${name} is the name of proplet ${holder}`;
+    if (holder !== undefined && holder !== id)
+      return `name ${name} is the name of proplet ${holder} (one gone for good: propeller proplets delete ${holder})`;
     if (name !== id && this.proplets.has(name)) return `name ${name} is the id of another proplet`;
     const named = this.idByName.get(id);
     if (named !== undefined && named !== id) return `id ${id} is the name of proplet ${named}`;

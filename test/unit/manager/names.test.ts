@@ -86,6 +86,21 @@ describe("proplet names", () => {
     expect((await call("GET", "/proplets/edge-2")).body).toMatchObject({ id: "loose", name: "edge-2" });
   });
 
+  test("a revoked identity's name is free once its proplet is forgotten", async () => {
+    setup();
+    const old = (await call("POST", "/entities", { kind: "proplet", name: "edge-1" })).body.id;
+    h.proplet(old);
+    expect((await call("DELETE", `/entities/${old}`)).status).toBe(204);
+    const held = await call("POST", "/entities", { kind: "proplet", name: "edge-1" });
+    expect(held.status).toBe(409);
+    expect(held.body.error).toContain(`proplet ${old} (one gone for good: propeller proplets delete ${old})`);
+    expect((await call("DELETE", "/proplets/edge-1")).status).toBe(204);
+    const next = await call("POST", "/entities", { kind: "proplet", name: "edge-1" });
+    expect(next.status).toBe(201);
+    h.proplet(next.body.id);
+    expect((await call("GET", "/proplets/edge-1")).body.id).toBe(next.body.id);
+  });
+
   test("a proplet without an identity never takes an identity's name; names survive a restart", async () => {
     setup();
     // The name a proplet with this id would make up for itself, given to another's identity first.
