@@ -21,7 +21,7 @@ function jsonFlag(name: string, text: string | undefined): Record<string, unknow
   }
 }
 
-type ExperimentOut = Omit<Experiment, "task_file">;
+type ExperimentOut = Omit<Experiment, "task_file"> & { participant_names?: string[] };
 
 const roundRow = (e: ExperimentOut, r: Round) => roundEvent(e, r, r.ended_at ?? r.started_at);
 
@@ -137,7 +137,7 @@ const status = defineCommand({
       );
       if (args.json) return printJson(e);
       process.stdout.write(
-        `${e.experiment_id}: ${e.state}, ${e.strategy}, participants ${e.participants.join(", ")}\n`,
+        `${e.experiment_id}: ${e.state}, ${e.strategy}, participants ${(e.participant_names ?? e.participants).join(", ")}\n`,
       );
       for (const r of e.round_list) process.stdout.write(`${roundLine(roundRow(e, r))}\n`);
     }),

@@ -43,6 +43,14 @@ function specFrom(a: { file?: string; tasks?: string; "tasks-file"?: string }): 
   return readSpec(a.file);
 }
 
+const freshArg = {
+  fresh: {
+    type: "boolean",
+    description:
+      "a fresh copy of a reusable file: task ids become GROUP.ID (else the file's ids are kept, as upstream)",
+  },
+} as const;
+
 const upstreamTasks = {
   tasks: { type: "string", description: "the tasks as a JSON array (upstream's flag), instead of a spec file" },
   "tasks-file": { type: "string", description: "a file holding the JSON array of tasks (upstream's flag)" },
@@ -113,7 +121,7 @@ export function drawDag(tasks: TaskView[]): string {
     depth.set(id, d);
     return d;
   };
-  // A workflow's tasks are stored as `<workflow id>.<local id>`; the drawing names them as the file did.
+  // A fresh copy's tasks are stored as `<workflow id>.<local id>`; the drawing names them as the file did.
   const name = (id: string) => byId.get(id)?.local_id ?? id;
   const ordered = [...tasks].sort((a, b) => depthOf(a.id) - depthOf(b.id));
   return ordered
@@ -167,6 +175,7 @@ export const jobsCommand = defineCommand({
         name: { type: "string", description: "job name (overrides the file)" },
         "execution-mode": { type: "string", description: "parallel | sequential | configurable (overrides the file)" },
         start: { type: "boolean", description: "start it right away" },
+        ...freshArg,
         ...urlArg,
       },
       run: ({ args }) =>
@@ -175,7 +184,7 @@ export const jobsCommand = defineCommand({
           if (args.name) spec.name = args.name;
           if (!spec.name) throw new UsageError("name is required: --name, or name in the spec file");
           if (args["execution-mode"]) spec.execution_mode = args["execution-mode"];
-          const job = await api<GroupOut>(args, "POST", "/jobs", spec);
+          const job = await api<GroupOut>(args, "POST", `/jobs${args.fresh ? "?fresh=true" : ""}`, spec);
           if (args.start) await api(args, "POST", `/jobs/${job.job_id}/start`);
           show(args.start ? await api<GroupOut>(args, "GET", `/jobs/${job.job_id}`) : job, args.json);
         }),
@@ -211,11 +220,13 @@ export const workflowsCommand = defineCommand({
         file: { type: "positional", description: "workflow spec (.json, .yaml)", required: false },
         ...upstreamTasks,
         start: { type: "boolean", description: "start it right away" },
+        ...freshArg,
         ...urlArg,
       },
       run: ({ args }) =>
         action(async () => {
-          const wf = await api<GroupOut>(args, "POST", "/workflows", specFrom(args));
+          const path = `/workflows${args.fresh ? "?fresh=true" : ""}`;
+          const wf = await api<GroupOut>(args, "POST", path, specFrom(args));
           if (args.start) await api(args, "POST", `/workflows/${wf.workflow_id}/start`);
           show(args.start ? await api<GroupOut>(args, "GET", `/workflows/${wf.workflow_id}`) : wf, args.json);
         }),

@@ -38,7 +38,7 @@ export const EXAMPLES: Record<string, string[]> = {
   "tasks results": [`propeller tasks results ${ID}`],
   "tasks runs": [`propeller tasks runs ${ID}`],
   "tasks upload": [`propeller tasks upload ${ID} ./wasm/add.wasm`],
-  "proplets get": [`propeller proplets get ${ID}`],
+  "proplets get": [`propeller proplets get ${ID}`, "propeller proplets get edge-1   # by its name"],
   "proplets sdf": [`propeller proplets sdf ${ID}`],
   "proplets delete": [`propeller proplets delete ${ID}`],
   "proplets metrics": [`propeller proplets metrics ${ID} --limit 10`],
@@ -57,6 +57,7 @@ export const EXAMPLES: Record<string, string[]> = {
   "jobs stop": [`propeller jobs stop ${ID}`],
   "workflows create": [
     "propeller workflows create wf.yaml --start",
+    "propeller workflows create --fresh wf.yaml   # again from the same file: task ids WORKFLOW.ID",
     "propeller workflows get ID   # the DAG with states",
   ],
   "workflows get": [`propeller workflows get ${ID}`],

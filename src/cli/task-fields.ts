@@ -56,7 +56,10 @@ export const taskFields = {
   "cli-args": { type: "string", description: "comma-separated runtime options, e.g. --dir=/data::/data,--env=K=V" },
   env: { type: "string", description: "comma-separated KEY=VALUE environment for the task" },
   daemon: { type: "boolean", description: "long-running task, Running until stopped or it exits" },
-  "proplet-id": { type: "string", description: "pin the task to this proplet (its id or a unique prefix)" },
+  "proplet-id": {
+    type: "string",
+    description: "pin the task to this proplet (its id, a unique prefix of it, or its name)",
+  },
   priority: { type: "string", description: "0-100, default 50; higher runs first when proplets are busy" },
   schedule: { type: "string", description: "cron: 5 fields, or 6 with leading seconds, e.g. '*/2 * * * * *'" },
   timezone: { type: "string", description: "IANA time zone of the schedule, default UTC" },

@@ -9,7 +9,7 @@ import { logs, report, show, waitFor } from "./task-view.ts";
 
 // `propeller tasks …`: the command tree. The flags of a task are task-fields.ts, what is printed task-view.ts.
 
-type Page = { offset: number; limit: number; total: number; tasks: TaskView[] };
+type Page = { offset: number; limit: number; total: number; tasks: (TaskView & { proplet_name?: string })[] };
 
 const idArg = {
   id: { type: "positional", description: "task id (or a unique prefix of it)", required: true },
@@ -74,11 +74,13 @@ export const tasksCommand = defineCommand({
             `/tasks?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}${filter}`,
           );
           if (args.json) return printJson(p);
-          printTable(p.tasks as unknown as Record<string, unknown>[], [
+          // The proplet by its name (its identity's), as `proplets list` shows it.
+          const rows = p.tasks.map((t) => ({ ...t, proplet: t.proplet_name ?? t.proplet_id }));
+          printTable(rows as unknown as Record<string, unknown>[], [
             ["ID", "id"],
             ["NAME", "name"],
             ["STATUS", "status"],
-            ["PROPLET", "proplet_id"],
+            ["PROPLET", "proplet"],
             ["RESULTS", "results"],
             ["ERROR", "error"],
           ]);

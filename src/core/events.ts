@@ -30,6 +30,8 @@ const RunEvent = z.object({
 const PropletEvent = z.object({
   type: z.literal("proplet"),
   proplet_id: z.string(),
+  /** Its name (its identity's, for a provisioned proplet). */
+  name: z.string().optional(),
   alive: z.boolean(),
   at: z.string(),
 });

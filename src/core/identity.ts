@@ -106,9 +106,13 @@ export const SessionCreate = z
   .strictObject({ token: z.string().min(1).max(512).optional(), code: z.string().min(1).max(128).optional() })
   .refine((b) => (b.token === undefined) !== (b.code === undefined), "give either token or code");
 
+/** A UUID, the shape of the ids the manager makes: a name of that shape would read as another proplet's id. */
+const UUID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export const EntityCreate = z
   .object({
     kind: EntityKind,
+    /** A proplet's name is the proplet's name everywhere (manager/proplets.ts): unique per site. */
     name: NAME.optional(),
     /** Upstream clients may bring their own id (a UUID); else one is made. */
     id: z
@@ -120,6 +124,10 @@ export const EntityCreate = z
   .refine((e) => !e.labels || e.kind === "proplet", {
     path: ["labels"],
     message: "only a proplet's identity carries labels",
+  })
+  .refine((e) => e.name === undefined || e.name === e.id || !UUID_SHAPE.test(e.name), {
+    path: ["name"],
+    message: "looks like an id (a UUID): give a name such as edge-1",
   });
 export type EntityCreate = z.infer<typeof EntityCreate>;
 

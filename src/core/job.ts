@@ -28,3 +28,13 @@ export const Job = z.object({
 export type Job = z.infer<typeof Job>;
 
 export const JobStatus = z.enum(["pending", "running", "completed", "failed"]).optional();
+
+/**
+ * `?fresh=true` on `POST /jobs` and `POST /workflows`: a fresh copy of a reusable file. Its task ids become
+ * `<group id>.<id>` (the file's id kept as `local_id`, `depends_on` rewritten alike) and a workflow gets a new id;
+ * without it the client's ids are kept, as upstream, and one already taken is refused.
+ */
+export const Fresh = z
+  .enum(["true", "false", "1", "0"])
+  .optional()
+  .transform((v) => v === "true" || v === "1");

@@ -131,7 +131,7 @@ export class Dispatcher {
     if (task.state !== TaskState.Scheduled) return undefined;
     if (task.retry_at && task.retry_at > now) return `a retry is due at ${new Date(task.retry_at).toISOString()}`;
     const alive = this.proplets.candidates(now);
-    const pinned = task.pinned ? task.proplet_id : undefined;
+    const pinned = task.pinned && task.proplet_id ? this.proplets.idOf(task.proplet_id) : undefined;
     const mine = pinned ? alive.filter((c) => c.id === pinned) : alive;
     const cordoned = this.proplets.cordonedAlive(now).map((p) => p.id);
     if (pinned && mine.length === 0 && cordoned.includes(pinned)) {
@@ -151,6 +151,11 @@ export class Dispatcher {
     return "every proplet that can run it is busy: it runs when a slot frees";
   }
 
+  /** The name of a known proplet (its identity's, for a provisioned one). */
+  propletName(id: string): string | undefined {
+    return this.proplets.get(id)?.name;
+  }
+
   /** For a Running task on a proplet that is not heard from: its last heartbeat. */
   unreachableSince(task: Task): string | undefined {
     if (task.state !== TaskState.Running || !task.proplet_id) return undefined;
@@ -163,7 +168,7 @@ export class Dispatcher {
     if (task.state === TaskState.Running || task.state === TaskState.Scheduled)
       throw conflict(`task ${id} is already ${stateName(task.state)}`);
     if (!task.file && !task.image_url) throw invalid(`task ${id} has no module: set file, image_url or upload a .wasm`);
-    if (task.pinned && task.proplet_id && !this.proplets.has(task.proplet_id))
+    if (task.pinned && task.proplet_id && !this.proplets.byIdOrName(task.proplet_id))
       throw notFound(`proplet ${task.proplet_id} (pinned by the task) not found`);
     const unmet = this.unmetDependencies(task);
     if (unmet.length) throw conflict(`task ${id} has unmet dependencies: waiting for ${unmet.join(", ")}`);
@@ -186,7 +191,7 @@ export class Dispatcher {
   private enqueue(task: Task): number {
     const queuedAt = Date.now();
     const t: Task = {
-      ...task,
+      ...pinById(task, this.proplets),
       state: TaskState.Scheduled,
       queued_at: queuedAt,
       retry_at: undefined,
@@ -201,7 +206,7 @@ export class Dispatcher {
 
   /** A queued task was edited: its place in the queue follows its new priority. */
   requeue(task: Task): void {
-    this.placement.update(task);
+    this.placement.update(pinById(task, this.proplets));
   }
 
   /** The task is being deleted: it leaves the queue and its timers. */
@@ -602,4 +607,11 @@ export class Dispatcher {
 /** Why a run ended when its start message could not be published. */
 function publishFailed(e: unknown): string {
   return `failed to publish start message: ${e instanceof Error ? e.message : e}`;
+}
+
+/** A task pinned by a proplet's name (as a person writes it) is queued and stored pinned by that proplet's id. */
+function pinById(task: Task, proplets: PropletRegistry): Task {
+  if (!task.pinned || !task.proplet_id) return task;
+  const id = proplets.idOf(task.proplet_id);
+  return id === task.proplet_id ? task : { ...task, proplet_id: id };
 }

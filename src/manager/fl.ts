@@ -140,12 +140,17 @@ export class Federation {
     }
   }
 
-  list(): ReturnType<typeof experimentView>[] {
-    return [...this.experiments.values()].map(experimentView);
+  list() {
+    return [...this.experiments.values()].map((e) => this.view(e));
   }
 
-  get(id: string): ReturnType<typeof experimentView> {
-    return experimentView(this.mustGet(id));
+  get(id: string) {
+    return this.view(this.mustGet(id));
+  }
+
+  /** Participants are kept by id; the view names them as their proplets are named (their identities'). */
+  private view(e: Experiment) {
+    return { ...experimentView(e), participant_names: e.participants.map((id) => this.proplets.get(id)?.name ?? id) };
   }
 
   private mustGet(id: string): Experiment {

@@ -1,5 +1,5 @@
 import { decide, type GraphTask, groupState, validateDag } from "../core/dag.ts";
-import { invalid, notFound } from "../core/errors.ts";
+import { conflict, invalid, notFound } from "../core/errors.ts";
 import type { Job, JobCreate, WorkflowCreate } from "../core/job.ts";
 import type { Page } from "../core/page.ts";
 import { isTerminal, stateName, TaskState } from "../core/states.ts";
@@ -56,7 +56,10 @@ export class Groups {
     events.taskFinal.subscribe((t) => this.onFinal(t));
   }
 
-  /** Gives every task an id (the client's, else a new one) and checks the graph. */
+  /**
+   * Gives every task an id (the client's, as upstream, else a new one) and checks the graph; with `scope` (a fresh
+   * copy of a file, core/job.ts `Fresh`) the client's ids are stored as `<scope>.<id>`.
+   */
   private buildTasks(input: GroupTask[], group: { job_id?: string; workflow_id?: string }, scope?: string): Task[] {
     const now = nowIso();
     const ids = input.map((t) => t.id ?? crypto.randomUUID());
@@ -64,8 +67,8 @@ export class Groups {
     if (dup) throw invalid(`tasks: id ${dup} is used twice`);
     const err = validateDag(input.map((t, i) => ({ id: ids[i]!, depends_on: t.depends_on })));
     if (err) throw invalid(`tasks: ${err}`);
-    // In a workflow, the ids of its file are its own: stored as `<workflow id>.<id>`, so one file makes many
-    // workflows; the task keeps the file's id as `local_id`.
+    // A fresh copy's ids are its own: stored as `<group id>.<id>`, so one file makes many groups; the task keeps
+    // the file's id as `local_id`, by which its children get its results.
     const local = new Set(input.map((t) => t.id));
     const stored = (id: string) => (scope && local.has(id) ? `${scope}.${id}` : id);
     return input.map((t, i) => {
@@ -78,14 +81,14 @@ export class Groups {
 
   // ---- jobs ----
 
-  async createJob(input: JobCreate): Promise<JobView> {
+  async createJob(input: JobCreate, fresh = false): Promise<JobView> {
     const job: Job = {
       id: crypto.randomUUID(),
       name: input.name,
       execution_mode: input.execution_mode,
       created_at: nowIso(),
     };
-    const tasks = this.buildTasks(input.tasks, { job_id: job.id });
+    const tasks = this.buildTasks(input.tasks, { job_id: job.id }, fresh ? job.id : undefined);
     this.tasks.insert(tasks);
     this.store.jobs.create(job);
     await this.store.durable();
@@ -162,9 +165,12 @@ export class Groups {
 
   // ---- workflows ----
 
-  async createWorkflow(input: WorkflowCreate): Promise<WorkflowView> {
-    const workflowId = input.tasks.find((t) => t.workflow_id)?.workflow_id ?? crypto.randomUUID();
-    const tasks = this.buildTasks(input.tasks, { workflow_id: workflowId }, workflowId);
+  async createWorkflow(input: WorkflowCreate, fresh = false): Promise<WorkflowView> {
+    const given = fresh ? undefined : input.tasks.find((t) => t.workflow_id)?.workflow_id;
+    if (given && this.store.tasks.listByGroup("workflow", given).length > 0)
+      throw conflict(`workflow ${given} already exists: create a fresh copy (?fresh=true, --fresh) or change its id`);
+    const workflowId = given ?? crypto.randomUUID();
+    const tasks = this.buildTasks(input.tasks, { workflow_id: workflowId }, fresh ? workflowId : undefined);
     this.tasks.insert(tasks);
     await this.store.durable();
     log.info(`workflow ${workflowId} created (${tasks.length} tasks)`);

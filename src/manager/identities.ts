@@ -46,6 +46,8 @@ export class Identities {
    * FL routes): one lookup, as tokens are found, not a walk over a fleet's identities on every bad token.
    */
   private idByKeyHash = new Map<string, string>();
+  /** Live entity ids by name (names are unique): a proplet's name is looked up when it registers. */
+  private idByName = new Map<string, string>();
   /** Entity ids revoked: the broker disconnects them. */
   readonly revoked = new Channel<string>();
   /** Token ids revoked: their console sessions end and their open streams close. */
@@ -54,6 +56,13 @@ export class Identities {
   readonly labelled = new Channel<string>();
   /** What placement takes as true of each proplet identity (labels the operator set), kept ready per id. */
   private vouchedById = new Map<string, Vouched>();
+  /** Identities created: a proplet known already takes its identity's name (manager/proplets.ts). */
+  readonly created = new Channel<{ id: string; kind: EntityKind; name: string }>();
+  /**
+   * What else holds a name or id a new identity would take (the proplet registry, set by the manager): a message
+   * saying who, or undefined when both are free.
+   */
+  private claimedElsewhere: (name: string, id: string) => string | undefined = () => undefined;
 
   /**
    * `trustPropletLabels`: a proplet's own labels and TEE count towards requirements (`serve --trust-proplet-labels`,
@@ -70,6 +79,7 @@ export class Identities {
       this.entities.set(e.id, e);
       if (!e.revoked_at) this.idByKeyHash.set(e.key_hash, e.id);
       this.vouch(e);
+      if (!e.revoked_at) this.idByName.set(e.name, e.id);
     }
   }
 
@@ -179,26 +189,69 @@ export class Identities {
     return t && !tokenExpired(t, this.now()) ? t : undefined;
   }
 
+  setClaimCheck(fn: (name: string, id: string) => string | undefined): void {
+    this.claimedElsewhere = fn;
+  }
+
+  /**
+   * Why `name` and `id` cannot be a new identity's: a name is unique per site (a proplet goes by it wherever an id
+   * is taken), and neither may be another identity's or proplet's id or name.
+   */
+  private claimed(name: string, id: string): string | undefined {
+    const holder = this.idByName.get(name);
+    if (holder !== undefined && holder !== id)
+      return `name ${name} is taken by ${this.entities.get(holder)?.kind} ${holder}`;
+    const named = this.idByName.get(id);
+    if (named !== undefined && named !== id)
+      return `id ${id} is the name of ${this.entities.get(named)?.kind} ${named}`;
+    if (name !== id && (this.entities.has(name) || this.internal.has(name)))
+      return `name ${name} is another identity's id`;
+    return this.claimedElsewhere(name, id);
+  }
+
+  /** A name for an identity created without one: its kind and id, shortened when that is free. */
+  private defaultName(kind: EntityKind, id: string): string {
+    const short = `${kind}-${id.slice(0, 8)}`;
+    return this.claimed(short, id) ? `${kind}-${id}` : short;
+  }
+
   /** Creates an MQTT identity; its API key is returned this once and stored only as a hash. */
   async createEntity(input: EntityCreate): Promise<EntityView & { api_key: string }> {
     const id = input.id ?? crypto.randomUUID();
     if (this.entities.has(id) || this.internal.has(id)) throw conflict(`entity ${id} already exists`);
+    const name = input.name ?? this.defaultName(input.kind, id);
+    const taken = this.claimed(name, id);
+    if (taken) throw conflict(`${taken}: names and ids are unique per site`);
     const key = newSecret();
     const e: Entity = {
       id,
       kind: input.kind,
-      name: input.name ?? `${input.kind}-${id.slice(0, 8)}`,
+      name,
       key_hash: hashSecret(key),
       created_at: nowIso(),
       ...(input.labels ? { labels: input.labels } : {}),
     };
     this.store.entities.create(e);
-    await this.store.durable();
+    // Kept before the commit is awaited: a second request meanwhile sees the id and the name taken.
     this.entities.set(id, e);
     this.vouch(e);
+    this.idByName.set(name, id);
+    await this.store.durable();
     this.idByKeyHash.set(e.key_hash, id);
     log.info(`${e.kind} identity ${id} (${e.name}) created`);
+    this.created.publish({ id, kind: e.kind, name: e.name });
     return { ...entityView(e), api_key: key };
+  }
+
+  /** The name of a live proplet identity: the name its proplet goes by. */
+  propletName(id: string): string | undefined {
+    const e = this.entities.get(id);
+    return e && e.kind === "proplet" && !e.revoked_at ? e.name : undefined;
+  }
+
+  /** The id of the live identity with this name, if any. */
+  named(name: string): string | undefined {
+    return this.idByName.get(name);
   }
 
   listEntities(kind?: EntityKind): EntityView[] {
@@ -216,6 +269,7 @@ export class Identities {
       this.entities.set(id, revoked);
       this.vouch(revoked);
       this.idByKeyHash.delete(e.key_hash);
+      if (this.idByName.get(e.name) === id) this.idByName.delete(e.name);
       log.info(`${e.kind} identity ${id} revoked`);
     }
     this.revoked.publish(id);

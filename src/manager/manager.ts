@@ -62,7 +62,9 @@ export class Manager {
   ) {
     this.identities = identities;
     this.joins = new JoinTokens(store, identities);
-    this.proplets = new PropletRegistry(store, this.events, opts, (id) => identities.vouched(id));
+    this.proplets = new PropletRegistry(store, this.events, opts, (id) => identities.vouched(id), identities);
+    identities.setClaimCheck((name, id) => this.proplets.claimedBy(name, id));
+    identities.created.subscribe((e) => e.kind === "proplet" && this.proplets.rename(e.id, e.name));
     this.dispatcher = new Dispatcher(store, bus, this.proplets, this.events, opts.scheduler);
     this.liveness = new Liveness(this.proplets, this.dispatcher, opts.partitionGraceMs ?? 0);
     this.schedules = new Schedules(store, this.dispatcher, this.events, opts.observeFiring);

@@ -28,6 +28,17 @@ export interface RegistryOptions {
 /** A proplet that may take work now, with its load and what placement may take as true of it. */
 export type Candidate = Placeable & { proplet: Proplet; vouched: Vouched };
 
+/**
+ * The names operators gave proplets' identities (manager/identities.ts): a provisioned proplet goes by its
+ * identity's name, in every view and wherever a proplet id is taken; the others by a name made from their id.
+ */
+export interface IdentityNames {
+  /** The name of the live proplet identity with this id. */
+  propletName(id: string): string | undefined;
+  /** The id of the live identity with this name. */
+  named(name: string): string | undefined;
+}
+
 export class PropletRegistry {
   private proplets = new Map<string, Proplet>();
   private runningOn = new Map<string, Set<string>>();
@@ -46,6 +57,8 @@ export class PropletRegistry {
    */
   private dirty = new Set<string>();
   private lastWrite = 0;
+  /** Proplet ids by name: names are unique, so a name stands for one proplet. */
+  private idByName = new Map<string, string>();
 
   constructor(
     private store: Storage,
@@ -53,8 +66,53 @@ export class PropletRegistry {
     private opts: RegistryOptions,
     /** What is vouched for of a proplet beyond its own word (identities.ts). */
     private vouch: (id: string) => Vouched = () => UNVOUCHED,
+    /** Names of proplet identities: a proplet goes by its identity's name (identities.ts). */
+    private names?: IdentityNames,
   ) {
-    for (const p of store.proplets.all()) this.proplets.set(p.id, p);
+    // Those with an identity first: its name is theirs, whoever held it before.
+    const stored = store.proplets.all();
+    const own = (p: Proplet) => (names?.propletName(p.id) === undefined ? 1 : 0);
+    for (const p of stored.sort((a, b) => own(a) - own(b))) {
+      // Stored before names were unique, or before its identity was made: it takes its identity's name now, and
+      // a made-up name that another proplet holds already is made unique.
+      const name = this.nameFor(p.id, p.name);
+      if (name !== p.name) store.proplets.upsert({ ...p, name });
+      this.proplets.set(p.id, { ...p, name });
+      this.idByName.set(name, p.id);
+    }
+  }
+
+  /** Its identity's name; else `current` or a name made from the id, whichever no one else holds. */
+  private nameFor(id: string, current?: string): string {
+    const given = this.names?.propletName(id);
+    if (given) return given;
+    if (current !== undefined && !this.nameTaken(current, id)) return current;
+    const made = propletName(id);
+    return this.nameTaken(made, id) ? `${made}-${id.slice(0, 8)}` : made;
+  }
+
+  private nameTaken(name: string, id: string): boolean {
+    const holder = this.idByName.get(name) ?? this.names?.named(name);
+    return (holder !== undefined && holder !== id) || (name !== id && this.proplets.has(name));
+  }
+
+  /**
+   * Why a new identity may not take this name or id (manager/identities.ts asks): another proplet is known by it.
+   */
+  claimedBy(name: string, id: string): string | undefined {
+    const holder = this.idByName.get(name);
+    if (holder !== undefined && holder !== id)
+      return `name ${name} is the name of proplet ${holder} (one gone for good: propeller proplets delete ${holder})`;
+    if (name !== id && this.proplets.has(name)) return `name ${name} is the id of another proplet`;
+    const named = this.idByName.get(id);
+    if (named !== undefined && named !== id) return `id ${id} is the name of proplet ${named}`;
+    return undefined;
+  }
+
+  /** An identity was made for a proplet known already (it ran unauthenticated): it takes its identity's name. */
+  rename(id: string, name: string): void {
+    const p = this.proplets.get(id);
+    if (p && p.name !== name) this.save({ ...p, name });
   }
 
   get staleRemovalMs(): number {
@@ -69,12 +127,17 @@ export class PropletRegistry {
     return this.proplets.get(id);
   }
 
-  /** A proplet by id, or by name when exactly one has it. */
+  /** A proplet by id, or by name (names are unique). */
   byIdOrName(key: string): Proplet | undefined {
-    const p = this.proplets.get(key);
-    if (p) return p;
-    const named = [...this.proplets.values()].filter((x) => x.name === key);
-    return named.length === 1 ? named[0] : undefined;
+    const named = this.idByName.get(key);
+    // An identity's name is its proplet's, even against a proplet whose id it is (one that joined unauthenticated).
+    if (named !== undefined && named !== key && this.names?.propletName(named) === key) return this.proplets.get(named);
+    return this.proplets.get(key) ?? (named === undefined ? undefined : this.proplets.get(named));
+  }
+
+  /** The id of the proplet `key` names by id or name; `key` itself when no proplet has it (the caller's 404). */
+  idOf(key: string): string {
+    return this.byIdOrName(key)?.id ?? key;
   }
 
   /** Each proplet's last heartbeat parsed once: liveness is asked on every heartbeat and every placement. */
@@ -138,6 +201,11 @@ export class PropletRegistry {
   }
 
   private save(p: Proplet, deferWrite = false, alive = this.alive(p)): void {
+    const before = this.proplets.get(p.id)?.name;
+    if (before !== p.name) {
+      if (before !== undefined && this.idByName.get(before) === p.id) this.idByName.delete(before);
+      this.idByName.set(p.name, p.id);
+    }
     this.proplets.set(p.id, p);
     if (deferWrite) this.dirty.add(p.id);
     else {
@@ -157,17 +225,20 @@ export class PropletRegistry {
   private tell(id: string, alive: boolean): void {
     if (this.told.get(id) === alive) return;
     this.told.set(id, alive);
-    this.events.live.publish({ type: "proplet", proplet_id: id, alive, at: nowIso() });
+    const name = this.proplets.get(id)?.name;
+    this.events.live.publish({ type: "proplet", proplet_id: id, ...(name ? { name } : {}), alive, at: nowIso() });
   }
 
   private ensure(id: string): Proplet {
-    return this.proplets.get(id) ?? { id, name: propletName(id), metadata: {}, alive_history: [] };
+    return this.proplets.get(id) ?? { id, name: this.nameFor(id), metadata: {}, alive_history: [] };
   }
 
   /** Discovery: registers or refreshes the proplet, which counts as a heartbeat. */
   onCreate(msg: CreateMsg): { known: boolean; name: string } {
     const known = this.proplets.has(msg.proplet_id);
-    const p = this.ensure(msg.proplet_id);
+    const found = this.ensure(msg.proplet_id);
+    // Its identity's name, whatever it announces: a proplet cannot take another's name.
+    const p = { ...found, name: this.names?.propletName(found.id) ?? found.name };
     this.save(recordHeartbeat({ ...p, metadata: msg.metadata ?? p.metadata }, nowIso()));
     this.heard.add(p.id);
     return { known, name: p.name };
@@ -247,6 +318,8 @@ export class PropletRegistry {
   }
 
   private forget(id: string): void {
+    const name = this.proplets.get(id)?.name;
+    if (name !== undefined && this.idByName.get(name) === id) this.idByName.delete(name);
     this.dirty.delete(id);
     this.proplets.delete(id);
     this.runningOn.delete(id);
@@ -258,8 +331,9 @@ export class PropletRegistry {
   }
 
   /** `DELETE /proplets/{id}`: only a proplet that runs nothing; committed before it returns. */
-  async remove(id: string): Promise<void> {
-    if (!this.proplets.has(id)) throw notFound(`proplet ${id} not found`);
+  async remove(key: string): Promise<void> {
+    const id = this.idOf(key);
+    if (!this.proplets.has(id)) throw notFound(`proplet ${key} not found`);
     const n = this.taskCount(id);
     if (n > 0) throw conflict(`proplet ${id} has ${n} active tasks`);
     this.forget(id);
@@ -285,15 +359,16 @@ export class PropletRegistry {
     };
   }
 
-  view(id: string): PropletView {
-    const p = this.proplets.get(id);
-    if (!p) throw notFound(`proplet ${id} not found`);
-    return propletView(p, this.taskCount(id), Date.now(), this.opts.livelinessThresholdMs);
+  /** A proplet by id or name. */
+  view(key: string): PropletView {
+    const p = this.byIdOrName(key);
+    if (!p) throw notFound(`proplet ${key} not found (no proplet has that id or name)`);
+    return propletView(p, this.taskCount(p.id), Date.now(), this.opts.livelinessThresholdMs);
   }
 
-  aliveHistory(id: string, offset: number, limit: number): { total: number; items: string[] } {
-    const p = this.proplets.get(id);
-    if (!p) throw notFound(`proplet ${id} not found`);
+  aliveHistory(key: string, offset: number, limit: number): { total: number; items: string[] } {
+    const p = this.byIdOrName(key);
+    if (!p) throw notFound(`proplet ${key} not found (no proplet has that id or name)`);
     return { total: p.alive_history.length, items: p.alive_history.slice(offset, offset + limit) };
   }
 }

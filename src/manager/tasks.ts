@@ -55,7 +55,8 @@ export class Tasks {
   insert(tasks: Task[]): void {
     for (const t of tasks) {
       this.checkModule(t.file);
-      if (this.store.tasks.get(t.id)) throw conflict(`task id ${t.id} already exists`);
+      if (this.store.tasks.get(t.id))
+        throw conflict(`task id ${t.id} already exists: create a fresh copy (?fresh=true, --fresh) or change the id`);
     }
     for (const t of tasks) {
       this.store.tasks.create(t);
@@ -88,9 +89,15 @@ export class Tasks {
   get(id: string): TaskView & { waiting_reason?: string; proplet_unreachable_since?: string } {
     const t = this.mustGet(id);
     const why = this.dispatcher.whyWaiting(t);
-    if (why) return { ...taskView(t), waiting_reason: why };
+    if (why) return { ...this.view(t), waiting_reason: why };
     const since = this.dispatcher.unreachableSince(t);
-    return since ? { ...taskView(t), proplet_unreachable_since: since } : taskView(t);
+    return since ? { ...this.view(t), proplet_unreachable_since: since } : this.view(t);
+  }
+
+  /** The API's view, with `proplet_name`: the proplet's name (its identity's) beside its id. */
+  private view(t: Task): TaskView & { proplet_name?: string } {
+    const name = t.proplet_id ? this.dispatcher.propletName(t.proplet_id) : undefined;
+    return name ? { ...taskView(t), proplet_name: name } : taskView(t);
   }
 
   results(id: string): { results: unknown } {
@@ -99,7 +106,7 @@ export class Tasks {
 
   list(offset: number, limit: number, metadata?: Record<string, string>): Page<TaskView> {
     const r = this.store.tasks.list(offset, limit, metadata);
-    return { offset, limit, total: r.total, items: r.items.map(taskView) };
+    return { offset, limit, total: r.total, items: r.items.map((t) => this.view(t)) };
   }
 
   runs(id: string, offset: number, limit: number): Page<Run> {

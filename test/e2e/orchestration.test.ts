@@ -185,32 +185,33 @@ describe("workflows", () => {
     const w = c.body.workflow_id as string;
     await http(`${s.url}/workflows/${c.body.workflow_id}/start`, "POST");
     // While the rescue branch runs, the whole success subtree is already Skipped.
-    await until("rescue running", async () => (await get(`${w}.${p}-rescue`)).state === 2);
-    for (const id of [`${p}-ok`, `${p}-ok2`, `${p}-ok3`]) expect((await get(`${w}.${id}`)).status).toBe("Skipped");
+    // The client's ids are kept, as upstream.
+    await until("rescue running", async () => (await get(`${p}-rescue`)).state === 2);
+    for (const id of [`${p}-ok`, `${p}-ok2`, `${p}-ok3`]) expect((await get(id)).status).toBe("Skipped");
     const wf = await until("workflow done", async () => {
       const body = (await http(`${s.url}/workflows/${w}`)).body;
       return body.tasks.every((t: { state: number }) => t.state >= 3) ? body : undefined;
     });
-    const byId = Object.fromEntries(wf.tasks.map((t: { local_id: string }) => [t.local_id, t]));
+    const byId = Object.fromEntries(wf.tasks.map((t: { id: string }) => [t.id, t]));
     expect(byId[`${p}-a`].status).toBe("Failed");
     expect(byId[`${p}-rescue`].status).toBe("Completed");
     expect(byId[`${p}-report`].status).toBe("Completed");
     expect(wf.status).toBe("Failed");
-    expect(starts.get(`${w}.${p}-report`)?.parent_results).toEqual({ [`${p}-rescue`]: "600000000" });
-    expect(starts.has(`${w}.${p}-ok`)).toBe(false);
+    expect(starts.get(`${p}-report`)?.parent_results).toEqual({ [`${p}-rescue`]: "600000000" });
+    expect(starts.has(`${p}-ok`)).toBe(false);
     clearInterval(beat);
     await watcher.endAsync();
   });
 
   test("a child cannot be started by hand before its parents end", async () => {
     const p = `dep${Date.now()}`;
-    const c = await http(`${s.url}/workflows`, "POST", {
+    await http(`${s.url}/workflows`, "POST", {
       tasks: [
         { id: `${p}-a`, name: "add", file: b64("add"), inputs: [1, 1] },
         { id: `${p}-b`, name: "add", file: b64("add"), inputs: [1, 1], depends_on: [`${p}-a`] },
       ],
     });
-    const r = await http(`${s.url}/tasks/${c.body.workflow_id}.${p}-b/start`, "POST");
+    const r = await http(`${s.url}/tasks/${p}-b/start`, "POST");
     expect(r.status).toBe(409);
     expect(r.body.error).toContain("unmet dependencies");
   });

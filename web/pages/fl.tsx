@@ -33,6 +33,8 @@ interface Experiment {
   rounds: number;
   strategy: string;
   participants: string[];
+  /** The participants as their proplets are named, in the same order. */
+  participant_names?: string[];
   error?: string;
   created_at: string;
   round_list: Round[];
@@ -85,7 +87,8 @@ export function ExperimentPage(p: { id: string }) {
         {e && (
           <>
             <p>
-              {e.state} · {e.strategy} · participants {e.participants.map((x) => x.slice(0, 8)).join(", ")}
+              {e.state} · {e.strategy} · participants{" "}
+              {(e.participant_names ?? e.participants.map((x) => x.slice(0, 8))).join(", ")}
             </p>
             {e.error && <p class="error">{e.error}</p>}
             {e.state === "running" && (

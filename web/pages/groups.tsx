@@ -21,6 +21,11 @@ interface Group {
   created_at: string;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A node's label: the id its file gave it (a fresh copy keeps it as `local_id`), else its name. */
+const label = (t: GroupTask): string => t.local_id ?? (UUID.test(t.id) ? t.name : t.id);
+
 function FromFile(p: { what: "workflows" | "jobs"; onCreated: (g: Group) => void }) {
   const viewer = useSession().role !== "admin";
   const [error, setError] = useState<string>();
@@ -30,14 +35,17 @@ function FromFile(p: { what: "workflows" | "jobs"; onCreated: (g: Group) => void
       aria-label={`Create ${p.what === "jobs" ? "a job" : "a workflow"} from a file`}
       onSubmit={async (e) => {
         e.preventDefault();
-        const file = new FormData(e.currentTarget).get("spec") as File | null;
+        const form = new FormData(e.currentTarget);
+        const file = form.get("spec") as File | null;
         if (!file || file.size === 0) return setError("choose a JSON or YAML file");
+        // The file's task ids are kept (as upstream); a fresh copy gets ids of its own, so a file is reusable.
+        const fresh = form.get("fresh") ? "?fresh=true" : "";
         setError(undefined);
         const yaml = /\.ya?ml$/i.test(file.name);
         try {
           const g = await api<Group>(
             "POST",
-            `/${p.what}`,
+            `/${p.what}${fresh}`,
             await file.text(),
             yaml ? "application/yaml" : "application/json",
           );
@@ -52,6 +60,9 @@ function FromFile(p: { what: "workflows" | "jobs"; onCreated: (g: Group) => void
       <label>
         {p.what === "jobs" ? "Job" : "Workflow"} file (JSON or YAML)
         <input name="spec" type="file" accept=".json,.yaml,.yml" />
+      </label>
+      <label>
+        <input name="fresh" type="checkbox" /> a fresh copy (new task ids; for a file used before)
       </label>
       <button type="submit" class="primary" disabled={viewer} title={viewer ? VIEWER_REASON : undefined}>
         Create and start
@@ -129,11 +140,11 @@ function Dag(p: { tasks: GroupTask[] }) {
       {p.tasks.map((t) => {
         const at = pos.get(t.id)!;
         return (
-          <g key={t.id} data-task={t.local_id ?? t.name} data-state={t.status}>
+          <g key={t.id} data-task={label(t)} data-state={t.status}>
             <a href={`#/tasks/${t.id}`}>
               <rect x={at.x} y={at.y} width={W} height={H} rx={6} fill={FILL[t.state] ?? "#9aa0a6"} opacity={0.35} />
               <text x={at.x + 8} y={at.y + 18}>
-                {(t.local_id ?? t.name).slice(0, 20)}
+                {label(t).slice(0, 20)}
               </text>
               <text x={at.x + 8} y={at.y + 35}>
                 {t.status}

@@ -17,7 +17,7 @@ function describe(e: LiveEvent): string {
     case "run":
       return `run of ${String(e.task_id).slice(0, 8)} ${e.phase}${e.status ? ` ${e.status}` : ""}`;
     case "proplet":
-      return `proplet ${String(e.proplet_id).slice(0, 8)} ${e.alive ? "up" : "down"}`;
+      return `proplet ${e.name ?? String(e.proplet_id).slice(0, 8)} ${e.alive ? "up" : "down"}`;
     case "fl":
       return `FL ${e.experiment_id} round ${e.index}/${e.rounds} ${e.state} (${e.num_updates}/${e.k_of_n} updates)`;
     default:

@@ -8,6 +8,8 @@ export interface TaskView {
   state: number;
   status: string;
   proplet_id?: string;
+  /** The name of the proplet it runs (or ran) on: its identity's, for a provisioned one. */
+  proplet_name?: string;
   results?: unknown;
   error?: string;
   inputs?: string[];
@@ -325,7 +327,7 @@ export function TaskPage(p: { id: string }) {
               <dt>Id</dt>
               <dd>{t.id}</dd>
               <dt>Proplet</dt>
-              <dd>{t.proplet_id ? <a href={`#/proplets/${t.proplet_id}`}>{t.proplet_id}</a> : ""}</dd>
+              <dd>{t.proplet_id ? <a href={`#/proplets/${t.proplet_id}`}>{t.proplet_name ?? t.proplet_id}</a> : ""}</dd>
               <dt>Inputs</dt>
               <dd>{(t.inputs ?? []).join(", ")}</dd>
               <dt>Module</dt>

@@ -135,7 +135,7 @@ export function createApp(
   logRoutes(app, m.tasks, m.output, streams);
   propletRoutes(app, m.proplets, m.telemetry);
   cordonRoutes(app, m.proplets, m.dispatcher);
-  eventRoutes(app, m.events.live, streams);
+  eventRoutes(app, m.events.live, streams, (p) => m.proplets.idOf(p));
   groupRoutes(app, m.groups);
   flRoutes(app, m.fl);
   sessionRoutes(app, m.identities, sessions, { auth: Boolean(auth), secure: Boolean(info.tls) });

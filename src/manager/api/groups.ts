@@ -1,12 +1,12 @@
 import type { Hono } from "hono";
-import { JobCreate, JobStatus, WorkflowCreate } from "../../core/job.ts";
+import { Fresh, JobCreate, JobStatus, WorkflowCreate } from "../../core/job.ts";
 import type { Groups } from "../groups.ts";
 import { jsonBody, paged, query } from "./http.ts";
 
 /** `/jobs…` and `/workflows…`. */
 export function groupRoutes(app: Hono, groups: Groups): void {
   app.post("/jobs", async (c) => {
-    const job = await groups.createJob(await jsonBody(c, JobCreate, { yaml: true }));
+    const job = await groups.createJob(await jsonBody(c, JobCreate, { yaml: true }), query(c, "fresh", Fresh));
     c.header("Location", `/jobs/${job.job_id}`);
     return c.json(job, 201);
   });
@@ -19,7 +19,10 @@ export function groupRoutes(app: Hono, groups: Groups): void {
   app.post("/jobs/:id/stop", async (c) => c.json(await groups.stopJob(c.req.param("id"))));
 
   app.post("/workflows", async (c) =>
-    c.json(await groups.createWorkflow(await jsonBody(c, WorkflowCreate, { yaml: true })), 201),
+    c.json(
+      await groups.createWorkflow(await jsonBody(c, WorkflowCreate, { yaml: true }), query(c, "fresh", Fresh)),
+      201,
+    ),
   );
   app.get("/workflows", (c) => {
     const status = query(c, "status", JobStatus);

@@ -15,8 +15,9 @@ export function propletRoutes(app: Hono, proplets: PropletRegistry, telemetry: T
   });
   app.get("/proplets/:id", (c) => c.json(proplets.view(c.req.param("id"))));
   app.get("/proplets/:id/sdf", (c) => c.json(propletSdf(proplets.view(c.req.param("id")))));
+  // `:id` is a proplet's id or its name.
   app.get("/proplets/:id/metrics", (c) =>
-    paged(c, "metrics", (o, l) => telemetry.propletMetrics(c.req.param("id"), o, l)),
+    paged(c, "metrics", (o, l) => telemetry.propletMetrics(proplets.idOf(c.req.param("id")), o, l)),
   );
   app.get("/proplets/:id/alive-history", (c) =>
     paged(c, "history", (offset, limit) => ({

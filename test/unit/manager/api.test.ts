@@ -104,10 +104,17 @@ describe("REST app", () => {
     expect(created.status).toBe(201);
     const listed = await call("GET", "/workflows?limit=10");
     expect(listed.body).toMatchObject({ total: 1, workflows: [{ workflow_id: created.body.workflow_id }] });
-    const ambiguous = await call("GET", `/tasks/${created.body.workflow_id}.dup-task`);
+    const ambiguous = await call("GET", "/tasks/dup-task");
     expect(ambiguous.status).toBe(409);
-    const wf = created.body.workflow_id;
-    expect(ambiguous.body.error).toContain(`${wf}.dup-task-1, ${wf}.dup-task-2`);
+    expect(ambiguous.body.error).toContain("dup-task-1, dup-task-2");
+    // The same ids again are refused, naming the first taken; `?fresh=true` makes a copy under new ids.
+    const again = await call("POST", "/workflows", { tasks: [{ id: "dup-task-1", name: "a" }] });
+    expect(again.status).toBe(409);
+    expect(again.body.error).toContain("task id dup-task-1 already exists");
+    const fresh = await call("POST", "/workflows?fresh=true", { tasks: [{ id: "dup-task-1", name: "a" }] });
+    expect(fresh.status).toBe(201);
+    expect(fresh.body.tasks[0]).toMatchObject({ id: `${fresh.body.workflow_id}.dup-task-1`, local_id: "dup-task-1" });
+    expect((await call("POST", "/workflows?fresh=maybe", { tasks: [{ name: "a" }] })).body.error).toContain("fresh:");
     expect((await call("DELETE", `/tasks/${id.slice(0, 6)}`)).status).toBe(204);
     expect((await call("GET", `/tasks/${id}`)).status).toBe(404);
   });

@@ -33,6 +33,26 @@ describe("groups", () => {
     expect(h.m.groups.getJob(job.job_id)).toMatchObject({ state: TaskState.Completed, status: "Completed" });
   });
 
+  test("a job's task ids are the client's; taken ones are refused; a fresh copy runs under its own", async () => {
+    h = harness();
+    h.proplet("p1");
+    const spec = () => JobCreate.parse({ name: "seq", execution_mode: "sequential", tasks: [task("j1"), task("j2")] });
+    const first = await h.m.groups.createJob(spec());
+    expect(first.tasks.map((t) => t.id)).toEqual(["j1", "j2"]);
+    await expect(h.m.groups.createJob(spec())).rejects.toThrow("task id j1 already exists");
+    expect(h.m.groups.listJobs(0, 10).total).toBe(1);
+    const copy = await h.m.groups.createJob(spec(), true);
+    expect(copy.tasks.map((t) => [t.id, t.local_id])).toEqual([
+      [`${copy.job_id}.j1`, "j1"],
+      [`${copy.job_id}.j2`, "j2"],
+    ]);
+    await h.m.groups.startJob(copy.job_id);
+    h.result(`${copy.job_id}.j1`, "p1", "1");
+    await h.settle();
+    expect(stateOf(`${copy.job_id}.j2`)).toBe(TaskState.Running);
+    expect(stateOf("j2")).toBe(TaskState.Pending);
+  });
+
   test("a job fails fast: the first failure stops its running tasks and skips the rest", async () => {
     h = harness();
     h.proplet("p1");
@@ -55,7 +75,7 @@ describe("groups", () => {
       task("on-fail", { depends_on: ["root"], run_if: "failure" }),
     ];
     const wf = await h.m.groups.createWorkflow(WorkflowCreate.parse({ tasks }));
-    const id = (local: string) => `${wf.workflow_id}.${local}`; // a workflow's ids are its own
+    const id = (local: string) => local; // the client's ids are kept, as upstream
     await h.m.groups.startWorkflow(wf.workflow_id);
     h.result(id("root"), "p1", "", "boom");
     await h.settle();
@@ -69,21 +89,33 @@ describe("groups", () => {
   test("a child gets its completed parents' results; a graph with a cycle or a duplicate id is refused", async () => {
     h = harness();
     h.proplet("p1");
-    const wf = await h.m.groups.createWorkflow(
-      WorkflowCreate.parse({ tasks: [task("p"), task("c", { depends_on: ["p"] })] }),
-    );
+    const file = () => WorkflowCreate.parse({ tasks: [task("p"), task("c", { depends_on: ["p"] })] });
+    const wf = await h.m.groups.createWorkflow(file());
+    // The client's ids are kept, as upstream: a client polls its own ids.
+    expect(wf.tasks.map((t) => t.id)).toEqual(["p", "c"]);
     await h.m.groups.startWorkflow(wf.workflow_id);
-    h.result(`${wf.workflow_id}.p`, "p1", "42");
+    h.result("p", "p1", "42");
     await h.settle();
-    // Parents' results are keyed by the ids of the workflow's file, as its tasks know them.
-    expect(h.bus.starts.find((s) => s.id === `${wf.workflow_id}.c`)?.parent_results).toEqual({ p: "42" });
-    // The same file makes a second workflow: its ids are its own.
-    const again = await h.m.groups.createWorkflow(
-      WorkflowCreate.parse({ tasks: [task("p"), task("c", { depends_on: ["p"] })] }),
-    );
+    expect(h.bus.starts.find((s) => s.id === "c")?.parent_results).toEqual({ p: "42" });
+    // The same file again: its ids are taken, refused naming the first.
+    await expect(h.m.groups.createWorkflow(file())).rejects.toThrow("task id p already exists");
+    expect(h.m.groups.listWorkflows(0, 10).total).toBe(1);
+    // A fresh copy: its ids are its own, and results still go by the file's ids.
+    const again = await h.m.groups.createWorkflow(file(), true);
     expect(again.workflow_id).not.toBe(wf.workflow_id);
+    expect(again.tasks.map((t) => t.id)).toEqual([`${again.workflow_id}.p`, `${again.workflow_id}.c`]);
     expect(again.tasks.map((t) => t.local_id)).toEqual(["p", "c"]);
     expect(again.tasks[1]!.depends_on).toEqual([`${again.workflow_id}.p`]);
+    await h.m.groups.startWorkflow(again.workflow_id);
+    h.result(`${again.workflow_id}.p`, "p1", "43");
+    await h.settle();
+    expect(h.bus.starts.find((s) => s.id === `${again.workflow_id}.c`)?.parent_results).toEqual({ p: "43" });
+    // A workflow id given by the file and taken is refused too, unless fresh.
+    const named = () =>
+      WorkflowCreate.parse({ tasks: [task("n1", { workflow_id: "nightly" }), task("n2", { workflow_id: "nightly" })] });
+    expect((await h.m.groups.createWorkflow(named())).workflow_id).toBe("nightly");
+    await expect(h.m.groups.createWorkflow(named())).rejects.toThrow("workflow nightly already exists");
+    expect((await h.m.groups.createWorkflow(named(), true)).workflow_id).not.toBe("nightly");
     const cycle = WorkflowCreate.parse({
       tasks: [task("x", { depends_on: ["y"] }), task("y", { depends_on: ["x"] })],
     });
