@@ -53,7 +53,14 @@ describe("a proplet's name", () => {
     const watch = spawnPropeller(["watch", "--types", "proplet", "--proplet", "edge-1", "--json"], env);
     procs.push(watch);
     await Bun.sleep(500); // subscribed (the stream opens before the proplet starts)
-    procs.push(spawnPropeller(["proplet"], { PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`, ...vars }));
+    procs.push(
+      spawnPropeller(["proplet"], {
+        PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+        // Its FL requests go to this serve, with its key (the key goes only to origins it is told).
+        PROPLET_FL_URL: `${s.url}/fl`,
+        ...vars,
+      }),
+    );
     await untilAlive(s.url, "edge-1", 15_000);
     const up = await until("the watcher to see edge-1 up", () =>
       watch
