@@ -45,6 +45,7 @@ const main: CommandDef = {
     uninstall: () => import("./cli/install.ts").then((m) => m.uninstallCommand),
     backup: () => import("./cli/backup.ts").then((m) => m.backupCommand),
     restore: () => import("./cli/backup.ts").then((m) => m.restoreCommand),
+    migrate: () => import("./cli/migrate.ts").then((m) => m.migrateCommand),
     wasm: () => import("./cli/wasm.ts").then((m) => m.wasmCommand),
     examples: () => import("./cli/examples.ts").then((m) => m.examplesCommand),
   },

@@ -23,8 +23,9 @@ import { lockDir } from "../storage/lock.ts";
 import { openStorage, storageLocation } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { configureTracing, tracing } from "../telemetry/tracing.ts";
-import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
+import { BUILD_TIME, COMMIT, PROGRAM, VERSION } from "../version.ts";
 import type { LocalEnv } from "./proplet.ts";
+import { logSchema, scheduleSnapshots } from "./snapshots.ts";
 
 /** How long a proplet that stops being heard keeps its runs, by default (issue: edge links drop for minutes). */
 export const DEFAULT_PARTITION_GRACE_S = 300;
@@ -72,6 +73,8 @@ export interface ServeOptions {
   auth: boolean;
   /** The manager's identity on an external broker (MANAGER_ENTITY_ID, MANAGER_API_KEY). */
   managerCredentials?: { id: string; key: string };
+  /** A portable archive of the store into `<data-dir>/snapshots` every `intervalS`, the newest `keep` kept. */
+  snapshots?: { intervalS: number; keep: number };
 }
 
 export interface RunningServe {
@@ -146,7 +149,8 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
             o.advertiseUrl ?? `${http}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${o.httpPort}`,
         })
       : undefined;
-  const store = await openStorage(o.storage, { ...o, ...(site ? { fence: site.fence } : {}) });
+  const store = await openStorage(o.storage, { ...o, program: PROGRAM, ...(site ? { fence: site.fence } : {}) });
+  logSchema(store);
   const identities = new Identities(store);
   const adminToken = o.auth ? await ensureAdminToken(identities, o.dataDir) : undefined;
   const brokerAuth = o.auth
@@ -315,6 +319,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     if (adminToken) log.info(`console: ${http}://${loopback}:${server.port}/?token=${adminToken}`);
   }
 
+  const snapshots = o.snapshots ? scheduleSnapshots(manager, o.dataDir, o.snapshots) : undefined;
   let closed = false;
   return {
     httpPort: server.port!,
@@ -323,6 +328,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     close: async () => {
       if (closed) return;
       closed = true;
+      snapshots?.stop();
       clearInterval(liveness);
       await manager.shutdown();
       await agent?.close();

@@ -3,6 +3,7 @@ import type { Job } from "../core/job.ts";
 import type { Proplet } from "../core/proplet.ts";
 import type { Run } from "../core/run.ts";
 import type { Task } from "../core/task.ts";
+import type { SchemaReport } from "./schema.ts";
 
 // Storage interfaces the manager's rooms depend on. Every backend persists every field (docs/ARCHITECTURE.md,
 // "Where we differ from upstream").
@@ -112,6 +113,8 @@ export type StorageKind = (typeof STORAGE_KINDS)[number];
 export interface Storage {
   /** Which backend this is, for `GET /health`. */
   kind: StorageKind;
+  /** What opening did to the store's schema (migrated from → to, the snapshot taken first); none for memory. */
+  schema?: SchemaReport;
   tasks: TaskRepository;
   proplets: PropletRepository;
   runs: RunRepository;

@@ -1,0 +1,110 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { SQL } from "bun";
+import { lockDir, lockHolder } from "../storage/lock.ts";
+import { openStorage, STORAGE_HELP, storageLocation } from "../storage/open.ts";
+import type { Storage, StorageKind } from "../storage/repository.ts";
+import { PROGRAM } from "../version.ts";
+import { defaultDataDir, env, UsageError } from "./args.ts";
+
+// The store of a stopped serve, for the commands that work on it directly: backup --data-dir, restore, migrate,
+// tokens create --data-dir. Each names its store as serve does (--storage, --data-dir, --postgres-url), refuses a
+// data dir a running serve holds, and never creates a store by looking for one.
+
+export const storeArgs = {
+  "data-dir": {
+    type: "string",
+    description: "serve's data dir (env PROPELLER_DATA_DIR; default as serve's)",
+  },
+  storage: {
+    type: "string",
+    description: "the backend of that store: sqlite (default), kv or postgres (env PROPELLER_STORAGE)",
+  },
+  "postgres-url": {
+    type: "string",
+    description: "for --storage postgres: the database URL (env PROPELLER_DB_URL)",
+  },
+} as const;
+
+export interface StoreChoice {
+  kind: Exclude<StorageKind, "memory">;
+  dataDir: string;
+  postgresUrl?: string;
+}
+
+export function storeChoice(args: { "data-dir"?: string; storage?: string; "postgres-url"?: string }): StoreChoice {
+  const kind = (args.storage || env("PROPELLER_STORAGE") || "sqlite") as StorageKind;
+  if (!(kind in STORAGE_HELP) || kind === "memory")
+    throw new UsageError(`--storage must be one of sqlite, kv, postgres, got ${JSON.stringify(kind)}`);
+  const postgresUrl = args["postgres-url"] || env("PROPELLER_DB_URL");
+  if (kind === "postgres" && !postgresUrl) throw new UsageError("--storage postgres needs --postgres-url");
+  return {
+    kind,
+    dataDir: args["data-dir"] || env("PROPELLER_DATA_DIR") || defaultDataDir(),
+    ...(kind === "postgres" ? { postgresUrl } : {}),
+  };
+}
+
+export function where(c: StoreChoice): string {
+  return storageLocation(c.kind, c);
+}
+
+/** Whether the files of a sqlite or kv store are there (postgres: the database is asked when opened). */
+export function present(c: StoreChoice): boolean {
+  if (c.kind === "sqlite") return existsSync(join(c.dataDir, "propeller.db"));
+  if (c.kind === "kv") return existsSync(join(c.dataDir, "kv", "data.mdb"));
+  return true;
+}
+
+/** A manager holding the site's PostgreSQL lease writes there: a change beside it would be overwritten or unseen. */
+async function refuseIfLeased(url: string, doing: string): Promise<void> {
+  const sql = new SQL(url, { max: 1 });
+  let held: { holder: string; url: string | null } | undefined;
+  try {
+    const [t] = await sql`SELECT to_regclass('lease') IS NOT NULL AS present`;
+    if (t.present) [held] = await sql`SELECT holder, url FROM lease WHERE expires_at > now()`;
+  } finally {
+    await sql.close();
+  }
+  if (held)
+    throw new UsageError(
+      `a manager (${held.holder}${held.url ? ` at ${held.url}` : ""}) holds the site's lease: ${doing}`,
+    );
+}
+
+export function refuseIfHeld(dir: string, doing: string): void {
+  const holder = lockHolder(dir);
+  if (holder) throw new UsageError(`${dir} is in use by ${holder.what} (PID ${holder.pid}): ${doing}`);
+}
+
+/**
+ * Runs `fn` on the store with the data dir locked as `what` (a serve starting meanwhile is refused); closes it
+ * after. A sqlite or kv store that is not there is refused unless `create`.
+ */
+export async function withStore<T>(
+  c: StoreChoice,
+  what: string,
+  doing: string,
+  fn: (s: Storage) => Promise<T>,
+  o: { create?: boolean; writes?: boolean } = {},
+): Promise<T> {
+  const create = o.create ?? false;
+  if (!create && !present(c))
+    throw new UsageError(
+      `no ${c.kind} store at ${where(c)}: refused, nothing was created (is --data-dir or --storage wrong?)`,
+    );
+  if (c.kind !== "postgres" && !existsSync(c.dataDir)) throw new UsageError(`${c.dataDir} does not exist`);
+  if (c.kind !== "postgres") refuseIfHeld(c.dataDir, doing);
+  const lock = c.kind !== "postgres" ? lockDir(c.dataDir, what) : undefined;
+  try {
+    if (o.writes && c.postgresUrl) await refuseIfLeased(c.postgresUrl, doing);
+    const store = await openStorage(c.kind, { ...c, program: PROGRAM });
+    try {
+      return await fn(store);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    lock?.release();
+  }
+}
