@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { sha256Hex } from "../core/digest.ts";
 import { Entity, Token } from "../core/identity.ts";
 import { Job } from "../core/job.ts";
 import { Proplet } from "../core/proplet.ts";
@@ -12,7 +13,7 @@ import { METRICS_RETENTION } from "./retention.ts";
 // keep their hashes: the tokens and API keys a site handed out work again after a restore.
 //
 //   {"format":"propeller-archive","version":1,"source":"sqlite","created_at":"…"}   header
-//   {"k":"task","v":{…}}  {"k":"run","v":{…}}  {"k":"metric","of":"task","owner":"…","v":{…}} …   one record a line
+//   {"k":"module","id":"<sha256>","file":"…"}  {"k":"task","v":{…},"module":"<sha256>"}  {"k":"run","v":{…}}  {"k":"metric","of":"task","owner":"…","v":{…}} …   one record a line
 //   {"end":true,"records":123}                                                          trailer: nothing cut off
 
 export const ARCHIVE_FORMAT = "propeller-archive";
@@ -30,7 +31,9 @@ const Header = z.object({
 export type ArchiveHeader = z.infer<typeof Header>;
 
 const Record_ = z.discriminatedUnion("k", [
-  z.object({ k: z.literal("task"), v: Task }),
+  // A module once per content, before the first task that carries it (a thousand tasks of one 5 MB module: 5 MB).
+  z.object({ k: z.literal("module"), id: z.string(), file: z.string() }),
+  z.object({ k: z.literal("task"), v: Task, module: z.string().optional() }),
   z.object({ k: z.literal("run"), v: Run }),
   z.object({ k: z.literal("job"), v: Job }),
   z.object({ k: z.literal("proplet"), v: Proplet }),
@@ -76,9 +79,17 @@ export function dumpStore(s: Storage, program?: string): string[] {
   for (const v of proplets) put({ k: "proplet", v });
   for (const v of s.jobs.all().reverse()) put({ k: "job", v });
   const taskIds: string[] = [];
-  for (const v of tasks(s)) {
-    put({ k: "task", v });
+  const modules = new Set<string>();
+  for (const { file, ...v } of tasks(s)) {
     taskIds.push(v.id);
+    if (!file) {
+      put({ k: "task", v });
+      continue;
+    }
+    const id = sha256Hex(file);
+    if (!modules.has(id)) put({ k: "module", id, file });
+    modules.add(id);
+    put({ k: "task", v, module: id });
   }
   for (const id of taskIds) {
     for (const v of s.runs.listByTask(id, 0, Number.MAX_SAFE_INTEGER).items.reverse()) put({ k: "run", v });
@@ -141,9 +152,16 @@ export function readArchive(text: string): { header: ArchiveHeader; records: Rec
   if (trailer.records !== lines.length - 2)
     throw new Error(`the archive is cut off: ${lines.length - 2} records of ${trailer.records}`);
   const records: Record_[] = [];
+  const modules = new Set<string>();
   const counts: Counts = {};
   for (let i = 1; i < lines.length - 1; i++) {
     const r = parse(Record_, i);
+    if (r.k === "module") {
+      if (sha256Hex(r.file) !== r.id) throw new Error(`line ${i + 1}: module ${r.id} does not match its content`);
+      modules.add(r.id);
+    }
+    if (r.k === "task" && r.module !== undefined && !modules.has(r.module))
+      throw new Error(`line ${i + 1}: task ${r.v.id} names module ${r.module}, which no earlier line holds`);
     records.push(r);
     counts[r.k] = (counts[r.k] ?? 0) + 1;
   }
@@ -153,11 +171,17 @@ export function readArchive(text: string): { header: ArchiveHeader; records: Rec
 /** Writes checked records into a store (empty, or wiped by the caller); resolves once they are committed. */
 export async function restoreStore(s: Storage, records: Record_[]): Promise<void> {
   let n = 0;
+  const modules = new Map<string, string>();
   for (const r of records) {
     switch (r.k) {
-      case "task":
-        s.tasks.create(r.v);
+      case "module":
+        modules.set(r.id, r.file);
         break;
+      case "task": {
+        const file = r.module === undefined ? undefined : modules.get(r.module);
+        s.tasks.create(file === undefined ? r.v : { ...r.v, file });
+        break;
+      }
       case "run":
         s.runs.create(r.v);
         break;
