@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { SQL } from "bun";
 import { defineCommand } from "citty";
 import { type Counts, dumpStore, isEmpty, readArchive, restoreStore } from "../storage/archive.ts";
+import { lockDir } from "../storage/lock.ts";
 import { openSqlite } from "../storage/sqlite/index.ts";
 import { PROGRAM } from "../version.ts";
 import { action, UsageError } from "./args.ts";
@@ -133,25 +134,28 @@ export const restoreCommand = defineCommand({
       const c = storeChoice(args);
       if (!args["data-dir"] && c.kind !== "postgres") throw new UsageError("restore needs --data-dir");
       const archive = readBackup(args.file);
+      const doing = "stop it before restoring";
       if (c.kind !== "postgres") {
         mkdirSync(c.dataDir, { recursive: true, mode: 0o700 });
-        refuseIfHeld(c.dataDir, "stop it before restoring");
+        refuseIfHeld(c.dataDir, doing);
       }
+      // Held from the first look to the last write: no serve starts on a store half restored.
+      const lock = c.kind !== "postgres" ? lockDir(c.dataDir, "restore") : undefined;
       let aside = "";
-      if (present(c)) {
-        const empty = await withStore(c, "restore", "stop it before restoring", async (s) => isEmpty(s), {
-          writes: true,
-        });
-        if (!empty && !args.force)
-          throw new UsageError(
-            `the ${c.kind} store at ${where(c)} is not empty: restore into an empty one, or replace it with --force`,
-          );
-        if (!empty) aside = await setAside(c);
+      try {
+        const o = { writes: true, locked: true };
+        if (present(c)) {
+          const empty = await withStore(c, "restore", doing, async (s) => isEmpty(s), o);
+          if (!empty && !args.force)
+            throw new UsageError(
+              `the ${c.kind} store at ${where(c)} is not empty: restore into an empty one, or replace it with --force`,
+            );
+          if (!empty) aside = await setAside(c);
+        }
+        await withStore(c, "restore", doing, (s) => restoreStore(s, archive.records), { ...o, create: true });
+      } finally {
+        lock?.release();
       }
-      await withStore(c, "restore", "stop it before restoring", (s) => restoreStore(s, archive.records), {
-        create: true,
-        writes: true,
-      });
       const from = `${archive.header.source} archive of ${archive.header.created_at}`;
       process.stdout.write(`restored ${summary(archive.counts)} (${from}) into ${where(c)}\n`);
       if (aside) process.stderr.write(`${aside}\n`);

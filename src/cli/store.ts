@@ -78,15 +78,15 @@ export function refuseIfHeld(dir: string, doing: string): void {
 }
 
 /**
- * Runs `fn` on the store with the data dir locked as `what` (a serve starting meanwhile is refused); closes it
- * after. A sqlite or kv store that is not there is refused unless `create`.
+ * Runs `fn` on the store with the data dir locked as `what` (a serve starting meanwhile is refused; `locked`: the
+ * caller holds the lock); closes it after. A sqlite or kv store that is not there is refused unless `create`.
  */
 export async function withStore<T>(
   c: StoreChoice,
   what: string,
   doing: string,
   fn: (s: Storage) => Promise<T>,
-  o: { create?: boolean; writes?: boolean } = {},
+  o: { create?: boolean; writes?: boolean; locked?: boolean } = {},
 ): Promise<T> {
   const create = o.create ?? false;
   if (!create && !present(c))
@@ -94,8 +94,8 @@ export async function withStore<T>(
       `no ${c.kind} store at ${where(c)}: refused, nothing was created (is --data-dir or --storage wrong?)`,
     );
   if (c.kind !== "postgres" && !existsSync(c.dataDir)) throw new UsageError(`${c.dataDir} does not exist`);
-  if (c.kind !== "postgres") refuseIfHeld(c.dataDir, doing);
-  const lock = c.kind !== "postgres" ? lockDir(c.dataDir, what) : undefined;
+  if (c.kind !== "postgres" && !o.locked) refuseIfHeld(c.dataDir, doing);
+  const lock = c.kind !== "postgres" && !o.locked ? lockDir(c.dataDir, what) : undefined;
   try {
     if (o.writes && c.postgresUrl) await refuseIfLeased(c.postgresUrl, doing);
     const store = await openStorage(c.kind, { ...c, program: PROGRAM });

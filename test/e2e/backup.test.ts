@@ -248,18 +248,21 @@ test("an older sqlite store: migrate --dry-run lists what is pending and changes
 }, 40_000);
 
 test("break-glass: tokens create --data-dir is refused while serve runs, and mints a working admin token after", async () => {
-  for (const backend of ["sqlite", "kv"] as Backend[]) {
+  for (const backend of ["sqlite", "kv", "postgres"] as Backend[]) {
     const st = await storeOf(backend);
-    const s = await startServe({ dataDir: st.dataDir, extra: [...st.serveExtra, "--no-local-proplet"] });
+    const serve = { dataDir: st.dataDir, extra: [...st.serveExtra, "--no-local-proplet"], env: st.env };
+    const s = await startServe(serve);
     const refused = cli(["tokens", "create", ...st.cliArgs]);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain(`is in use by serve (PID ${s.proc.pid})`);
+    expect(refused.stderr).toContain(
+      backend === "postgres" ? "holds the site's lease" : `is in use by serve (PID ${s.proc.pid})`,
+    );
     await s.kill("SIGTERM");
     const minted = cli(["tokens", "create", ...st.cliArgs]);
     expect(minted.code).toBe(0);
     const token = minted.stdout.trim();
     expect(token).toStartWith("ppt_");
-    const again = await startServe({ dataDir: st.dataDir, extra: [...st.serveExtra, "--no-local-proplet"] });
+    const again = await startServe(serve);
     try {
       const r = await fetch(`${again.url}/tokens`, {
         method: "POST",
