@@ -1,5 +1,5 @@
 import { Database } from "bun:sqlite";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SQL } from "bun";
@@ -10,7 +10,16 @@ import { openSqlite } from "../storage/sqlite/index.ts";
 import { PROGRAM } from "../version.ts";
 import { action, UsageError } from "./args.ts";
 import { ApiError, authHeaders, managerUrl, reason, tlsInit, urlArg } from "./client.ts";
-import { present, refuseIfHeld, type StoreChoice, storeArgs, storeChoice, where, withStore } from "./store.ts";
+import {
+  present,
+  refuseIfHeld,
+  type StoreChoice,
+  schemaStatus,
+  storeArgs,
+  storeChoice,
+  where,
+  withStore,
+} from "./store.ts";
 
 // `propeller backup` and `restore`: the portable archive (storage/archive.ts) of the whole store, identities with
 // their hashes, whatever the backend. A running serve writes it itself (`POST /backup`: one consistent read of
@@ -47,10 +56,25 @@ export const backupCommand = defineCommand({
       let counts: Counts;
       if (args["data-dir"] || args.storage) {
         const c = storeChoice(args);
-        counts = await withStore(c, "backup", "back up through it: propeller backup FILE, without --data-dir", (s) => {
-          if (isEmpty(s)) throw new UsageError(`the ${c.kind} store at ${where(c)} is empty: nothing to back up`);
-          return Promise.resolve(writeChecked(args.file, dumpStore(s, PROGRAM).join("")));
-        });
+        const doing = "back up through it: propeller backup FILE, without --data-dir";
+        const empty = () => new UsageError(`the ${c.kind} store at ${where(c)} is empty: nothing to back up`);
+        const schema = present(c) ? await schemaStatus(c) : undefined;
+        if (schema && schema.current > 0 && schema.pending.length > 0) {
+          // A backup changes nothing: an older store is read from a migrated copy, the store itself left as it is.
+          if (c.kind !== "sqlite")
+            throw new UsageError(
+              `${schema.where} has schema version ${schema.current}, older than ${schema.latest} of ${PROGRAM}: back it up with the propeller that wrote it (or pg_dump), or run propeller migrate first`,
+            );
+          refuseIfHeld(c.dataDir, doing);
+          const text = archiveOfCopy(join(c.dataDir, "propeller.db"));
+          if (readArchive(text).records.length === 0) throw empty();
+          counts = writeChecked(args.file, text);
+        } else {
+          counts = await withStore(c, "backup", doing, (s) => {
+            if (isEmpty(s)) throw empty();
+            return Promise.resolve(writeChecked(args.file, dumpStore(s, PROGRAM).join("")));
+          });
+        }
       } else {
         let res: Response;
         try {
@@ -74,25 +98,38 @@ export const backupCommand = defineCommand({
     }),
 });
 
+/**
+ * The archive of an SQLite database that may have an older schema, read from a consistent copy (VACUUM INTO,
+ * the write-ahead log included) that is migrated in its place: the database itself is left as it is.
+ */
+function archiveOfCopy(db: string): string {
+  const dir = join(tmpdir(), `propeller-copy-${crypto.randomUUID()}`);
+  mkdirSync(dir, { mode: 0o700 });
+  try {
+    const src = new Database(db, { readonly: true });
+    try {
+      src.run("VACUUM INTO ?", [join(dir, "db")]);
+    } finally {
+      src.close();
+    }
+    const s = openSqlite(join(dir, "db"));
+    try {
+      return dumpStore(s, PROGRAM).join("");
+    } finally {
+      s.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** An archive, or a backup file of the earlier kind (an SQLite database), as archive records. */
 function readBackup(file: string): ReturnType<typeof readArchive> {
   if (!existsSync(file)) throw new UsageError(`${file} not found`);
   const bytes = readFileSync(file);
   try {
-    if (bytes.subarray(0, 16).toString("latin1") !== "SQLite format 3\0") return readArchive(bytes.toString("utf8"));
-    // Read from a copy: opening migrates it to this binary's schema.
-    const dir = join(tmpdir(), `propeller-restore-${crypto.randomUUID()}`);
-    mkdirSync(dir, { mode: 0o700 });
-    try {
-      copyFileSync(file, join(dir, "db"));
-      new Database(join(dir, "db"), { readonly: true }).close();
-      const s = openSqlite(join(dir, "db"));
-      const text = dumpStore(s).join("");
-      s.close();
-      return readArchive(text);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const sqlite = bytes.subarray(0, 16).toString("latin1") === "SQLite format 3\0";
+    return readArchive(sqlite ? archiveOfCopy(file) : bytes.toString("utf8"));
   } catch (e) {
     throw new UsageError(`${file} is not a Propeller backup: ${e instanceof Error ? e.message : e}`);
   }

@@ -1,9 +1,14 @@
+import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { SQL } from "bun";
 import { lockDir, lockHolder } from "../storage/lock.ts";
 import { openStorage, STORAGE_HELP, storageLocation } from "../storage/open.ts";
+import { pgStatus } from "../storage/postgres/migrations.ts";
+import { redact } from "../storage/postgres/url.ts";
 import type { Storage, StorageKind } from "../storage/repository.ts";
+import { type SchemaStatus, SchemaTooNew, statusOf } from "../storage/schema.ts";
+import { MIGRATIONS, recorded } from "../storage/sqlite/migrations.ts";
 import { PROGRAM } from "../version.ts";
 import { defaultDataDir, env, UsageError } from "./args.ts";
 
@@ -106,5 +111,47 @@ export async function withStore<T>(
     }
   } finally {
     lock?.release();
+  }
+}
+
+/** The schema of a store, read only (a newer one is refused naming this program); undefined when there is none. */
+export async function schemaStatus(c: StoreChoice): Promise<SchemaStatus | undefined> {
+  try {
+    return await readStatus(c);
+  } catch (e) {
+    if (e instanceof SchemaTooNew) throw new SchemaTooNew(e.where, e.stored, e.known, PROGRAM);
+    throw e;
+  }
+}
+
+async function readStatus(c: StoreChoice): Promise<SchemaStatus | undefined> {
+  if (c.kind === "sqlite") {
+    const file = join(c.dataDir, "propeller.db");
+    if (!existsSync(file)) return undefined;
+    const db = new Database(file, { readonly: true });
+    try {
+      return statusOf(file, recorded(db), MIGRATIONS);
+    } finally {
+      db.close();
+    }
+  }
+  if (c.kind === "kv") {
+    const dir = join(c.dataDir, "kv");
+    if (!existsSync(join(dir, "data.mdb"))) return undefined;
+    // Loaded only for kv, as serve loads it: LMDB's addon needs libstdc++.
+    const { KV_SCHEMA, kvRecorded } = await import("../storage/kv/index.ts");
+    const { open } = await import("lmdb");
+    const db = open({ path: dir, readOnly: true, encoding: "msgpack" });
+    try {
+      return statusOf(dir, kvRecorded(db), KV_SCHEMA);
+    } finally {
+      await db.close();
+    }
+  }
+  const sql = new SQL(c.postgresUrl!, { max: 1 });
+  try {
+    return await pgStatus(sql, `PostgreSQL at ${redact(c.postgresUrl!)}`);
+  } finally {
+    await sql.close();
   }
 }
