@@ -129,11 +129,6 @@ export interface Storage {
    * acknowledged is lost on kill -9.
    */
   durable(): Promise<void>;
-  /**
-   * Writes a consistent copy of everything committed so far to `path` (a new SQLite file), while writes go on.
-   * Throws a conflict where the backend has its own tools (PostgreSQL) or nothing to copy (memory).
-   */
-  backup(path: string): void;
   /** Commits what is left and lets go; a backend with a server connection resolves once it is closed. */
   close(): void | Promise<void>;
 }

@@ -1,6 +1,5 @@
 import { mkdirSync } from "node:fs";
 import { open, type RootDatabase } from "lmdb";
-import { conflict } from "../../core/errors.ts";
 import type { Storage } from "../repository.ts";
 import { statusOf } from "../schema.ts";
 import { KvEntities, KvFl, KvJobs, KvMetrics, KvProplets, KvRuns, KvTokens } from "./others.ts";
@@ -51,9 +50,6 @@ export function openKv(dir: string, _dataDir?: string): Storage {
     fl: new KvFl(db),
     // Commits are synchronous; lmdb still tracks the last one, and closing before it settled hangs (measured).
     durable: () => db.committed.then(() => {}),
-    backup: () => {
-      throw conflict("the kv backend has no online backup: stop serve and copy <data-dir>/kv, or use sqlite");
-    },
     close: async () => {
       await db.committed;
       await db.close();

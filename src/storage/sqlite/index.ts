@@ -51,11 +51,6 @@ export function openSqlite(path: string, snapshots?: string): Storage {
     entities: new SqliteEntities(db, batch),
     fl: new SqliteFl(db, batch),
     durable: () => batch.durable(),
-    backup: (target) => {
-      // VACUUM INTO reads one snapshot and cannot run inside the open group-commit transaction: commit it first.
-      batch.commit();
-      db.run("VACUUM INTO ?", [target]);
-    },
     close: () => {
       batch.commit();
       db.close();
