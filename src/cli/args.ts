@@ -31,6 +31,23 @@ export function seconds(name: string, v: string | undefined, dflt: number, max =
   return Number(m[1]);
 }
 
+/**
+ * A duration such as 90s, 30m, 6h, 1d (a bare number is seconds), at least 1 s and at most 365 days; "off", "0"
+ * or "" is none.
+ */
+export function duration(name: string, v: string | undefined): number | undefined {
+  const t = (v ?? "").trim();
+  if (t === "" || t === "off" || t === "0") return undefined;
+  const m = /^(\d+(?:\.\d+)?)(s|m|h|d)?$/.exec(t);
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[(m?.[2] ?? "s") as "s"];
+  const s = m ? Number(m[1]) * unit : Number.NaN;
+  if (!(s >= 1) || s > 365 * 86400)
+    throw new UsageError(
+      `${name} must be a duration from 1s to 365d such as 90s, 30m, 6h, 1d, or off; got ${JSON.stringify(v)}`,
+    );
+  return s;
+}
+
 export class UsageError extends Error {}
 
 /** The closest of `options` to `word` (edit distance at most 2), if any. */

@@ -1,72 +1,78 @@
 import { Database } from "bun:sqlite";
-import {
-  chmodSync,
-  closeSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { SQL } from "bun";
 import { defineCommand } from "citty";
-import { lockDir, lockHolder } from "../storage/lock.ts";
+import { type Counts, dumpStore, isEmpty, readArchive, restoreStore } from "../storage/archive.ts";
+import { lockDir } from "../storage/lock.ts";
 import { openSqlite } from "../storage/sqlite/index.ts";
+import { PROGRAM } from "../version.ts";
 import { action, UsageError } from "./args.ts";
 import { ApiError, authHeaders, managerUrl, reason, tlsInit, urlArg } from "./client.ts";
+import {
+  present,
+  refuseIfHeld,
+  type StoreChoice,
+  schemaStatus,
+  storeArgs,
+  storeChoice,
+  where,
+  withStore,
+} from "./store.ts";
 
-// `propeller backup` and `restore`. A running serve copies its live database itself (`POST /backup`, VACUUM INTO:
-// one consistent snapshot of everything committed); a stopped one's data dir is copied directly. Copying the
-// .db file by hand would miss what still sits in the write-ahead log.
+// `propeller backup` and `restore`: the portable archive (storage/archive.ts) of the whole store, identities with
+// their hashes, whatever the backend. A running serve writes it itself (`POST /backup`: one consistent read of
+// everything committed); a stopped store is read directly (--data-dir, --storage). A restore goes into any
+// backend, so it also moves a site from one backend to another.
 
-const DB = "propeller.db";
+const summary = (c: Counts) =>
+  Object.entries(c)
+    .map(([k, n]) => `${n} ${k}${n === 1 ? "" : "s"}`)
+    .join(", ") || "nothing";
 
-function refuseIfHeld(dir: string, doing: string): void {
-  const holder = lockHolder(dir);
-  if (holder) throw new UsageError(`${dir} is in use by ${holder.what} (PID ${holder.pid}): ${doing}`);
-}
-
-/** A file we can restore: an SQLite database with our schema. */
-function checkBackup(file: string): void {
-  if (!existsSync(file)) throw new UsageError(`${file} not found`);
-  try {
-    const db = new Database(file, { readonly: true });
-    const v = db.query<{ v: number | null }, []>("SELECT max(version) AS v FROM schema_migrations").get()?.v;
-    db.query("SELECT count(*) FROM tasks").get();
-    db.close();
-    if (!v) throw new Error("no schema version");
-  } catch (e) {
-    throw new UsageError(`${file} is not a Propeller backup: ${e instanceof Error ? e.message : e}`);
-  }
+/** Writes the archive beside its final name (0600), checks it whole, then moves it in place. */
+function writeChecked(file: string, text: string): Counts {
+  const { counts } = readArchive(text);
+  writeFileSync(`${file}.tmp`, text, { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+  return counts;
 }
 
 export const backupCommand = defineCommand({
   meta: {
     name: "backup",
-    description: "Copy the database consistently: from a running serve (REST, admin token) or a stopped data dir",
+    description:
+      "Write a portable archive of the whole store (tasks, runs, jobs, proplets, identities, FL, metrics): from a running serve, or a stopped store with --data-dir",
   },
   args: {
-    file: { type: "positional", description: "the backup file to write", required: true },
-    "data-dir": { type: "string", description: "back up this stopped serve's data dir directly instead" },
+    file: { type: "positional", description: "the archive to write (JSON lines); must not exist", required: true },
+    ...storeArgs,
     ...urlArg,
   },
   run: ({ args }) =>
     action(async () => {
       if (existsSync(args.file)) throw new UsageError(`${args.file} exists: give a new file`);
-      const dir = args["data-dir"];
-      if (dir) {
-        refuseIfHeld(dir, "back up through it: propeller backup FILE, without --data-dir");
-        const lock = lockDir(dir, "backup");
-        try {
-          const store = openSqlite(join(dir, DB));
-          // The copy holds what the database does: its owner's only, as the live one.
-          closeSync(openSync(args.file, "wx", 0o600));
-          store.backup(args.file);
-          store.close();
-        } finally {
-          lock.release();
+      let counts: Counts;
+      if (args["data-dir"] || args.storage) {
+        const c = storeChoice(args);
+        const doing = "back up through it: propeller backup FILE, without --data-dir";
+        const empty = () => new UsageError(`the ${c.kind} store at ${where(c)} is empty: nothing to back up`);
+        const schema = present(c) ? await schemaStatus(c) : undefined;
+        if (schema && schema.current > 0 && schema.pending.length > 0) {
+          // A backup changes nothing: an older store is read from a migrated copy, the store itself left as it is.
+          if (c.kind !== "sqlite")
+            throw new UsageError(
+              `${schema.where} has schema version ${schema.current}, older than ${schema.latest} of ${PROGRAM}: back it up with the propeller that wrote it (or pg_dump), or run propeller migrate first`,
+            );
+          refuseIfHeld(c.dataDir, doing);
+          const text = archiveOfCopy(join(c.dataDir, "propeller.db"));
+          if (readArchive(text).records.length === 0) throw empty();
+          counts = writeChecked(args.file, text);
+        } else {
+          counts = await withStore(c, "backup", doing, (s) => {
+            if (isEmpty(s)) throw empty();
+            return Promise.resolve(writeChecked(args.file, dumpStore(s, PROGRAM).join("")));
+          });
         }
       } else {
         let res: Response;
@@ -80,48 +86,120 @@ export const backupCommand = defineCommand({
           throw new ApiError(`cannot reach the manager at ${args.url}: ${reason(e)}`);
         }
         if (!res.ok) throw new ApiError(`POST /backup: ${res.status} ${await res.text()}`);
-        writeFileSync(`${args.file}.tmp`, new Uint8Array(await res.arrayBuffer()), { mode: 0o600 });
-        renameSync(`${args.file}.tmp`, args.file);
+        try {
+          counts = writeChecked(args.file, await res.text());
+        } catch (e) {
+          throw new ApiError(`the manager's archive is unusable: ${reason(e)}`);
+        }
       }
-      checkBackup(args.file);
       process.stdout.write(`${args.file}\n`);
+      process.stderr.write(`backed up ${summary(counts)}\n`);
     }),
 });
 
+/**
+ * The archive of an SQLite database that may have an older schema, read from a consistent copy (VACUUM INTO,
+ * the write-ahead log included) that is migrated in its place: the database itself is left as it is.
+ */
+function archiveOfCopy(db: string): string {
+  // Beside the database, its owner's only: no copy of it lies where other users may read it.
+  const dir = join(dirname(db), `.migrated-copy-${crypto.randomUUID()}`);
+  mkdirSync(dir, { mode: 0o700 });
+  try {
+    const src = new Database(db, { readonly: true });
+    try {
+      src.run("VACUUM INTO ?", [join(dir, "db")]);
+    } finally {
+      src.close();
+    }
+    const s = openSqlite(join(dir, "db"));
+    try {
+      return dumpStore(s, PROGRAM).join("");
+    } finally {
+      s.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** An archive, or a backup file of the earlier kind (an SQLite database), as archive records. */
+function readBackup(file: string): ReturnType<typeof readArchive> {
+  if (!existsSync(file)) throw new UsageError(`${file} not found`);
+  const bytes = readFileSync(file);
+  try {
+    const sqlite = bytes.subarray(0, 16).toString("latin1") === "SQLite format 3\0";
+    return readArchive(sqlite ? archiveOfCopy(file) : bytes.toString("utf8"));
+  } catch (e) {
+    throw new UsageError(`${file} is not a Propeller backup: ${e instanceof Error ? e.message : e}`);
+  }
+}
+
+/** Empties a non-empty target for --force: sqlite and kv files are moved aside, PostgreSQL's tables emptied. */
+async function setAside(c: StoreChoice): Promise<string> {
+  if (c.kind === "postgres") {
+    const sql = new SQL(c.postgresUrl!, { max: 1 });
+    try {
+      await sql`TRUNCATE tasks, runs, jobs, proplets, metrics, tokens, entities, fl_docs`;
+    } finally {
+      await sql.close();
+    }
+    return "its tables were emptied";
+  }
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const names = c.kind === "sqlite" ? ["propeller.db", "propeller.db-wal", "propeller.db-shm"] : ["kv"];
+  for (const n of names) {
+    const f = join(c.dataDir, n);
+    if (existsSync(f)) renameSync(f, `${f}.before-restore-${stamp}`);
+  }
+  return `the store it held is kept as ${join(c.dataDir, names[0]!)}.before-restore-${stamp}`;
+}
+
 export const restoreCommand = defineCommand({
-  meta: { name: "restore", description: "Put a backup in place as a data dir's database (serve must be stopped)" },
+  meta: {
+    name: "restore",
+    description:
+      "Put a backup into a store (any backend; serve stopped): an empty one, or with --force one whose content it replaces",
+  },
   args: {
-    file: { type: "positional", description: "the backup file", required: true },
-    "data-dir": { type: "string", description: "the data dir to restore into", required: true },
+    file: { type: "positional", description: "the archive (or an older SQLite backup file)", required: true },
+    ...storeArgs,
+    force: { type: "boolean", description: "restore into a store that is not empty, replacing it", default: false },
   },
   run: ({ args }) =>
     action(async () => {
-      const dir = args["data-dir"];
-      checkBackup(args.file);
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      refuseIfHeld(dir, "stop it before restoring");
-      const lock = lockDir(dir, "restore");
+      const c = storeChoice(args);
+      if (!args["data-dir"] && c.kind !== "postgres") throw new UsageError("restore needs --data-dir");
+      const archive = readBackup(args.file);
+      const doing = "stop it before restoring";
+      if (c.kind !== "postgres") {
+        mkdirSync(c.dataDir, { recursive: true, mode: 0o700 });
+        refuseIfHeld(c.dataDir, doing);
+      }
+      // Held from the first look to the last write: no serve starts on a store half restored.
+      const lock = c.kind !== "postgres" ? lockDir(c.dataDir, "restore") : undefined;
+      let aside = "";
       try {
-        const db = join(dir, DB);
-        // The database it replaces stays beside it, with its log folded in by the move of all three files.
-        if (existsSync(db)) {
-          for (const ext of ["", "-wal", "-shm"])
-            if (existsSync(db + ext)) renameSync(db + ext, `${db}.before-restore${ext}`);
+        const o = { writes: true, locked: true };
+        if (present(c)) {
+          const empty = await withStore(c, "restore", doing, async (s) => isEmpty(s), o);
+          if (!empty && !args.force)
+            throw new UsageError(
+              `the ${c.kind} store at ${where(c)} is not empty: restore into an empty one, or replace it with --force`,
+            );
+          if (!empty) aside = await setAside(c);
         }
-        copyFileSync(args.file, `${db}.tmp`);
-        chmodSync(`${db}.tmp`, 0o600); // a copy takes the backup file's mode, which may be open to others
-        renameSync(`${db}.tmp`, db);
-        rmSync(`${db}-wal`, { force: true });
-        rmSync(`${db}-shm`, { force: true });
+        await withStore(c, "restore", doing, (s) => restoreStore(s, archive.records), { ...o, create: true });
       } finally {
-        lock.release();
+        lock?.release();
       }
-      process.stdout.write(`restored ${args.file} into ${dir}\n`);
-      // Tokens are restored with the rest: the admin token the site had (kept outside the database) works again.
-      if (!existsSync(join(dir, "admin.token"))) {
+      const from = `${archive.header.source} archive of ${archive.header.created_at}`;
+      process.stdout.write(`restored ${summary(archive.counts)} (${from}) into ${where(c)}\n`);
+      if (aside) process.stderr.write(`${aside}\n`);
+      // The identities came back with their hashes: the site's tokens work again, the admin token included.
+      if (c.kind !== "postgres" && !existsSync(join(c.dataDir, "admin.token")))
         process.stderr.write(
-          `the site's tokens came back with it: use its admin token (copy admin.token into ${dir})\n`,
+          `the site's tokens work again: use its admin token (copy admin.token into ${c.dataDir})\n`,
         );
-      }
     }),
 });

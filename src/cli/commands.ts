@@ -33,6 +33,7 @@ export const main: CommandDef = {
     uninstall: () => import("./install.ts").then((m) => m.uninstallCommand),
     backup: () => import("./backup.ts").then((m) => m.backupCommand),
     restore: () => import("./backup.ts").then((m) => m.restoreCommand),
+    migrate: () => import("./migrate.ts").then((m) => m.migrateCommand),
     wasm: () => import("./wasm.ts").then((m) => m.wasmCommand),
     examples: () => import("./examples.ts").then((m) => m.examplesCommand),
   },

@@ -62,7 +62,9 @@ export function ownDataDir(dir: string, flag: string): void {
   }
 }
 
-/** Copies of the database a `POST /backup` left behind when serve was killed during one. */
-export function removeStaleBackups(dir: string): void {
-  for (const name of readdirSync(dir)) if (/^backup-[\w-]+\.tmp$/.test(name)) rmSync(join(dir, name), { force: true });
+/** Copies of the database a `backup --data-dir` of an older store left behind when it was killed (cli/backup.ts). */
+export function removeStaleCopies(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    if (/^\.migrated-copy-[\w-]+$/.test(name)) rmSync(join(dir, name), { recursive: true, force: true });
+  }
 }

@@ -11,12 +11,19 @@ import { DEFAULT_STREAM_LIMITS } from "../manager/api/streams.ts";
 import { defaultMaxTasks } from "../proplet/config.ts";
 import { STORAGE_HELP } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
-import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "./args.ts";
+import { action, defaultDataDir, duration, env, int, logArgs, seconds, UsageError } from "./args.ts";
 import { privateUmask } from "./data-dir.ts";
 import { defaultsOf, Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { propletEnv } from "./proplet.ts";
 import { chunkSizeFromEnv, proxyArgs, proxySettings, registryFromEnv } from "./proxy.ts";
 import { DEFAULT_PARTITION_GRACE_S, serve } from "./site.ts";
+
+/** `--snapshot-interval` and `--snapshot-keep`: none when the interval is off. */
+function snapshotOptions(intervalName: string, interval: string, keepName: string, keep: string) {
+  const intervalS = duration(intervalName, interval);
+  const n = int(keepName, keep, 1, 1000);
+  return intervalS === undefined ? {} : { snapshots: { intervalS, keep: n } };
+}
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
 
@@ -305,6 +312,17 @@ export const serveCommand = defineCommand({
           "seconds a proplet that stops being heard keeps its runs (unreachable) before they are settled as lost (env PROPELLER_PARTITION_GRACE)",
         default: L.text("partition-grace", ["PROPELLER_PARTITION_GRACE"], String(DEFAULT_PARTITION_GRACE_S)),
       },
+      "snapshot-interval": {
+        type: "string",
+        description:
+          "write a portable archive of the store into <data-dir>/snapshots this often: 90s, 30m, 6h, 1d; off by default (env PROPELLER_SNAPSHOT_INTERVAL)",
+        default: L.text("snapshot-interval", ["PROPELLER_SNAPSHOT_INTERVAL"], "off"),
+      },
+      "snapshot-keep": {
+        type: "string",
+        description: "scheduled snapshots kept, the oldest removed (env PROPELLER_SNAPSHOT_KEEP)",
+        default: L.text("snapshot-keep", ["PROPELLER_SNAPSHOT_KEEP"], "7"),
+      },
       "stale-proplet-removal": {
         type: "string",
         description: "forget proplets silent this many seconds, 0 never (env PROPELLER_STALE_PROPLET_REMOVAL)",
@@ -422,6 +440,12 @@ export const serveCommand = defineCommand({
               perToken: int(L.label("max-streams-per-token"), args["max-streams-per-token"], 1, 100_000),
             },
           },
+          ...snapshotOptions(
+            L.label("snapshot-interval"),
+            args["snapshot-interval"],
+            L.label("snapshot-keep"),
+            args["snapshot-keep"],
+          ),
         });
         const shutdown = async (sig: string) => {
           log.info(`${sig}: shutting down`);

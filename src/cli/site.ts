@@ -29,11 +29,12 @@ import { DirInUse, lockDir, lockHolder } from "../storage/lock.ts";
 import { openStorage, storageLocation } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { configureTracing, tracing } from "../telemetry/tracing.ts";
-import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
+import { BUILD_TIME, COMMIT, PROGRAM, VERSION } from "../version.ts";
 import { watchCertificates } from "./cert-watch.ts";
-import { ownDataDir, removeStaleBackups } from "./data-dir.ts";
+import { ownDataDir, removeStaleCopies } from "./data-dir.ts";
 import { checkPortsFree } from "./ports.ts";
 import type { LocalEnv } from "./proplet.ts";
+import { logSchema, scheduleSnapshots } from "./snapshots.ts";
 
 /** How long a proplet that stops being heard keeps its runs, by default (issue: edge links drop for minutes). */
 export const DEFAULT_PARTITION_GRACE_S = 300;
@@ -96,6 +97,8 @@ export interface ServeOptions {
   maxModuleMb?: number;
   /** A proplet's own labels and TEE count towards requirements (always so with auth off: there are no identities). */
   trustPropletLabels?: boolean;
+  /** A portable archive of the store into `<data-dir>/snapshots` every `intervalS`, the newest `keep` kept. */
+  snapshots?: { intervalS: number; keep: number };
 }
 
 export interface RunningServe {
@@ -170,7 +173,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   // The data dir holds the database and the admin token: its owner's only (made so, or refused).
   ownDataDir(o.dataDir, "--data-dir");
   const lock = lockDir(o.dataDir, "serve");
-  removeStaleBackups(o.dataDir);
+  removeStaleCopies(o.dataDir);
   const instanceId = crypto.randomUUID();
   const [http, ws] = o.tls ? ["https", "wss"] : ["http", "ws"];
   const loopback = o.host === "0.0.0.0" || o.host === "::" ? "127.0.0.1" : o.host;
@@ -188,7 +191,8 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
             o.advertiseUrl ?? `${http}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${o.httpPort}`,
         })
       : undefined;
-  const store = await openStorage(o.storage, { ...o, ...(site ? { fence: site.fence } : {}) });
+  const store = await openStorage(o.storage, { ...o, program: PROGRAM, ...(site ? { fence: site.fence } : {}) });
+  logSchema(store);
   // Without authentication anyone may connect as any proplet, so there are no identities to set labels on: what
   // proplets say of themselves is all there is.
   const trustPropletLabels = o.trustPropletLabels === true || !o.auth;
@@ -325,7 +329,6 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const hint = "the admin token is in admin.token in serve's data dir; `propeller tokens create` makes more";
   const limits = o.apiLimits ?? DEFAULT_API_LIMITS;
   const info = {
-    backupDir: o.dataDir,
     ...{ version: VERSION, commit: COMMIT, buildTime: BUILD_TIME, instanceId, channel: o, storage: store.kind },
     ...(site ? { role: "active" } : {}),
     tls: Boolean(o.tls),
@@ -405,6 +408,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     }
   }
 
+  const snapshots = o.snapshots ? scheduleSnapshots(manager, o.dataDir, o.snapshots) : undefined;
   let closed = false;
   return {
     httpPort: server.port!,
@@ -413,6 +417,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     close: async () => {
       if (closed) return;
       closed = true;
+      snapshots?.stop();
       clearInterval(liveness);
       certWatch?.stop();
       await manager.shutdown();

@@ -5,7 +5,8 @@ import type { Fence } from "../storage/postgres/journal.ts";
 import { Lease, LeaseLost, RENEW_MS, TTL_MS } from "../storage/postgres/lease.ts";
 import { migrate } from "../storage/postgres/migrations.ts";
 import { redact } from "../storage/postgres/url.ts";
-import { VERSION } from "../version.ts";
+import { SchemaTooNew } from "../storage/schema.ts";
+import { PROGRAM, VERSION } from "../version.ts";
 
 // The stand-by side of two managers sharing one PostgreSQL database (docs/ARCHITECTURE.md, "Two managers"):
 // until this process holds the lease, it runs nothing of the manager; it answers `/health` as a stand-by and
@@ -149,9 +150,10 @@ export async function joinSite(o: SiteOptions): Promise<Site> {
   // A small pool of its own, so renewals never queue behind a large write.
   const sql = new SQL(o.postgresUrl, { max: 1 });
   try {
-    await migrate(sql);
+    await migrate(sql, `PostgreSQL at ${redact(o.postgresUrl)}`);
   } catch (e) {
     await sql.close().catch(() => {});
+    if (e instanceof SchemaTooNew) throw new SchemaTooNew(e.where, e.stored, e.known, PROGRAM);
     throw new Error(`PostgreSQL at ${redact(o.postgresUrl)}: ${e instanceof Error ? e.message : e}`);
   }
   const lease = new Lease(sql, o.holder, o.advertised);

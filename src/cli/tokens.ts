@@ -1,8 +1,10 @@
 import { defineCommand } from "citty";
-import { ttlSeconds } from "../core/identity.ts";
+import { TokenCreate, ttlSeconds } from "../core/identity.ts";
+import { Identities } from "../manager/identities.ts";
 import { action, UsageError } from "./args.ts";
 import { api, okCommand, urlArg } from "./client.ts";
 import { printJson, printTable } from "./output.ts";
+import { storeArgs, storeChoice, withStore } from "./store.ts";
 
 // `propeller tokens`: REST tokens. A token's text is shown once, when it is made; the manager keeps its hash.
 
@@ -16,13 +18,39 @@ interface TokenOut {
   token?: string;
 }
 
+/**
+ * Break-glass: a token written straight into a stopped serve's store, for a site whose every admin token is lost.
+ * Refused while a serve holds the data dir (or, on PostgreSQL, a manager holds the lease): it would not see it.
+ */
+async function mintDirectly(
+  args: { "data-dir"?: string; storage?: string; "postgres-url"?: string },
+  body: { role: string; name?: string },
+): Promise<TokenOut> {
+  const input = TokenCreate.safeParse(body);
+  if (!input.success) {
+    const i = input.error.issues[0]!;
+    throw new UsageError(`--${i.path.join(".")}: ${i.message}`);
+  }
+  const c = storeChoice(args);
+  return withStore(
+    c,
+    "mint a token",
+    "while serve runs, make tokens through it: propeller tokens create, without --data-dir",
+    (s) => new Identities(s).createToken({ ...input.data, name: input.data.name ?? "break-glass" }),
+    { writes: true },
+  );
+}
+
 export const tokensCommand = defineCommand({
   meta: { name: "tokens", description: "REST tokens: admin (everything) or viewer (read only)" },
   subCommands: {
     create: defineCommand({
-      meta: { description: "Create a token; its text is printed once" },
+      meta: {
+        description:
+          "Create a token; its text is printed once. With --data-dir (serve stopped): minted directly in the store, admin by default (break-glass)",
+      },
       args: {
-        role: { type: "string", description: "admin or viewer", default: "viewer" },
+        role: { type: "string", description: "admin or viewer (default viewer; admin with --data-dir)" },
         name: { type: "string", description: "a name to recognise it by" },
         ttl: {
           type: "string",
@@ -30,6 +58,7 @@ export const tokensCommand = defineCommand({
             "lifetime, e.g. 90s, 30m, 12h, 7d (at most 3650d); refused with 401 after it. Default: until revoked",
         },
         ...urlArg,
+        ...storeArgs,
       },
       run: ({ args }) =>
         action(async () => {
@@ -38,12 +67,13 @@ export const tokensCommand = defineCommand({
               `--ttl must be a duration such as 90s, 30m, 12h or 7d, got ${JSON.stringify(args.ttl)}`,
             );
           }
+          const direct = Boolean(args["data-dir"] || args.storage);
           const body = {
-            role: args.role,
+            role: args.role ?? (direct ? "admin" : "viewer"),
             ...(args.name ? { name: args.name } : {}),
             ...(args.ttl ? { ttl: args.ttl } : {}),
           };
-          const t = await api<TokenOut>(args, "POST", "/tokens", body);
+          const t = direct ? await mintDirectly(args, body) : await api<TokenOut>(args, "POST", "/tokens", body);
           if (args.json) return printJson(t);
           process.stdout.write(`${t.token}\n`);
           const until = t.expires_at ? `, expires ${t.expires_at}` : "";

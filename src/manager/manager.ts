@@ -1,5 +1,6 @@
 import type { SchedulerName } from "../core/scheduler.ts";
 import { stateName } from "../core/states.ts";
+import { dumpStore } from "../storage/archive.ts";
 import type { Storage } from "../storage/repository.ts";
 import { Broadcasts } from "./broadcast.ts";
 import type { Inbound } from "./bus.ts";
@@ -120,10 +121,13 @@ export class Manager {
     return this.store.durable();
   }
 
-  /** A consistent copy of the database, taken while the manager runs (`POST /backup`). */
-  async backup(path: string): Promise<void> {
+  /**
+   * The whole store as a portable archive (`POST /backup`): everything acknowledged so far, read in one turn of
+   * the event loop, so one consistent state (storage/archive.ts).
+   */
+  async archive(program?: string): Promise<string[]> {
     await this.store.durable();
-    this.store.backup(path);
+    return dumpStore(this.store, program);
   }
 
   /** Graceful shutdown: no more firings; running tasks are stopped and marked Interrupted; all committed. */

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { Fence } from "./postgres/journal.ts";
 import { redact } from "./postgres/url.ts";
 import type { Storage, StorageKind } from "./repository.ts";
+import { SchemaTooNew } from "./schema.ts";
 import { openSqlite } from "./sqlite/index.ts";
 
 export interface StorageOptions {
@@ -11,6 +12,8 @@ export interface StorageOptions {
   postgresUrl?: string;
   /** For postgres shared by several managers: checks the lease in every write transaction. */
   fence?: Fence;
+  /** This program's version, named when the store's schema is newer than it knows. */
+  program?: string;
 }
 
 /** The backends `serve --storage` offers, with what each one is for. */
@@ -36,13 +39,22 @@ export function storageLocation(kind: StorageKind, o: StorageOptions): string {
 }
 
 export async function openStorage(kind: StorageKind, o: StorageOptions): Promise<Storage> {
+  try {
+    return await open(kind, o);
+  } catch (e) {
+    if (e instanceof SchemaTooNew && o.program) throw new SchemaTooNew(e.where, e.stored, e.known, o.program);
+    throw e;
+  }
+}
+
+async function open(kind: StorageKind, o: StorageOptions): Promise<Storage> {
   switch (kind) {
     case "sqlite":
-      return openSqlite(storageLocation(kind, o));
+      return openSqlite(storageLocation(kind, o), o.dataDir);
     case "kv": {
       // Loaded only when chosen: LMDB's native addon needs libstdc++, which a minimal device may not have.
       const { openKv } = await import("./kv/index.ts");
-      return openKv(storageLocation(kind, o));
+      return openKv(storageLocation(kind, o), o.dataDir);
     }
     // The other backends are loaded only when chosen: serve starts sooner and smaller on the default one.
     case "memory":

@@ -3,6 +3,7 @@ import type { Job } from "../core/job.ts";
 import type { Proplet } from "../core/proplet.ts";
 import type { Run } from "../core/run.ts";
 import type { Task } from "../core/task.ts";
+import type { SchemaReport } from "./schema.ts";
 
 // Storage interfaces the manager's rooms depend on. Every backend persists every field (docs/ARCHITECTURE.md,
 // "Where we differ from upstream").
@@ -112,6 +113,8 @@ export type StorageKind = (typeof STORAGE_KINDS)[number];
 export interface Storage {
   /** Which backend this is, for `GET /health`. */
   kind: StorageKind;
+  /** What opening did to the store's schema (migrated from → to, the snapshot taken first); none for memory. */
+  schema?: SchemaReport;
   tasks: TaskRepository;
   proplets: PropletRepository;
   runs: RunRepository;
@@ -126,11 +129,6 @@ export interface Storage {
    * acknowledged is lost on kill -9.
    */
   durable(): Promise<void>;
-  /**
-   * Writes a consistent copy of everything committed so far to `path` (a new SQLite file), while writes go on.
-   * Throws a conflict where the backend has its own tools (PostgreSQL) or nothing to copy (memory).
-   */
-  backup(path: string): void;
   /** Commits what is left and lets go; a backend with a server connection resolves once it is closed. */
   close(): void | Promise<void>;
 }

@@ -43,8 +43,6 @@ export interface AppInfo {
   tls?: boolean;
   /** Body limits and stream caps (limits.ts); the defaults when not given. */
   limits?: ApiLimits;
-  /** Where `POST /backup` makes its copy (the data dir); none: no backups. */
-  backupDir?: string;
   /** What a joining proplet is told: the CA it pins and where the broker is (join.ts). */
   join?: JoinSite;
 }
@@ -139,7 +137,7 @@ export function createApp(
   groupRoutes(app, m.groups);
   flRoutes(app, m.fl);
   sessionRoutes(app, m.identities, sessions, { auth: Boolean(auth), secure: Boolean(info.tls) });
-  adminRoutes(app, m, info.backupDir);
+  adminRoutes(app, m);
   const channel = info.channel ?? { domainId: DEFAULT_DOMAIN_ID, channelId: DEFAULT_CHANNEL_ID };
   identityRoutes(app, m.identities, channel);
   joinRoutes(app, m.joins, info.join, channel);

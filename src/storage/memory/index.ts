@@ -1,4 +1,3 @@
-import { conflict } from "../../core/errors.ts";
 import type { Journal } from "../journal.ts";
 import type { Storage, StorageKind } from "../repository.ts";
 import {
@@ -28,13 +27,6 @@ export function openMemory(journal?: Journal, kind: StorageKind = "memory"): Sto
     entities: new MemoryEntities(journal),
     fl: new MemoryFl(journal),
     durable: () => journal?.durable() ?? Promise.resolve(),
-    backup: () => {
-      throw conflict(
-        kind === "memory"
-          ? "the memory backend keeps nothing on disk: there is nothing to back up"
-          : `back up ${kind} with its own tools (pg_dump)`,
-      );
-    },
     close: () => {},
   };
 }

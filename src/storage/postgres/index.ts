@@ -6,6 +6,7 @@ import { Run } from "../../core/run.ts";
 import { Task } from "../../core/task.ts";
 import { openMemory } from "../memory/index.ts";
 import type { Storage } from "../repository.ts";
+import { type SchemaReport, SchemaTooNew } from "../schema.ts";
 import { readDoc } from "../sqlite/doc.ts";
 import { type Fence, PgJournal } from "./journal.ts";
 import { migrate } from "./migrations.ts";
@@ -22,10 +23,12 @@ export interface PostgresStorage extends Storage {
 
 export async function openPostgres(url: string, fence?: Fence): Promise<PostgresStorage> {
   const sql = new SQL(url, { max: 4 });
+  let schema: SchemaReport;
   try {
-    await migrate(sql);
+    schema = await migrate(sql, `PostgreSQL at ${redact(url)}`);
   } catch (e) {
     await sql.close().catch(() => {});
+    if (e instanceof SchemaTooNew) throw e;
     throw new Error(`PostgreSQL at ${redact(url)}: ${e instanceof Error ? e.message : e}`);
   }
   const journal = new PgJournal(sql, fence);
@@ -38,6 +41,7 @@ export async function openPostgres(url: string, fence?: Fence): Promise<Postgres
   }
   return {
     ...store,
+    schema,
     sql,
     close: async () => {
       try {

@@ -1,4 +1,5 @@
 import type { SQL } from "bun";
+import { type SchemaReport, type SchemaStatus, statusOf } from "../schema.ts";
 
 // Versioned schema changes for PostgreSQL, applied in order on open and recorded in schema_migrations, under an
 // advisory lock so two managers starting together do not both apply them. Never edit a released entry: add one.
@@ -35,16 +36,29 @@ export const MIGRATIONS = [
 
 const LOCK_KEY = 0x70726f70; // "prop"
 
-export async function migrate(sql: SQL): Promise<number> {
+/** The version the database records (0: none yet); it creates nothing. */
+export async function pgStatus(sql: SQL, where: string): Promise<SchemaStatus> {
+  const [t] = await sql`SELECT to_regclass('schema_migrations') IS NOT NULL AS present`;
+  if (!t.present) return statusOf(where, 0, MIGRATIONS);
+  const [row] = await sql`SELECT coalesce(max(version), 0) AS v FROM schema_migrations`;
+  return statusOf(where, Number(row.v), MIGRATIONS);
+}
+
+/**
+ * Brings the database to the newest schema, all pending migrations in one transaction (all or none). A newer
+ * schema than this binary knows is refused (SchemaTooNew) before any row is read. No snapshot is taken here: the
+ * database is the operator's (pg_dump, or `propeller backup` with the binary that wrote it, before upgrading).
+ */
+export async function migrate(sql: SQL, where = "the PostgreSQL database"): Promise<SchemaReport> {
   return sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${LOCK_KEY})`;
     await tx`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`;
     const [row] = await tx`SELECT coalesce(max(version), 0) AS v FROM schema_migrations`;
-    const done = Number(row.v);
+    const done = statusOf(where, Number(row.v), MIGRATIONS).current;
     for (let i = done; i < MIGRATIONS.length; i++) {
       await tx.unsafe(MIGRATIONS[i]!);
       await tx`INSERT INTO schema_migrations (version) VALUES (${i + 1})`;
     }
-    return MIGRATIONS.length;
+    return { from: done, to: MIGRATIONS.length };
   });
 }

@@ -2,6 +2,7 @@ import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Storage } from "../repository.ts";
+import type { SchemaReport } from "../schema.ts";
 import { Batch } from "./batch.ts";
 import { SqliteFl } from "./fl.ts";
 import { SqliteEntities, SqliteTokens } from "./identities.ts";
@@ -17,7 +18,8 @@ import { SqliteTasks } from "./tasks.ts";
 // opens a transaction that commits on setImmediate, so a burst of requests costs one commit, not one each.
 // One file per repository beside this one; a second backend is added the same way, file by file.
 
-export function openSqlite(path: string): Storage {
+/** `snapshots`: where a migration snapshot goes (the data dir); none for a database that is no site's own. */
+export function openSqlite(path: string, snapshots?: string): Storage {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path, { create: true, strict: true });
   db.run("PRAGMA journal_mode = WAL");
@@ -28,11 +30,18 @@ export function openSqlite(path: string): Storage {
   // (journal_size_limit, which cuts it after every checkpoint, cost 7 % of dispatch throughput: the file regrows.)
   db.run("PRAGMA wal_autocheckpoint = 16000");
   db.run("PRAGMA foreign_keys = ON");
-  migrate(db);
+  let schema: SchemaReport;
+  try {
+    schema = migrate(db, path, snapshots);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
   const batch = new Batch(db);
   const tasks = new SqliteTasks(db, batch);
   return {
     kind: "sqlite",
+    schema,
     tasks,
     proplets: new SqliteProplets(db, batch),
     runs: new SqliteRuns(db, batch, tasks.lastRuns),
@@ -42,11 +51,6 @@ export function openSqlite(path: string): Storage {
     entities: new SqliteEntities(db, batch),
     fl: new SqliteFl(db, batch),
     durable: () => batch.durable(),
-    backup: (target) => {
-      // VACUUM INTO reads one snapshot and cannot run inside the open group-commit transaction: commit it first.
-      batch.commit();
-      db.run("VACUUM INTO ?", [target]);
-    },
     close: () => {
       batch.commit();
       db.close();

@@ -1,4 +1,12 @@
 import type { Database } from "bun:sqlite";
+import {
+  keepNewest,
+  MIGRATION_SNAPSHOTS_KEPT,
+  newSnapshotFile,
+  type SchemaReport,
+  snapshotDir,
+  statusOf,
+} from "../schema.ts";
 
 // Versioned schema changes, applied in order on open and recorded in schema_migrations. A migration is never
 // edited once released: a change is a new entry at the end.
@@ -54,13 +62,33 @@ export const MIGRATIONS = [
   `ALTER TABLE tasks ADD COLUMN last_run TEXT`,
 ];
 
-export function migrate(db: Database): void {
+/** The version a database records (0 for a new one); it creates nothing. */
+export function recorded(db: Database): number {
+  const table = db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+  if (!table) return 0;
+  return db.query<{ v: number | null }, []>("SELECT max(version) AS v FROM schema_migrations").get()?.v ?? 0;
+}
+
+/**
+ * Brings the database to the newest schema. A newer one than this binary knows is refused before anything is read
+ * or written (SchemaTooNew). An existing database that needs migrations is first copied (VACUUM INTO: one
+ * consistent file) into `<dataDir>/snapshots`, the newest MIGRATION_SNAPSHOTS_KEPT kept.
+ */
+export function migrate(db: Database, where = "the SQLite database", dataDir?: string): SchemaReport {
+  const done = statusOf(where, recorded(db), MIGRATIONS).current;
+  let snapshot: string | undefined;
+  if (done > 0 && done < MIGRATIONS.length && dataDir) {
+    const dir = snapshotDir(dataDir);
+    snapshot = newSnapshotFile(dir, "pre-migrate-", `-sqlite-v${done}.db`);
+    db.run("VACUUM INTO ?", [snapshot]);
+    keepNewest(dir, "pre-migrate-", MIGRATION_SNAPSHOTS_KEPT);
+  }
   db.run("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)");
-  const done = db.query<{ v: number | null }, []>("SELECT max(version) AS v FROM schema_migrations").get()?.v ?? 0;
   db.transaction(() => {
     for (let i = done; i < MIGRATIONS.length; i++) {
       db.run(MIGRATIONS[i]!);
       db.run("INSERT INTO schema_migrations (version) VALUES (?)", [i + 1]);
     }
   })();
+  return { from: done, to: MIGRATIONS.length, ...(snapshot ? { snapshot } : {}) };
 }
