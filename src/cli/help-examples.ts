@@ -74,6 +74,15 @@ export const EXAMPLES: Record<string, string[]> = {
   "fl update-cbor": ["propeller fl update-cbor update.cbor"],
   "fl round-status": ["propeller fl round-status e1-r1"],
   "tokens revoke": [`propeller tokens revoke ${ID}`],
+  "proplets label": [
+    "propeller proplets label edge-1 --label gpu=true --label zone=north",
+    "propeller proplets label edge-1   # clears them",
+  ],
+  "proplets join-token-revoke": [
+    `propeller proplets join-token-revoke ${ID}`,
+    "propeller proplets join-tokens   # their ids",
+  ],
+  "certs show": ["propeller certs show certs/server.pem", "propeller certs list --dir certs"],
   provision: ["propeller provision --proplets 2 -f config.toml --mosquitto ./broker"],
   "provision add-proplets": ["propeller provision add-proplets 3 -f config.toml"],
   "provision add-proxy": ["propeller provision add-proxy -f config.toml"],

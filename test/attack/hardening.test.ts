@@ -359,7 +359,7 @@ describe("files: the data dir and backups are the owner's only", () => {
     const s = await startServe();
     const seen: string[] = [];
     const watcher = watch(tmpdir(), (_, name) => {
-      if (name && /backup/i.test(String(name))) seen.push(String(name));
+      if (name && /backup|propeller-copy/i.test(String(name))) seen.push(String(name));
     });
     try {
       expect(
@@ -368,11 +368,13 @@ describe("files: the data dir and backups are the owner's only", () => {
       ).toBe(201);
       const res = await fetch(`${s.url}/backup`, { method: "POST", headers: authHeader(s.url) });
       expect(res.status).toBe(200);
-      const bytes = new Uint8Array(await res.arrayBuffer());
-      expect(new TextDecoder().decode(bytes.subarray(0, 15))).toBe("SQLite format 3");
+      // The portable archive (storage/archive.ts), streamed from one read: no file on the way.
+      const text = await res.text();
+      expect(JSON.parse(text.split("\n")[0]!)).toMatchObject({ format: expect.stringContaining("propeller") });
+      expect(text).toContain("kept");
       await Bun.sleep(200); // inotify events arrive after the fact
       expect(seen).toEqual([]);
-      expect(readdirSync(s.dataDir).filter((f) => f.includes("backup"))).toEqual([]);
+      expect(readdirSync(s.dataDir).filter((f) => f.includes("backup") || f.includes("copy"))).toEqual([]);
       expect(openToOthers(s.dataDir)).toEqual([]);
     } finally {
       watcher.close();
