@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { log, setLogFormat, setLogLevel } from "../log.ts";
+import { underJournald } from "./systemd.ts";
 
 // Helpers shared by every subcommand: env twins of flags, number parsing, and error reporting.
 
@@ -85,7 +86,7 @@ export async function action(
 ): Promise<void> {
   try {
     setLogLevel(logLevel);
-    setLogFormat(logFormat);
+    setLogFormat(logFormat, underJournald());
     await fn();
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);

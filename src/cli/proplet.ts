@@ -11,6 +11,8 @@ import { configureTracing } from "../telemetry/tracing.ts";
 import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "./args.ts";
 import { Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { configSection } from "./provision.ts";
+import { reload } from "./reload.ts";
+import { ServiceNotifier } from "./systemd.ts";
 
 function runtime(v: string): "inprocess" | "host" {
   if (v !== "inprocess" && v !== "host")
@@ -210,9 +212,19 @@ export const propletCommand = defineCommand({
           env("OTEL_SERVICE_NAME") ?? "propeller-proplet",
           Number(env("PROPLET_TRACE_RATIO") ?? 1),
         );
+        // systemd (Type=notify): READY=1 once on the broker; a proplet still waiting for its broker after 5 s is up
+        // too (it joins whenever the broker comes), so a broker down at boot does not fail the unit's start.
+        const systemd = new ServiceNotifier();
+        systemd.startWatchdog();
+        // SIGHUP: the log settings from the environment and config file again (cli/reload.ts).
+        process.on("SIGHUP", () => void reload({ started: L, flags: args }, propletSettings));
+        const waiting = setTimeout(() => void systemd.ready("waiting for the MQTT broker"), 5000);
         await agent.start();
+        clearTimeout(waiting);
+        await systemd.ready("on the MQTT broker");
         const shutdown = async (sig: string) => {
           log.info(`${sig}: proplet ${agent.id} going offline`);
+          await systemd.stopping();
           await Promise.race([agent.close(), Bun.sleep(5000)]);
           state.release();
           process.exit(0);

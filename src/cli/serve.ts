@@ -11,7 +11,9 @@ import { action, defaultDataDir, env, int, logArgs, seconds, UsageError } from "
 import { Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { propletEnv } from "./proplet.ts";
 import { chunkSizeFromEnv, proxyArgs, proxySettings, registryFromEnv } from "./proxy.ts";
+import { type ReloadTarget, reload } from "./reload.ts";
 import { DEFAULT_PARTITION_GRACE_S, serve } from "./site.ts";
+import { ServiceNotifier } from "./systemd.ts";
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
 
@@ -252,7 +254,14 @@ export const serveCommand = defineCommand({
           );
         if (storage === "postgres" && !args["postgres-url"])
           throw new UsageError(`${L.label("storage")} postgres needs --postgres-url (env PROPELLER_DB_URL)`);
+        // systemd (Type=notify): READY=1 once serving, as active manager or stand-by; WATCHDOG=1 meanwhile.
+        const systemd = new ServiceNotifier();
+        systemd.startWatchdog();
+        // SIGHUP reloads what can change live (cli/reload.ts); before serve runs, the log settings only.
+        const reloading: ReloadTarget = { started: L, flags: args };
+        process.on("SIGHUP", () => void reload(reloading, serveSettings));
         const s = await serve({
+          onStandby: () => void systemd.ready("stand-by: another manager of the site is active"),
           storage,
           postgresUrl: args["postgres-url"] || undefined,
           advertiseUrl: args["advertise-url"] || undefined,
@@ -277,8 +286,11 @@ export const serveCommand = defineCommand({
           staleRemovalS: int(L.label("stale-proplet-removal"), args["stale-proplet-removal"], 0, 10 * 365 * 86400),
           partitionGraceS: int(L.label("partition-grace"), args["partition-grace"], 0, 7 * 86400),
         });
+        if (s.reloadTls && args["tls-cert"]) reloading.reloadTls = (tls) => s.reloadTls(tls);
+        await systemd.ready(`serving on port ${s.httpPort}`);
         const shutdown = async (sig: string) => {
           log.info(`${sig}: shutting down`);
+          await systemd.stopping();
           // Bounded: a stuck connection must not keep the process from exiting.
           await Promise.race([s.close(), Bun.sleep(5000)]);
           process.exit(0);

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Server } from "bun";
 import { MqttClient } from "mqtt";
 import consoleIndex from "../../web/index.html";
 import { type BrokerTls, type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.ts";
@@ -25,6 +26,7 @@ import type { StorageKind } from "../storage/repository.ts";
 import { configureTracing, tracing } from "../telemetry/tracing.ts";
 import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
 import type { LocalEnv } from "./proplet.ts";
+import { readiness } from "./readiness.ts";
 
 /** How long a proplet that stops being heard keeps its runs, by default (issue: edge links drop for minutes). */
 export const DEFAULT_PARTITION_GRACE_S = 300;
@@ -72,12 +74,19 @@ export interface ServeOptions {
   auth: boolean;
   /** The manager's identity on an external broker (MANAGER_ENTITY_ID, MANAGER_API_KEY). */
   managerCredentials?: { id: string; key: string };
+  /** Told when this manager waits as a stand-by (serving, not active): systemd's READY=1. */
+  onStandby?: () => void;
 }
 
 export interface RunningServe {
   httpPort: number;
   mqttPort?: number;
   localPropletId?: string;
+  /**
+   * A renewed certificate (SIGHUP): MQTT over TLS takes it for new connections in place; HTTPS gets a new listener
+   * on the same port (Bun.serve cannot swap a certificate in place), open connections finishing on the old one.
+   */
+  reloadTls(tls: BrokerTls): void;
   close(): Promise<void>;
 }
 
@@ -265,6 +274,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     propletsAlive: () => manager.proplets.aliveCount(),
     counters: manager.telemetry.counters,
     mqtt: bus.counts,
+    build: { version: VERSION, commit: COMMIT },
   });
   const hint = `the admin token is in ${join(o.dataDir, "admin.token")}; \`propeller tokens create\` makes more`;
   const info = {
@@ -272,17 +282,34 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     ...(site ? { role: "active" } : {}),
     tls: Boolean(o.tls),
   };
-  const app = createApp(manager, info, metrics, o.auth ? { hint } : undefined);
-  const server = Bun.serve<WsData>({
+  const ready = readiness({
+    probe: () => store.probe(),
+    broker: () =>
+      broker && !broker.listening()
+        ? { name: "broker", ok: false, reason: "the embedded MQTT broker is not listening" }
+        : client instanceof MqttClient && !client.connected
+          ? { name: "broker", ok: false, reason: "the manager is not connected to its MQTT broker" }
+          : { name: "broker", ok: true },
+    ...(site
+      ? {
+          lease: () =>
+            site.leaseHeld()
+              ? { name: "lease", ok: true }
+              : { name: "lease", ok: false, reason: "the site's lease is not being renewed (PostgreSQL?)" },
+        }
+      : {}),
+  });
+  const app = createApp(manager, { ...info, readiness: ready }, metrics, o.auth ? { hint } : undefined);
+  const serverOptions = (tls: BrokerTls | undefined, port: number) => ({
     hostname: o.host,
-    port: o.httpPort,
+    port,
     maxRequestBodySize: MAX_BODY_BYTES + (1 << 20),
     // The console (web/), bundled by Bun from its HTML and embedded in the compiled executable.
     routes: { "/": consoleIndex },
     // Bundled and minified once, not a dev server with hot reload.
     development: false,
-    ...(o.tls ? { tls: { cert: o.tls.cert, key: o.tls.key } } : {}),
-    fetch(req, srv) {
+    ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+    fetch(req: Request, srv: Server<WsData>) {
       const url = new URL(req.url);
       if (url.pathname === "/mqtt" && broker) {
         // A web page may open a WebSocket to any address, cookies or not: only the console's own origin (or one
@@ -301,6 +328,9 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     },
     websocket: broker?.websocket ?? { message() {} },
   });
+  let server = Bun.serve<WsData>(serverOptions(o.tls, o.httpPort));
+  /** Listeners replaced by a reload, still finishing their open connections (event streams, WebSockets). */
+  const retired: Server<WsData>[] = [];
 
   log.info(`propeller serve: REST on ${http}://${o.host}:${server.port}, storage ${storageLocation(o.storage, o)}`);
   if (broker)
@@ -320,6 +350,20 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     httpPort: server.port!,
     mqttPort: broker?.port,
     localPropletId: agent?.id,
+    reloadTls: (tls) => {
+      broker?.setTls(tls);
+      const old = server;
+      const port = old.port!;
+      old.stop(false);
+      try {
+        server = Bun.serve<WsData>(serverOptions(tls, port));
+      } catch (e) {
+        server = Bun.serve<WsData>(serverOptions(o.tls, port));
+        throw e;
+      }
+      retired.push(old);
+      if (o.tls) o.tls = { ...o.tls, ...tls };
+    },
     close: async () => {
       if (closed) return;
       closed = true;
@@ -328,6 +372,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       await agent?.close();
       await tracing().flush();
       server.stop(true);
+      for (const r of retired) r.stop(true);
       await client.endAsync();
       await proxyClient?.endAsync();
       await broker?.close();

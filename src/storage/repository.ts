@@ -131,6 +131,11 @@ export interface Storage {
    * Throws a conflict where the backend has its own tools (PostgreSQL) or nothing to copy (memory).
    */
   backup(path: string): void;
+  /**
+   * A real, small write committed as every write is (for `/readyz`): rejects when the store cannot commit (a full
+   * or read-only disk, PostgreSQL down). Nothing reads what it writes.
+   */
+  probe(): Promise<void>;
   /** Commits what is left and lets go; a backend with a server connection resolves once it is closed. */
   close(): void | Promise<void>;
 }

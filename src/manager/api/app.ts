@@ -1,6 +1,7 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { AppError } from "../../core/errors.ts";
+import type { Check } from "../../core/health.ts";
 import { type Channel, DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../../core/topics.ts";
 import { log } from "../../log.ts";
 import { SpanKind, tracing } from "../../telemetry/tracing.ts";
@@ -10,6 +11,7 @@ import { type AuthOptions, identityRoutes, requireToken } from "./auth.ts";
 import { eventRoutes } from "./events.ts";
 import { flRoutes } from "./fl.ts";
 import { groupRoutes } from "./groups.ts";
+import { healthRoutes, PUBLIC_PROBES } from "./health.ts";
 import { STATUS_OF } from "./http.ts";
 import { logRoutes } from "./logs.ts";
 import type { ManagerMetrics } from "./prometheus.ts";
@@ -36,6 +38,8 @@ export interface AppInfo {
   channel?: Channel;
   /** Served over TLS: the console's cookie is then Secure. */
   tls?: boolean;
+  /** What `/readyz` and `/health` check (storage, broker, lease); none: always ready. */
+  readiness?: () => Promise<Check[]>;
 }
 
 /** `auth` unset: no authentication (`serve --no-auth`, loopback only). */
@@ -68,7 +72,8 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
   // A reader sees only committed state: a result just received is shown once a crash can no longer undo it
   // (a few ms on PostgreSQL, less on SQLite; nothing to wait for most of the time).
   app.use("*", async (c, next) => {
-    if (c.req.method === "GET") await m.committed();
+    // The probes answer at once: a store that cannot commit is what /readyz reports, not a reason to hang.
+    if (c.req.method === "GET" && !PUBLIC_PROBES.has(c.req.path)) await m.committed();
     await next();
   });
 
@@ -79,18 +84,9 @@ export function createApp(m: Manager, info: AppInfo, metrics?: ManagerMetrics, a
   });
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
 
-  app.get("/health", (c) =>
-    c.json({
-      status: "pass",
-      version: info.version,
-      commit: info.commit ?? "source",
-      description: "manager service",
-      build_time: info.buildTime ?? "unbuilt",
-      instance_id: info.instanceId,
-      ...(info.storage ? { storage: info.storage } : {}),
-      ...(info.role ? { role: info.role } : {}),
-    }),
-  );
+  // Internal ids only to an authenticated caller.
+  const bearer = (c: Context) => /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
+  healthRoutes(app, info, info.readiness ?? (async () => []), (c) => !auth || !!m.identities.verifyToken(bearer(c)));
 
   taskRoutes(app, m.tasks, m.telemetry, m.invocations);
   logRoutes(app, m.tasks, m.output);

@@ -3,6 +3,7 @@ import { getCookie } from "hono/cookie";
 import { EntityCreate, EntityKind, type Token, TokenCreate } from "../../core/identity.ts";
 import type { Channel } from "../../core/topics.ts";
 import type { Identities } from "../identities.ts";
+import { PUBLIC_PROBES } from "./health.ts";
 import { jsonBody, query } from "./http.ts";
 
 // Bearer tokens on every route but `GET /health`: 401 without a valid one (saying how to get one), 403 when a
@@ -38,7 +39,7 @@ export const CONSOLE_HEADER = "x-propeller-console";
 
 export function requireToken(ids: Identities, opts: AuthOptions): MiddlewareHandler {
   return async (c, next) => {
-    if (c.req.method === "GET" && c.req.path === "/health") return next();
+    if (c.req.method === "GET" && PUBLIC_PROBES.has(c.req.path)) return next();
     // Signing in and out of the console is how a session starts and ends.
     if (c.req.path === "/session" && c.req.method !== "GET") return next();
     const header = c.req.header("authorization") ?? "";

@@ -11,6 +11,8 @@ export interface MetricsSource {
   propletsAlive(): number;
   counters: { starts: number; completions: number; failures: number; interruptions: number };
   mqtt: { received: number; sent: number };
+  /** This build, as `propeller_build_info{version,commit} 1`. */
+  build?: { version: string; commit: string };
 }
 
 export class ManagerMetrics {
@@ -19,6 +21,17 @@ export class ManagerMetrics {
 
   constructor(src: MetricsSource) {
     const r = [this.registry];
+    // process_cpu_seconds_total, process_resident_memory_bytes, open fds, start time… (prom-client reads /proc on
+    // Linux, which Bun provides as Node does), and the runtime's heap and event-loop lag as nodejs_*.
+    client.collectDefaultMetrics({ register: this.registry });
+    if (src.build) {
+      new client.Gauge({
+        name: "propeller_build_info",
+        help: "This build: version and commit (always 1)",
+        labelNames: ["version", "commit"],
+        registers: r,
+      }).set({ version: src.build.version, commit: src.build.commit }, 1);
+    }
     new client.Gauge({
       name: "propeller_tasks",
       help: "Tasks by state",

@@ -29,6 +29,10 @@ export function openKv(dir: string): Storage {
     backup: () => {
       throw conflict("the kv backend has no online backup: stop serve and copy <data-dir>/kv, or use sqlite");
     },
+    // A key of its own ("probe" is no index's prefix), written as every write is.
+    probe: async () => {
+      await db.put(["probe"], Date.now());
+    },
     close: async () => {
       await db.committed;
       await db.close();

@@ -35,6 +35,8 @@ export function openMemory(journal?: Journal, kind: StorageKind = "memory"): Sto
           : `back up ${kind} with its own tools (pg_dump)`,
       );
     },
+    // Memory always takes a write; a journal's backend (PostgreSQL) replaces this with its own.
+    probe: () => Promise.resolve(),
     close: () => {},
   };
 }
