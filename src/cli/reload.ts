@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { BrokerTls } from "../broker/broker.ts";
-import { log, logSettings, setLogFormat, setLogLevel } from "../log.ts";
+import { LOG_LEVELS, log, logSettings, setLogFormat, setLogLevel } from "../log.ts";
 import type { Layers } from "./layers.ts";
 import { underJournald } from "./systemd.ts";
 
@@ -34,6 +34,12 @@ export function reload(target: ReloadTarget, fresh: () => Layers): { reloaded: s
   try {
     now = fresh();
     now.check();
+    const level = String(value(now, target.flags, "log-level") ?? "info");
+    const format = String(value(now, target.flags, "log-format") ?? "pretty");
+    if (!(LOG_LEVELS as readonly string[]).includes(level))
+      throw new Error(`${now.label("log-level")}: unknown log level ${level} (use ${LOG_LEVELS.join(", ")})`);
+    if (format !== "pretty" && format !== "json")
+      throw new Error(`${now.label("log-format")}: unknown log format ${format} (use json or pretty)`);
   } catch (e) {
     log.error(`SIGHUP: settings not reloaded, the running ones are kept: ${e instanceof Error ? e.message : e}`);
     return { reloaded: [], restart: [] };
@@ -48,17 +54,13 @@ export function reload(target: ReloadTarget, fresh: () => Layers): { reloaded: s
   const was = logSettings();
   const level = String(value(now, target.flags, "log-level") ?? "info");
   const format = String(value(now, target.flags, "log-format") ?? "pretty");
-  try {
-    if (level !== was.level) {
-      setLogLevel(level);
-      reloaded.push(`log level ${was.level} → ${level}`);
-    }
-    if (format !== was.format) {
-      setLogFormat(format, underJournald());
-      reloaded.push(`log format ${was.format} → ${format}`);
-    }
-  } catch (e) {
-    log.error(`SIGHUP: ${e instanceof Error ? e.message : e}; log settings kept`);
+  if (level !== was.level) {
+    setLogLevel(level);
+    reloaded.push(`log level ${was.level} → ${level}`);
+  }
+  if (format !== was.format) {
+    setLogFormat(format, underJournald());
+    reloaded.push(`log format ${was.format} → ${format}`);
   }
   const paths = Object.fromEntries(TLS_FLAGS.map((f) => [f, value(now, target.flags, f) as string | undefined]));
   if (paths["tls-cert"] && paths["tls-key"]) {
