@@ -58,7 +58,8 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
       if (url.pathname === "/livez") return Response.json({ status: "pass" });
       if (url.pathname === "/readyz") {
         const lease = { name: "lease", status, ...(reasons.length ? { reason: reasons[0] } : {}) };
-        return Response.json({ status, role: "standby", checks: [lease] }, { status: code });
+        const error = reasons.length ? { error: `not ready: ${reasons[0]}` } : {};
+        return Response.json({ status, role: "standby", checks: [lease], ...error }, { status: code });
       }
       if (url.pathname === "/health") {
         return Response.json(
@@ -68,7 +69,7 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
             storage: "postgres",
             version: VERSION,
             ...(target ? { active_url: target } : {}),
-            ...(reasons.length ? { reasons } : {}),
+            ...(reasons.length ? { reasons, error: `not ready: ${reasons[0]}` } : {}),
           },
           { status: code },
         );

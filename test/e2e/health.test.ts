@@ -72,6 +72,12 @@ describe("readiness", () => {
     // Nothing internal to a caller without a token.
     expect(health.body.instance_id).toBeUndefined();
     expect(await get(`${s.url}/livez`)).toEqual({ status: 200, body: { status: "pass" } });
+    // The CLI says why and exits 1.
+    const h = cli(["health"], { PROPELLER_URL: s.url, PROPELLER_TOKEN: s.token ?? "" });
+    expect({ code: h.code, stderr: h.stderr.trim() }).toEqual({
+      code: 1,
+      stderr: "error: GET /health: 503 not ready: the manager is not connected to its MQTT broker",
+    });
     m = await mosquitto(port);
     await until("/readyz to pass again", async () => (await get(`${s.url}/readyz`)).status === 200, 10_000);
     expect(s.output()).toContain("not ready: the manager is not connected to its MQTT broker");

@@ -17,6 +17,9 @@ export interface HealthInfo {
   instanceId: string;
 }
 
+/** A 503 carries `error` as every REST error does, so `propeller health` says why and exits 1. */
+const notReady = (reasons: string[]) => (reasons.length ? { error: `not ready: ${reasons.join("; ")}` } : {});
+
 export function healthRoutes(
   app: Hono,
   info: HealthInfo,
@@ -27,7 +30,7 @@ export function healthRoutes(
   app.get("/livez", (c) => c.json({ status: "pass" }));
   app.get("/readyz", async (c) => {
     const v = verdict(await readiness());
-    return c.json({ status: v.status, checks: v.checks }, v.status === "pass" ? 200 : 503);
+    return c.json({ status: v.status, checks: v.checks, ...notReady(v.reasons) }, v.status === "pass" ? 200 : 503);
   });
   app.get("/health", async (c) => {
     const v = verdict(await readiness());
@@ -41,7 +44,7 @@ export function healthRoutes(
         ...(trusted(c) ? { instance_id: info.instanceId } : {}),
         ...(info.storage ? { storage: info.storage } : {}),
         ...(info.role ? { role: info.role } : {}),
-        ...(v.reasons.length ? { reasons: v.reasons } : {}),
+        ...(v.reasons.length ? { reasons: v.reasons, ...notReady(v.reasons) } : {}),
       },
       v.status === "pass" ? 200 : 503,
     );
