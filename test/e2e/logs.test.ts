@@ -91,7 +91,9 @@ describe("JSON logs", () => {
     const byName = new Map((families as { name: string }[]).map((f) => [f.name, f]));
     const rss = Number((byName.get("process_resident_memory_bytes") as any).metrics[0].value);
     expect(rss).toBeGreaterThan(10 << 20);
-    expect(byName.has("process_cpu_seconds_total")).toBe(true);
+    const value = (name: string) => Number((byName.get(name) as any).metrics[0].value);
+    expect(value("process_cpu_seconds_total")).toBeGreaterThan(0);
+    expect(Math.abs(value("process_start_time_seconds") - Date.now() / 1000)).toBeLessThan(120);
     expect(byName.has("process_open_fds")).toBe(true);
     const build = (byName.get("propeller_build_info") as any).metrics[0];
     const pkg = JSON.parse(readFileSync(join(import.meta.dir, "../../package.json"), "utf8"));

@@ -1,6 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import client from "prom-client";
 import { STATE_NAMES } from "../../core/states.ts";
+import { processMetrics } from "./process-metrics.ts";
 
 // Prometheus metrics of the manager (`GET /metrics`): tasks by state, starts/completions/failures, queue depth,
 // proplets alive, MQTT messages in and out, HTTP request latency.
@@ -21,9 +22,7 @@ export class ManagerMetrics {
 
   constructor(src: MetricsSource) {
     const r = [this.registry];
-    // process_cpu_seconds_total, process_resident_memory_bytes, open fds, start time… (prom-client reads /proc on
-    // Linux, which Bun provides as Node does), and the runtime's heap and event-loop lag as nodejs_*.
-    client.collectDefaultMetrics({ register: this.registry });
+    processMetrics(this.registry);
     if (src.build) {
       new client.Gauge({
         name: "propeller_build_info",
