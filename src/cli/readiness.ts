@@ -1,5 +1,10 @@
+import { MqttClient } from "mqtt";
+import type { EmbeddedBroker } from "../broker/broker.ts";
+import type { BusClient } from "../broker/direct.ts";
 import type { Check } from "../core/health.ts";
 import { log } from "../log.ts";
+import type { Storage } from "../storage/repository.ts";
+import type { Site } from "./standby.ts";
 
 // What serve's `/readyz` checks (docs/ARCHITECTURE.md, "Health"): a real write committed to the store, the broker
 // (the embedded one listening, or the manager's client connected to an external one), and with managers sharing
@@ -54,4 +59,30 @@ export function readiness(parts: ReadinessParts): () => Promise<Check[]> {
     if (!last || performance.now() - last.at > CACHE_MS) last = { at: performance.now(), checks: run() };
     return last.checks;
   };
+}
+
+/** serve's checks: its store, its broker (embedded) or its client's connection (external), its lease (a site). */
+export function serveReadiness(
+  store: Storage,
+  broker: EmbeddedBroker | undefined,
+  client: BusClient,
+  site: Site | undefined,
+): () => Promise<Check[]> {
+  return readiness({
+    probe: () => store.probe(),
+    broker: () =>
+      broker && !broker.listening()
+        ? { name: "broker", ok: false, reason: "the embedded MQTT broker is not listening" }
+        : client instanceof MqttClient && !client.connected
+          ? { name: "broker", ok: false, reason: "the manager is not connected to its MQTT broker" }
+          : { name: "broker", ok: true },
+    ...(site
+      ? {
+          lease: () =>
+            site.leaseHeld()
+              ? { name: "lease", ok: true }
+              : { name: "lease", ok: false, reason: "the site's lease is not being renewed (PostgreSQL?)" },
+        }
+      : {}),
+  });
 }

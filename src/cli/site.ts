@@ -25,8 +25,9 @@ import { openStorage, storageLocation } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { configureTracing, tracing } from "../telemetry/tracing.ts";
 import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
+import { listen } from "./listener.ts";
 import type { LocalEnv } from "./proplet.ts";
-import { readiness } from "./readiness.ts";
+import { serveReadiness } from "./readiness.ts";
 
 /** How long a proplet that stops being heard keeps its runs, by default (issue: edge links drop for minutes). */
 export const DEFAULT_PARTITION_GRACE_S = 300;
@@ -282,23 +283,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     ...(site ? { role: "active" } : {}),
     tls: Boolean(o.tls),
   };
-  const ready = readiness({
-    probe: () => store.probe(),
-    broker: () =>
-      broker && !broker.listening()
-        ? { name: "broker", ok: false, reason: "the embedded MQTT broker is not listening" }
-        : client instanceof MqttClient && !client.connected
-          ? { name: "broker", ok: false, reason: "the manager is not connected to its MQTT broker" }
-          : { name: "broker", ok: true },
-    ...(site
-      ? {
-          lease: () =>
-            site.leaseHeld()
-              ? { name: "lease", ok: true }
-              : { name: "lease", ok: false, reason: "the site's lease is not being renewed (PostgreSQL?)" },
-        }
-      : {}),
-  });
+  const ready = serveReadiness(store, broker, client, site);
   const app = createApp(manager, { ...info, readiness: ready }, metrics, o.auth ? { hint } : undefined);
   const serverOptions = (tls: BrokerTls | undefined, port: number) => ({
     hostname: o.host,
@@ -328,9 +313,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     },
     websocket: broker?.websocket ?? { message() {} },
   });
-  let server = Bun.serve<WsData>(serverOptions(o.tls, o.httpPort));
-  /** Listeners replaced by a reload, still finishing their open connections (event streams, WebSockets). */
-  const retired: Server<WsData>[] = [];
+  const server = listen(serverOptions, o.tls, o.httpPort);
 
   log.info(`propeller serve: REST on ${http}://${o.host}:${server.port}, storage ${storageLocation(o.storage, o)}`);
   if (broker)
@@ -347,21 +330,12 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
 
   let closed = false;
   return {
-    httpPort: server.port!,
+    httpPort: server.port,
     mqttPort: broker?.port,
     localPropletId: agent?.id,
     reloadTls: (tls) => {
       broker?.setTls(tls);
-      const old = server;
-      const port = old.port!;
-      old.stop(false);
-      try {
-        server = Bun.serve<WsData>(serverOptions(tls, port));
-      } catch (e) {
-        server = Bun.serve<WsData>(serverOptions(o.tls, port));
-        throw e;
-      }
-      retired.push(old);
+      server.reloadTls(tls);
       if (o.tls) o.tls = { ...o.tls, ...tls };
     },
     close: async () => {
@@ -371,8 +345,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       await manager.shutdown();
       await agent?.close();
       await tracing().flush();
-      server.stop(true);
-      for (const r of retired) r.stop(true);
+      server.stop();
       await client.endAsync();
       await proxyClient?.endAsync();
       await broker?.close();
