@@ -19,7 +19,7 @@ export interface ReloadTarget {
   started: Layers;
   /** The flags' own values (a flag given on the command line cannot change). */
   flags: Record<string, unknown>;
-  /** Present once serve runs with TLS (not on a stand-by). */
+  /** Present once serve (or its stand-by) runs with TLS. */
   reloadTls?: (tls: BrokerTls) => void;
 }
 
@@ -64,7 +64,7 @@ export function reload(target: ReloadTarget, fresh: () => Layers): { reloaded: s
   }
   const paths = Object.fromEntries(TLS_FLAGS.map((f) => [f, value(now, target.flags, f) as string | undefined]));
   if (paths["tls-cert"] && paths["tls-key"]) {
-    if (!target.reloadTls) restart.push("TLS certificate (a stand-by reads it when it takes over)");
+    if (!target.reloadTls) restart.push("TLS (serve started without it)");
     else {
       try {
         const read = (f: string) => readFileSync(paths[f]!, "utf8");

@@ -261,7 +261,10 @@ export const serveCommand = defineCommand({
         const reloading: ReloadTarget = { started: L, flags: args };
         process.on("SIGHUP", () => void reload(reloading, serveSettings));
         const s = await serve({
-          onStandby: () => void systemd.ready("stand-by: another manager of the site is active"),
+          onStandby: (reloadTls) => {
+            if (args["tls-cert"]) reloading.reloadTls = reloadTls;
+            void systemd.ready("stand-by: another manager of the site is active");
+          },
           storage,
           postgresUrl: args["postgres-url"] || undefined,
           advertiseUrl: args["advertise-url"] || undefined,

@@ -75,8 +75,8 @@ export interface ServeOptions {
   auth: boolean;
   /** The manager's identity on an external broker (MANAGER_ENTITY_ID, MANAGER_API_KEY). */
   managerCredentials?: { id: string; key: string };
-  /** Told when this manager waits as a stand-by (serving, not active): systemd's READY=1. */
-  onStandby?: () => void;
+  /** Told when this manager waits as a stand-by (serving, not active): systemd's READY=1, and a renewal's way in. */
+  onStandby?: (reloadTls: (tls: BrokerTls) => void) => void;
 }
 
 export interface RunningServe {
@@ -154,6 +154,12 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
           holder: stableId(o.dataDir, "manager-id"),
           advertised:
             o.advertiseUrl ?? `${http}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${o.httpPort}`,
+          // A certificate renewed while standing by is the one the active manager starts with.
+          onStandby: (reload) =>
+            o.onStandby?.((tls) => {
+              reload(tls);
+              if (o.tls) o.tls = { ...o.tls, ...tls };
+            }),
         })
       : undefined;
   const store = await openStorage(o.storage, { ...o, ...(site ? { fence: site.fence } : {}) });

@@ -1,10 +1,12 @@
 import { SQL } from "bun";
+import type { BrokerTls } from "../broker/broker.ts";
 import { log } from "../log.ts";
 import type { Fence } from "../storage/postgres/journal.ts";
 import { Lease, LeaseLost, RENEW_MS, TTL_MS } from "../storage/postgres/lease.ts";
 import { migrate } from "../storage/postgres/migrations.ts";
 import { redact } from "../storage/postgres/url.ts";
 import { VERSION } from "../version.ts";
+import { listen } from "./listener.ts";
 
 // The stand-by side of two managers sharing one PostgreSQL database (docs/ARCHITECTURE.md, "Two managers"):
 // until this process holds the lease, it runs nothing of the manager; it answers `/health` as a stand-by and
@@ -16,8 +18,11 @@ export interface StandbyOptions {
   httpPort: number;
   tls?: { cert: string; key: string };
   instanceId: string;
-  /** Told once the stand-by answers (systemd's READY=1: a stand-by is a started service). */
-  onStandby?: () => void;
+  /**
+   * Told once the stand-by answers (systemd's READY=1: a stand-by is a started service), with how to renew its
+   * certificate (SIGHUP).
+   */
+  onStandby?: (reloadTls: (tls: BrokerTls) => void) => void;
 }
 
 /** Serves as a stand-by until the lease is ours; returns with the port free again. */
@@ -43,12 +48,10 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
     }
     return cached.url;
   };
-  const server = Bun.serve({
+  const options = {
     hostname: o.host,
-    port: o.httpPort,
-    ...(o.tls ? { tls: o.tls } : {}),
     idleTimeout: 0, // forwarded event streams stay open
-    async fetch(req) {
+    async fetch(req: Request) {
       const url = new URL(req.url);
       const target = await active();
       // Ready: PostgreSQL answers, so this stand-by can take over (docs/ARCHITECTURE.md, "Health").
@@ -91,11 +94,17 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
         return Response.json({ error }, { status: 503, headers: { "retry-after": "2" } });
       }
     },
-  });
+  };
+  // A listener whose certificate a SIGHUP renews (cli/listener.ts).
+  const server = listen(
+    (tls, port) => ({ ...options, port, ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}) }),
+    o.tls,
+    o.httpPort,
+  );
   log.info(`stand-by: another manager holds the site's lease; forwarding REST on port ${server.port} to it`);
-  o.onStandby?.();
+  o.onStandby?.((tls) => server.reloadTls(tls));
   while (!(await lease.acquire().catch(() => false))) await Bun.sleep(RENEW_MS / 2);
-  server.stop(true);
+  server.stop();
   log.info(`took the site's lease (epoch ${lease.epoch}): this manager is now active`);
 }
 

@@ -206,19 +206,61 @@ function peerFingerprint(port: number): Promise<string> {
   });
 }
 
+/** Two sites' certificates from `propeller certs create` (a renewal, as far as a TLS client can tell). */
+function twoCertificates(): string[] {
+  const made = [join(tempDir(), "one"), join(tempDir(), "two")];
+  for (const dir of made) {
+    const r = cli(["certs", "create", "--host", "localhost", "--host", "127.0.0.1", "--dir", dir]);
+    if (r.code !== 0) throw new Error(`certs create failed: ${r.stderr}`);
+  }
+  return made;
+}
+
+const fingerprint = (dir: string) => new X509Certificate(readFileSync(join(dir, "server.pem"))).fingerprint256;
+
 describe("SIGHUP", () => {
+  test("a stand-by renews its certificate, and keeps the renewed one when it takes over", async () => {
+    const pg = await startPostgres();
+    procs.push({ kill: () => pg.stop().catch(() => {}) });
+    const port = await freePort();
+    await mosquitto(port);
+    const made = twoCertificates();
+    const manager = (dataDir: string, certs: string) =>
+      startServe({
+        dataDir,
+        tlsCa: readFileSync(join(made[0]!, "ca.pem"), "utf8"),
+        extra: [
+          ...["--storage", "postgres", "--mqtt-url", `mqtt://127.0.0.1:${port}`, "--no-local-proplet"],
+          ...["--tls-cert", join(certs, "server.pem"), "--tls-key", join(certs, "server.key")],
+        ],
+        env: { PROPELLER_DB_URL: pg.url },
+      });
+    const a = await manager(tempDir(), made[0]!);
+    procs.push(a);
+    const live = tempDir();
+    for (const f of ["server.pem", "server.key"]) copyFileSync(join(made[0]!, f), join(live, f));
+    const bDir = tempDir();
+    copyFileSync(join(a.dataDir, "admin.token"), join(bDir, "admin.token"));
+    const b = await manager(bDir, live);
+    procs.push(b);
+    expect(await peerFingerprint(b.httpPort)).toBe(fingerprint(made[0]!));
+    for (const f of ["server.pem", "server.key"]) copyFileSync(join(made[1]!, f), join(live, f));
+    b.proc.kill("SIGHUP");
+    await until("the stand-by's reload", () => b.output().includes("SIGHUP: reloaded TLS certificate"));
+    expect(await peerFingerprint(b.httpPort)).toBe(fingerprint(made[1]!));
+    await a.kill("SIGKILL");
+    await until("the stand-by to take over", () => b.output().includes("this manager is now active"), 15_000);
+    await until("the active manager to serve", async () => (await peerFingerprint(b.httpPort).catch(() => "")) !== "");
+    expect(await peerFingerprint(b.httpPort)).toBe(fingerprint(made[1]!));
+  }, 60_000);
+
   test("a renewed certificate is shown to new HTTPS and MQTT-over-TLS connections; the log level follows the file", async () => {
-    const made = [join(tempDir(), "one"), join(tempDir(), "two")];
-    for (const dir of made) {
-      const r = cli(["certs", "create", "--host", "localhost", "--host", "127.0.0.1", "--dir", dir]);
-      if (r.code !== 0) throw new Error(`certs create failed: ${r.stderr}`);
-    }
+    const made = twoCertificates();
     const live = tempDir();
     const put = (dir: string) => {
       for (const f of ["server.pem", "server.key"]) copyFileSync(join(dir, f), join(live, f));
     };
     put(made[0]!);
-    const fingerprint = (dir: string) => new X509Certificate(readFileSync(join(dir, "server.pem"))).fingerprint256;
     const config = join(tempDir(), "config.toml");
     writeFileSync(config, `[serve]\nlog_level = "warn"\n`);
     const mqttTls = await freePort();
