@@ -1,4 +1,4 @@
-import { type ConsolaInstance, createConsola, LogLevels, type LogType } from "consola";
+import { type ConsolaInstance, type ConsolaReporter, createConsola, LogLevels, type LogType } from "consola";
 
 // One logger for every subcommand. Logs go to stderr so a CLI's stdout stays clean for --json output.
 export const log = createConsola({ level: LogLevels.info, stdout: process.stderr, stderr: process.stderr });
@@ -8,32 +8,144 @@ const tagged: ConsolaInstance[] = [];
 
 export function tag(name: string): ConsolaInstance {
   const l = log.withTag(name);
+  l.setReporters(log.options.reporters);
   tagged.push(l);
   return l;
 }
 
-/** `json`: one JSON object a line (time, level, tag, message), for log collectors; `pretty` (default) for people. */
-export function setLogFormat(format: string | undefined): void {
-  if (!format || format === "pretty") return;
-  if (format !== "json") throw new Error(`unknown log format ${format} (use json or pretty)`);
-  const reporter = {
-    log(o: { date: Date; type: string; tag: string; args: unknown[] }) {
-      const message = o.args
-        .map((a) => (a instanceof Error ? a.stack : typeof a === "string" ? a : JSON.stringify(a)))
-        .join(" ");
-      process.stderr.write(
-        `${JSON.stringify({ time: o.date.toISOString(), level: o.type, ...(o.tag ? { tag: o.tag } : {}), message })}\n`,
-      );
-    },
-  };
-  for (const l of [log, ...tagged]) l.setReporters([reporter]);
+/** What a log line is about, as fields of their own: ids stay out of the message, so collectors can filter. */
+export interface Fields {
+  task_id?: string;
+  run_id?: string;
+  proplet_id?: string;
+  [key: string]: string | number | boolean | undefined;
 }
+
+const FIELDS = Symbol("fields");
+type Marked = { [FIELDS]: Fields };
+
+/** The last argument of a log call: `log.warn("task failed: …", fields({ task_id, run_id }))`. */
+export function fields(f: Fields): Marked {
+  return { [FIELDS]: f };
+}
+
+const isMarked = (a: unknown): a is Marked => typeof a === "object" && a !== null && FIELDS in a;
+
+/** The fields of a call (undefined values left out) and its other arguments. */
+function split(args: unknown[]): { rest: unknown[]; fields: Record<string, string | number | boolean> } {
+  const out: Record<string, string | number | boolean> = {};
+  const rest: unknown[] = [];
+  for (const a of args) {
+    if (!isMarked(a)) rest.push(a);
+    else for (const [k, v] of Object.entries(a[FIELDS])) if (v !== undefined) out[k] = v;
+  }
+  return { rest, fields: out };
+}
+
+const text = (args: unknown[]) =>
+  args.map((a) => (a instanceof Error ? a.stack : typeof a === "string" ? a : JSON.stringify(a))).join(" ");
+
+/**
+ * The syslog priority journald reads from a `<N>` line prefix (sd-daemon(3)): consola's level 0 (error, fatal) is
+ * 3, 1 (warn) 4, 2–3 (log, info, success, …) 6, 4 and up (debug, trace) 7.
+ */
+export function priority(level: number): number {
+  return level <= 0 ? 3 : level === 1 ? 4 : level <= 3 ? 6 : 7;
+}
+
+/** The pretty line's fields, after the message: `key=value`, quoted when the value has a space. */
+function pairs(f: Record<string, string | number | boolean>): string {
+  return Object.entries(f)
+    .map(([k, v]) => `${k}=${typeof v === "string" && /[\s"=]/.test(v) ? JSON.stringify(v) : v}`)
+    .join(" ");
+}
+
+interface LogObj {
+  date: Date;
+  type: string;
+  level: number;
+  tag: string;
+  args: unknown[];
+}
+
+/** One JSON object a line: time, level, tag, message and the call's fields at the top level. */
+function jsonLine(o: LogObj): string {
+  const { rest, fields: f } = split(o.args);
+  return JSON.stringify({
+    time: o.date.toISOString(),
+    level: o.type,
+    ...(o.tag ? { tag: o.tag } : {}),
+    message: text(rest),
+    ...f,
+  });
+}
+
+/** The plain line for journald, which keeps the time and the unit itself: `[tag] message key=value`. */
+function plainLine(o: LogObj): string {
+  const { rest, fields: f } = split(o.args);
+  const extra = pairs(f);
+  return `${o.tag ? `[${o.tag}] ` : ""}${text(rest)}${extra ? ` ${extra}` : ""}`;
+}
+
+/** consola's own reporters (colours on a terminal), kept for `pretty` outside journald. */
+const consolaReporters = log.options.reporters;
+
+let format: "pretty" | "json" = "pretty";
+let journald = false;
+
+function reporters(): ConsolaReporter[] {
+  if (format === "pretty" && !journald) {
+    // consola's reporter with the fields written out after the message.
+    return consolaReporters.map((r) => ({
+      log(o, ctx) {
+        const { rest, fields: f } = split(o.args);
+        const extra = pairs(f);
+        r.log({ ...o, args: extra ? [...rest, extra] : rest }, ctx);
+      },
+    }));
+  }
+  return [
+    {
+      log(o) {
+        const line = format === "json" ? jsonLine(o as LogObj) : plainLine(o as LogObj);
+        process.stderr.write(`${journald ? `<${priority(o.level)}>` : ""}${line}\n`);
+      },
+    },
+  ];
+}
+
+function apply(): void {
+  const r = reporters();
+  for (const l of [log, ...tagged]) l.setReporters(r);
+}
+apply();
+
+/**
+ * `json`: one JSON object a line (time, level, tag, message, fields), for log collectors; `pretty` (default) for
+ * people. `underJournald`: stderr goes to journald (the caller checked $JOURNAL_STREAM), so every line starts
+ * with its syslog priority and `journalctl -p warning` finds warnings.
+ */
+export function setLogFormat(f: string | undefined, underJournald = journald): void {
+  const next = f || "pretty";
+  if (next !== "pretty" && next !== "json") throw new Error(`unknown log format ${f} (use json or pretty)`);
+  format = next;
+  journald = underJournald;
+  apply();
+}
+
+export const LOG_LEVELS = ["silent", "error", "warn", "info", "debug", "trace"] as const;
 
 export function setLogLevel(level: string | undefined): void {
   if (!level) return;
-  const allowed = ["silent", "error", "warn", "info", "debug", "trace"];
-  if (!allowed.includes(level)) throw new Error(`unknown log level ${level} (use ${allowed.join(", ")})`);
+  if (!(LOG_LEVELS as readonly string[]).includes(level))
+    throw new Error(`unknown log level ${level} (use ${LOG_LEVELS.join(", ")})`);
   const l = LogLevels[level as LogType];
   log.level = l;
   for (const t of tagged) t.level = l;
+}
+
+/** The level and format in force, for a reload to say what it changed. */
+export function logSettings(): { level: string; format: string } {
+  const level = LOG_LEVELS.find((n) => LogLevels[n as LogType] === log.level) ?? String(log.level);
+  return { level, format };
 }

@@ -38,6 +38,10 @@ export interface EmbeddedBroker {
   websocket: WebSocketHandler<WsData>;
   /** Closes the connections of this identity (after a revocation). */
   disconnect(id: string): void;
+  /** The TCP (or TLS) listener is open, for `/readyz`. */
+  listening(): boolean;
+  /** A renewed certificate (SIGHUP) for connections made from now on; open ones keep theirs. */
+  setTls(tls: BrokerTls): void;
   close(): Promise<void>;
 }
 
@@ -130,6 +134,15 @@ export async function startBroker(
     port: boundPort,
     websocket,
     disconnect: (id) => guarded?.disconnect(id),
+    listening: () => tcp.listening,
+    setTls: (t) => {
+      if (!("setSecureContext" in tcp)) throw new Error("the MQTT listener is plain TCP: start serve with TLS");
+      (tcp as import("node:tls").Server).setSecureContext({
+        cert: t.cert,
+        key: t.key,
+        ...(t.clientCa ? { ca: t.clientCa } : {}),
+      });
+    },
     close: async () => {
       await new Promise<void>((resolve) => tcp.close(() => resolve()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));

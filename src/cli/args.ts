@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { log, setLogFormat, setLogLevel } from "../log.ts";
 import type { Layers } from "./layers.ts";
+import { underJournald } from "./systemd.ts";
 
 // Helpers shared by every subcommand: env twins of flags, number parsing, and error reporting.
 
@@ -138,7 +139,7 @@ export async function action(
 ): Promise<void> {
   try {
     setLogLevel(logLevel);
-    setLogFormat(logFormat);
+    setLogFormat(logFormat, underJournald());
     await fn();
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);

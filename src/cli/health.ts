@@ -4,7 +4,10 @@ import { api, urlArg } from "./client.ts";
 import { printJson, printRecord } from "./output.ts";
 
 export const healthCommand = defineCommand({
-  meta: { name: "health", description: "Check that the manager answers" },
+  meta: {
+    name: "health",
+    description: "Check that the manager is ready (GET /health): exit 1 with the reasons when it is not",
+  },
   args: { ...urlArg },
   run: ({ args }) =>
     action(async () => {

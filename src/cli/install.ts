@@ -39,7 +39,14 @@ After=network-online.target
 Wants=network-online.target
 
 [Service]
-Type=simple
+# READY=1 once serving (an active manager or a stand-by; a proplet on its broker), WATCHDOG=1 every
+# WatchdogSec/2 from the event loop: a process whose loop hangs is restarted. ExecReload: SIGHUP reloads TLS
+# certificates and log settings (docs/ARCHITECTURE.md, "Health").
+Type=notify
+NotifyAccess=main
+WatchdogSec=30s
+TimeoutStartSec=120s
+ExecReload=/bin/kill -HUP $MAINPID
 User=${USER}
 Group=${USER}
 ExecStart=${BIN} ${proplet ? "proplet" : "serve"} --config ${SYSTEM_CONFIG}

@@ -16,6 +16,8 @@ import { type JoinedIdentity, joinedCa, joinSite, readJoined } from "./join.ts";
 import { defaultsOf, Layers, SYSTEM_CONFIG, sectionProblems } from "./layers.ts";
 import { checkPortsFree } from "./ports.ts";
 import { configFile } from "./provision.ts";
+import { reload } from "./reload.ts";
+import { ServiceNotifier } from "./systemd.ts";
 
 function runtime(v: string): "inprocess" | "host" {
   if (v !== "inprocess" && v !== "host")
@@ -353,9 +355,19 @@ export const propletCommand = defineCommand({
           env("OTEL_SERVICE_NAME") ?? "propeller-proplet",
           Number(env("PROPLET_TRACE_RATIO") ?? 1),
         );
+        // systemd (Type=notify): READY=1 once on the broker; a proplet still waiting for its broker after 5 s is up
+        // too (it joins whenever the broker comes), so a broker down at boot does not fail the unit's start.
+        const systemd = new ServiceNotifier();
+        systemd.startWatchdog();
+        // SIGHUP: the log settings from the environment and config file again (cli/reload.ts).
+        process.on("SIGHUP", () => void reload({ started: L, flags: args }, propletSettings));
+        const waiting = setTimeout(() => void systemd.ready("waiting for the MQTT broker"), 5000);
         await agent.start();
+        clearTimeout(waiting);
+        await systemd.ready("on the MQTT broker");
         const shutdown = async (sig: string) => {
           log.info(`${sig}: proplet ${agent.id} going offline`);
+          await systemd.stopping();
           await Promise.race([agent.close(), Bun.sleep(5000)]);
           state.release();
           process.exit(0);

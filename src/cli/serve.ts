@@ -16,7 +16,9 @@ import { privateUmask } from "./data-dir.ts";
 import { defaultsOf, Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { propletEnv } from "./proplet.ts";
 import { chunkSizeFromEnv, proxyArgs, proxySettings, registryFromEnv } from "./proxy.ts";
+import { type ReloadTarget, reload } from "./reload.ts";
 import { DEFAULT_PARTITION_GRACE_S, serve } from "./site.ts";
+import { ServiceNotifier } from "./systemd.ts";
 
 /** `--snapshot-interval` and `--snapshot-keep`: none when the interval is off. */
 function snapshotOptions(intervalName: string, interval: string, keepName: string, keep: string) {
@@ -142,8 +144,14 @@ let start: typeof serve = serve;
  */
 export async function serveSettings(): Promise<Layers> {
   const args = defaultsOf((serveCommand.args as () => Record<string, { default?: unknown }>)());
-  start = async () => ({ httpPort: 0, close: async () => {} });
+  start = async () => ({ httpPort: 0, reloadTls: () => {}, close: async () => {} });
   await (serveCommand.run as (ctx: { args: unknown }) => Promise<void>)({ args });
+  return L;
+}
+
+/** The settings as they read now (flags, environment, config file), unchecked: SIGHUP compares them (reload.ts). */
+function freshSettings(): Layers {
+  (serveCommand.args as () => unknown)();
   return L;
 }
 
@@ -403,7 +411,17 @@ export const serveCommand = defineCommand({
         urlSetting("postgres-url", args["postgres-url"], ["postgres", "postgresql"]);
         urlSetting("mqtt-url", args["mqtt-url"], ["mqtt", "mqtts", "tcp", "tls", "ssl", "ws", "wss"]);
         urlSetting("advertise-url", args["advertise-url"], ["http", "https"]);
+        // systemd (Type=notify): READY=1 once serving, as active manager or stand-by; WATCHDOG=1 meanwhile.
+        const systemd = new ServiceNotifier();
+        systemd.startWatchdog();
+        // SIGHUP reloads what can change live (cli/reload.ts); before serve runs, the log settings only.
+        const reloading: ReloadTarget = { started: L, flags: args };
+        process.on("SIGHUP", () => void reload(reloading, freshSettings));
         const s = await start({
+          onStandby: (reloadTls) => {
+            if (args["tls-cert"]) reloading.reloadTls = reloadTls;
+            void systemd.ready("stand-by: another manager of the site is active");
+          },
           storage,
           postgresUrl: args["postgres-url"] || undefined,
           advertiseUrl: args["advertise-url"] || undefined,
@@ -447,8 +465,11 @@ export const serveCommand = defineCommand({
             args["snapshot-keep"],
           ),
         });
+        if (s.reloadTls && args["tls-cert"]) reloading.reloadTls = (tls) => s.reloadTls(tls);
+        await systemd.ready(`serving on port ${s.httpPort}`);
         const shutdown = async (sig: string) => {
           log.info(`${sig}: shutting down`);
+          await systemd.stopping();
           // Bounded: a stuck connection must not keep the process from exiting.
           await Promise.race([s.close(), Bun.sleep(5000)]);
           process.exit(0);

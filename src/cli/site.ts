@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Server } from "bun";
 import { MqttClient } from "mqtt";
 import consoleIndex from "../../web/index.html";
 import { type BrokerLimits, type BrokerTls, type EmbeddedBroker, startBroker, type WsData } from "../broker/broker.ts";
@@ -32,8 +33,10 @@ import { configureTracing, tracing } from "../telemetry/tracing.ts";
 import { BUILD_TIME, COMMIT, PROGRAM, VERSION } from "../version.ts";
 import { watchCertificates } from "./cert-watch.ts";
 import { ownDataDir, removeStaleCopies } from "./data-dir.ts";
+import { listen } from "./listener.ts";
 import { checkPortsFree } from "./ports.ts";
 import type { LocalEnv } from "./proplet.ts";
+import { serveReadiness } from "./readiness.ts";
 import { logSchema, scheduleSnapshots } from "./snapshots.ts";
 
 /** How long a proplet that stops being heard keeps its runs, by default (issue: edge links drop for minutes). */
@@ -99,12 +102,19 @@ export interface ServeOptions {
   trustPropletLabels?: boolean;
   /** A portable archive of the store into `<data-dir>/snapshots` every `intervalS`, the newest `keep` kept. */
   snapshots?: { intervalS: number; keep: number };
+  /** Told when this manager waits as a stand-by (serving, not active): systemd's READY=1, and a renewal's way in. */
+  onStandby?: (reloadTls: (tls: BrokerTls) => void) => void;
 }
 
 export interface RunningServe {
   httpPort: number;
   mqttPort?: number;
   localPropletId?: string;
+  /**
+   * A renewed certificate (SIGHUP): MQTT over TLS takes it for new connections in place; HTTPS gets a new listener
+   * on the same port (Bun.serve cannot swap a certificate in place), open connections finishing on the old one.
+   */
+  reloadTls(tls: BrokerTls): void;
   close(): Promise<void>;
 }
 
@@ -189,6 +199,12 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
           holder: stableId(o.dataDir, "manager-id"),
           advertised:
             o.advertiseUrl ?? `${http}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${o.httpPort}`,
+          // A certificate renewed while standing by is the one the active manager starts with.
+          onStandby: (reload) =>
+            o.onStandby?.((tls) => {
+              reload(tls);
+              if (o.tls) o.tls = { ...o.tls, ...tls };
+            }),
         })
       : undefined;
   const store = await openStorage(o.storage, { ...o, program: PROGRAM, ...(site ? { fence: site.fence } : {}) });
@@ -324,6 +340,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     counters: manager.telemetry.counters,
     mqtt: bus.counts,
     ...(certWatch ? { certificates: certWatch.certs } : {}),
+    build: { version: VERSION, commit: COMMIT },
   });
   // Told to whoever is refused: no path of this machine's disk (the CLI on this machine names the file itself).
   const hint = "the admin token is in admin.token in serve's data dir; `propeller tokens create` makes more";
@@ -346,10 +363,17 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       allowedOrigins: o.allowedOrigins ?? [],
       advertiseUrl: o.advertiseUrl,
     }));
-  const app = createApp(manager, info, metrics, o.auth ? { hint, sessions } : undefined, origins);
-  const server = Bun.serve<WsData>({
+  const ready = serveReadiness(store, broker, client, site);
+  const app = createApp(
+    manager,
+    { ...info, readiness: ready },
+    metrics,
+    o.auth ? { hint, sessions } : undefined,
+    origins,
+  );
+  const serverOptions = (tls: BrokerTls | undefined, port: number) => ({
     hostname: o.host,
-    port: o.httpPort,
+    port,
     maxRequestBodySize: maxRequestBytes(limits),
     // The console (web/), bundled by Bun from its HTML and embedded in the compiled executable.
     routes: { "/": consoleIndex },
@@ -358,8 +382,8 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     // Bun's production mode sets SO_REUSEPORT: a second serve on this port would bind too and the kernel would
     // split clients between two sites. One port, one site.
     reusePort: false,
-    ...(o.tls ? { tls: { cert: o.tls.cert, key: o.tls.key } } : {}),
-    fetch(req, srv) {
+    ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+    fetch(req: Request, srv: Server<WsData>) {
       // Without authentication, a page whose name DNS rebinding pointed at loopback would be "same origin" with
       // serve: only the names serve is configured under are answered.
       if (!o.auth && !hostAllowed(origins(), req.headers.get("host"))) {
@@ -385,6 +409,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     },
     websocket: broker?.websocket ?? { message() {} },
   });
+  const server = listen(serverOptions, o.tls, o.httpPort);
 
   log.info(`propeller serve: REST on ${http}://${o.host}:${server.port}, storage ${storageLocation(o.storage, o)}`);
   if (broker)
@@ -411,9 +436,14 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const snapshots = o.snapshots ? scheduleSnapshots(manager, o.dataDir, o.snapshots) : undefined;
   let closed = false;
   return {
-    httpPort: server.port!,
+    httpPort: server.port,
     mqttPort: broker?.port,
     localPropletId: agent?.id,
+    reloadTls: (tls) => {
+      broker?.setTls(tls);
+      server.reloadTls(tls);
+      if (o.tls) o.tls = { ...o.tls, ...tls };
+    },
     close: async () => {
       if (closed) return;
       closed = true;
@@ -423,7 +453,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       await manager.shutdown();
       await agent?.close();
       await tracing().flush();
-      server.stop(true);
+      server.stop();
       await client.endAsync();
       await proxyClient?.endAsync();
       await broker?.close();

@@ -1,4 +1,5 @@
 import { SQL } from "bun";
+import type { BrokerTls } from "../broker/broker.ts";
 import { hostAllowed, hostRefusal, type OriginPolicy, originPolicy } from "../core/origins.ts";
 import { log } from "../log.ts";
 import type { Fence } from "../storage/postgres/journal.ts";
@@ -7,6 +8,7 @@ import { migrate } from "../storage/postgres/migrations.ts";
 import { redact } from "../storage/postgres/url.ts";
 import { SchemaTooNew } from "../storage/schema.ts";
 import { PROGRAM, VERSION } from "../version.ts";
+import { listen } from "./listener.ts";
 
 // The stand-by side of two managers sharing one PostgreSQL database (docs/ARCHITECTURE.md, "Two managers"):
 // until this process holds the lease, it runs nothing of the manager; it answers `/health` as a stand-by and
@@ -22,6 +24,11 @@ export interface StandbyOptions {
   auth: boolean;
   allowedOrigins?: string[];
   advertiseUrl?: string;
+  /**
+   * Told once the stand-by answers (systemd's READY=1: a stand-by is a started service), with how to renew its
+   * certificate (SIGHUP).
+   */
+  onStandby?: (reloadTls: (tls: BrokerTls) => void) => void;
 }
 
 function withoutHost(headers: Headers): Headers {
@@ -32,11 +39,24 @@ function withoutHost(headers: Headers): Headers {
 
 /** Serves as a stand-by until the lease is ours; returns with the port free again. */
 export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
-  let cached: { at: number; url?: string } = { at: 0 };
+  // `reached`: PostgreSQL answered, so this stand-by could take over (its readiness).
+  let cached: { at: number; url?: string; reached: boolean } = { at: 0, reached: false };
+  let asking: Promise<void> | undefined;
+  const ask = async () => {
+    const h = await Promise.race([lease.current(), Bun.sleep(2000).then(() => Promise.reject(new Error("timeout")))])
+      .then((v) => ({ v, reached: true }))
+      .catch(() => ({ v: undefined, reached: false }));
+    if (!h.reached && cached.reached) log.warn("stand-by: PostgreSQL does not answer; not ready to take over");
+    if (h.reached && !cached.reached && cached.at) log.info("stand-by: PostgreSQL answers again");
+    cached = { at: Date.now(), url: h.v?.live ? (h.v.url ?? undefined) : undefined, reached: h.reached };
+  };
   const active = async () => {
     if (Date.now() - cached.at > 500) {
-      const h = await lease.current().catch(() => undefined);
-      cached = { at: Date.now(), url: h?.live ? (h.url ?? undefined) : undefined };
+      if (!asking)
+        asking = ask().finally(() => {
+          asking = undefined;
+        });
+      await asking;
     }
     return cached.url;
   };
@@ -49,13 +69,11 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
       allowedOrigins: o.allowedOrigins ?? [],
       advertiseUrl: o.advertiseUrl,
     }));
-  const server = Bun.serve({
+  const options = {
     hostname: o.host,
-    port: o.httpPort,
-    ...(o.tls ? { tls: o.tls } : {}),
     idleTimeout: 0, // forwarded event streams stay open
     reusePort: false, // one port, one site: no second process may bind it alongside (site.ts)
-    async fetch(req) {
+    async fetch(req: Request) {
       // As the active manager does without authentication: else a page that DNS rebinding pointed here would
       // reach the active one through this forwarder.
       if (!o.auth && !hostAllowed(policy(), req.headers.get("host"))) {
@@ -63,14 +81,28 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
       }
       const url = new URL(req.url);
       const target = await active();
+      // Ready: PostgreSQL answers, so this stand-by can take over (docs/ARCHITECTURE.md, "Health").
+      const reasons = cached.reached ? [] : ["PostgreSQL does not answer: this stand-by cannot take over"];
+      const code = reasons.length ? 503 : 200;
+      const status = reasons.length ? "fail" : "pass";
+      if (url.pathname === "/livez") return Response.json({ status: "pass" });
+      if (url.pathname === "/readyz") {
+        const lease = { name: "lease", status, ...(reasons.length ? { reason: reasons[0] } : {}) };
+        const error = reasons.length ? { error: `not ready: ${reasons[0]}` } : {};
+        return Response.json({ status, role: "standby", checks: [lease], ...error }, { status: code });
+      }
       if (url.pathname === "/health") {
-        return Response.json({
-          status: "pass",
-          role: "standby",
-          storage: "postgres",
-          version: VERSION,
-          ...(target ? { active_url: target } : {}),
-        });
+        return Response.json(
+          {
+            status,
+            role: "standby",
+            storage: "postgres",
+            version: VERSION,
+            ...(target ? { active_url: target } : {}),
+            ...(reasons.length ? { reasons, error: `not ready: ${reasons[0]}` } : {}),
+          },
+          { status: code },
+        );
       }
       if (!target) {
         const error = `no active manager right now: this stand-by takes over within ${TTL_MS / 1000 + 1} s; retry`;
@@ -89,15 +121,22 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
           redirect: "manual",
         });
       } catch (e) {
-        cached = { at: 0 };
+        cached = { ...cached, at: 0 };
         const error = `the active manager at ${target} did not answer: ${e instanceof Error ? e.message : e}; retry`;
         return Response.json({ error }, { status: 503, headers: { "retry-after": "2" } });
       }
     },
-  });
+  };
+  // A listener whose certificate a SIGHUP renews (cli/listener.ts).
+  const server = listen(
+    (tls, port) => ({ ...options, port, ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}) }),
+    o.tls,
+    o.httpPort,
+  );
   log.info(`stand-by: another manager holds the site's lease; forwarding REST on port ${server.port} to it`);
+  o.onStandby?.((tls) => server.reloadTls(tls));
   while (!(await lease.acquire().catch(() => false))) await Bun.sleep(RENEW_MS / 2);
-  server.stop(true);
+  server.stop();
   log.info(`took the site's lease (epoch ${lease.epoch}): this manager is now active`);
 }
 
@@ -105,7 +144,7 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
  * Keeps the lease while active. A manager that cannot renew it for a whole TTL, or finds it taken, stops at once
  * (exit 1): another may be active already, and a supervisor restarts this one as a stand-by.
  */
-function keepLease(lease: Lease, onLost: (why: string) => void): () => void {
+function keepLease(lease: Lease, onLost: (why: string) => void): { stop: () => void; renewedAt: () => number } {
   let renewedAt = Date.now();
   const timer = setInterval(() => {
     lease.renew().then(
@@ -118,7 +157,7 @@ function keepLease(lease: Lease, onLost: (why: string) => void): () => void {
       },
     );
   }, RENEW_MS);
-  return () => clearInterval(timer);
+  return { stop: () => clearInterval(timer), renewedAt: () => renewedAt };
 }
 
 /** A manager fenced out must stop at once: another is active, and a supervisor restarts this one as a stand-by. */
@@ -140,6 +179,8 @@ export interface Site {
   fence: Fence;
   /** Gives the lease up (a graceful stop) and closes its connection. */
   close(): Promise<void>;
+  /** Renewed within the last two renewal periods, for `/readyz`. */
+  leaseHeld(): boolean;
 }
 
 /**
@@ -158,11 +199,12 @@ export async function joinSite(o: SiteOptions): Promise<Site> {
   }
   const lease = new Lease(sql, o.holder, o.advertised);
   if (!(await lease.acquire())) await standBy(o, lease);
-  const stop = keepLease(lease, leaseLost);
+  const kept = keepLease(lease, leaseLost);
   return {
     fence: (tx) => lease.check(tx).catch((e) => leaseLost(String(e))),
+    leaseHeld: () => Date.now() - kept.renewedAt() <= 2 * RENEW_MS,
     close: async () => {
-      stop();
+      kept.stop();
       await lease.release().catch(() => {});
       await sql.close();
     },

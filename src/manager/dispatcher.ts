@@ -15,7 +15,7 @@ import { INTERRUPTED_BY_SHUTDOWN, isTerminal, STOPPED_BY_USER, stateName, TaskSt
 import { finished, runningOn, type Task } from "../core/task.ts";
 import { nowIso } from "../core/time.ts";
 import { formatTraceparent } from "../core/traceparent.ts";
-import { tag } from "../log.ts";
+import { fields, tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
 import { type Span, SpanKind, tracing } from "../telemetry/tracing.ts";
 import type { ManagerEvents } from "./events.ts";
@@ -264,7 +264,7 @@ export class Dispatcher {
     void this.store
       .durable()
       .then(() => this.bus.start(msg))
-      .then(() => log.debug(`task ${task.id} run ${runId} started on proplet ${proplet.id}`))
+      .then(() => log.debug("run started", fields({ task_id: task.id, run_id: runId, proplet_id: proplet.id })))
       .catch((e) => {
         const t = this.store.tasks.get(task.id);
         const error = publishFailed(e);
@@ -307,7 +307,7 @@ export class Dispatcher {
       .durable()
       .then(() => this.bus.start(msg))
       .catch((e) => this.endExtra(runId, undefined, publishFailed(e), true));
-    log.info(`task ${id}: run ${runId} started beside the current one, on proplet ${chosen.id}`);
+    log.info("run started beside the current one", fields({ task_id: id, run_id: runId, proplet_id: chosen.id }));
     return true;
   }
 
@@ -391,7 +391,7 @@ export class Dispatcher {
       }
     }
     await this.store.durable();
-    log.info(`task ${id} stop requested`);
+    log.info("task stop requested", fields({ task_id: id }));
     return { stopped: true };
   }
 
@@ -402,7 +402,7 @@ export class Dispatcher {
     this.forget(id);
     const skipped = { ...t, state: TaskState.Skipped, error: reason, updated_at: nowIso() };
     this.save({ ...skipped, queued_at: undefined, retry_at: undefined }, t.state);
-    log.info(`task ${id} skipped: ${reason}`);
+    log.info(`task skipped: ${reason}`, fields({ task_id: id }));
   }
 
   /**
@@ -428,13 +428,18 @@ export class Dispatcher {
       const retryAt = Date.now() + delay;
       const retry = { ...task, state: TaskState.Scheduled, attempt: attempt + 1, results: r.results, error };
       this.save({ ...retry, finish_time: now, updated_at: now, retry_at: retryAt }, task.state);
-      log.info(`task ${task.id} attempt ${attempt} failed (${r.error}); retry ${attempt + 1} in ${delay / 1000}s`);
+      log.warn(
+        `run failed (${r.error}); retry ${attempt + 1} in ${delay / 1000}s`,
+        fields({ task_id: task.id, run_id: task.run_id, proplet_id: task.proplet_id, attempt }),
+      );
       this.retryLater(task.id, delay);
     } else {
       const done = finished(task, state, r.results, error, now);
       this.save(done, task.state);
-      if (state === TaskState.Failed) log.info(`task ${task.id} failed: ${done.error}`);
-      else log.debug(`task ${task.id} ${stateName(state)}`);
+      // A failed task is something an operator looks for (`journalctl -p warning`): warn, not info.
+      const about = fields({ task_id: task.id, run_id: task.run_id, proplet_id: task.proplet_id });
+      if (state === TaskState.Failed) log.warn(`task failed: ${done.error}`, about);
+      else log.debug(`task ${stateName(state)}`, about);
       if (isTerminal(state)) this.events.taskFinal.publish(done);
     }
     this.drain();
@@ -575,7 +580,7 @@ export class Dispatcher {
         this.enqueue(t);
         continue;
       }
-      log.warn(`task ${id}: ${reason}`);
+      log.warn(reason, fields({ task_id: id, run_id: t.run_id, proplet_id: propletId }));
       // A proplet still connected may still run it: tell it to stop, so no Wasm spins on as an orphan.
       if (connected) void this.sendStop(id, propletId);
       this.endRun(t, { error: reason, results: undefined });

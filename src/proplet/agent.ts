@@ -9,7 +9,7 @@ import { RegistryServerMsg } from "../core/oci.ts";
 import { topics } from "../core/topics.ts";
 import { parseTraceparent } from "../core/traceparent.ts";
 import { envError, parseRuntimeOptions } from "../core/wasm-call.ts";
-import { tag } from "../log.ts";
+import { fields, tag } from "../log.ts";
 import { SpanKind, tracing } from "../telemetry/tracing.ts";
 import { ChunkAssembler } from "./chunks.ts";
 import type { PropletConfig } from "./config.ts";
@@ -297,10 +297,11 @@ export class PropletAgent {
         })
       : undefined;
     let fl: FlRun | undefined;
+    const about = fields({ task_id: msg.id, run_id: msg.run_id, proplet_id: this.id });
     const fail = (error: string) => {
       span?.end(error);
       this.running.delete(key);
-      log.warn(`task ${msg.id} failed: ${error}`);
+      log.warn(`task failed: ${error}`, about);
       return this.publishResult({ task_id: msg.id, proplet_id: this.id, ...runId, results: "", error });
     };
     try {
@@ -329,7 +330,7 @@ export class PropletAgent {
         if (this.stopRequested.delete(key)) return await fail("task stopped");
       }
       const timeoutMs = (msg.timeout_s ?? 0) * 1000;
-      log.info(`task ${msg.id} running (${msg.name})`);
+      log.info(`task running (${msg.name})`, about);
       const cap = this.cfg.maxTaskMemoryMb ?? DEFAULT_TASK_MEMORY_MB;
       const maxMemoryMb = Math.min(msg.max_memory_mb ?? cap, cap);
       const req = {
@@ -366,7 +367,8 @@ export class PropletAgent {
       }
       (r.ok ? this.prom?.completed : this.prom?.failed)?.inc();
       this.running.delete(key);
-      log.info(`task ${msg.id} ${r.ok ? "completed" : `failed: ${r.error}`}`);
+      if (r.ok) log.info("task completed", about);
+      else log.warn(`task failed: ${r.error}`, about);
       span?.end(r.ok ? undefined : (r.error ?? "failed"));
       await this.publishResult({
         task_id: msg.id,

@@ -129,6 +129,11 @@ export interface Storage {
    * acknowledged is lost on kill -9.
    */
   durable(): Promise<void>;
+  /**
+   * A real, small write committed as every write is (for `/readyz`): rejects when the store cannot commit (a full
+   * or read-only disk, PostgreSQL down). Nothing reads what it writes.
+   */
+  probe(): Promise<void>;
   /** Commits what is left and lets go; a backend with a server connection resolves once it is closed. */
   close(): void | Promise<void>;
 }

@@ -134,7 +134,7 @@ describe("serve with its local proplet", () => {
       expect(view.metadata.proplet_version).toBeTruthy();
       const t = await runTask(s.url, { name: "add", file: b64("add"), inputs: [2, 3], proplet_id: "edge-proplet-2" });
       expect(t).toMatchObject({ state: 3, results: "5", proplet_id: "edge-proplet-2" });
-      expect(p.output()).toContain(`task ${t.id} running`);
+      expect(p.output()).toContain(`task running (add) task_id=${t.id}`);
       // Graceful stop says offline at once.
       await p.kill("SIGTERM");
       const gone = await until(

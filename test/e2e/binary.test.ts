@@ -222,6 +222,9 @@ describe("install as a system service", () => {
       recursive: true,
       verbatimSymlinks: true,
     });
+    // ExecReload= runs /bin/kill, which every system has and this root needs for the check.
+    mkdirSync(join(root, "bin"), { recursive: true });
+    copyFileSync("/bin/kill", join(root, "bin/kill"));
     for (const u of ["propeller.service", "propeller-proplet.service"]) {
       const v = Bun.spawnSync([analyze, "verify", `--root=${root}`, join(root, "etc/systemd/system", u)]);
       const complaints = v.stderr

@@ -1,5 +1,6 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { AppError } from "../../core/errors.ts";
+import type { Check } from "../../core/health.ts";
 import type { OriginPolicy } from "../../core/origins.ts";
 import { hideEnvValues } from "../../core/task.ts";
 import { type Channel, DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../../core/topics.ts";
@@ -14,6 +15,7 @@ import { cordonRoutes } from "./cordon.ts";
 import { eventRoutes } from "./events.ts";
 import { flRoutes } from "./fl.ts";
 import { groupRoutes } from "./groups.ts";
+import { healthRoutes, PUBLIC_PROBES } from "./health.ts";
 import { STATUS_OF } from "./http.ts";
 import { type JoinSite, joinRoutes } from "./join.ts";
 import { type ApiLimits, bodyLimits, DEFAULT_API_LIMITS } from "./limits.ts";
@@ -45,6 +47,8 @@ export interface AppInfo {
   limits?: ApiLimits;
   /** What a joining proplet is told: the CA it pins and where the broker is (join.ts). */
   join?: JoinSite;
+  /** What `/readyz` and `/health` check (storage, broker, lease); none: always ready. */
+  readiness?: () => Promise<Check[]>;
 }
 
 /**
@@ -102,7 +106,8 @@ export function createApp(
   // A reader sees only committed state: a result just received is shown once a crash can no longer undo it
   // (a few ms on PostgreSQL, less on SQLite; nothing to wait for most of the time).
   app.use("*", async (c, next) => {
-    if (c.req.method === "GET") await m.committed();
+    // The probes answer at once: a store that cannot commit is what /readyz reports, not a reason to hang.
+    if (c.req.method === "GET" && !PUBLIC_PROBES.has(c.req.path)) await m.committed();
     await next();
   });
 
@@ -113,21 +118,9 @@ export function createApp(
   });
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
 
-  app.get("/health", (c) =>
-    c.json({
-      status: "pass",
-      version: info.version,
-      commit: info.commit ?? "source",
-      description: "manager service",
-      build_time: info.buildTime ?? "unbuilt",
-      // Internal ids (the proxy's and manager's MQTT identities follow from it) only to an authenticated caller.
-      ...(!auth || m.identities.verifyToken(/^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "")
-        ? { instance_id: info.instanceId }
-        : {}),
-      ...(info.storage ? { storage: info.storage } : {}),
-      ...(info.role ? { role: info.role } : {}),
-    }),
-  );
+  // Internal ids only to an authenticated caller.
+  const bearer = (c: Context) => /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
+  healthRoutes(app, info, info.readiness ?? (async () => []), (c) => !auth || !!m.identities.verifyToken(bearer(c)));
 
   taskRoutes(app, m.tasks, m.telemetry, m.invocations);
   logRoutes(app, m.tasks, m.output, streams);

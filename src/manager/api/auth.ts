@@ -4,6 +4,7 @@ import { EntityCreate, EntityKind, LabelsUpdate, type Token, TokenCreate } from 
 import type { Channel } from "../../core/topics.ts";
 import type { Identities } from "../identities.ts";
 import type { Sessions } from "../sessions.ts";
+import { PUBLIC_PROBES } from "./health.ts";
 import { jsonBody, query } from "./http.ts";
 
 // Bearer tokens (or the console's session cookie) on every route but `GET /health`: 401 without a valid one
@@ -53,7 +54,7 @@ export const CONSOLE_HEADER = "x-propeller-console";
 
 export function requireToken(ids: Identities, sessions: Sessions, opts: AuthOptions): MiddlewareHandler {
   return async (c, next) => {
-    if (c.req.method === "GET" && c.req.path === "/health") return next();
+    if (c.req.method === "GET" && PUBLIC_PROBES.has(c.req.path)) return next();
     // A joining proplet has no token yet: its join token is checked by the route (join.ts), bounded there.
     if ((c.req.method === "GET" && c.req.path === "/join/ca") || (c.req.method === "POST" && c.req.path === "/join"))
       return next();

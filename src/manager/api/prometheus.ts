@@ -1,6 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import client from "prom-client";
 import { STATE_NAMES } from "../../core/states.ts";
+import { processMetrics } from "./process-metrics.ts";
 
 // Prometheus metrics of the manager (`GET /metrics`): tasks by state, starts/completions/failures, queue depth,
 // proplets alive, MQTT messages in and out, HTTP request latency.
@@ -13,6 +14,8 @@ export interface MetricsSource {
   mqtt: { received: number; sent: number };
   /** serve's TLS certificates and when each expires (none without TLS). */
   certificates?: () => { cert: string; notAfter: Date }[];
+  /** This build, as `propeller_build_info{version,commit} 1`. */
+  build?: { version: string; commit: string };
 }
 
 export class ManagerMetrics {
@@ -21,6 +24,15 @@ export class ManagerMetrics {
 
   constructor(src: MetricsSource) {
     const r = [this.registry];
+    processMetrics(this.registry);
+    if (src.build) {
+      new client.Gauge({
+        name: "propeller_build_info",
+        help: "This build: version and commit (always 1)",
+        labelNames: ["version", "commit"],
+        registers: r,
+      }).set({ version: src.build.version, commit: src.build.commit }, 1);
+    }
     new client.Gauge({
       name: "propeller_tasks",
       help: "Tasks by state",

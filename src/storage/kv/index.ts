@@ -50,6 +50,10 @@ export function openKv(dir: string, _dataDir?: string): Storage {
     fl: new KvFl(db),
     // Commits are synchronous; lmdb still tracks the last one, and closing before it settled hangs (measured).
     durable: () => db.committed.then(() => {}),
+    // A key of its own ("probe" is no index's prefix), written as every write is.
+    probe: async () => {
+      await db.put(["probe"], Date.now());
+    },
     close: async () => {
       await db.committed;
       await db.close();

@@ -27,6 +27,8 @@ export function openMemory(journal?: Journal, kind: StorageKind = "memory"): Sto
     entities: new MemoryEntities(journal),
     fl: new MemoryFl(journal),
     durable: () => journal?.durable() ?? Promise.resolve(),
+    // Memory always takes a write; a journal's backend (PostgreSQL) replaces this with its own.
+    probe: () => Promise.resolve(),
     close: () => {},
   };
 }

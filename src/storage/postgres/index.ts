@@ -43,6 +43,11 @@ export async function openPostgres(url: string, fence?: Fence): Promise<Postgres
     ...store,
     schema,
     sql,
+    // Assigning a transaction id makes the statement a write: it commits a WAL record (and waits for it to be
+    // flushed), and fails on a read-only server, with no table of its own.
+    probe: async () => {
+      await sql`SELECT pg_current_xact_id()`;
+    },
     close: async () => {
       try {
         await journal.close();

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { PUBLIC_PROBES } from "../../../src/manager/api/health.ts";
 import { ROOT } from "../../helpers.ts";
 
 // The Kubernetes manifests cannot be applied here (no cluster); what can be checked is that they parse, are the
@@ -21,6 +22,13 @@ describe("deploy/kubernetes", () => {
     expect(docs("proplet.yaml").map((d) => d.kind)).toEqual(["DaemonSet"]);
     expect(docs("serve.yaml")[2]!.spec.template!.spec.containers[0]!.args[0]).toBe("serve");
     expect(docs("proplet.yaml")[0]!.spec.template!.spec.containers[0]!.args[0]).toBe("proplet");
+  });
+
+  test("serve's probes: readiness on /readyz, liveness on /livez (a broker outage must not restart the pod)", () => {
+    const c = (docs("serve.yaml")[2]!.spec.template!.spec.containers[0] as unknown as Record<string, any>)!;
+    expect(c.readinessProbe.httpGet.path).toBe("/readyz");
+    expect(c.livenessProbe.httpGet.path).toBe("/livez");
+    for (const p of ["/readyz", "/livez"]) expect(PUBLIC_PROBES.has(p)).toBe(true);
   });
 
   test("every PROPELLER_/PROPLET_ variable they set is one the binary reads", () => {

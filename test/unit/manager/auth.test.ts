@@ -32,14 +32,16 @@ const routes = () =>
   app.routes.filter((r) => r.method !== "ALL").map((r) => ({ method: r.method, path: r.path.replace(/:(\w+)/g, "x") }));
 
 describe("REST authentication", () => {
-  test("every route but GET /health answers 401 without a token, and says how to get one", async () => {
+  test("every route but the probes (GET /health, /livez, /readyz) answers 401 without a token, and says how to get one", async () => {
     await setup();
     const all = routes();
     expect(all.length).toBeGreaterThan(25);
     for (const r of all) {
       const res = await call(r.method, r.path);
-      if (r.method === "GET" && r.path === "/health") {
+      if (r.method === "GET" && ["/health", "/livez", "/readyz"].includes(r.path)) {
         expect(res.status).toBe(200);
+        // Nothing internal to a caller without a token.
+        expect(JSON.stringify(await res.json())).not.toContain("instance_id");
         continue;
       }
       // Signing in and out of the console: a token is what POST /session takes, in its body.

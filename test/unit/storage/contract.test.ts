@@ -298,6 +298,16 @@ for (const backend of BACKENDS) {
       expect(s.tasks.list(0, 100, { writer: "3" }).total).toBe(40);
     });
 
+    test("probe() commits a small write and changes nothing a repository shows (readiness)", async () => {
+      const s = await fresh();
+      s.tasks.create(task("t1", at(1)));
+      await s.probe();
+      await s.probe();
+      await s.durable();
+      expect(s.tasks.list(0, 10).total).toBe(1);
+      expect(s.tasks.get("t1")?.id).toBe("t1");
+    });
+
     if (backend.reopen) {
       test("what durable() acknowledged is there after a restart, every field", async () => {
         const s = await fresh();

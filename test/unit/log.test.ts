@@ -1,0 +1,53 @@
+import { afterEach, expect, test } from "bun:test";
+import { fields, log, priority, setLogFormat, setLogLevel, tag } from "../../src/log.ts";
+
+// The line formats a collector reads: journald's `<N>` priority prefix and JSON with the ids as fields.
+
+const write = process.stderr.write.bind(process.stderr);
+function capture(fn: () => void): string[] {
+  const lines: string[] = [];
+  process.stderr.write = ((s: string) => {
+    lines.push(String(s));
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    fn();
+  } finally {
+    process.stderr.write = write;
+  }
+  return lines.join("").split("\n").filter(Boolean);
+}
+
+afterEach(() => {
+  setLogFormat("pretty", false);
+  setLogLevel("info");
+});
+
+test("syslog priorities: error 3, warn 4, info 6, debug 7", () => {
+  expect([0, 1, 2, 3, 4, 5].map(priority)).toEqual([3, 4, 6, 6, 7, 7]);
+});
+
+test("under journald: <N> before each line, fields as key=value, no colour", () => {
+  setLogFormat("pretty", true);
+  setLogLevel("debug");
+  const l = tag("manager");
+  const lines = capture(() => {
+    l.warn("task failed: boom", fields({ task_id: "t1", run_id: "r 1", proplet_id: undefined }));
+    log.info("plain");
+    l.debug("detail");
+    log.error("bad");
+  });
+  expect(lines).toEqual([
+    '<4>[manager] task failed: boom task_id=t1 run_id="r 1"',
+    "<6>plain",
+    "<7>[manager] detail",
+    "<3>bad",
+  ]);
+});
+
+test("JSON: ids are top-level fields, not in the message", () => {
+  setLogFormat("json", false);
+  const lines = capture(() => tag("proplet").warn("task failed: boom", fields({ task_id: "t1", run_id: "r1" })));
+  const o = JSON.parse(lines[0]!);
+  expect(o).toMatchObject({ level: "warn", tag: "proplet", message: "task failed: boom", task_id: "t1", run_id: "r1" });
+});
