@@ -50,13 +50,8 @@ export function checkSelf(
   payload: Buffer,
   resultsTopic: string,
 ): { payload: Buffer; msg: object } | string {
-  let msg: unknown;
-  try {
-    msg = JSON.parse(payload.toString("utf8"));
-  } catch {
-    return "payload is not JSON";
-  }
-  if (typeof msg !== "object" || msg === null || Array.isArray(msg)) return "payload is not a JSON object";
+  const msg = jsonObject(payload);
+  if (typeof msg === "string") return msg;
   const claimed = (msg as { proplet_id?: unknown }).proplet_id;
   if (claimed === undefined || claimed === null) {
     if (topic !== resultsTopic) return "proplet_id is missing";
@@ -114,6 +109,14 @@ export function addresseeOf(msg: unknown): string | undefined {
  * knows who asks and answers only that proplet. Returns the payload and its JSON, or why it is refused.
  */
 export function stampRequester(peer: Peer, payload: Buffer): { payload: Buffer; msg: object } | string {
+  const msg = jsonObject(payload);
+  if (typeof msg === "string") return msg;
+  const stamped = { ...msg, proplet_id: peer.id };
+  return { payload: Buffer.from(JSON.stringify(stamped)), msg: stamped };
+}
+
+/** A payload's JSON object, or why it is none. */
+function jsonObject(payload: Buffer): object | string {
   let msg: unknown;
   try {
     msg = JSON.parse(payload.toString("utf8"));
@@ -121,6 +124,5 @@ export function stampRequester(peer: Peer, payload: Buffer): { payload: Buffer; 
     return "payload is not JSON";
   }
   if (typeof msg !== "object" || msg === null || Array.isArray(msg)) return "payload is not a JSON object";
-  const stamped = { ...msg, proplet_id: peer.id };
-  return { payload: Buffer.from(JSON.stringify(stamped)), msg: stamped };
+  return msg;
 }

@@ -62,7 +62,8 @@ export const Entity = z.object({
 });
 export type Entity = z.infer<typeof Entity>;
 
-const NAME = z
+/** A name an operator gives (an identity, a token, a proplet joining): also what join.ts takes. */
+export const NAME = z
   .string()
   .trim()
   .min(1)

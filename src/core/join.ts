@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ttlSeconds } from "./identity.ts";
+import { NAME, ttlSeconds } from "./identity.ts";
 
 // Join tokens: one line that lets a new proplet fetch its identity (entity id and API key) and the site CA. The
 // line is `ppj_<secret>[.<ca hash>]`: the secret (256 bits, stored only as its sha256) and, when serve speaks TLS,
@@ -28,13 +28,6 @@ export function parseJoinToken(text: string): JoinTokenText | undefined {
   if (!m) return undefined;
   return { secret: m[1]!, ...(m[2] ? { caHash: `sha256:${m[2]}` } : {}) };
 }
-
-const NAME = z
-  .string()
-  .trim()
-  .min(1)
-  .max(100)
-  .regex(/^[\w.@:-]+$/, "letters, digits and . _ @ : - only");
 
 /** `POST /join-tokens`: how long it works (default 1h), the name the proplet gets, how many proplets may join. */
 export const JoinTokenCreate = z
