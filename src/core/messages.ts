@@ -52,6 +52,11 @@ export const StartMsg = z.object({
    */
   run_id: nullToUndef(RunId),
   attempt: nullToUndef(z.number().int().positive()),
+  /**
+   * Ours: the sha256 of the module bytes the site's trust policy approved (docs/ARCHITECTURE.md, "Trusted code");
+   * our proplets refuse other bytes. Upstream proplets ignore it.
+   */
+  module_digest: nullToUndef(z.string().regex(/^sha256:[a-f0-9]{64}$/)),
 });
 export type StartMsg = z.output<typeof StartMsg>;
 

@@ -3,6 +3,7 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import { connectMqtt, publishJson, publishRaw } from "../broker/client.ts";
 import { type BusClient, DirectClient } from "../broker/direct.ts";
+import { ociDigest } from "../core/digest.ts";
 import { decode, InvokeMsg, type OutputMsg, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
 import { DEFAULT_MAX_MODULE_MB, moduleTooLarge } from "../core/module-size.ts";
 import { RegistryServerMsg } from "../core/oci.ts";
@@ -315,6 +316,11 @@ export class PropletAgent {
       const moduleCap = this.moduleCap;
       const wait = (ref: string) => this.chunks.wait(ref, this.cfg.fetchTimeoutMs ?? 60_000);
       const fetched = await fetchModule(msg, wait, moduleCap);
+      // The manager's trust policy approved these bytes (docs/ARCHITECTURE.md, "Trusted code"): no others run.
+      if (msg.module_digest && !msg.encrypted && ociDigest(fetched) !== msg.module_digest)
+        return await fail(
+          `refused: the module's digest ${ociDigest(fetched)} is not ${msg.module_digest}, the one the trust policy approved`,
+        );
       const bytes = openModule(fetched, msg.encrypted, this.cfg.decryptionKeys);
       if (typeof bytes === "string") return await fail(bytes);
       const big = moduleTooLarge(bytes.length, moduleCap.mb, moduleCap.setting);
