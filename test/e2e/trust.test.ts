@@ -1,7 +1,19 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cli, FIXTURES, freePort, http, runTask, type Serve, startServe, tempDir, until } from "../helpers.ts";
+import {
+  cli,
+  FIXTURES,
+  freePort,
+  http,
+  runTask,
+  type Serve,
+  spawnProplet,
+  startServe,
+  tempDir,
+  until,
+  untilAlive,
+} from "../helpers.ts";
 
 // Only trusted code runs (docs/ARCHITECTURE.md, "Trusted code"), checked against Debian's own tools: gpg makes a
 // key, skopeo signs what `propeller push` wrote into Debian's docker-registry, serve runs it under a
@@ -232,6 +244,37 @@ describe("propeller signs, skopeo verifies", () => {
   });
 });
 
+describe("a proplet's own policy", () => {
+  test("PROPLET_TRUST_POLICY refuses an unsigned image a manager without a policy sends it, and runs a signed one", async () => {
+    const plain = await startServe();
+    const p = await spawnProplet(plain, "strict", {
+      PROPLET_TRUST_POLICY: join(dir, "policy.json"),
+      PROPLET_REGISTRIES_D: registriesD,
+    });
+    try {
+      await untilAlive(plain.url, "strict");
+      const bad = await runTask(
+        plain.url,
+        { name: "add", image_url: `${registry.host}/app:unsigned`, proplet_id: "strict" },
+        20_000,
+      );
+      expect(bad.status).toBe("Failed");
+      expect(bad.error).toBe(
+        `refused by this proplet's trust policy: ${registry.host}/app requires a signature by key ${fpr.slice(0, 4)}…${fpr.slice(-4)} (scope ${registry.host}/app); none found`,
+      );
+      const good = await runTask(
+        plain.url,
+        { name: "add", image_url: `${registry.host}/app:signed`, proplet_id: "strict", inputs: [5, 6] },
+        20_000,
+      );
+      expect(good).toMatchObject({ state: 3, results: "11" });
+    } finally {
+      await p.kill("SIGKILL");
+      await plain.kill("SIGKILL");
+    }
+  });
+});
+
 describe("inline modules and bad policies", () => {
   test("an inline module needs a detached signature over its digest under a signing default", async () => {
     const policy = join(dir, "inline.json");
@@ -252,6 +295,29 @@ describe("inline modules and bad policies", () => {
       const signature = readFileSync(join(dir, "module.sig")).toString("base64");
       const t = await runTask(s2.url, { name: "add", file, signature, inputs: [4, 5] }, 20_000);
       expect(t).toMatchObject({ state: 3, results: "9" });
+      // The CLI's way: tasks create --signature FILE.
+      const env = { PROPELLER_URL: s2.url, PROPELLER_TOKEN: s2.token ?? "" };
+      const viaCli = cli(
+        [
+          "tasks",
+          "create",
+          "add",
+          "--file",
+          join(dir, "module.wasm"),
+          "--signature",
+          join(dir, "module.sig"),
+          "--inputs",
+          "7,8",
+          "--start",
+          "--wait",
+        ],
+        env,
+      );
+      expect(viaCli.stderr).toBe("");
+      expect(viaCli.stdout).toContain("15");
+      const unsignedCli = cli(["tasks", "create", "add", "--file", join(dir, "module.wasm")], env);
+      expect(unsignedCli.code).not.toBe(0);
+      expect(unsignedCli.stderr).toContain("requires a signature by key");
       // The same signature on other bytes is refused.
       const other = await http(`${s2.url}/tasks`, "POST", {
         name: "y",
