@@ -343,5 +343,11 @@ describe("inline modules and bad policies", () => {
     const r2 = cli(["serve", "--trust-policy", join(dir, "nokey.json"), "--http-port", "0", "--data-dir", tempDir()]);
     expect(r2.code).not.toBe(0);
     expect(r2.stderr).toContain("keyPath /nonexistent.gpg: ENOENT");
+    // From the config file too, named by where it came from.
+    writeFileSync(join(dir, "serve.toml"), `[serve]\ntrust_policy = "${join(dir, "bad.json")}"\n`);
+    const r3 = cli(["serve", "--config", join(dir, "serve.toml"), "--http-port", "0", "--data-dir", tempDir()]);
+    expect(r3.code).not.toBe(0);
+    expect(r3.stderr).toContain("signedBy needs exactly one of keyPath, keyPaths, keyData");
+    expect(r3.stderr).toContain("trust_policy");
   });
 });
