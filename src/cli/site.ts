@@ -277,7 +277,10 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
           : m.file
             ? await gate.inline(Buffer.from(m.file, "base64"), signatureOf(store.tasks.get(m.id)?.signature))
             : undefined;
-        if (c && !c.allowed) throw forbidden(c.reason);
+        if (c && !c.allowed) {
+          manager.events.trustRefused("dispatch", m.image_url ?? "an inline module", c, m.id);
+          throw forbidden(c.reason);
+        }
         if (c?.moduleDigest) m.module_digest = c.moduleDigest;
       }
       dispatched?.record(m.image_url, m.proplet_id);
@@ -314,7 +317,15 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       dispatched: (ref, proplet) => dispatched?.allows(ref, proplet) ?? false,
       // The embedded broker writes the sender's id into a request; an external one vouches for nothing.
       trustPropletId: broker !== undefined,
-      ...(gate ? { trust: (ref: string) => gate.image(ref).catch((e) => refusal(ref, e)) } : {}),
+      ...(gate
+        ? {
+            trust: async (ref: string) => {
+              const c = await gate.image(ref).catch((e) => refusal(ref, e));
+              if (!c.allowed) manager.events.trustRefused("proxy", ref, c);
+              return c;
+            },
+          }
+        : {}),
     }).listen();
   // Runs started before this process (a restart, a takeover) may still be fetching their module.
   for (const t of dispatched ? store.tasks.listByState([TaskState.Running]) : [])

@@ -49,7 +49,10 @@ export class Tasks {
         Buffer.from(input.file, "base64"),
         input.signature ? Buffer.from(input.signature, "base64") : undefined,
       );
-    if (c && !c.allowed) throw invalid(`${input.image_url ? "image_url" : "file"}: ${c.reason}`);
+    if (c && !c.allowed) {
+      this.events.trustRefused("create", input.image_url ?? "an inline module", c);
+      throw invalid(`${input.image_url ? "image_url" : "file"}: ${c.reason}`);
+    }
   }
 
   /** An inline module over the cap is refused here, naming `file`, rather than failing on the proplet later. */

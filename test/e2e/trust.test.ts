@@ -125,7 +125,15 @@ describe("skopeo signs, propeller runs", () => {
 
   test("unsigned, tampered and wrongly named images are refused with the rule and scope named", async () => {
     push("unsigned", "fib.wasm");
+    // The audit trail: the live stream tells of each refusal.
+    const stream = await fetch(`${s.url}/events?types=trust`, { headers: { authorization: `Bearer ${s.token}` } });
+    const reader = stream.body!.getReader();
     const unsigned = await http(`${s.url}/tasks`, "POST", { name: "u", image_url: `${registry.host}/app:unsigned` });
+    let seen = "";
+    while (!seen.includes("none found")) seen += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    expect(seen).toContain('"type":"trust","at_step":"create"');
+    expect(seen).toContain('"rule":"signedBy"');
     expect(unsigned.status).toBe(400);
     expect(unsigned.body.error).toBe(
       `image_url: ${registry.host}/app requires a signature by key ${fpr.slice(0, 4)}…${fpr.slice(-4)} (scope ${registry.host}/app); none found`,
