@@ -201,8 +201,7 @@ export class TrustVerifier implements TrustGate {
     const plain = typeof layer !== "string" && !layer.mediaType?.endsWith(ENCRYPTED_SUFFIX);
     const check: TrustCheck = { ...d, digest: resolved.top, ...(plain ? { moduleDigest: layer.digest } : {}) };
     this.count(d);
-    if (this.cache.size > 1024) this.cache.clear();
-    this.cache.set(key, { at: Date.now(), check });
+    this.remember(key, check);
     return check;
   }
 
@@ -212,10 +211,24 @@ export class TrustVerifier implements TrustGate {
    */
   async checkInline(module: Uint8Array, signature?: Uint8Array): Promise<TrustCheck> {
     const digest = ociDigest(module);
+    const key = `inline|${digest}|${signature ? ociDigest(signature) : ""}`;
+    const hit = this.cache.get(key);
+    if (hit && Date.now() - hit.at < CACHE_MS) {
+      this.count(hit.check);
+      return hit.check;
+    }
     const sigs = signature ? await this.verifyAll([signature]) : [];
     const d = decide(this.policy, undefined, digest, (r) => this.fingerprints(r), sigs);
     this.count(d);
-    return { ...d, digest, moduleDigest: digest };
+    const check = { ...d, digest, moduleDigest: digest };
+    this.remember(key, check);
+    return check;
+  }
+
+  /** Decisions are kept a minute, at most 1,024 (then all are dropped: a flood costs verifications, not memory). */
+  private remember(key: string, check: TrustCheck): void {
+    if (this.cache.size >= 1024) this.cache.clear();
+    this.cache.set(key, { at: Date.now(), check });
   }
 
   private refuse(c: Omit<TrustCheck, "allowed">): TrustCheck {
