@@ -40,7 +40,7 @@ export class Tasks {
    * Under a trust policy, a module the policy refuses is refused here (400 naming the rule and the scope); the
    * dispatch asks again (the policy or the tag may have changed by then).
    */
-  private async checkTrust(input: TaskCreate): Promise<void> {
+  private async checkTrust(input: { image_url?: string; file?: string; signature?: string }): Promise<void> {
     if (!this.trust) return;
     let c: TrustCheck | undefined;
     if (input.image_url) c = await this.trust.image(input.image_url).catch((e) => refusedFetch(input.image_url!, e));
@@ -141,6 +141,9 @@ export class Tasks {
   }
 
   async update(id: string, patch: TaskUpdate): Promise<TaskView> {
+    // A new module (or signature) is judged first; the task is read again after, as it may have changed meanwhile.
+    if (patch.file !== undefined || patch.image_url !== undefined || patch.signature !== undefined)
+      await this.checkTrust(applyUpdate(this.mustGet(id), patch, nowIso()));
     const task = this.mustGet(id);
     this.checkModule(patch.file);
     if (task.state === TaskState.Running && (patch.file !== undefined || patch.image_url !== undefined)) {

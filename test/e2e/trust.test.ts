@@ -323,6 +323,22 @@ describe("inline modules and bad policies", () => {
       );
       expect(viaCli.stderr).toBe("");
       expect(viaCli.stdout).toContain("15");
+      // An upload is judged as well: unsigned refused, with its signature accepted.
+      const shell = await http(`${s2.url}/tasks`, "POST", { name: "add", image_url: "" });
+      const upload = (withSig: boolean) => {
+        const form = new FormData();
+        form.append("file", new File([wasm], "add.wasm"));
+        if (withSig) form.append("signature", new File([readFileSync(join(dir, "module.sig"))], "add.sig"));
+        return fetch(`${s2.url}/tasks/${shell.body.id}/upload`, {
+          method: "PUT",
+          body: form,
+          headers: { authorization: `Bearer ${s2.token}` },
+        });
+      };
+      const noSig = await upload(false);
+      expect(noSig.status).toBe(400);
+      expect(((await noSig.json()) as { error: string }).error).toContain("requires a signature by key");
+      expect((await upload(true)).status).toBe(200);
       const unsignedCli = cli(["tasks", "create", "add", "--file", join(dir, "module.wasm")], env);
       expect(unsignedCli.code).not.toBe(0);
       expect(unsignedCli.stderr).toContain("requires a signature by key");
