@@ -99,8 +99,9 @@ export function requirementsFor(policy: TrustPolicy, ref?: Reference): { scope: 
 /** `host/repo` of a docker reference text, or undefined when it is not one. */
 function repoOf(text: string): string | undefined {
   const m = /^([^@]+?)(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/.exec(text.trim());
-  if (!m?.[1] || !m[1].includes("/")) return undefined;
-  return m[1].toLowerCase();
+  const repo = m?.[1];
+  if (!repo?.includes("/")) return undefined;
+  return repo.toLowerCase();
 }
 
 /** The text a signature's identity is compared with: `host/repo:tag` or `host/repo@digest`. */

@@ -138,7 +138,9 @@ describe("decide", () => {
     const good = { fingerprint: KEY, digest: D, identity: "127.0.0.1:5000/app:v1" };
     expect(decide(p, r, D, keys, [good]).allowed).toBe(true);
     expect(decide(p, r, D, keys, [{ ...good, fingerprint: "0".repeat(40) }]).allowed).toBe(false);
-    expect(decide(p, r, D, keys, [{ ...good, digest: `sha256:${"b".repeat(64)}` }]).reason).toContain("is for sha256:b");
+    expect(decide(p, r, D, keys, [{ ...good, digest: `sha256:${"b".repeat(64)}` }]).reason).toContain(
+      "is for sha256:b",
+    );
     expect(decide(p, r, D, keys, [{ ...good, identity: "127.0.0.1:5000/app:v2" }]).reason).toContain(
       "which matchRepoDigestOrExact does not accept",
     );
