@@ -22,6 +22,7 @@ export const main: CommandDef = {
     proxy: () => import("./proxy.ts").then((m) => m.proxyCommand),
     push: () => import("./oci.ts").then((m) => m.pushCommand),
     pull: () => import("./oci.ts").then((m) => m.pullCommand),
+    verify: () => import("./oci.ts").then((m) => m.verifyCommand),
     watch: () => import("./watch.ts").then((m) => m.watchCommand),
     fl: () => import("./fl.ts").then((m) => m.flCommand),
     health: () => import("./health.ts").then((m) => m.healthCommand),

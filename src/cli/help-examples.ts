@@ -63,7 +63,11 @@ export const EXAMPLES: Record<string, string[]> = {
   "workflows get": [`propeller workflows get ${ID}`],
   "workflows start": [`propeller workflows start ${ID}`],
   proxy: ["propeller proxy --mqtt-url mqtt://gateway:1883 --data-dir /var/lib/propeller-proxy"],
-  push: ["propeller push ./wasm/add.wasm localhost:5000/add:v1"],
+  push: [
+    "propeller push ./wasm/add.wasm localhost:5000/add:v1",
+    "propeller push ./wasm/add.wasm localhost:5000/add:v1 --sign-key signer.asc   # signature to the lookaside store",
+  ],
+  verify: ["propeller verify localhost:5000/add:v1 --trust-policy /etc/containers/policy.json"],
   pull: ["propeller pull localhost:5000/add:v1 -o add.wasm"],
   "fl configure": [
     "propeller fl configure --experiment-id e1 --participants edge-1,edge-2 --task-file client.wasm --rounds 3",

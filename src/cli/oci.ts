@@ -1,8 +1,12 @@
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { defineCommand } from "citty";
-import { parseReference } from "../core/oci.ts";
+import { parseReference, type Reference } from "../core/oci.ts";
+import { signSimpleSigning } from "../core/simple-signing.ts";
+import { referenceText } from "../core/trust-policy.ts";
 import { hasWasmMagic } from "../core/wasm-binary.ts";
 import { openModule } from "../proplet/decrypt.ts";
+import { DEFAULT_REGISTRIES_D, lookasideWritePath, TrustConfigError, TrustVerifier } from "../proxy/trust.ts";
 import { action, env, int, readUserFile, UsageError } from "./args.ts";
 import { registryFromEnv, registryList } from "./proxy.ts";
 
@@ -54,6 +58,15 @@ export const pushCommand = defineCommand({
   args: {
     file: { type: "positional", description: "the .wasm file", required: true },
     ref: { type: "positional", description: "host[:port]/repository:tag", required: true },
+    "sign-key": {
+      type: "string",
+      description:
+        "an armored OpenPGP private key (no passphrase): write a simple-signing signature of the manifest to the registry's lookaside store (registries.d), as skopeo copy --sign-by does",
+    },
+    "registries-d": {
+      type: "string",
+      description: `where the registry's lookaside store is named (env PROPELLER_REGISTRIES_D, default ${DEFAULT_REGISTRIES_D})`,
+    },
     "encrypt-recipient": {
       type: "string",
       description:
@@ -73,10 +86,25 @@ export const pushCommand = defineCommand({
         });
       const bytes = new Uint8Array(readUserFile(args.file));
       if (!hasWasmMagic(bytes)) throw new UsageError(`${args.file} is not a WebAssembly module`);
+      const signKey = args["sign-key"] ? readUserFile(args["sign-key"]).toString("utf8") : undefined;
       const r = await clientFor(args.ref, args).push(args.ref, bytes, progress(`pushing ${args.ref}`), recipients);
       process.stdout.write(
         `${args.ref} ${r.digest} (manifest ${r.manifestDigest})${recipients.length ? `, encrypted for ${recipients.length} recipient(s)` : ""}\n`,
       );
+      if (signKey) {
+        const ref = parseReference(args.ref) as Reference;
+        const registriesD = args["registries-d"] ?? env("PROPELLER_REGISTRIES_D") ?? DEFAULT_REGISTRIES_D;
+        let path: string;
+        try {
+          path = lookasideWritePath(registriesD, ref, r.manifestDigest);
+        } catch (e) {
+          throw new UsageError(`--sign-key: ${(e as Error).message}`);
+        }
+        const sig = await signSimpleSigning(signKey, referenceText(ref), r.manifestDigest);
+        mkdirSync(dirname(path), { recursive: true });
+        writeFileSync(path, sig.signature);
+        process.stdout.write(`signed by ${sig.fingerprint}: ${path}\n`);
+      }
     }),
 });
 
@@ -105,5 +133,42 @@ export const pullCommand = defineCommand({
       }
       writeFileSync(args.output, bytes);
       process.stdout.write(`${args.output} ${r.digest} (${bytes.length} bytes${r.encrypted ? ", decrypted" : ""})\n`);
+    }),
+});
+
+export const verifyCommand = defineCommand({
+  meta: {
+    name: "verify",
+    description: "Say what a trust policy (containers-policy.json) decides for a module reference, and why",
+  },
+  args: {
+    ref: { type: "positional", description: "host[:port]/repository[:tag|@sha256:…]", required: true },
+    "trust-policy": {
+      type: "string",
+      description: "the policy file (env PROPELLER_TRUST_POLICY)",
+    },
+    "registries-d": {
+      type: "string",
+      description: `where each registry's signatures are (env PROPELLER_REGISTRIES_D, default ${DEFAULT_REGISTRIES_D})`,
+    },
+    ...creds,
+  },
+  run: ({ args }) =>
+    action(async () => {
+      const policy = args["trust-policy"] ?? env("PROPELLER_TRUST_POLICY");
+      if (!policy) throw new UsageError("verify needs --trust-policy FILE (or PROPELLER_TRUST_POLICY)");
+      const registriesD = args["registries-d"] ?? env("PROPELLER_REGISTRIES_D") ?? DEFAULT_REGISTRIES_D;
+      let v: TrustVerifier;
+      try {
+        v = await TrustVerifier.load(policy, registriesD, clientFor(args.ref, args));
+      } catch (e) {
+        if (e instanceof TrustConfigError) throw new UsageError(e.message);
+        throw e;
+      }
+      const c = await v.image(args.ref);
+      process.stdout.write(
+        `${c.allowed ? "accepted" : "refused"}: ${c.reason}${c.digest ? ` [manifest ${c.digest}]` : ""}\n`,
+      );
+      if (!c.allowed) process.exitCode = 1;
     }),
 });

@@ -8,6 +8,7 @@ import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
 import { PropletAgent } from "../proplet/agent.ts";
 import { defaultMaxTasks, type PropletConfig } from "../proplet/config.ts";
+import { DEFAULT_REGISTRIES_D, TrustConfigError, TrustVerifier } from "../proxy/trust.ts";
 import { lockDir } from "../storage/lock.ts";
 import { configureTracing } from "../telemetry/tracing.ts";
 import { action, defaultDataDir, env, int, logArgs, nearest, seconds, UsageError } from "./args.ts";
@@ -16,6 +17,7 @@ import { type JoinedIdentity, joinedCa, joinSite, readJoined } from "./join.ts";
 import { defaultsOf, Layers, SYSTEM_CONFIG, sectionProblems } from "./layers.ts";
 import { checkPortsFree } from "./ports.ts";
 import { configFile } from "./provision.ts";
+import { registryFromEnv } from "./proxy.ts";
 import { reload } from "./reload.ts";
 import { ServiceNotifier } from "./systemd.ts";
 
@@ -82,6 +84,25 @@ export function propletEnv(): LocalEnv {
     metricsInterval: metrics === "0" ? 0 : seconds("PROPLET_METRICS_INTERVAL", metrics, 10),
     cgroupRoot: env("PROPLET_CGROUP_ROOT"),
   };
+}
+
+/**
+ * PROPLET_TRUST_POLICY (and PROPLET_REGISTRIES_D): the proplet's own policy, read before it connects; a bad one
+ * stops it with the reason. It resolves an image's manifest through its own registry client.
+ */
+async function propletTrust(): Promise<TrustVerifier | undefined> {
+  const path = env("PROPLET_TRUST_POLICY");
+  if (!path) return undefined;
+  try {
+    return await TrustVerifier.load(
+      path,
+      env("PROPLET_REGISTRIES_D") ?? DEFAULT_REGISTRIES_D,
+      registryFromEnv(undefined, {}, { authHosts: [] }),
+    );
+  } catch (e) {
+    if (e instanceof TrustConfigError) throw new UsageError(`PROPLET_TRUST_POLICY: ${e.message}`);
+    throw e;
+  }
 }
 
 /** PROPLET_FL_URL: the gateway's FL URL (an http(s) URL), the one origin besides the proplet's own FL URLs that gets its key. */
@@ -238,7 +259,7 @@ export const propletCommand = defineCommand({
   meta: {
     name: "proplet",
     description:
-      "Run a worker that executes Wasm tasks sent by a manager over MQTT (env PROPLET_MAX_TASK_DISK_MB: the largest a task's file may grow to, and the most its files may grow by, default 64; PROPLET_FL_URL: the gateway's FL URL, the one origin besides the proplet's own FL URLs that is sent its key)",
+      "Run a worker that executes Wasm tasks sent by a manager over MQTT (env PROPLET_MAX_TASK_DISK_MB: the largest a task's file may grow to, and the most its files may grow by, default 64; PROPLET_FL_URL: the gateway's FL URL, the one origin besides the proplet's own FL URLs that is sent its key; PROPLET_TRUST_POLICY: a containers-policy.json of its own that every module must pass, signatures found through PROPLET_REGISTRIES_D, default /etc/containers/registries.d)",
   },
   args: () => {
     L = new Layers("proplet", process.argv.slice(2), { tenant_id: "domain_id" });
@@ -348,7 +369,14 @@ export const propletCommand = defineCommand({
         const state = lockDir(dir, "proplet");
         id ||= storedId(dir);
         const ca = joined ? joinedCa(dir) : undefined;
-        const agent = new PropletAgent({ ...config, entityId: id, stateDir: dir, tls: withCa(config.tls, ca) });
+        const trust = await propletTrust();
+        const agent = new PropletAgent({
+          ...config,
+          ...(trust ? { trust } : {}),
+          entityId: id,
+          stateDir: dir,
+          tls: withCa(config.tls, ca),
+        });
         // Upstream's proplet reads PROPLET_OTEL_URL and PROPLET_TRACE_RATIO; the standard variable comes first.
         configureTracing(
           env("OTEL_EXPORTER_OTLP_ENDPOINT") ?? env("PROPLET_OTEL_URL"),

@@ -9,6 +9,8 @@ import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
 import { DEFAULT_STREAM_LIMITS } from "../manager/api/streams.ts";
 import { defaultMaxTasks } from "../proplet/config.ts";
+import type { RegistryClient } from "../proxy/registry.ts";
+import { DEFAULT_REGISTRIES_D, TrustConfigError, TrustVerifier } from "../proxy/trust.ts";
 import { STORAGE_HELP } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { action, defaultDataDir, duration, env, int, logArgs, seconds, UsageError } from "./args.ts";
@@ -103,6 +105,16 @@ function proxyOptions(args: Record<string, unknown>) {
     maxModuleMb: text("max-module-mb"),
   });
   return { registry: registryFromEnv(text("data-dir"), {}, p), chunkSize: chunkSizeFromEnv(), allowed: p.allowed };
+}
+
+/** The trust policy and registries.d, read and checked before anything starts; a bad one is a usage error. */
+async function trustFrom(path: string, registriesD: string, registry: RegistryClient): Promise<TrustVerifier> {
+  try {
+    return await TrustVerifier.load(path, registriesD, registry);
+  } catch (e) {
+    if (e instanceof TrustConfigError) throw new UsageError(`${L.label("trust-policy")}: ${e.message}`);
+    throw e;
+  }
 }
 
 /** --allowed-origins: each `scheme://host[:port]`, canonical; anything else is a usage error naming it. */
@@ -238,6 +250,17 @@ export const serveCommand = defineCommand({
         type: "string",
         description: "MQTT over TLS port, with --tls-cert (env PROPELLER_MQTT_TLS_PORT)",
         default: L.text("mqtt-tls-port", ["PROPELLER_MQTT_TLS_PORT"], "8883"),
+      },
+      "trust-policy": {
+        type: "string",
+        description:
+          "containers-policy.json: only modules it accepts run (signedBy GPG keys, reject, insecureAcceptAnything); checked at task creation, dispatch, the proxy and the proplet (env PROPELLER_TRUST_POLICY)",
+        default: L.text("trust-policy", ["PROPELLER_TRUST_POLICY"]),
+      },
+      "registries-d": {
+        type: "string",
+        description: `where each registry's signatures are (registries.d *.yaml, lookaside file:// or http(s)://) (env PROPELLER_REGISTRIES_D)`,
+        default: L.text("registries-d", ["PROPELLER_REGISTRIES_D"], DEFAULT_REGISTRIES_D),
       },
       "data-dir": {
         type: "string",
@@ -417,7 +440,12 @@ export const serveCommand = defineCommand({
         // SIGHUP reloads what can change live (cli/reload.ts); before serve runs, the log settings only.
         const reloading: ReloadTarget = { started: L, flags: args };
         process.on("SIGHUP", () => void reload(reloading, freshSettings));
+        const proxy = args.proxy ? proxyOptions(args) : undefined;
+        const trust = args["trust-policy"]
+          ? await trustFrom(args["trust-policy"], args["registries-d"], proxy?.registry ?? proxyOptions(args).registry)
+          : undefined;
         const s = await start({
+          ...(trust ? { trust } : {}),
           onStandby: (reloadTls) => {
             if (args["tls-cert"]) reloading.reloadTls = reloadTls;
             void systemd.ready("stand-by: another manager of the site is active");
@@ -445,7 +473,7 @@ export const serveCommand = defineCommand({
           localMaxTasks: int(L.label("local-max-tasks"), args["local-max-tasks"], 1, 10_000),
           trustPropletLabels: args["trust-proplet-labels"],
           maxModuleMb: int(L.label("max-module-mb"), args["max-module-mb"], 1, MAX_MODULE_MB_LIMIT),
-          proxy: args.proxy ? proxyOptions(args) : undefined,
+          proxy,
           localPropletEnv: propletEnv(),
           staleRemovalS: int(L.label("stale-proplet-removal"), args["stale-proplet-removal"], 0, 10 * 365 * 86400),
           partitionGraceS: int(L.label("partition-grace"), args["partition-grace"], 0, 7 * 86400),

@@ -7,10 +7,12 @@ import { type BrokerLimits, type BrokerTls, type EmbeddedBroker, startBroker, ty
 import { connectMqtt } from "../broker/client.ts";
 import { type BusClient, DirectClient } from "../broker/direct.ts";
 import { sharedManagerClientId } from "../core/acl.ts";
+import { forbidden } from "../core/errors.ts";
 import type { EntityKind, Token } from "../core/identity.ts";
 import { hostAllowed, hostRefusal, type OriginPolicy, originAllowed, originPolicy } from "../core/origins.ts";
 import type { SchedulerName } from "../core/scheduler.ts";
 import { TaskState } from "../core/states.ts";
+import type { TrustCheck, TrustGate } from "../core/trust-policy.ts";
 import { chainCa, spkiHash } from "../core/x509-read.ts";
 import { log } from "../log.ts";
 import { createApp } from "../manager/api/app.ts";
@@ -102,6 +104,8 @@ export interface ServeOptions {
   trustPropletLabels?: boolean;
   /** A portable archive of the store into `<data-dir>/snapshots` every `intervalS`, the newest `keep` kept. */
   snapshots?: { intervalS: number; keep: number };
+  /** The site's trust policy (`--trust-policy`): checked at creation, at dispatch and by the proxy. */
+  trust?: TrustGate;
   /** Told when this manager waits as a stand-by (serving, not active): systemd's READY=1, and a renewal's way in. */
   onStandby?: (reloadTls: (tls: BrokerTls) => void) => void;
 }
@@ -261,16 +265,30 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     `${o.advertiseUrl ?? `${http}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${server.port}`}/fl`;
   // What the manager sends proplets to fetch is what the proxy may serve them: every start is noted on its way out.
   const dispatched = o.proxy ? new Dispatched() : undefined;
-  const starts: ManagerBus = dispatched
-    ? {
-        start: (m) => {
-          dispatched.record(m.image_url, m.proplet_id);
-          return bus.start(m);
-        },
-        stop: (m) => bus.stop(m),
-        invoke: (m) => bus.invoke(m),
+  // Under a trust policy every start is judged again on its way out (the policy or a tag may have changed since
+  // the task was created): a refused one fails its run with the policy's reason, an approved one carries the
+  // digest of the module bytes the proplet must get.
+  const gate = o.trust;
+  const starts: ManagerBus = {
+    start: async (m) => {
+      if (gate) {
+        const c = m.image_url
+          ? await gate.image(m.image_url).catch((e) => refusal(m.image_url!, e))
+          : m.file
+            ? await gate.inline(Buffer.from(m.file, "base64"), signatureOf(store.tasks.get(m.id)?.signature))
+            : undefined;
+        if (c && !c.allowed) {
+          manager.events.trustRefused("dispatch", m.image_url ?? "an inline module", c, m.id);
+          throw forbidden(c.reason);
+        }
+        if (c?.moduleDigest) m.module_digest = c.moduleDigest;
       }
-    : bus;
+      dispatched?.record(m.image_url, m.proplet_id);
+      return bus.start(m);
+    },
+    stop: (m) => bus.stop(m),
+    invoke: (m) => bus.invoke(m),
+  };
   const manager = new Manager(store, starts, identities, {
     livelinessThresholdMs: o.livelinessThreshold * 1000,
     scheduler: o.scheduler,
@@ -278,6 +296,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     staleRemovalMs: (o.staleRemovalS ?? 0) * 1000,
     partitionGraceMs: (o.partitionGraceS ?? DEFAULT_PARTITION_GRACE_S) * 1000,
     flUrl,
+    ...(gate ? { trust: gate } : {}),
   });
   await bus.listen(manager.inbound);
   // The OCI proxy, with its own MQTT client like any other participant.
@@ -298,6 +317,15 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       dispatched: (ref, proplet) => dispatched?.allows(ref, proplet) ?? false,
       // The embedded broker writes the sender's id into a request; an external one vouches for nothing.
       trustPropletId: broker !== undefined,
+      ...(gate
+        ? {
+            trust: async (ref: string) => {
+              const c = await gate.image(ref).catch((e) => refusal(ref, e));
+              if (!c.allowed) manager.events.trustRefused("proxy", ref, c);
+              return c;
+            },
+          }
+        : {}),
     }).listen();
   // Runs started before this process (a restart, a takeover) may still be fetching their module.
   for (const t of dispatched ? store.tasks.listByState([TaskState.Running]) : [])
@@ -340,6 +368,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     counters: manager.telemetry.counters,
     mqtt: bus.counts,
     ...(certWatch ? { certificates: certWatch.certs } : {}),
+    ...(gate ? { trustRefusals: gate.refusals } : {}),
     build: { version: VERSION, commit: COMMIT },
   });
   // Told to whoever is refused: no path of this machine's disk (the CLI on this machine names the file itself).
@@ -462,4 +491,14 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       lock.release();
     },
   };
+}
+
+/** A module whose registry cannot be asked is refused: what cannot be verified does not run. */
+function refusal(ref: string, e: unknown): TrustCheck {
+  const why = e instanceof Error ? e.message : String(e);
+  return { allowed: false, scope: "default", rule: "none", digest: "", reason: `${ref}: cannot verify: ${why}` };
+}
+
+function signatureOf(b64: string | undefined): Uint8Array | undefined {
+  return b64 ? new Uint8Array(Buffer.from(b64, "base64")) : undefined;
 }

@@ -52,6 +52,11 @@ export const taskFields = {
   file: { type: "string", description: "local .wasm file to send inline" },
   example: { type: "string", description: "a module propeller carries, sent inline: add, hello, spin (examples list)" },
   "image-url": { type: "string", description: "http(s) URL or OCI reference of the module" },
+  signature: {
+    type: "string",
+    description:
+      "a detached simple-signing signature over the inline module's sha256 (skopeo standalone-sign), for a site whose trust policy requires one",
+  },
   inputs: { type: "string", description: "comma-separated inputs, e.g. 10,20" },
   "cli-args": { type: "string", description: "comma-separated runtime options, e.g. --dir=/data::/data,--env=K=V" },
   env: { type: "string", description: "comma-separated KEY=VALUE environment for the task" },
@@ -126,6 +131,10 @@ export function body(a: FieldArgs): Record<string, unknown> {
   if (a.file) b.file = readWasm(String(a.file));
   if (a.example) b.file = Buffer.from(example(String(a.example))).toString("base64");
   if (a["image-url"]) b.image_url = a["image-url"];
+  if (a.signature) {
+    if (!b.file) throw new UsageError("--signature signs an inline module: give --file or --example too");
+    b.signature = readUserFile(String(a.signature)).toString("base64");
+  }
   if (a.inputs !== undefined) b.inputs = list(String(a.inputs)) ?? [];
   if (a["cli-args"]) b.cli_args = list(String(a["cli-args"]));
   if (a.function) {

@@ -22,16 +22,21 @@ function line(e: ManagerEvent): string {
       return `${time} metrics ${JSON.stringify(e)}`;
     case "fl":
       return `${time} fl      ${roundLine(e)}`;
+    case "trust":
+      return `${time} trust   refused at ${e.at_step}${e.task_id ? ` (task ${e.task_id})` : ""}: ${e.reason}`;
   }
 }
 
 export const watchCommand = defineCommand({
-  meta: { name: "watch", description: "Print task, run, proplet, metrics and federated-learning events live" },
+  meta: {
+    name: "watch",
+    description: "Print task, run, proplet, metrics, federated-learning and trust-policy refusal events live",
+  },
   args: {
     types: {
       type: "string",
-      description: "comma-separated: task,run,proplet,metrics,fl (default all but metrics)",
-      default: "task,run,proplet,fl",
+      description: "comma-separated: task,run,proplet,metrics,fl,trust (default all but metrics)",
+      default: "task,run,proplet,fl,trust",
     },
     task: { type: "string", description: "only this task's events" },
     proplet: { type: "string", description: "only this proplet's events" },

@@ -62,7 +62,27 @@ const FlEvent = z.object({
   at: z.string(),
 });
 
-export const ManagerEvent = z.discriminatedUnion("type", [TaskEvent, RunEvent, PropletEvent, MetricsEvent, FlEvent]);
+/** The site's trust policy refused a module (docs/ARCHITECTURE.md, "Trusted code"): the audit trail. */
+const TrustEvent = z.object({
+  type: z.literal("trust"),
+  /** Where: a task's creation, its dispatch, or the proxy asked for chunks. */
+  at_step: z.enum(["create", "dispatch", "proxy"]),
+  task_id: z.string().optional(),
+  module: z.string(),
+  rule: z.string(),
+  scope: z.string(),
+  reason: z.string(),
+  at: z.string(),
+});
+
+export const ManagerEvent = z.discriminatedUnion("type", [
+  TaskEvent,
+  RunEvent,
+  PropletEvent,
+  MetricsEvent,
+  FlEvent,
+  TrustEvent,
+]);
 export type ManagerEvent = z.infer<typeof ManagerEvent>;
 export type EventType = ManagerEvent["type"];
-export const EVENT_TYPES: EventType[] = ["task", "run", "proplet", "metrics", "fl"];
+export const EVENT_TYPES: EventType[] = ["task", "run", "proplet", "metrics", "fl", "trust"];

@@ -52,6 +52,13 @@ export const StartMsg = z.object({
    */
   run_id: nullToUndef(RunId),
   attempt: nullToUndef(z.number().int().positive()),
+  /**
+   * Ours: the sha256 of the module bytes the site's trust policy approved (docs/ARCHITECTURE.md, "Trusted code");
+   * our proplets refuse other bytes. Upstream proplets ignore it.
+   */
+  module_digest: nullToUndef(z.string().regex(/^sha256:[a-f0-9]{64}$/)),
+  /** Ours: an inline module's detached signature (base64), for a proplet with a trust policy of its own. */
+  module_signature: nullToUndef(z.string().max(96 * 1024)),
 });
 export type StartMsg = z.output<typeof StartMsg>;
 
@@ -239,5 +246,6 @@ export function startMessage(t: Task, parents: Record<string, unknown>): StartMs
     ...(t.timeout_s ? { timeout_s: t.timeout_s } : {}),
     ...(t.max_memory_mb ? { max_memory_mb: t.max_memory_mb } : {}),
     ...(t.run_id ? { run_id: t.run_id, attempt: t.attempt ?? 1 } : {}),
+    ...(t.file && t.signature ? { module_signature: t.signature } : {}),
   };
 }

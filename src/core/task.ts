@@ -96,6 +96,15 @@ const ClientFields = {
   max_memory_mb: z.number().int().positive().max(4096).optional(),
   /** Ours: what a proplet must have to run it (labels, runtime, arch, TEE, memory). */
   requirements: Requirements.optional(),
+  /**
+   * Ours: a detached simple-signing signature (base64, as `skopeo standalone-sign` writes it) over the inline
+   * module's sha256, for a site whose trust policy accepts only signed code (docs/ARCHITECTURE.md, "Trusted code").
+   */
+  signature: z
+    .string()
+    .max(64 * 1024)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/, "must be standard base64")
+    .optional(),
 };
 
 /** The fields a client may set on a task (the API's create body). */
@@ -191,6 +200,7 @@ export const Task = z.object({
   misfire_policy: z.enum(["skip", "run_once"]).optional(),
   max_memory_mb: z.number().int().optional(),
   requirements: Requirements.optional(),
+  signature: z.string().optional(),
   /** A broadcast task's part on one proplet: `broadcast_of` is the task it is part of; `parts` that task's. */
   broadcast_of: z.string().optional(),
   parts: z.array(z.string()).optional(),

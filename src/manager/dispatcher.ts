@@ -1,4 +1,4 @@
-import { conflict, invalid, notFound } from "../core/errors.ts";
+import { AppError, conflict, invalid, notFound } from "../core/errors.ts";
 import {
   type InvokeMsg,
   parentResults,
@@ -611,6 +611,8 @@ export class Dispatcher {
 
 /** Why a run ended when its start message could not be published. */
 function publishFailed(e: unknown): string {
+  // A start the site's trust policy refused (cli/site.ts): its reason is the task's error, as it is.
+  if (e instanceof AppError && e.kind === "forbidden") return e.message;
   return `failed to publish start message: ${e instanceof Error ? e.message : e}`;
 }
 

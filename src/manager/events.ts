@@ -4,6 +4,10 @@ import type { Run } from "../core/run.ts";
 import { stateName } from "../core/states.ts";
 import type { Task } from "../core/task.ts";
 import { nowIso } from "../core/time.ts";
+import type { TrustDecision } from "../core/trust-policy.ts";
+import { fields, tag } from "../log.ts";
+
+const log = tag("manager");
 
 // The one seam between the manager's rooms. The dispatcher announces what happened to runs and tasks; groups,
 // schedules, telemetry and the live stream subscribe. Delivery is deferred to a microtask, so a subscriber never
@@ -93,6 +97,22 @@ export class ManagerEvents {
   flRound(e: Experiment, r: Round): void {
     if (this.live.listeners === 0) return;
     this.live.publish(roundEvent(e, r, nowIso()));
+  }
+
+  /** The trust policy refused a module: logged (the audit trail that outlives the stream) and told to listeners. */
+  trustRefused(step: "create" | "dispatch" | "proxy", module: string, c: TrustDecision, taskId?: string): void {
+    log.warn(`trust policy refused ${module} at ${step}: ${c.reason}`, fields({ rule: c.rule, task_id: taskId }));
+    if (this.live.listeners === 0) return;
+    this.live.publish({
+      type: "trust",
+      at_step: step,
+      ...(taskId ? { task_id: taskId } : {}),
+      module,
+      rule: c.rule,
+      scope: c.scope,
+      reason: c.reason,
+      at: nowIso(),
+    });
   }
 
   /** Tells live listeners about a task's state; nothing is built when nobody listens. */

@@ -1,5 +1,6 @@
 import type { SchedulerName } from "../core/scheduler.ts";
 import { stateName } from "../core/states.ts";
+import type { TrustGate } from "../core/trust-policy.ts";
 import { dumpStore } from "../storage/archive.ts";
 import type { Storage } from "../storage/repository.ts";
 import { Broadcasts } from "./broadcast.ts";
@@ -35,6 +36,8 @@ export interface ManagerOptions {
   maxModuleMb?: number;
   /** This manager's `/fl` URL as a proplet on this host reaches it, told to round tasks. */
   flUrl?: () => string | undefined;
+  /** The site's trust policy (serve --trust-policy): a task whose module it refuses is refused at creation. */
+  trust?: TrustGate;
 }
 
 export class Manager {
@@ -71,7 +74,7 @@ export class Manager {
     this.schedules = new Schedules(store, this.dispatcher, this.events, opts.observeFiring);
     this.broadcasts = new Broadcasts(store, this.dispatcher, this.proplets, this.events);
     this.invocations = new Invocations(store, this.dispatcher, bus);
-    this.tasks = new Tasks(store, this.dispatcher, this.schedules, this.events, opts.maxModuleMb);
+    this.tasks = new Tasks(store, this.dispatcher, this.schedules, this.events, opts.maxModuleMb, opts.trust);
     this.groups = new Groups(store, this.tasks, this.dispatcher, this.events);
     this.telemetry = new Telemetry(store, this.proplets, this.events);
     this.output = new TaskOutput(store, this.events);

@@ -13,6 +13,7 @@ import {
   taskView,
 } from "../core/task.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
+import type { TrustCheck, TrustGate } from "../core/trust-policy.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
 import type { Dispatcher, StartResult } from "./dispatcher.ts";
@@ -32,7 +33,27 @@ export class Tasks {
     private events: ManagerEvents,
     /** The largest inline module (`file`) accepted, in MiB (`serve --max-module-mb`). */
     private maxModuleMb = DEFAULT_MAX_MODULE_MB,
+    private trust?: TrustGate,
   ) {}
+
+  /**
+   * Under a trust policy, a module the policy refuses is refused here (400 naming the rule and the scope); the
+   * dispatch asks again (the policy or the tag may have changed by then).
+   */
+  private async checkTrust(input: { image_url?: string; file?: string; signature?: string }): Promise<void> {
+    if (!this.trust) return;
+    let c: TrustCheck | undefined;
+    if (input.image_url) c = await this.trust.image(input.image_url).catch((e) => refusedFetch(input.image_url!, e));
+    else if (input.file)
+      c = await this.trust.inline(
+        Buffer.from(input.file, "base64"),
+        input.signature ? Buffer.from(input.signature, "base64") : undefined,
+      );
+    if (c && !c.allowed) {
+      this.events.trustRefused("create", input.image_url ?? "an inline module", c);
+      throw invalid(`${input.image_url ? "image_url" : "file"}: ${c.reason}`);
+    }
+  }
 
   /** An inline module over the cap is refused here, naming `file`, rather than failing on the proplet later. */
   private checkModule(file: string | undefined): void {
@@ -42,6 +63,7 @@ export class Tasks {
 
   async create(input: TaskCreate): Promise<TaskView> {
     this.checkModule(input.file);
+    await this.checkTrust(input);
     const created = newTask(crypto.randomUUID(), input, nowIso());
     this.store.tasks.create(created);
     const task = this.schedules.arm(created);
@@ -119,6 +141,9 @@ export class Tasks {
   }
 
   async update(id: string, patch: TaskUpdate): Promise<TaskView> {
+    // A new module (or signature) is judged first; the task is read again after, as it may have changed meanwhile.
+    if (patch.file !== undefined || patch.image_url !== undefined || patch.signature !== undefined)
+      await this.checkTrust(applyUpdate(this.mustGet(id), patch, nowIso()));
     const task = this.mustGet(id);
     this.checkModule(patch.file);
     if (task.state === TaskState.Running && (patch.file !== undefined || patch.image_url !== undefined)) {
@@ -161,4 +186,10 @@ export class Tasks {
   stop(id: string): Promise<{ stopped: true }> {
     return this.dispatcher.stop(id);
   }
+}
+
+/** A registry that cannot be asked is a refusal too: an unverifiable module does not run. */
+function refusedFetch(ref: string, e: unknown): TrustCheck {
+  const why = e instanceof Error ? e.message : String(e);
+  return { allowed: false, scope: "default", rule: "none", digest: "", reason: `${ref}: cannot verify: ${why}` };
 }

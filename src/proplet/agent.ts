@@ -3,11 +3,13 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import { connectMqtt, publishJson, publishRaw } from "../broker/client.ts";
 import { type BusClient, DirectClient } from "../broker/direct.ts";
+import { ociDigest } from "../core/digest.ts";
 import { decode, InvokeMsg, type OutputMsg, type ResultMsg, StartMsg, StopMsg } from "../core/messages.ts";
 import { DEFAULT_MAX_MODULE_MB, moduleTooLarge } from "../core/module-size.ts";
 import { RegistryServerMsg } from "../core/oci.ts";
 import { topics } from "../core/topics.ts";
 import { parseTraceparent } from "../core/traceparent.ts";
+import type { TrustCheck } from "../core/trust-policy.ts";
 import { envError, parseRuntimeOptions } from "../core/wasm-call.ts";
 import { fields, tag } from "../log.ts";
 import { SpanKind, tracing } from "../telemetry/tracing.ts";
@@ -250,6 +252,21 @@ export class PropletAgent {
     }
   }
 
+  /** This proplet's own policy on a start's module: an image by its registry's signatures, inline by its own. */
+  private ownVerdict(msg: StartMsg): Promise<TrustCheck> {
+    const gate = this.cfg.trust!;
+    if (msg.image_url)
+      return gate.image(msg.image_url).catch((e) => ({
+        allowed: false,
+        scope: "default",
+        rule: "none",
+        digest: "",
+        reason: `${msg.image_url}: cannot verify: ${e instanceof Error ? e.message : e}`,
+      }));
+    const sig = msg.module_signature ? new Uint8Array(Buffer.from(msg.module_signature, "base64")) : undefined;
+    return gate.inline(new Uint8Array(Buffer.from(msg.file ?? "", "base64")), sig);
+  }
+
   private async publishResult(r: ResultMsg): Promise<void> {
     if (this.outbox) {
       // On disk before it is sent: neither a cut link nor a restart loses it.
@@ -314,7 +331,17 @@ export class PropletAgent {
       if (msg.latent && this.host) return await fail("latent tasks are not supported by the host runtime");
       const moduleCap = this.moduleCap;
       const wait = (ref: string) => this.chunks.wait(ref, this.cfg.fetchTimeoutMs ?? 60_000);
+      // A proplet with its own trust policy judges the module before fetching it.
+      const own = this.cfg.trust ? await this.ownVerdict(msg) : undefined;
+      if (own && !own.allowed) return await fail(`refused by this proplet's trust policy: ${own.reason}`);
       const fetched = await fetchModule(msg, wait, moduleCap);
+      if (own?.moduleDigest && !msg.encrypted && ociDigest(fetched) !== own.moduleDigest)
+        return await fail(`refused by this proplet's trust policy: the module is not the one it approved`);
+      // The manager's trust policy approved these bytes (docs/ARCHITECTURE.md, "Trusted code"): no others run.
+      if (msg.module_digest && !msg.encrypted && ociDigest(fetched) !== msg.module_digest)
+        return await fail(
+          `refused: the module's digest ${ociDigest(fetched)} is not ${msg.module_digest}, the one the trust policy approved`,
+        );
       const bytes = openModule(fetched, msg.encrypted, this.cfg.decryptionKeys);
       if (typeof bytes === "string") return await fail(bytes);
       const big = moduleTooLarge(bytes.length, moduleCap.mb, moduleCap.setting);

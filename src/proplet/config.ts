@@ -1,5 +1,6 @@
 import { cpus } from "node:os";
 import type { ConnectOptions } from "../broker/client.ts";
+import type { TrustGate } from "../core/trust-policy.ts";
 
 /**
  * Tasks a proplet runs at once unless told: twice the CPU count. Between one task's end and the next start a slot
@@ -50,6 +51,11 @@ export interface PropletConfig {
   /** `key=value` tags are labels a task's `requirements` can ask for; a bare tag is `tag=true`. */
   tags?: string[];
   location?: string;
+  /**
+   * The proplet's own trust policy (PROPLET_TRUST_POLICY): every module is judged by it too, besides the digest
+   * the manager approved (docs/ARCHITECTURE.md, "Trusted code").
+   */
+  trust?: TrustGate;
   /** PEM private keys (a file or a directory) that open encrypted modules (PROPLET_DECRYPTION_KEYS). */
   decryptionKeys?: string;
   /** Where TEE detection looks (`/` on a device; tests point PROPLET_TEE_ROOT at a prepared tree). */

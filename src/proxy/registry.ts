@@ -51,7 +51,7 @@ const MAX_CACHED = 1024;
 
 export class RegistryClient {
   private auth: RegistryAuth;
-  private tags = new Map<string, { digest: string; manifest: Manifest; at: number }>();
+  private tags = new Map<string, { digest: string; top: string; manifest: Manifest; at: number }>();
   /** Registry requests made, for tests and figures. */
   requests = 0;
   readonly maxModuleBytes: number;
@@ -119,21 +119,25 @@ export class RegistryClient {
     return { digest: actual, manifest: parsed.data };
   }
 
-  /** The image manifest a reference names, following an index to its wasi/wasm entry. */
-  async resolve(refText: string): Promise<{ ref: Reference; digest: string; manifest: Manifest }> {
+  /**
+   * The image manifest a reference names, following an index to its wasi/wasm entry; `top` is the digest of what
+   * the reference itself names (the index's, else the manifest's): the digest a signature covers.
+   */
+  async resolve(refText: string): Promise<{ ref: Reference; digest: string; top: string; manifest: Manifest }> {
     const ref = parseReference(refText);
     if (typeof ref === "string") throw new RegistryError(ref);
     const cacheKey = `${ref.registry}/${ref.repository}@${ref.digest ?? ref.tag}`;
     const hit = this.tags.get(cacheKey);
     if (hit && (ref.digest || Date.now() - hit.at < (this.o.tagTtlMs ?? 30_000))) return { ref, ...hit };
     let m = await this.manifest(ref, ref.digest ?? ref.tag!);
+    const top = m.digest;
     if (m.manifest.manifests) {
       const entry = pickFromIndex(m.manifest);
       if (!entry) throw new RegistryError(`${refText}: the index lists no manifests`, "the index lists no manifests");
       m = await this.manifest(ref, entry.digest, entry.size);
     }
-    touch(this.tags, cacheKey, { ...m, at: Date.now() }, MAX_CACHED);
-    return { ref, ...m };
+    touch(this.tags, cacheKey, { ...m, top, at: Date.now() }, MAX_CACHED);
+    return { ref, ...m, top };
   }
 
   private cachePath(digest: string): string | undefined {

@@ -32,6 +32,11 @@ export interface ProxyPolicy {
    * that field is only a claim, and the asker counts as unknown.
    */
   trustPropletId: boolean;
+  /**
+   * The site's trust policy (serve --trust-policy): a module it refuses is never fetched, and a module whose
+   * bytes are not the approved layer is never sent.
+   */
+  trust?: (ref: string) => Promise<{ allowed: boolean; reason: string; moduleDigest?: string }>;
   /** Modules fetched and sent at once (each held in memory meanwhile, up to the module bound). */
   maxConcurrent?: number;
   /** Modules waiting for a turn; past this a request is answered "busy". */
@@ -162,9 +167,26 @@ export class ProxyService {
   }
 
   private async serve(app: string, job: Job): Promise<void> {
-    let mod: { bytes: Uint8Array; digest: string };
+    let mod: { bytes: Uint8Array; digest: string; encrypted?: boolean };
     try {
+      const verdict = await this.policy.trust?.(app);
+      if (verdict && !verdict.allowed) {
+        log.warn(`refused ${app}: ${verdict.reason}`);
+        await Promise.all(
+          [...job.askers].map((to) => this.refuse(app, to, `refused by the trust policy: ${verdict.reason}`)),
+        );
+        return;
+      }
       mod = await this.registry.pull(app);
+      if (verdict?.moduleDigest && !mod.encrypted && mod.digest !== verdict.moduleDigest) {
+        log.warn(`refused ${app}: its layer is ${mod.digest}, the policy approved ${verdict.moduleDigest}`);
+        await Promise.all(
+          [...job.askers].map((to) =>
+            this.refuse(app, to, "refused by the trust policy: the module changed since it was approved"),
+          ),
+        );
+        return;
+      }
     } catch (e) {
       // The log has the whole story; the proplets only what names no address of the gateway's network.
       log.warn(`fetching ${app}: ${e instanceof Error ? e.message : e}`);

@@ -14,6 +14,8 @@ export interface MetricsSource {
   mqtt: { received: number; sent: number };
   /** serve's TLS certificates and when each expires (none without TLS). */
   certificates?: () => { cert: string; notAfter: Date }[];
+  /** Modules the site's trust policy refused, by rule (none without --trust-policy). */
+  trustRefusals?: ReadonlyMap<string, number>;
   /** This build, as `propeller_build_info{version,commit} 1`. */
   build?: { version: string; commit: string };
 }
@@ -61,6 +63,18 @@ export class ManagerMetrics {
       "Runs stopped by a user or a shutdown",
       () => src.counters.interruptions,
     );
+    const refusals = src.trustRefusals;
+    if (refusals)
+      new client.Counter({
+        name: "propeller_trust_refusals_total",
+        help: "Modules the trust policy refused (at creation, dispatch or the proxy), by rule",
+        labelNames: ["rule"],
+        registers: r,
+        collect() {
+          this.reset();
+          for (const [rule, n] of refusals) this.inc({ rule }, n);
+        },
+      });
     counter("propeller_mqtt_messages_received_total", "MQTT messages the manager received", () => src.mqtt.received);
     counter("propeller_mqtt_messages_sent_total", "MQTT messages the manager published", () => src.mqtt.sent);
     new client.Gauge({

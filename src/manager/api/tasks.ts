@@ -59,6 +59,12 @@ export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry, invoca
     }
     const bytes = new Uint8Array(await file.arrayBuffer());
     if (!hasWasmMagic(bytes)) throw invalid("file: invalid WASM file: missing magic bytes");
-    return c.json(await tasks.update(id, { file: Buffer.from(bytes).toString("base64") }));
+    // Under a trust policy an upload may carry its detached signature (docs/ARCHITECTURE.md, "Trusted code").
+    const sig = form.get("signature");
+    const signature = sig instanceof File ? Buffer.from(await sig.arrayBuffer()).toString("base64") : undefined;
+    if (signature && signature.length > 64 * 1024) throw invalid("signature: at most 64 KiB (base64)");
+    return c.json(
+      await tasks.update(id, { file: Buffer.from(bytes).toString("base64"), ...(signature ? { signature } : {}) }),
+    );
   });
 }

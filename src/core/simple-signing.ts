@@ -1,0 +1,96 @@
+import * as openpgp from "openpgp";
+import { z } from "zod";
+import type { VerifiedSignature } from "./trust-policy.ts";
+
+// OpenPGP "simple signing" (containers-signature(5)), the format skopeo writes with `copy --sign-by` and reads
+// for a `signedBy` requirement: an OpenPGP signed message whose literal data is a small JSON payload naming the
+// manifest digest and the docker reference. Pure computation (openpgp.js); reading keys and signatures is the
+// caller's.
+
+const SIGNATURE_TYPE = "atomic container signature";
+
+export const SimpleSigningPayload = z.looseObject({
+  critical: z.looseObject({
+    type: z.literal(SIGNATURE_TYPE),
+    image: z.looseObject({ "docker-manifest-digest": z.string().regex(/^sha256:[a-f0-9]{64}$/) }),
+    identity: z.looseObject({ "docker-reference": z.string().min(1).max(512) }),
+  }),
+  optional: z.looseObject({}).optional(),
+});
+
+/** The payload a signature for `digest` under the name `reference` carries. */
+export function simpleSigningPayload(reference: string, digest: string, creator = "propeller"): Uint8Array {
+  const body = {
+    critical: {
+      identity: { "docker-reference": reference },
+      image: { "docker-manifest-digest": digest },
+      type: SIGNATURE_TYPE,
+    },
+    optional: { creator, timestamp: Math.floor(Date.now() / 1000) },
+  };
+  return new TextEncoder().encode(JSON.stringify(body));
+}
+
+/** Public keys from a key file's bytes (armored or binary, one or many: `gpg --export [--armor]`). */
+export async function readPublicKeys(bytes: Uint8Array): Promise<openpgp.Key[]> {
+  const text = new TextDecoder().decode(bytes.subarray(0, 64));
+  return text.includes("-----BEGIN PGP")
+    ? await openpgp.readKeys({ armoredKeys: new TextDecoder().decode(bytes) })
+    : await openpgp.readKeys({ binaryKeys: bytes });
+}
+
+/** The upper-case fingerprint of a key's primary key (as gpg prints and skopeo's `--sign-by` takes). */
+export const fingerprintOf = (k: openpgp.Key): string => k.getFingerprint().toUpperCase();
+
+/** The bytes of a signature (a signed OpenPGP message) verified by one of `keys`, or why not. */
+export async function verifySimpleSigning(
+  sig: Uint8Array,
+  keys: openpgp.Key[],
+): Promise<VerifiedSignature | { error: string }> {
+  let message: openpgp.Message<Uint8Array>;
+  try {
+    message = await openpgp.readMessage({ binaryMessage: sig });
+  } catch (e) {
+    return { error: `not an OpenPGP message: ${(e as Error).message}` };
+  }
+  let data: Uint8Array;
+  let signer: openpgp.Key | undefined;
+  try {
+    const r = await openpgp.verify({ message, verificationKeys: keys, format: "binary", expectSigned: true });
+    data = r.data as Uint8Array;
+    for (const s of r.signatures) {
+      await s.verified;
+      signer = keys.find((k) => k.getKeyIDs().some((id) => id.equals(s.keyID)));
+      if (signer) break;
+    }
+  } catch (e) {
+    return { error: `signature not verified by a trusted key: ${(e as Error).message}` };
+  }
+  if (!signer) return { error: "signature not verified by a trusted key" };
+  let payload: z.infer<typeof SimpleSigningPayload>;
+  try {
+    const p = SimpleSigningPayload.safeParse(JSON.parse(new TextDecoder().decode(data)));
+    if (!p.success) return { error: "signature payload is not a simple-signing payload" };
+    payload = p.data;
+  } catch {
+    return { error: "signature payload is not JSON" };
+  }
+  return {
+    fingerprint: fingerprintOf(signer),
+    digest: payload.critical.image["docker-manifest-digest"],
+    identity: payload.critical.identity["docker-reference"],
+  };
+}
+
+/** A simple-signing signature (binary signed message) over the payload for `digest` named `reference`. */
+export async function signSimpleSigning(
+  armoredPrivateKey: string,
+  reference: string,
+  digest: string,
+): Promise<{ signature: Uint8Array; fingerprint: string }> {
+  const key = await openpgp.readPrivateKey({ armoredKey: armoredPrivateKey });
+  if (!key.isDecrypted()) throw new Error("the signing key is protected by a passphrase: export it without one");
+  const message = await openpgp.createMessage({ binary: simpleSigningPayload(reference, digest) });
+  const signature = await openpgp.sign({ message, signingKeys: key, format: "binary" });
+  return { signature: signature as Uint8Array, fingerprint: fingerprintOf(key) };
+}

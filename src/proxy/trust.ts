@@ -1,0 +1,272 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, join } from "node:path";
+import type { Key } from "openpgp";
+import { ociDigest } from "../core/digest.ts";
+import { parseReference, pickWasmLayer, type Reference } from "../core/oci.ts";
+import { ENCRYPTED_SUFFIX } from "../core/ocicrypt.ts";
+import { readPublicKeys, verifySimpleSigning } from "../core/simple-signing.ts";
+import {
+  candidateScopes,
+  decide,
+  needsSignatures,
+  parseTrustPolicy,
+  type Requirement,
+  requirementsFor,
+  type TrustCheck,
+  type TrustDecision,
+  type TrustGate,
+  type TrustPolicy,
+  type VerifiedSignature,
+} from "../core/trust-policy.ts";
+import type { RegistryClient } from "./registry.ts";
+
+// The trust policy with its I/O: key files, registries.d (where each registry's signatures are), lookaside reads
+// and the registry's manifest digest. docs/ARCHITECTURE.md, "Trusted code". Decisions are cached by reference and
+// digest for a minute: a policy change needs a restart (or a new verifier), a moved tag a new resolution.
+
+/** The default registries.d, as the containers tools read it. */
+export const DEFAULT_REGISTRIES_D = "/etc/containers/registries.d";
+/** Signatures read per image at most, and the bytes of each. */
+const MAX_SIGNATURES = 16;
+const MAX_SIGNATURE_BYTES = 64 * 1024;
+const CACHE_MS = 60_000;
+
+/** A policy file that cannot be used, with the reason (serve refuses to start). */
+export class TrustConfigError extends Error {}
+
+async function loadKeys(r: Requirement, base: string): Promise<Key[]> {
+  if (r.type !== "signedBy") return [];
+  const read = (p: string) => {
+    const path = isAbsolute(p) ? p : join(base, p);
+    try {
+      return new Uint8Array(readFileSync(path));
+    } catch (e) {
+      throw new TrustConfigError(`signedBy keyPath ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    }
+  };
+  const blobs = r.keyData ? [new Uint8Array(Buffer.from(r.keyData, "base64"))] : (r.keyPaths ?? [r.keyPath!]).map(read);
+  const keys: Key[] = [];
+  for (const b of blobs) {
+    try {
+      keys.push(...(await readPublicKeys(b)));
+    } catch (e) {
+      throw new TrustConfigError(`signedBy: not an OpenPGP public key: ${(e as Error).message}`);
+    }
+  }
+  return keys;
+}
+
+/** registries.d: `docker: {scope: {lookaside: URL}}` and `default-docker`, from every *.yaml in the directory. */
+function readRegistriesD(dir: string, write = false): { scopes: Map<string, string>; fallback?: string } {
+  const scopes = new Map<string, string>();
+  let fallback: string | undefined;
+  if (!existsSync(dir)) return { scopes };
+  for (const f of readdirSync(dir)
+    .filter((n) => /\.ya?ml$/.test(n))
+    .sort()) {
+    let doc: unknown;
+    try {
+      doc = Bun.YAML.parse(readFileSync(join(dir, f), "utf8"));
+    } catch (e) {
+      throw new TrustConfigError(`${join(dir, f)}: not YAML: ${(e as Error).message}`);
+    }
+    const d = (doc ?? {}) as Record<string, Record<string, Record<string, string>> | Record<string, string>>;
+    // Writers prefer the staging store (as skopeo does); `sigstore` is the older name of `lookaside`.
+    const url = (e: Record<string, string> | undefined) =>
+      (write ? (e?.["lookaside-staging"] ?? e?.["sigstore-staging"]) : undefined) ?? e?.lookaside ?? e?.sigstore;
+    const fb = url(d["default-docker"] as Record<string, string> | undefined);
+    if (fb) fallback = fb;
+    for (const [scope, e] of Object.entries((d.docker ?? {}) as Record<string, Record<string, string>>)) {
+      const u = url(e);
+      if (u) scopes.set(scope, u);
+    }
+  }
+  return { scopes, ...(fallback ? { fallback } : {}) };
+}
+
+export class TrustVerifier implements TrustGate {
+  private cache = new Map<string, { at: number; check: TrustCheck }>();
+  /** Refusals by rule, for `/metrics`. */
+  readonly refusals = new Map<string, number>();
+
+  private constructor(
+    readonly policy: TrustPolicy,
+    private keys: Map<Requirement, Key[]>,
+    private lookaside: { scopes: Map<string, string>; fallback?: string },
+    private registry?: RegistryClient,
+  ) {}
+
+  /** A policy file and a registries.d read and checked; a bad one throws TrustConfigError naming the fault. */
+  static async load(policyPath: string, registriesD: string, registry?: RegistryClient): Promise<TrustVerifier> {
+    let text: string;
+    try {
+      text = readFileSync(policyPath, "utf8");
+    } catch (e) {
+      throw new TrustConfigError(`trust policy ${policyPath}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    }
+    const policy = parseTrustPolicy(text);
+    if (typeof policy === "string") throw new TrustConfigError(`trust policy ${policyPath}: ${policy}`);
+    const all = [policy.default, ...Object.values(policy.transports?.docker ?? {})].flat();
+    const keys = new Map<Requirement, Key[]>();
+    for (const r of all) {
+      if (r.type === "sigstoreSigned")
+        throw new TrustConfigError(`trust policy ${policyPath}: sigstoreSigned is not supported yet (use signedBy)`);
+      keys.set(r, await loadKeys(r, dirname(policyPath)));
+    }
+    return new TrustVerifier(policy, keys, readRegistriesD(registriesD), registry);
+  }
+
+  private fingerprints(r: Requirement): string[] {
+    return (this.keys.get(r) ?? []).map((k) => k.getFingerprint().toUpperCase());
+  }
+
+  private allKeys(): Key[] {
+    return [...this.keys.values()].flat();
+  }
+
+  private count(d: TrustDecision): void {
+    if (!d.allowed) this.refusals.set(d.rule, (this.refusals.get(d.rule) ?? 0) + 1);
+  }
+
+  /** The lookaside base for a reference: the most specific registries.d scope, else default-docker. */
+  lookasideFor(ref: Reference): string | undefined {
+    for (const s of candidateScopes(ref)) {
+      const u = this.lookaside.scopes.get(s);
+      if (u) return u;
+    }
+    return this.lookaside.fallback;
+  }
+
+  /** Up to 16 signatures from the lookaside store: `<base>/<repo>@sha256=<hex>/signature-<n>`, n from 1. */
+  private async readSignatures(ref: Reference, digest: string): Promise<Uint8Array[]> {
+    const base = this.lookasideFor(ref);
+    if (!base) return [];
+    const out: Uint8Array[] = [];
+    for (let n = 1; n <= MAX_SIGNATURES; n++) {
+      const url = `${base.replace(/\/+$/, "")}/${ref.repository}@${digest.replace(":", "=")}/signature-${n}`;
+      const bytes = await readLookaside(url);
+      if (!bytes) break;
+      out.push(bytes);
+    }
+    return out;
+  }
+
+  private async verifyAll(blobs: Uint8Array[]): Promise<VerifiedSignature[]> {
+    const keys = this.allKeys();
+    if (!keys.length) return [];
+    const out: VerifiedSignature[] = [];
+    for (const b of blobs) {
+      const v = await verifySimpleSigning(b, keys);
+      if (!("error" in v)) out.push(v);
+    }
+    return out;
+  }
+
+  /** The policy's decision for an image reference (its manifest digest resolved through the registry). */
+  image(refText: string): Promise<TrustCheck> {
+    return this.checkImage(refText);
+  }
+
+  inline(module: Uint8Array, signature?: Uint8Array): Promise<TrustCheck> {
+    return this.checkInline(module, signature);
+  }
+
+  async checkImage(refText: string): Promise<TrustCheck> {
+    const ref = parseReference(refText);
+    // Not a registry reference (an http(s) URL): no signature can be found for it, `default` judges it.
+    if (typeof ref === "string") {
+      const d = decide(this.policy, undefined, "", (r) => this.fingerprints(r), []);
+      this.count(d);
+      return { ...d, digest: "" };
+    }
+    const { reqs } = requirementsFor(this.policy, ref);
+    if (!needsSignatures(reqs)) {
+      const d = decide(this.policy, ref, "", (r) => this.fingerprints(r), []);
+      this.count(d);
+      return { ...d, digest: ref.digest ?? "" };
+    }
+    if (!this.registry)
+      return this.refuse({ scope: "default", reason: "no registry client", rule: "none", digest: "" });
+    const resolved = await this.registry.resolve(refText);
+    const key = `${refText}|${resolved.top}`;
+    const hit = this.cache.get(key);
+    if (hit && Date.now() - hit.at < CACHE_MS) {
+      this.count(hit.check);
+      return hit.check;
+    }
+    const sigs = await this.verifyAll(await this.readSignatures(ref, resolved.top));
+    const d = decide(this.policy, ref, resolved.top, (r) => this.fingerprints(r), sigs);
+    // The proplet checks the bytes it gets against the plain layer (an encrypted one arrives in an envelope).
+    const layer = pickWasmLayer(resolved.manifest);
+    const plain = typeof layer !== "string" && !layer.mediaType?.endsWith(ENCRYPTED_SUFFIX);
+    const check: TrustCheck = { ...d, digest: resolved.top, ...(plain ? { moduleDigest: layer.digest } : {}) };
+    this.count(d);
+    this.remember(key, check);
+    return check;
+  }
+
+  /**
+   * An inline module (no reference: judged by the policy's `default`): accepted when `default` accepts anything,
+   * or when `signature` (a simple-signing signature, raw bytes) by a trusted key names the module's sha256.
+   */
+  async checkInline(module: Uint8Array, signature?: Uint8Array): Promise<TrustCheck> {
+    const digest = ociDigest(module);
+    const key = `inline|${digest}|${signature ? ociDigest(signature) : ""}`;
+    const hit = this.cache.get(key);
+    if (hit && Date.now() - hit.at < CACHE_MS) {
+      this.count(hit.check);
+      return hit.check;
+    }
+    const sigs = signature ? await this.verifyAll([signature]) : [];
+    const d = decide(this.policy, undefined, digest, (r) => this.fingerprints(r), sigs);
+    this.count(d);
+    const check = { ...d, digest, moduleDigest: digest };
+    this.remember(key, check);
+    return check;
+  }
+
+  /** Decisions are kept a minute, at most 1,024 (then all are dropped: a flood costs verifications, not memory). */
+  private remember(key: string, check: TrustCheck): void {
+    if (this.cache.size >= 1024) this.cache.clear();
+    this.cache.set(key, { at: Date.now(), check });
+  }
+
+  private refuse(c: Omit<TrustCheck, "allowed">): TrustCheck {
+    this.count({ ...c, allowed: false });
+    return { ...c, allowed: false };
+  }
+}
+
+/** The first free `signature-<n>` path for a new signature of `ref`'s `digest` (file:// lookaside only). */
+export function lookasideWritePath(registriesD: string, ref: Reference, digest: string): string {
+  const { scopes, fallback } = readRegistriesD(registriesD, true);
+  const base =
+    candidateScopes(ref)
+      .map((s) => scopes.get(s))
+      .find(Boolean) ?? fallback;
+  if (!base) throw new TrustConfigError(`no lookaside for ${ref.registry}/${ref.repository} in ${registriesD}`);
+  if (!base.startsWith("file://"))
+    throw new TrustConfigError(`lookaside ${base}: only a file:// store can be written (set lookaside-staging)`);
+  const dir = join(decodeURIComponent(new URL(base).pathname), `${ref.repository}@${digest.replace(":", "=")}`);
+  let n = 1;
+  while (existsSync(join(dir, `signature-${n}`))) n++;
+  return join(dir, `signature-${n}`);
+}
+
+/** A lookaside signature: file:// read, http(s):// fetched; absent is undefined, bounded in size. */
+async function readLookaside(url: string): Promise<Uint8Array | undefined> {
+  if (url.startsWith("file://")) {
+    const path = decodeURIComponent(new URL(url).pathname);
+    if (!existsSync(path)) return undefined;
+    const b = readFileSync(path);
+    return b.length > MAX_SIGNATURE_BYTES ? undefined : new Uint8Array(b);
+  }
+  if (!/^https?:\/\//.test(url)) return undefined;
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: "error" });
+  if (!res.ok) {
+    await res.body?.cancel().catch(() => {});
+    return undefined;
+  }
+  const b = new Uint8Array(await res.arrayBuffer());
+  return b.length > MAX_SIGNATURE_BYTES ? undefined : b;
+}

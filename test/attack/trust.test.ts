@@ -1,0 +1,110 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import mqtt from "mqtt";
+import { cli, FIXTURES, freePort, http, identity, type Serve, startServe, tempDir, until } from "../helpers.ts";
+
+// Trusted code attacked (docs/ARCHITECTURE.md, "Trusted code"): a proplet asks the proxy for an image the policy
+// refuses, on a registry the allow-list names (so only the policy stands in the way); a peer with a manager's
+// identity sends a start whose approved digest is not the module's bytes.
+
+const T = "m/default/c/default";
+const dir = tempDir("trust-attack-");
+let registry: { host: string; proc: ReturnType<typeof Bun.spawn> };
+let s: Serve;
+let attacker: mqtt.MqttClient;
+const answers: Record<string, unknown>[] = [];
+
+beforeAll(async () => {
+  const port = await freePort();
+  mkdirSync(join(dir, "reg"));
+  writeFileSync(
+    join(dir, "reg", "config.yml"),
+    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "reg", "data")}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+  );
+  const bin = ["/usr/bin/docker-registry", Bun.which("docker-registry")].find((p) => p && Bun.file(p).size > 0);
+  if (!bin) throw new Error("docker-registry is not installed: apt-get install docker-registry (.ci/run does)");
+  registry = {
+    host: `127.0.0.1:${port}`,
+    proc: Bun.spawn([bin, "serve", join(dir, "reg", "config.yml")], { stdout: "ignore", stderr: "ignore" }),
+  };
+  await until("the registry to answer", async () => (await fetch(`http://${registry.host}/v2/`)).status === 200);
+  const pushed = cli(["push", join(FIXTURES, "add.wasm"), `${registry.host}/app:unsigned`]);
+  expect(pushed.code).toBe(0);
+  // A key nobody signed with: every image of the registry is unsigned for this policy.
+  const GNUPGHOME = join(dir, "gnupg");
+  mkdirSync(GNUPGHOME, { mode: 0o700 });
+  const env = { ...process.env, GNUPGHOME };
+  Bun.spawnSync(
+    ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "K <k@example.com>", "default", "default", "never"],
+    { env },
+  );
+  writeFileSync(join(dir, "key.gpg"), Bun.spawnSync(["gpg", "--armor", "--export"], { env }).stdout);
+  writeFileSync(
+    join(dir, "policy.json"),
+    JSON.stringify({ default: [{ type: "signedBy", keyType: "GPGKeys", keyPath: join(dir, "key.gpg") }] }),
+  );
+  s = await startServe({
+    extra: [
+      "--trust-policy",
+      join(dir, "policy.json"),
+      "--registries-d",
+      join(dir, "none"),
+      "--registry-allow",
+      registry.host,
+    ],
+  });
+  const login = await identity(s.url, "proplet", "attacker");
+  attacker = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "attacker", ...login });
+  await attacker.subscribeAsync(`${T}/registry/server`, { qos: 1 });
+  attacker.on("message", (_t, p) => answers.push(JSON.parse(p.toString())));
+}, 30_000);
+
+afterAll(async () => {
+  await attacker?.endAsync();
+  await s?.kill("SIGKILL");
+  registry?.proc.kill("SIGKILL");
+});
+
+describe("trust policy attacks", () => {
+  test("a proplet cannot get an unapproved image's chunks from the proxy, even from an allowed registry", async () => {
+    const app = `${registry.host}/app:unsigned`;
+    await attacker.publishAsync(`${T}/registry/proplet`, JSON.stringify({ app_name: app, proplet_id: "attacker" }), {
+      qos: 1,
+    });
+    const a = await until("an answer", () => answers.find((x) => x.app_name === app), 15_000, 20);
+    expect(a.error).toContain("refused by the trust policy: ");
+    expect(a.error).toContain("requires a signature by key");
+    await Bun.sleep(300);
+    expect(answers.filter((x) => x.app_name === app && "data" in x)).toEqual([]);
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
+  });
+
+  test("a start whose approved digest is not the module's bytes is refused by the proplet", async () => {
+    const proplets = (await http(`${s.url}/proplets`)).body;
+    const local = (proplets.proplets ?? proplets)[0];
+    const login = await identity(s.url, "manager", "rogue-manager");
+    const rogue = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "rogue-manager", ...login });
+    const results: Record<string, unknown>[] = [];
+    await rogue.subscribeAsync(`${T}/control/proplet/results`, { qos: 1 });
+    rogue.on("message", (_t, p) => results.push(JSON.parse(p.toString())));
+    const approved = `sha256:${createHash("sha256")
+      .update(readFileSync(join(FIXTURES, "hello.wasm")))
+      .digest("hex")}`;
+    const start = {
+      id: "swapped-module",
+      name: "add",
+      file: readFileSync(join(FIXTURES, "add.wasm")).toString("base64"),
+      inputs: [1, 2],
+      proplet_id: local.id,
+      module_digest: approved,
+    };
+    await rogue.publishAsync(`${T}/control/manager/start`, JSON.stringify(start), { qos: 1 });
+    const r = await until("the proplet's answer", () => results.find((x) => x.task_id === "swapped-module"), 15_000);
+    expect(r.error).toContain(`is not ${approved}, the one the trust policy approved`);
+    expect(r.results).toBe("");
+    await rogue.endAsync();
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
+  });
+});
