@@ -201,21 +201,24 @@ export class ProxyService {
     while (job.queue.length) {
       const i = job.queue.shift()!;
       const part = mod.bytes.subarray(i * this.chunkSize, (i + 1) * this.chunkSize);
-      // One proplet asked: the chunk names it, so the embedded broker sends it there alone.
-      const only = job.askers.size === 1 ? [...job.askers][0] : undefined;
-      const msg: ChunkMsg = {
+      const base: ChunkMsg = {
         app_name: app,
         chunk_idx: i,
         total_chunks: total,
         data: Buffer.from(part).toString("base64"),
         digest: mod.digest,
-        ...(only ? { proplet_id: only } : {}),
       };
-      try {
-        await publishJson(this.client, this.t.registryChunks, msg);
-      } catch (e) {
-        // A lost chunk is re-requested by the proplet; keep sending the others.
-        log.warn(`chunk ${i} of ${app} not sent: ${e instanceof Error ? e.message : e}`);
+      // Each chunk names its proplet, so the embedded broker sends it there alone: with several askers, a copy for
+      // each (a chunk naming no one would reach every proplet, also those the module was not dispatched to). An
+      // asker the broker did not name (an external broker) gets one copy naming no one.
+      const to = job.askers.has(undefined) ? [undefined] : [...job.askers];
+      for (const asker of to) {
+        try {
+          await publishJson(this.client, this.t.registryChunks, asker ? { ...base, proplet_id: asker } : base);
+        } catch (e) {
+          // A lost chunk is re-requested by the proplet; keep sending the others.
+          log.warn(`chunk ${i} of ${app} not sent: ${e instanceof Error ? e.message : e}`);
+        }
       }
     }
   }

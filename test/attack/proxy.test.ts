@@ -82,6 +82,10 @@ const manifest = (layer: { digest: string; size: number }) =>
     { headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" } },
   );
 
+/** A module two proplets are sent (fixture add.wasm) and its digest. */
+const SHARED = new Uint8Array(readFileSync(join(FIXTURES, "add.wasm")));
+const SHARED_DIGEST = `sha256:${new Bun.CryptoHasher("sha256").update(SHARED).digest("hex")}`;
+
 /** Bytes the hostile registry produced for each endless body, as serve pulled them. */
 const produced = new Map<string, number>();
 function endless(path: string, piece: Uint8Array): Response {
@@ -124,6 +128,9 @@ beforeAll(async () => {
           "www-authenticate": `Bearer realm="http://127.0.0.1:${thief.port}/token",service="hostile",scope="repository:steal/bearer:pull"`,
         },
       });
+    // A small module two proplets share (its digest is what the manifest says).
+    if (path === "/v2/shared/app/manifests/v1") return manifest({ digest: SHARED_DIGEST, size: SHARED.length });
+    if (path === `/v2/shared/app/blobs/${SHARED_DIGEST}`) return new Response(SHARED);
     // A layer far over the bound; a layer that lies (says 100 bytes, sends 5 MiB); an endless manifest.
     if (path === "/v2/big/claim/manifests/v1") return manifest({ digest: hex("a"), size: 10 * 1024 * MiB });
     if (path === "/v2/big/lie/manifests/v1") return manifest({ digest: hex("b"), size: 100 });
@@ -204,6 +211,56 @@ describe("who may ask for what", () => {
     const a = await ask(ref);
     expect(a.error).toMatch(/^not allowed: /);
     expect(scanned.seen.length).toBe(before);
+  });
+
+  test("a module two proplets were sent goes to each of them by name, and to no third proplet", async () => {
+    const ref = `${hostile.host}/shared/app:v1`;
+    // Two proplets of the attacker's site that the manager sends the module to; they speak MQTT themselves.
+    const peers = await Promise.all(
+      ["edge-a", "edge-b"].map(async (id) => {
+        const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, {
+          clientId: id,
+          ...(await identity(s.url, "proplet", id)),
+        });
+        const got: Record<string, unknown>[] = [];
+        c.on("message", (_t, p) => got.push(JSON.parse(p.toString())));
+        await c.subscribeAsync(`${T}/registry/server`, { qos: 1 });
+        const hello = { proplet_id: id, namespace: "", metadata: { max_tasks: 4 } };
+        await c.publishAsync(`${T}/control/proplet/create`, JSON.stringify(hello), { qos: 1 });
+        await c.publishAsync(`${T}/control/proplet/alive`, JSON.stringify({ proplet_id: id, status: "online" }), {
+          qos: 1,
+        });
+        return { id, c, got };
+      }),
+    );
+    try {
+      for (const p of peers) {
+        await until(`${p.id} to be alive`, async () => (await http(`${s.url}/proplets/${p.id}`)).body?.alive === true);
+        const t = (
+          await http<{ id: string }>(`${s.url}/tasks`, "POST", { name: "add", image_url: ref, proplet_id: p.id })
+        ).body;
+        expect((await http(`${s.url}/tasks/${t.id}/start`, "POST")).status).toBe(200);
+      }
+      const from = answers.length;
+      // Both ask at once: one fetch, sent to both.
+      await Promise.all(
+        peers.map((p) => p.c.publishAsync(`${T}/registry/proplet`, JSON.stringify({ app_name: ref }), { qos: 1 })),
+      );
+      for (const p of peers) {
+        const chunk = await until(`${p.id}'s chunk`, () => p.got.find((m) => m.app_name === ref && m.data), 15_000);
+        expect(chunk.proplet_id).toBe(p.id);
+      }
+      await Bun.sleep(300);
+      // The attacker, subscribed to the same topic, got nothing of it.
+      expect(answers.slice(from).filter((a) => a.app_name === ref)).toEqual([]);
+      await healthy();
+    } finally {
+      // They never run what they are sent: no later test's task may be placed on them.
+      for (const p of peers) {
+        await http(`${s.url}/proplets/${p.id}/cordon`, "POST");
+        await p.c.endAsync();
+      }
+    }
   });
 
   test("an allowed registry that is down: 'registry unreachable', not the connection error", async () => {
