@@ -304,9 +304,22 @@ export const HIDDEN_VALUE = "***";
  * keys and shows each value as HIDDEN_VALUE, since env may carry credentials only admins should read.
  */
 export function hideEnvValues(json: string): string {
-  const hide = (key: string, v: unknown) =>
-    key === "env" && v !== null && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.keys(v).map((k) => [k, HIDDEN_VALUE]))
-      : v;
+  const hide = (key: string, v: unknown) => {
+    if (key === "env" && v !== null && typeof v === "object" && !Array.isArray(v))
+      return Object.fromEntries(Object.keys(v).map((k) => [k, HIDDEN_VALUE]));
+    if (key === "cli_args" && Array.isArray(v)) return hideCliEnv(v);
+    return v;
+  };
   return JSON.stringify(JSON.parse(json, hide));
+}
+
+/** `cli_args` carry env too (`--env=K=V`, or `--env` then `K=V`, as wasm-call.ts reads them): values hidden. */
+function hideCliEnv(args: unknown[]): unknown[] {
+  const keyOnly = (kv: unknown) =>
+    typeof kv === "string" && kv.includes("=") ? `${kv.slice(0, kv.indexOf("="))}=${HIDDEN_VALUE}` : HIDDEN_VALUE;
+  return args.map((a, i) => {
+    if (typeof a === "string" && a.startsWith("--env=")) return `--env=${keyOnly(a.slice("--env=".length))}`;
+    if (i > 0 && args[i - 1] === "--env") return keyOnly(a);
+    return a;
+  });
 }

@@ -10,6 +10,11 @@ import type { Identities } from "./identities.ts";
 
 export const SESSION_TTL_MS = 12 * 3600_000;
 export const MAX_SESSIONS = 1000;
+/**
+ * Sessions one token may hold: a token signing in again and again ends its own oldest session, never another
+ * token's (else one viewer could sign every admin out by filling the map).
+ */
+export const MAX_SESSIONS_PER_TOKEN = 16;
 /** How long the link serve prints may be used, once (`serve --login-link-ttl`). */
 export const LOGIN_CODE_TTL_MS = 10 * 60_000;
 const MAX_CODES = 16;
@@ -50,6 +55,8 @@ export class Sessions {
   /** A new session for a token already checked; its id, for the cookie. */
   open(token: Token): string {
     this.sweep(this.sessions);
+    const own = [...this.sessions].filter(([, s]) => s.tokenId === token.id).map(([k]) => k);
+    for (const k of own.slice(0, Math.max(0, own.length - MAX_SESSIONS_PER_TOKEN + 1))) this.end(k);
     while (this.sessions.size >= MAX_SESSIONS) this.end(this.sessions.keys().next().value!);
     const id = newSecret();
     const expiry = token.expires_at ? Date.parse(token.expires_at) : Number.POSITIVE_INFINITY;

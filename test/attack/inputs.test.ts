@@ -67,6 +67,20 @@ describe("a viewer token and env", () => {
     expect(JSON.parse((await as(s.token!, `/tasks/${task.id}`)).text).env).toEqual(env);
   });
 
+  test("env given as runtime options in cli_args is hidden from viewers too (both spellings)", async () => {
+    const cli_args = [`--env=API_KEY=${SECRET}`, "--env", `TOKEN=${SECRET}`, "--invoke", "add"];
+    const task = (await http(`${s.url}/tasks`, "POST", { name: "opts", file: b64("add"), cli_args })).body;
+    for (const path of ["/tasks", `/tasks/${task.id}`]) expect((await as(viewer, path)).text).not.toContain(SECRET);
+    expect(JSON.parse((await as(viewer, `/tasks/${task.id}`)).text).cli_args).toEqual([
+      "--env=API_KEY=***",
+      "--env",
+      "TOKEN=***",
+      "--invoke",
+      "add",
+    ]);
+    expect(JSON.parse((await as(s.token!, `/tasks/${task.id}`)).text).cli_args).toEqual(cli_args);
+  });
+
   test("the live stream a viewer follows carries no env value while tasks change", async () => {
     const ctl = new AbortController();
     const res = await fetch(`${s.url}/events`, { headers: { authorization: `Bearer ${viewer}` }, signal: ctl.signal });

@@ -2,7 +2,13 @@ import { describe, expect, test } from "bun:test";
 import { Attempts } from "../../../src/core/attempts.ts";
 import { ttlSeconds } from "../../../src/core/identity.ts";
 import { Identities } from "../../../src/manager/identities.ts";
-import { LOGIN_CODE_TTL_MS, MAX_SESSIONS, SESSION_TTL_MS, Sessions } from "../../../src/manager/sessions.ts";
+import {
+  LOGIN_CODE_TTL_MS,
+  MAX_SESSIONS,
+  MAX_SESSIONS_PER_TOKEN,
+  SESSION_TTL_MS,
+  Sessions,
+} from "../../../src/manager/sessions.ts";
 import { openSqlite } from "../../../src/storage/sqlite/index.ts";
 
 // Console sessions, sign-in codes and token lifetimes on a clock the test turns: what expires, what is spent
@@ -54,11 +60,25 @@ describe("sessions and sign-in codes", () => {
     expect(sessions.resolve(c)).toBeUndefined();
   });
 
-  test("at most MAX_SESSIONS sessions: the oldest goes first", async () => {
+  test("at most MAX_SESSIONS_PER_TOKEN a token: a viewer signing in again and again ends only its own oldest", async () => {
     const { ids, sessions } = setup();
-    const t = ids.verifyToken((await ids.createToken({ role: "viewer" })).token)!;
-    const first = sessions.open(t);
-    for (let i = 0; i < MAX_SESSIONS; i++) sessions.open(t);
+    const admin = ids.verifyToken((await ids.createToken({ role: "admin" })).token)!;
+    const viewer = ids.verifyToken((await ids.createToken({ role: "viewer" })).token)!;
+    const admins = sessions.open(admin);
+    const first = sessions.open(viewer);
+    for (let i = 0; i < MAX_SESSIONS + 1; i++) sessions.open(viewer);
+    expect(sessions.size).toBe(MAX_SESSIONS_PER_TOKEN + 1);
+    expect(sessions.resolve(admins)?.token.id).toBe(admin.id);
+    expect(sessions.resolve(first)).toBeUndefined();
+  });
+
+  test("at most MAX_SESSIONS sessions in all: the oldest goes first", async () => {
+    const { ids, sessions } = setup();
+    const tokens = [];
+    for (let i = 0; i < Math.ceil(MAX_SESSIONS / MAX_SESSIONS_PER_TOKEN) + 1; i++)
+      tokens.push(ids.verifyToken((await ids.createToken({ role: "viewer" })).token)!);
+    const first = sessions.open(tokens[0]!);
+    for (const t of tokens) for (let i = 0; i < MAX_SESSIONS_PER_TOKEN; i++) sessions.open(t);
     expect(sessions.size).toBe(MAX_SESSIONS);
     expect(sessions.resolve(first)).toBeUndefined();
   });
