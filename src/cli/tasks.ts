@@ -9,7 +9,12 @@ import { logs, report, show, waitFor } from "./task-view.ts";
 
 // `propeller tasks …`: the command tree. The flags of a task are task-fields.ts, what is printed task-view.ts.
 
-type Page = { offset: number; limit: number; total: number; tasks: (TaskView & { proplet_name?: string })[] };
+type Page = {
+  offset: number;
+  limit: number;
+  total: number;
+  tasks: (TaskView & { proplet_name?: string; results_preview?: string })[];
+};
 
 const idArg = {
   id: { type: "positional", description: "task id (or a unique prefix of it)", required: true },
@@ -75,7 +80,12 @@ export const tasksCommand = defineCommand({
           );
           if (args.json) return printJson(p);
           // The proplet by its name (its identity's), as `proplets list` shows it.
-          const rows = p.tasks.map((t) => ({ ...t, proplet: t.proplet_name ?? t.proplet_id }));
+          // A long result is listed as its preview (`tasks results ID` prints it whole).
+          const rows = p.tasks.map((t) => ({
+            ...t,
+            proplet: t.proplet_name ?? t.proplet_id,
+            results: t.results ?? (t.results_preview === undefined ? undefined : `${t.results_preview}…`),
+          }));
           printTable(rows as unknown as Record<string, unknown>[], [
             ["ID", "id"],
             ["NAME", "name"],

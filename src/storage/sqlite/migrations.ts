@@ -60,6 +60,8 @@ export const MIGRATIONS = [
   `CREATE INDEX tasks_created_asc ON tasks(created_at, id)`,
   // A task's last ended run, kept in its row as what differs from the task (sqlite/last-run.ts).
   `ALTER TABLE tasks ADD COLUMN last_run TEXT`,
+  // `GET /tasks?state=…` (sqlite/find.ts): the tasks in a state, newest first, without reading the others.
+  `CREATE INDEX tasks_state_created ON tasks(state, created_at, id)`,
 ];
 
 /** The version a database records (0 for a new one); it creates nothing. */
