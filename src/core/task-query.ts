@@ -7,7 +7,7 @@ import type { Task } from "./task.ts";
 // schema turns query text into a `TaskFind`, and `taskMatches`/`compareTasks` say what every backend must return
 // (the memory and key-value backends use them as they are; SQLite says the same in SQL).
 
-/** A federated-learning round's task is named so by the FL room (manager/fl/rounds.ts). */
+/** A federated-learning round's task is named so by the FL room (manager/fl.ts). */
 export const FL_ROUND_PREFIX = "fl-round-";
 export const MAX_Q = 200;
 const MAX_ID = 200;
