@@ -4,7 +4,8 @@ import { ZERO_TIME } from "../../core/time.ts";
 
 // `GET /tasks`'s finding in SQL: what core/task-query.ts's `taskMatches` and `compareTasks` say, over the row's
 // columns (state, created_at, job_id, workflow_id) and its document (sqlite/compact.ts leaves a field at its
-// default out, so the defaults come back with coalesce). A state filter walks tasks_state_created.
+// default out, so the defaults come back with coalesce). A state filter walks tasks_state_created; the rounds are
+// counted on tasks_round.
 
 const NAME = "json_extract(doc, '$.name')";
 const COLUMN: Record<TaskSort, string> = {
@@ -14,7 +15,9 @@ const COLUMN: Record<TaskSort, string> = {
   state: "state",
   priority: "coalesce(json_extract(doc, '$.priority'), 50)",
 };
-const KIND = `CASE WHEN json_extract(doc, '$.kind') = 'federated' OR substr(${NAME}, 1, ${FL_ROUND_PREFIX.length}) = '${FL_ROUND_PREFIX}' THEN 'federated' ELSE 'standard' END`;
+/** Its expression is the index tasks_round's (migrations.ts): counting the rounds reads only that index. */
+const ROUND = `substr(${NAME}, 1, ${FL_ROUND_PREFIX.length})`;
+const KIND = `CASE WHEN json_extract(doc, '$.kind') = 'federated' OR ${ROUND} = '${FL_ROUND_PREFIX}' THEN 'federated' ELSE 'standard' END`;
 
 export interface FoundRow {
   id: string;
@@ -32,7 +35,6 @@ export function findRows(
 ): { total: number; rows: FoundRow[] } {
   const where: string[] = [];
   const params: (string | number)[] = [];
-  if (!f.rounds) where.push(`substr(${NAME}, 1, ${FL_ROUND_PREFIX.length}) != '${FL_ROUND_PREFIX}'`);
   if (f.states) {
     where.push(`state IN (${f.states.map(() => "?").join(",")})`);
     params.push(...f.states);
@@ -62,8 +64,18 @@ export function findRows(
     where.push("EXISTS (SELECT 1 FROM task_meta m WHERE m.task_id = tasks.id AND m.key = ? AND m.value = ?)");
     params.push(k, v);
   }
+  const count = (clauses: string[]) =>
+    db
+      .query<{ n: number }, (string | number)[]>(
+        `SELECT count(*) AS n FROM tasks${clauses.length ? ` WHERE ${clauses.join(" AND ")}` : ""}`,
+      )
+      .get(...params)!.n;
+  // Rounds left out: the total is every match less the rounds among them, two counts an index answers (a count
+  // of "not a round" would read every task's document).
+  const isRound = `${ROUND} = '${FL_ROUND_PREFIX}'`;
+  const total = f.rounds ? count(where) : count(where) - count([...where, isRound]);
+  if (!f.rounds) where.push(`${ROUND} != '${FL_ROUND_PREFIX}'`);
   const w = where.length ? `WHERE ${where.join(" AND ")}` : "";
-  const total = db.query<{ n: number }, (string | number)[]>(`SELECT count(*) AS n FROM tasks ${w}`).get(...params)!.n;
   const dir = f.order === "asc" ? "" : " DESC";
   const order =
     f.sort === "created_at" ? `created_at${dir}, id${dir}` : `${COLUMN[f.sort]}${dir}, created_at${dir}, id${dir}`;

@@ -62,6 +62,8 @@ export const MIGRATIONS = [
   `ALTER TABLE tasks ADD COLUMN last_run TEXT`,
   // `GET /tasks?state=…` (sqlite/find.ts): the tasks in a state, newest first, without reading the others.
   `CREATE INDEX tasks_state_created ON tasks(state, created_at, id)`,
+  // FL round tasks, hidden from the default listing: counted on this index (sqlite/find.ts uses its expression).
+  `CREATE INDEX tasks_round ON tasks(substr(json_extract(doc, '$.name'), 1, 9))`,
 ];
 
 /** The version a database records (0 for a new one); it creates nothing. */
