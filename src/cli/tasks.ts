@@ -66,13 +66,20 @@ export const tasksCommand = defineCommand({
         offset: { type: "string", alias: ["o"] as string[], default: "0" },
         limit: { type: "string", alias: ["l"] as string[], default: "100" },
         metadata: { type: "string", description: "only tasks whose metadata holds KEY=VALUE[,KEY2=VALUE2]" },
+        state: { type: "string", description: "only tasks in these states: Failed, or Failed,Interrupted, or 4" },
+        search: { type: "string", description: "only tasks whose name (any case) or id holds this text" },
+        rounds: { type: "boolean", description: "list federated-learning round tasks too (left out by default)" },
         ...urlArg,
       },
       run: ({ args }) =>
         action(async () => {
-          const filter = args.metadata
-            ? `&metadata=${encodeURIComponent(JSON.stringify(metadataArg(String(args.metadata))))}`
-            : "";
+          // The server checks each (400 naming it): GET /tasks?state&q&include_rounds.
+          const find = new URLSearchParams();
+          if (args.metadata) find.set("metadata", JSON.stringify(metadataArg(String(args.metadata))));
+          if (args.state) find.set("state", String(args.state));
+          if (args.search) find.set("q", String(args.search));
+          if (args.rounds) find.set("include_rounds", "true");
+          const filter = find.size ? `&${find}` : "";
           const p = await api<Page>(
             args,
             "GET",

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { request } from "node:http";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { b64, http, type Serve, startServe, until } from "../helpers.ts";
+import { b64, cli, http, type Serve, startServe, until } from "../helpers.ts";
 
 // Finding tasks in the console (issue 28, items 1 to 3) against a real serve and its local proplet, in Debian's
 // chromium: with 60-odd tasks, the state filter finds a failed task that the newest-first listing has on page 3;
@@ -95,6 +95,26 @@ describe("finding tasks in the console", () => {
     const failed = (await http(`${s.url}/tasks?state=Failed`)).body;
     expect(failed.tasks.map((t: { id: string }) => t.id)).toEqual([failedId]);
     expect((await http(`${s.url}/tasks?kind=federated`)).body.total).toBe(6);
+  });
+
+  test("the CLI: tasks list --state, --search, --rounds; a long result listed as its preview; a bad state named", () => {
+    const env = { PROPELLER_URL: s.url, PROPELLER_TOKEN: s.token! };
+    const failed = cli(["tasks", "list", "--state", "failed"], env);
+    expect(failed.code).toBe(0);
+    expect(failed.stdout).toContain("broken-import");
+    expect(failed.stdout).toContain("1 of 1 task(s)");
+    const found = cli(["tasks", "list", "--search", "NIGHTLY-1"], env);
+    expect(found.stdout).toContain("10 of 10 task(s)");
+    const rounds = cli(["tasks", "list", "--rounds", "--search", "fl-round", "--json"], env);
+    const page = JSON.parse(rounds.stdout);
+    expect(page.total).toBe(6);
+    expect(page.tasks[0].results_truncated).toBe(true);
+    const table = cli(["tasks", "list", "--rounds", "--search", "fl-round"], env);
+    expect(table.stdout).toContain("tick 1");
+    expect(table.stdout).toContain("6 of 6 task(s)");
+    const bad = cli(["tasks", "list", "--state", "Done"], env);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('state: "Done" is not a state');
   });
 
   test("a 25-row list with the FL tasks in it is at most 64 KB on the wire, compressed", async () => {
