@@ -7,7 +7,8 @@ import { ExperimentPage, FlPage } from "./pages/fl.tsx";
 import { JobsPage, WorkflowPage, WorkflowsPage } from "./pages/groups.tsx";
 import { OverviewPage } from "./pages/overview.tsx";
 import { PropletPage, PropletsPage } from "./pages/proplets.tsx";
-import { TaskPage, TasksPage } from "./pages/tasks.tsx";
+import { TaskPage } from "./pages/task.tsx";
+import { TasksPage } from "./pages/tasks.tsx";
 import { Alert, type Session, SessionContext } from "./ui.tsx";
 
 // The console's shell: signing in (the link serve prints, `/#login=<one-time code>`, or a pasted token; either

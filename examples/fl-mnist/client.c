@@ -8,6 +8,7 @@
 // DATASET_DATA ({"data":[{"x":[F numbers],"y":class},…]}), HYPERPARAMS ({"epochs","lr","batch_size","mu"}; mu > 0
 // adds FedProx's proximal term mu/2·|w - w_global|² to the local objective), PROPLET_ID, MODEL_URI.
 // The model's shape comes from the model: C = len(b) classes, F = len(w)/C features.
+// The metrics are the returned model's loss and accuracy on this shard, measured after training.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -180,8 +181,6 @@ int main(void) {
       order[i - 1] = order[j];
       order[j] = t;
     }
-    loss = 0;
-    correct = 0;
     for (size_t start = 0; start < n; start += (size_t)batch) {
       size_t stop = start + (size_t)batch < n ? start + (size_t)batch : n;
       memset(gw, 0, nw * sizeof(float));
@@ -198,14 +197,10 @@ int main(void) {
           if (s > max) max = s;
         }
         double sum = 0;
-        size_t best = 0;
         for (size_t c = 0; c < C; c++) {
-          if (z[c] > z[best]) best = c;
           z[c] = expf(z[c] - max);
           sum += z[c];
         }
-        correct += best == (size_t)y;
-        loss += -log(z[y] / sum + 1e-12);
         for (size_t c = 0; c < C; c++) {
           float g = (float)(z[c] / sum) - (c == (size_t)y ? 1.0f : 0.0f);
           gb[c] += g;
@@ -218,6 +213,25 @@ int main(void) {
       for (size_t i = 0; i < nw; i++) w[i] -= scale * gw[i] + (float)(lr * mu) * (w[i] - w0[i]);
       for (size_t c = 0; c < C; c++) b[c] -= scale * gb[c];
     }
+  }
+  // What is reported is the returned model's loss and accuracy on this shard, measured after training: a number
+  // anyone can check with the update and the same data (test/e2e/fl-client.test.ts). The argmax is taken on the
+  // logits, before any of them is exponentiated.
+  for (size_t k = 0; k < n; k++) {
+    const float *x = X + k * F;
+    int y = Y[k];
+    size_t best = 0;
+    for (size_t c = 0; c < C; c++) {
+      float s = b[c];
+      const float *wc = w + c * F;
+      for (size_t f = 0; f < F; f++) s += wc[f] * x[f];
+      z[c] = s;
+      if (s > z[best]) best = c;
+    }
+    double sum = 0;
+    for (size_t c = 0; c < C; c++) sum += exp((double)z[c] - (double)z[best]);
+    correct += best == (size_t)y;
+    loss += -log(exp((double)z[y] - (double)z[best]) / sum + 1e-12);
   }
   fprintf(stderr, "Trained %d epoch(s) on %zu samples: loss %.4f, accuracy %.4f\n", epochs, n,
           n ? loss / (double)n : 0.0, n ? (double)correct / (double)n : 0.0);

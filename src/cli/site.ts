@@ -34,6 +34,7 @@ import type { StorageKind } from "../storage/repository.ts";
 import { configureTracing, tracing } from "../telemetry/tracing.ts";
 import { BUILD_TIME, COMMIT, PROGRAM, VERSION } from "../version.ts";
 import { watchCertificates } from "./cert-watch.ts";
+import { ConsoleAssets } from "./console-assets.ts";
 import { ownDataDir, removeStaleCopies } from "./data-dir.ts";
 import { listen } from "./listener.ts";
 import { checkPortsFree } from "./ports.ts";
@@ -400,12 +401,11 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     o.auth ? { hint, sessions } : undefined,
     origins,
   );
+  const consoleAssets = new ConsoleAssets(consoleIndex);
   const serverOptions = (tls: BrokerTls | undefined, port: number) => ({
     hostname: o.host,
     port,
     maxRequestBodySize: maxRequestBytes(limits),
-    // The console (web/), bundled by Bun from its HTML and embedded in the compiled executable.
-    routes: { "/": consoleIndex },
     // Bundled and minified once, not a dev server with hot reload.
     development: false,
     // Bun's production mode sets SO_REUSEPORT: a second serve on this port would bind too and the kernel would
@@ -432,6 +432,12 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
         const proto = req.headers.get("sec-websocket-protocol")?.split(",")[0]?.trim();
         if (srv.upgrade(req, { data: {}, headers: proto ? { "Sec-WebSocket-Protocol": proto } : {} })) return undefined;
         return new Response("expected a WebSocket upgrade", { status: 400 });
+      }
+      // The console (web/), bundled by Bun from its HTML and embedded in the compiled executable, compressed.
+      if (consoleAssets.claims(req, url.pathname)) {
+        return consoleAssets
+          .respond(req, url.pathname)
+          .then((r) => r ?? app.fetch(req, { ip: srv.requestIP(req)?.address }));
       }
       // The client's address, for the count of failed sign-ins (api/session.ts).
       return app.fetch(req, { ip: srv.requestIP(req)?.address });
@@ -483,6 +489,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       await agent?.close();
       await tracing().flush();
       server.stop();
+      consoleAssets.close();
       await client.endAsync();
       await proxyClient?.endAsync();
       await broker?.close();

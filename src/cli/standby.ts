@@ -34,6 +34,9 @@ export interface StandbyOptions {
 function withoutHost(headers: Headers): Headers {
   const h = new Headers(headers);
   h.delete("host");
+  // The answer is passed on as it comes (compressed or not, `decompress: false`): only in an encoding the client
+  // asked for, none when it asked for none (fetch would otherwise offer gzip and br on its behalf).
+  if (!h.has("accept-encoding")) h.set("accept-encoding", "identity");
   return h;
 }
 
@@ -119,7 +122,8 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
           headers: withoutHost(req.headers),
           body: req.body,
           redirect: "manual",
-        });
+          decompress: false,
+        } as RequestInit);
       } catch (e) {
         cached = { ...cached, at: 0 };
         const error = `the active manager at ${target} did not answer: ${e instanceof Error ? e.message : e}; retry`;

@@ -9,7 +9,12 @@ import { logs, report, show, waitFor } from "./task-view.ts";
 
 // `propeller tasks …`: the command tree. The flags of a task are task-fields.ts, what is printed task-view.ts.
 
-type Page = { offset: number; limit: number; total: number; tasks: (TaskView & { proplet_name?: string })[] };
+type Page = {
+  offset: number;
+  limit: number;
+  total: number;
+  tasks: (TaskView & { proplet_name?: string; results_preview?: string })[];
+};
 
 const idArg = {
   id: { type: "positional", description: "task id (or a unique prefix of it)", required: true },
@@ -61,13 +66,20 @@ export const tasksCommand = defineCommand({
         offset: { type: "string", alias: ["o"] as string[], default: "0" },
         limit: { type: "string", alias: ["l"] as string[], default: "100" },
         metadata: { type: "string", description: "only tasks whose metadata holds KEY=VALUE[,KEY2=VALUE2]" },
+        state: { type: "string", description: "only tasks in these states: Failed, or Failed,Interrupted, or 4" },
+        search: { type: "string", description: "only tasks whose name (any case) or id holds this text" },
+        rounds: { type: "boolean", description: "list federated-learning round tasks too (left out by default)" },
         ...urlArg,
       },
       run: ({ args }) =>
         action(async () => {
-          const filter = args.metadata
-            ? `&metadata=${encodeURIComponent(JSON.stringify(metadataArg(String(args.metadata))))}`
-            : "";
+          // The server checks each (400 naming it): GET /tasks?state&q&include_rounds.
+          const find = new URLSearchParams();
+          if (args.metadata) find.set("metadata", JSON.stringify(metadataArg(String(args.metadata))));
+          if (args.state) find.set("state", String(args.state));
+          if (args.search) find.set("q", String(args.search));
+          if (args.rounds) find.set("include_rounds", "true");
+          const filter = find.size ? `&${find}` : "";
           const p = await api<Page>(
             args,
             "GET",
@@ -75,7 +87,12 @@ export const tasksCommand = defineCommand({
           );
           if (args.json) return printJson(p);
           // The proplet by its name (its identity's), as `proplets list` shows it.
-          const rows = p.tasks.map((t) => ({ ...t, proplet: t.proplet_name ?? t.proplet_id }));
+          // A long result is listed as its preview (`tasks results ID` prints it whole).
+          const rows = p.tasks.map((t) => ({
+            ...t,
+            proplet: t.proplet_name ?? t.proplet_id,
+            results: t.results ?? (t.results_preview === undefined ? undefined : `${t.results_preview}…`),
+          }));
           printTable(rows as unknown as Record<string, unknown>[], [
             ["ID", "id"],
             ["NAME", "name"],

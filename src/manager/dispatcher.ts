@@ -156,6 +156,11 @@ export class Dispatcher {
     return this.proplets.get(id)?.name;
   }
 
+  /** The id of the proplet a key names by id or name; the key itself when none does. */
+  propletIdOf(key: string): string {
+    return this.proplets.idOf(key);
+  }
+
   /** For a Running task on a proplet that is not heard from: its last heartbeat. */
   unreachableSince(task: Task): string | undefined {
     if (task.state !== TaskState.Running || !task.proplet_id) return undefined;

@@ -1,11 +1,9 @@
-import { conflict, forbidden, invalid, notFound } from "../core/errors.ts";
-import { aggregate, checkShape, decodeUpdate, type Tensors, toJson, type WeightedUpdate } from "../core/fl.ts";
+import { conflict, forbidden, invalid } from "../core/errors.ts";
+import { aggregate, toJson } from "../core/fl.ts";
 import {
   DEFAULT_MODEL,
   type Experiment,
   type ExperimentCreate,
-  Experiment as ExperimentDoc,
-  experimentView,
   type FlUpdate,
   modelUri,
   modelVersionOf,
@@ -13,22 +11,25 @@ import {
   roundId,
   roundMetrics,
   roundOutcome,
-  tensorPart,
 } from "../core/fl-experiment.ts";
 import { isTerminal } from "../core/states.ts";
 import { type Task, TaskCreate } from "../core/task.ts";
+import { FL_ROUND_PREFIX, isRoundTask } from "../core/task-query.ts";
 import { nowIso } from "../core/time.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
-import { readDoc } from "../storage/sqlite/doc.ts";
 import type { ManagerEvents } from "./events.ts";
+import { current, FlExperiments } from "./fl-experiments.ts";
+import { FlRegistry } from "./fl-registry.ts";
+import { FlUpdates } from "./fl-updates.ts";
 import type { PropletRegistry } from "./proplets.ts";
 import type { Tasks } from "./tasks.ts";
 
 const log = tag("fl");
 
 // Federated learning, built in (docs/ARCHITECTURE.md, "Federated learning"): upstream's model registry, data
-// store and coordinator in one room. An experiment runs its rounds back to back: each launches one task per alive
+// store (fl-registry.ts) and coordinator in one room; experiments are kept in fl-experiments.ts, a round's updates
+// in fl-updates.ts. An experiment runs its rounds back to back: each launches one task per alive
 // participant, takes one update from each (HTTP or the MQTT fallback), closes at K-of-N, at its deadline, or when
 // every task ended, aggregates by the experiment's strategy, stores the next model version and starts the next
 // round. Experiments, models, datasets and the updates of an open round are stored, so a restart loses none.
@@ -38,136 +39,77 @@ export interface FlOptions {
   url?: () => string | undefined;
 }
 
-/** An update's tensors as the experiment's base model names them, or why they cannot count. */
-type Decoded = { tensors: Tensors } | { error: string };
-
 export class Federation {
-  private experiments = new Map<string, Experiment>();
-  /** Round id → experiment id, for every round ever run. */
-  private roundOf = new Map<string, string>();
+  private registry: FlRegistry;
+  private book: FlExperiments;
+  private updates: FlUpdates;
   private deadlines = new Map<string, Timer>();
   /** Rounds being closed: an update or a task's end arriving meanwhile does not close them twice. */
   private closing = new Set<string>();
-  /** Updates of open rounds as decoded when they came (after a restart, decoded again from storage). */
-  private received = new Map<string, Map<string, Tensors>>();
-  /** A stored model's tensors by version, decoded once (a round checks every update's shape against it). */
-  private modelCache = new Map<number, { json: Record<string, unknown>; tensors: Tensors }>();
 
   constructor(
     private store: Storage,
     private tasks: Tasks,
     private proplets: PropletRegistry,
-    private events: ManagerEvents,
+    events: ManagerEvents,
     private opts: FlOptions = {},
   ) {
+    this.registry = new FlRegistry(store);
+    this.book = new FlExperiments(store, proplets, events);
+    this.updates = new FlUpdates(store, this.registry);
     events.taskFinal.subscribe((t) => this.onTaskFinal(t));
   }
 
-  // ---- model registry -------------------------------------------------------------------------------------
+  // ---- model registry and data store (fl-registry.ts) ----------------------------------------------------
 
   modelVersions(): number[] {
-    return this.store.fl
-      .ids("model")
-      .map(Number)
-      .sort((a, b) => a - b);
+    return this.registry.modelVersions();
   }
 
   model(version: number): Record<string, unknown> {
-    const text = this.store.fl.get("model", String(version));
-    if (text === undefined) throw notFound(`model version ${version} not found`);
-    return JSON.parse(text);
+    return this.registry.model(version);
   }
 
-  /** A model must be tensors (numbers or arrays of numbers) to be averaged; checked before it is stored. */
-  async putModel(version: number, model: Record<string, unknown>): Promise<{ version: number; status: "stored" }> {
-    const t = this.decodeModel(model);
-    if (typeof t === "string") throw invalid(`model: ${t}`);
-    this.store.fl.put("model", String(version), JSON.stringify(model));
-    this.modelCache.delete(version);
-    await this.store.durable();
-    return { version, status: "stored" };
+  putModel(version: number, model: Record<string, unknown>): Promise<{ version: number; status: "stored" }> {
+    return this.registry.putModel(version, model);
   }
-
-  private decodeModel(model: Record<string, unknown>): Tensors | string {
-    const parsed = tensorPart(model);
-    if (!parsed.success) return parsed.error.issues[0]?.message ?? "not tensors";
-    return decodeUpdate(parsed.data);
-  }
-
-  private tensorsOf(version: number): { json: Record<string, unknown>; tensors: Tensors } {
-    const hit = this.modelCache.get(version);
-    if (hit) return hit;
-    const json = this.model(version);
-    const tensors = this.decodeModel(json);
-    if (typeof tensors === "string") throw invalid(`model version ${version}: ${tensors}`);
-    const entry = { json, tensors };
-    this.modelCache.clear(); // one round's base at a time is what is read
-    this.modelCache.set(version, entry);
-    return entry;
-  }
-
-  // ---- data store -----------------------------------------------------------------------------------------
 
   datasets(): { clients: string[]; count: number } {
-    const clients = this.store.fl.ids("dataset");
-    return { clients, count: clients.length };
+    return this.registry.datasets();
   }
 
   dataset(id: string): unknown {
-    const text = this.store.fl.get("dataset", id);
-    if (text === undefined) throw notFound(`no dataset for ${id}`);
-    return JSON.parse(text);
+    return this.registry.dataset(id);
   }
 
-  async putDataset(id: string, body: { schema?: string; data: unknown[] }) {
-    const doc = { ...body, schema: body.schema ?? "fl-demo-dataset-v1", proplet_id: id, size: body.data.length };
-    this.store.fl.put("dataset", id, JSON.stringify(doc));
-    await this.store.durable();
-    return { proplet_id: id, size: doc.size, status: "stored" as const };
+  putDataset(id: string, body: { schema?: string; data: unknown[] }) {
+    return this.registry.putDataset(id, body);
   }
 
   // ---- experiments ----------------------------------------------------------------------------------------
 
   /** Reads what was stored and re-arms the deadlines of open rounds (a round past its deadline closes now). */
   recover(): void {
-    for (const id of this.store.fl.ids("experiment")) {
-      const e = readDoc(ExperimentDoc, this.store.fl.get("experiment", id)!, `experiment ${id}`);
-      if (!e.task_wasm_image && !e.task_file) e.task_file = this.store.fl.get("module", id);
-      this.experiments.set(id, e);
-      for (const r of e.round_list) this.roundOf.set(r.round_id, id);
-      const open = e.round_list.find((r) => r.state === "running");
-      if (open) this.arm(e, open);
-    }
+    for (const { e, open } of this.book.load()) this.arm(e, open);
   }
 
   list() {
-    return [...this.experiments.values()].map((e) => this.view(e));
+    return this.book.list();
   }
 
   get(id: string) {
-    return this.view(this.mustGet(id));
-  }
-
-  /** Participants are kept by id; the view names them as their proplets are named (their identities'). */
-  private view(e: Experiment) {
-    return { ...experimentView(e), participant_names: e.participants.map((id) => this.proplets.get(id)?.name ?? id) };
-  }
-
-  private mustGet(id: string): Experiment {
-    const e = this.experiments.get(id);
-    if (!e) throw notFound(`experiment ${id} not found`);
-    return e;
+    return this.book.get(id);
   }
 
   async configure(input: ExperimentCreate) {
-    const before = this.experiments.get(input.experiment_id);
+    const before = this.book.all.get(input.experiment_id);
     if (before?.state === "running") {
       throw conflict(`experiment ${input.experiment_id} is running (round ${current(before)?.round_id})`);
     }
     const base = input.round_id ?? `${input.experiment_id}-r${(before?.round_list.length ?? 0) + 1}`;
     for (let i = 1; i <= input.rounds; i++) {
       const rid = roundId(base, i, input.rounds);
-      if (this.roundOf.has(rid)) throw conflict(`round ${rid} exists already: choose another round_id`);
+      if (this.book.roundOf.has(rid)) throw conflict(`round ${rid} exists already: choose another round_id`);
     }
     if (input.k_of_n !== undefined && input.k_of_n > input.participants.length) {
       throw invalid(`k_of_n: ${input.k_of_n} is more than the ${input.participants.length} participant(s)`);
@@ -186,7 +128,7 @@ export class Federation {
       if (version !== 0) throw invalid(`model_ref: model version ${version} is not in the registry`);
       this.store.fl.put("model", "0", JSON.stringify(DEFAULT_MODEL));
     }
-    this.tensorsOf(version);
+    this.registry.tensorsOf(version);
     const e: Experiment = {
       ...input,
       round_id: base,
@@ -198,14 +140,14 @@ export class Federation {
     delete e.error;
     delete e.ended_at;
     if (e.task_file) this.store.fl.put("module", e.experiment_id, e.task_file);
-    this.experiments.set(e.experiment_id, e);
+    this.book.all.set(e.experiment_id, e);
     const first = await this.launch(e, 1, version);
     return { experiment_id: e.experiment_id, round_id: first.round_id, status: "configured", model_version: version };
   }
 
   /** Stops a running experiment: its open round ends `stopped`, its tasks are stopped. */
   async stop(id: string) {
-    const e = this.mustGet(id);
+    const e = this.book.mustGet(id);
     const r = current(e);
     if (e.state !== "running" || !r) throw conflict(`experiment ${id} is not running (${e.state})`);
     await this.finish(e, r, "stopped", "stopped by a user");
@@ -226,7 +168,7 @@ export class Federation {
       deadline: new Date(now + e.timeout_s * 1000).toISOString(),
     };
     e.round_list.push(round);
-    this.roundOf.set(round.round_id, e.experiment_id);
+    this.book.roundOf.set(round.round_id, e.experiment_id);
     const alive = e.participants.filter((id) => {
       const p = this.proplets.get(id);
       return p && this.proplets.alive(p);
@@ -245,7 +187,7 @@ export class Federation {
     for (const proplet of alive) {
       const t = await this.tasks.create(
         TaskCreate.parse({
-          name: `fl-round-${round.round_id}-${proplet}`,
+          name: `${FL_ROUND_PREFIX}${round.round_id}-${proplet}`,
           ...(e.task_wasm_image ? { image_url: e.task_wasm_image } : { file: e.task_file }),
           proplet_id: proplet,
           env,
@@ -294,38 +236,11 @@ export class Federation {
 
   /** `GET /fl/task`: what a round's client is to do. */
   task(roundIdArg: string, propletId?: string) {
-    const { e, r } = this.round(roundIdArg);
-    return {
-      task: {
-        round_id: r.round_id,
-        model_ref: modelUri(r.model_version),
-        config: { proplet_id: propletId ?? "" },
-        hyperparams: e.hyperparams,
-      },
-    };
+    return this.book.task(roundIdArg, propletId);
   }
 
   roundStatus(id: string) {
-    const { r } = this.round(id);
-    return {
-      status: {
-        round_id: r.round_id,
-        completed: r.state !== "running",
-        state: r.state,
-        num_updates: r.updates.length,
-        k_of_n: r.k_of_n,
-        ...(r.new_model_version !== undefined ? { model_version: r.new_model_version } : {}),
-        ...(r.error ? { error: r.error } : {}),
-      },
-    };
-  }
-
-  private round(id: string): { e: Experiment; r: Round } {
-    const eid = this.roundOf.get(id);
-    const e = eid ? this.experiments.get(eid) : undefined;
-    const r = e?.round_list.find((x) => x.round_id === id);
-    if (!e || !r) throw notFound(`round ${id} not found`);
-    return { e, r };
+    return this.book.roundStatus(id);
   }
 
   /**
@@ -336,46 +251,17 @@ export class Federation {
     if (sender !== undefined && sender !== u.proplet_id) {
       throw forbidden(`proplet ${sender} may not send an update for proplet ${u.proplet_id}`);
     }
-    const { e, r } = this.round(u.round_id);
-    if (r.state !== "running" || this.closing.has(r.round_id)) {
-      throw conflict(`round ${r.round_id} is closed (${r.state}): late update from ${u.proplet_id} refused`);
-    }
-    if (!r.tasks[u.proplet_id]) {
-      throw forbidden(`proplet ${u.proplet_id} is not a participant of round ${r.round_id}`);
-    }
-    if (r.updates.some((x) => x.proplet_id === u.proplet_id)) {
-      throw conflict(`proplet ${u.proplet_id} already sent its update for round ${r.round_id}`);
-    }
-    const d = this.decode(u, r.model_version);
-    if ("error" in d) throw invalid(`update: ${d.error}`);
-    this.store.fl.put("update", updateKey(r.round_id, u.proplet_id), JSON.stringify(u));
-    const kept = this.received.get(r.round_id) ?? new Map<string, Tensors>();
-    this.received.set(r.round_id, kept.set(u.proplet_id, d.tensors));
-    r.updates.push({
-      proplet_id: u.proplet_id,
-      num_samples: u.num_samples,
-      metrics: u.metrics ?? {},
-      received_at: nowIso(),
-      via,
-    });
+    const { e, r } = this.book.round(u.round_id);
+    this.updates.accept(u, r, via, this.closing.has(r.round_id));
     await this.save(e, r);
     log.info(`round ${r.round_id}: update ${r.updates.length}/${r.k_of_n} from ${u.proplet_id} (${via})`);
     void this.settle(e, r);
     return { status: "accepted" };
   }
 
-  private decode(u: FlUpdate, version: number): Decoded {
-    const parsed = tensorPart(u.update);
-    if (!parsed.success) return { error: parsed.error.issues[0]?.message ?? "not tensors" };
-    const t = decodeUpdate(parsed.data);
-    if (typeof t === "string") return { error: t };
-    const shape = checkShape(this.tensorsOf(version).tensors, t);
-    return shape ? { error: shape } : { tensors: t };
-  }
-
   private onTaskFinal(t: Task): void {
-    if (!t.name.startsWith("fl-round-") || !isTerminal(t.state)) return;
-    for (const e of this.experiments.values()) {
+    if (!isRoundTask(t) || !isTerminal(t.state)) return;
+    for (const e of this.book.all.values()) {
       const r = current(e);
       if (r && Object.values(r.tasks).includes(t.id)) void this.settle(e, r);
     }
@@ -394,15 +280,15 @@ export class Federation {
     if (outcome.error) return this.finish(e, r, "failed", outcome.error);
     this.closing.add(r.round_id);
     try {
-      const updates: WeightedUpdate[] = [];
-      for (const x of r.updates) {
-        const tensors = this.received.get(r.round_id)?.get(x.proplet_id) ?? this.storedUpdate(r, x.proplet_id);
-        if (tensors) updates.push({ tensors, numSamples: x.num_samples });
-      }
+      const updates = this.updates.weighted(r);
       const started = performance.now();
       const next = aggregate(e.strategy, updates, e.trim);
       const version = (this.modelVersions().at(-1) ?? 0) + 1;
-      this.store.fl.put("model", String(version), JSON.stringify(toJson(next, this.tensorsOf(r.model_version).json)));
+      this.store.fl.put(
+        "model",
+        String(version),
+        JSON.stringify(toJson(next, this.registry.tensorsOf(r.model_version).json)),
+      );
       r.new_model_version = version;
       r.metrics = roundMetrics(r.updates);
       log.info(
@@ -418,13 +304,6 @@ export class Federation {
     }
   }
 
-  /** An update as stored, for a round a restart left open. */
-  private storedUpdate(r: Round, proplet: string): Tensors | undefined {
-    const text = this.store.fl.get("update", updateKey(r.round_id, proplet));
-    const d = text === undefined ? undefined : this.decode(JSON.parse(text) as FlUpdate, r.model_version);
-    return d && "tensors" in d ? d.tensors : undefined;
-  }
-
   /** Ends a round; a round that did not complete, or the last one, ends the experiment too. */
   private async finish(e: Experiment, r: Round, state: Round["state"], error?: string): Promise<void> {
     clearTimeout(this.deadlines.get(r.round_id));
@@ -432,8 +311,7 @@ export class Federation {
     r.state = state;
     r.ended_at = nowIso();
     if (error) r.error = error;
-    for (const x of r.updates) this.store.fl.delete("update", updateKey(r.round_id, x.proplet_id));
-    this.received.delete(r.round_id);
+    this.updates.forget(r);
     if (state !== "completed" || r.index >= e.rounds) {
       e.state = state;
       e.ended_at = r.ended_at;
@@ -448,13 +326,7 @@ export class Federation {
     }
   }
 
-  private async save(e: Experiment, r: Round): Promise<void> {
-    // The module is stored apart (once per configure): an experiment is rewritten on every update.
-    this.store.fl.put("experiment", e.experiment_id, JSON.stringify({ ...e, task_file: undefined }));
-    await this.store.durable();
-    this.events.flRound(e, r);
+  private save(e: Experiment, r: Round): Promise<void> {
+    return this.book.save(e, r);
   }
 }
-
-const current = (e: Experiment) => e.round_list.findLast((r) => r.state === "running");
-const updateKey = (round: string, proplet: string) => `${round}|${proplet}`;

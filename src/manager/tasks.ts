@@ -12,6 +12,7 @@ import {
   type TaskView,
   taskView,
 } from "../core/task.ts";
+import type { TaskFind, TaskListQuery } from "../core/task-query.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
 import type { TrustCheck, TrustGate } from "../core/trust-policy.ts";
 import { tag } from "../log.ts";
@@ -21,6 +22,31 @@ import type { ManagerEvents } from "./events.ts";
 import type { Schedules } from "./schedules.ts";
 
 const log = tag("manager");
+
+/** A listed task's results past this many characters of JSON are cut to a preview. */
+export const RESULTS_PREVIEW_CHARS = 256;
+
+export type ListedTask = TaskView & {
+  proplet_name?: string;
+  waiting_reason?: string;
+  results_preview?: string;
+  results_truncated?: true;
+  results_size?: number;
+};
+
+/** The task with its results as they are when short, else the first RESULTS_PREVIEW_CHARS of their JSON. */
+function previewResults(v: ListedTask): ListedTask {
+  if (v.results === undefined || v.results === null) return v;
+  const text = typeof v.results === "string" ? v.results : JSON.stringify(v.results);
+  if (text.length <= RESULTS_PREVIEW_CHARS) return v;
+  const { results: _, ...rest } = v;
+  return {
+    ...rest,
+    results_preview: text.slice(0, RESULTS_PREVIEW_CHARS),
+    results_truncated: true,
+    results_size: Buffer.byteLength(text),
+  };
+}
 
 // Task CRUD: create, read, list, update and delete, and the task's runs. Starting and stopping are the
 // dispatcher's; a task with a schedule is armed by the schedules room.
@@ -126,9 +152,23 @@ export class Tasks {
     return { results: this.mustGet(id).results ?? null };
   }
 
-  list(offset: number, limit: number, metadata?: Record<string, string>): Page<TaskView> {
-    const r = this.store.tasks.list(offset, limit, metadata);
-    return { offset, limit, total: r.total, items: r.items.map((t) => this.view(t)) };
+  /**
+   * `GET /tasks`: the tasks `q` finds (core/task-query.ts), each with a bounded preview of its results (an FL round's
+   * result carries a model: the whole is at `/tasks/{id}/results`) and, while it waits, why.
+   */
+  list(offset: number, limit: number, q: TaskListQuery, metadata?: Record<string, string>): Page<ListedTask> {
+    const { proplet, ...rest } = q;
+    const find: TaskFind = { ...rest, ...(metadata ? { metadata } : {}) };
+    // A proplet by id or name; the id as given too, for tasks that ran on a proplet since gone.
+    if (proplet !== undefined) find.proplets = [...new Set([this.dispatcher.propletIdOf(proplet), proplet])];
+    const r = this.store.tasks.find(find, offset, limit);
+    return { offset, limit, total: r.total, items: r.items.map((t) => this.listed(t)) };
+  }
+
+  private listed(t: Task): ListedTask {
+    const why = this.dispatcher.whyWaiting(t);
+    const v: ListedTask = why ? { ...this.view(t), waiting_reason: why } : this.view(t);
+    return previewResults(v);
   }
 
   runs(id: string, offset: number, limit: number): Page<Run> {

@@ -3,6 +3,7 @@ import type { Job } from "../core/job.ts";
 import type { Proplet } from "../core/proplet.ts";
 import type { Run } from "../core/run.ts";
 import type { Task } from "../core/task.ts";
+import type { TaskFind } from "../core/task-query.ts";
 import type { SchemaReport } from "./schema.ts";
 
 // Storage interfaces the manager's rooms depend on. Every backend persists every field (docs/ARCHITECTURE.md,
@@ -21,6 +22,8 @@ export interface TaskRepository {
   delete(id: string): boolean;
   /** Newest first; with `metadata`, only tasks whose metadata holds every pair (values compared as text). */
   list(offset: number, limit: number, metadata?: Record<string, string>): ListResult<Task>;
+  /** `GET /tasks`'s finding (core/task-query.ts): the tasks `taskMatches` keeps, in `compareTasks` order, no module. */
+  find(f: TaskFind, offset: number, limit: number): ListResult<Task>;
   /** Tasks in the given states, for recovery and shutdown. */
   listByState(states: number[]): Task[];
   /** Tasks of a job or workflow, in the order they were created. */

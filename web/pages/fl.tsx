@@ -119,6 +119,21 @@ export function ExperimentPage(p: { id: string }) {
                 { head: "State", cell: (x) => <StateLine state={x.state} error={x.error} /> },
                 { head: "Updates", cell: (x) => `${x.updates.length}/${x.k_of_n}` },
                 {
+                  // A round's tasks live here, under their experiment (the task list leaves them out).
+                  head: "Tasks",
+                  cell: (x) =>
+                    Object.entries(x.tasks).map(([proplet, task], i) => {
+                      const at = e.participants.indexOf(proplet);
+                      return (
+                        <span key={task}>
+                          {i > 0 && ", "}
+                          <a href={`#/tasks/${task}`}>{e.participant_names?.[at] ?? proplet.slice(0, 8)}</a>
+                        </span>
+                      );
+                    }),
+                  wide: true,
+                },
+                {
                   head: "Model",
                   cell: (x) =>
                     `v${x.model_version}${x.new_model_version !== undefined ? ` → v${x.new_model_version}` : ""}`,

@@ -1,4 +1,5 @@
 import { type Context, Hono } from "hono";
+import { compress } from "hono/compress";
 import { AppError } from "../../core/errors.ts";
 import type { Check } from "../../core/health.ts";
 import type { OriginPolicy } from "../../core/origins.ts";
@@ -72,6 +73,9 @@ export function createApp(
     await next();
     c.res.headers.set("Referrer-Policy", "no-referrer");
   });
+  // JSON answers compressed as the client accepts (gzip or deflate; lists of tasks compress tenfold). Outside
+  // every middleware that reads or rewrites a body; event streams and NDJSON are left alone (they must flush).
+  app.use("*", compress({ contentTypeFilter: /^application\/json/ }));
   if (metrics) app.use("*", metrics.middleware());
   // A span per request when tracing is on; what the request starts (a dispatch) is its child.
   app.use("*", async (c, next) => {

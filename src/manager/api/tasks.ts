@@ -2,11 +2,12 @@ import type { Hono } from "hono";
 import { invalid } from "../../core/errors.ts";
 import { MetadataFilter } from "../../core/metadata.ts";
 import { InvokeRequest, TaskCreate, TaskUpdate } from "../../core/task.ts";
+import { TaskListQuery } from "../../core/task-query.ts";
 import { hasWasmMagic } from "../../core/wasm-binary.ts";
 import type { Invocations } from "../invoke.ts";
 import type { Tasks } from "../tasks.ts";
 import type { Telemetry } from "../telemetry.ts";
-import { jsonBody, paged, query } from "./http.ts";
+import { checked, jsonBody, paged, query } from "./http.ts";
 
 /** `/tasks…`, with upstream's paths and keys. */
 export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry, invocations: Invocations): void {
@@ -19,7 +20,8 @@ export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry, invoca
     // Upstream refuses a repeated filter rather than picking one.
     if ((c.req.queries("metadata")?.length ?? 0) > 1) throw invalid("metadata: give one JSON object, not several");
     const metadata = query(c, "metadata", MetadataFilter.optional());
-    return paged(c, "tasks", (o, l) => tasks.list(o, l, metadata));
+    const find = checked(c.req.queries(), TaskListQuery);
+    return paged(c, "tasks", (o, l) => tasks.list(o, l, find, metadata));
   });
   app.get("/tasks/:id", (c) => c.json(tasks.get(tasks.resolveId(c.req.param("id")))));
   app.put("/tasks/:id", async (c) =>

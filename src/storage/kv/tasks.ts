@@ -1,6 +1,8 @@
 import type { Key, RootDatabase } from "lmdb";
 import { metadataText } from "../../core/metadata.ts";
 import type { Task } from "../../core/task.ts";
+import type { TaskFind } from "../../core/task-query.ts";
+import { findTasks } from "../find.ts";
 import { MODULE_REF, moduleRef, SHARE_FROM_CHARS } from "../modules.ts";
 import type { ListResult, TaskRepository } from "../repository.ts";
 
@@ -132,6 +134,14 @@ export class KvTasks implements TaskRepository {
       this.add(["n", "state", before.doc.state], -1);
       return true;
     });
+  }
+
+  find(f: TaskFind, offset: number, limit: number): ListResult<Task> {
+    const docs = (function* (db: RootDatabase) {
+      for (const { value } of db.getRange({ start: ["t"], end: ["t", END] })) yield (value as Stored).doc;
+    })(this.db);
+    const r = findTasks(docs, f, offset, limit);
+    return { total: r.total, items: r.items.map((t) => ({ ...t })) };
   }
 
   /** Keys of a range as arrays (lmdb's iterables are lazy). */

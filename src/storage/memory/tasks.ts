@@ -1,5 +1,7 @@
 import { metadataText } from "../../core/metadata.ts";
 import type { Task } from "../../core/task.ts";
+import type { TaskFind } from "../../core/task-query.ts";
+import { findTasks } from "../find.ts";
 import type { Journal } from "../journal.ts";
 import type { ListResult, TaskRepository } from "../repository.ts";
 
@@ -135,6 +137,11 @@ export class MemoryTasks implements TaskRepository {
     keys.sort((a, b) => (before(a, b) ? 1 : -1)); // newest first
     const items = keys.slice(offset, offset + limit).map((k) => withoutFile(this.byId.get(k.id)!));
     return { total: keys.length, items };
+  }
+
+  find(f: TaskFind, offset: number, limit: number): ListResult<Task> {
+    const r = findTasks(this.byId.values(), f, offset, limit);
+    return { total: r.total, items: r.items.map((t) => withoutFile(t as Task)) };
   }
 
   listByState(states: number[]): Task[] {

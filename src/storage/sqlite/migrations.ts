@@ -60,6 +60,10 @@ export const MIGRATIONS = [
   `CREATE INDEX tasks_created_asc ON tasks(created_at, id)`,
   // A task's last ended run, kept in its row as what differs from the task (sqlite/last-run.ts).
   `ALTER TABLE tasks ADD COLUMN last_run TEXT`,
+  // `GET /tasks?state=…` (sqlite/find.ts): the tasks in a state, newest first, without reading the others.
+  `CREATE INDEX tasks_state_created ON tasks(state, created_at, id)`,
+  // FL round tasks, hidden from the default listing: counted on this index (sqlite/find.ts uses its expression).
+  `CREATE INDEX tasks_round ON tasks(substr(json_extract(doc, '$.name'), 1, 9))`,
 ];
 
 /** The version a database records (0 for a new one); it creates nothing. */

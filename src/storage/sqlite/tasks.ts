@@ -1,11 +1,13 @@
 import type { Database, Statement } from "bun:sqlite";
 import { metadataText } from "../../core/metadata.ts";
 import { Task } from "../../core/task.ts";
+import type { TaskFind } from "../../core/task-query.ts";
 import { nearerEnd } from "../order.ts";
 import type { ListResult, TaskRepository } from "../repository.ts";
 import type { Batch } from "./batch.ts";
 import { packTask, type TaskColumns, unpackTask } from "./compact.ts";
 import { checkDoc } from "./doc.ts";
+import { findRows } from "./find.ts";
 import { LastRuns } from "./last-run.ts";
 import { SqliteModules } from "./modules.ts";
 import { TaskCache } from "./task-cache.ts";
@@ -149,6 +151,11 @@ export class SqliteTasks implements TaskRepository {
       )
       .all(...params, page.limit, page.offset);
     return { total, items: (page.reverse ? rows.reverse() : rows).map(this.join) };
+  }
+
+  find(f: TaskFind, offset: number, limit: number): ListResult<Task> {
+    const r = findRows(this.db, f, offset, limit);
+    return { total: r.total, items: r.rows.map(this.join) };
   }
 
   /** The task's metadata pairs in task_meta; `before` is what was written last, when it is known. */

@@ -146,6 +146,53 @@ describe("REST app", () => {
     expect(await bad("metadata=%7B%7D&metadata=%7B%7D")).toBe("metadata: give one JSON object, not several");
   });
 
+  test("GET /tasks finds by state, text, proplet by name; bad filters are 400 naming the field", async () => {
+    setup();
+    h.proplet("p1");
+    const mk = async (name: string) => (await call("POST", "/tasks", { name, file: b64("add") })).body.id as string;
+    const done = await mk("adder");
+    await mk("waiting one");
+    await mk("fl-round-r1-p1");
+    await call("POST", `/tasks/${done}/start`);
+    h.result(done, "p1", "x".repeat(1000));
+    const names = async (q: string) => {
+      const r = await call("GET", `/tasks?${q}`);
+      expect(r.status).toBe(200);
+      return [r.body.total, r.body.tasks.map((t: { name: string }) => t.name)];
+    };
+    expect(await names("sort=name")).toEqual([2, ["adder", "waiting one"]]);
+    expect(await names("state=Completed")).toEqual([1, ["adder"]]);
+    expect(await names("q=WAIT")).toEqual([1, ["waiting one"]]);
+    expect(await names(`q=${done.slice(0, 8)}`)).toEqual([1, ["adder"]]);
+    expect(await names("kind=federated")).toEqual([1, ["fl-round-r1-p1"]]);
+    expect(await names("include_rounds=true&sort=name&order=asc")).toEqual([
+      3,
+      ["adder", "fl-round-r1-p1", "waiting one"],
+    ]);
+    const pname = (await call("GET", "/proplets")).body.proplets[0].name as string;
+    expect(await names(`proplet_id=${encodeURIComponent(pname)}`)).toEqual([1, ["adder"]]);
+    expect(await names("proplet_id=p1")).toEqual([1, ["adder"]]);
+    // A long result is a preview in the list, whole at /results.
+    const listed = (await call("GET", "/tasks?state=3")).body.tasks[0];
+    expect(listed.results).toBeUndefined();
+    expect(listed).toMatchObject({ results_preview: "x".repeat(256), results_truncated: true, results_size: 1000 });
+    expect((await call("GET", `/tasks/${done}/results`)).body.results).toBe("x".repeat(1000));
+    const bad = async (q: string) => {
+      const r = await call("GET", `/tasks?${q}`);
+      expect(r.status).toBe(400);
+      return r.body.error as string;
+    };
+    expect(await bad("state=Done")).toStartWith('state: "Done" is not a state');
+    expect(await bad("state=9")).toStartWith("state:");
+    expect(await bad(`q=${"a".repeat(201)}`)).toBe("q: at most 200 characters");
+    expect(await bad("q=a&q=b")).toBe("q: give it once, not several times");
+    expect(await bad("kind=other")).toBe("kind: must be one of standard, federated");
+    expect(await bad("sort=id")).toStartWith("sort: must be one of created_at");
+    expect(await bad("order=up")).toBe("order: must be one of asc, desc");
+    expect(await bad("include_rounds=yes")).toStartWith("include_rounds:");
+    expect(await bad(`proplet_id=${"p".repeat(300)}`)).toBe("proplet_id: at most 200 characters");
+  });
+
   test("upload takes a .wasm multipart file and refuses anything else", async () => {
     setup();
     const id = (await call("POST", "/tasks", { name: "add" })).body.id;

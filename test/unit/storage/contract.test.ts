@@ -1,6 +1,7 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { TaskState } from "../../../src/core/states.ts";
 import { newTask, type Task, TaskCreate } from "../../../src/core/task.ts";
+import { DEFAULT_FIND, type TaskFind, TaskListQuery } from "../../../src/core/task-query.ts";
 import type { Storage } from "../../../src/storage/repository.ts";
 import { METRICS_RETENTION } from "../../../src/storage/retention.ts";
 import { b64 } from "../../helpers.ts";
@@ -144,6 +145,71 @@ for (const backend of BACKENDS) {
       expect(s.tasks.idsStartingWith("a", 5)).toEqual(["a1", "a2"]);
       expect(s.tasks.idsStartingWith("w", 2)).toEqual(["w1", "w2"]);
       expect(s.tasks.idsStartingWith("zz", 5)).toEqual([]);
+    });
+
+    test("find (GET /tasks): state, text, proplet, kind, job, workflow, metadata, sort and order, paged", async () => {
+      const s = await fresh();
+      const mk = (id: string, i: number, extra: Record<string, unknown>, fields: Partial<Task> = {}) =>
+        s.tasks.create({ ...task(id, at(i), extra), ...fields });
+      mk("t-alpha", 1, { name: "Alpha report", priority: 90, metadata: { team: "edge" } }, { proplet_id: "p1" });
+      mk("t-beta", 2, { name: "beta_100%", priority: 10 }, { state: TaskState.Failed, proplet_id: "p2" });
+      mk("t-gamma", 3, { name: "gamma", kind: "federated" }, { state: TaskState.Failed, job_id: "jobA" });
+      mk("t-round1", 4, { name: "fl-round-r1-p1" }, { state: TaskState.Completed, proplet_id: "p1" });
+      mk("t-round2", 5, { name: "fl-round-r1-p2" }, { state: TaskState.Failed, proplet_id: "p2" });
+      mk("t-delta", 6, { name: "delta" }, { state: TaskState.Running, workflow_id: "wfA", proplet_id: "p1" });
+      // An update changes what a filter and a sort see (updated_at, state).
+      s.tasks.update({ ...s.tasks.get("t-alpha")!, state: TaskState.Interrupted, updated_at: at(50) });
+      const find = (f: Partial<TaskFind>, offset = 0, limit = 10) => {
+        const r = s.tasks.find({ ...DEFAULT_FIND, ...f }, offset, limit);
+        expect(r.items.every((t) => t.file === undefined)).toBe(true);
+        return [r.total, r.items.map((t) => t.id)];
+      };
+      const q = (text: string, offset = 0, limit = 10) => {
+        const p = new URLSearchParams(text);
+        const all = Object.fromEntries([...p.keys()].map((k) => [k, p.getAll(k)]));
+        return find(TaskListQuery.parse(all), offset, limit);
+      };
+      // The default hides FL round tasks, newest first.
+      expect(find({})).toEqual([4, ["t-delta", "t-gamma", "t-beta", "t-alpha"]]);
+      expect(q("include_rounds=true")).toEqual([
+        6,
+        ["t-delta", "t-round2", "t-round1", "t-gamma", "t-beta", "t-alpha"],
+      ]);
+      expect(q("state=Failed")).toEqual([2, ["t-gamma", "t-beta"]]);
+      expect(q("state=failed,6")).toEqual([3, ["t-gamma", "t-beta", "t-alpha"]]);
+      expect(q("state=4&state=Interrupted&include_rounds=true")).toEqual([
+        4,
+        ["t-round2", "t-gamma", "t-beta", "t-alpha"],
+      ]);
+      expect(q("state=Failed", 1, 1)).toEqual([2, ["t-beta"]]);
+      // Text: a name's substring in any case, or an id's; % and _ are text, not wildcards.
+      expect(q("q=ALPHA")).toEqual([1, ["t-alpha"]]);
+      expect(q("q=100%")).toEqual([1, ["t-beta"]]);
+      expect(q("q=t_b")).toEqual([0, []]);
+      expect(q("q=a_1")).toEqual([1, ["t-beta"]]);
+      expect(q("q=t-del")).toEqual([1, ["t-delta"]]);
+      expect(q("q=round")).toEqual([0, []]);
+      expect(q("q=round&include_rounds=true")).toEqual([2, ["t-round2", "t-round1"]]);
+      // Kind: a round task is federated whatever its kind field; kind=federated shows rounds.
+      expect(q("kind=federated")).toEqual([3, ["t-round2", "t-round1", "t-gamma"]]);
+      expect(q("kind=standard")).toEqual([3, ["t-delta", "t-beta", "t-alpha"]]);
+      expect(q("kind=standard&include_rounds=true")).toEqual([3, ["t-delta", "t-beta", "t-alpha"]]);
+      expect(find({ proplets: ["p1"] })).toEqual([2, ["t-delta", "t-alpha"]]);
+      expect(find({ proplets: ["p2", "gone"], rounds: true })).toEqual([2, ["t-round2", "t-beta"]]);
+      expect(q("job_id=jobA")).toEqual([1, ["t-gamma"]]);
+      expect(q("workflow_id=wfA")).toEqual([1, ["t-delta"]]);
+      expect(q("workflow_id=none")).toEqual([0, []]);
+      expect(find({ metadata: { team: "edge" } })).toEqual([1, ["t-alpha"]]);
+      expect(find({ metadata: { team: "edge" }, states: [TaskState.Failed] })).toEqual([0, []]);
+      // Sorts, ties by creation (in the same direction).
+      expect(q("sort=name")).toEqual([4, ["t-alpha", "t-beta", "t-delta", "t-gamma"]]);
+      expect(q("sort=name&order=desc")).toEqual([4, ["t-gamma", "t-delta", "t-beta", "t-alpha"]]);
+      expect(q("sort=created_at&order=asc")).toEqual([4, ["t-alpha", "t-beta", "t-gamma", "t-delta"]]);
+      expect(q("sort=priority")).toEqual([4, ["t-alpha", "t-delta", "t-gamma", "t-beta"]]);
+      expect(q("sort=priority&order=asc")).toEqual([4, ["t-beta", "t-gamma", "t-delta", "t-alpha"]]);
+      expect(q("sort=state&order=asc")).toEqual([4, ["t-delta", "t-beta", "t-gamma", "t-alpha"]]);
+      expect(q("sort=updated_at")).toEqual([4, ["t-alpha", "t-delta", "t-gamma", "t-beta"]]);
+      expect(q("sort=name", 1, 2)).toEqual([4, ["t-beta", "t-delta"]]);
     });
 
     test("runs: newest first, paged, per task", async () => {

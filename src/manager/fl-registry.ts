@@ -1,0 +1,78 @@
+import { invalid, notFound } from "../core/errors.ts";
+import { decodeUpdate, type Tensors } from "../core/fl.ts";
+import { tensorPart } from "../core/fl-experiment.ts";
+import type { Storage } from "../storage/repository.ts";
+
+// Federated learning's model registry and data store (upstream's two services), stored by the FL repository:
+// model versions as tensors, and each proplet's dataset. The coordinator (fl.ts) reads a round's base model here.
+
+export class FlRegistry {
+  /** A stored model's tensors by version, decoded once (a round checks every update's shape against it). */
+  private modelCache = new Map<number, { json: Record<string, unknown>; tensors: Tensors }>();
+
+  constructor(private store: Storage) {}
+
+  // ---- model registry -------------------------------------------------------------------------------------
+
+  modelVersions(): number[] {
+    return this.store.fl
+      .ids("model")
+      .map(Number)
+      .sort((a, b) => a - b);
+  }
+
+  model(version: number): Record<string, unknown> {
+    const text = this.store.fl.get("model", String(version));
+    if (text === undefined) throw notFound(`model version ${version} not found`);
+    return JSON.parse(text);
+  }
+
+  /** A model must be tensors (numbers or arrays of numbers) to be averaged; checked before it is stored. */
+  async putModel(version: number, model: Record<string, unknown>): Promise<{ version: number; status: "stored" }> {
+    const t = this.decodeModel(model);
+    if (typeof t === "string") throw invalid(`model: ${t}`);
+    this.store.fl.put("model", String(version), JSON.stringify(model));
+    this.modelCache.delete(version);
+    await this.store.durable();
+    return { version, status: "stored" };
+  }
+
+  private decodeModel(model: Record<string, unknown>): Tensors | string {
+    const parsed = tensorPart(model);
+    if (!parsed.success) return parsed.error.issues[0]?.message ?? "not tensors";
+    return decodeUpdate(parsed.data);
+  }
+
+  /** A stored model as JSON and as tensors; a model that is not tensors is refused naming its version. */
+  tensorsOf(version: number): { json: Record<string, unknown>; tensors: Tensors } {
+    const hit = this.modelCache.get(version);
+    if (hit) return hit;
+    const json = this.model(version);
+    const tensors = this.decodeModel(json);
+    if (typeof tensors === "string") throw invalid(`model version ${version}: ${tensors}`);
+    const entry = { json, tensors };
+    this.modelCache.clear(); // one round's base at a time is what is read
+    this.modelCache.set(version, entry);
+    return entry;
+  }
+
+  // ---- data store -----------------------------------------------------------------------------------------
+
+  datasets(): { clients: string[]; count: number } {
+    const clients = this.store.fl.ids("dataset");
+    return { clients, count: clients.length };
+  }
+
+  dataset(id: string): unknown {
+    const text = this.store.fl.get("dataset", id);
+    if (text === undefined) throw notFound(`no dataset for ${id}`);
+    return JSON.parse(text);
+  }
+
+  async putDataset(id: string, body: { schema?: string; data: unknown[] }) {
+    const doc = { ...body, schema: body.schema ?? "fl-demo-dataset-v1", proplet_id: id, size: body.data.length };
+    this.store.fl.put("dataset", id, JSON.stringify(doc));
+    await this.store.durable();
+    return { proplet_id: id, size: doc.size, status: "stored" as const };
+  }
+}

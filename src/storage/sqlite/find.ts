@@ -1,0 +1,88 @@
+import type { Database } from "bun:sqlite";
+import { FL_ROUND_PREFIX, type TaskFind, type TaskSort } from "../../core/task-query.ts";
+import { ZERO_TIME } from "../../core/time.ts";
+
+// `GET /tasks`'s finding in SQL: what core/task-query.ts's `taskMatches` and `compareTasks` say, over the row's
+// columns (state, created_at, job_id, workflow_id) and its document (sqlite/compact.ts leaves a field at its
+// default out, so the defaults come back with coalesce). A state filter walks tasks_state_created; the rounds are
+// counted on tasks_round.
+
+const NAME = "json_extract(doc, '$.name')";
+const COLUMN: Record<TaskSort, string> = {
+  created_at: "created_at",
+  updated_at: `coalesce(json_extract(doc, '$.updated_at'), json_extract(doc, '$.finish_time'), '${ZERO_TIME}')`,
+  name: NAME,
+  state: "state",
+  priority: "coalesce(json_extract(doc, '$.priority'), 50)",
+};
+/** Its expression is the index tasks_round's (migrations.ts): counting the rounds reads only that index. */
+const ROUND = `substr(${NAME}, 1, ${FL_ROUND_PREFIX.length})`;
+const KIND = `CASE WHEN json_extract(doc, '$.kind') = 'federated' OR ${ROUND} = '${FL_ROUND_PREFIX}' THEN 'federated' ELSE 'standard' END`;
+
+export interface FoundRow {
+  id: string;
+  state: number;
+  created_at: string;
+  doc: string;
+  file: null;
+}
+
+export function findRows(
+  db: Database,
+  f: TaskFind,
+  offset: number,
+  limit: number,
+): { total: number; rows: FoundRow[] } {
+  const where: string[] = [];
+  const params: (string | number)[] = [];
+  if (f.states) {
+    where.push(`state IN (${f.states.map(() => "?").join(",")})`);
+    params.push(...f.states);
+  }
+  if (f.kind) {
+    where.push(`${KIND} = ?`);
+    params.push(f.kind);
+  }
+  if (f.job_id !== undefined) {
+    where.push("job_id = ?");
+    params.push(f.job_id);
+  }
+  if (f.workflow_id !== undefined) {
+    where.push("workflow_id = ?");
+    params.push(f.workflow_id);
+  }
+  if (f.proplets) {
+    where.push(`json_extract(doc, '$.proplet_id') IN (${f.proplets.map(() => "?").join(",")})`);
+    params.push(...f.proplets);
+  }
+  if (f.q) {
+    // instr, not LIKE: `%` and `_` in what a person types are text, not wildcards.
+    where.push(`(instr(lower(${NAME}), lower(?)) > 0 OR instr(id, ?) > 0)`);
+    params.push(f.q, f.q);
+  }
+  for (const [k, v] of Object.entries(f.metadata ?? {})) {
+    where.push("EXISTS (SELECT 1 FROM task_meta m WHERE m.task_id = tasks.id AND m.key = ? AND m.value = ?)");
+    params.push(k, v);
+  }
+  const count = (clauses: string[]) =>
+    db
+      .query<{ n: number }, (string | number)[]>(
+        `SELECT count(*) AS n FROM tasks${clauses.length ? ` WHERE ${clauses.join(" AND ")}` : ""}`,
+      )
+      .get(...params)!.n;
+  // Rounds left out: the total is every match less the rounds among them, two counts an index answers (a count
+  // of "not a round" would read every task's document).
+  const isRound = `${ROUND} = '${FL_ROUND_PREFIX}'`;
+  const total = f.rounds ? count(where) : count(where) - count([...where, isRound]);
+  if (!f.rounds) where.push(`${ROUND} != '${FL_ROUND_PREFIX}'`);
+  const w = where.length ? `WHERE ${where.join(" AND ")}` : "";
+  const dir = f.order === "asc" ? "" : " DESC";
+  const order =
+    f.sort === "created_at" ? `created_at${dir}, id${dir}` : `${COLUMN[f.sort]}${dir}, created_at${dir}, id${dir}`;
+  const rows = db
+    .query<FoundRow, (string | number)[]>(
+      `SELECT id, state, created_at, doc, NULL AS file FROM tasks ${w} ORDER BY ${order} LIMIT ? OFFSET ?`,
+    )
+    .all(...params, limit, offset);
+  return { total, rows };
+}

@@ -1,0 +1,174 @@
+import { useEffect, useState } from "preact/hooks";
+import { ago, api } from "../api.ts";
+import { Act, Chart, Loading, StateText, Table, useApi } from "../ui.tsx";
+import { show, type TaskView } from "./tasks.tsx";
+
+// One task: its fields, why it waits, its output, runs and metrics.
+
+interface Run {
+  run_id: string;
+  attempt: number;
+  state: number;
+  status: string;
+  proplet_id?: string;
+  started_at: string;
+  finished_at?: string;
+  error?: string;
+}
+
+function Output(p: { id: string; running: boolean }) {
+  const [text, setText] = useState("");
+  useEffect(() => {
+    setText("");
+    if (!p.running) {
+      api<{ chunks: { stream: string; data: string }[] }>("GET", `/tasks/${p.id}/logs`).then(
+        (r) => setText(r.chunks.map((c) => c.data).join("")),
+        () => {},
+      );
+      return;
+    }
+    const es = new EventSource(`/tasks/${p.id}/logs?follow=true`);
+    es.addEventListener("output", (m) => {
+      const c = JSON.parse((m as MessageEvent).data) as { data: string };
+      setText((t) => (t + c.data).slice(-100_000));
+    });
+    es.addEventListener("end", () => es.close());
+    return () => es.close();
+  }, [p.id, p.running]);
+  if (!text) return <p class="muted">{p.running ? "No output yet." : "No output kept."}</p>;
+  return (
+    <pre role="log" aria-label="Output">
+      {text}
+    </pre>
+  );
+}
+
+/** Past this many characters a result (an FL round's carries a model) is cut, with a way to see it whole. */
+const RESULT_SHOWN = 2000;
+
+function Result(p: { id: string; value: unknown }) {
+  const [whole, setWhole] = useState(false);
+  const text = show(p.value);
+  if (text.length <= RESULT_SHOWN || whole) return <>{text}</>;
+  return (
+    <>
+      {text.slice(0, RESULT_SHOWN)}…
+      <button type="button" class="results-more" onClick={() => setWhole(true)}>
+        Show all ({Math.ceil(text.length / 1024)} KB)
+      </button>
+    </>
+  );
+}
+
+export function TaskPage(p: { id: string }) {
+  const r = useApi<TaskView>(`/tasks/${p.id}`, (e) => e.task_id === p.id);
+  const runs = useApi<{ runs: Run[] }>(`/tasks/${p.id}/runs?limit=20`, (e) => e.task_id === p.id && e.type === "run");
+  const m = useApi<{ metrics: { timestamp?: string; metrics?: { cpu_percent?: number; memory_bytes?: number } }[] }>(
+    `/tasks/${p.id}/metrics?limit=120`,
+    (e) => e.task_id === p.id,
+  );
+  const t = r.data;
+  const samples = [...(m.data?.metrics ?? [])].reverse().filter((s) => s.timestamp);
+  const act = (what: string) => async () => {
+    await api("POST", `/tasks/${p.id}/${what}`);
+    r.reload();
+  };
+  return (
+    <>
+      <h1>Task {t?.name ?? p.id}</h1>
+      <Loading ready={!!t} error={r.error}>
+        {t && (
+          <>
+            <div class="actions">
+              <Act label="Start" primary run={act("start")} />
+              <Act label="Stop" run={act("stop")} />
+              <Act
+                label="Delete"
+                confirm={`Delete task ${t.name}?`}
+                run={async () => {
+                  await api("DELETE", `/tasks/${p.id}`);
+                  location.hash = "#/tasks";
+                }}
+              />
+            </div>
+            <dl>
+              <dt>State</dt>
+              <dd data-testid="task-state">
+                <StateText state={t.state} status={t.status} />
+              </dd>
+              {t.waiting_reason && (
+                <>
+                  <dt>Waiting</dt>
+                  <dd data-testid="task-waiting">{t.waiting_reason}</dd>
+                </>
+              )}
+              <dt>Result</dt>
+              <dd data-testid="task-result">
+                <Result id={t.id} value={t.results} />
+              </dd>
+              {t.error && (
+                <>
+                  <dt>Error</dt>
+                  <dd class="error">{t.error}</dd>
+                </>
+              )}
+              <dt>Id</dt>
+              <dd>{t.id}</dd>
+              <dt>Proplet</dt>
+              <dd>{t.proplet_id ? <a href={`#/proplets/${t.proplet_id}`}>{t.proplet_name ?? t.proplet_id}</a> : ""}</dd>
+              <dt>Inputs</dt>
+              <dd>{(t.inputs ?? []).join(", ")}</dd>
+              <dt>Module</dt>
+              <dd>{t.image_url ?? "inline file"}</dd>
+              {t.schedule && (
+                <>
+                  <dt>Schedule</dt>
+                  <dd>
+                    {t.schedule}
+                    {t.timezone ? ` (${t.timezone})` : ""}
+                  </dd>
+                </>
+              )}
+              <dt>Priority</dt>
+              <dd>{t.priority ?? 50}</dd>
+              <dt>Env</dt>
+              <dd>{show(t.env)}</dd>
+              <dt>Metadata</dt>
+              <dd>{show(t.metadata)}</dd>
+            </dl>
+            <h2>Output</h2>
+            <Output id={p.id} running={t.state === 2} />
+          </>
+        )}
+      </Loading>
+      <h2>Runs</h2>
+      <Table
+        rows={runs.data?.runs ?? []}
+        rowKey={(x) => x.run_id}
+        columns={[
+          { head: "Attempt", cell: (x) => x.attempt },
+          {
+            head: "State",
+            cell: (x) => (
+              <>
+                <StateText state={x.state} status={x.status} />
+                {x.error && <div class="error">{x.error}</div>}
+              </>
+            ),
+          },
+          { head: "Started", cell: (x) => ago(x.started_at) },
+          { head: "Proplet", cell: (x) => x.proplet_id?.slice(0, 8), wide: true },
+        ]}
+      />
+      <h2>Metrics</h2>
+      <Chart
+        title="CPU % and memory (MiB)"
+        x={samples.map((s) => Date.parse(s.timestamp!) / 1000)}
+        series={[
+          { label: "cpu %", values: samples.map((s) => s.metrics?.cpu_percent ?? null) },
+          { label: "memory MiB", values: samples.map((s) => (s.metrics?.memory_bytes ?? 0) / 1048576) },
+        ]}
+      />
+    </>
+  );
+}
