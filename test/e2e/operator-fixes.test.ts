@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { cli, http, type Proc, type Serve, spawnPropeller, startServe, tokenOf, until } from "../helpers.ts";
+
+// What an operator walking the README met (real serve and proplet processes): names are accepted wherever an id
+// is, for proplets, their identities and tokens.
+
+let s: Serve;
+const procs: Proc[] = [];
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  s = await startServe();
+  env = { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) };
+});
+
+afterAll(async () => {
+  for (const p of procs) await p.kill();
+  await s?.kill();
+});
+
+describe("names where ids are taken", () => {
+  test("proplets cordon|uncordon|drain|label|revoke edge-1 by name", async () => {
+    const added = cli(["proplets", "add", "--name", "edge-1"], env);
+    expect(added.code).toBe(0);
+    const vars = Object.fromEntries(
+      added.stdout
+        .trim()
+        .split("\n")
+        .map((l) => l.split("=", 2) as [string, string]),
+    );
+    const id = vars.PROPLET_ENTITY_ID!;
+    procs.push(
+      spawnPropeller(["proplet"], {
+        PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+        PROPLET_FL_URL: `${s.url}/fl`,
+        ...vars,
+      }),
+    );
+    await until("edge-1 to register", async () => (await http(`${s.url}/proplets/edge-1`)).status === 200);
+    for (const verb of ["cordon", "uncordon", "drain"]) {
+      const r = cli(["proplets", verb, "edge-1"], env);
+      expect(r.stderr).not.toContain("not found");
+      expect(r.code).toBe(0);
+    }
+    const api = await http(`${s.url}/proplets/edge-1/cordon`, "POST");
+    expect(api.status).toBe(200);
+    expect(api.body).toMatchObject({ id, cordoned: true });
+    const labelled = cli(["proplets", "label", "edge-1", "--label", "zone=a"], env);
+    expect(labelled.stderr).toBe("");
+    expect(labelled.code).toBe(0);
+    const ents = await http<{ entities: { id: string; labels?: Record<string, string> }[] }>(`${s.url}/entities`);
+    expect(ents.body.entities.find((e) => e.id === id)?.labels).toEqual({ zone: "a" });
+    const revoked = cli(["proplets", "revoke", "edge-1"], env);
+    expect(revoked.stderr).toBe("");
+    expect(revoked.code).toBe(0);
+    const after = await http<{ entities: { id: string; revoked_at?: string }[] }>(`${s.url}/entities`);
+    expect(after.body.entities.find((e) => e.id === id)?.revoked_at).toBeTruthy();
+  });
+
+  test("tokens revoke NAME revokes the one token by that name; a shared name is refused naming the ids", async () => {
+    expect(cli(["tokens", "create", "--role", "viewer", "--name", "ci-reader"], env).code).toBe(0);
+    const r = cli(["tokens", "revoke", "ci-reader"], env);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const list = await http<{ tokens: { name: string; revoked_at?: string }[] }>(`${s.url}/tokens`);
+    expect(list.body.tokens.find((t) => t.name === "ci-reader")?.revoked_at).toBeTruthy();
+    cli(["tokens", "create", "--role", "viewer", "--name", "twin"], env);
+    cli(["tokens", "create", "--role", "viewer", "--name", "twin"], env);
+    const twin = await http<{ error: string }>(`${s.url}/tokens/twin`, "DELETE");
+    expect(twin.status).toBe(409);
+    expect(twin.body.error).toContain("2 tokens are named twin");
+  });
+});
