@@ -443,6 +443,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       broker?.setTls(tls);
       server.reloadTls(tls);
       if (o.tls) o.tls = { ...o.tls, ...tls };
+      certWatch?.reload(o.tls ?? tls);
     },
     close: async () => {
       if (closed) return;

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cli, http, type Proc, type Serve, spawnPropeller, startServe, tokenOf, until } from "../helpers.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { cli, http, type Proc, type Serve, spawnPropeller, startServe, tempDir, tokenOf, until } from "../helpers.ts";
 
 // What an operator walking the README met (real serve and proplet processes): names are accepted wherever an id
 // is, for proplets, their identities and tokens.
@@ -69,5 +71,33 @@ describe("names where ids are taken", () => {
     const twin = await http<{ error: string }>(`${s.url}/tokens/twin`, "DELETE");
     expect(twin.status).toBe(409);
     expect(twin.body.error).toContain("2 tokens are named twin");
+  });
+});
+
+describe("certs renew, then SIGHUP", () => {
+  test("/metrics reports the renewed server certificate's expiry; renew says how to reload", async () => {
+    const dir = tempDir();
+    expect(cli(["certs", "create", "--host", "localhost", "--days", "30", "--dir", dir]).code).toBe(0);
+    const t = await startServe({
+      tlsCa: readFileSync(join(dir, "ca.pem"), "utf8"),
+      extra: ["--tls-cert", join(dir, "server.pem"), "--tls-key", join(dir, "server.key"), "--no-local-proplet"],
+    });
+    procs.push(t);
+    const expiry = async () => {
+      const text = await (
+        await fetch(`${t.url}/metrics`, {
+          tls: { ca: readFileSync(join(dir, "ca.pem"), "utf8") },
+          headers: { authorization: `Bearer ${t.token}` },
+        })
+      ).text();
+      return Number(/propeller_certificate_expiry_seconds\{cert="server"\} (\S+)/.exec(text)?.[1]);
+    };
+    expect(await expiry()).toBeLessThan(31 * 86_400);
+    const renewed = cli(["certs", "renew", "--dir", dir, "--days", "200"]);
+    expect(renewed.code).toBe(0);
+    expect(renewed.stderr).toContain("SIGHUP (systemctl reload propeller) or restart");
+    t.proc.kill("SIGHUP");
+    await until("the reload", () => t.output().includes("SIGHUP: reloaded"));
+    expect(await expiry()).toBeGreaterThan(199 * 86_400);
   });
 });
