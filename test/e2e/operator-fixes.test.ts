@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { cli, http, type Proc, type Serve, spawnPropeller, startServe, tempDir, tokenOf, until } from "../helpers.ts";
 
@@ -99,5 +99,26 @@ describe("certs renew, then SIGHUP", () => {
     t.proc.kill("SIGHUP");
     await until("the reload", () => t.output().includes("SIGHUP: reloaded"));
     expect(await expiry()).toBeGreaterThan(199 * 86_400);
+  });
+});
+
+describe("restore into a new data dir", () => {
+  test("serve on a restored kv store names no admin.token that is not there, and the site's admin token works", async () => {
+    const a = await startServe({ extra: ["--no-local-proplet"] });
+    const token = a.token!;
+    await a.kill();
+    const archive = join(tempDir(), "site.jsonl");
+    expect(cli(["backup", archive, "--data-dir", a.dataDir]).code).toBe(0);
+    const into = join(tempDir(), "new");
+    expect(cli(["restore", archive, "--data-dir", into, "--storage", "kv"]).code).toBe(0);
+    const b = await startServe({ dataDir: into, extra: ["--storage", "kv", "--no-local-proplet"] });
+    procs.push(b);
+    expect(existsSync(join(into, "admin.token"))).toBe(false);
+    await until("the token line", () => b.output().includes("REST needs a bearer token"));
+    expect(b.output()).not.toContain(join(into, "admin.token"));
+    expect(b.output()).toContain("admin tokens came with its store");
+    expect(b.output()).toContain(`propeller tokens create --data-dir ${into}`);
+    const r = await fetch(`${b.url}/tasks`, { headers: { authorization: `Bearer ${token}` } });
+    expect(r.status).toBe(200);
   });
 });
