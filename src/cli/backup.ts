@@ -9,6 +9,7 @@ import { openSqlite } from "../storage/sqlite/index.ts";
 import { PROGRAM } from "../version.ts";
 import { action, UsageError } from "./args.ts";
 import { ApiError, authHeaders, managerUrl, reason, tlsInit, urlArg } from "./client.ts";
+import { ownDataDir, privateUmask } from "./data-dir.ts";
 import {
   present,
   refuseIfHeld,
@@ -173,7 +174,9 @@ export const restoreCommand = defineCommand({
       const archive = readBackup(args.file);
       const doing = "stop it before restoring";
       if (c.kind !== "postgres") {
-        mkdirSync(c.dataDir, { recursive: true, mode: 0o700 });
+        // The store holds identities and token hashes: its files are the owner's only, as serve makes them.
+        privateUmask();
+        ownDataDir(c.dataDir, "--data-dir");
         refuseIfHeld(c.dataDir, doing);
       }
       // Held from the first look to the last write: no serve starts on a store half restored.

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { cli, http, type Proc, type Serve, spawnPropeller, startServe, tempDir, tokenOf, until } from "../helpers.ts";
 
@@ -120,5 +120,27 @@ describe("restore into a new data dir", () => {
     expect(b.output()).toContain(`propeller tokens create --data-dir ${into}`);
     const r = await fetch(`${b.url}/tasks`, { headers: { authorization: `Bearer ${token}` } });
     expect(r.status).toBe(200);
+  });
+});
+
+describe("restore's files", () => {
+  test("the restored store, the one --force sets aside, and a kv dir are the owner's only", async () => {
+    const a = await startServe({ extra: ["--no-local-proplet"] });
+    await a.kill();
+    const archive = join(tempDir(), "site.jsonl");
+    expect(cli(["backup", archive, "--data-dir", a.dataDir]).code).toBe(0);
+    const mode = (p: string) => statSync(p).mode & 0o777;
+    const into = join(tempDir(), "sq");
+    expect(cli(["restore", archive, "--data-dir", into]).code).toBe(0);
+    expect(mode(join(into, "propeller.db"))).toBe(0o600);
+    expect(cli(["restore", archive, "--data-dir", into, "--force"]).code).toBe(0);
+    const aside = readdirSync(into).filter((f) => f.startsWith("propeller.db.before-restore-"));
+    expect(aside.length).toBeGreaterThan(0);
+    for (const f of aside) expect(mode(join(into, f))).toBe(0o600);
+    expect(mode(join(into, "propeller.db"))).toBe(0o600);
+    const kv = join(tempDir(), "kv");
+    expect(cli(["restore", archive, "--data-dir", kv, "--storage", "kv"]).code).toBe(0);
+    expect(mode(join(kv, "kv"))).toBe(0o700);
+    for (const f of readdirSync(join(kv, "kv"))) expect(mode(join(kv, "kv", f)) & 0o077).toBe(0);
   });
 });
