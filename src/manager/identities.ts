@@ -221,6 +221,11 @@ export class Identities {
     return this.claimedElsewhere(name, id);
   }
 
+  /** Why a new identity could not take `name` (a join token for it is refused at once: manager/join.ts). */
+  nameTaken(name: string): string | undefined {
+    return this.claimed(name, crypto.randomUUID());
+  }
+
   /** A name for an identity created without one: its kind and id, shortened when that is free. */
   private defaultName(kind: EntityKind, id: string): string {
     const short = `${kind}-${id.slice(0, 8)}`;

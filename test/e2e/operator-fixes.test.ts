@@ -144,3 +144,31 @@ describe("restore's files", () => {
     for (const f of readdirSync(join(kv, "kv"))) expect(mode(join(kv, "kv", f)) & 0o077).toBe(0);
   });
 });
+
+describe("a join token for a name", () => {
+  test("refused at creation when the name is taken (409 naming the holder); a failed join spends no use", async () => {
+    const holder = await http<{ id: string }>(`${s.url}/entities`, "POST", { kind: "proplet", name: "edge-2" });
+    expect(holder.status).toBe(201);
+    const made = cli(["proplets", "join-token", "--name", "edge-2"], env);
+    expect(made.code).not.toBe(0);
+    expect(made.stderr).toContain("409");
+    expect(made.stderr).toContain(holder.body.id);
+    // Taken between the token and the join: the join fails (409), the token keeps its use and works later.
+    const t = await http<{ id: string; token: string }>(`${s.url}/join-tokens`, "POST", { name: "edge-3" });
+    expect(t.status).toBe(201);
+    const squatter = await http<{ id: string }>(`${s.url}/entities`, "POST", { kind: "proplet", name: "edge-3" });
+    const join = () =>
+      fetch(`${s.url}/join`, {
+        method: "POST",
+        body: JSON.stringify({ token: t.body.token }),
+        headers: { "content-type": "application/json" },
+      });
+    expect((await join()).status).toBe(409);
+    const listed = await http<{ join_tokens: { id: string; uses: number }[] }>(`${s.url}/join-tokens`);
+    expect(listed.body.join_tokens.find((j) => j.id === t.body.id)?.uses).toBe(0);
+    expect((await http(`${s.url}/entities/${squatter.body.id}`, "DELETE")).status).toBe(204);
+    const ok = await join();
+    expect(ok.status).toBe(201);
+    expect(((await ok.json()) as { name: string }).name).toBe("edge-3");
+  });
+});
