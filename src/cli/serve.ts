@@ -19,6 +19,7 @@ import { chunkSizeFromEnv, proxyArgs, proxySettings, registryFromEnv } from "./p
 import { type ReloadTarget, reload } from "./reload.ts";
 import { DEFAULT_PARTITION_GRACE_S, serve } from "./site.ts";
 import { ServiceNotifier } from "./systemd.ts";
+import { checkTlsFiles } from "./tls-files.ts";
 
 /** `--snapshot-interval` and `--snapshot-keep`: none when the interval is off. */
 function snapshotOptions(intervalName: string, interval: string, keepName: string, keep: string) {
@@ -51,12 +52,17 @@ function tlsFrom(cert?: string, key?: string, clientCa?: string, port?: string) 
       throw new UsageError(`${flag} ${file}: ${e instanceof Error ? e.message : e}`);
     }
   };
-  return {
+  const pems = {
     cert: read(L.label("tls-cert"), cert),
     key: read(L.label("tls-key"), key),
     ...(clientCa ? { clientCa: read(L.label("tls-client-ca"), clientCa) } : {}),
-    mqttTlsPort: int(L.label("mqtt-tls-port"), port),
   };
+  checkTlsFiles(
+    { flag: L.label("tls-cert"), file: cert, pem: pems.cert },
+    { flag: L.label("tls-key"), file: key, pem: pems.key },
+    clientCa && pems.clientCa ? { flag: L.label("tls-client-ca"), file: clientCa, pem: pems.clientCa } : undefined,
+  );
+  return { ...pems, mqttTlsPort: int(L.label("mqtt-tls-port"), port) };
 }
 
 /** The manager's identity on an external broker, as upstream names it. */

@@ -172,3 +172,39 @@ describe("a join token for a name", () => {
     expect(((await ok.json()) as { name: string }).name).toBe("edge-3");
   });
 });
+
+describe("serve's TLS files", () => {
+  test("a swapped pair, another certificate's key and a CA as server certificate are refused naming flag and file, before anything is written", async () => {
+    const one = tempDir();
+    const two = tempDir();
+    expect(cli(["certs", "create", "--host", "localhost", "--dir", one]).code).toBe(0);
+    expect(cli(["certs", "create", "--host", "localhost", "--dir", two]).code).toBe(0);
+    const cases: [string, string, string[]][] = [
+      [join(one, "server.key"), join(one, "server.pem"), ["--tls-cert", "holds a private key, not a certificate"]],
+      [join(one, "server.pem"), join(two, "server.key"), ["--tls-key", "is not the private key of the certificate"]],
+      [join(one, "ca.pem"), join(one, "server.key"), ["is a CA certificate"]],
+    ];
+    for (const [cert, key, says] of cases) {
+      const dir = join(tempDir(), "data");
+      const r = cli([
+        "serve",
+        "--data-dir",
+        dir,
+        "--http-port",
+        "0",
+        "--mqtt-port",
+        "0",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+      ]);
+      expect(r.code).not.toBe(0);
+      for (const s of says) expect(r.stderr).toContain(s);
+      expect(r.stderr).toContain(cert.includes("ca.pem") ? cert : key.includes(two) ? key : cert);
+      expect(r.stderr).not.toContain("error:0");
+      expect(existsSync(join(dir, "propeller.db"))).toBe(false);
+      expect(existsSync(join(dir, "admin.token"))).toBe(false);
+    }
+  });
+});
