@@ -208,3 +208,17 @@ describe("serve's TLS files", () => {
     }
   });
 });
+
+describe("install and uninstall", () => {
+  test("install --dry-run from source refuses as the real run does; uninstall of a unit not installed says so", () => {
+    const root = join(tempDir(), "image");
+    const dry = cli(["install", "--root", root, "--dry-run"]);
+    expect(dry.code).not.toBe(0);
+    expect(dry.stderr).toContain("install from the compiled binary");
+    expect(dry.stdout).not.toContain("would copy");
+    const un = cli(["uninstall", "--root", tempDir()]);
+    expect(un.code).toBe(0);
+    expect(un.stderr).toContain("propeller.service is not installed");
+    expect(un.stdout).not.toContain("remove");
+  });
+});
