@@ -222,3 +222,15 @@ describe("install and uninstall", () => {
     expect(un.stdout).not.toContain("remove");
   });
 });
+
+describe("a serve with another --data-dir", () => {
+  test("the CLI's 401 names PROPELLER_DATA_DIR and --token; with PROPELLER_DATA_DIR it finds the token", () => {
+    const home = tempDir();
+    const refused = cli(["tasks", "list"], { PROPELLER_URL: s.url, PROPELLER_TOKEN: "", PROPELLER_DATA_DIR: home });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("401");
+    expect(refused.stderr).toContain("set PROPELLER_DATA_DIR to it, or give --token");
+    const ok = cli(["tasks", "list"], { PROPELLER_URL: s.url, PROPELLER_TOKEN: "", PROPELLER_DATA_DIR: s.dataDir });
+    expect(ok.code).toBe(0);
+  });
+});
