@@ -407,6 +407,9 @@ export const serveCommand = defineCommand({
           throw new UsageError(
             `${L.label("scheduler")} must be one of ${SCHEDULERS.join(", ")}, got ${JSON.stringify(args.scheduler)}`,
           );
+        // An empty data dir would be the working directory's "" (mkdir ENOENT): refused, naming where it was set.
+        if (!args["data-dir"]?.trim())
+          throw new UsageError(`${L.label("data-dir")} is empty: give a directory (default ${defaultDataDir()})`);
         const storage = args.storage as StorageKind;
         if (!(storage in STORAGE_HELP))
           throw new UsageError(

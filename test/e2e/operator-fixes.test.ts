@@ -234,3 +234,15 @@ describe("a serve with another --data-dir", () => {
     expect(ok.code).toBe(0);
   });
 });
+
+describe("an empty data dir", () => {
+  test("serve --data-dir= and migrate --data-dir= are refused naming the flag", () => {
+    const r = cli(["serve", "--data-dir=", "--http-port", "0", "--mqtt-port", "0"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("--data-dir is empty");
+    expect(r.stderr).not.toContain("ENOENT");
+    const b = cli(["migrate", "--dry-run", "--data-dir="]);
+    expect(b.code).not.toBe(0);
+    expect(b.stderr).toContain("--data-dir is empty");
+  });
+});
