@@ -480,7 +480,10 @@ export const serveCommand = defineCommand({
           log.info(`${sig}: shutting down`);
           await systemd.stopping();
           // Bounded: a stuck connection must not keep the process from exiting.
-          await Promise.race([s.close(), Bun.sleep(5000)]);
+          const t0 = Date.now();
+          const done = await Promise.race([s.close().then(() => true), Bun.sleep(5000).then(() => false)]);
+          if (done) log.info(`stopped (${Date.now() - t0} ms)`);
+          else log.warn("stopped: not everything had closed after 5 s (the data dir's lock is released on exit)");
           process.exit(0);
         };
         process.once("SIGINT", () => void shutdown("SIGINT"));

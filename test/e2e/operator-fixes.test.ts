@@ -1,7 +1,18 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { cli, http, type Proc, type Serve, spawnPropeller, startServe, tempDir, tokenOf, until } from "../helpers.ts";
+import {
+  cli,
+  http,
+  type Proc,
+  type Serve,
+  spawnPropeller,
+  spawnProplet,
+  startServe,
+  tempDir,
+  tokenOf,
+  until,
+} from "../helpers.ts";
 
 // What an operator walking the README met (real serve and proplet processes): names are accepted wherever an id
 // is, for proplets, their identities and tokens.
@@ -244,5 +255,22 @@ describe("an empty data dir", () => {
     const b = cli(["migrate", "--dry-run", "--data-dir="]);
     expect(b.code).not.toBe(0);
     expect(b.stderr).toContain("--data-dir is empty");
+  });
+});
+
+describe("a graceful stop", () => {
+  test("serve with a proplet connected stops in under a second, says so, and a new serve starts on its data dir", async () => {
+    const a = await startServe({ extra: ["--no-local-proplet"] });
+    const p = await spawnProplet(a, "edge-stop");
+    procs.push(p);
+    await until("the proplet to register", () => a.output().includes("edge-stop registered"));
+    const t0 = Date.now();
+    a.proc.kill("SIGTERM");
+    await a.proc.exited;
+    const ms = Date.now() - t0;
+    expect(ms).toBeLessThan(1000);
+    expect(a.output()).toMatch(/stopped \(\d+ ms\)/);
+    const b = await startServe({ dataDir: a.dataDir, extra: ["--no-local-proplet"] });
+    procs.push(b);
   });
 });
