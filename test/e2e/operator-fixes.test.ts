@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   cli,
@@ -272,5 +272,25 @@ describe("a graceful stop", () => {
     expect(a.output()).toMatch(/stopped \(\d+ ms\)/);
     const b = await startServe({ dataDir: a.dataDir, extra: ["--no-local-proplet"] });
     procs.push(b);
+  });
+});
+
+describe("a proplet's data dir", () => {
+  test("data_dir in [proplet] is refused naming PROPLET_DATA_DIR; config show --proplet lists the data dir", () => {
+    const file = join(tempDir(), "config.toml");
+    writeFileSync(file, `[proplet]\ndata_dir = "/srv/edge"\n`);
+    const r = cli(["proplet"], { PROPLET_CONFIG_FILE: file, PROPLET_DATA_DIR: tempDir() });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("unknown key data_dir");
+    expect(r.stderr).toContain("PROPLET_DATA_DIR");
+    const dir = tempDir();
+    const shown = cli(["config", "show", "--proplet", "--json"], { PROPLET_DATA_DIR: dir });
+    expect(shown.code).toBe(0);
+    const rows = JSON.parse(shown.stdout).settings as { key: string; value: string; source: string }[];
+    expect(rows.find((r) => r.key === "data_dir")).toEqual({
+      key: "data_dir",
+      value: dir,
+      source: "env PROPLET_DATA_DIR",
+    });
   });
 });
