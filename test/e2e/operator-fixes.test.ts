@@ -294,3 +294,13 @@ describe("a proplet's data dir", () => {
     });
   });
 });
+
+describe("a revoked proplet", () => {
+  test("its refusal says the identity may have been revoked", async () => {
+    const p = await spawnProplet(s, "edge-revoked");
+    procs.push(p);
+    await until("it registers", async () => (await http(`${s.url}/proplets/edge-revoked`)).status === 200);
+    expect((await http(`${s.url}/entities/edge-revoked`, "DELETE")).status).toBe(204);
+    await until("the refusal", () => p.output().includes("may have been revoked"), 15_000);
+  });
+});
