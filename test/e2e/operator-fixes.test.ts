@@ -3,7 +3,9 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "
 import { join } from "node:path";
 import {
   cli,
+  FIXTURES,
   http,
+  MAIN,
   type Proc,
   type Serve,
   spawnPropeller,
@@ -302,5 +304,23 @@ describe("a revoked proplet", () => {
     await until("it registers", async () => (await http(`${s.url}/proplets/edge-revoked`)).status === 200);
     expect((await http(`${s.url}/entities/edge-revoked`, "DELETE")).status).toBe(204);
     await until("the refusal", () => p.output().includes("may have been revoked"), 15_000);
+  });
+});
+
+describe("tasks create --start --wait", () => {
+  test("serve gone mid-wait: the error names the task's id", async () => {
+    const a = await startServe();
+    const wait = Bun.spawn(
+      [process.execPath, MAIN, "tasks", "create", "spin", "--file", join(FIXTURES, "spin.wasm"), "--start", "--wait"],
+      { env: { ...process.env, PROPELLER_URL: a.url, PROPELLER_TOKEN: a.token! }, stdout: "pipe", stderr: "pipe" },
+    );
+    const id = await until("the task to run", async () => {
+      const r = await http<{ tasks: { id: string; state: number }[] }>(`${a.url}/tasks`);
+      return r.body.tasks.find((t) => t.state === 2)?.id;
+    });
+    await a.kill("SIGKILL");
+    expect(await wait.exited).not.toBe(0);
+    const err = await new Response(wait.stderr).text();
+    expect(err).toContain(`while waiting for task ${id}`);
   });
 });
