@@ -144,8 +144,11 @@ export async function startBroker(
       });
     },
     close: async () => {
-      await new Promise<void>((resolve) => tcp.close(() => resolve()));
+      // The listener stops taking connections now, but its close waits for the open ones: aedes closes them
+      // first (closed the other way round, a connected proplet held a stop for serve's whole 5 s bound).
+      const listenerClosed = new Promise<void>((resolve) => tcp.close(() => resolve()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await listenerClosed;
     },
   };
 }

@@ -100,7 +100,7 @@ export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs 
       : /certificate|self.signed|SSL|TLS/i.test(e.message)
         ? " (TLS: give the site CA, e.g. PROPLET_MQTT_TLS_CA_CERT, from `propeller certs create`)"
         : /not authori[sz]ed|bad user/i.test(e.message)
-          ? " (the broker refused these credentials: check the entity id and API key)"
+          ? " (the broker refused these credentials: check the entity id and API key, or the identity may have been revoked: a revoked one needs a new identity from the site's admin)"
           : "";
     if (said.has(e.message)) return log.debug(`mqtt ${o.clientId}: ${e.message}`);
     said.add(e.message);

@@ -1,5 +1,5 @@
 import { Database } from "bun:sqlite";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { SQL } from "bun";
 import { defineCommand } from "citty";
@@ -9,6 +9,7 @@ import { openSqlite } from "../storage/sqlite/index.ts";
 import { PROGRAM } from "../version.ts";
 import { action, UsageError } from "./args.ts";
 import { ApiError, authHeaders, managerUrl, reason, tlsInit, urlArg } from "./client.ts";
+import { privateUmask } from "./data-dir.ts";
 import {
   present,
   refuseIfHeld,
@@ -150,7 +151,10 @@ async function setAside(c: StoreChoice): Promise<string> {
   const names = c.kind === "sqlite" ? ["propeller.db", "propeller.db-wal", "propeller.db-shm"] : ["kv"];
   for (const n of names) {
     const f = join(c.dataDir, n);
-    if (existsSync(f)) renameSync(f, `${f}.before-restore-${stamp}`);
+    if (!existsSync(f)) continue;
+    renameSync(f, `${f}.before-restore-${stamp}`);
+    // An older restore left it open to others (0644, a 0755 kv dir): the copy kept is the owner's only.
+    chmodSync(`${f}.before-restore-${stamp}`, n === "kv" ? 0o700 : 0o600);
   }
   return `the store it held is kept as ${join(c.dataDir, names[0]!)}.before-restore-${stamp}`;
 }
@@ -173,6 +177,9 @@ export const restoreCommand = defineCommand({
       const archive = readBackup(args.file);
       const doing = "stop it before restoring";
       if (c.kind !== "postgres") {
+        // The store holds identities and token hashes: its files are the owner's only, as serve makes them (the
+        // dir's owner is not checked: root may restore into the service user's dir, then chown it).
+        privateUmask();
         mkdirSync(c.dataDir, { recursive: true, mode: 0o700 });
         refuseIfHeld(c.dataDir, doing);
       }

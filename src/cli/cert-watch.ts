@@ -27,12 +27,15 @@ export function servedCertificates(tls: { cert: string; clientCa?: string }): Ce
 /** Warns now and daily; `certs()` is what /metrics reports. */
 export function watchCertificates(tls: { cert: string; clientCa?: string }) {
   let certs: CertExpiry[] = [];
-  try {
-    certs = servedCertificates(tls);
-  } catch (e) {
-    // TLS itself works with what Bun accepts: not knowing an expiry is no reason to stop.
-    log.warn(`cannot read the expiry of serve's certificates: ${e instanceof Error ? e.message : e}`);
-  }
+  const read = (t: { cert: string; clientCa?: string }) => {
+    try {
+      certs = servedCertificates(t);
+    } catch (e) {
+      // TLS itself works with what Bun accepts: not knowing an expiry is no reason to stop.
+      log.warn(`cannot read the expiry of serve's certificates: ${e instanceof Error ? e.message : e}`);
+    }
+  };
+  read(tls);
   const warn = () => {
     for (const w of expiryWarnings(
       certs.map((c) => ({ label: c.cert, notAfter: c.notAfter })),
@@ -43,5 +46,10 @@ export function watchCertificates(tls: { cert: string; clientCa?: string }) {
   warn();
   const timer = setInterval(warn, DAY_MS);
   timer.unref?.();
-  return { certs: () => certs, stop: () => clearInterval(timer) };
+  // reload: the certificates a SIGHUP put in place (site.ts reloadTls), reported and warned about from now on.
+  const reload = (t: { cert: string; clientCa?: string }) => {
+    read(t);
+    warn();
+  };
+  return { certs: () => certs, reload, stop: () => clearInterval(timer) };
 }

@@ -249,7 +249,9 @@ export const certsCommand = defineCommand({
           process.stdout.write(`${renewed.join("\n")}\n`);
           if (Date.now() + days * 86_400_000 > until.getTime())
             process.stderr.write(`the CA expires on ${until.toISOString()}: the renewed certificates end then too\n`);
-          process.stderr.write("restart serve (and the proplets with renewed client certificates) to use them\n");
+          process.stderr.write(
+            "send serve SIGHUP (systemctl reload propeller) or restart it, and restart the proplets with renewed client certificates, to use them\n",
+          );
         }),
     }),
     list: defineCommand({

@@ -78,7 +78,9 @@ function localTokenFile(conn: Conn): string | undefined {
 /** A 401 names no path of the server's disk; for a manager on this machine, the CLI says where it looked. */
 function refusedHint(conn: Conn, status: number): string {
   const file = status === 401 && !conn.token ? localTokenFile(conn) : undefined;
-  return file ? ` (a serve on this machine with this data dir keeps its admin token in ${file})` : "";
+  return file
+    ? ` (a serve on this machine with this data dir keeps its admin token in ${file}; for serve's other --data-dir, set PROPELLER_DATA_DIR to it, or give --token)`
+    : "";
 }
 
 export function authHeaders(conn: Conn): Record<string, string> {

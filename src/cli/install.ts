@@ -1,4 +1,4 @@
-import { chmodSync, copyFileSync, existsSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { defineCommand } from "citty";
 import { log } from "../log.ts";
@@ -132,12 +132,17 @@ function perform(steps: Step[], dryRun: boolean | undefined): void {
 }
 
 /** Where install and uninstall write: `at(path)` inside `--root`, and whether that is the real system. */
-function target(args: { root?: string; "dry-run"?: boolean }): { at: (p: string) => string; real: boolean } {
+function target(args: { root?: string; "dry-run"?: boolean }): {
+  at: (p: string) => string;
+  real: boolean;
+  root: string;
+} {
   const root = args.root ?? "/";
+  if (root === "") throw new UsageError("--root needs a directory");
   const real = root === "/";
   if (!args["dry-run"] && real && process.getuid?.() !== 0)
     throw new UsageError("install as root (sudo), or use --root DIR or --dry-run");
-  return { at: (p) => join(root, p), real };
+  return { at: (p) => join(root, p), real, root };
 }
 
 export const installCommand = defineCommand({
@@ -145,14 +150,19 @@ export const installCommand = defineCommand({
   args: rootArgs,
   run: ({ args }) =>
     action(() => {
-      const { at, real } = target(args);
-      if (!isCompiled() && !args["dry-run"]) {
+      const { at, real, root } = target(args);
+      // A dry run refuses what the real run would: it shows what would happen, and from source nothing would.
+      if (!isCompiled()) {
         throw new UsageError("install from the compiled binary: npm run build, then dist/propeller install");
       }
       const name = unitName(!!args.proplet);
       // What this and earlier installs created (see install-manifest.ts); written last, read by uninstall.
       const m: Manifest = readManifest(at) ?? { units: [], created: [] };
       const steps: Step[] = [];
+      // An image being built may start from nothing: its root is made (not recorded: uninstall leaves it).
+      if (!existsSync(root)) {
+        steps.push({ say: `create ${root} (--root)`, run: () => mkdirSync(root, { recursive: true, mode: 0o755 }) });
+      } else if (!statSync(root).isDirectory()) throw new UsageError(`--root ${root} is not a directory`);
       if (real && !userExists(USER)) {
         steps.push({
           say: `create the system user ${USER}`,
@@ -271,6 +281,10 @@ export const uninstallCommand = defineCommand({
       const name = unitName(!!args.proplet);
       const hadManifest = existsSync(at(MANIFEST));
       const m = readManifest(at) ?? legacyManifest(at);
+      if (!m.units.includes(name) && !existsSync(at(`/etc/systemd/system/${name}`))) {
+        process.stderr.write(`${name} is not installed${real ? "" : ` in ${at("/")}`}: nothing to remove\n`);
+        return;
+      }
       m.units = m.units.filter((u) => u !== name);
       const mine = m.created.filter((e) => e.unit === name);
       m.created = m.created.filter((e) => e.unit !== name);

@@ -137,7 +137,21 @@ export function propletSettings(): Layers {
     if (!args[flag as keyof PropletArgs] && v)
       L.resolved.set(flag, { value: v, source: `${file} [${section}] (${key})`, secret: flag === "api-key" });
   }
+  const id = args["entity-id"] || fromFile.entity_id;
+  const given = env("PROPLET_DATA_DIR");
+  L.resolved.set("data-dir", {
+    value: propletDataDir(id),
+    source: given ? "env PROPLET_DATA_DIR" : "default",
+    secret: false,
+  });
   return L;
+}
+
+/** The proplet's state dir: PROPLET_DATA_DIR, else one per identity under serve's default data dir. */
+function propletDataDir(id: string | undefined): string {
+  return (
+    env("PROPLET_DATA_DIR") ?? join(defaultDataDir(), id ? `proplet-${id.replace(/[^A-Za-z0-9._-]/g, "_")}` : "proplet")
+  );
 }
 
 type PropletArgs = Record<
@@ -183,7 +197,12 @@ function identityFrom(needed: boolean): { values: Partial<ConfigSection>; file: 
   } else if (typeof s === "object" && s !== null) {
     const known = [...IDENTITY_KEYS, ...L.knownKeys()];
     for (const [k, v] of Object.entries(s)) {
-      if (!known.includes(k)) {
+      if (k === "data_dir") {
+        // serve's [serve] data_dir has no [proplet] twin: the state dir is chosen before the file is read.
+        problems.push(
+          `unknown key data_dir in [${section}] of ${file}: a proplet's data dir is set by the env var PROPLET_DATA_DIR`,
+        );
+      } else if (!known.includes(k)) {
         const near = nearest(k, known);
         problems.push(`unknown key ${k} in [${section}] of ${file}${near ? ` (did you mean ${near}?)` : ""}`);
       } else if (IDENTITY_KEYS.includes(k) && typeof v !== "string") {
@@ -358,10 +377,7 @@ export const propletCommand = defineCommand({
         // The state dir, which this process alone may hold: with no id given, the proplet keeps the one it made
         // there (a restart under a supervisor is the same proplet, not a new twin); results wait there while the
         // link is down.
-        const dir = joined
-          ? joinDir
-          : (env("PROPLET_DATA_DIR") ??
-            join(defaultDataDir(), id ? `proplet-${id.replace(/[^A-Za-z0-9._-]/g, "_")}` : "proplet"));
+        const dir = joined ? joinDir : propletDataDir(id);
         // Its metrics port, when it has one, is checked free before the state dir is made or locked.
         if (config.metricsPort)
           await checkPortsFree("127.0.0.1", [{ port: config.metricsPort, flag: "PROPLET_METRICS_PORT" }]);

@@ -183,7 +183,7 @@ export const propletsCommand = defineCommand({
       "Revoke a proplet's identity: its key stops working and its MQTT connection is closed at once",
       "entity",
       "DELETE",
-      (id) => `/entities/${id}`,
+      (id) => `/entities/${encodeURIComponent(id)}`,
     ),
   },
 });

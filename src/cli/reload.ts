@@ -3,6 +3,7 @@ import type { BrokerTls } from "../broker/broker.ts";
 import { LOG_LEVELS, log, logSettings, setLogFormat, setLogLevel } from "../log.ts";
 import type { Layers } from "./layers.ts";
 import { underJournald } from "./systemd.ts";
+import { checkTlsFiles } from "./tls-files.ts";
 
 // `kill -HUP` (systemctl reload) on serve: the settings are read again (environment and config file; flags cannot
 // change) and what can change live is applied: the log level and format, and the TLS certificate, key and client
@@ -68,6 +69,8 @@ export function reload(target: ReloadTarget, fresh: () => Layers): { reloaded: s
     else {
       try {
         const read = (f: string) => readFileSync(paths[f]!, "utf8");
+        const file = (f: string) => ({ flag: `--${f}`, file: paths[f]!, pem: read(f) });
+        checkTlsFiles(file("tls-cert"), file("tls-key"), paths["tls-client-ca"] ? file("tls-client-ca") : undefined);
         target.reloadTls({
           cert: read("tls-cert"),
           key: read("tls-key"),

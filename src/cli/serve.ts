@@ -21,6 +21,7 @@ import { chunkSizeFromEnv, proxyArgs, proxySettings, registryFromEnv } from "./p
 import { type ReloadTarget, reload } from "./reload.ts";
 import { DEFAULT_PARTITION_GRACE_S, serve } from "./site.ts";
 import { ServiceNotifier } from "./systemd.ts";
+import { checkTlsFiles } from "./tls-files.ts";
 
 /** `--snapshot-interval` and `--snapshot-keep`: none when the interval is off. */
 function snapshotOptions(intervalName: string, interval: string, keepName: string, keep: string) {
@@ -53,12 +54,17 @@ function tlsFrom(cert?: string, key?: string, clientCa?: string, port?: string) 
       throw new UsageError(`${flag} ${file}: ${e instanceof Error ? e.message : e}`);
     }
   };
-  return {
+  const pems = {
     cert: read(L.label("tls-cert"), cert),
     key: read(L.label("tls-key"), key),
     ...(clientCa ? { clientCa: read(L.label("tls-client-ca"), clientCa) } : {}),
-    mqttTlsPort: int(L.label("mqtt-tls-port"), port),
   };
+  checkTlsFiles(
+    { flag: L.label("tls-cert"), file: cert, pem: pems.cert },
+    { flag: L.label("tls-key"), file: key, pem: pems.key },
+    clientCa && pems.clientCa ? { flag: L.label("tls-client-ca"), file: clientCa, pem: pems.clientCa } : undefined,
+  );
+  return { ...pems, mqttTlsPort: int(L.label("mqtt-tls-port"), port) };
 }
 
 /** The manager's identity on an external broker, as upstream names it. */
@@ -424,6 +430,9 @@ export const serveCommand = defineCommand({
           throw new UsageError(
             `${L.label("scheduler")} must be one of ${SCHEDULERS.join(", ")}, got ${JSON.stringify(args.scheduler)}`,
           );
+        // An empty data dir would be the working directory's "" (mkdir ENOENT): refused, naming where it was set.
+        if (!args["data-dir"]?.trim())
+          throw new UsageError(`${L.label("data-dir")} is empty: give a directory (default ${defaultDataDir()})`);
         const storage = args.storage as StorageKind;
         if (!(storage in STORAGE_HELP))
           throw new UsageError(
@@ -499,7 +508,10 @@ export const serveCommand = defineCommand({
           log.info(`${sig}: shutting down`);
           await systemd.stopping();
           // Bounded: a stuck connection must not keep the process from exiting.
-          await Promise.race([s.close(), Bun.sleep(5000)]);
+          const t0 = Date.now();
+          const done = await Promise.race([s.close().then(() => true), Bun.sleep(5000).then(() => false)]);
+          if (done) log.info(`stopped (${Date.now() - t0} ms)`);
+          else log.warn("stopped: not everything had closed after 5 s (the data dir's lock is released on exit)");
           process.exit(0);
         };
         process.once("SIGINT", () => void shutdown("SIGINT"));

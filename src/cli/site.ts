@@ -457,7 +457,14 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   if (!o.auth) {
     log.warn("authentication is OFF (--no-auth): any local process can run code on your proplets");
   } else {
-    log.info(`REST needs a bearer token: the admin token is in ${join(o.dataDir, "admin.token")}`);
+    const tokenFile = join(o.dataDir, "admin.token");
+    // After a restore the tokens come from the archive, and no file holds one: naming the file would mislead.
+    if (existsSync(tokenFile)) log.info(`REST needs a bearer token: the admin token is in ${tokenFile}`);
+    else
+      log.info(
+        "REST needs a bearer token: this site's admin tokens came with its store (a restore), none is in a file: " +
+          `use the site's admin token, or stop serve and run \`propeller tokens create --data-dir ${o.dataDir}\``,
+      );
     // A one-time code, not the token: the log is kept (the journal), the code is spent at its first use and dies
     // unused after --login-link-ttl (10 minutes); in the fragment, it is never sent in a request line or a Referer.
     if (adminToken) {
@@ -478,6 +485,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       broker?.setTls(tls);
       server.reloadTls(tls);
       if (o.tls) o.tls = { ...o.tls, ...tls };
+      certWatch?.reload(o.tls ?? tls);
     },
     close: async () => {
       if (closed) return;

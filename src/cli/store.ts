@@ -38,6 +38,8 @@ export interface StoreChoice {
 }
 
 export function storeChoice(args: { "data-dir"?: string; storage?: string; "postgres-url"?: string }): StoreChoice {
+  if (args["data-dir"] !== undefined && !args["data-dir"].trim())
+    throw new UsageError("--data-dir is empty: give a directory");
   const kind = (args.storage || env("PROPELLER_STORAGE") || "sqlite") as StorageKind;
   if (!(kind in STORAGE_HELP) || kind === "memory")
     throw new UsageError(`--storage must be one of sqlite, kv, postgres, got ${JSON.stringify(kind)}`);

@@ -41,8 +41,18 @@ export function when(iso: string | undefined, now = Date.now()): string {
 
 export async function waitFor(conn: Conn, id: string, timeoutS: number): Promise<TaskView> {
   const deadline = Date.now() + timeoutS * 1000;
+  // On a terminal, the id is said before waiting: a Ctrl-C or a lost serve does not lose the task (scripts, whose
+  // stderr is no terminal, keep it clean; a failed wait names the id anyway).
+  if (process.stderr.isTTY) process.stderr.write(`task ${id}: waiting for it to finish\n`);
   for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
-    const t = await api<TaskView>(conn, "GET", `/tasks/${id}`);
+    let t: TaskView;
+    try {
+      t = await api<TaskView>(conn, "GET", `/tasks/${id}`);
+    } catch (e) {
+      throw new ApiError(
+        `${e instanceof Error ? e.message : e} (while waiting for task ${id}: propeller tasks get ${id})`,
+      );
+    }
     if (isTerminal(t.state)) return t;
     if (Date.now() > deadline) throw new Error(`task ${id} still ${t.status} after ${timeoutS}s`);
     await Bun.sleep(delay);

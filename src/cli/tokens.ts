@@ -97,6 +97,11 @@ export const tokensCommand = defineCommand({
           ]);
         }),
     }),
-    revoke: okCommand("Revoke a token: it stops working at once", "token", "DELETE", (id) => `/tokens/${id}`),
+    revoke: okCommand(
+      "Revoke a token: it stops working at once",
+      "token",
+      "DELETE",
+      (id) => `/tokens/${encodeURIComponent(id)}`,
+    ),
   },
 });

@@ -101,7 +101,8 @@ export class Identities {
   }
 
   /** `PUT /entities/{id}/labels`: a proplet's labels, replaced whole; placement follows at once. */
-  async setLabels(id: string, labels: Labels): Promise<EntityView> {
+  async setLabels(key: string, labels: Labels): Promise<EntityView> {
+    const id = this.entityIdOf(key);
     const e = this.entities.get(id);
     if (!e) throw notFound(`entity ${id} not found`);
     if (e.kind !== "proplet") throw invalid("labels: only a proplet's identity carries labels");
@@ -157,9 +158,11 @@ export class Identities {
       .map(tokenView);
   }
 
-  async revokeToken(id: string): Promise<void> {
-    const t = this.store.tokens.get(id);
-    if (!t) throw notFound(`token ${id} not found`);
+  /** `DELETE /tokens/{id}`: `id` is a token's id or its name, when one token (a live one first) has that name. */
+  async revokeToken(key: string): Promise<void> {
+    const t = this.store.tokens.get(key) ?? this.tokenNamed(key);
+    if (!t) throw notFound(`token ${key} not found`);
+    const id = t.id;
     this.tokensByHash.delete(t.hash);
     this.tokensById.delete(t.id);
     // Told even when it was revoked already: whatever still holds it (a session, a stream) lets go.
@@ -168,6 +171,15 @@ export class Identities {
     this.store.tokens.update({ ...t, revoked_at: nowIso() });
     await this.store.durable();
     log.info(`token ${id} (${t.name}) revoked`);
+  }
+
+  private tokenNamed(name: string): Token | undefined {
+    const all = this.store.tokens.all().filter((t) => t.role !== "join" && t.name === name);
+    const live = all.filter((t) => !t.revoked_at);
+    const pick = live.length > 0 ? live : all;
+    if (pick.length > 1)
+      throw conflict(`${pick.length} tokens are named ${name}: revoke by id (${pick.map((t) => t.id).join(", ")})`);
+    return pick[0];
   }
 
   /** The token a request presents, if it is known, not revoked and not expired. */
@@ -207,6 +219,11 @@ export class Identities {
     if (name !== id && (this.entities.has(name) || this.internal.has(name)))
       return `name ${name} is another identity's id`;
     return this.claimedElsewhere(name, id);
+  }
+
+  /** Why a new identity could not take `name` (a join token for it is refused at once: manager/join.ts). */
+  nameTaken(name: string): string | undefined {
+    return this.claimed(name, crypto.randomUUID());
   }
 
   /** A name for an identity created without one: its kind and id, shortened when that is free. */
@@ -249,6 +266,11 @@ export class Identities {
     return e && e.kind === "proplet" && !e.revoked_at ? e.name : undefined;
   }
 
+  /** The id of the identity `key` names by id or (a live one's) name; `key` itself when none has it (the 404). */
+  entityIdOf(key: string): string {
+    return this.entities.has(key) ? key : (this.idByName.get(key) ?? key);
+  }
+
   /** The id of the live identity with this name, if any. */
   named(name: string): string | undefined {
     return this.idByName.get(name);
@@ -259,7 +281,8 @@ export class Identities {
   }
 
   /** Revokes an identity: its key stops working and its MQTT connection is closed at once. */
-  async revokeEntity(id: string): Promise<void> {
+  async revokeEntity(key: string): Promise<void> {
+    const id = this.entityIdOf(key);
     const e = this.entities.get(id);
     if (!e) throw notFound(`entity ${id} not found`);
     if (!e.revoked_at) {

@@ -1,4 +1,4 @@
-import { notFound } from "../core/errors.ts";
+import { conflict, notFound } from "../core/errors.ts";
 import { hashSecret, newSecret, type Token, tokenExpired } from "../core/identity.ts";
 import { formatJoinToken, type JoinTokenCreate, parseJoinToken } from "../core/join.ts";
 import { nowIso } from "../core/time.ts";
@@ -53,6 +53,9 @@ export class JoinTokens {
 
   /** A new token; its text (with the CA's hash, when given) is returned this once. */
   async create(input: JoinTokenCreate, caHash?: string): Promise<JoinTokenView & { token: string; ca_hash?: string }> {
+    // A name someone holds would make every join with the token fail (409): refused now, naming the holder.
+    const taken = input.name ? this.identities.nameTaken(input.name) : undefined;
+    if (taken) throw conflict(`${taken}: a proplet joining with this token could not take it`);
     const secret = newSecret();
     const t: Token = {
       id: crypto.randomUUID(),
@@ -110,10 +113,19 @@ export class JoinTokens {
     // Spent now, before any await: a second redemption of the last use sees it gone.
     const spent = { ...t, uses: (t.uses ?? 0) + 1 };
     this.store.tokens.update(spent);
-    const e = await this.identities.createEntity({
-      kind: "proplet",
-      ...(t.proplet_name ? { name: t.proplet_name } : {}),
-    });
+    let e: Awaited<ReturnType<Identities["createEntity"]>>;
+    try {
+      e = await this.identities.createEntity({
+        kind: "proplet",
+        ...(t.proplet_name ? { name: t.proplet_name } : {}),
+      });
+    } catch (err) {
+      // Not the token's fault (its name was taken meanwhile, the store failed): the use is given back.
+      const current = this.store.tokens.get(t.id);
+      if (current) this.store.tokens.update({ ...current, uses: Math.max(0, (current.uses ?? 1) - 1) });
+      await this.store.durable();
+      throw err;
+    }
     const current = this.store.tokens.get(t.id) ?? spent;
     this.store.tokens.update({ ...current, joined: [...(current.joined ?? []), e.id] });
     await this.store.durable();

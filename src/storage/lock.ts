@@ -4,7 +4,7 @@ import { statFields } from "../core/procstat.ts";
 
 // One owner per data dir: a `lock` file holding the owner's PID and its start time. A second serve (or proplet)
 // on the same dir exits at once naming the holder; a lock left by a killed process is recognised (its PID is
-// gone, or now belongs to a process that started later) and taken over.
+// gone, is a zombie, or now belongs to a process that started later) and taken over.
 
 export class DirInUse extends Error {
   constructor(
@@ -16,13 +16,17 @@ export class DirInUse extends Error {
   }
 }
 
-/** A process's start time in clock ticks since boot (Linux), so a reused PID is not taken for the old owner. */
-function startTime(pid: number): string | undefined {
+function stat(pid: number): string[] | undefined {
   try {
-    return statFields(readFileSync(`/proc/${pid}/stat`, "utf8"))[19];
+    return statFields(readFileSync(`/proc/${pid}/stat`, "utf8"));
   } catch {
     return undefined;
   }
+}
+
+/** A process's start time in clock ticks since boot (Linux), so a reused PID is not taken for the old owner. */
+function startTime(pid: number): string | undefined {
+  return stat(pid)?.[19];
 }
 
 function alive(pid: number, started: string | undefined): boolean {
@@ -31,7 +35,10 @@ function alive(pid: number, started: string | undefined): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM"; // exists, but another user's
   }
-  const now = startTime(pid);
+  const fields = stat(pid);
+  // A zombie (state Z: killed, not yet reaped by its parent) answers kill(0) but holds nothing: it has exited.
+  if (fields?.[0] === "Z" || fields?.[0] === "X") return false;
+  const now = fields?.[19];
   return started === undefined || now === undefined || now === started;
 }
 

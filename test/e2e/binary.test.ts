@@ -199,10 +199,12 @@ describe("SIGTERM to the compiled proplet", () => {
 
 describe("install as a system service", () => {
   test("install --root writes the binary, data dir, config and a unit that systemd-analyze verifies; uninstall keeps data", () => {
-    const root = tempDir("propeller-root-");
+    // A root that does not exist yet (an image being built) is made.
+    const root = join(tempDir("propeller-root-"), "image");
     const dry = Bun.spawnSync([bin, "install", "--root", root, "--dry-run"]);
+    expect(dry.stdout.toString()).toContain(`would create ${root} (--root)`);
     expect(dry.stdout.toString()).toContain(`would write ${join(root, "etc/systemd/system/propeller.service")}`);
-    expect(existsSync(join(root, "etc"))).toBe(false);
+    expect(existsSync(root)).toBe(false);
     for (const extra of [[], ["--proplet"]]) {
       const r = Bun.spawnSync([bin, "install", "--root", root, ...extra]);
       expect(r.exitCode).toBe(0);

@@ -13,14 +13,17 @@ const Force = z.enum(["true", "false", "1", "0"]).optional();
  * again elsewhere while its retries last. Waiting for running work to end is the client's (`proplets drain`).
  */
 export function cordonRoutes(app: Hono, proplets: PropletRegistry, dispatcher: Dispatcher): void {
-  app.post("/proplets/:id/cordon", async (c) => c.json(await proplets.setCordoned(c.req.param("id"), true)));
+  // `:id` is a proplet's id or its name (as for GET /proplets/:id).
+  app.post("/proplets/:id/cordon", async (c) =>
+    c.json(await proplets.setCordoned(proplets.idOf(c.req.param("id")), true)),
+  );
   app.post("/proplets/:id/uncordon", async (c) => {
-    const view = await proplets.setCordoned(c.req.param("id"), false);
+    const view = await proplets.setCordoned(proplets.idOf(c.req.param("id")), false);
     dispatcher.drain();
     return c.json(view);
   });
   app.post("/proplets/:id/drain", async (c) => {
-    const id = c.req.param("id");
+    const id = proplets.idOf(c.req.param("id"));
     const force = query(c, "force", Force);
     await proplets.setCordoned(id, true);
     if (force === "true" || force === "1") {

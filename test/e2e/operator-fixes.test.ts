@@ -1,0 +1,328 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  cli,
+  FIXTURES,
+  http,
+  MAIN,
+  type Proc,
+  type Serve,
+  spawnPropeller,
+  spawnProplet,
+  startServe,
+  tempDir,
+  tokenOf,
+  until,
+} from "../helpers.ts";
+
+// What an operator walking the README met (real serve and proplet processes): names are accepted wherever an id
+// is, for proplets, their identities and tokens.
+
+let s: Serve;
+const procs: Proc[] = [];
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  s = await startServe();
+  env = { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) };
+});
+
+afterAll(async () => {
+  for (const p of procs) await p.kill();
+  await s?.kill();
+});
+
+describe("names where ids are taken", () => {
+  test("proplets cordon|uncordon|drain|label|revoke edge-1 by name", async () => {
+    const added = cli(["proplets", "add", "--name", "edge-1"], env);
+    expect(added.code).toBe(0);
+    const vars = Object.fromEntries(
+      added.stdout
+        .trim()
+        .split("\n")
+        .map((l) => l.split("=", 2) as [string, string]),
+    );
+    const id = vars.PROPLET_ENTITY_ID!;
+    procs.push(
+      spawnPropeller(["proplet"], {
+        PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+        PROPLET_FL_URL: `${s.url}/fl`,
+        ...vars,
+      }),
+    );
+    await until("edge-1 to register", async () => (await http(`${s.url}/proplets/edge-1`)).status === 200);
+    for (const verb of ["cordon", "uncordon", "drain"]) {
+      const r = cli(["proplets", verb, "edge-1"], env);
+      expect(r.stderr).not.toContain("not found");
+      expect(r.code).toBe(0);
+    }
+    const api = await http(`${s.url}/proplets/edge-1/cordon`, "POST");
+    expect(api.status).toBe(200);
+    expect(api.body).toMatchObject({ id, cordoned: true });
+    const labelled = cli(["proplets", "label", "edge-1", "--label", "zone=a"], env);
+    expect(labelled.stderr).toBe("");
+    expect(labelled.code).toBe(0);
+    const ents = await http<{ entities: { id: string; labels?: Record<string, string> }[] }>(`${s.url}/entities`);
+    expect(ents.body.entities.find((e) => e.id === id)?.labels).toEqual({ zone: "a" });
+    const revoked = cli(["proplets", "revoke", "edge-1"], env);
+    expect(revoked.stderr).toBe("");
+    expect(revoked.code).toBe(0);
+    const after = await http<{ entities: { id: string; revoked_at?: string }[] }>(`${s.url}/entities`);
+    expect(after.body.entities.find((e) => e.id === id)?.revoked_at).toBeTruthy();
+  });
+
+  test("tokens revoke NAME revokes the one token by that name; a shared name is refused naming the ids", async () => {
+    expect(cli(["tokens", "create", "--role", "viewer", "--name", "ci-reader"], env).code).toBe(0);
+    const r = cli(["tokens", "revoke", "ci-reader"], env);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const list = await http<{ tokens: { name: string; revoked_at?: string }[] }>(`${s.url}/tokens`);
+    expect(list.body.tokens.find((t) => t.name === "ci-reader")?.revoked_at).toBeTruthy();
+    cli(["tokens", "create", "--role", "viewer", "--name", "twin"], env);
+    cli(["tokens", "create", "--role", "viewer", "--name", "twin"], env);
+    const twin = await http<{ error: string }>(`${s.url}/tokens/twin`, "DELETE");
+    expect(twin.status).toBe(409);
+    expect(twin.body.error).toContain("2 tokens are named twin");
+  });
+});
+
+describe("certs renew, then SIGHUP", () => {
+  test("/metrics reports the renewed server certificate's expiry; renew says how to reload", async () => {
+    const dir = tempDir();
+    expect(cli(["certs", "create", "--host", "localhost", "--days", "30", "--dir", dir]).code).toBe(0);
+    const t = await startServe({
+      tlsCa: readFileSync(join(dir, "ca.pem"), "utf8"),
+      extra: ["--tls-cert", join(dir, "server.pem"), "--tls-key", join(dir, "server.key"), "--no-local-proplet"],
+    });
+    procs.push(t);
+    const expiry = async () => {
+      const text = await (
+        await fetch(`${t.url}/metrics`, {
+          tls: { ca: readFileSync(join(dir, "ca.pem"), "utf8") },
+          headers: { authorization: `Bearer ${t.token}` },
+        })
+      ).text();
+      return Number(/propeller_certificate_expiry_seconds\{cert="server"\} (\S+)/.exec(text)?.[1]);
+    };
+    expect(await expiry()).toBeLessThan(31 * 86_400);
+    const renewed = cli(["certs", "renew", "--dir", dir, "--days", "200"]);
+    expect(renewed.code).toBe(0);
+    expect(renewed.stderr).toContain("SIGHUP (systemctl reload propeller) or restart");
+    t.proc.kill("SIGHUP");
+    await until("the reload", () => t.output().includes("SIGHUP: reloaded"));
+    expect(await expiry()).toBeGreaterThan(199 * 86_400);
+  });
+});
+
+describe("restore into a new data dir", () => {
+  test("serve on a restored kv store names no admin.token that is not there, and the site's admin token works", async () => {
+    const a = await startServe({ extra: ["--no-local-proplet"] });
+    const token = a.token!;
+    await a.kill();
+    const archive = join(tempDir(), "site.jsonl");
+    expect(cli(["backup", archive, "--data-dir", a.dataDir]).code).toBe(0);
+    const into = join(tempDir(), "new");
+    expect(cli(["restore", archive, "--data-dir", into, "--storage", "kv"]).code).toBe(0);
+    const b = await startServe({ dataDir: into, extra: ["--storage", "kv", "--no-local-proplet"] });
+    procs.push(b);
+    expect(existsSync(join(into, "admin.token"))).toBe(false);
+    await until("the token line", () => b.output().includes("REST needs a bearer token"));
+    expect(b.output()).not.toContain(join(into, "admin.token"));
+    expect(b.output()).toContain("admin tokens came with its store");
+    expect(b.output()).toContain(`propeller tokens create --data-dir ${into}`);
+    const r = await fetch(`${b.url}/tasks`, { headers: { authorization: `Bearer ${token}` } });
+    expect(r.status).toBe(200);
+  });
+});
+
+describe("restore's files", () => {
+  test("the restored store, the one --force sets aside, and a kv dir are the owner's only", async () => {
+    const a = await startServe({ extra: ["--no-local-proplet"] });
+    await a.kill();
+    const archive = join(tempDir(), "site.jsonl");
+    expect(cli(["backup", archive, "--data-dir", a.dataDir]).code).toBe(0);
+    const mode = (p: string) => statSync(p).mode & 0o777;
+    const into = join(tempDir(), "sq");
+    expect(cli(["restore", archive, "--data-dir", into]).code).toBe(0);
+    expect(mode(join(into, "propeller.db"))).toBe(0o600);
+    // As an older restore left it: the copy --force sets aside is made private all the same.
+    chmodSync(join(into, "propeller.db"), 0o644);
+    expect(cli(["restore", archive, "--data-dir", into, "--force"]).code).toBe(0);
+    const aside = readdirSync(into).filter((f) => f.startsWith("propeller.db.before-restore-"));
+    expect(aside.length).toBeGreaterThan(0);
+    for (const f of aside) expect(mode(join(into, f))).toBe(0o600);
+    expect(mode(join(into, "propeller.db"))).toBe(0o600);
+    const kv = join(tempDir(), "kv");
+    expect(cli(["restore", archive, "--data-dir", kv, "--storage", "kv"]).code).toBe(0);
+    expect(mode(join(kv, "kv"))).toBe(0o700);
+    for (const f of readdirSync(join(kv, "kv"))) expect(mode(join(kv, "kv", f)) & 0o077).toBe(0);
+  });
+});
+
+describe("a join token for a name", () => {
+  test("refused at creation when the name is taken (409 naming the holder); a failed join spends no use", async () => {
+    const holder = await http<{ id: string }>(`${s.url}/entities`, "POST", { kind: "proplet", name: "edge-2" });
+    expect(holder.status).toBe(201);
+    const made = cli(["proplets", "join-token", "--name", "edge-2"], env);
+    expect(made.code).not.toBe(0);
+    expect(made.stderr).toContain("409");
+    expect(made.stderr).toContain(holder.body.id);
+    // Taken between the token and the join: the join fails (409), the token keeps its use and works later.
+    const t = await http<{ id: string; token: string }>(`${s.url}/join-tokens`, "POST", { name: "edge-3" });
+    expect(t.status).toBe(201);
+    const squatter = await http<{ id: string }>(`${s.url}/entities`, "POST", { kind: "proplet", name: "edge-3" });
+    const join = () =>
+      fetch(`${s.url}/join`, {
+        method: "POST",
+        body: JSON.stringify({ token: t.body.token }),
+        headers: { "content-type": "application/json" },
+      });
+    expect((await join()).status).toBe(409);
+    const listed = await http<{ join_tokens: { id: string; uses: number }[] }>(`${s.url}/join-tokens`);
+    expect(listed.body.join_tokens.find((j) => j.id === t.body.id)?.uses).toBe(0);
+    expect((await http(`${s.url}/entities/${squatter.body.id}`, "DELETE")).status).toBe(204);
+    const ok = await join();
+    expect(ok.status).toBe(201);
+    expect(((await ok.json()) as { name: string }).name).toBe("edge-3");
+  });
+});
+
+describe("serve's TLS files", () => {
+  test("a swapped pair, another certificate's key and a CA as server certificate are refused naming flag and file, before anything is written", async () => {
+    const one = tempDir();
+    const two = tempDir();
+    expect(cli(["certs", "create", "--host", "localhost", "--dir", one]).code).toBe(0);
+    expect(cli(["certs", "create", "--host", "localhost", "--dir", two]).code).toBe(0);
+    const cases: [string, string, string[]][] = [
+      [join(one, "server.key"), join(one, "server.pem"), ["--tls-cert", "holds a private key, not a certificate"]],
+      [join(one, "server.pem"), join(two, "server.key"), ["--tls-key", "is not the private key of the certificate"]],
+      [join(one, "ca.pem"), join(one, "server.key"), ["is a CA certificate"]],
+    ];
+    for (const [cert, key, says] of cases) {
+      const dir = join(tempDir(), "data");
+      const r = cli([
+        "serve",
+        "--data-dir",
+        dir,
+        "--http-port",
+        "0",
+        "--mqtt-port",
+        "0",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+      ]);
+      expect(r.code).not.toBe(0);
+      for (const s of says) expect(r.stderr).toContain(s);
+      expect(r.stderr).toContain(cert.includes("ca.pem") ? cert : key.includes(two) ? key : cert);
+      expect(r.stderr).not.toContain("error:0");
+      expect(existsSync(join(dir, "propeller.db"))).toBe(false);
+      expect(existsSync(join(dir, "admin.token"))).toBe(false);
+    }
+  });
+});
+
+describe("install and uninstall", () => {
+  test("install --dry-run from source refuses as the real run does; uninstall of a unit not installed says so", () => {
+    const root = join(tempDir(), "image");
+    const dry = cli(["install", "--root", root, "--dry-run"]);
+    expect(dry.code).not.toBe(0);
+    expect(dry.stderr).toContain("install from the compiled binary");
+    expect(dry.stdout).not.toContain("would copy");
+    const un = cli(["uninstall", "--root", tempDir()]);
+    expect(un.code).toBe(0);
+    expect(un.stderr).toContain("propeller.service is not installed");
+    expect(un.stdout).not.toContain("remove");
+  });
+});
+
+describe("a serve with another --data-dir", () => {
+  test("the CLI's 401 names PROPELLER_DATA_DIR and --token; with PROPELLER_DATA_DIR it finds the token", () => {
+    const home = tempDir();
+    const refused = cli(["tasks", "list"], { PROPELLER_URL: s.url, PROPELLER_TOKEN: "", PROPELLER_DATA_DIR: home });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("401");
+    expect(refused.stderr).toContain("set PROPELLER_DATA_DIR to it, or give --token");
+    const ok = cli(["tasks", "list"], { PROPELLER_URL: s.url, PROPELLER_TOKEN: "", PROPELLER_DATA_DIR: s.dataDir });
+    expect(ok.code).toBe(0);
+  });
+});
+
+describe("an empty data dir", () => {
+  test("serve --data-dir= and migrate --data-dir= are refused naming the flag", () => {
+    const r = cli(["serve", "--data-dir=", "--http-port", "0", "--mqtt-port", "0"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("--data-dir is empty");
+    expect(r.stderr).not.toContain("ENOENT");
+    const b = cli(["migrate", "--dry-run", "--data-dir="]);
+    expect(b.code).not.toBe(0);
+    expect(b.stderr).toContain("--data-dir is empty");
+  });
+});
+
+describe("a graceful stop", () => {
+  test("serve with a proplet connected stops in under a second, says so, and a new serve starts on its data dir", async () => {
+    const a = await startServe({ extra: ["--no-local-proplet"] });
+    const p = await spawnProplet(a, "edge-stop");
+    procs.push(p);
+    await until("the proplet to register", () => a.output().includes("edge-stop registered"));
+    const t0 = Date.now();
+    a.proc.kill("SIGTERM");
+    await a.proc.exited;
+    const ms = Date.now() - t0;
+    expect(ms).toBeLessThan(1000);
+    expect(a.output()).toMatch(/stopped \(\d+ ms\)/);
+    const b = await startServe({ dataDir: a.dataDir, extra: ["--no-local-proplet"] });
+    procs.push(b);
+  });
+});
+
+describe("a proplet's data dir", () => {
+  test("data_dir in [proplet] is refused naming PROPLET_DATA_DIR; config show --proplet lists the data dir", () => {
+    const file = join(tempDir(), "config.toml");
+    writeFileSync(file, `[proplet]\ndata_dir = "/srv/edge"\n`);
+    const r = cli(["proplet"], { PROPLET_CONFIG_FILE: file, PROPLET_DATA_DIR: tempDir() });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("unknown key data_dir");
+    expect(r.stderr).toContain("PROPLET_DATA_DIR");
+    const dir = tempDir();
+    const shown = cli(["config", "show", "--proplet", "--json"], { PROPLET_DATA_DIR: dir });
+    expect(shown.code).toBe(0);
+    const rows = JSON.parse(shown.stdout).settings as { key: string; value: string; source: string }[];
+    expect(rows.find((r) => r.key === "data_dir")).toEqual({
+      key: "data_dir",
+      value: dir,
+      source: "env PROPLET_DATA_DIR",
+    });
+  });
+});
+
+describe("a revoked proplet", () => {
+  test("its refusal says the identity may have been revoked", async () => {
+    const p = await spawnProplet(s, "edge-revoked");
+    procs.push(p);
+    await until("it registers", async () => (await http(`${s.url}/proplets/edge-revoked`)).status === 200);
+    expect((await http(`${s.url}/entities/edge-revoked`, "DELETE")).status).toBe(204);
+    await until("the refusal", () => p.output().includes("may have been revoked"), 15_000);
+  });
+});
+
+describe("tasks create --start --wait", () => {
+  test("serve gone mid-wait: the error names the task's id", async () => {
+    const a = await startServe();
+    const wait = Bun.spawn(
+      [process.execPath, MAIN, "tasks", "create", "spin", "--file", join(FIXTURES, "spin.wasm"), "--start", "--wait"],
+      { env: { ...process.env, PROPELLER_URL: a.url, PROPELLER_TOKEN: a.token! }, stdout: "pipe", stderr: "pipe" },
+    );
+    const id = await until("the task to run", async () => {
+      const r = await http<{ tasks: { id: string; state: number }[] }>(`${a.url}/tasks`);
+      return r.body.tasks.find((t) => t.state === 2)?.id;
+    });
+    await a.kill("SIGKILL");
+    expect(await wait.exited).not.toBe(0);
+    const err = await new Response(wait.stderr).text();
+    expect(err).toContain(`while waiting for task ${id}`);
+  });
+});
