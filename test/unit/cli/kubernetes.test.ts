@@ -12,7 +12,14 @@ const docs = (file: string) =>
     kind: string;
     spec: { template?: { spec: { containers: { args: string[]; env: { name: string }[] }[] } } };
   }[];
-const sources = ["src/cli/serve.ts", "src/cli/proplet.ts", "src/cli/args.ts", "src/log.ts"]
+const sources = [
+  "src/cli/serve.ts",
+  "src/cli/serve-flags.ts",
+  "src/cli/serve-options.ts",
+  "src/cli/proplet.ts",
+  "src/cli/args.ts",
+  "src/log.ts",
+]
   .map((f) => readFileSync(join(ROOT, f), "utf8"))
   .join("\n");
 
