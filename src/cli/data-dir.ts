@@ -1,4 +1,14 @@
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { log } from "../log.ts";
 import { UsageError } from "./args.ts";
@@ -67,4 +77,16 @@ export function removeStaleCopies(dir: string): void {
   for (const name of readdirSync(dir)) {
     if (/^\.migrated-copy-[\w-]+$/.test(name)) rmSync(join(dir, name), { recursive: true, force: true });
   }
+}
+
+/**
+ * An id kept in the data dir across restarts: the local proplet's (its history and pinned tasks stay valid) and
+ * the manager's lease holder's.
+ */
+export function stableId(dataDir: string, name: string): string {
+  const f = join(dataDir, name);
+  if (existsSync(f)) return readFileSync(f, "utf8").trim();
+  const id = crypto.randomUUID();
+  writeFileSync(f, id);
+  return id;
 }

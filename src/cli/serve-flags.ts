@@ -9,7 +9,7 @@ import { STORAGE_HELP } from "../storage/open.ts";
 import { defaultDataDir, logArgs } from "./args.ts";
 import { type Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { proxyArgs } from "./proxy.ts";
-import { DEFAULT_PARTITION_GRACE_S } from "./site.ts";
+import { DEFAULT_PARTITION_GRACE_S } from "./site-options.ts";
 
 // serve's flag table: each flag's --help text and its default through the layers (flag, environment, config
 // file, default). Apart from serve.ts so that adding a flag and its help does not touch how serve runs; the

@@ -14,10 +14,10 @@ import type { Layers } from "./layers.ts";
 import { propletEnv } from "./proplet.ts";
 import { chunkSizeFromEnv, proxySettings, registryFromEnv } from "./proxy.ts";
 import type { ServeArgs } from "./serve-flags.ts";
-import type { ServeOptions } from "./site.ts";
+import type { ServeOptions } from "./site-options.ts";
 import { checkTlsFiles } from "./tls-files.ts";
 
-// The checks that turn serve's flags (serve-flags.ts) into ServeOptions (site.ts): each refusal names the setting
+// The checks that turn serve's flags (serve-flags.ts) into ServeOptions (site-options.ts): each refusal names the setting
 // where it was set (L.label: flag, environment or config file). Apart from serve.ts so that serve's run and
 // `config show` share them (one path) while the run itself stays about starting and stopping.
 
