@@ -11,7 +11,7 @@ import { STORAGE_HELP } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { defaultDataDir, duration, env, int, seconds, UsageError } from "./args.ts";
 import type { Layers } from "./layers.ts";
-import { propletEnv } from "./proplet.ts";
+import { propletEnv } from "./proplet-settings.ts";
 import { chunkSizeFromEnv, proxySettings, registryFromEnv } from "./proxy.ts";
 import type { ServeArgs } from "./serve-flags.ts";
 import type { ServeOptions } from "./site-options.ts";

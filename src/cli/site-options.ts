@@ -4,7 +4,7 @@ import type { TrustGate } from "../core/trust-policy.ts";
 import type { ApiLimits } from "../manager/api/limits.ts";
 import type { RegistryClient } from "../proxy/registry.ts";
 import type { StorageKind } from "../storage/repository.ts";
-import type { LocalEnv } from "./proplet.ts";
+import type { LocalEnv } from "./proplet-settings.ts";
 
 // What serve's composition (site.ts) takes, as serve-options.ts checked it from flags and the environment, and
 // what it gives back. Apart from site.ts so that the flag side (serve-flags.ts, serve-options.ts) depends on the
