@@ -1,14 +1,15 @@
 import { conflict, notFound } from "../core/errors.ts";
 import type { AliveMsg, CreateMsg } from "../core/messages.ts";
-import { isAlive, type Proplet, type PropletView, propletName, propletView, recordHeartbeat } from "../core/proplet.ts";
+import { isAlive, type Proplet, type PropletView, propletView, recordHeartbeat } from "../core/proplet.ts";
 import { UNVOUCHED, type Vouched } from "../core/requirements.ts";
 import type { Placeable } from "../core/scheduler.ts";
 import { nowIso } from "../core/time.ts";
 import type { Storage } from "../storage/repository.ts";
 import type { ManagerEvents } from "./events.ts";
+import { type IdentityNames, PropletNames } from "./proplet-names.ts";
 
 // The proplets the manager knows: registration and heartbeats, liveliness, which tasks run where (task_count is
-// derived from it, never stored), and up/down events. A write-through cache in front of the repository: proplets
+// derived from it, never stored), and up/down events; their names are proplet-names.ts's. A write-through cache in front of the repository: proplets
 // are few and read on every dispatch.
 
 /** How often heartbeats (the alive history) are written to storage. */
@@ -28,17 +29,6 @@ export interface RegistryOptions {
 /** A proplet that may take work now, with its load and what placement may take as true of it. */
 export type Candidate = Placeable & { proplet: Proplet; vouched: Vouched };
 
-/**
- * The names operators gave proplets' identities (manager/identities.ts): a provisioned proplet goes by its
- * identity's name, in every view and wherever a proplet id is taken; the others by a name made from their id.
- */
-export interface IdentityNames {
-  /** The name of the live proplet identity with this id. */
-  propletName(id: string): string | undefined;
-  /** The id of the live identity with this name. */
-  named(name: string): string | undefined;
-}
-
 export class PropletRegistry {
   private proplets = new Map<string, Proplet>();
   private runningOn = new Map<string, Set<string>>();
@@ -57,8 +47,8 @@ export class PropletRegistry {
    */
   private dirty = new Set<string>();
   private lastWrite = 0;
-  /** Proplet ids by name: names are unique, so a name stands for one proplet. */
-  private idByName = new Map<string, string>();
+  /** Names, unique among proplets and identities (proplet-names.ts). */
+  private naming: PropletNames;
 
   constructor(
     private store: Storage,
@@ -67,46 +57,27 @@ export class PropletRegistry {
     /** What is vouched for of a proplet beyond its own word (identities.ts). */
     private vouch: (id: string) => Vouched = () => UNVOUCHED,
     /** Names of proplet identities: a proplet goes by its identity's name (identities.ts). */
-    private names?: IdentityNames,
+    names?: IdentityNames,
   ) {
+    this.naming = new PropletNames(this.proplets, names);
     // Those with an identity first: its name is theirs, whoever held it before.
     const stored = store.proplets.all();
     const own = (p: Proplet) => (names?.propletName(p.id) === undefined ? 1 : 0);
     for (const p of stored.sort((a, b) => own(a) - own(b))) {
       // Stored before names were unique, or before its identity was made: it takes its identity's name now, and
       // a made-up name that another proplet holds already is made unique.
-      const name = this.nameFor(p.id, p.name);
+      const name = this.naming.nameFor(p.id, p.name);
       if (name !== p.name) store.proplets.upsert({ ...p, name });
       this.proplets.set(p.id, { ...p, name });
-      this.idByName.set(name, p.id);
+      this.naming.renamed(p.id, undefined, name);
     }
-  }
-
-  /** Its identity's name; else `current` or a name made from the id, whichever no one else holds. */
-  private nameFor(id: string, current?: string): string {
-    const given = this.names?.propletName(id);
-    if (given) return given;
-    if (current !== undefined && !this.nameTaken(current, id)) return current;
-    const made = propletName(id);
-    return this.nameTaken(made, id) ? `${made}-${id.slice(0, 8)}` : made;
-  }
-
-  private nameTaken(name: string, id: string): boolean {
-    const holder = this.idByName.get(name) ?? this.names?.named(name);
-    return (holder !== undefined && holder !== id) || (name !== id && this.proplets.has(name));
   }
 
   /**
    * Why a new identity may not take this name or id (manager/identities.ts asks): another proplet is known by it.
    */
   claimedBy(name: string, id: string): string | undefined {
-    const holder = this.idByName.get(name);
-    if (holder !== undefined && holder !== id)
-      return `name ${name} is the name of proplet ${holder} (one gone for good: propeller proplets delete ${holder})`;
-    if (name !== id && this.proplets.has(name)) return `name ${name} is the id of another proplet`;
-    const named = this.idByName.get(id);
-    if (named !== undefined && named !== id) return `id ${id} is the name of proplet ${named}`;
-    return undefined;
+    return this.naming.claimedBy(name, id);
   }
 
   /** An identity was made for a proplet known already (it ran unauthenticated): it takes its identity's name. */
@@ -129,10 +100,7 @@ export class PropletRegistry {
 
   /** A proplet by id, or by name (names are unique). */
   byIdOrName(key: string): Proplet | undefined {
-    const named = this.idByName.get(key);
-    // An identity's name is its proplet's, even against a proplet whose id it is (one that joined unauthenticated).
-    if (named !== undefined && named !== key && this.names?.propletName(named) === key) return this.proplets.get(named);
-    return this.proplets.get(key) ?? (named === undefined ? undefined : this.proplets.get(named));
+    return this.naming.byIdOrName(key);
   }
 
   /** The id of the proplet `key` names by id or name; `key` itself when no proplet has it (the caller's 404). */
@@ -201,11 +169,7 @@ export class PropletRegistry {
   }
 
   private save(p: Proplet, deferWrite = false, alive = this.alive(p)): void {
-    const before = this.proplets.get(p.id)?.name;
-    if (before !== p.name) {
-      if (before !== undefined && this.idByName.get(before) === p.id) this.idByName.delete(before);
-      this.idByName.set(p.name, p.id);
-    }
+    this.naming.renamed(p.id, this.proplets.get(p.id)?.name, p.name);
     this.proplets.set(p.id, p);
     if (deferWrite) this.dirty.add(p.id);
     else {
@@ -230,7 +194,7 @@ export class PropletRegistry {
   }
 
   private ensure(id: string): Proplet {
-    return this.proplets.get(id) ?? { id, name: this.nameFor(id), metadata: {}, alive_history: [] };
+    return this.proplets.get(id) ?? { id, name: this.naming.nameFor(id), metadata: {}, alive_history: [] };
   }
 
   /** Discovery: registers or refreshes the proplet, which counts as a heartbeat. */
@@ -238,7 +202,7 @@ export class PropletRegistry {
     const known = this.proplets.has(msg.proplet_id);
     const found = this.ensure(msg.proplet_id);
     // Its identity's name, whatever it announces: a proplet cannot take another's name.
-    const p = { ...found, name: this.names?.propletName(found.id) ?? found.name };
+    const p = { ...found, name: this.naming.identityName(found.id) ?? found.name };
     this.save(recordHeartbeat({ ...p, metadata: msg.metadata ?? p.metadata }, nowIso()));
     this.heard.add(p.id);
     return { known, name: p.name };
@@ -318,8 +282,7 @@ export class PropletRegistry {
   }
 
   private forget(id: string): void {
-    const name = this.proplets.get(id)?.name;
-    if (name !== undefined && this.idByName.get(name) === id) this.idByName.delete(name);
+    this.naming.forget(id, this.proplets.get(id)?.name);
     this.dirty.delete(id);
     this.proplets.delete(id);
     this.runningOn.delete(id);
