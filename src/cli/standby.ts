@@ -20,7 +20,7 @@ export interface StandbyOptions {
   httpPort: number;
   tls?: { cert: string; key: string };
   instanceId: string;
-  /** Without authentication, requests are answered only for serve's own names (as site.ts does). */
+  /** Without authentication, requests are answered only for serve's own names (as http-front.ts does). */
   auth: boolean;
   allowedOrigins?: string[];
   advertiseUrl?: string;
@@ -75,7 +75,7 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
   const options = {
     hostname: o.host,
     idleTimeout: 0, // forwarded event streams stay open
-    reusePort: false, // one port, one site: no second process may bind it alongside (site.ts)
+    reusePort: false, // one port, one site: no second process may bind it alongside (http-front.ts)
     async fetch(req: Request) {
       // As the active manager does without authentication: else a page that DNS rebinding pointed here would
       // reach the active one through this forwarder.

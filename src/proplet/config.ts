@@ -13,7 +13,7 @@ export function defaultMaxTasks(): number {
   return 2 * cpus().length;
 }
 
-/** A proplet's settings, read from flags and the environment by `propeller proplet` (src/cli/proplet.ts). */
+/** A proplet's settings, read from flags and the environment by `propeller proplet` (src/cli/proplet-settings.ts). */
 export interface PropletConfig {
   mqttAddress: string;
   entityId: string;

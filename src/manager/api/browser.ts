@@ -4,7 +4,7 @@ import { CONSOLE_HEADER } from "./auth.ts";
 
 // A page of another site may make a browser send simple requests here (a form post, a no-cors fetch) with
 // whatever cookies the browser holds; under `serve --no-auth` it needs none. State changes are refused when they
-// may have come that way (core/origins.ts); reads are left to the Host check (site.ts) and CORS, never granted.
+// may have come that way (core/origins.ts); reads are left to the Host check (cli/http-front.ts) and CORS, never granted.
 
 /** No origin known: every Origin is foreign (the in-process app of the unit tests). */
 export const NO_ORIGINS: OriginPolicy = { origins: new Set(), hosts: new Set() };

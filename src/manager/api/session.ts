@@ -16,7 +16,7 @@ import { jsonBody } from "./http.ts";
 
 const ATTEMPTS = { perKey: 10, total: 100, windowMs: 60_000, maxKeys: 1024 };
 
-/** The client's address, as site.ts hands it to the app (none in-process). */
+/** The client's address, as cli/http-front.ts hands it to the app (none in-process). */
 const addressOf = (c: Context): string => (c.env as { ip?: string } | undefined)?.ip ?? "unknown";
 
 export function sessionRoutes(app: Hono, ids: Identities, sessions: Sessions, o: { auth: boolean; secure: boolean }) {
