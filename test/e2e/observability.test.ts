@@ -146,7 +146,9 @@ describe("proplet metrics and liveliness", () => {
       expect(m.total).toBeGreaterThanOrEqual(2);
       const last = m.metrics[0];
       expect(last.metrics.memory_bytes).toBeGreaterThan(0);
-      expect(last.metrics.cpu_percent).toBeGreaterThan(50); // a busy loop in its own process
+      // A busy loop in its own process: a whole core on a quiet machine, less when other work shares the two cores
+      // (24.8 % was seen beside a loaded suite); an idle child reads ~0.
+      expect(last.metrics.cpu_percent).toBeGreaterThan(10);
       expect(last.aggregated.sample_count).toBeGreaterThanOrEqual(2);
     } finally {
       await p.kill("SIGKILL");
@@ -164,9 +166,11 @@ test("an in-process task reports its worker thread's CPU time", async () => {
   expect(t.error).toContain("timed out");
   const m = (await http(`${s.url}/tasks/${t.id}/metrics`)).body;
   expect(m.total).toBeGreaterThanOrEqual(2);
+  // A spinning worker thread: most of a core on a quiet machine, 25-48 % was seen with other suites on the two
+  // cores; an idle worker reads ~0.
   expect(
     Math.max(...m.metrics.map((x: { metrics: { cpu_percent: number } }) => x.metrics.cpu_percent)),
-  ).toBeGreaterThan(50);
+  ).toBeGreaterThan(10);
 });
 
 describe("events and Prometheus", () => {
