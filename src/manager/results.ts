@@ -1,0 +1,100 @@
+import type { ResultMsg } from "../core/messages.ts";
+import { errorOf, withOutcome } from "../core/run.ts";
+import { INTERRUPTED_BY_SHUTDOWN, STOPPED_BY_USER, TaskState } from "../core/states.ts";
+import type { Task } from "../core/task.ts";
+import { nowIso } from "../core/time.ts";
+import { tag } from "../log.ts";
+import type { Storage } from "../storage/repository.ts";
+import type { ExtraRuns } from "./extra-runs.ts";
+import type { RunControl, RunFence } from "./run-control.ts";
+
+const log = tag("manager");
+
+/**
+ * The intake of proplets' results, fenced by run: a result ends the run it names (the current one, or one started
+ * beside it); one for a run that is over is a late result, kept on that run only, or a repeat, dropped.
+ */
+export class RunResults {
+  constructor(
+    private store: Storage,
+    private extras: ExtraRuns,
+    private ctl: RunControl,
+    private fence: RunFence,
+  ) {}
+
+  /** A proplet's result for the run it is running. */
+  onResult(msg: ResultMsg): void {
+    this.fence.unconfirmed.delete(msg.task_id);
+    const task = this.store.tasks.get(msg.task_id);
+    if (!task) {
+      log.warn(`result for unknown task ${msg.task_id} dropped`);
+      return;
+    }
+    const extra = msg.run_id ? this.extras.get(msg.run_id) : undefined;
+    if (extra) {
+      // Every proplet sees every start message, run ids included: only the run's own proplet may end it.
+      if (msg.proplet_id && msg.proplet_id !== extra.proplet) {
+        log.warn(
+          `task ${task.id}: result for run ${msg.run_id} from proplet ${msg.proplet_id} ignored, it runs on ${extra.proplet}`,
+        );
+        return;
+      }
+      this.extras.end(msg.run_id!, msg.results, msg.error);
+      return;
+    }
+    // Fenced by run: a result names the start it ends. One for a run that is over (settled while its proplet was
+    // cut off, then run again, or a repeat of one already taken) never touches the task's current state.
+    if (msg.run_id && (msg.run_id !== task.run_id || task.state !== TaskState.Running)) {
+      this.lateResult(task, msg, msg.run_id);
+      return;
+    }
+    if (task.state !== TaskState.Running) {
+      log.debug(`task ${task.id}: result ignored, the task is not running (state ${task.state})`);
+      return;
+    }
+    if (msg.proplet_id && task.proplet_id && msg.proplet_id !== task.proplet_id) {
+      log.warn(`task ${task.id}: result from proplet ${msg.proplet_id} ignored, it runs on ${task.proplet_id}`);
+      return;
+    }
+    // The answer to a user's stop ends the task Interrupted; a run that finished first keeps its result.
+    const asked = this.fence.stopping.get(task.id);
+    this.fence.stopping.delete(task.id);
+    if (asked && errorOf(msg.error)) {
+      this.ctl.endRun(task, {
+        results: msg.results,
+        error: STOPPED_BY_USER,
+        final: true,
+        state: TaskState.Interrupted,
+      });
+    } else
+      this.ctl.endRun(task, { results: msg.results, error: msg.error, final: asked !== undefined, fromProplet: true });
+  }
+
+  /**
+   * A result for a run that is no longer the task's current one. A run the manager settled (its proplet was
+   * unreachable past the grace, or timed out) takes the proplet's outcome as its own, once; the task keeps its
+   * state (one final result per start). Anything else is a repeat (QoS 1 may deliver twice) and is dropped.
+   */
+  private lateResult(task: Task, msg: ResultMsg, runId: string): void {
+    const run = this.store.runs.get(task.id, runId);
+    if (run?.state === TaskState.Running && (!msg.proplet_id || msg.proplet_id === run.proplet_id)) {
+      // A run started beside the current one, whose end a manager restart forgot to wait for.
+      this.store.runs.update({ ...withOutcome(run, msg.results, msg.error), finished_at: nowIso() });
+      return;
+    }
+    // A run interrupted by this manager's shutdown keeps that outcome: the proplet's answer to that stop is no news.
+    const stopAnswer = run?.error === INTERRUPTED_BY_SHUTDOWN && errorOf(msg.error) !== undefined;
+    if (
+      !run?.settled ||
+      run.late_at ||
+      stopAnswer ||
+      (msg.proplet_id && run.proplet_id && msg.proplet_id !== run.proplet_id)
+    ) {
+      log.debug(`task ${task.id}: result for run ${runId} dropped (not a settled run waiting for one)`);
+      return;
+    }
+    const late = { ...withOutcome(run, msg.results, msg.error), late_at: nowIso() };
+    this.store.runs.update(run.error ? { ...late, settled_error: run.error } : late);
+    log.info(`task ${task.id}: run ${runId} reported late (${late.status}); kept on that run only`);
+  }
+}

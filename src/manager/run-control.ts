@@ -1,0 +1,54 @@
+import { AppError } from "../core/errors.ts";
+import type { InvokeMsg, StartMsg, StopMsg } from "../core/messages.ts";
+import type { Task } from "../core/task.ts";
+
+// What the dispatcher's rooms share: the bus port, how a run ends, and the calls the helper rooms (run-end.ts,
+// extra-runs.ts, results.ts, lost-runs.ts) make back into the dispatcher's queue. Helpers import this file, never
+// dispatcher.ts: calls go one way.
+
+/** The port to the proplets: what the dispatcher publishes. MQTT in `serve`, a recorder in unit tests. */
+export interface ManagerBus {
+  start(msg: StartMsg): Promise<void>;
+  stop(msg: StopMsg): Promise<void>;
+  invoke(msg: InvokeMsg): Promise<void>;
+}
+
+export interface RunEnd {
+  results: unknown;
+  error?: string | null;
+  /** The proplet's own result ended it (else the manager settled it: lost, timed out, …). */
+  fromProplet?: boolean;
+  /** No retry, whatever the retries left (a stop, a shutdown). */
+  final?: boolean;
+  state?: number;
+}
+
+/** The dispatcher's own steps a helper room calls back. */
+export interface RunControl {
+  /** Ends the task's current run (run-end.ts). */
+  endRun(task: Task, r: RunEnd): void;
+  /** Queues the task and tries to place it at once. */
+  enqueue(task: Task): number;
+  /** Places queued tasks on proplets with free slots. */
+  drain(): void;
+  /** A stop that may go unheard (the proplet gone, the broker down): nothing waits on it failing. */
+  sendStop(id: string, propletId: string | undefined): Promise<void>;
+}
+
+/** The run fencing state the dispatcher, the result intake and the settling of lost runs share. */
+export interface RunFence {
+  /** Tasks whose stop was sent, and whether a user asked: their "task stopped" result ends the retry series. */
+  stopping: Map<string, boolean>;
+  /** Runs found Running at a takeover, until their proplet lists them or answers (see `Dispatcher.recover`). */
+  unconfirmed: Set<string>;
+}
+
+/** A heartbeat that omits a task started this long ago means the proplet no longer runs it. */
+export const HEARTBEAT_GRACE_MS = 3000;
+
+/** Why a run ended when its start message could not be published. */
+export function publishFailed(e: unknown): string {
+  // A start the site's trust policy refused (cli/site.ts): its reason is the task's error, as it is.
+  if (e instanceof AppError && e.kind === "forbidden") return e.message;
+  return `failed to publish start message: ${e instanceof Error ? e.message : e}`;
+}
