@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { b64, http, runTask, type Serve, startServe, until } from "../helpers.ts";
+
+// The console live, in a real browser (Debian's chromium) against a real serve whose local proplet sends metrics
+// every second: the overview shows what happened before it opened and keeps it while navigating, its rates come
+// from the manager's counters and link to filtered lists, a proplet's chart moves as metrics events arrive, and
+// relative times move on by themselves.
+
+let s: Serve;
+let browser: Browser;
+const errors: string[] = [];
+
+async function open(width = 1280): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width, height: 900 } });
+  const page = await context.newPage();
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(`${page.url()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => errors.push(`${page.url()}: ${e.message}`));
+  const res = await context.request.post(`${s.url}/session`, { data: { token: s.token } });
+  expect(res.status()).toBe(200);
+  await page.goto(s.url);
+  await page.getByRole("navigation", { name: "Pages" }).waitFor();
+  return page;
+}
+
+beforeAll(async () => {
+  s = await startServe({ env: { PROPLET_METRICS_INTERVAL: "1" } });
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ["--no-sandbox"] });
+});
+afterAll(async () => {
+  await browser?.close();
+  await s?.kill();
+});
+
+describe("the console, live", () => {
+  test("the overview shows the events from before it opened, keeps them while navigating; its times tick", async () => {
+    // Happened before any browser was open (a task's name is the export it calls).
+    const done = await runTask(s.url, { name: "add", file: b64("add"), inputs: [1, 2] });
+    expect(done.status).toBe("Completed");
+    const page = await open();
+    const events = page.getByRole("list", { name: "Recent events" });
+    const line = events.getByText("task add → Completed");
+    await line.waitFor({ timeout: 5000 });
+    // Navigating away and back keeps them.
+    await page.getByRole("link", { name: "Proplets", exact: true }).click();
+    await page.getByRole("heading", { name: "Proplets", exact: true }).waitFor();
+    await page.goto(`${s.url}/#/`);
+    await line.waitFor();
+    // Its age moves on with no new event and no reload: a later reading is larger.
+    const age = events.locator("li", { hasText: "task add → Completed" }).first().locator("span.muted");
+    const seconds = async () => Number(/(\d+) s ago/.exec((await age.textContent()) ?? "")?.[1] ?? 0);
+    const first = await until("an age in seconds", async () => (await seconds()) || undefined, 10_000);
+    await until("the age to tick", async () => (await seconds()) > first, 12_000);
+    await page.context().close();
+  });
+
+  test("rates from the manager's counters, each linking to its filtered list", async () => {
+    const page = await open();
+    for (let i = 0; i < 3; i++) await runTask(s.url, { name: "add", file: b64("add"), inputs: [i, 1] });
+    // Two samples (5 s apart) make the first rate.
+    const rates = page.getByTestId("rates");
+    await rates.waitFor({ timeout: 15_000 });
+    const api = (await http(`${s.url}/stats/rates`)).body;
+    expect(api.interval_s).toBe(5);
+    expect(api.samples.length).toBeGreaterThan(0);
+    await page.getByTestId("rate-mqtt_messages_per_s").getByText(/\/s$/).waitFor();
+    // Runs completed: some interval saw the three runs (each sample is kept, so the history shows it).
+    await until(
+      "the completions in a sample",
+      async () => (await http(`${s.url}/stats/rates`)).body.samples.some((x: any) => x.completed_per_s > 0),
+      15_000,
+    );
+    await page.getByRole("link", { name: /runs failed/ }).click();
+    await page.getByRole("heading", { name: "Tasks", exact: true }).waitFor();
+    expect(await page.getByLabel("State").inputValue()).toBe("Failed");
+    await page.context().close();
+  });
+
+  test("a proplet's chart moves as its metrics events arrive, without a reload; its heartbeat age follows", async () => {
+    const proplet = (await http(`${s.url}/proplets`)).body.proplets[0];
+    const page = await open();
+    await page.goto(`${s.url}/#/proplets/${proplet.id}`);
+    const count = async () => Number(/^(\d+)/.exec((await page.getByTestId("sample-count").textContent()) ?? "")?.[1]);
+    await page.getByTestId("sample-count").waitFor();
+    const before = await count();
+    // No reload and no refetch of the samples: only the stream adds them.
+    let refetched = 0;
+    page.on("request", (r) => {
+      if (r.url().includes("/metrics?")) refetched++;
+    });
+    await until("samples from the live stream", async () => (await count()) >= before + 2, 10_000);
+    expect(refetched).toBe(0);
+    await page.locator(".chart canvas").first().waitFor();
+    // The proplet's state and its last heartbeat, as the server sees them now.
+    await page.getByText("alive", { exact: true }).waitFor();
+    await page
+      .getByTestId("last-heartbeat")
+      .getByText(/just now|\d+ s ago/)
+      .waitFor();
+    await page.context().close();
+    expect(errors).toEqual([]);
+  });
+});
