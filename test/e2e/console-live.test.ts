@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { b64, http, runTask, type Serve, startServe, until } from "../helpers.ts";
+import { b64, FIXTURES, http, runTask, type Serve, startServe, until } from "../helpers.ts";
 
 // The console live, in a real browser (Debian's chromium) against a real serve whose local proplet sends metrics
 // every second: the overview shows what happened before it opened and keeps it while navigating, its rates come
@@ -99,6 +100,77 @@ describe("the console, live", () => {
       .getByTestId("last-heartbeat")
       .getByText(/just now|\d+ s ago/)
       .waitFor();
+    await page.context().close();
+    expect(errors).toEqual([]);
+  });
+
+  test("FL: an experiment started from the form; rounds on a numeric axis, loss and accuracy apart, updates per participant, the model to download", async () => {
+    const proplet = (await http(`${s.url}/proplets`)).body.proplets[0];
+    const page = await open();
+    await page.getByRole("link", { name: "Federated learning" }).click();
+    await page.getByText("Start an experiment", { exact: true }).click();
+    const form = page.getByRole("form", { name: "Start an experiment" });
+    await form.getByLabel("Experiment id").fill("from-the-ui");
+    await form.getByLabel(proplet.name).check();
+    await form.getByLabel("Rounds").fill("2");
+    await form.getByLabel("Round timeout (s)").fill("30");
+    // A mistake is named: no module.
+    await form.getByRole("button", { name: "Start experiment" }).click();
+    await page.getByRole("alert").getByText("give the round's module").waitFor();
+    await form.getByLabel("Round module (.wasm)").setInputFiles(join(FIXTURES, "spin.wasm"));
+    await form.getByRole("button", { name: "Start experiment" }).click();
+    await page.getByRole("heading", { name: "Experiment from-the-ui" }).waitFor();
+    expect(page.url()).toEndWith("#/fl/from-the-ui");
+
+    // Each round's update, as the participant sends it (the round's task spins until the round closes).
+    for (const [i, loss, accuracy, n] of [
+      [0, 0.9, 0.6, 10],
+      [1, 0.4, 0.85, 12],
+    ] as const) {
+      const round = await until(`round ${i + 1}`, async () => {
+        const e = (await http(`${s.url}/fl/experiments/from-the-ui`)).body;
+        return e.round_list[i]?.state === "running" && e.round_list[i].round_id;
+      });
+      const r = await http(`${s.url}/fl/update`, "POST", {
+        round_id: round,
+        proplet_id: proplet.id,
+        num_samples: n,
+        metrics: { loss, accuracy },
+        update: { w: [i, i, i], b: i },
+      });
+      expect(r.status).toBe(200);
+    }
+    await until("the experiment to complete", async () => {
+      const e = (await http(`${s.url}/fl/experiments/from-the-ui`)).body;
+      if (e.state !== "running" && e.state !== "completed") throw new Error(JSON.stringify(e));
+      return e.state === "completed";
+    });
+    await page.getByText(/^completed · fedavg/).waitFor({ timeout: 10_000 });
+    // Rounds as numbers on the axis, never times; loss and accuracy each on a chart of its own.
+    const axis = page.getByTestId("round-axis").first();
+    const labels = (await axis.locator("text").allTextContents()).filter((t) => t !== "round");
+    expect(labels).toEqual(["1", "2"]);
+    expect(await page.getByRole("img", { name: "Loss, by round" }).count()).toBe(1);
+    expect(await page.getByRole("img", { name: "Accuracy, by round" }).count()).toBe(1);
+    // The accuracy axis spans the accuracies (0.6 to 0.85), not the loss's range.
+    const accTicks = await page
+      .getByRole("img", { name: "Accuracy, by round" })
+      .locator("g.axis")
+      .nth(1)
+      .locator("text")
+      .allTextContents();
+    expect(accTicks.map(Number).every((v) => v >= 0.6 && v <= 0.85)).toBe(true);
+    // Per participant: samples and metrics per round; durations; the new model to download.
+    await page.getByRole("cell", { name: "12 samples · loss 0.400, accuracy 0.850" }).waitFor();
+    await page
+      .getByRole("cell", { name: /^\d+(\.\d)? s$/ })
+      .first()
+      .waitFor();
+    const download = page.getByRole("link", { name: "Download model v2" });
+    const href = await download.getAttribute("href");
+    expect(href).toBe("/fl/models/2");
+    const model = await page.evaluate(async (h) => (await fetch(h!)).json(), href);
+    expect(model).toEqual({ w: [1, 1, 1], b: 1 });
     await page.context().close();
     expect(errors).toEqual([]);
   });
