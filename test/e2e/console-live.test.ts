@@ -44,6 +44,9 @@ describe("the console, live", () => {
     const events = page.getByRole("list", { name: "Recent events" });
     const line = events.getByText("task add → Completed");
     await line.waitFor({ timeout: 5000 });
+    // Ids as names: the run's task by its name, the proplet by its given name.
+    const proplet = (await http(`${s.url}/proplets`)).body.proplets[0];
+    await events.getByText(`run of add ended Completed on ${proplet.name}`).waitFor();
     // Navigating away and back keeps them.
     await page.getByRole("link", { name: "Proplets", exact: true }).click();
     await page.getByRole("heading", { name: "Proplets", exact: true }).waitFor();

@@ -20,14 +20,20 @@ interface RateSample {
   clients: number | null;
 }
 
-function describe(e: LiveEvent): string {
+/** Names for the ids an event carries: proplets from the registry, tasks from the task events seen. */
+interface Names {
+  proplet: (id: unknown) => string;
+  task: (id: unknown) => string;
+}
+
+function describe(e: LiveEvent, n: Names): string {
   switch (e.type) {
     case "task":
-      return `task ${e.name ?? e.task_id} → ${e.status}${e.error ? `: ${e.error}` : ""}`;
+      return `task ${e.name ?? n.task(e.task_id)} → ${e.status}${e.proplet_id ? ` on ${n.proplet(e.proplet_id)}` : ""}${e.error ? `: ${e.error}` : ""}`;
     case "run":
-      return `run of ${String(e.task_id).slice(0, 8)} ${e.phase}${e.status ? ` ${e.status}` : ""}`;
+      return `run of ${n.task(e.task_id)} ${e.phase}${e.status ? ` ${e.status}` : ""}${e.proplet_id ? ` on ${n.proplet(e.proplet_id)}` : ""}`;
     case "proplet":
-      return `proplet ${e.name ?? String(e.proplet_id).slice(0, 8)} ${e.alive ? "up" : "down"}`;
+      return `proplet ${e.name ?? n.proplet(e.proplet_id)} ${e.alive ? "up" : "down"}`;
     case "fl":
       return `FL ${e.experiment_id} round ${e.index}/${e.rounds} ${e.state} (${e.num_updates}/${e.k_of_n} updates)`;
     case "trust":
@@ -147,6 +153,18 @@ export function OverviewPage() {
     );
     return off;
   }, []);
+  const proplets = useApi<{ proplets: { id: string; name: string }[] }>(
+    "/proplets?limit=1000",
+    (e) => e.type === "proplet",
+  );
+  const propletNames = new Map((proplets.data?.proplets ?? []).map((p) => [p.id, p.name]));
+  const taskNames = new Map<unknown, string>();
+  for (const e of events) if (e.type === "task" && e.name) taskNames.set(e.task_id, e.name);
+  const short = (id: unknown) => String(id).slice(0, 8);
+  const names: Names = {
+    proplet: (id) => propletNames.get(String(id)) ?? short(id),
+    task: (id) => taskNames.get(id) ?? short(id),
+  };
   const s = stats.data;
   return (
     <>
@@ -196,7 +214,7 @@ export function OverviewPage() {
               <span class="muted" title={e.at}>
                 {ago(e.at)}
               </span>{" "}
-              {describe(e)}
+              {describe(e, names)}
             </li>
           ))}
         </ul>
