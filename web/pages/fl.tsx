@@ -79,6 +79,11 @@ export function FlPage() {
                 head: "Rounds",
                 cell: (e) => `${e.round_list.filter((x) => x.state === "completed").length}/${e.rounds}`,
               },
+              {
+                head: "Participants",
+                cell: (e) => (e.participant_names ?? e.participants.map((x) => x.slice(0, 8))).join(", "),
+                wide: true,
+              },
               { head: "Strategy", cell: (e) => e.strategy, wide: true },
               { head: "Started", cell: (e) => ago(e.created_at), wide: true },
             ]}
