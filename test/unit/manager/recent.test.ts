@@ -20,7 +20,6 @@ afterEach(async () => {
 
 const get = async (path: string) => {
   const res = await app.request(path);
-  // biome-ignore lint/suspicious/noExplicitAny: the JSON a client reads
   return { status: res.status, body: (await res.json()) as any };
 };
 
