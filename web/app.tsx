@@ -9,7 +9,7 @@ import { OverviewPage } from "./pages/overview.tsx";
 import { PropletPage, PropletsPage } from "./pages/proplets.tsx";
 import { TaskPage } from "./pages/task.tsx";
 import { TasksPage } from "./pages/tasks.tsx";
-import { Alert, type Session, SessionContext } from "./ui.tsx";
+import { Alert, type Session, SessionContext, useClock } from "./ui.tsx";
 
 // The console's shell: signing in (the link serve prints, `/#login=<one-time code>`, or a pasted token; either
 // opens a session whose id the manager sets as an HttpOnly cookie), the pages by hash route, and the live banner.
@@ -48,14 +48,20 @@ function useHash(): string {
 }
 
 function Page(p: { hash: string }) {
-  const [path, id] = p.hash.slice(1).split("/").filter(Boolean).map(decodeURIComponent) as [string?, string?];
+  // Every page's relative times ("just now", "5 s ago") move on as time passes, not only when data changes.
+  useClock();
+  // `#/tasks?state=Failed`: the part after `?` is the page's own (a filter), not part of the route.
+  const [path, id] = p.hash.slice(1).split("?")[0]!.split("/").filter(Boolean).map(decodeURIComponent) as [
+    string?,
+    string?,
+  ];
   switch (path) {
     case undefined:
       return <OverviewPage />;
     case "proplets":
       return id ? <PropletPage id={id} /> : <PropletsPage />;
     case "tasks":
-      return id ? <TaskPage id={id} /> : <TasksPage />;
+      return id ? <TaskPage id={id} /> : <TasksPage key={p.hash} />;
     case "workflows":
       return id ? <WorkflowPage id={id} /> : <WorkflowsPage />;
     case "jobs":
@@ -153,7 +159,7 @@ function App() {
 
   if (session === undefined) return <p class="muted">Loading…</p>;
   if (session === null) return <SignIn onDone={setSession} error={signInError} />;
-  const current = `#/${hash.slice(2).split("/")[0] ?? ""}`;
+  const current = `#/${hash.slice(2).split(/[/?]/)[0] ?? ""}`;
   return (
     <SessionContext.Provider value={session}>
       <header>

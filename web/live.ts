@@ -1,8 +1,11 @@
 // The manager's live events (`GET /events`, Server-Sent Events, signed in by the session cookie). Pages subscribe;
-// a lost connection is shown as a banner and the browser's EventSource reconnects on its own.
+// a lost connection is shown as a banner and the browser's EventSource reconnects on its own. The last events are
+// kept here, not in a page: the overview shows them on arrival (seeded from `GET /events/recent`) and after
+// navigating away and back.
+import { api } from "./api.ts";
 
 export interface LiveEvent {
-  type: "task" | "run" | "proplet" | "metrics" | "fl";
+  type: "task" | "run" | "proplet" | "metrics" | "fl" | "trust";
   task_id?: string;
   proplet_id?: string;
   experiment_id?: string;
@@ -16,6 +19,45 @@ export interface LiveEvent {
 }
 
 type Listener = (e: LiveEvent) => void;
+const RECENT = 50;
+let recent: LiveEvent[] = [];
+const recentListeners = new Set<() => void>();
+const keyOf = (e: LiveEvent) => JSON.stringify(e);
+
+/** Newest first, at most RECENT, each event once (the server's and the stream's may overlap). */
+function keep(events: LiveEvent[]): void {
+  const seen = new Set<string>();
+  recent = [...events, ...recent]
+    .filter((e) => !seen.has(keyOf(e)) && seen.add(keyOf(e)))
+    .sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0))
+    .slice(0, RECENT);
+  for (const fn of recentListeners) fn();
+}
+
+/** The last events the manager kept (what happened before this page opened), merged into the list. */
+export async function seedRecent(): Promise<void> {
+  const r = await api<{ events: LiveEvent[] }>("GET", `/events/recent?limit=${RECENT}`);
+  keep(r.events);
+}
+
+export function recentEvents(): LiveEvent[] {
+  return recent;
+}
+
+export function onRecent(fn: () => void): () => void {
+  recentListeners.add(fn);
+  return () => recentListeners.delete(fn);
+}
+
+/** A page's own stream (e.g. one proplet's metrics samples), closed by the function returned. */
+export function subscribe(query: string, types: string[], fn: Listener): () => void {
+  const s = new EventSource(`/events?${query}`);
+  for (const type of types) {
+    s.addEventListener(type, (m) => fn(JSON.parse((m as MessageEvent).data) as LiveEvent));
+  }
+  return () => s.close();
+}
+
 const listeners = new Set<Listener>();
 const statusListeners = new Set<(up: boolean) => void>();
 let source: EventSource | undefined;
@@ -32,6 +74,7 @@ export function connect(): void {
   for (const type of ["task", "run", "proplet", "fl"]) {
     source.addEventListener(type, (m) => {
       const e = JSON.parse((m as MessageEvent).data) as LiveEvent;
+      keep([e]);
       for (const fn of listeners) fn(e);
     });
   }
@@ -41,6 +84,7 @@ export function connect(): void {
 export function disconnect(): void {
   source?.close();
   source = undefined;
+  recent = [];
 }
 
 export function onLive(fn: Listener): () => void {

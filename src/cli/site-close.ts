@@ -9,6 +9,7 @@ import { tracing } from "../telemetry/tracing.ts";
 export interface SiteParts {
   snapshots?: { stop(): void };
   liveness: ReturnType<typeof setInterval>;
+  rates?: { stop(): void };
   certWatch?: { stop(): void };
   manager: { shutdown(): Promise<void> };
   agent?: { close(): Promise<void> };
@@ -29,6 +30,7 @@ export function closer(p: SiteParts): () => Promise<void> {
     closed = true;
     p.snapshots?.stop();
     clearInterval(p.liveness);
+    p.rates?.stop();
     p.certWatch?.stop();
     await p.manager.shutdown();
     await p.agent?.close();

@@ -17,6 +17,7 @@ import { MqttManagerBus } from "../manager/bus.ts";
 import type { ManagerBus } from "../manager/dispatcher.ts";
 import { Identities } from "../manager/identities.ts";
 import { Manager } from "../manager/manager.ts";
+import { RateSampler } from "../manager/rates.ts";
 import { Sessions } from "../manager/sessions.ts";
 import { Dispatched } from "../proxy/dispatched.ts";
 import { ProxyService } from "../proxy/service.ts";
@@ -245,6 +246,16 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     ...(gate ? { trustRefusals: gate.refusals } : {}),
     build: { version: VERSION, commit: COMMIT },
   });
+  // The overview's rates over time: the same totals as /metrics, sampled into a bounded ring.
+  const rates = new RateSampler(() => ({
+    started: manager.telemetry.counters.starts,
+    completed: manager.telemetry.counters.completions,
+    failed: manager.telemetry.counters.failures,
+    mqtt_received: bus.counts.received,
+    mqtt_sent: bus.counts.sent,
+    queue_depth: manager.dispatcher.queueDepth,
+    clients: broker ? broker.aedes.connectedClients : null,
+  })).start();
   // Told to whoever is refused: no path of this machine's disk (the CLI on this machine names the file itself).
   const hint = "the admin token is in admin.token in serve's data dir; `propeller tokens create` makes more";
   const limits = o.apiLimits ?? DEFAULT_API_LIMITS;
@@ -254,6 +265,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     tls: Boolean(o.tls),
     limits,
     join: joinSite(o, broker?.port),
+    rates,
   };
   const sessions = new Sessions(identities);
   // serve's own origins need its port, known once it listens (the first request comes after that).
@@ -297,6 +309,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     close: closer({
       snapshots,
       liveness,
+      rates,
       certWatch,
       manager,
       agent,

@@ -15,6 +15,7 @@ import { JoinTokens } from "./join.ts";
 import { Liveness } from "./liveness.ts";
 import { TaskOutput } from "./output.ts";
 import { PropletRegistry } from "./proplets.ts";
+import { RecentEvents } from "./recent-events.ts";
 import { Schedules } from "./schedules.ts";
 import { Tasks } from "./tasks.ts";
 import { Telemetry } from "./telemetry.ts";
@@ -42,6 +43,8 @@ export interface ManagerOptions {
 
 export class Manager {
   readonly events = new ManagerEvents();
+  /** The last live events, for a console that arrives (`GET /events/recent`). */
+  readonly recent = new RecentEvents(this.events.live);
   readonly proplets: PropletRegistry;
   readonly dispatcher: Dispatcher;
   readonly liveness: Liveness;

@@ -1,5 +1,7 @@
 import { ago, api } from "../api.ts";
-import { Act, Chart, Loading, Table, useApi } from "../ui.tsx";
+import { Act, Loading, Table, useApi } from "../ui.tsx";
+import { RoundChart } from "./fl-charts.tsx";
+import { StartExperiment } from "./fl-create.tsx";
 
 /** A state in words, with its error under it. */
 function StateLine(p: { state: string; error?: string }) {
@@ -22,9 +24,10 @@ interface Round {
   new_model_version?: number;
   k_of_n: number;
   tasks: Record<string, string>;
-  updates: { proplet_id: string; num_samples: number; via: string }[];
+  updates: { proplet_id: string; num_samples: number; via: string; metrics: Record<string, unknown> }[];
   metrics?: Record<string, number>;
   started_at: string;
+  ended_at?: string;
   error?: string;
 }
 interface Experiment {
@@ -40,14 +43,25 @@ interface Experiment {
   round_list: Round[];
 }
 
+/** How long a round took, or has run so far. */
+function duration(r: Round): string {
+  const ms = (r.ended_at ? Date.parse(r.ended_at) : Date.now()) - Date.parse(r.started_at);
+  if (!Number.isFinite(ms)) return "";
+  const s = ms / 1000;
+  const text = s < 10 ? `${s.toFixed(1)} s` : s < 120 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`;
+  return r.ended_at ? text : `${text} so far`;
+}
+
 export function FlPage() {
   const r = useApi<{ experiments: Experiment[] }>("/fl/experiments", (e) => e.type === "fl");
   return (
     <>
       <h1>Federated learning</h1>
       <p class="muted">
-        Start an experiment with <code>propeller fl configure</code> (see <code>--help</code>); it shows up here live.
+        Start an experiment here or with <code>propeller fl configure</code> (see <code>--help</code>); it shows up here
+        live.
       </p>
+      <StartExperiment />
       <Loading ready={!!r.data} error={r.error}>
         {r.data?.experiments.length === 0 ? (
           <p class="muted">No experiments yet.</p>
@@ -65,6 +79,11 @@ export function FlPage() {
                 head: "Rounds",
                 cell: (e) => `${e.round_list.filter((x) => x.state === "completed").length}/${e.rounds}`,
               },
+              {
+                head: "Participants",
+                cell: (e) => (e.participant_names ?? e.participants.map((x) => x.slice(0, 8))).join(", "),
+                wide: true,
+              },
               { head: "Strategy", cell: (e) => e.strategy, wide: true },
               { head: "Started", cell: (e) => ago(e.created_at), wide: true },
             ]}
@@ -80,6 +99,7 @@ export function ExperimentPage(p: { id: string }) {
   const r = useApi<Experiment>(path, (e) => e.type === "fl" && e.experiment_id === p.id);
   const e = r.data;
   const done = (e?.round_list ?? []).filter((x) => x.metrics);
+  const nameOf = (id: string) => e?.participant_names?.[e.participants.indexOf(id)] ?? id.slice(0, 8);
   return (
     <>
       <h1>Experiment {p.id}</h1>
@@ -96,14 +116,20 @@ export function ExperimentPage(p: { id: string }) {
                 <Act label="Stop experiment" run={() => api("POST", `${path}/stop`).then(r.reload)} />
               </div>
             )}
-            <Chart
-              title="Loss and accuracy per round"
-              x={done.map((x) => x.index)}
-              series={[
-                { label: "loss", values: done.map((x) => x.metrics?.loss ?? null) },
-                { label: "accuracy", values: done.map((x) => x.metrics?.accuracy ?? null) },
-              ]}
-            />
+            <div class="charts">
+              <RoundChart
+                title="Loss"
+                rounds={done.map((x) => x.index)}
+                values={done.map((x) => x.metrics?.loss ?? null)}
+                color="#b00020"
+              />
+              <RoundChart
+                title="Accuracy"
+                rounds={done.map((x) => x.index)}
+                values={done.map((x) => x.metrics?.accuracy ?? null)}
+                color="#176f2c"
+              />
+            </div>
             <Table
               rows={e.round_list}
               rowKey={(x) => x.round_id}
@@ -118,25 +144,38 @@ export function ExperimentPage(p: { id: string }) {
                 },
                 { head: "State", cell: (x) => <StateLine state={x.state} error={x.error} /> },
                 { head: "Updates", cell: (x) => `${x.updates.length}/${x.k_of_n}` },
+                { head: "Duration", cell: (x) => duration(x) },
                 {
                   // A round's tasks live here, under their experiment (the task list leaves them out).
                   head: "Tasks",
                   cell: (x) =>
-                    Object.entries(x.tasks).map(([proplet, task], i) => {
-                      const at = e.participants.indexOf(proplet);
-                      return (
-                        <span key={task}>
-                          {i > 0 && ", "}
-                          <a href={`#/tasks/${task}`}>{e.participant_names?.[at] ?? proplet.slice(0, 8)}</a>
-                        </span>
-                      );
-                    }),
+                    Object.entries(x.tasks).map(([proplet, task], i) => (
+                      <span key={task}>
+                        {i > 0 && ", "}
+                        <a href={`#/tasks/${task}`}>{nameOf(proplet)}</a>
+                      </span>
+                    )),
                   wide: true,
                 },
                 {
                   head: "Model",
-                  cell: (x) =>
-                    `v${x.model_version}${x.new_model_version !== undefined ? ` → v${x.new_model_version}` : ""}`,
+                  cell: (x) => (
+                    <>
+                      v{x.model_version}
+                      {x.new_model_version !== undefined && (
+                        <>
+                          {" → "}
+                          <a
+                            href={`/fl/models/${x.new_model_version}`}
+                            download={`model-v${x.new_model_version}.json`}
+                            aria-label={`Download model v${x.new_model_version}`}
+                          >
+                            v{x.new_model_version}
+                          </a>
+                        </>
+                      )}
+                    </>
+                  ),
                 },
                 {
                   head: "Metrics",
@@ -146,6 +185,25 @@ export function ExperimentPage(p: { id: string }) {
                       .join(", "),
                   wide: true,
                 },
+              ]}
+            />
+            <h2>Updates per participant</h2>
+            <Table
+              rows={e.round_list}
+              rowKey={(x) => x.round_id}
+              columns={[
+                { head: "Round", cell: (x) => x.index },
+                ...e.participants.map((id) => ({
+                  head: nameOf(id),
+                  cell: (x: Round) => {
+                    const u = x.updates.find((y) => y.proplet_id === id);
+                    if (!u) return <span class="muted">{x.tasks[id] ? "–" : "not asked"}</span>;
+                    const m = Object.entries(u.metrics ?? {})
+                      .filter(([, v]) => typeof v === "number")
+                      .map(([k, v]) => `${k} ${(v as number).toFixed(3)}`);
+                    return `${u.num_samples} samples${m.length ? ` · ${m.join(", ")}` : ""}`;
+                  },
+                })),
               ]}
             />
           </>

@@ -1,5 +1,15 @@
+import { useEffect, useState } from "preact/hooks";
 import { ago } from "../api.ts";
+import { subscribe } from "../live.ts";
 import { Chart, Loading, Table, useApi, useClock } from "../ui.tsx";
+
+/** The server's view of liveness changes with time, not only with events: asked again every `ms`. */
+function useEvery(ms: number, fn: () => void): void {
+  useEffect(() => {
+    const t = setInterval(fn, ms);
+    return () => clearInterval(t);
+  }, []);
+}
 
 interface Proplet {
   id: string;
@@ -11,11 +21,12 @@ interface Proplet {
 }
 
 export function PropletsPage() {
-  useClock();
+  useClock(1000);
   const r = useApi<{ proplets: Proplet[]; total: number }>(
     "/proplets?limit=1000",
     (e) => e.type === "proplet" || e.type === "run",
   );
+  useEvery(10000, r.reload);
   return (
     <>
       <h1>Proplets</h1>
@@ -46,13 +57,29 @@ interface Sample {
   memory_metrics?: { rss_bytes?: number };
 }
 
+const SAMPLES = 120;
+
 export function PropletPage(p: { id: string }) {
-  useClock();
+  useClock(1000);
   const path = `/proplets/${encodeURIComponent(p.id)}`;
   const r = useApi<Proplet>(path, (e) => e.proplet_id === p.id);
-  const m = useApi<{ metrics: Sample[] }>(`${path}/metrics?limit=120`, (e) => e.proplet_id === p.id);
+  useEvery(5000, r.reload);
+  const m = useApi<{ metrics: Sample[] }>(`${path}/metrics?limit=${SAMPLES}`);
   const h = useApi<{ history: string[] }>(`${path}/alive-history?limit=20`, (e) => e.proplet_id === p.id);
-  const samples = [...(m.data?.metrics ?? [])].reverse().filter((s) => s.timestamp);
+  // Samples that arrived since the page loaded, from the live stream of this proplet's metrics events.
+  const [fresh, setFresh] = useState<Sample[]>([]);
+  useEffect(
+    () =>
+      subscribe(`types=metrics&proplet_id=${encodeURIComponent(p.id)}`, ["metrics"], (e) => {
+        if (e.kind !== "proplet") return;
+        const sample = { ...(e.sample as Sample), timestamp: e.at };
+        setFresh((list) => [...list, sample].slice(-SAMPLES));
+      }),
+    [p.id],
+  );
+  const loaded = [...(m.data?.metrics ?? [])].reverse().filter((s) => s.timestamp);
+  const newest = loaded.at(-1)?.timestamp ?? "";
+  const samples = [...loaded, ...fresh.filter((s) => s.timestamp! > newest)].slice(-SAMPLES);
   const x = samples.map((s) => Date.parse(s.timestamp!) / 1000);
   return (
     <>
@@ -67,7 +94,9 @@ export function PropletPage(p: { id: string }) {
             <dt>Tasks running</dt>
             <dd>{r.data.task_count}</dd>
             <dt>Last heartbeat</dt>
-            <dd>{ago(r.data.last_alive_at)}</dd>
+            <dd data-testid="last-heartbeat" title={r.data.last_alive_at}>
+              {ago(r.data.last_alive_at)}
+            </dd>
             {Object.entries(r.data.metadata).map(([k, v]) => (
               <>
                 <dt key={`k-${k}`}>{k}</dt>
@@ -78,6 +107,9 @@ export function PropletPage(p: { id: string }) {
         )}
       </Loading>
       <h2>CPU and memory</h2>
+      <p class="muted" data-testid="sample-count">
+        {samples.length} sample(s){samples.length ? `, the last ${ago(samples.at(-1)!.timestamp)}` : ""}
+      </p>
       <Chart
         title="CPU %"
         x={x}

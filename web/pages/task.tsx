@@ -157,7 +157,12 @@ export function TaskPage(p: { id: string }) {
             ),
           },
           { head: "Started", cell: (x) => ago(x.started_at) },
-          { head: "Proplet", cell: (x) => x.proplet_id?.slice(0, 8), wide: true },
+          {
+            // A run's proplet by its given name where the task knows it (its last proplet), else its id shortened.
+            head: "Proplet",
+            cell: (x) => (x.proplet_id === t?.proplet_id && t?.proplet_name) || x.proplet_id?.slice(0, 8),
+            wide: true,
+          },
         ]}
       />
       <h2>Metrics</h2>

@@ -47,7 +47,8 @@ const preview = (t: TaskView) =>
  */
 export function TasksPage() {
   const [offset, setOffset] = useState(0);
-  const [state, setState] = useState("");
+  // A link may ask for a state (`#/tasks?state=Failed`, from the overview's counters).
+  const [state, setState] = useState(() => new URLSearchParams(location.hash.split("?")[1]).get("state") ?? "");
   const [text, setText] = useState("");
   const [search, setSearch] = useState("");
   const [rounds, setRounds] = useState(false);

@@ -8,6 +8,7 @@ import { type Channel, DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../../core/
 import { log } from "../../log.ts";
 import { SpanKind, tracing } from "../../telemetry/tracing.ts";
 import type { Manager } from "../manager.ts";
+import type { RateSampler } from "../rates.ts";
 import { Sessions } from "../sessions.ts";
 import { adminRoutes } from "./admin.ts";
 import { type AuthOptions, identityRoutes, requireToken, tokenOf } from "./auth.ts";
@@ -23,6 +24,7 @@ import { type ApiLimits, bodyLimits, DEFAULT_API_LIMITS } from "./limits.ts";
 import { logRoutes } from "./logs.ts";
 import type { ManagerMetrics } from "./prometheus.ts";
 import { propletRoutes } from "./proplets.ts";
+import { recentRoutes } from "./recent.ts";
 import { sessionRoutes } from "./session.ts";
 import { Streams } from "./streams.ts";
 import { taskRoutes } from "./tasks.ts";
@@ -50,6 +52,8 @@ export interface AppInfo {
   join?: JoinSite;
   /** What `/readyz` and `/health` check (storage, broker, lease); none: always ready. */
   readiness?: () => Promise<Check[]>;
+  /** The manager's counters sampled over time (manager/rates.ts), for `GET /stats/rates`; none: no samples. */
+  rates?: RateSampler;
 }
 
 /**
@@ -130,6 +134,7 @@ export function createApp(
   logRoutes(app, m.tasks, m.output, streams);
   propletRoutes(app, m.proplets, m.telemetry);
   cordonRoutes(app, m.proplets, m.dispatcher);
+  recentRoutes(app, m.recent, info.rates);
   eventRoutes(app, m.events.live, streams, (p) => m.proplets.idOf(p));
   groupRoutes(app, m.groups);
   flRoutes(app, m.fl);
