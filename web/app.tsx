@@ -9,7 +9,7 @@ import { OverviewPage } from "./pages/overview.tsx";
 import { PropletPage, PropletsPage } from "./pages/proplets.tsx";
 import { TaskPage } from "./pages/task.tsx";
 import { TasksPage } from "./pages/tasks.tsx";
-import { Alert, type Session, SessionContext } from "./ui.tsx";
+import { Alert, type Session, SessionContext, ViewerNote } from "./ui.tsx";
 
 // The console's shell: signing in (the link serve prints, `/#login=<one-time code>`, or a pasted token; either
 // opens a session whose id the manager sets as an HttpOnly cookie), the pages by hash route, and the live banner.
@@ -181,12 +181,13 @@ function App() {
           )}
         </span>
       </header>
+      <ViewerNote />
       {!up && (
         <div class="banner" role="status">
-          Live updates lost: reconnecting to the manager…
+          Live updates lost: reconnecting to the manager… What the page shows is the last known data.
         </div>
       )}
-      <main>
+      <main class={up ? undefined : "stale"} data-stale={up ? undefined : "true"}>
         <Page hash={hash} />
       </main>
     </SessionContext.Provider>

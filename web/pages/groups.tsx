@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { ago, api } from "../api.ts";
-import { Act, Alert, Loading, StateText, Table, useApi, useSession, VIEWER_REASON } from "../ui.tsx";
+import { Act, Alert, Loading, StateText, Table, useApi, useCanWrite } from "../ui.tsx";
 import type { TaskView } from "./tasks.tsx";
 
 // Jobs and workflows: lists, a workflow's DAG with each node in its state's colour (live), and creating either
@@ -27,8 +27,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const label = (t: GroupTask): string => t.local_id ?? (UUID.test(t.id) ? t.name : t.id);
 
 function FromFile(p: { what: "workflows" | "jobs"; onCreated: (g: Group) => void }) {
-  const viewer = useSession().role !== "admin";
+  const canWrite = useCanWrite();
   const [error, setError] = useState<string>();
+  if (!canWrite) return null;
   return (
     <form
       class="grid"
@@ -64,11 +65,73 @@ function FromFile(p: { what: "workflows" | "jobs"; onCreated: (g: Group) => void
       <label>
         <input name="fresh" type="checkbox" /> a fresh copy (new task ids; for a file used before)
       </label>
-      <button type="submit" class="primary" disabled={viewer} title={viewer ? VIEWER_REASON : undefined}>
+      <button type="submit" class="primary">
         Create and start
       </button>
       <Alert text={error} />
     </form>
+  );
+}
+
+/** What an empty list shows: a minimal file of the format the form takes, in JSON and in YAML. */
+const EXAMPLES = {
+  jobs: {
+    json: `{
+  "name": "nightly",
+  "execution_mode": "sequential",
+  "tasks": [
+    { "name": "fetch", "image_url": "registry.local/fetch:1" },
+    { "name": "report", "image_url": "registry.local/report:1", "inputs": ["7"] }
+  ]
+}`,
+    yaml: `name: nightly
+execution_mode: sequential   # or parallel
+tasks:
+  - name: fetch
+    image_url: registry.local/fetch:1
+  - name: report
+    image_url: registry.local/report:1
+    inputs: ["7"]`,
+  },
+  workflows: {
+    json: `{
+  "name": "etl",
+  "tasks": [
+    { "id": "extract", "name": "extract", "image_url": "registry.local/extract:1" },
+    { "id": "load", "name": "load", "image_url": "registry.local/load:1", "depends_on": ["extract"] }
+  ]
+}`,
+    yaml: `name: etl
+tasks:
+  - id: extract
+    name: extract
+    image_url: registry.local/extract:1
+  - id: load
+    name: load
+    image_url: registry.local/load:1
+    depends_on: [extract]   # run_if: success (default) or failure`,
+  },
+};
+
+function EmptyExample(p: { what: "workflows" | "jobs" }) {
+  const e = EXAMPLES[p.what];
+  return (
+    <div class="empty" data-testid="empty-example">
+      <p>
+        No {p.what} yet. {p.what === "jobs" ? "A job" : "A workflow"} is a JSON or YAML file such as this one (a module
+        by <code>image_url</code> or as base64 in <code>file</code>):
+      </p>
+      <div class="examples">
+        <figure>
+          <figcaption>{p.what}.json</figcaption>
+          <pre>{e.json}</pre>
+        </figure>
+        <figure>
+          <figcaption>{p.what}.yaml</figcaption>
+          <pre>{e.yaml}</pre>
+        </figure>
+      </div>
+    </div>
   );
 }
 
@@ -82,6 +145,7 @@ export function WorkflowsPage() {
         onCreated={(g) => (location.hash = `#/workflows/${encodeURIComponent(g.workflow_id!)}`)}
       />
       <Loading ready={!!r.data} error={r.error}>
+        {r.data?.workflows.length === 0 && <EmptyExample what="workflows" />}
         <Table
           rows={r.data?.workflows ?? []}
           rowKey={(w) => w.workflow_id!}
@@ -185,6 +249,7 @@ export function JobsPage() {
       <h1>Jobs</h1>
       <FromFile what="jobs" onCreated={r.reload} />
       <Loading ready={!!r.data} error={r.error}>
+        {r.data?.jobs.length === 0 && <EmptyExample what="jobs" />}
         <Table
           rows={r.data?.jobs ?? []}
           rowKey={(j) => j.job_id!}
@@ -209,10 +274,12 @@ export function JobsPage() {
                 )),
             },
             {
-              head: "",
-              cell: (j) => (
-                <Act label={`Stop job ${j.name ?? j.job_id}`} run={() => api("POST", `/jobs/${j.job_id}/stop`)} />
-              ),
+              head: "Stop",
+              // A job that ended (completed, failed, stopped) has nothing to stop.
+              cell: (j) =>
+                j.state <= 2 ? (
+                  <Act label={`Stop job ${j.name ?? j.job_id}`} run={() => api("POST", `/jobs/${j.job_id}/stop`)} />
+                ) : null,
             },
           ]}
         />
