@@ -193,7 +193,9 @@ function Dag(p: { tasks: GroupTask[] }) {
   const width = 20 + columns.length * (W + 40);
   const height = 20 + Math.max(1, ...columns.map((c) => c?.length ?? 0)) * (H + 20);
   return (
-    <svg class="dag" viewBox={`0 0 ${width} ${height}`} width={width} role="img" aria-label="Workflow graph">
+    // Not an image (role="img" would hide its links): its nodes are links a keyboard reaches (Tab, in the order of
+    // the columns), each named by its task and state for a screen reader; the lines are drawing only.
+    <svg class="dag" viewBox={`0 0 ${width} ${height}`} width={width} aria-label="Workflow graph">
       {p.tasks.flatMap((t) =>
         (t.depends_on ?? []).map((d) => {
           const a = pos.get(d);
@@ -201,11 +203,13 @@ function Dag(p: { tasks: GroupTask[] }) {
           return a && b ? <line key={`${d}-${t.id}`} x1={a.x + W} y1={a.y + H / 2} x2={b.x} y2={b.y + H / 2} /> : null;
         }),
       )}
-      {p.tasks.map((t) => {
+      {columns.flat().map((t) => {
         const at = pos.get(t.id)!;
         return (
           <g key={t.id} data-task={label(t)} data-state={t.status}>
             <a href={`#/tasks/${t.id}`}>
+              {/* Its name for a screen reader, and the whole label where the node cuts it. */}
+              <title>{`${label(t)} ${t.status}`}</title>
               <rect x={at.x} y={at.y} width={W} height={H} rx={6} fill={FILL[t.state] ?? "#9aa0a6"} opacity={0.35} />
               <text x={at.x + 8} y={at.y + 18}>
                 {label(t).slice(0, 20)}
@@ -269,7 +273,12 @@ export function JobsPage() {
               cell: (j) =>
                 j.tasks.map((t) => (
                   <div key={t.id}>
-                    <a href={`#/tasks/${t.id}`}>{t.name}</a> <StateText state={t.state} status={t.status} />
+                    <a href={`#/tasks/${t.id}`}>
+                      {/* Its name for a screen reader, and the whole label where the node cuts it. */}
+                      <title>{`${label(t)} ${t.status}`}</title>
+                      {t.name}
+                    </a>{" "}
+                    <StateText state={t.state} status={t.status} />
                   </div>
                 )),
             },
