@@ -21,6 +21,9 @@ export const VIEWER_REASON = "a viewer token may look, not change: sign in with 
 /** Whether this session may change things: a viewer's console shows no write controls at all. */
 export const useCanWrite = () => useSession().role === "admin";
 
+/** Forms start open on a wide screen, folded on a phone (where an open one would fill the first screen). */
+export const formsOpen = (): boolean => matchMedia("(min-width: 700px)").matches;
+
 /** Re-renders every `ms`, so relative times ("5 s ago") stay true as time passes. */
 export function useClock(ms = 5000): void {
   const [, set] = useState(0);

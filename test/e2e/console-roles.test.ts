@@ -12,8 +12,8 @@ let s: Serve;
 let browser: Browser;
 const errors: string[] = [];
 
-async function open(token: string, watch = true): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+async function open(token: string, watch = true, width = 1280): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width, height: 900 } });
   const page = await context.newPage();
   if (watch) {
     page.on("console", (m) => {
@@ -123,6 +123,37 @@ describe("controls follow state and role", () => {
     expect(listed.revoked_at).toBeTruthy();
     await page.context().close();
   }, 30_000);
+
+  test("at phone width the forms start folded and a state never breaks mid-word", async () => {
+    const wide = await open(s.token!);
+    await wide.goto(`${s.url}/#/tasks`);
+    expect(await wide.locator("details").first().getAttribute("open")).not.toBeNull();
+    await wide.context().close();
+    // A long name leaves the state column little room: a task waiting for a proplet labelled gpu=true.
+    const long = "quarterly-fleet-inventory-reconciliation-for-every-site";
+    const waiting = await http(`${s.url}/tasks`, "POST", {
+      name: long,
+      file: b64("add"),
+      requirements: { labels: { gpu: "true" } },
+    });
+    expect((await http(`${s.url}/tasks/${waiting.body.id}/start`, "POST")).status).toBe(200);
+    const page = await open(s.token!, true, 390);
+    await page.goto(`${s.url}/#/tasks`);
+    await page.getByRole("link", { name: long }).waitFor();
+    expect(await page.locator("details").first().getAttribute("open")).toBeNull();
+    await page.getByText("Create a task").click();
+    await page.getByRole("form", { name: "Create a task" }).waitFor();
+    // One line box: the word is whole ("Complet/ed" made two).
+    const lines = await page.evaluate(
+      "[...document.querySelectorAll('td .s1, td .s3')].map((e) => e.getClientRects().length)",
+    );
+    expect(lines).toContain(1);
+    expect((lines as number[]).every((n) => n === 1)).toBe(true);
+    await page.goto(`${s.url}/#/jobs`);
+    await page.getByText("Create a job from a file").waitFor();
+    expect(await page.locator("details").first().getAttribute("open")).toBeNull();
+    await page.context().close();
+  });
 
   test("no errors in the browser's console", () => {
     expect(errors.join("\n")).toBe("");

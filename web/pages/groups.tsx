@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { ago, api } from "../api.ts";
-import { Act, Alert, Loading, StateText, Table, useApi, useCanWrite } from "../ui.tsx";
+import { Act, Alert, formsOpen, Loading, StateText, Table, useApi, useCanWrite } from "../ui.tsx";
 import type { TaskView } from "./tasks.tsx";
 
 // Jobs and workflows: lists, a workflow's DAG with each node in its state's colour (live), and creating either
@@ -30,46 +30,50 @@ function FromFile(p: { what: "workflows" | "jobs"; onCreated: (g: Group) => void
   const canWrite = useCanWrite();
   const [error, setError] = useState<string>();
   if (!canWrite) return null;
+  const what = p.what === "jobs" ? "a job" : "a workflow";
   return (
-    <form
-      class="grid"
-      aria-label={`Create ${p.what === "jobs" ? "a job" : "a workflow"} from a file`}
-      onSubmit={async (e) => {
-        e.preventDefault();
-        const form = new FormData(e.currentTarget);
-        const file = form.get("spec") as File | null;
-        if (!file || file.size === 0) return setError("choose a JSON or YAML file");
-        // The file's task ids are kept (as upstream); a fresh copy gets ids of its own, so a file is reusable.
-        const fresh = form.get("fresh") ? "?fresh=true" : "";
-        setError(undefined);
-        const yaml = /\.ya?ml$/i.test(file.name);
-        try {
-          const g = await api<Group>(
-            "POST",
-            `/${p.what}${fresh}`,
-            await file.text(),
-            yaml ? "application/yaml" : "application/json",
-          );
-          if (p.what === "workflows") await api("POST", `/workflows/${g.workflow_id}/start`);
-          else await api("POST", `/jobs/${g.job_id}/start`);
-          p.onCreated(g);
-        } catch (err) {
-          setError(`${file.name}: ${err instanceof Error ? err.message : err}`);
-        }
-      }}
-    >
-      <label>
-        {p.what === "jobs" ? "Job" : "Workflow"} file (JSON or YAML)
-        <input name="spec" type="file" accept=".json,.yaml,.yml" />
-      </label>
-      <label>
-        <input name="fresh" type="checkbox" /> a fresh copy (new task ids; for a file used before)
-      </label>
-      <button type="submit" class="primary">
-        Create and start
-      </button>
-      <Alert text={error} />
-    </form>
+    <details open={formsOpen()}>
+      <summary>Create {what} from a file</summary>
+      <form
+        class="grid"
+        aria-label={`Create ${p.what === "jobs" ? "a job" : "a workflow"} from a file`}
+        onSubmit={async (e) => {
+          e.preventDefault();
+          const form = new FormData(e.currentTarget);
+          const file = form.get("spec") as File | null;
+          if (!file || file.size === 0) return setError("choose a JSON or YAML file");
+          // The file's task ids are kept (as upstream); a fresh copy gets ids of its own, so a file is reusable.
+          const fresh = form.get("fresh") ? "?fresh=true" : "";
+          setError(undefined);
+          const yaml = /\.ya?ml$/i.test(file.name);
+          try {
+            const g = await api<Group>(
+              "POST",
+              `/${p.what}${fresh}`,
+              await file.text(),
+              yaml ? "application/yaml" : "application/json",
+            );
+            if (p.what === "workflows") await api("POST", `/workflows/${g.workflow_id}/start`);
+            else await api("POST", `/jobs/${g.job_id}/start`);
+            p.onCreated(g);
+          } catch (err) {
+            setError(`${file.name}: ${err instanceof Error ? err.message : err}`);
+          }
+        }}
+      >
+        <label>
+          {p.what === "jobs" ? "Job" : "Workflow"} file (JSON or YAML)
+          <input name="spec" type="file" accept=".json,.yaml,.yml" />
+        </label>
+        <label>
+          <input name="fresh" type="checkbox" /> a fresh copy (new task ids; for a file used before)
+        </label>
+        <button type="submit" class="primary">
+          Create and start
+        </button>
+        <Alert text={error} />
+      </form>
+    </details>
   );
 }
 

@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { api, base64 } from "../api.ts";
-import { Alert, useApi, useCanWrite } from "../ui.tsx";
+import { Alert, formsOpen, useApi, useCanWrite } from "../ui.tsx";
 import type { TaskView } from "./tasks.tsx";
 
 // The form that creates a task (and, by default, starts it).
@@ -19,7 +19,7 @@ export function CreateTask(p: { onCreated: () => void }) {
   // A viewer's console is read-only: no form to fill that could not be sent.
   if (!canWrite) return null;
   return (
-    <details open>
+    <details open={formsOpen()}>
       <summary>Create a task</summary>
       <form
         class="grid"
