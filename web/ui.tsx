@@ -1,5 +1,5 @@
 import { type ComponentChildren, createContext } from "preact";
-import { useContext, useEffect, useRef, useState } from "preact/hooks";
+import { useContext, useEffect, useId, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { api } from "./api.ts";
@@ -96,6 +96,7 @@ export function Act(p: {
   const canWrite = useCanWrite();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string>();
+  const why = useId();
   if (!canWrite) return null;
   return (
     <span>
@@ -105,6 +106,7 @@ export function Act(p: {
         disabled={busy || !!p.blocked}
         title={p.blocked}
         aria-label={p.label}
+        aria-describedby={p.blocked ? why : undefined}
         onClick={async () => {
           if (p.confirm && !window.confirm(p.confirm)) return;
           setBusy(true);
@@ -120,6 +122,13 @@ export function Act(p: {
       >
         {p.label}
       </button>
+      {/* Said beside it, not only in a tooltip a touch screen never shows. */}
+      {p.blocked && (
+        <span class="muted why" id={why}>
+          {" "}
+          {p.blocked}
+        </span>
+      )}
       {error && (
         <span class="error" role="alert">
           {" "}

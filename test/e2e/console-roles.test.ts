@@ -66,6 +66,9 @@ describe("controls follow state and role", () => {
     const stop = page.getByRole("button", { name: "Stop", exact: true });
     expect(await stop.isDisabled()).toBe(true);
     expect(await stop.getAttribute("title")).toContain("not running");
+    // Said on the page too (a touch screen shows no tooltip), and tied to the button for a screen reader.
+    const why = await stop.getAttribute("aria-describedby");
+    expect(await page.locator(`[id="${why}"]`).textContent()).toContain("the task is not running (Completed)");
     expect(await page.getByRole("button", { name: "Start", exact: true }).isEnabled()).toBe(true);
     expect(await page.getByRole("button", { name: "Delete", exact: true }).isEnabled()).toBe(true);
     // A job that completed: listed, with nothing to stop.
