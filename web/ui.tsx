@@ -184,7 +184,9 @@ export function Chart(p: { title: string; x: number[]; series: { label: string; 
   useEffect(() => {
     const el = box.current;
     if (!el || p.x.length === 0) return;
-    const width = Math.max(240, Math.min(el.clientWidth || 600, 900));
+    // As wide as its container (a phone's 360 px or a desktop's column), and again when that changes.
+    const fit = () => Math.max(200, el.clientWidth || 600);
+    const width = fit();
     const colors = ["#0b57d0", "#b00020", "#176f2c", "#8a5a00"];
     const plot = new uPlot(
       {
@@ -196,7 +198,14 @@ export function Chart(p: { title: string; x: number[]; series: { label: string; 
       [p.x, ...p.series.map((s) => s.values)] as uPlot.AlignedData,
       el,
     );
-    return () => plot.destroy();
+    const resized = new ResizeObserver(() => {
+      if (fit() !== plot.width) plot.setSize({ width: fit(), height: 200 });
+    });
+    resized.observe(el);
+    return () => {
+      resized.disconnect();
+      plot.destroy();
+    };
   }, [JSON.stringify(p)]);
   if (p.x.length === 0) return <p class="muted">{p.title}: no samples yet.</p>;
   return <div class="chart" ref={box} role="img" aria-label={p.title} />;

@@ -158,6 +158,22 @@ describe("controls follow state and role", () => {
     await page.context().close();
   });
 
+  test("a chart fits its container: a phone's width, and past the old 900 px on a wide screen", async () => {
+    const proplet = (await http(`${s.url}/proplets`)).body.proplets[0].id;
+    for (const width of [390, 1440]) {
+      const page = await open(s.token!, true, width);
+      await page.goto(`${s.url}/#/proplets/${proplet}`);
+      await page.locator(".chart canvas").first().waitFor({ timeout: 20_000 });
+      const [chart, box] = (await page.evaluate(
+        "(() => { const c = document.querySelector('.chart'); return [c.querySelector('.uplot').getBoundingClientRect().width, c.clientWidth]; })()",
+      )) as [number, number];
+      expect(chart).toBeLessThanOrEqual(box);
+      expect(chart).toBeGreaterThan(box - 2);
+      if (width === 1440) expect(chart).toBeGreaterThan(900);
+      await page.context().close();
+    }
+  }, 45_000);
+
   test("no errors in the browser's console", () => {
     expect(errors.join("\n")).toBe("");
   });
