@@ -208,7 +208,53 @@ export function Chart(p: { title: string; x: number[]; series: { label: string; 
     };
   }, [JSON.stringify(p)]);
   if (p.x.length === 0) return <p class="muted">{p.title}: no samples yet.</p>;
-  return <div class="chart" ref={box} role="img" aria-label={p.title} />;
+  return (
+    <>
+      <div class="chart" ref={box} role="img" aria-label={p.title} />
+      <ChartTable {...p} />
+    </>
+  );
+}
+
+/** A chart's text alternative: its last 20 points as a table, folded under the chart. */
+function ChartTable(p: { title: string; x: number[]; series: { label: string; values: (number | null)[] }[] }) {
+  const from = Math.max(0, p.x.length - 20);
+  // Seconds since the epoch are times; small numbers (rounds) are shown as they are.
+  const at = (x: number) => (x > 1e9 ? new Date(x * 1000).toLocaleTimeString() : String(x));
+  const num = (v: number | null | undefined) =>
+    v === null || v === undefined ? "" : String(Math.round(v * 100) / 100);
+  return (
+    <details class="chart-table">
+      <summary>{p.title} as a table</summary>
+      <div class="scroll">
+        <table>
+          <caption class="muted">
+            {p.title}: the last {p.x.length - from} of {p.x.length} points
+          </caption>
+          <thead>
+            <tr>
+              <th scope="col">{p.x[0] !== undefined && p.x[0] > 1e9 ? "Time" : "Round"}</th>
+              {p.series.map((s) => (
+                <th key={s.label} scope="col">
+                  {s.label}
+                </th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {p.x.slice(from).map((x, i) => (
+              <tr key={`${x}-${i}`}>
+                <td>{at(x)}</td>
+                {p.series.map((s) => (
+                  <td key={s.label}>{num(s.values[from + i])}</td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </details>
+  );
 }
 
 export interface Column<T> {

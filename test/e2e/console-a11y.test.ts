@@ -122,6 +122,21 @@ describe("accessibility", () => {
     await page.context().close();
   }, 30_000);
 
+  test("a chart has a table alternative", async () => {
+    const page = await open();
+    await page.goto(`${s.url}/#/proplets/${propletId}`);
+    await page.locator(".chart canvas").first().waitFor({ timeout: 20_000 });
+    const summary = page.locator(".chart-table summary").first();
+    await summary.click();
+    const table = page.locator(".chart-table table").first();
+    await table.waitFor();
+    expect(await table.locator("th").first().textContent()).toBe("Time");
+    expect(await table.locator("tbody tr").count()).toBeGreaterThan(0);
+    // A number in each series' column.
+    expect(await table.locator("tbody tr").first().locator("td").nth(1).textContent()).toMatch(/^\d/);
+    await page.context().close();
+  }, 30_000);
+
   test("the workflow graph's nodes are links reached by Tab, named by task and state", async () => {
     const page = await open();
     await page.goto(`${s.url}/#/workflows/${workflowId}`);
