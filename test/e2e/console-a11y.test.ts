@@ -122,6 +122,25 @@ describe("accessibility", () => {
     await page.context().close();
   }, 30_000);
 
+  test("at phone width the workflow graph keeps a readable size and scrolls inside its box, not the page", async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 800 } });
+    await context.request.post(`${s.url}/session`, { data: { token: s.token } });
+    const page = await context.newPage();
+    await page.goto(`${s.url}/#/workflows/${workflowId}`);
+    await page.locator("svg.dag").waitFor();
+    const { scale, scroll, inner } = (await page.evaluate(`(() => {
+      const svg = document.querySelector("svg.dag");
+      return {
+        scale: svg.getBoundingClientRect().width / svg.viewBox.baseVal.width,
+        scroll: document.documentElement.scrollWidth,
+        inner: window.innerWidth,
+      };
+    })()`)) as { scale: number; scroll: number; inner: number };
+    expect(scale).toBeGreaterThanOrEqual(1);
+    expect(scroll).toBe(inner);
+    await context.close();
+  });
+
   test("a chart has a table alternative", async () => {
     const page = await open();
     await page.goto(`${s.url}/#/proplets/${propletId}`);
