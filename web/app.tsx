@@ -1,5 +1,5 @@
 import { render } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api } from "./api.ts";
 import { connect, disconnect, onStatus } from "./live.ts";
 import { AccessPage } from "./pages/access.tsx";
@@ -9,7 +9,7 @@ import { OverviewPage } from "./pages/overview.tsx";
 import { PropletPage, PropletsPage } from "./pages/proplets.tsx";
 import { TaskPage } from "./pages/task.tsx";
 import { TasksPage } from "./pages/tasks.tsx";
-import { Alert, type Session, SessionContext, useClock } from "./ui.tsx";
+import { Alert, type Session, SessionContext, useClock, ViewerNote } from "./ui.tsx";
 
 // The console's shell: signing in (the link serve prints, `/#login=<one-time code>`, or a pasted token; either
 // opens a session whose id the manager sets as an HttpOnly cookie), the pages by hash route, and the live banner.
@@ -73,6 +73,14 @@ function Page(p: { hash: string }) {
     default:
       return <p class="error">No page {p.hash}.</p>;
   }
+}
+
+/** Focus on the page's heading (focusable by script only), so a screen reader starts reading the new page. */
+function focusHeading(): void {
+  const h1 = document.querySelector<HTMLElement>("main h1");
+  if (!h1) return;
+  h1.tabIndex = -1;
+  h1.focus();
 }
 
 function SignIn(p: { onDone: (s: Session) => void; error?: string }) {
@@ -157,11 +165,33 @@ function App() {
     });
   }, [session]);
 
+  // Each page's title is its heading's text (it changes as a page loads: "Task <id>" becomes its name).
+  useEffect(() => {
+    const h1 = document.querySelector("main h1")?.textContent?.trim();
+    const title = h1 ? `${h1} · Propeller` : "Propeller";
+    if (document.title !== title) document.title = title;
+  });
+  // A link followed within the console moves focus to the new page's heading, as a page load would to the top; not
+  // on the first load (the address typed is where focus is wanted).
+  const first = useRef(true);
+  useEffect(() => {
+    if (!session) return;
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    focusHeading();
+  }, [hash, !!session]);
+
   if (session === undefined) return <p class="muted">Loading…</p>;
   if (session === null) return <SignIn onDone={setSession} error={signInError} />;
   const current = `#/${hash.slice(2).split(/[/?]/)[0] ?? ""}`;
   return (
     <SessionContext.Provider value={session}>
+      {/* A button, not a link to #main: the hash routes pages. */}
+      <button type="button" class="skip" onClick={focusHeading}>
+        Skip to content
+      </button>
       <header>
         <strong>Propeller</strong>
         <nav aria-label="Pages">
@@ -187,12 +217,13 @@ function App() {
           )}
         </span>
       </header>
+      <ViewerNote />
       {!up && (
         <div class="banner" role="status">
-          Live updates lost: reconnecting to the manager…
+          Live updates lost: reconnecting to the manager… What the page shows is the last known data.
         </div>
       )}
-      <main>
+      <main class={up ? undefined : "stale"} data-stale={up ? undefined : "true"}>
         <Page hash={hash} />
       </main>
     </SessionContext.Provider>

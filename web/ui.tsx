@@ -1,14 +1,16 @@
 import { type ComponentChildren, createContext } from "preact";
-import { useContext, useEffect, useRef, useState } from "preact/hooks";
+import { useContext, useEffect, useId, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { api } from "./api.ts";
-import { type LiveEvent, onLive } from "./live.ts";
+import { type LiveEvent, onLive, onStatus } from "./live.ts";
 
 // Pieces every page uses: data that reloads when a live event concerns it, buttons that say why they are
 // disabled and show their error beside them, and a chart.
 
 export interface Session {
+  /** The id of the token signed in with (none without authentication). */
+  id?: string;
   name: string;
   role: "admin" | "viewer";
   auth: boolean;
@@ -16,6 +18,11 @@ export interface Session {
 export const SessionContext = createContext<Session>({ name: "", role: "viewer", auth: true });
 export const useSession = () => useContext(SessionContext);
 export const VIEWER_REASON = "a viewer token may look, not change: sign in with an admin token";
+/** Whether this session may change things: a viewer's console shows no write controls at all. */
+export const useCanWrite = () => useSession().role === "admin";
+
+/** Forms start open on a wide screen, folded on a phone (where an open one would fill the first screen). */
+export const formsOpen = (): boolean => matchMedia("(min-width: 700px)").matches;
 
 /** Re-renders every `ms`, so relative times ("5 s ago") stay true as time passes. */
 export function useClock(ms = 5000): void {
@@ -61,23 +68,45 @@ export function useApi<T>(path: string | undefined, when?: (e: LiveEvent) => boo
       clearTimeout(timer);
     };
   }, [path]);
+  // The live stream lost or back: ask again, so an outage marks what is shown as stale (the last data kept, see
+  // Loading) and its end refreshes it. Only on a change: the browser retries a lost stream every few seconds.
+  useEffect(() => {
+    let last = true;
+    return onStatus((up) => {
+      if (up === last) return;
+      last = up;
+      setTick((t) => t + 1);
+    });
+  }, []);
   return { data, error, reload: () => setTick((t) => t + 1) };
 }
 
-/** A button for a change: disabled for viewers (saying why), busy while it runs, its error shown beside it. */
-export function Act(p: { label: string; run: () => Promise<unknown>; primary?: boolean; confirm?: string }) {
-  const s = useSession();
+/**
+ * A button for a change: absent for viewers (their console is read-only), disabled with its reason shown when the
+ * item's state says it cannot succeed (`blocked`), busy while it runs, its error shown beside it.
+ */
+export function Act(p: {
+  label: string;
+  run: () => Promise<unknown>;
+  primary?: boolean;
+  confirm?: string;
+  /** Why it cannot succeed now (a finished task cannot be stopped); the button is disabled and says so. */
+  blocked?: string;
+}) {
+  const canWrite = useCanWrite();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string>();
-  const viewer = s.role !== "admin";
+  const why = useId();
+  if (!canWrite) return null;
   return (
     <span>
       <button
         type="button"
         class={p.primary ? "primary" : ""}
-        disabled={busy || viewer}
-        title={viewer ? VIEWER_REASON : undefined}
+        disabled={busy || !!p.blocked}
+        title={p.blocked}
         aria-label={p.label}
+        aria-describedby={p.blocked ? why : undefined}
         onClick={async () => {
           if (p.confirm && !window.confirm(p.confirm)) return;
           setBusy(true);
@@ -93,6 +122,13 @@ export function Act(p: { label: string; run: () => Promise<unknown>; primary?: b
       >
         {p.label}
       </button>
+      {/* Said beside it, not only in a tooltip a touch screen never shows. */}
+      {p.blocked && (
+        <span class="muted why" id={why}>
+          {" "}
+          {p.blocked}
+        </span>
+      )}
       {error && (
         <span class="error" role="alert">
           {" "}
@@ -112,14 +148,30 @@ export function Alert(p: { text?: string }) {
   ) : null;
 }
 
+/** The one line a viewer's console says about its missing controls (under the header, on every page). */
 export function ViewerNote() {
-  return useSession().role === "admin" ? null : <p class="muted">Signed in as a viewer: {VIEWER_REASON}.</p>;
+  return useSession().role === "admin" ? null : (
+    <p class="viewer-note" role="note" data-testid="read-only">
+      Read-only: {VIEWER_REASON}.
+    </p>
+  );
 }
 
+/**
+ * Data once it came; before, "Loading…" or the error. A later failure (an outage) keeps the last data shown, marked
+ * stale with the reason, rather than replacing it with the error.
+ */
 export function Loading(p: { error?: string; children?: ComponentChildren; ready: boolean }) {
-  if (p.error) return <Alert text={p.error} />;
-  if (!p.ready) return <p class="muted">Loading…</p>;
-  return <>{p.children}</>;
+  if (!p.ready) return p.error ? <Alert text={p.error} /> : <p class="muted">Loading…</p>;
+  if (!p.error) return <>{p.children}</>;
+  return (
+    <div class="stale" data-stale="true">
+      <p class="stale-note" role="status">
+        Last known data, not current: {p.error}
+      </p>
+      {p.children}
+    </div>
+  );
 }
 
 export function StateText(p: { state: number; status: string }) {
@@ -132,7 +184,9 @@ export function Chart(p: { title: string; x: number[]; series: { label: string; 
   useEffect(() => {
     const el = box.current;
     if (!el || p.x.length === 0) return;
-    const width = Math.max(240, Math.min(el.clientWidth || 600, 900));
+    // As wide as its container (a phone's 360 px or a desktop's column), and again when that changes.
+    const fit = () => Math.max(200, el.clientWidth || 600);
+    const width = fit();
     const colors = ["#0b57d0", "#b00020", "#176f2c", "#8a5a00"];
     const plot = new uPlot(
       {
@@ -144,10 +198,63 @@ export function Chart(p: { title: string; x: number[]; series: { label: string; 
       [p.x, ...p.series.map((s) => s.values)] as uPlot.AlignedData,
       el,
     );
-    return () => plot.destroy();
+    const resized = new ResizeObserver(() => {
+      if (fit() !== plot.width) plot.setSize({ width: fit(), height: 200 });
+    });
+    resized.observe(el);
+    return () => {
+      resized.disconnect();
+      plot.destroy();
+    };
   }, [JSON.stringify(p)]);
   if (p.x.length === 0) return <p class="muted">{p.title}: no samples yet.</p>;
-  return <div class="chart" ref={box} role="img" aria-label={p.title} />;
+  return (
+    <>
+      <div class="chart" ref={box} role="img" aria-label={p.title} />
+      <ChartTable {...p} />
+    </>
+  );
+}
+
+/** A chart's text alternative: its last 20 points as a table, folded under the chart. */
+function ChartTable(p: { title: string; x: number[]; series: { label: string; values: (number | null)[] }[] }) {
+  const from = Math.max(0, p.x.length - 20);
+  // Seconds since the epoch are times; small numbers (rounds) are shown as they are.
+  const at = (x: number) => (x > 1e9 ? new Date(x * 1000).toLocaleTimeString() : String(x));
+  const num = (v: number | null | undefined) =>
+    v === null || v === undefined ? "" : String(Math.round(v * 100) / 100);
+  return (
+    <details class="chart-table">
+      <summary>{p.title} as a table</summary>
+      <div class="scroll">
+        <table>
+          <caption class="muted">
+            {p.title}: the last {p.x.length - from} of {p.x.length} points
+          </caption>
+          <thead>
+            <tr>
+              <th scope="col">{p.x[0] !== undefined && p.x[0] > 1e9 ? "Time" : "Round"}</th>
+              {p.series.map((s) => (
+                <th key={s.label} scope="col">
+                  {s.label}
+                </th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {p.x.slice(from).map((x, i) => (
+              <tr key={`${x}-${i}`}>
+                <td>{at(x)}</td>
+                {p.series.map((s) => (
+                  <td key={s.label}>{num(s.values[from + i])}</td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </details>
+  );
 }
 
 export interface Column<T> {
@@ -226,8 +333,41 @@ export function Table<T>(p: {
   );
 }
 
-/** A revoke button, or "revoked" once it is. */
-export function Revoke(p: { what: string; name: string; revoked?: string; run: () => Promise<unknown> }) {
+/**
+ * A revoke button, or "revoked" once it is. Revoking the token this console is signed in with (`inUse`) ends the
+ * session at once: it asks for the token's name typed out, not a click on a browser's confirm.
+ */
+export function Revoke(p: {
+  what: string;
+  name: string;
+  revoked?: string;
+  inUse?: boolean;
+  run: () => Promise<unknown>;
+}) {
+  const [asking, setAsking] = useState(false);
+  const [typed, setTyped] = useState("");
   if (p.revoked) return <span class="muted">revoked</span>;
-  return <Act label={`Revoke ${p.what} ${p.name}`} confirm={`Revoke ${p.name}?`} run={p.run} />;
+  if (!p.inUse) return <Act label={`Revoke ${p.what} ${p.name}`} confirm={`Revoke ${p.name}?`} run={p.run} />;
+  if (!asking)
+    return (
+      <button type="button" onClick={() => setAsking(true)}>
+        Revoke {p.what} {p.name} (in use)…
+      </button>
+    );
+  return (
+    <span class="type-confirm">
+      <label>
+        This console is signed in with it: type <strong>{p.name}</strong> to revoke it and sign out
+        <input value={typed} autocomplete="off" onInput={(e) => setTyped(e.currentTarget.value)} />
+      </label>
+      <Act
+        label={`Revoke ${p.what} ${p.name}`}
+        blocked={typed === p.name ? undefined : `type ${p.name} first`}
+        run={p.run}
+      />
+      <button type="button" onClick={() => setAsking(false)}>
+        Cancel
+      </button>
+    </span>
+  );
 }

@@ -308,7 +308,7 @@ describe("secrets", () => {
       });
     const first = await use();
     expect(first.status).toBe(200);
-    expect(await first.json()).toEqual({ name: "admin", role: "admin", auth: true });
+    expect(await first.json()).toMatchObject({ name: "admin", role: "admin", auth: true });
     const second = await use();
     expect(second.status).toBe(401);
     expect(((await second.json()) as { error: string }).error).toContain("used already or has expired");

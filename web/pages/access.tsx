@@ -24,11 +24,17 @@ interface Entity {
 export function AccessPage() {
   const s = useSession();
   if (s.role !== "admin")
-    return <p class="muted">Tokens and identities are for admins: sign in with an admin token.</p>;
+    return (
+      <>
+        <h1>Access</h1>
+        <p class="muted">Tokens and identities are for admins: sign in with an admin token.</p>
+      </>
+    );
   return <Admin />;
 }
 
 function Admin() {
+  const s = useSession();
   const tokens = useApi<{ tokens: Token[] }>("/tokens");
   const entities = useApi<{ entities: Entity[] }>("/entities");
   const [secret, setSecret] = useState<string>();
@@ -82,12 +88,13 @@ function Admin() {
             { head: "Created", cell: (t) => ago(t.created_at), wide: true },
             { head: "Expires", cell: (t) => t.expires_at ?? "never", wide: true },
             {
-              head: "",
+              head: "Revoke",
               cell: (t) => (
                 <Revoke
                   what="token"
                   name={t.name}
                   revoked={t.revoked_at}
+                  inUse={t.id === s.id}
                   run={() => api("DELETE", `/tokens/${t.id}`).then(tokens.reload)}
                 />
               ),
@@ -123,7 +130,7 @@ function Admin() {
             { head: "Kind", cell: (e) => e.kind },
             { head: "Id", cell: (e) => e.id, wide: true },
             {
-              head: "",
+              head: "Revoke",
               cell: (e) => (
                 <Revoke
                   what="identity"

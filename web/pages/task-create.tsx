@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { api, base64 } from "../api.ts";
-import { Alert, useApi, useSession, VIEWER_REASON, ViewerNote } from "../ui.tsx";
+import { Alert, formsOpen, useApi, useCanWrite } from "../ui.tsx";
 import type { TaskView } from "./tasks.tsx";
 
 // The form that creates a task (and, by default, starts it).
@@ -12,13 +12,14 @@ interface Example {
 }
 
 export function CreateTask(p: { onCreated: () => void }) {
-  const s = useSession();
-  const viewer = s.role !== "admin";
-  const examples = useApi<{ examples: Example[] }>("/examples");
+  const canWrite = useCanWrite();
+  const examples = useApi<{ examples: Example[] }>(canWrite ? "/examples" : undefined);
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
+  // A viewer's console is read-only: no form to fill that could not be sent.
+  if (!canWrite) return null;
   return (
-    <details open>
+    <details open={formsOpen()}>
       <summary>Create a task</summary>
       <form
         class="grid"
@@ -112,12 +113,11 @@ export function CreateTask(p: { onCreated: () => void }) {
             <input name="start" type="checkbox" defaultChecked /> Start now
           </span>
         </label>
-        <button type="submit" class="primary" disabled={busy || viewer} title={viewer ? VIEWER_REASON : undefined}>
+        <button type="submit" class="primary" disabled={busy}>
           Create task
         </button>
       </form>
       <Alert text={error} />
-      <ViewerNote />
     </details>
   );
 }

@@ -80,8 +80,17 @@ export function TaskPage(p: { id: string }) {
         {t && (
           <>
             <div class="actions">
-              <Act label="Start" primary run={act("start")} />
-              <Act label="Stop" run={act("stop")} />
+              <Act
+                label="Start"
+                primary
+                run={act("start")}
+                blocked={t.state === 1 || t.state === 2 ? `the task is already ${t.status}` : undefined}
+              />
+              <Act
+                label="Stop"
+                run={act("stop")}
+                blocked={t.state === 1 || t.state === 2 ? undefined : `the task is not running (${t.status})`}
+              />
               <Act
                 label="Delete"
                 confirm={`Delete task ${t.name}?`}
@@ -142,29 +151,31 @@ export function TaskPage(p: { id: string }) {
         )}
       </Loading>
       <h2>Runs</h2>
-      <Table
-        rows={runs.data?.runs ?? []}
-        rowKey={(x) => x.run_id}
-        columns={[
-          { head: "Attempt", cell: (x) => x.attempt },
-          {
-            head: "State",
-            cell: (x) => (
-              <>
-                <StateText state={x.state} status={x.status} />
-                {x.error && <div class="error">{x.error}</div>}
-              </>
-            ),
-          },
-          { head: "Started", cell: (x) => ago(x.started_at) },
-          {
-            // A run's proplet by its given name where the task knows it (its last proplet), else its id shortened.
-            head: "Proplet",
-            cell: (x) => (x.proplet_id === t?.proplet_id && t?.proplet_name) || x.proplet_id?.slice(0, 8),
-            wide: true,
-          },
-        ]}
-      />
+      <Loading ready={!!runs.data} error={runs.error}>
+        <Table
+          rows={runs.data?.runs ?? []}
+          rowKey={(x) => x.run_id}
+          columns={[
+            { head: "Attempt", cell: (x) => x.attempt },
+            {
+              head: "State",
+              cell: (x) => (
+                <>
+                  <StateText state={x.state} status={x.status} />
+                  {x.error && <div class="error">{x.error}</div>}
+                </>
+              ),
+            },
+            { head: "Started", cell: (x) => ago(x.started_at) },
+            {
+              // A run's proplet by its given name where the task knows it (its last proplet), else its id shortened.
+              head: "Proplet",
+              cell: (x) => (x.proplet_id === t?.proplet_id && t?.proplet_name) || x.proplet_id?.slice(0, 8),
+              wide: true,
+            },
+          ]}
+        />
+      </Loading>
       <h2>Metrics</h2>
       <Chart
         title="CPU % and memory (MiB)"

@@ -29,7 +29,7 @@ export function sessionRoutes(app: Hono, ids: Identities, sessions: Sessions, o:
       secure: o.secure,
       maxAge: SESSION_TTL_MS / 1000,
     });
-    return c.json({ name: t.name, role: t.role, auth: true });
+    return c.json({ id: t.id, name: t.name, role: t.role, auth: true });
   };
   app.post("/session", async (c) => {
     if (!o.auth) return c.json({ name: "anyone", role: "admin", auth: false });
@@ -55,7 +55,7 @@ export function sessionRoutes(app: Hono, ids: Identities, sessions: Sessions, o:
   app.get("/session", (c) => {
     const t = tokenOf(c);
     if (!o.auth) return c.json({ name: "anyone", role: "admin", auth: false });
-    return c.json({ name: t?.name ?? "", role: t?.role ?? "viewer", auth: true });
+    return c.json({ ...(t ? { id: t.id } : {}), name: t?.name ?? "", role: t?.role ?? "viewer", auth: true });
   });
   app.delete("/session", (c) => {
     const id = getCookie(c, SESSION_COOKIE);

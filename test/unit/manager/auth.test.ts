@@ -124,7 +124,7 @@ describe("REST authentication", () => {
     expect(bad.status).toBe(401);
     expect(bad.headers.get("set-cookie")).toBeNull();
     const ok = await signIn(admin);
-    expect(await ok.json()).toEqual({ name: "root", role: "admin", auth: true });
+    expect(await ok.json()).toMatchObject({ name: "root", role: "admin", auth: true });
     const cookie = ok.headers.get("set-cookie")!;
     expect(cookie).toContain("HttpOnly");
     expect(cookie).toContain("SameSite=Strict");
@@ -136,7 +136,11 @@ describe("REST authentication", () => {
         ...(method === "GET" ? {} : { body: JSON.stringify({ name: "t", file: "AGFzbQEAAAA=" }) }),
       });
     expect((await withCookie("GET", "/tasks")).status).toBe(200);
-    expect(await (await withCookie("GET", "/session")).json()).toEqual({ name: "root", role: "admin", auth: true });
+    expect(await (await withCookie("GET", "/session")).json()).toMatchObject({
+      name: "root",
+      role: "admin",
+      auth: true,
+    });
     const forged = await withCookie("POST", "/tasks");
     expect(forged.status).toBe(403);
     expect(((await forged.json()) as { error: string }).error).toContain("x-propeller-console");
