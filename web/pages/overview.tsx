@@ -174,7 +174,11 @@ export function OverviewPage() {
           <div class="cards">
             <div class="card">
               {/* Only the figure is the link, named by what it counts: the nav's "Proplets" and "Tasks" stay unique. */}
-              <a href="#/proplets" class="cardlink" aria-label={`${s.proplets.alive} of ${s.proplets.total} alive`}>
+              <a
+                href="#/proplets"
+                class="cardlink"
+                aria-label={`${s.proplets.alive} / ${s.proplets.total} proplets alive`}
+              >
                 <div class="n" data-testid="proplets-alive">
                   {s.proplets.alive} / {s.proplets.total}
                 </div>
@@ -208,7 +212,8 @@ export function OverviewPage() {
       {events.length === 0 ? (
         <p class="muted">Nothing yet: events appear here as they happen.</p>
       ) : (
-        <ul class="events" aria-label="Recent events">
+        // biome-ignore lint/a11y/noNoninteractiveTabindex: the list scrolls, and a keyboard can scroll only what takes focus (axe: scrollable-region-focusable)
+        <ul class="events" aria-label="Recent events" tabIndex={0}>
           {events.map((e, i) => (
             <li key={`${e.at}-${i}`}>
               <span class="muted" title={e.at}>
