@@ -46,7 +46,8 @@ function stateOf(text: string): number | undefined {
   return i < 0 ? undefined : i;
 }
 
-const id = () =>
+/** A parameter given at most once (hono gives each as the list of its values), empty as absent, then `check`ed. */
+const single = <T extends string>(check: (s: string) => string | undefined) =>
   z
     .array(z.string())
     .max(1, "give it once, not several times")
@@ -54,27 +55,18 @@ const id = () =>
     .transform((v, ctx) => {
       const s = v?.[0];
       if (s === undefined || s === "") return undefined;
-      if (s.length > MAX_ID) {
-        ctx.addIssue({ code: "custom", message: `at most ${MAX_ID} characters` });
-        return z.NEVER;
-      }
-      return s;
-    });
-
-const one = <T extends string>(values: readonly T[]) =>
-  z
-    .array(z.string())
-    .max(1, "give it once, not several times")
-    .optional()
-    .transform((v, ctx) => {
-      const s = v?.[0];
-      if (s === undefined || s === "") return undefined;
-      if (!(values as readonly string[]).includes(s)) {
-        ctx.addIssue({ code: "custom", message: `must be one of ${values.join(", ")}` });
+      const bad = check(s);
+      if (bad) {
+        ctx.addIssue({ code: "custom", message: bad });
         return z.NEVER;
       }
       return s as T;
     });
+
+const id = () => single((s) => (s.length > MAX_ID ? `at most ${MAX_ID} characters` : undefined));
+
+const one = <T extends string>(values: readonly T[]) =>
+  single<T>((s) => ((values as readonly string[]).includes(s) ? undefined : `must be one of ${values.join(", ")}`));
 
 /**
  * The query as hono gives it (every parameter as the list of its values). `state` may be repeated or a comma list
