@@ -321,3 +321,13 @@ export async function followTicker(url: string, n: number, ms: number, extra: Re
   const code = await follower.proc.exited;
   return { id: created.body.id as string, stateAtFirstLine, code, output: follower.output() };
 }
+
+/** `KEY=VALUE` lines (what `proplets add` prints) as an environment. */
+export function envLines(text: string): Record<string, string> {
+  return Object.fromEntries(
+    text
+      .trim()
+      .split("\n")
+      .map((l) => l.split("=", 2) as [string, string]),
+  );
+}

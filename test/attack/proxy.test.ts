@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import mqtt from "mqtt";
 import {
@@ -15,6 +15,7 @@ import {
   tempDir,
   until,
 } from "../helpers.ts";
+import { type Registry, startRegistry } from "../registry.ts";
 
 // The OCI proxy attacked as a proplet would (docs/ARCHITECTURE.md, "Bounds and refusals", "OCI proxy"): a real
 // serve with registry credentials, a provisioned proplet speaking MQTT, a hostile registry and a token thief on
@@ -27,26 +28,6 @@ const MAX_MODULE_MB = 8;
 function rssMiB(pid: number): number {
   const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
   return Number(kb) / 1024;
-}
-
-/** Debian's docker-registry on a free port, behind htpasswd basic auth. */
-async function lockedRegistry(user: string, password: string) {
-  const bin = ["/usr/bin/docker-registry", Bun.which("docker-registry")].find((p) => p && Bun.file(p).size > 0);
-  if (!bin) throw new Error("docker-registry is not installed: apt-get install docker-registry (.ci/run does)");
-  const dir = tempDir("registry-");
-  const port = await freePort();
-  writeFileSync(
-    join(dir, "htpasswd"),
-    `${user}:${await Bun.password.hash(password, { algorithm: "bcrypt", cost: 5 })}\n`,
-  );
-  writeFileSync(
-    join(dir, "config.yml"),
-    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "data")}\nhttp:\n  addr: 127.0.0.1:${port}\nauth:\n  htpasswd:\n    realm: test\n    path: ${join(dir, "htpasswd")}\n`,
-  );
-  const proc = Bun.spawn([bin, "serve", join(dir, "config.yml")], { stdout: "ignore", stderr: "ignore" });
-  const host = `127.0.0.1:${port}`;
-  await until("the registry to answer", async () => (await fetch(`http://${host}/v2/`)).status === 401);
-  return { host, proc };
 }
 
 interface Seen {
@@ -102,7 +83,7 @@ function endless(path: string, piece: Uint8Array): Response {
 }
 
 let s: Serve;
-let locked: Awaited<ReturnType<typeof lockedRegistry>>;
+let locked: Registry;
 let hostile: ReturnType<typeof recorder>;
 let thief: ReturnType<typeof recorder>;
 let scanned: ReturnType<typeof recorder>;
@@ -111,7 +92,7 @@ let attacker: mqtt.MqttClient;
 const answers: Record<string, unknown>[] = [];
 
 beforeAll(async () => {
-  locked = await lockedRegistry("alice", "s3cret");
+  locked = await startRegistry({ user: "alice", password: "s3cret" });
   thief = recorder((path) =>
     path === "/token" ? Response.json({ token: "from-the-thief" }) : new Response("", { status: 404 }),
   );

@@ -3,7 +3,8 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import mqtt from "mqtt";
-import { cli, FIXTURES, freePort, http, identity, type Serve, startServe, tempDir, until } from "../helpers.ts";
+import { cli, FIXTURES, http, identity, type Serve, startServe, tempDir, until } from "../helpers.ts";
+import { type Registry, startRegistry } from "../registry.ts";
 
 // Trusted code attacked (docs/ARCHITECTURE.md, "Trusted code"): a proplet asks the proxy for an image the policy
 // refuses, on a registry the allow-list names (so only the policy stands in the way); a peer with a manager's
@@ -11,25 +12,13 @@ import { cli, FIXTURES, freePort, http, identity, type Serve, startServe, tempDi
 
 const T = "m/default/c/default";
 const dir = tempDir("trust-attack-");
-let registry: { host: string; proc: ReturnType<typeof Bun.spawn> };
+let registry: Registry;
 let s: Serve;
 let attacker: mqtt.MqttClient;
 const answers: Record<string, unknown>[] = [];
 
 beforeAll(async () => {
-  const port = await freePort();
-  mkdirSync(join(dir, "reg"));
-  writeFileSync(
-    join(dir, "reg", "config.yml"),
-    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "reg", "data")}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
-  );
-  const bin = ["/usr/bin/docker-registry", Bun.which("docker-registry")].find((p) => p && Bun.file(p).size > 0);
-  if (!bin) throw new Error("docker-registry is not installed: apt-get install docker-registry (.ci/run does)");
-  registry = {
-    host: `127.0.0.1:${port}`,
-    proc: Bun.spawn([bin, "serve", join(dir, "reg", "config.yml")], { stdout: "ignore", stderr: "ignore" }),
-  };
-  await until("the registry to answer", async () => (await fetch(`http://${registry.host}/v2/`)).status === 200);
+  registry = await startRegistry();
   const pushed = cli(["push", join(FIXTURES, "add.wasm"), `${registry.host}/app:unsigned`]);
   expect(pushed.code).toBe(0);
   // A key nobody signed with: every image of the registry is unsigned for this policy.

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import {
   b64,
   cli,
+  envLines,
   FIXTURES,
   http,
   type Proc,
@@ -41,12 +42,7 @@ describe("a proplet's name", () => {
   test("proplets add --name edge-1: listed, found, pinned and an FL participant by that name; a second edge-1 is refused", async () => {
     const added = cli(["proplets", "add", "--name", "edge-1"], env);
     expect(added).toMatchObject({ code: 0, stderr: "" });
-    const vars = Object.fromEntries(
-      added.stdout
-        .trim()
-        .split("\n")
-        .map((l) => l.split("=", 2) as [string, string]),
-    );
+    const vars = envLines(added.stdout);
     const id = vars.PROPLET_ENTITY_ID!;
     expect(id).toBeTruthy();
     // Followed by name from before it first registers.

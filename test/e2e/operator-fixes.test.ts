@@ -3,6 +3,7 @@ import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from "node:path";
 import {
   cli,
+  envLines,
   FIXTURES,
   http,
   MAIN,
@@ -37,12 +38,7 @@ describe("names where ids are taken", () => {
   test("proplets cordon|uncordon|drain|label|revoke edge-1 by name", async () => {
     const added = cli(["proplets", "add", "--name", "edge-1"], env);
     expect(added.code).toBe(0);
-    const vars = Object.fromEntries(
-      added.stdout
-        .trim()
-        .split("\n")
-        .map((l) => l.split("=", 2) as [string, string]),
-    );
+    const vars = envLines(added.stdout);
     const id = vars.PROPLET_ENTITY_ID!;
     procs.push(
       spawnPropeller(["proplet"], {

@@ -4,7 +4,6 @@ import { join } from "node:path";
 import {
   cli,
   FIXTURES,
-  freePort,
   http,
   runTask,
   type Serve,
@@ -14,6 +13,7 @@ import {
   until,
   untilAlive,
 } from "../helpers.ts";
+import { type Registry, startRegistry } from "../registry.ts";
 
 // Only trusted code runs (docs/ARCHITECTURE.md, "Trusted code"), checked against Debian's own tools: gpg makes a
 // key, skopeo signs what `propeller push` wrote into Debian's docker-registry, serve runs it under a
@@ -23,7 +23,7 @@ const dir = tempDir("trust-");
 const GNUPGHOME = join(dir, "gnupg");
 const sigDir = join(dir, "sigs");
 const registriesD = join(dir, "registries.d");
-let registry: { host: string; proc: ReturnType<typeof Bun.spawn> };
+let registry: Registry;
 let fpr = "";
 let s: Serve;
 
@@ -72,19 +72,7 @@ beforeAll(async () => {
     join(dir, "signer.asc"),
     sh(["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--armor", "--export-secret-keys", fpr]),
   );
-  const port = await freePort();
-  mkdirSync(join(dir, "reg"));
-  writeFileSync(
-    join(dir, "reg", "config.yml"),
-    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "reg", "data")}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
-  );
-  const bin = ["/usr/bin/docker-registry", Bun.which("docker-registry")].find((p) => p && Bun.file(p).size > 0);
-  if (!bin) throw new Error("docker-registry is not installed: apt-get install docker-registry (.ci/run does)");
-  registry = {
-    host: `127.0.0.1:${port}`,
-    proc: Bun.spawn([bin, "serve", join(dir, "reg", "config.yml")], { stdout: "ignore", stderr: "ignore" }),
-  };
-  await until("the registry to answer", async () => (await fetch(`http://${registry.host}/v2/`)).status === 200);
+  registry = await startRegistry();
   mkdirSync(registriesD);
   writeFileSync(join(registriesD, "site.yaml"), `docker:\n  ${registry.host}:\n    lookaside: file://${sigDir}\n`);
   writeFileSync(join(dir, "open.json"), JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
