@@ -1,6 +1,7 @@
 // Memory after a burst: a real `propeller serve` (authentication on, SQLite, local proplet) takes --tasks tasks
 // through REST from --concurrency clients (the dispatch benchmark's client, load.ts), and its resident memory is
-// read before the burst (after a 200-task warm-up and --settle-s seconds), at its peak, and 10, 30 and 60 s after
+// read once serve is up and idle (`rss_start_mib`), before the burst (after a 200-task warm-up, which loads
+// the Wasm runtime, and --settle-s seconds), at its peak, and 10, 30 and 60 s after
 // the queue drained (every task Completed in the SQLite file). Also the data dir's size at the end.
 // Goal: RSS 60 s after the drain within 1.3× of the figure before (`rss_60s_over_before`).
 // JSON on the last stdout line.
@@ -52,6 +53,8 @@ function duMib(dir: string): number {
 }
 const mib = (n: number) => +n.toFixed(1);
 
+await Bun.sleep(Number(opt["settle-s"]) * 1000);
+const start = rssMib(serve.pid);
 say("warm-up…");
 await client.burst(200, CONCURRENCY, task);
 await Bun.sleep(Number(opt["settle-s"]) * 1000);
@@ -88,6 +91,7 @@ console.log(
     auth: true,
     seconds: +seconds.toFixed(1),
     tasks_per_s: Math.round(TASKS / seconds),
+    rss_start_mib: mib(start),
     rss_before_mib: mib(before),
     rss_peak_mib: mib(peak),
     rss_10s_mib: mib(after[10]!),
