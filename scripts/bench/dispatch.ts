@@ -185,9 +185,10 @@ const elapsed = (performance.now() - t0) / 1000;
 // Where the two cores went during the throughput run: serve's main thread (the limit), all of serve, this client.
 const benchCpu = process.cpuUsage(cpu0.bench);
 const cpuShare = (seconds: number) => +((100 * seconds) / elapsed).toFixed(1);
+const serveCpuSeconds = cpuSeconds(serve.pid) - cpu0.all;
 const cpu = {
   serve_main_thread_cpu_percent: cpuShare(mainThreadCpuSeconds(serve.pid) - cpu0.main),
-  serve_cpu_percent: cpuShare(cpuSeconds(serve.pid) - cpu0.all),
+  serve_cpu_percent: cpuShare(serveCpuSeconds),
   bench_cpu_percent: cpuShare((benchCpu.user + benchCpu.system) / 1e6),
 };
 clearInterval(rssWatch);
@@ -212,10 +213,10 @@ else rmSync(dataDir, { recursive: true, force: true });
 await pg?.stop();
 receiver?.stop(true);
 // The machine's floor with the same load, once serve is gone (the two never share the cores).
-let floor: number | undefined;
+let floor: Awaited<ReturnType<typeof runFloor>> | undefined;
 if (!opt["no-floor"]) {
   say(`floor: ${TASKS} tasks, ${CONCURRENCY} concurrent clients…`);
-  floor = (await runFloor(TASKS, CONCURRENCY, file)).tasks_per_s;
+  floor = await runFloor(TASKS, CONCURRENCY, file);
 }
 
 const out = {
@@ -228,7 +229,14 @@ const out = {
   concurrency: CONCURRENCY,
   seconds: +elapsed.toFixed(3),
   tasks_per_s: Math.round(TASKS / elapsed),
-  ...(floor ? { floor_tasks_per_s: floor, ratio_to_floor: +(TASKS / elapsed / floor).toFixed(3) } : {}),
+  ...(floor
+    ? {
+        floor_tasks_per_s: floor.tasks_per_s,
+        ratio_to_floor: +(TASKS / elapsed / floor.tasks_per_s).toFixed(3),
+        serve_cpu_ms_per_task: +((serveCpuSeconds * 1000) / TASKS).toFixed(3),
+        floor_cpu_ms_per_task: floor.cpu_ms_per_task,
+      }
+    : {}),
   ...cpu,
   runtime: opt.bin ? "compiled" : "bun",
   storage: opt.storage,

@@ -11,7 +11,8 @@
 // check, no Wasm. The clock stops when the SQLite file holds N rows in state 3, as dispatch.ts stops it.
 //
 //   bun scripts/bench/floor.ts [--tasks 10000] [--concurrency 64]
-// dispatch.ts runs it in its own call (`floor_tasks_per_s`, `ratio_to_floor`). JSON on the last stdout line.
+// dispatch.ts runs it in its own call (`floor_tasks_per_s`, `ratio_to_floor`; and the CPU each took per task,
+// which other load on the machine disturbs less than a rate does). JSON on the last stdout line.
 import { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -21,7 +22,7 @@ import { parseArgs } from "node:util";
 import { Aedes, type AedesPublishPacket } from "aedes";
 import { Hono } from "hono";
 import { MODULES } from "../../src/examples/modules.ts";
-import { freePort, waitForHealth } from "./lib.ts";
+import { cpuSeconds, freePort, waitForHealth } from "./lib.ts";
 import { loadClient } from "./load.ts";
 
 const BASE = "m/default/c/default/control";
@@ -105,7 +106,11 @@ async function serveFloor(httpPort: number, mqttPort: number, dbPath: string): P
 }
 
 /** Runs the floor in a child process with the dispatch benchmark's load; tasks per second. */
-export async function runFloor(tasks: number, concurrency: number, file: string): Promise<{ tasks_per_s: number }> {
+export async function runFloor(
+  tasks: number,
+  concurrency: number,
+  file: string,
+): Promise<{ tasks_per_s: number; cpu_ms_per_task: number }> {
   const dir = mkdtempSync(join(tmpdir(), "propeller-floor-"));
   const dbPath = join(dir, "floor.db");
   const httpPort = await freePort();
@@ -123,15 +128,17 @@ export async function runFloor(tasks: number, concurrency: number, file: string)
     const ro = new Database(dbPath, { readonly: true });
     const count = () => ro.query<{ n: number }, []>("SELECT count(*) AS n FROM tasks WHERE state = 3").all()[0]!.n;
     const before = count();
+    const cpu0 = cpuSeconds(child.pid);
     const t0 = performance.now();
     await client.burst(tasks, concurrency, task);
     for (const deadline = Date.now() + 60_000; count() - before < tasks; await Bun.sleep(1)) {
       if (Date.now() > deadline) throw new Error(`floor: only ${count() - before} of ${tasks} tasks stored`);
     }
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = cpuSeconds(child.pid) - cpu0;
     ro.close();
     await client.close();
-    return { tasks_per_s: Math.round(tasks / seconds) };
+    return { tasks_per_s: Math.round(tasks / seconds), cpu_ms_per_task: +((cpu * 1000) / tasks).toFixed(3) };
   } finally {
     child.kill("SIGKILL");
     await child.exited;
@@ -154,6 +161,13 @@ if (import.meta.main) {
     const tasks = Number(opt.tasks);
     const concurrency = Number(opt.concurrency);
     const r = await runFloor(tasks, concurrency, MODULES.add.wasm);
-    console.log(JSON.stringify({ tasks, concurrency, floor_tasks_per_s: r.tasks_per_s }));
+    console.log(
+      JSON.stringify({
+        tasks,
+        concurrency,
+        floor_tasks_per_s: r.tasks_per_s,
+        floor_cpu_ms_per_task: r.cpu_ms_per_task,
+      }),
+    );
   }
 }
