@@ -209,7 +209,7 @@ export function decide(
 export interface TrustCheck extends TrustDecision {
   /** The manifest digest judged (an image), or the module's sha256 (inline). */
   digest: string;
-  /** The sha256 of the module bytes the proplet must receive (an image's plain Wasm layer; inline: the module). */
+  /** The sha256 of the module bytes the proplet must receive (an image's Wasm layer, an encrypted one's ciphertext). */
   moduleDigest?: string;
 }
 

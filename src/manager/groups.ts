@@ -89,7 +89,7 @@ export class Groups {
       created_at: nowIso(),
     };
     const tasks = this.buildTasks(input.tasks, { job_id: job.id }, fresh ? job.id : undefined);
-    this.tasks.insert(tasks);
+    await this.tasks.insert(tasks);
     this.store.jobs.create(job);
     await this.store.durable();
     log.info(`job ${job.id} created (${job.name}, ${job.execution_mode}, ${tasks.length} tasks)`);
@@ -171,7 +171,7 @@ export class Groups {
       throw conflict(`workflow ${given} already exists: create a fresh copy (?fresh=true, --fresh) or change its id`);
     const workflowId = given ?? crypto.randomUUID();
     const tasks = this.buildTasks(input.tasks, { workflow_id: workflowId }, fresh ? workflowId : undefined);
-    this.tasks.insert(tasks);
+    await this.tasks.insert(tasks);
     await this.store.durable();
     log.info(`workflow ${workflowId} created (${tasks.length} tasks)`);
     return this.getWorkflow(workflowId);

@@ -66,7 +66,10 @@ export class Tasks {
    * Under a trust policy, a module the policy refuses is refused here (400 naming the rule and the scope); the
    * dispatch asks again (the policy or the tag may have changed by then).
    */
-  private async checkTrust(input: { image_url?: string; file?: string; signature?: string }): Promise<void> {
+  private async checkTrust(
+    input: { image_url?: string; file?: string; signature?: string },
+    task?: { at: string; id?: string },
+  ): Promise<void> {
     if (!this.trust) return;
     let c: TrustCheck | undefined;
     if (input.image_url) c = await this.trust.image(input.image_url).catch((e) => refusedFetch(input.image_url!, e));
@@ -76,8 +79,9 @@ export class Tasks {
         input.signature ? Buffer.from(input.signature, "base64") : undefined,
       );
     if (c && !c.allowed) {
-      this.events.trustRefused("create", input.image_url ?? "an inline module", c);
-      throw invalid(`${input.image_url ? "image_url" : "file"}: ${c.reason}`);
+      this.events.trustRefused("create", input.image_url ?? "an inline module", c, task?.id);
+      const field = `${task ? `${task.at}.` : ""}${input.image_url ? "image_url" : "file"}`;
+      throw invalid(`${field}: ${task?.id ? `task ${task.id}: ` : ""}${c.reason}`);
     }
   }
 
@@ -99,10 +103,16 @@ export class Tasks {
     return taskView(task);
   }
 
-  /** Inserts the tasks of a job or workflow as they are (ids and depends_on already resolved); not committed. */
-  insert(tasks: Task[]): void {
+  /**
+   * Inserts the tasks of a job or workflow as they are (ids and depends_on already resolved); not committed. Every
+   * member is judged by the trust policy first (`tasks[i].image_url: …`, naming the task): one refused, none is
+   * created.
+   */
+  async insert(tasks: Task[]): Promise<void> {
+    for (const t of tasks) this.checkModule(t.file);
+    // Judged before the ids are checked: from there to the inserts nothing awaits, so two creations cannot race.
+    for (const [i, t] of tasks.entries()) await this.checkTrust(t, { at: `tasks[${i}]`, id: t.local_id ?? t.id });
     for (const t of tasks) {
-      this.checkModule(t.file);
       if (this.store.tasks.get(t.id))
         throw conflict(`task id ${t.id} already exists: create a fresh copy (?fresh=true, --fresh) or change the id`);
     }

@@ -3,7 +3,6 @@ import { dirname, isAbsolute, join } from "node:path";
 import type { Key } from "openpgp";
 import { ociDigest } from "../core/digest.ts";
 import { parseReference, pickWasmLayer, type Reference } from "../core/oci.ts";
-import { ENCRYPTED_SUFFIX } from "../core/ocicrypt.ts";
 import { readPublicKeys, verifySimpleSigning } from "../core/simple-signing.ts";
 import {
   candidateScopes,
@@ -196,10 +195,14 @@ export class TrustVerifier implements TrustGate {
     }
     const sigs = await this.verifyAll(await this.readSignatures(ref, resolved.top));
     const d = decide(this.policy, ref, resolved.top, (r) => this.fingerprints(r), sigs);
-    // The proplet checks the bytes it gets against the plain layer (an encrypted one arrives in an envelope).
+    // The proplet checks the bytes it gets against the layer the signed manifest names: the module, or an encrypted
+    // layer's ciphertext (which arrives in an envelope, compared before it is decrypted).
     const layer = pickWasmLayer(resolved.manifest);
-    const plain = typeof layer !== "string" && !layer.mediaType?.endsWith(ENCRYPTED_SUFFIX);
-    const check: TrustCheck = { ...d, digest: resolved.top, ...(plain ? { moduleDigest: layer.digest } : {}) };
+    const check: TrustCheck = {
+      ...d,
+      digest: resolved.top,
+      ...(typeof layer !== "string" ? { moduleDigest: layer.digest } : {}),
+    };
     this.count(d);
     this.remember(key, check);
     return check;

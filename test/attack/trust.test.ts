@@ -30,6 +30,14 @@ beforeAll(async () => {
     { env },
   );
   writeFileSync(join(dir, "key.gpg"), Bun.spawnSync(["gpg", "--armor", "--export"], { env }).stdout);
+  // One inline module signed with it (the trusted members of a workflow), as skopeo signs a module.
+  const fpr = /^fpr:+([0-9A-F]{40}):/m.exec(
+    Bun.spawnSync(["gpg", "--with-colons", "--list-keys"], { env }).stdout.toString(),
+  )![1]!;
+  Bun.spawnSync(
+    ["skopeo", "standalone-sign", join(FIXTURES, "add.wasm"), "inline/add:v1", fpr, "-o", join(dir, "add.sig")],
+    { env },
+  );
   writeFileSync(
     join(dir, "policy.json"),
     JSON.stringify({ default: [{ type: "signedBy", keyType: "GPGKeys", keyPath: join(dir, "key.gpg") }] }),
@@ -94,6 +102,40 @@ describe("trust policy attacks", () => {
     expect(r.error).toContain(`is not ${approved}, the one the trust policy approved`);
     expect(r.results).toBe("");
     await rogue.endAsync();
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
+  });
+});
+
+describe("groups", () => {
+  test("a workflow smuggling an unsigned module among signed ones is refused whole, naming the task", async () => {
+    const signed = {
+      name: "add",
+      file: readFileSync(join(FIXTURES, "add.wasm")).toString("base64"),
+      signature: readFileSync(join(dir, "add.sig")).toString("base64"),
+      inputs: [1, 2],
+    };
+    const smuggled = { id: "payload", name: "fib", file: readFileSync(join(FIXTURES, "fib.wasm")).toString("base64") };
+    const before = (await http(`${s.url}/tasks`)).body.total;
+    const wf = await http(`${s.url}/workflows`, "POST", {
+      tasks: [
+        { ...signed, id: "first" },
+        { ...smuggled, depends_on: ["first"] },
+        { ...signed, id: "last", depends_on: ["payload"] },
+      ],
+    });
+    expect(wf.status).toBe(400);
+    expect(wf.body.error).toContain("tasks[1].file: task payload: an inline module requires a signature by key");
+    // The same signature lent to the smuggled module does not cover its bytes.
+    const lent = await http(`${s.url}/jobs`, "POST", {
+      name: "lent",
+      tasks: [signed, { ...smuggled, signature: signed.signature }],
+    });
+    expect(lent.status).toBe(400);
+    expect(lent.body.error).toContain("tasks[1].file: task payload: an inline module: the signature by key");
+    expect((await http(`${s.url}/tasks`)).body.total).toBe(before);
+    expect((await http(`${s.url}/tasks/first`)).status).toBe(404);
+    // The signed members alone are a workflow.
+    expect((await http(`${s.url}/workflows`, "POST", { tasks: [signed] })).status).toBe(201);
     expect((await fetch(`${s.url}/health`)).status).toBe(200);
   });
 });
