@@ -186,8 +186,12 @@ export const propletCommand = defineCommand({
         // too (it joins whenever the broker comes), so a broker down at boot does not fail the unit's start.
         const systemd = new ServiceNotifier();
         systemd.startWatchdog();
-        // SIGHUP: the log settings from the environment and config file again (cli/reload.ts).
-        process.on("SIGHUP", () => void reload({ started: L, flags: args }, propletSettings));
+        // SIGHUP: the log settings from the environment and config file again (cli/reload.ts), and the trust
+        // policy's files (a bad one keeps the running policy).
+        process.on("SIGHUP", () => {
+          reload({ started: L, flags: args }, propletSettings);
+          if (trust) void trust.reload();
+        });
         const waiting = setTimeout(() => void systemd.ready("waiting for the MQTT broker"), 5000);
         await agent.start();
         clearTimeout(waiting);

@@ -227,3 +227,9 @@ export function needsSignatures(reqs: Requirement[]): boolean {
     reqs.some((r) => r.type === "signedBy" || r.type === "sigstoreSigned") && !reqs.some((r) => r.type === "reject")
   );
 }
+
+/** A module whose registry or signatures cannot be read is refused: what cannot be verified does not run. */
+export function cannotVerify(ref: string, e: unknown): TrustCheck {
+  const why = e instanceof Error ? e.message : String(e);
+  return { allowed: false, scope: "default", rule: "none", digest: "", reason: `${ref}: cannot verify: ${why}` };
+}

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Key } from "openpgp";
 import { ociDigest } from "../core/digest.ts";
@@ -21,7 +21,7 @@ import type { RegistryClient } from "./registry.ts";
 
 // The trust policy with its I/O: key files, registries.d (where each registry's signatures are), lookaside reads
 // and the registry's manifest digest. docs/ARCHITECTURE.md, "Trusted code". Decisions are cached by reference and
-// digest for a minute: a policy change needs a restart (or a new verifier), a moved tag a new resolution.
+// digest for a minute: a new policy is a new verifier (SIGHUP: trust-reload.ts), a moved tag a new resolution.
 
 /** The default registries.d, as the containers tools read it. */
 export const DEFAULT_REGISTRIES_D = "/etc/containers/registries.d";
@@ -33,14 +33,31 @@ const CACHE_MS = 60_000;
 /** A policy file that cannot be used, with the reason (serve refuses to start). */
 export class TrustConfigError extends Error {}
 
+/** A policy, key or registries.d file is at most this big. */
+const MAX_FILE_BYTES = 1 << 20;
+
+/**
+ * A policy, key or registries.d file: a regular file of at most 1 MiB, so a path naming a FIFO or a device
+ * (`/dev/zero`) by mistake or malice neither hangs the reader nor fills its memory (a SIGHUP reads them again).
+ */
+function readConfigFile(path: string): Buffer {
+  const st = statSync(path);
+  if (!st.isFile()) throw new Error("not a regular file");
+  if (st.size > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES >> 20} MiB`);
+  return readFileSync(path);
+}
+
+/** An errno code when there is one (ENOENT), else the message. */
+const why = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
+
 async function loadKeys(r: Requirement, base: string): Promise<Key[]> {
   if (r.type !== "signedBy") return [];
   const read = (p: string) => {
     const path = isAbsolute(p) ? p : join(base, p);
     try {
-      return new Uint8Array(readFileSync(path));
+      return new Uint8Array(readConfigFile(path));
     } catch (e) {
-      throw new TrustConfigError(`signedBy keyPath ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      throw new TrustConfigError(`signedBy keyPath ${path}: ${why(e)}`);
     }
   };
   const blobs = r.keyData ? [new Uint8Array(Buffer.from(r.keyData, "base64"))] : (r.keyPaths ?? [r.keyPath!]).map(read);
@@ -65,7 +82,7 @@ function readRegistriesD(dir: string, write = false): { scopes: Map<string, stri
     .sort()) {
     let doc: unknown;
     try {
-      doc = Bun.YAML.parse(readFileSync(join(dir, f), "utf8"));
+      doc = Bun.YAML.parse(readConfigFile(join(dir, f)).toString("utf8"));
     } catch (e) {
       throw new TrustConfigError(`${join(dir, f)}: not YAML: ${(e as Error).message}`);
     }
@@ -99,9 +116,9 @@ export class TrustVerifier implements TrustGate {
   static async load(policyPath: string, registriesD: string, registry?: RegistryClient): Promise<TrustVerifier> {
     let text: string;
     try {
-      text = readFileSync(policyPath, "utf8");
+      text = readConfigFile(policyPath).toString("utf8");
     } catch (e) {
-      throw new TrustConfigError(`trust policy ${policyPath}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      throw new TrustConfigError(`trust policy ${policyPath}: ${why(e)}`);
     }
     const policy = parseTrustPolicy(text);
     if (typeof policy === "string") throw new TrustConfigError(`trust policy ${policyPath}: ${policy}`);
