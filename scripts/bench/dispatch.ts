@@ -122,7 +122,7 @@ async function post(path: string, body?: unknown): Promise<any> {
 
 // Results seen on MQTT, to know when to look in the API without hammering it.
 const login = await mqttLogin(url, token, "manager", "bench-observer");
-const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: "bench", ...login });
+const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: "bench-observer", ...login });
 const waiting = new Map<string, () => void>();
 let resultsSeen = 0;
 sub.on("message", (_t, payload) => {

@@ -1,9 +1,13 @@
 // Trust-policy cost: what the manager's check adds to a start (docs/ARCHITECTURE.md, "Trusted code"). A real
 // docker-registry, a module pushed and signed (OpenPGP simple signing, file:// lookaside), then the verifier's
 // image and inline checks timed cold (manifest resolved, signature read and verified) and warm (cached by
-// digest), as a dispatch asks them. Needs Debian's docker-registry. Prints one JSON object as the last line.
+// digest), as a dispatch asks them. Then end to end, as the dispatch benchmark measures it: two real serves in
+// the same run, one with the policy and one without, each running the same signed image (and a signed inline
+// module) start → result, sequentially, alternating between them so the machine's load falls on both alike; the
+// policy's checks (dispatch, proxy) are warm after a warm-up. Needs Debian's docker-registry. Prints one JSON
+// object as the last line, with the difference of the medians.
 //
-//   bun scripts/bench/trust.ts [--rounds 200]
+//   bun scripts/bench/trust.ts [--rounds 200] [--samples 300]
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,9 +20,13 @@ import { MODULES } from "../../src/examples/modules.ts";
 import { RegistryClient } from "../../src/proxy/registry.ts";
 import { lookasideWritePath, TrustVerifier } from "../../src/proxy/trust.ts";
 import { freePort } from "./lib.ts";
+import { endToEnd } from "./trust-e2e.ts";
 
-const { values: opt } = parseArgs({ options: { rounds: { type: "string", default: "200" } } });
+const { values: opt } = parseArgs({
+  options: { rounds: { type: "string", default: "200" }, samples: { type: "string", default: "300" } },
+});
 const ROUNDS = Number(opt.rounds);
+const SAMPLES = Number(opt.samples);
 const dir = mkdtempSync(join(tmpdir(), "propeller-trust-"));
 const port = await freePort();
 writeFileSync(
@@ -89,8 +97,17 @@ try {
     warmInline.push(await time(() => v.inline(module, inlineSig)));
   }
   const ms = (x: number) => Math.round(x * 1000) / 1000;
+  const e2e = await endToEnd({
+    dir,
+    image: refText,
+    file: MODULES.add.wasm,
+    signature: Buffer.from(inlineSig).toString("base64"),
+    policyArgs: ["--trust-policy", join(dir, "policy.json"), "--registries-d", join(dir, "registries.d")],
+    samples: SAMPLES,
+  });
   console.log(
     JSON.stringify({
+      ...e2e,
       image_cold_ms_p50: ms(p50(cold)),
       inline_cold_ms_p50: ms(p50(coldInline)),
       image_warm_ms_p50: ms(p50(warm)),
