@@ -28,12 +28,17 @@ const SignedBy = z
     message: "signedBy needs exactly one of keyPath, keyPaths, keyData",
   });
 
-const SigstoreSigned = z.strictObject({
-  type: z.literal("sigstoreSigned"),
-  keyPath: z.string().min(1).optional(),
-  keyData: z.string().min(1).optional(),
-  signedIdentity: SignedIdentity.optional(),
-});
+const SigstoreSigned = z
+  .strictObject({
+    type: z.literal("sigstoreSigned"),
+    keyPath: z.string().min(1).optional(),
+    keyPaths: z.array(z.string().min(1)).min(1).optional(),
+    keyData: z.string().min(1).optional(),
+    signedIdentity: SignedIdentity.optional(),
+  })
+  .refine((r) => [r.keyPath, r.keyPaths, r.keyData].filter((x) => x !== undefined).length === 1, {
+    message: "sigstoreSigned needs exactly one of keyPath, keyPaths, keyData (fulcio is not supported)",
+  });
 
 export const Requirement = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("reject") }),

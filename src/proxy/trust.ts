@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Key } from "openpgp";
+import { type CosignKey, readCosignPublicKey } from "../core/cosign.ts";
 import { ociDigest } from "../core/digest.ts";
 import { parseReference, pickWasmLayer, type Reference } from "../core/oci.ts";
 import { ENCRYPTED_SUFFIX } from "../core/ocicrypt.ts";
@@ -18,6 +19,7 @@ import {
   type TrustPolicy,
   type VerifiedSignature,
 } from "../core/trust-policy.ts";
+import { readCosignSignatures } from "./cosign.ts";
 import type { RegistryClient } from "./registry.ts";
 
 // The trust policy with its I/O: key files, registries.d (where each registry's signatures are), lookaside reads
@@ -34,17 +36,37 @@ const CACHE_MS = 60_000;
 /** A policy file that cannot be used, with the reason (serve refuses to start). */
 export class TrustConfigError extends Error {}
 
-async function loadKeys(r: Requirement, base: string): Promise<Key[]> {
-  if (r.type !== "signedBy") return [];
+/** A requirement's key files (or keyData, base64 of one), read relative to the policy's directory. */
+function keyBlobs(r: Requirement & { type: "signedBy" | "sigstoreSigned" }, base: string): Uint8Array[] {
   const read = (p: string) => {
     const path = isAbsolute(p) ? p : join(base, p);
     try {
       return new Uint8Array(readFileSync(path));
     } catch (e) {
-      throw new TrustConfigError(`signedBy keyPath ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      throw new TrustConfigError(`${r.type} keyPath ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
     }
   };
-  const blobs = r.keyData ? [new Uint8Array(Buffer.from(r.keyData, "base64"))] : (r.keyPaths ?? [r.keyPath!]).map(read);
+  return r.keyData ? [new Uint8Array(Buffer.from(r.keyData, "base64"))] : (r.keyPaths ?? [r.keyPath!]).map(read);
+}
+
+/** A sigstoreSigned requirement's ECDSA P-256 public keys (PEM; a file may hold several). */
+function loadCosignKeys(r: Requirement, base: string): CosignKey[] {
+  if (r.type !== "sigstoreSigned") return [];
+  const keys: CosignKey[] = [];
+  for (const b of keyBlobs(r, base)) {
+    const pems = new TextDecoder().decode(b).match(/-----BEGIN [^-]+-----[\s\S]*?-----END [^-]+-----/g) ?? [""];
+    for (const pem of pems) {
+      const k = readCosignPublicKey(pem);
+      if (typeof k === "string") throw new TrustConfigError(`sigstoreSigned: ${k}`);
+      keys.push(k);
+    }
+  }
+  return keys;
+}
+
+async function loadKeys(r: Requirement, base: string): Promise<Key[]> {
+  if (r.type !== "signedBy") return [];
+  const blobs = keyBlobs(r, base);
   const keys: Key[] = [];
   for (const b of blobs) {
     try {
@@ -94,6 +116,7 @@ export class TrustVerifier implements TrustGate {
     private keys: Map<Requirement, Key[]>,
     private lookaside: { scopes: Map<string, string>; fallback?: string },
     private registry?: RegistryClient,
+    private cosignKeys = new Map<Requirement, CosignKey[]>(),
   ) {}
 
   /** A policy file and a registries.d read and checked; a bad one throws TrustConfigError naming the fault. */
@@ -108,16 +131,21 @@ export class TrustVerifier implements TrustGate {
     if (typeof policy === "string") throw new TrustConfigError(`trust policy ${policyPath}: ${policy}`);
     const all = [policy.default, ...Object.values(policy.transports?.docker ?? {})].flat();
     const keys = new Map<Requirement, Key[]>();
+    const cosignKeys = new Map<Requirement, CosignKey[]>();
     for (const r of all) {
-      if (r.type === "sigstoreSigned")
-        throw new TrustConfigError(`trust policy ${policyPath}: sigstoreSigned is not supported yet (use signedBy)`);
       keys.set(r, await loadKeys(r, dirname(policyPath)));
+      try {
+        cosignKeys.set(r, loadCosignKeys(r, dirname(policyPath)));
+      } catch (e) {
+        throw new TrustConfigError(`trust policy ${policyPath}: ${(e as Error).message}`);
+      }
     }
-    return new TrustVerifier(policy, keys, readRegistriesD(registriesD), registry);
+    return new TrustVerifier(policy, keys, readRegistriesD(registriesD), registry, cosignKeys);
   }
 
   private fingerprints(r: Requirement): string[] {
-    return (this.keys.get(r) ?? []).map((k) => k.getFingerprint().toUpperCase());
+    const cosign = (this.cosignKeys.get(r) ?? []).map((k) => k.fingerprint);
+    return [...(this.keys.get(r) ?? []).map((k) => k.getFingerprint().toUpperCase()), ...cosign];
   }
 
   private allKeys(): Key[] {
@@ -194,8 +222,15 @@ export class TrustVerifier implements TrustGate {
       this.count(hit.check);
       return hit.check;
     }
-    const sigs = await this.verifyAll(await this.readSignatures(ref, resolved.top));
-    const d = decide(this.policy, ref, resolved.top, (r) => this.fingerprints(r), sigs);
+    const sigs = reqs.some((r) => r.type === "signedBy")
+      ? await this.verifyAll(await this.readSignatures(ref, resolved.top))
+      : [];
+    // cosign's signatures, beside the manifest in the registry (proxy/cosign.ts), for a sigstoreSigned scope.
+    const cosign = reqs.some((r) => r.type === "sigstoreSigned")
+      ? await readCosignSignatures(this.registry, ref, resolved.top, [...this.cosignKeys.values()].flat())
+      : { signatures: [] };
+    const d = decide(this.policy, ref, resolved.top, (r) => this.fingerprints(r), [...sigs, ...cosign.signatures]);
+    if (!d.allowed && cosign.problem) d.reason += ` (${cosign.problem})`;
     // The proplet checks the bytes it gets against the plain layer (an encrypted one arrives in an envelope).
     const layer = pickWasmLayer(resolved.manifest);
     const plain = typeof layer !== "string" && !layer.mediaType?.endsWith(ENCRYPTED_SUFFIX);

@@ -1,0 +1,92 @@
+import {
+  COSIGN_PAYLOAD_MEDIA,
+  COSIGN_SIGNATURE_ANNOTATION,
+  type CosignKey,
+  cosignLayers,
+  cosignPayload,
+  cosignSignatureTag,
+  MAX_COSIGN_LAYERS,
+  MAX_COSIGN_MANIFEST_BYTES,
+  signCosign,
+  verifyCosign,
+} from "../core/cosign.ts";
+import { MEDIA, type Reference } from "../core/oci.ts";
+import type { VerifiedSignature } from "../core/trust-policy.ts";
+import type { RegistryClient } from "./registry.ts";
+
+// cosign's signatures in the registry (src/core/cosign.ts has the format): read for a sigstoreSigned requirement,
+// written by `push --sign-key` with an ECDSA key. Every read is bounded: the `.sig` manifest (64 KiB), the layers
+// looked at (16), each payload (16 KiB, by its descriptor, read exactly).
+
+/**
+ * The signatures stored beside `digest` that one of `keys` verifies; `problem` says why none could be read (for
+ * the refusal's reason), an unreadable one being as good as absent.
+ */
+export async function readCosignSignatures(
+  registry: RegistryClient,
+  ref: Reference,
+  digest: string,
+  keys: CosignKey[],
+): Promise<{ signatures: VerifiedSignature[]; problem?: string }> {
+  if (!keys.length) return { signatures: [] };
+  const tag = cosignSignatureTag(digest);
+  let m: Awaited<ReturnType<RegistryClient["manifestByTag"]>>;
+  try {
+    m = await registry.manifestByTag(ref, tag, MAX_COSIGN_MANIFEST_BYTES);
+  } catch (e) {
+    return { signatures: [], problem: `reading ${tag}: ${(e as Error).message}` };
+  }
+  if (!m) return { signatures: [] };
+  const signatures: VerifiedSignature[] = [];
+  let problem: string | undefined;
+  for (const l of cosignLayers(m.manifest)) {
+    let payload: Uint8Array;
+    try {
+      payload = await registry.blob(ref, { mediaType: COSIGN_PAYLOAD_MEDIA, digest: l.digest, size: l.size });
+    } catch (e) {
+      problem ??= `reading ${tag}: ${(e as Error).message}`;
+      continue;
+    }
+    const v = verifyCosign(payload, l.signature, keys);
+    if ("error" in v) problem ??= `${tag}: ${v.error}`;
+    else signatures.push(v);
+  }
+  return { signatures, ...(problem && !signatures.length ? { problem } : {}) };
+}
+
+/**
+ * Signs `digest` (named `reference`) with an ECDSA P-256 private key and stores the signature as cosign does: the
+ * payload as a blob, and the `.sig` manifest listing it with the signature annotation.
+ */
+export async function writeCosignSignature(
+  registry: RegistryClient,
+  ref: Reference,
+  reference: string,
+  digest: string,
+  privatePem: string,
+  passphrase?: string,
+): Promise<{ tag: string; fingerprint: string }> {
+  const payload = cosignPayload(reference, digest);
+  const { signature, fingerprint, publicKey } = signCosign(privatePem, payload, passphrase);
+  const layer = await registry.pushBlob(ref, payload);
+  const config = await registry.pushBlob(ref, new TextEncoder().encode("{}"));
+  const tag = cosignSignatureTag(digest);
+  // Earlier signatures stay (another key's, during a rotation), as cosign appends; this key's own earlier one of
+  // the same payload goes, and the newest 16 are kept.
+  const earlier = (await registry.manifestByTag(ref, tag, MAX_COSIGN_MANIFEST_BYTES))?.manifest.layers ?? [];
+  const mineBefore = (l: (typeof earlier)[number]) =>
+    l.digest === layer.digest &&
+    !("error" in verifyCosign(payload, l.annotations?.[COSIGN_SIGNATURE_ANNOTATION] ?? "", [publicKey]));
+  const mine = { mediaType: COSIGN_PAYLOAD_MEDIA, ...layer, annotations: { [COSIGN_SIGNATURE_ANNOTATION]: signature } };
+  const layers = [...earlier.filter((l) => l.mediaType === COSIGN_PAYLOAD_MEDIA && !mineBefore(l)), mine].slice(
+    -MAX_COSIGN_LAYERS,
+  );
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: MEDIA.ociManifest,
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+    layers,
+  });
+  await registry.putManifest(ref, tag, manifest);
+  return { tag, fingerprint };
+}
