@@ -65,6 +65,11 @@ export function cosignPayload(reference: string, digest: string): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(body));
 }
 
+/** Whether an annotation can be an ECDSA P-256 signature (DER, base64: ~96 characters), before any payload is read. */
+export function plausibleSignature(b64: string): boolean {
+  return b64.length <= 512 && /^[A-Za-z0-9+/]+={0,2}$/.test(b64.trim());
+}
+
 /** A payload and its base64 signature verified by one of `keys`, read as what it signs; or why not. */
 export function verifyCosign(
   payload: Uint8Array,
@@ -72,8 +77,7 @@ export function verifyCosign(
   keys: CosignKey[],
 ): VerifiedSignature | { error: string } {
   if (payload.length > MAX_COSIGN_PAYLOAD_BYTES) return { error: "payload larger than 16 KiB" };
-  if (signatureB64.length > 512 || !/^[A-Za-z0-9+/]+={0,2}$/.test(signatureB64.trim()))
-    return { error: "signature annotation is not a base64 ECDSA signature" };
+  if (!plausibleSignature(signatureB64)) return { error: "signature annotation is not a base64 ECDSA signature" };
   const sig = Buffer.from(signatureB64.trim(), "base64");
   const signer = keys.find((k) => {
     try {

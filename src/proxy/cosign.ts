@@ -7,6 +7,7 @@ import {
   cosignSignatureTag,
   MAX_COSIGN_LAYERS,
   MAX_COSIGN_MANIFEST_BYTES,
+  plausibleSignature,
   signCosign,
   verifyCosign,
 } from "../core/cosign.ts";
@@ -16,7 +17,10 @@ import type { RegistryClient } from "./registry.ts";
 
 // cosign's signatures in the registry (src/core/cosign.ts has the format): read for a sigstoreSigned requirement,
 // written by `push --sign-key` with an ECDSA key. Every read is bounded: the `.sig` manifest (64 KiB), the layers
-// looked at (16), each payload (16 KiB, by its descriptor, read exactly).
+// looked at (16), each payload (16 KiB, by its descriptor, read exactly), the payload reads' time (10 s).
+
+/** Payload reads for one image stop after this long (each request has the registry client's own timeout). */
+const READ_BUDGET_MS = 10_000;
 
 /**
  * The signatures stored beside `digest` that one of `keys` verifies; `problem` says why none could be read (for
@@ -39,7 +43,17 @@ export async function readCosignSignatures(
   if (!m) return { signatures: [] };
   const signatures: VerifiedSignature[] = [];
   let problem: string | undefined;
+  const started = Date.now();
   for (const l of cosignLayers(m.manifest)) {
+    // A registry slow on every payload cannot hold a check for 16 request timeouts.
+    if (Date.now() - started > READ_BUDGET_MS) {
+      problem ??= `${tag}: reading its payloads took more than ${READ_BUDGET_MS / 1000} s`;
+      break;
+    }
+    if (!plausibleSignature(l.signature)) {
+      problem ??= `${tag}: signature annotation is not a base64 ECDSA signature`;
+      continue;
+    }
     let payload: Uint8Array;
     try {
       payload = await registry.blob(ref, { mediaType: COSIGN_PAYLOAD_MEDIA, digest: l.digest, size: l.size });
