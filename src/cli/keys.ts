@@ -12,7 +12,7 @@ const keysCreate = defineCommand({
   meta: {
     name: "create",
     description:
-      "Write an ECDSA P-256 key pair for cosign-format signatures: PREFIX.key (private, mode 0600) and PREFIX.pub (the public key a sigstoreSigned policy names)",
+      "Write an ECDSA P-256 key pair for cosign-format signatures: PREFIX.key (private, mode 0600; encrypted with env PROPELLER_KEY_PASSPHRASE when set) and PREFIX.pub (the public key a sigstoreSigned policy names)",
   },
   args: {
     "output-key-prefix": {
