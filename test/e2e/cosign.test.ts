@@ -4,7 +4,18 @@ import { join } from "node:path";
 import { parseReference, type Reference } from "../../src/core/oci.ts";
 import { writeCosignSignature } from "../../src/proxy/cosign.ts";
 import { RegistryClient } from "../../src/proxy/registry.ts";
-import { cli, FIXTURES, http, runTask, type Serve, spawnProplet, startServe, tempDir, untilAlive } from "../helpers.ts";
+import {
+  cli,
+  FIXTURES,
+  http,
+  runTask,
+  type Serve,
+  spawnProplet,
+  startServe,
+  tempDir,
+  until,
+  untilAlive,
+} from "../helpers.ts";
 import { type Registry, startRegistry } from "../registry.ts";
 
 // cosign's signature format under a `sigstoreSigned` requirement (docs/ARCHITECTURE.md, "Trusted code"):
@@ -168,6 +179,49 @@ describe("keys create, push --sign-key, sigstoreSigned", () => {
       expect(v.stdout).toStartWith("accepted:");
     }
     expect(onlyOther).toMatch(/^sha256:/);
+  });
+});
+
+describe("dispatch and bad policies", () => {
+  test("a task created before the policy fails at dispatch with the policy's reason", async () => {
+    push("before", "ticker.wasm");
+    const dataDir = tempDir();
+    const open = await startServe({ dataDir });
+    const c = await http(`${open.url}/tasks`, "POST", { name: "b", image_url: `${registry.host}/app:before` });
+    expect(c.status).toBe(201);
+    await open.kill("SIGTERM");
+    const strict = await startServe({ dataDir, ports: { http: open.httpPort, mqtt: open.mqttPort }, extra: policy() });
+    try {
+      await http(`${strict.url}/tasks/${c.body.id}/start`, "POST");
+      const t = await until("the task to fail", async () => {
+        const x = (await http(`${strict.url}/tasks/${c.body.id}`)).body;
+        return x.state >= 3 ? x : undefined;
+      });
+      expect(t.status).toBe("Failed");
+      expect(t.error).toMatch(
+        new RegExp(
+          `^${registry.host}/app requires a signature by key \\S+ \\(scope ${registry.host}/app\\); none found$`,
+        ),
+      );
+    } finally {
+      await strict.kill("SIGKILL");
+    }
+  });
+
+  test("serve refuses a sigstoreSigned key that is not an ECDSA P-256 PEM public key", () => {
+    writeFileSync(
+      join(dir, "gpg.json"),
+      JSON.stringify({ default: [{ type: "sigstoreSigned", keyPath: "site.key" }] }),
+    );
+    const r = cli(["serve", "--trust-policy", join(dir, "gpg.json"), "--http-port", "0", "--data-dir", tempDir()]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("sigstoreSigned: not a PEM public key");
+    writeFileSync(
+      join(dir, "two.json"),
+      JSON.stringify({ default: [{ type: "sigstoreSigned", keyPath: "a", keyData: "b" }] }),
+    );
+    const r2 = cli(["serve", "--trust-policy", join(dir, "two.json"), "--http-port", "0", "--data-dir", tempDir()]);
+    expect(r2.stderr).toContain("sigstoreSigned needs exactly one of keyPath, keyPaths, keyData");
   });
 });
 
