@@ -102,6 +102,29 @@ export function verifyCosign(
   };
 }
 
+/**
+ * A detached signature over a module's bytes as `cosign sign-blob --key` writes it (base64 of the DER ECDSA
+ * signature over the blob itself), verified by one of `keys`: it names the module's digest and no image.
+ */
+export function verifyCosignBlob(
+  blob: Uint8Array,
+  signature: Uint8Array,
+  digest: string,
+  keys: CosignKey[],
+): VerifiedSignature | undefined {
+  const b64 = new TextDecoder().decode(signature.subarray(0, 1024)).trim();
+  if (signature.length > 1024 || !plausibleSignature(b64)) return undefined;
+  const sig = Buffer.from(b64, "base64");
+  const signer = keys.find((k) => {
+    try {
+      return verify("sha256", blob, { key: k.key, dsaEncoding: "der" }, sig);
+    } catch {
+      return false;
+    }
+  });
+  return signer ? { fingerprint: signer.fingerprint, digest, identity: "" } : undefined;
+}
+
 /** The signature layers of a `.sig` manifest worth fetching: simple-signing payloads with a signature, bounded. */
 export function cosignLayers(m: Manifest): { digest: string; size: number; signature: string }[] {
   const out: { digest: string; size: number; signature: string }[] = [];

@@ -120,9 +120,11 @@ export function referenceText(ref: Reference): string {
  * checked, the others accept any name (the digest is what binds the signature to the bytes).
  */
 export function identityMatches(id: SignedIdentity | undefined, ref: Reference | undefined, signed: string): boolean {
+  const type = id?.type ?? "matchRepoDigestOrExact";
+  // (A cosign blob signature names no image at all: it is good for an inline module unless an exact* rule asks.)
+  if (!ref && type !== "exactReference" && type !== "exactRepository") return true;
   const sRepo = repoOf(signed);
   if (!sRepo) return false;
-  const type = id?.type ?? "matchRepoDigestOrExact";
   if (type === "exactReference") return signed.trim() === (id as { dockerReference: string }).dockerReference;
   if (type === "exactRepository") return sRepo === (id as { dockerRepository: string }).dockerRepository;
   if (!ref) return true;

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Key } from "openpgp";
-import { type CosignKey, readCosignPublicKey } from "../core/cosign.ts";
+import { type CosignKey, readCosignPublicKey, verifyCosignBlob } from "../core/cosign.ts";
 import { ociDigest } from "../core/digest.ts";
 import { parseReference, pickWasmLayer, type Reference } from "../core/oci.ts";
 import { ENCRYPTED_SUFFIX } from "../core/ocicrypt.ts";
@@ -242,7 +242,8 @@ export class TrustVerifier implements TrustGate {
 
   /**
    * An inline module (no reference: judged by the policy's `default`): accepted when `default` accepts anything,
-   * or when `signature` (a simple-signing signature, raw bytes) by a trusted key names the module's sha256.
+   * or when `signature` (a simple-signing signature, raw bytes) by a trusted key names the module's sha256, or is
+   * cosign's `sign-blob` signature over the module by a trusted ECDSA key.
    */
   async checkInline(module: Uint8Array, signature?: Uint8Array): Promise<TrustCheck> {
     const digest = ociDigest(module);
@@ -252,7 +253,9 @@ export class TrustVerifier implements TrustGate {
       this.count(hit.check);
       return hit.check;
     }
-    const sigs = signature ? await this.verifyAll([signature]) : [];
+    const cosignKeys = [...this.cosignKeys.values()].flat();
+    const blob = signature && cosignKeys.length ? verifyCosignBlob(module, signature, digest, cosignKeys) : undefined;
+    const sigs = blob ? [blob] : signature ? await this.verifyAll([signature]) : [];
     const d = decide(this.policy, undefined, digest, (r) => this.fingerprints(r), sigs);
     this.count(d);
     const check = { ...d, digest, moduleDigest: digest };

@@ -208,6 +208,55 @@ describe("dispatch and bad policies", () => {
     }
   });
 
+  test("an inline module runs with a sign-blob signature by a trusted key (made by openssl here), not without", async () => {
+    writeFileSync(
+      join(dir, "inline.json"),
+      JSON.stringify({ default: [{ type: "sigstoreSigned", keyPaths: ["site.pub", "other.pub"] }] }),
+    );
+    const s2 = await startServe({ extra: ["--trust-policy", join(dir, "inline.json")] });
+    try {
+      const wasm = join(FIXTURES, "add.wasm");
+      const file = readFileSync(wasm).toString("base64");
+      const refused = await http(`${s2.url}/tasks`, "POST", { name: "x", file });
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toMatch(
+        /^file: an inline module requires a signature by key \S+, \S+ \(scope default\); none found$/,
+      );
+      // `cosign sign-blob --key` writes base64 of the DER ECDSA signature over the file: openssl makes the same.
+      const der = Bun.spawnSync(["openssl", "dgst", "-sha256", "-sign", join(dir, "other.key"), wasm]);
+      expect(der.exitCode).toBe(0);
+      writeFileSync(join(dir, "add.sig"), `${der.stdout.toString("base64")}\n`);
+      const env = { PROPELLER_URL: s2.url, PROPELLER_TOKEN: s2.token ?? "" };
+      const r = cli(
+        [
+          "tasks",
+          "create",
+          "add",
+          "--file",
+          wasm,
+          "--signature",
+          join(dir, "add.sig"),
+          "--inputs",
+          "7,8",
+          "--start",
+          "--wait",
+        ],
+        env,
+      );
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toContain("15");
+      const other = await http(`${s2.url}/tasks`, "POST", {
+        name: "y",
+        file: readFileSync(join(FIXTURES, "hello.wasm")).toString("base64"),
+        signature: readFileSync(join(dir, "add.sig")).toString("base64"),
+      });
+      expect(other.status).toBe(400);
+      expect(other.body.error).toContain("none found");
+    } finally {
+      await s2.kill("SIGKILL");
+    }
+  });
+
   test("serve refuses a sigstoreSigned key that is not an ECDSA P-256 PEM public key", () => {
     writeFileSync(
       join(dir, "gpg.json"),

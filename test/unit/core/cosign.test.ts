@@ -11,6 +11,7 @@ import {
   readCosignPublicKey,
   signCosign,
   verifyCosign,
+  verifyCosignBlob,
 } from "../../../src/core/cosign.ts";
 import { ociDigest } from "../../../src/core/digest.ts";
 import { parseReference, type Reference } from "../../../src/core/oci.ts";
@@ -113,6 +114,21 @@ describe("keys and signing", () => {
     expect("error" in verifyCosign(payload, e.signature, [readCosignPublicKey(enc.publicPem) as CosignKey])).toBe(
       false,
     );
+  });
+
+  test("a sign-blob signature over a module names its digest and no image; other bytes or keys are refused", () => {
+    const pair = generateCosignKeyPair();
+    const pub = readCosignPublicKey(pair.publicPem) as CosignKey;
+    const module = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]);
+    const sig = new TextEncoder().encode(`${signCosign(pair.privatePem, module).signature}\n`);
+    expect(verifyCosignBlob(module, sig, "sha256:x", [pub])).toEqual({
+      fingerprint: pub.fingerprint,
+      digest: "sha256:x",
+      identity: "",
+    });
+    expect(verifyCosignBlob(new Uint8Array([0, 97, 115, 109, 2, 0, 0, 0]), sig, "sha256:x", [pub])).toBeUndefined();
+    expect(verifyCosignBlob(module, sig, "sha256:x", [key("cosign.pub")])).toBeUndefined();
+    expect(verifyCosignBlob(module, new Uint8Array(5000), "sha256:x", [pub])).toBeUndefined();
   });
 
   test("public keys: only ECDSA P-256 PEM", () => {
