@@ -1,3 +1,5 @@
+import { readFileSync, statSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
 import {
   COSIGN_PAYLOAD_MEDIA,
   COSIGN_SIGNATURE_ANNOTATION,
@@ -8,16 +10,47 @@ import {
   MAX_COSIGN_LAYERS,
   MAX_COSIGN_MANIFEST_BYTES,
   plausibleSignature,
+  readCosignPublicKey,
   signCosign,
   verifyCosign,
 } from "../core/cosign.ts";
 import { MEDIA, type Reference } from "../core/oci.ts";
-import type { VerifiedSignature } from "../core/trust-policy.ts";
+import type { Requirement, VerifiedSignature } from "../core/trust-policy.ts";
 import type { RegistryClient } from "./registry.ts";
 
 // cosign's signatures in the registry (src/core/cosign.ts has the format): read for a sigstoreSigned requirement,
 // written by `push --sign-key` with an ECDSA key. Every read is bounded: the `.sig` manifest (64 KiB), the layers
 // looked at (16), each payload (16 KiB, by its descriptor, read exactly), the payload reads' time (10 s).
+
+/** A key file is at most this big (a PEM public key is ~180 bytes; a path naming /dev/zero must not hang). */
+const MAX_KEY_FILE_BYTES = 1 << 20;
+
+/**
+ * A sigstoreSigned requirement's ECDSA P-256 public keys: PEM files (relative to the policy's directory; a file may
+ * hold several) or keyData (base64 of one); or one line saying what is wrong.
+ */
+export function loadCosignKeys(r: Requirement & { type: "sigstoreSigned" }, base: string): CosignKey[] | string {
+  const texts: string[] = [];
+  if (r.keyData) texts.push(Buffer.from(r.keyData, "base64").toString("utf8"));
+  for (const p of r.keyData ? [] : (r.keyPaths ?? [r.keyPath!])) {
+    const path = isAbsolute(p) ? p : join(base, p);
+    try {
+      const st = statSync(path);
+      if (!st.isFile() || st.size > MAX_KEY_FILE_BYTES) return `sigstoreSigned keyPath ${path}: not a key file`;
+      texts.push(readFileSync(path, "utf8"));
+    } catch (e) {
+      return `sigstoreSigned keyPath ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`;
+    }
+  }
+  const keys: CosignKey[] = [];
+  for (const text of texts)
+    for (const pem of text.match(/-----BEGIN [^-]+-----[\s\S]*?-----END [^-]+-----/g) ?? [""]) {
+      const k = readCosignPublicKey(pem);
+      if (typeof k === "string") return `sigstoreSigned: ${k}`;
+      keys.push(k);
+    }
+  return keys;
+}
 
 /** Payload reads for one image stop after this long (each request has the registry client's own timeout). */
 const READ_BUDGET_MS = 10_000;

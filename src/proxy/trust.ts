@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Key } from "openpgp";
-import { type CosignKey, readCosignPublicKey, verifyCosignBlob } from "../core/cosign.ts";
+import { type CosignKey, verifyCosignBlob } from "../core/cosign.ts";
 import { ociDigest } from "../core/digest.ts";
 import { parseReference, pickWasmLayer, type Reference } from "../core/oci.ts";
 import { ENCRYPTED_SUFFIX } from "../core/ocicrypt.ts";
@@ -19,7 +19,7 @@ import {
   type TrustPolicy,
   type VerifiedSignature,
 } from "../core/trust-policy.ts";
-import { readCosignSignatures } from "./cosign.ts";
+import { loadCosignKeys, readCosignSignatures } from "./cosign.ts";
 import type { RegistryClient } from "./registry.ts";
 
 // The trust policy with its I/O: key files, registries.d (where each registry's signatures are), lookaside reads
@@ -36,37 +36,17 @@ const CACHE_MS = 60_000;
 /** A policy file that cannot be used, with the reason (serve refuses to start). */
 export class TrustConfigError extends Error {}
 
-/** A requirement's key files (or keyData, base64 of one), read relative to the policy's directory. */
-function keyBlobs(r: Requirement & { type: "signedBy" | "sigstoreSigned" }, base: string): Uint8Array[] {
+async function loadKeys(r: Requirement, base: string): Promise<Key[]> {
+  if (r.type !== "signedBy") return [];
   const read = (p: string) => {
     const path = isAbsolute(p) ? p : join(base, p);
     try {
       return new Uint8Array(readFileSync(path));
     } catch (e) {
-      throw new TrustConfigError(`${r.type} keyPath ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      throw new TrustConfigError(`signedBy keyPath ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
     }
   };
-  return r.keyData ? [new Uint8Array(Buffer.from(r.keyData, "base64"))] : (r.keyPaths ?? [r.keyPath!]).map(read);
-}
-
-/** A sigstoreSigned requirement's ECDSA P-256 public keys (PEM; a file may hold several). */
-function loadCosignKeys(r: Requirement, base: string): CosignKey[] {
-  if (r.type !== "sigstoreSigned") return [];
-  const keys: CosignKey[] = [];
-  for (const b of keyBlobs(r, base)) {
-    const pems = new TextDecoder().decode(b).match(/-----BEGIN [^-]+-----[\s\S]*?-----END [^-]+-----/g) ?? [""];
-    for (const pem of pems) {
-      const k = readCosignPublicKey(pem);
-      if (typeof k === "string") throw new TrustConfigError(`sigstoreSigned: ${k}`);
-      keys.push(k);
-    }
-  }
-  return keys;
-}
-
-async function loadKeys(r: Requirement, base: string): Promise<Key[]> {
-  if (r.type !== "signedBy") return [];
-  const blobs = keyBlobs(r, base);
+  const blobs = r.keyData ? [new Uint8Array(Buffer.from(r.keyData, "base64"))] : (r.keyPaths ?? [r.keyPath!]).map(read);
   const keys: Key[] = [];
   for (const b of blobs) {
     try {
@@ -134,11 +114,9 @@ export class TrustVerifier implements TrustGate {
     const cosignKeys = new Map<Requirement, CosignKey[]>();
     for (const r of all) {
       keys.set(r, await loadKeys(r, dirname(policyPath)));
-      try {
-        cosignKeys.set(r, loadCosignKeys(r, dirname(policyPath)));
-      } catch (e) {
-        throw new TrustConfigError(`trust policy ${policyPath}: ${(e as Error).message}`);
-      }
+      const ck = r.type === "sigstoreSigned" ? loadCosignKeys(r, dirname(policyPath)) : [];
+      if (typeof ck === "string") throw new TrustConfigError(`trust policy ${policyPath}: ${ck}`);
+      cosignKeys.set(r, ck);
     }
     return new TrustVerifier(policy, keys, readRegistriesD(registriesD), registry, cosignKeys);
   }
