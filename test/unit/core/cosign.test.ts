@@ -29,7 +29,7 @@ function vector(f: string): { payload: Uint8Array; signature: string } {
     signature: j.annotations["dev.cosignproject.cosign/signature"],
   };
 }
-const MANIFEST_DIGEST = ociDigest(readFileSync(join(dir, "valid.manifest.json")));
+const MANIFEST_DIGEST = ociDigest(readFileSync(join(dir, "valid.manifest")));
 
 describe("cosign signatures produced by cosign", () => {
   test("the fixture's manifest is the one signed", () => {
