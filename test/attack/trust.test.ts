@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
+import { createHash, generateKeyPairSync } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import mqtt from "mqtt";
+import { encryptLayer, wrapEncrypted } from "../../src/core/ocicrypt.ts";
 import { cli, FIXTURES, http, identity, type Serve, startServe, tempDir, until } from "../helpers.ts";
 import { type Registry, startRegistry } from "../registry.ts";
 
@@ -102,6 +103,51 @@ describe("trust policy attacks", () => {
     expect(r.error).toContain(`is not ${approved}, the one the trust policy approved`);
     expect(r.results).toBe("");
     await rogue.endAsync();
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
+  });
+});
+
+describe("encrypted modules", () => {
+  test("another ciphertext under an encrypted module's approved digest is refused before anything decrypts it", async () => {
+    const proplets = (await http(`${s.url}/proplets`)).body;
+    const local = (proplets.proplets ?? proplets)[0];
+    const login = await identity(s.url, "manager", "rogue-enc");
+    const rogue = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "rogue-enc", ...login });
+    const results: Record<string, unknown>[] = [];
+    await rogue.subscribeAsync(`${T}/control/proplet/results`, { qos: 1 });
+    rogue.on("message", (_t, p) => results.push(JSON.parse(p.toString())));
+    const { publicKey } = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: "spki", format: "pem" },
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    });
+    const seal = (file: string) => {
+      const e = encryptLayer(readFileSync(join(FIXTURES, file)), [publicKey]);
+      return {
+        ...e,
+        envelope: wrapEncrypted(e.data, { mediaType: "application/wasm+encrypted", annotations: e.annotations }),
+      };
+    };
+    const approved = `sha256:${createHash("sha256").update(seal("add.wasm").data).digest("hex")}`;
+    const start = {
+      id: "swapped-ciphertext",
+      name: "fib",
+      file: Buffer.from(seal("fib.wasm").envelope).toString("base64"),
+      encrypted: true,
+      inputs: [5],
+      proplet_id: local.id,
+      module_digest: approved,
+    };
+    await rogue.publishAsync(`${T}/control/manager/start`, JSON.stringify(start), { qos: 1 });
+    const r = await until(
+      "the proplet's answer",
+      () => results.find((x) => x.task_id === "swapped-ciphertext"),
+      15_000,
+    );
+    await rogue.endAsync();
+    // The digest is what refused it, not a missing key: nothing was decrypted.
+    expect(r.error).toContain(`is not ${approved}, the one the trust policy approved`);
+    expect(r.results).toBe("");
     expect((await fetch(`${s.url}/health`)).status).toBe(200);
   });
 });
