@@ -16,6 +16,13 @@ export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry, invoca
     c.header("Location", `/tasks/${task.id}`);
     return c.json(task, 201);
   });
+  // A copy with some fields changed; the module travels with it (its view shows it redacted).
+  app.post("/tasks/:id/clone", async (c) => {
+    const id = tasks.resolveId(c.req.param("id"));
+    const task = await tasks.clone(id, await jsonBody(c, TaskUpdate));
+    c.header("Location", `/tasks/${task.id}`);
+    return c.json(task, 201);
+  });
   app.get("/tasks", (c) => {
     // Upstream refuses a repeated filter rather than picking one.
     if ((c.req.queries("metadata")?.length ?? 0) > 1) throw invalid("metadata: give one JSON object, not several");
