@@ -10,7 +10,8 @@ const GROUP_FIELDS = ["depends_on", "run_if", "workflow_id", "job_id"] as const;
 /**
  * The create body of a copy of `task` with `patch` over it (to be checked with TaskCreate). Only fields a client
  * may set are copied; the proplet only where the client pinned it (otherwise it is where the task last ran); a new
- * module (`file` or `image_url`) replaces the old one and its signature.
+ * module (`file` or `image_url`) replaces the old one and its signature; an empty value (`""`, `[]`, `{}`) removes
+ * the field.
  */
 export function cloneBody(task: Task, patch: TaskUpdate): Record<string, unknown> {
   const body: Record<string, unknown> = {};
@@ -22,6 +23,14 @@ export function cloneBody(task: Task, patch: TaskUpdate): Record<string, unknown
     delete body.image_url;
     delete body.signature;
   }
-  for (const [k, v] of Object.entries(patch)) if (v !== undefined) body[k] = v;
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === undefined) continue;
+    // An emptied field (a form cleared it) is left out, as in a task created without it; a name stays to be refused.
+    if (k !== "name" && isEmpty(v)) delete body[k];
+    else body[k] = v;
+  }
   return body;
 }
+
+const isEmpty = (v: unknown): boolean =>
+  v === "" || (Array.isArray(v) ? v.length === 0 : typeof v === "object" && v !== null && Object.keys(v).length === 0);

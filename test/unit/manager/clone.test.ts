@@ -46,6 +46,17 @@ describe("POST /tasks/{id}/clone", () => {
     });
     expect(made.status).toBe(201);
     const copy = await call("POST", `/tasks/${made.body.id}/clone`, { inputs: [5, 6], max_retries: 0 });
+    // What an edit empties is gone from the copy, not stored empty.
+    const emptied = await call("POST", `/tasks/${made.body.id}/clone`, {
+      env: {},
+      metadata: {},
+      requirements: {},
+      schedule: "",
+      timezone: "",
+    });
+    expect(emptied.status).toBe(201);
+    for (const k of ["env", "metadata", "requirements", "schedule", "timezone"]) expect(emptied.body[k]).toBeUndefined();
+    expect(emptied.body).toMatchObject({ inputs: ["1", "2"], timeout_s: 30, misfire_policy: "run_once" });
     expect(copy.status).toBe(201);
     expect(copy.location).toBe(`/tasks/${copy.body.id}`);
     expect(copy.body.id).not.toBe(made.body.id);
