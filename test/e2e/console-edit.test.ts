@@ -165,8 +165,14 @@ describe("what a task is, and doing it again", () => {
 });
 
 describe("workflows by name, the graph's zoom, live charts", () => {
-  test("a workflow is listed and headed by its given name", async () => {
+  test("a workflow is listed and headed by its given name; a task's page names its workflow and its job", async () => {
+    const job = await http(`${s.url}/jobs`, "POST", { name: "quick job", tasks: [{ name: "add", file: b64("add") }] });
+    expect(job.status).toBe(201);
     const page = await open();
+    await page.goto(`${s.url}/#/tasks/${job.body.tasks[0].id}`);
+    await page.getByRole("link", { name: /^quick job / }).waitFor();
+    await page.goto(`${s.url}/#/tasks/extract`);
+    await page.getByRole("link", { name: "nightly etl" }).waitFor();
     await page.goto(`${s.url}/#/workflows`);
     await page.getByRole("link", { name: "nightly etl" }).click();
     await page.getByRole("heading", { name: "Workflow nightly etl" }).waitFor();

@@ -1,6 +1,6 @@
 import type { ComponentChildren } from "preact";
 import { api } from "../api.ts";
-import { Act } from "../ui.tsx";
+import { Act, useApi } from "../ui.tsx";
 import { show, type TaskView } from "./tasks.tsx";
 
 // What a task is beyond its state: where it may run, its limits and retries, its schedule; and the control that
@@ -107,11 +107,25 @@ export function TaskFields(p: { t: TaskDetail }) {
           <a href={`#/workflows/${encodeURIComponent(t.workflow_id)}`}>{t.workflow_name ?? t.workflow_id}</a>
         </Row>
       )}
-      {t.job_id && <Row term="Job">{t.job_id.slice(0, 8)}</Row>}
+      {t.job_id && (
+        <Row term="Job">
+          <JobName id={t.job_id} />
+        </Row>
+      )}
       <Row term="Priority">{t.priority ?? 50}</Row>
       <Row term="Env">{show(t.env)}</Row>
       <Row term="Metadata">{show(t.metadata)}</Row>
     </>
+  );
+}
+
+/** A job by its given name (its id shortened until that is known), linking to the jobs page. */
+function JobName(p: { id: string }) {
+  const j = useApi<{ name?: string }>(`/jobs/${encodeURIComponent(p.id)}`);
+  return (
+    <a href="#/jobs">
+      {j.data?.name ?? p.id.slice(0, 8)} <span class="muted">{p.id.slice(0, 8)}</span>
+    </a>
   );
 }
 
