@@ -238,7 +238,10 @@ describe("workflows by name, the graph's zoom, live charts", () => {
       const found = (await axe(page)).map((v) => `overview: ${v}`);
       await page.goto(`${s.url}/#/tasks/${cronId}`);
       await page.getByRole("button", { name: "Re-run with edits…" }).click();
-      await page.getByRole("form", { name: "Re-run add with edits" }).waitFor();
+      const form = page.getByRole("form", { name: "Re-run add with edits" });
+      // Prefilled from the scheduled task, its select too.
+      expect(await form.locator("select[name=misfire]").inputValue()).toBe("run_once");
+      expect(await form.locator("textarea[name=requirements]").inputValue()).toBe("zone=lab\narch=x86_64");
       found.push(...(await axe(page)).map((v) => `task with the edit form: ${v}`));
       await page.goto(`${s.url}/#/tasks`);
       await page

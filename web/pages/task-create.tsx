@@ -86,25 +86,6 @@ export function CreateTask(p: { onCreated: () => void; from?: TaskDetail; open?:
         }}
       >
         <label>
-          Name: the function it calls
-          <input
-            name="name"
-            required
-            placeholder="add"
-            list={listId}
-            value={name}
-            onInput={(e) => setName(e.currentTarget.value)}
-          />
-          <datalist id={listId}>
-            {exports?.functions.map((x) => (
-              <option key={x.name} value={x.name}>
-                {x.signature}
-              </option>
-            ))}
-          </datalist>
-        </label>
-        <ExportHint exports={exports} name={name.trim()} />
-        <label>
           Module (.wasm){copy ? ": keep the original's if none is chosen" : ""}
           <input
             name="file"
@@ -138,6 +119,25 @@ export function CreateTask(p: { onCreated: () => void; from?: TaskDetail; open?:
           </select>
         </label>
         <label>
+          Name: the function it calls
+          <input
+            name="name"
+            required
+            placeholder="add"
+            list={listId}
+            value={name}
+            onInput={(e) => setName(e.currentTarget.value)}
+          />
+          <datalist id={listId}>
+            {exports?.functions.map((x) => (
+              <option key={x.name} value={x.name}>
+                {x.signature}
+              </option>
+            ))}
+          </datalist>
+        </label>
+        <ExportHint exports={exports} name={name.trim()} />
+        <label>
           Inputs (comma-separated)
           <input name="inputs" placeholder="10,20" defaultValue={v.inputs} />
         </label>
@@ -167,9 +167,12 @@ export function CreateTask(p: { onCreated: () => void; from?: TaskDetail; open?:
         </label>
         <label>
           Missed runs (serve was down)
-          <select name="misfire" defaultValue={v.misfire}>
+          {/* `selected` on the option: a select has no default value property for Preact to set. */}
+          <select name="misfire">
             <option value="skip">skip them</option>
-            <option value="run_once">run once on return</option>
+            <option value="run_once" selected={v.misfire === "run_once"}>
+              run once on return
+            </option>
           </select>
         </label>
         <label>
