@@ -110,6 +110,8 @@ export function taskBody(f: FormData, copy = false): Record<string, unknown> {
   body.misfire_policy = text("misfire") || "skip";
   body.priority = text("priority") ? Number(text("priority")) : 50;
   if (text("timeout")) body.timeout_s = Number(text("timeout"));
+  // A copy whose timeout was cleared has none (a number has no empty value to send).
+  else if (copy) body.unset = ["timeout_s"];
   body.max_retries = text("retries") ? Number(text("retries")) : 0;
   const req = pairs("requirements", text("requirements"));
   const requirements: Record<string, unknown> = {};

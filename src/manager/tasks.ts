@@ -4,7 +4,7 @@ import type { Page } from "../core/page.ts";
 import { currentRun, type Run } from "../core/run.ts";
 import { TaskState } from "../core/states.ts";
 import { applyUpdate, newTask, type Task, TaskCreate, type TaskUpdate, type TaskView, taskView } from "../core/task.ts";
-import { cloneBody } from "../core/task-clone.ts";
+import { cloneBody, type TaskClone } from "../core/task-clone.ts";
 import type { TaskFind, TaskListQuery } from "../core/task-query.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
 import type { TrustCheck, TrustGate } from "../core/trust-policy.ts";
@@ -96,7 +96,7 @@ export class Tasks {
    * A new task copied from `id` with `patch` over it (`POST /tasks/{id}/clone`): the module comes along unless the
    * patch gives another; the copy is checked as a new task is.
    */
-  async clone(id: string, patch: TaskUpdate): Promise<TaskView> {
+  async clone(id: string, patch: TaskClone): Promise<TaskView> {
     const r = TaskCreate.safeParse(cloneBody(this.mustGet(id), patch));
     if (!r.success) throw invalid(describeZodError(r.error));
     return this.create(r.data);

@@ -53,10 +53,14 @@ describe("POST /tasks/{id}/clone", () => {
       requirements: {},
       schedule: "",
       timezone: "",
+      unset: ["timeout_s"],
     });
     expect(emptied.status).toBe(201);
-    for (const k of ["env", "metadata", "requirements", "schedule", "timezone"]) expect(emptied.body[k]).toBeUndefined();
-    expect(emptied.body).toMatchObject({ inputs: ["1", "2"], timeout_s: 30, misfire_policy: "run_once" });
+    for (const k of ["env", "metadata", "requirements", "schedule", "timezone", "timeout_s"])
+      expect(emptied.body[k]).toBeUndefined();
+    expect(emptied.body).toMatchObject({ inputs: ["1", "2"], max_retries: 2, misfire_policy: "run_once" });
+    const bad = await call("POST", `/tasks/${made.body.id}/clone`, { unset: ["state"] });
+    expect(bad).toMatchObject({ status: 400, body: { error: expect.stringContaining("unset.0:") } });
     expect(copy.status).toBe(201);
     expect(copy.location).toBe(`/tasks/${copy.body.id}`);
     expect(copy.body.id).not.toBe(made.body.id);
