@@ -1,4 +1,5 @@
-import { inspect } from "../src/core/wasm-info.ts";
+import { chooseEntry } from "../src/core/wasm-call.ts";
+import { inspect, type Signature } from "../src/core/wasm-info.ts";
 
 // The create form's fields as the API's task body, and back (a task's fields prefilling the form for "re-run with
 // edits"); the exports of a chosen module, so the function the task will call is chosen, not guessed. Pure but for
@@ -6,6 +7,8 @@ import { inspect } from "../src/core/wasm-info.ts";
 
 export interface Prefill {
   name: string;
+  /** The export named by `--invoke=` in its cli_args; empty: the task's name is the export, as upstream. */
+  invoke: string;
   inputs: string;
   env: string;
   schedule: string;
@@ -21,6 +24,7 @@ export interface Prefill {
 
 export const EMPTY: Prefill = {
   name: "",
+  invoke: "",
   inputs: "",
   env: "",
   schedule: "",
@@ -36,6 +40,7 @@ export const EMPTY: Prefill = {
 
 interface TaskLike {
   name: string;
+  cli_args?: string[] | null;
   inputs?: string[];
   env?: Record<string, string>;
   schedule?: string;
@@ -66,6 +71,7 @@ export function prefill(t: TaskLike): Prefill {
   ];
   return {
     name: t.name,
+    invoke: invokeOf(t.cli_args) ?? "",
     inputs: (t.inputs ?? []).join(","),
     env: Object.entries(t.env ?? {})
       .map(([k, v]) => `${k}=${v}`)
@@ -81,6 +87,11 @@ export function prefill(t: TaskLike): Prefill {
     daemon: !!t.daemon,
   };
 }
+
+const INVOKE = /^--invoke=(.*)$/;
+/** The export a task's cli_args name with `--invoke=` (what `tasks create --function` sends). */
+export const invokeOf = (args: string[] | null | undefined): string | undefined =>
+  args?.map((a) => INVOKE.exec(a)?.[1]).find((x) => x !== undefined);
 
 /** `KEY=VALUE` lines as an object; the first line that is not one is the error, naming the field. */
 function pairs(field: string, text: string): Record<string, string> {
@@ -99,9 +110,12 @@ function pairs(field: string, text: string): Record<string, string> {
  * The body the form describes. Every field is sent, an emptied one as empty: a copy (`POST /tasks/{id}/clone`)
  * takes the original's value for a field left out, so what the form clears must be said.
  */
-export function taskBody(f: FormData, copy = false): Record<string, unknown> {
+export function taskBody(f: FormData, copy = false, args: string[] = []): Record<string, unknown> {
   const text = (k: string) => String(f.get(k) ?? "").trim();
   const body: Record<string, unknown> = { name: text("name") };
+  // The function to call, as `tasks create --function` sends it; a copy's other cli_args kept.
+  const rest = args.filter((a) => !INVOKE.test(a));
+  body.cli_args = text("invoke") ? [...rest, `--invoke=${text("invoke")}`] : rest;
   const inputs = text("inputs");
   body.inputs = inputs ? inputs.split(",").map((x) => x.trim()) : [];
   body.env = pairs("env", text("env"));
@@ -149,8 +163,8 @@ function withoutEmpty(body: Record<string, unknown>): Record<string, unknown> {
 export interface Exports {
   /** Exported functions with their signatures, `add(i32, i32) → i32`. */
   functions: { name: string; signature: string }[];
-  /** What a task whose name is no export calls instead (`main`, `run`, a WASI command's `_start`), if any. */
-  fallback?: string;
+  /** The same, as the proplet chooses among them (core/wasm-call.ts). */
+  map?: Map<string, Signature>;
   /** Why the exports could not be read (a component, not a module). */
   note?: string;
 }
@@ -165,11 +179,24 @@ export function exportsOf(bytes: Uint8Array): Exports {
       name,
       signature: `${name}(${s.params.join(", ")})${s.results.length ? ` → ${s.results.join(", ")}` : ""}`,
     }));
-    const fallback = ["main", "run", "_start"].find((n) => info.functions.has(n));
-    return { functions, ...(fallback ? { fallback } : {}) };
+    return { functions, map: info.functions };
   } catch (e) {
     return { functions: [], note: `not a module this form can read: ${e instanceof Error ? e.message : e}` };
   }
+}
+
+/**
+ * What a run will call, as the proplet chooses (core/wasm-call.ts `chooseEntry`): the function named, else the
+ * task's name if it is an export, else a WASI command's `_start`, else `main` or `run`; or why nothing.
+ */
+export function entryOf(x: Exports, name: string, invoke: string): { ok: boolean; text: string } {
+  if (!x.map) return { ok: true, text: x.note ?? "" };
+  if (!invoke && !name) return { ok: true, text: "Name the task, or choose the function it calls." };
+  const e = chooseEntry(x.map, name, invoke || undefined);
+  if (typeof e === "string") return { ok: false, text: `It cannot run: ${e}.` };
+  if (e.kind === "command") return { ok: true, text: "It runs as a WASI command (_start): its output is the result." };
+  const by = invoke ? "the function chosen" : e.export === name ? "its name" : `${name} is not an export`;
+  return { ok: e.export === (invoke || name), text: `It will call ${e.export} (${by}).` };
 }
 
 /** A base64 module's bytes (an example's). */

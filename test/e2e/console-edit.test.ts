@@ -106,6 +106,9 @@ describe("what a task is, and doing it again", () => {
     expect(await form.locator("input[name=inputs]").inputValue()).toBe("2,3");
     expect(await form.locator("textarea[name=env]").inputValue()).toBe("MODE=a");
     await form.locator("input[name=inputs]").fill("20,22");
+    // Another name: the function it calls is said apart (cli_args --invoke=add, as `tasks create --function`).
+    await form.locator("input[name=name]").fill("answer");
+    await form.locator("input[name=invoke]").fill("add");
     await form.locator("textarea[name=env]").fill("");
     await form.locator("input[name=retries]").fill("1");
     await form.getByRole("button", { name: "Create the copy" }).click();
@@ -113,9 +116,16 @@ describe("what a task is, and doing it again", () => {
     const copyId = decodeURIComponent(new URL(page.url()).hash.split("/")[2]!);
     await until("the copy to complete", async () => (await http(`${s.url}/tasks/${copyId}`)).body.state === 3);
     const copy = (await http(`${s.url}/tasks/${copyId}`)).body;
-    expect(copy).toMatchObject({ name: "add", inputs: ["20", "22"], max_retries: 1, results: "42" });
+    expect(copy).toMatchObject({
+      name: "answer",
+      cli_args: ["--invoke=add"],
+      inputs: ["20", "22"],
+      max_retries: 1,
+      results: "42",
+    });
     for (const k of ["env", "metadata", "requirements", "schedule"]) expect(copy[k]).toBeUndefined();
     await page.getByTestId("task-result").getByText("42").waitFor();
+    expect(await page.getByTestId("task-function").textContent()).toBe("add");
     // Clone: a copy as it is, not started.
     await page.getByRole("button", { name: "Clone" }).click();
     await page.waitForURL((u) => !u.hash.includes(copyId));
@@ -134,16 +144,18 @@ describe("what a task is, and doing it again", () => {
       "add",
     ]);
     await form.locator("input[name=name]").fill("sum");
-    await hint.getByText("sum is not an export: it will call nothing (the run fails).").waitFor();
-    await form.locator("input[name=name]").fill("add");
-    await hint.getByText("It will call add.").waitFor();
+    await hint.getByText(/It cannot run: no export to run: tried sum, main, run, _start/).waitFor();
+    await form.locator("input[name=invoke]").fill("add");
+    await hint.getByText("It will call add (the function chosen).").waitFor();
+    await form.locator("input[name=invoke]").fill("");
     // A module with main: a name that is no export calls main, and the form says so.
     await form.locator("input[name=file]").setInputFiles(join(FIXTURES, "main-only.wasm"));
     await form.locator("input[name=name]").fill("anything");
-    await hint.getByText("anything is not an export: it will call main.").waitFor();
+    await hint.getByText("It will call main (anything is not an export).").waitFor();
     // Timeout, retries, requirements and metadata are sent as given.
     await form.locator("input[name=file]").setInputFiles(join(FIXTURES, "add.wasm"));
-    await form.locator("input[name=name]").fill("add");
+    await form.locator("input[name=name]").fill("sum of two");
+    await form.locator("input[name=invoke]").fill("add");
     await form.locator("input[name=inputs]").fill("4,5");
     await form.locator("input[name=timeout]").fill("10");
     await form.locator("input[name=retries]").fill("3");
@@ -153,6 +165,8 @@ describe("what a task is, and doing it again", () => {
     await page.waitForURL(/#\/tasks\/[0-9a-f-]{36}$/);
     const id = decodeURIComponent(new URL(page.url()).hash.split("/")[2]!);
     expect((await http(`${s.url}/tasks/${id}`)).body).toMatchObject({
+      name: "sum of two",
+      cli_args: ["--invoke=add"],
       timeout_s: 10,
       max_retries: 3,
       requirements: { labels: { gpu: "true" }, min_memory_mb: 64 },

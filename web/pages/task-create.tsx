@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { api, base64 } from "../api.ts";
-import { EMPTY, type Exports, exportsOf, fromBase64, type Prefill, prefill, taskBody } from "../task-body.ts";
+import { EMPTY, type Exports, entryOf, exportsOf, fromBase64, type Prefill, prefill, taskBody } from "../task-body.ts";
 import { Alert, formsOpen, useApi, useCanWrite } from "../ui.tsx";
 import type { TaskDetail } from "./task-fields.tsx";
 import type { TaskView } from "./tasks.tsx";
@@ -14,26 +14,15 @@ interface Example {
   file: string;
 }
 
-/** What a module exports, and which of them the name given will call. */
-function ExportHint(p: { exports?: Exports; name: string }) {
+/** What a module exports, and which of them a run will call: the name-is-the-export rule said, not discovered. */
+function ExportHint(p: { exports?: Exports; name: string; invoke: string }) {
   const x = p.exports;
   if (!x) return null;
-  if (x.note) return <p class="muted hint">{x.note}</p>;
-  const called = x.functions.some((f) => f.name === p.name) ? p.name : x.fallback;
+  const e = entryOf(x, p.name, p.invoke);
   return (
     <p class="hint" data-testid="export-hint" role="status">
-      Exports: {x.functions.map((f) => f.signature).join(", ") || "no functions"}.{" "}
-      {!p.name ? (
-        "The task's name is the function it calls: choose one."
-      ) : called === p.name ? (
-        <>
-          It will call <code>{p.name}</code>.
-        </>
-      ) : (
-        <strong class="error">
-          {p.name} is not an export: it will call {called ? <code>{called}</code> : "nothing (the run fails)"}.
-        </strong>
-      )}
+      {x.map && <>Exports: {x.functions.map((f) => f.signature).join(", ") || "no functions"}. </>}
+      {e.ok ? e.text : <strong class="error">{e.text}</strong>}
     </p>
   );
 }
@@ -46,6 +35,7 @@ export function CreateTask(p: { onCreated: () => void; from?: TaskDetail; open?:
   const [exports, setExports] = useState<Exports>();
   const v: Prefill = p.from ? prefill(p.from) : EMPTY;
   const [name, setName] = useState(v.name);
+  const [invoke, setInvoke] = useState(v.invoke);
   // A viewer's console is read-only: no form to fill that could not be sent.
   if (!canWrite) return null;
   const copy = p.from;
@@ -66,7 +56,7 @@ export function CreateTask(p: { onCreated: () => void; from?: TaskDetail; open?:
           setBusy(true);
           setError(undefined);
           try {
-            const body = taskBody(f, !!copy);
+            const body = taskBody(f, !!copy, copy?.cli_args ?? []);
             if (file && file.size > 0) body.file = await base64(file);
             else if (image) body.image_url = image;
             else if (chosen) body.file = chosen.file;
@@ -119,14 +109,17 @@ export function CreateTask(p: { onCreated: () => void; from?: TaskDetail; open?:
           </select>
         </label>
         <label>
-          Name: the function it calls
+          Name
+          <input name="name" required placeholder="add" value={name} onInput={(e) => setName(e.currentTarget.value)} />
+        </label>
+        <label>
+          Function to call (blank: same as the task)
           <input
-            name="name"
-            required
-            placeholder="add"
+            name="invoke"
             list={listId}
-            value={name}
-            onInput={(e) => setName(e.currentTarget.value)}
+            placeholder={exports?.functions[0]?.name ?? "add"}
+            value={invoke}
+            onInput={(e) => setInvoke(e.currentTarget.value)}
           />
           <datalist id={listId}>
             {exports?.functions.map((x) => (
@@ -136,7 +129,7 @@ export function CreateTask(p: { onCreated: () => void; from?: TaskDetail; open?:
             ))}
           </datalist>
         </label>
-        <ExportHint exports={exports} name={name.trim()} />
+        <ExportHint exports={exports} name={name.trim()} invoke={invoke.trim()} />
         <label>
           Inputs (comma-separated)
           <input name="inputs" placeholder="10,20" defaultValue={v.inputs} />

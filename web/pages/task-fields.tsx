@@ -1,5 +1,6 @@
 import type { ComponentChildren } from "preact";
 import { api } from "../api.ts";
+import { invokeOf } from "../task-body.ts";
 import { Act, useApi } from "../ui.tsx";
 import { show, type TaskView } from "./tasks.tsx";
 
@@ -26,6 +27,7 @@ export interface TaskDetail extends TaskView {
   workflow_name?: string;
   job_id?: string;
   max_memory_mb?: number;
+  cli_args?: string[] | null;
 }
 
 const ZERO = "0001-01-01T00:00:00Z";
@@ -70,8 +72,14 @@ export function TaskFields(p: { t: TaskDetail }) {
   const retries = t.max_retries
     ? `up to ${t.max_retries}, the first after ${t.retry_backoff_s ?? 1} s, doubling (at most 300 s)`
     : "none";
+  const invoke = invokeOf(t.cli_args);
   return (
     <>
+      {invoke && (
+        <Row term="Function" id="task-function">
+          <code>{invoke}</code>
+        </Row>
+      )}
       <Row term="Requirements" id="task-requirements">
         {requirementsText(t.requirements) || <span class="muted">none: any proplet</span>}
       </Row>

@@ -109,6 +109,8 @@ export function TaskPage(p: { id: string }) {
   const r = useApi<TaskDetail>(`/tasks/${p.id}`, (e) => e.task_id === p.id);
   const runs = useApi<{ runs: Run[] }>(`/tasks/${p.id}/runs?limit=20`, (e) => e.task_id === p.id && e.type === "run");
   const [editing, setEditing] = useState(false);
+  // Another task's page (a copy just made, a link followed) starts without the edit form.
+  useEffect(() => setEditing(false), [p.id]);
   const t = r.data;
   const act = (what: string) => async () => {
     await api("POST", `/tasks/${p.id}/${what}`);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { TaskCreate } from "../../../src/core/task.ts";
-import { exportsOf, fromBase64, prefill, taskBody } from "../../../web/task-body.ts";
+import { entryOf, exportsOf, fromBase64, prefill, taskBody } from "../../../web/task-body.ts";
 import { b64, fixture } from "../../helpers.ts";
 
 // The console's create form as data (web/task-body.ts): what it sends for what is typed, what it prefills from a
@@ -16,7 +16,8 @@ describe("the create form's body", () => {
   test("every field a task takes, parsed as the API takes it; a new task leaves defaults out", () => {
     const body = taskBody(
       form({
-        name: " add ",
+        name: " sum ",
+        invoke: "add",
         inputs: "1, 2",
         env: "A=1\nB = two=2\n",
         schedule: "*/5 * * * *",
@@ -30,7 +31,8 @@ describe("the create form's body", () => {
       }),
     );
     expect(body).toEqual({
-      name: "add",
+      name: "sum",
+      cli_args: ["--invoke=add"],
       inputs: ["1", "2"],
       env: { A: "1", B: "two=2" },
       schedule: "*/5 * * * *",
@@ -46,6 +48,7 @@ describe("the create form's body", () => {
   test("a copy's body says what was emptied; the form round-trips a task's fields", () => {
     const task = {
       name: "add",
+      cli_args: ["--dir=/data::/data", "--invoke=sum"],
       inputs: ["1", "2"],
       env: { A: "1" },
       schedule: "0 3 * * *",
@@ -59,9 +62,11 @@ describe("the create form's body", () => {
       daemon: true,
     };
     const p = prefill(task);
+    expect(p.invoke).toBe("sum");
     const again = taskBody(
       form({
         name: p.name,
+        invoke: p.invoke,
         inputs: p.inputs,
         env: p.env,
         schedule: p.schedule,
@@ -75,10 +80,12 @@ describe("the create form's body", () => {
         daemon: "on",
       }),
       true,
+      task.cli_args,
     );
     expect(again).toEqual(task);
     const emptied = taskBody(form({ name: "add" }), true);
     expect(emptied).toMatchObject({
+      cli_args: [],
       inputs: [],
       env: {},
       schedule: "",
@@ -97,12 +104,23 @@ describe("the create form's body", () => {
 });
 
 describe("a module's exports, read in the browser", () => {
-  test("functions with their signatures, and what a name that is none of them calls", () => {
-    expect(exportsOf(fixture("add"))).toEqual({ functions: [{ name: "add", signature: "add(i32, i32) → i32" }] });
+  test("functions with their signatures, and what a run calls, as the proplet chooses", () => {
+    const add = exportsOf(fixture("add"));
+    expect(add.functions).toEqual([{ name: "add", signature: "add(i32, i32) → i32" }]);
+    expect(entryOf(add, "add", "")).toEqual({ ok: true, text: "It will call add (its name)." });
+    expect(entryOf(add, "sum", "add")).toEqual({ ok: true, text: "It will call add (the function chosen)." });
+    expect(entryOf(add, "sum", "")).toMatchObject({
+      ok: false,
+      text: expect.stringContaining("It cannot run: no export"),
+    });
+    expect(entryOf(add, "add", "nope").ok).toBe(false);
     const main = exportsOf(fixture("main-only"));
-    expect(main.fallback).toBe("main");
-    expect(main.functions.map((f) => f.name)).toEqual(["main"]);
-    expect(exportsOf(fromBase64(b64("hello"))).fallback).toBe("_start");
+    expect(entryOf(main, "anything", "")).toEqual({
+      ok: false,
+      text: "It will call main (anything is not an export).",
+    });
+    const command = exportsOf(fromBase64(b64("hello")));
+    expect(entryOf(command, "hello", "").text).toContain("WASI command (_start)");
   });
 
   test("a component, or bytes that are no module, say so instead of listing", () => {
