@@ -4,7 +4,8 @@ import { assemble, b64, http, type Serve, startServe } from "../helpers.ts";
 
 // Names the console now shows (issue 28, item 5; item 3's export list) as an attacker writes them: a workflow's or
 // job's name of a megabyte, across lines, or made of HTML meant to run in an admin's console; a module whose
-// export names are HTML, chosen in the create form. Played against a real serve, read in Debian's chromium.
+// export names are HTML, chosen in the create form; and the console's new way in, copying a task, tried by a viewer
+// and with forged or unbounded fields. Played against a real serve, read in Debian's chromium.
 
 let s: Serve;
 let browser: Browser;
@@ -75,4 +76,38 @@ describe("names shown by the console", () => {
     expect(await page.evaluate("window.__pwned")).toBeUndefined();
     await context.close();
   }, 30_000);
+});
+
+describe("copying a task (POST /tasks/{id}/clone)", () => {
+  test("a viewer cannot copy; a copy cannot take server-owned fields; unset is bounded; serve stays up", async () => {
+    const made = await http(`${s.url}/tasks`, "POST", { name: "add", file: b64("add"), inputs: [1, 2] });
+    expect(made.status).toBe(201);
+    const id = made.body.id as string;
+    const viewer = (await http(`${s.url}/tokens`, "POST", { name: "onlooker", role: "viewer" })).body.token as string;
+    const asViewer = await fetch(`${s.url}/tasks/${id}/clone`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${viewer}`, "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(asViewer.status).toBe(403);
+    const before = (await http(`${s.url}/tasks`)).body.total as number;
+    // Server-owned fields in the body are not the copy's: a fresh, Pending task, no results, no workflow name.
+    const forged = await http(`${s.url}/tasks/${id}/clone`, "POST", {
+      state: 3,
+      results: "forged",
+      workflow_name: EVIL,
+      id: "chosen-id",
+    });
+    expect(forged.status).toBe(201);
+    expect(forged.body).toMatchObject({ state: 0, status: "Pending" });
+    expect(forged.body.id).not.toBe("chosen-id");
+    for (const k of ["results", "workflow_name"]) expect(forged.body[k]).toBeUndefined();
+    const huge = await http(`${s.url}/tasks/${id}/clone`, "POST", { unset: Array(1000).fill("env") });
+    expect(huge.status).toBe(400);
+    expect(huge.body.error).toContain("unset");
+    const odd = await http(`${s.url}/tasks/${id}/clone`, "POST", { unset: ["__proto__"] });
+    expect(odd.status).toBe(400);
+    expect((await http(`${s.url}/tasks`)).body.total).toBe(before + 1);
+    expect((await http(`${s.url}/health`)).status).toBe(200);
+  });
 });
