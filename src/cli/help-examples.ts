@@ -66,6 +66,11 @@ export const EXAMPLES: Record<string, string[]> = {
   push: [
     "propeller push ./wasm/add.wasm localhost:5000/add:v1",
     "propeller push ./wasm/add.wasm localhost:5000/add:v1 --sign-key signer.asc   # signature to the lookaside store",
+    "propeller push ./wasm/add.wasm localhost:5000/add:v1 --sign-key cosign.key   # cosign's .sig beside the manifest",
+  ],
+  "keys create": [
+    "PROPELLER_KEY_PASSPHRASE=… propeller keys create   # cosign.key (encrypted) and cosign.pub",
+    "propeller keys create --output-key-prefix /etc/propeller/signer",
   ],
   verify: ["propeller verify localhost:5000/add:v1 --trust-policy /etc/containers/policy.json"],
   pull: ["propeller pull localhost:5000/add:v1 -o add.wasm"],

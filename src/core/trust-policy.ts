@@ -28,12 +28,17 @@ const SignedBy = z
     message: "signedBy needs exactly one of keyPath, keyPaths, keyData",
   });
 
-const SigstoreSigned = z.strictObject({
-  type: z.literal("sigstoreSigned"),
-  keyPath: z.string().min(1).optional(),
-  keyData: z.string().min(1).optional(),
-  signedIdentity: SignedIdentity.optional(),
-});
+const SigstoreSigned = z
+  .strictObject({
+    type: z.literal("sigstoreSigned"),
+    keyPath: z.string().min(1).optional(),
+    keyPaths: z.array(z.string().min(1)).min(1).optional(),
+    keyData: z.string().min(1).optional(),
+    signedIdentity: SignedIdentity.optional(),
+  })
+  .refine((r) => [r.keyPath, r.keyPaths, r.keyData].filter((x) => x !== undefined).length === 1, {
+    message: "sigstoreSigned needs exactly one of keyPath, keyPaths, keyData (fulcio is not supported)",
+  });
 
 export const Requirement = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("reject") }),
@@ -115,9 +120,11 @@ export function referenceText(ref: Reference): string {
  * checked, the others accept any name (the digest is what binds the signature to the bytes).
  */
 export function identityMatches(id: SignedIdentity | undefined, ref: Reference | undefined, signed: string): boolean {
+  const type = id?.type ?? "matchRepoDigestOrExact";
+  // (A cosign blob signature names no image at all: it is good for an inline module unless an exact* rule asks.)
+  if (!ref && type !== "exactReference" && type !== "exactRepository") return true;
   const sRepo = repoOf(signed);
   if (!sRepo) return false;
-  const type = id?.type ?? "matchRepoDigestOrExact";
   if (type === "exactReference") return signed.trim() === (id as { dockerReference: string }).dockerReference;
   if (type === "exactRepository") return sRepo === (id as { dockerRepository: string }).dockerRepository;
   if (!ref) return true;

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Key } from "openpgp";
+import { type CosignKey, verifyCosignBlob } from "../core/cosign.ts";
 import { ociDigest } from "../core/digest.ts";
 import { parseReference, pickWasmLayer, type Reference } from "../core/oci.ts";
 import { ENCRYPTED_SUFFIX } from "../core/ocicrypt.ts";
@@ -18,6 +19,7 @@ import {
   type TrustPolicy,
   type VerifiedSignature,
 } from "../core/trust-policy.ts";
+import { loadCosignKeys, readCosignSignatures } from "./cosign.ts";
 import type { RegistryClient } from "./registry.ts";
 
 // The trust policy with its I/O: key files, registries.d (where each registry's signatures are), lookaside reads
@@ -94,6 +96,7 @@ export class TrustVerifier implements TrustGate {
     private keys: Map<Requirement, Key[]>,
     private lookaside: { scopes: Map<string, string>; fallback?: string },
     private registry?: RegistryClient,
+    private cosignKeys = new Map<Requirement, CosignKey[]>(),
   ) {}
 
   /** A policy file and a registries.d read and checked; a bad one throws TrustConfigError naming the fault. */
@@ -108,16 +111,19 @@ export class TrustVerifier implements TrustGate {
     if (typeof policy === "string") throw new TrustConfigError(`trust policy ${policyPath}: ${policy}`);
     const all = [policy.default, ...Object.values(policy.transports?.docker ?? {})].flat();
     const keys = new Map<Requirement, Key[]>();
+    const cosignKeys = new Map<Requirement, CosignKey[]>();
     for (const r of all) {
-      if (r.type === "sigstoreSigned")
-        throw new TrustConfigError(`trust policy ${policyPath}: sigstoreSigned is not supported yet (use signedBy)`);
       keys.set(r, await loadKeys(r, dirname(policyPath)));
+      const ck = r.type === "sigstoreSigned" ? loadCosignKeys(r, dirname(policyPath)) : [];
+      if (typeof ck === "string") throw new TrustConfigError(`trust policy ${policyPath}: ${ck}`);
+      cosignKeys.set(r, ck);
     }
-    return new TrustVerifier(policy, keys, readRegistriesD(registriesD), registry);
+    return new TrustVerifier(policy, keys, readRegistriesD(registriesD), registry, cosignKeys);
   }
 
   private fingerprints(r: Requirement): string[] {
-    return (this.keys.get(r) ?? []).map((k) => k.getFingerprint().toUpperCase());
+    const cosign = (this.cosignKeys.get(r) ?? []).map((k) => k.fingerprint);
+    return [...(this.keys.get(r) ?? []).map((k) => k.getFingerprint().toUpperCase()), ...cosign];
   }
 
   private allKeys(): Key[] {
@@ -194,8 +200,15 @@ export class TrustVerifier implements TrustGate {
       this.count(hit.check);
       return hit.check;
     }
-    const sigs = await this.verifyAll(await this.readSignatures(ref, resolved.top));
-    const d = decide(this.policy, ref, resolved.top, (r) => this.fingerprints(r), sigs);
+    const sigs = reqs.some((r) => r.type === "signedBy")
+      ? await this.verifyAll(await this.readSignatures(ref, resolved.top))
+      : [];
+    // cosign's signatures, beside the manifest in the registry (proxy/cosign.ts), for a sigstoreSigned scope.
+    const cosign = reqs.some((r) => r.type === "sigstoreSigned")
+      ? await readCosignSignatures(this.registry, ref, resolved.top, [...this.cosignKeys.values()].flat())
+      : { signatures: [] };
+    const d = decide(this.policy, ref, resolved.top, (r) => this.fingerprints(r), [...sigs, ...cosign.signatures]);
+    if (!d.allowed && cosign.problem) d.reason += ` (${cosign.problem})`;
     // The proplet checks the bytes it gets against the plain layer (an encrypted one arrives in an envelope).
     const layer = pickWasmLayer(resolved.manifest);
     const plain = typeof layer !== "string" && !layer.mediaType?.endsWith(ENCRYPTED_SUFFIX);
@@ -207,7 +220,8 @@ export class TrustVerifier implements TrustGate {
 
   /**
    * An inline module (no reference: judged by the policy's `default`): accepted when `default` accepts anything,
-   * or when `signature` (a simple-signing signature, raw bytes) by a trusted key names the module's sha256.
+   * or when `signature` (a simple-signing signature, raw bytes) by a trusted key names the module's sha256, or is
+   * cosign's `sign-blob` signature over the module by a trusted ECDSA key.
    */
   async checkInline(module: Uint8Array, signature?: Uint8Array): Promise<TrustCheck> {
     const digest = ociDigest(module);
@@ -217,7 +231,9 @@ export class TrustVerifier implements TrustGate {
       this.count(hit.check);
       return hit.check;
     }
-    const sigs = signature ? await this.verifyAll([signature]) : [];
+    const cosignKeys = [...this.cosignKeys.values()].flat();
+    const blob = signature && cosignKeys.length ? verifyCosignBlob(module, signature, digest, cosignKeys) : undefined;
+    const sigs = blob ? [blob] : signature ? await this.verifyAll([signature]) : [];
     const d = decide(this.policy, undefined, digest, (r) => this.fingerprints(r), sigs);
     this.count(d);
     const check = { ...d, digest, moduleDigest: digest };
