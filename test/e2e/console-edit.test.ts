@@ -228,7 +228,7 @@ describe("workflows by name, the graph's zoom, live charts", () => {
     const page = await open();
     await page.goto(`${s.url}/#/tasks/${id}`);
     const count = async () => Number((await page.getByTestId("task-sample-count").textContent())?.split(" ")[0]);
-    await page.getByTestId("task-sample-count").waitFor();
+    await page.getByTestId("task-sample-count").getByText("sampled every 1 s while it runs").waitFor();
     expect(await count()).toBe(0);
     await http(`${s.url}/tasks/${id}/start`, "POST");
     // No reload: the samples come from the live stream of this task's metrics events.

@@ -28,6 +28,7 @@ export interface TaskDetail extends TaskView {
   job_id?: string;
   max_memory_mb?: number;
   cli_args?: string[] | null;
+  monitoring_profile?: { enabled?: boolean; interval?: number };
 }
 
 const ZERO = "0001-01-01T00:00:00Z";

@@ -75,7 +75,16 @@ const SAMPLES = 120;
  * The task's CPU and memory: the samples kept, then those its proplet sends while this page is open (the live
  * stream of this task's metrics events; a task samples when its monitoring profile is on, a daemon by default).
  */
-function Metrics(p: { id: string }) {
+/** How often the proplet samples the task (proplet/monitor.ts `profileFor`), or that it does not. */
+function sampling(t: TaskDetail | undefined): string {
+  if (!t) return "";
+  const m = t.monitoring_profile;
+  if (m?.enabled === false) return "not sampled: its monitoring profile is off";
+  const given = m?.interval ? (m.interval >= 1e6 ? m.interval / 1e9 : m.interval) : 0;
+  return `sampled every ${given || (t.daemon ? 120 : 10)} s while it runs`;
+}
+
+function Metrics(p: { id: string; t?: TaskDetail }) {
   const m = useApi<{ metrics: Sample[] }>(`/tasks/${p.id}/metrics?limit=${SAMPLES}`);
   const [fresh, setFresh] = useState<Sample[]>([]);
   useEffect(() => {
@@ -92,6 +101,7 @@ function Metrics(p: { id: string }) {
     <>
       <p class="muted" data-testid="task-sample-count">
         {samples.length} sample(s){samples.length ? `, the last ${ago(samples.at(-1)!.timestamp)}` : ""}
+        {p.t ? `; ${sampling(p.t)}` : ""}
       </p>
       <Chart
         title="CPU % and memory (MiB)"
@@ -216,7 +226,7 @@ export function TaskPage(p: { id: string }) {
         />
       </Loading>
       <h2>Metrics</h2>
-      <Metrics id={p.id} />
+      <Metrics id={p.id} t={t} />
     </>
   );
 }
