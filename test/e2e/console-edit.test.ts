@@ -187,6 +187,9 @@ describe("workflows by name, the graph's zoom, live charts", () => {
     await page.getByRole("link", { name: /^quick job / }).waitFor();
     await page.goto(`${s.url}/#/tasks/extract`);
     await page.getByRole("link", { name: "nightly etl" }).waitFor();
+    // The task list says which workflow a task is in, by its name.
+    await page.goto(`${s.url}/#/tasks`);
+    await page.getByRole("table").getByRole("link", { name: "nightly etl" }).first().waitFor();
     await page.goto(`${s.url}/#/workflows`);
     await page.getByRole("link", { name: "nightly etl" }).click();
     await page.getByRole("heading", { name: "Workflow nightly etl" }).waitFor();

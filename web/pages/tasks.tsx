@@ -26,6 +26,8 @@ export interface TaskView {
   schedule?: string;
   timezone?: string;
   paused?: boolean;
+  workflow_id?: string;
+  workflow_name?: string;
   priority?: number;
   image_url?: string;
   created_at: string;
@@ -167,6 +169,14 @@ export function TasksPage() {
               cell: (t) => (
                 <>
                   <a href={`#/tasks/${t.id}`}>{t.name}</a> <span class="muted">{t.id.slice(0, 8)}</span>
+                  {t.workflow_id && (
+                    <div class="muted">
+                      in{" "}
+                      <a href={`#/workflows/${encodeURIComponent(t.workflow_id)}`}>
+                        {t.workflow_name ?? t.workflow_id.slice(0, 8)}
+                      </a>
+                    </div>
+                  )}
                   {t.schedule && (
                     <div class="muted">
                       cron <code>{t.schedule}</code>
