@@ -27,6 +27,10 @@ export const EXAMPLES: Record<string, string[]> = {
   ],
   "tasks get": [`propeller tasks get ${ID}`, `propeller tasks get ${ID} --json`],
   "tasks update": [`propeller tasks update ${ID} --inputs 5,6`, `propeller tasks update ${ID} --file app.wasm`],
+  "tasks clone": [
+    `propeller tasks clone ${ID} --inputs 5,6 --start   # run it again with other inputs`,
+    `propeller tasks clone ${ID} --name nightly-2 --unset schedule,timezone`,
+  ],
   "tasks delete": [`propeller tasks delete ${ID}`],
   "tasks pause": [`propeller tasks pause ${ID}`],
   "tasks resume": [`propeller tasks resume ${ID}`],

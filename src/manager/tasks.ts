@@ -1,17 +1,10 @@
-import { conflict, invalid, notFound } from "../core/errors.ts";
+import { conflict, describeZodError, invalid, notFound } from "../core/errors.ts";
 import { base64Bytes, DEFAULT_MAX_MODULE_MB, moduleTooLarge } from "../core/module-size.ts";
 import type { Page } from "../core/page.ts";
 import { currentRun, type Run } from "../core/run.ts";
 import { TaskState } from "../core/states.ts";
-import {
-  applyUpdate,
-  newTask,
-  type Task,
-  type TaskCreate,
-  type TaskUpdate,
-  type TaskView,
-  taskView,
-} from "../core/task.ts";
+import { applyUpdate, newTask, type Task, TaskCreate, type TaskUpdate, type TaskView, taskView } from "../core/task.ts";
+import { cloneBody, type TaskClone } from "../core/task-clone.ts";
 import type { TaskFind, TaskListQuery } from "../core/task-query.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
 import type { TrustCheck, TrustGate } from "../core/trust-policy.ts";
@@ -101,6 +94,16 @@ export class Tasks {
     this.events.taskChanged(task);
     log.debug(`task ${task.id} created (${task.name})`);
     return taskView(task);
+  }
+
+  /**
+   * A new task copied from `id` with `patch` over it (`POST /tasks/{id}/clone`): the module comes along unless the
+   * patch gives another; the copy is checked as a new task is.
+   */
+  async clone(id: string, patch: TaskClone): Promise<TaskView> {
+    const r = TaskCreate.safeParse(cloneBody(this.mustGet(id), patch));
+    if (!r.success) throw invalid(describeZodError(r.error));
+    return this.create(r.data);
   }
 
   /**
