@@ -143,7 +143,13 @@ export class TaskRuns {
       const bytes = await loadModule(msg, this.cfg, this.chunks);
       if (typeof bytes === "string") return await fail(bytes);
       if (this.stopRequested.delete(key)) return await fail("task stopped");
-      const env: Record<string, string> = { PROPLET_ID: this.id, ...msg.env };
+      // The guest may know which task and run it is (a ledger of executions kept outside the manager counts them).
+      const env: Record<string, string> = {
+        PROPLET_ID: this.id,
+        ...msg.env,
+        PROPELLER_TASK_ID: msg.id,
+        ...(msg.run_id ? { PROPELLER_RUN_ID: msg.run_id } : {}),
+      };
       if (isFlTask(env)) {
         const prep = await prepareFl(env, this.flContext());
         if (typeof prep === "string") return await fail(prep);
