@@ -41,7 +41,7 @@ export type StartResult = { started: true; state: number; status: string };
 export class Dispatcher {
   private placement: Placement;
   private timers = new Timers();
-  private fence: RunFence = { stopping: new Map(), unconfirmed: new Set() };
+  private fence: RunFence = { stopping: new Map(), unconfirmed: new Set(), asked: new Map() };
   private shuttingDown = false;
   /**
    * Broadcast tasks' fan-out (src/manager/broadcast.ts), set by that room: it calls back into start and stop
@@ -66,6 +66,7 @@ export class Dispatcher {
       enqueue: (t) => this.enqueue(t),
       drain: () => this.drain(),
       sendStop: (id, p) => this.sendStop(id, p),
+      askAgain: (t) => this.redeploy(t),
     };
     this.ends = new RunEnds(store, proplets, events, this.timers, ctl);
     this.extras = new ExtraRuns(store, bus, proplets, ctl);
