@@ -49,6 +49,11 @@ export class RunRecord {
   private kept: string[] = [];
   private fd?: number;
   private lines = 0;
+  /**
+   * Since when (ms, this proplet's clock) the record has every run this proplet received: when it was made, or the
+   * receipt of the newest run it forgot. A run sent before then may have come and gone: it cannot say "never".
+   */
+  since = Date.now();
 
   constructor(
     private dir: string | undefined,
@@ -61,6 +66,7 @@ export class RunRecord {
     if (existsSync(log)) {
       for (const line of readFileSync(log, "utf8").split("\n")) {
         const [kind, run, task, at] = line.split("\t");
+        if (kind === "S" && Number(run)) this.since = Number(run);
         if (!run) continue;
         if (kind === "R" && task && at) this.runs.set(run, { task, finished: false, at: Number(at) || 0 });
         else if (kind === "F") {
@@ -80,6 +86,11 @@ export class RunRecord {
   /** Whether the record survives a restart of this proplet (a manager may then trust its "never received"). */
   get durable(): boolean {
     return this.dir !== undefined;
+  }
+
+  /** Whether a run sent at `sentAt` (the manager's clock, allowed `skewMs` off) would be here had it come. */
+  covers(sentAt: number, skewMs: number): boolean {
+    return this.durable && sentAt - skewMs > this.since;
   }
 
   get(run: string): RecordedRun | undefined {
@@ -143,6 +154,7 @@ export class RunRecord {
   private bound(): void {
     while (this.runs.size > this.limits.maxRuns) {
       const oldest = this.runs.keys().next().value!;
+      this.since = Math.max(this.since, this.runs.get(oldest)!.at);
       this.runs.delete(oldest);
       const i = this.kept.indexOf(oldest);
       if (i >= 0) {
@@ -157,7 +169,7 @@ export class RunRecord {
     if (!this.dir) return;
     this.bound();
     const path = join(this.dir, "runs.log");
-    let text = "";
+    let text = `S\t${this.since}\n`;
     for (const [run, r] of this.runs) text += `R\t${run}\t${r.task}\t${r.at}\n${r.finished ? `F\t${run}\n` : ""}`;
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;

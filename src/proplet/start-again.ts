@@ -8,6 +8,13 @@ const log = tag("proplet");
 // heartbeat that no longer lists the run sends its start again, same run id, and the proplet answers from its
 // record instead of running the guest a second time.
 
+/** How far the manager's clock may be from this proplet's for a run's start time to be compared with its record. */
+const CLOCK_SKEW_MS = 60_000;
+
+/** Why a run sent before this proplet's record begins ends failed: it may have run here, or not. */
+export const CANNOT_TELL =
+  "interrupted: the proplet cannot tell whether it ran (its run record begins after the run was started)";
+
 /** Why a run received before this proplet stopped has no result: it ends failed (then retried per its retries). */
 export const CRASHED_MID_RUN = "interrupted: the proplet stopped while the run was in progress";
 
@@ -19,8 +26,18 @@ export const CRASHED_MID_RUN = "interrupted: the proplet stopped while the run w
 export function startSeenBefore(msg: StartMsg, link: PropletLink, propletId: string): boolean {
   const run = msg.run_id;
   const seen = run ? link.record.get(run) : undefined;
-  if (!run || !seen) return false;
+  if (!run) return false;
   const about = fields({ task_id: msg.id, run_id: run, proplet_id: propletId });
+  if (!seen) {
+    // A start sent again for a run this record does not know: new only if the record would have it had it come
+    // (a state dir wiped, or runs forgotten since, cannot say "never received").
+    const sentAt = msg.sent_again ? Date.parse(msg.sent_again) : Number.NaN;
+    if (!msg.sent_again || link.record.covers(sentAt, CLOCK_SKEW_MS)) return false;
+    log.warn(`start sent again for a run this proplet cannot account for: ${CANNOT_TELL}`, about);
+    link.record.received(run, msg.id);
+    void link.publishResult({ task_id: msg.id, proplet_id: propletId, run_id: run, results: "", error: CANNOT_TELL });
+    return true;
+  }
   if (link.resultPending(run)) {
     log.info("start sent again for a run whose result waits in the outbox: sending it, not running it again", about);
     void link.flush();

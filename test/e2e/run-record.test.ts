@@ -33,11 +33,11 @@ afterAll(async () => {
 });
 
 let login: Record<string, string>;
-const proplet = async () =>
+const proplet = async (dir = state) =>
   spawnPropeller(["proplet"], {
     ...(login ??= await propletEnv(s.url, "recorder")),
     PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-    PROPLET_DATA_DIR: state,
+    PROPLET_DATA_DIR: dir,
     PROPLET_DIRS: ledger,
     PROPLET_LIVELINESS_INTERVAL: "1",
   });
@@ -51,7 +51,8 @@ function lines(taskId: string): string[] {
     : [];
 }
 
-test("a proplet killed mid-run and restarted answers from its record: failed, retried once, the guest ran once", async () => {
+/** A 2 s ledger task (one retry) whose proplet is killed 0.5 s in and started again on `restartDir`. */
+async function killedMidRun(restartDir: string) {
   let p = await proplet();
   procs.push(p);
   await until("the proplet to be alive", async () => (await http(`${s.url}/proplets/recorder`)).body?.alive);
@@ -68,7 +69,7 @@ test("a proplet killed mid-run and restarted answers from its record: failed, re
   await until("the task to run", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
   await Bun.sleep(500);
   await p.kill("SIGKILL");
-  p = await proplet();
+  p = await proplet(restartDir);
   procs.push(p);
   const t = await until(
     "the task to end",
@@ -84,6 +85,17 @@ test("a proplet killed mid-run and restarted answers from its record: failed, re
   const runs = (await http(`${s.url}/tasks/${c.body.id}/runs`)).body.runs as { state: number; error?: string }[];
   expect({ state: t.state, executions: lines(c.body.id).length }).toEqual({ state: 3, executions: 1 });
   expect(runs.map((r) => r.state)).toEqual([3, 4]);
-  expect(runs[1]!.error).toContain("the proplet stopped while the run was in progress");
-  expect(p.output()).toContain("received and never finished");
+  await p.kill("SIGKILL");
+  return { error: runs[1]!.error, output: p.output() };
+}
+
+test("a proplet killed mid-run and restarted answers from its record: failed, retried once, the guest ran once", async () => {
+  const r = await killedMidRun(state);
+  expect(r.error).toContain("the proplet stopped while the run was in progress");
+  expect(r.output).toContain("received and never finished");
+}, 60_000);
+
+test("restarted on a wiped state dir, it cannot say it never had the run: failed and retried, not run again", async () => {
+  const r = await killedMidRun(tempDir("propeller-proplet-"));
+  expect(r.error).toContain("cannot tell whether it ran");
 }, 60_000);

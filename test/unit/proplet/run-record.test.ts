@@ -12,7 +12,8 @@ describe("proplet run record", () => {
     a.received("r1", "t1");
     a.received("r2", "t2");
     a.finished("r1");
-    expect(readFileSync(join(dir, "runs.log"), "utf8").split("\n").filter(Boolean)).toHaveLength(3);
+    // Its header (since when it is complete), then one line per receive and per finish.
+    expect(readFileSync(join(dir, "runs.log"), "utf8").split("\n").filter(Boolean)).toHaveLength(4);
     expect(statSync(join(dir, "runs.log")).size).toBeLessThan(120);
     a.close();
     const b = new RunRecord(dir); // killed and restarted
@@ -20,6 +21,9 @@ describe("proplet run record", () => {
     expect(b.get("r2")).toMatchObject({ task: "t2", finished: false });
     expect(b.get("r3")).toBeUndefined();
     expect(b.durable).toBe(true);
+    // It has every run sent since it began (a minute of clock skew allowed), none from before.
+    expect(b.covers(Date.now() + 61_000, 60_000)).toBe(true);
+    expect(b.covers(Date.now() - 1000, 60_000)).toBe(false);
     expect(new RunRecord(undefined).durable).toBe(false);
   });
 
@@ -36,6 +40,9 @@ describe("proplet run record", () => {
     const again = new RunRecord(dir, { maxRuns: 10, maxResults: 2 });
     expect(again.get("r99")).toMatchObject({ finished: true });
     expect(again.get("r50")).toBeUndefined();
+    // Runs it forgot were received after it began: it is complete only from the newest forgotten one on.
+    expect(again.since).toBeGreaterThan(0);
+    expect(again.covers(again.since + 1, 0)).toBe(true);
   });
 
   test("a delivered result is moved from the outbox, not written twice, and kept for a start sent again", async () => {
