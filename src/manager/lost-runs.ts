@@ -68,7 +68,7 @@ export class LostRuns {
       if (keep && now - Date.parse(t.start_time) < HEARTBEAT_GRACE_MS) continue; // start may still be in flight
       // A proplet with a run record is asked, not guessed about: its start goes again, same run id, and the
       // proplet runs it only if it never received it, else answers with its result or a failure (start-again.ts).
-      if (keep && t.run_id && this.proplets.get(propletId)?.metadata.run_record === true) {
+      if (keep && connected && t.run_id && this.proplets.get(propletId)?.metadata.run_record === true) {
         if (this.ask(t, propletId, now)) continue;
       } else if (keep && this.fence.unconfirmed.delete(id)) {
         // A proplet without a record (upstream's) cannot say: its start is taken as lost in the hand-over. Should our
