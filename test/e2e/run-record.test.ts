@@ -25,6 +25,7 @@ const state = tempDir("propeller-proplet-");
 
 beforeAll(async () => {
   s = await startServe({ extra: ["--no-local-proplet", "--liveliness-interval", "1"] });
+  login = await propletEnv(s.url, "recorder");
 });
 
 afterAll(async () => {
@@ -35,7 +36,7 @@ afterAll(async () => {
 let login: Record<string, string>;
 const proplet = async (dir = state) =>
   spawnPropeller(["proplet"], {
-    ...(login ??= await propletEnv(s.url, "recorder")),
+    ...login,
     PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
     PROPLET_DATA_DIR: dir,
     PROPLET_DIRS: ledger,
