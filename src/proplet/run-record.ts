@@ -1,10 +1,12 @@
 import {
   closeSync,
+  constants,
   existsSync,
+  fstatSync,
   mkdirSync,
   openSync,
   readdirSync,
-  readFileSync,
+  readSync,
   renameSync,
   rmSync,
   writeFileSync,
@@ -40,6 +42,36 @@ export interface RunRecordLimits {
 
 const DEFAULT_LIMITS: RunRecordLimits = { maxRuns: 2000, maxResults: 200 };
 
+/** runs.log at most (2,000 runs compacted are ~0.5 MiB) and a kept result at most (a result message is <= 16 MiB). */
+const MAX_LOG_BYTES = 16 << 20;
+const MAX_RESULT_FILE_BYTES = 17 << 20;
+
+/**
+ * A state file's text, if it is a regular file of at most `max` bytes; else undefined. Opened without following a
+ * symlink and without blocking, so a FIFO or device left in the state dir neither hangs the proplet's start nor
+ * fills its memory.
+ */
+function readStateFile(path: string, max: number): string | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > max) return undefined;
+    const buf = Buffer.alloc(st.size);
+    let n = 0;
+    while (n < st.size) {
+      const r = readSync(fd, buf, n, st.size - n, n);
+      if (r === 0) break;
+      n += r;
+    }
+    return buf.subarray(0, n).toString("utf8");
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 /** A run id safe as a file name (the manager's are UUIDs); others are recorded but their result is not kept. */
 const SAFE_RUN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -64,8 +96,15 @@ export class RunRecord {
     if (!dir) return;
     mkdirSync(join(dir, "results"), { recursive: true, mode: 0o700 });
     const log = join(dir, "runs.log");
-    if (existsSync(log)) {
-      for (const line of readFileSync(log, "utf8").split("\n")) {
+    const text = existsSync(log) ? readStateFile(log, MAX_LOG_BYTES) : "";
+    if (text === undefined) {
+      // Not a log this proplet wrote: a new record begins now (a start sent again for an earlier run is then
+      // answered "cannot tell", never run twice); the file is replaced by the first rewrite.
+      warn(`run record: ${log} is not a regular file of at most ${MAX_LOG_BYTES >> 20} MiB; starting a new record`);
+      rmSync(log, { force: true, recursive: true });
+    }
+    if (text) {
+      for (const line of text.split("\n")) {
         const [kind, run, task, at] = line.split("\t");
         if (kind === "S" && Number(run)) this.since = Number(run);
         if (!run) continue;
@@ -79,7 +118,8 @@ export class RunRecord {
     for (const f of readdirSync(join(dir, "results")).sort()) {
       const run = f.endsWith(".json") ? f.slice(0, -5) : "";
       if (this.runs.has(run)) this.kept.push(run);
-      else rmSync(join(dir, "results", f), { force: true });
+      // (recursive: a directory left there must not stop the proplet from starting)
+      else rmSync(join(dir, "results", f), { force: true, recursive: true });
     }
     this.compact();
   }
@@ -129,7 +169,8 @@ export class RunRecord {
   keptResult(run: string): string | undefined {
     const f = this.kept.includes(run) ? this.resultFile(run) : undefined;
     try {
-      return f ? JSON.parse(readFileSync(f, "utf8")).payload : undefined;
+      const text = f ? readStateFile(f, MAX_RESULT_FILE_BYTES) : undefined;
+      return text ? JSON.parse(text).payload : undefined;
     } catch {
       return undefined;
     }

@@ -57,8 +57,12 @@ export function startSeenBefore(msg: StartMsg, link: PropletLink, propletId: str
   if (kept) {
     log.info("start sent again for a run that finished here: its result sent again, the guest not run twice", about);
     try {
-      void link.publishResult(JSON.parse(kept));
-      return true;
+      // Only a result of this very run (a file in the state dir is not trusted to be one).
+      const r = JSON.parse(kept);
+      if (r?.task_id === msg.id && r.run_id === run) {
+        void link.publishResult(r);
+        return true;
+      }
     } catch {}
   }
   // An in-memory record (serve's local proplet) keeps no results: a repeat of a start is only ignored.
