@@ -24,12 +24,16 @@ export class RunResults {
 
   /** A proplet's result for the run it is running. */
   onResult(msg: ResultMsg): void {
-    this.fence.unconfirmed.delete(msg.task_id);
-    if (msg.run_id) this.fence.asked.delete(msg.run_id);
     const task = this.store.tasks.get(msg.task_id);
     if (!task) {
       log.warn(`result for unknown task ${msg.task_id} dropped`);
       return;
+    }
+    // An answer about the run comes from the proplet it runs on: another's result naming it (it may know the run
+    // id) must not reset the fence's wait, or it could keep a run Running and its start sent again for ever.
+    if (!msg.proplet_id || !task.proplet_id || msg.proplet_id === task.proplet_id) {
+      this.fence.unconfirmed.delete(msg.task_id);
+      if (msg.run_id) this.fence.asked.delete(msg.run_id);
     }
     const extra = msg.run_id ? this.extras.get(msg.run_id) : undefined;
     if (extra) {
