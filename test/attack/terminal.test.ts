@@ -55,3 +55,22 @@ test("a proplet's escape sequences are shown escaped by the CLI, never sent to t
   expect(cli(["tasks", "runs", c.body.id], env).stdout).toContain("\\x1b]52;c;");
   expect((await http(`${s.url}/health`)).status).toBe(200);
 }, 30_000);
+
+test("a proplet's ids in serve's log cannot forge a line or carry an escape sequence", async () => {
+  const forged = `x\n[manager] \u2714 FORGED line${ESC}]0;owned\u0007`;
+  const c = await http(`${s.url}/tasks`, "POST", { name: "add", file: b64("add") });
+  for (const body of [
+    { task_id: forged, proplet_id: "painter", run_id: "r1", results: "", error: null },
+    { task_id: c.body.id, proplet_id: "painter", run_id: `r2${forged}`.slice(0, 64), results: "", error: null },
+  ])
+    await attacker.publishAsync(`${T}/control/proplet/results`, JSON.stringify(body), { qos: 1 });
+  await until("both results to be logged", () => s.output().split("FORGED").length - 1 >= 2);
+  expect(s.output()).not.toContain(ESC);
+  expect(
+    s
+      .output()
+      .split("\n")
+      .some((l) => l.startsWith("[manager] \u2714 FORGED")),
+  ).toBe(false);
+  expect((await http(`${s.url}/health`)).status).toBe(200);
+}, 30_000);
