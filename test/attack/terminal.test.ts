@@ -74,3 +74,14 @@ test("a proplet's ids in serve's log cannot forge a line or carry an escape sequ
   ).toBe(false);
   expect((await http(`${s.url}/health`)).status).toBe(200);
 }, 30_000);
+
+test("a workflow's or job's name with a C1 control (8-bit CSI) or a line separator is refused naming the field", async () => {
+  const task = [{ name: "add", file: b64("add") }];
+  for (const path of ["/workflows", "/jobs"])
+    for (const name of ["ok\u009b31mred", "one\u2028two"]) {
+      const r = await http(`${s.url}${path}`, "POST", { name, tasks: task });
+      expect(r.status).toBe(400);
+      expect(r.body.error).toContain("name: must be one line without control characters");
+    }
+  expect((await http(`${s.url}/health`)).status).toBe(200);
+});
