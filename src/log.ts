@@ -31,12 +31,22 @@ export function fields(f: Fields): Marked {
 
 const isMarked = (a: unknown): a is Marked => typeof a === "object" && a !== null && FIELDS in a;
 
+/**
+ * A message is one line of text: ids and names in it may come from peers (a proplet's task id, a run id), so its
+ * control characters are shown escaped (`\n`, `\x1b`) and cannot forge another line or reach a terminal.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+const escapeControl = (c: string) =>
+  c === "\n" ? "\\n" : c === "\t" ? "\\t" : c === "\r" ? "\\r" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+const oneLine = (a: unknown) => (typeof a === "string" ? a.replace(CONTROL, escapeControl) : a);
+
 /** The fields of a call (undefined values left out) and its other arguments. */
 function split(args: unknown[]): { rest: unknown[]; fields: Record<string, string | number | boolean> } {
   const out: Record<string, string | number | boolean> = {};
   const rest: unknown[] = [];
   for (const a of args) {
-    if (!isMarked(a)) rest.push(a);
+    if (!isMarked(a)) rest.push(oneLine(a));
     else for (const [k, v] of Object.entries(a[FIELDS])) if (v !== undefined) out[k] = v;
   }
   return { rest, fields: out };
@@ -53,12 +63,15 @@ export function priority(level: number): number {
   return level <= 0 ? 3 : level === 1 ? 4 : level <= 3 ? 6 : 7;
 }
 
-/** The pretty line's fields, after the message: `key=value`, quoted when the value has a space. */
+/** The pretty line's fields, after the message: `key=value`, quoted (escaped) when the value has a space or a control. */
 function pairs(f: Record<string, string | number | boolean>): string {
   return Object.entries(f)
-    .map(([k, v]) => `${k}=${typeof v === "string" && /[\s"=]/.test(v) ? JSON.stringify(v) : v}`)
+    .map(([k, v]) => `${k}=${typeof v === "string" && needsQuotes(v) ? JSON.stringify(v) : v}`)
     .join(" ");
 }
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: a control character is quoted (escaped) too
+const needsQuotes = (v: string) => /[\s"=\u0000-\u001f\u007f-\u009f]/.test(v);
 
 interface LogObj {
   date: Date;

@@ -7,8 +7,21 @@ export function printJson(v: unknown): void {
 const show = (v: unknown): string =>
   v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v);
 
+/**
+ * Text for a terminal: control characters shown escaped (`\x1b`), so a name, result or error written by a proplet,
+ * a guest or another user cannot send escape sequences to whoever reads it (set the clipboard, clear the screen).
+ * A record keeps its newlines and tabs.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
+const CONTROL_ALL = /[\u0000-\u001f\u007f-\u009f]/g;
+const escapeControl = (c: string) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+export const terminalSafe = (text: string, keepLines = false): string =>
+  text.replace(keepLines ? CONTROL : CONTROL_ALL, escapeControl);
+
 export function printTable(rows: Record<string, unknown>[], columns: [header: string, key: string][]): void {
-  const cells = rows.map((r) => columns.map(([, k]) => show(r[k]).replace(/\s+/g, " ").slice(0, 60)));
+  const cells = rows.map((r) => columns.map(([, k]) => terminalSafe(show(r[k]).replace(/\s+/g, " ").slice(0, 60))));
   const widths = columns.map(([h], i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (vals: string[]) =>
     vals
@@ -22,5 +35,5 @@ export function printTable(rows: Record<string, unknown>[], columns: [header: st
 export function printRecord(r: Record<string, unknown>): void {
   const keys = Object.keys(r);
   const w = Math.max(...keys.map((k) => k.length));
-  for (const k of keys) process.stdout.write(`${k.padEnd(w)}  ${show(r[k])}\n`);
+  for (const k of keys) process.stdout.write(`${terminalSafe(k.padEnd(w))}  ${terminalSafe(show(r[k]), true)}\n`);
 }

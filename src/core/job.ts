@@ -15,7 +15,7 @@ const GroupName = z
   .min(1, "is required")
   .max(GROUP_NAME_MAX, `must be at most ${GROUP_NAME_MAX} characters`)
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  .regex(/^[^\u0000-\u001f\u007f]*$/, "must be one line without control characters");
+  .regex(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$/, "must be one line without control characters");
 
 export const JobCreate = z.object({
   name: GroupName,

@@ -64,6 +64,16 @@ export const StartMsg = z.object({
       .refine((v) => !Number.isNaN(Date.parse(v)), "expected an RFC3339 timestamp"),
   ),
   /**
+   * Ours, with `sent_again`: when the manager sent it (its clock), so a proplet whose clock is behind (an edge device
+   * without a real-time clock) compares `sent_again` with its record on its own clock.
+   */
+  sent_at: nullToUndef(
+    z
+      .string()
+      .max(64)
+      .refine((v) => !Number.isNaN(Date.parse(v)), "expected an RFC3339 timestamp"),
+  ),
+  /**
    * Ours: the sha256 of the module bytes the site's trust policy approved (docs/ARCHITECTURE.md, "Trusted code");
    * our proplets refuse other bytes. Upstream proplets ignore it.
    */

@@ -257,7 +257,7 @@ export class Dispatcher {
       task,
       parentResults(task, (d) => this.store.tasks.get(d)),
     );
-    return this.bus.start(sentAgain ? { ...msg, sent_again: sentAgain } : msg);
+    return this.bus.start(sentAgain ? { ...msg, sent_again: sentAgain, sent_at: nowIso() } : msg);
   }
 
   /** A stop that may go unheard (the proplet gone, the broker down): nothing waits on it failing. */

@@ -24,12 +24,16 @@ export class RunResults {
 
   /** A proplet's result for the run it is running. */
   onResult(msg: ResultMsg): void {
-    this.fence.unconfirmed.delete(msg.task_id);
-    if (msg.run_id) this.fence.asked.delete(msg.run_id);
     const task = this.store.tasks.get(msg.task_id);
     if (!task) {
       log.warn(`result for unknown task ${msg.task_id} dropped`);
       return;
+    }
+    // An answer about the run comes from the proplet it runs on: another's result naming it (it may know the run
+    // id) must not reset the fence's wait, or it could keep a run Running and its start sent again for ever.
+    if (!msg.proplet_id || !task.proplet_id || msg.proplet_id === task.proplet_id) {
+      this.fence.unconfirmed.delete(msg.task_id);
+      if (msg.run_id) this.fence.asked.delete(msg.run_id);
     }
     const extra = msg.run_id ? this.extras.get(msg.run_id) : undefined;
     if (extra) {
@@ -106,17 +110,30 @@ export class RunResults {
   /**
    * A result for a run this manager has no record of (started by another manager before a hand-over, say): the
    * guest ran, so it gets a run of its own with that outcome, beside the task's current one, which it never
-   * changes. Bounded per task, so a proplet cannot grow the runs table without end by inventing run ids.
+   * changes. Bounded, so a proplet cannot fill the runs table (and the disk) by inventing run ids: per task, in all
+   * (never reset while this manager runs), and in bytes (results and error beyond 64 KiB are not kept, said so).
    */
   private unknownRun(task: Task, msg: ResultMsg, runId: string): void {
     const n = this.unknown.get(task.id) ?? 0;
-    if (n >= MAX_UNKNOWN_RUNS_PER_TASK) {
-      log.warn(`task ${task.id}: result for unknown run ${runId} dropped (${n} such runs kept already)`);
+    if (n >= MAX_UNKNOWN_RUNS_PER_TASK || this.unknownTotal >= MAX_UNKNOWN_RUNS) {
+      // Said once per task (a flood of them is not a flood of log lines).
+      if (!this.unknownDropped.has(task.id) && this.unknownDropped.size < MAX_UNKNOWN_RUNS) {
+        this.unknownDropped.add(task.id);
+        log.warn(
+          `task ${task.id}: results for unknown runs dropped from now on (${n} such runs kept for it, ${this.unknownTotal} in all)`,
+        );
+      }
       return;
     }
-    if (!this.unknown.has(task.id) && this.unknown.size >= 10_000) this.unknown.clear();
     this.unknown.set(task.id, n + 1);
+    this.unknownTotal++;
     const now = nowIso();
+    const size = JSON.stringify(msg.results ?? null).length;
+    const keep = size <= MAX_UNKNOWN_RESULT_CHARS;
+    const error =
+      msg.error && msg.error.length > MAX_UNKNOWN_RESULT_CHARS
+        ? `${msg.error.slice(0, MAX_UNKNOWN_RESULT_CHARS)}… (error cut at ${MAX_UNKNOWN_RESULT_CHARS} characters)`
+        : msg.error;
     const run = withOutcome(
       {
         run_id: runId,
@@ -127,17 +144,24 @@ export class RunResults {
         ...(msg.proplet_id ? { proplet_id: msg.proplet_id } : {}),
         started_at: now,
       },
-      msg.results,
-      msg.error,
+      keep ? msg.results : undefined,
+      error,
     );
-    const why = "no run with this id was known to the manager when its result came";
+    const why = `no run with this id was known to the manager when its result came${keep ? "" : `; its results (${size} characters) were not kept (over ${MAX_UNKNOWN_RESULT_CHARS})`}`;
     this.store.runs.create({ ...run, finished_at: now, late_at: now, settled_error: why });
     log.warn(`task ${task.id}: result for a run it did not know (${runId}); kept as a run of its own (${run.status})`);
   }
 
-  /** Runs made by `unknownRun`, by task, since this manager started. */
+  /** Runs made by `unknownRun`, by task, and in all, since this manager started. */
   private unknown = new Map<string, number>();
+  private unknownTotal = 0;
+  /** Tasks whose unknown runs were dropped (said once each). */
+  private unknownDropped = new Set<string>();
 }
 
 /** Runs one task may gain from results for run ids the manager did not know, per manager process. */
 const MAX_UNKNOWN_RUNS_PER_TASK = 100;
+/** Such runs in all, per manager process (a hand-over leaves a few; a proplet inventing them, many). */
+const MAX_UNKNOWN_RUNS = 2000;
+/** Results (as JSON) and error kept on such a run, in characters: 2,000 of them stay within ~256 MiB. */
+const MAX_UNKNOWN_RESULT_CHARS = 64 * 1024;

@@ -1,10 +1,13 @@
 import {
   closeSync,
+  constants,
   existsSync,
+  fstatSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
-  readFileSync,
+  readSync,
   renameSync,
   rmSync,
   writeFileSync,
@@ -36,17 +39,60 @@ export interface RunRecordLimits {
   maxRuns: number;
   /** Delivered results kept for a start sent again (each is the outbox's file, moved). */
   maxResults: number;
+  /** Their bytes in all (a guest's stdout result may be 8 MiB: 200 of them would be 1.6 GB of an edge disk). */
+  maxResultBytes: number;
 }
 
-const DEFAULT_LIMITS: RunRecordLimits = { maxRuns: 2000, maxResults: 200 };
+const DEFAULT_LIMITS: RunRecordLimits = { maxRuns: 2000, maxResults: 200, maxResultBytes: 64 << 20 };
+
+/** runs.log at most (2,000 runs compacted are ~0.5 MiB) and a kept result at most (a result message is <= 16 MiB). */
+const MAX_LOG_BYTES = 16 << 20;
+const MAX_RESULT_FILE_BYTES = 17 << 20;
+
+/**
+ * A state file's text, if it is a regular file of at most `max` bytes; else undefined. Opened without following a
+ * symlink and without blocking, so a FIFO or device left in the state dir neither hangs the proplet's start nor
+ * fills its memory.
+ */
+function regularSize(path: string): number | undefined {
+  try {
+    const st = lstatSync(path);
+    return st.isFile() ? st.size : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readStateFile(path: string, max: number): string | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > max) return undefined;
+    const buf = Buffer.alloc(st.size);
+    let n = 0;
+    while (n < st.size) {
+      const r = readSync(fd, buf, n, st.size - n, n);
+      if (r === 0) break;
+      n += r;
+    }
+    return buf.subarray(0, n).toString("utf8");
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
 
 /** A run id safe as a file name (the manager's are UUIDs); others are recorded but their result is not kept. */
 const SAFE_RUN = /^[A-Za-z0-9_-]{1,64}$/;
 
 export class RunRecord {
   private runs = new Map<string, RecordedRun>();
-  /** Run ids whose delivered result is kept, oldest first. */
+  /** Run ids whose delivered result is kept, oldest first, and their files' bytes. */
   private kept: string[] = [];
+  private keptBytes = new Map<string, number>();
+  private keptTotal = 0;
   private fd?: number;
   private lines = 0;
   private compactAt = 64;
@@ -56,16 +102,26 @@ export class RunRecord {
    */
   since = Date.now();
 
+  private limits: RunRecordLimits;
+
   constructor(
     private dir: string | undefined,
-    private limits: RunRecordLimits = DEFAULT_LIMITS,
+    limits: Partial<RunRecordLimits> = {},
     private warn: (m: string) => void = () => {},
   ) {
+    this.limits = { ...DEFAULT_LIMITS, ...limits };
     if (!dir) return;
     mkdirSync(join(dir, "results"), { recursive: true, mode: 0o700 });
     const log = join(dir, "runs.log");
-    if (existsSync(log)) {
-      for (const line of readFileSync(log, "utf8").split("\n")) {
+    const text = existsSync(log) ? readStateFile(log, MAX_LOG_BYTES) : "";
+    if (text === undefined) {
+      // Not a log this proplet wrote: a new record begins now (a start sent again for an earlier run is then
+      // answered "cannot tell", never run twice); the file is replaced by the first rewrite.
+      warn(`run record: ${log} is not a regular file of at most ${MAX_LOG_BYTES >> 20} MiB; starting a new record`);
+      rmSync(log, { force: true, recursive: true });
+    }
+    if (text) {
+      for (const line of text.split("\n")) {
         const [kind, run, task, at] = line.split("\t");
         if (kind === "S" && Number(run)) this.since = Number(run);
         if (!run) continue;
@@ -78,9 +134,12 @@ export class RunRecord {
     }
     for (const f of readdirSync(join(dir, "results")).sort()) {
       const run = f.endsWith(".json") ? f.slice(0, -5) : "";
-      if (this.runs.has(run)) this.kept.push(run);
-      else rmSync(join(dir, "results", f), { force: true });
+      const size = this.runs.has(run) ? regularSize(join(dir, "results", f)) : undefined;
+      if (size !== undefined) this.keep(run, size);
+      // (recursive: a directory left there must not stop the proplet from starting)
+      else rmSync(join(dir, "results", f), { force: true, recursive: true });
     }
+    this.boundResults();
     this.compact();
   }
 
@@ -121,15 +180,46 @@ export class RunRecord {
 
   /** The outbox moved a delivered result to `resultFile(run)`: the oldest kept ones beyond the limit go. */
   resultKept(run: string): void {
-    if (!this.kept.includes(run)) this.kept.push(run);
-    while (this.kept.length > this.limits.maxResults) this.dropResult(this.kept.shift()!);
+    const f = this.resultFile(run);
+    const size = f ? regularSize(f) : undefined;
+    if (size !== undefined) {
+      // Kept again (its start sent again, its result delivered again): counted once, at its new size.
+      if (this.keptBytes.has(run)) this.keptTotal -= this.keptBytes.get(run)!;
+      else this.kept.push(run);
+      this.keptBytes.set(run, size);
+      this.keptTotal += size;
+    }
+    this.boundResults();
+  }
+
+  private keep(run: string, size: number): void {
+    this.kept.push(run);
+    this.keptBytes.set(run, size);
+    this.keptTotal += size;
+  }
+
+  /** Over a limit (count or bytes): the oldest kept results go. */
+  private boundResults(): void {
+    while (this.kept.length > this.limits.maxResults || this.keptTotal > this.limits.maxResultBytes)
+      this.forget(this.kept[0]!);
+  }
+
+  /** A kept result no longer kept: its file removed. */
+  private forget(run: string): void {
+    const i = this.kept.indexOf(run);
+    if (i < 0) return;
+    this.kept.splice(i, 1);
+    this.keptTotal -= this.keptBytes.get(run) ?? 0;
+    this.keptBytes.delete(run);
+    this.dropResult(run);
   }
 
   /** A delivered result kept for this run (the payload as it was published), if any. */
   keptResult(run: string): string | undefined {
     const f = this.kept.includes(run) ? this.resultFile(run) : undefined;
     try {
-      return f ? JSON.parse(readFileSync(f, "utf8")).payload : undefined;
+      const text = f ? readStateFile(f, MAX_RESULT_FILE_BYTES) : undefined;
+      return text ? JSON.parse(text).payload : undefined;
     } catch {
       return undefined;
     }
@@ -157,11 +247,7 @@ export class RunRecord {
       const oldest = this.runs.keys().next().value!;
       this.since = Math.max(this.since, this.runs.get(oldest)!.at);
       this.runs.delete(oldest);
-      const i = this.kept.indexOf(oldest);
-      if (i >= 0) {
-        this.kept.splice(i, 1);
-        this.dropResult(oldest);
-      }
+      this.forget(oldest);
     }
   }
 

@@ -31,7 +31,10 @@ export function startSeenBefore(msg: StartMsg, link: PropletLink, propletId: str
   if (!seen) {
     // A start sent again for a run this record does not know: new only if the record would have it had it come
     // (a state dir wiped, or runs forgotten since, cannot say "never received").
-    const sentAt = msg.sent_again ? Date.parse(msg.sent_again) : Number.NaN;
+    // On this proplet's clock: less by how far the manager's is ahead (never more: a start delivered late makes
+    // the manager look behind, and a later sentAt could make the record claim a run it cannot know).
+    const ahead = msg.sent_at ? Math.max(0, Date.parse(msg.sent_at) - Date.now()) : 0;
+    const sentAt = msg.sent_again ? Date.parse(msg.sent_again) - ahead : Number.NaN;
     if (!msg.sent_again || msg.latent || link.record.covers(sentAt, CLOCK_SKEW_MS)) return false;
     log.warn(`start sent again for a run this proplet cannot account for: ${CANNOT_TELL}`, about);
     link.record.received(run, msg.id);
@@ -57,8 +60,12 @@ export function startSeenBefore(msg: StartMsg, link: PropletLink, propletId: str
   if (kept) {
     log.info("start sent again for a run that finished here: its result sent again, the guest not run twice", about);
     try {
-      void link.publishResult(JSON.parse(kept));
-      return true;
+      // Only a result of this very run (a file in the state dir is not trusted to be one).
+      const r = JSON.parse(kept);
+      if (r?.task_id === msg.id && r.run_id === run) {
+        void link.publishResult(r);
+        return true;
+      }
     } catch {}
   }
   // An in-memory record (serve's local proplet) keeps no results: a repeat of a start is only ignored.

@@ -13,6 +13,8 @@ const log = tag("trust");
 export class ReloadableTrust implements TrustGate {
   /** Refusals by rule since start, for `/metrics` (a reload does not reset them). */
   readonly refusals = new Map<string, number>();
+  /** The number of the newest reload begun. */
+  private generation = 0;
 
   private constructor(
     private current: TrustVerifier,
@@ -49,8 +51,15 @@ export class ReloadableTrust implements TrustGate {
    * running one, false when that was kept (logged as an error with the reason).
    */
   async reload(policyPath = this.policyPath, registriesD = this.registriesD): Promise<boolean> {
+    // Loads run concurrently (a key file takes a while to parse): only the newest SIGHUP's may swap in, or an older
+    // file read before an edit (a revoked key, an open default) could finish last and silently win.
+    const generation = ++this.generation;
     try {
       const next = await TrustVerifier.load(policyPath, registriesD, this.registry);
+      if (generation !== this.generation) {
+        log.info(`SIGHUP: trust policy ${policyPath} as read earlier not put in force: a newer SIGHUP read it again`);
+        return false;
+      }
       this.current = next;
       this.policyPath = policyPath;
       this.registriesD = registriesD;
