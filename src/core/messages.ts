@@ -16,7 +16,12 @@ const flag = z
   .optional()
   .transform((v) => v ?? false);
 
-const RunId = z.string().min(1).max(64);
+// Ours are UUIDs; the charset keeps a hostile peer's id from breaking a line of a proplet's run record or a log.
+const RunId = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9._:-]+$/, "a run id is letters, digits and . _ : - only");
 
 /** Runs one heartbeat may list: as many as a proplet may run, and as many results as its outbox may hold. */
 const MAX_LISTED_RUNS = MAX_TASKS_ANNOUNCED + 10_000;
