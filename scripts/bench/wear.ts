@@ -195,7 +195,13 @@ async function simulate(s: Serve, n: number) {
     const login = await mqttLogin(s.url, s.token, "proplet", id);
     const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: id, ...login });
     clients.push(c);
-    const metadata = { os: "linux", cpu_arch: "x86_64", proplet_version: "sim", max_tasks: 1, liveliness_interval_s: 10 };
+    const metadata = {
+      os: "linux",
+      cpu_arch: "x86_64",
+      proplet_version: "sim",
+      max_tasks: 1,
+      liveliness_interval_s: 10,
+    };
     c.publish(`${base}/create`, JSON.stringify({ proplet_id: id, namespace: "default", metadata }), { qos: 1 });
     const beat = () => {
       c.publish(`${base}/alive`, JSON.stringify({ proplet_id: id, status: "alive", namespace: "default", tasks: [] }));
@@ -203,10 +209,13 @@ async function simulate(s: Serve, n: number) {
       c.publish(`${base}/metrics`, JSON.stringify(sample));
     };
     timers.push(
-      setTimeout(() => {
-        beat();
-        timers.push(setInterval(beat, 10_000));
-      }, (i * 10_000) / n),
+      setTimeout(
+        () => {
+          beat();
+          timers.push(setInterval(beat, 10_000));
+        },
+        (i * 10_000) / n,
+      ),
     );
   }
   return async () => {
@@ -231,12 +240,14 @@ for (const r of RATES) {
   say(JSON.stringify(local.at(-1)));
 }
 out.per_task_local = local;
-say(`${SIMS} simulated proplets; settling 15 s, then idle ${IDLE_S} s…`);
-const stopSims = await simulate(a, SIMS);
-await Bun.sleep(15_000);
-out.idle_sims = { proplets: SIMS + 1, ...(await idle([a.pid], IDLE_S)) };
-say(JSON.stringify(out.idle_sims));
-await stopSims();
+if (SIMS > 0) {
+  say(`${SIMS} simulated proplets; settling 15 s, then idle ${IDLE_S} s…`);
+  const stopSims = await simulate(a, SIMS);
+  await Bun.sleep(15_000);
+  out.idle_sims = { proplets: SIMS + 1, ...(await idle([a.pid], IDLE_S)) };
+  say(JSON.stringify(out.idle_sims));
+  await stopSims();
+}
 await a.stop();
 
 if (!opt["no-proplet"]) {
