@@ -47,7 +47,10 @@ export class BufferedMetrics implements MetricsRepository {
   private add(h: Held): void {
     const key = `${h.kind}\0${h.owner}`;
     let list = this.held.get(key);
-    if (!list) this.held.set(key, (list = []));
+    if (!list) {
+      list = [];
+      this.held.set(key, list);
+    }
     list.push(h);
     this.count++;
     if (list.length > METRICS_RETENTION) {
