@@ -1,14 +1,15 @@
 // Flash wear benchmark: the bytes a `propeller serve` (and a standalone `propeller proplet`) makes the kernel write
 // to the block device, per task and per hour of idling. Gateways run from SD cards and eMMC that wear out.
 //
-//   bun scripts/bench/wear.ts [--idle-s 120] [--rates 1,10,100] [--rate-s 20] [--sims 100] [--strace] [--no-proplet]
+//   bun scripts/bench/wear.ts [--idle-s 600] [--rates 1,10,100] [--rate-s 20] [--sims 100] [--strace] [--no-proplet]
 //
 // What is counted: `write_bytes` of /proc/PID/io, the bytes the process caused to be written to the block layer
 // (a page dirtied in the page cache counts once, when it goes from clean to dirty), beside `wchar` (bytes passed to
 // write calls, cached or not) and `syscw` (write calls). On tmpfs write_bytes stays 0: the data dir is made under
 // the temp dir, which must be a real disk (checked; set TMPDIR otherwise).
 // Phases, each measured on its own:
-//  1. idle, serve with its local proplet: --idle-s seconds after a 10 s settling, extrapolated to an hour;
+//  1. idle, serve with its local proplet: --idle-s seconds after a 10 s settling, extrapolated to an hour (serve
+//     writes heartbeats and metrics samples every 10 minutes: a shorter window may hold no such batch, or one);
 //  2. per task at each of --rates tasks/s on the local proplet: tasks created and started through REST at that
 //     pace for --rate-s seconds (the inline `add` module), counted from the first create until every task is
 //     Completed and 3 s more (serve's idle checkpoint); the idle writes of that time are included, not subtracted;
@@ -30,7 +31,7 @@ import { adminToken, authHeaders, freePort, mqttLogin, serveArgs, waitForHealth 
 
 const { values: opt } = parseArgs({
   options: {
-    "idle-s": { type: "string", default: "120" },
+    "idle-s": { type: "string", default: "600" },
     rates: { type: "string", default: "1,10,100" },
     "rate-s": { type: "string", default: "20" },
     sims: { type: "string", default: "100" },
