@@ -165,12 +165,19 @@ function App() {
     });
   }, [session]);
 
-  // Each page's title is its heading's text (it changes as a page loads: "Task <id>" becomes its name).
+  // Each page's title is its heading's text, followed as it changes while a page loads ("Task <id>" becomes its
+  // name, "Workflow <id>" its given name): the page renders that, not the shell.
   useEffect(() => {
-    const h1 = document.querySelector("main h1")?.textContent?.trim();
-    const title = h1 ? `${h1} · Propeller` : "Propeller";
-    if (document.title !== title) document.title = title;
-  });
+    const follow = () => {
+      const h1 = document.querySelector("main h1")?.textContent?.trim();
+      const title = h1 ? `${h1} · Propeller` : "Propeller";
+      if (document.title !== title) document.title = title;
+    };
+    follow();
+    const watch = new MutationObserver(follow);
+    watch.observe(document.getElementById("app")!, { childList: true, subtree: true, characterData: true });
+    return () => watch.disconnect();
+  }, []);
   // A link followed within the console moves focus to the new page's heading, as a page load would to the top; not
   // on the first load (the address typed is where focus is wanted).
   const first = useRef(true);

@@ -1,12 +1,10 @@
 import { type ComponentChildren, createContext } from "preact";
-import { useContext, useEffect, useId, useRef, useState } from "preact/hooks";
-import uPlot from "uplot";
-import "uplot/dist/uPlot.min.css";
+import { useContext, useEffect, useId, useState } from "preact/hooks";
 import { api } from "./api.ts";
 import { type LiveEvent, onLive, onStatus } from "./live.ts";
 
 // Pieces every page uses: data that reloads when a live event concerns it, buttons that say why they are
-// disabled and show their error beside them, and a chart.
+// disabled and show their error beside them. Charts are in chart.tsx, tables in table.tsx.
 
 export interface Session {
   /** The id of the token signed in with (none without authentication). */
@@ -176,161 +174,6 @@ export function Loading(p: { error?: string; children?: ComponentChildren; ready
 
 export function StateText(p: { state: number; status: string }) {
   return <span class={`s${p.state}`}>{p.status}</span>;
-}
-
-/** A time series with uPlot: x in seconds since the epoch, one line per series. */
-export function Chart(p: { title: string; x: number[]; series: { label: string; values: (number | null)[] }[] }) {
-  const box = useRef<HTMLDivElement>(null);
-  useEffect(() => {
-    const el = box.current;
-    if (!el || p.x.length === 0) return;
-    // As wide as its container (a phone's 360 px or a desktop's column), and again when that changes.
-    const fit = () => Math.max(200, el.clientWidth || 600);
-    const width = fit();
-    const colors = ["#0b57d0", "#b00020", "#176f2c", "#8a5a00"];
-    const plot = new uPlot(
-      {
-        title: p.title,
-        width,
-        height: 200,
-        series: [{}, ...p.series.map((s, i) => ({ label: s.label, stroke: colors[i % colors.length], width: 2 }))],
-      },
-      [p.x, ...p.series.map((s) => s.values)] as uPlot.AlignedData,
-      el,
-    );
-    const resized = new ResizeObserver(() => {
-      if (fit() !== plot.width) plot.setSize({ width: fit(), height: 200 });
-    });
-    resized.observe(el);
-    return () => {
-      resized.disconnect();
-      plot.destroy();
-    };
-  }, [JSON.stringify(p)]);
-  if (p.x.length === 0) return <p class="muted">{p.title}: no samples yet.</p>;
-  return (
-    <>
-      <div class="chart" ref={box} role="img" aria-label={p.title} />
-      <ChartTable {...p} />
-    </>
-  );
-}
-
-/** A chart's text alternative: its last 20 points as a table, folded under the chart. */
-function ChartTable(p: { title: string; x: number[]; series: { label: string; values: (number | null)[] }[] }) {
-  const from = Math.max(0, p.x.length - 20);
-  // Seconds since the epoch are times; small numbers (rounds) are shown as they are.
-  const at = (x: number) => (x > 1e9 ? new Date(x * 1000).toLocaleTimeString() : String(x));
-  const num = (v: number | null | undefined) =>
-    v === null || v === undefined ? "" : String(Math.round(v * 100) / 100);
-  return (
-    <details class="chart-table">
-      <summary>{p.title} as a table</summary>
-      <div class="scroll">
-        <table>
-          <caption class="muted">
-            {p.title}: the last {p.x.length - from} of {p.x.length} points
-          </caption>
-          <thead>
-            <tr>
-              <th scope="col">{p.x[0] !== undefined && p.x[0] > 1e9 ? "Time" : "Round"}</th>
-              {p.series.map((s) => (
-                <th key={s.label} scope="col">
-                  {s.label}
-                </th>
-              ))}
-            </tr>
-          </thead>
-          <tbody>
-            {p.x.slice(from).map((x, i) => (
-              <tr key={`${x}-${i}`}>
-                <td>{at(x)}</td>
-                {p.series.map((s) => (
-                  <td key={s.label}>{num(s.values[from + i])}</td>
-                ))}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-    </details>
-  );
-}
-
-export interface Column<T> {
-  head: string;
-  cell: (row: T) => ComponentChildren;
-  /** Hidden at phone width. */
-  wide?: boolean;
-  /** The server's sort key for this column: its header is a button that sorts by it. */
-  sort?: string;
-}
-
-export interface Sort {
-  key: string;
-  order: "asc" | "desc";
-}
-
-/** The order a header's first click asks: names A to Z, the rest (times, states) highest first. */
-const firstOrder = (key: string): Sort["order"] => (key === "name" ? "asc" : "desc");
-
-/** A table that scrolls inside itself, never the page, at phone width; sortable columns sort on the server. */
-export function Table<T>(p: {
-  rows: T[];
-  rowKey: (row: T) => string;
-  columns: Column<T>[];
-  sort?: Sort;
-  onSort?: (s: Sort) => void;
-}) {
-  return (
-    <div class="scroll">
-      <table>
-        <thead>
-          <tr>
-            {p.columns.map((c) => {
-              const on = c.sort && p.sort?.key === c.sort ? p.sort.order : undefined;
-              return (
-                <th
-                  key={c.head}
-                  class={c.wide ? "wide" : undefined}
-                  aria-sort={c.sort ? (on === "asc" ? "ascending" : on === "desc" ? "descending" : "none") : undefined}
-                >
-                  {c.sort && p.onSort ? (
-                    <button
-                      type="button"
-                      class="sort"
-                      onClick={() =>
-                        p.onSort!({
-                          key: c.sort!,
-                          order: on ? (on === "asc" ? "desc" : "asc") : firstOrder(c.sort!),
-                        })
-                      }
-                    >
-                      {c.head}
-                      <span aria-hidden="true">{on === "asc" ? " ▲" : on === "desc" ? " ▼" : ""}</span>
-                    </button>
-                  ) : (
-                    c.head
-                  )}
-                </th>
-              );
-            })}
-          </tr>
-        </thead>
-        <tbody>
-          {p.rows.map((r) => (
-            <tr key={p.rowKey(r)}>
-              {p.columns.map((c) => (
-                <td key={c.head} class={c.wide ? "wide" : undefined}>
-                  {c.cell(r)}
-                </td>
-              ))}
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
-  );
 }
 
 /**

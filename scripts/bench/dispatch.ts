@@ -7,7 +7,9 @@
 // Prints progress to stderr and, as its last stdout line, one JSON object with the figures.
 //
 //   bun scripts/bench/dispatch.ts [--samples 1000] [--tasks 10000] [--concurrency 64] [--bin dist/propeller] [--no-auth]
-//     [--storage sqlite|kv|postgres] [--idle-s 0] [--module-kib 0] [--tracing RATIO]
+//     [--storage sqlite|kv|postgres] [--idle-s 0] [--module-kib 0] [--tracing RATIO] [--no-floor]
+// After serve has stopped, the same load runs against this machine's floor (floor.ts: the same I/O with no logic):
+// `floor_tasks_per_s` and `ratio_to_floor` (serve's tasks/s over the floor's), the figure that travels between machines.
 // Also reported: the data dir's size after the burst (`data_dir_mib`; every task carries the same module), and
 // serve's RSS before the burst, at its peak, and after --idle-s seconds of idling (`rss_*_mib`).
 // Authentication is on, as in a default serve (a bearer token on every request, credentials on MQTT); --no-auth
@@ -17,8 +19,8 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import mqtt from "mqtt";
 import { MODULES } from "../../src/examples/modules.ts";
+import { runFloor } from "./floor.ts";
 import {
   adminToken,
   authHeaders,
@@ -30,6 +32,7 @@ import {
   serveArgs,
   waitForHealth,
 } from "./lib.ts";
+import { loadClient } from "./load.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -39,6 +42,7 @@ const { values: opt } = parseArgs({
     bin: { type: "string" },
     profile: { type: "string", description: "directory for a CPU profile (markdown) of the serve process" },
     "no-auth": { type: "boolean", default: false },
+    "no-floor": { type: "boolean", default: false, description: "skip the floor (floor.ts) run after serve's" },
     storage: { type: "string", default: "sqlite", description: "sqlite, kv or postgres (a throwaway cluster)" },
     "idle-s": { type: "string", default: "0", description: "seconds to idle after the burst before RSS is read" },
     "module-kib": { type: "string", default: "0", description: "pad the module with a custom section this large" },
@@ -105,38 +109,18 @@ const serve = Bun.spawn([...cmd, ...serveArgs(httpPort, mqttPort, dataDir, serve
   stderr: "inherit",
   env: { ...process.env, ...tracingEnv },
 });
+process.once("exit", () => serve.kill("SIGKILL")); // not left behind when the bench fails
 const url = `http://127.0.0.1:${httpPort}`;
 await waitForHealth(url);
 const token = adminToken(dataDir);
 
-async function post(path: string, body?: unknown): Promise<any> {
-  const res = await fetch(`${url}${path}`, {
-    method: "POST",
-    headers: body ? { ...authHeaders(token), "content-type": "application/json" } : authHeaders(token),
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const data = await res.json();
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(data)}`);
-  return data;
-}
-
 // Results seen on MQTT, to know when to look in the API without hammering it.
 const login = await mqttLogin(url, token, "manager", "bench-observer");
-const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: "bench", ...login });
-const waiting = new Map<string, () => void>();
-let resultsSeen = 0;
-sub.on("message", (_t, payload) => {
-  resultsSeen++;
-  const id = JSON.parse(payload.toString()).task_id as string;
-  waiting.get(id)?.();
-});
-await sub.subscribeAsync("m/default/c/default/control/proplet/results", { qos: 0 });
+const client = await loadClient(url, mqttPort, token, login);
+const post = client.post;
 
 async function startAndWaitStored(id: string): Promise<void> {
-  const seen = new Promise<void>((resolve) => waiting.set(id, resolve));
-  await post(`/tasks/${id}/start`);
-  await seen;
-  waiting.delete(id);
+  await client.startAndSeen(id);
   for (;;) {
     const res = await fetch(`${url}/tasks/${id}`, { headers: authHeaders(token) });
     const t = (await res.json()) as { state: number; error?: string };
@@ -184,26 +168,14 @@ const count = async (state: number): Promise<number> => {
   return db!.query<{ n: number }, [number]>("SELECT count(*) AS n FROM tasks WHERE state = ?").all(state)[0]!.n;
 };
 const before = await count(3);
-let next = 0;
 const rssBefore = rssMib(serve.pid);
 let rssPeak = rssBefore;
 const cpu0 = { all: cpuSeconds(serve.pid), main: mainThreadCpuSeconds(serve.pid), bench: process.cpuUsage() };
 const t0 = performance.now();
-const progress = setInterval(() => say(`  created ${next}, results seen ${resultsSeen}`), 2000);
 const rssWatch = setInterval(() => (rssPeak = Math.max(rssPeak, rssMib(serve.pid))), 250);
-await Promise.all(
-  Array.from({ length: CONCURRENCY }, async () => {
-    while (next < TASKS) {
-      const i = next++;
-      const { id } = await post("/tasks", task(i));
-      const seen = new Promise<void>((resolve) => waiting.set(id, resolve));
-      await post(`/tasks/${id}/start`);
-      await seen;
-      waiting.delete(id);
-    }
-  }),
+await client.burst(TASKS, CONCURRENCY, task, () =>
+  say(`  created ${client.created}, results seen ${client.resultsSeen}`),
 );
-clearInterval(progress);
 for (const deadline = Date.now() + 60_000; (await count(3)) - before < TASKS; await Bun.sleep(1)) {
   if ((await count(4)) > 0) throw new Error(`${await count(4)} task(s) failed during the throughput run`);
   if (Date.now() > deadline)
@@ -213,9 +185,10 @@ const elapsed = (performance.now() - t0) / 1000;
 // Where the two cores went during the throughput run: serve's main thread (the limit), all of serve, this client.
 const benchCpu = process.cpuUsage(cpu0.bench);
 const cpuShare = (seconds: number) => +((100 * seconds) / elapsed).toFixed(1);
+const serveCpuSeconds = cpuSeconds(serve.pid) - cpu0.all;
 const cpu = {
   serve_main_thread_cpu_percent: cpuShare(mainThreadCpuSeconds(serve.pid) - cpu0.main),
-  serve_cpu_percent: cpuShare(cpuSeconds(serve.pid) - cpu0.all),
+  serve_cpu_percent: cpuShare(serveCpuSeconds),
   bench_cpu_percent: cpuShare((benchCpu.user + benchCpu.system) / 1e6),
 };
 clearInterval(rssWatch);
@@ -232,13 +205,19 @@ const rssAfter = rssMib(serve.pid);
 const dataDirIdleMib = duMib(dataDir);
 for (const f of readdirSync(dataDir)) say(`  ${f}: ${(statSync(join(dataDir, f)).size / 2 ** 20).toFixed(1)} MiB`);
 
-await sub.endAsync();
+await client.close();
 serve.kill("SIGTERM");
 await serve.exited;
 if (process.env.BENCH_KEEP) say(`data dir kept: ${dataDir}`);
 else rmSync(dataDir, { recursive: true, force: true });
 await pg?.stop();
 receiver?.stop(true);
+// The machine's floor with the same load, once serve is gone (the two never share the cores).
+let floor: Awaited<ReturnType<typeof runFloor>> | undefined;
+if (!opt["no-floor"]) {
+  say(`floor: ${TASKS} tasks, ${CONCURRENCY} concurrent clients…`);
+  floor = await runFloor(TASKS, CONCURRENCY, file);
+}
 
 const out = {
   samples: lat.length,
@@ -250,6 +229,14 @@ const out = {
   concurrency: CONCURRENCY,
   seconds: +elapsed.toFixed(3),
   tasks_per_s: Math.round(TASKS / elapsed),
+  ...(floor
+    ? {
+        floor_tasks_per_s: floor.tasks_per_s,
+        ratio_to_floor: +(TASKS / elapsed / floor.tasks_per_s).toFixed(3),
+        serve_cpu_ms_per_task: +((serveCpuSeconds * 1000) / TASKS).toFixed(3),
+        floor_cpu_ms_per_task: floor.cpu_ms_per_task,
+      }
+    : {}),
   ...cpu,
   runtime: opt.bin ? "compiled" : "bun",
   storage: opt.storage,

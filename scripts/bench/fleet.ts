@@ -4,10 +4,13 @@
 // about itself; with --no-auth they share --connections connections. The serve's CPU time is read from /proc.
 // Prints one JSON object as the last stdout line, with `manager_cpu_percent` (percent of one core),
 // `manager_rss_mib` and `alive_at_end` (proplets the manager counts alive when the measurement ends).
+// Then the same fleet against Debian's mosquitto (its own instance on a free port, anonymous, one subscriber taking
+// every proplet message as the manager would): `mosquitto_cpu_percent` and `ratio_to_mosquitto` (serve's CPU over
+// mosquitto's, the figure that travels between machines); --no-mosquitto skips it.
 //
-//   bun scripts/bench/fleet.ts [--proplets 1000] [--seconds 30] [--no-auth [--connections 20]]
+//   bun scripts/bench/fleet.ts [--proplets 1000] [--seconds 30] [--no-auth [--connections 20]] [--no-mosquitto]
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -20,6 +23,7 @@ const { values: opt } = parseArgs({
     connections: { type: "string", default: "20" },
     seconds: { type: "string", default: "30" },
     "no-auth": { type: "boolean", default: false },
+    "no-mosquitto": { type: "boolean", default: false },
     profile: { type: "string", description: "directory for a CPU profile (markdown) of the serve process" },
   },
 });
@@ -53,71 +57,132 @@ await waitForHealth(url);
 const base = "m/default/c/default/control/proplet";
 const token = adminToken(dir);
 const ids = Array.from({ length: N }, (_, i) => `sim-${String(i).padStart(5, "0")}`);
-const clients: mqtt.MqttClient[] = [];
-for (let i = 0; i < C; i++) {
-  const id = AUTH ? ids[i]! : `fleet-${i}`;
-  const login = await mqttLogin(url, token, "proplet", id);
-  clients.push(await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: id, ...login }));
-}
-const clientOf = (i: number) => clients[i % C]!;
-for (const [i, id] of ids.entries()) {
-  clientOf(i).publish(
-    `${base}/create`,
-    JSON.stringify({
-      proplet_id: id,
-      namespace: "default",
-      metadata: { os: "linux", cpu_arch: "x86_64", proplet_version: "sim", max_tasks: 1, liveliness_interval_s: 1 },
-    }),
-    { qos: 1 },
+
+/**
+ * The fleet against a broker on `port`: C connections, each proplet announced, then beating once a second (spread
+ * evenly over the second); `pid`'s CPU is read over SECONDS after a 5 s warm-up. `login` gives a connection's
+ * credentials; `during` runs once the fleet is warm, `after` at the end of the measurement.
+ */
+async function drive(port: number, pid: number, login: (id: string) => Promise<object>, during?: () => Promise<void>) {
+  const clients: mqtt.MqttClient[] = [];
+  for (let i = 0; i < C; i++) {
+    const id = AUTH ? ids[i]! : `fleet-${i}`;
+    clients.push(await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: id, ...(await login(id)) }));
+  }
+  const clientOf = (i: number) => clients[i % C]!;
+  for (const [i, id] of ids.entries()) {
+    clientOf(i).publish(
+      `${base}/create`,
+      JSON.stringify({
+        proplet_id: id,
+        namespace: "default",
+        metadata: { os: "linux", cpu_arch: "x86_64", proplet_version: "sim", max_tasks: 1, liveliness_interval_s: 1 },
+      }),
+      { qos: 1 },
+    );
+  }
+  let beats = 0;
+  const timers = ids.map((id, i) =>
+    setTimeout(
+      () => {
+        const beat = () => {
+          clientOf(i).publish(
+            `${base}/alive`,
+            JSON.stringify({ proplet_id: id, status: "alive", namespace: "default", tasks: [] }),
+            { qos: 0 },
+          );
+          beats++;
+        };
+        beat();
+        timers[i] = setInterval(beat, 1000);
+      },
+      (i * 1000) / N,
+    ),
   );
+  say(`${N} proplets on ${C} connections; warming up 5 s…`);
+  await Bun.sleep(5000);
+  await during?.();
+  const cpu0 = cpuSeconds(pid);
+  const beats0 = beats;
+  const t0 = performance.now();
+  await Bun.sleep(SECONDS * 1000);
+  const cpu = cpuSeconds(pid) - cpu0;
+  const elapsed = (performance.now() - t0) / 1000;
+  const out = {
+    elapsed,
+    rate: (beats - beats0) / elapsed,
+    cpuPercent: +((cpu / elapsed) * 100).toFixed(1),
+    rss: rssMib(pid),
+  };
+  for (const t of timers) clearInterval(t);
+  await Promise.all(clients.map((c) => c.endAsync(true)));
+  return out;
 }
-// Each proplet beats once a second, the fleet spread evenly over the second.
-let beats = 0;
-const timers = ids.map((id, i) =>
-  setTimeout(
-    () => {
-      const beat = () => {
-        clientOf(i).publish(
-          `${base}/alive`,
-          JSON.stringify({ proplet_id: id, status: "alive", namespace: "default", tasks: [] }),
-          { qos: 0 },
-        );
-        beats++;
-      };
-      beat();
-      timers[i] = setInterval(beat, 1000);
-    },
-    (i * 1000) / N,
-  ),
+
+let alive = 0;
+const aliveNow = async () => {
+  const res = await fetch(`${url}/proplets?status=active&limit=1`, { headers: authHeaders(token) });
+  return ((await res.json()) as { total: number }).total;
+};
+const ours = await drive(
+  mqttPort,
+  serve.pid,
+  (id) => (AUTH ? mqttLogin(url, token, "proplet", id) : Promise.resolve({})),
+  async () => {
+    alive = await aliveNow();
+  },
 );
-say(`${N} proplets on ${C} connections; warming up 5 s…`);
-await Bun.sleep(5000);
-const res = await fetch(`${url}/proplets?status=active&limit=1`, { headers: authHeaders(token) });
-const alive = ((await res.json()) as { total: number }).total;
-const cpu0 = cpuSeconds(serve.pid);
-const beats0 = beats;
-const t0 = performance.now();
-await Bun.sleep(SECONDS * 1000);
-const cpu = cpuSeconds(serve.pid) - cpu0;
-const elapsed = (performance.now() - t0) / 1000;
-const rate = (beats - beats0) / elapsed;
-const managerRss = rssMib(serve.pid);
-const end = await fetch(`${url}/proplets?status=active&limit=1`, { headers: authHeaders(token) });
-const aliveAtEnd = ((await end.json()) as { total: number }).total;
-for (const t of timers) clearInterval(t);
-await Promise.all(clients.map((c) => c.endAsync()));
+const aliveAtEnd = await aliveNow();
 // A clean exit writes the CPU profile.
 serve.kill(opt.profile ? "SIGTERM" : "SIGKILL");
 await serve.exited;
 rmSync(dir, { recursive: true, force: true });
+
+// The same fleet against Debian's mosquitto (an instance of our own on a free port), with one subscriber taking
+// every proplet message as the manager would: what a plain broker spends on those connections and messages.
+let mosquitto: Awaited<ReturnType<typeof drive>> | undefined;
+if (!opt["no-mosquitto"]) {
+  const port = await freePort();
+  const mdir = mkdtempSync(join(tmpdir(), "propeller-fleet-mosq-"));
+  const conf = [`listener ${port} 127.0.0.1`, "allow_anonymous true", "persistence false", "max_connections -1"];
+  writeFileSync(join(mdir, "m.conf"), `${conf.join("\n")}\n`);
+  const bin = Bun.which("mosquitto") ?? "/usr/sbin/mosquitto";
+  const m = Bun.spawn([bin, "-c", join(mdir, "m.conf")], { stdout: "ignore", stderr: "ignore" });
+  try {
+    let sub: mqtt.MqttClient | undefined;
+    for (let i = 0; !sub; i++) {
+      try {
+        sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: "manager", reconnectPeriod: 0 });
+      } catch (e) {
+        if (i > 100) throw e;
+        await Bun.sleep(50);
+      }
+    }
+    await sub.subscribeAsync(`${base}/#`, { qos: 1 });
+    say("mosquitto:");
+    mosquitto = await drive(port, m.pid, () => Promise.resolve({}));
+    await sub.endAsync(true);
+  } finally {
+    m.kill("SIGKILL");
+    await m.exited;
+    rmSync(mdir, { recursive: true, force: true });
+  }
+}
 console.log(
   JSON.stringify({
     proplets: N,
     alive_at_start: alive,
-    seconds: +elapsed.toFixed(1),
-    heartbeats_per_s: Math.round(rate),
-    manager_cpu_percent: +((cpu / elapsed) * 100).toFixed(1),
-    manager_rss_mib: +managerRss.toFixed(1),
+    seconds: +ours.elapsed.toFixed(1),
+    heartbeats_per_s: Math.round(ours.rate),
+    manager_cpu_percent: ours.cpuPercent,
+    manager_rss_mib: +ours.rss.toFixed(1),
+    ...(mosquitto
+      ? {
+          mosquitto_cpu_percent: mosquitto.cpuPercent,
+          mosquitto_heartbeats_per_s: Math.round(mosquitto.rate),
+          ratio_to_mosquitto: +(ours.cpuPercent / Math.max(mosquitto.cpuPercent, 0.1)).toFixed(2),
+        }
+      : {}),
     alive_at_end: aliveAtEnd,
     auth: AUTH,
   }),

@@ -1,10 +1,13 @@
 // Footprint of the compiled binary: its size, exec → healthy /health (median of 10 cold starts, each on a new
 // data dir), and resident memory after 30 s idle for `serve` (with its local proplet) and for a standalone
 // `proplet`. With --arm64 (and qemu-user-static installed) the same for the arm64 binary under emulation, reported
-// with no goal. Builds the binaries first unless --no-build. The last stdout line is one JSON object.
+// with no goal. Builds the binaries first unless --no-build. The same-run reference is an empty file compiled by the
+// same Bun (`empty_bun`: exec → exit, and the RSS of a compiled program that only stays alive), with serve's figures
+// over it (`cold_start_over_empty`, `serve_rss_over_empty`, `proplet_rss_over_empty`). The last stdout line is one
+// JSON object.
 //
 //   bun scripts/bench/footprint.ts [--idle 30] [--starts 10] [--arm64] [--no-build]
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -85,9 +88,57 @@ async function measure(label: string, cmd: string[], starts: number, timeoutMs: 
   return out;
 }
 
+/**
+ * The same-run reference: an empty file compiled by the same Bun (`bun build --compile`), its exec → exit time
+ * (median of as many starts), and the resident memory of a compiled program that only stays alive, after as long
+ * an idle. What Bun itself costs on this machine; serve's figures are reported over these.
+ */
+async function emptyBun(starts: number) {
+  const dir = mkdtempSync(join(tmpdir(), "propeller-empty-"));
+  try {
+    writeFileSync(join(dir, "empty.ts"), "");
+    writeFileSync(join(dir, "idle.ts"), "setInterval(() => {}, 1 << 30);\n");
+    for (const name of ["empty", "idle"]) {
+      const b = Bun.spawnSync(
+        [process.execPath, "build", "--compile", join(dir, `${name}.ts`), "--outfile", join(dir, name)],
+        { stdout: "ignore", stderr: "inherit" },
+      );
+      if (b.exitCode !== 0) throw new Error(`bun build --compile ${name}.ts failed`);
+    }
+    const times: number[] = [];
+    for (let i = 0; i < starts; i++) {
+      const t0 = performance.now();
+      const p = Bun.spawn([join(dir, "empty")], { stdout: "ignore", stderr: "inherit" });
+      await p.exited;
+      times.push(performance.now() - t0);
+    }
+    const idle = Bun.spawn([join(dir, "idle")], { stdout: "ignore", stderr: "inherit" });
+    await Bun.sleep(IDLE * 1000);
+    const rss = rssMibRounded(idle.pid);
+    idle.kill("SIGKILL");
+    await idle.exited;
+    return {
+      start_ms: +median(times).toFixed(1),
+      rss_mib: rss,
+      binary_mib: +(statSync(join(dir, "empty")).size / 1048576).toFixed(1),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const bin = join(root, "dist", "propeller");
 const x64 = await measure("x64", [bin], Number(opt.starts), 15_000);
-const result: Record<string, unknown> = { binary_mib: +(statSync(bin).size / 1048576).toFixed(1), ...x64 };
+say(`an empty compiled Bun program: ${opt.starts} starts, idle ${IDLE} s…`);
+const empty = await emptyBun(Number(opt.starts));
+const result: Record<string, unknown> = {
+  binary_mib: +(statSync(bin).size / 1048576).toFixed(1),
+  ...x64,
+  empty_bun: empty,
+  cold_start_over_empty: +(x64.cold_start_ms / empty.start_ms).toFixed(1),
+  serve_rss_over_empty: +(x64.serve_rss_mib / empty.rss_mib).toFixed(1),
+  proplet_rss_over_empty: +(x64.proplet_rss_mib / empty.rss_mib).toFixed(1),
+};
 if (opt.arm64) {
   const qemu = Bun.which("qemu-aarch64-static") ?? "/usr/bin/qemu-aarch64-static";
   const arm = join(root, "dist", "propeller-linux-arm64");

@@ -1,24 +1,35 @@
 // Trust-policy cost: what the manager's check adds to a start (docs/ARCHITECTURE.md, "Trusted code"). A real
 // docker-registry, a module pushed and signed (OpenPGP simple signing, file:// lookaside), then the verifier's
 // image and inline checks timed cold (manifest resolved, signature read and verified) and warm (cached by
-// digest), as a dispatch asks them. Needs Debian's docker-registry. Prints one JSON object as the last line.
+// digest), as a dispatch asks them; the same for an image under sigstoreSigned (cosign's `.sig` beside the
+// manifest, an ECDSA P-256 key), and its cold cost as a ratio to the OpenPGP one. Then end to end, as the dispatch
+// benchmark measures it: two real serves in the same run, one with the OpenPGP policy and one without, each running
+// the same signed image (and a signed inline module) start → result, sequentially, alternating between them so the
+// machine's load falls on both alike; the policy's checks (dispatch, proxy) are warm after a warm-up. Needs
+// Debian's docker-registry. Prints one JSON object as the last line, with the difference of the medians.
 //
-//   bun scripts/bench/trust.ts [--rounds 200]
+//   bun scripts/bench/trust.ts [--rounds 200] [--samples 300]
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as openpgp from "openpgp";
+import { generateCosignKeyPair } from "../../src/core/cosign.ts";
 import { parseReference, type Reference } from "../../src/core/oci.ts";
 import { signSimpleSigning } from "../../src/core/simple-signing.ts";
 import { referenceText } from "../../src/core/trust-policy.ts";
 import { MODULES } from "../../src/examples/modules.ts";
+import { writeCosignSignature } from "../../src/proxy/cosign.ts";
 import { RegistryClient } from "../../src/proxy/registry.ts";
 import { lookasideWritePath, TrustVerifier } from "../../src/proxy/trust.ts";
 import { freePort } from "./lib.ts";
+import { endToEnd } from "./trust-e2e.ts";
 
-const { values: opt } = parseArgs({ options: { rounds: { type: "string", default: "200" } } });
+const { values: opt } = parseArgs({
+  options: { rounds: { type: "string", default: "200" }, samples: { type: "string", default: "300" } },
+});
 const ROUNDS = Number(opt.rounds);
+const SAMPLES = Number(opt.samples);
 const dir = mkdtempSync(join(tmpdir(), "propeller-trust-"));
 const port = await freePort();
 writeFileSync(
@@ -63,6 +74,18 @@ try {
     )
   ).signature;
 
+  // cosign: another image, signed beside its manifest, judged by a sigstoreSigned policy.
+  const cosignKey = generateCosignKeyPair();
+  writeFileSync(join(dir, "cosign.pub"), cosignKey.publicPem);
+  writeFileSync(
+    join(dir, "cosign.json"),
+    JSON.stringify({ default: [{ type: "sigstoreSigned", keyPath: "cosign.pub" }] }),
+  );
+  const cosignRef = `127.0.0.1:${port}/bench/cosign:v1`;
+  const cosignPushed = await client.push(cosignRef, module);
+  const cref = parseReference(cosignRef) as Reference;
+  await writeCosignSignature(client, cref, referenceText(cref), cosignPushed.manifestDigest, cosignKey.privatePem);
+
   const time = async (fn: () => Promise<{ allowed: boolean }>) => {
     const t0 = performance.now();
     const r = await fn();
@@ -79,6 +102,15 @@ try {
     cold.push(await time(() => v.image(refText)));
     coldInline.push(await time(() => v.inline(module, inlineSig)));
   }
+  const coldCosign: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const c = await TrustVerifier.load(join(dir, "cosign.json"), join(dir, "registries.d"), new RegistryClient({}));
+    coldCosign.push(await time(() => c.image(cosignRef)));
+  }
+  const c = await TrustVerifier.load(join(dir, "cosign.json"), join(dir, "registries.d"), new RegistryClient({}));
+  await c.image(cosignRef);
+  const warmCosign: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) warmCosign.push(await time(() => c.image(cosignRef)));
   const v = await TrustVerifier.load(join(dir, "policy.json"), join(dir, "registries.d"), new RegistryClient({}));
   await v.image(refText);
   await v.inline(module, inlineSig);
@@ -89,14 +121,27 @@ try {
     warmInline.push(await time(() => v.inline(module, inlineSig)));
   }
   const ms = (x: number) => Math.round(x * 1000) / 1000;
+  const e2e = await endToEnd({
+    dir,
+    image: refText,
+    file: MODULES.add.wasm,
+    signature: Buffer.from(inlineSig).toString("base64"),
+    policyArgs: ["--trust-policy", join(dir, "policy.json"), "--registries-d", join(dir, "registries.d")],
+    samples: SAMPLES,
+  });
   console.log(
     JSON.stringify({
+      ...e2e,
       image_cold_ms_p50: ms(p50(cold)),
       inline_cold_ms_p50: ms(p50(coldInline)),
       image_warm_ms_p50: ms(p50(warm)),
       image_warm_ms_p99: ms(p99(warm)),
       inline_warm_ms_p50: ms(p50(warmInline)),
       inline_warm_ms_p99: ms(p99(warmInline)),
+      cosign_image_cold_ms_p50: ms(p50(coldCosign)),
+      cosign_image_warm_ms_p50: ms(p50(warmCosign)),
+      cosign_image_warm_ms_p99: ms(p99(warmCosign)),
+      cosign_cold_vs_openpgp_cold: Math.round((p50(coldCosign) / p50(cold)) * 100) / 100,
       rounds: ROUNDS,
     }),
   );

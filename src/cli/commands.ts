@@ -23,6 +23,7 @@ export const main: CommandDef = {
     push: () => import("./oci.ts").then((m) => m.pushCommand),
     pull: () => import("./oci.ts").then((m) => m.pullCommand),
     verify: () => import("./oci.ts").then((m) => m.verifyCommand),
+    keys: () => import("./keys.ts").then((m) => m.keysCommand),
     watch: () => import("./watch.ts").then((m) => m.watchCommand),
     fl: () => import("./fl.ts").then((m) => m.flCommand),
     health: () => import("./health.ts").then((m) => m.healthCommand),

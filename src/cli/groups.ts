@@ -233,6 +233,7 @@ export const workflowsCommand = defineCommand({
     }),
     list: groupList("workflows", "List workflows, newest first", [
       ["ID", "workflow_id"],
+      ["NAME", "name"],
       ["STATUS", "status"],
       ["TASKS", "count"],
     ]),

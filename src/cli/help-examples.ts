@@ -27,6 +27,10 @@ export const EXAMPLES: Record<string, string[]> = {
   ],
   "tasks get": [`propeller tasks get ${ID}`, `propeller tasks get ${ID} --json`],
   "tasks update": [`propeller tasks update ${ID} --inputs 5,6`, `propeller tasks update ${ID} --file app.wasm`],
+  "tasks clone": [
+    `propeller tasks clone ${ID} --inputs 5,6 --start   # run it again with other inputs`,
+    `propeller tasks clone ${ID} --name nightly-2 --unset schedule,timezone`,
+  ],
   "tasks delete": [`propeller tasks delete ${ID}`],
   "tasks pause": [`propeller tasks pause ${ID}`],
   "tasks resume": [`propeller tasks resume ${ID}`],
@@ -66,6 +70,11 @@ export const EXAMPLES: Record<string, string[]> = {
   push: [
     "propeller push ./wasm/add.wasm localhost:5000/add:v1",
     "propeller push ./wasm/add.wasm localhost:5000/add:v1 --sign-key signer.asc   # signature to the lookaside store",
+    "propeller push ./wasm/add.wasm localhost:5000/add:v1 --sign-key cosign.key   # cosign's .sig beside the manifest",
+  ],
+  "keys create": [
+    "PROPELLER_KEY_PASSPHRASE=… propeller keys create   # cosign.key (encrypted) and cosign.pub",
+    "propeller keys create --output-key-prefix /etc/propeller/signer",
   ],
   verify: ["propeller verify localhost:5000/add:v1 --trust-policy /etc/containers/policy.json"],
   pull: ["propeller pull localhost:5000/add:v1 -o add.wasm"],

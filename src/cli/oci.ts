@@ -1,11 +1,13 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { defineCommand } from "citty";
+import { isPemPrivateKey, signCosign } from "../core/cosign.ts";
 import { parseReference, type Reference } from "../core/oci.ts";
 import { signSimpleSigning } from "../core/simple-signing.ts";
 import { referenceText } from "../core/trust-policy.ts";
 import { hasWasmMagic } from "../core/wasm-binary.ts";
 import { openModule } from "../proplet/decrypt.ts";
+import { writeCosignSignature } from "../proxy/cosign.ts";
 import { DEFAULT_REGISTRIES_D, lookasideWritePath, TrustConfigError, TrustVerifier } from "../proxy/trust.ts";
 import { action, env, int, readUserFile, UsageError } from "./args.ts";
 import { registryFromEnv, registryList } from "./proxy.ts";
@@ -61,7 +63,7 @@ export const pushCommand = defineCommand({
     "sign-key": {
       type: "string",
       description:
-        "an armored OpenPGP private key (no passphrase): write a simple-signing signature of the manifest to the registry's lookaside store (registries.d), as skopeo copy --sign-by does",
+        "an armored OpenPGP private key (no passphrase): write a simple-signing signature of the manifest to the registry's lookaside store (registries.d), as skopeo copy --sign-by does; an ECDSA P-256 PEM key (propeller keys create; its passphrase in env PROPELLER_KEY_PASSPHRASE): write cosign's signature beside the manifest (tag sha256-<hex>.sig), as cosign sign --key does",
     },
     "registries-d": {
       type: "string",
@@ -87,11 +89,30 @@ export const pushCommand = defineCommand({
       const bytes = new Uint8Array(readUserFile(args.file));
       if (!hasWasmMagic(bytes)) throw new UsageError(`${args.file} is not a WebAssembly module`);
       const signKey = args["sign-key"] ? readUserFile(args["sign-key"]).toString("utf8") : undefined;
-      const r = await clientFor(args.ref, args).push(args.ref, bytes, progress(`pushing ${args.ref}`), recipients);
+      // A cosign key is tried before the push: a wrong passphrase must not leave an unsigned module behind.
+      if (signKey && isPemPrivateKey(signKey)) {
+        try {
+          signCosign(signKey, new Uint8Array(), env("PROPELLER_KEY_PASSPHRASE") || undefined);
+        } catch (e) {
+          throw new UsageError(`--sign-key ${args["sign-key"]}: ${(e as Error).message}`);
+        }
+      }
+      const client = clientFor(args.ref, args);
+      const r = await client.push(args.ref, bytes, progress(`pushing ${args.ref}`), recipients);
       process.stdout.write(
         `${args.ref} ${r.digest} (manifest ${r.manifestDigest})${recipients.length ? `, encrypted for ${recipients.length} recipient(s)` : ""}\n`,
       );
-      if (signKey) {
+      if (signKey && isPemPrivateKey(signKey)) {
+        const ref = parseReference(args.ref) as Reference;
+        let s: { tag: string; fingerprint: string };
+        try {
+          const passphrase = env("PROPELLER_KEY_PASSPHRASE") || undefined;
+          s = await writeCosignSignature(client, ref, referenceText(ref), r.manifestDigest, signKey, passphrase);
+        } catch (e) {
+          throw new UsageError(`--sign-key: ${(e as Error).message}`);
+        }
+        process.stdout.write(`signed by ${s.fingerprint}: ${ref.registry}/${ref.repository}:${s.tag}\n`);
+      } else if (signKey) {
         const ref = parseReference(args.ref) as Reference;
         const registriesD = args["registries-d"] ?? env("PROPELLER_REGISTRIES_D") ?? DEFAULT_REGISTRIES_D;
         let path: string;

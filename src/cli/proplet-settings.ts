@@ -6,7 +6,8 @@ import type { ConfigSection } from "../core/provision.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { log } from "../log.ts";
 import type { PropletConfig } from "../proplet/config.ts";
-import { DEFAULT_REGISTRIES_D, TrustConfigError, TrustVerifier } from "../proxy/trust.ts";
+import { DEFAULT_REGISTRIES_D, TrustConfigError } from "../proxy/trust.ts";
+import { ReloadableTrust } from "../proxy/trust-reload.ts";
 import { defaultDataDir, env, int, nearest, seconds, UsageError } from "./args.ts";
 import type { JoinedIdentity } from "./join.ts";
 import { type Layers, sectionProblems } from "./layers.ts";
@@ -76,13 +77,14 @@ export function propletEnv(): LocalEnv {
 
 /**
  * PROPLET_TRUST_POLICY (and PROPLET_REGISTRIES_D): the proplet's own policy, read before it connects; a bad one
- * stops it with the reason. It resolves an image's manifest through its own registry client.
+ * stops it with the reason. It resolves an image's manifest through its own registry client. SIGHUP reads the
+ * same files again.
  */
-export async function propletTrust(): Promise<TrustVerifier | undefined> {
+export async function propletTrust(): Promise<ReloadableTrust | undefined> {
   const path = env("PROPLET_TRUST_POLICY");
   if (!path) return undefined;
   try {
-    return await TrustVerifier.load(
+    return await ReloadableTrust.load(
       path,
       env("PROPLET_REGISTRIES_D") ?? DEFAULT_REGISTRIES_D,
       registryFromEnv(undefined, {}, { authHosts: [] }),

@@ -61,7 +61,7 @@ export const propletCommand = defineCommand({
   meta: {
     name: "proplet",
     description:
-      "Run a worker that executes Wasm tasks sent by a manager over MQTT (env PROPLET_MAX_TASK_DISK_MB: the largest a task's file may grow to, and the most its files may grow by, default 64; PROPLET_FL_URL: the gateway's FL URL, the one origin besides the proplet's own FL URLs that is sent its key; PROPLET_TRUST_POLICY: a containers-policy.json of its own that every module must pass, signatures found through PROPLET_REGISTRIES_D, default /etc/containers/registries.d)",
+      "Run a worker that executes Wasm tasks sent by a manager over MQTT (env PROPLET_MAX_TASK_DISK_MB: the largest a task's file may grow to, and the most its files may grow by, default 64; PROPLET_FL_URL: the gateway's FL URL, the one origin besides the proplet's own FL URLs that is sent its key; PROPLET_TRUST_POLICY: a containers-policy.json of its own that every module must pass, signatures found through PROPLET_REGISTRIES_D, default /etc/containers/registries.d; SIGHUP reads them again)",
   },
   args: () => {
     L = new Layers("proplet", process.argv.slice(2), { tenant_id: "domain_id" });
@@ -186,8 +186,12 @@ export const propletCommand = defineCommand({
         // too (it joins whenever the broker comes), so a broker down at boot does not fail the unit's start.
         const systemd = new ServiceNotifier();
         systemd.startWatchdog();
-        // SIGHUP: the log settings from the environment and config file again (cli/reload.ts).
-        process.on("SIGHUP", () => void reload({ started: L, flags: args }, propletSettings));
+        // SIGHUP: the log settings from the environment and config file again (cli/reload.ts), and the trust
+        // policy's files (a bad one keeps the running policy).
+        process.on("SIGHUP", () => {
+          reload({ started: L, flags: args }, propletSettings);
+          if (trust) void trust.reload();
+        });
         const waiting = setTimeout(() => void systemd.ready("waiting for the MQTT broker"), 5000);
         await agent.start();
         clearTimeout(waiting);

@@ -2,9 +2,12 @@ import { defineCommand } from "citty";
 import { connectMqtt } from "../broker/client.ts";
 import { DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MODULE_MB, parseRegistryList } from "../core/oci.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
+import { cannotVerify } from "../core/trust-policy.ts";
 import { log } from "../log.ts";
 import { RegistryClient } from "../proxy/registry.ts";
 import { ProxyService } from "../proxy/service.ts";
+import { DEFAULT_REGISTRIES_D, TrustConfigError } from "../proxy/trust.ts";
+import { ReloadableTrust } from "../proxy/trust-reload.ts";
 import { action, defaultDataDir, env, int, logLevelArg, UsageError } from "./args.ts";
 import { configSection } from "./provision.ts";
 
@@ -137,6 +140,17 @@ export const proxyCommand = defineCommand({
       default: env("PROPELLER_CHANNEL_ID") ?? DEFAULT_CHANNEL_ID,
     },
     ...proxyArgs((_flag, name, fallback) => env(name) ?? fallback),
+    "trust-policy": {
+      type: "string",
+      description:
+        "containers-policy.json: the proxy sends no chunk of a module it does not accept (as serve's --trust-policy); SIGHUP reads it again (env PROPELLER_TRUST_POLICY)",
+      default: env("PROPELLER_TRUST_POLICY"),
+    },
+    "registries-d": {
+      type: "string",
+      description: `where each registry's signatures are, for --trust-policy (env PROPELLER_REGISTRIES_D, default ${DEFAULT_REGISTRIES_D})`,
+      default: env("PROPELLER_REGISTRIES_D") ?? DEFAULT_REGISTRIES_D,
+    },
     ...logLevelArg,
   },
   run: ({ args }) =>
@@ -148,6 +162,12 @@ export const proxyCommand = defineCommand({
           authHosts: args["registry-auth-hosts"],
           maxModuleMb: args["max-module-mb"],
         });
+        const registry = registryFromEnv(args["data-dir"], {}, p);
+        const trust = args["trust-policy"]
+          ? await ReloadableTrust.load(args["trust-policy"], args["registries-d"], registry).catch((e) => {
+              throw e instanceof TrustConfigError ? new UsageError(`--trust-policy: ${e.message}`) : e;
+            })
+          : undefined;
         // Its identity: PROXY_ENTITY_ID and PROXY_API_KEY, else the [proxy] section of config.toml, as upstream.
         const file = configSection(env("PROXY_CONFIG_FILE") ?? "config.toml", "proxy");
         const id = env("PROXY_ENTITY_ID") ?? file.entity_id;
@@ -161,14 +181,24 @@ export const proxyCommand = defineCommand({
         const svc = new ProxyService(
           client,
           { domainId: args["domain-id"], channelId: args["channel-id"] },
-          registryFromEnv(args["data-dir"], {}, p),
+          registry,
           chunkSizeFromEnv(),
-          { allowed: [...new Set([...p.allowed, ...p.authHosts])], trustPropletId: false },
+          {
+            allowed: [...new Set([...p.allowed, ...p.authHosts])],
+            trustPropletId: false,
+            // What cannot be verified (its registry unreachable) is refused like what the policy refuses.
+            ...(trust ? { trust: (ref: string) => trust.image(ref).catch((e) => cannotVerify(ref, e)) } : {}),
+          },
         );
         await svc.listen();
         log.info(
-          `OCI proxy on ${args["mqtt-url"]} for ${[...p.allowed, ...p.authHosts].join(", ") || "no registry (set --registry-allow)"} (registries over plain HTTP: localhost and PROPELLER_INSECURE_REGISTRIES)`,
+          `OCI proxy on ${args["mqtt-url"]}${trust ? ` under trust policy ${args["trust-policy"]}` : ""} for ${[...p.allowed, ...p.authHosts].join(", ") || "no registry (set --registry-allow)"} (registries over plain HTTP: localhost and PROPELLER_INSECURE_REGISTRIES)`,
         );
+        // SIGHUP (systemctl reload): the trust policy and registries.d read again; a bad one keeps the running one.
+        process.on("SIGHUP", () => {
+          if (trust) void trust.reload();
+          else log.info("SIGHUP: nothing to reload (no --trust-policy)");
+        });
         process.once("SIGTERM", () => void client.endAsync().then(() => process.exit(0)));
         process.once("SIGINT", () => void client.endAsync().then(() => process.exit(0)));
       },

@@ -7,13 +7,15 @@ import { checkTlsFiles } from "./tls-files.ts";
 
 // `kill -HUP` (systemctl reload) on serve: the settings are read again (environment and config file; flags cannot
 // change) and what can change live is applied: the log level and format, and the TLS certificate, key and client
-// CA, read again from their files even when the paths are the same (a renewed certificate). Anything else that
-// changed is named in the log as needing a restart. A file that no longer passes the start-up checks changes
-// nothing.
+// CA, read again from their files even when the paths are the same (a renewed certificate), and the trust policy
+// with its registries.d (proxy/trust-reload.ts). Anything else that changed is named in the log as needing a
+// restart. A file that no longer passes the start-up checks changes nothing.
 
 /** Settings that take effect without a restart. */
 const LIVE = new Set(["log-level", "log-format", "tls-cert", "tls-key", "tls-client-ca"]);
 const TLS_FLAGS = ["tls-cert", "tls-key", "tls-client-ca"] as const;
+/** Live when serve started with a policy (there is one to replace); else a policy set later needs a restart. */
+const TRUST_FLAGS = new Set(["trust-policy", "registries-d"]);
 
 export interface ReloadTarget {
   /** The settings and their sources at start. */
@@ -22,6 +24,8 @@ export interface ReloadTarget {
   flags: Record<string, unknown>;
   /** Present once serve (or its stand-by) runs with TLS. */
   reloadTls?: (tls: BrokerTls) => void;
+  /** Present when serve runs with a trust policy: reads it again (logging whether the new one replaced it). */
+  trust?: { reload(policyPath: string, registriesD: string): Promise<boolean> };
 }
 
 const value = (l: Layers, flags: Record<string, unknown>, flag: string) => {
@@ -48,7 +52,7 @@ export function reload(target: ReloadTarget, fresh: () => Layers): { reloaded: s
   const reloaded: string[] = [];
   const restart: string[] = [];
   for (const [flag] of now.resolved) {
-    if (LIVE.has(flag)) continue;
+    if (LIVE.has(flag) || (target.trust && TRUST_FLAGS.has(flag))) continue;
     if (String(value(now, target.flags, flag)) !== String(value(target.started, target.flags, flag)))
       restart.push(flag);
   }
@@ -82,6 +86,14 @@ export function reload(target: ReloadTarget, fresh: () => Layers): { reloaded: s
           `SIGHUP: TLS certificate not reloaded, the running one is kept: ${e instanceof Error ? e.message : e}`,
         );
       }
+    }
+  }
+  if (target.trust) {
+    const policy = value(now, target.flags, "trust-policy") as string | undefined;
+    if (!policy) restart.push("trust-policy (unset: the running policy is kept)");
+    else {
+      void target.trust.reload(policy, String(value(now, target.flags, "registries-d")));
+      reloaded.push(`trust policy ${policy} read again`);
     }
   }
   const tail = restart.length ? `; changed but needs a restart: ${restart.join(", ")}` : "";

@@ -6,7 +6,8 @@ import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { SCHEDULERS, type SchedulerName } from "../core/scheduler.ts";
 import { DEFAULT_STREAM_LIMITS } from "../manager/api/streams.ts";
 import type { RegistryClient } from "../proxy/registry.ts";
-import { TrustConfigError, TrustVerifier } from "../proxy/trust.ts";
+import { TrustConfigError } from "../proxy/trust.ts";
+import { ReloadableTrust } from "../proxy/trust-reload.ts";
 import { STORAGE_HELP } from "../storage/open.ts";
 import type { StorageKind } from "../storage/repository.ts";
 import { defaultDataDir, duration, env, int, seconds, UsageError } from "./args.ts";
@@ -111,15 +112,15 @@ function proxyOptions(L: Layers, args: Record<string, unknown>) {
   return { registry: registryFromEnv(text("data-dir"), {}, p), chunkSize: chunkSizeFromEnv(), allowed: p.allowed };
 }
 
-/** The trust policy and registries.d, read and checked before anything starts; a bad one is a usage error. */
+/** The trust policy and registries.d, read and checked before anything starts (a bad one is a usage error); SIGHUP reads them again. */
 async function trustFrom(
   L: Layers,
   path: string,
   registriesD: string,
   registry: RegistryClient,
-): Promise<TrustVerifier> {
+): Promise<ReloadableTrust> {
   try {
-    return await TrustVerifier.load(path, registriesD, registry);
+    return await ReloadableTrust.load(path, registriesD, registry);
   } catch (e) {
     if (e instanceof TrustConfigError) throw new UsageError(`${L.label("trust-policy")}: ${e.message}`);
     throw e;

@@ -1,5 +1,6 @@
 import { defineCommand } from "citty";
 import { log } from "../log.ts";
+import { ReloadableTrust } from "../proxy/trust-reload.ts";
 import { action } from "./args.ts";
 import { privateUmask } from "./data-dir.ts";
 import { defaultsOf, Layers } from "./layers.ts";
@@ -56,8 +57,10 @@ export const serveCommand = defineCommand({
         // SIGHUP reloads what can change live (cli/reload.ts); before serve runs, the log settings only.
         const reloading: ReloadTarget = { started: L, flags: args };
         process.on("SIGHUP", () => void reload(reloading, freshSettings));
+        const options = await serveOptions(L, args, checked);
+        if (options.trust instanceof ReloadableTrust) reloading.trust = options.trust;
         const s = await start({
-          ...(await serveOptions(L, args, checked)),
+          ...options,
           onStandby: (reloadTls) => {
             if (args["tls-cert"]) reloading.reloadTls = reloadTls;
             void systemd.ready("stand-by: another manager of the site is active");

@@ -120,6 +120,27 @@ export const tasksCommand = defineCommand({
           show(await api<TaskView>(args, "PUT", `/tasks/${args.id}`, b), args.json);
         }),
     }),
+    clone: defineCommand({
+      meta: { description: "Copy a task, its module included, with the flags given changed (and --start it)" },
+      args: {
+        ...idArg,
+        name: { type: "string", description: "the copy's name (default the original's)" },
+        ...taskFields,
+        unset: { type: "string", description: "comma-separated fields the copy leaves out, e.g. timeout_s,schedule" },
+        start: { type: "boolean", description: "start the copy right away" },
+        ...urlArg,
+      },
+      run: ({ args }) =>
+        action(async () => {
+          const b = await withProplet(args, body(args));
+          if (args.name) b.name = args.name;
+          if (args.unset) b.unset = list(args.unset);
+          const t = await api<TaskView>(args, "POST", `/tasks/${args.id}/clone`, b);
+          if (args.start) await api(args, "POST", `/tasks/${t.id}/start`);
+          if (args.json) return show(t, true);
+          process.stdout.write(`${t.id}\n`);
+        }),
+    }),
     delete: okCommand("Delete a task (a running one is stopped first)", "task", "DELETE", (id) => `/tasks/${id}`),
     pause: okCommand(
       "Pause a task's schedule: it does not fire until resumed",

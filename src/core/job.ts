@@ -5,20 +5,36 @@ import { GroupTask } from "./task.ts";
 
 export const ExecutionMode = z.enum(["parallel", "sequential", "configurable"]);
 
+/** The most characters a job's or workflow's name may have: the console shows it as a heading and in lists. */
+export const GROUP_NAME_MAX = 200;
+
+/** A job's or workflow's given name: one line of at most GROUP_NAME_MAX characters. */
+const GroupName = z
+  .string()
+  .trim()
+  .min(1, "is required")
+  .max(GROUP_NAME_MAX, `must be at most ${GROUP_NAME_MAX} characters`)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  .regex(/^[^\u0000-\u001f\u007f]*$/, "must be one line without control characters");
+
 export const JobCreate = z.object({
-  name: z.string().trim().min(1, "is required"),
+  name: GroupName,
   execution_mode: ExecutionMode.default("parallel"),
   tasks: z.array(GroupTask).min(1, "a job needs at least one task"),
 });
 export type JobCreate = z.infer<typeof JobCreate>;
 
 export const WorkflowCreate = z.object({
-  name: z.string().optional(),
+  /** Kept on each of its tasks as `workflow_name` (a workflow is not stored apart from its tasks). */
+  name: GroupName.optional(),
   tasks: z.array(GroupTask).min(1, "a workflow needs at least one task"),
 });
 export type WorkflowCreate = z.infer<typeof WorkflowCreate>;
 
-/** The stored job; its tasks carry its id. A workflow is not stored apart: it is its tasks' `workflow_id`. */
+/**
+ * The stored job; its tasks carry its id. A workflow is not stored apart: it is its tasks' `workflow_id` (and its
+ * name their `workflow_name`).
+ */
 export const Job = z.object({
   id: z.string(),
   name: z.string(),

@@ -207,3 +207,15 @@ export function unwrapEncrypted(
     return undefined;
   }
 }
+
+/**
+ * Whether `bytes` are what a trust policy approved as `digest` (docs/ARCHITECTURE.md, "Trusted code"): the module
+ * itself, or an envelope whose ciphertext is the approved layer (the signed manifest names the encrypted layer's
+ * digest), so an encrypted module is held to it before it is decrypted.
+ */
+export function matchesApproved(bytes: Uint8Array, digest: string): boolean {
+  const sha = (b: Uint8Array) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+  if (sha(bytes) === digest) return true;
+  const envelope = unwrapEncrypted(bytes);
+  return envelope !== undefined && sha(envelope.data) === digest;
+}

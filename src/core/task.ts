@@ -176,6 +176,8 @@ export const Task = z.object({
   depends_on: z.array(z.string()).optional(),
   run_if: z.string().optional(),
   workflow_id: z.string().optional(),
+  /** The name its workflow's file gave (server-owned: set when the workflow is created). */
+  workflow_name: z.string().optional(),
   job_id: z.string().optional(),
   results: z.unknown().optional(),
   error: z.string().optional(),

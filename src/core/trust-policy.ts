@@ -28,12 +28,17 @@ const SignedBy = z
     message: "signedBy needs exactly one of keyPath, keyPaths, keyData",
   });
 
-const SigstoreSigned = z.strictObject({
-  type: z.literal("sigstoreSigned"),
-  keyPath: z.string().min(1).optional(),
-  keyData: z.string().min(1).optional(),
-  signedIdentity: SignedIdentity.optional(),
-});
+const SigstoreSigned = z
+  .strictObject({
+    type: z.literal("sigstoreSigned"),
+    keyPath: z.string().min(1).optional(),
+    keyPaths: z.array(z.string().min(1)).min(1).optional(),
+    keyData: z.string().min(1).optional(),
+    signedIdentity: SignedIdentity.optional(),
+  })
+  .refine((r) => [r.keyPath, r.keyPaths, r.keyData].filter((x) => x !== undefined).length === 1, {
+    message: "sigstoreSigned needs exactly one of keyPath, keyPaths, keyData (fulcio is not supported)",
+  });
 
 export const Requirement = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("reject") }),
@@ -115,9 +120,11 @@ export function referenceText(ref: Reference): string {
  * checked, the others accept any name (the digest is what binds the signature to the bytes).
  */
 export function identityMatches(id: SignedIdentity | undefined, ref: Reference | undefined, signed: string): boolean {
+  const type = id?.type ?? "matchRepoDigestOrExact";
+  // (A cosign blob signature names no image at all: it is good for an inline module unless an exact* rule asks.)
+  if (!ref && type !== "exactReference" && type !== "exactRepository") return true;
   const sRepo = repoOf(signed);
   if (!sRepo) return false;
-  const type = id?.type ?? "matchRepoDigestOrExact";
   if (type === "exactReference") return signed.trim() === (id as { dockerReference: string }).dockerReference;
   if (type === "exactRepository") return sRepo === (id as { dockerRepository: string }).dockerRepository;
   if (!ref) return true;
@@ -209,7 +216,7 @@ export function decide(
 export interface TrustCheck extends TrustDecision {
   /** The manifest digest judged (an image), or the module's sha256 (inline). */
   digest: string;
-  /** The sha256 of the module bytes the proplet must receive (an image's plain Wasm layer; inline: the module). */
+  /** The sha256 of the module bytes the proplet must receive (an image's Wasm layer, an encrypted one's ciphertext). */
   moduleDigest?: string;
 }
 
@@ -226,4 +233,10 @@ export function needsSignatures(reqs: Requirement[]): boolean {
   return (
     reqs.some((r) => r.type === "signedBy" || r.type === "sigstoreSigned") && !reqs.some((r) => r.type === "reject")
   );
+}
+
+/** A module whose registry or signatures cannot be read is refused: what cannot be verified does not run. */
+export function cannotVerify(ref: string, e: unknown): TrustCheck {
+  const why = e instanceof Error ? e.message : String(e);
+  return { allowed: false, scope: "default", rule: "none", digest: "", reason: `${ref}: cannot verify: ${why}` };
 }

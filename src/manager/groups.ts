@@ -27,7 +27,7 @@ export interface GroupView {
 }
 
 export type JobView = GroupView & { job_id: string; name: string; execution_mode: string };
-export type WorkflowView = GroupView & { workflow_id: string };
+export type WorkflowView = GroupView & { workflow_id: string; name?: string };
 
 function summary(tasks: Task[]): GroupView {
   const state = groupState(tasks.map((t) => t.state));
@@ -46,6 +46,12 @@ function summary(tasks: Task[]): GroupView {
   };
 }
 
+/** A workflow's view: its name is the one its tasks were given (none for a workflow made of single tasks). */
+function workflowView(id: string, tasks: Task[]): WorkflowView {
+  const name = tasks.find((t) => t.workflow_name)?.workflow_name;
+  return { workflow_id: id, ...(name ? { name } : {}), ...summary(tasks) };
+}
+
 export class Groups {
   constructor(
     private store: Storage,
@@ -60,7 +66,11 @@ export class Groups {
    * Gives every task an id (the client's, as upstream, else a new one) and checks the graph; with `scope` (a fresh
    * copy of a file, core/job.ts `Fresh`) the client's ids are stored as `<scope>.<id>`.
    */
-  private buildTasks(input: GroupTask[], group: { job_id?: string; workflow_id?: string }, scope?: string): Task[] {
+  private buildTasks(
+    input: GroupTask[],
+    group: { job_id?: string; workflow_id?: string; workflow_name?: string },
+    scope?: string,
+  ): Task[] {
     const now = nowIso();
     const ids = input.map((t) => t.id ?? crypto.randomUUID());
     const dup = ids.find((id, i) => ids.indexOf(id) !== i);
@@ -89,7 +99,7 @@ export class Groups {
       created_at: nowIso(),
     };
     const tasks = this.buildTasks(input.tasks, { job_id: job.id }, fresh ? job.id : undefined);
-    this.tasks.insert(tasks);
+    await this.tasks.insert(tasks);
     this.store.jobs.create(job);
     await this.store.durable();
     log.info(`job ${job.id} created (${job.name}, ${job.execution_mode}, ${tasks.length} tasks)`);
@@ -170,10 +180,11 @@ export class Groups {
     if (given && this.store.tasks.listByGroup("workflow", given).length > 0)
       throw conflict(`workflow ${given} already exists: create a fresh copy (?fresh=true, --fresh) or change its id`);
     const workflowId = given ?? crypto.randomUUID();
-    const tasks = this.buildTasks(input.tasks, { workflow_id: workflowId }, fresh ? workflowId : undefined);
-    this.tasks.insert(tasks);
+    const group = { workflow_id: workflowId, ...(input.name ? { workflow_name: input.name } : {}) };
+    const tasks = this.buildTasks(input.tasks, group, fresh ? workflowId : undefined);
+    await this.tasks.insert(tasks);
     await this.store.durable();
-    log.info(`workflow ${workflowId} created (${tasks.length} tasks)`);
+    log.info(`workflow ${workflowId} created (${input.name ? `${input.name}, ` : ""}${tasks.length} tasks)`);
     return this.getWorkflow(workflowId);
   }
 
@@ -182,7 +193,7 @@ export class Groups {
     const want = status ? { pending: 0, running: 2, completed: 3, failed: 4 }[status] : undefined;
     const all = this.store.tasks
       .groupIds("workflow")
-      .map((id) => ({ workflow_id: id, ...summary(this.store.tasks.listByGroup("workflow", id)) }))
+      .map((id) => workflowView(id, this.store.tasks.listByGroup("workflow", id)))
       .filter((v) => want === undefined || v.state === want)
       .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0));
     return { offset, limit, total: all.length, items: all.slice(offset, offset + limit) };
@@ -191,7 +202,7 @@ export class Groups {
   getWorkflow(id: string): WorkflowView {
     const tasks = this.store.tasks.listByGroup("workflow", id);
     if (tasks.length === 0) throw notFound(`workflow ${id} not found`);
-    return { workflow_id: id, ...summary(tasks) };
+    return workflowView(id, tasks);
   }
 
   async startWorkflow(id: string): Promise<{ started: true; workflow_id: string }> {

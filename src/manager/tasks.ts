@@ -1,17 +1,10 @@
-import { conflict, invalid, notFound } from "../core/errors.ts";
+import { conflict, describeZodError, invalid, notFound } from "../core/errors.ts";
 import { base64Bytes, DEFAULT_MAX_MODULE_MB, moduleTooLarge } from "../core/module-size.ts";
 import type { Page } from "../core/page.ts";
 import { currentRun, type Run } from "../core/run.ts";
 import { TaskState } from "../core/states.ts";
-import {
-  applyUpdate,
-  newTask,
-  type Task,
-  type TaskCreate,
-  type TaskUpdate,
-  type TaskView,
-  taskView,
-} from "../core/task.ts";
+import { applyUpdate, newTask, type Task, TaskCreate, type TaskUpdate, type TaskView, taskView } from "../core/task.ts";
+import { cloneBody, type TaskClone } from "../core/task-clone.ts";
 import type { TaskFind, TaskListQuery } from "../core/task-query.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
 import type { TrustCheck, TrustGate } from "../core/trust-policy.ts";
@@ -66,7 +59,10 @@ export class Tasks {
    * Under a trust policy, a module the policy refuses is refused here (400 naming the rule and the scope); the
    * dispatch asks again (the policy or the tag may have changed by then).
    */
-  private async checkTrust(input: { image_url?: string; file?: string; signature?: string }): Promise<void> {
+  private async checkTrust(
+    input: { image_url?: string; file?: string; signature?: string },
+    task?: { at: string; id?: string },
+  ): Promise<void> {
     if (!this.trust) return;
     let c: TrustCheck | undefined;
     if (input.image_url) c = await this.trust.image(input.image_url).catch((e) => refusedFetch(input.image_url!, e));
@@ -76,8 +72,9 @@ export class Tasks {
         input.signature ? Buffer.from(input.signature, "base64") : undefined,
       );
     if (c && !c.allowed) {
-      this.events.trustRefused("create", input.image_url ?? "an inline module", c);
-      throw invalid(`${input.image_url ? "image_url" : "file"}: ${c.reason}`);
+      this.events.trustRefused("create", input.image_url ?? "an inline module", c, task?.id);
+      const field = `${task ? `${task.at}.` : ""}${input.image_url ? "image_url" : "file"}`;
+      throw invalid(`${field}: ${task?.id ? `task ${task.id}: ` : ""}${c.reason}`);
     }
   }
 
@@ -99,10 +96,26 @@ export class Tasks {
     return taskView(task);
   }
 
-  /** Inserts the tasks of a job or workflow as they are (ids and depends_on already resolved); not committed. */
-  insert(tasks: Task[]): void {
+  /**
+   * A new task copied from `id` with `patch` over it (`POST /tasks/{id}/clone`): the module comes along unless the
+   * patch gives another; the copy is checked as a new task is.
+   */
+  async clone(id: string, patch: TaskClone): Promise<TaskView> {
+    const r = TaskCreate.safeParse(cloneBody(this.mustGet(id), patch));
+    if (!r.success) throw invalid(describeZodError(r.error));
+    return this.create(r.data);
+  }
+
+  /**
+   * Inserts the tasks of a job or workflow as they are (ids and depends_on already resolved); not committed. Every
+   * member is judged by the trust policy first (`tasks[i].image_url: …`, naming the task): one refused, none is
+   * created.
+   */
+  async insert(tasks: Task[]): Promise<void> {
+    for (const t of tasks) this.checkModule(t.file);
+    // Judged before the ids are checked: from there to the inserts nothing awaits, so two creations cannot race.
+    for (const [i, t] of tasks.entries()) await this.checkTrust(t, { at: `tasks[${i}]`, id: t.local_id ?? t.id });
     for (const t of tasks) {
-      this.checkModule(t.file);
       if (this.store.tasks.get(t.id))
         throw conflict(`task id ${t.id} already exists: create a fresh copy (?fresh=true, --fresh) or change the id`);
     }

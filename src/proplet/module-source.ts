@@ -1,6 +1,7 @@
 import { ociDigest } from "../core/digest.ts";
 import type { StartMsg } from "../core/messages.ts";
 import { DEFAULT_MAX_MODULE_MB, moduleTooLarge } from "../core/module-size.ts";
+import { matchesApproved, unwrapEncrypted } from "../core/ocicrypt.ts";
 import type { TrustCheck, TrustGate } from "../core/trust-policy.ts";
 import type { ChunkAssembler } from "./chunks.ts";
 import type { PropletConfig } from "./config.ts";
@@ -8,7 +9,7 @@ import { openModule } from "./decrypt.ts";
 import { fetchModule, type ModuleCap } from "./fetch.ts";
 
 // A start's module bytes: judged by this proplet's own trust policy, fetched (inline, HTTP, or the OCI proxy's
-// chunks), held to the digest the trust policies approved, decrypted, and held to the module size cap.
+// chunks), held to the digest the trust policies approved (an encrypted one's ciphertext), then decrypted, and held to the module size cap.
 
 /** The largest module taken; a local proplet's is serve's flag. */
 export function moduleCapOf(cfg: PropletConfig): ModuleCap {
@@ -30,6 +31,11 @@ function ownVerdict(gate: TrustGate, msg: StartMsg): Promise<TrustCheck> {
   return gate.inline(new Uint8Array(Buffer.from(msg.file ?? "", "base64")), sig);
 }
 
+/** The digest a start's module is judged by: an envelope's ciphertext, else the bytes. */
+function digestOf(bytes: Uint8Array): string {
+  return ociDigest(unwrapEncrypted(bytes)?.data ?? bytes);
+}
+
 /** The start's module, ready to compile, or why it is refused (a fetch that fails throws). */
 export async function loadModule(
   msg: StartMsg,
@@ -42,11 +48,12 @@ export async function loadModule(
   const own = cfg.trust ? await ownVerdict(cfg.trust, msg) : undefined;
   if (own && !own.allowed) return `refused by this proplet's trust policy: ${own.reason}`;
   const fetched = await fetchModule(msg, wait, moduleCap);
-  if (own?.moduleDigest && !msg.encrypted && ociDigest(fetched) !== own.moduleDigest)
+  // An encrypted module is held to its approved ciphertext digest before anything decrypts it.
+  if (own?.moduleDigest && !matchesApproved(fetched, own.moduleDigest))
     return `refused by this proplet's trust policy: the module is not the one it approved`;
   // The manager's trust policy approved these bytes (docs/ARCHITECTURE.md, "Trusted code"): no others run.
-  if (msg.module_digest && !msg.encrypted && ociDigest(fetched) !== msg.module_digest)
-    return `refused: the module's digest ${ociDigest(fetched)} is not ${msg.module_digest}, the one the trust policy approved`;
+  if (msg.module_digest && !matchesApproved(fetched, msg.module_digest))
+    return `refused: the module's digest ${digestOf(fetched)} is not ${msg.module_digest}, the one the trust policy approved`;
   const bytes = openModule(fetched, msg.encrypted, cfg.decryptionKeys);
   if (typeof bytes === "string") return bytes;
   const big = moduleTooLarge(bytes.length, moduleCap.mb, moduleCap.setting);

@@ -16,6 +16,7 @@ import type { ExecResult } from "./runtime/execute.ts";
 import { HostRuntime } from "./runtime/host.ts";
 import { ModuleCache } from "./runtime/modules.ts";
 import { type Running, type RunSpec, WorkerPool } from "./runtime/pool.ts";
+import { startSeenBefore } from "./start-again.ts";
 import { monitorTask } from "./task-metrics.ts";
 
 const log = tag("proplet");
@@ -105,6 +106,9 @@ export class TaskRuns {
       log.warn(`task ${msg.id}: already running here, duplicate start ignored`);
       return;
     }
+    if (startSeenBefore(msg, this.link, this.id)) return;
+    // Recorded (on disk) before anything of it runs: a crash after this cannot make the run look never received.
+    if (msg.run_id) this.link.record.received(msg.run_id, msg.id);
     const entry: RunHere = { task: msg.id, run: msg.run_id ?? "", running: "preparing" };
     this.running.set(key, entry);
     let deployed: (() => void) | undefined;
@@ -143,7 +147,13 @@ export class TaskRuns {
       const bytes = await loadModule(msg, this.cfg, this.chunks);
       if (typeof bytes === "string") return await fail(bytes);
       if (this.stopRequested.delete(key)) return await fail("task stopped");
-      const env: Record<string, string> = { PROPLET_ID: this.id, ...msg.env };
+      // The guest may know which task and run it is (a ledger of executions kept outside the manager counts them).
+      const env: Record<string, string> = {
+        PROPLET_ID: this.id,
+        ...msg.env,
+        PROPELLER_TASK_ID: msg.id,
+        ...(msg.run_id ? { PROPELLER_RUN_ID: msg.run_id } : {}),
+      };
       if (isFlTask(env)) {
         const prep = await prepareFl(env, this.flContext());
         if (typeof prep === "string") return await fail(prep);
@@ -295,5 +305,6 @@ export class TaskRuns {
 
   close(): void {
     this.pool.close();
+    this.link.record.close();
   }
 }

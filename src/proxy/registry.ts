@@ -88,6 +88,7 @@ export class RegistryClient {
     ref: Reference,
     reference: string,
     size?: number,
+    limit = MAX_MANIFEST_BYTES,
   ): Promise<{ digest: string; manifest: Manifest }> {
     const what = `manifest ${ref.repository}:${reference}`;
     if (size !== undefined && size > MAX_MANIFEST_BYTES)
@@ -103,7 +104,7 @@ export class RegistryClient {
       const msg = `${what}: HTTP ${res.status}${res.status === 404 ? " (not found)" : ""}`;
       throw new RegistryError(msg);
     }
-    const bytes = await this.body(ref, res, size ?? MAX_MANIFEST_BYTES, what, size !== undefined);
+    const bytes = await this.body(ref, res, size ?? limit, what, size !== undefined);
     let json: unknown;
     try {
       json = JSON.parse(new TextDecoder().decode(bytes));
@@ -138,6 +139,20 @@ export class RegistryClient {
     }
     touch(this.tags, cacheKey, { ...m, top, at: Date.now() }, MAX_CACHED);
     return { ref, ...m, top };
+  }
+
+  /** A manifest by tag, its body bounded by `limit` (a cosign `.sig` manifest is small); an absent tag is undefined. */
+  async manifestByTag(
+    ref: Reference,
+    tag: string,
+    limit: number,
+  ): Promise<{ digest: string; manifest: Manifest } | undefined> {
+    try {
+      return await this.manifest(ref, tag, undefined, limit);
+    } catch (e) {
+      if (e instanceof RegistryError && e.message.includes("HTTP 404")) return undefined;
+      throw e;
+    }
   }
 
   private cachePath(digest: string): string | undefined {
@@ -204,7 +219,7 @@ export class RegistryClient {
     return { bytes: envelope, digest: ociDigest(envelope), encrypted: true };
   }
 
-  private async pushBlob(
+  async pushBlob(
     ref: Reference,
     bytes: Uint8Array,
     progress?: (done: number, total: number) => void,
@@ -275,18 +290,22 @@ export class RegistryClient {
           : { mediaType: MEDIA.wasmLayer, ...layer },
       ],
     });
+    return { digest: layer.digest, manifestDigest: await this.putManifest(ref, ref.tag!, manifest) };
+  }
+
+  /** An OCI image manifest (JSON text) put under `tag`; its digest. */
+  async putManifest(ref: Reference, tag: string, manifest: string): Promise<string> {
     const res = await this.request(
       ref,
-      `${this.base(ref)}/manifests/${ref.tag}`,
+      `${this.base(ref)}/manifests/${tag}`,
       { method: "PUT", body: manifest, headers: { "content-type": MEDIA.ociManifest } },
       true,
     );
     if (res.status !== 201)
-      throw new RegistryError(`pushing the manifest of ${refText}: HTTP ${res.status} ${await res.text()}`);
-    this.tags.delete(`${ref.registry}/${ref.repository}@${ref.tag}`);
-    return {
-      digest: layer.digest,
-      manifestDigest: res.headers.get("docker-content-digest") ?? ociDigest(new TextEncoder().encode(manifest)),
-    };
+      throw new RegistryError(
+        `pushing the manifest of ${ref.repository}:${tag}: HTTP ${res.status} ${await res.text()}`,
+      );
+    this.tags.delete(`${ref.registry}/${ref.repository}@${tag}`);
+    return res.headers.get("docker-content-digest") ?? ociDigest(new TextEncoder().encode(manifest));
   }
 }

@@ -9,6 +9,7 @@ import {
   parseReference,
   registryListed,
 } from "../core/oci.ts";
+import { matchesApproved } from "../core/ocicrypt.ts";
 import { type Channel, topics } from "../core/topics.ts";
 import { tag } from "../log.ts";
 import { RegistryError } from "./http.ts";
@@ -178,8 +179,8 @@ export class ProxyService {
         return;
       }
       mod = await this.registry.pull(app);
-      if (verdict?.moduleDigest && !mod.encrypted && mod.digest !== verdict.moduleDigest) {
-        log.warn(`refused ${app}: its layer is ${mod.digest}, the policy approved ${verdict.moduleDigest}`);
+      if (verdict?.moduleDigest && !matchesApproved(mod.bytes, verdict.moduleDigest)) {
+        log.warn(`refused ${app}: its layer is not ${verdict.moduleDigest}, the one the policy approved`);
         await Promise.all(
           [...job.askers].map((to) =>
             this.refuse(app, to, "refused by the trust policy: the module changed since it was approved"),

@@ -1,9 +1,9 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Key } from "openpgp";
+import { type CosignKey, verifyCosignBlob } from "../core/cosign.ts";
 import { ociDigest } from "../core/digest.ts";
 import { parseReference, pickWasmLayer, type Reference } from "../core/oci.ts";
-import { ENCRYPTED_SUFFIX } from "../core/ocicrypt.ts";
 import { readPublicKeys, verifySimpleSigning } from "../core/simple-signing.ts";
 import {
   candidateScopes,
@@ -18,11 +18,12 @@ import {
   type TrustPolicy,
   type VerifiedSignature,
 } from "../core/trust-policy.ts";
+import { loadCosignKeys, readCosignSignatures } from "./cosign.ts";
 import type { RegistryClient } from "./registry.ts";
 
 // The trust policy with its I/O: key files, registries.d (where each registry's signatures are), lookaside reads
 // and the registry's manifest digest. docs/ARCHITECTURE.md, "Trusted code". Decisions are cached by reference and
-// digest for a minute: a policy change needs a restart (or a new verifier), a moved tag a new resolution.
+// digest for a minute: a new policy is a new verifier (SIGHUP: trust-reload.ts), a moved tag a new resolution.
 
 /** The default registries.d, as the containers tools read it. */
 export const DEFAULT_REGISTRIES_D = "/etc/containers/registries.d";
@@ -34,14 +35,31 @@ const CACHE_MS = 60_000;
 /** A policy file that cannot be used, with the reason (serve refuses to start). */
 export class TrustConfigError extends Error {}
 
+/** A policy, key or registries.d file is at most this big. */
+const MAX_FILE_BYTES = 1 << 20;
+
+/**
+ * A policy, key or registries.d file: a regular file of at most 1 MiB, so a path naming a FIFO or a device
+ * (`/dev/zero`) by mistake or malice neither hangs the reader nor fills its memory (a SIGHUP reads them again).
+ */
+function readConfigFile(path: string): Buffer {
+  const st = statSync(path);
+  if (!st.isFile()) throw new Error("not a regular file");
+  if (st.size > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES >> 20} MiB`);
+  return readFileSync(path);
+}
+
+/** An errno code when there is one (ENOENT), else the message. */
+const why = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
+
 async function loadKeys(r: Requirement, base: string): Promise<Key[]> {
   if (r.type !== "signedBy") return [];
   const read = (p: string) => {
     const path = isAbsolute(p) ? p : join(base, p);
     try {
-      return new Uint8Array(readFileSync(path));
+      return new Uint8Array(readConfigFile(path));
     } catch (e) {
-      throw new TrustConfigError(`signedBy keyPath ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      throw new TrustConfigError(`signedBy keyPath ${path}: ${why(e)}`);
     }
   };
   const blobs = r.keyData ? [new Uint8Array(Buffer.from(r.keyData, "base64"))] : (r.keyPaths ?? [r.keyPath!]).map(read);
@@ -66,7 +84,7 @@ function readRegistriesD(dir: string, write = false): { scopes: Map<string, stri
     .sort()) {
     let doc: unknown;
     try {
-      doc = Bun.YAML.parse(readFileSync(join(dir, f), "utf8"));
+      doc = Bun.YAML.parse(readConfigFile(join(dir, f)).toString("utf8"));
     } catch (e) {
       throw new TrustConfigError(`${join(dir, f)}: not YAML: ${(e as Error).message}`);
     }
@@ -94,30 +112,34 @@ export class TrustVerifier implements TrustGate {
     private keys: Map<Requirement, Key[]>,
     private lookaside: { scopes: Map<string, string>; fallback?: string },
     private registry?: RegistryClient,
+    private cosignKeys = new Map<Requirement, CosignKey[]>(),
   ) {}
 
   /** A policy file and a registries.d read and checked; a bad one throws TrustConfigError naming the fault. */
   static async load(policyPath: string, registriesD: string, registry?: RegistryClient): Promise<TrustVerifier> {
     let text: string;
     try {
-      text = readFileSync(policyPath, "utf8");
+      text = readConfigFile(policyPath).toString("utf8");
     } catch (e) {
-      throw new TrustConfigError(`trust policy ${policyPath}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      throw new TrustConfigError(`trust policy ${policyPath}: ${why(e)}`);
     }
     const policy = parseTrustPolicy(text);
     if (typeof policy === "string") throw new TrustConfigError(`trust policy ${policyPath}: ${policy}`);
     const all = [policy.default, ...Object.values(policy.transports?.docker ?? {})].flat();
     const keys = new Map<Requirement, Key[]>();
+    const cosignKeys = new Map<Requirement, CosignKey[]>();
     for (const r of all) {
-      if (r.type === "sigstoreSigned")
-        throw new TrustConfigError(`trust policy ${policyPath}: sigstoreSigned is not supported yet (use signedBy)`);
       keys.set(r, await loadKeys(r, dirname(policyPath)));
+      const ck = r.type === "sigstoreSigned" ? loadCosignKeys(r, dirname(policyPath)) : [];
+      if (typeof ck === "string") throw new TrustConfigError(`trust policy ${policyPath}: ${ck}`);
+      cosignKeys.set(r, ck);
     }
-    return new TrustVerifier(policy, keys, readRegistriesD(registriesD), registry);
+    return new TrustVerifier(policy, keys, readRegistriesD(registriesD), registry, cosignKeys);
   }
 
   private fingerprints(r: Requirement): string[] {
-    return (this.keys.get(r) ?? []).map((k) => k.getFingerprint().toUpperCase());
+    const cosign = (this.cosignKeys.get(r) ?? []).map((k) => k.fingerprint);
+    return [...(this.keys.get(r) ?? []).map((k) => k.getFingerprint().toUpperCase()), ...cosign];
   }
 
   private allKeys(): Key[] {
@@ -194,12 +216,23 @@ export class TrustVerifier implements TrustGate {
       this.count(hit.check);
       return hit.check;
     }
-    const sigs = await this.verifyAll(await this.readSignatures(ref, resolved.top));
-    const d = decide(this.policy, ref, resolved.top, (r) => this.fingerprints(r), sigs);
-    // The proplet checks the bytes it gets against the plain layer (an encrypted one arrives in an envelope).
+    const sigs = reqs.some((r) => r.type === "signedBy")
+      ? await this.verifyAll(await this.readSignatures(ref, resolved.top))
+      : [];
+    // cosign's signatures, beside the manifest in the registry (proxy/cosign.ts), for a sigstoreSigned scope.
+    const cosign = reqs.some((r) => r.type === "sigstoreSigned")
+      ? await readCosignSignatures(this.registry, ref, resolved.top, [...this.cosignKeys.values()].flat())
+      : { signatures: [] };
+    const d = decide(this.policy, ref, resolved.top, (r) => this.fingerprints(r), [...sigs, ...cosign.signatures]);
+    if (!d.allowed && cosign.problem) d.reason += ` (${cosign.problem})`;
+    // The proplet checks the bytes it gets against the layer the signed manifest names: the module, or an encrypted
+    // layer's ciphertext (which arrives in an envelope, compared before it is decrypted).
     const layer = pickWasmLayer(resolved.manifest);
-    const plain = typeof layer !== "string" && !layer.mediaType?.endsWith(ENCRYPTED_SUFFIX);
-    const check: TrustCheck = { ...d, digest: resolved.top, ...(plain ? { moduleDigest: layer.digest } : {}) };
+    const check: TrustCheck = {
+      ...d,
+      digest: resolved.top,
+      ...(typeof layer !== "string" ? { moduleDigest: layer.digest } : {}),
+    };
     this.count(d);
     this.remember(key, check);
     return check;
@@ -207,7 +240,8 @@ export class TrustVerifier implements TrustGate {
 
   /**
    * An inline module (no reference: judged by the policy's `default`): accepted when `default` accepts anything,
-   * or when `signature` (a simple-signing signature, raw bytes) by a trusted key names the module's sha256.
+   * or when `signature` (a simple-signing signature, raw bytes) by a trusted key names the module's sha256, or is
+   * cosign's `sign-blob` signature over the module by a trusted ECDSA key.
    */
   async checkInline(module: Uint8Array, signature?: Uint8Array): Promise<TrustCheck> {
     const digest = ociDigest(module);
@@ -217,7 +251,9 @@ export class TrustVerifier implements TrustGate {
       this.count(hit.check);
       return hit.check;
     }
-    const sigs = signature ? await this.verifyAll([signature]) : [];
+    const cosignKeys = [...this.cosignKeys.values()].flat();
+    const blob = signature && cosignKeys.length ? verifyCosignBlob(module, signature, digest, cosignKeys) : undefined;
+    const sigs = blob ? [blob] : signature ? await this.verifyAll([signature]) : [];
     const d = decide(this.policy, undefined, digest, (r) => this.fingerprints(r), sigs);
     this.count(d);
     const check = { ...d, digest, moduleDigest: digest };

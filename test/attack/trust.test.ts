@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
+import { createHash, generateKeyPairSync } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import mqtt from "mqtt";
+import { encryptLayer, wrapEncrypted } from "../../src/core/ocicrypt.ts";
 import { cli, FIXTURES, http, identity, type Serve, startServe, tempDir, until } from "../helpers.ts";
 import { type Registry, startRegistry } from "../registry.ts";
 
@@ -30,6 +31,14 @@ beforeAll(async () => {
     { env },
   );
   writeFileSync(join(dir, "key.gpg"), Bun.spawnSync(["gpg", "--armor", "--export"], { env }).stdout);
+  // One inline module signed with it (the trusted members of a workflow), as skopeo signs a module.
+  const fpr = /^fpr:+([0-9A-F]{40}):/m.exec(
+    Bun.spawnSync(["gpg", "--with-colons", "--list-keys"], { env }).stdout.toString(),
+  )![1]!;
+  Bun.spawnSync(
+    ["skopeo", "standalone-sign", join(FIXTURES, "add.wasm"), "inline/add:v1", fpr, "-o", join(dir, "add.sig")],
+    { env },
+  );
   writeFileSync(
     join(dir, "policy.json"),
     JSON.stringify({ default: [{ type: "signedBy", keyType: "GPGKeys", keyPath: join(dir, "key.gpg") }] }),
@@ -94,6 +103,85 @@ describe("trust policy attacks", () => {
     expect(r.error).toContain(`is not ${approved}, the one the trust policy approved`);
     expect(r.results).toBe("");
     await rogue.endAsync();
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
+  });
+});
+
+describe("encrypted modules", () => {
+  test("another ciphertext under an encrypted module's approved digest is refused before anything decrypts it", async () => {
+    const proplets = (await http(`${s.url}/proplets`)).body;
+    const local = (proplets.proplets ?? proplets)[0];
+    const login = await identity(s.url, "manager", "rogue-enc");
+    const rogue = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "rogue-enc", ...login });
+    const results: Record<string, unknown>[] = [];
+    await rogue.subscribeAsync(`${T}/control/proplet/results`, { qos: 1 });
+    rogue.on("message", (_t, p) => results.push(JSON.parse(p.toString())));
+    const { publicKey } = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: "spki", format: "pem" },
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    });
+    const seal = (file: string) => {
+      const e = encryptLayer(readFileSync(join(FIXTURES, file)), [publicKey]);
+      return {
+        ...e,
+        envelope: wrapEncrypted(e.data, { mediaType: "application/wasm+encrypted", annotations: e.annotations }),
+      };
+    };
+    const approved = `sha256:${createHash("sha256").update(seal("add.wasm").data).digest("hex")}`;
+    const start = {
+      id: "swapped-ciphertext",
+      name: "fib",
+      file: Buffer.from(seal("fib.wasm").envelope).toString("base64"),
+      encrypted: true,
+      inputs: [5],
+      proplet_id: local.id,
+      module_digest: approved,
+    };
+    await rogue.publishAsync(`${T}/control/manager/start`, JSON.stringify(start), { qos: 1 });
+    const r = await until(
+      "the proplet's answer",
+      () => results.find((x) => x.task_id === "swapped-ciphertext"),
+      15_000,
+    );
+    await rogue.endAsync();
+    // The digest is what refused it, not a missing key: nothing was decrypted.
+    expect(r.error).toContain(`is not ${approved}, the one the trust policy approved`);
+    expect(r.results).toBe("");
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
+  });
+});
+
+describe("groups", () => {
+  test("a workflow smuggling an unsigned module among signed ones is refused whole, naming the task", async () => {
+    const signed = {
+      name: "add",
+      file: readFileSync(join(FIXTURES, "add.wasm")).toString("base64"),
+      signature: readFileSync(join(dir, "add.sig")).toString("base64"),
+      inputs: [1, 2],
+    };
+    const smuggled = { id: "payload", name: "fib", file: readFileSync(join(FIXTURES, "fib.wasm")).toString("base64") };
+    const before = (await http(`${s.url}/tasks`)).body.total;
+    const wf = await http(`${s.url}/workflows`, "POST", {
+      tasks: [
+        { ...signed, id: "first" },
+        { ...smuggled, depends_on: ["first"] },
+        { ...signed, id: "last", depends_on: ["payload"] },
+      ],
+    });
+    expect(wf.status).toBe(400);
+    expect(wf.body.error).toContain("tasks[1].file: task payload: an inline module requires a signature by key");
+    // The same signature lent to the smuggled module does not cover its bytes.
+    const lent = await http(`${s.url}/jobs`, "POST", {
+      name: "lent",
+      tasks: [signed, { ...smuggled, signature: signed.signature }],
+    });
+    expect(lent.status).toBe(400);
+    expect(lent.body.error).toContain("tasks[1].file: task payload: an inline module: the signature by key");
+    expect((await http(`${s.url}/tasks`)).body.total).toBe(before);
+    expect((await http(`${s.url}/tasks/first`)).status).toBe(404);
+    // The signed members alone are a workflow.
+    expect((await http(`${s.url}/workflows`, "POST", { tasks: [signed] })).status).toBe(201);
     expect((await fetch(`${s.url}/health`)).status).toBe(200);
   });
 });

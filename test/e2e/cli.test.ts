@@ -32,6 +32,30 @@ describe("tasks a person can follow", () => {
   });
 });
 
+describe("tasks clone", () => {
+  test("a copy with other inputs runs the original's module; --unset leaves a field out; a workflow is listed by name", async () => {
+    const env = { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) };
+    const made = await http(`${s.url}/tasks`, "POST", { name: "add", file: b64("add"), inputs: [1, 2], timeout_s: 30 });
+    const out = cli(
+      ["tasks", "clone", made.body.id.slice(0, 8), "--inputs", "20,22", "--unset", "timeout_s", "--start"],
+      env,
+    );
+    expect(out.code).toBe(0);
+    const copy = out.stdout.trim();
+    expect(copy).not.toBe(made.body.id);
+    let t = (await http(`${s.url}/tasks/${copy}`)).body;
+    for (let i = 0; i < 100 && t.state !== 3; i++) {
+      await Bun.sleep(100);
+      t = (await http(`${s.url}/tasks/${copy}`)).body;
+    }
+    expect(t).toMatchObject({ state: 3, inputs: ["20", "22"], results: "42" });
+    expect(t.timeout_s).toBeUndefined();
+    expect(cli(["tasks", "clone", made.body.id, "--unset", "state"], env).stderr).toContain("unset.0:");
+    await http(`${s.url}/workflows`, "POST", { name: "etl by name", tasks: [{ name: "add", file: b64("add") }] });
+    expect(cli(["workflows", "list"], env).stdout).toMatch(/NAME[\s\S]*etl by name/);
+  });
+});
+
 describe("tasks logs", () => {
   test("--follow shows a daemon's lines while it runs, then ends with the task", async () => {
     const r = await followTicker(s.url, 8, 300);

@@ -1,10 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import mqtt from "mqtt";
 import {
   cli,
   FIXTURES,
   http,
+  identity,
   runTask,
   type Serve,
   spawnProplet,
@@ -84,8 +87,16 @@ beforeAll(async () => {
       transports: { docker: { [`${registry.host}/app`]: [requireKey] } },
     }),
   );
+  // The registry on the allow-list: a start a rogue manager sends gets its chunks (the proplet must refuse it).
   s = await startServe({
-    extra: ["--trust-policy", join(dir, "policy.json"), "--registries-d", registriesD],
+    extra: [
+      "--trust-policy",
+      join(dir, "policy.json"),
+      "--registries-d",
+      registriesD,
+      "--registry-allow",
+      registry.host,
+    ],
   });
 });
 afterAll(async () => {
@@ -362,4 +373,106 @@ describe("inline modules and bad policies", () => {
     expect(r3.stderr).toContain("signedBy needs exactly one of keyPath, keyPaths, keyData");
     expect(r3.stderr).toContain("trust_policy");
   });
+});
+
+describe("jobs and workflows", () => {
+  test("a job or workflow naming an untrusted module is refused at creation, naming the task; nothing is created", async () => {
+    push("signed");
+    skopeoSign("signed");
+    push("unsigned", "fib.wasm");
+    const before = (await http(`${s.url}/tasks`)).body;
+    const members = [
+      { id: "a", name: "add", image_url: `${registry.host}/app:signed`, inputs: [1, 2] },
+      { id: "b", name: "fib", image_url: `${registry.host}/app:unsigned`, inputs: [5], depends_on: ["a"] },
+    ];
+    const job = await http(`${s.url}/jobs`, "POST", { name: "mixed", tasks: members });
+    expect(job.status).toBe(400);
+    expect(job.body.error).toBe(
+      `tasks[1].image_url: task b: ${registry.host}/app requires a signature by key ${fpr.slice(0, 4)}…${fpr.slice(-4)} (scope ${registry.host}/app); none found`,
+    );
+    const wf = await http(`${s.url}/workflows`, "POST", { name: "mixed", tasks: members });
+    expect(wf.status).toBe(400);
+    expect(wf.body.error).toContain("tasks[1].image_url: task b: ");
+    expect((await http(`${s.url}/jobs`)).body.jobs ?? []).not.toContainEqual(
+      expect.objectContaining({ name: "mixed" }),
+    );
+    expect((await http(`${s.url}/tasks/a`)).status).toBe(404);
+    expect((await http(`${s.url}/tasks`)).body.total).toBe(before.total);
+    // All trusted: created and run.
+    const ok = await http(`${s.url}/jobs`, "POST", { name: "trusted", tasks: [members[0]] });
+    expect(ok.status).toBe(201);
+  });
+});
+
+describe("encrypted modules", () => {
+  test("an encrypted, signed module runs; another signed one's ciphertext under its approved digest is refused before decryption", async () => {
+    const keys = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: "spki", format: "pem" },
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    });
+    writeFileSync(join(dir, "enc-pub.pem"), keys.publicKey);
+    writeFileSync(join(dir, "enc-key.pem"), keys.privateKey);
+    const pushEnc = (tag: string, file: string) => {
+      const r = cli([
+        "push",
+        join(FIXTURES, file),
+        `${registry.host}/app:${tag}`,
+        "--encrypt-recipient",
+        `jwe:${join(dir, "enc-pub.pem")}`,
+      ]);
+      if (r.code !== 0) throw new Error(r.stderr);
+      skopeoSign(tag);
+    };
+    pushEnc("enc", "add.wasm");
+    pushEnc("enc-other", "fib.wasm");
+    const holder = await spawnProplet(s, "key-holder", { PROPLET_DECRYPTION_KEYS: join(dir, "enc-key.pem") });
+    try {
+      await untilAlive(s.url, "key-holder");
+      const ok = await runTask(
+        s.url,
+        {
+          name: "add",
+          image_url: `${registry.host}/app:enc`,
+          encrypted: true,
+          proplet_id: "key-holder",
+          inputs: [3, 4],
+        },
+        20_000,
+      );
+      expect(ok).toMatchObject({ state: 3, results: "7" });
+
+      // What the policy approved for app:enc: its manifest's (encrypted) layer. A start naming that digest but
+      // fetching app:enc-other (signed too, so the proxy serves it: a moved tag, a rolled-back image) is refused
+      // by the proplet, which holds a key that would open it.
+      const manifest = (await (
+        await fetch(`http://${registry.host}/v2/app/manifests/enc`, {
+          headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+        })
+      ).json()) as { layers: { digest: string }[] };
+      const approved = manifest.layers[0]!.digest;
+      const login = await identity(s.url, "manager", "rogue-manager");
+      const rogue = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "rogue-manager", ...login });
+      const T = "m/default/c/default";
+      const results: Record<string, unknown>[] = [];
+      await rogue.subscribeAsync(`${T}/control/proplet/results`, { qos: 1 });
+      rogue.on("message", (_t, p) => results.push(JSON.parse(p.toString())));
+      const start = {
+        id: "substituted-enc",
+        name: "fib",
+        image_url: `${registry.host}/app:enc-other`,
+        encrypted: true,
+        inputs: [10],
+        proplet_id: "key-holder",
+        module_digest: approved,
+      };
+      await rogue.publishAsync(`${T}/control/manager/start`, JSON.stringify(start), { qos: 1 });
+      const r = await until("the proplet's answer", () => results.find((x) => x.task_id === "substituted-enc"), 20_000);
+      await rogue.endAsync();
+      expect(r.error).toMatch(new RegExp(`^refused: the module's digest sha256:[a-f0-9]{64} is not ${approved}, `));
+      expect(r.results).toBe("");
+    } finally {
+      await holder.kill("SIGKILL");
+    }
+  }, 40_000);
 });

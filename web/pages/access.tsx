@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 import { ago, api } from "../api.ts";
-import { Act, Loading, Revoke, Table, useApi, useSession } from "../ui.tsx";
+import { Table } from "../table.tsx";
+import { Act, Loading, Revoke, useApi, useSession } from "../ui.tsx";
 
 // Tokens (REST and this console) and provisioned MQTT identities, for admins: create and revoke. A new secret is
 // shown once.

@@ -1,5 +1,6 @@
 import { ago, api } from "../api.ts";
-import { Act, Loading, Table, useApi } from "../ui.tsx";
+import { Table } from "../table.tsx";
+import { Act, Loading, useApi } from "../ui.tsx";
 import { RoundChart } from "./fl-charts.tsx";
 import { StartExperiment } from "./fl-create.tsx";
 

@@ -1,15 +1,12 @@
 import { useState } from "preact/hooks";
 import { ago, api } from "../api.ts";
-import { Act, Alert, formsOpen, Loading, StateText, Table, useApi, useCanWrite } from "../ui.tsx";
-import type { TaskView } from "./tasks.tsx";
+import { Table } from "../table.tsx";
+import { Act, Alert, formsOpen, Loading, StateText, useApi, useCanWrite } from "../ui.tsx";
+import { Dag, type GroupTask } from "./dag.tsx";
 
 // Jobs and workflows: lists, a workflow's DAG with each node in its state's colour (live), and creating either
 // from a JSON or YAML file (sent as it is: the manager parses both).
 
-interface GroupTask extends TaskView {
-  depends_on?: string[];
-  local_id?: string;
-}
 interface Group {
   workflow_id?: string;
   job_id?: string;
@@ -20,11 +17,6 @@ interface Group {
   tasks: GroupTask[];
   created_at: string;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** A node's label: the id its file gave it (a fresh copy keeps it as `local_id`), else its name. */
-const label = (t: GroupTask): string => t.local_id ?? (UUID.test(t.id) ? t.name : t.id);
 
 function FromFile(p: { what: "workflows" | "jobs"; onCreated: (g: Group) => void }) {
   const canWrite = useCanWrite();
@@ -156,7 +148,13 @@ export function WorkflowsPage() {
           columns={[
             {
               head: "Workflow",
-              cell: (w) => <a href={`#/workflows/${encodeURIComponent(w.workflow_id!)}`}>{w.workflow_id}</a>,
+              // Its given name (the id shortened beside it), else its id.
+              cell: (w) => (
+                <>
+                  <a href={`#/workflows/${encodeURIComponent(w.workflow_id!)}`}>{w.name ?? w.workflow_id}</a>
+                  {w.name && <span class="muted"> {w.workflow_id!.slice(0, 8)}</span>}
+                </>
+              ),
             },
             { head: "State", cell: (w) => <StateText state={w.state} status={w.status} /> },
             { head: "Tasks", cell: (w) => w.tasks.length },
@@ -168,81 +166,19 @@ export function WorkflowsPage() {
   );
 }
 
-const FILL = ["#9aa0a6", "#9aa0a6", "#4c8df6", "#2e9d50", "#d93025", "#e3a008", "#e3a008"];
-
-/** Columns by depth (longest path from a root), one row per task in its column. */
-function Dag(p: { tasks: GroupTask[] }) {
-  const byId = new Map(p.tasks.map((t) => [t.id, t]));
-  const depth = new Map<string, number>();
-  const depthOf = (t: GroupTask, seen = new Set<string>()): number => {
-    if (depth.has(t.id)) return depth.get(t.id)!;
-    if (seen.has(t.id)) return 0;
-    seen.add(t.id);
-    const parents = (t.depends_on ?? []).map((d) => byId.get(d)).filter((x): x is GroupTask => !!x);
-    const d = parents.length ? 1 + Math.max(...parents.map((x) => depthOf(x, seen))) : 0;
-    depth.set(t.id, d);
-    return d;
-  };
-  const columns: GroupTask[][] = [];
-  for (const t of p.tasks) {
-    const d = depthOf(t);
-    columns[d] = [...(columns[d] ?? []), t];
-  }
-  const W = 150;
-  const H = 44;
-  const pos = new Map<string, { x: number; y: number }>();
-  for (const [c, col] of columns.entries()) {
-    for (const [r, t] of (col ?? []).entries()) pos.set(t.id, { x: 10 + c * (W + 40), y: 10 + r * (H + 20) });
-  }
-  const width = 20 + columns.length * (W + 40);
-  const height = 20 + Math.max(1, ...columns.map((c) => c?.length ?? 0)) * (H + 20);
-  return (
-    // Not an image (role="img" would hide its links): its nodes are links a keyboard reaches (Tab, in the order of
-    // the columns), each named by its task and state for a screen reader; the lines are drawing only.
-    <svg class="dag" viewBox={`0 0 ${width} ${height}`} width={width} aria-label="Workflow graph">
-      {p.tasks.flatMap((t) =>
-        (t.depends_on ?? []).map((d) => {
-          const a = pos.get(d);
-          const b = pos.get(t.id);
-          return a && b ? <line key={`${d}-${t.id}`} x1={a.x + W} y1={a.y + H / 2} x2={b.x} y2={b.y + H / 2} /> : null;
-        }),
-      )}
-      {columns.flat().map((t) => {
-        const at = pos.get(t.id)!;
-        return (
-          <g key={t.id} data-task={label(t)} data-state={t.status}>
-            <a href={`#/tasks/${t.id}`}>
-              {/* Its name for a screen reader, and the whole label where the node cuts it. */}
-              <title>{`${label(t)} ${t.status}`}</title>
-              <rect x={at.x} y={at.y} width={W} height={H} rx={6} fill={FILL[t.state] ?? "#9aa0a6"} opacity={0.35} />
-              <text x={at.x + 8} y={at.y + 18}>
-                {label(t).slice(0, 20)}
-              </text>
-              <text x={at.x + 8} y={at.y + 35}>
-                {t.status}
-              </text>
-            </a>
-          </g>
-        );
-      })}
-    </svg>
-  );
-}
-
 export function WorkflowPage(p: { id: string }) {
   const r = useApi<Group>(`/workflows/${encodeURIComponent(p.id)}`, (e) => e.type === "task");
   return (
     <>
-      <h1>Workflow {p.id}</h1>
+      <h1>Workflow {r.data?.name ?? p.id}</h1>
       <Loading ready={!!r.data} error={r.error}>
         {r.data && (
           <>
             <p>
               <StateText state={r.data.state} status={r.data.status} /> · {r.data.tasks.length} tasks
+              {r.data.name && <span class="muted"> · id {r.data.workflow_id}</span>}
             </p>
-            <div class="scroll">
-              <Dag tasks={r.data.tasks} />
-            </div>
+            <Dag tasks={r.data.tasks} />
           </>
         )}
       </Loading>
@@ -277,12 +213,7 @@ export function JobsPage() {
               cell: (j) =>
                 j.tasks.map((t) => (
                   <div key={t.id}>
-                    <a href={`#/tasks/${t.id}`}>
-                      {/* Its name for a screen reader, and the whole label where the node cuts it. */}
-                      <title>{`${label(t)} ${t.status}`}</title>
-                      {t.name}
-                    </a>{" "}
-                    <StateText state={t.state} status={t.status} />
+                    <a href={`#/tasks/${t.id}`}>{t.name}</a> <StateText state={t.state} status={t.status} />
                   </div>
                 )),
             },

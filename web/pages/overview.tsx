@@ -1,5 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { ago, api } from "../api.ts";
+import { ChartTable } from "../chart.tsx";
 import { type LiveEvent, onRecent, recentEvents, seedRecent } from "../live.ts";
 import { Loading, useApi, useClock } from "../ui.tsx";
 
@@ -134,6 +135,15 @@ function Rates() {
               );
             })}
           </div>
+          {/* The lines' text alternative: the samples they draw, as the other charts have. */}
+          <ChartTable
+            title="Rates"
+            x={samples.map((s) => Date.parse(s.at) / 1000)}
+            series={RATES.map((r) => ({
+              label: `${r.label}${r.unit}`,
+              values: samples.map((s) => (s[r.key] === null ? null : Number(s[r.key]))),
+            }))}
+          />
         </>
       )}
     </section>

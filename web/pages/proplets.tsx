@@ -1,7 +1,9 @@
 import { useEffect, useState } from "preact/hooks";
 import { ago } from "../api.ts";
+import { Chart } from "../chart.tsx";
 import { subscribe } from "../live.ts";
-import { Chart, Loading, Table, useApi, useClock } from "../ui.tsx";
+import { Table } from "../table.tsx";
+import { Loading, useApi, useClock } from "../ui.tsx";
 
 /** The server's view of liveness changes with time, not only with events: asked again every `ms`. */
 function useEvery(ms: number, fn: () => void): void {

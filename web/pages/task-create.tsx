@@ -1,9 +1,12 @@
 import { useState } from "preact/hooks";
 import { api, base64 } from "../api.ts";
+import { EMPTY, type Exports, entryOf, exportsOf, fromBase64, type Prefill, prefill, taskBody } from "../task-body.ts";
 import { Alert, formsOpen, useApi, useCanWrite } from "../ui.tsx";
+import type { TaskDetail } from "./task-fields.tsx";
 import type { TaskView } from "./tasks.tsx";
 
-// The form that creates a task (and, by default, starts it).
+// The form that creates a task (and, by default, starts it); given a task (`from`), the same form prefilled makes
+// a copy with edits (`POST /tasks/{id}/clone`: the module comes along unless another is chosen).
 
 interface Example {
   name: string;
@@ -11,52 +14,58 @@ interface Example {
   file: string;
 }
 
-export function CreateTask(p: { onCreated: () => void }) {
+/** What a module exports, and which of them a run will call: the name-is-the-export rule said, not discovered. */
+function ExportHint(p: { exports?: Exports; name: string; invoke: string }) {
+  const x = p.exports;
+  if (!x) return null;
+  const e = entryOf(x, p.name, p.invoke);
+  return (
+    <p class="hint" data-testid="export-hint" role="status">
+      {x.map && <>Exports: {x.functions.map((f) => f.signature).join(", ") || "no functions"}. </>}
+      {e.ok ? e.text : <strong class="error">{e.text}</strong>}
+    </p>
+  );
+}
+
+export function CreateTask(p: { onCreated: () => void; from?: TaskDetail; open?: boolean }) {
   const canWrite = useCanWrite();
   const examples = useApi<{ examples: Example[] }>(canWrite ? "/examples" : undefined);
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
+  const [exports, setExports] = useState<Exports>();
+  const v: Prefill = p.from ? prefill(p.from) : EMPTY;
+  const [name, setName] = useState(v.name);
+  const [invoke, setInvoke] = useState(v.invoke);
   // A viewer's console is read-only: no form to fill that could not be sent.
   if (!canWrite) return null;
+  const copy = p.from;
+  const title = copy ? `Re-run ${copy.name} with edits` : "Create a task";
+  const listId = copy ? "exports-copy" : "exports-new";
   return (
-    <details open={formsOpen()}>
-      <summary>Create a task</summary>
+    <details open={p.open ?? formsOpen()}>
+      <summary>{title}</summary>
       <form
         class="grid"
-        aria-label="Create a task"
+        aria-label={title}
         onSubmit={async (e) => {
           e.preventDefault();
           const f = new FormData(e.currentTarget);
           const file = f.get("file") as File | null;
           const image = String(f.get("image_url") ?? "").trim();
           const chosen = examples.data?.examples.find((x) => x.name === f.get("example"));
-          const body: Record<string, unknown> = { name: String(f.get("name") ?? "").trim() };
-          const inputs = String(f.get("inputs") ?? "").trim();
-          if (inputs) body.inputs = inputs.split(",").map((x) => x.trim());
-          const env: Record<string, string> = {};
-          for (const line of String(f.get("env") ?? "").split("\n")) {
-            const t = line.trim();
-            if (!t) continue;
-            const i = t.indexOf("=");
-            if (i < 1) return setError(`env: "${t}" is not KEY=VALUE`);
-            env[t.slice(0, i)] = t.slice(i + 1);
-          }
-          if (Object.keys(env).length) body.env = env;
-          const schedule = String(f.get("schedule") ?? "").trim();
-          if (schedule) body.schedule = schedule;
-          const priority = String(f.get("priority") ?? "").trim();
-          if (priority) body.priority = Number(priority);
-          if (f.get("daemon")) body.daemon = true;
           setBusy(true);
           setError(undefined);
           try {
+            const body = taskBody(f, !!copy, copy?.cli_args ?? []);
             if (file && file.size > 0) body.file = await base64(file);
             else if (image) body.image_url = image;
             else if (chosen) body.file = chosen.file;
-            else throw new Error("give a .wasm file, an image reference or an example");
-            const t = await api<TaskView>("POST", "/tasks", body);
+            else if (!copy) throw new Error("give a .wasm file, an image reference or an example");
+            const t = copy
+              ? await api<TaskView>("POST", `/tasks/${copy.id}/clone`, body)
+              : await api<TaskView>("POST", "/tasks", body);
             if (f.get("start")) await api("POST", `/tasks/${t.id}/start`);
-            (e.target as HTMLFormElement).reset();
+            if (!copy) (e.target as HTMLFormElement).reset();
             p.onCreated();
             location.hash = `#/tasks/${t.id}`;
           } catch (err) {
@@ -67,20 +76,30 @@ export function CreateTask(p: { onCreated: () => void }) {
         }}
       >
         <label>
-          Name
-          <input name="name" required placeholder="add" />
-        </label>
-        <label>
-          Module (.wasm)
-          <input name="file" type="file" accept=".wasm,application/wasm" />
+          Module (.wasm){copy ? ": keep the original's if none is chosen" : ""}
+          <input
+            name="file"
+            type="file"
+            accept=".wasm,application/wasm"
+            onChange={async (e) => {
+              const f = e.currentTarget.files?.[0];
+              setExports(f ? exportsOf(new Uint8Array(await f.arrayBuffer())) : undefined);
+            }}
+          />
         </label>
         <label>
           or image reference
-          <input name="image_url" placeholder="registry:5000/app:1" />
+          <input name="image_url" placeholder={copy?.image_url ?? "registry:5000/app:1"} />
         </label>
         <label>
           or an example
-          <select name="example">
+          <select
+            name="example"
+            onChange={(e) => {
+              const x = examples.data?.examples.find((y) => y.name === e.currentTarget.value);
+              setExports(x ? exportsOf(fromBase64(x.file)) : undefined);
+            }}
+          >
             <option value="">none</option>
             {examples.data?.examples.map((x) => (
               <option key={x.name} value={x.name} title={x.about}>
@@ -90,31 +109,83 @@ export function CreateTask(p: { onCreated: () => void }) {
           </select>
         </label>
         <label>
+          Name
+          <input name="name" required placeholder="add" value={name} onInput={(e) => setName(e.currentTarget.value)} />
+        </label>
+        <label>
+          Function to call (blank: same as the task)
+          <input
+            name="invoke"
+            list={listId}
+            placeholder={exports?.functions[0]?.name ?? "add"}
+            value={invoke}
+            onInput={(e) => setInvoke(e.currentTarget.value)}
+          />
+          <datalist id={listId}>
+            {exports?.functions.map((x) => (
+              <option key={x.name} value={x.name}>
+                {x.signature}
+              </option>
+            ))}
+          </datalist>
+        </label>
+        <ExportHint exports={exports} name={name.trim()} invoke={invoke.trim()} />
+        <label>
           Inputs (comma-separated)
-          <input name="inputs" placeholder="10,20" />
+          <input name="inputs" placeholder="10,20" defaultValue={v.inputs} />
         </label>
         <label>
           Env (KEY=VALUE per line)
-          <textarea name="env" />
+          <textarea name="env" defaultValue={v.env} />
+        </label>
+        <label>
+          Requirements (label=value per line; runtime=, arch=, tee=, min_memory_mb= too)
+          <textarea name="requirements" placeholder="gpu=true" defaultValue={v.requirements} />
+        </label>
+        <label>
+          Timeout (s)
+          <input name="timeout" type="number" min="1" max="604800" placeholder="none" defaultValue={v.timeout} />
+        </label>
+        <label>
+          Retries on failure (0–100)
+          <input name="retries" type="number" min="0" max="100" placeholder="0" defaultValue={v.retries} />
         </label>
         <label>
           Schedule (cron)
-          <input name="schedule" placeholder="*/5 * * * *" />
+          <input name="schedule" placeholder="*/5 * * * *" defaultValue={v.schedule} />
+        </label>
+        <label>
+          Time zone (of the schedule)
+          <input name="timezone" placeholder="UTC" defaultValue={v.timezone} />
+        </label>
+        <label>
+          Missed runs (serve was down)
+          {/* `selected` on the option: a select has no default value property for Preact to set. */}
+          <select name="misfire">
+            <option value="skip">skip them</option>
+            <option value="run_once" selected={v.misfire === "run_once"}>
+              run once on return
+            </option>
+          </select>
         </label>
         <label>
           Priority (0–100)
-          <input name="priority" type="number" min="0" max="100" placeholder="50" />
+          <input name="priority" type="number" min="0" max="100" placeholder="50" defaultValue={v.priority} />
+        </label>
+        <label>
+          Metadata (JSON object)
+          <textarea name="metadata" placeholder='{"team": "edge"}' defaultValue={v.metadata} />
         </label>
         <label>
           <span>
-            <input name="daemon" type="checkbox" /> Daemon
+            <input name="daemon" type="checkbox" defaultChecked={v.daemon} /> Daemon
           </span>
           <span>
             <input name="start" type="checkbox" defaultChecked /> Start now
           </span>
         </label>
         <button type="submit" class="primary" disabled={busy}>
-          Create task
+          {copy ? "Create the copy" : "Create task"}
         </button>
       </form>
       <Alert text={error} />

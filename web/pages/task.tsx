@@ -1,7 +1,12 @@
 import { useEffect, useState } from "preact/hooks";
 import { ago, api } from "../api.ts";
-import { Act, Chart, Loading, StateText, Table, useApi } from "../ui.tsx";
-import { show, type TaskView } from "./tasks.tsx";
+import { Chart } from "../chart.tsx";
+import { subscribe } from "../live.ts";
+import { Table } from "../table.tsx";
+import { Act, Loading, StateText, useApi } from "../ui.tsx";
+import { CreateTask } from "./task-create.tsx";
+import { PauseResume, type TaskDetail, TaskFields } from "./task-fields.tsx";
+import { show } from "./tasks.tsx";
 
 // One task: its fields, why it waits, its output, runs and metrics.
 
@@ -60,15 +65,63 @@ function Result(p: { id: string; value: unknown }) {
   );
 }
 
-export function TaskPage(p: { id: string }) {
-  const r = useApi<TaskView>(`/tasks/${p.id}`, (e) => e.task_id === p.id);
-  const runs = useApi<{ runs: Run[] }>(`/tasks/${p.id}/runs?limit=20`, (e) => e.task_id === p.id && e.type === "run");
-  const m = useApi<{ metrics: { timestamp?: string; metrics?: { cpu_percent?: number; memory_bytes?: number } }[] }>(
-    `/tasks/${p.id}/metrics?limit=120`,
-    (e) => e.task_id === p.id,
+interface Sample {
+  timestamp?: string;
+  metrics?: { cpu_percent?: number; memory_bytes?: number };
+}
+const SAMPLES = 120;
+
+/**
+ * The task's CPU and memory: the samples kept, then those its proplet sends while this page is open (the live
+ * stream of this task's metrics events; a task samples when its monitoring profile is on, a daemon by default).
+ */
+/** How often the proplet samples the task (proplet/monitor.ts `profileFor`), or that it does not. */
+function sampling(t: TaskDetail | undefined): string {
+  if (!t) return "";
+  const m = t.monitoring_profile;
+  if (m?.enabled === false) return "not sampled: its monitoring profile is off";
+  const given = m?.interval ? (m.interval >= 1e6 ? m.interval / 1e9 : m.interval) : 0;
+  return `sampled every ${given || (t.daemon ? 120 : 10)} s while it runs`;
+}
+
+function Metrics(p: { id: string; t?: TaskDetail }) {
+  const m = useApi<{ metrics: Sample[] }>(`/tasks/${p.id}/metrics?limit=${SAMPLES}`);
+  const [fresh, setFresh] = useState<Sample[]>([]);
+  useEffect(() => {
+    setFresh([]);
+    return subscribe(`types=metrics&task_id=${encodeURIComponent(p.id)}`, ["metrics"], (e) => {
+      if (e.kind !== "task") return;
+      setFresh((list) => [...list, { ...(e.sample as Sample), timestamp: e.at }].slice(-SAMPLES));
+    });
+  }, [p.id]);
+  const loaded = [...(m.data?.metrics ?? [])].reverse().filter((s) => s.timestamp);
+  const newest = loaded.at(-1)?.timestamp ?? "";
+  const samples = [...loaded, ...fresh.filter((s) => s.timestamp! > newest)].slice(-SAMPLES);
+  return (
+    <>
+      <p class="muted" data-testid="task-sample-count">
+        {samples.length} sample(s){samples.length ? `, the last ${ago(samples.at(-1)!.timestamp)}` : ""}
+        {p.t ? `; ${sampling(p.t)}` : ""}
+      </p>
+      <Chart
+        title="CPU % and memory (MiB)"
+        x={samples.map((s) => Date.parse(s.timestamp!) / 1000)}
+        series={[
+          { label: "cpu %", values: samples.map((s) => s.metrics?.cpu_percent ?? null) },
+          { label: "memory MiB", values: samples.map((s) => (s.metrics?.memory_bytes ?? 0) / 1048576) },
+        ]}
+      />
+    </>
   );
+}
+
+export function TaskPage(p: { id: string }) {
+  const r = useApi<TaskDetail>(`/tasks/${p.id}`, (e) => e.task_id === p.id);
+  const runs = useApi<{ runs: Run[] }>(`/tasks/${p.id}/runs?limit=20`, (e) => e.task_id === p.id && e.type === "run");
+  const [editing, setEditing] = useState(false);
+  // Another task's page (a copy just made, a link followed) starts without the edit form.
+  useEffect(() => setEditing(false), [p.id]);
   const t = r.data;
-  const samples = [...(m.data?.metrics ?? [])].reverse().filter((s) => s.timestamp);
   const act = (what: string) => async () => {
     await api("POST", `/tasks/${p.id}/${what}`);
     r.reload();
@@ -91,6 +144,15 @@ export function TaskPage(p: { id: string }) {
                 run={act("stop")}
                 blocked={t.state === 1 || t.state === 2 ? undefined : `the task is not running (${t.status})`}
               />
+              <PauseResume t={t} done={r.reload} />
+              <Act
+                label="Clone"
+                run={async () => {
+                  const c = await api<{ id: string }>("POST", `/tasks/${p.id}/clone`, {});
+                  location.hash = `#/tasks/${c.id}`;
+                }}
+              />
+              <Act label={editing ? "Close the edits" : "Re-run with edits…"} run={async () => setEditing(!editing)} />
               <Act
                 label="Delete"
                 confirm={`Delete task ${t.name}?`}
@@ -100,6 +162,7 @@ export function TaskPage(p: { id: string }) {
                 }}
               />
             </div>
+            {editing && <CreateTask key={t.id} from={t} open onCreated={() => setEditing(false)} />}
             <dl>
               <dt>State</dt>
               <dd data-testid="task-state">
@@ -129,21 +192,7 @@ export function TaskPage(p: { id: string }) {
               <dd>{(t.inputs ?? []).join(", ")}</dd>
               <dt>Module</dt>
               <dd>{t.image_url ?? "inline file"}</dd>
-              {t.schedule && (
-                <>
-                  <dt>Schedule</dt>
-                  <dd>
-                    {t.schedule}
-                    {t.timezone ? ` (${t.timezone})` : ""}
-                  </dd>
-                </>
-              )}
-              <dt>Priority</dt>
-              <dd>{t.priority ?? 50}</dd>
-              <dt>Env</dt>
-              <dd>{show(t.env)}</dd>
-              <dt>Metadata</dt>
-              <dd>{show(t.metadata)}</dd>
+              <TaskFields t={t} />
             </dl>
             <h2>Output</h2>
             <Output id={p.id} running={t.state === 2} />
@@ -177,14 +226,7 @@ export function TaskPage(p: { id: string }) {
         />
       </Loading>
       <h2>Metrics</h2>
-      <Chart
-        title="CPU % and memory (MiB)"
-        x={samples.map((s) => Date.parse(s.timestamp!) / 1000)}
-        series={[
-          { label: "cpu %", values: samples.map((s) => s.metrics?.cpu_percent ?? null) },
-          { label: "memory MiB", values: samples.map((s) => (s.metrics?.memory_bytes ?? 0) / 1048576) },
-        ]}
-      />
+      <Metrics id={p.id} t={t} />
     </>
   );
 }

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { ago, STATES } from "../api.ts";
-import { Loading, type Sort, StateText, Table, useApi } from "../ui.tsx";
+import { type Sort, Table } from "../table.tsx";
+import { Loading, StateText, useApi } from "../ui.tsx";
 import { CreateTask } from "./task-create.tsx";
 
 export interface TaskView {
@@ -24,6 +25,9 @@ export interface TaskView {
   env?: Record<string, string>;
   schedule?: string;
   timezone?: string;
+  paused?: boolean;
+  workflow_id?: string;
+  workflow_name?: string;
   priority?: number;
   image_url?: string;
   created_at: string;
@@ -165,6 +169,21 @@ export function TasksPage() {
               cell: (t) => (
                 <>
                   <a href={`#/tasks/${t.id}`}>{t.name}</a> <span class="muted">{t.id.slice(0, 8)}</span>
+                  {t.workflow_id && (
+                    <div class="muted">
+                      in{" "}
+                      <a href={`#/workflows/${encodeURIComponent(t.workflow_id)}`}>
+                        {t.workflow_name ?? t.workflow_id.slice(0, 8)}
+                      </a>
+                    </div>
+                  )}
+                  {t.schedule && (
+                    <div class="muted">
+                      cron <code>{t.schedule}</code>
+                      {t.timezone ? ` ${t.timezone}` : ""}
+                      {t.paused ? " · paused" : ""}
+                    </div>
+                  )}
                 </>
               ),
             },

@@ -1,5 +1,4 @@
 import { type Context, Hono } from "hono";
-import { compress } from "hono/compress";
 import { AppError } from "../../core/errors.ts";
 import type { Check } from "../../core/health.ts";
 import type { OriginPolicy } from "../../core/origins.ts";
@@ -13,6 +12,7 @@ import { Sessions } from "../sessions.ts";
 import { adminRoutes } from "./admin.ts";
 import { type AuthOptions, identityRoutes, requireToken, tokenOf } from "./auth.ts";
 import { NO_ORIGINS, refuseCrossSite } from "./browser.ts";
+import { compressJson } from "./compress.ts";
 import { cordonRoutes } from "./cordon.ts";
 import { eventRoutes } from "./events.ts";
 import { flRoutes } from "./fl.ts";
@@ -77,9 +77,9 @@ export function createApp(
     await next();
     c.res.headers.set("Referrer-Policy", "no-referrer");
   });
-  // JSON answers compressed as the client accepts (gzip or deflate; lists of tasks compress tenfold). Outside
-  // every middleware that reads or rewrites a body; event streams and NDJSON are left alone (they must flush).
-  app.use("*", compress({ contentTypeFilter: /^application\/json/ }));
+  // JSON answers compressed as the client accepts (gzip or deflate; lists of tasks compress tenfold), from 1 KiB
+  // (compress.ts). Outside every middleware that reads or rewrites a body; event streams and NDJSON are left alone.
+  app.use("*", compressJson());
   if (metrics) app.use("*", metrics.middleware());
   // A span per request when tracing is on; what the request starts (a dispatch) is its child.
   app.use("*", async (c, next) => {

@@ -7,6 +7,7 @@ import {
   encryptLayer,
   MAX_JWES,
   MAX_RECIPIENTS,
+  matchesApproved,
   unwrapEncrypted,
   wrapEncrypted,
 } from "../../../src/core/ocicrypt.ts";
@@ -79,5 +80,23 @@ describe("ocicrypt layers", () => {
     expect([...back.data]).toEqual([1, 2, 3]);
     expect(unwrapEncrypted(plain)).toBeUndefined();
     expect(unwrapEncrypted(env.subarray(0, 14))).toBeUndefined(); // truncated JSON
+  });
+});
+
+describe("the digest a trust policy approved", () => {
+  const sha = (b: Uint8Array) => `sha256:${new Bun.CryptoHasher("sha256").update(b).digest("hex")}`;
+  test("a plain module matches its own digest; an envelope its ciphertext's, before anything is decrypted", () => {
+    expect(matchesApproved(plain, sha(plain))).toBe(true);
+    const { data, annotations } = encryptLayer(plain, [alice.publicKey]);
+    const envelope = wrapEncrypted(data, { mediaType: "application/wasm+encrypted", annotations });
+    expect(matchesApproved(envelope, sha(data))).toBe(true);
+    // Another ciphertext of the same module (another key, another nonce) is not the approved one.
+    const other = encryptLayer(plain, [alice.publicKey]).data;
+    expect(
+      matchesApproved(wrapEncrypted(other, { mediaType: "application/wasm+encrypted", annotations }), sha(data)),
+    ).toBe(false);
+    // Neither is the plain module when its ciphertext was approved, nor an envelope when the plain module was.
+    expect(matchesApproved(plain, sha(data))).toBe(false);
+    expect(matchesApproved(envelope, sha(plain))).toBe(false);
   });
 });

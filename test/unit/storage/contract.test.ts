@@ -120,11 +120,17 @@ for (const backend of BACKENDS) {
         ["w1", 11, "wfA"],
         ["w3", 12, "wfB"],
       ] as const) {
-        s.tasks.create({ ...w(id, i), workflow_id: wf });
+        s.tasks.create({ ...w(id, i), workflow_id: wf, workflow_name: `the ${wf} file` });
       }
       s.tasks.create({ ...task("j1", at(13)), job_id: "jobA" });
       expect(s.tasks.listByGroup("workflow", "wfA").map((t) => t.id)).toEqual(["w2", "w1"]);
       expect(s.tasks.listByGroup("workflow", "wfA")[0]!.file).toBe(b64("add"));
+      // A workflow's name is kept on its tasks (it is not stored apart).
+      expect(s.tasks.listByGroup("workflow", "wfA").map((t) => t.workflow_name)).toEqual([
+        "the wfA file",
+        "the wfA file",
+      ]);
+      expect(s.tasks.get("w3")!.workflow_name).toBe("the wfB file");
       s.tasks.update({ ...s.tasks.get("w2")!, state: TaskState.Completed });
       expect(s.tasks.listByGroup("workflow", "wfA").map((t) => t.id)).toEqual(["w2", "w1"]);
       expect(s.tasks.groupIds("workflow").sort()).toEqual(["wfA", "wfB"]);

@@ -1,0 +1,106 @@
+// Memory after a burst: a real `propeller serve` (authentication on, SQLite, local proplet) takes --tasks tasks
+// through REST from --concurrency clients (the dispatch benchmark's client, load.ts), and its resident memory is
+// read once serve is up and idle (`rss_start_mib`), before the burst (after a 200-task warm-up, which loads
+// the Wasm runtime, and --settle-s seconds), at its peak, and 10, 30 and 60 s after
+// the queue drained (every task Completed in the SQLite file). Also the data dir's size at the end.
+// Goal: RSS 60 s after the drain within 1.3× of the figure before (`rss_60s_over_before`; over the idle figure
+// before any task, `rss_60s_over_start`, the warm-up's Wasm workers included).
+// JSON on the last stdout line.
+//
+//   bun scripts/bench/burst.ts [--tasks 50000] [--concurrency 32] [--settle-s 5] [--bin dist/propeller]
+import { Database } from "bun:sqlite";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { MODULES } from "../../src/examples/modules.ts";
+import { adminToken, freePort, mqttLogin, rssMib, serveArgs, waitForHealth } from "./lib.ts";
+import { loadClient } from "./load.ts";
+
+const { values: opt } = parseArgs({
+  options: {
+    tasks: { type: "string", default: "50000" },
+    concurrency: { type: "string", default: "32" },
+    "settle-s": { type: "string", default: "5" },
+    bin: { type: "string" },
+  },
+});
+const TASKS = Number(opt.tasks);
+const CONCURRENCY = Number(opt.concurrency);
+const root = join(import.meta.dir, "..", "..");
+const say = (s: string) => process.stderr.write(`${s}\n`);
+
+const dataDir = mkdtempSync(join(tmpdir(), "propeller-burst-"));
+const httpPort = await freePort();
+const mqttPort = await freePort();
+const cmd = opt.bin ? [opt.bin] : [process.execPath, join(root, "src/main.ts")];
+const serve = Bun.spawn([...cmd, ...serveArgs(httpPort, mqttPort, dataDir)], { stdout: "inherit", stderr: "inherit" });
+process.once("exit", () => serve.kill("SIGKILL")); // not left behind when the bench fails
+const url = `http://127.0.0.1:${httpPort}`;
+await waitForHealth(url);
+const token = adminToken(dataDir);
+const client = await loadClient(url, mqttPort, token, await mqttLogin(url, token, "manager", "bench-observer"));
+const task = (i: number) => ({ name: "add", file: MODULES.add.wasm, inputs: [i, 1] });
+
+const db = new Database(join(dataDir, "propeller.db"), { readonly: true });
+const completed = () => db.query<{ n: number }, []>("SELECT count(*) AS n FROM tasks WHERE state = 3").all()[0]!.n;
+function duMib(dir: string): number {
+  let total = 0;
+  for (const f of readdirSync(dir, { recursive: true }) as string[]) {
+    const st = statSync(join(dir, f));
+    if (st.isFile()) total += st.blocks * 512;
+  }
+  return total / 2 ** 20;
+}
+const mib = (n: number) => +n.toFixed(1);
+
+await Bun.sleep(Number(opt["settle-s"]) * 1000);
+const start = rssMib(serve.pid);
+say("warm-up…");
+await client.burst(200, CONCURRENCY, task);
+await Bun.sleep(Number(opt["settle-s"]) * 1000);
+const before = rssMib(serve.pid);
+let peak = before;
+const watch = setInterval(() => (peak = Math.max(peak, rssMib(serve.pid))), 250);
+const done0 = completed();
+say(`burst: ${TASKS} tasks, ${CONCURRENCY} clients (RSS before ${mib(before)} MiB)…`);
+const t0 = performance.now();
+await client.burst(TASKS, CONCURRENCY, task, () => say(`  created ${client.created}, RSS ${mib(rssMib(serve.pid))}`));
+for (const deadline = Date.now() + 120_000; completed() - done0 < TASKS; await Bun.sleep(10)) {
+  if (Date.now() > deadline) throw new Error(`only ${completed() - done0} of ${TASKS} tasks completed in storage`);
+}
+const seconds = (performance.now() - t0) / 1000;
+// Our reader closed: an open one keeps SQLite from cutting its WAL back.
+db.close();
+const after: Record<number, number> = {};
+const drained = performance.now();
+for (const s of [10, 30, 60]) {
+  await Bun.sleep(Math.max(0, drained + s * 1000 - performance.now()));
+  after[s] = rssMib(serve.pid);
+  say(`  +${s} s: RSS ${mib(after[s])} MiB`);
+}
+clearInterval(watch);
+const dataDirMib = duMib(dataDir);
+await client.close();
+serve.kill("SIGTERM");
+await serve.exited;
+rmSync(dataDir, { recursive: true, force: true });
+console.log(
+  JSON.stringify({
+    tasks: TASKS,
+    concurrency: CONCURRENCY,
+    auth: true,
+    seconds: +seconds.toFixed(1),
+    tasks_per_s: Math.round(TASKS / seconds),
+    rss_start_mib: mib(start),
+    rss_before_mib: mib(before),
+    rss_peak_mib: mib(peak),
+    rss_10s_mib: mib(after[10]!),
+    rss_30s_mib: mib(after[30]!),
+    rss_60s_mib: mib(after[60]!),
+    rss_60s_over_before: +(after[60]! / before).toFixed(2),
+    rss_60s_over_start: +(after[60]! / start).toFixed(2),
+    data_dir_mib: mib(dataDirMib),
+    runtime: opt.bin ? "compiled" : "bun",
+  }),
+);

@@ -1,0 +1,77 @@
+import { deflateSync, gzipSync } from "node:zlib";
+import type { MiddlewareHandler } from "hono";
+
+// JSON answers compressed as the client accepts (gzip, else deflate), when they are worth it. hono/compress skips
+// a body under its threshold only when the answer carries a Content-Length, which `c.json` answers do not: every
+// answer, a 40-byte `{"id":…}` too, went through a CompressionStream, and its stream plumbing was about a quarter
+// of serve's CPU in the dispatch benchmark (scripts/bench/dispatch.ts --profile). Every JSON answer of the API is
+// built in memory (streams are NDJSON or event streams, never compressed here), so it is read whole and compressed
+// in one call when it is at least THRESHOLD bytes.
+
+const THRESHOLD = 1024;
+const NO_TRANSFORM = /(?:^|,)\s*no-transform\s*(?:,|$)/i;
+
+type Encoding = "gzip" | "deflate" | undefined;
+/** Choices by Accept-Encoding header: clients send one of a few; bounded, as a header is the client's to choose. */
+const chosen = new Map<string, Encoding>();
+const CHOSEN_MAX = 64;
+
+/** The encoding to answer in: gzip before deflate, each only if the client accepts it (q > 0). */
+export function chooseEncoding(accept: string | undefined): Encoding {
+  if (!accept) return undefined;
+  if (chosen.has(accept)) return chosen.get(accept);
+  const e = parseAccept(accept);
+  if (chosen.size >= CHOSEN_MAX) chosen.clear();
+  chosen.set(accept, e);
+  return e;
+}
+
+function parseAccept(accept: string): Encoding {
+  const q = new Map<string, number>();
+  for (const part of accept.split(",")) {
+    const [name, ...params] = part.trim().toLowerCase().split(";");
+    const qp = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
+    const v = qp ? Number(qp.slice(2)) : 1;
+    if (name) q.set(name, Number.isFinite(v) ? v : 0);
+  }
+  const of = (enc: string) => q.get(enc) ?? q.get("*") ?? 0;
+  const gzip = of("gzip");
+  const deflate = of("deflate");
+  if (gzip <= 0 && deflate <= 0) return undefined;
+  return gzip >= deflate ? "gzip" : "deflate";
+}
+
+export function compressJson(): MiddlewareHandler {
+  return async (c, next) => {
+    await next();
+    const res = c.res;
+    if (
+      res.status === 206 ||
+      c.req.method === "HEAD" ||
+      !res.body ||
+      res.headers.has("content-encoding") ||
+      !res.headers.get("content-type")?.startsWith("application/json") ||
+      NO_TRANSFORM.test(res.headers.get("cache-control") ?? "")
+    ) {
+      return;
+    }
+    const vary = res.headers.get("vary");
+    if (vary !== "*" && !/(?:^|,)\s*accept-encoding\s*(?:,|$)/i.test(vary ?? "")) {
+      res.headers.set("vary", vary ? `${vary}, Accept-Encoding` : "Accept-Encoding");
+    }
+    const encoding = chooseEncoding(c.req.header("accept-encoding"));
+    if (!encoding) return;
+    const body = new Uint8Array(await res.arrayBuffer());
+    if (body.byteLength < THRESHOLD) {
+      c.res = new Response(body, res);
+      return;
+    }
+    const packed = encoding === "gzip" ? gzipSync(body) : deflateSync(body);
+    const headers = new Headers(res.headers);
+    headers.delete("content-length");
+    headers.set("content-encoding", encoding);
+    const etag = headers.get("etag");
+    if (etag && !etag.startsWith("W/")) headers.set("etag", `W/${etag}`);
+    c.res = new Response(packed, { status: res.status, statusText: res.statusText, headers });
+  };
+}
