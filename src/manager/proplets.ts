@@ -12,11 +12,7 @@ import { type IdentityNames, PropletNames } from "./proplet-names.ts";
 // derived from it, never stored), and up/down events; their names are proplet-names.ts's. A write-through cache in front of the repository: proplets
 // are few and read on every dispatch.
 
-/**
- * How often heartbeats (the alive history) are written to storage. Liveness is kept here, in memory; what a
- * restart would miss of a proplet that still beats is only its history's last few minutes, and one that stops is
- * written as soon as it is found silent (sweep). Each write was a commit of a few pages of flash (scripts/bench/wear.ts).
- */
+/** How often heartbeats are written (flash wear: scripts/bench/wear.ts); a proplet found silent, at once (sweep). */
 const HEARTBEAT_WRITE_MS = 10 * 60_000;
 
 export interface RegistryOptions {
@@ -51,6 +47,7 @@ export class PropletRegistry {
    */
   private dirty = new Set<string>();
   private lastWrite = 0;
+  private readonly startedAt = Date.now();
   /** Names, unique among proplets and identities (proplet-names.ts). */
   private naming: PropletNames;
 
@@ -267,8 +264,11 @@ export class PropletRegistry {
       // alive() above has cached the last heartbeat's time: no text to parse for each of thousands of proplets.
       const silentMs = last === undefined ? Infinity : now - (this.lastMs.get(p.id)?.ms ?? Date.parse(last));
       if (!alive && this.taskCount(p.id) > 0) {
-        // Silent past the liveness threshold and then the grace: its runs are given up.
-        if (silentMs > this.opts.livelinessThresholdMs + grace) lost.push(p.id);
+        // Silent past the liveness threshold and then the grace: its runs are given up. One not heard since this
+        // manager started counts as silent since the start at most: its stored last heartbeat may be up to
+        // HEARTBEAT_WRITE_MS old, and a restart must not give up the runs of a proplet that beats on.
+        const since = this.heard.has(p.id) ? silentMs : Math.min(silentMs, now - this.startedAt);
+        if (since > this.opts.livelinessThresholdMs + grace) lost.push(p.id);
         else unreachable.push(p.id);
       }
       const stale = this.opts.staleRemovalMs && silentMs > this.opts.staleRemovalMs;

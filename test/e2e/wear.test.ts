@@ -1,7 +1,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { readFileSync, statfsSync } from "node:fs";
 import { join } from "node:path";
-import { http, type Serve, spawnProplet, startServe, tempDir, until, untilAlive } from "../helpers.ts";
+import { b64, http, type Serve, spawnProplet, startServe, tempDir, until, untilAlive } from "../helpers.ts";
 
 // Flash wear (docs/ARCHITECTURE.md, "Storage"): heartbeats and metrics are held in memory and written in batches,
 // yet what a restart must know survives a kill -9, and an idle serve leaves its disk alone.
@@ -48,6 +48,34 @@ test("a proplet found silent is written at once: its last heartbeat survives a k
   expect(Date.parse(v.last_alive_at)).toBeGreaterThan(stoppedAt - 2000);
   p.proc.kill("SIGKILL");
 });
+
+test("after a kill -9 of serve, the runs of a proplet that beats on are kept, though its stored heartbeat is old", async () => {
+  const dataDir = tempDir();
+  // Threshold and grace short, so that the heartbeat stored at its registration is past both at the restart.
+  const extra = ["--no-local-proplet", "--liveliness-threshold", "2", "--partition-grace", "3"];
+  const s = await startServe({ dataDir, extra });
+  running.push(s);
+  const p = await spawnProplet(s, "beats-on", { PROPLET_LIVELINESS_INTERVAL: "1" });
+  running.push(p);
+  await untilAlive(s.url, "beats-on", 20_000);
+  const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin") });
+  await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
+  await until("running", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
+  await Bun.sleep(7000); // heartbeats held in memory meanwhile: the stored one is 7 s old, past threshold and grace
+  // Held still over the restart, so that serve's first sweeps come before it is back (a slow link would do so).
+  p.proc.kill("SIGSTOP");
+  await s.kill("SIGKILL");
+  const again = await startServe({ dataDir, extra, ports: { http: s.httpPort, mqtt: s.mqttPort } });
+  running.push(again);
+  await Bun.sleep(1500);
+  p.proc.kill("SIGCONT");
+  await untilAlive(again.url, "beats-on", 10_000); // it reconnects and lists its run again
+  await Bun.sleep(6000); // past threshold and grace since the restart
+  const t = (await http(`${again.url}/tasks/${c.body.id}`)).body;
+  // Before: settled at the restart's first sweep, "proplet lost: beats-on stopped sending heartbeats".
+  expect(t.error ?? "").not.toContain("proplet lost");
+  expect(t).toMatchObject({ state: 2, proplet_id: "beats-on" });
+}, 60_000);
 
 test.skipIf(onTmpfs)(
   "serve idle with its local proplet: under 32 KiB reach the disk in 20 s",
