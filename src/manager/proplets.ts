@@ -12,8 +12,8 @@ import { type IdentityNames, PropletNames } from "./proplet-names.ts";
 // derived from it, never stored), and up/down events; their names are proplet-names.ts's. A write-through cache in front of the repository: proplets
 // are few and read on every dispatch.
 
-/** How often heartbeats (the alive history) are written to storage. */
-const HEARTBEAT_WRITE_MS = 15_000;
+/** How often heartbeats are written (flash wear: scripts/bench/wear.ts); a proplet found silent, at once (sweep). */
+const HEARTBEAT_WRITE_MS = 10 * 60_000;
 
 export interface RegistryOptions {
   livelinessThresholdMs: number;
@@ -42,11 +42,12 @@ export class PropletRegistry {
   /**
    * Proplets whose plain heartbeats are not stored yet. A heartbeat only appends to the history (liveness itself
    * is kept here, in memory), so heartbeats are written together every HEARTBEAT_WRITE_MS instead of costing a
-   * write each: 10,000 proplets beating every second would otherwise be 10,000 writes a second. Registrations and
-   * offline messages are written at once; shutdown writes what is left.
+   * write each: 10,000 proplets beating every second would otherwise be 10,000 writes a second. Registrations,
+   * offline messages and a proplet found silent are written at once; shutdown writes what is left.
    */
   private dirty = new Set<string>();
   private lastWrite = 0;
+  private readonly startedAt = Date.now();
   /** Names, unique among proplets and identities (proplet-names.ts). */
   private naming: PropletNames;
 
@@ -254,13 +255,20 @@ export class PropletRegistry {
     const grace = this.opts.partitionGraceMs ?? 0;
     for (const p of [...this.proplets.values()]) {
       const alive = this.alive(p, now);
-      if (!alive && this.told.get(p.id)) this.tell(p.id, false);
+      if (!alive && this.told.get(p.id)) {
+        this.tell(p.id, false);
+        // Its last heartbeat is what a restart must still know of it ("last seen"): written now, not in a batch.
+        if (this.dirty.delete(p.id)) this.store.proplets.upsert(p);
+      }
       const last = p.alive_history.at(-1);
       // alive() above has cached the last heartbeat's time: no text to parse for each of thousands of proplets.
       const silentMs = last === undefined ? Infinity : now - (this.lastMs.get(p.id)?.ms ?? Date.parse(last));
       if (!alive && this.taskCount(p.id) > 0) {
-        // Silent past the liveness threshold and then the grace: its runs are given up.
-        if (silentMs > this.opts.livelinessThresholdMs + grace) lost.push(p.id);
+        // Silent past the liveness threshold and then the grace: its runs are given up. One not heard since this
+        // manager started counts as silent since the start at most: its stored last heartbeat may be up to
+        // HEARTBEAT_WRITE_MS old, and a restart must not give up the runs of a proplet that beats on.
+        const since = this.heard.has(p.id) ? silentMs : Math.min(silentMs, now - this.startedAt);
+        if (since > this.opts.livelinessThresholdMs + grace) lost.push(p.id);
         else unreachable.push(p.id);
       }
       const stale = this.opts.staleRemovalMs && silentMs > this.opts.staleRemovalMs;

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { withBufferedMetrics } from "./metrics-buffer.ts";
 import type { Fence } from "./postgres/journal.ts";
 import { redact } from "./postgres/url.ts";
 import type { Storage, StorageKind } from "./repository.ts";
@@ -49,12 +50,13 @@ export async function openStorage(kind: StorageKind, o: StorageOptions): Promise
 
 async function open(kind: StorageKind, o: StorageOptions): Promise<Storage> {
   switch (kind) {
+    // The two on the device's own disk hold metrics samples in memory and write them in batches (flash wear).
     case "sqlite":
-      return openSqlite(storageLocation(kind, o), o.dataDir);
+      return withBufferedMetrics(openSqlite(storageLocation(kind, o), o.dataDir));
     case "kv": {
       // Loaded only when chosen: LMDB's native addon needs libstdc++, which a minimal device may not have.
       const { openKv } = await import("./kv/index.ts");
-      return openKv(storageLocation(kind, o), o.dataDir);
+      return withBufferedMetrics(openKv(storageLocation(kind, o), o.dataDir));
     }
     // The other backends are loaded only when chosen: serve starts sooner and smaller on the default one.
     case "memory":

@@ -5,7 +5,7 @@ import { type Serve, startServe } from "../helpers.ts";
 
 // The probes answer anyone (no token) and /readyz commits a write: a flood of them must not become a flood of
 // writes. Answers are shared for a second (src/cli/readiness.ts), so 5,000 probes cost a few commits, which the
-// WAL's size shows (each commit appends at least one 4 KiB page to it).
+// WAL's size shows (each commit appends at least one page to it: 1 KiB, or 4 KiB in a store made before).
 
 let s: Serve;
 beforeAll(async () => {

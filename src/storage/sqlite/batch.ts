@@ -1,7 +1,15 @@
 import type { Database } from "bun:sqlite";
+import { statSync } from "node:fs";
 
-/** Quiet time after the last commit before the WAL is checkpointed and truncated. */
+/** Quiet time after the last commit before a grown WAL is checkpointed and truncated. */
 const IDLE_CHECKPOINT_MS = 2000;
+/**
+ * The WAL's size from which a quiet moment folds it into the database. Below it the WAL is left to grow: a
+ * checkpoint after every few idle commits wrote each page twice (WAL, then database) and fsynced both, which was
+ * most of what an idle serve wrote to its flash (scripts/bench/wear.ts); checkpoints instead come with size, and
+ * a page changed many times between two of them is written to the database once.
+ */
+const IDLE_CHECKPOINT_BYTES = 4 << 20;
 
 /** Group commit: one open transaction per event-loop turn, and promises for "committed". */
 export class Batch {
@@ -11,11 +19,15 @@ export class Batch {
   private rollbackListeners: (() => void)[] = [];
   private idle?: Timer;
   private lastCommit = 0;
-  constructor(private db: Database) {}
+  constructor(
+    private db: Database,
+    /** The WAL file's path (none for an in-memory database: nothing to fold). */
+    private walPath?: string,
+  ) {}
 
   /**
-   * After a burst of writes, once the database has been quiet for a moment, the WAL is folded into the database
-   * and cut back to nothing: checkpoints run only every 16,000 pages (64 MiB) while busy, and a WAL file keeps
+   * After a burst of writes, once the database has been quiet for a moment, a WAL grown past
+   * IDLE_CHECKPOINT_BYTES is folded into the database and cut back to nothing: checkpoints run only every 16,000 pages (64 MiB) while busy, and a WAL file keeps
    * its largest size otherwise.
    */
   private checkpointWhenIdle(): void {
@@ -28,6 +40,7 @@ export class Batch {
         return;
       }
       this.idle = undefined;
+      if (walBytes(this.walPath) < IDLE_CHECKPOINT_BYTES) return;
       try {
         this.db.run("PRAGMA wal_checkpoint(TRUNCATE)");
       } catch {} // a reader in the way: the next quiet moment tries again
@@ -78,5 +91,14 @@ export class Batch {
   durable(): Promise<void> {
     if (!this.open) return Promise.resolve();
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+}
+
+function walBytes(path: string | undefined): number {
+  if (!path) return 0;
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0; // none yet
   }
 }

@@ -5,7 +5,7 @@ import { ZERO_TIME } from "../../core/time.ts";
 // `GET /tasks`'s finding in SQL: what core/task-query.ts's `taskMatches` and `compareTasks` say, over the row's
 // columns (state, created_at, job_id, workflow_id) and its document (sqlite/compact.ts leaves a field at its
 // default out, so the defaults come back with coalesce). A state filter walks tasks_state_created; the rounds are
-// counted on tasks_round.
+// counted on tasks_rounds.
 
 const NAME = "json_extract(doc, '$.name')";
 const COLUMN: Record<TaskSort, string> = {
@@ -15,7 +15,7 @@ const COLUMN: Record<TaskSort, string> = {
   state: "state",
   priority: "coalesce(json_extract(doc, '$.priority'), 50)",
 };
-/** Its expression is the index tasks_round's (migrations.ts): counting the rounds reads only that index. */
+/** `ROUND = 'fl-round-'` is the condition of the partial index tasks_rounds (migrations.ts): the rounds are counted on it. */
 const ROUND = `substr(${NAME}, 1, ${FL_ROUND_PREFIX.length})`;
 const KIND = `CASE WHEN json_extract(doc, '$.kind') = 'federated' OR ${ROUND} = '${FL_ROUND_PREFIX}' THEN 'federated' ELSE 'standard' END`;
 
