@@ -9,15 +9,21 @@ import type { Site } from "./standby.ts";
 // What serve's `/readyz` checks (docs/ARCHITECTURE.md, "Health"): a real write committed to the store, the broker
 // (the embedded one listening, or the manager's client connected to an external one), and with managers sharing
 // PostgreSQL the lease renewed. Answers are cached for a second and shared by callers asking at once, so a flood of
-// unauthenticated probes costs at most one small write a second.
+// unauthenticated probes costs at most one small write a second. On a local store (SQLite, LMDB) a write that committed is
+// trusted for a minute, so a kubelet probing every 5 s does not wear an idle gateway's flash (docs/ARCHITECTURE.md, "What is
+// written when"); a server-side store (PostgreSQL), which can go away at any moment, is written at every answer.
 
 const CACHE_MS = 1000;
+/** How long a committed probe write to a local store vouches for it; a failed one is tried again at the next answer. */
+const LOCAL_PROOF_MS = 60_000;
 /** A probe that has not answered by then counts as failed (a PostgreSQL host that black-holes packets). */
 const PROBE_TIMEOUT_MS = 2000;
 
 export interface ReadinessParts {
   /** A small committed write (Storage.probe). */
   probe(): Promise<void>;
+  /** How long a probe that committed vouches for the store (0: probe at every answer). */
+  proofMs?: number;
   /** Whether the manager reaches its broker, and in which words to say it does not. */
   broker(): Check;
   /** With a site: whether this manager still renews the lease. */
@@ -42,8 +48,14 @@ export function readiness(parts: ReadinessParts): () => Promise<Check[]> {
     if (!c.ok) failing.add(c.name);
     return c;
   };
+  let provenAt = Number.NEGATIVE_INFINITY;
+  const probe = async () => {
+    if (performance.now() - provenAt < (parts.proofMs ?? 0)) return;
+    await within(parts.probe(), PROBE_TIMEOUT_MS);
+    provenAt = performance.now();
+  };
   const run = async (): Promise<Check[]> => {
-    const storage = await within(parts.probe(), PROBE_TIMEOUT_MS).then(
+    const storage = await probe().then(
       () => note({ name: "storage", ok: true }),
       (e) =>
         note(
@@ -70,6 +82,7 @@ export function serveReadiness(
 ): () => Promise<Check[]> {
   return readiness({
     probe: () => store.probe(),
+    proofMs: store.kind === "postgres" ? 0 : LOCAL_PROOF_MS,
     broker: () =>
       broker && !broker.listening()
         ? { name: "broker", ok: false, reason: "the embedded MQTT broker is not listening" }
