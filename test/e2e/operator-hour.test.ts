@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { cli, FIXTURES, tempDir } from "../helpers.ts";
+import { type Registry, startRegistry } from "../registry.ts";
+
+// An operator's first hour with signing (docs/ARCHITECTURE.md, "Trusted code"), the mistakes a person makes:
+// each is refused saying what was wrong, and before anything is left in the registry.
+
+const dir = tempDir("operator-hour-");
+const PASS = "operator passphrase";
+let registry: Registry;
+
+const tags = async (repo: string) => {
+  const r = await fetch(`http://${registry.host}/v2/${repo}/tags/list`);
+  return r.status === 404 ? [] : (((await r.json()) as { tags?: string[] }).tags ?? []);
+};
+
+beforeAll(async () => {
+  expect(
+    cli(["keys", "create", "--output-key-prefix", join(dir, "site")], { PROPELLER_KEY_PASSPHRASE: PASS }).code,
+  ).toBe(0);
+  registry = await startRegistry();
+});
+afterAll(() => registry?.proc.kill("SIGKILL"));
+
+describe("push --sign-key with the wrong file", () => {
+  test("the public key instead of the private one: refused, nothing pushed", async () => {
+    const r = cli([
+      "push",
+      join(FIXTURES, "add.wasm"),
+      `${registry.host}/apps/pub:v1`,
+      "--sign-key",
+      join(dir, "site.pub"),
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("site.pub: a public key; signing needs the private one");
+    expect(await tags("apps/pub")).toEqual([]);
+  });
+
+  test("a file that is no key: refused, nothing pushed", async () => {
+    writeFileSync(join(dir, "notes.asc"), "not a key\n");
+    const r = cli([
+      "push",
+      join(FIXTURES, "add.wasm"),
+      `${registry.host}/apps/junk:v1`,
+      "--sign-key",
+      join(dir, "notes.asc"),
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("neither an armored OpenPGP private key nor a PEM one");
+    expect(await tags("apps/junk")).toEqual([]);
+  });
+
+  test("the wrong passphrase: refused, nothing pushed; the right one signs", async () => {
+    const ref = `${registry.host}/apps/add:v1`;
+    const bad = cli(["push", join(FIXTURES, "add.wasm"), ref, "--sign-key", join(dir, "site.key")], {
+      PROPELLER_KEY_PASSPHRASE: "typo",
+    });
+    expect(bad.stderr).toContain("wrong passphrase");
+    expect(await tags("apps/add")).toEqual([]);
+    const good = cli(["push", join(FIXTURES, "add.wasm"), ref, "--sign-key", join(dir, "site.key")], {
+      PROPELLER_KEY_PASSPHRASE: PASS,
+    });
+    expect(good.code).toBe(0);
+    expect(good.stdout).toContain("signed by");
+  });
+});
+
+describe("verify with a policy that has a mistake", () => {
+  test('a misspelt "transports" is refused, not read as "accept anything"', () => {
+    writeFileSync(
+      join(dir, "typo.json"),
+      JSON.stringify({
+        default: [{ type: "insecureAcceptAnything" }],
+        transport: { docker: { [`${registry.host}/apps`]: [{ type: "sigstoreSigned", keyPath: "site.pub" }] } },
+      }),
+    );
+    const r = cli(["verify", `${registry.host}/apps/add:v1`, "--trust-policy", join(dir, "typo.json")]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).not.toContain("accepted");
+    expect(r.stderr).toContain('unknown key "transport" at the top level');
+  });
+});
