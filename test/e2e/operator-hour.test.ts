@@ -82,3 +82,23 @@ describe("verify with a policy that has a mistake", () => {
     expect(r.stderr).toContain('unknown key "transport" at the top level');
   });
 });
+
+describe("propeller proxy with half an identity", () => {
+  test("PROXY_ENTITY_ID without PROXY_API_KEY: refused at once, naming the missing variable", () => {
+    const t0 = Date.now();
+    const r = cli(["proxy", "--mqtt-url", "mqtt://127.0.0.1:1", "--data-dir", join(dir, "proxy")], {
+      PROXY_ENTITY_ID: "3f2a",
+      PROXY_API_KEY: "",
+      PROXY_CONFIG_FILE: join(dir, "none.toml"),
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("PROXY_API_KEY is not set");
+    expect(Date.now() - t0).toBeLessThan(8_000); // not the 10 s wait for a broker that would refuse it anyway
+  });
+
+  test("--help says where its identity comes from", () => {
+    const r = cli(["proxy", "--help"]);
+    expect(r.stdout).toContain("PROXY_ENTITY_ID and PROXY_API_KEY");
+    expect(r.stdout).toContain("provision add-proxy");
+  });
+});
