@@ -1,7 +1,17 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cli, FIXTURES, tempDir } from "../helpers.ts";
+import {
+  cli,
+  FIXTURES,
+  propletEnv,
+  type Serve,
+  spawnPropeller,
+  startServe,
+  tempDir,
+  tokenOf,
+  until,
+} from "../helpers.ts";
 import { type Registry, startRegistry } from "../registry.ts";
 
 // An operator's first hour with signing (docs/ARCHITECTURE.md, "Trusted code"), the mistakes a person makes:
@@ -10,6 +20,8 @@ import { type Registry, startRegistry } from "../registry.ts";
 const dir = tempDir("operator-hour-");
 const PASS = "operator passphrase";
 let registry: Registry;
+let s: Serve;
+const on = () => ["--url", s.url, "--token", tokenOf(s.url)];
 
 const tags = async (repo: string) => {
   const r = await fetch(`http://${registry.host}/v2/${repo}/tags/list`);
@@ -21,8 +33,12 @@ beforeAll(async () => {
     cli(["keys", "create", "--output-key-prefix", join(dir, "site")], { PROPELLER_KEY_PASSPHRASE: PASS }).code,
   ).toBe(0);
   registry = await startRegistry();
+  s = await startServe();
 });
-afterAll(() => registry?.proc.kill("SIGKILL"));
+afterAll(async () => {
+  registry?.proc.kill("SIGKILL");
+  await s?.kill("SIGKILL");
+});
 
 describe("push --sign-key with the wrong file", () => {
   test("the public key instead of the private one: refused, nothing pushed", async () => {
@@ -100,5 +116,38 @@ describe("propeller proxy with half an identity", () => {
     const r = cli(["proxy", "--help"]);
     expect(r.stdout).toContain("PROXY_ENTITY_ID and PROXY_API_KEY");
     expect(r.stdout).toContain("provision add-proxy");
+  });
+});
+
+describe("tasks clone, as a person types it", () => {
+  test("--start --wait prints the copy's result; --unset takes the flag's name and says which names exist", () => {
+    const made = cli(["tasks", "create", "add", "--example", "add", "--inputs", "1,2", "--timeout", "30", ...on()]);
+    expect(made.code).toBe(0);
+    const id = made.stdout.match(/[0-9a-f-]{36}/)![0];
+    const copy = cli(["tasks", "clone", id, "--inputs", "20,22", "--unset", "timeout", "--start", "--wait", ...on()]);
+    expect(copy.stderr).toBe("");
+    expect(copy.stdout.trim()).toBe("42");
+    const typo = cli(["tasks", "clone", id, "--unset", "timeout,schedul", ...on()]);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toContain("--unset schedul: not a task field (did you mean schedule?)");
+    expect(cli(["tasks", "clone", id, "--wait", ...on()]).stderr).toContain("give --start too");
+  });
+});
+
+describe("a proplet given its id but not its API key", () => {
+  test("the warning says no API key was given, not that the key is wrong", async () => {
+    const { PROPLET_ENTITY_ID } = await propletEnv(s.url, "edge-no-key");
+    const p = spawnPropeller(["proplet"], {
+      PROPLET_ENTITY_ID: PROPLET_ENTITY_ID!,
+      PROPLET_API_KEY: "",
+      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+    });
+    try {
+      await until("the proplet's warning", () => p.output().includes("Not authorized"));
+      expect(p.output()).toContain(`no API key was given with the id ${PROPLET_ENTITY_ID}`);
+      expect((await fetch(`${s.url}/health`)).status).toBe(200);
+    } finally {
+      await p.kill("SIGKILL");
+    }
   });
 });
