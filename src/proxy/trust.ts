@@ -62,13 +62,18 @@ async function loadKeys(r: Requirement, base: string): Promise<Key[]> {
       throw new TrustConfigError(`signedBy keyPath ${path}: ${why(e)}`);
     }
   };
+  const names = r.keyData ? ["keyData"] : (r.keyPaths ?? [r.keyPath!]).map((p) => `keyPath ${p}`);
   const blobs = r.keyData ? [new Uint8Array(Buffer.from(r.keyData, "base64"))] : (r.keyPaths ?? [r.keyPath!]).map(read);
   const keys: Key[] = [];
-  for (const b of blobs) {
+  for (const [i, b] of blobs.entries()) {
     try {
       keys.push(...(await readPublicKeys(b)));
     } catch (e) {
-      throw new TrustConfigError(`signedBy: not an OpenPGP public key: ${(e as Error).message}`);
+      // A cosign key (keys create's PREFIX.pub) put under signedBy is the likely mistake: say where it belongs.
+      const pem = Buffer.from(b).includes("-----BEGIN PUBLIC KEY-----")
+        ? " (a PEM public key: cosign's, for a sigstoreSigned requirement)"
+        : "";
+      throw new TrustConfigError(`signedBy ${names[i]}: not an OpenPGP public key${pem}: ${(e as Error).message}`);
     }
   }
   return keys;
@@ -129,7 +134,12 @@ export class TrustVerifier implements TrustGate {
     const keys = new Map<Requirement, Key[]>();
     const cosignKeys = new Map<Requirement, CosignKey[]>();
     for (const r of all) {
-      keys.set(r, await loadKeys(r, dirname(policyPath)));
+      keys.set(
+        r,
+        await loadKeys(r, dirname(policyPath)).catch((e) => {
+          throw e instanceof TrustConfigError ? new TrustConfigError(`trust policy ${policyPath}: ${e.message}`) : e;
+        }),
+      );
       const ck = r.type === "sigstoreSigned" ? loadCosignKeys(r, dirname(policyPath)) : [];
       if (typeof ck === "string") throw new TrustConfigError(`trust policy ${policyPath}: ${ck}`);
       cosignKeys.set(r, ck);

@@ -99,6 +99,19 @@ describe("verify with a policy that has a mistake", () => {
   });
 });
 
+describe("verify with the cosign key under signedBy", () => {
+  test("the error names the policy, the key file, and where a PEM key belongs", () => {
+    writeFileSync(
+      join(dir, "gpg-rule.json"),
+      JSON.stringify({ default: [{ type: "signedBy", keyType: "GPGKeys", keyPath: "site.pub" }] }),
+    );
+    const r = cli(["verify", `${registry.host}/apps/add:v1`, "--trust-policy", join(dir, "gpg-rule.json")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`trust policy ${join(dir, "gpg-rule.json")}: signedBy keyPath site.pub: not an OpenPGP`);
+    expect(r.stderr).toContain("for a sigstoreSigned requirement");
+  });
+});
+
 describe("propeller proxy with half an identity", () => {
   test("PROXY_ENTITY_ID without PROXY_API_KEY: refused at once, naming the missing variable", () => {
     const t0 = Date.now();
