@@ -164,3 +164,21 @@ describe("a proplet given its id but not its API key", () => {
     }
   });
 });
+
+describe("SIGHUP after a bad edit of serve's trust policy", () => {
+  test("the log says once that it was not reloaded, never that it was", async () => {
+    const policy = join(dir, "serve-policy.json");
+    writeFileSync(policy, JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
+    const t = await startServe({ extra: ["--trust-policy", policy] });
+    try {
+      writeFileSync(policy, JSON.stringify({ default: [{ type: "sigstoreSigned", keyPath: "gone.pub" }] }));
+      t.proc.kill("SIGHUP");
+      await until("the refusal to reload", () => t.output().includes("trust policy not reloaded"));
+      expect(t.output()).not.toContain("reloaded trust policy");
+      expect(t.output()).toContain(`reading trust policy ${policy} again (its outcome follows)`);
+      expect((await fetch(`${t.url}/health`)).status).toBe(200);
+    } finally {
+      await t.kill("SIGKILL");
+    }
+  });
+});
