@@ -80,7 +80,7 @@ export const taskFields = {
   signature: {
     type: "string",
     description:
-      "a detached simple-signing signature over the inline module's sha256 (skopeo standalone-sign), for a site whose trust policy requires one",
+      "the inline module's signature, for a site whose trust policy requires one: signedBy, a simple-signing one over its sha256 (skopeo standalone-sign); sigstoreSigned, cosign's blob signature (cosign sign-blob --key)",
   },
   inputs: { type: "string", description: "comma-separated inputs, e.g. 10,20" },
   "cli-args": { type: "string", description: "comma-separated runtime options, e.g. --dir=/data::/data,--env=K=V" },

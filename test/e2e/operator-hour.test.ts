@@ -83,6 +83,14 @@ describe("push --sign-key with the wrong file", () => {
   });
 });
 
+describe("keys create into a directory that does not exist", () => {
+  test("names the directory, writes nothing", () => {
+    const r = cli(["keys", "create", "--output-key-prefix", join(dir, "no-such-dir", "site")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${join(dir, "no-such-dir")} is not a directory`);
+  });
+});
+
 describe("verify with a policy that has a mistake", () => {
   test('a misspelt "transports" is refused, not read as "accept anything"', () => {
     writeFileSync(
