@@ -246,11 +246,16 @@ export const tasksCommand = defineCommand({
             `/tasks/${args.id}/runs?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`,
           );
           if (args.json) return printJson(p);
-          printTable(p.runs, [
+          // A proplet by its name, as tasks list and the console show it (the id when it has none or is gone).
+          const known = await api<{ proplets: { id: string; name?: string }[] }>(args, "GET", "/proplets?limit=1000")
+            .then((r) => new Map(r.proplets.map((x) => [x.id, x.name ?? x.id])))
+            .catch(() => new Map<string, string>());
+          const named = p.runs.map((r) => ({ ...r, proplet: known.get(String(r.proplet_id)) ?? r.proplet_id }));
+          printTable(named, [
             ["RUN", "run_id"],
             ["ATTEMPT", "attempt"],
             ["STATUS", "status"],
-            ["PROPLET", "proplet_id"],
+            ["PROPLET", "proplet"],
             ["STARTED", "started_at"],
             ["FINISHED", "finished_at"],
             ["RESULTS", "results"],

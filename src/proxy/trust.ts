@@ -144,8 +144,13 @@ export class TrustVerifier implements TrustGate {
       if (typeof ck === "string") throw new TrustConfigError(`trust policy ${policyPath}: ${ck}`);
       cosignKeys.set(r, ck);
     }
-    return new TrustVerifier(policy, keys, readRegistriesD(registriesD), registry, cosignKeys);
+    const v = new TrustVerifier(policy, keys, readRegistriesD(registriesD), registry, cosignKeys);
+    v.registriesD = registriesD;
+    return v;
   }
+
+  /** Where the lookaside stores were read from, for a refusal that found none. */
+  registriesD = "";
 
   private fingerprints(r: Requirement): string[] {
     const cosign = (this.cosignKeys.get(r) ?? []).map((k) => k.fingerprint);
@@ -235,6 +240,9 @@ export class TrustVerifier implements TrustGate {
       : { signatures: [] };
     const d = decide(this.policy, ref, resolved.top, (r) => this.fingerprints(r), [...sigs, ...cosign.signatures]);
     if (!d.allowed && cosign.problem) d.reason += ` (${cosign.problem})`;
+    // A signedBy scope with nowhere to look (a registries.d path mistyped, or no entry for the registry).
+    if (!d.allowed && reqs.some((r) => r.type === "signedBy") && !this.lookasideFor(ref))
+      d.reason += ` (no lookaside for ${ref.registry}/${ref.repository} in registries.d ${this.registriesD || "(none)"}${this.registriesD && !existsSync(this.registriesD) ? ", which does not exist" : ""})`;
     // The proplet checks the bytes it gets against the layer the signed manifest names: the module, or an encrypted
     // layer's ciphertext (which arrives in an envelope, compared before it is decrypted).
     const layer = pickWasmLayer(resolved.manifest);

@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import * as openpgp from "openpgp";
 import {
   cli,
   FIXTURES,
+  http,
   propletEnv,
   type Serve,
   spawnPropeller,
@@ -155,6 +157,20 @@ describe("tasks clone, as a person types it", () => {
   });
 });
 
+describe("tasks runs", () => {
+  test("names the proplet as tasks list does, not by its id", async () => {
+    const started = cli(["tasks", "create", "add", "--example", "add", "--inputs", "2,3", "--start", ...on()]);
+    const id = started.stdout.trim();
+    const local = (await http(`${s.url}/proplets`)).body.proplets[0] as { id: string; name: string };
+    const runs = await until("the run to be listed", () => {
+      const r = cli(["tasks", "runs", id, ...on()]);
+      return r.stdout.includes("Completed") ? r.stdout : undefined;
+    });
+    expect(runs).toContain(` ${local.name} `);
+    expect(runs).not.toContain(local.id);
+  });
+});
+
 describe("a proplet given its id but not its API key", () => {
   test("the warning says no API key was given, not that the key is wrong", async () => {
     const { PROPLET_ENTITY_ID } = await propletEnv(s.url, "edge-no-key");
@@ -188,5 +204,47 @@ describe("SIGHUP after a bad edit of serve's trust policy", () => {
     } finally {
       await t.kill("SIGKILL");
     }
+  });
+});
+
+describe("a GPG policy with --registries-d mistyped", () => {
+  test("the refusal says where it looked for signatures and that the directory does not exist", async () => {
+    const k = await openpgp.generateKey({
+      type: "ecc",
+      curve: "ed25519Legacy",
+      userIDs: [{ name: "site" }],
+      format: "armored",
+    });
+    writeFileSync(join(dir, "gpg.asc"), k.privateKey);
+    writeFileSync(join(dir, "gpg.pub"), k.publicKey);
+    const regD = join(dir, "registries.d");
+    mkdirSync(regD);
+    writeFileSync(
+      join(regD, "site.yaml"),
+      `docker:\n  ${registry.host}:\n    lookaside: file://${join(dir, "sigs")}\n`,
+    );
+    const ref = `${registry.host}/gpg/add:v1`;
+    const pushed = cli([
+      "push",
+      join(FIXTURES, "add.wasm"),
+      ref,
+      "--sign-key",
+      join(dir, "gpg.asc"),
+      "--registries-d",
+      regD,
+    ]);
+    expect(pushed.code).toBe(0);
+    writeFileSync(
+      join(dir, "gpg-policy.json"),
+      JSON.stringify({ default: [{ type: "signedBy", keyType: "GPGKeys", keyPath: "gpg.pub" }] }),
+    );
+    const verify = (d: string) =>
+      cli(["verify", ref, "--trust-policy", join(dir, "gpg-policy.json"), "--registries-d", d]);
+    expect(verify(regD).stdout).toStartWith("accepted:");
+    const typo = verify(join(dir, "registries"));
+    expect(typo.code).toBe(1);
+    expect(typo.stdout).toContain(
+      `(no lookaside for ${registry.host}/gpg/add in registries.d ${join(dir, "registries")}, which does not exist)`,
+    );
   });
 });
