@@ -157,6 +157,29 @@ describe("tasks clone, as a person types it", () => {
   });
 });
 
+describe("workflows with names", () => {
+  test("create and get print the workflow's name, as workflows list does", () => {
+    const spec = join(dir, "wf.json");
+    writeFileSync(
+      spec,
+      JSON.stringify({
+        name: "nightly report",
+        tasks: [{ id: "sum", name: "add", file: join(FIXTURES, "add.wasm"), inputs: [1, 2] }],
+      }),
+    );
+    const made = cli(["workflows", "create", spec, ...on()]);
+    expect(made.stderr).toBe("");
+    expect(made.stdout).toMatch(/^name +nightly report$/m);
+    const id = /workflow_id +(\S+)/.exec(made.stdout)![1]!;
+    expect(cli(["workflows", "get", id, ...on()]).stdout).toMatch(/^name +nightly report$/m);
+    // `file: NAME.wasm` is read as the local file it names (it was sent as if base64: "must be standard base64").
+    // A file_path that is not there is named with its task.
+    writeFileSync(spec, JSON.stringify({ name: "gone", tasks: [{ id: "g", name: "add", file_path: "gone.wasm" }] }));
+    const gone = cli(["workflows", "create", spec, ...on()]);
+    expect(gone.stderr).toContain(`tasks[0].file_path ${join(dir, "gone.wasm")}: ENOENT`);
+  });
+});
+
 describe("tasks runs", () => {
   test("names the proplet as tasks list does, not by its id", async () => {
     const started = cli(["tasks", "create", "add", "--example", "add", "--inputs", "2,3", "--start", ...on()]);
