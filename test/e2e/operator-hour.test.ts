@@ -135,6 +135,10 @@ describe("propeller proxy with half an identity", () => {
     expect(Date.now() - t0).toBeLessThan(8_000); // not the 10 s wait for a broker that would refuse it anyway
   });
 
+  test("proplet --help names its state dir, where the run record lives", () => {
+    expect(cli(["proplet", "--help"]).stdout).toContain("PROPLET_DATA_DIR: its state dir");
+  });
+
   test("--help says where its identity comes from", () => {
     const r = cli(["proxy", "--help"]);
     expect(r.stdout).toContain("PROXY_ENTITY_ID and PROXY_API_KEY");
