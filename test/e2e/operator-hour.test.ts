@@ -275,3 +275,53 @@ describe("a GPG policy with --registries-d mistyped", () => {
     );
   });
 });
+
+describe("an inline module signed with openssl, as the docs say", () => {
+  test("the DER openssl writes runs as cosign's base64 does; unsigned is refused", async () => {
+    writeFileSync(
+      join(dir, "inline-policy.json"),
+      JSON.stringify({ default: [{ type: "sigstoreSigned", keyPath: "site.pub" }] }),
+    );
+    const t = await startServe({ extra: ["--trust-policy", join(dir, "inline-policy.json")] });
+    try {
+      const module = join(FIXTURES, "add.wasm");
+      const der = join(dir, "add.sig.der");
+      const made = Bun.spawnSync([
+        "openssl",
+        "dgst",
+        "-sha256",
+        "-sign",
+        join(dir, "site.key"),
+        "-passin",
+        `pass:${PASS}`,
+        "-out",
+        der,
+        module,
+      ]);
+      expect(made.exitCode).toBe(0);
+      const run = (sig: string[]) =>
+        cli([
+          "tasks",
+          "create",
+          "add",
+          "--file",
+          module,
+          ...sig,
+          "--inputs",
+          "4,5",
+          "--start",
+          "--wait",
+          "--url",
+          t.url,
+          "--token",
+          tokenOf(t.url),
+        ]);
+      const signed = run(["--signature", der]);
+      expect(signed.stderr).toBe("");
+      expect(signed.stdout.trim()).toBe("9");
+      expect(run([]).stderr).toContain("requires a signature by key");
+    } finally {
+      await t.kill("SIGKILL");
+    }
+  });
+});
