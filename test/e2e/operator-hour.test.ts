@@ -93,6 +93,18 @@ describe("keys create into a directory that does not exist", () => {
   });
 });
 
+describe("a proplet's trust policy put in the config file", () => {
+  test("config show and the proplet say it is read from PROPLET_TRUST_POLICY", () => {
+    const file = join(dir, "proplet.toml");
+    writeFileSync(file, `[proplet]\ntrust_policy = "${join(dir, "policy.json")}"\n`);
+    const shown = cli(["config", "show", "--proplet", "--config", file]);
+    expect(shown.stderr).toContain("a proplet reads it from the env var PROPLET_TRUST_POLICY");
+    const run = cli(["proplet"], { PROPLET_CONFIG_FILE: file, PROPLET_MQTT_ADDRESS: "mqtt://127.0.0.1:1" });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("a proplet reads it from the env var PROPLET_TRUST_POLICY");
+  });
+});
+
 describe("verify with a policy that has a mistake", () => {
   test('a misspelt "transports" is refused, not read as "accept anything"', () => {
     writeFileSync(
