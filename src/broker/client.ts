@@ -105,9 +105,11 @@ export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs 
       ? " (the broker asks for a client certificate: PROPLET_MQTT_TLS_CLIENT_CERT and _KEY, from `propeller certs client NAME`)"
       : /certificate|self.signed|SSL|TLS/i.test(e.message)
         ? " (TLS: give the site CA, e.g. PROPLET_MQTT_TLS_CA_CERT, from `propeller certs create`)"
-        : /not authori[sz]ed|bad user/i.test(e.message)
-          ? " (the broker refused these credentials: check the entity id and API key, or the identity may have been revoked: a revoked one needs a new identity from the site's admin)"
-          : "";
+        : /not authori[sz]ed|bad user/i.test(e.message) && !o.password
+          ? ` (no ${o.username ? "API key" : "identity"} was given${o.username ? ` with the id ${o.username}` : ""}: a broker with authentication needs an id and its API key: PROPLET_ENTITY_ID and PROPLET_API_KEY for a proplet, PROXY_ENTITY_ID and PROXY_API_KEY for the proxy)`
+          : /not authori[sz]ed|bad user/i.test(e.message)
+            ? " (the broker refused these credentials: check the entity id and API key, or the identity may have been revoked: a revoked one needs a new identity from the site's admin)"
+            : "";
     if (said.has(e.message)) return log.debug(`mqtt ${o.clientId}: ${e.message}`);
     said.add(e.message);
     log.warn(`mqtt ${o.clientId} at ${address}: ${e.message}${hint}`);

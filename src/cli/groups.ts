@@ -6,8 +6,8 @@ import { action, int, readUserFile, UsageError } from "./args.ts";
 import { api, okCommand, resolveId, urlArg } from "./client.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
-// Jobs and workflows from a JSON or YAML file. A task in the file may name a local `.wasm` as `file_path`
-// (relative to the file); it is sent inline as base64 `file`.
+// Jobs and workflows from a JSON or YAML file. A task in the file may name a local `.wasm` as `file_path`, or as
+// `file` ending in .wasm (relative to the file); it is sent inline as base64 `file`.
 
 interface GroupOut {
   state: number;
@@ -69,9 +69,19 @@ export function readSpec(path: string): Record<string, unknown> {
   if (!spec || typeof spec !== "object" || !Array.isArray((spec as { tasks?: unknown }).tasks))
     throw new UsageError(`${path} must hold an object with a "tasks" list`);
   const s = spec as { tasks: Record<string, unknown>[] };
-  for (const t of s.tasks) {
+  for (const [i, t] of s.tasks.entries()) {
+    // `file: add.wasm` is what a person writes: base64 holds no ".", so a name ending .wasm is a path.
+    if (typeof t.file === "string" && /\.wasm$/i.test(t.file) && t.file_path === undefined) {
+      t.file_path = t.file;
+      delete t.file;
+    }
     if (typeof t.file_path === "string") {
-      t.file = readFileSync(resolve(dirname(path), t.file_path)).toString("base64");
+      const at = resolve(dirname(path), t.file_path);
+      try {
+        t.file = readFileSync(at).toString("base64");
+      } catch (e) {
+        throw new UsageError(`${path}: tasks[${i}].file_path ${at}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      }
       delete t.file_path;
     }
   }
@@ -86,7 +96,7 @@ function show(g: GroupOut, json: boolean): void {
   printRecord({
     ...(g.job_id
       ? { job_id: g.job_id, name: g.name, execution_mode: g.execution_mode }
-      : { workflow_id: g.workflow_id }),
+      : { workflow_id: g.workflow_id, ...(g.name ? { name: g.name } : {}) }),
     status: `${g.status} (${g.state})`,
   });
   printTable(g.tasks as unknown as Record<string, unknown>[], [
@@ -214,7 +224,8 @@ export const workflowsCommand = defineCommand({
   subCommands: {
     create: defineCommand({
       meta: {
-        description: "Create a workflow from a JSON or YAML file: {tasks: [{id, name, depends_on, run_if, ...}]}",
+        description:
+          "Create a workflow from a JSON or YAML file: {name, tasks: [{id, name, file_path: ./add.wasm (or image_url), depends_on, run_if, ...}]}",
       },
       args: {
         file: { type: "positional", description: "workflow spec (.json, .yaml)", required: false },

@@ -28,7 +28,7 @@ export const EXAMPLES: Record<string, string[]> = {
   "tasks get": [`propeller tasks get ${ID}`, `propeller tasks get ${ID} --json`],
   "tasks update": [`propeller tasks update ${ID} --inputs 5,6`, `propeller tasks update ${ID} --file app.wasm`],
   "tasks clone": [
-    `propeller tasks clone ${ID} --inputs 5,6 --start   # run it again with other inputs`,
+    `propeller tasks clone ${ID} --inputs 5,6 --start --wait   # run it again with other inputs, print the result`,
     `propeller tasks clone ${ID} --name nightly-2 --unset schedule,timezone`,
   ],
   "tasks delete": [`propeller tasks delete ${ID}`],

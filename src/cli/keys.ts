@@ -1,4 +1,5 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, statSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { defineCommand } from "citty";
 import { generateCosignKeyPair } from "../core/cosign.ts";
 import { action, env, UsageError } from "./args.ts";
@@ -26,6 +27,9 @@ const keysCreate = defineCommand({
       if (!prefix.trim()) throw new UsageError("--output-key-prefix: empty");
       const [priv, pub] = [`${prefix}.key`, `${prefix}.pub`];
       for (const f of [priv, pub]) if (existsSync(f)) throw new UsageError(`${f} exists: not overwritten`);
+      const into = dirname(priv);
+      if (!existsSync(into) || !statSync(into).isDirectory())
+        throw new UsageError(`--output-key-prefix ${prefix}: ${into} is not a directory (make it first)`);
       const passphrase = env("PROPELLER_KEY_PASSPHRASE") || undefined;
       const pair = generateCosignKeyPair(passphrase);
       writeFileSync(priv, pair.privatePem, { mode: 0o600, flag: "wx" });

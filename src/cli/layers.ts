@@ -1,6 +1,12 @@
 import { existsSync, readFileSync } from "node:fs";
 import { nearest, UsageError } from "./args.ts";
 
+// serve's settings a proplet takes only from its environment: said so, rather than "unknown key".
+const PROPLET_ENV_ONLY: Record<string, string> = {
+  trust_policy: "PROPLET_TRUST_POLICY",
+  registries_d: "PROPLET_REGISTRIES_D",
+};
+
 // Where a long-running command's settings come from, in order: the flag, the environment, the config file
 // (`--config FILE`, else /etc/propeller/config.toml when present; section `[serve]` or `[proplet]`, keys are the
 // flag names with `_`), the default. `propeller config show` prints each value and its source.
@@ -137,7 +143,10 @@ export class Layers {
     for (const k of Object.keys(this.section)) {
       if (this.used.has(k)) continue;
       const near = nearest(k, [...this.used]);
-      this.problems.push(`unknown key ${k} in [${this.name}] of ${this.file}${near ? ` (did you mean ${near}?)` : ""}`);
+      const env = this.name === "proplet" ? PROPLET_ENV_ONLY[k] : undefined;
+      this.problems.push(
+        `unknown key ${k} in [${this.name}] of ${this.file}${env ? `: a proplet reads it from the env var ${env}` : near ? ` (did you mean ${near}?)` : ""}`,
+      );
     }
     if (this.problems.length) throw new UsageError(this.problems.join("; "));
   }

@@ -89,10 +89,26 @@ export const pushCommand = defineCommand({
       const bytes = new Uint8Array(readUserFile(args.file));
       if (!hasWasmMagic(bytes)) throw new UsageError(`${args.file} is not a WebAssembly module`);
       const signKey = args["sign-key"] ? readUserFile(args["sign-key"]).toString("utf8") : undefined;
-      // A cosign key is tried before the push: a wrong passphrase must not leave an unsigned module behind.
+      // A key is tried before the push: a wrong key, passphrase or lookaside must not leave an unsigned module behind.
+      if (signKey && /-----BEGIN (PUBLIC KEY|PGP PUBLIC KEY BLOCK)-----/.test(signKey))
+        throw new UsageError(
+          `--sign-key ${args["sign-key"]}: a public key; signing needs the private one (keys create writes PREFIX.key beside PREFIX.pub)`,
+        );
       if (signKey && isPemPrivateKey(signKey)) {
         try {
           signCosign(signKey, new Uint8Array(), env("PROPELLER_KEY_PASSPHRASE") || undefined);
+        } catch (e) {
+          throw new UsageError(`--sign-key ${args["sign-key"]}: ${(e as Error).message}`);
+        }
+      } else if (signKey) {
+        const registriesD = args["registries-d"] ?? env("PROPELLER_REGISTRIES_D") ?? DEFAULT_REGISTRIES_D;
+        try {
+          await signSimpleSigning(signKey, args.ref, `sha256:${"0".repeat(64)}`).catch((e: Error) => {
+            if (/passphrase/.test(e.message)) throw e;
+            throw new Error(`neither an armored OpenPGP private key nor a PEM one from keys create (${e.message})`);
+          });
+          const ref = parseReference(args.ref);
+          if (typeof ref !== "string") lookasideWritePath(registriesD, ref, `sha256:${"0".repeat(64)}`);
         } catch (e) {
           throw new UsageError(`--sign-key ${args["sign-key"]}: ${(e as Error).message}`);
         }

@@ -163,6 +163,10 @@ function identityFrom(L: Layers, needed: boolean): { values: Partial<ConfigSecti
         problems.push(
           `unknown key data_dir in [${section}] of ${file}: a proplet's data dir is set by the env var PROPLET_DATA_DIR`,
         );
+      } else if (k === "trust_policy" || k === "registries_d") {
+        problems.push(
+          `unknown key ${k} in [${section}] of ${file}: a proplet reads it from the env var PROPLET_${k.toUpperCase()}`,
+        );
       } else if (!known.includes(k)) {
         const near = nearest(k, known);
         problems.push(`unknown key ${k} in [${section}] of ${file}${near ? ` (did you mean ${near}?)` : ""}`);

@@ -61,7 +61,7 @@ export const propletCommand = defineCommand({
   meta: {
     name: "proplet",
     description:
-      "Run a worker that executes Wasm tasks sent by a manager over MQTT (env PROPLET_MAX_TASK_DISK_MB: the largest a task's file may grow to, and the most its files may grow by, default 64; PROPLET_FL_URL: the gateway's FL URL, the one origin besides the proplet's own FL URLs that is sent its key; PROPLET_TRUST_POLICY: a containers-policy.json of its own that every module must pass, signatures found through PROPLET_REGISTRIES_D, default /etc/containers/registries.d; SIGHUP reads them again)",
+      "Run a worker that executes Wasm tasks sent by a manager over MQTT (env PROPLET_DATA_DIR: its state dir, one process each: identity, undelivered results, the run record that answers a start sent again after a restart; default <data dir>/proplet, or <data dir>/proplet-ID with an id; PROPLET_MAX_TASK_DISK_MB: the largest a task's file may grow to, and the most its files may grow by, default 64; PROPLET_FL_URL: the gateway's FL URL, the one origin besides the proplet's own FL URLs that is sent its key; PROPLET_TRUST_POLICY: a containers-policy.json of its own that every module must pass, signatures found through PROPLET_REGISTRIES_D, default /etc/containers/registries.d; SIGHUP reads them again)",
   },
   args: () => {
     L = new Layers("proplet", process.argv.slice(2), { tenant_id: "domain_id" });

@@ -116,7 +116,8 @@ export function chunkSizeFromEnv(): number {
 export const proxyCommand = defineCommand({
   meta: {
     name: "proxy",
-    description: "Run the OCI proxy alone: serves Wasm modules from registries to proplets over MQTT chunks",
+    description:
+      "Run the OCI proxy alone: serves Wasm modules from registries to proplets over MQTT chunks. Its broker identity: env PROXY_ENTITY_ID and PROXY_API_KEY, else [proxy] of config.toml (PROXY_CONFIG_FILE; `propeller provision add-proxy` writes it)",
   },
   args: {
     "mqtt-url": {
@@ -172,6 +173,14 @@ export const proxyCommand = defineCommand({
         const file = configSection(env("PROXY_CONFIG_FILE") ?? "config.toml", "proxy");
         const id = env("PROXY_ENTITY_ID") ?? file.entity_id;
         const key = env("PROXY_API_KEY") ?? file.api_key;
+        if (!id !== !key)
+          throw new UsageError(
+            `${id ? "PROXY_API_KEY" : "PROXY_ENTITY_ID"} is not set (nor in [proxy] of ${env("PROXY_CONFIG_FILE") ?? "config.toml"}) while ${id ? "PROXY_ENTITY_ID" : "PROXY_API_KEY"} is: the proxy's identity needs both`,
+          );
+        if (!id)
+          log.warn(
+            "no identity (PROXY_ENTITY_ID / PROXY_API_KEY, or [proxy] of config.toml from `propeller provision add-proxy`): connecting without credentials, which a broker with authentication refuses",
+          );
         const login = id && key ? { username: id, password: key } : {};
         const client = await connectMqtt(args["mqtt-url"], {
           clientId: id ?? `proxy-${crypto.randomUUID()}`,

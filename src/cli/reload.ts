@@ -88,15 +88,18 @@ export function reload(target: ReloadTarget, fresh: () => Layers): { reloaded: s
       }
     }
   }
+  // The policy's keys are read asynchronously: whether it loaded is said by its own line, not claimed here (a bad
+  // edit logged "reloaded" here and "not reloaded" after it).
+  let trust = "";
   if (target.trust) {
     const policy = value(now, target.flags, "trust-policy") as string | undefined;
     if (!policy) restart.push("trust-policy (unset: the running policy is kept)");
     else {
       void target.trust.reload(policy, String(value(now, target.flags, "registries-d")));
-      reloaded.push(`trust policy ${policy} read again`);
+      trust = `; reading trust policy ${policy} again (its outcome follows)`;
     }
   }
   const tail = restart.length ? `; changed but needs a restart: ${restart.join(", ")}` : "";
-  log.info(`SIGHUP: reloaded ${reloaded.length ? reloaded.join("; ") : "nothing that changed"}${tail}`);
+  log.info(`SIGHUP: reloaded ${reloaded.length ? reloaded.join("; ") : "nothing that changed"}${trust}${tail}`);
   return { reloaded, restart };
 }

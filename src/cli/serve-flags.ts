@@ -97,7 +97,7 @@ export function serveFlags(L: Layers) {
     "trust-policy": {
       type: "string",
       description:
-        "containers-policy.json: only modules it accepts run (signedBy GPG keys, reject, insecureAcceptAnything); checked at task (and job, workflow) creation, dispatch, the proxy and the proplet; SIGHUP reads it again (env PROPELLER_TRUST_POLICY)",
+        "containers-policy.json: only modules it accepts run (signedBy GPG keys, sigstoreSigned cosign keys, reject, insecureAcceptAnything); checked at task (and job, workflow) creation, dispatch, the proxy and the proplet; SIGHUP reads it again (env PROPELLER_TRUST_POLICY)",
       default: L.text("trust-policy", ["PROPELLER_TRUST_POLICY"]),
     },
     "registries-d": {

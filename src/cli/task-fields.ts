@@ -1,7 +1,8 @@
 import { parseMetadataArg } from "../core/metadata.ts";
+import { CLIENT_FIELD_NAMES } from "../core/task.ts";
 import { chooseEntry } from "../core/wasm-call.ts";
 import { inspect } from "../core/wasm-info.ts";
-import { int, readUserFile, UsageError } from "./args.ts";
+import { int, nearest, readUserFile, UsageError } from "./args.ts";
 import { example } from "./examples.ts";
 
 // What `tasks create` and `tasks update` send: their flags turned into a task body (the REST API's field names),
@@ -21,6 +22,30 @@ export const list = (v: string | undefined) =>
         .map((s) => s.trim())
         .filter((s) => s !== "")
     : undefined;
+
+// The flags whose field has another name: `--unset timeout` means the field `--timeout` sets.
+const FLAG_FIELD: Record<string, string> = {
+  timeout: "timeout_s",
+  retries: "max_retries",
+  backoff: "retry_backoff_s",
+  overlap: "overlap_policy",
+  misfire: "misfire_policy",
+  require: "requirements",
+  recurring: "is_recurring",
+};
+
+/** `--unset`'s names, a flag's (`timeout`, `proplet-id`) or a field's (`timeout_s`), as the fields they are. */
+export function unsetFields(v: string): string[] {
+  const fields = CLIENT_FIELD_NAMES as string[];
+  return (list(v) ?? []).map((name) => {
+    const f = FLAG_FIELD[name.replace(/^--/, "")] ?? name.replace(/^--/, "").replaceAll("-", "_");
+    if (fields.includes(f)) return f;
+    const near = nearest(f, [...fields, ...Object.keys(FLAG_FIELD)]);
+    throw new UsageError(
+      `--unset ${name}: not a task field${near ? ` (did you mean ${near}?)` : ""}; the fields: ${fields.join(", ")}`,
+    );
+  });
+}
 
 /** Comma-separated KEY=VALUE pairs; `bad` says what is wrong with one that is not. */
 function keyValues(v: string | undefined, bad: (pair: string) => string): Record<string, string> | undefined {
@@ -55,7 +80,7 @@ export const taskFields = {
   signature: {
     type: "string",
     description:
-      "a detached simple-signing signature over the inline module's sha256 (skopeo standalone-sign), for a site whose trust policy requires one",
+      "the inline module's signature, for a site whose trust policy requires one: signedBy, a simple-signing one over its sha256 (skopeo standalone-sign); sigstoreSigned, cosign's blob signature (cosign sign-blob --key)",
   },
   inputs: { type: "string", description: "comma-separated inputs, e.g. 10,20" },
   "cli-args": { type: "string", description: "comma-separated runtime options, e.g. --dir=/data::/data,--env=K=V" },

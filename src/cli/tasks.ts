@@ -4,7 +4,17 @@ import type { TaskView } from "../core/task.ts";
 import { action, int, UsageError } from "./args.ts";
 import { ApiError, api, type Conn, okCommand, pagedCommand, resolveId, urlArg } from "./client.ts";
 import { printJson, printTable } from "./output.ts";
-import { body, entryProblem, envPairs, functionArg, list, metadataArg, readWasm, taskFields } from "./task-fields.ts";
+import {
+  body,
+  entryProblem,
+  envPairs,
+  functionArg,
+  list,
+  metadataArg,
+  readWasm,
+  taskFields,
+  unsetFields,
+} from "./task-fields.ts";
 import { logs, report, show, waitFor } from "./task-view.ts";
 
 // `propeller tasks …`: the command tree. The flags of a task are task-fields.ts, what is printed task-view.ts.
@@ -126,17 +136,25 @@ export const tasksCommand = defineCommand({
         ...idArg,
         name: { type: "string", description: "the copy's name (default the original's)" },
         ...taskFields,
-        unset: { type: "string", description: "comma-separated fields the copy leaves out, e.g. timeout_s,schedule" },
+        unset: {
+          type: "string",
+          description: "comma-separated fields the copy leaves out, by flag or field name, e.g. timeout,schedule",
+        },
         start: { type: "boolean", description: "start the copy right away" },
+        wait: { type: "boolean", description: "with --start: wait for the copy to finish and print its result" },
+        "wait-timeout": { type: "string", description: "seconds to wait, default 300", default: "300" },
         ...urlArg,
       },
       run: ({ args }) =>
         action(async () => {
+          if (args.wait && !args.start) throw new UsageError("--wait waits for a run: give --start too");
           const b = await withProplet(args, body(args));
           if (args.name) b.name = args.name;
-          if (args.unset) b.unset = list(args.unset);
+          if (args.unset) b.unset = unsetFields(args.unset);
           const t = await api<TaskView>(args, "POST", `/tasks/${args.id}/clone`, b);
           if (args.start) await api(args, "POST", `/tasks/${t.id}/start`);
+          if (args.wait)
+            return report(await waitFor(args, t.id, int("wait-timeout", args["wait-timeout"], 1, 86400)), args.json);
           if (args.json) return show(t, true);
           process.stdout.write(`${t.id}\n`);
         }),
@@ -228,11 +246,16 @@ export const tasksCommand = defineCommand({
             `/tasks/${args.id}/runs?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`,
           );
           if (args.json) return printJson(p);
-          printTable(p.runs, [
+          // A proplet by its name, as tasks list and the console show it (the id when it has none or is gone).
+          const known = await api<{ proplets: { id: string; name?: string }[] }>(args, "GET", "/proplets?limit=1000")
+            .then((r) => new Map(r.proplets.map((x) => [x.id, x.name ?? x.id])))
+            .catch(() => new Map<string, string>());
+          const named = p.runs.map((r) => ({ ...r, proplet: known.get(String(r.proplet_id)) ?? r.proplet_id }));
+          printTable(named, [
             ["RUN", "run_id"],
             ["ATTEMPT", "attempt"],
             ["STATUS", "status"],
-            ["PROPLET", "proplet_id"],
+            ["PROPLET", "proplet"],
             ["STARTED", "started_at"],
             ["FINISHED", "finished_at"],
             ["RESULTS", "results"],

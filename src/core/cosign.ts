@@ -104,7 +104,8 @@ export function verifyCosign(
 
 /**
  * A detached signature over a module's bytes as `cosign sign-blob --key` writes it (base64 of the DER ECDSA
- * signature over the blob itself), verified by one of `keys`: it names the module's digest and no image.
+ * signature over the blob itself), or that DER as openssl writes it, verified by one of `keys`: it names the
+ * module's digest and no image.
  */
 export function verifyCosignBlob(
   blob: Uint8Array,
@@ -112,9 +113,12 @@ export function verifyCosignBlob(
   digest: string,
   keys: CosignKey[],
 ): VerifiedSignature | undefined {
-  const b64 = new TextDecoder().decode(signature.subarray(0, 1024)).trim();
-  if (signature.length > 1024 || !plausibleSignature(b64)) return undefined;
-  const sig = Buffer.from(b64, "base64");
+  // `openssl dgst -sha256 -sign` writes the DER itself (a SEQUENCE: 0x30, then the length of the rest), cosign its
+  // base64: both are taken (base64 text never starts with byte 0x30 followed by its own length).
+  const der = signature.length <= 80 && signature[0] === 0x30 && signature[1] === signature.length - 2;
+  const b64 = der ? "" : new TextDecoder().decode(signature.subarray(0, 1024)).trim();
+  if (!der && (signature.length > 1024 || !plausibleSignature(b64))) return undefined;
+  const sig = der ? Buffer.from(signature) : Buffer.from(b64, "base64");
   const signer = keys.find((k) => {
     try {
       return verify("sha256", blob, { key: k.key, dsaEncoding: "der" }, sig);

@@ -50,7 +50,9 @@ export type Requirement = z.infer<typeof Requirement>;
 
 const Requirements = z.array(Requirement).min(1, { error: "a scope needs at least one requirement" });
 
-export const TrustPolicy = z.looseObject({
+// Strict, as containers/image parses it: a misspelt "transports" must not leave only `default` in force (with an
+// accepting default, every image would run).
+export const TrustPolicy = z.strictObject({
   default: Requirements,
   transports: z.record(z.string(), z.record(z.string(), Requirements)).optional(),
 });
@@ -65,7 +67,12 @@ export function parseTrustPolicy(text: string): TrustPolicy | string {
     return `not JSON: ${(e as Error).message}`;
   }
   const r = TrustPolicy.safeParse(raw);
-  if (!r.success) return describeZodError(r.error);
+  if (!r.success) {
+    const top = r.error.issues.find((i) => i.code === "unrecognized_keys" && i.path.length === 0);
+    if (top && top.code === "unrecognized_keys")
+      return `unknown key ${top.keys.map((k) => JSON.stringify(k)).join(", ")} at the top level (it has default and transports)`;
+    return describeZodError(r.error);
+  }
   for (const scope of Object.keys(r.data.transports?.docker ?? {})) {
     if (scope !== "" && !/^(\*\.)?[A-Za-z0-9.-]+(:\d+)?(\/[a-z0-9._/-]+)?(:[\w.-]+|@sha256:[a-f0-9]{64})?$/.test(scope))
       return `transports.docker: invalid scope ${JSON.stringify(scope)}`;

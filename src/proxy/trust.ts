@@ -62,13 +62,18 @@ async function loadKeys(r: Requirement, base: string): Promise<Key[]> {
       throw new TrustConfigError(`signedBy keyPath ${path}: ${why(e)}`);
     }
   };
+  const names = r.keyData ? ["keyData"] : (r.keyPaths ?? [r.keyPath!]).map((p) => `keyPath ${p}`);
   const blobs = r.keyData ? [new Uint8Array(Buffer.from(r.keyData, "base64"))] : (r.keyPaths ?? [r.keyPath!]).map(read);
   const keys: Key[] = [];
-  for (const b of blobs) {
+  for (const [i, b] of blobs.entries()) {
     try {
       keys.push(...(await readPublicKeys(b)));
     } catch (e) {
-      throw new TrustConfigError(`signedBy: not an OpenPGP public key: ${(e as Error).message}`);
+      // A cosign key (keys create's PREFIX.pub) put under signedBy is the likely mistake: say where it belongs.
+      const pem = Buffer.from(b).includes("-----BEGIN PUBLIC KEY-----")
+        ? " (a PEM public key: cosign's, for a sigstoreSigned requirement)"
+        : "";
+      throw new TrustConfigError(`signedBy ${names[i]}: not an OpenPGP public key${pem}: ${(e as Error).message}`);
     }
   }
   return keys;
@@ -129,13 +134,23 @@ export class TrustVerifier implements TrustGate {
     const keys = new Map<Requirement, Key[]>();
     const cosignKeys = new Map<Requirement, CosignKey[]>();
     for (const r of all) {
-      keys.set(r, await loadKeys(r, dirname(policyPath)));
+      keys.set(
+        r,
+        await loadKeys(r, dirname(policyPath)).catch((e) => {
+          throw e instanceof TrustConfigError ? new TrustConfigError(`trust policy ${policyPath}: ${e.message}`) : e;
+        }),
+      );
       const ck = r.type === "sigstoreSigned" ? loadCosignKeys(r, dirname(policyPath)) : [];
       if (typeof ck === "string") throw new TrustConfigError(`trust policy ${policyPath}: ${ck}`);
       cosignKeys.set(r, ck);
     }
-    return new TrustVerifier(policy, keys, readRegistriesD(registriesD), registry, cosignKeys);
+    const v = new TrustVerifier(policy, keys, readRegistriesD(registriesD), registry, cosignKeys);
+    v.registriesD = registriesD;
+    return v;
   }
+
+  /** Where the lookaside stores were read from, for a refusal that found none. */
+  registriesD = "";
 
   private fingerprints(r: Requirement): string[] {
     const cosign = (this.cosignKeys.get(r) ?? []).map((k) => k.fingerprint);
@@ -225,6 +240,9 @@ export class TrustVerifier implements TrustGate {
       : { signatures: [] };
     const d = decide(this.policy, ref, resolved.top, (r) => this.fingerprints(r), [...sigs, ...cosign.signatures]);
     if (!d.allowed && cosign.problem) d.reason += ` (${cosign.problem})`;
+    // A signedBy scope with nowhere to look (a registries.d path mistyped, or no entry for the registry).
+    if (!d.allowed && reqs.some((r) => r.type === "signedBy") && !this.lookasideFor(ref))
+      d.reason += ` (no lookaside for ${ref.registry}/${ref.repository} in registries.d ${this.registriesD || "(none)"}${this.registriesD && !existsSync(this.registriesD) ? ", which does not exist" : ""})`;
     // The proplet checks the bytes it gets against the layer the signed manifest names: the module, or an encrypted
     // layer's ciphertext (which arrives in an envelope, compared before it is decrypted).
     const layer = pickWasmLayer(resolved.manifest);

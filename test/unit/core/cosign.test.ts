@@ -131,6 +131,16 @@ describe("keys and signing", () => {
     expect(verifyCosignBlob(module, new Uint8Array(5000), "sha256:x", [pub])).toBeUndefined();
   });
 
+  test("the raw DER signature openssl dgst -sha256 -sign writes is taken as well as cosign's base64", () => {
+    const pair = generateCosignKeyPair();
+    const pub = readCosignPublicKey(pair.publicPem) as CosignKey;
+    const module = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]);
+    const der = new Uint8Array(Buffer.from(signCosign(pair.privatePem, module).signature, "base64"));
+    expect(der[0]).toBe(0x30);
+    expect(verifyCosignBlob(module, der, "sha256:x", [pub])?.fingerprint).toBe(pub.fingerprint);
+    expect(verifyCosignBlob(new Uint8Array([0, 97, 115, 109, 2, 0, 0, 0]), der, "sha256:x", [pub])).toBeUndefined();
+  });
+
   test("public keys: only ECDSA P-256 PEM", () => {
     expect(readCosignPublicKey("nope")).toContain("not a PEM public key");
     const { publicKey } = require("node:crypto").generateKeyPairSync("ed25519", {

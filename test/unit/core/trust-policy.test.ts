@@ -34,6 +34,16 @@ describe("parseTrustPolicy", () => {
     expect(parseTrustPolicy(JSON.stringify({ default: [{ type: "reject", extra: 1 }] }))).toMatch(/extra/);
   });
 
+  test("a misspelt top-level key is refused, not ignored (it would leave only an accepting default)", () => {
+    const typo = {
+      default: [{ type: "insecureAcceptAnything" }],
+      transport: { docker: { "registry.site/apps": [{ type: "reject" }] } },
+    };
+    expect(parseTrustPolicy(JSON.stringify(typo))).toBe(
+      'unknown key "transport" at the top level (it has default and transports)',
+    );
+  });
+
   test("reads the examples of containers-policy.json(5)", () => {
     const p = policy({
       default: [{ type: "reject" }],
