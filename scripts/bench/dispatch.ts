@@ -10,6 +10,7 @@
 //     [--storage sqlite|kv|postgres] [--idle-s 0] [--module-kib 0] [--tracing RATIO] [--no-floor]
 // After serve has stopped, the same load runs against this machine's floor (floor.ts: the same I/O with no logic):
 // `floor_tasks_per_s` and `ratio_to_floor` (serve's tasks/s over the floor's), the figure that travels between machines.
+// Serve's CPU per task is also split by thread (`serve_cpu_ms_per_task_by_thread`: main, jit, workers, other).
 // Also reported: the data dir's size after the burst (`data_dir_mib`; every task carries the same module), and
 // serve's RSS before the burst, at its peak, and after --idle-s seconds of idling (`rss_*_mib`).
 // Authentication is on, as in a default serve (a bearer token on every request, credentials on MQTT); --no-auth
@@ -30,6 +31,7 @@ import {
   mqttLogin,
   rssMib,
   serveArgs,
+  threadCpuSeconds,
   waitForHealth,
 } from "./lib.ts";
 import { loadClient } from "./load.ts";
@@ -170,7 +172,12 @@ const count = async (state: number): Promise<number> => {
 const before = await count(3);
 const rssBefore = rssMib(serve.pid);
 let rssPeak = rssBefore;
-const cpu0 = { all: cpuSeconds(serve.pid), main: mainThreadCpuSeconds(serve.pid), bench: process.cpuUsage() };
+const cpu0 = {
+  all: cpuSeconds(serve.pid),
+  main: mainThreadCpuSeconds(serve.pid),
+  threads: threadCpuSeconds(serve.pid),
+  bench: process.cpuUsage(),
+};
 const t0 = performance.now();
 const rssWatch = setInterval(() => (rssPeak = Math.max(rssPeak, rssMib(serve.pid))), 250);
 await client.burst(TASKS, CONCURRENCY, task, () =>
@@ -186,6 +193,14 @@ const elapsed = (performance.now() - t0) / 1000;
 const benchCpu = process.cpuUsage(cpu0.bench);
 const cpuShare = (seconds: number) => +((100 * seconds) / elapsed).toFixed(1);
 const serveCpuSeconds = cpuSeconds(serve.pid) - cpu0.all;
+// The same split by thread: JavaScriptCore's compiler threads are mostly warm-up, a cost fixed per run.
+const threads = threadCpuSeconds(serve.pid);
+const byThread = Object.fromEntries(
+  Object.entries(threads).map(([k, v]) => [
+    k,
+    +(((v - cpu0.threads[k as keyof typeof threads]) * 1000) / TASKS).toFixed(3),
+  ]),
+);
 const cpu = {
   serve_main_thread_cpu_percent: cpuShare(mainThreadCpuSeconds(serve.pid) - cpu0.main),
   serve_cpu_percent: cpuShare(serveCpuSeconds),
@@ -237,6 +252,7 @@ const out = {
         floor_cpu_ms_per_task: floor.cpu_ms_per_task,
       }
     : {}),
+  serve_cpu_ms_per_task_by_thread: byThread,
   ...cpu,
   runtime: opt.bin ? "compiled" : "bun",
   storage: opt.storage,

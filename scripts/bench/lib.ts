@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { cpuTicks, statFields } from "../../src/core/procstat.ts";
 
@@ -67,6 +67,27 @@ export function cpuSeconds(pid: number): number {
 /** CPU seconds of a process's main thread alone (its thread id is the process id). */
 export function mainThreadCpuSeconds(pid: number): number {
   return cpuTicks(statFields(readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8"))) / 100;
+}
+
+/**
+ * CPU seconds of a process's threads by role, from /proc (threads that ended meanwhile are not counted): `main`
+ * (the process's own thread), `jit` (JavaScriptCore's compiler threads), `workers` (Worker threads: the Wasm
+ * pool and the compile thread), `other` (GC helpers, the allocator's scavenger, Bun's pool).
+ */
+export function threadCpuSeconds(pid: number): Record<"main" | "jit" | "workers" | "other", number> {
+  const out = { main: 0, jit: 0, workers: 0, other: 0 };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    } catch {
+      continue; // ended meanwhile
+    }
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const role = Number(tid) === pid ? "main" : comm === "JITWorker" ? "jit" : comm === "Worker" ? "workers" : "other";
+    out[role] += cpuTicks(statFields(stat)) / 100;
+  }
+  return out;
 }
 
 /** Resident memory of a process in MiB, from /proc (NaN when the process is gone). */

@@ -59,7 +59,8 @@ export class TaskRuns {
     private link: PropletLink,
     private chunks: ChunkAssembler,
   ) {
-    // Warm as many workers as tasks may run at once (up to the cores); more spawn on demand up to max_tasks.
+    // Warm as many workers as tasks may run at once (up to the cores); more spawn on demand up to max_tasks. All
+    // but one retire after idling (pool.ts).
     // The host runtime needs no worker threads; the pool is then empty and never used.
     this.host = cfg.runtime === "host" ? new HostRuntime(cfg.externalRuntime, cfg.stateDir) : undefined;
     this.pool = new WorkerPool(this.host ? 0 : Math.min(cfg.maxTasks, cpus().length), cfg.maxTasks);

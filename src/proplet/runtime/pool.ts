@@ -34,10 +34,17 @@ export interface Running {
 
 const STOP_GRACE_MS = 1000;
 /**
- * Workers beyond the warm count, spawned for a burst, end after idling this long: each holds a heap of its own
- * (measured, serve after a 50,000-task burst and 30 s idle: 158.9 MiB with its 4 workers kept).
+ * Workers beyond the first end after idling this long: each holds a heap of its own (measured, serve after a
+ * 50,000-task burst and 30 s idle: 158.9 MiB with its 4 workers kept; idle after a burst, 8-9 MiB less with one
+ * worker kept than with two, scripts/bench/idle-first.ts).
  */
-const RETIRE_IDLE_MS = 10_000;
+export const RETIRE_IDLE_MS = 10_000;
+/**
+ * Workers that stay however long they idle: the first task after a quiet spell finds a thread with its module
+ * and pays no thread start. The others of the warm count are started with the first task (a burst finds them)
+ * and retire like those spawned beyond it.
+ */
+export const KEEP_WARM = 1;
 
 interface Slot {
   worker: Worker;
@@ -66,12 +73,16 @@ export class WorkerPool {
 
   /** Workers are started with the first task, not with the proplet: an idle proplet holds no thread's memory. */
   private started = false;
+  /** Idle workers that never retire (KEEP_WARM, or none when the pool is not warmed at all). */
+  private keep: number;
 
   constructor(
     private warm: number,
     private max = Math.max(4, warm * 2),
     private retireIdleMs = RETIRE_IDLE_MS,
-  ) {}
+  ) {
+    this.keep = Math.min(KEEP_WARM, warm);
+  }
 
   /** Worker threads alive now, idle or busy. */
   get workers(): number {
@@ -82,6 +93,7 @@ export class WorkerPool {
     if (this.started) return;
     this.started = true;
     for (let i = 0; i < this.warm; i++) this.idle.push(this.spawn());
+    if (this.idle.length > this.keep) this.retireLater(); // a warm worker no task ever took retires too
   }
 
   private spawn(): Slot {
@@ -116,30 +128,34 @@ export class WorkerPool {
     queueMicrotask(() => this.queue.shift()?.());
     if (!healthy || this.closed) {
       slot.worker.terminate();
-      if (!this.closed && this.idle.length < this.warm) this.idle.push(this.spawn());
+      if (!this.closed && this.idle.length < this.keep) this.idle.push(this.spawn());
       return;
     }
     // Healthy workers stay (at most `max` exist): respawning would cost a thread start and re-sending modules.
-    // Those beyond the warm count go once they have idled a while.
+    // Those beyond the first go once they have idled a while.
     slot.idleSince = performance.now();
     this.idle.push(slot);
-    if (this.idle.length > this.warm) this.retireLater();
+    if (this.idle.length > this.keep) this.retireLater();
   }
 
   private retireTimer?: Timer;
 
-  /** Ends idle workers beyond the warm count that have idled retireIdleMs; looks again while some are younger. */
-  private retireLater(): void {
+  /**
+   * Ends idle workers beyond the kept ones that have idled retireIdleMs; looks again when the oldest of the rest
+   * will have (not a full retireIdleMs later, which let a worker idle up to twice as long).
+   */
+  private retireLater(delay = this.retireIdleMs): void {
     if (this.retireTimer) return;
     this.retireTimer = setTimeout(() => {
       this.retireTimer = undefined;
       const now = performance.now();
       // The most recently used stay (tasks take from the end): the oldest idle ones are at the front.
-      while (this.idle.length > this.warm && now - this.idle[0]!.idleSince >= this.retireIdleMs) {
+      while (this.idle.length > this.keep && now - this.idle[0]!.idleSince >= this.retireIdleMs) {
         this.idle.shift()!.worker.terminate();
       }
-      if (this.idle.length > this.warm) this.retireLater();
-    }, this.retireIdleMs);
+      if (this.idle.length > this.keep)
+        this.retireLater(Math.max(1, this.retireIdleMs - (now - this.idle[0]!.idleSince)));
+    }, delay);
     this.retireTimer.unref();
   }
 

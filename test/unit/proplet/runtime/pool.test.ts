@@ -151,6 +151,64 @@ describe("in-process runtime", () => {
 });
 
 describe("workers spawned for a burst", () => {
+  test("beyond the first, even of the warm count, end after idling; the first stays and runs the next task", async () => {
+    const pool = new WorkerPool(2, 3, 300);
+    try {
+      const compiled = await cache.load(fixture("spin"));
+      const spec = { compiled, name: "spin", inputs: [], env: {}, options: { dirs: [], env: {} } };
+      const runs = [pool.run(spec), pool.run(spec), pool.run(spec)];
+      expect(pool.workers).toBe(3);
+      for (const r of runs) r.stop();
+      for (const r of runs) expect(await r.done).toMatchObject({ ok: false, error: "task stopped" });
+      await Bun.sleep(800);
+      expect(pool.workers).toBe(1);
+      await Bun.sleep(800); // the first never retires
+      expect(pool.workers).toBe(1);
+      const add = await cache.load(fixture("add"));
+      expect(await pool.run({ ...spec, compiled: add, name: "add", inputs: ["2", "3"] }).done).toMatchObject({
+        ok: true,
+        result: "5",
+      });
+      expect(pool.workers).toBe(1); // no thread started for it
+    } finally {
+      pool.close();
+    }
+  });
+
+  test("a worker that went idle later retires once it has idled the time, not a whole period after", async () => {
+    const pool = new WorkerPool(1, 4, 1000);
+    try {
+      const compiled = await cache.load(fixture("spin"));
+      const spec = { compiled, name: "spin", inputs: [], env: {}, options: { dirs: [], env: {} } };
+      const [a, b, c, d] = [pool.run(spec), pool.run(spec), pool.run(spec), pool.run(spec)];
+      for (const r of [a, b]) r.stop();
+      await Promise.all([a.done, b.done]);
+      await Bun.sleep(500);
+      for (const r of [c, d]) r.stop();
+      await Promise.all([c.done, d.done]);
+      // a's and b's workers retire at ~1000 ms, c's at ~1500 ms (d's stays): by 1750 ms only d's is left (c's
+      // stayed until 2000 ms before).
+      await Bun.sleep(1250);
+      expect(pool.workers).toBe(1);
+    } finally {
+      pool.close();
+    }
+  });
+
+  test("a warm worker no task took retires too", async () => {
+    const pool = new WorkerPool(2, 3, 300);
+    try {
+      const add = await cache.load(fixture("add"));
+      const spec = { compiled: add, name: "add", inputs: ["2", "3"], env: {}, options: { dirs: [], env: {} } };
+      expect(await pool.run(spec).done).toMatchObject({ ok: true, result: "5" });
+      expect(pool.workers).toBe(2);
+      await Bun.sleep(800);
+      expect(pool.workers).toBe(1);
+    } finally {
+      pool.close();
+    }
+  });
+
   test("end after idling, down to the warm count, and the pool still runs tasks", async () => {
     const burst = new WorkerPool(1, 3, 300);
     try {
