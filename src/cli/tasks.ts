@@ -30,6 +30,18 @@ const idArg = {
   id: { type: "positional", description: "task id (or a unique prefix of it)", required: true },
 } as const;
 
+const waitTimeoutArg = { type: "string", description: "seconds to wait", default: "300" } as const;
+
+/** `--start`, `--wait`, `--wait-timeout` of the commands that make a task (`what` is what they make). */
+const startArgs = (what: string) =>
+  ({
+    start: { type: "boolean", description: `start ${what} right away` },
+    wait: { type: "boolean", description: `with --start: wait for ${what} to finish and print its result` },
+    "wait-timeout": waitTimeoutArg,
+  }) as const;
+
+const waitSeconds = (args: { "wait-timeout": string }) => int("wait-timeout", args["wait-timeout"], 1, 86400);
+
 export const tasksCommand = defineCommand({
   meta: { name: "tasks", description: "Create, run and inspect tasks" },
   subCommands: {
@@ -43,9 +55,7 @@ export const tasksCommand = defineCommand({
         },
         ...taskFields,
         ...functionArg,
-        start: { type: "boolean", description: "start it right away" },
-        wait: { type: "boolean", description: "with --start: wait for the task to finish and print its result" },
-        "wait-timeout": { type: "string", description: "seconds to wait, default 300", default: "300" },
+        ...startArgs("the task"),
         ...urlArg,
       },
       run: ({ args }) =>
@@ -67,7 +77,7 @@ export const tasksCommand = defineCommand({
           }
           if (!args.wait)
             return args.json ? printJson(await api(args, "GET", `/tasks/${t.id}`)) : process.stdout.write(`${t.id}\n`);
-          report(await waitFor(args, t.id, int("wait-timeout", args["wait-timeout"], 1, 86400)), args.json);
+          report(await waitFor(args, t.id, waitSeconds(args)), args.json);
         }),
     }),
     list: defineCommand({
@@ -140,9 +150,7 @@ export const tasksCommand = defineCommand({
           type: "string",
           description: "comma-separated fields the copy leaves out, by flag or field name, e.g. timeout,schedule",
         },
-        start: { type: "boolean", description: "start the copy right away" },
-        wait: { type: "boolean", description: "with --start: wait for the copy to finish and print its result" },
-        "wait-timeout": { type: "string", description: "seconds to wait, default 300", default: "300" },
+        ...startArgs("the copy"),
         ...urlArg,
       },
       run: ({ args }) =>
@@ -153,8 +161,7 @@ export const tasksCommand = defineCommand({
           if (args.unset) b.unset = unsetFields(args.unset);
           const t = await api<TaskView>(args, "POST", `/tasks/${args.id}/clone`, b);
           if (args.start) await api(args, "POST", `/tasks/${t.id}/start`);
-          if (args.wait)
-            return report(await waitFor(args, t.id, int("wait-timeout", args["wait-timeout"], 1, 86400)), args.json);
+          if (args.wait) return report(await waitFor(args, t.id, waitSeconds(args)), args.json);
           if (args.json) return show(t, true);
           process.stdout.write(`${t.id}\n`);
         }),
@@ -173,14 +180,13 @@ export const tasksCommand = defineCommand({
       args: {
         ...idArg,
         wait: { type: "boolean", description: "wait for it to finish and print its result" },
-        "wait-timeout": { type: "string", default: "300" },
+        "wait-timeout": waitTimeoutArg,
         ...urlArg,
       },
       run: ({ args }) =>
         action(async () => {
           await api(args, "POST", `/tasks/${args.id}/start`);
-          if (args.wait)
-            report(await waitFor(args, args.id, int("wait-timeout", args["wait-timeout"], 1, 86400)), args.json);
+          if (args.wait) report(await waitFor(args, args.id, waitSeconds(args)), args.json);
           else process.stdout.write("ok\n");
         }),
     }),
