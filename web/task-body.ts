@@ -5,6 +5,15 @@ import { inspect, type Signature } from "../src/core/wasm-info.ts";
 // edits"); the exports of a chosen module, so the function the task will call is chosen, not guessed. Pure but for
 // reading FormData.
 
+/** Where a task may run (the API's `requirements`). */
+export interface Requirements {
+  labels?: Record<string, string>;
+  runtime?: string;
+  arch?: string;
+  tee?: string;
+  min_memory_mb?: number;
+}
+
 export interface Prefill {
   name: string;
   /** The export named by `--invoke=` in its cli_args; empty: the task's name is the export, as upstream. */
@@ -49,13 +58,7 @@ interface TaskLike {
   priority?: number;
   timeout_s?: number;
   max_retries?: number;
-  requirements?: {
-    labels?: Record<string, string>;
-    runtime?: string;
-    arch?: string;
-    tee?: string;
-    min_memory_mb?: number;
-  };
+  requirements?: Requirements;
   metadata?: Record<string, unknown>;
   daemon?: boolean;
 }

@@ -1,6 +1,6 @@
 import type { ComponentChildren } from "preact";
 import { api } from "../api.ts";
-import { invokeOf } from "../task-body.ts";
+import { invokeOf, type Requirements } from "../task-body.ts";
 import { Act, useApi } from "../ui.tsx";
 import { show, type TaskView } from "./tasks.tsx";
 
@@ -9,13 +9,7 @@ import { show, type TaskView } from "./tasks.tsx";
 
 /** A task's fields the page shows; the list's row has fewer. */
 export interface TaskDetail extends TaskView {
-  requirements?: {
-    labels?: Record<string, string>;
-    runtime?: string;
-    arch?: string;
-    tee?: string;
-    min_memory_mb?: number;
-  };
+  requirements?: Requirements;
   timeout_s?: number;
   max_retries?: number;
   retry_backoff_s?: number;
