@@ -36,7 +36,8 @@ test("a proplet's escape sequences are shown escaped by the CLI, never sent to t
     { qos: 1 },
   );
   const c = await http(`${s.url}/tasks`, "POST", { name: `add${EVIL}`, file: b64("add") });
-  const result = { task_id: c.body.id, proplet_id: "painter", run_id: `r${ESC}[2J`, results: EVIL, error: EVIL };
+  // (A run id is letters, digits and . _ : - on the wire: one with an escape is refused whole, test below.)
+  const result = { task_id: c.body.id, proplet_id: "painter", run_id: "r-painted", results: EVIL, error: EVIL };
   await attacker.publishAsync(`${T}/control/proplet/results`, JSON.stringify(result), { qos: 1 });
   await until("the run to be kept", async () => (await http(`${s.url}/tasks/${c.body.id}/runs`)).body.total === 1);
   for (const args of [
@@ -61,10 +62,11 @@ test("a proplet's ids in serve's log cannot forge a line or carry an escape sequ
   const c = await http(`${s.url}/tasks`, "POST", { name: "add", file: b64("add") });
   for (const body of [
     { task_id: forged, proplet_id: "painter", run_id: "r1", results: "", error: null },
+    // Refused whole by the schema: a run id is letters, digits and . _ : - (src/core/messages.ts).
     { task_id: c.body.id, proplet_id: "painter", run_id: `r2${forged}`.slice(0, 64), results: "", error: null },
   ])
     await attacker.publishAsync(`${T}/control/proplet/results`, JSON.stringify(body), { qos: 1 });
-  await until("both results to be logged", () => s.output().split("FORGED").length - 1 >= 2);
+  await until("the forged task id to be logged", () => s.output().includes("FORGED"));
   expect(s.output()).not.toContain(ESC);
   expect(
     s
@@ -72,6 +74,7 @@ test("a proplet's ids in serve's log cannot forge a line or carry an escape sequ
       .split("\n")
       .some((l) => l.startsWith("[manager] \u2714 FORGED")),
   ).toBe(false);
+  expect((await http(`${s.url}/tasks/${c.body.id}/runs`)).body.total).toBe(0);
   expect((await http(`${s.url}/health`)).status).toBe(200);
 }, 30_000);
 

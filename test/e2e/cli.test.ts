@@ -50,7 +50,9 @@ describe("tasks clone", () => {
     }
     expect(t).toMatchObject({ state: 3, inputs: ["20", "22"], results: "42" });
     expect(t.timeout_s).toBeUndefined();
-    expect(cli(["tasks", "clone", made.body.id, "--unset", "state"], env).stderr).toContain("unset.0:");
+    expect(cli(["tasks", "clone", made.body.id, "--unset", "state"], env).stderr).toContain(
+      "--unset state: not a task field",
+    );
     await http(`${s.url}/workflows`, "POST", { name: "etl by name", tasks: [{ name: "add", file: b64("add") }] });
     expect(cli(["workflows", "list"], env).stdout).toMatch(/NAME[\s\S]*etl by name/);
   });
