@@ -36,6 +36,11 @@ export interface ConnectOptions {
   persistentSession?: boolean;
   /** TLS for mqtts:// and wss://: the CA to trust, a client certificate, or (for tests only) no verification. */
   tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean };
+  /**
+   * Called with the client before it connects: a persistent session's queued messages come in the same read as
+   * the CONNACK, before `connectMqtt` returns, so their handlers must be in place by then.
+   */
+  onClient?: (client: MqttClient) => void;
 }
 
 /**
@@ -91,6 +96,7 @@ export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs 
     ...(o.tls ?? {}),
   };
   const client = o.broker ? inProcess(o.broker, opts) : overNetwork(address, opts);
+  o.onClient?.(client);
   // Without a listener an 'error' event would throw; connection errors are retried by mqtt.js anyway. Each kind
   // of error is said once at warn level, with what to do about it, and then only at debug level.
   const said = new Set<string>();

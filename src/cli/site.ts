@@ -1,4 +1,3 @@
-import { MqttClient } from "mqtt";
 import { type EmbeddedBroker, startBroker } from "../broker/broker.ts";
 import { connectMqtt } from "../broker/client.ts";
 import { type BusClient, DirectClient } from "../broker/direct.ts";
@@ -128,10 +127,24 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   // The managers of a site share one persistent session: results sent during a hand-over wait on the broker.
   const shared = site ? sharedManagerClientId(o) : undefined;
   // On its own embedded broker (and no site to share a session with), the manager skips MQTT: direct.ts.
+  // The bus listens from before the connection: the messages a shared session kept come with its CONNACK.
+  let early: MqttManagerBus | undefined;
+  const listening = (c: BusClient) => (early = new MqttManagerBus(c, o, broker ? 0 : 1));
   const client: BusClient & { handleMessage?: unknown } =
     broker && !shared
       ? new DirectClient(broker.aedes)
       : await connectMqtt(mqttAddress, {
+          onClient: (c) => {
+            // Acknowledge a proplet's message only once what it changed is committed: a manager killed between the
+            // two leaves the message on the broker for the one that takes over, instead of losing a result.
+            if (shared)
+              c.handleMessage = (_packet, done) =>
+                void store.durable().then(
+                  () => done(),
+                  () => done(),
+                );
+            listening(c);
+          },
           // A client id is its identity's (core/acl.ts clientIdRefusal), or the site's shared one.
           clientId: shared ?? o.managerCredentials?.id ?? `manager-${instanceId}`,
           username: `manager-${instanceId}`,
@@ -139,16 +152,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
           broker: broker?.aedes,
           persistentSession: Boolean(shared),
         });
-  if (shared && client instanceof MqttClient) {
-    // Acknowledge a proplet's message only once what it changed is committed: a manager killed between the two
-    // leaves the message on the broker for the one that takes over, instead of losing a result.
-    client.handleMessage = (_packet, done) =>
-      void store.durable().then(
-        () => done(),
-        () => done(),
-      );
-  }
-  const bus = new MqttManagerBus(client, o, broker ? 0 : 1);
+  const bus = early ?? listening(client);
   // The server is listening by the time a round launches.
   const flUrl = () =>
     `${o.advertiseUrl ?? `${http}://${loopback.includes(":") ? `[${loopback}]` : loopback}:${server.port}`}/fl`;

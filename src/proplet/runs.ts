@@ -143,13 +143,15 @@ export class TaskRuns {
       const bytes = await loadModule(msg, this.cfg, this.chunks);
       if (typeof bytes === "string") return await fail(bytes);
       if (this.stopRequested.delete(key)) return await fail("task stopped");
-      // Which execution this is, for a guest that records its own runs (the fault harness's ledger, scripts/chaos).
-      const ids = {
+      // The guest may know which task, run and attempt it is (a ledger of executions kept outside the manager counts
+      // them: scripts/chaos, test/e2e/exactly-once.test.ts); after the task's env, so a task cannot forge them.
+      const env: Record<string, string> = {
+        PROPLET_ID: this.id,
+        ...msg.env,
         PROPELLER_TASK_ID: msg.id,
-        PROPELLER_RUN_ID: msg.run_id ?? "",
+        ...(msg.run_id ? { PROPELLER_RUN_ID: msg.run_id } : {}),
         PROPELLER_ATTEMPT: String(msg.attempt ?? 1),
       };
-      const env: Record<string, string> = { PROPLET_ID: this.id, ...ids, ...msg.env };
       if (isFlTask(env)) {
         const prep = await prepareFl(env, this.flContext());
         if (typeof prep === "string") return await fail(prep);

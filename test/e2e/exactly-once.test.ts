@@ -1,0 +1,104 @@
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { b64, freePort, http, type Proc, type Serve, spawnPropeller, startServe, tempDir, until } from "../helpers.ts";
+import { type Postgres, startPostgres } from "../postgres.ts";
+
+// Issue 26's trial: two managers on PostgreSQL and mosquitto; a 2 s task starts, 0.5 s later the active manager is
+// killed with -9, the task finishes on its proplet while no manager is active. The guest appends a line to a
+// ledger in a preopened dir (test/fixtures/ledger.c), so its executions are counted outside the manager: it ran
+// once, and the site shows exactly one run for it. Before the proplet kept a record of its runs, the new manager
+// started it again ("its start was lost in the hand-over"): two lines, one run.
+
+let pg: Postgres;
+let mosquitto: ReturnType<typeof Bun.spawn>;
+let mqttUrl: string;
+let dbUrl: string;
+const procs: (Serve | Proc)[] = [];
+
+beforeAll(async () => {
+  pg = await startPostgres();
+  dbUrl = await pg.database("once");
+  const bin = Bun.which("mosquitto", { PATH: `/usr/sbin:/usr/bin:${process.env.PATH}` });
+  if (!bin) throw new Error("mosquitto is not installed: apt-get install mosquitto (.ci/run does)");
+  const port = await freePort();
+  mosquitto = Bun.spawn([bin, "-p", String(port)], { stdout: "ignore", stderr: "ignore" });
+  mqttUrl = `mqtt://127.0.0.1:${port}`;
+  await until("mosquitto to listen", async () => {
+    const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+    sock.end();
+    return true;
+  });
+});
+
+afterAll(async () => {
+  for (const p of procs) await p.kill("SIGKILL");
+  mosquitto?.kill("SIGKILL");
+  await pg?.stop();
+});
+
+const manager = (dataDir: string) =>
+  startServe({
+    dataDir,
+    extra: ["--storage", "postgres", "--mqtt-url", mqttUrl, "--no-local-proplet", "--liveliness-interval", "1"],
+    env: { PROPELLER_DB_URL: dbUrl },
+  });
+
+/** The ledger's lines for a task: one per execution of its guest. */
+function executions(ledger: string, taskId: string): string[] {
+  const file = join(ledger, "ledger.txt");
+  if (!existsSync(file)) return [];
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l.startsWith(`${taskId} `));
+}
+
+test("kill -9 of the active manager while a 2 s task runs: the task finishes meanwhile and runs once", async () => {
+  const a = await manager(tempDir());
+  procs.push(a);
+  const bDir = tempDir();
+  copyFileSync(join(a.dataDir, "admin.token"), join(bDir, "admin.token"));
+  const b = await manager(bDir);
+  procs.push(b);
+  expect((await http(`${b.url}/health`)).body).toMatchObject({ role: "standby", active_url: a.url });
+  const ledger = tempDir("propeller-ledger-");
+  const worker = spawnPropeller(["proplet"], {
+    PROPLET_MQTT_ADDRESS: mqttUrl,
+    PROPLET_ENTITY_ID: "once-worker",
+    PROPLET_LIVELINESS_INTERVAL: "1",
+    PROPLET_DIRS: ledger,
+  });
+  procs.push(worker);
+  await until("the proplet to be alive", async () => (await http(`${a.url}/proplets/once-worker`)).body?.alive);
+
+  const c = await http(`${a.url}/tasks`, "POST", {
+    name: "ledger",
+    file: b64("ledger"),
+    inputs: [2000],
+    cli_args: [`--dir=${ledger}::/ledger`],
+  });
+  expect(c.status).toBe(201);
+  expect((await http(`${a.url}/tasks/${c.body.id}/start`, "POST")).status).toBe(200);
+  await until("the task to run", async () => (await http(`${a.url}/tasks/${c.body.id}`)).body.state === 2);
+  await Bun.sleep(500);
+  await a.kill("SIGKILL");
+  await until("the stand-by to become active", async () => (await http(`${b.url}/health`)).body.role === "active");
+  const t = await until(
+    "the task to end",
+    async () => {
+      const t = (await http(`${b.url}/tasks/${c.body.id}`)).body;
+      return t.state >= 3 && t;
+    },
+    20_000,
+  );
+  // Time for a start again to run, as it did before: 2 s of guest and more.
+  await Bun.sleep(4000);
+  const ran = executions(ledger, c.body.id);
+  const runs = (await http(`${b.url}/tasks/${c.body.id}/runs`)).body;
+  const seen = { state: t.state, executions: ran.length, runs: runs.total };
+  if (seen.executions !== 1 || seen.runs !== 1)
+    console.log(`--- b ---\n${b.output().slice(-3000)}\n--- worker ---\n${worker.output().slice(-3000)}`);
+  expect(seen).toEqual({ state: 3, executions: 1, runs: 1 });
+  // The run the site shows is the one that ran.
+  expect(ran[0]!.split(" ")[1]).toBe(runs.runs[0].run_id);
+}, 60_000);
