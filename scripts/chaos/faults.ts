@@ -61,22 +61,32 @@ export async function apply(site: Site, f: Fault): Promise<string> {
     case "kill9-manager":
     case "term-manager": {
       const m = (await waitActive(site)) ?? site.managers[0]!;
-      if (m.p) {
-        if (f.kind === "kill9-manager") await kill9(m.p.proc);
-        else await terminate(m.p.proc);
+      m.held = true;
+      try {
+        if (m.p) {
+          if (f.kind === "kill9-manager") await kill9(m.p.proc);
+          else await terminate(m.p.proc);
+        }
+        await Bun.sleep(f.holdMs);
+        await site.startManager(m);
+      } finally {
+        m.held = false;
       }
-      await Bun.sleep(f.holdMs);
-      await site.startManager(m);
       return `${f.kind} ${m.name}`;
     }
     case "kill9-proplet":
     case "term-proplet": {
-      if (p.p) {
-        if (f.kind === "kill9-proplet") await kill9(p.p.proc);
-        else await terminate(p.p.proc);
+      p.held = true;
+      try {
+        if (p.p) {
+          if (f.kind === "kill9-proplet") await kill9(p.p.proc);
+          else await terminate(p.p.proc);
+        }
+        await Bun.sleep(f.holdMs);
+        await site.startProplet(p);
+      } finally {
+        p.held = false;
       }
-      await Bun.sleep(f.holdMs);
-      await site.startProplet(p);
       return `${f.kind} ${p.id}`;
     }
     case "stop-proplet": {

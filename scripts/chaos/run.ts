@@ -49,6 +49,7 @@ say("site up");
 const faults = schedule(mulberry32(seed), profile, seconds, proplets);
 const work = new Workload(site, seed);
 const t0 = Date.now();
+site.supervise();
 work.begin();
 let applied = 0;
 for (const f of faults) {
@@ -118,6 +119,7 @@ for (const t of views)
 say(
   `${ledger.length} executions in the ledger; acknowledged tasks by final state ${JSON.stringify(byStatus)}; ${work.refused} refused requests`,
 );
+if (site.exits.length) say(`exited on their own and restarted: ${site.exits.join("; ")}`);
 for (const [k, list] of Object.entries(v.breakdown)) {
   say(`${k}: ${list.length}`);
   for (const l of list.slice(0, 50)) console.error(`  ${l}`);

@@ -19,6 +19,8 @@ export interface Manager {
   mqttPort: number;
   dataDir: string;
   p?: Started;
+  /** A fault holds it down: the supervisor leaves it alone. */
+  held?: boolean;
 }
 
 export interface Proplet {
@@ -27,6 +29,7 @@ export interface Proplet {
   link: Link;
   env: Record<string, string>;
   p?: Started;
+  held?: boolean;
 }
 
 export interface Broker {
@@ -163,7 +166,7 @@ export class Site {
         ...common,
         ...ha,
       ]),
-      { PROPELLER_DB_URL: this.dbUrl, PROPELLER_LOG_LEVEL: "info" },
+      { PROPELLER_DB_URL: this.dbUrl, PROPELLER_LOG_LEVEL: "info", PROPELLER_LOG_FORMAT: "json" },
       join(this.dir, `${m.name}.log`),
     );
     const proc = m.p.proc;
@@ -191,6 +194,7 @@ export class Site {
         PROPLET_MAX_TASKS: "6",
         PROPLET_MQTT_KEEPALIVE: "5",
         PROPELLER_LOG_LEVEL: "info",
+        PROPELLER_LOG_FORMAT: "json",
       },
       join(this.dir, `${p.id}.log`),
     );
@@ -206,6 +210,30 @@ export class Site {
       if (h?.role === "active" || (this.profile === "single" && h)) return m;
     }
     return undefined;
+  }
+
+  /** Processes that exited on their own (not by a fault) and were started again, as systemd would. */
+  readonly exits: string[] = [];
+  private supervising = false;
+
+  /** Restarts a manager or proplet that exited on its own, as a supervisor does (a manager that lost the lease exits). */
+  supervise(): void {
+    this.supervising = true;
+    void (async () => {
+      while (this.supervising) {
+        await Bun.sleep(1000);
+        for (const m of this.managers)
+          if (this.supervising && !m.held && m.p && !running(m.p.proc)) {
+            this.exits.push(`${m.name} exited (${m.p.proc.exitCode ?? m.p.proc.signalCode})`);
+            await this.startManager(m).catch((e) => this.exits.push(`${m.name} restart failed: ${e}`));
+          }
+        for (const p of this.proplets)
+          if (this.supervising && !p.held && p.p && !running(p.p.proc)) {
+            this.exits.push(`${p.id} exited (${p.p.proc.exitCode ?? p.p.proc.signalCode})`);
+            await this.startProplet(p);
+          }
+      }
+    })();
   }
 
   private preferred = 0;
@@ -235,6 +263,7 @@ export class Site {
   }
 
   async close(): Promise<void> {
+    this.supervising = false;
     for (const p of this.proplets) if (p.p) await kill9(p.p.proc);
     for (const m of this.managers) if (m.p) await kill9(m.p.proc);
     for (const p of this.proplets) await p.link.close();
