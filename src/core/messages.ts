@@ -53,6 +53,17 @@ export const StartMsg = z.object({
   run_id: nullToUndef(RunId),
   attempt: nullToUndef(z.number().int().positive()),
   /**
+   * Ours: set on a start sent again for a run its proplet no longer lists (docs/ARCHITECTURE.md, "Exactly once"):
+   * when the run was first started (manager's clock). A proplet with a run record answers it from the record; one
+   * whose record begins after this cannot say it never received it, and fails the run instead of running it.
+   */
+  sent_again: nullToUndef(
+    z
+      .string()
+      .max(64)
+      .refine((v) => !Number.isNaN(Date.parse(v)), "expected an RFC3339 timestamp"),
+  ),
+  /**
    * Ours: the sha256 of the module bytes the site's trust policy approved (docs/ARCHITECTURE.md, "Trusted code");
    * our proplets refuse other bytes. Upstream proplets ignore it.
    */

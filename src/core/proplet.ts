@@ -32,6 +32,11 @@ export const PropletMetadata = z
     liveliness_interval_s: z.number().positive().max(MAX_LIVELINESS_INTERVAL_S).optional(),
     /** Ours: it echoes run ids, so it may run two runs of one task at once (upstream's proplets do not). */
     run_ids: z.boolean().optional(),
+    /**
+     * Ours: it keeps a record of the runs it received and finished that survives its restart, and answers a start
+     * sent again for one of them from it (its result again, or a failed one) instead of running the guest twice.
+     */
+    run_record: z.boolean().optional(),
   })
   .refine((m) => jsonSize(m) <= MAX_METADATA_CHARS, `metadata is larger than ${MAX_METADATA_CHARS} characters`);
 export type PropletMetadata = z.infer<typeof PropletMetadata>;

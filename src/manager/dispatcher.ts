@@ -41,7 +41,7 @@ export type StartResult = { started: true; state: number; status: string };
 export class Dispatcher {
   private placement: Placement;
   private timers = new Timers();
-  private fence: RunFence = { stopping: new Map(), unconfirmed: new Set() };
+  private fence: RunFence = { stopping: new Map(), unconfirmed: new Set(), asked: new Map() };
   private shuttingDown = false;
   /**
    * Broadcast tasks' fan-out (src/manager/broadcast.ts), set by that room: it calls back into start and stop
@@ -66,6 +66,7 @@ export class Dispatcher {
       enqueue: (t) => this.enqueue(t),
       drain: () => this.drain(),
       sendStop: (id, p) => this.sendStop(id, p),
+      askAgain: (t) => this.redeploy(t, t.start_time),
     };
     this.ends = new RunEnds(store, proplets, events, this.timers, ctl);
     this.extras = new ExtraRuns(store, bus, proplets, ctl);
@@ -247,14 +248,16 @@ export class Dispatcher {
     return !this.shuttingDown && this.extras.start(id);
   }
 
-  /** A latent task's proplet lost its deployment (a restart): the current run's start goes to it again. */
-  redeploy(task: Task): Promise<void> {
-    return this.bus.start(
-      startMessage(
-        task,
-        parentResults(task, (d) => this.store.tasks.get(d)),
-      ),
+  /**
+   * The current run's start again, same run id: a latent task's proplet lost its deployment (a restart); or, with
+   * `sentAgain` (the run's start time), a proplet with a run record is asked about a run it no longer lists.
+   */
+  redeploy(task: Task, sentAgain?: string): Promise<void> {
+    const msg = startMessage(
+      task,
+      parentResults(task, (d) => this.store.tasks.get(d)),
     );
+    return this.bus.start(sentAgain ? { ...msg, sent_again: sentAgain } : msg);
   }
 
   /** A stop that may go unheard (the proplet gone, the broker down): nothing waits on it failing. */

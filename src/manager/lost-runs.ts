@@ -1,9 +1,10 @@
 import { TaskState } from "../core/states.ts";
+import type { Task } from "../core/task.ts";
 import { fields, tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
 import type { ExtraRuns } from "./extra-runs.ts";
 import type { PropletRegistry } from "./proplets.ts";
-import { HEARTBEAT_GRACE_MS, type RunControl, type RunFence } from "./run-control.ts";
+import { ASK_GRACE_MS, HEARTBEAT_GRACE_MS, type RunControl, type RunFence } from "./run-control.ts";
 import type { Timers } from "./timers.ts";
 
 const log = tag("manager");
@@ -56,6 +57,7 @@ export class LostRuns {
       const current = !runs || !t?.run_id || runs.runs.has(t.run_id) || runs.wholeTasks.has(id);
       if (keep?.has(id) && current) {
         this.fence.unconfirmed.delete(id);
+        if (t?.run_id) this.fence.asked.delete(t.run_id);
         continue;
       }
       if (!t || t.state !== TaskState.Running) {
@@ -64,7 +66,13 @@ export class LostRuns {
         continue;
       }
       if (keep && now - Date.parse(t.start_time) < HEARTBEAT_GRACE_MS) continue; // start may still be in flight
-      if (keep && this.fence.unconfirmed.delete(id)) {
+      // A proplet with a run record is asked, not guessed about: its start goes again, same run id, and the
+      // proplet runs it only if it never received it, else answers with its result or a failure (start-again.ts).
+      if (keep && connected && t.run_id && this.proplets.get(propletId)?.metadata.run_record === true) {
+        if (this.ask(t, propletId, now)) continue;
+      } else if (keep && this.fence.unconfirmed.delete(id)) {
+        // A proplet without a record (upstream's) cannot say: its start is taken as lost in the hand-over. Should our
+        // proplet's result of it come after all, it is kept as a run of its own (results.ts, unknownRun).
         log.warn(
           `task ${id}: its start was lost in the hand-over (proplet ${propletId} never ran it); starting it again`,
         );
@@ -80,4 +88,27 @@ export class LostRuns {
     this.extras.settleLost(propletId, reason, now, keep, connected, runs);
     if (freed) this.ctl.drain();
   }
+
+  /** Asks the proplet about a run it no longer lists; true while its answer may still come. */
+  private ask(t: Task, propletId: string, now: number): boolean {
+    const runId = t.run_id!;
+    const asked = this.fence.asked.get(runId);
+    if (asked === undefined) {
+      if (this.fence.asked.size >= MAX_ASKED) this.fence.asked.delete(this.fence.asked.keys().next().value!);
+      this.fence.asked.set(runId, now);
+      log.info(
+        `proplet ${propletId} no longer lists the run: asking it (its start sent again, same run id)`,
+        fields({ task_id: t.id, run_id: runId, proplet_id: propletId }),
+      );
+      void this.ctl.askAgain(t).catch(() => {});
+      return true;
+    }
+    if (now - asked < ASK_GRACE_MS) return true;
+    this.fence.asked.delete(runId);
+    this.fence.unconfirmed.delete(t.id);
+    return false;
+  }
 }
+
+/** Runs asked about at once, at most (each is forgotten once answered, listed or settled). */
+const MAX_ASKED = 100_000;

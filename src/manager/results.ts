@@ -25,6 +25,7 @@ export class RunResults {
   /** A proplet's result for the run it is running. */
   onResult(msg: ResultMsg): void {
     this.fence.unconfirmed.delete(msg.task_id);
+    if (msg.run_id) this.fence.asked.delete(msg.run_id);
     const task = this.store.tasks.get(msg.task_id);
     if (!task) {
       log.warn(`result for unknown task ${msg.task_id} dropped`);
@@ -77,6 +78,10 @@ export class RunResults {
    */
   private lateResult(task: Task, msg: ResultMsg, runId: string): void {
     const run = this.store.runs.get(task.id, runId);
+    if (!run) {
+      this.unknownRun(task, msg, runId);
+      return;
+    }
     if (run?.state === TaskState.Running && (!msg.proplet_id || msg.proplet_id === run.proplet_id)) {
       // A run started beside the current one, whose end a manager restart forgot to wait for.
       this.store.runs.update({ ...withOutcome(run, msg.results, msg.error), finished_at: nowIso() });
@@ -97,4 +102,42 @@ export class RunResults {
     this.store.runs.update(run.error ? { ...late, settled_error: run.error } : late);
     log.info(`task ${task.id}: run ${runId} reported late (${late.status}); kept on that run only`);
   }
+
+  /**
+   * A result for a run this manager has no record of (started by another manager before a hand-over, say): the
+   * guest ran, so it gets a run of its own with that outcome, beside the task's current one, which it never
+   * changes. Bounded per task, so a proplet cannot grow the runs table without end by inventing run ids.
+   */
+  private unknownRun(task: Task, msg: ResultMsg, runId: string): void {
+    const n = this.unknown.get(task.id) ?? 0;
+    if (n >= MAX_UNKNOWN_RUNS_PER_TASK) {
+      log.warn(`task ${task.id}: result for unknown run ${runId} dropped (${n} such runs kept already)`);
+      return;
+    }
+    if (!this.unknown.has(task.id) && this.unknown.size >= 10_000) this.unknown.clear();
+    this.unknown.set(task.id, n + 1);
+    const now = nowIso();
+    const run = withOutcome(
+      {
+        run_id: runId,
+        task_id: task.id,
+        attempt: task.attempt ?? 1,
+        state: TaskState.Running,
+        status: "Running",
+        ...(msg.proplet_id ? { proplet_id: msg.proplet_id } : {}),
+        started_at: now,
+      },
+      msg.results,
+      msg.error,
+    );
+    const why = "no run with this id was known to the manager when its result came";
+    this.store.runs.create({ ...run, finished_at: now, late_at: now, settled_error: why });
+    log.warn(`task ${task.id}: result for a run it did not know (${runId}); kept as a run of its own (${run.status})`);
+  }
+
+  /** Runs made by `unknownRun`, by task, since this manager started. */
+  private unknown = new Map<string, number>();
 }
+
+/** Runs one task may gain from results for run ids the manager did not know, per manager process. */
+const MAX_UNKNOWN_RUNS_PER_TASK = 100;

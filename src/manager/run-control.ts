@@ -33,6 +33,8 @@ export interface RunControl {
   drain(): void;
   /** A stop that may go unheard (the proplet gone, the broker down): nothing waits on it failing. */
   sendStop(id: string, propletId: string | undefined): Promise<void>;
+  /** Sends the current run's start again, same run id: a proplet with a run record answers it (lost-runs.ts). */
+  askAgain(task: Task): Promise<void>;
 }
 
 /** The run fencing state the dispatcher, the result intake and the settling of lost runs share. */
@@ -41,10 +43,15 @@ export interface RunFence {
   stopping: Map<string, boolean>;
   /** Runs found Running at a takeover, until their proplet lists them or answers (see `Dispatcher.recover`). */
   unconfirmed: Set<string>;
+  /** Runs whose start was sent again to a proplet with a run record, by run id, with when (lost-runs.ts). */
+  asked: Map<string, number>;
 }
 
 /** A heartbeat that omits a task started this long ago means the proplet no longer runs it. */
 export const HEARTBEAT_GRACE_MS = 3000;
+
+/** How long a proplet with a run record has to answer a start sent again before its run is settled as lost. */
+export const ASK_GRACE_MS = 10_000;
 
 /** Why a run ended when its start message could not be published. */
 export function publishFailed(e: unknown): string {

@@ -133,6 +133,8 @@ export class PropletAgent {
         max_tasks: this.cfg.maxTasks,
         liveliness_interval_s: this.cfg.livelinessInterval,
         run_ids: true,
+        // Its run record survives a restart: a manager may send a start again and trust the answer (start-again.ts).
+        ...(this.link.record.durable ? { run_record: true } : {}),
       },
     });
     this.beat();

@@ -7,6 +7,7 @@ import type { topics } from "../core/topics.ts";
 import { tag } from "../log.ts";
 import type { PropletConfig } from "./config.ts";
 import { Outbox, type OutboxEntry } from "./outbox.ts";
+import { RunRecord } from "./run-record.ts";
 import type { OutputSink } from "./runtime/output.ts";
 
 const log = tag("proplet");
@@ -26,6 +27,8 @@ export class PropletLink {
   readonly qos: 0 | 1;
   /** Results and task metrics waiting for the link (standalone proplets; serve's local one has no link to lose). */
   private outbox?: Outbox;
+  /** The runs received and finished here recently (run-record.ts): on disk with a state dir, else in memory. */
+  readonly record: RunRecord;
   /** When the link went down, until the first heartbeat after it is back says so (kept in the state dir). */
   private offlineSince?: string;
 
@@ -34,8 +37,9 @@ export class PropletLink {
     readonly t: ReturnType<typeof topics>,
   ) {
     this.qos = cfg.broker ? 0 : 1;
+    this.record = new RunRecord(cfg.stateDir && join(cfg.stateDir, "runs"), undefined, (m) => log.warn(m));
     if (cfg.stateDir) {
-      this.outbox = new Outbox(join(cfg.stateDir, "outbox"), undefined, (m) => log.warn(m));
+      this.outbox = new Outbox(join(cfg.stateDir, "outbox"), undefined, (m) => log.warn(m), this.record);
       if (this.outbox.size) log.info(`${this.outbox.size} message(s) from before a restart wait for the manager`);
       try {
         this.offlineSince = JSON.parse(readFileSync(this.offlineFile!, "utf8")).from;
@@ -90,7 +94,15 @@ export class PropletLink {
     }
   }
 
+  /** Whether this run's result still waits in the outbox (it goes out with the next flush). */
+  resultPending(run: string): boolean {
+    return this.outbox?.hasResult(run) ?? false;
+  }
+
   async publishResult(r: ResultMsg): Promise<void> {
+    // The run record says it finished before the outbox has its result: a kill in between makes a start sent
+    // again answer "finished, result no longer kept", never run it twice.
+    if (r.run_id) this.record.finished(r.run_id);
     if (this.outbox) {
       // On disk before it is sent: neither a cut link nor a restart loses it.
       const entry = { topic: this.t.results, payload: JSON.stringify(r), kind: "result" as const };

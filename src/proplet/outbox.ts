@@ -38,6 +38,12 @@ const WINDOW = 32;
 
 const NAME = /^(\d{12})\.(result|metrics)\.json$/;
 
+/** Where a delivered result goes instead of being removed (run-record.ts keeps it for a start sent again). */
+export interface ResultKeeper {
+  resultFile(run: string): string | undefined;
+  resultKept(run: string): void;
+}
+
 export class Outbox {
   private queue: Stored[] = [];
   private bytes = 0;
@@ -50,6 +56,7 @@ export class Outbox {
     private dir: string | undefined,
     private limits: OutboxLimits = DEFAULT_OUTBOX_LIMITS,
     private warn: (m: string) => void = () => {},
+    private keeper?: ResultKeeper,
   ) {
     if (!dir) return;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -120,9 +127,25 @@ export class Outbox {
     }
   }
 
-  private remove(s: Stored): void {
+  private remove(s: Stored, delivered = false): void {
     this.bytes -= s.bytes;
-    if (this.dir) rmSync(this.file(s), { force: true });
+    if (!this.dir) return;
+    // A delivered result is moved, not written again: the run record keeps it for a start sent again.
+    const kept =
+      delivered && s.entry.kind === "result" && s.entry.run ? this.keeper?.resultFile(s.entry.run) : undefined;
+    if (kept) {
+      try {
+        renameSync(this.file(s), kept);
+        this.keeper!.resultKept(s.entry.run!);
+        return;
+      } catch {}
+    }
+    rmSync(this.file(s), { force: true });
+  }
+
+  /** Whether the result of this run still waits here. */
+  hasResult(run: string): boolean {
+    return this.queue.some((s) => s.entry.kind === "result" && s.entry.run === run);
   }
 
   /**
@@ -142,7 +165,7 @@ export class Outbox {
           const at = this.queue.indexOf(s); // a bound() while it was in flight may have dropped it already
           if (r.status === "fulfilled" && at >= 0) {
             this.queue.splice(at, 1);
-            this.remove(s);
+            this.remove(s, true);
           }
         }
         const failed = sent.find((r) => r.status === "rejected");

@@ -16,6 +16,7 @@ import type { ExecResult } from "./runtime/execute.ts";
 import { HostRuntime } from "./runtime/host.ts";
 import { ModuleCache } from "./runtime/modules.ts";
 import { type Running, type RunSpec, WorkerPool } from "./runtime/pool.ts";
+import { startSeenBefore } from "./start-again.ts";
 import { monitorTask } from "./task-metrics.ts";
 
 const log = tag("proplet");
@@ -105,6 +106,9 @@ export class TaskRuns {
       log.warn(`task ${msg.id}: already running here, duplicate start ignored`);
       return;
     }
+    if (startSeenBefore(msg, this.link, this.id)) return;
+    // Recorded (on disk) before anything of it runs: a crash after this cannot make the run look never received.
+    if (msg.run_id) this.link.record.received(msg.run_id, msg.id);
     const entry: RunHere = { task: msg.id, run: msg.run_id ?? "", running: "preparing" };
     this.running.set(key, entry);
     let deployed: (() => void) | undefined;
@@ -303,5 +307,6 @@ export class TaskRuns {
 
   close(): void {
     this.pool.close();
+    this.link.record.close();
   }
 }

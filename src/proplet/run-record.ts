@@ -1,0 +1,185 @@
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
+import { join } from "node:path";
+
+// What this proplet received and finished recently, by run id (docs/ARCHITECTURE.md, "Exactly once, and what it
+// means here"). A manager that meets a run its proplet no longer lists (a takeover, a restart, a heartbeat that
+// omits it) sends its start again, same run id: the record answers it. Never received: it runs. Running: nothing.
+// Finished: its result again (the outbox's file, kept once delivered), not a second execution. Received and never
+// finished (this proplet was killed mid-run): a failed result, not a second execution.
+//
+// On disk in the state dir: one small line appended when a start is received (before the guest starts, so a crash
+// after it cannot make the proplet say "never received" for a run that ran) and one when it finishes; rewritten
+// with only the newest runs when the log doubles. The write survives a kill of the process; like the outbox, it is
+// not synced to the device, so a power cut in the kernel's writeback window may lose the newest lines.
+
+export interface RecordedRun {
+  task: string;
+  /** Finished here (its result was queued to the outbox); false: received, and not (yet) finished. */
+  finished: boolean;
+  /** When it was received, ms since the epoch (this proplet's clock). */
+  at: number;
+}
+
+export interface RunRecordLimits {
+  /** Runs remembered. */
+  maxRuns: number;
+  /** Delivered results kept for a start sent again (each is the outbox's file, moved). */
+  maxResults: number;
+}
+
+const DEFAULT_LIMITS: RunRecordLimits = { maxRuns: 2000, maxResults: 200 };
+
+/** A run id safe as a file name (the manager's are UUIDs); others are recorded but their result is not kept. */
+const SAFE_RUN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export class RunRecord {
+  private runs = new Map<string, RecordedRun>();
+  /** Run ids whose delivered result is kept, oldest first. */
+  private kept: string[] = [];
+  private fd?: number;
+  private lines = 0;
+  /**
+   * Since when (ms, this proplet's clock) the record has every run this proplet received: when it was made, or the
+   * receipt of the newest run it forgot. A run sent before then may have come and gone: it cannot say "never".
+   */
+  since = Date.now();
+
+  constructor(
+    private dir: string | undefined,
+    private limits: RunRecordLimits = DEFAULT_LIMITS,
+    private warn: (m: string) => void = () => {},
+  ) {
+    if (!dir) return;
+    mkdirSync(join(dir, "results"), { recursive: true, mode: 0o700 });
+    const log = join(dir, "runs.log");
+    if (existsSync(log)) {
+      for (const line of readFileSync(log, "utf8").split("\n")) {
+        const [kind, run, task, at] = line.split("\t");
+        if (kind === "S" && Number(run)) this.since = Number(run);
+        if (!run) continue;
+        if (kind === "R" && task && at) this.runs.set(run, { task, finished: false, at: Number(at) || 0 });
+        else if (kind === "F") {
+          const r = this.runs.get(run);
+          if (r) r.finished = true;
+        }
+      }
+    }
+    for (const f of readdirSync(join(dir, "results")).sort()) {
+      const run = f.endsWith(".json") ? f.slice(0, -5) : "";
+      if (this.runs.has(run)) this.kept.push(run);
+      else rmSync(join(dir, "results", f), { force: true });
+    }
+    this.compact();
+  }
+
+  /** Whether the record survives a restart of this proplet (a manager may then trust its "never received"). */
+  get durable(): boolean {
+    return this.dir !== undefined;
+  }
+
+  /** Whether a run sent at `sentAt` (the manager's clock, allowed `skewMs` off) would be here had it come. */
+  covers(sentAt: number, skewMs: number): boolean {
+    return this.durable && sentAt - skewMs > this.since;
+  }
+
+  get(run: string): RecordedRun | undefined {
+    return this.runs.get(run);
+  }
+
+  /** A start was received: recorded (on disk) before anything of it runs. */
+  received(run: string, task: string): void {
+    this.runs.set(run, { task, finished: false, at: Date.now() });
+    this.append(`R\t${run}\t${task.replaceAll(/[\t\n]/g, " ")}\t${Date.now()}\n`);
+    this.bound();
+  }
+
+  /** The run finished here: its result is in the outbox (or was published). */
+  finished(run: string): void {
+    const r = this.runs.get(run);
+    if (!r || r.finished) return;
+    r.finished = true;
+    this.append(`F\t${run}\n`);
+  }
+
+  /** Where the outbox moves a delivered result so a start sent again gets it; undefined: not kept. */
+  resultFile(run: string): string | undefined {
+    if (!this.dir || !SAFE_RUN.test(run) || !this.runs.has(run)) return undefined;
+    return join(this.dir, "results", `${run}.json`);
+  }
+
+  /** The outbox moved a delivered result to `resultFile(run)`: the oldest kept ones beyond the limit go. */
+  resultKept(run: string): void {
+    if (!this.kept.includes(run)) this.kept.push(run);
+    while (this.kept.length > this.limits.maxResults) this.dropResult(this.kept.shift()!);
+  }
+
+  /** A delivered result kept for this run (the payload as it was published), if any. */
+  keptResult(run: string): string | undefined {
+    const f = this.kept.includes(run) ? this.resultFile(run) : undefined;
+    try {
+      return f ? JSON.parse(readFileSync(f, "utf8")).payload : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private dropResult(run: string): void {
+    if (this.dir && SAFE_RUN.test(run)) rmSync(join(this.dir, "results", `${run}.json`), { force: true });
+  }
+
+  private append(line: string): void {
+    if (!this.dir) return;
+    try {
+      this.fd ??= openSync(join(this.dir, "runs.log"), "a", 0o600);
+      writeSync(this.fd, line);
+      this.lines++;
+    } catch (e) {
+      this.warn(`run record: could not write ${join(this.dir, "runs.log")}: ${e instanceof Error ? e.message : e}`);
+    }
+    if (this.lines > 2 * this.limits.maxRuns) this.compact();
+  }
+
+  /** Over the limit: the oldest runs are forgotten (and their kept results removed). */
+  private bound(): void {
+    while (this.runs.size > this.limits.maxRuns) {
+      const oldest = this.runs.keys().next().value!;
+      this.since = Math.max(this.since, this.runs.get(oldest)!.at);
+      this.runs.delete(oldest);
+      const i = this.kept.indexOf(oldest);
+      if (i >= 0) {
+        this.kept.splice(i, 1);
+        this.dropResult(oldest);
+      }
+    }
+  }
+
+  /** Rewrites the log with the runs remembered now: two lines at most per run. */
+  private compact(): void {
+    if (!this.dir) return;
+    this.bound();
+    const path = join(this.dir, "runs.log");
+    let text = `S\t${this.since}\n`;
+    for (const [run, r] of this.runs) text += `R\t${run}\t${r.task}\t${r.at}\n${r.finished ? `F\t${run}\n` : ""}`;
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+    writeFileSync(`${path}.tmp`, text, { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
+    this.lines = text.split("\n").length - 1;
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
