@@ -49,6 +49,7 @@ export class RunRecord {
   private kept: string[] = [];
   private fd?: number;
   private lines = 0;
+  private compactAt = 64;
   /**
    * Since when (ms, this proplet's clock) the record has every run this proplet received: when it was made, or the
    * receipt of the newest run it forgot. A run sent before then may have come and gone: it cannot say "never".
@@ -147,7 +148,7 @@ export class RunRecord {
     } catch (e) {
       this.warn(`run record: could not write ${join(this.dir, "runs.log")}: ${e instanceof Error ? e.message : e}`);
     }
-    if (this.lines > 2 * this.limits.maxRuns) this.compact();
+    if (this.lines > this.compactAt) this.compact();
   }
 
   /** Over the limit: the oldest runs are forgotten (and their kept results removed). */
@@ -176,6 +177,8 @@ export class RunRecord {
     writeFileSync(`${path}.tmp`, text, { mode: 0o600 });
     renameSync(`${path}.tmp`, path);
     this.lines = text.split("\n").length - 1;
+    // Rewritten again once the log has doubled: the rewrites cost at most as many bytes as the appends.
+    this.compactAt = Math.max(2 * this.lines, 64);
   }
 
   close(): void {

@@ -32,7 +32,7 @@ export function startSeenBefore(msg: StartMsg, link: PropletLink, propletId: str
     // A start sent again for a run this record does not know: new only if the record would have it had it come
     // (a state dir wiped, or runs forgotten since, cannot say "never received").
     const sentAt = msg.sent_again ? Date.parse(msg.sent_again) : Number.NaN;
-    if (!msg.sent_again || link.record.covers(sentAt, CLOCK_SKEW_MS)) return false;
+    if (!msg.sent_again || msg.latent || link.record.covers(sentAt, CLOCK_SKEW_MS)) return false;
     log.warn(`start sent again for a run this proplet cannot account for: ${CANNOT_TELL}`, about);
     link.record.received(run, msg.id);
     void link.publishResult({ task_id: msg.id, proplet_id: propletId, run_id: run, results: "", error: CANNOT_TELL });
@@ -45,6 +45,8 @@ export function startSeenBefore(msg: StartMsg, link: PropletLink, propletId: str
   }
   const result = (error: string) =>
     void link.publishResult({ task_id: msg.id, proplet_id: propletId, run_id: run, results: "", error });
+  // A latent task's deployment runs nothing until invoked (each invocation answered on its own): deployed again.
+  if (!seen.finished && msg.latent) return false;
   if (!seen.finished) {
     log.warn(`start sent again for a run this proplet received and never finished: ${CRASHED_MID_RUN}`, about);
     link.record.finished(run);

@@ -15,7 +15,8 @@ import {
 
 // Results for runs the manager does not know (issue 26: every execution leaves a run) attacked by a proplet with
 // a real identity on a real socket: invented run ids in bulk, a run of another proplet, an oversized run id. A
-// run of its own per unknown id is kept, at most 100 per task; another proplet's run is never touched.
+// run of its own per unknown id is kept, at most 100 per task; another proplet's run is never touched; a proplet
+// that claims a run record and never answers a start sent again holds its run for the grace only.
 
 const T = "m/default/c/default";
 let s: Serve;
@@ -48,7 +49,7 @@ afterAll(async () => {
 const result = (body: Record<string, unknown>) =>
   attacker.publishAsync(`${T}/control/proplet/results`, JSON.stringify(body), { qos: 1 });
 
-describe("results for unknown runs", () => {
+describe("results for unknown runs, and a run record that never answers", () => {
   test("invented run ids in bulk add at most 100 runs to a task; serve stays healthy", async () => {
     const c = await http(`${s.url}/tasks`, "POST", { name: "add", file: b64("add"), inputs: [1, 2] });
     for (let i = 0; i < 300; i++)
@@ -98,4 +99,40 @@ describe("results for unknown runs", () => {
     ]);
     expect((await http(`${s.url}/health`)).status).toBe(200);
   }, 30_000);
+
+  test("a proplet that claims a run record and never answers cannot keep a run Running: settled after the grace", async () => {
+    const login = await identity(s.url, "proplet", "mute");
+    const mute = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "mute", ...login });
+    const starts: { id: string; run_id?: string; sent_again?: string }[] = [];
+    mute.on("message", (_t, p) => starts.push(JSON.parse(p.toString())));
+    await mute.subscribeAsync(`${T}/control/manager/start`, { qos: 1 });
+    const say = (topic: string, body: Record<string, unknown>) =>
+      mute.publishAsync(`${T}/control/proplet/${topic}`, JSON.stringify({ proplet_id: "mute", ...body }), { qos: 1 });
+    await say("create", { metadata: { run_ids: true, run_record: true } });
+    const beat = setInterval(() => void say("alive", { status: "alive", tasks: [], runs: [] }), 500);
+    try {
+      await until("the mute proplet to be alive", async () => (await http(`${s.url}/proplets/mute`)).body?.alive);
+      const c = await http(`${s.url}/tasks`, "POST", { name: "add", file: b64("add"), proplet_id: "mute" });
+      await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
+      const t = await until(
+        "the run to be settled",
+        async () => {
+          const t = (await http(`${s.url}/tasks/${c.body.id}`)).body;
+          return t.state >= 3 && t;
+        },
+        25_000,
+      );
+      expect(t.state).toBe(4);
+      expect(t.error).toContain("no longer running the task");
+      // Asked once: its start again, same run id, with when it was started.
+      const mine = starts.filter((m) => m.id === c.body.id);
+      expect(mine.length).toBe(2);
+      expect(mine[1]!.run_id).toBe(mine[0]!.run_id!);
+      expect(typeof mine[1]!.sent_again).toBe("string");
+      expect((await http(`${s.url}/health`)).status).toBe(200);
+    } finally {
+      clearInterval(beat);
+      mute.end(true);
+    }
+  }, 40_000);
 });
