@@ -10,6 +10,8 @@ export class AppError extends Error {
   constructor(
     readonly kind: ErrorKind,
     message: string,
+    /** Nothing was done: a client may send the same request again (REST: 503 with Retry-After). */
+    readonly notActed = false,
   ) {
     super(message);
   }
@@ -20,6 +22,8 @@ export const forbidden = (msg: string) => new AppError("forbidden", msg);
 export const notFound = (msg: string) => new AppError("not_found", msg);
 export const conflict = (msg: string) => new AppError("conflict", msg);
 export const unavailable = (msg: string) => new AppError("unavailable", msg);
+/** Refused before anything was done because the process is stopping: to be tried again (its successor takes it). */
+export const stopping = (msg: string) => new AppError("unavailable", msg, true);
 
 /** One line naming the field of the first problem: `inputs.2: expected string or number`. */
 export function describeZodError(err: ZodError): string {

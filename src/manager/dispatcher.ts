@@ -1,4 +1,4 @@
-import { conflict, invalid, notFound } from "../core/errors.ts";
+import { conflict, invalid, notFound, stopping } from "../core/errors.ts";
 import { parentResults, type ResultMsg, startMessage } from "../core/messages.ts";
 import type { Proplet } from "../core/proplet.ts";
 import type { SchedulerName } from "../core/scheduler.ts";
@@ -131,7 +131,8 @@ export class Dispatcher {
   }
 
   async start(id: string): Promise<StartResult> {
-    if (this.shuttingDown) throw conflict("the manager is shutting down");
+    // 503, not 409: the start was not done, and the manager that comes next (a stand-by, a restart) will do it.
+    if (this.shuttingDown) throw stopping("the manager is shutting down: try again");
     const task = this.mustGet(id);
     if (task.state === TaskState.Running || task.state === TaskState.Scheduled)
       throw conflict(`task ${id} is already ${stateName(task.state)}`);

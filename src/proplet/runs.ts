@@ -148,12 +148,14 @@ export class TaskRuns {
       const bytes = await loadModule(msg, this.cfg, this.chunks);
       if (typeof bytes === "string") return await fail(bytes);
       if (this.stopRequested.delete(key)) return await fail("task stopped");
-      // The guest may know which task and run it is (a ledger of executions kept outside the manager counts them).
+      // The guest may know which task, run and attempt it is (a ledger of executions kept outside the manager counts
+      // them: scripts/chaos, test/e2e/exactly-once.test.ts); after the task's env, so a task cannot forge them.
       const env: Record<string, string> = {
         PROPLET_ID: this.id,
         ...msg.env,
         PROPELLER_TASK_ID: msg.id,
         ...(msg.run_id ? { PROPELLER_RUN_ID: msg.run_id } : {}),
+        PROPELLER_ATTEMPT: String(msg.attempt ?? 1),
       };
       if (isFlTask(env)) {
         const prep = await prepareFl(env, this.flContext());

@@ -120,7 +120,14 @@ export function createApp(
   });
 
   app.onError((err, c) => {
-    if (err instanceof AppError) return c.json({ error: err.message }, STATUS_OF[err.kind]);
+    if (err instanceof AppError) {
+      // As a stand-by in a hand-over answers (cli/standby.ts): the CLI and clients retry, even a POST.
+      if (err.notActed) {
+        c.header("Retry-After", "2");
+        c.header("propeller-not-acted", "true");
+      }
+      return c.json({ error: err.message }, STATUS_OF[err.kind]);
+    }
     log.error(`${c.req.method} ${c.req.path}: ${err instanceof Error ? err.stack : err}`);
     return c.json({ error: err instanceof Error ? err.message : String(err) }, 500);
   });

@@ -46,6 +46,20 @@ describe("REST app", () => {
     expect((await call("GET", "/health")).body).toMatchObject({ status: "pass", instance_id: "i-1" });
   });
 
+  test("a start while the manager shuts down is a 503 to retry, not a 409 (the fault harness met it)", async () => {
+    setup();
+    h.proplet("p1");
+    const id = (await call("POST", "/tasks", { name: "add", inputs: [1, 2], file: b64("add") })).body.id;
+    await h.m.shutdown();
+    const res = await app.request(`/tasks/${id}/start`, { method: "POST" });
+    expect(res.status).toBe(503);
+    expect([res.headers.get("retry-after"), res.headers.get("propeller-not-acted")]).toEqual(["2", "true"]);
+    expect(((await res.json()) as { error: string }).error).toBe("the manager is shutting down: try again");
+    // Other errors say nothing of retrying.
+    const missing = await app.request("/tasks/nope/start", { method: "POST" });
+    expect([missing.status, missing.headers.get("propeller-not-acted")]).toEqual([404, null]);
+  });
+
   test("bad input: the field is named, with 400", async () => {
     setup();
     const cases: [unknown, string][] = [

@@ -282,7 +282,7 @@ describe("dispatcher", () => {
     await h.m.shutdown();
     expect(state(id)).toBe(TaskState.Interrupted);
     expect(h.bus.stops).toEqual([{ id, broadcast: false, proplet_id: "p1" }]);
-    expect(await kindOf(h.m.tasks.start(id))).toBe("conflict");
+    expect(await kindOf(h.m.tasks.start(id))).toBe("unavailable");
     const opts = { livelinessThresholdMs: 30_000, scheduler: "round-robin" as const };
     const next = new Manager(h.store, h.bus, new Identities(h.store), opts);
     next.recover();
