@@ -115,8 +115,8 @@ __attribute__((constructor)) static void pwn(void) {
     expect(t.results).not.toContain(keys["sb-host"]!);
     // Of the proplet's variables only PROPLET_ID, which the proplet gives every task.
     expect(t.results.match(/^PROPLET_\w*/gm)).toEqual(["PROPLET_ID"]);
-    // Of Propeller's own only the task's and run's ids, which every guest is given (docs/ARCHITECTURE.md, "Exactly once").
-    expect(t.results.match(/^PROPELLER_\w*/gm)).toEqual(["PROPELLER_TASK_ID", "PROPELLER_RUN_ID"]);
+    // Of Propeller's own only the task's and run's ids and the attempt, which every guest is given (see README).
+    expect(t.results.match(/^PROPELLER_\w*/gm)).toEqual(["PROPELLER_TASK_ID", "PROPELLER_RUN_ID", "PROPELLER_ATTEMPT"]);
     expect(t.results).not.toMatch(/^(HOME|USER|BUN_INSPECT\w*)=/m);
   });
 
