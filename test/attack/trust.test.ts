@@ -63,6 +63,8 @@ afterAll(async () => {
   await attacker?.endAsync();
   await s?.kill("SIGKILL");
   registry?.proc.kill("SIGKILL");
+  // gpg left its agent running for this home.
+  Bun.spawnSync(["gpgconf", "--kill", "gpg-agent"], { env: { ...process.env, GNUPGHOME: join(dir, "gnupg") } });
 });
 
 describe("trust policy attacks", () => {

@@ -102,6 +102,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await s?.kill("SIGKILL");
   registry?.proc.kill("SIGKILL");
+  Bun.spawnSync(["gpgconf", "--kill", "gpg-agent"], { env: { ...process.env, GNUPGHOME } }); // gpg left it running
 });
 
 describe("skopeo signs, propeller runs", () => {

@@ -37,4 +37,5 @@ test("the newest reload begun is the policy in force, whichever load finishes la
   const second = trust.reload(strict, none);
   expect(await Promise.all([first, second])).toEqual([false, true]);
   expect((await trust.inline(fixture("add"))).allowed).toBe(false);
+  Bun.spawnSync(["gpgconf", "--kill", "gpg-agent"], { env }); // gpg left its agent running for this home
 });
