@@ -3,6 +3,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import mqtt from "mqtt";
 import { cpuTicks, statFields } from "../src/core/procstat.ts";
 
 // Test set-up: real `propeller` processes on free loopback ports, real SQLite files in temp dirs.
@@ -220,6 +221,18 @@ export async function identity(url: string, kind: "proplet" | "proxy" | "manager
   const r = await http<{ id: string; api_key: string }>(`${url}/entities`, "POST", { kind, id });
   if (r.status !== 201) throw new Error(`creating ${kind} ${id} failed: ${r.status} ${JSON.stringify(r.body)}`);
   return { username: r.body.id, password: r.body.api_key };
+}
+
+/**
+ * A raw MQTT peer on serve's broker with an identity of its own (`kind`, `id`), as a hostile or hand-written
+ * proplet or manager is: the client id is the identity, and it does not reconnect.
+ */
+export async function peer(s: { url: string; mqttPort: number }, kind: "proplet" | "proxy" | "manager", id: string) {
+  return mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, {
+    clientId: id,
+    ...(await identity(s.url, kind, id)),
+    reconnectPeriod: 0,
+  });
 }
 
 /** The environment a proplet process needs to log in as `id`. */

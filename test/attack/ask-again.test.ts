@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import mqtt from "mqtt";
-import { b64, http, identity, type Serve, startServe, until } from "../helpers.ts";
+import type mqtt from "mqtt";
+import { b64, http, peer, type Serve, startServe, until } from "../helpers.ts";
 
 // The manager asks a proplet with a run record about a run it no longer lists (its start sent again, same run id)
 // and settles the run when no answer comes within the 10 s grace. Another proplet, knowing the run id, sends
@@ -21,11 +21,7 @@ afterAll(async () => {
 });
 
 async function connect(id: string) {
-  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, {
-    clientId: id,
-    ...(await identity(s.url, "proplet", id)),
-    reconnectPeriod: 0,
-  });
+  const c = await peer(s, "proplet", id);
   clients.push(c);
   return c;
 }

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import mqtt from "mqtt";
+import type mqtt from "mqtt";
 import {
   b64,
   http,
-  identity,
   type Proc,
+  peer,
   propletEnv,
   type Serve,
   spawnPropeller,
@@ -37,11 +37,7 @@ beforeAll(async () => {
     PROPLET_LIVELINESS_INTERVAL: "1",
   });
   // A second manager of the site (its clock 5 minutes ahead), as a real MQTT peer with a manager's identity.
-  manager = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, {
-    clientId: "skewed",
-    ...(await identity(s.url, "manager", "skewed")),
-    reconnectPeriod: 0,
-  });
+  manager = await peer(s, "manager", "skewed");
   manager.on("message", (_t, p) => results.push(JSON.parse(p.toString())));
   await manager.subscribeAsync(`${T}/control/proplet/results`, { qos: 1 });
   await until("the proplet to be alive", async () => (await http(`${s.url}/proplets/wiped`)).body?.alive, 15_000);

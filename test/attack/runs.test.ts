@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import mqtt from "mqtt";
+import type mqtt from "mqtt";
 import {
   b64,
   http,
-  identity,
   type Proc,
+  peer,
   propletEnv,
   type Serve,
   spawnPropeller,
@@ -31,12 +31,7 @@ beforeAll(async () => {
     PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
     PROPLET_DIRS: ledger,
   });
-  const login = await identity(s.url, "proplet", "attacker");
-  attacker = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, {
-    clientId: "attacker",
-    ...login,
-    reconnectPeriod: 0,
-  });
+  attacker = await peer(s, "proplet", "attacker");
   await until("the victim to be alive", async () => (await http(`${s.url}/proplets/victim`)).body?.alive);
 }, 30_000);
 
@@ -101,8 +96,7 @@ describe("results for unknown runs, and a run record that never answers", () => 
   }, 30_000);
 
   test("a proplet that claims a run record and never answers cannot keep a run Running: settled after the grace", async () => {
-    const login = await identity(s.url, "proplet", "mute");
-    const mute = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "mute", ...login });
+    const mute = await peer(s, "proplet", "mute");
     const starts: { id: string; run_id?: string; sent_again?: string }[] = [];
     mute.on("message", (_t, p) => starts.push(JSON.parse(p.toString())));
     await mute.subscribeAsync(`${T}/control/manager/start`, { qos: 1 });

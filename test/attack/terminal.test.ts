@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import mqtt from "mqtt";
-import { b64, cli, http, identity, type Serve, startServe, tokenOf, until } from "../helpers.ts";
+import type mqtt from "mqtt";
+import { b64, cli, http, peer, type Serve, startServe, tokenOf, until } from "../helpers.ts";
 
 // What a hostile proplet writes reaches an admin's terminal through the CLI: a result for an invented run id is
 // kept as a run (every execution is recorded), its results and error the proplet's own, and a proplet names
@@ -16,11 +16,7 @@ let attacker: mqtt.MqttClient;
 
 beforeAll(async () => {
   s = await startServe({ extra: ["--no-local-proplet"] });
-  attacker = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, {
-    clientId: "painter",
-    ...(await identity(s.url, "proplet", "painter")),
-    reconnectPeriod: 0,
-  });
+  attacker = await peer(s, "proplet", "painter");
 }, 30_000);
 
 afterAll(async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import mqtt from "mqtt";
-import { b64, http, identity, type Serve, startServe, until } from "../helpers.ts";
+import type mqtt from "mqtt";
+import { b64, http, peer, type Serve, startServe, until } from "../helpers.ts";
 
 // Results for run ids the manager never started (issue 26: every execution leaves a run) from a proplet with a
 // real identity on a real socket, aimed at the manager's disk: each kept run is bounded in bytes (a result of
@@ -12,12 +12,7 @@ let attacker: mqtt.MqttClient;
 
 beforeAll(async () => {
   s = await startServe({ extra: ["--no-local-proplet"] });
-  const login = await identity(s.url, "proplet", "filler");
-  attacker = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, {
-    clientId: "filler",
-    ...login,
-    reconnectPeriod: 0,
-  });
+  attacker = await peer(s, "proplet", "filler");
 }, 30_000);
 
 afterAll(async () => {
