@@ -9,12 +9,12 @@
 //
 //   bun scripts/bench/burst.ts [--tasks 50000] [--concurrency 32] [--settle-s 5] [--bin dist/propeller]
 import { Database } from "bun:sqlite";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { MODULES } from "../../src/examples/modules.ts";
-import { adminToken, freePort, mqttLogin, rssMib, serveArgs, waitForHealth } from "./lib.ts";
+import { adminToken, duMib, freePort, mqttLogin, rssMib, serveArgs, waitForHealth } from "./lib.ts";
 import { loadClient } from "./load.ts";
 
 const { values: opt } = parseArgs({
@@ -44,14 +44,6 @@ const task = (i: number) => ({ name: "add", file: MODULES.add.wasm, inputs: [i, 
 
 const db = new Database(join(dataDir, "propeller.db"), { readonly: true });
 const completed = () => db.query<{ n: number }, []>("SELECT count(*) AS n FROM tasks WHERE state = 3").all()[0]!.n;
-function duMib(dir: string): number {
-  let total = 0;
-  for (const f of readdirSync(dir, { recursive: true }) as string[]) {
-    const st = statSync(join(dir, f));
-    if (st.isFile()) total += st.blocks * 512;
-  }
-  return total / 2 ** 20;
-}
 const mib = (n: number) => +n.toFixed(1);
 
 await Bun.sleep(Number(opt["settle-s"]) * 1000);

@@ -26,6 +26,7 @@ import {
   adminToken,
   authHeaders,
   cpuSeconds,
+  duMib,
   freePort,
   mainThreadCpuSeconds,
   mqttLogin,
@@ -132,16 +133,6 @@ async function startAndWaitStored(id: string): Promise<void> {
 }
 
 const task = (i: number) => ({ name: "add", file, inputs: [i, 1] });
-
-/** Bytes on disk under a directory (the database, its WAL and anything beside them). */
-function duMib(dir: string): number {
-  let total = 0;
-  for (const f of readdirSync(dir, { recursive: true }) as string[]) {
-    const st = statSync(join(dir, f));
-    if (st.isFile()) total += st.blocks * 512;
-  }
-  return total / 2 ** 20;
-}
 
 say("warm-up…");
 for (let i = 0; i < 200; i++) await startAndWaitStored((await post("/tasks", task(i))).id);

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { cpuTicks, statFields } from "../../src/core/procstat.ts";
 
@@ -97,3 +97,13 @@ export function rssMib(pid: number): number {
 }
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** MiB on disk under a directory (the database, its WAL and anything beside them). */
+export function duMib(dir: string): number {
+  let total = 0;
+  for (const f of readdirSync(dir, { recursive: true }) as string[]) {
+    const st = statSync(join(dir, f));
+    if (st.isFile()) total += st.blocks * 512;
+  }
+  return total / 2 ** 20;
+}

@@ -324,14 +324,8 @@ export class Dispatcher {
    * Settles the runs a proplet no longer has ("proplet lost"), retried where retries remain; with `keep` (the
    * tasks a heartbeat lists), only the others, and only once their start had time to arrive (lost-runs.ts).
    */
-  settleLost(
-    propletId: string,
-    reason: string,
-    keep?: Set<string>,
-    connected = true,
-    runs?: { runs: Set<string>; wholeTasks: Set<string> },
-  ): void {
-    this.lost.settle(propletId, reason, keep, connected, runs);
+  settleLost(...args: Parameters<LostRuns["settle"]>): void {
+    this.lost.settle(...args);
   }
 
   /** Graceful shutdown: running tasks are stopped and marked Interrupted, as upstream. */

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import mqtt from "mqtt";
 import mqttPacket from "mqtt-packet";
+import { mulberry32 } from "../../scripts/chaos/prng.ts";
 import { identity, type Serve, startServe } from "../helpers.ts";
 
 // A bounded fuzz of the embedded broker: a few thousand random and mutated MQTT packets from a seeded PRNG, before
@@ -23,22 +24,10 @@ const T = "m/default/c/default/control";
 const SEED = Number(process.env.FUZZ_SEED ?? 25);
 const SECONDS = 20;
 
-/** mulberry32: small, seeded, good enough to pick mutations. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
 
 test(`fuzzed MQTT packets before and after CONNECT leave serve up, healthy and bounded (seed ${SEED})`, async () => {
-  const rnd = prng(SEED);
+  const rnd = mulberry32(SEED);
   const int = (n: number) => Math.floor(rnd() * n);
   const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => int(256)));
   const connectPacket = (good: boolean) =>

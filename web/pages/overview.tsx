@@ -1,4 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
+import type { RateSample } from "../../src/core/rates.ts";
 import { ago, api } from "../api.ts";
 import { ChartTable } from "../chart.tsx";
 import { type LiveEvent, onRecent, recentEvents, seedRecent } from "../live.ts";
@@ -9,16 +10,6 @@ interface Stats {
   tasks: Record<string, number>;
   queue_depth: number;
   experiments: number;
-}
-
-interface RateSample {
-  at: string;
-  started_per_s: number;
-  completed_per_s: number;
-  failed_per_s: number;
-  mqtt_messages_per_s: number;
-  queue_depth: number;
-  clients: number | null;
 }
 
 /** Names for the ids an event carries: proplets from the registry, tasks from the task events seen. */
