@@ -1,4 +1,5 @@
-import { deflateSync, gzipSync } from "node:zlib";
+import { promisify } from "node:util";
+import { deflate, deflateSync, gzip, gzipSync } from "node:zlib";
 import type { MiddlewareHandler } from "hono";
 
 // JSON answers compressed as the client accepts (gzip, else deflate), when they are worth it. hono/compress skips
@@ -9,6 +10,13 @@ import type { MiddlewareHandler } from "hono";
 // in one call when it is at least THRESHOLD bytes.
 
 const THRESHOLD = 1024;
+/**
+ * Past this, compressed off the event loop: a task's whole results may be megabytes, and gzipSync of 12.8 MB held
+ * serve's loop for ~250 ms here (heartbeats, other requests waiting); zlib's own thread lets the loop run on.
+ */
+const SYNC_MAX = 64 * 1024;
+const gzipAsync = promisify(gzip);
+const deflateAsync = promisify(deflate);
 const NO_TRANSFORM = /(?:^|,)\s*no-transform\s*(?:,|$)/i;
 
 type Encoding = "gzip" | "deflate" | undefined;
@@ -66,7 +74,12 @@ export function compressJson(): MiddlewareHandler {
       c.res = new Response(body, res);
       return;
     }
-    const packed = encoding === "gzip" ? gzipSync(body) : deflateSync(body);
+    const packed =
+      body.byteLength <= SYNC_MAX
+        ? encoding === "gzip"
+          ? gzipSync(body)
+          : deflateSync(body)
+        : await (encoding === "gzip" ? gzipAsync(body) : deflateAsync(body));
     const headers = new Headers(res.headers);
     headers.delete("content-length");
     headers.set("content-encoding", encoding);

@@ -12,6 +12,8 @@ function app(): Hono {
   a.get("/small", (c) => c.json({ id: "x" }));
   a.get("/large", (c) => c.json({ items: Array.from({ length: 200 }, (_, i) => ({ id: `task-${i}`, state: 3 })) }));
   a.get("/text", (c) => c.text("y".repeat(5000)));
+  // Past 64 KiB: compressed on zlib's thread, not the event loop's.
+  a.get("/huge", (c) => c.json({ results: Array.from({ length: 20_000 }, (_, i) => `line ${i}`).join("\n") }));
   a.get("/keep", (c) => c.json({ big: "z".repeat(5000) }, 200, { "cache-control": "no-transform" }));
   return a;
 }
@@ -33,6 +35,17 @@ describe("compressJson", () => {
     const bytes = new Uint8Array(await res.arrayBuffer());
     expect(bytes.byteLength).toBeLessThan(plain.length / 3);
     expect(gunzipSync(bytes).toString()).toBe(plain);
+  });
+
+  test("a huge one (compressed off the event loop) reads back the same, gzip and deflate", async () => {
+    const plain = await (await get("/huge")).text();
+    expect(plain.length).toBeGreaterThan(64 * 1024);
+    const gz = await get("/huge", "gzip");
+    expect(gz.headers.get("content-encoding")).toBe("gzip");
+    expect(gunzipSync(new Uint8Array(await gz.arrayBuffer())).toString()).toBe(plain);
+    const df = await get("/huge", "deflate");
+    expect(df.headers.get("content-encoding")).toBe("deflate");
+    expect(inflateSync(new Uint8Array(await df.arrayBuffer())).toString()).toBe(plain);
   });
 
   test("deflate when only deflate is accepted; nothing when none is", async () => {
