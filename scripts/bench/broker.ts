@@ -7,11 +7,11 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import mqtt from "mqtt";
+import { scriptArgs } from "../args.ts";
 import { freePort } from "./lib.ts";
 
-const { values } = parseArgs({
+const { values } = scriptArgs(import.meta.path, {
   options: {
     seconds: { type: "string", default: "5" },
     "embedded-on": { type: "string" },

@@ -12,12 +12,12 @@ import { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { MODULES } from "../../src/examples/modules.ts";
+import { scriptArgs } from "../args.ts";
 import { adminToken, duMib, freePort, mqttLogin, rssMib, serveArgs, waitForHealth } from "./lib.ts";
 import { loadClient } from "./load.ts";
 
-const { values: opt } = parseArgs({
+const { values: opt } = scriptArgs(import.meta.path, {
   options: {
     tasks: { type: "string", default: "50000" },
     concurrency: { type: "string", default: "32" },

@@ -9,15 +9,15 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { TaskCreate } from "../../src/core/task.ts";
 import { MODULES } from "../../src/examples/modules.ts";
 import { setLogLevel } from "../../src/log.ts";
 import { Identities } from "../../src/manager/identities.ts";
 import { Manager } from "../../src/manager/manager.ts";
 import { openSqlite } from "../../src/storage/sqlite/index.ts";
+import { scriptArgs } from "../args.ts";
 
-const { values: opt } = parseArgs({
+const { values: opt } = scriptArgs(import.meta.path, {
   options: { schedules: { type: "string", default: "10000" }, seconds: { type: "string", default: "65" } },
 });
 const N = Number(opt.schedules);

@@ -19,8 +19,8 @@ import { Database } from "bun:sqlite";
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { MODULES } from "../../src/examples/modules.ts";
+import { scriptArgs } from "../args.ts";
 import { runFloor } from "./floor.ts";
 import {
   adminToken,
@@ -37,7 +37,7 @@ import {
 } from "./lib.ts";
 import { loadClient } from "./load.ts";
 
-const { values: opt } = parseArgs({
+const { values: opt } = scriptArgs(import.meta.path, {
   options: {
     samples: { type: "string", default: "1000" },
     tasks: { type: "string", default: "10000" },

@@ -7,12 +7,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { MODULES } from "../../src/examples/modules.ts";
 import { RegistryClient } from "../../src/proxy/registry.ts";
+import { scriptArgs } from "../args.ts";
 import { adminToken, authHeaders, freePort, mqttLogin, serveArgs } from "./lib.ts";
 
-const { values: opt } = parseArgs({
+const { values: opt } = scriptArgs(import.meta.path, {
   options: {
     mib: { type: "string", default: "10" },
     proplets: { type: "string", default: "4" },

@@ -2,10 +2,11 @@
 // mean, the median of 5 runs each. Prints one JSON line; `aggregate_ms` is FedAvg's (issue 13's goal: ≤ 200 ms
 // on this machine).
 //   bun scripts/bench/fedavg.ts [--updates 10] [--floats 1000000]
-import { parseArgs } from "node:util";
-import { aggregate, type Strategy, type WeightedUpdate } from "../../src/core/fl.ts";
 
-const { values } = parseArgs({
+import { aggregate, type Strategy, type WeightedUpdate } from "../../src/core/fl.ts";
+import { scriptArgs } from "../args.ts";
+
+const { values } = scriptArgs(import.meta.path, {
   options: { updates: { type: "string", default: "10" }, floats: { type: "string", default: "1000000" } },
 });
 const N = Number(values.updates);

@@ -13,11 +13,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import mqtt from "mqtt";
+import { scriptArgs } from "../args.ts";
 import { adminToken, authHeaders, cpuSeconds, freePort, mqttLogin, rssMib, serveArgs, waitForHealth } from "./lib.ts";
 
-const { values: opt } = parseArgs({
+const { values: opt } = scriptArgs(import.meta.path, {
   options: {
     proplets: { type: "string", default: "1000" },
     connections: { type: "string", default: "20" },

@@ -18,10 +18,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { Aedes, type AedesPublishPacket } from "aedes";
 import { Hono } from "hono";
 import { MODULES } from "../../src/examples/modules.ts";
+import { scriptArgs } from "../args.ts";
 import { cpuSeconds, freePort, waitForHealth } from "./lib.ts";
 import { loadClient } from "./load.ts";
 
@@ -147,7 +147,7 @@ export async function runFloor(
 }
 
 if (import.meta.main) {
-  const { values: opt } = parseArgs({
+  const { values: opt } = scriptArgs(import.meta.path, {
     options: {
       child: { type: "string" },
       tasks: { type: "string", default: "10000" },

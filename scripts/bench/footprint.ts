@@ -10,10 +10,10 @@
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { scriptArgs } from "../args.ts";
 import { adminToken, freePort, median, mqttLogin, rssMib, serveArgs } from "./lib.ts";
 
-const { values: opt } = parseArgs({
+const { values: opt } = scriptArgs(import.meta.path, {
   options: {
     idle: { type: "string", default: "30" },
     starts: { type: "string", default: "10" },

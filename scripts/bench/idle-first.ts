@@ -9,12 +9,12 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { MODULES } from "../../src/examples/modules.ts";
+import { scriptArgs } from "../args.ts";
 import { adminToken, freePort, median, mqttLogin, rssMib, serveArgs, waitForHealth } from "./lib.ts";
 import { loadClient } from "./load.ts";
 
-const { values: opt } = parseArgs({
+const { values: opt } = scriptArgs(import.meta.path, {
   options: {
     "idle-s": { type: "string", default: "15" },
     rounds: { type: "string", default: "5" },

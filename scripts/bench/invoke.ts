@@ -6,11 +6,11 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { example } from "../../src/cli/examples.ts";
+import { scriptArgs } from "../args.ts";
 import { adminToken, authHeaders, freePort, serveArgs, waitForHealth } from "./lib.ts";
 
-const { values } = parseArgs({
+const { values } = scriptArgs(import.meta.path, {
   options: { calls: { type: "string", default: "2000" }, "concurrent-calls": { type: "string", default: "5000" } },
 });
 const dataDir = mkdtempSync(join(tmpdir(), "propeller-invoke-"));

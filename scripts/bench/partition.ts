@@ -4,11 +4,12 @@
 // the link comes back; then every task must be Completed with its own result, each with one run. JSON last line:
 // {outage_s, tasks, completed, runs, duplicates, late, seconds_to_deliver, proplet_reconnected}.
 //   bun scripts/bench/partition.ts [--outage-s 600] [--tasks 100]
-import { parseArgs } from "node:util";
+
 import { b64, http, spawnProplet, startServe, until, untilAlive } from "../../test/helpers.ts";
 import { Link } from "../../test/link.ts";
+import { scriptArgs } from "../args.ts";
 
-const { values } = parseArgs({
+const { values } = scriptArgs(import.meta.path, {
   options: { "outage-s": { type: "string", default: "600" }, tasks: { type: "string", default: "100" } },
 });
 const outageS = Number(values["outage-s"]);

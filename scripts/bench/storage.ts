@@ -8,7 +8,6 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { example } from "../../src/cli/examples.ts";
 import { newTask, TaskCreate } from "../../src/core/task.ts";
 import { openKv } from "../../src/storage/kv/index.ts";
@@ -18,9 +17,10 @@ import { openPostgres } from "../../src/storage/postgres/index.ts";
 import type { Storage, StorageKind } from "../../src/storage/repository.ts";
 import { openSqlite } from "../../src/storage/sqlite/index.ts";
 import { startPostgres } from "../../test/postgres.ts";
+import { scriptArgs } from "../args.ts";
 import { adminToken, authHeaders, freePort, serveArgs, waitForHealth } from "./lib.ts";
 
-const { values } = parseArgs({
+const { values } = scriptArgs(import.meta.path, {
   options: {
     tasks: { type: "string", default: "100000" },
     backends: { type: "string", default: "sqlite,kv,memory,postgres" },

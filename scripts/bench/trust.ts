@@ -12,7 +12,6 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import * as openpgp from "openpgp";
 import { generateCosignKeyPair } from "../../src/core/cosign.ts";
 import { parseReference, type Reference } from "../../src/core/oci.ts";
@@ -22,10 +21,11 @@ import { MODULES } from "../../src/examples/modules.ts";
 import { writeCosignSignature } from "../../src/proxy/cosign.ts";
 import { RegistryClient } from "../../src/proxy/registry.ts";
 import { lookasideWritePath, TrustVerifier } from "../../src/proxy/trust.ts";
+import { scriptArgs } from "../args.ts";
 import { freePort } from "./lib.ts";
 import { endToEnd } from "./trust-e2e.ts";
 
-const { values: opt } = parseArgs({
+const { values: opt } = scriptArgs(import.meta.path, {
   options: { rounds: { type: "string", default: "200" }, samples: { type: "string", default: "300" } },
 });
 const ROUNDS = Number(opt.rounds);

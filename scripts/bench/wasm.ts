@@ -5,14 +5,15 @@
 // memory_ratio, indirect_ratio, helper_ratio} (issue 17's goal: every ratio ≤ 1.3, the loop ≤ 1.05) with the
 // milliseconds behind them.
 //   bun scripts/bench/wasm.ts [--runs 5]
-import { parseArgs } from "node:util";
+
 import wabt from "wabt";
 import { INTERRUPT_MODULE, INTERRUPT_NAME, instrument } from "../../src/core/wasm-instrument.ts";
 import type { ExecRequest } from "../../src/proplet/runtime/execute.ts";
 import { guard, Interrupted } from "../../src/proplet/runtime/guard.ts";
+import { scriptArgs } from "../args.ts";
 import { median } from "./lib.ts";
 
-const { values } = parseArgs({ options: { runs: { type: "string", default: "5" } } });
+const { values } = scriptArgs(import.meta.path, { options: { runs: { type: "string", default: "5" } } });
 const RUNS = Number(values.runs);
 
 type Exports = Record<string, CallableFunction>;

@@ -24,12 +24,12 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statfsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import mqtt from "mqtt";
 import { MODULES } from "../../src/examples/modules.ts";
+import { scriptArgs } from "../args.ts";
 import { adminToken, authHeaders, freePort, mqttLogin, serveArgs, waitForHealth } from "./lib.ts";
 
-const { values: opt } = parseArgs({
+const { values: opt } = scriptArgs(import.meta.path, {
   options: {
     "idle-s": { type: "string", default: "600" },
     rates: { type: "string", default: "1,10,100" },

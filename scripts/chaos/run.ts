@@ -9,8 +9,8 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { isTerminal } from "../../src/core/states.ts";
+import { scriptArgs } from "../args.ts";
 import { check, parseLedger, type RecordedRun, type TaskView } from "./check.ts";
 import { apply, schedule } from "./faults.ts";
 import { mulberry32 } from "./prng.ts";
@@ -18,7 +18,7 @@ import { atExit } from "./procs.ts";
 import { type Profile, Site } from "./site.ts";
 import { type Kind, Workload } from "./workload.ts";
 
-const { values } = parseArgs({
+const { values } = scriptArgs(import.meta.path, {
   options: {
     profile: { type: "string", default: "ha" },
     seconds: { type: "string", default: "60" },

@@ -8,7 +8,6 @@
 //                                    [--batch-size 16] [--strategy fedavg|fedprox|median|trimmed_mean] [--mu 0.01]
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { accuracy, datasetBody, split, zeroModel } from "../../examples/fl-mnist/mnist.ts";
 import {
   FIXTURES,
@@ -21,6 +20,7 @@ import {
   until,
   untilAlive,
 } from "../../test/helpers.ts";
+import { scriptArgs } from "../args.ts";
 
 export interface MnistOptions {
   rounds: number;
@@ -142,7 +142,7 @@ export async function runMnist(o: MnistOptions): Promise<MnistResult> {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
+  const { values } = scriptArgs(import.meta.path, {
     options: {
       rounds: { type: "string", default: "20" },
       "non-iid": { type: "boolean", default: false },
