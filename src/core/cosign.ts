@@ -1,7 +1,8 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from "node:crypto";
-import { z } from "zod";
+import type { z } from "zod";
 import { sha256Hex } from "./digest.ts";
 import type { Manifest } from "./oci.ts";
+import { claimBytes, signedClaim } from "./simple-signing.ts";
 import type { VerifiedSignature } from "./trust-policy.ts";
 
 // cosign's key-based signatures (sigstore/cosign specs/SIGNATURE_SPEC.md), the format a `sigstoreSigned`
@@ -44,25 +45,11 @@ export function readCosignPublicKey(pem: string): CosignKey | string {
   return { key, fingerprint: sha256Hex(key.export({ type: "spki", format: "der" })).toUpperCase() };
 }
 
-const CosignPayload = z.looseObject({
-  critical: z.looseObject({
-    type: z.literal(COSIGN_TYPE),
-    image: z.looseObject({ "docker-manifest-digest": z.string().regex(/^sha256:[a-f0-9]{64}$/) }),
-    identity: z.looseObject({ "docker-reference": z.string().min(1).max(512) }),
-  }),
-});
+const CosignPayload = signedClaim(COSIGN_TYPE);
 
 /** The payload cosign signs for `digest` (its bytes are what the signature covers, as written). */
 export function cosignPayload(reference: string, digest: string): Uint8Array {
-  const body = {
-    critical: {
-      identity: { "docker-reference": reference },
-      image: { "docker-manifest-digest": digest },
-      type: COSIGN_TYPE,
-    },
-    optional: null,
-  };
-  return new TextEncoder().encode(JSON.stringify(body));
+  return claimBytes(COSIGN_TYPE, reference, digest, null);
 }
 
 /** Whether an annotation can be an ECDSA P-256 signature (DER, base64: ~96 characters), before any payload is read. */

@@ -9,26 +9,34 @@ import type { VerifiedSignature } from "./trust-policy.ts";
 
 const SIGNATURE_TYPE = "atomic container signature";
 
-export const SimpleSigningPayload = z.looseObject({
-  critical: z.looseObject({
-    type: z.literal(SIGNATURE_TYPE),
-    image: z.looseObject({ "docker-manifest-digest": z.string().regex(/^sha256:[a-f0-9]{64}$/) }),
-    identity: z.looseObject({ "docker-reference": z.string().min(1).max(512) }),
-  }),
-  optional: z.looseObject({}).optional(),
-});
+/** A signed claim's payload of `type`: the manifest digest and the name signed (cosign's differs by its type). */
+export const signedClaim = (type: string) =>
+  z.looseObject({
+    critical: z.looseObject({
+      type: z.literal(type),
+      image: z.looseObject({ "docker-manifest-digest": z.string().regex(/^sha256:[a-f0-9]{64}$/) }),
+      identity: z.looseObject({ "docker-reference": z.string().min(1).max(512) }),
+    }),
+  });
 
-/** The payload a signature for `digest` under the name `reference` carries. */
-export function simpleSigningPayload(reference: string, digest: string, creator = "propeller"): Uint8Array {
+export const SimpleSigningPayload = signedClaim(SIGNATURE_TYPE).extend({ optional: z.looseObject({}).optional() });
+
+/** A claim's bytes, as signed: `digest` under the name `reference`, with the `optional` section given. */
+export function claimBytes(type: string, reference: string, digest: string, optional: object | null): Uint8Array {
   const body = {
     critical: {
       identity: { "docker-reference": reference },
       image: { "docker-manifest-digest": digest },
-      type: SIGNATURE_TYPE,
+      type,
     },
-    optional: { creator, timestamp: Math.floor(Date.now() / 1000) },
+    optional,
   };
   return new TextEncoder().encode(JSON.stringify(body));
+}
+
+/** The payload a signature for `digest` under the name `reference` carries. */
+export function simpleSigningPayload(reference: string, digest: string, creator = "propeller"): Uint8Array {
+  return claimBytes(SIGNATURE_TYPE, reference, digest, { creator, timestamp: Math.floor(Date.now() / 1000) });
 }
 
 /** Public keys from a key file's bytes (armored or binary, one or many: `gpg --export [--armor]`). */
