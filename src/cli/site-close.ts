@@ -8,6 +8,7 @@ import { tracing } from "../telemetry/tracing.ts";
 /** What serve started, as the stop needs it; absent parts were not started. */
 export interface SiteParts {
   snapshots?: { stop(): void };
+  idle?: { stop(): void };
   liveness: ReturnType<typeof setInterval>;
   rates?: { stop(): void };
   certWatch?: { stop(): void };
@@ -29,6 +30,7 @@ export function closer(p: SiteParts): () => Promise<void> {
     if (closed) return;
     closed = true;
     p.snapshots?.stop();
+    p.idle?.stop();
     clearInterval(p.liveness);
     p.rates?.stop();
     p.certWatch?.stop();

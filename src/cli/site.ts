@@ -28,6 +28,7 @@ import { ensureAdminToken, tellAdminAccess } from "./admin-token.ts";
 import { watchCertificates } from "./cert-watch.ts";
 import { ownDataDir, removeStaleCopies, stableId } from "./data-dir.ts";
 import { frontOrigins, startHttpFront } from "./http-front.ts";
+import { IdleRelease, releaseMemory } from "./idle-release.ts";
 import { startLocalProplet } from "./local-proplet.ts";
 import { checkPortsFree } from "./ports.ts";
 import { serveReadiness } from "./readiness.ts";
@@ -300,6 +301,9 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   }
 
   const snapshots = o.snapshots ? scheduleSnapshots(manager, o.dataDir, o.snapshots) : undefined;
+  // Memory back after a burst: once tasks stopped ending for a few seconds (idle-release.ts).
+  const idle = new IdleRelease(() => releaseMemory(store));
+  manager.events.taskFinal.subscribe(() => idle.activity());
   return {
     httpPort: server.port,
     mqttPort: broker?.port,
@@ -312,6 +316,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     },
     close: closer({
       snapshots,
+      idle,
       liveness,
       rates,
       certWatch,

@@ -137,6 +137,11 @@ export interface Storage {
    * or read-only disk, PostgreSQL down). Nothing reads what it writes.
    */
   probe(): Promise<void>;
+  /**
+   * Lets go of what it keeps in memory only to be faster (caches it can read again), when serve has gone quiet
+   * after a burst (src/cli/idle-release.ts). Optional: a backend without such caches has none.
+   */
+  release?(): void;
   /** Commits what is left and lets go; a backend with a server connection resolves once it is closed. */
   close(): void | Promise<void>;
 }

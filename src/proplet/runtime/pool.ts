@@ -9,6 +9,7 @@ import {
   type WorkerOutput,
   type WorkerReply,
   type WorkerRequest,
+  type WorkerShrink,
 } from "./protocol.ts";
 
 // A warm pool of worker threads, one task per worker at a time. A stop sets the worker's shared flag, which the
@@ -45,6 +46,12 @@ export const RETIRE_IDLE_MS = 10_000;
  * and retire like those spawned beyond it.
  */
 export const KEEP_WARM = 1;
+/**
+ * A worker that stays and ran this many tasks since it was last told is asked to shrink (protocol.ts WorkerShrink)
+ * once it has idled RETIRE_IDLE_MS, when the others retire: a burst leaves compiled code and heap in it. Fewer runs
+ * leave little; each shrink costs the next run some compiling, so a trickle of tasks does not pay it every time.
+ */
+export const SHRINK_AFTER_RUNS = 100;
 
 interface Slot {
   worker: Worker;
@@ -53,6 +60,8 @@ interface Slot {
   flag: Int32Array;
   /** When it last became idle (performance.now()). */
   idleSince: number;
+  /** Runs since it was started or last asked to shrink. */
+  runs: number;
   pending?: (r: WorkerReply) => void;
   output?: (o: WorkerOutput) => void;
 }
@@ -80,9 +89,13 @@ export class WorkerPool {
     private warm: number,
     private max = Math.max(4, warm * 2),
     private retireIdleMs = RETIRE_IDLE_MS,
+    private shrinkAfterRuns = SHRINK_AFTER_RUNS,
   ) {
     this.keep = Math.min(KEEP_WARM, warm);
   }
+
+  /** Shrink requests sent to kept workers so far. */
+  shrinks = 0;
 
   /** Worker threads alive now, idle or busy. */
   get workers(): number {
@@ -103,6 +116,7 @@ export class WorkerPool {
       known: new Set(),
       flag: new Int32Array(sab),
       idleSince: performance.now(),
+      runs: 0,
     };
     slot.worker.postMessage({ stopFlag: sab } satisfies WorkerInit);
     slot.worker.onmessage = (e: MessageEvent<WorkerReply | WorkerOutput>) => {
@@ -135,14 +149,16 @@ export class WorkerPool {
     // Those beyond the first go once they have idled a while.
     slot.idleSince = performance.now();
     this.idle.push(slot);
-    if (this.idle.length > this.keep) this.retireLater();
+    slot.runs++;
+    if (this.idle.length > this.keep || slot.runs >= this.shrinkAfterRuns) this.retireLater();
   }
 
   private retireTimer?: Timer;
 
   /**
-   * Ends idle workers beyond the kept ones that have idled retireIdleMs; looks again when the oldest of the rest
-   * will have (not a full retireIdleMs later, which let a worker idle up to twice as long).
+   * Ends idle workers beyond the kept ones that have idled retireIdleMs, and asks a kept one that ran
+   * SHRINK_AFTER_RUNS tasks and idled as long to shrink; looks again when the oldest of the rest will have (not a
+   * full retireIdleMs later, which let a worker idle up to twice as long).
    */
   private retireLater(delay = this.retireIdleMs): void {
     if (this.retireTimer) return;
@@ -153,8 +169,17 @@ export class WorkerPool {
       while (this.idle.length > this.keep && now - this.idle[0]!.idleSince >= this.retireIdleMs) {
         this.idle.shift()!.worker.terminate();
       }
-      if (this.idle.length > this.keep)
-        this.retireLater(Math.max(1, this.retireIdleMs - (now - this.idle[0]!.idleSince)));
+      let next = Number.POSITIVE_INFINITY;
+      this.idle.forEach((s, i) => {
+        const beyond = i < this.idle.length - this.keep;
+        if (!beyond && s.runs < this.shrinkAfterRuns) return;
+        if (!beyond && now - s.idleSince >= this.retireIdleMs) {
+          s.runs = 0;
+          this.shrinks++;
+          s.worker.postMessage({ shrink: true } satisfies WorkerShrink);
+        } else next = Math.min(next, s.idleSince);
+      });
+      if (next < Number.POSITIVE_INFINITY) this.retireLater(Math.max(1, this.retireIdleMs - (now - next)));
     }, delay);
     this.retireTimer.unref();
   }

@@ -72,6 +72,11 @@ export function openSqlite(path: string, snapshots?: string): Storage {
       db.run("INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?)", [Date.now()]);
       await batch.durable();
     },
+    release: () => {
+      tasks.release();
+      // SQLite's page cache goes back to the allocator (serve's memory after a burst, src/cli/idle-release.ts).
+      db.run("PRAGMA shrink_memory");
+    },
     close: () => {
       batch.commit();
       db.close();

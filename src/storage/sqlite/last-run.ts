@@ -153,6 +153,11 @@ export class LastRuns {
     touch(this.known, id, column, KNOWN_ENTRIES);
   }
 
+  /** Lets go of the columns it remembers (serve quiet after a burst): they are read again when needed. */
+  release(): void {
+    this.known.clear();
+  }
+
   /** A task written for the first time has no last run. */
   created(id: string): void {
     this.remember(id, null);

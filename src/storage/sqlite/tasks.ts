@@ -66,6 +66,13 @@ export class SqliteTasks implements TaskRepository {
     });
   }
 
+  /** Lets go of the parsed tasks, modules and last-run columns it keeps (serve quiet after a burst, site.ts). */
+  release(): void {
+    this.cache.clear();
+    this.modules.clear();
+    this.lastRuns.release();
+  }
+
   private join = (row: TaskRow): Task => {
     const t = checkDoc(Task, unpackTask(row.doc, row), `task ${row.id}`);
     const file = this.modules.resolve(row.file);

@@ -94,6 +94,24 @@ describe("a task's last run in its row", () => {
     expect(s.runs.listByTask("t1", 0, 10).items[0]).toEqual(late);
   });
 
+  test("caches let go mid-turn (serve quiet after a burst, store.release) change nothing read or written", async () => {
+    const path = join(tempDir(), "m.db");
+    let s = open(path);
+    s.tasks.create(newTask("t1", TaskCreate.parse({ name: "add", file: b64("add") }), at(0)));
+    const r1 = end(s, start(s, "t1", "r1", 1), 2, "3");
+    s.release?.(); // the transaction open, the first run still waiting to be written with the task
+    const r2 = end(s, start(s, "t1", "r2", 3), 4, "4");
+    s.release?.();
+    const t = s.tasks.get("t1")!;
+    expect(t).toMatchObject({ run_id: "r2", results: "4", file: b64("add") });
+    expect(s.runs.listByTask("t1", 0, 10)).toEqual({ total: 2, items: [r2, r1] });
+    await s.durable();
+    s.close();
+    s = open(path);
+    expect(s.tasks.get("t1")).toEqual(t);
+    expect(s.runs.listByTask("t1", 0, 10)).toEqual({ total: 2, items: [r2, r1] });
+  });
+
   test("a run read or listed in the same turn it ended, before the task's outcome is written", () => {
     const s = open(join(tempDir(), "s.db"));
     s.tasks.create(newTask("t1", TaskCreate.parse({ name: "add", file: b64("add") }), at(0)));
