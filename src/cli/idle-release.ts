@@ -14,18 +14,25 @@ import type { Storage } from "../storage/repository.ts";
 export const QUIET_MS = 5000;
 /** Growth of resident memory since the last release (or the start) that makes a quiet moment release. */
 export const GROWTH_BYTES = 8 << 20;
+/**
+ * Growth from which the release also drops compiled code (a burst): the hot code compiles again after it, which
+ * made the next first task after an idle spell cost 9-34 ms instead of 2-5 (scripts/bench/idle-first.ts, compiled)
+ * and regrew ~8 MiB, so a smaller growth (that regrowth, a few tasks) only empties caches and collects.
+ */
+export const DEEP_GROWTH_BYTES = 32 << 20;
 
 export interface IdleReleaseOptions {
   quietMs?: number;
   growthBytes?: number;
+  deepGrowthBytes?: number;
   /** Resident memory now, in bytes. */
   rss?: () => number;
 }
 
 /**
  * Calls `release` once serve has been quiet `quietMs` after an `activity()`, if resident memory grew at least
- * `growthBytes` over its figure after the last release (or at the start). A trickle of tasks that leaves memory
- * as it was never pays for a release (each costs a full collection and compiling code again).
+ * `growthBytes` over its figure after the last release (or at the start); `deep` when it grew `deepGrowthBytes`.
+ * A trickle of tasks that leaves memory as it was never pays for a release (each costs a full collection).
  */
 export class IdleRelease {
   private timer?: Timer;
@@ -34,16 +41,18 @@ export class IdleRelease {
   private stopped = false;
   private readonly quietMs: number;
   private readonly growthBytes: number;
+  private readonly deepGrowthBytes: number;
   private readonly rss: () => number;
   /** Releases done so far. */
   releases = 0;
 
   constructor(
-    private release: () => void,
+    private release: (deep: boolean) => void,
     o: IdleReleaseOptions = {},
   ) {
     this.quietMs = o.quietMs ?? QUIET_MS;
     this.growthBytes = o.growthBytes ?? GROWTH_BYTES;
+    this.deepGrowthBytes = o.deepGrowthBytes ?? DEEP_GROWTH_BYTES;
     this.rss = o.rss ?? (() => process.memoryUsage.rss());
     this.baseline = this.rss();
   }
@@ -72,9 +81,10 @@ export class IdleRelease {
       this.arm(this.quietMs - quiet);
       return;
     }
-    if (this.rss() - this.baseline < this.growthBytes) return;
+    const grown = this.rss() - this.baseline;
+    if (grown < this.growthBytes) return;
     this.releases++;
-    this.release();
+    this.release(grown >= this.deepGrowthBytes);
     // The new baseline once the release took effect (Bun.shrink's work runs after this callback returns); activity
     // meanwhile re-arms the quiet timer after it.
     this.arm(0, () => {
@@ -85,12 +95,12 @@ export class IdleRelease {
   }
 }
 
-/** serve's release: the store's caches, then compiled code and the JS heap; freed pages go back to the OS. */
-export function releaseMemory(store: Pick<Storage, "release">): void {
+/** serve's release: the store's caches, compiled code when `deep`, the JS heap; freed pages go back to the OS. */
+export function releaseMemory(store: Pick<Storage, "release">, deep: boolean): void {
   store.release?.();
   // Drops JIT code, collects fully and frees WTF's malloc caches once this call returns to the event loop
   // (deprecated in Bun's types, without a replacement that drops compiled code).
-  Bun.shrink();
+  if (deep) Bun.shrink();
   // Bun.gc(true) ends with mimalloc's forced purge: the pages the collection freed go back to the OS now.
   setTimeout(() => Bun.gc(true), 0).unref();
 }

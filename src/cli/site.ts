@@ -302,7 +302,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
 
   const snapshots = o.snapshots ? scheduleSnapshots(manager, o.dataDir, o.snapshots) : undefined;
   // Memory back after a burst: once tasks stopped ending for a few seconds (idle-release.ts).
-  const idle = new IdleRelease(() => releaseMemory(store));
+  const idle = new IdleRelease((deep) => releaseMemory(store, deep));
   manager.events.taskFinal.subscribe(() => idle.activity());
   return {
     httpPort: server.port,

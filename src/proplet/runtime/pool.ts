@@ -48,10 +48,11 @@ export const RETIRE_IDLE_MS = 10_000;
 export const KEEP_WARM = 1;
 /**
  * A worker that stays and ran this many tasks since it was last told is asked to shrink (protocol.ts WorkerShrink)
- * once it has idled RETIRE_IDLE_MS, when the others retire: a burst leaves compiled code and heap in it. Fewer runs
- * leave little; each shrink costs the next run some compiling, so a trickle of tasks does not pay it every time.
+ * once it has idled RETIRE_IDLE_MS, when the others retire: a burst leaves compiled code and heap in it (3-5 MiB
+ * given back after 50,000 tasks). Fewer runs leave little; each shrink costs the next run some compiling, so
+ * a few short bursts do not pay it every time.
  */
-export const SHRINK_AFTER_RUNS = 100;
+export const SHRINK_AFTER_RUNS = 1000;
 
 interface Slot {
   worker: Worker;

@@ -10,14 +10,17 @@ const MiB = 1 << 20;
 function make(quietMs = 100, growthBytes = 8 * MiB, after?: number) {
   let rss = 100 * MiB;
   let released = 0;
-  const release = () => {
+  const deep: boolean[] = [];
+  const release = (d: boolean) => {
     released++;
+    deep.push(d);
     if (after !== undefined) rss = after * MiB;
   };
-  const idle = new IdleRelease(release, { quietMs, growthBytes, rss: () => rss });
+  const idle = new IdleRelease(release, { quietMs, growthBytes, deepGrowthBytes: 32 * MiB, rss: () => rss });
   return {
     idle,
     released: () => released,
+    deep,
     setRss: (mib: number) => {
       rss = mib * MiB;
     },
@@ -33,6 +36,7 @@ describe("idle release", () => {
     expect(m.released()).toBe(0); // not quiet yet
     await Bun.sleep(150);
     expect(m.released()).toBe(1);
+    expect(m.deep).toEqual([true]); // +50 MiB: a burst, compiled code dropped too
     await Bun.sleep(400);
     expect(m.released()).toBe(1); // no timer of its own: idle, nothing more runs
     m.idle.stop();
@@ -77,6 +81,8 @@ describe("idle release", () => {
     m.idle.activity();
     await Bun.sleep(250);
     expect(m.released()).toBe(2);
+    // +30 MiB over the start, then +9: neither is a burst that makes compiled code worth dropping.
+    expect(m.deep).toEqual([false, false]);
     m.idle.stop();
   });
 

@@ -230,7 +230,7 @@ describe("workers spawned for a burst", () => {
   });
 
   test("the kept worker is asked to shrink once it idled after a burst of runs, once; it runs the next task as before", async () => {
-    const pool = new WorkerPool(1, 2, 300, 5);
+    const pool = new WorkerPool(1, 2, 300, 5); // shrink after 5 runs here (1000 in a proplet)
     try {
       const add = await cache.load(fixture("add"));
       const spec = { compiled: add, name: "add", inputs: ["2", "3"], env: {}, options: { dirs: [], env: {} } };
