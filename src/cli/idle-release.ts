@@ -6,8 +6,8 @@ import type { Storage } from "../storage/repository.ts";
 // /proc smaps, compiled serve; README "Performance"): the caches of parsed tasks and last-run columns (4,096
 // each) kept ~37,000 strings and objects spread over JavaScriptCore's blocks, which keep their whole block;
 // emptied and collected, ~20 MiB. `Bun.shrink()` (JIT code dropped, a full collection, free malloc memory
-// released) ~12 MiB more; the kept Wasm worker shrinks itself (src/proplet/runtime/pool.ts) ~4 MiB; SQLite's page
-// cache ~2. A full `Bun.gc(true)` alone gave ~4 MiB.
+// released) ~12 MiB more; SQLite's page cache ~2. A full `Bun.gc(true)` alone gave ~4 MiB. The kept Wasm worker
+// retires after a burst (src/proplet/runtime/pool.ts RETIRE_AFTER_RUNS).
 // Nothing runs while nothing happens: a timer is armed by activity only, and looks once.
 
 /** Quiet time after the last activity before memory is looked at. */

@@ -9,7 +9,6 @@ import {
   type WorkerOutput,
   type WorkerReply,
   type WorkerRequest,
-  type WorkerShrink,
 } from "./protocol.ts";
 
 // A warm pool of worker threads, one task per worker at a time. A stop sets the worker's shared flag, which the
@@ -47,12 +46,12 @@ export const RETIRE_IDLE_MS = 10_000;
  */
 export const KEEP_WARM = 1;
 /**
- * A worker that stays and ran this many tasks since it was last told is asked to shrink (protocol.ts WorkerShrink)
- * once it has idled RETIRE_IDLE_MS, when the others retire: a burst leaves compiled code and heap in it (3-5 MiB
- * given back after 50,000 tasks). Fewer runs leave little; each shrink costs the next run some compiling, so
- * a few short bursts do not pay it every time.
+ * The kept worker retires too once it ran this many tasks since it started and idled RETIRE_IDLE_MS, with the
+ * others: a burst leaves compiled code and heap in it (serve after 50,000 tasks: 5-7 MiB more given back than by
+ * asking it to collect, Bun.shrink and Bun.gc in the worker). The next task starts a fresh one (a thread start,
+ * once, after a burst whose code serve recompiles anyway, src/cli/idle-release.ts); after fewer runs it stays.
  */
-export const SHRINK_AFTER_RUNS = 1000;
+export const RETIRE_AFTER_RUNS = 1000;
 
 interface Slot {
   worker: Worker;
@@ -61,7 +60,7 @@ interface Slot {
   flag: Int32Array;
   /** When it last became idle (performance.now()). */
   idleSince: number;
-  /** Runs since it was started or last asked to shrink. */
+  /** Runs since it was started. */
   runs: number;
   pending?: (r: WorkerReply) => void;
   output?: (o: WorkerOutput) => void;
@@ -90,13 +89,10 @@ export class WorkerPool {
     private warm: number,
     private max = Math.max(4, warm * 2),
     private retireIdleMs = RETIRE_IDLE_MS,
-    private shrinkAfterRuns = SHRINK_AFTER_RUNS,
+    private retireAfterRuns = RETIRE_AFTER_RUNS,
   ) {
     this.keep = Math.min(KEEP_WARM, warm);
   }
-
-  /** Shrink requests sent to kept workers so far. */
-  shrinks = 0;
 
   /** Worker threads alive now, idle or busy. */
   get workers(): number {
@@ -151,15 +147,15 @@ export class WorkerPool {
     slot.idleSince = performance.now();
     this.idle.push(slot);
     slot.runs++;
-    if (this.idle.length > this.keep || slot.runs >= this.shrinkAfterRuns) this.retireLater();
+    if (this.idle.length > this.keep || slot.runs >= this.retireAfterRuns) this.retireLater();
   }
 
   private retireTimer?: Timer;
 
   /**
-   * Ends idle workers beyond the kept ones that have idled retireIdleMs, and asks a kept one that ran
-   * SHRINK_AFTER_RUNS tasks and idled as long to shrink; looks again when the oldest of the rest will have (not a
-   * full retireIdleMs later, which let a worker idle up to twice as long).
+   * Ends idle workers beyond the kept ones that have idled retireIdleMs, and a kept one that ran retireAfterRuns
+   * tasks and idled as long; looks again when the oldest of the rest will have (not a full retireIdleMs later,
+   * which let a worker idle up to twice as long).
    */
   private retireLater(delay = this.retireIdleMs): void {
     if (this.retireTimer) return;
@@ -167,19 +163,18 @@ export class WorkerPool {
       this.retireTimer = undefined;
       const now = performance.now();
       // The most recently used stay (tasks take from the end): the oldest idle ones are at the front.
-      while (this.idle.length > this.keep && now - this.idle[0]!.idleSince >= this.retireIdleMs) {
-        this.idle.shift()!.worker.terminate();
-      }
+      const due = (s: Slot, i: number) => i < this.idle.length - this.keep || s.runs >= this.retireAfterRuns;
+      const stay: Slot[] = [];
       let next = Number.POSITIVE_INFINITY;
       this.idle.forEach((s, i) => {
-        const beyond = i < this.idle.length - this.keep;
-        if (!beyond && s.runs < this.shrinkAfterRuns) return;
-        if (!beyond && now - s.idleSince >= this.retireIdleMs) {
-          s.runs = 0;
-          this.shrinks++;
-          s.worker.postMessage({ shrink: true } satisfies WorkerShrink);
-        } else next = Math.min(next, s.idleSince);
+        if (!due(s, i)) stay.push(s);
+        else if (now - s.idleSince >= this.retireIdleMs) s.worker.terminate();
+        else {
+          stay.push(s);
+          next = Math.min(next, s.idleSince);
+        }
       });
+      this.idle = stay;
       if (next < Number.POSITIVE_INFINITY) this.retireLater(Math.max(1, this.retireIdleMs - (now - next)));
     }, delay);
     this.retireTimer.unref();

@@ -32,14 +32,6 @@ export interface WorkerInit {
   stopFlag: SharedArrayBuffer;
 }
 
-/**
- * To an idle worker that ran many tasks since it was last told (pool.ts SHRINK_AFTER_RUNS): let go of the JS code
- * it compiled and collect its heap, so what a burst left in it goes back to the OS. Its modules stay.
- */
-export interface WorkerShrink {
-  shrink: true;
-}
-
 /** A task for a worker. */
 export interface WorkerRequest extends RunRequest {
   seq: number;

@@ -2,7 +2,7 @@
 import { type ExecResult, execute } from "./execute.ts";
 import type { Runnable } from "./modules.ts";
 import { OutputTap } from "./output.ts";
-import { MAX_MODULES, type WorkerInit, type WorkerOutput, type WorkerRequest, type WorkerShrink } from "./protocol.ts";
+import { MAX_MODULES, type WorkerInit, type WorkerOutput, type WorkerRequest } from "./protocol.ts";
 
 declare const self: Worker;
 
@@ -10,15 +10,7 @@ const modules = new Map<string, Runnable>();
 
 let stopFlag: Int32Array | undefined;
 
-self.onmessage = (e: MessageEvent<WorkerRequest | WorkerInit | WorkerShrink>) => {
-  if ("shrink" in e.data) {
-    // Bun.shrink drops this thread's compiled JS and collects once this handler returns; the full collection after
-    // it hands the freed pages back to the OS (measured in serve after a 50,000-task burst: 3-5 MiB of the kept
-    // worker's). Deprecated in Bun's types, without a replacement that drops compiled code.
-    Bun.shrink();
-    setTimeout(() => Bun.gc(true), 0);
-    return;
-  }
+self.onmessage = (e: MessageEvent<WorkerRequest | WorkerInit>) => {
   if ("stopFlag" in e.data) {
     stopFlag = new Int32Array(e.data.stopFlag);
     return;
