@@ -5,9 +5,10 @@
 // the queue drained (every task Completed in the SQLite file). Also the data dir's size at the end.
 // Goal (issue 30): RSS 60 s after the drain within 1.3× of serve's idle figure before any task
 // (`rss_60s_over_start`, the issue's "before"); over the figure after the warm-up, `rss_60s_over_before`. serve
-// gives memory back 5 s after its last task ended (src/cli/idle-release.ts) and its kept Wasm worker 10 s after
-// (src/proplet/runtime/pool.ts): +10 s shows the first, +30 s both. Compiled, 50,000 tasks, machine shared with
-// other engineers (load 8-14): `rss_60s_over_start` 1.28 (80.8 → 103.2 MiB), 1.82 before that release.
+// gives memory back 5 s after its last task ended (src/cli/idle-release.ts) and retires its kept Wasm worker 10 s
+// after (src/proplet/runtime/pool.ts): +10 s shows the first, +30 s both. Compiled, 50,000 tasks, machine shared
+// with other engineers (load 2-6): `rss_60s_over_start` 1.19-1.20 (81 → 96.3-96.8 MiB); 1.82 without them.
+// The warm-up's own release may land just before or after the "before" reading (both 5 s after it).
 // JSON on the last stdout line.
 //
 //   bun scripts/bench/burst.ts [--tasks 50000] [--concurrency 32] [--settle-s 5] [--bin dist/propeller]

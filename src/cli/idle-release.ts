@@ -43,8 +43,6 @@ export class IdleRelease {
   private readonly growthBytes: number;
   private readonly deepGrowthBytes: number;
   private readonly rss: () => number;
-  /** Releases done so far. */
-  releases = 0;
 
   constructor(
     private release: (deep: boolean) => void,
@@ -83,7 +81,6 @@ export class IdleRelease {
     }
     const grown = this.rss() - this.baseline;
     if (grown < this.growthBytes) return;
-    this.releases++;
     this.release(grown >= this.deepGrowthBytes);
     // The new baseline once the release took effect (Bun.shrink's work runs after this callback returns); activity
     // meanwhile re-arms the quiet timer after it.
