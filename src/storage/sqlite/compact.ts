@@ -51,6 +51,12 @@ function isoMs(v: unknown): number | undefined {
   return Number.isNaN(ms) || new Date(ms).toISOString() !== v ? undefined : ms;
 }
 
+/** A time as milliseconds after `base` (the creation), when both are in toISOString's form; else as it is. */
+function sinceCreation(v: unknown, base: number | undefined): unknown {
+  const ms = base === undefined ? undefined : isoMs(v);
+  return ms === undefined ? v : ms - base!;
+}
+
 /**
  * A task (without its module) as its row's document. Also left out: `updated_at` when it is the finish time, as it
  * is once a task has ended (the run's end is the task's last change).
@@ -62,16 +68,21 @@ export function packTask(task: Omit<Task, "file">): string {
   const out: Doc = {};
   for (const k in task) {
     const v = task[k as keyof typeof task];
-    if (k === "id" || k === "state" || k === "created_at" || (k === "updated_at" && finished)) continue;
-    if (k in defaults && defaults[k] === v) continue;
-    if (base !== undefined && (TIME_KEYS as readonly string[]).includes(k)) {
-      const ms = isoMs(v);
-      if (ms !== undefined) {
-        out[k] = ms - base;
+    switch (k) {
+      case "id":
+      case "state":
+      case "created_at":
         continue;
-      }
+      case "updated_at":
+        if (!finished) out[k] = sinceCreation(v, base);
+        continue;
+      case "start_time":
+      case "finish_time":
+      case "next_run":
+        if (v !== defaults[k]) out[k] = sinceCreation(v, base);
+        continue;
     }
-    out[k] = v;
+    if (v !== defaults[k] || !(k in defaults)) out[k] = v;
   }
   return JSON.stringify(out);
 }

@@ -60,7 +60,8 @@ export class SqliteTasks implements TaskRepository {
     this.deleteMetaQ = db.query("DELETE FROM task_meta WHERE task_id = ?");
     this.fileQ = db.query("SELECT file FROM tasks WHERE id = ?");
     this.modules = new SqliteModules(db);
-    this.lastRuns = new LastRuns(db, batch, (id) => this.get(id));
+    // LastRuns only reads the task: the cached document as it is, not a copy of it.
+    this.lastRuns = new LastRuns(db, batch, (id) => this.cache.peek(id) ?? this.get(id));
     batch.onRollback(() => {
       this.cache.clear();
       this.modules.clear();
@@ -161,7 +162,9 @@ export class SqliteTasks implements TaskRepository {
 
   /** The task's metadata pairs in task_meta; `before` is what was written last, when it is known. */
   private writeMeta(t: Task, before: Task["metadata"] | null): void {
-    if (before !== null && JSON.stringify(before ?? {}) === JSON.stringify(t.metadata ?? {})) return;
+    // The same object (the manager's tasks are spread copies that share their nested values) needs no comparing.
+    if (before !== null && (before === t.metadata || JSON.stringify(before ?? {}) === JSON.stringify(t.metadata ?? {})))
+      return;
     if (before !== undefined) this.deleteMetaQ.run(t.id);
     for (const [k, v] of Object.entries(t.metadata ?? {})) {
       const text = metadataText(v);
