@@ -28,6 +28,21 @@ describe("compressJson", () => {
     expect(await res.json()).toEqual({ id: "x" });
   });
 
+  test("a small one is the very Response the route built: neither read nor rebuilt (a task's way sends two)", async () => {
+    let built: Response | undefined;
+    const a = new Hono();
+    a.use("*", compressJson());
+    a.post("/tasks", (c) => {
+      built = c.json({ id: "x" }, 201);
+      return built;
+    });
+    const res = await a.request("/tasks", { method: "POST", headers: { "accept-encoding": "gzip, deflate" } });
+    expect(res).toBe(built!);
+    expect(res.status).toBe(201);
+    expect(res.headers.get("vary")).toBe("Accept-Encoding");
+    expect(await res.json()).toEqual({ id: "x" });
+  });
+
   test("a large one is gzipped when accepted, and reads back the same", async () => {
     const plain = await (await get("/large")).text();
     const res = await get("/large", "gzip, deflate, br");
