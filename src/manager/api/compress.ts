@@ -1,6 +1,7 @@
 import { promisify } from "node:util";
 import { deflate, deflateSync, gzip, gzipSync } from "node:zlib";
 import type { Context, MiddlewareHandler } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 
 // JSON answers compressed as the client accepts (gzip, else deflate), when they are worth it. hono/compress skips
 // a body under its threshold only when the answer carries a Content-Length, which `c.json` answers do not: every
@@ -57,6 +58,21 @@ export function compressJson(): MiddlewareHandler {
   };
 }
 
+/** JSON answers `jsonAnswer` built and found under THRESHOLD: nothing to size or compress. */
+const small = new WeakSet<Response>();
+
+/**
+ * `c.json`, sized as it is built: the answers of a task's way (create, start, a task) are a few hundred bytes, and
+ * sizing a finished Response means copying and reading it. One under THRESHOLD is marked, and passes
+ * `compressAnswer` untouched; a larger one is left to it.
+ */
+export function jsonAnswer(c: Context, value: unknown, status: ContentfulStatusCode = 200): Response {
+  const text = JSON.stringify(value);
+  const res = c.body(text, status, { "Content-Type": "application/json" });
+  if (Buffer.byteLength(text) < THRESHOLD) small.add(res);
+  return res;
+}
+
 /** `compressJson` once the route has answered: `c.res` compressed as the client accepts, when worth it. */
 export async function compressAnswer(c: Context): Promise<void> {
   const res = c.res;
@@ -75,7 +91,7 @@ export async function compressAnswer(c: Context): Promise<void> {
     res.headers.set("vary", vary ? `${vary}, Accept-Encoding` : "Accept-Encoding");
   }
   const encoding = chooseEncoding(c.req.header("accept-encoding"));
-  if (!encoding) return;
+  if (!encoding || small.has(res)) return;
   // Sized on a copy, so a small answer (every answer of a task's way) goes out as the very Response the route
   // built: reading its bytes and building another cost more than the rest of this middleware. Neither
   // `res.body` (a ReadableStream made on demand) nor an array buffer is asked of it; an empty body sizes to 0.
