@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ModuleCache } from "../../../../src/proplet/runtime/modules.ts";
 import { WorkerPool } from "../../../../src/proplet/runtime/pool.ts";
@@ -139,6 +139,24 @@ describe("in-process runtime", () => {
     expect(res).toMatchObject({ ok: false, error: "task timed out after 0.3s" });
     expect(performance.now() - t0).toBeLessThan(1500);
   });
+
+  test.if(process.platform === "linux")(
+    "workers run under SCHED_BATCH (their wake-up does not preempt the event loop); the event loop does not",
+    async () => {
+      expect(await run("add", "add", ["1", "2"]).done).toMatchObject({ ok: true, result: "3" });
+      // /proc/self/task/TID/stat: the name in parentheses (it may hold spaces), then fields from the 3rd on;
+      // the 41st is the scheduling policy (sched(7): 0 SCHED_OTHER, 3 SCHED_BATCH).
+      const threads = readdirSync("/proc/self/task").map((tid) => {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+        const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        const policy = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[41 - 3]);
+        return { tid: Number(tid), name, policy };
+      });
+      expect(threads.find((t) => t.tid === process.pid)?.policy).toBe(0);
+      const batch = threads.filter((t) => t.name === "Worker" && t.policy === 3);
+      expect(batch.length).toBeGreaterThanOrEqual(pool.workers);
+    },
+  );
 
   test("modules are compiled once per sha256", () => {
     const own = new ModuleCache(); // not the shared one: other tests may have loaded fib already
