@@ -94,6 +94,33 @@ describe("in-process runtime", () => {
     expect(readlinkSync(join(data, "out.txt"))).toBe(join(dir, "victim.txt"));
   });
 
+  test("WASI is made only for the calls a module imports: a reactor without WASI is initialised, a call the shim lacks is refused", async () => {
+    // No WASI import: `_initialize` still runs before the export, as the shim's initialize() ran it.
+    const reactor = cache.load(
+      await assemble(`(module (global $g (mut i32) (i32.const 1))
+        (func (export "_initialize") (global.set $g (i32.const 41)))
+        (func (export "get") (param i32) (result i32) (i32.add (global.get $g) (local.get 0))))`),
+    );
+    expect(await started(reactor, "get", ["1"], {}).done).toMatchObject({ ok: true, result: "42" });
+    // One WASI call the module imports works (its stdout is the export's output here: a write to fd 1)...
+    const writes = cache.load(
+      await assemble(`(module (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1) (data (i32.const 16) "hi")
+        (func (export "say") (result i32)
+          (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 2))
+          (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))`),
+    );
+    expect(await started(writes, "say", [], {}).done).toMatchObject({ ok: true, result: "0" });
+    // ...and one it names that WASI preview 1 does not have stays missing: the instance is refused.
+    const unknown = cache.load(
+      await assemble(`(module (import "wasi_snapshot_preview1" "no_such_call" (func $x))
+        (func (export "go") (call $x)))`),
+    );
+    const r = await started(unknown, "go", [], {}).done;
+    expect(r.ok).toBe(false);
+    expect(r.error).toContain("no_such_call");
+  });
+
   test("memory.grow stops at the task's cap, inside the guest", async () => {
     const compiled = await cache.load(fixture("grow"), 64);
     const r = await pool.run({ compiled, name: "grow", inputs: [], env: {}, options: { dirs: [], env: {} } }).done;
