@@ -92,7 +92,7 @@ function executeCore(req: ExecRequest, core: CompiledCore): ExecResult {
   }));
   const disk = DiskBudget.ofMb(req.maxDiskMb);
   // A WASI object and its wrapped calls are made only for the calls the module imports; one that imports none (an
-  // export computing on its inputs) gets none: making them was ~40 % of a small task's run on its worker.
+  // export computing on its inputs) gets none: making them was ~40 % of a small task's CPU on its worker.
   const names = wasiImportsOf(core.module);
   let wasi: WASI | undefined;
   const wasiImport: Record<string, (...a: unknown[]) => unknown> = {};
