@@ -166,3 +166,27 @@ export function publishRaw(client: Publisher, topic: string, payload: string, qo
     client.publish(topic, payload, { qos, retain: false }, (err) => (err ? reject(err) : resolve()));
   });
 }
+
+/**
+ * Subscribes until the broker acknowledges. mqtt.js fails a SUBSCRIBE still in flight when its connection drops
+ * ("Connection closed"): at start-up that rejection ended serve when its broker restarted at that moment
+ * (test/e2e/broker-drop.test.ts). The client reconnects by itself, so subscribe again once it is back; the same
+ * SUBSCRIBE twice is harmless. A direct client (direct.ts) cannot lose its broker and never gets here.
+ */
+export async function subscribeAcked(
+  client: Pick<BusClient, "subscribeAsync">,
+  topics: string[],
+  qos: 0 | 1 = 1,
+): Promise<void> {
+  for (;;) {
+    try {
+      await client.subscribeAsync(topics, { qos });
+      return;
+    } catch (e) {
+      const mqttClient = client instanceof MqttClient ? client : undefined;
+      if (!mqttClient || mqttClient.disconnecting || !/connection closed/i.test(String(e))) throw e;
+      log.debug(`subscribing to ${topics.join(", ")} again once the broker is back (${e})`);
+      await new Promise<void>((resolve) => mqttClient.once("connect", () => resolve()));
+    }
+  }
+}

@@ -62,6 +62,15 @@ export function startHttpFront(
       if (!o.auth && !hostAllowed(origins(), req.headers.get("host"))) {
         return Response.json({ error: hostRefusal(req.headers.get("host")) }, { status: 421 });
       }
+      // The address, for the count of failed sign-ins (api/session.ts, api/join.ts), asked only by those routes.
+      const env = {
+        get ip() {
+          return srv.requestIP(req)?.address;
+        },
+      };
+      // Only a GET or HEAD may be the console's, and only an address with "mqtt" in it /mqtt: a task's POSTs pass
+      // straight to the API, without parsing their address twice (hono takes the path from it itself).
+      if (req.method !== "GET" && req.method !== "HEAD" && !req.url.includes("mqtt")) return app.fetch(req, env);
       const url = new URL(req.url);
       if (url.pathname === "/mqtt" && broker) {
         // A web page may open a WebSocket to any address, cookies or not: only serve's own origins (from its
@@ -79,12 +88,9 @@ export function startHttpFront(
       }
       // The console (web/), bundled by Bun from its HTML and embedded in the compiled executable, compressed.
       if (consoleAssets.claims(req, url.pathname)) {
-        return consoleAssets
-          .respond(req, url.pathname)
-          .then((r) => r ?? app.fetch(req, { ip: srv.requestIP(req)?.address }));
+        return consoleAssets.respond(req, url.pathname).then((r) => r ?? app.fetch(req, env));
       }
-      // The client's address, for the count of failed sign-ins (api/session.ts).
-      return app.fetch(req, { ip: srv.requestIP(req)?.address });
+      return app.fetch(req, env);
     },
     websocket: broker?.websocket ?? { message() {} },
   });

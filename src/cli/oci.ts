@@ -10,6 +10,7 @@ import { openModule } from "../proplet/decrypt.ts";
 import { writeCosignSignature } from "../proxy/cosign.ts";
 import { DEFAULT_REGISTRIES_D, lookasideWritePath, TrustConfigError, TrustVerifier } from "../proxy/trust.ts";
 import { action, env, int, readUserFile, UsageError } from "./args.ts";
+import { keyPassphrase } from "./passphrase.ts";
 import { registryFromEnv, registryList } from "./proxy.ts";
 
 const creds = {
@@ -63,7 +64,7 @@ export const pushCommand = defineCommand({
     "sign-key": {
       type: "string",
       description:
-        "an armored OpenPGP private key (no passphrase): write a simple-signing signature of the manifest to the registry's lookaside store (registries.d), as skopeo copy --sign-by does; an ECDSA P-256 PEM key (propeller keys create; its passphrase in env PROPELLER_KEY_PASSPHRASE): write cosign's signature beside the manifest (tag sha256-<hex>.sig), as cosign sign --key does",
+        "an armored OpenPGP private key (no passphrase): write a simple-signing signature of the manifest to the registry's lookaside store (registries.d), as skopeo copy --sign-by does; an ECDSA P-256 PEM key (propeller keys create; its passphrase in env PROPELLER_KEY_PASSPHRASE, else asked on the terminal): write cosign's signature beside the manifest (tag sha256-<hex>.sig), as cosign sign --key does",
     },
     "registries-d": {
       type: "string",
@@ -94,9 +95,14 @@ export const pushCommand = defineCommand({
         throw new UsageError(
           `--sign-key ${args["sign-key"]}: a public key; signing needs the private one (keys create writes PREFIX.key beside PREFIX.pub)`,
         );
+      // Asked once (env or terminal), before the push, used again to sign after it.
+      const passphrase =
+        signKey && /-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(signKey)
+          ? await keyPassphrase(args["sign-key"]!)
+          : undefined;
       if (signKey && isPemPrivateKey(signKey)) {
         try {
-          signCosign(signKey, new Uint8Array(), env("PROPELLER_KEY_PASSPHRASE") || undefined);
+          signCosign(signKey, new Uint8Array(), passphrase);
         } catch (e) {
           throw new UsageError(`--sign-key ${args["sign-key"]}: ${(e as Error).message}`);
         }
@@ -122,7 +128,6 @@ export const pushCommand = defineCommand({
         const ref = parseReference(args.ref) as Reference;
         let s: { tag: string; fingerprint: string };
         try {
-          const passphrase = env("PROPELLER_KEY_PASSPHRASE") || undefined;
           s = await writeCosignSignature(client, ref, referenceText(ref), r.manifestDigest, signKey, passphrase);
         } catch (e) {
           throw new UsageError(`--sign-key: ${(e as Error).message}`);

@@ -156,7 +156,8 @@ export function signCosign(
     key = createPrivateKey(passphrase ? { key: privatePem, passphrase } : { key: privatePem });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ERR_MISSING_PASSPHRASE") throw new Error("the key is encrypted: set PROPELLER_KEY_PASSPHRASE");
+    if (code === "ERR_MISSING_PASSPHRASE")
+      throw new Error("the key is encrypted: set PROPELLER_KEY_PASSPHRASE, or run on a terminal to be asked");
     if (code === "ERR_OSSL_BAD_DECRYPT") throw new Error("wrong passphrase for the key");
     throw new Error(`not a private key: ${(e as Error).message}`);
   }

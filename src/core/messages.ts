@@ -251,7 +251,9 @@ export function parentResults(t: Task, get: (id: string) => Task | undefined): R
  * the keys that have a value. `parents` are the results of the completed tasks it depends on.
  */
 export function startMessage(t: Task, parents: Record<string, unknown>): StartMsg {
-  return {
+  // Keys set one by one, in the order the message always had: each run builds one, and a spread of a fresh
+  // object per optional key cost more than the rest of it.
+  const m: StartMsg = {
     id: t.id,
     name: t.name,
     state: t.state,
@@ -261,17 +263,21 @@ export function startMessage(t: Task, parents: Record<string, unknown>): StartMs
     latent: t.latent ?? false,
     encrypted: t.encrypted,
     proplet_id: t.proplet_id,
-    ...(t.image_url ? { image_url: t.image_url } : {}),
-    ...(t.file ? { file: t.file } : {}),
-    ...(t.inputs?.length ? { inputs: t.inputs } : {}),
-    ...(t.env && Object.keys(t.env).length ? { env: t.env } : {}),
-    ...(t.kbs_resource_path ? { kbs_resource_path: t.kbs_resource_path } : {}),
-    ...(t.monitoring_profile ? { monitoring_profile: t.monitoring_profile } : {}),
-    ...(t.hal_storage_path ? { hal_storage_path: t.hal_storage_path } : {}),
-    ...(Object.keys(parents).length ? { parent_results: parents } : {}),
-    ...(t.timeout_s ? { timeout_s: t.timeout_s } : {}),
-    ...(t.max_memory_mb ? { max_memory_mb: t.max_memory_mb } : {}),
-    ...(t.run_id ? { run_id: t.run_id, attempt: t.attempt ?? 1 } : {}),
-    ...(t.file && t.signature ? { module_signature: t.signature } : {}),
   };
+  if (t.image_url) m.image_url = t.image_url;
+  if (t.file) m.file = t.file;
+  if (t.inputs?.length) m.inputs = t.inputs;
+  if (t.env && Object.keys(t.env).length) m.env = t.env;
+  if (t.kbs_resource_path) m.kbs_resource_path = t.kbs_resource_path;
+  if (t.monitoring_profile) m.monitoring_profile = t.monitoring_profile;
+  if (t.hal_storage_path) m.hal_storage_path = t.hal_storage_path;
+  if (Object.keys(parents).length) m.parent_results = parents;
+  if (t.timeout_s) m.timeout_s = t.timeout_s;
+  if (t.max_memory_mb) m.max_memory_mb = t.max_memory_mb;
+  if (t.run_id) {
+    m.run_id = t.run_id;
+    m.attempt = t.attempt ?? 1;
+  }
+  if (t.file && t.signature) m.module_signature = t.signature;
+  return m;
 }

@@ -3,7 +3,19 @@ import { z } from "zod";
 /** Upstream's "zero time": sent for timestamps that were never set. */
 export const ZERO_TIME = "0001-01-01T00:00:00Z";
 
-export const nowIso = () => new Date().toISOString();
+/** The last time formatted, and its millisecond: a task's way asks several times within one. */
+let lastMs = Number.NaN;
+let lastIso = "";
+
+/** Now as RFC3339 (ms precision); formatted once per millisecond, however often it is asked. */
+export const nowIso = (): string => {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString();
+    lastMs = ms;
+  }
+  return lastIso;
+};
 
 // Accept RFC3339 strings or Rust's SystemTime form, as the wire protocol allows (docs/ARCHITECTURE.md); always
 // produce an RFC3339 string.

@@ -1,4 +1,4 @@
-import { publishJson } from "../broker/client.ts";
+import { publishJson, subscribeAcked } from "../broker/client.ts";
 import type { BusClient } from "../broker/direct.ts";
 import { parsedOf } from "../broker/parsed.ts";
 import { FlUpdate } from "../core/fl-experiment.ts";
@@ -96,7 +96,7 @@ export class MqttManagerBus implements ManagerBus {
     };
     this.inbound = to;
     for (const [topic, payload] of this.early.splice(0)) (this.handlers[topic] ?? this.flHandler(topic))?.(payload);
-    await this.client.subscribeAsync([t.propletAll, FL_UPDATES], { qos: this.qos });
+    await subscribeAcked(this.client, [t.propletAll, FL_UPDATES], this.qos);
   }
 
   private inbound?: Inbound;

@@ -16,6 +16,10 @@ const log = tag("manager");
 
 export class Channel<T> {
   private subs = new Set<(e: T) => void>();
+  /** The subscribers as an array, made again only when they change (publishing copies nothing). */
+  private snapshot: ((e: T) => void)[] = [];
+  /** Events published and not yet delivered, each with the subscribers there were when it was published. */
+  private pending: [T, ((e: T) => void)[]][] = [];
 
   get listeners(): number {
     return this.subs.size;
@@ -23,14 +27,23 @@ export class Channel<T> {
 
   subscribe(fn: (e: T) => void): () => void {
     this.subs.add(fn);
-    return () => this.subs.delete(fn);
+    this.snapshot = [...this.subs];
+    return () => {
+      this.subs.delete(fn);
+      this.snapshot = [...this.subs];
+    };
   }
 
   publish(e: T): void {
     if (this.subs.size === 0) return;
-    // One microtask for all (a burst of events to many open streams made a closure per event and subscriber).
-    const subs = [...this.subs];
-    queueMicrotask(() => {
+    // One microtask for every event published before it runs (a task's way publishes several), in order.
+    if (this.pending.push([e, this.snapshot]) === 1) queueMicrotask(() => this.deliver());
+  }
+
+  private deliver(): void {
+    // An event a subscriber publishes while this runs is delivered here too, after the ones before it.
+    for (let i = 0; i < this.pending.length; i++) {
+      const [e, subs] = this.pending[i]!;
       for (const fn of subs) {
         try {
           fn(e);
@@ -38,7 +51,8 @@ export class Channel<T> {
           // A broken subscriber (a closed stream) must not break the manager or the other subscribers.
         }
       }
-    });
+    }
+    this.pending = [];
   }
 }
 

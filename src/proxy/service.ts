@@ -1,5 +1,5 @@
 import type { MqttClient } from "mqtt";
-import { publishJson } from "../broker/client.ts";
+import { publishJson, subscribeAcked } from "../broker/client.ts";
 import { decode } from "../core/messages.ts";
 import {
   type ChunkError,
@@ -88,7 +88,7 @@ export class ProxyService {
       }
       void this.answer(d.value).catch((e) => log.warn(`registry request: ${e instanceof Error ? e.message : e}`));
     });
-    await this.client.subscribeAsync(this.t.registryRequest, { qos: 1 });
+    await subscribeAcked(this.client, [this.t.registryRequest]);
   }
 
   /** Modules being fetched or sent, and waiting for a turn (for tests and figures). */

@@ -1,170 +1,29 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import mqtt from "mqtt";
+import { freePort, http, identity, MAIN, runTask, spawnPropeller, tempDir, until } from "../helpers.ts";
 import {
-  FIXTURES,
-  freePort,
-  http,
-  identity,
-  MAIN,
-  runTask,
-  type Serve,
-  spawnPropeller,
-  startServe,
-  tempDir,
-  until,
-} from "../helpers.ts";
-import { type Registry, startRegistry } from "../registry.ts";
+  answers,
+  ask,
+  attacker,
+  closedPort,
+  healthy,
+  hostile,
+  namesNoAddress,
+  s,
+  scanned,
+  startProxySite,
+  stopProxySite,
+  T,
+} from "../proxy-site.ts";
 
 // The OCI proxy attacked as a proplet would (docs/ARCHITECTURE.md, "Bounds and refusals", "OCI proxy"): a real
 // serve with registry credentials, a provisioned proplet speaking MQTT, a hostile registry and a token thief on
 // loopback (Bun.serve here, recording every request), and Debian's docker-registry for the happy path.
+// This file: who may ask for what, the standalone proxy, a flood of refusals; credentials and sizes are
+// proxy-bounds.test.ts. The site is test/proxy-site.ts.
 
-const T = "m/default/c/default";
-const MiB = 1 << 20;
-const MAX_MODULE_MB = 8;
-
-function rssMiB(pid: number): number {
-  const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
-  return Number(kb) / 1024;
-}
-
-interface Seen {
-  path: string;
-  auth: string | null;
-}
-
-/** A loopback HTTP server that records every request and answers with `route`. */
-function recorder(route: (path: string, req: Request) => Response = () => new Response("no", { status: 404 })) {
-  const seen: Seen[] = [];
-  const srv = Bun.serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    idleTimeout: 0,
-    fetch(req) {
-      const path = new URL(req.url).pathname;
-      seen.push({ path, auth: req.headers.get("authorization") });
-      return route(path, req);
-    },
-  });
-  return { seen, srv, host: `127.0.0.1:${srv.port}`, port: srv.port! };
-}
-
-const hex = (c: string) => `sha256:${c.repeat(64)}`;
-const manifest = (layer: { digest: string; size: number }) =>
-  Response.json(
-    {
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: { mediaType: "application/vnd.wasm.config.v0+json", digest: hex("0"), size: 2 },
-      layers: [{ mediaType: "application/wasm", ...layer }],
-    },
-    { headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" } },
-  );
-
-/** A module two proplets are sent (fixture add.wasm) and its digest. */
-const SHARED = new Uint8Array(readFileSync(join(FIXTURES, "add.wasm")));
-const SHARED_DIGEST = `sha256:${new Bun.CryptoHasher("sha256").update(SHARED).digest("hex")}`;
-
-/** Bytes the hostile registry produced for each endless body, as serve pulled them. */
-const produced = new Map<string, number>();
-function endless(path: string, piece: Uint8Array): Response {
-  produced.set(path, 0);
-  return new Response(
-    new ReadableStream({
-      pull(c) {
-        produced.set(path, (produced.get(path) ?? 0) + piece.length);
-        c.enqueue(piece);
-      },
-    }),
-    { headers: { "content-type": "application/octet-stream" } },
-  );
-}
-
-let s: Serve;
-let locked: Registry;
-let hostile: ReturnType<typeof recorder>;
-let thief: ReturnType<typeof recorder>;
-let scanned: ReturnType<typeof recorder>;
-let closedPort: number;
-let attacker: mqtt.MqttClient;
-const answers: Record<string, unknown>[] = [];
-
-beforeAll(async () => {
-  locked = await startRegistry({ user: "alice", password: "s3cret" });
-  thief = recorder((path) =>
-    path === "/token" ? Response.json({ token: "from-the-thief" }) : new Response("", { status: 404 }),
-  );
-  scanned = recorder();
-  const mib = new Uint8Array(MiB).fill(0x61);
-  hostile = recorder((path) => {
-    if (path === "/v2/") return new Response("{}");
-    if (path === "/v2/steal/basic/manifests/v1")
-      return new Response("", { status: 401, headers: { "www-authenticate": 'Basic realm="hostile"' } });
-    if (path === "/v2/steal/bearer/manifests/v1")
-      return new Response("", {
-        status: 401,
-        headers: {
-          "www-authenticate": `Bearer realm="http://127.0.0.1:${thief.port}/token",service="hostile",scope="repository:steal/bearer:pull"`,
-        },
-      });
-    // A small module two proplets share (its digest is what the manifest says).
-    if (path === "/v2/shared/app/manifests/v1") return manifest({ digest: SHARED_DIGEST, size: SHARED.length });
-    if (path === `/v2/shared/app/blobs/${SHARED_DIGEST}`) return new Response(SHARED);
-    // A layer far over the bound; a layer that lies (says 100 bytes, sends 5 MiB); an endless manifest.
-    if (path === "/v2/big/claim/manifests/v1") return manifest({ digest: hex("a"), size: 10 * 1024 * MiB });
-    if (path === "/v2/big/lie/manifests/v1") return manifest({ digest: hex("b"), size: 100 });
-    if (path === `/v2/big/lie/blobs/${hex("b")}`) return new Response(new Uint8Array(5 * MiB));
-    if (path === "/v2/big/manifest/manifests/v1") return endless(path, new TextEncoder().encode(" ".repeat(64 << 10)));
-    // Endless blobs behind manifests that claim exactly the bound.
-    const m = /^\/v2\/big\/endless(\d+)\/(manifests\/v1|blobs\/.*)$/.exec(path);
-    if (m?.[2] === "manifests/v1") return manifest({ digest: hex("c"), size: MAX_MODULE_MB * MiB });
-    if (m) return endless(path, mib);
-    return new Response("{}", { status: 404 });
-  });
-  closedPort = await freePort();
-  s = await startServe({
-    env: {
-      PROPELLER_REGISTRY_USERNAME: "alice",
-      PROPELLER_REGISTRY_PASSWORD: "s3cret",
-      PROPELLER_REGISTRY_AUTH_HOSTS: locked.host,
-    },
-    extra: ["--registry-allow", `${hostile.host},127.0.0.1:${closedPort}`, "--max-module-mb", String(MAX_MODULE_MB)],
-  });
-  const login = await identity(s.url, "proplet", "attacker");
-  attacker = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "attacker", ...login });
-  await attacker.subscribeAsync(`${T}/registry/server`, { qos: 1 });
-  attacker.on("message", (_t, p) => answers.push(JSON.parse(p.toString())));
-}, 30_000);
-
-afterAll(async () => {
-  await attacker?.endAsync();
-  await s?.kill("SIGKILL");
-  locked?.proc.kill("SIGKILL");
-  for (const r of [hostile, thief, scanned]) r?.srv.stop(true);
-});
-
-/** The attacker asks the proxy for `app` (naming itself, as our proplets do) and gets the first answer. */
-async function ask(app: string, timeoutMs = 15_000): Promise<Record<string, unknown>> {
-  const from = answers.length;
-  await attacker.publishAsync(`${T}/registry/proplet`, JSON.stringify({ app_name: app, proplet_id: "attacker" }), {
-    qos: 1,
-  });
-  return until(`an answer for ${app}`, () => answers.slice(from).find((a) => a.app_name === app), timeoutMs, 20);
-}
-
-async function healthy(): Promise<void> {
-  expect((await fetch(`${s.url}/health`)).status).toBe(200);
-}
-
-/** An error a proplet sees must not map the gateway's network. */
-function namesNoAddress(error: unknown, ports: number[]): void {
-  expect(typeof error).toBe("string");
-  expect(error as string).not.toContain("127.0.0.1");
-  expect(error as string).not.toMatch(/ECONN|connect/i);
-  for (const p of ports) expect(error as string).not.toContain(String(p));
-}
+beforeAll(startProxySite, 30_000);
+afterAll(stopProxySite);
 
 describe("who may ask for what", () => {
   test("a reference neither dispatched nor allowed is refused before any request, the same for an open port and a closed one", async () => {
@@ -250,109 +109,6 @@ describe("who may ask for what", () => {
     namesNoAddress(a.error, [closedPort]);
     await healthy();
   });
-});
-
-describe("credentials stay with their registry", () => {
-  test("an allowed registry's basic challenge and a bearer realm on another port get none", async () => {
-    const basic = await ask(`${hostile.host}/steal/basic:v1`);
-    expect(basic.error).toBe("the registry asks for credentials this proxy has none for");
-    const bearer = await ask(`${hostile.host}/steal/bearer:v1`);
-    expect(typeof bearer.error).toBe("string");
-    namesNoAddress(bearer.error, [thief.port, hostile.port]);
-    expect(thief.seen.length).toBeGreaterThan(0); // asked, anonymously, for a pull token
-    expect(thief.seen.filter((r) => r.auth)).toEqual([]);
-    // The hostile registry gets the thief's own token back at most, never the operator's password.
-    expect(hostile.seen.filter((r) => r.auth && r.auth !== "Bearer from-the-thief")).toEqual([]);
-    await healthy();
-  });
-
-  test("the registry they are for still gets them: a task from the locked docker-registry runs", async () => {
-    const push = Bun.spawnSync([
-      process.execPath,
-      MAIN,
-      "push",
-      join(FIXTURES, "add.wasm"),
-      `${locked.host}/demo/add:v1`,
-      "--username",
-      "alice",
-      "--password",
-      "s3cret",
-    ]);
-    expect(push.exitCode).toBe(0);
-    const t = await runTask(s.url, { name: "add", image_url: `${locked.host}/demo/add:v1`, inputs: [20, 22] });
-    expect(t).toMatchObject({ state: 3, results: "42" });
-  });
-});
-
-describe("sizes", () => {
-  test("a layer that claims 10 GiB is refused before its blob is asked for", async () => {
-    const a = await ask(`${hostile.host}/big/claim:v1`);
-    expect(a.error).toContain(`more than this proxy's limit of ${MAX_MODULE_MB * MiB}`);
-    expect(hostile.seen.some((r) => r.path.startsWith("/v2/big/claim/blobs/"))).toBe(false);
-  });
-
-  test("a blob longer than its descriptor and an endless manifest are cut off", async () => {
-    const lie = await ask(`${hostile.host}/big/lie:v1`);
-    expect(lie.error).toBe(`blob ${hex("b")} is larger than 100 bytes`);
-    const m = await ask(`${hostile.host}/big/manifest:v1`);
-    expect(m.error).toBe(`manifest big/manifest:v1 is larger than ${4 * MiB} bytes`);
-    expect(produced.get("/v2/big/manifest/manifests/v1")!).toBeLessThan(64 * MiB);
-  });
-
-  test("endless blobs, twelve asked at once by two proplets: serve reads each only to the bound, four per proplet, its memory stays bounded, it stays healthy", async () => {
-    const pid = s.proc.pid;
-    const before = rssMiB(pid);
-    let peak = before;
-    const sampler = setInterval(() => {
-      peak = Math.max(peak, rssMiB(pid));
-    }, 25);
-    // A second provisioned proplet joins in, hearing its own answers.
-    const login = await identity(s.url, "proplet", "attacker2");
-    const second = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId: "attacker2", ...login });
-    const heard: Record<string, unknown>[] = [];
-    await second.subscribeAsync(`${T}/registry/server`, { qos: 1 });
-    second.on("message", (_t, p) => heard.push(JSON.parse(p.toString())));
-    const apps = Array.from({ length: 12 }, (_, i) => `${hostile.host}/big/endless${i}:v1`);
-    const from = answers.length;
-    apps.forEach((app, i) => {
-      const [who, id] = i < 8 ? [attacker, "attacker"] : [second, "attacker2"];
-      who.publish(`${T}/registry/proplet`, JSON.stringify({ app_name: app, proplet_id: id }), { qos: 1 });
-    });
-    const answered = () => [...answers.slice(from), ...heard].filter((a) => apps.includes(a.app_name as string));
-    await until(
-      "an answer for every endless blob",
-      () => apps.every((app) => answered().some((a) => a.app_name === app)),
-      30_000,
-      50,
-    );
-    clearInterval(sampler);
-    await second.endAsync();
-    // Unique by module: before the broker sorts answers by recipient, each client hears both clients' answers.
-    const mine = [...new Map(answered().map((a) => [a.app_name, a])).values()];
-    // Four modules per proplet at a time: the others are answered "busy" at once, without a request.
-    const cut = mine.filter((a) => a.error === `blob ${hex("c")} is larger than ${MAX_MODULE_MB * MiB} bytes`);
-    const busy = mine.filter((a) => a.error === "the proxy is busy: try again later");
-    expect(cut.length + busy.length).toBe(12);
-    expect(cut.length).toBeGreaterThanOrEqual(8);
-    expect(busy.every((a) => a.proplet_id === "attacker")).toBe(true);
-    expect(mine.some((a) => a.chunk_idx !== undefined)).toBe(false);
-    // Nobody reads on: what the registry produced stops growing, each about the bound (plus socket buffers).
-    const streams = [...produced].filter(([p]) => p.includes("/blobs/"));
-    expect(streams.length).toBe(cut.length);
-    const total = streams.reduce((n, [, b]) => n + b, 0);
-    await Bun.sleep(500);
-    expect(streams.reduce((n, [p]) => n + produced.get(p)!, 0)).toBe(total);
-    for (const [, b] of streams) expect(b).toBeLessThan((MAX_MODULE_MB + 16) * MiB);
-    const after = rssMiB(pid);
-    console.log(
-      `proxy attack: serve RSS ${before.toFixed(0)} MiB before, peak ${peak.toFixed(0)} MiB, ${after.toFixed(0)} MiB after 12 requests for endless blobs from 2 proplets (${cut.length} read to the bound, ${busy.length} busy; registry produced ${(total / MiB).toFixed(0)} MiB in all)`,
-    );
-    expect(peak - before).toBeLessThan(150);
-    await healthy();
-    // And it still serves what it should.
-    const t = await runTask(s.url, { name: "add", image_url: `${locked.host}/demo/add:v1`, inputs: [1, 2] });
-    expect(t.results).toBe("3");
-  }, 45_000);
 });
 
 describe("propeller proxy alone", () => {

@@ -51,3 +51,22 @@ test("JSON: ids are top-level fields, not in the message", () => {
   const o = JSON.parse(lines[0]!);
   expect(o).toMatchObject({ level: "warn", tag: "proplet", message: "task failed: boom", task_id: "t1", run_id: "r1" });
 });
+
+test("lines that differ only in their fields are all written, not folded into 'repeated N times'", () => {
+  // consola folds a line repeated within a second (its throttle compares the arguments as JSON, which does not
+  // see the fields' symbol key): a busy proplet's "task completed" lines for different tasks were swallowed.
+  for (const [format, journald] of [
+    ["pretty", false],
+    ["pretty", true],
+    ["json", false],
+  ] as const) {
+    setLogFormat(format, journald);
+    const l = tag("proplet");
+    const lines = capture(() => {
+      for (let i = 0; i < 20; i++) l.info("task completed", fields({ task_id: `t${i}` }));
+    });
+    expect(lines.length).toBe(20);
+    expect(lines.join("\n")).not.toContain("repeated");
+    for (let i = 0; i < 20; i++) expect(lines[i]).toContain(`t${i}`);
+  }
+});

@@ -1,4 +1,4 @@
-import { type Context, Hono } from "hono";
+import { type Context, Hono, type Next } from "hono";
 import { AppError } from "../../core/errors.ts";
 import type { Check } from "../../core/health.ts";
 import type { OriginPolicy } from "../../core/origins.ts";
@@ -10,9 +10,9 @@ import type { Manager } from "../manager.ts";
 import type { RateSampler } from "../rates.ts";
 import { Sessions } from "../sessions.ts";
 import { adminRoutes } from "./admin.ts";
-import { type AuthOptions, identityRoutes, requireToken, tokenOf } from "./auth.ts";
-import { NO_ORIGINS, refuseCrossSite } from "./browser.ts";
-import { compressJson } from "./compress.ts";
+import { type AuthOptions, identityRoutes, tokenOf, tokenRefusal } from "./auth.ts";
+import { crossSiteRefusal, NO_ORIGINS } from "./browser.ts";
+import { compressAnswer } from "./compress.ts";
 import { cordonRoutes } from "./cordon.ts";
 import { eventRoutes } from "./events.ts";
 import { flRoutes } from "./fl.ts";
@@ -71,53 +71,57 @@ export function createApp(
   const limits = info.limits ?? DEFAULT_API_LIMITS;
   const sessions = auth?.sessions ?? new Sessions(m.identities);
   const streams = new Streams(limits.streams, m.identities, sessions);
-  // No page of ours, and no answer of the API, tells the next site where it came from (a Referer would carry the
-  // address, and whatever an address held).
-  app.use("*", async (c, next) => {
-    await next();
-    c.res.headers.set("Referrer-Policy", "no-referrer");
-  });
-  // JSON answers compressed as the client accepts (gzip or deflate; lists of tasks compress tenfold), from 1 KiB
-  // (compress.ts). Outside every middleware that reads or rewrites a body; event streams and NDJSON are left alone.
-  app.use("*", compressJson());
-  if (metrics) app.use("*", metrics.middleware());
-  // A span per request when tracing is on; what the request starts (a dispatch) is its child.
-  app.use("*", async (c, next) => {
+  // Every middleware of the API, in three steps (each a layer of hono's chain costs an async frame per request,
+  // and a task's way takes two requests): outside, inside authentication, and after the body limits.
+  const traced = (c: Context, next: Next): Promise<void> => {
     const t = tracing();
     if (!t.enabled) return next();
-    const span = t.start(`${c.req.method} ${c.req.path}`, SpanKind.server, undefined, { "http.method": c.req.method });
-    await t.within(span, next);
-    span?.set("http.status_code", c.res.status).end(c.res.status >= 500 ? `HTTP ${c.res.status}` : undefined);
+    return (async () => {
+      const span = t.start(`${c.req.method} ${c.req.path}`, SpanKind.server, undefined, {
+        "http.method": c.req.method,
+      });
+      await t.within(span, next);
+      span?.set("http.status_code", c.res.status).end(c.res.status >= 500 ? `HTTP ${c.res.status}` : undefined);
+    })();
+  };
+  app.use("*", async (c, next) => {
+    const t0 = performance.now();
+    // A span per request when tracing is on; what the request starts (a dispatch) is its child.
+    await traced(c, next);
+    // Request latency by route (prometheus.ts), the time to the answer before it is compressed.
+    metrics?.observe(c, t0);
+    // JSON answers compressed as the client accepts (gzip or deflate; lists of tasks compress tenfold), from 1 KiB
+    // (compress.ts). Outside every step that reads or rewrites a body; event streams and NDJSON are left alone.
+    await compressAnswer(c);
+    // No page of ours, and no answer of the API, tells the next site where it came from (a Referer would carry the
+    // address, and whatever an address held).
+    c.res.headers.set("Referrer-Policy", "no-referrer");
   });
   // Authentication before any body is read: a request without a token costs no more than its headers.
-  if (auth) app.use("*", requireToken(m.identities, sessions, auth));
+  const unauthenticated = auth ? tokenRefusal(m.identities, sessions, auth) : undefined;
   // After authentication: a request with no credentials is told so first (401), a cookie without the console's
   // header is auth's refusal (403).
-  app.use("*", refuseCrossSite(origins));
-  if (auth) {
+  const crossSite = crossSiteRefusal(origins);
+  app.use("*", (c, next) => {
+    const refused = unauthenticated?.(c) ?? crossSite(c);
+    if (refused) return Promise.resolve(refused);
     // A viewer reads env keys, never values: rewritten here, so no route that carries env can forget it.
-    app.use("*", async (c, next) => {
-      await next();
-      if (tokenOf(c)?.role !== "viewer" || !c.res.headers.get("content-type")?.startsWith("application/json")) return;
-      const body = hideEnvValues(await c.res.text());
-      c.res = new Response(body, { status: c.res.status, headers: c.res.headers });
-    });
-  }
+    if (auth && tokenOf(c)?.role === "viewer") return viewerAnswer(c, next);
+    return next();
+  });
   if (metrics) {
     app.get("/metrics", async (c) =>
       c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }),
     );
   }
 
-  app.use("*", bodyLimits(limits));
-
+  const bodyLimit = bodyLimits(limits);
   // A reader sees only committed state: a result just received is shown once a crash can no longer undo it
-  // (a few ms on PostgreSQL, less on SQLite; nothing to wait for most of the time).
-  app.use("*", async (c, next) => {
-    // The probes answer at once: a store that cannot commit is what /readyz reports, not a reason to hang.
-    if (c.req.method === "GET" && !PUBLIC_PROBES.has(c.req.path)) await m.committed();
-    await next();
-  });
+  // (a few ms on PostgreSQL, less on SQLite; nothing to wait for most of the time). The probes answer at once: a
+  // store that cannot commit is what /readyz reports, not a reason to hang.
+  const committed = (c: Context, next: Next): Promise<void> =>
+    c.req.method === "GET" && !PUBLIC_PROBES.has(c.req.path) ? m.committed().then(next) : next();
+  app.use("*", (c, next) => bodyLimit(c, () => committed(c, next)));
 
   app.onError((err, c) => {
     if (err instanceof AppError) {
@@ -151,4 +155,12 @@ export function createApp(
   identityRoutes(app, m.identities, channel);
   joinRoutes(app, m.joins, info.join, channel);
   return app;
+}
+
+/** A viewer's answer: every env value hidden (core/task.ts hideEnvValues). */
+async function viewerAnswer(c: Context, next: Next): Promise<void> {
+  await next();
+  if (!c.res.headers.get("content-type")?.startsWith("application/json")) return;
+  const body = hideEnvValues(await c.res.text());
+  c.res = new Response(body, { status: c.res.status, headers: c.res.headers });
 }

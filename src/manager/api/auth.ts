@@ -29,6 +29,7 @@ const PROPLET_ROUTES: [string, RegExp][] = [
 const propletOfRequest = new WeakMap<Request, string>();
 export const propletOf = (c: Context): string | undefined => propletOfRequest.get(c.req.raw);
 const ADMIN_ONLY = /^\/(tokens|entities|join-tokens)(\/|$)/;
+const BEARER = /^Bearer\s+(\S+)$/i;
 
 /** The token a request authenticated with. */
 const tokenOfRequest = new WeakMap<Request, Token>();
@@ -53,19 +54,32 @@ export const SESSION_COOKIE = "propeller_session";
 export const CONSOLE_HEADER = "x-propeller-console";
 
 export function requireToken(ids: Identities, sessions: Sessions, opts: AuthOptions): MiddlewareHandler {
-  return async (c, next) => {
-    if (c.req.method === "GET" && PUBLIC_PROBES.has(c.req.path)) return next();
+  const refusal = tokenRefusal(ids, sessions, opts);
+  return async (c, next) => refusal(c) ?? next();
+}
+
+/**
+ * What `requireToken` answers a request it refuses (401 or 403), or undefined to let it through (the token is
+ * then `tokenOf(c)`). A plain check rather than a middleware, so app.ts runs it in one step with the others.
+ */
+export function tokenRefusal(
+  ids: Identities,
+  sessions: Sessions,
+  opts: AuthOptions,
+): (c: Context) => Response | undefined {
+  return (c) => {
+    const { method, path } = c.req;
+    if (method === "GET" && PUBLIC_PROBES.has(path)) return;
     // A joining proplet has no token yet: its join token is checked by the route (join.ts), bounded there.
-    if ((c.req.method === "GET" && c.req.path === "/join/ca") || (c.req.method === "POST" && c.req.path === "/join"))
-      return next();
+    if ((method === "GET" && path === "/join/ca") || (method === "POST" && path === "/join")) return;
     // Signing in and out of the console is how a session starts and ends.
-    if (c.req.path === "/session" && c.req.method !== "GET") return next();
-    const header = c.req.header("authorization") ?? "";
-    const bearer = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+    if (path === "/session" && method !== "GET") return;
+    const header = c.req.raw.headers.get("authorization") ?? "";
+    const bearer = BEARER.exec(header)?.[1];
     const cookie = bearer ? undefined : getCookie(c, SESSION_COOKIE);
     if (!bearer && !cookie)
       return c.json({ error: `authentication required: send Authorization: Bearer <token>; ${opts.hint}` }, 401);
-    if (cookie && !READS.has(c.req.method) && c.req.header(CONSOLE_HEADER) !== "1") {
+    if (cookie && !READS.has(method) && c.req.header(CONSOLE_HEADER) !== "1") {
       return c.json({ error: `a change sent with the console's cookie must carry ${CONSOLE_HEADER}: 1` }, 403);
     }
     let token: Token | undefined;
@@ -89,20 +103,19 @@ export function requireToken(ids: Identities, sessions: Sessions, opts: AuthOpti
     if (!token) {
       const entity = ids.entityByKey(bearer!);
       if (!entity) return c.json({ error: `invalid or revoked token; ${opts.hint}` }, 401);
-      const may = PROPLET_ROUTES.some(([method, path]) => c.req.method === method && path.test(c.req.path));
+      const may = PROPLET_ROUTES.some(([m, p]) => method === m && p.test(path));
       if (entity.kind !== "proplet" || !may) {
         return c.json({ error: `a ${entity.kind}'s API key may call only a round task's /fl routes` }, 403);
       }
       propletOfRequest.set(c.req.raw, entity.id);
-      return next();
+      return;
     }
-    if (token.role !== "admin" && (!READS.has(c.req.method) || ADMIN_ONLY.test(c.req.path))) {
+    if (token.role !== "admin" && (!READS.has(method) || ADMIN_ONLY.test(path))) {
       return c.json(
         { error: `token "${token.name}" is a viewer token: it may read tasks and proplets, not change them` },
         403,
       );
     }
-    return next();
   };
 }
 

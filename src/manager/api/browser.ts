@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { crossSiteChange, type OriginPolicy } from "../../core/origins.ts";
 import { CONSOLE_HEADER } from "./auth.ts";
 
@@ -10,16 +10,22 @@ import { CONSOLE_HEADER } from "./auth.ts";
 export const NO_ORIGINS: OriginPolicy = { origins: new Set(), hosts: new Set() };
 
 export function refuseCrossSite(policy: () => OriginPolicy): MiddlewareHandler {
-  return async (c, next) => {
+  const refusal = crossSiteRefusal(policy);
+  return async (c, next) => refusal(c) ?? next();
+}
+
+/** What `refuseCrossSite` answers a change that may have come from another site's page, else undefined. */
+export function crossSiteRefusal(policy: () => OriginPolicy): (c: Context) => Response | undefined {
+  return (c) => {
+    const h = c.req.raw.headers;
     const why = crossSiteChange(policy(), {
       method: c.req.method,
-      origin: c.req.header("origin"),
-      fetchSite: c.req.header("sec-fetch-site"),
-      contentType: c.req.header("content-type"),
-      console: c.req.header(CONSOLE_HEADER),
+      origin: h.get("origin") ?? undefined,
+      fetchSite: h.get("sec-fetch-site") ?? undefined,
+      contentType: h.get("content-type") ?? undefined,
+      console: h.get(CONSOLE_HEADER) ?? undefined,
     });
     // A form's body type is a bad request as any other wrong media type is; a foreign origin is forbidden.
     if (why) return c.json({ error: why.error }, why.kind === "invalid" ? 400 : 403);
-    return next();
   };
 }

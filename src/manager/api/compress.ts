@@ -1,6 +1,7 @@
 import { promisify } from "node:util";
 import { deflate, deflateSync, gzip, gzipSync } from "node:zlib";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 
 // JSON answers compressed as the client accepts (gzip, else deflate), when they are worth it. hono/compress skips
 // a body under its threshold only when the answer carries a Content-Length, which `c.json` answers do not: every
@@ -18,6 +19,7 @@ const SYNC_MAX = 64 * 1024;
 const gzipAsync = promisify(gzip);
 const deflateAsync = promisify(deflate);
 const NO_TRANSFORM = /(?:^|,)\s*no-transform\s*(?:,|$)/i;
+const VARY_ACCEPT_ENCODING = /(?:^|,)\s*accept-encoding\s*(?:,|$)/i;
 
 type Encoding = "gzip" | "deflate" | undefined;
 /** Choices by Accept-Encoding header: clients send one of a few; bounded, as a header is the client's to choose. */
@@ -52,39 +54,59 @@ function parseAccept(accept: string): Encoding {
 export function compressJson(): MiddlewareHandler {
   return async (c, next) => {
     await next();
-    const res = c.res;
-    if (
-      res.status === 206 ||
-      c.req.method === "HEAD" ||
-      !res.body ||
-      res.headers.has("content-encoding") ||
-      !res.headers.get("content-type")?.startsWith("application/json") ||
-      NO_TRANSFORM.test(res.headers.get("cache-control") ?? "")
-    ) {
-      return;
-    }
-    const vary = res.headers.get("vary");
-    if (vary !== "*" && !/(?:^|,)\s*accept-encoding\s*(?:,|$)/i.test(vary ?? "")) {
-      res.headers.set("vary", vary ? `${vary}, Accept-Encoding` : "Accept-Encoding");
-    }
-    const encoding = chooseEncoding(c.req.header("accept-encoding"));
-    if (!encoding) return;
-    const body = new Uint8Array(await res.arrayBuffer());
-    if (body.byteLength < THRESHOLD) {
-      c.res = new Response(body, res);
-      return;
-    }
-    const packed =
-      body.byteLength <= SYNC_MAX
-        ? encoding === "gzip"
-          ? gzipSync(body)
-          : deflateSync(body)
-        : await (encoding === "gzip" ? gzipAsync(body) : deflateAsync(body));
-    const headers = new Headers(res.headers);
-    headers.delete("content-length");
-    headers.set("content-encoding", encoding);
-    const etag = headers.get("etag");
-    if (etag && !etag.startsWith("W/")) headers.set("etag", `W/${etag}`);
-    c.res = new Response(packed, { status: res.status, statusText: res.statusText, headers });
+    await compressAnswer(c);
   };
+}
+
+/** JSON answers `jsonAnswer` built and found under THRESHOLD: nothing to size or compress. */
+const small = new WeakSet<Response>();
+
+/**
+ * `c.json`, sized as it is built: the answers of a task's way (create, start, a task) are a few hundred bytes, and
+ * sizing a finished Response means copying and reading it. One under THRESHOLD is marked, and passes
+ * `compressAnswer` untouched; a larger one is left to it.
+ */
+export function jsonAnswer(c: Context, value: unknown, status: ContentfulStatusCode = 200): Response {
+  const text = JSON.stringify(value);
+  const res = c.body(text, status, { "Content-Type": "application/json" });
+  if (Buffer.byteLength(text) < THRESHOLD) small.add(res);
+  return res;
+}
+
+/** `compressJson` once the route has answered: `c.res` compressed as the client accepts, when worth it. */
+export async function compressAnswer(c: Context): Promise<void> {
+  const res = c.res;
+  // The content type first: most answers that are not JSON end here.
+  if (
+    !res.headers.get("content-type")?.startsWith("application/json") ||
+    res.status === 206 ||
+    c.req.method === "HEAD" ||
+    res.headers.has("content-encoding") ||
+    NO_TRANSFORM.test(res.headers.get("cache-control") ?? "")
+  ) {
+    return;
+  }
+  const vary = res.headers.get("vary");
+  if (vary !== "*" && !VARY_ACCEPT_ENCODING.test(vary ?? "")) {
+    res.headers.set("vary", vary ? `${vary}, Accept-Encoding` : "Accept-Encoding");
+  }
+  const encoding = chooseEncoding(c.req.header("accept-encoding"));
+  if (!encoding || small.has(res)) return;
+  // Sized on a copy, so a small answer (every answer of a task's way) goes out as the very Response the route
+  // built: reading its bytes and building another cost more than the rest of this middleware. Neither
+  // `res.body` (a ReadableStream made on demand) nor an array buffer is asked of it; an empty body sizes to 0.
+  if (Buffer.byteLength(await res.clone().text()) < THRESHOLD) return;
+  const body = new Uint8Array(await res.arrayBuffer());
+  const packed =
+    body.byteLength <= SYNC_MAX
+      ? encoding === "gzip"
+        ? gzipSync(body)
+        : deflateSync(body)
+      : await (encoding === "gzip" ? gzipAsync(body) : deflateAsync(body));
+  const headers = new Headers(res.headers);
+  headers.delete("content-length");
+  headers.set("content-encoding", encoding);
+  const etag = headers.get("etag");
+  if (etag && !etag.startsWith("W/")) headers.set("etag", `W/${etag}`);
+  c.res = new Response(packed, { status: res.status, statusText: res.statusText, headers });
 }

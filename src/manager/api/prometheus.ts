@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import client from "prom-client";
 import { STATE_NAMES } from "../../core/states.ts";
 import { processMetrics } from "./process-metrics.ts";
@@ -119,10 +119,15 @@ export class ManagerMetrics {
     return async (c, next) => {
       const t0 = performance.now();
       await next();
-      this.http.observe(
-        { method: c.req.method, route: c.req.routePath || "unknown", status: String(c.res.status) },
-        (performance.now() - t0) / 1000,
-      );
+      this.observe(c, t0);
     };
+  }
+
+  /** A request answered, which started at `t0` (performance.now()). */
+  observe(c: Context, t0: number): void {
+    this.http.observe(
+      { method: c.req.method, route: c.req.routePath || "unknown", status: String(c.res.status) },
+      (performance.now() - t0) / 1000,
+    );
   }
 }

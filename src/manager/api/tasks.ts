@@ -8,14 +8,16 @@ import { hasWasmMagic } from "../../core/wasm-binary.ts";
 import type { Invocations } from "../invoke.ts";
 import type { Tasks } from "../tasks.ts";
 import type { Telemetry } from "../telemetry.ts";
+import { jsonAnswer } from "./compress.ts";
 import { checked, jsonBody, paged, query } from "./http.ts";
 
 /** `/tasks…`, with upstream's paths and keys. */
 export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry, invocations: Invocations): void {
+  // The answers of a task's way (create, start, a task) are sized as they are built (compress.ts jsonAnswer).
   app.post("/tasks", async (c) => {
     const task = await tasks.create(await jsonBody(c, TaskCreate));
     c.header("Location", `/tasks/${task.id}`);
-    return c.json(task, 201);
+    return jsonAnswer(c, task, 201);
   });
   // A copy with some fields changed; the module travels with it (its view shows it redacted).
   app.post("/tasks/:id/clone", async (c) => {
@@ -31,7 +33,7 @@ export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry, invoca
     const find = checked(c.req.queries(), TaskListQuery);
     return paged(c, "tasks", (o, l) => tasks.list(o, l, find, metadata));
   });
-  app.get("/tasks/:id", (c) => c.json(tasks.get(tasks.resolveId(c.req.param("id")))));
+  app.get("/tasks/:id", (c) => jsonAnswer(c, tasks.get(tasks.resolveId(c.req.param("id")))));
   app.put("/tasks/:id", async (c) =>
     c.json(await tasks.update(tasks.resolveId(c.req.param("id")), await jsonBody(c, TaskUpdate))),
   );
@@ -39,7 +41,7 @@ export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry, invoca
     await tasks.delete(tasks.resolveId(c.req.param("id")));
     return c.body(null, 204);
   });
-  app.post("/tasks/:id/start", async (c) => c.json(await tasks.start(tasks.resolveId(c.req.param("id")))));
+  app.post("/tasks/:id/start", async (c) => jsonAnswer(c, await tasks.start(tasks.resolveId(c.req.param("id")))));
   app.post("/tasks/:id/pause", async (c) => c.json(await tasks.pause(tasks.resolveId(c.req.param("id")), true)));
   app.post("/tasks/:id/resume", async (c) => c.json(await tasks.pause(tasks.resolveId(c.req.param("id")), false)));
   app.post("/tasks/:id/stop", async (c) => c.json(await tasks.stop(tasks.resolveId(c.req.param("id")))));

@@ -3,8 +3,12 @@ import { type ExecResult, execute } from "./execute.ts";
 import type { Runnable } from "./modules.ts";
 import { OutputTap } from "./output.ts";
 import { MAX_MODULES, type WorkerInit, type WorkerOutput, type WorkerRequest } from "./protocol.ts";
+import { batchThisThread } from "./sched.ts";
 
 declare const self: Worker;
+
+// Its wake-up must not take the CPU from the thread that handed it a task (sched.ts).
+batchThisThread();
 
 const modules = new Map<string, Runnable>();
 

@@ -28,11 +28,11 @@ export function openSqlite(path: string, snapshots?: string): Storage {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path, { create: true, strict: true });
   // A new database gets 1 KiB pages (SQLite's default is 4): every commit writes each page it changed whole to the
-  // WAL, and a task's three commits (created, started, ended) change about 12 pages, mostly index leaves. At 10
-  // tasks/s 4 KiB pages made that 43 KiB of flash per task, 1 KiB pages 13 (scripts/bench/wear.ts); the price is
-  // room: 50,000 tasks take 36 MiB instead of 31 (rows of ~380 bytes, two to a page). An existing database keeps
-  // its page size (only a VACUUM out of WAL mode changes it; `propeller backup`, then `restore` into a new data
-  // dir, makes it anew).
+  // WAL, and a task's three commits (created, started, ended) change about 9 pages. At 10 tasks/s 4 KiB pages made
+  // that 43 KiB of flash per task, 1 KiB pages 13, 9.4 since rows are smaller and the state index leaves Completed
+  // tasks out (scripts/bench/wear.ts); rows of ~330 bytes go three to a page (50,000 tasks: 24 MiB). An existing
+  // database keeps its page size (only a VACUUM out of WAL mode changes it; `propeller backup`, then `restore` into
+  // a new data dir, makes it anew).
   db.run(`PRAGMA page_size = ${PAGE_SIZE}`);
   db.run("PRAGMA journal_mode = WAL");
   db.run("PRAGMA synchronous = NORMAL");

@@ -25,6 +25,11 @@ export class TaskCache {
     return e.file ? { ...e.doc, file: e.file } : { ...e.doc };
   }
 
+  /** The cached document itself, for a caller that only reads it (no copy made); undefined when not cached. */
+  peek(id: string): Doc | undefined {
+    return this.entries.get(id)?.doc;
+  }
+
   /** The metadata last written for a task (undefined: none), or null when the cache does not know the task. */
   metadataOf(id: string): Task["metadata"] | null {
     const e = this.entries.get(id);

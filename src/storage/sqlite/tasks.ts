@@ -1,5 +1,6 @@
 import type { Database, Statement } from "bun:sqlite";
 import { metadataText } from "../../core/metadata.ts";
+import { TaskState } from "../../core/states.ts";
 import { Task } from "../../core/task.ts";
 import type { TaskFind } from "../../core/task-query.ts";
 import { nearerEnd } from "../order.ts";
@@ -7,7 +8,7 @@ import type { ListResult, TaskRepository } from "../repository.ts";
 import type { Batch } from "./batch.ts";
 import { packTask, type TaskColumns, unpackTask } from "./compact.ts";
 import { checkDoc } from "./doc.ts";
-import { findRows } from "./find.ts";
+import { findRows, NOT_COMPLETED } from "./find.ts";
 import { LastRuns } from "./last-run.ts";
 import { SqliteModules } from "./modules.ts";
 import { TaskCache } from "./task-cache.ts";
@@ -59,7 +60,8 @@ export class SqliteTasks implements TaskRepository {
     this.deleteMetaQ = db.query("DELETE FROM task_meta WHERE task_id = ?");
     this.fileQ = db.query("SELECT file FROM tasks WHERE id = ?");
     this.modules = new SqliteModules(db);
-    this.lastRuns = new LastRuns(db, batch, (id) => this.get(id));
+    // LastRuns only reads the task: the cached document as it is, not a copy of it.
+    this.lastRuns = new LastRuns(db, batch, (id) => this.cache.peek(id) ?? this.get(id));
     batch.onRollback(() => {
       this.cache.clear();
       this.modules.clear();
@@ -167,7 +169,9 @@ export class SqliteTasks implements TaskRepository {
 
   /** The task's metadata pairs in task_meta; `before` is what was written last, when it is known. */
   private writeMeta(t: Task, before: Task["metadata"] | null): void {
-    if (before !== null && JSON.stringify(before ?? {}) === JSON.stringify(t.metadata ?? {})) return;
+    // The same object (the manager's tasks are spread copies that share their nested values) needs no comparing.
+    if (before !== null && (before === t.metadata || JSON.stringify(before ?? {}) === JSON.stringify(t.metadata ?? {})))
+      return;
     if (before !== undefined) this.deleteMetaQ.run(t.id);
     for (const [k, v] of Object.entries(t.metadata ?? {})) {
       const text = metadataText(v);
@@ -177,8 +181,10 @@ export class SqliteTasks implements TaskRepository {
 
   listByState(states: number[]): Task[] {
     const marks = states.map(() => "?").join(",");
+    // Without Completed, the partial index tasks_state_open has them all (its condition named so SQLite takes it).
+    const open = states.includes(TaskState.Completed) ? "" : ` AND ${NOT_COMPLETED}`;
     return this.db
-      .query<TaskRow, number[]>(`SELECT id, state, created_at, doc, file FROM tasks WHERE state IN (${marks})`)
+      .query<TaskRow, number[]>(`SELECT id, state, created_at, doc, file FROM tasks WHERE state IN (${marks})${open}`)
       .all(...states)
       .map(this.join);
   }
@@ -197,11 +203,19 @@ export class SqliteTasks implements TaskRepository {
       .map((r) => r.id);
   }
   countByState(): Record<number, number> {
+    // The index holds every state but Completed: those are all the tasks less the others.
     const out: Record<number, number> = {};
+    let others = 0;
     for (const r of this.db
-      .query<{ state: number; n: number }, []>("SELECT state, count(*) AS n FROM tasks GROUP BY state")
-      .all())
+      .query<{ state: number; n: number }, []>(
+        `SELECT state, count(*) AS n FROM tasks WHERE ${NOT_COMPLETED} GROUP BY state`,
+      )
+      .all()) {
       out[r.state] = r.n;
+      others += r.n;
+    }
+    const completed = this.countQ.get()!.n - others;
+    if (completed > 0) out[TaskState.Completed] = completed;
     return out;
   }
   listScheduled(): Task[] {

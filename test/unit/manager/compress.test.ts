@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { gunzipSync, inflateSync } from "node:zlib";
 import { Hono } from "hono";
-import { chooseEncoding, compressJson } from "../../../src/manager/api/compress.ts";
+import { chooseEncoding, compressJson, jsonAnswer } from "../../../src/manager/api/compress.ts";
 
 // The API's compression: large JSON answers compressed as accepted, small ones (every answer of the dispatch path)
 // sent as they are, which hono/compress did not do for `c.json` answers (no Content-Length to compare).
@@ -26,6 +26,38 @@ describe("compressJson", () => {
     expect(res.headers.get("content-encoding")).toBeNull();
     expect(res.headers.get("vary")).toBe("Accept-Encoding");
     expect(await res.json()).toEqual({ id: "x" });
+  });
+
+  test("a small one is the very Response the route built: neither read nor rebuilt (a task's way sends two)", async () => {
+    let built: Response | undefined;
+    const a = new Hono();
+    a.use("*", compressJson());
+    a.post("/tasks", (c) => {
+      built = c.json({ id: "x" }, 201);
+      return built;
+    });
+    const res = await a.request("/tasks", { method: "POST", headers: { "accept-encoding": "gzip, deflate" } });
+    expect(res).toBe(built!);
+    expect(res.status).toBe(201);
+    expect(res.headers.get("vary")).toBe("Accept-Encoding");
+    expect(await res.json()).toEqual({ id: "x" });
+  });
+
+  test("jsonAnswer: small, marked and passed untouched; large, compressed as c.json's would be", async () => {
+    const a = new Hono();
+    a.use("*", compressJson());
+    a.get("/small", (c) => jsonAnswer(c, { id: "x" }, 201));
+    a.get("/large", (c) => jsonAnswer(c, { items: Array.from({ length: 200 }, (_, i) => ({ id: `task-${i}` })) }));
+    const s = await a.request("/small", { headers: { "accept-encoding": "gzip" } });
+    expect([s.status, s.headers.get("content-type"), s.headers.get("content-encoding")]).toEqual([
+      201,
+      "application/json",
+      null,
+    ]);
+    expect(await s.json()).toEqual({ id: "x" });
+    const l = await a.request("/large", { headers: { "accept-encoding": "gzip" } });
+    expect([l.status, l.headers.get("content-encoding")]).toEqual([200, "gzip"]);
+    expect(JSON.parse(gunzipSync(new Uint8Array(await l.arrayBuffer())).toString()).items).toHaveLength(200);
   });
 
   test("a large one is gzipped when accepted, and reads back the same", async () => {

@@ -1,8 +1,8 @@
 import { Database } from "bun:sqlite";
 import { afterEach, describe, expect, test } from "bun:test";
-import { copyFileSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { newTask, TaskCreate } from "../../../src/core/task.ts";
+import { finished, newTask, runningOn, TaskCreate } from "../../../src/core/task.ts";
 import type { Storage } from "../../../src/storage/repository.ts";
 import { openSqlite } from "../../../src/storage/sqlite/index.ts";
 import { MIGRATIONS } from "../../../src/storage/sqlite/migrations.ts";
@@ -114,6 +114,111 @@ describe("sqlite storage", () => {
     store = openSqlite(path);
     expect(store.tasks.get("t1")).toEqual(done);
     expect(store.tasks.get("t2")).toEqual(edited);
+  });
+
+  test("a task's times are kept as milliseconds after its creation, read back as text, and sort as text did", () => {
+    const path = join(tempDir(), "times.db");
+    store = openSqlite(path);
+    const created = "2026-01-01T00:00:00.000Z";
+    const t1 = {
+      ...task("t1"),
+      created_at: created,
+      state: 3,
+      start_time: "2026-01-01T00:00:00.018Z",
+      finish_time: "2026-01-01T00:00:00.021Z",
+      updated_at: "2026-01-01T00:00:00.021Z",
+    };
+    // A time not in toISOString's own form (no milliseconds) stays the text it was; an earlier one is negative.
+    const t2 = { ...t1, id: "t2", start_time: "2025-12-31T23:59:59.000Z", updated_at: "2026-01-02T00:00:00Z" };
+    store.tasks.create(t1);
+    store.tasks.create(t2);
+    store.close();
+    const db = new Database(path);
+    const docs = db
+      .query<{ doc: string }, []>("SELECT doc FROM tasks ORDER BY id")
+      .all()
+      .map((r) => JSON.parse(r.doc));
+    expect(docs[0]).toMatchObject({ start_time: 18, finish_time: 21 });
+    expect(docs[0].updated_at).toBeUndefined();
+    expect(docs[1]).toMatchObject({ start_time: -1000, finish_time: 21, updated_at: "2026-01-02T00:00:00Z" });
+    // A document written before, its times as text, beside them.
+    const { file: _f, ...old } = {
+      ...t1,
+      id: "t3",
+      created_at: "2026-01-01T00:00:00.001Z",
+      updated_at: "2025-06-01T00:00:00.000Z",
+    };
+    db.run("INSERT INTO tasks (id, state, created_at, doc, file) VALUES ('t3', 3, ?, ?, NULL)", [
+      old.created_at,
+      JSON.stringify(old),
+    ]);
+    db.close();
+    store = openSqlite(path);
+    expect(store.tasks.get("t1")).toEqual(t1);
+    expect(store.tasks.get("t2")).toEqual(t2);
+    expect(store.tasks.get("t3")).toEqual(old);
+    const bySort = store.tasks.find({ sort: "updated_at", order: "desc", rounds: true }, 0, 10);
+    expect(bySort.items.map((t) => t.id)).toEqual(["t2", "t1", "t3"]);
+  });
+
+  test("Completed tasks are not in the state index, and are counted and listed by state all the same", async () => {
+    const path = join(tempDir(), "states.db");
+    store = openSqlite(path);
+    const states = [0, 3, 3, 2, 3, 4, 3];
+    states.forEach((state, i) => {
+      store!.tasks.create({ ...task(`t${i}`), created_at: `2026-01-01T00:00:0${i}.000Z`, state });
+    });
+    store.tasks.update({ ...store.tasks.get("t0")!, state: 3 });
+    await store.durable();
+    expect(store.tasks.countByState()).toEqual({ 2: 1, 3: 5, 4: 1 });
+    expect(
+      store.tasks
+        .listByState([2, 4])
+        .map((t) => t.id)
+        .sort(),
+    ).toEqual(["t3", "t5"]);
+    const ids = (states: number[], offset = 0) => {
+      const r = store!.tasks.find({ states, sort: "created_at", order: "desc", rounds: false }, offset, 3);
+      return [r.total, r.items.map((t) => t.id)];
+    };
+    expect(ids([3])).toEqual([5, ["t6", "t4", "t2"]]);
+    expect(ids([3], 3)).toEqual([5, ["t1", "t0"]]);
+    expect(ids([3, 4])).toEqual([6, ["t6", "t5", "t4"]]);
+    expect(ids([2])).toEqual([1, ["t3"]]);
+    const db = new Database(path, { readonly: true });
+    const indexed = db.query<{ n: number }, []>(
+      "SELECT count(*) AS n FROM tasks INDEXED BY tasks_state_open WHERE state != 3",
+    );
+    expect(indexed.get()!.n).toBe(2);
+    db.close();
+  });
+
+  test("flash wear: a task's three commits (created, started, ended) write at most 11 pages to the WAL", async () => {
+    // Each commit writes every page it changed, whole, to the WAL (scripts/bench/wear.ts counts the bytes). Before the
+    // state index left Completed tasks out and times were kept as milliseconds, this was 13 pages a task.
+    const path = join(tempDir(), "wear.db");
+    store = openSqlite(path);
+    const s = store;
+    const walBytes = () => (existsSync(`${path}-wal`) ? statSync(`${path}-wal`).size : 0);
+    const oneTask = async (i: number) => {
+      const t = task(crypto.randomUUID(), { inputs: [i, 1] });
+      s.tasks.create(t);
+      await s.durable();
+      const running = runningOn(t, crypto.randomUUID(), crypto.randomUUID(), new Date().toISOString());
+      s.tasks.update(running);
+      await s.durable();
+      const now = new Date().toISOString();
+      const run = { run_id: running.run_id!, task_id: t.id, attempt: 1, state: 3, status: "Completed" };
+      s.runs.create({ ...run, started_at: running.start_time, proplet_id: running.proplet_id, finished_at: now });
+      s.tasks.update(finished(running, 3, String(i + 1), undefined, now));
+      await s.durable();
+    };
+    for (let i = 0; i < 200; i++) await oneTask(i); // a few levels in every B-tree first
+    const before = walBytes();
+    for (let i = 0; i < 200; i++) await oneTask(i);
+    const pages = (walBytes() - before) / (1024 + 24) / 200;
+    expect(pages).toBeGreaterThan(5);
+    expect(pages).toBeLessThan(11);
   });
 
   test("a malformed row is refused with its table named, not passed on", () => {

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ModuleCache } from "../../../../src/proplet/runtime/modules.ts";
 import { WorkerPool } from "../../../../src/proplet/runtime/pool.ts";
@@ -94,6 +94,33 @@ describe("in-process runtime", () => {
     expect(readlinkSync(join(data, "out.txt"))).toBe(join(dir, "victim.txt"));
   });
 
+  test("WASI is made only for the calls a module imports: a reactor without WASI is initialised, a call the shim lacks is refused", async () => {
+    // No WASI import: `_initialize` still runs before the export, as the shim's initialize() ran it.
+    const reactor = cache.load(
+      await assemble(`(module (global $g (mut i32) (i32.const 1))
+        (func (export "_initialize") (global.set $g (i32.const 41)))
+        (func (export "get") (param i32) (result i32) (i32.add (global.get $g) (local.get 0))))`),
+    );
+    expect(await started(reactor, "get", ["1"], {}).done).toMatchObject({ ok: true, result: "42" });
+    // One WASI call the module imports works (its stdout is the export's output here: a write to fd 1)...
+    const writes = cache.load(
+      await assemble(`(module (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1) (data (i32.const 16) "hi")
+        (func (export "say") (result i32)
+          (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 2))
+          (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))`),
+    );
+    expect(await started(writes, "say", [], {}).done).toMatchObject({ ok: true, result: "0" });
+    // ...and one it names that WASI preview 1 does not have stays missing: the instance is refused.
+    const unknown = cache.load(
+      await assemble(`(module (import "wasi_snapshot_preview1" "no_such_call" (func $x))
+        (func (export "go") (call $x)))`),
+    );
+    const r = await started(unknown, "go", [], {}).done;
+    expect(r.ok).toBe(false);
+    expect(r.error).toContain("no_such_call");
+  });
+
   test("memory.grow stops at the task's cap, inside the guest", async () => {
     const compiled = await cache.load(fixture("grow"), 64);
     const r = await pool.run({ compiled, name: "grow", inputs: [], env: {}, options: { dirs: [], env: {} } }).done;
@@ -139,6 +166,24 @@ describe("in-process runtime", () => {
     expect(res).toMatchObject({ ok: false, error: "task timed out after 0.3s" });
     expect(performance.now() - t0).toBeLessThan(1500);
   });
+
+  test.if(process.platform === "linux")(
+    "workers run under SCHED_BATCH (their wake-up does not preempt the event loop); the event loop does not",
+    async () => {
+      expect(await run("add", "add", ["1", "2"]).done).toMatchObject({ ok: true, result: "3" });
+      // /proc/self/task/TID/stat: the name in parentheses (it may hold spaces), then fields from the 3rd on;
+      // the 41st is the scheduling policy (sched(7): 0 SCHED_OTHER, 3 SCHED_BATCH).
+      const threads = readdirSync("/proc/self/task").map((tid) => {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+        const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        const policy = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[41 - 3]);
+        return { tid: Number(tid), name, policy };
+      });
+      expect(threads.find((t) => t.tid === process.pid)?.policy).toBe(0);
+      const batch = threads.filter((t) => t.name === "Worker" && t.policy === 3);
+      expect(batch.length).toBeGreaterThanOrEqual(pool.workers);
+    },
+  );
 
   test("modules are compiled once per sha256", () => {
     const own = new ModuleCache(); // not the shared one: other tests may have loaded fib already

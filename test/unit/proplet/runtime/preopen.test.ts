@@ -6,7 +6,7 @@ import { loadPreopen, savePreopen } from "../../../../src/proplet/runtime/preope
 import { tempDir } from "../../../helpers.ts";
 
 // A preopen's load and write-back on real directories, with the host's tree changed between the two, as a task
-// that runs for a while would see it (test/attack/sandbox.test.ts does the same against a running proplet).
+// that runs for a while would see it (test/attack/sandbox-files.test.ts does the same against a running proplet).
 
 const budget = () => ({ left: 1 << 20 });
 const text = (s: string) => new File(new TextEncoder().encode(s));
