@@ -7,7 +7,7 @@
 // (`rss_60s_over_start`, the issue's "before"); over the figure after the warm-up, `rss_60s_over_before`. serve
 // gives memory back 5 s after its last task ended (src/cli/idle-release.ts) and retires its kept Wasm worker 10 s
 // after (src/proplet/runtime/pool.ts): +10 s shows the first, +30 s both. Compiled, 50,000 tasks, machine shared
-// with other engineers (load 2-6): `rss_60s_over_start` 1.19-1.20 (81 → 96.3-96.8 MiB); 1.82 without them.
+// with other engineers (load 1-6): `rss_60s_over_start` 1.18-1.20 (81 → 95.6-96.8 MiB); 1.79-1.82 without them.
 // The warm-up's own release may land just before or after the "before" reading (both 5 s after it).
 // JSON on the last stdout line.
 //
