@@ -1,12 +1,11 @@
 import { conflict, notFound } from "../core/errors.ts";
 import type { AliveMsg, CreateMsg } from "../core/messages.ts";
-import { type Proplet, type PropletView, propletView, recordHeartbeat } from "../core/proplet.ts";
+import { isAlive, type Proplet, type PropletView, propletView, recordHeartbeat } from "../core/proplet.ts";
 import { UNVOUCHED, type Vouched } from "../core/requirements.ts";
 import type { Placeable } from "../core/scheduler.ts";
 import { nowIso } from "../core/time.ts";
 import type { Storage } from "../storage/repository.ts";
 import type { ManagerEvents } from "./events.ts";
-import { LastBeats } from "./last-beats.ts";
 import { type IdentityNames, PropletNames } from "./proplet-names.ts";
 
 // The proplets the manager knows: registration and heartbeats, liveliness, which tasks run where (task_count is
@@ -51,8 +50,6 @@ export class PropletRegistry {
   private readonly startedAt = Date.now();
   /** Names, unique among proplets and identities (proplet-names.ts). */
   private naming: PropletNames;
-  /** Each proplet's last heartbeat as a number (last-beats.ts). */
-  private beats: LastBeats;
 
   constructor(
     private store: Storage,
@@ -64,7 +61,6 @@ export class PropletRegistry {
     names?: IdentityNames,
   ) {
     this.naming = new PropletNames(this.proplets, names);
-    this.beats = new LastBeats(opts.livelinessThresholdMs);
     // Those with an identity first: its name is theirs, whoever held it before.
     const stored = store.proplets.all();
     const own = (p: Proplet) => (names?.propletName(p.id) === undefined ? 1 : 0);
@@ -113,8 +109,17 @@ export class PropletRegistry {
     return this.byIdOrName(key)?.id ?? key;
   }
 
+  /** Each proplet's last heartbeat parsed once: liveness is asked on every heartbeat and every placement. */
+  private lastMs = new Map<string, { iso: string; ms: number }>();
+
   alive(p: Proplet, now = Date.now()): boolean {
-    return this.beats.alive(p, now);
+    const iso = p.alive_history.at(-1);
+    let last = iso === undefined ? undefined : this.lastMs.get(p.id);
+    if (iso !== undefined && last?.iso !== iso) {
+      last = { iso, ms: Date.parse(iso) };
+      this.lastMs.set(p.id, last);
+    }
+    return isAlive(p, now, this.opts.livelinessThresholdMs, last?.ms);
   }
 
   track(propletId: string, taskId: string, running: boolean): void {
@@ -175,6 +180,13 @@ export class PropletRegistry {
     this.tell(p.id, alive);
   }
 
+  /** The text of a heartbeat's time: ten thousand proplets beat about ten to a millisecond, so it is made once. */
+  private lastIso = { ms: Number.NaN, iso: "" };
+  private isoAt(ms: number): string {
+    if (this.lastIso.ms !== ms) this.lastIso = { ms, iso: new Date(ms).toISOString() };
+    return this.lastIso.iso;
+  }
+
   private tell(id: string, alive: boolean): void {
     if (this.told.get(id) === alive) return;
     this.told.set(id, alive);
@@ -199,25 +211,24 @@ export class PropletRegistry {
 
   /** A heartbeat, or the offline message (Last Will or graceful shutdown). */
   onAlive(msg: AliveMsg): { offline: boolean; back: boolean; wasDown: boolean } | undefined {
-    const known = this.proplets.get(msg.proplet_id);
-    const p = known ?? this.ensure(msg.proplet_id);
+    const p = this.ensure(msg.proplet_id);
     if (msg.status === "offline") {
-      if (!known) return undefined;
+      if (!this.proplets.has(p.id)) return undefined;
       this.save({ ...p, offline: true });
       return { offline: true, back: false, wasDown: false };
     }
     const now = Date.now();
     const wasDown = !this.heard.has(p.id) || !this.alive(p, now);
     const back = p.offline === true;
-    const at = this.beats.beat(p.id, now);
-    // Just heard: alive, whatever it was. A plain beat of a known proplet keeps its name and is written later.
-    const beat = recordHeartbeat(p, at);
-    if (known && !back) {
-      this.proplets.set(p.id, beat);
-      this.dirty.add(p.id);
-      if (this.told.get(p.id) !== true) this.tell(p.id, true);
-    } else this.save(beat, false, true);
-    if (wasDown) this.heard.add(p.id);
+    const at = this.isoAt(now);
+    const last = this.lastMs.get(p.id); // known already: not parsed back from the text
+    if (last) {
+      last.iso = at;
+      last.ms = now;
+    } else this.lastMs.set(p.id, { iso: at, ms: now });
+    // Just heard: alive, whatever it was.
+    this.save(recordHeartbeat(p, at), !back && this.proplets.has(p.id), true);
+    this.heard.add(p.id);
     return { offline: false, back, wasDown };
   }
 
@@ -251,7 +262,7 @@ export class PropletRegistry {
       }
       const last = p.alive_history.at(-1);
       // alive() above has cached the last heartbeat's time: no text to parse for each of thousands of proplets.
-      const silentMs = last === undefined ? Infinity : now - (this.beats.ms(p) ?? Date.parse(last));
+      const silentMs = last === undefined ? Infinity : now - (this.lastMs.get(p.id)?.ms ?? Date.parse(last));
       if (!alive && this.taskCount(p.id) > 0) {
         // Silent past the liveness threshold and then the grace: its runs are given up. One not heard since this
         // manager started counts as silent since the start at most: its stored last heartbeat may be up to
@@ -284,7 +295,7 @@ export class PropletRegistry {
     this.proplets.delete(id);
     this.runningOn.delete(id);
     this.extraOn.delete(id);
-    this.beats.forget(id);
+    this.lastMs.delete(id);
     this.heard.delete(id);
     this.told.delete(id);
     this.store.proplets.delete(id);
