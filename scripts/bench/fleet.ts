@@ -13,7 +13,7 @@
 // system (kernel) time. --no-mosquitto skips mosquitto.
 //
 //   bun scripts/bench/fleet.ts [--proplets 1000] [--seconds 30] [--no-auth [--connections 20]] [--no-mosquitto]
-//     [--profile DIR]
+//   bun scripts/bench/fleet.ts --proplets 10000 --no-mosquitto --profile DIR   (a markdown CPU profile of serve)
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
