@@ -5,17 +5,23 @@
 // Prints one JSON object as the last stdout line, with `manager_cpu_percent` (percent of one core),
 // `manager_rss_mib` and `alive_at_end` (proplets the manager counts alive when the measurement ends).
 // Then the same fleet against Debian's mosquitto (its own instance on a free port, anonymous, one subscriber taking
-// every proplet message as the manager would): `mosquitto_cpu_percent` and `ratio_to_mosquitto` (serve's CPU over
-// mosquitto's, the figure that travels between machines); --no-mosquitto skips it.
+// every proplet message as the manager would): `mosquitto_cpu_percent` and `ratio_to_mosquitto`, the figure that
+// travels between machines: serve's CPU per heartbeat received over mosquitto's. Per heartbeat, because the one
+// client process that plays the fleet falls behind its 10,000 beats a second on a loaded machine, and by more in
+// one half of the run than in the other (7 to 30 % apart in runs of issue 30): a broker sent fewer beats spends
+// less. `cpu_percent_ratio` is the plain ratio of the two CPU figures. Each CPU figure is split into user and
+// system (kernel) time. --no-mosquitto skips mosquitto.
 //
 //   bun scripts/bench/fleet.ts [--proplets 1000] [--seconds 30] [--no-auth [--connections 20]] [--no-mosquitto]
+//   bun scripts/bench/fleet.ts --proplets 10000 --no-mosquitto --profile DIR   (a markdown CPU profile of serve)
 
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt from "mqtt";
+import { statFields } from "../../src/core/procstat.ts";
 import { scriptArgs } from "../args.ts";
-import { adminToken, authHeaders, cpuSeconds, freePort, mqttLogin, rssMib, serveArgs, waitForHealth } from "./lib.ts";
+import { adminToken, authHeaders, freePort, mqttLogin, rssMib, serveArgs, waitForHealth } from "./lib.ts";
 
 const { values: opt } = scriptArgs(import.meta.path, {
   options: {
@@ -102,21 +108,33 @@ async function drive(port: number, pid: number, login: (id: string) => Promise<o
   say(`${N} proplets on ${C} connections; warming up 5 s…`);
   await Bun.sleep(5000);
   await during?.();
-  const cpu0 = cpuSeconds(pid);
+  const cpu0 = userSystem(pid);
   const beats0 = beats;
   const t0 = performance.now();
   await Bun.sleep(SECONDS * 1000);
-  const cpu = cpuSeconds(pid) - cpu0;
+  const cpu1 = userSystem(pid);
   const elapsed = (performance.now() - t0) / 1000;
+  const [user, system] = [cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]];
+  const rate = (beats - beats0) / elapsed;
   const out = {
     elapsed,
-    rate: (beats - beats0) / elapsed,
-    cpuPercent: +((cpu / elapsed) * 100).toFixed(1),
+    rate,
+    cpuPercent: +(((user + system) / elapsed) * 100).toFixed(1),
+    userPercent: +((user / elapsed) * 100).toFixed(1),
+    systemPercent: +((system / elapsed) * 100).toFixed(1),
+    /** CPU µs per heartbeat sent in the measurement. */
+    usPerBeat: ((user + system) * 1e6) / (rate * elapsed),
     rss: rssMib(pid),
   };
   for (const t of timers) clearInterval(t);
   await Promise.all(clients.map((c) => c.endAsync(true)));
   return out;
+}
+
+/** A process's user and system CPU seconds, from /proc. */
+function userSystem(pid: number): [number, number] {
+  const f = statFields(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  return [Number(f[11]) / 100, Number(f[12]) / 100];
 }
 
 let alive = 0;
@@ -175,12 +193,17 @@ console.log(
     seconds: +ours.elapsed.toFixed(1),
     heartbeats_per_s: Math.round(ours.rate),
     manager_cpu_percent: ours.cpuPercent,
+    manager_cpu_user_system_percent: [ours.userPercent, ours.systemPercent],
+    manager_cpu_us_per_heartbeat: +ours.usPerBeat.toFixed(1),
     manager_rss_mib: +ours.rss.toFixed(1),
     ...(mosquitto
       ? {
           mosquitto_cpu_percent: mosquitto.cpuPercent,
+          mosquitto_cpu_user_system_percent: [mosquitto.userPercent, mosquitto.systemPercent],
           mosquitto_heartbeats_per_s: Math.round(mosquitto.rate),
-          ratio_to_mosquitto: +(ours.cpuPercent / Math.max(mosquitto.cpuPercent, 0.1)).toFixed(2),
+          mosquitto_cpu_us_per_heartbeat: +mosquitto.usPerBeat.toFixed(1),
+          ratio_to_mosquitto: +(ours.usPerBeat / Math.max(mosquitto.usPerBeat, 0.1)).toFixed(2),
+          cpu_percent_ratio: +(ours.cpuPercent / Math.max(mosquitto.cpuPercent, 0.1)).toFixed(2),
         }
       : {}),
     alive_at_end: aliveAtEnd,

@@ -18,6 +18,7 @@ import {
   MAX_INFLIGHT_QOS2,
   PACKET_OVERHEAD,
 } from "./limits.ts";
+import { cacheMatches } from "./match-cache.ts";
 
 export type { BrokerAuth } from "./guard.ts";
 export type { BrokerLimits } from "./limits.ts";
@@ -64,6 +65,7 @@ export async function startBroker(
     connectTimeout: CONNECT_TIMEOUT_MS,
     maxInflightInbound: MAX_INFLIGHT_QOS2,
   });
+  if (!cacheMatches(aedes)) log.debug("mqtt: the broker's topic matcher is not mqemitter 7's: matches are not cached");
   const guarded = auth ? guard(aedes, auth, limits.maxPacketBytes - PACKET_OVERHEAD) : undefined;
   // QoS 2 messages awaiting PUBREL: one largest packet's worth per identity (per client id without auth).
   boundQos2(aedes, limits.maxPacketBytes, (client) => guarded?.peerOf(client)?.id);

@@ -26,6 +26,16 @@ describe("messages", () => {
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.error).toContain("proplet_id");
   });
+  test("a heartbeat's nulls (upstream's absent values) are absent, its unknown keys dropped", () => {
+    const r = decode(
+      AliveMsg,
+      JSON.stringify({ proplet_id: "p", status: null, namespace: "ns", tasks: null, runs: null, extra: 1 }),
+    );
+    expect(r).toEqual({ ok: true, value: { proplet_id: "p", namespace: "ns" } });
+    if (r.ok) expect(Object.values(r.value)).not.toContain(null);
+    expect(decode(AliveMsg, JSON.stringify({ proplet_id: "p", tasks: [1] }))).toMatchObject({ ok: false });
+    expect(decode(AliveMsg, JSON.stringify({ proplet_id: "", status: "alive" }))).toMatchObject({ ok: false });
+  });
   test("timestamps: RFC3339 or Rust SystemTime", () => {
     expect(Timestamp.parse({ secs_since_epoch: 1700000000, nanos_since_epoch: 5e8 })).toBe("2023-11-14T22:13:20.500Z");
     expect(Timestamp.parse("2024-01-01T00:00:00Z")).toBe("2024-01-01T00:00:00Z");
