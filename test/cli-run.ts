@@ -1,6 +1,6 @@
 import { MAIN } from "./helpers.ts";
 
-// The CLI as a real process for the e2e tests of the CLI (test/e2e/cli-ops.test.ts, cli-drain.test.ts).
+// The CLI as a real process for the e2e tests of the CLI (test/e2e/cli-ops.test.ts, cli-drain.test.ts, basics).
 
 /** The CLI as a real process, awaited without blocking this process (a fake manager here must answer it). */
 export async function run(args: string[], env: Record<string, string> = {}) {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { b64, cli, freePort, MAIN, type Serve, startServe, tokenOf, until } from "../helpers.ts";
+import { b64, cli, MAIN, type Serve, startServe, tokenOf } from "../helpers.ts";
+import { startMosquitto } from "../mosquitto.ts";
 import { type Postgres, startPostgres } from "../postgres.ts";
 
 // A browser as the attacker's tool: a page of another site posting forms to a serve on loopback, a page whose name
@@ -259,15 +260,9 @@ describe("a stand-by forwarding under --no-auth", () => {
   test("refuses another name itself, and the active manager answers what it forwards under its own name", async () => {
     pg = await startPostgres();
     const db = await pg.database("rebinding");
-    const bin = Bun.which("mosquitto", { PATH: `/usr/sbin:/usr/bin:${process.env.PATH}` });
-    if (!bin) throw new Error("mosquitto is not installed: apt-get install mosquitto");
-    const port = await freePort();
-    mosquitto = Bun.spawn([bin, "-p", String(port)], { stdout: "ignore", stderr: "ignore" });
-    await until("mosquitto to listen", async () => {
-      const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-      sock.end();
-      return true;
-    });
+    const m = await startMosquitto();
+    mosquitto = m.proc;
+    const port = m.port;
     const extra = [
       "--no-auth",
       "--storage",

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import mqtt from "mqtt";
+import { run } from "../cli-run.ts";
 import {
   authHeader,
   b64,
@@ -7,7 +8,6 @@ import {
   fixture,
   http,
   identity,
-  MAIN,
   propletEnv,
   runTask,
   type Serve,
@@ -32,19 +32,7 @@ afterAll(async () => {
   await s?.kill("SIGKILL");
 });
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const p = Bun.spawn([process.execPath, MAIN, ...args], {
-    env: { ...process.env, PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-    p.exited,
-  ]);
-  return { code, stdout, stderr };
-}
+const cli = (args: string[]) => run(args, { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) });
 
 describe("serve with its local proplet", () => {
   test("the local proplet registers and is alive", async () => {

@@ -1,28 +1,24 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createConnection, createServer, type Server } from "node:net";
-import { b64, freePort, runTask, type Serve, startServe, until } from "../helpers.ts";
+import type { Subprocess } from "bun";
+import { b64, freePort, runTask, type Serve, startServe } from "../helpers.ts";
+import { startMosquitto } from "../mosquitto.ts";
 
 // A broker that goes away while serve subscribes: mqtt.js fails a SUBSCRIBE in flight with "Connection closed"
 // when its connection drops. At start-up that rejection ended serve (`error: Connection closed`, seen once when
 // mosquitto restarted under a manager coming up); serve must instead subscribe again once it is reconnected.
 // Between serve and a real mosquitto sits a proxy that closes each of the first connections as soon as the
 // client's first SUBSCRIBE goes through it, before the SUBACK can come back.
-let mosquitto: ReturnType<typeof Bun.spawn>;
+let mosquitto: Subprocess;
 let proxy: Server;
 let proxyPort: number;
 let dropped = 0;
 const DROPS = 3;
 
 beforeAll(async () => {
-  const bin = Bun.which("mosquitto") ?? (Bun.which("mosquitto", { PATH: "/usr/sbin:/usr/bin" }) as string | null);
-  if (!bin) throw new Error("mosquitto is not installed: apt-get install mosquitto (.ci/run does)");
-  const port = await freePort();
-  mosquitto = Bun.spawn([bin, "-p", String(port)], { stdout: "ignore", stderr: "ignore" });
-  await until("mosquitto to listen", async () => {
-    const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-    sock.end();
-    return true;
-  });
+  const m = await startMosquitto();
+  mosquitto = m.proc;
+  const port = m.port;
   proxy = createServer((client) => {
     const up = createConnection(port, "127.0.0.1");
     let watching = dropped < DROPS;

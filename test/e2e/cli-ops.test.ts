@@ -14,6 +14,7 @@ import {
   until,
   untilAlive,
 } from "../helpers.ts";
+import { startMosquitto } from "../mosquitto.ts";
 import { startPostgres } from "../postgres.ts";
 
 // The CLI as an operator meets it: a stand-by's 503 during a hand-over, id prefixes, `--json` errors, and no
@@ -217,18 +218,10 @@ describe("no orphans on SIGTERM to a launcher", () => {
 describe("a real stand-by during a hand-over", () => {
   test("kill -9 of the active manager: the CLI pointed at the stand-by retries its 503s and gets its answer", async () => {
     const pg = await startPostgres();
-    const bin = Bun.which("mosquitto", { PATH: `/usr/sbin:/usr/bin:${process.env.PATH}` });
-    if (!bin) throw new Error("mosquitto is not installed: apt-get install mosquitto (.ci/run does)");
-    const port = await freePort();
-    const mosquitto = Bun.spawn([bin, "-p", String(port)], { stdout: "ignore", stderr: "ignore" });
+    const { proc: mosquitto, port } = await startMosquitto();
     const procs: Serve[] = [];
     try {
       const dbUrl = await pg.database("handover");
-      await until("mosquitto to listen", async () => {
-        const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-        sock.end();
-        return true;
-      });
       const manager = (dataDir: string) =>
         startServe({
           dataDir,

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { b64, freePort, http, type Proc, type Serve, spawnPropeller, startServe, tempDir, until } from "../helpers.ts";
+import { startMosquitto } from "../mosquitto.ts";
 import { type Postgres, startPostgres } from "../postgres.ts";
 
 // Issue 26's trial: two managers on PostgreSQL and mosquitto; a 2 s task starts, 0.5 s later the active manager is
@@ -16,23 +17,14 @@ let mqttUrl: string;
 let dbUrl: string;
 const procs: (Serve | Proc)[] = [];
 
-let brokerBin: string;
 let brokerPort: number;
 const startBroker = async () => {
-  mosquitto = Bun.spawn([brokerBin, "-p", String(brokerPort)], { stdout: "ignore", stderr: "ignore" });
-  await until("mosquitto to listen", async () => {
-    const sock = await Bun.connect({ hostname: "127.0.0.1", port: brokerPort, socket: { data() {} } });
-    sock.end();
-    return true;
-  });
+  mosquitto = (await startMosquitto(brokerPort)).proc;
 };
 
 beforeAll(async () => {
   pg = await startPostgres();
   dbUrl = await pg.database("once");
-  const bin = Bun.which("mosquitto", { PATH: `/usr/sbin:/usr/bin:${process.env.PATH}` });
-  if (!bin) throw new Error("mosquitto is not installed: apt-get install mosquitto (.ci/run does)");
-  brokerBin = bin;
   brokerPort = await freePort();
   mqttUrl = `mqtt://127.0.0.1:${brokerPort}`;
   await startBroker();

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { b64, freePort, runTask, type Serve, spawnPropeller, startServe, until, untilAlive } from "../helpers.ts";
+import { startMosquitto } from "../mosquitto.ts";
 
 // `serve --mqtt-url` against a real mosquitto: no embedded broker; the manager, the local proplet and a
 // separate proplet all meet on mosquitto.
@@ -8,15 +9,9 @@ let mosquitto: ReturnType<typeof Bun.spawn>;
 let s: Serve;
 
 beforeAll(async () => {
-  const bin = Bun.which("mosquitto") ?? (Bun.which("mosquitto", { PATH: "/usr/sbin:/usr/bin" }) as string | null);
-  if (!bin) throw new Error("mosquitto is not installed: apt-get install mosquitto (.ci/run does)");
-  port = await freePort();
-  mosquitto = Bun.spawn([bin, "-p", String(port)], { stdout: "ignore", stderr: "ignore" });
-  await until("mosquitto to listen", async () => {
-    const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-    sock.end();
-    return true;
-  });
+  const m = await startMosquitto();
+  mosquitto = m.proc;
+  port = m.port;
   s = await startServe({ extra: ["--mqtt-url", `mqtt://127.0.0.1:${port}`] });
 });
 

@@ -3,7 +3,6 @@ import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   b64,
-  freePort,
   http,
   type Proc,
   type Serve,
@@ -13,6 +12,7 @@ import {
   until,
   untilAlive,
 } from "../helpers.ts";
+import { startMosquitto } from "../mosquitto.ts";
 import { type Postgres, startPostgres } from "../postgres.ts";
 
 // Two managers, one site: both on one PostgreSQL database and one mosquitto. One is active, the other a
@@ -28,16 +28,9 @@ const procs: (Serve | Proc)[] = [];
 beforeAll(async () => {
   pg = await startPostgres();
   dbUrl = await pg.database("failover");
-  const bin = Bun.which("mosquitto", { PATH: `/usr/sbin:/usr/bin:${process.env.PATH}` });
-  if (!bin) throw new Error("mosquitto is not installed: apt-get install mosquitto (.ci/run does)");
-  const port = await freePort();
-  mosquitto = Bun.spawn([bin, "-p", String(port)], { stdout: "ignore", stderr: "ignore" });
-  mqttUrl = `mqtt://127.0.0.1:${port}`;
-  await until("mosquitto to listen", async () => {
-    const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-    sock.end();
-    return true;
-  });
+  const m = await startMosquitto();
+  mosquitto = m.proc;
+  mqttUrl = m.url;
 });
 
 afterAll(async () => {

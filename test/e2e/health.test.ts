@@ -5,6 +5,7 @@ import { join } from "node:path";
 import tls from "node:tls";
 import { unit } from "../../src/cli/install.ts";
 import { b64, cli, freePort, type Serve, spawnPropeller, startServe, tempDir, until } from "../helpers.ts";
+import { startMosquitto } from "../mosquitto.ts";
 import { bindNotifySocket } from "../notify.ts";
 import { startPostgres } from "../postgres.ts";
 
@@ -22,21 +23,10 @@ const get = async (url: string) => {
   return { status: r.status, body: (await r.json()) as any };
 };
 
-function mosquittoBin(): string {
-  const bin = Bun.which("mosquitto", { PATH: `/usr/sbin:/usr/bin:${process.env.PATH}` });
-  if (!bin) throw new Error("mosquitto is not installed: apt-get install mosquitto (.ci/run does)");
-  return bin;
-}
-
 async function mosquitto(port: number) {
-  const m = Bun.spawn([mosquittoBin(), "-p", String(port)], { stdout: "ignore", stderr: "ignore" });
-  procs.push(m);
-  await until("mosquitto to listen", async () => {
-    const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-    sock.end();
-    return true;
-  });
-  return m;
+  const { proc } = await startMosquitto(port);
+  procs.push(proc);
+  return proc;
 }
 
 describe("readiness", () => {
