@@ -9,6 +9,12 @@ import type { Aedes } from "aedes";
 
 /** Topics kept at most; past that the map starts over (topics such as an FL update's name a round and a proplet). */
 const MAX_TOPICS = 1024;
+/**
+ * A longer topic is matched each time, not kept: a proplet names the round of its FL update topic itself, and MQTT
+ * allows 65,535 bytes, so 1,024 kept topics of its making held ~120 MiB (test/attack/match-cache.test.ts). Every
+ * topic of the protocol is far shorter; kept ones now hold at most 1,024 × 512 characters.
+ */
+const MAX_TOPIC_CHARS = 512;
 
 interface Matcher {
   match(topic: string, ctx?: unknown): unknown[];
@@ -31,7 +37,7 @@ export function cacheMatches(aedes: Aedes): boolean {
   const add = m.add.bind(m);
   const remove = m.remove.bind(m);
   m.match = (topic: string, ctx?: unknown) => {
-    if (ctx !== undefined) return match(topic, ctx);
+    if (ctx !== undefined || topic.length > MAX_TOPIC_CHARS) return match(topic, ctx);
     let hit = cache.get(topic);
     if (hit === undefined) {
       hit = match(topic);
