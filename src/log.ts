@@ -73,9 +73,15 @@ export function priority(level: number): number {
 /** The pretty line's fields, after the message: `key=value`, quoted (escaped) when the value has a space or a control. */
 function pairs(f: Record<string, string | number | boolean>): string {
   return Object.entries(f)
-    .map(([k, v]) => `${k}=${typeof v === "string" && needsQuotes(v) ? JSON.stringify(v) : v}`)
+    .map(([k, v]) => `${k}=${typeof v === "string" && needsQuotes(v) ? json(v) : v}`)
     .join(" ");
 }
+
+// JSON.stringify escapes U+0000–U+001F only: DEL and the C1 controls (U+009B is a terminal's CSI, as ESC [ is) went
+// out as they were, in a field's quoted value and in every JSON line.
+const C1 = /[\u007f-\u009f]/g;
+const json = (v: unknown) =>
+  JSON.stringify(v).replace(C1, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: a control character is quoted (escaped) too
 const needsQuotes = (v: string) => /[\s"=\u0000-\u001f\u007f-\u009f]/.test(v);
@@ -91,7 +97,7 @@ interface LogObj {
 /** One JSON object a line: time, level, tag, message and the call's fields at the top level. */
 function jsonLine(o: LogObj): string {
   const { rest, fields: f } = split(o.args);
-  return JSON.stringify({
+  return json({
     time: o.date.toISOString(),
     level: o.type,
     ...(o.tag ? { tag: o.tag } : {}),

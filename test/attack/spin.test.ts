@@ -20,7 +20,7 @@ const state = async (id: string) => (await http(`${s.url}/tasks/${id}`)).body;
 describe("four spinning guests on two cores", () => {
   test("serve answers while they spin; the timed one ends at its timeout, the others at their stop", async () => {
     const timed = await startRunning(s.url, { name: "spin-timed", file: spin, timeout_s: 1 }, "the timed spin to run");
-    const others = [];
+    const others: Awaited<ReturnType<typeof startRunning>>[] = [];
     for (let i = 0; i < 3; i++) others.push(await startRunning(s.url, { name: `spin-${i}`, file: spin }));
     // The event loop's answers while four guests spin: each /health within a second.
     let slowest = 0;

@@ -70,3 +70,18 @@ test("lines that differ only in their fields are all written, not folded into 'r
     for (let i = 0; i < 20; i++) expect(lines[i]).toContain(`t${i}`);
   }
 });
+
+test("DEL and C1 controls in a field (U+009B is CSI) are escaped in every format, as in the message", () => {
+  for (const [format, journald] of [
+    ["pretty", false],
+    ["pretty", true],
+    ["json", false],
+  ] as const) {
+    setLogFormat(format, journald);
+    const lines = capture(() => log.warn("m\u009b2J", fields({ task_id: "a\u009b31mb", run_id: "c\u007fd" })));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).not.toMatch(/[\u007f-\u009f]/);
+    if (format === "json") expect(JSON.parse(lines[0]!)).toMatchObject({ task_id: "a\u009b31mb", run_id: "c\u007fd" });
+    else expect(lines[0]).toContain('task_id="a\\u009b31mb" run_id="c\\u007fd"');
+  }
+});
