@@ -95,7 +95,10 @@ function executeCore(req: ExecRequest, core: CompiledCore): ExecResult {
   // export computing on its inputs) gets none: making them was ~40 % of a small task's CPU on its worker.
   const names = wasiImportsOf(core.module);
   let wasi: WASI | undefined;
-  const wasiImport: Record<string, (...a: unknown[]) => unknown> = {};
+  // Without a prototype, and filled from the shim's own calls only: an import named `constructor`, `toString` or
+  // `__proto__` found Object's and the guest called the host's functions (test/attack/wasi-imports.test.ts); now
+  // it is missing, refused at instantiation as any unknown name is.
+  const wasiImport: Record<string, (...a: unknown[]) => unknown> = Object.create(null);
   if (names.length > 0 || entry.kind === "command") {
     const env = { ...req.env, ...req.options.env };
     const argv = entry.kind === "command" ? [req.name, ...req.inputs] : [req.name];
@@ -115,7 +118,7 @@ function executeCore(req: ExecRequest, core: CompiledCore): ExecResult {
     const shim = wasi.wasiImport as Record<string, (...a: unknown[]) => unknown>;
     const caps = capWasi(wasi, disk) as Record<string, (...a: unknown[]) => unknown>;
     for (const name of names) {
-      const fn = caps[name] ?? shim[name];
+      const fn = Object.hasOwn(caps, name) ? caps[name] : Object.hasOwn(shim, name) ? shim[name] : undefined;
       if (fn)
         wasiImport[name] = (...a: unknown[]) => {
           checkStop();
@@ -123,11 +126,13 @@ function executeCore(req: ExecRequest, core: CompiledCore): ExecResult {
         };
     }
   }
-  const imports: Record<string, Record<string, (...a: never[]) => unknown>> = {
-    [INTERRUPT_MODULE]: { [INTERRUPT_NAME]: checkStop },
+  const interrupt: Record<string, (...a: never[]) => unknown> = Object.create(null);
+  interrupt[INTERRUPT_NAME] = checkStop;
+  const imports: Record<string, Record<string, (...a: never[]) => unknown>> = Object.assign(Object.create(null), {
+    [INTERRUPT_MODULE]: interrupt,
     wasi_snapshot_preview1: wasiImport,
     wasi_unstable: wasiImport,
-  };
+  });
 
   let result = "";
   let exitCode = 0;
