@@ -54,7 +54,13 @@ export function executeComponent(req: ExecRequest, c: CompiledComponent): ExecRe
   });
   const interrupt = { [INTERRUPT_NAME]: g.check };
   const instantiateCore = (m: WebAssembly.Module, imp: Record<string, Record<string, unknown>> = {}) => {
-    const instance = new WebAssembly.Instance(m, { ...imp, [INTERRUPT_MODULE]: interrupt } as never);
+    // Import objects without a prototype, as execute.ts makes them: a core module importing `constructor` (of a
+    // module, or a module named so) must find nothing, not the host's Object (test/attack/wasi-imports.test.ts).
+    const bare = (o: Record<string, unknown>) => Object.assign(Object.create(null) as Record<string, unknown>, o);
+    const all: Record<string, Record<string, unknown>> = Object.create(null);
+    for (const [name, fields] of Object.entries(imp)) all[name] = bare(fields);
+    all[INTERRUPT_MODULE] = bare(interrupt);
+    const instance = new WebAssembly.Instance(m, all as never);
     const memory = instance.exports.memory;
     if (memory instanceof WebAssembly.Memory) g.watch(memory); // the first module's is the guest's own
     return instance;
