@@ -158,7 +158,10 @@ export function signCosign(
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ERR_MISSING_PASSPHRASE")
       throw new Error("the key is encrypted: set PROPELLER_KEY_PASSPHRASE, or run on a terminal to be asked");
-    if (code === "ERR_OSSL_BAD_DECRYPT") throw new Error("wrong passphrase for the key");
+    // A wrong passphrase decrypts to noise: mostly a padding error, but now and then (the padding happened to
+    // look right) noise that does not decode as a key. Either way, for an encrypted key it is the passphrase.
+    if (code === "ERR_OSSL_BAD_DECRYPT" || (passphrase && privatePem.includes("-----BEGIN ENCRYPTED PRIVATE KEY-----")))
+      throw new Error("wrong passphrase for the key");
     throw new Error(`not a private key: ${(e as Error).message}`);
   }
   if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "prime256v1")

@@ -110,6 +110,10 @@ describe("keys and signing", () => {
     expect(enc.privatePem).toStartWith("-----BEGIN ENCRYPTED PRIVATE KEY-----");
     expect(() => signCosign(enc.privatePem, payload)).toThrow("PROPELLER_KEY_PASSPHRASE");
     expect(() => signCosign(enc.privatePem, payload, "wrong")).toThrow("wrong passphrase");
+    // About 1 wrong passphrase in 250 decrypts to noise with a padding that looks right; it said "not a private
+    // key" (seen once in CI), which sends a person looking for the wrong mistake.
+    for (let i = 0; i < 1500; i++)
+      expect(() => signCosign(enc.privatePem, payload, `wrong${i}`)).toThrow("wrong passphrase");
     const e = signCosign(enc.privatePem, payload, "correct horse");
     expect("error" in verifyCosign(payload, e.signature, [readCosignPublicKey(enc.publicPem) as CosignKey])).toBe(
       false,
