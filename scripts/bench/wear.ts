@@ -29,16 +29,20 @@ import { MODULES } from "../../src/examples/modules.ts";
 import { scriptArgs } from "../args.ts";
 import { adminToken, authHeaders, freePort, mqttLogin, serveArgs, waitForHealth } from "./lib.ts";
 
-const { values: opt } = scriptArgs(import.meta.path, {
-  options: {
-    "idle-s": { type: "string", default: "600" },
-    rates: { type: "string", default: "1,10,100" },
-    "rate-s": { type: "string", default: "20" },
-    sims: { type: "string", default: "100" },
-    strace: { type: "boolean", default: false },
-    "no-proplet": { type: "boolean", default: false },
+const { values: opt } = scriptArgs(
+  import.meta.path,
+  {
+    options: {
+      "idle-s": { type: "string", default: "600" },
+      rates: { type: "string", default: "1,10,100" },
+      "rate-s": { type: "string", default: "20" },
+      sims: { type: "string", default: "100" },
+      strace: { type: "boolean", default: false },
+      "no-proplet": { type: "boolean", default: false },
+    },
   },
-});
+  { "idle-s": { above: 0 }, rates: { above: 0, list: true }, "rate-s": { above: 0 }, sims: { min: 0 } },
+);
 const IDLE_S = Number(opt["idle-s"]);
 const RATES = opt.rates!.split(",").map(Number);
 const RATE_S = Number(opt["rate-s"]);
