@@ -21,14 +21,18 @@ import { scriptArgs } from "../args.ts";
 import { adminToken, duMib, freePort, mqttLogin, rssMib, serveArgs, waitForHealth } from "./lib.ts";
 import { loadClient } from "./load.ts";
 
-const { values: opt } = scriptArgs(import.meta.path, {
-  options: {
-    tasks: { type: "string", default: "50000" },
-    concurrency: { type: "string", default: "32" },
-    "settle-s": { type: "string", default: "5" },
-    bin: { type: "string" },
+const { values: opt } = scriptArgs(
+  import.meta.path,
+  {
+    options: {
+      tasks: { type: "string", default: "50000" },
+      concurrency: { type: "string", default: "32" },
+      "settle-s": { type: "string", default: "5" },
+      bin: { type: "string" },
+    },
   },
-});
+  { tasks: { min: 1 }, concurrency: { min: 1 }, "settle-s": { min: 0 } },
+);
 const TASKS = Number(opt.tasks);
 const CONCURRENCY = Number(opt.concurrency);
 const root = join(import.meta.dir, "..", "..");

@@ -37,24 +37,35 @@ import {
 } from "./lib.ts";
 import { loadClient } from "./load.ts";
 
-const { values: opt } = scriptArgs(import.meta.path, {
-  options: {
-    samples: { type: "string", default: "1000" },
-    tasks: { type: "string", default: "10000" },
-    concurrency: { type: "string", default: "64" },
-    bin: { type: "string" },
-    profile: { type: "string", description: "directory for a CPU profile (markdown) of the serve process" },
-    "no-auth": { type: "boolean", default: false },
-    "no-floor": { type: "boolean", default: false, description: "skip the floor (floor.ts) run after serve's" },
-    storage: { type: "string", default: "sqlite", description: "sqlite, kv or postgres (a throwaway cluster)" },
-    "idle-s": { type: "string", default: "0", description: "seconds to idle after the burst before RSS is read" },
-    "module-kib": { type: "string", default: "0", description: "pad the module with a custom section this large" },
-    tracing: {
-      type: "string",
-      description: "trace with this sampling ratio (0..1) to an OTLP/HTTP receiver the bench starts",
+const { values: opt } = scriptArgs(
+  import.meta.path,
+  {
+    options: {
+      samples: { type: "string", default: "1000" },
+      tasks: { type: "string", default: "10000" },
+      concurrency: { type: "string", default: "64" },
+      bin: { type: "string" },
+      profile: { type: "string", description: "directory for a CPU profile (markdown) of the serve process" },
+      "no-auth": { type: "boolean", default: false },
+      "no-floor": { type: "boolean", default: false, description: "skip the floor (floor.ts) run after serve's" },
+      storage: { type: "string", default: "sqlite", description: "sqlite, kv or postgres (a throwaway cluster)" },
+      "idle-s": { type: "string", default: "0", description: "seconds to idle after the burst before RSS is read" },
+      "module-kib": { type: "string", default: "0", description: "pad the module with a custom section this large" },
+      tracing: {
+        type: "string",
+        description: "trace with this sampling ratio (0..1) to an OTLP/HTTP receiver the bench starts",
+      },
     },
   },
-});
+  {
+    samples: { min: 0 },
+    tasks: { min: 1 },
+    concurrency: { min: 1 },
+    "idle-s": { min: 0 },
+    "module-kib": { min: 0 },
+    tracing: { min: 0 },
+  },
+);
 const SAMPLES = Number(opt.samples);
 const TASKS = Number(opt.tasks);
 const CONCURRENCY = Number(opt.concurrency);

@@ -23,16 +23,20 @@ import { statFields } from "../../src/core/procstat.ts";
 import { scriptArgs } from "../args.ts";
 import { adminToken, authHeaders, freePort, mqttLogin, rssMib, serveArgs, waitForHealth } from "./lib.ts";
 
-const { values: opt } = scriptArgs(import.meta.path, {
-  options: {
-    proplets: { type: "string", default: "1000" },
-    connections: { type: "string", default: "20" },
-    seconds: { type: "string", default: "30" },
-    "no-auth": { type: "boolean", default: false },
-    "no-mosquitto": { type: "boolean", default: false },
-    profile: { type: "string", description: "directory for a CPU profile (markdown) of the serve process" },
+const { values: opt } = scriptArgs(
+  import.meta.path,
+  {
+    options: {
+      proplets: { type: "string", default: "1000" },
+      connections: { type: "string", default: "20" },
+      seconds: { type: "string", default: "30" },
+      "no-auth": { type: "boolean", default: false },
+      "no-mosquitto": { type: "boolean", default: false },
+      profile: { type: "string", description: "directory for a CPU profile (markdown) of the serve process" },
+    },
   },
-});
+  { proplets: { min: 1 }, connections: { min: 1 }, seconds: { above: 0 } },
+);
 const N = Number(opt.proplets);
 const AUTH = !opt["no-auth"];
 const C = AUTH ? N : Number(opt.connections);

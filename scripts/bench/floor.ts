@@ -147,13 +147,17 @@ export async function runFloor(
 }
 
 if (import.meta.main) {
-  const { values: opt } = scriptArgs(import.meta.path, {
-    options: {
-      child: { type: "string" },
-      tasks: { type: "string", default: "10000" },
-      concurrency: { type: "string", default: "64" },
+  const { values: opt } = scriptArgs(
+    import.meta.path,
+    {
+      options: {
+        child: { type: "string" },
+        tasks: { type: "string", default: "10000" },
+        concurrency: { type: "string", default: "64" },
+      },
     },
-  });
+    { tasks: { min: 1 }, concurrency: { min: 1 } },
+  );
   if (opt.child) {
     const [http, mqttPort, dbPath] = opt.child.split(",");
     await serveFloor(Number(http), Number(mqttPort), dbPath!);

@@ -13,14 +13,18 @@ import { join } from "node:path";
 import { scriptArgs } from "../args.ts";
 import { adminToken, freePort, median, mqttLogin, rssMib, serveArgs } from "./lib.ts";
 
-const { values: opt } = scriptArgs(import.meta.path, {
-  options: {
-    idle: { type: "string", default: "30" },
-    starts: { type: "string", default: "10" },
-    arm64: { type: "boolean", default: false },
-    "no-build": { type: "boolean", default: false },
+const { values: opt } = scriptArgs(
+  import.meta.path,
+  {
+    options: {
+      idle: { type: "string", default: "30" },
+      starts: { type: "string", default: "10" },
+      arm64: { type: "boolean", default: false },
+      "no-build": { type: "boolean", default: false },
+    },
   },
-});
+  { idle: { above: 0 }, starts: { min: 1 } },
+);
 const root = join(import.meta.dir, "..", "..");
 const say = (s: string) => process.stderr.write(`${s}\n`);
 const IDLE = Number(opt.idle);

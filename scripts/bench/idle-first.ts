@@ -14,14 +14,18 @@ import { scriptArgs } from "../args.ts";
 import { adminToken, freePort, median, mqttLogin, rssMib, serveArgs, waitForHealth } from "./lib.ts";
 import { loadClient } from "./load.ts";
 
-const { values: opt } = scriptArgs(import.meta.path, {
-  options: {
-    "idle-s": { type: "string", default: "15" },
-    rounds: { type: "string", default: "5" },
-    warm: { type: "string", default: "50" },
-    bin: { type: "string" },
+const { values: opt } = scriptArgs(
+  import.meta.path,
+  {
+    options: {
+      "idle-s": { type: "string", default: "15" },
+      rounds: { type: "string", default: "5" },
+      warm: { type: "string", default: "50" },
+      bin: { type: "string" },
+    },
   },
-});
+  { "idle-s": { min: 0 }, rounds: { min: 1 }, warm: { min: 0 } },
+);
 const root = join(import.meta.dir, "..", "..");
 const say = (s: string) => process.stderr.write(`${s}\n`);
 const dataDir = mkdtempSync(join(tmpdir(), "propeller-idle-"));

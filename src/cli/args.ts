@@ -127,6 +127,15 @@ export function jsonWanted(argv: string[] = process.argv.slice(2)): boolean {
   return own.some((a) => a === "--json" || a === "--json=true");
 }
 
+function logFlag(flag: string, value: string | undefined, set: () => void): void {
+  if (value === "") throw new UsageError(`--${flag} needs a value`);
+  try {
+    set();
+  } catch (e) {
+    throw new UsageError(`--${flag} ${value}: ${e instanceof Error ? e.message : e}`);
+  }
+}
+
 /**
  * Runs a command body; any error becomes `error: <message>` (with --json `{"error": …}`) on stderr and exit
  * code 1. With a log level (the
@@ -138,8 +147,10 @@ export async function action(
   logFormat?: string,
 ): Promise<void> {
   try {
-    setLogLevel(logLevel);
-    setLogFormat(logFormat, underJournald());
+    // The flag is named in the error (`--log-format jsn` said only "unknown log format jsn"), and a bare
+    // `--log-level` (an empty value) is refused rather than read as the default.
+    logFlag("log-level", logLevel, () => setLogLevel(logLevel));
+    logFlag("log-format", logFormat, () => setLogFormat(logFormat, underJournald()));
     await fn();
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);

@@ -28,7 +28,20 @@ export function privateUmask(): void {
  */
 export function ownDataDir(dir: string, flag: string): void {
   if (!existsSync(dir)) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      // A file where a parent should be (ENOTDIR) or a parent this user may not write (EACCES): said for the
+      // flag, not as a bare errno line.
+      const code = (e as NodeJS.ErrnoException).code;
+      const why =
+        code === "ENOTDIR"
+          ? "a part of the path is a file"
+          : code === "EACCES"
+            ? "permission denied"
+            : String(e instanceof Error ? e.message : e);
+      throw new UsageError(`${flag} ${dir} cannot be created: ${why}`);
+    }
     return;
   }
   const st = statSync(dir);

@@ -108,7 +108,16 @@ describe("strict and helpful", () => {
     ]);
     const level = cli(["serve", "--log-level", "verbose", "--http-port", "0", "--mqtt-port", "0"]);
     expect(level.code).toBe(1);
-    expect(level.stderr).toContain("unknown log level verbose (use silent, error, warn, info, debug, trace)");
+    expect(level.stderr).toStartWith(
+      "error: --log-level verbose: unknown log level verbose (use silent, error, warn, info, debug, trace)",
+    );
+    // The flag named (it said only "unknown log format jsn"); a bare flag was read as the default.
+    const format = cli(["serve", "--log-format", "jsn", "--http-port", "0", "--mqtt-port", "0"]);
+    expect(format.code).toBe(1);
+    expect(format.stderr).toStartWith("error: --log-format jsn: unknown log format jsn (use json or pretty)");
+    const bare = cli(["serve", "--http-port", "0", "--mqtt-port", "0", "--log-level"]);
+    expect(bare.code).toBe(1);
+    expect(bare.stderr).toStartWith("error: --log-level needs a value");
   });
 
   test("help, version and completion; no colour when piped or with NO_COLOR", () => {

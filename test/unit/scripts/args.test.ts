@@ -22,3 +22,30 @@ test("a mistyped flag is named with the usage, exit 2, no stack trace", () => {
   expect(r.err).toStartWith("error: Unknown option '--proplet'\nusage:\n  bun scripts/bench/fleet.ts");
   expect(r.err).not.toContain("    at ");
 });
+
+// A number flag that is not one ran before: `burst.ts --tasks abc` a NaN-task burst, `fleet.ts --proplets 0` and
+// `dispatch.ts --concurrency 0` waited for clients that never came, `wear.ts --rates 1,x` a NaN rate.
+const runScript = (script: string, ...args: string[]) => {
+  const p = Bun.spawnSync([process.execPath, join(ROOT, "scripts/bench", script), ...args], { cwd: ROOT });
+  return { code: p.exitCode, err: p.stderr.toString() };
+};
+
+test("a number flag that is no number, or too small, is named with its bound, exit 2, before anything starts", () => {
+  for (const [script, args, message] of [
+    ["fleet.ts", ["--proplets", "0"], 'error: --proplets must be a number at least 1, got "0"\nusage:'],
+    ["fleet.ts", ["--seconds", "abc"], 'error: --seconds must be a number greater than 0, got "abc"\nusage:'],
+    ["burst.ts", ["--tasks", ""], 'error: --tasks must be a number at least 1, got ""\nusage:'],
+    ["wear.ts", ["--rates", "1,x"], 'error: --rates must be a comma list of numbers greater than 0, got "1,x"\nusage:'],
+  ] as const) {
+    const r = runScript(script, ...args);
+    expect(r.code).toBe(2);
+    expect(r.err).toStartWith(message);
+    expect(r.err).not.toContain("    at ");
+  }
+});
+
+test("a --bin that is not there is named, not a stack trace", () => {
+  const r = runScript("burst.ts", "--bin", "/nonexistent/propeller", "--tasks", "10");
+  expect(r.code).toBe(2);
+  expect(r.err).toStartWith("error: --bin /nonexistent/propeller: no such file (npm run build writes dist/propeller)");
+});
