@@ -85,9 +85,12 @@ describe("the console, live", () => {
   test("a proplet's chart moves as its metrics events arrive, without a reload; its heartbeat age follows", async () => {
     const proplet = (await http(`${s.url}/proplets`)).body.proplets[0];
     const page = await open();
+    // The page's one fetch of the samples is awaited before counting: the count is shown before it is answered.
+    const loaded = page.waitForResponse((r) => r.url().includes("/metrics?"));
     await page.goto(`${s.url}/#/proplets/${proplet.id}`);
     const count = async () => Number(/^(\d+)/.exec((await page.getByTestId("sample-count").textContent()) ?? "")?.[1]);
-    await page.getByTestId("sample-count").waitFor();
+    const fetched = ((await (await loaded).json()) as { metrics: unknown[] }).metrics.length;
+    await until("the fetched samples shown", async () => (await count()) >= fetched, 10_000);
     const before = await count();
     // No reload and no refetch of the samples: only the stream adds them.
     let refetched = 0;
