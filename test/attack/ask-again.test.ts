@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type mqtt from "mqtt";
-import { b64, http, peer, type Serve, startServe, until } from "../helpers.ts";
+import { b64, http, peer, type Serve, startServe, until, untilEnded } from "../helpers.ts";
 
 // The manager asks a proplet with a run record about a run it no longer lists (its start sent again, same run id)
 // and settles the run when no answer comes within the 10 s grace. Another proplet, knowing the run id, sends
@@ -49,14 +49,7 @@ test("another proplet's results naming the run cannot hold a mute proplet's run 
       const forged = { task_id: c.body.id, proplet_id: "meddler", run_id: runId, results: "", error: null };
       void meddler.publishAsync(`${T}/control/proplet/results`, JSON.stringify(forged), { qos: 1 }).catch(() => {});
     }, 1000);
-    const t = await until(
-      "the run to be settled",
-      async () => {
-        const t = (await http(`${s.url}/tasks/${c.body.id}`)).body;
-        return t.state >= 3 && t;
-      },
-      25_000,
-    );
+    const t = await untilEnded(s.url, c.body.id, "the run to be settled", 25_000);
     expect(t.state).toBe(4);
     expect(t.error).toContain("no longer running the task");
     // Asked once: the first start and one sent again.

@@ -11,6 +11,7 @@ import {
   startServe,
   tempDir,
   until,
+  untilEnded,
 } from "../helpers.ts";
 
 // Results for runs the manager does not know (issue 26: every execution leaves a run) attacked by a proplet with
@@ -79,14 +80,7 @@ describe("results for unknown runs, and a run record that never answers", () => 
     await Bun.sleep(500);
     const during = (await http(`${s.url}/tasks/${c.body.id}/runs`)).body;
     expect(during.runs.map((r: { run_id: string; state: number }) => [r.run_id, r.state])).toEqual([[runId, 2]]);
-    const t = await until(
-      "the task to end",
-      async () => {
-        const t = (await http(`${s.url}/tasks/${c.body.id}`)).body;
-        return t.state >= 3 && t;
-      },
-      15_000,
-    );
+    const t = await untilEnded(s.url, c.body.id, "the task to end", 15_000);
     expect(t.results).not.toBe("forged");
     const after = (await http(`${s.url}/tasks/${c.body.id}/runs`)).body;
     expect(after.runs.map((r: { run_id: string; proplet_id: string }) => [r.run_id, r.proplet_id])).toEqual([
@@ -108,14 +102,7 @@ describe("results for unknown runs, and a run record that never answers", () => 
       await until("the mute proplet to be alive", async () => (await http(`${s.url}/proplets/mute`)).body?.alive);
       const c = await http(`${s.url}/tasks`, "POST", { name: "add", file: b64("add"), proplet_id: "mute" });
       await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
-      const t = await until(
-        "the run to be settled",
-        async () => {
-          const t = (await http(`${s.url}/tasks/${c.body.id}`)).body;
-          return t.state >= 3 && t;
-        },
-        25_000,
-      );
+      const t = await untilEnded(s.url, c.body.id, "the run to be settled", 25_000);
       expect(t.state).toBe(4);
       expect(t.error).toContain("no longer running the task");
       // Asked once: its start again, same run id, with when it was started.

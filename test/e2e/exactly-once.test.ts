@@ -1,7 +1,18 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { b64, freePort, http, type Proc, type Serve, spawnPropeller, startServe, tempDir, until } from "../helpers.ts";
+import {
+  b64,
+  freePort,
+  http,
+  type Proc,
+  type Serve,
+  spawnPropeller,
+  startServe,
+  tempDir,
+  until,
+  untilEnded,
+} from "../helpers.ts";
 import { startMosquitto } from "../mosquitto.ts";
 import { type Postgres, startPostgres } from "../postgres.ts";
 
@@ -104,14 +115,7 @@ async function trial(restartBroker: boolean) {
   }
   await until("the stand-by to become active", async () => (await http(`${b.url}/health`)).body.role === "active");
   active = b;
-  const t = await until(
-    "the task to end",
-    async () => {
-      const t = (await http(`${b.url}/tasks/${c.body.id}`)).body;
-      return t.state >= 3 && t;
-    },
-    30_000,
-  );
+  const t = await untilEnded(b.url, c.body.id, "the task to end", 30_000);
   // Time for a start again to run, as it did before: 2 s of guest and more.
   await Bun.sleep(4000);
   const ran = executions(ledger, c.body.id);

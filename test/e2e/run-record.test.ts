@@ -11,6 +11,7 @@ import {
   startServe,
   tempDir,
   until,
+  untilEnded,
 } from "../helpers.ts";
 
 // A proplet killed with -9 in the middle of a run and started again on its state dir: its run record says it had
@@ -72,14 +73,7 @@ async function killedMidRun(restartDir: string) {
   await p.kill("SIGKILL");
   p = await proplet(restartDir);
   procs.push(p);
-  const t = await until(
-    "the task to end",
-    async () => {
-      const t = (await http(`${s.url}/tasks/${c.body.id}`)).body;
-      return t.state >= 3 && t;
-    },
-    30_000,
-  ).catch((e) => {
+  const t = await untilEnded(s.url, c.body.id, "the task to end", 30_000).catch((e) => {
     throw new Error(`${e}\n--- serve ---\n${s.output().slice(-3000)}\n--- proplet ---\n${p.output()}`);
   });
   await Bun.sleep(1500);

@@ -52,14 +52,17 @@ test("JSON: ids are top-level fields, not in the message", () => {
   expect(o).toMatchObject({ level: "warn", tag: "proplet", message: "task failed: boom", task_id: "t1", run_id: "r1" });
 });
 
+/** Every way a line is written: pretty, pretty under journald, JSON. */
+const EVERY_FORMAT = [
+  ["pretty", false],
+  ["pretty", true],
+  ["json", false],
+] as const;
+
 test("lines that differ only in their fields are all written, not folded into 'repeated N times'", () => {
   // consola folds a line repeated within a second (its throttle compares the arguments as JSON, which does not
   // see the fields' symbol key): a busy proplet's "task completed" lines for different tasks were swallowed.
-  for (const [format, journald] of [
-    ["pretty", false],
-    ["pretty", true],
-    ["json", false],
-  ] as const) {
+  for (const [format, journald] of EVERY_FORMAT) {
     setLogFormat(format, journald);
     const l = tag("proplet");
     const lines = capture(() => {
@@ -72,11 +75,7 @@ test("lines that differ only in their fields are all written, not folded into 'r
 });
 
 test("DEL and C1 controls in a field (U+009B is CSI) are escaped in every format, as in the message", () => {
-  for (const [format, journald] of [
-    ["pretty", false],
-    ["pretty", true],
-    ["json", false],
-  ] as const) {
+  for (const [format, journald] of EVERY_FORMAT) {
     setLogFormat(format, journald);
     const lines = capture(() => log.warn("m\u009b2J", fields({ task_id: "a\u009b31mb", run_id: "c\u007fd" })));
     expect(lines).toHaveLength(1);

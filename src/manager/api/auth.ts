@@ -1,4 +1,4 @@
-import type { Context, Hono, MiddlewareHandler } from "hono";
+import type { Context, Hono } from "hono";
 import { getCookie } from "hono/cookie";
 import { EntityCreate, EntityKind, LabelsUpdate, type Token, TokenCreate } from "../../core/identity.ts";
 import type { Channel } from "../../core/topics.ts";
@@ -53,14 +53,10 @@ export const SESSION_COOKIE = "propeller_session";
  */
 export const CONSOLE_HEADER = "x-propeller-console";
 
-export function requireToken(ids: Identities, sessions: Sessions, opts: AuthOptions): MiddlewareHandler {
-  const refusal = tokenRefusal(ids, sessions, opts);
-  return async (c, next) => refusal(c) ?? next();
-}
-
 /**
- * What `requireToken` answers a request it refuses (401 or 403), or undefined to let it through (the token is
- * then `tokenOf(c)`). A plain check rather than a middleware, so app.ts runs it in one step with the others.
+ * The answer to a request without valid credentials for it (401 or 403), or undefined to let it through (the
+ * token is then `tokenOf(c)`). A plain check rather than a middleware, so app.ts runs it in one step with the
+ * others.
  */
 export function tokenRefusal(
   ids: Identities,

@@ -1,4 +1,4 @@
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import { crossSiteChange, type OriginPolicy } from "../../core/origins.ts";
 import { CONSOLE_HEADER } from "./auth.ts";
 
@@ -9,12 +9,7 @@ import { CONSOLE_HEADER } from "./auth.ts";
 /** No origin known: every Origin is foreign (the in-process app of the unit tests). */
 export const NO_ORIGINS: OriginPolicy = { origins: new Set(), hosts: new Set() };
 
-export function refuseCrossSite(policy: () => OriginPolicy): MiddlewareHandler {
-  const refusal = crossSiteRefusal(policy);
-  return async (c, next) => refusal(c) ?? next();
-}
-
-/** What `refuseCrossSite` answers a change that may have come from another site's page, else undefined. */
+/** The answer to a change that may have come from another site's page (400 or 403), else undefined. */
 export function crossSiteRefusal(policy: () => OriginPolicy): (c: Context) => Response | undefined {
   return (c) => {
     const h = c.req.raw.headers;

@@ -1,6 +1,6 @@
 import { promisify } from "node:util";
 import { deflate, deflateSync, gzip, gzipSync } from "node:zlib";
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
 // JSON answers compressed as the client accepts (gzip, else deflate), when they are worth it. hono/compress skips
@@ -51,13 +51,6 @@ function parseAccept(accept: string): Encoding {
   return gzip >= deflate ? "gzip" : "deflate";
 }
 
-export function compressJson(): MiddlewareHandler {
-  return async (c, next) => {
-    await next();
-    await compressAnswer(c);
-  };
-}
-
 /** JSON answers `jsonAnswer` built and found under THRESHOLD: nothing to size or compress. */
 const small = new WeakSet<Response>();
 
@@ -73,7 +66,7 @@ export function jsonAnswer(c: Context, value: unknown, status: ContentfulStatusC
   return res;
 }
 
-/** `compressJson` once the route has answered: `c.res` compressed as the client accepts, when worth it. */
+/** Once the route has answered (app.ts): `c.res` compressed as the client accepts, when worth it. */
 export async function compressAnswer(c: Context): Promise<void> {
   const res = c.res;
   // The content type first: most answers that are not JSON end here.

@@ -1,14 +1,20 @@
 import { describe, expect, test } from "bun:test";
 import { gunzipSync, inflateSync } from "node:zlib";
-import { Hono } from "hono";
-import { chooseEncoding, compressJson, jsonAnswer } from "../../../src/manager/api/compress.ts";
+import { Hono, type MiddlewareHandler } from "hono";
+import { chooseEncoding, compressAnswer, jsonAnswer } from "../../../src/manager/api/compress.ts";
 
 // The API's compression: large JSON answers compressed as accepted, small ones (every answer of the dispatch path)
 // sent as they are, which hono/compress did not do for `c.json` answers (no Content-Length to compare).
 
+/** The compression step as app.ts runs it: after the route has answered. */
+const compressing: MiddlewareHandler = async (c, next) => {
+  await next();
+  await compressAnswer(c);
+};
+
 function app(): Hono {
   const a = new Hono();
-  a.use("*", compressJson());
+  a.use("*", compressing);
   a.get("/small", (c) => c.json({ id: "x" }));
   a.get("/large", (c) => c.json({ items: Array.from({ length: 200 }, (_, i) => ({ id: `task-${i}`, state: 3 })) }));
   a.get("/text", (c) => c.text("y".repeat(5000)));
@@ -31,7 +37,7 @@ describe("compressJson", () => {
   test("a small one is the very Response the route built: neither read nor rebuilt (a task's way sends two)", async () => {
     let built: Response | undefined;
     const a = new Hono();
-    a.use("*", compressJson());
+    a.use("*", compressing);
     a.post("/tasks", (c) => {
       built = c.json({ id: "x" }, 201);
       return built;
@@ -45,7 +51,7 @@ describe("compressJson", () => {
 
   test("jsonAnswer: small, marked and passed untouched; large, compressed as c.json's would be", async () => {
     const a = new Hono();
-    a.use("*", compressJson());
+    a.use("*", compressing);
     a.get("/small", (c) => jsonAnswer(c, { id: "x" }, 201));
     a.get("/large", (c) => jsonAnswer(c, { items: Array.from({ length: 200 }, (_, i) => ({ id: `task-${i}` })) }));
     const s = await a.request("/small", { headers: { "accept-encoding": "gzip" } });
