@@ -26,7 +26,7 @@ function app(): Hono {
 const get = (path: string, accept?: string) =>
   app().request(path, { headers: accept ? { "accept-encoding": accept } : {} });
 
-describe("compressJson", () => {
+describe("compressAnswer", () => {
   test("a small JSON answer goes out as it is, with Vary", async () => {
     const res = await get("/small", "gzip, deflate, br");
     expect(res.headers.get("content-encoding")).toBeNull();
