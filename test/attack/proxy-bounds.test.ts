@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import mqtt from "mqtt";
-import { FIXTURES, identity, MAIN, runTask, until } from "../helpers.ts";
+import { cli, FIXTURES, identity, runTask, until } from "../helpers.ts";
 import {
   answers,
   ask,
@@ -45,9 +45,7 @@ describe("credentials stay with their registry", () => {
   });
 
   test("the registry they are for still gets them: a task from the locked docker-registry runs", async () => {
-    const push = Bun.spawnSync([
-      process.execPath,
-      MAIN,
+    const push = cli([
       "push",
       join(FIXTURES, "add.wasm"),
       `${locked.host}/demo/add:v1`,
@@ -56,7 +54,7 @@ describe("credentials stay with their registry", () => {
       "--password",
       "s3cret",
     ]);
-    expect(push.exitCode).toBe(0);
+    expect(push.code).toBe(0);
     const t = await runTask(s.url, { name: "add", image_url: `${locked.host}/demo/add:v1`, inputs: [20, 22] });
     expect(t).toMatchObject({ state: 3, results: "42" });
   });
