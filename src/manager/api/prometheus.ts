@@ -100,8 +100,9 @@ export class ManagerMetrics {
         help: "Seconds until each of serve's TLS certificates expires (negative: expired)",
         labelNames: ["cert"],
         registers: r,
+        // Whole seconds left, rounded down: a certificate issued for 10 days never shows 10 days a moment later.
         collect() {
-          for (const c of certs()) this.set({ cert: c.cert }, Math.round((c.notAfter.getTime() - Date.now()) / 1000));
+          for (const c of certs()) this.set({ cert: c.cert }, Math.floor((c.notAfter.getTime() - Date.now()) / 1000));
         },
       });
     }
