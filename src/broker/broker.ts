@@ -7,6 +7,7 @@ import { log } from "../log.ts";
 import "./bl-fast.ts";
 import "./packet-numbers.ts";
 import { coalesced } from "./coalesce.ts";
+import { fastPublish } from "./fast-publish.ts";
 import { type BrokerAuth, guard } from "./guard.ts";
 import {
   type BrokerLimits,
@@ -75,7 +76,7 @@ export async function startBroker(
     const address = socket.remoteAddress;
     if (!admission.admit(address)) return void socket.destroy();
     socket.once("close", () => admission.release(address));
-    aedes.handle(gated(coalesced(socket), limits.maxPacketBytes));
+    aedes.handle(fastPublish(gated(coalesced(socket), limits.maxPacketBytes)));
   };
   aedes.on("clientError", (client, err) => log.debug(`mqtt client ${client?.id ?? "?"}: ${err.message}`));
   aedes.on("connectionError", (_client, err) => log.debug(`mqtt connection error: ${err.message}`));
@@ -118,7 +119,7 @@ export async function startBroker(
       // aedes destroys a connection it refuses (a timeout, a packet over the limit): the socket goes at once.
       stream.on("close", () => ws.terminate());
       ws.data.stream = stream;
-      aedes.handle(gated(stream, limits.maxPacketBytes));
+      aedes.handle(fastPublish(gated(stream, limits.maxPacketBytes)));
     },
     message(ws, msg) {
       ws.data.stream?.push(typeof msg === "string" ? Buffer.from(msg) : msg);

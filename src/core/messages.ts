@@ -159,6 +159,42 @@ export const AliveMsg = z
   .transform(nullsAbsent);
 export type AliveMsg = z.output<typeof AliveMsg>;
 
+const PLAIN_HEARTBEAT_KEYS = new Set(["proplet_id", "status", "namespace", "tasks", "runs"]);
+
+/**
+ * A heartbeat as almost every one is (an id, a status, a namespace, the runs it has: strings and arrays of strings,
+ * no null, no other key) checked without zod, giving what AliveMsg gives for it; undefined for anything else, which
+ * AliveMsg then decides. Measured with 10,000 proplets beating (scripts/bench/fleet.ts): zod's parse of a heartbeat
+ * cost serve 2.3 µs of its ~26. test/unit/core/messages-alive.test.ts holds the two to the same answers.
+ */
+export function plainHeartbeat(json: unknown): AliveMsg | undefined {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return undefined;
+  const o = json as Record<string, unknown>;
+  for (const k in o) if (!PLAIN_HEARTBEAT_KEYS.has(k)) return undefined;
+  const { proplet_id, status, namespace, tasks, runs } = o;
+  if (typeof proplet_id !== "string" || proplet_id.length === 0) return undefined;
+  if (
+    (status !== undefined && typeof status !== "string") ||
+    (namespace !== undefined && typeof namespace !== "string")
+  )
+    return undefined;
+  if (tasks !== undefined && !stringList(tasks, Infinity)) return undefined;
+  if (runs !== undefined && !stringList(runs, 64)) return undefined;
+  const out: AliveMsg = { proplet_id };
+  if (status !== undefined) out.status = status;
+  if (namespace !== undefined) out.namespace = namespace;
+  // Copies: the broker keeps the parsed payload (broker/parsed.ts), and what is decoded is the manager's own.
+  if (tasks !== undefined) out.tasks = (tasks as string[]).slice();
+  if (runs !== undefined) out.runs = (runs as string[]).slice();
+  return out;
+}
+
+function stringList(v: unknown, maxChars: number): boolean {
+  if (!Array.isArray(v) || v.length > MAX_LISTED_RUNS) return false;
+  for (const s of v) if (typeof s !== "string" || s.length > maxChars) return false;
+  return true;
+}
+
 /** proplet → manager, `control/proplet/results`. `results` may be any JSON (FL envelopes are objects). */
 export const ResultMsg = z.object({
   task_id: z.string().min(1),
@@ -181,6 +217,8 @@ export function decode<T extends z.ZodType>(
   schema: T,
   payload: Buffer | Uint8Array | string,
   parsed?: unknown,
+  /** A check of the common shape that gives the schema's answer without it (plainHeartbeat), or undefined. */
+  plain?: (json: unknown) => z.output<T> | undefined,
 ): { ok: true; value: z.output<T> } | { ok: false; error: string } {
   let json = parsed;
   if (json === undefined)
@@ -189,6 +227,8 @@ export function decode<T extends z.ZodType>(
     } catch {
       return { ok: false, error: "payload is not JSON" };
     }
+  const quick = plain?.(json);
+  if (quick !== undefined) return { ok: true, value: quick };
   const r = schema.safeParse(json);
   if (!r.success) {
     const i = r.error.issues[0]!;

@@ -10,6 +10,7 @@ import {
   InvokeResultMsg,
   OutputMsg,
   PropletMetricsMsg,
+  plainHeartbeat,
   ResultMsg,
   type StartMsg,
   type StopMsg,
@@ -87,7 +88,7 @@ export class MqttManagerBus implements ManagerBus {
     const t = this.t;
     this.handlers = {
       [t.create]: (p) => handle(t.create, CreateMsg, p, (m) => to.create(m)),
-      [t.alive]: (p) => handle(t.alive, AliveMsg, p, (m) => to.alive(m)),
+      [t.alive]: (p) => handle(t.alive, AliveMsg, p, (m) => to.alive(m), plainHeartbeat),
       [t.results]: (p) => handle(t.results, ResultMsg, p, (m) => to.result(m)),
       [t.metrics]: (p) => handle(t.metrics, PropletMetricsMsg, p, (m) => to.propletMetrics(m)),
       [t.taskMetrics]: (p) => handle(t.taskMetrics, TaskMetricsMsg, p, (m) => to.taskMetrics(m)),
@@ -122,8 +123,9 @@ function handle<S extends Parameters<typeof decode>[0]>(
   schema: S,
   payload: Buffer,
   fn: (m: ReturnType<typeof decode<S>> extends { ok: true; value: infer V } ? V : never) => void,
+  plain?: Parameters<typeof decode<S>>[3],
 ): void {
-  const r = decode(schema, payload, parsedOf(payload));
+  const r = decode(schema, payload, parsedOf(payload), plain);
   if (!r.ok) {
     log.warn(`dropped malformed message on ${topic}: ${r.error}`);
     return;

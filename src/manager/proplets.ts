@@ -1,15 +1,24 @@
 import { conflict, notFound } from "../core/errors.ts";
 import type { AliveMsg, CreateMsg } from "../core/messages.ts";
-import { isAlive, type Proplet, type PropletView, propletView, recordHeartbeat } from "../core/proplet.ts";
+import {
+  appendHeartbeat,
+  isAlive,
+  type Proplet,
+  type PropletView,
+  propletView,
+  recordHeartbeat,
+} from "../core/proplet.ts";
 import { UNVOUCHED, type Vouched } from "../core/requirements.ts";
 import type { Placeable } from "../core/scheduler.ts";
 import { nowIso } from "../core/time.ts";
 import type { Storage } from "../storage/repository.ts";
 import type { ManagerEvents } from "./events.ts";
+import { HeartbeatTimes } from "./heartbeat-times.ts";
 import { type IdentityNames, PropletNames } from "./proplet-names.ts";
+import { RunsOn } from "./proplet-runs.ts";
 
-// The proplets the manager knows: registration and heartbeats, liveliness, which tasks run where (task_count is
-// derived from it, never stored), and up/down events; their names are proplet-names.ts's. A write-through cache in front of the repository: proplets
+// The proplets the manager knows: registration and heartbeats, liveliness, which tasks run where (proplet-runs.ts),
+// and up/down events; their names are proplet-names.ts's, their heartbeats' times heartbeat-times.ts's. A write-through cache in front of the repository: proplets
 // are few and read on every dispatch.
 
 /** How often heartbeats are written (flash wear: scripts/bench/wear.ts); a proplet found silent, at once (sweep). */
@@ -31,7 +40,9 @@ export type Candidate = Placeable & { proplet: Proplet; vouched: Vouched };
 
 export class PropletRegistry {
   private proplets = new Map<string, Proplet>();
-  private runningOn = new Map<string, Set<string>>();
+  /** The runs each proplet has now (proplet-runs.ts). */
+  private runs = new RunsOn();
+  private times = new HeartbeatTimes();
   /**
    * Proplets heard from since this manager started. Only they get work: one known from storage may look alive
    * by its last heartbeat yet not be subscribed (yet), and a start sent to it would be lost.
@@ -109,36 +120,25 @@ export class PropletRegistry {
     return this.byIdOrName(key)?.id ?? key;
   }
 
-  /** Each proplet's last heartbeat parsed once: liveness is asked on every heartbeat and every placement. */
-  private lastMs = new Map<string, { iso: string; ms: number }>();
-
   alive(p: Proplet, now = Date.now()): boolean {
-    const iso = p.alive_history.at(-1);
-    let last = iso === undefined ? undefined : this.lastMs.get(p.id);
-    if (iso !== undefined && last?.iso !== iso) {
-      last = { iso, ms: Date.parse(iso) };
-      this.lastMs.set(p.id, last);
-    }
-    return isAlive(p, now, this.opts.livelinessThresholdMs, last?.ms);
+    return isAlive(p, now, this.opts.livelinessThresholdMs, this.times.lastMs(p));
   }
 
   track(propletId: string, taskId: string, running: boolean): void {
-    mark(this.runningOn, propletId, taskId, running);
+    this.runs.track(propletId, taskId, running);
   }
 
   /** Runs beside a task's current one (concurrent cron firings), by proplet: they take slots too. */
-  private extraOn = new Map<string, Set<string>>();
-
   trackExtra(propletId: string, runId: string, running: boolean): void {
-    mark(this.extraOn, propletId, runId, running);
+    this.runs.trackExtra(propletId, runId, running);
   }
 
   taskCount(propletId: string): number {
-    return (this.runningOn.get(propletId)?.size ?? 0) + (this.extraOn.get(propletId)?.size ?? 0);
+    return this.runs.count(propletId);
   }
 
   runningTasks(propletId: string): string[] {
-    return [...(this.runningOn.get(propletId) ?? [])];
+    return this.runs.tasks(propletId);
   }
 
   /** Proplets that may take work now, with their load (a cordoned one takes none). */
@@ -180,13 +180,6 @@ export class PropletRegistry {
     this.tell(p.id, alive);
   }
 
-  /** The text of a heartbeat's time: ten thousand proplets beat about ten to a millisecond, so it is made once. */
-  private lastIso = { ms: Number.NaN, iso: "" };
-  private isoAt(ms: number): string {
-    if (this.lastIso.ms !== ms) this.lastIso = { ms, iso: new Date(ms).toISOString() };
-    return this.lastIso.iso;
-  }
-
   private tell(id: string, alive: boolean): void {
     if (this.told.get(id) === alive) return;
     this.told.set(id, alive);
@@ -211,6 +204,18 @@ export class PropletRegistry {
 
   /** A heartbeat, or the offline message (Last Will or graceful shutdown). */
   onAlive(msg: AliveMsg): { offline: boolean; back: boolean; wasDown: boolean } | undefined {
+    const known = this.proplets.get(msg.proplet_id);
+    // The usual heartbeat, of a proplet heard since this manager started and online: its history grows in place
+    // (no other object holds that array: every path below makes a new one) and is written with the next batch.
+    if (known && msg.status !== "offline" && known.offline === false && this.heard.has(known.id)) {
+      const now = Date.now();
+      const wasDown = !this.alive(known, now);
+      const at = this.times.heard(known.id, now);
+      appendHeartbeat(known.alive_history, at);
+      this.dirty.add(known.id);
+      this.tell(known.id, true);
+      return { offline: false, back: false, wasDown };
+    }
     const p = this.ensure(msg.proplet_id);
     if (msg.status === "offline") {
       if (!this.proplets.has(p.id)) return undefined;
@@ -220,12 +225,7 @@ export class PropletRegistry {
     const now = Date.now();
     const wasDown = !this.heard.has(p.id) || !this.alive(p, now);
     const back = p.offline === true;
-    const at = this.isoAt(now);
-    const last = this.lastMs.get(p.id); // known already: not parsed back from the text
-    if (last) {
-      last.iso = at;
-      last.ms = now;
-    } else this.lastMs.set(p.id, { iso: at, ms: now });
+    const at = this.times.heard(p.id, now);
     // Just heard: alive, whatever it was.
     this.save(recordHeartbeat(p, at), !back && this.proplets.has(p.id), true);
     this.heard.add(p.id);
@@ -260,9 +260,9 @@ export class PropletRegistry {
         // Its last heartbeat is what a restart must still know of it ("last seen"): written now, not in a batch.
         if (this.dirty.delete(p.id)) this.store.proplets.upsert(p);
       }
-      const last = p.alive_history.at(-1);
       // alive() above has cached the last heartbeat's time: no text to parse for each of thousands of proplets.
-      const silentMs = last === undefined ? Infinity : now - (this.lastMs.get(p.id)?.ms ?? Date.parse(last));
+      const last = this.times.lastMs(p);
+      const silentMs = last === undefined ? Infinity : now - last;
       if (!alive && this.taskCount(p.id) > 0) {
         // Silent past the liveness threshold and then the grace: its runs are given up. One not heard since this
         // manager started counts as silent since the start at most: its stored last heartbeat may be up to
@@ -293,9 +293,8 @@ export class PropletRegistry {
     this.naming.forget(id, this.proplets.get(id)?.name);
     this.dirty.delete(id);
     this.proplets.delete(id);
-    this.runningOn.delete(id);
-    this.extraOn.delete(id);
-    this.lastMs.delete(id);
+    this.runs.forget(id);
+    this.times.forget(id);
     this.heard.delete(id);
     this.told.delete(id);
     this.store.proplets.delete(id);
@@ -342,15 +341,4 @@ export class PropletRegistry {
     if (!p) throw notFound(`proplet ${key} not found (no proplet has that id or name)`);
     return { total: p.alive_history.length, items: p.alive_history.slice(offset, offset + limit) };
   }
-}
-
-/** Adds or removes `id` in the set kept for `propletId`. */
-function mark(sets: Map<string, Set<string>>, propletId: string, id: string, on: boolean): void {
-  let set = sets.get(propletId);
-  if (!set) {
-    set = new Set();
-    sets.set(propletId, set);
-  }
-  if (on) set.add(id);
-  else set.delete(id);
 }

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { connect, type Socket } from "node:net";
 import mqtt from "mqtt";
 import mqttPacket from "mqtt-packet";
 import { b64, http, identity, type Serve, startServe, until } from "../helpers.ts";
+import { type RawSocket, rawSession as raw, tcp as rawTcp } from "../mqtt-raw.ts";
 
 // The embedded broker attacked as a peer would: raw sockets and real MQTT clients against a real serve, with
 // provisioned proplet credentials or none (docs/ARCHITECTURE.md, "Bounds and refusals", "MQTT broker").
@@ -30,19 +30,10 @@ async function healthy(): Promise<void> {
   expect(r.status).toBe(200);
 }
 
-async function tcp(): Promise<Socket & { gone: Promise<void> }> {
-  const sock = connect(s.mqttPort, "127.0.0.1");
-  sock.on("error", () => {});
-  const closed = new Promise<void>((resolve) => sock.once("close", () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    sock.once("connect", resolve);
-    sock.once("close", () => reject(new Error("closed before connecting")));
-  });
-  return Object.assign(sock, { gone: closed });
-}
+const tcp = () => rawTcp(s.mqttPort);
 
 /** Writes `chunk` until `total` bytes are out or the peer closes; returns the bytes written. */
-async function pour(sock: Socket & { gone: Promise<void> }, chunk: Buffer, total: number): Promise<number> {
+async function pour(sock: RawSocket, chunk: Buffer, total: number): Promise<number> {
   let sent = 0;
   let open = true;
   void sock.gone.then(() => {
@@ -56,31 +47,9 @@ async function pour(sock: Socket & { gone: Promise<void> }, chunk: Buffer, total
   return sent;
 }
 
-/** A raw MQTT session: CONNECT with these credentials, then the CONNACK's return code. */
-async function rawSession(clientId: string, login: { username: string; password: string }) {
-  const sock = await tcp();
-  const connack = new Promise<number>((resolve) => {
-    const parser = mqttPacket.parser();
-    parser.on("packet", (p) => {
-      if (p.cmd === "connack") resolve((p as { returnCode: number }).returnCode);
-    });
-    sock.on("data", (d: Buffer) => parser.parse(d));
-  });
-  sock.write(
-    mqttPacket.generate({
-      cmd: "connect",
-      protocolId: "MQTT",
-      protocolVersion: 4,
-      clean: true,
-      clientId,
-      keepalive: 60,
-      username: login.username,
-      password: Buffer.from(login.password),
-    }),
-  );
-  expect(await connack).toBe(0);
-  return sock;
-}
+/** A raw MQTT session: CONNECT with these credentials, CONNACK 0 expected. */
+const rawSession = (clientId: string, login: { username: string; password: string }) =>
+  raw(s.mqttPort, clientId, login);
 
 /** A proplet played by an MQTT client: it announces itself and records what it receives. */
 async function fakeProplet(id: string) {
