@@ -159,8 +159,10 @@ export class RunRecord {
 
   /** A start was received: recorded (on disk) before anything of it runs. */
   received(run: string, task: string): void {
-    this.runs.set(run, { task, finished: false, at: Date.now() });
-    this.append(`R\t${run}\t${task.replaceAll(/[\t\n]/g, " ")}\t${Date.now()}\n`);
+    const at = Date.now();
+    this.runs.set(run, { task, finished: false, at });
+    // In memory only (serve's local proplet): no line to make.
+    if (this.dir) this.append(`R\t${run}\t${task.replaceAll(/[\t\n]/g, " ")}\t${at}\n`);
     this.bound();
   }
 
