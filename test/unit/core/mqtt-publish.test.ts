@@ -65,3 +65,32 @@ test("anything else is left to mqtt-packet: other types, DUP, RETAIN, QoS 2, cut
   ];
   for (const [what, buf] of refused) expect({ what, read: wholePublishes(buf) }).toEqual({ what, read: undefined });
 });
+
+test("odd but whole packets read as mqtt-packet reads them: message id 0, lengths not minimally encoded, bad UTF-8, NUL, no payload", () => {
+  const body = [0x00, 0x03, 0x61, 0x2f, 0x62]; // topic "a/b"
+  const odd: [string, Buffer][] = [
+    ["QoS 1 with message id 0", Buffer.from([0x32, 7, ...body, 0x00, 0x00])],
+    ["QoS 1, no payload", Buffer.from([0x32, 7, ...body, 0xff, 0xff])],
+    ["a remaining length in two bytes where one would do", Buffer.from([0x30, 0x85, 0x00, ...body])],
+    ["a remaining length in four bytes", Buffer.from([0x30, 0x87, 0x80, 0x80, 0x00, ...body, 0x7b, 0x7d])],
+    ["invalid UTF-8 in the topic", Buffer.from([0x30, 6, 0x00, 0x04, 0x61, 0xff, 0xc0, 0xaf])],
+    ["a lone surrogate encoded in the topic", Buffer.from([0x30, 5, 0x00, 0x03, 0xed, 0xa0, 0x80])],
+    ["a NUL in the topic", Buffer.from([0x30, 5, 0x00, 0x03, 0x61, 0x00, 0x62])],
+    ["an empty topic", Buffer.from([0x30, 4, 0x00, 0x00, 0x7b, 0x7d])],
+  ];
+  for (const [what, buf] of odd) {
+    const ours = wholePublishes(buf);
+    expect({ what, ours: ours?.map((p) => ({ ...p })) }).toEqual({ what, ours: reference(buf) as never });
+  }
+});
+
+test("payloads are views of the read, one per packet: no two packets share a payload object", () => {
+  const buf = Buffer.concat(
+    Array.from({ length: 3 }, (_, i) =>
+      mqttPacket.generate({ cmd: "publish", topic: "t", payload: `{"n":${i}}`, qos: 0, dup: false, retain: false }),
+    ),
+  );
+  const got = wholePublishes(buf)!;
+  expect(new Set(got.map((p) => p.payload)).size).toBe(3);
+  expect(got.map((p) => p.payload.toString())).toEqual(['{"n":0}', '{"n":1}', '{"n":2}']);
+});
