@@ -19,10 +19,15 @@ export async function tcp(port: number): Promise<RawSocket> {
 }
 
 /**
- * A raw MQTT 3.1.1 session on `port`: CONNECT with these credentials, expecting CONNACK 0. `packets` collects what
- * the broker sends afterwards.
+ * A raw MQTT 3.1.1 session on `port`: CONNECT with these credentials (and `will`, its Last Will), expecting CONNACK
+ * 0. `packets` collects what the broker sends afterwards.
  */
-export async function rawSession(port: number, clientId: string, login: { username: string; password: string }) {
+export async function rawSession(
+  port: number,
+  clientId: string,
+  login: { username: string; password: string },
+  will?: mqttPacket.IConnectPacket["will"],
+) {
   const sock = await tcp(port);
   const packets: mqttPacket.Packet[] = [];
   const connack = new Promise<number>((resolve) => {
@@ -43,6 +48,7 @@ export async function rawSession(port: number, clientId: string, login: { userna
       keepalive: 60,
       username: login.username,
       password: Buffer.from(login.password),
+      ...(will ? { will } : {}),
     }),
   );
   expect(await connack).toBe(0);

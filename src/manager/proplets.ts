@@ -206,7 +206,9 @@ export class PropletRegistry {
   onAlive(msg: AliveMsg): { offline: boolean; back: boolean; wasDown: boolean } | undefined {
     const known = this.proplets.get(msg.proplet_id);
     // The usual heartbeat, of a proplet heard since this manager started and online: its history grows in place
-    // (no other object holds that array: every path below makes a new one) and is written with the next batch.
+    // and is written with the next batch. The array is only ever this proplet's: copies made on a cordon or a
+    // rename replace the object in the map, and a store that queues the object for later (PostgreSQL's journal)
+    // writes newer heartbeats of the same proplet, nothing else.
     if (known && msg.status !== "offline" && known.offline === false && this.heard.has(known.id)) {
       const now = Date.now();
       const wasDown = !this.alive(known, now);
