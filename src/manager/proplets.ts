@@ -18,8 +18,8 @@ import { type IdentityNames, PropletNames } from "./proplet-names.ts";
 import { RunsOn } from "./proplet-runs.ts";
 
 // The proplets the manager knows: registration and heartbeats, liveliness, which tasks run where (proplet-runs.ts),
-// and up/down events; their names are proplet-names.ts's, their heartbeats' times heartbeat-times.ts's. A write-through cache in front of the repository: proplets
-// are few and read on every dispatch.
+// and up/down events; their names are proplet-names.ts's, their heartbeats' times heartbeat-times.ts's. A
+// write-through cache in front of the repository: proplets are few and read on every dispatch.
 
 /** How often heartbeats are written (flash wear: scripts/bench/wear.ts); a proplet found silent, at once (sweep). */
 const HEARTBEAT_WRITE_MS = 10 * 60_000;
