@@ -9,9 +9,11 @@
 // after (src/proplet/runtime/pool.ts): +10 s shows the first, +30 s both. Compiled, 50,000 tasks, machine shared
 // with other engineers (load 1-6): `rss_60s_over_start` 1.18-1.20 (81 → 95.6-96.8 MiB); 1.79-1.82 without them.
 // The warm-up's own release may land just before or after the "before" reading (both 5 s after it).
+// --standalone: serve without its local proplet, the tasks run on a standalone `propeller proplet` (its own
+// process, as on a worker device), whose RSS is read at the same moments (`proplet_rss_*_mib`).
 // JSON on the last stdout line.
 //
-//   bun scripts/bench/burst.ts [--tasks 50000] [--concurrency 32] [--settle-s 5] [--bin dist/propeller]
+//   bun scripts/bench/burst.ts [--tasks 50000] [--concurrency 32] [--settle-s 5] [--bin dist/propeller] [--standalone]
 import { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,6 +31,7 @@ const { values: opt } = scriptArgs(
       concurrency: { type: "string", default: "32" },
       "settle-s": { type: "string", default: "5" },
       bin: { type: "string" },
+      standalone: { type: "boolean", default: false },
     },
   },
   { tasks: { min: 1 }, concurrency: { min: 1 }, "settle-s": { min: 0 } },
@@ -42,11 +45,41 @@ const dataDir = mkdtempSync(join(tmpdir(), "propeller-burst-"));
 const httpPort = await freePort();
 const mqttPort = await freePort();
 const cmd = opt.bin ? [opt.bin] : [process.execPath, join(root, "src/main.ts")];
-const serve = Bun.spawn([...cmd, ...serveArgs(httpPort, mqttPort, dataDir)], { stdout: "inherit", stderr: "inherit" });
+const serve = Bun.spawn(
+  [...cmd, ...serveArgs(httpPort, mqttPort, dataDir, opt.standalone ? ["--no-local-proplet"] : [])],
+  { stdout: "inherit", stderr: "inherit" },
+);
 process.once("exit", () => serve.kill("SIGKILL")); // not left behind when the bench fails
 const url = `http://127.0.0.1:${httpPort}`;
 await waitForHealth(url);
 const token = adminToken(dataDir);
+// --standalone: the proplet in a process of its own, with an identity of its own, as on a worker device.
+const propletDir = opt.standalone ? mkdtempSync(join(tmpdir(), "propeller-burst-proplet-")) : undefined;
+const proplet = propletDir ? await startProplet(propletDir) : undefined;
+
+async function startProplet(dir: string) {
+  const login = await mqttLogin(url, token, "proplet", "burst-proplet");
+  const p = Bun.spawn([...cmd, "proplet"], {
+    env: {
+      ...process.env,
+      PROPLET_DATA_DIR: dir,
+      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${mqttPort}`,
+      PROPLET_ENTITY_ID: login.username ?? "burst-proplet",
+      PROPLET_API_KEY: login.password ?? "",
+      PROPLET_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
+    },
+    stdout: "inherit",
+    stderr: "inherit",
+  });
+  process.once("exit", () => p.kill("SIGKILL"));
+  const headers = { authorization: `Bearer ${token}` };
+  for (let i = 0; ; i++) {
+    const r = await fetch(`${url}/proplets?status=active&limit=1`, { headers });
+    if (((await r.json()) as { total: number }).total > 0) return p;
+    if (i > 400) throw new Error("the standalone proplet did not join");
+    await Bun.sleep(50);
+  }
+}
 const client = await loadClient(url, mqttPort, token, await mqttLogin(url, token, "manager", "bench-observer"));
 const task = (i: number) => ({ name: "add", file: MODULES.add.wasm, inputs: [i, 1] });
 
@@ -62,12 +95,18 @@ const mib = (n: number) => +n.toFixed(1);
 
 await Bun.sleep(Number(opt["settle-s"]) * 1000);
 const start = rssMib(serve.pid);
+const pStart = proplet ? rssMib(proplet.pid) : 0;
 say("warm-up…");
 await client.burst(200, CONCURRENCY, task);
 await Bun.sleep(Number(opt["settle-s"]) * 1000);
 const before = rssMib(serve.pid);
+const pBefore = proplet ? rssMib(proplet.pid) : 0;
 let peak = before;
-const watch = setInterval(() => (peak = Math.max(peak, rssMib(serve.pid))), 250);
+let pPeak = pBefore;
+const watch = setInterval(() => {
+  peak = Math.max(peak, rssMib(serve.pid));
+  if (proplet) pPeak = Math.max(pPeak, rssMib(proplet.pid));
+}, 250);
 const done0 = completed();
 say(`burst: ${TASKS} tasks, ${CONCURRENCY} clients (RSS before ${mib(before)} MiB)…`);
 const t0 = performance.now();
@@ -79,18 +118,23 @@ const seconds = (performance.now() - t0) / 1000;
 // Our reader closed: an open one keeps SQLite from cutting its WAL back.
 db.close();
 const after: Record<number, number> = {};
+const pAfter: Record<number, number> = {};
 const drained = performance.now();
 for (const s of [10, 30, 60]) {
   await Bun.sleep(Math.max(0, drained + s * 1000 - performance.now()));
   after[s] = rssMib(serve.pid);
-  say(`  +${s} s: RSS ${mib(after[s])} MiB`);
+  if (proplet) pAfter[s] = rssMib(proplet.pid);
+  say(`  +${s} s: RSS ${mib(after[s])} MiB${proplet ? `, proplet ${mib(pAfter[s]!)} MiB` : ""}`);
 }
 clearInterval(watch);
 const dataDirMib = duMib(dataDir);
 await client.close();
+proplet?.kill("SIGTERM");
+await proplet?.exited;
 serve.kill("SIGTERM");
 await serve.exited;
 rmSync(dataDir, { recursive: true, force: true });
+if (propletDir) rmSync(propletDir, { recursive: true, force: true });
 console.log(
   JSON.stringify({
     tasks: TASKS,
@@ -107,6 +151,17 @@ console.log(
     rss_60s_over_before: +(after[60]! / before).toFixed(2),
     rss_60s_over_start: +(after[60]! / start).toFixed(2),
     data_dir_mib: mib(dataDirMib),
+    ...(proplet
+      ? {
+          proplet_rss_start_mib: mib(pStart),
+          proplet_rss_before_mib: mib(pBefore),
+          proplet_rss_peak_mib: mib(pPeak),
+          proplet_rss_10s_mib: mib(pAfter[10]!),
+          proplet_rss_30s_mib: mib(pAfter[30]!),
+          proplet_rss_60s_mib: mib(pAfter[60]!),
+          proplet_rss_60s_over_start: +(pAfter[60]! / pStart).toFixed(2),
+        }
+      : {}),
     runtime: opt.bin ? "compiled" : "bun",
   }),
 );

@@ -8,6 +8,7 @@ import type { Storage } from "../storage/repository.ts";
 // emptied and collected, ~20 MiB. `Bun.shrink()` (JIT code dropped, a full collection, free malloc memory
 // released) ~12 MiB more; SQLite's page cache ~2. A full `Bun.gc(true)` alone gave ~4 MiB. The kept Wasm worker
 // retires after a burst (src/proplet/runtime/pool.ts RETIRE_AFTER_RUNS).
+// A standalone proplet uses it too (src/cli/proplet.ts), with no store to empty.
 // Nothing runs while nothing happens: a timer is armed by activity only, and looks once.
 
 /** Quiet time after the last activity before memory is looked at. */

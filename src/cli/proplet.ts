@@ -9,6 +9,7 @@ import { lockDir } from "../storage/lock.ts";
 import { configureTracing } from "../telemetry/tracing.ts";
 import { action, defaultDataDir, env, logArgs, UsageError } from "./args.ts";
 import { ownDataDir, privateUmask } from "./data-dir.ts";
+import { IdleRelease, releaseMemory } from "./idle-release.ts";
 import { joinedCa, joinSite, readJoined } from "./join.ts";
 import { defaultsOf, Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { checkPortsFree } from "./ports.ts";
@@ -176,6 +177,10 @@ export const propletCommand = defineCommand({
           stateDir: dir,
           tls: withCa(config.tls, ca),
         });
+        // Memory back after a burst of tasks, as serve gives it (idle-release.ts): this process has no store, so
+        // the JS heap and, after a large burst, compiled code. Nothing runs while no task ends.
+        const idle = new IdleRelease((deep) => releaseMemory({}, deep));
+        agent.onTaskEnded(() => idle.activity());
         // Upstream's proplet reads PROPLET_OTEL_URL and PROPLET_TRACE_RATIO; the standard variable comes first.
         configureTracing(
           env("OTEL_EXPORTER_OTLP_ENDPOINT") ?? env("PROPLET_OTEL_URL"),

@@ -58,6 +58,11 @@ export class PropletAgent {
     return this.cfg.entityId;
   }
 
+  /** `fn` is called each time a run here ends. */
+  onTaskEnded(fn: () => void): void {
+    this.runs.onEnded = fn;
+  }
+
   async start(): Promise<void> {
     void teeOf(this.cfg); // while the broker connection is made
     const offline = { proplet_id: this.id, status: "offline", namespace: this.cfg.namespace };

@@ -43,6 +43,8 @@ export class TaskRuns {
   private running = new Map<string, RunHere>();
   private stopRequested = new Set<string>();
   prom?: PropletPrometheus;
+  /** Told when a run here has ended, whatever its end (a standalone proplet gives memory back after a burst). */
+  onEnded?: () => void;
   private pool: WorkerPool;
   private modules = new ModuleCache();
   readonly host?: HostRuntime;
@@ -218,6 +220,7 @@ export class TaskRuns {
     } finally {
       fl?.cleanup();
       settleDeploy();
+      this.onEnded?.();
     }
   }
 
