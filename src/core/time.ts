@@ -7,15 +7,17 @@ export const ZERO_TIME = "0001-01-01T00:00:00Z";
 let lastMs = Number.NaN;
 let lastIso = "";
 
-/** Now as RFC3339 (ms precision); formatted once per millisecond, however often it is asked. */
-export const nowIso = (): string => {
-  const ms = Date.now();
+/** A time in ms as RFC3339; the last one formatted is kept, so a burst within one millisecond formats it once. */
+export const isoAt = (ms: number): string => {
   if (ms !== lastMs) {
     lastIso = new Date(ms).toISOString();
     lastMs = ms;
   }
   return lastIso;
 };
+
+/** Now as RFC3339 (ms precision); formatted once per millisecond, however often it is asked. */
+export const nowIso = (): string => isoAt(Date.now());
 
 // Accept RFC3339 strings or Rust's SystemTime form, as the wire protocol allows (docs/ARCHITECTURE.md); always
 // produce an RFC3339 string.

@@ -1,13 +1,13 @@
 import type { Proplet } from "../core/proplet.ts";
+import { isoAt } from "../core/time.ts";
 
 // Each proplet's last heartbeat as a number beside the text its history keeps: liveness is asked on every
 // heartbeat, every placement and every sweep of thousands of proplets, and parsing the text each time was
-// measurable (scripts/bench/fleet.ts). And the text of a heartbeat's time, made once per millisecond: ten thousand
-// proplets beat about ten to a millisecond.
+// measurable (scripts/bench/fleet.ts). A heartbeat's text is made once per millisecond (core/time.ts isoAt): ten
+// thousand proplets beat about ten to a millisecond.
 
 export class HeartbeatTimes {
   private last = new Map<string, { iso: string; ms: number }>();
-  private lastIso = { ms: Number.NaN, iso: "" };
 
   /** The time of `p`'s last heartbeat in milliseconds, parsed once; undefined when it has none. */
   lastMs(p: Proplet): number | undefined {
@@ -23,8 +23,7 @@ export class HeartbeatTimes {
 
   /** A heartbeat heard at `ms`: its text, which is what the proplet's history gets. */
   heard(id: string, ms: number): string {
-    if (this.lastIso.ms !== ms) this.lastIso = { ms, iso: new Date(ms).toISOString() };
-    const iso = this.lastIso.iso;
+    const iso = isoAt(ms);
     const last = this.last.get(id);
     if (last) {
       last.iso = iso;

@@ -204,33 +204,30 @@ export class PropletRegistry {
 
   /** A heartbeat, or the offline message (Last Will or graceful shutdown). */
   onAlive(msg: AliveMsg): { offline: boolean; back: boolean; wasDown: boolean } | undefined {
-    const known = this.proplets.get(msg.proplet_id);
-    // The usual heartbeat, of a proplet heard since this manager started and online: its history grows in place
-    // and is written with the next batch. The array is only ever this proplet's: copies made on a cordon or a
-    // rename replace the object in the map, and a store that queues the object for later (PostgreSQL's journal)
-    // writes newer heartbeats of the same proplet, nothing else.
-    if (known && msg.status !== "offline" && known.offline === false && this.heard.has(known.id)) {
-      const now = Date.now();
-      const wasDown = !this.alive(known, now);
-      const at = this.times.heard(known.id, now);
-      appendHeartbeat(known.alive_history, at);
-      this.dirty.add(known.id);
-      this.tell(known.id, true);
-      return { offline: false, back: false, wasDown };
-    }
-    const p = this.ensure(msg.proplet_id);
+    const id = msg.proplet_id;
+    const known = this.proplets.get(id);
     if (msg.status === "offline") {
-      if (!this.proplets.has(p.id)) return undefined;
-      this.save({ ...p, offline: true });
+      if (!known) return undefined;
+      this.save({ ...known, offline: true });
       return { offline: true, back: false, wasDown: false };
     }
     const now = Date.now();
-    const wasDown = !this.heard.has(p.id) || !this.alive(p, now);
-    const back = p.offline === true;
-    const at = this.times.heard(p.id, now);
-    // Just heard: alive, whatever it was.
-    this.save(recordHeartbeat(p, at), !back && this.proplets.has(p.id), true);
-    this.heard.add(p.id);
+    const heard = this.heard.has(id);
+    const wasDown = !heard || !known || !this.alive(known, now);
+    const back = known?.offline === true;
+    const at = this.times.heard(id, now);
+    // Just heard: alive, whatever it was. The usual heartbeat, of a proplet online and heard since this manager
+    // started, grows its history in place, written with the next batch. The array is only ever this proplet's:
+    // copies made on a cordon or a rename replace the object in the map, and a store that queues the object for
+    // later (PostgreSQL's journal) writes newer heartbeats of the same proplet, nothing else.
+    if (known && heard && known.offline === false) {
+      appendHeartbeat(known.alive_history, at);
+      this.dirty.add(id);
+      this.tell(id, true);
+    } else {
+      this.save(recordHeartbeat(known ?? this.ensure(id), at), !back && known !== undefined, true);
+      this.heard.add(id);
+    }
     return { offline: false, back, wasDown };
   }
 
