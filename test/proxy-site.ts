@@ -2,6 +2,7 @@ import { expect } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import mqtt from "mqtt";
+import { endless as endlessBody } from "./endless.ts";
 import { FIXTURES, freePort, identity, type Serve, startServe, until } from "./helpers.ts";
 import { type Registry, startRegistry } from "./registry.ts";
 
@@ -58,18 +59,7 @@ const SHARED_DIGEST = `sha256:${new Bun.CryptoHasher("sha256").update(SHARED).di
 
 /** Bytes the hostile registry produced for each endless body, as serve pulled them. */
 export let produced = new Map<string, number>();
-function endless(path: string, piece: Uint8Array): Response {
-  produced.set(path, 0);
-  return new Response(
-    new ReadableStream({
-      pull(c) {
-        produced.set(path, (produced.get(path) ?? 0) + piece.length);
-        c.enqueue(piece);
-      },
-    }),
-    { headers: { "content-type": "application/octet-stream" } },
-  );
-}
+const endless = (path: string, piece: Uint8Array) => endlessBody(produced, path, piece);
 
 export let s: Serve;
 export let locked: Registry;

@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MODULES } from "../../src/examples/modules.ts";
 import { scriptArgs } from "../args.ts";
-import { adminToken, duMib, freePort, mqttLogin, rssMib, serveArgs, waitForHealth } from "./lib.ts";
+import { adminToken, duMib, freePort, mqttLogin, rssMib, serveArgs, startBenchProplet, waitForHealth } from "./lib.ts";
 import { loadClient } from "./load.ts";
 
 const { values: opt } = scriptArgs(
@@ -55,31 +55,10 @@ await waitForHealth(url);
 const token = adminToken(dataDir);
 // --standalone: the proplet in a process of its own, with an identity of its own, as on a worker device.
 const propletDir = opt.standalone ? mkdtempSync(join(tmpdir(), "propeller-burst-proplet-")) : undefined;
-const proplet = propletDir ? await startProplet(propletDir) : undefined;
+const proplet = propletDir
+  ? await startBenchProplet({ cmd, url, token, mqttPort, dir: propletDir, id: "burst-proplet" })
+  : undefined;
 
-async function startProplet(dir: string) {
-  const login = await mqttLogin(url, token, "proplet", "burst-proplet");
-  const p = Bun.spawn([...cmd, "proplet"], {
-    env: {
-      ...process.env,
-      PROPLET_DATA_DIR: dir,
-      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${mqttPort}`,
-      PROPLET_ENTITY_ID: login.username ?? "burst-proplet",
-      PROPLET_API_KEY: login.password ?? "",
-      PROPLET_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
-    },
-    stdout: "inherit",
-    stderr: "inherit",
-  });
-  process.once("exit", () => p.kill("SIGKILL"));
-  const headers = { authorization: `Bearer ${token}` };
-  for (let i = 0; ; i++) {
-    const r = await fetch(`${url}/proplets?status=active&limit=1`, { headers });
-    if (((await r.json()) as { total: number }).total > 0) return p;
-    if (i > 400) throw new Error("the standalone proplet did not join");
-    await Bun.sleep(50);
-  }
-}
 const client = await loadClient(url, mqttPort, token, await mqttLogin(url, token, "manager", "bench-observer"));
 const task = (i: number) => ({ name: "add", file: MODULES.add.wasm, inputs: [i, 1] });
 

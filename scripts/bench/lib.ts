@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import type { Subprocess } from "bun";
 import { cpuTicks, statFields } from "../../src/core/procstat.ts";
 
 // Helpers shared by the benchmarks.
@@ -57,6 +58,40 @@ export async function mqttLogin(url: string, token: string, kind: string, id: st
   const e = (await res.json()) as { id: string; api_key: string; error?: string };
   if (!res.ok) throw new Error(`creating ${kind} ${id}: ${res.status} ${e.error}`);
   return { username: e.id, password: e.api_key };
+}
+
+/**
+ * A standalone proplet (`cmd proplet`, state in `dir`) with an identity of its own on serve's broker, as on a
+ * worker device; resolves once serve counts it active. Logs at BENCH_LOG_LEVEL (warn), as the benchmarks' serve.
+ */
+export async function startBenchProplet(o: {
+  cmd: string[];
+  url: string;
+  token: string;
+  mqttPort: number;
+  dir: string;
+  id: string;
+}): Promise<Subprocess> {
+  const login = await mqttLogin(o.url, o.token, "proplet", o.id);
+  const p = Bun.spawn([...o.cmd, "proplet"], {
+    env: {
+      ...process.env,
+      PROPLET_DATA_DIR: o.dir,
+      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${o.mqttPort}`,
+      PROPLET_ENTITY_ID: login.username ?? o.id,
+      PROPLET_API_KEY: login.password ?? "",
+      PROPLET_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
+    },
+    stdout: "inherit",
+    stderr: "inherit",
+  });
+  process.once("exit", () => p.kill("SIGKILL")); // not left behind when the bench fails
+  for (let i = 0; ; i++) {
+    const r = await fetch(`${o.url}/proplets?status=active&limit=1`, { headers: authHeaders(o.token) });
+    if (((await r.json()) as { total: number }).total > 0) return p;
+    if (i > 400) throw new Error(`the standalone proplet ${o.id} did not join`);
+    await Bun.sleep(50);
+  }
 }
 
 /** CPU seconds (user + system) a process has used, from /proc. */

@@ -27,7 +27,7 @@ import { join } from "node:path";
 import mqtt from "mqtt";
 import { MODULES } from "../../src/examples/modules.ts";
 import { scriptArgs } from "../args.ts";
-import { adminToken, authHeaders, freePort, mqttLogin, serveArgs, waitForHealth } from "./lib.ts";
+import { adminToken, authHeaders, freePort, mqttLogin, serveArgs, startBenchProplet, waitForHealth } from "./lib.ts";
 
 const { values: opt } = scriptArgs(
   import.meta.path,
@@ -265,23 +265,14 @@ if (!opt["no-proplet"]) {
   const b = await startServe(["--no-local-proplet"]);
   completedBefore.set(b, 0);
   const state = mkdtempSync(join(tmpdir(), "propeller-wear-proplet-"));
-  const login = await mqttLogin(b.url, b.token, "proplet", "wear-proplet");
-  const proplet = Bun.spawn([process.execPath, MAIN, "proplet"], {
-    env: {
-      ...process.env,
-      PROPLET_DATA_DIR: state,
-      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${b.mqttPort}`,
-      PROPLET_ENTITY_ID: login.username ?? "wear-proplet",
-      PROPLET_API_KEY: login.password ?? "",
-      PROPLET_LOG_LEVEL: "warn",
-    },
-    stdout: "inherit",
-    stderr: "inherit",
+  const proplet = await startBenchProplet({
+    cmd: [process.execPath, MAIN],
+    url: b.url,
+    token: b.token,
+    mqttPort: b.mqttPort,
+    dir: state,
+    id: "wear-proplet",
   });
-  for (let i = 0; (await b.request("/proplets?status=active&limit=1")).total < 1; i++) {
-    if (i > 200) throw new Error("the proplet did not join");
-    await Bun.sleep(50);
-  }
   await Bun.sleep(5000);
   const standalone = [];
   for (const r of RATES) {

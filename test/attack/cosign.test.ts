@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { endless as endlessBody } from "../endless.ts";
 import { cli, http, type Serve, startServe, tempDir } from "../helpers.ts";
 
 // cosign's signature store attacked (docs/ARCHITECTURE.md, "Trusted code"): a hostile registry on loopback
@@ -43,19 +44,7 @@ const sigManifest = (layers: unknown[]) =>
 /** Bytes produced per path for endless bodies, and every path asked. */
 const produced = new Map<string, number>();
 const asked: string[] = [];
-function endless(path: string): Response {
-  const piece = new Uint8Array(64 * 1024).fill(0x7b);
-  produced.set(path, 0);
-  return new Response(
-    new ReadableStream({
-      pull(c) {
-        produced.set(path, (produced.get(path) ?? 0) + piece.length);
-        c.enqueue(piece);
-      },
-    }),
-    { headers: { "content-type": MEDIA } },
-  );
-}
+const endless = (path: string) => endlessBody(produced, path, new Uint8Array(64 * 1024).fill(0x7b), MEDIA);
 
 const TAGS = ["endless", "huge", "many", "bigpayload", "endlesspayload", "garbage"] as const;
 const sigOf = new Map(TAGS.map((t) => [`${sha(image(t)).replace(":", "-")}.sig`, t]));
