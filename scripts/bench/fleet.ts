@@ -38,6 +38,12 @@ const { values: opt } = scriptArgs(
   { proplets: { min: 1 }, connections: { min: 1 }, seconds: { above: 0 } },
 );
 const N = Number(opt.proplets);
+// Told now, not after serve's half of the run: the comparison needs Debian's mosquitto.
+const MOSQUITTO = opt["no-mosquitto"] ? undefined : (Bun.which("mosquitto") ?? Bun.which("/usr/sbin/mosquitto"));
+if (!opt["no-mosquitto"] && !MOSQUITTO) {
+  process.stderr.write("error: mosquitto is not installed (apt-get install mosquitto), or run with --no-mosquitto\n");
+  process.exit(2);
+}
 const AUTH = !opt["no-auth"];
 const C = AUTH ? N : Number(opt.connections);
 const SECONDS = Number(opt.seconds);
@@ -168,7 +174,7 @@ if (!opt["no-mosquitto"]) {
   const mdir = mkdtempSync(join(tmpdir(), "propeller-fleet-mosq-"));
   const conf = [`listener ${port} 127.0.0.1`, "allow_anonymous true", "persistence false", "max_connections -1"];
   writeFileSync(join(mdir, "m.conf"), `${conf.join("\n")}\n`);
-  const bin = Bun.which("mosquitto") ?? "/usr/sbin/mosquitto";
+  const bin = MOSQUITTO!;
   const m = Bun.spawn([bin, "-c", join(mdir, "m.conf")], { stdout: "ignore", stderr: "ignore" });
   try {
     let sub: mqtt.MqttClient | undefined;
