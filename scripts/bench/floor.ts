@@ -110,7 +110,7 @@ export async function runFloor(
   tasks: number,
   concurrency: number,
   file: string,
-): Promise<{ tasks_per_s: number; cpu_ms_per_task: number }> {
+): Promise<{ tasks_per_s: number; cpu_ms_per_task: number; client_cpu_ms_per_task: number }> {
   const dir = mkdtempSync(join(tmpdir(), "propeller-floor-"));
   const dbPath = join(dir, "floor.db");
   const httpPort = await freePort();
@@ -129,6 +129,7 @@ export async function runFloor(
     const count = () => ro.query<{ n: number }, []>("SELECT count(*) AS n FROM tasks WHERE state = 3").all()[0]!.n;
     const before = count();
     const cpu0 = cpuSeconds(child.pid);
+    const client0 = process.cpuUsage();
     const t0 = performance.now();
     await client.burst(tasks, concurrency, task);
     for (const deadline = Date.now() + 60_000; count() - before < tasks; await Bun.sleep(1)) {
@@ -136,9 +137,16 @@ export async function runFloor(
     }
     const seconds = (performance.now() - t0) / 1000;
     const cpu = cpuSeconds(child.pid) - cpu0;
+    const clientCpu = process.cpuUsage(client0);
     ro.close();
     await client.close();
-    return { tasks_per_s: Math.round(tasks / seconds), cpu_ms_per_task: +((cpu * 1000) / tasks).toFixed(3) };
+    const msPerTask = (seconds: number) => +((seconds * 1000) / tasks).toFixed(3);
+    return {
+      tasks_per_s: Math.round(tasks / seconds),
+      cpu_ms_per_task: msPerTask(cpu),
+      // The load client's own CPU (this process): it shares the machine's cores with the floor, as with serve.
+      client_cpu_ms_per_task: msPerTask((clientCpu.user + clientCpu.system) / 1e6),
+    };
   } finally {
     child.kill("SIGKILL");
     await child.exited;
@@ -171,6 +179,7 @@ if (import.meta.main) {
         concurrency,
         floor_tasks_per_s: r.tasks_per_s,
         floor_cpu_ms_per_task: r.cpu_ms_per_task,
+        floor_client_cpu_ms_per_task: r.client_cpu_ms_per_task,
       }),
     );
   }
