@@ -42,8 +42,16 @@ export interface Owner {
   /** When the token (or the session) stops being valid, ms since the epoch. */
   expiresAt?: number;
 }
+/** Set for a console session only: a bearer token's owner is made from the token when a stream asks (ownerOf). */
 const ownerOfRequest = new WeakMap<Request, Owner>();
-export const ownerOf = (c: Context): Owner => ownerOfRequest.get(c.req.raw) ?? {};
+export const ownerOf = (c: Context): Owner => {
+  const known = ownerOfRequest.get(c.req.raw);
+  if (known) return known;
+  const token = tokenOfRequest.get(c.req.raw);
+  if (!token) return {};
+  const expiresAt = token.expires_at ? Date.parse(token.expires_at) : undefined;
+  return { tokenId: token.id, ...(expiresAt ? { expiresAt } : {}) };
+};
 
 /** The console's session cookie (HttpOnly, SameSite=Strict) holds a session id, never a token (sessions.ts). */
 export const SESSION_COOKIE = "propeller_session";
@@ -89,11 +97,9 @@ export function tokenRefusal(
       if (check && "expired" in check) {
         return c.json({ error: `token "${check.expired.name}" expired at ${check.expired.expires_at}` }, 401);
       }
+      // Its owner (for streams, ownerOf) is made from the token only when asked: every request made one and set
+      // it in a WeakMap, and hardly any opens a stream.
       token = check?.ok;
-      if (token) {
-        const expiresAt = token.expires_at ? Date.parse(token.expires_at) : undefined;
-        ownerOfRequest.set(c.req.raw, { tokenId: token.id, ...(expiresAt ? { expiresAt } : {}) });
-      }
     }
     if (token) tokenOfRequest.set(c.req.raw, token);
     if (!token) {
