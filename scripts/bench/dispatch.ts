@@ -11,8 +11,8 @@
 //     [--bin dist/propeller] [--no-auth] [--storage sqlite|kv|postgres] [--idle-s 0] [--module-kib 0]
 //     [--tracing RATIO] [--no-floor]
 // The same load runs against this machine's floor (floor.ts: the same I/O with no logic), a round of it after each
-// of serve's: `floor_tasks_per_s` and `ratio_to_floor` (serve's median tasks/s over the floor's), the figure that
-// travels between machines.
+// of serve's: `floor_tasks_per_s` and `ratio_to_floor` (the median over rounds of serve's tasks/s over the floor's
+// in the round after it), the figure that travels between machines.
 // Serve's CPU per task is also split by thread (`serve_cpu_ms_per_task_by_thread`: main, jit, workers, other).
 // Also reported: the data dir's size after the rounds (`data_dir_mib`; every task carries the same module), and
 // serve's RSS before the burst, at its peak, and after --idle-s seconds of idling (`rss_*_mib`).
@@ -242,7 +242,8 @@ async function serveRound() {
 
 // The machine's floor with the same load (floor.ts), in a process of its own started beside serve; the two take
 // turns, a round each, so a change in the machine's speed during the run reaches both (an idle serve or floor
-// takes next to nothing). Each side's figures are its round with the median rate.
+// takes next to nothing). Each side's figures are its round with the median rate; the ratio is the median of the
+// rounds' own ratios.
 const floor = opt["no-floor"] ? undefined : await startFloor(CONCURRENCY, file, WARM_UP);
 const serveRounds: Awaited<ReturnType<typeof serveRound>>[] = [];
 const floorRounds: FloorRound[] = [];
@@ -260,6 +261,7 @@ try {
 }
 const served = medianRound(serveRounds);
 const floored = floor ? medianRound(floorRounds) : undefined;
+const pairRatios = floorRounds.map((f, i) => +(serveRounds[i]!.tasks_per_s / f.tasks_per_s).toFixed(3));
 clearInterval(rssWatch);
 const dataDirMib = duMib(dataDir);
 // Our readers closed first: an open reader keeps SQLite from cutting its WAL back.
@@ -296,7 +298,10 @@ const out = {
     ? {
         floor_rounds_tasks_per_s: floorRounds.map((r) => r.tasks_per_s),
         floor_tasks_per_s: floored.tasks_per_s,
-        ratio_to_floor: +(served.tasks_per_s / floored.tasks_per_s).toFixed(3),
+        // Each serve round over the floor round right after it, and the median of those: a pair shares the machine's
+        // state, as two medians taken apart would not.
+        rounds_ratio_to_floor: pairRatios,
+        ratio_to_floor: pairRatios.toSorted((a, b) => a - b)[Math.floor((pairRatios.length - 1) / 2)],
         floor_cpu_ms_per_task: floored.cpu_ms_per_task,
         floor_client_cpu_ms_per_task: floored.client_cpu_ms_per_task,
         // What the machine's cores have per task at ratio_to_floor 0.6 (issue 30's goal), for serve and its client
