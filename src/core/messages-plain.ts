@@ -32,8 +32,9 @@ const START_KEYS = new Set([
   "module_signature",
 ]);
 
-/** Optional strings (the schema's nullToUndef(z.string())), in the schema's order of keys. */
+/** An optional string without null (nullToUndef(z.string()) takes null too: zod's to decide). */
 const str = (v: unknown) => v === undefined || typeof v === "string";
+/** RunId in messages.ts (64 characters at most, its charset). */
 const runId = (v: unknown) => typeof v === "string" && v.length <= 64 && RUN_ID_CHARS.test(v);
 /** z.number().int(): a safe integer. */
 const int = (v: unknown): v is number => Number.isSafeInteger(v);
