@@ -14,10 +14,13 @@ export interface NumberRule {
 }
 
 function usage(script: string): string {
-  const lines = readFileSync(script, "utf8")
-    .split("\n")
-    .filter((l) => /^\/\/\s+bun scripts\//.test(l))
-    .map((l) => l.replace(/^\/\/\s+/, "  "));
+  const lines: string[] = [];
+  let inUsage = false;
+  for (const l of readFileSync(script, "utf8").split("\n")) {
+    // A usage line, and the lines that carry on its flags (`//     [--bin …]`).
+    inUsage = /^\/\/\s+bun scripts\//.test(l) || (inUsage && /^\/\/\s{4,}\[/.test(l));
+    if (inUsage) lines.push(l.replace(/^\/\/\s+/, (lead) => (lead.length > 6 ? "      " : "  ")));
+  }
   return lines.length ? `usage:\n${lines.join("\n")}\n` : "";
 }
 

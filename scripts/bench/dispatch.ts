@@ -2,16 +2,19 @@
 //  1. warm-up;
 //  2. latency: sequential start → result stored, for a tiny `add` task (the task is created before the clock
 //     starts; the clock stops when GET /tasks/{id} shows it Completed, after its MQTT result was seen);
-//  3. throughput: N tasks created, started and completed by C concurrent clients; the clock stops when the
-//     SQLite file itself holds N Completed tasks.
+//  3. throughput: after --warm-up tasks at the same concurrency (not timed), --rounds bursts of N tasks created,
+//     started and completed by C concurrent clients; a round's clock stops when the SQLite file itself holds its N
+//     Completed tasks. The figures are the round with the median rate (all rounds' rates are listed).
 // Prints progress to stderr and, as its last stdout line, one JSON object with the figures.
 //
-//   bun scripts/bench/dispatch.ts [--samples 1000] [--tasks 10000] [--concurrency 64] [--bin dist/propeller] [--no-auth]
-//     [--storage sqlite|kv|postgres] [--idle-s 0] [--module-kib 0] [--tracing RATIO] [--no-floor]
-// After serve has stopped, the same load runs against this machine's floor (floor.ts: the same I/O with no logic):
-// `floor_tasks_per_s` and `ratio_to_floor` (serve's tasks/s over the floor's), the figure that travels between machines.
+//   bun scripts/bench/dispatch.ts [--samples 1000] [--tasks 10000] [--concurrency 64] [--warm-up 2000] [--rounds 3]
+//     [--bin dist/propeller] [--no-auth] [--storage sqlite|kv|postgres] [--idle-s 0] [--module-kib 0]
+//     [--tracing RATIO] [--no-floor]
+// The same load runs against this machine's floor (floor.ts: the same I/O with no logic), a round of it after each
+// of serve's: `floor_tasks_per_s` and `ratio_to_floor` (the median over rounds of serve's tasks/s over the floor's
+// in the round after it), the figure that travels between machines.
 // Serve's CPU per task is also split by thread (`serve_cpu_ms_per_task_by_thread`: main, jit, workers, other).
-// Also reported: the data dir's size after the burst (`data_dir_mib`; every task carries the same module), and
+// Also reported: the data dir's size after the rounds (`data_dir_mib`; every task carries the same module), and
 // serve's RSS before the burst, at its peak, and after --idle-s seconds of idling (`rss_*_mib`).
 // Authentication is on, as in a default serve (a bearer token on every request, credentials on MQTT); --no-auth
 // runs the same without, for comparison.
@@ -21,7 +24,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { MODULES } from "../../src/examples/modules.ts";
 import { scriptArgs } from "../args.ts";
-import { runFloor } from "./floor.ts";
+import { type FloorRound, medianRound, startFloor } from "./floor.ts";
 import {
   adminToken,
   authHeaders,
@@ -44,6 +47,12 @@ const { values: opt } = scriptArgs(
       samples: { type: "string", default: "1000" },
       tasks: { type: "string", default: "10000" },
       concurrency: { type: "string", default: "64" },
+      "warm-up": {
+        type: "string",
+        default: "2000",
+        description: "tasks run at the same concurrency before the throughput clock starts (serve's and the floor's)",
+      },
+      rounds: { type: "string", default: "3", description: "timed bursts of serve and of the floor, taking turns" },
       bin: { type: "string" },
       profile: { type: "string", description: "directory for a CPU profile (markdown) of the serve process" },
       "no-auth": { type: "boolean", default: false },
@@ -61,6 +70,8 @@ const { values: opt } = scriptArgs(
     samples: { min: 0 },
     tasks: { min: 1 },
     concurrency: { min: 1 },
+    "warm-up": { min: 0 },
+    rounds: { min: 1 },
     "idle-s": { min: 0 },
     "module-kib": { min: 0 },
     tracing: { min: 0 },
@@ -69,6 +80,8 @@ const { values: opt } = scriptArgs(
 const SAMPLES = Number(opt.samples);
 const TASKS = Number(opt.tasks);
 const CONCURRENCY = Number(opt.concurrency);
+const WARM_UP = Number(opt["warm-up"]);
+const ROUNDS = Number(opt.rounds);
 const root = join(import.meta.dir, "..", "..");
 // The example module propeller carries (no build needed), optionally padded with a custom section (which every
 // runtime ignores) to the size of a real module, to see what storing it costs.
@@ -159,7 +172,11 @@ for (let i = 0; i < SAMPLES; i++) {
 lat.sort((a, b) => a - b);
 const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!;
 
-say(`throughput: ${TASKS} tasks, ${CONCURRENCY} concurrent clients…`);
+// The throughput clock measures a warm serve: JavaScriptCore compiles the code of a burst (its many concurrent
+// requests, group commits) on its compiler threads while the first thousands of tasks run, a cost paid once after
+// start (~1 s of a core). The floor gets the same warm-up.
+say(`warm-up: ${WARM_UP} tasks, ${CONCURRENCY} concurrent clients…`);
+if (WARM_UP > 0) await client.burst(WARM_UP, CONCURRENCY, task);
 const db = opt.storage === "sqlite" ? new Database(join(dataDir, "propeller.db"), { readonly: true }) : undefined;
 const pgSql = pgUrl ? new (await import("bun")).SQL(pgUrl) : undefined;
 // LMDB takes readers in other processes: the bench reads serve's counters directly.
@@ -180,43 +197,71 @@ const count = async (state: number): Promise<number> => {
     )
     .all()[0]!.n;
 };
-const before = await count(3);
 const rssBefore = rssMib(serve.pid);
 let rssPeak = rssBefore;
-const cpu0 = {
-  all: cpuSeconds(serve.pid),
-  main: mainThreadCpuSeconds(serve.pid),
-  threads: threadCpuSeconds(serve.pid),
-  bench: process.cpuUsage(),
-};
-const t0 = performance.now();
 const rssWatch = setInterval(() => (rssPeak = Math.max(rssPeak, rssMib(serve.pid))), 250);
-await client.burst(TASKS, CONCURRENCY, task, () =>
-  say(`  created ${client.created}, results seen ${client.resultsSeen}`),
-);
-for (const deadline = Date.now() + 60_000; (await count(3)) - before < TASKS; await Bun.sleep(1)) {
-  if ((await count(4)) > 0) throw new Error(`${await count(4)} task(s) failed during the throughput run`);
-  if (Date.now() > deadline)
-    throw new Error(`only ${(await count(3)) - before} of ${TASKS} tasks completed in storage`);
+
+/** One timed burst of serve: its rate, and where the two cores went (serve's main thread, all of serve, this client). */
+async function serveRound() {
+  const before = await count(3);
+  const cpu0 = {
+    all: cpuSeconds(serve.pid),
+    main: mainThreadCpuSeconds(serve.pid),
+    threads: threadCpuSeconds(serve.pid),
+    bench: process.cpuUsage(),
+  };
+  const t0 = performance.now();
+  await client.burst(TASKS, CONCURRENCY, task, () =>
+    say(`  created ${client.created}, results seen ${client.resultsSeen}`),
+  );
+  for (const deadline = Date.now() + 60_000; (await count(3)) - before < TASKS; await Bun.sleep(1)) {
+    if ((await count(4)) > 0) throw new Error(`${await count(4)} task(s) failed during the throughput run`);
+    if (Date.now() > deadline)
+      throw new Error(`only ${(await count(3)) - before} of ${TASKS} tasks completed in storage`);
+  }
+  const elapsed = (performance.now() - t0) / 1000;
+  const benchCpu = process.cpuUsage(cpu0.bench);
+  const share = (seconds: number) => +((100 * seconds) / elapsed).toFixed(1);
+  const perTask = (seconds: number) => +((seconds * 1000) / TASKS).toFixed(3);
+  const serveCpu = cpuSeconds(serve.pid) - cpu0.all;
+  // The same split by thread: JavaScriptCore's compiler threads are mostly warm-up, a cost fixed per run.
+  const threads = threadCpuSeconds(serve.pid);
+  return {
+    seconds: +elapsed.toFixed(3),
+    tasks_per_s: Math.round(TASKS / elapsed),
+    serve_cpu_ms_per_task: perTask(serveCpu),
+    client_cpu_ms_per_task: perTask((benchCpu.user + benchCpu.system) / 1e6),
+    serve_cpu_ms_per_task_by_thread: Object.fromEntries(
+      Object.entries(threads).map(([k, v]) => [k, perTask(v - cpu0.threads[k as keyof typeof threads])]),
+    ),
+    serve_main_thread_cpu_percent: share(mainThreadCpuSeconds(serve.pid) - cpu0.main),
+    serve_cpu_percent: share(serveCpu),
+    bench_cpu_percent: share((benchCpu.user + benchCpu.system) / 1e6),
+  };
 }
-const elapsed = (performance.now() - t0) / 1000;
-// Where the two cores went during the throughput run: serve's main thread (the limit), all of serve, this client.
-const benchCpu = process.cpuUsage(cpu0.bench);
-const cpuShare = (seconds: number) => +((100 * seconds) / elapsed).toFixed(1);
-const serveCpuSeconds = cpuSeconds(serve.pid) - cpu0.all;
-// The same split by thread: JavaScriptCore's compiler threads are mostly warm-up, a cost fixed per run.
-const threads = threadCpuSeconds(serve.pid);
-const byThread = Object.fromEntries(
-  Object.entries(threads).map(([k, v]) => [
-    k,
-    +(((v - cpu0.threads[k as keyof typeof threads]) * 1000) / TASKS).toFixed(3),
-  ]),
-);
-const cpu = {
-  serve_main_thread_cpu_percent: cpuShare(mainThreadCpuSeconds(serve.pid) - cpu0.main),
-  serve_cpu_percent: cpuShare(serveCpuSeconds),
-  bench_cpu_percent: cpuShare((benchCpu.user + benchCpu.system) / 1e6),
-};
+
+// The machine's floor with the same load (floor.ts), in a process of its own started beside serve; the two take
+// turns, a round each, so a change in the machine's speed during the run reaches both (an idle serve or floor
+// takes next to nothing). Each side's figures are its round with the median rate; the ratio is the median of the
+// rounds' own ratios.
+const floor = opt["no-floor"] ? undefined : await startFloor(CONCURRENCY, file, WARM_UP);
+const serveRounds: Awaited<ReturnType<typeof serveRound>>[] = [];
+const floorRounds: FloorRound[] = [];
+try {
+  for (let r = 1; r <= ROUNDS; r++) {
+    say(`throughput ${r}/${ROUNDS}: ${TASKS} tasks, ${CONCURRENCY} concurrent clients…`);
+    serveRounds.push(await serveRound());
+    if (floor) {
+      say(`floor ${r}/${ROUNDS}: ${TASKS} tasks, ${CONCURRENCY} concurrent clients…`);
+      floorRounds.push(await floor.round(TASKS));
+    }
+  }
+} finally {
+  await floor?.stop();
+}
+const served = medianRound(serveRounds);
+const floored = floor ? medianRound(floorRounds) : undefined;
+const pairRatios = floorRounds.map((f, i) => +(serveRounds[i]!.tasks_per_s / f.tasks_per_s).toFixed(3));
 clearInterval(rssWatch);
 const dataDirMib = duMib(dataDir);
 // Our readers closed first: an open reader keeps SQLite from cutting its WAL back.
@@ -238,13 +283,6 @@ if (process.env.BENCH_KEEP) say(`data dir kept: ${dataDir}`);
 else rmSync(dataDir, { recursive: true, force: true });
 await pg?.stop();
 receiver?.stop(true);
-// The machine's floor with the same load, once serve is gone (the two never share the cores).
-let floor: Awaited<ReturnType<typeof runFloor>> | undefined;
-if (!opt["no-floor"]) {
-  say(`floor: ${TASKS} tasks, ${CONCURRENCY} concurrent clients…`);
-  floor = await runFloor(TASKS, CONCURRENCY, file);
-}
-
 const out = {
   samples: lat.length,
   p50_ms: +pct(50).toFixed(3),
@@ -253,23 +291,25 @@ const out = {
   max_ms: +lat[lat.length - 1]!.toFixed(3),
   tasks: TASKS,
   concurrency: CONCURRENCY,
-  seconds: +elapsed.toFixed(3),
-  tasks_per_s: Math.round(TASKS / elapsed),
-  ...(floor
+  warm_up_tasks: WARM_UP,
+  rounds: ROUNDS,
+  rounds_tasks_per_s: serveRounds.map((r) => r.tasks_per_s),
+  ...(floored
     ? {
-        floor_tasks_per_s: floor.tasks_per_s,
-        ratio_to_floor: +(TASKS / elapsed / floor.tasks_per_s).toFixed(3),
-        serve_cpu_ms_per_task: +((serveCpuSeconds * 1000) / TASKS).toFixed(3),
-        floor_cpu_ms_per_task: floor.cpu_ms_per_task,
-        client_cpu_ms_per_task: +(((benchCpu.user + benchCpu.system) / 1e3 / TASKS)).toFixed(3),
-        floor_client_cpu_ms_per_task: floor.client_cpu_ms_per_task,
+        floor_rounds_tasks_per_s: floorRounds.map((r) => r.tasks_per_s),
+        floor_tasks_per_s: floored.tasks_per_s,
+        // Each serve round over the floor round right after it, and the median of those: a pair shares the machine's
+        // state, as two medians taken apart would not.
+        rounds_ratio_to_floor: pairRatios,
+        ratio_to_floor: pairRatios.toSorted((a, b) => a - b)[Math.floor((pairRatios.length - 1) / 2)],
+        floor_cpu_ms_per_task: floored.cpu_ms_per_task,
+        floor_client_cpu_ms_per_task: floored.client_cpu_ms_per_task,
         // What the machine's cores have per task at ratio_to_floor 0.6 (issue 30's goal), for serve and its client
         // together: a serve that needs more than this less its client's share cannot reach the goal here.
-        cpu_ms_per_task_at_goal: +((availableParallelism() * 1000) / (0.6 * floor.tasks_per_s)).toFixed(3),
+        cpu_ms_per_task_at_goal: +((availableParallelism() * 1000) / (0.6 * floored.tasks_per_s)).toFixed(3),
       }
     : {}),
-  serve_cpu_ms_per_task_by_thread: byThread,
-  ...cpu,
+  ...served,
   runtime: opt.bin ? "compiled" : "bun",
   storage: opt.storage,
   auth: !opt["no-auth"],

@@ -10,9 +10,11 @@
 // Plain aedes on node:net (none of serve's own speed-ups to it), hono on Bun.serve, no authentication, no schema
 // check, no Wasm. The clock stops when the SQLite file holds N rows in state 3, as dispatch.ts stops it.
 //
-//   bun scripts/bench/floor.ts [--tasks 10000] [--concurrency 64]
-// dispatch.ts runs it in its own call (`floor_tasks_per_s`, `ratio_to_floor`; and the CPU each took per task,
-// which other load on the machine disturbs less than a rate does). JSON on the last stdout line.
+//   bun scripts/bench/floor.ts [--tasks 10000] [--concurrency 64] [--warm-up 2000] [--rounds 3]
+// dispatch.ts runs it in its own call, its rounds taking turns with serve's (`floor_tasks_per_s`, `ratio_to_floor`;
+// and the CPU each took per task, which other load on the machine disturbs less than a rate does). A single run of
+// either moved by ±15 % from run to run on this machine; each figure is the round with the median tasks/s.
+// JSON on the last stdout line.
 import { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -105,12 +107,26 @@ async function serveFloor(httpPort: number, mqttPort: number, dbPath: string): P
   process.stdout.write("ready\n");
 }
 
-/** Runs the floor in a child process with the dispatch benchmark's load; tasks per second. */
-export async function runFloor(
-  tasks: number,
+export interface FloorRound {
+  tasks_per_s: number;
+  cpu_ms_per_task: number;
+  /** The load client's own CPU (this process): it shares the machine's cores with the floor, as with serve. */
+  client_cpu_ms_per_task: number;
+}
+
+export interface Floor {
+  /** One timed burst of `tasks` (after the warm-up, done once at start). */
+  round(tasks: number): Promise<FloorRound>;
+  stop(): Promise<void>;
+}
+
+/** The floor in a child process with the dispatch benchmark's load, warmed up; rounds are timed one at a time. */
+export async function startFloor(
   concurrency: number,
   file: string,
-): Promise<{ tasks_per_s: number; cpu_ms_per_task: number; client_cpu_ms_per_task: number }> {
+  /** Tasks run before any clock starts, as dispatch.ts warms serve. */
+  warmUp = 2000,
+): Promise<Floor> {
   const dir = mkdtempSync(join(tmpdir(), "propeller-floor-"));
   const dbPath = join(dir, "floor.db");
   const httpPort = await freePort();
@@ -119,39 +135,54 @@ export async function runFloor(
     stdout: "ignore",
     stderr: "inherit",
   });
+  const stop = async () => {
+    child.kill("SIGKILL");
+    await child.exited;
+    rmSync(dir, { recursive: true, force: true });
+  };
   try {
     const url = `http://127.0.0.1:${httpPort}`;
     await waitForHealth(url);
     const client = await loadClient(url, mqttPort, "", {});
     const task = (i: number) => ({ name: "add", file, inputs: [i, 1] });
-    await client.burst(Math.min(200, tasks), concurrency, task); // warm-up, as dispatch's
+    if (warmUp > 0) await client.burst(warmUp, concurrency, task);
     const ro = new Database(dbPath, { readonly: true });
     const count = () => ro.query<{ n: number }, []>("SELECT count(*) AS n FROM tasks WHERE state = 3").all()[0]!.n;
-    const before = count();
-    const cpu0 = cpuSeconds(child.pid);
-    const client0 = process.cpuUsage();
-    const t0 = performance.now();
-    await client.burst(tasks, concurrency, task);
-    for (const deadline = Date.now() + 60_000; count() - before < tasks; await Bun.sleep(1)) {
-      if (Date.now() > deadline) throw new Error(`floor: only ${count() - before} of ${tasks} tasks stored`);
-    }
-    const seconds = (performance.now() - t0) / 1000;
-    const cpu = cpuSeconds(child.pid) - cpu0;
-    const clientCpu = process.cpuUsage(client0);
-    ro.close();
-    await client.close();
-    const msPerTask = (seconds: number) => +((seconds * 1000) / tasks).toFixed(3);
     return {
-      tasks_per_s: Math.round(tasks / seconds),
-      cpu_ms_per_task: msPerTask(cpu),
-      // The load client's own CPU (this process): it shares the machine's cores with the floor, as with serve.
-      client_cpu_ms_per_task: msPerTask((clientCpu.user + clientCpu.system) / 1e6),
+      async round(tasks) {
+        const before = count();
+        const cpu0 = cpuSeconds(child.pid);
+        const client0 = process.cpuUsage();
+        const t0 = performance.now();
+        await client.burst(tasks, concurrency, task);
+        for (const deadline = Date.now() + 60_000; count() - before < tasks; await Bun.sleep(1)) {
+          if (Date.now() > deadline) throw new Error(`floor: only ${count() - before} of ${tasks} tasks stored`);
+        }
+        const seconds = (performance.now() - t0) / 1000;
+        const cpu = cpuSeconds(child.pid) - cpu0;
+        const clientCpu = process.cpuUsage(client0);
+        const msPerTask = (s: number) => +((s * 1000) / tasks).toFixed(3);
+        return {
+          tasks_per_s: Math.round(tasks / seconds),
+          cpu_ms_per_task: msPerTask(cpu),
+          client_cpu_ms_per_task: msPerTask((clientCpu.user + clientCpu.system) / 1e6),
+        };
+      },
+      async stop() {
+        ro.close();
+        await client.close();
+        await stop();
+      },
     };
-  } finally {
-    child.kill("SIGKILL");
-    await child.exited;
-    rmSync(dir, { recursive: true, force: true });
+  } catch (e) {
+    await stop();
+    throw e;
   }
+}
+
+/** The round with the median tasks/s (the lower middle one of an even count). */
+export function medianRound<T extends { tasks_per_s: number }>(rounds: T[]): T {
+  return [...rounds].sort((a, b) => a.tasks_per_s - b.tasks_per_s)[Math.floor((rounds.length - 1) / 2)]!;
 }
 
 if (import.meta.main) {
@@ -162,9 +193,11 @@ if (import.meta.main) {
         child: { type: "string" },
         tasks: { type: "string", default: "10000" },
         concurrency: { type: "string", default: "64" },
+        "warm-up": { type: "string", default: "2000" },
+        rounds: { type: "string", default: "3" },
       },
     },
-    { tasks: { min: 1 }, concurrency: { min: 1 } },
+    { tasks: { min: 1 }, concurrency: { min: 1 }, "warm-up": { min: 0 }, rounds: { min: 1 } },
   );
   if (opt.child) {
     const [http, mqttPort, dbPath] = opt.child.split(",");
@@ -172,11 +205,19 @@ if (import.meta.main) {
   } else {
     const tasks = Number(opt.tasks);
     const concurrency = Number(opt.concurrency);
-    const r = await runFloor(tasks, concurrency, MODULES.add.wasm);
+    const floor = await startFloor(concurrency, MODULES.add.wasm, Number(opt["warm-up"]));
+    const rounds: FloorRound[] = [];
+    try {
+      for (let i = 0; i < Number(opt.rounds); i++) rounds.push(await floor.round(tasks));
+    } finally {
+      await floor.stop();
+    }
+    const r = medianRound(rounds);
     console.log(
       JSON.stringify({
         tasks,
         concurrency,
+        rounds_tasks_per_s: rounds.map((x) => x.tasks_per_s),
         floor_tasks_per_s: r.tasks_per_s,
         floor_cpu_ms_per_task: r.cpu_ms_per_task,
         floor_client_cpu_ms_per_task: r.client_cpu_ms_per_task,

@@ -17,11 +17,11 @@ const flag = z
   .transform((v) => v ?? false);
 
 // Ours are UUIDs; the charset keeps a hostile peer's id from breaking a line of a proplet's run record or a log.
-const RunId = z
-  .string()
-  .min(1)
-  .max(64)
-  .regex(/^[A-Za-z0-9._:-]+$/, "a run id is letters, digits and . _ : - only");
+// The patterns and bounds below are shared with the quick checks (messages-plain.ts).
+export const RUN_ID_CHARS = /^[A-Za-z0-9._:-]+$/;
+export const MODULE_DIGEST = /^sha256:[a-f0-9]{64}$/;
+export const MAX_SIGNATURE_CHARS = 96 * 1024;
+const RunId = z.string().min(1).max(64).regex(RUN_ID_CHARS, "a run id is letters, digits and . _ : - only");
 
 /** Runs one heartbeat may list: as many as a proplet may run, and as many results as its outbox may hold. */
 const MAX_LISTED_RUNS = MAX_TASKS_ANNOUNCED + 10_000;
@@ -82,9 +82,9 @@ export const StartMsg = z.object({
    * Ours: the sha256 of the module bytes the site's trust policy approved (docs/ARCHITECTURE.md, "Trusted code");
    * our proplets refuse other bytes. Upstream proplets ignore it.
    */
-  module_digest: nullToUndef(z.string().regex(/^sha256:[a-f0-9]{64}$/)),
+  module_digest: nullToUndef(z.string().regex(MODULE_DIGEST)),
   /** Ours: an inline module's detached signature (base64), for a proplet with a trust policy of its own. */
-  module_signature: nullToUndef(z.string().max(96 * 1024)),
+  module_signature: nullToUndef(z.string().max(MAX_SIGNATURE_CHARS)),
 });
 export type StartMsg = z.output<typeof StartMsg>;
 

@@ -16,6 +16,7 @@ import {
   type StopMsg,
   TaskMetricsMsg,
 } from "../core/messages.ts";
+import { plainResult } from "../core/messages-plain.ts";
 import { type Channel, FL_UPDATES, parseFlUpdateTopic, topics } from "../core/topics.ts";
 import { tag } from "../log.ts";
 import type { ManagerBus } from "./dispatcher.ts";
@@ -89,7 +90,7 @@ export class MqttManagerBus implements ManagerBus {
     this.handlers = {
       [t.create]: (p) => handle(t.create, CreateMsg, p, (m) => to.create(m)),
       [t.alive]: (p) => handle(t.alive, AliveMsg, p, (m) => to.alive(m), plainHeartbeat),
-      [t.results]: (p) => handle(t.results, ResultMsg, p, (m) => to.result(m)),
+      [t.results]: (p) => handle(t.results, ResultMsg, p, (m) => to.result(m), plainResult),
       [t.metrics]: (p) => handle(t.metrics, PropletMetricsMsg, p, (m) => to.propletMetrics(m)),
       [t.taskMetrics]: (p) => handle(t.taskMetrics, TaskMetricsMsg, p, (m) => to.taskMetrics(m)),
       [t.output]: (p) => handle(t.output, OutputMsg, p, (m) => to.output(m)),

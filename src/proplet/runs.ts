@@ -1,6 +1,7 @@
 import { cpus } from "node:os";
 import { publishJson, publishRaw } from "../broker/client.ts";
 import { decode, InvokeMsg, StartMsg, StopMsg } from "../core/messages.ts";
+import { plainStart } from "../core/messages-plain.ts";
 import { parseTraceparent } from "../core/traceparent.ts";
 import { envError, parseRuntimeOptions } from "../core/wasm-call.ts";
 import { fields, tag } from "../log.ts";
@@ -97,7 +98,7 @@ export class TaskRuns {
   }
 
   async onStart(payload: Buffer): Promise<void> {
-    const d = decode(StartMsg, payload);
+    const d = decode(StartMsg, payload, undefined, plainStart);
     if (!d.ok) {
       log.warn(`dropped malformed start message: ${d.error}`);
       return;

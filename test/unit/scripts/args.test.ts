@@ -27,8 +27,15 @@ test("a mistyped flag is named with the usage, exit 2, no stack trace", () => {
 // `dispatch.ts --concurrency 0` waited for clients that never came, `wear.ts --rates 1,x` a NaN rate.
 const runScript = (script: string, ...args: string[]) => {
   const p = Bun.spawnSync([process.execPath, join(ROOT, "scripts/bench", script), ...args], { cwd: ROOT });
-  return { code: p.exitCode, err: p.stderr.toString() };
+  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
 };
+
+test("--help prints a usage that goes on over more lines whole (dispatch.ts's flags after --rounds)", () => {
+  const r = runScript("dispatch.ts", "--help");
+  expect(r.code).toBe(0);
+  expect(r.out).toContain("[--rounds 3]\n      [--bin dist/propeller]");
+  expect(r.out).toContain("[--no-floor]\n");
+});
 
 test("a number flag that is no number, or too small, is named with its bound, exit 2, before anything starts", () => {
   for (const [script, args, message] of [
