@@ -2,7 +2,7 @@
 // `npm run build -- --target linux-x64,linux-arm64` cross-compiles release binaries instead
 // (dist/propeller-linux-x64, dist/propeller-linux-arm64; Bun fetches the other runtime from the npm registry) and
 // writes dist/SHA256SUMS. Version, commit and build time are stamped in (`--version`, `/health`).
-// The pool's worker, jco's and the compile thread's are entrypoints too: Bun bundles them into the executable (see Bun's "Worker" docs).
+// The pool's worker, jco's, the compile thread's and SQLite's checkpoint thread's are entrypoints too: Bun bundles them into the executable (see Bun's "Worker" docs).
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
@@ -98,6 +98,7 @@ async function build(outfile: string, target?: Target): Promise<void> {
       join(root, "src/proplet/runtime/worker.ts"),
       join(root, "src/proplet/runtime/transpile-worker.ts"),
       join(root, "src/proplet/runtime/compile-worker.ts"),
+      join(root, "src/storage/sqlite/checkpoint-worker.ts"),
     ],
     compile: target ? { outfile, target: `bun-${target}` } : { outfile },
     minify: true,

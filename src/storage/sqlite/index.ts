@@ -20,8 +20,6 @@ import { SqliteTasks } from "./tasks.ts";
 
 /** The page size of a new database. */
 const PAGE_SIZE = 1024;
-/** WAL bytes after which a busy writer checkpoints (SQLite counts it in pages). */
-const WAL_CHECKPOINT_BYTES = 64 << 20;
 
 /** `snapshots`: where a migration snapshot goes (the data dir); none for a database that is no site's own. */
 export function openSqlite(path: string, snapshots?: string): Storage {
@@ -37,12 +35,7 @@ export function openSqlite(path: string, snapshots?: string): Storage {
   db.run("PRAGMA journal_mode = WAL");
   db.run("PRAGMA synchronous = NORMAL");
   db.run("PRAGMA busy_timeout = 5000");
-  // Checkpoints fsync; at the default (1000 pages) a busy manager paid one every few hundred commits: one every
-  // 64 MiB of WAL instead, whatever the page size.
-  // The WAL file then keeps its largest size while busy; it is cut back once the store is quiet (batch.ts).
-  // (journal_size_limit, which cuts it after every checkpoint, cost 7 % of dispatch throughput: the file regrows.)
-  const pageSize = db.query<{ page_size: number }, []>("PRAGMA page_size").get()!.page_size;
-  db.run(`PRAGMA wal_autocheckpoint = ${Math.round(WAL_CHECKPOINT_BYTES / pageSize)}`);
+  // Checkpoints (every 64 MiB of WAL while busy, and when quiet) run on a thread of their own: batch.ts.
   db.run("PRAGMA foreign_keys = ON");
   let schema: SchemaReport;
   try {
@@ -51,7 +44,7 @@ export function openSqlite(path: string, snapshots?: string): Storage {
     db.close();
     throw e;
   }
-  const batch = new Batch(db, path === ":memory:" ? undefined : `${path}-wal`);
+  const batch = new Batch(db, path === ":memory:" ? undefined : path);
   const tasks = new SqliteTasks(db, batch);
   return {
     kind: "sqlite",
@@ -78,7 +71,7 @@ export function openSqlite(path: string, snapshots?: string): Storage {
       db.run("PRAGMA shrink_memory");
     },
     close: () => {
-      batch.commit();
+      batch.close();
       db.close();
     },
   };
