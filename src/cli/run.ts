@@ -46,7 +46,7 @@ async function walk(
     const subs = await resolve(cmd.subCommands as Lazy<Record<string, Lazy<Cmd>>>);
     if (!subs) return { chain, rest, args };
     // The first word that is neither a flag nor a flag's value names the subcommand.
-    const { takesValue } = flagsOf((await resolve(cmd.args as Lazy<ArgsDef>)) ?? {});
+    const { all, takesValue } = flagsOf((await resolve(cmd.args as Lazy<ArgsDef>)) ?? {});
     let i = -1;
     for (let k = 0; k < rest.length; k++) {
       const a = rest[k]!;
@@ -54,6 +54,7 @@ async function walk(
         i = k;
         break;
       }
+      if (a !== "--" && !all.includes(a.split("=")[0]!)) await misplaced(chain, rest, k, subs);
       if (takesValue.has(a)) k++;
     }
     const typed = i < 0 ? undefined : rest[i]!;
@@ -64,7 +65,16 @@ async function walk(
       if (cmd.run || (group && word === undefined)) return { chain, rest, args };
       const where = chain.map((l) => l.name).join(" ");
       const names = Object.keys(subs).join(", ");
-      if (word === undefined) throw new WalkError(`${where}: which command? (${names})`, chain);
+      if (word === undefined) {
+        // A mistyped flag says so first.
+        const args = (await resolve(cmd.args as Lazy<ArgsDef>)) ?? {};
+        try {
+          checkFlags(where, args, rest);
+        } catch (e) {
+          throw new WalkError((e as Error).message, chain);
+        }
+        throw new WalkError(`${where}: which command? (${names})`, chain);
+      }
       const near = nearest(word, Object.keys(subs));
       const hint = near ? ` (did you mean ${near}?)` : "";
       throw new WalkError(`${where}: unknown command ${JSON.stringify(word)}${hint}; commands: ${names}`, chain);
@@ -74,6 +84,59 @@ async function walk(
     rest = rest.slice(i + 1);
     at += i + 1;
   }
+}
+
+/**
+ * A flag this level does not know, before a command further on (`propeller --http-port 1 serve`): typed too early,
+ * it is refused naming the command that takes it and the line with it in its place. Without this its value was
+ * taken for the command ("unknown command \"1\""), or, between a group and its command, the flag was dropped.
+ */
+async function misplaced(chain: Level[], rest: string[], k: number, subs: Record<string, Lazy<Cmd>>): Promise<void> {
+  const at = rest.findIndex((w, j) => j > k && w in subs);
+  if (at < 0) return; // no command follows: judged where it stands (checkFlags)
+  const where = chain.map((l) => l.name).join(" ");
+  const flag = rest[k]!.split("=")[0]!;
+  const path = await takerOf((await resolve(subs[rest[at]!]))!, flag, rest.slice(at + 1));
+  if (!path) {
+    const near = nearest(flag, await flagsAlong((await resolve(subs[rest[at]!]))!, rest.slice(at + 1)));
+    throw new WalkError(`${where}: unknown flag ${flag}${near ? ` (did you mean ${near}?)` : ""}`, chain);
+  }
+  const taker = [rest[at]!, ...path];
+  const typed = rest.slice(at, at + taker.length);
+  const line =
+    typed.join(" ") === taker.join(" ")
+      ? `, as in ${[where, ...typed, ...rest.slice(0, at), ...rest.slice(at + taker.length)].join(" ")}`
+      : "";
+  const named = [...chain.slice(1).map((l) => l.name), ...taker].join(" ");
+  throw new WalkError(`${where}: ${flag} is an option of ${named}: it goes after it${line}`, chain);
+}
+
+/**
+ * The names from `cmd` down to a command under it that takes `flag` ([] for `cmd` itself): the one the words typed
+ * after it name (`typed`), if it takes it, else the first found.
+ */
+async function takerOf(cmd: Cmd, flag: string, typed: string[], depth = 0): Promise<string[] | undefined> {
+  if (flagsOf((await resolve(cmd.args as Lazy<ArgsDef>)) ?? {}).all.includes(flag)) return [];
+  const subs = depth < 3 ? await resolve(cmd.subCommands as Lazy<Record<string, Lazy<Cmd>>>) : undefined;
+  const names = Object.keys(subs ?? {}).sort((a, b) => Number(b === typed[0]) - Number(a === typed[0]));
+  for (const name of names) {
+    const below = await takerOf(
+      (await resolve(subs![name]))!,
+      flag,
+      name === typed[0] ? typed.slice(1) : [],
+      depth + 1,
+    );
+    if (below) return [name, ...below];
+  }
+  return undefined;
+}
+
+/** The flags of `cmd` and of the commands under it that `typed` names: where a mistyped one's nearest is. */
+async function flagsAlong(cmd: Cmd, typed: string[]): Promise<string[]> {
+  const own = flagsOf((await resolve(cmd.args as Lazy<ArgsDef>)) ?? {}).all;
+  const subs = await resolve(cmd.subCommands as Lazy<Record<string, Lazy<Cmd>>>);
+  const next = typed[0] !== undefined && subs && typed[0] in subs ? await resolve(subs[typed[0]]) : undefined;
+  return next ? [...own, ...(await flagsAlong(next, typed.slice(1)))] : own;
 }
 
 /** Upstream's command names where ours differ (`tasks view` is our `tasks get`). */
@@ -250,10 +313,7 @@ export async function runCli(main: Cmd, version: string, typedArgs: string[]): P
       return;
     }
     process.stderr.write(
-      `error: ${msg}\nusage: ${await usageLine(chain)}   (propeller help ${chain
-        .slice(1)
-        .map((l) => l.name)
-        .join(" ")})\n`,
+      `error: ${msg}\nusage: ${await usageLine(chain)}   (${["propeller help", ...chain.slice(1).map((l) => l.name)].join(" ")})\n`,
     );
     process.exitCode = 1;
   }

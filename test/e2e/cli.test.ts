@@ -120,6 +120,31 @@ describe("strict and helpful", () => {
     expect(bare.stderr).toStartWith("error: --log-level needs a value");
   });
 
+  test("a flag typed before its command is refused, naming the command and the line with it in its place", () => {
+    // Its value was read as the command ("unknown command \"1\""); between a group and its command it was dropped:
+    // `tasks --json list` listed as text, `--verbose serve` started serve.
+    const early = cli(["--http-port", "1", "serve"]);
+    expect(early.code).toBe(1);
+    expect(early.stderr.split("\n").slice(0, 2)).toEqual([
+      "error: propeller: --http-port is an option of serve: it goes after it, as in propeller serve --http-port 1",
+      "usage: propeller <command> [options]   (propeller help)",
+    ]);
+    expect(cli(["tasks", "--json", "list"]).stderr).toContain(
+      '"error":"propeller tasks: --json is an option of tasks list: it goes after it, as in propeller tasks list --json"',
+    );
+    expect(cli(["--limit", "3", "tasks", "list"]).stderr).toStartWith(
+      "error: propeller: --limit is an option of tasks list: it goes after it, as in propeller tasks list --limit 3\n",
+    );
+    const typo = cli(["tasks", "--jsn", "list"]);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr.split("\n").slice(0, 2)).toEqual([
+      "error: propeller tasks: unknown flag --jsn (did you mean --json?)",
+      "usage: propeller tasks <command> [options]   (propeller help tasks)",
+    ]);
+    expect(cli(["--verbose", "serve"]).stderr).toStartWith("error: propeller: unknown flag --verbose\n");
+    expect(cli(["--bogus"]).stderr).toStartWith("error: propeller: unknown flag --bogus\n");
+  });
+
   test("help, version and completion; no colour when piped or with NO_COLOR", () => {
     const help = cli(["help", "tasks", "get"]);
     expect(help.stdout + help.stderr).toContain("USAGE propeller tasks get [OPTIONS] <ID>");
