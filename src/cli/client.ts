@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { defineCommand } from "citty";
 import { action, defaultDataDir, env, int } from "./args.ts";
 
@@ -75,12 +75,19 @@ function localTokenFile(conn: Conn): string | undefined {
   return LOCAL_HOSTS.has(host) ? join(env("PROPELLER_DATA_DIR") ?? defaultDataDir(), "admin.token") : undefined;
 }
 
-/** A 401 names no path of the server's disk; for a manager on this machine, the CLI says where it looked. */
+/**
+ * A 401 names no path of the server's disk; for a manager on this machine, the CLI says where it looked and what
+ * it found there: no file (serve has another data dir, or a restored store, whose tokens came with it and were
+ * never written to a file), or a token the manager refused (another store's, or revoked).
+ */
 function refusedHint(conn: Conn, status: number): string {
   const file = status === 401 && !conn.token ? localTokenFile(conn) : undefined;
-  return file
-    ? ` (a serve on this machine with this data dir keeps its admin token in ${file}; for serve's other --data-dir, set PROPELLER_DATA_DIR to it, or give --token)`
-    : "";
+  if (!file) return "";
+  const dir = dirname(file);
+  if (existsSync(file)) {
+    return ` (the CLI sent the admin token in ${file} and it was refused: it is another store's, or revoked; for serve's other --data-dir, set PROPELLER_DATA_DIR to it, or give --token)`;
+  }
+  return ` (the CLI looked for serve's admin token in ${file}: there is none; for serve's other --data-dir, set PROPELLER_DATA_DIR to it, or give --token; a restored store writes none: copy the site's admin.token into ${dir}, or stop serve and run \`propeller tokens create --data-dir ${dir}\`)`;
 }
 
 export function authHeaders(conn: Conn): Record<string, string> {
