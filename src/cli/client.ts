@@ -27,9 +27,19 @@ export const urlArg = {
   json: { type: "boolean", description: "print JSON instead of a table", default: false },
 } as const;
 
-/** A manager URL as typed: `127.0.0.1:7070` (no scheme) means http. */
+/**
+ * A manager URL as typed: `127.0.0.1:7070` (no scheme) means http. Another scheme is refused here, naming what the
+ * URL should be: fetch's own words for `mqtt://` were "protocol must be http:, https: or s3:", followed by the
+ * hint "is `propeller serve` running?", while serve was running and the URL was the broker's.
+ */
 export function managerUrl(url: string): string {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `http://${url}`;
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
+  if (scheme === undefined) return `http://${url}`;
+  if (scheme === "http" || scheme === "https") return url;
+  const broker = /^(mqtts?|wss?|tcp|ssl)$/.test(scheme) ? `a ${scheme}:// URL is the MQTT broker's; ` : "";
+  throw new ApiError(
+    `--url ${url}: ${broker}the CLI talks to the manager's REST API at an http:// or https:// URL (serve's --http-port, default 7070), e.g. --url http://localhost:7070`,
+  );
 }
 
 /** Where a client command talks to. */
@@ -98,6 +108,10 @@ export function authHeaders(conn: Conn): Record<string, string> {
 /** Why a request did not reach the manager, with what to do about it. */
 export function reason(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
+  // An https:// URL for a serve without --tls-cert: Bun says "TLS handshake failed" (EPROTO), and the CA is not it.
+  if (/handshake failed|EPROTO|wrong version number/i.test(msg)) {
+    return `${msg} (a serve started without --tls-cert speaks plain HTTP: use http://; with TLS, check the port is serve's --http-port)`;
+  }
   if (/certificate|self.signed|SSL|TLS/i.test(msg)) {
     return `${msg} (trust the site CA with --ca-cert or PROPELLER_CA_CERT, e.g. certs/ca.pem from \`propeller certs create\`)`;
   }
