@@ -77,8 +77,9 @@ export const backupCommand = defineCommand({
         }
       } else {
         let res: Response;
+        const url = new URL("/backup", managerUrl(args.url)); // a wrong scheme is its own error, not "cannot reach"
         try {
-          res = await fetch(new URL("/backup", managerUrl(args.url)), {
+          res = await fetch(url, {
             method: "POST",
             headers: authHeaders(args),
             ...tlsInit(args),

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { defineCommand } from "citty";
 import { action, defaultDataDir, env, int } from "./args.ts";
 
@@ -27,9 +27,19 @@ export const urlArg = {
   json: { type: "boolean", description: "print JSON instead of a table", default: false },
 } as const;
 
-/** A manager URL as typed: `127.0.0.1:7070` (no scheme) means http. */
+/**
+ * A manager URL as typed: `127.0.0.1:7070` (no scheme) means http. Another scheme is refused here, naming what the
+ * URL should be: fetch's own words for `mqtt://` were "protocol must be http:, https: or s3:", followed by the
+ * hint "is `propeller serve` running?", while serve was running and the URL was the broker's.
+ */
 export function managerUrl(url: string): string {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `http://${url}`;
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
+  if (scheme === undefined) return `http://${url}`;
+  if (scheme === "http" || scheme === "https") return url;
+  const broker = /^(mqtts?|wss?|tcp|ssl)$/.test(scheme) ? `a ${scheme}:// URL is the MQTT broker's; ` : "";
+  throw new ApiError(
+    `--url ${url}: ${broker}the CLI talks to the manager's REST API at an http:// or https:// URL (serve's --http-port, default 7070), e.g. --url http://localhost:7070`,
+  );
 }
 
 /** Where a client command talks to. */
@@ -75,12 +85,19 @@ function localTokenFile(conn: Conn): string | undefined {
   return LOCAL_HOSTS.has(host) ? join(env("PROPELLER_DATA_DIR") ?? defaultDataDir(), "admin.token") : undefined;
 }
 
-/** A 401 names no path of the server's disk; for a manager on this machine, the CLI says where it looked. */
+/**
+ * A 401 names no path of the server's disk; for a manager on this machine, the CLI says where it looked and what
+ * it found there: no file (serve has another data dir, or a restored store, whose tokens came with it and were
+ * never written to a file), or a token the manager refused (another store's, or revoked).
+ */
 function refusedHint(conn: Conn, status: number): string {
   const file = status === 401 && !conn.token ? localTokenFile(conn) : undefined;
-  return file
-    ? ` (a serve on this machine with this data dir keeps its admin token in ${file}; for serve's other --data-dir, set PROPELLER_DATA_DIR to it, or give --token)`
-    : "";
+  if (!file) return "";
+  const dir = dirname(file);
+  if (existsSync(file)) {
+    return ` (the CLI sent the admin token in ${file} and it was refused: it is another store's, or revoked; for serve's other --data-dir, set PROPELLER_DATA_DIR to it, or give --token)`;
+  }
+  return ` (the CLI looked for serve's admin token in ${file}: there is none; for serve's other --data-dir, set PROPELLER_DATA_DIR to it, or give --token; a restored store writes none: copy the site's admin.token into ${dir}, or stop serve and run \`propeller tokens create --data-dir ${dir}\`)`;
 }
 
 export function authHeaders(conn: Conn): Record<string, string> {
@@ -91,6 +108,10 @@ export function authHeaders(conn: Conn): Record<string, string> {
 /** Why a request did not reach the manager, with what to do about it. */
 export function reason(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
+  // An https:// URL for a serve without --tls-cert: Bun says "TLS handshake failed" (EPROTO), and the CA is not it.
+  if (/handshake failed|EPROTO|wrong version number/i.test(msg)) {
+    return `${msg} (a serve started without --tls-cert speaks plain HTTP: use http://; with TLS, check the port is serve's --http-port)`;
+  }
   if (/certificate|self.signed|SSL|TLS/i.test(msg)) {
     return `${msg} (trust the site CA with --ca-cert or PROPELLER_CA_CERT, e.g. certs/ca.pem from \`propeller certs create\`)`;
   }

@@ -1,5 +1,6 @@
 import type { ArgsDef, CommandDef } from "citty";
 import { jsonWanted, nearest, UsageError } from "./args.ts";
+import { envInstead } from "./flag-hints.ts";
 import { EXAMPLES } from "./help-examples.ts";
 
 // The command line around citty: strict about flags (an unknown one is an error naming it, with the nearest
@@ -169,7 +170,9 @@ function checkFlags(where: string, args: ArgsDef, rest: string[]): void {
     const flag = a.includes("=") ? a.slice(0, a.indexOf("=")) : a;
     if (!all.includes(flag)) {
       const near = nearest(flag, all);
-      throw new UsageError(`${where}: unknown flag ${flag}${near ? ` (did you mean ${near}?)` : ""}`);
+      const instead = near ? undefined : envInstead(where, flag, all);
+      const hint = near ? ` (did you mean ${near}?)` : instead ? `: ${instead}` : "";
+      throw new UsageError(`${where}: unknown flag ${flag}${hint}`);
     }
     if (takesValue.has(flag) && !a.includes("=")) i++;
   }

@@ -27,7 +27,11 @@ type Page = {
 };
 
 const idArg = {
-  id: { type: "positional", description: "task id (or a unique prefix of it)", required: true },
+  id: {
+    type: "positional",
+    description: "task id (or a unique prefix of it, or its name when no other task has it)",
+    required: true,
+  },
 } as const;
 
 const waitTimeoutArg = { type: "string", description: "seconds to wait", default: "300" } as const;

@@ -5,7 +5,7 @@ import { currentRun, type Run } from "../core/run.ts";
 import { TaskState } from "../core/states.ts";
 import { applyUpdate, newTask, type Task, TaskCreate, type TaskUpdate, type TaskView, taskView } from "../core/task.ts";
 import { cloneBody, type TaskClone } from "../core/task-clone.ts";
-import type { TaskFind, TaskListQuery } from "../core/task-query.ts";
+import { MAX_Q, type TaskFind, type TaskListQuery } from "../core/task-query.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
 import type { TrustCheck, TrustGate } from "../core/trust-policy.ts";
 import { tag } from "../log.ts";
@@ -18,6 +18,9 @@ const log = tag("manager");
 
 /** A listed task's results past this many characters of JSON are cut to a preview. */
 export const RESULTS_PREVIEW_CHARS = 256;
+
+/** How many tasks a name lookup reads through the search (tasks.ts idsNamed). */
+const NAME_SCAN = 1000;
 
 export type ListedTask = TaskView & {
   proplet_name?: string;
@@ -126,15 +129,35 @@ export class Tasks {
   }
 
   /**
-   * The full id of a task given by its id or a unique prefix of it (at least 4 characters), as a person types it;
-   * an unknown one is not found, an ambiguous one a conflict naming the candidates.
+   * The full id of a task given by its id, a unique prefix of it (at least 4 characters), or its name when no
+   * other task has that name, as a person types it (`tasks create add … && tasks results add`; proplets take
+   * names too); an unknown one is not found, an ambiguous one a conflict naming the candidates.
    */
   resolveId(idOrPrefix: string): string {
     if (this.store.tasks.get(idOrPrefix)) return idOrPrefix;
     const ids = idOrPrefix.length >= 4 ? this.store.tasks.idsStartingWith(idOrPrefix, 3) : [];
     if (ids.length === 1) return ids[0]!;
     if (ids.length > 1) throw conflict(`task id ${idOrPrefix} is ambiguous (${ids.join(", ")}…): give more of it`);
+    const named = this.idsNamed(idOrPrefix);
+    if (named.length === 1) return named[0]!;
+    if (named.length > 1) {
+      const shown = named.slice(0, 3).join(", ");
+      throw conflict(
+        `${named.length} tasks are named ${idOrPrefix} (newest first: ${shown}${named.length > 3 ? ", …" : ""}): give one's id (a unique prefix of it is enough)`,
+      );
+    }
     throw notFound(`task ${idOrPrefix} not found`);
+  }
+
+  /**
+   * Ids of the tasks named exactly `name`, newest first. Only asked when no id matched (a miss), through the
+   * listing's search, which matches names by substring: the first NAME_SCAN it finds are checked, so a name
+   * that is a part of many others' may be missed (then the answer is the 404 it was before).
+   */
+  private idsNamed(name: string): string[] {
+    if (name === "" || name.length > MAX_Q) return [];
+    const found = this.store.tasks.find({ q: name, rounds: true, sort: "created_at", order: "desc" }, 0, NAME_SCAN);
+    return found.items.filter((t) => t.name === name).map((t) => t.id);
   }
 
   private mustGet(id: string): Task {

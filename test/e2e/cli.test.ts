@@ -89,6 +89,23 @@ describe("tasks logs", () => {
 });
 
 describe("strict and helpful", () => {
+  test("--data-dir carried over from serve names the env var that client commands and proplets read instead", () => {
+    const client = cli(["tasks", "list", "--data-dir", "/tmp/nowhere"]);
+    expect(client.code).toBe(1);
+    expect(client.stderr).toStartWith(
+      "error: propeller tasks list: unknown flag --data-dir: a client command finds the admin token of a serve on this machine in PROPELLER_DATA_DIR=DIR (serve's --data-dir), or takes --token\n",
+    );
+    const proplet = cli(["proplet", "--data-dir=/tmp/nowhere"]);
+    expect(proplet.code).toBe(1);
+    expect(proplet.stderr).toStartWith(
+      "error: propeller proplet: unknown flag --data-dir: a proplet's state dir is set by the env var PROPLET_DATA_DIR=DIR\n",
+    );
+    // A command that has no use for a data dir says nothing more than before.
+    expect(cli(["certs", "show", "x.pem", "--data-dir", "d"]).stderr).toStartWith(
+      "error: propeller certs show: unknown flag --data-dir\n",
+    );
+  });
+
   test("unknown flags and commands are refused naming them and the nearest known one, error first", () => {
     const bogus = cli(["serve", "--bogus-flag"]);
     expect(bogus.code).toBe(1);

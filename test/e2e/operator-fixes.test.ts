@@ -244,6 +244,22 @@ describe("a serve with another --data-dir", () => {
     const ok = cli(["tasks", "list"], { PROPELLER_URL: s.url, PROPELLER_TOKEN: "", PROPELLER_DATA_DIR: s.dataDir });
     expect(ok.code).toBe(0);
   });
+
+  test("the 401 says whether the admin token file was missing or was sent and refused, and what to do", () => {
+    // A data dir with no admin.token: a restored store (its tokens came in the archive) or the wrong dir.
+    const empty = tempDir();
+    const none = cli(["tasks", "list"], { PROPELLER_URL: s.url, PROPELLER_TOKEN: "", PROPELLER_DATA_DIR: empty });
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toContain(`looked for serve's admin token in ${join(empty, "admin.token")}: there is none`);
+    expect(none.stderr).toContain(`propeller tokens create --data-dir ${empty}`);
+    expect(none.stderr).not.toContain("keeps its admin token in");
+    // One there, but another site's: it was sent, and the manager refused it.
+    const other = tempDir();
+    writeFileSync(join(other, "admin.token"), "ppt_not-this-sites-token\n");
+    const wrong = cli(["tasks", "list"], { PROPELLER_URL: s.url, PROPELLER_TOKEN: "", PROPELLER_DATA_DIR: other });
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toContain(`sent the admin token in ${join(other, "admin.token")} and it was refused`);
+  });
 });
 
 describe("an empty data dir", () => {

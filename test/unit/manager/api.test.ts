@@ -104,6 +104,25 @@ describe("REST app", () => {
     expect((await call("DELETE", "/proplets/ghost")).status).toBe(404);
   });
 
+  test("a task can be named by its name when no other task has it; several are a conflict naming their ids", async () => {
+    setup();
+    h.proplet("p1");
+    const first = (await call("POST", "/tasks", { name: "add", inputs: [1, 2], file: b64("add") })).body.id as string;
+    await call("POST", "/tasks", { name: "add-more", file: b64("add") }); // a name containing it is not it
+    expect((await call("GET", "/tasks/add")).body.id).toBe(first);
+    expect((await call("POST", "/tasks/add/start")).body).toMatchObject({ started: true });
+    h.result(first, "p1", "3");
+    expect((await call("GET", "/tasks/add/results")).body).toEqual({ results: "3" });
+    const second = (await call("POST", "/tasks", { name: "add", file: b64("add") })).body.id as string;
+    const both = await call("GET", "/tasks/add");
+    expect(both.status).toBe(409);
+    expect(both.body.error).toBe(
+      `2 tasks are named add (newest first: ${second}, ${first}): give one's id (a unique prefix of it is enough)`,
+    );
+    expect((await call("GET", "/tasks/ad")).status).toBe(404);
+    expect((await call("GET", "/tasks/ADD")).status).toBe(404);
+  });
+
   test("a task can be named by a unique prefix of its id; an ambiguous or too short one is refused", async () => {
     setup();
     const id = (await call("POST", "/tasks", { name: "add", file: b64("add") })).body.id as string;
