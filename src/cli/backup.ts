@@ -8,7 +8,7 @@ import { lockDir } from "../storage/lock.ts";
 import { openSqlite } from "../storage/sqlite/index.ts";
 import { PROGRAM } from "../version.ts";
 import { action, UsageError } from "./args.ts";
-import { ApiError, authHeaders, managerUrl, reason, tlsInit, urlArg } from "./client.ts";
+import { ApiError, authHeaders, endpoint, reason, tlsInit, urlArg } from "./client.ts";
 import { privateUmask } from "./data-dir.ts";
 import {
   present,
@@ -77,7 +77,7 @@ export const backupCommand = defineCommand({
         }
       } else {
         let res: Response;
-        const url = new URL("/backup", managerUrl(args.url)); // a wrong scheme is its own error, not "cannot reach"
+        const url = endpoint(args.url, "/backup"); // a wrong scheme is its own error, not "cannot reach"
         try {
           res = await fetch(url, {
             method: "POST",

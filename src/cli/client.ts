@@ -42,6 +42,15 @@ export function managerUrl(url: string): string {
   );
 }
 
+/**
+ * A route of the manager at `base`, kept under the base's own path: a manager behind a reverse proxy at
+ * `https://gw/propeller/` is asked `https://gw/propeller/tasks` (`new URL("/tasks", base)` dropped `/propeller`).
+ */
+export function endpoint(base: string, route: string): URL {
+  const u = new URL(managerUrl(base));
+  return new URL(`${u.origin}${u.pathname.replace(/\/+$/, "")}${route}`);
+}
+
 /** Where a client command talks to. */
 export interface Conn {
   url: string;
@@ -164,7 +173,7 @@ export async function api<T = unknown>(conn: Conn, method: string, path: string,
   }
   let res: Response;
   try {
-    res = await fetchRetrying(new URL(path, base), init, method);
+    res = await fetchRetrying(endpoint(base, path), init, method);
   } catch (e) {
     throw new ApiError(`cannot reach the manager at ${base}: ${reason(e)}`);
   }
@@ -236,7 +245,7 @@ export async function* sse(conn: Conn, path: string): AsyncGenerator<{ event: st
   const base = managerUrl(conn.url);
   let res: Response;
   try {
-    res = await fetch(new URL(path, base), { headers: authHeaders(conn), ...tlsInit(conn) });
+    res = await fetch(endpoint(base, path), { headers: authHeaders(conn), ...tlsInit(conn) });
   } catch (e) {
     throw new ApiError(`cannot reach the manager at ${base}: ${reason(e)}`);
   }

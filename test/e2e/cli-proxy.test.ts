@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { MAIN, type Serve, startServe, tempDir } from "../helpers.ts";
+
+// A manager behind a reverse proxy at a path (`https://gateway/propeller/` → serve's `/`), as an operator puts it
+// beside other sites: the CLI keeps the path of its --url (it asked `/tasks` at the proxy's root, and got the
+// proxy's 404). Real serve; the proxy is a Bun server that strips the prefix, as nginx's `proxy_pass …/;` does.
+
+let s: Serve;
+let proxy: ReturnType<typeof Bun.serve>;
+const asked: string[] = [];
+
+beforeAll(async () => {
+  s = await startServe();
+  proxy = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch(req) {
+      const url = new URL(req.url);
+      asked.push(url.pathname);
+      if (!url.pathname.startsWith("/propeller/")) return new Response("not here", { status: 404 });
+      const target = new URL(url.pathname.slice("/propeller".length) + url.search, s.url);
+      return fetch(target, { method: req.method, headers: req.headers, body: req.body, redirect: "manual" });
+    },
+  });
+});
+
+afterAll(async () => {
+  proxy?.stop(true);
+  await s?.kill();
+});
+
+/** The CLI run to completion in its own process (the proxy answers in this one meanwhile). */
+async function cli(args: string[]) {
+  const p = Bun.spawn([process.execPath, MAIN, ...args], {
+    env: { ...process.env, PROPELLER_URL: `http://127.0.0.1:${proxy.port}/propeller/`, PROPELLER_TOKEN: s.token! },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+    p.exited,
+  ]);
+  return { code, stdout, stderr };
+}
+
+test("tasks create --wait, tasks get, logs and backup through a proxy at /propeller/", async () => {
+  const created = await cli([
+    "tasks",
+    "create",
+    "viaproxy",
+    "--example",
+    "add",
+    "--function",
+    "add",
+    "--inputs",
+    "2,3",
+    "--start",
+    "--wait",
+  ]);
+  expect(created.stderr).toBe("");
+  expect(created.code).toBe(0);
+  expect(created.stdout).toContain("5");
+  const got = await cli(["tasks", "get", "viaproxy", "--json"]);
+  expect(got.code).toBe(0);
+  expect(JSON.parse(got.stdout).results).toBe("5");
+  expect((await cli(["tasks", "logs", "viaproxy"])).stdout.trim()).toBe("5");
+  const file = join(tempDir(), "b.jsonl");
+  expect((await cli(["backup", file])).code).toBe(0);
+  expect(existsSync(file)).toBe(true);
+  expect(asked.length).toBeGreaterThan(3);
+  expect(asked.filter((p) => !p.startsWith("/propeller/"))).toEqual([]);
+});
