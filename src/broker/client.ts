@@ -82,6 +82,15 @@ function duplexPair(): [Duplex, Duplex] {
  * Connects, resolving once the first CONNACK arrives; mqtt.js reconnects on its own afterwards. A timeout of 0
  * waits for the broker for as long as it takes (a device may boot before its broker).
  */
+/** mqtt.js tries again this long after a connection is lost or refused. */
+const RETRY_MS = 1000;
+/** …and this long after the broker refused the credentials (CONNACK 4 or 5). */
+const REFUSED_RETRY_MS = 5000;
+/** An error said at warn level is said again at most this often. */
+const REPEAT_MS = 60_000;
+/** The broker's words for refused credentials (mqtt.js: "Connection refused: Not authorized", "Bad username or password"). */
+export const REFUSED = /not authori[sz]ed|bad user/i;
+
 export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs = 10_000): Promise<MqttClient> {
   const opts: IClientOptions = {
     clientId: o.clientId,
@@ -89,7 +98,10 @@ export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs 
     password: o.password,
     clean: !o.persistentSession,
     keepalive: o.keepalive ?? 30,
-    reconnectPeriod: 1000,
+    reconnectPeriod: RETRY_MS,
+    // mqtt.js gives up for good on a refused CONNACK: the process then waited forever, saying it waited for the
+    // broker, and never saw credentials mended on the broker's side (a re-provisioned or restored identity).
+    reconnectOnConnackError: true,
     connectTimeout: timeoutMs > 0 ? timeoutMs : 10_000,
     protocolVersion: 4,
     ...(o.will ? { will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: 1, retain: false } } : {}),
@@ -98,21 +110,34 @@ export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs 
   const client = o.broker ? inProcess(o.broker, opts) : overNetwork(address, opts);
   o.onClient?.(client);
   // Without a listener an 'error' event would throw; connection errors are retried by mqtt.js anyway. Each kind
-  // of error is said once at warn level, with what to do about it, and then only at debug level.
-  const said = new Set<string>();
+  // of error is said at warn level, with what to do about it, then only at debug level for a minute: a person
+  // reading the log of a proplet that cannot get in sees why now and then, not only in its first lines.
+  const said = new Map<string, { at: number; since: number }>();
   client.on("error", (e) => {
+    // Credentials do not mend themselves within a second: refused ones are tried again every 5 s, not every 1.
+    if (REFUSED.test(e.message)) client.options.reconnectPeriod = REFUSED_RETRY_MS;
     const hint = /CERTIFICATE_REQUIRED|certificate required/i.test(e.message)
       ? " (the broker asks for a client certificate: PROPLET_MQTT_TLS_CLIENT_CERT and _KEY, from `propeller certs client NAME`)"
       : /certificate|self.signed|SSL|TLS/i.test(e.message)
         ? " (TLS: give the site CA, e.g. PROPLET_MQTT_TLS_CA_CERT, from `propeller certs create`)"
-        : /not authori[sz]ed|bad user/i.test(e.message) && !o.password
+        : REFUSED.test(e.message) && !o.password
           ? ` (no ${o.username ? "API key" : "identity"} was given${o.username ? ` with the id ${o.username}` : ""}: a broker with authentication needs an id and its API key: PROPLET_ENTITY_ID and PROPLET_API_KEY for a proplet, PROXY_ENTITY_ID and PROXY_API_KEY for the proxy)`
-          : /not authori[sz]ed|bad user/i.test(e.message)
+          : REFUSED.test(e.message)
             ? " (the broker refused these credentials: check the entity id and API key, or the identity may have been revoked: a revoked one needs a new identity from the site's admin)"
             : "";
-    if (said.has(e.message)) return log.debug(`mqtt ${o.clientId}: ${e.message}`);
-    said.add(e.message);
-    log.warn(`mqtt ${o.clientId} at ${address}: ${e.message}${hint}`);
+    const before = said.get(e.message);
+    if (before && Date.now() - before.at < REPEAT_MS) {
+      before.since++;
+      return log.debug(`mqtt ${o.clientId}: ${e.message}`);
+    }
+    const again = before
+      ? ` (again: ${before.since + 1} times in ${Math.round((Date.now() - before.at) / 1000)} s)`
+      : "";
+    said.set(e.message, { at: Date.now(), since: 0 });
+    log.warn(`mqtt ${o.clientId} at ${address}: ${e.message}${hint}${again}`);
+  });
+  client.on("connect", () => {
+    client.options.reconnectPeriod = RETRY_MS;
   });
   await new Promise<void>((resolve, reject) => {
     const timer =

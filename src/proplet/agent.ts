@@ -1,4 +1,4 @@
-import { connectMqtt, publishJson } from "../broker/client.ts";
+import { connectMqtt, publishJson, REFUSED } from "../broker/client.ts";
 import { DirectClient } from "../broker/direct.ts";
 import { decode } from "../core/messages.ts";
 import { moduleTooLarge } from "../core/module-size.ts";
@@ -67,9 +67,19 @@ export class PropletAgent {
     void teeOf(this.cfg); // while the broker connection is made
     const offline = { proplet_id: this.id, status: "offline", namespace: this.cfg.namespace };
     // A standalone proplet waits for its broker as long as it takes, saying so; serve's local one cannot miss.
+    // Refused credentials are not a broker that is away: that is said instead (the refusal itself is above it).
+    let refused = false;
     const waiting = this.cfg.broker
       ? undefined
-      : setTimeout(() => log.warn(`waiting for the MQTT broker at ${this.cfg.mqttAddress}…`), 3000);
+      : setTimeout(
+          () =>
+            log.warn(
+              refused
+                ? `the MQTT broker at ${this.cfg.mqttAddress} refuses this proplet's credentials (see above); trying again every 5 s`
+                : `waiting for the MQTT broker at ${this.cfg.mqttAddress}…`,
+            ),
+          3000,
+        );
     // serve's local proplet talks to the broker in its process directly (broker/direct.ts); one on a network
     // connects over MQTT with its identity and its Last Will.
     this.link.client = this.cfg.broker
@@ -85,6 +95,7 @@ export class PropletAgent {
             keepalive: this.cfg.keepalive,
             // The broker keeps our session while the link is down: a stop sent meanwhile arrives after.
             persistentSession: true,
+            onClient: (c) => c.on("error", (e) => (refused ||= REFUSED.test(e.message))),
           },
           0,
         );
