@@ -106,6 +106,13 @@ export async function logs(conn: Conn & { json: boolean }, id: string, follow: b
     for (const c of r.chunks) print(c);
     printed = r.chunks.length > 0;
     if (isTerminal(r.state)) end = r;
+    // Nothing at all, exit 0, read as "the task wrote nothing": say it has not got that far (on stderr, so a
+    // script reading the output still gets only the output).
+    else if (!printed && !conn.json) {
+      const next =
+        r.state === TaskState.Pending || r.state === TaskState.Scheduled ? "not started yet" : "no output yet";
+      process.stderr.write(`task ${id} is ${r.status}: ${next} (propeller tasks logs ${id} --follow waits for it)\n`);
+    }
   }
   if (!end || conn.json) return;
   if (!printed) {

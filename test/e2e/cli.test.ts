@@ -82,6 +82,13 @@ describe("tasks logs", () => {
     expect(logs.code).toBe(1);
     expect(logs.stderr).toContain(`task ${failed.id} ended Failed: `);
     expect(cli(["tasks", "logs", "nosuchtask"], env).stderr).toContain("404");
+    // Not started: it printed nothing at all and exited 0, as if the task had written nothing.
+    const pending = await http(`${s.url}/tasks`, "POST", { name: "hello", file: b64("hello") });
+    expect(cli(["tasks", "logs", pending.body.id], env)).toMatchObject({
+      code: 0,
+      stdout: "",
+      stderr: `task ${pending.body.id} is Pending: not started yet (propeller tasks logs ${pending.body.id} --follow waits for it)\n`,
+    });
     const bad = await http(`${s.url}/tasks/${hello.id}/logs?follow=maybe`);
     expect(bad.status).toBe(400);
     expect(bad.body.error).toStartWith("follow: ");
