@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { nearest, UsageError } from "./args.ts";
+import { parseToml } from "./toml.ts";
 
 // serve's settings a proplet takes only from its environment: said so, rather than "unknown key".
 const PROPLET_ENV_ONLY: Record<string, string> = {
@@ -42,12 +43,12 @@ export class Layers {
     }
     if (!this.file) return;
     try {
-      const all = Bun.TOML.parse(readFileSync(this.file, "utf8")) as Record<string, unknown>;
+      const all = parseToml(readFileSync(this.file, "utf8"), this.file);
       this.problems.push(...sectionProblems(all, this.file));
       const s = all[name];
       if (s !== undefined && isTable(s)) this.section = s;
     } catch (e) {
-      this.problems.push(`${this.file}: ${e instanceof Error ? e.message : e}`);
+      this.problems.push(e instanceof Error ? e.message : `${this.file}: ${e}`);
     }
   }
 

@@ -23,6 +23,7 @@ import {
 } from "../core/provision.ts";
 import { action, int, UsageError } from "./args.ts";
 import { api, type Conn, urlArg } from "./client.ts";
+import { parseToml } from "./toml.ts";
 
 // `propeller provision`: the manager, proplet and proxy identities of a site, made through `serve` and written to
 // upstream's config.toml, so an upstream proplet and ours start from the same file. Non-interactive (upstream's
@@ -84,9 +85,9 @@ function writeMosquitto(dir: string, ids: (ConfigSection & { kind: EntityKind })
 /** A config.toml parsed; a file that does not parse is an error naming it. */
 export function configFile(file: string): Record<string, unknown> {
   try {
-    return Bun.TOML.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    return parseToml(readFileSync(file, "utf8"), file);
   } catch (e) {
-    throw new UsageError(`${file} is not valid TOML: ${e instanceof Error ? e.message : e}`);
+    throw new UsageError(e instanceof Error ? e.message : String(e));
   }
 }
 
@@ -103,7 +104,7 @@ export function configSection(file: string, name: string): Partial<ConfigSection
 function readConfig(file: string): { text: string; manager: ConfigSection } {
   if (!existsSync(file)) throw new UsageError(`${file} not found: run \`propeller provision\` first`);
   const text = readFileSync(file, "utf8");
-  const parsed = Bun.TOML.parse(text) as Record<string, Partial<ConfigSection> | undefined>;
+  const parsed = parseToml(text, file) as Record<string, Partial<ConfigSection> | undefined>;
   const m = parsed.manager;
   if (!m) throw new UsageError(`missing [manager] section in ${file}`);
   if (!m.tenant_id || !m.channel_id)
