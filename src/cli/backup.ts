@@ -174,7 +174,11 @@ export const restoreCommand = defineCommand({
   run: ({ args }) =>
     action(async () => {
       const c = storeChoice(args);
-      if (!args["data-dir"] && c.kind !== "postgres") throw new UsageError("restore needs --data-dir");
+      // Named, not the default as serve's: a restore into a data dir the user did not name could replace a store.
+      if (!args["data-dir"] && c.kind !== "postgres")
+        throw new UsageError(
+          `restore needs --data-dir: the store to restore into, empty or new (a running serve's must be stopped first), e.g. propeller restore ${args.file} --data-dir /var/lib/propeller-restored`,
+        );
       const archive = readBackup(args.file);
       const doing = "stop it before restoring";
       if (c.kind !== "postgres") {

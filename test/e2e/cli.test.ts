@@ -107,6 +107,12 @@ describe("strict and helpful", () => {
     expect(proplet.stderr).toStartWith(
       "error: propeller proplet: unknown flag --data-dir: a proplet's state dir is set by the env var PROPLET_DATA_DIR=DIR\n",
     );
+    // restore takes no default data dir (it could replace a store): it says what to give, with a line to type.
+    const restore = cli(["restore", "site.jsonl"]);
+    expect(restore.code).toBe(1);
+    expect(restore.stderr).toStartWith(
+      "error: restore needs --data-dir: the store to restore into, empty or new (a running serve's must be stopped first), e.g. propeller restore site.jsonl --data-dir /var/lib/propeller-restored\n",
+    );
     // A command that has no use for a data dir says nothing more than before.
     expect(cli(["certs", "show", "x.pem", "--data-dir", "d"]).stderr).toStartWith(
       "error: propeller certs show: unknown flag --data-dir\n",
