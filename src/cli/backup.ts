@@ -9,7 +9,7 @@ import { openSqlite } from "../storage/sqlite/index.ts";
 import { PROGRAM } from "../version.ts";
 import { action, UsageError } from "./args.ts";
 import { ApiError, authHeaders, endpoint, reason, tlsInit, urlArg } from "./client.ts";
-import { privateUmask } from "./data-dir.ts";
+import { keptId, LOCAL_PROPLET_ID_FILE, privateUmask } from "./data-dir.ts";
 import {
   present,
   refuseIfHeld,
@@ -66,13 +66,13 @@ export const backupCommand = defineCommand({
               `${schema.where} has schema version ${schema.current}, older than ${schema.latest} of ${PROGRAM}: back it up with the propeller that wrote it (or pg_dump), or run propeller migrate first`,
             );
           refuseIfHeld(c.dataDir, doing);
-          const text = archiveOfCopy(join(c.dataDir, "propeller.db"));
+          const text = archiveOfCopy(join(c.dataDir, "propeller.db"), localOf(c.dataDir));
           if (readArchive(text).records.length === 0) throw empty();
           counts = writeChecked(args.file, text);
         } else {
           counts = await withStore(c, "backup", doing, (s) => {
             if (isEmpty(s)) throw empty();
-            return Promise.resolve(writeChecked(args.file, dumpStore(s, PROGRAM).join("")));
+            return Promise.resolve(writeChecked(args.file, dumpStore(s, PROGRAM, localOf(c.dataDir)).join("")));
           });
         }
       } else {
@@ -103,7 +103,7 @@ export const backupCommand = defineCommand({
  * The archive of an SQLite database that may have an older schema, read from a consistent copy (VACUUM INTO,
  * the write-ahead log included) that is migrated in its place: the database itself is left as it is.
  */
-function archiveOfCopy(db: string): string {
+function archiveOfCopy(db: string, localPropletId?: string): string {
   // Beside the database, its owner's only: no copy of it lies where other users may read it.
   const dir = join(dirname(db), `.migrated-copy-${crypto.randomUUID()}`);
   mkdirSync(dir, { mode: 0o700 });
@@ -116,7 +116,7 @@ function archiveOfCopy(db: string): string {
     }
     const s = openSqlite(join(dir, "db"));
     try {
-      return dumpStore(s, PROGRAM).join("");
+      return dumpStore(s, PROGRAM, localPropletId).join("");
     } finally {
       s.close();
     }
@@ -159,6 +159,9 @@ async function setAside(c: StoreChoice): Promise<string> {
   }
   return `the store it held is kept as ${join(c.dataDir, names[0]!)}.before-restore-${stamp}`;
 }
+
+/** The local proplet id kept in a stopped store's data dir, for its archive. */
+const localOf = (dataDir: string): string | undefined => keptId(dataDir, LOCAL_PROPLET_ID_FILE);
 
 export const restoreCommand = defineCommand({
   meta: {
@@ -205,6 +208,10 @@ export const restoreCommand = defineCommand({
       } finally {
         lock?.release();
       }
+      // The site's local proplet comes back as itself (its history, its pinned tasks), not as a new one beside a
+      // dead one. Only into a data dir named (a PostgreSQL store may be restored from anywhere).
+      const local = archive.header.local_proplet_id;
+      if (local && args["data-dir"]) writeFileSync(join(c.dataDir, LOCAL_PROPLET_ID_FILE), local, { mode: 0o600 });
       const from = `${archive.header.source} archive of ${archive.header.created_at}`;
       process.stdout.write(`restored ${summary(archive.counts)} (${from}) into ${where(c)}\n`);
       if (aside) process.stderr.write(`${aside}\n`);

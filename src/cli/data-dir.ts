@@ -97,9 +97,18 @@ export function removeStaleCopies(dir: string): void {
  * the manager's lease holder's.
  */
 export function stableId(dataDir: string, name: string): string {
-  const f = join(dataDir, name);
-  if (existsSync(f)) return readFileSync(f, "utf8").trim();
+  const kept = keptId(dataDir, name);
+  if (kept) return kept;
   const id = crypto.randomUUID();
-  writeFileSync(f, id);
+  writeFileSync(join(dataDir, name), id);
   return id;
 }
+
+/** The id kept in the data dir under `name`, if there is one (nothing is made). */
+export function keptId(dataDir: string, name: string): string | undefined {
+  const f = join(dataDir, name);
+  return existsSync(f) ? readFileSync(f, "utf8").trim() || undefined : undefined;
+}
+
+/** Where serve keeps its local proplet's id (local-proplet.ts; named in its archives, put back by `restore`). */
+export const LOCAL_PROPLET_ID_FILE = "local-proplet-id";

@@ -1,7 +1,7 @@
 import type { EmbeddedBroker } from "../broker/broker.ts";
 import type { Manager } from "../manager/manager.ts";
 import { PropletAgent } from "../proplet/agent.ts";
-import { stableId } from "./data-dir.ts";
+import { LOCAL_PROPLET_ID_FILE, stableId } from "./data-dir.ts";
 import type { ServeOptions } from "./site-options.ts";
 
 // serve's local proplet: a PropletAgent in serve's process that talks to the manager over MQTT (the embedded
@@ -30,7 +30,7 @@ export async function startLocalProplet(
   },
 ): Promise<PropletAgent> {
   // Its id is kept in the data dir: its history and pinned tasks stay valid across restarts.
-  const localId = stableId(o.dataDir, "local-proplet-id");
+  const localId = stableId(o.dataDir, LOCAL_PROPLET_ID_FILE);
   const agent = new PropletAgent({
     mqttAddress: site.mqttAddress,
     entityId: localId,

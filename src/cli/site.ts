@@ -26,7 +26,7 @@ import { configureTracing } from "../telemetry/tracing.ts";
 import { BUILD_TIME, COMMIT, PROGRAM, VERSION } from "../version.ts";
 import { ensureAdminToken, tellAdminAccess } from "./admin-token.ts";
 import { watchCertificates } from "./cert-watch.ts";
-import { ownDataDir, removeStaleCopies, stableId } from "./data-dir.ts";
+import { keptId, LOCAL_PROPLET_ID_FILE, ownDataDir, removeStaleCopies, stableId } from "./data-dir.ts";
 import { frontOrigins, startHttpFront } from "./http-front.ts";
 import { IdleRelease, releaseMemory } from "./idle-release.ts";
 import { startLocalProplet } from "./local-proplet.ts";
@@ -191,6 +191,7 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
     partitionGraceMs: (o.partitionGraceS ?? DEFAULT_PARTITION_GRACE_S) * 1000,
     flUrl,
     ...(gate ? { trust: gate } : {}),
+    localPropletId: () => keptId(o.dataDir, LOCAL_PROPLET_ID_FILE),
   });
   await bus.listen(manager.inbound);
   // The OCI proxy, with its own MQTT client like any other participant.

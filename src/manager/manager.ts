@@ -35,6 +35,8 @@ export interface ManagerOptions {
   observeFiring?: (id: string, dueAt: number) => void;
   /** The largest inline module (a task's `file`) accepted, in MiB; default DEFAULT_MAX_MODULE_MB. */
   maxModuleMb?: number;
+  /** The site's local proplet, if it has one: named in its archives (storage/archive.ts). */
+  localPropletId?: () => string | undefined;
   /** This manager's `/fl` URL as a proplet on this host reaches it, told to round tasks. */
   flUrl?: () => string | undefined;
   /** The site's trust policy (serve --trust-policy): a task whose module it refuses is refused at creation. */
@@ -65,7 +67,7 @@ export class Manager {
     private store: Storage,
     bus: ManagerBus,
     identities: Identities,
-    opts: ManagerOptions,
+    private opts: ManagerOptions,
   ) {
     this.identities = identities;
     this.joins = new JoinTokens(store, identities);
@@ -133,7 +135,7 @@ export class Manager {
    */
   async archive(program?: string): Promise<string[]> {
     await this.store.durable();
-    return dumpStore(this.store, program);
+    return dumpStore(this.store, program, this.opts.localPropletId?.());
   }
 
   /** Graceful shutdown: no more firings; running tasks are stopped and marked Interrupted; all committed. */

@@ -27,6 +27,15 @@ const Header = z.object({
   source: z.string(),
   created_at: z.string(),
   program: z.string().optional(),
+  /**
+   * The site's local proplet (serve's `local-proplet-id`): `restore` puts it back in the data dir, so that the
+   * restored serve's local proplet is the one its store knows (its history, the tasks pinned to it), not a new one
+   * beside a dead one.
+   */
+  local_proplet_id: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,128}$/)
+    .optional(),
 });
 export type ArchiveHeader = z.infer<typeof Header>;
 
@@ -62,7 +71,7 @@ function* tasks(s: Storage) {
  * The whole store as archive lines (each ending in "\n"). Synchronous: no write can come between two reads, so
  * the archive is one consistent state (call `durable()` first to have everything acknowledged in it).
  */
-export function dumpStore(s: Storage, program?: string): string[] {
+export function dumpStore(s: Storage, program?: string, localPropletId?: string): string[] {
   const lines: string[] = [];
   const header: ArchiveHeader = {
     format: ARCHIVE_FORMAT,
@@ -70,6 +79,7 @@ export function dumpStore(s: Storage, program?: string): string[] {
     source: s.kind,
     created_at: new Date().toISOString(),
     ...(program ? { program } : {}),
+    ...(localPropletId ? { local_proplet_id: localPropletId } : {}),
   };
   lines.push(`${JSON.stringify(header)}\n`);
   const put = (r: Record_) => lines.push(`${JSON.stringify(r)}\n`);
