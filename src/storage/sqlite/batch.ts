@@ -83,11 +83,6 @@ export class Batch {
     this.idle.unref();
   }
 
-  /** A checkpoint now, on the checkpoint thread (tests and benchmarks; the store runs its own). */
-  checkpoint(truncate: boolean) {
-    return this.checkpoints?.run(truncate);
-  }
-
   /** Commits what is open and stops checkpointing; the database is closed after this. */
   close(): void {
     this.commit();
