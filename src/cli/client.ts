@@ -284,7 +284,7 @@ export function okCommand(description: string, what: IdKind, method: string, pat
     },
     run: ({ args }) =>
       action(async () => {
-        const r = await api(args, method, path(await resolveId(args, what, args.id)));
+        const r = await api(args, method, path(encodeURIComponent(await resolveId(args, what, args.id))));
         // --json is always JSON: the answer when there is one, else {"ok": true}.
         process.stdout.write(args.json ? `${JSON.stringify(r ?? { ok: true })}\n` : "ok\n");
       }),
@@ -307,7 +307,7 @@ export function pagedCommand(description: string, what: IdKind, key: string, pat
         const page = await api<Record<string, unknown>>(
           args,
           "GET",
-          `${path(await resolveId(args, what, args.id))}?${q}`,
+          `${path(encodeURIComponent(await resolveId(args, what, args.id)))}?${q}`,
         );
         process.stdout.write(`${JSON.stringify(args.json ? page : page[key], null, 2)}\n`);
       }),

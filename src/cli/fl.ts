@@ -86,10 +86,11 @@ async function follow(
   events: AsyncGenerator<{ event: string; data: string }>,
   first: Promise<IteratorResult<{ event: string; data: string }>>,
 ): Promise<string> {
-  const state = async () => (await api<ExperimentOut>(conn as never, "GET", `/fl/experiments/${id}`)).state;
+  const state = async () =>
+    (await api<ExperimentOut>(conn as never, "GET", `/fl/experiments/${encodeURIComponent(id)}`)).state;
   // Rounds that ended before the stream opened (an experiment that failed at once) are read, not awaited.
   if ((await state()) !== "running") {
-    const e = await api<ExperimentOut>(conn as never, "GET", `/fl/experiments/${id}`);
+    const e = await api<ExperimentOut>(conn as never, "GET", `/fl/experiments/${encodeURIComponent(id)}`);
     for (const r of e.round_list) process.stdout.write(`${roundLine(roundRow(e, r))}\n`);
     return e.state;
   }

@@ -195,8 +195,11 @@ export const jobsCommand = defineCommand({
           if (!spec.name) throw new UsageError("name is required: --name, or name in the spec file");
           if (args["execution-mode"]) spec.execution_mode = args["execution-mode"];
           const job = await api<GroupOut>(args, "POST", `/jobs${args.fresh ? "?fresh=true" : ""}`, spec);
-          if (args.start) await api(args, "POST", `/jobs/${job.job_id}/start`);
-          show(args.start ? await api<GroupOut>(args, "GET", `/jobs/${job.job_id}`) : job, args.json);
+          if (args.start) await api(args, "POST", `/jobs/${encodeURIComponent(job.job_id ?? "")}/start`);
+          show(
+            args.start ? await api<GroupOut>(args, "GET", `/jobs/${encodeURIComponent(job.job_id ?? "")}`) : job,
+            args.json,
+          );
         }),
     }),
     list: groupList("jobs", "List jobs", [
@@ -211,7 +214,10 @@ export const jobsCommand = defineCommand({
       args: { ...idArg("job"), ...urlArg },
       run: ({ args }) =>
         action(async () =>
-          show(await api<GroupOut>(args, "GET", `/jobs/${await resolveId(args, "job", args.id)}`), args.json),
+          show(
+            await api<GroupOut>(args, "GET", `/jobs/${encodeURIComponent(await resolveId(args, "job", args.id))}`),
+            args.json,
+          ),
         ),
     }),
     start: okCommand("Start a job", "job", "POST", (id) => `/jobs/${id}/start`),
@@ -238,8 +244,13 @@ export const workflowsCommand = defineCommand({
         action(async () => {
           const path = `/workflows${args.fresh ? "?fresh=true" : ""}`;
           const wf = await api<GroupOut>(args, "POST", path, specFrom(args));
-          if (args.start) await api(args, "POST", `/workflows/${wf.workflow_id}/start`);
-          show(args.start ? await api<GroupOut>(args, "GET", `/workflows/${wf.workflow_id}`) : wf, args.json);
+          if (args.start) await api(args, "POST", `/workflows/${encodeURIComponent(wf.workflow_id ?? "")}/start`);
+          show(
+            args.start
+              ? await api<GroupOut>(args, "GET", `/workflows/${encodeURIComponent(wf.workflow_id ?? "")}`)
+              : wf,
+            args.json,
+          );
         }),
     }),
     list: groupList("workflows", "List workflows, newest first", [
@@ -253,7 +264,14 @@ export const workflowsCommand = defineCommand({
       args: { ...idArg("workflow"), ...urlArg },
       run: ({ args }) =>
         action(async () =>
-          show(await api<GroupOut>(args, "GET", `/workflows/${await resolveId(args, "workflow", args.id)}`), args.json),
+          show(
+            await api<GroupOut>(
+              args,
+              "GET",
+              `/workflows/${encodeURIComponent(await resolveId(args, "workflow", args.id))}`,
+            ),
+            args.json,
+          ),
         ),
     }),
     start: okCommand("Start a workflow's root tasks", "workflow", "POST", (id) => `/workflows/${id}/start`),

@@ -61,7 +61,11 @@ export const propletsCommand = defineCommand({
       args: { ...idArg, ...urlArg },
       run: ({ args }) =>
         action(async () => {
-          const p = await api<PropletView>(args, "GET", `/proplets/${await resolveId(args, "proplet", args.id)}`);
+          const p = await api<PropletView>(
+            args,
+            "GET",
+            `/proplets/${encodeURIComponent(await resolveId(args, "proplet", args.id))}`,
+          );
           if (args.json) printJson(p);
           else printRecord({ ...p, metadata: undefined, ...p.metadata });
         }),
@@ -71,7 +75,9 @@ export const propletsCommand = defineCommand({
       args: { ...idArg, ...urlArg },
       run: ({ args }) =>
         action(async () =>
-          printJson(await api(args, "GET", `/proplets/${await resolveId(args, "proplet", args.id)}/sdf`)),
+          printJson(
+            await api(args, "GET", `/proplets/${encodeURIComponent(await resolveId(args, "proplet", args.id))}/sdf`),
+          ),
         ),
     }),
     cordon: cordonCommand(
@@ -101,12 +107,12 @@ export const propletsCommand = defineCommand({
         action(async () => {
           const id = await resolveId(args, "proplet", args.id);
           const timeoutS = int("timeout", args.timeout, 0, 86400);
-          let v = await api<PropletView>(args, "POST", `/proplets/${id}/drain`);
+          let v = await api<PropletView>(args, "POST", `/proplets/${encodeURIComponent(id)}/drain`);
           const deadline = Date.now() + timeoutS * 1000;
           if (v.task_count > 0) process.stderr.write(`waiting for ${v.task_count} task(s) on ${id} to end\n`);
           while (v.task_count > 0 && Date.now() < deadline) {
             await Bun.sleep(Math.min(500, Math.max(0, deadline - Date.now())));
-            v = await api<PropletView>(args, "GET", `/proplets/${id}`);
+            v = await api<PropletView>(args, "GET", `/proplets/${encodeURIComponent(id)}`);
           }
           if (v.task_count > 0 && !args.force) {
             throw new UsageError(
@@ -115,13 +121,18 @@ export const propletsCommand = defineCommand({
           }
           if (v.task_count > 0) {
             process.stderr.write(`moving ${v.task_count} task(s) off ${id}\n`);
-            v = await api<PropletView>(args, "POST", `/proplets/${id}/drain?force=true`);
+            v = await api<PropletView>(args, "POST", `/proplets/${encodeURIComponent(id)}/drain?force=true`);
           }
           if (args.json) printJson(v);
           else process.stdout.write(`proplet ${id} drained: cordoned, running nothing\n`);
         }),
     }),
-    delete: okCommand("Forget a proplet (refused while it runs tasks)", "proplet", "DELETE", (id) => `/proplets/${id}`),
+    delete: okCommand(
+      "Forget a proplet (refused while it runs tasks)",
+      "proplet",
+      "DELETE",
+      (id) => `/proplets/${encodeURIComponent(id)}`,
+    ),
     metrics: pagedCommand(
       "A proplet's metrics samples, newest first",
       "proplet",
@@ -195,7 +206,7 @@ function cordonCommand(description: string, verb: "cordon" | "uncordon") {
     run: ({ args }) =>
       action(async () => {
         const id = await resolveId(args, "proplet", args.id);
-        const v = await api<PropletView>(args, "POST", `/proplets/${id}/${verb}`);
+        const v = await api<PropletView>(args, "POST", `/proplets/${encodeURIComponent(id)}/${verb}`);
         if (args.json) printJson(v);
         else process.stdout.write(`proplet ${id} ${verb}ed\n`);
       }),

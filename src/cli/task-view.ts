@@ -47,7 +47,7 @@ export async function waitFor(conn: Conn, id: string, timeoutS: number): Promise
   for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
     let t: TaskView;
     try {
-      t = await api<TaskView>(conn, "GET", `/tasks/${id}`);
+      t = await api<TaskView>(conn, "GET", `/tasks/${encodeURIComponent(id)}`);
     } catch (e) {
       throw new ApiError(
         `${e instanceof Error ? e.message : e} (while waiting for task ${id}: propeller tasks get ${id})`,

@@ -73,14 +73,16 @@ export const tasksCommand = defineCommand({
           const t = await api<TaskView>(args, "POST", "/tasks", { name: args.name, ...b });
           if (!args.start) return show(t, args.json);
           try {
-            await api(args, "POST", `/tasks/${t.id}/start`);
+            await api(args, "POST", `/tasks/${encodeURIComponent(t.id)}/start`);
           } catch (e) {
             // A start that cannot happen creates nothing: no Pending task is left behind.
-            await api(args, "DELETE", `/tasks/${t.id}`).catch(() => {});
+            await api(args, "DELETE", `/tasks/${encodeURIComponent(t.id)}`).catch(() => {});
             throw new ApiError(`${e instanceof Error ? e.message : e} (the task was not kept)`);
           }
           if (!args.wait)
-            return args.json ? printJson(await api(args, "GET", `/tasks/${t.id}`)) : process.stdout.write(`${t.id}\n`);
+            return args.json
+              ? printJson(await api(args, "GET", `/tasks/${encodeURIComponent(t.id)}`))
+              : process.stdout.write(`${t.id}\n`);
           report(await waitFor(args, t.id, waitSeconds(args)), args.json);
         }),
     }),
@@ -131,7 +133,8 @@ export const tasksCommand = defineCommand({
     get: defineCommand({
       meta: { description: "Show one task" },
       args: { ...idArg, ...urlArg },
-      run: ({ args }) => action(async () => show(await api<TaskView>(args, "GET", `/tasks/${args.id}`), args.json)),
+      run: ({ args }) =>
+        action(async () => show(await api<TaskView>(args, "GET", `/tasks/${encodeURIComponent(args.id)}`), args.json)),
     }),
     update: defineCommand({
       meta: { description: "Change fields of a task (only the flags given)" },
@@ -141,7 +144,7 @@ export const tasksCommand = defineCommand({
           const b = await withProplet(args, body(args));
           if (args.name) b.name = args.name;
           if (Object.keys(b).length === 0) throw new UsageError("nothing to update: give at least one flag");
-          show(await api<TaskView>(args, "PUT", `/tasks/${args.id}`, b), args.json);
+          show(await api<TaskView>(args, "PUT", `/tasks/${encodeURIComponent(args.id)}`, b), args.json);
         }),
     }),
     clone: defineCommand({
@@ -163,8 +166,8 @@ export const tasksCommand = defineCommand({
           const b = await withProplet(args, body(args));
           if (args.name) b.name = args.name;
           if (args.unset) b.unset = unsetFields(args.unset);
-          const t = await api<TaskView>(args, "POST", `/tasks/${args.id}/clone`, b);
-          if (args.start) await api(args, "POST", `/tasks/${t.id}/start`);
+          const t = await api<TaskView>(args, "POST", `/tasks/${encodeURIComponent(args.id)}/clone`, b);
+          if (args.start) await api(args, "POST", `/tasks/${encodeURIComponent(t.id)}/start`);
           if (args.wait) return report(await waitFor(args, t.id, waitSeconds(args)), args.json);
           if (args.json) return show(t, true);
           process.stdout.write(`${t.id}\n`);
@@ -189,7 +192,7 @@ export const tasksCommand = defineCommand({
       },
       run: ({ args }) =>
         action(async () => {
-          await api(args, "POST", `/tasks/${args.id}/start`);
+          await api(args, "POST", `/tasks/${encodeURIComponent(args.id)}/start`);
           if (args.wait) report(await waitFor(args, args.id, waitSeconds(args)), args.json);
           else process.stdout.write("ok\n");
         }),
@@ -222,7 +225,12 @@ export const tasksCommand = defineCommand({
           const body: Record<string, unknown> = {};
           if (args.inputs !== undefined) body.inputs = list(String(args.inputs)) ?? [];
           if (args.env) body.env = envPairs(String(args.env));
-          const r = await api<{ invoked: true; results: string }>(args, "POST", `/tasks/${args.id}/invoke`, body);
+          const r = await api<{ invoked: true; results: string }>(
+            args,
+            "POST",
+            `/tasks/${encodeURIComponent(args.id)}/invoke`,
+            body,
+          );
           if (args.json) printJson(r);
           else process.stdout.write(`${r.results.replace(/\n$/, "")}\n`);
         }),
@@ -232,7 +240,7 @@ export const tasksCommand = defineCommand({
       args: { ...idArg, ...urlArg },
       run: ({ args }) =>
         action(async () => {
-          const r = await api<{ results: unknown }>(args, "GET", `/tasks/${args.id}/results`);
+          const r = await api<{ results: unknown }>(args, "GET", `/tasks/${encodeURIComponent(args.id)}/results`);
           if (args.json) printJson(r);
           else
             process.stdout.write(
@@ -253,7 +261,7 @@ export const tasksCommand = defineCommand({
           const p = await api<{ total: number; runs: Record<string, unknown>[] }>(
             args,
             "GET",
-            `/tasks/${args.id}/runs?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`,
+            `/tasks/${encodeURIComponent(args.id)}/runs?offset=${int("offset", args.offset, 0, 1e9)}&limit=${int("limit", args.limit, 1, 1000)}`,
           );
           if (args.json) return printJson(p);
           // A proplet by its name, as tasks list and the console show it (the id when it has none or is gone).
@@ -282,7 +290,7 @@ export const tasksCommand = defineCommand({
         action(async () => {
           const form = new FormData();
           form.set("file", new Blob([Buffer.from(readWasm(args.file), "base64")]), basename(args.file));
-          show(await api<TaskView>(args, "PUT", `/tasks/${args.id}/upload`, form), args.json);
+          show(await api<TaskView>(args, "PUT", `/tasks/${encodeURIComponent(args.id)}/upload`, form), args.json);
         }),
     }),
   },
