@@ -157,6 +157,10 @@ async function setAside(c: StoreChoice): Promise<string> {
     // An older restore left it open to others (0644, a 0755 kv dir): the copy kept is the owner's only.
     chmodSync(`${f}.before-restore-${stamp}`, n === "kv" ? 0o700 : 0o600);
   }
+  // Its local proplet's id goes with it: the restore writes the archive's own (or serve makes a new one), and the
+  // store set aside, put back, comes back with its own local proplet.
+  const local = join(c.dataDir, LOCAL_PROPLET_ID_FILE);
+  if (existsSync(local)) renameSync(local, `${local}.before-restore-${stamp}`);
   return `the store it held is kept as ${join(c.dataDir, names[0]!)}.before-restore-${stamp}`;
 }
 
@@ -210,8 +214,15 @@ export const restoreCommand = defineCommand({
       }
       // The site's local proplet comes back as itself (its history, its pinned tasks), not as a new one beside a
       // dead one. Only into a data dir named (a PostgreSQL store may be restored from anywhere).
+      // Not one the archive registers as an identity: serve's local proplet logs in with an internal identity that
+      // shadows a stored one of its id (manager/identities.ts), so it would take that proplet's place and tasks.
       const local = archive.header.local_proplet_id;
-      if (local && args["data-dir"]) writeFileSync(join(c.dataDir, LOCAL_PROPLET_ID_FILE), local, { mode: 0o600 });
+      const registered = archive.records.some((r) => r.k === "entity" && r.v.id === local);
+      if (local && registered)
+        process.stderr.write(
+          `the archive names ${local} as serve's local proplet, but ${local} is a registered identity: not taken (serve makes a new local proplet)\n`,
+        );
+      else if (local && args["data-dir"]) writeFileSync(join(c.dataDir, LOCAL_PROPLET_ID_FILE), local, { mode: 0o600 });
       const from = `${archive.header.source} archive of ${archive.header.created_at}`;
       process.stdout.write(`restored ${summary(archive.counts)} (${from}) into ${where(c)}\n`);
       if (aside) process.stderr.write(`${aside}\n`);
