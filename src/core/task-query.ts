@@ -20,6 +20,8 @@ export interface TaskFind {
   states?: number[];
   /** A substring of the name (any case) or of the id. */
   q?: string;
+  /** The name exactly (a task given by its name, manager/tasks.ts resolveId). */
+  name?: string;
   /** Proplet ids (a name already resolved to its id; the id as given too, for a proplet that is gone). */
   proplets?: string[];
   kind?: "standard" | "federated";
@@ -155,6 +157,7 @@ export function taskMatches(t: Omit<Task, "file">, f: TaskFind): boolean {
   if (f.job_id !== undefined && t.job_id !== f.job_id) return false;
   if (f.workflow_id !== undefined && t.workflow_id !== f.workflow_id) return false;
   if (f.proplets && !(t.proplet_id && f.proplets.includes(t.proplet_id))) return false;
+  if (f.name !== undefined && t.name !== f.name) return false;
   if (f.q && !t.name.toLowerCase().includes(f.q.toLowerCase()) && !t.id.includes(f.q)) return false;
   for (const [k, v] of Object.entries(f.metadata ?? {})) if (metadataText(t.metadata?.[k]) !== v) return false;
   return true;

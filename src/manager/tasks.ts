@@ -19,8 +19,7 @@ const log = tag("manager");
 /** A listed task's results past this many characters of JSON are cut to a preview. */
 export const RESULTS_PREVIEW_CHARS = 256;
 
-/** How many tasks a name lookup reads through the search (tasks.ts idsNamed). */
-const NAME_SCAN = 1000;
+const printable = (s: string): string => s;
 
 export type ListedTask = TaskView & {
   proplet_name?: string;
@@ -131,33 +130,36 @@ export class Tasks {
   /**
    * The full id of a task given by its id, a unique prefix of it (at least 4 characters), or its name when no
    * other task has that name, as a person types it (`tasks create add … && tasks results add`; proplets take
-   * names too); an unknown one is not found, an ambiguous one a conflict naming the candidates.
+   * names too); an unknown one is not found, an ambiguous one a conflict naming the candidates. A name that is
+   * also a prefix of another task's id is ambiguous too: a task named `cafe` is not the task whose id starts
+   * with cafe (`DELETE /tasks/cafe` deleted that one).
    */
   resolveId(idOrPrefix: string): string {
     if (this.store.tasks.get(idOrPrefix)) return idOrPrefix;
     const ids = idOrPrefix.length >= 4 ? this.store.tasks.idsStartingWith(idOrPrefix, 3) : [];
-    if (ids.length === 1) return ids[0]!;
-    if (ids.length > 1) throw conflict(`task id ${idOrPrefix} is ambiguous (${ids.join(", ")}…): give more of it`);
     const named = this.idsNamed(idOrPrefix);
-    if (named.length === 1) return named[0]!;
-    if (named.length > 1) {
-      const shown = named.slice(0, 3).join(", ");
+    const given = printable(idOrPrefix);
+    const list = (xs: string[]) => xs.map(printable).join(", ");
+    if (ids.length > 0 && named.total > 0)
       throw conflict(
-        `${named.length} tasks are named ${idOrPrefix} (newest first: ${shown}${named.length > 3 ? ", …" : ""}): give one's id (a unique prefix of it is enough)`,
+        `${given} is the start of task id ${list(ids.slice(0, 1))}${ids.length > 1 ? " (and others)" : ""} and the name of task ${list(named.ids.slice(0, 1))}${named.total > 1 ? " (and others)" : ""}: give the whole id`,
+      );
+    if (ids.length === 1) return ids[0]!;
+    if (ids.length > 1) throw conflict(`task id ${given} is ambiguous (${list(ids)}…): give more of it`);
+    if (named.total === 1) return named.ids[0]!;
+    if (named.total > 1) {
+      throw conflict(
+        `${named.total} tasks are named ${given} (newest first: ${list(named.ids.slice(0, 3))}${named.total > 3 ? ", …" : ""}): give one's id (a unique prefix of it is enough)`,
       );
     }
-    throw notFound(`task ${idOrPrefix} not found`);
+    throw notFound(`task ${given} not found`);
   }
 
-  /**
-   * Ids of the tasks named exactly `name`, newest first. Only asked when no id matched (a miss), through the
-   * listing's search, which matches names by substring: the first NAME_SCAN it finds are checked, so a name
-   * that is a part of many others' may be missed (then the answer is the 404 it was before).
-   */
-  private idsNamed(name: string): string[] {
-    if (name === "" || name.length > MAX_Q) return [];
-    const found = this.store.tasks.find({ q: name, rounds: true, sort: "created_at", order: "desc" }, 0, NAME_SCAN);
-    return found.items.filter((t) => t.name === name).map((t) => t.id);
+  /** The tasks named exactly `name`: how many, and the ids of the newest few. */
+  private idsNamed(name: string): { total: number; ids: string[] } {
+    if (name === "" || name.length > MAX_Q) return { total: 0, ids: [] };
+    const found = this.store.tasks.find({ name, rounds: true, sort: "created_at", order: "desc" }, 0, 3);
+    return { total: found.total, ids: found.items.map((t) => t.id) };
   }
 
   private mustGet(id: string): Task {

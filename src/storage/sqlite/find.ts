@@ -63,6 +63,10 @@ export function findRows(
     where.push(`(instr(lower(${NAME}), lower(?)) > 0 OR instr(id, ?) > 0)`);
     params.push(f.q, f.q);
   }
+  if (f.name !== undefined) {
+    where.push(`${NAME} = ?`);
+    params.push(f.name);
+  }
   for (const [k, v] of Object.entries(f.metadata ?? {})) {
     where.push("EXISTS (SELECT 1 FROM task_meta m WHERE m.task_id = tasks.id AND m.key = ? AND m.value = ?)");
     params.push(k, v);

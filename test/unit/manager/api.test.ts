@@ -123,6 +123,32 @@ describe("REST app", () => {
     expect((await call("GET", "/tasks/ADD")).status).toBe(404);
   });
 
+  test("a name that is also a prefix of another task's id is a conflict, not that other task (DELETE hit it)", async () => {
+    setup();
+    const created = await call("POST", "/workflows", { tasks: [{ id: "cafe-0001", name: "other" }] });
+    expect(created.status).toBe(201);
+    const named = (await call("POST", "/tasks", { name: "cafe", file: b64("add") })).body.id as string;
+    const del = await call("DELETE", "/tasks/cafe");
+    expect(del.status).toBe(409);
+    expect(del.body.error).toContain("cafe-0001");
+    expect(del.body.error).toContain(named);
+    expect((await call("GET", "/tasks/cafe-0001")).status).toBe(200);
+    expect((await call("GET", `/tasks/${named}`)).status).toBe(200);
+    expect((await call("GET", "/tasks/cafe-")).body.id).toBe("cafe-0001"); // a prefix no name has: as before
+  });
+
+  test("a name two tasks have is a conflict however many other names contain it", async () => {
+    setup();
+    const old = await h.create({ name: "x" });
+    for (let i = 0; i < 1000; i++) await h.create({ name: `x-${i}` });
+    const newest = await h.create({ name: "x" });
+    const r = await call("DELETE", "/tasks/x");
+    expect(r.status).toBe(409);
+    expect(r.body.error).toContain(old);
+    expect(r.body.error).toContain(newest);
+    expect((await call("GET", `/tasks/${newest}`)).status).toBe(200);
+  }, 30_000);
+
   test("a task can be named by a unique prefix of its id; an ambiguous or too short one is refused", async () => {
     setup();
     const id = (await call("POST", "/tasks", { name: "add", file: b64("add") })).body.id as string;
