@@ -19,7 +19,9 @@ const log = tag("manager");
 /** A listed task's results past this many characters of JSON are cut to a preview. */
 export const RESULTS_PREVIEW_CHARS = 256;
 
-const printable = (s: string): string => s;
+/** Text a client gave, as it may be echoed in an error: control characters escaped (no terminal sequences). */
+const printable = (s: string): string =>
+  s.replace(/\p{Cc}/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 
 export type ListedTask = TaskView & {
   proplet_name?: string;

@@ -137,6 +137,23 @@ describe("REST app", () => {
     expect((await call("GET", "/tasks/cafe-")).body.id).toBe("cafe-0001"); // a prefix no name has: as before
   });
 
+  test("a conflict or miss echoes no control character of the name or ids (a terminal would obey it)", async () => {
+    setup();
+    const evil = "\u001b]0;owned\u0007\u001b[2J";
+    await call("POST", "/workflows", {
+      tasks: [
+        { id: `${evil}-1`, name: evil },
+        { id: `${evil}-2`, name: evil },
+      ],
+    });
+    for (const path of [`/tasks/${encodeURIComponent(evil)}`, "/tasks/%1B%5B2Jnope"]) {
+      const r = await call("GET", path);
+      expect([404, 409]).toContain(r.status);
+      expect(r.body.error).not.toMatch(/\p{Cc}/u);
+      expect(r.body.error).toContain("\\u001b");
+    }
+  });
+
   test("a name two tasks have is a conflict however many other names contain it", async () => {
     setup();
     const old = await h.create({ name: "x" });
