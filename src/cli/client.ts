@@ -124,6 +124,10 @@ export function reason(e: unknown): string {
   if (/certificate|self.signed|SSL|TLS/i.test(msg)) {
     return `${msg} (trust the site CA with --ca-cert or PROPELLER_CA_CERT, e.g. certs/ca.pem from \`propeller certs create\`)`;
   }
+  // Closed without an answer: what the MQTT broker does with an HTTP request (a --url with serve's --mqtt-port).
+  if (/ECONNRESET|closed unexpectedly/i.test(msg)) {
+    return `${msg} (it closed the connection without an HTTP answer: is the port serve's --http-port, default 7070, and not its MQTT port, default 1883?)`;
+  }
   return `${msg} (is \`propeller serve\` running? set --url or PROPELLER_URL)`;
 }
 

@@ -3,9 +3,10 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { MAIN, type Serve, startServe, tempDir } from "../helpers.ts";
 
-// A manager behind a reverse proxy at a path (`https://gateway/propeller/` → serve's `/`), as an operator puts it
-// beside other sites: the CLI keeps the path of its --url (it asked `/tasks` at the proxy's root, and got the
-// proxy's 404). Real serve; the proxy is a Bun server that strips the prefix, as nginx's `proxy_pass …/;` does.
+// The --url an operator gives. A manager behind a reverse proxy at a path (`https://gateway/propeller/` → serve's
+// `/`), as an operator puts it beside other sites: the CLI keeps the path of its --url (it asked `/tasks` at the
+// proxy's root, and got the proxy's 404). And serve's MQTT port given for its HTTP one. Real serve; the proxy is a
+// Bun server that strips the prefix, as nginx's `proxy_pass …/;` does.
 
 let s: Serve;
 let proxy: ReturnType<typeof Bun.serve>;
@@ -72,4 +73,16 @@ test("tasks create --wait, tasks get, logs and backup through a proxy at /propel
   expect(existsSync(file)).toBe(true);
   expect(asked.length).toBeGreaterThan(3);
   expect(asked.filter((p) => !p.startsWith("/propeller/"))).toEqual([]);
+});
+
+test("--url at serve's MQTT port says that it may be the MQTT port, not only 'is serve running?'", async () => {
+  const p = Bun.spawn([process.execPath, MAIN, "tasks", "list", "--url", `http://127.0.0.1:${s.mqttPort}`], {
+    env: { ...process.env, PROPELLER_TOKEN: s.token! },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+  expect(code).toBe(1);
+  expect(stderr).toContain(`cannot reach the manager at http://127.0.0.1:${s.mqttPort}`);
+  expect(stderr).toContain("is the port serve's --http-port, default 7070, and not its MQTT port, default 1883?");
 });
