@@ -81,7 +81,11 @@ test("the client's reported accuracy and loss are those of its returned model on
     const e = (await http(`${s.url}/fl/experiments/accuracy`)).body;
     return e.round_list[0]?.state === "completed" && e.round_list[0];
   });
-  const results = (await http(`${s.url}/tasks/${round.tasks[local]}/results`)).body.results;
+  // The update may close the round (over HTTP, from the FL URL) before the task's own result is in (over MQTT).
+  const results = await until("the round task's result", async () => {
+    const r = (await http(`${s.url}/tasks/${round.tasks[local]}/results`)).body.results;
+    return r ?? undefined;
+  });
   // The round task's result is upstream's FL envelope: the client's stdout in `update_b64`.
   const envelope = typeof results === "string" ? JSON.parse(results) : results;
   const out = JSON.parse(Buffer.from(envelope.update_b64, "base64").toString("utf8"));
