@@ -90,6 +90,12 @@ const REFUSED_RETRY_MS = 5000;
 const REPEAT_MS = 60_000;
 /** The broker's words for refused credentials (mqtt.js: "Connection refused: Not authorized", "Bad username or password"). */
 export const REFUSED = /not authori[sz]ed|bad user/i;
+/**
+ * mqtt-packet's words for bytes that are no MQTT. An HTTP server's answer ("HTTP/1.1 400", 'H' = 0x48) reads as a
+ * PUBACK with bad flags: a PROPLET_MQTT_ADDRESS with serve's --http-port said only "Invalid header flag bits, must
+ * be 0x0 for puback packet".
+ */
+const NOT_MQTT = /invalid header flag bits|invalid packet|invalid protocol|malformed|packet too short|unknown packet/i;
 
 export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs = 10_000): Promise<MqttClient> {
   const opts: IClientOptions = {
@@ -116,15 +122,17 @@ export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs 
   client.on("error", (e) => {
     // Credentials do not mend themselves within a second: refused ones are tried again every 5 s, not every 1.
     if (REFUSED.test(e.message)) client.options.reconnectPeriod = REFUSED_RETRY_MS;
-    const hint = /CERTIFICATE_REQUIRED|certificate required/i.test(e.message)
-      ? " (the broker asks for a client certificate: PROPLET_MQTT_TLS_CLIENT_CERT and _KEY, from `propeller certs client NAME`)"
-      : /certificate|self.signed|SSL|TLS/i.test(e.message)
-        ? " (TLS: give the site CA, e.g. PROPLET_MQTT_TLS_CA_CERT, from `propeller certs create`)"
-        : REFUSED.test(e.message) && !o.password
-          ? ` (no ${o.username ? "API key" : "identity"} was given${o.username ? ` with the id ${o.username}` : ""}: a broker with authentication needs an id and its API key: PROPLET_ENTITY_ID and PROPLET_API_KEY for a proplet, PROXY_ENTITY_ID and PROXY_API_KEY for the proxy)`
-          : REFUSED.test(e.message)
-            ? " (the broker refused these credentials: check the entity id and API key, or the identity may have been revoked: a revoked one needs a new identity from the site's admin)"
-            : "";
+    const hint = NOT_MQTT.test(e.message)
+      ? " (what answers there does not speak MQTT: is the port the broker's? serve's MQTT port is its --mqtt-port, default 1883, not its --http-port, default 7070)"
+      : /CERTIFICATE_REQUIRED|certificate required/i.test(e.message)
+        ? " (the broker asks for a client certificate: PROPLET_MQTT_TLS_CLIENT_CERT and _KEY, from `propeller certs client NAME`)"
+        : /certificate|self.signed|SSL|TLS/i.test(e.message)
+          ? " (TLS: give the site CA, e.g. PROPLET_MQTT_TLS_CA_CERT, from `propeller certs create`)"
+          : REFUSED.test(e.message) && !o.password
+            ? ` (no ${o.username ? "API key" : "identity"} was given${o.username ? ` with the id ${o.username}` : ""}: a broker with authentication needs an id and its API key: PROPLET_ENTITY_ID and PROPLET_API_KEY for a proplet, PROXY_ENTITY_ID and PROXY_API_KEY for the proxy)`
+            : REFUSED.test(e.message)
+              ? " (the broker refused these credentials: check the entity id and API key, or the identity may have been revoked: a revoked one needs a new identity from the site's admin)"
+              : "";
     const before = said.get(e.message);
     if (before && Date.now() - before.at < REPEAT_MS) {
       before.since++;

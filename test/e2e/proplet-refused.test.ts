@@ -38,3 +38,19 @@ test("refused credentials are said as such and tried again: the proplet gets in 
   );
   expect(seen).toBeDefined();
 }, 40_000);
+
+test("an MQTT address with serve's HTTP port says it is no MQTT broker and which port to give", async () => {
+  // Before: "Invalid header flag bits, must be 0x0 for puback packet" (the HTTP answer parsed as MQTT), nothing more.
+  s ??= await startServe();
+  const q = spawnPropeller(["proplet"], {
+    PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${new URL(s.url).port}`,
+    PROPLET_ENTITY_ID: "edge-wrong-port",
+    PROPLET_API_KEY: "k",
+  });
+  try {
+    await until("the hint", async () => q.output().includes("does not speak MQTT"));
+    expect(q.output()).toContain("serve's MQTT port is its --mqtt-port, default 1883, not its --http-port");
+  } finally {
+    await q.kill();
+  }
+}, 30_000);
