@@ -43,7 +43,13 @@ export async function waitFor(conn: Conn, id: string, timeoutS: number): Promise
   const deadline = Date.now() + timeoutS * 1000;
   // On a terminal, the id is said before waiting: a Ctrl-C or a lost serve does not lose the task (scripts, whose
   // stderr is no terminal, keep it clean; a failed wait names the id anyway).
-  if (process.stderr.isTTY) process.stderr.write(`task ${id}: waiting for it to finish\n`);
+  const tty = process.stderr.isTTY;
+  if (tty) process.stderr.write(`task ${id}: waiting for it to finish\n`);
+  // Why a task has not started (no proplet alive, every one cordoned, its proplet gone) is known to serve: it is
+  // said while waiting (on a terminal, once it has waited a second, and again when it changes) and in the timeout's
+  // error. Before, a task no proplet could take waited in silence and timed out saying only "still Scheduled".
+  const since = Date.now();
+  let said: string | undefined;
   for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
     let t: TaskView;
     try {
@@ -54,7 +60,14 @@ export async function waitFor(conn: Conn, id: string, timeoutS: number): Promise
       );
     }
     if (isTerminal(t.state)) return t;
-    if (Date.now() > deadline) throw new Error(`task ${id} still ${t.status} after ${timeoutS}s`);
+    const why = (t as TaskView & { waiting_reason?: string }).waiting_reason;
+    if (tty && why && why !== said && Date.now() - since >= 1000) {
+      process.stderr.write(`task ${id}: not started: ${why}\n`);
+      said = why;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`task ${id} still ${t.status} after ${timeoutS}s${why ? `: not started: ${why}` : ""}`);
+    }
     await Bun.sleep(delay);
   }
 }

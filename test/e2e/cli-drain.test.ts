@@ -117,4 +117,17 @@ describe("proplets cordon | uncordon | drain", () => {
       await s.kill("SIGKILL");
     }
   }, 120_000);
+  test("tasks create --start --wait that no proplet can take times out saying why it did not start", async () => {
+    // Before: "task ID still Scheduled after 2s", and on a terminal silence until then; serve knew the reason.
+    const s = await startServe({ extra: ["--no-local-proplet"] });
+    try {
+      const env = { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) };
+      const args = ["tasks", "create", "add", "--example", "add", "--inputs", "1,2", "--start", "--wait"];
+      const r = await run([...args, "--wait-timeout", "2"], env);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("still Scheduled after 2s: not started: no proplet is alive; it runs when one joins");
+    } finally {
+      await s.kill("SIGKILL");
+    }
+  }, 60_000);
 });
