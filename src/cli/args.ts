@@ -51,7 +51,10 @@ export function duration(name: string, v: string | undefined): number | undefine
 
 export class UsageError extends Error {}
 
-/** The closest of `options` to `word` (edit distance at most 2), if any. */
+/**
+ * The closest of `options` to `word` (edit distance at most 2), else the one option `word` is the start of
+ * (`--proplet` for `--proplet-id`: a flag typed short was refused naming nothing), if any.
+ */
 export function nearest(word: string, options: string[]): string | undefined {
   const dist = (a: string, b: string) => {
     const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)] as number[]);
@@ -68,7 +71,10 @@ export function nearest(word: string, options: string[]): string | undefined {
     const n = dist(word, o);
     if (n <= 2 && (!best || n < best[1])) best = [o, n];
   }
-  return best?.[0];
+  if (best) return best[0];
+  // A start of at least 3 letters, and of only one option: "--p" or one shared by several names none.
+  const starts = word.replace(/^-+/, "").length >= 3 ? options.filter((o) => o.startsWith(word)) : [];
+  return starts.length === 1 ? starts[0] : undefined;
 }
 
 /** A file the user named: its bytes, or a usage error that says which file and why. */

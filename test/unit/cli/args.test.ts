@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { int, seconds, UsageError } from "../../../src/cli/args.ts";
+import { int, nearest, seconds, UsageError } from "../../../src/cli/args.ts";
 
 // Flag values: refused with the flag named, never silently replaced by a default.
 
@@ -21,5 +21,16 @@ describe("flag values", () => {
     expect(int("port", "7070")).toBe(7070);
     expect(() => int("port", "70000")).toThrow("--port must be an integer between 0 and 65535");
     expect(() => int("n", "1.5", 1, 10)).toThrow(UsageError);
+  });
+});
+
+describe("nearest", () => {
+  test("a flag typed short names the one it starts (--proplet: --proplet-id); an ambiguous or tiny start none", () => {
+    const flags = ["--file", "--proplet-id", "--priority", "--start", "--wait", "--wait-timeout"];
+    expect(nearest("--proplet", flags)).toBe("--proplet-id");
+    expect(nearest("--wai", flags)).toBe("--wait"); // within edit distance: that rule comes first
+    expect(nearest("--pr", flags)).toBeUndefined();
+    expect(nearest("--wait-t", ["--wait-timeout", "--wait-tries"])).toBeUndefined();
+    expect(nearest("--fiel", flags)).toBe("--file");
   });
 });
