@@ -25,10 +25,15 @@ export const examplesCommand = defineCommand({
       run: () =>
         action(() => {
           const rows = Object.entries(MODULES).map(([name, m]) => ({ name, about: m.about }));
-          printTable(rows, [
-            ["NAME", "name"],
-            ["WHAT IT IS", "about"],
-          ]);
+          // Whole: the text says how to call the module (`--inputs 10,20`), and was cut mid-flag at 60 characters.
+          printTable(
+            rows,
+            [
+              ["NAME", "name"],
+              ["WHAT IT IS", "about"],
+            ],
+            ["about"],
+          );
         }),
     }),
     write: defineCommand({

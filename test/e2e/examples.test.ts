@@ -34,7 +34,11 @@ test("tasks create --example runs add and hello, and spin stops", () => {
 });
 
 test("examples list and write; the written modules run with wasm run", () => {
-  expect(cli(["examples", "list"]).stdout).toContain("hello");
+  const list = cli(["examples", "list"]).stdout;
+  expect(list).toContain("hello");
+  // Each description whole (it was cut at 60 characters, mid-flag: "`--inpu").
+  expect(list).toContain("takes two integers. `--inputs 10,20` gives 30.");
+  expect(list).toContain("for trying `tasks stop` (the proplet's interrupt check ends it).");
   const dir = tempDir();
   expect(cli(["examples", "write", dir]).code).toBe(0);
   expect(cli(["wasm", "run", join(dir, "add.wasm"), "--invoke", "add", "2", "3"]).stdout).toBe("5\n");
