@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { MAIN, type Serve, startServe, tempDir } from "../helpers.ts";
+import { run } from "../cli-run.ts";
+import { type Serve, startServe, tempDir } from "../helpers.ts";
 
 // The --url an operator gives. A manager behind a reverse proxy at a path (`https://gateway/propeller/` → serve's
 // `/`), as an operator puts it beside other sites: the CLI keeps the path of its --url (it asked `/tasks` at the
@@ -32,20 +33,9 @@ afterAll(async () => {
   await s?.kill();
 });
 
-/** The CLI run to completion in its own process (the proxy answers in this one meanwhile). */
-async function cli(args: string[]) {
-  const p = Bun.spawn([process.execPath, MAIN, ...args], {
-    env: { ...process.env, PROPELLER_URL: `http://127.0.0.1:${proxy.port}/propeller/`, PROPELLER_TOKEN: s.token! },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-    p.exited,
-  ]);
-  return { code, stdout, stderr };
-}
+/** The CLI run to completion in its own process (the proxy answers in this one meanwhile), through the proxy. */
+const cli = (args: string[]) =>
+  run(args, { PROPELLER_URL: `http://127.0.0.1:${proxy.port}/propeller/`, PROPELLER_TOKEN: s.token! });
 
 test("tasks create --wait, tasks get, logs and backup through a proxy at /propeller/", async () => {
   const created = await cli([
@@ -76,12 +66,9 @@ test("tasks create --wait, tasks get, logs and backup through a proxy at /propel
 });
 
 test("--url at serve's MQTT port says that it may be the MQTT port, not only 'is serve running?'", async () => {
-  const p = Bun.spawn([process.execPath, MAIN, "tasks", "list", "--url", `http://127.0.0.1:${s.mqttPort}`], {
-    env: { ...process.env, PROPELLER_TOKEN: s.token! },
-    stdout: "pipe",
-    stderr: "pipe",
+  const { code, stderr } = await run(["tasks", "list", "--url", `http://127.0.0.1:${s.mqttPort}`], {
+    PROPELLER_TOKEN: s.token!,
   });
-  const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
   expect(code).toBe(1);
   expect(stderr).toContain(`cannot reach the manager at http://127.0.0.1:${s.mqttPort}`);
   expect(stderr).toContain("is the port serve's --http-port, default 7070, and not its MQTT port, default 1883?");
