@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { log, setLogFormat, setLogLevel } from "../log.ts";
 import type { Layers } from "./layers.ts";
+import { terminalSafe } from "./output.ts";
 import { underJournald } from "./systemd.ts";
 
 // Helpers shared by every subcommand: env twins of flags, number parsing, and error reporting.
@@ -161,7 +162,9 @@ export async function action(
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     if (jsonWanted()) process.stderr.write(`${JSON.stringify({ error: msg })}\n`);
-    else process.stderr.write(`error: ${msg}\n`);
+    // The message may carry what a server, a proplet or another user wrote (an id, a name): no escape sequence of it
+    // reaches the terminal, whichever route echoed it.
+    else process.stderr.write(`error: ${terminalSafe(msg, true)}\n`);
     if (!(e instanceof UsageError) && log.level >= 4 && e instanceof Error) process.stderr.write(`${e.stack}\n`);
     process.exitCode = 1;
     if (logLevel !== undefined) process.exit(1);

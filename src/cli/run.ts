@@ -2,6 +2,7 @@ import type { ArgsDef, CommandDef } from "citty";
 import { jsonWanted, nearest, UsageError } from "./args.ts";
 import { envInstead } from "./flag-hints.ts";
 import { EXAMPLES } from "./help-examples.ts";
+import { terminalSafe } from "./output.ts";
 
 // The command line around citty: strict about flags (an unknown one is an error naming it, with the nearest
 // known one), full usage lines ("propeller tasks get <ID>"), `help`, `version`, shell completion, and errors
@@ -316,7 +317,7 @@ export async function runCli(main: Cmd, version: string, typedArgs: string[]): P
       return;
     }
     process.stderr.write(
-      `error: ${msg}\nusage: ${await usageLine(chain)}   (${["propeller help", ...chain.slice(1).map((l) => l.name)].join(" ")})\n`,
+      `error: ${terminalSafe(msg, true)}\nusage: ${await usageLine(chain)}   (${["propeller help", ...chain.slice(1).map((l) => l.name)].join(" ")})\n`,
     );
     process.exitCode = 1;
   }

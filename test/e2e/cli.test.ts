@@ -96,6 +96,18 @@ describe("tasks logs", () => {
 });
 
 describe("strict and helpful", () => {
+  test("an error echoing a typed or stored id shows its control characters escaped, whichever route said it", () => {
+    // `job ID not found` echoes the id as it came: printed raw, its escape sequences drove the terminal.
+    const evil = cli(["jobs", "get", "\u001b]0;owned\u0007\u001b[2Jx"], {
+      PROPELLER_URL: s.url,
+      PROPELLER_TOKEN: tokenOf(s.url),
+    });
+    expect(evil.code).toBe(1);
+    expect(evil.stderr).toContain("\\x1b]0;owned\\x07\\x1b[2Jx");
+    expect(evil.stderr).not.toContain("\u001b");
+    expect(evil.stderr).not.toContain("\u0007");
+  });
+
   test("--data-dir carried over from serve names the env var that client commands and proplets read instead", () => {
     const client = cli(["tasks", "list", "--data-dir", "/tmp/nowhere"]);
     expect(client.code).toBe(1);
