@@ -48,7 +48,8 @@ async function walk(
     const subs = await resolve(cmd.subCommands as Lazy<Record<string, Lazy<Cmd>>>);
     if (!subs) return { chain, rest, args };
     // The first word that is neither a flag nor a flag's value names the subcommand.
-    const { all, takesValue } = flagsOf((await resolve(cmd.args as Lazy<ArgsDef>)) ?? {});
+    const levelArgs = (await resolve(cmd.args as Lazy<ArgsDef>)) ?? {};
+    const { all, takesValue } = flagsOf(levelArgs);
     let i = -1;
     for (let k = 0; k < rest.length; k++) {
       const a = rest[k]!;
@@ -69,9 +70,8 @@ async function walk(
       const names = Object.keys(subs).join(", ");
       if (word === undefined) {
         // A mistyped flag says so first.
-        const args = (await resolve(cmd.args as Lazy<ArgsDef>)) ?? {};
         try {
-          checkFlags(where, args, rest);
+          checkFlags(where, levelArgs, rest);
         } catch (e) {
           throw new WalkError((e as Error).message, chain);
         }
@@ -98,9 +98,10 @@ async function misplaced(chain: Level[], rest: string[], k: number, subs: Record
   if (at < 0) return; // no command follows: judged where it stands (checkFlags)
   const where = chain.map((l) => l.name).join(" ");
   const flag = rest[k]!.split("=")[0]!;
-  const path = await takerOf((await resolve(subs[rest[at]!]))!, flag, rest.slice(at + 1));
+  const next = (await resolve(subs[rest[at]!]))!;
+  const path = await takerOf(next, flag, rest.slice(at + 1));
   if (!path) {
-    const near = nearest(flag, await flagsAlong((await resolve(subs[rest[at]!]))!, rest.slice(at + 1)));
+    const near = nearest(flag, await flagsAlong(next, rest.slice(at + 1)));
     throw new WalkError(`${where}: unknown flag ${flag}${near ? ` (did you mean ${near}?)` : ""}`, chain);
   }
   const taker = [rest[at]!, ...path];
