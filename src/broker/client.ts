@@ -85,7 +85,7 @@ function duplexPair(): [Duplex, Duplex] {
 /** mqtt.js tries again this long after a connection is lost or refused. */
 const RETRY_MS = 1000;
 /** …and this long after the broker refused the credentials (CONNACK 4 or 5). */
-const REFUSED_RETRY_MS = 5000;
+export const REFUSED_RETRY_MS = 5000;
 /** An error said at warn level is said again at most this often. */
 const REPEAT_MS = 60_000;
 /** The broker's words for refused credentials (mqtt.js: "Connection refused: Not authorized", "Bad username or password"). */
@@ -96,6 +96,21 @@ export const REFUSED = /not authori[sz]ed|bad user/i;
  * be 0x0 for puback packet".
  */
 const NOT_MQTT = /invalid header flag bits|invalid packet|invalid protocol|malformed|packet too short|unknown packet/i;
+
+/** What to do about a connection error, said after it ("" when there is nothing to add). */
+function hintFor(message: string, o: ConnectOptions): string {
+  if (NOT_MQTT.test(message))
+    return " (what answers there does not speak MQTT: is the port the broker's? serve's MQTT port is its --mqtt-port, default 1883, not its --http-port, default 7070)";
+  if (/CERTIFICATE_REQUIRED|certificate required/i.test(message))
+    return " (the broker asks for a client certificate: PROPLET_MQTT_TLS_CLIENT_CERT and _KEY, from `propeller certs client NAME`)";
+  if (/certificate|self.signed|SSL|TLS/i.test(message))
+    return " (TLS: give the site CA, e.g. PROPLET_MQTT_TLS_CA_CERT, from `propeller certs create`)";
+  if (!REFUSED.test(message)) return "";
+  if (o.password)
+    return " (the broker refused these credentials: check the entity id and API key, or the identity may have been revoked: a revoked one needs a new identity from the site's admin)";
+  const given = o.username ? `API key was given with the id ${o.username}` : "identity was given";
+  return ` (no ${given}: a broker with authentication needs an id and its API key: PROPLET_ENTITY_ID and PROPLET_API_KEY for a proplet, PROXY_ENTITY_ID and PROXY_API_KEY for the proxy)`;
+}
 
 export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs = 10_000): Promise<MqttClient> {
   const opts: IClientOptions = {
@@ -122,17 +137,7 @@ export async function connectMqtt(address: string, o: ConnectOptions, timeoutMs 
   client.on("error", (e) => {
     // Credentials do not mend themselves within a second: refused ones are tried again every 5 s, not every 1.
     if (REFUSED.test(e.message)) client.options.reconnectPeriod = REFUSED_RETRY_MS;
-    const hint = NOT_MQTT.test(e.message)
-      ? " (what answers there does not speak MQTT: is the port the broker's? serve's MQTT port is its --mqtt-port, default 1883, not its --http-port, default 7070)"
-      : /CERTIFICATE_REQUIRED|certificate required/i.test(e.message)
-        ? " (the broker asks for a client certificate: PROPLET_MQTT_TLS_CLIENT_CERT and _KEY, from `propeller certs client NAME`)"
-        : /certificate|self.signed|SSL|TLS/i.test(e.message)
-          ? " (TLS: give the site CA, e.g. PROPLET_MQTT_TLS_CA_CERT, from `propeller certs create`)"
-          : REFUSED.test(e.message) && !o.password
-            ? ` (no ${o.username ? "API key" : "identity"} was given${o.username ? ` with the id ${o.username}` : ""}: a broker with authentication needs an id and its API key: PROPLET_ENTITY_ID and PROPLET_API_KEY for a proplet, PROXY_ENTITY_ID and PROXY_API_KEY for the proxy)`
-            : REFUSED.test(e.message)
-              ? " (the broker refused these credentials: check the entity id and API key, or the identity may have been revoked: a revoked one needs a new identity from the site's admin)"
-              : "";
+    const hint = hintFor(e.message, o);
     const before = said.get(e.message);
     if (before && Date.now() - before.at < REPEAT_MS) {
       before.since++;

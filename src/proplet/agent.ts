@@ -1,4 +1,4 @@
-import { connectMqtt, publishJson, REFUSED } from "../broker/client.ts";
+import { connectMqtt, publishJson, REFUSED, REFUSED_RETRY_MS } from "../broker/client.ts";
 import { DirectClient } from "../broker/direct.ts";
 import { decode } from "../core/messages.ts";
 import { moduleTooLarge } from "../core/module-size.ts";
@@ -75,7 +75,7 @@ export class PropletAgent {
           () =>
             log.warn(
               refused
-                ? `the MQTT broker at ${this.cfg.mqttAddress} refuses this proplet's credentials (see above); trying again every 5 s`
+                ? `the MQTT broker at ${this.cfg.mqttAddress} refuses this proplet's credentials (see above); trying again every ${REFUSED_RETRY_MS / 1000} s`
                 : `waiting for the MQTT broker at ${this.cfg.mqttAddress}…`,
             ),
           3000,
