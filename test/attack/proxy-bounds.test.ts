@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import mqtt from "mqtt";
+import { socketSlackBytes } from "../endless.ts";
 import { cli, FIXTURES, identity, runTask, until } from "../helpers.ts";
 import {
   answers,
@@ -112,13 +113,14 @@ describe("sizes", () => {
     expect(cut.length).toBeGreaterThanOrEqual(8);
     expect(busy.every((a) => a.proplet_id === "attacker")).toBe(true);
     expect(mine.some((a) => a.chunk_idx !== undefined)).toBe(false);
-    // Nobody reads on: what the registry produced stops growing, each about the bound (plus socket buffers).
+    // Nobody reads on: what the registry produced stops growing, each the bound plus at most what the kernel's
+    // socket buffers hold (26 MiB for one stream was seen here, with a 32 MiB receive buffer).
     const streams = [...produced].filter(([p]) => p.includes("/blobs/"));
     expect(streams.length).toBe(cut.length);
     const total = streams.reduce((n, [, b]) => n + b, 0);
     await Bun.sleep(500);
     expect(streams.reduce((n, [p]) => n + produced.get(p)!, 0)).toBe(total);
-    for (const [, b] of streams) expect(b).toBeLessThan((MAX_MODULE_MB + 16) * MiB);
+    for (const [, b] of streams) expect(b).toBeLessThan(MAX_MODULE_MB * MiB + socketSlackBytes());
     const after = rssMiB(pid);
     console.log(
       `proxy attack: serve RSS ${before.toFixed(0)} MiB before, peak ${peak.toFixed(0)} MiB, ${after.toFixed(0)} MiB after 12 requests for endless blobs from 2 proplets (${cut.length} read to the bound, ${busy.length} busy; registry produced ${(total / MiB).toFixed(0)} MiB in all)`,
