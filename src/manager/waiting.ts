@@ -12,11 +12,11 @@ export function whyWaiting(task: Task, proplets: PropletRegistry, now = Date.now
   const alive = proplets.candidates(now);
   const pinned = task.pinned && task.proplet_id ? proplets.idOf(task.proplet_id) : undefined;
   const mine = pinned ? alive.filter((c) => c.id === pinned) : alive;
-  const cordoned = proplets.cordonedAlive(now).map((p) => p.id);
-  if (pinned && mine.length === 0 && cordoned.includes(pinned)) {
-    return `its proplet ${pinned} is cordoned: it runs once the proplet is uncordoned`;
+  const cordoned = proplets.cordonedAlive(now);
+  if (pinned && mine.length === 0 && cordoned.some((p) => p.id === pinned)) {
+    return `its proplet ${called(pinned, proplets)} is cordoned: it runs once the proplet is uncordoned`;
   }
-  if (pinned && mine.length === 0) return `its proplet ${pinned} is not alive`;
+  if (pinned && mine.length === 0) return `its proplet ${called(pinned, proplets)} is not alive`;
   const req = task.requirements;
   const able = req ? mine.filter((c) => !unmet(req, c.proplet.metadata, c.vouched)) : mine;
   if (able.length === 0 && req) {
@@ -24,8 +24,16 @@ export function whyWaiting(task: Task, proplets: PropletRegistry, now = Date.now
     return `no alive proplet meets its requirements (${describeRequirements(req)})${why.length ? `: ${why.join("; ")}` : ": none is alive"}; it runs when one joins`;
   }
   if (able.length === 0 && cordoned.length > 0) {
-    return `every alive proplet is cordoned (${cordoned.slice(0, 5).join(", ")}): it runs when one is uncordoned or joins`;
+    // By name, as `proplets list` shows them and `proplets uncordon` takes them.
+    const names = cordoned.slice(0, 5).map((p) => p.name);
+    return `every alive proplet is cordoned (${names.join(", ")}${cordoned.length > 5 ? ", …" : ""}): it runs when one is uncordoned or joins`;
   }
   if (able.length === 0) return "no proplet is alive; it runs when one joins";
   return "every proplet that can run it is busy: it runs when a slot frees";
+}
+
+/** A proplet as an operator knows it: its name, and its id when that differs (a pin names either). */
+function called(id: string, proplets: PropletRegistry): string {
+  const name = proplets.get(id)?.name;
+  return name && name !== id ? `${name} (${id})` : id;
 }

@@ -34,16 +34,15 @@ describe("proplets cordon | uncordon | drain", () => {
       });
       await untilAlive(s.url, "cordon-one", 20_000);
       const list = await run(["proplets", "list", "--json"], env());
-      expect(
-        JSON.parse(list.stdout).proplets.map((x: { id: string; cordoned: boolean }) => [x.id, x.cordoned]),
-      ).toEqual([["cordon-one", true]]);
+      const listed = JSON.parse(list.stdout).proplets as { id: string; name: string; cordoned: boolean }[];
+      expect(listed.map((x) => [x.id, x.cordoned])).toEqual([["cordon-one", true]]);
       const created = await http(`${s.url}/tasks`, "POST", { name: "add", file: b64("add"), inputs: [1, 2] });
       expect((await http(`${s.url}/tasks/${created.body.id}/start`, "POST")).status).toBe(200);
       await Bun.sleep(500);
       const waiting = (await http(`${s.url}/tasks/${created.body.id}`)).body;
       expect({ state: waiting.state, why: waiting.waiting_reason }).toEqual({
         state: 1,
-        why: "every alive proplet is cordoned (cordon-one): it runs when one is uncordoned or joins",
+        why: `every alive proplet is cordoned (${listed[0]!.name}): it runs when one is uncordoned or joins`,
       });
       // A viewer may not cordon (a change: admins only).
       const viewer = await http(`${s.url}/tokens`, "POST", { name: "ro", role: "viewer" });
@@ -126,6 +125,30 @@ describe("proplets cordon | uncordon | drain", () => {
       const r = await run([...args, "--wait-timeout", "2"], env);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain("still Scheduled after 2s: not started: no proplet is alive; it runs when one joins");
+    } finally {
+      await s.kill("SIGKILL");
+    }
+  }, 60_000);
+  test("a waiting reason names a cordoned proplet as the operator knows it: by name, with its id when pinned", async () => {
+    // serve's local proplet has a made-up id and a readable name: the reason showed the id, which the operator who
+    // cordoned it by name had never seen.
+    const s = await startServe();
+    try {
+      const env = { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) };
+      const [local] = (await http(`${s.url}/proplets`)).body.proplets as { id: string; name: string }[];
+      expect(local!.name).not.toBe(local!.id);
+      expect((await run(["proplets", "cordon", local!.name], env)).code).toBe(0);
+      const why = async (body: Record<string, unknown>) => {
+        const made = await http(`${s.url}/tasks`, "POST", { name: "add", file: b64("add"), inputs: [1, 2], ...body });
+        expect((await http(`${s.url}/tasks/${made.body.id}/start`, "POST")).status).toBe(200);
+        return (await http(`${s.url}/tasks/${made.body.id}`)).body.waiting_reason;
+      };
+      expect(await why({})).toBe(
+        `every alive proplet is cordoned (${local!.name}): it runs when one is uncordoned or joins`,
+      );
+      expect(await why({ proplet_id: local!.name })).toBe(
+        `its proplet ${local!.name} (${local!.id}) is cordoned: it runs once the proplet is uncordoned`,
+      );
     } finally {
       await s.kill("SIGKILL");
     }
