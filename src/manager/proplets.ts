@@ -1,5 +1,6 @@
 import { conflict, notFound } from "../core/errors.ts";
 import type { AliveMsg, CreateMsg } from "../core/messages.ts";
+import { nearest } from "../core/nearest.ts";
 import {
   appendHeartbeat,
   isAlive,
@@ -160,7 +161,7 @@ export class PropletRegistry {
   /** `POST /proplets/{id}/cordon|uncordon`: stored at once, so a manager restart keeps it. */
   async setCordoned(id: string, on: boolean): Promise<PropletView> {
     const p = this.proplets.get(id);
-    if (!p) throw notFound(`proplet ${id} not found`);
+    if (!p) throw this.missing(id);
     if (Boolean(p.cordoned) !== on) {
       const { cordoned: _, ...rest } = p;
       this.save(on ? { ...rest, cordoned: true } : rest);
@@ -302,7 +303,7 @@ export class PropletRegistry {
   /** `DELETE /proplets/{id}`: only a proplet that runs nothing; committed before it returns. */
   async remove(key: string): Promise<void> {
     const id = this.idOf(key);
-    if (!this.proplets.has(id)) throw notFound(`proplet ${key} not found`);
+    if (!this.proplets.has(id)) throw this.missing(key);
     const n = this.taskCount(id);
     if (n > 0) throw conflict(`proplet ${id} has ${n} active tasks`);
     this.forget(id);
@@ -328,16 +329,25 @@ export class PropletRegistry {
     };
   }
 
+  /** The 404 for a key no proplet has, with the name or id it nearly is (a name typed by hand, `calm-falon`). */
+  private missing(key: string): Error {
+    const known = [...this.proplets.values()].flatMap((p) => (p.name === p.id ? [p.id] : [p.name, p.id]));
+    const near = key.length <= 128 ? nearest(key, known) : undefined;
+    return notFound(
+      `proplet ${key} not found (no proplet has that id or name${near ? `; did you mean ${near}?` : ""})`,
+    );
+  }
+
   /** A proplet by id or name. */
   view(key: string): PropletView {
     const p = this.byIdOrName(key);
-    if (!p) throw notFound(`proplet ${key} not found (no proplet has that id or name)`);
+    if (!p) throw this.missing(key);
     return propletView(p, this.taskCount(p.id), Date.now(), this.opts.livelinessThresholdMs);
   }
 
   aliveHistory(key: string, offset: number, limit: number): { total: number; items: string[] } {
     const p = this.byIdOrName(key);
-    if (!p) throw notFound(`proplet ${key} not found (no proplet has that id or name)`);
+    if (!p) throw this.missing(key);
     return { total: p.alive_history.length, items: p.alive_history.slice(offset, offset + limit) };
   }
 }

@@ -73,7 +73,7 @@ describe("a proplet's name", () => {
     const table = cli(["proplets", "list"], env).stdout.split("\n");
     expect(table.find((l) => l.startsWith(id))).toContain("edge-1");
     expect((await http(`${s.url}/proplets/edge-2`)).body.error).toBe(
-      "proplet edge-2 not found (no proplet has that id or name)",
+      "proplet edge-2 not found (no proplet has that id or name; did you mean edge-1?)",
     );
 
     // Pinned by name: three runs, each on edge-1 while the local proplet is free (placement alternates otherwise).

@@ -39,10 +39,17 @@ describe("proplet names", () => {
     expect((await call("GET", "/proplets/edge-1")).body).toMatchObject({ id: e.id, name: "edge-1", alive: true });
     expect((await call("GET", "/proplets/edge-1/alive-history")).body.total).toBe(1);
     expect((await call("GET", "/proplets/edge-1/metrics")).status).toBe(200);
+    // A name typed wrong is answered with the one it nearly is; one like no other, with nothing.
     expect(await call("GET", "/proplets/edge-9")).toEqual({
       status: 404,
-      body: { error: "proplet edge-9 not found (no proplet has that id or name)" },
+      body: { error: "proplet edge-9 not found (no proplet has that id or name; did you mean edge-1?)" },
     });
+    expect((await call("POST", "/proplets/edg-1/cordon")).body.error).toBe(
+      "proplet edg-1 not found (no proplet has that id or name; did you mean edge-1?)",
+    );
+    expect((await call("GET", "/proplets/gateway-north")).body.error).toBe(
+      "proplet gateway-north not found (no proplet has that id or name)",
+    );
     // Pinned by name: placed on it, and the task then names it by id.
     h.proplet("other");
     const t = (await call("POST", "/tasks", { name: "add", file: b64("add"), proplet_id: "edge-1" })).body.id;

@@ -1,0 +1,29 @@
+// The word a person most likely meant: for "did you mean …?" in the CLI's errors and the API's 404s.
+
+/**
+ * The closest of `options` to `word` (edit distance at most 2), else the one option `word` is the start of
+ * (`--proplet` for `--proplet-id`: a flag typed short was refused naming nothing), if any.
+ */
+export function nearest(word: string, options: string[]): string | undefined {
+  const dist = (a: string, b: string) => {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)] as number[]);
+    for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+    for (let i = 1; i <= a.length; i++) {
+      for (let j = 1; j <= b.length; j++) {
+        d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      }
+    }
+    return d[a.length]![b.length]!;
+  };
+  let best: [string, number] | undefined;
+  for (const o of options) {
+    // The distance is at least the difference in length: most options need no table (a registry's thousands).
+    if (Math.abs(o.length - word.length) > 2) continue;
+    const n = dist(word, o);
+    if (n <= 2 && (!best || n < best[1])) best = [o, n];
+  }
+  if (best) return best[0];
+  // A start of at least 3 letters, and of only one option: "--p" or one shared by several names none.
+  const starts = word.replace(/^-+/, "").length >= 3 ? options.filter((o) => o.startsWith(word)) : [];
+  return starts.length === 1 ? starts[0] : undefined;
+}
