@@ -17,6 +17,8 @@ import { TaskRuns } from "./runs.ts";
 export { DEFAULT_TASK_MEMORY_MB } from "./runs.ts";
 
 const log = tag("proplet");
+/** How long a shutdown waits for the stopped runs to publish their ends (a worker is cut off after 1 s). */
+const STOP_WAIT_MS = 2500;
 
 // The proplet: announces itself, heartbeats, runs the tasks addressed to it and reports their results.
 // Heartbeats run on this thread while every task runs on a pool worker, so a busy task never delays them.
@@ -178,7 +180,8 @@ export class PropletAgent {
     clearInterval(this.heartbeat);
     clearInterval(this.metricsTimer);
     this.runs.prom?.close();
-    this.runs.stopAll();
+    // Their ends go out before the offline message (within the 5 s a shutdown is given: cli/proplet.ts).
+    await this.runs.stopAll(STOP_WAIT_MS);
     const client = this.link.client;
     if (client?.connected) {
       // Sent on purpose, so it lists what still runs here (nothing: every run was just stopped): the manager

@@ -21,6 +21,8 @@ import { startSeenBefore } from "./start-again.ts";
 import { monitorTask } from "./task-metrics.ts";
 
 const log = tag("proplet");
+/** The end of a run the proplet stopped because it is going away (SIGTERM, serve stopping). */
+const SHUTTING_DOWN = "proplet shutting down";
 
 /** A task's linear memory cap when neither the proplet (PROPLET_MAX_TASK_MEMORY_MB) nor the task sets one. */
 export const DEFAULT_TASK_MEMORY_MB = 1024;
@@ -42,7 +44,12 @@ export class TaskRuns {
    * firings overlap under `overlap_policy: allow`).
    */
   private running = new Map<string, RunHere>();
-  private stopRequested = new Set<string>();
+  /** Runs told to stop while still preparing, with why: they end with that before anything of them runs. */
+  private stopRequested = new Map<string, string>();
+  /** Set by stopAll: the proplet is going away, so a start that comes now is refused instead of run. */
+  private closing = false;
+  /** Resolved when the last run here has ended (stopAll's wait). */
+  private emptied?: () => void;
   prom?: PropletPrometheus;
   /** Told when a run here has ended, whatever its end (a standalone proplet gives memory back after a burst). */
   onEnded?: () => void;
@@ -111,6 +118,16 @@ export class TaskRuns {
       return;
     }
     if (startSeenBefore(msg, this.link, this.id)) return;
+    if (this.closing) {
+      log.warn(`task ${msg.id}: start refused, the proplet is shutting down`);
+      return void (await this.link.publishResult({
+        task_id: msg.id,
+        proplet_id: this.id,
+        ...(msg.run_id ? { run_id: msg.run_id } : {}),
+        results: "",
+        error: SHUTTING_DOWN,
+      }));
+    }
     // Recorded (on disk) before anything of it runs: a crash after this cannot make the run look never received.
     if (msg.run_id) this.link.record.received(msg.run_id, msg.id);
     const entry: RunHere = { task: msg.id, run: msg.run_id ?? "", running: "preparing" };
@@ -150,7 +167,7 @@ export class TaskRuns {
       if (msg.latent && this.host) return await fail("latent tasks are not supported by the host runtime");
       const bytes = await loadModule(msg, this.cfg, this.chunks);
       if (typeof bytes === "string") return await fail(bytes);
-      if (this.stopRequested.delete(key)) return await fail("task stopped");
+      if (this.stopRequested.has(key)) return await fail(this.stopReason(key));
       // The guest may know which task, run and attempt it is (a ledger of executions kept outside the manager counts
       // them: scripts/chaos, test/e2e/exactly-once.test.ts); after the task's env, so a task cannot forge them.
       const env: Record<string, string> = {
@@ -166,7 +183,7 @@ export class TaskRuns {
         fl = prep;
         Object.assign(env, prep.env);
         options.dirs.push(prep.dir);
-        if (this.stopRequested.delete(key)) return await fail("task stopped");
+        if (this.stopRequested.has(key)) return await fail(this.stopReason(key));
       }
       const timeoutMs = (msg.timeout_s ?? 0) * 1000;
       log.info(`task running (${msg.name})`, about);
@@ -182,7 +199,7 @@ export class TaskRuns {
       else {
         const spec = { ...req, compiled: await this.modules.load(bytes, maxMemoryMb) };
         // Compiling is done on its own thread, so a stop may have come meanwhile.
-        if (this.stopRequested.delete(key)) return await fail("task stopped");
+        if (this.stopRequested.has(key)) return await fail(this.stopReason(key));
         run = msg.latent ? this.deploy(msg.id, spec) : this.pool.run(spec);
         settleDeploy();
       }
@@ -222,7 +239,15 @@ export class TaskRuns {
       fl?.cleanup();
       settleDeploy();
       this.onEnded?.();
+      if (this.running.size === 0) this.emptied?.();
     }
+  }
+
+  /** Why a run still preparing was told to stop (and the request taken). */
+  private stopReason(key: string): string {
+    const why = this.stopRequested.get(key) ?? "task stopped";
+    this.stopRequested.delete(key);
+    return why;
   }
 
   private flContext(): FlContext {
@@ -299,15 +324,30 @@ export class TaskRuns {
       return;
     }
     for (const [k, r] of runs) {
-      if (r.running === "preparing") this.stopRequested.add(k);
+      if (r.running === "preparing") this.stopRequested.set(k, "task stopped");
       else r.running.stop();
     }
     log.info(`task ${id} stopping`);
   }
 
-  /** The proplet is shutting down: every run that started is stopped. */
-  stopAll(): void {
-    for (const { running } of this.running.values()) if (running !== "preparing") running.stop("proplet shutting down");
+  /**
+   * The proplet is shutting down: every run is stopped (one still preparing, once it is ready), a start that comes
+   * now is refused, and this resolves once they have all published their end, or after `graceMs`: the manager
+   * then reads why each ended ("proplet shutting down"), not that the proplet went away under it.
+   */
+  async stopAll(graceMs: number): Promise<void> {
+    this.closing = true;
+    for (const [k, r] of this.running) {
+      if (r.running === "preparing") this.stopRequested.set(k, SHUTTING_DOWN);
+      else r.running.stop(SHUTTING_DOWN);
+    }
+    if (this.running.size === 0) return;
+    let timer: Timer | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => (this.emptied = resolve)),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+    ]);
+    clearTimeout(timer);
   }
 
   close(): void {

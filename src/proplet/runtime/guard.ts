@@ -5,6 +5,9 @@ import type { ExecRequest } from "./execute.ts";
 // What every run on the in-process runtime shares, core module or component: the interrupt check the instrumented
 // code calls (stop flag, deadline, a vanished parent, metrics for the owner) and the bounded capture of output.
 
+/** What a guest unwound by the stop flag ends with; the pool (pool.ts) puts the stop's own reason in its place. */
+export const STOPPED = "task stopped";
+
 export class Interrupted extends Error {}
 
 export class Capture {
@@ -65,7 +68,7 @@ export function guard(req: ExecRequest): Guard {
       }
     }
     req.tap?.tick();
-    if (Atomics.load(req.stopFlag, 0) !== 0) throw new Interrupted("task stopped");
+    if (Atomics.load(req.stopFlag, 0) !== 0) throw new Interrupted(STOPPED);
     if (req.parentPid !== undefined && process.ppid !== req.parentPid)
       throw new Interrupted("the proplet that started this task is gone");
     if (deadline && Date.now() > deadline) throw new Interrupted(`task timed out after ${timeoutMs / 1000}s`);

@@ -1,4 +1,5 @@
 import type { ExecResult } from "./execute.ts";
+import { STOPPED } from "./guard.ts";
 import type { Compiled, Runnable } from "./modules.ts";
 import type { OutputSink } from "./output.ts";
 import {
@@ -197,7 +198,7 @@ export class WorkerPool {
     this.queue.push(go);
     return {
       done,
-      stop: (reason = "task stopped") => {
+      stop: (reason = STOPPED) => {
         if (inner) return inner.stop(reason);
         cancelled = reason;
         this.queue = this.queue.filter((q) => q !== go);
@@ -230,12 +231,15 @@ export class WorkerPool {
     };
     const onOutput = spec.onOutput;
     if (onOutput) slot.output = (o) => o.seq === seq && onOutput(o.output.stream, o.output.data);
+    // Why it was stopped: the guest unwinds on the stop flag saying only "task stopped" (guard.ts).
+    let stoppedFor: string | undefined;
     slot.pending = (r) => {
-      if (r.seq === seq) finish(r, true);
+      if (r.seq === seq) finish(stoppedFor && !r.ok && r.error === STOPPED ? { ...r, error: stoppedFor } : r, true);
       else if (r.seq === -1) finish(r, false);
     };
-    const stop = (reason = "task stopped") => {
+    const stop = (reason = STOPPED) => {
       if (finished) return;
+      stoppedFor ??= reason;
       Atomics.store(slot.flag, 0, 1);
       killTimer ??= setTimeout(
         () => finish({ ok: false, result: "", error: `${reason} (worker terminated)` }, false),
