@@ -77,7 +77,7 @@ export class PropletAgent {
           () =>
             log.warn(
               refused
-                ? `the MQTT broker at ${this.cfg.mqttAddress} refuses this proplet's credentials (see above); trying again every ${REFUSED_RETRY_MS / 1000} s`
+                ? `the MQTT broker at ${this.cfg.mqttAddress} refuses this proplet's credentials (see above); trying again every ${REFUSED_RETRY_MS / 1000} s. A new identity: \`propeller proplets join-token\` on the site, then \`propeller proplet --join URL --token TOKEN\``
                 : `waiting for the MQTT broker at ${this.cfg.mqttAddress}…`,
             ),
           3000,

@@ -24,6 +24,8 @@ test("refused credentials are said as such and tried again: the proplet gets in 
   await until("the refusal to be said", async () => p!.output().includes("refuses this proplet's credentials"));
   expect(p.output()).toContain("Connection refused: Not authorized (the broker refused these credentials");
   expect(p.output()).not.toContain("waiting for the MQTT broker");
+  // And how to get an identity the site accepts.
+  expect(p.output()).toContain("then `propeller proplet --join URL --token TOKEN`");
   // The broker's side mended: the same ports, a serve that asks for no credentials (as a restored or
   // re-provisioned site would accept these).
   await s.kill();
