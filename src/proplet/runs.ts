@@ -14,6 +14,7 @@ import type { ListedRun, PropletLink } from "./link.ts";
 import { loadModule } from "./module-source.ts";
 import type { PropletPrometheus } from "./prometheus.ts";
 import type { ExecResult } from "./runtime/execute.ts";
+import { STOPPED } from "./runtime/guard.ts";
 import { HostRuntime } from "./runtime/host.ts";
 import { ModuleCache } from "./runtime/modules.ts";
 import { type Running, type RunSpec, WorkerPool } from "./runtime/pool.ts";
@@ -120,13 +121,15 @@ export class TaskRuns {
     if (startSeenBefore(msg, this.link, this.id)) return;
     if (this.closing) {
       log.warn(`task ${msg.id}: start refused, the proplet is shutting down`);
-      return void (await this.link.publishResult({
+      const runId = msg.run_id ? { run_id: msg.run_id } : {};
+      await this.link.publishResult({
         task_id: msg.id,
         proplet_id: this.id,
-        ...(msg.run_id ? { run_id: msg.run_id } : {}),
+        ...runId,
         results: "",
         error: SHUTTING_DOWN,
-      }));
+      });
+      return;
     }
     // Recorded (on disk) before anything of it runs: a crash after this cannot make the run look never received.
     if (msg.run_id) this.link.record.received(msg.run_id, msg.id);
@@ -245,7 +248,7 @@ export class TaskRuns {
 
   /** Why a run still preparing was told to stop (and the request taken). */
   private stopReason(key: string): string {
-    const why = this.stopRequested.get(key) ?? "task stopped";
+    const why = this.stopRequested.get(key) ?? STOPPED;
     this.stopRequested.delete(key);
     return why;
   }
@@ -324,7 +327,7 @@ export class TaskRuns {
       return;
     }
     for (const [k, r] of runs) {
-      if (r.running === "preparing") this.stopRequested.set(k, "task stopped");
+      if (r.running === "preparing") this.stopRequested.set(k, STOPPED);
       else r.running.stop();
     }
     log.info(`task ${id} stopping`);
