@@ -270,7 +270,7 @@ export class TaskRuns {
     log.info(`task ${id} deployed (latent): ready for invocations`);
     return {
       done,
-      stop: (reason = "task stopped") => {
+      stop: (reason = STOPPED) => {
         this.deployed.delete(id);
         end({ ok: false, result: "", error: reason });
       },
