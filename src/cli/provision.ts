@@ -12,6 +12,7 @@ import {
 import { dirname, join, resolve } from "node:path";
 import { defineCommand } from "citty";
 import type { EntityKind } from "../core/identity.ts";
+import { type JoinMqtt, joinedMqttAddress } from "../core/join.ts";
 import {
   addProplets,
   type ConfigSection,
@@ -35,11 +36,28 @@ interface Created {
   api_key: string;
   domain_id: string;
   channel_id: string;
+  /** Where serve's broker listens (a serve from before this was said leaves it out). */
+  mqtt?: JoinMqtt;
 }
 
-async function create(conn: Conn, kind: EntityKind): Promise<ConfigSection & { kind: EntityKind }> {
+type Made = ConfigSection & { kind: EntityKind; broker?: string };
+
+async function create(conn: Conn, kind: EntityKind): Promise<Made> {
   const e = await api<Created>(conn, "POST", "/entities", { kind });
-  return { kind, tenant_id: e.domain_id, entity_id: e.id, api_key: e.api_key, channel_id: e.channel_id };
+  const broker = e.mqtt ? joinedMqttAddress(e.mqtt, conn.url) : undefined;
+  return { kind, tenant_id: e.domain_id, entity_id: e.id, api_key: e.api_key, channel_id: e.channel_id, broker };
+}
+
+/**
+ * How a proplet starts from the file: config.toml holds upstream's keys only (no broker address), so a serve on
+ * another MQTT port than the proplet's default (mqtt://localhost:1883) left its proplets knocking on the wrong one.
+ */
+function startLine(file: string, section: string, broker: string | undefined): string {
+  const address = broker ? ` PROPLET_MQTT_ADDRESS=${broker}` : "";
+  const note = broker
+    ? ` (from another machine, the gateway's address as it sees it in place of ${new URL(broker).hostname})`
+    : "";
+  return `A proplet starts from it with${note}:\n  PROPLET_CONFIG_FILE=${file} PROPLET_CONFIG_SECTION=${section}${address} propeller proplet\n`;
 }
 
 /** Docker leaves an empty directory where a bind-mounted file did not exist: such a directory gives way. */
@@ -137,7 +155,9 @@ export const provisionCommand = defineCommand({
           for (let i = 0; i < n; i++) made.push(await create(args, "proplet"));
           writeSecret(file, addProplets(text, made));
           if (args.mosquitto) writeMosquitto(args.mosquitto, made, false);
-          process.stdout.write(`Added ${n} proplet(s) to ${file} (total: ${propletCount(text) + n})\n`);
+          const total = propletCount(text) + n;
+          process.stdout.write(`Added ${n} proplet(s) to ${file} (total: ${total})\n`);
+          process.stdout.write(startLine(file, `proplet${total}`, made[0]?.broker));
         }),
     }),
     "add-proxy": defineCommand({
@@ -167,5 +187,6 @@ export const provisionCommand = defineCommand({
       writeSecret(file, renderConfig(manager, proplets, proxy));
       if (args.mosquitto) writeMosquitto(args.mosquitto, [manager, ...proplets, proxy], true);
       process.stdout.write(`Successfully created ${file} (${n} proplet(s); mode 0600: it holds API keys)\n`);
+      process.stdout.write(startLine(file, n === 1 ? "proplet" : "proplet1", proxy.broker));
     }),
 });

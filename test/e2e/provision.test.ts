@@ -45,12 +45,21 @@ test("provision writes config.toml (0600); a proplet started from it alone joins
   expect(cfg.proplet2).toMatchObject({ tenant_id: "default", channel_id: "default" });
   let p: Proc | undefined;
   try {
-    p = spawnPropeller(["proplet"], {
-      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+    // The line provision prints is what starts it (this serve's MQTT port is not the proplet's default).
+    const line = r.stdout.split("\n").find((l) => l.trim().endsWith("propeller proplet"))!;
+    const said = Object.fromEntries(
+      line
+        .trim()
+        .split(" ")
+        .slice(0, -2)
+        .map((kv) => kv.split("=") as [string, string]),
+    );
+    expect(said).toEqual({
       PROPLET_CONFIG_FILE: file,
-      PROPLET_CONFIG_SECTION: "proplet2",
-      PROPLET_LIVELINESS_INTERVAL: "1",
+      PROPLET_CONFIG_SECTION: "proplet1",
+      PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
     });
+    p = spawnPropeller(["proplet"], { ...said, PROPLET_CONFIG_SECTION: "proplet2", PROPLET_LIVELINESS_INTERVAL: "1" });
     await untilAlive(s.url, cfg.proplet2!.entity_id);
     const t = await runTask(s.url, {
       name: "add",
@@ -64,6 +73,7 @@ test("provision writes config.toml (0600); a proplet started from it alone joins
   }
   const added = cli(["provision", "add-proplets", "1", "-f", file]);
   expect(added.stdout).toContain("(total: 3)");
+  expect(added.stdout).toContain(`PROPLET_CONFIG_SECTION=proplet3 PROPLET_MQTT_ADDRESS=mqtt://127.0.0.1:${s.mqttPort}`);
   expect(Object.keys(read(file))).toEqual(["manager", "proplet1", "proplet2", "proplet3", "proxy"]);
 });
 

@@ -152,7 +152,7 @@ export function createApp(
   sessionRoutes(app, m.identities, sessions, { auth: Boolean(auth), secure: Boolean(info.tls) });
   adminRoutes(app, m);
   const channel = info.channel ?? { domainId: DEFAULT_DOMAIN_ID, channelId: DEFAULT_CHANNEL_ID };
-  identityRoutes(app, m.identities, channel);
+  identityRoutes(app, m.identities, channel, info.join?.mqtt);
   joinRoutes(app, m.joins, info.join, channel);
   return app;
 }

@@ -1,6 +1,7 @@
 import type { Context, Hono } from "hono";
 import { getCookie } from "hono/cookie";
 import { EntityCreate, EntityKind, LabelsUpdate, type Token, TokenCreate } from "../../core/identity.ts";
+import type { JoinMqtt } from "../../core/join.ts";
 import type { Channel } from "../../core/topics.ts";
 import type { Identities } from "../identities.ts";
 import type { Sessions } from "../sessions.ts";
@@ -122,15 +123,16 @@ export function tokenRefusal(
 }
 
 /** `/tokens…` and `/entities…`: REST tokens and MQTT identities. */
-export function identityRoutes(app: Hono, ids: Identities, channel: Channel): void {
+export function identityRoutes(app: Hono, ids: Identities, channel: Channel, mqtt?: JoinMqtt): void {
   app.post("/tokens", async (c) => c.json(await ids.createToken(await jsonBody(c, TokenCreate)), 201));
   app.get("/tokens", (c) => c.json({ tokens: ids.listTokens() }));
   app.delete("/tokens/:id", async (c) => {
     await ids.revokeToken(c.req.param("id"));
     return c.body(null, 204);
   });
-  // The site's domain and channel come with a new identity: upstream's config.toml holds them beside the key.
-  const site = { domain_id: channel.domainId, channel_id: channel.channelId };
+  // The site's domain and channel come with a new identity: upstream's config.toml holds them beside the key; and
+  // where its broker listens, as a join is told (provision says how a proplet reaches it).
+  const site = { domain_id: channel.domainId, channel_id: channel.channelId, ...(mqtt ? { mqtt } : {}) };
   app.post("/entities", async (c) =>
     c.json({ ...(await ids.createEntity(await jsonBody(c, EntityCreate))), ...site }, 201),
   );
