@@ -71,10 +71,16 @@ export function guard(aedes: Aedes, auth: BrokerAuth, maxPayloadBytes: number) {
     if (fl === false) return deny("an FL update topic names the proplet that sends it");
     if (!fl && !acl[peer.kind].publish.has(packet.topic)) return deny("topic not allowed");
     if (peer.kind === "proplet" && (self.has(packet.topic) || packet.topic === t.registryRequest)) {
-      const checked =
-        packet.topic === t.registryRequest
-          ? stampRequester(peer, packet.payload as Buffer)
-          : checkSelf(peer, packet.topic, packet.payload as Buffer, t.results);
+      let checked: ReturnType<typeof checkSelf>;
+      try {
+        checked =
+          packet.topic === t.registryRequest
+            ? stampRequester(peer, packet.payload as Buffer)
+            : checkSelf(peer, packet.topic, packet.payload as Buffer, t.results);
+      } catch (e) {
+        // Nothing a payload makes the check throw may escape into aedes: it would end serve's process.
+        return deny(`payload could not be read: ${e instanceof Error ? e.message : e}`);
+      }
       if (typeof checked === "string") return deny(checked);
       packet.payload = checked.payload;
       rememberParsed(checked.payload, checked.msg);

@@ -1,4 +1,5 @@
 import type { EntityKind } from "./identity.ts";
+import { MAX_JSON_DEPTH, nestedDeeperThan } from "./json.ts";
 import { type Channel, FL_UPDATES, parseFlUpdateTopic, topics } from "./topics.ts";
 
 // Who may publish and subscribe to what on a site's broker, and what a proplet may say. Every participant stays
@@ -124,5 +125,6 @@ function jsonObject(payload: Buffer): object | string {
     return "payload is not JSON";
   }
   if (typeof msg !== "object" || msg === null || Array.isArray(msg)) return "payload is not a JSON object";
+  if (nestedDeeperThan(msg, MAX_JSON_DEPTH)) return `payload nests deeper than ${MAX_JSON_DEPTH} levels`;
   return msg;
 }

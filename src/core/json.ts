@@ -1,5 +1,12 @@
 // Bounds on JSON from outside: how deep it nests and how large it is once stored.
 
+/**
+ * The deepest nesting accepted from outside (REST bodies, MQTT payloads): JSON.parse takes far deeper, but
+ * JSON.stringify and the schema checks recurse, and a stack overflow there brought serve down (a proplet's result
+ * or registry request nested 100,000 arrays deep, re-serialized by the broker's ACL).
+ */
+export const MAX_JSON_DEPTH = 32;
+
 /** True when the value nests objects or arrays deeper than `max` levels (checked without recursion). */
 export function nestedDeeperThan(value: unknown, max: number): boolean {
   const stack: [unknown, number][] = [[value, 0]];
@@ -7,7 +14,9 @@ export function nestedDeeperThan(value: unknown, max: number): boolean {
     const [v, depth] = stack.pop()!;
     if (typeof v !== "object" || v === null) continue;
     if (depth >= max) return true;
-    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+    // Only what nests is walked: an FL update's million weights are not a million stack entries.
+    for (const child of Array.isArray(v) ? v : Object.values(v))
+      if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
   }
   return false;
 }

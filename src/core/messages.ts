@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { jsonSize } from "./json.ts";
+import { jsonSize, MAX_JSON_DEPTH, nestedDeeperThan } from "./json.ts";
 import { MAX_TASKS_ANNOUNCED, PropletMetadata } from "./proplet.ts";
 import { TaskState } from "./states.ts";
 import { Env, Inputs, MonitoringProfile, type Task } from "./task.ts";
@@ -227,9 +227,18 @@ export function decode<T extends z.ZodType>(
     } catch {
       return { ok: false, error: "payload is not JSON" };
     }
-  const quick = plain?.(json);
-  if (quick !== undefined) return { ok: true, value: quick };
-  const r = schema.safeParse(json);
+  // Whatever a hostile payload makes a check or a transform throw (a stack overflow on deep nesting, a date out of
+  // range) is a malformed message, never an exception out of the broker's or the manager's handler.
+  if (nestedDeeperThan(json, MAX_JSON_DEPTH))
+    return { ok: false, error: `payload nests deeper than ${MAX_JSON_DEPTH} levels` };
+  let r: z.ZodSafeParseResult<z.output<T>>;
+  try {
+    const quick = plain?.(json);
+    if (quick !== undefined) return { ok: true, value: quick };
+    r = schema.safeParse(json);
+  } catch (e) {
+    return { ok: false, error: `payload could not be read: ${e instanceof Error ? e.message : String(e)}` };
+  }
   if (!r.success) {
     const i = r.error.issues[0]!;
     return { ok: false, error: `${i.path.join(".") || "payload"}: ${i.message}` };

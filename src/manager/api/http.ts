@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import { describeZodError, type ErrorKind, invalid } from "../../core/errors.ts";
-import { jsonShapeProblem } from "../../core/json.ts";
+import { jsonShapeProblem, MAX_JSON_DEPTH } from "../../core/json.ts";
 import { type Page, PageQuery } from "../../core/page.ts";
 import { yamlAliasAt, yamlExpansion } from "../../core/yaml.ts";
 
@@ -10,7 +10,6 @@ import { yamlAliasAt, yamlExpansion } from "../../core/yaml.ts";
 // where an error kind becomes an HTTP status.
 
 /** No request body needs more; deeper JSON only costs stack when it is stored or sent on. */
-const MAX_DEPTH = 32;
 
 export const STATUS_OF: Record<ErrorKind, ContentfulStatusCode> = {
   invalid: 400,
@@ -70,7 +69,7 @@ export async function jsonBody<S extends z.ZodType>(
  * `constructor`, `prototype`, which zod's records would drop or obey), then the schema; 400 naming the field.
  */
 export function checked<S extends z.ZodType>(data: unknown, schema: S): z.output<S> {
-  const problem = jsonShapeProblem(data, MAX_DEPTH);
+  const problem = jsonShapeProblem(data, MAX_JSON_DEPTH);
   if (problem) throw invalid(problem);
   const r = schema.safeParse(data);
   if (!r.success) throw invalid(describeZodError(r.error));
