@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { clipError } from "./clip.ts";
 import { stateName, TaskState } from "./states.ts";
 import type { Task } from "./task.ts";
 
@@ -36,9 +37,9 @@ export function currentRun(t: Task): Run {
   };
 }
 
-/** A proplet's error, if it is one: upstream sends "" or null for none. */
+/** A proplet's error, if it is one: upstream sends "" or null for none. Clipped to MAX_ERROR_CHARS. */
 export function errorOf(error: string | null | undefined): string | undefined {
-  return typeof error === "string" && error !== "" ? error : undefined;
+  return typeof error === "string" && error !== "" ? clipError(error) : undefined;
 }
 
 /** The run with its proplet's outcome: Completed, or Failed with the error (an empty one is no error). */

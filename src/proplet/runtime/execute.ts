@@ -1,4 +1,5 @@
 import { ConsoleStdout, File, OpenFile, PreopenDirectory, WASI, WASIProcExit } from "@bjorn3/browser_wasi_shim";
+import { clipError } from "../../core/clip.ts";
 import { chooseEntry, formatResult, parseArgs } from "../../core/wasm-call.ts";
 import { INTERRUPT_MODULE, INTERRUPT_NAME } from "../../core/wasm-instrument.ts";
 import { DiskBudget } from "./disk-cap.ts";
@@ -54,7 +55,7 @@ export function execute(req: ExecRequest): ExecResult {
 export function ended(result: string, exitCode: number, errText: string, command: boolean): ExecResult {
   if (exitCode !== 0) {
     const err = errText.trim();
-    const error = `exit code ${exitCode}${err ? `: ${err}` : ""}`;
+    const error = clipError(`exit code ${exitCode}${err ? `: ${err}` : ""}`);
     return { ok: false, result, exitCode, stderr: errText, error, command };
   }
   return { ok: true, result, exitCode, stderr: errText, command };
