@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { ManagerEvent } from "./events.ts";
 import { STRATEGIES, UpdateBody } from "./fl.ts";
+import { jsonSize } from "./json.ts";
 import { Env } from "./task.ts";
 
 // Federated learning's documents (issue 13): what a client sends (experiments, updates, models, datasets) and
@@ -108,13 +109,21 @@ export const Experiment = z.object({
 });
 export type Experiment = z.infer<typeof Experiment>;
 
+/** The largest `metrics` an FL update may carry, as JSON. */
+export const MAX_METRICS_CHARS = 16384;
+
 /** Upstream's update message (HTTP body, CBOR, or the MQTT fallback); `received_at` from a client is ignored. */
 export const FlUpdate = z.object({
   round_id: Id,
   proplet_id: z.string().min(1).max(128),
   base_model_uri: z.string().max(512).optional(),
   num_samples: z.number().nonnegative().max(1e12).default(0),
-  metrics: z.record(z.string(), z.unknown()).nullish(),
+  // A few figures (loss, accuracy): kept with the round and shown to viewers, so bounded (60 MiB of them was
+  // accepted, stored and sent whole in every listing of the experiments).
+  metrics: z
+    .record(z.string(), z.unknown())
+    .refine((m) => jsonSize(m) <= MAX_METRICS_CHARS, `at most ${MAX_METRICS_CHARS} characters as JSON`)
+    .nullish(),
   update: z.record(z.string(), z.unknown()),
 });
 export type FlUpdate = z.infer<typeof FlUpdate>;

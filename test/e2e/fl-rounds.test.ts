@@ -55,6 +55,12 @@ describe("rounds, updates and refusals", () => {
     expect(spoof).toEqual({ status: 403, body: { error: "proplet alpha may not send an update for proplet beta" } });
     const outsider = await post("/fl/update", "gamma", update(round, "gamma", 9, 10));
     expect(outsider).toEqual({ status: 403, body: { error: "proplet gamma is not a participant of round num-1" } });
+    // Metrics are a few figures: a participant's 1 MiB of them is refused, not kept with the round for every reader.
+    const fat = await post("/fl/update", "beta", {
+      ...update(round, "beta", 3, 30),
+      metrics: { junk: "A".repeat(1 << 20) },
+    });
+    expect(fat).toEqual({ status: 400, body: { error: "metrics: at most 16384 characters as JSON" } });
     const shape = await post("/fl/update", "beta", { ...update(round, "beta", 3, 30), update: { w: [3, 3], b: 3 } });
     expect(shape).toEqual({ status: 400, body: { error: "update: tensor w has 2 elements, the model has 3" } });
     const nan = await post("/fl/update", "beta", { ...update(round, "beta", 3, 30), update: { w: [3, "x", 3], b: 3 } });
