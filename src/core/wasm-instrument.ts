@@ -10,6 +10,10 @@ import {
   WasmFormatError,
   Writer,
 } from "./wasm-binary.ts";
+import { capMemories, capTables } from "./wasm-caps.ts";
+
+export { PAGE } from "./wasm-caps.ts";
+
 import { checkCode, type FunctionContext, rewriteFunction } from "./wasm-checks.ts";
 import { type Rewrite, rewriteExpr } from "./wasm-expr.ts";
 import { chooseTwins, mapCode, recursiveComponents } from "./wasm-recursion.ts";
@@ -90,37 +94,9 @@ export interface Instrumented {
   interruptFunc: number;
 }
 
-/** Bytes in a Wasm page. */
-export const PAGE = 65536;
-
 /**
- * Gives every memory the module defines a maximum of at most `maxPages`, so a `memory.grow` past it fails inside
- * the guest (returns -1), as a Wasm runtime's memory limit does. A module whose initial memory is over the cap
- * cannot run at all.
- */
-function capMemories(body: Uint8Array, maxPages: number): Uint8Array {
-  const [r, count] = vecReader(body);
-  const w = new Writer();
-  w.u32(count);
-  for (let i = 0; i < count; i++) {
-    const flags = r.byte();
-    if (flags > 1) throw new WasmFormatError("shared and 64-bit memories are not supported by this runtime");
-    const min = r.u32();
-    const max = flags === 1 ? r.u32() : Infinity;
-    if (min > maxPages) {
-      throw new WasmFormatError(
-        `the module needs ${(min * PAGE) >> 20} MiB of memory at start: over the cap of ${(maxPages * PAGE) >> 20} MiB`,
-      );
-    }
-    w.byte(1);
-    w.u32(min);
-    w.u32(Math.min(max, maxPages));
-  }
-  return w.finish();
-}
-
-/**
- * Returns the module with the interrupt check injected, and its memories capped at `maxPages` when given.
+ * Returns the module with the interrupt check injected, its tables capped (capTables), and its memories capped at
+ * `maxPages` when given.
  * Throws WasmFormatError for malformed or unsupported input.
  */
 export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY, maxPages?: number): Instrumented {
@@ -231,6 +207,8 @@ export function instrument(input: Uint8Array, checkEvery = CHECK_EVERY, maxPages
       const w = new Writer();
       w.u32(remapFunc(new Reader(s.body).u32()));
       replaced.set(8, w.finish());
+    } else if (s.id === 4) {
+      replaced.set(4, capTables(s.body));
     } else if (s.id === 5 && maxPages !== undefined) {
       replaced.set(5, capMemories(s.body, maxPages));
     } else if (s.id === 9) {
