@@ -22,7 +22,9 @@ export class Liveness {
   /** Discovery: a new or returning proplet may take queued work. */
   onCreate(msg: CreateMsg): void {
     const r = this.proplets.onCreate(msg);
-    log.info(`proplet ${msg.proplet_id} ${r.known ? "reconnected" : "registered"} (${r.name})`);
+    const said = `proplet ${msg.proplet_id} ${r.known ? "reconnected" : "registered"} (${r.name})`;
+    if (r.again) log.debug(`${said}: announced again`);
+    else log.info(said);
     this.dispatcher.drain();
   }
 
