@@ -155,7 +155,8 @@ export function parseRuntimeOptions(cliArgs: readonly string[] | undefined): Run
     } else if (flag === "--env") {
       const v = value();
       const eq = v?.indexOf("=") ?? -1;
-      if (!v || eq <= 0) return `--env needs KEY=VALUE, got ${JSON.stringify(v ?? "")}`;
+      // Not echoed: an --env value is masked in every view of the task, and this error is shown to viewers too.
+      if (!v || eq <= 0) return `--env needs KEY=VALUE: what followed it has no name before an "="`;
       const bad = envEntryError(v.slice(0, eq), v.slice(eq + 1));
       if (bad) return `--env: ${bad}`;
       opts.env[v.slice(0, eq)] = v.slice(eq + 1);
@@ -164,7 +165,9 @@ export function parseRuntimeOptions(cliArgs: readonly string[] | undefined): Run
       if (!v) return "--invoke needs an export name";
       opts.invoke = v;
     } else {
-      return `unsupported runtime option ${JSON.stringify(a)} in cli_args (supported: --dir=HOST::GUEST, --env K=V, --invoke NAME)`;
+      // The option's name only: what follows an "=", or a value whose option was mistyped, may be a secret.
+      const what = a.startsWith("-") ? JSON.stringify(flag) : "a value without its option";
+      return `unsupported runtime option ${what} in cli_args (supported: --dir=HOST::GUEST, --env K=V, --invoke NAME)`;
     }
   }
   return opts;

@@ -45,6 +45,12 @@ describe("wasm calls", () => {
     });
     expect(parseRuntimeOptions(["--dir", "/x"])).toEqual({ dirs: [{ host: "/x", guest: "/x" }], env: {} });
     expect(parseRuntimeOptions(["-S", "nn"])).toContain('unsupported runtime option "-S"');
+    // What may be a secret is not echoed: an --env value without its name, a mistyped option's value.
+    for (const args of [["--env=hunter2"], ["--env", "hunter2"], ["--evn=TOKEN=hunter2"], ["hunter2"]]) {
+      const e = parseRuntimeOptions(args);
+      expect(typeof e).toBe("string");
+      expect(e).not.toContain("hunter2");
+    }
   });
   test("env names that could be read as something else are refused, values may hold anything but NUL", () => {
     expect(envError({ PATH: "x", my_var: "a\nb", "app.level-2": "" })).toBeUndefined();
