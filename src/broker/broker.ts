@@ -32,7 +32,17 @@ export interface WsData {
   stream?: Duplex;
   /** The peer's address, once admitted (limits.ts), to give its place back on close. */
   address?: string;
+  /** Open but not yet past CONNECT: counted against MAX_PENDING_WS. */
+  pending?: boolean;
 }
+
+/**
+ * WebSockets on /mqtt open at once whose client has not yet connected (MQTT CONNECT accepted). Bun holds a frame
+ * whole before handing it over, up to a packet's size: before CONNECT each costs up to that much memory, with no
+ * credentials (150 of them, each sending an unfinished 16 MiB frame, held 2.5 GB). More are closed at once; one
+ * that connects gives its place back, and aedes closes one that never does within its connect timeout.
+ */
+export const MAX_PENDING_WS = 32;
 
 export interface EmbeddedBroker {
   aedes: Aedes;
@@ -98,12 +108,37 @@ export async function startBroker(
   const addr = tcp.address();
   const boundPort = typeof addr === "object" && addr ? addr.port : port;
 
+  let pendingWs = 0;
+  let refusedWs = 0;
+  const waitingWs = new WeakMap<object, WsData>();
+  aedes.on("client", (client) => {
+    const d = waitingWs.get((client as unknown as { conn: object }).conn);
+    if (!d?.pending) return;
+    d.pending = false;
+    pendingWs--;
+  });
+  // Said once a minute at most, with how many: a flood must not flood the log too.
+  const sayRefused = setInterval(() => {
+    if (refusedWs === 0) return;
+    log.warn(
+      `mqtt: ${refusedWs} WebSocket(s) on /mqtt closed at open: ${MAX_PENDING_WS} were open without a CONNECT yet`,
+    );
+    refusedWs = 0;
+  }, 60_000);
+  sayRefused.unref();
+
   const websocket: WebSocketHandler<WsData> = {
     // A frame is held whole by Bun before it is handed over: none may be larger than a packet may be.
     maxPayloadLength: limits.maxPacketBytes,
     open(ws: ServerWebSocket<WsData>) {
+      if (pendingWs >= MAX_PENDING_WS) {
+        refusedWs++;
+        return void ws.terminate();
+      }
       if (!admission.admit(ws.remoteAddress)) return void ws.terminate();
       ws.data.address = ws.remoteAddress ?? "?";
+      ws.data.pending = true;
+      pendingWs++;
       const stream = new Duplex({
         read() {},
         write(chunk: Buffer, _enc, cb) {
@@ -119,12 +154,16 @@ export async function startBroker(
       // aedes destroys a connection it refuses (a timeout, a packet over the limit): the socket goes at once.
       stream.on("close", () => ws.terminate());
       ws.data.stream = stream;
-      aedes.handle(fastPublish(gated(stream, limits.maxPacketBytes)));
+      const conn = fastPublish(gated(stream, limits.maxPacketBytes));
+      waitingWs.set(conn, ws.data);
+      aedes.handle(conn);
     },
     message(ws, msg) {
       ws.data.stream?.push(typeof msg === "string" ? Buffer.from(msg) : msg);
     },
     close(ws) {
+      if (ws.data.pending) pendingWs--;
+      ws.data.pending = false;
       if (ws.data.address !== undefined) admission.release(ws.data.address);
       ws.data.address = undefined;
       ws.data.stream?.push(null);
@@ -147,6 +186,7 @@ export async function startBroker(
       });
     },
     close: async () => {
+      clearInterval(sayRefused);
       // The listener stops taking connections now, but its close waits for the open ones: aedes closes them
       // first (closed the other way round, a connected proplet held a stop for serve's whole 5 s bound).
       const listenerClosed = new Promise<void>((resolve) => tcp.close(() => resolve()));

@@ -108,6 +108,44 @@ describe("memory before authentication", () => {
     await healthy();
   });
 
+  test("at most 32 WebSockets wait for their CONNECT at once: more are closed at open; a connected one gives its place back", async () => {
+    // Bun holds a frame whole, up to a packet's 16 MiB, before CONNECT: 150 such sockets held 2.5 GB, unauthenticated.
+    const opened: WebSocket[] = [];
+    const attempt = (): Promise<{ ws: WebSocket; state: "open" | "closed" }> =>
+      new Promise((resolve) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${s.httpPort}/mqtt`, "mqtt");
+        let settled = false;
+        const settle = (state: "open" | "closed") => {
+          if (settled) return;
+          settled = true;
+          resolve({ ws, state });
+        };
+        ws.onclose = () => settle("closed");
+        ws.onerror = () => {};
+        // Opened, then given a moment: serve closes a refused one at once.
+        ws.onopen = () => setTimeout(() => settle("open"), 300);
+      });
+    const first = await Promise.all(Array.from({ length: 32 }, attempt));
+    expect(first.map((a) => a.state)).toEqual(Array(32).fill("open"));
+    opened.push(...first.map((a) => a.ws));
+    expect((await attempt()).state).toBe("closed");
+    // A real client over /mqtt gets in once a waiting socket has gone; connected, it no longer counts.
+    opened.pop()!.close();
+    await Bun.sleep(200);
+    const login = await identity(s.url, "proplet", "ws-budget");
+    const c = await mqtt.connectAsync(`ws://127.0.0.1:${s.httpPort}/mqtt`, {
+      clientId: "ws-budget",
+      ...login,
+      reconnectPeriod: 0,
+    });
+    expect(c.connected).toBe(true);
+    const next = await attempt();
+    expect(next.state).toBe("open");
+    for (const ws of [...opened, next.ws]) ws.close();
+    await c.endAsync();
+    await healthy();
+  }, 30_000);
+
   test("a connection that never sends CONNECT is closed (within aedes' connect timeout, 10 s)", async () => {
     const sock = await tcp();
     const t0 = Date.now();
