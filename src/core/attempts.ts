@@ -1,5 +1,5 @@
 // Failed attempts counted per key (a client address) in fixed windows, with a ceiling for all keys together: a
-// caller past either is refused until the window turns. The map of keys is bounded too (past `maxKeys` addresses
+// caller past its own limit, or one that failed once the ceiling is reached, is refused until the window turns. The map of keys is bounded too (past `maxKeys` addresses
 // in one window, the others share one count), so counting costs no more memory than it saves.
 
 export interface AttemptLimits {
@@ -20,8 +20,12 @@ export class Attempts {
   blocked(key: string, now: number): number {
     this.turn(now);
     const wait = this.windowStart + this.limits.windowMs - now;
-    if (this.total >= this.limits.total) return wait;
-    return (this.counts.get(this.slot(key)) ?? 0) >= this.limits.perKey ? wait : 0;
+    const mine = this.counts.get(this.slot(key)) ?? 0;
+    // Past the ceiling for all keys, only those that failed are refused: one that has not may still try. A global
+    // lockout let anyone shut everyone out of sign-in and joins for 2 requests a second; the secrets tried are
+    // random (128 bits and more), so the ceiling only has to stop many tries, not every try.
+    if (this.total >= this.limits.total) return mine > 0 ? wait : 0;
+    return mine >= this.limits.perKey ? wait : 0;
   }
 
   /** Counts a failure of `key`. */

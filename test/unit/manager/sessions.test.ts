@@ -111,5 +111,10 @@ describe("sessions and sign-in codes", () => {
     a.failed("z", 10); // past maxKeys: counted with the other overflow keys
     expect(a.blocked("w", 10)).toBe(990); // total 5 reached
     expect(a.blocked("x", 1000)).toBe(0); // the window turned
+    // Past the ceiling, an address that has not failed may still try: many failing addresses lock out only
+    // themselves (a global lockout was a denial of sign-in and joins for everyone).
+    const b = new Attempts({ perKey: 3, total: 4, windowMs: 1000, maxKeys: 10 });
+    for (const k of ["p", "q", "r", "s"]) b.failed(k, 0);
+    expect(["p", "s", "admin"].map((k) => b.blocked(k, 10))).toEqual([990, 990, 0]);
   });
 });
