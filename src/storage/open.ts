@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { withBufferedMetrics } from "./metrics-buffer.ts";
 import type { Fence } from "./postgres/journal.ts";
@@ -48,7 +49,21 @@ export async function openStorage(kind: StorageKind, o: StorageOptions): Promise
   }
 }
 
+/**
+ * A data dir holds one site's store. Opened as the other kind, a new empty store was made beside it, and serve,
+ * finding no admin there, wrote a new admin token over the old one's file: the site looked empty and its CLI was
+ * refused once the right kind was started again. Refused instead, naming the kind the dir holds.
+ */
+function refuseOtherKind(kind: "sqlite" | "kv", o: StorageOptions): void {
+  const other = kind === "sqlite" ? "kv" : "sqlite";
+  if (existsSync(storageLocation(kind, o)) || !existsSync(storageLocation(other, o))) return;
+  throw new Error(
+    `${o.dataDir} holds a ${other} store (${storageLocation(other, o)}), not a ${kind} one: start with --storage ${other} (or give another --data-dir for a new ${kind} store)`,
+  );
+}
+
 async function open(kind: StorageKind, o: StorageOptions): Promise<Storage> {
+  if (kind === "sqlite" || kind === "kv") refuseOtherKind(kind, o);
   switch (kind) {
     // The two on the device's own disk hold metrics samples in memory and write them in batches (flash wear).
     case "sqlite":

@@ -274,6 +274,25 @@ describe("an empty data dir", () => {
   });
 });
 
+describe("a data dir of the other storage kind", () => {
+  test("serve with the wrong --storage is refused naming the kind the dir holds; its admin token is left alone", async () => {
+    // Before: a new empty sqlite store beside the kv one, and a new admin token written over the site's.
+    const a = await startServe({ extra: ["--storage", "kv", "--no-local-proplet"] });
+    await a.kill("SIGTERM");
+    const token = readFileSync(join(a.dataDir, "admin.token"), "utf8");
+    const r = cli(["serve", "--data-dir", a.dataDir, "--http-port", "0", "--mqtt-port", "0", "--no-local-proplet"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(
+      `${a.dataDir} holds a kv store (${join(a.dataDir, "kv")}), not a sqlite one: start with --storage kv`,
+    );
+    expect(existsSync(join(a.dataDir, "propeller.db"))).toBe(false);
+    expect(readFileSync(join(a.dataDir, "admin.token"), "utf8")).toBe(token);
+    const backup = cli(["backup", join(tempDir(), "x.tar"), "--data-dir", a.dataDir]);
+    expect(backup.code).not.toBe(0);
+    expect(backup.stderr).toContain("no sqlite store");
+  });
+});
+
 describe("a graceful stop", () => {
   test("serve with a proplet connected stops in under a second, says so, and a new serve starts on its data dir", async () => {
     const a = await startServe({ extra: ["--no-local-proplet"] });
