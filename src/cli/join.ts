@@ -24,7 +24,12 @@ export interface JoinedIdentity {
   mqtt_address: string;
   url: string;
   joined_at: string;
+  /** The sha256 of the join token it came from: a start with the same token needs no join, another token joins again. */
+  token_sha256?: string;
 }
+
+/** How a join token is remembered beside the identity it gave (never the token itself). */
+export const tokenHash = (token: string): string => new Bun.CryptoHasher("sha256").update(token.trim()).digest("hex");
 
 /** The identity a previous join left in `dir`, if any. */
 export function readJoined(dir: string): JoinedIdentity | undefined {
@@ -106,6 +111,7 @@ export async function joinSite(url: string, tokenText: string, dir: string): Pro
     mqtt_address: joinedMqttAddress(j.mqtt, base),
     url: base,
     joined_at: new Date().toISOString(),
+    token_sha256: tokenHash(tokenText),
   };
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (ca) writeFileSync(join(dir, CA_FILE), ca, { mode: 0o644 });

@@ -10,7 +10,7 @@ import { configureTracing } from "../telemetry/tracing.ts";
 import { action, defaultDataDir, env, logArgs, UsageError } from "./args.ts";
 import { ownDataDir, privateUmask } from "./data-dir.ts";
 import { IdleRelease, releaseMemory } from "./idle-release.ts";
-import { joinedCa, joinSite, readJoined } from "./join.ts";
+import { type JoinedIdentity, joinedCa, joinSite, readJoined, tokenHash } from "./join.ts";
 import { defaultsOf, Layers, SYSTEM_CONFIG } from "./layers.ts";
 import { checkPortsFree } from "./ports.ts";
 import { type PropletArgs, propletDataDir, propletTrust, settingsOf, withCa } from "./proplet-settings.ts";
@@ -153,8 +153,7 @@ export const propletCommand = defineCommand({
         // once; later starts read it (join.ts).
         const joinDir = env("PROPLET_DATA_DIR") ?? join(defaultDataDir(), "proplet");
         let joined = args["entity-id"] ? undefined : readJoined(joinDir);
-        if (args.join && joined) log.info(`already joined as ${joined.entity_id} (${joinDir}): --join is not needed`);
-        else if (args.join) joined = await joinSite(args.join, args.token!, joinDir);
+        if (args.join) joined = await joinOnce(args.join, args.token!, joinDir, joined);
         const { config, id: given, file, section } = settingsOf(L, args as unknown as PropletArgs, joined);
         let id = given;
         if (id && !args["entity-id"] && !joined) log.info(`identity ${id} from [${section}] of ${file}`);
@@ -215,3 +214,25 @@ export const propletCommand = defineCommand({
       args["log-format"],
     ),
 });
+
+/**
+ * --join with a token: the token a kept identity came from needs no join (a service started with --join in its
+ * command line); another token joins again, replacing it (a revoked proplet given a new token kept its revoked
+ * identity and was refused forever). A refused join keeps an identity joined before, saying so: its unit may
+ * still carry a spent single-use token from before tokens were remembered.
+ */
+async function joinOnce(url: string, token: string, dir: string, kept: JoinedIdentity | undefined) {
+  if (kept && kept.token_sha256 === tokenHash(token)) {
+    log.info(`already joined as ${kept.entity_id} with this token (${dir}): --join is not needed`);
+    return kept;
+  }
+  try {
+    const joined = await joinSite(url, token, dir);
+    if (kept) log.warn(`joined again with a new token: ${kept.entity_id}'s identity in ${dir} is replaced`);
+    return joined;
+  } catch (e) {
+    if (!kept) throw e;
+    log.warn(`${e instanceof Error ? e.message : e}: keeping the identity joined before (${kept.entity_id}, ${dir})`);
+    return kept;
+  }
+}

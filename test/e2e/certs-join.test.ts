@@ -113,6 +113,26 @@ test("join: a valid token gives a proplet its identity and the CA; it runs a tas
   expect(t2).toMatchObject({ state: 3, results: "9" });
   await again.kill("SIGTERM");
 
+  // Started again with --join and its spent token (a unit's command line): the kept identity, no join asked.
+  const same = joiner(token, dir);
+  await until("the kept identity", () =>
+    same.p.output().includes(`already joined as ${identity.entity_id} with this token`),
+  );
+  await same.p.kill("SIGTERM");
+
+  // Revoked, then given a new token: it joins again as a new identity (it kept the revoked one, refused forever).
+  expect((await http(`${s.url}/entities/${identity.entity_id}`, "DELETE")).status).toBe(204);
+  const renewed = joiner(joinToken("--ttl", "1h", "--name", "edge-1b"), dir);
+  await until(
+    "the new identity",
+    () => JSON.parse(readFileSync(join(dir, "identity.json"), "utf8")).name === "edge-1b",
+  );
+  const newId = JSON.parse(readFileSync(join(dir, "identity.json"), "utf8")).entity_id;
+  expect(newId).not.toBe(identity.entity_id);
+  expect(renewed.p.output()).toContain(`${identity.entity_id}'s identity in ${dir} is replaced`);
+  await untilAlive(s.url, newId, 15_000);
+  await renewed.p.kill("SIGTERM");
+
   // The token was for one proplet: a second one is refused, and nothing is written.
   const second = joiner(token);
   expect(await second.p.proc.exited).toBe(1);
