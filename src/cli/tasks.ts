@@ -1,9 +1,10 @@
 import { basename } from "node:path";
 import { defineCommand } from "citty";
+import { TaskState } from "../core/states.ts";
 import type { TaskView } from "../core/task.ts";
 import { action, int, UsageError } from "./args.ts";
 import { ApiError, api, type Conn, okCommand, pagedCommand, resolveId, urlArg } from "./client.ts";
-import { printJson, printTable } from "./output.ts";
+import { printJson, printTable, terminalSafe } from "./output.ts";
 import {
   body,
   entryProblem,
@@ -236,16 +237,27 @@ export const tasksCommand = defineCommand({
         }),
     }),
     results: defineCommand({
-      meta: { description: "Print a task's results" },
+      meta: { description: "Print a task's results (exit 1, saying why, unless it Completed)" },
       args: { ...idArg, ...urlArg },
       run: ({ args }) =>
         action(async () => {
-          const r = await api<{ results: unknown }>(args, "GET", `/tasks/${encodeURIComponent(args.id)}/results`);
+          const at = `/tasks/${encodeURIComponent(args.id)}`;
+          const [r, t] = await Promise.all([
+            api<{ results: unknown }>(args, "GET", `${at}/results`),
+            api<TaskView>(args, "GET", at),
+          ]);
           if (args.json) printJson(r);
-          else
+          else if (r.results !== null || t.state === TaskState.Completed)
             process.stdout.write(
               `${typeof r.results === "string" ? r.results.replace(/\n$/, "") : JSON.stringify(r.results)}\n`,
             );
+          // A failed task's partial output, a running one's nothing: said so, and not a success for a script.
+          if (t.state !== TaskState.Completed) {
+            const why = t.error ? `: ${terminalSafe(t.error)}` : "";
+            const what = r.results === null ? "no results" : "what it printed is above";
+            process.stderr.write(`task ${t.id} is ${t.status}${why} (${what})\n`);
+            process.exitCode = 1;
+          }
         }),
     }),
     runs: defineCommand({

@@ -2,12 +2,14 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
+  b64,
   cli,
   envLines,
   FIXTURES,
   http,
   MAIN,
   type Proc,
+  runTask,
   type Serve,
   spawnPropeller,
   spawnProplet,
@@ -290,6 +292,21 @@ describe("a data dir of the other storage kind", () => {
     const backup = cli(["backup", join(tempDir(), "x.tar"), "--data-dir", a.dataDir]);
     expect(backup.code).not.toBe(0);
     expect(backup.stderr).toContain("no sqlite store");
+  });
+});
+
+describe("tasks results", () => {
+  test("exits 1 and says why unless the task Completed; a failed task's partial output is still printed", async () => {
+    const ok = await runTask(s.url, { name: "add", file: b64("add"), inputs: [2, 3] });
+    const r = cli(["tasks", "results", ok.id], env);
+    expect({ code: r.code, out: r.stdout, err: r.stderr }).toEqual({ code: 0, out: "5\n", err: "" });
+    const failed = await runTask(s.url, { name: "fail", file: b64("fail") });
+    const f = cli(["tasks", "results", failed.id], env);
+    expect(f.code).toBe(1);
+    expect(f.stdout).toBe("partial output\n");
+    expect(f.stderr).toBe(
+      `task ${failed.id} is Failed: exit code 3: something went wrong (what it printed is above)\n`,
+    );
   });
 });
 
