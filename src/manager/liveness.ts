@@ -55,6 +55,18 @@ export class Liveness {
     if (r.wasDown) this.dispatcher.drain();
   }
 
+  /**
+   * A proplet's identity revoked: the broker has cut it off and it may not come back, so its runs are over now,
+   * retried elsewhere where retries remain (they waited out the partition grace as for a cut link: 5 minutes and
+   * more, the reason saying it stopped sending heartbeats).
+   */
+  onRevoked(id: string): void {
+    if (!this.proplets.has(id)) return;
+    this.proplets.wentOffline(id);
+    log.info(`proplet ${id} revoked: its runs are settled now`);
+    this.dispatcher.settleLost(id, `proplet lost: ${id} was revoked`, undefined, false);
+  }
+
   /** Periodic sweep: proplets whose heartbeats stopped, and the runs they had; stale proplets forgotten. */
   check(): void {
     const { lost, unreachable, forgotten } = this.proplets.sweep(Date.now());

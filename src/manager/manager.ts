@@ -86,6 +86,7 @@ export class Manager {
     this.fl = new Federation(store, this.tasks, this.proplets, this.events, { url: opts.flUrl });
     const d = this.dispatcher;
     identities.labelled.subscribe(() => d.drain());
+    identities.revoked.subscribe((id) => this.liveness.onRevoked(id));
     const t = this.telemetry;
     this.inbound = {
       create: (m) => this.liveness.onCreate(m),

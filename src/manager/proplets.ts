@@ -219,7 +219,7 @@ export class PropletRegistry {
     const known = this.proplets.get(id);
     if (msg.status === "offline") {
       if (!known) return undefined;
-      this.save({ ...known, offline: true });
+      this.wentOffline(id);
       return { offline: true, back: false, wasDown: false };
     }
     const now = Date.now();
@@ -240,6 +240,12 @@ export class PropletRegistry {
       this.heard.add(id);
     }
     return { offline: false, back, wasDown };
+  }
+
+  /** Offline: its Last Will, its own word, or its identity revoked. Written at once (a restart must know it). */
+  wentOffline(id: string): void {
+    const known = this.proplets.get(id);
+    if (known) this.save({ ...known, offline: true });
   }
 
   /** Its last heartbeat, when it is not alive yet still has runs: they wait out the partition grace. */

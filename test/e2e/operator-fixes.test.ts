@@ -13,10 +13,12 @@ import {
   type Serve,
   spawnPropeller,
   spawnProplet,
+  startRunning,
   startServe,
   tempDir,
   tokenOf,
   until,
+  untilEnded,
 } from "../helpers.ts";
 
 // What an operator walking the README met (real serve and proplet processes): names are accepted wherever an id
@@ -348,6 +350,24 @@ describe("a proplet's data dir", () => {
 });
 
 describe("a revoked proplet", () => {
+  test("its running task ends at once saying so, not after the partition grace", async () => {
+    const a = await startServe({ extra: ["--no-local-proplet"] });
+    procs.push(a);
+    const p = await spawnProplet(a, "edge-gone");
+    procs.push(p);
+    await until("it registers", async () => (await http(`${a.url}/proplets/edge-gone`)).body.alive === true, 20_000);
+    const t = await startRunning(a.url, { name: "ticker", file: b64("ticker"), inputs: [600, 100] });
+    const t0 = Date.now();
+    expect((await http(`${a.url}/entities/edge-gone`, "DELETE")).status).toBe(204);
+    const ended = await untilEnded(a.url, t.body.id, "the task to end with its revoked proplet");
+    expect({ state: ended.state, error: ended.error }).toEqual({
+      state: 4,
+      error: "proplet lost: edge-gone was revoked",
+    });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect((await http(`${a.url}/proplets/edge-gone`)).body.alive).toBe(false);
+  });
+
   test("its refusal says the identity may have been revoked", async () => {
     const p = await spawnProplet(s, "edge-revoked");
     procs.push(p);
