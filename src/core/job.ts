@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { GroupTask } from "./task.ts";
+import { typoKey } from "./nearest.ts";
+import { CLIENT_FIELD_NAMES, GroupTask } from "./task.ts";
 
 // Jobs and workflows: groups of tasks created together.
 
@@ -30,6 +31,25 @@ export const WorkflowCreate = z.object({
   tasks: z.array(GroupTask).min(1, "a workflow needs at least one task"),
 });
 export type WorkflowCreate = z.infer<typeof WorkflowCreate>;
+
+export const JOB_FIELDS = Object.keys(JobCreate.shape);
+export const WORKFLOW_FIELDS = Object.keys(WorkflowCreate.shape);
+const GROUP_TASK_FIELDS = [...CLIENT_FIELD_NAMES, "id"];
+
+/** A job's or workflow's key, or one of its tasks', that nearly names a field (`depend_on`): its error. */
+export const groupTypo =
+  (fields: readonly string[]) =>
+  (data: unknown): string | undefined => {
+    const top = typoKey(data, fields);
+    if (top) return top;
+    const tasks = (data as { tasks?: unknown } | null)?.tasks;
+    if (!Array.isArray(tasks)) return undefined;
+    for (let i = 0; i < tasks.length; i++) {
+      const t = typoKey(tasks[i], GROUP_TASK_FIELDS, `tasks.${i}.`);
+      if (t) return t;
+    }
+    return undefined;
+  };
 
 /**
  * The stored job; its tasks carry its id. A workflow is not stored apart: it is its tasks' `workflow_id` (and its

@@ -27,3 +27,35 @@ export function nearest(word: string, options: string[]): string | undefined {
   const starts = word.replace(/^-+/, "").length >= 3 ? options.filter((o) => o.startsWith(word)) : [];
   return starts.length === 1 ? starts[0] : undefined;
 }
+
+/**
+ * The first key of `obj` that is no field but nearly one (`inptus`, `depend_on`, `execution-mode`), as an error
+ * naming it and the field meant; undefined when there is none. A key far from every field is left alone: clients
+ * of upstream's API send fields of their own, which are ignored as before. Such a typo was ignored silently: a
+ * workflow task with `depend_on` ran at once, without waiting for its parent.
+ */
+export function typoKey(obj: unknown, known: readonly string[], where = ""): string | undefined {
+  if (typeof obj !== "object" || obj === null || Array.isArray(obj)) return undefined;
+  for (const k of Object.keys(obj)) {
+    if (known.includes(k) || UPSTREAM_READ_ONLY.has(k)) continue;
+    const near = nearest(k, known as string[]);
+    if (near) return `${where}${k}: not a field (did you mean ${near}?)`;
+  }
+  return undefined;
+}
+
+/** A task's fields upstream's API shows and a client may send back: not typos, ignored as before. */
+const UPSTREAM_READ_ONLY = new Set([
+  "id",
+  "state",
+  "status",
+  "results",
+  "error",
+  "start_time",
+  "finish_time",
+  "created_at",
+  "updated_at",
+  "next_run",
+  "recurrence_type",
+  "attempt",
+]);

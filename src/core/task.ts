@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { checkSchedule, validTimezone } from "./cron.ts";
+import { typoKey } from "./nearest.ts";
 import { Requirements } from "./requirements.ts";
 import { stateName, TaskState } from "./states.ts";
 import { ZERO_TIME } from "./time.ts";
@@ -109,6 +110,9 @@ const ClientFields = {
 
 /** The fields a client may set on a task (the API's create body). */
 export const CLIENT_FIELD_NAMES = Object.keys(ClientFields) as (keyof typeof ClientFields)[];
+
+/** A task body's key that nearly names a field (`inptus`): its error, else undefined. */
+export const taskTypo = (data: unknown): string | undefined => typoKey(data, CLIENT_FIELD_NAMES);
 
 // A schedule must parse in its time zone; both are checked together so the error names the right field.
 const scheduleCheck = (t: { schedule?: string; timezone?: string }, ctx: z.RefinementCtx) => {

@@ -297,6 +297,32 @@ describe("a data dir of the other storage kind", () => {
   });
 });
 
+describe("a field's name typed wrong", () => {
+  test("is refused naming the field meant, in tasks, jobs and workflows (YAML too); fields of upstream's own pass", async () => {
+    // Before: ignored. A workflow task with depend_on ran at once; execution-mode became parallel.
+    const post = (path: string, body: string, type = "application/json") =>
+      fetch(`${s.url}${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${tokenOf(s.url)}`, "content-type": type },
+        body,
+      }).then(async (r) => ({ status: r.status, body: await r.json() }));
+    const wf = ["tasks:", "  - {id: ta, name: add, file: x}", "  - {id: tb, name: add, file: x, depend_on: [ta]}"].join(
+      "\n",
+    );
+    expect(await post("/workflows", wf, "application/yaml")).toEqual({
+      status: 400,
+      body: { error: "tasks.1.depend_on: not a field (did you mean depends_on?)" },
+    });
+    const job = JSON.stringify({ name: "j", "execution-mode": "sequential", tasks: [{ name: "add", file: "x" }] });
+    expect((await post("/jobs", job)).body.error).toBe("execution-mode: not a field (did you mean execution_mode?)");
+    const task = JSON.stringify({ name: "add", file: b64("add"), inptus: [1, 2] });
+    expect((await post("/tasks", task)).body.error).toBe("inptus: not a field (did you mean inputs?)");
+    // An upstream client's own fields, and ones far from any field, are ignored as before.
+    const theirs = JSON.stringify({ name: "add", file: b64("add"), inputs: [1, 2], id: "x", state: 0, colour: "blue" });
+    expect((await post("/tasks", theirs)).status).toBe(201);
+  });
+});
+
 describe("tasks results", () => {
   test("exits 1 and says why unless the task Completed; a failed task's partial output is still printed", async () => {
     const ok = await runTask(s.url, { name: "add", file: b64("add"), inputs: [2, 3] });

@@ -1,12 +1,15 @@
 import type { Hono } from "hono";
-import { Fresh, JobCreate, JobStatus, WorkflowCreate } from "../../core/job.ts";
+import { Fresh, groupTypo, JOB_FIELDS, JobCreate, JobStatus, WORKFLOW_FIELDS, WorkflowCreate } from "../../core/job.ts";
 import type { Groups } from "../groups.ts";
 import { jsonBody, paged, query } from "./http.ts";
 
 /** `/jobs…` and `/workflows…`. */
 export function groupRoutes(app: Hono, groups: Groups): void {
   app.post("/jobs", async (c) => {
-    const job = await groups.createJob(await jsonBody(c, JobCreate, { yaml: true }), query(c, "fresh", Fresh));
+    const job = await groups.createJob(
+      await jsonBody(c, JobCreate, { yaml: true, typos: groupTypo(JOB_FIELDS) }),
+      query(c, "fresh", Fresh),
+    );
     c.header("Location", `/jobs/${job.job_id}`);
     return c.json(job, 201);
   });
@@ -20,7 +23,10 @@ export function groupRoutes(app: Hono, groups: Groups): void {
 
   app.post("/workflows", async (c) =>
     c.json(
-      await groups.createWorkflow(await jsonBody(c, WorkflowCreate, { yaml: true }), query(c, "fresh", Fresh)),
+      await groups.createWorkflow(
+        await jsonBody(c, WorkflowCreate, { yaml: true, typos: groupTypo(WORKFLOW_FIELDS) }),
+        query(c, "fresh", Fresh),
+      ),
       201,
     ),
   );

@@ -41,7 +41,8 @@ function refuseYamlBombs(text: string): void {
 export async function jsonBody<S extends z.ZodType>(
   c: Context,
   schema: S,
-  opts: { yaml?: boolean } = {},
+  /** `typos`: a check of the body as sent, before the schema drops what it does not know (core/nearest.ts). */
+  opts: { yaml?: boolean; typos?: (data: unknown) => string | undefined } = {},
 ): Promise<z.output<S>> {
   // The media type exactly: `text/plain; charset=application/json` passes a substring check, and a browser page
   // may send that without a CORS preflight.
@@ -61,6 +62,8 @@ export async function jsonBody<S extends z.ZodType>(
   // Whatever the text check missed, an alias shows in what was parsed.
   const expanded = yaml ? yamlExpansion(data, text.length) : undefined;
   if (expanded) throw invalid(`YAML anchors and aliases are not accepted: ${expanded}`);
+  const typo = opts.typos?.(data);
+  if (typo) throw invalid(typo);
   return checked(data, schema);
 }
 

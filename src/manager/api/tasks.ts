@@ -1,7 +1,7 @@
 import type { Hono } from "hono";
 import { invalid } from "../../core/errors.ts";
 import { MetadataFilter } from "../../core/metadata.ts";
-import { InvokeRequest, TaskCreate, TaskUpdate } from "../../core/task.ts";
+import { InvokeRequest, TaskCreate, TaskUpdate, taskTypo } from "../../core/task.ts";
 import { TaskClone } from "../../core/task-clone.ts";
 import { TaskListQuery } from "../../core/task-query.ts";
 import { hasWasmMagic } from "../../core/wasm-binary.ts";
@@ -15,7 +15,7 @@ import { checked, jsonBody, paged, query } from "./http.ts";
 export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry, invocations: Invocations): void {
   // The answers of a task's way (create, start, a task) are sized as they are built (compress.ts jsonAnswer).
   app.post("/tasks", async (c) => {
-    const task = await tasks.create(await jsonBody(c, TaskCreate));
+    const task = await tasks.create(await jsonBody(c, TaskCreate, { typos: taskTypo }));
     c.header("Location", `/tasks/${task.id}`);
     return jsonAnswer(c, task, 201);
   });
@@ -35,7 +35,7 @@ export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry, invoca
   });
   app.get("/tasks/:id", (c) => jsonAnswer(c, tasks.get(tasks.resolveId(c.req.param("id")))));
   app.put("/tasks/:id", async (c) =>
-    c.json(await tasks.update(tasks.resolveId(c.req.param("id")), await jsonBody(c, TaskUpdate))),
+    c.json(await tasks.update(tasks.resolveId(c.req.param("id")), await jsonBody(c, TaskUpdate, { typos: taskTypo }))),
   );
   app.delete("/tasks/:id", async (c) => {
     await tasks.delete(tasks.resolveId(c.req.param("id")));
