@@ -71,6 +71,9 @@ export function tlsInit(conn: Conn): { tls?: { ca: string } } {
 
 export class ApiError extends Error {}
 
+/** The manager could not be reached at all (refused, reset, timed out): a wait may try again (serve restarting). */
+export class Unreachable extends ApiError {}
+
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
 /**
@@ -179,7 +182,7 @@ export async function api<T = unknown>(conn: Conn, method: string, path: string,
   try {
     res = await fetchRetrying(endpoint(base, path), init, method);
   } catch (e) {
-    throw new ApiError(`cannot reach the manager at ${base}: ${reason(e)}`);
+    throw new Unreachable(`cannot reach the manager at ${base}: ${reason(e)}`);
   }
   const text = await res.text();
   let data: unknown;
@@ -251,7 +254,7 @@ export async function* sse(conn: Conn, path: string): AsyncGenerator<{ event: st
   try {
     res = await fetch(endpoint(base, path), { headers: authHeaders(conn), ...tlsInit(conn) });
   } catch (e) {
-    throw new ApiError(`cannot reach the manager at ${base}: ${reason(e)}`);
+    throw new Unreachable(`cannot reach the manager at ${base}: ${reason(e)}`);
   }
   if (!res.ok || !res.body) {
     const text = await res.text();

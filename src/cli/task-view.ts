@@ -1,7 +1,7 @@
 import { isTerminal, TaskState } from "../core/states.ts";
 import type { TaskView } from "../core/task.ts";
 import { ZERO_TIME } from "../core/time.ts";
-import { ApiError, api, type Conn, sse } from "./client.ts";
+import { ApiError, api, type Conn, sse, Unreachable } from "./client.ts";
 import { printJson, printRecord } from "./output.ts";
 
 // What the task commands print: one task, a finished task's outcome, a task's output (`tasks logs`).
@@ -39,6 +39,12 @@ export function when(iso: string | undefined, now = Date.now()): string {
   return `${iso} (${ms <= 0 ? `${span} ago` : `in ${span}`})`;
 }
 
+/** How long a wait goes on while serve does not answer (a restart takes seconds; a serve gone for good, not). */
+const AWAY_S = 20;
+
+/** How long `logs --follow` waits for the task's end once its stream was cut (serve restarting). */
+const FOLLOW_AFTER_CUT_S = 60;
+
 export async function waitFor(conn: Conn, id: string, timeoutS: number): Promise<TaskView> {
   const deadline = Date.now() + timeoutS * 1000;
   // On a terminal, the id is said before waiting: a Ctrl-C or a lost serve does not lose the task (scripts, whose
@@ -50,11 +56,26 @@ export async function waitFor(conn: Conn, id: string, timeoutS: number): Promise
   // error. Before, a task no proplet could take waited in silence and timed out saying only "still Scheduled".
   const since = Date.now();
   let said: string | undefined;
+  /** Since when serve has not answered, while it does not. */
+  let away: number | undefined;
   for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
     let t: TaskView;
     try {
       t = await api<TaskView>(conn, "GET", `/tasks/${encodeURIComponent(id)}`);
+      away = undefined;
     } catch (e) {
+      // A serve restarting (an upgrade, `systemctl restart`) is away for a few seconds: the wait goes on until its
+      // own deadline, saying so once. Any other refusal ends it.
+      if (
+        e instanceof Unreachable &&
+        Date.now() < deadline &&
+        (away === undefined || Date.now() - away < AWAY_S * 1000)
+      ) {
+        if (away === undefined) process.stderr.write(`${e.message}: still waiting for task ${id} (up to ${AWAY_S}s)\n`);
+        away ??= Date.now();
+        await Bun.sleep(500);
+        continue;
+      }
       throw new ApiError(
         `${e instanceof Error ? e.message : e} (while waiting for task ${id}: propeller tasks get ${id})`,
       );
@@ -104,14 +125,24 @@ export async function logs(conn: Conn & { json: boolean }, id: string, follow: b
   let printed = false;
   let end: Ending | undefined;
   if (follow) {
-    for await (const e of sse(conn, `/tasks/${encodeURIComponent(id)}/logs?follow=true`)) {
-      if (conn.json) process.stdout.write(`${JSON.stringify({ event: e.event, ...JSON.parse(e.data) })}\n`);
-      if (e.event === "output") {
-        if (!conn.json) print(JSON.parse(e.data) as Chunk);
-        printed = true;
-      } else if (e.event === "end") end = JSON.parse(e.data) as Ending;
-      // serve ended the stream early: its token was revoked or expired, or the session signed out.
-      else if (e.event === "closed") throw new ApiError(`the log stream was closed: ${JSON.parse(e.data).reason}`);
+    try {
+      for await (const e of sse(conn, `/tasks/${encodeURIComponent(id)}/logs?follow=true`)) {
+        if (conn.json) process.stdout.write(`${JSON.stringify({ event: e.event, ...JSON.parse(e.data) })}\n`);
+        if (e.event === "output") {
+          if (!conn.json) print(JSON.parse(e.data) as Chunk);
+          printed = true;
+        } else if (e.event === "end") end = JSON.parse(e.data) as Ending;
+        // serve ended the stream early: its token was revoked or expired, or the session signed out.
+        else if (e.event === "closed") throw new ApiError(`the log stream was closed: ${JSON.parse(e.data).reason}`);
+      }
+    } catch (e) {
+      // The stream cut by serve going away (a restart): the task's end still decides the exit, so it is waited
+      // for (its output meanwhile is not streamed again). A refusal is an error as before.
+      if (e instanceof ApiError && !(e instanceof Unreachable)) throw e;
+      process.stderr.write(
+        `the log stream was cut (${e instanceof Error ? e.message : e}): waiting for task ${id} to end\n`,
+      );
+      end = await waitFor(conn, id, FOLLOW_AFTER_CUT_S);
     }
   } else {
     const r = await api<Ending & { chunks: Chunk[] }>(conn, "GET", `/tasks/${encodeURIComponent(id)}/logs`);

@@ -305,7 +305,7 @@ describe("a field's name typed wrong", () => {
         method: "POST",
         headers: { authorization: `Bearer ${tokenOf(s.url)}`, "content-type": type },
         body,
-      }).then(async (r) => ({ status: r.status, body: await r.json() }));
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as { error?: string } }));
     const wf = ["tasks:", "  - {id: ta, name: add, file: x}", "  - {id: tb, name: add, file: x, depend_on: [ta]}"].join(
       "\n",
     );
@@ -407,7 +407,11 @@ describe("tasks create --start --wait", () => {
   test("serve gone mid-wait: the error names the task's id", async () => {
     const a = await startServe();
     const wait = Bun.spawn(
-      [process.execPath, MAIN, "tasks", "create", "spin", "--file", join(FIXTURES, "spin.wasm"), "--start", "--wait"],
+      // A serve that does not come back within the wait's own timeout ends it (one restarting is waited for).
+      [
+        ...[process.execPath, MAIN, "tasks", "create", "spin", "--file", join(FIXTURES, "spin.wasm")],
+        ...["--start", "--wait", "--wait-timeout", "3"],
+      ],
       { env: { ...process.env, PROPELLER_URL: a.url, PROPELLER_TOKEN: a.token! }, stdout: "pipe", stderr: "pipe" },
     );
     const id = await until("the task to run", async () => {
@@ -419,4 +423,44 @@ describe("tasks create --start --wait", () => {
     const err = await new Response(wait.stderr).text();
     expect(err).toContain(`while waiting for task ${id}`);
   });
+
+  test("serve restarting mid-wait (kill -9, back in a second): the wait goes on and ends with the task's result", async () => {
+    // Before: `cannot reach the manager … ECONNREFUSED`, exit 1, though the task completed on its proplet.
+    const a = await startServe({ extra: ["--no-local-proplet"] });
+    const p = await spawnProplet(a, "edge-steady");
+    procs.push(p);
+    await until("it registers", async () => (await http(`${a.url}/proplets/edge-steady`)).body.alive === true, 20_000);
+    const wait = Bun.spawn(
+      [
+        ...[process.execPath, MAIN, "tasks", "create", "tick", "--file", join(FIXTURES, "ticker.wasm")],
+        ...["--inputs", "30,100", "--proplet-id", "edge-steady", "--start", "--wait"],
+      ],
+      { env: { ...process.env, PROPELLER_URL: a.url, PROPELLER_TOKEN: a.token! }, stdout: "pipe", stderr: "pipe" },
+    );
+    const id = await until("the task to run", async () => {
+      const r = await http<{ tasks: { id: string; state: number }[] }>(`${a.url}/tasks`);
+      return r.body.tasks.find((t) => t.state === 2)?.id;
+    });
+    const follow = Bun.spawn([process.execPath, MAIN, "tasks", "logs", id, "--follow"], {
+      env: { ...process.env, PROPELLER_URL: a.url, PROPELLER_TOKEN: a.token! },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    await Bun.sleep(500);
+    await a.kill("SIGKILL");
+    await Bun.sleep(1000);
+    const b = await startServe({
+      dataDir: a.dataDir,
+      ports: { http: a.httpPort, mqtt: a.mqttPort },
+      extra: ["--no-local-proplet"],
+    });
+    procs.push(b);
+    expect(await wait.exited).toBe(0);
+    const err = await new Response(wait.stderr).text();
+    expect(err).toContain("still waiting for task");
+    expect(await new Response(wait.stdout).text()).toContain("tick 30");
+    // `tasks logs --follow` too: its stream cut, it waits for the task's end, which decides its exit.
+    expect(await follow.exited).toBe(0);
+    expect(await new Response(follow.stderr).text()).toContain(`the log stream was cut`);
+  }, 60_000);
 });
