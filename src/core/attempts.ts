@@ -1,6 +1,7 @@
 // Failed attempts counted per key (a client address) in fixed windows, with a ceiling for all keys together: a
-// caller past its own limit, or one that failed once the ceiling is reached, is refused until the window turns. The map of keys is bounded too (past `maxKeys` addresses
-// in one window, the others share one count), so counting costs no more memory than it saves.
+// caller past its own limit, or one that failed once the ceiling is reached, is refused until the window turns.
+// The map of keys is bounded too (past `maxKeys` addresses in one window, the others share one count), so
+// counting costs no more memory than it saves.
 
 export interface AttemptLimits {
   perKey: number;
