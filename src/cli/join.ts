@@ -59,7 +59,13 @@ const TIMEOUT_MS = 15_000;
 export async function joinSite(url: string, tokenText: string, dir: string): Promise<JoinedIdentity> {
   const token = parseJoinToken(tokenText);
   if (!token) throw new UsageError("--token is not a join token (ppj_…): `propeller proplets join-token` makes one");
-  const base = url.replace(/\/+$/, "");
+  // Without a scheme (`gateway:7070`, as --url takes it): https for a token that pins the site CA, else http.
+  const schemed = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `${token.caHash ? "https" : "http"}://${url}`;
+  if (!/^https?:\/\//i.test(schemed))
+    throw new UsageError(
+      `--join ${url}: give serve's REST URL (http:// or https://, its --http-port), not the broker's`,
+    );
+  const base = schemed.replace(/\/+$/, "");
   let ca: string | undefined;
   if (token.caHash) {
     if (!base.startsWith("https://"))

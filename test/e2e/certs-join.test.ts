@@ -122,7 +122,9 @@ test("join: a valid token gives a proplet its identity and the CA; it runs a tas
 
   // Revoked, then given a new token: it joins again as a new identity (it kept the revoked one, refused forever).
   expect((await http(`${s.url}/entities/${identity.entity_id}`, "DELETE")).status).toBe(204);
-  const renewed = joiner(joinToken("--ttl", "1h", "--name", "edge-1b"), dir);
+  // Its URL typed as --url takes it, without a scheme: https, since the token pins the site CA.
+  const bare = s.url.replace(/^https:\/\//, "");
+  const renewed = joiner(joinToken("--ttl", "1h", "--name", "edge-1b"), dir, bare);
   await until(
     "the new identity",
     () => JSON.parse(readFileSync(join(dir, "identity.json"), "utf8")).name === "edge-1b",
