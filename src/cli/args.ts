@@ -73,7 +73,7 @@ export function logArgs(L: Pick<Layers, "choice">) {
   return {
     "log-level": {
       type: "string",
-      description: "silent|error|warn|info|debug (env PROPELLER_LOG_LEVEL)",
+      description: "silent|error|warn|info|debug|trace (env PROPELLER_LOG_LEVEL)",
       default: L.choice("log-level", ["PROPELLER_LOG_LEVEL"], "info", [
         "silent",
         "error",
@@ -94,7 +94,7 @@ export function logArgs(L: Pick<Layers, "choice">) {
 export const logLevelArg = {
   "log-level": {
     type: "string",
-    description: "silent|error|warn|info|debug (env PROPELLER_LOG_LEVEL)",
+    description: "silent|error|warn|info|debug|trace (env PROPELLER_LOG_LEVEL)",
     default: env("PROPELLER_LOG_LEVEL") ?? "info",
   },
   "log-format": {
