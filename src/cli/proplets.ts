@@ -127,12 +127,22 @@ export const propletsCommand = defineCommand({
           else process.stdout.write(`proplet ${id} drained: cordoned, running nothing\n`);
         }),
     }),
-    delete: okCommand(
-      "Forget a proplet (refused while it runs tasks)",
-      "proplet",
-      "DELETE",
-      (id) => `/proplets/${encodeURIComponent(id)}`,
-    ),
+    delete: defineCommand({
+      meta: { description: "Forget a proplet (refused while it runs tasks; one still alive comes back when it beats)" },
+      args: { ...idArg, ...urlArg },
+      run: ({ args }) =>
+        action(async () => {
+          const at = `/proplets/${encodeURIComponent(await resolveId(args, "proplet", args.id))}`;
+          const v = await api<PropletView>(args, "GET", at);
+          await api(args, "DELETE", at);
+          process.stdout.write(args.json ? `${JSON.stringify({ ok: true })}\n` : "ok\n");
+          // Said, not hidden behind "ok": forgotten, a live proplet is back at its next heartbeat.
+          if (v.alive)
+            process.stderr.write(
+              `proplet ${v.id} (${v.name}) is alive: it is back at its next heartbeat; stop it first, or \`propeller proplets revoke ${v.name}\` to keep it out\n`,
+            );
+        }),
+    }),
     metrics: pagedCommand(
       "A proplet's metrics samples, newest first",
       "proplet",

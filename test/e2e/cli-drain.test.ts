@@ -153,4 +153,21 @@ describe("proplets cordon | uncordon | drain", () => {
       await s.kill("SIGKILL");
     }
   }, 60_000);
+  test("proplets delete of a live proplet says ok, and that it comes back at its next heartbeat", async () => {
+    // Before: "ok", and the proplet was listed again a few seconds later, nothing said.
+    const s = await startServe({ extra: ["--no-local-proplet"] });
+    const p = await spawnProplet(s, "still-here", { PROPLET_LIVELINESS_INTERVAL: "1" });
+    try {
+      await untilAlive(s.url, "still-here", 20_000);
+      const env = { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) };
+      const r = await run(["proplets", "delete", "still-here"], env);
+      expect({ code: r.code, out: r.stdout }).toEqual({ code: 0, out: "ok\n" });
+      expect(r.stderr).toContain("is alive: it is back at its next heartbeat");
+      expect(r.stderr).toContain("propeller proplets revoke");
+      await untilAlive(s.url, "still-here", 10_000);
+    } finally {
+      await p.kill("SIGKILL");
+      await s.kill("SIGKILL");
+    }
+  }, 60_000);
 });
