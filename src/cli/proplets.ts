@@ -116,11 +116,14 @@ export const propletsCommand = defineCommand({
           }
           if (v.task_count > 0 && !args.force) {
             throw new UsageError(
-              `proplet ${id} still runs ${v.task_count} task(s) after ${timeoutS} s; it stays cordoned (--force moves them elsewhere)`,
+              `proplet ${id} still runs ${v.task_count} task(s) after ${timeoutS} s; it stays cordoned (--force stops them there: they run elsewhere while retries last)`,
             );
           }
           if (v.task_count > 0) {
-            process.stderr.write(`moving ${v.task_count} task(s) off ${id}\n`);
+            // Not "moving": each is stopped there, and runs elsewhere only while it has retries left.
+            process.stderr.write(
+              `stopping ${v.task_count} task(s) on ${id}: each runs again elsewhere while it has retries left, else it ends Failed\n`,
+            );
             v = await api<PropletView>(args, "POST", `/proplets/${encodeURIComponent(id)}/drain?force=true`);
           }
           if (args.json) printJson(v);

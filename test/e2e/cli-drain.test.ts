@@ -101,11 +101,15 @@ describe("proplets cordon | uncordon | drain", () => {
       const timedOut = await run(["proplets", "drain", "drain-two", "--timeout", "1"], env);
       expect(timedOut.code).toBe(1);
       expect(timedOut.stderr).toContain(
-        "still runs 1 task(s) after 1 s; it stays cordoned (--force moves them elsewhere)",
+        "still runs 1 task(s) after 1 s; it stays cordoned (--force stops them there: they run elsewhere while retries last)",
       );
       expect((await run(["proplets", "uncordon", "drain-one"], env)).code).toBe(0);
       const forced = await run(["proplets", "drain", "drain-two", "--timeout", "1", "--force"], env);
       expect(forced.code).toBe(0);
+      // Said as it is: stopped there, run again elsewhere while retries last (it said "moving" for tasks it ended).
+      expect(forced.stderr).toContain(
+        "stopping 1 task(s) on drain-two: each runs again elsewhere while it has retries left",
+      );
       const moved = await until("the task to run again on drain-one", async () => {
         const t = (await http(`${s.url}/tasks/${long.body.id}`)).body;
         return t.state === 2 && t.proplet_id === "drain-one" ? t : undefined;
