@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { sha256Hex } from "../core/digest.ts";
 import { Joined, joinedMqttAddress, parseJoinToken } from "../core/join.ts";
 import { readCertificates, spkiHash } from "../core/x509-read.ts";
 import { log } from "../log.ts";
@@ -29,7 +30,7 @@ export interface JoinedIdentity {
 }
 
 /** How a join token is remembered beside the identity it gave (never the token itself). */
-export const tokenHash = (token: string): string => new Bun.CryptoHasher("sha256").update(token.trim()).digest("hex");
+export const tokenHash = (token: string): string => sha256Hex(token.trim());
 
 /** The identity a previous join left in `dir`, if any. */
 export function readJoined(dir: string): JoinedIdentity | undefined {

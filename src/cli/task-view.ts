@@ -93,13 +93,14 @@ export async function waitFor(conn: Conn, id: string, timeoutS: number): Promise
   }
 }
 
+/** A task's results as printed: a string as it is (one newline at its end), anything else as JSON. */
+export const resultLine = (results: unknown): string =>
+  `${typeof results === "string" ? results.replace(/\n$/, "") : JSON.stringify(results)}\n`;
+
 /** Prints a finished task's outcome: the result on stdout, or the error on stderr with exit code 1. */
 export function report(t: TaskView, json: boolean): void {
   if (json) printJson(t);
-  else if (t.state === TaskState.Completed)
-    process.stdout.write(
-      `${typeof t.results === "string" ? t.results.replace(/\n$/, "") : JSON.stringify(t.results)}\n`,
-    );
+  else if (t.state === TaskState.Completed) process.stdout.write(resultLine(t.results));
   if (t.state !== TaskState.Completed) {
     process.stderr.write(`task ${t.id} ${t.status}${t.error ? `: ${t.error}` : ""}\n`);
     process.exitCode = 1;

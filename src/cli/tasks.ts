@@ -16,7 +16,7 @@ import {
   taskFields,
   unsetFields,
 } from "./task-fields.ts";
-import { logs, report, show, waitFor } from "./task-view.ts";
+import { logs, report, resultLine, show, waitFor } from "./task-view.ts";
 
 // `propeller tasks …`: the command tree. The flags of a task are task-fields.ts, what is printed task-view.ts.
 
@@ -241,20 +241,15 @@ export const tasksCommand = defineCommand({
       args: { ...idArg, ...urlArg },
       run: ({ args }) =>
         action(async () => {
-          const at = `/tasks/${encodeURIComponent(args.id)}`;
-          const [r, t] = await Promise.all([
-            api<{ results: unknown }>(args, "GET", `${at}/results`),
-            api<TaskView>(args, "GET", at),
-          ]);
-          if (args.json) printJson(r);
-          else if (r.results !== null || t.state === TaskState.Completed)
-            process.stdout.write(
-              `${typeof r.results === "string" ? r.results.replace(/\n$/, "") : JSON.stringify(r.results)}\n`,
-            );
+          // The task itself carries its results whole, with its state: one request.
+          const t = await api<TaskView>(args, "GET", `/tasks/${encodeURIComponent(args.id)}`);
+          const results = t.results ?? null;
+          if (args.json) printJson({ results });
+          else if (results !== null || t.state === TaskState.Completed) process.stdout.write(resultLine(results));
           // A failed task's partial output, a running one's nothing: said so, and not a success for a script.
           if (t.state !== TaskState.Completed) {
             const why = t.error ? `: ${terminalSafe(t.error)}` : "";
-            const what = r.results === null ? "no results" : "what it printed is above";
+            const what = results === null ? "no results" : "what it printed is above";
             process.stderr.write(`task ${t.id} is ${t.status}${why} (${what})\n`);
             process.exitCode = 1;
           }

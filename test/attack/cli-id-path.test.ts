@@ -23,14 +23,14 @@ describe("a task named with /, .., ? or # stays one segment of /tasks/", () => {
     [["tasks", "delete"], "../../proplets/P1", ""],
     [["tasks", "stop"], "../backup", "/stop"],
     [["tasks", "get"], "a?limit=1", ""],
-    [["tasks", "results"], "nightly/report#1", "/results"],
+    [["tasks", "results"], "nightly/report#1", ""], // the task, which carries its results and its state
     [["tasks", "pause"], "50%", "/pause"],
   ] as const) {
     test(`${cmd.join(" ")} ${name}`, async () => {
       seen.length = 0;
       const r = await run([...cmd, name, "--url", url, "--token", "t"]);
       expect(seen.length).toBeGreaterThan(0);
-      // Every path asked keeps the name in one segment (`tasks results` also reads the task's state).
+      // Every path asked keeps the name in one segment.
       const segment = `/pfx/tasks/${encodeURIComponent(name)}`;
       expect(seen.map((x) => x.path)).toContain(`${segment}${route}`);
       for (const x of seen) expect(x.path.startsWith(segment)).toBe(true);
