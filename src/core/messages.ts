@@ -221,16 +221,19 @@ export function decode<T extends z.ZodType>(
   plain?: (json: unknown) => z.output<T> | undefined,
 ): { ok: true; value: z.output<T> } | { ok: false; error: string } {
   let json = parsed;
-  if (json === undefined)
+  if (json === undefined) {
     try {
       json = JSON.parse(typeof payload === "string" ? payload : utf8.decode(payload));
     } catch {
       return { ok: false, error: "payload is not JSON" };
     }
+    // Bounded here; JSON the broker parsed (`parsed`, broker/parsed.ts) was bounded by its ACL (core/acl.ts), so a
+    // heartbeat is not walked twice.
+    if (nestedDeeperThan(json, MAX_JSON_DEPTH))
+      return { ok: false, error: `payload nests deeper than ${MAX_JSON_DEPTH} levels` };
+  }
   // Whatever a hostile payload makes a check or a transform throw (a stack overflow on deep nesting, a date out of
   // range) is a malformed message, never an exception out of the broker's or the manager's handler.
-  if (nestedDeeperThan(json, MAX_JSON_DEPTH))
-    return { ok: false, error: `payload nests deeper than ${MAX_JSON_DEPTH} levels` };
   let r: z.ZodSafeParseResult<z.output<T>>;
   try {
     const quick = plain?.(json);

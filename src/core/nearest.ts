@@ -36,13 +36,19 @@ export function nearest(word: string, options: string[]): string | undefined {
  */
 export function typoKey(obj: unknown, known: readonly string[], where = ""): string | undefined {
   if (typeof obj !== "object" || obj === null || Array.isArray(obj)) return undefined;
+  let looked = 0;
   for (const k of Object.keys(obj)) {
     if (known.includes(k) || UPSTREAM_READ_ONLY.has(k)) continue;
+    // A body of a hundred thousand made-up keys costs a bounded look, not an edit distance each.
+    if (++looked > MAX_KEYS_LOOKED) return undefined;
     const near = nearest(k, known as string[]);
     if (near) return `${where}${k}: not a field (did you mean ${near}?)`;
   }
   return undefined;
 }
+
+/** Unknown keys of one object looked at for a typo: a person's typos are among the first few. */
+const MAX_KEYS_LOOKED = 64;
 
 /** A task's fields upstream's API shows and a client may send back: not typos, ignored as before. */
 const UPSTREAM_READ_ONLY = new Set([
