@@ -282,6 +282,10 @@ export async function* sse(conn: Conn, path: string): AsyncGenerator<{ event: st
 }
 
 /** A subcommand that sends one request about one resource and prints `ok`. */
+/** What a command that changes something prints: --json is always JSON, the answer or else {"ok": true}. */
+export const okLine = (json: boolean | undefined, answer?: unknown): string =>
+  json ? `${JSON.stringify(answer ?? { ok: true })}\n` : "ok\n";
+
 export function okCommand(description: string, what: IdKind, method: string, path: (id: string) => string) {
   return defineCommand({
     meta: { description },
@@ -292,8 +296,7 @@ export function okCommand(description: string, what: IdKind, method: string, pat
     run: ({ args }) =>
       action(async () => {
         const r = await api(args, method, path(encodeURIComponent(await resolveId(args, what, args.id))));
-        // --json is always JSON: the answer when there is one, else {"ok": true}.
-        process.stdout.write(args.json ? `${JSON.stringify(r ?? { ok: true })}\n` : "ok\n");
+        process.stdout.write(okLine(args.json, r));
       }),
   });
 }

@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import type { PropletView } from "../core/proplet.ts";
 import { action, int, UsageError } from "./args.ts";
-import { api, okCommand, pagedCommand, resolveId, urlArg } from "./client.ts";
+import { api, okCommand, okLine, pagedCommand, resolveId, urlArg } from "./client.ts";
 import { joinTokenCommands } from "./join-tokens.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
@@ -138,7 +138,7 @@ export const propletsCommand = defineCommand({
           const at = `/proplets/${encodeURIComponent(await resolveId(args, "proplet", args.id))}`;
           const v = await api<PropletView>(args, "GET", at);
           await api(args, "DELETE", at);
-          process.stdout.write(args.json ? `${JSON.stringify({ ok: true })}\n` : "ok\n");
+          process.stdout.write(okLine(args.json));
           // Said, not hidden behind "ok": forgotten, a live proplet is back at its next heartbeat.
           if (v.alive)
             process.stderr.write(
