@@ -10,7 +10,7 @@
 // Plain aedes on node:net (none of serve's own speed-ups to it), hono on Bun.serve, no authentication, no schema
 // check, no Wasm. The clock stops when the SQLite file holds N rows in state 3, as dispatch.ts stops it.
 //
-//   bun scripts/bench/floor.ts [--tasks 10000] [--concurrency 64] [--warm-up 2000] [--rounds 3]
+//   bun scripts/bench/floor.ts [--tasks 10000] [--concurrency 64] [--warm-up 10000] [--rounds 3]
 // dispatch.ts runs it in its own call, its rounds taking turns with serve's (`floor_tasks_per_s`, `ratio_to_floor`;
 // and the CPU each took per task, which other load on the machine disturbs less than a rate does). A single run of
 // either moved by ±15 % from run to run on this machine; each figure is the round with the median tasks/s.
@@ -125,7 +125,7 @@ export async function startFloor(
   concurrency: number,
   file: string,
   /** Tasks run before any clock starts, as dispatch.ts warms serve. */
-  warmUp = 2000,
+  warmUp = 10000,
 ): Promise<Floor> {
   const dir = mkdtempSync(join(tmpdir(), "propeller-floor-"));
   const dbPath = join(dir, "floor.db");
@@ -193,7 +193,7 @@ if (import.meta.main) {
         child: { type: "string" },
         tasks: { type: "string", default: "10000" },
         concurrency: { type: "string", default: "64" },
-        "warm-up": { type: "string", default: "2000" },
+        "warm-up": { type: "string", default: "10000" },
         rounds: { type: "string", default: "3" },
       },
     },
