@@ -21,10 +21,22 @@ export async function ensureAdminToken(identities: Identities, dataDir: string):
     return text ? identities.verifyToken(text) : undefined;
   }
   const t = await identities.createToken({ name: "admin", role: "admin" });
-  writeFileSync(`${file}.tmp`, `${t.token}\n`, { mode: 0o600 });
-  renameSync(`${file}.tmp`, file);
+  writeAdminTokenFile(file, t.token);
   log.info(`created an admin token in ${file} (mode 0600): the CLI on this machine uses it`);
   return identities.verifyToken(t.token);
+}
+
+/** The data dir's admin token file, written whole (0600) or not at all. */
+export function writeAdminTokenFile(file: string, token: string): void {
+  writeFileSync(`${file}.tmp`, `${token}\n`, { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}
+
+/** Whether the data dir's admin token file holds an admin token that works: `tokens create --data-dir` leaves it. */
+export function adminTokenFileWorks(identities: Identities, dataDir: string): boolean {
+  const file = join(dataDir, "admin.token");
+  const text = existsSync(file) ? readFileSync(file, "utf8").trim() : "";
+  return Boolean(text) && identities.verifyToken(text)?.role === "admin";
 }
 
 /** Told at start with authentication on: where the admin token is, and the console's sign-in link at `base`. */

@@ -1,8 +1,10 @@
+import { join } from "node:path";
 import { defineCommand } from "citty";
 import { TokenCreate, ttlSeconds } from "../core/identity.ts";
 import { Identities } from "../manager/identities.ts";
+import { adminTokenFileWorks, writeAdminTokenFile } from "./admin-token.ts";
 import { action, UsageError } from "./args.ts";
-import { api, okCommand, urlArg } from "./client.ts";
+import { api, okLine, resolveId, urlArg } from "./client.ts";
 import { printJson, printTable } from "./output.ts";
 import { storeArgs, storeChoice, withStore } from "./store.ts";
 
@@ -21,11 +23,14 @@ interface TokenOut {
 /**
  * Break-glass: a token written straight into a stopped serve's store, for a site whose every admin token is lost.
  * Refused while a serve holds the data dir (or, on PostgreSQL, a manager holds the lease): it would not see it.
+ * An admin token also goes into the data dir's admin.token when that file holds none that works (none there, or a
+ * revoked one): the CLI on the gateway reads it, and serve's sign-in link is made from it. A file whose token
+ * works is left as it is. A PostgreSQL site's data dir is one manager's: its file is left alone.
  */
 async function mintDirectly(
   args: { "data-dir"?: string; storage?: string; "postgres-url"?: string },
   body: { role: string; name?: string },
-): Promise<TokenOut> {
+): Promise<TokenOut & { file?: string }> {
   const input = TokenCreate.safeParse(body);
   if (!input.success) {
     const i = input.error.issues[0]!;
@@ -36,7 +41,14 @@ async function mintDirectly(
     c,
     "mint a token",
     "while serve runs, make tokens through it: propeller tokens create, without --data-dir",
-    (s) => new Identities(s).createToken({ ...input.data, name: input.data.name ?? "break-glass" }),
+    async (s) => {
+      const ids = new Identities(s);
+      const t = await ids.createToken({ ...input.data, name: input.data.name ?? "break-glass" });
+      if (t.role !== "admin" || c.kind === "postgres" || adminTokenFileWorks(ids, c.dataDir)) return t;
+      const file = join(c.dataDir, "admin.token");
+      writeAdminTokenFile(file, t.token);
+      return { ...t, file };
+    },
     { writes: true },
   );
 }
@@ -73,11 +85,16 @@ export const tokensCommand = defineCommand({
             ...(args.name ? { name: args.name } : {}),
             ...(args.ttl ? { ttl: args.ttl } : {}),
           };
-          const t = direct ? await mintDirectly(args, body) : await api<TokenOut>(args, "POST", "/tokens", body);
+          const t: TokenOut & { file?: string } = direct
+            ? await mintDirectly(args, body)
+            : await api<TokenOut>(args, "POST", "/tokens", body);
           if (args.json) return printJson(t);
           process.stdout.write(`${t.token}\n`);
           const until = t.expires_at ? `, expires ${t.expires_at}` : "";
-          process.stderr.write(`token ${t.id} (${t.name}, ${t.role}${until}): shown once, keep it now\n`);
+          const kept = t.file
+            ? `written to ${t.file} as well (it held no admin token that works): the CLI on this machine uses it`
+            : "shown once, keep it now";
+          process.stderr.write(`token ${t.id} (${t.name}, ${t.role}${until}): ${kept}\n`);
         }),
     }),
     list: defineCommand({
@@ -97,11 +114,23 @@ export const tokensCommand = defineCommand({
           ]);
         }),
     }),
-    revoke: okCommand(
-      "Revoke a token: it stops working at once",
-      "token",
-      "DELETE",
-      (id) => `/tokens/${encodeURIComponent(id)}`,
-    ),
+    revoke: defineCommand({
+      meta: { description: "Revoke a token: it stops working at once" },
+      args: {
+        id: { type: "positional", description: "token id (or a unique prefix of it) or name", required: true },
+        force: {
+          type: "boolean",
+          description: "revoke the last admin token too (no one can then administer serve until it restarts)",
+        },
+        ...urlArg,
+      },
+      run: ({ args }) =>
+        action(async () => {
+          const force = args.force ? "?force=true" : "";
+          const id = encodeURIComponent(await resolveId(args, "token", args.id));
+          const r = await api(args, "DELETE", `/tokens/${id}${force}`);
+          process.stdout.write(okLine(args.json, r));
+        }),
+    }),
   },
 });

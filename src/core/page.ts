@@ -15,6 +15,12 @@ const uint = (name: string, dflt: number, min: number, max: number) =>
       return n;
     });
 
+/** A yes/no query parameter (`?force=true`, `?follow=1`): true, false, 1 or 0; absent is no. */
+export const QueryFlag = z
+  .enum(["true", "false", "1", "0"])
+  .optional()
+  .transform((v) => v === "true" || v === "1");
+
 /** The largest offset: a safe integer, which every backend stores exactly (SQLite refused 10^20 with a 500). */
 export const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
 

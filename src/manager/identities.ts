@@ -127,6 +127,15 @@ export class Identities {
     this.tokensById.set(t.id, t);
   }
 
+  /** Whether `t` is a working admin token and no other is. */
+  private lastAdmin(t: Token): boolean {
+    const now = this.now();
+    const works = (x: Token) => x.role === "admin" && !x.revoked_at && !tokenExpired(x, now);
+    if (!works(t)) return false;
+    for (const x of this.tokensByHash.values()) if (x.id !== t.id && works(x)) return false;
+    return true;
+  }
+
   /** Whether an admin token that has not expired exists. */
   hasAdmin(): boolean {
     for (const t of this.tokensByHash.values()) if (t.role === "admin" && !tokenExpired(t, this.now())) return true;
@@ -159,9 +168,20 @@ export class Identities {
   }
 
   /** `DELETE /tokens/{id}`: `id` is a token's id or its name, when one token (a live one first) has that name. */
-  async revokeToken(key: string): Promise<void> {
+  /**
+   * Revokes a token. The last admin token that works is kept unless `force`: without it no one could change
+   * anything over REST or sign in to the console as an admin until serve restarts (it makes a new admin token in
+   * its data dir when none is left, admin-token.ts) or a token is minted into its stopped store.
+   */
+  async revokeToken(key: string, force = false): Promise<void> {
     const t = this.store.tokens.get(key) ?? this.tokenNamed(key);
     if (!t) throw notFound(`token ${key} not found`);
+    if (!force && this.lastAdmin(t))
+      throw conflict(
+        `token ${t.id} (${t.name}) is the last admin token: revoked, no one could administer serve until it restarts ` +
+          "(it then writes a new admin token into its data dir's admin.token); create another first " +
+          "(propeller tokens create --role admin), or revoke it with --force",
+      );
     const id = t.id;
     this.tokensByHash.delete(t.hash);
     this.tokensById.delete(t.id);

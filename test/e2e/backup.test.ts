@@ -299,3 +299,48 @@ test("break-glass: tokens create --data-dir is refused while serve runs, and min
     }
   }
 }, 60_000);
+
+test("break-glass writes the admin token into admin.token when the file's token no longer works, so the CLI on the gateway works again", async () => {
+  const dataDir = tempDir();
+  const serve = { dataDir, extra: ["--no-local-proplet"] };
+  const s = await startServe(serve);
+  const file = join(dataDir, "admin.token");
+  const first = readFileSync(file, "utf8").trim();
+  // Another admin token (held by someone else), then the file's own revoked: serve would make no new file.
+  const other = (await (
+    await fetch(`${s.url}/tokens`, {
+      method: "POST",
+      headers: { ...bearer(first), "content-type": "application/json" },
+      body: JSON.stringify({ role: "admin", name: "elsewhere" }),
+    })
+  ).json()) as { token: string };
+  expect(other.token).toStartWith("ppt_");
+  const fileToken = (await get(`${s.url}/tokens`, first)).body.tokens.find((t: { name: string }) => t.name === "admin");
+  expect((await fetch(`${s.url}/tokens/${fileToken.id}`, { method: "DELETE", headers: bearer(first) })).status).toBe(
+    204,
+  );
+  await s.kill("SIGTERM");
+  const local = { PROPELLER_DATA_DIR: dataDir };
+
+  const minted = cli(["tokens", "create", "--data-dir", dataDir]);
+  expect(minted.code).toBe(0);
+  expect(minted.stderr).toContain(`written to ${file} as well`);
+  expect(readFileSync(file, "utf8").trim()).toBe(minted.stdout.trim());
+  expect(statSync(file).mode & 0o777).toBe(0o600);
+  // A file whose token works is left alone.
+  const second = cli(["tokens", "create", "--data-dir", dataDir]);
+  expect(second.code).toBe(0);
+  expect(second.stderr).toContain("shown once");
+  expect(readFileSync(file, "utf8").trim()).toBe(minted.stdout.trim());
+
+  const again = await startServe(serve);
+  try {
+    // The CLI on this machine, no --token: it reads the data dir's admin.token.
+    const listed = cli(["tokens", "list", "--url", again.url], local);
+    expect(listed.stderr).toBe("");
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toContain("break-glass");
+  } finally {
+    await again.kill("SIGKILL");
+  }
+}, 60_000);

@@ -85,6 +85,15 @@ describe("names where ids are taken", () => {
     expect(twin.status).toBe(409);
     expect(twin.body.error).toContain("2 tokens are named twin");
   });
+
+  test("tokens revoke of the site's only admin token is refused, saying how (the site stays administrable)", () => {
+    const r = cli(["tokens", "revoke", "admin"], env);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("is the last admin token");
+    expect(r.stderr).toContain("--force");
+    expect(cli(["tokens", "revoke", "--help"], env).stdout).toContain("--force");
+    expect(cli(["tokens", "list"], env).code).toBe(0);
+  });
 });
 
 describe("certs renew, then SIGHUP", () => {

@@ -2,6 +2,7 @@ import type { Context, Hono } from "hono";
 import { getCookie } from "hono/cookie";
 import { EntityCreate, EntityKind, LabelsUpdate, type Token, TokenCreate } from "../../core/identity.ts";
 import type { JoinMqtt } from "../../core/join.ts";
+import { QueryFlag } from "../../core/page.ts";
 import type { Channel } from "../../core/topics.ts";
 import type { Identities } from "../identities.ts";
 import type { Sessions } from "../sessions.ts";
@@ -127,7 +128,7 @@ export function identityRoutes(app: Hono, ids: Identities, channel: Channel, mqt
   app.post("/tokens", async (c) => c.json(await ids.createToken(await jsonBody(c, TokenCreate)), 201));
   app.get("/tokens", (c) => c.json({ tokens: ids.listTokens() }));
   app.delete("/tokens/:id", async (c) => {
-    await ids.revokeToken(c.req.param("id"));
+    await ids.revokeToken(c.req.param("id"), query(c, "force", QueryFlag));
     return c.body(null, 204);
   });
   // The site's domain and channel come with a new identity: upstream's config.toml holds them beside the key; and

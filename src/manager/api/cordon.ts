@@ -1,10 +1,8 @@
 import type { Hono } from "hono";
-import { z } from "zod";
+import { QueryFlag } from "../../core/page.ts";
 import type { Dispatcher } from "../dispatcher.ts";
 import type { PropletRegistry } from "../proplets.ts";
 import { query } from "./http.ts";
-
-const Force = z.enum(["true", "false", "1", "0"]).optional();
 
 /**
  * `POST /proplets/{id}/cordon|uncordon|drain` (changes: admins only, auth.ts refuses viewers). Cordon: placement
@@ -24,9 +22,9 @@ export function cordonRoutes(app: Hono, proplets: PropletRegistry, dispatcher: D
   });
   app.post("/proplets/:id/drain", async (c) => {
     const id = proplets.idOf(c.req.param("id"));
-    const force = query(c, "force", Force);
+    const force = query(c, "force", QueryFlag);
     await proplets.setCordoned(id, true);
-    if (force === "true" || force === "1") {
+    if (force) {
       dispatcher.settleLost(id, `moved off proplet ${id}: it is being drained (drain --force)`);
     }
     return c.json(proplets.view(id));

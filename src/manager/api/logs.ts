@@ -1,5 +1,5 @@
 import type { Hono } from "hono";
-import { z } from "zod";
+import { QueryFlag } from "../../core/page.ts";
 import { isTerminal, stateName } from "../../core/states.ts";
 import type { Task } from "../../core/task.ts";
 import type { OutputChunk, TaskOutput } from "../output.ts";
@@ -7,8 +7,6 @@ import type { Tasks } from "../tasks.ts";
 import { query } from "./http.ts";
 import { frameOf, frames, sseFeed } from "./sse.ts";
 import type { Streams } from "./streams.ts";
-
-const Follow = z.enum(["true", "false", "1", "0"]).optional();
 
 const ending = (t: Task) => ({
   state: t.state,
@@ -24,10 +22,10 @@ export function logRoutes(app: Hono, tasks: Tasks, output: TaskOutput, streams: 
   // A piece of output is encoded once for all its followers; the end, with the task's state when it comes.
   const piece = frames((chunk: OutputChunk) => ({ event: "output", data: JSON.stringify(chunk) }));
   app.get("/tasks/:id/logs", (c) => {
-    const follow = query(c, "follow", Follow);
+    const follow = query(c, "follow", QueryFlag);
     const task = tasks.get(tasks.resolveId(c.req.param("id")));
     const kept = output.read(task);
-    if (follow !== "true" && follow !== "1") return c.json({ task_id: task.id, ...ending(task), ...kept });
+    if (!follow) return c.json({ task_id: task.id, ...ending(task), ...kept });
     const first: (OutputChunk | null)[] = [...kept.chunks];
     if (isTerminal(task.state)) first.push(null);
     return sseFeed(

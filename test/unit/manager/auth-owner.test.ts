@@ -64,7 +64,7 @@ test("ownerOf: a bearer token's id and expiry, a session's key and expiry, nothi
   const p = await ids.createEntity({ kind: "proplet", name: "p1" });
   expect(await get("/fl/task", bearer(p.api_key))).toEqual({ owner: {}, token: null, proplet: p.id });
   expect(await get("/health")).toEqual({ owner: {}, token: null, proplet: null });
-  // Revoked: refused before any owner is made.
-  await ids.revokeToken(forever.id);
+  // Revoked: refused before any owner is made (forced: it is the site's only admin token).
+  await ids.revokeToken(forever.id, true);
   expect((await a.request("/tasks", { headers: bearer(forever.token) })).status).toBe(401);
 });

@@ -100,6 +100,34 @@ describe("REST authentication", () => {
     expect((await call("DELETE", "/tokens/nope", admin)).status).toBe(404);
   });
 
+  test("the last admin token is not revoked without force (it would lock every admin out); with force, or with another admin token, it is", async () => {
+    const { admin } = await setup();
+    const root = h.m.identities.listTokens().find((t) => t.name === "root")!;
+    const refused = await call("DELETE", `/tokens/${root.id}`, admin);
+    expect(refused.status).toBe(409);
+    const { error } = (await refused.json()) as { error: string };
+    expect(error).toContain("last admin token");
+    expect(error).toContain("--force");
+    expect((await call("GET", "/tasks", admin)).status).toBe(200);
+    // By name too; a bad flag is named.
+    expect((await call("DELETE", "/tokens/root", admin)).status).toBe(409);
+    expect((await call("DELETE", `/tokens/${root.id}?force=yes`, admin)).status).toBe(400);
+    // An expired admin token does not count as another way in.
+    await h.m.identities.createToken({ role: "admin", name: "gone", ttl: 1 });
+    await Bun.sleep(1100);
+    expect((await call("DELETE", `/tokens/${root.id}`, admin)).status).toBe(409);
+    // With another working admin token, the first goes; the second is now the last one.
+    const second = await h.m.identities.createToken({ role: "admin", name: "second" });
+    expect((await call("DELETE", `/tokens/${root.id}`, second.token)).status).toBe(204);
+    expect((await call("GET", "/tasks", admin)).status).toBe(401);
+    expect((await call("DELETE", `/tokens/${second.id}`, second.token)).status).toBe(409);
+    expect((await call("DELETE", `/tokens/${second.id}?force=true`, second.token)).status).toBe(204);
+    expect((await call("GET", "/tasks", second.token)).status).toBe(401);
+    // Viewer tokens are never "the last admin".
+    const v = h.m.identities.listTokens().find((t) => t.name === "eyes")!;
+    expect(await h.m.identities.revokeToken(v.id)).toBeUndefined();
+  });
+
   test("MQTT identities: the key is shown once, checked by hash, and dead once revoked", async () => {
     await setup();
     const e = await h.m.identities.createEntity({ kind: "proplet", id: "edge-7" });
