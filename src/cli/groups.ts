@@ -275,5 +275,11 @@ export const workflowsCommand = defineCommand({
         ),
     }),
     start: okCommand("Start a workflow's root tasks", "workflow", "POST", (id) => `/workflows/${id}/start`),
+    stop: okCommand(
+      "Stop a workflow's running tasks and skip the rest",
+      "workflow",
+      "POST",
+      (id) => `/workflows/${id}/stop`,
+    ),
   },
 });

@@ -100,7 +100,9 @@ export function decide(tasks: readonly GraphTask[]): Decision {
 /** Job and workflow state from their tasks, as upstream's ComputeJobState. */
 export function groupState(states: readonly number[]): number {
   if (states.length === 0) return TaskState.Pending;
-  if (states.some((s) => s === TaskState.Failed || s === TaskState.Interrupted)) return TaskState.Failed;
+  if (states.some((s) => s === TaskState.Failed)) return TaskState.Failed;
+  // Stopped by a user (or a shutdown) and nothing failed: Interrupted, as its stopped tasks are, not Failed.
+  if (states.some((s) => s === TaskState.Interrupted)) return TaskState.Interrupted;
   if (states.some((s) => s === TaskState.Running || s === TaskState.Scheduled)) return TaskState.Running;
   if (states.every((s) => s === TaskState.Completed || s === TaskState.Skipped)) return TaskState.Completed;
   return TaskState.Pending;

@@ -63,7 +63,7 @@ export const Job = z.object({
 });
 export type Job = z.infer<typeof Job>;
 
-export const JobStatus = z.enum(["pending", "running", "completed", "failed"]).optional();
+export const JobStatus = z.enum(["pending", "running", "completed", "failed", "interrupted"]).optional();
 
 /**
  * `?fresh=true` on `POST /jobs` and `POST /workflows`: a fresh copy of a reusable file. Its task ids become

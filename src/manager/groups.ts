@@ -2,7 +2,7 @@ import { decide, type GraphTask, groupState, validateDag } from "../core/dag.ts"
 import { conflict, invalid, notFound } from "../core/errors.ts";
 import type { Job, JobCreate, WorkflowCreate } from "../core/job.ts";
 import type { Page } from "../core/page.ts";
-import { isTerminal, stateName, TaskState } from "../core/states.ts";
+import { isTerminal, STOPPED_BY_USER, stateName, TaskState } from "../core/states.ts";
 import { type GroupTask, newTask, type Task, type TaskView, taskView } from "../core/task.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
 import { tag } from "../log.ts";
@@ -51,6 +51,15 @@ function workflowView(id: string, tasks: Task[]): WorkflowView {
   const name = tasks.find((t) => t.workflow_name)?.workflow_name;
   return { workflow_id: id, ...(name ? { name } : {}), ...summary(tasks) };
 }
+
+/** `?status=` of the job and workflow listings: the group state it names. */
+const GROUP_STATUS: Record<string, number> = {
+  pending: TaskState.Pending,
+  running: TaskState.Running,
+  completed: TaskState.Completed,
+  failed: TaskState.Failed,
+  interrupted: TaskState.Interrupted,
+};
 
 export class Groups {
   constructor(
@@ -126,7 +135,7 @@ export class Groups {
   }
 
   listJobs(offset: number, limit: number, status?: string): Page<JobView> {
-    const want = status ? { pending: 0, running: 2, completed: 3, failed: 4 }[status] : undefined;
+    const want = status ? GROUP_STATUS[status] : undefined;
     const all = this.store.jobs
       .all()
       .map((j) => this.jobView(j))
@@ -161,15 +170,20 @@ export class Groups {
 
   async stopJob(id: string): Promise<{ message: string; job_id: string }> {
     this.mustJob(id);
-    await this.stopGroup(this.store.tasks.listByGroup("job", id), `job ${id} was stopped`);
+    await this.stopGroup(this.store.tasks.listByGroup("job", id), `job ${id} was stopped`, true);
     await this.store.durable();
     return { message: "job stopped", job_id: id };
   }
 
-  private async stopGroup(tasks: Task[], reason: string): Promise<void> {
+  /**
+   * What waits is skipped first, all of it, before any running task is stopped: a stopped task's end makes its
+   * workflow progress, which would otherwise decide the waiting children of a group stopped half-way.
+   * `byUser`: the running tasks end Interrupted ("stopped by user"), else Failed (a job failing fast).
+   */
+  private async stopGroup(tasks: Task[], reason: string, byUser: boolean): Promise<void> {
+    for (const t of tasks) if (t.state !== TaskState.Running) this.dispatcher.skip(t.id, reason);
     for (const t of tasks) {
-      if (t.state === TaskState.Running) await this.dispatcher.stop(t.id, false).catch(() => {});
-      else this.dispatcher.skip(t.id, reason);
+      if (t.state === TaskState.Running) await this.dispatcher.stop(t.id, byUser).catch(() => {});
     }
   }
 
@@ -190,7 +204,7 @@ export class Groups {
 
   /** Every workflow, newest first (`GET /workflows`); `status` as for jobs. */
   listWorkflows(offset: number, limit: number, status?: string): Page<WorkflowView> {
-    const want = status ? { pending: 0, running: 2, completed: 3, failed: 4 }[status] : undefined;
+    const want = status ? GROUP_STATUS[status] : undefined;
     const all = this.store.tasks
       .groupIds("workflow")
       .map((id) => workflowView(id, this.store.tasks.listByGroup("workflow", id)))
@@ -214,15 +228,30 @@ export class Groups {
     return { started: true, workflow_id: id };
   }
 
+  /** Stops a workflow: its running tasks are stopped (Interrupted) and those not yet run are skipped. */
+  async stopWorkflow(id: string): Promise<{ message: string; workflow_id: string }> {
+    const tasks = this.store.tasks.listByGroup("workflow", id);
+    if (tasks.length === 0) throw notFound(`workflow ${id} not found`);
+    await this.stopGroup(tasks, `workflow ${id} was stopped`, true);
+    await this.store.durable();
+    return { message: "workflow stopped", workflow_id: id };
+  }
+
   // ---- progress ----
 
   private onFinal(t: Task): void {
     if (t.job_id) {
       const job = this.store.jobs.get(t.job_id);
       const tasks = this.store.tasks.listByGroup("job", t.job_id);
+      // A user's stop of one of its tasks stops the job as a user's stop (its tasks end Interrupted), not as a
+      // failure: the job's own stop comes here too, once for each task it stops.
+      if (t.state === TaskState.Interrupted && t.error?.startsWith(STOPPED_BY_USER)) {
+        void this.stopGroup(tasks, `job ${t.job_id} was stopped at task ${t.id}`, true);
+        return;
+      }
       if (t.state === TaskState.Failed || t.state === TaskState.Interrupted) {
         log.info(`job ${t.job_id}: task ${t.id} failed; stopping the job`);
-        void this.stopGroup(tasks, `job ${t.job_id} failed at task ${t.id}`);
+        void this.stopGroup(tasks, `job ${t.job_id} failed at task ${t.id}`, false);
         return;
       }
       this.progress(this.graph(tasks, job));

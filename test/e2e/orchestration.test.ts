@@ -103,6 +103,33 @@ describe("jobs", () => {
     expect((await http(`${s.url}/jobs?status=bogus`)).status).toBe(400);
   });
 
+  test("a user's stop: its running tasks end Interrupted (stopped by user), the rest Skipped, the job Interrupted, not Failed", async () => {
+    const p = `js${Date.now()}`;
+    const c = await http(`${s.url}/jobs`, "POST", {
+      name: "stoppable",
+      execution_mode: "configurable",
+      tasks: [
+        { id: `${p}-spin`, name: "spin", file: b64("spin") },
+        { id: `${p}-after`, name: "add", file: b64("add"), inputs: [1, 1], depends_on: [`${p}-spin`] },
+      ],
+    });
+    await http(`${s.url}/jobs/${c.body.job_id}/start`, "POST");
+    await until("spin running", async () => (await get(`${p}-spin`)).state === 2);
+    const stop = await http(`${s.url}/jobs/${c.body.job_id}/stop`, "POST");
+    expect(stop.status).toBe(200);
+    const job = await until("job stopped", async () => {
+      const j = (await http(`${s.url}/jobs/${c.body.job_id}`)).body;
+      return j.tasks.every((t: { state: number }) => t.state >= 3) ? j : undefined;
+    });
+    const [spin, after] = job.tasks;
+    expect(spin.status).toBe("Interrupted");
+    expect(spin.error).toStartWith("stopped by user");
+    expect(after.status).toBe("Skipped");
+    expect(job.status).toBe("Interrupted");
+    const listed = (await http(`${s.url}/jobs?status=interrupted`)).body;
+    expect(listed.jobs.map((j: { job_id: string }) => j.job_id)).toContain(c.body.job_id);
+  });
+
   test("unknown job is 404; bad job body is 400", async () => {
     expect((await http(`${s.url}/jobs/nope`)).status).toBe(404);
     const bad = await http(`${s.url}/jobs`, "POST", { name: "x", execution_mode: "sometimes", tasks: [] });
@@ -112,6 +139,46 @@ describe("jobs", () => {
 });
 
 describe("workflows", () => {
+  test("workflows stop: the running task ends Interrupted, every waiting one is skipped, also one that runs on its parent's failure", async () => {
+    const p = `ws${Date.now()}`;
+    const c = await http(`${s.url}/workflows`, "POST", {
+      tasks: [
+        { id: `${p}-spin`, name: "spin", file: b64("spin") },
+        {
+          id: `${p}-always`,
+          name: "add",
+          file: b64("add"),
+          inputs: [1, 1],
+          depends_on: [`${p}-spin`],
+          run_if: "failure",
+        },
+        { id: `${p}-next`, name: "add", file: b64("add"), inputs: [2, 2], depends_on: [`${p}-always`] },
+      ],
+    });
+    expect(c.status).toBe(201);
+    await http(`${s.url}/workflows/${c.body.workflow_id}/start`, "POST");
+    await until("spin running", async () => (await get(`${p}-spin`)).state === 2);
+    const stopped = Bun.spawnSync([process.execPath, MAIN, "workflows", "stop", c.body.workflow_id], {
+      env: { ...process.env, PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) },
+    });
+    expect(stopped.stderr.toString()).toBe("");
+    expect(stopped.exitCode).toBe(0);
+    const wf = await until("workflow stopped", async () => {
+      const w = (await http(`${s.url}/workflows/${c.body.workflow_id}`)).body;
+      return w.tasks.every((t: { state: number }) => t.state >= 3) ? w : undefined;
+    });
+    const byId = Object.fromEntries(wf.tasks.map((t: { id: string }) => [t.id, t]));
+    expect(byId[`${p}-spin`].status).toBe("Interrupted");
+    expect(byId[`${p}-always`].status).toBe("Skipped");
+    expect(byId[`${p}-always`].error).toContain("was stopped");
+    expect(byId[`${p}-next`].status).toBe("Skipped");
+    expect(wf.status).toBe("Interrupted");
+    // Still skipped a moment later: nothing started after the stop.
+    await Bun.sleep(500);
+    expect((await get(`${p}-always`)).state).toBe(5);
+    expect((await http(`${s.url}/workflows/nope/stop`, "POST")).status).toBe(404);
+  });
+
   test("a cycle, a self-dependency and an unknown dependency are rejected with 400 naming the tasks", async () => {
     const cyc = await http(`${s.url}/workflows`, "POST", {
       tasks: [

@@ -36,4 +36,5 @@ export function groupRoutes(app: Hono, groups: Groups): void {
   });
   app.get("/workflows/:id", (c) => c.json(groups.getWorkflow(c.req.param("id"))));
   app.post("/workflows/:id/start", async (c) => c.json(await groups.startWorkflow(c.req.param("id"))));
+  app.post("/workflows/:id/stop", async (c) => c.json(await groups.stopWorkflow(c.req.param("id"))));
 }

@@ -42,7 +42,9 @@ describe("DAG", () => {
     expect(groupState([])).toBe(0);
     expect(groupState([2, 0])).toBe(2);
     expect(groupState([3, 5])).toBe(3);
-    expect(groupState([3, 6])).toBe(4);
+    expect(groupState([3, 6])).toBe(6);
+    expect(groupState([4, 6])).toBe(4);
+    expect(groupState([2, 6])).toBe(6);
     expect(groupState([3, 0])).toBe(0);
   });
 });
