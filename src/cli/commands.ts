@@ -4,7 +4,8 @@ import { BUILD_TIME, COMMIT, VERSION } from "../version.ts";
 // One line per subcommand. Each is loaded only when it runs: `serve` does not parse the CLI's client commands,
 // nor a proplet the manager, which keeps start-up time and memory down.
 
-export const version = `${VERSION} (commit ${COMMIT}, built ${BUILD_TIME})`;
+// Run from source there is no build time: "from source", not "built unbuilt".
+export const version = `${VERSION} (commit ${COMMIT}, ${BUILD_TIME === "unbuilt" ? "from source" : `built ${BUILD_TIME}`})`;
 
 export const main: CommandDef = {
   meta: {

@@ -66,6 +66,7 @@ export const EXAMPLES: Record<string, string[]> = {
   ],
   "workflows get": [`propeller workflows get ${ID}`],
   "workflows start": [`propeller workflows start ${ID}`],
+  "workflows stop": [`propeller workflows stop ${ID}`],
   proxy: ["propeller proxy --mqtt-url mqtt://gateway:1883 --data-dir /var/lib/propeller-proxy"],
   push: [
     "propeller push ./wasm/add.wasm localhost:5000/add:v1",
@@ -86,7 +87,7 @@ export const EXAMPLES: Record<string, string[]> = {
   "fl datasets": [`propeller fl datasets ${ID} --upload data.json`],
   "fl update-cbor": ["propeller fl update-cbor update.cbor"],
   "fl round-status": ["propeller fl round-status e1-r1"],
-  "tokens revoke": [`propeller tokens revoke ${ID}`],
+  "tokens revoke": [`propeller tokens revoke ${ID}`, "propeller tokens revoke ci-reader   # by name"],
   "proplets label": [
     "propeller proplets label edge-1 --label gpu=true --label zone=north",
     "propeller proplets label edge-1   # clears them",

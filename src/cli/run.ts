@@ -2,6 +2,7 @@ import type { ArgsDef, CommandDef } from "citty";
 import { jsonWanted, nearest, UsageError } from "./args.ts";
 import { envInstead } from "./flag-hints.ts";
 import { EXAMPLES } from "./help-examples.ts";
+import { tidyUsage } from "./help-text.ts";
 import { terminalSafe } from "./output.ts";
 
 // The command line around citty: strict about flags (an unknown one is an error naming it, with the nearest
@@ -194,7 +195,7 @@ async function usageLine(chain: Level[]): Promise<string> {
 }
 
 async function showHelp(chain: Level[]): Promise<void> {
-  const { showUsage } = await import("citty");
+  const { renderUsage } = await import("citty");
   const leaf = chain.at(-1)!;
   const meta = { ...((await resolve(leaf.cmd.meta as Lazy<Record<string, unknown>>)) ?? {}), name: leaf.name };
   const parent =
@@ -208,7 +209,10 @@ async function showHelp(chain: Level[]): Promise<void> {
           },
         }
       : undefined;
-  await showUsage({ ...leaf.cmd, meta } as Cmd, parent as Cmd | undefined);
+  const usage = await renderUsage({ ...leaf.cmd, meta } as Cmd, parent as Cmd | undefined);
+  // A terminal's width; 100 when the output is not one (a pipe, a file).
+  const width = Math.max(60, process.stdout.columns || 100);
+  process.stdout.write(`${tidyUsage(usage, width)}\n\n`);
   const examples =
     EXAMPLES[
       chain
