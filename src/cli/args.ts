@@ -69,19 +69,19 @@ export function defaultDataDir(): string {
 }
 
 /** Log settings of the long-running commands, layered like their other settings (flag, env, file, default). */
-export function logArgs(L: Pick<Layers, "choice">) {
+export function logArgs(L: Pick<Layers, "choice" | "name">) {
+  // A proplet also reads upstream's PROPLET_LOG_LEVEL (an env file written for upstream's proplet).
+  const proplet = L.name === "proplet";
   return {
     "log-level": {
       type: "string",
-      description: "silent|error|warn|info|debug|trace (env PROPELLER_LOG_LEVEL)",
-      default: L.choice("log-level", ["PROPELLER_LOG_LEVEL"], "info", [
-        "silent",
-        "error",
-        "warn",
+      description: `silent|error|warn|info|debug|trace (env PROPELLER_LOG_LEVEL${proplet ? ", or PROPLET_LOG_LEVEL" : ""})`,
+      default: L.choice(
+        "log-level",
+        proplet ? ["PROPELLER_LOG_LEVEL", "PROPLET_LOG_LEVEL"] : ["PROPELLER_LOG_LEVEL"],
         "info",
-        "debug",
-        "trace",
-      ]),
+        ["silent", "error", "warn", "info", "debug", "trace"],
+      ),
     },
     "log-format": {
       type: "string",

@@ -206,9 +206,7 @@ export function settingsOf(
     // A joined proplet connects where serve told it, unless an address is set.
     mqttAddress:
       joined && L.resolved.get("mqtt-address")?.source === "default" ? joined.mqtt_address : args["mqtt-address"],
-    keepalive: env("PROPLET_MQTT_KEEPALIVE")
-      ? int("PROPLET_MQTT_KEEPALIVE", env("PROPLET_MQTT_KEEPALIVE"), 1, 3600)
-      : undefined,
+    keepalive: keepaliveEnv(),
     apiKey: given.api_key || joined?.api_key || fromFile.api_key || "",
     domainId: given.tenant_id || joined?.domain_id || fromFile.tenant_id || DEFAULT_DOMAIN_ID,
     channelId: given.channel_id || joined?.channel_id || fromFile.channel_id || DEFAULT_CHANNEL_ID,
@@ -238,4 +236,10 @@ export function settingsOf(
     decryptionKeys: env("PROPLET_DECRYPTION_KEYS"),
   };
   return { config, id: given.entity_id || joined?.entity_id || fromFile.entity_id, fromFile, file, section };
+}
+
+/** Seconds between MQTT pings: PROPLET_MQTT_KEEPALIVE, or upstream's PROPLET_MQTT_KEEP_ALIVE (an env file of its). */
+function keepaliveEnv(): number | undefined {
+  const name = ["PROPLET_MQTT_KEEPALIVE", "PROPLET_MQTT_KEEP_ALIVE"].find((n) => env(n));
+  return name ? int(name, env(name), 1, 3600) : undefined;
 }

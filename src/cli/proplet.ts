@@ -9,6 +9,7 @@ import { lockDir } from "../storage/lock.ts";
 import { configureTracing } from "../telemetry/tracing.ts";
 import { action, defaultDataDir, env, logArgs, UsageError } from "./args.ts";
 import { ownDataDir, privateUmask } from "./data-dir.ts";
+import { warnUnknownEnv } from "./env-check.ts";
 import { IdleRelease, releaseMemory } from "./idle-release.ts";
 import { type JoinedIdentity, joinedCa, joinSite, readJoined, tokenHash } from "./join.ts";
 import { defaultsOf, Layers, SYSTEM_CONFIG } from "./layers.ts";
@@ -155,6 +156,7 @@ export const propletCommand = defineCommand({
         let joined = args["entity-id"] ? undefined : readJoined(joinDir);
         if (args.join) joined = await joinOnce(args.join, args.token!, joinDir, joined);
         const { config, id: given, file, section } = settingsOf(L, args as unknown as PropletArgs, joined);
+        warnUnknownEnv();
         let id = given;
         if (id && !args["entity-id"] && !joined) log.info(`identity ${id} from [${section}] of ${file}`);
         // The state dir, which this process alone may hold: with no id given, the proplet keeps the one it made

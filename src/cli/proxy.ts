@@ -9,6 +9,7 @@ import { ProxyService } from "../proxy/service.ts";
 import { DEFAULT_REGISTRIES_D, TrustConfigError } from "../proxy/trust.ts";
 import { ReloadableTrust } from "../proxy/trust-reload.ts";
 import { action, defaultDataDir, env, int, logLevelArg, UsageError } from "./args.ts";
+import { warnUnknownEnv } from "./env-check.ts";
 import { configSection } from "./provision.ts";
 
 /** Registry settings shared by serve's embedded proxy, `propeller proxy`, push and pull. */
@@ -158,6 +159,7 @@ export const proxyCommand = defineCommand({
     action(
       async () => {
         // Settings first: a mistake is reported at once, not after waiting for the broker.
+        warnUnknownEnv();
         const p = proxySettings((flag) => `--${flag}`, {
           allow: args["registry-allow"],
           authHosts: args["registry-auth-hosts"],

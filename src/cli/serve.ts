@@ -3,6 +3,7 @@ import { log } from "../log.ts";
 import { ReloadableTrust } from "../proxy/trust-reload.ts";
 import { action } from "./args.ts";
 import { privateUmask } from "./data-dir.ts";
+import { warnUnknownEnv } from "./env-check.ts";
 import { defaultsOf, Layers } from "./layers.ts";
 import { type ReloadTarget, reload } from "./reload.ts";
 import { serveFlags } from "./serve-flags.ts";
@@ -49,6 +50,7 @@ export const serveCommand = defineCommand({
     action(
       async () => {
         L.check();
+        warnUnknownEnv();
         privateUmask();
         const checked = checkSettings(L, args);
         // systemd (Type=notify): READY=1 once serving, as active manager or stand-by; WATCHDOG=1 meanwhile.

@@ -473,3 +473,29 @@ describe("tasks create --start --wait", () => {
     expect(await new Response(follow.stderr).text()).toContain(`the log stream was cut`);
   }, 60_000);
 });
+
+describe("environment variables that look like propeller's", () => {
+  test("serve and a proplet say which one is misspelt and what was meant; a proplet takes upstream's PROPLET_MQTT_KEEP_ALIVE", async () => {
+    const typo = await startServe({ env: { PROPELLER_HTTP_PROT: "27070", PROPELLER_LOGLEVEL: "debug" } });
+    try {
+      expect(typo.output()).toContain(
+        "environment: PROPELLER_HTTP_PROT is not a setting propeller reads: ignored (did you mean PROPELLER_HTTP_PORT?)",
+      );
+      expect(typo.output()).toContain("(did you mean PROPELLER_LOG_LEVEL?)");
+    } finally {
+      await typo.kill();
+    }
+    // Upstream's name for the keep-alive is read: a bad value is refused naming it (it was ignored).
+    const bad = await spawnProplet(s, "kept-alive", { PROPLET_MQTT_KEEP_ALIVE: "soon", PROPLET_MQTT_ADRESS: "x" });
+    procs.push(bad);
+    expect(await bad.proc.exited).not.toBe(0);
+    expect(bad.output()).toContain('PROPLET_MQTT_KEEP_ALIVE must be an integer between 1 and 3600, got "soon"');
+    const p = await spawnProplet(s, "kept-alive-2", { PROPLET_MQTT_KEEP_ALIVE: "15", PROPLET_MQTT_ADRESS: "x" });
+    procs.push(p);
+    await until("the proplet's warning", async () =>
+      p
+        .output()
+        .includes("PROPLET_MQTT_ADRESS is not a setting propeller reads: ignored (did you mean PROPLET_MQTT_ADDRESS?)"),
+    );
+  });
+});
