@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { defineCommand } from "citty";
-import { action, defaultDataDir, env, int } from "./args.ts";
+import { action, defaultDataDir, env, int, UsageError } from "./args.ts";
 
 // HTTP client of the manager's REST API, shared by every client subcommand.
 
@@ -209,7 +209,6 @@ const LISTS = {
   proplet: ["/proplets", "proplets", "id", true],
   job: ["/jobs", "jobs", "job_id", true],
   workflow: ["/workflows", "workflows", "workflow_id", true],
-  token: ["/tokens", "tokens", "id", false],
   entity: ["/entities", "entities", "id", false],
   experiment: ["/fl/experiments", "experiments", "experiment_id", false],
   "join token": ["/join-tokens", "join_tokens", "id", false],
@@ -224,6 +223,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * manager's 404 says so, and names it accepts in place of ids keep working).
  */
 export async function resolveId(conn: Conn, kind: IdKind, given: string): Promise<string> {
+  // An empty one (an unset shell variable) is the start of every id: refused, not "ambiguous" with them all listed.
+  if (!given.trim()) throw new UsageError(`the ${kind} id is empty: give an id, a unique start of one, or a name`);
   // The manager resolves task prefixes itself (manager/tasks.ts resolveId), without listing every task here.
   if (UUID.test(given) || kind === "task") return given;
   const [path, key, field, isPaged] = LISTS[kind];

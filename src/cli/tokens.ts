@@ -4,7 +4,7 @@ import { TokenCreate, ttlSeconds } from "../core/identity.ts";
 import { Identities } from "../manager/identities.ts";
 import { adminTokenFileWorks, writeAdminTokenFile } from "./admin-token.ts";
 import { action, UsageError } from "./args.ts";
-import { api, okLine, resolveId, urlArg } from "./client.ts";
+import { api, urlArg } from "./client.ts";
 import { printJson, printTable } from "./output.ts";
 import { storeArgs, storeChoice, withStore } from "./store.ts";
 
@@ -126,10 +126,12 @@ export const tokensCommand = defineCommand({
       },
       run: ({ args }) =>
         action(async () => {
+          if (!args.id.trim()) throw new UsageError("the token to revoke is empty: give its id or name");
+          // The manager resolves an id, a name or an id's start, and refuses one that could be two tokens.
           const force = args.force ? "?force=true" : "";
-          const id = encodeURIComponent(await resolveId(args, "token", args.id));
-          const r = await api(args, "DELETE", `/tokens/${id}${force}`);
-          process.stdout.write(okLine(args.json, r));
+          const t = await api<TokenOut>(args, "DELETE", `/tokens/${encodeURIComponent(args.id)}${force}`);
+          if (args.json) return printJson(t);
+          process.stdout.write(`revoked token ${t.id} (${t.name}, ${t.role}) at ${t.revoked_at}\n`);
         }),
     }),
   },

@@ -61,6 +61,16 @@ export function shouldRun(runIf: string | undefined, parentStates: readonly numb
 export interface Decision {
   start: string[];
   skip: string[];
+  /** Why each skipped task does not run, as its error says. */
+  why: Record<string, string>;
+}
+
+/** Why a task whose parents are all final does not run. */
+function skipReason(runIf: string | undefined, parents: readonly number[]): string {
+  if (parents.includes(TaskState.Interrupted)) return "a task it depends on was stopped";
+  if (runIf === "failure") return "no task it depends on failed (run_if: failure)";
+  if (parents.includes(TaskState.Failed)) return "a task it depends on failed (run_if: success)";
+  return "a task it depends on did not run";
 }
 
 export interface GraphTask extends Node {
@@ -76,6 +86,7 @@ export function decide(tasks: readonly GraphTask[]): Decision {
   const state = new Map(tasks.map((t) => [t.id, t.state]));
   const start: string[] = [];
   const skip: string[] = [];
+  const why: Record<string, string> = {};
   for (let changed = true; changed; ) {
     changed = false;
     for (const t of tasks) {
@@ -89,21 +100,26 @@ export function decide(tasks: readonly GraphTask[]): Decision {
         state.set(t.id, TaskState.Scheduled);
       } else {
         skip.push(t.id);
+        why[t.id] = skipReason(t.run_if, parents);
         state.set(t.id, TaskState.Skipped);
         changed = true;
       }
     }
   }
-  return { start, skip };
+  return { start, skip, why };
 }
 
-/** Job and workflow state from their tasks, as upstream's ComputeJobState. */
+/**
+ * Job and workflow state from their tasks, as upstream's ComputeJobState but for two things. A group is Running
+ * while any of its tasks runs or waits for a proplet (upstream: Failed from its first failure, while a workflow's
+ * `run_if: failure` branch, or a task a user stopped alone, still ran unseen by `?status=running`). And stopped by
+ * a user with nothing failed, it is Interrupted, as its stopped tasks are (upstream: Failed).
+ */
 export function groupState(states: readonly number[]): number {
   if (states.length === 0) return TaskState.Pending;
-  if (states.some((s) => s === TaskState.Failed)) return TaskState.Failed;
-  // Stopped by a user (or a shutdown) and nothing failed: Interrupted, as its stopped tasks are, not Failed.
-  if (states.some((s) => s === TaskState.Interrupted)) return TaskState.Interrupted;
   if (states.some((s) => s === TaskState.Running || s === TaskState.Scheduled)) return TaskState.Running;
+  if (states.some((s) => s === TaskState.Failed)) return TaskState.Failed;
+  if (states.some((s) => s === TaskState.Interrupted)) return TaskState.Interrupted;
   if (states.every((s) => s === TaskState.Completed || s === TaskState.Skipped)) return TaskState.Completed;
   return TaskState.Pending;
 }

@@ -300,14 +300,26 @@ export class Dispatcher {
     return { stopped: true };
   }
 
-  /** Marks a not-yet-run task Skipped (its job failed, or its workflow branch is not taken). */
-  skip(id: string, reason: string): void {
+  /**
+   * Marks a not-yet-run task Skipped (its job failed, or its workflow branch is not taken), or with `state`
+   * Interrupted (its group was stopped by a user).
+   */
+  skip(id: string, reason: string, state: number = TaskState.Skipped): void {
     const t = this.store.tasks.get(id);
     if (!t || (t.state !== TaskState.Pending && t.state !== TaskState.Scheduled)) return;
     this.forget(id);
-    const skipped = { ...t, state: TaskState.Skipped, error: reason, updated_at: nowIso() };
+    const skipped = { ...t, state, error: reason, updated_at: nowIso() };
     this.save({ ...skipped, queued_at: undefined, retry_at: undefined }, t.state);
-    log.info(`task skipped: ${reason}`, fields({ task_id: id }));
+    log.info(`task ${stateName(state).toLowerCase()}: ${reason}`, fields({ task_id: id }));
+  }
+
+  /** A task of a group run again waits again (Pending; its runs stay in its history). */
+  reset(id: string): Task | undefined {
+    const t = this.store.tasks.get(id);
+    if (!t || !isTerminal(t.state)) return t;
+    const again = { ...t, state: TaskState.Pending, error: undefined, results: undefined, updated_at: nowIso() };
+    this.save(again, t.state);
+    return again;
   }
 
   /** Ends the current run (run-end.ts): a retry after the backoff while retries remain, else the final state. */

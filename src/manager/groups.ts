@@ -151,20 +151,23 @@ export class Groups {
     });
   }
 
-  private async startRoots(tasks: Task[], graph: GraphTask[]): Promise<void> {
-    for (const [i, g] of graph.entries()) {
-      const t = tasks[i]!;
-      if (g.depends_on!.length === 0 && (t.state === TaskState.Pending || isTerminal(t.state)))
-        await this.dispatcher.start(t.id);
+  /**
+   * Starts a group's roots. A group that ran before runs again whole: every task that ended waits again first
+   * (its runs stay in its history). Only its roots were started again, and the rest, ended already, never ran:
+   * a stopped sequential job re-ran its first task and stalled.
+   */
+  private async startGroup(tasks: Task[], graphOf: (tasks: Task[]) => GraphTask[], what: string): Promise<void> {
+    if (tasks.some((t) => t.state === TaskState.Running || t.state === TaskState.Scheduled))
+      throw invalid(`${what} is already running`);
+    const again = tasks.map((t) => this.dispatcher.reset(t.id) ?? t);
+    for (const [i, g] of graphOf(again).entries()) {
+      if (g.depends_on!.length === 0) await this.dispatcher.start(again[i]!.id);
     }
   }
 
   async startJob(id: string): Promise<{ message: string; job_id: string }> {
     const job = this.mustJob(id);
-    const tasks = this.store.tasks.listByGroup("job", id);
-    if (tasks.some((t) => t.state === TaskState.Running || t.state === TaskState.Scheduled))
-      throw invalid(`job ${id} is already running`);
-    await this.startRoots(tasks, this.graph(tasks, job));
+    await this.startGroup(this.store.tasks.listByGroup("job", id), (ts) => this.graph(ts, job), `job ${id}`);
     return { message: "job started", job_id: id };
   }
 
@@ -176,12 +179,17 @@ export class Groups {
   }
 
   /**
-   * What waits is skipped first, all of it, before any running task is stopped: a stopped task's end makes its
+   * What waits ends first, all of it, before any running task is stopped: a stopped task's end makes its
    * workflow progress, which would otherwise decide the waiting children of a group stopped half-way.
-   * `byUser`: the running tasks end Interrupted ("stopped by user"), else Failed (a job failing fast).
+   * `byUser`: every task not yet ended ends Interrupted ("stopped by user"), and so does the group; else (a job
+   * failing fast) those waiting are Skipped and those running Failed.
    */
   private async stopGroup(tasks: Task[], reason: string, byUser: boolean): Promise<void> {
-    for (const t of tasks) if (t.state !== TaskState.Running) this.dispatcher.skip(t.id, reason);
+    for (const t of tasks) {
+      if (t.state === TaskState.Running) continue;
+      if (byUser) this.dispatcher.skip(t.id, `${STOPPED_BY_USER} before it started (${reason})`, TaskState.Interrupted);
+      else this.dispatcher.skip(t.id, reason);
+    }
     for (const t of tasks) {
       if (t.state === TaskState.Running) await this.dispatcher.stop(t.id, byUser).catch(() => {});
     }
@@ -222,9 +230,7 @@ export class Groups {
   async startWorkflow(id: string): Promise<{ started: true; workflow_id: string }> {
     const tasks = this.store.tasks.listByGroup("workflow", id);
     if (tasks.length === 0) throw notFound(`workflow ${id} not found`);
-    if (tasks.some((t) => t.state === TaskState.Running || t.state === TaskState.Scheduled))
-      throw invalid(`workflow ${id} is already running`);
-    await this.startRoots(tasks, this.graph(tasks));
+    await this.startGroup(tasks, (ts) => this.graph(ts), `workflow ${id}`);
     return { started: true, workflow_id: id };
   }
 
@@ -264,7 +270,7 @@ export class Groups {
 
   private progress(graph: GraphTask[]): void {
     const d = decide(graph);
-    for (const id of d.skip) this.dispatcher.skip(id, "its run_if condition is not met");
+    for (const id of d.skip) this.dispatcher.skip(id, d.why[id] ?? "its run_if condition is not met");
     for (const id of d.start) {
       this.dispatcher
         .start(id)

@@ -127,12 +127,15 @@ export class Identities {
     this.tokensById.set(t.id, t);
   }
 
-  /** Whether `t` is a working admin token and no other is. */
+  /**
+   * Whether `t` works as an admin token and no other admin token works for good: one that expires is no way in
+   * to count on (an admin token of 15 s let the only lasting one be revoked, and then itself expired).
+   */
   private lastAdmin(t: Token): boolean {
     const now = this.now();
     const works = (x: Token) => x.role === "admin" && !x.revoked_at && !tokenExpired(x, now);
     if (!works(t)) return false;
-    for (const x of this.tokensByHash.values()) if (x.id !== t.id && works(x)) return false;
+    for (const x of this.tokensByHash.values()) if (x.id !== t.id && works(x) && !x.expires_at) return false;
     return true;
   }
 
@@ -167,36 +170,61 @@ export class Identities {
       .map(tokenView);
   }
 
-  /** `DELETE /tokens/{id}`: `id` is a token's id or its name, when one token (a live one first) has that name. */
   /**
-   * Revokes a token. The last admin token that works is kept unless `force`: without it no one could change
-   * anything over REST or sign in to the console as an admin until serve restarts (it makes a new admin token in
-   * its data dir when none is left, admin-token.ts) or a token is minted into its stopped store.
+   * `DELETE /tokens/{id}`: revokes the token `key` names (tokenFor) and returns it, with when it was revoked (an
+   * earlier time: it was revoked before). The last admin token that works for good is kept unless `force`:
+   * without it no one could change anything over REST or sign in to the console as an admin once the others
+   * expire, until serve restarts (it makes a new admin token in its data dir when none is left, admin-token.ts)
+   * or a token is minted into its stopped store.
    */
-  async revokeToken(key: string, force = false): Promise<void> {
-    const t = this.store.tokens.get(key) ?? this.tokenNamed(key);
-    if (!t) throw notFound(`token ${key} not found`);
+  async revokeToken(key: string, force = false): Promise<TokenView> {
+    const t = this.tokenFor(key);
     if (!force && this.lastAdmin(t))
       throw conflict(
-        `token ${t.id} (${t.name}) is the last admin token: revoked, no one could administer serve until it restarts ` +
-          "(it then writes a new admin token into its data dir's admin.token); create another first " +
-          "(propeller tokens create --role admin), or revoke it with --force",
+        `token ${t.id} (${t.name}) is the last admin token that does not expire: revoked, no one could administer ` +
+          "serve once the others expire, until it restarts (it then writes a new admin token into its data dir's " +
+          "admin.token); create another first (propeller tokens create --role admin), or revoke it with --force",
       );
     const id = t.id;
     this.tokensByHash.delete(t.hash);
     this.tokensById.delete(t.id);
     // Told even when it was revoked already: whatever still holds it (a session, a stream) lets go.
     this.tokenRevoked.publish(id);
-    if (t.revoked_at) return;
-    this.store.tokens.update({ ...t, revoked_at: nowIso() });
+    if (t.revoked_at) return tokenView(t);
+    const revoked = { ...t, revoked_at: nowIso() };
+    this.store.tokens.update(revoked);
     await this.store.durable();
     log.info(`token ${id} (${t.name}) revoked`);
+    return tokenView(revoked);
+  }
+
+  /**
+   * The token `key` names: its id; else its name (a token that works first); else a unique start of its id (at
+   * least 4 characters). A name that is also the start of another token's id is refused as ambiguous: the CLI
+   * read a name as an id prefix first, and revoked another token than the one named.
+   */
+  private tokenFor(key: string): Token {
+    const byId = this.store.tokens.get(key);
+    if (byId && byId.role !== "join") return byId;
+    const named = this.tokenNamed(key);
+    const prefixed =
+      key.length >= 4 ? this.store.tokens.all().filter((t) => t.role !== "join" && t.id.startsWith(key)) : [];
+    const other = prefixed.find((t) => t.id !== named?.id);
+    if (named && other)
+      throw conflict(
+        `${key} is the name of token ${named.id} and the start of token id ${other.id}: give the whole id`,
+      );
+    if (named) return named;
+    if (prefixed.length > 1)
+      throw conflict(`token id ${key} is ambiguous (${prefixed.map((t) => t.id).join(", ")}): give more of it`);
+    if (prefixed.length === 1) return prefixed[0]!;
+    throw notFound(`token ${key} not found`);
   }
 
   private tokenNamed(name: string): Token | undefined {
     const all = this.store.tokens.all().filter((t) => t.role !== "join" && t.name === name);
-    const live = all.filter((t) => !t.revoked_at);
-    const pick = live.length > 0 ? live : all;
+    const working = all.filter((t) => !t.revoked_at && !tokenExpired(t, this.now()));
+    const pick = working.length > 0 ? working : all;
     if (pick.length > 1)
       throw conflict(`${pick.length} tokens are named ${name}: revoke by id (${pick.map((t) => t.id).join(", ")})`);
     return pick[0];

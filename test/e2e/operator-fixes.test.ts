@@ -86,6 +86,23 @@ describe("names where ids are taken", () => {
     expect(twin.body.error).toContain("2 tokens are named twin");
   });
 
+  test("tokens revoke: a name that is also the start of another token's id is refused, not taken as the id; it says what it revoked", async () => {
+    const victim = JSON.parse(cli(["tokens", "create", "--role", "viewer", "--name", "victim", "--json"], env).stdout);
+    const clash = victim.id.slice(0, 13);
+    const made = JSON.parse(cli(["tokens", "create", "--role", "viewer", "--name", clash, "--json"], env).stdout);
+    const r = cli(["tokens", "revoke", clash], env);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`${clash} is the name of token ${made.id} and the start of token id ${victim.id}`);
+    const list = await http<{ tokens: { id: string; revoked_at?: string }[] }>(`${s.url}/tokens`);
+    expect(list.body.tokens.find((t) => t.id === victim.id)?.revoked_at).toBeUndefined();
+    // An id's start alone, the whole id: it says which token it revoked.
+    const byPrefix = cli(["tokens", "revoke", made.id.slice(0, 8)], env);
+    expect(byPrefix.stderr).toBe("");
+    expect(byPrefix.stdout).toStartWith(`revoked token ${made.id} (${clash}, viewer) at `);
+    expect(cli(["tokens", "revoke", ""], env).stderr).toContain("empty");
+    expect(cli(["workflows", "stop", ""], env).stderr).toContain("the workflow id is empty");
+  });
+
   test("tokens revoke of the site's only admin token is refused, saying how (the site stays administrable)", () => {
     const r = cli(["tokens", "revoke", "admin"], env);
     expect(r.code).not.toBe(0);

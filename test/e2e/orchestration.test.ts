@@ -124,10 +124,35 @@ describe("jobs", () => {
     const [spin, after] = job.tasks;
     expect(spin.status).toBe("Interrupted");
     expect(spin.error).toStartWith("stopped by user");
-    expect(after.status).toBe("Skipped");
+    expect(after.status).toBe("Interrupted");
+    expect(after.error).toBe(`stopped by user before it started (job ${c.body.job_id} was stopped)`);
     expect(job.status).toBe("Interrupted");
     const listed = (await http(`${s.url}/jobs?status=interrupted`)).body;
     expect(listed.jobs.map((j: { job_id: string }) => j.job_id)).toContain(c.body.job_id);
+    // A job never started, stopped: Interrupted too (its tasks all waiting: it was Completed, every task Skipped).
+    const idle = await http(`${s.url}/jobs`, "POST", { name: "idle", tasks: [add(1, 1), add(2, 2)] });
+    await http(`${s.url}/jobs/${idle.body.job_id}/stop`, "POST");
+    expect((await http(`${s.url}/jobs/${idle.body.job_id}`)).body.status).toBe("Interrupted");
+  });
+
+  test("a job that ran runs again whole when started again: a sequential one re-ran its first task and stalled", async () => {
+    const c = await http(`${s.url}/jobs`, "POST", {
+      name: "again",
+      execution_mode: "sequential",
+      tasks: [add(1, 2), add(3, 4), add(5, 6)],
+    });
+    const ended = async () =>
+      until("job ended", async () => {
+        const j = (await http(`${s.url}/jobs/${c.body.job_id}`)).body;
+        return j.tasks.every((t: { state: number }) => t.state >= 3) ? j : undefined;
+      });
+    await http(`${s.url}/jobs/${c.body.job_id}/start`, "POST");
+    expect((await ended()).status).toBe("Completed");
+    expect((await http(`${s.url}/jobs/${c.body.job_id}/start`, "POST")).status).toBe(200);
+    const again = await ended();
+    expect(again.status).toBe("Completed");
+    for (const t of again.tasks) expect((await runs(t.id)).runs.length).toBe(2);
+    expect(again.tasks.map((t: { results: string }) => t.results)).toEqual(["3", "7", "11"]);
   });
 
   test("unknown job is 404; bad job body is 400", async () => {
@@ -169,14 +194,39 @@ describe("workflows", () => {
     });
     const byId = Object.fromEntries(wf.tasks.map((t: { id: string }) => [t.id, t]));
     expect(byId[`${p}-spin`].status).toBe("Interrupted");
-    expect(byId[`${p}-always`].status).toBe("Skipped");
+    expect(byId[`${p}-always`].status).toBe("Interrupted");
     expect(byId[`${p}-always`].error).toContain("was stopped");
-    expect(byId[`${p}-next`].status).toBe("Skipped");
+    expect(byId[`${p}-next`].status).toBe("Interrupted");
     expect(wf.status).toBe("Interrupted");
-    // Still skipped a moment later: nothing started after the stop.
+    // Still not run a moment later: nothing started after the stop.
     await Bun.sleep(500);
-    expect((await get(`${p}-always`)).state).toBe(5);
+    expect((await runs(`${p}-always`)).runs).toEqual([]);
     expect((await http(`${s.url}/workflows/nope/stop`, "POST")).status).toBe(404);
+  });
+
+  test("a workflow is Running while a task runs, also after a branch failed; a child of a stopped task says so", async () => {
+    const p = `wr${Date.now()}`;
+    const c = await http(`${s.url}/workflows`, "POST", {
+      tasks: [
+        { id: `${p}-fail`, name: "fail", file: b64("fail") },
+        { id: `${p}-spin`, name: "spin", file: b64("spin") },
+        { id: `${p}-child`, name: "add", file: b64("add"), inputs: [1, 1], depends_on: [`${p}-spin`] },
+      ],
+    });
+    await http(`${s.url}/workflows/${c.body.workflow_id}/start`, "POST");
+    await until("fail failed, spin running", async () => {
+      const w = (await http(`${s.url}/workflows/${c.body.workflow_id}`)).body;
+      const st = w.tasks.map((t: { state: number }) => t.state);
+      return st[0] === 4 && st[1] === 2 ? w : undefined;
+    });
+    expect((await http(`${s.url}/workflows/${c.body.workflow_id}`)).body.status).toBe("Running");
+    const running = (await http(`${s.url}/workflows?status=running`)).body;
+    expect(running.workflows.map((w: { workflow_id: string }) => w.workflow_id)).toContain(c.body.workflow_id);
+    await http(`${s.url}/tasks/${p}-spin/stop`, "POST");
+    const child = await final(s.url, `${p}-child`);
+    expect(child.status).toBe("Skipped");
+    expect(child.error).toBe("a task it depends on was stopped");
+    expect((await http(`${s.url}/workflows/${c.body.workflow_id}`)).body.status).toBe("Failed");
   });
 
   test("a cycle, a self-dependency and an unknown dependency are rejected with 400 naming the tasks", async () => {

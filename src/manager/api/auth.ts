@@ -127,10 +127,10 @@ export function tokenRefusal(
 export function identityRoutes(app: Hono, ids: Identities, channel: Channel, mqtt?: JoinMqtt): void {
   app.post("/tokens", async (c) => c.json(await ids.createToken(await jsonBody(c, TokenCreate)), 201));
   app.get("/tokens", (c) => c.json({ tokens: ids.listTokens() }));
-  app.delete("/tokens/:id", async (c) => {
-    await ids.revokeToken(c.req.param("id"), query(c, "force", QueryFlag));
-    return c.body(null, 204);
-  });
+  // The token revoked, as the CLI says which one it was: its id, name, role and when it was revoked.
+  app.delete("/tokens/:id", async (c) =>
+    c.json(await ids.revokeToken(c.req.param("id"), query(c, "force", QueryFlag))),
+  );
   // The site's domain and channel come with a new identity: upstream's config.toml holds them beside the key; and
   // where its broker listens, as a join is told (provision says how a proplet reaches it).
   const site = { domain_id: channel.domainId, channel_id: channel.channelId, ...(mqtt ? { mqtt } : {}) };
