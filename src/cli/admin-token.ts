@@ -10,20 +10,42 @@ import { LOGIN_CODE_TTL_MS, type Sessions } from "../manager/sessions.ts";
 // gets in changes here only.
 
 /**
- * With no admin token left (a first start), makes one and writes it to `<data-dir>/admin.token` (0600), where
- * the CLI finds it. Returns the token of that file when it is valid, for the console's sign-in link (which holds a
- * one-time code, never the token).
+ * With no admin token left (a first start), or none that works in `<data-dir>/admin.token` (expired, revoked, or
+ * another store's: the CLI on this machine was refused, and no sign-in link was printed), makes one and writes it
+ * there (0600), where the CLI finds it; the site's other admin tokens keep working. No file at all with admin
+ * tokens in the store is a restored site (tellAdminAccess says so). Returns the file's admin token, for the
+ * console's sign-in link (which holds a one-time code, never the token).
  */
 export async function ensureAdminToken(identities: Identities, dataDir: string): Promise<Token | undefined> {
   const file = join(dataDir, "admin.token");
+  let dead = false;
   if (identities.hasAdmin()) {
-    const text = existsSync(file) ? readFileSync(file, "utf8").trim() : "";
-    return text ? identities.verifyToken(text) : undefined;
+    if (!existsSync(file)) return undefined;
+    const held = readTokenFile(file);
+    if (held instanceof Error) {
+      log.warn(`cannot read ${file} (${held.message}): the CLI on this machine has no admin token there`);
+      return undefined;
+    }
+    const t = held ? identities.verifyToken(held) : undefined;
+    if (t?.role === "admin") return t;
+    dead = true;
   }
   const t = await identities.createToken({ name: "admin", role: "admin" });
   writeAdminTokenFile(file, t.token);
-  log.info(`created an admin token in ${file} (mode 0600): the CLI on this machine uses it`);
+  if (dead)
+    log.warn(
+      `${file} held no admin token that works (expired, revoked or another store's): wrote a new admin token there`,
+    );
+  else log.info(`created an admin token in ${file} (mode 0600): the CLI on this machine uses it`);
   return identities.verifyToken(t.token);
+}
+
+function readTokenFile(file: string): string | Error {
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch (e) {
+    return e instanceof Error ? e : new Error(String(e));
+  }
 }
 
 /** The data dir's admin token file, written whole (0600) or not at all. */
@@ -35,8 +57,8 @@ export function writeAdminTokenFile(file: string, token: string): void {
 /** Whether the data dir's admin token file holds an admin token that works: `tokens create --data-dir` leaves it. */
 export function adminTokenFileWorks(identities: Identities, dataDir: string): boolean {
   const file = join(dataDir, "admin.token");
-  const text = existsSync(file) ? readFileSync(file, "utf8").trim() : "";
-  return Boolean(text) && identities.verifyToken(text)?.role === "admin";
+  const text = existsSync(file) ? readTokenFile(file) : "";
+  return typeof text === "string" && text !== "" && identities.verifyToken(text)?.role === "admin";
 }
 
 /** Told at start with authentication on: where the admin token is, and the console's sign-in link at `base`. */

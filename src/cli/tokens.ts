@@ -46,7 +46,13 @@ async function mintDirectly(
       const t = await ids.createToken({ ...input.data, name: input.data.name ?? "break-glass" });
       if (t.role !== "admin" || c.kind === "postgres" || adminTokenFileWorks(ids, c.dataDir)) return t;
       const file = join(c.dataDir, "admin.token");
-      writeAdminTokenFile(file, t.token);
+      try {
+        writeAdminTokenFile(file, t.token);
+      } catch (e) {
+        // The token is made: it is shown all the same, once, with why the file is not it.
+        process.stderr.write(`could not write ${file} (${e instanceof Error ? e.message : e}): keep the token now\n`);
+        return t;
+      }
       return { ...t, file };
     },
     { writes: true },

@@ -344,3 +344,34 @@ test("break-glass writes the admin token into admin.token when the file's token 
     await again.kill("SIGKILL");
   }
 }, 60_000);
+
+test("serve started with an admin.token whose token no longer works writes a working one there (other admins exist)", async () => {
+  const dataDir = tempDir();
+  const serve = { dataDir, extra: ["--no-local-proplet"] };
+  const s = await startServe(serve);
+  const file = join(dataDir, "admin.token");
+  const first = readFileSync(file, "utf8").trim();
+  const other = (await (
+    await fetch(`${s.url}/tokens`, {
+      method: "POST",
+      headers: { ...bearer(first), "content-type": "application/json" },
+      body: JSON.stringify({ role: "admin", name: "elsewhere" }),
+    })
+  ).json()) as { id: string };
+  expect(other.id).toBeString();
+  expect((await fetch(`${s.url}/tokens/admin`, { method: "DELETE", headers: bearer(first) })).status).toBe(200);
+  await s.kill("SIGTERM");
+  const again = await startServe(serve);
+  try {
+    expect(again.output()).toContain("held no admin token that works");
+    const now = readFileSync(file, "utf8").trim();
+    expect(now).not.toBe(first);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(again.output()).toContain("console (sign-in link");
+    const listed = cli(["tokens", "list", "--url", again.url], { PROPELLER_DATA_DIR: dataDir });
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toContain("elsewhere");
+  } finally {
+    await again.kill("SIGKILL");
+  }
+}, 60_000);
