@@ -147,7 +147,7 @@ function groupList(key: "jobs" | "workflows", description: string, columns: [str
   return defineCommand({
     meta: { description },
     args: {
-      status: { type: "string", description: "pending | running | completed | failed" },
+      status: { type: "string", description: "pending | running | completed | failed | interrupted" },
       offset: { type: "string", alias: ["o"] as string[], default: "0" },
       limit: { type: "string", alias: ["l"] as string[], default: "100" },
       ...urlArg,
@@ -157,7 +157,8 @@ function groupList(key: "jobs" | "workflows", description: string, columns: [str
         const q = new URLSearchParams({
           offset: String(int("offset", args.offset, 0, 1e9)),
           limit: String(int("limit", args.limit, 1, 1000)),
-          ...(args.status ? { status: args.status } : {}),
+          // As the table prints it (Interrupted) or as the API takes it (interrupted).
+          ...(args.status ? { status: args.status.toLowerCase() } : {}),
         });
         const p = await api<{ total: number } & Record<string, GroupOut[]>>(args, "GET", `/${key}?${q}`);
         if (args.json) return printJson(p);

@@ -210,8 +210,8 @@ async function showHelp(chain: Level[]): Promise<void> {
         }
       : undefined;
   const usage = await renderUsage({ ...leaf.cmd, meta } as Cmd, parent as Cmd | undefined);
-  // A terminal's width; 100 when the output is not one (a pipe, a file).
-  const width = Math.max(60, process.stdout.columns || 100);
+  // A terminal's width; else COLUMNS, else 80 (a pipe, a file).
+  const width = Math.max(60, process.stdout.columns || Number(process.env.COLUMNS) || 80);
   process.stdout.write(`${tidyUsage(usage, width)}\n\n`);
   const examples =
     EXAMPLES[
