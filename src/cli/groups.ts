@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { defineCommand } from "citty";
+import { GROUP_TASK_FIELDS } from "../core/job.ts";
+import { typoKey } from "../core/nearest.ts";
 import type { TaskView } from "../core/task.ts";
 import { action, int, readUserFile, UsageError } from "./args.ts";
 import { api, okCommand, resolveId, urlArg } from "./client.ts";
@@ -31,7 +33,9 @@ function tasksFromFlags(a: { tasks?: string; "tasks-file"?: string }): Record<st
     throw new UsageError(`--tasks: not a JSON array: ${e instanceof Error ? e.message : e}`);
   }
   if (!Array.isArray(tasks) || tasks.length === 0) throw new UsageError("at least one task is required");
-  return tasks as Record<string, unknown>[];
+  // A task's file_path is a local file here too: relative to --tasks-file's directory, else to this one.
+  const base = a["tasks-file"] ? dirname(a["tasks-file"]) : ".";
+  return readTaskFiles(tasks as Record<string, unknown>[], base, a["tasks-file"] ?? "--tasks");
 }
 
 /** A spec from the file argument or from upstream's flags, one or the other. */
@@ -69,23 +73,36 @@ export function readSpec(path: string): Record<string, unknown> {
   if (!spec || typeof spec !== "object" || !Array.isArray((spec as { tasks?: unknown }).tasks))
     throw new UsageError(`${path} must hold an object with a "tasks" list`);
   const s = spec as { tasks: Record<string, unknown>[] };
-  for (const [i, t] of s.tasks.entries()) {
+  s.tasks = readTaskFiles(s.tasks, dirname(path), path);
+  return s;
+}
+
+/**
+ * Each task's local module (`file_path`, or `file` ending in .wasm), relative to `base`, read and put inline as
+ * `file`. A key near file_path is refused here: the manager knows no file_path, so `filepath:` passed it as a
+ * field of upstream's it ignores, and the group was made with no module (said only when it started).
+ */
+function readTaskFiles(tasks: Record<string, unknown>[], base: string, from: string): Record<string, unknown>[] {
+  for (const [i, t] of tasks.entries()) {
+    if (!t || typeof t !== "object") continue;
+    const typo = typoKey(t, ["file_path", ...GROUP_TASK_FIELDS], `tasks[${i}].`);
+    if (typo) throw new UsageError(`${from}: ${typo}`);
     // `file: add.wasm` is what a person writes: base64 holds no ".", so a name ending .wasm is a path.
     if (typeof t.file === "string" && /\.wasm$/i.test(t.file) && t.file_path === undefined) {
       t.file_path = t.file;
       delete t.file;
     }
     if (typeof t.file_path === "string") {
-      const at = resolve(dirname(path), t.file_path);
+      const at = resolve(base, t.file_path);
       try {
         t.file = readFileSync(at).toString("base64");
       } catch (e) {
-        throw new UsageError(`${path}: tasks[${i}].file_path ${at}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+        throw new UsageError(`${from}: tasks[${i}].file_path ${at}: ${(e as NodeJS.ErrnoException).code ?? e}`);
       }
       delete t.file_path;
     }
   }
-  return s;
+  return tasks;
 }
 
 function show(g: GroupOut, json: boolean): void {

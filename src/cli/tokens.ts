@@ -82,7 +82,7 @@ export const tokensCommand = defineCommand({
         action(async () => {
           if (args.ttl !== undefined && ttlSeconds(args.ttl) === undefined) {
             throw new UsageError(
-              `--ttl must be a duration such as 90s, 30m, 12h or 7d, got ${JSON.stringify(args.ttl)}`,
+              `--ttl must be a duration such as 90s, 30m, 12h or 7d, from 1s to 3650d, got ${JSON.stringify(args.ttl)}`,
             );
           }
           const direct = Boolean(args["data-dir"] || args.storage);

@@ -34,7 +34,7 @@ export type WorkflowCreate = z.infer<typeof WorkflowCreate>;
 
 export const JOB_FIELDS = Object.keys(JobCreate.shape);
 export const WORKFLOW_FIELDS = Object.keys(WorkflowCreate.shape);
-const GROUP_TASK_FIELDS = [...CLIENT_FIELD_NAMES, "id"];
+export const GROUP_TASK_FIELDS = [...CLIENT_FIELD_NAMES, "id"];
 
 /** A job's or workflow's key, or one of its tasks', that nearly names a field (`depend_on`): its error. */
 export const groupTypo =

@@ -1,6 +1,9 @@
 import { expect, test } from "bun:test";
-import { drawDag } from "../../../src/cli/groups.ts";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { drawDag, readSpec } from "../../../src/cli/groups.ts";
 import type { TaskView } from "../../../src/core/task.ts";
+import { FIXTURES, MAIN, tempDir } from "../../helpers.ts";
 
 // `workflows get` draws the DAG: each task indented by its depth, with its state and what it waits for.
 
@@ -29,4 +32,33 @@ test("the DAG is drawn by depth with states, run_if and parents, by the names th
       "",
     ].join("\n"),
   );
+});
+
+test("a spec's filepath (no underscore) is refused naming file_path; --tasks' file_path is read like a spec's", () => {
+  const dir = tempDir();
+  copyFileSync(join(FIXTURES, "add.wasm"), join(dir, "add.wasm"));
+  writeFileSync(join(dir, "wf.yaml"), "tasks:\n  - id: a\n    name: add\n    filepath: ./add.wasm\n");
+  expect(() => readSpec(join(dir, "wf.yaml"))).toThrow("tasks[0].filepath: not a field (did you mean file_path?)");
+  // Without the typo the module goes inline; nothing near a field is left.
+  writeFileSync(
+    join(dir, "wf.yaml"),
+    "tasks:\n  - id: a\n    name: add\n    file_path: ./add.wasm\n    x_note: kept\n",
+  );
+  const spec = readSpec(join(dir, "wf.yaml")) as { tasks: Record<string, unknown>[] };
+  expect(spec.tasks[0]!.file).toBe(readFileSync(join(FIXTURES, "add.wasm")).toString("base64"));
+  expect(spec.tasks[0]!.file_path).toBeUndefined();
+  // upstream's --tasks flag, relative to the current directory (here: the CLI's own process).
+  const r = Bun.spawnSync(
+    [process.execPath, MAIN, "workflows", "create", "--tasks", '[{"id":"t1","name":"add","file_path":"./add.wasm"}]'],
+    { cwd: dir, env: { ...process.env, PROPELLER_URL: "http://127.0.0.1:9" } },
+  );
+  // Read first (no ENOENT, no dropped field); then the manager is not there.
+  expect(r.stderr.toString()).not.toContain("file_path");
+  expect(r.stderr.toString()).toContain("127.0.0.1:9");
+  const missing = Bun.spawnSync(
+    [process.execPath, MAIN, "workflows", "create", "--tasks", '[{"id":"t1","name":"add","file_path":"./nope.wasm"}]'],
+    { cwd: dir, env: { ...process.env, PROPELLER_URL: "http://127.0.0.1:9" } },
+  );
+  expect(missing.stderr.toString()).toContain("--tasks: tasks[0].file_path");
+  expect(missing.stderr.toString()).toContain("ENOENT");
 });
