@@ -5,7 +5,7 @@ import { GROUP_TASK_FIELDS } from "../core/job.ts";
 import { typoKey } from "../core/nearest.ts";
 import type { TaskView } from "../core/task.ts";
 import { action, int, readUserFile, UsageError } from "./args.ts";
-import { api, okCommand, resolveId, urlArg } from "./client.ts";
+import { ApiError, api, type Conn, okCommand, resolveId, urlArg } from "./client.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
 // Jobs and workflows from a JSON or YAML file. A task in the file may name a local `.wasm` as `file_path`, or as
@@ -103,6 +103,21 @@ function readTaskFiles(tasks: Record<string, unknown>[], base: string, from: str
     }
   }
   return tasks;
+}
+
+/**
+ * `create --start`'s start. One refused (a task with no module) left a group made and waiting, which the error
+ * did not say: it says so now, and how to go on.
+ */
+async function startCreated(conn: Conn, kind: "job" | "workflow", id: string): Promise<void> {
+  try {
+    await api(conn, "POST", `/${kind}s/${encodeURIComponent(id)}/start`);
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e;
+    throw new ApiError(
+      `${kind} ${id} was created but did not start: ${e.message} (mend its tasks with \`propeller tasks update\`, then \`propeller ${kind}s start ${id}\`)`,
+    );
+  }
 }
 
 function show(g: GroupOut, json: boolean): void {
@@ -213,7 +228,7 @@ export const jobsCommand = defineCommand({
           if (!spec.name) throw new UsageError("name is required: --name, or name in the spec file");
           if (args["execution-mode"]) spec.execution_mode = args["execution-mode"];
           const job = await api<GroupOut>(args, "POST", `/jobs${args.fresh ? "?fresh=true" : ""}`, spec);
-          if (args.start) await api(args, "POST", `/jobs/${encodeURIComponent(job.job_id ?? "")}/start`);
+          if (args.start) await startCreated(args, "job", job.job_id ?? "");
           show(
             args.start ? await api<GroupOut>(args, "GET", `/jobs/${encodeURIComponent(job.job_id ?? "")}`) : job,
             args.json,
@@ -262,7 +277,7 @@ export const workflowsCommand = defineCommand({
         action(async () => {
           const path = `/workflows${args.fresh ? "?fresh=true" : ""}`;
           const wf = await api<GroupOut>(args, "POST", path, specFrom(args));
-          if (args.start) await api(args, "POST", `/workflows/${encodeURIComponent(wf.workflow_id ?? "")}/start`);
+          if (args.start) await startCreated(args, "workflow", wf.workflow_id ?? "");
           show(
             args.start
               ? await api<GroupOut>(args, "GET", `/workflows/${encodeURIComponent(wf.workflow_id ?? "")}`)

@@ -20,13 +20,16 @@ const escapeControl = (c: string) => `\\x${c.charCodeAt(0).toString(16).padStart
 export const terminalSafe = (text: string, keepLines = false): string =>
   text.replace(keepLines ? CONTROL : CONTROL_ALL, escapeControl);
 
-/** Cells are cut at 60 characters so a long result or error keeps the table readable; `whole` names keys never cut. */
+/**
+ * Cells are cut at 60 characters, an ellipsis showing where, so a long result or error keeps the table readable;
+ * `whole` names keys never cut.
+ */
 export function printTable(
   rows: Record<string, unknown>[],
   columns: [header: string, key: string][],
   whole: readonly string[] = [],
 ): void {
-  const cut = (k: string, v: string) => (whole.includes(k) ? v : v.slice(0, 60));
+  const cut = (k: string, v: string) => (whole.includes(k) || v.length <= 60 ? v : `${v.slice(0, 59)}…`);
   const cells = rows.map((r) => columns.map(([, k]) => terminalSafe(cut(k, show(r[k]).replace(/\s+/g, " ")))));
   const widths = columns.map(([h], i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (vals: string[]) =>

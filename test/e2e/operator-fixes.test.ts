@@ -516,3 +516,14 @@ describe("environment variables that look like propeller's", () => {
     );
   });
 });
+
+describe("jobs create --start whose start is refused", () => {
+  test("says the job was made and waits, and how to go on (it said only the start's error)", async () => {
+    const r = cli(["jobs", "create", "--name", "nomodule", "--tasks", '[{"name":"a"}]', "--start"], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/job [0-9a-f-]{36} was created but did not start: .*no module/);
+    expect(r.stderr).toContain("propeller tasks update");
+    const id = /job ([0-9a-f-]{36})/.exec(r.stderr)![1]!;
+    expect((await http(`${s.url}/jobs/${id}`)).body.status).toBe("Pending");
+  });
+});

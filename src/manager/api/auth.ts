@@ -115,8 +115,10 @@ export function tokenRefusal(
       return;
     }
     if (token.role !== "admin" && (!READS.has(method) || ADMIN_ONLY.test(path))) {
+      // Reading tokens and identities is an admin's too: "not change them" told a viewer reading them nothing.
+      const what = READS.has(method) ? "not read tokens or identities" : "not change anything";
       return c.json(
-        { error: `token "${token.name}" is a viewer token: it may read tasks and proplets, not change them` },
+        { error: `token "${token.name}" is a viewer token: it may read tasks, proplets and the like, ${what}` },
         403,
       );
     }
