@@ -59,9 +59,19 @@ export function readUserFile(path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (e) {
-    throw new UsageError(`cannot read ${path}: ${e instanceof Error ? e.message : e}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code ? (FILE_ERRORS[code] ?? code) : e instanceof Error ? e.message : String(e);
+    throw new UsageError(`cannot read ${path}: ${why}`);
   }
 }
+
+/** What a person is told for the usual reasons a file cannot be read (not Node's "ENOENT: …, open '…'"). */
+const FILE_ERRORS: Record<string, string> = {
+  ENOENT: "no such file",
+  EACCES: "permission denied",
+  EISDIR: "it is a directory",
+  ENOTDIR: "a part of the path is not a directory",
+};
 
 /** Where serve keeps its data: /var/lib/propeller for root (a system service), else ~/.propeller. */
 export function defaultDataDir(): string {

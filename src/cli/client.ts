@@ -219,8 +219,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * An id as typed: a whole id is used as is; a prefix becomes the one id of that kind starting with it, as git
- * does with commits. A prefix several ids share is an error naming them; one no id has is sent unchanged (the
- * manager's 404 says so, and names it accepts in place of ids keep working).
+ * does with commits; a name, the one of that kind with that name (`jobs get nightly`). A word that could be
+ * several (a prefix several ids share, a name several have, one's name and another's prefix) is an error naming
+ * them; one no id has is sent unchanged (the manager's 404 says so, and names it accepts keep working).
  */
 export async function resolveId(conn: Conn, kind: IdKind, given: string): Promise<string> {
   // An empty one (an unset shell variable) is the start of every id: refused, not "ambiguous" with them all listed.
@@ -229,6 +230,7 @@ export async function resolveId(conn: Conn, kind: IdKind, given: string): Promis
   if (UUID.test(given) || kind === "task") return given;
   const [path, key, field, isPaged] = LISTS[kind];
   const ids: string[] = [];
+  const named: string[] = [];
   for (let offset = 0; ; offset += 1000) {
     const page = await api<Record<string, unknown>>(
       conn,
@@ -237,13 +239,15 @@ export async function resolveId(conn: Conn, kind: IdKind, given: string): Promis
     );
     const items = (page[key] ?? []) as Record<string, unknown>[];
     ids.push(...items.map((i) => String(i[field])));
+    named.push(...items.filter((i) => i.name === given).map((i) => String(i[field])));
     if (!isPaged || items.length < 1000 || offset > 1e6) break;
   }
   if (ids.includes(given)) return given;
-  const hits = ids.filter((id) => id.startsWith(given));
+  const hits = [...new Set([...ids.filter((id) => id.startsWith(given)), ...named])];
   if (hits.length === 1) return hits[0]!;
   if (hits.length > 1) {
-    throw new ApiError(`${kind} id ${given} is ambiguous: ${hits.length} ids start with it: ${hits.sort().join(", ")}`);
+    const which = named.length ? `${kind}s have that name or an id starting with it` : "ids start with it";
+    throw new ApiError(`${kind} id ${given} is ambiguous: ${hits.length} ${which}: ${hits.sort().join(", ")}`);
   }
   return given;
 }

@@ -527,3 +527,24 @@ describe("jobs create --start whose start is refused", () => {
     expect((await http(`${s.url}/jobs/${id}`)).body.status).toBe("Pending");
   });
 });
+
+describe("jobs and workflows by name", () => {
+  test("jobs get NAME and workflows stop NAME find the one group of that name; a name two share is refused naming both", async () => {
+    const job = (await http(`${s.url}/jobs`, "POST", { name: "nightly-report", tasks: [{ name: "a" }] })).body;
+    const got = cli(["jobs", "get", "nightly-report", "--json"], env);
+    expect(got.stderr).toBe("");
+    expect(JSON.parse(got.stdout).job_id).toBe(job.job_id);
+    const one = (await http(`${s.url}/jobs`, "POST", { name: "twice", tasks: [{ name: "a" }] })).body;
+    const two = (await http(`${s.url}/jobs`, "POST", { name: "twice", tasks: [{ name: "a" }] })).body;
+    const amb = cli(["jobs", "get", "twice"], env);
+    expect(amb.code).toBe(1);
+    expect(amb.stderr).toContain("job id twice is ambiguous: 2 jobs have that name or an id starting with it");
+    expect(amb.stderr).toContain(one.job_id);
+    expect(amb.stderr).toContain(two.job_id);
+    const wf = (
+      await http(`${s.url}/workflows`, "POST", { name: "etl", tasks: [{ id: `etl-${Date.now()}`, name: "a" }] })
+    ).body;
+    expect(cli(["workflows", "stop", "etl"], env).code).toBe(0);
+    expect((await http(`${s.url}/workflows/${wf.workflow_id}`)).body.status).toBe("Interrupted");
+  });
+});
