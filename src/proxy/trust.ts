@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, openSync, readdirSync, readSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Key } from "openpgp";
 import { type CosignKey, verifyCosignBlob } from "../core/cosign.ts";
@@ -19,6 +19,7 @@ import {
   type VerifiedSignature,
 } from "../core/trust-policy.ts";
 import { loadCosignKeys, readCosignSignatures } from "./cosign.ts";
+import { readBounded } from "./http.ts";
 import type { RegistryClient } from "./registry.ts";
 
 // The trust policy with its I/O: key files, registries.d (where each registry's signatures are), lookaside reads
@@ -43,10 +44,31 @@ const MAX_FILE_BYTES = 1 << 20;
  * (`/dev/zero`) by mistake or malice neither hangs the reader nor fills its memory (a SIGHUP reads them again).
  */
 function readConfigFile(path: string): Buffer {
-  const st = statSync(path);
-  if (!st.isFile()) throw new Error("not a regular file");
-  if (st.size > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES >> 20} MiB`);
-  return readFileSync(path);
+  return readRegularFile(path, MAX_FILE_BYTES);
+}
+
+/**
+ * A regular file of at most `max` bytes, judged on the file opened (not on its path, which may change between a
+ * look and a read), opened without blocking: a FIFO at that path hung the reader for good, `/dev/zero` or a file
+ * of 2 GiB filled its memory. At most the size seen at open is read.
+ */
+export function readRegularFile(path: string, max: number): Buffer {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error("not a regular file");
+    if (st.size > max) throw new Error(`larger than ${max} bytes`);
+    const buf = Buffer.alloc(st.size);
+    let got = 0;
+    while (got < st.size) {
+      const n = readSync(fd, buf, got, st.size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return buf.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** An errno code when there is one (ENOENT), else the message. */
@@ -307,13 +329,20 @@ export function lookasideWritePath(registriesD: string, ref: Reference, digest: 
   return join(dir, `signature-${n}`);
 }
 
-/** A lookaside signature: file:// read, http(s):// fetched; absent is undefined, bounded in size. */
+/**
+ * A lookaside signature: file:// read, http(s):// fetched; absent is undefined, and so is one that is no regular
+ * file (a FIFO, a device) or is over MAX_SIGNATURE_BYTES, read no further than that (whoever writes the lookaside,
+ * a signer or a CI job, must not be able to hang serve or fill its memory through it).
+ */
 async function readLookaside(url: string): Promise<Uint8Array | undefined> {
   if (url.startsWith("file://")) {
     const path = decodeURIComponent(new URL(url).pathname);
     if (!existsSync(path)) return undefined;
-    const b = readFileSync(path);
-    return b.length > MAX_SIGNATURE_BYTES ? undefined : new Uint8Array(b);
+    try {
+      return new Uint8Array(readRegularFile(path, MAX_SIGNATURE_BYTES));
+    } catch {
+      return undefined;
+    }
   }
   if (!/^https?:\/\//.test(url)) return undefined;
   const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: "error" });
@@ -321,6 +350,5 @@ async function readLookaside(url: string): Promise<Uint8Array | undefined> {
     await res.body?.cancel().catch(() => {});
     return undefined;
   }
-  const b = new Uint8Array(await res.arrayBuffer());
-  return b.length > MAX_SIGNATURE_BYTES ? undefined : b;
+  return readBounded(res, MAX_SIGNATURE_BYTES, "signature").catch(() => undefined);
 }

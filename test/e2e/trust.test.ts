@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cli, FIXTURES, http, runTask, spawnProplet, startServe, tempDir, until, untilAlive } from "../helpers.ts";
 import {
@@ -204,3 +204,43 @@ describe("a proplet's own policy", () => {
     }
   });
 });
+
+describe("a hostile lookaside (whoever can write it: a signer, a CI job)", () => {
+  test("a FIFO, /dev/zero and a 2 GiB file as signature-1 are refused as no signature; serve answers meanwhile", async () => {
+    // Each its own module: one digest, one signature directory.
+    const cases: [string, string, (f: string) => void][] = [
+      ["fifo", "grow.wasm", (f) => sh(["mkfifo", f])],
+      ["zero", "fail.wasm", (f) => symlinkSync("/dev/zero", f)],
+      ["huge", "spin.wasm", (f) => sh(["truncate", "-s", "2G", f])],
+    ];
+    for (const [tag, file, make] of cases) {
+      const digest = push(`hostile-${tag}`, file);
+      const d = join(sigDir, `app@${digest.replace(":", "=")}`);
+      mkdirSync(d, { recursive: true });
+      make(join(d, "signature-1"));
+      const before = rssOf(s.proc.pid);
+      const t0 = performance.now();
+      const r = await http(`${s.url}/tasks`, "POST", { name: "h", image_url: `${registry.host}/app:hostile-${tag}` });
+      expect({ tag, status: r.status }).toEqual({ tag, status: 400 });
+      expect(r.body.error).toContain("none found");
+      expect(performance.now() - t0).toBeLessThan(5000);
+      expect((await fetch(`${s.url}/livez`)).status).toBe(200);
+      expect(rssOf(s.proc.pid) - before).toBeLessThan(100 * 2 ** 20);
+      // The CLI's own check reads it the same way.
+      const v = cli([
+        "verify",
+        `${registry.host}/app:hostile-${tag}`,
+        "--trust-policy",
+        join(dir, "policy.json"),
+        "--registries-d",
+        registriesD,
+      ]);
+      expect(v.code).toBe(1);
+    }
+  }, 60_000);
+});
+
+function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Number(m![1]) * 1024;
+}
