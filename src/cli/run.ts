@@ -109,10 +109,22 @@ async function misplaced(chain: Level[], rest: string[], k: number, subs: Record
   const typed = rest.slice(at, at + taker.length);
   const line =
     typed.join(" ") === taker.join(" ")
-      ? `, as in ${[where, ...typed, ...rest.slice(0, at), ...rest.slice(at + taker.length)].join(" ")}`
+      ? `, as in ${masked([where, ...typed, ...rest.slice(0, at), ...rest.slice(at + taker.length)]).join(" ")}`
       : "";
   const named = [...chain.slice(1).map((l) => l.name), ...taker].join(" ");
   throw new WalkError(`${where}: ${flag} is an option of ${named}: it goes after it${line}`, chain);
+}
+
+/** Flags whose value is a secret: an error that shows the line typed shows "…" in its place. */
+const SECRET_FLAGS = new Set(["--token", "--api-key", "--password", "--passphrase", "--key-passphrase"]);
+
+/** The words of a command line with secret flags' values replaced (`--token ppt_…` printed a whole admin token). */
+export function masked(words: string[]): string[] {
+  return words.map((w, i) => {
+    const [flag, ...value] = w.split("=");
+    if (value.length && SECRET_FLAGS.has(flag!)) return `${flag}=…`;
+    return i > 0 && SECRET_FLAGS.has(words[i - 1]!) && !w.startsWith("--") ? "…" : w;
+  });
 }
 
 /**

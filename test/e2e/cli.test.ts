@@ -177,6 +177,12 @@ describe("strict and helpful", () => {
     expect(cli(["--limit", "3", "tasks", "list"]).stderr).toStartWith(
       "error: propeller: --limit is an option of tasks list: it goes after it, as in propeller tasks list --limit 3\n",
     );
+    // A secret in the line is not shown again (an admin token went to the terminal, its scrollback, a CI log).
+    for (const words of [["--token", "ppt_secret-value"], ["--token=ppt_secret-value"]]) {
+      const r = cli([...words, "tokens", "list"]);
+      expect(r.stderr).toContain("--token is an option of tokens list");
+      expect(r.stderr).not.toContain("ppt_secret-value");
+    }
     const typo = cli(["tasks", "--jsn", "list"]);
     expect(typo.code).toBe(1);
     expect(typo.stderr.split("\n").slice(0, 2)).toEqual([
