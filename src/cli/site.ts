@@ -5,7 +5,7 @@ import { sharedManagerClientId } from "../core/acl.ts";
 import { forbidden } from "../core/errors.ts";
 import type { EntityKind } from "../core/identity.ts";
 import { TaskState } from "../core/states.ts";
-import type { TrustCheck } from "../core/trust-policy.ts";
+import { judgeModule } from "../core/trust-policy.ts";
 import { chainCa, spkiHash } from "../core/x509-read.ts";
 import { log } from "../log.ts";
 import { createApp } from "../manager/api/app.ts";
@@ -166,16 +166,12 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const starts: ManagerBus = {
     start: async (m) => {
       if (gate) {
-        const c = m.image_url
-          ? await gate.image(m.image_url).catch((e) => refusal(m.image_url!, e))
-          : m.file
-            ? await gate.inline(Buffer.from(m.file, "base64"), signatureOf(store.tasks.get(m.id)?.signature))
-            : undefined;
-        if (c && !c.allowed) {
-          manager.events.trustRefused("dispatch", m.image_url ?? "an inline module", c, m.id);
-          throw forbidden(c.reason);
+        const j = await judgeModule(gate, { ...m, signature: store.tasks.get(m.id)?.signature });
+        if (j && !j.check.allowed) {
+          manager.events.trustRefused("dispatch", j.module, j.check, m.id);
+          throw forbidden(j.check.reason);
         }
-        if (c?.moduleDigest) m.module_digest = c.moduleDigest;
+        if (j?.check.moduleDigest) m.module_digest = j.check.moduleDigest;
       }
       dispatched?.record(m.image_url, m.proplet_id);
       return bus.start(m);
@@ -215,9 +211,9 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
       ...(gate
         ? {
             trust: async (ref: string) => {
-              const c = await gate.image(ref).catch((e) => refusal(ref, e));
-              if (!c.allowed) manager.events.trustRefused("proxy", ref, c);
-              return c;
+              const { check } = (await judgeModule(gate, { image_url: ref }))!;
+              if (!check.allowed) manager.events.trustRefused("proxy", ref, check);
+              return check;
             },
           }
         : {}),
@@ -335,11 +331,3 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
 }
 
 /** A module whose registry cannot be asked is refused: what cannot be verified does not run. */
-function refusal(ref: string, e: unknown): TrustCheck {
-  const why = e instanceof Error ? e.message : String(e);
-  return { allowed: false, scope: "default", rule: "none", digest: "", reason: `${ref}: cannot verify: ${why}` };
-}
-
-function signatureOf(b64: string | undefined): Uint8Array | undefined {
-  return b64 ? new Uint8Array(Buffer.from(b64, "base64")) : undefined;
-}

@@ -235,6 +235,30 @@ export interface TrustGate {
   refusals: ReadonlyMap<string, number>;
 }
 
+/**
+ * The policy's verdict on the module a task runs: its inline `file` when it has one (a proplet runs that before
+ * an image_url: a signed image's task given an unsigned `file` by an update was judged by its image), else its
+ * `image_url`; undefined for a task with neither. A registry that cannot be asked is a refusal: what cannot be
+ * verified does not run. `field` names what was judged.
+ */
+export async function judgeModule(
+  gate: TrustGate,
+  m: { file?: string; image_url?: string; signature?: string },
+): Promise<{ check: TrustCheck; field: "file" | "image_url"; module: string } | undefined> {
+  if (m.file) {
+    const sig = m.signature ? new Uint8Array(Buffer.from(m.signature, "base64")) : undefined;
+    const check = await gate.inline(new Uint8Array(Buffer.from(m.file, "base64")), sig);
+    return { check, field: "file", module: "an inline module" };
+  }
+  if (!m.image_url) return undefined;
+  const ref = m.image_url;
+  const check = await gate.image(ref).catch((e): TrustCheck => {
+    const why = e instanceof Error ? e.message : String(e);
+    return { allowed: false, scope: "default", rule: "none", digest: "", reason: `${ref}: cannot verify: ${why}` };
+  });
+  return { check, field: "image_url", module: ref };
+}
+
 /** Whether a scope's requirements need signatures at all (else no lookaside is read). */
 export function needsSignatures(reqs: Requirement[]): boolean {
   return (

@@ -7,7 +7,7 @@ import { applyUpdate, newTask, type Task, TaskCreate, type TaskUpdate, type Task
 import { cloneBody, type TaskClone } from "../core/task-clone.ts";
 import { MAX_Q, type TaskFind, type TaskListQuery } from "../core/task-query.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
-import type { TrustCheck, TrustGate } from "../core/trust-policy.ts";
+import { judgeModule, type TrustGate } from "../core/trust-policy.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
 import type { Dispatcher, StartResult } from "./dispatcher.ts";
@@ -68,17 +68,11 @@ export class Tasks {
     task?: { at: string; id?: string },
   ): Promise<void> {
     if (!this.trust) return;
-    let c: TrustCheck | undefined;
-    if (input.image_url) c = await this.trust.image(input.image_url).catch((e) => refusedFetch(input.image_url!, e));
-    else if (input.file)
-      c = await this.trust.inline(
-        Buffer.from(input.file, "base64"),
-        input.signature ? Buffer.from(input.signature, "base64") : undefined,
-      );
-    if (c && !c.allowed) {
-      this.events.trustRefused("create", input.image_url ?? "an inline module", c, task?.id);
-      const field = `${task ? `${task.at}.` : ""}${input.image_url ? "image_url" : "file"}`;
-      throw invalid(`${field}: ${task?.id ? `task ${task.id}: ` : ""}${c.reason}`);
+    const j = await judgeModule(this.trust, input);
+    if (j && !j.check.allowed) {
+      this.events.trustRefused("create", j.module, j.check, task?.id);
+      const field = `${task ? `${task.at}.` : ""}${j.field}`;
+      throw invalid(`${field}: ${task?.id ? `task ${task.id}: ` : ""}${j.check.reason}`);
     }
   }
 
@@ -266,10 +260,4 @@ export class Tasks {
   stop(id: string): Promise<{ stopped: true }> {
     return this.dispatcher.stop(id);
   }
-}
-
-/** A registry that cannot be asked is a refusal too: an unverifiable module does not run. */
-function refusedFetch(ref: string, e: unknown): TrustCheck {
-  const why = e instanceof Error ? e.message : String(e);
-  return { allowed: false, scope: "default", rule: "none", digest: "", reason: `${ref}: cannot verify: ${why}` };
 }

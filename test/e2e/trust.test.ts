@@ -205,6 +205,32 @@ describe("a proplet's own policy", () => {
   });
 });
 
+describe("a signed image's task given other bytes", () => {
+  test("tasks update --file and tasks upload are judged by the bytes that would run, not by the image (400)", async () => {
+    push("swap-base", "sandbox.wasm");
+    skopeoSign("swap-base");
+    const made = await http(`${s.url}/tasks`, "POST", { name: "add", image_url: `${registry.host}/app:swap-base` });
+    expect(made.status).toBe(201);
+    const unsigned = readFileSync(join(FIXTURES, "spin.wasm")).toString("base64");
+    const put = await http(`${s.url}/tasks/${made.body.id}`, "PUT", { file: unsigned });
+    expect(put.status).toBe(400);
+    expect(put.body.error).toStartWith("file: ");
+    const form = new FormData();
+    form.append("file", new File([readFileSync(join(FIXTURES, "spin.wasm"))], "spin.wasm"));
+    const up = await fetch(`${s.url}/tasks/${made.body.id}/upload`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${s.token}` },
+      body: form,
+    });
+    expect(up.status).toBe(400);
+    expect(((await up.json()) as { error: string }).error).toStartWith("file: ");
+    // The task is as it was: its signed image, no file.
+    const t = (await http(`${s.url}/tasks/${made.body.id}`)).body;
+    expect(t.file ?? "").toBe("");
+    expect(t.image_url).toBe(`${registry.host}/app:swap-base`);
+  });
+});
+
 describe("a hostile lookaside (whoever can write it: a signer, a CI job)", () => {
   test("a FIFO, /dev/zero and a 2 GiB file as signature-1 are refused as no signature; serve answers meanwhile", async () => {
     // Each its own module: one digest, one signature directory.
