@@ -4,7 +4,7 @@ import type { Job, JobCreate, WorkflowCreate } from "../core/job.ts";
 import type { Page } from "../core/page.ts";
 import { isTerminal, STOPPED_BY_USER, stateName, TaskState } from "../core/states.ts";
 import { type GroupTask, newTask, type Task, type TaskView, taskView } from "../core/task.ts";
-import { nowIso, ZERO_TIME } from "../core/time.ts";
+import { isoAt, nowIso, ZERO_TIME } from "../core/time.ts";
 import { tag } from "../log.ts";
 import type { Storage } from "../storage/repository.ts";
 import type { Dispatcher } from "./dispatcher.ts";
@@ -80,7 +80,10 @@ export class Groups {
     group: { job_id?: string; workflow_id?: string; workflow_name?: string },
     scope?: string,
   ): Task[] {
-    const now = nowIso();
+    // Each task a millisecond after the one before: the order of a group's tasks (a sequential job's) is the
+    // order they were stored in, which every listing by creation keeps, and so does a backup (tasks made in one
+    // millisecond came back from a restore in the order of their ids: a sequential job ran its second task first).
+    const base = Date.now();
     const ids = input.map((t) => t.id ?? crypto.randomUUID());
     const dup = ids.find((id, i) => ids.indexOf(id) !== i);
     if (dup) throw invalid(`tasks: id ${dup} is used twice`);
@@ -93,7 +96,8 @@ export class Groups {
     return input.map((t, i) => {
       const { id: localId, ...rest } = t;
       const deps = rest.depends_on?.map(stored);
-      const task = { ...newTask(stored(ids[i]!), { ...rest, ...(deps ? { depends_on: deps } : {}) }, now), ...group };
+      const fields = { ...rest, ...(deps ? { depends_on: deps } : {}) };
+      const task = { ...newTask(stored(ids[i]!), fields, isoAt(base + i)), ...group };
       return scope && localId ? { ...task, local_id: localId } : task;
     });
   }

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { JobCreate, WorkflowCreate } from "../../../src/core/job.ts";
 import { TaskState } from "../../../src/core/states.ts";
+import { dumpStore, readArchive, restoreStore } from "../../../src/storage/archive.ts";
+import { openSqlite } from "../../../src/storage/sqlite/index.ts";
 import { b64 } from "../../helpers.ts";
 import { type Harness, harness } from "./harness.ts";
 
@@ -123,4 +125,19 @@ describe("groups", () => {
     const dup = WorkflowCreate.parse({ tasks: [task("d"), task("d")] });
     await expect(h.m.groups.createWorkflow(dup)).rejects.toThrow("tasks: id d is used twice");
   });
+});
+
+test("a sequential job keeps its order through a backup and a restore (tasks made in one millisecond came back in id order)", async () => {
+  h = harness();
+  const ids = ["zz-first", "mm-second", "aa-third"];
+  const job = await h.m.groups.createJob(
+    JobCreate.parse({ name: "seq", execution_mode: "sequential", tasks: ids.map((id) => task(id)) }),
+  );
+  const copy = openSqlite(":memory:");
+  try {
+    await restoreStore(copy, readArchive(dumpStore(h.store).join("")).records);
+    expect(copy.tasks.listByGroup("job", job.job_id).map((t) => t.id)).toEqual(ids);
+  } finally {
+    await copy.close();
+  }
 });
