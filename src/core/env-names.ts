@@ -150,6 +150,40 @@ const UPSTREAM_ONLY = new Set([
 ]);
 
 /**
+ * Settings that protect: one misspelt leaves a proplet or serve without the protection an operator set out to
+ * give it (PROPLET_TRUST_POLCY ran every module), so a near miss of one of these refuses the start.
+ */
+const PROTECTING = new Set([
+  "PROPELLER_TRUST_POLICY",
+  "PROPELLER_REGISTRIES_D",
+  "PROPELLER_REGISTRY_ALLOW",
+  "PROPELLER_AUTH",
+  "PROPELLER_TLS_CERT",
+  "PROPELLER_TLS_KEY",
+  "PROPELLER_TLS_CLIENT_CA",
+  "PROPLET_TRUST_POLICY",
+  "PROPLET_REGISTRIES_D",
+  "PROPLET_MQTT_TLS_CA_CERT",
+  "PROPLET_MQTT_TLS_CLIENT_CERT",
+  "PROPLET_MQTT_TLS_CLIENT_KEY",
+  "PROPLET_DECRYPTION_KEYS",
+  "PROPLET_MAX_TASK_MEMORY_MB",
+  "PROPLET_MAX_TASK_DISK_MB",
+]);
+
+/** The misspelt names among `names` that are near a protecting setting: each a line saying which. */
+export function envRefusals(names: Iterable<string>): string[] {
+  const protecting = [...PROTECTING];
+  const out: string[] = [];
+  for (const name of [...names].sort()) {
+    if (ENV_NAMES.has(name) || !/^(PROPELLER|PROPLET|PROXY)_/.test(name) || name.length > 100) continue;
+    const near = nearest(name, protecting);
+    if (near) out.push(`${name} is not a setting propeller reads (did you mean ${near}?)`);
+  }
+  return out;
+}
+
+/**
  * A line for each variable of the environment that looks like one of propeller's and is none: PROPELLER_ and
  * PROPLET_ names, and PROXY_ names near one of ours (other software has PROXY_ variables of its own).
  */

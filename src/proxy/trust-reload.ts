@@ -25,12 +25,10 @@ export class ReloadableTrust implements TrustGate {
 
   /** The policy loaded, or TrustConfigError naming the fault (the caller stops with it). */
   static async load(policyPath: string, registriesD: string, registry?: RegistryClient): Promise<ReloadableTrust> {
-    return new ReloadableTrust(
-      await TrustVerifier.load(policyPath, registriesD, registry),
-      policyPath,
-      registriesD,
-      registry,
-    );
+    const verifier = await TrustVerifier.load(policyPath, registriesD, registry);
+    // Said at start as on a reload: an operator sees the policy is on (it was said only after a SIGHUP).
+    log.info(`policy ${policyPath} in force (signatures as ${registriesD} says): only modules it accepts run`);
+    return new ReloadableTrust(verifier, policyPath, registriesD, registry);
   }
 
   /** The verifier checks go to now. */

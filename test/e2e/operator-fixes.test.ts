@@ -509,6 +509,13 @@ describe("environment variables that look like propeller's", () => {
     expect(bad.output()).toContain('PROPLET_MQTT_KEEP_ALIVE must be an integer between 1 and 3600, got "soon"');
     const p = await spawnProplet(s, "kept-alive-2", { PROPLET_MQTT_KEEP_ALIVE: "15", PROPLET_MQTT_ADRESS: "x" });
     procs.push(p);
+    // A near miss of a setting that protects refuses the start: the proplet would run every module unchecked.
+    const open = await spawnProplet(s, "kept-alive-3", { PROPLET_TRUST_POLCY: "/etc/propeller/policy.json" });
+    procs.push(open);
+    expect(await open.proc.exited).not.toBe(0);
+    expect(open.output()).toContain(
+      "PROPLET_TRUST_POLCY is not a setting propeller reads (did you mean PROPLET_TRUST_POLICY?)",
+    );
     await until("the proplet's warning", async () =>
       p
         .output()

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ENV_NAMES, envWarnings } from "../../../src/core/env-names.ts";
+import { ENV_NAMES, envRefusals, envWarnings } from "../../../src/core/env-names.ts";
 import { ROOT } from "../../helpers.ts";
 
 // `PROPELLER_HTTP_PROT=8080 propeller serve` listened on the default port and said nothing.
@@ -63,4 +63,13 @@ test("a misspelt name is named with the one meant; upstream's own and a task's v
   ]);
   // Bounded: a huge made-up name is not compared.
   expect(envWarnings([`PROPELLER_${"X".repeat(5000)}`])).toEqual([]);
+});
+
+test("a near miss of a setting that protects is a refusal, others are warnings only", () => {
+  expect(
+    envRefusals(["PROPLET_TRUST_POLCY", "PROPELLER_TLS_CRT", "PROPELLER_HTTP_PROT", "PROPLET_TRUST_POLICY"]),
+  ).toEqual([
+    "PROPELLER_TLS_CRT is not a setting propeller reads (did you mean PROPELLER_TLS_CERT?)",
+    "PROPLET_TRUST_POLCY is not a setting propeller reads (did you mean PROPLET_TRUST_POLICY?)",
+  ]);
 });
