@@ -63,18 +63,26 @@ export async function verifySimpleSigning(
   }
   let data: Uint8Array;
   let signer: openpgp.Key | undefined;
+  let expired: Date | undefined;
   try {
     const r = await openpgp.verify({ message, verificationKeys: keys, format: "binary", expectSigned: true });
     data = r.data as Uint8Array;
     for (const s of r.signatures) {
       await s.verified;
       signer = keys.find((k) => k.getKeyIDs().some((id) => id.equals(s.keyID)));
-      if (signer) break;
+      if (signer) {
+        expired = await expiredAt(signer, s.keyID);
+        break;
+      }
     }
   } catch (e) {
     return { error: `signature not verified by a trusted key: ${(e as Error).message}` };
   }
   if (!signer) return { error: "signature not verified by a trusted key" };
+  // OpenPGP holds a signature good when its key was valid as it was made; containers/image (gpgme) refuses one
+  // whose key has expired since, so a key retired by letting it expire signs nothing more that runs.
+  if (expired)
+    return { error: `signature by key ${fingerprintOf(signer)}, which expired at ${expired.toISOString()}` };
   let payload: z.infer<typeof SimpleSigningPayload>;
   try {
     const p = SimpleSigningPayload.safeParse(JSON.parse(new TextDecoder().decode(data)));
@@ -88,6 +96,15 @@ export async function verifySimpleSigning(
     digest: payload.critical.image["docker-manifest-digest"],
     identity: payload.critical.identity["docker-reference"],
   };
+}
+
+/** When the key, or its subkey `keyID` that signed, expired, if it has by now. */
+async function expiredAt(key: openpgp.Key, keyID: openpgp.KeyID): Promise<Date | undefined> {
+  const sub = key.getSubkeys().find((k) => k.getKeyID().equals(keyID));
+  for (const t of [await key.getExpirationTime(), sub ? await sub.getExpirationTime() : null]) {
+    if (t instanceof Date && t.getTime() <= Date.now()) return t;
+  }
+  return undefined;
 }
 
 /** A simple-signing signature (binary signed message) over the payload for `digest` named `reference`. */
