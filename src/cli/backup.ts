@@ -137,19 +137,42 @@ function readBackup(file: string): ReturnType<typeof readArchive> {
   }
 }
 
-/** Empties a non-empty target for --force: sqlite and kv files are moved aside, PostgreSQL's tables emptied. */
-async function setAside(c: StoreChoice): Promise<string> {
+const STORE_FILES = { sqlite: ["propeller.db", "propeller.db-wal", "propeller.db-shm"], kv: ["kv"] } as const;
+
+async function truncate(c: StoreChoice): Promise<void> {
+  const sql = new SQL(c.postgresUrl!, { max: 1 });
+  try {
+    await sql`TRUNCATE tasks, runs, jobs, proplets, metrics, tokens, entities, fl_docs`;
+  } finally {
+    await sql.close();
+  }
+}
+
+/**
+ * A restore that failed half-way takes back what it wrote: a store half restored was neither the archive's nor
+ * empty, and a second try was refused as "not empty". The store set aside for --force is put back.
+ */
+async function undoRestore(c: StoreChoice, stamp: string | undefined): Promise<string> {
   if (c.kind === "postgres") {
-    const sql = new SQL(c.postgresUrl!, { max: 1 });
-    try {
-      await sql`TRUNCATE tasks, runs, jobs, proplets, metrics, tokens, entities, fl_docs`;
-    } finally {
-      await sql.close();
-    }
+    await truncate(c);
+    return "its tables were emptied again (with --force, what they held before was emptied by the restore)";
+  }
+  for (const n of STORE_FILES[c.kind]) rmSync(join(c.dataDir, n), { recursive: true, force: true });
+  if (!stamp) return "nothing of it was kept";
+  for (const n of [...STORE_FILES[c.kind], LOCAL_PROPLET_ID_FILE]) {
+    const f = join(c.dataDir, n);
+    if (existsSync(`${f}.before-restore-${stamp}`)) renameSync(`${f}.before-restore-${stamp}`, f);
+  }
+  return "nothing of it was kept, and the store it replaced is back";
+}
+
+/** Empties a non-empty target for --force: sqlite and kv files are moved aside, PostgreSQL's tables emptied. */
+async function setAside(c: StoreChoice, stamp: string): Promise<string> {
+  if (c.kind === "postgres") {
+    await truncate(c);
     return "its tables were emptied";
   }
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-  const names = c.kind === "sqlite" ? ["propeller.db", "propeller.db-wal", "propeller.db-shm"] : ["kv"];
+  const names = STORE_FILES[c.kind];
   for (const n of names) {
     const f = join(c.dataDir, n);
     if (!existsSync(f)) continue;
@@ -198,6 +221,7 @@ export const restoreCommand = defineCommand({
       // Held from the first look to the last write: no serve starts on a store half restored.
       const lock = c.kind !== "postgres" ? lockDir(c.dataDir, "restore") : undefined;
       let aside = "";
+      let stamp: string | undefined;
       try {
         const o = { writes: true, locked: true };
         if (present(c)) {
@@ -206,9 +230,16 @@ export const restoreCommand = defineCommand({
             throw new UsageError(
               `the ${c.kind} store at ${where(c)} is not empty: restore into an empty one, or replace it with --force`,
             );
-          if (!empty) aside = await setAside(c);
+          stamp = new Date().toISOString().replace(/[:.]/g, "-");
+          if (!empty) aside = await setAside(c, stamp);
+          else stamp = undefined;
         }
-        await withStore(c, "restore", doing, (s) => restoreStore(s, archive.records), { ...o, create: true });
+        try {
+          await withStore(c, "restore", doing, (s) => restoreStore(s, archive.records), { ...o, create: true });
+        } catch (e) {
+          const undone = await undoRestore(c, stamp);
+          throw new UsageError(`the restore failed (${e instanceof Error ? e.message : e}): ${undone}`);
+        }
       } finally {
         lock?.release();
       }

@@ -81,8 +81,7 @@ export async function verifySimpleSigning(
   if (!signer) return { error: "signature not verified by a trusted key" };
   // OpenPGP holds a signature good when its key was valid as it was made; containers/image (gpgme) refuses one
   // whose key has expired since, so a key retired by letting it expire signs nothing more that runs.
-  if (expired)
-    return { error: `signature by key ${fingerprintOf(signer)}, which expired at ${expired.toISOString()}` };
+  if (expired) return { error: `signature by key ${fingerprintOf(signer)}, which expired at ${expired.toISOString()}` };
   let payload: z.infer<typeof SimpleSigningPayload>;
   try {
     const p = SimpleSigningPayload.safeParse(JSON.parse(new TextDecoder().decode(data)));

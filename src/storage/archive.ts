@@ -164,8 +164,16 @@ export function readArchive(text: string): { header: ArchiveHeader; records: Rec
   const records: Record_[] = [];
   const modules = new Set<string>();
   const counts: Counts = {};
+  // A record a store keeps by its id, twice, is refused here: the store refused it half-way through (a UNIQUE
+  // constraint), and what came before was written.
+  const seen = new Set<string>();
   for (let i = 1; i < lines.length - 1; i++) {
     const r = parse(Record_, i);
+    const key = keyOf(r);
+    if (key !== undefined) {
+      if (seen.has(key)) throw new Error(`line ${i + 1}: ${key} is in the archive twice`);
+      seen.add(key);
+    }
     if (r.k === "module") {
       if (sha256Hex(r.file) !== r.id) throw new Error(`line ${i + 1}: module ${r.id} does not match its content`);
       modules.add(r.id);
@@ -176,6 +184,21 @@ export function readArchive(text: string): { header: ArchiveHeader; records: Rec
     counts[r.k] = (counts[r.k] ?? 0) + 1;
   }
   return { header, records, counts };
+}
+
+/** What a store keys a record by ("task ID"), for the records it keeps one of by id. */
+function keyOf(r: Record_): string | undefined {
+  switch (r.k) {
+    case "task":
+    case "job":
+    case "token":
+    case "entity":
+      return `${r.k} ${r.v.id}`;
+    case "run":
+      return `run ${r.v.task_id}/${r.v.run_id}`;
+    default:
+      return undefined;
+  }
 }
 
 /** Writes checked records into a store (empty, or wiped by the caller); resolves once they are committed. */

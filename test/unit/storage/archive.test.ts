@@ -95,5 +95,11 @@ describe("portable archive", () => {
       refused(['{"format":"propeller-archive","version":2,"source":"x","created_at":"x"}\n', lines.at(-1)!]),
     ).toContain("newer");
     expect(refused(["SQLite format 3\n"])).toContain("not a Propeller archive");
+    // A record twice (its trailer's count made to match): refused here, before a store refused it half-way.
+    const taskLine = lines.findIndex((l) => l.includes('"k":"task"') && l.includes('"id":"t2"'));
+    const twice = [...lines.slice(0, taskLine + 1), lines[taskLine]!, ...lines.slice(taskLine + 1, -1)];
+    const trailer = JSON.parse(lines.at(-1)!);
+    twice.push(`${JSON.stringify({ ...trailer, records: trailer.records + 1 })}\n`);
+    expect(refused(twice)).toMatch(/^line \d+: task t2 is in the archive twice$/);
   });
 });
