@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { describeZodError } from "./errors.ts";
+import { nearest } from "./nearest.ts";
 import type { Reference } from "./oci.ts";
 
 // A site's trust policy in the containers-policy.json format (the file skopeo, podman and CRI-O read), and the
@@ -58,6 +59,20 @@ export const TrustPolicy = z.strictObject({
 });
 export type TrustPolicy = z.infer<typeof TrustPolicy>;
 
+/** The transports containers/image's policy.json names. */
+const TRANSPORTS = [
+  "docker",
+  "atomic",
+  "containers-storage",
+  "dir",
+  "docker-archive",
+  "docker-daemon",
+  "oci",
+  "oci-archive",
+  "sif",
+  "tarball",
+];
+
 /** A policy file's text parsed and checked: the policy, or one line naming the field at fault. */
 export function parseTrustPolicy(text: string): TrustPolicy | string {
   let raw: unknown;
@@ -72,6 +87,13 @@ export function parseTrustPolicy(text: string): TrustPolicy | string {
     if (top && top.code === "unrecognized_keys")
       return `unknown key ${top.keys.map((k) => JSON.stringify(k)).join(", ")} at the top level (it has default and transports)`;
     return describeZodError(r.error);
+  }
+  // A transport containers/image does not know is ignored there; a misspelt one ("dockr") left its scopes out and
+  // `default` in force: refused, naming the one meant. Other known transports are kept (and not used here).
+  for (const t of Object.keys(r.data.transports ?? {})) {
+    if (TRANSPORTS.includes(t)) continue;
+    const near = nearest(t, TRANSPORTS);
+    return `transports: unknown transport ${JSON.stringify(t)}${near ? ` (did you mean ${near}?)` : ""}; known: ${TRANSPORTS.join(", ")}`;
   }
   for (const scope of Object.keys(r.data.transports?.docker ?? {})) {
     if (scope !== "" && !/^(\*\.)?[A-Za-z0-9.-]+(:\d+)?(\/[a-z0-9._/-]+)?(:[\w.-]+|@sha256:[a-f0-9]{64})?$/.test(scope))

@@ -24,6 +24,16 @@ describe("parseTrustPolicy", () => {
   test("names the field at fault", () => {
     expect(parseTrustPolicy("{")).toMatch(/^not JSON/);
     expect(parseTrustPolicy("{}")).toBe("default: is required");
+    // A misspelt transport left its scopes out and `default` in force.
+    const dockr = {
+      default: [{ type: "insecureAcceptAnything" }],
+      transports: { dockr: { "": [{ type: "reject" }] } },
+    };
+    expect(parseTrustPolicy(JSON.stringify(dockr))).toStartWith(
+      'transports: unknown transport "dockr" (did you mean docker?)',
+    );
+    const other = { default: [{ type: "reject" }], transports: { "docker-daemon": { "": [{ type: "reject" }] } } };
+    expect(typeof parseTrustPolicy(JSON.stringify(other))).toBe("object");
     expect(parseTrustPolicy(JSON.stringify({ default: [{ type: "accept" }] }))).toMatch(/^default\.0\.type/);
     expect(parseTrustPolicy(JSON.stringify({ default: [{ type: "signedBy", keyType: "GPGKeys" }] }))).toContain(
       "signedBy needs exactly one of keyPath, keyPaths, keyData",
