@@ -4,6 +4,7 @@ import { MAX_MODULE_MB_LIMIT } from "../core/module-size.ts";
 import { parseOrigin } from "../core/origins.ts";
 import { MAX_LIVELINESS_INTERVAL_S } from "../core/proplet.ts";
 import { SCHEDULERS, type SchedulerName } from "../core/scheduler.ts";
+import { log } from "../log.ts";
 import { DEFAULT_STREAM_LIMITS } from "../manager/api/streams.ts";
 import type { RegistryClient } from "../proxy/registry.ts";
 import { TrustConfigError } from "../proxy/trust.ts";
@@ -22,10 +23,18 @@ import { checkTlsFiles } from "./tls-files.ts";
 // where it was set (L.label: flag, environment or config file). Apart from serve.ts so that serve's run and
 // `config show` share them (one path) while the run itself stays about starting and stopping.
 
-/** `--snapshot-interval` and `--snapshot-keep`: none when the interval is off. */
+/**
+ * `--snapshot-interval` and `--snapshot-keep`: none when the interval is off. A bare number needs its unit here:
+ * `--snapshot-interval 6`, meant as hours, wrote the whole store every 6 s. A keep with no interval is said.
+ */
 function snapshotOptions(intervalName: string, interval: string, keepName: string, keep: string) {
+  const t = interval.trim();
+  if (/^\d+(\.\d+)?$/.test(t) && t !== "0")
+    throw new UsageError(`${intervalName} ${t}: give its unit (${t}s, ${t}m, ${t}h or ${t}d), or off`);
   const intervalS = duration(intervalName, interval);
   const n = int(keepName, keep, 1, 1000);
+  if (intervalS === undefined && keep !== "7")
+    log.warn(`${keepName} ${keep} takes effect with ${intervalName}, which is off: no snapshots are written`);
   return intervalS === undefined ? {} : { snapshots: { intervalS, keep: n } };
 }
 

@@ -172,6 +172,10 @@ test("scheduled snapshots: one a second, the newest 2 kept, each a restorable ar
   const bad = cli(["serve", "--snapshot-interval", "5x", "--data-dir", tempDir(), "--http-port", "0"]);
   expect(bad.code).toBe(1);
   expect(bad.stderr).toContain("--snapshot-interval");
+  // A bare number, meant as hours, wrote the whole store every 6 s: its unit is asked for.
+  const bare = cli(["serve", "--snapshot-interval", "6", "--data-dir", tempDir(), "--http-port", "0"]);
+  expect(bare.code).toBe(1);
+  expect(bare.stderr).toContain("--snapshot-interval 6: give its unit (6s, 6m, 6h or 6d), or off");
 }, 40_000);
 
 describe("a newer schema is refused naming both versions", () => {
