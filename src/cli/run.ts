@@ -232,7 +232,18 @@ async function showHelp(chain: Level[]): Promise<void> {
         .map((l) => l.name)
         .join(" ")
     ];
-  if (examples) process.stdout.write(`EXAMPLES\n\n${examples.map((e) => `  ${e}`).join("\n")}\n\n`);
+  if (examples) process.stdout.write(`EXAMPLES\n\n${exampleLines(examples, width).join("\n")}\n\n`);
+}
+
+/**
+ * Examples, each a line to copy whole; one whose trailing `# comment` takes it past the width has the comment on
+ * the line above it instead.
+ */
+function exampleLines(examples: string[], width: number): string[] {
+  return examples.flatMap((e) => {
+    const m = /^(.*?) {2,}# (.*)$/.exec(e);
+    return e.length + 2 <= width || !m ? [`  ${e}`] : [`  # ${m[2]}`, `  ${m[1]}`];
+  });
 }
 
 /** Candidates for the word being completed, after the words before it. */

@@ -97,6 +97,12 @@ async function loadKeys(r: Requirement, base: string): Promise<Key[]> {
         : "";
       throw new TrustConfigError(`signedBy ${names[i]}: not an OpenPGP public key${pem}: ${(e as Error).message}`);
     }
+    // A secret key verifies as well as its public part, and sits where a policy's keys sit (read by every host
+    // that trusts it): refused, saying how to give the public one.
+    if (keys.some((k) => k.isPrivate()))
+      throw new TrustConfigError(
+        `signedBy ${names[i]}: a secret key; give its public key instead (gpg --export --armor FINGERPRINT)`,
+      );
   }
   return keys;
 }

@@ -118,6 +118,14 @@ describe("inline modules and bad policies", () => {
     const r2 = cli(["serve", "--trust-policy", join(dir, "nokey.json"), "--http-port", "0", "--data-dir", tempDir()]);
     expect(r2.code).not.toBe(0);
     expect(r2.stderr).toContain("keyPath /nonexistent.gpg: ENOENT");
+    // The signer's secret key where the public one belongs: refused, saying how to export the public one.
+    writeFileSync(
+      join(dir, "secret.json"),
+      JSON.stringify({ default: [{ type: "signedBy", keyType: "GPGKeys", keyPath: join(dir, "signer.asc") }] }),
+    );
+    const r4 = cli(["serve", "--trust-policy", join(dir, "secret.json"), "--http-port", "0", "--data-dir", tempDir()]);
+    expect(r4.code).not.toBe(0);
+    expect(r4.stderr).toContain("a secret key; give its public key instead (gpg --export --armor FINGERPRINT)");
     // From the config file too, named by where it came from.
     writeFileSync(join(dir, "serve.toml"), `[serve]\ntrust_policy = "${join(dir, "bad.json")}"\n`);
     const r3 = cli(["serve", "--config", join(dir, "serve.toml"), "--http-port", "0", "--data-dir", tempDir()]);
