@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { SQL } from "bun";
 import { defineCommand } from "citty";
 import { type Counts, dumpStore, isEmpty, readArchive, restoreStore } from "../storage/archive.ts";
@@ -53,6 +53,9 @@ export const backupCommand = defineCommand({
   run: ({ args }) =>
     action(async () => {
       if (existsSync(args.file)) throw new UsageError(`${args.file} exists: give a new file`);
+      // Before asking serve for the whole store: a directory that is not there fails now, saying so.
+      const into = dirname(resolve(args.file));
+      if (!existsSync(into)) throw new UsageError(`${into} does not exist: the archive goes into a directory that does`);
       let counts: Counts;
       if (args["data-dir"] || args.storage) {
         const c = storeChoice(args);

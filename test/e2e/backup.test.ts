@@ -145,6 +145,10 @@ test("an empty or missing source is refused, and nothing is created", () => {
       expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
     }
   }
+  // Into a directory that is not there: said before serve is asked (it said "is `propeller serve` running?").
+  const nowhere = cli(["backup", "/nonexistent-dir/out.jsonl"], { PROPELLER_URL: "http://127.0.0.1:9" });
+  expect(nowhere.code).toBe(1);
+  expect(nowhere.stderr).toContain("/nonexistent-dir does not exist");
 });
 
 test("scheduled snapshots: one a second, the newest 2 kept, each a restorable archive (0600)", async () => {
