@@ -55,7 +55,8 @@ export const backupCommand = defineCommand({
       if (existsSync(args.file)) throw new UsageError(`${args.file} exists: give a new file`);
       // Before asking serve for the whole store: a directory that is not there fails now, saying so.
       const into = dirname(resolve(args.file));
-      if (!existsSync(into)) throw new UsageError(`${into} does not exist: the archive goes into a directory that does`);
+      if (!existsSync(into))
+        throw new UsageError(`${into} does not exist: the archive goes into a directory that does`);
       let counts: Counts;
       if (args["data-dir"] || args.storage) {
         const c = storeChoice(args);
