@@ -216,15 +216,18 @@ export class TrustVerifier implements TrustGate {
     return out;
   }
 
-  private async verifyAll(blobs: Uint8Array[]): Promise<VerifiedSignature[]> {
+  /** The signatures a trusted key verifies, and why the first of the others was not (said in a refusal). */
+  private async verifyAll(blobs: Uint8Array[]): Promise<{ ok: VerifiedSignature[]; refused?: string }> {
     const keys = this.allKeys();
-    if (!keys.length) return [];
-    const out: VerifiedSignature[] = [];
+    if (!keys.length) return { ok: [] };
+    const ok: VerifiedSignature[] = [];
+    let refused: string | undefined;
     for (const b of blobs) {
       const v = await verifySimpleSigning(b, keys);
-      if (!("error" in v)) out.push(v);
+      if (!("error" in v)) ok.push(v);
+      else refused ??= v.error;
     }
-    return out;
+    return { ok, ...(refused ? { refused } : {}) };
   }
 
   /** The policy's decision for an image reference (its manifest digest resolved through the registry). */
@@ -259,15 +262,16 @@ export class TrustVerifier implements TrustGate {
       this.count(hit.check);
       return hit.check;
     }
-    const sigs = reqs.some((r) => r.type === "signedBy")
+    const { ok: sigs, refused } = reqs.some((r) => r.type === "signedBy")
       ? await this.verifyAll(await this.readSignatures(ref, resolved.top))
-      : [];
+      : { ok: [] };
     // cosign's signatures, beside the manifest in the registry (proxy/cosign.ts), for a sigstoreSigned scope.
     const cosign = reqs.some((r) => r.type === "sigstoreSigned")
       ? await readCosignSignatures(this.registry, ref, resolved.top, [...this.cosignKeys.values()].flat())
       : { signatures: [] };
     const d = decide(this.policy, ref, resolved.top, (r) => this.fingerprints(r), [...sigs, ...cosign.signatures]);
     if (!d.allowed && cosign.problem) d.reason += ` (${cosign.problem})`;
+    if (!d.allowed && refused) d.reason += ` (a signature there was refused: ${refused})`;
     // A signedBy scope with nowhere to look (a registries.d path mistyped, or no entry for the registry).
     if (!d.allowed && reqs.some((r) => r.type === "signedBy") && !this.lookasideFor(ref))
       d.reason += ` (no lookaside for ${ref.registry}/${ref.repository} in registries.d ${this.registriesD || "(none)"}${this.registriesD && !existsSync(this.registriesD) ? ", which does not exist" : ""})`;
@@ -299,8 +303,9 @@ export class TrustVerifier implements TrustGate {
     }
     const cosignKeys = [...this.cosignKeys.values()].flat();
     const blob = signature && cosignKeys.length ? verifyCosignBlob(module, signature, digest, cosignKeys) : undefined;
-    const sigs = blob ? [blob] : signature ? await this.verifyAll([signature]) : [];
-    const d = decide(this.policy, undefined, digest, (r) => this.fingerprints(r), sigs);
+    const verified = blob ? { ok: [blob] } : signature ? await this.verifyAll([signature]) : { ok: [] };
+    const d = decide(this.policy, undefined, digest, (r) => this.fingerprints(r), verified.ok);
+    if (!d.allowed && verified.refused) d.reason += ` (the signature was refused: ${verified.refused})`;
     this.count(d);
     const check = { ...d, digest, moduleDigest: digest };
     this.remember(key, check);
