@@ -128,13 +128,14 @@ export class Identities {
   }
 
   /**
-   * Whether `t` works as an admin token and no other admin token works for good: one that expires is no way in
-   * to count on (an admin token of 15 s let the only lasting one be revoked, and then itself expired).
+   * Whether `t` is an admin token that works for good and no other one does: one that expires is no way in to
+   * count on (an admin token of 15 s let the only lasting one be revoked, and then itself expired). One that
+   * expires itself is revoked freely (a leaked one must go at once, whatever else the site holds).
    */
   private lastAdmin(t: Token): boolean {
     const now = this.now();
     const works = (x: Token) => x.role === "admin" && !x.revoked_at && !tokenExpired(x, now);
-    if (!works(t)) return false;
+    if (!works(t) || t.expires_at) return false;
     for (const x of this.tokensByHash.values()) if (x.id !== t.id && works(x) && !x.expires_at) return false;
     return true;
   }
