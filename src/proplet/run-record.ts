@@ -1,19 +1,17 @@
 import {
   closeSync,
-  constants,
   existsSync,
-  fstatSync,
   lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
-  readSync,
   renameSync,
   rmSync,
   writeFileSync,
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
+import { readRegularFile } from "../bounded-file.ts";
 
 // What this proplet received and finished recently, by run id (docs/ARCHITECTURE.md, "Exactly once, and what it
 // means here"). A manager that meets a run its proplet no longer lists (a takeover, a restart, a heartbeat that
@@ -64,23 +62,10 @@ function regularSize(path: string): number | undefined {
 }
 
 function readStateFile(path: string, max: number): string | undefined {
-  let fd: number | undefined;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size > max) return undefined;
-    const buf = Buffer.alloc(st.size);
-    let n = 0;
-    while (n < st.size) {
-      const r = readSync(fd, buf, n, st.size - n, n);
-      if (r === 0) break;
-      n += r;
-    }
-    return buf.subarray(0, n).toString("utf8");
+    return readRegularFile(path, max, { noFollow: true }).toString("utf8");
   } catch {
     return undefined;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }
 

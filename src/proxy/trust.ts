@@ -1,6 +1,7 @@
-import { closeSync, constants, existsSync, fstatSync, openSync, readdirSync, readSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Key } from "openpgp";
+import { readRegularFile } from "../bounded-file.ts";
 import { type CosignKey, verifyCosignBlob } from "../core/cosign.ts";
 import { ociDigest } from "../core/digest.ts";
 import { parseReference, pickWasmLayer, type Reference } from "../core/oci.ts";
@@ -45,30 +46,6 @@ const MAX_FILE_BYTES = 1 << 20;
  */
 function readConfigFile(path: string): Buffer {
   return readRegularFile(path, MAX_FILE_BYTES);
-}
-
-/**
- * A regular file of at most `max` bytes, judged on the file opened (not on its path, which may change between a
- * look and a read), opened without blocking: a FIFO at that path hung the reader for good, `/dev/zero` or a file
- * of 2 GiB filled its memory. At most the size seen at open is read.
- */
-export function readRegularFile(path: string, max: number): Buffer {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new Error("not a regular file");
-    if (st.size > max) throw new Error(`larger than ${max} bytes`);
-    const buf = Buffer.alloc(st.size);
-    let got = 0;
-    while (got < st.size) {
-      const n = readSync(fd, buf, got, st.size - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    return buf.subarray(0, got);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** An errno code when there is one (ENOENT), else the message. */
@@ -348,7 +325,6 @@ export function lookasideWritePath(registriesD: string, ref: Reference, digest: 
 async function readLookaside(url: string): Promise<Uint8Array | undefined> {
   if (url.startsWith("file://")) {
     const path = decodeURIComponent(new URL(url).pathname);
-    if (!existsSync(path)) return undefined;
     try {
       return new Uint8Array(readRegularFile(path, MAX_SIGNATURE_BYTES));
     } catch {

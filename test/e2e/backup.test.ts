@@ -308,13 +308,16 @@ test("break-glass: tokens create --data-dir is refused while serve runs, and min
   }
 }, 60_000);
 
-test("break-glass writes the admin token into admin.token when the file's token no longer works, so the CLI on the gateway works again", async () => {
+/**
+ * A stopped site whose admin.token holds a revoked token while another admin token works (so serve makes no new
+ * one of its own accord at start).
+ */
+async function siteWithDeadAdminFile() {
   const dataDir = tempDir();
   const serve = { dataDir, extra: ["--no-local-proplet"] };
   const s = await startServe(serve);
   const file = join(dataDir, "admin.token");
   const first = readFileSync(file, "utf8").trim();
-  // Another admin token (held by someone else), then the file's own revoked: serve would make no new file.
   const other = (await (
     await fetch(`${s.url}/tokens`, {
       method: "POST",
@@ -323,11 +326,13 @@ test("break-glass writes the admin token into admin.token when the file's token 
     })
   ).json()) as { token: string };
   expect(other.token).toStartWith("ppt_");
-  const fileToken = (await get(`${s.url}/tokens`, first)).body.tokens.find((t: { name: string }) => t.name === "admin");
-  expect((await fetch(`${s.url}/tokens/${fileToken.id}`, { method: "DELETE", headers: bearer(first) })).status).toBe(
-    200,
-  );
+  expect((await fetch(`${s.url}/tokens/admin`, { method: "DELETE", headers: bearer(first) })).status).toBe(200);
   await s.kill("SIGTERM");
+  return { dataDir, serve, file, first };
+}
+
+test("break-glass writes the admin token into admin.token when the file's token no longer works, so the CLI on the gateway works again", async () => {
+  const { dataDir, serve, file } = await siteWithDeadAdminFile();
   const local = { PROPELLER_DATA_DIR: dataDir };
 
   const minted = cli(["tokens", "create", "--data-dir", dataDir]);
@@ -354,21 +359,7 @@ test("break-glass writes the admin token into admin.token when the file's token 
 }, 60_000);
 
 test("serve started with an admin.token whose token no longer works writes a working one there (other admins exist)", async () => {
-  const dataDir = tempDir();
-  const serve = { dataDir, extra: ["--no-local-proplet"] };
-  const s = await startServe(serve);
-  const file = join(dataDir, "admin.token");
-  const first = readFileSync(file, "utf8").trim();
-  const other = (await (
-    await fetch(`${s.url}/tokens`, {
-      method: "POST",
-      headers: { ...bearer(first), "content-type": "application/json" },
-      body: JSON.stringify({ role: "admin", name: "elsewhere" }),
-    })
-  ).json()) as { id: string };
-  expect(other.id).toBeString();
-  expect((await fetch(`${s.url}/tokens/admin`, { method: "DELETE", headers: bearer(first) })).status).toBe(200);
-  await s.kill("SIGTERM");
+  const { dataDir, serve, file, first } = await siteWithDeadAdminFile();
   const again = await startServe(serve);
   try {
     expect(again.output()).toContain("held no admin token that works");
