@@ -78,7 +78,14 @@ describe("the console, live", () => {
     );
     await page.getByRole("link", { name: /runs failed/ }).click();
     await page.getByRole("heading", { name: "Tasks", exact: true }).waitFor();
-    expect(await page.getByLabel("State").inputValue()).toBe("Failed");
+    // The select shows the state the link asked for (read until it settles: the page may still be rendering).
+    let shown = "";
+    await until("the State filter to show Failed", async () => {
+      shown = await page.getByLabel("State").inputValue();
+      return shown === "Failed";
+    }).catch((e) => {
+      throw new Error(`${e.message}; it showed "${shown}" at ${page.url()}`);
+    });
     await page.context().close();
   });
 
