@@ -62,11 +62,14 @@ const FlEvent = z.object({
   at: z.string(),
 });
 
+/** Where a module was refused: a task's creation, a change of its module, its dispatch, or the proxy's chunks. */
+export const TrustStep = z.enum(["create", "update", "dispatch", "proxy"]);
+export type TrustStep = z.infer<typeof TrustStep>;
+
 /** The site's trust policy refused a module (docs/ARCHITECTURE.md, "Trusted code"): the audit trail. */
 const TrustEvent = z.object({
   type: z.literal("trust"),
-  /** Where: a task's creation, its dispatch, or the proxy asked for chunks. */
-  at_step: z.enum(["create", "dispatch", "proxy"]),
+  at_step: TrustStep,
   task_id: z.string().optional(),
   module: z.string(),
   rule: z.string(),

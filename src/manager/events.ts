@@ -1,4 +1,4 @@
-import type { ManagerEvent } from "../core/events.ts";
+import type { ManagerEvent, TrustStep } from "../core/events.ts";
 import { type Experiment, type Round, roundEvent } from "../core/fl-experiment.ts";
 import type { Run } from "../core/run.ts";
 import { stateName } from "../core/states.ts";
@@ -114,7 +114,7 @@ export class ManagerEvents {
   }
 
   /** The trust policy refused a module: logged (the audit trail that outlives the stream) and told to listeners. */
-  trustRefused(step: "create" | "dispatch" | "proxy", module: string, c: TrustDecision, taskId?: string): void {
+  trustRefused(step: TrustStep, module: string, c: TrustDecision, taskId?: string): void {
     log.warn(`trust policy refused ${module} at ${step}: ${c.reason}`, fields({ rule: c.rule, task_id: taskId }));
     if (this.live.listeners === 0) return;
     this.live.publish({

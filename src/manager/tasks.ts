@@ -65,13 +65,14 @@ export class Tasks {
    */
   private async checkTrust(
     input: { image_url?: string; file?: string; signature?: string },
-    task?: { at: string; id?: string },
+    task?: { at?: string; id?: string },
+    step: "create" | "update" = "create",
   ): Promise<void> {
     if (!this.trust) return;
     const j = await judgeModule(this.trust, input);
     if (j && !j.check.allowed) {
-      this.events.trustRefused("create", j.module, j.check, task?.id);
-      const field = `${task ? `${task.at}.` : ""}${j.field}`;
+      this.events.trustRefused(step, j.module, j.check, task?.id);
+      const field = `${task?.at ? `${task.at}.` : ""}${j.field}`;
       throw invalid(`${field}: ${task?.id ? `task ${task.id}: ` : ""}${j.check.reason}`);
     }
   }
@@ -217,7 +218,7 @@ export class Tasks {
   async update(id: string, patch: TaskUpdate): Promise<TaskView> {
     // A new module (or signature) is judged first; the task is read again after, as it may have changed meanwhile.
     if (patch.file !== undefined || patch.image_url !== undefined || patch.signature !== undefined)
-      await this.checkTrust(applyUpdate(this.mustGet(id), patch, nowIso()));
+      await this.checkTrust(applyUpdate(this.mustGet(id), patch, nowIso()), { id }, "update");
     const task = this.mustGet(id);
     this.checkModule(patch.file);
     if (task.state === TaskState.Running && (patch.file !== undefined || patch.image_url !== undefined)) {

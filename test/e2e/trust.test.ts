@@ -217,9 +217,16 @@ describe("a signed image's task given other bytes", () => {
     const made = await http(`${s.url}/tasks`, "POST", { name: "add", image_url: `${registry.host}/app:swap-base` });
     expect(made.status).toBe(201);
     const unsigned = readFileSync(join(FIXTURES, "spin.wasm")).toString("base64");
+    const stream = await fetch(`${s.url}/events?types=trust`, { headers: { authorization: `Bearer ${s.token}` } });
+    const reader = stream.body!.getReader();
     const put = await http(`${s.url}/tasks/${made.body.id}`, "PUT", { file: unsigned });
     expect(put.status).toBe(400);
     expect(put.body.error).toStartWith("file: ");
+    // The audit trail names the step (a change of the module, not a creation) and the task.
+    let seen = "";
+    while (!seen.includes('"type":"trust"')) seen += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    expect(seen).toContain(`"type":"trust","at_step":"update","task_id":"${made.body.id}"`);
     const form = new FormData();
     form.append("file", new File([readFileSync(join(FIXTURES, "spin.wasm"))], "spin.wasm"));
     const up = await fetch(`${s.url}/tasks/${made.body.id}/upload`, {
