@@ -110,7 +110,8 @@ function coordinatewise(updates: WeightedUpdate[], pick: (sorted: Float64Array) 
 export function median(updates: WeightedUpdate[]): Tensors {
   return coordinatewise(updates, (s) => {
     const m = s.length >> 1;
-    return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+    // Halves first: two values near the largest double would overflow their sum to Infinity.
+    return s.length % 2 ? s[m]! : s[m - 1]! / 2 + s[m]! / 2;
   });
 }
 
@@ -121,16 +122,35 @@ export function median(updates: WeightedUpdate[]): Tensors {
 export function trimmedMean(updates: WeightedUpdate[], trim = 0.1): Tensors {
   const n = updates.length;
   const k = n >= 3 ? Math.max(1, Math.floor(n * trim)) : 0;
+  const kept = n - 2 * k;
   return coordinatewise(updates, (s) => {
     let sum = 0;
     for (let i = k; i < n - k; i++) sum += s[i]!;
-    return sum / (n - 2 * k);
+    if (Number.isFinite(sum)) return sum / kept;
+    // Values near the largest double overflow their sum: each divided first cannot (exact sums stay as above).
+    let mean = 0;
+    for (let i = k; i < n - k; i++) mean += s[i]! / kept;
+    return mean;
   });
+}
+
+/** The first element of a model that is not a finite number, named (`w[3]`), or undefined. */
+export function nonFinite(t: Tensors): string | undefined {
+  for (const [name, v] of t) for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return `${name}[${i}]`;
+  return undefined;
 }
 
 /** The next model from one round's accepted updates, by the experiment's strategy. */
 export function aggregate(strategy: Strategy, updates: WeightedUpdate[], trim?: number): Tensors {
   if (!updates.length) throw new Error("no updates to aggregate");
+  const next = byStrategy(strategy, updates, trim);
+  // A model is JSON: a non-finite value would be stored as null, and every update to it refused after.
+  const bad = nonFinite(next);
+  if (bad) throw new Error(`the aggregate's ${bad} is not a finite number`);
+  return next;
+}
+
+function byStrategy(strategy: Strategy, updates: WeightedUpdate[], trim?: number): Tensors {
   switch (strategy) {
     case "fedavg":
     case "fedprox": // the proximal term is the clients' (sent in hyperparams); the server averages as FedAvg

@@ -4,6 +4,8 @@ import {
   checkShape,
   decodeUpdate,
   median,
+  nonFinite,
+  STRATEGIES,
   type Tensors,
   toJson,
   trimmedMean,
@@ -45,6 +47,23 @@ describe("aggregation", () => {
     expect(json(aggregate("fedavg", all)).b).toBe(202);
     // An even count: the median is the mean of the two middle values.
     expect(json(median(honest))).toEqual({ w: [2.5, -2.5], b: 2.5 });
+  });
+
+  test("values near the largest double aggregate to finite values by every strategy (no overflow to null)", () => {
+    const big = 1.7e308;
+    const two = [update({ w: [big, -big, 1], b: big }, 5), update({ w: [big, big, 1], b: big }, 5)];
+    for (const s of STRATEGIES) {
+      const m = json(aggregate(s, two));
+      expect({ s, m }).toEqual({ s, m: { w: [big, 0, 1], b: big } });
+    }
+    const three = [...two, update({ w: [big, -big, 1], b: big }, 5)];
+    expect(json(aggregate("trimmed_mean", three, 0.1)).b).toBe(big);
+  });
+
+  test("an aggregate that is not finite is refused, naming the element", () => {
+    const inf = new Map([["w", new Float64Array([1, Number.POSITIVE_INFINITY])]]);
+    expect(nonFinite(inf)).toBe("w[1]");
+    expect(nonFinite(new Map([["w", new Float64Array([1, 2])]]))).toBeUndefined();
   });
 
   test("f32 deltas decode as little-endian floats", () => {
