@@ -123,3 +123,23 @@ export function groupState(states: readonly number[]): number {
   if (states.every((s) => s === TaskState.Completed || s === TaskState.Skipped)) return TaskState.Completed;
   return TaskState.Pending;
 }
+
+/**
+ * Why a task of a job or workflow may not be deleted, or undefined: a workflow's children would wait for it for
+ * ever (they start when their parents have ended), and so would the rest of a running job. What depends on it goes
+ * first; a job is stopped first.
+ */
+export function deleteRefusal(
+  task: { id: string; job_id?: string; workflow_id?: string },
+  group: readonly { id: string; state: number; depends_on?: string[] }[],
+): string | undefined {
+  if (task.workflow_id) {
+    const children = group.filter((t) => t.depends_on?.includes(task.id)).map((t) => t.id);
+    const one = children.length === 1;
+    if (children.length)
+      return `task ${task.id}: ${one ? "task" : "tasks"} ${children.join(", ")} of workflow ${task.workflow_id} ${one ? "depends" : "depend"} on it: delete ${one ? "it" : "them"} first`;
+  }
+  if (task.job_id && group.some((t) => t.state === TaskState.Running || t.state === TaskState.Scheduled))
+    return `task ${task.id}: job ${task.job_id} is running: stop it first (jobs stop ${task.job_id})`;
+  return undefined;
+}

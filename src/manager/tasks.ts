@@ -1,3 +1,4 @@
+import { deleteRefusal } from "../core/dag.ts";
 import { conflict, describeZodError, invalid, notFound } from "../core/errors.ts";
 import { base64Bytes, DEFAULT_MAX_MODULE_MB, moduleTooLarge } from "../core/module-size.ts";
 import type { Page } from "../core/page.ts";
@@ -240,6 +241,10 @@ export class Tasks {
 
   async delete(id: string): Promise<void> {
     const task = this.mustGet(id);
+    const group = task.workflow_id ?? task.job_id;
+    const refused =
+      group && deleteRefusal(task, this.store.tasks.listByGroup(task.workflow_id ? "workflow" : "job", group));
+    if (refused) throw conflict(refused);
     await this.dispatcher.release(task);
     this.schedules.remove(id);
     this.store.tasks.delete(id);

@@ -332,6 +332,49 @@ describe("workflows", () => {
     expect(r.status).toBe(409);
     expect(r.body.error).toContain("unmet dependencies");
   });
+
+  test("a parent is not deleted from under its children (they waited for ever), nor a task of a running job", async () => {
+    const p = `del${Date.now()}`;
+    const w = await http(`${s.url}/workflows`, "POST", {
+      tasks: [
+        { id: `${p}-p`, name: "spin", file: b64("spin") },
+        { id: `${p}-c`, name: "add", file: b64("add"), inputs: [1, 2], depends_on: [`${p}-p`] },
+      ],
+    });
+    await http(`${s.url}/workflows/${w.body.workflow_id}/start`, "POST");
+    await until("the parent running", async () => (await get(`${p}-p`)).state === 2);
+    const refused = await http(`${s.url}/tasks/${p}-p`, "DELETE");
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toBe(
+      `task ${p}-p: task ${p}-c of workflow ${w.body.workflow_id} depends on it: delete it first`,
+    );
+    expect((await get(`${p}-p`)).state).toBe(2);
+    // Children first, then the parent: the workflow is gone.
+    expect((await http(`${s.url}/tasks/${p}-c`, "DELETE")).status).toBe(204);
+    expect((await http(`${s.url}/tasks/${p}-p`, "DELETE")).status).toBe(204);
+    expect((await http(`${s.url}/workflows/${w.body.workflow_id}`)).status).toBe(404);
+
+    const j = await http(`${s.url}/jobs`, "POST", {
+      name: "deleting",
+      execution_mode: "sequential",
+      tasks: [
+        { id: `${p}-j1`, name: "spin", file: b64("spin") },
+        { id: `${p}-j2`, name: "add", file: b64("add"), inputs: [1, 2] },
+      ],
+    });
+    await http(`${s.url}/jobs/${j.body.job_id}/start`, "POST");
+    await until("the job's first task running", async () => (await get(`${p}-j1`)).state === 2);
+    for (const id of [`${p}-j1`, `${p}-j2`]) {
+      const r = await http(`${s.url}/tasks/${id}`, "DELETE");
+      expect(r.status).toBe(409);
+      expect(r.body.error).toBe(
+        `task ${id}: job ${j.body.job_id} is running: stop it first (jobs stop ${j.body.job_id})`,
+      );
+    }
+    await http(`${s.url}/jobs/${j.body.job_id}/stop`, "POST");
+    await until("the job stopped", async () => (await get(`${p}-j1`)).state >= 3);
+    expect((await http(`${s.url}/tasks/${p}-j1`, "DELETE")).status).toBe(204);
+  });
 });
 
 describe("cron", () => {
