@@ -225,7 +225,8 @@ export function settingsOf(
       ? int("PROPLET_METRICS_PORT", env("PROPLET_METRICS_PORT"), 0, 65535)
       : undefined,
     externalRuntime: env("PROPLET_EXTERNAL_WASM_RUNTIME"),
-    flUrl: flUrlEnv(),
+    // A joined proplet's gateway is the URL it joined (and took its identity from).
+    flUrl: flUrlEnv() ?? (joined ? `${joined.url.replace(/\/+$/, "")}/fl` : undefined),
     description: args.description,
     tags: args.tags
       ?.split(",")

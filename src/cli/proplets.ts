@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import type { PropletView } from "../core/proplet.ts";
 import { action, int, UsageError } from "./args.ts";
-import { api, okCommand, okLine, pagedCommand, resolveId, urlArg } from "./client.ts";
+import { api, endpoint, okCommand, okLine, pagedCommand, resolveId, urlArg } from "./client.ts";
 import { joinTokenCommands } from "./join-tokens.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
 
@@ -181,7 +181,10 @@ export const propletsCommand = defineCommand({
           };
           const e = await api<{ id: string; api_key: string }>(args, "POST", "/entities", body);
           if (args.json) return printJson(e);
-          process.stdout.write(`PROPLET_ENTITY_ID=${e.id}\nPROPLET_API_KEY=${e.api_key}\n`);
+          // The gateway's FL URL as this CLI reaches serve: the one origin (besides a task's own) the proplet sends
+          // its key to for FL models and updates; without it, FL rounds on this proplet failed with 401.
+          const fl = endpoint(args.url, "/fl").href;
+          process.stdout.write(`PROPLET_ENTITY_ID=${e.id}\nPROPLET_API_KEY=${e.api_key}\nPROPLET_FL_URL=${fl}\n`);
         }),
     }),
     label: defineCommand({

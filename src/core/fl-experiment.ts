@@ -25,7 +25,12 @@ export const ExperimentCreate = z
     experiment_id: Id,
     /** The first round's id; with `rounds` > 1 the rounds are `{round_id}-1`, `{round_id}-2`, … */
     round_id: Id.optional(),
-    model_ref: z.string().max(256).default(DEFAULT_MODEL_REF),
+    // Upstream read any reference without a number as version 0: `http://evil/x` was stored as given and v0 used.
+    model_ref: z
+      .string()
+      .max(256)
+      .refine((r) => /\d$/.test(r), "model_ref names no model version: give fl/models/global_model_vN or N")
+      .default(DEFAULT_MODEL_REF),
     participants: z.array(z.string().min(1).max(128)).min(1, "name at least one proplet").max(1000),
     hyperparams: z.record(z.string(), z.unknown()).default({}),
     /** Updates that complete a round; default: every participant. */

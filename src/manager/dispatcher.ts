@@ -270,13 +270,18 @@ export class Dispatcher {
    * Stops a task. One a user stops ends Interrupted ("stopped by user"); one stopped because its job failed
    * (`byUser` false) ends Failed, as the job's own failure does.
    */
-  async stop(id: string, byUser = true): Promise<{ stopped: true }> {
+  /**
+   * Stops a task's run. By a user (or with a `reason`: an FL round that closed), it ends Interrupted saying so;
+   * else (a job failing fast) it ends as a stopped run.
+   */
+  async stop(id: string, byUser = true, reason?: string): Promise<{ stopped: true }> {
     const task = this.mustGet(id);
     this.extras.stopFor(id);
     if (task.parts && task.state === TaskState.Running && this.fanOut) return this.fanOut.stop(task);
+    const said = reason ?? (byUser ? STOPPED_BY_USER : undefined);
     const ended = (why: string): RunEnd =>
-      byUser
-        ? { error: `${STOPPED_BY_USER}${why}`, results: undefined, final: true, state: TaskState.Interrupted }
+      said
+        ? { error: `${said}${why}`, results: undefined, final: true, state: TaskState.Interrupted }
         : { error: `task stopped${why}`, results: undefined, final: true };
     if (task.state === TaskState.Scheduled) {
       // Not on a proplet yet: leave the queue (and any pending retry) and end as stopped.
@@ -291,7 +296,7 @@ export class Dispatcher {
         if (p) void this.sendStop(id, p.id);
         this.endRun(task, ended(" (its proplet is not alive)"));
       } else {
-        this.fence.stopping.set(id, byUser); // its "task stopped" result ends the retry series
+        this.fence.stopping.set(id, said ?? false); // its "task stopped" result ends the retry series
         await this.bus.stop({ id, broadcast: false, proplet_id: p.id });
       }
     }

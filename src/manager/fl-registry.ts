@@ -1,4 +1,4 @@
-import { invalid, notFound } from "../core/errors.ts";
+import { conflict, invalid, notFound } from "../core/errors.ts";
 import { decodeUpdate, type Tensors } from "../core/fl.ts";
 import { tensorPart } from "../core/fl-experiment.ts";
 import type { Storage } from "../storage/repository.ts";
@@ -27,11 +27,24 @@ export class FlRegistry {
     return JSON.parse(text);
   }
 
-  /** A model must be tensors (numbers or arrays of numbers) to be averaged; checked before it is stored. */
+  /**
+   * A model must be tensors (numbers or arrays of numbers) to be averaged; checked before it is stored. A version
+   * is written once: another model under a stored version (an aggregate's included) would change what finished
+   * rounds point at, and refuse the updates of a running one. The same model again is no change.
+   */
   async putModel(version: number, model: Record<string, unknown>): Promise<{ version: number; status: "stored" }> {
     const t = this.decodeModel(model);
     if (typeof t === "string") throw invalid(`model: ${t}`);
-    this.store.fl.put("model", String(version), JSON.stringify(model));
+    const text = JSON.stringify(model);
+    const stored = this.store.fl.get("model", String(version));
+    if (stored === text) return { version, status: "stored" };
+    if (stored !== undefined) {
+      const next = (this.modelVersions().at(-1) ?? 0) + 1;
+      throw conflict(
+        `version: model version ${version} is stored already; a version is written once (next free: ${next})`,
+      );
+    }
+    this.store.fl.put("model", String(version), text);
     this.modelCache.delete(version);
     await this.store.durable();
     return { version, status: "stored" };

@@ -37,6 +37,11 @@ const log = tag("fl");
 export interface FlOptions {
   /** This manager's `/fl` URL as a proplet on this host reaches it (known once serve listens). */
   url?: () => string | undefined;
+  /**
+   * How long after this manager starts its proplets may take to be heard again (the liveness threshold): a round
+   * that closes within it waits for its participants before the next round judges who is alive.
+   */
+  restartGraceMs?: number;
 }
 
 export class Federation {
@@ -53,6 +58,7 @@ export class Federation {
     private proplets: PropletRegistry,
     events: ManagerEvents,
     private opts: FlOptions = {},
+    private startedAt = Date.now(),
   ) {
     this.registry = new FlRegistry(store);
     this.book = new FlExperiments(store, proplets, events);
@@ -78,12 +84,18 @@ export class Federation {
     return this.registry.datasets();
   }
 
-  dataset(id: string): unknown {
+  /**
+   * A proplet's dataset, by its id or name (stored under its id, which is what the proplet asks by); a proplet
+   * (`caller`) reads only its own.
+   */
+  dataset(key: string, caller?: string): unknown {
+    const id = this.proplets.idOf(key);
+    if (caller !== undefined && caller !== id) throw forbidden(`proplet ${caller} may read only its own dataset`);
     return this.registry.dataset(id);
   }
 
-  putDataset(id: string, body: { schema?: string; data: unknown[] }) {
-    return this.registry.putDataset(id, body);
+  putDataset(key: string, body: { schema?: string; data: unknown[] }) {
+    return this.registry.putDataset(this.proplets.idOf(key), body);
   }
 
   // ---- experiments ----------------------------------------------------------------------------------------
@@ -277,7 +289,7 @@ export class Federation {
     }).length;
     const outcome = roundOutcome(r, e.min_participants, Date.now(), left);
     if (!outcome.done) return;
-    if (outcome.error) return this.finish(e, r, "failed", outcome.error);
+    if (outcome.error) return this.finish(e, r, "failed", `${outcome.error}${this.taskErrors(r)}`);
     this.closing.add(r.round_id);
     try {
       const updates = this.updates.weighted(r);
@@ -296,12 +308,38 @@ export class Federation {
       );
       const last = r.index >= e.rounds;
       await this.finish(e, r, "completed");
+      if (!last && e.state === "running") await this.participantsHeard(e);
       if (!last && e.state === "running") await this.launch(e, r.index + 1, version);
     } catch (err) {
       await this.finish(e, r, "failed", `aggregation failed: ${err instanceof Error ? err.message : err}`);
     } finally {
       this.closing.delete(r.round_id);
     }
+  }
+
+  /** Why the round's tasks that sent nothing failed, as "; edge-1: …" (two at most): the round's error says it. */
+  private taskErrors(r: Round): string {
+    const said = Object.entries(r.tasks)
+      .filter(([proplet]) => !r.updates.some((u) => u.proplet_id === proplet))
+      .map(([proplet, id]) => [proplet, this.store.tasks.get(id)?.error] as const)
+      .filter(([, error]) => error)
+      .slice(0, 2)
+      .map(([proplet, error]) => `${this.proplets.get(proplet)?.name ?? proplet}: ${error!.slice(0, 300)}`);
+    return said.length ? `; ${said.join("; ")}` : "";
+  }
+
+  /**
+   * Soon after a restart, waits (at most until the grace has passed) for every participant to be heard again: a
+   * round overdue at the restart closed at once, and the next one failed for "only 0 of 2 participants are
+   * alive" while they were still reconnecting.
+   */
+  private async participantsHeard(e: Experiment): Promise<void> {
+    const until = this.startedAt + (this.opts.restartGraceMs ?? 0);
+    const alive = (id: string) => {
+      const p = this.proplets.get(id);
+      return p !== undefined && this.proplets.alive(p);
+    };
+    while (Date.now() < until && e.state === "running" && !e.participants.every(alive)) await Bun.sleep(250);
   }
 
   /** Ends a round; a round that did not complete, or the last one, ends the experiment too. */
@@ -322,7 +360,7 @@ export class Federation {
     // Tasks still running for a closed round would only send updates that are refused.
     for (const id of Object.values(r.tasks)) {
       const t = this.store.tasks.get(id);
-      if (t && !isTerminal(t.state)) await this.tasks.stop(id).catch(() => {});
+      if (t && !isTerminal(t.state)) await this.tasks.stop(id, `round ${r.round_id} ended ${state}`).catch(() => {});
     }
   }
 

@@ -83,7 +83,10 @@ export class Manager {
     this.groups = new Groups(store, this.tasks, this.dispatcher, this.events);
     this.telemetry = new Telemetry(store, this.proplets, this.events);
     this.output = new TaskOutput(store, this.events);
-    this.fl = new Federation(store, this.tasks, this.proplets, this.events, { url: opts.flUrl });
+    this.fl = new Federation(store, this.tasks, this.proplets, this.events, {
+      url: opts.flUrl,
+      restartGraceMs: opts.livelinessThresholdMs,
+    });
     const d = this.dispatcher;
     identities.labelled.subscribe(() => d.drain());
     identities.revoked.subscribe((id) => this.liveness.onRevoked(id));

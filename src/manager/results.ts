@@ -1,6 +1,6 @@
 import type { ResultMsg } from "../core/messages.ts";
 import { errorOf, withOutcome } from "../core/run.ts";
-import { INTERRUPTED_BY_SHUTDOWN, STOPPED_BY_USER, TaskState } from "../core/states.ts";
+import { INTERRUPTED_BY_SHUTDOWN, TaskState } from "../core/states.ts";
 import type { Task } from "../core/task.ts";
 import { nowIso } from "../core/time.ts";
 import { tag } from "../log.ts";
@@ -67,7 +67,7 @@ export class RunResults {
     if (asked && errorOf(msg.error)) {
       this.ctl.endRun(task, {
         results: msg.results,
-        error: STOPPED_BY_USER,
+        error: asked,
         final: true,
         state: TaskState.Interrupted,
       });

@@ -39,8 +39,11 @@ export interface RunControl {
 
 /** The run fencing state the dispatcher, the result intake and the settling of lost runs share. */
 export interface RunFence {
-  /** Tasks whose stop was sent, and whether a user asked: their "task stopped" result ends the retry series. */
-  stopping: Map<string, boolean>;
+  /**
+   * Tasks whose stop was sent, with what their end is to say (a user's stop, a closed FL round), else false: their
+   * "task stopped" result ends the retry series.
+   */
+  stopping: Map<string, string | false>;
   /** Runs found Running at a takeover, until their proplet lists them or answers (see `Dispatcher.recover`). */
   unconfirmed: Set<string>;
   /** Runs whose start was sent again to a proplet with a run record, by run id, with when (lost-runs.ts). */

@@ -263,7 +263,8 @@ export class Tasks {
     return this.dispatcher.start(id);
   }
 
-  stop(id: string): Promise<{ stopped: true }> {
-    return this.dispatcher.stop(id);
+  /** A user's stop, or one with its own reason (a closed FL round's). */
+  stop(id: string, reason?: string): Promise<{ stopped: true }> {
+    return this.dispatcher.stop(id, true, reason);
   }
 }

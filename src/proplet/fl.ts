@@ -1,6 +1,7 @@
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { rootCertificates } from "node:tls";
 import { MAX_ENV_DOC_BYTES, modelVersionOf } from "../core/fl-experiment.ts";
 
 // A federated-learning round's task on the proplet (docs/ARCHITECTURE.md, "Federated learning"). A task is one
@@ -24,6 +25,11 @@ export interface FlContext {
    * proplet, a `ws(s)://` broker's origin): the one place besides its own env's URLs that may get the key.
    */
   gatewayUrl?: string;
+  /**
+   * The site CA the proplet trusts for its broker (PROPLET_MQTT_TLS_CA_CERT, or the one a join kept): trusted for
+   * its FL requests too, besides the system's, as a gateway's HTTPS certificate comes from it.
+   */
+  ca?: string;
 }
 
 export interface FlRun {
@@ -36,12 +42,23 @@ export interface FlRun {
   cleanup(): void;
 }
 
-/** Task env first, then the proplet's own env, then the manager's hint (`PROPELLER_FL_URL`). */
+/**
+ * Task env first, then the proplet's own env, then the manager's hint (`PROPELLER_FL_URL`, a round task's). For
+ * the hint, the proplet's own name of its gateway's FL URL (as its operator set it, or the URL it joined) stands
+ * in: the hint is serve's URL as seen on serve's host, which a remote proplet may know by another name (or not
+ * reach at all), and its key goes only to the name it knows.
+ */
 function url(name: string[], env: Record<string, string>, ctx: FlContext): string | undefined {
   for (const n of name) if (env[n]) return env[n];
   for (const n of name) if (ctx.processEnv[n]) return ctx.processEnv[n];
-  return env.PROPELLER_FL_URL || undefined;
+  return env.PROPELLER_FL_URL ? ctx.gatewayUrl || env.PROPELLER_FL_URL : undefined;
 }
+
+/** A refusal of a request sent without the key: said so, and how to send it. */
+const keyHint = (status: number, base: string, ctx: FlContext) =>
+  status === 401 && !mayHaveKey(base, ctx)
+    ? ` (this proplet's key goes only to its gateway's FL URL${ctx.gatewayUrl ? `, ${ctx.gatewayUrl},` : ""} and its own FL URLs: set PROPLET_FL_URL to this one's)`
+    : "";
 
 const COORDINATOR = ["MANAGER_COORDINATOR_URL", "COORDINATOR_URL"];
 const FL_URL_VARS = [...COORDINATOR, "MODEL_REGISTRY_URL", "DATA_STORE_URL"];
@@ -72,10 +89,14 @@ export const isFlTask = (env: Record<string, string>) => Boolean(env.ROUND_ID ||
 const keyHeader = (ctx: FlContext, withKey: boolean): Record<string, string> =>
   withKey ? { authorization: `Bearer ${ctx.apiKey}` } : {};
 
+/** The site CA beside the system's (a `ca` given alone would replace them: a public coordinator would fail). */
+const tlsOf = (ctx: FlContext) => (ctx.ca ? { tls: { ca: [...rootCertificates, ctx.ca] } } : {});
+
 async function getJson(base: string, path: string, ctx: FlContext): Promise<{ status: number; text: string }> {
   const res = await fetch(`${base}${path}`, {
     headers: keyHeader(ctx, mayHaveKey(base, ctx)),
     signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+    ...tlsOf(ctx),
   });
   return { status: res.status, text: await res.text() };
 }
@@ -98,7 +119,10 @@ export async function prepareFl(env: Record<string, string>, ctx: FlContext): Pr
       const version = modelVersionOf(env.MODEL_URI);
       const r = await getJson(registry, `/models/${version}`, ctx);
       if (r.status !== 200)
-        return fail(cleanup, `model v${version} from ${registry}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+        return fail(
+          cleanup,
+          `model v${version} from ${registry}: HTTP ${r.status} ${r.text.slice(0, 200)}${keyHint(r.status, registry, ctx)}`,
+        );
       place(out, host, "MODEL", "model.json", r.text);
     }
     const store = url(["DATA_STORE_URL"], env, ctx);
@@ -107,7 +131,10 @@ export async function prepareFl(env: Record<string, string>, ctx: FlContext): Pr
       // Upstream's client falls back to synthetic data without one: not an error.
       if (r.status === 200) place(out, host, "DATASET", "dataset.json", r.text);
       else if (r.status !== 404)
-        return fail(cleanup, `dataset from ${store}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+        return fail(
+          cleanup,
+          `dataset from ${store}: HTTP ${r.status} ${r.text.slice(0, 200)}${keyHint(r.status, store, ctx)}`,
+        );
     }
     if (!env.ML_BACKEND) out.ML_BACKEND = backendFor(env.HYPERPARAMS);
     return {
@@ -193,6 +220,7 @@ export async function deliverUpdate(
       headers: { "content-type": "application/json", ...keyHeader(ctx, run.coordinatorKey === true) },
       body,
       signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+      ...tlsOf(ctx),
     });
     const text = await res.text();
     if (res.ok) return { delivery: { ok: true, via: "http" }, envelope };

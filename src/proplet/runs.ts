@@ -254,7 +254,14 @@ export class TaskRuns {
   }
 
   private flContext(): FlContext {
-    return { propletId: this.id, apiKey: this.cfg.apiKey, processEnv: process.env, gatewayUrl: this.gatewayUrl };
+    const ca = typeof this.cfg.tls?.ca === "string" ? this.cfg.tls.ca : undefined;
+    return {
+      propletId: this.id,
+      apiKey: this.cfg.apiKey,
+      processEnv: process.env,
+      gatewayUrl: this.gatewayUrl,
+      ...(ca ? { ca } : {}),
+    };
   }
 
   /**

@@ -103,6 +103,29 @@ test("join: a valid token gives a proplet its identity and the CA; it runs a tas
   const t = await runTask(s.url, { name: "add", file: b64("add"), inputs: [2, 3], proplet_id: identity.entity_id });
   expect(t).toMatchObject({ state: 3, results: "5" });
   expect((await joinTokens()).find((j) => j.joined.includes(identity.entity_id))).toMatchObject({ uses: 1 });
+  // An FL round on it: the URL it joined is its gateway's, where it fetches its model and dataset with its key over
+  // HTTPS (site CA). Without that its model fetch was sent without the key, and the round got no update.
+  const zero = { w: Array(12).fill(0), b: Array(3).fill(0) };
+  expect((await http(`${s.url}/fl/models`, "POST", { version: 0, model: zero })).status).toBe(201);
+  const data = Array.from({ length: 30 }, (_, i) => ({ x: [i % 3, 1, 0, 0.5], y: i % 3 }));
+  expect((await http(`${s.url}/fl/datasets/edge-1`, "POST", { data })).status).toBe(201);
+  const fl = await http(`${s.url}/fl/experiments`, "POST", {
+    experiment_id: "joined",
+    participants: ["edge-1"],
+    hyperparams: { epochs: 1, lr: 0.5, batch_size: 10 },
+    timeout_s: 30,
+    task_file: b64("fl-client"),
+  });
+  expect(fl.status).toBe(200);
+  const round = await until(
+    "the joined proplet's round to end",
+    async () => {
+      const r = (await http(`${s.url}/fl/experiments/joined`)).body.round_list[0];
+      return r?.state !== "running" && r;
+    },
+    30_000,
+  );
+  expect({ state: round.state, error: round.error }).toEqual({ state: "completed", error: undefined });
 
   // Restarted on the same data dir, without --join: the same identity, over MQTT/TLS with the kept CA.
   await p.kill("SIGTERM");

@@ -388,3 +388,84 @@ describe("rounds, updates and refusals", () => {
     expect(procs[0]!.proc.exitCode).toBe(0);
   }, 40_000);
 });
+
+describe("a restart after a round's deadline; what an operator names", () => {
+  let s: Serve;
+  const procs: Proc[] = [];
+  const keys: Record<string, string> = {};
+  const { post, configure } = flClient(() => s, keys);
+
+  beforeAll(async () => {
+    s = await startFlSite(procs, keys, ["delta", "epsilon"]);
+  });
+  afterAll(() => stopFlSite(s, procs));
+
+  test("a round overdue when serve comes back closes, and the next waits for its participants to be heard again", async () => {
+    const { round_id: round } = await configure("overdue", ["delta", "epsilon"], {
+      round_id: "od",
+      rounds: 2,
+      timeout_s: 3,
+      min_participants: 1,
+    });
+    expect(round).toBe("od-1");
+    expect((await post("/fl/update", "delta", update(round, "delta", 1, 10))).status).toBe(200);
+    await s.kill("SIGKILL");
+    await Bun.sleep(3500); // past the round's deadline while serve is down
+    s = await startServe({
+      dataDir: s.dataDir,
+      extra: ["--no-local-proplet", "--liveliness-threshold", "3", "--partition-grace", "0"],
+      ports: { http: s.httpPort, mqtt: s.mqttPort },
+    });
+    const second = await until(
+      "round 2 to be launched",
+      async () => (await http(`${s.url}/fl/experiments/overdue`)).body.round_list[1],
+      15_000,
+    );
+    // It failed at once with "only 0 of 2 participants are alive" while they were reconnecting.
+    const e = (await http(`${s.url}/fl/experiments/overdue`)).body;
+    expect({ state: e.state, error: e.error, round: second.state }).toEqual({
+      state: "running",
+      error: undefined,
+      round: "running",
+    });
+    expect(Object.keys(second.tasks).sort()).toEqual(["delta", "epsilon"]);
+    // The first round's task that sent nothing says why it ended: its round closed, not a user's stop.
+    const left = (await http(`${s.url}/tasks/${e.round_list[0].tasks.epsilon}`)).body;
+    expect(left.status).toBe("Interrupted");
+    expect(left.error).toStartWith("round od-1 ended completed");
+  }, 40_000);
+
+  test("a dataset by the proplet's name is the one its rounds read; a model version is written once; model_ref names a version", async () => {
+    const name = (await http(`${s.url}/proplets/delta`)).body.name as string;
+    const stored = await http(`${s.url}/fl/datasets/${name}`, "POST", { data: [{ x: [1], y: 0 }] });
+    expect(stored).toMatchObject({ status: 201, body: { proplet_id: "delta", size: 1 } });
+    // The proplet asks by its id, and by its name too.
+    for (const key of ["delta", name]) {
+      const r = await fetch(`${s.url}/fl/datasets/${key}`, { headers: { authorization: `Bearer ${keys.delta}` } });
+      expect({ key, status: r.status }).toEqual({ key, status: 200 });
+    }
+    const other = await fetch(`${s.url}/fl/datasets/${name}`, { headers: { authorization: `Bearer ${keys.epsilon}` } });
+    expect(other.status).toBe(403);
+
+    const versions = (await http(`${s.url}/fl/models`)).body.versions as number[];
+    const last = versions.at(-1)!;
+    const before = (await http(`${s.url}/fl/models/${last}`)).body;
+    const over = await http(`${s.url}/fl/models`, "POST", { version: last, model: { w: [9, 9, 9], b: 9 } });
+    expect(over.status).toBe(409);
+    expect(over.body.error).toBe(
+      `version: model version ${last} is stored already; a version is written once (next free: ${last + 1})`,
+    );
+    expect((await http(`${s.url}/fl/models/${last}`)).body).toEqual(before);
+    // The same model again is no change.
+    expect((await http(`${s.url}/fl/models`, "POST", { version: last, model: before })).status).toBe(201);
+
+    const ref = await http(`${s.url}/fl/experiments`, "POST", {
+      experiment_id: "ref",
+      participants: ["delta"],
+      task_file: b64("spin"),
+      model_ref: "http://evil.example/x",
+    });
+    expect(ref.status).toBe(400);
+    expect(ref.body.error).toContain("model_ref names no model version");
+  });
+});

@@ -45,6 +45,9 @@ describe("a proplet's name", () => {
     const vars = envLines(added.stdout);
     const id = vars.PROPLET_ENTITY_ID!;
     expect(id).toBeTruthy();
+    // The gateway's FL URL as the CLI reached serve: the proplet's FL requests go there with its key (a proplet
+    // started from these lines alone got 401 for its first model and its rounds failed).
+    expect(vars.PROPLET_FL_URL).toBe(`${s.url}/fl`);
     // Followed by name from before it first registers.
     const watch = spawnPropeller(["watch", "--types", "proplet", "--proplet", "edge-1", "--json"], env);
     procs.push(watch);
@@ -52,8 +55,6 @@ describe("a proplet's name", () => {
     procs.push(
       spawnPropeller(["proplet"], {
         PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
-        // Its FL requests go to this serve, with its key (the key goes only to origins it is told).
-        PROPLET_FL_URL: `${s.url}/fl`,
         ...vars,
       }),
     );

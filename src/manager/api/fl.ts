@@ -1,7 +1,7 @@
 import type { Hono } from "hono";
 import { z } from "zod";
 import { CborError, decodeCbor } from "../../core/cbor.ts";
-import { forbidden, invalid } from "../../core/errors.ts";
+import { invalid } from "../../core/errors.ts";
 import { DatasetPost, ExperimentCreate, FlUpdate, Id, ModelPost } from "../../core/fl-experiment.ts";
 import type { Federation } from "../fl.ts";
 import { propletOf } from "./auth.ts";
@@ -38,12 +38,7 @@ export function flRoutes(app: Hono, fl: Federation): void {
   });
 
   app.get("/fl/datasets", (c) => c.json(fl.datasets()));
-  app.get("/fl/datasets/:id", (c) => {
-    const id = datasetId(c.req.param("id"));
-    const caller = propletOf(c);
-    if (caller !== undefined && caller !== id) throw forbidden(`proplet ${caller} may read only its own dataset`);
-    return c.json(fl.dataset(id));
-  });
+  app.get("/fl/datasets/:id", (c) => c.json(fl.dataset(datasetId(c.req.param("id")), propletOf(c))));
   app.post("/fl/datasets/:id", async (c) =>
     c.json(await fl.putDataset(datasetId(c.req.param("id")), await jsonBody(c, DatasetPost)), 201),
   );
