@@ -47,7 +47,9 @@ export const EXAMPLES: Record<string, string[]> = {
   "proplets delete": [`propeller proplets delete ${ID}`],
   "proplets metrics": [`propeller proplets metrics ${ID} --limit 10`],
   "proplets alive-history": [`propeller proplets alive-history ${ID}`],
-  "proplets add": ["propeller proplets add --name edge-1 > edge-1.env   # PROPLET_ENTITY_ID=… PROPLET_API_KEY=…"],
+  "proplets add": [
+    "propeller proplets add --name edge-1 > edge-1.env   # PROPLET_ENTITY_ID=… PROPLET_API_KEY=… PROPLET_FL_URL=…",
+  ],
   "proplets revoke": [`propeller proplets revoke ${ID}`],
   "proplets cordon": [`propeller proplets cordon ${ID.slice(0, 8)}   # a unique prefix of an id will do`],
   "proplets uncordon": [`propeller proplets uncordon ${ID}`],
