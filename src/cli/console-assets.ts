@@ -57,6 +57,11 @@ export class ConsoleAssets {
     const headers = new Headers(asset.headers);
     headers.set("Vary", "Accept-Encoding");
     headers.set("Referrer-Policy", "no-referrer");
+    // Never inside another page's frame: a page on another port of this host is "same site", its frame got the
+    // session cookie, and clicks guided through it created an admin token (clickjacking).
+    headers.set("X-Frame-Options", "DENY");
+    headers.set("Content-Security-Policy", "frame-ancestors 'none'");
+    headers.set("X-Content-Type-Options", "nosniff");
     const etag = asset.headers.etag;
     if (etag && req.headers.get("if-none-match") === etag) return new Response(null, { status: 304, headers });
     const enc = pickEncoding(req.headers.get("accept-encoding"));

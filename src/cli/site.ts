@@ -82,6 +82,10 @@ export async function serve(o: ServeOptions): Promise<RunningServe> {
   const loopback = o.host === "0.0.0.0" || o.host === "::" ? "127.0.0.1" : o.host;
   // Managers sharing one PostgreSQL database: one holds the lease and is active; the others wait as stand-bys.
   // Loaded only for postgres, as the backends themselves are.
+  if (o.storage === "postgres" && o.postgresUrl && !o.advertiseUrl && o.host !== "127.0.0.1" && o.host !== "::1")
+    log.warn(
+      `--storage postgres without --advertise-url: stand-bys forward to ${http}://${loopback}:${o.httpPort}, which on another machine is that stand-by itself; give the address the other managers reach this one at`,
+    );
   const site =
     o.storage === "postgres" && o.postgresUrl
       ? await (await import("./standby.ts")).joinSite({

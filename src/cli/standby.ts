@@ -31,9 +31,25 @@ export interface StandbyOptions {
   onStandby?: (reloadTls: (tls: BrokerTls) => void) => void;
 }
 
-function withoutHost(headers: Headers): Headers {
+/** Set on what a stand-by forwards: a stand-by that receives it again was sent it by one (itself or another). */
+const FORWARDED = "propeller-forwarded-by";
+
+/**
+ * Why a forward would loop: the request came from a stand-by already (the active manager's advertised URL leads to
+ * a stand-by: its loopback default, on another machine, is the stand-by itself), or the target is this one.
+ */
+export function forwardLoop(req: Request, target: string, ownPort: number, ownHost: string): string | undefined {
+  const t = new URL(target);
+  const local = ["127.0.0.1", "localhost", "[::1]", ownHost].includes(t.hostname);
+  const ownTarget = local && Number(t.port || (t.protocol === "https:" ? 443 : 80)) === ownPort;
+  if (!req.headers.has(FORWARDED) && !ownTarget) return undefined;
+  return `the active manager advertises ${target}, which leads back to a stand-by: start it with --advertise-url set to an address the other managers reach it at`;
+}
+
+function withoutHost(headers: Headers, by: string): Headers {
   const h = new Headers(headers);
   h.delete("host");
+  h.set(FORWARDED, by);
   // The answer is passed on as it comes (compressed or not, `decompress: false`): only in an encoding the client
   // asked for, none when it asked for none (fetch would otherwise offer gzip and br on its behalf).
   if (!h.has("accept-encoding")) h.set("accept-encoding", "identity");
@@ -64,6 +80,7 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
     return cached.url;
   };
   let known: OriginPolicy | undefined;
+  let loopSaid = false;
   const policy = () =>
     (known ??= originPolicy({
       tls: Boolean(o.tls),
@@ -115,11 +132,17 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
           { status: 503, headers: { "retry-after": "2", "propeller-not-acted": "true" } },
         );
       }
+      // A loop held every request open and a socket each, for good (517 of them in a walk): refused at once.
+      const loop = forwardLoop(req, target, server.port!, o.host);
+      if (loop) {
+        loopSaid ||= (log.error(`stand-by: ${loop}`), true);
+        return Response.json({ error: loop }, { status: 508, headers: { "propeller-not-acted": "true" } });
+      }
       try {
         return await fetch(new URL(url.pathname + url.search, target), {
           method: req.method,
           // The active manager's own name, not this forwarder's (which it would not answer to under --no-auth).
-          headers: withoutHost(req.headers),
+          headers: withoutHost(req.headers, o.instanceId),
           body: req.body,
           redirect: "manual",
           decompress: false,
@@ -127,7 +150,13 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
       } catch (e) {
         cached = { ...cached, at: 0 };
         const error = `the active manager at ${target} did not answer: ${e instanceof Error ? e.message : e}; retry`;
-        return Response.json({ error }, { status: 503, headers: { "retry-after": "2" } });
+        // Refused: the request never reached it, so the CLI may send even a POST again (client.ts), as when no
+        // manager is active (a hand-over in progress).
+        const refused = ["ECONNREFUSED", "ConnectionRefused"].includes((e as { code?: string }).code ?? "");
+        return Response.json(
+          { error },
+          { status: 503, headers: { "retry-after": "2", ...(refused ? { "propeller-not-acted": "true" } : {}) } },
+        );
       }
     },
   };

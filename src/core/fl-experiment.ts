@@ -2,14 +2,16 @@ import { z } from "zod";
 import type { ManagerEvent } from "./events.ts";
 import { STRATEGIES, UpdateBody } from "./fl.ts";
 import { jsonSize } from "./json.ts";
-import { Env } from "./task.ts";
+import { ClientEnv, Env } from "./task.ts";
 
 // Federated learning's documents (issue 13): what a client sends (experiments, updates, models, datasets) and
 // what the coordinator keeps (an experiment with its rounds). Upstream's keys, with our additions named where
 // they are declared. Pure.
 
 /** Ids that end up in MQTT topics and task names: no `/`, `+` or `#`, bounded. */
-export const Id = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, "1 to 128 letters, digits or _.:-");
+export const Id = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, "1 to 128 letters, digits or _.:-, starting with a letter or digit");
 
 type FlEvent = Extract<ManagerEvent, { type: "fl" }>;
 
@@ -47,7 +49,7 @@ export const ExperimentCreate = z
     /** Ours: a round that times out with fewer updates than this fails. */
     min_participants: z.number().int().min(1).default(1),
     /** Ours: extra env for every round's task. */
-    env: Env.optional(),
+    env: ClientEnv.optional(),
   })
   .refine((e) => !!e.task_wasm_image !== !!e.task_file, {
     message: "give the module as task_wasm_image (an image reference) or task_file (base64), one of them",

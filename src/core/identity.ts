@@ -62,13 +62,17 @@ export const Entity = z.object({
 });
 export type Entity = z.infer<typeof Entity>;
 
+/** Names and ids are segments of REST and console addresses: `.` and `..` would step out of theirs. */
+const notPathStep = (v: string) => v !== "." && v !== "..";
+
 /** A name an operator gives (an identity, a token, a proplet joining): also what join.ts takes. */
 export const NAME = z
   .string()
   .trim()
   .min(1)
   .max(100)
-  .regex(/^[\w.@:-]+$/, "letters, digits and . _ @ : - only");
+  .regex(/^[\w.@:-]+$/, "letters, digits and . _ @ : - only")
+  .refine(notPathStep, "may not be . or .. (a step in an address)");
 
 const TTL_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 /** Ten years: a lifetime past it is a typo, not a plan. */
@@ -119,6 +123,7 @@ export const EntityCreate = z
     id: z
       .string()
       .regex(/^[\w.-]{1,100}$/, "letters, digits and . _ - only (at most 100)")
+      .refine(notPathStep, "may not be . or .. (a step in an address)")
       .optional(),
     labels: Labels.optional(),
   })

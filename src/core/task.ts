@@ -4,6 +4,7 @@ import { typoKey } from "./nearest.ts";
 import { Requirements } from "./requirements.ts";
 import { stateName, TaskState } from "./states.ts";
 import { ZERO_TIME } from "./time.ts";
+import { envError } from "./wasm-call.ts";
 
 const WASM_MAGIC = "AGFzbQ"; // base64 of "\0asm" (first 4 bytes), plus the start of the version byte
 
@@ -13,6 +14,27 @@ export const Inputs = z.array(
 );
 
 export const Env = z.record(z.string(), z.string({ error: "env values must be strings" }));
+
+/**
+ * A client's env: each name one a guest can be given (checked here, not only on the proplet, where a task with
+ * `bad name` failed after it was accepted and started). Stored tasks and messages keep the plain `Env`.
+ */
+export const ClientEnv = Env.superRefine((env, ctx) => {
+  const e = envError(env);
+  if (e) ctx.addIssue({ code: "custom", message: e });
+});
+
+/**
+ * An id a client gives a task, a workflow or a job: it becomes a segment of the REST and console addresses, so
+ * letters, digits and `_.:-` only, starting with a letter or digit (`..%2Fproplets%2FX` made the console's Delete
+ * of that "task" delete a proplet; `..` is a path step).
+ */
+export const ClientId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/, "1 to 200 letters, digits or _.:-, starting with a letter or digit");
+
+/** A task's name is the export it calls: bounded, as every name a client gives is (a 1 MB name rode every event). */
+export const MAX_TASK_NAME = 512;
 
 export const MonitoringProfile = z.looseObject({
   enabled: z.boolean().optional(),
@@ -58,22 +80,26 @@ const Base64Wasm = z
 
 // Fields a client may set. Unknown keys are ignored, as upstream; server-owned fields (state, times, results) too.
 const ClientFields = {
-  name: z.string({ error: "is required" }).trim().min(1, "is required"),
+  name: z
+    .string({ error: "is required" })
+    .trim()
+    .min(1, "is required")
+    .max(MAX_TASK_NAME, `at most ${MAX_TASK_NAME} characters`),
   kind: z.enum(["standard", "federated"]).optional(),
   image_url: z.string().optional(),
   file: Base64Wasm.optional(),
   cli_args: z.array(z.string()).nullable().optional(),
   inputs: Inputs.optional(),
-  env: Env.optional(),
+  env: ClientEnv.optional(),
   daemon: z.boolean().optional(),
   latent: z.boolean().optional(),
   encrypted: z.boolean().optional(),
   kbs_resource_path: z.string().optional(),
   proplet_id: z.string().optional(),
-  depends_on: z.array(z.string()).optional(),
+  depends_on: z.array(ClientId).optional(),
   run_if: z.enum(["", "success", "failure"]).optional(),
-  workflow_id: z.string().optional(),
-  job_id: z.string().optional(),
+  workflow_id: ClientId.optional(),
+  job_id: ClientId.optional(),
   monitoring_profile: ClientMonitoringProfile.optional(),
   mode: z.enum(["", "infer", "train"]).optional(),
   schedule: z.string().optional(),
@@ -140,9 +166,7 @@ export const TaskCreate = z
 export type TaskCreate = z.infer<typeof TaskCreate>;
 
 /** A task inside a job or workflow may carry its own id, so `depends_on` can refer to it. */
-export const GroupTask = z
-  .object({ ...ClientFields, id: z.string().min(1).max(200).optional() })
-  .superRefine(scheduleCheck);
+export const GroupTask = z.object({ ...ClientFields, id: ClientId.optional() }).superRefine(scheduleCheck);
 export type GroupTask = z.infer<typeof GroupTask>;
 
 /** `POST /tasks/{id}/invoke`: a latent task's call (upstream's body; empty is allowed). */

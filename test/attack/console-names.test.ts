@@ -111,3 +111,79 @@ describe("copying a task (POST /tasks/{id}/clone)", () => {
     expect((await http(`${s.url}/health`)).status).toBe(200);
   });
 });
+
+describe("ids as steps in the console's addresses", () => {
+  test("a task, workflow or proplet id that is a path step is refused; an env name no guest can hold, a 1 MB name too", async () => {
+    const proplet = (await http(`${s.url}/proplets`)).body.proplets[0].id as string;
+    const step = `..%2Fproplets%2F${proplet}`;
+    for (const [path, body, field] of [
+      ["/workflows", { tasks: [{ id: step, name: "add", file: b64("add") }] }, "tasks.0.id"],
+      ["/workflows", { tasks: [{ id: "..", name: "add", file: b64("add") }] }, "tasks.0.id"],
+      ["/jobs", { name: "j", tasks: [{ id: "../x", name: "add", file: b64("add") }] }, "tasks.0.id"],
+      ["/workflows", { tasks: [{ name: "add", file: b64("add"), workflow_id: ".." }] }, "tasks.0.workflow_id"],
+      ["/entities", { kind: "proplet", id: ".." }, "id"],
+      ["/tokens", { name: "..", role: "viewer" }, "name"],
+      ["/tasks", { name: "add", file: b64("add"), env: { "bad name": "1" } }, "env"],
+      ["/tasks", { name: "w".repeat(1 << 20), file: b64("add") }, "name"],
+    ] as const) {
+      const r = await http(`${s.url}${path}`, "POST", body);
+      expect({ path, field, status: r.status }).toEqual({ path, field, status: 400 });
+      expect(r.body.error).toContain(field);
+    }
+    expect((await http(`${s.url}/proplets/${proplet}`)).status).toBe(200);
+  });
+
+  test("a link to #/tasks/..%2Fproplets%2FID shows no task and its Delete reaches no other route", async () => {
+    const proplet = (await http(`${s.url}/proplets`)).body.proplets[0].id as string;
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    expect((await context.request.post(`${s.url}/session`, { data: { token: s.token } })).status()).toBe(200);
+    const page = await context.newPage();
+    const asked: string[] = [];
+    page.on("request", (r) => asked.push(`${r.method()} ${new URL(r.url()).pathname}`));
+    await page.goto(`${s.url}/#/tasks/..%2Fproplets%2F${proplet}`);
+    await page
+      .getByText(/not found/)
+      .first()
+      .waitFor();
+    // The id stays one segment: the page asked for that "task", never for the proplet (it showed the proplet as a
+    // task, and its Delete button sent DELETE /proplets/ID).
+    expect(asked.filter((a) => a.includes(`/proplets/${proplet}`))).toEqual([]);
+    expect(await page.getByRole("button", { name: "Delete" }).count()).toBe(0);
+    await context.close();
+    expect((await http(`${s.url}/proplets/${proplet}`)).status).toBe(200);
+  }, 30_000);
+});
+
+describe("the console inside another page's frame", () => {
+  test("a page on another port of this host cannot frame the signed-in console (clickjacking)", async () => {
+    const evil = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () =>
+        new Response(`<iframe id="c" src="${s.url}/" width="1200" height="800"></iframe>`, {
+          headers: { "content-type": "text/html" },
+        }),
+    });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      expect((await context.request.post(`${s.url}/session`, { data: { token: s.token } })).status()).toBe(200);
+      const page = await context.newPage();
+      const framed = page.waitForResponse((r) => r.url() === `${s.url}/`);
+      await page.goto(`http://127.0.0.1:${evil.port}/`);
+      const res = await framed;
+      expect(res.headers()["x-frame-options"]).toBe("DENY");
+      expect(res.headers()["content-security-policy"]).toContain("frame-ancestors 'none'");
+      await Bun.sleep(500);
+      // The browser kept the console out of the frame: no page of it to click through.
+      const frame = page.frames().find((f) => f !== page.mainFrame());
+      expect(frame).toBeDefined();
+      expect(await frame!.locator("nav").count()).toBe(0);
+      // On its own, the same browser shows it.
+      await page.goto(`${s.url}/`);
+      await page.getByRole("navigation", { name: "Pages" }).waitFor();
+    } finally {
+      await context.close();
+      evil.stop(true);
+    }
+  }, 30_000);
+});

@@ -3,6 +3,7 @@ import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   b64,
+  freePort,
   http,
   type Proc,
   type Serve,
@@ -39,11 +40,21 @@ afterAll(async () => {
   await pg?.stop();
 });
 
-const manager = (dataDir: string) =>
+const manager = async (dataDir: string, extra: string[] = [], db = dbUrl, httpPort?: number) =>
   startServe({
     dataDir,
-    extra: ["--storage", "postgres", "--mqtt-url", mqttUrl, "--no-local-proplet", "--liveliness-interval", "1"],
-    env: { PROPELLER_DB_URL: dbUrl },
+    extra: [
+      "--storage",
+      "postgres",
+      "--mqtt-url",
+      mqttUrl,
+      "--no-local-proplet",
+      "--liveliness-interval",
+      "1",
+      ...extra,
+    ],
+    env: { PROPELLER_DB_URL: db },
+    ...(httpPort ? { ports: { http: httpPort, mqtt: await freePort() } } : {}),
   });
 
 test("kill -9 of the active manager: the stand-by takes over within 5 s; every firing and task happens once", async () => {
@@ -153,3 +164,28 @@ test("kill -9 of the active manager: the stand-by takes over within 5 s; every f
   expect(runs.filter((r) => Date.parse(r.started_at) > killedAt + takeover).length).toBeGreaterThan(1);
   console.log(JSON.stringify({ takeover_ms: takeover, tasks: acknowledged.length, cron_runs: runs.length }));
 }, 90_000);
+
+test("an active manager whose advertised URL leads to the stand-by: the stand-by refuses at once (508), saying what to set", async () => {
+  const db = await pg.database("loop");
+  const standbyPort = await freePort();
+  // The stand-by's own address as the active one's: what a loopback default is on another machine.
+  const a = await manager(tempDir(), ["--advertise-url", `http://127.0.0.1:${standbyPort}`], db);
+  procs.push(a);
+  const bDir = tempDir();
+  copyFileSync(join(a.dataDir, "admin.token"), join(bDir, "admin.token"));
+  const b = await manager(bDir, [], db, standbyPort);
+  procs.push(b);
+  expect((await http(`${b.url}/health`)).body).toMatchObject({ role: "standby" });
+  const t0 = performance.now();
+  const r = await fetch(`${b.url}/tasks`, {
+    headers: { authorization: `Bearer ${a.token}` },
+    signal: AbortSignal.timeout(5000),
+  });
+  expect(r.status).toBe(508);
+  expect(r.headers.get("propeller-not-acted")).toBe("true");
+  expect(((await r.json()) as { error: string }).error).toContain("--advertise-url");
+  expect(performance.now() - t0).toBeLessThan(2000);
+  expect(b.output()).toContain("leads back to a stand-by");
+  // It keeps answering what is its own.
+  expect((await http(`${b.url}/health`)).status).toBe(200);
+}, 60_000);

@@ -96,7 +96,7 @@ function Admin() {
                   name={t.name}
                   revoked={t.revoked_at}
                   inUse={t.id === s.id}
-                  run={() => api("DELETE", `/tokens/${t.id}`).then(tokens.reload)}
+                  run={() => api("DELETE", `/tokens/${encodeURIComponent(t.id)}`).then(tokens.reload)}
                 />
               ),
             },
@@ -137,7 +137,7 @@ function Admin() {
                   what="identity"
                   name={e.name}
                   revoked={e.revoked_at}
-                  run={() => api("DELETE", `/entities/${e.id}`).then(entities.reload)}
+                  run={() => api("DELETE", `/entities/${encodeURIComponent(e.id)}`).then(entities.reload)}
                 />
               ),
             },

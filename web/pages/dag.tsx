@@ -57,7 +57,7 @@ function Graph(p: { tasks: GroupTask[]; zoom: number }) {
         const at = pos.get(t.id)!;
         return (
           <g key={t.id} data-task={label(t)} data-state={t.status}>
-            <a href={`#/tasks/${t.id}`}>
+            <a href={`#/tasks/${encodeURIComponent(t.id)}`}>
               {/* Its name for a screen reader, and the whole label where the node cuts it. */}
               <title>{`${label(t)} ${t.status}`}</title>
               <rect x={at.x} y={at.y} width={W} height={H} rx={6} fill={FILL[t.state] ?? "#9aa0a6"} opacity={0.35} />

@@ -153,7 +153,7 @@ export function ExperimentPage(p: { id: string }) {
                     Object.entries(x.tasks).map(([proplet, task], i) => (
                       <span key={task}>
                         {i > 0 && ", "}
-                        <a href={`#/tasks/${task}`}>{nameOf(proplet)}</a>
+                        <a href={`#/tasks/${encodeURIComponent(task)}`}>{nameOf(proplet)}</a>
                       </span>
                     )),
                   wide: true,

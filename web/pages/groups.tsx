@@ -45,8 +45,8 @@ function FromFile(p: { what: "workflows" | "jobs"; onCreated: (g: Group) => void
               await file.text(),
               yaml ? "application/yaml" : "application/json",
             );
-            if (p.what === "workflows") await api("POST", `/workflows/${g.workflow_id}/start`);
-            else await api("POST", `/jobs/${g.job_id}/start`);
+            if (p.what === "workflows") await api("POST", `/workflows/${encodeURIComponent(g.workflow_id)}/start`);
+            else await api("POST", `/jobs/${encodeURIComponent(g.job_id)}/start`);
             p.onCreated(g);
           } catch (err) {
             setError(`${file.name}: ${err instanceof Error ? err.message : err}`);
@@ -213,7 +213,8 @@ export function JobsPage() {
               cell: (j) =>
                 j.tasks.map((t) => (
                   <div key={t.id}>
-                    <a href={`#/tasks/${t.id}`}>{t.name}</a> <StateText state={t.state} status={t.status} />
+                    <a href={`#/tasks/${encodeURIComponent(t.id)}`}>{t.name}</a>{" "}
+                    <StateText state={t.state} status={t.status} />
                   </div>
                 )),
             },
@@ -222,7 +223,10 @@ export function JobsPage() {
               // A job that ended (completed, failed, stopped) has nothing to stop.
               cell: (j) =>
                 j.state <= 2 ? (
-                  <Act label={`Stop job ${j.name ?? j.job_id}`} run={() => api("POST", `/jobs/${j.job_id}/stop`)} />
+                  <Act
+                    label={`Stop job ${j.name ?? j.job_id}`}
+                    run={() => api("POST", `/jobs/${encodeURIComponent(j.job_id)}/stop`)}
+                  />
                 ) : null,
             },
           ]}

@@ -62,12 +62,12 @@ export function CreateTask(p: { onCreated: () => void; from?: TaskDetail; open?:
             else if (chosen) body.file = chosen.file;
             else if (!copy) throw new Error("give a .wasm file, an image reference or an example");
             const t = copy
-              ? await api<TaskView>("POST", `/tasks/${copy.id}/clone`, body)
+              ? await api<TaskView>("POST", `/tasks/${encodeURIComponent(copy.id)}/clone`, body)
               : await api<TaskView>("POST", "/tasks", body);
-            if (f.get("start")) await api("POST", `/tasks/${t.id}/start`);
+            if (f.get("start")) await api("POST", `/tasks/${encodeURIComponent(t.id)}/start`);
             if (!copy) (e.target as HTMLFormElement).reset();
             p.onCreated();
-            location.hash = `#/tasks/${t.id}`;
+            location.hash = `#/tasks/${encodeURIComponent(t.id)}`;
           } catch (err) {
             setError(err instanceof Error ? err.message : String(err));
           } finally {

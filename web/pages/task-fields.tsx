@@ -140,7 +140,7 @@ export function PauseResume(p: { t: TaskDetail; done: () => void }) {
     <Act
       label={p.t.paused ? "Resume schedule" : "Pause schedule"}
       run={async () => {
-        await api("POST", `/tasks/${p.t.id}/${to}`);
+        await api("POST", `/tasks/${encodeURIComponent(p.t.id)}/${to}`);
         p.done();
       }}
     />

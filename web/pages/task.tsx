@@ -26,13 +26,13 @@ function Output(p: { id: string; running: boolean }) {
   useEffect(() => {
     setText("");
     if (!p.running) {
-      api<{ chunks: { stream: string; data: string }[] }>("GET", `/tasks/${p.id}/logs`).then(
+      api<{ chunks: { stream: string; data: string }[] }>("GET", `/tasks/${encodeURIComponent(p.id)}/logs`).then(
         (r) => setText(r.chunks.map((c) => c.data).join("")),
         () => {},
       );
       return;
     }
-    const es = new EventSource(`/tasks/${p.id}/logs?follow=true`);
+    const es = new EventSource(`/tasks/${encodeURIComponent(p.id)}/logs?follow=true`);
     es.addEventListener("output", (m) => {
       const c = JSON.parse((m as MessageEvent).data) as { data: string };
       setText((t) => (t + c.data).slice(-100_000));
@@ -85,7 +85,7 @@ function sampling(t: TaskDetail | undefined): string {
 }
 
 function Metrics(p: { id: string; t?: TaskDetail }) {
-  const m = useApi<{ metrics: Sample[] }>(`/tasks/${p.id}/metrics?limit=${SAMPLES}`);
+  const m = useApi<{ metrics: Sample[] }>(`/tasks/${encodeURIComponent(p.id)}/metrics?limit=${SAMPLES}`);
   const [fresh, setFresh] = useState<Sample[]>([]);
   useEffect(() => {
     setFresh([]);
@@ -116,14 +116,17 @@ function Metrics(p: { id: string; t?: TaskDetail }) {
 }
 
 export function TaskPage(p: { id: string }) {
-  const r = useApi<TaskDetail>(`/tasks/${p.id}`, (e) => e.task_id === p.id);
-  const runs = useApi<{ runs: Run[] }>(`/tasks/${p.id}/runs?limit=20`, (e) => e.task_id === p.id && e.type === "run");
+  const r = useApi<TaskDetail>(`/tasks/${encodeURIComponent(p.id)}`, (e) => e.task_id === p.id);
+  const runs = useApi<{ runs: Run[] }>(
+    `/tasks/${encodeURIComponent(p.id)}/runs?limit=20`,
+    (e) => e.task_id === p.id && e.type === "run",
+  );
   const [editing, setEditing] = useState(false);
   // Another task's page (a copy just made, a link followed) starts without the edit form.
   useEffect(() => setEditing(false), [p.id]);
   const t = r.data;
   const act = (what: string) => async () => {
-    await api("POST", `/tasks/${p.id}/${what}`);
+    await api("POST", `/tasks/${encodeURIComponent(p.id)}/${what}`);
     r.reload();
   };
   return (
@@ -148,8 +151,8 @@ export function TaskPage(p: { id: string }) {
               <Act
                 label="Clone"
                 run={async () => {
-                  const c = await api<{ id: string }>("POST", `/tasks/${p.id}/clone`, {});
-                  location.hash = `#/tasks/${c.id}`;
+                  const c = await api<{ id: string }>("POST", `/tasks/${encodeURIComponent(p.id)}/clone`, {});
+                  location.hash = `#/tasks/${encodeURIComponent(c.id)}`;
                 }}
               />
               <Act label={editing ? "Close the edits" : "Re-run with edits…"} run={async () => setEditing(!editing)} />
@@ -157,7 +160,7 @@ export function TaskPage(p: { id: string }) {
                 label="Delete"
                 confirm={`Delete task ${t.name}?`}
                 run={async () => {
-                  await api("DELETE", `/tasks/${p.id}`);
+                  await api("DELETE", `/tasks/${encodeURIComponent(p.id)}`);
                   location.hash = "#/tasks";
                 }}
               />
@@ -187,7 +190,13 @@ export function TaskPage(p: { id: string }) {
               <dt>Id</dt>
               <dd>{t.id}</dd>
               <dt>Proplet</dt>
-              <dd>{t.proplet_id ? <a href={`#/proplets/${t.proplet_id}`}>{t.proplet_name ?? t.proplet_id}</a> : ""}</dd>
+              <dd>
+                {t.proplet_id ? (
+                  <a href={`#/proplets/${encodeURIComponent(t.proplet_id)}`}>{t.proplet_name ?? t.proplet_id}</a>
+                ) : (
+                  ""
+                )}
+              </dd>
               <dt>Inputs</dt>
               <dd>{(t.inputs ?? []).join(", ")}</dd>
               <dt>Module</dt>

@@ -168,7 +168,8 @@ export function TasksPage() {
               sort: "name",
               cell: (t) => (
                 <>
-                  <a href={`#/tasks/${t.id}`}>{t.name}</a> <span class="muted">{t.id.slice(0, 8)}</span>
+                  <a href={`#/tasks/${encodeURIComponent(t.id)}`}>{t.name}</a>{" "}
+                  <span class="muted">{t.id.slice(0, 8)}</span>
                   {t.workflow_id && (
                     <div class="muted">
                       in{" "}
@@ -202,7 +203,9 @@ export function TasksPage() {
               head: "Proplet",
               cell: (t) =>
                 t.proplet_id ? (
-                  <a href={`#/proplets/${t.proplet_id}`}>{t.proplet_name ?? t.proplet_id.slice(0, 8)}</a>
+                  <a href={`#/proplets/${encodeURIComponent(t.proplet_id)}`}>
+                    {t.proplet_name ?? t.proplet_id.slice(0, 8)}
+                  </a>
                 ) : (
                   ""
                 ),

@@ -12,7 +12,8 @@ import { jsonBody } from "./http.ts";
 // scripts never hold a secret and the cookie is no token; `GET /session` says who is signed in and with which role
 // (the console disables what a viewer may not do); `DELETE /session` signs out. Signing in needs no token, so it
 // costs little before one is checked: the body is at most a few KiB (app.ts), nothing is kept for a failure, and
-// failures are counted per client address and in all (429 past either, until the minute turns).
+// failures are counted per client address and in all (429 past either, until the minute turns; a good token
+// still signs in).
 
 const ATTEMPTS = { perKey: 10, total: 100, windowMs: 60_000, maxKeys: 1024 };
 
@@ -34,23 +35,27 @@ export function sessionRoutes(app: Hono, ids: Identities, sessions: Sessions, o:
   app.post("/session", async (c) => {
     if (!o.auth) return c.json({ name: "anyone", role: "admin", auth: false });
     const who = addressOf(c);
-    const wait = attempts.blocked(who, Date.now());
-    if (wait > 0) {
-      c.header("Retry-After", String(Math.ceil(wait / 1000)));
-      return c.json({ error: "too many failed sign-ins: try again in a minute" }, 429);
-    }
     const body = await jsonBody(c, SessionCreate);
+    // A good token or code signs in whatever failed before from the address: everyone behind one address (loopback,
+    // a reverse proxy) was locked out by ten bad tries. Both are 256-bit secrets, so checking first helps no guess.
+    const failed = (error: string) => {
+      const wait = attempts.blocked(who, Date.now());
+      if (wait > 0) {
+        c.header("Retry-After", String(Math.ceil(wait / 1000)));
+        return c.json({ error: "too many failed sign-ins: try again in a minute" }, 429);
+      }
+      attempts.failed(who, Date.now());
+      return c.json({ error }, 401);
+    };
     if (body.code !== undefined) {
       const t = sessions.redeem(body.code);
       if (t) return signedIn(c, t);
-      attempts.failed(who, Date.now());
-      return c.json({ error: "the sign-in link was used already or has expired: sign in with a token" }, 401);
+      return failed("the sign-in link was used already or has expired: sign in with a token");
     }
     const check = ids.checkToken(body.token!);
     if (check && "ok" in check) return signedIn(c, check.ok);
-    attempts.failed(who, Date.now());
-    if (check) return c.json({ error: `token "${check.expired.name}" expired at ${check.expired.expires_at}` }, 401);
-    return c.json({ error: "invalid or revoked token" }, 401);
+    if (check) return failed(`token "${check.expired.name}" expired at ${check.expired.expires_at}`);
+    return failed("invalid or revoked token");
   });
   app.get("/session", (c) => {
     const t = tokenOf(c);
