@@ -38,8 +38,9 @@ export interface Preopen {
   dev: bigint;
   ino: bigint;
   tree: Map<string, Inode>;
-  /** Hash of every file as loaded, by path below the root. */
+  /** Hash and size of every file as loaded, by path below the root. */
   hashes: Map<string, bigint | number>;
+  sizes: Map<string, number>;
   /** Bytes loaded. */
   bytes: number;
 }
@@ -99,6 +100,7 @@ function readAll(fd: number, size: number): Uint8Array {
 export function loadPreopen(host: string, budget: { left: number }): Preopen {
   const root = openRoot(host);
   const hashes = new Map<string, bigint | number>();
+  const sizes = new Map<string, number>();
   let bytes = 0;
   const load = (dirFd: number, rel: string, depth: number): Map<string, Inode> => {
     const out = new Map<string, Inode>();
@@ -127,6 +129,7 @@ export function loadPreopen(host: string, budget: { left: number }): Preopen {
           const data = readAll(fd, Number(f.size));
           bytes += data.length;
           hashes.set(path, digest(data));
+          sizes.set(path, data.length);
           out.set(name, new File(data));
         } finally {
           closeSync(fd);
@@ -137,7 +140,7 @@ export function loadPreopen(host: string, budget: { left: number }): Preopen {
   };
   try {
     const tree = load(root.fd, "", 0);
-    return { root: host, dev: root.dev, ino: root.ino, tree, hashes, bytes };
+    return { root: host, dev: root.dev, ino: root.ino, tree, hashes, sizes, bytes };
   } finally {
     closeSync(root.fd);
   }
@@ -199,14 +202,23 @@ export function savePreopen(p: Preopen, dir: Directory, limit: { left: number })
         } else if (inode instanceof File) {
           if (st && !st.isFile()) continue;
           if (p.hashes.get(path) === digest(inode.data)) continue;
-          if (inode.data.length > limit.left) {
+          // Only added to (a log, a ledger): the new bytes are appended to the file as it is now, so runs that
+          // append at once each keep their lines (a whole-file write-back kept the last run's alone). A file this
+          // run made that another made meanwhile is added to as well.
+          const loaded = p.sizes.get(path) ?? 0;
+          const appended =
+            st !== undefined &&
+            inode.data.length > loaded &&
+            (!p.sizes.has(path) || digest(inode.data.subarray(0, loaded)) === p.hashes.get(path));
+          const bytes = appended ? inode.data.subarray(loaded) : inode.data;
+          if (bytes.length > limit.left) {
             refused.push(`${p.root}/${path}: over the run's disk bound`);
             continue;
           }
-          limit.left -= inode.data.length;
-          const flags = st
-            ? C.O_WRONLY | C.O_NOFOLLOW | C.O_NONBLOCK
-            : C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
+          limit.left -= bytes.length;
+          const flags = !st
+            ? C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW
+            : C.O_WRONLY | C.O_NOFOLLOW | C.O_NONBLOCK | (appended ? C.O_APPEND : 0);
           const fd = openSync(at(dirFd, name), flags, 0o666);
           try {
             const f = fstatSync(fd, { bigint: true });
@@ -215,8 +227,8 @@ export function savePreopen(p: Preopen, dir: Directory, limit: { left: number })
               refused.push(hardLinked(p.root, path, f.nlink).message);
               continue;
             }
-            ftruncateSync(fd, 0);
-            for (let off = 0; off < inode.data.length; ) off += writeSync(fd, inode.data, off);
+            if (!appended) ftruncateSync(fd, 0);
+            for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
           } finally {
             closeSync(fd);
           }

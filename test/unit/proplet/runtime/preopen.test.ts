@@ -69,4 +69,24 @@ describe("preopened directories", () => {
     );
     expect(readdirSync(dir)).toEqual([]);
   });
+  test("write-back: runs that only added to a file, at once, each keep their lines; a rewrite replaces it", () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "ledger.txt"), "0\n");
+    // Four runs load the same file, each appends a line, and each writes back: all four lines stay (a whole-file
+    // write-back kept one, and an exactly-once count read one execution where there were four).
+    const runs = [1, 2, 3, 4].map(() => loadPreopen(dir, budget()));
+    runs.forEach((p, i) => {
+      expect(savePreopen(p, new Directory([["ledger.txt", text(`0\n${i + 1}\n`)]]), budget())).toEqual([]);
+    });
+    expect(readFileSync(join(dir, "ledger.txt"), "utf8")).toBe("0\n1\n2\n3\n4\n");
+    // A file two runs both made: the second adds to the first's.
+    const [a, b] = [loadPreopen(dir, budget()), loadPreopen(dir, budget())];
+    savePreopen(a, new Directory([["new.txt", text("a\n")]]), budget());
+    savePreopen(b, new Directory([["new.txt", text("b\n")]]), budget());
+    expect(readFileSync(join(dir, "new.txt"), "utf8")).toBe("a\nb\n");
+    // Changed, not added to: the run's content replaces the file's.
+    const c = loadPreopen(dir, budget());
+    savePreopen(c, new Directory([["ledger.txt", text("rewritten, longer than before\n")]]), budget());
+    expect(readFileSync(join(dir, "ledger.txt"), "utf8")).toBe("rewritten, longer than before\n");
+  });
 });
