@@ -205,6 +205,8 @@ export interface SiteOptions extends StandbyOptions {
   holder: string;
   /** Where the other managers reach this one's REST API. */
   advertised: string;
+  /** The site's broker (`--mqtt-url`); none: this serve's embedded one. */
+  mqttUrl?: string;
 }
 
 export interface Site {
@@ -231,7 +233,18 @@ export async function joinSite(o: SiteOptions): Promise<Site> {
     throw new Error(`PostgreSQL at ${redact(o.postgresUrl)}: ${e instanceof Error ? e.message : e}`);
   }
   const lease = new Lease(sql, o.holder, o.advertised);
-  if (!(await lease.acquire())) await standBy(o, lease);
+  if (!(await lease.acquire())) {
+    // A stand-by with a broker of its own would take over onto it, away from every proplet of the site (on the
+    // active manager's broker): refused before it waits, not found out at the fail-over.
+    if (!o.mqttUrl) {
+      const held = await lease.current().catch(() => undefined);
+      await sql.close().catch(() => {});
+      throw new Error(
+        `another manager${held?.url ? ` (${held.url})` : ""} holds this site's lease: a stand-by must use the site's broker (--mqtt-url, as the active one does); with its own embedded broker it would take over away from the site's proplets`,
+      );
+    }
+    await standBy(o, lease);
+  }
   const kept = keepLease(lease, leaseLost);
   return {
     fence: (tx) => lease.check(tx).catch((e) => leaseLost(String(e))),

@@ -189,3 +189,30 @@ test("an active manager whose advertised URL leads to the stand-by: the stand-by
   // It keeps answering what is its own.
   expect((await http(`${b.url}/health`)).status).toBe(200);
 }, 60_000);
+
+test("a second manager on the site's database with its own embedded broker is refused before it stands by", async () => {
+  const db = await pg.database("ownbroker");
+  const a = await manager(tempDir(), [], db);
+  procs.push(a);
+  // No --mqtt-url: it would have taken over onto a broker no proplet of the site is on.
+  const b = spawnPropeller(
+    [
+      "serve",
+      "--storage",
+      "postgres",
+      "--no-local-proplet",
+      "--data-dir",
+      tempDir(),
+      "--http-port",
+      String(await freePort()),
+      "--mqtt-port",
+      String(await freePort()),
+    ],
+    { PROPELLER_DB_URL: db },
+  );
+  procs.push(b);
+  expect(await b.proc.exited).not.toBe(0);
+  expect(b.output()).toContain(
+    `another manager (${a.url}) holds this site's lease: a stand-by must use the site's broker (--mqtt-url`,
+  );
+}, 60_000);
