@@ -25,6 +25,7 @@ const key = (flag: string) => flag.replaceAll("-", "_");
 export class Layers {
   readonly file?: string;
   private section: Record<string, unknown> = {};
+  private sections: Record<string, unknown> = {};
   private used = new Set<string>();
   readonly resolved = new Map<string, Resolved>();
   /** File problems are kept until the command runs, where they are reported as usage errors. */
@@ -47,9 +48,25 @@ export class Layers {
       this.problems.push(...sectionProblems(all, this.file));
       const s = all[name];
       if (s !== undefined && isTable(s)) this.section = s;
+      this.sections = all;
     } catch (e) {
       this.problems.push(e instanceof Error ? e.message : `${this.file}: ${e}`);
     }
+  }
+
+  /**
+   * An identity from provision's section of the same file (`[manager]`, `[proxy]`): `entity_id` and `api_key`, both
+   * or neither. A file readable by serve's user alone keeps a key out of `systemctl show`, where Environment= is.
+   */
+  identity(section: "manager" | "proxy"): { id: string; key: string } | undefined {
+    const s = this.sections[section];
+    if (s === undefined || !isTable(s)) return undefined;
+    const id = s.entity_id;
+    const key = s.api_key;
+    if (id === undefined && key === undefined) return undefined;
+    if (typeof id !== "string" || typeof key !== "string" || !id || !key)
+      throw new UsageError(`[${section}] of ${this.file}: entity_id and api_key go together, as strings`);
+    return { id, key };
   }
 
   /** A setting is declared: its key (and aliases) are known in the file, whichever layer gives its value. */

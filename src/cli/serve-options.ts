@@ -75,11 +75,14 @@ function tlsFrom(L: Layers, cert?: string, key?: string, clientCa?: string, port
   return { ...pems, mqttTlsPort: int(L.label("mqtt-tls-port"), port) };
 }
 
-/** The manager's identity on an external broker, as upstream names it. */
-function managerCredentials(): { id: string; key: string } | undefined {
+/**
+ * The manager's identity on an external broker, as upstream names it: MANAGER_ENTITY_ID and MANAGER_API_KEY, else
+ * `[manager]` of serve's config file (what `provision` writes; the section was accepted and ignored).
+ */
+function managerCredentials(L: Layers): { id: string; key: string } | undefined {
   const id = env("MANAGER_ENTITY_ID");
   const key = env("MANAGER_API_KEY");
-  if (!id && !key) return undefined;
+  if (!id && !key) return L.identity("manager");
   if (!id || !key) throw new UsageError("MANAGER_ENTITY_ID and MANAGER_API_KEY must be set together");
   return { id, key };
 }
@@ -96,10 +99,10 @@ function urlSetting(L: Layers, flag: string, v: string | undefined, schemes: str
  * The embedded OCI proxy's identity on an external broker (upstream's names); without it the proxy logs in as the
  * manager, whose broker ACL must then allow the registry topics.
  */
-function proxyCredentials(): { id: string; key: string } | undefined {
+function proxyCredentials(L: Layers): { id: string; key: string } | undefined {
   const id = env("PROXY_ENTITY_ID");
   const key = env("PROXY_API_KEY");
-  if (!id && !key) return undefined;
+  if (!id && !key) return L.identity("proxy");
   if (!id || !key) throw new UsageError("PROXY_ENTITY_ID and PROXY_API_KEY must be set together");
   return { id, key };
 }
@@ -212,8 +215,8 @@ export async function serveOptions(
     tls: tlsFrom(L, args["tls-cert"], args["tls-key"], args["tls-client-ca"], args["mqtt-tls-port"]),
     allowedOrigins: origins(L.label("allowed-origins"), args["allowed-origins"]),
     brokerLimits: brokerLimits(L, args),
-    managerCredentials: managerCredentials(),
-    proxyCredentials: proxyCredentials(),
+    managerCredentials: managerCredentials(L),
+    proxyCredentials: proxyCredentials(L),
     domainId: args["domain-id"],
     channelId: args["channel-id"],
     livelinessInterval: interval,

@@ -52,10 +52,19 @@ const managerEnv = () => ({
   PROXY_ENTITY_ID: cfg.proxy!.entity_id,
   PROXY_API_KEY: cfg.proxy!.api_key,
 });
-const manager = (dataDir: string, env: Record<string, string> = managerEnv()) =>
+const manager = (dataDir: string, env: Record<string, string> = managerEnv(), more: string[] = []) =>
   startServe({
     dataDir,
-    extra: ["--storage", "postgres", "--mqtt-url", mqttUrl, "--no-local-proplet", "--liveliness-interval", "1"],
+    extra: [
+      "--storage",
+      "postgres",
+      "--mqtt-url",
+      mqttUrl,
+      "--no-local-proplet",
+      "--liveliness-interval",
+      "1",
+      ...more,
+    ],
     env,
   });
 
@@ -112,7 +121,9 @@ test("provisioned mosquitto, PostgreSQL and two managers with authentication: a 
   expect((await http(`${a.url}/health`)).body).toMatchObject({ role: "active", storage: "postgres" });
   const bDir = tempDir();
   copyFileSync(join(aDir, "admin.token"), join(bDir, "admin.token"));
-  const b = await manager(bDir);
+  // The second one takes both identities from provision's file (--config): no key in its environment, where a
+  // unit's Environment= shows it to `systemctl show`. The [manager] section was accepted and ignored.
+  const b = await manager(bDir, { PROPELLER_DB_URL: dbUrl }, ["--config", configFile]);
   procs.push(b);
   expect((await http(`${b.url}/health`)).body).toMatchObject({ role: "standby", active_url: a.url });
   expect(a.output()).not.toContain("Not authorized");
