@@ -49,20 +49,82 @@ export function onRecent(fn: () => void): () => void {
   return () => recentListeners.delete(fn);
 }
 
+interface Stream {
+  open(): void;
+  close(): void;
+}
+/** Every page's own stream, so that a tab out of sight can let them go and take them back. */
+const pageStreams = new Set<Stream>();
+
 /** A page's own stream (e.g. one proplet's metrics samples), closed by the function returned. */
 export function subscribe(query: string, types: string[], fn: Listener): () => void {
-  const s = new EventSource(`/events?${query}`);
-  for (const type of types) {
-    s.addEventListener(type, (m) => fn(JSON.parse((m as MessageEvent).data) as LiveEvent));
-  }
-  return () => s.close();
+  let s: EventSource | undefined;
+  const stream: Stream = {
+    open() {
+      s = new EventSource(`/events?${query}`);
+      for (const type of types) {
+        s.addEventListener(type, (m) => fn(JSON.parse((m as MessageEvent).data) as LiveEvent));
+      }
+    },
+    close() {
+      s?.close();
+      s = undefined;
+    },
+  };
+  if (!parked) stream.open();
+  pageStreams.add(stream);
+  return () => {
+    stream.close();
+    pageStreams.delete(stream);
+  };
 }
 
 const listeners = new Set<Listener>();
 const statusListeners = new Set<(up: boolean) => void>();
 let source: EventSource | undefined;
+/** Whether the live stream is wanted (signed in), and whether it is let go while the tab is out of sight. */
+let wanted = false;
+let parked = false;
+
+/**
+ * A tab out of sight for a while lets its streams go: a browser gives one host six HTTP/1.1 connections, shared by
+ * every tab, and each console tab held one or two for good (a seventh tab never loaded). Shown again, the streams
+ * come back and every page asks again for what it shows (a stream back is a refresh, see ui.tsx useApi).
+ */
+export const PARK_AFTER_MS = 5_000;
+let parkTimer: ReturnType<typeof setTimeout> | undefined;
+if (typeof document !== "undefined") {
+  document.addEventListener("visibilitychange", () => {
+    clearTimeout(parkTimer);
+    if (document.hidden) {
+      parkTimer = setTimeout(park, PARK_AFTER_MS);
+      return;
+    }
+    if (!parked) return;
+    parked = false;
+    for (const s of pageStreams) s.open();
+    if (wanted) {
+      open();
+      void seedRecent().catch(() => {});
+    }
+  });
+}
+
+function park(): void {
+  parked = true;
+  for (const s of pageStreams) s.close();
+  if (!source) return;
+  source.close();
+  source = undefined;
+  for (const fn of statusListeners) fn(false);
+}
 
 export function connect(): void {
+  wanted = true;
+  if (!parked) open();
+}
+
+function open(): void {
   source?.close();
   source = new EventSource("/events?types=task,run,proplet,fl");
   source.onopen = () => {
@@ -82,6 +144,7 @@ export function connect(): void {
 
 /** Stops the live stream (signing out, or a session that ended). */
 export function disconnect(): void {
+  wanted = false;
   source?.close();
   source = undefined;
   recent = [];

@@ -89,6 +89,38 @@ describe("the console, live", () => {
     await page.context().close();
   });
 
+  test("tabs out of sight let their streams go: a seventh tab loads (a host gets six connections), and a tab shown again is live", async () => {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    expect((await context.request.post(`${s.url}/session`, { data: { token: s.token } })).status()).toBe(200);
+    // As the browser says a tab went out of sight or came back (headless, every tab counts as shown).
+    const seen = (p: Page, hidden: boolean) =>
+      p.evaluate(
+        `Object.defineProperty(document, "hidden", { configurable: true, get: () => ${hidden} });
+         document.dispatchEvent(new Event("visibilitychange"));`,
+      );
+    const tabs: Page[] = [];
+    for (let i = 0; i < 6; i++) {
+      const p = await context.newPage();
+      await p.goto(`${s.url}/#/`);
+      await p.getByRole("list", { name: "Recent events" }).waitFor();
+      await seen(p, true);
+      tabs.push(p);
+    }
+    await Bun.sleep(5_000 + 1_500); // PARK_AFTER_MS (web/live.ts), and a little
+    const seventh = await context.newPage();
+    await seventh.goto(`${s.url}/#/`, { timeout: 10_000 });
+    await seventh.getByRole("navigation", { name: "Pages" }).waitFor({ timeout: 10_000 });
+    // The first tab shown again takes its stream back: a task run now appears in its list without a reload.
+    await seen(tabs[0]!, false);
+    await Bun.sleep(500);
+    const done = tabs[0]!.getByRole("list", { name: "Recent events" }).getByText("task add → Completed");
+    const before = await done.count();
+    const t = await runTask(s.url, { name: "add", file: b64("add"), inputs: [40, 2] });
+    expect(t.results).toBe("42");
+    await until("the run in the tab shown again", async () => (await done.count()) > before, 10_000);
+    await context.close();
+  }, 60_000);
+
   test("a proplet's chart moves as its metrics events arrive, without a reload; its heartbeat age follows", async () => {
     const proplet = (await http(`${s.url}/proplets`)).body.proplets[0];
     const page = await open();
