@@ -99,6 +99,15 @@ export class Dispatcher {
     this.drain();
   }
 
+  /**
+   * After a failed commit (a full disk): the running sets again from the store, so that a run whose end was lost
+   * with the commit is on its proplet's books again and asked about (lost-runs.ts), not left Running for good.
+   */
+  resyncRunning(): void {
+    for (const t of this.store.tasks.listByState([TaskState.Running]))
+      if (t.proplet_id) this.proplets.track(t.proplet_id, t.id, true);
+  }
+
   private save(t: Task, prevState?: number): void {
     saveTask(this.store, this.events, t, prevState);
   }

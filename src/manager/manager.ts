@@ -1,6 +1,7 @@
 import type { SchedulerName } from "../core/scheduler.ts";
 import { stateName } from "../core/states.ts";
 import type { TrustGate } from "../core/trust-policy.ts";
+import { tag } from "../log.ts";
 import { dumpStore } from "../storage/archive.ts";
 import type { Storage } from "../storage/repository.ts";
 import { Broadcasts } from "./broadcast.ts";
@@ -88,6 +89,12 @@ export class Manager {
       restartGraceMs: opts.livelinessThresholdMs,
     });
     const d = this.dispatcher;
+    store.onLostWrites?.(() => {
+      tag("manager").warn(
+        "a commit failed and was undone (is the disk full?): what it held is read again from the store",
+      );
+      d.resyncRunning();
+    });
     identities.labelled.subscribe(() => d.drain());
     identities.revoked.subscribe((id) => this.liveness.onRevoked(id));
     const t = this.telemetry;

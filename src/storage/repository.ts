@@ -144,4 +144,9 @@ export interface Storage {
   release?(): void;
   /** Commits what is left and lets go; a backend with a server connection resolves once it is closed. */
   close(): void | Promise<void>;
+  /**
+   * Told when a commit failed and what it held is gone (a full disk): what was decided in memory from those writes
+   * is to be read again from the store. Optional: a backend that cannot lose a commit this way has none.
+   */
+  onLostWrites?(fn: () => void): void;
 }

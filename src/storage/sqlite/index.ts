@@ -58,6 +58,7 @@ export function openSqlite(path: string, snapshots?: string): Storage {
     entities: new SqliteEntities(db, batch),
     fl: new SqliteFl(db, batch),
     durable: () => batch.durable(),
+    onLostWrites: (fn) => batch.onRollback(fn),
     probe: async () => {
       // A row of its own, in the group commit every write goes through; the table is made by the first probe.
       batch.begin();
