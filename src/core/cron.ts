@@ -17,7 +17,9 @@ export function checkSchedule(expr: string, tz = "UTC"): string | undefined {
   const fields = expr.trim().split(/\s+/).length;
   if (fields !== 5 && fields !== 6) return `expected 5 fields (or 6 with leading seconds), got ${fields}`;
   try {
-    new Cron(expr, { timezone: tz, paused: true, mode: "5-or-6-parts" });
+    const c = new Cron(expr, { timezone: tz, paused: true, mode: "5-or-6-parts" });
+    // A date no month has (`0 0 30 2 *`): accepted, it was stored with no next run and never fired.
+    if (!c.nextRun()) return `${JSON.stringify(expr)} never fires (no date matches it)`;
     return undefined;
   } catch (e) {
     return e instanceof Error ? e.message.replace(/^CronPattern: /, "") : String(e);

@@ -18,17 +18,30 @@ const GroupName = z
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
   .regex(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$/, "must be one line without control characters");
 
+/**
+ * A task of a job or workflow runs when its group does: a schedule on one fired it alone (a workflow never started
+ * ran that task, once), and one on the group was ignored. Both are refused, saying so.
+ */
+const MemberTask = GroupTask.superRefine((t, ctx) => {
+  if (t.schedule)
+    ctx.addIssue({
+      code: "custom",
+      path: ["schedule"],
+      message: "a task of a job or workflow runs when its group is started; schedules are for single tasks",
+    });
+});
+
 export const JobCreate = z.object({
   name: GroupName,
   execution_mode: ExecutionMode.default("parallel"),
-  tasks: z.array(GroupTask).min(1, "a job needs at least one task"),
+  tasks: z.array(MemberTask).min(1, "a job needs at least one task"),
 });
 export type JobCreate = z.infer<typeof JobCreate>;
 
 export const WorkflowCreate = z.object({
   /** Kept on each of its tasks as `workflow_name` (a workflow is not stored apart from its tasks). */
   name: GroupName.optional(),
-  tasks: z.array(GroupTask).min(1, "a workflow needs at least one task"),
+  tasks: z.array(MemberTask).min(1, "a workflow needs at least one task"),
 });
 export type WorkflowCreate = z.infer<typeof WorkflowCreate>;
 
@@ -42,6 +55,9 @@ export const groupTypo =
   (data: unknown): string | undefined => {
     const top = typoKey(data, fields);
     if (top) return top;
+    // Not a typo, and not for another client: a group's schedule was ignored, in silence.
+    if (data && typeof data === "object" && "schedule" in data)
+      return "schedule: a job or workflow has no schedule: start it (jobs start, workflows start), or schedule single tasks";
     const tasks = (data as { tasks?: unknown } | null)?.tasks;
     if (!Array.isArray(tasks)) return undefined;
     for (let i = 0; i < tasks.length; i++) {

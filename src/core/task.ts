@@ -152,6 +152,22 @@ const scheduleCheck = (t: { schedule?: string; timezone?: string }, ctx: z.Refin
   }
 };
 
+/**
+ * A new task's cron settings without a schedule did nothing, in silence (`--timezone`, `--overlap` with no
+ * `--schedule`). Empty and false values pass: upstream's clients send their defaults.
+ */
+const withoutSchedule = (
+  t: { schedule?: string; timezone?: string; is_recurring?: boolean; overlap_policy?: string; misfire_policy?: string },
+  ctx: z.RefinementCtx,
+) => {
+  if (t.schedule) return;
+  const set = [
+    ...(["timezone", "overlap_policy", "misfire_policy"] as const).filter((k) => t[k]),
+    ...(t.is_recurring ? ["is_recurring"] : []),
+  ];
+  for (const k of set) ctx.addIssue({ code: "custom", path: [k], message: "goes with a schedule, and none is given" });
+};
+
 export const TaskCreate = z
   .object(ClientFields)
   .refine((t) => !(t.broadcast && t.proplet_id), {
@@ -162,11 +178,15 @@ export const TaskCreate = z
     message: "exceeds 1MB",
     path: ["metadata"],
   })
-  .superRefine(scheduleCheck);
+  .superRefine(scheduleCheck)
+  .superRefine(withoutSchedule);
 export type TaskCreate = z.infer<typeof TaskCreate>;
 
 /** A task inside a job or workflow may carry its own id, so `depends_on` can refer to it. */
-export const GroupTask = z.object({ ...ClientFields, id: ClientId.optional() }).superRefine(scheduleCheck);
+export const GroupTask = z
+  .object({ ...ClientFields, id: ClientId.optional() })
+  .superRefine(scheduleCheck)
+  .superRefine(withoutSchedule);
 export type GroupTask = z.infer<typeof GroupTask>;
 
 /** `POST /tasks/{id}/invoke`: a latent task's call (upstream's body; empty is allowed). */

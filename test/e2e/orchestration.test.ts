@@ -488,6 +488,33 @@ describe("cron", () => {
     const tz = await http(`${s.url}/tasks`, "POST", add(1, 1, { schedule: "* * * * *", timezone: "Mars/Olympus" }));
     expect(tz.status).toBe(400);
     expect(tz.body.error).toContain("timezone");
+    // A date no month has: stored with no next run, it never fired.
+    const never = await http(`${s.url}/tasks`, "POST", add(1, 1, { schedule: "0 0 30 2 *" }));
+    expect(never).toMatchObject({ status: 400, body: { error: expect.stringContaining("never fires") } });
+    // Cron settings with no schedule did nothing, in silence; upstream's empty defaults still pass.
+    const alone = await http(
+      `${s.url}/tasks`,
+      "POST",
+      add(1, 1, { timezone: "Europe/Paris", overlap_policy: "allow" }),
+    );
+    expect(alone.status).toBe(400);
+    expect(alone.body.error).toContain("timezone: goes with a schedule, and none is given");
+    const defaults = await http(
+      `${s.url}/tasks`,
+      "POST",
+      add(1, 1, { schedule: "", timezone: "", is_recurring: false }),
+    );
+    expect(defaults.status).toBe(201);
+    for (const [path, spec, said] of [
+      ["/workflows", { tasks: [add(1, 1, { overlap_policy: "skip" })] }, "overlap_policy: goes with a schedule"],
+      // A member's schedule fired it alone (a workflow never started ran it once); a group's was ignored.
+      ["/workflows", { tasks: [add(1, 1, { schedule: "* * * * *" })] }, "tasks.0.schedule: a task of a job or"],
+      ["/jobs", { name: "nightly", schedule: "0 2 * * *", tasks: [add(1, 1)] }, "schedule: a job or workflow has no"],
+    ] as const) {
+      const r = await http(`${s.url}${path}`, "POST", spec);
+      expect({ path, status: r.status }).toEqual({ path, status: 400 });
+      expect(r.body.error).toContain(said);
+    }
   });
 });
 

@@ -10,6 +10,9 @@ describe("cron", () => {
     expect(checkSchedule("*/2 * * * * *")).toBeUndefined();
     expect(checkSchedule("* * *")).toContain("expected 5 fields");
     expect(checkSchedule("0 9 * * *", "Nowhere/Land")).toContain("unknown time zone");
+    // The 30th of February: it parsed, was stored with no next run, and never fired.
+    expect(checkSchedule("0 0 30 2 *")).toBe('"0 0 30 2 *" never fires (no date matches it)');
+    expect(checkSchedule("0 0 29 2 *")).toBeUndefined(); // leap years
     const from = new Date("2026-03-01T12:00:00Z");
     expect(nextRun("0 9 * * *", "America/New_York", from)?.toISOString()).toBe("2026-03-01T14:00:00.000Z");
     expect(nextRun("*/2 * * * * *", "UTC", from)?.toISOString()).toBe("2026-03-01T12:00:02.000Z");
