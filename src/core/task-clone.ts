@@ -46,8 +46,12 @@ export function cloneBody(task: Task, { unset, ...patch }: TaskClone): Record<st
     if (k !== "name" && isEmpty(v)) delete body[k];
     else body[k] = v;
   }
+  // A copy without a schedule leaves its cron settings behind: they go with one (a new task is refused them).
+  if (!body.schedule) for (const k of CRON_SETTINGS) delete body[k];
   return body;
 }
+
+const CRON_SETTINGS = ["timezone", "overlap_policy", "misfire_policy", "is_recurring"] as const;
 
 const isEmpty = (v: unknown): boolean =>
   v === "" || (Array.isArray(v) ? v.length === 0 : typeof v === "object" && v !== null && Object.keys(v).length === 0);
