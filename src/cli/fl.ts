@@ -146,11 +146,21 @@ const status = defineCommand({
 
 const models = defineCommand({
   meta: { description: "The model registry: versions, or one version's model as JSON" },
-  args: { version: { type: "positional", description: "a model version", required: false }, ...urlArg },
+  args: {
+    version: {
+      type: "positional",
+      description: "a model version: 3 or v3, as `fl models` lists them",
+      required: false,
+    },
+    ...urlArg,
+  },
   run: ({ args }) =>
     action(async () => {
-      if (args.version !== undefined)
-        return printJson(await api(args, "GET", `/fl/models/${int("version", args.version, 0, 1e9)}`));
+      if (args.version !== undefined) {
+        // As the listing shows them (`v0 v1`): the listing's words work here (the error named a --version flag).
+        const v = int("VERSION (a model version)", args.version.replace(/^v/i, ""), 0, 1e9);
+        return printJson(await api(args, "GET", `/fl/models/${v}`));
+      }
       const r = await api<{ versions: number[] }>(args, "GET", "/fl/models");
       if (args.json) return printJson(r);
       process.stdout.write(`${r.versions.length ? r.versions.map((v) => `v${v}`).join(" ") : "no models"}\n`);
@@ -188,6 +198,21 @@ export const flCommand = defineCommand({
   subCommands: {
     configure,
     status,
+    stop: defineCommand({
+      meta: { description: "Stop a running experiment: its open round ends stopped, its tasks are stopped" },
+      args: { id: { type: "positional", description: "the experiment id", required: true }, ...urlArg },
+      run: ({ args }) =>
+        action(async () => {
+          const id = await resolveId(args, "experiment", args.id);
+          const r = await api<{ experiment_id: string; state: string }>(
+            args,
+            "POST",
+            `/fl/experiments/${encodeURIComponent(id)}/stop`,
+          );
+          if (args.json) return printJson(r);
+          process.stdout.write(`experiment ${r.experiment_id}: ${r.state}\n`);
+        }),
+    }),
     models,
     datasets,
     task: defineCommand({

@@ -216,6 +216,8 @@ describe("rounds, updates and refusals", () => {
     expect(cli(["fl", "status", "cli"], env).stdout).toContain("cli: completed, fedavg");
     expect(cli(["fl", "models"], env).stdout).toBe("v0 v1 v2 v3 v4 v5\n");
     expect(JSON.parse(cli(["fl", "models", "5"], env).stdout)).toEqual({ w: [1, 1, 1], b: 1 });
+    // As the listing names them (it said to give a --version flag that does not exist).
+    expect(JSON.parse(cli(["fl", "models", "v5"], env).stdout)).toEqual({ w: [1, 1, 1], b: 1 });
     const task = JSON.parse(cli(["fl", "task", "--round-id", "cli-2", "--proplet-id", "alpha"], env).stdout);
     expect(task).toEqual({
       round_id: "cli-2",

@@ -109,7 +109,13 @@ describe("a proplet's name", () => {
     expect(cli(["fl", "status", "names"], env).stdout).toContain("participants edge-1");
     const round = (await http(`${s.url}/tasks/${e.round_list[0].tasks[id]}`)).body;
     expect(round.proplet_id).toBe(id);
-    expect((await http(`${s.url}/fl/experiments/names/stop`, "POST")).status).toBe(200);
+    // Stopped from the CLI (there was only POST /fl/experiments/{id}/stop); its round's task says why it ended.
+    expect(cli(["fl", "stop", "names"], env)).toMatchObject({ code: 0, stdout: "experiment names: stopped\n" });
+    const ended = await until("the round's task to end", async () => {
+      const t = (await http(`${s.url}/tasks/${round.id}`)).body;
+      return t.state >= 3 && t;
+    });
+    expect(ended.error).toStartWith(`round ${e.round_list[0].round_id} ended stopped`);
   }, 60_000);
 });
 
