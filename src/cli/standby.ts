@@ -135,7 +135,8 @@ export async function standBy(o: StandbyOptions, lease: Lease): Promise<void> {
       // A loop held every request open and a socket each, for good (517 of them in a walk): refused at once.
       const loop = forwardLoop(req, target, server.port!, o.host);
       if (loop) {
-        loopSaid ||= (log.error(`stand-by: ${loop}`), true);
+        if (!loopSaid) log.error(`stand-by: ${loop}`);
+        loopSaid = true;
         return Response.json({ error: loop }, { status: 508, headers: { "propeller-not-acted": "true" } });
       }
       try {

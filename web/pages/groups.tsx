@@ -45,8 +45,8 @@ function FromFile(p: { what: "workflows" | "jobs"; onCreated: (g: Group) => void
               await file.text(),
               yaml ? "application/yaml" : "application/json",
             );
-            if (p.what === "workflows") await api("POST", `/workflows/${encodeURIComponent(g.workflow_id)}/start`);
-            else await api("POST", `/jobs/${encodeURIComponent(g.job_id)}/start`);
+            if (p.what === "workflows") await api("POST", `/workflows/${encodeURIComponent(g.workflow_id!)}/start`);
+            else await api("POST", `/jobs/${encodeURIComponent(g.job_id!)}/start`);
             p.onCreated(g);
           } catch (err) {
             setError(`${file.name}: ${err instanceof Error ? err.message : err}`);
@@ -225,7 +225,7 @@ export function JobsPage() {
                 j.state <= 2 ? (
                   <Act
                     label={`Stop job ${j.name ?? j.job_id}`}
-                    run={() => api("POST", `/jobs/${encodeURIComponent(j.job_id)}/stop`)}
+                    run={() => api("POST", `/jobs/${encodeURIComponent(j.job_id!)}/stop`)}
                   />
                 ) : null,
             },
