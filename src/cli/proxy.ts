@@ -1,5 +1,6 @@
 import { defineCommand } from "citty";
 import { connectMqtt } from "../broker/client.ts";
+import { MAX_MODULE_MB_LIMIT } from "../core/module-size.ts";
 import { DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MODULE_MB, parseRegistryList } from "../core/oci.ts";
 import { DEFAULT_CHANNEL_ID, DEFAULT_DOMAIN_ID } from "../core/topics.ts";
 import { cannotVerify } from "../core/trust-policy.ts";
@@ -82,7 +83,7 @@ export function proxySettings(
       label("max-module-mb").replace(/^--/, ""),
       v.maxModuleMb ?? String(DEFAULT_MAX_MODULE_MB),
       1,
-      4096,
+      MAX_MODULE_MB_LIMIT, // as serve's own check of the same flag
     ),
   };
 }

@@ -187,6 +187,9 @@ export function checkSettings(L: Layers, args: ServeArgs) {
   urlSetting(L, "postgres-url", args["postgres-url"], ["postgres", "postgresql"]);
   urlSetting(L, "mqtt-url", args["mqtt-url"], ["mqtt", "mqtts", "tcp", "tls", "ssl", "ws", "wss"]);
   urlSetting(L, "advertise-url", args["advertise-url"], ["http", "https"]);
+  // PostgreSQL's address given to another storage: said, not silently dropped.
+  if (storage !== "postgres" && args["postgres-url"])
+    log.warn(`${L.label("postgres-url")} is for --storage postgres; with ${storage} it is not used`);
   return { interval, scheduler, storage };
 }
 

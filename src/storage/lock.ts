@@ -53,6 +53,11 @@ export function lockHolder(dir: string): { pid: number; what: string } | undefin
     : undefined;
 }
 
+const describeCode = (code: string) =>
+  ({ EROFS: "read-only file system", EACCES: "permission denied", EPERM: "not permitted", ENOSPC: "no space left" })[
+    code
+  ] ?? code;
+
 /** Takes the dir's lock for this process (`what`: "serve", "proplet"); throws DirInUse when another holds it. */
 export function lockDir(dir: string, what: string): { release(): void } {
   const file = join(dir, "lock");
@@ -63,7 +68,13 @@ export function lockDir(dir: string, what: string): { release(): void } {
       closeSync(fd);
       break;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      // Said as what it means for the dir (it was a bare "EROFS: read-only file system, open '…/lock'").
+      if (code === "EROFS" || code === "EACCES" || code === "EPERM" || code === "ENOSPC")
+        throw new Error(
+          `${what}'s data dir ${dir} cannot be written (${code}: ${describeCode(code)}): give one it can write`,
+        );
+      if (code !== "EEXIST" || attempt > 0) throw e;
       const holder = lockHolder(dir);
       if (holder) throw new DirInUse(dir, holder.pid, holder.what);
       unlinkSync(file); // stale: its process is gone

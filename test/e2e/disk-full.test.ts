@@ -1,7 +1,18 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { b64, http, type Proc, type Serve, spawnProplet, startServe, tempDir, until, untilAlive } from "../helpers.ts";
+import {
+  b64,
+  cli,
+  http,
+  type Proc,
+  type Serve,
+  spawnProplet,
+  startServe,
+  tempDir,
+  until,
+  untilAlive,
+} from "../helpers.ts";
 
 // serve's data dir on a small tmpfs that fills up while a task runs on a standalone proplet: its result arrives
 // while no commit can succeed. The commit is undone; the run it ended must not stay Running for good (it did, with
@@ -58,3 +69,16 @@ test("a result that arrives while the disk is full is not lost: the task ends Co
   // One run: the proplet answered about the run it had, it did not run it again.
   expect((await http(`${s.url}/tasks/${c.body.id}/runs`)).body.total).toBe(1);
 }, 60_000);
+
+test("a data dir on a read-only file system is refused saying so, not with a bare EROFS", () => {
+  const ro = tempDir();
+  const m = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=1m,ro,mode=700", "tmpfs", ro]);
+  if (m.exitCode !== 0) throw new Error(`mounting a tmpfs failed (this test needs root): ${m.stderr.toString()}`);
+  try {
+    const r = cli(["serve", "--data-dir", ro, "--http-port", "0", "--mqtt-port", "0"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`serve's data dir ${ro} cannot be written (EROFS: read-only file system)`);
+  } finally {
+    Bun.spawnSync(["umount", "-l", ro]);
+  }
+});
