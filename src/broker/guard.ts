@@ -15,6 +15,9 @@ import { type Channel, topics } from "../core/topics.ts";
 import { log } from "../log.ts";
 import { parsedOf, rememberParsed } from "./parsed.ts";
 
+/** Where a refused publish sent again goes to be acked and forgotten. */
+const DROPPED = "$propeller/refused";
+
 /** Authentication for the broker: unset, anyone may connect and publish anything (`serve --no-auth`). */
 export interface BrokerAuth {
   /** The kind of the entity these credentials name, if they are valid. */
@@ -27,6 +30,9 @@ export interface BrokerAuth {
  * password = its API key, and a client id of that identity; a peer publishes and subscribes only where its kind
  * may, never a retained message, and a proplet speaks only about itself. A refused publish closes the connection
  * (MQTT 3.1.1 has no negative ack). A proplet receives a manager's message only when it is for it (forward below).
+ * A refused QoS 1/2 publish that comes again after the reconnect (same topic and message id: the client was never
+ * acked; mqtt.js does not set DUP) is acked and dropped, unsaid: the client sent it again and again, each time
+ * logged (19 warnings and counting). It would be refused anyway: nothing is let through that was not.
  */
 export function guard(aedes: Aedes, auth: BrokerAuth, maxPayloadBytes: number) {
   const peers = new WeakMap<Client, Peer>();
@@ -40,6 +46,9 @@ export function guard(aedes: Aedes, auth: BrokerAuth, maxPayloadBytes: number) {
   const addressed = addressedTopics(auth.channel);
   const t = topics(auth.channel);
   const refuse = (why: string, returnCode: number) => Object.assign(new Error(why), { returnCode });
+  /** Refused QoS 1/2 publishes by peer and message id, oldest first; bounded. */
+  const refused = new Set<string>();
+  const REFUSED_KEPT = 1024;
   aedes.authenticate = (client, username, password, done) => {
     const id = username ?? "";
     const kind = id && password ? auth.authenticate(id, password.toString("utf8")) : undefined;
@@ -61,8 +70,21 @@ export function guard(aedes: Aedes, auth: BrokerAuth, maxPayloadBytes: number) {
   aedes.authorizePublish = (client, packet, done) => {
     const peer = client ? peers.get(client) : undefined;
     if (!peer) return done(new Error("not authenticated"));
+    const key = packet.qos > 0 ? `${peer.id}\0${packet.messageId}\0${packet.topic}` : undefined;
+    if (key && refused.has(key)) {
+      // Delivered nowhere: no client may subscribe to a `$` topic here, and wildcards never match one.
+      refused.delete(key);
+      packet.topic = DROPPED;
+      packet.payload = Buffer.alloc(0);
+      packet.retain = false;
+      return done(null);
+    }
     const deny = (why: string) => {
       log.warn(`mqtt: ${peer.kind} ${peer.id} may not publish on ${packet.topic}: ${why}`);
+      if (key) {
+        refused.add(key);
+        if (refused.size > REFUSED_KEPT) refused.delete(refused.values().next().value!);
+      }
       done(new Error(why));
     };
     if (packet.retain) return deny("retained messages are refused");

@@ -58,3 +58,27 @@ test("hostile timestamps and deep nesting from a proplet: serve stays up and sti
   p.end(true);
   expect(s.output()).toContain("nests deeper than 32 levels");
 }, 60_000);
+
+test("a refused QoS 1 publish is not sent again for good: once refused (the connection closed), its resend is acked and dropped", async () => {
+  const login = await identity(s.url, "proplet", "resender");
+  const topic = "m/default/c/default/control/manager/start"; // the manager's, never a proplet's
+  const said = () => s.output().split(`may not publish on ${topic}`).length - 1;
+  const before = said();
+  // mqtt.js as a proplet uses it: reconnecting, and sending an unacked QoS 1 publish again after each reconnect.
+  const p = await mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, {
+    clientId: "resender",
+    ...login,
+    clean: false,
+    reconnectPeriod: 100,
+  });
+  try {
+    const acked = p.publishAsync(topic, JSON.stringify({ id: "t" }), { qos: 1 });
+    expect(await Promise.race([acked.then(() => "acked"), Bun.sleep(5000).then(() => "never")])).toBe("acked");
+    await Bun.sleep(1000);
+    // Refused and said once; it was sent again after every reconnect, each time refused and logged.
+    expect(said() - before).toBe(1);
+    expect((await http(`${s.url}/health`)).status).toBe(200);
+  } finally {
+    p.end(true);
+  }
+}, 30_000);
