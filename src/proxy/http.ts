@@ -92,5 +92,7 @@ export function unreachable(host: string, e: unknown): RegistryError {
   if (e instanceof RegistryError) return e;
   const why = e instanceof Error ? e.message : String(e);
   const timeout = e instanceof Error && (e.name === "TimeoutError" || e.name === "AbortError");
-  return new RegistryError(`cannot reach ${host}: ${why}`, timeout ? "registry timed out" : "registry unreachable");
+  // A registry that took the connection but never answered is slow, not unreachable: said so.
+  if (timeout) return new RegistryError(`${host} did not answer in time: ${why}`, "registry timed out");
+  return new RegistryError(`cannot reach ${host}: ${why}`, "registry unreachable");
 }

@@ -15,8 +15,11 @@ import {
   registryScheme,
 } from "../core/oci.ts";
 import { ENCRYPTED_SUFFIX, encryptLayer, wrapEncrypted } from "../core/ocicrypt.ts";
+import { tag } from "../log.ts";
 import { type Credentials, RegistryAuth } from "./auth.ts";
 import { RegistryError, readBounded, unreachable } from "./http.ts";
+
+const log = tag("proxy");
 
 // A small OCI distribution client: pull a Wasm module by reference (tag or digest, index → wasi/wasm entry,
 // layer by media type, digest verified), push one as an OCI artifact. Auth: anonymous, basic, and the bearer
@@ -48,6 +51,8 @@ export { RegistryError } from "./http.ts";
 const MANIFEST_ACCEPT = [MEDIA.ociManifest, MEDIA.dockerManifest, MEDIA.ociIndex, MEDIA.dockerList].join(", ");
 /** Tag resolutions kept: bounded, whatever the proplets ask for. */
 const MAX_CACHED = 1024;
+/** A registry request's time limit. */
+export const REGISTRY_TIMEOUT_MS = 45_000;
 
 export class RegistryClient {
   private auth: RegistryAuth;
@@ -61,7 +66,9 @@ export class RegistryClient {
     this.auth = new RegistryAuth({
       ...(o.credentials ? { credentials: o.credentials } : {}),
       insecure: o.insecure ?? [],
-      timeoutMs: o.timeoutMs ?? 60_000,
+      // Under a proplet's 60 s wait for the chunks (proplet/module-source.ts): the proxy's "registry timed out"
+      // reaches it before it gives up saying "no chunk received (is the OCI proxy running?)".
+      timeoutMs: o.timeoutMs ?? REGISTRY_TIMEOUT_MS,
       count: () => this.requests++,
     });
   }
@@ -177,10 +184,19 @@ export class RegistryClient {
     const bytes = await this.body(ref, res, d.size, what, true);
     if (ociDigest(bytes) !== d.digest) throw new RegistryError(`${what}: content does not match its digest`);
     if (cached) {
-      mkdirSync(join(this.o.cacheDir!, "blobs"), { recursive: true });
-      writeFileSync(`${cached}.tmp`, bytes);
-      renameSync(`${cached}.tmp`, cached); // whole or absent, even after a crash
-      this.trimCache();
+      // The cache is a saving, not a need: a disk that cannot take the blob (full, read-only) leaves it uncached,
+      // said in the log; the module is still sent (a full disk failed every fetch, "could not fetch the module").
+      try {
+        mkdirSync(join(this.o.cacheDir!, "blobs"), { recursive: true });
+        writeFileSync(`${cached}.tmp`, bytes);
+        renameSync(`${cached}.tmp`, cached); // whole or absent, even after a crash
+        this.trimCache();
+      } catch (e) {
+        try {
+          rmSync(`${cached}.tmp`, { force: true });
+        } catch {} // its directory may be what failed
+        log.warn(`blob cache: ${d.digest} not kept: ${e instanceof Error ? e.message : e}`);
+      }
     }
     return bytes;
   }

@@ -96,3 +96,14 @@ test("the blob cache keeps its bound on disk, the oldest blobs out first", async
   await d.pull(`${host}/a/m:v1`);
   expect(readdirSync(join(fresh, "blobs"))).toHaveLength(1);
 });
+
+test("a blob cache that cannot be written (a full or read-only disk) leaves the blob uncached; the module is still pulled", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "blobs-"));
+  writeFileSync(join(dir, "blobs"), "a file where the cache's directory would go"); // every write under it fails
+  const c = new RegistryClient({
+    credentials: { username: "alice", password: "s3cret", hosts: [host] },
+    cacheDir: dir,
+  });
+  const m = await c.pull(`${host}/a/m:v1`);
+  expect(m.bytes.length).toBe(8);
+});
