@@ -15,6 +15,35 @@ export class RegistryError extends Error {
 const MAX_REDIRECTS = 5;
 
 /**
+ * Whether a host is this machine's or its network's: loopback, link-local (a cloud's metadata service at
+ * 169.254.169.254), private ranges, `localhost`. By its name as written: a name resolving there is not caught.
+ */
+export function inward(host: string): boolean {
+  let h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  if (h === "localhost" || h.endsWith(".localhost")) return true;
+  // An IPv4 address written as IPv6 (`[::ffff:169.254.169.254]`, which URL writes `[::ffff:a9fe:a9fe]`).
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
+  if (mapped) {
+    const n = (Number.parseInt(mapped[1]!, 16) << 16) | Number.parseInt(mapped[2]!, 16);
+    h = [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
+  } else if (h.startsWith("::ffff:")) h = h.slice(7);
+  const v4 = /^(\d+)\.(\d+)\.\d+\.\d+$/.exec(h);
+  if (v4) {
+    const [a, b] = [Number(v4[1]), Number(v4[2])];
+    return (
+      a === 127 ||
+      a === 10 ||
+      a === 0 ||
+      (a === 169 && b === 254) ||
+      (a === 172 && b >= 16 && b <= 31) ||
+      (a === 192 && b === 168)
+    );
+  }
+  // IPv6 only (a name such as fcdn.example is not an address): loopback, unspecified, link-local, unique local.
+  return h.includes(":") && (h === "::1" || h === "::" || h.startsWith("fe80:") || /^f[cd]/.test(h));
+}
+
+/**
  * `fetch` following at most five redirects; `authorization` goes only to the origin of `url` (a blob store a
  * registry redirects to gets none).
  */
@@ -40,6 +69,10 @@ export async function fetchFollowing(
     const next = new URL(location, at);
     if (next.protocol !== "http:" && next.protocol !== "https:")
       throw new RegistryError(`redirect from ${at} to ${next.protocol} refused`, "redirect refused");
+    // A registry elsewhere may send the proxy to a blob store anywhere, but not into the gateway's own machine or
+    // network (a cloud's metadata service, a local admin port): only a registry there itself may.
+    if (inward(next.hostname) && !inward(new URL(url).hostname))
+      throw new RegistryError(`redirect from ${at} to ${next.host} refused: an address inside`, "redirect refused");
     at = next.href;
   }
 }

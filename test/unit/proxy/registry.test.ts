@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, utimesSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ociDigest } from "../../../src/core/digest.ts";
+import { inward } from "../../../src/proxy/http.ts";
 import { RegistryClient, RegistryError } from "../../../src/proxy/registry.ts";
 
 // The registry client against real HTTP servers on loopback: a registry behind basic auth whose blobs redirect to
@@ -106,4 +107,25 @@ test("a blob cache that cannot be written (a full or read-only disk) leaves the 
   });
   const m = await c.pull(`${host}/a/m:v1`);
   expect(m.bytes.length).toBe(8);
+});
+
+test("a redirect may not lead into the gateway's machine or network, however the address is written", () => {
+  for (const h of [
+    "127.0.0.1",
+    "localhost",
+    "a.localhost",
+    "169.254.169.254",
+    "10.1.2.3",
+    "172.16.0.1",
+    "192.168.1.1",
+    "[::1]",
+    "[fe80::1]",
+    "[fd00::1]",
+    new URL("http://[::ffff:169.254.169.254]/").hostname,
+    new URL("http://2852039166/").hostname, // 169.254.169.254 as one number
+    new URL("http://0x7f.1/").hostname,
+  ])
+    expect({ h, inward: inward(h) }).toEqual({ h, inward: true });
+  for (const h of ["registry.example", "8.8.8.8", "172.32.0.1", "[2001:db8::1]", "cdn.docker.io", "fcdn.example"])
+    expect({ h, inward: inward(h) }).toEqual({ h, inward: false });
 });
