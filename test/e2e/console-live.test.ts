@@ -78,6 +78,9 @@ describe("the console, live", () => {
     );
     await page.getByRole("link", { name: /runs failed/ }).click();
     await page.getByRole("heading", { name: "Tasks", exact: true }).waitFor();
+    // The counters count every task, FL rounds included: so does the list they lead to ("13 completed" led to 10).
+    const shownRounds = page.getByRole("checkbox", { name: /FL round/ });
+    await until("the list to include FL rounds", async () => await shownRounds.isChecked());
     // The select shows the state the link asked for (read until it settles: the page may still be rendering).
     let shown = "";
     await until("the State filter to show Failed", async () => {

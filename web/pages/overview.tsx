@@ -55,10 +55,10 @@ function Spark(p: { values: number[] }) {
 }
 
 const RATES: { key: keyof RateSample; label: string; unit: string; href?: string }[] = [
-  { key: "started_per_s", label: "runs started", unit: "/s", href: "#/tasks?state=Running" },
-  { key: "completed_per_s", label: "runs completed", unit: "/s", href: "#/tasks?state=Completed" },
-  { key: "failed_per_s", label: "runs failed", unit: "/s", href: "#/tasks?state=Failed" },
-  { key: "queue_depth", label: "queued for a slot", unit: "", href: "#/tasks?state=Scheduled" },
+  { key: "started_per_s", label: "runs started", unit: "/s", href: "#/tasks?state=Running&include_rounds=true" },
+  { key: "completed_per_s", label: "runs completed", unit: "/s", href: "#/tasks?state=Completed&include_rounds=true" },
+  { key: "failed_per_s", label: "runs failed", unit: "/s", href: "#/tasks?state=Failed&include_rounds=true" },
+  { key: "queue_depth", label: "queued for a slot", unit: "", href: "#/tasks?state=Scheduled&include_rounds=true" },
   { key: "mqtt_messages_per_s", label: "MQTT messages", unit: "/s" },
   { key: "clients", label: "MQTT clients connected", unit: "", href: "#/proplets" },
 ];
@@ -188,7 +188,11 @@ export function OverviewPage() {
             </div>
             {["Running", "Scheduled", "Completed", "Failed"].map((k) => (
               <div class="card" key={k}>
-                <a href={`#/tasks?state=${k}`} class="cardlink" aria-label={`${s.tasks[k] ?? 0} ${k.toLowerCase()}`}>
+                <a
+                  href={`#/tasks?state=${k}&include_rounds=true`}
+                  class="cardlink"
+                  aria-label={`${s.tasks[k] ?? 0} ${k.toLowerCase()}`}
+                >
                   <div class="n">{s.tasks[k] ?? 0}</div>
                 </a>
                 tasks {k.toLowerCase()}

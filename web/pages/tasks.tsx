@@ -51,11 +51,13 @@ const preview = (t: TaskView) =>
  */
 export function TasksPage() {
   const [offset, setOffset] = useState(0);
-  // A link may ask for a state (`#/tasks?state=Failed`, from the overview's counters).
-  const [state, setState] = useState(() => new URLSearchParams(location.hash.split("?")[1]).get("state") ?? "");
+  // A link may ask for a state (`#/tasks?state=Failed`, from the overview's counters), and for FL rounds too (the
+  // counters count every task: "13 completed" led to a list of 10).
+  const asked = new URLSearchParams(location.hash.split("?")[1]);
+  const [state, setState] = useState(() => asked.get("state") ?? "");
   const [text, setText] = useState("");
   const [search, setSearch] = useState("");
-  const [rounds, setRounds] = useState(false);
+  const [rounds, setRounds] = useState(() => asked.get("include_rounds") === "true");
   const [sort, setSort] = useState<Sort>({ key: "created_at", order: "desc" });
   const [meta, setMeta] = useState("");
   const [filter, setFilter] = useState<string>();
