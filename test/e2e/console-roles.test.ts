@@ -109,8 +109,15 @@ describe("controls follow state and role", () => {
 
   test("revoking the token in use needs its name typed; another token only a confirm", async () => {
     const t = await http(`${s.url}/tokens`, "POST", { name: "ops-admin", role: "admin" });
+    // A token past its lifetime says so (a past date alone read as in force).
+    expect((await http(`${s.url}/tokens`, "POST", { name: "brief", role: "viewer", ttl: "1s" })).status).toBe(201);
+    await Bun.sleep(1100);
     const page = await open(t.body.token, false); // the calls after the revocation are 401s, logged by the browser
     await page.goto(`${s.url}/#/access`);
+    await page
+      .getByRole("row", { name: /brief/ })
+      .getByText(/^expired /)
+      .waitFor();
     await page.getByRole("button", { name: "Revoke token ops-admin (in use)…" }).click();
     const revoke = page.getByRole("button", { name: "Revoke token ops-admin", exact: true });
     expect(await revoke.isDisabled()).toBe(true);

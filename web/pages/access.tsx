@@ -87,7 +87,17 @@ function Admin() {
             { head: "Name", cell: (t) => t.name },
             { head: "Role", cell: (t) => t.role },
             { head: "Created", cell: (t) => ago(t.created_at), wide: true },
-            { head: "Expires", cell: (t) => t.expires_at ?? "never", wide: true },
+            {
+              head: "Expires",
+              // A past date alone read as still in force.
+              cell: (t) =>
+                !t.expires_at
+                  ? "never"
+                  : Date.parse(t.expires_at) <= Date.now()
+                    ? `expired ${t.expires_at}`
+                    : t.expires_at,
+              wide: true,
+            },
             {
               head: "Revoke",
               cell: (t) => (
