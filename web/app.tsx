@@ -4,7 +4,7 @@ import { ApiError, api } from "./api.ts";
 import { connect, disconnect, onStatus } from "./live.ts";
 import { AccessPage } from "./pages/access.tsx";
 import { ExperimentPage, FlPage } from "./pages/fl.tsx";
-import { JobsPage, WorkflowPage, WorkflowsPage } from "./pages/groups.tsx";
+import { JobPage, JobsPage, WorkflowPage, WorkflowsPage } from "./pages/groups.tsx";
 import { OverviewPage } from "./pages/overview.tsx";
 import { PropletPage, PropletsPage } from "./pages/proplets.tsx";
 import { TaskPage } from "./pages/task.tsx";
@@ -65,7 +65,7 @@ function Page(p: { hash: string }) {
     case "workflows":
       return id ? <WorkflowPage id={id} /> : <WorkflowsPage />;
     case "jobs":
-      return <JobsPage />;
+      return id ? <JobPage id={id} /> : <JobsPage />;
     case "fl":
       return id ? <ExperimentPage id={id} /> : <FlPage />;
     case "access":

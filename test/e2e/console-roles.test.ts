@@ -82,6 +82,13 @@ describe("controls follow state and role", () => {
     const row = page.getByRole("row").filter({ hasText: "quick" });
     await row.getByText("Completed").first().waitFor({ timeout: 15_000 });
     expect(await page.getByRole("button", { name: /^Stop job/ }).count()).toBe(0);
+    // Its own page (#/jobs/{id} showed the list of all jobs), reached from its task's page too.
+    const taskId = (await http(`${s.url}/jobs/${job.body.job_id}`)).body.tasks[0].id;
+    await page.goto(`${s.url}/#/tasks/${taskId}`);
+    await page.getByRole("link", { name: /quick/ }).click();
+    await page.getByRole("heading", { name: "Job quick" }).waitFor();
+    await page.getByText(`id ${job.body.job_id}`).waitFor();
+    expect(await page.getByRole("button", { name: /^Stop job/ }).count()).toBe(0);
     await page.context().close();
   });
 

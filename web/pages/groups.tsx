@@ -186,6 +186,34 @@ export function WorkflowPage(p: { id: string }) {
   );
 }
 
+/** One job (`#/jobs/{id}`: it showed the list of all jobs, saying nothing of the one asked for). */
+export function JobPage(p: { id: string }) {
+  const r = useApi<Group>(`/jobs/${encodeURIComponent(p.id)}`, (e) => e.type === "task");
+  const j = r.data;
+  return (
+    <>
+      <h1>Job {j?.name ?? p.id}</h1>
+      <Loading ready={!!j} error={r.error}>
+        {j && (
+          <>
+            <p>
+              <StateText state={j.state} status={j.status} /> · {j.execution_mode} · {j.tasks.length} tasks
+              <span class="muted"> · id {j.job_id}</span>
+            </p>
+            {j.state <= 2 && (
+              <Act
+                label={`Stop job ${j.name ?? j.job_id}`}
+                run={() => api("POST", `/jobs/${encodeURIComponent(p.id)}/stop`)}
+              />
+            )}
+            <Dag tasks={j.tasks} />
+          </>
+        )}
+      </Loading>
+    </>
+  );
+}
+
 export function JobsPage() {
   const r = useApi<{ jobs: Group[]; total: number }>("/jobs?limit=100", (e) => e.type === "task");
   return (

@@ -122,11 +122,11 @@ export function TaskFields(p: { t: TaskDetail }) {
   );
 }
 
-/** A job by its given name (its id shortened until that is known), linking to the jobs page. */
+/** A job by its given name (its id shortened until that is known), linking to its page. */
 function JobName(p: { id: string }) {
   const j = useApi<{ name?: string }>(`/jobs/${encodeURIComponent(p.id)}`);
   return (
-    <a href="#/jobs">
+    <a href={`#/jobs/${encodeURIComponent(p.id)}`}>
       {j.data?.name ?? p.id.slice(0, 8)} <span class="muted">{p.id.slice(0, 8)}</span>
     </a>
   );
