@@ -96,7 +96,16 @@ const Ttl = z.union([z.string().max(20), z.number()]).transform((v, ctx) => {
 });
 
 /** `ttl`: the token expires that long after it is made; without it, it lasts until revoked. */
-export const TokenCreate = z.object({ name: NAME.optional(), role: Role.default("viewer"), ttl: Ttl.optional() });
+export const TokenCreate = z.object({
+  name: NAME.optional(),
+  role: Role.default("viewer"),
+  ttl: Ttl.optional(),
+  /**
+   * Ours: with the console's cookie, an admin token typed again. Cookies ignore ports, so any service on the
+   * gateway's host receives the session; without this it could make itself an admin token that outlives the session.
+   */
+  confirm_token: z.string().min(1).max(512).optional(),
+});
 export type TokenCreate = z.infer<typeof TokenCreate>;
 
 /** Whether a token is past its `expires_at` at `now` (ms). */

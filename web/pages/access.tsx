@@ -42,6 +42,7 @@ function Admin() {
   const [name, setName] = useState("");
   const [role, setRole] = useState("viewer");
   const [ttl, setTtl] = useState("");
+  const [again, setAgain] = useState("");
   const [kind, setKind] = useState("proplet");
   return (
     <>
@@ -68,12 +69,22 @@ function Admin() {
           Expires after (e.g. 12h, 7d; empty: never)
           <input value={ttl} onInput={(e) => setTtl(e.currentTarget.value)} />
         </label>
+        <label>
+          Your admin token, again (a new token outlives this session)
+          <input type="password" autocomplete="off" value={again} onInput={(e) => setAgain(e.currentTarget.value)} />
+        </label>
         <Act
           label="Create token"
           primary
           run={async () => {
-            const body = { ...(name ? { name } : {}), role, ...(ttl.trim() ? { ttl: ttl.trim() } : {}) };
+            const body = {
+              ...(name ? { name } : {}),
+              role,
+              ...(ttl.trim() ? { ttl: ttl.trim() } : {}),
+              ...(again.trim() ? { confirm_token: again.trim() } : {}),
+            };
             const t = await api<{ token: string }>("POST", "/tokens", body);
+            setAgain("");
             setSecret(t.token);
             tokens.reload();
           }}

@@ -1,5 +1,6 @@
 import type { Context, Hono } from "hono";
 import { getCookie } from "hono/cookie";
+import { forbidden } from "../../core/errors.ts";
 import { EntityCreate, EntityKind, LabelsUpdate, type Token, TokenCreate } from "../../core/identity.ts";
 import type { JoinMqtt } from "../../core/join.ts";
 import { QueryFlag } from "../../core/page.ts";
@@ -46,6 +47,11 @@ export interface Owner {
 }
 /** Set for a console session only: a bearer token's owner is made from the token when a stream asks (ownerOf). */
 const ownerOfRequest = new WeakMap<Request, Owner>();
+/**
+ * Requests that came with the console's cookie, by their context: a body limit may put another Request in
+ * `c.req.raw` before the route runs (a body without Content-Length), the context stays.
+ */
+const viaSession = new WeakSet<Context>();
 export const ownerOf = (c: Context): Owner => {
   const known = ownerOfRequest.get(c.req.raw);
   if (known) return known;
@@ -94,6 +100,7 @@ export function tokenRefusal(
       if (!s) return c.json({ error: "the console's session has ended (signed out, expired or revoked)" }, 401);
       token = s.token;
       ownerOfRequest.set(c.req.raw, { tokenId: token.id, sessionKey: s.key, expiresAt: s.expiresAt });
+      viaSession.add(c);
     } else {
       const check = ids.checkToken(bearer!);
       if (check && "expired" in check) {
@@ -127,7 +134,17 @@ export function tokenRefusal(
 
 /** `/tokens…` and `/entities…`: REST tokens and MQTT identities. */
 export function identityRoutes(app: Hono, ids: Identities, channel: Channel, mqtt?: JoinMqtt): void {
-  app.post("/tokens", async (c) => c.json(await ids.createToken(await jsonBody(c, TokenCreate)), 201));
+  app.post("/tokens", async (c) => {
+    const { confirm_token, ...body } = await jsonBody(c, TokenCreate);
+    if (viaSession.has(c)) {
+      const again = confirm_token ? ids.checkToken(confirm_token) : undefined;
+      if (!again || !("ok" in again) || again.ok.role !== "admin")
+        throw forbidden(
+          "confirm_token: making a token from the console asks for an admin token again (a session's cookie reaches every port of this host)",
+        );
+    }
+    return c.json(await ids.createToken(body), 201);
+  });
   app.get("/tokens", (c) => c.json({ tokens: ids.listTokens() }));
   // The token revoked, as the CLI says which one it was: its id, name, role and when it was revoked.
   app.delete("/tokens/:id", async (c) =>

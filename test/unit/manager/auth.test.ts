@@ -187,6 +187,21 @@ describe("REST authentication", () => {
       body: "{}",
     });
     expect(vPost.status).toBe(403);
+    // A token made through the session asks for an admin token again: a cookie reaches every port of the host, and
+    // a session taken there made itself a lasting admin token. A bearer token's request needs no such thing.
+    const makeToken = (body: object) =>
+      app.request("/tokens", {
+        method: "POST",
+        headers: { cookie: jar, "content-type": "application/json", "x-propeller-console": "1" },
+        body: JSON.stringify({ name: "lasting", role: "admin", ...body }),
+      });
+    for (const body of [{}, { confirm_token: viewer }, { confirm_token: "ppt_wrong" }]) {
+      const r = await makeToken(body);
+      expect(r.status).toBe(403);
+      expect(((await r.json()) as { error: string }).error).toContain("confirm_token: making a token from the console");
+    }
+    expect((await makeToken({ confirm_token: admin })).status).toBe(201);
+    expect((await call("POST", "/tokens", admin)).status).toBe(201);
     // Signing out clears the cookie.
     const out = await app.request("/session", { method: "DELETE" });
     expect(out.status).toBe(204);
