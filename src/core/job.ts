@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { typoKey } from "./nearest.ts";
-import { CLIENT_FIELD_NAMES, GroupTask } from "./task.ts";
+import { BIDI_MESSAGE, CLIENT_FIELD_NAMES, GroupTask, NO_BIDI } from "./task.ts";
 
 // Jobs and workflows: groups of tasks created together.
 
@@ -16,7 +16,8 @@ const GroupName = z
   .min(1, "is required")
   .max(GROUP_NAME_MAX, `must be at most ${GROUP_NAME_MAX} characters`)
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  .regex(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$/, "must be one line without control characters");
+  .regex(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$/, "must be one line without control characters")
+  .regex(NO_BIDI, BIDI_MESSAGE);
 
 /**
  * A task of a job or workflow runs when its group does: a schedule on one fired it alone (a workflow never started

@@ -36,6 +36,13 @@ export const ClientId = z
 /** A task's name is the export it calls: bounded, as every name a client gives is (a 1 MB name rode every event). */
 export const MAX_TASK_NAME = 512;
 
+/**
+ * No bidirectional controls in a name (U+202A–U+202E, U+2066–U+2069, U+200E/F, U+061C): `‮gnp.exe‬` showed as
+ * "exe.png" in every list. No export and no honest name needs them.
+ */
+export const NO_BIDI = /^[^\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]*$/;
+export const BIDI_MESSAGE = "must not hold bidirectional control characters (they make it read as another name)";
+
 export const MonitoringProfile = z.looseObject({
   enabled: z.boolean().optional(),
   interval: z.number().nonnegative().optional(),
@@ -84,7 +91,8 @@ const ClientFields = {
     .string({ error: "is required" })
     .trim()
     .min(1, "is required")
-    .max(MAX_TASK_NAME, `at most ${MAX_TASK_NAME} characters`),
+    .max(MAX_TASK_NAME, `at most ${MAX_TASK_NAME} characters`)
+    .regex(NO_BIDI, BIDI_MESSAGE),
   kind: z.enum(["standard", "federated"]).optional(),
   image_url: z.string().optional(),
   file: Base64Wasm.optional(),

@@ -125,6 +125,9 @@ describe("ids as steps in the console's addresses", () => {
       ["/tokens", { name: "..", role: "viewer" }, "name"],
       ["/tasks", { name: "add", file: b64("add"), env: { "bad name": "1" } }, "env"],
       ["/tasks", { name: "w".repeat(1 << 20), file: b64("add") }, "name"],
+      // A right-to-left override: "\u202egnp.exe" showed as "exe.png".
+      ["/tasks", { name: "\u202egnp.exe", file: b64("add") }, "name: must not hold bidirectional"],
+      ["/workflows", { name: "\u202egnp.exe", tasks: [{ name: "add", file: b64("add") }] }, "name: must not hold"],
     ] as const) {
       const r = await http(`${s.url}${path}`, "POST", body);
       expect({ path, field, status: r.status }).toEqual({ path, field, status: 400 });
