@@ -48,7 +48,10 @@ export class Liveness {
       log.info(`proplet ${msg.proplet_id} was cut off from ${msg.offline_from} to ${msg.offline_to}`);
     // Runs to settle only where some are tracked (most heartbeats come from proplets that run nothing).
     if (msg.tasks && this.proplets.taskCount(msg.proplet_id) > 0) {
-      const reason = `interrupted: proplet ${msg.proplet_id} is no longer running the task`;
+      // By the name a person knows it by (tasks list shows names), its id beside it.
+      const name = this.proplets.get(msg.proplet_id)?.name;
+      const who = name && name !== msg.proplet_id ? `${name} (${msg.proplet_id})` : msg.proplet_id;
+      const reason = `interrupted: proplet ${who} is no longer running the task`;
       const runs = msg.runs?.length === msg.tasks.length ? msg.runs : undefined;
       this.dispatcher.settleLost(msg.proplet_id, reason, new Set(msg.tasks), true, runs && listedRuns(msg.tasks, runs));
     }

@@ -51,7 +51,9 @@ test("another proplet's results naming the run cannot hold a mute proplet's run 
     }, 1000);
     const t = await untilEnded(s.url, c.body.id, "the run to be settled", 25_000);
     expect(t.state).toBe(4);
-    expect(t.error).toContain("no longer running the task");
+    // By its name, as lists show it, its id beside it (it said the id alone).
+    const name = (await http(`${s.url}/proplets/mute`)).body.name;
+    expect(t.error).toBe(`interrupted: proplet ${name} (mute) is no longer running the task`);
     // Asked once: the first start and one sent again.
     expect(starts.filter((m) => m.id === c.body.id).length).toBe(2);
     expect((await http(`${s.url}/health`)).status).toBe(200);
