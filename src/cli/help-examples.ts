@@ -85,6 +85,7 @@ export const EXAMPLES: Record<string, string[]> = {
     "propeller fl configure --experiment-id e1 --participants edge-1,edge-2 --task-file client.wasm --rounds 3",
   ],
   "fl status": ["propeller fl status e1"],
+  "fl stop": ["propeller fl stop e1   # its open round ends stopped, its tasks are stopped"],
   "fl models": ["propeller fl models 2   # version 2 of the global model"],
   "fl datasets": [`propeller fl datasets ${ID} --upload data.json`],
   "fl update-cbor": ["propeller fl update-cbor update.cbor"],

@@ -124,11 +124,12 @@ describe("YAML", () => {
         .join(", ")}]\n`;
     bomb += `tasks: [{name: a, file: ${b64("add")}, inputs: *.l8}]\n`;
     expect((await yaml("/workflows", bomb)).status).toBe(400);
-    // Text that only looks like an alias is fine: a cron expression, a glob in quotes.
-    const fine = `name: j\ntasks:\n  - name: a\n    file: ${b64("add")}\n    schedule: 0 */5 * * *\n    cli_args: ["*.wasm"]\n`;
+    // Text that only looks like an alias is fine: a cron expression (a job's task takes none: in its env), a glob in
+    // quotes.
+    const fine = `name: j\ntasks:\n  - name: a\n    file: ${b64("add")}\n    env:\n      EVERY: 0 */5 * * *\n    cli_args: ["*.wasm"]\n`;
     const ok = await yaml("/jobs", fine);
     expect(ok.status).toBe(201);
-    expect(ok.body.tasks[0].schedule).toBe("0 */5 * * *");
+    expect(ok.body.tasks[0].env).toEqual({ EVERY: "0 */5 * * *" });
     await healthy();
   });
 });
