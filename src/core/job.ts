@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { typoKey } from "./nearest.ts";
-import { BIDI_MESSAGE, CLIENT_FIELD_NAMES, GroupTask, NO_BIDI } from "./task.ts";
+import { CLIENT_FIELD_NAMES, GroupTask } from "./task.ts";
+import { BIDI_MESSAGE, NO_BIDI } from "./task-rules.ts";
 
 // Jobs and workflows: groups of tasks created together.
 

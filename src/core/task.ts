@@ -1,10 +1,17 @@
 import { z } from "zod";
-import { checkSchedule, validTimezone } from "./cron.ts";
 import { typoKey } from "./nearest.ts";
 import { Requirements } from "./requirements.ts";
 import { stateName, TaskState } from "./states.ts";
+import {
+  BIDI_MESSAGE,
+  ClientId,
+  envRule,
+  MAX_TASK_NAME,
+  NO_BIDI,
+  scheduleCheck,
+  withoutSchedule,
+} from "./task-rules.ts";
 import { ZERO_TIME } from "./time.ts";
-import { envError } from "./wasm-call.ts";
 
 const WASM_MAGIC = "AGFzbQ"; // base64 of "\0asm" (first 4 bytes), plus the start of the version byte
 
@@ -15,33 +22,8 @@ export const Inputs = z.array(
 
 export const Env = z.record(z.string(), z.string({ error: "env values must be strings" }));
 
-/**
- * A client's env: each name one a guest can be given (checked here, not only on the proplet, where a task with
- * `bad name` failed after it was accepted and started). Stored tasks and messages keep the plain `Env`.
- */
-export const ClientEnv = Env.superRefine((env, ctx) => {
-  const e = envError(env);
-  if (e) ctx.addIssue({ code: "custom", message: e });
-});
-
-/**
- * An id a client gives a task, a workflow or a job: it becomes a segment of the REST and console addresses, so
- * letters, digits and `_.:-` only, starting with a letter or digit (`..%2Fproplets%2FX` made the console's Delete
- * of that "task" delete a proplet; `..` is a path step).
- */
-export const ClientId = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/, "1 to 200 letters, digits or _.:-, starting with a letter or digit");
-
-/** A task's name is the export it calls: bounded, as every name a client gives is (a 1 MB name rode every event). */
-export const MAX_TASK_NAME = 512;
-
-/**
- * No bidirectional controls in a name (U+202A–U+202E, U+2066–U+2069, U+200E/F, U+061C): `‮gnp.exe‬` showed as
- * "exe.png" in every list. No export and no honest name needs them.
- */
-export const NO_BIDI = /^[^\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]*$/;
-export const BIDI_MESSAGE = "must not hold bidirectional control characters (they make it read as another name)";
+/** A client's env: each name one a guest can be given (task-rules.ts). Stored tasks and messages keep `Env`. */
+export const ClientEnv = Env.superRefine(envRule);
 
 export const MonitoringProfile = z.looseObject({
   enabled: z.boolean().optional(),
@@ -147,34 +129,6 @@ export const CLIENT_FIELD_NAMES = Object.keys(ClientFields) as (keyof typeof Cli
 
 /** A task body's key that nearly names a field (`inptus`): its error, else undefined. */
 export const taskTypo = (data: unknown): string | undefined => typoKey(data, CLIENT_FIELD_NAMES);
-
-// A schedule must parse in its time zone; both are checked together so the error names the right field.
-const scheduleCheck = (t: { schedule?: string; timezone?: string }, ctx: z.RefinementCtx) => {
-  if (t.timezone !== undefined && t.timezone !== "" && !validTimezone(t.timezone)) {
-    ctx.addIssue({ code: "custom", path: ["timezone"], message: `unknown time zone ${JSON.stringify(t.timezone)}` });
-    return;
-  }
-  if (t.schedule) {
-    const err = checkSchedule(t.schedule, t.timezone || "UTC");
-    if (err) ctx.addIssue({ code: "custom", path: ["schedule"], message: `invalid cron expression: ${err}` });
-  }
-};
-
-/**
- * A new task's cron settings without a schedule did nothing, in silence (`--timezone`, `--overlap` with no
- * `--schedule`). Empty and false values pass: upstream's clients send their defaults.
- */
-const withoutSchedule = (
-  t: { schedule?: string; timezone?: string; is_recurring?: boolean; overlap_policy?: string; misfire_policy?: string },
-  ctx: z.RefinementCtx,
-) => {
-  if (t.schedule) return;
-  const set = [
-    ...(["timezone", "overlap_policy", "misfire_policy"] as const).filter((k) => t[k]),
-    ...(t.is_recurring ? ["is_recurring"] : []),
-  ];
-  for (const k of set) ctx.addIssue({ code: "custom", path: [k], message: "goes with a schedule, and none is given" });
-};
 
 export const TaskCreate = z
   .object(ClientFields)

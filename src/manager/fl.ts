@@ -21,6 +21,7 @@ import type { Storage } from "../storage/repository.ts";
 import type { ManagerEvents } from "./events.ts";
 import { current, FlExperiments } from "./fl-experiments.ts";
 import { FlRegistry } from "./fl-registry.ts";
+import { participantsHeard, taskErrors } from "./fl-round-checks.ts";
 import { FlUpdates } from "./fl-updates.ts";
 import type { PropletRegistry } from "./proplets.ts";
 import type { Tasks } from "./tasks.ts";
@@ -289,7 +290,8 @@ export class Federation {
     }).length;
     const outcome = roundOutcome(r, e.min_participants, Date.now(), left);
     if (!outcome.done) return;
-    if (outcome.error) return this.finish(e, r, "failed", `${outcome.error}${this.taskErrors(r)}`);
+    if (outcome.error)
+      return this.finish(e, r, "failed", `${outcome.error}${taskErrors(r, this.store, this.proplets)}`);
     this.closing.add(r.round_id);
     try {
       const updates = this.updates.weighted(r);
@@ -308,38 +310,14 @@ export class Federation {
       );
       const last = r.index >= e.rounds;
       await this.finish(e, r, "completed");
-      if (!last && e.state === "running") await this.participantsHeard(e);
+      if (!last && e.state === "running")
+        await participantsHeard(e, this.proplets, this.startedAt + (this.opts.restartGraceMs ?? 0));
       if (!last && e.state === "running") await this.launch(e, r.index + 1, version);
     } catch (err) {
       await this.finish(e, r, "failed", `aggregation failed: ${err instanceof Error ? err.message : err}`);
     } finally {
       this.closing.delete(r.round_id);
     }
-  }
-
-  /** Why the round's tasks that sent nothing failed, as "; edge-1: …" (two at most): the round's error says it. */
-  private taskErrors(r: Round): string {
-    const said = Object.entries(r.tasks)
-      .filter(([proplet]) => !r.updates.some((u) => u.proplet_id === proplet))
-      .map(([proplet, id]) => [proplet, this.store.tasks.get(id)?.error] as const)
-      .filter(([, error]) => error)
-      .slice(0, 2)
-      .map(([proplet, error]) => `${this.proplets.get(proplet)?.name ?? proplet}: ${error!.slice(0, 300)}`);
-    return said.length ? `; ${said.join("; ")}` : "";
-  }
-
-  /**
-   * Soon after a restart, waits (at most until the grace has passed) for every participant to be heard again: a
-   * round overdue at the restart closed at once, and the next one failed for "only 0 of 2 participants are
-   * alive" while they were still reconnecting.
-   */
-  private async participantsHeard(e: Experiment): Promise<void> {
-    const until = this.startedAt + (this.opts.restartGraceMs ?? 0);
-    const alive = (id: string) => {
-      const p = this.proplets.get(id);
-      return p !== undefined && this.proplets.alive(p);
-    };
-    while (Date.now() < until && e.state === "running" && !e.participants.every(alive)) await Bun.sleep(250);
   }
 
   /** Ends a round; a round that did not complete, or the last one, ends the experiment too. */
