@@ -55,6 +55,8 @@ function Page(p: { hash: string }) {
     string?,
     string?,
   ];
+  // `.` and `..` are steps, not ids: `#/tasks/..` asked for GET / and `/runs` (the API refuses such ids anyway).
+  if (id === "." || id === "..") return <p class="error">No page {p.hash}.</p>;
   switch (path) {
     case undefined:
       return <OverviewPage />;

@@ -96,15 +96,17 @@ const Ttl = z.union([z.string().max(20), z.number()]).transform((v, ctx) => {
 });
 
 /** `ttl`: the token expires that long after it is made; without it, it lasts until revoked. */
+/**
+ * Ours: with the console's cookie, an admin token typed again before making what outlives the session (a token,
+ * an identity, a join token). Cookies ignore ports, so any service on the gateway's host receives the session.
+ */
+export const ConfirmToken = z.string().min(1).max(512);
+
 export const TokenCreate = z.object({
   name: NAME.optional(),
   role: Role.default("viewer"),
   ttl: Ttl.optional(),
-  /**
-   * Ours: with the console's cookie, an admin token typed again. Cookies ignore ports, so any service on the
-   * gateway's host receives the session; without this it could make itself an admin token that outlives the session.
-   */
-  confirm_token: z.string().min(1).max(512).optional(),
+  confirm_token: ConfirmToken.optional(),
 });
 export type TokenCreate = z.infer<typeof TokenCreate>;
 
@@ -135,6 +137,7 @@ export const EntityCreate = z
       .refine(notPathStep, "may not be . or .. (a step in an address)")
       .optional(),
     labels: Labels.optional(),
+    confirm_token: ConfirmToken.optional(),
   })
   .refine((e) => !e.labels || e.kind === "proplet", {
     path: ["labels"],

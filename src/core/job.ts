@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { typoKey } from "./nearest.ts";
 import { CLIENT_FIELD_NAMES, GroupTask } from "./task.ts";
-import { BIDI_MESSAGE, NO_BIDI } from "./task-rules.ts";
+import { BIDI_MESSAGE, MEMBER_SCHEDULE, NO_BIDI } from "./task-rules.ts";
 
 // Jobs and workflows: groups of tasks created together.
 
@@ -25,12 +25,7 @@ const GroupName = z
  * ran that task, once), and one on the group was ignored. Both are refused, saying so.
  */
 const MemberTask = GroupTask.superRefine((t, ctx) => {
-  if (t.schedule)
-    ctx.addIssue({
-      code: "custom",
-      path: ["schedule"],
-      message: "a task of a job or workflow runs when its group is started; schedules are for single tasks",
-    });
+  if (t.schedule) ctx.addIssue({ code: "custom", path: ["schedule"], message: MEMBER_SCHEDULE });
 });
 
 export const JobCreate = z.object({

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { NAME, ttlSeconds } from "./identity.ts";
+import { ConfirmToken, NAME, ttlSeconds } from "./identity.ts";
 
 // Join tokens: one line that lets a new proplet fetch its identity (entity id and API key) and the site CA. The
 // line is `ppj_<secret>[.<ca hash>]`: the secret (256 bits, stored only as its sha256) and, when serve speaks TLS,
@@ -45,6 +45,7 @@ export const JoinTokenCreate = z
       }),
     name: NAME.optional(),
     uses: z.number().int().min(1).max(MAX_JOIN_USES).default(1),
+    confirm_token: ConfirmToken.optional(),
   })
   .refine((b) => !(b.name && b.uses > 1), { message: "a name is for one proplet: give uses 1", path: ["name"] });
 export type JoinTokenCreate = z.infer<typeof JoinTokenCreate>;

@@ -50,14 +50,57 @@ export const scheduleCheck = (t: { schedule?: string; timezone?: string }, ctx: 
  * A new task's cron settings without a schedule did nothing, in silence (`--timezone`, `--overlap` with no
  * `--schedule`). Empty and false values pass: upstream's clients send their defaults.
  */
-export const withoutSchedule = (
-  t: { schedule?: string; timezone?: string; is_recurring?: boolean; overlap_policy?: string; misfire_policy?: string },
-  ctx: z.RefinementCtx,
-) => {
-  if (t.schedule) return;
-  const set = [
+export const withoutSchedule = (t: CronSettings, ctx: z.RefinementCtx) => {
+  for (const k of cronWithoutSchedule(t))
+    ctx.addIssue({ code: "custom", path: [k], message: "goes with a schedule, and none is given" });
+};
+
+type CronSettings = {
+  schedule?: string;
+  timezone?: string;
+  is_recurring?: boolean;
+  overlap_policy?: string;
+  misfire_policy?: string;
+};
+
+/** The cron settings given (not empty, not false) where there is no schedule. */
+export function cronWithoutSchedule(t: CronSettings): string[] {
+  if (t.schedule) return [];
+  return [
     ...(["timezone", "overlap_policy", "misfire_policy"] as const).filter((k) => t[k]),
     ...(t.is_recurring ? ["is_recurring"] : []),
   ];
-  for (const k of set) ctx.addIssue({ code: "custom", path: [k], message: "goes with a schedule, and none is given" });
-};
+}
+
+/** A task of a job or workflow runs when its group is started: no schedule of its own. */
+export const MEMBER_SCHEDULE =
+  "a task of a job or workflow runs when its group is started; schedules are for single tasks";
+
+interface Membership {
+  job_id?: string;
+  workflow_id?: string;
+  depends_on?: string[];
+  schedule?: string;
+}
+
+/**
+ * Why a change of a task (`PUT /tasks/{id}`) is refused, naming the field: a job's or workflow's task takes no
+ * schedule there either, cron settings go with a schedule, and a task's group and parents are set when its group
+ * is created (moving a task out of its job let it be deleted while the job ran; out of its workflow, a parent was
+ * deleted from under its children). The same value again passes: clients send whole tasks back.
+ */
+export function updateRefusal(
+  task: Membership,
+  patch: Membership & Record<string, unknown>,
+  next: Membership & CronSettings,
+): string | undefined {
+  for (const k of ["job_id", "workflow_id"] as const)
+    if (patch[k] !== undefined && patch[k] !== task[k]) return `${k}: a task's group is set when its group is created`;
+  if (patch.depends_on !== undefined && (patch.depends_on ?? []).join("\0") !== (task.depends_on ?? []).join("\0"))
+    return "depends_on: a task's parents are set when its workflow is created";
+  if (patch.schedule && (next.job_id || next.workflow_id)) return `schedule: ${MEMBER_SCHEDULE}`;
+  const alone = cronWithoutSchedule(next);
+  if (alone.length && cronWithoutSchedule(patch).length)
+    return `${cronWithoutSchedule(patch)[0]}: goes with a schedule, and none is given`;
+  return undefined;
+}

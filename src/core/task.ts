@@ -74,6 +74,8 @@ const ClientFields = {
     .trim()
     .min(1, "is required")
     .max(MAX_TASK_NAME, `at most ${MAX_TASK_NAME} characters`)
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+    .regex(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$/, "must be one line without control characters")
     .regex(NO_BIDI, BIDI_MESSAGE),
   kind: z.enum(["standard", "federated"]).optional(),
   image_url: z.string().optional(),

@@ -7,6 +7,7 @@ import { TaskState } from "../core/states.ts";
 import { applyUpdate, newTask, type Task, TaskCreate, type TaskUpdate, type TaskView, taskView } from "../core/task.ts";
 import { cloneBody, type TaskClone } from "../core/task-clone.ts";
 import { MAX_Q, type TaskFind, type TaskListQuery } from "../core/task-query.ts";
+import { updateRefusal } from "../core/task-rules.ts";
 import { nowIso, ZERO_TIME } from "../core/time.ts";
 import { judgeModule, type TrustGate } from "../core/trust-policy.ts";
 import { tag } from "../log.ts";
@@ -227,6 +228,8 @@ export class Tasks {
     }
     const next = applyUpdate(task, patch, nowIso());
     if (next.broadcast && next.pinned) throw invalid("proplet_id: broadcast and proplet_id are mutually exclusive");
+    const refused = updateRefusal(task, patch, next);
+    if (refused) throw invalid(refused);
     const scheduleChanged = patch.schedule !== undefined || patch.timezone !== undefined;
     if (scheduleChanged) {
       next.next_run = ZERO_TIME;

@@ -128,6 +128,7 @@ describe("ids as steps in the console's addresses", () => {
       // A right-to-left override: "\u202egnp.exe" showed as "exe.png".
       ["/tasks", { name: "\u202egnp.exe", file: b64("add") }, "name: must not hold bidirectional"],
       ["/workflows", { name: "\u202egnp.exe", tasks: [{ name: "add", file: b64("add") }] }, "name: must not hold"],
+      ["/tasks", { name: "add\n\u001b[31mfake log line", file: b64("add") }, "name: must be one line"],
     ] as const) {
       const r = await http(`${s.url}${path}`, "POST", body);
       expect({ path, field, status: r.status }).toEqual({ path, field, status: 400 });
@@ -152,6 +153,11 @@ describe("ids as steps in the console's addresses", () => {
     // task, and its Delete button sent DELETE /proplets/ID).
     expect(asked.filter((a) => a.includes(`/proplets/${proplet}`))).toEqual([]);
     expect(await page.getByRole("button", { name: "Delete" }).count()).toBe(0);
+    // `..` itself is a step, not an id: no page, and nothing asked of another route.
+    asked.length = 0;
+    await page.goto(`${s.url}/#/tasks/..`);
+    await page.getByText("No page #/tasks/..").waitFor();
+    expect(asked.filter((a) => !a.includes("/events") && !a.includes("/session"))).toEqual([]);
     await context.close();
     expect((await http(`${s.url}/proplets/${proplet}`)).status).toBe(200);
   }, 30_000);

@@ -345,6 +345,21 @@ describe("workflows", () => {
     await until("the parent running", async () => (await get(`${p}-p`)).state === 2);
     const refused = await http(`${s.url}/tasks/${p}-p`, "DELETE");
     expect(refused.status).toBe(409);
+    // Nor by a change first: moved out of its workflow (then deleted), or given a schedule of its own.
+    for (const [patch, said] of [
+      [{ workflow_id: "elsewhere" }, "workflow_id: a task's group is set when its group is created"],
+      [{ depends_on: [] }, "depends_on: a task's parents are set when its workflow is created"],
+      [
+        { schedule: "* * * * *" },
+        "schedule: a task of a job or workflow runs when its group is started; schedules are for single tasks",
+      ],
+      [{ timezone: "Europe/Paris" }, "timezone: goes with a schedule, and none is given"],
+    ] as const) {
+      const r = await http(`${s.url}/tasks/${p}-c`, "PUT", patch);
+      expect({ patch, status: r.status, error: r.body.error }).toEqual({ patch, status: 400, error: said });
+    }
+    // The same group again is no change (clients send whole tasks back).
+    expect((await http(`${s.url}/tasks/${p}-c`, "PUT", { workflow_id: w.body.workflow_id })).status).toBe(200);
     expect(refused.body.error).toBe(
       `task ${p}-p: task ${p}-c of workflow ${w.body.workflow_id} depends on it: delete it first`,
     );

@@ -52,6 +52,11 @@ function Admin() {
           Shown once, copy it now: <code>{secret}</code>
         </p>
       )}
+      {/* A session's cookie reaches every port of this host: what outlives it is made with the token typed again. */}
+      <label>
+        Your admin token, again (tokens and identities outlive this session)
+        <input type="password" autocomplete="off" value={again} onInput={(e) => setAgain(e.currentTarget.value)} />
+      </label>
       <h2>Tokens</h2>
       <div class="actions">
         <label>
@@ -69,10 +74,6 @@ function Admin() {
           Expires after (e.g. 12h, 7d; empty: never)
           <input value={ttl} onInput={(e) => setTtl(e.currentTarget.value)} />
         </label>
-        <label>
-          Your admin token, again (a new token outlives this session)
-          <input type="password" autocomplete="off" value={again} onInput={(e) => setAgain(e.currentTarget.value)} />
-        </label>
         <Act
           label="Create token"
           primary
@@ -84,7 +85,6 @@ function Admin() {
               ...(again.trim() ? { confirm_token: again.trim() } : {}),
             };
             const t = await api<{ token: string }>("POST", "/tokens", body);
-            setAgain("");
             setSecret(t.token);
             tokens.reload();
           }}
@@ -137,7 +137,10 @@ function Admin() {
         <Act
           label="Create identity"
           run={async () => {
-            const e = await api<{ id: string; api_key: string }>("POST", "/entities", { kind });
+            const e = await api<{ id: string; api_key: string }>("POST", "/entities", {
+              kind,
+              ...(again.trim() ? { confirm_token: again.trim() } : {}),
+            });
             setSecret(`${e.id}: ${e.api_key}`);
             entities.reload();
           }}

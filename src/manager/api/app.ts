@@ -153,7 +153,7 @@ export function createApp(
   adminRoutes(app, m);
   const channel = info.channel ?? { domainId: DEFAULT_DOMAIN_ID, channelId: DEFAULT_CHANNEL_ID };
   identityRoutes(app, m.identities, channel, info.join?.mqtt);
-  joinRoutes(app, m.joins, info.join, channel);
+  joinRoutes(app, m.joins, info.join, channel, m.identities);
   return app;
 }
 

@@ -132,17 +132,25 @@ export function tokenRefusal(
   };
 }
 
+/**
+ * With the console's cookie, what outlives the session (a token, an MQTT identity, a join token) asks for an admin
+ * token again: cookies ignore ports, so every service on this host receives the session, and with it an identity
+ * of kind manager ran tasks and a token of role admin outlived the session's sign-out.
+ */
+export function confirmAgain(c: Context, ids: Identities, confirm: string | undefined, what: string): void {
+  if (!viaSession.has(c)) return;
+  const again = confirm ? ids.checkToken(confirm) : undefined;
+  if (!again || !("ok" in again) || again.ok.role !== "admin")
+    throw forbidden(
+      `confirm_token: ${what} from the console asks for an admin token again (a session's cookie reaches every port of this host)`,
+    );
+}
+
 /** `/tokens…` and `/entities…`: REST tokens and MQTT identities. */
 export function identityRoutes(app: Hono, ids: Identities, channel: Channel, mqtt?: JoinMqtt): void {
   app.post("/tokens", async (c) => {
     const { confirm_token, ...body } = await jsonBody(c, TokenCreate);
-    if (viaSession.has(c)) {
-      const again = confirm_token ? ids.checkToken(confirm_token) : undefined;
-      if (!again || !("ok" in again) || again.ok.role !== "admin")
-        throw forbidden(
-          "confirm_token: making a token from the console asks for an admin token again (a session's cookie reaches every port of this host)",
-        );
-    }
+    confirmAgain(c, ids, confirm_token, "making a token");
     return c.json(await ids.createToken(body), 201);
   });
   app.get("/tokens", (c) => c.json({ tokens: ids.listTokens() }));
@@ -153,9 +161,11 @@ export function identityRoutes(app: Hono, ids: Identities, channel: Channel, mqt
   // The site's domain and channel come with a new identity: upstream's config.toml holds them beside the key; and
   // where its broker listens, as a join is told (provision says how a proplet reaches it).
   const site = { domain_id: channel.domainId, channel_id: channel.channelId, ...(mqtt ? { mqtt } : {}) };
-  app.post("/entities", async (c) =>
-    c.json({ ...(await ids.createEntity(await jsonBody(c, EntityCreate))), ...site }, 201),
-  );
+  app.post("/entities", async (c) => {
+    const { confirm_token, ...body } = await jsonBody(c, EntityCreate);
+    confirmAgain(c, ids, confirm_token, "making an identity");
+    return c.json({ ...(await ids.createEntity(body)), ...site }, 201);
+  });
   app.get("/entities", (c) => c.json({ entities: ids.listEntities(query(c, "kind", EntityKind.optional())) }));
   // A proplet's labels, set by the operator: what tasks' requirements rely on (its own claims need not count).
   app.put("/entities/:id/labels", async (c) =>

@@ -3,7 +3,9 @@ import { Attempts } from "../../core/attempts.ts";
 import { type JoinMqtt, JoinRedeem, JoinTokenCreate } from "../../core/join.ts";
 import type { Channel } from "../../core/topics.ts";
 import { tag } from "../../log.ts";
+import type { Identities } from "../identities.ts";
 import type { JoinTokens } from "../join.ts";
+import { confirmAgain } from "./auth.ts";
 import { jsonBody } from "./http.ts";
 
 const log = tag("manager");
@@ -26,11 +28,19 @@ const REFUSED = "invalid join token (unknown, expired, revoked or used up): ask 
 
 const addressOf = (c: Context): string => (c.env as { ip?: string } | undefined)?.ip ?? "unknown";
 
-export function joinRoutes(app: Hono, joins: JoinTokens, site: JoinSite | undefined, channel: Channel): void {
+export function joinRoutes(
+  app: Hono,
+  joins: JoinTokens,
+  site: JoinSite | undefined,
+  channel: Channel,
+  ids: Identities,
+): void {
   const attempts = new Attempts(ATTEMPTS);
-  app.post("/join-tokens", async (c) =>
-    c.json(await joins.create(await jsonBody(c, JoinTokenCreate), site?.caHash), 201),
-  );
+  app.post("/join-tokens", async (c) => {
+    const { confirm_token, ...body } = await jsonBody(c, JoinTokenCreate);
+    confirmAgain(c, ids, confirm_token, "making a join token");
+    return c.json(await joins.create(body, site?.caHash), 201);
+  });
   app.get("/join-tokens", (c) => c.json({ join_tokens: joins.list() }));
   app.delete("/join-tokens/:id", async (c) => {
     await joins.revoke(c.req.param("id"));

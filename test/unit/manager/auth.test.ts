@@ -202,6 +202,22 @@ describe("REST authentication", () => {
     }
     expect((await makeToken({ confirm_token: admin })).status).toBe(201);
     expect((await call("POST", "/tokens", admin)).status).toBe(201);
+    // So do an MQTT identity (a manager's ran tasks on the proplets) and a join token: both outlive the session.
+    for (const [path, body] of [
+      ["/entities", { kind: "manager" }],
+      ["/join-tokens", { uses: 100 }],
+    ] as const) {
+      const post = (extra: object) =>
+        app.request(path, {
+          method: "POST",
+          headers: { cookie: jar, "content-type": "application/json", "x-propeller-console": "1" },
+          body: JSON.stringify({ ...body, ...extra }),
+        });
+      const refused = await post({});
+      expect({ path, status: refused.status }).toEqual({ path, status: 403 });
+      expect(((await refused.json()) as { error: string }).error).toContain("asks for an admin token again");
+      expect({ path, status: (await post({ confirm_token: admin })).status }).toEqual({ path, status: 201 });
+    }
     // Signing out clears the cookie.
     const out = await app.request("/session", { method: "DELETE" });
     expect(out.status).toBe(204);
