@@ -31,7 +31,11 @@ test("a proplet's escape sequences are shown escaped by the CLI, never sent to t
     JSON.stringify({ proplet_id: "painter", metadata: { description: EVIL, hostname: EVIL } }),
     { qos: 1 },
   );
-  const c = await http(`${s.url}/tasks`, "POST", { name: `add${EVIL}`, file: b64("add") });
+  // A task's name holding them is refused at create (a name is one line without control characters).
+  const named = await http(`${s.url}/tasks`, "POST", { name: `add${EVIL}`, file: b64("add") });
+  expect(named.status).toBe(400);
+  expect(named.body.error).toContain("name: must be one line without control characters");
+  const c = await http(`${s.url}/tasks`, "POST", { name: "add", file: b64("add") });
   // (A run id is letters, digits and . _ : - on the wire: one with an escape is refused whole, test below.)
   const result = { task_id: c.body.id, proplet_id: "painter", run_id: "r-painted", results: EVIL, error: EVIL };
   await attacker.publishAsync(`${T}/control/proplet/results`, JSON.stringify(result), { qos: 1 });
