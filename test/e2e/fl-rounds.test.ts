@@ -53,6 +53,19 @@ describe("rounds, updates and refusals", () => {
     expect(again).toEqual({ status: 409, body: { error: "proplet alpha already sent its update for round num-1" } });
     const spoof = await post("/fl/update", "alpha", update(round, "beta", 9, 10));
     expect(spoof).toEqual({ status: 403, body: { error: "proplet alpha may not send an update for proplet beta" } });
+    // The same sent chunked (no Content-Length): the body limit put another Request in the context before the route
+    // ran, and the identity kept by the first was lost there: the update counted as beta's.
+    const chunked = await fetch(`${s.url}/fl/update`, {
+      method: "POST",
+      headers: { ...as("alpha"), "content-type": "application/json" },
+      body: new ReadableStream({
+        start(ctl) {
+          ctl.enqueue(new TextEncoder().encode(JSON.stringify(update(round, "beta", 9, 10))));
+          ctl.close();
+        },
+      }),
+    });
+    expect(chunked.status).toBe(403);
     const outsider = await post("/fl/update", "gamma", update(round, "gamma", 9, 10));
     expect(outsider).toEqual({ status: 403, body: { error: "proplet gamma is not a participant of round num-1" } });
     // Metrics are a few figures: a participant's 1 MiB of them is refused, not kept with the round for every reader.

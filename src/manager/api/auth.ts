@@ -28,15 +28,19 @@ const PROPLET_ROUTES: [string, RegExp][] = [
   ["GET", /^\/fl\/(task|models(\/[^/]+)?|datasets\/[^/]+|rounds\/[^/]+\/complete)$/],
   ["POST", /^\/fl\/(update|update_cbor)$/],
 ];
+// Who a request authenticated as is kept by its context, never by `c.req.raw`: the body limit (limits.ts) puts
+// another Request there before the route runs when a body comes chunked, and a proplet's key sent that way was
+// taken by /fl/update as no proplet at all (an update for another participant counted).
+
 /** The proplet a request authenticated as, when it used a proplet's API key. */
-const propletOfRequest = new WeakMap<Request, string>();
-export const propletOf = (c: Context): string | undefined => propletOfRequest.get(c.req.raw);
+const propletOfRequest = new WeakMap<Context, string>();
+export const propletOf = (c: Context): string | undefined => propletOfRequest.get(c);
 const ADMIN_ONLY = /^\/(tokens|entities|join-tokens)(\/|$)/;
 const BEARER = /^Bearer\s+(\S+)$/i;
 
 /** The token a request authenticated with. */
-const tokenOfRequest = new WeakMap<Request, Token>();
-export const tokenOf = (c: Context): Token | undefined => tokenOfRequest.get(c.req.raw);
+const tokenOfRequest = new WeakMap<Context, Token>();
+export const tokenOf = (c: Context): Token | undefined => tokenOfRequest.get(c);
 
 /** Whom a request stands for, for the streams it may open: its token, and the console session it came with. */
 export interface Owner {
@@ -46,16 +50,11 @@ export interface Owner {
   expiresAt?: number;
 }
 /** Set for a console session only: a bearer token's owner is made from the token when a stream asks (ownerOf). */
-const ownerOfRequest = new WeakMap<Request, Owner>();
-/**
- * Requests that came with the console's cookie, by their context: a body limit may put another Request in
- * `c.req.raw` before the route runs (a body without Content-Length), the context stays.
- */
-const viaSession = new WeakSet<Context>();
+const ownerOfRequest = new WeakMap<Context, Owner>();
 export const ownerOf = (c: Context): Owner => {
-  const known = ownerOfRequest.get(c.req.raw);
+  const known = ownerOfRequest.get(c);
   if (known) return known;
-  const token = tokenOfRequest.get(c.req.raw);
+  const token = tokenOfRequest.get(c);
   if (!token) return {};
   const expiresAt = token.expires_at ? Date.parse(token.expires_at) : undefined;
   return { tokenId: token.id, ...(expiresAt ? { expiresAt } : {}) };
@@ -99,8 +98,7 @@ export function tokenRefusal(
       const s = sessions.resolve(cookie);
       if (!s) return c.json({ error: "the console's session has ended (signed out, expired or revoked)" }, 401);
       token = s.token;
-      ownerOfRequest.set(c.req.raw, { tokenId: token.id, sessionKey: s.key, expiresAt: s.expiresAt });
-      viaSession.add(c);
+      ownerOfRequest.set(c, { tokenId: token.id, sessionKey: s.key, expiresAt: s.expiresAt });
     } else {
       const check = ids.checkToken(bearer!);
       if (check && "expired" in check) {
@@ -110,7 +108,7 @@ export function tokenRefusal(
       // it in a WeakMap, and hardly any opens a stream.
       token = check?.ok;
     }
-    if (token) tokenOfRequest.set(c.req.raw, token);
+    if (token) tokenOfRequest.set(c, token);
     if (!token) {
       const entity = ids.entityByKey(bearer!);
       if (!entity) return c.json({ error: `invalid or revoked token; ${opts.hint}` }, 401);
@@ -118,7 +116,7 @@ export function tokenRefusal(
       if (entity.kind !== "proplet" || !may) {
         return c.json({ error: `a ${entity.kind}'s API key may call only a round task's /fl routes` }, 403);
       }
-      propletOfRequest.set(c.req.raw, entity.id);
+      propletOfRequest.set(c, entity.id);
       return;
     }
     if (token.role !== "admin" && (!READS.has(method) || ADMIN_ONLY.test(path))) {
@@ -138,7 +136,7 @@ export function tokenRefusal(
  * of kind manager ran tasks and a token of role admin outlived the session's sign-out.
  */
 export function confirmAgain(c: Context, ids: Identities, confirm: string | undefined, what: string): void {
-  if (!viaSession.has(c)) return;
+  if (ownerOfRequest.get(c)?.sessionKey === undefined) return;
   const again = confirm ? ids.checkToken(confirm) : undefined;
   if (!again || !("ok" in again) || again.ok.role !== "admin")
     throw forbidden(
