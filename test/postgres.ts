@@ -1,7 +1,7 @@
 import { chownSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./helpers.ts";
+import { freePort, type Serve, startServe } from "./helpers.ts";
 
 // A throwaway PostgreSQL cluster for the tests: initdb and pg_ctl from Debian's `postgresql` package, run as the
 // `postgres` user when the tests run as root (initdb refuses root), on a free loopback port, removed afterwards.
@@ -61,4 +61,26 @@ export async function startPostgres(): Promise<Postgres> {
       }
     },
   };
+}
+
+/**
+ * One of a site's managers: serve on PostgreSQL (env PROPELLER_DB_URL and the rest in `env`) and a shared broker,
+ * no local proplet, heartbeats every second; `httpPort` to listen where a test needs it to.
+ */
+export async function startManager(o: {
+  dataDir: string;
+  mqttUrl: string;
+  env: Record<string, string>;
+  extra?: string[];
+  httpPort?: number;
+}): Promise<Serve> {
+  return startServe({
+    dataDir: o.dataDir,
+    extra: [
+      ...["--storage", "postgres", "--mqtt-url", o.mqttUrl, "--no-local-proplet", "--liveliness-interval", "1"],
+      ...(o.extra ?? []),
+    ],
+    env: o.env,
+    ...(o.httpPort ? { ports: { http: o.httpPort, mqtt: await freePort() } } : {}),
+  });
 }

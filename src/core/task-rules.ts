@@ -99,8 +99,8 @@ export function updateRefusal(
   if (patch.depends_on !== undefined && (patch.depends_on ?? []).join("\0") !== (task.depends_on ?? []).join("\0"))
     return "depends_on: a task's parents are set when its workflow is created";
   if (patch.schedule && (next.job_id || next.workflow_id)) return `schedule: ${MEMBER_SCHEDULE}`;
-  const alone = cronWithoutSchedule(next);
-  if (alone.length && cronWithoutSchedule(patch).length)
-    return `${cronWithoutSchedule(patch)[0]}: goes with a schedule, and none is given`;
+  // Cron settings the change gives, on a task that has no schedule once changed.
+  const given = cronWithoutSchedule(patch)[0];
+  if (given && !next.schedule) return `${given}: goes with a schedule, and none is given`;
   return undefined;
 }

@@ -1,20 +1,9 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  b64,
-  freePort,
-  http,
-  type Proc,
-  type Serve,
-  spawnPropeller,
-  startServe,
-  tempDir,
-  until,
-  untilAlive,
-} from "../helpers.ts";
+import { b64, freePort, http, type Proc, type Serve, spawnPropeller, tempDir, until, untilAlive } from "../helpers.ts";
 import { startMosquitto } from "../mosquitto.ts";
-import { type Postgres, startPostgres } from "../postgres.ts";
+import { type Postgres, startManager, startPostgres } from "../postgres.ts";
 
 // Two managers, one site: both on one PostgreSQL database and one mosquitto. One is active, the other a
 // stand-by that forwards REST to it. The active one is killed with -9 in the middle of cron firings and a stream
@@ -40,22 +29,8 @@ afterAll(async () => {
   await pg?.stop();
 });
 
-const manager = async (dataDir: string, extra: string[] = [], db = dbUrl, httpPort?: number) =>
-  startServe({
-    dataDir,
-    extra: [
-      "--storage",
-      "postgres",
-      "--mqtt-url",
-      mqttUrl,
-      "--no-local-proplet",
-      "--liveliness-interval",
-      "1",
-      ...extra,
-    ],
-    env: { PROPELLER_DB_URL: db },
-    ...(httpPort ? { ports: { http: httpPort, mqtt: await freePort() } } : {}),
-  });
+const manager = (dataDir: string, extra: string[] = [], db = dbUrl, httpPort?: number) =>
+  startManager({ dataDir, mqttUrl, env: { PROPELLER_DB_URL: db }, extra, ...(httpPort ? { httpPort } : {}) });
 
 test("kill -9 of the active manager: the stand-by takes over within 5 s; every firing and task happens once", async () => {
   const a = await manager(tempDir());

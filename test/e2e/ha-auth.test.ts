@@ -17,7 +17,7 @@ import {
   until,
   untilAlive,
 } from "../helpers.ts";
-import { type Postgres, startPostgres } from "../postgres.ts";
+import { type Postgres, startManager, startPostgres } from "../postgres.ts";
 
 // docs/high-availability.md, step by step, with authentication on everywhere: identities provisioned into the
 // site's PostgreSQL (`provision --mosquitto`), a real mosquitto that admits only them (its password file and ACL),
@@ -52,21 +52,8 @@ const managerEnv = () => ({
   PROXY_ENTITY_ID: cfg.proxy!.entity_id,
   PROXY_API_KEY: cfg.proxy!.api_key,
 });
-const manager = (dataDir: string, env: Record<string, string> = managerEnv(), more: string[] = []) =>
-  startServe({
-    dataDir,
-    extra: [
-      "--storage",
-      "postgres",
-      "--mqtt-url",
-      mqttUrl,
-      "--no-local-proplet",
-      "--liveliness-interval",
-      "1",
-      ...more,
-    ],
-    env,
-  });
+const manager = (dataDir: string, env: Record<string, string> = managerEnv(), extra: string[] = []) =>
+  startManager({ dataDir, mqttUrl, env, extra });
 
 test("provisioned mosquitto, PostgreSQL and two managers with authentication: a task runs before and after a fail-over", async () => {
   // 1. Identities into the site's database, through a first serve on its embedded broker (loopback only).
