@@ -235,9 +235,10 @@ export const Task = z.object({
 export type Task = z.infer<typeof Task>;
 
 export function newTask(id: string, input: TaskCreate, now: string): Task {
-  const { proplet_id, ...rest } = input;
+  const proplet_id = input.proplet_id;
   return {
-    ...rest,
+    ...input,
+    proplet_id: undefined,
     id,
     kind: input.kind ?? "standard",
     state: TaskState.Pending,
@@ -277,9 +278,12 @@ export function applyUpdate(task: Task, patch: TaskUpdate, now: string): Task {
  * start_time) and is stored as a run record when it ends: one write per run instead of two.
  */
 export function runningOn(task: Task, propletId: string, runId: string, now: string): Task {
-  const { queued_at: _q, results: _r, ...rest } = task;
+  // Spread and set undefined (JSON leaves it out), not a rest pattern: JavaScriptCore copies for a rest pattern key
+  // by key, ~10 times slower, on every dispatch.
   return {
-    ...rest,
+    ...task,
+    queued_at: undefined,
+    results: undefined,
     state: TaskState.Running,
     proplet_id: propletId,
     run_id: runId,
@@ -303,10 +307,16 @@ export function redactFile(file: string | undefined): string | undefined {
 export type TaskView = Omit<Task, "pinned" | "run_id" | "queued_at" | "retry_at"> & { status: string };
 
 export function taskView(t: Task): TaskView {
-  const { pinned: _pinned, file, run_id: _r, queued_at: _q, retry_at: _ra, ...rest } = t;
-  const view: TaskView = { ...rest, status: stateName(t.state) };
-  const redacted = redactFile(file);
-  if (redacted) view.file = redacted;
+  // Left out as undefined keys (JSON drops them) rather than by a rest pattern, which is ~10 times slower here.
+  const view: TaskView & Partial<Pick<Task, "pinned" | "run_id" | "queued_at" | "retry_at">> = {
+    ...t,
+    pinned: undefined,
+    run_id: undefined,
+    queued_at: undefined,
+    retry_at: undefined,
+    file: redactFile(t.file),
+    status: stateName(t.state),
+  };
   return view;
 }
 

@@ -1,4 +1,4 @@
-import { touch } from "../core/lru.ts";
+import { Lru } from "../core/lru.ts";
 import { parseChallenge, type Reference, registryListed, registryScheme } from "../core/oci.ts";
 import { fetchFollowing, RegistryError, readBounded, unreachable } from "./http.ts";
 
@@ -22,7 +22,7 @@ export interface Credentials {
 const MAX_TOKENS = 1024;
 
 export class RegistryAuth {
-  private tokens = new Map<string, string>();
+  private tokens = new Lru<string, string>(MAX_TOKENS);
 
   constructor(
     private o: {
@@ -76,7 +76,7 @@ export class RegistryAuth {
         `registry ${ref.registry} asks for ${challenge.scheme || "authentication"}: give --username/--password or PROPELLER_REGISTRY_TOKEN, for this host (PROPELLER_REGISTRY_AUTH_HOSTS)`,
         "the registry asks for credentials this proxy has none for",
       );
-    touch(this.tokens, key, auth, MAX_TOKENS);
+    this.tokens.set(key, auth);
     headers.set("authorization", auth);
     res = await send();
     if (res.status === 401) {

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ociDigest } from "../core/digest.ts";
-import { touch } from "../core/lru.ts";
+import { Lru } from "../core/lru.ts";
 import {
   DEFAULT_MAX_MODULE_MB,
   type Descriptor,
@@ -56,7 +56,7 @@ export const REGISTRY_TIMEOUT_MS = 45_000;
 
 export class RegistryClient {
   private auth: RegistryAuth;
-  private tags = new Map<string, { digest: string; top: string; manifest: Manifest; at: number }>();
+  private tags = new Lru<string, { digest: string; top: string; manifest: Manifest; at: number }>(MAX_CACHED);
   /** Registry requests made, for tests and figures. */
   requests = 0;
   readonly maxModuleBytes: number;
@@ -144,7 +144,7 @@ export class RegistryClient {
       if (!entry) throw new RegistryError(`${refText}: the index lists no manifests`, "the index lists no manifests");
       m = await this.manifest(ref, entry.digest, entry.size);
     }
-    touch(this.tags, cacheKey, { ...m, top, at: Date.now() }, MAX_CACHED);
+    this.tags.set(cacheKey, { ...m, top, at: Date.now() });
     return { ref, ...m, top };
   }
 

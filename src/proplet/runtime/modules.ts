@@ -1,5 +1,5 @@
 import { sha256Hex } from "../../core/digest.ts";
-import { touch } from "../../core/lru.ts";
+import { Lru } from "../../core/lru.ts";
 import { isComponent } from "../../core/wasm-binary.ts";
 import type { Signature } from "../../core/wasm-info.ts";
 import { PAGE } from "../../core/wasm-instrument.ts";
@@ -23,11 +23,13 @@ export type Runnable = CompiledCore | CompiledComponent;
 export type Compiled = Runnable & { key: string };
 
 export class ModuleCache {
-  private entries = new Map<string, Promise<Compiled>>();
+  private entries: Lru<string, Promise<Compiled>>;
   constructor(
-    private capacity = 64,
+    capacity = 64,
     private compiler: Compiler = new ThreadCompiler(),
-  ) {}
+  ) {
+    this.entries = new Lru(capacity);
+  }
 
   get size(): number {
     return this.entries.size;
@@ -38,14 +40,11 @@ export class ModuleCache {
     const pages = maxMemoryMb === undefined ? undefined : Math.floor((maxMemoryMb * 1024 * 1024) / PAGE);
     const key = `${sha256Hex(bytes)}:${pages ?? "-"}`;
     const hit = this.entries.get(key);
-    if (hit) {
-      touch(this.entries, key, hit, this.capacity);
-      return hit;
-    }
+    if (hit) return hit;
     const compiled = compile(bytes, pages, this.compiler).then((r) => ({ ...r, key }));
     // A module that fails to compile is not kept: the next task gets the same error afresh, not a stale promise.
-    compiled.catch(() => this.entries.get(key) === compiled && this.entries.delete(key));
-    touch(this.entries, key, compiled, this.capacity);
+    compiled.catch(() => this.entries.peek(key) === compiled && this.entries.delete(key));
+    this.entries.set(key, compiled);
     return compiled;
   }
 }

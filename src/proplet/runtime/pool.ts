@@ -251,7 +251,7 @@ export class WorkerPool {
       // The guest sees the deadline through the interrupt check; this timer is the backstop.
       timeoutTimer = setTimeout(() => stop(`task timed out after ${timeoutMs / 1000}s`), timeoutMs + STOP_GRACE_MS);
     }
-    const { key, ...runnable } = spec.compiled;
+    const key = spec.compiled.key;
     const send = !slot.known.has(key);
     if (send) {
       slot.known.add(key);
@@ -261,7 +261,7 @@ export class WorkerPool {
     const req: WorkerRequest = {
       seq,
       key,
-      ...(send ? { compiled: runnable as Runnable } : {}),
+      ...(send ? { compiled: withoutKey(spec.compiled) } : {}),
       name: spec.name,
       inputs: spec.inputs,
       env: spec.env,
@@ -290,4 +290,10 @@ export class WorkerPool {
     this.idle = [];
     for (const s of this.busy) s.worker.terminate();
   }
+}
+
+/** The compiled module as a worker takes it (its cache key goes beside it), made only when it is sent. */
+function withoutKey(compiled: RunSpec["compiled"]): Runnable {
+  const { key: _key, ...runnable } = compiled;
+  return runnable as Runnable;
 }

@@ -103,6 +103,7 @@ export function packTask(task: Omit<Task, "file">): string {
       case "id":
       case "state":
       case "created_at":
+      case "file": // its own column (a copy of the task may carry it as undefined: tasks.ts withoutFile)
         continue;
       case "updated_at":
         if (!finished) out[k] = sinceCreation(v, base);

@@ -1,5 +1,5 @@
 import type { Database, Statement } from "bun:sqlite";
-import { touch } from "../../core/lru.ts";
+import { Lru } from "../../core/lru.ts";
 import { Run } from "../../core/run.ts";
 import type { Task } from "../../core/task.ts";
 import type { Batch } from "./batch.ts";
@@ -21,7 +21,7 @@ const KNOWN_ENTRIES = 4096;
 
 export class LastRuns {
   private pending = new Map<string, Run>();
-  private known = new Map<string, string | null>();
+  private known = new Lru<string, string | null>(KNOWN_ENTRIES);
   private readQ: Statement<{ last_run: string | null }, [string]>;
   private writeQ: Statement;
   private insertRunQ: Statement;
@@ -150,7 +150,7 @@ export class LastRuns {
   }
 
   private remember(id: string, column: string | null): void {
-    touch(this.known, id, column, KNOWN_ENTRIES);
+    this.known.set(id, column);
   }
 
   /** Lets go of the columns it remembers (serve quiet after a burst): they are read again when needed. */

@@ -1,5 +1,5 @@
 import type { Database, Statement } from "bun:sqlite";
-import { touch } from "../../core/lru.ts";
+import { Lru } from "../../core/lru.ts";
 import { MODULE_REF, moduleRef, SHARE_FROM_CHARS } from "../modules.ts";
 
 // Module bytes kept once per content (sha256 of the base64 text), however many tasks carry them: 50,000 tasks of
@@ -15,7 +15,7 @@ export class SqliteModules {
   private dropQ: Statement;
   private sweepQ: Statement;
   private getQ: Statement<{ data: string }, [string]>;
-  private cache = new Map<string, string>();
+  private cache = new Lru<string, string>(CACHE_ENTRIES);
 
   constructor(db: Database) {
     this.addQ = db.query(
@@ -68,7 +68,7 @@ export class SqliteModules {
   }
 
   private remember(ref: string, data: string): void {
-    touch(this.cache, ref, data, CACHE_ENTRIES);
+    this.cache.set(ref, data);
   }
 
   /** After a rollback the cache may name a module the database does not hold. */
