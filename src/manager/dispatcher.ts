@@ -17,6 +17,7 @@ import type { PropletRegistry } from "./proplets.ts";
 import { RunResults } from "./results.ts";
 import { type ManagerBus, publishFailed, type RunControl, type RunEnd, type RunFence } from "./run-control.ts";
 import { RunEnds, saveTask } from "./run-end.ts";
+import { RunStops } from "./run-stops.ts";
 import { Timers } from "./timers.ts";
 import { whyWaiting } from "./waiting.ts";
 
@@ -32,9 +33,10 @@ const log = tag("manager");
 // slot. Every dispatch is a run. A failed run is retried with exponential backoff while retries remain. Tasks on
 // a proplet that is lost, or that stops listing them in its heartbeat, are settled; nothing stays Running forever.
 //
-// This file keeps start, stop, the queue and placement; its helper rooms take what they need (run-control.ts):
-// run-end.ts ends a run (record, retry, final state), results.ts fences proplets' results by run, lost-runs.ts
-// settles lost and timed-out runs, extra-runs.ts runs beside a task's current one, waiting.ts the waiting reason.
+// This file keeps start, the queue and placement; its helper rooms take what they need (run-control.ts):
+// run-end.ts ends a run (record, retry, final state), run-stops.ts stops runs, results.ts fences proplets'
+// results by run, lost-runs.ts settles lost and timed-out runs, extra-runs.ts runs beside a task's current one,
+// waiting.ts the waiting reason.
 
 export type StartResult = { started: true; state: number; status: string };
 
@@ -52,6 +54,7 @@ export class Dispatcher {
   private extras: ExtraRuns;
   private results: RunResults;
   private lost: LostRuns;
+  private stops: RunStops;
 
   constructor(
     private store: Storage,
@@ -72,6 +75,7 @@ export class Dispatcher {
     this.extras = new ExtraRuns(store, bus, proplets, ctl);
     this.results = new RunResults(store, this.extras, ctl, this.fence);
     this.lost = new LostRuns(store, proplets, this.extras, this.timers, ctl, this.fence);
+    this.stops = new RunStops(store, bus, proplets, this.fence, { ...ctl, forget: (id) => this.forget(id) });
   }
 
   get queueDepth(): number {
@@ -276,41 +280,14 @@ export class Dispatcher {
   }
 
   /**
-   * Stops a task. One a user stops ends Interrupted ("stopped by user"); one stopped because its job failed
-   * (`byUser` false) ends Failed, as the job's own failure does.
-   */
-  /**
-   * Stops a task's run. By a user (or with a `reason`: an FL round that closed), it ends Interrupted saying so;
-   * else (a job failing fast) it ends as a stopped run.
+   * Stops a task's run (run-stops.ts). By a user (or with a `reason`: an FL round that closed), it ends Interrupted
+   * saying so; else (a job failing fast) it ends as a stopped run.
    */
   async stop(id: string, byUser = true, reason?: string): Promise<{ stopped: true }> {
     const task = this.mustGet(id);
     this.extras.stopFor(id);
     if (task.parts && task.state === TaskState.Running && this.fanOut) return this.fanOut.stop(task);
-    const said = reason ?? (byUser ? STOPPED_BY_USER : undefined);
-    const ended = (why: string): RunEnd =>
-      said
-        ? { error: `${said}${why}`, results: undefined, final: true, state: TaskState.Interrupted }
-        : { error: `task stopped${why}`, results: undefined, final: true };
-    if (task.state === TaskState.Scheduled) {
-      // Not on a proplet yet: leave the queue (and any pending retry) and end as stopped.
-      this.forget(id);
-      this.endRun(task, ended(" before it started"));
-    } else {
-      if (task.state !== TaskState.Running) throw conflict(`task ${id} is not running`);
-      const p = task.proplet_id ? this.proplets.get(task.proplet_id) : undefined;
-      // Nobody answers a stop sent to a proplet that is gone: settle it here, not left Running. One that is only
-      // cut off hears the stop when it is back (its session keeps it).
-      if (!p || !this.proplets.alive(p)) {
-        if (p) void this.sendStop(id, p.id);
-        this.endRun(task, ended(" (its proplet is not alive)"));
-      } else {
-        this.fence.stopping.set(id, said ?? false); // its "task stopped" result ends the retry series
-        await this.bus.stop({ id, broadcast: false, proplet_id: p.id });
-      }
-    }
-    await this.store.durable();
-    log.info("task stop requested", fields({ task_id: id }));
+    await this.stops.stop(task, reason ?? (byUser ? STOPPED_BY_USER : undefined));
     return { stopped: true };
   }
 
@@ -354,17 +331,11 @@ export class Dispatcher {
     this.lost.settle(...args);
   }
 
-  /** Graceful shutdown: running tasks are stopped and marked Interrupted, as upstream. */
+  /** Graceful shutdown: running tasks are stopped and marked Interrupted, as upstream (run-stops.ts). */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
     this.timers.clearAll();
-    for (const t of this.store.tasks.listByState([TaskState.Running])) {
-      // Ended before the stop is sent: the proplet's answer to the stop (which may come at once, from a proplet
-      // still preparing the run) is then a result for a finished run, not the run's end.
-      const interrupted = { error: INTERRUPTED_BY_SHUTDOWN, results: undefined, final: true };
-      this.endRun(t, { ...interrupted, state: TaskState.Interrupted });
-      if (t.proplet_id) await this.sendStop(t.id, t.proplet_id);
-    }
+    await this.stops.shutdown();
   }
 }
 
