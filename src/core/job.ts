@@ -46,15 +46,21 @@ export const JOB_FIELDS = Object.keys(JobCreate.shape);
 export const WORKFLOW_FIELDS = Object.keys(WorkflowCreate.shape);
 export const GROUP_TASK_FIELDS = [...CLIENT_FIELD_NAMES, "id"];
 
+/** A task's cron settings, which a job or workflow as a whole does not have. */
+const GROUP_CRON_KEYS = ["schedule", "cron", "timezone", "is_recurring", "overlap_policy", "misfire_policy"];
+
 /** A job's or workflow's key, or one of its tasks', that nearly names a field (`depend_on`): its error. */
 export const groupTypo =
   (fields: readonly string[]) =>
   (data: unknown): string | undefined => {
     const top = typoKey(data, fields);
     if (top) return top;
-    // Not a typo, and not for another client: a group's schedule was ignored, in silence.
-    if (data && typeof data === "object" && "schedule" in data)
-      return "schedule: a job or workflow has no schedule: start it (jobs start, workflows start), or schedule single tasks";
+    // Not a typo, and not for another client: a group's schedule and cron settings were ignored, in silence.
+    if (data && typeof data === "object") {
+      const cron = GROUP_CRON_KEYS.find((k) => k in data);
+      if (cron)
+        return `${cron}: a job or workflow has no schedule: start it (jobs start, workflows start), or schedule single tasks`;
+    }
     const tasks = (data as { tasks?: unknown } | null)?.tasks;
     if (!Array.isArray(tasks)) return undefined;
     for (let i = 0; i < tasks.length; i++) {

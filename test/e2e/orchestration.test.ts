@@ -525,6 +525,8 @@ describe("cron", () => {
       // A member's schedule fired it alone (a workflow never started ran it once); a group's was ignored.
       ["/workflows", { tasks: [add(1, 1, { schedule: "* * * * *" })] }, "tasks.0.schedule: a task of a job or"],
       ["/jobs", { name: "nightly", schedule: "0 2 * * *", tasks: [add(1, 1)] }, "schedule: a job or workflow has no"],
+      ["/jobs", { name: "nightly", cron: "0 2 * * *", tasks: [add(1, 1)] }, "cron: a job or workflow has no"],
+      ["/workflows", { timezone: "Europe/Paris", tasks: [add(1, 1)] }, "timezone: a job or workflow has no"],
     ] as const) {
       const r = await http(`${s.url}${path}`, "POST", spec);
       expect({ path, status: r.status }).toEqual({ path, status: 400 });
