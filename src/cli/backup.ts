@@ -4,7 +4,7 @@ import { dirname, join, resolve } from "node:path";
 import { SQL } from "bun";
 import { defineCommand } from "citty";
 import { type Counts, dumpStore, isEmpty, readArchive, restoreStore } from "../storage/archive.ts";
-import { lockDir } from "../storage/lock.ts";
+import { lockDir, RESTORE_LOCK } from "../storage/lock.ts";
 import { openSqlite } from "../storage/sqlite/index.ts";
 import { PROGRAM } from "../version.ts";
 import { action, UsageError } from "./args.ts";
@@ -222,12 +222,25 @@ export const restoreCommand = defineCommand({
         mkdirSync(c.dataDir, { recursive: true, mode: 0o700 });
         refuseIfHeld(c.dataDir, doing);
       }
-      // Held from the first look to the last write: no serve starts on a store half restored.
-      const lock = c.kind !== "postgres" ? lockDir(c.dataDir, "restore") : undefined;
+      // Held from the first look to the last write (the local proplet's id too): no serve starts on a store half
+      // restored. Left by a restore that was killed, it keeps every other command off the store (storage/lock.ts).
+      const lock = c.kind !== "postgres" ? lockDir(c.dataDir, RESTORE_LOCK) : undefined;
       let aside = "";
       let stamp: string | undefined;
+      /** The unfinished restore's mark stays when this one refuses to replace it. */
+      let keepMark = false;
       try {
         const o = { writes: true, locked: true };
+        if (lock?.unfinishedRestore && c.kind !== "postgres") {
+          if (!args.force) {
+            keepMark = true;
+            throw new UsageError(
+              `${c.dataDir} holds a restore that did not finish (it was stopped before its end): restore into it again with --force, which replaces what it holds`,
+            );
+          }
+          // Part of an archive is nobody's store: not kept aside as one.
+          for (const n of STORE_FILES[c.kind]) rmSync(join(c.dataDir, n), { recursive: true, force: true });
+        }
         if (present(c)) {
           const empty = await withStore(c, "restore", doing, async (s) => isEmpty(s), o);
           if (!empty && !args.force)
@@ -244,20 +257,10 @@ export const restoreCommand = defineCommand({
           const undone = await undoRestore(c, stamp);
           throw new UsageError(`the restore failed (${e instanceof Error ? e.message : e}): ${undone}`);
         }
+        writeLocalProplet(c, archive, args["data-dir"]);
       } finally {
-        lock?.release();
+        lock?.release(keepMark);
       }
-      // The site's local proplet comes back as itself (its history, its pinned tasks), not as a new one beside a
-      // dead one. Only into a data dir named (a PostgreSQL store may be restored from anywhere).
-      // Not one the archive registers as an identity: serve's local proplet logs in with an internal identity that
-      // shadows a stored one of its id (manager/identities.ts), so it would take that proplet's place and tasks.
-      const local = archive.header.local_proplet_id;
-      const registered = archive.records.some((r) => r.k === "entity" && r.v.id === local);
-      if (local && registered)
-        process.stderr.write(
-          `the archive names ${local} as serve's local proplet, but ${local} is a registered identity: not taken (serve makes a new local proplet)\n`,
-        );
-      else if (local && args["data-dir"]) writeFileSync(join(c.dataDir, LOCAL_PROPLET_ID_FILE), local, { mode: 0o600 });
       const from = `${archive.header.source} archive of ${archive.header.created_at}`;
       process.stdout.write(`restored ${summary(archive.counts)} (${from}) into ${where(c)}\n`);
       if (aside) process.stderr.write(`${aside}\n`);
@@ -268,3 +271,18 @@ export const restoreCommand = defineCommand({
         );
     }),
 });
+
+/** The archive's local proplet id into the data dir it was restored to. */
+function writeLocalProplet(c: StoreChoice, archive: ReturnType<typeof readBackup>, dataDir: string | undefined): void {
+  // The site's local proplet comes back as itself (its history, its pinned tasks), not as a new one beside a
+  // dead one. Only into a data dir named (a PostgreSQL store may be restored from anywhere).
+  // Not one the archive registers as an identity: serve's local proplet logs in with an internal identity that
+  // shadows a stored one of its id (manager/identities.ts), so it would take that proplet's place and tasks.
+  const local = archive.header.local_proplet_id;
+  const registered = archive.records.some((r) => r.k === "entity" && r.v.id === local);
+  if (local && registered)
+    process.stderr.write(
+      `the archive names ${local} as serve's local proplet, but ${local} is a registered identity: not taken (serve makes a new local proplet)\n`,
+    );
+  else if (local && dataDir) writeFileSync(join(c.dataDir, LOCAL_PROPLET_ID_FILE), local, { mode: 0o600 });
+}

@@ -2,7 +2,7 @@ import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { SQL } from "bun";
-import { lockDir, lockHolder } from "../storage/lock.ts";
+import { lockDir, lockHolder, restoreUnfinished, UnfinishedRestore } from "../storage/lock.ts";
 import { openStorage, STORAGE_HELP, storageLocation } from "../storage/open.ts";
 import { pgStatus } from "../storage/postgres/migrations.ts";
 import { redact } from "../storage/postgres/url.ts";
@@ -96,6 +96,9 @@ export async function withStore<T>(
   o: { create?: boolean; writes?: boolean; locked?: boolean } = {},
 ): Promise<T> {
   const create = o.create ?? false;
+  // Said first: a restore killed before it made the store's file leaves no store, and this is why.
+  if (c.kind !== "postgres" && !o.locked && restoreUnfinished(c.dataDir))
+    throw new UsageError(new UnfinishedRestore(c.dataDir).message);
   if (!create && !present(c))
     throw new UsageError(
       `no ${c.kind} store at ${where(c)}: refused, nothing was created (is --data-dir or --storage wrong?)`,

@@ -58,9 +58,42 @@ const describeCode = (code: string) =>
     code
   ] ?? code;
 
-/** Takes the dir's lock for this process (`what`: "serve", "proplet"); throws DirInUse when another holds it. */
-export function lockDir(dir: string, what: string): { release(): void } {
+/** The lock a restore holds: left behind (its process gone), it says the restore did not finish. */
+export const RESTORE_LOCK = "restore";
+
+/** A store a restore wrote part of, and was stopped in (kill -9, power cut): nothing but a restore may open it. */
+export class UnfinishedRestore extends Error {
+  constructor(readonly dir: string) {
+    super(
+      `${dir} holds a restore that did not finish (it was stopped before its end): restore again into it with --force (propeller restore FILE --data-dir ${dir} --force), or use another data dir`,
+    );
+  }
+}
+
+/** A restore into the dir was stopped before its end (its lock is left, and its process gone). */
+export function restoreUnfinished(dir: string): boolean {
+  return staleWhat(dir) === RESTORE_LOCK && !lockHolder(dir);
+}
+
+/** What a lock left by a process that is gone was taken for ("serve", "restore"), if one is left. */
+function staleWhat(dir: string): string | undefined {
+  try {
+    return readFileSync(join(dir, "lock"), "utf8").trim().split(" ")[2];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Takes the dir's lock for this process (`what`: "serve", "proplet"); throws DirInUse when another holds it, and
+ * UnfinishedRestore when a restore's lock was left (only a restore takes it over: `unfinishedRestore` then says so).
+ */
+export function lockDir(
+  dir: string,
+  what: string,
+): { release(keepFile?: boolean): void; unfinishedRestore: boolean } {
   const file = join(dir, "lock");
+  let unfinishedRestore = false;
   for (let attempt = 0; ; attempt++) {
     try {
       const fd = openSync(file, "wx", 0o600);
@@ -77,14 +110,22 @@ export function lockDir(dir: string, what: string): { release(): void } {
       if (code !== "EEXIST" || attempt > 0) throw e;
       const holder = lockHolder(dir);
       if (holder) throw new DirInUse(dir, holder.pid, holder.what);
-      unlinkSync(file); // stale: its process is gone
+      // Stale: its process is gone. A restore's stays until a restore finishes: the store is part of an archive.
+      if (staleWhat(dir) === RESTORE_LOCK) {
+        if (what !== RESTORE_LOCK) throw new UnfinishedRestore(dir);
+        unfinishedRestore = true;
+      }
+      unlinkSync(file);
     }
   }
   let held = true;
   return {
-    release: () => {
+    unfinishedRestore,
+    // keepFile: left in place, to be found stale once this process is gone (an unfinished restore's mark).
+    release: (keepFile = false) => {
       if (!held) return;
       held = false;
+      if (keepFile) return;
       try {
         if (readFileSync(file, "utf8").startsWith(`${process.pid} `)) unlinkSync(file);
       } catch {

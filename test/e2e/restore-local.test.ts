@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { b64, cli, http, startServe, tempDir, tokenOf, until } from "../helpers.ts";
+import { b64, cli, http, MAIN, startServe, tempDir, tokenOf, until } from "../helpers.ts";
 
 // A site restored into a new data dir (a replaced gateway): its serve's local proplet comes back as itself. The
 // archive did not say which proplet was serve's own, so the restored serve made a new one, the old one stayed
@@ -56,3 +56,78 @@ test("backup, restore into a new data dir, serve: one proplet, the old local one
     await b.kill();
   }
 }, 60_000);
+
+test("a restore killed half-way: serve and backup refuse the store naming it, a restore without --force too; with --force it is whole", async () => {
+  // An archive big enough that its restore takes a while: one task's record copied under 6,000 ids.
+  const a = await startServe();
+  const admin = a.token!;
+  const small = join(tempDir(), "small.jsonl");
+  try {
+    const meta = { pad: "x".repeat(2000) };
+    await http(`${a.url}/tasks`, "POST", { name: "add", file: b64("add"), inputs: [1, 2], metadata: meta });
+    expect(cli(["backup", small], { PROPELLER_URL: a.url, PROPELLER_TOKEN: tokenOf(a.url) }).code).toBe(0);
+  } finally {
+    await a.kill();
+  }
+  const lines = readFileSync(small, "utf8").trim().split("\n");
+  const taskLine = lines.find((l) => JSON.parse(l).k === "task")!;
+  const others = lines.slice(1, -1).filter((l) => l !== taskLine);
+  const tasks = Array.from({ length: 6000 }, () => {
+    const r = JSON.parse(taskLine);
+    r.v.id = crypto.randomUUID();
+    return JSON.stringify(r);
+  });
+  const big = join(tempDir(), "big.jsonl");
+  const records = [...others, ...tasks];
+  writeFileSync(big, `${[lines[0], ...records, JSON.stringify({ end: true, records: records.length })].join("\n")}\n`);
+
+  const dir = tempDir();
+  const restore = Bun.spawn([process.execPath, MAIN, "restore", big, "--data-dir", dir], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  // Killed as soon as it holds the data dir: its writes have begun, or are about to.
+  await until(
+    "the restore to take the data dir",
+    async () => {
+      if (restore.exitCode !== null) throw new Error(`restore ended first: ${restore.exitCode}`);
+      return (
+        (existsSync(join(dir, "lock")) && readFileSync(join(dir, "lock"), "utf8").includes(" restore")) || undefined
+      );
+    },
+    10_000,
+    2,
+  ).catch(async (e) => {
+    throw new Error(`${e}: ${await new Response(restore.stderr).text()} ${await new Response(restore.stdout).text()}`);
+  });
+  restore.kill("SIGKILL");
+  await restore.exited;
+
+  const serve = Bun.spawnSync(
+    [process.execPath, MAIN, "serve", "--data-dir", dir, "--http-port", "0", "--mqtt-port", "0"],
+    {
+      timeout: 20_000,
+    },
+  );
+  expect(serve.exitCode).not.toBe(0);
+  expect(serve.stderr.toString()).toContain("holds a restore that did not finish");
+  expect(serve.stderr.toString()).toContain("--force");
+  const backup = cli(["backup", join(tempDir(), "b.jsonl"), "--data-dir", dir]);
+  expect(backup.code).not.toBe(0);
+  expect(backup.stderr).toContain("holds a restore that did not finish");
+  const again = cli(["restore", big, "--data-dir", dir]);
+  expect(again.code).not.toBe(0);
+  expect(again.stderr).toContain("did not finish");
+  expect(again.stderr).toContain("--force");
+
+  const forced = cli(["restore", big, "--data-dir", dir, "--force"]);
+  expect({ code: forced.code, stderr: forced.stderr }).toMatchObject({ code: 0 });
+  expect(forced.stdout).toContain("restored");
+  expect(existsSync(join(dir, "lock"))).toBe(false);
+  const b = await startServe({ dataDir: dir });
+  try {
+    expect((await get(`${b.url}/tasks?limit=1`, admin)).body.total).toBe(6000);
+  } finally {
+    await b.kill();
+  }
+}, 120_000);
