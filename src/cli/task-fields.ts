@@ -1,3 +1,4 @@
+import { splitInputs } from "../core/inputs-arg.ts";
 import { parseMetadataArg } from "../core/metadata.ts";
 import { CLIENT_FIELD_NAMES } from "../core/task.ts";
 import { chooseEntry } from "../core/wasm-call.ts";
@@ -12,6 +13,13 @@ import { example } from "./examples.ts";
 export function metadataArg(s: string): Record<string, unknown> {
   const r = parseMetadataArg(s);
   if (typeof r === "string") throw new UsageError(`--metadata: ${r}`);
+  return r;
+}
+
+/** `--inputs`: split at commas, a JSON list, object or string kept whole (core/inputs-arg.ts). */
+export function inputsArg(v: string): string[] {
+  const r = splitInputs(v);
+  if (typeof r === "string") throw new UsageError(`--inputs: ${r}`);
   return r;
 }
 
@@ -82,7 +90,10 @@ export const taskFields = {
     description:
       "the inline module's signature, for a site whose trust policy requires one: signedBy, a simple-signing one over its sha256 (skopeo standalone-sign); sigstoreSigned, cosign's blob signature (cosign sign-blob --key)",
   },
-  inputs: { type: "string", description: "comma-separated inputs, e.g. 10,20" },
+  inputs: {
+    type: "string",
+    description: 'comma-separated inputs, e.g. 10,20; a JSON list, object or "string" stays one input: [1,2,3],2',
+  },
   "cli-args": { type: "string", description: "comma-separated runtime options, e.g. --dir=/data::/data,--env=K=V" },
   env: { type: "string", description: "comma-separated KEY=VALUE environment for the task" },
   daemon: { type: "boolean", description: "long-running task, Running until stopped or it exits" },
@@ -160,7 +171,7 @@ export function body(a: FieldArgs): Record<string, unknown> {
     if (!b.file) throw new UsageError("--signature signs an inline module: give --file or --example too");
     b.signature = readUserFile(String(a.signature)).toString("base64");
   }
-  if (a.inputs !== undefined) b.inputs = list(String(a.inputs)) ?? [];
+  if (a.inputs !== undefined) b.inputs = inputsArg(String(a.inputs));
   if (a["cli-args"]) b.cli_args = list(String(a["cli-args"]));
   if (a.function) {
     const given = (b.cli_args as string[] | undefined) ?? [];

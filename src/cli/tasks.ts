@@ -10,7 +10,7 @@ import {
   entryProblem,
   envPairs,
   functionArg,
-  list,
+  inputsArg,
   metadataArg,
   readWasm,
   taskFields,
@@ -217,14 +217,17 @@ export const tasksCommand = defineCommand({
       meta: { description: "Call a deployed latent task (created with --latent, then started) and print its answer" },
       args: {
         ...idArg,
-        inputs: { type: "string", description: "comma-separated inputs of this call" },
+        inputs: {
+          type: "string",
+          description: 'comma-separated inputs of this call (a JSON list, object or "string" stays one)',
+        },
         env: { type: "string", description: "KEY=VALUE[,…] added to the task's env for this call" },
         ...urlArg,
       },
       run: ({ args }) =>
         action(async () => {
           const body: Record<string, unknown> = {};
-          if (args.inputs !== undefined) body.inputs = list(String(args.inputs)) ?? [];
+          if (args.inputs !== undefined) body.inputs = inputsArg(String(args.inputs));
           if (args.env) body.env = envPairs(String(args.env));
           const r = await api<{ invoked: true; results: string }>(
             args,

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { b64, http, runTask, type Serve, startRunning, startServe, until } from "../helpers.ts";
+import { join } from "node:path";
+import { b64, cli, FIXTURES, http, runTask, type Serve, startRunning, startServe, tokenOf, until } from "../helpers.ts";
 
 // WASI preview-2 components through the whole path: REST → dispatcher → MQTT → serve's local proplet, which
 // transpiles them with jco on first sight and runs them on its worker pool.
@@ -27,6 +28,18 @@ describe("components", () => {
     });
     const bad = await runTask(s.url, { name: "add", file: calc, inputs: ["ten", 20] });
     expect(bad).toMatchObject({ state: 4, error: 'input 0 ("ten") is not a valid u32' });
+  });
+
+  test("the CLI gives a list input as JSON: tasks create scale --inputs [1,2,3],2 --start --wait", () => {
+    // --inputs was cut at every comma: the list reached the component as three inputs, and the call failed.
+    const file = join(FIXTURES, "calc.component.wasm");
+    const env = { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) };
+    const r = cli(["tasks", "create", "scale", "--file", file, "--inputs", "[1,2,3],2", "--start", "--wait"], env);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(r.stdout).toContain("[2,4,6]");
+    const empty = cli(["tasks", "create", "scale", "--file", file, "--inputs", "[1],,2"], env);
+    expect(empty.code).not.toBe(0);
+    expect(empty.stderr).toContain("--inputs: input 2 is empty");
   });
 
   test("a component command prints its argv and env; a failing one reports exit code 1 and its stderr", async () => {
