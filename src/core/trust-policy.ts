@@ -199,9 +199,11 @@ export function decide(
   digest: string,
   keysOf: (r: Requirement) => string[],
   signatures: VerifiedSignature[],
+  /** What is judged, when it is neither a registry reference nor an inline module (an http(s) image_url). */
+  what?: string,
 ): TrustDecision {
   const { scope, reqs } = requirementsFor(policy, ref);
-  const name = ref ? `${ref.registry}/${ref.repository}` : "an inline module";
+  const name = ref ? `${ref.registry}/${ref.repository}` : (what ?? "an inline module");
   for (const r of reqs) {
     if (r.type === "reject")
       return { allowed: false, scope, rule: r.type, reason: `${name} is rejected (scope ${scope})` };

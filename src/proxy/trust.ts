@@ -220,7 +220,11 @@ export class TrustVerifier implements TrustGate {
     const ref = parseReference(refText);
     // Not a registry reference (an http(s) URL): no signature can be found for it, `default` judges it.
     if (typeof ref === "string") {
-      const d = decide(this.policy, undefined, "", (r) => this.fingerprints(r), []);
+      // Named as what it is: "an inline module is rejected" for an http(s) URL sent people looking for a file.
+      const what = /^https?:\/\//i.test(refText)
+        ? `${refText} (an http(s) URL: it carries no signatures)`
+        : `${refText} (not a registry reference: ${ref.replace(`${JSON.stringify(refText)}: `, "")})`;
+      const d = decide(this.policy, undefined, "", (r) => this.fingerprints(r), [], what);
       this.count(d);
       return { ...d, digest: "" };
     }

@@ -236,3 +236,18 @@ describe("encrypted modules", () => {
     }
   }, 40_000);
 });
+
+test("verify names an image_url that is no registry reference as what it is, not as an inline module", () => {
+  const policy = join(tempDir(), "reject.json");
+  writeFileSync(policy, JSON.stringify({ default: [{ type: "reject" }] }));
+  const said = (ref: string) => cli(["verify", ref, "--trust-policy", policy]);
+  const url = said("http://127.0.0.1:9/x.wasm");
+  expect(url.code).toBe(1);
+  expect(url.stdout).toBe(
+    "refused: http://127.0.0.1:9/x.wasm (an http(s) URL: it carries no signatures) is rejected (scope default)\n",
+  );
+  expect(said("docker://127.0.0.1:5000/app:1").stdout).toContain(
+    'docker://127.0.0.1:5000/app:1 (not a registry reference: invalid repository name "/127.0.0.1:5000/app")',
+  );
+  expect(said("reg:5000/apps/x:1#frag").stdout).toContain('(not a registry reference: invalid tag "1#frag")');
+});
