@@ -50,7 +50,8 @@ const configure = defineCommand({
   },
   run: ({ args }) =>
     action(async () => {
-      if (!args["experiment-id"]) throw new UsageError("experiment id is required");
+      if (!args["experiment-id"])
+        throw new UsageError("fl configure needs --experiment-id ID: the experiment to configure");
       const body: Record<string, unknown> = {
         experiment_id: args["experiment-id"],
         participants: (args.participants ?? "")

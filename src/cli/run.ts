@@ -68,7 +68,8 @@ async function walk(
       // A command that runs by itself takes what follows as its own arguments.
       if (cmd.run || (group && word === undefined)) return { chain, rest, args };
       const where = chain.map((l) => l.name).join(" ");
-      const names = Object.keys(subs).join(", ");
+      // The root's own words (runCli answers them before any walk) are commands a person may type too.
+      const names = [...Object.keys(subs), ...(chain.length === 1 ? ROOT_WORDS : [])].join(", ");
       if (word === undefined) {
         // A mistyped flag says so first.
         try {
@@ -175,9 +176,14 @@ function flagsOf(args: ArgsDef): { all: string[]; takesValue: Set<string> } {
   return { all: [...all, "--help", "-h"], takesValue };
 }
 
+/** The words runCli answers itself at the root: `help`, `version`, `completion` (and `--version`). */
+const ROOT_WORDS = ["help", "version", "completion"];
+
 /** Refuses any flag the command does not know, naming it and the nearest it does. */
 function checkFlags(where: string, args: ArgsDef, rest: string[]): void {
   const { all, takesValue } = flagsOf(args);
+  // `--versoin` at the root: runCli takes `--version` before any walk, so it is among the root's flags here.
+  if (where === "propeller") all.push("--version", "-v");
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
     if (a === "--") return;

@@ -1,4 +1,4 @@
-import { readFileSync, realpathSync, writeSync } from "node:fs";
+import { realpathSync, writeSync } from "node:fs";
 import { basename, isAbsolute } from "node:path";
 import { defineCommand } from "citty";
 import { parseRuntimeOptions } from "../core/wasm-call.ts";
@@ -6,7 +6,7 @@ import { hereCompiler } from "../proplet/runtime/compiler.ts";
 import { DEFAULT_TASK_DISK_MB } from "../proplet/runtime/disk-cap.ts";
 import { execute } from "../proplet/runtime/execute.ts";
 import { ModuleCache } from "../proplet/runtime/modules.ts";
-import { action, int, UsageError } from "./args.ts";
+import { action, int, readUserFile, UsageError } from "./args.ts";
 
 // `propeller wasm run`: runs one module here, as a proplet would, with stdout and stderr passed through.
 /** Writes all of `bytes` to `fd`, waiting out a full pipe (EAGAIN) rather than losing the guest's output. */
@@ -69,7 +69,7 @@ export const wasmCommand = defineCommand({
             if (!isAbsolute(d.host) || !args["exit-with-parent"]) d.host = realpathSync(d.host);
           const cap = args["max-memory-mb"] ? int("max-memory-mb", args["max-memory-mb"], 1, 4096) : undefined;
           const disk = args["max-disk-mb"] ? int("max-disk-mb", args["max-disk-mb"], 1, 1 << 20) : undefined;
-          const runnable = await new ModuleCache(1, hereCompiler).load(new Uint8Array(readFileSync(args.file)), cap);
+          const runnable = await new ModuleCache(1, hereCompiler).load(new Uint8Array(readUserFile(args.file)), cap);
           const r = execute({
             runnable,
             name: args.invoke ?? args.argv0 ?? basename(args.file, ".wasm"),

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { b64, cli, followTicker, http, MAIN, runTask, type Serve, startServe, tokenOf } from "../helpers.ts";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { b64, cli, followTicker, http, MAIN, runTask, type Serve, startServe, tempDir, tokenOf } from "../helpers.ts";
 
 // The command line as a person meets it: strict about what it does not know, short about what went wrong.
 
@@ -125,6 +127,15 @@ describe("strict and helpful", () => {
     expect(restore.stderr).toStartWith(
       "error: restore needs --data-dir: the store to restore into, empty or new (a running serve's must be stopped first), e.g. propeller restore site.jsonl --data-dir /var/lib/propeller-restored\n",
     );
+    // A file where the data dir should be: said as such (it was "EEXIST: file already exists, mkdir").
+    const archive = join(tempDir(), "empty.jsonl");
+    writeFileSync(
+      archive,
+      '{"format":"propeller-archive","version":1,"source":"sqlite","created_at":"2026-12-08T00:00:00.000Z"}\n{"end":true,"records":0}\n',
+    );
+    expect(cli(["restore", archive, "--data-dir", archive]).stderr).toStartWith(
+      `error: --data-dir ${archive} is a file, not a directory`,
+    );
     // A command that has no use for a data dir says nothing more than before.
     expect(cli(["certs", "show", "x.pem", "--data-dir", "d"]).stderr).toStartWith(
       "error: propeller certs show: unknown flag --data-dir\n",
@@ -138,6 +149,14 @@ describe("strict and helpful", () => {
       "error: propeller serve: unknown flag --bogus-flag",
       "usage: propeller serve [options]   (propeller help serve)",
     ]);
+    expect(cli(["--versoin"]).stderr).toStartWith("error: propeller: unknown flag --versoin (did you mean --version?)");
+    expect(cli(["nosuch"]).stderr).toContain(", help, version, completion\n");
+    expect(cli(["wasm", "run", "/nonexistent.wasm"]).stderr).toStartWith(
+      "error: cannot read /nonexistent.wasm: no such file",
+    );
+    expect(cli(["fl", "configure", "--rounds", "5"]).stderr).toStartWith(
+      "error: fl configure needs --experiment-id ID",
+    );
     const typo = cli(["tasks", "create", "x", "--input", "1,2"]);
     expect(typo.stderr).toStartWith("error: propeller tasks create: unknown flag --input (did you mean --inputs?)");
     expect(cli(["tasks", "lst"]).stderr).toStartWith(
