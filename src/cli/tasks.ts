@@ -71,6 +71,11 @@ export const tasksCommand = defineCommand({
           const missing = entryProblem(args.name, b, args.function);
           if (missing && args.start) throw new UsageError(missing);
           if (missing) process.stderr.write(`warning: ${missing}\n`);
+          // Upstream's flow allows a task without a module (uploaded later); said, as a forgotten --file is likelier.
+          if (!b.file && !b.image_url && !args.start)
+            process.stderr.write(
+              "warning: the task has no module yet: give --file, --example or --image-url, or upload one later (propeller tasks upload ID FILE)\n",
+            );
           const t = await api<TaskView>(args, "POST", "/tasks", { name: args.name, ...b });
           if (!args.start) return show(t, args.json);
           try {

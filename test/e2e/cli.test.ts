@@ -27,6 +27,11 @@ describe("tasks a person can follow", () => {
     const id = JSON.parse(
       cli(["tasks", "create", "y", "--example", "add", "--priority", "70", "--json"], env).stdout,
     ).id;
+    // A task without a module is made (upstream's upload-later flow), with a word about it; one with a module is not.
+    const bare = cli(["tasks", "create", "z", "--inputs", "1"], env);
+    expect(bare.code).toBe(0);
+    expect(bare.stderr).toContain("warning: the task has no module yet: give --file, --example or --image-url");
+    expect(cli(["tasks", "create", "add", "--example", "add"], env).stderr).toBe("");
     const shown = cli(["tasks", "get", id.slice(0, 8)], env).stdout;
     expect(shown).toMatch(/priority\s+70/);
     expect(shown).toMatch(/start_time\s+never/);
