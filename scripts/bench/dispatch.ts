@@ -107,7 +107,7 @@ const say = (s: string) => process.stderr.write(`${s}\n`);
 const dataDir = mkdtempSync(join(tmpdir(), "propeller-bench-"));
 const httpPort = await freePort();
 const mqttPort = await freePort();
-const prof = opt.profile ? ["--cpu-prof-md", `--cpu-prof-dir=${opt.profile}`] : [];
+const prof = opt.profile ? [process.env.PROF_JSON ? "--cpu-prof" : "--cpu-prof-md", `--cpu-prof-dir=${opt.profile}`] : [];
 const cmd = opt.bin ? [opt.bin] : [process.execPath, ...prof, join(root, "src/main.ts")];
 // PostgreSQL: a throwaway cluster, as the tests start one; the store is counted there instead of in the file.
 const pg = opt.storage === "postgres" ? await (await import("../../test/postgres.ts")).startPostgres() : undefined;

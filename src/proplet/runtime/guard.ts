@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { cpuTicks, statFields } from "../../core/procstat.ts";
+import { ByteBuffer } from "./byte-buffer.ts";
 import type { ExecRequest } from "./execute.ts";
 
 // What every run on the in-process runtime shares, core module or component: the interrupt check the instrumented
@@ -11,26 +12,25 @@ export const STOPPED = "task stopped";
 export class Interrupted extends Error {}
 
 export class Capture {
-  private chunks: Uint8Array[] = [];
-  private size = 0;
+  private out: ByteBuffer;
   truncated = false;
   constructor(
     private limit: number,
     private tap?: (b: Uint8Array) => void,
-  ) {}
+  ) {
+    this.out = new ByteBuffer(limit);
+  }
   write = (b: Uint8Array) => {
+    if (b.length === 0) return; // nothing to keep or pass on
     this.tap?.(b);
-    if (this.size >= this.limit) {
+    if (this.out.size >= this.limit) {
       this.truncated = true;
       return;
     }
-    const part = b.subarray(0, this.limit - this.size);
-    this.chunks.push(part.slice());
-    this.size += part.length;
-    if (part.length < b.length) this.truncated = true;
+    if (this.out.append(b) < b.length) this.truncated = true;
   };
   text(): string {
-    return new TextDecoder().decode(Buffer.concat(this.chunks)) + (this.truncated ? "\n[output truncated]" : "");
+    return new TextDecoder().decode(this.out.bytes()) + (this.truncated ? "\n[output truncated]" : "");
   }
 }
 

@@ -1,4 +1,5 @@
 import { MAX_OUTPUT_CHUNK } from "../../core/messages.ts";
+import { ByteBuffer } from "./byte-buffer.ts";
 
 export type Stream = "stdout" | "stderr";
 export type OutputSink = (stream: Stream, data: string) => void;
@@ -23,6 +24,9 @@ export class OutputTap {
   private lastFlush = 0;
   private live = false;
   private pending: Record<Stream, string> = { stdout: "", stderr: "" };
+  /** Bytes written since the last look, decoded only then: a string appended per write (16 million one-byte
+   * writes) was a rope of as many strings (byte-buffer.ts). */
+  private raw: Partial<Record<Stream, ByteBuffer>> = {};
   /** When the oldest text still held was written. */
   private heldSince: Record<Stream, number> = { stdout: 0, stderr: 0 };
   private seen: Record<Stream, number> = { stdout: 0, stderr: 0 };
@@ -36,18 +40,34 @@ export class OutputTap {
 
   write(stream: Stream, bytes: Uint8Array): void {
     const room = this.limit - this.seen[stream];
-    if (room <= 0) return;
+    if (room <= 0 || bytes.length === 0) return;
     const part = bytes.subarray(0, room);
     this.seen[stream] += part.length;
-    if (!this.pending[stream]) this.heldSince[stream] = Date.now();
-    this.decoders[stream] ??= new TextDecoder();
-    this.pending[stream] += this.decoders[stream].decode(part, { stream: true });
-    if (part.length < bytes.length || this.seen[stream] >= this.limit) this.pending[stream] += "\n[output truncated]";
+    this.raw[stream] ??= new ByteBuffer(this.limit);
+    const raw = this.raw[stream];
+    if (!this.pending[stream] && raw.size === 0) this.heldSince[stream] = Date.now();
+    raw.append(part);
+    if (part.length < bytes.length || this.seen[stream] >= this.limit) this.truncatedAt[stream] = true;
     this.tick();
   }
 
+  /** Streams whose limit was reached: said once their bytes are decoded. */
+  private truncatedAt: Partial<Record<Stream, boolean>> = {};
+
+  /** The bytes written since the last look, decoded onto what is held. */
+  private decode(s: Stream): void {
+    const raw = this.raw[s];
+    if (!raw || raw.size === 0) return;
+    this.decoders[s] ??= new TextDecoder();
+    this.pending[s] += this.decoders[s].decode(raw.take(), { stream: true });
+    if (this.truncatedAt[s]) {
+      this.pending[s] += "\n[output truncated]";
+      this.truncatedAt[s] = false;
+    }
+  }
+
   tick(): void {
-    if (!this.pending.stdout && !this.pending.stderr) return;
+    if (!this.pending.stdout && !this.pending.stderr && !this.raw.stdout?.size && !this.raw.stderr?.size) return;
     const now = Date.now();
     if (now - this.started < QUIET_MS || now - this.lastFlush < FLUSH_MS) return;
     this.flush(now, false);
@@ -62,6 +82,7 @@ export class OutputTap {
   private flush(now: number, all: boolean): void {
     this.lastFlush = now; // a held partial line is looked at again only after FLUSH_MS
     for (const s of STREAMS) {
+      this.decode(s);
       const held = this.pending[s];
       if (!held) continue;
       const cut = all || now - this.heldSince[s] >= PARTIAL_MS ? held.length : held.lastIndexOf("\n") + 1;

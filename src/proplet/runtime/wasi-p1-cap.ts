@@ -1,4 +1,4 @@
-import { type File, OpenFile, type WASI } from "@bjorn3/browser_wasi_shim";
+import { ConsoleStdout, type File, OpenFile, type WASI } from "@bjorn3/browser_wasi_shim";
 import { type DiskBudget, type DiskRefusal, ENTRY_BYTES } from "./disk-cap.ts";
 
 // The disk bound (disk-cap.ts) in front of @bjorn3/browser_wasi_shim's WASI preview 1: the shim grows a file to
@@ -8,6 +8,14 @@ import { type DiskBudget, type DiskRefusal, ENTRY_BYTES } from "./disk-cap.ts";
 // 64 MiB file written 64 KiB at a time copied 32 GB).
 
 const ERRNO_FBIG = 22;
+const ERRNO_FAULT = 21;
+const ERRNO_INVAL = 28;
+/**
+ * The most iovecs one read or write may name, as Linux's writev (EINVAL past it). The shim makes a JS object and
+ * a copy per iovec before it writes anything: one fd_write naming 8 million empty iovecs (64 MiB of the guest's
+ * zeroed memory) took serve's heap 3 GiB up, in a single host call no interrupt check could stop.
+ */
+export const IOV_MAX = 1024;
 const ERRNO_NOSPC = 51;
 const OFLAGS_CREAT = 1;
 
@@ -74,6 +82,8 @@ export function capWasi(wasi: WASI, budget: DiskBudget): Record<string, Fn> {
   const {
     fd_write,
     fd_pwrite,
+    fd_read,
+    fd_pread,
     fd_allocate,
     fd_filestat_set_size,
     path_open,
@@ -90,19 +100,48 @@ export function capWasi(wasi: WASI, budget: DiskBudget): Record<string, Fn> {
     const r = budget.charge(ENTRY_BYTES);
     return r && errno(r);
   };
+  /**
+   * A write to stdout or stderr, handed to the capture as views of the guest's memory (which copies them): the
+   * shim made an object and a copy per iovec, and a join of them, per call. An iovec outside memory is EFAULT.
+   */
+  const toConsole = (c: ConsoleStdout, iovs: number, n: number, out: number): number => {
+    const v = view();
+    if (!v || iovs + 8 * n > v.byteLength || out + 4 > v.byteLength) return ERRNO_FAULT;
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      const buf = v.getUint32(iovs + 8 * i, true);
+      const len = v.getUint32(iovs + 8 * i + 4, true);
+      if (buf + len > v.byteLength) return ERRNO_FAULT;
+      if (len > 0) c.write(new Uint8Array(v.buffer, buf, len));
+      total += len;
+    }
+    v.setUint32(out, total, true);
+    return 0;
+  };
   return {
-    fd_write: (fd: number, iovs: number, n: number, out: number) =>
-      writing(
-        fd,
-        () => file(fd)!.file_pos + BigInt(iovBytes(iovs, n)),
-        () => fd_write!(fd, iovs, n, out),
-      ),
+    fd_write: (fd: number, iovs: number, n: number, out: number) => {
+      if (n > IOV_MAX) return ERRNO_INVAL;
+      const c = wasi.fds[fd];
+      return c instanceof ConsoleStdout
+        ? toConsole(c, iovs, n, out)
+        : writing(
+            fd,
+            () => file(fd)!.file_pos + BigInt(iovBytes(iovs, n)),
+            () => fd_write!(fd, iovs, n, out),
+          );
+    },
     fd_pwrite: (fd: number, iovs: number, n: number, offset: bigint, out: number) =>
-      writing(
-        fd,
-        () => BigInt(offset) + BigInt(iovBytes(iovs, n)),
-        () => fd_pwrite!(fd, iovs, n, offset, out),
-      ),
+      n > IOV_MAX
+        ? ERRNO_INVAL
+        : writing(
+            fd,
+            () => BigInt(offset) + BigInt(iovBytes(iovs, n)),
+            () => fd_pwrite!(fd, iovs, n, offset, out),
+          ),
+    fd_read: (fd: number, iovs: number, n: number, out: number) =>
+      n > IOV_MAX ? ERRNO_INVAL : fd_read!(fd, iovs, n, out),
+    fd_pread: (fd: number, iovs: number, n: number, offset: bigint, out: number) =>
+      n > IOV_MAX ? ERRNO_INVAL : fd_pread!(fd, iovs, n, offset, out),
     fd_allocate: (fd: number, offset: bigint, len: bigint) =>
       check(fd, () => BigInt(offset) + BigInt(len)) ?? fd_allocate!(fd, offset, len),
     fd_filestat_set_size: (fd: number, size: bigint) =>
