@@ -114,8 +114,22 @@ export class RunResults {
    * (never reset while this manager runs), and in bytes (results and error beyond 64 KiB are not kept, said so).
    */
   private unknownRun(task: Task, msg: ResultMsg, runId: string): void {
+    // Only from a proplet the task was given (its current run's, or one of its recent runs'): any proplet that
+    // knew a task's id wrote forged runs into its history, and spent the budget below meant for real ones.
+    const from = msg.proplet_id;
+    if (!from || !this.wasGiven(task, from)) {
+      log.warn(
+        `task ${task.id}: result for run ${runId} from ${from ? `proplet ${from}` : "no proplet"} dropped: the task was never given to it`,
+      );
+      return;
+    }
     const n = this.unknown.get(task.id) ?? 0;
-    if (n >= MAX_UNKNOWN_RUNS_PER_TASK || this.unknownTotal >= MAX_UNKNOWN_RUNS) {
+    const byProplet = this.unknownByProplet.get(from) ?? 0;
+    if (
+      n >= MAX_UNKNOWN_RUNS_PER_TASK ||
+      byProplet >= MAX_UNKNOWN_RUNS_PER_PROPLET ||
+      this.unknownTotal >= MAX_UNKNOWN_RUNS
+    ) {
       // Said once per task (a flood of them is not a flood of log lines).
       if (!this.unknownDropped.has(task.id) && this.unknownDropped.size < MAX_UNKNOWN_RUNS) {
         this.unknownDropped.add(task.id);
@@ -126,6 +140,7 @@ export class RunResults {
       return;
     }
     this.unknown.set(task.id, n + 1);
+    this.unknownByProplet.set(from, byProplet + 1);
     this.unknownTotal++;
     const now = nowIso();
     const size = JSON.stringify(msg.results ?? null).length;
@@ -152,8 +167,15 @@ export class RunResults {
     log.warn(`task ${task.id}: result for a run it did not know (${runId}); kept as a run of its own (${run.status})`);
   }
 
-  /** Runs made by `unknownRun`, by task, and in all, since this manager started. */
+  /** Whether the task was dispatched to this proplet: its current run, or one of its newest runs, is there. */
+  private wasGiven(task: Task, propletId: string): boolean {
+    if (task.proplet_id === propletId) return true;
+    return this.store.runs.listByTask(task.id, 0, RUNS_LOOKED_AT).items.some((r) => r.proplet_id === propletId);
+  }
+
+  /** Runs made by `unknownRun`, by task, by proplet, and in all, since this manager started. */
   private unknown = new Map<string, number>();
+  private unknownByProplet = new Map<string, number>();
   private unknownTotal = 0;
   /** Tasks whose unknown runs were dropped (said once each). */
   private unknownDropped = new Set<string>();
@@ -163,5 +185,9 @@ export class RunResults {
 const MAX_UNKNOWN_RUNS_PER_TASK = 100;
 /** Such runs in all, per manager process (a hand-over leaves a few; a proplet inventing them, many). */
 const MAX_UNKNOWN_RUNS = 2000;
+/** Such runs from one proplet: one proplet cannot spend the whole budget of the site's others. */
+const MAX_UNKNOWN_RUNS_PER_PROPLET = 200;
+/** A task's runs looked at for the proplets it was given to (the newest: a hand-over's run is recent). */
+const RUNS_LOOKED_AT = 50;
 /** Results (as JSON) and error kept on such a run, in characters: 2,000 of them stay within ~256 MiB. */
 const MAX_UNKNOWN_RESULT_CHARS = 64 * 1024;

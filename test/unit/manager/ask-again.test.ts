@@ -105,13 +105,24 @@ describe("every execution is recorded", () => {
     ]);
   });
 
-  test("invented run ids add at most 100 runs to a task", async () => {
+  test("invented run ids add at most 100 runs to a task, and none from a proplet it was never given", async () => {
     h = harness();
     h.proplet("p1");
+    h.proplet("p2");
     const id = await h.create({ name: "add" });
-    for (let i = 0; i < 150; i++)
-      h.m.inbound.result({ task_id: id, proplet_id: "p1", run_id: `forged-${i}`, results: "", error: "x" });
-    // The task never ran: 100 of the 150 are kept.
-    expect(h.m.tasks.runs(id, 0, 1000).total).toBe(100);
+    const forge = (proplet: string) => {
+      for (let i = 0; i < 150; i++)
+        h.m.inbound.result({ task_id: id, proplet_id: proplet, run_id: `forged-${i}`, results: "", error: "x" });
+    };
+    forge("p1"); // the task never ran: on no proplet
+    expect(h.m.tasks.runs(id, 0, 1000).total).toBe(0);
+    await h.m.tasks.start(id);
+    await h.settle();
+    const on = h.store.tasks.get(id)!.proplet_id!;
+    forge(on === "p1" ? "p2" : "p1"); // not its proplet
+    expect(h.m.tasks.runs(id, 0, 1000).total).toBe(1); // its own current run
+    forge(on);
+    // 100 of the 150 are kept, beside the current run.
+    expect(h.m.tasks.runs(id, 0, 1000).total).toBe(101);
   });
 });
