@@ -1,4 +1,5 @@
 import { type ConsolaInstance, type ConsolaReporter, createConsola, LogLevels, type LogType } from "consola";
+import { escapeCodePoint, REORDERING } from "./core/reorder.ts";
 
 // One logger for every subcommand. Logs go to stderr so a CLI's stdout stays clean for --json output.
 // No throttle: consola folds a line repeated within a second into "repeated N times", comparing the arguments as
@@ -42,10 +43,9 @@ const isMarked = (a: unknown): a is Marked => typeof a === "object" && a !== nul
  * A message is one line of text: ids and names in it may come from peers (a proplet's task id, a run id), so its
  * control characters are shown escaped (`\n`, `\x1b`) and cannot forge another line or reach a terminal.
  */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+const CONTROL = new RegExp(`[\\u0000-\\u001f\\u007f-\\u009f${REORDERING}]`, "g");
 const escapeControl = (c: string) =>
-  c === "\n" ? "\\n" : c === "\t" ? "\\t" : c === "\r" ? "\\r" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+  c === "\n" ? "\\n" : c === "\t" ? "\\t" : c === "\r" ? "\\r" : escapeCodePoint(c);
 const oneLine = (a: unknown) => (typeof a === "string" ? a.replace(CONTROL, escapeControl) : a);
 
 /** The fields of a call (undefined values left out) and its other arguments. */
@@ -78,13 +78,13 @@ function pairs(f: Record<string, string | number | boolean>): string {
 }
 
 // JSON.stringify escapes U+0000–U+001F only: DEL and the C1 controls (U+009B is a terminal's CSI, as ESC [ is) went
-// out as they were, in a field's quoted value and in every JSON line.
-const C1 = /[\u007f-\u009f]/g;
+// out as they were, in a field's quoted value and in every JSON line; so did the reordering ones (core/reorder.ts).
+const C1 = new RegExp(`[\\u007f-\\u009f${REORDERING}]`, "g");
 const json = (v: unknown) =>
   JSON.stringify(v).replace(C1, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: a control character is quoted (escaped) too
-const needsQuotes = (v: string) => /[\s"=\u0000-\u001f\u007f-\u009f]/.test(v);
+const QUOTED = new RegExp(`[\\s"=\\u0000-\\u001f\\u007f-\\u009f${REORDERING}]`);
+const needsQuotes = (v: string) => QUOTED.test(v);
 
 interface LogObj {
   date: Date;

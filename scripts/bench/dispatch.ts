@@ -55,6 +55,11 @@ const { values: opt } = scriptArgs(
       rounds: { type: "string", default: "3", description: "timed bursts of serve and of the floor, taking turns" },
       bin: { type: "string" },
       profile: { type: "string", description: "directory for a CPU profile (markdown) of the serve process" },
+      "profile-json": {
+        type: "boolean",
+        default: false,
+        description: "the profile as a .cpuprofile (JSON: every sample's stack, for a tool to sum) instead of markdown",
+      },
       "no-auth": { type: "boolean", default: false },
       "no-floor": { type: "boolean", default: false, description: "skip the floor (floor.ts) run after serve's" },
       storage: { type: "string", default: "sqlite", description: "sqlite, kv or postgres (a throwaway cluster)" },
@@ -107,7 +112,7 @@ const say = (s: string) => process.stderr.write(`${s}\n`);
 const dataDir = mkdtempSync(join(tmpdir(), "propeller-bench-"));
 const httpPort = await freePort();
 const mqttPort = await freePort();
-const prof = opt.profile ? [process.env.PROF_JSON ? "--cpu-prof" : "--cpu-prof-md", `--cpu-prof-dir=${opt.profile}`] : [];
+const prof = opt.profile ? [opt["profile-json"] ? "--cpu-prof" : "--cpu-prof-md", `--cpu-prof-dir=${opt.profile}`] : [];
 const cmd = opt.bin ? [opt.bin] : [process.execPath, ...prof, join(root, "src/main.ts")];
 // PostgreSQL: a throwaway cluster, as the tests start one; the store is counted there instead of in the file.
 const pg = opt.storage === "postgres" ? await (await import("../../test/postgres.ts")).startPostgres() : undefined;

@@ -1,3 +1,4 @@
+import { escapeCodePoint, REORDERING } from "../core/reorder.ts";
 // Output for people (aligned tables, key: value blocks) and for scripts (--json).
 
 export function printJson(v: unknown): void {
@@ -10,15 +11,13 @@ const show = (v: unknown): string =>
 /**
  * Text for a terminal: control characters shown escaped (`\x1b`), so a name, result or error written by a proplet,
  * a guest or another user cannot send escape sequences to whoever reads it (set the clipboard, clear the screen).
- * A record keeps its newlines and tabs.
+ * A record keeps its newlines and tabs. Characters that reorder the text around them (core/reorder.ts) are
+ * escaped too.
  */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
-const CONTROL_ALL = /[\u0000-\u001f\u007f-\u009f]/g;
-const escapeControl = (c: string) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+const CONTROL = new RegExp(`[\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f${REORDERING}]`, "g");
+const CONTROL_ALL = new RegExp(`[\\u0000-\\u001f\\u007f-\\u009f${REORDERING}]`, "g");
 export const terminalSafe = (text: string, keepLines = false): string =>
-  text.replace(keepLines ? CONTROL : CONTROL_ALL, escapeControl);
+  text.replace(keepLines ? CONTROL : CONTROL_ALL, escapeCodePoint);
 
 /**
  * Cells are cut at 60 characters, an ellipsis showing where, so a long result or error keeps the table readable;

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { checkSchedule, validTimezone } from "./cron.ts";
+import { REORDERING } from "./reorder.ts";
 import { envError } from "./wasm-call.ts";
 
 // What a client may give a task, beyond the field types of core/task.ts: names and ids that stay what they say
@@ -28,10 +29,10 @@ export const ClientId = z
 export const MAX_TASK_NAME = 512;
 
 /**
- * No bidirectional controls in a name (U+202A–U+202E, U+2066–U+2069, U+200E/F, U+061C): `‮gnp.exe‬` showed as
- * "exe.png" in every list. No export and no honest name needs them.
+ * No bidirectional controls in a name (U+202A–U+202E, U+2066–U+2069, U+200E/F, U+061C), nor the line and paragraph
+ * separators (core/reorder.ts): `‮gnp.exe‬` showed as "exe.png" in every list. No export and no honest name needs them.
  */
-export const NO_BIDI = /^[^\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]*$/;
+export const NO_BIDI = new RegExp(`^[^${REORDERING}]*$`);
 export const BIDI_MESSAGE = "must not hold bidirectional control characters (they make it read as another name)";
 
 // A schedule must parse in its time zone; both are checked together so the error names the right field.

@@ -88,10 +88,7 @@ function staleWhat(dir: string): string | undefined {
  * Takes the dir's lock for this process (`what`: "serve", "proplet"); throws DirInUse when another holds it, and
  * UnfinishedRestore when a restore's lock was left (only a restore takes it over: `unfinishedRestore` then says so).
  */
-export function lockDir(
-  dir: string,
-  what: string,
-): { release(keepFile?: boolean): void; unfinishedRestore: boolean } {
+export function lockDir(dir: string, what: string): { release(keepFile?: boolean): void; unfinishedRestore: boolean } {
   const file = join(dir, "lock");
   let unfinishedRestore = false;
   for (let attempt = 0; ; attempt++) {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type Browser, chromium } from "playwright-core";
-import { assemble, b64, http, type Serve, startServe } from "../helpers.ts";
+import { assemble, b64, http, runTask, type Serve, startServe } from "../helpers.ts";
 
 // Names the console now shows (issue 28, item 5; item 3's export list) as an attacker writes them: a workflow's or
 // job's name of a megabyte, across lines, or made of HTML meant to run in an admin's console; a module whose
@@ -194,5 +194,22 @@ describe("the console inside another page's frame", () => {
       await context.close();
       evil.stop(true);
     }
+  }, 30_000);
+});
+
+describe("a guest's text in the console", () => {
+  test("a guest's result or error holding a right-to-left override is shown with it written out, not read backwards", async () => {
+    // hello prints "Hello, <input>!": an unclosed U+202E turned the rest of the Result field around.
+    const t = await runTask(s.url, { name: "hello", file: b64("hello"), inputs: ["\u202egnp.exe"] });
+    expect(t.results).toContain("\u202e");
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    expect((await context.request.post(`${s.url}/session`, { data: { token: s.token } })).status()).toBe(200);
+    const page = await context.newPage();
+    await page.goto(`${s.url}/#/tasks/${t.id}`);
+    const result = page.locator("dt:text-is('Result') + dd");
+    await result.waitFor();
+    expect(await result.textContent()).toContain("\\u202egnp.exe");
+    expect(await result.textContent()).not.toContain("\u202e");
+    await context.close();
   }, 30_000);
 });

@@ -1,4 +1,5 @@
 import { afterEach, expect, test } from "bun:test";
+import { terminalSafe } from "../../src/cli/output.ts";
 import { fields, log, priority, setLogFormat, setLogLevel, tag } from "../../src/log.ts";
 
 // The line formats a collector reads: journald's `<N>` priority prefix and JSON with the ids as fields.
@@ -83,4 +84,26 @@ test("DEL and C1 controls in a field (U+009B is CSI) are escaped in every format
     if (format === "json") expect(JSON.parse(lines[0]!)).toMatchObject({ task_id: "a\u009b31mb", run_id: "c\u007fd" });
     else expect(lines[0]).toContain('task_id="a\\u009b31mb" run_id="c\\u007fd"');
   }
+});
+
+test("characters that reorder a line (U+202E, U+2066, U+2028) are escaped in the message and the fields, in every format", () => {
+  // A guest's error holding U+202E made the rest of its log line, task_id and proplet_id included, read backwards.
+  for (const [format, journald] of EVERY_FORMAT) {
+    setLogFormat(format, journald);
+    const lines = capture(() =>
+      log.warn("task failed: \u202eexe.png\u2028next", fields({ task_id: "t\u2066x", error: "e\u202dr" })),
+    );
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).not.toMatch(/[\u202a-\u202e\u2066-\u2069\u2028\u2029]/);
+    if (format === "json") expect(JSON.parse(lines[0]!)).toMatchObject({ task_id: "t\u2066x", error: "e\u202dr" });
+    else {
+      expect(lines[0]).toContain("task failed: \\u202eexe.png\\u2028next");
+      expect(lines[0]).toContain('task_id="t\\u2066x"');
+    }
+  }
+});
+
+test("terminalSafe escapes reordering characters as it does controls", () => {
+  expect(terminalSafe("a\u202eb\u2029c\u001bd")).toBe("a\\u202eb\\u2029c\\x1bd");
+  expect(terminalSafe("one\ntwo\u200f", true)).toBe("one\ntwo\\u200f");
 });

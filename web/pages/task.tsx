@@ -1,4 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
+import { reorderingShown } from "../../src/core/reorder.ts";
 import { ago, api } from "../api.ts";
 import { Chart } from "../chart.tsx";
 import { subscribe } from "../live.ts";
@@ -43,7 +44,7 @@ function Output(p: { id: string; running: boolean }) {
   if (!text) return <p class="muted">{p.running ? "No output yet." : "No output kept."}</p>;
   return (
     <pre role="log" aria-label="Output">
-      {text}
+      {reorderingShown(text)}
     </pre>
   );
 }
@@ -184,7 +185,7 @@ export function TaskPage(p: { id: string }) {
               {t.error && (
                 <>
                   <dt>Error</dt>
-                  <dd class="error">{t.error}</dd>
+                  <dd class="error">{reorderingShown(t.error)}</dd>
                 </>
               )}
               <dt>Id</dt>
@@ -220,7 +221,7 @@ export function TaskPage(p: { id: string }) {
               cell: (x) => (
                 <>
                   <StateText state={x.state} status={x.status} />
-                  {x.error && <div class="error">{x.error}</div>}
+                  {x.error && <div class="error">{reorderingShown(x.error)}</div>}
                 </>
               ),
             },

@@ -1,4 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
+import { reorderingShown } from "../../src/core/reorder.ts";
 import { ago, STATES } from "../api.ts";
 import { type Sort, Table } from "../table.tsx";
 import { Loading, StateText, useApi } from "../ui.tsx";
@@ -36,8 +37,12 @@ export interface TaskView {
   metadata?: Record<string, unknown>;
 }
 
+/**
+ * A result as text. A guest's text may hold characters that reorder what follows them (an unclosed U+202E read the
+ * rest of its Result field backwards): they are shown written out, `\u202e` (core/reorder.ts).
+ */
 export const show = (v: unknown) =>
-  v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v);
+  reorderingShown(v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v));
 const PAGE = 25;
 
 /** The result column: the result, or its preview marked as cut. */
