@@ -90,13 +90,25 @@ export class Federation {
    * (`caller`) reads only its own.
    */
   dataset(key: string, caller?: string): unknown {
-    const id = this.proplets.idOf(key);
+    const id = this.propletIdOf(key);
     if (caller !== undefined && caller !== id) throw forbidden(`proplet ${caller} may read only its own dataset`);
     return this.registry.dataset(id);
   }
 
   putDataset(key: string, body: { schema?: string; data: unknown[] }) {
-    return this.registry.putDataset(this.proplets.idOf(key), body);
+    return this.registry.putDataset(this.propletIdOf(key), body);
+  }
+
+  /**
+   * A proplet's id from its id or name: a known proplet's, else a proplet identity's that has not connected yet
+   * (a dataset stored by the name `proplets add` gave, before the proplet first came, went under the name, and the
+   * proplet, asking by its id, found none).
+   */
+  private propletIdOf(key: string): string {
+    const known = this.proplets.byIdOrName(key);
+    if (known) return known.id;
+    const identity = this.store.entities.all().find((e) => e.kind === "proplet" && !e.revoked_at && e.name === key);
+    return identity?.id ?? key;
   }
 
   // ---- experiments ----------------------------------------------------------------------------------------

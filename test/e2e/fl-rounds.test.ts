@@ -240,7 +240,7 @@ describe("rounds, updates and refusals", () => {
     });
     const missing = cli(["fl", "configure"], env);
     expect(missing.code).not.toBe(0);
-    expect(missing.stderr).toContain("experiment id is required");
+    expect(missing.stderr).toContain("fl configure needs --experiment-id ID");
     const late = cli(
       ["fl", "update", "--round-id", "cli-1", "--proplet-id", "alpha", "--update", '{"w":[1,1,1],"b":1}'],
       env,
@@ -462,6 +462,11 @@ describe("a restart after a round's deadline; what an operator names", () => {
     }
     const other = await fetch(`${s.url}/fl/datasets/${name}`, { headers: { authorization: `Bearer ${keys.epsilon}` } });
     expect(other.status).toBe(403);
+    // A proplet identity that has not connected yet: its name is its id's too.
+    const fresh = await http<{ id: string }>(`${s.url}/entities`, "POST", { kind: "proplet", name: "not-yet-here" });
+    expect(fresh.status).toBe(201);
+    const early = await http(`${s.url}/fl/datasets/not-yet-here`, "POST", { data: [{ x: [1], y: 1 }] });
+    expect(early).toMatchObject({ status: 201, body: { proplet_id: fresh.body.id } });
 
     const versions = (await http(`${s.url}/fl/models`)).body.versions as number[];
     const last = versions.at(-1)!;
