@@ -18,6 +18,9 @@ import {
   gated,
   MAX_INFLIGHT_QOS2,
   PACKET_OVERHEAD,
+  PROPLET_BURST_BYTES,
+  PROPLET_BYTES_PER_SECOND,
+  readRate,
 } from "./limits.ts";
 import { cacheMatches } from "./match-cache.ts";
 
@@ -81,12 +84,17 @@ export async function startBroker(
   // QoS 2 messages awaiting PUBREL: one largest packet's worth per identity (per client id without auth).
   boundQos2(aedes, limits.maxPacketBytes, (client) => guarded?.peerOf(client)?.id);
   const admission = connectionAdmission(limits);
+  // A proplet's bytes a second, over all its connections (limits.ts): managers and proxies are the site's own.
+  const rate = readRate({ perSecond: PROPLET_BYTES_PER_SECOND, burst: PROPLET_BURST_BYTES }, (client) => {
+    const peer = guarded?.peerOf(client);
+    return peer?.kind === "proplet" ? `proplet ${peer.id}` : undefined;
+  });
   // Every connection: admitted by its address, then its packets' declared sizes checked before aedes buffers them.
   const handle = (socket: Socket) => {
     const address = socket.remoteAddress;
     if (!admission.admit(address)) return void socket.destroy();
     socket.once("close", () => admission.release(address));
-    aedes.handle(fastPublish(gated(coalesced(socket), limits.maxPacketBytes)));
+    aedes.handle(fastPublish(gated(coalesced(socket), limits.maxPacketBytes, rate)));
   };
   aedes.on("clientError", (client, err) => log.debug(`mqtt client ${client?.id ?? "?"}: ${err.message}`));
   aedes.on("connectionError", (_client, err) => log.debug(`mqtt connection error: ${err.message}`));
@@ -154,7 +162,7 @@ export async function startBroker(
       // aedes destroys a connection it refuses (a timeout, a packet over the limit): the socket goes at once.
       stream.on("close", () => ws.terminate());
       ws.data.stream = stream;
-      const conn = fastPublish(gated(stream, limits.maxPacketBytes));
+      const conn = fastPublish(gated(stream, limits.maxPacketBytes, rate));
       waitingWs.set(conn, ws.data);
       aedes.handle(conn);
     },

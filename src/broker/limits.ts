@@ -1,6 +1,7 @@
 import type { Duplex } from "node:stream";
 import type { Aedes, AedesPublishPacket, Client } from "aedes";
 import { AddressLimiter, isLoopback } from "../core/address-limit.ts";
+import { ByteRate, type ByteRateBound } from "../core/byte-rate.ts";
 import { FrameScanner } from "../core/mqtt-frame.ts";
 import { log } from "../log.ts";
 
@@ -61,18 +62,69 @@ export function connectionAdmission(limits: BrokerLimits) {
 }
 
 /**
+ * What one identity may send, in bytes a second over all its connections (a proplet's; none for a manager or the
+ * gateway's proxy). Every packet was within its size bound, but a proplet sending 15 MiB results for ever, on one
+ * connection or six, took serve from 96 MiB to 1.3 GiB: it read and parsed faster than it could let go.
+ */
+export const PROPLET_BYTES_PER_SECOND = 8 << 20;
+/** A burst of two of the largest packets passes at once. */
+export const PROPLET_BURST_BYTES = 2 * MAX_PAYLOAD_BYTES;
+
+export interface ReadRate {
+  limiter: ByteRate;
+  /** The key whose bucket a client's reads spend (its identity), or none for a client not held to a rate. */
+  keyOf(client: Client): string | undefined;
+  /** Told each time a read waits (to say so, at most once a minute per key). */
+  slowed(key: string): void;
+}
+
+/** Reads held to `bound` per identity that `keyOf` names, said in the log once a minute per identity at most. */
+export function readRate(bound: ByteRateBound, keyOf: (client: Client) => string | undefined): ReadRate {
+  const said = new Map<string, number>();
+  return {
+    limiter: new ByteRate(bound),
+    keyOf,
+    slowed(key) {
+      const now = Date.now();
+      if ((said.get(key) ?? 0) + 60_000 > now) return;
+      if (said.size > 1000) said.clear();
+      said.set(key, now);
+      log.warn(`mqtt: ${key} sends more than ${bound.perSecond >> 20} MiB a second: its reads are slowed`);
+    },
+  };
+}
+
+/**
  * Reads the fixed header of every packet as aedes' parser takes the bytes (it calls `read()` on 'readable'), and
  * destroys the connection at once when one declares more than allowed: the small limit until the client's CONNECT
  * is accepted, `maxPacketBytes` after. The refused bytes never reach the parser.
  */
-export function gated<S extends Duplex>(conn: S, maxPacketBytes: number): S {
+export function gated<S extends Duplex>(conn: S, maxPacketBytes: number, rate?: ReadRate): S {
   const scanner = new FrameScanner();
   const read = conn.read.bind(conn);
   let refused = false;
+  let later: Timer | undefined;
+  conn.once("close", () => clearTimeout(later));
   (conn as { read: (size?: number) => unknown }).read = (size?: number) => {
-    const buf = read(size) as Buffer | null;
-    if (!buf || refused) return refused ? null : buf;
     const client = (conn as unknown as { client?: Client }).client;
+    // Over its identity's rate: not read now. The bytes wait in the socket (TCP holds the sender back), and the
+    // parser is woken when the bucket has room again.
+    const key = rate && client?.connected ? rate.keyOf(client) : undefined;
+    const now = key ? Date.now() : 0;
+    if (key) {
+      const wait = rate!.limiter.wait(key, now);
+      if (wait > 0) {
+        rate!.slowed(key);
+        later ??= setTimeout(() => {
+          later = undefined;
+          conn.emit("readable");
+        }, wait);
+        return null;
+      }
+    }
+    const buf = read(size) as Buffer | null;
+    if (key && buf) rate!.limiter.spend(key, buf.length, now);
+    if (!buf || refused) return refused ? null : buf;
     const limit = client?.connected ? maxPacketBytes : PRE_CONNECT_PACKET_BYTES;
     const why = scanner.scan(buf, limit);
     if (!why) return buf;
