@@ -1,3 +1,6 @@
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+
 // The registry client's HTTP layer: redirects followed by hand (credentials never follow to another origin),
 // bodies read with a running count against a bound (a Content-Length is a claim, not a limit), and errors that
 // carry two texts: the whole story for the operator's log and the CLI, and a short one a proplet may see (no
@@ -16,7 +19,7 @@ const MAX_REDIRECTS = 5;
 
 /**
  * Whether a host is this machine's or its network's: loopback, link-local (a cloud's metadata service at
- * 169.254.169.254), private ranges, `localhost`. By its name as written: a name resolving there is not caught.
+ * 169.254.169.254), private ranges, `localhost`. By the name as written; `leadsInward` resolves a name too.
  */
 export function inward(host: string): boolean {
   let h = host.replace(/^\[|\]$/g, "").toLowerCase();
@@ -43,6 +46,25 @@ export function inward(host: string): boolean {
   return h.includes(":") && (h === "::1" || h === "::" || h.startsWith("fe80:") || /^f[cd]/.test(h));
 }
 
+/** The addresses a host name resolves to. */
+export type Resolve = (host: string) => Promise<string[]>;
+const systemResolve: Resolve = async (host) => (await lookup(host, { all: true })).map((a) => a.address);
+
+/**
+ * Whether a host is inward by its name, or by any address its name resolves to (`blobs.example` pointing at
+ * 10.0.0.5 passed the check by name). A name that does not resolve is not: fetch cannot reach it either. The
+ * answer can change between this lookup and fetch's own (DNS rebinding); this closes the plain case.
+ */
+export async function leadsInward(host: string, resolve: Resolve = systemResolve): Promise<boolean> {
+  if (inward(host)) return true;
+  if (isIP(host.replace(/^\[|\]$/g, ""))) return false;
+  try {
+    return (await resolve(host)).some(inward);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * `fetch` following at most five redirects; `authorization` goes only to the origin of `url` (a blob store a
  * registry redirects to gets none).
@@ -52,6 +74,7 @@ export async function fetchFollowing(
   init: RequestInit & { headers: Headers },
   timeoutMs: number,
   count: () => void,
+  resolve: Resolve = systemResolve,
 ): Promise<Response> {
   const origin = new URL(url).origin;
   const signal = AbortSignal.timeout(timeoutMs);
@@ -71,7 +94,7 @@ export async function fetchFollowing(
       throw new RegistryError(`redirect from ${at} to ${next.protocol} refused`, "redirect refused");
     // A registry elsewhere may send the proxy to a blob store anywhere, but not into the gateway's own machine or
     // network (a cloud's metadata service, a local admin port): only a registry there itself may.
-    if (inward(next.hostname) && !inward(new URL(url).hostname))
+    if ((await leadsInward(next.hostname, resolve)) && !(await leadsInward(new URL(url).hostname, resolve)))
       throw new RegistryError(`redirect from ${at} to ${next.host} refused: an address inside`, "redirect refused");
     at = next.href;
   }

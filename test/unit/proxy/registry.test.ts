@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, utimesSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ociDigest } from "../../../src/core/digest.ts";
-import { inward } from "../../../src/proxy/http.ts";
+import { inward, leadsInward } from "../../../src/proxy/http.ts";
 import { RegistryClient, RegistryError } from "../../../src/proxy/registry.ts";
 
 // The registry client against real HTTP servers on loopback: a registry behind basic auth whose blobs redirect to
@@ -128,4 +128,25 @@ test("a redirect may not lead into the gateway's machine or network, however the
     expect({ h, inward: inward(h) }).toEqual({ h, inward: true });
   for (const h of ["registry.example", "8.8.8.8", "172.32.0.1", "[2001:db8::1]", "cdn.docker.io", "fcdn.example"])
     expect({ h, inward: inward(h) }).toEqual({ h, inward: false });
+});
+
+test("a redirect's host name is inward when any address it resolves to is; an address is judged as written", async () => {
+  const dns: Record<string, string[]> = {
+    "blobs.example": ["203.0.113.7", "10.0.0.5"],
+    "metadata.example": ["169.254.169.254"],
+    "cdn.example": ["203.0.113.8", "2001:db8::8"],
+  };
+  const resolve = async (h: string) => {
+    const found = dns[h];
+    if (!found) throw new Error(`ENOTFOUND ${h}`);
+    return found;
+  };
+  expect(await leadsInward("blobs.example", resolve)).toBe(true);
+  expect(await leadsInward("metadata.example", resolve)).toBe(true);
+  expect(await leadsInward("cdn.example", resolve)).toBe(false);
+  expect(await leadsInward("nowhere.example", resolve)).toBe(false); // fetch cannot reach it either
+  expect(await leadsInward("localhost", resolve)).toBe(true);
+  expect(await leadsInward("8.8.8.8", resolve)).toBe(false);
+  // The system's resolver: localhost's name is inward without asking it, and a loopback address as written too.
+  expect(await leadsInward("127.0.0.1")).toBe(true);
 });
