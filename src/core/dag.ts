@@ -143,3 +143,18 @@ export function deleteRefusal(
     return `task ${task.id}: job ${task.job_id} is running: stop it first (jobs stop ${task.job_id})`;
   return undefined;
 }
+
+/**
+ * Why a task's module may not change now: it waits its turn in a job or workflow that is running (the group was
+ * started with one module, and its next step would have run another). Undefined when it may.
+ */
+export function moduleChangeRefusal(
+  task: { id: string; state: number; job_id?: string; workflow_id?: string },
+  group: readonly { state: number }[],
+): string | undefined {
+  if (task.state !== TaskState.Pending && task.state !== TaskState.Scheduled) return undefined;
+  const name = task.workflow_id ? `workflow ${task.workflow_id}` : task.job_id ? `job ${task.job_id}` : undefined;
+  if (!name || !group.some((t) => t.state === TaskState.Running || t.state === TaskState.Scheduled)) return undefined;
+  const stop = task.workflow_id ? `workflows stop ${task.workflow_id}` : `jobs stop ${task.job_id}`;
+  return `task ${task.id} waits its turn in ${name}, which is running: stop it first (${stop}), or change the module once it has ended`;
+}

@@ -1,4 +1,4 @@
-import { deleteRefusal } from "../core/dag.ts";
+import { deleteRefusal, moduleChangeRefusal } from "../core/dag.ts";
 import { conflict, describeZodError, invalid, notFound } from "../core/errors.ts";
 import { base64Bytes, DEFAULT_MAX_MODULE_MB, moduleTooLarge } from "../core/module-size.ts";
 import type { Page } from "../core/page.ts";
@@ -223,9 +223,16 @@ export class Tasks {
       await this.checkTrust(applyUpdate(this.mustGet(id), patch, nowIso()), { id }, "update");
     const task = this.mustGet(id);
     this.checkModule(patch.file);
-    if (task.state === TaskState.Running && (patch.file !== undefined || patch.image_url !== undefined)) {
+    const newModule = patch.file !== undefined || patch.image_url !== undefined;
+    if (task.state === TaskState.Running && newModule) {
       throw conflict(`task ${id} is running: stop it before changing its module`);
     }
+    const group = task.workflow_id ?? task.job_id;
+    const swap =
+      newModule &&
+      group &&
+      moduleChangeRefusal(task, this.store.tasks.listByGroup(task.workflow_id ? "workflow" : "job", group));
+    if (swap) throw conflict(swap);
     const next = applyUpdate(task, patch, nowIso());
     if (next.broadcast && next.pinned) throw invalid("proplet_id: broadcast and proplet_id are mutually exclusive");
     const refused = updateRefusal(task, patch, next);

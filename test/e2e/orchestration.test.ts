@@ -386,8 +386,17 @@ describe("workflows", () => {
         `task ${id}: job ${j.body.job_id} is running: stop it first (jobs stop ${j.body.job_id})`,
       );
     }
+    // Its next step's module may not be swapped while the job runs: the job was started with the one it had.
+    const swap = await http(`${s.url}/tasks/${p}-j2`, "PUT", { file: b64("fib") });
+    expect(swap.status).toBe(409);
+    expect(swap.body.error).toBe(
+      `task ${p}-j2 waits its turn in job ${j.body.job_id}, which is running: stop it first (jobs stop ${j.body.job_id}), or change the module once it has ended`,
+    );
+    // Other fields of a waiting step may change (its priority, its env).
+    expect((await http(`${s.url}/tasks/${p}-j2`, "PUT", { priority: 70 })).status).toBe(200);
     await http(`${s.url}/jobs/${j.body.job_id}/stop`, "POST");
     await until("the job stopped", async () => (await get(`${p}-j1`)).state >= 3);
+    expect((await http(`${s.url}/tasks/${p}-j2`, "PUT", { file: b64("fib") })).status).toBe(200);
     expect((await http(`${s.url}/tasks/${p}-j1`, "DELETE")).status).toBe(204);
   });
 });
