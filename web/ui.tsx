@@ -83,6 +83,12 @@ export function useApi<T>(path: string | undefined, when?: (e: LiveEvent) => boo
  * A button for a change: absent for viewers (their console is read-only), disabled with its reason shown when the
  * item's state says it cannot succeed (`blocked`), busy while it runs, its error shown beside it.
  */
+/**
+ * Told when any Act's change succeeded: the others let go of their errors, which spoke of a state that has changed
+ * (a failed Start's error stayed on screen after Stop, or another button, had succeeded).
+ */
+const actsDone = new EventTarget();
+
 export function Act(p: {
   label: string;
   run: () => Promise<unknown>;
@@ -95,6 +101,11 @@ export function Act(p: {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string>();
   const why = useId();
+  useEffect(() => {
+    const clear = (e: Event) => (e as CustomEvent<string>).detail !== why && setError(undefined);
+    actsDone.addEventListener("done", clear);
+    return () => actsDone.removeEventListener("done", clear);
+  }, [why]);
   if (!canWrite) return null;
   return (
     <span>
@@ -111,6 +122,7 @@ export function Act(p: {
           setError(undefined);
           try {
             await p.run();
+            actsDone.dispatchEvent(new CustomEvent("done", { detail: why }));
           } catch (e) {
             setError(e instanceof Error ? e.message : String(e));
           } finally {

@@ -273,3 +273,18 @@ describe("workflows by name, the graph's zoom, live charts", () => {
     expect(errors).toEqual([]);
   }, 60_000);
 });
+
+describe("a button's error", () => {
+  test("goes once another button's change succeeded: a failed Start's error did not outlive the page's next change", async () => {
+    const bare = await http<{ id: string }>(`${s.url}/tasks`, "POST", { name: "nothing-to-run" });
+    const page = await open();
+    await page.goto(`${s.url}/#/tasks/${bare.body.id}`);
+    await page.getByRole("button", { name: "Start" }).click();
+    const said = page.getByRole("alert").getByText("has no module");
+    await said.waitFor();
+    await page.getByRole("button", { name: "Re-run with edits…" }).click();
+    await page.getByRole("button", { name: "Close the edits" }).waitFor();
+    await said.waitFor({ state: "detached" });
+    await page.context().close();
+  }, 30_000);
+});
