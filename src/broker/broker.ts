@@ -11,6 +11,8 @@ import { fastPublish } from "./fast-publish.ts";
 import { type BrokerAuth, guard } from "./guard.ts";
 import {
   type BrokerLimits,
+  BURST_BYTES_PER_PROPLET,
+  BYTES_PER_SECOND_PER_PROPLET,
   boundQos2,
   CONNECT_TIMEOUT_MS,
   connectionAdmission,
@@ -18,8 +20,6 @@ import {
   gated,
   MAX_INFLIGHT_QOS2,
   PACKET_OVERHEAD,
-  PROPLET_BURST_BYTES,
-  PROPLET_BYTES_PER_SECOND,
   readRate,
 } from "./limits.ts";
 import { cacheMatches } from "./match-cache.ts";
@@ -85,7 +85,7 @@ export async function startBroker(
   boundQos2(aedes, limits.maxPacketBytes, (client) => guarded?.peerOf(client)?.id);
   const admission = connectionAdmission(limits);
   // A proplet's bytes a second, over all its connections (limits.ts): managers and proxies are the site's own.
-  const rate = readRate({ perSecond: PROPLET_BYTES_PER_SECOND, burst: PROPLET_BURST_BYTES }, (client) => {
+  const rate = readRate({ perSecond: BYTES_PER_SECOND_PER_PROPLET, burst: BURST_BYTES_PER_PROPLET }, (client) => {
     const peer = guarded?.peerOf(client);
     return peer?.kind === "proplet" ? `proplet ${peer.id}` : undefined;
   });

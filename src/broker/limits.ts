@@ -66,9 +66,9 @@ export function connectionAdmission(limits: BrokerLimits) {
  * gateway's proxy). Every packet was within its size bound, but a proplet sending 15 MiB results for ever, on one
  * connection or six, took serve from 96 MiB to 1.3 GiB: it read and parsed faster than it could let go.
  */
-export const PROPLET_BYTES_PER_SECOND = 8 << 20;
+export const BYTES_PER_SECOND_PER_PROPLET = 8 << 20;
 /** A burst of two of the largest packets passes at once. */
-export const PROPLET_BURST_BYTES = 2 * MAX_PAYLOAD_BYTES;
+export const BURST_BYTES_PER_PROPLET = 2 * MAX_PAYLOAD_BYTES;
 
 export interface ReadRate {
   limiter: ByteRate;
