@@ -19,6 +19,9 @@ export interface Frame {
 const KEEP_ALIVE_MS = 5000;
 /** A stream told to end is cut off if its client has not read up to the end this long after. */
 const END_GRACE_MS = 2000;
+/** A stream that ended by itself (a finished task's log) has this long to be read to its end: a big backlog on a
+ * slow link is read whole, and one never read gives its place back. */
+const READ_TO_END_MS = 60_000;
 
 const encoder = new TextEncoder();
 const frame = (m: { event: string; data: string }) =>
@@ -75,6 +78,7 @@ export function sseFeed<T>(
   const finish = () => {
     if (done) return;
     done = true;
+    clearTimeout(cutting);
     unsubscribe();
     streams.release(held);
     wake?.();
@@ -98,21 +102,40 @@ export function sseFeed<T>(
     if (queued > limit) cut(`its client is not reading (${queued} bytes queued)`);
     else wake?.();
   };
+  // An ending stream whose client does not read to its end is cut after the grace: its place is given back either way
+  // (a finished task's log stream, answered to a HEAD or never read, held its place for good, revoked or not).
+  let cutting: Timer | undefined;
+  const cutLater = (why: string, ms: number) => {
+    if (cutting) return;
+    cutting = setTimeout(() => cut(`${why}, its client did not read to the end`), ms);
+    cutting.unref?.();
+  };
   const add = (item: T) => {
     const f = format(item);
     push(f.bytes);
-    if (f.last) ending = true;
+    if (f.last) {
+      ending = true;
+      cutLater("it ended", READ_TO_END_MS);
+    }
   };
   const held: Held = {
     owner: ownerOf(c),
     end: (reason) => {
-      if (done || ending) return;
-      push(frame({ event: "closed", data: JSON.stringify({ reason }) }));
-      ending = true;
-      wake?.();
-      setTimeout(() => cut(`told to end (${reason}), its client did not read to the end`), END_GRACE_MS).unref?.();
+      if (done) return;
+      if (!ending) {
+        push(frame({ event: "closed", data: JSON.stringify({ reason }) }));
+        ending = true;
+        wake?.();
+      }
+      // Sooner than a natural end's: a revoked token's stream must not outlive it by a minute.
+      if (cutting) clearTimeout(cutting);
+      cutting = undefined;
+      cutLater(`told to end (${reason})`, END_GRACE_MS);
     },
   };
+  // A HEAD is answered with the headers alone: hono runs the GET handler for it and drops the body unread, and the
+  // stream held its place (one of the token's and the site's) for good.
+  if (c.req.method === "HEAD") return new Response(null, { headers: SSE_HEADERS });
   const refused = streams.admit(held);
   if (refused) return c.json({ error: refused.error }, refused.status);
 
@@ -157,7 +180,7 @@ export function sseFeed<T>(
     },
     { highWaterMark: 0 },
   );
-  return new Response(body, {
-    headers: { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" },
-  });
+  return new Response(body, { headers: SSE_HEADERS });
 }
+
+const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" };
