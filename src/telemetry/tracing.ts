@@ -62,6 +62,11 @@ export class Span {
     this.data.attributes.push(attr(key, v));
     return this;
   }
+  /** Names it anew (a request's span by its route, once routed). */
+  rename(name: string): this {
+    this.data.name = name;
+    return this;
+  }
   /** Ends the span; an error marks it failed with the message. */
   end(error?: string): void {
     if (this.data.endTimeUnixNano) return;

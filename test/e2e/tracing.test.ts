@@ -10,6 +10,7 @@ interface OtlpSpan {
   parentSpanId?: string;
   name: string;
   status?: { code: number };
+  attributes?: { key: string; value: { stringValue?: string } }[];
 }
 const received: { service: string; span: OtlpSpan }[] = [];
 const receiver = Bun.serve({
@@ -54,7 +55,8 @@ describe("tracing", () => {
     const spans = await until(
       "the spans of both processes",
       () => {
-        const request = find("propeller-manager", `POST /tasks/${created.body.id}/start`);
+        // Named by its route, the path an attribute (a client's 16 KB paths, queued, took 1.4 GB).
+        const request = find("propeller-manager", "POST /tasks/:id/start");
         const dispatch = find("propeller-manager", "dispatch add");
         const run = find("propeller-proplet", "run add");
         return request && dispatch && run && { request, dispatch, run };
@@ -62,6 +64,21 @@ describe("tracing", () => {
       10_000,
       100,
     );
+    expect(spans.request.attributes).toContainEqual({
+      key: "http.target",
+      value: { stringValue: `/tasks/${created.body.id}/start` },
+    });
+    // An unauthenticated request with a long path: its span's name and target stay short.
+    const long = `/${"x".repeat(16_000)}`;
+    expect((await fetch(`${s.url}${long}`)).status).toBe(401);
+    const refused = await until(
+      "the refused request's span",
+      () => received.find((r) => r.span.attributes?.some((a) => a.value.stringValue?.startsWith("/xxxx")))?.span,
+      10_000,
+      100,
+    );
+    expect(refused.name.length).toBeLessThan(64);
+    expect(JSON.stringify(refused).length).toBeLessThan(2000);
     expect(spans.dispatch.traceId).toBe(spans.request.traceId);
     expect(spans.run.traceId).toBe(spans.request.traceId);
     expect(spans.dispatch.parentSpanId).toBe(spans.request.spanId);
