@@ -39,6 +39,11 @@ const configure = defineCommand({
     "timeout-s": { type: "string", description: "a round's deadline in seconds (default 60)" },
     "task-wasm-image": { type: "string", description: "the client module as an OCI image reference" },
     "task-file": { type: "string", description: "the client module as a local .wasm file (instead of an image)" },
+    signature: {
+      type: "string",
+      description:
+        "--task-file's detached signature, for a site whose trust policy requires one (as tasks create --signature)",
+    },
     rounds: { type: "string", description: "rounds to run back to back (default 1)" },
     strategy: { type: "string", description: "fedavg | fedprox | median | trimmed_mean (default fedavg)" },
     "min-participants": { type: "string", description: "updates a round needs at its deadline (default 1)" },
@@ -66,6 +71,10 @@ const configure = defineCommand({
       if (args["timeout-s"]) body.timeout_s = int("timeout-s", args["timeout-s"], 1, 86_400);
       if (args["task-wasm-image"]) body.task_wasm_image = args["task-wasm-image"];
       if (args["task-file"]) body.task_file = readUserFile(args["task-file"]).toString("base64");
+      if (args.signature) {
+        if (!body.task_file) throw new UsageError("--signature signs --task-file, an inline module: give it too");
+        body.signature = readUserFile(args.signature).toString("base64");
+      }
       if (args.rounds) body.rounds = int("rounds", args.rounds, 1, 1000);
       if (args.strategy) body.strategy = args.strategy;
       if (args["min-participants"]) body.min_participants = int("min-participants", args["min-participants"], 1, 1e6);

@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { ManagerEvent } from "./events.ts";
 import { STRATEGIES, UpdateBody } from "./fl.ts";
 import { jsonSize } from "./json.ts";
+import { typoKey } from "./nearest.ts";
 import { ClientEnv, Env } from "./task.ts";
 
 // Federated learning's documents (issue 13): what a client sends (experiments, updates, models, datasets) and
@@ -22,42 +23,58 @@ export const DEFAULT_MODEL = { w: [0, 0, 0], b: 0 };
 export const MAX_ENV_DOC_BYTES = 64 << 10;
 export const MAX_ROUNDS = 1000;
 
-export const ExperimentCreate = z
-  .object({
-    experiment_id: Id,
-    /** The first round's id; with `rounds` > 1 the rounds are `{round_id}-1`, `{round_id}-2`, … */
-    round_id: Id.optional(),
-    // Upstream read any reference without a number as version 0: `http://evil/x` was stored as given and v0 used.
-    model_ref: z
-      .string()
-      .max(256)
-      .refine((r) => /\d$/.test(r), "model_ref names no model version: give fl/models/global_model_vN or N")
-      .default(DEFAULT_MODEL_REF),
-    participants: z.array(z.string().min(1).max(128)).min(1, "name at least one proplet").max(1000),
-    hyperparams: z.record(z.string(), z.unknown()).default({}),
-    /** Updates that complete a round; default: every participant. */
-    k_of_n: z.number().int().min(1).optional(),
-    timeout_s: z.number().int().min(1).max(86_400).default(60),
-    task_wasm_image: z.string().min(1).max(512).optional(),
-    /** Ours: the module inline (base64), instead of an image. */
-    task_file: z.string().min(1).optional(),
-    /** Ours: rounds run back to back, each from the model the last one made. */
-    rounds: z.number().int().min(1).max(MAX_ROUNDS).default(1),
-    strategy: z.enum(STRATEGIES).default("fedavg"),
-    /** For `trimmed_mean`: the share of highest and of lowest values dropped per coordinate. */
-    trim: z.number().min(0).max(0.49).optional(),
-    /** Ours: a round that times out with fewer updates than this fails. */
-    min_participants: z.number().int().min(1).default(1),
-    /** Ours: extra env for every round's task. */
-    env: ClientEnv.optional(),
-  })
-  .refine((e) => !!e.task_wasm_image !== !!e.task_file, {
-    message: "give the module as task_wasm_image (an image reference) or task_file (base64), one of them",
-    path: ["task_wasm_image"],
-  })
+const ExperimentFields = z.object({
+  experiment_id: Id,
+  /** The first round's id; with `rounds` > 1 the rounds are `{round_id}-1`, `{round_id}-2`, … */
+  round_id: Id.optional(),
+  // Upstream read any reference without a number as version 0: `http://evil/x` was stored as given and v0 used.
+  model_ref: z
+    .string()
+    .max(256)
+    .refine((r) => /\d$/.test(r), "model_ref names no model version: give fl/models/global_model_vN or N")
+    .default(DEFAULT_MODEL_REF),
+  participants: z.array(z.string().min(1).max(128)).min(1, "name at least one proplet").max(1000),
+  hyperparams: z.record(z.string(), z.unknown()).default({}),
+  /** Updates that complete a round; default: every participant. */
+  k_of_n: z.number().int().min(1).optional(),
+  timeout_s: z.number().int().min(1).max(86_400).default(60),
+  task_wasm_image: z.string().min(1).max(512).optional(),
+  /** Ours: the module inline (base64), instead of an image. */
+  task_file: z.string().min(1).optional(),
+  /** Ours: rounds run back to back, each from the model the last one made. */
+  rounds: z.number().int().min(1).max(MAX_ROUNDS).default(1),
+  strategy: z.enum(STRATEGIES).default("fedavg"),
+  /** For `trimmed_mean`: the share of highest and of lowest values dropped per coordinate. */
+  trim: z.number().min(0).max(0.49).optional(),
+  /** Ours: a round that times out with fewer updates than this fails. */
+  min_participants: z.number().int().min(1).default(1),
+  /** Ours: extra env for every round's task. */
+  env: ClientEnv.optional(),
+  /**
+   * Ours: `task_file`'s detached signature (base64), for a site whose trust policy requires one: it goes with every
+   * round's task, as a task's `signature` does (without it an inline FL module could never be accepted there).
+   */
+  signature: z
+    .string()
+    .min(1)
+    .max(64 * 1024)
+    .optional(),
+});
+
+/** A key of an experiment body that nearly names a field (`stratgy`, `round`): its error (core/nearest.ts). */
+export const experimentTypo = (data: unknown): string | undefined => typoKey(data, Object.keys(ExperimentFields.shape));
+
+export const ExperimentCreate = ExperimentFields.refine((e) => !!e.task_wasm_image !== !!e.task_file, {
+  message: "give the module as task_wasm_image (an image reference) or task_file (base64), one of them",
+  path: ["task_wasm_image"],
+})
   .refine((e) => new Set(e.participants).size === e.participants.length, {
     message: "a proplet is named twice",
     path: ["participants"],
+  })
+  .refine((e) => !e.signature || !!e.task_file, {
+    message: "signature signs task_file, an inline module: an image's signatures are found in its registry",
+    path: ["signature"],
   });
 export type ExperimentCreate = z.infer<typeof ExperimentCreate>;
 
@@ -103,6 +120,8 @@ export const Experiment = z.object({
   timeout_s: z.number().int(),
   task_wasm_image: z.string().optional(),
   task_file: z.string().optional(),
+  /** task_file's detached signature, given to every round's task. */
+  signature: z.string().optional(),
   rounds: z.number().int(),
   strategy: z.enum(STRATEGIES),
   trim: z.number().optional(),

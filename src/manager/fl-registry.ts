@@ -1,4 +1,4 @@
-import { conflict, invalid, notFound } from "../core/errors.ts";
+import { conflict, forbidden, invalid, notFound } from "../core/errors.ts";
 import { decodeUpdate, type Tensors } from "../core/fl.ts";
 import { tensorPart } from "../core/fl-experiment.ts";
 import type { Storage } from "../storage/repository.ts";
@@ -10,7 +10,11 @@ export class FlRegistry {
   /** A stored model's tensors by version, decoded once (a round checks every update's shape against it). */
   private modelCache = new Map<number, { json: Record<string, unknown>; tensors: Tensors }>();
 
-  constructor(private store: Storage) {}
+  constructor(
+    private store: Storage,
+    /** A proplet's id from its id or name (fl.ts): datasets are kept under the id the proplet asks by. */
+    private propletIdOf: (key: string) => string = (key) => key,
+  ) {}
 
   // ---- model registry -------------------------------------------------------------------------------------
 
@@ -76,13 +80,17 @@ export class FlRegistry {
     return { clients, count: clients.length };
   }
 
-  dataset(id: string): unknown {
+  /** A proplet's dataset, by its id or name; a proplet (`caller`) reads only its own. */
+  dataset(key: string, caller?: string): unknown {
+    const id = this.propletIdOf(key);
+    if (caller !== undefined && caller !== id) throw forbidden(`proplet ${caller} may read only its own dataset`);
     const text = this.store.fl.get("dataset", id);
     if (text === undefined) throw notFound(`no dataset for ${id}`);
     return JSON.parse(text);
   }
 
-  async putDataset(id: string, body: { schema?: string; data: unknown[] }) {
+  async putDataset(key: string, body: { schema?: string; data: unknown[] }) {
+    const id = this.propletIdOf(key);
     const doc = { ...body, schema: body.schema ?? "fl-demo-dataset-v1", proplet_id: id, size: body.data.length };
     this.store.fl.put("dataset", id, JSON.stringify(doc));
     await this.store.durable();

@@ -46,7 +46,8 @@ export interface FlOptions {
 }
 
 export class Federation {
-  private registry: FlRegistry;
+  /** Models and datasets (fl-registry.ts), which the routes read and write directly. */
+  readonly registry: FlRegistry;
   private book: FlExperiments;
   private updates: FlUpdates;
   private deadlines = new Map<string, Timer>();
@@ -61,42 +62,10 @@ export class Federation {
     private opts: FlOptions = {},
     private startedAt = Date.now(),
   ) {
-    this.registry = new FlRegistry(store);
+    this.registry = new FlRegistry(store, this.propletIdOf);
     this.book = new FlExperiments(store, proplets, events);
     this.updates = new FlUpdates(store, this.registry);
     events.taskFinal.subscribe((t) => this.onTaskFinal(t));
-  }
-
-  // ---- model registry and data store (fl-registry.ts) ----------------------------------------------------
-
-  modelVersions(): number[] {
-    return this.registry.modelVersions();
-  }
-
-  model(version: number): Record<string, unknown> {
-    return this.registry.model(version);
-  }
-
-  putModel(version: number, model: Record<string, unknown>): Promise<{ version: number; status: "stored" }> {
-    return this.registry.putModel(version, model);
-  }
-
-  datasets(): { clients: string[]; count: number } {
-    return this.registry.datasets();
-  }
-
-  /**
-   * A proplet's dataset, by its id or name (stored under its id, which is what the proplet asks by); a proplet
-   * (`caller`) reads only its own.
-   */
-  dataset(key: string, caller?: string): unknown {
-    const id = this.propletIdOf(key);
-    if (caller !== undefined && caller !== id) throw forbidden(`proplet ${caller} may read only its own dataset`);
-    return this.registry.dataset(id);
-  }
-
-  putDataset(key: string, body: { schema?: string; data: unknown[] }) {
-    return this.registry.putDataset(this.propletIdOf(key), body);
   }
 
   /**
@@ -104,12 +73,12 @@ export class Federation {
    * (a dataset stored by the name `proplets add` gave, before the proplet first came, went under the name, and the
    * proplet, asking by its id, found none).
    */
-  private propletIdOf(key: string): string {
+  private propletIdOf = (key: string): string => {
     const known = this.proplets.byIdOrName(key);
     if (known) return known.id;
     const identity = this.store.entities.all().find((e) => e.kind === "proplet" && !e.revoked_at && e.name === key);
     return identity?.id ?? key;
-  }
+  };
 
   // ---- experiments ----------------------------------------------------------------------------------------
 
@@ -209,17 +178,29 @@ export class Federation {
       return round;
     }
     const env = this.roundEnv(e, round);
-    for (const proplet of alive) {
-      const t = await this.tasks.create(
-        TaskCreate.parse({
-          name: `${FL_ROUND_PREFIX}${round.round_id}-${proplet}`,
-          ...(e.task_wasm_image ? { image_url: e.task_wasm_image } : { file: e.task_file }),
-          proplet_id: proplet,
-          env,
-          timeout_s: e.timeout_s,
-        }),
-      );
-      round.tasks[proplet] = t.id;
+    try {
+      for (const proplet of alive) {
+        const t = await this.tasks.create(
+          TaskCreate.parse({
+            name: `${FL_ROUND_PREFIX}${round.round_id}-${proplet}`,
+            ...(e.task_wasm_image
+              ? { image_url: e.task_wasm_image }
+              : { file: e.task_file, ...(e.signature ? { signature: e.signature } : {}) }),
+            proplet_id: proplet,
+            env,
+            timeout_s: e.timeout_s,
+          }),
+        );
+        round.tasks[proplet] = t.id;
+      }
+    } catch (err) {
+      // Its module refused (the trust policy: a tag moved to unsigned bytes) or its tasks not made: the round fails
+      // saying why, and the experiment with it. It was left running for ever with no tasks, its id refused as
+      // "running", and a round before it was said to have failed aggregation.
+      for (const id of Object.values(round.tasks)) await this.tasks.delete(id).catch(() => {});
+      round.tasks = {};
+      await this.finish(e, round, "failed", `its tasks could not be made: ${err instanceof Error ? err.message : err}`);
+      throw err;
     }
     await this.save(e, round);
     log.info(
@@ -309,7 +290,7 @@ export class Federation {
       const updates = this.updates.weighted(r);
       const started = performance.now();
       const next = aggregate(e.strategy, updates, e.trim);
-      const version = (this.modelVersions().at(-1) ?? 0) + 1;
+      const version = (this.registry.modelVersions().at(-1) ?? 0) + 1;
       this.store.fl.put(
         "model",
         String(version),
@@ -324,7 +305,8 @@ export class Federation {
       await this.finish(e, r, "completed");
       if (!last && e.state === "running")
         await participantsHeard(e, this.proplets, this.startedAt + (this.opts.restartGraceMs ?? 0));
-      if (!last && e.state === "running") await this.launch(e, r.index + 1, version);
+      // A next round that cannot start fails itself, saying why (launch): this one completed.
+      if (!last && e.state === "running") await this.launch(e, r.index + 1, version).catch(() => {});
     } catch (err) {
       await this.finish(e, r, "failed", `aggregation failed: ${err instanceof Error ? err.message : err}`);
     } finally {

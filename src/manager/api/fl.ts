@@ -2,7 +2,7 @@ import type { Hono } from "hono";
 import { z } from "zod";
 import { CborError, decodeCbor } from "../../core/cbor.ts";
 import { invalid } from "../../core/errors.ts";
-import { DatasetPost, ExperimentCreate, FlUpdate, Id, ModelPost } from "../../core/fl-experiment.ts";
+import { DatasetPost, ExperimentCreate, experimentTypo, FlUpdate, Id, ModelPost } from "../../core/fl-experiment.ts";
 import type { Federation } from "../fl.ts";
 import { propletOf } from "./auth.ts";
 import { checked, jsonBody, query } from "./http.ts";
@@ -26,24 +26,26 @@ function datasetId(text: string): string {
 }
 
 export function flRoutes(app: Hono, fl: Federation): void {
-  app.get("/fl/models", (c) => c.json({ versions: fl.modelVersions() }));
+  app.get("/fl/models", (c) => c.json({ versions: fl.registry.modelVersions() }));
   app.get("/fl/models/:version", (c) => {
     const v = Version.safeParse(c.req.param("version"));
     if (!v.success) throw invalid("Invalid version: give a whole number");
-    return c.json(fl.model(v.data));
+    return c.json(fl.registry.model(v.data));
   });
   app.post("/fl/models", async (c) => {
     const body = await jsonBody(c, ModelPost);
-    return c.json(await fl.putModel(body.version, body.model), 201);
+    return c.json(await fl.registry.putModel(body.version, body.model), 201);
   });
 
-  app.get("/fl/datasets", (c) => c.json(fl.datasets()));
-  app.get("/fl/datasets/:id", (c) => c.json(fl.dataset(datasetId(c.req.param("id")), propletOf(c))));
+  app.get("/fl/datasets", (c) => c.json(fl.registry.datasets()));
+  app.get("/fl/datasets/:id", (c) => c.json(fl.registry.dataset(datasetId(c.req.param("id")), propletOf(c))));
   app.post("/fl/datasets/:id", async (c) =>
-    c.json(await fl.putDataset(datasetId(c.req.param("id")), await jsonBody(c, DatasetPost)), 201),
+    c.json(await fl.registry.putDataset(datasetId(c.req.param("id")), await jsonBody(c, DatasetPost)), 201),
   );
 
-  app.post("/fl/experiments", async (c) => c.json(await fl.configure(await jsonBody(c, ExperimentCreate))));
+  app.post("/fl/experiments", async (c) =>
+    c.json(await fl.configure(await jsonBody(c, ExperimentCreate, { typos: experimentTypo }))),
+  );
   app.get("/fl/experiments", (c) => c.json({ experiments: fl.list() }));
   app.get("/fl/experiments/:id", (c) => c.json(fl.get(c.req.param("id"))));
   app.post("/fl/experiments/:id/stop", async (c) => c.json(await fl.stop(c.req.param("id"))));
