@@ -34,11 +34,14 @@ export function cloneBody(task: Task, { unset, ...patch }: TaskClone): Record<st
   for (const k of CLIENT_FIELD_NAMES) if (task[k] !== undefined) body[k] = task[k];
   for (const k of GROUP_FIELDS) delete body[k];
   if (!task.pinned) delete body.proplet_id;
-  if (patch.file !== undefined || patch.image_url !== undefined) {
+  // A new module replaces the old one and its signature. An emptied one only leaves its own field out (and the
+  // signature with an inline file): `{"file": ""}` took the image and its signature too, leaving no module at all.
+  const newModule = (v: unknown) => v !== undefined && !isEmpty(v);
+  if (newModule(patch.file) || newModule(patch.image_url)) {
     delete body.file;
     delete body.image_url;
     delete body.signature;
-  }
+  } else if (patch.file !== undefined) delete body.signature;
   for (const k of unset ?? []) delete body[k];
   for (const [k, v] of Object.entries(patch)) {
     if (v === undefined) continue;

@@ -90,6 +90,12 @@ describe("POST /tasks/{id}/clone", () => {
     const other = await call("POST", `/tasks/${plain.body.id}/clone`, { image_url: "registry.local/add:2" });
     expect(other.body).toMatchObject({ image_url: "registry.local/add:2" });
     expect(other.body.file).toBeUndefined();
+    // An emptied file leaves only itself out: a task with an image and a file keeps its image (it lost both).
+    const both = await call("POST", "/tasks", { name: "add", file: b64("add"), image_url: "registry.local/add:1" });
+    const imageOnly = await call("POST", `/tasks/${both.body.id}/clone`, { file: "" });
+    expect(imageOnly.status).toBe(201);
+    expect(imageOnly.body).toMatchObject({ image_url: "registry.local/add:1" });
+    expect(imageOnly.body.file).toBeUndefined();
   });
 
   test("a copy of a workflow's task stands alone; bad edits name their field; an unknown task is 404", async () => {
