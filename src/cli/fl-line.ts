@@ -1,4 +1,5 @@
 import type { ManagerEvent } from "../core/events.ts";
+import { terminalSafe } from "./output.ts";
 
 type FlEvent = Extract<ManagerEvent, { type: "fl" }>;
 
@@ -8,6 +9,6 @@ export function roundLine(e: FlEvent): string {
     .map(([k, v]) => ` ${k}=${+v.toFixed(4)}`)
     .join("");
   const model = e.model_version !== undefined ? ` → model v${e.model_version}` : "";
-  const error = e.error ? `: ${e.error}` : "";
+  const error = e.error ? `: ${terminalSafe(e.error)}` : "";
   return `${e.experiment_id} round ${e.index}/${e.rounds} (${e.round_id}) ${e.state} ${e.num_updates}/${e.k_of_n} updates${model}${metrics}${error}`;
 }

@@ -2,7 +2,7 @@ import { isTerminal, TaskState } from "../core/states.ts";
 import type { TaskView } from "../core/task.ts";
 import { ZERO_TIME } from "../core/time.ts";
 import { ApiError, api, type Conn, sse, Unreachable } from "./client.ts";
-import { printJson, printRecord } from "./output.ts";
+import { printJson, printRecord, terminalSafe } from "./output.ts";
 
 // What the task commands print: one task, a finished task's outcome, a task's output (`tasks logs`).
 
@@ -102,7 +102,8 @@ export function report(t: TaskView, json: boolean): void {
   if (json) printJson(t);
   else if (t.state === TaskState.Completed) process.stdout.write(resultLine(t.results));
   if (t.state !== TaskState.Completed) {
-    process.stderr.write(`task ${t.id} ${t.status}${t.error ? `: ${t.error}` : ""}\n`);
+    // A guest's error: shown escaped, as every command shows it (output.ts terminalSafe).
+    process.stderr.write(`task ${t.id} ${t.status}${t.error ? `: ${terminalSafe(t.error)}` : ""}\n`);
     process.exitCode = 1;
   }
 }

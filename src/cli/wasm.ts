@@ -7,6 +7,7 @@ import { DEFAULT_TASK_DISK_MB } from "../proplet/runtime/disk-cap.ts";
 import { execute } from "../proplet/runtime/execute.ts";
 import { ModuleCache } from "../proplet/runtime/modules.ts";
 import { action, int, readUserFile, UsageError } from "./args.ts";
+import { terminalSafe } from "./output.ts";
 
 // `propeller wasm run`: runs one module here, as a proplet would, with stdout and stderr passed through.
 /** Writes all of `bytes` to `fd`, waiting out a full pipe (EAGAIN) rather than losing the guest's output. */
@@ -89,7 +90,7 @@ export const wasmCommand = defineCommand({
             process.stdout.write(r.result.endsWith("\n") ? r.result : `${r.result}\n`);
           }
           if (!r.ok) {
-            if (!r.exitCode) process.stderr.write(`error: ${r.error}\n`);
+            if (!r.exitCode) process.stderr.write(`error: ${terminalSafe(r.error ?? "")}\n`);
             process.exitCode = r.exitCode || 1;
           }
         }),

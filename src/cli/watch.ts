@@ -3,6 +3,7 @@ import { ManagerEvent } from "../core/events.ts";
 import { action } from "./args.ts";
 import { sse, urlArg } from "./client.ts";
 import { roundLine } from "./fl-line.ts";
+import { terminalSafe } from "./output.ts";
 
 // `propeller watch`: the manager's live event stream (GET /events), one line per event, or JSON lines.
 
@@ -50,7 +51,8 @@ export const watchCommand = defineCommand({
       for await (const { data } of sse(args, `/events?${q}`)) {
         // A newer manager's event this CLI does not know is printed as it came.
         const e = ManagerEvent.safeParse(JSON.parse(data));
-        process.stdout.write(`${args.json || !e.success ? data : line(e.data)}\n`);
+        // A line carries what peers and guests wrote (names, errors): shown escaped (output.ts terminalSafe).
+        process.stdout.write(`${args.json || !e.success ? data : terminalSafe(line(e.data))}\n`);
       }
     }),
 });

@@ -1,6 +1,18 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { b64, cli, FIXTURES, http, runTask, type Serve, startRunning, startServe, tokenOf, until } from "../helpers.ts";
+import {
+  b64,
+  cli,
+  FIXTURES,
+  http,
+  MAIN,
+  runTask,
+  type Serve,
+  startRunning,
+  startServe,
+  tokenOf,
+  until,
+} from "../helpers.ts";
 
 // WASI preview-2 components through the whole path: REST → dispatcher → MQTT → serve's local proplet, which
 // transpiles them with jco on first sight and runs them on its worker pool.
@@ -40,6 +52,29 @@ describe("components", () => {
     const empty = cli(["tasks", "create", "scale", "--file", file, "--inputs", "[1],,2"], env);
     expect(empty.code).not.toBe(0);
     expect(empty.stderr).toContain("--inputs: input 2 is empty");
+  });
+
+  test("a guest's error with terminal escapes and a right-to-left override: --wait and watch show them escaped", async () => {
+    // They printed the guest's stderr as it was: ESC [31m reached the operator's terminal, U+202E reversed the line.
+    const env = { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) };
+    const watcher = Bun.spawn([process.execPath, MAIN, "watch"], { env: { ...process.env, ...env }, stdout: "pipe" });
+    await Bun.sleep(500);
+    const file = join(FIXTURES, "args.component.wasm");
+    const evil = "!x\u001b[31mRED\u202etxt.exe";
+    const r = cli(
+      ["tasks", "create", "args", "--file", file, "--inputs", JSON.stringify(evil), "--start", "--wait"],
+      env,
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("refused !x\\x1b[31mRED\\u202etxt.exe");
+    expect(r.stderr).not.toContain("\u001b");
+    expect(r.stderr).not.toContain("\u202e");
+    await Bun.sleep(500);
+    watcher.kill();
+    const seen = await new Response(watcher.stdout).text();
+    expect(seen).toContain("\\x1b[31mRED");
+    expect(seen).not.toContain("\u001b");
+    expect(seen).not.toContain("\u202e");
   });
 
   test("a component command prints its argv and env; a failing one reports exit code 1 and its stderr", async () => {

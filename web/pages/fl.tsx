@@ -1,3 +1,4 @@
+import { reorderingShown } from "../../src/core/reorder.ts";
 import { ago, api } from "../api.ts";
 import { Table } from "../table.tsx";
 import { Act, Loading, useApi } from "../ui.tsx";
@@ -9,7 +10,7 @@ function StateLine(p: { state: string; error?: string }) {
   return (
     <>
       {p.state}
-      {p.error && <div class="error">{p.error}</div>}
+      {p.error && <div class="error">{reorderingShown(p.error)}</div>}
     </>
   );
 }
@@ -111,7 +112,7 @@ export function ExperimentPage(p: { id: string }) {
               {e.state} · {e.strategy} · participants{" "}
               {(e.participant_names ?? e.participants.map((x) => x.slice(0, 8))).join(", ")}
             </p>
-            {e.error && <p class="error">{e.error}</p>}
+            {e.error && <p class="error">{reorderingShown(e.error)}</p>}
             {e.state === "running" && (
               <div class="actions">
                 <Act label="Stop experiment" run={() => api("POST", `${path}/stop`).then(r.reload)} />

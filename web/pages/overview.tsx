@@ -1,5 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import type { RateSample } from "../../src/core/rates.ts";
+import { reorderingShown } from "../../src/core/reorder.ts";
 import { ago, api } from "../api.ts";
 import { ChartTable } from "../chart.tsx";
 import { type LiveEvent, onRecent, recentEvents, seedRecent } from "../live.ts";
@@ -21,7 +22,7 @@ interface Names {
 function describe(e: LiveEvent, n: Names): string {
   switch (e.type) {
     case "task":
-      return `task ${e.name ?? n.task(e.task_id)} → ${e.status}${e.proplet_id ? ` on ${n.proplet(e.proplet_id)}` : ""}${e.error ? `: ${e.error}` : ""}`;
+      return `task ${e.name ?? n.task(e.task_id)} → ${e.status}${e.proplet_id ? ` on ${n.proplet(e.proplet_id)}` : ""}${e.error ? `: ${reorderingShown(e.error)}` : ""}`;
     case "run":
       return `run of ${n.task(e.task_id)} ${e.phase}${e.status ? ` ${e.status}` : ""}${e.proplet_id ? ` on ${n.proplet(e.proplet_id)}` : ""}`;
     case "proplet":

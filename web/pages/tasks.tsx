@@ -47,7 +47,7 @@ const PAGE = 25;
 
 /** The result column: the result, or its preview marked as cut. */
 const preview = (t: TaskView) =>
-  t.results_truncated ? `${(t.results_preview ?? "").slice(0, 80)}…` : show(t.results).slice(0, 80);
+  t.results_truncated ? `${show(t.results_preview).slice(0, 80)}…` : show(t.results).slice(0, 80);
 
 /**
  * Every task, found by the server (GET /tasks: state, name or id, metadata, sorted by a column's header): the
@@ -202,7 +202,7 @@ export function TasksPage() {
                 <>
                   <StateText state={t.state} status={t.status} />
                   {t.waiting_reason && <div class="muted waiting">{t.waiting_reason}</div>}
-                  {t.error && <div class="error">{t.error}</div>}
+                  {t.error && <div class="error">{reorderingShown(t.error)}</div>}
                 </>
               ),
             },
