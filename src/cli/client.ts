@@ -253,11 +253,16 @@ export async function resolveId(conn: Conn, kind: IdKind, given: string): Promis
 }
 
 /** A Server-Sent Events stream from the manager, one `{event, data}` per message, until the server ends it. */
-export async function* sse(conn: Conn, path: string): AsyncGenerator<{ event: string; data: string }> {
+export async function* sse(
+  conn: Conn,
+  path: string,
+  /** Aborted: the stream closes, even while a read waits for an event (a generator's return() waits for it). */
+  signal?: AbortSignal,
+): AsyncGenerator<{ event: string; data: string }> {
   const base = managerUrl(conn.url);
   let res: Response;
   try {
-    res = await fetch(endpoint(base, path), { headers: authHeaders(conn), ...tlsInit(conn) });
+    res = await fetch(endpoint(base, path), { headers: authHeaders(conn), ...tlsInit(conn), signal });
   } catch (e) {
     throw new Unreachable(`cannot reach the manager at ${base}: ${reason(e)}`);
   }

@@ -79,13 +79,19 @@ const configure = defineCommand({
       if (args.strategy) body.strategy = args.strategy;
       if (args["min-participants"]) body.min_participants = int("min-participants", args["min-participants"], 1, 1e6);
       // Listening before configuring: the first round's lines cannot be missed.
-      const events = args.wait ? sse(args, "/events?types=fl") : undefined;
+      // The stream is closed however this ends (a refused configure too): its open request kept the process alive.
+      const close = new AbortController();
+      const events = args.wait ? sse(args, "/events?types=fl", close.signal) : undefined;
       const first = events?.next();
-      const r = await api<{ experiment_id: string; round_id: string }>(args, "POST", "/fl/experiments", body);
-      if (!events || !first) return args.json ? printJson(r) : process.stdout.write(`${JSON.stringify(r)}\n`);
-      const end = await follow(args, r.experiment_id, events, first);
-      await events.return(undefined); // closes the stream, or the open request keeps the process alive
-      if (end !== "completed") process.exitCode = 1;
+      first?.catch(() => {}); // an abort at the end rejects the read still waiting
+      try {
+        const r = await api<{ experiment_id: string; round_id: string }>(args, "POST", "/fl/experiments", body);
+        if (!events || !first) return args.json ? printJson(r) : process.stdout.write(`${JSON.stringify(r)}\n`);
+        const end = await follow(args, r.experiment_id, events, first);
+        if (end !== "completed") process.exitCode = 1;
+      } finally {
+        close.abort();
+      }
     }),
 });
 

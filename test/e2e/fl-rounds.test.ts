@@ -241,6 +241,18 @@ describe("rounds, updates and refusals", () => {
     const missing = cli(["fl", "configure"], env);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toContain("fl configure needs --experiment-id ID");
+    // A configure the manager refuses, with --wait: said, and the CLI exits (it waited on its open stream for ever).
+    const t0 = Date.now();
+    const refused = cli(
+      ["fl", "configure", "--experiment-id", "nobody", "--participants", "nobody-here", "--task-file"].concat([
+        join(FIXTURES, "spin.wasm"),
+        "--wait",
+      ]),
+      env,
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("participants: no proplet nobody-here");
+    expect(Date.now() - t0).toBeLessThan(10_000);
     const late = cli(
       ["fl", "update", "--round-id", "cli-1", "--proplet-id", "alpha", "--update", '{"w":[1,1,1],"b":1}'],
       env,
