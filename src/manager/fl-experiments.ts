@@ -100,6 +100,26 @@ export class FlExperiments {
     };
   }
 
+  /**
+   * A configure refused (its first round's tasks could not be made: the trust policy) leaves what was there
+   * before: the 400 stored a failed experiment, and each retry added a failed round to it.
+   */
+  async undo(e: Experiment, before: Experiment | undefined, roundsBefore: number): Promise<void> {
+    for (const r of e.round_list.splice(roundsBefore)) this.roundOf.delete(r.round_id);
+    const id = e.experiment_id;
+    if (before) {
+      this.all.set(id, before);
+      this.store.fl.put("experiment", id, JSON.stringify({ ...before, task_file: undefined }));
+      if (before.task_file) this.store.fl.put("module", id, before.task_file);
+      else this.store.fl.delete("module", id);
+    } else {
+      this.all.delete(id);
+      this.store.fl.delete("experiment", id);
+      this.store.fl.delete("module", id);
+    }
+    await this.store.durable();
+  }
+
   async save(e: Experiment, r: Round): Promise<void> {
     // The module is stored apart (once per configure): an experiment is rewritten on every update.
     this.store.fl.put("experiment", e.experiment_id, JSON.stringify({ ...e, task_file: undefined }));

@@ -135,8 +135,14 @@ export class Federation {
     delete e.ended_at;
     if (e.task_file) this.store.fl.put("module", e.experiment_id, e.task_file);
     this.book.all.set(e.experiment_id, e);
-    const first = await this.launch(e, 1, version);
-    return { experiment_id: e.experiment_id, round_id: first.round_id, status: "configured", model_version: version };
+    const roundsBefore = e.round_list.length;
+    try {
+      const first = await this.launch(e, 1, version);
+      return { experiment_id: e.experiment_id, round_id: first.round_id, status: "configured", model_version: version };
+    } catch (err) {
+      await this.book.undo(e, before, roundsBefore);
+      throw err;
+    }
   }
 
   /** Stops a running experiment: its open round ends `stopped`, its tasks are stopped. */

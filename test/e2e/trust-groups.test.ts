@@ -102,24 +102,26 @@ describe("inline modules and bad policies", () => {
       expect(other.status).toBe(400);
       expect(other.body.error).toContain("is for sha256:");
 
-      // An FL experiment's inline module: refused without its signature, and the experiment says so and ends (it
-      // stayed "running" for ever with no tasks, its id refused as running); with `signature`, its round runs.
+      // An FL experiment's inline module: refused without its signature, and nothing is kept (it stayed "running"
+      // for ever with no tasks, its id refused as running; then a failed one was kept, a round more each retry);
+      // with `signature`, its round runs.
       const local = (await http<{ proplets: { id: string }[] }>(`${s2.url}/proplets`)).body.proplets[0]!.id;
       const experiment = { experiment_id: "signed-fl", participants: [local], task_file: file, timeout_s: 30 };
       const unsignedFl = await http(`${s2.url}/fl/experiments`, "POST", experiment);
       expect(unsignedFl.status).toBe(400);
       expect(unsignedFl.body.error).toContain("requires a signature by key");
-      const ended = (await http(`${s2.url}/fl/experiments/signed-fl`)).body;
-      expect(ended.state).toBe("failed");
-      expect(ended.error).toContain("its tasks could not be made");
+      expect((await http(`${s2.url}/fl/experiments/signed-fl`)).status).toBe(404);
+      expect((await http(`${s2.url}/fl/experiments`, "POST", experiment)).status).toBe(400);
+      expect((await http(`${s2.url}/fl/experiments/signed-fl`)).status).toBe(404);
       // A misspelt field is refused, not dropped.
       const typo = await http(`${s2.url}/fl/experiments`, "POST", { ...experiment, stratgy: "median" });
       expect(typo.status).toBe(400);
       expect(typo.body.error).toBe("stratgy: not a field (did you mean strategy?)");
       const signedFl = await http(`${s2.url}/fl/experiments`, "POST", { ...experiment, signature });
       expect(signedFl.status).toBe(200);
-      const round = (await http(`${s2.url}/fl/experiments/signed-fl`)).body.round_list.at(-1);
-      expect(Object.keys(round.tasks)).toEqual([local]);
+      const rounds = (await http(`${s2.url}/fl/experiments/signed-fl`)).body.round_list;
+      expect(rounds).toHaveLength(1);
+      expect(Object.keys(rounds[0].tasks)).toEqual([local]);
       await http(`${s2.url}/fl/experiments/signed-fl/stop`, "POST");
     } finally {
       await s2.kill("SIGKILL");
