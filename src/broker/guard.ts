@@ -15,6 +15,9 @@ import { type Channel, topics } from "../core/topics.ts";
 import { log } from "../log.ts";
 import { parsedOf, rememberParsed } from "./parsed.ts";
 
+/** A proplet identity's connections open at once (each with another client id). */
+export const MAX_CONNECTIONS_PER_PROPLET = 4;
+
 /** Where a refused publish sent again goes to be acked and forgotten. */
 const DROPPED = "$propeller/refused";
 
@@ -62,8 +65,16 @@ export function guard(aedes: Aedes, auth: BrokerAuth, maxPayloadBytes: number) {
       log.warn(`mqtt: refused ${kind} ${id}: ${wrongId}`);
       return done(refuse(wrongId, 2), false); // 2: identifier rejected
     }
-    peers.set(client, peer);
     const same = connected.get(id) ?? new Set<Client>();
+    // A proplet's connections at once, besides the one its own client id takes over (MQTT's takeover of a session):
+    // each held a partly received packet of up to 16 MiB while the proplet's shared read rate (limits.ts) let each
+    // go on slowly; 24 of one identity held 1.1 GB.
+    const others = [...same].filter((c) => c.id !== client.id).length;
+    if (kind === "proplet" && others >= MAX_CONNECTIONS_PER_PROPLET) {
+      log.warn(`mqtt: refused proplet ${id} (client id ${client.id}): ${others} connections of it are open already`);
+      return done(refuse(`at most ${MAX_CONNECTIONS_PER_PROPLET} connections per proplet`, 2), false);
+    }
+    peers.set(client, peer);
     connected.set(id, same.add(client));
     done(null, true);
   };

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import mqtt from "mqtt";
-import { http, peer, type Serve, startServe } from "../helpers.ts";
+import { http, identity, peer, type Serve, startServe } from "../helpers.ts";
 import { rssKb } from "../sandbox-site.ts";
 
 // One proplet identity publishing results of 15 MiB (each within the packet bound) as fast as its socket takes
@@ -59,3 +59,22 @@ test("a proplet flooding 15 MiB results: serve's memory stays bounded, /health a
   expect(peak - before).toBeLessThan(400); // before the bound: +1,330 MiB in these 8 s
   expect(s.output()).toContain("proplet flood sends more than 8 MiB a second: its reads are slowed");
 }, 60_000);
+
+test("a proplet identity holds at most 4 connections at once; its own client id again takes its session over", async () => {
+  const login = await identity(s.url, "proplet", "many");
+  const open = (clientId: string) =>
+    mqtt.connectAsync(`mqtt://127.0.0.1:${s.mqttPort}`, { clientId, ...login, reconnectPeriod: 0 });
+  const held: mqtt.MqttClient[] = [];
+  try {
+    for (const id of ["many", "many-1", "many-2", "many-3"]) held.push(await open(id));
+    // A fifth, each holding a packet of up to 16 MiB while the proplet's shared rate let it go on slowly.
+    await expect(open("many-4")).rejects.toThrow();
+    // The same client id again is MQTT's takeover, not a fifth.
+    const again = await open("many-1");
+    held.push(again);
+    expect(again.connected).toBe(true);
+    expect(s.output()).toContain("mqtt: refused proplet many (client id many-4): 4 connections of it are open already");
+  } finally {
+    for (const c of held) c.end(true);
+  }
+}, 30_000);
