@@ -76,6 +76,12 @@ export function guard(aedes: Aedes, auth: BrokerAuth, maxPayloadBytes: number) {
     }
     peers.set(client, peer);
     connected.set(id, same.add(client));
+    // Counted until its connection closes, however it ends: aedes says clientDisconnect only for a client it had
+    // registered, and one that failed between here and there would stay counted for good.
+    (client as unknown as { conn?: { once(e: "close", f: () => void): void } }).conn?.once("close", () => {
+      same.delete(client);
+      if (same.size === 0 && connected.get(id) === same) connected.delete(id);
+    });
     done(null, true);
   };
   aedes.authorizePublish = (client, packet, done) => {
