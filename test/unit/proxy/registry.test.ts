@@ -124,9 +124,20 @@ test("a redirect may not lead into the gateway's machine or network, however the
     new URL("http://[::ffff:169.254.169.254]/").hostname,
     new URL("http://2852039166/").hostname, // 169.254.169.254 as one number
     new URL("http://0x7f.1/").hostname,
+    "100.100.100.200", // a cloud's metadata service in carrier-grade NAT space
+    new URL("http://[64:ff9b::a9fe:a9fe]/").hostname, // 169.254.169.254 behind NAT64
   ])
     expect({ h, inward: inward(h) }).toEqual({ h, inward: true });
-  for (const h of ["registry.example", "8.8.8.8", "172.32.0.1", "[2001:db8::1]", "cdn.docker.io", "fcdn.example"])
+  for (const h of [
+    "registry.example",
+    "8.8.8.8",
+    "172.32.0.1",
+    "100.128.0.1",
+    "[64:ff9b::808:808]",
+    "[2001:db8::1]",
+    "cdn.docker.io",
+    "fcdn.example",
+  ])
     expect({ h, inward: inward(h) }).toEqual({ h, inward: false });
 });
 
