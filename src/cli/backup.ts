@@ -1,5 +1,5 @@
 import { Database } from "bun:sqlite";
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { SQL } from "bun";
 import { defineCommand } from "citty";
@@ -219,10 +219,6 @@ export const restoreCommand = defineCommand({
         // The store holds identities and token hashes: its files are the owner's only, as serve makes them (the
         // dir's owner is not checked: root may restore into the service user's dir, then chown it).
         privateUmask();
-        if (existsSync(c.dataDir) && !statSync(c.dataDir).isDirectory())
-          throw new UsageError(
-            `--data-dir ${c.dataDir} is a file, not a directory: give the directory to restore into`,
-          );
         mkdirSync(c.dataDir, { recursive: true, mode: 0o700 });
         refuseIfHeld(c.dataDir, doing);
       }

@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { SQL } from "bun";
 import { lockDir, lockHolder, restoreUnfinished, UnfinishedRestore } from "../storage/lock.ts";
 import { openStorage, STORAGE_HELP, storageLocation } from "../storage/open.ts";
@@ -45,11 +45,29 @@ export function storeChoice(args: { "data-dir"?: string; storage?: string; "post
     throw new UsageError(`--storage must be one of sqlite, kv, postgres, got ${JSON.stringify(kind)}`);
   const postgresUrl = args["postgres-url"] || env("PROPELLER_DB_URL");
   if (kind === "postgres" && !postgresUrl) throw new UsageError("--storage postgres needs --postgres-url");
-  return {
-    kind,
-    dataDir: args["data-dir"] || env("PROPELLER_DATA_DIR") || defaultDataDir(),
-    ...(kind === "postgres" ? { postgresUrl } : {}),
-  };
+  const dataDir = args["data-dir"] || env("PROPELLER_DATA_DIR") || defaultDataDir();
+  // A file, or a path through one, said as such (it was "no sqlite store at FILE/propeller.db", or ENOTDIR).
+  if (kind !== "postgres") {
+    const file = fileOnTheWay(dataDir);
+    if (file) throw new UsageError(`--data-dir ${dataDir}: ${file} is a file, not a directory: give a directory`);
+  }
+  return { kind, dataDir, ...(kind === "postgres" ? { postgresUrl } : {}) };
+}
+
+/** The first part of `path` that is there and is not a directory, if any. */
+function fileOnTheWay(path: string): string | undefined {
+  for (let p = resolve(path); ; p = dirname(p)) {
+    try {
+      return statSync(p).isDirectory() ? undefined : p;
+    } catch {}
+    if (dirname(p) === p) return undefined;
+  }
+}
+
+/** A data dir a restore was killed in is no store to read or write (storage/lock.ts), whatever the command. */
+function refuseUnfinishedRestore(c: StoreChoice): void {
+  if (c.kind !== "postgres" && restoreUnfinished(c.dataDir))
+    throw new UsageError(new UnfinishedRestore(c.dataDir).message);
 }
 
 export function where(c: StoreChoice): string {
@@ -97,8 +115,7 @@ export async function withStore<T>(
 ): Promise<T> {
   const create = o.create ?? false;
   // Said first: a restore killed before it made the store's file leaves no store, and this is why.
-  if (c.kind !== "postgres" && !o.locked && restoreUnfinished(c.dataDir))
-    throw new UsageError(new UnfinishedRestore(c.dataDir).message);
+  if (!o.locked) refuseUnfinishedRestore(c);
   if (!create && !present(c))
     throw new UsageError(
       `no ${c.kind} store at ${where(c)}: refused, nothing was created (is --data-dir or --storage wrong?)`,
@@ -121,6 +138,7 @@ export async function withStore<T>(
 
 /** The schema of a store, read only (a newer one is refused naming this program); undefined when there is none. */
 export async function schemaStatus(c: StoreChoice): Promise<SchemaStatus | undefined> {
+  refuseUnfinishedRestore(c);
   try {
     return await readStatus(c);
   } catch (e) {

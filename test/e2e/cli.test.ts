@@ -139,7 +139,14 @@ describe("strict and helpful", () => {
       '{"format":"propeller-archive","version":1,"source":"sqlite","created_at":"2026-12-08T00:00:00.000Z"}\n{"end":true,"records":0}\n',
     );
     expect(cli(["restore", archive, "--data-dir", archive]).stderr).toStartWith(
-      `error: --data-dir ${archive} is a file, not a directory`,
+      `error: --data-dir ${archive}: ${archive} is a file, not a directory`,
+    );
+    // A path through a file, and backup's own --data-dir, the same (ENOTDIR; "no sqlite store at FILE/propeller.db").
+    expect(cli(["restore", archive, "--data-dir", join(archive, "sub")]).stderr).toStartWith(
+      `error: --data-dir ${join(archive, "sub")}: ${archive} is a file, not a directory`,
+    );
+    expect(cli(["backup", join(tempDir(), "b.jsonl"), "--data-dir", archive]).stderr).toStartWith(
+      `error: --data-dir ${archive}: ${archive} is a file, not a directory`,
     );
     // A command that has no use for a data dir says nothing more than before.
     expect(cli(["certs", "show", "x.pem", "--data-dir", "d"]).stderr).toStartWith(

@@ -115,6 +115,10 @@ test("a restore killed half-way: serve and backup refuse the store naming it, a 
   const backup = cli(["backup", join(tempDir(), "b.jsonl"), "--data-dir", dir]);
   expect(backup.code).not.toBe(0);
   expect(backup.stderr).toContain("holds a restore that did not finish");
+  // migrate reads it no more than the others (it said "nothing to migrate" of a half store).
+  const migrate = cli(["migrate", "--dry-run", "--data-dir", dir]);
+  expect(migrate.code).not.toBe(0);
+  expect(migrate.stderr).toContain("holds a restore that did not finish");
   const again = cli(["restore", big, "--data-dir", dir]);
   expect(again.code).not.toBe(0);
   expect(again.stderr).toContain("did not finish");
