@@ -4,7 +4,7 @@ import { dirname, join, resolve } from "node:path";
 import { SQL } from "bun";
 import { defineCommand } from "citty";
 import { type Counts, dumpStore, isEmpty, readArchive, restoreStore } from "../storage/archive.ts";
-import { lockDir, RESTORE_LOCK } from "../storage/lock.ts";
+import { lockDir, RESTORE_LOCK, UnfinishedRestore } from "../storage/lock.ts";
 import { openSqlite } from "../storage/sqlite/index.ts";
 import { PROGRAM } from "../version.ts";
 import { action, UsageError } from "./args.ts";
@@ -234,9 +234,7 @@ export const restoreCommand = defineCommand({
         if (lock?.unfinishedRestore && c.kind !== "postgres") {
           if (!args.force) {
             keepMark = true;
-            throw new UsageError(
-              `${c.dataDir} holds a restore that did not finish (it was stopped before its end): restore into it again with --force, which replaces what it holds`,
-            );
+            throw new UsageError(new UnfinishedRestore(c.dataDir).message);
           }
           // Part of an archive is nobody's store: not kept aside as one.
           for (const n of STORE_FILES[c.kind]) rmSync(join(c.dataDir, n), { recursive: true, force: true });

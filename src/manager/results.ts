@@ -118,9 +118,14 @@ export class RunResults {
     // knew a task's id wrote forged runs into its history, and spent the budget below meant for real ones.
     const from = msg.proplet_id;
     if (!from || !this.wasGiven(task, from)) {
-      log.warn(
-        `task ${task.id}: result for run ${runId} from ${from ? `proplet ${from}` : "no proplet"} dropped: the task was never given to it`,
-      );
+      // Said once per proplet (bounded as the other sets here): a flood of forged results is not a flood of lines.
+      const who = from ?? "";
+      if (!this.strangersSaid.has(who) && this.strangersSaid.size < MAX_UNKNOWN_RUNS) {
+        this.strangersSaid.add(who);
+        log.warn(
+          `task ${task.id}: result for run ${runId} from ${from ? `proplet ${from}` : "no proplet"} dropped: the task was never given to it (said once per proplet)`,
+        );
+      }
       return;
     }
     const n = this.unknown.get(task.id) ?? 0;
@@ -177,6 +182,8 @@ export class RunResults {
   private unknown = new Map<string, number>();
   private unknownByProplet = new Map<string, number>();
   private unknownTotal = 0;
+  /** Proplets whose results for tasks never given to them were dropped (said once each). */
+  private strangersSaid = new Set<string>();
   /** Tasks whose unknown runs were dropped (said once each). */
   private unknownDropped = new Set<string>();
 }

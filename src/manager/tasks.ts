@@ -227,11 +227,7 @@ export class Tasks {
     if (task.state === TaskState.Running && newModule) {
       throw conflict(`task ${id} is running: stop it before changing its module`);
     }
-    const group = task.workflow_id ?? task.job_id;
-    const swap =
-      newModule &&
-      group &&
-      moduleChangeRefusal(task, this.store.tasks.listByGroup(task.workflow_id ? "workflow" : "job", group));
+    const swap = newModule && moduleChangeRefusal(task, this.groupOf(task));
     if (swap) throw conflict(swap);
     const next = applyUpdate(task, patch, nowIso());
     if (next.broadcast && next.pinned) throw invalid("proplet_id: broadcast and proplet_id are mutually exclusive");
@@ -249,11 +245,15 @@ export class Tasks {
     return taskView(stored);
   }
 
+  /** The tasks of the job or workflow the task belongs to (none for a task of its own). */
+  private groupOf(task: Task): Task[] {
+    const group = task.workflow_id ?? task.job_id;
+    return group ? this.store.tasks.listByGroup(task.workflow_id ? "workflow" : "job", group) : [];
+  }
+
   async delete(id: string): Promise<void> {
     const task = this.mustGet(id);
-    const group = task.workflow_id ?? task.job_id;
-    const refused =
-      group && deleteRefusal(task, this.store.tasks.listByGroup(task.workflow_id ? "workflow" : "job", group));
+    const refused = deleteRefusal(task, this.groupOf(task));
     if (refused) throw conflict(refused);
     await this.dispatcher.release(task);
     this.schedules.remove(id);

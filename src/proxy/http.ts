@@ -19,23 +19,19 @@ const MAX_REDIRECTS = 5;
 
 /**
  * Whether a host is this machine's or its network's: loopback, link-local (a cloud's metadata service at
- * 169.254.169.254), private ranges, carrier-grade NAT (100.64/10), `localhost`; IPv4 written as IPv6 too. By the name as written; `leadsInward` resolves a name too.
+ * 169.254.169.254), private ranges, carrier-grade NAT (100.64/10), `localhost`; IPv4 written as IPv6 too. By
+ * the name as written; `leadsInward` resolves a name too.
  */
 export function inward(host: string): boolean {
   let h = host.replace(/^\[|\]$/g, "").toLowerCase();
   if (h === "localhost" || h.endsWith(".localhost")) return true;
-  // An IPv4 address written as IPv6 (`[::ffff:169.254.169.254]`, which URL writes `[::ffff:a9fe:a9fe]`).
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
+  // An IPv4 address written as IPv6 (`[::ffff:169.254.169.254]`, which URL writes `[::ffff:a9fe:a9fe]`), or behind
+  // NAT64's well-known prefix (`[64:ff9b::a9fe:a9fe]`).
+  const mapped = /^(?:::ffff|64:ff9b:):([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
   if (mapped) {
     const n = (Number.parseInt(mapped[1]!, 16) << 16) | Number.parseInt(mapped[2]!, 16);
     h = [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
   } else if (h.startsWith("::ffff:")) h = h.slice(7);
-  // NAT64 (64:ff9b::/96): an IPv4 address behind the well-known prefix, `[64:ff9b::a9fe:a9fe]` is 169.254.169.254.
-  const nat64 = /^64:ff9b::([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
-  if (nat64) {
-    const n = (Number.parseInt(nat64[1]!, 16) << 16) | Number.parseInt(nat64[2]!, 16);
-    h = [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
-  }
   const v4 = /^(\d+)\.(\d+)\.\d+\.\d+$/.exec(h);
   if (v4) {
     const [a, b] = [Number(v4[1]), Number(v4[2])];

@@ -15,7 +15,7 @@ export class Capture {
   private out: ByteBuffer;
   truncated = false;
   constructor(
-    private limit: number,
+    limit: number,
     private tap?: (b: Uint8Array) => void,
   ) {
     this.out = new ByteBuffer(limit);
@@ -23,10 +23,6 @@ export class Capture {
   write = (b: Uint8Array) => {
     if (b.length === 0) return; // nothing to keep or pass on
     this.tap?.(b);
-    if (this.out.size >= this.limit) {
-      this.truncated = true;
-      return;
-    }
     if (this.out.append(b) < b.length) this.truncated = true;
   };
   text(): string {
