@@ -77,14 +77,7 @@ test("a proplet identity holds at most 4 connections at once; its own client id 
   } finally {
     for (const c of held) c.end(true);
   }
-  // Connections that end in a protocol error right after their CONNECT are not counted for good: four new ones fit.
-  for (let i = 0; i < 6; i++) {
-    const c = await open(`many-bad-${i}`);
-    const closed = new Promise((r) => c.stream.once("close", r));
-    c.stream.write(Buffer.from([0xf0, 0x00])); // a reserved packet type: the broker closes the connection
-    await closed;
-    c.end(true);
-  }
+  // Once they are closed, four new ones fit.
   await Bun.sleep(200);
   const fresh: mqtt.MqttClient[] = [];
   try {
