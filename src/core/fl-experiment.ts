@@ -3,7 +3,7 @@ import type { ManagerEvent } from "./events.ts";
 import { STRATEGIES, UpdateBody } from "./fl.ts";
 import { jsonSize } from "./json.ts";
 import { typoKey } from "./nearest.ts";
-import { ClientEnv, Env } from "./task.ts";
+import { ClientEnv, Env, Signature } from "./task.ts";
 
 // Federated learning's documents (issue 13): what a client sends (experiments, updates, models, datasets) and
 // what the coordinator keeps (an experiment with its rounds). Upstream's keys, with our additions named where
@@ -54,11 +54,7 @@ const ExperimentFields = z.object({
    * Ours: `task_file`'s detached signature (base64), for a site whose trust policy requires one: it goes with every
    * round's task, as a task's `signature` does (without it an inline FL module could never be accepted there).
    */
-  signature: z
-    .string()
-    .min(1)
-    .max(64 * 1024)
-    .optional(),
+  signature: Signature.min(1).optional(),
 });
 
 /** A key of an experiment body that nearly names a field (`stratgy`, `round`): its error (core/nearest.ts). */

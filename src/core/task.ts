@@ -45,6 +45,13 @@ export const monitorIntervalS = (interval: number): number => (interval >= 1e6 ?
  * proplet sample and publish a thousand times a second, over an ever longer history.
  */
 export const MONITOR_INTERVAL_S = { min: 1, max: 86_400 };
+
+/** An inline module's detached signature (base64), as a task and an FL experiment carry it. */
+export const Signature = z
+  .string()
+  .max(64 * 1024)
+  .regex(/^[A-Za-z0-9+/]*={0,2}$/, "must be standard base64");
+
 export const MAX_MONITOR_HISTORY = 10_000;
 
 /** What a client may ask: the interval and history within bounds (a proplet clamps what other managers send). */
@@ -119,11 +126,7 @@ const ClientFields = {
    * Ours: a detached simple-signing signature (base64, as `skopeo standalone-sign` writes it) over the inline
    * module's sha256, for a site whose trust policy accepts only signed code (docs/ARCHITECTURE.md, "Trusted code").
    */
-  signature: z
-    .string()
-    .max(64 * 1024)
-    .regex(/^[A-Za-z0-9+/]*={0,2}$/, "must be standard base64")
-    .optional(),
+  signature: Signature.optional(),
 };
 
 /** The fields a client may set on a task (the API's create body). */

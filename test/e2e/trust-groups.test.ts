@@ -117,6 +117,10 @@ describe("inline modules and bad policies", () => {
       const typo = await http(`${s2.url}/fl/experiments`, "POST", { ...experiment, stratgy: "median" });
       expect(typo.status).toBe(400);
       expect(typo.body.error).toBe("stratgy: not a field (did you mean strategy?)");
+      // A signature that is not base64 is refused naming it (it failed deep in the round's task: 500).
+      const garbled = await http(`${s2.url}/fl/experiments`, "POST", { ...experiment, signature: "!!" });
+      expect(garbled.status).toBe(400);
+      expect(garbled.body.error).toContain("signature: must be standard base64");
       const signedFl = await http(`${s2.url}/fl/experiments`, "POST", { ...experiment, signature });
       expect(signedFl.status).toBe(200);
       const rounds = (await http(`${s2.url}/fl/experiments/signed-fl`)).body.round_list;
