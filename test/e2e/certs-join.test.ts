@@ -154,7 +154,10 @@ test("join: a valid token gives a proplet its identity and the CA; it runs a tas
   );
   const newId = JSON.parse(readFileSync(join(dir, "identity.json"), "utf8")).entity_id;
   expect(newId).not.toBe(identity.entity_id);
-  expect(renewed.p.output()).toContain(`${identity.entity_id}'s identity in ${dir} is replaced`);
+  // The warning follows the file's write: wait for it rather than read the output the moment the file appears.
+  await until("the replacement to be said", () =>
+    renewed.p.output().includes(`${identity.entity_id}'s identity in ${dir} is replaced`),
+  );
   await untilAlive(s.url, newId, 15_000);
   await renewed.p.kill("SIGTERM");
 
