@@ -4,6 +4,8 @@ import { vecReader, WasmFormatError, Writer } from "./wasm-binary.ts";
 
 /** Bytes in a Wasm page. */
 export const PAGE = 65536;
+/** Pages in MiB, rounded up (a shift went negative past 2 GiB: "needs -2048 MiB"). */
+const mib = (pages: number) => Math.ceil((pages * PAGE) / 2 ** 20);
 
 /**
  * Gives every memory the module defines a maximum of at most `maxPages`, so a `memory.grow` past it fails inside
@@ -24,7 +26,7 @@ export function capMemories(body: Uint8Array, maxPages: number): Uint8Array {
     const max = flags === 1 ? r.u32() : Infinity;
     if (min > maxPages) {
       throw new WasmFormatError(
-        `the module needs ${(min * PAGE) >> 20} MiB of memory at start: over the cap of ${(maxPages * PAGE) >> 20} MiB`,
+        `the module needs ${mib(min)} MiB of memory at start: over the cap of ${mib(maxPages)} MiB`,
       );
     }
     w.byte(1);

@@ -83,4 +83,27 @@ describe("a guest's output", () => {
     expect(t).toMatchObject({ status: "Failed", error: "task timed out after 8s" });
     expect(grew).toBeLessThan(200);
   }, 60_000);
+
+  test("a guest writing from above 2 GiB of its memory is heard (a pointer there is a negative i32 to the host)", async () => {
+    // The iovec and its bytes at 2 GiB: past i32's sign bit, where a host reading pointers as signed numbers trapped.
+    const wat = `(module ${FD_WRITE} (memory (export "memory") 32770)
+      (data (i32.const 0x80000000) "\\10\\00\\00\\80\\05\\00\\00\\00") (data (i32.const 0x80000010) "high!")
+      (func (export "_start")
+        (if (call $fd_write (i32.const 1) (i32.const 0x80000000) (i32.const 1) (i32.const 0x80000020))
+          (then unreachable))
+        (if (i32.ne (i32.load (i32.const 0x80000020)) (i32.const 5)) (then unreachable))))`;
+    const big = await startServe({ env: { PROPLET_MAX_TASK_MEMORY_MB: "2100" } });
+    try {
+      const t = await runTask(big.url, await task("high", wat, { max_memory_mb: 2100 }), 30_000);
+      expect(t).toMatchObject({ status: "Completed", results: "high!" });
+      // Over the cap, the refusal says how much it needs (a size past 2 GiB was said as "-2048 MiB").
+      const over = await runTask(big.url, await task("high", wat, { max_memory_mb: 2048 }), 30_000);
+      expect(over).toMatchObject({
+        status: "Failed",
+        error: "the module needs 2049 MiB of memory at start: over the cap of 2048 MiB",
+      });
+    } finally {
+      await big.kill("SIGKILL");
+    }
+  }, 60_000);
 });

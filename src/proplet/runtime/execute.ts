@@ -118,13 +118,23 @@ function executeCore(req: ExecRequest, core: CompiledCore): ExecResult {
     // are checked against the run's disk bound first. A name the shim lacks stays missing: instantiation refuses it.
     const shim = wasi.wasiImport as Record<string, (...a: unknown[]) => unknown>;
     const caps = capWasi(wasi, disk) as Record<string, (...a: unknown[]) => unknown>;
+    // WASI's i32 parameters are unsigned (pointers, sizes, fds), but reach JavaScript as signed numbers: a pointer
+    // above 2 GiB arrived negative and the call failed ("byteOffset cannot be negative"). proc_exit's code stays as
+    // the guest gave it (exit(-1) reads -1).
     for (const name of names) {
       const fn = Object.hasOwn(caps, name) ? caps[name] : Object.hasOwn(shim, name) ? shim[name] : undefined;
-      if (fn)
-        wasiImport[name] = (...a: unknown[]) => {
-          checkStop();
-          return fn(...a);
-        };
+      if (!fn) continue;
+      wasiImport[name] =
+        name === "proc_exit"
+          ? (...a: unknown[]) => {
+              checkStop();
+              return fn(...a);
+            }
+          : (...a: unknown[]) => {
+              checkStop();
+              for (let i = 0; i < a.length; i++) if (typeof a[i] === "number") a[i] = (a[i] as number) >>> 0;
+              return fn(...a);
+            };
     }
   }
   const interrupt: Record<string, (...a: never[]) => unknown> = Object.create(null);
