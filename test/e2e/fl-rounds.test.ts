@@ -443,11 +443,9 @@ describe("a restart after a round's deadline; what an operator names", () => {
       extra: ["--no-local-proplet", "--liveliness-threshold", "3", "--partition-grace", "0"],
       ports: { http: s.httpPort, mqtt: s.mqttPort },
     });
-    const second = await until(
-      "round 2 to be launched",
-      async () => (await http(`${s.url}/fl/experiments/overdue`)).body.round_list[1],
-      15_000,
-    );
+    // Launched once its log line says so: the round is listed while its tasks are still being made, one by one.
+    await until("round 2 to be launched", () => s.output().includes("round od-2 (2/2) launched on"), 15_000);
+    const second = (await http(`${s.url}/fl/experiments/overdue`)).body.round_list[1];
     // It failed at once with "only 0 of 2 participants are alive" while they were reconnecting.
     const e = (await http(`${s.url}/fl/experiments/overdue`)).body;
     expect({ state: e.state, error: e.error, round: second.state }).toEqual({
@@ -500,5 +498,29 @@ describe("a restart after a round's deadline; what an operator names", () => {
     });
     expect(ref.status).toBe(400);
     expect(ref.body.error).toContain("model_ref names no model version");
+  });
+
+  test("an ended experiment's id configured again continues it: its rounds go on after the ones it has", async () => {
+    const once = { k_of_n: 1, min_participants: 1 };
+    expect((await configure("again", ["delta"], once)).round_id).toBe("again-r1");
+    expect((await post("/fl/update", "delta", update("again-r1", "delta", 1, 10))).status).toBe(200);
+    await until(
+      "the first round to end",
+      async () => (await http(`${s.url}/fl/experiments/again`)).body.state !== "running",
+    );
+    expect((await configure("again", ["delta"], once)).round_id).toBe("again-r2");
+    const e = (await http(`${s.url}/fl/experiments/again`)).body;
+    expect(e.round_list.map((r: any) => `${r.round_id}:${r.state}`)).toEqual([
+      "again-r1:completed",
+      "again-r2:running",
+    ]);
+    // While it runs, configuring it again is refused, naming the round it is in.
+    const busy = await http(`${s.url}/fl/experiments`, "POST", {
+      experiment_id: "again",
+      participants: ["delta"],
+      task_file: b64("spin"),
+    });
+    expect(busy).toEqual({ status: 409, body: { error: "experiment again is running (round again-r2)" } });
+    expect((await http(`${s.url}/fl/experiments/again/stop`, "POST")).status).toBe(200);
   });
 });
