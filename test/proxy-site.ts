@@ -26,7 +26,9 @@ interface Seen {
 }
 
 /** A loopback HTTP server that records every request and answers with `route`. */
-function recorder(route: (path: string, req: Request) => Response = () => new Response("no", { status: 404 })) {
+function recorder(
+  route: (path: string, req: Request) => Response | Promise<Response> = () => new Response("no", { status: 404 }),
+) {
   const seen: Seen[] = [];
   const srv = Bun.serve({
     port: 0,
@@ -56,6 +58,10 @@ const manifest = (layer: { digest: string; size: number }) =>
 /** A module two proplets are sent (fixture add.wasm) and its digest. */
 const SHARED = new Uint8Array(readFileSync(join(FIXTURES, "add.wasm")));
 const SHARED_DIGEST = `sha256:${new Bun.CryptoHasher("sha256").update(SHARED).digest("hex")}`;
+
+/** A 6 MiB blob under the 8 MiB bound, served whole (the proxy checks its digest, not that it is Wasm). */
+export const BIG = new Uint8Array(6 * (1 << 20)).fill(0x62);
+const BIG_DIGEST = `sha256:${new Bun.CryptoHasher("sha256").update(BIG).digest("hex")}`;
 
 /** Bytes the hostile registry produced for each endless body, as serve pulled them. */
 export let produced = new Map<string, number>();
@@ -93,6 +99,10 @@ export async function startProxySite(): Promise<void> {
     // A small module two proplets share (its digest is what the manifest says).
     if (path === "/v2/shared/app/manifests/v1") return manifest({ digest: SHARED_DIGEST, size: SHARED.length });
     if (path === `/v2/shared/app/blobs/${SHARED_DIGEST}`) return new Response(SHARED);
+    if (path === "/v2/big/valid/manifests/v1") return manifest({ digest: BIG_DIGEST, size: BIG.length });
+    if (path === `/v2/big/valid/blobs/${BIG_DIGEST}`) return new Response(BIG);
+    // A registry that takes the connection and never answers.
+    if (path.startsWith("/v2/hang/")) return new Promise<Response>(() => {});
     // A layer far over the bound; a layer that lies (says 100 bytes, sends 5 MiB); an endless manifest.
     if (path === "/v2/big/claim/manifests/v1") return manifest({ digest: hex("a"), size: 10 * 1024 * MiB });
     if (path === "/v2/big/lie/manifests/v1") return manifest({ digest: hex("b"), size: 100 });

@@ -3,6 +3,7 @@ import type { Aedes, AedesPublishPacket, Client } from "aedes";
 import { AddressLimiter, isLoopback } from "../core/address-limit.ts";
 import { ByteRate, type ByteRateBound } from "../core/byte-rate.ts";
 import { FrameScanner } from "../core/mqtt-frame.ts";
+import { OncePer } from "../core/once-per.ts";
 import { log } from "../log.ts";
 
 // The broker's bounds on what a peer makes it hold (docs/ARCHITECTURE.md, "Bounds and refusals"): packet sizes
@@ -80,15 +81,12 @@ export interface ReadRate {
 
 /** Reads held to `bound` per identity that `keyOf` names, said in the log once a minute per identity at most. */
 export function readRate(bound: ByteRateBound, keyOf: (client: Client) => string | undefined): ReadRate {
-  const said = new Map<string, number>();
+  const said = new OncePer(60_000);
   return {
     limiter: new ByteRate(bound),
     keyOf,
     slowed(key) {
-      const now = Date.now();
-      if ((said.get(key) ?? 0) + 60_000 > now) return;
-      if (said.size > 1000) said.clear();
-      said.set(key, now);
+      if (!said.due(key, Date.now())) return;
       log.warn(`mqtt: ${key} sends more than ${bound.perSecond >> 20} MiB a second: its reads are slowed`);
     },
   };

@@ -65,7 +65,7 @@ export class ChunkAssembler {
           new Error(
             `module ${app} did not arrive within ${timeoutMs / 1000}s: ` +
               (asm.total === undefined
-                ? "no chunk received (is the OCI proxy running?)"
+                ? "no chunk received (the OCI proxy is busy with other modules, or not running)"
                 : `received ${got} of ${asm.total} chunks, missing ${missing.slice(0, 20).join(", ")}${missing.length > 20 ? ", …" : ""}`),
           ),
         );

@@ -1,5 +1,6 @@
 import type { StartMsg } from "../core/messages.ts";
 import { base64Bytes, moduleTooLarge } from "../core/module-size.ts";
+import { fetchFollowing } from "../proxy/http.ts";
 
 // Where a task's module comes from: inline base64 `file`, an http(s) `image_url`, or an OCI reference, which
 // travels as MQTT chunks from the proxy (`oci`). Each is refused past the proplet's module cap before it is held
@@ -31,7 +32,9 @@ export async function fetchModule(
 }
 
 async function fetchHttp(url: string, cap: ModuleCap): Promise<Uint8Array> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) });
+  // Redirects are followed as the OCI proxy's are (proxy/http.ts): not into this machine's network from outside it,
+  // not from https to http. serve's local proplet fetches from the gateway itself.
+  const res = await fetchFollowing(url, { headers: new Headers() }, { timeoutMs: HTTP_TIMEOUT_MS });
   if (!res.ok) throw new Error(`HTTP ${res.status} fetching wasm from ${url}`);
   const type = res.headers.get("content-type") ?? "";
   if (type && !/application\/(wasm|octet-stream)/.test(type))

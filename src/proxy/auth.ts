@@ -1,6 +1,14 @@
 import { Lru } from "../core/lru.ts";
 import { parseChallenge, type Reference, registryListed, registryScheme } from "../core/oci.ts";
-import { fetchFollowing, RegistryError, readBounded, unreachable } from "./http.ts";
+import {
+  type FollowOptions,
+  fetchFollowing,
+  leadsInward,
+  RegistryError,
+  type Resolve,
+  readBounded,
+  unreachable,
+} from "./http.ts";
 
 // Registry authentication: anonymous, basic, a static bearer token, and the bearer token challenge. The
 // credentials go only to the hosts they were configured for (as docker's `auths`): a reference to another
@@ -28,9 +36,8 @@ export class RegistryAuth {
     private o: {
       credentials?: Credentials;
       insecure: string[];
-      timeoutMs: number;
-      /** Called for every HTTP request made. */
-      count: () => void;
+      /** The bounds and the resolver of every request (http.ts). */
+      follow: FollowOptions;
     },
   ) {}
 
@@ -58,7 +65,7 @@ export class RegistryAuth {
     if (known) headers.set("authorization", known);
     const send = async () => {
       try {
-        return await fetchFollowing(url, { ...init, headers }, this.o.timeoutMs, this.o.count);
+        return await fetchFollowing(url, { ...init, headers }, this.o.follow);
       } catch (e) {
         throw unreachable(ref.registry, e);
       }
@@ -106,6 +113,7 @@ export class RegistryAuth {
     }
     if (u.protocol !== "https:" && u.protocol !== "http:")
       throw new RegistryError(`registry ${ref.registry}: bearer realm ${u.protocol} refused`, "bad bearer realm");
+    await realmAllowed(ref.registry, u, this.o.follow.resolve);
     if (p.service) u.searchParams.set("service", p.service);
     u.searchParams.set("scope", p.scope ?? `repository:${ref.repository}:${write ? "pull,push" : "pull"}`);
     const clear = u.protocol === "http:" && registryScheme(u.host, this.o.insecure ?? []) !== "http";
@@ -113,7 +121,7 @@ export class RegistryAuth {
     const headers = new Headers(basic ? { authorization: basic } : {});
     let res: Response;
     try {
-      res = await fetchFollowing(u.href, { headers }, this.o.timeoutMs, this.o.count);
+      res = await fetchFollowing(u.href, { headers }, this.o.follow);
     } catch (e) {
       throw unreachable(u.host, e);
     }
@@ -136,4 +144,18 @@ export class RegistryAuth {
       throw new RegistryError(`token service ${u.origin} returned no token`, "the token service returned no token");
     return `Bearer ${token}`;
   }
+}
+
+/**
+ * A realm is a URL the registry chooses, fetched by the proxy with a path, query and `scope` of its choosing, and
+ * the `token` of the answer sent back to it: one inside the gateway's machine or network (a local admin port, a
+ * cloud's metadata service) is refused as a redirect there is, unless the registry is there itself.
+ */
+export async function realmAllowed(registry: string, realm: URL, resolve?: Resolve): Promise<void> {
+  const home = new URL(`http://${registry}`).hostname;
+  if ((await leadsInward(realm.hostname, resolve)) && !(await leadsInward(home, resolve)))
+    throw new RegistryError(
+      `registry ${registry}: bearer realm ${realm.host} refused: an address inside`,
+      "bad bearer realm: an address inside",
+    );
 }

@@ -69,25 +69,38 @@ export async function leadsInward(host: string, resolve: Resolve = systemResolve
   }
 }
 
+export interface FollowOptions {
+  /** The whole request's bound, its body's reading included. */
+  timeoutMs: number;
+  /**
+   * The bound on each response's headers: a registry that takes the connection and never answers holds a fetch
+   * slot this long, not the whole `timeoutMs` (two such registries stalled every module for 45 s).
+   */
+  headersMs?: number;
+  /** Called for every HTTP request made. */
+  count?: () => void;
+  resolve?: Resolve;
+}
+
 /**
  * `fetch` following at most five redirects; `authorization` goes only to the origin of `url` (a blob store a
- * registry redirects to gets none).
+ * registry redirects to gets none). A redirect may not lead into the gateway's machine or network unless `url`
+ * is there itself, nor from https down to http.
  */
 export async function fetchFollowing(
   url: string,
   init: RequestInit & { headers: Headers },
-  timeoutMs: number,
-  count: () => void,
-  resolve: Resolve = systemResolve,
+  o: FollowOptions,
 ): Promise<Response> {
+  const resolve = o.resolve ?? systemResolve;
   const origin = new URL(url).origin;
-  const signal = AbortSignal.timeout(timeoutMs);
+  const whole = AbortSignal.timeout(o.timeoutMs);
   let at = url;
   for (let hop = 0; ; hop++) {
     const headers = new Headers(init.headers);
     if (new URL(at).origin !== origin) headers.delete("authorization");
-    count();
-    const res = await fetch(at, { ...init, headers, redirect: "manual", signal });
+    o.count?.();
+    const res = await answered(at, { ...init, headers, redirect: "manual" }, whole, o.headersMs);
     const location = res.headers.get("location");
     if (res.status < 300 || res.status >= 400 || res.status === 304 || !location) return res;
     await res.body?.cancel().catch(() => {});
@@ -96,11 +109,28 @@ export async function fetchFollowing(
     const next = new URL(location, at);
     if (next.protocol !== "http:" && next.protocol !== "https:")
       throw new RegistryError(`redirect from ${at} to ${next.protocol} refused`, "redirect refused");
+    if (new URL(at).protocol === "https:" && next.protocol === "http:")
+      throw new RegistryError(`redirect from ${at} to ${next.origin} refused: from https to http`, "redirect refused");
     // A registry elsewhere may send the proxy to a blob store anywhere, but not into the gateway's own machine or
     // network (a cloud's metadata service, a local admin port): only a registry there itself may.
     if ((await leadsInward(next.hostname, resolve)) && !(await leadsInward(new URL(url).hostname, resolve)))
       throw new RegistryError(`redirect from ${at} to ${next.host} refused: an address inside`, "redirect refused");
     at = next.href;
+  }
+}
+
+/** One fetch, aborted by `whole`, or when its headers take longer than `headersMs`. */
+async function answered(url: string, init: RequestInit, whole: AbortSignal, headersMs?: number): Promise<Response> {
+  if (!headersMs) return fetch(url, { ...init, signal: whole });
+  const first = new AbortController();
+  const timer = setTimeout(
+    () => first.abort(new DOMException(`no answer within ${headersMs / 1000}s`, "TimeoutError")),
+    headersMs,
+  );
+  try {
+    return await fetch(url, { ...init, signal: AbortSignal.any([whole, first.signal]) });
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -1,5 +1,3 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { ociDigest } from "../core/digest.ts";
 import { Lru } from "../core/lru.ts";
 import {
@@ -15,11 +13,9 @@ import {
   registryScheme,
 } from "../core/oci.ts";
 import { ENCRYPTED_SUFFIX, encryptLayer, wrapEncrypted } from "../core/ocicrypt.ts";
-import { tag } from "../log.ts";
 import { type Credentials, RegistryAuth } from "./auth.ts";
-import { RegistryError, readBounded, unreachable } from "./http.ts";
-
-const log = tag("proxy");
+import { BlobCache } from "./blob-cache.ts";
+import { RegistryError, type Resolve, readBounded, unreachable } from "./http.ts";
 
 // A small OCI distribution client: pull a Wasm module by reference (tag or digest, index → wasi/wasm entry,
 // layer by media type, digest verified), push one as an OCI artifact. Auth: anonymous, basic, and the bearer
@@ -40,12 +36,12 @@ export interface RegistryOptions {
   maxModuleBytes?: number;
   /** The blob cache's bound on disk. */
   cacheMaxBytes?: number;
+  /** Host names to addresses, for the inward checks (tests; the system's resolver otherwise). */
+  resolve?: Resolve;
 }
 
-/** The blob cache keeps this much at most: an allowed registry's many modules cannot fill the data dir's disk. */
-export const DEFAULT_CACHE_BYTES = 2 * 1024 ** 3;
-
 export type { Credentials } from "./auth.ts";
+export { DEFAULT_CACHE_BYTES } from "./blob-cache.ts";
 export { RegistryError } from "./http.ts";
 
 const MANIFEST_ACCEPT = [MEDIA.ociManifest, MEDIA.dockerManifest, MEDIA.ociIndex, MEDIA.dockerList].join(", ");
@@ -53,6 +49,10 @@ const MANIFEST_ACCEPT = [MEDIA.ociManifest, MEDIA.dockerManifest, MEDIA.ociIndex
 const MAX_CACHED = 1024;
 /** A registry request's time limit. */
 export const REGISTRY_TIMEOUT_MS = 45_000;
+/** The limit on a registry's answer to start (its headers): one that never answers gives its fetch slot back. */
+export const REGISTRY_HEADERS_TIMEOUT_MS = 15_000;
+
+const cacheKey = (ref: Reference) => `${ref.registry}/${ref.repository}@${ref.digest ?? ref.tag}`;
 
 export class RegistryClient {
   private auth: RegistryAuth;
@@ -61,15 +61,22 @@ export class RegistryClient {
   requests = 0;
   readonly maxModuleBytes: number;
 
+  private cache: BlobCache | undefined;
+
   constructor(private o: RegistryOptions = {}) {
     this.maxModuleBytes = o.maxModuleBytes ?? DEFAULT_MAX_MODULE_MB << 20;
+    this.cache = o.cacheDir ? new BlobCache(o.cacheDir, o.cacheMaxBytes) : undefined;
     this.auth = new RegistryAuth({
       ...(o.credentials ? { credentials: o.credentials } : {}),
       insecure: o.insecure ?? [],
-      // Under a proplet's 60 s wait for the chunks (proplet/module-source.ts): the proxy's "registry timed out"
-      // reaches it before it gives up saying "no chunk received (is the OCI proxy running?)".
-      timeoutMs: o.timeoutMs ?? REGISTRY_TIMEOUT_MS,
-      count: () => this.requests++,
+      follow: {
+        // Under a proplet's 60 s wait for the chunks (proplet/module-source.ts): the proxy's "registry timed out"
+        // reaches it before it gives up.
+        timeoutMs: o.timeoutMs ?? REGISTRY_TIMEOUT_MS,
+        headersMs: Math.min(o.timeoutMs ?? REGISTRY_TIMEOUT_MS, REGISTRY_HEADERS_TIMEOUT_MS),
+        count: () => this.requests++,
+        ...(o.resolve ? { resolve: o.resolve } : {}),
+      },
     });
   }
 
@@ -134,9 +141,8 @@ export class RegistryClient {
   async resolve(refText: string): Promise<{ ref: Reference; digest: string; top: string; manifest: Manifest }> {
     const ref = parseReference(refText);
     if (typeof ref === "string") throw new RegistryError(ref);
-    const cacheKey = `${ref.registry}/${ref.repository}@${ref.digest ?? ref.tag}`;
-    const hit = this.tags.get(cacheKey);
-    if (hit && (ref.digest || Date.now() - hit.at < (this.o.tagTtlMs ?? 30_000))) return { ref, ...hit };
+    const hit = this.kept(ref);
+    if (hit) return { ref, ...hit };
     let m = await this.manifest(ref, ref.digest ?? ref.tag!);
     const top = m.digest;
     if (m.manifest.manifests) {
@@ -144,8 +150,23 @@ export class RegistryClient {
       if (!entry) throw new RegistryError(`${refText}: the index lists no manifests`, "the index lists no manifests");
       m = await this.manifest(ref, entry.digest, entry.size);
     }
-    this.tags.set(cacheKey, { ...m, top, at: Date.now() });
+    this.tags.set(cacheKey(ref), { ...m, top, at: Date.now() });
     return { ref, ...m, top };
+  }
+
+  /** A resolution still good: by digest for ever, by tag for a while. */
+  private kept(ref: Reference) {
+    const hit = this.tags.get(cacheKey(ref));
+    return hit && (ref.digest || Date.now() - hit.at < (this.o.tagTtlMs ?? 30_000)) ? hit : undefined;
+  }
+
+  /** Whether `pull(refText)` would make no registry request: its resolution and its blob are both kept. */
+  ready(refText: string): boolean {
+    const ref = parseReference(refText);
+    const hit = typeof ref === "string" ? undefined : this.kept(ref);
+    const layer = hit && pickWasmLayer(hit.manifest);
+    if (!layer || typeof layer === "string") return false;
+    return this.cache?.has(layer) ?? false;
   }
 
   /** A manifest by tag, its body bounded by `limit` (a cosign `.sig` manifest is small); an absent tag is undefined. */
@@ -162,14 +183,10 @@ export class RegistryClient {
     }
   }
 
-  private cachePath(digest: string): string | undefined {
-    return this.o.cacheDir ? join(this.o.cacheDir, "blobs", digest.replace(":", "-")) : undefined;
-  }
-
   /** A blob, read against its descriptor's size and the module bound, its digest verified. */
   async blob(ref: Reference, d: Descriptor): Promise<Uint8Array> {
-    const cached = this.cachePath(d.digest);
-    if (cached && existsSync(cached) && statSync(cached).size === d.size) return new Uint8Array(readFileSync(cached));
+    const cached = this.cache?.read(d);
+    if (cached) return cached;
     const what = `blob ${d.digest}`;
     if (d.size > this.maxModuleBytes)
       throw new RegistryError(
@@ -183,41 +200,8 @@ export class RegistryClient {
     }
     const bytes = await this.body(ref, res, d.size, what, true);
     if (ociDigest(bytes) !== d.digest) throw new RegistryError(`${what}: content does not match its digest`);
-    if (cached) {
-      // The cache is a saving, not a need: a disk that cannot take the blob (full, read-only) leaves it uncached,
-      // said in the log; the module is still sent (a full disk failed every fetch, "could not fetch the module").
-      try {
-        mkdirSync(join(this.o.cacheDir!, "blobs"), { recursive: true });
-        writeFileSync(`${cached}.tmp`, bytes);
-        renameSync(`${cached}.tmp`, cached); // whole or absent, even after a crash
-        this.trimCache();
-      } catch (e) {
-        try {
-          rmSync(`${cached}.tmp`, { force: true });
-        } catch {} // its directory may be what failed
-        log.warn(`blob cache: ${d.digest} not kept: ${e instanceof Error ? e.message : e}`);
-      }
-    }
+    this.cache?.keep(d.digest, bytes);
     return bytes;
-  }
-
-  /** The blob cache past its bound loses its least recently written blobs (one scan per blob written). */
-  private trimCache(): void {
-    const dir = join(this.o.cacheDir!, "blobs");
-    const max = this.o.cacheMaxBytes ?? DEFAULT_CACHE_BYTES;
-    const files = readdirSync(dir)
-      .filter((f) => f.startsWith("sha256-") && !f.endsWith(".tmp"))
-      .map((f) => {
-        const st = statSync(join(dir, f), { throwIfNoEntry: false });
-        return { f, size: st?.size ?? 0, at: st?.mtimeMs ?? 0 };
-      })
-      .sort((a, b) => a.at - b.at);
-    let total = files.reduce((n, x) => n + x.size, 0);
-    for (const x of files) {
-      if (total <= max) break;
-      rmSync(join(dir, x.f), { force: true });
-      total -= x.size;
-    }
   }
 
   /**

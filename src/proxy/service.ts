@@ -1,5 +1,6 @@
 import type { MqttClient } from "mqtt";
 import { publishJson, subscribeAcked } from "../broker/client.ts";
+import { ByteRate, type ByteRateBound } from "../core/byte-rate.ts";
 import { decode } from "../core/messages.ts";
 import {
   type ChunkError,
@@ -10,7 +11,9 @@ import {
   registryListed,
 } from "../core/oci.ts";
 import { matchesApproved } from "../core/ocicrypt.ts";
+import { OncePer } from "../core/once-per.ts";
 import { type Channel, topics } from "../core/topics.ts";
+import { Turns } from "../core/turns.ts";
 import { tag } from "../log.ts";
 import { RegistryError } from "./http.ts";
 import type { RegistryClient } from "./registry.ts";
@@ -40,11 +43,20 @@ export interface ProxyPolicy {
   trust?: (ref: string) => Promise<{ allowed: boolean; reason: string; moduleDigest?: string }>;
   /** Modules fetched and sent at once (each held in memory meanwhile, up to the module bound). */
   maxConcurrent?: number;
+  /** Of those, from one registry. */
+  perRegistry?: number;
   /** Modules waiting for a turn; past this a request is answered "busy". */
   maxWaiting?: number;
   /** Modules one proplet's requests may have fetched or waiting at once (those of unnamed askers count as one). */
   perProplet?: number;
 }
+
+/** Refusals answered per proplet: past them a request is dropped unanswered (its sender floods). */
+const REFUSALS: ByteRateBound = { perSecond: 20, burst: 200 };
+/** Chunk bytes (as base64) sent per second to one proplet, after a burst of twice the largest module. */
+const SEND_PER_SECOND = 8 << 20;
+/** Modules read from the blob cache and sent at once: no registry request, but each is held in memory. */
+const CACHED_AT_ONCE = 4;
 
 const NOT_ALLOWED =
   "not allowed: this proxy serves only modules the manager dispatched to this proplet and registries on its allow-list";
@@ -65,8 +77,13 @@ export class ProxyService {
   private jobs = new Map<string, Job>();
   /** Modules fetched or waiting, by the proplet whose request started them. */
   private owners = new Map<string, number>();
-  private running = 0;
-  private turns: (() => void)[] = [];
+  private turns: Turns;
+  /** Modules the blob cache holds take these turns, not the registries'. */
+  private cached = new Turns(CACHED_AT_ONCE, CACHED_AT_ONCE);
+  private refusals = new ByteRate(REFUSALS);
+  private sent: ByteRate;
+  /** Floods said in the log once a minute per proplet. */
+  private said = new OncePer(60_000);
 
   constructor(
     private client: MqttClient,
@@ -76,6 +93,10 @@ export class ProxyService {
     private policy: ProxyPolicy,
   ) {
     this.t = topics(channel);
+    this.turns = new Turns(policy.maxConcurrent ?? 4, policy.perRegistry ?? 2);
+    // A proplet granted a module asked for it again every 500 ms: 4.4 GB sent in 35 s. Its chunks now wait for its
+    // budget; a proplet that lost a whole module still gets it again at once.
+    this.sent = new ByteRate({ perSecond: SEND_PER_SECOND, burst: 2 * Math.ceil((registry.maxModuleBytes * 4) / 3) });
   }
 
   async listen(): Promise<void> {
@@ -110,15 +131,29 @@ export class ProxyService {
     return publishJson(this.client, this.t.registryChunks, msg).catch(() => {});
   }
 
+  /**
+   * A request refused before any network request: answered and logged while its sender is within REFUSALS, then
+   * dropped, said once a minute. 50,000 of them were 50,000 log lines and took serve from 86 to 304 MiB.
+   */
+  private refuseAsked(app: string, to: string | undefined): Promise<void> {
+    const key = to ?? "";
+    const now = Date.now();
+    if (this.refusals.wait(key, now) > 0) {
+      if (this.said.due(`refused ${key}`, now))
+        log.warn(`proplet ${to ?? "(unnamed)"} asks for more modules it may not have than are answered: dropping them`);
+      return Promise.resolve();
+    }
+    this.refusals.spend(key, 1, now);
+    log.warn(`refused ${JSON.stringify(app)} to proplet ${to ?? "(unnamed)"}: neither dispatched nor allowed`);
+    return this.refuse(app, to, NOT_ALLOWED);
+  }
+
   private async answer(req: ChunkRequest): Promise<void> {
     const app = req.app_name;
     // Errors go to whoever the request names; only a proplet_id the broker stamped earns that proplet's grants.
     const replyTo = req.proplet_id;
     const asker = this.policy.trustPropletId ? req.proplet_id : undefined;
-    if (!this.allows(app, asker)) {
-      log.warn(`refused ${JSON.stringify(app)} to proplet ${replyTo ?? "(unnamed)"}: neither dispatched nor allowed`);
-      return this.refuse(app, replyTo, NOT_ALLOWED);
-    }
+    if (!this.allows(app, asker)) return this.refuseAsked(app, replyTo);
     const job = this.jobs.get(app);
     if (job) {
       job.askers.add(replyTo);
@@ -128,33 +163,30 @@ export class ProxyService {
       } else this.enqueue(job, req.chunks);
       return;
     }
-    const max = this.policy.maxConcurrent ?? 2;
     // One proplet cannot fill the queue for the others: a few modules of its own at a time.
     const owner = replyTo ?? "";
     const own = this.owners.get(owner) ?? 0;
-    if (this.jobs.size >= max + (this.policy.maxWaiting ?? 64) || own >= (this.policy.perProplet ?? 4))
+    if (
+      this.jobs.size >= (this.policy.maxConcurrent ?? 4) + (this.policy.maxWaiting ?? 64) ||
+      own >= (this.policy.perProplet ?? 4)
+    )
       return this.refuse(app, replyTo, "the proxy is busy: try again later");
     this.owners.set(owner, own + 1);
     const mine: Job = { askers: new Set([replyTo]), all: !req.chunks, wanted: new Set(req.chunks), queue: [] };
     this.jobs.set(app, mine);
+    // A module the blob cache holds does not wait behind registries that are slow to answer.
+    const turns = this.registry.ready(app) ? this.cached : this.turns;
+    const host = registryOf(app);
+    await turns.take(host);
     try {
-      await this.turn(max);
       await this.serve(app, mine);
     } finally {
       this.jobs.delete(app);
       const left = (this.owners.get(owner) ?? 1) - 1;
       if (left > 0) this.owners.set(owner, left);
       else this.owners.delete(owner);
-      // The turn passes straight to the next waiting module, so none starts in between.
-      const next = this.turns.shift();
-      if (next) next();
-      else this.running--;
+      turns.give(host);
     }
-  }
-
-  private async turn(max: number): Promise<void> {
-    if (this.running >= max) await new Promise<void>((go) => this.turns.push(go));
-    else this.running++;
   }
 
   private enqueue(job: Job, chunks: number[] | undefined): void {
@@ -199,8 +231,15 @@ export class ProxyService {
     job.total = total;
     this.enqueue(job, job.all ? undefined : [...job.wanted]);
     log.debug(`sending ${app}: ${job.queue.length} of ${total} chunk(s), ${mod.bytes.length} bytes`);
+    const b64Chunk = Math.ceil(this.chunkSize / 3) * 4;
     while (job.queue.length) {
       const i = job.queue.shift()!;
+      // Each chunk names its proplet, so the embedded broker sends it there alone: with several askers, a copy for
+      // each (a chunk naming no one would reach every proplet, also those the module was not dispatched to). An
+      // asker the broker did not name (an external broker) gets one copy naming no one. Past its budget, a proplet
+      // misses this chunk and asks for it again later, as for a chunk lost.
+      const to = (job.askers.has(undefined) ? [undefined] : [...job.askers]).filter((a) => this.mayGet(a, b64Chunk));
+      if (!to.length) continue;
       const part = mod.bytes.subarray(i * this.chunkSize, (i + 1) * this.chunkSize);
       const base: ChunkMsg = {
         app_name: app,
@@ -209,10 +248,6 @@ export class ProxyService {
         data: Buffer.from(part).toString("base64"),
         digest: mod.digest,
       };
-      // Each chunk names its proplet, so the embedded broker sends it there alone: with several askers, a copy for
-      // each (a chunk naming no one would reach every proplet, also those the module was not dispatched to). An
-      // asker the broker did not name (an external broker) gets one copy naming no one.
-      const to = job.askers.has(undefined) ? [undefined] : [...job.askers];
       for (const asker of to) {
         try {
           await publishJson(this.client, this.t.registryChunks, asker ? { ...base, proplet_id: asker } : base);
@@ -223,4 +258,25 @@ export class ProxyService {
       }
     }
   }
+
+  /** Whether `asker` may be sent `bytes` more now (spent if so); held back, it is said once a minute. */
+  private mayGet(asker: string | undefined, bytes: number): boolean {
+    const key = asker ?? "";
+    const now = Date.now();
+    if (this.sent.wait(key, now) === 0) {
+      this.sent.spend(key, bytes, now);
+      return true;
+    }
+    if (this.said.due(`sent ${key}`, now))
+      log.warn(
+        `proplet ${asker ?? "(unnamed)"} asks for more module bytes than ${SEND_PER_SECOND >> 20} MiB a second: chunks held back`,
+      );
+    return false;
+  }
+}
+
+/** The registry a reference names (the key of its fetch turns). */
+function registryOf(app: string): string {
+  const ref = parseReference(app);
+  return typeof ref === "string" ? "" : ref.registry;
 }

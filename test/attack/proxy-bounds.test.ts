@@ -2,11 +2,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import mqtt from "mqtt";
 import { socketSlackBytes } from "../endless.ts";
-import { cli, FIXTURES, identity, runTask, until } from "../helpers.ts";
+import { cli, FIXTURES, http, identity, runTask, until } from "../helpers.ts";
 import {
   answers,
   ask,
   attacker,
+  BIG,
   healthy,
   hex,
   hostile,
@@ -31,6 +32,20 @@ import {
 beforeAll(startProxySite, 30_000);
 afterAll(stopProxySite);
 
+/** add.wasm pushed to the locked docker-registry as demo/add:TAG, with the credentials it is locked with. */
+const pushAdd = (tag: string) =>
+  expect(
+    cli([
+      "push",
+      join(FIXTURES, "add.wasm"),
+      `${locked.host}/demo/add:${tag}`,
+      "--username",
+      "alice",
+      "--password",
+      "s3cret",
+    ]).code,
+  ).toBe(0);
+
 describe("credentials stay with their registry", () => {
   test("an allowed registry's basic challenge and a bearer realm on another port get none", async () => {
     const basic = await ask(`${hostile.host}/steal/basic:v1`);
@@ -46,16 +61,7 @@ describe("credentials stay with their registry", () => {
   });
 
   test("the registry they are for still gets them: a task from the locked docker-registry runs", async () => {
-    const push = cli([
-      "push",
-      join(FIXTURES, "add.wasm"),
-      `${locked.host}/demo/add:v1`,
-      "--username",
-      "alice",
-      "--password",
-      "s3cret",
-    ]);
-    expect(push.code).toBe(0);
+    pushAdd("v1");
     const t = await runTask(s.url, { name: "add", image_url: `${locked.host}/demo/add:v1`, inputs: [20, 22] });
     expect(t).toMatchObject({ state: 3, results: "42" });
   });
@@ -131,4 +137,60 @@ describe("sizes", () => {
     const t = await runTask(s.url, { name: "add", image_url: `${locked.host}/demo/add:v1`, inputs: [1, 2] });
     expect(t.results).toBe("3");
   }, 45_000);
+});
+
+describe("a registry that never answers, and a proplet that asks again and again", () => {
+  test("two tasks stuck on a registry that never answers hold back only that registry's modules; they fail at the 15 s headers bound", async () => {
+    const stuck = [];
+    for (const name of ["a", "b"]) {
+      const c = await http<{ id: string }>(`${s.url}/tasks`, "POST", {
+        name,
+        image_url: `${hostile.host}/hang/${name}:v1`,
+      });
+      expect((await http(`${s.url}/tasks/${c.body.id}/start`, "POST")).status).toBe(200);
+      stuck.push(c.body.id);
+    }
+    await until(
+      "both to be asked of the registry",
+      () => hostile.seen.filter((r) => r.path.startsWith("/v2/hang/")).length >= 2,
+    );
+    // Another registry's module runs at once: with one pool of two fetch slots it waited 45 s behind them.
+    pushAdd("v2");
+    const t0 = Date.now();
+    const t = await runTask(s.url, { name: "add", image_url: `${locked.host}/demo/add:v2`, inputs: [2, 3] }, 10_000);
+    expect(t).toMatchObject({ state: 3, results: "5" });
+    expect(Date.now() - t0).toBeLessThan(8000);
+    // The stuck ones end with the registry's silence named, well before the proplet's own 60 s wait.
+    for (const id of stuck) {
+      const done = await until(
+        `task ${id} to fail`,
+        async () => {
+          const x = (await http(`${s.url}/tasks/${id}`)).body;
+          return x.state >= 3 && x;
+        },
+        30_000,
+      );
+      expect(done.error).toContain("registry timed out");
+    }
+  }, 60_000);
+
+  test("a proplet asking for its module every 100 ms is sent it at most at its byte rate", async () => {
+    const app = `${hostile.host}/big/valid:v1`;
+    const from = answers.length;
+    const stop = Date.now() + 4000;
+    while (Date.now() < stop) {
+      attacker.publish(`${T}/registry/proplet`, JSON.stringify({ app_name: app, proplet_id: "attacker" }), { qos: 0 });
+      await Bun.sleep(100);
+    }
+    await Bun.sleep(500);
+    const chunks = answers.slice(from).filter((a) => a.app_name === app && typeof a.data === "string");
+    const sent = chunks.reduce((n, a) => n + (a.data as string).length, 0) / MiB;
+    console.log(`a proplet asking for a 6 MiB module 40 times in 4 s was sent ${sent.toFixed(0)} MiB of chunks`);
+    // At least the module once, whole; at most the burst (two modules at the 8 MiB bound, as base64) and 8 MiB a
+    // second after it. Without the bound it was sent every time it asked.
+    expect(sent).toBeGreaterThanOrEqual((BIG.length * 4) / 3 / MiB - 0.01);
+    expect(sent).toBeLessThan(2 * ((MAX_MODULE_MB * 4) / 3) + 8 * 4.5 + 1);
+    expect(s.output()).toContain("proplet attacker asks for more module bytes than 8 MiB a second: chunks held back");
+    await healthy();
+  }, 30_000);
 });
