@@ -80,7 +80,8 @@ export async function waitFor(conn: Conn, id: string, timeoutS: number): Promise
         `${e instanceof Error ? e.message : e} (while waiting for task ${id}: propeller tasks get ${id})`,
       );
     }
-    if (isTerminal(t.state)) return t;
+    // A latent task stays Running, deployed, until it is stopped: deployed is what a wait can see.
+    if (isTerminal(t.state) || (t.latent && t.state === TaskState.Running)) return t;
     const why = (t as TaskView & { waiting_reason?: string }).waiting_reason;
     if (tty && why && why !== said && Date.now() - since >= 1000) {
       process.stderr.write(`task ${id}: not started: ${why}\n`);
@@ -101,7 +102,9 @@ export const resultLine = (results: unknown): string =>
 export function report(t: TaskView, json: boolean): void {
   if (json) printJson(t);
   else if (t.state === TaskState.Completed) process.stdout.write(resultLine(t.results));
-  if (t.state !== TaskState.Completed) {
+  if (t.latent && t.state === TaskState.Running) {
+    if (!json) process.stderr.write(`task ${t.id} deployed (latent): call it with propeller tasks invoke ${t.id}\n`);
+  } else if (t.state !== TaskState.Completed) {
     // A guest's error: shown escaped, as every command shows it (output.ts terminalSafe).
     process.stderr.write(`task ${t.id} ${t.status}${t.error ? `: ${terminalSafe(t.error)}` : ""}\n`);
     process.exitCode = 1;

@@ -96,6 +96,12 @@ export const StopMsg = z.object({
 });
 export type StopMsg = z.output<typeof StopMsg>;
 
+/**
+ * How long the manager waits for an invocation's answer. A proplet bounds an invocation of a task without its own
+ * `timeout_s` by this too: past it nobody waits for the answer, and a guest that loops would run on for ever.
+ */
+export const INVOKE_TIMEOUT_MS = 30_000;
+
 /** manager → proplet, `control/manager/invoke`: call a deployed latent task once (upstream's shape). */
 export const InvokeMsg = z.object({
   id: z.string().min(1),

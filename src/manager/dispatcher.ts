@@ -224,7 +224,9 @@ export class Dispatcher {
     this.save(running, task.state);
     this.proplets.track(proplet.id, task.id, true);
     this.events.runStart(running, runId, now);
-    if (task.timeout_s) this.lost.watchTimeout(task.id, runId, task.timeout_s);
+    // A latent task's run is its deployment, idle between invocations: its timeout_s bounds each invocation (the
+    // proplet's), not how long it stays deployed (it failed "timed out" while idle, and the next invoke was 409).
+    if (task.timeout_s && !task.latent) this.lost.watchTimeout(task.id, runId, task.timeout_s);
     const msg = startMessage(
       running,
       parentResults(running, (d) => this.store.tasks.get(d)),

@@ -1,5 +1,5 @@
 import { conflict, unavailable } from "../core/errors.ts";
-import type { InvokeResultMsg } from "../core/messages.ts";
+import { INVOKE_TIMEOUT_MS, type InvokeResultMsg } from "../core/messages.ts";
 import { TaskState } from "../core/states.ts";
 import type { InvokeRequest, Task } from "../core/task.ts";
 import { tag } from "../log.ts";
@@ -13,7 +13,6 @@ const log = tag("manager");
 // `control/proplet/invoke_results`). Invocations are in memory: one lost to a manager restart times out for its
 // caller, nothing else depends on it.
 
-export const INVOKE_TIMEOUT_MS = 30_000;
 /** Invocations waiting at once; more are refused (503) rather than queued without bound. */
 export const MAX_PENDING_INVOCATIONS = 10_000;
 const NOT_DEPLOYED = "has not been precompiled";

@@ -1,6 +1,6 @@
 import { cpus } from "node:os";
 import { publishJson, publishRaw } from "../broker/client.ts";
-import { decode, InvokeMsg, StartMsg, StopMsg } from "../core/messages.ts";
+import { decode, INVOKE_TIMEOUT_MS, InvokeMsg, StartMsg, StopMsg } from "../core/messages.ts";
 import { plainStart } from "../core/messages-plain.ts";
 import { parseTraceparent } from "../core/traceparent.ts";
 import { envError, parseRuntimeOptions } from "../core/wasm-call.ts";
@@ -59,6 +59,8 @@ export class TaskRuns {
   readonly host?: HostRuntime;
   /** Latent tasks deployed here, ready for invocations. */
   private deployed = new Map<string, RunSpec>();
+  /** A latent task's invocations running here: stopped with its deployment. */
+  private invoking = new Map<string, Set<Running>>();
   /**
    * Latent tasks still being fetched and compiled (on the compile thread), by task id: an invocation that comes
    * meanwhile (the manager shows the task Running as soon as it sent the start) waits for the deployment.
@@ -279,6 +281,9 @@ export class TaskRuns {
       done,
       stop: (reason = STOPPED) => {
         this.deployed.delete(id);
+        // Its invocations end with it: one looping went on at a core's full speed after the task was stopped.
+        for (const inv of this.invoking.get(id) ?? []) inv.stop(reason);
+        this.invoking.delete(id);
         end({ ok: false, result: "", error: reason });
       },
     };
@@ -309,12 +314,17 @@ export class TaskRuns {
     await this.deploying.get(msg.id);
     const spec = this.deployed.get(msg.id);
     if (!spec) return reply("", `task ${msg.id} has not been precompiled; deploy it as a latent task first`);
-    const r = await this.pool.run({
+    const run = this.pool.run({
       ...spec,
       inputs: msg.inputs ?? [],
       env: { ...spec.env, ...(msg.env ?? {}) },
+      // The task's own bound per invocation, else the manager's wait for the answer.
+      timeoutMs: spec.timeoutMs || INVOKE_TIMEOUT_MS,
       onOutput: undefined,
-    }).done;
+    });
+    const mine = this.invoking.get(msg.id) ?? new Set<Running>();
+    this.invoking.set(msg.id, mine.add(run));
+    const r = await run.done.finally(() => mine.delete(run));
     await reply(r.result, r.ok ? null : (r.error ?? "failed"));
   }
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { b64, cli, http, type Serve, startServe, tokenOf, until } from "../helpers.ts";
+import { join } from "node:path";
+import { b64, cli, cpuSeconds, FIXTURES, http, type Serve, startServe, tokenOf, until } from "../helpers.ts";
 
 // Latent tasks on serve's local proplet: deployed once, invoked a thousand times (fifty at a time), every answer
 // right; the CLI; a stop ends the deployment.
@@ -39,6 +40,15 @@ describe("latent tasks", () => {
     const env = { PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) };
     const viaCli = cli(["tasks", "invoke", id.slice(0, 8), "--inputs", "40,2"], env);
     expect(viaCli).toMatchObject({ code: 0, stdout: "42\n" });
+    // `--start --wait` returns once it is deployed (it waited its 300 s for an end that never comes).
+    const t0 = Date.now();
+    const waited = cli(
+      ["tasks", "create", "add", "--file", join(FIXTURES, "add.wasm"), "--latent", "--start", "--wait"],
+      env,
+    );
+    expect(waited.code).toBe(0);
+    expect(waited.stderr).toMatch(/^task \S+ deployed \(latent\): call it with propeller tasks invoke \S+\n$/);
+    expect(Date.now() - t0).toBeLessThan(15_000);
     const bad = await http(`${s.url}/tasks/${id}/invoke`, "POST", { inputs: [1, 2], extra: true });
     expect(bad.status).toBe(400);
 
@@ -50,4 +60,35 @@ describe("latent tasks", () => {
     const refused = await http(`${s.url}/tasks/${plain.body.id}/invoke`, "POST");
     expect(refused.body.error).toBe(`task ${plain.body.id} is not a latent task and cannot be invoked`);
   }, 60_000);
+
+  test("a guest looping in an invocation: timeout_s bounds each invocation, not the deployment; a stop ends the loop", async () => {
+    const deploy = async (extra: Record<string, unknown>) => {
+      const c = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin"), latent: true, ...extra });
+      await http(`${s.url}/tasks/${c.body.id}/start`, "POST");
+      await until("the deployment", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
+      return c.body.id as string;
+    };
+    // Idle past its timeout_s, it stays deployed (it failed "timed out" while idle, and the next invoke was 409).
+    const bounded = await deploy({ timeout_s: 1 });
+    await Bun.sleep(2500);
+    expect((await http(`${s.url}/tasks/${bounded}`)).body.status).toBe("Running");
+    const t0 = Date.now();
+    const timedOut = await http(`${s.url}/tasks/${bounded}/invoke`, "POST", { inputs: [] });
+    expect(timedOut).toEqual({ status: 409, body: { error: "task timed out after 1s" } });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect((await http(`${s.url}/tasks/${bounded}`)).body.status).toBe("Running");
+
+    // Without one: the stop ends the looping invocation with the deployment (it went on at a core's full speed).
+    const open = await deploy({});
+    const pending = http(`${s.url}/tasks/${open}/invoke`, "POST", { inputs: [] });
+    await Bun.sleep(500);
+    expect((await http(`${s.url}/tasks/${open}/stop`, "POST")).status).toBe(200);
+    expect(await pending).toEqual({ status: 409, body: { error: "task stopped" } });
+    await Bun.sleep(500);
+    const cpu0 = cpuSeconds(s.proc.pid);
+    await Bun.sleep(2000);
+    const busy = (cpuSeconds(s.proc.pid) - cpu0) / 2;
+    console.log(`serve's CPU after the stop: ${(busy * 100).toFixed(0)} % of a core`);
+    expect(busy).toBeLessThan(0.3);
+  }, 30_000);
 });
