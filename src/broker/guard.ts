@@ -11,6 +11,7 @@ import {
   stampRequester,
 } from "../core/acl.ts";
 import type { EntityKind } from "../core/identity.ts";
+import { OncePer } from "../core/once-per.ts";
 import { type Channel, topics } from "../core/topics.ts";
 import { log } from "../log.ts";
 import { parsedOf, rememberParsed } from "./parsed.ts";
@@ -52,6 +53,7 @@ export function guard(aedes: Aedes, auth: BrokerAuth, maxPayloadBytes: number) {
   /** Refused QoS 1/2 publishes by peer and message id, oldest first; bounded. */
   const refused = new Set<string>();
   const REFUSED_KEPT = 1024;
+  const takeovers = new OncePer(60_000);
   aedes.authenticate = (client, username, password, done) => {
     const id = username ?? "";
     const kind = id && password ? auth.authenticate(id, password.toString("utf8")) : undefined;
@@ -74,6 +76,14 @@ export function guard(aedes: Aedes, auth: BrokerAuth, maxPayloadBytes: number) {
       log.warn(`mqtt: refused proplet ${id} (client id ${client.id}): ${others} connections of it are open already`);
       return done(refuse(`at most ${MAX_CONNECTIONS_PER_PROPLET} connections per proplet`, 2), false);
     }
+    // Its own client id again: MQTT's takeover, the old connection is closed. Two processes started with one
+    // identity (a proplet's env copied to a second machine) take each other's place for ever, every second or two,
+    // and each runs tasks meant for the other: said, once a minute per identity.
+    const before = [...same].find((c) => c.id === client.id);
+    if (before && kind === "proplet" && takeovers.due(id, Date.now()))
+      log.warn(
+        `mqtt: proplet ${id}: a connection from ${addressOf(client)} takes its session over from ${addressOf(before)}; if two proplets run with this identity, each cuts the other off (give each its own: propeller proplets add)`,
+      );
     peers.set(client, peer);
     connected.set(id, same.add(client));
     // Counted until its connection closes, however it ends: aedes says clientDisconnect only for a client it had
@@ -170,4 +180,10 @@ function parsedPayload(packet: AedesPublishPacket): unknown {
   }
   rememberParsed(payload, msg);
   return msg;
+}
+
+/** Where a client connects from, for the log. */
+function addressOf(client: Client): string {
+  const conn = (client as unknown as { conn?: { remoteAddress?: string; remotePort?: number } }).conn;
+  return conn?.remoteAddress ? `${conn.remoteAddress}:${conn.remotePort ?? "?"}` : "an unknown address";
 }

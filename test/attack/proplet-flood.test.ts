@@ -74,6 +74,10 @@ test("a proplet identity holds at most 4 connections at once; its own client id 
     held.push(again);
     expect(again.connected).toBe(true);
     expect(s.output()).toContain("mqtt: refused proplet many (client id many-4): 4 connections of it are open already");
+    // Said, as two processes sharing one identity would be: each takeover cuts the other off.
+    expect(s.output()).toMatch(
+      /mqtt: proplet many: a connection from 127\.0\.0\.1:\d+ takes its session over from 127\.0\.0\.1:\d+; if two proplets run with this identity, each cuts the other off/,
+    );
   } finally {
     for (const c of held) c.end(true);
   }
