@@ -8,6 +8,7 @@ import type { Storage } from "../storage/repository.ts";
 import { CronRunner } from "./cron.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import type { ManagerEvents } from "./events.ts";
+import { saveTask } from "./run-end.ts";
 
 const log = tag("manager");
 
@@ -24,7 +25,7 @@ export class Schedules {
   constructor(
     private store: Storage,
     private dispatcher: Dispatcher,
-    events: ManagerEvents,
+    private events: ManagerEvents,
     /** Sees every firing as it starts (the cron benchmark measures drift with it). */
     observe?: (id: string, dueAt: number) => void,
   ) {
@@ -83,6 +84,7 @@ export class Schedules {
       this.cron.set(task.id, now);
       return task;
     }
+    if (atStartup && Number.isFinite(stored) && stored <= now && !task.is_recurring) return this.missed(task, now);
     const next = nextRun(task.schedule, task.timezone, new Date(now));
     const iso = next ? next.toISOString() : ZERO_TIME;
     const armed = iso === task.next_run ? task : { ...task, next_run: iso };
@@ -90,6 +92,22 @@ export class Schedules {
     if (armed !== task) this.store.tasks.update(armed);
     if (next) this.cron.set(task.id, next.getTime());
     return armed;
+  }
+
+  /**
+   * A one-time firing missed while the manager was down, under misfire_policy "skip": the schedule ends and the
+   * task is Skipped, saying why. Its time was armed again from now, which for a date and time is a year on: the
+   * task waited Pending for next year and nothing said so.
+   */
+  private missed(task: Task, now: number): Task {
+    const busy = task.state === TaskState.Running || task.state === TaskState.Scheduled;
+    const why = `its one-time schedule (${task.next_run}) was missed while the manager was down; misfire_policy skip: not run (run_once runs it late)`;
+    log.warn(`task ${task.id}: ${why}`);
+    const at = new Date(now).toISOString();
+    const ended: Task = { ...task, schedule: undefined, next_run: ZERO_TIME, updated_at: at };
+    const skipped: Task = busy ? ended : { ...ended, state: TaskState.Skipped, error: why, finish_time: at };
+    saveTask(this.store, this.events, skipped, task.state);
+    return skipped;
   }
 
   private async fire(id: string, at: number): Promise<void> {

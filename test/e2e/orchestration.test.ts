@@ -422,7 +422,7 @@ describe("cron", () => {
     await http(`${s.url}/tasks/${c.body.id}`, "DELETE");
   });
 
-  test("misfires after downtime: run_once fires once at start-up, skip waits for the next due time", async () => {
+  test("misfires after downtime: run_once fires once at start-up, skip waits for the next due time; a one-time schedule skipped ends Skipped", async () => {
     const dataDir = tempDir();
     const a = await startServe({ dataDir });
     // Yearly schedules: their next firing is months away unless we pretend the manager was down over it.
@@ -434,10 +434,12 @@ describe("cron", () => {
       )
     ).body;
     const skip = (await http(`${a.url}/tasks`, "POST", add(2, 2, { schedule: "0 0 1 1 *", is_recurring: true }))).body;
+    const oneShot = (await http(`${a.url}/tasks`, "POST", add(3, 3, { schedule: "0 0 1 1 *", is_recurring: false })))
+      .body;
     await a.kill("SIGKILL");
     const db = new Database(join(dataDir, "propeller.db"));
     const past = new Date(Date.now() - 3_600_000).toISOString();
-    for (const id of [once.id, skip.id])
+    for (const id of [once.id, skip.id, oneShot.id])
       db.query("UPDATE tasks SET doc = json_set(doc, '$.next_run', ?) WHERE id = ?").run(past, id);
     db.close();
     const b = await startServe({ dataDir });
@@ -450,6 +452,17 @@ describe("cron", () => {
       expect(skipped.state).toBe(0);
       expect(Date.parse(skipped.next_run)).toBeGreaterThan(Date.now());
       expect((await http(`${b.url}/tasks/${skip.id}/runs`)).body.total).toBe(0);
+      // A one-time firing missed under skip is over: it waited Pending for the same date next year, in silence.
+      const over = (await http(`${b.url}/tasks/${oneShot.id}`)).body;
+      expect({ status: over.status, schedule: over.schedule, next_run: over.next_run }).toEqual({
+        status: "Skipped",
+        schedule: undefined,
+        next_run: "0001-01-01T00:00:00Z",
+      });
+      expect(over.error).toBe(
+        `its one-time schedule (${past}) was missed while the manager was down; misfire_policy skip: not run (run_once runs it late)`,
+      );
+      expect((await http(`${b.url}/tasks/${oneShot.id}/runs`)).body.total).toBe(0);
     } finally {
       await b.kill("SIGKILL");
     }
