@@ -3,7 +3,7 @@ import { defineCommand } from "citty";
 import { TaskState } from "../core/states.ts";
 import type { TaskView } from "../core/task.ts";
 import { action, int, UsageError } from "./args.ts";
-import { ApiError, api, type Conn, okCommand, pagedCommand, resolveId, urlArg } from "./client.ts";
+import { ApiError, api, type Conn, okCommand, okLine, pagedCommand, resolveId, urlArg } from "./client.ts";
 import { printJson, printTable, terminalSafe } from "./output.ts";
 import {
   body,
@@ -203,7 +203,20 @@ export const tasksCommand = defineCommand({
           else process.stdout.write("ok\n");
         }),
     }),
-    stop: okCommand("Stop a running or queued task", "task", "POST", (id) => `/tasks/${id}/stop`),
+    stop: defineCommand({
+      meta: { description: "Stop a running or queued task (its schedule goes on: `tasks pause` holds that)" },
+      args: { ...idArg, ...urlArg },
+      run: ({ args }) =>
+        action(async () => {
+          const id = await resolveId(args, "task", args.id);
+          const r = await api<{ next_run?: string }>(args, "POST", `/tasks/${encodeURIComponent(id)}/stop`);
+          process.stdout.write(okLine(args.json, r));
+          if (r.next_run && !args.json)
+            process.stderr.write(
+              `task ${id}: its schedule goes on (next run ${r.next_run}): propeller tasks pause ${id} holds it\n`,
+            );
+        }),
+    }),
     logs: defineCommand({
       meta: {
         description:

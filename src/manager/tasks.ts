@@ -273,8 +273,14 @@ export class Tasks {
     return this.dispatcher.start(id);
   }
 
-  /** A user's stop, or one with its own reason (a closed FL round's). */
-  stop(id: string, reason?: string): Promise<{ stopped: true }> {
-    return this.dispatcher.stop(id, true, reason);
+  /**
+   * A user's stop, or one with its own reason (a closed FL round's). It ends the current run, not a schedule: a
+   * scheduled task's answer says when it fires next (pause holds the schedule), where a plain "ok" read as all
+   * stopped while the firings went on.
+   */
+  async stop(id: string, reason?: string): Promise<{ stopped: true; next_run?: string }> {
+    const r = await this.dispatcher.stop(id, true, reason);
+    const t = this.store.tasks.get(id);
+    return t?.schedule && !t.paused && t.next_run && t.next_run !== ZERO_TIME ? { ...r, next_run: t.next_run } : r;
   }
 }

@@ -468,6 +468,25 @@ describe("cron", () => {
     }
   });
 
+  test("stopping a scheduled task ends its run, not its schedule, and says so", async () => {
+    const c = await http(
+      `${s.url}/tasks`,
+      "POST",
+      count(8_000_000_000, { schedule: "* * * * * *", is_recurring: true }),
+    );
+    const id = c.body.id as string;
+    await until("its first firing's run", async () => (await http(`${s.url}/tasks/${id}`)).body.state === 2, 5000);
+    const stopped = Bun.spawnSync([process.execPath, MAIN, "tasks", "stop", id], {
+      env: { ...process.env, PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) },
+    });
+    expect({ code: stopped.exitCode, stdout: stopped.stdout.toString() }).toEqual({ code: 0, stdout: "ok\n" });
+    // The plain "ok" read as all stopped while the firings went on.
+    expect(stopped.stderr.toString()).toMatch(
+      new RegExp(`^task ${id}: its schedule goes on \\(next run \\S+\\): propeller tasks pause ${id} holds it\n$`),
+    );
+    await http(`${s.url}/tasks/${id}`, "DELETE");
+  });
+
   test("overlap_policy skip drops firings while the previous run is active", async () => {
     const c = await http(
       `${s.url}/tasks`,
