@@ -4,7 +4,7 @@ import { decode } from "../core/messages.ts";
 import { moduleTooLarge } from "../core/module-size.ts";
 import { RegistryServerMsg } from "../core/oci.ts";
 import { topics } from "../core/topics.ts";
-import { tag } from "../log.ts";
+import { fields, tag } from "../log.ts";
 import { tracing } from "../telemetry/tracing.ts";
 import { ChunkAssembler } from "./chunks.ts";
 import type { PropletConfig } from "./config.ts";
@@ -13,6 +13,7 @@ import { discoveryMetadata, teeOf } from "./metadata.ts";
 import { moduleCapOf } from "./module-source.ts";
 import { PropletSampler } from "./monitor.ts";
 import { TaskRuns } from "./runs.ts";
+import { CRASHED_MID_RUN } from "./start-again.ts";
 
 export { DEFAULT_TASK_MEMORY_MB } from "./runs.ts";
 
@@ -116,6 +117,7 @@ export class PropletAgent {
     // On every (re)connect: first what waited for the link (results before the heartbeat that no longer lists their
     // tasks), then announce, so a restarted manager learns about us without waiting for a heartbeat.
     client.on("connect", () => void this.link.flush().then(() => this.announce()));
+    this.reportInterrupted();
     await this.link.flush();
     await this.announce();
     this.heartbeat = setInterval(() => this.beat(), this.cfg.livelinessInterval * 1000);
@@ -138,6 +140,21 @@ export class PropletAgent {
     log.info(
       `proplet ${this.id} connected to ${this.cfg.mqttAddress} (channel ${this.cfg.domainId}/${this.cfg.channelId})`,
     );
+  }
+
+  /** Runs this proplet was killed in the middle of end failed now, through the outbox (run-record.ts). */
+  private reportInterrupted(): void {
+    for (const [run, task] of this.link.record.interrupted()) {
+      log.warn(`task ${task}: ${CRASHED_MID_RUN}`, fields({ task_id: task, run_id: run, proplet_id: this.id }));
+      this.link.record.finished(run);
+      void this.link.publishResult({
+        task_id: task,
+        proplet_id: this.id,
+        run_id: run,
+        results: "",
+        error: CRASHED_MID_RUN,
+      });
+    }
   }
 
   private async announce(): Promise<void> {

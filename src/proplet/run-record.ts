@@ -30,6 +30,8 @@ export interface RecordedRun {
   finished: boolean;
   /** When it was received, ms since the epoch (this proplet's clock). */
   at: number;
+  /** A latent task's deployment: never "finished", it runs nothing until invoked (deployed again when asked). */
+  latent?: boolean;
 }
 
 export interface RunRecordLimits {
@@ -107,10 +109,11 @@ export class RunRecord {
     }
     if (text) {
       for (const line of text.split("\n")) {
-        const [kind, run, task, at] = line.split("\t");
+        const [kind, run, task, at, flag] = line.split("\t");
         if (kind === "S" && Number(run)) this.since = Number(run);
         if (!run) continue;
-        if (kind === "R" && task && at) this.runs.set(run, { task, finished: false, at: Number(at) || 0 });
+        if (kind === "R" && task && at)
+          this.runs.set(run, { task, finished: false, at: Number(at) || 0, ...(flag === "L" ? { latent: true } : {}) });
         else if (kind === "F") {
           const r = this.runs.get(run);
           if (r) r.finished = true;
@@ -143,12 +146,21 @@ export class RunRecord {
   }
 
   /** A start was received: recorded (on disk) before anything of it runs. */
-  received(run: string, task: string): void {
-    const at = Date.now();
-    this.runs.set(run, { task, finished: false, at });
+  received(run: string, task: string, latent = false): void {
+    const r: RecordedRun = { task, finished: false, at: Date.now(), ...(latent ? { latent } : {}) };
+    this.runs.set(run, r);
     // In memory only (serve's local proplet): no line to make.
-    if (this.dir) this.append(`R\t${run}\t${task.replaceAll(/[\t\n]/g, " ")}\t${at}\n`);
+    if (this.dir) this.append(line(run, r));
     this.bound();
+  }
+
+  /**
+   * The runs this proplet had received and not finished when it stopped (read at its start, before any new one):
+   * each is over, and says so at once, rather than when the manager asks about a run the first heartbeats no longer
+   * list (10 s and more later, during which its cron firings found it still Running and were skipped).
+   */
+  interrupted(): [run: string, task: string][] {
+    return [...this.runs].filter(([, r]) => !r.finished && !r.latent).map(([run, r]) => [run, r.task]);
   }
 
   /** The run finished here: its result is in the outbox (or was published). */
@@ -244,7 +256,7 @@ export class RunRecord {
     this.bound();
     const path = join(this.dir, "runs.log");
     let text = `S\t${this.since}\n`;
-    for (const [run, r] of this.runs) text += `R\t${run}\t${r.task}\t${r.at}\n${r.finished ? `F\t${run}\n` : ""}`;
+    for (const [run, r] of this.runs) text += `${line(run, r)}${r.finished ? `F\t${run}\n` : ""}`;
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
     writeFileSync(`${path}.tmp`, text, { mode: 0o600 });
@@ -258,4 +270,9 @@ export class RunRecord {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }
+}
+
+/** A run's "received" line: run id, task, when, and L for a latent task's deployment. */
+function line(run: string, r: RecordedRun): string {
+  return `R\t${run}\t${r.task.replaceAll(/[\t\n]/g, " ")}\t${r.at}${r.latent ? "\tL" : ""}\n`;
 }

@@ -134,7 +134,7 @@ export class TaskRuns {
       return;
     }
     // Recorded (on disk) before anything of it runs: a crash after this cannot make the run look never received.
-    if (msg.run_id) this.link.record.received(msg.run_id, msg.id);
+    if (msg.run_id) this.link.record.received(msg.run_id, msg.id, msg.latent);
     const entry: RunHere = { task: msg.id, run: msg.run_id ?? "", running: "preparing" };
     this.running.set(key, entry);
     let deployed: (() => void) | undefined;

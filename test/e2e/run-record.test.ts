@@ -35,13 +35,13 @@ afterAll(async () => {
 });
 
 let login: Record<string, string>;
-const proplet = async (dir = state) =>
+const proplet = async (dir = state, interval = "1") =>
   spawnPropeller(["proplet"], {
     ...login,
     PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
     PROPLET_DATA_DIR: dir,
     PROPLET_DIRS: ledger,
-    PROPLET_LIVELINESS_INTERVAL: "1",
+    PROPLET_LIVELINESS_INTERVAL: interval,
   });
 
 function lines(taskId: string): string[] {
@@ -53,8 +53,11 @@ function lines(taskId: string): string[] {
     : [];
 }
 
-/** A 2 s ledger task (one retry) whose proplet is killed 0.5 s in and started again on `restartDir`. */
-async function killedMidRun(restartDir: string) {
+/**
+ * A 2 s ledger task (one retry) whose proplet is killed 0.5 s in and started again on `restartDir`, beating every
+ * `interval` seconds.
+ */
+async function killedMidRun(restartDir: string, interval = "1") {
   let p = await proplet();
   procs.push(p);
   await until("the proplet to be alive", async () => (await http(`${s.url}/proplets/recorder`)).body?.alive);
@@ -71,23 +74,32 @@ async function killedMidRun(restartDir: string) {
   await until("the task to run", async () => (await http(`${s.url}/tasks/${c.body.id}`)).body.state === 2);
   await Bun.sleep(500);
   await p.kill("SIGKILL");
-  p = await proplet(restartDir);
+  const restartedAt = Date.now();
+  p = await proplet(restartDir, interval);
   procs.push(p);
   const t = await untilEnded(s.url, c.body.id, "the task to end", 30_000).catch((e) => {
     throw new Error(`${e}\n--- serve ---\n${s.output().slice(-3000)}\n--- proplet ---\n${p.output()}`);
   });
   await Bun.sleep(1500);
-  const runs = (await http(`${s.url}/tasks/${c.body.id}/runs`)).body.runs as { state: number; error?: string }[];
+  const runs = (await http(`${s.url}/tasks/${c.body.id}/runs`)).body.runs as {
+    state: number;
+    error?: string;
+    finished_at: string;
+  }[];
   expect({ state: t.state, executions: lines(c.body.id).length }).toEqual({ state: 3, executions: 1 });
   expect(runs.map((r) => r.state)).toEqual([3, 4]);
   await p.kill("SIGKILL");
-  return { error: runs[1]!.error, output: p.output() };
+  return { error: runs[1]!.error, output: p.output(), endedMs: Date.parse(runs[1]!.finished_at) - restartedAt };
 }
 
-test("a proplet killed mid-run and restarted answers from its record: failed, retried once, the guest ran once", async () => {
-  const r = await killedMidRun(state);
+test("a proplet killed mid-run and restarted says so from its record at once: failed, retried once, the guest ran once", async () => {
+  // Beating every 10 s: the run ended only when a heartbeat past the start's grace no longer listed it and the
+  // manager asked, 10 s and more after the restart (a cron firing meanwhile found it Running and was skipped).
+  const r = await killedMidRun(state, "10");
   expect(r.error).toContain("the proplet stopped while the run was in progress");
-  expect(r.output).toContain("received and never finished");
+  expect(r.output).toContain("interrupted: the proplet stopped while the run was in progress");
+  console.log(`the killed run ended ${r.endedMs} ms after the proplet was started again`);
+  expect(r.endedMs).toBeLessThan(5000);
 }, 60_000);
 
 test("restarted on a wiped state dir, it cannot say it never had the run: failed and retried, not run again", async () => {

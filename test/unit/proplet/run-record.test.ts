@@ -27,6 +27,23 @@ describe("proplet run record", () => {
     expect(new RunRecord(undefined).durable).toBe(false);
   });
 
+  test("after a restart, the runs received and never finished are the interrupted ones, a latent deployment not", () => {
+    const dir = tempDir();
+    const a = new RunRecord(dir, { maxRuns: 10 });
+    a.received("done", "t1");
+    a.finished("done");
+    a.received("cut", "t2");
+    a.received("deployed", "t3", true);
+    a.close();
+    const b = new RunRecord(dir); // killed and restarted
+    expect(b.interrupted()).toEqual([["cut", "t2"]]);
+    expect(b.get("deployed")).toMatchObject({ task: "t3", finished: false, latent: true });
+    // The flag survives a compaction too.
+    for (let i = 0; i < 70; i++) b.received(`x${i}`, "t");
+    b.close();
+    expect(new RunRecord(dir, { maxRuns: 100 }).get("deployed")).toMatchObject({ latent: true });
+  });
+
   test("bounded: the oldest runs are forgotten and the log is compacted", () => {
     const dir = tempDir();
     const r = new RunRecord(dir, { maxRuns: 10, maxResults: 2 });
