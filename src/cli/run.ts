@@ -199,6 +199,32 @@ function checkFlags(where: string, args: ArgsDef, rest: string[]): void {
   }
 }
 
+/** Commands that take words past their positionals as their own (a guest's argv, its inputs). */
+const TAKES_REST = new Set(["propeller wasm run"]);
+
+/**
+ * Refuses words past the positionals a command takes: `serve /some/dir` started on the default data dir, and
+ * `tasks create foo bar` created foo, both in silence. A path among them is pointed at `--data-dir`.
+ */
+function checkPositionals(where: string, args: ArgsDef, rest: string[]): void {
+  const { takesValue } = flagsOf(args);
+  const named = Object.entries(args).filter(([, d]) => d.type === "positional");
+  const words: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === "--") break;
+    if (a.startsWith("-") && !/^-\d/.test(a)) {
+      if (takesValue.has(a) && !a.includes("=")) i++;
+    } else words.push(a);
+  }
+  const extra = words.slice(named.length);
+  if (!extra.length) return;
+  const takes = named.length ? `it takes ${named.map(([n]) => n.toUpperCase()).join(" ")}` : "it takes none";
+  const path = extra.find((w) => w.includes("/"));
+  const hint = path && "data-dir" in args ? ` (did you mean --data-dir ${path}?)` : "";
+  throw new UsageError(`${where}: unexpected argument ${JSON.stringify(extra[0])}: ${takes}${hint}`);
+}
+
 /** `propeller tasks get <ID> [options]`: what a user types, for the line after an error. */
 async function usageLine(chain: Level[]): Promise<string> {
   const leaf = chain.at(-1)!.cmd;
@@ -340,7 +366,9 @@ export async function runCli(main: Cmd, version: string, typedArgs: string[]): P
     const walked = await walk(main, rawArgs);
     chain = walked.chain;
     const where = chain.map((l) => l.name).join(" ");
-    checkFlags(where, (await resolve(chain.at(-1)!.cmd.args as Lazy<ArgsDef>)) ?? {}, walked.rest);
+    const leafArgs = (await resolve(chain.at(-1)!.cmd.args as Lazy<ArgsDef>)) ?? {};
+    checkFlags(where, leafArgs, walked.rest);
+    if (!TAKES_REST.has(where)) checkPositionals(where, leafArgs, walked.rest);
     await runCommand(main, { rawArgs: walked.args });
   } catch (e) {
     if (e instanceof WalkError) chain = e.chain;

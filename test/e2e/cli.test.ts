@@ -174,6 +174,14 @@ describe("strict and helpful", () => {
     expect(cli(["tasks", "lst"]).stderr).toStartWith(
       'error: propeller tasks: unknown command "lst" (did you mean list?)',
     );
+    // Words past a command's positionals: `serve /some/dir` started on the default data dir, and `tasks create foo
+    // bar` created foo, both in silence.
+    expect(cli(["serve", "/srv/propeller"]).stderr).toStartWith(
+      'error: propeller serve: unexpected argument "/srv/propeller": it takes none (did you mean --data-dir /srv/propeller?)',
+    );
+    expect(cli(["tasks", "create", "foo", "bar", "--file", "x.wasm"]).stderr).toStartWith(
+      'error: propeller tasks create: unexpected argument "bar": it takes NAME',
+    );
     const missing = cli(["tasks", "get"]);
     expect(missing.stderr.split("\n").slice(0, 2)).toEqual([
       "error: Missing required positional argument: ID",
