@@ -52,7 +52,7 @@ export class IdleRelease {
     this.quietMs = o.quietMs ?? QUIET_MS;
     this.growthBytes = o.growthBytes ?? GROWTH_BYTES;
     this.deepGrowthBytes = o.deepGrowthBytes ?? DEEP_GROWTH_BYTES;
-    this.rss = o.rss ?? (() => process.memoryUsage.rss());
+    this.rss = o.rss ?? currentRss;
     this.baseline = this.rss();
   }
 
@@ -80,16 +80,34 @@ export class IdleRelease {
       this.arm(this.quietMs - quiet);
       return;
     }
+    if (Number.isNaN(this.baseline)) this.baseline = this.rss();
     const grown = this.rss() - this.baseline;
+    if (Number.isNaN(grown)) {
+      this.arm(this.quietMs); // not readable now (no file descriptor left): looked at again later
+      return;
+    }
     if (grown < this.growthBytes) return;
     this.release(grown >= this.deepGrowthBytes);
     // The new baseline once the release took effect (Bun.shrink's work runs after this callback returns); activity
     // meanwhile re-arms the quiet timer after it.
     this.arm(0, () => {
       this.timer = undefined;
-      this.baseline = this.rss();
+      const now = this.rss();
+      if (!Number.isNaN(now)) this.baseline = now;
       if (performance.now() - this.last < this.quietMs) this.arm(this.quietMs);
     });
+  }
+}
+
+/**
+ * The process's RSS, NaN when it cannot be read: it comes from /proc, and with no file descriptor left (clients
+ * holding serve's connections) the read throws, which on this timer ended serve.
+ */
+function currentRss(): number {
+  try {
+    return process.memoryUsage.rss();
+  } catch {
+    return Number.NaN;
   }
 }
 

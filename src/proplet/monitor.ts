@@ -8,6 +8,7 @@ import { readCgroup } from "./cgroup.ts";
 
 export class PropletSampler {
   private lastCpu = process.cpuUsage();
+  private lastMem = { rss: 0, heapUsed: 0, heapTotal: 0 };
   private lastAt = performance.now();
 
   constructor(
@@ -23,7 +24,12 @@ export class PropletSampler {
     const percent = now > this.lastAt ? (used / (now - this.lastAt)) * 100 : 0;
     this.lastCpu = cpu;
     this.lastAt = now;
-    const mem = process.memoryUsage();
+    // Read from /proc: with no file descriptor left (unauthenticated clients holding serve's connections) it throws,
+    // and a throw here, on a timer, ended the process. The last reading stands in.
+    let mem = this.lastMem;
+    try {
+      mem = this.lastMem = process.memoryUsage();
+    } catch {}
     const cg = readCgroup(this.cgroupRoot);
     return {
       proplet_id: this.id,
