@@ -11,7 +11,7 @@ import {
   stampRequester,
 } from "../core/acl.ts";
 import type { EntityKind } from "../core/identity.ts";
-import { OncePer } from "../core/once-per.ts";
+import { Folded, OncePer } from "../core/once-per.ts";
 import { type Channel, topics } from "../core/topics.ts";
 import { log } from "../log.ts";
 import { parsedOf, rememberParsed } from "./parsed.ts";
@@ -54,17 +54,25 @@ export function guard(aedes: Aedes, auth: BrokerAuth, maxPayloadBytes: number) {
   const refused = new Set<string>();
   const REFUSED_KEPT = 1024;
   const takeovers = new OncePer(60_000);
+  /** Refusals said per sender and kind: one line in 10 s at most. */
+  const folds = new Folded(10_000);
   aedes.authenticate = (client, username, password, done) => {
     const id = username ?? "";
     const kind = id && password ? auth.authenticate(id, password.toString("utf8")) : undefined;
     if (!kind) {
-      log.warn(`mqtt: refused ${id ? `entity ${id}` : "an anonymous client"} (client id ${client.id}): not authorized`);
+      // Before any authentication: folded per address, the names cut (8 KB usernames were 179 MB of log in 10 s).
+      const more = folds.say(`connect ${addressOf(client).replace(/:\d+$/, "")}`, Date.now());
+      if (more !== undefined)
+        log.warn(
+          `mqtt: refused ${id ? `entity ${cut(id)}` : "an anonymous client"} (client id ${cut(client.id)}) from ${addressOf(client)}: not authorized${more}`,
+        );
       return done(refuse("not authorized", 5), false);
     }
     const peer = { id, kind };
     const wrongId = clientIdRefusal(peer, client.id, client.clean, auth.channel);
     if (wrongId) {
-      log.warn(`mqtt: refused ${kind} ${id}: ${wrongId}`);
+      const more = folds.say(`client id ${id}`, Date.now());
+      if (more !== undefined) log.warn(`mqtt: refused ${kind} ${id}: ${cut(wrongId)}${more}`);
       return done(refuse(wrongId, 2), false); // 2: identifier rejected
     }
     const same = connected.get(id) ?? new Set<Client>();
@@ -73,7 +81,11 @@ export function guard(aedes: Aedes, auth: BrokerAuth, maxPayloadBytes: number) {
     // go on slowly; 24 of one identity held 1.1 GB.
     const others = [...same].filter((c) => c.id !== client.id).length;
     if (kind === "proplet" && others >= MAX_CONNECTIONS_PER_PROPLET) {
-      log.warn(`mqtt: refused proplet ${id} (client id ${client.id}): ${others} connections of it are open already`);
+      const more = folds.say(`connections ${id}`, Date.now());
+      if (more !== undefined)
+        log.warn(
+          `mqtt: refused proplet ${id} (client id ${cut(client.id)}): ${others} connections of it are open already${more}`,
+        );
       return done(refuse(`at most ${MAX_CONNECTIONS_PER_PROPLET} connections per proplet`, 2), false);
     }
     // Its own client id again: MQTT's takeover, the old connection is closed. Two processes started with one
@@ -107,7 +119,9 @@ export function guard(aedes: Aedes, auth: BrokerAuth, maxPayloadBytes: number) {
       return done(null);
     }
     const deny = (why: string) => {
-      log.warn(`mqtt: ${peer.kind} ${peer.id} may not publish on ${packet.topic}: ${why}`);
+      const more = folds.say(`publish ${peer.id} ${why}`, Date.now());
+      if (more !== undefined)
+        log.warn(`mqtt: ${peer.kind} ${peer.id} may not publish on ${cut(packet.topic)}: ${why}${more}`);
       if (key) {
         refused.add(key);
         if (refused.size > REFUSED_KEPT) refused.delete(refused.values().next().value!);
@@ -139,7 +153,11 @@ export function guard(aedes: Aedes, auth: BrokerAuth, maxPayloadBytes: number) {
   aedes.authorizeSubscribe = (client, sub, done) => {
     const peer = client ? peers.get(client) : undefined;
     if (!peer || !acl[peer.kind].subscribe.has(sub.topic)) {
-      log.warn(`mqtt: ${peer ? `${peer.kind} ${peer.id}` : "an unknown client"} may not subscribe to ${sub.topic}`);
+      const more = folds.say(`subscribe ${peer?.id ?? ""}`, Date.now());
+      if (more !== undefined)
+        log.warn(
+          `mqtt: ${peer ? `${peer.kind} ${peer.id}` : "an unknown client"} may not subscribe to ${cut(sub.topic)}${more}`,
+        );
       return done(null, null); // a failure code (0x80) in the SUBACK
     }
     done(null, sub);
@@ -186,4 +204,9 @@ function parsedPayload(packet: AedesPublishPacket): unknown {
 function addressOf(client: Client): string {
   const conn = (client as unknown as { conn?: { remoteAddress?: string; remotePort?: number } }).conn;
   return conn?.remoteAddress ? `${conn.remoteAddress}:${conn.remotePort ?? "?"}` : "an unknown address";
+}
+
+/** A name from the wire, cut for the log. */
+function cut(s: string): string {
+  return s.length > 128 ? `${s.slice(0, 128)}…(${s.length} characters)` : s;
 }

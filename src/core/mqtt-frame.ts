@@ -11,6 +11,8 @@ export class FrameScanner {
   private inLength = false;
   private length = 0;
   private lengthBytes = 0;
+  /** Packets begun so far (a reader's rate counts each as at least a floor of bytes: broker/limits.ts). */
+  packets = 0;
 
   /**
    * Scans the next bytes of the stream. Returns why the stream must be closed (a packet declared over `limit`
@@ -27,6 +29,7 @@ export class FrameScanner {
         continue;
       }
       if (!this.inLength) {
+        this.packets++;
         this.inLength = true;
         this.length = 0;
         this.lengthBytes = 0;

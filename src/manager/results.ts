@@ -1,4 +1,5 @@
 import type { ResultMsg } from "../core/messages.ts";
+import { Folded } from "../core/once-per.ts";
 import { errorOf, withOutcome } from "../core/run.ts";
 import { INTERRUPTED_BY_SHUTDOWN, TaskState } from "../core/states.ts";
 import type { Task } from "../core/task.ts";
@@ -15,6 +16,8 @@ const log = tag("manager");
  * beside it); one for a run that is over is a late result, kept on that run only, or a repeat, dropped.
  */
 export class RunResults {
+  private folds = new Folded(10_000);
+
   constructor(
     private store: Storage,
     private extras: ExtraRuns,
@@ -26,7 +29,12 @@ export class RunResults {
   onResult(msg: ResultMsg): void {
     const task = this.store.tasks.get(msg.task_id);
     if (!task) {
-      log.warn(`result for unknown task ${msg.task_id} dropped`);
+      // Folded per proplet: one sending results for made-up tasks was 50,000 lines a second.
+      const more = this.folds.say(msg.proplet_id ?? "", Date.now());
+      if (more !== undefined)
+        log.warn(
+          `result for unknown task ${msg.task_id.slice(0, 128)} from proplet ${msg.proplet_id ?? "(unnamed)"} dropped${more}`,
+        );
       return;
     }
     // An answer about the run comes from the proplet it runs on: another's result naming it (it may know the run
