@@ -41,10 +41,21 @@ export function typoKey(obj: unknown, known: readonly string[], where = ""): str
     if (known.includes(k) || UPSTREAM_READ_ONLY.has(k)) continue;
     // A body of a hundred thousand made-up keys costs a bounded look, not an edit distance each.
     if (++looked > MAX_KEYS_LOOKED) return undefined;
-    const near = nearest(k, known as string[]);
+    const near = nearest(k, known as string[]) ?? partOf(k, known);
     if (near) return `${where}${k}: not a field (did you mean ${near}?)`;
   }
   return undefined;
+}
+
+/**
+ * The one field `key` is a word of (`retries` of `max_retries`, as the CLI's flag says it), or shares all but the
+ * last two letters with (`max_retry`); none when it is short or several fit. `"retries": 3` ran a task once.
+ */
+function partOf(key: string, known: readonly string[]): string | undefined {
+  if (key.length < 5) return undefined;
+  const stem = key.slice(0, Math.max(5, key.length - 2));
+  const fits = known.filter((f) => f.endsWith(`_${key}`) || f.startsWith(`${key}_`) || f.startsWith(stem));
+  return fits.length === 1 ? fits[0] : undefined;
 }
 
 /** Unknown keys of one object looked at for a typo: a person's typos are among the first few. */

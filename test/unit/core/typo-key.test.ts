@@ -8,6 +8,14 @@ import { CLIENT_FIELD_NAMES } from "../../../src/core/task.ts";
 test("a typo is named with the field meant; upstream's own fields and far keys pass", () => {
   expect(typoKey({ name: "a", inptus: [1] }, CLIENT_FIELD_NAMES)).toBe("inptus: not a field (did you mean inputs?)");
   expect(typoKey({ id: "x", state: 3, status: "Completed", colour: "blue" }, CLIENT_FIELD_NAMES)).toBeUndefined();
+  // A word of a field (the CLI's flag for it), or all of it but its end: `"retries": 3` ran a task once, in silence.
+  expect(typoKey({ name: "a", retries: 3 }, CLIENT_FIELD_NAMES)).toBe(
+    "retries: not a field (did you mean max_retries?)",
+  );
+  expect(typoKey({ name: "a", max_retry: 3 }, CLIENT_FIELD_NAMES)).toBe(
+    "max_retry: not a field (did you mean max_retries?)",
+  );
+  expect(typoKey({ name: "a", foo: 1, label: "x" }, CLIENT_FIELD_NAMES)).toBeUndefined();
 });
 
 test("100,000 made-up keys: looked at 64 of them, in far less than the time an edit distance each takes", () => {
