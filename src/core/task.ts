@@ -141,6 +141,8 @@ export const TaskCreate = z
     message: "broadcast and proplet_id are mutually exclusive",
     path: ["proplet_id"],
   })
+  // A latent task is deployed on one proplet and invoked there; as a broadcast, its parts ran as plain tasks.
+  .refine((t) => !(t.broadcast && t.latent), { message: "a latent task cannot be a broadcast", path: ["latent"] })
   .refine((t) => !t.metadata || JSON.stringify(t.metadata).length <= 1 << 20, {
     message: "exceeds 1MB",
     path: ["metadata"],

@@ -146,12 +146,24 @@ export class Tasks {
     if (ids.length === 1) return ids[0]!;
     if (ids.length > 1) throw conflict(`task id ${given} is ambiguous (${list(ids)}…): give more of it`);
     if (named.total === 1) return named.ids[0]!;
+    const whole = this.broadcastNamed(named);
+    if (whole) return whole;
     if (named.total > 1) {
       throw conflict(
         `${named.total} tasks are named ${given} (newest first: ${list(named.ids.slice(0, 3))}${named.total > 3 ? ", …" : ""}): give one's id (a unique prefix of it is enough)`,
       );
     }
     throw notFound(`task ${given} not found`);
+  }
+
+  /**
+   * A broadcast and its parts share its name: when they are all the tasks of that name, the name is the broadcast's
+   * (`tasks get bc1` right after `tasks create bc1 --broadcast --start` was "4 tasks are named bc1").
+   */
+  private broadcastNamed(named: { total: number; ids: string[] }): string | undefined {
+    const newest = named.ids[0] ? this.store.tasks.get(named.ids[0]) : undefined;
+    const whole = newest?.broadcast_of ? this.store.tasks.get(newest.broadcast_of) : newest;
+    return whole?.parts && whole.name === newest?.name && named.total === whole.parts.length + 1 ? whole.id : undefined;
   }
 
   /** The tasks named exactly `name`: how many, and the ids of the newest few. */
@@ -257,9 +269,16 @@ export class Tasks {
     if (refused) throw conflict(refused);
     await this.dispatcher.release(task);
     this.schedules.remove(id);
+    // A broadcast's parts go with it (they were left behind, one per proplet per start, named as it).
+    for (const part of task.parts ?? []) {
+      const p = this.store.tasks.get(part);
+      if (!p) continue;
+      await this.dispatcher.release(p);
+      this.store.tasks.delete(part);
+    }
     this.store.tasks.delete(id);
     await this.store.durable();
-    log.info(`task ${id} deleted`);
+    log.info(`task ${id} deleted${task.parts?.length ? ` with its ${task.parts.length} broadcast part(s)` : ""}`);
   }
 
   /** Pauses (or resumes) a task's schedule: `tasks pause`, `POST /tasks/{id}/pause`. */

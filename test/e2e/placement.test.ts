@@ -165,6 +165,30 @@ describe("broadcast", () => {
     expect(refused.body.error).toContain("no alive proplet meets the task's requirements");
   }, 30_000);
 
+  test("a broadcast's name is the broadcast's, though its parts carry it too; latent with broadcast is refused", async () => {
+    const name = `bc-${crypto.randomUUID().slice(0, 8)}`;
+    const created = await http(`${s.url}/tasks`, "POST", {
+      name,
+      file: b64("add"),
+      cli_args: ["--invoke=add"],
+      inputs: [1, 2],
+      broadcast: true,
+    });
+    await http(`${s.url}/tasks/${created.body.id}/start`, "POST");
+    // It and its three parts are named so: it was "4 tasks are named …".
+    const byName = await http(`${s.url}/tasks/${name}`);
+    expect({ status: byName.status, id: byName.body.id }).toEqual({ status: 200, id: created.body.id });
+    // Deleted, its parts go with it (they were left behind).
+    const parts = (await until("its parts", async () => (await state(created.body.id)).parts)) as string[];
+    expect(parts).toHaveLength(3);
+    await until("the broadcast to end", async () => (await state(created.body.id)).state >= 3);
+    expect((await http(`${s.url}/tasks/${created.body.id}`, "DELETE")).status).toBe(204);
+    for (const id of parts) expect((await http(`${s.url}/tasks/${id}`)).status).toBe(404);
+    // A latent task is deployed on one proplet and invoked there: as a broadcast its parts ran as plain tasks.
+    const both = await http(`${s.url}/tasks`, "POST", { name: "add", file: b64("add"), latent: true, broadcast: true });
+    expect(both).toEqual({ status: 400, body: { error: "latent: a latent task cannot be a broadcast" } });
+  });
+
   test("stopping a broadcast stops every part; it ends Interrupted", async () => {
     const created = await http(`${s.url}/tasks`, "POST", { name: "spin", file: b64("spin"), broadcast: true });
     await http(`${s.url}/tasks/${created.body.id}/start`, "POST");
