@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { typoKey } from "./nearest.ts";
+import { parseReference } from "./oci.ts";
 import { Requirements } from "./requirements.ts";
 import { stateName, TaskState } from "./states.ts";
 import {
@@ -75,6 +76,20 @@ const Base64Wasm = z
   .refine((s) => s === "" || s.startsWith(WASM_MAGIC), "is not a WebAssembly module (no \\0asm magic)");
 
 // Fields a client may set. Unknown keys are ignored, as upstream; server-owned fields (state, times, results) too.
+/**
+ * Where a module comes from: an http(s) URL, or an OCI reference (`host[:port]/repo[:tag|@digest]`); empty removes
+ * it (a PUT's or clone's). Checked at creation: `nope-registry/foo:1` was taken, and its run failed "not allowed:
+ * this proxy serves only modules the manager dispatched", which it had.
+ */
+const ImageUrl = z
+  .string()
+  .max(2048, "at most 2048 characters")
+  .superRefine((u, ctx) => {
+    if (u === "" || /^https?:\/\//i.test(u)) return;
+    const ref = parseReference(u);
+    if (typeof ref === "string") ctx.addIssue({ code: "custom", message: `${ref}, or an http(s):// URL` });
+  });
+
 const ClientFields = {
   name: z
     .string({ error: "is required" })
@@ -85,7 +100,7 @@ const ClientFields = {
     .regex(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$/, "must be one line without control characters")
     .regex(NO_BIDI, BIDI_MESSAGE),
   kind: z.enum(["standard", "federated"]).optional(),
-  image_url: z.string().optional(),
+  image_url: ImageUrl.optional(),
   file: Base64Wasm.optional(),
   cli_args: z.array(z.string()).nullable().optional(),
   inputs: Inputs.optional(),

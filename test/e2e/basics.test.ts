@@ -226,6 +226,15 @@ describe("bad input", () => {
     const page = await http(`${s.url}/tasks?limit=abc`);
     expect(page.status).toBe(400);
     expect(page.body.error).toContain("limit");
+    // An image_url that is neither a URL nor an OCI reference: its run failed "not allowed" at the proxy.
+    const image = await http(`${s.url}/tasks`, "POST", { name: "x", image_url: "nope-registry/foo:1" });
+    expect(image).toEqual({
+      status: 400,
+      body: {
+        error:
+          'image_url: "nope-registry/foo:1": the first part must be a registry host (e.g. registry.example.com/repo:tag), or an http(s):// URL',
+      },
+    });
   });
 
   test("a body over 100 MiB gets 413 and the server keeps running", async () => {
