@@ -296,7 +296,14 @@ export async function* sse(
 export const okLine = (json: boolean | undefined, answer?: unknown): string =>
   json ? `${JSON.stringify(answer ?? { ok: true })}\n` : "ok\n";
 
-export function okCommand(description: string, what: IdKind, method: string, path: (id: string) => string) {
+export function okCommand(
+  description: string,
+  what: IdKind,
+  method: string,
+  path: (id: string) => string,
+  /** What to say on stderr about the answer, besides "ok". */
+  note?: (answer: Record<string, unknown>, id: string) => string | undefined,
+) {
   return defineCommand({
     meta: { description },
     args: {
@@ -305,8 +312,11 @@ export function okCommand(description: string, what: IdKind, method: string, pat
     },
     run: ({ args }) =>
       action(async () => {
-        const r = await api(args, method, path(encodeURIComponent(await resolveId(args, what, args.id))));
+        const id = await resolveId(args, what, args.id);
+        const r = await api<Record<string, unknown>>(args, method, path(encodeURIComponent(id)));
         process.stdout.write(okLine(args.json, r));
+        const said = args.json ? undefined : note?.(r, id);
+        if (said) process.stderr.write(`${said}\n`);
       }),
   });
 }

@@ -253,7 +253,13 @@ export const jobsCommand = defineCommand({
           ),
         ),
     }),
-    start: okCommand("Start a job", "job", "POST", (id) => `/jobs/${id}/start`),
+    start: okCommand(
+      "Start a job (one that ran before runs again whole)",
+      "job",
+      "POST",
+      (id) => `/jobs/${id}/start`,
+      rerunNote("job"),
+    ),
     stop: okCommand("Stop a job's running tasks and skip the rest", "job", "POST", (id) => `/jobs/${id}/stop`),
   },
 });
@@ -307,7 +313,13 @@ export const workflowsCommand = defineCommand({
           ),
         ),
     }),
-    start: okCommand("Start a workflow's root tasks", "workflow", "POST", (id) => `/workflows/${id}/start`),
+    start: okCommand(
+      "Start a workflow's root tasks (one that ran before runs again whole)",
+      "workflow",
+      "POST",
+      (id) => `/workflows/${id}/start`,
+      rerunNote("workflow"),
+    ),
     stop: okCommand(
       "Stop a workflow's running tasks and skip the rest",
       "workflow",
@@ -316,3 +328,11 @@ export const workflowsCommand = defineCommand({
     ),
   },
 });
+
+/** A group that had run: its ended tasks run again, said so (it printed only "ok"). */
+function rerunNote(kind: "job" | "workflow") {
+  return (r: Record<string, unknown>, id: string) =>
+    r.rerun
+      ? `${kind} ${id}: its ${r.rerun} task(s) that had ended run again (a copy instead: propeller ${kind}s create FILE --fresh)`
+      : undefined;
+}

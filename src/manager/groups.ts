@@ -160,19 +160,25 @@ export class Groups {
    * (its runs stay in its history). Only its roots were started again, and the rest, ended already, never ran:
    * a stopped sequential job re-ran its first task and stalled.
    */
-  private async startGroup(tasks: Task[], graphOf: (tasks: Task[]) => GraphTask[], what: string): Promise<void> {
+  private async startGroup(tasks: Task[], graphOf: (tasks: Task[]) => GraphTask[], what: string): Promise<number> {
     if (tasks.some((t) => t.state === TaskState.Running || t.state === TaskState.Scheduled))
-      throw invalid(`${what} is already running`);
+      throw conflict(`${what} is already running`);
     const again = tasks.map((t) => this.dispatcher.reset(t.id) ?? t);
     for (const [i, g] of graphOf(again).entries()) {
       if (g.depends_on!.length === 0) await this.dispatcher.start(again[i]!.id);
     }
+    // How many had ended and run again: said in the answer (a start of a finished group said only "ok").
+    return tasks.filter((t) => isTerminal(t.state)).length;
   }
 
-  async startJob(id: string): Promise<{ message: string; job_id: string }> {
+  async startJob(id: string): Promise<{ message: string; job_id: string; rerun?: number }> {
     const job = this.mustJob(id);
-    await this.startGroup(this.store.tasks.listByGroup("job", id), (ts) => this.graph(ts, job), `job ${id}`);
-    return { message: "job started", job_id: id };
+    const rerun = await this.startGroup(
+      this.store.tasks.listByGroup("job", id),
+      (ts) => this.graph(ts, job),
+      `job ${id}`,
+    );
+    return { message: "job started", job_id: id, ...(rerun ? { rerun } : {}) };
   }
 
   async stopJob(id: string): Promise<{ message: string; job_id: string }> {
@@ -231,11 +237,11 @@ export class Groups {
     return workflowView(id, tasks);
   }
 
-  async startWorkflow(id: string): Promise<{ started: true; workflow_id: string }> {
+  async startWorkflow(id: string): Promise<{ started: true; workflow_id: string; rerun?: number }> {
     const tasks = this.store.tasks.listByGroup("workflow", id);
     if (tasks.length === 0) throw notFound(`workflow ${id} not found`);
-    await this.startGroup(tasks, (ts) => this.graph(ts), `workflow ${id}`);
-    return { started: true, workflow_id: id };
+    const rerun = await this.startGroup(tasks, (ts) => this.graph(ts), `workflow ${id}`);
+    return { started: true, workflow_id: id, ...(rerun ? { rerun } : {}) };
   }
 
   /** Stops a workflow: its running tasks are stopped (Interrupted) and those not yet run are skipped. */

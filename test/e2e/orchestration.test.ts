@@ -148,7 +148,15 @@ describe("jobs", () => {
       });
     await http(`${s.url}/jobs/${c.body.job_id}/start`, "POST");
     expect((await ended()).status).toBe("Completed");
-    expect((await http(`${s.url}/jobs/${c.body.job_id}/start`, "POST")).status).toBe(200);
+    // The CLI says the ended tasks run again (it said only "ok").
+    const restarted = Bun.spawnSync([process.execPath, MAIN, "jobs", "start", c.body.job_id], {
+      env: { ...process.env, PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) },
+    });
+    expect({ code: restarted.exitCode, out: restarted.stdout.toString(), err: restarted.stderr.toString() }).toEqual({
+      code: 0,
+      out: "ok\n",
+      err: `job ${c.body.job_id}: its 3 task(s) that had ended run again (a copy instead: propeller jobs create FILE --fresh)\n`,
+    });
     const again = await ended();
     expect(again.status).toBe("Completed");
     for (const t of again.tasks) expect((await runs(t.id)).runs.length).toBe(2);
@@ -183,6 +191,11 @@ describe("workflows", () => {
     expect(c.status).toBe(201);
     await http(`${s.url}/workflows/${c.body.workflow_id}/start`, "POST");
     await until("spin running", async () => (await get(`${p}-spin`)).state === 2);
+    // Started again while it runs: 409, as a task's start (it was 400).
+    expect(await http(`${s.url}/workflows/${c.body.workflow_id}/start`, "POST")).toEqual({
+      status: 409,
+      body: { error: `workflow ${c.body.workflow_id} is already running` },
+    });
     const stopped = Bun.spawnSync([process.execPath, MAIN, "workflows", "stop", c.body.workflow_id], {
       env: { ...process.env, PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) },
     });
