@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import { ManagerEvent } from "../core/events.ts";
 import { action } from "./args.ts";
-import { sse, urlArg } from "./client.ts";
+import { api, sse, urlArg } from "./client.ts";
 import { roundLine } from "./fl-line.ts";
 import { terminalSafe } from "./output.ts";
 
@@ -46,7 +46,11 @@ export const watchCommand = defineCommand({
   run: ({ args }) =>
     action(async () => {
       const q = new URLSearchParams({ types: args.types });
-      if (args.task) q.set("task_id", args.task);
+      // A task by id, a start of one, or a name, as every command takes them; one that names nothing is said at once
+      // (the watch waited in silence for events that could never come).
+      if (args.task)
+        q.set("task_id", (await api<{ id: string }>(args, "GET", `/tasks/${encodeURIComponent(args.task)}`)).id);
+      // A proplet may be followed by name before it first comes (serve resolves the name as it can).
       if (args.proplet) q.set("proplet_id", args.proplet);
       for await (const { data } of sse(args, `/events?${q}`)) {
         // A newer manager's event this CLI does not know is printed as it came.

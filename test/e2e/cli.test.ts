@@ -89,6 +89,10 @@ describe("tasks logs", () => {
     expect(logs.code).toBe(1);
     expect(logs.stderr).toContain(`task ${failed.id} ended Failed: `);
     expect(cli(["tasks", "logs", "nosuchtask"], env).stderr).toContain("404");
+    // A watch of a task that does not exist: said at once (it waited in silence for events that never come).
+    const watch = cli(["watch", "--task", "nosuchtask"], env);
+    expect(watch.code).toBe(1);
+    expect(watch.stderr).toContain("task nosuchtask not found");
     // Not started: it printed nothing at all and exited 0, as if the task had written nothing.
     const pending = await http(`${s.url}/tasks`, "POST", { name: "hello", file: b64("hello") });
     expect(cli(["tasks", "logs", pending.body.id], env)).toMatchObject({
