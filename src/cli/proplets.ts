@@ -122,7 +122,7 @@ export const propletsCommand = defineCommand({
           if (v.task_count > 0) {
             // Not "moving": each is stopped there, and runs elsewhere only while it has retries left.
             process.stderr.write(
-              `stopping ${v.task_count} task(s) on ${id}: each runs again elsewhere while it has retries left, else it ends Failed\n`,
+              `stopping ${v.task_count} task(s) on ${id}: each runs again elsewhere while it has retries left (one pinned to ${id} waits for it to be uncordoned), else it ends Failed\n`,
             );
             v = await api<PropletView>(args, "POST", `/proplets/${encodeURIComponent(id)}/drain?force=true`);
           }
