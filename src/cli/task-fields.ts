@@ -183,10 +183,12 @@ export function body(a: FieldArgs): Record<string, unknown> {
   if (a.daemon !== undefined) b.daemon = a.daemon;
   if (a["proplet-id"]) b.proplet_id = a["proplet-id"];
   if (a.priority !== undefined) b.priority = int("priority", String(a.priority), 0, 100);
-  if (a.schedule) {
+  // `--schedule ''` is given too: in `update` it removes the schedule (it said "nothing to update").
+  if (a.schedule !== undefined) {
     b.schedule = a.schedule;
-    b.is_recurring = a["is-recurring"] ?? a.recurring !== false;
-  }
+    if (a.schedule) b.is_recurring = a["is-recurring"] ?? a.recurring !== false;
+  } else if (a.recurring === false || a["is-recurring"] !== undefined)
+    throw new UsageError("--no-recurring and --is-recurring go with --schedule: give the schedule too");
   for (const k of ["latent", "encrypted", "broadcast"] as const) if (a[k] !== undefined) b[k] = a[k];
   if (a["kbs-resource-path"]) b.kbs_resource_path = a["kbs-resource-path"];
   if (a.mode) b.mode = a.mode;

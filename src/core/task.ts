@@ -288,6 +288,12 @@ export function applyUpdate(task: Task, patch: TaskUpdate, now: string): Task {
       next.pinned = v !== "";
       continue;
     }
+    // An emptied schedule is no schedule: it showed as `"schedule": ""`, and its cron settings stayed.
+    if (k === "schedule" && v === "") {
+      next.schedule = undefined;
+      next.is_recurring = undefined;
+      continue;
+    }
     (next as unknown as Record<string, unknown>)[k] = v;
   }
   return next;

@@ -186,6 +186,10 @@ describe("strict and helpful", () => {
     expect(cli(["tasks", "create", "foo", "bar", "--file", "x.wasm"]).stderr).toStartWith(
       'error: propeller tasks create: unexpected argument "bar": it takes NAME',
     );
+    // --no-recurring without a schedule was sent as nothing, in silence.
+    expect(cli(["tasks", "create", "x", "--example", "add", "--no-recurring"]).stderr).toStartWith(
+      "error: --no-recurring and --is-recurring go with --schedule: give the schedule too",
+    );
     const missing = cli(["tasks", "get"]);
     expect(missing.stderr.split("\n").slice(0, 2)).toEqual([
       "error: Missing required positional argument: ID",

@@ -497,6 +497,12 @@ describe("cron", () => {
     expect(stopped.stderr.toString()).toMatch(
       new RegExp(`^task ${id}: its schedule goes on \\(next run \\S+\\): propeller tasks pause ${id} holds it\n$`),
     );
+    // And `--schedule ''` removes it (it said "nothing to update").
+    const unscheduled = Bun.spawnSync([process.execPath, MAIN, "tasks", "update", id, "--schedule", "", "--json"], {
+      env: { ...process.env, PROPELLER_URL: s.url, PROPELLER_TOKEN: tokenOf(s.url) },
+    });
+    expect(unscheduled.exitCode).toBe(0);
+    expect((await http(`${s.url}/tasks/${id}`)).body.schedule).toBeUndefined();
     await http(`${s.url}/tasks/${id}`, "DELETE");
   });
 
