@@ -148,18 +148,22 @@ export async function readBounded(res: Response, limit: number, what: string, ex
     );
   }
   const parts: Uint8Array[] = [];
+  // Of a known size (a descriptor's), the body goes straight into one buffer of it: gathered in parts and then
+  // joined, a module was held twice over at the end of its read.
+  const whole = exact ? new Uint8Array(limit) : undefined;
   let size = 0;
   const reader = res.body?.getReader();
   if (reader) {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      size += value.length;
-      if (size > limit) {
+      if (size + value.length > limit) {
         await reader.cancel().catch(() => {});
         throw new RegistryError(`${what}: more than ${limit} bytes`, `${what} is larger than ${limit} bytes`);
       }
-      parts.push(value);
+      if (whole) whole.set(value, size);
+      else parts.push(value);
+      size += value.length;
     }
   }
   if (exact && size !== limit)
@@ -167,6 +171,7 @@ export async function readBounded(res: Response, limit: number, what: string, ex
       `${what}: ${size} bytes, its descriptor says ${limit}`,
       `${what} is shorter than its descriptor says`,
     );
+  if (whole) return whole;
   if (parts.length === 1) return parts[0]!;
   const out = new Uint8Array(size);
   let off = 0;
