@@ -141,7 +141,7 @@ describe("propeller proxy alone", () => {
   }, 30_000);
 });
 
-test("a thousand refused requests cost no registry request; past 200 they go unanswered and unlogged; serve stays healthy", async () => {
+test("a thousand refused requests cost no registry request; past 200 they go unanswered; logged folded; serve stays healthy", async () => {
   const from = answers.length;
   const logged = () =>
     s
@@ -157,14 +157,12 @@ test("a thousand refused requests cost no registry request; past 200 they go una
     );
   await until("the refusals", () => answers.length - from >= 200, 20_000, 50);
   await Bun.sleep(1000);
-  // 200 at once, then 20 a second: each answered one is a publish and a log line, the others cost neither.
+  // 200 at once, then 20 a second, each a publish; the others cost nothing. Logged folded: a line in 10 s.
   const answered = answers.length - from;
   expect(answered).toBeGreaterThanOrEqual(200);
   expect(answered).toBeLessThan(300);
-  expect(logged() - linesBefore).toBe(answered);
-  expect(s.output()).toContain(
-    "proplet attacker asks for more modules it may not have than are answered: dropping them",
-  );
+  expect(logged() - linesBefore).toBeLessThanOrEqual(2);
+  expect(s.output()).toContain("proplet attacker asks for more modules than are answered: dropping them");
   expect(scanned.seen.filter((r) => r.path.includes("/flood/"))).toEqual([]);
   expect((await http(`${s.url}/health`)).status).toBe(200);
 });
