@@ -1,4 +1,5 @@
 import type { AliveMsg, CreateMsg } from "../core/messages.ts";
+import { Folded } from "../core/once-per.ts";
 import { tag } from "../log.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import type { PropletRegistry } from "./proplets.ts";
@@ -12,6 +13,11 @@ const log = tag("manager");
 export class Liveness {
   /** Proplets said to be unreachable, so it is said once per outage. */
   private saidUnreachable = new Set<string>();
+  /**
+   * A proplet's comings and goings, said folded per proplet and kind: two processes sharing one identity take each
+   * other's place every second, and each change was a line, four a second.
+   */
+  private folds = new Folded(10_000);
 
   constructor(
     private proplets: PropletRegistry,
@@ -24,7 +30,7 @@ export class Liveness {
     const r = this.proplets.onCreate(msg);
     const said = `proplet ${msg.proplet_id} ${r.known ? "reconnected" : "registered"} (${r.name})`;
     if (r.again) log.debug(`${said}: announced again`);
-    else log.info(said);
+    else this.say(msg.proplet_id, "came", said);
     this.dispatcher.drain();
   }
 
@@ -38,14 +44,19 @@ export class Liveness {
       // Will (the broker lost the connection) or an upstream proplet says nothing: a cut link looks the same as a
       // crash from here, so the runs wait out the partition grace (sweep).
       if (msg.tasks || this.partitionGraceMs === 0) {
-        log.info(`proplet ${msg.proplet_id} went offline`);
+        this.say(msg.proplet_id, "offline", `proplet ${msg.proplet_id} went offline`);
         this.dispatcher.settleLost(msg.proplet_id, lost, msg.tasks && new Set(msg.tasks), false);
       } else this.unreachable(msg.proplet_id, "went offline");
       return;
     }
-    if (r.back || this.saidUnreachable.delete(msg.proplet_id)) log.info(`proplet ${msg.proplet_id} is back`);
+    if (r.back || this.saidUnreachable.delete(msg.proplet_id))
+      this.say(msg.proplet_id, "back", `proplet ${msg.proplet_id} is back`);
     if (msg.offline_from && msg.offline_to)
-      log.info(`proplet ${msg.proplet_id} was cut off from ${msg.offline_from} to ${msg.offline_to}`);
+      this.say(
+        msg.proplet_id,
+        "cut",
+        `proplet ${msg.proplet_id} was cut off from ${msg.offline_from} to ${msg.offline_to}`,
+      );
     // Runs to settle only where some are tracked (most heartbeats come from proplets that run nothing).
     if (msg.tasks && this.proplets.taskCount(msg.proplet_id) > 0) {
       // By the name a person knows it by (tasks list shows names), its id beside it.
@@ -85,12 +96,20 @@ export class Liveness {
     }
   }
 
+  private say(id: string, kind: string, line: string, level: "info" | "warn" = "info"): void {
+    const more = this.folds.say(`${id}\n${kind}`, Date.now());
+    if (more !== undefined) log[level](`${line}${more}`);
+  }
+
   private unreachable(id: string, why: string): void {
     if (this.saidUnreachable.has(id)) return;
     this.saidUnreachable.add(id);
     const n = this.proplets.taskCount(id);
-    log.warn(
+    this.say(
+      id,
+      "unreachable",
       `proplet ${id} is unreachable (${why}): its ${n} run(s) are kept for up to ${this.partitionGraceMs / 1000}s in case it is only cut off`,
+      "warn",
     );
   }
 }

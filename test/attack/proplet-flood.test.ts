@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import mqtt from "mqtt";
-import { http, identity, peer, type Serve, startServe } from "../helpers.ts";
+import { http, identity, peer, propletEnv, type Serve, spawnPropeller, startServe } from "../helpers.ts";
 import { rssKb } from "../sandbox-site.ts";
 
 // One proplet identity publishing results of 15 MiB (each within the packet bound) as fast as its socket takes
@@ -88,5 +88,28 @@ test("a proplet identity holds at most 4 connections at once; its own client id 
     for (const id of ["many-a", "many-b", "many-c", "many-d"]) fresh.push(await open(id));
   } finally {
     for (const c of fresh) c.end(true);
+  }
+}, 30_000);
+
+test("two proplet processes started with one identity: the takeover is said, and their flapping is a few lines, not four a second", async () => {
+  const env = {
+    ...(await propletEnv(s.url, "twin")),
+    PROPLET_MQTT_ADDRESS: `mqtt://127.0.0.1:${s.mqttPort}`,
+    PROPLET_LIVELINESS_INTERVAL: "1",
+  };
+  const from = s.output().length;
+  const twins = [spawnPropeller(["proplet"], env), spawnPropeller(["proplet"], env)];
+  try {
+    await Bun.sleep(8000);
+    const said = s.output().slice(from).split("\n");
+    const count = (has: string) => said.filter((l) => l.includes(has)).length;
+    const flaps = said.filter((l) => l.includes("proplet twin")).length;
+    console.log(`in 8 s of two processes as twin: ${flaps} lines about it`);
+    expect(count("takes its session over from")).toBeGreaterThanOrEqual(1);
+    expect(count("takes its session over from")).toBeLessThanOrEqual(1);
+    for (const kind of ["reconnected", "is back", "went offline", "is unreachable", "was cut off"])
+      expect({ kind, n: count(kind) }).toEqual({ kind, n: Math.min(count(kind), 2) });
+  } finally {
+    for (const t of twins) await t.kill("SIGKILL");
   }
 }, 30_000);
