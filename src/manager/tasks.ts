@@ -298,8 +298,15 @@ export class Tasks {
    * stopped while the firings went on.
    */
   async stop(id: string, reason?: string): Promise<{ stopped: true; next_run?: string }> {
+    const armed = (t: Task | undefined) => t?.schedule && !t.paused && t.next_run && t.next_run !== ZERO_TIME;
+    const before = this.store.tasks.get(id);
+    // Between its firings there is no run to stop: said with what holds the schedule.
+    if (before && armed(before) && before.state !== TaskState.Running && before.state !== TaskState.Scheduled)
+      throw conflict(
+        `task ${id} is not running: its schedule fires next at ${before.next_run} (propeller tasks pause ${id} holds it)`,
+      );
     const r = await this.dispatcher.stop(id, true, reason);
     const t = this.store.tasks.get(id);
-    return t?.schedule && !t.paused && t.next_run && t.next_run !== ZERO_TIME ? { ...r, next_run: t.next_run } : r;
+    return armed(t) ? { ...r, next_run: t!.next_run } : r;
   }
 }

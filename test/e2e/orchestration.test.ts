@@ -503,6 +503,14 @@ describe("cron", () => {
     });
     expect(unscheduled.exitCode).toBe(0);
     expect((await http(`${s.url}/tasks/${id}`)).body.schedule).toBeUndefined();
+    // Between firings there is no run to stop: the refusal says what holds the schedule (it said only "not running").
+    const yearly = await http(`${s.url}/tasks`, "POST", add(1, 1, { schedule: "0 0 1 1 *", is_recurring: true }));
+    const between = await http(`${s.url}/tasks/${yearly.body.id}/stop`, "POST");
+    expect(between.status).toBe(409);
+    expect(between.body.error).toBe(
+      `task ${yearly.body.id} is not running: its schedule fires next at ${yearly.body.next_run} (propeller tasks pause ${yearly.body.id} holds it)`,
+    );
+    await http(`${s.url}/tasks/${yearly.body.id}`, "DELETE");
     await http(`${s.url}/tasks/${id}`, "DELETE");
   });
 
