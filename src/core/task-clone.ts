@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { typoKey } from "./nearest.ts";
 import { CLIENT_FIELD_NAMES, type Task, TaskUpdate } from "./task.ts";
 
 // `POST /tasks/{id}/clone`: a new task made from a stored one, with some fields changed ("clone" and "re-run with
@@ -19,6 +20,9 @@ export const TaskClone = z.intersection(
   }),
 );
 export type TaskClone = z.infer<typeof TaskClone>;
+
+/** A clone body's key that nearly names a field (`max_retry`): its error (it was dropped in silence). */
+export const cloneTypo = (data: unknown): string | undefined => typoKey(data, [...CLIENT_FIELD_NAMES, "unset"]);
 
 /** Fields a copy never takes: it stands alone, outside the job or workflow its original belongs to. */
 const GROUP_FIELDS = ["depends_on", "run_if", "workflow_id", "job_id"] as const;

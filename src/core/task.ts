@@ -85,7 +85,12 @@ const ImageUrl = z
   .string()
   .max(2048, "at most 2048 characters")
   .superRefine((u, ctx) => {
-    if (u === "" || /^https?:\/\//i.test(u)) return;
+    if (u === "") return;
+    if (/^https?:/i.test(u)) {
+      if (!URL.canParse(u) || !new URL(u).hostname || !/^https?:\/\//i.test(u))
+        ctx.addIssue({ code: "custom", message: `${JSON.stringify(u)} is not a URL with a host` });
+      return;
+    }
     const ref = parseReference(u);
     if (typeof ref === "string") ctx.addIssue({ code: "custom", message: `${ref}, or an http(s):// URL` });
   });
@@ -150,14 +155,16 @@ export const CLIENT_FIELD_NAMES = Object.keys(ClientFields) as (keyof typeof Cli
 /** A task body's key that nearly names a field (`inptus`): its error, else undefined. */
 export const taskTypo = (data: unknown): string | undefined => typoKey(data, CLIENT_FIELD_NAMES);
 
+/** A latent task is deployed on one proplet and invoked there; as a broadcast, its parts ran as plain tasks. */
+export const LATENT_BROADCAST = "a latent task cannot be a broadcast";
+
 export const TaskCreate = z
   .object(ClientFields)
   .refine((t) => !(t.broadcast && t.proplet_id), {
     message: "broadcast and proplet_id are mutually exclusive",
     path: ["proplet_id"],
   })
-  // A latent task is deployed on one proplet and invoked there; as a broadcast, its parts ran as plain tasks.
-  .refine((t) => !(t.broadcast && t.latent), { message: "a latent task cannot be a broadcast", path: ["latent"] })
+  .refine((t) => !(t.broadcast && t.latent), { message: LATENT_BROADCAST, path: ["latent"] })
   .refine((t) => !t.metadata || JSON.stringify(t.metadata).length <= 1 << 20, {
     message: "exceeds 1MB",
     path: ["metadata"],
@@ -169,6 +176,7 @@ export type TaskCreate = z.infer<typeof TaskCreate>;
 /** A task inside a job or workflow may carry its own id, so `depends_on` can refer to it. */
 export const GroupTask = z
   .object({ ...ClientFields, id: ClientId.optional() })
+  .refine((t) => !(t.broadcast && t.latent), { message: LATENT_BROADCAST, path: ["latent"] })
   .superRefine(scheduleCheck)
   .superRefine(withoutSchedule);
 export type GroupTask = z.infer<typeof GroupTask>;

@@ -4,7 +4,16 @@ import { base64Bytes, DEFAULT_MAX_MODULE_MB, moduleTooLarge } from "../core/modu
 import type { Page } from "../core/page.ts";
 import { currentRun, type Run } from "../core/run.ts";
 import { TaskState } from "../core/states.ts";
-import { applyUpdate, newTask, type Task, TaskCreate, type TaskUpdate, type TaskView, taskView } from "../core/task.ts";
+import {
+  applyUpdate,
+  LATENT_BROADCAST,
+  newTask,
+  type Task,
+  TaskCreate,
+  type TaskUpdate,
+  type TaskView,
+  taskView,
+} from "../core/task.ts";
 import { cloneBody, type TaskClone } from "../core/task-clone.ts";
 import { MAX_Q, type TaskFind, type TaskListQuery } from "../core/task-query.ts";
 import { updateRefusal } from "../core/task-rules.ts";
@@ -243,6 +252,7 @@ export class Tasks {
     if (swap) throw conflict(swap);
     const next = applyUpdate(task, patch, nowIso());
     if (next.broadcast && next.pinned) throw invalid("proplet_id: broadcast and proplet_id are mutually exclusive");
+    if (next.broadcast && next.latent) throw invalid(`${patch.latent ? "latent" : "broadcast"}: ${LATENT_BROADCAST}`);
     const refused = updateRefusal(task, patch, next);
     if (refused) throw invalid(refused);
     const scheduleChanged = patch.schedule !== undefined || patch.timezone !== undefined;

@@ -226,6 +226,16 @@ describe("bad input", () => {
     const page = await http(`${s.url}/tasks?limit=abc`);
     expect(page.status).toBe(400);
     expect(page.body.error).toContain("limit");
+    for (const bad of ["http://", "http:/x"]) {
+      const r = await http(`${s.url}/tasks`, "POST", { name: "x", image_url: bad });
+      expect(r).toEqual({ status: 400, body: { error: `image_url: ${JSON.stringify(bad)} is not a URL with a host` } });
+    }
+    // A latent broadcast, made by a PUT: its parts ran as plain tasks.
+    const latent = await http(`${s.url}/tasks`, "POST", { name: "add", file: b64("add"), latent: true });
+    const both = await http(`${s.url}/tasks/${latent.body.id}`, "PUT", { broadcast: true });
+    expect(both).toEqual({ status: 400, body: { error: "broadcast: a latent task cannot be a broadcast" } });
+    const clone = await http(`${s.url}/tasks/${latent.body.id}/clone`, "POST", { max_retry: 2 });
+    expect(clone).toEqual({ status: 400, body: { error: "max_retry: not a field (did you mean max_retries?)" } });
     // An image_url that is neither a URL nor an OCI reference: its run failed "not allowed" at the proxy.
     const image = await http(`${s.url}/tasks`, "POST", { name: "x", image_url: "nope-registry/foo:1" });
     expect(image).toEqual({

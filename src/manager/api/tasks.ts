@@ -2,7 +2,7 @@ import type { Hono } from "hono";
 import { invalid } from "../../core/errors.ts";
 import { MetadataFilter } from "../../core/metadata.ts";
 import { InvokeRequest, TaskCreate, TaskUpdate, taskTypo } from "../../core/task.ts";
-import { TaskClone } from "../../core/task-clone.ts";
+import { cloneTypo, TaskClone } from "../../core/task-clone.ts";
 import { TaskListQuery } from "../../core/task-query.ts";
 import { hasWasmMagic } from "../../core/wasm-binary.ts";
 import type { Invocations } from "../invoke.ts";
@@ -22,7 +22,7 @@ export function taskRoutes(app: Hono, tasks: Tasks, telemetry: Telemetry, invoca
   // A copy with some fields changed; the module travels with it (its view shows it redacted).
   app.post("/tasks/:id/clone", async (c) => {
     const id = tasks.resolveId(c.req.param("id"));
-    const task = await tasks.clone(id, await jsonBody(c, TaskClone));
+    const task = await tasks.clone(id, await jsonBody(c, TaskClone, { typos: cloneTypo }));
     c.header("Location", `/tasks/${task.id}`);
     return c.json(task, 201);
   });

@@ -35,6 +35,16 @@ describe("groups", () => {
     expect(h.m.groups.getJob(job.job_id)).toMatchObject({ state: TaskState.Completed, status: "Completed" });
   });
 
+  test("a job's or workflow's task may not be latent and a broadcast at once (stored so, its parts ran as plain tasks)", () => {
+    h = harness(); // afterEach closes the one this file's tests hold
+    const both = task("x", { latent: true, broadcast: true });
+    for (const parse of [
+      () => JobCreate.parse({ name: "j", tasks: [both] }),
+      () => WorkflowCreate.parse({ tasks: [both] }),
+    ])
+      expect(parse).toThrow("a latent task cannot be a broadcast");
+  });
+
   test("a job's task ids are the client's; taken ones are refused; a fresh copy runs under its own", async () => {
     h = harness();
     h.proplet("p1");
