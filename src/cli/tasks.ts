@@ -66,6 +66,11 @@ export const tasksCommand = defineCommand({
       run: ({ args }) =>
         action(async () => {
           if (args.wait && !args.start) throw new UsageError("--wait waits for a run: give --start too");
+          // A one-time schedule is when it runs: with --start it ran now and again at that time.
+          if (args.start && args.schedule && args.recurring === false)
+            throw new UsageError(
+              "--start runs the task now, and --no-recurring --schedule once more at its time: give one of them",
+            );
           const b = await withProplet(args, body(args));
           // About to run: a module without the export is refused now. Created only: said, as it may be updated.
           const missing = entryProblem(args.name, b, args.function);

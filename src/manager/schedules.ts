@@ -100,12 +100,14 @@ export class Schedules {
    * task waited Pending for next year and nothing said so.
    */
   private missed(task: Task, now: number): Task {
-    const busy = task.state === TaskState.Running || task.state === TaskState.Scheduled;
     const why = `its one-time schedule (${task.next_run}) was missed while the manager was down; misfire_policy skip: not run (run_once runs it late)`;
     log.warn(`task ${task.id}: ${why}`);
     const at = new Date(now).toISOString();
     const ended: Task = { ...task, schedule: undefined, next_run: ZERO_TIME, updated_at: at };
-    const skipped: Task = busy ? ended : { ...ended, state: TaskState.Skipped, error: why, finish_time: at };
+    // Only a task that never ran is Skipped: one started by hand meanwhile keeps its state and its result (it was
+    // Skipped showing the result of its run).
+    const skipped: Task =
+      task.state === TaskState.Pending ? { ...ended, state: TaskState.Skipped, error: why, finish_time: at } : ended;
     saveTask(this.store, this.events, skipped, task.state);
     return skipped;
   }

@@ -186,6 +186,12 @@ describe("strict and helpful", () => {
     expect(cli(["tasks", "create", "foo", "bar", "--file", "x.wasm"]).stderr).toStartWith(
       'error: propeller tasks create: unexpected argument "bar": it takes NAME',
     );
+    // A one-time schedule with --start ran now and again at its time.
+    expect(
+      cli(["tasks", "create", "x", "--example", "add", "--schedule", "0 0 1 1 *", "--no-recurring", "--start"]).stderr,
+    ).toStartWith(
+      "error: --start runs the task now, and --no-recurring --schedule once more at its time: give one of them",
+    );
     // --no-recurring without a schedule was sent as nothing, in silence.
     expect(cli(["tasks", "create", "x", "--example", "add", "--no-recurring"]).stderr).toStartWith(
       "error: --no-recurring and --is-recurring go with --schedule: give the schedule too",

@@ -449,10 +449,15 @@ describe("cron", () => {
     const skip = (await http(`${a.url}/tasks`, "POST", add(2, 2, { schedule: "0 0 1 1 *", is_recurring: true }))).body;
     const oneShot = (await http(`${a.url}/tasks`, "POST", add(3, 3, { schedule: "0 0 1 1 *", is_recurring: false })))
       .body;
+    // One started by hand meanwhile: it ran, so it keeps its state and result (it was Skipped showing its result).
+    const ranByHand = (await http(`${a.url}/tasks`, "POST", add(4, 4, { schedule: "0 0 1 1 *", is_recurring: false })))
+      .body;
+    await http(`${a.url}/tasks/${ranByHand.id}/start`, "POST");
+    expect((await final(a.url, ranByHand.id, 5000)).results).toBe("8");
     await a.kill("SIGKILL");
     const db = new Database(join(dataDir, "propeller.db"));
     const past = new Date(Date.now() - 3_600_000).toISOString();
-    for (const id of [once.id, skip.id, oneShot.id])
+    for (const id of [once.id, skip.id, oneShot.id, ranByHand.id])
       db.query("UPDATE tasks SET doc = json_set(doc, '$.next_run', ?) WHERE id = ?").run(past, id);
     db.close();
     const b = await startServe({ dataDir });
@@ -476,6 +481,12 @@ describe("cron", () => {
         `its one-time schedule (${past}) was missed while the manager was down; misfire_policy skip: not run (run_once runs it late)`,
       );
       expect((await http(`${b.url}/tasks/${oneShot.id}/runs`)).body.total).toBe(0);
+      const byHand = (await http(`${b.url}/tasks/${ranByHand.id}`)).body;
+      expect({ status: byHand.status, results: byHand.results, schedule: byHand.schedule }).toEqual({
+        status: "Completed",
+        results: "8",
+        schedule: undefined,
+      });
     } finally {
       await b.kill("SIGKILL");
     }
