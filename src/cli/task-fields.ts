@@ -131,6 +131,10 @@ export const taskFields = {
   overlap: { type: "string", description: "skip | allow: a firing while the last run is active (default skip)" },
   misfire: { type: "string", description: "skip | run_once: firings missed while the manager was down (default skip)" },
   timeout: { type: "string", description: "seconds a run may take before it fails" },
+  "max-memory-mb": {
+    type: "string",
+    description: "the most linear memory a run may grow to, in MiB (the proplet's cap is the default and ceiling)",
+  },
   retries: { type: "string", description: "re-runs after a failure" },
   backoff: { type: "string", description: "seconds before the first retry, doubling after (default 1)" },
 } as const;
@@ -199,6 +203,7 @@ export function body(a: FieldArgs): Record<string, unknown> {
   if (a.overlap) b.overlap_policy = a.overlap;
   if (a.misfire) b.misfire_policy = a.misfire;
   if (a.timeout !== undefined) b.timeout_s = seconds("timeout", String(a.timeout));
+  if (a["max-memory-mb"] !== undefined) b.max_memory_mb = int("max-memory-mb", String(a["max-memory-mb"]), 1, 4096);
   if (a.retries !== undefined) b.max_retries = int("retries", String(a.retries), 0, 100);
   if (a.backoff !== undefined) b.retry_backoff_s = seconds("backoff", String(a.backoff));
   return b;

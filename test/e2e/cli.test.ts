@@ -89,6 +89,12 @@ describe("tasks logs", () => {
     expect(logs.code).toBe(1);
     expect(logs.stderr).toContain(`task ${failed.id} ended Failed: `);
     expect(cli(["tasks", "logs", "nosuchtask"], env).stderr).toContain("404");
+    // A run's memory bound from the CLI too (it was REST only).
+    const capped = cli(["tasks", "create", "add", "--example", "add", "--max-memory-mb", "64", "--json"], env);
+    expect(JSON.parse(capped.stdout)).toMatchObject({ max_memory_mb: 64 });
+    expect(cli(["tasks", "create", "add", "--example", "add", "--max-memory-mb", "5000"], env).stderr).toStartWith(
+      'error: --max-memory-mb must be an integer between 1 and 4096, got "5000"',
+    );
     // A watch of a task that does not exist: said at once (it waited in silence for events that never come).
     const watch = cli(["watch", "--task", "nosuchtask"], env);
     expect(watch.code).toBe(1);
