@@ -75,7 +75,6 @@ const Base64Wasm = z
   .regex(/^[A-Za-z0-9+/]*={0,2}$/, "must be standard base64")
   .refine((s) => s === "" || s.startsWith(WASM_MAGIC), "is not a WebAssembly module (no \\0asm magic)");
 
-// Fields a client may set. Unknown keys are ignored, as upstream; server-owned fields (state, times, results) too.
 /**
  * Where a module comes from: an http(s) URL, or an OCI reference (`host[:port]/repo[:tag|@digest]`); empty removes
  * it (a PUT's or clone's). Checked at creation: `nope-registry/foo:1` was taken, and its run failed "not allowed:
@@ -87,7 +86,7 @@ const ImageUrl = z
   .superRefine((u, ctx) => {
     if (u === "") return;
     if (/^https?:/i.test(u)) {
-      if (!URL.canParse(u) || !new URL(u).hostname || !/^https?:\/\//i.test(u))
+      if (!/^https?:\/\//i.test(u) || !URL.canParse(u) || !new URL(u).hostname)
         ctx.addIssue({ code: "custom", message: `${JSON.stringify(u)} is not a URL with a host` });
       return;
     }
@@ -95,6 +94,7 @@ const ImageUrl = z
     if (typeof ref === "string") ctx.addIssue({ code: "custom", message: `${ref}, or an http(s):// URL` });
   });
 
+// Fields a client may set. Unknown keys are ignored, as upstream; server-owned fields (state, times, results) too.
 const ClientFields = {
   name: z
     .string({ error: "is required" })
@@ -296,7 +296,7 @@ export function applyUpdate(task: Task, patch: TaskUpdate, now: string): Task {
       next.pinned = v !== "";
       continue;
     }
-    // An emptied schedule is no schedule: it showed as `"schedule": ""`, and its cron settings stayed.
+    // An emptied schedule is no schedule (it was kept, and shown, as `"schedule": ""`).
     if (k === "schedule" && v === "") {
       next.schedule = undefined;
       next.is_recurring = undefined;
