@@ -215,6 +215,9 @@ export const restoreCommand = defineCommand({
         );
       const archive = readBackup(args.file);
       const doing = "stop it before restoring";
+      // A PostgreSQL store's data dir gets the local proplet's id at the end: made now, before any write (it was
+      // written to last, and a dir that did not exist failed the restore after all its data was in).
+      if (c.kind === "postgres" && args["data-dir"]) mkdirSync(c.dataDir, { recursive: true, mode: 0o700 });
       if (c.kind !== "postgres") {
         // The store holds identities and token hashes: its files are the owner's only, as serve makes them (the
         // dir's owner is not checked: root may restore into the service user's dir, then chown it).
