@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 // What a store says about its own layout: the schema version it records (sqlite and postgres: the highest row of
@@ -79,9 +79,14 @@ export function newSnapshotFile(dir: string, prefix: string, ext: string): strin
 
 /** Keeps the newest `keep` files of `dir` whose names start with `prefix` (names sort by time); removes the rest. */
 export function keepNewest(dir: string, prefix: string, keep: number): string[] {
-  const names = readdirSync(dir)
-    .filter((n) => n.startsWith(prefix) && !n.endsWith(".tmp"))
-    .sort();
+  const mine = readdirSync(dir).filter((n) => n.startsWith(prefix));
+  // A copy killed half-way is no snapshot: its `….tmp` (and SQLite's `….tmp-journal`), and the empty file that held
+  // its name, go, and do not count against the ones kept. Its writer held the data dir's lock, as the caller does.
+  const tmp = /\.tmp(-journal|-wal|-shm)?$/;
+  const partial = (n: string) => tmp.test(n) || statSync(join(dir, n), { throwIfNoEntry: false })?.size === 0;
+  const left = mine.filter(partial);
+  for (const n of left) rmSync(join(dir, n), { force: true });
+  const names = mine.filter((n) => !left.includes(n)).sort();
   const gone = names.slice(0, Math.max(0, names.length - keep));
   for (const n of gone) rmSync(join(dir, n), { recursive: true, force: true });
   return gone;

@@ -1,4 +1,5 @@
 import type { Database } from "bun:sqlite";
+import { renameSync } from "node:fs";
 import {
   keepNewest,
   MIGRATION_SNAPSHOTS_KEPT,
@@ -95,7 +96,10 @@ export function migrate(db: Database, where = "the SQLite database", dataDir?: s
   if (done > 0 && done < MIGRATIONS.length && dataDir) {
     const dir = snapshotDir(dataDir);
     snapshot = newSnapshotFile(dir, "pre-migrate-", `-sqlite-v${done}.db`);
-    db.run("VACUUM INTO ?", [snapshot]);
+    // Whole or absent under its name: killed half-way, VACUUM INTO left a file of the name with no tables in it,
+    // which the next migrate kept beside the good ones (and counted against the three kept).
+    db.run("VACUUM INTO ?", [`${snapshot}.tmp`]);
+    renameSync(`${snapshot}.tmp`, snapshot);
     keepNewest(dir, "pre-migrate-", MIGRATION_SNAPSHOTS_KEPT);
   }
   db.run("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)");
