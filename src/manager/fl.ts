@@ -21,7 +21,7 @@ import type { Storage } from "../storage/repository.ts";
 import type { ManagerEvents } from "./events.ts";
 import { current, FlExperiments } from "./fl-experiments.ts";
 import { FlRegistry } from "./fl-registry.ts";
-import { participantsHeard, taskErrors } from "./fl-round-checks.ts";
+import { noSamples, participantsHeard, taskErrors } from "./fl-round-checks.ts";
 import { FlUpdates } from "./fl-updates.ts";
 import type { PropletRegistry } from "./proplets.ts";
 import type { Tasks } from "./tasks.ts";
@@ -291,6 +291,8 @@ export class Federation {
     if (!outcome.done) return;
     if (outcome.error)
       return this.finish(e, r, "failed", `${outcome.error}${taskErrors(r, this.store, this.proplets)}`);
+    const empty = noSamples(r);
+    if (empty) return this.finish(e, r, "failed", empty);
     this.closing.add(r.round_id);
     try {
       const updates = this.updates.weighted(r);

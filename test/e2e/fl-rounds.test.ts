@@ -500,6 +500,21 @@ describe("a restart after a round's deadline; what an operator names", () => {
     expect(ref.body.error).toContain("model_ref names no model version");
   });
 
+  test("a round whose updates trained on no sample fails saying so (it was completed with loss 0, a model made of nothing)", async () => {
+    expect((await configure("nodata", ["delta"], { k_of_n: 1, min_participants: 1 })).round_id).toBe("nodata-r1");
+    expect((await post("/fl/update", "delta", update("nodata-r1", "delta", 1, 0))).status).toBe(200);
+    const e = await until("the round to end", async () => {
+      const x = (await http(`${s.url}/fl/experiments/nodata`)).body;
+      return x.state !== "running" && x;
+    });
+    expect({ state: e.state, round: e.round_list[0].state, error: e.round_list[0].error }).toEqual({
+      state: "failed",
+      round: "failed",
+      error:
+        "no participant trained on any sample (every update has num_samples 0): store each one's data first (propeller fl datasets NAME --upload FILE)",
+    });
+  });
+
   test("an ended experiment's id configured again continues it: its rounds go on after the ones it has", async () => {
     const once = { k_of_n: 1, min_participants: 1 };
     expect((await configure("again", ["delta"], once)).round_id).toBe("again-r1");
