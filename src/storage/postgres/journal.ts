@@ -96,7 +96,14 @@ export class PgJournal implements Journal {
       },
       (e) => {
         const msg = e instanceof Error ? e.message : String(e);
-        for (const w of waiters) w.reject(unavailable(`storage: PostgreSQL write failed: ${msg}`));
+        // Said as it is: the change is not lost, it is written again until PostgreSQL takes it. "write failed" alone
+        // read as "not done", and a client that repeated a create made the task twice once PostgreSQL was back.
+        for (const w of waiters)
+          w.reject(
+            unavailable(
+              `storage: PostgreSQL write failed: ${msg}; the change is kept and written again every second until it is taken, so it may still be stored: look before you repeat it`,
+            ),
+          );
         if (this.closing) {
           log.error(`PostgreSQL write of ${batch.length} change(s) at shutdown failed: ${msg}; they are lost`);
           return;
