@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { LogLevels } from "consola";
 import type { Token } from "../core/identity.ts";
 import { log } from "../log.ts";
 import type { Identities } from "../manager/identities.ts";
@@ -70,10 +71,13 @@ export function tellAdminAccess(
   loginLinkTtlS: number | undefined,
 ): void {
   const tokenFile = join(dataDir, "admin.token");
+  // How to get in, said also at --log-level warn (advised for gateways on flash), where info lines are not: there
+  // the console's link and the token's place were printed nowhere.
+  const say = (m: string) => (log.level >= LogLevels.info ? log.info(m) : log.warn(m));
   // After a restore the tokens come from the archive, and no file holds one: naming the file would mislead.
-  if (existsSync(tokenFile)) log.info(`REST needs a bearer token: the admin token is in ${tokenFile}`);
+  if (existsSync(tokenFile)) say(`REST needs a bearer token: the admin token is in ${tokenFile}`);
   else
-    log.info(
+    say(
       "REST needs a bearer token: this site's admin tokens came with its store (a restore), none is in a file: " +
         `use the site's admin token, or stop serve and run \`propeller tokens create --data-dir ${dataDir}\``,
     );
@@ -83,6 +87,6 @@ export function tellAdminAccess(
     const ttl = loginLinkTtlS ?? LOGIN_CODE_TTL_MS / 1000;
     const code = sessions.mintCode(adminToken, ttl * 1000);
     const url = `${base}/#login=${code}`;
-    log.info(`console (sign-in link, works once within ${ttl} s): ${url}`);
+    say(`console (sign-in link, works once within ${ttl} s): ${url}`);
   }
 }

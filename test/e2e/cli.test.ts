@@ -221,6 +221,16 @@ describe("strict and helpful", () => {
     expect(bare.stderr).toStartWith("error: --log-level needs a value");
   });
 
+  test("at --log-level warn (advised on flash) serve still says where the admin token is and the console's link", async () => {
+    const quiet = await startServe({ extra: ["--log-level", "warn"] });
+    try {
+      expect(quiet.output()).toContain("REST needs a bearer token: the admin token is in ");
+      expect(quiet.output()).toMatch(/console \(sign-in link, works once within 600 s\): http:\/\/\S+\/#login=\S+/);
+    } finally {
+      await quiet.kill("SIGKILL");
+    }
+  });
+
   test("a flag typed before its command is refused, naming the command and the line with it in its place", () => {
     // Its value was read as the command ("unknown command \"1\""); between a group and its command it was dropped:
     // `tasks --json list` listed as text, `--verbose serve` started serve.
