@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { b64, FIXTURES, http, ROOT, type Serve, startServe, tempDir, until } from "../helpers.ts";
+import { b64, FIXTURES, http, ROOT, runTask, type Serve, startServe, tempDir, until } from "../helpers.ts";
 
 // The web console in a real browser (Debian's chromium through playwright-core) against a real serve with its
 // local proplet: signing in by the one-time link and with a pasted token, creating and running a task, stopping
@@ -122,6 +122,26 @@ describe("the console", () => {
     await form.getByLabel("Inputs (comma-separated)").fill("Console");
     await form.getByRole("button", { name: "Create task" }).click();
     await page.getByTestId("task-result").getByText("Hello, Console!").waitFor({ timeout: 15_000 });
+    await page.context().close();
+  });
+
+  test("a task with a long error leaves the list's other columns their width; the error shows its first lines", async () => {
+    const flood = await runTask(s.url, { name: "flood", file: b64("stderr-flood") });
+    expect(flood.state).toBe(4);
+    const page = await open(s.token!);
+    await page.getByRole("link", { name: "Tasks" }).click();
+    const row = page
+      .getByRole("row")
+      .filter({ has: page.getByRole("link", { name: "flood" }) })
+      .first();
+    await row.waitFor();
+    // It squeezed Proplet, Result and Created to one letter wide.
+    for (const head of ["Proplet", "Result", "Created"]) {
+      const box = await page.getByRole("columnheader", { name: head }).boundingBox();
+      expect({ head, wide: (box?.width ?? 0) >= 50 }).toEqual({ head, wide: true });
+    }
+    const error = await row.locator(".error").boundingBox();
+    expect(error!.height).toBeLessThan(80);
     await page.context().close();
   });
 
