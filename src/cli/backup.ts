@@ -26,9 +26,15 @@ import {
 // everything committed); a stopped store is read directly (--data-dir, --storage). A restore goes into any
 // backend, so it also moves a site from one backend to another.
 
+/** The archive's record kinds as a person reads them ("2 entitys, 20 fls" before). */
+const KINDS: Record<string, [one: string, many: string]> = {
+  entity: ["identity", "identities"],
+  fl: ["federated-learning document", "federated-learning documents"],
+};
+
 const summary = (c: Counts) =>
   Object.entries(c)
-    .map(([k, n]) => `${n} ${k}${n === 1 ? "" : "s"}`)
+    .map(([k, n]) => `${n} ${(KINDS[k] ?? [k, `${k}s`])[n === 1 ? 0 : 1]}`)
     .join(", ") || "nothing";
 
 /** Writes the archive beside its final name (0600), checks it whole, then moves it in place. */

@@ -217,9 +217,9 @@ export function roundOutcome(
   if (n >= r.k_of_n) return { done: true };
   const timedOut = now >= Date.parse(r.deadline);
   if (!timedOut && tasksLeft > 0) return { done: false };
-  const why = timedOut ? "timed out" : "every task ended";
+  const why = timedOut ? "the round timed out" : "every task of the round ended";
   if (n >= min) return { done: true };
-  return { done: true, error: `round ${why} with ${n} update(s) of ${r.k_of_n} needed; min_participants is ${min}` };
+  return { done: true, error: `${why} with ${n} update(s) of ${r.k_of_n} needed; min_participants is ${min}` };
 }
 
 /** What a caller sees of an experiment: the module's bytes left out. */

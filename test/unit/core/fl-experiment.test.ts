@@ -68,9 +68,9 @@ describe("experiments", () => {
     expect(roundOutcome(r(2), 2, later, 1)).toEqual({ done: true });
     expect(roundOutcome(r(2), 2, 0, 0)).toEqual({ done: true });
     const failed = roundOutcome(r(1), 2, later, 1);
-    expect(failed.done && failed.error).toBe("round timed out with 1 update(s) of 3 needed; min_participants is 2");
+    expect(failed.done && failed.error).toBe("the round timed out with 1 update(s) of 3 needed; min_participants is 2");
     const ended = roundOutcome(r(0), 1, 0, 0);
-    expect(ended.done && ended.error).toContain("every task ended with 0 update(s)");
+    expect(ended.done && ended.error).toContain("every task of the round ended with 0 update(s)");
   });
 
   test("an update's meta keys are not tensors; anything else not a number is refused", () => {
