@@ -1,21 +1,5 @@
-// Something said at most once a while per key (a log line for a flood): `due` answers true for a key's first time
-// and then again only after `ms`. Pure: the caller gives the time. Bounded: the table starts over past `max` keys.
-
-export class OncePer {
-  private said = new Map<string, number>();
-
-  constructor(
-    private ms: number,
-    private max = 1000,
-  ) {}
-
-  due(key: string, nowMs: number): boolean {
-    if ((this.said.get(key) ?? Number.NEGATIVE_INFINITY) + this.ms > nowMs) return false;
-    if (this.said.size >= this.max) this.said.clear();
-    this.said.set(key, nowMs);
-    return true;
-  }
-}
+// Something said at most once a while per key (a log line for a flood). Pure: the caller gives the time. Bounded:
+// the table starts over past `max` keys.
 
 /**
  * Lines of one kind folded per key (an identity and what it did): the first is said at once, then at most one a
@@ -40,5 +24,12 @@ export class Folded {
     if (!k && this.keys.size >= this.max) this.keys.clear();
     this.keys.set(key, { at: nowMs, held: 0 });
     return k?.held ? ` (${k.held} more like it in the ${Math.round((nowMs - k.at) / 1000)} s before)` : "";
+  }
+}
+
+/** A key's first time, then again only after `ms`: a Folded line whose count is not said. */
+export class OncePer extends Folded {
+  due(key: string, nowMs: number): boolean {
+    return this.say(key, nowMs) !== undefined;
   }
 }

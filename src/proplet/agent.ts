@@ -146,7 +146,7 @@ export class PropletAgent {
   private reportInterrupted(): void {
     for (const [run, task] of this.link.record.interrupted()) {
       log.warn(`task ${task}: ${CRASHED_MID_RUN}`, fields({ task_id: task, run_id: run, proplet_id: this.id }));
-      this.link.record.finished(run);
+      // publishResult marks it finished in the record before the outbox takes it.
       void this.link.publishResult({
         task_id: task,
         proplet_id: this.id,
